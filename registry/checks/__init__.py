@@ -1,0 +1,211 @@
+"""The validation bot's standards: one module per check, each a registered `Check` subclass.
+
+`run_checks` reads each model's card at the head (and base) snapshot once, runs every check on it
+and returns a `CheckReport`. A check yields `Finding`s; it never raises for a problem in the
+model (that is a finding), only for infrastructure failures (`StorageError`, `GitError`), which
+stop the run with their own exit code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import tempfile
+from dataclasses import dataclass, field
+from enum import Enum
+from functools import cached_property
+from pathlib import Path
+from typing import Any, ClassVar, Iterable
+
+from pydantic import BaseModel, Field
+
+from registry.card import CARD_FILE, MODELS_DIR, LoadedCard, ModelCard, load_card
+from registry.errors import CardError
+from registry.repo import RegistryRepo, Snapshot
+
+
+class Severity(str, Enum):
+    error = "error"
+    warning = "warning"
+    notice = "notice"
+
+
+class Finding(BaseModel):
+    """One problem found in a model, with where it is and how to fix it."""
+
+    check: str = Field(description="name of the check that found it")
+    severity: Severity = Severity.error
+    message: str
+    hint: str | None = None
+    path: str | None = Field(None, description="repository-relative file")
+    line: int | None = None
+
+
+class CheckOptions(BaseModel):
+    """Switches of a check run."""
+
+    offline: bool = Field(False, description="do not contact source repositories (reachability becomes a warning)")
+    content: bool = Field(True, description="run the checks that read weights (storage, graph)")
+    allow_local_urls: bool = Field(True, description="accept file:// and local paths as source.repo")
+    timeout: float = Field(10.0, description="seconds allowed for network operations such as git ls-remote")
+    only: list[str] | None = Field(None, description="run only these checks")
+
+
+@dataclass
+class ModelContext:
+    """Everything a check may look at for one model. Expensive parts load on first use."""
+
+    name: str
+    head: Snapshot
+    base: Snapshot | None
+    repo: RegistryRepo | None
+    options: CheckOptions
+    workdir: Path
+    loaded: LoadedCard | None = None          # the head card (None when the model was deleted)
+    base_loaded: LoadedCard | None = None     # the base card (None when the model is new)
+    head_error: CardError | None = None       # the head card could not be read at all
+    artifacts: dict[str, Any] = field(default_factory=dict)  # summaries/pictures for the report
+
+    @property
+    def folder(self) -> str:
+        return f"{MODELS_DIR}/{self.name}"
+
+    @property
+    def card_path(self) -> str:
+        return f"{self.folder}/{CARD_FILE}"
+
+    @property
+    def card(self) -> ModelCard | None:
+        return self.loaded.card if self.loaded else None
+
+    @property
+    def base_card(self) -> ModelCard | None:
+        return self.base_loaded.card if self.base_loaded else None
+
+    @property
+    def deleted(self) -> bool:
+        return self.loaded is None and self.head_error is None
+
+    def line(self, *loc: Any) -> int | None:
+        """Line of a field in the head card."""
+        return self.loaded.line_of(*loc) if self.loaded else None
+
+    @cached_property
+    def storage(self):
+        """The registry's DVC remotes (from the checkout the bot runs in, never from the PR)."""
+        from registry.storage import Storage
+
+        root = self.repo.root if self.repo else Path.cwd()
+        return Storage(root)
+
+
+class Check:
+    """Base of every standard. Subclasses set `name` and `description` and implement `run`."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    needs_card: ClassVar[bool] = True      # skipped when the head card is invalid or deleted
+    reads_content: ClassVar[bool] = False  # skipped with --no-content
+
+    def run(self, ctx: ModelContext) -> Iterable[Finding]:
+        raise NotImplementedError
+
+    def finding(self, message: str, hint: str | None = None, *, path: str | None = None,
+                line: int | None = None, severity: Severity = Severity.error) -> Finding:
+        """A finding of this check."""
+        return Finding(check=self.name, severity=severity, message=message, hint=hint,
+                       path=path, line=line)
+
+
+CHECKS: dict[str, type[Check]] = {}
+
+
+def register(cls: type[Check]) -> type[Check]:
+    """Class decorator adding a check to the registry of standards, by its name."""
+    if cls.name in CHECKS:
+        raise ValueError(f"two checks are named {cls.name!r}")
+    CHECKS[cls.name] = cls
+    return cls
+
+
+def load_checks() -> dict[str, type[Check]]:
+    """Import every module of this package so each check registers itself; return them in order."""
+    for mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        importlib.import_module(f"{__name__}.{mod.name}")
+    return dict(sorted(CHECKS.items(), key=lambda kv: getattr(kv[1], "order", 50)))
+
+
+class ModelReport(BaseModel):
+    """The outcome for one model."""
+
+    name: str
+    findings: list[Finding] = Field(default_factory=list)
+    checks_run: list[str] = Field(default_factory=list)
+    checks_skipped: dict[str, str] = Field(default_factory=dict, description="check -> why skipped")
+    artifacts: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity is Severity.error]
+
+    @property
+    def passed(self) -> bool:
+        return not self.errors
+
+
+class CheckReport(BaseModel):
+    """The outcome of a check run over some models."""
+
+    base: str | None = None
+    head: str | None = None
+    models: list[ModelReport] = Field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(m.passed for m in self.models)
+
+
+def read_card(snapshot: Snapshot, name: str) -> tuple[LoadedCard | None, CardError | None]:
+    """The card of `name` in a snapshot: (card, None), (None, error) or (None, None) if absent."""
+    path = f"{MODELS_DIR}/{name}/{CARD_FILE}"
+    data = snapshot.read(path)
+    if data is None:
+        return None, None
+    try:
+        return load_card(data, path), None
+    except CardError as e:
+        return None, e
+
+
+def check_model(name: str, head: Snapshot, base: Snapshot | None, repo: RegistryRepo | None,
+                options: CheckOptions, workdir: Path) -> ModelReport:
+    """Run every standard on one model and collect its report."""
+    loaded, error = read_card(head, name)
+    base_loaded = read_card(base, name)[0] if base is not None else None
+    ctx = ModelContext(name, head, base, repo, options, workdir, loaded, base_loaded, error)
+    report = ModelReport(name=name)
+    for check_name, cls in load_checks().items():
+        if options.only and check_name not in options.only:
+            continue
+        check = cls()
+        if cls.reads_content and not options.content:
+            report.checks_skipped[check_name] = "content checks turned off (--no-content)"
+            continue
+        if cls.needs_card and ctx.card is None:
+            report.checks_skipped[check_name] = ("model deleted" if ctx.deleted else "the card is not valid")
+            continue
+        report.findings.extend(check.run(ctx))
+        report.checks_run.append(check_name)
+    report.artifacts = ctx.artifacts
+    return report
+
+
+def run_checks(names: list[str], head: Snapshot, base: Snapshot | None = None,
+               repo: RegistryRepo | None = None, options: CheckOptions | None = None) -> CheckReport:
+    """Validate the given models of `head` (compared with `base` when given)."""
+    options = options or CheckOptions()
+    report = CheckReport(base=base.label if base else None, head=head.label)
+    with tempfile.TemporaryDirectory(prefix="registry-check-") as tmp:
+        for name in names:
+            report.models.append(check_model(name, head, base, repo, options, Path(tmp) / name))
+    return report

@@ -1,0 +1,205 @@
+"""The registry repository: its files at any revision, read straight from git objects.
+
+A `Snapshot` is the registry as it is in one place: the working tree (`WorkTree`) or a git
+revision (`GitRevision`, read from the object database without checking anything out, so the
+bot can compare a pull request's base and head side by side). `RegistryRepo` opens a clone and
+answers the questions every command asks: which models a diff touches, which versions are tagged.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path, PurePosixPath
+
+import git
+
+from registry.card import CARD_FILE, MODELS_DIR, NAME_RE
+from registry.errors import GitError, UsageError
+
+VERSION_TAG_RE = re.compile(r"^(?P<name>[a-z0-9][a-z0-9-]*[a-z0-9])@v(?P<version>\d+\.\d+\.\d+\S*)$")
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """A file of a snapshot: its bytes are read lazily by `Snapshot.read`."""
+
+    path: str
+    is_symlink: bool = False
+    link_target: str | None = None
+
+
+class Snapshot:
+    """The registry's files in one place (working tree or revision)."""
+
+    label: str = ""
+    rev: str | None = None
+
+    def read(self, path: str) -> bytes | None:
+        """Bytes of a repository-relative file, or None when it does not exist."""
+        raise NotImplementedError
+
+    def entry(self, path: str) -> FileEntry | None:
+        """The file at `path` (to see whether it is a symlink), or None."""
+        raise NotImplementedError
+
+    def list_dir(self, path: str) -> list[str]:
+        """Names directly inside a folder (empty when it does not exist)."""
+        raise NotImplementedError
+
+    def model_names(self) -> list[str]:
+        """Every folder under models/ that holds a model.yaml, sorted."""
+        return sorted(n for n in self.list_dir(MODELS_DIR)
+                      if self.entry(f"{MODELS_DIR}/{n}/{CARD_FILE}") is not None)
+
+    def read_text(self, path: str) -> str | None:
+        data = self.read(path)
+        return None if data is None else data.decode("utf-8", errors="replace")
+
+
+class WorkTree(Snapshot):
+    """The registry's files on disk."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.label = "working tree"
+
+    def read(self, path: str) -> bytes | None:
+        p = self.root / path
+        try:
+            return p.read_bytes() if p.is_file() else None
+        except OSError:
+            return None
+
+    def entry(self, path: str) -> FileEntry | None:
+        p = self.root / path
+        if p.is_symlink():
+            return FileEntry(path, True, os.readlink(p))
+        return FileEntry(path) if p.exists() else None
+
+    def list_dir(self, path: str) -> list[str]:
+        try:
+            return sorted(e.name for e in os.scandir(self.root / path))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+
+class GitRevision(Snapshot):
+    """The registry's files at a git revision, read from the object database."""
+
+    def __init__(self, repo: git.Repo, rev: str):
+        self.repo = repo
+        try:
+            self.commit = repo.commit(rev)
+        except (git.BadName, ValueError, git.GitCommandError) as e:
+            raise GitError(f"unknown git revision '{rev}'",
+                           "give a branch, tag or commit that exists (git fetch first?)") from e
+        self.rev = self.commit.hexsha
+        self.label = f"{rev} ({self.rev[:8]})"
+
+    def _object(self, path: str):
+        try:
+            return self.commit.tree / path
+        except KeyError:
+            return None
+
+    def read(self, path: str) -> bytes | None:
+        obj = self._object(path)
+        if obj is None or obj.type != "blob":
+            return None
+        return obj.data_stream.read()
+
+    def entry(self, path: str) -> FileEntry | None:
+        obj = self._object(path)
+        if obj is None:
+            return None
+        if obj.type == "blob" and obj.mode == 0o120000:
+            return FileEntry(path, True, obj.data_stream.read().decode("utf-8", "replace"))
+        return FileEntry(path)
+
+    def list_dir(self, path: str) -> list[str]:
+        obj = self._object(path)
+        if obj is None or obj.type != "tree":
+            return []
+        return sorted(o.name for o in obj)
+
+
+class RegistryRepo:
+    """A clone of the registry repository.
+
+    Args:
+        root: any folder inside the clone (default: the current directory).
+
+    Raises:
+        UsageError: when `root` is not inside a git repository.
+    """
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        start = Path(root or os.getcwd())
+        try:
+            self.git = git.Repo(start, search_parent_directories=True)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            raise UsageError(f"{start} is not inside a git repository",
+                             "run this inside a clone of the model registry, or pass --repo") from None
+        self.root = Path(self.git.working_tree_dir or start)
+
+    def snapshot(self, rev: str | None = None) -> Snapshot:
+        """The working tree (rev None) or the files at a revision."""
+        return WorkTree(self.root) if rev is None else GitRevision(self.git, rev)
+
+    def changed_models(self, base: str, head: str) -> list[str]:
+        """Names of the models whose folders differ between two revisions (added, changed, deleted).
+
+        Uses the merge base like a pull request diff does, so changes on the base branch since
+        the branch point are not blamed on the pull request.
+        """
+        b, h = GitRevision(self.git, base), GitRevision(self.git, head)
+        try:
+            merge_base = self.git.merge_base(b.rev, h.rev)
+        except git.GitCommandError:
+            merge_base = []
+        start = merge_base[0].hexsha if merge_base else b.rev
+        try:
+            out = self.git.git.diff("--name-only", "--no-renames", "-z", start, h.rev, "--", MODELS_DIR)
+        except git.GitCommandError as e:
+            raise GitError(f"git diff {base}..{head} failed: {e.stderr.strip()}") from e
+        names = set()
+        for path in filter(None, out.split("\0")):
+            parts = PurePosixPath(path).parts
+            if len(parts) >= 3:
+                names.add(parts[1])
+        return sorted(names)
+
+    @cached_property
+    def version_tags(self) -> dict[str, dict[str, str]]:
+        """{model name: {version: tagged commit sha}} from `<name>@v<version>` tags, in one git call."""
+        out = run_git(self.root, "for-each-ref", "--format=%(refname:strip=2) %(*objectname) %(objectname)",
+                      "refs/tags")
+        tags: dict[str, dict[str, str]] = {}
+        for line in out.splitlines():
+            ref, peeled, obj = (line.split(" ") + ["", ""])[:3]
+            m = VERSION_TAG_RE.match(ref)
+            if m:
+                tags.setdefault(m["name"], {})[m["version"]] = peeled or obj
+        return tags
+
+
+def run_git(cwd: str | os.PathLike, *args: str, check: bool = True, timeout: float | None = None,
+            env: dict | None = None) -> str:
+    """Run git and return stdout; a failure becomes a GitError with git's own message."""
+    try:
+        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                              timeout=timeout, env=env)
+    except subprocess.TimeoutExpired as e:
+        raise GitError(f"git {args[0]} timed out after {timeout:g}s") from e
+    if check and proc.returncode != 0:
+        raise GitError(f"git {' '.join(args[:2])} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+    return proc.stdout
+
+
+def valid_model_name(name: str) -> bool:
+    """Whether `name` is a legal model folder name."""
+    return bool(NAME_RE.fullmatch(name))

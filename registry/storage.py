@@ -1,0 +1,220 @@
+"""Weights storage: DVC pointers (`*.dvc`) and the `staging` and `public` DVC remotes.
+
+The registry speaks DVC's own on-remote layout (`files/md5/ab/cdef…`), so anything this module
+writes is what `dvc pull` and `dvc artifacts get` read, and the other way round. Remotes are the
+ones configured in `.dvc/config` (plus `.dvc/config.local` for credentials): local folders by
+default, S3/GCS/Azure/SSH when configured (see docs/storage.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, TypeVar
+
+import yaml
+
+from registry.errors import StorageError, UsageError
+
+STAGING = "staging"
+PUBLIC = "public"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Pointer:
+    """What a `.dvc` file records about one tracked output."""
+
+    path: str      # the tracked file, relative to the pointer's folder
+    md5: str
+    size: int | None
+    is_dir: bool = False
+
+
+class PointerError(ValueError):
+    """A `.dvc` file that cannot be used; the message says why."""
+
+
+def parse_pointer(text: bytes | str) -> Pointer:
+    """Read a DVC pointer file.
+
+    Raises:
+        PointerError: not YAML, no `outs`, several outputs, or no md5.
+    """
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise PointerError(f"not a DVC pointer (YAML error: {e})") from None
+    outs = data.get("outs") if isinstance(data, dict) else None
+    if not isinstance(outs, list) or len(outs) != 1 or not isinstance(outs[0], dict):
+        raise PointerError("a weights pointer must have exactly one entry under 'outs'")
+    out = outs[0]
+    md5 = str(out.get("md5") or "")
+    if not (len(md5) in (32, 36) and all(c in "0123456789abcdef." for c in md5.removesuffix(".dir"))):
+        raise PointerError(f"'md5' is missing or not an md5 hash (got {md5!r})")
+    size = out.get("size")
+    if size is not None and (not isinstance(size, int) or size < 0):
+        raise PointerError(f"'size' must be a byte count (got {size!r})")
+    return Pointer(path=str(out.get("path") or ""), md5=md5, size=size, is_dir=md5.endswith(".dir"))
+
+
+def file_md5(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """md5 of a file, as DVC computes it for a plain file."""
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def with_retries(what: str, fn: Callable[[], T], *, attempts: int = 4, base_delay: float = 0.5) -> T:
+    """Call `fn`, retrying transient I/O failures with exponential backoff.
+
+    Missing objects and permission errors are not transient and fail at once.
+
+    Raises:
+        StorageError: after the last attempt, naming `what`.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except (FileNotFoundError, PermissionError, IsADirectoryError):
+            raise
+        except (OSError, TimeoutError, ConnectionError) as e:
+            if attempt == attempts:
+                raise StorageError(f"{what} failed after {attempts} attempts: {e}",
+                                   "check that the remote is reachable and try again") from e
+            time.sleep(base_delay * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class Remote:
+    """One DVC remote, addressed by object hash.
+
+    Args:
+        name: remote name in the DVC config.
+        fs: the fsspec-style filesystem DVC built for it.
+        root: path of the remote's root on that filesystem.
+        url: the URL as configured (for messages).
+    """
+
+    def __init__(self, name: str, fs, root: str, url: str):
+        self.name, self.fs, self.root, self.url = name, fs, root.rstrip("/"), url
+
+    def __repr__(self) -> str:
+        return f"Remote({self.name!r}, {self.url!r})"
+
+    def object_path(self, md5: str) -> str:
+        """Where DVC 3 keeps an object with this md5 on the remote."""
+        return f"{self.root}/files/md5/{md5[:2]}/{md5[2:]}"
+
+    def object_size(self, md5: str) -> int | None:
+        """Size of the object on the remote, or None when it is absent."""
+        path = self.object_path(md5)
+
+        def stat() -> int | None:
+            try:
+                return int(self.fs.info(path)["size"])
+            except FileNotFoundError:
+                return None
+
+        return with_retries(f"looking up {md5} on remote '{self.name}' ({self.url})", stat)
+
+    def download(self, md5: str, dest: str | os.PathLike) -> Path:
+        """Fetch an object to `dest` and verify its md5.
+
+        Raises:
+            StorageError: object missing, unreachable remote, or content that does not match.
+        """
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + ".part")
+        try:
+            with_retries(f"downloading {md5} from remote '{self.name}'",
+                         lambda: self.fs.get_file(self.object_path(md5), str(tmp)))
+        except FileNotFoundError:
+            raise StorageError(f"object {md5} is not in remote '{self.name}' ({self.url})",
+                               f"push it: dvc push -r {self.name}") from None
+        got = file_md5(tmp)
+        if got != md5:
+            tmp.unlink(missing_ok=True)
+            raise StorageError(f"object {md5} on remote '{self.name}' is corrupt (its content hashes to {got})",
+                               "push the file again with dvc push")
+        os.replace(tmp, dest)
+        return dest
+
+    def upload(self, src: str | os.PathLike, md5: str) -> None:
+        """Put a local file on the remote under its md5 (written to a temporary name, then moved)."""
+        path = self.object_path(md5)
+        parent = path.rsplit("/", 1)[0]
+
+        def put() -> None:
+            self.fs.makedirs(parent, exist_ok=True)
+            tmp = f"{path}.tmp{os.getpid()}"
+            self.fs.put_file(str(src), tmp)
+            self.fs.mv(tmp, path)
+
+        try:
+            with_retries(f"uploading {md5} to remote '{self.name}'", put)
+        except PermissionError as e:
+            raise StorageError(f"remote '{self.name}' ({self.url}) refused the write: {e}",
+                               "check the remote's permissions/credentials") from None
+
+
+class Storage:
+    """The DVC remotes of a registry clone.
+
+    Args:
+        root: the repository root that holds `.dvc/`.
+    """
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        if not (self.root / ".dvc").is_dir():
+            raise UsageError(f"{self.root} has no .dvc folder", "run this inside the registry clone")
+        from dvc.config import Config, ConfigError
+
+        try:
+            self.config = Config(dvc_dir=str(self.root / ".dvc"))
+        except ConfigError as e:
+            raise UsageError(f".dvc/config is invalid: {e}", "fix .dvc/config (see docs/storage.md)") from None
+        self._remotes: dict[str, Remote] = {}
+
+    def remote(self, name: str) -> Remote:
+        """The remote called `name` in `.dvc/config`.
+
+        Raises:
+            UsageError: when no such remote is configured.
+        """
+        if name in self._remotes:
+            return self._remotes[name]
+        from dvc.config import ConfigError
+        from dvc.fs import get_cloud_fs
+
+        conf = self.config.get("remote", {})
+        if name not in conf:
+            raise UsageError(f"no DVC remote named '{name}' in .dvc/config",
+                             f"add one: dvc remote add {name} <url>  (see docs/storage.md)")
+        try:
+            cls, fs_conf, fs_path = get_cloud_fs(self.config, name=name)
+            fs = cls(**fs_conf)
+        except (ConfigError, ImportError) as e:
+            raise StorageError(f"cannot open remote '{name}': {e}",
+                               "install the DVC plug-in for its scheme (e.g. pip install dvc-s3)") from None
+        remote = Remote(name, fs, fs_path, conf[name].get("url", ""))
+        self._remotes[name] = remote
+        return remote
+
+    def cache_path(self, md5: str) -> Path:
+        """Where the local DVC cache keeps an object."""
+        return self.root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+
+    def fetch(self, md5: str, remote: str = STAGING) -> Path:
+        """A local path to the object's bytes: from the DVC cache when there, else from `remote`."""
+        cached = self.cache_path(md5)
+        if cached.is_file():
+            return cached
+        return self.remote(remote).download(md5, cached)
