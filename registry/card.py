@@ -11,7 +11,6 @@ pydantic's errors into `CardFinding`s with file, line and a fix.
 from __future__ import annotations
 
 import difflib
-import math
 import re
 from dataclasses import dataclass, field
 from enum import Enum
@@ -383,11 +382,8 @@ def load_card(text: str | bytes, path: str = CARD_FILE) -> LoadedCard:
         card = ModelCard.model_validate(parsed.data)
     except ValidationError as e:
         return LoadedCard(path, parsed, None, [_finding(err, parsed) for err in e.errors()])
-    findings = [CardFinding(f"'{k}': {v!r} is not a finite number", "write a real number",
-                            parsed.line_of(("metrics", i, "value")), ("metrics", i, "value"))
-                for i, m in enumerate(card.metrics) for k, v in [("value", m.value)]
-                if not math.isfinite(v)]
-    return LoadedCard(path, parsed, card, findings)
+    # NaN/inf metric values are well-typed floats; the `metrics` check judges them.
+    return LoadedCard(path, parsed, card, [])
 
 
 _MODEL_FOR_LOC: dict[str, type[BaseModel]] = {"source": Source, "metrics": Metric, "targets": TargetSpec}

@@ -66,68 +66,65 @@ def schema(output: Path | None) -> None:
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("names", nargs=-1)
-@click.option("--all", "all_models", is_flag=True, help="Check every model in the registry.")
+@click.option("--all", "all_models", is_flag=True, help="Check every model folder in the registry.")
 @click.option("--base", help="Base revision of a pull request: check only the models the diff touches.")
 @click.option("--head", help="Head revision of a pull request (default: the working tree).")
 @click.option("--offline", is_flag=True, help="Do not contact source repositories; reachability becomes a warning.")
 @click.option("--no-content", is_flag=True, help="Skip the checks that read weights (storage, graph).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text", show_default=True,
-              help="text for people, json for machines, github for workflow annotations and summaries.")
+@click.option("--only", "only", multiple=True, metavar="CHECK",
+              help="Run only this check (repeatable); names as in docs/checks.md.")
+@click.option("--forbid-local-urls", is_flag=True,
+              help="Refuse file:// URLs and local paths as source.repo (use in CI).")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="Seconds allowed for each network operation, such as git ls-remote on source.repo.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown", "github"]), default="text",
+              show_default=True,
+              help="text for people, json for machines, markdown for a report, github for workflow "
+                   "annotations, the step summary and step outputs.")
+@click.option("--comment-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the pull-request comment body (Markdown) to this file.")
+@click.option("--artifacts-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write each model's graph picture as <model>.svg here (for upload as a run artifact).")
 def check(names: tuple[str, ...], all_models: bool, base: str | None, head: str | None, offline: bool,
-          no_content: bool, fmt: str) -> None:
+          no_content: bool, only: tuple[str, ...], forbid_local_urls: bool, timeout: float, fmt: str,
+          comment_file: Path | None, artifacts_dir: Path | None) -> None:
     """Validate models against the registry's standards (the pull-request bot).
 
     \b
     Examples:
       registry check digits-cnn              # one model in the working tree
       registry check --all --no-content      # every card, fast
-      registry check --base origin/main --head HEAD --format github
-    Exit codes: 0 pass, 1 findings, 2 usage, 4 git, 5 storage.
+      registry check --base origin/main --head HEAD --format github --comment-file comment.md
+    Exit codes: 0 pass (warnings alone pass), 1 findings, 2 usage, 4 git, 5 storage.
     """
-    from registry.checks import CheckOptions, run_checks
+    from registry.checks import CheckOptions, check_revisions
     from registry.repo import RegistryRepo
 
-    repo = RegistryRepo()
-    if sum(bool(x) for x in (names, all_models, base)) != 1:
-        raise UsageError("say which models to check: NAME…, --all, or --base REV [--head REV]")
-    head_snap = repo.snapshot(head)
-    base_snap = repo.snapshot(base) if base else None
-    if base:
-        selected = repo.changed_models(base, head or "HEAD") if head else _changed_vs_worktree(repo, base)
-    elif all_models:
-        selected = head_snap.model_names()
-    else:
-        selected = list(names)
-        known = set(head_snap.model_names())
-        unknown = [n for n in selected if n not in known]
-        if unknown:
-            raise UsageError(f"no model named {', '.join(unknown)} in {head_snap.label}",
-                             "see `registry list`, or models/ for the folder names")
-    options = CheckOptions(offline=offline, content=not no_content)
-    report = run_checks(selected, head_snap, base_snap, repo, options)
+    options = CheckOptions(offline=offline, content=not no_content, allow_local_urls=not forbid_local_urls,
+                           timeout=timeout, only=list(only) or None)
+    report = check_revisions(RegistryRepo(), names=names, all_models=all_models, base=base, head=head,
+                             options=options)
+    from registry import report as render
+
     if fmt == "json":
-        click.echo(report.model_dump_json(indent=2))
+        click.echo(render.render_json(report), nl=False)
+    elif fmt == "markdown":
+        click.echo(render.render_markdown(report), nl=False)
+    elif fmt == "github":
+        from registry import github
+
+        click.echo(github.publish(report, comment_file, artifacts_dir), nl=False)
+        click.echo(render.render_text(report), nl=False)
     else:
-        for model in report.models:
-            mark = "PASS" if model.passed else "FAIL"
-            click.echo(f"{mark} {model.name}")
-            for f in model.findings:
-                where = f"{f.path}:{f.line}" if f.path and f.line else (f.path or model.name)
-                click.echo(f"  {f.severity.value}: {where}: {f.message} [{f.check}]")
-                if f.hint:
-                    click.echo(f"    fix: {f.hint}")
-        if not report.models:
-            click.echo("no models to check")
+        color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        click.echo(render.render_text(report, color=color), nl=False, color=color)
+    if comment_file and fmt != "github":
+        from registry import github
+
+        github.write_comment(report, comment_file, artifacts_dir)
+    elif artifacts_dir and not comment_file:
+        render.write_pictures(report, artifacts_dir)
     sys.exit(0 if report.passed else 1)
-
-
-def _changed_vs_worktree(repo, base: str) -> list[str]:
-    """Models whose folders differ between `base` and the working tree (committed or not)."""
-    from registry.repo import run_git
-
-    out = run_git(repo.root, "diff", "--name-only", "-z", base, "--", "models")
-    out += run_git(repo.root, "ls-files", "--others", "--exclude-standard", "-z", "models")
-    return sorted({p.split("/")[1] for p in out.split("\0") if p.count("/") >= 2})
 
 
 # --------------------------------------------------------------------------- entry point

@@ -55,6 +55,10 @@ class Snapshot:
         return sorted(n for n in self.list_dir(MODELS_DIR)
                       if self.entry(f"{MODELS_DIR}/{n}/{CARD_FILE}") is not None)
 
+    def model_folders(self) -> list[str]:
+        """Every folder under models/ (with or without a model.yaml), hidden ones left out, sorted."""
+        raise NotImplementedError
+
     def read_text(self, path: str) -> str | None:
         data = self.read(path)
         return None if data is None else data.decode("utf-8", errors="replace")
@@ -83,6 +87,13 @@ class WorkTree(Snapshot):
     def list_dir(self, path: str) -> list[str]:
         try:
             return sorted(e.name for e in os.scandir(self.root / path))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def model_folders(self) -> list[str]:
+        try:
+            return sorted(e.name for e in os.scandir(self.root / MODELS_DIR)
+                          if e.is_dir() and not e.name.startswith("."))
         except (FileNotFoundError, NotADirectoryError):
             return []
 
@@ -126,6 +137,12 @@ class GitRevision(Snapshot):
             return []
         return sorted(o.name for o in obj)
 
+    def model_folders(self) -> list[str]:
+        obj = self._object(MODELS_DIR)
+        if obj is None or obj.type != "tree":
+            return []
+        return sorted(o.name for o in obj.trees if not o.name.startswith("."))
+
 
 class RegistryRepo:
     """A clone of the registry repository.
@@ -150,13 +167,19 @@ class RegistryRepo:
         """The working tree (rev None) or the files at a revision."""
         return WorkTree(self.root) if rev is None else GitRevision(self.git, rev)
 
-    def changed_models(self, base: str, head: str) -> list[str]:
+    def changed_models(self, base: str, head: str | None) -> list[str]:
         """Names of the models whose folders differ between two revisions (added, changed, deleted).
 
         Uses the merge base like a pull request diff does, so changes on the base branch since
-        the branch point are not blamed on the pull request.
+        the branch point are not blamed on the pull request. `head` None compares with the
+        working tree, committed or not (untracked files included).
         """
-        b, h = GitRevision(self.git, base), GitRevision(self.git, head)
+        b = GitRevision(self.git, base)
+        if head is None:
+            out = run_git(self.root, "diff", "--name-only", "--no-renames", "-z", b.rev, "--", MODELS_DIR)
+            out += run_git(self.root, "ls-files", "--others", "--exclude-standard", "-z", MODELS_DIR)
+            return _model_names_of(out)
+        h = GitRevision(self.git, head)
         try:
             merge_base = self.git.merge_base(b.rev, h.rev)
         except git.GitCommandError:
@@ -166,12 +189,7 @@ class RegistryRepo:
             out = self.git.git.diff("--name-only", "--no-renames", "-z", start, h.rev, "--", MODELS_DIR)
         except git.GitCommandError as e:
             raise GitError(f"git diff {base}..{head} failed: {e.stderr.strip()}") from e
-        names = set()
-        for path in filter(None, out.split("\0")):
-            parts = PurePosixPath(path).parts
-            if len(parts) >= 3:
-                names.add(parts[1])
-        return sorted(names)
+        return _model_names_of(out)
 
     @cached_property
     def version_tags(self) -> dict[str, dict[str, str]]:
@@ -185,6 +203,16 @@ class RegistryRepo:
             if m:
                 tags.setdefault(m["name"], {})[m["version"]] = peeled or obj
         return tags
+
+
+def _model_names_of(paths: str) -> list[str]:
+    """Model folder names of NUL-separated repository paths under models/."""
+    names = set()
+    for path in filter(None, paths.split("\0")):
+        parts = PurePosixPath(path).parts
+        if len(parts) >= 3:
+            names.add(parts[1])
+    return sorted(names)
 
 
 def run_git(cwd: str | os.PathLike, *args: str, check: bool = True, timeout: float | None = None,

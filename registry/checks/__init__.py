@@ -17,7 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, Iterable
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from registry.card import CARD_FILE, MODELS_DIR, LoadedCard, ModelCard, load_card
 from registry.errors import CardError
@@ -65,6 +65,7 @@ class ModelContext:
     base_loaded: LoadedCard | None = None     # the base card (None when the model is new)
     head_error: CardError | None = None       # the head card could not be read at all
     artifacts: dict[str, Any] = field(default_factory=dict)  # summaries/pictures for the report
+    cache: dict[Any, Any] = field(default_factory=dict)      # shared by every model of one run
 
     @property
     def folder(self) -> str:
@@ -128,11 +129,20 @@ def register(cls: type[Check]) -> type[Check]:
     return cls
 
 
+_ORDERED: dict[str, type[Check]] | None = None
+
+
 def load_checks() -> dict[str, type[Check]]:
-    """Import every module of this package so each check registers itself; return them in order."""
-    for mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        importlib.import_module(f"{__name__}.{mod.name}")
-    return dict(sorted(CHECKS.items(), key=lambda kv: getattr(kv[1], "order", 50)))
+    """Import every module of this package so each check registers itself; return them in order.
+
+    The modules are imported once per process (a run over 10,000 models asks for every model).
+    """
+    global _ORDERED
+    if _ORDERED is None or len(_ORDERED) != len(CHECKS):
+        for mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+            importlib.import_module(f"{__name__}.{mod.name}")
+        _ORDERED = dict(sorted(CHECKS.items(), key=lambda kv: getattr(kv[1], "order", 50)))
+    return _ORDERED
 
 
 class ModelReport(BaseModel):
@@ -149,20 +159,38 @@ class ModelReport(BaseModel):
         return [f for f in self.findings if f.severity is Severity.error]
 
     @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity is Severity.warning]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
     def passed(self) -> bool:
+        """True when no finding is an error (warnings and notices alone pass)."""
         return not self.errors
 
 
 class CheckReport(BaseModel):
     """The outcome of a check run over some models."""
 
-    base: str | None = None
-    head: str | None = None
+    base: str | None = Field(None, description="base revision as given, with its commit")
+    head: str | None = Field(None, description="head revision as given, or 'working tree'")
+    head_commit: str | None = Field(None, description="full commit id of the head (None: working tree)")
     models: list[ModelReport] = Field(default_factory=list)
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def passed(self) -> bool:
+        """True when every model passed."""
         return all(m.passed for m in self.models)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def counts(self) -> dict[str, int]:
+        """Models checked/failed and findings by severity."""
+        findings = [f for m in self.models for f in m.findings]
+        return {"models": len(self.models),
+                "failed": sum(not m.passed for m in self.models),
+                **{s.value: sum(f.severity is s for f in findings) for s in Severity}}
 
 
 def read_card(snapshot: Snapshot, name: str) -> tuple[LoadedCard | None, CardError | None]:
@@ -178,11 +206,16 @@ def read_card(snapshot: Snapshot, name: str) -> tuple[LoadedCard | None, CardErr
 
 
 def check_model(name: str, head: Snapshot, base: Snapshot | None, repo: RegistryRepo | None,
-                options: CheckOptions, workdir: Path) -> ModelReport:
-    """Run every standard on one model and collect its report."""
+                options: CheckOptions, workdir: Path, cache: dict | None = None) -> ModelReport:
+    """Run every standard on one model and collect its report.
+
+    Args:
+        cache: a dict shared by the models of one run (per-URL reachability, registry-wide indexes).
+    """
     loaded, error = read_card(head, name)
     base_loaded = read_card(base, name)[0] if base is not None else None
-    ctx = ModelContext(name, head, base, repo, options, workdir, loaded, base_loaded, error)
+    ctx = ModelContext(name, head, base, repo, options, workdir, loaded, base_loaded, error,
+                       cache=cache if cache is not None else {})
     report = ModelReport(name=name)
     for check_name, cls in load_checks().items():
         if options.only and check_name not in options.only:
@@ -204,8 +237,59 @@ def run_checks(names: list[str], head: Snapshot, base: Snapshot | None = None,
                repo: RegistryRepo | None = None, options: CheckOptions | None = None) -> CheckReport:
     """Validate the given models of `head` (compared with `base` when given)."""
     options = options or CheckOptions()
-    report = CheckReport(base=base.label if base else None, head=head.label)
+    report = CheckReport(base=base.label if base else None, head=head.label, head_commit=head.rev)
+    cache: dict = {}
     with tempfile.TemporaryDirectory(prefix="registry-check-") as tmp:
         for name in names:
-            report.models.append(check_model(name, head, base, repo, options, Path(tmp) / name))
+            report.models.append(check_model(name, head, base, repo, options, Path(tmp) / name, cache))
     return report
+
+
+def select_models(repo: RegistryRepo, head: Snapshot, *, names: Iterable[str] = (), all_models: bool = False,
+                  base: str | None = None, head_rev: str | None = None) -> list[str]:
+    """The models a check run covers: the given names, every model folder, or those a diff touches.
+
+    Exactly one of `names`, `all_models` and `base` must be given. With `base`, the diff is taken
+    against `head_rev` (or the working tree, committed or not, when `head_rev` is None).
+
+    Raises:
+        UsageError: none or several selections, or a named model that does not exist.
+    """
+    from registry.errors import UsageError
+
+    names = list(names)
+    if sum(bool(x) for x in (names, all_models, base)) != 1:
+        raise UsageError("say which models to check: NAME…, --all, or --base REV [--head REV]",
+                         "e.g. `registry check --base origin/main --head HEAD`")
+    if base:
+        return repo.changed_models(base, head_rev)
+    if all_models:
+        return head.model_folders()
+    known = set(head.model_folders())
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UsageError(f"no model named {', '.join(unknown)} in {head.label}",
+                         "see `registry list`, or models/ for the folder names")
+    return names
+
+
+def check_revisions(repo: RegistryRepo, *, names: Iterable[str] = (), all_models: bool = False,
+                    base: str | None = None, head: str | None = None,
+                    options: CheckOptions | None = None) -> CheckReport:
+    """Select models (see `select_models`) and validate them at `head` (default: the working tree).
+
+    Raises:
+        UsageError: a bad selection or an unknown check name in `options.only`.
+        GitError: an unknown revision.
+    """
+    from registry.errors import UsageError
+
+    options = options or CheckOptions()
+    unknown = sorted(set(options.only or ()) - set(load_checks()))
+    if unknown:
+        raise UsageError(f"no check named {', '.join(unknown)}",
+                         "known checks: " + ", ".join(load_checks()))
+    head_snap = repo.snapshot(head)
+    base_snap = repo.snapshot(base) if base else None
+    selected = select_models(repo, head_snap, names=names, all_models=all_models, base=base, head_rev=head)
+    return run_checks(selected, head_snap, base_snap, repo, options)

@@ -1,0 +1,134 @@
+"""Standard: the pull request's change to a model is one its lifecycle state allows.
+
+Compares the card on the base with the card on the head (`registry.lifecycle.classify`), and
+guards what identifies a published version: `source.repo`, the config file (path and content)
+and the weights (path and the md5 their DVC pointer records) change only with a higher
+`version`; a version never goes down and never reuses a published tag; a published model is
+unpublished before it is deleted.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from registry.card import ModelCard, Status
+from registry.checks import Check, Finding, ModelContext, register
+from registry.lifecycle import Operation, classify
+from registry.repo import Snapshot
+from registry.storage import PointerError, parse_pointer
+from registry.version import Version
+
+_PUBLISHED = (Status.published, Status.updated)
+
+
+def weights_md5(snapshot: Snapshot, folder: str, card: ModelCard) -> str | None:
+    """The md5 the weights' `.dvc` pointer records in a snapshot (None when absent or unreadable)."""
+    data = snapshot.read(f"{folder}/{card.weights}.dvc")
+    if data is None:
+        return None
+    try:
+        return parse_pointer(data).md5
+    except PointerError:
+        return None
+
+
+def _version(text: str | None) -> Version | None:
+    try:
+        return Version(text) if text else None
+    except ValueError:
+        return None
+
+
+@register
+class Lifecycle(Check):
+    """Status transition allowed; identity fields frozen within a version; versions only rise."""
+
+    name = "lifecycle"
+    description = ("the status change from base to head is one SPEC.md §1 allows; source.repo, config "
+                   "(path and content) and weights (path and content md5) change only with a higher "
+                   "version; the version never goes down nor reuses a published tag; a published "
+                   "model is unpublished (status: offline) before it is deleted")
+    needs_card = False
+    order = 40
+
+    def run(self, ctx: ModelContext) -> Iterable[Finding]:
+        if ctx.base is None:
+            return  # no base revision (`check NAME`, `--all`): there is no change to judge
+        if ctx.card is None and not ctx.deleted:
+            return  # the head card is unreadable: card-fields says why
+        base, head = ctx.base_card, ctx.card
+        tags = ctx.repo.version_tags.get(ctx.name, {}) if ctx.repo else {}
+        if head is None:
+            yield from self._deletion(ctx, base, tags)
+            return
+        change = classify(base, head)
+        status_line = ctx.line("status") or ctx.line("name")
+        if not change.allowed:
+            yield self.finding(f"status change not allowed: {change.reason}",
+                               "see the lifecycle table in docs/checks.md (lifecycle)",
+                               path=ctx.card_path, line=status_line)
+        hv, bv = _version(head.version), _version(base.version if base else None)
+        version_line = ctx.line("version") or status_line
+        if hv and bv and hv < bv:
+            yield self.finding(f"version goes down from {bv} to {hv}",
+                               f"a new version must be higher than {bv} (e.g. {bv.next_patch()})",
+                               path=ctx.card_path, line=version_line)
+        new_version = head.version is not None and (base is None or head.version != base.version)
+        if head.version in tags and (new_version or change.operation in (Operation.publish, Operation.update)):
+            latest = max((v for v in map(_version, tags) if v), default=None)
+            yield self.finding(f"version {head.version} is already published (tag {ctx.name}@v{head.version})",
+                               "published versions are never reused; pick a new version"
+                               + (f" higher than {latest} (e.g. {latest.next_patch()})" if latest else ""),
+                               path=ctx.card_path, line=version_line)
+        if base is not None and (base.status in _PUBLISHED or (base.version in tags)):
+            if not (hv and bv and hv > bv):
+                yield from self._identity(ctx, base, head)
+
+    def _identity(self, ctx: ModelContext, base: ModelCard, head: ModelCard) -> Iterable[Finding]:
+        """Findings for identity fields changed while the version stays the same."""
+        hint = (f"raise 'version' (e.g. to {Version(base.version).next_patch()}) to publish this as a "
+                f"new version, or revert the change" if _version(base.version) else
+                "raise 'version' to publish this as a new version, or revert the change")
+        same = f"but version stays {head.version}" if head.version == base.version else \
+            f"but version {head.version} is not higher than {base.version}"
+        folder = ctx.folder
+        if head.source.repo != base.source.repo:
+            yield self.finding(f"source.repo changed from '{base.source.repo}' to '{head.source.repo}' {same}",
+                               hint, path=ctx.card_path, line=ctx.line("source", "repo"))
+        for field in ("config", "weights"):
+            if getattr(head, field) != getattr(base, field):
+                yield self.finding(f"'{field}' changed from '{getattr(base, field)}' to "
+                                   f"'{getattr(head, field)}' {same}", hint,
+                                   path=ctx.card_path, line=ctx.line(field))
+        if head.config == base.config and ctx.base is not None:
+            old = ctx.base.read(f"{folder}/{base.config}")
+            new = ctx.head.read(f"{folder}/{head.config}")
+            if old is not None and new is not None and old != new:
+                yield self.finding(f"the content of config file '{head.config}' changed {same}", hint,
+                                   path=ctx.card_path, line=ctx.line("config"))
+        if head.weights == base.weights and ctx.base is not None:
+            old_md5 = weights_md5(ctx.base, folder, base)
+            new_md5 = weights_md5(ctx.head, folder, head)
+            if old_md5 and new_md5 and old_md5 != new_md5:
+                yield self.finding(f"the weights '{head.weights}' changed (md5 {old_md5[:8]}… → "
+                                   f"{new_md5[:8]}…) {same}", hint,
+                                   path=ctx.card_path, line=ctx.line("weights"))
+
+    def _deletion(self, ctx: ModelContext, base: ModelCard | None, tags: dict) -> Iterable[Finding]:
+        """Findings for a model whose card the pull request removes."""
+        if base is None:
+            return
+        line = ctx.base_loaded.line_of("status") if ctx.base_loaded else None
+        published = base.status in _PUBLISHED or (tags and base.status is not Status.offline)
+        if published:
+            shown = ", ".join(f"v{v}" for v in sorted(tags, key=lambda t: _version(t) or Version("0.0.0")))
+            yield self.finding(
+                f"model '{ctx.name}' is deleted but it was published (status '{base.status.value}'"
+                + (f"; tags {shown}" if shown else "") + ")",
+                "unpublish it first: set 'status: offline' in one pull request, then delete the folder "
+                "in a later one", path=ctx.card_path, line=line)
+            return
+        change = classify(base, None)
+        if not change.allowed:
+            yield self.finding(f"deletion not allowed: {change.reason}", "unpublish it first (status: offline)",
+                               path=ctx.card_path, line=line)

@@ -1,0 +1,182 @@
+"""Standard: the training code's `source.repo` is a git URL of an allowed kind that answers.
+
+The URL is judged before anything runs: only https, http, ssh, git and scp-like `user@host:path`
+addresses are accepted (plus `file://` and local paths when the run allows local URLs). Transport
+helpers such as `ext::` or `fd::` would let a card run commands on the bot's machine, so they are
+refused without calling git. An accepted URL is then probed with `git ls-remote` under a short
+timeout, with every way git could stop to ask for credentials turned off. Each URL is probed once
+per run, however many models name it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from enum import Enum
+from typing import Iterable
+
+from registry.checks import Check, Finding, ModelContext, Severity, register
+
+NETWORK_SCHEMES = ("https", "http", "ssh", "git")
+LOCAL_SCHEMES = ("file",)
+_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_HELPER_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)::")
+_SCP_RE = re.compile(r"^[A-Za-z0-9._~-]+@[A-Za-z0-9.-]+:(?!//)")
+
+
+class UrlKind(str, Enum):
+    network = "network"
+    local = "local"
+
+
+@dataclass(frozen=True)
+class UrlVerdict:
+    """Whether a source URL may be probed: its kind, or the reason it is refused."""
+
+    kind: UrlKind | None
+    refused: str = ""
+    hint: str = ""
+
+
+def judge_url(url: str, allow_local: bool) -> UrlVerdict:
+    """Classify a `source.repo` URL without contacting it.
+
+    Args:
+        url: the card's `source.repo`.
+        allow_local: whether `file://` URLs and local paths are accepted.
+
+    Returns:
+        the URL's kind, or `refused` set to why it may not be used.
+    """
+    allowed = ", ".join(f"{s}://" for s in NETWORK_SCHEMES) + ", git@host:path"
+    if url.startswith("-"):
+        return UrlVerdict(None, "it starts with '-', which git would read as an option",
+                          f"write a git URL ({allowed})")
+    if any(c in url for c in "\0\n\r") or url != url.strip():
+        return UrlVerdict(None, "it contains control characters or surrounding blanks",
+                          f"write a plain git URL ({allowed})")
+    helper = _HELPER_RE.match(url)
+    if helper:
+        return UrlVerdict(None, f"the '{helper[1]}::' transport runs commands and is never allowed",
+                          f"write a git URL ({allowed})")
+    scheme = _SCHEME_RE.match(url)
+    if scheme:
+        name = scheme[1].lower()
+        if name in NETWORK_SCHEMES:
+            return UrlVerdict(UrlKind.network)
+        if name in LOCAL_SCHEMES:
+            if allow_local:
+                return UrlVerdict(UrlKind.local)
+            return UrlVerdict(None, "local URLs (file://) are not allowed in this registry's checks",
+                              f"point source.repo at the hosted training code ({allowed})")
+        return UrlVerdict(None, f"the scheme '{name}://' is not allowed", f"use one of {allowed}")
+    if _SCP_RE.match(url):
+        return UrlVerdict(UrlKind.network)
+    if allow_local:
+        return UrlVerdict(UrlKind.local)
+    return UrlVerdict(None, "it is a local path, and local URLs are not allowed in this registry's checks",
+                      f"point source.repo at the hosted training code ({allowed})")
+
+
+class ProbeOutcome(str, Enum):
+    ok = "ok"
+    missing = "missing"      # git answered: no such repository, or no access
+    timeout = "timeout"      # no answer in time
+    failed = "failed"        # git could not run at all
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The result of `git ls-remote` on one URL."""
+
+    outcome: ProbeOutcome
+    detail: str = ""
+    seconds: float = 0.0
+
+
+def probe(url: str, timeout: float, cwd: str | os.PathLike | None = None, allow_local: bool = True) -> Probe:
+    """Ask a git URL for its refs with `git ls-remote`, never waiting longer than `timeout`.
+
+    Prompts are off (GIT_TERMINAL_PROMPT=0, an askpass that answers nothing, ssh in batch mode,
+    no credential helpers), and git's own protocol policy refuses helper transports as a second
+    line behind `judge_url`. The whole process group is killed on timeout, so a git-remote-https
+    child cannot outlive the check.
+    """
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "SSH_ASKPASS": "true",
+           "GCM_INTERACTIVE": "never",
+           "GIT_SSH_COMMAND": f"ssh -o BatchMode=yes -o ConnectTimeout={max(1, int(timeout))}"}
+    cmd = ["git", "-c", "credential.helper=", "-c", "core.askPass=true",
+           "-c", "protocol.ext.allow=never", "-c", "protocol.fd.allow=never",
+           "-c", f"protocol.file.allow={'always' if allow_local else 'never'}",
+           "ls-remote", "--heads", "--", url]
+    start = time.monotonic()
+    try:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+    except OSError as e:
+        return Probe(ProbeOutcome.failed, f"git could not be started: {e}")
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.communicate()
+        return Probe(ProbeOutcome.timeout, f"no answer within {timeout:g}s", time.monotonic() - start)
+    took = time.monotonic() - start
+    if proc.returncode == 0:
+        return Probe(ProbeOutcome.ok, seconds=took)
+    lines = [ln.strip() for ln in (err or "").splitlines() if ln.strip()]
+    # git's first 'fatal:' line names the cause; the rest is boilerplate about access rights
+    fatal = next((ln for ln in lines if ln.startswith("fatal:")), lines[0] if lines else "")
+    return Probe(ProbeOutcome.missing, fatal.removeprefix("fatal:").strip() or f"git exited {proc.returncode}",
+                 took)
+
+
+@register
+class SourceRepo(Check):
+    """`source.repo` is an allowed git URL and answers `git ls-remote` within the timeout."""
+
+    name = "source-repo"
+    description = ("source.repo is a git URL of an allowed kind (https, http, ssh, git, git@host:path; "
+                   "file:// and local paths unless --forbid-local-urls; never ext:: or fd::) and "
+                   "answers `git ls-remote` within --timeout; with --offline it is not contacted "
+                   "and a warning says so")
+    order = 20
+
+    def run(self, ctx: ModelContext) -> Iterable[Finding]:
+        url = ctx.card.source.repo
+        path, line = ctx.card_path, ctx.line("source", "repo")
+        verdict = judge_url(url, ctx.options.allow_local_urls)
+        if verdict.kind is None:
+            yield self.finding(f"source.repo '{url}' is refused: {verdict.refused}", verdict.hint,
+                               path=path, line=line)
+            return
+        if ctx.options.offline:
+            yield self.finding(f"source.repo '{url}' was not checked (--offline)",
+                               "run `registry check` without --offline to confirm it is reachable",
+                               path=path, line=line, severity=Severity.warning)
+            return
+        key = ("source-repo", url)
+        if key not in ctx.cache:
+            cwd = ctx.repo.root if ctx.repo else None
+            ctx.cache[key] = probe(url, ctx.options.timeout, cwd, ctx.options.allow_local_urls)
+        result: Probe = ctx.cache[key]
+        if result.outcome is ProbeOutcome.timeout:
+            yield self.finding(
+                f"source.repo '{url}' did not answer within {ctx.options.timeout:g}s",
+                "check the host name and that the server is up; raise --timeout if it is just slow",
+                path=path, line=line)
+        elif result.outcome is ProbeOutcome.missing:
+            yield self.finding(
+                f"source.repo '{url}' cannot be read: {result.detail}",
+                "make sure the repository exists and is readable without credentials, "
+                "and that the URL is spelled right", path=path, line=line)
+        elif result.outcome is ProbeOutcome.failed:
+            yield self.finding(f"source.repo '{url}' could not be checked: {result.detail}",
+                               "install git on the machine that runs the checks", path=path, line=line)
