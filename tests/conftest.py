@@ -188,3 +188,24 @@ def onnx_bytes() -> bytes:
 @pytest.fixture
 def project_root() -> Path:
     return REPO_ROOT
+
+
+# ---- card checks and report (checks-card)
+
+@pytest.fixture
+def check_models():
+    """Run the bot in-process on a test registry: `check_models(reg, "name", base=…, head=…, **options)`.
+
+    Content checks are off unless `content=True` is passed; returns the `CheckReport`.
+    """
+    from registry.checks import CheckOptions, check_revisions
+    from registry.repo import RegistryRepo
+
+    def run_check(reg: Registry, *names: str, base: str | None = None, head: str | None = None,
+                  all_models: bool = False, **options):
+        options.setdefault("content", False)
+        return check_revisions(RegistryRepo(reg.root), names=names, all_models=all_models, base=base,
+                               head=head, options=CheckOptions(**options))
+
+    return run_check
+

@@ -41,11 +41,9 @@ def metric_kind(metric: Metric) -> MetricKind:
     """What range a metric's value must lie in, from its name and unit."""
     name = metric.name.lower()
     unit = (metric.unit or "").strip().lower()
-    if unit in _TIME_UNITS:
-        return MetricKind.non_negative
-    if _SCORE_RE.search(name) and not re.search(r"(loss|error|err)", name):
+    if _SCORE_RE.search(name) and not re.search(r"(loss|error|err|latency|time|duration)", name):
         return MetricKind.score
-    if _NON_NEGATIVE_RE.search(name):
+    if unit in _TIME_UNITS or _NON_NEGATIVE_RE.search(name):
         return MetricKind.non_negative
     return MetricKind.other
 
