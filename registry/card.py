@@ -299,7 +299,10 @@ def parse_card_yaml(text: str | bytes, path: str = CARD_FILE) -> ParsedYaml:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else None
-        raise CardError(f"not valid YAML: {e.problem or e}",
+        context = ""
+        if e.context and e.context_mark and (mark is None or e.context_mark.line != mark.line):
+            context = f" ({e.context} started at line {e.context_mark.line + 1})"
+        raise CardError(f"not valid YAML: {e.problem or e}{context}",
                         "fix the YAML syntax at that line (indentation, quotes, ':' after keys)",
                         path=path, line=line) from None
     except yaml.YAMLError as e:
