@@ -69,13 +69,15 @@ class WorkTree(Snapshot):
 
     def __init__(self, root: Path):
         self.root = Path(root)
+        self._root = str(self.root)
         self.label = "working tree"
 
     def read(self, path: str) -> bytes | None:
-        p = self.root / path
+        # plain os calls, no Path objects: `check --all` reads every card through here
         try:
-            return p.read_bytes() if p.is_file() else None
-        except OSError:
+            with open(os.path.join(self._root, path), "rb") as f:
+                return f.read()
+        except OSError:  # missing, a folder, unreadable
             return None
 
     def entry(self, path: str) -> FileEntry | None:
@@ -111,20 +113,41 @@ class GitRevision(Snapshot):
         self.rev = self.commit.hexsha
         self.label = f"{rev} ({self.rev[:8]})"
 
-    def _object(self, path: str):
-        try:
-            return self.commit.tree / path
-        except KeyError:
+    # Paths are resolved by git itself (`<commit>:<path>` through gitpython's persistent
+    # `cat-file` processes) rather than by walking tree objects in Python: models/ holds one entry
+    # per model, and parsing that tree for every lookup made one-model checks scale with the
+    # registry's size.
+
+    def _header(self, path: str) -> tuple[str, str] | None:
+        """(hexsha, type) of the object at `path`, or None when there is none."""
+        if "\n" in path or "\r" in path:
             return None
+        try:
+            sha, kind, _ = self.repo.git.get_object_header(f"{self.rev}:{path.strip('/')}")
+        except ValueError:
+            return None
+        return (sha.decode() if isinstance(sha, bytes) else sha,
+                kind.decode() if isinstance(kind, bytes) else kind)
+
+    def _tree(self, path: str):
+        """The tree object of a folder (the root for ''), or None."""
+        if not path.strip("/"):
+            return self.commit.tree
+        header = self._header(path)
+        if header is None or header[1] != "tree":
+            return None
+        return git.Tree(self.repo, bytes.fromhex(header[0]), git.Tree.tree_id << 12, path.strip("/"))
 
     def read(self, path: str) -> bytes | None:
-        obj = self._object(path)
-        if obj is None or obj.type != "blob":
+        header = self._header(path)
+        if header is None or header[1] != "blob":
             return None
-        return obj.data_stream.read()
+        return self.repo.git.get_object_data(header[0])[3]
 
     def entry(self, path: str) -> FileEntry | None:
-        obj = self._object(path)
+        parent, _, name = path.strip("/").rpartition("/")
+        tree = self._tree(parent) if name else None
+        obj = next((o for o in tree if o.name == name), None) if tree is not None else None
         if obj is None:
             return None
         if obj.type == "blob" and obj.mode == 0o120000:
@@ -132,16 +155,20 @@ class GitRevision(Snapshot):
         return FileEntry(path)
 
     def list_dir(self, path: str) -> list[str]:
-        obj = self._object(path)
-        if obj is None or obj.type != "tree":
-            return []
-        return sorted(o.name for o in obj)
+        tree = self._tree(path)
+        return [] if tree is None else sorted(o.name for o in tree)
 
     def model_folders(self) -> list[str]:
-        obj = self._object(MODELS_DIR)
-        if obj is None or obj.type != "tree":
-            return []
-        return sorted(o.name for o in obj.trees if not o.name.startswith("."))
+        out = run_git(self.repo.working_dir or ".", "ls-tree", "-d", "-z", "--name-only", self.rev,
+                      "--", f"{MODELS_DIR}/")
+        names = (p.rpartition("/")[2] for p in out.split("\0") if p)
+        return sorted(n for n in names if n and not n.startswith("."))
+
+    def model_names(self) -> list[str]:
+        out = run_git(self.repo.working_dir or ".", "ls-tree", "-r", "-z", "--name-only", self.rev,
+                      "--", f"{MODELS_DIR}/")
+        return sorted({parts[1] for parts in (p.split("/") for p in out.split("\0") if p)
+                       if len(parts) == 3 and parts[2] == CARD_FILE and not parts[1].startswith(".")})
 
 
 class RegistryRepo:

@@ -45,9 +45,8 @@ class UniqueName(Check):
         key = ("name-index", id(ctx.head))
         if key not in ctx.cache:
             ctx.cache[key] = name_index(ctx.head)
-        folder_exists = ctx.head.list_dir(ctx.folder)
         if ctx.loaded is None and ctx.head_error is None:
-            if folder_exists:
+            if ctx.head.list_dir(ctx.folder):
                 yield self.finding(f"{ctx.folder}/ has no {CARD_FILE}",
                                    f"add {ctx.folder}/{CARD_FILE} (`registry new {ctx.name.lower()}` "
                                    "writes one), or remove the folder", path=f"{ctx.folder}/")

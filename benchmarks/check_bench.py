@@ -1,0 +1,271 @@
+"""Benchmark of `registry check` on a large registry; writes its figures to docs/benchmarks.md.
+
+Builds a registry of N model cards (default 10,000) with a history of commits and version tags
+through one `git fast-import` stream, then times the real command line:
+
+  (a) `registry check --base main --head <pr>` on a pull request that touches one model, with the
+      content checks off, and with them on for a pull request adding one real (ONNX) model;
+  (b) `registry check --all --no-content --offline` over every card.
+
+Each timing is the best of a few runs of the whole process (interpreter start-up included),
+next to the start-up of `registry --version` alone, so the registry's own overhead shows.
+
+Usage:
+    .venv/bin/python benchmarks/check_bench.py [--models 10000] [--repeat 3] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs" / "benchmarks.md"
+SECTION = "## registry check"
+BIN = Path(sys.executable).parent
+
+CARD = """name: {name}
+{version}status: {status}
+task: classification
+project: bench-{project}
+source:
+  repo: {repo}
+config: config.yaml
+weights: model.onnx
+size: 1234
+metrics:
+  - name: accuracy
+    value: 0.{acc:02d}
+    dataset: bench-test
+  - name: latency_ms
+    value: 3.5
+    unit: ms
+    dataset: cpu
+license: Apache-2.0
+"""
+POINTER = "outs:\n- md5: {md5}\n  size: 1234\n  hash: md5\n  path: model.onnx\n"
+
+
+def sh(cmd: list[str], cwd: Path, env: dict | None = None, input: bytes | None = None) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, input=input, env=env)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(map(str, cmd))} failed:\n{proc.stdout.decode()}\n{proc.stderr.decode()}")
+    return proc.stdout.decode()
+
+
+def model_name(i: int) -> str:
+    return f"model-{i:05d}"
+
+
+def fast_import_stream(n: int, commits: int, training_url: str) -> bytes:
+    """A fast-import stream: `commits` commits adding the cards in batches, then tags for 1 in 10."""
+    out: list[bytes] = []
+
+    def data(text: str | bytes) -> None:
+        raw = text.encode() if isinstance(text, str) else text
+        out.append(b"data %d\n" % len(raw) + raw + b"\n")
+
+    out.append(b"blob\nmark :1\n")
+    data("epochs: 3\nlr: 0.01\n")
+    batch = -(-n // commits)
+    ts = 1_700_000_000
+    mark = 10
+    commit_of: dict[int, int] = {}
+    for c in range(commits):
+        mark += 1
+        out.append(b"commit refs/heads/main\nmark :%d\n" % mark)
+        out.append(b"committer Bench <bench@registry.invalid> %d +0000\n" % (ts + c))
+        data(f"add models {c * batch} to {min(n, (c + 1) * batch) - 1}")
+        if c:
+            out.append(b"from :%d\n" % (mark - 1))
+        for i in range(c * batch, min(n, (c + 1) * batch)):
+            published = i % 10 == 0
+            name = model_name(i)
+            card = CARD.format(name=name, version="version: 1.0.0\n" if published else "",
+                               status="published" if published else "unpublished",
+                               project=i % 50, repo=training_url, acc=i % 100)
+            out.append(f"M 100644 inline models/{name}/model.yaml\n".encode())
+            data(card)
+            out.append(b"M 100644 :1 models/%s/config.yaml\n" % name.encode())
+            out.append(f"M 100644 inline models/{name}/model.onnx.dvc\n".encode())
+            data(POINTER.format(md5=f"a{i:031x}"))
+            commit_of[i] = mark
+    for i in range(0, n, 10):
+        out.append(f"tag {model_name(i)}@v1.0.0\nfrom :{commit_of[i]}\n".encode())
+        out.append(b"tagger Bench <bench@registry.invalid> %d +0000\n" % (ts + commits))
+        data(f"{model_name(i)} 1.0.0")
+    out.append(b"done\n")
+    return b"".join(out)
+
+
+def small_onnx() -> bytes:
+    """A small real ONNX classifier (Gemm → Relu → Gemm → Softmax)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    init = [numpy_helper.from_array(rng.standard_normal(s).astype(np.float32), n)
+            for n, s in (("w1", (8, 16)), ("b1", (16,)), ("w2", (16, 3)), ("b2", (3,)))]
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["input", "w1", "b1"], ["h"]), helper.make_node("Relu", ["h"], ["hr"]),
+         helper.make_node("Gemm", ["hr", "w2", "b2"], ["logits"]),
+         helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1)],
+        "mlp", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 8])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 3])], initializer=init)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def build(work: Path, n: int, commits: int) -> tuple[Path, dict[str, float]]:
+    """Create the training repo, the registry (history + tags + two pull-request branches)."""
+    env = {**os.environ, "GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@registry.invalid",
+           "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@registry.invalid",
+           "DVC_NO_ANALYTICS": "1"}
+    figures: dict[str, float] = {}
+    train = work / "train"
+    train.mkdir()
+    sh(["git", "init", "-q", "-b", "main"], train, env)
+    (train / "train.py").write_text("print('train')\n")
+    sh(["git", "add", "-A"], train, env)
+    sh(["git", "commit", "-q", "-m", "training code"], train, env)
+
+    reg = work / "registry"
+    reg.mkdir()
+    sh(["git", "init", "-q", "-b", "main"], reg, env)
+    start = time.perf_counter()
+    sh(["git", "fast-import", "--quiet"], reg, env, input=fast_import_stream(n, commits, train.as_uri()))
+    sh(["git", "checkout", "-q", "-f", "main"], reg, env)
+    figures["build"] = time.perf_counter() - start
+
+    # dvc with local remotes, committed on main so both pull requests branch from it
+    sh([str(BIN / "dvc"), "init", "-q"], reg, env)
+    storage = work / "storage"
+    (reg / ".dvc" / "config").write_text(
+        "[core]\n    analytics = false\n    remote = public\n"
+        f"['remote \"staging\"']\n    url = {storage / 'staging'}\n"
+        f"['remote \"public\"']\n    url = {storage / 'public'}\n")
+    sh(["git", "add", "-A"], reg, env)
+    sh(["git", "commit", "-q", "-m", "dvc"], reg, env)
+
+    # pull request 1: edit one published model's description
+    sh(["git", "checkout", "-q", "-b", "pr-edit"], reg, env)
+    card = reg / "models" / model_name(min(420, (n - 1) // 10 * 10)) / "model.yaml"
+    card.write_text(card.read_text() + "description: a better description\n")
+    sh(["git", "commit", "-qam", "describe one model"], reg, env)
+
+    # pull request 2: add one real ONNX model, weights pushed to staging
+    sh(["git", "checkout", "-q", "main"], reg, env)
+    sh(["git", "checkout", "-q", "-b", "pr-onnx"], reg, env)
+    folder = reg / "models" / "example-mlp"
+    folder.mkdir()
+    (folder / "model.onnx").write_bytes(small_onnx())
+    (folder / "config.yaml").write_text("epochs: 3\n")
+    sh([str(BIN / "dvc"), "add", "-q", "models/example-mlp/model.onnx"], reg, env)
+    sh([str(BIN / "dvc"), "push", "-q", "-r", "staging", "models/example-mlp/model.onnx.dvc"], reg, env)
+    size = (folder / "model.onnx").stat().st_size
+    (folder / "model.yaml").write_text(CARD.format(name="example-mlp", version="", status="unpublished",
+                                                   project=0, repo=train.as_uri(), acc=93)
+                                       .replace("size: 1234", f"size: {size}"))
+    sh(["git", "add", "-A"], reg, env)
+    sh(["git", "commit", "-q", "-m", "add example-mlp"], reg, env)
+    sh(["git", "checkout", "-q", "main"], reg, env)
+    shutil.rmtree(folder)  # the dvc-ignored weights stay behind on checkout; main has no such model
+    return reg, figures
+
+
+def best_of(cmd: list[str], cwd: Path, repeat: int) -> tuple[float, subprocess.CompletedProcess]:
+    times, proc = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+        times.append(time.perf_counter() - start)
+        if proc.returncode not in (0, 1):
+            raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr}")
+    return min(times), proc
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=int, default=10_000, help="number of model cards")
+    parser.add_argument("--commits", type=int, default=50, help="commits the cards are spread over")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per timing (the best is kept)")
+    parser.add_argument("--no-write", action="store_true", help="print the figures, leave docs/ alone")
+    args = parser.parse_args()
+
+    registry = [sys.executable, "-m", "registry"]
+    with tempfile.TemporaryDirectory(prefix="check-bench-") as tmp:
+        work = Path(tmp)
+        reg, figures = build(work, args.models, args.commits)
+        rows: list[tuple[str, str, float, str]] = []
+
+        t, _ = best_of(registry + ["--version"], reg, args.repeat)
+        startup = t
+        rows.append(("interpreter + `registry --version` (start-up floor)", "registry --version", t, ""))
+
+        cmd = ["check", "--base", "main", "--head", "pr-edit", "--no-content"]
+        t, proc = best_of(registry + cmd, reg, args.repeat)
+        rows.append(("PR touching one model, content checks off", "registry " + " ".join(cmd), t,
+                     _verdict(proc)))
+
+        cmd = ["check", "--base", "main", "--head", "pr-onnx", "--format", "json"]
+        t, proc = best_of(registry + cmd, reg, args.repeat)
+        import json
+
+        ran = json.loads(proc.stdout)["models"][0]["checks_run"]
+        rows.append(("PR adding one real ONNX model, all checks", "registry " + " ".join(cmd), t,
+                     f"{_verdict(proc)}; checks run: {', '.join(ran)}"))
+
+        cmd = ["check", "--all", "--no-content", "--offline"]
+        t, proc = best_of(registry + cmd, reg, args.repeat)
+        rows.append((f"`--all` over {args.models:,} cards", "registry " + " ".join(cmd), t, _verdict(proc)))
+
+    cpus = os.cpu_count()
+    lines = [SECTION, "",
+             f"`{' '.join(['python', 'benchmarks/check_bench.py'] + sys.argv[1:])}` on "
+             f"{platform.system()} {platform.machine()}, {cpus} CPU{'s' if cpus != 1 else ''}, "
+             f"Python {platform.python_version()}; registry of {args.models:,} model cards over "
+             f"{args.commits} commits with {args.models // 10:,} version tags, built with `git fast-import` in "
+             f"{figures['build']:.1f} s. Whole-process wall time, best of {args.repeat}.",
+             "", "| case | command | seconds | overhead over start-up | result |", "| --- | --- | ---: | ---: | --- |"]
+    for label, cmd, t, verdict in rows:
+        over = "" if cmd == "registry --version" else f"{t - startup:.2f}"
+        lines.append(f"| {label} | `{cmd}` | {t:.2f} | {over} | {verdict} |")
+    lines += ["", "Targets: one-model check under 1 s of registry overhead regardless of registry size; "
+              "`--all` over 10,000 cards under 10 s on 2 cores.", ""]
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_write:
+        write_section(text)
+        print(f"wrote {DOCS.relative_to(ROOT)}")
+
+
+def _verdict(proc: subprocess.CompletedProcess) -> str:
+    last = [ln for ln in proc.stdout.splitlines() if ln.strip()]
+    summary = next((ln for ln in reversed(last) if " checked: " in ln), "")
+    return f"exit {proc.returncode}" + (f", {summary}" if summary else "")
+
+
+def write_section(text: str) -> None:
+    """Replace (or add) this benchmark's `## registry check` section of docs/benchmarks.md."""
+    old = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n\nFigures written by the scripts in `benchmarks/`.\n"
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.M | re.S)
+    new = pattern.sub(lambda _: text + "\n", old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text + "\n"
+    tmp = DOCS.with_suffix(".md.tmp")
+    tmp.write_text(new)
+    tmp.replace(DOCS)
+
+
+if __name__ == "__main__":
+    if shutil.which("git") is None:
+        raise SystemExit("git is needed")
+    main()
