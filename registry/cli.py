@@ -114,7 +114,7 @@ def check(names: tuple[str, ...], all_models: bool, base: str | None, head: str 
         from registry import github
 
         click.echo(github.publish(report, comment_file, artifacts_dir), nl=False)
-        click.echo(render.render_text(report), nl=False)
+        click.echo(github.inert_block(render.render_text(report)), nl=False)
     else:
         color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
         click.echo(render.render_text(report, color=color), nl=False, color=color)

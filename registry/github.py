@@ -9,6 +9,7 @@ from writing commands of its own (`::add-mask::`, a fake `::error`) into the log
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -43,6 +44,16 @@ def annotation(finding: Finding, model: str) -> str:
 def annotations(report: CheckReport) -> list[str]:
     """One workflow command per finding of the report."""
     return [annotation(f, m.name) for m in report.models for f in m.findings]
+
+
+def inert_block(text: str) -> str:
+    """`text` for the log with workflow commands switched off around it (`::stop-commands::`).
+
+    The text report quotes card values and graph summaries from the pull request; between the two
+    markers the runner treats no line as a command, whatever it starts with.
+    """
+    token = secrets.token_hex(16)
+    return f"::stop-commands::{token}\n{text}{'' if text.endswith(chr(10)) else chr(10)}::{token}::\n"
 
 
 def line_link(head_sha: str | None) -> Callable[[str, int | None], str | None]:

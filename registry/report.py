@@ -32,6 +32,7 @@ def _environment() -> jinja2.Environment:
                              undefined=jinja2.StrictUndefined, autoescape=False)
     env.filters["md"] = markdown_text
     env.filters["fence"] = fence
+    env.filters["oneline"] = one_line
     env.filters["indent_lines"] = lambda text, n=4: "\n".join(
         (" " * n + ln) if ln.strip() else "" for ln in str(text).rstrip("\n").splitlines())
     return env
@@ -42,6 +43,14 @@ def markdown_text(text: object) -> str:
     s = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     s = re.sub(r"([\\`*_\[\]|#~])", r"\\\1", s)
     return s.replace("\r", " ").replace("\n", " ")
+
+
+def one_line(text: object) -> str:
+    """Text on one line: control characters (newlines included) shown as escapes, as in Python."""
+    s = str(text)
+    if s.isprintable():
+        return s
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in s)
 
 
 def fence(text: object, info: str = "text") -> str:

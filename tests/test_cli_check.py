@@ -120,6 +120,8 @@ def test_github_format_annotates_summarises_and_writes_the_comment(pr, tmp_path)
     assert (f"::error file={CARD},line=11,title=metrics (tiny)::metric 'accuracy' on 'digits-test' is "
             "120%25, outside 0-100%25%0Afix: a percentage lies between 0 and 100\n") in proc.stdout
     assert f"::warning file={CARD},line=6,title=source-repo (tiny)::" in proc.stdout
+    log = proc.stdout.split("::stop-commands::", 1)[1]  # the text report, with commands off
+    assert "\nFAIL tiny\n" in log and log.rstrip().endswith("::")
     assert "## Registry check: ❌ failed" in summary.read_text()
     assert outputs.read_text() == "passed=false\n"
     assert comment.read_text().startswith("<!-- registry-check -->\n## Registry check: ❌ failed")

@@ -120,3 +120,19 @@ def test_publish_writes_summary_outputs_comment_and_pictures(report, tmp_path, m
             "(https://github.com/org/models/actions/runs/42).") in comment
     assert (tmp_path / "artifacts" / "tiny.svg").read_text() == SVG
     assert not (tmp_path / "artifacts" / "digits-cnn.svg").exists()
+
+
+def test_text_keeps_each_finding_on_one_line(report):
+    report.models[1].findings[0].message = "metric 'acc\n::error::forged' is bad"
+    text = render_text(report)
+    assert "metric 'acc\\n::error::forged' is bad [metrics]" in text
+    assert not any(line.startswith("::") for line in text.splitlines())
+
+
+def test_the_log_copy_of_the_report_cannot_issue_workflow_commands():
+    block = github.inert_block("graph:\n::error::forged\n")
+    first, *body, last = block.splitlines()
+    assert first.startswith("::stop-commands::") and len(first) > len("::stop-commands::") + 16
+    assert last == f"::{first.removeprefix('::stop-commands::')}::"
+    assert body == ["graph:", "::error::forged"]
+    assert github.inert_block("x\n") != github.inert_block("x\n")  # a fresh token each time
