@@ -230,12 +230,14 @@ def main() -> None:
         rows.append((f"`--all` over {args.models:,} cards", "registry " + " ".join(cmd), t, _verdict(proc)))
 
     cpus = os.cpu_count()
+    load = os.getloadavg()[0]
     lines = [SECTION, "",
              f"`{' '.join(['python', 'benchmarks/check_bench.py'] + sys.argv[1:])}` on "
              f"{platform.system()} {platform.machine()}, {cpus} CPU{'s' if cpus != 1 else ''}, "
              f"Python {platform.python_version()}; registry of {args.models:,} model cards over "
              f"{args.commits} commits with {args.models // 10:,} version tags, built with `git fast-import` in "
-             f"{figures['build']:.1f} s. Whole-process wall time, best of {args.repeat}.",
+             f"{figures['build']:.1f} s. Whole-process wall time, best of {args.repeat}; load average "
+             f"{load:.1f} when the timings ended (other work on the machine slows every figure).",
              "", "| case | command | seconds | overhead over start-up | result |", "| --- | --- | ---: | ---: | --- |"]
     for label, cmd, t, verdict in rows:
         over = "" if cmd == "registry --version" else f"{t - startup:.2f}"
