@@ -26,11 +26,14 @@ REQUIRED = ["--task", "classification", "--project", "demo",
 
 def registry_cli(root: Path, *args: str, capsys) -> tuple[int, str, str]:
     """Run the real command line in-process through its error funnel: (exit code, stdout, stderr)."""
+    cwd = os.getcwd()  # -C changes directory; later tests must not inherit it
     try:
         main(["-C", str(root), *args])
         code = 0
     except SystemExit as e:
         code = e.code or 0
+    finally:
+        os.chdir(cwd)
     out = capsys.readouterr()
     return code, out.out, out.err
 
@@ -164,8 +167,12 @@ def test_interactive_mode_asks_for_the_missing_fields(registry_repo, inputs):
     answers = "\n".join([str(inputs["weights"]), str(inputs["config"]), "detection", "vision",
                          "https://github.com/example/det.git", "1.0.0", "a detector", "Apache-2.0",
                          "map=0.5@coco-val", "nonsense", ""]) + "\n"
-    result = CliRunner().invoke(cli, ["-C", str(registry_repo.root), "new", "tiny-det", "--interactive"],
-                                input=answers)
+    cwd = os.getcwd()
+    try:
+        result = CliRunner().invoke(cli, ["-C", str(registry_repo.root), "new", "tiny-det", "--interactive"],
+                                    input=answers)
+    finally:
+        os.chdir(cwd)
     assert result.exit_code == 0, result.output
     for prompt in ("weights file", "config file", "task", "project", "source repo", "version", "metric"):
         assert prompt in result.output
