@@ -51,7 +51,7 @@ class Demo:
                 "GIT_AUTHOR_EMAIL": "demo@registry.invalid", "GIT_COMMITTER_NAME": "Registry Demo",
                 "GIT_COMMITTER_EMAIL": "demo@registry.invalid", "PYTHONWARNINGS": "ignore"}
 
-    def sh(self, *cmd: str | Path, expect: int | None = 0, quiet: bool = False, cwd: Path | None = None) -> str:
+    def sh(self, *cmd: str | Path, expect: int | None = 0, quiet: bool = False, cwd: Path | None = None) -> subprocess.CompletedProcess:
         """Print and run a command in the clone; fail the demo if its exit code is not `expect`."""
         words = [str(c) for c in cmd]
         shown = " ".join(shlex.quote(self._short(w)) for w in words)
@@ -66,7 +66,7 @@ class Demo:
             raise SystemExit(f"demo failed: `{shown}` exited {proc.returncode}, expected {expect}")
         if expect is not None and expect != 0:
             print(f"    (exit code {proc.returncode}, as expected)")
-        return proc.stdout
+        return proc
 
     def say(self, text: str) -> None:
         print(textwrap.indent(textwrap.fill(text, 96), "  "), flush=True)
@@ -136,7 +136,7 @@ def train_a_new_model(d: Demo) -> None:
         print(round(acc * 100, 1))
     """)
     (out / "train.py").write_text(code.lstrip())
-    percent = d.sh(sys.executable, out / "train.py", quiet=True).strip().splitlines()[-1]
+    percent = d.sh(sys.executable, out / "train.py", quiet=True).stdout.strip().splitlines()[-1]
     d.files.update(weights=out / "digits-mlp.onnx", config=out / "train.yaml")
     d.facts["accuracy"] = percent
     d.say(f"test accuracy {percent}%; written: $DEMO/training/digits-mlp.onnx and train.yaml (its config)")
@@ -157,25 +157,56 @@ def open_pull_request(d: Demo) -> None:
     d.sh("git", "commit", "-q", "-m", f"Add {NEW_MODEL}")
 
 
+@dataclass
+class Fix:
+    """What the publisher does about a finding whose text contains `finding`."""
+
+    finding: str
+    what: str
+    apply: Callable[[str, Demo], str]
+
+
+FIXES = [
+    Fix("unknown field 'licence'", "rename the key to 'license', as the hint says",
+        lambda card, d: card.replace("licence: MIT", "license: MIT")),
+    Fix("with no unit", "write the accuracy as a ratio, as the hint says",
+        lambda card, d: card.replace(f"value: {float(d.facts['accuracy'])}",
+                                     f"value: {round(float(d.facts['accuracy']) / 100, 4)}")),
+]
+
+
+def run_bot(d: Demo, expect: int | None) -> tuple[int, str]:
+    """`registry check` on the pull request, as the validation workflow runs it."""
+    proc = d.sh("registry", "check", "--base", "main", "--head", BRANCH, "--format", "text", expect=expect)
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"demo failed: registry check exited {proc.returncode}: {proc.stderr.strip()}")
+    return proc.returncode, proc.stdout
+
+
 def bot_finds_problems(d: Demo) -> None:
     d.say("The validation bot checks only the models the pull request touches, reading both "
           "revisions straight from git. Exit code 1: findings, each with file:line and the fix.")
-    d.sh("registry", "check", "--base", "main", "--head", BRANCH, "--format", "text", expect=1)
+    d.facts["report"] = run_bot(d, expect=1)[1]
 
 
-def fix_the_card(d: Demo) -> None:
-    d.say("The publisher follows the hints: 'license', and the accuracy as a ratio.")
+def fix_until_it_passes(d: Demo) -> None:
+    d.say("The publisher fixes what the report names and pushes again; the bot re-runs on every push.")
     card = d.clone / "models" / NEW_MODEL / "model.yaml"
-    text = card.read_text().replace("licence: MIT", "license: MIT")
-    percent = float(d.facts["accuracy"])
-    text = text.replace(f"value: {percent}", f"value: {round(percent / 100, 4)}")
-    card.write_text(text)
-    d.sh("git", "diff")
-    d.sh("git", "commit", "-q", "-am", f"{NEW_MODEL}: fix the card")
-
-
-def bot_passes(d: Demo) -> None:
-    d.sh("registry", "check", "--base", "main", "--head", BRANCH, "--format", "text")
+    for round_ in range(1, 4):
+        todo = [f for f in FIXES if f.finding in d.facts["report"]]
+        if not todo:
+            raise SystemExit("demo failed: the report names a problem this demo does not know how to fix")
+        text = card.read_text()
+        for fix in todo:
+            print(f"  fix: {fix.what}")
+            text = fix.apply(text, d)
+        card.write_text(text)
+        d.sh("git", "diff")
+        d.sh("git", "commit", "-q", "-am", f"{NEW_MODEL}: fix the card")
+        code, d.facts["report"] = run_bot(d, expect=None)
+        if code == 0:
+            return
+    raise SystemExit("demo failed: the bot still finds problems after three rounds of fixes")
 
 
 def merge(d: Demo) -> None:
@@ -192,8 +223,7 @@ STEPS: list[Step] = [
     Step("Train a new model", train_a_new_model),
     Step("Open a pull request that adds it", open_pull_request),
     Step("Run the bot on the pull request", bot_finds_problems),
-    Step("Fix what the bot found", fix_the_card),
-    Step("Run the bot again", bot_passes),
+    Step("Fix what the bot found, until it passes", fix_until_it_passes),
     Step("Merge the pull request", merge),
 ]
 

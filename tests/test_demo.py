@@ -22,8 +22,11 @@ def test_demo_runs_end_to_end_and_the_bot_catches_then_passes(tmp_path):
     assert proc.returncode == 0, out
     steps = [line for line in out.splitlines() if line.startswith("==> [")]
     assert steps[0].startswith("==> [1/") and steps[-1].endswith("Merge the pull request")
-    bot_fails, bot_passes = out.split("==> [6/")[1].split("==> [7/")[0], out.split("==> [8/")[1]
-    assert "FAIL digits-mlp" in bot_fails and "unknown field 'licence'" in bot_fails
-    assert "did you mean 'license'?" in bot_fails and "(exit code 1, as expected)" in bot_fails
-    assert "PASS digits-mlp" in bot_passes and "Merge add-digits-mlp" in bot_passes
+    first_run = out.split("Run the bot on the pull request")[1].split("==> [")[0]
+    assert "FAIL digits-mlp" in first_run and "unknown field 'licence'" in first_run
+    assert "did you mean 'license'?" in first_run and "(exit code 1, as expected)" in first_run
+    fixing = out.split("Fix what the bot found")[1].split("==> [")[0]
+    assert "-licence: MIT" in fixing and "+license: MIT" in fixing
+    assert "PASS digits-mlp" in fixing.split("$ registry check")[-1]  # the last run passes
+    assert "Merge add-digits-mlp" in out.split("Merge the pull request")[-1]
     assert list(env_tmp.glob("registry-demo-*")) == []  # the throw-away copy is gone
