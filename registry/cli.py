@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from registry import __version__
+from registry.card import Task
 from registry.errors import RegistryError, UsageError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -125,6 +126,105 @@ def check(names: tuple[str, ...], all_models: bool, base: str | None, head: str 
     elif artifacts_dir and not comment_file:
         render.write_pictures(report, artifacts_dir)
     sys.exit(0 if report.passed else 1)
+
+
+# --------------------------------------------------------------------------- new
+
+def stdin_is_terminal() -> bool:
+    """Whether `registry new` may ask questions (standard input is a terminal)."""
+    return sys.stdin.isatty()
+
+
+_NEW_REQUIRED = {"weights": "--weights", "config": "--config", "task": "--task", "project": "--project",
+                 "source_repo": "--source-repo"}
+
+
+@cli.command("new", context_settings=CONTEXT)
+@click.argument("name")
+@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path),
+              help="Weights/structure file (ONNX) to copy in and track with DVC.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Training config (yaml or json) to copy in.")
+@click.option("--task", type=click.Choice([t.value for t in Task]), help="Training task category.")
+@click.option("--project", help="Business project the model belongs to.")
+@click.option("--source-repo", help="Git URL of the training code.")
+@click.option("--source-commit", help="Commit of the training code (optional).")
+@click.option("--version", "model_version", help="SemVer version (optional until publishing).")
+@click.option("--description", help="What the model does (optional).")
+@click.option("--license", "license_id", help="SPDX license id (optional), e.g. Apache-2.0.")
+@click.option("--owner", "owners", multiple=True, help="Code owner (@user or @org/team); repeatable.")
+@click.option("--tag", "tags", multiple=True, help="Free label; repeatable.")
+@click.option("--metric", "metrics", multiple=True, metavar="NAME=VALUE@DATASET",
+              help="Evaluation metric, e.g. accuracy=0.93@digits-test; repeatable.")
+@click.option("--push", is_flag=True, help="Push the weights to the staging remote (dvc push -r staging).")
+@click.option("--interactive/--no-interactive", default=None,
+              help="Ask for missing fields (default: when standard input is a terminal).")
+def new(name: str, weights: Path | None, config_file: Path | None, task: str | None, project: str | None,
+        source_repo: str | None, source_commit: str | None, model_version: str | None,
+        description: str | None, license_id: str | None, owners: tuple[str, ...], tags: tuple[str, ...],
+        metrics: tuple[str, ...], push: bool, interactive: bool | None) -> None:
+    """Scaffold models/NAME: the card (model.yaml), the config and the DVC-tracked weights.
+
+    In a terminal it asks for what the options did not give; otherwise every required option
+    (--weights, --config, --task, --project, --source-repo) must be given. The card's size is
+    filled in from what DVC recorded. Nothing is written if any step fails.
+
+    \b
+    Example:
+      registry new digits-mlp --weights out/model.onnx --config out/train.yaml \\
+        --task classification --project demo --source-repo https://github.com/org/train.git \\
+        --metric accuracy=0.95@digits-test --push
+    """
+    from registry.repo import RegistryRepo
+    from registry.scaffold import NewModel, check_new_folder, new_model, parse_metric
+
+    root = RegistryRepo().root
+    check_new_folder(root, name)  # fail before asking anything
+    values = {"weights": weights, "config": config_file, "task": task, "project": project,
+              "source_repo": source_repo}
+    parsed_metrics = [parse_metric(m) for m in metrics]
+    if interactive is None:
+        interactive = stdin_is_terminal()
+    if interactive:
+        existing = click.Path(exists=True, dir_okay=False, path_type=Path)
+        if values["weights"] is None:
+            values["weights"] = click.prompt("weights file (ONNX)", type=existing)
+        if values["config"] is None:
+            values["config"] = click.prompt("config file (yaml/json)", type=existing)
+        if values["task"] is None:
+            values["task"] = click.prompt("task", type=click.Choice([t.value for t in Task]),
+                                          default="classification")
+        if values["project"] is None:
+            values["project"] = click.prompt("project")
+        if values["source_repo"] is None:
+            values["source_repo"] = click.prompt("source repo (git URL of the training code)")
+        if model_version is None:
+            model_version = click.prompt("version (empty: set it when publishing)", default="",
+                                         show_default=False) or None
+        if description is None:
+            description = click.prompt("description (optional)", default="", show_default=False) or None
+        if license_id is None:
+            license_id = click.prompt("license, SPDX id (optional)", default="", show_default=False) or None
+        if not parsed_metrics:
+            while text := click.prompt("metric NAME=VALUE@DATASET (empty to finish)", default="",
+                                       show_default=False):
+                try:
+                    parsed_metrics.append(parse_metric(text))
+                except UsageError as e:
+                    click.echo(f"  {e.message}; {e.hint}", err=True)
+    missing = [flag for key, flag in _NEW_REQUIRED.items() if not values[key]]
+    if missing:
+        raise UsageError(f"missing required option{'s' if len(missing) > 1 else ''}: {', '.join(missing)}",
+                         "give them as options, or run `registry new` in a terminal to be asked")
+    request = NewModel(name=name, version=model_version, description=description, license=license_id,
+                       source_commit=source_commit, owners=list(owners), tags=list(tags),
+                       metrics=parsed_metrics, **{k: v for k, v in values.items()})
+    result = new_model(root, request, push=push)
+    rel = result.folder.relative_to(root)
+    click.echo(f"created {rel}/ ({result.card.weights}: {result.card.size} bytes, md5 {result.md5})")
+    click.echo(f"  pushed the weights to the staging remote" if result.pushed else
+               f"  push the weights: dvc push -r staging {rel}/{result.pointer.name}")
+    click.echo(f"  next: registry check {name} && git add {rel} && git commit, then open a pull request")
 
 
 # --------------------------------------------------------------------------- entry point
