@@ -36,6 +36,7 @@ STANDIN_FOR = {
     "actions/download-artifact": "download-artifact",
     "peter-evans/find-comment": "find-comment",
     "peter-evans/create-or-update-comment": "create-or-update-comment",
+    "stefanzweifel/git-auto-commit-action": "git-auto-commit-action",
 }
 GITHUB_REPOSITORY = "example/registry"
 ACT_TIMEOUT_S = 300
@@ -126,6 +127,8 @@ def make_project_clone(tmp: Path) -> ProjectClone:
             shutil.copy2(src, root / rel)
     clone = ProjectClone(root, storage, home)
     clone.git("init", "-q", "-b", "main")
+    # the workflows push tags and the changelog commit back to this repository, as to GitHub
+    clone.git("config", "receive.denyCurrentBranch", "updateInstead")
     clone.write({
         ".dvc/config": "[core]\n    analytics = false\n    remote = public\n"
                        f"['remote \"staging\"']\n    url = {storage / 'staging'}\n"
@@ -167,15 +170,15 @@ class Act:
     def __init__(self, clone: ProjectClone, tmp: Path):
         self.clone, self.tmp = clone, tmp
         self.artifacts, self.comments = tmp / "artifacts", tmp / "comments"
-        # act reads the repository's name from the folder it starts in (-C): a repo whose
-        # origin is the GitHub address the event names.
+        self.releases = tmp / "releases"
+        # act takes the repository's name from the origin of the folder it starts in (-C), and
+        # `github.sha` from that folder's HEAD: a clone whose origin is the GitHub address.
         self.start = tmp / "start"
-        self.start.mkdir()
-        subprocess.run(["git", "init", "-q"], cwd=self.start, check=True, env=clone.env)
+        subprocess.run(["git", "clone", "-q", "--no-checkout", str(clone.root), str(self.start)], check=True,
+                       env=clone.env)
+        subprocess.run(["git", "remote", "rename", "origin", "local"], cwd=self.start, check=True, env=clone.env)
         subprocess.run(["git", "remote", "add", "origin", f"https://github.com/{GITHUB_REPOSITORY}.git"],
                        cwd=self.start, check=True, env=clone.env)
-        subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "start"], cwd=self.start, check=True,
-                       env=clone.env)
 
     def local_repositories(self, workflow: Path) -> list[str]:
         """`--local-repository` arguments for every third-party action the workflow uses."""
@@ -187,8 +190,14 @@ class Act:
             args += ["--local-repository", f"{repo}@{ref}={STANDINS / STANDIN_FOR[repo]}"]
         return args
 
-    def run(self, workflow: str, event_name: str, event: dict, *, env: dict[str, str] | None = None) -> ActResult:
-        """Run `.github/workflows/<workflow>` of the clone for one event; return what it showed."""
+    def run(self, workflow: str, event_name: str, event: dict, *, sha: str | None = None,
+            env: dict[str, str] | None = None) -> ActResult:
+        """Run `.github/workflows/<workflow>` of the clone for one event; return what it showed.
+
+        `sha` is the run's `github.sha` (a push's `after`); by default the clone's main.
+        """
+        for args in (["fetch", "-q", "local"], ["checkout", "-q", "--detach", sha or "local/main"]):
+            subprocess.run(["git", *args], cwd=self.start, check=True, env=self.clone.env)
         path = self.clone.root / ".github" / "workflows" / workflow
         event_file = self.tmp / f"event-{event_name}.json"
         event_file.write_text(json.dumps(event))
@@ -198,6 +207,9 @@ class Act:
             "REGISTRY_STANDIN_SITE": sysconfig.get_paths()["purelib"],
             "REGISTRY_STANDIN_ARTIFACTS": str(self.artifacts),
             "REGISTRY_STANDIN_COMMENTS": str(self.comments),
+            "REGISTRY_STANDIN_RELEASES": str(self.releases),
+            # `gh` is the stand-in CLI in standins/bin
+            "PATH": f"{STANDINS / 'bin'}{os.pathsep}{self.clone.env['PATH']}",
             # no network: the prepared packages already satisfy every requirement (so pip installs
             # only the registry, from the checkout), and the editable install builds with their
             # setuptools instead of downloading one.
