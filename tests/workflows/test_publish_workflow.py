@@ -2,8 +2,8 @@
 
 A merge that publishes a model's first version must leave what its users look for: the weights on
 the public remote, the annotated version tag on the merge commit, a GitHub Release with the notes,
-and the changelog committed back to main by the bot with [skip ci]. Running it again for the same
-push changes nothing.
+the changelog committed back to main by the bot with [skip ci], and the package build started.
+Running it again for the same push changes nothing.
 """
 
 from __future__ import annotations
@@ -71,5 +71,7 @@ def test_a_merge_publishes_tags_releases_and_commits_the_changelog(tmp_path):
     assert again.returncode == 0, again.output
     assert clone.git("rev-parse", "main") == bot_commit, "a re-run must not commit again"
     assert clone.git("rev-parse", f"{TAG}^{{commit}}") == after
-    creates = [c for c in (act.releases / "calls.log").read_text().splitlines() if c.startswith("gh release create")]
-    assert len(creates) == 1, creates
+    calls = (act.releases / "calls.log").read_text().splitlines()
+    assert len([c for c in calls if c.startswith("gh release create")]) == 1, calls
+    # the package build of the new version is started once (a bot's tag push starts nothing)
+    assert [c for c in calls if c.startswith("gh workflow")] == [f"gh workflow run release.yml --ref {TAG}"]
