@@ -50,3 +50,17 @@ def test_validate_never_runs_with_a_privileged_trigger():
     assert writers == {"comment"}, writers
     # the job that may write runs no code of the repository: only actions
     assert all("run" not in step for step in jobs["comment"]["steps"])
+
+
+def test_publish_runs_one_at_a_time_and_never_cancels():
+    doc = load_workflow("publish.yml")
+    assert doc["concurrency"] == {"group": "publish", "cancel-in-progress": False}
+    assert doc[True]["push"]["branches"] == ["main"]
+
+
+def test_release_grants_signing_permissions_to_the_last_job_only():
+    jobs = load_workflow("release.yml")["jobs"]
+    signing = {j for j, job in jobs.items() if {"id-token", "attestations"} & set(job["permissions"])}
+    assert signing == {"release"}, signing
+    assert jobs["release"]["permissions"] == {"contents": "write", "id-token": "write", "attestations": "write"}
+    assert all(job["permissions"] == {"contents": "read"} for j, job in jobs.items() if j != "release")
