@@ -273,7 +273,7 @@ def build_package(source: ModelSource, target_name: str, out_dir: Path, *,
         steps = apply_steps(model, parse_steps(spec.processing)) if spec and spec.processing else []
         reference = work / "reference.onnx"
         onnx.save(model, str(reference))
-        _check_ops(reference, target)
+        _check_ops(reference, source.weights.name, target)
         prepared, precision, quant, optimized = reference, "fp32", None, None
         if options.quantize:
             from registry.quantization import quantize
@@ -417,20 +417,32 @@ def _fresh(folder: Path) -> Path:
     return folder
 
 
-def _check_ops(path: Path, target: Target) -> None:
-    """Fail early, naming the op, node and target, when ONNX Runtime has no kernel for a node."""
+def _check_ops(path: Path, shown: str, target: Target) -> None:
+    """Fail early, naming the op, node and target, when the target's runtime cannot run a node."""
+    import onnx
     import onnxruntime as ort
 
+    model = onnx.load(str(path), load_external_data=False)
+    known = {"", "ai.onnx", "ai.onnx.ml", "com.microsoft"}
+    versions = {o.domain: o.version for o in model.opset_import}
+    for i, node in enumerate(model.graph.node):
+        domain = node.domain or ""
+        if domain not in known or not onnx.defs.has(node.op_type, versions.get(domain, 1), domain) and (
+                domain != "com.microsoft"):
+            op = f"{domain}:{node.op_type}" if domain else node.op_type
+            raise ConversionError(f"{shown}: target {target.name} cannot convert op {op} "
+                                  f"(node '{node.name or f'#{i}'}'): {target.runtime} has no kernel for it",
+                                  f"replace {op} in the model, or drop {target.name} from the card's targets")
     so = ort.SessionOptions()
     so.log_severity_level = 4
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     try:
         ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
     except Exception as e:
-        text = str(e)
-        m = re.search(r"[Nn]ode\s*(?:\(|name:?\s*)?'?([\w./:-]+)'?\)?.*?[Oo]p(?:\s*type)?\s*[:(]?\s*'?(\w+)", text)
-        node_op = f"op {m.group(2)} (node '{m.group(1)}')" if m else "an op"
-        raise ConversionError(f"{path.name}: target {target.name} cannot convert {node_op}: "
+        text = str(e).replace(str(path), shown)
+        m = re.search(r"[Nn]ode[^']*'([^']*)'.*?(?:op(?:_type)?|type)[^\w]*(\w+)", text)
+        node_op = f"op {m.group(2)} (node '{m.group(1)}')" if m else "a node"
+        raise ConversionError(f"{shown}: target {target.name} cannot convert {node_op}: "
                               f"{text.splitlines()[0][:300]}",
                               f"replace the op in the model, or drop {target.name} from the card's targets") from e
 
