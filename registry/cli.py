@@ -214,12 +214,9 @@ def package(ref: str | None, targets: tuple[str, ...], model: Path | None, card:
         elif show_plan:
             source = None
         else:
-            from registry.repo import RegistryRepo
-
-            source = pkg.source_from_tag(ref, RegistryRepo().root, Path(tmp))
+            source = pkg.source_from_tag(ref, Path.cwd(), Path(tmp))
         if show_plan:
-            the_card = source.card if source else _card_at_tag(ref)
-            result = pkg.plan(the_card)
+            result = pkg.plan(source.card if source else pkg.card_at_tag(ref, Path.cwd()))
             if targets:
                 keep = set(targets)
                 result.targets = [t for t in result.targets if t.target in keep]
@@ -249,26 +246,6 @@ def package(ref: str | None, targets: tuple[str, ...], model: Path | None, card:
     else:
         for r in built:
             click.echo(r.path)
-
-
-def _card_at_tag(ref: str):
-    """The card of NAME@VERSION read from its version tag (no weights needed for a plan)."""
-    from registry.card import card_path, load_card
-    from registry.errors import CardError
-    from registry.package import parse_ref
-    from registry.repo import RegistryRepo
-
-    name, version = parse_ref(ref)
-    repo = RegistryRepo()
-    if version not in repo.version_tags.get(name, {}):
-        raise UsageError(f"no version tag {name}@v{version}",
-                         f"published versions: {', '.join(sorted(repo.version_tags.get(name, {}))) or 'none'}")
-    path = card_path(name)
-    loaded = load_card(repo.snapshot(f"{name}@v{version}").read(path) or b"", path)
-    if loaded.card is None:
-        f = loaded.findings[0]
-        raise CardError(f.message, f.hint, path=path, line=f.line)
-    return loaded.card
 
 
 @cli.command(context_settings=CONTEXT)

@@ -130,19 +130,11 @@ def source_from_tag(ref: str, repo_root: Path, workdir: Path) -> ModelSource:
     from registry.repo import RegistryRepo
     from registry.storage import PointerError, Storage, parse_pointer
 
+    card = card_at_tag(ref, repo_root)
     name, version = parse_ref(ref)
     repo = RegistryRepo(repo_root)
     tag = f"{name}@v{version}"
-    if version not in repo.version_tags.get(name, {}):
-        known = ", ".join(sorted(repo.version_tags.get(name, {}))) or "none"
-        raise UsageError(f"no version tag {tag} in {repo.root}", f"published versions of {name}: {known}")
     snap = repo.snapshot(tag)
-    path = card_path(name)
-    loaded = load_card(snap.read(path) or b"", path)
-    if loaded.card is None:
-        f = loaded.findings[0]
-        raise CardError(f.message, f.hint, path=path, line=f.line)
-    card = loaded.card
     folder = workdir / "source"
     folder.mkdir(parents=True, exist_ok=True)
     public = Storage(repo.root).remote("public")
@@ -164,6 +156,28 @@ def source_from_tag(ref: str, repo_root: Path, workdir: Path) -> ModelSource:
             raise StorageError(f"models/{name}/{rel}.dvc at {tag}: {e}") from e
         public.download(md5, dest)
     return ModelSource(name=name, version=version, card=card, weights=folder / card.weights, folder=folder)
+
+
+def card_at_tag(ref: str, repo_root: Path) -> ModelCard:
+    """The card of NAME@VERSION as committed at its version tag (no weights needed).
+
+    Raises:
+        UsageError: no such tag. CardError: the card at the tag is invalid.
+    """
+    from registry.repo import RegistryRepo
+
+    name, version = parse_ref(ref)
+    repo = RegistryRepo(repo_root)
+    tag = f"{name}@v{version}"
+    if version not in repo.version_tags.get(name, {}):
+        known = ", ".join(sorted(repo.version_tags.get(name, {}))) or "none"
+        raise UsageError(f"no version tag {tag} in {repo.root}", f"published versions of {name}: {known}")
+    path = card_path(name)
+    loaded = load_card(repo.snapshot(tag).read(path) or b"", path)
+    if loaded.card is None:
+        f = loaded.findings[0]
+        raise CardError(f"{tag}: {f.message}", f.hint, path=path, line=f.line)
+    return loaded.card
 
 
 def source_from_files(model: Path, card_file: Path) -> ModelSource:
