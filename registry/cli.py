@@ -271,9 +271,9 @@ def run(package_file: Path, inputs: tuple[str, ...], key_env: str | None, key_fi
     from registry.encryption import load_key
     from registry.package import open_package, read_inputs, run_package
 
-    key = load_key(key_env, key_file)
-    expected = [i["name"] for i in open_package(package_file, key).manifest.inputs]
-    outputs = run_package(package_file, read_inputs(list(inputs), expected), key)
+    opened = open_package(package_file, load_key(key_env, key_file))
+    expected = [i["name"] for i in opened.manifest.inputs]
+    outputs = run_package(opened, read_inputs(list(inputs), expected))
     if fmt == "json":
         click.echo(json.dumps({k: np.asarray(v).tolist() for k, v in outputs.items()}))
         return

@@ -354,7 +354,7 @@ def build_package(source: ModelSource, target_name: str, out_dir: Path, *,
         verifications: list[Verification] = []
         verified: list[Candidate] = []
         for cand in candidates:
-            v = verify_candidate(cand, names, ref_out, inputs, options.limits(cand.precision), providers or [])
+            v = verify_candidate(cand, names, ref_out, inputs, options.limits(cand.precision), providers)
             verifications.append(v)
             log(f"verify {v.summary()}")
             if v.passed:
@@ -374,7 +374,7 @@ def build_package(source: ModelSource, target_name: str, out_dir: Path, *,
         log(f"chosen: {report.chosen_converter} {report.chosen_setting.label()} ({report.reason})")
 
         note = verifications[0].where
-        if target.name == "cuda" and "CUDAExecutionProvider" not in (providers or []):
+        if target.name == "cuda" and "CUDAExecutionProvider" not in providers:
             note += "; float16 graph run by the CPU execution provider (no GPU here): not run on CUDA/TensorRT"
         elif target.runtime == "onnxruntime-mobile":
             note += "; same ORT-format file and kernels, not run by the mobile runtime on a device"
@@ -565,14 +565,15 @@ def check_compatibility(manifest: Manifest, model_bytes: bytes | None = None) ->
                                         "the package was altered; rebuild it")
 
 
-def run_package(path: Path, feeds: dict[str, np.ndarray], key: bytes | None = None) -> dict[str, np.ndarray]:
-    """Open, check and run a package on named inputs; return the outputs by name.
+def run_package(package: Path | OpenedPackage, feeds: dict[str, np.ndarray],
+                key: bytes | None = None) -> dict[str, np.ndarray]:
+    """Open (or take an opened package), check and run it on named inputs; return outputs by name.
 
     Raises:
         UsageError: inputs that do not match the package's.
         and what `open_package` and `check_compatibility` raise.
     """
-    pkg = open_package(path, key)
+    pkg = package if isinstance(package, OpenedPackage) else open_package(package, key)
     m = pkg.manifest
     check_compatibility(m, pkg.model_bytes)
     expected = [i["name"] for i in m.inputs]

@@ -86,10 +86,13 @@ def quantize(source: Path, dest: Path, scheme: str, *, per_channel: bool,
     samples = load_calibration(calibration, names)
 
     class Reader(CalibrationDataReader):
+        """Feeds the calibration samples to ONNX Runtime's calibrator, one at a time."""
+
         def __init__(self) -> None:
             self._it = iter(samples)
 
         def get_next(self):
+            """The next sample, or None at the end."""
             return next(self._it, None)
 
     try:

@@ -95,8 +95,8 @@ class Target:
         """ONNX Runtime execution providers the converted model is meant for."""
         return ["CPUExecutionProvider"]
 
-    def verify_providers(self) -> list[str] | None:
-        """Providers to verify with on this machine; None when verification cannot run here."""
+    def verify_providers(self) -> list[str]:
+        """ONNX Runtime execution providers that run the verification on this machine."""
         return ["CPUExecutionProvider"]
 
     def candidate_converters(self, options: TargetOptions) -> list[str]:

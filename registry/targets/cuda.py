@@ -41,7 +41,7 @@ class Cuda(Target):
         """TensorRT first, then CUDA, then CPU for unsupported nodes."""
         return ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
 
-    def verify_providers(self) -> list[str] | None:
+    def verify_providers(self) -> list[str]:
         """CUDA where available; otherwise the CPU EP runs the float16 graph for verification."""
         import onnxruntime as ort
 

@@ -88,9 +88,11 @@ def test_loader_in_the_package_runs_it(built, tmp_path):
 
 
 def test_same_inputs_give_byte_identical_packages(tmp_path):
-    model, card = write_package_source(tmp_path / "src", conv_onnx(), "  - linux-x86_64\n  - android-arm64\n")
+    # ORT-format files are left out: ONNX Runtime's serializer orders some tables differently
+    # from run to run (docs/packaging.md#the-package).
+    model, card = write_package_source(tmp_path / "src", conv_onnx(), "  - linux-x86_64\n  - cuda\n")
     source = source_from_files(model, card)
-    for target in ("linux-x86_64", "android-arm64"):
+    for target in ("linux-x86_64", "cuda"):
         a = build_package(source, target, tmp_path / "a", overrides=FAST, benchmark=False)
         b = build_package(source, target, tmp_path / "b", overrides=FAST, benchmark=False)
         assert a.path.read_bytes() == b.path.read_bytes(), target
