@@ -137,12 +137,12 @@ def main() -> int:
                     (model_file.parent / Path(fname).name).write_bytes(data)
             run = get_engine(chosen.engine.engine).open(model_file, chosen.engine)
             feed = {"input": x}
-            t_chosen = median_ms(lambda: run(feed), args.repeats)
+            t_chosen = median_ms(lambda run=run, feed=feed: run(feed), args.repeats)
             default = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-            t_default = median_ms(lambda: default.run(None, feed), args.repeats)
+            t_default = median_ms(lambda s=default, feed=feed: s.run(None, feed), args.repeats)
             torch.set_num_threads(max(threads))
             with torch.no_grad():
-                t_eager = median_ms(lambda: module(example), args.repeats)
+                t_eager = median_ms(lambda m=module, x=example: m(x), args.repeats)
             int8 = results["linux-x86_64 int8"]
             size32 = len(open_package(results["linux-x86_64"].path).model_bytes)
             size8 = len(open_package(int8.path).model_bytes)
@@ -165,7 +165,7 @@ def main() -> int:
     print(body)
     if args.write:
         text = args.write.read_text() if args.write.exists() else "# Benchmarks\n"
-        pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+        pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
         text = pattern.sub(body + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + body + "\n"
         args.write.write_text(text)
     return 0

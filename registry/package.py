@@ -23,7 +23,6 @@ import io
 import json
 import os
 import re
-import shutil
 import tarfile
 import tempfile
 from pathlib import Path, PurePosixPath
@@ -38,10 +37,21 @@ from registry.converters import Candidate, get_converter
 from registry.encryption import PackageIntegrityError, decrypt, encrypt, is_encrypted
 from registry.engines import EngineSetting, get_engine
 from registry.errors import CardError, ConversionError, StorageError, UsageError
-from registry.protocol import (DescriptionBlock, RuntimeTooOldError, check_runtime, parse_block,
-                               read_onnx_block, version_tuple, write_onnx_block)
+from registry.protocol import (
+    DescriptionBlock,
+    RuntimeTooOldError,
+    check_runtime,
+    parse_block,
+    write_onnx_block,
+)
 from registry.targets import Target, TargetOptions, get_target, load_all
-from registry.verify import Verification, input_signature, reference_outputs, sample_inputs, verify_candidate
+from registry.verify import (
+    Verification,
+    input_signature,
+    reference_outputs,
+    sample_inputs,
+    verify_candidate,
+)
 
 MANIFEST = "manifest.json"
 LOADER = "loader.py"
@@ -72,6 +82,8 @@ class Manifest(BaseModel):
     inputs: list[dict] = Field(description="name, shape and dtype of each input")
     outputs: list[str] = Field(description="output names, in order")
     verified: bool = Field(description="whether the chosen model was verified numerically on the build machine")
+    verified_on_device: bool = Field(description="whether that verification ran on the target's own kind of "
+                                     "device and runtime (false for cross-built targets)")
     verification_note: str = Field(description="what ran the verification and what could not run here")
     verification: list[Verification]
     benchmark: BenchmarkReport
@@ -374,6 +386,8 @@ def build_package(source: ModelSource, target_name: str, out_dir: Path, *,
         log(f"chosen: {report.chosen_converter} {report.chosen_setting.label()} ({report.reason})")
 
         note = verifications[0].where
+        on_device = native and target.runtime == "onnxruntime" and (
+            target.name != "cuda" or "CUDAExecutionProvider" in providers)
         if target.name == "cuda" and "CUDAExecutionProvider" not in providers:
             note += "; float16 graph run by the CPU execution provider (no GPU here): not run on CUDA/TensorRT"
         elif target.runtime == "onnxruntime-mobile":
@@ -389,7 +403,7 @@ def build_package(source: ModelSource, target_name: str, out_dir: Path, *,
             model=ref, target=target.name, model_file=f"model/{chosen.path.name}",
             files={k: hashlib.sha256(v).hexdigest() for k, v in sorted(files.items())},
             description=chosen.block, engine=report.chosen_setting, inputs=sig, outputs=names,
-            verified=True, verification_note=note, verification=verifications, benchmark=report,
+            verified=True, verified_on_device=on_device, verification_note=note, verification=verifications, benchmark=report,
             built_with=__version__)
         files[MANIFEST] = (json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=True) + "\n").encode()
         archive = deterministic_tar(pkg_dir, files)
@@ -583,31 +597,13 @@ def run_package(package: Path | OpenedPackage, feeds: dict[str, np.ndarray],
                          "pass --input NAME=file.npy for each (or one file for a one-input model)")
     feeds = {n: np.asarray(feeds[n]).astype(next(i["dtype"] for i in m.inputs if i["name"] == n))
              for n in expected}
-    setting = m.engine
-    if setting.engine == "onnxruntime":
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        so.intra_op_num_threads = setting.threads
-        available = set(ort.get_available_providers())
-        providers = [p for p in setting.providers if p in available] or ["CPUExecutionProvider"]
-        if m.description.format == "ort":
-            so.add_session_config_entry("session.load_model_format", "ORT")
-        session = ort.InferenceSession(pkg.model_bytes, sess_options=so, providers=providers)
-        try:
-            values = session.run(None, feeds)
-        except Exception as e:
-            raise UsageError(f"the model refused the inputs: {str(e).splitlines()[0][:300]}",
-                             f"inputs: {json.dumps(m.inputs)}") from e
-        return dict(zip(m.outputs, values))
-    # OpenVINO reads IR from files: a private temporary folder, removed at once.
-    with tempfile.TemporaryDirectory(prefix="registry-run-") as tmp:
-        for name, data in pkg.files.items():
-            if name.startswith("model/"):
-                (Path(tmp) / PurePosixPath(name).name).write_bytes(data)
-        run = get_engine("openvino").open(Path(tmp) / PurePosixPath(m.model_file).name, setting)
-        return dict(zip(m.outputs, run(feeds)))
+    run = get_engine(m.engine.engine).open_bytes(pkg.files, m.model_file, m.engine)
+    try:
+        values = run(feeds)
+    except Exception as e:  # the runtime's own complaint about shapes or types
+        raise UsageError(f"the model refused the inputs: {str(e).splitlines()[0][:300]}",
+                         f"inputs: {json.dumps(m.inputs)}") from e
+    return dict(zip(m.outputs, values))
 
 
 def read_inputs(specs: list[str], expected: list[str] | None = None) -> dict[str, np.ndarray]:

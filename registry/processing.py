@@ -13,7 +13,7 @@ A merged graph keeps its input and output names (top-k replaces an output `y` by
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -50,7 +50,7 @@ class TopK(BaseModel):
     output: str | None = Field(None, description="output name (default: the first output)")
 
 
-Step = Annotated[Union[Normalize, Softmax, TopK], Field(discriminator="kind")]
+Step = Annotated[Normalize | Softmax | TopK, Field(discriminator="kind")]
 _STEPS = TypeAdapter(list[Step])
 
 
@@ -83,9 +83,8 @@ def apply_steps(model, steps: list) -> list[str]:
     Raises:
         ConversionError: a step names an input or output the model lacks, or a zero std.
     """
-    from onnx import TensorProto, helper, numpy_helper
-
     import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
 
     graph = model.graph
     done = []

@@ -65,8 +65,13 @@ def quantize(source: Path, dest: Path, scheme: str, *, per_channel: bool,
         ConversionError: static without calibration data, or ONNX Runtime's tool fails.
     """
     import onnx
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                          quantize_dynamic, quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
 
     if scheme == "dynamic":
         try:

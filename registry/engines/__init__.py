@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -51,6 +52,15 @@ class Engine:
 
     def open(self, path: Path, setting: EngineSetting) -> Runner:
         """Load the model and return a function from named inputs to the outputs, in order."""
+        raise NotImplementedError
+
+    def open_bytes(self, files: dict[str, bytes], model_file: str, setting: EngineSetting) -> Runner:
+        """Like `open`, from files held in memory (a decrypted package never touches the disk).
+
+        Args:
+            files: the package's files by their path in the package.
+            model_file: the path of the main model file among them.
+        """
         raise NotImplementedError
 
 

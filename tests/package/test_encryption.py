@@ -8,8 +8,15 @@ import numpy as np
 import pytest
 from conftest import FAST, mlp_onnx, write_package_source
 
-from registry.encryption import (MAGIC, PackageIntegrityError, PackageKeyError, decrypt, encrypt, key_id,
-                                 load_key)
+from registry.encryption import (
+    MAGIC,
+    PackageIntegrityError,
+    PackageKeyError,
+    decrypt,
+    encrypt,
+    key_id,
+    load_key,
+)
 from registry.package import build_package, open_package, run_package, source_from_files
 
 KEY = bytes(range(32))

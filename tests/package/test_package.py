@@ -13,8 +13,15 @@ import pytest
 from conftest import FAST, conv_onnx, example_card, mlp_onnx, write_package_source
 
 from registry.errors import ConversionError, UsageError
-from registry.package import (build_package, deterministic_tar, open_package, plan, run_package,
-                              source_from_files, source_from_tag)
+from registry.package import (
+    build_package,
+    deterministic_tar,
+    open_package,
+    plan,
+    run_package,
+    source_from_files,
+    source_from_tag,
+)
 from registry.protocol import read_onnx_block
 
 

@@ -14,9 +14,21 @@ from conftest import FAST, conv_onnx, mlp_onnx, write_package_source
 
 from registry.encryption import PackageIntegrityError
 from registry.errors import ConversionError, ModelFormatError
-from registry.package import build_package, deterministic_tar, open_package, run_package, source_from_files
-from registry.protocol import (METADATA_KEY, DescriptionBlock, RuntimeTooOldError, check_runtime, parse_block,
-                               read_onnx_block)
+from registry.package import (
+    build_package,
+    deterministic_tar,
+    open_package,
+    run_package,
+    source_from_files,
+)
+from registry.protocol import (
+    METADATA_KEY,
+    DescriptionBlock,
+    RuntimeTooOldError,
+    check_runtime,
+    parse_block,
+    read_onnx_block,
+)
 
 
 @pytest.fixture(scope="module")
