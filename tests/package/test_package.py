@@ -177,6 +177,13 @@ def test_unknown_target_option_suggests_the_nearest(tmp_path):
     assert "did you mean 'repeats'" in e.value.hint
 
 
+def test_unknown_converter_suggests_the_nearest(tmp_path):
+    model, card = write_package_source(tmp_path / "src", mlp_onnx(), "  - name: linux-aarch64\n    converter: onnx-fp61\n")
+    with pytest.raises(UsageError) as e:
+        build_package(source_from_files(model, card), "linux-aarch64", tmp_path / "dist")
+    assert "no converter named 'onnx-fp61'" in e.value.message and "did you mean 'onnx-fp16'" in e.value.hint
+
+
 def test_plan_lists_targets_with_runners(tmp_path):
     model, card = write_package_source(tmp_path / "src", mlp_onnx(),
                                        "  - linux-x86_64\n  - linux-aarch64\n  - ios-arm64\n  - windows-x64\n")

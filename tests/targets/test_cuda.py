@@ -25,3 +25,4 @@ def test_fp16_model_is_verified_on_the_cpu_provider_and_says_so(tmp_path):
 
     if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
         assert "not run on CUDA/TensorRT" in m.verification_note and not m.benchmark.measured
+        assert not m.verified_on_device

@@ -19,7 +19,7 @@ def test_onnxruntime_and_openvino_candidates_are_verified_and_timed(tmp_path):
     result = build_package(source_from_files(model, card), "linux-x86_64", tmp_path / "dist", overrides=FAST)
     m = result.manifest
     assert [v.converter for v in m.verification] == ["onnx", "openvino-ir"]
-    assert all(v.passed for v in m.verification)
+    assert all(v.passed for v in m.verification) and m.verified_on_device
     assert m.benchmark.measured and {t.converter for t in m.benchmark.timings} == {"onnx", "openvino-ir"}
     assert m.description.format == ("onnx" if m.engine.engine == "onnxruntime" else "openvino-ir")
 
