@@ -37,8 +37,11 @@ STANDIN_FOR = {
     "peter-evans/find-comment": "find-comment",
     "peter-evans/create-or-update-comment": "create-or-update-comment",
     "stefanzweifel/git-auto-commit-action": "git-auto-commit-action",
+    "actions/attest-build-provenance": "attest-build-provenance",
 }
 GITHUB_REPOSITORY = "example/registry"
+# Runner labels the workflows ask for that run on this machine (act's host mode: no containers).
+HOST_RUNNERS = ("ubuntu-latest", "ubuntu-24.04-arm")
 ACT_TIMEOUT_S = 300
 
 
@@ -155,7 +158,9 @@ class ActResult:
 
     def job_status(self, job_name: str) -> str | None:
         """'succeeded' or 'failed' for the job shown as `job_name`, None if it did not run."""
-        m = re.search(rf"\[[^\]/]+/{re.escape(job_name)}\]\s+🏁\s+Job (succeeded|failed)", self.output)
+        # act shows a job as [workflow/name], a matrix job as [workflow/name-N] padded with spaces
+        m = re.search(rf"\[[^\]/]+/{re.escape(job_name)}(?:-\d+)? *\]\s+🏁\s+Job (succeeded|failed)",
+                      self.output)
         return m.group(1) if m else None
 
     def pr_comments(self, number: int) -> dict[str, str]:
@@ -219,7 +224,8 @@ class Act:
             **(env or {}),
         }
         cmd = [str(tool("act")), event_name, "-C", str(self.start), "-W", str(path), "-e", str(event_file),
-               "-P", "ubuntu-latest=-self-hosted", "--action-offline-mode", "--no-skip-checkout",
+               *(arg for label in HOST_RUNNERS for arg in ("-P", f"{label}=-self-hosted")),
+               "--action-offline-mode", "--no-skip-checkout",
                "--action-cache-path", str(self.tmp / "act-cache"), "--no-cache-server",
                *self.local_repositories(path)]
         for key, value in standin_env.items():
