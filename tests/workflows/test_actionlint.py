@@ -23,8 +23,12 @@ def test_there_are_workflows():
 
 @pytest.mark.parametrize("workflow", workflow_files(), ids=lambda p: p.name)
 def test_workflow_passes_actionlint(workflow):
-    proc = subprocess.run([str(tool("actionlint")), "-no-color", str(workflow)], capture_output=True,
-                          text=True, cwd=WORKFLOWS.parent.parent)
+    proc = subprocess.run(
+        [str(tool("actionlint")), "-no-color", str(workflow)],
+        capture_output=True,
+        text=True,
+        cwd=WORKFLOWS.parent.parent,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -33,11 +37,15 @@ def test_workflow_is_least_privilege_and_pinned(workflow):
     doc = load_workflow(workflow.name)
     assert doc.get("permissions") == {}, f"{workflow.name}: top-level permissions must be {{}}"
     for job_id, job in doc["jobs"].items():
-        assert "permissions" in job, f"{workflow.name}: job {job_id} must say which permissions it needs"
+        assert "permissions" in job, (
+            f"{workflow.name}: job {job_id} must say which permissions it needs"
+        )
         for step in job.get("steps", []):
             uses = step.get("uses")
             if uses and not uses.startswith("./"):
-                assert PINNED.match(uses), f"{workflow.name}: {job_id} uses {uses}: pin a full commit id"
+                assert PINNED.match(uses), (
+                    f"{workflow.name}: {job_id} uses {uses}: pin a full commit id"
+                )
 
 
 def test_validate_never_runs_with_a_privileged_trigger():
@@ -60,7 +68,15 @@ def test_publish_runs_one_at_a_time_and_never_cancels():
 
 def test_release_grants_signing_permissions_to_the_last_job_only():
     jobs = load_workflow("release.yml")["jobs"]
-    signing = {j for j, job in jobs.items() if {"id-token", "attestations"} & set(job["permissions"])}
+    signing = {
+        j for j, job in jobs.items() if {"id-token", "attestations"} & set(job["permissions"])
+    }
     assert signing == {"release"}, signing
-    assert jobs["release"]["permissions"] == {"contents": "write", "id-token": "write", "attestations": "write"}
-    assert all(job["permissions"] == {"contents": "read"} for j, job in jobs.items() if j != "release")
+    assert jobs["release"]["permissions"] == {
+        "contents": "write",
+        "id-token": "write",
+        "attestations": "write",
+    }
+    assert all(
+        job["permissions"] == {"contents": "read"} for j, job in jobs.items() if j != "release"
+    )

@@ -16,10 +16,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from conftest import example_card, mlp_onnx  # noqa: E402  (tests/conftest.py: the shared builders)
-from workflow_runs import GITHUB_REPOSITORY, Act, make_project_clone  # noqa: E402
+from workflow_runs import GITHUB_REPOSITORY, Act, example_card, make_project_clone, mlp_onnx  # noqa: E402
 
 pytestmark = pytest.mark.slow
 TAG = "tiny-mlp@v1.0.0"
@@ -29,8 +27,13 @@ TARGETS = ["linux-x86_64", "linux-aarch64"]
 def tag_event(sha: str) -> dict:
     """A `push` event payload for a new tag, as GitHub sends it."""
     owner, name = GITHUB_REPOSITORY.split("/")
-    return {"ref": f"refs/tags/{TAG}", "before": "0" * 40, "after": sha, "created": True,
-            "repository": {"full_name": GITHUB_REPOSITORY, "name": name, "owner": {"login": owner}}}
+    return {
+        "ref": f"refs/tags/{TAG}",
+        "before": "0" * 40,
+        "after": sha,
+        "created": True,
+        "repository": {"full_name": GITHUB_REPOSITORY, "name": name, "owner": {"login": owner}},
+    }
 
 
 def manifest_of(package: Path) -> dict:
@@ -44,10 +47,23 @@ def test_a_version_tag_builds_verifies_and_attaches_a_package_per_target(tmp_pat
     weights = mlp_onnx(seed=5)
     pointer = clone.track("models/tiny-mlp/model.onnx", weights)
     targets = "targets:\n" + "".join(f"  - name: {t}\n" for t in TARGETS)
-    card = example_card("tiny-mlp", size=len(weights), version="1.0.0", status="published",
-                        source_repo=str(clone.root), extra=targets)
-    sha = clone.branch("main", {"models/tiny-mlp/model.yaml": card, "models/tiny-mlp/config.yaml": "epochs: 3\n",
-                                "models/tiny-mlp/model.onnx.dvc": pointer}, message="publish tiny-mlp 1.0.0")
+    card = example_card(
+        "tiny-mlp",
+        size=len(weights),
+        version="1.0.0",
+        status="published",
+        source_repo=str(clone.root),
+        extra=targets,
+    )
+    sha = clone.branch(
+        "main",
+        {
+            "models/tiny-mlp/model.yaml": card,
+            "models/tiny-mlp/config.yaml": "epochs: 3\n",
+            "models/tiny-mlp/model.onnx.dvc": pointer,
+        },
+        message="publish tiny-mlp 1.0.0",
+    )
     # what publish.yml leaves behind: the objects on public, the annotated tag, the release
     clone.git("checkout", "-q", sha)
     clone.dvc("pull", "-q", "-r", "staging", "models/tiny-mlp/model.onnx.dvc")

@@ -10,6 +10,7 @@ reads.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -45,6 +46,21 @@ HOST_RUNNERS = ("ubuntu-latest", "ubuntu-24.04-arm")
 ACT_TIMEOUT_S = 300
 
 
+def _shared_builders():
+    """tests/conftest.py loaded by its path (its name `conftest` is not unique in the test tree)."""
+    spec = importlib.util.spec_from_file_location(
+        "registry_tests_shared", REPO_ROOT / "tests" / "conftest.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_SHARED = _shared_builders()
+example_card = _SHARED.example_card  # a valid card as a publisher writes it
+mlp_onnx = _SHARED.mlp_onnx  # bytes of a small real ONNX classifier
+
+
 def tool(name: str) -> Path:
     """A binary of the test environment; fails (never skips) when it is missing."""
     path = BIN / name
@@ -55,11 +71,18 @@ def tool(name: str) -> Path:
 
 def git_env(home: Path) -> dict[str, str]:
     """Environment for git with an identity and no user or system config."""
-    return {**os.environ, "HOME": str(home), "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
-            "GIT_CONFIG_NOSYSTEM": "1", "GIT_AUTHOR_NAME": "Registry Tests",
-            "GIT_AUTHOR_EMAIL": "tests@registry.invalid", "GIT_COMMITTER_NAME": "Registry Tests",
-            "GIT_COMMITTER_EMAIL": "tests@registry.invalid", "DVC_NO_ANALYTICS": "1",
-            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return {
+        **os.environ,
+        "HOME": str(home),
+        "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_NAME": "Registry Tests",
+        "GIT_AUTHOR_EMAIL": "tests@registry.invalid",
+        "GIT_COMMITTER_NAME": "Registry Tests",
+        "GIT_COMMITTER_EMAIL": "tests@registry.invalid",
+        "DVC_NO_ANALYTICS": "1",
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
 
 
 class ProjectClone:
@@ -74,8 +97,9 @@ class ProjectClone:
         self.env = git_env(home)
 
     def run(self, *cmd: str | Path, check: bool = True) -> str:
-        proc = subprocess.run([str(c) for c in cmd], cwd=self.root, env=self.env, capture_output=True,
-                              text=True)
+        proc = subprocess.run(
+            [str(c) for c in cmd], cwd=self.root, env=self.env, capture_output=True, text=True
+        )
         if check and proc.returncode != 0:
             raise AssertionError(f"{' '.join(map(str, cmd))} failed:\n{proc.stdout}\n{proc.stderr}")
         return proc.stdout.strip()
@@ -104,8 +128,14 @@ class ProjectClone:
         self.git("clean", "-qfdx", "--", str(Path(rel).parent))
         return pointer
 
-    def branch(self, name: str, files: dict[str, str | bytes], *, start: str = "main",
-               message: str = "change") -> str:
+    def branch(
+        self,
+        name: str,
+        files: dict[str, str | bytes],
+        *,
+        start: str = "main",
+        message: str = "change",
+    ) -> str:
         """Commit `files` on branch `name` (made from `start`); return the commit id."""
         self.git("checkout", "-q", "-B", name, start)
         self.write(files)
@@ -120,9 +150,19 @@ def make_project_clone(tmp: Path) -> ProjectClone:
     """Copy the project's tracked and unignored files into a fresh repository at `tmp/origin`."""
     home, root, storage = tmp / "home", tmp / "origin", tmp / "storage"
     home.mkdir()
-    (home / ".gitconfig").write_text("[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n")
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            cwd=REPO_ROOT, capture_output=True, check=True).stdout.decode().split("\0")
+    (home / ".gitconfig").write_text(
+        "[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n"
+    )
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in filter(None, listed):
         src = REPO_ROOT / rel
         if src.is_file():
@@ -132,12 +172,14 @@ def make_project_clone(tmp: Path) -> ProjectClone:
     clone.git("init", "-q", "-b", "main")
     # the workflows push tags and the changelog commit back to this repository, as to GitHub
     clone.git("config", "receive.denyCurrentBranch", "updateInstead")
-    clone.write({
-        ".dvc/config": "[core]\n    analytics = false\n    remote = public\n"
-                       f"['remote \"staging\"']\n    url = {storage / 'staging'}\n"
-                       f"['remote \"public\"']\n    url = {storage / 'public'}\n",
-        "models/.gitkeep": "",
-    })
+    clone.write(
+        {
+            ".dvc/config": "[core]\n    analytics = false\n    remote = public\n"
+            f"['remote \"staging\"']\n    url = {storage / 'staging'}\n"
+            f"['remote \"public\"']\n    url = {storage / 'public'}\n",
+            "models/.gitkeep": "",
+        }
+    )
     clone.git("add", "-A")
     clone.git("commit", "-q", "-m", "registry")
     return clone
@@ -159,14 +201,18 @@ class ActResult:
     def job_status(self, job_name: str) -> str | None:
         """'succeeded' or 'failed' for the job shown as `job_name`, None if it did not run."""
         # act shows a job as [workflow/name], a matrix job as [workflow/name-N] padded with spaces
-        m = re.search(rf"\[[^\]/]+/{re.escape(job_name)}(?:-\d+)? *\]\s+🏁\s+Job (succeeded|failed)",
-                      self.output)
+        m = re.search(
+            rf"\[[^\]/]+/{re.escape(job_name)}(?:-\d+)? *\]\s+🏁\s+Job (succeeded|failed)",
+            self.output,
+        )
         return m.group(1) if m else None
 
     def pr_comments(self, number: int) -> dict[str, str]:
         """The comments on pull request `number`, by comment id."""
         folder = self.comments / str(number)
-        return {p.stem: p.read_text() for p in sorted(folder.glob("*.md"))} if folder.exists() else {}
+        return (
+            {p.stem: p.read_text() for p in sorted(folder.glob("*.md"))} if folder.exists() else {}
+        )
 
 
 class Act:
@@ -179,24 +225,45 @@ class Act:
         # act takes the repository's name from the origin of the folder it starts in (-C), and
         # `github.sha` from that folder's HEAD: a clone whose origin is the GitHub address.
         self.start = tmp / "start"
-        subprocess.run(["git", "clone", "-q", "--no-checkout", str(clone.root), str(self.start)], check=True,
-                       env=clone.env)
-        subprocess.run(["git", "remote", "rename", "origin", "local"], cwd=self.start, check=True, env=clone.env)
-        subprocess.run(["git", "remote", "add", "origin", f"https://github.com/{GITHUB_REPOSITORY}.git"],
-                       cwd=self.start, check=True, env=clone.env)
+        subprocess.run(
+            ["git", "clone", "-q", "--no-checkout", str(clone.root), str(self.start)],
+            check=True,
+            env=clone.env,
+        )
+        subprocess.run(
+            ["git", "remote", "rename", "origin", "local"],
+            cwd=self.start,
+            check=True,
+            env=clone.env,
+        )
+        subprocess.run(
+            ["git", "remote", "add", "origin", f"https://github.com/{GITHUB_REPOSITORY}.git"],
+            cwd=self.start,
+            check=True,
+            env=clone.env,
+        )
 
     def local_repositories(self, workflow: Path) -> list[str]:
         """`--local-repository` arguments for every third-party action the workflow uses."""
         args = []
-        for uses in sorted(set(re.findall(r"uses:\s*([\w.-]+/[\w.-]+)@([0-9a-f]{40})", workflow.read_text()))):
+        for uses in sorted(
+            set(re.findall(r"uses:\s*([\w.-]+/[\w.-]+)@([0-9a-f]{40})", workflow.read_text()))
+        ):
             repo, ref = uses
             if repo not in STANDIN_FOR:
                 pytest.fail(f"{workflow.name} uses {repo}, which has no stand-in in {STANDINS}")
             args += ["--local-repository", f"{repo}@{ref}={STANDINS / STANDIN_FOR[repo]}"]
         return args
 
-    def run(self, workflow: str, event_name: str, event: dict, *, sha: str | None = None,
-            env: dict[str, str] | None = None) -> ActResult:
+    def run(
+        self,
+        workflow: str,
+        event_name: str,
+        event: dict,
+        *,
+        sha: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> ActResult:
         """Run `.github/workflows/<workflow>` of the clone for one event; return what it showed.
 
         `sha` is the run's `github.sha` (a push's `after`); by default the clone's main.
@@ -208,7 +275,8 @@ class Act:
         event_file.write_text(json.dumps(event))
         standin_env = {
             "REGISTRY_STANDIN_ORIGIN": str(self.clone.root),
-            "REGISTRY_STANDIN_PYTHON": sys._base_executable,  # the interpreter this venv was made from
+            # the interpreter this venv was made from
+            "REGISTRY_STANDIN_PYTHON": sys._base_executable,
             "REGISTRY_STANDIN_SITE": sysconfig.get_paths()["purelib"],
             "REGISTRY_STANDIN_ARTIFACTS": str(self.artifacts),
             "REGISTRY_STANDIN_COMMENTS": str(self.comments),
@@ -223,27 +291,55 @@ class Act:
             "PIP_NO_BUILD_ISOLATION": "0",
             **(env or {}),
         }
-        cmd = [str(tool("act")), event_name, "-C", str(self.start), "-W", str(path), "-e", str(event_file),
-               *(arg for label in HOST_RUNNERS for arg in ("-P", f"{label}=-self-hosted")),
-               "--action-offline-mode", "--no-skip-checkout",
-               "--action-cache-path", str(self.tmp / "act-cache"), "--no-cache-server",
-               *self.local_repositories(path)]
+        cmd = [
+            str(tool("act")),
+            event_name,
+            "-C",
+            str(self.start),
+            "-W",
+            str(path),
+            "-e",
+            str(event_file),
+            *(arg for label in HOST_RUNNERS for arg in ("-P", f"{label}=-self-hosted")),
+            "--action-offline-mode",
+            "--no-skip-checkout",
+            "--action-cache-path",
+            str(self.tmp / "act-cache"),
+            "--no-cache-server",
+            *self.local_repositories(path),
+        ]
         for key, value in standin_env.items():
             cmd += ["--env", f"{key}={value}"]
-        proc = subprocess.run(cmd, cwd=self.start, env=self.clone.env, capture_output=True, text=True,
-                              timeout=ACT_TIMEOUT_S)
+        proc = subprocess.run(
+            cmd,
+            cwd=self.start,
+            env=self.clone.env,
+            capture_output=True,
+            text=True,
+            timeout=ACT_TIMEOUT_S,
+        )
         return ActResult(proc.returncode, proc.stdout + proc.stderr, self.artifacts, self.comments)
 
 
-def pull_request_event(number: int, base: str, head: str, head_ref: str,
-                       head_repo: str = GITHUB_REPOSITORY) -> dict:
+def pull_request_event(
+    number: int, base: str, head: str, head_ref: str, head_repo: str = GITHUB_REPOSITORY
+) -> dict:
     """A `pull_request` event payload as GitHub sends it (the fields the workflow reads)."""
-    repo = {"full_name": GITHUB_REPOSITORY, "name": GITHUB_REPOSITORY.split("/")[1],
-            "owner": {"login": GITHUB_REPOSITORY.split("/")[0]}}
-    return {"action": "synchronize", "number": number, "repository": repo,
-            "pull_request": {"number": number,
-                             "base": {"sha": base, "ref": "main", "repo": repo},
-                             "head": {"sha": head, "ref": head_ref, "repo": {"full_name": head_repo}}}}
+    repo = {
+        "full_name": GITHUB_REPOSITORY,
+        "name": GITHUB_REPOSITORY.split("/")[1],
+        "owner": {"login": GITHUB_REPOSITORY.split("/")[0]},
+    }
+    return {
+        "action": "synchronize",
+        "number": number,
+        "repository": repo,
+        "pull_request": {
+            "number": number,
+            "base": {"sha": base, "ref": "main", "repo": repo},
+            "head": {"sha": head, "ref": head_ref, "repo": {"full_name": head_repo}},
+        },
+    }
 
 
 def workflow_files() -> list[Path]:
