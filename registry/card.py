@@ -121,6 +121,19 @@ class TargetSpec(BaseModel):
         None, description="quantize to int8: dynamic, or static with the card's calibration data")
     optimize: bool = Field(False, description="apply offline graph optimisation")
     converter: str | None = Field(None, description="force one converter instead of the target's candidates")
+    calibration: str | None = Field(None, description="static int8: calibration inputs (.npz keyed by input "
+                                    "name) in the model folder")
+    inputs: str | None = Field(None, description="sample inputs for verification (.npz keyed by input name) in "
+                               "the model folder; generated from the input signature when absent")
+    processing: list[dict[str, Any]] = Field(default_factory=list, description="pre/post-processing merged "
+                                             "into the graph: normalize, softmax, topk (docs/packaging.md)")
+    options: dict[str, Any] = Field(default_factory=dict, description="target-specific options, see "
+                                    "`registry package --list-targets`")
+
+    @field_validator("calibration", "inputs")
+    @classmethod
+    def _data_inside_folder(cls, v: str | None) -> str | None:
+        return None if v is None else check_relative_path(v)
 
 
 class ModelCard(BaseModel):

@@ -225,6 +225,157 @@ def new(name: str, weights: Path | None, config_file: Path | None, task: str | N
     click.echo(f"  pushed the weights to the staging remote" if result.pushed else
                f"  push the weights: dvc push -r staging {rel}/{result.pointer.name}")
     click.echo(f"  next: registry check {name} && git add {rel} && git commit, then open a pull request")
+# --------------------------------------------------------------------------- package
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("ref", required=False)
+@click.option("-t", "--target", "targets", multiple=True,
+              help="Target to build (repeatable; default: every target of the card).")
+@click.option("--model", type=click.Path(dir_okay=False, path_type=Path),
+              help="Local build: the source ONNX file (with --card) instead of NAME@VERSION.")
+@click.option("--card", type=click.Path(dir_okay=False, path_type=Path),
+              help="Local build: the model card (its folder holds calibration/sample files).")
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("dist"),
+              show_default=True, help="Folder the packages are written to.")
+@click.option("--plan", "show_plan", is_flag=True,
+              help="Print the card's targets with the runner each needs; build nothing.")
+@click.option("--list-targets", is_flag=True, help="List the targets, what each produces, needs and accepts.")
+@click.option("--quantize", type=click.Choice(["dynamic", "static"]), help="Quantize to int8 (overrides the card).")
+@click.option("--optimize/--no-optimize", default=None, help="Apply offline graph optimisation (overrides the card).")
+@click.option("--converter", help="Use only this converter (overrides the target's candidates).")
+@click.option("--option", "raw_options", multiple=True, metavar="KEY=VALUE",
+              help="Target option (JSON value), e.g. --option repeats=50 --option 'threads=[1,4]'.")
+@click.option("--no-benchmark", is_flag=True,
+              help="Keep the first verified candidate without timing (rebuilds are byte-identical).")
+@click.option("--key-env", metavar="VAR", help="Encrypt with the AES-256 key in this environment variable.")
+@click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Encrypt with the AES-256 key in this file.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json prints the plan, the targets or the built packages for machines.")
+def package(ref: str | None, targets: tuple[str, ...], model: Path | None, card: Path | None, out: Path,
+            show_plan: bool, list_targets: bool, quantize: str | None, optimize: bool | None,
+            converter: str | None, raw_options: tuple[str, ...], no_benchmark: bool,
+            key_env: str | None, key_file: Path | None, fmt: str) -> None:
+    """Build verified device packages of a published version (or of local files).
+
+    Each target's candidates are converted, verified against the source ONNX, timed, and the
+    fastest is packed with manifest.json and a loader into NAME-VERSION-TARGET.tar.gz.
+
+    \b
+    Examples:
+      registry package --list-targets
+      registry package digits-cnn@1.2.0 --plan --format json
+      registry package digits-cnn@1.2.0 --target linux-x86_64 --key-env PACKAGE_KEY
+      registry package --model model.onnx --card model.yaml --target android-arm64 --quantize dynamic
+    Exit codes: 0 built, 1 card, 2 usage, 5 storage, 6 conversion or verification failed.
+    """
+    import tempfile
+
+    from registry import package as pkg
+    from registry.encryption import load_key
+
+    if list_targets:
+        catalog = pkg.target_catalog()
+        if fmt == "json":
+            click.echo(json.dumps(catalog, indent=2))
+            return
+        for t in catalog:
+            click.echo(f"{t['name']}: {t['summary']}")
+            click.echo(f"  produces:   {t['produces']}")
+            click.echo("  converters: " + "; ".join(f"{k} ({v})" for k, v in t["converters"].items()))
+            click.echo(f"  engines:    {', '.join(t['engines'])}   needs: {', '.join(t['needs'])}")
+            click.echo(f"  runner:     {t['runner']}")
+            click.echo("  options:    " + ", ".join(t["options"]))
+        click.echo("\noptions are described in docs/packaging.md; set them in the card's targets: entry "
+                   "or with --option KEY=VALUE")
+        return
+    if bool(model) != bool(card):
+        raise UsageError("a local build needs both --model and --card")
+    if not ref and not model:
+        raise UsageError("say what to package: NAME@VERSION, or --model PATH --card PATH",
+                         "see `registry package --help`")
+    overrides: dict = {"quantize": quantize, "optimize": optimize, "converter": converter}
+    for item in raw_options:
+        k, sep, v = item.partition("=")
+        if not sep:
+            raise UsageError(f"--option {item!r} is not KEY=VALUE")
+        try:
+            overrides[k] = json.loads(v)
+        except json.JSONDecodeError:
+            overrides[k] = v
+    with tempfile.TemporaryDirectory(prefix="registry-source-") as tmp:
+        if model:
+            source = pkg.source_from_files(model, card)
+        elif show_plan:
+            source = None
+        else:
+            source = pkg.source_from_tag(ref, Path.cwd(), Path(tmp))
+        if show_plan:
+            result = pkg.plan(source.card if source else pkg.card_at_tag(ref, Path.cwd()))
+            if targets:
+                keep = set(targets)
+                result.targets = [t for t in result.targets if t.target in keep]
+                result.matrix = {"include": [i for i in result.matrix["include"] if i["target"] in keep]}
+            if fmt == "json":
+                click.echo(result.model_dump_json(indent=2))
+            else:
+                for t in result.targets:
+                    click.echo(f"{t.target}\t{t.runner}\t{t.produces}")
+            return
+        key = load_key(key_env, key_file)
+        names = list(targets) or [t.name for t in source.card.targets]
+        if not names:
+            raise UsageError(f"the card of {source.name} lists no targets", "pass --target NAME")
+        built = []
+        for name in names:
+            click.echo(f"==> {source.name}@{source.version} for {name}", err=True)
+            result = pkg.build_package(source, name, out, overrides=overrides, key=key,
+                                       benchmark=not no_benchmark,
+                                       log=lambda msg: click.echo(f"    {msg}", err=True))
+            built.append(result)
+            click.echo(f"    wrote {result.path} (sha256 {result.sha256[:16]}…)", err=True)
+    if fmt == "json":
+        click.echo(json.dumps([{"target": r.manifest.target, "path": str(r.path), "sha256": r.sha256,
+                                "verified": r.manifest.verified, "engine": r.manifest.engine.label(),
+                                "measured": r.manifest.benchmark.measured} for r in built], indent=2))
+    else:
+        for r in built:
+            click.echo(r.path)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("package_file", metavar="PACKAGE", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-i", "--input", "inputs", multiple=True, required=True, metavar="[NAME=]FILE",
+              help="Input array (.npy; NAME= for multi-input models) or one .npz keyed by input name.")
+@click.option("--key-env", metavar="VAR", help="Decrypt with the AES-256 key in this environment variable.")
+@click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path), help="Decrypt with the key in this file.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json prints {output: nested list}.")
+def run(package_file: Path, inputs: tuple[str, ...], key_env: str | None, key_file: Path | None,
+        fmt: str) -> None:
+    """Run a device package: decrypt in memory, check hashes and runtime version, print the outputs.
+
+    \b
+    Example:
+      registry run dist/digits-cnn-1.2.0-linux-x86_64.tar.gz --input digit.npy
+      PACKAGE_KEY=… registry run pkg.tar.gz.enc --key-env PACKAGE_KEY --input x=a.npy
+    Exit codes: 0 ran, 2 usage, 6 wrong key, altered/truncated package, or runtime too old.
+    """
+    import numpy as np
+
+    from registry.encryption import load_key
+    from registry.package import open_package, read_inputs, run_package
+
+    opened = open_package(package_file, load_key(key_env, key_file))
+    expected = [i["name"] for i in opened.manifest.inputs]
+    outputs = run_package(opened, read_inputs(list(inputs), expected))
+    if fmt == "json":
+        click.echo(json.dumps({k: np.asarray(v).tolist() for k, v in outputs.items()}))
+        return
+    for name, value in outputs.items():
+        value = np.asarray(value)
+        click.echo(f"{name} {value.dtype} {list(value.shape)}")
+        click.echo(np.array2string(value, precision=6, threshold=200))
 
 
 # --------------------------------------------------------------------------- entry point

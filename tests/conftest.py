@@ -209,3 +209,48 @@ def check_models():
 
     return run_check
 
+# --------------------------------------------------------------------------- package
+
+def conv_onnx(seed: int = 0, channels: int = 8, classes: int = 5, size: int = 16) -> bytes:
+    """A small real CNN (Conv → Relu → Conv → Relu → GlobalAveragePool → Flatten → Gemm), NCHW."""
+    rng = np.random.default_rng(seed)
+
+    def init(name, *shape):
+        return numpy_helper.from_array((rng.standard_normal(shape) * 0.3).astype(np.float32), name)
+
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["image", "c1w", "c1b"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+         helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+         helper.make_node("Conv", ["r1", "c2w", "c2b"], ["c2"], pads=[1, 1, 1, 1], name="conv2"),
+         helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+         helper.make_node("GlobalAveragePool", ["r2"], ["pool"], name="pool"),
+         helper.make_node("Flatten", ["pool"], ["flat"], name="flatten"),
+         helper.make_node("Gemm", ["flat", "fcw", "fcb"], ["logits"], transB=1, name="fc")],
+        "cnn",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", classes])],
+        initializer=[init("c1w", channels, 3, 3, 3), init("c1b", channels),
+                     init("c2w", channels, channels, 3, 3), init("c2b", channels),
+                     init("fcw", classes, channels), init("fcb", classes)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="registry-tests")
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    return model.SerializeToString()
+
+
+def write_package_source(folder: Path, weights: bytes, targets_yaml: str, *, name: str = "mlp",
+                         version: str = "1.0.0", files: dict[str, bytes] | None = None) -> tuple[Path, Path]:
+    """A local model folder for `registry package --model --card`: weights, card, config, extra files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.onnx").write_bytes(weights)
+    (folder / "config.yaml").write_text("epochs: 3\n")
+    card = example_card(name, version=version, status="published", extra="targets:\n" + textwrap.dedent(targets_yaml))
+    (folder / "model.yaml").write_text(card)
+    for rel, data in (files or {}).items():
+        (folder / rel).write_bytes(data)
+    return folder / "model.onnx", folder / "model.yaml"
+
+
+# Fast benchmark settings for tests: correctness of the choice, not meaningful figures.
+FAST = {"repeats": 3, "warmup": 1, "threads": [1]}

@@ -1,0 +1,188 @@
+"""Benchmark of device packaging: packaging time per target, latency of the chosen engine against
+PyTorch eager and a default ONNX Runtime session, int8 size and accuracy cost.
+
+    .venv/bin/python benchmarks/package.py [--repeats 50] [--write docs/benchmarks.md]
+
+Two models are built here with fixed seeds: a small CNN like the registry's example classifier
+(1×28×28 → 10) and a transformer-sized encoder (4 layers, d_model 256, 8 heads, 64 tokens).
+The figures go to stdout and, with --write, into the '## Device packages' section of the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import re
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+SECTION = "## Device packages"
+
+
+def build_models(workdir: Path):
+    """(name, torch module, example input, onnx path) for each benchmark model."""
+    import torch
+
+    torch.manual_seed(0)
+    cnn = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(), torch.nn.Linear(32 * 7 * 7, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10)).eval()
+
+    class Block(torch.nn.Module):
+        """Pre-norm encoder block written with plain ops (exports to standard ONNX)."""
+
+        def __init__(self, d=256, heads=8, ff=1024):
+            super().__init__()
+            self.heads = heads
+            self.qkv = torch.nn.Linear(d, 3 * d)
+            self.proj = torch.nn.Linear(d, d)
+            self.norm1, self.norm2 = torch.nn.LayerNorm(d), torch.nn.LayerNorm(d)
+            self.ff = torch.nn.Sequential(torch.nn.Linear(d, ff), torch.nn.GELU(), torch.nn.Linear(ff, d))
+
+        def forward(self, x):
+            b, t, d = x.shape
+            q, k, v = self.qkv(self.norm1(x)).reshape(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+            att = torch.softmax(q @ k.transpose(-1, -2) / (d // self.heads) ** 0.5, dim=-1)
+            x = x + self.proj((att @ v).transpose(1, 2).reshape(b, t, d))
+            return x + self.ff(self.norm2(x))
+
+    class Encoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = torch.nn.Sequential(*[Block() for _ in range(4)])
+            self.head = torch.nn.Linear(256, 16)
+
+        def forward(self, x):
+            return self.head(self.blocks(x).mean(dim=1))
+
+    models = [("cnn", cnn, torch.randn(1, 1, 28, 28)), ("transformer", Encoder().eval(), torch.randn(1, 64, 256))]
+    out = []
+    for name, module, example in models:
+        path = workdir / f"{name}.onnx"
+        with torch.no_grad():
+            torch.onnx.export(module, (example,), str(path), dynamo=False, opset_version=17,
+                              input_names=["input"], output_names=["output"])
+        out.append((name, module, example, path))
+    return out
+
+
+def median_ms(fn, repeats: int, warmup: int = 5) -> float:
+    """Median wall time of fn() in milliseconds."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return float(np.median(times))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--write", type=Path, help="update this markdown file's section")
+    args = parser.parse_args()
+
+    import onnxruntime as ort
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    from registry.card import ModelCard
+    from registry.engines import get_engine
+    from registry.package import ModelSource, build_package, open_package
+
+    threads = [1, 2]
+    lines = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for name, module, example, onnx_path in build_models(work):
+            card = ModelCard(name=name, version="1.0.0", status="published", task="classification",
+                             project="bench", source={"repo": "https://example.invalid/train.git"},
+                             config="config.yaml", weights=onnx_path.name)
+            source = ModelSource(name=name, version="1.0.0", card=card, weights=onnx_path, folder=work)
+            opts = {"repeats": args.repeats, "threads": threads}
+            rows = []
+            results = {}
+            for target, extra in [("linux-x86_64", {}), ("linux-x86_64", {"quantize": "dynamic"}),
+                                  ("linux-aarch64", {}), ("android-arm64", {"quantize": "dynamic"}),
+                                  ("cuda", {})]:
+                start = time.perf_counter()
+                result = build_package(source, target, work / "dist" / f"{target}-{len(extra)}",
+                                       overrides={**opts, **extra})
+                seconds = time.perf_counter() - start
+                label = target + (" int8" if extra else "")
+                results[label] = result
+                size = len(open_package(result.path).model_bytes)
+                cos = min(o.cosine for v in result.manifest.verification if v.passed for o in v.outputs
+                          if o.cosine is not None)
+                rows.append(f"| {label} | {seconds:.2f} s | {result.manifest.description.converter} | "
+                            f"{size / 1e6:.3f} MB | {cos:.6f} | "
+                            f"{'yes' if result.manifest.benchmark.measured else 'no (cross-built)'} |")
+            # latency: chosen engine vs eager PyTorch vs a default ORT session, same input, same threads
+            chosen = results["linux-x86_64"].manifest
+            x = example.numpy()
+            pkg = open_package(results["linux-x86_64"].path)
+            model_file = work / "chosen" / chosen.model_file
+            model_file.parent.mkdir(parents=True, exist_ok=True)
+            for fname, data in pkg.files.items():
+                if fname.startswith("model/"):
+                    (model_file.parent / Path(fname).name).write_bytes(data)
+            run = get_engine(chosen.engine.engine).open(model_file, chosen.engine)
+            feed = {"input": x}
+            t_chosen = median_ms(lambda run=run, feed=feed: run(feed), args.repeats)
+            default = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+            t_default = median_ms(lambda s=default, feed=feed: s.run(None, feed), args.repeats)
+            torch.set_num_threads(max(threads))
+            with torch.no_grad():
+                t_eager = median_ms(lambda m=module, x=example: m(x), args.repeats)
+            int8 = results["linux-x86_64 int8"]
+            size32 = len(open_package(results["linux-x86_64"].path).model_bytes)
+            size8 = len(open_package(int8.path).model_bytes)
+            int8_cos = min(o.cosine for o in int8.manifest.verification[0].outputs)
+            lines += [f"### {name} ({onnx_path.stat().st_size / 1e6:.2f} MB fp32 ONNX)", "",
+                      "| target | packaging time | chosen converter | model size | min cosine vs fp32 | timed |",
+                      "| --- | --- | --- | --- | --- | --- |", *rows, "",
+                      f"Latency, batch 1, median of {args.repeats} runs on this machine ({get_cpu()}):", "",
+                      "| runner | median ms | speed-up vs eager |", "| --- | --- | --- |",
+                      f"| PyTorch eager ({max(threads)} threads) | {t_eager:.3f} | 1.00× |",
+                      f"| ONNX Runtime, default session | {t_default:.3f} | {t_eager / t_default:.2f}× |",
+                      f"| chosen: {chosen.benchmark.chosen_converter} {chosen.engine.label()} | {t_chosen:.3f} | "
+                      f"{t_eager / t_chosen:.2f}× |", "",
+                      f"int8 (dynamic, per-channel) size: {size8 / size32:.3f}× of fp32; "
+                      f"cosine vs fp32 {int8_cos:.5f}.", ""]
+    cpu = get_cpu()
+    command = "python benchmarks/package.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    body = "\n".join([SECTION, "", f"Command: `{command.strip()}` — {cpu}, {platform.system()}, "
+                      f"onnxruntime {ort.__version__}, torch {torch.__version__.split('+')[0]}.", "", *lines])
+    print(body)
+    if args.write:
+        text = args.write.read_text() if args.write.exists() else "# Benchmarks\n"
+        pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
+        text = pattern.sub(body + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + body + "\n"
+        args.write.write_text(text)
+    return 0
+
+
+def get_cpu() -> str:
+    """CPU model and core count."""
+    import os
+
+    name = platform.processor() or platform.machine()
+    try:
+        name = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{name} ({os.cpu_count()} cores)"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""Engine choice by benchmark: time every verified candidate under every engine setting.
+
+Each setting gets warm-up runs, then `repeats` timed runs of one sample input; the median decides,
+the 90th percentile is recorded. The fastest median wins. A cross-built target is not timed
+(the build machine says nothing about the device): its first verified candidate, in the target's
+order of preference, with the engine's default setting, is chosen, and the manifest says so.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from registry.converters import Candidate
+from registry.engines import EngineSetting, get_engine
+
+
+class Timing(BaseModel):
+    """Latency of one candidate under one engine setting."""
+
+    converter: str
+    setting: EngineSetting
+    median_ms: float | None = Field(None, description="median latency over the timed runs")
+    p90_ms: float | None = Field(None, description="90th-percentile latency")
+    runs: int = Field(0, description="timed runs")
+    error: str | None = Field(None, description="why this setting could not run")
+
+
+class Machine(BaseModel):
+    """Where the timings were taken."""
+
+    system: str
+    machine: str
+    processor: str
+    cpus: int
+    python: str
+
+
+class BenchmarkReport(BaseModel):
+    """All timings and the choice made."""
+
+    measured: bool = Field(description="whether timings were taken on the target device")
+    machine: Machine
+    timings: list[Timing] = Field(default_factory=list)
+    chosen_converter: str
+    chosen_setting: EngineSetting
+    reason: str
+
+
+def machine_info() -> Machine:
+    """This machine, as recorded in the manifest."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return Machine(system=f"{platform.system()} {platform.release()}", machine=platform.machine(),
+                   processor=cpu, cpus=os.cpu_count() or 1, python=platform.python_version())
+
+
+def time_setting(candidate: Candidate, setting: EngineSetting, feed: dict[str, np.ndarray], *,
+                 warmup: int, repeats: int) -> Timing:
+    """Open the candidate with one setting and time it."""
+    timing = Timing(converter=candidate.converter, setting=setting)
+    try:
+        run = get_engine(setting.engine).open(candidate.path, setting)
+        for _ in range(warmup):
+            run(feed)
+        samples = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run(feed)
+            samples.append((time.perf_counter() - start) * 1000.0)
+    except Exception as e:  # a setting the engine refuses is reported, not fatal
+        timing.error = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+        return timing
+    timing.median_ms = round(float(np.median(samples)), 4)
+    timing.p90_ms = round(float(np.percentile(samples, 90)), 4)
+    timing.runs = repeats
+    return timing
+
+
+def choose(candidates: list[Candidate], feed: dict[str, np.ndarray], *, native: bool, why_not: str,
+           threads: list[int], providers: list[str], warmup: int, repeats: int) -> BenchmarkReport:
+    """Time every candidate × setting (native targets) and pick the fastest median.
+
+    Args:
+        candidates: verified candidates, in the target's order of preference.
+        native: whether this machine is the target device.
+        why_not: the reason to record when it is not.
+    """
+    machine = machine_info()
+    if not native:
+        first = candidates[0]
+        setting = EngineSetting(engine=first.engine, threads=max(threads),
+                                graph_optimization="all" if first.engine == "onnxruntime" else None,
+                                providers=providers if first.engine == "onnxruntime" else [])
+        return BenchmarkReport(measured=False, machine=machine, chosen_converter=first.converter,
+                               chosen_setting=setting,
+                               reason=f"{why_not}; chose the first verified candidate in the target's "
+                                      f"order ({first.converter}) with the engine's default setting")
+    timings: list[Timing] = []
+    for cand in candidates:
+        engine = get_engine(cand.engine)
+        for setting in engine.settings(threads, providers):
+            timings.append(time_setting(cand, setting, feed, warmup=warmup, repeats=repeats))
+    ok = [t for t in timings if t.median_ms is not None]
+    if not ok:
+        first = candidates[0]
+        return BenchmarkReport(measured=True, machine=machine, timings=timings,
+                               chosen_converter=first.converter,
+                               chosen_setting=EngineSetting(engine=first.engine, threads=1,
+                                                            providers=providers),
+                               reason="no setting could be timed; kept the first verified candidate")
+    best = min(ok, key=lambda t: (t.median_ms, t.p90_ms))
+    slowest = max(ok, key=lambda t: t.median_ms)
+    return BenchmarkReport(
+        measured=True, machine=machine, timings=timings, chosen_converter=best.converter,
+        chosen_setting=best.setting,
+        reason=(f"fastest median of {len(ok)} timed settings ({warmup} warm-up + {repeats} runs each): "
+                f"{best.converter} {best.setting.label()} at {best.median_ms:.3f} ms "
+                f"(slowest {slowest.median_ms:.3f} ms)"))

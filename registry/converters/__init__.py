@@ -1,0 +1,101 @@
+"""Converters: one module per converter, each a registered `Converter` subclass.
+
+A converter turns the prepared source ONNX (processing merged, optionally quantized and optimised)
+into one candidate file for a target's runtime. Targets name the converters they try; a packaging
+instruction may name one explicitly (`converter:` in the card, `--converter` on the command line).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import pkgutil
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import BaseModel, Field
+
+from registry.errors import UsageError
+from registry.protocol import DescriptionBlock
+
+
+class Candidate(BaseModel):
+    """One converted model, waiting for verification and benchmarking."""
+
+    converter: str = Field(description="converter that produced it")
+    path: Path = Field(description="the main model file")
+    files: list[Path] = Field(description="every file of the model (e.g. OpenVINO's .xml and .bin)")
+    format: str = Field(description="onnx, ort or openvino-ir")
+    engine: str = Field(description="engine family that runs it: onnxruntime or openvino")
+    precision: str = Field(description="fp32, fp16 or int8: picks the verification thresholds")
+    weight_dtype: str = Field(description="data type of the stored weights")
+    runtime: str = Field(description="runtime kind for the description block")
+    min_runtime_version: str = Field(description="oldest runtime version that loads it")
+    tools: dict[str, str] = Field(default_factory=dict, description="tool versions used")
+    block: DescriptionBlock | None = Field(None, description="the final description block, once written")
+
+
+class Converter:
+    """Turns a prepared ONNX model into a candidate for one runtime."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    needs: ClassVar[tuple[str, ...]] = ("onnxruntime",)
+
+    def convert(self, source: Path, out_dir: Path, *, precision: str, runtime: str,
+                options) -> Candidate:
+        """Convert `source` (ONNX, block already written) into `out_dir`.
+
+        Args:
+            source: the prepared ONNX file.
+            out_dir: an empty folder for this converter's output.
+            precision: fp32 or int8 as prepared; a converter may change it (fp16).
+            runtime: runtime kind of the target.
+            options: the target's validated options.
+        Raises:
+            ConversionError: the model cannot be converted (names the op and node where known).
+        """
+        raise NotImplementedError
+
+    def available(self) -> tuple[bool, str]:
+        """Whether this converter's tools are installed here, and the install hint if not."""
+        return True, ""
+
+
+CONVERTERS: dict[str, type[Converter]] = {}
+
+
+def register(cls: type[Converter]) -> type[Converter]:
+    """Class decorator: make a converter available under its `name`."""
+    CONVERTERS[cls.name] = cls
+    return cls
+
+
+def load_all() -> dict[str, type[Converter]]:
+    """Import every converter module in this folder and return the registry."""
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+    return dict(sorted(CONVERTERS.items()))
+
+
+def get_converter(name: str) -> Converter:
+    """The converter registered as `name`.
+
+    Raises:
+        UsageError: no such converter; the hint names the nearest one.
+    """
+    converters = load_all()
+    if name not in converters:
+        near = difflib.get_close_matches(name, list(converters), n=1, cutoff=0.5)
+        hint = (f"did you mean '{near[0]}'? " if near else "") + "known converters: " + ", ".join(converters)
+        raise UsageError(f"no converter named '{name}'", hint)
+    return converters[name]()
+
+
+def onnx_facts(path: Path) -> tuple[int, int]:
+    """(default-domain opset, IR version) of an ONNX file."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    return opset, model.ir_version

@@ -1,0 +1,76 @@
+"""The package/run command line: help texts, the target list, plan output, error exits."""
+
+from __future__ import annotations
+
+import json
+
+import click
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import mlp_onnx, write_package_source
+
+from registry.cli import cli
+from registry.converters import load_all as load_converters
+from registry.engines import ENGINES, get_engine
+from registry.targets import load_all
+
+
+def test_every_registered_target_imports_and_describes_its_options():
+    targets = load_all()
+    assert set(targets) == {"linux-x86_64", "linux-aarch64", "windows-x64", "android-arm64", "ios-arm64", "cuda"}
+    converters = load_converters()
+    for name, cls in targets.items():
+        assert cls.summary and cls.produces and cls.runner, name
+        assert all(c in converters for c in cls.converters), name
+        for field, info in cls.Options.model_fields.items():
+            assert info.description, f"{name}.{field} has no description"
+    get_engine("onnxruntime")
+    assert {"onnxruntime", "openvino"} <= set(ENGINES)
+
+
+@pytest.mark.parametrize("command", ["package", "run"])
+def test_commands_and_options_have_help(command):
+    cmd = cli.commands[command]
+    assert cmd.help and "Example" in cmd.help
+    for param in cmd.params:
+        if isinstance(param, click.Option):
+            assert param.help, f"{command} {param.opts} has no help"
+
+
+def test_list_targets_says_what_each_produces_and_needs():
+    result = CliRunner().invoke(cli, ["package", "--list-targets"])
+    assert result.exit_code == 0
+    assert "android-arm64: Android ARM64" in result.output and "ORT format (.ort)" in result.output
+    assert "openvino-ir" in result.output and "runner:     windows-latest" in result.output
+    data = json.loads(CliRunner().invoke(cli, ["package", "--list-targets", "--format", "json"]).output)
+    cuda = next(t for t in data if t["name"] == "cuda")
+    assert "onnx-fp16" in cuda["converters"] and "fp32_fallback" in cuda["options"]
+
+
+def test_cli_local_build_and_run(tmp_path):
+    model, card = write_package_source(tmp_path / "src", mlp_onnx(), "  - linux-aarch64\n")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["package", "--model", str(model), "--card", str(card), "-o", str(tmp_path / "d"),
+                                 "--option", "repeats=2", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    built = json.loads(result.stdout)
+    assert built[0]["target"] == "linux-aarch64" and built[0]["verified"] and not built[0]["measured"]
+    np.save(tmp_path / "x.npy", np.ones((1, 8), np.float32))
+    result = runner.invoke(cli, ["run", built[0]["path"], "--input", str(tmp_path / "x.npy"), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert np.asarray(json.loads(result.stdout)["probabilities"]).shape == (1, 3)
+
+
+def test_cli_errors_exit_with_their_codes(tmp_path):
+    import subprocess
+    import sys
+
+    model, card = write_package_source(tmp_path / "src", mlp_onnx(), "  - linux-aarch64\n")
+    proc = subprocess.run([sys.executable, "-m", "registry", "package", "--model", str(model), "--card", str(card),
+                           "--target", "andriod-arm64"], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and "did you mean 'android-arm64'" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "registry", "package", "--model", str(model), "--card", str(card),
+                           "--target", "linux-aarch64", "--quantize", "static"], capture_output=True, text=True,
+                          cwd=tmp_path)
+    assert proc.returncode == 6 and "needs calibration data" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,224 @@
+"""Building, reading and running device packages end to end (local builds and tagged versions)."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from conftest import FAST, conv_onnx, example_card, mlp_onnx, write_package_source
+
+from registry.errors import ConversionError, UsageError
+from registry.package import (
+    build_package,
+    deterministic_tar,
+    open_package,
+    plan,
+    run_package,
+    source_from_files,
+    source_from_tag,
+)
+from registry.protocol import read_onnx_block
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """One linux-x86_64 package of the MLP, shared by the tests that only read it."""
+    tmp = tmp_path_factory.mktemp("built")
+    model, card = write_package_source(tmp / "src", mlp_onnx(), "  - linux-x86_64\n  - android-arm64\n")
+    source = source_from_files(model, card)
+    return source, build_package(source, "linux-x86_64", tmp / "dist", overrides=FAST)
+
+
+def test_package_holds_model_manifest_and_loader(built):
+    _, result = built
+    assert result.path.name == "mlp-1.0.0-linux-x86_64.tar.gz"
+    with tarfile.open(result.path) as tar:
+        names = sorted(tar.getnames())
+        manifest = json.loads(tar.extractfile("mlp-1.0.0-linux-x86_64/manifest.json").read())
+    assert "mlp-1.0.0-linux-x86_64/loader.py" in names
+    assert manifest["model"] == "mlp@1.0.0" and manifest["verified"] is True
+    assert set(manifest["files"]) >= {"loader.py", manifest["model_file"]}
+    block = manifest["description"]
+    assert block["source_model"] == "mlp@1.0.0" and block["protocol"] == 1
+    assert block["weight_dtype"] == "float32" and block["quantized"] is False
+    # every candidate verified (ONNX Runtime and OpenVINO), with numbers
+    assert {v["converter"] for v in manifest["verification"]} == {"onnx", "openvino-ir"}
+    assert all(o["cosine"] > 0.9999 for v in manifest["verification"] for o in v["outputs"])
+
+
+def test_benchmark_table_times_every_setting_and_records_the_choice(built):
+    _, result = built
+    bench = result.manifest.benchmark
+    assert bench.measured
+    timed = [t for t in bench.timings if t.median_ms is not None]
+    engines = {t.setting.engine for t in timed}
+    assert engines == {"onnxruntime", "openvino"}
+    assert {t.setting.graph_optimization for t in timed if t.setting.engine == "onnxruntime"} == {
+        "disable", "basic", "extended", "all"}
+    assert all(t.p90_ms >= t.median_ms for t in timed)
+    best = min(timed, key=lambda t: (t.median_ms, t.p90_ms))
+    assert result.manifest.engine == best.setting and bench.chosen_converter == best.converter
+    assert "fastest median" in bench.reason and bench.machine.cpus >= 1
+
+
+def test_run_package_matches_the_source_model(built):
+    source, result = built
+    x = np.random.default_rng(3).standard_normal((2, 8)).astype(np.float32)
+    want = ort.InferenceSession(str(source.weights)).run(None, {"input": x})[0]
+    got = run_package(result.path, {"input": x})["probabilities"]
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_loader_in_the_package_runs_it(built, tmp_path):
+    import subprocess
+    import sys
+
+    _, result = built
+    with tarfile.open(result.path) as tar:
+        tar.extractall(tmp_path, filter="data")
+    np.save(tmp_path / "x.npy", np.ones((1, 8), np.float32))
+    folder = tmp_path / "mlp-1.0.0-linux-x86_64"
+    proc = subprocess.run([sys.executable, "loader.py", str(tmp_path / "x.npy")], cwd=folder,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("probabilities (1, 3) float32")
+    # a changed file is refused by the loader too
+    (folder / result.manifest.model_file).write_bytes(b"junk")
+    proc = subprocess.run([sys.executable, "loader.py", str(tmp_path / "x.npy")], cwd=folder,
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and "does not match manifest.json" in proc.stderr
+
+
+def test_same_inputs_give_byte_identical_packages(tmp_path):
+    # ORT-format files are left out: ONNX Runtime's serializer orders some tables differently
+    # from run to run (docs/packaging.md#the-package).
+    model, card = write_package_source(tmp_path / "src", conv_onnx(), "  - linux-x86_64\n  - cuda\n")
+    source = source_from_files(model, card)
+    for target in ("linux-x86_64", "cuda"):
+        a = build_package(source, target, tmp_path / "a", overrides=FAST, benchmark=False)
+        b = build_package(source, target, tmp_path / "b", overrides=FAST, benchmark=False)
+        assert a.path.read_bytes() == b.path.read_bytes(), target
+    with tarfile.open(a.path) as tar:
+        assert {m.mtime for m in tar.getmembers()} == {0} and {m.uid for m in tar.getmembers()} == {0}
+    assert a.path.read_bytes()[4:8] == b"\0\0\0\0"  # gzip header mtime
+
+
+def test_deterministic_tar_ignores_insertion_order():
+    one = deterministic_tar("p", {"b.txt": b"2", "a/x.bin": b"1"})
+    two = deterministic_tar("p", {"a/x.bin": b"1", "b.txt": b"2"})
+    assert one == two
+    with tarfile.open(fileobj=io.BytesIO(one)) as tar:
+        assert tar.getnames() == ["p", "p/a", "p/a/x.bin", "p/b.txt"]
+
+
+def test_processing_is_merged_into_the_graph(tmp_path):
+    targets = """\
+      - name: linux-aarch64
+        processing:
+          - normalize: {mean: [0.5, 0.4, 0.3], std: [0.2, 0.25, 0.5]}
+          - softmax: {axis: -1}
+          - topk: {k: 2}
+    """
+    model, card = write_package_source(tmp_path / "src", conv_onnx(), targets, name="cnn")
+    result = build_package(source_from_files(model, card), "linux-aarch64", tmp_path / "dist", overrides=FAST)
+    assert result.manifest.outputs == ["logits_values", "logits_indices"]
+    assert [p.split("(")[0] for p in result.manifest.description.processing] == ["normalize", "softmax", "topk"]
+    raw = np.random.default_rng(0).uniform(0, 1, (1, 3, 16, 16)).astype(np.float32)
+    mean = np.array([0.5, 0.4, 0.3], np.float32).reshape(1, 3, 1, 1)
+    std = np.array([0.2, 0.25, 0.5], np.float32).reshape(1, 3, 1, 1)
+    logits = ort.InferenceSession(str(model)).run(None, {"image": (raw - mean) / std})[0]
+    probs = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    out = run_package(result.path, {"image": raw})
+    np.testing.assert_array_equal(out["logits_indices"][0], np.argsort(-probs[0])[:2])
+    np.testing.assert_allclose(out["logits_values"][0], np.sort(probs[0])[::-1][:2], rtol=1e-5)
+
+
+def test_processing_naming_a_missing_output_is_an_error(tmp_path):
+    targets = "  - name: linux-aarch64\n    processing:\n      - softmax: {output: scores}\n"
+    model, card = write_package_source(tmp_path / "src", mlp_onnx(), targets)
+    with pytest.raises(ConversionError, match="output 'scores'.*does not have"):
+        build_package(source_from_files(model, card), "linux-aarch64", tmp_path / "dist", overrides=FAST)
+
+
+def test_unconvertible_op_is_named_with_node_and_target(tmp_path):
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["h"], name="r0"),
+         helper.make_node("Frobnicate", ["h"], ["y"], name="weird_node", domain="com.example")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    bad = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)])
+    bad.ir_version = 8
+    model, card = write_package_source(tmp_path / "src", bad.SerializeToString(), "  - windows-x64\n")
+    with pytest.raises(ConversionError) as e:
+        build_package(source_from_files(model, card), "windows-x64", tmp_path / "dist", overrides=FAST)
+    assert "com.example:Frobnicate" in e.value.message and "'weird_node'" in e.value.message
+    assert "windows-x64" in e.value.message
+
+
+def test_unknown_target_suggests_the_nearest(tmp_path):
+    model, card = write_package_source(tmp_path / "src", mlp_onnx(), "  - linux-x86_64\n")
+    with pytest.raises(UsageError) as e:
+        build_package(source_from_files(model, card), "linux-x86-64", tmp_path / "dist")
+    assert "linux-x86-64" in e.value.message and "did you mean 'linux-x86_64'" in e.value.hint
+
+
+def test_unknown_target_option_suggests_the_nearest(tmp_path):
+    model, card = write_package_source(tmp_path / "src", mlp_onnx(), "  - linux-x86_64\n")
+    with pytest.raises(UsageError) as e:
+        build_package(source_from_files(model, card), "linux-x86_64", tmp_path / "dist",
+                      overrides={"repeat": 3})
+    assert "did you mean 'repeats'" in e.value.hint
+
+
+def test_unknown_converter_suggests_the_nearest(tmp_path):
+    model, card = write_package_source(tmp_path / "src", mlp_onnx(), "  - name: linux-aarch64\n    converter: onnx-fp61\n")
+    with pytest.raises(UsageError) as e:
+        build_package(source_from_files(model, card), "linux-aarch64", tmp_path / "dist")
+    assert "no converter named 'onnx-fp61'" in e.value.message and "did you mean 'onnx-fp16'" in e.value.hint
+
+
+def test_plan_lists_targets_with_runners(tmp_path):
+    model, card = write_package_source(tmp_path / "src", mlp_onnx(),
+                                       "  - linux-x86_64\n  - linux-aarch64\n  - ios-arm64\n  - windows-x64\n")
+    p = plan(source_from_files(model, card).card)
+    assert [(t.target, t.runner) for t in p.targets] == [
+        ("linux-x86_64", "ubuntu-latest"), ("linux-aarch64", "ubuntu-24.04-arm"),
+        ("ios-arm64", "macos-latest"), ("windows-x64", "windows-latest")]
+    assert p.tag == "mlp@v1.0.0" and p.matrix["include"][2] == {"target": "ios-arm64", "runner": "macos-latest"}
+
+
+def test_package_a_tagged_version_from_the_public_remote(registry_repo, tmp_path):
+    weights = mlp_onnx(seed=5)
+
+    registry_repo.add_model("tagged", weights, card=example_card(
+        "tagged", size=len(weights), version="2.0.0", status="published",
+        extra="targets:\n  - name: linux-aarch64\n    options: {samples: 2}\n"))
+    registry_repo.dvc("push", "-q", "-r", "public", "models/tagged/model.onnx.dvc")
+    registry_repo.git("tag", "-a", "tagged@v2.0.0", "-m", "tagged 2.0.0")
+    proc = registry_repo.registry("package", "tagged@2.0.0", "--plan", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["matrix"] == {"include": [{"target": "linux-aarch64", "runner": "ubuntu-24.04-arm"}]}
+    source = source_from_tag("tagged@2.0.0", registry_repo.root, tmp_path / "work")
+    assert source.weights.read_bytes() == weights
+    result = build_package(source, "linux-aarch64", tmp_path / "dist", overrides=FAST)
+    block = read_onnx_block_from(result.path)
+    assert block.source_model == "tagged@2.0.0" and not result.manifest.benchmark.measured
+    assert "not measured on device" in result.manifest.benchmark.reason
+    with pytest.raises(UsageError, match="no version tag tagged@v9.9.9"):
+        source_from_tag("tagged@9.9.9", registry_repo.root, tmp_path / "work2")
+
+
+def read_onnx_block_from(package_path):
+    """The description block stored inside the packaged ONNX model."""
+    pkg = open_package(package_path)
+    model = onnx.load_from_string(pkg.model_bytes)
+    path = package_path.parent / "inner.onnx"
+    onnx.save(model, str(path))
+    return read_onnx_block(path)

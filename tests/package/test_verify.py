@@ -1,0 +1,122 @@
+"""The verification gate: numbers per output, failing candidates dropped, no candidate → loud failure."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from conftest import FAST, conv_onnx, mlp_onnx, write_package_source
+from onnx import numpy_helper
+
+from registry.converters import Candidate
+from registry.errors import ConversionError
+from registry.package import build_package, source_from_files
+from registry.targets import DEFAULT_THRESHOLDS
+from registry.verify import compare, reference_outputs, sample_inputs, verify_candidate
+
+
+def _candidate(path, precision="fp32") -> Candidate:
+    return Candidate(converter=path.stem, path=path, files=[path], format="onnx", engine="onnxruntime",
+                     precision=precision, weight_dtype="float32", runtime="onnxruntime",
+                     min_runtime_version="1.12")
+
+
+def test_a_perturbed_candidate_fails_with_numbers_and_the_true_one_passes(tmp_path):
+    source = tmp_path / "source.onnx"
+    source.write_bytes(conv_onnx())
+    broken = onnx.load(str(source))
+    for init in broken.graph.initializer:
+        if init.name == "fcw":  # a conversion that mangled one weight tensor
+            arr = numpy_helper.to_array(init).copy()
+            arr[0] *= -1
+            init.CopyFrom(numpy_helper.from_array(arr, "fcw"))
+    bad = tmp_path / "broken.onnx"
+    onnx.save(broken, str(bad))
+    inputs = sample_inputs(source, samples=3, seed=0)
+    names, ref = reference_outputs(source, inputs)
+    good = verify_candidate(_candidate(source), names, ref, inputs, DEFAULT_THRESHOLDS["fp32"],
+                            ["CPUExecutionProvider"])
+    failed = verify_candidate(_candidate(bad), names, ref, inputs, DEFAULT_THRESHOLDS["fp32"],
+                              ["CPUExecutionProvider"])
+    assert good.passed and good.outputs[0].max_abs == 0.0
+    assert not failed.passed and failed.status == "failed"
+    out = failed.outputs[0]
+    assert out.max_abs > 1e-4 and out.rel_l2 > 1e-4
+    assert "max_abs" in failed.summary() and "limit 0.0001" in failed.summary()
+
+
+def test_a_candidate_that_cannot_run_is_an_error_not_a_pass(tmp_path):
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    source = tmp_path / "source.onnx"
+    source.write_bytes(mlp_onnx())
+    inputs = sample_inputs(source, samples=1, seed=0)
+    names, ref = reference_outputs(source, inputs)
+    v = verify_candidate(_candidate(junk), names, ref, inputs, DEFAULT_THRESHOLDS["fp32"], ["CPUExecutionProvider"])
+    assert v.status == "error" and not v.passed and v.message
+
+
+def test_lossy_conversion_with_tight_thresholds_fails_the_target_loudly(tmp_path):
+    targets = """\
+      - name: linux-aarch64
+        quantize: dynamic
+        options:
+          thresholds:
+            int8: {max_abs: 0.000001, rel_l2: 0.000001, min_cosine: 0.9999999}
+    """
+    model, card = write_package_source(tmp_path / "src", conv_onnx(), targets)
+    with pytest.raises(ConversionError) as e:
+        build_package(source_from_files(model, card), "linux-aarch64", tmp_path / "dist", overrides=FAST)
+    msg = e.value.message
+    assert "no candidate passed verification" in msg and "onnx (int8): failed" in msg
+    assert "max_abs" in msg and "cosine" in msg
+    assert not (tmp_path / "dist" / "mlp-1.0.0-linux-aarch64.tar.gz").exists()
+
+
+def test_one_failing_candidate_is_dropped_and_reported(tmp_path):
+    # fp16 fails thresholds fit for fp32; the fp32 fallback passes and is packaged.
+    targets = """\
+      - name: cuda
+        options:
+          fp32_fallback: true
+          thresholds:
+            fp16: {max_abs: 0.0000001, rel_l2: 0.0000001, min_cosine: 0.99999999}
+    """
+    model, card = write_package_source(tmp_path / "src", conv_onnx(), targets)
+    result = build_package(source_from_files(model, card), "cuda", tmp_path / "dist", overrides=FAST)
+    by = {v.converter: v for v in result.manifest.verification}
+    assert by["onnx-fp16"].status == "failed" and by["onnx-fp16"].outputs[0].rel_l2 > 1e-7
+    assert by["onnx"].passed and result.manifest.description.converter == "onnx"
+
+
+def test_generated_inputs_are_seeded_and_follow_the_signature(tmp_path):
+    source = tmp_path / "m.onnx"
+    source.write_bytes(conv_onnx())
+    a = sample_inputs(source, samples=2, seed=7)
+    b = sample_inputs(source, samples=2, seed=7)
+    c = sample_inputs(source, samples=2, seed=8)
+    assert a[0]["image"].shape == (1, 3, 16, 16) and a[0]["image"].dtype == np.float32
+    assert all(np.array_equal(x["image"], y["image"]) for x, y in zip(a, b))
+    assert not np.array_equal(a[0]["image"], c[0]["image"])
+
+
+def test_declared_inputs_from_the_card_are_used(tmp_path):
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, input=np.full((3, 8), 2.0, np.float32))
+    targets = "  - name: linux-aarch64\n    inputs: samples.npz\n"
+    model, card = write_package_source(tmp_path / "src", mlp_onnx(), targets, files={"samples.npz": buf.getvalue()})
+    source = source_from_files(model, card)
+    declared = sample_inputs(model, samples=1, seed=0, declared={"input": np.full((3, 8), 2.0, np.float32)})
+    assert len(declared) == 3 and float(declared[0]["input"][0, 0]) == 2.0
+    result = build_package(source, "linux-aarch64", tmp_path / "dist", overrides=FAST)
+    assert result.manifest.verification[0].passed
+
+
+def test_integer_outputs_compare_by_agreement():
+    limits = DEFAULT_THRESHOLDS["fp32"]
+    same = compare("idx", np.array([[1, 2]]), np.array([[1, 2]]), limits, "fp32")
+    swapped = compare("idx", np.array([[1, 2]]), np.array([[2, 1]]), limits, "fp32")
+    assert same.passed and same.agreement == 1.0
+    assert not swapped.passed and swapped.agreement == 0.0
