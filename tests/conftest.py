@@ -188,3 +188,85 @@ def onnx_bytes() -> bytes:
 @pytest.fixture
 def project_root() -> Path:
     return REPO_ROOT
+
+
+# --------------------------------------------------------------------------- compress fixtures
+
+def _torch_onnx_export(module, example, path: Path, input_name: str = "input", output_name: str = "probabilities"):
+    import warnings
+
+    import torch
+
+    module.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (example,), str(path), input_names=[input_name], output_names=[output_name],
+                          dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}}, opset_version=17,
+                          dynamo=False)
+    return path
+
+
+DIGITS_CARD = """\
+name: digits-cnn
+version: 1.0.0
+status: published
+task: classification
+project: demo
+source:
+  repo: https://github.com/example/digits.git
+config: config.yaml
+weights: model.onnx
+metrics:
+  - name: accuracy
+    value: {accuracy}
+    dataset: digits-eval
+evaluation:
+  data: eval.npz
+  metric: accuracy
+  dataset: digits-eval
+compress:
+  train_data: train.npz
+"""
+
+
+@pytest.fixture(scope="session")
+def digits_cnn(tmp_path_factory) -> Path:
+    """A real digits classifier (sklearn's 8x8 digits), a small CNN trained here, with its card and data.
+
+    The folder holds model.onnx, model.yaml (evaluation + compress sections), config.yaml,
+    eval.npz (inputs, labels) and train.npz.
+    """
+    import torch
+    from sklearn.datasets import load_digits
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    digits = load_digits()
+    x = (digits.images / 16.0).astype(np.float32)[:, None, :, :]
+    y = digits.target.astype(np.int64)
+    order = np.random.default_rng(0).permutation(len(x))
+    x, y = x[order], y[order]
+    xtr, ytr, xev, yev = x[:1300], y[:1300], x[1300:], y[1300:]
+    nn = torch.nn
+    body = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
+    opt = torch.optim.Adam(body.parameters(), lr=3e-3)
+    xt, yt = torch.tensor(xtr), torch.tensor(ytr)
+    for _ in range(25):
+        perm = torch.randperm(len(xt))
+        for i in range(0, len(xt), 64):
+            idx = perm[i:i + 64]
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(body(xt[idx]), yt[idx]).backward()
+            opt.step()
+    model = nn.Sequential(body, nn.Softmax(dim=-1)).eval()
+    with torch.no_grad():
+        acc = float((model(torch.tensor(xev)).argmax(1).numpy() == yev).mean())
+    folder = tmp_path_factory.mktemp("digits-cnn")
+    _torch_onnx_export(model, torch.tensor(xev[:1]), folder / "model.onnx")
+    np.savez(folder / "eval.npz", inputs=xev, labels=yev)
+    np.savez(folder / "train.npz", inputs=xtr, labels=ytr)
+    (folder / "config.yaml").write_text("architecture: cnn\nepochs: 25\n")
+    (folder / "model.yaml").write_text(DIGITS_CARD.format(accuracy=round(acc, 4)))
+    return folder
