@@ -183,7 +183,7 @@ def check_feeds(session, data: EvalData) -> None:
         if len(want) != len(got) or any(w is not None and w != g for w, g in zip(want[1:], got[1:])):
             raise CompressionError(
                 f"{data.path}: array for input '{inp.name}' has shape {tuple(got)}, the model wants "
-                f"{tuple('N' if w is None else w for w in want)}",
+                "(" + ", ".join("N" if w is None else str(w) for w in want) + ")",
                 "regenerate the evaluation set with the model's input shape (first axis = samples)")
         kind = inp.type.removeprefix("tensor(").removesuffix(")")
         expected = {"float": np.float32, "float16": np.float16, "double": np.float64, "int64": np.int64,
