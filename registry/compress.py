@@ -754,6 +754,7 @@ def open_registry_model(repo_root: Path, ref: str, workdir: Path, remote: str = 
     """
     from registry.card import card_path
     from registry.repo import RegistryRepo
+    from registry.errors import StorageError
     from registry.storage import PointerError, Storage, parse_pointer
 
     if "@" not in ref:
@@ -795,5 +796,8 @@ def open_registry_model(repo_root: Path, ref: str, workdir: Path, remote: str = 
         except PointerError as e:
             raise CompressionError(f"{folder}/{rel}.dvc at {tag}: {e}", "fix the DVC pointer") from None
         (workdir / (rel + ".dvc")).write_bytes(raw)
-        shutil.copyfile(storage.fetch(pointer.md5, remote), dest)
+        try:
+            shutil.copyfile(storage.fetch(pointer.md5, remote), dest)
+        except StorageError as e:
+            raise StorageError(f"{folder}/{rel} of {tag} cannot be fetched: {e.message}", e.hint) from None
     return OpenedModel(card=card, model_path=workdir / card.weights, model_dir=workdir)
