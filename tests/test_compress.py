@@ -79,7 +79,7 @@ def test_unreachable_target_fails_honestly_and_keeps_best_so_far(digits_cnn, tmp
     src = copy_model(digits_cnn, tmp_path)
     proc = subprocess.run(
         [sys.executable, "-m", "registry", "compress", "--model", str(src / "model.onnx"), "--card",
-         str(src / "model.yaml"), "--max-size", "18KB", "--max-drop", "0", "--methods", "dynamic-int8,fp16",
+         str(src / "model.yaml"), "--max-size", "15KB", "--max-drop", "0", "--methods", "dynamic-int8,fp16",
          "--report-dir", str(tmp_path / "report")], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr
     assert "target not met by any method; closest: max_size: missed by" in proc.stdout

@@ -30,6 +30,7 @@ def named_copy(src: Path, dest: Path) -> list[tuple[str, str]]:
     import onnx
 
     model = onnx.load(str(src))
+    _gemm_to_matmul(model)
     inits = {t.name for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT}
     seen: set[str] = set()
     weighted = []
@@ -41,6 +42,46 @@ def named_copy(src: Path, dest: Path) -> list[tuple[str, str]]:
             weighted.append((node.name, node.op_type))
     onnx.save(model, str(dest))
     return weighted
+
+
+def _gemm_to_matmul(model) -> None:
+    """Rewrite plain Gemm nodes (constant B, no transA, alpha = beta = 1) as MatMul + Add, in place.
+
+    The quantizers rewrite Gemm themselves under new node names, which would make node selection
+    (`nodes_to_quantize` / `nodes_to_exclude`) silently miss them; rewriting first keeps the names.
+    """
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    g = model.graph
+    inits = {t.name: t for t in g.initializer}
+    new_nodes = []
+    for i, node in enumerate(g.node):
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if (node.op_type != "Gemm" or node.input[1] not in inits or attrs.get("transA", 0)
+                or attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0):
+            new_nodes.append(node)
+            continue
+        name = node.name or f"Gemm_{i}"
+        w = numpy_helper.to_array(inits[node.input[1]])
+        b_name = node.input[1]
+        if attrs.get("transB", 0):
+            b_name = f"{node.input[1]}_t"
+            g.initializer.append(numpy_helper.from_array(np.ascontiguousarray(w.T), b_name))
+        if len(node.input) > 2 and node.input[2]:
+            mid = f"{node.output[0]}_mm"
+            new_nodes.append(helper.make_node("MatMul", [node.input[0], b_name], [mid], name=name))
+            new_nodes.append(helper.make_node("Add", [mid, node.input[2]], [node.output[0]], name=f"{name}_bias"))
+        else:
+            new_nodes.append(helper.make_node("MatMul", [node.input[0], b_name], [node.output[0]], name=name))
+    del g.node[:]
+    g.node.extend(new_nodes)
+    used = {x for n in g.node for x in n.input}
+    unused = [t for t in g.initializer if t.name not in used]
+    for t in unused:
+        g.initializer.remove(t)
+    onnx.checker.check_model(model)
 
 
 class CalibrationReader:
@@ -62,5 +103,7 @@ class CalibrationReader:
 
 def int8_floor(job) -> int:
     """Smallest size an int8 encoding of the job's model can have: one byte per float weight."""
-    n, other = job.float_params()
-    return other + n
+    from registry.compress import ONNX_OVERHEAD
+
+    n, _ = job.float_params()
+    return ONNX_OVERHEAD + n

@@ -42,5 +42,7 @@ class Fp16(Method):
         return Candidate(out)
 
     def size_floor(self, job) -> int:
-        n, other = job.float_params()
-        return other + 2 * n
+        from registry.compress import ONNX_OVERHEAD
+
+        n, _ = job.float_params()
+        return ONNX_OVERHEAD + 2 * n

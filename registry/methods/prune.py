@@ -123,6 +123,8 @@ def _floor(job, amounts: list[float], quantize: bool) -> int | None:
     valid = [a for a in amounts if 0 < a < 1]
     if not valid:
         return None
-    n, other = job.float_params()
+    from registry.compress import ONNX_OVERHEAD
+
+    n, _ = job.float_params()
     # every weight matrix keeps at least (1 - a)^2 of its entries (rows and columns both pruned)
-    return int(other + n * (1 - max(valid)) ** 2 * (1 if quantize else 4))
+    return int(ONNX_OVERHEAD + n * (1 - max(valid)) ** 2 * (1 if quantize else 4))
