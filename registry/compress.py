@@ -487,11 +487,33 @@ def compact_model(path: Path) -> None:
         del graph.value_info[:]
 
     rename(g)
+    _topological_sort(g)
     model.doc_string = ""
     onnx.checker.check_model(model)
     tmp = path.with_name(path.name + ".compact")
     onnx.save(model, str(tmp))
     os.replace(tmp, path)
+
+
+def _topological_sort(graph) -> None:
+    """Order nodes so each comes after its inputs' producers (converters sometimes append casts last)."""
+    available = {v.name for v in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending = list(graph.node)
+    ordered = []
+    while pending:
+        ready = [n for n in pending if all(x in available for x in n.input)]
+        if not ready:  # a cycle or a dangling input: leave the order alone, the checker will say
+            return
+        for n in ready:
+            ordered.append(n)
+            available.update(n.output)
+        done = {id(n) for n in ready}
+        pending = [n for n in pending if id(n) not in done]
+    copies = [type(n)() for n in ordered]
+    for c, n in zip(copies, ordered):
+        c.CopyFrom(n)
+    del graph.node[:]
+    graph.node.extend(copies)
 
 
 def _all_method_names() -> list[str]:
