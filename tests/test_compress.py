@@ -149,3 +149,31 @@ def test_unknown_card_key_suggests_the_nearest(digits_cnn, tmp_path):
     src = copy_model(digits_cnn, tmp_path, lambda d: d["compress"].update(max_sise="20KB"))
     finding = load_card((src / "model.yaml").read_bytes()).findings[0]
     assert finding.message == "unknown field 'compress.max_sise'" and finding.hint == "did you mean 'max_size'?"
+
+
+def test_latency_condition_is_measured(digits_cnn, tmp_path):
+    met = compress(request_for(digits_cnn, tmp_path, max_latency="1000ms", methods=["fp16"]))
+    assert met.met and met.attempts[0].conditions[0].name == "latency"
+    assert 0 < met.attempts[0].measurement.latency_ms < 1000
+    missed = compress(request_for(digits_cnn, tmp_path / "2", max_latency="0.000001", methods=["fp16"]))
+    assert not missed.met and missed.closest.startswith("max_latency: missed by")
+
+
+def test_cli_json_report_and_method_list(digits_cnn, tmp_path):
+    from click.testing import CliRunner
+
+    from registry.cli import cli
+
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["compress", "--list-methods"])
+    assert listed.exit_code == 0 and "mixed-precision  (cost 40)" in listed.output
+    assert "max_float_fraction = 0.5: largest share of weighted nodes kept in float" in listed.output
+    result = runner.invoke(cli, ["compress", "--model", str(digits_cnn / "model.onnx"), "--card",
+                                 str(digits_cnn / "model.yaml"), "--max-drop", "1%", "--methods", "fp16",
+                                 "--format", "json", "--report-dir", str(tmp_path / "r"),
+                                 "--output-dir", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["met"] and data["output"] == str(tmp_path / "m" / "digits-cnn-lite")
+    for param in cli.commands["compress"].params:
+        assert param.help or param.name == "ref", param.name
