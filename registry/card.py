@@ -211,6 +211,39 @@ class CompressSpec(BaseModel):
     def _known_metric(cls, v: str | None) -> str | None:
         return None if v is None else EvaluationSpec._known_metric(v)
 
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, v: list[str] | None) -> list[str] | None:
+        for name in v or []:
+            _known_method(name)
+        if v is not None and not v:
+            raise ValueError("name at least one method, or leave 'methods' out for the default order")
+        return v
+
+    @field_validator("options")
+    @classmethod
+    def _method_settings(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, settings in v.items():
+            method = _known_method(name)
+            try:
+                method.Config.model_validate(settings or {})
+            except ValidationError as e:
+                problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+                raise ValueError(f"settings of method '{name}': {problems}") from None
+        return v
+
+
+def _known_method(name: str):
+    """The registered compression method class of that name, or a ValueError with the nearest name."""
+    from registry.methods import load_methods  # registry.methods imports nothing heavy at module level
+
+    methods = load_methods()
+    if name not in methods:
+        near = difflib.get_close_matches(name, list(methods), n=1, cutoff=0.5)
+        raise ValueError(f"unknown compression method '{name}'" + (f"; did you mean '{near[0]}'?" if near else "")
+                         + " (known: " + ", ".join(methods) + ")")
+    return methods[name]
+
 
 def parse_drop(v: float | str) -> tuple[float, bool]:
     """Parse a metric-drop bound into (value, relative): 0.01 -> (0.01, False); '2%' -> (0.02, True)."""

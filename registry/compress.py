@@ -415,7 +415,7 @@ def run_chain(job: CompressJob, order: list[str], options: dict[str, dict], sear
         t0 = time.perf_counter()
         settings = method.config.model_dump(mode="json")
         try:
-            cand = method.run(job, adir, report)
+            cand = _run_method(method, job, adir, report)
         except MethodMiss as miss:
             attempt = Attempt(method=name, settings=settings, status="skipped", reason=miss.reason,
                               wall_s=time.perf_counter() - t0)
@@ -444,6 +444,22 @@ def run_chain(job: CompressJob, order: list[str], options: dict[str, dict], sear
         if ok and search == "first":
             break
     return attempts, files
+
+
+def _run_method(method, job: CompressJob, workdir: Path, report):
+    """Run one method; an unexpected failure inside it stops the run with the method's name."""
+    from registry.methods import MethodMiss
+
+    try:
+        return method.run(job, workdir, report)
+    except (MethodMiss, RegistryError):
+        raise
+    except Exception as e:  # a quantizer or exporter crash: stop, but say which method and how to go on
+        if os.environ.get("REGISTRY_TRACEBACK"):
+            raise
+        raise CompressionError(f"method '{method.name}' failed on {job.model_path.name}: {type(e).__name__}: {e}",
+                               f"leave it out (--methods without {method.name}); re-run with --traceback to "
+                               "see where") from e
 
 
 def compact_model(path: Path) -> None:
@@ -579,6 +595,7 @@ def compress(request: CompressRequest, progress: ProgressFn | None = None) -> Co
     """
     t0 = time.perf_counter()
     card = request.card
+    _check_output(request)
     job = prepare_job(request)
     spec = card.compress or CompressSpec()
     order = method_order(request)
@@ -606,6 +623,20 @@ def compress(request: CompressRequest, progress: ProgressFn | None = None) -> Co
     report.report_json = str(report_dir / f"{card.name}-compress.json")
     _atomic_write(Path(report.report_json), report.model_dump_json(indent=2).encode())
     return report
+
+
+def _check_output(request: CompressRequest) -> None:
+    """Refuse a result name or version that could never be written, before any work is done."""
+    from registry.card import NAME_RE, SEMVER_RE
+
+    if request.output_name is not None and not NAME_RE.fullmatch(request.output_name):
+        raise UsageError(f"'{request.output_name}' is not a model name",
+                         "use 2-64 lowercase letters, digits and '-' (e.g. digits-cnn-lite)")
+    name = request.output_name or f"{request.card.name}-lite"
+    if not request.as_version and not NAME_RE.fullmatch(name):
+        raise UsageError(f"the default result name '{name}' is too long", "give a shorter --output-name")
+    if request.as_version is not None and not SEMVER_RE.fullmatch(request.as_version):
+        raise UsageError(f"'{request.as_version}' is not a SemVer version", "write it like 1.2.0, without 'v'")
 
 
 def _atomic_copy(src: Path, dest: Path) -> None:

@@ -125,9 +125,21 @@ def test_unknown_method_name(digits_cnn, tmp_path):
 
 
 def test_invalid_method_settings(digits_cnn, tmp_path):
-    src = copy_model(digits_cnn, tmp_path, lambda d: d["compress"].update(options={"prune": {"amount": 0.5}}))
-    with pytest.raises(CompressionError, match="invalid settings for method 'prune'"):
-        compress(request_for(src, tmp_path, max_metric_drop="0.01", methods=["prune"]))
+    src = copy_model(digits_cnn, tmp_path, lambda d: d["compress"].update(options={"prune": {"amount": 0.5}},
+                                                                         methods=["dynamic-int9"]))
+    findings = load_card((src / "model.yaml").read_bytes()).findings
+    messages = sorted(f.message for f in findings)
+    assert "unknown compression method 'dynamic-int9'; did you mean 'dynamic-int8'?" in messages[0]
+    assert "settings of method 'prune': amount: Extra inputs are not permitted" in messages[1]
+    assert all(f.line for f in findings)
+
+
+def test_bad_output_name_stops_before_any_work(digits_cnn, tmp_path):
+    from registry.errors import UsageError
+
+    with pytest.raises(UsageError, match="'../escape' is not a model name"):
+        compress(request_for(digits_cnn, tmp_path, max_metric_drop="0.01", output_name="../escape"))
+    assert not (tmp_path / "report").exists()
 
 
 def test_model_without_float_weights(digits_cnn, tmp_path):

@@ -131,7 +131,7 @@ class Distill(Method):
             fit(student, x, loss_fn, self.config.epochs, self.config.lr, self.config.batch_size, job.seed,
                 extra_params=proj.parameters() if proj is not None else ())
             path, value = finish(job, student, x, workdir, f"student-{n}", self.config.quantize)
-            best = Candidate(path, {"student": hidden})
+            best = Candidate(path, {"students": [hidden]})
             if meets_size_and_drop(job, path, value):
                 return best
         raise MethodMiss("no student size met the size and metric bounds", best)

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from registry.errors import CompressionError
 from registry.methods import Candidate, Method, MethodConfig, MethodMiss, register
 from registry.methods._quant import int8_floor, named_copy, quantization_api
 from registry.methods.static_int8 import StaticInt8Config, quantize_static_file
@@ -22,6 +23,8 @@ class MixedPrecisionConfig(MethodConfig):
     per_channel: bool = Field(True, description="per-channel weight scales")
     max_float_fraction: float = Field(0.5, gt=0, le=1, description="largest share of weighted nodes kept in float")
     samples: int = Field(256, ge=1, description="calibration samples (static base)")
+    float_nodes: list[str] | None = Field(None, description="keep exactly these nodes in float and skip the "
+                                                            "sensitivity search (what a result's card records)")
 
 
 @register
@@ -53,6 +56,13 @@ class MixedPrecision(Method):
                 quantize_static_file(q, src, dest, job, cfg, nodes_to_exclude=excl)
             return dest
 
+        if self.config.float_nodes is not None:
+            unknown = sorted(set(self.config.float_nodes) - set(nodes))
+            if unknown:
+                raise CompressionError(f"mixed-precision float_nodes name nodes the model does not have: "
+                                       f"{', '.join(unknown)}", "weighted nodes: " + ", ".join(nodes))
+            path = quantize(workdir / "mixed.onnx", exclude=self.config.float_nodes)
+            return Candidate(path, {"float_nodes": self.config.float_nodes})
         # sensitivity: the drop each node causes when it alone is quantized
         sensitivity = {}
         for i, node in enumerate(nodes):

@@ -62,7 +62,7 @@ class Prune(Method):
 
             fit(module, x, loss_fn, self.config.epochs, self.config.lr, self.config.batch_size, job.seed)
             path, value = finish(job, module, x, workdir, f"pruned-{n}", self.config.quantize)
-            best = Candidate(path, {"amount": amount})
+            best = Candidate(path, {"amounts": [amount]})
             if meets_size_and_drop(job, path, value):
                 return best
         raise MethodMiss("no pruning amount met the size and metric bounds", best)

@@ -55,7 +55,7 @@ class TrainSmall(Method):
 
             fit(model, x, loss_fn, self.config.epochs, self.config.lr, self.config.batch_size, job.seed)
             path, value = finish(job, model, x, workdir, f"small-{n}", self.config.quantize)
-            best = Candidate(path, {"hidden": hidden})
+            best = Candidate(path, {"models": [hidden]})
             if meets_size_and_drop(job, path, value):
                 return best
         raise MethodMiss("no small model met the size and metric bounds", best)

@@ -15,6 +15,6 @@ def test_teacher_exposes_logits_and_features(digits_job, tmp_path):
 @pytest.mark.parametrize("losses", [["logits", "features", "labels"], ["logits"], ["features", "labels"]])
 def test_student_learns_from_the_teacher(digits_job, tmp_path, losses):
     cand, model, acc = run_method("distill", digits_job, tmp_path, students=[[32]], losses=losses, epochs=30)
-    assert cand.settings == {"student": [32]}
+    assert cand.settings == {"students": [[32]]}
     assert cand.path.stat().st_size < 0.15 * digits_job.original.size
     assert acc >= 0.9

@@ -18,3 +18,9 @@ def test_misses_when_float_nodes_would_break_the_size_bound(text_embedder, tmp_p
     with pytest.raises(MethodMiss, match="over max_size") as e:
         run_method("mixed-precision", job, tmp_path)
     assert e.value.candidate is not None  # the best so far is kept for the report
+
+
+def test_recorded_float_nodes_reproduce_the_result(text_embedder, tmp_path):
+    job = job_for(text_embedder, tmp_path, max_metric_drop="0.01")
+    cand, model, cosine = run_method("mixed-precision", job, tmp_path, float_nodes=["/head/Gemm"])
+    assert cosine >= 0.99 and cand.settings == {"float_nodes": ["/head/Gemm"]}

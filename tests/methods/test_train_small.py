@@ -6,7 +6,7 @@ from registry.methods import MethodMiss
 
 def test_small_mlp_trained_on_the_original_data(digits_job, tmp_path):
     cand, model, acc = run_method("train-small", digits_job, tmp_path, models=[[32]], epochs=40)
-    assert cand.settings == {"hidden": [32]}
+    assert cand.settings == {"models": [[32]]}
     assert digits_job.drop_of(acc) <= 0.03
     assert cand.path.stat().st_size < 0.15 * digits_job.original.size
 
