@@ -16,7 +16,6 @@ public remote) so the same run works on `registry compress NAME@VERSION`.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil

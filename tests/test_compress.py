@@ -189,3 +189,21 @@ def test_cli_json_report_and_method_list(digits_cnn, tmp_path):
     assert data["met"] and data["output"] == str(tmp_path / "m" / "digits-cnn-lite")
     for param in cli.commands["compress"].params:
         assert param.help or param.name == "ref", param.name
+
+
+def test_labels_missing_for_a_label_metric(digits_cnn, tmp_path):
+    src = copy_model(digits_cnn, tmp_path)
+    with np.load(src / "eval.npz") as z:
+        np.savez(src / "eval.npz", inputs=z["inputs"])
+    with pytest.raises(CompressionError, match="has no 'labels' array, which metric 'accuracy' needs"):
+        compress(request_for(src, tmp_path, max_metric_drop="0.01"))
+
+
+def test_static_int8_calibrates_on_the_cards_calibration_set(digits_cnn, tmp_path):
+    from registry.compress import prepare_job
+
+    src = copy_model(digits_cnn, tmp_path, lambda d: d["compress"].update(calibration_data="train.npz"))
+    job = prepare_job(request_for(src, tmp_path, max_metric_drop="0.01"))
+    assert job.calibration_data.path.endswith("train.npz") and len(job.calibration_data) == 1300
+    report = compress(request_for(src, tmp_path, max_metric_drop="0.01", methods=["static-int8"]))
+    assert report.met and report.attempts[0].settings["calibration"] == "minmax"

@@ -239,6 +239,9 @@ def finish(job, module, x: np.ndarray, workdir: Path, tag: str, quantize: bool):
     path = export_onnx(module, x, workdir / f"{tag}.onnx", inp, out)
     if quantize:
         path = quantize_int8(path, workdir / f"{tag}-int8.onnx")
+    from registry.compress import compact_model
+
+    compact_model(path)  # sizes compared with the target are those of the final file
     return path, job.metric_of(path)
 
 
@@ -258,3 +261,23 @@ def student_floor(job, widths: list[list[int]], quantize: bool) -> int | None:
     from registry.compress import ONNX_OVERHEAD
 
     return ONNX_OVERHEAD + params * (1 if quantize else 4)
+
+
+class Tries:
+    """The candidates a method made, to hand the best one to the report when none meets the target."""
+
+    def __init__(self, job):
+        self.job = job
+        self.seen: list[tuple] = []
+
+    def add(self, candidate, value: float) -> bool:
+        """Record a candidate; True when it meets the size and metric bounds."""
+        self.seen.append((candidate, value))
+        return meets_size_and_drop(self.job, candidate.path, value)
+
+    def best(self):
+        """Within the metric bound the smallest, else the one with the smallest drop."""
+        ok = [c for c, v in self.seen if self.job.drop_ok(v)]
+        if ok:
+            return min(ok, key=lambda c: c.path.stat().st_size)
+        return min(self.seen, key=lambda cv: self.job.drop_of(cv[1]))[0] if self.seen else None

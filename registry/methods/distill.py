@@ -21,8 +21,8 @@ import numpy as np
 from pydantic import Field
 
 from registry.methods import Candidate, Method, MethodConfig, MethodMiss, register
-from registry.methods._torch import (finish, fit, float_inputs, is_classification, meets_size_and_drop, mlp,
-                                     student_floor, torch_api)
+from registry.methods._torch import (Tries, finish, fit, float_inputs, is_classification, mlp, student_floor,
+                                     torch_api)
 
 Loss = Literal["logits", "features", "embedding", "labels"]
 
@@ -101,7 +101,7 @@ class Distill(Method):
         losses = set(self.config.losses)
         T = self.config.temperature
         in_features = int(np.prod(x.shape[1:]))
-        best = None
+        tries = Tries(job)
         for n, hidden in enumerate(self.config.students):
             progress(0.1 + 0.9 * n / len(self.config.students), f"student {hidden}")
             student = mlp(in_features, hidden, t_out.shape[1], softmax=t_logits is not None)
@@ -131,10 +131,10 @@ class Distill(Method):
             fit(student, x, loss_fn, self.config.epochs, self.config.lr, self.config.batch_size, job.seed,
                 extra_params=proj.parameters() if proj is not None else ())
             path, value = finish(job, student, x, workdir, f"student-{n}", self.config.quantize)
-            best = Candidate(path, {"students": [hidden]})
-            if meets_size_and_drop(job, path, value):
-                return best
-        raise MethodMiss("no student size met the size and metric bounds", best)
+            cand = Candidate(path, {"students": [hidden]})
+            if tries.add(cand, value):
+                return cand
+        raise MethodMiss("no student size met the size and metric bounds", tries.best())
 
     def size_floor(self, job) -> int | None:
         return student_floor(job, self.config.students, self.config.quantize)

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from registry.compress import compact_model
 from registry.errors import CompressionError
 from registry.methods import Candidate, Method, MethodConfig, MethodMiss, register
 from registry.methods._quant import int8_floor, named_copy, quantization_api
@@ -76,9 +77,10 @@ class MixedPrecision(Method):
             keep = ranked[:k]
             progress(0.65 + 0.35 * k / (limit + 1), f"{k} node(s) in float")
             path = quantize(workdir / f"mixed-{k}.onnx", exclude=keep)
+            compact_model(path)  # the size compared with the target is the final file's
             value = job.metric_of(path)
             size = path.stat().st_size
-            cand = Candidate(path, {"float_nodes": keep}, [f"sensitivity (drop when quantized alone): "
+            cand = Candidate(path, {"float_nodes": keep}, ["sensitivity (drop when quantized alone): "
                                                          + ", ".join(f"{n}={sensitivity[n]:.4g}" for n in ranked[:8])])
             if job.target.max_size is not None and size > job.target.max_size:
                 raise MethodMiss(f"with {k} node(s) in float the size is {size:,} bytes, over max_size, and the "

@@ -16,8 +16,8 @@ import numpy as np
 from pydantic import Field
 
 from registry.methods import Candidate, Method, MethodConfig, MethodMiss, register
-from registry.methods._torch import (finish, fit, float_inputs, is_classification, meets_size_and_drop,
-                                     sequential_from_onnx, split_softmax, torch_api)
+from registry.methods._torch import (Tries, finish, fit, float_inputs, is_classification, sequential_from_onnx,
+                                     split_softmax, torch_api)
 
 
 class PruneConfig(MethodConfig):
@@ -43,7 +43,7 @@ class Prune(Method):
         x = float_inputs(job)
         original = sequential_from_onnx(job.model_path)
         teacher = job.outputs_of(job.model_path, job.train_data).astype(np.float32)
-        best = None
+        tries = Tries(job)
         for n, amount in enumerate(self.config.amounts):
             if not 0 < amount < 1:
                 raise MethodMiss(f"prune amount {amount} is not between 0 and 1")
@@ -62,10 +62,10 @@ class Prune(Method):
 
             fit(module, x, loss_fn, self.config.epochs, self.config.lr, self.config.batch_size, job.seed)
             path, value = finish(job, module, x, workdir, f"pruned-{n}", self.config.quantize)
-            best = Candidate(path, {"amounts": [amount]})
-            if meets_size_and_drop(job, path, value):
-                return best
-        raise MethodMiss("no pruning amount met the size and metric bounds", best)
+            cand = Candidate(path, {"amounts": [amount]})
+            if tries.add(cand, value):
+                return cand
+        raise MethodMiss("no pruning amount met the size and metric bounds", tries.best())
 
     def size_floor(self, job) -> int | None:
         return _floor(job, self.config.amounts, self.config.quantize)

@@ -8,8 +8,8 @@ import numpy as np
 from pydantic import Field
 
 from registry.methods import Candidate, Method, MethodConfig, MethodMiss, register
-from registry.methods._torch import (finish, fit, float_inputs, is_classification, meets_size_and_drop, mlp,
-                                     student_floor, torch_api)
+from registry.methods._torch import (Tries, finish, fit, float_inputs, is_classification, mlp, student_floor,
+                                     torch_api)
 
 
 class TrainSmallConfig(MethodConfig):
@@ -44,7 +44,7 @@ class TrainSmall(Method):
         cls = is_classification(job)
         y = torch.tensor(np.asarray(labels).reshape(len(x), -1).astype(np.float32)) if not cls else \
             torch.tensor(np.asarray(labels).reshape(-1).astype(np.int64))
-        best = None
+        tries = Tries(job)
         for n, hidden in enumerate(self.config.models):
             progress(n / len(self.config.models), f"training {hidden}")
             model = mlp(int(np.prod(x.shape[1:])), hidden, out_features, softmax=softmax)
@@ -55,10 +55,10 @@ class TrainSmall(Method):
 
             fit(model, x, loss_fn, self.config.epochs, self.config.lr, self.config.batch_size, job.seed)
             path, value = finish(job, model, x, workdir, f"small-{n}", self.config.quantize)
-            best = Candidate(path, {"models": [hidden]})
-            if meets_size_and_drop(job, path, value):
-                return best
-        raise MethodMiss("no small model met the size and metric bounds", best)
+            cand = Candidate(path, {"models": [hidden]})
+            if tries.add(cand, value):
+                return cand
+        raise MethodMiss("no small model met the size and metric bounds", tries.best())
 
     def size_floor(self, job) -> int | None:
         return student_floor(job, self.config.models, self.config.quantize)
