@@ -792,7 +792,9 @@ def write_chart(report: CompressReport, dest: Path) -> Path:
         color = "tab:green" if a.status == "pass" else "tab:red"
         ax.scatter([m.size / 1000], [m.metric], color=color, s=60, zorder=3,
                    edgecolors="black" if i == report.chosen else "none")
-        ax.annotate(a.method, (m.size / 1000, m.metric), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        # numbered and staggered: int8 variants often land on the same spot
+        ax.annotate(f"{i + 1} {a.method}", (m.size / 1000, m.metric), textcoords="offset points",
+                    xytext=(6, 4 - 10 * (i % 4)), fontsize=8)
     t = report.target
     if t.max_size is not None:
         ax.axvline(t.max_size / 1000, color="tab:blue", linestyle="--", label=f"max size {format_size(t.max_size)}")
@@ -800,6 +802,12 @@ def write_chart(report: CompressReport, dest: Path) -> Path:
         allowed = t.max_metric_drop * abs(o.metric) if t.relative_drop else t.max_metric_drop
         bound = o.metric - allowed if metric_def(t.metric).higher_is_better else o.metric + allowed
         ax.axhline(bound, color="tab:orange", linestyle="--", label=f"{t.metric} bound {bound:.4g}")
+    if t.max_size is not None or t.max_metric_drop is not None:  # where a candidate meets size and metric
+        x_hi = t.max_size / 1000 if t.max_size is not None else ax.get_xlim()[1]
+        y0, y1 = ax.get_ylim()
+        if t.max_metric_drop is not None:
+            y0, y1 = (bound, y1) if metric_def(t.metric).higher_is_better else (y0, bound)
+        ax.fill_between([0, x_hi], y0, y1, color="tab:green", alpha=0.08, label="meets size and metric")
     ax.set_xlabel("size (KB)")
     ax.set_ylabel(t.metric)
     verdict = "target met" if report.met else "target not met"
