@@ -102,6 +102,8 @@ evaluation:
   data: eval.npz
   metric: cosine-to-reference
   dataset: topics-eval
+compress:
+  train_data: train.npz
 """
 
 
@@ -112,7 +114,7 @@ def build_text_embedder(folder: Path) -> Path:
     are 100x the others (the head's matching weights are scaled down, so the fp32 function is
     unchanged). Per-tensor dynamic int8 loses those channels' neighbours, which is what the
     fallback chain must notice. The folder holds model.onnx (input `input_ids`, output
-    `embedding`), model.yaml and eval.npz (`input_ids`).
+    `embedding`), model.yaml, eval.npz and train.npz (`input_ids`, no labels).
     """
     import torch
 
@@ -171,6 +173,7 @@ def build_text_embedder(folder: Path) -> Path:
     ids, _ = batch(128)
     _torch_onnx_export(enc, ids[:1], folder / "model.onnx", "input_ids", "embedding")
     np.savez(folder / "eval.npz", input_ids=ids.numpy())
+    np.savez(folder / "train.npz", input_ids=batch(1024)[0].numpy())  # unlabelled: for distillation
     (folder / "config.yaml").write_text("architecture: transformer-encoder\nlayers: 2\nd_model: 64\n")
     (folder / "model.yaml").write_text(EMBEDDER_CARD)
     return folder

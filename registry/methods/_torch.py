@@ -168,30 +168,72 @@ def quantize_int8(src: Path, dest: Path) -> Path:
     return dest
 
 
-def mlp(in_features: int, hidden: list[int], out_features: int, softmax: bool):
-    """A plain MLP student: Flatten, (Linear, ReLU)*, Linear (+ Softmax when the teacher ends in one)."""
-    nn = torch_api().nn
-    layers: list = [nn.Flatten()]
+def mlp(in_features: int, hidden: list[int], out_features: int, softmax: bool, vocab: int | None = None):
+    """A small student: (Flatten | token Embedding + mean pooling), (Linear, ReLU)*, Linear (+ Softmax).
+
+    Args:
+        in_features: flattened input size, or the embedding width when `vocab` is given.
+        vocab: number of token ids, for models whose input is a sequence of token ids.
+
+    Returns:
+        (module, index of its final Linear): everything before that index gives the features.
+    """
+    torch = torch_api()
+    nn = torch.nn
+
+    class MeanTokens(nn.Module):
+        """Mean over the sequence axis (token embeddings -> one vector)."""
+
+        def forward(self, x):
+            return x.mean(dim=1)
+
+    layers: list = [nn.Embedding(vocab, in_features), MeanTokens()] if vocab else [nn.Flatten()]
     width = in_features
     for h in hidden:
         layers += [nn.Linear(width, h), nn.ReLU()]
         width = h
+    head = len(layers)
     layers.append(nn.Linear(width, out_features))
     if softmax:
         layers.append(nn.Softmax(dim=-1))
-    return nn.Sequential(*layers)
+    return nn.Sequential(*layers), head
 
 
-def float_inputs(job) -> np.ndarray:
-    """The training inputs (single float input), or a miss saying why training cannot apply."""
+def token_vocab(job) -> int:
+    """Number of token ids of a token-input model: rows of the embedding table it gathers from."""
+    import onnx
+    from onnx import numpy_helper
+
+    g = onnx.load(str(job.model_path), load_external_data=False).graph
+    inits = {t.name: t for t in g.initializer}
+    graph_inputs = {i.name for i in g.input}
+    for node in g.node:
+        if node.op_type == "Gather" and node.input[0] in inits and node.input[1] in graph_inputs:
+            return int(numpy_helper.to_array(inits[node.input[0]]).shape[0])
+    x = next(iter(job.train_data.inputs.values()))
+    return int(max(x.max(), next(iter(job.eval_data.inputs.values())).max())) + 1
+
+
+def training_inputs(job) -> tuple[np.ndarray, bool]:
+    """(training inputs, whether they are token ids), or a miss saying why training cannot apply."""
     if job.train_data is None:
         raise MethodMiss("needs training data: set compress.train_data in the card")
     if len(job.train_data.inputs) != 1:
         raise MethodMiss("training methods handle single-input models only")
     x = next(iter(job.train_data.inputs.values()))
+    if np.issubdtype(x.dtype, np.integer) and x.ndim == 2:
+        return x.astype(np.int64), True
     if not np.issubdtype(x.dtype, np.floating):
-        raise MethodMiss("training methods need float inputs (token-id models are left to quantization)")
-    return x.astype(np.float32)
+        raise MethodMiss(f"training methods need float inputs or (batch, tokens) integer ids, not {x.dtype}")
+    return x.astype(np.float32), False
+
+
+def float_inputs(job) -> np.ndarray:
+    """The training inputs when they are float (what a rebuilt MLP/CNN takes), else a miss."""
+    x, tokens = training_inputs(job)
+    if tokens:
+        raise MethodMiss("the model takes token ids; only MLP/CNN graphs with float inputs are rebuilt")
+    return x
 
 
 def is_classification(job) -> bool:
@@ -256,7 +298,8 @@ def student_floor(job, widths: list[list[int]], quantize: bool) -> int | None:
     if not widths:
         return None
     x = next(iter(job.eval_data.inputs.values()))
-    dims = [int(np.prod(x.shape[1:])), *min(widths, key=sum), int(np.prod(job.reference.shape[1:]))]
+    first = 8 if np.issubdtype(x.dtype, np.integer) else int(np.prod(x.shape[1:]))  # token models: 8-wide embedding
+    dims = [first, *min(widths, key=sum), int(np.prod(job.reference.shape[1:]))]
     params = sum(a * b for a, b in zip(dims, dims[1:]))
     from registry.compress import ONNX_OVERHEAD
 

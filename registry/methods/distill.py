@@ -5,8 +5,8 @@ logits (the input of a final Softmax) and its features (the input of its last we
 small MLP student is then trained with any mix of:
 - `logits`: KL divergence between temperature-softened teacher and student distributions (T^2-scaled);
   for models without a Softmax head, mean squared error to the teacher's output;
-- `features`: mean squared error between the teacher's features and the student's last hidden layer
-  mapped through a learned projection;
+- `features`: mean squared error between the teacher's features (standardised per channel) and the
+  student's last hidden layer mapped through a learned projection;
 - `embedding`: 1 - cosine similarity between student and teacher outputs (embedding models);
 - `labels`: cross-entropy with the true labels (when the training set has them).
 Student sizes are tried smallest first; the first that meets the size and metric bounds wins.
@@ -21,8 +21,8 @@ import numpy as np
 from pydantic import Field
 
 from registry.methods import Candidate, Method, MethodConfig, MethodMiss, register
-from registry.methods._torch import (Tries, finish, fit, float_inputs, is_classification, mlp, student_floor,
-                                     torch_api)
+from registry.methods._torch import (Tries, finish, fit, is_classification, mlp, student_floor, token_vocab,
+                                     torch_api, training_inputs)
 
 Loss = Literal["logits", "features", "embedding", "labels"]
 
@@ -38,6 +38,7 @@ class DistillConfig(MethodConfig):
     lr: float = Field(3e-3, gt=0, description="learning rate (Adam)")
     batch_size: int = Field(64, ge=1, description="batch size")
     quantize: bool = Field(True, description="int8-quantize (dynamic) the student")
+    token_width: int = Field(64, ge=1, description="embedding width of the student for token-id inputs")
 
 
 def teacher_tensors(model_path: Path, data) -> dict[str, np.ndarray]:
@@ -87,25 +88,30 @@ class Distill(Method):
     def run(self, job, workdir: Path, progress) -> Candidate:
         torch = torch_api()
         F = torch.nn.functional
-        x = float_inputs(job)
+        x, tokens = training_inputs(job)
+        vocab = token_vocab(job) if tokens else None
         progress(0.05, "teacher outputs")
         work = workdir / "teacher.onnx"
         work.write_bytes(job.model_path.read_bytes())
         t = teacher_tensors(work, job.train_data)
         t_out = torch.tensor(t["output"])
         t_logits = torch.tensor(t["logits"]) if "logits" in t else None
-        t_feat = torch.tensor(t["features"]) if "features" in t else None
+        t_feat = None
+        if "features" in t:
+            # standardised per channel: outlier channels (100x the rest in large encoders) would otherwise
+            # be all the matching loss sees
+            f = t["features"]
+            t_feat = torch.tensor((f - f.mean(axis=0)) / (f.std(axis=0) + 1e-6))
         labels = job.train_data.labels
         cls = is_classification(job) and labels is not None
         y = torch.tensor(np.asarray(labels).reshape(-1).astype(np.int64)) if cls else None
         losses = set(self.config.losses)
         T = self.config.temperature
-        in_features = int(np.prod(x.shape[1:]))
+        in_features = self.config.token_width if tokens else int(np.prod(x.shape[1:]))
         tries = Tries(job)
         for n, hidden in enumerate(self.config.students):
             progress(0.1 + 0.9 * n / len(self.config.students), f"student {hidden}")
-            student = mlp(in_features, hidden, t_out.shape[1], softmax=t_logits is not None)
-            depth = 1 + 2 * len(hidden)
+            student, depth = mlp(in_features, hidden, t_out.shape[1], softmax=t_logits is not None, vocab=vocab)
             proj = torch.nn.Linear(hidden[-1] if hidden else in_features, t_feat.shape[1]) if t_feat is not None else None
 
             def loss_fn(mod, xb, idx, depth=depth, proj=proj):

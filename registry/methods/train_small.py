@@ -8,8 +8,8 @@ import numpy as np
 from pydantic import Field
 
 from registry.methods import Candidate, Method, MethodConfig, MethodMiss, register
-from registry.methods._torch import (Tries, finish, fit, float_inputs, is_classification, mlp, student_floor,
-                                     torch_api)
+from registry.methods._torch import (Tries, finish, fit, is_classification, mlp, student_floor, token_vocab,
+                                     torch_api, training_inputs)
 
 
 class TrainSmallConfig(MethodConfig):
@@ -19,6 +19,7 @@ class TrainSmallConfig(MethodConfig):
     lr: float = Field(3e-3, gt=0, description="learning rate (Adam)")
     batch_size: int = Field(64, ge=1, description="batch size")
     quantize: bool = Field(True, description="int8-quantize (dynamic) the trained model")
+    token_width: int = Field(64, ge=1, description="embedding width for token-id inputs")
 
 
 @register
@@ -33,7 +34,7 @@ class TrainSmall(Method):
     def run(self, job, workdir: Path, progress) -> Candidate:
         torch = torch_api()
         F = torch.nn.functional
-        x = float_inputs(job)
+        x, tokens = training_inputs(job)
         labels = job.train_data.labels
         if labels is None or job.target.metric not in ("accuracy", "top-k", "f1", "mse", "mae"):
             raise MethodMiss("training from scratch needs labels and a label-based metric")
@@ -47,7 +48,8 @@ class TrainSmall(Method):
         tries = Tries(job)
         for n, hidden in enumerate(self.config.models):
             progress(n / len(self.config.models), f"training {hidden}")
-            model = mlp(int(np.prod(x.shape[1:])), hidden, out_features, softmax=softmax)
+            width = self.config.token_width if tokens else int(np.prod(x.shape[1:]))
+            model, _ = mlp(width, hidden, out_features, softmax=softmax, vocab=token_vocab(job) if tokens else None)
             body = model[:-1] if softmax else model
 
             def loss_fn(mod, xb, idx, body=body):

@@ -20,6 +20,7 @@ def job_for(folder: Path, tmp_path: Path, **target):
 
 def run_method(name: str, job, tmp_path: Path, **options):
     """Run one method as the chain does; return (candidate, its loaded ONNX model, its metric)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     cand = build_method(name, options).run(job, tmp_path, lambda fraction, text: None)
     compact_model(cand.path)
     return cand, onnx.load(str(cand.path)), job.metric_of(cand.path)
