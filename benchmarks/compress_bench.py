@@ -96,6 +96,14 @@ def bench_model(label: str, folder: Path, work: Path, chain_target: dict, loose_
                   f"({', '.join(a.method for a in report.attempts)}), size {chosen.measurement.size / orig.size:.3f}x, "
                   f"{report.target.metric} {chosen.measurement.metric:.4f}" if chosen else "not met")
                + f", {total:.1f} s in all")
+    t0 = time.perf_counter()
+    best = compress(request(folder, work / "best", search="best", **chain_target))
+    total = time.perf_counter() - t0
+    if best.met:
+        b = best.attempts[best.chosen]
+        summary += (f"; with `--search best` (all {len(best.attempts)} methods): **{b.method}**, size "
+                    f"{b.measurement.size / orig.size:.3f}x, {best.target.metric} {b.measurement.metric:.4f}, "
+                    f"{total:.1f} s")
     facts["summary"] = summary
     return rows, facts
 
