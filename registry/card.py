@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from registry.errors import CardError
+from registry.evaluation import METRIC_NAMES
 
 CARD_FILE = "model.yaml"
 MODELS_DIR = "models"
@@ -136,6 +137,154 @@ class TargetSpec(BaseModel):
         return None if v is None else check_relative_path(v)
 
 
+class EvaluationSpec(BaseModel):
+    """The card's `evaluation:` section: the data set and metric a model is judged by."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: str = Field(description="DVC-tracked .npz evaluation set relative to the model folder "
+                                  "(arrays: one per model input, or 'inputs'; plus 'labels')")
+    metric: str = Field(description="metric name: " + ", ".join(METRIC_NAMES))
+    dataset: str | None = Field(None, description="name of the evaluation set in reports (default: the file name)")
+    k: int = Field(5, ge=1, description="k of the top-k metric")
+    output: str | None = Field(None, description="model output the metric reads (default: the first)")
+    inputs: dict[str, str] | None = Field(None, description="model input name -> array name in the .npz, "
+                                                            "when they differ")
+    labels: str = Field("labels", description="name of the labels array in the .npz")
+
+    @field_validator("data")
+    @classmethod
+    def _data_inside(cls, v: str) -> str:
+        return check_relative_path(v)
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, v: str) -> str:
+        if v not in METRIC_NAMES:
+            near = difflib.get_close_matches(v, METRIC_NAMES, n=1, cutoff=0.5)
+            raise ValueError(f"unknown metric '{v}'" + (f"; did you mean '{near[0]}'?" if near else "")
+                             + " (known: " + ", ".join(METRIC_NAMES) + ")")
+        return v
+
+
+class CompressSpec(BaseModel):
+    """The card's `compress:` section: the lightweighting target and how to reach it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_size: int | str | None = Field(None, description="largest acceptable weights file: bytes, or '25MB'")
+    max_metric_drop: float | str | None = Field(
+        None, description="largest acceptable drop of the metric: absolute (0.01) or relative ('2%')")
+    max_latency: float | str | None = Field(
+        None, description="largest acceptable median single-sample latency on the machine that runs it, "
+                          "in ms (12.5 or '12.5ms')")
+    metric: str | None = Field(None, description="metric the drop is measured on (default: evaluation.metric)")
+    methods: list[str] | None = Field(None, description="methods to try, in order (default: cheapest first)")
+    options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="settings per method name, see `registry compress --list-methods`")
+    search: Literal["first", "best"] = Field(
+        "first", description="first: stop at the first candidate that meets the target; best: try all, keep the best")
+    calibration_data: str | None = Field(
+        None, description="DVC-tracked .npz of inputs for static quantization (default: the evaluation set)")
+    train_data: str | None = Field(
+        None, description="DVC-tracked .npz of training inputs and labels, for pruning fine-tune, "
+                          "distillation and training a small model")
+
+    @field_validator("max_size")
+    @classmethod
+    def _size(cls, v: int | str | None) -> int | str | None:
+        if isinstance(v, str):
+            parse_size(v)
+        elif isinstance(v, int) and v <= 0:
+            raise ValueError("must be a positive number of bytes")
+        return v
+
+    @field_validator("max_metric_drop")
+    @classmethod
+    def _drop(cls, v: float | str | None) -> float | str | None:
+        if v is not None:
+            parse_drop(v)
+        return v
+
+    @field_validator("max_latency")
+    @classmethod
+    def _latency(cls, v: float | str | None) -> float | str | None:
+        if v is not None:
+            parse_latency(v)
+        return v
+
+    @field_validator("calibration_data", "train_data")
+    @classmethod
+    def _inside(cls, v: str | None) -> str | None:
+        return None if v is None else check_relative_path(v)
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, v: str | None) -> str | None:
+        return None if v is None else EvaluationSpec._known_metric(v)
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, v: list[str] | None) -> list[str] | None:
+        for name in v or []:
+            _known_method(name)
+        if v is not None and not v:
+            raise ValueError("name at least one method, or leave 'methods' out for the default order")
+        return v
+
+    @field_validator("options")
+    @classmethod
+    def _method_settings(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, settings in v.items():
+            method = _known_method(name)
+            try:
+                method.Config.model_validate(settings or {})
+            except ValidationError as e:
+                problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+                raise ValueError(f"settings of method '{name}': {problems}") from None
+        return v
+
+
+def _known_method(name: str):
+    """The registered compression method class of that name, or a ValueError with the nearest name."""
+    from registry.methods import load_methods  # registry.methods imports nothing heavy at module level
+
+    methods = load_methods()
+    if name not in methods:
+        near = difflib.get_close_matches(name, list(methods), n=1, cutoff=0.5)
+        raise ValueError(f"unknown compression method '{name}'" + (f"; did you mean '{near[0]}'?" if near else "")
+                         + " (known: " + ", ".join(methods) + ")")
+    return methods[name]
+
+
+def parse_drop(v: float | str) -> tuple[float, bool]:
+    """Parse a metric-drop bound into (value, relative): 0.01 -> (0.01, False); '2%' -> (0.02, True)."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        value, relative = float(v), False
+    else:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(%?)\s*", str(v))
+        if not m:
+            raise ValueError(f"'{v}' is not a metric drop: write an absolute number (0.01) or a percentage ('2%')")
+        value, relative = float(m.group(1)) / (100 if m.group(2) else 1), bool(m.group(2))
+    if not math.isfinite(value) or value < 0:
+        raise ValueError("must be zero or a positive number")
+    return value, relative
+
+
+def parse_latency(v: float | str) -> float:
+    """Parse a latency bound in milliseconds: 12.5, '12.5ms', '0.5s'."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        ms = float(v)
+    else:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s)?\s*", str(v))
+        if not m:
+            raise ValueError(f"'{v}' is not a latency: write milliseconds (12.5 or '12.5ms') or seconds ('0.5s')")
+        ms = float(m.group(1)) * (1000 if m.group(2) == "s" else 1)
+    if not math.isfinite(ms) or ms <= 0:
+        raise ValueError("must be a positive number of milliseconds")
+    return ms
+
+
 class ModelCard(BaseModel):
     """The metadata of one model in the registry (`models/<name>/model.yaml`).
 
@@ -161,8 +310,8 @@ class ModelCard(BaseModel):
     tags: list[str] = Field(default_factory=list, description="free labels")
     targets: list[TargetSpec] = Field(default_factory=list, description="device targets to package on release")
     derived_from: str | None = Field(None, description="'<name>@<version>' this model was derived from (compression)")
-    compress: dict[str, Any] | None = Field(None, description="lightweighting target and settings, see docs/compress.md")
-    evaluation: dict[str, Any] | None = Field(None, description="evaluation data and metric used by compress/package")
+    compress: CompressSpec | None = Field(None, description="lightweighting target and settings, see docs/compress.md")
+    evaluation: EvaluationSpec | None = Field(None, description="evaluation data and metric used by compress/package")
 
     @field_validator("name")
     @classmethod
@@ -402,7 +551,8 @@ def load_card(text: str | bytes, path: str = CARD_FILE) -> LoadedCard:
     return LoadedCard(path, parsed, card, [])
 
 
-_MODEL_FOR_LOC: dict[str, type[BaseModel]] = {"source": Source, "metrics": Metric, "targets": TargetSpec}
+_MODEL_FOR_LOC: dict[str, type[BaseModel]] = {"source": Source, "metrics": Metric, "targets": TargetSpec,
+                                               "compress": CompressSpec, "evaluation": EvaluationSpec}
 
 
 def _finding(err: dict, parsed: ParsedYaml) -> CardFinding:

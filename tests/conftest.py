@@ -254,3 +254,19 @@ def write_package_source(folder: Path, weights: bytes, targets_yaml: str, *, nam
 
 # Fast benchmark settings for tests: correctness of the choice, not meaningful figures.
 FAST = {"repeats": 3, "warmup": 1, "threads": [1]}
+# --------------------------------------------------------------------------- compress fixtures
+
+@pytest.fixture(scope="session")
+def digits_cnn(tmp_path_factory) -> Path:
+    """A real digits CNN with card (evaluation + compress sections), eval.npz and train.npz."""
+    from compress_models import build_digits_cnn
+
+    return build_digits_cnn(tmp_path_factory.mktemp("digits-cnn"))
+
+
+@pytest.fixture(scope="session")
+def text_embedder(tmp_path_factory) -> Path:
+    """A small trained transformer encoder with outlier features, its card and eval.npz."""
+    from compress_models import build_text_embedder
+
+    return build_text_embedder(tmp_path_factory.mktemp("text-embedder"))

@@ -1,0 +1,73 @@
+"""`registry compress NAME@VERSION` in a real registry: card at the tag, data from the public remote."""
+
+from __future__ import annotations
+
+import shutil
+
+import yaml
+
+from registry.card import load_card
+from registry.storage import parse_pointer
+
+
+def publish_digits(registry_repo, digits_cnn):
+    """Put the digits CNN in the registry as published version 1.0.0 (weights and data on `public`)."""
+    reg = registry_repo
+    folder = reg.root / "models" / "digits-cnn"
+    folder.mkdir(parents=True)
+    for f in ("model.yaml", "config.yaml"):
+        shutil.copy(digits_cnn / f, folder / f)
+    files = [f"models/digits-cnn/{f}" for f in ("model.onnx", "eval.npz", "train.npz")]
+    for rel in files:
+        shutil.copy(digits_cnn / rel.rsplit("/", 1)[1], reg.root / rel)
+    reg.dvc("add", "-q", *files)
+    reg.dvc("push", "-q", "-r", "public")
+    reg.commit(message="publish digits-cnn 1.0.0")
+    reg.git("tag", "-a", "digits-cnn@v1.0.0", "-m", "digits-cnn 1.0.0")
+    shutil.rmtree(reg.root / ".dvc" / "cache")  # consumers read from the public remote only
+    for f in ("model.onnx", "eval.npz", "train.npz"):
+        (folder / f).unlink()
+    return reg
+
+
+def test_compress_a_published_version_into_a_new_entry_pushed_to_staging(registry_repo, digits_cnn, tmp_path):
+    reg = publish_digits(registry_repo, digits_cnn)
+    proc = reg.registry("compress", "digits-cnn@1.0.0", "--max-drop", "0.01", "--max-size", "30KB", "--push",
+                        "--report-dir", str(tmp_path / "report"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "result: dynamic-int8" in proc.stdout
+    out = reg.root / "models" / "digits-cnn-lite"
+    card = load_card((out / "model.yaml").read_bytes()).card
+    assert card.derived_from == "digits-cnn@1.0.0" and card.status.value == "unpublished"
+    pointer = parse_pointer((out / "model.onnx.dvc").read_text())
+    assert pointer.size == card.size <= 30_000
+    staged = reg.storage / "staging" / "files" / "md5" / pointer.md5[:2] / pointer.md5[2:]
+    assert staged.is_file()
+    # the evaluation set travels as its pointer, and its object is in staging for the pull request
+    eval_md5 = parse_pointer((out / "eval.npz.dvc").read_text()).md5
+    assert (reg.storage / "staging" / "files" / "md5" / eval_md5[:2] / eval_md5[2:]).is_file()
+    check = reg.registry("check", "digits-cnn-lite", "--offline", "--no-content")
+    assert "unknown field" not in check.stdout, check.stdout
+
+    proc = reg.registry("compress", "digits-cnn@2.0.0", "--max-drop", "0.01")
+    assert proc.returncode == 2 and "no published version digits-cnn@v2.0.0 (versions of 'digits-cnn': 1.0.0)" in proc.stderr
+
+
+def test_new_version_then_evaluation_data_missing_from_the_remote(registry_repo, digits_cnn, tmp_path):
+    reg = publish_digits(registry_repo, digits_cnn)
+    proc = reg.registry("compress", "digits-cnn@1.0.0", "--max-drop", "0.01", "--as-version", "1.1.0",
+                        "--methods", "fp16", "--report-dir", str(tmp_path / "r"))
+    assert proc.returncode == 0, proc.stderr
+    data = yaml.safe_load((reg.root / "models/digits-cnn/model.yaml").read_text())
+    assert data["version"] == "1.1.0" and data["status"] == "updated" and data["derived_from"] == "digits-cnn@1.0.0"
+    assert data["compress"]["methods"] == ["fp16"]
+    assert parse_pointer((reg.root / "models/digits-cnn/model.onnx.dvc").read_text()).size == data["size"]
+
+    md5 = parse_pointer((reg.root / "models/digits-cnn/eval.npz.dvc").read_text()).md5
+    (reg.storage / "public" / "files" / "md5" / md5[:2] / md5[2:]).unlink()
+    shutil.rmtree(reg.root / ".dvc" / "cache")  # a fresh clone: nothing cached locally
+    proc = reg.registry("compress", "digits-cnn@1.0.0", "--max-drop", "0.01", "--report-dir", str(tmp_path / "r"))
+    assert proc.returncode == 5
+    assert "models/digits-cnn/eval.npz of digits-cnn@v1.0.0 cannot be fetched" in proc.stderr
+    assert f"object {md5} is not in remote 'public'" in proc.stderr
+
