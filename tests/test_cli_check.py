@@ -9,7 +9,7 @@ import time
 import click
 import pytest
 
-from conftest import REPO_ROOT, example_card
+from factories import REPO_ROOT, example_card
 from registry.checks import load_checks
 from registry.cli import cli
 

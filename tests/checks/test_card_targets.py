@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import example_card, mlp_onnx
+from factories import example_card, mlp_onnx
 
 
 def _findings(reg, name: str) -> list[dict]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import example_card
+from factories import example_card
 
 CARD = "models/tiny/model.yaml"
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import example_card, run
+from factories import example_card, run
 from registry.checks.source_repo import UrlKind, judge_url
 
 CARD = "models/tiny/model.yaml"

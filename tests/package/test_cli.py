@@ -8,7 +8,7 @@ import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import mlp_onnx, write_package_source
+from factories import mlp_onnx, write_package_source
 
 from registry.cli import cli
 from registry.converters import load_all as load_converters

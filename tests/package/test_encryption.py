@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import FAST, mlp_onnx, write_package_source
+from factories import FAST, mlp_onnx, write_package_source
 
 from registry.encryption import (
     MAGIC,

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from conftest import FAST, conv_onnx, example_card, mlp_onnx, write_package_source
+from factories import FAST, conv_onnx, example_card, mlp_onnx, write_package_source
 
 from registry.errors import ConversionError, UsageError
 from registry.package import (

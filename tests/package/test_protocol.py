@@ -10,7 +10,7 @@ import tarfile
 import numpy as np
 import onnx
 import pytest
-from conftest import FAST, conv_onnx, mlp_onnx, write_package_source
+from factories import FAST, conv_onnx, mlp_onnx, write_package_source
 
 from registry.encryption import PackageIntegrityError
 from registry.errors import ConversionError, ModelFormatError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from conftest import FAST, conv_onnx, mlp_onnx, write_package_source
+from factories import FAST, conv_onnx, mlp_onnx, write_package_source
 from onnx import numpy_helper
 
 from registry.converters import Candidate

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import FAST, mlp_onnx, write_package_source
+from factories import FAST, mlp_onnx, write_package_source
 
 from registry.package import build_package, open_package, source_from_files
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from conftest import FAST, conv_onnx, write_package_source
+from factories import FAST, conv_onnx, write_package_source
 from onnx import numpy_helper
 
 from registry.package import build_package, open_package, source_from_files

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import FAST, mlp_onnx, write_package_source
+from factories import FAST, mlp_onnx, write_package_source
 
 from registry.package import build_package, source_from_files
 from registry.protocol import version_tuple

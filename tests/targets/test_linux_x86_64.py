@@ -6,7 +6,7 @@ import platform
 
 import numpy as np
 import pytest
-from conftest import FAST, conv_onnx, write_package_source
+from factories import FAST, conv_onnx, write_package_source
 
 from registry.package import build_package, open_package, run_package, source_from_files
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import FAST, conv_onnx, write_package_source
+from factories import FAST, conv_onnx, write_package_source
 
 from registry.package import build_package, source_from_files
 
