@@ -11,6 +11,7 @@ pydantic's errors into `CardFinding`s with file, line and a fix.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import dataclass, field
 from enum import Enum
