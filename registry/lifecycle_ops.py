@@ -93,26 +93,56 @@ def _yaml():
 
 
 def _layout(text: str) -> tuple[int, int]:
-    """(mapping indent, sequence dash offset) the author used, so a rewrite keeps the layout."""
+    """(mapping indent, sequence dash offset) most used by the author, so a rewrite keeps the layout."""
+    from collections import Counter
+
     lines = text.splitlines()
-    mapping, offset = 2, 0
+    mappings, offsets = Counter(), Counter()
     for i, line in enumerate(lines[:-1]):
-        m = re.match(r"^( *)[^\s#-][^:]*:\s*(#.*)?$", line)
+        m = re.match(r"^( *)(?:- )?[^\s#-][^:]*:\s*(#.*)?$", line)
         if not m:
             continue
         nxt = next((x for x in lines[i + 1:] if x.strip() and not x.strip().startswith("#")), "")
         indent = len(nxt) - len(nxt.lstrip(" "))
         if indent <= len(m[1]):
             continue
-        if nxt.lstrip().startswith("- "):
-            offset = indent - len(m[1])
-        else:
-            mapping = indent - len(m[1])
+        (offsets if nxt.lstrip().startswith("- ") else mappings)[indent - len(m[1])] += 1
+    mapping = mappings.most_common(1)[0][0] if mappings else 2
+    offset = offsets.most_common(1)[0][0] if offsets else 0
     return mapping, offset
+
+
+def _scalar(value: object) -> str | None:
+    """`value` as a one-line YAML scalar, or None when it is not a scalar."""
+    import yaml
+
+    if isinstance(value, (list, dict)):
+        return None
+    out = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=10**6).strip()
+    out = out.removesuffix("...").strip()
+    return None if "\n" in out else out
+
+
+def _edit_line(lines: list[str], line_of: dict, path: tuple, value: object) -> bool:
+    """Replace one scalar in place (`key: old  # comment` → `key: new  # comment`); False if it can't."""
+    text = _scalar(value)
+    line_no = line_of.get(path)
+    if text is None or line_no is None or not isinstance(path[-1], str):
+        return False
+    line = lines[line_no - 1]
+    m = re.match(rf"^(\s*(?:- )?{re.escape(path[-1])}:[ \t]*)([^#\n]*?)([ \t]+#.*)?$", line)
+    if not m or not m[2] or m[2].startswith(("|", ">", "[", "{", "&", "*", "!")) or m[2].endswith(":"):
+        return False
+    lines[line_no - 1] = m[1] + text + (m[3] or "")
+    return True
 
 
 def edit_card_text(text: str, updates: dict[tuple, object], removals: tuple[tuple, ...] = ()) -> str:
     """Apply key-path updates to card YAML, keeping comments, order and indentation.
+
+    Single-line scalars are replaced in place (the rest of the file is untouched byte for byte);
+    anything else (a new nested key, a list value) goes through a round-trip YAML editor that keeps
+    comments and key order and writes with the indentation the author used most.
 
     Args:
         text: the card as written.
@@ -120,6 +150,29 @@ def edit_card_text(text: str, updates: dict[tuple, object], removals: tuple[tupl
             A new top-level `version` is placed right after `name`.
         removals: key paths to delete.
     """
+    from registry.card import parse_card_yaml
+
+    if not removals:
+        try:
+            parsed = parse_card_yaml(text)
+        except CardError:
+            parsed = None
+        if parsed is not None:
+            lines = text.split("\n")
+            pending = dict(updates)
+            if ("version",) in pending and "version" not in parsed.data and ("name",) in parsed.lines:
+                v = _scalar(pending.pop(("version",)))
+                name_line = parsed.lines[("name",)]
+                lines.insert(name_line, f"version: {v}")
+                parsed = parse_card_yaml("\n".join(lines))
+            done = [p for p in list(pending) if _path_exists(parsed.data, p)
+                    and _edit_line(lines, parsed.lines, p, pending[p])]
+            for p in done:
+                pending.pop(p)
+            if not pending:
+                return "\n".join(lines)
+            text = "\n".join(lines)
+            updates = pending
     y = _yaml()
     mapping, offset = _layout(text)
     y.indent(mapping=mapping, sequence=offset + 2, offset=offset)
@@ -128,13 +181,11 @@ def edit_card_text(text: str, updates: dict[tuple, object], removals: tuple[tupl
         node = data
         for key in path[:-1]:
             node = node[key]
-        last = path[-1]
         if path == ("version",) and "version" not in data:
             keys = list(data.keys())
-            pos = keys.index("name") + 1 if "name" in keys else 0
-            data.insert(pos, "version", value)
+            data.insert(keys.index("name") + 1 if "name" in keys else 0, "version", value)
         else:
-            node[last] = value
+            node[path[-1]] = value
     for path in removals:
         node = data
         for key in path[:-1]:
@@ -144,6 +195,18 @@ def edit_card_text(text: str, updates: dict[tuple, object], removals: tuple[tupl
     buf = io.StringIO()
     y.dump(data, buf)
     return buf.getvalue()
+
+
+def _path_exists(data: object, path: tuple) -> bool:
+    node = data
+    for key in path:
+        if isinstance(key, int) and isinstance(node, list) and key < len(node):
+            node = node[key]
+        elif isinstance(key, str) and isinstance(node, dict) and key in node:
+            node = node[key]
+        else:
+            return False
+    return not isinstance(node, (list, dict))
 
 
 def _commit_branch(root: Path, base_commit: str, branch: str, message: str,
@@ -340,14 +403,20 @@ def request_edit(root: str | Path, name: str, assignments: list[str], *, base: s
         updates[path] = parsed
         raw[path] = value
     _check_paths(c.text, updates)
-    try:
+    # A value YAML reads as a number or boolean where the card wants text (project=2024) is kept as
+    # the text the user typed; each field is retried on its own so metrics stay numbers.
+    for _ in range(len(updates) + 1):
         text = edit_card_text(c.text, updates)
-        after = _validated(text, c.path)
-    except UsageError:
-        # a value YAML read as a number/bool where the card wants text (project=2024): keep it as text
-        text = edit_card_text(c.text, {p: (raw[p] if not isinstance(v, (list, dict)) else v)
-                                       for p, v in updates.items()})
-        after = _validated(text, c.path)
+        loaded = load_card(text, c.path)
+        if loaded.card is not None and not loaded.findings:
+            break
+        retry = [tuple(f.loc) for f in loaded.findings
+                 if tuple(f.loc) in updates and not isinstance(updates[tuple(f.loc)], str)]
+        if not retry:
+            break
+        for p in retry:
+            updates[p] = raw[p]
+    after = _validated(text, c.path)
     _check_allowed(c.card, after, Operation.edit)
     if text == c.text:
         raise UsageError("the card already has these values; nothing to change")

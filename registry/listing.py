@@ -208,7 +208,7 @@ def pull_commands(name: str, version: str, repo_url: str) -> list[str]:
 
 def _origin_url(root: Path) -> str:
     url = run_git(root, "config", "--get", "remote.origin.url", check=False).strip()
-    return url or "<registry-git-url>"
+    return url or str(root)  # a local clone is a valid URL for `--repo` and `dvc artifacts get`
 
 
 def render_details(d: ModelDetails) -> str:
