@@ -225,7 +225,7 @@ def _commit_branch(root: Path, base_commit: str, branch: str, message: str,
         env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
         run_git(root, "read-tree", base_commit, env=env)
         for folder in remove_dirs:
-            run_git(root, "rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", folder, env=env)
+            run_git(root, "rm", "-r", "-q", "-f", "--cached", "--ignore-unmatch", "--", folder, env=env)
         for path, data in writes.items():
             proc = subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=root, input=data,
                                   capture_output=True)
@@ -262,7 +262,7 @@ def _state_hint(status: Status) -> str:
                Status.published: "edit, unpublish, publish-request (a new version)",
                Status.updated: "edit, unpublish, publish-request (a new version)",
                Status.offline: "delete"}[status]
-    return f"a '{status.value}' model allows: {allowed}"
+    return f"a model in state '{status.value}' allows: {allowed}"
 
 
 def _validated(text: str, path: str) -> ModelCard:
@@ -310,9 +310,10 @@ def request_publish(root: str | Path, name: str, version: str, *, base: str = "H
     if c.card.status is Status.offline:
         raise UsageError(f"cannot publish '{name}': it is offline (unpublished after publication)",
                          _state_hint(Status.offline))
+    _check_allowed(c.card, c.card.model_copy(update={"version": version, "status": status}),
+                   Operation.publish if first else Operation.update)
     text = edit_card_text(c.text, {("version",): version, ("status",): status.value})
-    after = _validated(text, c.path)
-    _check_allowed(c.card, after, Operation.publish if first else Operation.update)
+    _validated(text, c.path)
     op = "publish" if first else "update"
     title = f"Publish {name} {version}"
     changes = [f"{c.path}: version {c.card.version or '(none)'} → {version}",
@@ -329,9 +330,9 @@ def request_unpublish(root: str | Path, name: str, *, base: str = "HEAD", branch
     """
     root = Path(root)
     c = _card(root, name, base)
+    _check_allowed(c.card, c.card.model_copy(update={"status": Status.offline}), Operation.unpublish)
     text = edit_card_text(c.text, {("status",): Status.offline.value})
-    after = _validated(text, c.path)
-    _check_allowed(c.card, after, Operation.unpublish)
+    _validated(text, c.path)
     title = f"Unpublish {name}"
     changes = [f"{c.path}: status {c.card.status.value} → offline"]
     return _request(root, "unpublish", "unpublish", c, c.card.version, title, changes, {c.path: text.encode()}, branch, base)
@@ -378,6 +379,7 @@ def request_edit(root: str | Path, name: str, assignments: list[str], *, base: s
     if not assignments:
         raise UsageError("nothing to edit", "give one or more --set key=value")
     c = _card(root, name, base)
+    _check_allowed(c.card, c.card, Operation.edit)
     import yaml
 
     updates: dict[tuple, object] = {}
@@ -436,6 +438,9 @@ def _check_paths(text: str, updates: dict[tuple, object]) -> None:
                  (isinstance(key, str) and hasattr(node, "keys") and key in node)
             if not ok:
                 where = ".".join(map(str, path[:i + 1]))
+                if isinstance(node, list):
+                    raise UsageError(f"the card has no '{where}' ({'.'.join(map(str, path[:i]))} has "
+                                     f"{len(node)} items)", "list items are numbered from 0")
                 raise UsageError(f"the card has no '{where}'", "check the key path (see `registry schema`)")
             node = node[key]
         last = path[-1]
