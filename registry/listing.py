@@ -201,7 +201,7 @@ def pull_commands(name: str, version: str, repo_url: str) -> list[str]:
     return [
         f"registry pull {name}@{version} -o {name}-{version}",
         f"registry pull {name}@{version} --repo {repo_url}",
-        f"git checkout {name}@v{version} && dvc pull models/{name}",
+        f"git checkout {name}@v{version} && dvc pull -R models/{name}",
         f"dvc artifacts get {repo_url} {name} --rev v{version}",
     ]
 

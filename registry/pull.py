@@ -143,7 +143,7 @@ def pull(spec: str, out_dir: str | Path | None = None, *, root: str | Path | Non
                             path=pointer_path) from None
         if pointer.is_dir:
             raise StorageError(f"{pointer_path} tracks a folder; registry pull fetches single files",
-                               f"use: git checkout {version.tag} && dvc pull {MODELS_DIR}/{name}")
+                               f"use: git checkout {version.tag} && dvc pull -R {MODELS_DIR}/{name}")
         remote = Storage(conf_root).remote(PUBLIC)
         dest = Path(out_dir) if out_dir else Path.cwd() / f"{name}-{version.version}"
         dest.mkdir(parents=True, exist_ok=True)

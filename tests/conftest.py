@@ -255,9 +255,12 @@ def _build_published(tmp: Path) -> Registry:
     return reg
 
 
-@pytest.fixture(scope="session")
-def _published_template(tmp_path_factory) -> Registry:
-    home = tmp_path_factory.mktemp("template-home")
+import contextlib  # noqa: E402  (kept in this section to leave the shared header alone)
+
+
+@contextlib.contextmanager
+def isolated_env(home: Path):
+    """The environment `isolated_home` gives a test, for fixtures built once per module or session."""
     (home / ".gitconfig").write_text("[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HOME", str(home))
@@ -269,6 +272,12 @@ def _published_template(tmp_path_factory) -> Registry:
             mp.setenv(var, "tests@registry.invalid")
         mp.setenv("DVC_NO_ANALYTICS", "1")
         mp.setenv("PATH", f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+        yield
+
+
+@pytest.fixture(scope="session")
+def _published_template(tmp_path_factory) -> Registry:
+    with isolated_env(tmp_path_factory.mktemp("template-home")):
         return _build_published(tmp_path_factory.mktemp("published-template"))
 
 

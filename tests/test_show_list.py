@@ -69,7 +69,7 @@ def test_show_prints_card_versions_notes_and_how_to_pull(published_registry):
     assert "2026-01-01 10:00" in out
     assert "release notes of 1.1.0:\n  better weights" in out
     assert "registry pull digits@1.1.0" in out
-    assert "git checkout digits@v1.1.0 && dvc pull models/digits" in out
+    assert "git checkout digits@v1.1.0 && dvc pull -R models/digits" in out
     assert f"dvc artifacts get {reg.root} digits --rev v1.1.0" in out
 
 
