@@ -133,9 +133,9 @@ def _changed_vs_worktree(repo, base: str) -> list[str]:
 # --------------------------------------------------------------------------- consume
 
 def _root() -> Path:
-    from registry.repo import RegistryRepo
+    from registry.versions import clone_root
 
-    return RegistryRepo().root
+    return clone_root()
 
 
 @cli.command("list", context_settings=CONTEXT)

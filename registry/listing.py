@@ -16,8 +16,8 @@ from pydantic import BaseModel, Field
 
 from registry.card import CARD_FILE, MODELS_DIR, ModelCard, Status, load_card
 from registry.errors import CardError, GitError, UsageError
-from registry.repo import run_git
-from registry.versions import Version, latest, read_versions, resolve, tag_message, withdraw_offline
+from registry.versions import (Version, git_output, latest, read_versions, resolve, tag_message,
+                               withdraw_offline)
 
 
 class CardRecord(BaseModel):
@@ -78,7 +78,7 @@ def read_cards(root: str | Path, rev: str | None = None, names: list[str] | None
                 blobs[n] = None
     else:
         if names is None:
-            out = run_git(root, "ls-tree", "-d", "--name-only", f"{rev}:{MODELS_DIR}", check=False)
+            out = git_output(root, "ls-tree", "-d", "--name-only", f"{rev}:{MODELS_DIR}", check=False)
             names = sorted(filter(None, out.splitlines()))
         blobs = dict(zip(names, cat_files(root, [f"{rev}:{MODELS_DIR}/{n}/{CARD_FILE}" for n in names])))
     return {n: _record(n, data) for n, data in blobs.items() if data is not None}
@@ -207,7 +207,7 @@ def pull_commands(name: str, version: str, repo_url: str) -> list[str]:
 
 
 def _origin_url(root: Path) -> str:
-    url = run_git(root, "config", "--get", "remote.origin.url", check=False).strip()
+    url = git_output(root, "config", "--get", "remote.origin.url", check=False).strip()
     return url or str(root)  # a local clone is a valid URL for `--repo` and `dvc artifacts get`
 
 

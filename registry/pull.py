@@ -25,9 +25,9 @@ from pydantic import BaseModel, Field
 from registry.card import CARD_FILE, MODELS_DIR, ModelCard, Status, load_card
 from registry.errors import CardError, StorageError, UsageError
 from registry.listing import cat_files
-from registry.repo import run_git
 from registry.storage import PUBLIC, PointerError, Storage, file_md5, parse_pointer
-from registry.versions import Version, parse_version_spec, read_versions, resolve, withdraw_offline
+from registry.versions import (Version, clone_root, git_output, parse_version_spec, read_versions, resolve,
+                               withdraw_offline)
 
 
 class PulledFile(BaseModel):
@@ -65,16 +65,12 @@ def open_registry(root: str | Path | None = None, repo_url: str | None = None) -
         UsageError: `root` is not inside a clone.
     """
     if repo_url is None:
-        start = Path(root or os.getcwd())
-        top = run_git(start, "rev-parse", "--show-toplevel", check=False).strip()
-        if not top:
-            raise UsageError(f"{start} is not inside a clone of the registry",
-                             "run this inside a clone, or pass --repo <registry git URL>")
-        yield Path(top), Path(top)
+        top = clone_root(root)
+        yield top, top
         return
     with tempfile.TemporaryDirectory(prefix="registry-pull-") as tmp:
         gitdir = Path(tmp) / "registry.git"
-        run_git(tmp, "clone", "--quiet", "--bare", "--filter=blob:none", repo_url, str(gitdir), timeout=600)
+        git_output(tmp, "clone", "--quiet", "--bare", "--filter=blob:none", repo_url, str(gitdir), timeout=600)
         conf_root = Path(tmp) / "conf"
         (conf_root / ".dvc").mkdir(parents=True)
         config = cat_files(gitdir, ["HEAD:.dvc/config"])[0]
