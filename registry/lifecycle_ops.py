@@ -316,8 +316,9 @@ def request_publish(root: str | Path, name: str, version: str, *, base: str = "H
     _validated(text, c.path)
     op = "publish" if first else "update"
     title = f"Publish {name} {version}"
-    changes = [f"{c.path}: version {c.card.version or '(none)'} → {version}",
-               f"{c.path}: status {c.card.status.value} → {status.value}"]
+    changes = [f"{c.path}: version {c.card.version or '(none)'} → {version}"]
+    if status is not c.card.status:
+        changes.append(f"{c.path}: status {c.card.status.value} → {status.value}")
     return _request(root, op, "publish", c, version, title, changes, {c.path: text.encode()}, branch, base)
 
 

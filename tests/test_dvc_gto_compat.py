@@ -101,3 +101,26 @@ def test_gto_records_the_same_commits_as_our_versions(published_registry):
     theirs = {v["version"].removeprefix("v"): v["commit_hexsha"] for v in json.loads(proc.stdout)}
     ours = {v.version: v.commit for v in read_versions(reg.root)["digits"]}
     assert theirs == ours
+
+
+def test_the_bot_reports_a_model_missing_from_declared_artifacts(published_registry):
+    from registry.checks import CheckOptions, run_checks
+    from registry.repo import RegistryRepo
+
+    reg = published_registry
+    repo = RegistryRepo(reg.root)
+    only = CheckOptions(only=["dvc-artifact"])
+
+    def findings(name):
+        return run_checks([name], repo.snapshot(), None, repo, only).models[0].findings
+
+    assert findings("digits") == []                        # no artifacts declared: opted out
+    sync_artifacts(reg.root)
+    assert findings("digits") == []
+    reg.write({"models/fresh/model.yaml": (reg.root / "models/draft/model.yaml").read_text()
+               .replace("name: draft", "name: fresh")})
+    (f,) = findings("fresh")
+    assert f.severity.value == "error" and "does not declare 'fresh'" in f.message
+    assert f.hint == "run `registry sync-artifacts` and commit dvc.yaml" and f.path == "dvc.yaml"
+    shutil.rmtree(reg.root / "models" / "draft")
+    assert "still declares the deleted model 'draft'" in findings("draft")[0].message

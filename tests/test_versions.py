@@ -113,3 +113,11 @@ def test_one_git_process_reads_all_tags(published_registry, monkeypatch):
     monkeypatch.setattr(subprocess, "run", counting)
     read_versions(published_registry.root)
     assert [c[1] for c in calls] == ["for-each-ref"]
+
+
+def test_repo_version_tags_ignore_gto_withdrawal_tags(published_registry):
+    from registry.repo import RegistryRepo
+
+    withdraw_version(published_registry, "digits", "1.0.0")
+    published_registry.git("tag", "-a", "digits@deprecated#9", "-m", "retired")
+    assert sorted(RegistryRepo(published_registry.root).version_tags["digits"]) == ["1.0.0", "1.1.0"]
