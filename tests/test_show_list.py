@@ -104,3 +104,19 @@ def test_offline_card_withdraws_every_version_in_the_listing(published_registry)
     rows = {r.name: r for r in list_models(reg.root)}
     assert rows["digits"].state == "offline" and rows["digits"].latest is None
     assert all(v.withdrawn for v in show_model(reg.root, "digits").versions)
+
+
+@pytest.mark.parametrize("command", ["list", "show", "pull", "publish-request", "unpublish", "delete",
+                                     "edit", "sync-artifacts"])
+def test_every_consume_command_has_help_with_an_example(command):
+    from click.testing import CliRunner
+
+    from registry.cli import cli
+
+    cmd = cli.commands[command]
+    assert cmd.help and "Example" in cmd.help
+    import click
+
+    assert all(p.help for p in cmd.params if isinstance(p, click.Option))
+    result = CliRunner().invoke(cli, [command, "--help"])
+    assert result.exit_code == 0 and "Usage:" in result.output
