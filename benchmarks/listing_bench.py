@@ -196,6 +196,7 @@ def run(args) -> str:
                              text=True).stdout.split()[0]
         assert got == md5
 
+    command = " ".join([".venv/bin/python", "benchmarks/listing_bench.py", *args.argv])
     rows = [
         ("`registry list` (all models, text)", t_list),
         ("`registry list --state updated --format json`", t_list_json),
@@ -220,7 +221,7 @@ def run(args) -> str:
               f"| `registry pull big-model@1.0.0 -o DIR` (fresh DIR) | {t_pull:.2f} s |",
               f"| `dvc pull -R models/big-model` (fresh clone at the tag, empty cache) | {t_dvc_pull:.2f} s |",
               "", f"- ratio registry pull / dvc pull: **{t_pull / t_dvc_pull:.2f}x** (target <= 1.1x).", "",
-              f"Machine: {env_note}. Command: `{' '.join(['.venv/bin/python', 'benchmarks/listing_bench.py'] + args.argv)}`",
+              f"Machine: {env_note}. Command: `{command}`",
               ""]
     return "\n".join(lines)
 

@@ -336,7 +336,8 @@ def request_unpublish(root: str | Path, name: str, *, base: str = "HEAD", branch
     _validated(text, c.path)
     title = f"Unpublish {name}"
     changes = [f"{c.path}: status {c.card.status.value} → offline"]
-    return _request(root, "unpublish", "unpublish", c, c.card.version, title, changes, {c.path: text.encode()}, branch, base)
+    return _request(root, "unpublish", "unpublish", c, c.card.version, title, changes, {c.path: text.encode()},
+                    branch, base)
 
 
 def request_delete(root: str | Path, name: str, *, base: str = "HEAD", branch: str | None = None

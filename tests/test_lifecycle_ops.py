@@ -42,7 +42,8 @@ def test_publish_request_commits_version_and_status_on_a_new_branch(published_re
     card = card_at(reg, "registry/publish-draft-0.1.0", "draft")
     assert card.startswith("name: draft\nversion: 0.1.0\nstatus: published\n")
     assert "# reviewed by the vision team" in card
-    assert reg.git("log", "-1", "--format=%s %P", "registry/publish-draft-0.1.0") == f"Publish draft 0.1.0 {before_head}"
+    log = reg.git("log", "-1", "--format=%s %P", "registry/publish-draft-0.1.0")
+    assert log == f"Publish draft 0.1.0 {before_head}"
 
 
 def test_publishing_a_new_version_of_a_published_model_sets_updated(published_registry):

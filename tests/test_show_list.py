@@ -53,7 +53,7 @@ def test_withdrawn_latest_moves_back_and_show_marks_it(published_registry):
     assert [r.latest for r in list_models(reg.root) if r.name == "digits"] == ["1.0.0"]
     proc = reg.registry("show", "digits")
     assert proc.returncode == 0, proc.stderr
-    assert f"1.1.0          2026-02-01 10:00  " in proc.stdout
+    assert "1.1.0          2026-02-01 10:00  " in proc.stdout
     assert f"withdrawn ({tag})" in proc.stdout
     assert "release notes of 1.0.0:\n  first release" in proc.stdout
 
