@@ -75,6 +75,7 @@ def test_withdrawn_version_is_fetched_with_a_warning(published_registry, tmp_pat
 
 def test_pull_from_any_directory_with_the_repo_url(published_registry, tmp_path, monkeypatch):
     reg = published_registry
+    reg.git("config", "uploadpack.allowFilter", "true")   # as on GitHub: a real blobless clone, blobs fetched lazily
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     proc = reg.registry("pull", "digits@1.0.0", "--repo", f"file://{reg.root}", cwd=elsewhere)
