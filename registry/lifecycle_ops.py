@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from registry.card import CARD_FILE, MODELS_DIR, ModelCard, Status, load_card
+from registry.card import CARD_FILE, MODELS_DIR, NAME_RE, ModelCard, Status, load_card
 from registry.errors import CardError, GitError, UsageError
 from registry.lifecycle import Operation, classify
 from registry.listing import cat_files
@@ -67,6 +67,9 @@ class _Card:
 
     def __init__(self, root: Path, name: str, base: str):
         self.root, self.name = root, name
+        if not NAME_RE.fullmatch(name):
+            raise UsageError(f"'{name}' is not a model name",
+                             "model names are lowercase letters, digits and '-' (see `registry list`)")
         self.commit = run_git(root, "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}", check=False).strip()
         if not self.commit:
             raise GitError(f"unknown revision '{base}'", "give a branch, tag or commit that exists")

@@ -77,6 +77,10 @@ def read_cards(root: str | Path, rev: str | None = None, names: list[str] | None
             except (FileNotFoundError, NotADirectoryError):
                 blobs[n] = None
     else:
+        commit = git_output(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False).strip()
+        if not commit:
+            raise GitError(f"unknown git revision '{rev}'", "give a branch, tag or commit that exists (git fetch?)")
+        rev = commit
         if names is None:
             out = git_output(root, "ls-tree", "-d", "--name-only", f"{rev}:{MODELS_DIR}", check=False)
             names = sorted(filter(None, out.splitlines()))

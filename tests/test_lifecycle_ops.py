@@ -185,3 +185,8 @@ def test_round_trip_editor_keeps_comments_and_the_authors_indentation():
     assert out.startswith("name: m1  # the name\nversion: 1.0.0\n")
     assert "    - name: acc   # top-1\n      value: 0.91\n" in out
     assert "tags:\n    - a" in out
+
+
+def test_a_bad_model_name_is_refused_before_git_is_asked(published_registry):
+    with pytest.raises(UsageError, match="is not a model name"):
+        request_unpublish(published_registry.root, "Digits\nHEAD:x")

@@ -120,3 +120,8 @@ def test_every_consume_command_has_help_with_an_example(command):
     assert all(p.help for p in cmd.params if isinstance(p, click.Option))
     result = CliRunner().invoke(cli, [command, "--help"])
     assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_list_at_an_unknown_revision_is_a_git_error(published_registry):
+    proc = published_registry.registry("list", "--rev", "no-such-branch")
+    assert proc.returncode == 4 and "unknown git revision 'no-such-branch'" in proc.stderr
