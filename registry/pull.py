@@ -142,6 +142,8 @@ def pull(spec: str, out_dir: str | Path | None = None, *, root: str | Path | Non
                                f"use: git checkout {version.tag} && dvc pull -R {MODELS_DIR}/{name}")
         remote = Storage(conf_root).remote(PUBLIC)
         dest = Path(out_dir) if out_dir else Path.cwd() / f"{name}-{version.version}"
+        if dest.exists() and not dest.is_dir():
+            raise UsageError(f"{dest} exists and is not a folder", "give -o a folder to write the model into")
         dest.mkdir(parents=True, exist_ok=True)
         files = [_fetch_weights(remote, pointer.md5, pointer.size, dest / PurePosixPath(card.weights).name)]
         for rel, data in ((CARD_FILE, card_bytes), (card.config, config_bytes)):
@@ -191,8 +193,9 @@ def _fetch_weights(remote, md5: str, size: int | None, target: Path) -> PulledFi
             raise StorageError(f"object {md5} on remote '{remote.name}' is {got} bytes, the pointer says {size}",
                                "the public copy is damaged; ask the registry's admins to re-publish it")
         os.replace(tmp, target)
-    finally:
+    finally:  # an interrupted or refused download leaves nothing in the output folder
         tmp.unlink(missing_ok=True)
+        tmp.with_name(tmp.name + ".part").unlink(missing_ok=True)
     return PulledFile(path=str(target), md5=md5, size=got, source=PUBLIC)
 
 

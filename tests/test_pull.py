@@ -112,3 +112,11 @@ def test_pulling_again_keeps_a_verified_file_and_replaces_a_damaged_one(publishe
     assert weights.read_bytes() == mlp_onnx(2)
     pointer = parse_pointer((reg.root / "models" / "digits" / "model.onnx.dvc").read_text())
     assert r.files[0].md5 == pointer.md5 and r.files[0].size == pointer.size
+
+
+def test_output_that_is_a_file_is_refused(published_registry, tmp_path):
+    target = tmp_path / "file"
+    target.write_text("keep me")
+    with pytest.raises(UsageError, match="is not a folder"):
+        pull("digits@1.0.0", target, root=published_registry.root)
+    assert target.read_text() == "keep me"
