@@ -109,7 +109,6 @@ def fast_import_stream(n: int, commits: int, training_url: str) -> bytes:
 def small_onnx() -> bytes:
     """A small real ONNX classifier (Gemm → Relu → Gemm → Softmax)."""
     import numpy as np
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)

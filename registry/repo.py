@@ -20,7 +20,8 @@ import git
 from registry.card import CARD_FILE, MODELS_DIR, NAME_RE
 from registry.errors import GitError, UsageError
 
-VERSION_TAG_RE = re.compile(r"^(?P<name>[a-z0-9][a-z0-9-]*[a-z0-9])@v(?P<version>\d+\.\d+\.\d+\S*)$")
+VERSION_TAG_RE = re.compile(r"^(?P<name>[a-z0-9][a-z0-9-]*[a-z0-9])@v"
+                            r"(?P<version>\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?)$")
 
 
 class PathEscapeError(ValueError):

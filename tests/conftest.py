@@ -104,3 +104,108 @@ def text_embedder(tmp_path_factory) -> Path:
     from compress_models import build_text_embedder
 
     return build_text_embedder(tmp_path_factory.mktemp("text-embedder"))
+# --------------------------------------------------------------------------- consume: published versions
+
+def publish_version(reg: Registry, name: str, version: str, *, weights: bytes | None = None,
+                    notes: str | None = None, date: str | None = None, **card_fields) -> str:
+    """Test fixture doing what a merged publish does, without the publish command: set the card's
+    version and status (published, or updated after a first version) and commit, copy the weights
+    object from the staging folder to the public folder, and make the annotated tag
+    `<name>@v<version>` whose message is the notes. Returns the tagged commit."""
+    import shutil
+
+    from registry.lifecycle_ops import edit_card_text
+    from registry.storage import parse_pointer
+
+    folder = reg.root / "models" / name
+    card_path = folder / "model.yaml"
+    text = card_path.read_text()
+    import yaml as _yaml
+
+    current = _yaml.safe_load(text)
+    if weights is not None:
+        reg.track(f"models/{name}/{current['weights']}", weights)
+        card_fields["size"] = len(weights)
+    status = "published" if current.get("status", "unpublished") == "unpublished" else "updated"
+    updates = {("version",): version, ("status",): status}
+    updates.update({(k,): v for k, v in card_fields.items()})
+    card_path.write_text(edit_card_text(text, updates))
+    commit = reg.commit(message=f"publish {name} {version}")
+    pointer = parse_pointer((folder / f"{current['weights']}.dvc").read_text())
+    rel = Path("files") / "md5" / pointer.md5[:2] / pointer.md5[2:]
+    (reg.storage / "public" / rel).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(reg.storage / "staging" / rel, reg.storage / "public" / rel)
+    env = {**os.environ, **({"GIT_COMMITTER_DATE": date} if date else {})}
+    run(["git", "tag", "-a", f"{name}@v{version}", "-m", notes or f"{name} {version}", commit], reg.root, env=env)
+    return commit
+
+
+def withdraw_version(reg: Registry, name: str, version: str, counter: int = 1) -> str:
+    """Test fixture: the GTO deregistration tag `<name>@v<version>!#<n>` that withdraws a version."""
+    tag = f"{name}@v{version}!#{counter}"
+    commit = reg.git("rev-list", "-n", "1", f"{name}@v{version}")
+    reg.git("tag", "-a", tag, "-m", f"withdraw {name} {version}", commit)
+    return tag
+
+
+def _build_published(tmp: Path) -> Registry:
+    """The registry behind `published_registry`, built in `tmp`."""
+    root, storage = tmp / "registry", tmp / "storage"
+    root.mkdir()
+    run(["git", "init", "-q", "-b", "main"], root)
+    run([str(BIN / "dvc"), "init", "-q"], root)
+    (root / ".dvc" / "config").write_text(
+        "[core]\n    analytics = false\n    remote = public\n"
+        f"['remote \"staging\"']\n    url = {storage / 'staging'}\n"
+        f"['remote \"public\"']\n    url = {storage / 'public'}\n")
+    reg = Registry(root, storage)
+    reg.write({"models/.gitkeep": ""})
+    reg.commit(message="empty registry")
+    reg.add_model("digits", mlp_onnx(1), extra="description: Handwritten digits\n")
+    publish_version(reg, "digits", "1.0.0", notes="first release", date="2026-01-01T10:00:00+00:00")
+    publish_version(reg, "digits", "1.1.0", weights=mlp_onnx(2), notes="better weights",
+                    date="2026-02-01T10:00:00+00:00")
+    reg.add_model("draft", mlp_onnx(3))
+    return reg
+
+
+import contextlib  # noqa: E402  (kept in this section to leave the shared header alone)
+
+
+@contextlib.contextmanager
+def isolated_env(home: Path):
+    """The environment `isolated_home` gives a test, for fixtures built once per module or session."""
+    (home / ".gitconfig").write_text("[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HOME", str(home))
+        mp.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
+        mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
+        for var in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
+            mp.setenv(var, "Registry Tests")
+        for var in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
+            mp.setenv(var, "tests@registry.invalid")
+        mp.setenv("DVC_NO_ANALYTICS", "1")
+        mp.setenv("PATH", f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+        yield
+
+
+@pytest.fixture(scope="session")
+def _published_template(tmp_path_factory) -> Registry:
+    with isolated_env(tmp_path_factory.mktemp("template-home")):
+        return _build_published(tmp_path_factory.mktemp("published-template"))
+
+
+@pytest.fixture
+def published_registry(_published_template, tmp_path) -> Registry:
+    """A registry with model `digits` published at 1.0.0 (notes 'first release') and 1.1.0 (new
+    weights, notes 'better weights'), and an unpublished model `draft`. Built once per session and
+    copied for each test (remote URLs rewritten to the copy)."""
+    import shutil
+
+    src = _published_template
+    root, storage = tmp_path / "registry", tmp_path / "storage"
+    shutil.copytree(src.root, root, symlinks=True)
+    shutil.copytree(src.storage, storage, symlinks=True)
+    config = root / ".dvc" / "config"
+    config.write_text(config.read_text().replace(str(src.storage), str(storage)))
+    return Registry(root, storage)

@@ -1,0 +1,208 @@
+"""Consumers fetch one published version: `registry pull NAME@VERSION` (or `NAME@latest`).
+
+The version is resolved from tags (`registry.versions`), the card and the DVC pointer are read at
+the tag's commit, and the weights come from the `public` remote only (never `staging`), verified
+against the pointer's md5 and size. Inside a clone the clone's `.dvc/config` (and its
+`config.local` credentials) name the remote; with `repo_url` the registry is bare-cloned without
+blobs into a temporary folder, so the command works from any directory.
+
+Files land in the output folder atomically (each is written under a temporary name, verified,
+then renamed), so an interrupted pull never leaves a truncated model behind.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+from typing import Iterator
+
+from pydantic import BaseModel, Field
+
+from registry.card import CARD_FILE, MODELS_DIR, ModelCard, Status, load_card
+from registry.errors import CardError, StorageError, UsageError
+from registry.listing import cat_files
+from registry.storage import PUBLIC, PointerError, Storage, file_md5, parse_pointer
+from registry.versions import (Version, clone_root, git_output, parse_version_spec, read_versions, resolve,
+                               withdraw_offline)
+
+
+class PulledFile(BaseModel):
+    """One file written by a pull."""
+
+    path: str = Field(description="where it was written")
+    md5: str = Field(description="md5 of the content")
+    size: int = Field(description="bytes")
+    source: str = Field(description="'public' for weights, 'git' for the card and config")
+
+
+class PullResult(BaseModel):
+    """What `registry pull` fetched (its `--format json` output)."""
+
+    name: str
+    version: str
+    tag: str
+    commit: str
+    out_dir: str
+    remote: str = Field(description="URL of the public remote the weights came from")
+    files: list[PulledFile] = Field(default_factory=list)
+    withdrawn: bool = False
+    warning: str | None = None
+
+
+@contextmanager
+def open_registry(root: str | Path | None = None, repo_url: str | None = None) -> Iterator[tuple[Path, Path]]:
+    """Yield (git dir to read tags and objects from, folder whose `.dvc/config` names the remotes).
+
+    With `repo_url`, bare-clone it without blobs into a temporary folder (removed afterwards);
+    relative local remote URLs are resolved against the URL when it is a local path, as DVC does.
+
+    Raises:
+        GitError: the URL cannot be cloned.
+        UsageError: `root` is not inside a clone.
+    """
+    if repo_url is None:
+        top = clone_root(root)
+        yield top, top
+        return
+    with tempfile.TemporaryDirectory(prefix="registry-pull-") as tmp:
+        gitdir = Path(tmp) / "registry.git"
+        git_output(tmp, "clone", "--quiet", "--bare", "--filter=blob:none", repo_url, str(gitdir), timeout=600)
+        conf_root = Path(tmp) / "conf"
+        (conf_root / ".dvc").mkdir(parents=True)
+        config = cat_files(gitdir, ["HEAD:.dvc/config"])[0]
+        if config is None:
+            raise UsageError(f"{repo_url} has no .dvc/config on its default branch",
+                             "is this the model registry's URL?")
+        (conf_root / ".dvc" / "config").write_bytes(_absolute_local_remotes(config, repo_url))
+        yield gitdir, conf_root
+
+
+def _absolute_local_remotes(config: bytes, repo_url: str) -> bytes:
+    """Rewrite relative local remote URLs to absolute ones, relative to a local registry's `.dvc`."""
+    local = repo_url.removeprefix("file://")
+    if re.match(r"^[a-z][a-z0-9+.-]*://", local) or re.match(r"^[^/]+@[^/]+:", local):
+        return config  # a network URL: relative remotes cannot be resolved, leave them as they are
+    from configobj import ConfigObj
+
+    conf = ConfigObj(io.BytesIO(config), encoding="utf-8")
+    for section, values in conf.items():
+        url = values.get("url") if section.startswith("remote ") and isinstance(values, dict) else None
+        if url and "://" not in url and not os.path.isabs(url):
+            values["url"] = os.path.normpath(os.path.join(os.path.abspath(local), ".dvc", url))
+    out = io.BytesIO()
+    conf.write(out)
+    return out.getvalue()
+
+
+def pull(spec: str, out_dir: str | Path | None = None, *, root: str | Path | None = None,
+         repo_url: str | None = None) -> PullResult:
+    """Fetch one published version of a model into a folder.
+
+    Args:
+        spec: `NAME@VERSION`, `NAME@vVERSION` or `NAME@latest`.
+        out_dir: destination folder (default: `./<name>-<version>`); created when missing.
+        root: a folder inside a registry clone (default: the current directory).
+        repo_url: the registry's git URL; when given, no clone is needed.
+
+    Returns:
+        What was written, with `withdrawn`/`warning` set for a withdrawn version.
+
+    Raises:
+        UsageError: bad spec, unknown model or version.
+        CardError: the card at the version's tag cannot be read.
+        StorageError: the public remote lacks the object, is unreachable, or serves corrupt bytes.
+    """
+    name, wanted = parse_version_spec(spec)
+    with open_registry(root, repo_url) as (gitdir, conf_root):
+        table = read_versions(gitdir)
+        head_card_bytes, = cat_files(gitdir, [f"HEAD:{MODELS_DIR}/{name}/{CARD_FILE}"])
+        if _is_offline(head_card_bytes):
+            table[name] = withdraw_offline(table.get(name, []))
+        version = resolve(table, name, wanted)
+        card, pointer_path = _card_at(gitdir, version)
+        card_bytes, pointer_bytes, config_bytes = cat_files(gitdir, [
+            f"{version.commit}:{MODELS_DIR}/{name}/{CARD_FILE}",
+            f"{version.commit}:{pointer_path}",
+            f"{version.commit}:{MODELS_DIR}/{name}/{card.config}"])
+        if pointer_bytes is None:
+            raise CardError(f"{version.tag} has no DVC pointer {pointer_path}",
+                            "the version was tagged without its weights; ask the registry's admins",
+                            path=pointer_path)
+        try:
+            pointer = parse_pointer(pointer_bytes)
+        except PointerError as e:
+            raise CardError(f"{pointer_path} at {version.tag}: {e}", "the tagged pointer is broken",
+                            path=pointer_path) from None
+        if pointer.is_dir:
+            raise StorageError(f"{pointer_path} tracks a folder; registry pull fetches single files",
+                               f"use: git checkout {version.tag} && dvc pull -R {MODELS_DIR}/{name}")
+        remote = Storage(conf_root).remote(PUBLIC)
+        dest = Path(out_dir) if out_dir else Path.cwd() / f"{name}-{version.version}"
+        if dest.exists() and not dest.is_dir():
+            raise UsageError(f"{dest} exists and is not a folder", "give -o a folder to write the model into")
+        dest.mkdir(parents=True, exist_ok=True)
+        files = [_fetch_weights(remote, pointer.md5, pointer.size, dest / PurePosixPath(card.weights).name)]
+        for rel, data in ((CARD_FILE, card_bytes), (card.config, config_bytes)):
+            if data is not None:
+                files.append(_write_atomic(dest / PurePosixPath(rel).name, data))
+    result = PullResult(name=name, version=version.version, tag=version.tag, commit=version.commit,
+                        out_dir=str(dest), remote=remote.url, files=files, withdrawn=version.withdrawn)
+    if version.withdrawn:
+        result.warning = (f"{name}@{version.version} was withdrawn ({version.withdrawn_by}); it is kept "
+                          "for consumers pinned to it, but do not start using it")
+    return result
+
+
+def _is_offline(card_bytes: bytes | None) -> bool:
+    if card_bytes is None:
+        return False
+    try:
+        loaded = load_card(card_bytes)
+    except CardError:
+        return False
+    return loaded.card is not None and loaded.card.status is Status.offline
+
+
+def _card_at(gitdir: Path, version: Version) -> tuple[ModelCard, str]:
+    """The card at a version's tag and the repository path of its weights pointer."""
+    path = f"{MODELS_DIR}/{version.name}/{CARD_FILE}"
+    data, = cat_files(gitdir, [f"{version.commit}:{path}"])
+    if data is None:
+        raise CardError(f"{version.tag} has no {path}", "the tag does not point at a registry version",
+                        path=path)
+    loaded = load_card(data, path)
+    if loaded.card is None:
+        f = loaded.findings[0]
+        raise CardError(f"the card at {version.tag} is invalid: {f.message}", f.hint, path=path, line=f.line)
+    return loaded.card, f"{MODELS_DIR}/{version.name}/{loaded.card.weights}.dvc"
+
+
+def _fetch_weights(remote, md5: str, size: int | None, target: Path) -> PulledFile:
+    """Download an object from the public remote into `target`, verified, unless already there."""
+    if target.is_file() and (size is None or target.stat().st_size == size) and file_md5(target) == md5:
+        return PulledFile(path=str(target), md5=md5, size=target.stat().st_size, source=PUBLIC)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.download")
+    try:
+        remote.download(md5, tmp)  # verifies the md5 before it renames onto `tmp`
+        got = tmp.stat().st_size
+        if size is not None and got != size:
+            raise StorageError(f"object {md5} on remote '{remote.name}' is {got} bytes, the pointer says {size}",
+                               "the public copy is damaged; ask the registry's admins to re-publish it")
+        os.replace(tmp, target)
+    finally:  # an interrupted or refused download leaves nothing in the output folder
+        tmp.unlink(missing_ok=True)
+        tmp.with_name(tmp.name + ".part").unlink(missing_ok=True)
+    return PulledFile(path=str(target), md5=md5, size=got, source=PUBLIC)
+
+
+def _write_atomic(target: Path, data: bytes) -> PulledFile:
+    import hashlib
+
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, target)
+    return PulledFile(path=str(target), md5=hashlib.md5(data).hexdigest(), size=len(data), source="git")

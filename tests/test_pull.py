@@ -1,0 +1,122 @@
+"""`registry pull`: resolve from tags, fetch from `public` only, verify, write atomically, warn."""
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from registry.errors import StorageError, UsageError
+from registry.pull import pull
+from registry.storage import parse_pointer
+from tests.conftest import mlp_onnx, withdraw_version
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def object_path(reg, remote: str, digest: str) -> Path:
+    return reg.storage / remote / "files" / "md5" / digest[:2] / digest[2:]
+
+
+def test_pull_exact_and_latest_versions(published_registry, tmp_path):
+    reg = published_registry
+    r1 = pull("digits@1.0.0", tmp_path / "v1", root=reg.root)
+    assert (tmp_path / "v1" / "model.onnx").read_bytes() == mlp_onnx(1)
+    assert "version: 1.0.0" in (tmp_path / "v1" / "model.yaml").read_text()
+    assert (tmp_path / "v1" / "config.yaml").is_file()
+    assert r1.tag == "digits@v1.0.0" and not r1.withdrawn and r1.warning is None
+    r2 = pull("digits@latest", tmp_path / "v2", root=reg.root)
+    assert r2.version == "1.1.0"
+    assert md5((tmp_path / "v2" / "model.onnx").read_bytes()) == md5(mlp_onnx(2)) == r2.files[0].md5
+    assert r2.remote == str(reg.storage / "public")
+
+
+def test_pull_reads_only_the_public_remote(published_registry, tmp_path):
+    reg = published_registry
+    shutil.rmtree(reg.storage / "staging")
+    shutil.rmtree(reg.root / ".dvc" / "cache", ignore_errors=True)
+    pull("digits@1.1.0", tmp_path / "out", root=reg.root)
+    assert (tmp_path / "out" / "model.onnx").read_bytes() == mlp_onnx(2)
+
+
+def test_an_object_missing_from_public_fails_without_writing(published_registry, tmp_path):
+    reg = published_registry
+    shutil.rmtree(reg.storage / "public")
+    proc = reg.registry("pull", "digits@1.0.0", "-o", str(tmp_path / "out"))
+    assert proc.returncode == 5
+    assert "is not in remote 'public'" in proc.stderr
+    assert not (tmp_path / "out" / "model.onnx").exists()
+    assert list((tmp_path / "out").glob(".*")) == []       # no temporary leftovers
+
+
+def test_corrupt_public_object_is_refused(published_registry, tmp_path):
+    reg = published_registry
+    digest = md5(mlp_onnx(1))
+    object_path(reg, "public", digest).write_bytes(b"not the model")
+    with pytest.raises(StorageError, match="corrupt"):
+        pull("digits@1.0.0", tmp_path / "out", root=reg.root)
+    assert not (tmp_path / "out" / "model.onnx").exists()
+
+
+def test_withdrawn_version_is_fetched_with_a_warning(published_registry, tmp_path):
+    reg = published_registry
+    tag = withdraw_version(reg, "digits", "1.0.0")
+    proc = reg.registry("pull", "digits@1.0.0", "-o", str(tmp_path / "out"), "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: digits@1.0.0 was withdrawn" in proc.stderr and tag in proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["withdrawn"] is True and "withdrawn" in data["warning"]
+    assert (tmp_path / "out" / "model.onnx").read_bytes() == mlp_onnx(1)
+    assert pull("digits@latest", tmp_path / "l", root=reg.root).version == "1.1.0"
+
+
+def test_pull_from_any_directory_with_the_repo_url(published_registry, tmp_path, monkeypatch):
+    reg = published_registry
+    reg.git("config", "uploadpack.allowFilter", "true")   # as on GitHub: a real blobless clone, blobs fetched lazily
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = reg.registry("pull", "digits@1.0.0", "--repo", f"file://{reg.root}", cwd=elsewhere)
+    assert proc.returncode == 0, proc.stderr
+    assert (elsewhere / "digits-1.0.0" / "model.onnx").read_bytes() == mlp_onnx(1)
+    monkeypatch.chdir(elsewhere)
+    r = pull("digits@latest", repo_url=str(reg.root))
+    assert r.version == "1.1.0" and Path(r.out_dir) == elsewhere / "digits-1.1.0"
+
+
+def test_outside_a_clone_without_repo_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="not inside a clone") as e:
+        pull("digits@1.0.0", root=tmp_path)
+    assert "--repo" in e.value.hint
+
+
+@pytest.mark.parametrize("spec,code,message", [
+    ("digits@3.0.0", 2, "no version 3.0.0"),
+    ("draft@latest", 2, "'draft' has no published version"),
+    ("digits@1.0", 2, "does not name a version"),
+])
+def test_pull_errors(published_registry, spec, code, message):
+    proc = published_registry.registry("pull", spec)
+    assert proc.returncode == code and message in proc.stderr
+
+
+def test_pulling_again_keeps_a_verified_file_and_replaces_a_damaged_one(published_registry, tmp_path):
+    reg = published_registry
+    out = tmp_path / "out"
+    pull("digits@1.1.0", out, root=reg.root)
+    weights = out / "model.onnx"
+    weights.write_bytes(b"tampered")
+    r = pull("digits@1.1.0", out, root=reg.root)
+    assert weights.read_bytes() == mlp_onnx(2)
+    pointer = parse_pointer((reg.root / "models" / "digits" / "model.onnx.dvc").read_text())
+    assert r.files[0].md5 == pointer.md5 and r.files[0].size == pointer.size
+
+
+def test_output_that_is_a_file_is_refused(published_registry, tmp_path):
+    target = tmp_path / "file"
+    target.write_text("keep me")
+    with pytest.raises(UsageError, match="is not a folder"):
+        pull("digits@1.0.0", target, root=published_registry.root)
+    assert target.read_text() == "keep me"
