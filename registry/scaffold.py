@@ -230,6 +230,10 @@ def new_model(root: str | os.PathLike, request: NewModel, *, push: bool = False)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    # Declare the model in dvc.yaml so `dvc artifacts get` and GTO find it at every tag.
+    from registry.artifacts import sync_artifacts
+
+    sync_artifacts(root)
     return NewModelResult(folder=folder, card=card, pointer=folder / pointer_path.name,
                           md5=pointer.md5, pushed=push)
 
