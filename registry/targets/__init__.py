@@ -91,6 +91,11 @@ class Target:
         return False, (f"cross-built on {here_os}-{here_arch} for {self.os}-{self.arch}: "
                        "not measured on device")
 
+    def verification_scope(self, providers: list[str]) -> tuple[bool, str]:
+        """(whether verification here counts as on the device, what the manifest says about it)."""
+        native, why = self.native_here()
+        return (True, "on the target's own kind of machine") if native else (False, why)
+
     def providers(self) -> list[str]:
         """ONNX Runtime execution providers the converted model is meant for."""
         return ["CPUExecutionProvider"]
