@@ -100,7 +100,7 @@ def choose(candidates: list[Candidate], feed: dict[str, np.ndarray], *, native: 
     machine = machine_info()
     if not native:
         first = candidates[0]
-        setting = EngineSetting(engine=first.engine, threads=max(threads),
+        setting = EngineSetting(engine=first.engine, threads=0,
                                 graph_optimization="all" if first.engine == "onnxruntime" else None,
                                 providers=providers if first.engine == "onnxruntime" else [])
         return BenchmarkReport(measured=False, machine=machine, chosen_converter=first.converter,
