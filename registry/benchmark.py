@@ -51,6 +51,11 @@ class BenchmarkReport(BaseModel):
     chosen_setting: EngineSetting
     reason: str
 
+    def ranked(self) -> list[tuple[str, EngineSetting]]:
+        """(converter, setting) pairs best first: the timed ones by median, else the choice alone."""
+        ok = sorted((t for t in self.timings if t.median_ms is not None), key=lambda t: (t.median_ms, t.p90_ms))
+        return [(t.converter, t.setting) for t in ok] or [(self.chosen_converter, self.chosen_setting)]
+
 
 def machine_info() -> Machine:
     """This machine, as recorded in the manifest."""

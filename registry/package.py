@@ -87,6 +87,8 @@ class Manifest(BaseModel):
                                      "device and runtime (false for cross-built targets)")
     verification_note: str = Field(description="what ran the verification and what could not run here")
     verification: list[Verification]
+    engine_verification: Verification = Field(description="the chosen candidate re-verified with the "
+                                              "chosen engine setting")
     benchmark: BenchmarkReport
     built_with: str = Field(description="registry version that built the package")
 
@@ -326,7 +328,7 @@ def build_package(source: ModelSource, target_name: str, out_dir: Path, *,
                         why_not=why if not native else "benchmark turned off",
                         threads=options.threads, providers=target.providers(),
                         warmup=options.warmup, repeats=options.repeats)
-        chosen = next(c for c in verified if c.converter == report.chosen_converter)
+        chosen, engine_check = _confirm_choice(report, verified, names, ref_out, inputs, options, providers, log)
         log(f"chosen: {report.chosen_converter} {report.chosen_setting.label()} ({report.reason})")
         on_device, scope = target.verification_scope(providers)
         sig = [{"name": n, "shape": [d if isinstance(d, int) else str(d) for d in shape],
@@ -339,8 +341,35 @@ def build_package(source: ModelSource, target_name: str, out_dir: Path, *,
             description=chosen.block, engine=report.chosen_setting, inputs=sig, outputs=names,
             verified=True, verified_on_device=on_device,
             verification_note=f"{verifications[0].where}; {scope}", verification=verifications,
+            engine_verification=engine_check,
             benchmark=report, built_with=__version__)
         return _pack(f"{source.name}-{source.version}-{target.name}", files, manifest, out_dir, key)
+
+
+def _confirm_choice(report: BenchmarkReport, verified: list[Candidate], names, ref_out, inputs,
+                    options: TargetOptions, providers: list[str], log) -> tuple[Candidate, Verification]:
+    """Re-verify the fastest setting (optimisation levels may change numerics); fall back in rank order.
+
+    Raises:
+        ConversionError: no timed setting reproduces the source's outputs.
+    """
+    by_name = {c.converter: c for c in verified}
+    rejected: list[Verification] = []
+    for converter, setting in report.ranked():
+        cand = by_name[converter]
+        check = verify_candidate(cand, names, ref_out, inputs, options.limits(cand.precision), providers,
+                                 setting=setting)
+        if check.passed:
+            if rejected:
+                report.chosen_converter, report.chosen_setting = converter, setting
+                report.reason += ("; faster settings failed verification: "
+                                  + "; ".join(f"{v.setting}: {v.summary()}" for v in rejected))
+            return cand, check
+        log(f"setting {setting.label()} rejected: {check.summary()}")
+        rejected.append(check)
+    raise ConversionError("no engine setting reproduces the source's outputs: "
+                          + "; ".join(f"{v.setting}: {v.summary()}" for v in rejected),
+                          "see docs/packaging.md#engine-choice")
 
 
 def _prepare(source: ModelSource, spec: TargetSpec | None, target: Target, options: TargetOptions,
