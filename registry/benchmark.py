@@ -1,8 +1,9 @@
 """Engine choice by benchmark: time every verified candidate under every engine setting.
 
-Each setting gets warm-up runs, then `repeats` timed runs of one sample input; the median decides,
-the 90th percentile is recorded. The fastest median wins. A cross-built target is not timed
-(the build machine says nothing about the device): its first verified candidate, in the target's
+Each setting gets warm-up runs, then `repeats` timed runs of one sample input, interleaved with
+the other settings in three rounds; the median decides, the 90th percentile is recorded. The
+runtime's default thread count is always one of the settings. The fastest median wins. A
+cross-built target is not timed (the build machine says nothing about the device): its first verified candidate, in the target's
 order of preference, with the engine's default setting, is chosen, and the manifest says so.
 """
 
@@ -71,26 +72,34 @@ def machine_info() -> Machine:
                    processor=cpu, cpus=os.cpu_count() or 1, python=platform.python_version())
 
 
-def time_setting(candidate: Candidate, setting: EngineSetting, feed: dict[str, np.ndarray], *,
-                 warmup: int, repeats: int) -> Timing:
-    """Open the candidate with one setting and time it."""
-    timing = Timing(converter=candidate.converter, setting=setting)
-    try:
-        run = get_engine(setting.engine).open(candidate.path, setting)
-        for _ in range(warmup):
-            run(feed)
-        samples = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            run(feed)
-            samples.append((time.perf_counter() - start) * 1000.0)
-    except Exception as e:  # a setting the engine refuses is reported, not fatal
-        timing.error = f"{type(e).__name__}: {e}".splitlines()[0][:300]
-        return timing
-    timing.median_ms = round(float(np.median(samples)), 4)
-    timing.p90_ms = round(float(np.percentile(samples, 90)), 4)
-    timing.runs = repeats
-    return timing
+def time_settings(pairs: list[tuple[Candidate, EngineSetting]], feed: dict[str, np.ndarray], *,
+                  warmup: int, repeats: int, rounds: int = 3) -> list[Timing]:
+    """Time each (candidate, setting): all sessions open at once, runs interleaved in rounds so that
+    load from other work on the machine falls on every setting alike."""
+    timings = [Timing(converter=c.converter, setting=s) for c, s in pairs]
+    runners: dict[int, object] = {}
+    samples: dict[int, list[float]] = {}
+    for i, (cand, setting) in enumerate(pairs):
+        try:
+            run = get_engine(setting.engine).open(cand.path, setting)
+            for _ in range(warmup):
+                run(feed)
+        except Exception as e:  # a setting the engine refuses is reported, not fatal
+            timings[i].error = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+            continue
+        runners[i], samples[i] = run, []
+    per_round = max(1, -(-repeats // rounds))
+    for _ in range(rounds):
+        for i, run in runners.items():
+            for _ in range(per_round):
+                start = time.perf_counter()
+                run(feed)
+                samples[i].append((time.perf_counter() - start) * 1000.0)
+    for i, values in samples.items():
+        timings[i].median_ms = round(float(np.median(values)), 4)
+        timings[i].p90_ms = round(float(np.percentile(values, 90)), 4)
+        timings[i].runs = len(values)
+    return timings
 
 
 def choose(candidates: list[Candidate], feed: dict[str, np.ndarray], *, native: bool, why_not: str,
@@ -112,11 +121,10 @@ def choose(candidates: list[Candidate], feed: dict[str, np.ndarray], *, native: 
                                chosen_setting=setting,
                                reason=f"{why_not}; chose the first verified candidate in the target's "
                                       f"order ({first.converter}) with the engine's default setting")
-    timings: list[Timing] = []
-    for cand in candidates:
-        engine = get_engine(cand.engine)
-        for setting in engine.settings(threads, providers):
-            timings.append(time_setting(cand, setting, feed, warmup=warmup, repeats=repeats))
+    grid = list(dict.fromkeys([*threads, 0]))  # 0: the runtime's own default, always a contender
+    pairs = [(cand, setting) for cand in candidates
+             for setting in get_engine(cand.engine).settings(grid, providers)]
+    timings = time_settings(pairs, feed, warmup=warmup, repeats=repeats)
     ok = [t for t in timings if t.median_ms is not None]
     if not ok:
         first = candidates[0]
@@ -130,6 +138,7 @@ def choose(candidates: list[Candidate], feed: dict[str, np.ndarray], *, native: 
     return BenchmarkReport(
         measured=True, machine=machine, timings=timings, chosen_converter=best.converter,
         chosen_setting=best.setting,
-        reason=(f"fastest median of {len(ok)} timed settings ({warmup} warm-up + {repeats} runs each): "
+        reason=(f"fastest median of {len(ok)} timed settings ({warmup} warm-up + {best.runs} runs each, "
+                f"interleaved): "
                 f"{best.converter} {best.setting.label()} at {best.median_ms:.3f} ms "
                 f"(slowest {slowest.median_ms:.3f} ms)"))
