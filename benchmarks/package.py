@@ -25,9 +25,11 @@ ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Device packages"
 NOTE = ("Reading the figures: packaging time includes conversion, verification and (for timed "
         "targets) the engine benchmark; cross-built targets are verified but not timed. The "
-        "'chosen' row re-times the package's engine setting after the build; on a small shared "
-        "machine, differences of a few microseconds between it and the default session are noise "
-        "(the build's own interleaved benchmark had the chosen setting fastest). Model size counts "
+        "'chosen' row re-times the package's engine setting after the build. This machine has 2 "
+        "cores shared with other work: the same row varies by ±30% or more from run to run, so the "
+        "chosen and default rows here are within noise of each other (the build's own benchmark "
+        "had the chosen setting fastest); figures from a dedicated runner are the ones to trust. "
+        "Model size counts "
         "every model file of the package (OpenVINO: .xml and .bin).\n")
 
 
@@ -79,21 +81,23 @@ def build_models(workdir: Path):
     return out
 
 
-def median_ms(runners: dict, repeats: int, rounds: int = 3, warmup: int = 5) -> dict[str, float]:
-    """Best-of-rounds median wall time (ms) of each runner; rounds interleave the runners so that
-    load from other work on the machine hits them alike."""
+def median_ms(factories: dict, repeats: int, rounds: int = 3, warmup: int = 5) -> dict[str, float]:
+    """Best-of-rounds median wall time (ms) of each runner. Each factory makes a fresh runner per
+    round and only one exists at a time: idle worker threads of another runtime's session would
+    otherwise compete with the one being timed."""
     best: dict[str, float] = {}
-    for name, fn in runners.items():
-        for _ in range(warmup):
-            fn()
     for _ in range(rounds):
-        for name, fn in runners.items():
+        for name, factory in factories.items():
+            fn = factory()
+            for _ in range(warmup):
+                fn()
             times = []
             for _ in range(repeats):
                 start = time.perf_counter()
                 fn()
                 times.append((time.perf_counter() - start) * 1000)
             best[name] = min(best.get(name, float("inf")), float(np.median(times)))
+            del fn
     return best
 
 
@@ -125,7 +129,7 @@ def main() -> int:
         # worker threads would otherwise compete with PyTorch's on a small machine.
         torch.set_num_threads(max(threads))
         with torch.no_grad():
-            eager = {name: median_ms({"eager": lambda m=module, x=example: m(x)}, args.repeats)["eager"]
+            eager = {name: median_ms({"eager": lambda m=module, x=example: lambda: m(x)}, args.repeats)["eager"]
                      for name, module, example, _ in models}
         for name, module, example, onnx_path in models:
             card = ModelCard(name=name, version="1.0.0", status="published", task="classification",
@@ -153,11 +157,17 @@ def main() -> int:
             # latency: chosen engine vs eager PyTorch vs a default ORT session, same input
             chosen = results["linux-x86_64"].manifest
             pkg = open_package(results["linux-x86_64"].path)
-            run = get_engine(chosen.engine.engine).open_bytes(pkg.files, chosen.model_file, chosen.engine)
             feed = {"input": example.numpy()}
-            default = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-            times = median_ms({"chosen": lambda run=run, feed=feed: run(feed),
-                               "default": lambda s=default, feed=feed: s.run(None, feed)}, args.repeats)
+
+            def chosen_runner(pkg=pkg, chosen=chosen, feed=feed):
+                run = get_engine(chosen.engine.engine).open_bytes(pkg.files, chosen.model_file, chosen.engine)
+                return lambda: run(feed)
+
+            def default_runner(path=onnx_path, feed=feed):
+                session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+                return lambda: session.run(None, feed)
+
+            times = median_ms({"chosen": chosen_runner, "default": default_runner}, args.repeats)
             t_chosen, t_default, t_eager = times["chosen"], times["default"], eager[name]
             int8 = results["linux-x86_64 int8"]
             size32 = model_size(open_package(results["linux-x86_64"].path))
@@ -166,8 +176,8 @@ def main() -> int:
             lines += [f"### {name} ({onnx_path.stat().st_size / 1e6:.2f} MB fp32 ONNX)", "",
                       "| target | packaging time | chosen converter | model size | min cosine vs fp32 | timed |",
                       "| --- | --- | --- | --- | --- | --- |", *rows, "",
-                      f"Latency, batch 1, best of 3 rounds of {args.repeats} runs (median each; ONNX Runtime "
-                      f"rows interleaved, eager timed first on its own) on this machine ({get_cpu()}):", "",
+                      f"Latency, batch 1, best of 3 rounds of {args.repeats} runs (median each; one runtime "
+                      f"alive at a time, eager timed first) on this machine ({get_cpu()}):", "",
                       "| runner | median ms | speed-up vs eager |", "| --- | --- | --- |",
                       f"| PyTorch eager ({max(threads)} threads) | {t_eager:.3f} | 1.00× |",
                       f"| ONNX Runtime, default session | {t_default:.3f} | {t_eager / t_default:.2f}× |",

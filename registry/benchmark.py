@@ -1,10 +1,11 @@
 """Engine choice by benchmark: time every verified candidate under every engine setting.
 
-Each setting gets warm-up runs, then `repeats` timed runs of one sample input, interleaved with
-the other settings in three rounds; the median decides, the 90th percentile is recorded. The
-runtime's default thread count is always one of the settings. The fastest median wins. A
-cross-built target is not timed (the build machine says nothing about the device): its first verified candidate, in the target's
-order of preference, with the engine's default setting, is chosen, and the manifest says so.
+Each setting gets warm-up runs, then `repeats` timed runs of one sample input, spread over three
+rounds that pass over all settings (one session open at a time); the median decides, the 90th
+percentile is recorded. The runtime's default thread count is always one of the settings. A
+cross-built target is not timed (the build machine says nothing about the device): its first
+verified candidate, in the target's order of preference, with the engine's default setting, is
+chosen, and the manifest says so.
 """
 
 from __future__ import annotations
@@ -74,31 +75,33 @@ def machine_info() -> Machine:
 
 def time_settings(pairs: list[tuple[Candidate, EngineSetting]], feed: dict[str, np.ndarray], *,
                   warmup: int, repeats: int, rounds: int = 3) -> list[Timing]:
-    """Time each (candidate, setting): all sessions open at once, runs interleaved in rounds so that
-    load from other work on the machine falls on every setting alike."""
+    """Time each (candidate, setting) in `rounds` passes over all of them, so that load from other
+    work on the machine falls on every setting alike. One session exists at a time: idle worker
+    threads of other sessions would otherwise compete with the one being timed."""
     timings = [Timing(converter=c.converter, setting=s) for c, s in pairs]
-    runners: dict[int, object] = {}
-    samples: dict[int, list[float]] = {}
-    for i, (cand, setting) in enumerate(pairs):
-        try:
-            run = get_engine(setting.engine).open(cand.path, setting)
-            for _ in range(warmup):
-                run(feed)
-        except Exception as e:  # a setting the engine refuses is reported, not fatal
-            timings[i].error = f"{type(e).__name__}: {e}".splitlines()[0][:300]
-            continue
-        runners[i], samples[i] = run, []
+    samples: dict[int, list[float]] = {i: [] for i in range(len(pairs))}
     per_round = max(1, -(-repeats // rounds))
     for _ in range(rounds):
-        for i, run in runners.items():
-            for _ in range(per_round):
-                start = time.perf_counter()
-                run(feed)
-                samples[i].append((time.perf_counter() - start) * 1000.0)
+        for i, (cand, setting) in enumerate(pairs):
+            if timings[i].error:
+                continue
+            try:
+                run = get_engine(setting.engine).open(cand.path, setting)
+                for _ in range(warmup):
+                    run(feed)
+                for _ in range(per_round):
+                    start = time.perf_counter()
+                    run(feed)
+                    samples[i].append((time.perf_counter() - start) * 1000.0)
+            except Exception as e:  # a setting the engine refuses is reported, not fatal
+                timings[i].error = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+            finally:
+                run = None  # close the session before the next one opens
     for i, values in samples.items():
-        timings[i].median_ms = round(float(np.median(values)), 4)
-        timings[i].p90_ms = round(float(np.percentile(values, 90)), 4)
-        timings[i].runs = len(values)
+        if values and not timings[i].error:
+            timings[i].median_ms = round(float(np.median(values)), 4)
+            timings[i].p90_ms = round(float(np.percentile(values, 90)), 4)
+            timings[i].runs = len(values)
     return timings
 
 
@@ -139,6 +142,6 @@ def choose(candidates: list[Candidate], feed: dict[str, np.ndarray], *, native: 
         measured=True, machine=machine, timings=timings, chosen_converter=best.converter,
         chosen_setting=best.setting,
         reason=(f"fastest median of {len(ok)} timed settings ({warmup} warm-up + {best.runs} runs each, "
-                f"interleaved): "
+                f"in 3 rounds): "
                 f"{best.converter} {best.setting.label()} at {best.median_ms:.3f} ms "
                 f"(slowest {slowest.median_ms:.3f} ms)"))
