@@ -1,9 +1,11 @@
 """Engine choice by benchmark: time every verified candidate under every engine setting.
 
-Each setting gets warm-up runs, then `repeats` timed runs of one sample input; the median decides,
-the 90th percentile is recorded. The fastest median wins. A cross-built target is not timed
-(the build machine says nothing about the device): its first verified candidate, in the target's
-order of preference, with the engine's default setting, is chosen, and the manifest says so.
+Each setting gets warm-up runs, then `repeats` timed runs of one sample input, spread over three
+rounds that pass over all settings (one session open at a time); the median decides, the 90th
+percentile is recorded. The runtime's default thread count is always one of the settings. A
+cross-built target is not timed (the build machine says nothing about the device): its first
+verified candidate, in the target's order of preference, with the engine's default setting, is
+chosen, and the manifest says so.
 """
 
 from __future__ import annotations
@@ -51,6 +53,11 @@ class BenchmarkReport(BaseModel):
     chosen_setting: EngineSetting
     reason: str
 
+    def ranked(self) -> list[tuple[str, EngineSetting]]:
+        """(converter, setting) pairs best first: the timed ones by median, else the choice alone."""
+        ok = sorted((t for t in self.timings if t.median_ms is not None), key=lambda t: (t.median_ms, t.p90_ms))
+        return [(t.converter, t.setting) for t in ok] or [(self.chosen_converter, self.chosen_setting)]
+
 
 def machine_info() -> Machine:
     """This machine, as recorded in the manifest."""
@@ -66,26 +73,36 @@ def machine_info() -> Machine:
                    processor=cpu, cpus=os.cpu_count() or 1, python=platform.python_version())
 
 
-def time_setting(candidate: Candidate, setting: EngineSetting, feed: dict[str, np.ndarray], *,
-                 warmup: int, repeats: int) -> Timing:
-    """Open the candidate with one setting and time it."""
-    timing = Timing(converter=candidate.converter, setting=setting)
-    try:
-        run = get_engine(setting.engine).open(candidate.path, setting)
-        for _ in range(warmup):
-            run(feed)
-        samples = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            run(feed)
-            samples.append((time.perf_counter() - start) * 1000.0)
-    except Exception as e:  # a setting the engine refuses is reported, not fatal
-        timing.error = f"{type(e).__name__}: {e}".splitlines()[0][:300]
-        return timing
-    timing.median_ms = round(float(np.median(samples)), 4)
-    timing.p90_ms = round(float(np.percentile(samples, 90)), 4)
-    timing.runs = repeats
-    return timing
+def time_settings(pairs: list[tuple[Candidate, EngineSetting]], feed: dict[str, np.ndarray], *,
+                  warmup: int, repeats: int, rounds: int = 3) -> list[Timing]:
+    """Time each (candidate, setting) in `rounds` passes over all of them, so that load from other
+    work on the machine falls on every setting alike. One session exists at a time: idle worker
+    threads of other sessions would otherwise compete with the one being timed."""
+    timings = [Timing(converter=c.converter, setting=s) for c, s in pairs]
+    samples: dict[int, list[float]] = {i: [] for i in range(len(pairs))}
+    per_round = max(1, -(-repeats // rounds))
+    for _ in range(rounds):
+        for i, (cand, setting) in enumerate(pairs):
+            if timings[i].error:
+                continue
+            try:
+                run = get_engine(setting.engine).open(cand.path, setting)
+                for _ in range(warmup):
+                    run(feed)
+                for _ in range(per_round):
+                    start = time.perf_counter()
+                    run(feed)
+                    samples[i].append((time.perf_counter() - start) * 1000.0)
+            except Exception as e:  # a setting the engine refuses is reported, not fatal
+                timings[i].error = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+            finally:
+                run = None  # close the session before the next one opens
+    for i, values in samples.items():
+        if values and not timings[i].error:
+            timings[i].median_ms = round(float(np.median(values)), 4)
+            timings[i].p90_ms = round(float(np.percentile(values, 90)), 4)
+            timings[i].runs = len(values)
+    return timings
 
 
 def choose(candidates: list[Candidate], feed: dict[str, np.ndarray], *, native: bool, why_not: str,
@@ -100,18 +117,17 @@ def choose(candidates: list[Candidate], feed: dict[str, np.ndarray], *, native: 
     machine = machine_info()
     if not native:
         first = candidates[0]
-        setting = EngineSetting(engine=first.engine, threads=max(threads),
+        setting = EngineSetting(engine=first.engine, threads=0,
                                 graph_optimization="all" if first.engine == "onnxruntime" else None,
                                 providers=providers if first.engine == "onnxruntime" else [])
         return BenchmarkReport(measured=False, machine=machine, chosen_converter=first.converter,
                                chosen_setting=setting,
                                reason=f"{why_not}; chose the first verified candidate in the target's "
                                       f"order ({first.converter}) with the engine's default setting")
-    timings: list[Timing] = []
-    for cand in candidates:
-        engine = get_engine(cand.engine)
-        for setting in engine.settings(threads, providers):
-            timings.append(time_setting(cand, setting, feed, warmup=warmup, repeats=repeats))
+    grid = list(dict.fromkeys([*threads, 0]))  # 0: the runtime's own default, always a contender
+    pairs = [(cand, setting) for cand in candidates
+             for setting in get_engine(cand.engine).settings(grid, providers)]
+    timings = time_settings(pairs, feed, warmup=warmup, repeats=repeats)
     ok = [t for t in timings if t.median_ms is not None]
     if not ok:
         first = candidates[0]
@@ -125,6 +141,7 @@ def choose(candidates: list[Candidate], feed: dict[str, np.ndarray], *, native: 
     return BenchmarkReport(
         measured=True, machine=machine, timings=timings, chosen_converter=best.converter,
         chosen_setting=best.setting,
-        reason=(f"fastest median of {len(ok)} timed settings ({warmup} warm-up + {repeats} runs each): "
+        reason=(f"fastest median of {len(ok)} timed settings ({warmup} warm-up + {best.runs} runs each, "
+                f"in 3 rounds): "
                 f"{best.converter} {best.setting.label()} at {best.median_ms:.3f} ms "
                 f"(slowest {slowest.median_ms:.3f} ms)"))

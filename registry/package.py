@@ -39,6 +39,7 @@ from registry.engines import EngineSetting, get_engine
 from registry.errors import CardError, ConversionError, StorageError, UsageError
 from registry.protocol import (
     DescriptionBlock,
+    Quantization,
     RuntimeTooOldError,
     check_runtime,
     parse_block,
@@ -86,6 +87,8 @@ class Manifest(BaseModel):
                                      "device and runtime (false for cross-built targets)")
     verification_note: str = Field(description="what ran the verification and what could not run here")
     verification: list[Verification]
+    engine_verification: Verification = Field(description="the chosen candidate re-verified with the "
+                                              "chosen engine setting")
     benchmark: BenchmarkReport
     built_with: str = Field(description="registry version that built the package")
 
@@ -262,6 +265,17 @@ def target_options(target: Target, spec: TargetSpec | None, overrides: dict) -> 
     return target.parse_options(data, f"target {target.name}")
 
 
+class _Prepared(BaseModel):
+    """The source ONNX after processing (the reference) and after int8/optimisation (to convert)."""
+
+    reference: Path
+    prepared: Path
+    precision: str
+    quantization: Quantization | None
+    optimized: str | None
+    steps: list[str]
+
+
 def build_package(source: ModelSource, target_name: str, out_dir: Path, *,
                   overrides: dict | None = None, key: bytes | None = None,
                   benchmark: bool = True, log=lambda msg: None) -> PackageResult:
@@ -279,100 +293,32 @@ def build_package(source: ModelSource, target_name: str, out_dir: Path, *,
         ConversionError: a conversion failed, or no candidate passed verification (with numbers).
         UsageError: bad target name or options.
     """
-    from registry.processing import apply_steps, parse_steps
-
     target = get_target(target_name)
     spec = next((t for t in source.card.targets if t.name == target.name), None)
     options = target_options(target, spec, overrides or {})
     ref = f"{source.name}@{source.version}"
-    out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="registry-package-") as tmp:
         work = Path(tmp)
-        import onnx
-
-        try:
-            model = onnx.load(str(source.weights))
-            onnx.checker.check_model(model)
-        except Exception as e:
-            raise ConversionError(f"{source.weights}: not a valid ONNX model ({e})",
-                                  "packaging starts from the published ONNX weights") from e
-        steps = apply_steps(model, parse_steps(spec.processing)) if spec and spec.processing else []
-        reference = work / "reference.onnx"
-        onnx.save(model, str(reference))
-        _check_ops(reference, source.weights.name, target)
-        prepared, precision, quant, optimized = reference, "fp32", None, None
-        if options.quantize:
-            from registry.quantization import quantize
-
-            calib = source.folder / options.calibration if options.calibration else None
-            prepared = work / "quantized.onnx"
-            quant = quantize(reference, prepared, options.quantize, per_channel=options.per_channel,
-                             calibration=calib)
-            precision = "int8"
-            log(f"quantized to int8 ({options.quantize}, {quant.granularity})")
-        if options.optimize:
-            from registry.acceleration import optimize_offline
-
-            native, _ = target.native_here()
-            optimized = "extended" if native else "basic"
-            dest = work / "optimized.onnx"
-            optimize_offline(prepared, dest, optimized)
-            prepared = dest
-            log(f"offline graph optimisation: {optimized}")
-
+        prep = _prepare(source, spec, target, options, work, log)
         declared = None
         if spec and spec.inputs:
             from registry.quantization import load_arrays
 
-            declared = load_arrays(source.folder / spec.inputs, [n for n, _, _ in input_signature(reference)])
-        inputs = sample_inputs(reference, samples=options.samples, seed=options.seed, declared=declared)
-        names, ref_out = reference_outputs(reference, inputs)
-
-        candidates: list[Candidate] = []
-        failures: list[str] = []
-        for cname in target.candidate_converters(options):
-            converter = get_converter(cname)
-            ok, hint = converter.available()
-            if not ok:
-                failures.append(f"{cname}: not installed ({hint})")
-                log(f"candidate {cname}: skipped, not installed ({hint})")
-                continue
-            cdir = work / "candidates" / cname
-            cdir.mkdir(parents=True)
-            staged = cdir / "input.onnx"
-            staged_model = onnx.load(str(prepared))
-            block = _block(source, ref, target, cname, precision, quant, optimized, steps, staged_model,
-                           runtime=target.runtime)
-            write_onnx_block(staged_model, block)
-            onnx.save(staged_model, str(staged))
-            cand = converter.convert(staged, _fresh(cdir / "out"), precision=precision,
-                                     runtime=target.runtime, options=options)
-            final = _final_block(cand, block, target)
-            write_onnx_block(staged_model, final)
-            onnx.save(staged_model, str(staged))
-            if cand.format != "onnx":
-                # Files that cannot be edited after conversion are converted again with the final block.
-                cand = converter.convert(staged, _fresh(cdir / "final"), precision=precision,
-                                         runtime=target.runtime, options=options)
-            else:
-                model_out = onnx.load(str(cand.path))
-                write_onnx_block(model_out, final)
-                onnx.save(model_out, str(cand.path))
-            cand = cand.model_copy(update={"block": final})
-            candidates.append(cand)
-            log(f"candidate {cname}: {cand.format} {cand.precision}")
+            names_in = [n for n, _, _ in input_signature(prep.reference)]
+            declared = load_arrays(source.folder / spec.inputs, names_in)
+        inputs = sample_inputs(prep.reference, samples=options.samples, seed=options.seed, declared=declared)
+        names, ref_out = reference_outputs(prep.reference, inputs)
+        candidates, skipped = _convert(source, target, options, prep, work, log)
 
         providers = target.verify_providers()
         verifications: list[Verification] = []
-        verified: list[Candidate] = []
         for cand in candidates:
-            v = verify_candidate(cand, names, ref_out, inputs, options.limits(cand.precision), providers)
-            verifications.append(v)
-            log(f"verify {v.summary()}")
-            if v.passed:
-                verified.append(cand)
+            verifications.append(verify_candidate(cand, names, ref_out, inputs,
+                                                  options.limits(cand.precision), providers))
+            log(f"verify {verifications[-1].summary()}")
+        verified = [c for c, v in zip(candidates, verifications) if v.passed]
         if not verified:
-            detail = "; ".join([v.summary() for v in verifications] + failures) or "no candidate converter"
+            detail = "; ".join([v.summary() for v in verifications] + skipped) or "no candidate converter"
             raise ConversionError(f"{ref} for {target.name}: no candidate passed verification: {detail}",
                                   "see docs/packaging.md#verification: a lossy option (quantize, fp16) may "
                                   "be too coarse for this model, or thresholds too tight")
@@ -382,52 +328,158 @@ def build_package(source: ModelSource, target_name: str, out_dir: Path, *,
                         why_not=why if not native else "benchmark turned off",
                         threads=options.threads, providers=target.providers(),
                         warmup=options.warmup, repeats=options.repeats)
-        chosen = next(c for c in verified if c.converter == report.chosen_converter)
+        chosen, engine_check = _confirm_choice(report, verified, names, ref_out, inputs, options, providers, log)
         log(f"chosen: {report.chosen_converter} {report.chosen_setting.label()} ({report.reason})")
-
-        note = verifications[0].where
-        on_device = native and target.runtime == "onnxruntime" and (
-            target.name != "cuda" or "CUDAExecutionProvider" in providers)
-        if target.name == "cuda" and "CUDAExecutionProvider" not in providers:
-            note += "; float16 graph run by the CPU execution provider (no GPU here): not run on CUDA/TensorRT"
-        elif target.runtime == "onnxruntime-mobile":
-            note += "; same ORT-format file and kernels, not run by the mobile runtime on a device"
-        elif not native:
-            note += f"; {why}"
-        sig = [{"name": n, "shape": [d if isinstance(d, int) else str(d) for d in s], "dtype": np.dtype(dt).name}
-               for n, s, dt in input_signature(reference)]
-        pkg_dir = f"{source.name}-{source.version}-{target.name}"
+        on_device, scope = target.verification_scope(providers)
+        sig = [{"name": n, "shape": [d if isinstance(d, int) else str(d) for d in shape],
+                "dtype": np.dtype(dt).name} for n, shape, dt in input_signature(prep.reference)]
         files: dict[str, bytes] = {f"model/{p.name}": p.read_bytes() for p in chosen.files}
         files[LOADER] = (Path(__file__).parent / "templates" / "package_loader.py").read_bytes()
         manifest = Manifest(
             model=ref, target=target.name, model_file=f"model/{chosen.path.name}",
             files={k: hashlib.sha256(v).hexdigest() for k, v in sorted(files.items())},
             description=chosen.block, engine=report.chosen_setting, inputs=sig, outputs=names,
-            verified=True, verified_on_device=on_device, verification_note=note, verification=verifications, benchmark=report,
-            built_with=__version__)
-        files[MANIFEST] = (json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=True) + "\n").encode()
-        archive = deterministic_tar(pkg_dir, files)
-        suffix = ".tar.gz"
-        if key is not None:
-            archive = encrypt(archive, key)
-            suffix += ".enc"
-        dest = out_dir / f"{pkg_dir}{suffix}"
-        tmp_dest = dest.with_name(dest.name + ".part")
-        tmp_dest.write_bytes(archive)
-        os.replace(tmp_dest, dest)
-        return PackageResult(path=dest, manifest=manifest, sha256=hashlib.sha256(archive).hexdigest())
+            verified=True, verified_on_device=on_device,
+            verification_note=f"{verifications[0].where}; {scope}", verification=verifications,
+            engine_verification=engine_check,
+            benchmark=report, built_with=__version__)
+        return _pack(f"{source.name}-{source.version}-{target.name}", files, manifest, out_dir, key)
 
 
-def _block(source: ModelSource, ref: str, target: Target, converter: str, precision: str, quant,
-           optimized: str | None, steps: list[str], model, *, runtime: str) -> DescriptionBlock:
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+def _confirm_choice(report: BenchmarkReport, verified: list[Candidate], names, ref_out, inputs,
+                    options: TargetOptions, providers: list[str], log) -> tuple[Candidate, Verification]:
+    """Re-verify the fastest setting (optimisation levels may change numerics); fall back in rank order.
+
+    Raises:
+        ConversionError: no timed setting reproduces the source's outputs.
+    """
+    by_name = {c.converter: c for c in verified}
+    rejected: list[Verification] = []
+    for converter, setting in report.ranked():
+        cand = by_name[converter]
+        check = verify_candidate(cand, names, ref_out, inputs, options.limits(cand.precision), providers,
+                                 setting=setting)
+        if check.passed:
+            if rejected:
+                report.chosen_converter, report.chosen_setting = converter, setting
+                report.reason += ("; faster settings failed verification: "
+                                  + "; ".join(f"{v.setting}: {v.summary()}" for v in rejected))
+            return cand, check
+        log(f"setting {setting.label()} rejected: {check.summary()}")
+        rejected.append(check)
+    raise ConversionError("no engine setting reproduces the source's outputs: "
+                          + "; ".join(f"{v.setting}: {v.summary()}" for v in rejected),
+                          "see docs/packaging.md#engine-choice")
+
+
+def _prepare(source: ModelSource, spec: TargetSpec | None, target: Target, options: TargetOptions,
+             work: Path, log) -> _Prepared:
+    """Load and check the source, merge processing, then quantize and optimise as asked."""
     import onnx
 
+    from registry.processing import apply_steps, parse_steps
+
+    try:
+        model = onnx.load(str(source.weights))
+        onnx.checker.check_model(model)
+    except Exception as e:  # onnx raises several unrelated types for a bad file
+        raise ConversionError(f"{source.weights}: not a valid ONNX model ({e})",
+                              "packaging starts from the published ONNX weights") from e
+    steps = apply_steps(model, parse_steps(spec.processing)) if spec and spec.processing else []
+    reference = work / "reference.onnx"
+    onnx.save(model, str(reference))
+    _check_ops(reference, source.weights.name, target)
+    prep = _Prepared(reference=reference, prepared=reference, precision="fp32", quantization=None,
+                     optimized=None, steps=steps)
+    if options.quantize:
+        from registry.quantization import quantize
+
+        calib = source.folder / options.calibration if options.calibration else None
+        prep.prepared = work / "quantized.onnx"
+        prep.quantization = quantize(reference, prep.prepared, options.quantize,
+                                     per_channel=options.per_channel, calibration=calib)
+        prep.precision = "int8"
+        log(f"quantized to int8 ({options.quantize}, {prep.quantization.granularity})")
+    if options.optimize:
+        from registry.acceleration import optimize_offline
+
+        # Fusions that need the target's own CPU only where this machine is that CPU.
+        prep.optimized = "extended" if target.native_here()[0] else "basic"
+        dest = work / "optimized.onnx"
+        optimize_offline(prep.prepared, dest, prep.optimized)
+        prep.prepared = dest
+        log(f"offline graph optimisation: {prep.optimized}")
+    return prep
+
+
+def _convert(source: ModelSource, target: Target, options: TargetOptions, prep: _Prepared, work: Path,
+             log) -> tuple[list[Candidate], list[str]]:
+    """Run each candidate converter; every candidate carries its final description block."""
+    import onnx
+
+    ref = f"{source.name}@{source.version}"
+    candidates: list[Candidate] = []
+    skipped: list[str] = []
+    for cname in target.candidate_converters(options):
+        converter = get_converter(cname)
+        ok, hint = converter.available()
+        if not ok:
+            skipped.append(f"{cname}: not installed ({hint})")
+            log(f"candidate {cname}: skipped, not installed ({hint})")
+            continue
+        cdir = work / "candidates" / cname
+        staged = _fresh(cdir) / "input.onnx"
+        staged_model = onnx.load(str(prep.prepared))
+        block = _block(source, ref, target, cname, prep, staged_model)
+        write_onnx_block(staged_model, block)
+        onnx.save(staged_model, str(staged))
+        cand = converter.convert(staged, _fresh(cdir / "out"), precision=prep.precision,
+                                 runtime=target.runtime, options=options)
+        final = _final_block(cand, block, target)
+        write_onnx_block(staged_model, final)
+        onnx.save(staged_model, str(staged))
+        if cand.format == "onnx":
+            model_out = onnx.load(str(cand.path))
+            write_onnx_block(model_out, final)
+            onnx.save(model_out, str(cand.path))
+        else:  # files that cannot be edited after conversion are converted again with the final block
+            cand = converter.convert(staged, _fresh(cdir / "final"), precision=prep.precision,
+                                     runtime=target.runtime, options=options)
+        candidates.append(cand.model_copy(update={"block": final}))
+        log(f"candidate {cname}: {cand.format} {cand.precision}")
+    return candidates, skipped
+
+
+def _pack(root: str, files: dict[str, bytes], manifest: Manifest, out_dir: Path,
+          key: bytes | None) -> PackageResult:
+    """Write the archive (encrypted when a key is given) under a temporary name, then rename it."""
+    files = {**files, MANIFEST: (json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=True)
+                                 + "\n").encode()}
+    archive = deterministic_tar(root, files)
+    suffix = ".tar.gz"
+    if key is not None:
+        archive = encrypt(archive, key)
+        suffix += ".enc"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dest = out_dir / f"{root}{suffix}"
+    part = dest.with_name(dest.name + ".part")
+    part.write_bytes(archive)
+    os.replace(part, dest)
+    return PackageResult(path=dest, manifest=manifest, sha256=hashlib.sha256(archive).hexdigest())
+
+
+def _block(source: ModelSource, ref: str, target: Target, converter: str, prep: _Prepared,
+           model) -> DescriptionBlock:
+    """The block as known before conversion; the converter's facts complete it (`_final_block`)."""
+    import onnx
+
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     return DescriptionBlock(
-        runtime=runtime, min_runtime_version="0", execution_providers=target.providers(),
+        runtime=target.runtime, min_runtime_version="0", execution_providers=target.providers(),
         format="onnx", opset=opset, ir_version=model.ir_version,
-        weight_dtype="int8" if precision == "int8" else "float32", quantized=quant is not None,
-        quantization=quant, optimized=optimized, processing=steps, source_model=ref,
+        weight_dtype="int8" if prep.precision == "int8" else "float32",
+        quantized=prep.quantization is not None, quantization=prep.quantization, optimized=prep.optimized,
+        processing=prep.steps, source_model=ref,
         source_sha256=hashlib.sha256(source.weights.read_bytes()).hexdigest(), target=target.name,
         converter=converter, tools={"registry": __version__, "onnx": onnx.__version__})
 

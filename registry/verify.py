@@ -44,6 +44,7 @@ class Verification(BaseModel):
     precision: str
     status: str = Field(description="passed, failed, or error (could not run)")
     where: str = Field(description="what ran the check: engine, providers, machine")
+    setting: str | None = Field(None, description="the engine setting it ran with")
     thresholds: Thresholds
     outputs: list[OutputComparison] = Field(default_factory=list)
     message: str | None = Field(None, description="why it failed or could not run")
@@ -158,17 +159,22 @@ def compare(name: str, ref: np.ndarray, got: np.ndarray, limits: Thresholds, pre
 
 def verify_candidate(candidate: Candidate, names: list[str], reference: list[list[np.ndarray]],
                      inputs: list[dict[str, np.ndarray]], limits: Thresholds,
-                     providers: list[str]) -> Verification:
+                     providers: list[str], setting: EngineSetting | None = None) -> Verification:
     """Run a candidate on the inputs and compare every output with the reference.
 
+    Args:
+        setting: the engine setting to run with (default: one thread, basic optimisation).
     A candidate that cannot even run is reported with status 'error' and the runtime's message.
     """
     engine = get_engine(candidate.engine)
-    setting = EngineSetting(engine=candidate.engine, threads=1, providers=providers,
-                            graph_optimization="basic" if candidate.engine == "onnxruntime" else None)
+    if setting is None:
+        setting = EngineSetting(engine=candidate.engine, threads=1, providers=providers,
+                                graph_optimization="basic" if candidate.engine == "onnxruntime" else None)
+    else:
+        setting = setting.model_copy(update={"providers": providers if candidate.engine == "onnxruntime" else []})
     where = f"{candidate.engine} {engine.version()} ({', '.join(providers) or 'CPU'}) on the build machine"
     result = Verification(converter=candidate.converter, precision=candidate.precision, status="passed",
-                          where=where, thresholds=limits)
+                          where=where, setting=setting.label(), thresholds=limits)
     try:
         run = engine.open(candidate.path, setting)
         outputs = [run(feed) for feed in inputs]

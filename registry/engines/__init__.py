@@ -23,14 +23,14 @@ class EngineSetting(BaseModel):
 
     engine: str = Field(description="engine name: onnxruntime or openvino")
     graph_optimization: str | None = Field(None, description="ONNX Runtime level: disable, basic, extended, all")
-    threads: int = Field(1, description="intra-op threads")
+    threads: int = Field(1, description="intra-op threads; 0: the runtime's default (all cores of the device)")
     providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"],
                                  description="ONNX Runtime execution providers, in order")
 
     def label(self) -> str:
         """Short human name, e.g. 'onnxruntime opt=all threads=2'."""
         opt = f" opt={self.graph_optimization}" if self.graph_optimization else ""
-        return f"{self.engine}{opt} threads={self.threads}"
+        return f"{self.engine}{opt} threads={self.threads or 'default'}"
 
 
 Runner = Callable[[dict[str, np.ndarray]], list[np.ndarray]]

@@ -50,8 +50,9 @@ class TargetOptions(BaseModel):
         None, description="static int8: .npz/.npy file in the model folder with calibration inputs")
     optimize: bool = Field(False, description="apply ONNX Runtime's offline graph optimisation")
     converter: str | None = Field(None, description="use only this converter instead of the target's candidates")
-    threads: list[int] = Field(default_factory=lambda: [1, 2],
-                               description="intra-op thread counts tried by the engine benchmark")
+    threads: list[int] = Field(default_factory=lambda: default_threads(),
+                               description="intra-op thread counts tried by the engine benchmark "
+                                           "(default: 1, 2, 4, 8 up to the machine's cores)")
     warmup: int = Field(3, ge=0, description="benchmark: untimed runs before timing")
     repeats: int = Field(20, ge=1, description="benchmark: timed runs per engine setting")
     samples: int = Field(4, ge=1, description="verification: number of generated input samples")
@@ -62,6 +63,14 @@ class TargetOptions(BaseModel):
     def limits(self, precision: str) -> Thresholds:
         """The verification thresholds for a precision, overrides first."""
         return self.thresholds.get(precision) or DEFAULT_THRESHOLDS[precision]
+
+
+def default_threads() -> list[int]:
+    """Powers of two up to this machine's core count, at most 8."""
+    import os
+
+    cores = os.cpu_count() or 1
+    return [t for t in (1, 2, 4, 8) if t <= cores] or [1]
 
 
 class Target:
@@ -90,6 +99,11 @@ class Target:
             return True, f"built on {here_os}-{here_arch}"
         return False, (f"cross-built on {here_os}-{here_arch} for {self.os}-{self.arch}: "
                        "not measured on device")
+
+    def verification_scope(self, providers: list[str]) -> tuple[bool, str]:
+        """(whether verification here counts as on the device, what the manifest says about it)."""
+        native, why = self.native_here()
+        return (True, "on the target's own kind of machine") if native else (False, why)
 
     def providers(self) -> list[str]:
         """ONNX Runtime execution providers the converted model is meant for."""

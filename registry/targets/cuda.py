@@ -37,6 +37,13 @@ class Cuda(Target):
             return True, "built on a machine with the CUDA execution provider"
         return False, "built without a GPU: not measured on device"
 
+    def verification_scope(self, providers: list[str]) -> tuple[bool, str]:
+        """On a GPU only where the CUDA execution provider ran the check."""
+        if "CUDAExecutionProvider" in providers:
+            return True, "run by the CUDA execution provider"
+        return False, ("float16 graph run by the CPU execution provider (no GPU here): "
+                       "not run on CUDA/TensorRT")
+
     def providers(self) -> list[str]:
         """TensorRT first, then CUDA, then CPU for unsupported nodes."""
         return ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from registry.targets import Target, register
-from registry.targets.android_arm64 import MobileOptions
+from registry.targets.android_arm64 import AndroidArm64, MobileOptions
 
 
 @register
@@ -20,3 +20,4 @@ class IosArm64(Target):
     os = "ios"
     arch = "aarch64"
     Options = MobileOptions
+    verification_scope = AndroidArm64.verification_scope

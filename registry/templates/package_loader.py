@@ -45,7 +45,7 @@ def load(folder=HERE):
     if _version(ort.__version__) < _version(need):
         raise SystemExit(f"this package needs onnxruntime >= {need}; installed: {ort.__version__}")
     so = ort.SessionOptions()
-    so.intra_op_num_threads = setting["threads"]
+    so.intra_op_num_threads = setting["threads"]  # 0: all cores
     providers = [p for p in setting["providers"] if p in ort.get_available_providers()] or ["CPUExecutionProvider"]
     session = ort.InferenceSession(str(model), sess_options=so, providers=providers)
     names = [o.name for o in session.get_outputs()]

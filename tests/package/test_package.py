@@ -64,6 +64,9 @@ def test_benchmark_table_times_every_setting_and_records_the_choice(built):
     best = min(timed, key=lambda t: (t.median_ms, t.p90_ms))
     assert result.manifest.engine == best.setting and bench.chosen_converter == best.converter
     assert "fastest median" in bench.reason and bench.machine.cpus >= 1
+    # the chosen setting itself was verified, not only the candidate under a default setting
+    check = result.manifest.engine_verification
+    assert check.passed and check.setting == result.manifest.engine.label()
 
 
 def test_run_package_matches_the_source_model(built):
