@@ -139,6 +139,8 @@ class ProjectClone:
         """Commit `files` on branch `name` (made from `start`); return the commit id."""
         self.git("checkout", "-q", "-B", name, start)
         self.write(files)
+        # A publisher declares new models in dvc.yaml (as `registry new` does), or the bot fails it.
+        self.run(tool("registry"), "sync-artifacts")
         self.git("add", "-A")
         self.git("commit", "-q", "-m", message)
         sha = self.git("rev-parse", "HEAD")
