@@ -24,22 +24,11 @@ from factories import (  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path_factory, monkeypatch):
+def isolated_home(tmp_path_factory):
     """A private HOME and git identity for every test."""
     home = tmp_path_factory.mktemp("home")
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for var in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
-        monkeypatch.setenv(var, "Registry Tests")
-    for var in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
-        monkeypatch.setenv(var, "tests@registry.invalid")
-    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
-    monkeypatch.setenv("PATH", f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
-    monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
-    (home / ".gitconfig").write_text("[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n")
-    return home
+    with isolated_env(home):
+        yield home
 
 
 @pytest.fixture
@@ -186,6 +175,8 @@ def isolated_env(home: Path):
             mp.setenv(var, "tests@registry.invalid")
         mp.setenv("DVC_NO_ANALYTICS", "1")
         mp.setenv("PATH", f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+        mp.delenv("GITHUB_STEP_SUMMARY", raising=False)
+        mp.delenv("GITHUB_OUTPUT", raising=False)
         yield
 
 

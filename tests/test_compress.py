@@ -119,7 +119,7 @@ def test_contradictory_target_below_any_encoding(digits_cnn, tmp_path):
 
 
 def test_unknown_method_name(digits_cnn, tmp_path):
-    with pytest.raises(CompressionError, match="unknown compression method 'dynamic-int9'") as e:
+    with pytest.raises(CompressionError, match="no compression method named 'dynamic-int9'") as e:
         compress(request_for(digits_cnn, tmp_path, max_metric_drop="0.01", methods=["dynamic-int9"]))
     assert "did you mean 'dynamic-int8'" in e.value.hint
 

@@ -7,15 +7,12 @@ instruction may name one explicitly (`converter:` in the card, `--converter` on 
 
 from __future__ import annotations
 
-import difflib
-import importlib
-import pkgutil
 from pathlib import Path
 from typing import ClassVar
 
 from pydantic import BaseModel, Field
 
-from registry.errors import UsageError
+from registry.plugins import Plugins
 from registry.protocol import DescriptionBlock
 
 
@@ -62,20 +59,13 @@ class Converter:
         return True, ""
 
 
-CONVERTERS: dict[str, type[Converter]] = {}
-
-
-def register(cls: type[Converter]) -> type[Converter]:
-    """Class decorator: make a converter available under its `name`."""
-    CONVERTERS[cls.name] = cls
-    return cls
+CONVERTERS: Plugins[Converter] = Plugins("converter", __name__)
+register = CONVERTERS.register
 
 
 def load_all() -> dict[str, type[Converter]]:
-    """Import every converter module in this folder and return the registry."""
-    for info in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{info.name}")
-    return dict(sorted(CONVERTERS.items()))
+    """Every registered converter, by name."""
+    return CONVERTERS.load()
 
 
 def get_converter(name: str) -> Converter:
@@ -84,12 +74,7 @@ def get_converter(name: str) -> Converter:
     Raises:
         UsageError: no such converter; the hint names the nearest one.
     """
-    converters = load_all()
-    if name not in converters:
-        near = difflib.get_close_matches(name, list(converters), n=1, cutoff=0.5)
-        hint = (f"did you mean '{near[0]}'? " if near else "") + "known converters: " + ", ".join(converters)
-        raise UsageError(f"no converter named '{name}'", hint)
-    return converters[name]()
+    return CONVERTERS.lookup(name)()
 
 
 def onnx_facts(path: Path) -> tuple[int, int]:

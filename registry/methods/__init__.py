@@ -13,8 +13,6 @@ Two kinds of failure are kept apart, as the fallback chain needs:
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -22,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from registry.errors import CompressionError
+from registry.plugins import Plugins
 
 if TYPE_CHECKING:
     from registry.compress import CompressJob
@@ -81,23 +80,13 @@ class Method:
         return None
 
 
-METHODS: dict[str, type[Method]] = {}
-
-
-def register(cls: type[Method]) -> type[Method]:
-    """Class decorator: make a method available under `cls.name`."""
-    if cls.name in METHODS and METHODS[cls.name] is not cls:
-        raise RuntimeError(f"two methods named {cls.name!r}")
-    METHODS[cls.name] = cls
-    return cls
+METHODS: Plugins[Method] = Plugins("compression method", __name__, CompressionError)
+register = METHODS.register
 
 
 def load_methods() -> dict[str, type[Method]]:
-    """Import every module of this package (which registers its method) and return the registry."""
-    for info in pkgutil.iter_modules(__path__):
-        if not info.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{info.name}")
-    return dict(sorted(METHODS.items(), key=lambda kv: (kv[1].cost, kv[0])))
+    """Every registered method, in the default order (cheapest first)."""
+    return METHODS.load(order=lambda kv: (kv[1].cost, kv[0]))
 
 
 def build_method(name: str, options: dict[str, Any] | None = None) -> Method:
@@ -106,15 +95,7 @@ def build_method(name: str, options: dict[str, Any] | None = None) -> Method:
     Raises:
         CompressionError: unknown method name (with the nearest), or invalid settings.
     """
-    methods = load_methods()
-    if name not in methods:
-        import difflib
-
-        near = difflib.get_close_matches(name, list(methods), n=1, cutoff=0.5)
-        raise CompressionError(f"unknown compression method '{name}'",
-                               (f"did you mean '{near[0]}'? " if near else "")
-                               + "known methods: " + ", ".join(methods))
-    cls = methods[name]
+    cls = METHODS.lookup(name)
     try:
         config = cls.Config.model_validate(options or {})
     except ValidationError as e:

@@ -11,14 +11,13 @@ Adding a target: a module in this folder with one class decorated with `@registe
 from __future__ import annotations
 
 import difflib
-import importlib
-import pkgutil
 import platform
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from registry.errors import UsageError
+from registry.plugins import Plugins
 
 
 class Thresholds(BaseModel):
@@ -147,22 +146,13 @@ def _normal_arch(machine: str) -> str:
     return {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64"}.get(m, m)
 
 
-TARGETS: dict[str, type[Target]] = {}
-
-
-def register(cls: type[Target]) -> type[Target]:
-    """Class decorator: make a target available under its `name`."""
-    if cls.name in TARGETS and TARGETS[cls.name] is not cls:
-        raise RuntimeError(f"two targets named {cls.name}")
-    TARGETS[cls.name] = cls
-    return cls
+TARGETS: Plugins[Target] = Plugins("target", __name__)
+register = TARGETS.register
 
 
 def load_all() -> dict[str, type[Target]]:
-    """Import every target module in this folder and return the registry of targets."""
-    for info in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{info.name}")
-    return dict(sorted(TARGETS.items()))
+    """Every registered target, by name."""
+    return TARGETS.load()
 
 
 def get_target(name: str) -> Target:
@@ -171,9 +161,4 @@ def get_target(name: str) -> Target:
     Raises:
         UsageError: no such target; the hint names the nearest one.
     """
-    targets = load_all()
-    if name not in targets:
-        near = difflib.get_close_matches(name, list(targets), n=1, cutoff=0.5)
-        hint = (f"did you mean '{near[0]}'? " if near else "") + "known targets: " + ", ".join(targets)
-        raise UsageError(f"no target named '{name}'", hint)
-    return targets[name]()
+    return TARGETS.lookup(name)()
