@@ -164,7 +164,8 @@ def load_onnx(path: str | os.PathLike, root: str | os.PathLike | None = None,
     Args:
         path: the .onnx file.
         root: the folder that external data may not leave (the model's folder).
-        load_external: read the external tensors into the returned model.
+        load_external: check and read the external tensors into the returned model (without it,
+            the graph and the tensors' names, shapes and locations are there, not their values).
 
     Raises:
         ModelFormatError: not ONNX, truncated, pickle-based, or external data outside `root`/missing.
@@ -195,17 +196,16 @@ def load_onnx(path: str | os.PathLike, root: str | os.PathLike | None = None,
                                    "export it again and dvc add / dvc push the complete file")
         raise _not_onnx(path)
     locations = external_data_locations(model)
-    if locations:
+    if locations and load_external:
         root = Path(root) if root is not None else path.parent
         check_external_data(locations, path.parent, root, path.name)
-        if load_external:
-            from onnx.external_data_helper import load_external_data_for_model
+        from onnx.external_data_helper import load_external_data_for_model
 
-            try:
-                load_external_data_for_model(model, str(path.parent))
-            except (OSError, ValueError, onnx.checker.ValidationError) as e:
-                raise ModelFormatError(f"{path.name}: cannot read its external data: {e}",
-                                       "dvc add / dvc push the external data files with the model") from None
+        try:
+            load_external_data_for_model(model, str(path.parent))
+        except (OSError, ValueError, onnx.checker.ValidationError) as e:
+            raise ModelFormatError(f"{path.name}: cannot read its external data: {e}",
+                                   "dvc add / dvc push the external data files with the model") from None
     return model
 
 

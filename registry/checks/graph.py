@@ -55,8 +55,14 @@ class Graph(Check):
                             pointer_path=loc.pointer_path)
 
         def fail(e: ModelFormatError) -> None:
-            findings.append(self.finding(f"{loc.weights_path}: {e.message}", e.hint,
-                                         path=ctx.card_path, line=line))
+            # the loaders name the local copy (a cache entry is named by its hash): name the
+            # repository file instead
+            msg = e.message
+            if msg.startswith(local.name):
+                msg = loc.weights_path + msg[len(local.name):]
+            elif not msg.startswith(loc.weights_path):
+                msg = f"{loc.weights_path}: {msg}"
+            findings.append(self.finding(msg, e.hint, path=ctx.card_path, line=line))
             raise _Skip
 
         try:
