@@ -296,3 +296,15 @@ def test_safetensors_gets_a_summary_and_a_notice(registry_repo):
     assert report.artifacts["graph"]["parameter_count"] == 16
     assert "parameters: 16 in 1 tensors" in report.artifacts["graph_text"]
     assert "graph_svg" not in report.artifacts
+
+
+# --------------------------------------------------------------------------- command line
+
+def test_cli_passes_and_reports_the_graph_as_json(registry_repo, onnx_bytes):
+    add(registry_repo, onnx_bytes)
+    proc = registry_repo.registry("check", "tiny", "--offline", "--format", "json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [model] = json.loads(proc.stdout)["models"]
+    assert {"config-file", "weights-storage", "graph"} <= set(model["checks_run"])
+    assert model["artifacts"]["graph"]["op_counts"] == {"Gemm": 2, "Relu": 1, "Softmax": 1}
+    assert "Softmax" in model["artifacts"]["graph_svg"]
