@@ -533,10 +533,10 @@ BOX_W, BOX_H, GAP_X, GAP_Y, MARGIN = 150, 40, 24, 36, 20
 
 
 class _Box:
-    __slots__ = ("key", "kind", "label", "sub", "title", "layer", "x", "y", "preds")
+    __slots__ = ("key", "kind", "label", "sub", "title", "layer", "x", "y", "preds", "ops")
 
-    def __init__(self, key: str, kind: str, label: str, sub: str = "", title: str = ""):
-        self.key, self.kind, self.label, self.sub, self.title = key, kind, label, sub, title
+    def __init__(self, key: str, kind: str, label: str, sub: str = "", title: str = "", ops: int = 0):
+        self.key, self.kind, self.label, self.sub, self.title, self.ops = key, kind, label, sub, title, ops
         self.layer, self.x, self.y = 0, 0.0, 0.0
         self.preds: list[_Box] = []
 
@@ -563,7 +563,7 @@ def render_svg(model: onnx.ModelProto, max_boxes: int = 150, max_layers: int = 6
     node_boxes: list[_Box] = []
     for i, node in enumerate(g.node):
         b = _Box(f"n:{i}", "op", node.op_type, node.name if node.name != node.op_type else "",
-                 f"{node.op_type} {node.name}".strip())
+                 f"{node.op_type} {node.name}".strip(), ops=1)
         b.preds = list(dict.fromkeys(producer[t] for t in node.input if t in producer))
         for t in node.output:
             producer[t] = b
@@ -610,7 +610,7 @@ def _merge_chains(nodes: list[_Box], outs: list[_Box]) -> list[_Box]:
             continue
         ops = [c.label for c in chain]
         label = f"{ops[0]} … {ops[-1]}" if len(ops) > 2 else f"{ops[0]} → {ops[1]}"
-        box = _Box(b.key, "group", label, f"{len(ops)} ops", " → ".join(ops))
+        box = _Box(b.key, "group", label, f"{len(ops)} ops", " → ".join(ops), ops=len(ops))
         box.preds = b.preds
         for c in chain:
             merged_into[c.key] = box
@@ -628,8 +628,9 @@ def _elide_layers(boxes: list[_Box], max_layers: int) -> list[_Box]:
     keep = max_layers // 2
     cut_from, cut_to = keep, top - keep  # layers [cut_from, cut_to] are left out
     hidden = [b for b in boxes if cut_from <= b.layer <= cut_to]
-    gap = _Box("elided", "gap", f"… {len(hidden)} nodes in {cut_to - cut_from + 1} layers …",
-               "", "part of the graph left out of the picture")
+    n_ops = sum(b.ops for b in hidden)
+    gap = _Box("elided", "gap", f"… {n_ops} ops …", f"{cut_to - cut_from + 1} layers not drawn",
+               f"{n_ops} ops in {cut_to - cut_from + 1} layers are left out of the picture", ops=n_ops)
     gap.layer = cut_from
     gap.preds = list(dict.fromkeys(p for b in hidden for p in b.preds if p.layer < cut_from))
     hidden_keys = {b.key for b in hidden}
