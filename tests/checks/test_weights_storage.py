@@ -186,3 +186,16 @@ def test_cli_exit_codes(registry_repo, onnx_bytes):
     assert proc.returncode == 5, proc.stdout + proc.stderr
     assert "error: looking up" in proc.stderr and "remote 'staging'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_pointer_symlink_leaving_the_folder(registry_repo, onnx_bytes):
+    registry_repo.add_model("other", onnx_bytes)
+    card = example_card("tiny", size=len(onnx_bytes))
+    registry_repo.write({CARD: card, "models/tiny/config.yaml": "epochs: 1\n"})
+    (registry_repo.root / POINTER).symlink_to("../other/model.onnx.dvc")
+    registry_repo.commit(message="borrow another model's pointer")
+    for head in ("HEAD", None):
+        [f] = findings(registry_repo, head=head)
+        assert f.message == ("DVC pointer: models/tiny/model.onnx.dvc is a symlink to "
+                             "'../other/model.onnx.dvc', outside models/tiny/")
+        assert (f.path, f.line) == (CARD, card_line(card, "weights"))
