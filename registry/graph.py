@@ -164,7 +164,8 @@ def load_onnx(path: str | os.PathLike, root: str | os.PathLike | None = None,
     Args:
         path: the .onnx file.
         root: the folder that external data may not leave (the model's folder).
-        load_external: read the external tensors into the returned model.
+        load_external: check and read the external tensors into the returned model (without it,
+            the graph and the tensors' names, shapes and locations are there, not their values).
 
     Raises:
         ModelFormatError: not ONNX, truncated, pickle-based, or external data outside `root`/missing.
@@ -195,17 +196,16 @@ def load_onnx(path: str | os.PathLike, root: str | os.PathLike | None = None,
                                    "export it again and dvc add / dvc push the complete file")
         raise _not_onnx(path)
     locations = external_data_locations(model)
-    if locations:
+    if locations and load_external:
         root = Path(root) if root is not None else path.parent
         check_external_data(locations, path.parent, root, path.name)
-        if load_external:
-            from onnx.external_data_helper import load_external_data_for_model
+        from onnx.external_data_helper import load_external_data_for_model
 
-            try:
-                load_external_data_for_model(model, str(path.parent))
-            except (OSError, ValueError, onnx.checker.ValidationError) as e:
-                raise ModelFormatError(f"{path.name}: cannot read its external data: {e}",
-                                       "dvc add / dvc push the external data files with the model") from None
+        try:
+            load_external_data_for_model(model, str(path.parent))
+        except (OSError, ValueError, onnx.checker.ValidationError) as e:
+            raise ModelFormatError(f"{path.name}: cannot read its external data: {e}",
+                                   "dvc add / dvc push the external data files with the model") from None
     return model
 
 
@@ -533,10 +533,10 @@ BOX_W, BOX_H, GAP_X, GAP_Y, MARGIN = 150, 40, 24, 36, 20
 
 
 class _Box:
-    __slots__ = ("key", "kind", "label", "sub", "title", "layer", "x", "y", "preds")
+    __slots__ = ("key", "kind", "label", "sub", "title", "layer", "x", "y", "preds", "ops")
 
-    def __init__(self, key: str, kind: str, label: str, sub: str = "", title: str = ""):
-        self.key, self.kind, self.label, self.sub, self.title = key, kind, label, sub, title
+    def __init__(self, key: str, kind: str, label: str, sub: str = "", title: str = "", ops: int = 0):
+        self.key, self.kind, self.label, self.sub, self.title, self.ops = key, kind, label, sub, title, ops
         self.layer, self.x, self.y = 0, 0.0, 0.0
         self.preds: list[_Box] = []
 
@@ -563,7 +563,7 @@ def render_svg(model: onnx.ModelProto, max_boxes: int = 150, max_layers: int = 6
     node_boxes: list[_Box] = []
     for i, node in enumerate(g.node):
         b = _Box(f"n:{i}", "op", node.op_type, node.name if node.name != node.op_type else "",
-                 f"{node.op_type} {node.name}".strip())
+                 f"{node.op_type} {node.name}".strip(), ops=1)
         b.preds = list(dict.fromkeys(producer[t] for t in node.input if t in producer))
         for t in node.output:
             producer[t] = b
@@ -610,7 +610,7 @@ def _merge_chains(nodes: list[_Box], outs: list[_Box]) -> list[_Box]:
             continue
         ops = [c.label for c in chain]
         label = f"{ops[0]} … {ops[-1]}" if len(ops) > 2 else f"{ops[0]} → {ops[1]}"
-        box = _Box(b.key, "group", label, f"{len(ops)} ops", " → ".join(ops))
+        box = _Box(b.key, "group", label, f"{len(ops)} ops", " → ".join(ops), ops=len(ops))
         box.preds = b.preds
         for c in chain:
             merged_into[c.key] = box
@@ -628,8 +628,9 @@ def _elide_layers(boxes: list[_Box], max_layers: int) -> list[_Box]:
     keep = max_layers // 2
     cut_from, cut_to = keep, top - keep  # layers [cut_from, cut_to] are left out
     hidden = [b for b in boxes if cut_from <= b.layer <= cut_to]
-    gap = _Box("elided", "gap", f"… {len(hidden)} nodes in {cut_to - cut_from + 1} layers …",
-               "", "part of the graph left out of the picture")
+    n_ops = sum(b.ops for b in hidden)
+    gap = _Box("elided", "gap", f"… {n_ops} ops …", f"{cut_to - cut_from + 1} layers not drawn",
+               f"{n_ops} ops in {cut_to - cut_from + 1} layers are left out of the picture", ops=n_ops)
     gap.layer = cut_from
     gap.preds = list(dict.fromkeys(p for b in hidden for p in b.preds if p.layer < cut_from))
     hidden_keys = {b.key for b in hidden}

@@ -126,7 +126,12 @@ class Remote:
         def stat() -> int | None:
             try:
                 return int(self.fs.info(path)["size"])
-            except FileNotFoundError:
+            except FileNotFoundError as e:
+                # fsspec's HTTP filesystem reports a refused connection as FileNotFoundError,
+                # with the network error as its cause: that is an unreachable remote, not a miss.
+                cause = e.__cause__
+                if isinstance(cause, OSError) and not isinstance(cause, FileNotFoundError):
+                    raise ConnectionError(str(cause)) from cause
                 return None
 
         return with_retries(f"looking up {md5} on remote '{self.name}' ({self.url})", stat)

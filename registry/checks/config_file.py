@@ -67,6 +67,13 @@ def parse_config(data: bytes, name: str, options: ConfigFileOptions | None = Non
 
 
 def _parse_yaml(text: str, options: ConfigFileOptions) -> Any:
+    try:  # events first: an alias is refused where it is used, before anything is built
+        for event in yaml.parse(text, Loader=_Loader):
+            if isinstance(event, yaml.AliasEvent):
+                raise ConfigSyntaxError("YAML anchors and aliases are not allowed in a config file",
+                                        event.start_mark.line + 1, "write the repeated value out in full")
+    except yaml.YAMLError:
+        pass  # reported with its line by the loader below
     loader = _Loader(text)
     try:
         node = loader.get_single_node()

@@ -55,8 +55,14 @@ class Graph(Check):
                             pointer_path=loc.pointer_path)
 
         def fail(e: ModelFormatError) -> None:
-            findings.append(self.finding(f"{loc.weights_path}: {e.message}", e.hint,
-                                         path=ctx.card_path, line=line))
+            # the loaders name the local copy (a cache entry is named by its hash): name the
+            # repository file instead
+            msg = e.message
+            if msg.startswith(local.name):
+                msg = loc.weights_path + msg[len(local.name):]
+            elif not msg.startswith(loc.weights_path):
+                msg = f"{loc.weights_path}: {msg}"
+            findings.append(self.finding(msg, e.hint, path=ctx.card_path, line=line))
             raise _Skip
 
         try:
@@ -179,16 +185,23 @@ class Graph(Check):
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
                 continue
-            pointer_text = ctx.head.read(repo_path + ".dvc")
+            try:
+                pointer_path = ctx.head.resolve_inside(ctx.folder, repo_path[len(ctx.folder) + 1:] + ".dvc")
+            except PathEscapeError as e:
+                findings.append(self.finding(f"{loc.weights_path}: external data '{location}': {e}",
+                                             "keep external data files inside the model folder",
+                                             path=ctx.card_path, line=ctx.line("weights")))
+                raise _Skip from None
+            pointer_text = ctx.head.read(pointer_path)
             if pointer_text is None:
                 continue  # reported as missing by check_external_data
             try:
                 pointer = parse_pointer(pointer_text)
             except PointerError as e:
-                findings.append(self.finding(f"DVC pointer {repo_path}.dvc is unusable: {e}",
-                                             f"recreate it: dvc add {repo_path}", path=f"{repo_path}.dvc"))
+                findings.append(self.finding(f"DVC pointer {pointer_path} is unusable: {e}",
+                                             f"recreate it: dvc add {repo_path}", path=pointer_path))
                 raise _Skip from None
-            got = self._fetch(ctx, repo_path, pointer.md5, target, findings, f"{repo_path}.dvc")
+            got = self._fetch(ctx, repo_path, pointer.md5, target, findings, pointer_path)
             if got != target:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(got, target)

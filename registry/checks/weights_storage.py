@@ -38,6 +38,12 @@ def locate_weights(check: Check, ctx: ModelContext) -> WeightsLocation | None:
                                 path=ctx.card_path, line=line)
         return WeightsLocation(f"{ctx.folder}/{card.weights}", "", None, problem)
     ppath = f"{wpath}.dvc"
+    try:  # the pointer may be a link too; read only what stays inside the folder
+        ppath = ctx.head.resolve_inside(ctx.folder, ppath[len(ctx.folder) + 1:])
+    except PathEscapeError as e:
+        problem = check.finding(f"DVC pointer: {e}", "keep the .dvc pointer inside the model folder",
+                                path=ctx.card_path, line=line)
+        return WeightsLocation(wpath, "", None, problem)
     text = ctx.head.read(ppath)
     if text is None:
         problem = check.finding(
