@@ -17,7 +17,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import mlp_onnx
+from factories import mlp_onnx
 from registry import graph
 from registry.errors import ModelFormatError
 from registry.storage import file_md5

@@ -20,6 +20,8 @@ _FIX = "run `registry sync-artifacts` and commit dvc.yaml"
 
 @register
 class DvcArtifactCheck(Check):
+    """The model is declared in dvc.yaml's `artifacts:` with the path and type its card implies."""
+
     name = "dvc-artifact"
     description = "the model is declared in dvc.yaml's artifacts (path, type) so DVC and GTO can fetch it"
     needs_card = False

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from conftest import example_card
+from factories import example_card
 from registry.checks import CheckOptions, Finding, run_checks
 from registry.repo import RegistryRepo
 

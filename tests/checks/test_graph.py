@@ -13,7 +13,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from conftest import example_card, mlp_onnx
+from factories import example_card, mlp_onnx
 from registry.checks import CheckOptions, Finding, Severity, run_checks
 from registry.repo import RegistryRepo
 from registry.storage import parse_pointer

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from conftest import example_card
+from factories import example_card
 from registry.checks import CheckOptions, Finding, Severity, run_checks
 from registry.errors import StorageError
 from registry.repo import RegistryRepo
