@@ -82,9 +82,13 @@ def remote_objects(remote: Remote) -> dict[str, int | None]:
     """{md5: size} of every object in the remote's DVC 3 layout (temporary upload files aside)."""
     base = f"{remote.root}/files/md5"
 
+    fs = getattr(remote.fs, "fs", remote.fs)  # the fsspec filesystem under DVC's wrapper lists with sizes
+
     def find() -> dict:
         try:
-            return remote.fs.find(base, detail=True)
+            found = fs.find(base, detail=True)
+            # some filesystems ignore `detail` and yield paths: stat them instead
+            return found if isinstance(found, dict) else {p: fs.info(p) for p in found}
         except FileNotFoundError:
             return {}
 
