@@ -224,7 +224,9 @@ class S3Server:
         self.url = f"http://127.0.0.1:{self.port}"
         root.mkdir(parents=True, exist_ok=True)
         cmd = [str(BIN / "rclone"), "serve", "s3", "--addr", f"127.0.0.1:{self.port}",
-               "--auth-key", f"{self.ACCESS},{self.SECRET}", "--config", "/dev/null", str(root)]
+               "--auth-key", f"{self.ACCESS},{self.SECRET}", "--config", "/dev/null",
+               # tests create bucket folders on disk: list folders afresh on every request
+               "--dir-cache-time", "0s", str(root)]
         if read_only:
             cmd.append("--read-only")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
