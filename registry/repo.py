@@ -23,6 +23,10 @@ from registry.errors import GitError, UsageError
 VERSION_TAG_RE = re.compile(r"^(?P<name>[a-z0-9][a-z0-9-]*[a-z0-9])@v(?P<version>\d+\.\d+\.\d+\S*)$")
 
 
+class PathEscapeError(ValueError):
+    """A path of a card that leads out of its model folder (absolute, '..', or by a symlink)."""
+
+
 @dataclass(frozen=True)
 class FileEntry:
     """A file of a snapshot: its bytes are read lazily by `Snapshot.read`."""
@@ -58,6 +62,53 @@ class Snapshot:
     def read_text(self, path: str) -> str | None:
         data = self.read(path)
         return None if data is None else data.decode("utf-8", errors="replace")
+
+    def resolve_inside(self, folder: str, rel: str, max_links: int = 16) -> str:
+        """The repository path that `folder/rel` really names, following symlinks (committed ones
+        or ones on disk) one component at a time, so that no link leads out of `folder`.
+
+        Raises:
+            PathEscapeError: `rel` is absolute, climbs out with '..', or passes a symlink that
+                leaves `folder` (or loops).
+        """
+        if rel.startswith(("/", "\\")):
+            raise PathEscapeError(f"'{rel}' is absolute; it must be a path inside {folder}/")
+        todo = list(PurePosixPath(rel.replace("\\", "/")).parts)
+        done: list[str] = []
+        hops = 0
+        while todo:
+            part = todo.pop(0)
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if not done:
+                    raise PathEscapeError(f"'{rel}' climbs out of {folder}/ with '..'")
+                done.pop()
+                continue
+            done.append(part)
+            entry = self.entry(f"{folder}/{'/'.join(done)}")
+            if entry is None or not entry.is_symlink:
+                continue
+            hops += 1
+            link = f"{folder}/{'/'.join(done)}"
+            target = entry.link_target or ""
+            if hops > max_links:
+                raise PathEscapeError(f"{link} is part of a symlink loop")
+            if target.startswith("/") or (len(target) > 1 and target[1] == ":"):
+                raise PathEscapeError(f"{link} is a symlink to '{target}', outside {folder}/")
+            done.pop()
+            depth = len(done)
+            for t in PurePosixPath(target).parts:
+                if t == "..":
+                    depth -= 1
+                    if depth < 0:
+                        raise PathEscapeError(f"{link} is a symlink to '{target}', outside {folder}/")
+                elif t not in ("", "."):
+                    depth += 1
+            todo = list(PurePosixPath(target).parts) + todo
+        if not done:
+            raise PathEscapeError(f"'{rel}' names the model folder itself, not a file in it")
+        return f"{folder}/{'/'.join(done)}"
 
 
 class WorkTree(Snapshot):

@@ -38,6 +38,14 @@ class PointerError(ValueError):
     """A `.dvc` file that cannot be used; the message says why."""
 
 
+class ObjectMissingError(StorageError):
+    """The remote answered, and it does not hold the object (a problem of the model, not of the remote)."""
+
+
+class ObjectCorruptError(StorageError):
+    """The remote's copy of an object does not hash to its md5 (a problem of the model, not of the remote)."""
+
+
 def parse_pointer(text: bytes | str) -> Pointer:
     """Read a DVC pointer file.
 
@@ -118,7 +126,12 @@ class Remote:
         def stat() -> int | None:
             try:
                 return int(self.fs.info(path)["size"])
-            except FileNotFoundError:
+            except FileNotFoundError as e:
+                # fsspec's HTTP filesystem reports a refused connection as FileNotFoundError,
+                # with the network error as its cause: that is an unreachable remote, not a miss.
+                cause = e.__cause__
+                if isinstance(cause, OSError) and not isinstance(cause, FileNotFoundError):
+                    raise ConnectionError(str(cause)) from cause
                 return None
 
         return with_retries(f"looking up {md5} on remote '{self.name}' ({self.url})", stat)
@@ -136,12 +149,12 @@ class Remote:
             with_retries(f"downloading {md5} from remote '{self.name}'",
                          lambda: self.fs.get_file(self.object_path(md5), str(tmp)))
         except FileNotFoundError:
-            raise StorageError(f"object {md5} is not in remote '{self.name}' ({self.url})",
+            raise ObjectMissingError(f"object {md5} is not in remote '{self.name}' ({self.url})",
                                f"push it: dvc push -r {self.name}") from None
         got = file_md5(tmp)
         if got != md5:
             tmp.unlink(missing_ok=True)
-            raise StorageError(f"object {md5} on remote '{self.name}' is corrupt (its content hashes to {got})",
+            raise ObjectCorruptError(f"object {md5} on remote '{self.name}' is corrupt (its content hashes to {got})",
                                "push the file again with dvc push")
         os.replace(tmp, dest)
         return dest
