@@ -228,16 +228,23 @@ def compare_fields(old: ModelCard, new: ModelCard) -> list[FieldChange]:
 
 
 def _tensor_text(t) -> str:
+    if t.shape is None:
+        return f"{t.dtype}[unknown rank]"
     dims = ", ".join("?" if d is None else str(d) for d in t.shape)
     return f"{t.dtype}[{dims}]"
+
+
+def _opset(summary) -> int | None:
+    """The default-domain opset of a `GraphSummary` (None for formats without one)."""
+    return summary.opsets.get("ai.onnx", summary.opsets.get(""))
 
 
 def facts_of(summary) -> ModelFacts:
     """ModelFacts from a `registry.graph.GraphSummary`."""
     return ModelFacts(inputs=[f"{t.name}: {_tensor_text(t)}" for t in summary.inputs],
                       outputs=[f"{t.name}: {_tensor_text(t)}" for t in summary.outputs],
-                      opset=summary.opset, op_counts=dict(summary.op_counts),
-                      parameters=summary.parameters, file_size=summary.file_size)
+                      opset=_opset(summary), op_counts=dict(summary.op_counts),
+                      parameters=summary.parameter_count, file_size=summary.file_size)
 
 
 def _tensor_changes(old: list, new: list) -> list[TensorChange]:
@@ -255,10 +262,10 @@ def diff_models(old, new, same_weights: bool = False) -> ModelDiff:
     return ModelDiff(
         inputs=_tensor_changes(old.inputs, new.inputs),
         outputs=_tensor_changes(old.outputs, new.outputs),
-        opset_old=old.opset, opset_new=new.opset,
+        opset_old=_opset(old), opset_new=_opset(new),
         ops=[OpCountChange(op=op, old=old.op_counts.get(op, 0), new=new.op_counts.get(op, 0))
              for op in ops if old.op_counts.get(op, 0) != new.op_counts.get(op, 0)],
-        parameters_old=old.parameters, parameters_new=new.parameters,
+        parameters_old=old.parameter_count, parameters_new=new.parameter_count,
         size_old=old.file_size, size_new=new.file_size, same_weights=same_weights,
     )
 
@@ -332,7 +339,7 @@ def tagged_version(repo: RegistryRepo, name: str, version: str) -> ModelVersion:
 
 
 def _summary(version: ModelVersion, storage: Storage, workdir: Path):
-    from registry.graph import summarize_onnx
+    from registry.graph import summarize
 
     md5 = version.weights_md5()
     if md5 is None:
@@ -344,7 +351,7 @@ def _summary(version: ModelVersion, storage: Storage, workdir: Path):
             path = storage.fetch(md5, version.remote)
     else:
         path = storage.fetch(md5, version.remote)
-    return summarize_onnx(path)
+    return summarize(path)
 
 
 def build_notes(new: ModelVersion, old: ModelVersion | None, storage: Storage | None,

@@ -70,7 +70,7 @@ def test_notes_command_first_release_and_unknown_version(registry_repo, origin):
     md = registry_repo.registry("notes", NAME)
     assert md.returncode == 0, md.stderr
     assert "**First release** of `tiny-mlp`" in md.stdout and "digits classifier" in md.stdout
-    assert "- Inputs: `input: float32[batch, 8]`" in md.stdout
+    assert "- Inputs: `input: float[batch, 8]`" in md.stdout
     assert "- Op types: Gemm × 2, Relu × 1, Softmax × 1" in md.stdout
     data = json.loads(registry_repo.registry("notes", NAME, "--format", "json").stdout)
     assert data["first_release"] is True and data["facts"]["parameters"] == 195
