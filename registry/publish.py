@@ -434,7 +434,12 @@ class Publisher:
         # 1. objects: copy what public lacks, then verify (read back unless the version is already out)
         src, dst = self.storage.remote(opts.source), self.storage.remote(opts.target)
         for path, ptr in version_objects(self.head, name, card, src):
-            have = dst.object_size(ptr.md5)
+            try:
+                have = dst.object_size(ptr.md5)
+            except PermissionError as e:
+                raise StorageError(f"remote '{dst.name}' ({dst.url}) refused access while looking up {ptr.md5} "
+                                   f"({path}): {e}", f"check the credentials and permissions of remote '{dst.name}'"
+                                   ) from None
             action = "present"
             if have is None or (ptr.size is not None and have != ptr.size):
                 copy_object(self.storage, src, dst, ptr.md5, path)

@@ -225,8 +225,7 @@ class S3Server:
         root.mkdir(parents=True, exist_ok=True)
         cmd = [str(BIN / "rclone"), "serve", "s3", "--addr", f"127.0.0.1:{self.port}",
                "--auth-key", f"{self.ACCESS},{self.SECRET}", "--config", "/dev/null",
-               # tests create bucket folders on disk: list folders afresh on every request
-               "--dir-cache-time", "0s", str(root)]
+               str(root)]
         if read_only:
             cmd.append("--read-only")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -262,9 +261,11 @@ def use_s3_remote(reg: Registry, remote: str, server_url: str, bucket_path: str)
     reg.dvc("remote", "modify", "--local", remote, "secret_access_key", S3Server.SECRET)
 
 
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory):
-    """One S3 server for the session; tests use their own bucket folders in it."""
-    server = S3Server(tmp_path_factory.mktemp("s3"))
+@pytest.fixture
+def s3_server(tmp_path):
+    """An S3 server for one test, with an empty bucket `registry` (made before it starts, so it
+    is listed: the server caches folder listings)."""
+    (tmp_path / "s3" / "registry").mkdir(parents=True)
+    server = S3Server(tmp_path / "s3")
     yield server
     server.stop()
