@@ -107,6 +107,17 @@ def main() -> None:
                 sh(cmd, repo, env)
                 times[label].append(time.perf_counter() - start)
                 assert (storage / "public" / "files" / "md5").is_dir(), f"{label} wrote nothing"
+        # the two passes over the bytes that `dvc push` does not make, timed alone
+        from registry.graph import summarize
+        from registry.storage import file_md5
+
+        obj = next(p for p in (storage / "public" / "files" / "md5").rglob("*") if p.is_file())
+        start = time.perf_counter()
+        file_md5(obj)
+        verify_s = time.perf_counter() - start
+        start = time.perf_counter()
+        summarize(obj)
+        summary_s = time.perf_counter() - start
     med = {k: statistics.median(v) for k, v in times.items()}
     ratio = med["registry publish"] / med["dvc push"]
     size = len(data) / 1e6
@@ -118,7 +129,14 @@ def main() -> None:
         "`dvc push -r public` copies the same object from the DVC cache to the same empty remote.", "",
         "| command | median s | runs (s) |", "| --- | ---: | --- |",
         *[f"| `{k}` | {med[k]:.2f} | {', '.join(f'{t:.2f}' for t in v)} |" for k, v in times.items()], "",
-        f"Ratio publish / dvc push: **{ratio:.2f}×** (target ≤ 1.2×).", "",
+        f"Ratio publish / dvc push: **{ratio:.2f}×** (target ≤ 1.2×"
+        + (", met)." if ratio <= 1.2 else ", not met)."), "",
+        "Where the difference goes: publishing makes two passes over the bytes that `dvc push` does not —",
+        f"reading the object back from `public` to check its md5 ({verify_s:.2f} s alone) and parsing the",
+        f"model for the release notes' graph summary ({summary_s:.2f} s alone, which hashes the file too) —",
+        "plus the git steps (tag, `git push` of the tag). The copy itself is an in-kernel file copy, as",
+        "DVC's. The verification is what the registry promises (no tag before the public bytes are",
+        "checked), so it is kept; the summary is what the notes are made of.", "",
         f"Command: `.venv/bin/python benchmarks/publish_bench.py --size-mb {args.size_mb} --repeat {args.repeat}`", "",
     ]
     text = "\n".join(lines)

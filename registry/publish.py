@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 from typing import Literal
@@ -185,21 +186,15 @@ def version_objects(snapshot, name: str, card: ModelCard, source: Remote) -> lis
 
 
 def _copy_local(src: Remote, dst: Remote, md5: str) -> None:
-    """Stream an object between two local-folder remotes, hashing it on the way; temp name, then rename."""
+    """Copy an object between two local-folder remotes (in-kernel copy where the OS offers it),
+    under a temporary name, then renamed. Its content is checked by `verify_object` afterwards."""
     source, target = src.object_path(md5), dst.object_path(md5)
     tmp = f"{target}.tmp{os.getpid()}"
 
     def copy() -> None:
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        h = hashlib.md5()
         try:
-            with open(source, "rb") as f, open(tmp, "wb") as g:
-                while block := f.read(_CHUNK):
-                    h.update(block)
-                    g.write(block)
-            if h.hexdigest() != _content_md5(md5):
-                raise StorageError(f"object {md5} on remote '{src.name}' is corrupt (it hashes to {h.hexdigest()})",
-                                   "push the file again: dvc push -r " + src.name)
+            shutil.copyfile(source, tmp)
             os.replace(tmp, target)
         except BaseException:
             if os.path.exists(tmp):
@@ -263,6 +258,10 @@ def verify_object(remote: Remote, md5: str, size: int | None) -> None:
         raise StorageError(f"object {md5} is missing from remote '{remote.name}' ({remote.url}) right after the copy",
                            "check that nothing else deletes objects from the remote while publishing") from None
     if got != _content_md5(md5) or (size is not None and n != size):
+        try:  # a bad copy must not look "present" to the next run
+            remote.fs.rm_file(path)
+        except OSError:
+            pass
         raise StorageError(f"object {md5} on remote '{remote.name}' does not match after the copy "
                            f"(md5 {got}, {n} bytes; expected {size} bytes)",
                            "run the publish again; if it repeats, check the remote's storage")

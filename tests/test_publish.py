@@ -307,3 +307,15 @@ def test_delete_destroys_nothing(registry_repo, origin, weights):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["models"][0]["action"] == "deleted"
     assert object_file(registry_repo.storage, "staging", weights).read_bytes() == weights
+
+
+def test_corrupt_staging_object_is_caught_on_public_and_not_tagged(registry_repo, origin, weights):
+    base, head = merge_publishing(registry_repo, weights)
+    staged = object_file(registry_repo.storage, "staging", weights)
+    staged.chmod(0o644)
+    staged.write_bytes(bytes(reversed(weights)))  # same size, other content
+    proc = publish(registry_repo, base, head)
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    assert "on remote 'public' does not match after the copy" in proc.stderr
+    assert not object_file(registry_repo.storage, "public", weights).exists()
+    assert registry_repo.git("tag", "-l") == "" and origin_tags(origin) == {}
