@@ -63,10 +63,12 @@ def test_publish_copies_verifies_tags_pushes_and_writes_changelog(registry_repo,
     public_obj = object_file(registry_repo.storage, "public", weights)
     assert not public_obj.exists()
 
-    proc = publish(registry_repo, base, head, "--format", "json")
+    notes_dir = registry_repo.root.parent / "notes"
+    proc = publish(registry_repo, base, head, "--format", "json", "--notes-dir", str(notes_dir))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(proc.stdout)
     model = report["models"][0]
+    assert (notes_dir / f"{TAG}.md").read_text() == model["notes"]
     assert (model["name"], model["operation"], model["action"]) == (NAME, "publish", "published")
     assert model["objects"][0]["action"] == "copied" and model["objects"][0]["verified"] == "md5+size"
     assert model["tag_created"] and model["tag_pushed"] and model["changelog_updated"]
