@@ -222,7 +222,7 @@ def new(name: str, weights: Path | None, config_file: Path | None, task: str | N
     result = new_model(root, request, push=push)
     rel = result.folder.relative_to(root)
     click.echo(f"created {rel}/ ({result.card.weights}: {result.card.size} bytes, md5 {result.md5})")
-    click.echo(f"  pushed the weights to the staging remote" if result.pushed else
+    click.echo("  pushed the weights to the staging remote" if result.pushed else
                f"  push the weights: dvc push -r staging {rel}/{result.pointer.name}")
     click.echo(f"  next: registry check {name} && git add {rel} && git commit, then open a pull request")
 # --------------------------------------------------------------------------- package
@@ -699,6 +699,102 @@ def sync_artifacts_cmd(check: bool) -> None:
         sys.exit(1)
     else:
         click.echo(f"wrote {result.path}")
+
+
+# --------------------------------------------------------------------------- publish
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--base", required=True, help="Revision before the merge (the push event's 'before').")
+@click.option("--head", default="HEAD", show_default=True, help="Revision after the merge; tags go on this commit.")
+@click.option("--push/--no-push", default=True, show_default=True, help="Push the tags to the git remote.")
+@click.option("--remote-name", default="origin", show_default=True, help="Git remote that receives the tags.")
+@click.option("--changelog/--no-changelog", default=True, show_default=True,
+              help="Add the notes to models/<name>/CHANGELOG.md in the working tree.")
+@click.option("--notes-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Also write each published version's notes to DIR/<tag>.md (for release pages).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text for people, json for workflows.")
+def publish(base: str, head: str, push: bool, remote_name: str, changelog: bool, notes_dir: Path | None,
+            fmt: str) -> None:
+    """Publish what a merge asks for: copy weights staging → public, verify, tag, push, changelog.
+
+    Safe to run again: a re-run completes an interrupted run and changes nothing after a complete one.
+
+    \b
+    Example (the publish workflow, on push to main):
+      registry publish --base "$BEFORE" --head "$AFTER" --format json
+    Exit codes: 0 done, 1 invalid card, 4 git (tag conflict, push), 5 storage.
+    """
+    from registry.publish import PublishOptions, publish as run_publish, render_report
+    from registry.repo import RegistryRepo
+
+    report = run_publish(RegistryRepo(), PublishOptions(base=base, head=head, push=push, remote_name=remote_name,
+                                                        changelog=changelog, notes_dir=notes_dir))
+    click.echo(report.model_dump_json(indent=2) if fmt == "json" else render_report(report), nl=fmt == "json")
+    if report.failed:
+        first = report.failed[0].error
+        error = RegistryError(f"{len(report.failed)} model(s) not published: "
+                              + "; ".join(f"{m.name}: {m.error.message}" for m in report.failed), first.hint)
+        error.exit_code = first.exit_code  # the first failure's class decides the exit code
+        raise error
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("name")
+@click.option("--from", "from_", metavar="VERSION", help="Older version (default: the one before --to).")
+@click.option("--to", metavar="VERSION", help="Newer version (default: the latest published).")
+@click.option("--no-content", is_flag=True, help="Leave out the model diff (do not read weights).")
+@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True,
+              help="md for people and release pages, json for machines.")
+def notes(name: str, from_: str | None, to: str | None, no_content: bool, fmt: str) -> None:
+    """Print the release notes between two published versions of a model.
+
+    \b
+    Example:
+      registry notes digits-cnn --from 1.0.0 --to 1.1.0
+    """
+    from registry.notes import notes_between, render_notes
+    from registry.repo import RegistryRepo
+    from registry.storage import Storage
+
+    repo = RegistryRepo()
+    storage = None if no_content else Storage(repo.root)
+    click.echo(render_notes(notes_between(repo, storage, name, to, from_), fmt), nl=False)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--remote", "remote_name", type=click.Choice(["public", "staging"]), default="public",
+              show_default=True, help="The DVC remote to clean.")
+@click.option("--apply", is_flag=True, help="Remove the unreferenced objects (default: only list them).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text for people, json for machines.")
+def gc(remote_name: str, apply: bool, fmt: str) -> None:
+    """List (or with --apply remove) remote objects that no version tag refers to.
+
+    Never removes an object any version tag refers to (withdrawn versions included); on staging,
+    objects of every branch head are kept too.
+
+    \b
+    Examples:
+      registry gc                      # dry run on public
+      registry gc --remote staging --apply
+    """
+    from registry.card import format_size
+    from registry.gc import collect_garbage
+    from registry.repo import RegistryRepo
+    from registry.storage import Storage
+
+    repo = RegistryRepo()
+    report = collect_garbage(repo, Storage(repo.root), remote_name, apply)
+    if fmt == "json":
+        click.echo(report.model_dump_json(indent=2))
+        return
+    verb = "removed" if apply else "would remove"
+    for o in report.unreferenced:
+        click.echo(f"{verb} {o.md5} ({format_size(o.size or 0)})")
+    click.echo(f"{report.remote}: {report.objects} objects, {len(report.unreferenced)} unreferenced "
+               f"({format_size(report.unreferenced_bytes)}); {verb} {len(report.unreferenced)}"
+               + ("" if apply or not report.unreferenced else "; run with --apply to remove them"))
 
 
 # --------------------------------------------------------------------------- entry point

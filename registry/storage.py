@@ -86,17 +86,27 @@ def with_retries(what: str, fn: Callable[[], T], *, attempts: int = 4, base_dela
     Raises:
         StorageError: after the last attempt, naming `what`.
     """
+    transient = (OSError, TimeoutError, ConnectionError) + _client_network_errors()
     for attempt in range(1, attempts + 1):
         try:
             return fn()
         except (FileNotFoundError, PermissionError, IsADirectoryError):
             raise
-        except (OSError, TimeoutError, ConnectionError) as e:
+        except transient as e:
             if attempt == attempts:
                 raise StorageError(f"{what} failed after {attempts} attempts: {e}",
                                    "check that the remote is reachable and try again") from e
             time.sleep(base_delay * 2 ** (attempt - 1))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _client_network_errors() -> tuple[type[BaseException], ...]:
+    """Network errors of cloud clients that are not OSErrors (botocore's, for S3 remotes)."""
+    try:
+        from botocore.exceptions import ConnectionError as BotoConnectionError, HTTPClientError
+    except ImportError:
+        return ()
+    return (BotoConnectionError, HTTPClientError)
 
 
 class Remote:

@@ -7,6 +7,7 @@ test reads or writes the developer's settings.
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,82 @@ def published_registry(_published_template, tmp_path) -> Registry:
     config = root / ".dvc" / "config"
     config.write_text(config.read_text().replace(str(src.storage), str(storage)))
     return Registry(root, storage)
+# ---- publish: a git remote to push tags to, and an S3 server for remotes
+
+@pytest.fixture
+def origin(registry_repo) -> Path:
+    """A bare repository registered as the registry's `origin`, with `main` pushed to it."""
+    bare = registry_repo.root.parent / "origin.git"
+    run(["git", "init", "-q", "--bare", str(bare)], registry_repo.root.parent)
+    registry_repo.git("remote", "add", "origin", str(bare))
+    registry_repo.git("push", "-q", "origin", "main")
+    return bare
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class S3Server:
+    """`rclone serve s3` on 127.0.0.1 over a local folder (each top-level folder is a bucket)."""
+
+    ACCESS, SECRET = "registry-test-key", "registry-test-secret"
+
+    def __init__(self, root: Path, read_only: bool = False):
+        import time
+        import urllib.error
+        import urllib.request
+
+        self.root, self.port = root, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        root.mkdir(parents=True, exist_ok=True)
+        cmd = [str(BIN / "rclone"), "serve", "s3", "--addr", f"127.0.0.1:{self.port}",
+               "--auth-key", f"{self.ACCESS},{self.SECRET}", "--config", "/dev/null",
+               str(root)]
+        if read_only:
+            cmd.append("--read-only")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"rclone serve s3 exited: {self.proc.stderr.read().decode()}")
+            try:
+                urllib.request.urlopen(self.url, timeout=1)
+                return
+            except urllib.error.HTTPError:
+                return  # answering (403 without credentials): it is up
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("rclone serve s3 did not start within 20 s")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def use_s3_remote(reg: Registry, remote: str, server_url: str, bucket_path: str) -> None:
+    """Point one of the registry's DVC remotes at an S3 server; keys go to .dvc/config.local."""
+    reg.dvc("remote", "modify", remote, "url", f"s3://{bucket_path}")
+    reg.dvc("remote", "modify", remote, "endpointurl", server_url)
+    reg.dvc("remote", "modify", "--local", remote, "access_key_id", S3Server.ACCESS)
+    reg.dvc("remote", "modify", "--local", remote, "secret_access_key", S3Server.SECRET)
+
+
+@pytest.fixture
+def s3_server(tmp_path):
+    """An S3 server for one test, with an empty bucket `registry` (made before it starts, so it
+    is listed: the server caches folder listings)."""
+    (tmp_path / "s3" / "registry").mkdir(parents=True)
+    server = S3Server(tmp_path / "s3")
+    yield server
+    server.stop()
