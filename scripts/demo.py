@@ -110,7 +110,7 @@ def push_examples_to_staging(d: Demo) -> None:
 
 
 def train_a_new_model(d: Demo) -> None:
-    d.say(f"A publisher trains a new model outside the registry: an MLP on the digits, exported to ONNX.")
+    d.say("A publisher trains a new model outside the registry: an MLP on the digits, exported to ONNX.")
     out = d.work / "training"
     out.mkdir()
     code = textwrap.dedent(f"""

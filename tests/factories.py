@@ -5,6 +5,7 @@ Imported by tests as `from factories import …` (tests/ is on pytest's pythonpa
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -184,3 +186,144 @@ def write_package_source(folder: Path, weights: bytes, targets_yaml: str, *, nam
 
 # Fast benchmark settings for tests: correctness of the choice, not meaningful figures.
 FAST = {"repeats": 3, "warmup": 1, "threads": [1]}
+
+
+def publish_version(reg: Registry, name: str, version: str, *, weights: bytes | None = None,
+                    notes: str | None = None, date: str | None = None, **card_fields) -> str:
+    """Test fixture doing what a merged publish does, without the publish command: set the card's
+    version and status (published, or updated after a first version) and commit, copy the weights
+    object from the staging folder to the public folder, and make the annotated tag
+    `<name>@v<version>` whose message is the notes. Returns the tagged commit."""
+    import shutil
+
+    from registry.lifecycle_ops import edit_card_text
+    from registry.storage import parse_pointer
+
+    folder = reg.root / "models" / name
+    card_path = folder / "model.yaml"
+    text = card_path.read_text()
+    import yaml as _yaml
+
+    current = _yaml.safe_load(text)
+    if weights is not None:
+        reg.track(f"models/{name}/{current['weights']}", weights)
+        card_fields["size"] = len(weights)
+    status = "published" if current.get("status", "unpublished") == "unpublished" else "updated"
+    updates = {("version",): version, ("status",): status}
+    updates.update({(k,): v for k, v in card_fields.items()})
+    card_path.write_text(edit_card_text(text, updates))
+    commit = reg.commit(message=f"publish {name} {version}")
+    pointer = parse_pointer((folder / f"{current['weights']}.dvc").read_text())
+    rel = Path("files") / "md5" / pointer.md5[:2] / pointer.md5[2:]
+    (reg.storage / "public" / rel).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(reg.storage / "staging" / rel, reg.storage / "public" / rel)
+    env = {**os.environ, **({"GIT_COMMITTER_DATE": date} if date else {})}
+    run(["git", "tag", "-a", f"{name}@v{version}", "-m", notes or f"{name} {version}", commit], reg.root, env=env)
+    return commit
+
+
+def withdraw_version(reg: Registry, name: str, version: str, counter: int = 1) -> str:
+    """Test fixture: the GTO deregistration tag `<name>@v<version>!#<n>` that withdraws a version."""
+    tag = f"{name}@v{version}!#{counter}"
+    commit = reg.git("rev-list", "-n", "1", f"{name}@v{version}")
+    reg.git("tag", "-a", tag, "-m", f"withdraw {name} {version}", commit)
+    return tag
+
+
+def _build_published(tmp: Path) -> Registry:
+    """The registry behind `published_registry`, built in `tmp`."""
+    root, storage = tmp / "registry", tmp / "storage"
+    root.mkdir()
+    run(["git", "init", "-q", "-b", "main"], root)
+    run([str(BIN / "dvc"), "init", "-q"], root)
+    (root / ".dvc" / "config").write_text(
+        "[core]\n    analytics = false\n    remote = public\n"
+        f"['remote \"staging\"']\n    url = {storage / 'staging'}\n"
+        f"['remote \"public\"']\n    url = {storage / 'public'}\n")
+    reg = Registry(root, storage)
+    reg.write({"models/.gitkeep": ""})
+    reg.commit(message="empty registry")
+    reg.add_model("digits", mlp_onnx(1), extra="description: Handwritten digits\n")
+    publish_version(reg, "digits", "1.0.0", notes="first release", date="2026-01-01T10:00:00+00:00")
+    publish_version(reg, "digits", "1.1.0", weights=mlp_onnx(2), notes="better weights",
+                    date="2026-02-01T10:00:00+00:00")
+    reg.add_model("draft", mlp_onnx(3))
+    return reg
+
+
+@contextlib.contextmanager
+def isolated_env(home: Path):
+    """The environment `isolated_home` gives a test, for fixtures built once per module or session."""
+    (home / ".gitconfig").write_text("[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HOME", str(home))
+        mp.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
+        mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
+        for var in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
+            mp.setenv(var, "Registry Tests")
+        for var in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
+            mp.setenv(var, "tests@registry.invalid")
+        mp.setenv("DVC_NO_ANALYTICS", "1")
+        mp.setenv("PATH", f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+        mp.delenv("GITHUB_STEP_SUMMARY", raising=False)
+        mp.delenv("GITHUB_OUTPUT", raising=False)
+        yield
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class S3Server:
+    """`rclone serve s3` on 127.0.0.1 over a local folder (each top-level folder is a bucket)."""
+
+    ACCESS, SECRET = "registry-test-key", "registry-test-secret"
+
+    def __init__(self, root: Path, read_only: bool = False):
+        import time
+        import urllib.error
+        import urllib.request
+
+        self.root, self.port = root, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        root.mkdir(parents=True, exist_ok=True)
+        cmd = [str(BIN / "rclone"), "serve", "s3", "--addr", f"127.0.0.1:{self.port}",
+               "--auth-key", f"{self.ACCESS},{self.SECRET}", "--config", "/dev/null",
+               str(root)]
+        if read_only:
+            cmd.append("--read-only")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"rclone serve s3 exited: {self.proc.stderr.read().decode()}")
+            try:
+                urllib.request.urlopen(self.url, timeout=1)
+                return
+            except urllib.error.HTTPError:
+                return  # answering (403 without credentials): it is up
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("rclone serve s3 did not start within 20 s")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def use_s3_remote(reg: Registry, remote: str, server_url: str, bucket_path: str) -> None:
+    """Point one of the registry's DVC remotes at an S3 server; keys go to .dvc/config.local."""
+    reg.dvc("remote", "modify", remote, "url", f"s3://{bucket_path}")
+    reg.dvc("remote", "modify", remote, "endpointurl", server_url)
+    reg.dvc("remote", "modify", "--local", remote, "access_key_id", S3Server.ACCESS)
+    reg.dvc("remote", "modify", "--local", remote, "secret_access_key", S3Server.SECRET)

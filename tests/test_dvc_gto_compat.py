@@ -9,7 +9,7 @@ import pytest
 
 from registry.artifacts import sync_artifacts
 from registry.versions import read_versions
-from tests.conftest import (BIN, Registry, isolated_env, mlp_onnx, publish_version, run,
+from factories import (BIN, Registry, isolated_env, mlp_onnx, publish_version, run,
                             withdraw_version)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from conftest import example_card, mlp_onnx
+from factories import example_card, mlp_onnx
 from registry.repo import RegistryRepo
 from registry.storage import Storage
 

@@ -8,7 +8,7 @@ import pytest
 from registry.errors import UsageError
 from registry.lifecycle_ops import (edit_card_text, request_delete, request_edit, request_publish,
                                     request_unpublish)
-from tests.conftest import withdraw_version
+from factories import withdraw_version
 
 
 def _state(reg):

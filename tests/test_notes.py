@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import example_card, mlp_onnx
+from factories import example_card, mlp_onnx
 from registry.card import ModelCard, parse_card_yaml
 from registry.changelog import add_entry
 from registry.checks import CheckOptions, run_checks

@@ -11,10 +11,9 @@ import sys
 
 import pytest
 
-from conftest import example_card, mlp_onnx, run
+from factories import example_card, mlp_onnx, run
 from registry.errors import GitError
 from registry.publish import FAULT_EXIT, FAULT_POINTS, push_tag
-from registry.repo import RegistryRepo
 
 NAME = "tiny-mlp"
 TAG = f"{NAME}@v1.0.0"

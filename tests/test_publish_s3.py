@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import example_card, free_port, mlp_onnx, run, use_s3_remote
+from factories import example_card, free_port, mlp_onnx, run, use_s3_remote
 from registry.storage import Storage
 
 NAME = "tiny-mlp"

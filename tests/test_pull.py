@@ -10,7 +10,7 @@ import pytest
 from registry.errors import StorageError, UsageError
 from registry.pull import pull
 from registry.storage import parse_pointer
-from tests.conftest import mlp_onnx, withdraw_version
+from factories import mlp_onnx, withdraw_version
 
 
 def md5(data: bytes) -> str:

@@ -6,7 +6,7 @@ import pytest
 
 from registry.errors import UsageError
 from registry.listing import list_models, read_cards, show_model
-from tests.conftest import withdraw_version
+from factories import withdraw_version
 
 
 def test_list_shows_state_latest_version_and_task(published_registry):

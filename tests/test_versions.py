@@ -7,7 +7,7 @@ import pytest
 from registry.errors import UsageError
 from registry.versions import (deregistration_tag, latest, parse_version_spec, read_versions, resolve,
                                semver_key, withdraw_offline)
-from tests.conftest import publish_version, withdraw_version
+from factories import publish_version, withdraw_version
 
 
 def test_semver_order_puts_prereleases_first_and_compares_numbers():
