@@ -11,7 +11,10 @@ The story is the list `STEPS`; a later part of the registry adds its steps to th
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -27,6 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 NEW_MODEL = "digits-mlp"
 BRANCH = f"add-{NEW_MODEL}"
+WEIGHTS = f"{NEW_MODEL}.onnx"  # `registry new` keeps the file's own name
 
 
 @dataclass
@@ -36,12 +40,14 @@ class Demo:
     work: Path
     clone: Path = field(init=False)
     storage: Path = field(init=False)
+    origin: Path = field(init=False)
     files: dict[str, Path] = field(default_factory=dict)
     facts: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.clone = self.work / "registry"
         self.storage = self.work / "storage"
+        self.origin = self.work / "origin.git"
 
     @property
     def env(self) -> dict[str, str]:
@@ -88,12 +94,16 @@ class Step:
 # --------------------------------------------------------------------------- the steps
 
 def copy_registry(d: Demo) -> None:
-    d.say("A fresh clone of this repository, with its own local remotes, so nothing real is touched.")
-    d.sh("git", "clone", "-q", "--no-hardlinks", REPO, d.clone, cwd=d.work)
+    d.say("A bare copy of this repository stands in for the git host (origin), and a fresh clone of "
+          "it is the publisher's checkout. Its DVC remotes point at folders of this demo, so nothing "
+          "real is touched.")
+    d.sh("git", "clone", "-q", "--bare", "--no-hardlinks", REPO, d.origin, cwd=d.work)
+    d.sh("git", "clone", "-q", d.origin, d.clone, cwd=d.work)
     d.sh("git", "checkout", "-q", "-B", "main")
-    d.sh("git", "remote", "remove", "origin")
     for remote in ("staging", "public"):
-        d.sh("dvc", "remote", "modify", "--local", remote, "url", d.storage / remote)
+        d.sh("dvc", "remote", "modify", remote, "url", d.storage / remote)
+    d.sh("git", "commit", "-q", "-am", "Point the DVC remotes at the demo's storage")
+    d.sh("git", "push", "-q", "origin", "HEAD:main")
     d.sh("registry", "check", "--all", "--offline", "--no-content")
 
 
@@ -109,35 +119,45 @@ def push_examples_to_staging(d: Demo) -> None:
     d.sh("dvc", "push", "-r", "staging")
 
 
+TRAIN = """
+import sys, numpy as np, torch, warnings
+from torch import nn
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+warnings.filterwarnings("ignore")
+out, hidden, epochs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+torch.manual_seed(0); torch.set_num_threads(1)
+X, y = load_digits(return_X_y=True)
+Xtr, Xte, ytr, yte = train_test_split((X / 16).astype(np.float32), y, test_size=0.25, random_state=0, stratify=y)
+np.savez(f"{out}/eval.npz", pixels=Xte, labels=yte.astype(np.int64))
+Xtr, Xte, ytr, yte = map(torch.from_numpy, (Xtr, Xte, ytr, yte))
+net = nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10))
+opt = torch.optim.Adam(net.parameters(), lr=0.01)
+for _ in range(epochs):
+    opt.zero_grad(); nn.functional.cross_entropy(net(Xtr), ytr).backward(); opt.step()
+net.eval()
+acc = float((net(Xte).argmax(1) == yte).float().mean())
+torch.onnx.export(nn.Sequential(net, nn.Softmax(-1)), (Xte[:1],), f"{out}/digits-mlp.onnx", dynamo=False,
+                  opset_version=17, input_names=["pixels"], output_names=["probabilities"],
+                  dynamic_axes={"pixels": {0: "batch"}, "probabilities": {0: "batch"}})
+open(f"{out}/train.yaml", "w").write(f"epochs: {epochs}\\nlearning_rate: 0.01\\nhidden: {hidden}\\noptimizer: adam\\n")
+print(round(acc * 100, 1))
+"""
+
+
+def train(d: Demo, out: Path, hidden: int, epochs: int) -> str:
+    """Train the demo's digits MLP into `out` (ONNX, config, evaluation set); return the accuracy in %."""
+    out.mkdir(parents=True, exist_ok=True)
+    script = d.work / "train.py"
+    script.write_text(TRAIN.lstrip())
+    return d.sh(sys.executable, script, out, str(hidden), str(epochs), quiet=True).stdout.strip().splitlines()[-1]
+
+
 def train_a_new_model(d: Demo) -> None:
     d.say("A publisher trains a new model outside the registry: an MLP on the digits, exported to ONNX.")
     out = d.work / "training"
-    out.mkdir()
-    code = textwrap.dedent(f"""
-        import io, json, numpy as np, torch, warnings
-        from torch import nn
-        from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
-        warnings.filterwarnings("ignore")
-        torch.manual_seed(0); torch.set_num_threads(1)
-        X, y = load_digits(return_X_y=True)
-        Xtr, Xte, ytr, yte = train_test_split((X / 16).astype(np.float32), y, test_size=0.25, random_state=0, stratify=y)
-        Xtr, Xte, ytr, yte = map(torch.from_numpy, (Xtr, Xte, ytr, yte))
-        net = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
-        opt = torch.optim.Adam(net.parameters(), lr=0.01)
-        for _ in range(200):
-            opt.zero_grad(); nn.functional.cross_entropy(net(Xtr), ytr).backward(); opt.step()
-        net.eval()
-        acc = float((net(Xte).argmax(1) == yte).float().mean())
-        torch.onnx.export(nn.Sequential(net, nn.Softmax(-1)), (Xte[:1],), "{out}/digits-mlp.onnx", dynamo=False,
-                          opset_version=17, input_names=["pixels"], output_names=["probabilities"],
-                          dynamic_axes={{"pixels": {{0: "batch"}}, "probabilities": {{0: "batch"}}}})
-        open("{out}/train.yaml", "w").write("epochs: 200\\nlearning_rate: 0.01\\nhidden: 32\\noptimizer: adam\\n")
-        print(round(acc * 100, 1))
-    """)
-    (out / "train.py").write_text(code.lstrip())
-    percent = d.sh(sys.executable, out / "train.py", quiet=True).stdout.strip().splitlines()[-1]
-    d.files.update(weights=out / "digits-mlp.onnx", config=out / "train.yaml")
+    percent = train(d, out, hidden=32, epochs=200)
+    d.files.update(weights=out / "digits-mlp.onnx", config=out / "train.yaml", eval=out / "eval.npz")
     d.facts["accuracy"] = percent
     d.say(f"test accuracy {percent}%; written: $DEMO/training/digits-mlp.onnx and train.yaml (its config)")
 
@@ -153,7 +173,7 @@ def open_pull_request(d: Demo) -> None:
     card = d.clone / "models" / NEW_MODEL / "model.yaml"
     card.write_text(card.read_text() + "licence: MIT\n")
     d.sh("cat", f"models/{NEW_MODEL}/model.yaml")
-    d.sh("git", "add", f"models/{NEW_MODEL}")
+    d.sh("git", "add", f"models/{NEW_MODEL}", "dvc.yaml")
     d.sh("git", "commit", "-q", "-m", f"Add {NEW_MODEL}")
 
 
@@ -209,11 +229,124 @@ def fix_until_it_passes(d: Demo) -> None:
     raise SystemExit("demo failed: the bot still finds problems after three rounds of fixes")
 
 
+def merge_branch(d: Demo, branch: str) -> None:
+    """Review approves; the branch is merged into main and pushed to origin."""
+    d.sh("git", "checkout", "-q", "main")
+    d.sh("git", "merge", "-q", "--no-ff", "-m", f"Merge {branch}", branch)
+    d.sh("git", "push", "-q", "origin", "main")
+
+
 def merge(d: Demo) -> None:
     d.say("Review approves; the pull request is merged into main.")
-    d.sh("git", "checkout", "-q", "main")
-    d.sh("git", "merge", "-q", "--no-ff", "-m", f"Merge {BRANCH}", BRANCH)
+    merge_branch(d, BRANCH)
     d.sh("git", "log", "--oneline", "-3")
+
+
+def publish_merge(d: Demo) -> None:
+    """What the publish workflow runs on the push to main."""
+    d.sh("registry", "publish", "--base", "main~1", "--head", "main")
+    d.sh("git", "commit", "-q", "-am", "Release notes [skip ci]", expect=None, quiet=True)
+    d.sh("git", "push", "-q", "origin", "main")
+
+
+def publish_first_version(d: Demo) -> None:
+    d.say("The publisher asks to publish version 1.0.0: `publish-request` edits the card on a new "
+          "branch. The bot checks it and shows the release notes the merge will publish.")
+    proc = d.sh("registry", "publish-request", NEW_MODEL, "--version", "1.0.0", "--format", "json", quiet=True)
+    branch = json.loads(proc.stdout)["branch"]
+    d.sh("git", "diff", "main", branch)
+    d.sh("registry", "check", "--base", "main", "--head", branch, "--offline")
+    merge_branch(d, branch)
+    d.say("On the push to main, the publish workflow copies the weights staging -> public, verifies "
+          "them there, tags the version with its notes and writes CHANGELOG.md:")
+    publish_merge(d)
+    d.sh("git", "tag", "-n3", "--list", f"{NEW_MODEL}@*")
+
+
+def publish_second_version(d: Demo) -> None:
+    d.say("A new version: retrained with a wider hidden layer. The publisher replaces the weights, "
+          "pushes them to staging and raises the version to 1.1.0 with the new accuracy.")
+    out = d.work / "training-v2"
+    percent = train(d, out, hidden=64, epochs=400)
+    d.sh("git", "checkout", "-q", "-b", f"update-{NEW_MODEL}")
+    folder = d.clone / "models" / NEW_MODEL
+    shutil.copyfile(out / WEIGHTS, folder / WEIGHTS)
+    shutil.copyfile(out / "train.yaml", folder / "config.yaml")
+    d.sh("dvc", "add", "-q", f"models/{NEW_MODEL}/{WEIGHTS}")
+    d.sh("dvc", "push", "-q", "-r", "staging", f"models/{NEW_MODEL}/{WEIGHTS}.dvc")
+    size = (folder / WEIGHTS).stat().st_size
+    card = folder / "model.yaml"
+    text = card.read_text()
+    text = re.sub(r"^version: .*$", "version: 1.1.0", text, flags=re.M)
+    text = re.sub(r"^status: .*$", "status: updated", text, flags=re.M)
+    text = re.sub(r"^size: \d+", f"size: {size}", text, flags=re.M)
+    text = re.sub(r"(- name: accuracy\n\s+value: )[0-9.]+", rf"\g<1>{round(float(percent) / 100, 4)}", text)
+    card.write_text(text)
+    d.sh("git", "diff", "--", f"models/{NEW_MODEL}/model.yaml")
+    d.sh("git", "commit", "-q", "-am", f"{NEW_MODEL} 1.1.0: wider hidden layer")
+    d.say("The bot's report carries the draft release notes: what changed in the card, the metric "
+          "delta, and the model's own diff.")
+    d.sh("registry", "check", "--base", "main", "--head", f"update-{NEW_MODEL}", "--offline")
+    merge_branch(d, f"update-{NEW_MODEL}")
+    publish_merge(d)
+
+
+def show_release_notes(d: Demo) -> None:
+    d.sh("registry", "notes", NEW_MODEL, "--from", "1.0.0", "--to", "1.1.0")
+    d.sh("registry", "show", NEW_MODEL)
+
+
+def consumer_pulls(d: Demo) -> None:
+    d.say("A consumer, in a folder of their own, fetches exact versions from the public remote by the "
+          "registry's git URL, then checks the files against the hashes the version tags record.")
+    consumer = d.work / "consumer"
+    consumer.mkdir()
+    for spec, out in ((f"{NEW_MODEL}@1.0.0", "v1"), (f"{NEW_MODEL}@latest", "latest")):
+        d.sh("registry", "pull", spec, "-o", out, "--repo", f"file://{d.origin}", cwd=consumer)
+    for version, out in (("1.0.0", "v1"), ("1.1.0", "latest")):
+        pointer = d.sh("git", "show", f"{NEW_MODEL}@v{version}:models/{NEW_MODEL}/{WEIGHTS}.dvc", quiet=True).stdout
+        want = re.search(r"md5: ([0-9a-f]{32})", pointer).group(1)
+        got = hashlib.md5((consumer / out / WEIGHTS).read_bytes()).hexdigest()
+        if got != want:
+            raise SystemExit(f"demo failed: {out}/{WEIGHTS} has md5 {got}, the tag records {want}")
+        print(f"  {out}/{WEIGHTS}: md5 {got} = what {NEW_MODEL}@v{version} records")
+
+
+def build_device_package(d: Demo) -> None:
+    d.say("A version tag also builds device packages: convert, verify against the published ONNX, "
+          "time the candidate engines, pack. Then run the package on one sample.")
+    dist = d.work / "dist"
+    d.sh("registry", "package", f"{NEW_MODEL}@1.1.0", "--target", "linux-x86_64", "--out", dist)
+    sample = d.work / "sample.npy"
+    import numpy as np
+    np.save(sample, np.load(d.files["eval"])["pixels"][:1])
+    d.sh("registry", "run", dist / f"{NEW_MODEL}-1.1.0-linux-x86_64.tar.gz", "--input", sample)
+
+
+def compress_a_version(d: Demo) -> None:
+    d.say("Lightweighting: reach a size target with at most 1% accuracy drop, trying methods "
+          "cheapest first; the result is a new model entry derived from 1.1.0.")
+    folder = d.clone / "models" / NEW_MODEL
+    shutil.copyfile(d.files["eval"], folder / "eval.npz")
+    card = folder / "model.yaml"
+    card.write_text(card.read_text() + "evaluation:\n  data: eval.npz\n  metric: accuracy\n  dataset: digits-test\n")
+    d.sh("registry", "compress", "--model", folder / WEIGHTS, "--card", card, "--max-size", "12KB",
+         "--max-drop", "1%", "--output-dir", d.work / "compressed", "--report-dir", d.work / "compress-report")
+    d.sh("git", "checkout", "-q", "--", f"models/{NEW_MODEL}/model.yaml")
+    (folder / "eval.npz").unlink()
+
+
+def unpublish(d: Demo) -> None:
+    d.say("The model is withdrawn: `unpublish` asks for status offline in a pull request. After the "
+          "merge, its objects stay on public so pinned consumers still get them, with a warning.")
+    proc = d.sh("registry", "unpublish", NEW_MODEL, "--format", "json", quiet=True)
+    branch = json.loads(proc.stdout)["branch"]
+    d.sh("registry", "check", "--base", "main", "--head", branch, "--offline")
+    merge_branch(d, branch)
+    publish_merge(d)
+    consumer = d.work / "consumer"
+    d.sh("registry", "pull", f"{NEW_MODEL}@1.0.0", "-o", "v1-again", "--repo", f"file://{d.origin}", cwd=consumer)
+    d.sh("registry", "list")
 
 
 STEPS: list[Step] = [
@@ -225,6 +358,13 @@ STEPS: list[Step] = [
     Step("Run the bot on the pull request", bot_finds_problems),
     Step("Fix what the bot found, until it passes", fix_until_it_passes),
     Step("Merge the pull request", merge),
+    Step("Publish version 1.0.0", publish_first_version),
+    Step("Publish version 1.1.0 with new weights and metrics", publish_second_version),
+    Step("Read the release notes", show_release_notes),
+    Step("A consumer pulls both versions and checks their hashes", consumer_pulls),
+    Step("Build and run a device package", build_device_package),
+    Step("Compress the model to a size target", compress_a_version),
+    Step("Unpublish; pulling a withdrawn version warns", unpublish),
 ]
 
 
