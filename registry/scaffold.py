@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import tempfile
-import zipfile
 from pathlib import Path, PurePosixPath
 
 import yaml
@@ -20,7 +19,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from registry.card import (CARD_FILE, MODELS_DIR, NAME_RE, Metric, ModelCard, Source, Status, Task,
                            load_card)
-from registry.errors import ModelFormatError, RegistryError, StorageError, UsageError
+from registry.errors import RegistryError, StorageError, UsageError
 from registry.storage import STAGING, parse_pointer
 
 SCHEMA_FILE = "docs/model-card.schema.json"
@@ -87,30 +86,6 @@ def check_new_folder(root: Path, name: str) -> Path:
     return folder
 
 
-def pickle_reason(path: Path) -> str | None:
-    """Why a weights file is pickle-based (unsafe to load), or None when it is not.
-
-    Looks only at bytes, never unpickles: a pickle header (protocol 2-5; `torch.save` before 1.6,
-    joblib, `pickle.dump`), or a zip archive holding `data.pkl` without TorchScript code (the
-    `torch.save` checkpoint format).
-    """
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
-        return "it starts with a Python pickle header"
-    if head == b"PK\x03\x04":
-        try:
-            with zipfile.ZipFile(path) as z:
-                names = z.namelist()
-        except zipfile.BadZipFile:
-            return None
-        has_pickle = any(n.endswith("data.pkl") for n in names)
-        is_script = any("/code/" in n for n in names)
-        if has_pickle and not is_script:
-            return "it is a torch.save checkpoint (a zip archive around a pickle, data.pkl)"
-    return None
-
-
 def check_weights(path: Path) -> None:
     """Refuse a weights file that is missing, empty or pickle-based.
 
@@ -122,12 +97,9 @@ def check_weights(path: Path) -> None:
         raise UsageError(f"weights file {path} does not exist", "give the path of the exported model file")
     if path.stat().st_size == 0:
         raise UsageError(f"weights file {path} is empty", "export the model again")
-    reason = pickle_reason(path)
-    if reason:
-        raise ModelFormatError(
-            f"{path} is pickle-based ({reason}); the registry never loads pickles, because "
-            "unpickling a file can run any code its author put in it",
-            "export the model to ONNX (torch.onnx.export) or save the tensors as safetensors")
+    from registry.graph import detect_format
+
+    detect_format(path)  # refuses pickle-based and unreadable formats by their bytes, loading nothing
 
 
 def check_config(path: Path) -> None:

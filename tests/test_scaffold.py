@@ -16,7 +16,8 @@ from click.testing import CliRunner
 
 from registry.card import load_card
 from registry.cli import cli, main
-from registry.scaffold import NewModel, new_model, parse_metric, pickle_reason
+from registry.graph import WeightsFormat, detect_format
+from registry.scaffold import NewModel, new_model, parse_metric
 from registry.storage import file_md5, parse_pointer
 from registry.errors import UsageError
 
@@ -116,13 +117,13 @@ def test_new_refuses_pickle_based_weights_without_loading_them(registry_repo, in
     torch.save({"w": torch.zeros(3)}, checkpoint)
     legacy = tmp_path / "model.pkl"
     legacy.write_bytes(pickle.dumps({"w": [0.0, 1.0]}, protocol=4))
-    for path, why in ((checkpoint, "torch.save checkpoint"), (legacy, "pickle header")):
+    for path, why in ((checkpoint, "a PyTorch checkpoint"), (legacy, "a Python pickle")):
         code, _, err = registry_cli(registry_repo.root, "new", "digits-mlp", "--weights", str(path),
                                     "--config", str(inputs["config"]), *REQUIRED, capsys=capsys)
         assert code == 1, err
-        assert f"{path} is pickle-based" in err and why in err and "export the model to ONNX" in err
+        assert f"{path.name} is {why}" in err and "refuses pickle-based weights" in err and "ONNX" in err
     assert model_files(registry_repo.root) == ["models/.gitkeep"]
-    assert pickle_reason(inputs["weights"]) is None
+    assert detect_format(inputs["weights"]) is WeightsFormat.onnx
 
 
 def test_a_failing_push_leaves_nothing_behind(registry_repo, inputs, capsys):
