@@ -35,6 +35,9 @@ METRICS: dict[str, MetricDef] = {m.name: m for m in (
     MetricDef("accuracy", True, True, "share of samples whose arg-max output equals the integer label"),
     MetricDef("top-k", True, True, "share of samples whose label is among the k highest outputs (`k`, default 5)"),
     MetricDef("f1", True, True, "macro-averaged F1 over the classes present in the labels"),
+    MetricDef("map-lite", True, True,
+              "mean over the classes present of the average precision of ranking all samples by that "
+              "class's score (mAP without boxes: retrieval/multi-class ranking quality)"),
     MetricDef("cosine-to-reference", True, False,
               "mean cosine similarity of each output row to the original model's (embeddings)"),
     MetricDef("mse", False, True, "mean squared error of the output against the labels"),
@@ -42,6 +45,20 @@ METRICS: dict[str, MetricDef] = {m.name: m for m in (
     MetricDef("mse-to-reference", False, False, "mean squared error of the output against the original model's"),
 )}
 METRIC_NAMES = tuple(METRICS)
+
+
+def _mean_average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Mean over the classes present of the average precision of the samples ranked by class score."""
+    aps = []
+    for c in np.unique(labels):
+        if c < 0 or c >= scores.shape[1]:
+            raise CompressionError(f"label {c} has no output column (the model gives {scores.shape[1]} scores)",
+                                   "labels must be class indices of the model's output")
+        order = np.argsort(-scores[:, c], kind="stable")
+        hits = labels[order] == c
+        precision_at_hit = np.cumsum(hits)[hits] / (np.flatnonzero(hits) + 1)
+        aps.append(float(precision_at_hit.mean()))
+    return float(np.mean(aps))
 
 
 def metric_def(name: str) -> MetricDef:
@@ -73,7 +90,7 @@ def compute_metric(name: str, outputs: np.ndarray, labels: np.ndarray | None,
     if d.needs_labels and labels is None:
         raise CompressionError(f"metric '{name}' needs labels, and the evaluation set has none",
                                "add a 'labels' array to the evaluation .npz, or use cosine-to-reference")
-    if name in ("accuracy", "top-k", "f1"):
+    if name in ("accuracy", "top-k", "f1", "map-lite"):
         flat = out.reshape(out.shape[0], -1)
         lab = np.asarray(labels).reshape(-1).astype(np.int64)
         if lab.shape[0] != flat.shape[0]:
@@ -85,6 +102,8 @@ def compute_metric(name: str, outputs: np.ndarray, labels: np.ndarray | None,
             kk = min(k, flat.shape[1])
             top = np.argpartition(-flat, kk - 1, axis=1)[:, :kk]
             return float(np.mean((top == lab[:, None]).any(axis=1)))
+        if name == "map-lite":
+            return _mean_average_precision(flat, lab)
         pred = flat.argmax(axis=1)
         scores = []
         for c in np.unique(lab):

@@ -320,12 +320,15 @@ def _elements(dims) -> int:
     return n
 
 
-def summarize_onnx(path: str | os.PathLike, model: onnx.ModelProto | None = None) -> GraphSummary:
+def summarize_onnx(path: str | os.PathLike, model: onnx.ModelProto | None = None,
+                   md5: str | None = None) -> GraphSummary:
     """Summarise an ONNX file: inputs, outputs, opsets, op counts, parameters, size and md5.
 
     Args:
         path: the .onnx file.
         model: the already loaded model (external data not needed), to avoid parsing twice.
+        md5: the file's md5 when the caller already verified it (a content-addressed object),
+            to avoid hashing the file again.
 
     Raises:
         ModelFormatError: when the file is not a loadable ONNX model.
@@ -356,7 +359,7 @@ def summarize_onnx(path: str | os.PathLike, model: onnx.ModelProto | None = None
         tensor_count=len(g.initializer) + len(g.sparse_initializer),
         external_data=external_data_locations(model),
         file_size=path.stat().st_size,
-        md5=file_md5(path),
+        md5=md5 or file_md5(path),
     )
 
 
@@ -422,14 +425,18 @@ def summarize_safetensors(path: str | os.PathLike) -> GraphSummary:
     )
 
 
-def summarize(path: str | os.PathLike) -> GraphSummary:
+def summarize(path: str | os.PathLike, md5: str | None = None) -> GraphSummary:
     """Summarise a weights file of any readable format (by its magic bytes).
+
+    `md5`, when given, is the file's already verified hash (it is not computed again).
 
     Raises:
         ModelFormatError: pickle-based, unsupported, truncated, or not what it claims to be.
     """
     fmt = detect_format(path)
-    return summarize_safetensors(path) if fmt is WeightsFormat.safetensors else summarize_onnx(path)
+    if fmt is WeightsFormat.safetensors:
+        return summarize_safetensors(path)
+    return summarize_onnx(path, md5=md5)
 
 
 # --------------------------------------------------------------------------- one run

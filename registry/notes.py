@@ -351,7 +351,8 @@ def _summary(version: ModelVersion, storage: Storage, workdir: Path):
             path = storage.fetch(md5, version.remote)
     else:
         path = storage.fetch(md5, version.remote)
-    return summarize(path)
+    # Objects are addressed by md5 and verified when copied or fetched: no need to hash them again.
+    return summarize(path, md5=md5)
 
 
 def build_notes(new: ModelVersion, old: ModelVersion | None, storage: Storage | None,
