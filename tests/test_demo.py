@@ -21,12 +21,26 @@ def test_demo_runs_end_to_end_and_the_bot_catches_then_passes(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     steps = [line for line in out.splitlines() if line.startswith("==> [")]
-    assert steps[0].startswith("==> [1/") and steps[-1].endswith("Merge the pull request")
+    assert steps[0].startswith("==> [1/") and steps[-1].endswith("pulling a withdrawn version warns")
     first_run = out.split("Run the bot on the pull request")[1].split("==> [")[0]
     assert "FAIL digits-mlp" in first_run and "unknown field 'licence'" in first_run
     assert "did you mean 'license'?" in first_run and "(exit code 1, as expected)" in first_run
     fixing = out.split("Fix what the bot found")[1].split("==> [")[0]
     assert "-licence: MIT" in fixing and "+license: MIT" in fixing
     assert "PASS digits-mlp" in fixing.split("$ registry check")[-1]  # the last run passes
-    assert "Merge add-digits-mlp" in out.split("Merge the pull request")[-1]
+    assert "Merge add-digits-mlp" in out.split("Merge the pull request")[1].split("==> [")[0]
+    # publish: the tags exist, with notes; the second version's notes show the model's diff
+    first = out.split("Publish version 1.0.0")[1].split("==> [")[0]
+    assert "digits-mlp@v1.0.0" in first and "created, pushed" in first
+    notes = out.split("Read the release notes")[1].split("==> [")[0]
+    assert "Changes since v1.0.0" in notes and "Parameters: 2,410 → 4,810" in notes
+    # the consumer got exactly what the tags record, from public
+    pulled = out.split("A consumer pulls both versions")[1].split("==> [")[0]
+    assert pulled.count("= what digits-mlp@v") == 2 and "from public" in pulled
+    package = out.split("Build and run a device package")[1].split("==> [")[0]
+    assert "passed" in package and "probabilities float32 [1, 10]" in package
+    compressed = out.split("Compress the model to a size target")[1].split("==> [")[0]
+    assert "<- result" in compressed
+    withdrawn = out.split("pulling a withdrawn version warns")[-1]
+    assert "warning: digits-mlp@1.0.0 was withdrawn" in withdrawn and "offline" in withdrawn
     assert list(env_tmp.glob("registry-demo-*")) == []  # the throw-away copy is gone
