@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from factories import (  # noqa: F401
+    init_registry,
     BIN,
     FAST,
     REPO_ROOT,
@@ -40,18 +41,8 @@ def isolated_home(tmp_path_factory):
 @pytest.fixture
 def registry_repo(tmp_path) -> Registry:
     """An empty registry: git + DVC, remotes `staging` and `public` in local folders."""
-    root = tmp_path / "registry"
-    storage = tmp_path / "storage"
-    root.mkdir()
-    run(["git", "init", "-q", "-b", "main"], root)
-    run([str(BIN / "dvc"), "init", "-q"], root)
-    (root / ".dvc" / "config").write_text(
-        "[core]\n    analytics = false\n    remote = public\n"
-        f"['remote \"staging\"']\n    url = {storage / 'staging'}\n"
-        f"['remote \"public\"']\n    url = {storage / 'public'}\n")
-    (root / "models").mkdir()
-    (root / "models" / ".gitkeep").write_text("")
-    reg = Registry(root, storage)
+    reg = init_registry(tmp_path / "registry", tmp_path / "storage")
+    reg.write({"models/.gitkeep": ""})
     reg.commit(message="empty registry")
     return reg
 

@@ -230,17 +230,21 @@ def withdraw_version(reg: Registry, name: str, version: str, counter: int = 1) -
     return tag
 
 
-def _build_published(tmp: Path) -> Registry:
-    """The registry behind `published_registry`, built in `tmp`."""
-    root, storage = tmp / "registry", tmp / "storage"
-    root.mkdir()
+def init_registry(root: Path, storage: Path) -> Registry:
+    """An empty registry in `root`: git + DVC, remotes `staging` and `public` as folders under `storage`."""
+    root.mkdir(parents=True)
     run(["git", "init", "-q", "-b", "main"], root)
     run([str(BIN / "dvc"), "init", "-q"], root)
     (root / ".dvc" / "config").write_text(
         "[core]\n    analytics = false\n    remote = public\n"
         f"['remote \"staging\"']\n    url = {storage / 'staging'}\n"
         f"['remote \"public\"']\n    url = {storage / 'public'}\n")
-    reg = Registry(root, storage)
+    return Registry(root, storage)
+
+
+def _build_published(tmp: Path) -> Registry:
+    """The registry behind `published_registry`, built in `tmp`."""
+    reg = init_registry(tmp / "registry", tmp / "storage")
     reg.write({"models/.gitkeep": ""})
     reg.commit(message="empty registry")
     reg.add_model("digits", mlp_onnx(1), extra="description: Handwritten digits\n")

@@ -9,7 +9,7 @@ import pytest
 
 from registry.artifacts import sync_artifacts
 from registry.versions import read_versions
-from factories import (BIN, Registry, isolated_env, mlp_onnx, publish_version, run,
+from factories import (init_registry, BIN, Registry, isolated_env, mlp_onnx, publish_version, run,
                             withdraw_version)
 
 
@@ -19,15 +19,8 @@ def compat_registry(tmp_path_factory) -> Registry:
     after publishing so every fetch below can only come from `public`."""
     tmp = tmp_path_factory.mktemp("compat")
     with isolated_env(tmp_path_factory.mktemp("compat-home")):
-        root, storage = tmp / "registry", tmp / "storage"
-        root.mkdir()
-        run(["git", "init", "-q", "-b", "main"], root)
-        run([str(BIN / "dvc"), "init", "-q"], root)
-        (root / ".dvc" / "config").write_text(
-            "[core]\n    analytics = false\n    remote = public\n"
-            f"['remote \"staging\"']\n    url = {storage / 'staging'}\n"
-            f"['remote \"public\"']\n    url = {storage / 'public'}\n")
-        reg = Registry(root, storage)
+        reg = init_registry(tmp / "registry", tmp / "storage")
+        root, storage = reg.root, reg.storage
         reg.add_model("digits", mlp_onnx(1), commit=False, extra="description: Handwritten digits\n")
         sync_artifacts(root)
         reg.commit(message="add digits")
