@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 from registry.card import CARD_FILE, MODELS_DIR, ModelCard, format_size, load_card
 from registry.errors import CardError, RegistryError, UsageError
 from registry.repo import GitRevision, RegistryRepo, Snapshot
-from registry.storage import PUBLIC, PointerError, Storage, parse_pointer
+from registry.storage import PUBLIC, Storage, recorded_md5
 
 # Metric names whose smaller values are better, when a card does not say `higher_is_better`.
 _LOWER_IS_BETTER = re.compile(
@@ -292,13 +292,7 @@ class ModelVersion:
 
     def weights_md5(self) -> str | None:
         """The md5 its weights pointer records (None when the pointer is missing or unreadable)."""
-        data = self.snapshot.read(self.weights_pointer)
-        if data is None:
-            return None
-        try:
-            return parse_pointer(data).md5
-        except PointerError:
-            return None
+        return recorded_md5(self.snapshot.read(self.weights_pointer))
 
     def date(self) -> str | None:
         """Date of the version's commit (None for a working tree)."""

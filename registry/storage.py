@@ -69,6 +69,16 @@ def parse_pointer(text: bytes | str) -> Pointer:
     return Pointer(path=str(out.get("path") or ""), md5=md5, size=size, is_dir=md5.endswith(".dir"))
 
 
+def recorded_md5(pointer: bytes | str | None) -> str | None:
+    """The md5 a `.dvc` pointer's text records, or None when the pointer is absent or unreadable."""
+    if pointer is None:
+        return None
+    try:
+        return parse_pointer(pointer).md5
+    except PointerError:
+        return None
+
+
 def file_md5(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     """md5 of a file, as DVC computes it for a plain file."""
     h = hashlib.md5()

@@ -15,7 +15,7 @@ from registry.card import ModelCard, Status
 from registry.checks import Check, Finding, ModelContext, register
 from registry.lifecycle import Operation, classify
 from registry.repo import Snapshot
-from registry.storage import PointerError, parse_pointer
+from registry.storage import recorded_md5
 from registry.version import Version
 
 _PUBLISHED = (Status.published, Status.updated)
@@ -23,13 +23,7 @@ _PUBLISHED = (Status.published, Status.updated)
 
 def weights_md5(snapshot: Snapshot, folder: str, card: ModelCard) -> str | None:
     """The md5 the weights' `.dvc` pointer records in a snapshot (None when absent or unreadable)."""
-    data = snapshot.read(f"{folder}/{card.weights}.dvc")
-    if data is None:
-        return None
-    try:
-        return parse_pointer(data).md5
-    except PointerError:
-        return None
+    return recorded_md5(snapshot.read(f"{folder}/{card.weights}.dvc"))
 
 
 def _version(text: str | None) -> Version | None:
