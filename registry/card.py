@@ -533,6 +533,13 @@ class LoadedCard:
         """Line of a field in the card file, when known."""
         return self.parsed.line_of(loc) if self.parsed else None
 
+    def require(self, prefix: str = "") -> ModelCard:
+        """The card, or a `CardError` naming the first finding (its message after `prefix`), file and line."""
+        if self.card is not None:
+            return self.card
+        f = self.findings[0]
+        raise CardError(prefix + f.message, f.hint, path=self.path, line=f.line)
+
 
 KNOWN_FIELDS = tuple(ModelCard.model_fields)
 

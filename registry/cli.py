@@ -445,13 +445,8 @@ def compress(ref: str | None, model_path: Path | None, card_file: Path | None, m
                 raise UsageError("--model needs --card (the card that names the evaluation data)")
             if not card_file.is_file():
                 raise UsageError(f"card {card_file} does not exist")
-            loaded = load_card(card_file.read_bytes(), str(card_file))
-            if loaded.card is None:
-                from registry.errors import CardError
-
-                f = loaded.findings[0]
-                raise CardError(f.message, f.hint, path=str(card_file), line=f.line)
-            card, model_file, model_dir = loaded.card, model_path, card_file.parent
+            card = load_card(card_file.read_bytes(), str(card_file)).require()
+            model_file, model_dir = model_path, card_file.parent
             out_root = output_dir
             if push:
                 from registry.repo import RegistryRepo

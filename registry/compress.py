@@ -882,13 +882,7 @@ def open_registry_model(repo_root: Path, ref: str, workdir: Path, remote: str = 
     text = snap.read(card_path(name))
     if text is None:
         raise UsageError(f"{tag} has no {card_path(name)}", "was the model renamed?")
-    loaded = load_card(text, card_path(name))
-    if loaded.card is None:
-        f = loaded.findings[0]
-        from registry.errors import CardError
-
-        raise CardError(f.message, f.hint, path=card_path(name), line=f.line)
-    card = loaded.card
+    card = load_card(text, card_path(name)).require()
     storage = Storage(repo.root)
     folder = f"models/{name}"
     workdir.mkdir(parents=True, exist_ok=True)

@@ -79,11 +79,7 @@ class _Card:
             raise UsageError(f"no model named '{name}' at {base} ({self.path} does not exist)",
                              "see `registry list` for the models in this registry")
         self.text = data.decode("utf-8")
-        loaded = load_card(data, self.path)
-        if loaded.card is None:
-            f = loaded.findings[0]
-            raise CardError(f"the card is invalid: {f.message}", f.hint, path=self.path, line=f.line)
-        self.card: ModelCard = loaded.card
+        self.card: ModelCard = load_card(data, self.path).require("the card is invalid: ")
 
 
 def _yaml():

@@ -36,7 +36,7 @@ from registry.card import ModelCard, TargetSpec, card_path, load_card
 from registry.converters import Candidate, get_converter
 from registry.encryption import PackageIntegrityError, decrypt, encrypt, is_encrypted
 from registry.engines import EngineSetting, get_engine
-from registry.errors import CardError, ConversionError, StorageError, UsageError
+from registry.errors import ConversionError, StorageError, UsageError
 from registry.protocol import (
     DescriptionBlock,
     Quantization,
@@ -188,11 +188,7 @@ def card_at_tag(ref: str, repo_root: Path) -> ModelCard:
         known = ", ".join(sorted(repo.version_tags.get(name, {}))) or "none"
         raise UsageError(f"no version tag {tag} in {repo.root}", f"published versions of {name}: {known}")
     path = card_path(name)
-    loaded = load_card(repo.snapshot(tag).read(path) or b"", path)
-    if loaded.card is None:
-        f = loaded.findings[0]
-        raise CardError(f"{tag}: {f.message}", f.hint, path=path, line=f.line)
-    return loaded.card
+    return load_card(repo.snapshot(tag).read(path) or b"", path).require(f"{tag}: ")
 
 
 def source_from_files(model: Path, card_file: Path) -> ModelSource:
@@ -204,11 +200,7 @@ def source_from_files(model: Path, card_file: Path) -> ModelSource:
     for p in (model, card_file):
         if not p.is_file():
             raise UsageError(f"{p} does not exist")
-    loaded = load_card(card_file.read_bytes(), str(card_file))
-    if loaded.card is None:
-        f = loaded.findings[0]
-        raise CardError(f.message, f.hint, path=str(card_file), line=f.line)
-    card = loaded.card
+    card = load_card(card_file.read_bytes(), str(card_file)).require()
     return ModelSource(name=card.name, version=card.version or "0.0.0", card=card, weights=model,
                        folder=card_file.parent)
 

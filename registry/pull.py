@@ -174,11 +174,8 @@ def _card_at(gitdir: Path, version: Version) -> tuple[ModelCard, str]:
     if data is None:
         raise CardError(f"{version.tag} has no {path}", "the tag does not point at a registry version",
                         path=path)
-    loaded = load_card(data, path)
-    if loaded.card is None:
-        f = loaded.findings[0]
-        raise CardError(f"the card at {version.tag} is invalid: {f.message}", f.hint, path=path, line=f.line)
-    return loaded.card, f"{MODELS_DIR}/{version.name}/{loaded.card.weights}.dvc"
+    card = load_card(data, path).require(f"the card at {version.tag} is invalid: ")
+    return card, f"{MODELS_DIR}/{version.name}/{card.weights}.dvc"
 
 
 def _fetch_weights(remote, md5: str, size: int | None, target: Path) -> PulledFile:

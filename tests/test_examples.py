@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+from factories import registry_cli
 
 from registry.card import load_card
-from registry.cli import main
 from registry.storage import file_md5, parse_pointer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,16 +40,6 @@ def regenerated(tmp_path_factory) -> Path:
     return root
 
 
-def check_cli(*args: str, capsys) -> tuple[int, str]:
-    cwd = os.getcwd()
-    try:
-        main(["-C", str(REPO), *args])
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    finally:
-        os.chdir(cwd)
-    return code, capsys.readouterr().out
 
 
 def test_there_are_real_examples_of_at_least_two_tasks():
@@ -59,7 +49,7 @@ def test_there_are_real_examples_of_at_least_two_tasks():
 
 
 def test_example_cards_pass_the_bot(capsys):
-    code, out = check_cli("check", *EXAMPLES, "--no-content", "--offline", capsys=capsys)
+    code, out, _ = registry_cli(REPO, "check", *EXAMPLES, "--no-content", "--offline", capsys=capsys)
     assert code == 0, out
     assert [line.split()[1] for line in out.splitlines() if line.startswith("PASS")] == EXAMPLES
 

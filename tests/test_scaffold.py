@@ -13,30 +13,19 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from factories import registry_cli
 
 from registry.card import load_card
-from registry.cli import cli, main
+from registry.cli import cli
+from registry.errors import UsageError
 from registry.graph import WeightsFormat, detect_format
 from registry.scaffold import NewModel, new_model, parse_metric
 from registry.storage import file_md5, parse_pointer
-from registry.errors import UsageError
 
 REQUIRED = ["--task", "classification", "--project", "demo",
             "--source-repo", "https://github.com/example/train.git"]
 
 
-def registry_cli(root: Path, *args: str, capsys) -> tuple[int, str, str]:
-    """Run the real command line in-process through its error funnel: (exit code, stdout, stderr)."""
-    cwd = os.getcwd()  # -C changes directory; later tests must not inherit it
-    try:
-        main(["-C", str(root), *args])
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    finally:
-        os.chdir(cwd)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture
