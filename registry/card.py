@@ -16,13 +16,16 @@ import re
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import PurePosixPath
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from registry.errors import CardError
-from registry.evaluation import METRIC_NAMES
+from registry.metrics import METRIC_NAMES
+
+if TYPE_CHECKING:  # pragma: no cover
+    from registry.repo import Snapshot
 
 CARD_FILE = "model.yaml"
 MODELS_DIR = "models"
@@ -248,7 +251,9 @@ class CompressSpec(BaseModel):
 
 def _known_method(name: str):
     """The registered compression method class of that name, or a ValueError with the nearest name."""
-    from registry.methods import load_methods  # registry.methods imports nothing heavy at module level
+    from registry.methods import (
+        load_methods,  # registry.methods imports nothing heavy at module level
+    )
 
     methods = load_methods()
     if name not in methods:
@@ -624,3 +629,15 @@ def card_json_schema() -> dict:
 def card_path(name: str) -> str:
     """Repository-relative path of a model's card."""
     return f"{MODELS_DIR}/{name}/{CARD_FILE}"
+
+
+def read_card(snapshot: Snapshot, name: str) -> tuple[LoadedCard | None, CardError | None]:
+    """The card of `name` in a snapshot: (card, None), (None, error) or (None, None) if absent."""
+    path = f"{MODELS_DIR}/{name}/{CARD_FILE}"
+    data = snapshot.read(path)
+    if data is None:
+        return None, None
+    try:
+        return load_card(data, path), None
+    except CardError as e:
+        return None, e

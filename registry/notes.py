@@ -12,6 +12,7 @@ the time of the run), so re-running a publish produces the same tag message and 
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import tempfile
@@ -407,6 +408,12 @@ def notes_between(repo: RegistryRepo, storage: Storage | None, name: str, to: st
 
 # --------------------------------------------------------------------------- rendering
 
+@functools.lru_cache(maxsize=None)
+def notes_template():
+    """The compiled release-notes template (compiled once per process)."""
+    return _environment().get_template("release_notes.md.j2")
+
+
 def _environment():
     import jinja2
 
@@ -456,4 +463,4 @@ def render_notes(notes: ReleaseNotes, fmt: str = "md") -> str:
         return notes.model_dump_json(indent=2) + "\n"
     if fmt != "md":
         raise UsageError(f"unknown notes format '{fmt}'", "use md or json")
-    return _environment().get_template("release_notes.md.j2").render(n=notes).strip() + "\n"
+    return notes_template().render(n=notes).strip() + "\n"

@@ -28,12 +28,14 @@ import os
 import re
 import shutil
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from registry.card import CARD_FILE, MODELS_DIR, ModelCard
+from registry.card import CARD_FILE, MODELS_DIR, ModelCard, read_card
 from registry.errors import CardError, GitError, RegistryError, StorageError
 from registry.lifecycle import Operation, classify, publishes
 from registry.repo import GitRevision, RegistryRepo, run_git
@@ -131,6 +133,30 @@ class PublishReport(BaseModel):
 
 
 # --------------------------------------------------------------------------- objects
+
+def _warm_imports() -> threading.Thread:
+    """Import what the release notes need (onnx, jinja2) and compile their template in a background thread.
+
+    The copy and the read-back of the objects spend their time in the kernel and in hashlib with
+    the GIL released, so these imports then cost little wall time. An import that fails here
+    fails again, with its real error, where the module is used.
+    """
+    def load() -> None:
+        import importlib
+
+        try:
+            for module in ("registry.notes", "registry.graph", "onnx", "jinja2", "registry.changelog"):
+                importlib.import_module(module)
+            from registry.notes import notes_template
+
+            notes_template()
+        except Exception:  # noqa: BLE001 - raised again, with its real message, where it is used
+            return
+
+    thread = threading.Thread(target=load, name="registry-warm-imports", daemon=True)
+    thread.start()
+    return thread
+
 
 def _content_md5(md5: str) -> str:
     return md5.removesuffix(".dir")
@@ -364,10 +390,18 @@ class Publisher:
 
     def run(self) -> PublishReport:
         """Publish every model the merge touches; failures are recorded per model, not raised."""
-        from registry.checks import read_card
-
         report = PublishReport(base=self.base.rev, head=self.head.rev)
-        for name in self.repo.changed_models(self.base.rev, self.head.rev):
+        changed = self.repo.changed_models(self.base.rev, self.head.rev)
+        warming = _warm_imports() if changed else None
+        try:
+            self._run(changed, report)
+        finally:
+            if warming is not None:
+                warming.join()
+        return report
+
+    def _run(self, changed: list[str], report: PublishReport) -> None:
+        for name in changed:
             head_loaded, head_err = read_card(self.head, name)
             base_loaded, base_err = read_card(self.base, name)
             result = ModelPublish(name=name, operation="none")
@@ -408,7 +442,6 @@ class Publisher:
                 report.changed = True
             if result.changelog_updated and result.changelog:
                 report.changelog_files.append(result.changelog)
-        return report
 
     # -- publish / update
 
@@ -443,20 +476,21 @@ class Publisher:
             if have is None or (ptr.size is not None and have != ptr.size):
                 copy_object(self.storage, src, dst, ptr.md5, path)
                 action = "copied"
-            if done and action == "present":
-                verified = "size"
-            else:
-                verify_object(dst, ptr.md5, ptr.size)
-                verified = "md5+size"
+            verified = "size" if done and action == "present" else "md5+size"
             result.objects.append(ObjectCopy(path=path, md5=ptr.md5, size=ptr.size, action=action, verified=verified))
-        fault_point("after-copy")
 
-        # 2. notes: this version against the highest published version below it
-        versions = {v: c for v, c in self.repo.version_tags.get(name, {}).items() if v != card.version}
-        prev = previous_version(versions, card.version)
-        old = tagged_version(self.repo, name, prev) if prev else None
-        notes = build_notes(ModelVersion(card=card, snapshot=self.head, remote=opts.target), old, self.storage)
-        result.notes = render_notes(notes)
+        # 2. notes (this version against the highest published version below it), written while
+        # the objects are read back: hashing runs with the GIL released, so the two overlap
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="registry-verify") as pool:
+            verifying = pool.submit(lambda: [verify_object(dst, o.md5, o.size) for o in result.objects
+                                             if o.verified == "md5+size"])
+            versions = {v: c for v, c in self.repo.version_tags.get(name, {}).items() if v != card.version}
+            prev = previous_version(versions, card.version)
+            old = tagged_version(self.repo, name, prev) if prev else None
+            notes = build_notes(ModelVersion(card=card, snapshot=self.head, remote=opts.target), old, self.storage)
+            result.notes = render_notes(notes)
+            verifying.result()  # a verification failure stops the publish here, before any tag
+        fault_point("after-copy")
 
         # 3. the tag, on the merge commit
         if local is None and on_remote == head:

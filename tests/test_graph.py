@@ -17,7 +17,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from factories import mlp_onnx
+from factories import conv_onnx, mlp_onnx
 from registry import graph
 from registry.errors import ModelFormatError
 from registry.storage import file_md5
@@ -159,6 +159,113 @@ def test_summary_of_the_fixture_model(tmp_path):
     for part in ("input: float [batch, 8]", "probabilities: float [batch, 3]", "Gemm x2", "Relu x1",
                  "Softmax x1", "parameters: 195 in 4 tensors", "opset: ai.onnx 17"):
         assert part in text
+
+
+def _odd_tensors_model() -> bytes:
+    """Initializers of every storage kind: raw, typed fields (float/int64/string), sparse, and a
+    subgraph (If) with its own initializer."""
+    dense = numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(3, 4), "dense")
+    typed = helper.make_tensor("typed", TensorProto.FLOAT, [2, 2], [1.0, 2.0, 3.0, 4.0])  # float_data
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [4, 3])  # int64_data
+    words = helper.make_tensor("words", TensorProto.STRING, [2], [b"a", b"bc"])
+    sparse = helper.make_sparse_tensor(
+        helper.make_tensor("sparse", TensorProto.FLOAT, [2], [5.0, 6.0]),
+        helper.make_tensor("sparse_idx", TensorProto.INT64, [2], [1, 7]), [3, 4])
+    then = helper.make_graph([helper.make_node("Identity", ["k"], ["t_out"])], "then", [],
+                             [helper.make_tensor_value_info("t_out", TensorProto.FLOAT, [3, 4])],
+                             initializer=[numpy_helper.from_array(np.ones((3, 4), np.float32), "k")])
+    other = helper.make_graph([helper.make_node("Identity", ["dense"], ["e_out"])], "else", [],
+                              [helper.make_tensor_value_info("e_out", TensorProto.FLOAT, [3, 4])])
+    nodes = [helper.make_node("Add", ["x", "dense"], ["a"]),
+             helper.make_node("Reshape", ["a", "shape"], ["r"]),
+             helper.make_node("ReduceSum", ["typed"], ["s"], keepdims=0),
+             helper.make_node("Greater", ["s", "zero"], ["cond"]),
+             helper.make_node("If", ["cond"], ["branch"], then_branch=then, else_branch=other),
+             helper.make_node("Constant", [], ["zero"], value=numpy_helper.from_array(np.float32(0), "z"))]
+    g = helper.make_graph(nodes, "odd", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 4])],
+                          [helper.make_tensor_value_info("r", TensorProto.FLOAT, [4, 3]),
+                           helper.make_tensor_value_info("branch", TensorProto.FLOAT, [3, 4])],
+                          initializer=[dense, typed, shape, words], sparse_initializer=[sparse])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+def _summary_by_onnx(path: Path) -> graph.GraphSummary:
+    """The summary computed the slow, obvious way: a full parse by the onnx package."""
+    from onnx.external_data_helper import _get_all_tensors, uses_external_data
+
+    model = onnx.load(path, load_external_data=False)
+    g = model.graph
+    nodes, stack = [], [g]
+    while stack:
+        sub = stack.pop()
+        for node in sub.node:
+            nodes.append(node)
+            for attr in node.attribute:
+                if attr.HasField("g"):
+                    stack.append(attr.g)
+                stack.extend(attr.graphs)
+    counts: dict[str, int] = {}
+    for node in nodes:
+        key = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
+        counts[key] = counts.get(key, 0) + 1
+
+    def info(v):
+        if v.type.HasField("tensor_type"):
+            tt = v.type.tensor_type
+            shape = ([d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim]
+                     if tt.HasField("shape") else None)
+            return graph.TensorInfo(name=v.name, shape=shape,
+                                    dtype=onnx.TensorProto.DataType.Name(tt.elem_type).lower())
+        return graph.TensorInfo(name=v.name, shape=None, dtype=(v.type.WhichOneof("value") or "unknown")[:-5])
+
+    locations = []
+    for tensor in _get_all_tensors(model):
+        loc = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        if uses_external_data(tensor) and loc not in locations:
+            locations.append(loc)
+    inits = {i.name for i in g.initializer}
+    return graph.GraphSummary(
+        format=graph.WeightsFormat.onnx,
+        inputs=[info(v) for v in g.input if v.name not in inits], outputs=[info(v) for v in g.output],
+        opsets=dict(sorted((o.domain or "ai.onnx", o.version) for o in model.opset_import)),
+        ir_version=model.ir_version,
+        producer=" ".join(x for x in (model.producer_name, model.producer_version) if x) or None,
+        op_counts=dict(sorted(counts.items())), node_count=len(nodes),
+        parameter_count=(sum(int(np.prod(t.dims)) for t in g.initializer)
+                         + sum(int(np.prod(t.dims)) for t in g.sparse_initializer)),
+        tensor_count=len(g.initializer) + len(g.sparse_initializer),
+        external_data=locations, file_size=path.stat().st_size, md5=file_md5(path))
+
+
+@pytest.mark.parametrize("build", [lambda: mlp_onnx(), lambda: conv_onnx(), _odd_tensors_model],
+                         ids=["mlp", "conv", "every-tensor-kind"])
+def test_summary_read_from_the_wire_equals_a_full_parse(tmp_path, build):
+    """Summaries skip the tensors' bytes; they must say exactly what a full parse by onnx says."""
+    path = tmp_path / "model.onnx"
+    path.write_bytes(build())
+    assert graph.summarize_onnx(path) == _summary_by_onnx(path)
+
+
+def test_summary_of_torch_exported_models_equals_a_full_parse(digits_cnn, text_embedder):
+    for folder in (digits_cnn, text_embedder):
+        path = folder / "model.onnx"
+        assert graph.summarize_onnx(path) == _summary_by_onnx(path)
+
+
+def test_summary_read_from_the_wire_keeps_external_data(tmp_path):
+    path = _model_with_external_data(tmp_path / "m", "weights.data")
+    assert graph.summarize_onnx(path) == _summary_by_onnx(path)
+    assert graph.summarize_onnx(path).external_data == ["weights.data"]
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.9, 0.999])
+def test_summary_of_a_truncated_model_is_a_clear_error(tmp_path, keep):
+    data = conv_onnx()
+    path = tmp_path / "model.onnx"
+    path.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(ModelFormatError) as e:
+        graph.summarize_onnx(path)
+    assert "model.onnx starts like an ONNX model but cannot be parsed: it is truncated or corrupt" in e.value.message
 
 
 def test_run_once_gives_output_shapes(tmp_path):

@@ -9,7 +9,6 @@ stop the run with their own exit code.
 from __future__ import annotations
 
 import importlib
-import pkgutil
 import tempfile
 from dataclasses import dataclass, field
 from enum import Enum
@@ -19,7 +18,7 @@ from typing import Any, ClassVar, Iterable
 
 from pydantic import BaseModel, Field, computed_field
 
-from registry.card import CARD_FILE, MODELS_DIR, LoadedCard, ModelCard, load_card
+from registry.card import CARD_FILE, MODELS_DIR, LoadedCard, ModelCard, read_card
 from registry.errors import CardError
 from registry.repo import RegistryRepo, Snapshot
 
@@ -138,6 +137,8 @@ def load_checks() -> dict[str, type[Check]]:
     The modules are imported once per process (a run over 10,000 models asks for every model).
     """
     global _ORDERED
+    import pkgutil
+
     if _ORDERED is None or len(_ORDERED) != len(CHECKS):
         for mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
             importlib.import_module(f"{__name__}.{mod.name}")
@@ -191,18 +192,6 @@ class CheckReport(BaseModel):
         return {"models": len(self.models),
                 "failed": sum(not m.passed for m in self.models),
                 **{s.value: sum(f.severity is s for f in findings) for s in Severity}}
-
-
-def read_card(snapshot: Snapshot, name: str) -> tuple[LoadedCard | None, CardError | None]:
-    """The card of `name` in a snapshot: (card, None), (None, error) or (None, None) if absent."""
-    path = f"{MODELS_DIR}/{name}/{CARD_FILE}"
-    data = snapshot.read(path)
-    if data is None:
-        return None, None
-    try:
-        return load_card(data, path), None
-    except CardError as e:
-        return None, e
 
 
 def check_model(name: str, head: Snapshot, base: Snapshot | None, repo: RegistryRepo | None,

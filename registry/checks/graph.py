@@ -96,7 +96,7 @@ class Graph(Check):
             outputs = graph.run_once(local)
         except ModelFormatError as e:
             fail(e)
-        summary = graph.summarize_onnx(local, model)
+        summary = graph.summarize_onnx(local)
         ctx.artifacts["graph_run"] = outputs
         self._publish(ctx, summary, graph.render_svg(model))
 
