@@ -26,7 +26,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -135,17 +134,17 @@ class PublishReport(BaseModel):
 # --------------------------------------------------------------------------- objects
 
 def _warm_imports() -> threading.Thread:
-    """Import what the release notes need (onnx, jinja2) and compile their template in a background thread.
+    """Import what the release notes need (jinja2, the graph summary) and compile their template in a background thread.
 
-    The copy and the read-back of the objects spend their time in the kernel and in hashlib with
-    the GIL released, so these imports then cost little wall time. An import that fails here
+    Started as the objects' copy begins: the copy and its read-back spend their time in the kernel
+    and in hashlib with the GIL released, so these imports then cost little wall time. An import that fails here
     fails again, with its real error, where the module is used.
     """
     def load() -> None:
         import importlib
 
         try:
-            for module in ("registry.notes", "registry.graph", "onnx", "jinja2", "registry.changelog"):
+            for module in ("registry.notes", "registry.graph", "jinja2", "registry.changelog"):
                 importlib.import_module(module)
             from registry.notes import notes_template
 
@@ -211,27 +210,95 @@ def version_objects(snapshot, name: str, card: ModelCard, source: Remote) -> lis
     return out
 
 
-def _copy_local(src: Remote, dst: Remote, md5: str) -> None:
-    """Copy an object between two local-folder remotes (in-kernel copy where the OS offers it),
-    under a temporary name, then renamed. Its content is checked by `verify_object` afterwards."""
+def _copy_local(src: Remote, dst: Remote, md5: str, size: int | None) -> None:
+    """Copy an object between two local-folder remotes and verify it on the way.
+
+    The bytes are copied in the kernel, a chunk at a time, under a temporary name; a second
+    thread reads each chunk back from the destination file as soon as it is written and hashes
+    it. The object gets its real name only once the read-back md5 and size match, so a bad copy
+    never looks present, and the verification costs little more time than the copy.
+    """
     source, target = src.object_path(md5), dst.object_path(md5)
     tmp = f"{target}.tmp{os.getpid()}"
 
-    def copy() -> None:
+    def copy() -> tuple[str, int]:
         os.makedirs(os.path.dirname(target), exist_ok=True)
         try:
-            shutil.copyfile(source, tmp)
-            os.replace(tmp, target)
-        except BaseException:
+            got = _copy_reading_back(source, tmp)
+            if got[0] == _content_md5(md5) and (size is None or got[1] == size):
+                os.replace(tmp, target)
+            return got
+        finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-            raise
 
-    with_retries(f"copying {md5} from remote '{src.name}' to remote '{dst.name}'", copy)
+    got, n = with_retries(f"copying {md5} from remote '{src.name}' to remote '{dst.name}'", copy)
+    _require_match(dst, md5, size, got, n)
 
 
-def copy_object(storage: Storage, src: Remote, dst: Remote, md5: str, path: str) -> None:
+def _copy_reading_back(source: str, target: str) -> tuple[str, int]:
+    """Copy `source` to a new file `target`; return the md5 and size of `target` as read back."""
+    state = {"written": 0, "done": False}
+    progress = threading.Condition()
+
+    def read_back() -> tuple[str, int]:
+        h, pos = hashlib.md5(), 0
+        with open(target, "rb") as f:
+            while True:
+                with progress:
+                    progress.wait_for(lambda: state["written"] > pos or state["done"])
+                    limit, finished = state["written"], state["done"]
+                while pos < limit:
+                    block = f.read(min(_CHUNK, limit - pos))
+                    if not block:
+                        raise OSError(f"{target} is shorter than what was written to it")
+                    h.update(block)
+                    pos += len(block)
+                if finished and pos >= state["written"]:
+                    return h.hexdigest(), pos
+
+    with open(source, "rb") as fin, open(target, "wb") as fout, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="registry-read-back") as pool:
+        reading = pool.submit(read_back)
+        try:
+            offset = 0
+            while n := _copy_chunk(fin, fout, offset):
+                offset += n
+                with progress:
+                    state["written"] = offset
+                    progress.notify()
+            fout.flush()
+        finally:
+            with progress:
+                state["done"] = True
+                progress.notify()
+        return reading.result()
+
+
+def _copy_chunk(fin, fout, offset: int) -> int:
+    """Copy up to one chunk at `offset`: in the kernel where the OS offers it, else through a buffer."""
+    if hasattr(os, "sendfile") and sys.platform.startswith("linux"):
+        return os.sendfile(fout.fileno(), fin.fileno(), offset, _CHUNK)
+    block = fin.read(_CHUNK)  # sequential: `offset` is where the file position already is
+    fout.write(block)
+    fout.flush()
+    return len(block)
+
+
+def _require_match(remote: Remote, md5: str, size: int | None, got: str, n: int) -> None:
+    """Fail when an object read back from `remote` does not have the md5 and size its pointer records."""
+    if got != _content_md5(md5) or (size is not None and n != size):
+        raise StorageError(f"object {md5} on remote '{remote.name}' does not match after the copy "
+                           f"(md5 {got}, {n} bytes; expected {size} bytes)",
+                           "run the publish again; if it repeats, check the remote's storage")
+
+
+def copy_object(storage: Storage, src: Remote, dst: Remote, md5: str, path: str, size: int | None = None) -> bool:
     """Copy one object from `src` to `dst`: file to file when both are local folders, else via the DVC cache.
+
+    Returns:
+        True when the copy was already read back from `dst` and verified (local folders), False
+        when the caller still has to verify it with `verify_object`.
 
     Raises:
         StorageError: the object is missing from `src`, `dst` refuses the write, or a remote stays
@@ -239,8 +306,8 @@ def copy_object(storage: Storage, src: Remote, dst: Remote, md5: str, path: str)
     """
     try:
         if _is_local(src) and _is_local(dst):
-            _copy_local(src, dst, md5)
-            return
+            _copy_local(src, dst, md5, size)
+            return True
         if md5.endswith(".dir"):
             local = storage.cache_path(md5)
             local.parent.mkdir(parents=True, exist_ok=True)
@@ -248,6 +315,7 @@ def copy_object(storage: Storage, src: Remote, dst: Remote, md5: str, path: str)
         else:
             local = storage.fetch(md5, src.name)
         dst.upload(local, md5)
+        return False
     except FileNotFoundError:
         raise StorageError(f"object {md5} ({path}) is not in remote '{src.name}' ({src.url})",
                            f"push the weights to staging before merging: dvc push -r {src.name} {path}.dvc") from None
@@ -288,9 +356,7 @@ def verify_object(remote: Remote, md5: str, size: int | None) -> None:
             remote.fs.rm_file(path)
         except OSError:
             pass
-        raise StorageError(f"object {md5} on remote '{remote.name}' does not match after the copy "
-                           f"(md5 {got}, {n} bytes; expected {size} bytes)",
-                           "run the publish again; if it repeats, check the remote's storage")
+        _require_match(remote, md5, size, got, n)
 
 
 # --------------------------------------------------------------------------- tags
@@ -387,17 +453,16 @@ class Publisher:
         self.storage = storage or Storage(repo.root)
         self.base = GitRevision(repo.git, options.base)
         self.head = GitRevision(repo.git, options.head)
+        self._warming: threading.Thread | None = None
 
     def run(self) -> PublishReport:
         """Publish every model the merge touches; failures are recorded per model, not raised."""
         report = PublishReport(base=self.base.rev, head=self.head.rev)
-        changed = self.repo.changed_models(self.base.rev, self.head.rev)
-        warming = _warm_imports() if changed else None
         try:
-            self._run(changed, report)
+            self._run(self.repo.changed_models(self.base.rev, self.head.rev), report)
         finally:
-            if warming is not None:
-                warming.join()
+            if self._warming is not None:
+                self._warming.join()
         return report
 
     def _run(self, changed: list[str], report: PublishReport) -> None:
@@ -465,6 +530,9 @@ class Publisher:
 
         # 1. objects: copy what public lacks, then verify (read back unless the version is already out)
         src, dst = self.storage.remote(opts.source), self.storage.remote(opts.target)
+        unchecked: list[ObjectCopy] = []  # copied or present, not yet read back
+        if self._warming is None:  # while the copy keeps the GIL free
+            self._warming = _warm_imports()
         for path, ptr in version_objects(self.head, name, card, src):
             try:
                 have = dst.object_size(ptr.md5)
@@ -472,18 +540,19 @@ class Publisher:
                 raise StorageError(f"remote '{dst.name}' ({dst.url}) refused access while looking up {ptr.md5} "
                                    f"({path}): {e}", f"check the credentials and permissions of remote '{dst.name}'"
                                    ) from None
-            action = "present"
+            action, checked = "present", False
             if have is None or (ptr.size is not None and have != ptr.size):
-                copy_object(self.storage, src, dst, ptr.md5, path)
+                checked = copy_object(self.storage, src, dst, ptr.md5, path, ptr.size)
                 action = "copied"
             verified = "size" if done and action == "present" else "md5+size"
             result.objects.append(ObjectCopy(path=path, md5=ptr.md5, size=ptr.size, action=action, verified=verified))
+            if verified == "md5+size" and not checked:
+                unchecked.append(result.objects[-1])
 
         # 2. notes (this version against the highest published version below it), written while
         # the objects are read back: hashing runs with the GIL released, so the two overlap
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="registry-verify") as pool:
-            verifying = pool.submit(lambda: [verify_object(dst, o.md5, o.size) for o in result.objects
-                                             if o.verified == "md5+size"])
+            verifying = pool.submit(lambda: [verify_object(dst, o.md5, o.size) for o in unchecked])
             versions = {v: c for v, c in self.repo.version_tags.get(name, {}).items() if v != card.version}
             prev = previous_version(versions, card.version)
             old = tagged_version(self.repo, name, prev) if prev else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,13 +97,14 @@ def with_retries(what: str, fn: Callable[[], T], *, attempts: int = 4, base_dela
     Raises:
         StorageError: after the last attempt, naming `what`.
     """
-    transient = (OSError, TimeoutError, ConnectionError) + _client_network_errors()
     for attempt in range(1, attempts + 1):
         try:
             return fn()
         except (FileNotFoundError, PermissionError, IsADirectoryError):
             raise
-        except transient as e:
+        except Exception as e:
+            if not isinstance(e, (OSError, TimeoutError, ConnectionError) + _client_network_errors()):
+                raise
             if attempt == attempts:
                 raise StorageError(f"{what} failed after {attempts} attempts: {e}",
                                    "check that the remote is reachable and try again") from e
@@ -111,12 +113,12 @@ def with_retries(what: str, fn: Callable[[], T], *, attempts: int = 4, base_dela
 
 
 def _client_network_errors() -> tuple[type[BaseException], ...]:
-    """Network errors of cloud clients that are not OSErrors (botocore's, for S3 remotes)."""
-    try:
-        from botocore.exceptions import ConnectionError as BotoConnectionError, HTTPClientError
-    except ImportError:
-        return ()
-    return (BotoConnectionError, HTTPClientError)
+    """Network errors of cloud clients that are not OSErrors (botocore's, for S3 remotes).
+
+    Only a client that is loaded can have raised one, so nothing is imported here.
+    """
+    boto = sys.modules.get("botocore.exceptions")
+    return (boto.ConnectionError, boto.HTTPClientError) if boto else ()
 
 
 class Remote:

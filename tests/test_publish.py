@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from factories import example_card, mlp_onnx, run
@@ -320,3 +321,23 @@ def test_corrupt_staging_object_is_caught_on_public_and_not_tagged(registry_repo
     assert "on remote 'public' does not match after the copy" in proc.stderr
     assert not object_file(registry_repo.storage, "public", weights).exists()
     assert registry_repo.git("tag", "-l") == "" and origin_tags(origin) == {}
+
+
+def test_an_object_of_several_copy_chunks_arrives_whole(registry_repo, origin):
+    """Objects are copied and read back a chunk at a time; an odd size spanning chunks must arrive whole."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.random.default_rng(3).standard_normal((8, 300_001)).astype(np.float32), "w")
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "wide",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 300_001])],
+                          initializer=[w])
+    weights = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    assert len(weights) > 2 * (1 << 22) and len(weights) % (1 << 22)
+    base, head = merge_publishing(registry_repo, weights)
+    proc = publish(registry_repo, base, head, "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["models"][0]["objects"][0]["verified"] == "md5+size"
+    assert object_file(registry_repo.storage, "public", weights).read_bytes() == weights
+    notes = registry_repo.git("tag", "-l", "--format=%(contents)", f"{NAME}@v1.0.0")
+    assert "Parameters: 2,400,008" in notes and "File size: 9.60 MB" in notes
