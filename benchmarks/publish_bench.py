@@ -106,16 +106,17 @@ def main() -> None:
                 sh(cmd, repo, env)
                 times[label].append(time.perf_counter() - start)
                 assert (storage / "public" / "files" / "md5").is_dir(), f"{label} wrote nothing"
-        # the two passes over the bytes that `dvc push` does not make, timed alone
+        # the parts `dvc push` does not have, timed alone: the copy with its read-back
+        # verification, and the model summary of the release notes
         from registry.graph import summarize
-        from registry.storage import file_md5
+        from registry.publish import _copy_reading_back
 
         obj = next(p for p in (storage / "public" / "files" / "md5").rglob("*") if p.is_file())
         start = time.perf_counter()
-        file_md5(obj)
+        _copy_reading_back(str(obj), str(tmp / "copy"))
         verify_s = time.perf_counter() - start
         start = time.perf_counter()
-        summarize(obj)
+        summarize(obj, md5="0" * 32)
         summary_s = time.perf_counter() - start
     med = {k: statistics.median(v) for k, v in times.items()}
     ratio = med["registry publish"] / med["dvc push"]
@@ -130,12 +131,12 @@ def main() -> None:
         *[f"| `{k}` | {med[k]:.2f} | {', '.join(f'{t:.2f}' for t in v)} |" for k, v in times.items()], "",
         f"Ratio publish / dvc push: **{ratio:.2f}×** (target ≤ 1.2×"
         + (", met)." if ratio <= 1.2 else ", not met)."), "",
-        "Where the difference goes: publishing makes two passes over the bytes that `dvc push` does not —",
-        f"reading the object back from `public` to check its md5 ({verify_s:.2f} s alone) and parsing the",
-        f"model for the release notes' graph summary ({summary_s:.2f} s alone, which hashes the file too) —",
-        "plus the git steps (tag, `git push` of the tag). The copy itself is an in-kernel file copy, as",
-        "DVC's. The verification is what the registry promises (no tag before the public bytes are",
-        "checked), so it is kept; the summary is what the notes are made of.", "",
+        "What publishing does beyond the copy: the object is copied in the kernel a chunk at a time while a",
+        "second thread reads each chunk back from `public` and hashes it (copy and verification together:",
+        f"{verify_s:.2f} s alone; the object gets its name only after the md5 matches); the release notes'",
+        f"model summary reads the ONNX structure from the protobuf wire format, skipping the tensors' bytes",
+        f"({summary_s * 1000:.1f} ms alone for this model); the notes' imports and template are loaded in a thread",
+        "while the copy runs; then the tag, `git push` of the tag, and CHANGELOG.md.", "",
         f"Command: `.venv/bin/python benchmarks/publish_bench.py --size-mb {args.size_mb} --repeat {args.repeat}`", "",
     ]
     text = "\n".join(lines)

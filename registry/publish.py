@@ -30,7 +30,7 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -43,7 +43,8 @@ from registry.storage import PUBLIC, STAGING, Pointer, PointerError, Remote, Sto
 FAULT_ENV = "REGISTRY_FAULT"
 FAULT_POINTS = ("after-copy", "after-tag", "before-push", "after-push")
 FAULT_EXIT = 86
-_CHUNK = 1 << 22
+_CHUNK = 1 << 21
+T = TypeVar("T")
 
 
 def fault_point(point: str) -> None:
@@ -133,12 +134,35 @@ class PublishReport(BaseModel):
 
 # --------------------------------------------------------------------------- objects
 
-def _warm_imports() -> threading.Thread:
+class _Background:
+    """A function running in a daemon thread; `result()` waits for it and raises what it raised."""
+
+    def __init__(self, fn: Callable[[], T], name: str):
+        self._value: T | None = None
+        self._error: BaseException | None = None
+
+        def target() -> None:
+            try:
+                self._value = fn()
+            except BaseException as e:  # noqa: BLE001 - handed to the caller of result()
+                self._error = e
+
+        self._thread = threading.Thread(target=target, name=name, daemon=True)
+        self._thread.start()
+
+    def result(self) -> T:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def _warm_imports() -> _Background:
     """Import what the release notes need (jinja2, the graph summary) and compile their template in a background thread.
 
     Started as the objects' copy begins: the copy and its read-back spend their time in the kernel
-    and in hashlib with the GIL released, so these imports then cost little wall time. An import that fails here
-    fails again, with its real error, where the module is used.
+    and in hashlib with the GIL released, so these imports then cost little wall time. An import
+    that fails here fails again, with its real error, where the module is used.
     """
     def load() -> None:
         import importlib
@@ -152,9 +176,7 @@ def _warm_imports() -> threading.Thread:
         except Exception:  # noqa: BLE001 - raised again, with its real message, where it is used
             return
 
-    thread = threading.Thread(target=load, name="registry-warm-imports", daemon=True)
-    thread.start()
-    return thread
+    return _Background(load, "registry-warm-imports")
 
 
 def _content_md5(md5: str) -> str:
@@ -246,7 +268,7 @@ def _copy_reading_back(source: str, target: str) -> tuple[str, int]:
         with open(target, "rb") as f:
             while True:
                 with progress:
-                    progress.wait_for(lambda: state["written"] > pos or state["done"])
+                    progress.wait_for(lambda at=pos: state["written"] > at or state["done"])
                     limit, finished = state["written"], state["done"]
                 while pos < limit:
                     block = f.read(min(_CHUNK, limit - pos))
@@ -450,19 +472,29 @@ class Publisher:
 
     def __init__(self, repo: RegistryRepo, options: PublishOptions, storage: Storage | None = None):
         self.repo, self.options = repo, options
-        self.storage = storage or Storage(repo.root)
+        # DVC's configuration and file systems are opened in a thread while git is asked what changed
+        self._storage = storage
+        self._opening = None if storage else _Background(lambda: Storage(repo.root), "registry-open-storage")
         self.base = GitRevision(repo.git, options.base)
         self.head = GitRevision(repo.git, options.head)
-        self._warming: threading.Thread | None = None
+        self._warming: _Background | None = None
+
+    @property
+    def storage(self) -> Storage:
+        """The DVC remotes (waits for them to be opened; raises what opening them raised)."""
+        if self._storage is None:
+            self._storage = self._opening.result()
+        return self._storage
 
     def run(self) -> PublishReport:
         """Publish every model the merge touches; failures are recorded per model, not raised."""
         report = PublishReport(base=self.base.rev, head=self.head.rev)
         try:
             self._run(self.repo.changed_models(self.base.rev, self.head.rev), report)
+            self.storage  # noqa: B018 - a broken DVC configuration is reported even when nothing changed
         finally:
             if self._warming is not None:
-                self._warming.join()
+                self._warming.result()
         return report
 
     def _run(self, changed: list[str], report: PublishReport) -> None:
