@@ -32,8 +32,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from registry.errors import RegistryError, StorageError, UsageError
-from registry.storage import PUBLIC, Remote, Storage
+from registry.errors import StorageError, UsageError
+from registry.storage import PUBLIC, ObjectMissingError, Remote, Storage
 
 INDEX_FORMAT = 1
 PACKAGE_SUFFIXES = (".tar.gz.enc", ".tar.gz")
@@ -325,11 +325,9 @@ def fetch_package(remote: Remote, entry: PackageEntry, dest_dir: Path) -> tuple[
     try:
         try:
             remote.download(entry.md5, tmp)  # checks the md5 before it renames onto `tmp`
-        except RegistryError as e:
-            if "is not in remote" in e.message:
-                raise StorageError(f"{entry.file} (object {entry.md5}) is missing from remote '{remote.name}' "
-                                   f"({remote.url})", "ask the registry's admins to re-run the release job") from None
-            raise
+        except ObjectMissingError:
+            raise StorageError(f"{entry.file} (object {entry.md5}) is missing from remote '{remote.name}' "
+                               f"({remote.url})", "ask the registry's admins to re-run the release job") from None
         size, digest = tmp.stat().st_size, _sha256(tmp)
         if size != entry.size or digest != entry.sha256:
             raise StorageError(f"{entry.file} on remote '{remote.name}' does not match its index entry "
