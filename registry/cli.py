@@ -558,24 +558,31 @@ def show(spec: str, fmt: str) -> None:
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("spec", metavar="NAME@VERSION|NAME@latest")
+@click.option("-t", "--target", "targets", multiple=True, metavar="TARGET",
+              help="Fetch the version's device package for this target instead of its weights (repeatable).")
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder to write the model into (default: ./NAME-VERSION).")
 @click.option("--repo", "repo_url", metavar="URL",
               help="The registry's git URL: pull from any directory, without a clone.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text for people, json for scripts.")
-def pull(spec: str, out_dir: Path | None, repo_url: str | None, fmt: str) -> None:
+def pull(spec: str, targets: tuple[str, ...], out_dir: Path | None, repo_url: str | None, fmt: str) -> None:
     """Fetch a published version (weights from the public remote, verified; card and config from git).
+
+    With --target, fetch the device package the release built for that target instead (verified
+    against the md5, size and SHA-256 its index on the public remote records).
 
     \b
     Examples:
       registry pull digits-cnn@1.0.0 -o models-in-use/digits
       registry pull digits-cnn@latest --repo https://github.com/acme/model-registry.git
+      registry pull digits-cnn@1.0.0 --target android-arm64 -o app/src/main/assets
     A withdrawn (unpublished) version is still fetched, with a warning.
+    Exit codes: 0 fetched, 1 card, 2 usage (unknown version or target), 4 git, 5 storage.
     """
     from registry.pull import pull as pull_version
 
-    result = pull_version(spec, out_dir, repo_url=repo_url)
+    result = pull_version(spec, out_dir, repo_url=repo_url, targets=targets)
     if result.warning:
         click.echo(f"warning: {result.warning}", err=True)
     if fmt == "json":
@@ -583,7 +590,34 @@ def pull(spec: str, out_dir: Path | None, repo_url: str | None, fmt: str) -> Non
     else:
         click.echo(f"pulled {result.name} {result.version} ({result.tag}, {result.commit[:8]}) into {result.out_dir}")
         for f in result.files:
-            click.echo(f"  {f.path}  {f.size} bytes  md5 {f.md5}  from {f.source}")
+            digest = f"sha256 {f.sha256}" if f.sha256 else f"md5 {f.md5}"
+            click.echo(f"  {f.path}  {f.size} bytes  {digest}  from {f.source}")
+
+
+@cli.command("push-packages", context_settings=CONTEXT)
+@click.argument("ref", metavar="NAME@VERSION")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text for people, json for workflows.")
+def push_packages(ref: str, folder: Path, fmt: str) -> None:
+    """Put a published version's device packages on the public remote, so `pull --target` finds them.
+
+    Takes every NAME-VERSION-TARGET.tar.gz[.enc] in FOLDER, uploads it as an object of the
+    public remote, reads it back (md5 and size), and then records it in the version's index
+    packages/NAME/VERSION/index.json on that remote. Published packages are immutable: a target
+    that already has different bytes is refused, and nothing is written. Running it again with
+    the same files changes nothing.
+
+    \b
+    Example (the release workflow's last job):
+      registry push-packages digits-cnn@1.2.0 dist
+    Exit codes: 0 done, 2 usage (unknown version, no or misnamed packages), 5 storage or a
+    conflicting published package.
+    """
+    from registry.package_index import push_packages as push, render_push
+
+    report = push(ref, folder, log=lambda msg: click.echo(f"    {msg}", err=True) if fmt == "json" else None)
+    click.echo(report.model_dump_json(indent=2) if fmt == "json" else render_push(report), nl=fmt == "json")
 
 
 def _print_request(request, fmt: str) -> None:

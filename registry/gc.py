@@ -4,7 +4,8 @@ A merge never destroys storage. `registry gc` is the explicit clean-up: it lists
 remote that no version tag `<name>@v<version>` refers to (for `staging`, nor any branch head's
 pointers, so pull requests in review keep their weights), and removes them only with `apply`.
 An object that any version tag refers to is never removed, deregistered (offline) versions
-included: consumers pinned to them can still fetch them.
+included: consumers pinned to them can still fetch them. On `public`, the device packages that a
+version's package index (`packages/<name>/<version>/index.json`) lists are kept the same way.
 """
 
 from __future__ import annotations
@@ -118,6 +119,10 @@ def collect_garbage(repo: RegistryRepo, storage: Storage, remote_name: str = PUB
         raise UsageError(f"gc works on the 'public' or 'staging' remote, not '{remote_name}'")
     remote = storage.remote(remote_name)
     refs = referenced_objects(repo, remote, branches=remote_name == STAGING)
+    if remote_name == PUBLIC:
+        from registry.package_index import package_objects
+
+        refs |= package_objects(remote)
     objects = remote_objects(remote)
     garbage = sorted(md5 for md5 in objects if md5 not in refs)
     report = GcReport(remote=remote_name, url=remote.url, applied=apply, objects=len(objects),

@@ -194,20 +194,22 @@ def show_model(root: str | Path, name: str, version: str | None = None) -> Model
         details.shown_version = chosen.version
         details.notes = tag_message(root, chosen.tag)
         record = read_cards(root, chosen.commit, [name]).get(name) or head
-        details.pull = pull_commands(name, chosen.version, _origin_url(root))
+        targets = [t.name for t in record.card.targets] if record and record.card else []
+        details.pull = pull_commands(name, chosen.version, _origin_url(root), targets)
     if record is not None:
         details.card, details.card_problem = record.card, record.problem
     return details
 
 
-def pull_commands(name: str, version: str, repo_url: str) -> list[str]:
-    """The ways to fetch one version: registry pull, git checkout + dvc pull, dvc artifacts get."""
+def pull_commands(name: str, version: str, repo_url: str, targets: list[str] | tuple = ()) -> list[str]:
+    """The ways to fetch one version: registry pull, git checkout + dvc pull, dvc artifacts get, and
+    `registry pull --target` for the device package of each target the card lists."""
     return [
         f"registry pull {name}@{version} -o {name}-{version}",
         f"registry pull {name}@{version} --repo {repo_url}",
         f"git checkout {name}@v{version} && dvc pull -R models/{name}",
         f"dvc artifacts get {repo_url} {name} --rev v{version}",
-    ]
+    ] + [f"registry pull {name}@{version} --target {t}" for t in targets]
 
 
 def _origin_url(root: Path) -> str:

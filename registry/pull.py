@@ -2,7 +2,9 @@
 
 The version is resolved from tags (`registry.versions`), the card and the DVC pointer are read at
 the tag's commit, and the weights come from the `public` remote only (never `staging`), verified
-against the pointer's md5 and size. Inside a clone the clone's `.dvc/config` (and its
+against the pointer's md5 and size. With `--target T` the version's device package for T is
+fetched instead, found through the version's package index on the same remote
+(`registry.package_index`) and verified against its md5, size and SHA-256. Inside a clone the clone's `.dvc/config` (and its
 `config.local` credentials) name the remote; with `repo_url` the registry is bare-cloned without
 blobs into a temporary folder, so the command works from any directory.
 
@@ -18,7 +20,7 @@ import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from pydantic import BaseModel, Field
 
@@ -36,7 +38,9 @@ class PulledFile(BaseModel):
     path: str = Field(description="where it was written")
     md5: str = Field(description="md5 of the content")
     size: int = Field(description="bytes")
-    source: str = Field(description="'public' for weights, 'git' for the card and config")
+    source: str = Field(description="'public' for weights and packages, 'git' for the card and config")
+    target: str | None = Field(None, description="the device target, for a package")
+    sha256: str | None = Field(None, description="SHA-256 of a package (as in the release's SHA256SUMS)")
 
 
 class PullResult(BaseModel):
@@ -99,20 +103,21 @@ def _absolute_local_remotes(config: bytes, repo_url: str) -> bytes:
 
 
 def pull(spec: str, out_dir: str | Path | None = None, *, root: str | Path | None = None,
-         repo_url: str | None = None) -> PullResult:
-    """Fetch one published version of a model into a folder.
+         repo_url: str | None = None, targets: Sequence[str] = ()) -> PullResult:
+    """Fetch one published version of a model, or its device packages, into a folder.
 
     Args:
         spec: `NAME@VERSION`, `NAME@vVERSION` or `NAME@latest`.
         out_dir: destination folder (default: `./<name>-<version>`); created when missing.
         root: a folder inside a registry clone (default: the current directory).
         repo_url: the registry's git URL; when given, no clone is needed.
+        targets: fetch these targets' packages instead of the weights, card and config.
 
     Returns:
         What was written, with `withdrawn`/`warning` set for a withdrawn version.
 
     Raises:
-        UsageError: bad spec, unknown model or version.
+        UsageError: bad spec, unknown model or version, a target with no package (the nearest named).
         CardError: the card at the version's tag cannot be read.
         StorageError: the public remote lacks the object, is unreachable, or serves corrupt bytes.
     """
@@ -124,37 +129,66 @@ def pull(spec: str, out_dir: str | Path | None = None, *, root: str | Path | Non
             table[name] = withdraw_offline(table.get(name, []))
         version = resolve(table, name, wanted)
         card, pointer_path = _card_at(gitdir, version)
-        card_bytes, pointer_bytes, config_bytes = cat_files(gitdir, [
-            f"{version.commit}:{MODELS_DIR}/{name}/{CARD_FILE}",
-            f"{version.commit}:{pointer_path}",
-            f"{version.commit}:{MODELS_DIR}/{name}/{card.config}"])
-        if pointer_bytes is None:
-            raise CardError(f"{version.tag} has no DVC pointer {pointer_path}",
-                            "the version was tagged without its weights; ask the registry's admins",
-                            path=pointer_path)
-        try:
-            pointer = parse_pointer(pointer_bytes)
-        except PointerError as e:
-            raise CardError(f"{pointer_path} at {version.tag}: {e}", "the tagged pointer is broken",
-                            path=pointer_path) from None
-        if pointer.is_dir:
-            raise StorageError(f"{pointer_path} tracks a folder; registry pull fetches single files",
-                               f"use: git checkout {version.tag} && dvc pull -R {MODELS_DIR}/{name}")
         remote = Storage(conf_root).remote(PUBLIC)
-        dest = Path(out_dir) if out_dir else Path.cwd() / f"{name}-{version.version}"
-        if dest.exists() and not dest.is_dir():
-            raise UsageError(f"{dest} exists and is not a folder", "give -o a folder to write the model into")
-        dest.mkdir(parents=True, exist_ok=True)
-        files = [_fetch_weights(remote, pointer.md5, pointer.size, dest / PurePosixPath(card.weights).name)]
-        for rel, data in ((CARD_FILE, card_bytes), (card.config, config_bytes)):
-            if data is not None:
-                files.append(_write_atomic(dest / PurePosixPath(rel).name, data))
+        if targets:
+            from registry.package_index import package_entry
+
+            entries = [package_entry(remote, name, version.version, version.commit, t,
+                                     [s.name for s in card.targets]) for t in dict.fromkeys(targets)]
+            dest = _destination(out_dir, name, version)
+            files = [_fetch_package(remote, e, dest) for e in entries]
+        else:
+            dest, files = _pull_weights(gitdir, version, card, pointer_path, remote, out_dir)
     result = PullResult(name=name, version=version.version, tag=version.tag, commit=version.commit,
                         out_dir=str(dest), remote=remote.url, files=files, withdrawn=version.withdrawn)
     if version.withdrawn:
         result.warning = (f"{name}@{version.version} was withdrawn ({version.withdrawn_by}); it is kept "
                           "for consumers pinned to it, but do not start using it")
     return result
+
+
+def _destination(out_dir: str | Path | None, name: str, version: Version) -> Path:
+    dest = Path(out_dir) if out_dir else Path.cwd() / f"{name}-{version.version}"
+    if dest.exists() and not dest.is_dir():
+        raise UsageError(f"{dest} exists and is not a folder", "give -o a folder to write the model into")
+    dest.mkdir(parents=True, exist_ok=True)
+    return dest
+
+
+def _pull_weights(gitdir: Path, version: Version, card: ModelCard, pointer_path: str, remote,
+                  out_dir: str | Path | None) -> tuple[Path, list[PulledFile]]:
+    """The weights from the public remote, and the card and config from git."""
+    name = version.name
+    card_bytes, pointer_bytes, config_bytes = cat_files(gitdir, [
+        f"{version.commit}:{MODELS_DIR}/{name}/{CARD_FILE}",
+        f"{version.commit}:{pointer_path}",
+        f"{version.commit}:{MODELS_DIR}/{name}/{card.config}"])
+    if pointer_bytes is None:
+        raise CardError(f"{version.tag} has no DVC pointer {pointer_path}",
+                        "the version was tagged without its weights; ask the registry's admins",
+                        path=pointer_path)
+    try:
+        pointer = parse_pointer(pointer_bytes)
+    except PointerError as e:
+        raise CardError(f"{pointer_path} at {version.tag}: {e}", "the tagged pointer is broken",
+                        path=pointer_path) from None
+    if pointer.is_dir:
+        raise StorageError(f"{pointer_path} tracks a folder; registry pull fetches single files",
+                           f"use: git checkout {version.tag} && dvc pull -R {MODELS_DIR}/{name}")
+    dest = _destination(out_dir, name, version)
+    files = [_fetch_weights(remote, pointer.md5, pointer.size, dest / PurePosixPath(card.weights).name)]
+    for rel, data in ((CARD_FILE, card_bytes), (card.config, config_bytes)):
+        if data is not None:
+            files.append(_write_atomic(dest / PurePosixPath(rel).name, data))
+    return dest, files
+
+
+def _fetch_package(remote, entry, dest: Path) -> PulledFile:
+    from registry.package_index import fetch_package
+
+    path, _ = fetch_package(remote, entry, dest)
+    return PulledFile(path=str(path), md5=entry.md5, size=entry.size, source=PUBLIC, target=entry.target,
+                      sha256=entry.sha256)
 
 
 def _is_offline(card_bytes: bytes | None) -> bool:

@@ -198,6 +198,65 @@ class Remote:
             raise StorageError(f"remote '{self.name}' ({self.url}) refused the write: {e}",
                                "check the remote's permissions/credentials") from None
 
+    # Files outside DVC's object layout, at fixed keys (e.g. `packages/<name>/<version>/index.json`):
+    # DVC neither reads nor collects them, and anyone who knows the key can find them.
+
+    def key_path(self, key: str) -> str:
+        """Where a file at `key` (a relative, '/'-separated path) lives on the remote."""
+        parts = key.split("/")
+        if key.startswith("/") or any(p in ("", ".", "..") for p in parts) or parts[0] == "files":
+            raise ValueError(f"not a key outside DVC's object layout: {key!r}")
+        return f"{self.root}/{key}"
+
+    def read_key(self, key: str) -> bytes | None:
+        """The bytes of the file at `key`, or None when the remote has no such file.
+
+        Raises:
+            StorageError: the remote is unreachable or refuses the read.
+        """
+        path = self.key_path(key)
+
+        def read() -> bytes | None:
+            try:
+                with self.fs.open(path, mode="rb") as f:
+                    return f.read()
+            except FileNotFoundError as e:
+                cause = e.__cause__  # fsspec's HTTP filesystem: a refused connection, not a miss
+                if isinstance(cause, OSError) and not isinstance(cause, FileNotFoundError):
+                    raise ConnectionError(str(cause)) from cause
+                return None
+
+        try:
+            return with_retries(f"reading {key} from remote '{self.name}' ({self.url})", read)
+        except PermissionError as e:
+            raise StorageError(f"remote '{self.name}' ({self.url}) refused to read {key}: {e}",
+                               "check the remote's permissions/credentials") from None
+
+    def write_key(self, key: str, data: bytes) -> None:
+        """Write `data` at `key`: to a temporary name first, then moved over the old file.
+
+        Raises:
+            StorageError: the remote is unreachable or refuses the write.
+        """
+        import tempfile
+
+        path = self.key_path(key)
+        with tempfile.TemporaryDirectory(prefix="registry-key-") as tmp:
+            local = Path(tmp) / "data"
+            local.write_bytes(data)
+
+            def put() -> None:
+                self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+                part = f"{path}.tmp{os.getpid()}"
+                self.fs.put_file(str(local), part)
+                self.fs.mv(part, path)
+
+            try:
+                with_retries(f"writing {key} to remote '{self.name}'", put)
+            except PermissionError as e:
+                raise StorageError(f"remote '{self.name}' ({self.url}) refused to write {key}: {e}",
+                                   "check the remote's permissions/credentials") from None
+
 
 class Storage:
     """The DVC remotes of a registry clone.

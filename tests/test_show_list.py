@@ -6,7 +6,7 @@ import pytest
 
 from registry.errors import UsageError
 from registry.listing import list_models, read_cards, show_model
-from factories import withdraw_version
+from factories import mlp_onnx, publish_version, withdraw_version
 
 
 def test_list_shows_state_latest_version_and_task(published_registry):
@@ -125,3 +125,13 @@ def test_every_consume_command_has_help_with_an_example(command):
 def test_list_at_an_unknown_revision_is_a_git_error(published_registry):
     proc = published_registry.registry("list", "--rev", "no-such-branch")
     assert proc.returncode == 4 and "unknown git revision 'no-such-branch'" in proc.stderr
+
+
+def test_show_lists_the_device_package_of_each_target_of_the_version(registry_repo):
+    reg = registry_repo
+    reg.write({"models/.gitkeep": ""})
+    reg.add_model("edge", mlp_onnx(1), extra="targets:\n  - linux-x86_64\n  - android-arm64\n")
+    publish_version(reg, "edge", "1.0.0")
+    d = show_model(reg.root, "edge")
+    assert d.pull[-2:] == ["registry pull edge@1.0.0 --target linux-x86_64",
+                           "registry pull edge@1.0.0 --target android-arm64"]

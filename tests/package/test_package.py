@@ -98,14 +98,17 @@ def test_loader_in_the_package_runs_it(built, tmp_path):
 
 
 def test_same_inputs_give_byte_identical_packages(tmp_path):
-    # ORT-format files are left out: ONNX Runtime's serializer orders some tables differently
-    # from run to run (docs/packaging.md#the-package).
-    model, card = write_package_source(tmp_path / "src", conv_onnx(), "  - linux-x86_64\n  - cuda\n")
+    targets = "  - linux-x86_64\n  - cuda\n  - name: android-arm64\n    quantize: dynamic\n"
+    model, card = write_package_source(tmp_path / "src", conv_onnx(), targets)
     source = source_from_files(model, card)
-    for target in ("linux-x86_64", "cuda"):
+    for target in ("android-arm64", "cuda", "linux-x86_64"):
         a = build_package(source, target, tmp_path / "a", overrides=FAST, benchmark=False)
         b = build_package(source, target, tmp_path / "b", overrides=FAST, benchmark=False)
         assert a.path.read_bytes() == b.path.read_bytes(), target
+    assert a.manifest.description.tools.get("ort_layout") is None
+    ort_pkg = open_package(tmp_path / "a" / "mlp-1.0.0-android-arm64.tar.gz")
+    assert ort_pkg.manifest.model_file == "model/model.ort"
+    assert ort_pkg.manifest.description.tools["ort_layout"] == "canonical"
     with tarfile.open(a.path) as tar:
         assert {m.mtime for m in tar.getmembers()} == {0} and {m.uid for m in tar.getmembers()} == {0}
     assert a.path.read_bytes()[4:8] == b"\0\0\0\0"  # gzip header mtime

@@ -1,14 +1,16 @@
 """release.yml, run by the real act on a version tag against a real registry repository.
 
 The tag of a published version whose card lists the Linux targets must end with one verified
-package per target attached to the GitHub Release, a SHA256SUMS file that matches them, and a
-provenance attestation for each file.
+package per target attached to the GitHub Release, a SHA256SUMS file that matches them, a
+provenance attestation for each file, and the same packages on the public remote, where
+`registry pull NAME@VERSION --target T` finds them from the git repository alone.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 import sys
 import tarfile
 from pathlib import Path
@@ -17,7 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from workflow_runs import GITHUB_REPOSITORY, Act, example_card, make_project_clone, mlp_onnx  # noqa: E402
+from workflow_runs import GITHUB_REPOSITORY, Act, example_card, make_project_clone, mlp_onnx, tool  # noqa: E402
 
 pytestmark = pytest.mark.slow
 TAG = "tiny-mlp@v1.0.0"
@@ -91,3 +93,13 @@ def test_a_version_tag_builds_verifies_and_attaches_a_package_per_target(tmp_pat
         assert manifest_of(assets / name)["target"] == target
     attested = (act.releases / "attestations.txt").read_text()
     assert all(sums[name] in attested for name in packages), attested
+    # the same bytes on the public remote, found through the version's index, from a fresh directory
+    consumer = tmp_path / "consumer"
+    consumer.mkdir()
+    for name, target in packages.items():
+        proc = subprocess.run(
+            [str(tool("registry")), "pull", "tiny-mlp@1.0.0", "--target", target, "--repo", str(clone.root)],
+            cwd=consumer, env=clone.env, capture_output=True, text=True,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert (consumer / "tiny-mlp-1.0.0" / name).read_bytes() == (assets / name).read_bytes()
