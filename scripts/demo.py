@@ -314,13 +314,19 @@ def consumer_pulls(d: Demo) -> None:
 
 def build_device_package(d: Demo) -> None:
     d.say("A version tag also builds device packages: convert, verify against the published ONNX, "
-          "time the candidate engines, pack. Then run the package on one sample.")
+          "time the candidate engines, pack, push to the public remote. A consumer pulls the package "
+          "by target and runs it on one sample.")
     dist = d.work / "dist"
     d.sh("registry", "package", f"{NEW_MODEL}@1.1.0", "--target", "linux-x86_64", "--out", dist)
+    d.sh("registry", "push-packages", f"{NEW_MODEL}@1.1.0", dist)
+    consumer = d.work / "consumer"
+    consumer.mkdir(exist_ok=True)
+    d.sh("registry", "pull", f"{NEW_MODEL}@1.1.0", "--target", "linux-x86_64", "-o", "pkg",
+         "--repo", f"file://{d.origin}", cwd=consumer)
     sample = d.work / "sample.npy"
     import numpy as np
     np.save(sample, np.load(d.files["eval"])["pixels"][:1])
-    d.sh("registry", "run", dist / f"{NEW_MODEL}-1.1.0-linux-x86_64.tar.gz", "--input", sample)
+    d.sh("registry", "run", consumer / "pkg" / f"{NEW_MODEL}-1.1.0-linux-x86_64.tar.gz", "--input", sample)
 
 
 def compress_a_version(d: Demo) -> None:
@@ -362,7 +368,7 @@ STEPS: list[Step] = [
     Step("Publish version 1.1.0 with new weights and metrics", publish_second_version),
     Step("Read the release notes", show_release_notes),
     Step("A consumer pulls both versions and checks their hashes", consumer_pulls),
-    Step("Build and run a device package", build_device_package),
+    Step("Build a device package; a consumer pulls it by target and runs it", build_device_package),
     Step("Compress the model to a size target", compress_a_version),
     Step("Unpublish; pulling a withdrawn version warns", unpublish),
 ]
