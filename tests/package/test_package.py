@@ -62,8 +62,15 @@ def test_benchmark_table_times_every_setting_and_records_the_choice(built):
         "disable", "basic", "extended", "all"}
     assert all(t.p90_ms >= t.median_ms for t in timed)
     best = min(timed, key=lambda t: (t.median_ms, t.p90_ms))
-    assert result.manifest.engine == best.setting and bench.chosen_converter == best.converter
-    assert "fastest median" in bench.reason and bench.machine.cpus >= 1
+    default = next(t for t in timed if t.converter == "onnx" and t.setting.threads == 0
+                   and t.setting.graph_optimization == "all")
+    if best.median_ms <= 0.95 * default.median_ms:  # a clear winner replaces the engine's default
+        assert result.manifest.engine == best.setting and bench.chosen_converter == best.converter
+        assert "fastest median" in bench.reason
+    else:  # within noise of the default: the default is kept, and the report says why
+        assert result.manifest.engine == default.setting and bench.chosen_converter == "onnx"
+        assert "kept the engine's default" in bench.reason
+    assert bench.machine.cpus >= 1
     # the chosen setting itself was verified, not only the candidate under a default setting
     check = result.manifest.engine_verification
     assert check.passed and check.setting == result.manifest.engine.label()
