@@ -37,8 +37,9 @@ def test_demo_runs_end_to_end_and_the_bot_catches_then_passes(tmp_path):
     # the consumer got exactly what the tags record, from public
     pulled = out.split("A consumer pulls both versions")[1].split("==> [")[0]
     assert pulled.count("= what digits-mlp@v") == 2 and "from public" in pulled
-    package = out.split("Build and run a device package")[1].split("==> [")[0]
-    assert "passed" in package and "probabilities float32 [1, 10]" in package
+    package = out.split("Build a device package")[1].split("==> [")[0]
+    assert "passed" in package and "uploaded, verified md5+size" in package
+    assert "from public" in package and "probabilities float32 [1, 10]" in package
     compressed = out.split("Compress the model to a size target")[1].split("==> [")[0]
     assert "<- result" in compressed
     withdrawn = out.split("pulling a withdrawn version warns")[-1]
