@@ -2,10 +2,11 @@
 
 Each setting gets warm-up runs, then `repeats` timed runs of one sample input, spread over three
 rounds that pass over all settings (one session open at a time); the median decides, the 90th
-percentile is recorded. The runtime's default thread count is always one of the settings. A
-cross-built target is not timed (the build machine says nothing about the device): its first
-verified candidate, in the target's order of preference, with the engine's default setting, is
-chosen, and the manifest says so.
+percentile is recorded. The runtime's default thread count is always one of the settings. On a
+cross-built target the build machine says nothing about the device: its first verified
+candidate, in the target's order of preference, with the engine's default setting, is chosen,
+and the manifest says so. Each candidate is still timed here with the setting it would ship with,
+for information (`measured: false`).
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class Machine(BaseModel):
 class BenchmarkReport(BaseModel):
     """All timings and the choice made."""
 
-    measured: bool = Field(description="whether timings were taken on the target device")
+    measured: bool = Field(description="whether timings were taken on the target device (false: any "
+                           "timings are the build machine's, for information, and did not decide)")
     machine: Machine
     timings: list[Timing] = Field(default_factory=list)
     chosen_converter: str
@@ -54,7 +56,10 @@ class BenchmarkReport(BaseModel):
     reason: str
 
     def ranked(self) -> list[tuple[str, EngineSetting]]:
-        """(converter, setting) pairs best first: the timed ones by median, else the choice alone."""
+        """(converter, setting) pairs best first: the timed ones by median, else the choice alone
+        (timings not measured on the device never change the choice)."""
+        if not self.measured:
+            return [(self.chosen_converter, self.chosen_setting)]
         ok = sorted((t for t in self.timings if t.median_ms is not None), key=lambda t: (t.median_ms, t.p90_ms))
         return [(t.converter, t.setting) for t in ok] or [(self.chosen_converter, self.chosen_setting)]
 
@@ -105,25 +110,35 @@ def time_settings(pairs: list[tuple[Candidate, EngineSetting]], feed: dict[str, 
     return timings
 
 
+def shipping_setting(candidate: Candidate, providers: list[str]) -> EngineSetting:
+    """The engine's default setting for a candidate (what a package ships when nothing was measured)."""
+    return get_engine(candidate.engine).default_setting(providers if candidate.engine == "onnxruntime" else [])
+
+
 def choose(candidates: list[Candidate], feed: dict[str, np.ndarray], *, native: bool, why_not: str,
-           threads: list[int], providers: list[str], warmup: int, repeats: int) -> BenchmarkReport:
+           threads: list[int], providers: list[str], warmup: int, repeats: int,
+           benchmark: bool = True) -> BenchmarkReport:
     """Time every candidate × setting (native targets) and pick the fastest median.
 
     Args:
         candidates: verified candidates, in the target's order of preference.
         native: whether this machine is the target device.
         why_not: the reason to record when it is not.
+        benchmark: take timings at all (off: no timings, the first candidate, byte-identical rebuilds).
     """
     machine = machine_info()
-    if not native:
+    if not native or not benchmark:
         first = candidates[0]
-        setting = EngineSetting(engine=first.engine, threads=0,
-                                graph_optimization="all" if first.engine == "onnxruntime" else None,
-                                providers=providers if first.engine == "onnxruntime" else [])
-        return BenchmarkReport(measured=False, machine=machine, chosen_converter=first.converter,
-                               chosen_setting=setting,
-                               reason=f"{why_not}; chose the first verified candidate in the target's "
-                                      f"order ({first.converter}) with the engine's default setting")
+        reason = (f"{why_not if not native else 'benchmark turned off'}; chose the first verified candidate "
+                  f"in the target's order ({first.converter}) with the engine's default setting")
+        timings: list[Timing] = []
+        if benchmark:
+            timings = time_settings([(c, shipping_setting(c, providers)) for c in candidates], feed,
+                                    warmup=warmup, repeats=repeats)
+            reason += "; the timings were taken on the build machine, for information only"
+        return BenchmarkReport(measured=False, machine=machine, timings=timings,
+                               chosen_converter=first.converter,
+                               chosen_setting=shipping_setting(first, providers), reason=reason)
     grid = list(dict.fromkeys([*threads, 0]))  # 0: the runtime's own default, always a contender
     pairs = [(cand, setting) for cand in candidates
              for setting in get_engine(cand.engine).settings(grid, providers)]
