@@ -94,7 +94,8 @@ class WeightsStorage(Check):
         what = "weights" if field == "weights" else "PyTorch source"
         if loc.pointer_path and committed_to_git(ctx, loc.weights_path):
             yield self.finding(
-                f"the {what} file {loc.weights_path} is committed to git; it belongs in DVC",
+                f"the {what} file {loc.weights_path} is committed to git; {what} belong{'' if field == 'weights' else 's'} "
+                "in DVC",
                 f"git rm --cached {loc.weights_path}, then dvc add {loc.weights_path} && "
                 f"dvc push -r {STAGING} {loc.pointer_path}", path=loc.weights_path)
         if loc.problem is not None:
