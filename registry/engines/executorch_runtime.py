@@ -55,9 +55,11 @@ class ExecuTorchEngine(Engine):
         wanted = setting.threads or _DEFAULT_THREADS
         if portable_lib._threadpool_get_thread_count() != wanted:
             portable_lib._unsafe_reset_threadpool(wanted)
-        method = Runtime.get().load_program(data).load_method("forward")
+        # The program owns the method's memory arenas: it must live as long as the method.
+        program = Runtime.get().load_program(data)
+        method = program.load_method("forward")
 
-        def run(feeds):
+        def run(feeds, program=program):
             """Outputs for one set of inputs, passed in the model's input order."""
             args = [torch.from_numpy(np.ascontiguousarray(v)) for v in feeds.values()]
             return [o.detach().numpy().copy() if isinstance(o, torch.Tensor) else np.asarray(o)

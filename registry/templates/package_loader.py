@@ -39,8 +39,9 @@ def load(folder=HERE):
 
         if _version(have) < _version(need):
             raise SystemExit(f"this package needs executorch >= {need}; installed: {have}")
-        method = Runtime.get().load_program(model.read_bytes()).load_method("forward")
-        return lambda feeds: dict(zip(manifest["outputs"], [
+        program = Runtime.get().load_program(model.read_bytes())  # owns the method's memory: keep it
+        method = program.load_method("forward")
+        return lambda feeds, program=program: dict(zip(manifest["outputs"], [
             t.numpy() for t in method.execute([torch.from_numpy(feeds[n]) for n in order])]))
     if setting["engine"] == "coreml":
         import coremltools as ct

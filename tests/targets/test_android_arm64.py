@@ -6,6 +6,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import subprocess
+import sys
+import tarfile
 
 import numpy as np
 import pytest
@@ -76,6 +79,14 @@ def test_executorch_package_from_the_pt2_is_verified_against_the_onnx(tmp_path):
     want = ort.InferenceSession(str(model)).run(None, {"input": x})[0]
     np.testing.assert_allclose(run_package(result.path, {"input": x})["probabilities"], want, atol=1e-6)
     assert verify_package(result.path).passed
+    # the package's own loader runs the .pte too
+    with tarfile.open(result.path) as tar:
+        tar.extractall(tmp_path / "x", filter="data")
+    np.save(tmp_path / "x.npy", x)
+    proc = subprocess.run([sys.executable, "loader.py", str(tmp_path / "x.npy")], capture_output=True, text=True,
+                          cwd=tmp_path / "x" / "mlp-1.0.0-android-arm64")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("probabilities (1, 3) float32")
 
 
 def test_executorch_package_is_byte_identical_on_rebuild_and_carries_its_block(tmp_path):
