@@ -587,16 +587,19 @@ def _block(source: ModelSource, ref: str, target: Target, converter: str, prep: 
     """
     import onnx
 
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None) if model else None
-    started_from = source.weights if model is not None else source.pytorch
+    onnx_model = model is not None
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None) if onnx_model else None
+    started_from = source.weights if onnx_model else source.pytorch
     return DescriptionBlock(
         runtime=target.runtime, min_runtime_version="0", execution_providers=target.providers(),
-        format="onnx", opset=opset, ir_version=model.ir_version if model is not None else None,
+        format="onnx", opset=opset, ir_version=model.ir_version if onnx_model else None,
         weight_dtype="int8" if prep.precision == "int8" else "float32",
-        quantized=prep.quantization is not None, quantization=prep.quantization, optimized=prep.optimized,
+        quantized=prep.quantization is not None, quantization=prep.quantization,
+        optimized=prep.optimized if onnx_model else None,  # ONNX Runtime's optimiser never saw a .pt2
         processing=prep.steps, source_model=ref,
         source_sha256=hashlib.sha256(started_from.read_bytes()).hexdigest(), target=target.name,
-        converter=converter, tools={"registry": __version__, "onnx": onnx.__version__})
+        converter=converter,
+        tools={"registry": __version__, **({"onnx": onnx.__version__} if onnx_model else {})})
 
 
 def _final_block(cand: Candidate, block: DescriptionBlock, target: Target) -> DescriptionBlock:

@@ -39,7 +39,8 @@ _PAYLOAD_RE = re.compile(r"^data/(weights|constants)/([A-Za-z0-9_.-]+)$")
 _MODEL_RE = re.compile(r"^models/([A-Za-z0-9_.-]+)\.json$")
 _SAMPLE_RE = re.compile(r"^data/sample_inputs/([A-Za-z0-9_.-]+)\.pt$")
 # Graph nodes may call operators, and the symbolic-int helpers torch.export writes.
-_TARGET_RE = re.compile(r"^(torch\.ops\.[A-Za-z_]\w*(\.[A-Za-z_]\w*){1,2}|torch\._?sym_\w+|_operator\.\w+|math\.\w+)$")
+_TARGET_RE = re.compile(r"^(torch\.ops\.[A-Za-z_]\w*(\.[A-Za-z_]\w*){1,2}"
+                        r"|torch\._?sym_\w+|_operator\.\w+|math\.\w+)$")
 # Functions a shape expression may call: sympy's and torch.utils._sympy's (capitalised
 # classes such as Max, Mod, FloorDiv, Eq, Piecewise) and a few lower-case sympy functions.
 _SYM_CALL_RE = re.compile(r"^[A-Z][A-Za-z0-9]*$")
@@ -55,7 +56,8 @@ class Pt2Archive(BaseModel):
     """What `inspect_pt2` found in a `.pt2` file."""
 
     root: str = Field(description="the archive's top folder")
-    models: list[str] = Field(description="names of the exported programs it holds ('model' for torch.export.save)")
+    models: list[str] = Field(description="names of the exported programs it holds "
+                                          "('model' for torch.export.save)")
     entries: list[str] = Field(description="every entry, relative to the root")
     tensors: int = Field(description="weights and constants stored as plain tensors")
 
@@ -92,7 +94,8 @@ def _inspect(z: zipfile.ZipFile, names: list[str], shown: str) -> Pt2Archive:
     legacy = [n for n in names if PurePosixPath(n).name.startswith("serialized_") or n == "version"]
     if legacy:
         raise _refuse(shown, legacy[0], "belongs to the torch.export format before torch 2.8, whose state "
-                      "dict, constants and sample inputs are pickles; the registry does not unpickle uploaded files",
+                      "dict, constants and sample inputs are pickles; the registry does not unpickle "
+                      "uploaded files",
                       "load it on a trusted machine and save it again with a current torch: "
                       "torch.export.save(torch.export.load('old.pt2'), 'model.pt2')")
     pickled = [n for n in names if n.endswith((".pkl", ".pickle"))]
@@ -105,7 +108,8 @@ def _inspect(z: zipfile.ZipFile, names: list[str], shown: str) -> Pt2Archive:
     root = roots.pop()
     rel = {n[len(root) + 1:]: n for n in names}
     if rel.get("archive_format") is None or z.read(rel["archive_format"]).strip() != b"pt2":
-        raise ModelFormatError(f"{shown} is not a .pt2 archive (no 'archive_format' entry saying pt2)", FORMAT_HINT)
+        raise ModelFormatError(f"{shown} is not a .pt2 archive (no 'archive_format' entry saying pt2)",
+                               FORMAT_HINT)
     models = sorted(m.group(1) for r in rel if (m := _MODEL_RE.match(r)))
     if "model" not in models:
         raise ModelFormatError(f"{shown} holds no exported program named 'model' (models/model.json)",

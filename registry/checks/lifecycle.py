@@ -2,9 +2,9 @@
 
 Compares the card on the base with the card on the head (`registry.lifecycle.classify`), and
 guards what identifies a published version: `source.repo`, the config file (path and content),
-the weights and the PyTorch source (`pytorch`, when present) (path and the md5 their DVC pointer
-records) change only with a higher `version`; a version never goes down and never reuses a published tag; a published model is
-unpublished before it is deleted.
+the weights and the PyTorch source (`pytorch`, when present; path and the md5 their DVC pointer
+records) change only with a higher `version`; a version never goes down and never reuses a
+published tag; a published model is unpublished before it is deleted.
 """
 
 from __future__ import annotations

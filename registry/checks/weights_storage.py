@@ -93,9 +93,9 @@ class WeightsStorage(Check):
         card = ctx.card
         what = "weights" if field == "weights" else "PyTorch source"
         if loc.pointer_path and committed_to_git(ctx, loc.weights_path):
+            belong = "belong" if field == "weights" else "belongs"
             yield self.finding(
-                f"the {what} file {loc.weights_path} is committed to git; {what} belong{'' if field == 'weights' else 's'} "
-                "in DVC",
+                f"the {what} file {loc.weights_path} is committed to git; {what} {belong} in DVC",
                 f"git rm --cached {loc.weights_path}, then dvc add {loc.weights_path} && "
                 f"dvc push -r {STAGING} {loc.pointer_path}", path=loc.weights_path)
         if loc.problem is not None:

@@ -41,7 +41,8 @@ class CoreMlConverter(PytorchConverter):
     """
 
     name = "coreml"
-    summary = "Core ML ML Program (.mlpackage) via coremltools, from the card's .pt2 (pytorch:); runs on macOS/iOS only"
+    summary = ("Core ML ML Program (.mlpackage) via coremltools, from the card's .pt2 (pytorch:); "
+               "runs on macOS/iOS only")
     needs = ("coremltools",)
 
     def available(self) -> tuple[bool, str]:

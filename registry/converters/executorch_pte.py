@@ -88,9 +88,9 @@ def _lowering_error(error: Exception, program, shown: str, target: str) -> Conve
     m = _OP_RE.search(text)
     if m:
         op = m.group(1)
+        bare = op.removeprefix("aten.")
         node = next((n.name for n in program.graph.nodes
-                     if n.op == "call_function" and str(n.target).removeprefix("aten.") == op.removeprefix("aten.")),
-                    None)
+                     if n.op == "call_function" and str(n.target).removeprefix("aten.") == bare), None)
         where = f" (node '{node}')" if node else ""
         return ConversionError(f"{shown}: target {target} cannot convert op {op}{where}: ExecuTorch has no "
                                "kernel for it (not in the Core ATen opset)",
