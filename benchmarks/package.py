@@ -24,7 +24,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Device packages"
 NOTE = ("Reading the figures: packaging time includes conversion, verification and (for timed "
-        "targets) the engine benchmark; cross-built targets are verified but not timed. The "
+        "targets) the engine benchmark; cross-built targets are verified and timed once, for "
+        "information, without the timings deciding. The "
         "'chosen' row re-times the package's engine setting after the build. This machine has 2 "
         "cores shared with other work: the same row varies by ±30% or more from run to run, so the "
         "chosen and default rows here are within noise of each other (the build's own benchmark "

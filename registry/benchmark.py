@@ -4,10 +4,10 @@ Each setting gets warm-up runs, then `repeats` timed runs of one sample input, s
 rounds that pass over all settings (one session open at a time); the median decides, the 90th
 percentile is recorded. The runtime's default thread count is always one of the settings, and
 the default setting is replaced only by one at least 5% faster (less is within timing noise), so a
-package is never slower than a plain session of its engine. A
-cross-built target is not timed (the build machine says nothing about the device): its first
-verified candidate, in the target's order of preference, with the engine's default setting, is
-chosen, and the manifest says so.
+package is never slower than a plain session of its engine. On a cross-built target the build
+machine says nothing about the device: its first verified candidate, in the target's order of
+preference, with the engine's default setting, is chosen, and the manifest says so (`measured:
+false`, no timings: its package rebuilds byte-identical).
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ class Machine(BaseModel):
 class BenchmarkReport(BaseModel):
     """All timings and the choice made."""
 
-    measured: bool = Field(description="whether timings were taken on the target device")
+    measured: bool = Field(description="whether timings were taken on the target device (false: "
+                           "none were taken, the target's order decided)")
     machine: Machine
     timings: list[Timing] = Field(default_factory=list)
     chosen_converter: str
@@ -56,8 +57,11 @@ class BenchmarkReport(BaseModel):
     reason: str
 
     def ranked(self) -> list[tuple[str, EngineSetting]]:
-        """(converter, setting) pairs best first: the choice, then the other timed ones by median."""
+        """(converter, setting) pairs best first: the choice, then the other timed ones by median
+        (timings not measured on the device never change the choice)."""
         chosen = (self.chosen_converter, self.chosen_setting)
+        if not self.measured:
+            return [chosen]
         ok = sorted((t for t in self.timings if t.median_ms is not None), key=lambda t: (t.median_ms, t.p90_ms))
         return [chosen] + [pair for t in ok if (pair := (t.converter, t.setting)) != chosen]
 
@@ -108,25 +112,32 @@ def time_settings(pairs: list[tuple[Candidate, EngineSetting]], feed: dict[str, 
     return timings
 
 
+def shipping_setting(candidate: Candidate, providers: list[str]) -> EngineSetting:
+    """The engine's default setting for a candidate (what a package ships when nothing was measured)."""
+    return get_engine(candidate.engine).default_setting(providers if candidate.engine == "onnxruntime" else [])
+
+
 def choose(candidates: list[Candidate], feed: dict[str, np.ndarray], *, native: bool, why_not: str,
-           threads: list[int], providers: list[str], warmup: int, repeats: int) -> BenchmarkReport:
+           threads: list[int], providers: list[str], warmup: int, repeats: int,
+           benchmark: bool = True) -> BenchmarkReport:
     """Time every candidate × setting (native targets) and pick the fastest median.
 
     Args:
         candidates: verified candidates, in the target's order of preference.
         native: whether this machine is the target device.
         why_not: the reason to record when it is not.
+        benchmark: take timings at all (off: no timings, the first candidate, byte-identical rebuilds).
     """
     machine = machine_info()
-    if not native:
+    if not native or not benchmark:
         first = candidates[0]
-        setting = EngineSetting(engine=first.engine, threads=0,
-                                graph_optimization="all" if first.engine == "onnxruntime" else None,
-                                providers=providers if first.engine == "onnxruntime" else [])
-        return BenchmarkReport(measured=False, machine=machine, chosen_converter=first.converter,
-                               chosen_setting=setting,
-                               reason=f"{why_not}; chose the first verified candidate in the target's "
-                                      f"order ({first.converter}) with the engine's default setting")
+        reason = (f"{why_not if not native else 'benchmark turned off'}; chose the first verified candidate "
+                  f"in the target's order ({first.converter}) with the engine's default setting")
+        # no timings: the build machine's would say nothing about the device, and a package without
+        # them is byte-identical when rebuilt (a re-run release job then finds it already published)
+        return BenchmarkReport(measured=False, machine=machine,
+                               chosen_converter=first.converter,
+                               chosen_setting=shipping_setting(first, providers), reason=reason)
     grid = list(dict.fromkeys([*threads, 0]))  # 0: the runtime's own default, always a contender
     pairs = [(cand, setting) for cand in candidates
              for setting in get_engine(cand.engine).settings(grid, providers)]

@@ -294,8 +294,8 @@ def parse_latency(v: float | str) -> float:
 class ModelCard(BaseModel):
     """The metadata of one model in the registry (`models/<name>/model.yaml`).
 
-    `source.repo`, `config` and `weights` together identify a published version: changing any of
-    them needs a new `version`.
+    `source.repo`, `config`, `weights` (and `pytorch`, when present) together identify a published
+    version: changing any of them needs a new `version`.
     """
 
     model_config = ConfigDict(extra="forbid", use_enum_values=False)
@@ -308,6 +308,9 @@ class ModelCard(BaseModel):
     source: Source = Field(description="training code")
     config: str = Field(description="config file, relative to the model folder (yaml or json)")
     weights: str = Field(description="weights/structure file relative to the model folder, DVC-tracked (ONNX)")
+    pytorch: str | None = Field(None, description="PyTorch source of the same model: a .pt2 ExportedProgram "
+                                "(torch.export.save) relative to the model folder, DVC-tracked; device "
+                                "targets convert it for ExecuTorch and Core ML")
     size: int | str | None = Field(None, description="storage size of the weights: bytes, or '12.5MB'; must match DVC")
     metrics: list[Metric] = Field(default_factory=list, description="training/evaluation metrics")
     description: str | None = Field(None, description="what the model does, free text")
@@ -342,6 +345,16 @@ class ModelCard(BaseModel):
     @classmethod
     def _inside_folder(cls, v: str) -> str:
         return check_relative_path(v)
+
+    @field_validator("pytorch")
+    @classmethod
+    def _pt2_inside_folder(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        v = check_relative_path(v)
+        if not v.endswith(".pt2"):
+            raise ValueError("must name a .pt2 file (torch.export.save(exported_program, 'model.pt2'))")
+        return v
 
     @field_validator("size")
     @classmethod

@@ -23,7 +23,7 @@ import click  # noqa: E402
 
 from registry import __version__  # noqa: E402
 from registry.card import Task  # noqa: E402
-from registry.errors import RegistryError, UsageError  # noqa: E402
+from registry.errors import ConversionError, RegistryError, UsageError  # noqa: E402
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -382,6 +382,46 @@ def run(package_file: Path, inputs: tuple[str, ...], key_env: str | None, key_fi
         value = np.asarray(value)
         click.echo(f"{name} {value.dtype} {list(value.shape)}")
         click.echo(np.array2string(value, precision=6, threshold=200))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("package_files", metavar="PACKAGE...", nargs=-1, required=True,
+                type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--key-env", metavar="VAR", help="Decrypt with the AES-256 key in this environment variable.")
+@click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path), help="Decrypt with the key in this file.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json prints one verification record per package.")
+def verify(package_files: tuple[Path, ...], key_env: str | None, key_file: Path | None, fmt: str) -> None:
+    """Verify device packages on this machine: run each on the inputs it stores and compare its
+    outputs with the source model's, with the thresholds it was built with.
+
+    The release workflow runs it on each target's runner, so a Core ML package (which runs only
+    on macOS) is verified in the macOS job.
+
+    \b
+    Example:
+      registry verify dist/digits-cnn-1.2.0-ios-arm64.tar.gz
+    Exit codes: 0 every package passed, 2 usage (e.g. its runtime cannot run here), 6 a package
+    failed, or is altered, truncated, or needs a newer runtime.
+    """
+    from registry.encryption import load_key
+    from registry.package import verify_package
+
+    key = load_key(key_env, key_file)
+    results = []
+    for path in package_files:
+        results.append((path, verify_package(path, key)))
+    if fmt == "json":
+        click.echo(json.dumps([{"package": str(p), **v.model_dump(mode="json")} for p, v in results], indent=2))
+    else:
+        for p, v in results:
+            click.echo(f"{p}: {v.summary()}")
+            click.echo(f"  {v.where}")
+    failed = [p for p, v in results if not v.passed]
+    if failed:
+        raise ConversionError(f"{len(failed)} of {len(results)} package(s) failed verification on this machine: "
+                              + ", ".join(str(p) for p in failed),
+                              "see the numbers above; docs/packaging.md#verification")
 
 
 # --------------------------------------------------------------------------- compress

@@ -129,6 +129,11 @@ def _refuse_zip(path: Path) -> None:
             names = z.namelist()
     except zipfile.BadZipFile:
         names = []
+    if any(n.rsplit("/", 1)[-1] == "archive_format" for n in names):
+        raise ModelFormatError(f"{path.name} is a PyTorch ExportedProgram (.pt2), which is not the weights "
+                               "format: the registry checks, publishes and verifies against ONNX",
+                               "set 'weights' to the ONNX export of the model and name the .pt2 under "
+                               "'pytorch:' (see docs/model-card.md#pytorch-source)")
     if any(n.endswith(".pkl") for n in names):
         kind = ("a TorchScript archive" if any("/code/" in n or n.startswith("code/") for n in names)
                 else "a PyTorch checkpoint (torch.save zip with data.pkl)")

@@ -4,7 +4,8 @@
 
 1. prepare the source ONNX: merge the declared pre/post-processing (the function library), then
    optionally quantize to int8 and apply offline graph optimisation (the acceleration library);
-2. convert it with each candidate converter of the target (or the one named explicitly);
+2. convert it with each candidate converter of the target (or the one named explicitly); the
+   ExecuTorch and Core ML converters start from the card's PyTorch source (`.pt2`) instead;
 3. verify each candidate against the source in float32 (`registry.verify`); drop failures;
 4. time the verified candidates under each engine setting and keep the fastest (`registry.benchmark`);
 5. write the description block (`registry.protocol`) into the model and the manifest, and pack a
@@ -12,7 +13,9 @@
    encrypted (`registry.encryption`).
 
 `run_package` opens a package (decrypting in memory), checks hashes and runtime compatibility,
-and runs it.
+and runs it. `verify_package` runs it on the verification inputs stored in the package and
+compares the outputs with the source model's, on whatever machine it is called (the release
+workflow runs it on each target's runner, e.g. Core ML on macOS).
 """
 
 from __future__ import annotations
@@ -25,19 +28,21 @@ import os
 import re
 import tarfile
 import tempfile
+import zipfile
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 from pydantic import BaseModel, Field
 
 from registry import __version__
-from registry.benchmark import BenchmarkReport, choose
+from registry.benchmark import BenchmarkReport, choose, machine_info, shipping_setting
 from registry.card import ModelCard, TargetSpec, card_path, load_card
 from registry.converters import Candidate, get_converter
 from registry.encryption import PackageIntegrityError, decrypt, encrypt, is_encrypted
 from registry.engines import EngineSetting, get_engine
 from registry.errors import ConversionError, StorageError, UsageError
 from registry.protocol import (
+    METADATA_KEY,
     DescriptionBlock,
     Quantization,
     RuntimeTooOldError,
@@ -49,6 +54,7 @@ from registry.targets import Target, TargetOptions, get_target, load_all
 from registry.verify import (
     Verification,
     input_signature,
+    judge,
     reference_outputs,
     sample_inputs,
     verify_candidate,
@@ -56,6 +62,7 @@ from registry.verify import (
 
 MANIFEST = "manifest.json"
 LOADER = "loader.py"
+REFERENCE = "verification/reference.npz"
 PACKAGE_FORMAT = 1
 _REF_RE = re.compile(r"^(?P<name>[a-z0-9][a-z0-9-]*[a-z0-9])@v?(?P<version>\d+\.\d+\.\d+\S*)$")
 
@@ -68,6 +75,7 @@ class ModelSource(BaseModel):
     card: ModelCard
     weights: Path = Field(description="the source ONNX file")
     folder: Path = Field(description="folder with the card's other files (calibration, sample inputs)")
+    pytorch: Path | None = Field(None, description="the card's PyTorch source (.pt2), when it has one")
 
 
 class Manifest(BaseModel):
@@ -76,13 +84,15 @@ class Manifest(BaseModel):
     package_format: int = PACKAGE_FORMAT
     model: str = Field(description="'<name>@<version>'")
     target: str
-    model_file: str = Field(description="path of the model inside the package")
+    model_file: str = Field(description="path of the model inside the package (a folder for .mlpackage)")
     files: dict[str, str] = Field(description="SHA-256 of every file of the package but the manifest")
     description: DescriptionBlock
     engine: EngineSetting = Field(description="the engine setting chosen by the benchmark")
     inputs: list[dict] = Field(description="name, shape and dtype of each input")
     outputs: list[str] = Field(description="output names, in order")
-    verified: bool = Field(description="whether the chosen model was verified numerically on the build machine")
+    verified: bool = Field(description="whether the chosen model was verified numerically on the build machine "
+                           "(false only for a model this machine cannot run, packaged because it was asked "
+                           "for explicitly: `registry verify` on its platform checks it)")
     verified_on_device: bool = Field(description="whether that verification ran on the target's own kind of "
                                      "device and runtime (false for cross-built targets)")
     verification_note: str = Field(description="what ran the verification and what could not run here")
@@ -90,6 +100,9 @@ class Manifest(BaseModel):
     engine_verification: Verification = Field(description="the chosen candidate re-verified with the "
                                               "chosen engine setting")
     benchmark: BenchmarkReport
+    reference: str | None = Field(None, description="npz in the package with the verification inputs "
+                                  "('input/<name>') and the source model's outputs ('output/<name>'), first "
+                                  "axis = sample, for `registry verify`")
     built_with: str = Field(description="registry version that built the package")
 
 
@@ -153,7 +166,8 @@ def source_from_tag(ref: str, repo_root: Path, workdir: Path) -> ModelSource:
     folder = workdir / "source"
     folder.mkdir(parents=True, exist_ok=True)
     public = Storage(repo.root).remote("public")
-    wanted = [card.weights] + [p for t in card.targets for p in (t.calibration, t.inputs) if p]
+    wanted = [card.weights] + ([card.pytorch] if card.pytorch else []) + [
+        p for t in card.targets for p in (t.calibration, t.inputs) if p]
     for rel in dict.fromkeys(wanted):
         dest = folder / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -169,8 +183,12 @@ def source_from_tag(ref: str, repo_root: Path, workdir: Path) -> ModelSource:
             md5 = parse_pointer(pointer).md5
         except PointerError as e:
             raise StorageError(f"models/{name}/{rel}.dvc at {tag}: {e}") from e
-        public.download(md5, dest)
-    return ModelSource(name=name, version=version, card=card, weights=folder / card.weights, folder=folder)
+        try:
+            public.download(md5, dest)
+        except StorageError as e:
+            raise type(e)(f"models/{name}/{rel} of {tag}: {e.message}", e.hint) from e
+    return ModelSource(name=name, version=version, card=card, weights=folder / card.weights, folder=folder,
+                       pytorch=folder / card.pytorch if card.pytorch else None)
 
 
 def card_at_tag(ref: str, repo_root: Path) -> ModelCard:
@@ -201,8 +219,12 @@ def source_from_files(model: Path, card_file: Path) -> ModelSource:
         if not p.is_file():
             raise UsageError(f"{p} does not exist")
     card = load_card(card_file.read_bytes(), str(card_file)).require()
+    pytorch = card_file.parent / card.pytorch if card.pytorch else None
+    if pytorch is not None and not pytorch.is_file():
+        raise UsageError(f"{card_file} names pytorch: {card.pytorch}, which is not in {card_file.parent}",
+                         f"put the .pt2 there (dvc pull {pytorch}.dvc), or drop 'pytorch:' from the card")
     return ModelSource(name=card.name, version=card.version or "0.0.0", card=card, weights=model,
-                       folder=card_file.parent)
+                       folder=card_file.parent, pytorch=pytorch)
 
 
 # --------------------------------------------------------------------------- plan
@@ -300,7 +322,7 @@ def build_package(source: ModelSource, target_name: str, out_dir: Path, *,
             declared = load_arrays(source.folder / spec.inputs, names_in)
         inputs = sample_inputs(prep.reference, samples=options.samples, seed=options.seed, declared=declared)
         names, ref_out = reference_outputs(prep.reference, inputs)
-        candidates, skipped = _convert(source, target, options, prep, work, log)
+        candidates, skipped, failed = _convert(source, target, options, prep, work, log)
 
         providers = target.verify_providers()
         verifications: list[Verification] = []
@@ -309,32 +331,50 @@ def build_package(source: ModelSource, target_name: str, out_dir: Path, *,
                                                   options.limits(cand.precision), providers))
             log(f"verify {verifications[-1].summary()}")
         verified = [c for c, v in zip(candidates, verifications) if v.passed]
-        if not verified:
-            detail = "; ".join([v.summary() for v in verifications] + skipped) or "no candidate converter"
+        # a model this machine cannot run is packaged (unverified) only when asked for by name
+        unverifiable = [(c, v) for c, v in zip(candidates, verifications) if v.status == "not-run"]
+        table = verifications + failed
+        if not verified and not (options.converter and unverifiable):
+            detail = "; ".join([v.summary() for v in table] + skipped) or "no candidate converter"
             raise ConversionError(f"{ref} for {target.name}: no candidate passed verification: {detail}",
                                   "see docs/packaging.md#verification: a lossy option (quantize, fp16) may "
                                   "be too coarse for this model, or thresholds too tight")
 
-        native, why = target.native_here()
-        report = choose(verified, inputs[0], native=native and benchmark,
-                        why_not=why if not native else "benchmark turned off",
-                        threads=options.threads, providers=target.providers(),
-                        warmup=options.warmup, repeats=options.repeats)
-        chosen, engine_check = _confirm_choice(report, verified, names, ref_out, inputs, options, providers, log)
-        log(f"chosen: {report.chosen_converter} {report.chosen_setting.label()} ({report.reason})")
-        on_device, scope = target.verification_scope(providers)
+        if verified:
+            native, why = target.native_here()
+            report = choose(verified, inputs[0], native=native, benchmark=benchmark, why_not=why,
+                            threads=options.threads, providers=target.providers(),
+                            warmup=options.warmup, repeats=options.repeats)
+            chosen, engine_check = _confirm_choice(report, verified, names, ref_out, inputs, options, providers,
+                                                   log)
+            log(f"chosen: {report.chosen_converter} {report.chosen_setting.label()} ({report.reason})")
+            on_device, scope = target.verification_scope(providers, chosen.engine)
+            where = verifications[candidates.index(chosen)].where
+            note = f"{where}; {scope}"
+        else:
+            chosen, engine_check = unverifiable[0]
+            report = BenchmarkReport(measured=False, machine=machine_info(), chosen_converter=chosen.converter,
+                                     chosen_setting=shipping_setting(chosen, target.providers()),
+                                     reason=f"not timed: {engine_check.message}")
+            on_device = False
+            note = (f"NOT VERIFIED: {engine_check.message}; built here because the packaging instruction "
+                    f"names the {chosen.converter} converter")
+            log(f"chosen: {chosen.converter}, not verified on this machine ({engine_check.message})")
         sig = [{"name": n, "shape": [d if isinstance(d, int) else str(d) for d in shape],
                 "dtype": np.dtype(dt).name} for n, shape, dt in input_signature(prep.reference)]
-        files: dict[str, bytes] = {f"model/{p.name}": p.read_bytes() for p in chosen.files}
+        if get_converter(chosen.converter).source_format == "pt2":  # the program's own (fixed) dimensions
+            sig = _pytorch_shapes(source, sig)
+        files: dict[str, bytes] = {f"model/{p.relative_to(chosen.path.parent).as_posix()}": p.read_bytes()
+                                   for p in chosen.files}
         files[LOADER] = (Path(__file__).parent / "templates" / "package_loader.py").read_bytes()
+        files[REFERENCE] = reference_npz(inputs, names, ref_out)
         manifest = Manifest(
             model=ref, target=target.name, model_file=f"model/{chosen.path.name}",
             files={k: hashlib.sha256(v).hexdigest() for k, v in sorted(files.items())},
             description=chosen.block, engine=report.chosen_setting, inputs=sig, outputs=names,
-            verified=True, verified_on_device=on_device,
-            verification_note=f"{verifications[0].where}; {scope}", verification=verifications,
-            engine_verification=engine_check,
-            benchmark=report, built_with=__version__)
+            verified=bool(verified), verified_on_device=on_device,
+            verification_note=note, verification=table, engine_verification=engine_check,
+            benchmark=report, reference=REFERENCE, built_with=__version__)
         return _pack(f"{source.name}-{source.version}-{target.name}", files, manifest, out_dir, key)
 
 
@@ -405,14 +445,20 @@ def _prepare(source: ModelSource, spec: TargetSpec | None, target: Target, optio
 
 
 def _convert(source: ModelSource, target: Target, options: TargetOptions, prep: _Prepared, work: Path,
-             log) -> tuple[list[Candidate], list[str]]:
-    """Run each candidate converter; every candidate carries its final description block."""
+             log) -> tuple[list[Candidate], list[str], list[Verification]]:
+    """Run each candidate converter; every candidate carries its final description block.
+
+    Returns the candidates, the converters skipped (with why) and the `.pt2` candidates whose
+    conversion failed while others remain (as 'error' verifications, for the manifest's table).
+    """
     import onnx
 
     ref = f"{source.name}@{source.version}"
     candidates: list[Candidate] = []
     skipped: list[str] = []
-    for cname in target.candidate_converters(options):
+    failed: list[Verification] = []
+    pytorch_checked = False
+    for cname in target.candidate_converters(options, pytorch=source.pytorch is not None):
         converter = get_converter(cname)
         ok, hint = converter.available()
         if not ok:
@@ -420,6 +466,33 @@ def _convert(source: ModelSource, target: Target, options: TargetOptions, prep: 
             log(f"candidate {cname}: skipped, not installed ({hint})")
             continue
         cdir = work / "candidates" / cname
+        if converter.source_format == "pt2":
+            why = _pytorch_not_applicable(prep)
+            if why and options.converter:
+                raise ConversionError(f"{ref} for {target.name}: the {cname} converter cannot build this package: "
+                                      f"{why}", "drop the option, or pick a converter of the ONNX model")
+            if why:
+                skipped.append(f"{cname}: {why}")
+                log(f"candidate {cname}: skipped, {why}")
+                continue
+            if not pytorch_checked:
+                _check_pytorch_inputs(source, prep.reference)
+                pytorch_checked = True
+            block = _block(source, ref, target, cname, prep, None)
+            try:
+                cand = converter.convert(source.pytorch, _fresh(cdir), precision=prep.precision,
+                                         runtime=target.runtime, options=options, block=block)
+            except ConversionError as e:
+                if options.converter:
+                    raise
+                failed.append(Verification(converter=cname, precision=prep.precision, status="error",
+                                           where="conversion on the build machine",
+                                           thresholds=options.limits(prep.precision), message=e.message))
+                log(f"candidate {cname}: conversion failed: {e.message}")
+                continue
+            candidates.append(cand)
+            log(f"candidate {cname}: {cand.format} {cand.precision} (from {source.pytorch.name})")
+            continue
         staged = _fresh(cdir) / "input.onnx"
         staged_model = onnx.load(str(prep.prepared))
         block = _block(source, ref, target, cname, prep, staged_model)
@@ -439,7 +512,52 @@ def _convert(source: ModelSource, target: Target, options: TargetOptions, prep: 
                                      runtime=target.runtime, options=options)
         candidates.append(cand.model_copy(update={"block": final}))
         log(f"candidate {cname}: {cand.format} {cand.precision}")
-    return candidates, skipped
+    return candidates, skipped, failed
+
+
+def _pytorch_not_applicable(prep: _Prepared) -> str | None:
+    """Why the `.pt2` cannot stand for the prepared ONNX (steps applied to the ONNX only), or None."""
+    if prep.steps:
+        return "processing steps are merged into the ONNX model only, not into the .pt2"
+    if prep.quantization is not None:
+        return "int8 quantization applies to the ONNX model only"
+    return None
+
+
+def _pytorch_shapes(source: ModelSource, sig: list[dict]) -> list[dict]:
+    """The package's input signature with the dimensions the `.pt2` fixes (e.g. a batch of 1)."""
+    from registry.pt2 import input_signature as pt2_signature
+    from registry.pt2 import load_exported_program
+
+    theirs = pt2_signature(load_exported_program(source.pytorch))
+    return [{**entry, "shape": [t if isinstance(t, int) else o for t, o in zip(shape, entry["shape"])]}
+            for entry, (_, shape, _) in zip(sig, theirs)]
+
+
+def _check_pytorch_inputs(source: ModelSource, reference: Path) -> None:
+    """The `.pt2` must take the ONNX model's inputs, in order (its candidates get them by position).
+
+    Raises:
+        ModelFormatError: the `.pt2` is unsafe or unreadable.
+        ConversionError: a different number of inputs, a different dtype, or a different fixed dimension.
+    """
+    from registry.pt2 import input_signature as pt2_signature
+    from registry.pt2 import load_exported_program
+
+    theirs = pt2_signature(load_exported_program(source.pytorch))
+    ours = input_signature(reference)
+    shown = source.pytorch.name
+    hint = ("export the .pt2 and the ONNX from the same module with the same inputs in the same order "
+            "(docs/model-card.md#pytorch-source)")
+    if len(theirs) != len(ours):
+        raise ConversionError(f"{shown} takes {len(theirs)} input(s) ({', '.join(n for n, _, _ in theirs)}), "
+                              f"the ONNX model {len(ours)} ({', '.join(n for n, _, _ in ours)})", hint)
+    for (tname, tshape, tdtype), (oname, oshape, odtype) in zip(theirs, ours):
+        fixed_differs = len(tshape) != len(oshape) or any(
+            isinstance(a, int) and isinstance(b, int) and b > 0 and a != b for a, b in zip(tshape, oshape))
+        if tdtype != np.dtype(odtype).name or fixed_differs:
+            raise ConversionError(f"{shown}: input '{tname}' is {tdtype} {tshape}, but the ONNX model's input "
+                                  f"'{oname}' is {np.dtype(odtype).name} {oshape}", hint)
 
 
 def _pack(root: str, files: dict[str, bytes], manifest: Manifest, out_dir: Path,
@@ -462,18 +580,26 @@ def _pack(root: str, files: dict[str, bytes], manifest: Manifest, out_dir: Path,
 
 def _block(source: ModelSource, ref: str, target: Target, converter: str, prep: _Prepared,
            model) -> DescriptionBlock:
-    """The block as known before conversion; the converter's facts complete it (`_final_block`)."""
+    """The block as known before conversion; the converter's facts complete it (`_final_block`).
+
+    `model` is the staged ONNX ModelProto, or None for a converter of the `.pt2` (whose hash is
+    then the block's source hash: the file the conversion started from).
+    """
     import onnx
 
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    onnx_model = model is not None
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None) if onnx_model else None
+    started_from = source.weights if onnx_model else source.pytorch
     return DescriptionBlock(
         runtime=target.runtime, min_runtime_version="0", execution_providers=target.providers(),
-        format="onnx", opset=opset, ir_version=model.ir_version,
+        format="onnx", opset=opset, ir_version=model.ir_version if onnx_model else None,
         weight_dtype="int8" if prep.precision == "int8" else "float32",
-        quantized=prep.quantization is not None, quantization=prep.quantization, optimized=prep.optimized,
+        quantized=prep.quantization is not None, quantization=prep.quantization,
+        optimized=prep.optimized if onnx_model else None,  # ONNX Runtime's optimiser never saw a .pt2
         processing=prep.steps, source_model=ref,
-        source_sha256=hashlib.sha256(source.weights.read_bytes()).hexdigest(), target=target.name,
-        converter=converter, tools={"registry": __version__, "onnx": onnx.__version__})
+        source_sha256=hashlib.sha256(started_from.read_bytes()).hexdigest(), target=target.name,
+        converter=converter,
+        tools={"registry": __version__, **({"onnx": onnx.__version__} if onnx_model else {})})
 
 
 def _final_block(cand: Candidate, block: DescriptionBlock, target: Target) -> DescriptionBlock:
@@ -548,13 +674,49 @@ def _fix(info: tarfile.TarInfo) -> None:
     info.uname = info.gname = ""
 
 
+def reference_npz(inputs: list[dict[str, np.ndarray]], names: list[str],
+                  outputs: list[list[np.ndarray]]) -> bytes:
+    """The verification inputs and the source's outputs as one deterministic .npz: arrays
+    'input/<name>' and 'output/<name>', first axis = sample (fixed zip times, stored, sorted)."""
+    arrays = {f"input/{k}": np.stack([feed[k] for feed in inputs]) for k in inputs[0]}
+    arrays.update({f"output/{n}": np.stack([np.asarray(o[i]) for o in outputs]) for i, n in enumerate(names)})
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        for key in sorted(arrays):
+            data = io.BytesIO()
+            np.lib.format.write_array(data, np.ascontiguousarray(arrays[key]), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            z.writestr(info, data.getvalue())
+    return buf.getvalue()
+
+
+def read_reference(data: bytes, inputs: list[str], outputs: list[str],
+                   where: str) -> tuple[list[dict[str, np.ndarray]], list[list[np.ndarray]]]:
+    """The samples of a package's reference file: inputs per sample, the source's outputs per sample.
+
+    Raises:
+        PackageIntegrityError: the file lacks an input or output of the manifest.
+    """
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    missing = [f"input/{n}" for n in inputs if f"input/{n}" not in arrays] + [
+        f"output/{n}" for n in outputs if f"output/{n}" not in arrays]
+    if missing:
+        raise PackageIntegrityError(f"{where}: the reference data lacks {', '.join(missing)}")
+    count = len(arrays[f"input/{inputs[0]}"]) if inputs else 0
+    feeds = [{n: arrays[f"input/{n}"][i] for n in inputs} for i in range(count)]
+    expected = [[arrays[f"output/{n}"][i] for n in outputs] for i in range(count)]
+    return feeds, expected
+
+
 # --------------------------------------------------------------------------- open and run
 
 class OpenedPackage(BaseModel):
     """A package read into memory and checked."""
 
     manifest: Manifest
-    model_bytes: bytes
+    model_bytes: bytes = Field(description="the model file (empty for a folder format such as .mlpackage)")
     files: dict[str, bytes]
 
 
@@ -596,31 +758,69 @@ def open_package(path: Path, key: bytes | None = None) -> OpenedPackage:
             raise PackageIntegrityError(f"{path}: {name} does not match the manifest's hash "
                                         f"(sha256 {hashlib.sha256(got).hexdigest()[:16]}…, manifest "
                                         f"{digest[:16]}…)", "the package was altered; rebuild or download it again")
-    return OpenedPackage(manifest=manifest, model_bytes=members[manifest.model_file], files=members)
+    # a folder format (.mlpackage) has no single model file
+    return OpenedPackage(manifest=manifest, model_bytes=members.get(manifest.model_file, b""), files=members)
 
 
-def check_compatibility(manifest: Manifest, model_bytes: bytes | None = None) -> None:
-    """Refuse a runtime that is missing or older than the description block's minimum.
+def check_compatibility(manifest: Manifest, model_bytes: bytes | None = None,
+                        files: dict[str, bytes] | None = None) -> None:
+    """Refuse a runtime that is missing, cannot run here, or is older than the block's minimum, and a
+    model whose embedded description block differs from the manifest's.
 
+    Args:
+        model_bytes: the model file, to compare its embedded block (ONNX, ExecuTorch).
+        files: the package's files, for folder formats (Core ML).
     Raises:
-        RuntimeTooOldError: the installed runtime is older, or of the wrong kind.
+        RuntimeTooOldError: the installed runtime is older, of the wrong kind, or unavailable here.
+        PackageIntegrityError: the embedded block differs from the manifest's.
     """
     block = manifest.description
     engine = get_engine(manifest.engine.engine)
     installed = engine.version()
     if installed is None:
+        _, why = engine.runs_here()
+        hint = ("run it on a Mac or an iOS device" if engine.name == "coreml"
+                else f"pip install '{engine.name}>={block.min_runtime_version}'")
         raise RuntimeTooOldError(f"{manifest.model} ({manifest.target}) needs {block.runtime} "
-                                 f">= {block.min_runtime_version}, which is not installed",
-                                 f"pip install '{engine.name}>={block.min_runtime_version}'")
+                                 f">= {block.min_runtime_version}, which is not available here: {why}", hint)
     check_runtime(block, engine.name, installed)
-    if model_bytes is not None and block.format == "onnx":
+    inner = _embedded_block(manifest, model_bytes, files or {})
+    if inner is not None and parse_block(inner, manifest.model_file) != block:
+        raise PackageIntegrityError(f"{manifest.model_file}: its description block differs from the manifest's",
+                                    "the package was altered; rebuild it")
+
+
+def _embedded_block(manifest: Manifest, model_bytes: bytes | None, files: dict[str, bytes]) -> str | None:
+    """The JSON text of the block stored inside the model (None where there is none to read)."""
+    fmt = manifest.description.format
+    if fmt == "onnx" and model_bytes:
         import onnx
 
         model = onnx.load_from_string(model_bytes)
-        inner = next((p.value for p in model.metadata_props if p.key == "registry.description"), None)
-        if inner is not None and parse_block(inner, manifest.model_file) != block:
-            raise PackageIntegrityError(f"{manifest.model_file}: its description block differs from the manifest's",
-                                        "the package was altered; rebuild it")
+        return next((p.value for p in model.metadata_props if p.key == METADATA_KEY), None)
+    if fmt == "pte" and model_bytes:
+        from executorch.runtime import Runtime
+
+        from registry.converters.executorch_pte import BLOCK_METHOD
+
+        program = Runtime.get().load_program(model_bytes)
+        if BLOCK_METHOD not in program.method_names:
+            return None
+        return str(program.load_method(BLOCK_METHOD).execute([])[0])
+    if fmt == "mlpackage":
+        from registry.converters.coreml_package import SPEC_FILE
+
+        spec_bytes = files.get(f"{manifest.model_file}/{SPEC_FILE}")
+        if spec_bytes is None:
+            return None
+        try:
+            from coremltools.proto import Model_pb2
+        except ImportError:
+            return None
+        spec = Model_pb2.Model()
+        spec.ParseFromString(spec_bytes)
+        return spec.description.metadata.userDefined.get(METADATA_KEY)
+    return None
 
 
 def run_package(package: Path | OpenedPackage, feeds: dict[str, np.ndarray],
@@ -633,7 +833,7 @@ def run_package(package: Path | OpenedPackage, feeds: dict[str, np.ndarray],
     """
     pkg = package if isinstance(package, OpenedPackage) else open_package(package, key)
     m = pkg.manifest
-    check_compatibility(m, pkg.model_bytes)
+    check_compatibility(m, pkg.model_bytes, pkg.files)
     expected = [i["name"] for i in m.inputs]
     missing = [n for n in expected if n not in feeds]
     if missing:
@@ -648,6 +848,48 @@ def run_package(package: Path | OpenedPackage, feeds: dict[str, np.ndarray],
         raise UsageError(f"the model refused the inputs: {str(e).splitlines()[0][:300]}",
                          f"inputs: {json.dumps(m.inputs)}") from e
     return dict(zip(m.outputs, values))
+
+
+def verify_package(package: Path | OpenedPackage, key: bytes | None = None) -> Verification:
+    """Run a package on this machine over the verification inputs it stores and compare its outputs
+    with the source model's, with the thresholds it was built with.
+
+    This is how a model built where it cannot run (Core ML off macOS) is verified on its platform,
+    and how any package is checked where it will run.
+
+    Raises:
+        UsageError: the package holds no reference data (built before it did), or its engine
+            cannot run here (e.g. Core ML off macOS).
+        and what `open_package` and `check_compatibility` raise.
+    """
+    import platform
+
+    pkg = package if isinstance(package, OpenedPackage) else open_package(package, key)
+    m = pkg.manifest
+    engine = get_engine(m.engine.engine)
+    runs, why = engine.runs_here()
+    if not runs:
+        raise UsageError(f"{m.model} ({m.target}) cannot be verified on this machine: {why}",
+                         "run `registry verify` where its runtime runs")
+    if not m.reference or m.reference not in pkg.files:
+        raise UsageError(f"{m.model} ({m.target}) holds no reference data to verify against",
+                         "rebuild the package with this registry version")
+    check_compatibility(m, pkg.model_bytes, pkg.files)
+    feeds, expected = read_reference(pkg.files[m.reference], [i["name"] for i in m.inputs], m.outputs,
+                                     f"{m.model} ({m.target})")
+    check = m.engine_verification
+    result = Verification(converter=m.description.converter, precision=check.precision, status="passed",
+                          where=(f"{engine.name} {engine.version()} on {platform.system()} "
+                                 f"{platform.machine()} (registry verify)"),
+                          setting=m.engine.label(), thresholds=check.thresholds)
+    run = engine.open_bytes(pkg.files, m.model_file, m.engine)
+    try:
+        outputs = [run({i["name"]: np.asarray(feed[i["name"]]).astype(i["dtype"]) for i in m.inputs})
+                   for feed in feeds]
+    except Exception as e:  # the runtime's own error: report it as the verdict
+        result.status, result.message = "error", f"{type(e).__name__}: {e}".splitlines()[0][:400]
+        return result
+    return judge(result, m.outputs, expected, outputs)
 
 
 def read_inputs(specs: list[str], expected: list[str] | None = None) -> dict[str, np.ndarray]:

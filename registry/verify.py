@@ -4,7 +4,8 @@ Each candidate runs on the same sample inputs as the source ONNX in float32 (ONN
 graph optimisation); outputs are compared one by one with max-abs error (scaled by the output's
 magnitude), relative L2 error and cosine similarity, against thresholds per precision
 (`registry.targets.DEFAULT_THRESHOLDS`, docs/packaging.md). Integer outputs (e.g. top-k indices)
-must agree element for element at fp32 and mostly at lower precisions.
+must agree element for element at fp32 and mostly at lower precisions. A candidate whose engine
+cannot run on this machine (Core ML off macOS) is reported as `not-run`, never as passed.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ class Verification(BaseModel):
 
     converter: str
     precision: str
-    status: str = Field(description="passed, failed, or error (could not run)")
+    status: str = Field(description="passed, failed, error (the conversion or the run failed), or not-run "
+                        "(the engine cannot run on this machine)")
     where: str = Field(description="what ran the check: engine, providers, machine")
     setting: str | None = Field(None, description="the engine setting it ran with")
     thresholds: Thresholds
@@ -164,23 +166,37 @@ def verify_candidate(candidate: Candidate, names: list[str], reference: list[lis
 
     Args:
         setting: the engine setting to run with (default: one thread, basic optimisation).
-    A candidate that cannot even run is reported with status 'error' and the runtime's message.
+    A candidate that cannot even run is reported with status 'error' and the runtime's message;
+    one whose engine cannot run on this machine, with status 'not-run' and the reason.
     """
     engine = get_engine(candidate.engine)
+    ort = candidate.engine == "onnxruntime"
     if setting is None:
-        setting = EngineSetting(engine=candidate.engine, threads=1, providers=providers,
-                                graph_optimization="basic" if candidate.engine == "onnxruntime" else None)
+        setting = EngineSetting(engine=candidate.engine, threads=1, providers=providers if ort else [],
+                                graph_optimization="basic" if ort else None)
     else:
-        setting = setting.model_copy(update={"providers": providers if candidate.engine == "onnxruntime" else []})
-    where = f"{candidate.engine} {engine.version()} ({', '.join(providers) or 'CPU'}) on the build machine"
+        setting = setting.model_copy(update={"providers": providers if ort else []})
+    runs, why = engine.runs_here()
+    where = (f"{candidate.engine} {engine.version()} ({', '.join(providers) if ort else 'CPU'}) "
+             "on the build machine") if runs else f"{candidate.engine}: not run on the build machine"
     result = Verification(converter=candidate.converter, precision=candidate.precision, status="passed",
                           where=where, setting=setting.label(), thresholds=limits)
+    if not runs:
+        result.status, result.message = "not-run", why
+        return result
     try:
         run = engine.open(candidate.path, setting)
         outputs = [run(feed) for feed in inputs]
     except Exception as e:  # a runtime's own error: keep its text, drop the candidate
         result.status, result.message = "error", f"{type(e).__name__}: {e}".splitlines()[0][:400]
         return result
+    return judge(result, names, reference, outputs)
+
+
+def judge(result: Verification, names: list[str], reference: list[list[np.ndarray]],
+          outputs: list[list[np.ndarray]]) -> Verification:
+    """Fill `result` with the comparison of `outputs` with `reference` (one list of outputs per
+    input sample, in the order of `names`) and set its status."""
     if len(outputs[0]) != len(names):
         result.status = "failed"
         result.message = f"{len(outputs[0])} outputs, the source has {len(names)}"
@@ -190,7 +206,6 @@ def verify_candidate(candidate: Candidate, names: list[str], reference: list[lis
         got = np.concatenate([np.asarray(o[i]).reshape(1, -1) for o in outputs], axis=0) \
             if all(np.asarray(o[i]).size == np.asarray(r[i]).size for o, r in zip(outputs, reference)) \
             else np.asarray([])
-        result.outputs.append(compare(name, ref, got, limits, candidate.precision))
-    if not all(o.passed for o in result.outputs):
-        result.status = "failed"
+        result.outputs.append(compare(name, ref, got, result.thresholds, result.precision))
+    result.status = "passed" if all(o.passed for o in result.outputs) else "failed"
     return result

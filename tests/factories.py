@@ -172,16 +172,51 @@ def conv_onnx(seed: int = 0, channels: int = 8, classes: int = 5, size: int = 16
 
 
 def write_package_source(folder: Path, weights: bytes, targets_yaml: str, *, name: str = "mlp",
-                         version: str = "1.0.0", files: dict[str, bytes] | None = None) -> tuple[Path, Path]:
-    """A local model folder for `registry package --model --card`: weights, card, config, extra files."""
+                         version: str = "1.0.0", files: dict[str, bytes] | None = None,
+                         pytorch: bytes | None = None) -> tuple[Path, Path]:
+    """A local model folder for `registry package --model --card`: weights, card, config, extra
+    files, and the PyTorch source as model.pt2 (`pytorch:` in the card) when given."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "model.onnx").write_bytes(weights)
     (folder / "config.yaml").write_text("epochs: 3\n")
-    card = example_card(name, version=version, status="published", extra="targets:\n" + textwrap.dedent(targets_yaml))
+    extra = "targets:\n" + textwrap.dedent(targets_yaml)
+    if pytorch is not None:
+        (folder / "model.pt2").write_bytes(pytorch)
+        extra = "pytorch: model.pt2\n" + extra
+    card = example_card(name, version=version, status="published", extra=extra)
     (folder / "model.yaml").write_text(card)
     for rel, data in (files or {}).items():
         (folder / rel).write_bytes(data)
     return folder / "model.onnx", folder / "model.yaml"
+
+
+def torch_sources(module=None, example=None, *, seed: int = 0, input_name: str = "input",
+                  output_name: str = "probabilities") -> tuple[bytes, bytes]:
+    """One real PyTorch model exported twice, as a card with `pytorch:` holds it: ONNX (the
+    weights, batch dimension symbolic) and a `.pt2` ExportedProgram (torch.export.save).
+
+    Default: a small classifier (Linear → ReLU → Linear → Softmax) on 8 features, seeded weights.
+    """
+    import io
+    import tempfile
+
+    import torch
+
+    torch.manual_seed(seed)
+    if module is None:
+        module = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3),
+                                     torch.nn.Softmax(-1))
+        example = torch.randn(1, 8)
+    module = module.eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = Path(tmp) / "model.onnx"
+        torch.onnx.export(module, (example,), str(onnx_path), input_names=[input_name], output_names=[output_name],
+                          dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}}, opset_version=17,
+                          dynamo=False)
+        onnx_bytes = onnx_path.read_bytes()
+    buf = io.BytesIO()
+    torch.export.save(torch.export.export(module, (example,)), buf)
+    return onnx_bytes, buf.getvalue()
 
 
 # Fast benchmark settings for tests: correctness of the choice, not meaningful figures.

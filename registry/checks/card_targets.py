@@ -14,7 +14,8 @@ class CardTargets(Check):
 
     name = "card-targets"
     description = ("device targets are known (nearest suggested), their options and processing steps "
-                   "are valid, static int8 names calibration data, and named data files exist")
+                   "are valid, an explicit converter exists (and has the .pt2 it converts), static int8 "
+                   "names calibration data, and named data files exist")
     order = 30
 
     def run(self, ctx: ModelContext) -> Iterable[Finding]:
@@ -34,6 +35,7 @@ class CardTargets(Check):
             try:
                 options = target_options(target, spec, {})
                 parse_steps(spec.processing)
+                target.candidate_converters(options, pytorch=ctx.card.pytorch is not None)
             except UsageError as e:
                 yield self.finding(f"targets[{i}] ({spec.name}): {e.message}", e.hint, path=ctx.card_path,
                                    line=ctx.line("targets", i, "options") or line)

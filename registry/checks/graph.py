@@ -4,6 +4,8 @@ The weights are fetched (the working-tree file when it matches its pointer, else
 remote, verified by md5), loaded without running any code from them, checked with
 `onnx.checker` (full check), run once in onnxruntime, summarised and drawn. The summary, its
 text and the SVG picture go to the report's artifacts: `graph`, `graph_text`, `graph_svg`.
+A PyTorch source (`pytorch:`, a `.pt2`) is fetched the same way and inspected without loading
+(`registry.pt2.inspect_pt2`: the PT2 archive format, plain tensors, no pickles or compiled code).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ class Graph(Check):
 
     name = "graph"
     description = ("the weights load without unpickling (ONNX or safetensors), pass onnx.checker (full "
-                   "check), run once in onnxruntime on generated inputs, and render to an SVG and a text summary")
+                   "check), run once in onnxruntime on generated inputs, and render to an SVG and a text summary; "
+                   "a pytorch .pt2 is a PT2 archive with no pickled or compiled entries")
     reads_content = True
     order = 40
 
@@ -39,7 +42,26 @@ class Graph(Check):
             self._run(ctx, findings)
         except _Skip:
             pass
+        try:
+            self._pytorch(ctx, findings)
+        except _Skip:
+            pass
         return findings
+
+    def _pytorch(self, ctx: ModelContext, findings: list[Finding]) -> None:
+        """The card's `.pt2`, inspected without loading it."""
+        from registry.pt2 import inspect_pt2
+
+        loc = locate_weights(self, ctx, "pytorch")
+        if loc is None or loc.pointer is None:
+            return  # weights-storage reports the missing or broken pointer
+        rel = PurePosixPath(loc.weights_path).relative_to(ctx.folder).as_posix()
+        local = self._fetch(ctx, loc.weights_path, loc.pointer.md5, ctx.workdir / "pytorch" / rel, findings,
+                            pointer_path=loc.pointer_path)
+        try:
+            inspect_pt2(local, loc.weights_path)
+        except ModelFormatError as e:
+            findings.append(self.finding(e.message, e.hint, path=ctx.card_path, line=ctx.line("pytorch")))
 
     # The steps append to `findings` and raise _Skip when nothing more can be checked.
     def _run(self, ctx: ModelContext, findings: list[Finding]) -> None:

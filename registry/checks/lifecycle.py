@@ -1,10 +1,10 @@
 """Standard: the pull request's change to a model is one its lifecycle state allows.
 
 Compares the card on the base with the card on the head (`registry.lifecycle.classify`), and
-guards what identifies a published version: `source.repo`, the config file (path and content)
-and the weights (path and the md5 their DVC pointer records) change only with a higher
-`version`; a version never goes down and never reuses a published tag; a published model is
-unpublished before it is deleted.
+guards what identifies a published version: `source.repo`, the config file (path and content),
+the weights and the PyTorch source (`pytorch`, when present; path and the md5 their DVC pointer
+records) change only with a higher `version`; a version never goes down and never reuses a
+published tag; a published model is unpublished before it is deleted.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ from registry.version import Version
 _PUBLISHED = (Status.published, Status.updated)
 
 
-def weights_md5(snapshot: Snapshot, folder: str, card: ModelCard) -> str | None:
-    """The md5 the weights' `.dvc` pointer records in a snapshot (None when absent or unreadable)."""
-    return recorded_md5(snapshot.read(f"{folder}/{card.weights}.dvc"))
+def weights_md5(snapshot: Snapshot, folder: str, card: ModelCard, field: str = "weights") -> str | None:
+    """The md5 the `.dvc` pointer of the card's weights (or other DVC-tracked `field`, e.g.
+    `pytorch`) records in a snapshot (None when absent or unreadable)."""
+    path = getattr(card, field)
+    return recorded_md5(snapshot.read(f"{folder}/{path}.dvc")) if path else None
 
 
 def _version(text: str | None) -> Version | None:
@@ -39,7 +41,7 @@ class Lifecycle(Check):
 
     name = "lifecycle"
     description = ("the status change from base to head is one SPEC.md §1 allows; source.repo, config "
-                   "(path and content) and weights (path and content md5) change only with a higher "
+                   "(path and content), weights and pytorch (path and content md5) change only with a higher "
                    "version; the version never goes down nor reuses a published tag; a published "
                    "model is unpublished (status: offline) before it is deleted")
     needs_card = False
@@ -89,24 +91,25 @@ class Lifecycle(Check):
         if head.source.repo != base.source.repo:
             yield self.finding(f"source.repo changed from '{base.source.repo}' to '{head.source.repo}' {same}",
                                hint, path=ctx.card_path, line=ctx.line("source", "repo"))
-        for field in ("config", "weights"):
+        for field in ("config", "weights", "pytorch"):
             if getattr(head, field) != getattr(base, field):
-                yield self.finding(f"'{field}' changed from '{getattr(base, field)}' to "
-                                   f"'{getattr(head, field)}' {same}", hint,
-                                   path=ctx.card_path, line=ctx.line(field))
+                old, new = (f"'{v}'" if v else "(none)" for v in (getattr(base, field), getattr(head, field)))
+                yield self.finding(f"'{field}' changed from {old} to {new} {same}", hint,
+                                   path=ctx.card_path, line=ctx.line(field) or ctx.line("weights"))
         if head.config == base.config and ctx.base is not None:
             old = ctx.base.read(f"{folder}/{base.config}")
             new = ctx.head.read(f"{folder}/{head.config}")
             if old is not None and new is not None and old != new:
                 yield self.finding(f"the content of config file '{head.config}' changed {same}", hint,
                                    path=ctx.card_path, line=ctx.line("config"))
-        if head.weights == base.weights and ctx.base is not None:
-            old_md5 = weights_md5(ctx.base, folder, base)
-            new_md5 = weights_md5(ctx.head, folder, head)
-            if old_md5 and new_md5 and old_md5 != new_md5:
-                yield self.finding(f"the weights '{head.weights}' changed (md5 {old_md5[:8]}… → "
-                                   f"{new_md5[:8]}…) {same}", hint,
-                                   path=ctx.card_path, line=ctx.line("weights"))
+        for field, what in (("weights", "the weights"), ("pytorch", "the PyTorch source")):
+            if getattr(head, field) and getattr(head, field) == getattr(base, field) and ctx.base is not None:
+                old_md5 = weights_md5(ctx.base, folder, base, field)
+                new_md5 = weights_md5(ctx.head, folder, head, field)
+                if old_md5 and new_md5 and old_md5 != new_md5:
+                    yield self.finding(f"{what} '{getattr(head, field)}' changed (md5 {old_md5[:8]}… → "
+                                       f"{new_md5[:8]}…) {same}", hint,
+                                       path=ctx.card_path, line=ctx.line(field))
 
     def _deletion(self, ctx: ModelContext, base: ModelCard | None, tags: dict) -> Iterable[Finding]:
         """Findings for a model whose card the pull request removes."""

@@ -1,4 +1,5 @@
-"""Standard: the weights are DVC-tracked, pushed to the `staging` remote, and as big as the card says."""
+"""Standard: the weights (and the PyTorch source, when the card has one) are DVC-tracked, pushed to
+the `staging` remote, and the weights are as big as the card says."""
 
 from __future__ import annotations
 
@@ -22,21 +23,23 @@ class WeightsLocation:
     problem: Finding | None    # why `pointer` is None
 
 
-def locate_weights(check: Check, ctx: ModelContext) -> WeightsLocation | None:
-    """Find and read the DVC pointer of the card's weights in the head snapshot.
+def locate_weights(check: Check, ctx: ModelContext, field: str = "weights") -> WeightsLocation | None:
+    """Find and read the DVC pointer of the card's weights (or of another DVC-tracked file field,
+    e.g. `pytorch`) in the head snapshot.
 
-    Returns None when the card has no usable weights path (the finding comes from elsewhere).
+    Returns None when the card has no usable path there (the finding comes from elsewhere).
     """
     card = ctx.card
-    if card is None:
+    if card is None or not getattr(card, field, None):
         return None
-    line = ctx.line("weights")
+    line = ctx.line(field)
+    what = "weights" if field == "weights" else f"'{field}' file"
     try:
-        wpath = ctx.head.resolve_inside(ctx.folder, card.weights)
+        wpath = ctx.head.resolve_inside(ctx.folder, getattr(card, field))
     except PathEscapeError as e:
-        problem = check.finding(f"weights: {e}", "keep the weights file inside the model folder",
+        problem = check.finding(f"{field}: {e}", f"keep the {what} inside the model folder",
                                 path=ctx.card_path, line=line)
-        return WeightsLocation(f"{ctx.folder}/{card.weights}", "", None, problem)
+        return WeightsLocation(f"{ctx.folder}/{getattr(card, field)}", "", None, problem)
     ppath = f"{wpath}.dvc"
     try:  # the pointer may be a link too; read only what stays inside the folder
         ppath = ctx.head.resolve_inside(ctx.folder, ppath[len(ctx.folder) + 1:])
@@ -47,7 +50,7 @@ def locate_weights(check: Check, ctx: ModelContext) -> WeightsLocation | None:
     text = ctx.head.read(ppath)
     if text is None:
         problem = check.finding(
-            f"no DVC pointer {ppath} for the weights in {ctx.head.label}",
+            f"no DVC pointer {ppath} for the {what} in {ctx.head.label}",
             f"track the weights with DVC and push them: dvc add {wpath} && dvc push -r {STAGING} {ppath}, "
             f"then git add {ppath}", path=ctx.card_path, line=line)
         return WeightsLocation(wpath, ppath, None, problem)
@@ -69,22 +72,30 @@ def committed_to_git(ctx: ModelContext, path: str) -> bool:
 
 @register
 class WeightsStorage(Check):
-    """The weights' `.dvc` pointer is committed, the object is in `staging`, and sizes agree."""
+    """The weights' (and PyTorch source's) `.dvc` pointer is committed, the object is in `staging`,
+    and sizes agree."""
 
     name = "weights-storage"
-    description = ("the weights are tracked by a committed .dvc pointer (not by git), the object is in "
-                   "the staging remote with the size the pointer records, and the card's size agrees")
+    description = ("the weights (and the pytorch .pt2, if any) are tracked by a committed .dvc pointer "
+                   "(not by git), the object is in the staging remote with the size the pointer records, "
+                   "and the card's size agrees with the weights")
     reads_content = True
     order = 30
 
     def run(self, ctx: ModelContext) -> Iterable[Finding]:
-        loc = locate_weights(self, ctx)
+        yield from self._stored(ctx, "weights")
+        yield from self._stored(ctx, "pytorch")
+
+    def _stored(self, ctx: ModelContext, field: str) -> Iterable[Finding]:
+        loc = locate_weights(self, ctx, field)
         if loc is None:
             return
         card = ctx.card
+        what = "weights" if field == "weights" else "PyTorch source"
         if loc.pointer_path and committed_to_git(ctx, loc.weights_path):
+            belong = "belong" if field == "weights" else "belongs"
             yield self.finding(
-                f"the weights file {loc.weights_path} is committed to git; weights belong in DVC",
+                f"the {what} file {loc.weights_path} is committed to git; {what} {belong} in DVC",
                 f"git rm --cached {loc.weights_path}, then dvc add {loc.weights_path} && "
                 f"dvc push -r {STAGING} {loc.pointer_path}", path=loc.weights_path)
         if loc.problem is not None:
@@ -93,8 +104,8 @@ class WeightsStorage(Check):
         pointer = loc.pointer
         name = PurePosixPath(loc.weights_path).name
         if pointer.is_dir:
-            yield self.finding(f"DVC pointer {loc.pointer_path} tracks a folder; 'weights' must be one file",
-                               "point 'weights' at the model file and dvc add that file", path=loc.pointer_path)
+            yield self.finding(f"DVC pointer {loc.pointer_path} tracks a folder; '{field}' must be one file",
+                               f"point '{field}' at the model file and dvc add that file", path=loc.pointer_path)
             return
         if pointer.path and pointer.path != name:
             yield self.finding(f"DVC pointer {loc.pointer_path} tracks '{pointer.path}', not '{name}'",
@@ -103,7 +114,7 @@ class WeightsStorage(Check):
         stored = remote.object_size(pointer.md5)
         if stored is None:
             yield self.finding(
-                f"the weights object {pointer.md5} ({loc.pointer_path}) is not in the '{STAGING}' remote "
+                f"the {what} object {pointer.md5} ({loc.pointer_path}) is not in the '{STAGING}' remote "
                 f"({remote.url})", f"push it: dvc push -r {STAGING} {loc.pointer_path}", path=loc.pointer_path)
             return
         if pointer.size is not None and stored != pointer.size:
@@ -112,8 +123,9 @@ class WeightsStorage(Check):
                 f"{loc.pointer_path} records {pointer.size:,} bytes (an incomplete or different upload)",
                 f"push it again: dvc push -r {STAGING} {loc.pointer_path}", path=loc.pointer_path)
             return
-        actual = pointer.size if pointer.size is not None else stored
-        yield from self._size(ctx, card.size, actual, loc)
+        if field == "weights":
+            actual = pointer.size if pointer.size is not None else stored
+            yield from self._size(ctx, card.size, actual, loc)
 
     def _size(self, ctx: ModelContext, declared: int | str | None, actual: int,
               loc: WeightsLocation) -> Iterable[Finding]:

@@ -1,8 +1,10 @@
 """Converters: one module per converter, each a registered `Converter` subclass.
 
 A converter turns the prepared source ONNX (processing merged, optionally quantized and optimised)
-into one candidate file for a target's runtime. Targets name the converters they try; a packaging
-instruction may name one explicitly (`converter:` in the card, `--converter` on the command line).
+into one candidate file for a target's runtime. A `PytorchConverter` starts instead from the
+card's PyTorch source (`pytorch:`, a `.pt2` ExportedProgram read by `registry.pt2`) and writes
+the description block itself. Targets name the converters they try; a packaging instruction may
+name one explicitly (`converter:` in the card, `--converter` on the command line).
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ class Candidate(BaseModel):
     """One converted model, waiting for verification and benchmarking."""
 
     converter: str = Field(description="converter that produced it")
-    path: Path = Field(description="the main model file")
-    files: list[Path] = Field(description="every file of the model (e.g. OpenVINO's .xml and .bin)")
-    format: str = Field(description="onnx, ort or openvino-ir")
-    engine: str = Field(description="engine family that runs it: onnxruntime or openvino")
+    path: Path = Field(description="the main model file (or folder, for a Core ML .mlpackage)")
+    files: list[Path] = Field(description="every file of the model (e.g. OpenVINO's .xml and .bin), "
+                              "under path's parent folder")
+    format: str = Field(description="onnx, ort, openvino-ir, pte or mlpackage")
+    engine: str = Field(description="engine family that runs it: onnxruntime, openvino, executorch or coreml")
     precision: str = Field(description="fp32, fp16 or int8: picks the verification thresholds")
     weight_dtype: str = Field(description="data type of the stored weights")
     runtime: str = Field(description="runtime kind for the description block")
@@ -38,6 +41,7 @@ class Converter:
     name: ClassVar[str]
     summary: ClassVar[str]
     needs: ClassVar[tuple[str, ...]] = ("onnxruntime",)
+    source_format: ClassVar[str] = "onnx"
 
     def convert(self, source: Path, out_dir: Path, *, precision: str, runtime: str,
                 options) -> Candidate:
@@ -57,6 +61,31 @@ class Converter:
     def available(self) -> tuple[bool, str]:
         """Whether this converter's tools are installed here, and the install hint if not."""
         return True, ""
+
+
+class PytorchConverter(Converter):
+    """Converts the card's PyTorch source (`.pt2`) instead of the prepared ONNX.
+
+    The ONNX stays the reference the candidate is verified against; processing steps and int8
+    quantization, which are applied to the ONNX, do not apply here (the target skips such a
+    converter when they are asked for).
+    """
+
+    source_format: ClassVar[str] = "pt2"
+
+    def convert(self, source: Path, out_dir: Path, *, precision: str, runtime: str,
+                options, block: DescriptionBlock) -> Candidate:
+        """Convert the `.pt2` at `source` into `out_dir`, writing `block` (completed) into the model.
+
+        Args:
+            source: the `.pt2` file (read with `registry.pt2.load_exported_program`).
+            block: the description block as known before conversion; the converter completes it
+                (runtime, format, minimum version, tools) and returns it as the candidate's `block`.
+        Raises:
+            ModelFormatError: the `.pt2` is unsafe or unreadable.
+            ConversionError: an op the runtime cannot run (names the op, node and target).
+        """
+        raise NotImplementedError
 
 
 CONVERTERS: Plugins[Converter] = Plugins("converter", __name__)

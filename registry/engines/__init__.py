@@ -2,6 +2,8 @@
 
 An engine opens a candidate with one setting (graph-optimisation level, threads…) and runs it.
 Verification and the benchmark (`registry.verify`, `registry.benchmark`) go through engines only.
+A runner takes the inputs by name in the model's input order; engines whose models name their
+inputs differently (ExecuTorch, Core ML) pass them by position.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from registry.errors import UsageError
 class EngineSetting(BaseModel):
     """One way to run a candidate: the engine and its knobs."""
 
-    engine: str = Field(description="engine name: onnxruntime or openvino")
+    engine: str = Field(description="engine name: onnxruntime, openvino, executorch or coreml")
     graph_optimization: str | None = Field(None, description="ONNX Runtime level: disable, basic, extended, all")
     threads: int = Field(1, description="intra-op threads; 0: the runtime's default (all cores of the device)")
     providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"],
-                                 description="ONNX Runtime execution providers, in order")
+                                 description="ONNX Runtime execution providers, in order (empty for the "
+                                             "other engines)")
 
     def label(self) -> str:
         """Short human name, e.g. 'onnxruntime opt=all threads=2'."""
@@ -46,9 +49,19 @@ class Engine:
         """Installed version, or None when the engine is not installed."""
         raise NotImplementedError
 
+    def runs_here(self) -> tuple[bool, str]:
+        """Whether this machine can run the engine, and why not (an install hint, or the platform)."""
+        if self.version() is None:
+            return False, f"{self.name} is not installed"
+        return True, ""
+
     def settings(self, threads: list[int], providers: list[str]) -> list[EngineSetting]:
         """Settings the benchmark tries."""
         raise NotImplementedError
+
+    def default_setting(self, providers: list[str]) -> EngineSetting:
+        """The setting a package ships with when nothing was measured: the runtime's defaults."""
+        return EngineSetting(engine=self.name, threads=0, providers=[])
 
     def open(self, path: Path, setting: EngineSetting) -> Runner:
         """Load the model and return a function from named inputs to the outputs, in order."""

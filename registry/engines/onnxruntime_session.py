@@ -29,6 +29,10 @@ class OnnxRuntimeEngine(Engine):
         return [EngineSetting(engine=self.name, graph_optimization=level, threads=t, providers=providers)
                 for level in LEVELS for t in threads]
 
+    def default_setting(self, providers: list[str]) -> EngineSetting:
+        """All graph optimisations, the runtime's default thread count, the target's providers."""
+        return EngineSetting(engine=self.name, graph_optimization="all", threads=0, providers=providers)
+
     def open(self, path: Path, setting: EngineSetting) -> Runner:
         """An InferenceSession with the setting; returns its run function."""
         return self._session(str(path), setting, ort_format=path.suffix == ".ort")

@@ -2,7 +2,9 @@
 
 A target says what it produces for a kind of device (the candidate converters it tries, in order of
 preference), which engines can run the result, which CI runner builds and verifies it, and whether
-this machine can verify and time it. The packaging pipeline (`registry.package`) does the rest.
+this machine can verify and time it. Converters that start from the card's PyTorch source
+(`pytorch:`, a `.pt2`) are candidates only when the card has one. The packaging pipeline
+(`registry.package`) does the rest.
 
 Adding a target: a module in this folder with one class decorated with `@register`, a pydantic
 `Options` class whose fields carry descriptions, and heavy imports inside methods.
@@ -99,8 +101,13 @@ class Target:
         return False, (f"cross-built on {here_os}-{here_arch} for {self.os}-{self.arch}: "
                        "not measured on device")
 
-    def verification_scope(self, providers: list[str]) -> tuple[bool, str]:
-        """(whether verification here counts as on the device, what the manifest says about it)."""
+    def verification_scope(self, providers: list[str], engine: str = "onnxruntime") -> tuple[bool, str]:
+        """(whether verification here counts as on the device, what the manifest says about it).
+
+        Args:
+            providers: ONNX Runtime providers that ran the check.
+            engine: the engine that ran the chosen candidate.
+        """
         native, why = self.native_here()
         return (True, "on the target's own kind of machine") if native else (False, why)
 
@@ -112,14 +119,27 @@ class Target:
         """ONNX Runtime execution providers that run the verification on this machine."""
         return ["CPUExecutionProvider"]
 
-    def candidate_converters(self, options: TargetOptions) -> list[str]:
-        """Converter names to try, in order of preference (an explicit converter wins)."""
-        if options.converter:
-            from registry.converters import get_converter
+    def candidate_converters(self, options: TargetOptions, pytorch: bool = False) -> list[str]:
+        """Converter names to try, in order of preference (an explicit converter wins).
 
-            get_converter(options.converter)  # unknown → UsageError with a suggestion
+        Args:
+            options: the target's options.
+            pytorch: whether the card has a PyTorch source (`pytorch:`); without one, converters
+                that start from it are left out.
+        Raises:
+            UsageError: an unknown explicit converter, or one that needs a `.pt2` the card lacks.
+        """
+        from registry.converters import get_converter
+
+        if options.converter:
+            converter = get_converter(options.converter)  # unknown → UsageError with a suggestion
+            if converter.source_format == "pt2" and not pytorch:
+                raise UsageError(f"converter '{options.converter}' converts the card's PyTorch source, and "
+                                 "the card has no 'pytorch:' field",
+                                 "add 'pytorch: model.pt2' (a torch.export.save file, dvc add it), or pick "
+                                 "another converter: " + ", ".join(self.converters))
             return [options.converter]
-        return list(self.converters)
+        return [n for n in self.converters if pytorch or get_converter(n).source_format != "pt2"]
 
     def parse_options(self, data: dict, where: str = "target options") -> TargetOptions:
         """Validate options for this target.

@@ -37,7 +37,7 @@ class Cuda(Target):
             return True, "built on a machine with the CUDA execution provider"
         return False, "built without a GPU: not measured on device"
 
-    def verification_scope(self, providers: list[str]) -> tuple[bool, str]:
+    def verification_scope(self, providers: list[str], engine: str = "onnxruntime") -> tuple[bool, str]:
         """On a GPU only where the CUDA execution provider ran the check."""
         if "CUDAExecutionProvider" in providers:
             return True, "run by the CUDA execution provider"
@@ -56,9 +56,9 @@ class Cuda(Target):
             return ["CUDAExecutionProvider", "CPUExecutionProvider"]
         return ["CPUExecutionProvider"]
 
-    def candidate_converters(self, options: TargetOptions) -> list[str]:
+    def candidate_converters(self, options: TargetOptions, pytorch: bool = False) -> list[str]:
         """fp16 first; the fp32 ONNX too when `fp32_fallback` is set."""
-        names = super().candidate_converters(options)
+        names = super().candidate_converters(options, pytorch)
         if getattr(options, "fp32_fallback", False) and not options.converter:
             names.append("onnx")
         return names

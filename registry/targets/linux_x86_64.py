@@ -29,9 +29,9 @@ class LinuxX86(Target):
     needs = ("onnxruntime", "openvino (optional)")
     Options = LinuxX86Options
 
-    def candidate_converters(self, options: TargetOptions) -> list[str]:
+    def candidate_converters(self, options: TargetOptions, pytorch: bool = False) -> list[str]:
         """ONNX first; OpenVINO IR when enabled and installed (else noted in the report)."""
-        names = super().candidate_converters(options)
+        names = super().candidate_converters(options, pytorch)
         if not getattr(options, "openvino", True) and not options.converter:
             names = [n for n in names if n != "openvino-ir"]
         return names

@@ -26,11 +26,36 @@ def load(folder=HERE):
     folder = Path(folder)
     manifest = json.loads((folder / "manifest.json").read_text())
     for name, digest in manifest["files"].items():
-        if hashlib.sha256((folder / name).read_bytes()).hexdigest() != digest:
+        if not (folder / name).is_file() or hashlib.sha256((folder / name).read_bytes()).hexdigest() != digest:
             raise SystemExit(f"{name} does not match manifest.json: the package was altered")
     block, setting = manifest["description"], manifest["engine"]
     need = block["min_runtime_version"]
     model = folder / manifest["model_file"]
+    order = [i["name"] for i in manifest["inputs"]]  # ExecuTorch and Core ML take them by position
+    if setting["engine"] == "executorch":
+        import torch
+        from executorch.runtime import Runtime
+        from executorch.version import __version__ as have
+
+        if _version(have) < _version(need):
+            raise SystemExit(f"this package needs executorch >= {need}; installed: {have}")
+        program = Runtime.get().load_program(model.read_bytes())  # owns the method's memory: keep it
+        method = program.load_method("forward")
+        return lambda feeds, program=program: dict(zip(manifest["outputs"], [
+            t.numpy() for t in method.execute([torch.from_numpy(feeds[n]) for n in order])]))
+    if setting["engine"] == "coreml":
+        import coremltools as ct
+
+        mlmodel = ct.models.MLModel(str(model))  # macOS only: Core ML itself checks the iOS/macOS release
+        spec = mlmodel.get_spec()
+        ins = [i.name for i in spec.description.input]
+        outs = [o.name for o in spec.description.output]
+
+        def run(feeds):
+            result = mlmodel.predict({c: feeds[n] for c, n in zip(ins, order)})
+            return dict(zip(manifest["outputs"], [result[o] for o in outs]))
+
+        return run
     if setting["engine"] == "openvino":
         import openvino as ov
 

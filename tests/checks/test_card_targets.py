@@ -40,3 +40,13 @@ def test_bad_targets_are_reported_with_lines_and_fixes(registry_repo):
     card_lines = (registry_repo.root / "models/bad/model.yaml").read_text().splitlines()
     unknown = next(f for f in found if "linux-x86-64" in f["message"])
     assert "linux-x86-64" in card_lines[unknown["line"] - 1]
+
+
+def test_a_converter_of_the_pytorch_source_needs_one(registry_repo):
+    weights = mlp_onnx()
+    extra = "targets:\n  - name: android-arm64\n    converter: executorch\n"
+    registry_repo.add_model("nopt", weights, card=example_card("nopt", size=len(weights), extra=extra))
+    [f] = _findings(registry_repo, "nopt")
+    assert f["message"] == ("targets[0] (android-arm64): converter 'executorch' converts the card's PyTorch "
+                            "source, and the card has no 'pytorch:' field")
+    assert "pytorch: model.pt2" in f["hint"]

@@ -308,3 +308,39 @@ def test_cli_passes_and_reports_the_graph_as_json(registry_repo, onnx_bytes):
     assert {"config-file", "weights-storage", "graph"} <= set(model["checks_run"])
     assert model["artifacts"]["graph"]["op_counts"] == {"Gemm": 2, "Relu": 1, "Softmax": 1}
     assert "Softmax" in model["artifacts"]["graph_svg"]
+
+
+# --------------------------------------------------------------------------- the PyTorch source (pytorch:)
+
+def test_a_pytorch_source_is_inspected_without_loading_it(registry_repo, tmp_path):
+    import io
+    import zipfile
+
+    from factories import torch_sources
+
+    onnx_model, pt2 = torch_sources()
+    registry_repo.add_model("tiny", onnx_model, commit=False)
+    registry_repo.track("models/tiny/model.pt2", pt2)
+    card = example_card("tiny", size=len(onnx_model), extra="pytorch: model.pt2\n")
+    registry_repo.commit({CARD: card})
+    assert findings(registry_repo) == []
+    # the same archive with a weight saved as a pickle: refused, never unpickled
+    marker = tmp_path / "unpickled"
+    with zipfile.ZipFile(io.BytesIO(pt2)) as z:
+        files = {n: z.read(n) for n in z.namelist()}
+    root = next(iter(files)).split("/", 1)[0]
+    config = json.loads(files[f"{root}/data/weights/model_weights_config.json"])
+    config["config"]["0.weight"]["use_pickle"] = True
+    files[f"{root}/data/weights/model_weights_config.json"] = json.dumps(config).encode()
+    files[f"{root}/data/weights/weight_0"] = pickle.dumps(_Payload(marker), protocol=2)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    registry_repo.track("models/tiny/model.pt2", buf.getvalue())
+    registry_repo.commit(message="a pickled weight in the .pt2")
+    [f] = findings(registry_repo)
+    assert f.message.startswith("models/tiny/model.pt2: entry 'data/weights/weight_0' holds '0.weight' as a pickle")
+    assert (f.path, f.line) == (CARD, next(i for i, ln in enumerate(card.splitlines(), 1)
+                                           if ln.startswith("pytorch:")))
+    assert not marker.exists()

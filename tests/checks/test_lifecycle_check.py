@@ -170,3 +170,23 @@ def test_deleting_an_offline_or_never_published_model_passes(registry_repo, chec
     registry_repo.commit(message="delete draft")
     report = check_models(registry_repo, base=base, head="HEAD", only=["lifecycle"])
     assert [m.name for m in report.models] == ["draft"] and report.passed
+
+
+def test_the_pytorch_source_is_part_of_a_version(registry_repo, check_models):
+    def files(card: str, md5: str) -> dict[str, str]:
+        pt2 = f"outs:\n- md5: {md5}\n  size: 99\n  hash: md5\n  path: model.pt2\n"
+        return {**model_files(card), "models/tiny/model.pt2.dvc": pt2}
+
+    card = example_card("tiny", version="1.0.0", status="published", extra="pytorch: model.pt2\n")
+    base = registry_repo.commit(files(card, MD5_A), "publish tiny 1.0.0")
+    registry_repo.git("tag", "-a", "tiny@v1.0.0", "-m", "tiny 1.0.0")
+    registry_repo.commit(files(card, MD5_B))
+    [f] = lifecycle_findings(registry_repo, check_models, base)
+    assert f.message == "the PyTorch source 'model.pt2' changed (md5 aaaaaaaa… → bbbbbbbb…) but version stays 1.0.0"
+    assert f.line == line_of(card, "pytorch:")
+    registry_repo.commit(model_files(example_card("tiny", version="1.0.0", status="published")))
+    [f] = lifecycle_findings(registry_repo, check_models, base)
+    assert f.message == "'pytorch' changed from 'model.pt2' to (none) but version stays 1.0.0"
+    registry_repo.commit(files(example_card("tiny", version="1.1.0", status="updated", extra="pytorch: model.pt2\n"),
+                               MD5_B))
+    assert lifecycle_findings(registry_repo, check_models, base) == []

@@ -199,3 +199,49 @@ def test_pointer_symlink_leaving_the_folder(registry_repo, onnx_bytes):
         assert f.message == ("DVC pointer: models/tiny/model.onnx.dvc is a symlink to "
                              "'../other/model.onnx.dvc', outside models/tiny/")
         assert (f.path, f.line) == (CARD, card_line(card, "weights"))
+
+
+# --------------------------------------------------------------------------- the PyTorch source (pytorch:)
+
+PT2_POINTER = "models/tiny/model.pt2.dvc"
+
+
+def with_pytorch(reg, onnx_bytes, *, push: bool = True) -> str:
+    """tiny with weights and a DVC-tracked model.pt2 named by `pytorch:`; returns the card."""
+    reg.add_model("tiny", onnx_bytes, commit=False)
+    reg.track("models/tiny/model.pt2", b"PK\x03\x04 a .pt2 stands here", push=push)
+    card = example_card("tiny", size=len(onnx_bytes), extra="pytorch: model.pt2\n")
+    reg.commit({CARD: card}, message="tiny with a PyTorch source")
+    return card
+
+
+def test_a_tracked_and_pushed_pytorch_source_passes(registry_repo, onnx_bytes):
+    with_pytorch(registry_repo, onnx_bytes)
+    assert findings(registry_repo) == []
+
+
+def test_the_pytorch_source_needs_its_pointer_and_its_object(registry_repo, onnx_bytes):
+    card = with_pytorch(registry_repo, onnx_bytes, push=False)
+    md5 = parse_pointer((registry_repo.root / PT2_POINTER).read_text()).md5
+    [f] = findings(registry_repo)
+    assert f.message == (f"the PyTorch source object {md5} ({PT2_POINTER}) is not in the 'staging' remote "
+                         f"({registry_repo.storage / 'staging'})")
+    registry_repo.git("rm", "-q", "--cached", PT2_POINTER)
+    (registry_repo.root / PT2_POINTER).unlink()
+    registry_repo.commit(message="lose the pointer")
+    [f] = findings(registry_repo)
+    assert f.message.startswith(f"no DVC pointer {PT2_POINTER} for the 'pytorch' file in HEAD")
+    assert (f.path, f.line) == (CARD, card_line(card, "pytorch"))
+
+
+@pytest.mark.parametrize("value, says", [
+    ("../other/model.pt2", "must stay inside the model folder ('..' is not allowed)"),
+    ("/abs/model.pt2", "must be relative to the model folder, not absolute"),
+    ("model.pt", "must name a .pt2 file"),
+])
+def test_pytorch_path_is_checked_like_the_weights(registry_repo, onnx_bytes, value, says):
+    card = with_pytorch(registry_repo, onnx_bytes).replace("pytorch: model.pt2", f"pytorch: {value}")
+    registry_repo.commit({CARD: card})
+    [f] = findings(registry_repo)
+    assert f.check == "card-fields" and says in f.message and "pytorch" in f.message
+    assert (f.path, f.line) == (CARD, card_line(card, "pytorch"))

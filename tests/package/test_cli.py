@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from factories import mlp_onnx, write_package_source
+from factories import mlp_onnx, registry_cli, write_package_source
 
 from registry.cli import cli
 from registry.converters import load_all as load_converters
@@ -26,10 +27,10 @@ def test_every_registered_target_imports_and_describes_its_options():
         for field, info in cls.Options.model_fields.items():
             assert info.description, f"{name}.{field} has no description"
     get_engine("onnxruntime")
-    assert {"onnxruntime", "openvino"} <= set(ENGINES)
+    assert {"onnxruntime", "openvino", "executorch", "coreml"} <= set(ENGINES)
 
 
-@pytest.mark.parametrize("command", ["package", "run"])
+@pytest.mark.parametrize("command", ["package", "run", "verify"])
 def test_commands_and_options_have_help(command):
     cmd = cli.commands[command]
     assert cmd.help and "Example" in cmd.help
@@ -74,3 +75,37 @@ def test_cli_errors_exit_with_their_codes(tmp_path):
                            "--target", "linux-aarch64", "--quantize", "static"], capture_output=True, text=True,
                           cwd=tmp_path)
     assert proc.returncode == 6 and "needs calibration data" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cli_verify_passes_a_package_and_fails_one_whose_reference_disagrees(tmp_path, capsys):
+    import hashlib
+    import io
+
+    from registry.package import REFERENCE, deterministic_tar, open_package
+
+    model, card = write_package_source(tmp_path / "src", mlp_onnx(), "  - linux-aarch64\n")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["package", "--model", str(model), "--card", str(card), "-o", str(tmp_path / "d"),
+                                 "--no-benchmark", "--format", "json"])
+    path = json.loads(result.stdout)[0]["path"]
+    result = runner.invoke(cli, ["verify", path])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"{path}: onnx (fp32): passed: probabilities: max_abs 0 ")
+    # the same package whose stored source outputs say something else (hashes made consistent)
+    pkg = open_package(Path(path))
+    with np.load(io.BytesIO(pkg.files[REFERENCE])) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["output/probabilities"] = arrays["output/probabilities"][:, :, ::-1].copy()
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    files = {**pkg.files, REFERENCE: buf.getvalue()}
+    files.pop("manifest.json")
+    manifest = pkg.manifest.model_copy(update={"files": {k: hashlib.sha256(v).hexdigest() for k, v in files.items()}})
+    files["manifest.json"] = manifest.model_dump_json().encode()
+    bad = tmp_path / "bad.tar.gz"
+    bad.write_bytes(deterministic_tar("mlp-1.0.0-linux-aarch64", files))
+    code, out, err = registry_cli(tmp_path, "verify", str(bad), "--format", "json", capsys=capsys)
+    assert code == 6
+    record = json.loads(out)[0]
+    assert record["status"] == "failed" and record["outputs"][0]["cosine"] < 0.99999
+    assert "1 of 1 package(s) failed verification on this machine" in err

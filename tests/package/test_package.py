@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 from factories import FAST, conv_onnx, example_card, mlp_onnx, write_package_source
 
-from registry.errors import ConversionError, UsageError
+from registry.errors import ConversionError, ModelFormatError, StorageError, UsageError
 from registry.package import (
     build_package,
     deterministic_tar,
@@ -235,3 +235,101 @@ def read_onnx_block_from(package_path):
     path = package_path.parent / "inner.onnx"
     onnx.save(model, str(path))
     return read_onnx_block(path)
+
+
+# --------------------------------------------------------------------------- the PyTorch source (pytorch:)
+
+@pytest.fixture(scope="module")
+def torch_model():
+    """(ONNX bytes, .pt2 bytes) of one small torch classifier."""
+    from factories import torch_sources
+
+    return torch_sources(seed=11)
+
+
+def test_a_pickled_pt2_stops_the_build_and_is_never_unpickled(tmp_path, torch_model):
+    import pickle
+    import zipfile
+
+    class Payload:
+        def __reduce__(self):
+            return exec, (f"open({str(tmp_path / 'ran')!r}, 'w').close()",)
+
+    onnx_bytes, pt2 = torch_model
+    with zipfile.ZipFile(io.BytesIO(pt2)) as z:
+        files = {n: z.read(n) for n in z.namelist()}
+    root = next(iter(files)).split("/", 1)[0]
+    files[f"{root}/data/constants/model_constants_config.json"] = json.dumps({"config": {"hook": {
+        "path_name": "opaque_obj_0", "is_param": False, "use_pickle": True, "tensor_meta": None}}}).encode()
+    files[f"{root}/data/constants/opaque_obj_0"] = pickle.dumps(Payload())
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    model, card = write_package_source(tmp_path / "src", onnx_bytes, "  - android-arm64\n", pytorch=buf.getvalue())
+    with pytest.raises(ModelFormatError) as e:
+        build_package(source_from_files(model, card), "android-arm64", tmp_path / "dist", overrides=FAST)
+    assert e.value.message.startswith("model.pt2: entry 'data/constants/opaque_obj_0' holds the object constant "
+                                      "'hook' as a pickle")
+    assert not (tmp_path / "ran").exists() and not (tmp_path / "dist").exists()
+
+
+def test_a_missing_pt2_file_in_a_local_build(tmp_path, torch_model):
+    model, card = write_package_source(tmp_path / "src", torch_model[0], "  - android-arm64\n",
+                                       pytorch=torch_model[1])
+    (tmp_path / "src" / "model.pt2").unlink()
+    with pytest.raises(UsageError) as e:
+        source_from_files(model, card)
+    assert e.value.message == f"{card} names pytorch: model.pt2, which is not in {card.parent}"
+
+
+def test_the_pt2_of_a_tagged_version_comes_from_the_public_remote(registry_repo, tmp_path, torch_model):
+    onnx_bytes, pt2 = torch_model
+    registry_repo.add_model("tagged", onnx_bytes, commit=False, card=example_card(
+        "tagged", size=len(onnx_bytes), version="2.0.0", status="published",
+        extra="pytorch: model.pt2\ntargets:\n  - android-arm64\n"))
+    registry_repo.track("models/tagged/model.pt2", pt2)
+    registry_repo.commit(message="tagged 2.0.0")
+    registry_repo.dvc("push", "-q", "-r", "public", "models/tagged/model.onnx.dvc")
+    registry_repo.git("tag", "-a", "tagged@v2.0.0", "-m", "tagged 2.0.0")
+    with pytest.raises(StorageError) as e:  # the .pt2 object never reached public
+        source_from_tag("tagged@2.0.0", registry_repo.root, tmp_path / "work")
+    assert e.value.message.startswith("models/tagged/model.pt2 of tagged@v2.0.0: object ")
+    assert "is not in remote 'public'" in e.value.message
+    registry_repo.dvc("push", "-q", "-r", "public", "models/tagged/model.pt2.dvc")
+    source = source_from_tag("tagged@2.0.0", registry_repo.root, tmp_path / "work2")
+    assert source.pytorch.read_bytes() == pt2
+    result = build_package(source, "android-arm64", tmp_path / "dist", overrides=FAST, benchmark=False)
+    assert result.manifest.model_file == "model/model.pte" and result.manifest.description.source_model == "tagged@2.0.0"
+
+
+def test_a_pt2_that_takes_other_inputs_than_the_onnx(tmp_path, torch_model):
+    model, card = write_package_source(tmp_path / "src", mlp_onnx(inputs=10), "  - android-arm64\n",
+                                       pytorch=torch_model[1])
+    with pytest.raises(ConversionError) as e:
+        build_package(source_from_files(model, card), "android-arm64", tmp_path / "dist", overrides=FAST)
+    assert e.value.message == ("model.pt2: input 'input' is float32 [1, 8], but the ONNX model's input 'input' "
+                               "is float32 ['batch', 10]")
+    assert "same module" in e.value.hint
+
+
+def test_steps_applied_to_the_onnx_only_leave_the_pt2_out(tmp_path, torch_model):
+    targets = "  - name: android-arm64\n    quantize: dynamic\n"
+    model, card = write_package_source(tmp_path / "src", torch_model[0], targets, pytorch=torch_model[1])
+    result = build_package(source_from_files(model, card), "android-arm64", tmp_path / "dist", overrides=FAST)
+    assert result.manifest.model_file == "model/model.ort"
+    assert [v.converter for v in result.manifest.verification] == ["ort-format"]
+    with pytest.raises(ConversionError, match="the executorch converter cannot build this package: int8 "
+                                              "quantization applies to the ONNX model only"):
+        build_package(source_from_files(model, card), "android-arm64", tmp_path / "dist",
+                      overrides={**FAST, "converter": "executorch"})
+
+
+def test_a_pt2_converter_without_a_pt2(tmp_path):
+    model, card = write_package_source(tmp_path / "src", mlp_onnx(), "  - android-arm64\n")
+    with pytest.raises(UsageError, match="converter 'executorch' converts the card's PyTorch source"):
+        build_package(source_from_files(model, card), "android-arm64", tmp_path / "dist",
+                      overrides={"converter": "executorch"})
+    # without pytorch: the target behaves as before, ORT format only
+    result = build_package(source_from_files(model, card), "android-arm64", tmp_path / "dist", overrides=FAST)
+    assert [v.converter for v in result.manifest.verification] == ["ort-format"]
