@@ -24,14 +24,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Device packages"
 NOTE = ("Reading the figures: packaging time includes conversion, verification and (for timed "
-        "targets) the engine benchmark; cross-built targets are verified and timed once, for "
-        "information, without the timings deciding. The "
-        "'chosen' row re-times the package's engine setting after the build. This machine has 2 "
-        "cores shared with other work: the same row varies by ±30% or more from run to run, so the "
-        "chosen and default rows here are within noise of each other (the build's own benchmark "
-        "had the chosen setting fastest); figures from a dedicated runner are the ones to trust. "
-        "Model size counts "
-        "every model file of the package (OpenVINO: .xml and .bin).\n")
+        "targets) the engine benchmark; cross-built targets are verified but not timed. 'from .pt2' "
+        "builds the target from the model's PyTorch ExportedProgram (ExecuTorch .pte, verified here "
+        "against the ONNX with ExecuTorch's runtime). The engine's default setting is kept unless "
+        "another is at least 5% faster in the build's own benchmark, so the 'chosen' row is often the "
+        "default session itself; it re-times the package's engine setting after the build. This "
+        "machine has 2 cores shared with other work: the same row varies by ±30% or more from run to "
+        "run; figures from a dedicated runner are the ones to trust. Model size counts every model "
+        "file of the package (OpenVINO: .xml and .bin).\n")
 
 
 def build_models(workdir: Path):
@@ -137,17 +137,23 @@ def main() -> int:
                              project="bench", source={"repo": "https://example.invalid/train.git"},
                              config="config.yaml", weights=onnx_path.name)
             source = ModelSource(name=name, version="1.0.0", card=card, weights=onnx_path, folder=work)
+            pt2 = onnx_path.with_suffix(".pt2")
+            torch.export.save(torch.export.export(module, (example,)), str(pt2))
+            pt_card = card.model_copy(update={"pytorch": pt2.name})
+            pt_source = ModelSource(name=name, version="1.0.0", card=pt_card, weights=onnx_path, folder=work,
+                                    pytorch=pt2)
             opts = {"repeats": args.repeats, "threads": threads}
             rows = []
             results = {}
-            for target, extra in [("linux-x86_64", {}), ("linux-x86_64", {"quantize": "dynamic"}),
-                                  ("linux-aarch64", {}), ("android-arm64", {"quantize": "dynamic"}),
-                                  ("cuda", {})]:
+            for target, extra, src in [("linux-x86_64", {}, source), ("linux-x86_64", {"quantize": "dynamic"}, source),
+                                       ("linux-aarch64", {}, source),
+                                       ("android-arm64", {"quantize": "dynamic"}, source),
+                                       ("android-arm64", {}, pt_source), ("cuda", {}, source)]:
                 start = time.perf_counter()
-                result = build_package(source, target, work / "dist" / f"{target}-{len(extra)}",
+                result = build_package(src, target, work / "dist" / f"{target}-{len(extra)}-{src is pt_source}",
                                        overrides={**opts, **extra})
                 seconds = time.perf_counter() - start
-                label = target + (" int8" if extra else "")
+                label = target + (" int8" if extra else "") + (" from .pt2" if src is pt_source else "")
                 results[label] = result
                 size = model_size(open_package(result.path))
                 cos = min(o.cosine for v in result.manifest.verification if v.passed for o in v.outputs
