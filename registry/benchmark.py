@@ -154,21 +154,18 @@ def choose(candidates: list[Candidate], feed: dict[str, np.ndarray], *, native: 
     slowest = max(ok, key=lambda t: t.median_ms)
     timed = f"{len(ok)} timed settings ({warmup} warm-up + {best.runs} runs each, in 3 rounds)"
     default = default_timing(ok, candidates[0].converter)
-    if pick(ok, candidates[0].converter) is not best:
-        return BenchmarkReport(
-            measured=True, machine=machine, timings=timings, chosen_converter=default.converter,
-            chosen_setting=default.setting,
-            reason=(f"kept the engine's default: of {timed}, the fastest ({best.converter} "
-                    f"{best.setting.label()} at {best.median_ms:.3f} ms) beat the default "
-                    f"({default.converter} {default.setting.label()} at {default.median_ms:.3f} ms) by less than "
-                    f"{DEFAULT_MARGIN:.0%}, within timing noise (slowest {slowest.median_ms:.3f} ms)"))
-    return BenchmarkReport(
-        measured=True, machine=machine, timings=timings, chosen_converter=best.converter,
-        chosen_setting=best.setting,
-        reason=(f"fastest median of {timed}: "
-                f"{best.converter} {best.setting.label()} at {best.median_ms:.3f} ms "
-                f"(slowest {slowest.median_ms:.3f} ms"
-                + (f"; the engine's default {default.median_ms:.3f} ms)" if default is not None else ")")))
+    chosen = pick(ok, candidates[0].converter)
+    if chosen is not best:
+        reason = (f"kept the engine's default: of {timed}, the fastest ({best.converter} "
+                  f"{best.setting.label()} at {best.median_ms:.3f} ms) beat the default "
+                  f"({default.converter} {default.setting.label()} at {default.median_ms:.3f} ms) by less than "
+                  f"{DEFAULT_MARGIN:.0%}, within timing noise (slowest {slowest.median_ms:.3f} ms)")
+    else:
+        reason = (f"fastest median of {timed}: {best.converter} {best.setting.label()} at "
+                  f"{best.median_ms:.3f} ms (slowest {slowest.median_ms:.3f} ms"
+                  + (f"; the engine's default {default.median_ms:.3f} ms)" if default is not None else ")"))
+    return BenchmarkReport(measured=True, machine=machine, timings=timings, chosen_converter=chosen.converter,
+                           chosen_setting=chosen.setting, reason=reason)
 
 
 DEFAULT_MARGIN = 0.05  # a setting must beat the engine's default by this much to replace it

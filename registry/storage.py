@@ -183,19 +183,24 @@ class Remote:
 
     def upload(self, src: str | os.PathLike, md5: str) -> None:
         """Put a local file on the remote under its md5 (written to a temporary name, then moved)."""
-        path = self.object_path(md5)
-        parent = path.rsplit("/", 1)[0]
+        self._put(src, self.object_path(md5), f"uploading {md5} to", "the write")
 
+    def _put(self, src: str | os.PathLike, path: str, doing: str, what: str) -> None:
+        """Copy a local file to `path` on the remote: to a temporary name first, then moved into place.
+
+        Raises:
+            StorageError: the remote is unreachable or refuses `what`.
+        """
         def put() -> None:
-            self.fs.makedirs(parent, exist_ok=True)
-            tmp = f"{path}.tmp{os.getpid()}"
-            self.fs.put_file(str(src), tmp)
-            self.fs.mv(tmp, path)
+            self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+            part = f"{path}.tmp{os.getpid()}"
+            self.fs.put_file(str(src), part)
+            self.fs.mv(part, path)
 
         try:
-            with_retries(f"uploading {md5} to remote '{self.name}'", put)
+            with_retries(f"{doing} remote '{self.name}'", put)
         except PermissionError as e:
-            raise StorageError(f"remote '{self.name}' ({self.url}) refused the write: {e}",
+            raise StorageError(f"remote '{self.name}' ({self.url}) refused {what}: {e}",
                                "check the remote's permissions/credentials") from None
 
     # Files outside DVC's object layout, at fixed keys (e.g. `packages/<name>/<version>/index.json`):
@@ -244,18 +249,7 @@ class Remote:
         with tempfile.TemporaryDirectory(prefix="registry-key-") as tmp:
             local = Path(tmp) / "data"
             local.write_bytes(data)
-
-            def put() -> None:
-                self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-                part = f"{path}.tmp{os.getpid()}"
-                self.fs.put_file(str(local), part)
-                self.fs.mv(part, path)
-
-            try:
-                with_retries(f"writing {key} to remote '{self.name}'", put)
-            except PermissionError as e:
-                raise StorageError(f"remote '{self.name}' ({self.url}) refused to write {key}: {e}",
-                                   "check the remote's permissions/credentials") from None
+            self._put(local, path, f"writing {key} to", f"to write {key}")
 
 
 class Storage:
