@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 from registry.card import CARD_FILE, MODELS_DIR, ModelCard, Status, load_card
 from registry.errors import CardError, StorageError, UsageError
 from registry.listing import cat_files
-from registry.storage import PUBLIC, PointerError, Storage, file_md5, parse_pointer
+from registry.storage import PUBLIC, Pointer, PointerError, Storage, file_md5, parse_pointer
 from registry.versions import (Version, clone_root, git_output, parse_version_spec, read_versions, resolve,
                                withdraw_offline)
 
@@ -157,30 +157,44 @@ def _destination(out_dir: str | Path | None, name: str, version: Version) -> Pat
 
 def _pull_weights(gitdir: Path, version: Version, card: ModelCard, pointer_path: str, remote,
                   out_dir: str | Path | None) -> tuple[Path, list[PulledFile]]:
-    """The weights from the public remote, and the card and config from git."""
+    """The weights (and the PyTorch source, when the card has one) from the public remote, and the
+    card and config from git."""
     name = version.name
-    card_bytes, pointer_bytes, config_bytes = cat_files(gitdir, [
-        f"{version.commit}:{MODELS_DIR}/{name}/{CARD_FILE}",
-        f"{version.commit}:{pointer_path}",
-        f"{version.commit}:{MODELS_DIR}/{name}/{card.config}"])
-    if pointer_bytes is None:
+    folder = f"{MODELS_DIR}/{name}"
+    tracked = [card.weights] + ([card.pytorch] if card.pytorch else [])
+    pointer_paths = [pointer_path] + [f"{folder}/{rel}.dvc" for rel in tracked[1:]]
+    card_bytes, config_bytes, *pointers = cat_files(gitdir, [
+        f"{version.commit}:{folder}/{CARD_FILE}", f"{version.commit}:{folder}/{card.config}",
+        *(f"{version.commit}:{path}" for path in pointer_paths)])
+    dest = _destination(out_dir, name, version)
+    files = [_fetch_weights(remote, ptr.md5, ptr.size, dest / PurePosixPath(rel).name)
+             for rel, ptr in zip(tracked, (_tagged_pointer(version, path, data)
+                                           for path, data in zip(pointer_paths, pointers)))]
+    for rel, data in ((CARD_FILE, card_bytes), (card.config, config_bytes)):
+        if data is not None:
+            files.append(_write_atomic(dest / PurePosixPath(rel).name, data))
+    return dest, files
+
+
+def _tagged_pointer(version: Version, pointer_path: str, data: bytes | None) -> Pointer:
+    """A file's DVC pointer at a version's tag.
+
+    Raises:
+        CardError: missing or broken. StorageError: it tracks a folder.
+    """
+    if data is None:
         raise CardError(f"{version.tag} has no DVC pointer {pointer_path}",
                         "the version was tagged without its weights; ask the registry's admins",
                         path=pointer_path)
     try:
-        pointer = parse_pointer(pointer_bytes)
+        pointer = parse_pointer(data)
     except PointerError as e:
         raise CardError(f"{pointer_path} at {version.tag}: {e}", "the tagged pointer is broken",
                         path=pointer_path) from None
     if pointer.is_dir:
         raise StorageError(f"{pointer_path} tracks a folder; registry pull fetches single files",
-                           f"use: git checkout {version.tag} && dvc pull -R {MODELS_DIR}/{name}")
-    dest = _destination(out_dir, name, version)
-    files = [_fetch_weights(remote, pointer.md5, pointer.size, dest / PurePosixPath(card.weights).name)]
-    for rel, data in ((CARD_FILE, card_bytes), (card.config, config_bytes)):
-        if data is not None:
-            files.append(_write_atomic(dest / PurePosixPath(rel).name, data))
-    return dest, files
+                           f"use: git checkout {version.tag} && dvc pull -R {MODELS_DIR}/{version.name}")
+    return pointer
 
 
 def _fetch_package(remote, entry, dest: Path) -> PulledFile:

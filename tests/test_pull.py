@@ -120,3 +120,22 @@ def test_output_that_is_a_file_is_refused(published_registry, tmp_path):
     with pytest.raises(UsageError, match="is not a folder"):
         pull("digits@1.0.0", target, root=published_registry.root)
     assert target.read_text() == "keep me"
+
+
+def test_the_pytorch_source_of_a_version_comes_with_its_weights(registry_repo, tmp_path):
+    """A card with `pytorch:` publishes its .pt2 with the weights; a consumer's pull brings both."""
+    reg = registry_repo
+    pt2 = b"PK\x03\x04 stand-in bytes of an ExportedProgram archive"
+    reg.track("models/mlp/model.pt2", pt2)
+    reg.add_model("mlp", mlp_onnx(5), extra="pytorch: model.pt2\n")
+    base = reg.git("rev-parse", "HEAD")
+    text = (reg.root / "models/mlp/model.yaml").read_text()
+    reg.commit({"models/mlp/model.yaml": text.replace("status: unpublished", "status: published\nversion: 1.0.0")},
+               "publish mlp 1.0.0")
+    assert reg.registry("publish", "--base", base, "--head", "HEAD", "--no-push").returncode == 0
+    shutil.rmtree(reg.storage / "staging")
+    result = pull("mlp@1.0.0", tmp_path / "out", root=reg.root)
+    assert (tmp_path / "out" / "model.pt2").read_bytes() == pt2
+    assert (tmp_path / "out" / "model.onnx").read_bytes() == mlp_onnx(5)
+    assert {Path(f.path).name: f.md5 for f in result.files if f.source == "public"} == {
+        "model.onnx": md5(mlp_onnx(5)), "model.pt2": md5(pt2)}
