@@ -22,6 +22,7 @@ as a kill would) at one of `FAULT_POINTS`.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -279,7 +280,7 @@ def _copy_reading_back(source: str, target: str) -> tuple[str, int]:
                 if finished and pos >= state["written"]:
                     return h.hexdigest(), pos
 
-    with open(source, "rb") as fin, open(target, "wb") as fout, \
+    with open(source, "rb") as fin, open(target, "wb", buffering=0) as fout, \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="registry-read-back") as pool:
         reading = pool.submit(read_back)
         try:
@@ -289,7 +290,6 @@ def _copy_reading_back(source: str, target: str) -> tuple[str, int]:
                 with progress:
                     state["written"] = offset
                     progress.notify()
-            fout.flush()
         finally:
             with progress:
                 state["done"] = True
@@ -298,13 +298,24 @@ def _copy_reading_back(source: str, target: str) -> tuple[str, int]:
 
 
 def _copy_chunk(fin, fout, offset: int) -> int:
-    """Copy up to one chunk at `offset`: in the kernel where the OS offers it, else through a buffer."""
-    if hasattr(os, "sendfile") and sys.platform.startswith("linux"):
-        return os.sendfile(fout.fileno(), fin.fileno(), offset, _CHUNK)
-    block = fin.read(_CHUNK)  # sequential: `offset` is where the file position already is
-    fout.write(block)
-    fout.flush()
+    """Copy up to one chunk at `offset`: in the kernel where the OS and file system offer it,
+    else through a buffer."""
+    if sys.platform.startswith("linux"):
+        try:
+            return os.sendfile(fout.fileno(), fin.fileno(), offset, _CHUNK)
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise
+    block = memoryview(os.pread(fin.fileno(), _CHUNK, offset) if hasattr(os, "pread") else _read_at(fin, offset))
+    written = 0
+    while written < len(block):  # at the descriptor's position, as sendfile writes
+        written += os.write(fout.fileno(), block[written:])
     return len(block)
+
+
+def _read_at(f, offset: int) -> bytes:
+    f.seek(offset)
+    return f.read(_CHUNK)
 
 
 def _require_match(remote: Remote, md5: str, size: int | None, got: str, n: int) -> None:

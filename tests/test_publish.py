@@ -341,3 +341,21 @@ def test_an_object_of_several_copy_chunks_arrives_whole(registry_repo, origin):
     assert object_file(registry_repo.storage, "public", weights).read_bytes() == weights
     notes = registry_repo.git("tag", "-l", "--format=%(contents)", f"{NAME}@v1.0.0")
     assert "Parameters: 2,400,008" in notes and "File size: 9.60 MB" in notes
+
+
+@pytest.mark.parametrize("kernel_copy", [True, False], ids=["sendfile", "no-in-kernel-copy"])
+def test_copy_with_read_back_returns_the_hash_of_what_arrived(tmp_path, monkeypatch, kernel_copy):
+    """Where the file system refuses in-kernel copies (EINVAL), the copy goes through a buffer."""
+    import errno
+
+    from registry.publish import _copy_reading_back
+
+    if not kernel_copy:
+        def refuse(*args):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        monkeypatch.setattr(os, "sendfile", refuse)
+    data = np.random.default_rng(7).bytes(5 * (1 << 21) + 12345)  # several chunks and a tail
+    (tmp_path / "src").write_bytes(data)
+    got = _copy_reading_back(str(tmp_path / "src"), str(tmp_path / "dst"))
+    assert got == (hashlib.md5(data).hexdigest(), len(data))
+    assert (tmp_path / "dst").read_bytes() == data
