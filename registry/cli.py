@@ -162,13 +162,16 @@ _NEW_REQUIRED = {"weights": "--weights", "config": "--config", "task": "--task",
 @click.option("--tag", "tags", multiple=True, help="Free label; repeatable.")
 @click.option("--metric", "metrics", multiple=True, metavar="NAME=VALUE@DATASET",
               help="Evaluation metric, e.g. accuracy=0.93@digits-test; repeatable.")
+@click.option("--pytorch", type=click.Path(dir_okay=False, path_type=Path),
+              help="PyTorch source of the same model (.pt2 from torch.export.save) for the native mobile "
+                   "runtimes; copied in and tracked with DVC (optional).")
 @click.option("--push", is_flag=True, help="Push the weights to the staging remote (dvc push -r staging).")
 @click.option("--interactive/--no-interactive", default=None,
               help="Ask for missing fields (default: when standard input is a terminal).")
 def new(name: str, weights: Path | None, config_file: Path | None, task: str | None, project: str | None,
         source_repo: str | None, source_commit: str | None, model_version: str | None,
         description: str | None, license_id: str | None, owners: tuple[str, ...], tags: tuple[str, ...],
-        metrics: tuple[str, ...], push: bool, interactive: bool | None) -> None:
+        metrics: tuple[str, ...], pytorch: Path | None, push: bool, interactive: bool | None) -> None:
     """Scaffold models/NAME: the card (model.yaml), the config and the DVC-tracked weights.
 
     In a terminal it asks for what the options did not give; otherwise every required option
@@ -224,7 +227,7 @@ def new(name: str, weights: Path | None, config_file: Path | None, task: str | N
                          "give them as options, or run `registry new` in a terminal to be asked")
     request = NewModel(name=name, version=model_version, description=description, license=license_id,
                        source_commit=source_commit, owners=list(owners), tags=list(tags),
-                       metrics=parsed_metrics, **{k: v for k, v in values.items()})
+                       metrics=parsed_metrics, pytorch=pytorch, **{k: v for k, v in values.items()})
     result = new_model(root, request, push=push)
     rel = result.folder.relative_to(root)
     click.echo(f"created {rel}/ ({result.card.weights}: {result.card.size} bytes, md5 {result.md5})")

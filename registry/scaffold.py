@@ -44,6 +44,8 @@ class NewModel(BaseModel):
     owners: list[str] = Field(default_factory=list, description="code owners (@user or @org/team)")
     tags: list[str] = Field(default_factory=list, description="free labels")
     metrics: list[Metric] = Field(default_factory=list, description="evaluation metrics")
+    pytorch: Path | None = Field(None, description="PyTorch source of the same model (.pt2 ExportedProgram) to "
+                                 "copy in and track with DVC, for the native mobile runtimes")
 
 
 class NewModelResult(BaseModel):
@@ -100,6 +102,22 @@ def check_weights(path: Path) -> None:
     from registry.graph import detect_format
 
     detect_format(path)  # refuses pickle-based and unreadable formats by their bytes, loading nothing
+
+
+def check_pytorch(path: Path) -> None:
+    """Refuse a PyTorch source that is missing or not a plain PT2 archive (inspected, never loaded).
+
+    Raises:
+        UsageError: missing or not named .pt2. ModelFormatError: pickled or compiled entries.
+    """
+    from registry.pt2 import inspect_pt2
+
+    if not path.is_file():
+        raise UsageError(f"PyTorch source {path} does not exist", "give the path of the .pt2 from torch.export.save")
+    if path.suffix != ".pt2":
+        raise UsageError(f"PyTorch source {path.name} is not a .pt2 file",
+                         "save the ExportedProgram with torch.export.save(ep, 'model.pt2')")
+    inspect_pt2(path, path.name)
 
 
 def check_config(path: Path) -> None:
@@ -165,9 +183,16 @@ def new_model(root: str | os.PathLike, request: NewModel, *, push: bool = False)
     weights, config = Path(request.weights), Path(request.config)
     check_weights(weights)
     check_config(config)
+    pytorch = Path(request.pytorch) if request.pytorch else None
+    if pytorch is not None:
+        check_pytorch(pytorch)
     weights_name, config_name = weights.name, config.name
     if config_name in (CARD_FILE, weights_name):
         config_name = "config" + config.suffix.lower()
+    pytorch_name = pytorch.name if pytorch is not None else None
+    if pytorch_name in (weights_name, config_name):
+        raise UsageError(f"the PyTorch source and another file are both called '{pytorch_name}'",
+                         "rename the .pt2 file")
     for what, name in (("weights", weights_name), ("config", config_name)):
         if PurePosixPath(name).suffix == ".dvc" or name == CARD_FILE or name.startswith("."):
             raise UsageError(f"the {what} file cannot be called '{name}' in a model folder",
@@ -182,13 +207,16 @@ def new_model(root: str | os.PathLike, request: NewModel, *, push: bool = False)
         dvc_add(root, tmp / weights_name)
         pointer_path = tmp / (weights_name + ".dvc")
         pointer = parse_pointer(pointer_path.read_text())
+        if pytorch is not None:
+            shutil.copyfile(pytorch, tmp / pytorch_name)
+            dvc_add(root, tmp / pytorch_name)
         card = _build_card(
             name=request.name, version=request.version, status=Status.unpublished, task=request.task,
             project=request.project,
             source=Source(repo=request.source_repo, commit=request.source_commit),
             config=config_name, weights=weights_name, size=pointer.size, metrics=request.metrics,
             description=request.description, license=request.license, owners=request.owners,
-            tags=request.tags)
+            tags=request.tags, pytorch=pytorch_name)
         text = render_card(card, schema_reference(folder, root))
         loaded = load_card(text, f"{MODELS_DIR}/{request.name}/{CARD_FILE}")
         if loaded.findings:  # every field came through pydantic already; this guards the template
@@ -196,6 +224,8 @@ def new_model(root: str | os.PathLike, request: NewModel, *, push: bool = False)
         (tmp / CARD_FILE).write_text(text, encoding="utf-8")
         if push:
             dvc_push(root, pointer_path)
+            if pytorch is not None:
+                dvc_push(root, tmp / (pytorch_name + ".dvc"))
         if folder.exists():
             raise UsageError(f"{MODELS_DIR}/{request.name} appeared while scaffolding; not overwriting it")
         os.rename(tmp, folder)

@@ -71,6 +71,42 @@ def test_new_with_options_writes_card_config_and_tracked_weights(registry_repo, 
     assert registry_repo.registry("check", "digits-mlp", "--offline", "--no-content").returncode == 0
 
 
+def test_new_with_a_pytorch_source_tracks_and_pushes_it(registry_repo, inputs, tmp_path, capsys):
+    from factories import torch_sources
+
+    onnx_bytes, pt2 = torch_sources()
+    inputs["weights"].write_bytes(onnx_bytes)
+    (tmp_path / "work" / "model.pt2").write_bytes(pt2)
+    root = registry_repo.root
+    code, out, err = registry_cli(root, "new", "mlp", "--weights", str(inputs["weights"]),
+                                  "--config", str(inputs["config"]), "--pytorch", str(tmp_path / "work" / "model.pt2"),
+                                  *REQUIRED, "--push", capsys=capsys)
+    assert code == 0, err
+    folder = root / "models" / "mlp"
+    card = load_card((folder / "model.yaml").read_text()).card
+    assert card.pytorch == "model.pt2"
+    pointer = parse_pointer((folder / "model.pt2.dvc").read_text())
+    assert pointer.md5 == file_md5(tmp_path / "work" / "model.pt2")
+    staged = registry_repo.storage / "staging/files/md5" / pointer.md5[:2] / pointer.md5[2:]
+    assert staged.read_bytes() == pt2
+    assert registry_repo.registry("check", "mlp", "--offline").returncode == 0
+
+
+def test_new_refuses_a_pickled_pytorch_source_and_writes_nothing(registry_repo, inputs, tmp_path, capsys):
+    import zipfile
+
+    bad = tmp_path / "work" / "model.pt2"
+    with zipfile.ZipFile(bad, "w") as z:  # the legacy layout: a pickled state dict
+        z.writestr("archive/serialized_state_dict.pt", pickle.dumps({"w": 1}))
+        z.writestr("archive/version", "1")
+    code, out, err = registry_cli(registry_repo.root, "new", "mlp", "--weights", str(inputs["weights"]),
+                                  "--config", str(inputs["config"]), "--pytorch", str(bad), *REQUIRED,
+                                  capsys=capsys)
+    assert code == 1, out + err
+    assert "model.pt2" in err and "pickle" in err.lower()
+    assert model_files(registry_repo.root) == ["models/.gitkeep"]
+
+
 def test_new_without_terminal_lists_every_missing_required_option(registry_repo, inputs, capsys):
     code, _, err = registry_cli(registry_repo.root, "new", "digits-mlp", "--project", "demo", capsys=capsys)
     assert code == 2
