@@ -466,25 +466,120 @@ _ORT_DTYPES = {
 }
 
 
-def run_once(path: str | os.PathLike, seed: int = 0) -> dict[str, list[int]]:
+RUN_TIMEOUT = 120.0  # seconds the one run of the graph check may take
+RUN_MEMORY = 4 << 30  # bytes of address space it may add on top of the process's own
+
+
+def run_once(path: str | os.PathLike, seed: int = 0, *, timeout: float = RUN_TIMEOUT,
+             memory: int = RUN_MEMORY) -> dict[str, list[int]]:
     """Run an ONNX model once in onnxruntime (CPU) on generated inputs; return each output's shape.
 
     Symbolic or unknown dimensions become 1; inputs are seeded random values of the right dtype
     (small non-negative integers, so index-like inputs stay valid).
 
+    The model comes from an untrusted pull request, so where the OS can fork the run happens in a
+    child process that may use at most `memory` more bytes of address space (Linux) and is killed
+    after `timeout` seconds: a graph built to exhaust the bot's machine fails the check instead.
+
     Raises:
-        ModelFormatError: onnxruntime cannot load or run the model (the message says why).
+        ModelFormatError: onnxruntime cannot load or run the model, or it went past a limit (the
+            message says which).
     """
+    path = Path(path)
     try:
-        import numpy as np
-        import onnxruntime as ort
+        import numpy  # noqa: F401 - imported once here, not in every child
+        import onnxruntime  # noqa: F401
     except ImportError:  # pragma: no cover - core dependencies
         raise missing_dependency("onnxruntime") from None
-    path = Path(path)
+    if not hasattr(os, "fork"):  # Windows: no cheap child process; run here
+        return _run_once(path, seed)
+    return _run_in_child(path, seed, timeout, memory)
+
+
+def _run_in_child(path: Path, seed: int, timeout: float, memory: int) -> dict[str, list[int]]:
+    import select
+    import signal
+    import time
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: limit itself, run, report as JSON, leave without cleanup
+        code = 0
+        try:
+            os.close(read_end)
+            _limit_memory(memory)
+            try:
+                report: dict[str, Any] = {"outputs": _run_once(path, seed)}
+            except ModelFormatError as e:
+                report = ({"memory": True} if "Failed to allocate memory" in e.message
+                          else {"error": e.message, "hint": e.hint})
+            except MemoryError:
+                report = {"memory": True}
+            data = json.dumps(report).encode()
+            while data:
+                data = data[os.write(write_end, data):]
+        except BaseException:  # noqa: BLE001 - the parent reports a child that says nothing
+            code = 70
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    chunks, deadline, timed_out = [], time.monotonic() + timeout, False
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                os.kill(pid, signal.SIGKILL)
+                break
+            ready, _, _ = select.select([read_end], [], [], left)
+            if ready:
+                chunk = os.read(read_end, 1 << 16)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+    finally:
+        os.close(read_end)
+        _, status = os.waitpid(pid, 0)
+    limits_hint = ("a model the registry accepts must run once on generated inputs within "
+                   f"{timeout:g} s and {memory / (1 << 30):g} GiB; check its shapes and loops")
+    if timed_out:
+        raise ModelFormatError(f"{path.name}: running the model once on generated inputs took longer "
+                               f"than {timeout:g} s, so it was stopped", limits_hint)
+    try:
+        report = json.loads(b"".join(chunks))
+    except ValueError:
+        how = (f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
+               else f"exit code {os.WEXITSTATUS(status)}")
+        raise ModelFormatError(f"{path.name}: onnxruntime stopped while running the model once ({how}); "
+                               "it may need more memory than allowed", limits_hint) from None
+    if report.get("memory"):
+        raise ModelFormatError(f"{path.name}: running the model once needed more than "
+                               f"{memory / (1 << 30):g} GiB of memory", limits_hint)
+    if "error" in report:
+        raise ModelFormatError(report["error"], report.get("hint"))
+    return report["outputs"]
+
+
+def _limit_memory(extra: int) -> None:
+    """Cap this process's address space at its current size plus `extra` bytes (Linux)."""
+    try:
+        import resource
+
+        pages = int(Path("/proc/self/statm").read_text().split()[0])
+    except (ImportError, OSError, ValueError, IndexError):
+        return  # no /proc: the time limit still holds
+    limit = pages * os.sysconf("SC_PAGE_SIZE") + extra
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _run_once(path: Path, seed: int) -> dict[str, list[int]]:
+    import numpy as np
+    import onnxruntime as ort
+
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
+    opts.log_severity_level = 4  # errors come back as exceptions, reported once below
     try:
         session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types for bad models

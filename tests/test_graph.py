@@ -443,3 +443,59 @@ def test_small_graphs_are_not_collapsed():
     texts = _svg_texts(svg)
     assert texts.count("Relu") == 10 and texts.count("Sigmoid") == 10
     assert not any("not drawn" in t for t in texts)
+
+
+# --------------------------------------------------------------------------- a hostile model's one run
+
+def _allocating_model(n: int) -> bytes:
+    """A tiny file whose run allocates an n×n float tensor (ConstantOfShape of a constant shape)."""
+    shape = numpy_helper.from_array(np.array([n, n], np.int64), "s")
+    g = helper.make_graph([helper.make_node("ConstantOfShape", ["s"], ["big"], value=numpy_helper.from_array(np.array([1.0], np.float32), "v")),
+                           helper.make_node("ReduceSum", ["big"], ["r"], keepdims=0),
+                           helper.make_node("Add", ["r", "x"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [])], initializer=[shape])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]); m.ir_version = 8
+    return m.SerializeToString()
+def _endless_model() -> bytes:
+    """A tiny file whose run loops 10^12 times."""
+    # Loop with a huge trip count
+    body = helper.make_graph([helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+                              helper.make_node("Add", ["v_in", "one"], ["v_out"])], "body",
+                             [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                              helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+                              helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [])],
+                             [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+                              helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [])],
+                             initializer=[numpy_helper.from_array(np.array(1.0, np.float32), "one")])
+    g = helper.make_graph([helper.make_node("Loop", ["M", "c", "x"], ["y"], body=body)], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [])],
+                          initializer=[numpy_helper.from_array(np.array(10**12, np.int64), "M"),
+                                       numpy_helper.from_array(np.array(True), "c")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]); m.ir_version = 8
+    return m.SerializeToString()
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="the memory cap needs Linux's /proc")
+def test_a_model_that_allocates_too_much_fails_the_run_with_the_limit(tmp_path):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(_allocating_model(30_000))  # 3.6 GB for one tensor
+    with pytest.raises(ModelFormatError) as e:
+        graph.run_once(path, memory=512 << 20)
+    assert e.value.message == "model.onnx: running the model once needed more than 0.5 GiB of memory"
+    assert "within 120 s and 0.5 GiB" in e.value.hint
+
+
+def test_a_model_that_runs_forever_is_stopped_at_the_time_limit(tmp_path):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(_endless_model())
+    with pytest.raises(ModelFormatError) as e:
+        graph.run_once(path, timeout=1.5)
+    assert "took longer than 1.5 s, so it was stopped" in e.value.message
+
+
+def test_the_limits_leave_a_normal_run_alone(tmp_path):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(_allocating_model(100))
+    assert graph.run_once(path, timeout=30, memory=512 << 20) == {"y": []}
