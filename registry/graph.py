@@ -180,10 +180,7 @@ def load_onnx(path: str | os.PathLike, root: str | os.PathLike | None = None,
     from google.protobuf.message import DecodeError
 
     path = Path(path)
-    fmt = detect_format(path)
-    if fmt is not WeightsFormat.onnx:
-        raise ModelFormatError(f"{path.name} is a {fmt.value} file, not an ONNX model",
-                               "point 'weights' at the .onnx file")
+    _require_onnx_format(path)
     data = path.read_bytes()
     model = onnx.ModelProto()
     try:
@@ -203,6 +200,14 @@ def load_onnx(path: str | os.PathLike, root: str | os.PathLike | None = None,
             raise ModelFormatError(f"{path.name}: cannot read its external data: {e}",
                                    "dvc add / dvc push the external data files with the model") from None
     return model
+
+
+def _require_onnx_format(path: Path) -> None:
+    """Refuse a file whose first bytes say it is another format (pickles included)."""
+    fmt = detect_format(path)
+    if fmt is not WeightsFormat.onnx:
+        raise ModelFormatError(f"{path.name} is a {fmt.value} file, not an ONNX model",
+                               "point 'weights' at the .onnx file")
 
 
 def _looks_onnx(data) -> bool:
@@ -347,10 +352,7 @@ def summarize_onnx(path: str | os.PathLike, md5: str | None = None) -> GraphSumm
         ModelFormatError: when the file is not a readable ONNX model.
     """
     path = Path(path)
-    fmt = detect_format(path)
-    if fmt is not WeightsFormat.onnx:
-        raise ModelFormatError(f"{path.name} is a {fmt.value} file, not an ONNX model",
-                               "point 'weights' at the .onnx file")
+    _require_onnx_format(path)
     with _mapped(path) as data:
         try:
             model = onnx_wire.read_model(data)
