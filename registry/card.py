@@ -29,6 +29,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 CARD_FILE = "model.yaml"
 MODELS_DIR = "models"
+# `source.repo` of training code kept in the registry's own repository (checked offline, by commit)
+SELF_REPO = "self"
 MAX_CARD_BYTES = 256 * 1024
 SCHEMA_URL = "https://raw.githubusercontent.com/{repo}/main/docs/model-card.schema.json"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}[a-z0-9]$")
@@ -79,8 +81,12 @@ class Source(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    repo: str = Field(description="git URL of the training code (https://, ssh://, git@host:path)")
-    commit: str | None = Field(None, description="commit of the training code (7-40 hex digits)")
+    repo: str = Field(description="git URL of the training code (https://, ssh://, git@host:path), or "
+                                  f"'{SELF_REPO}' when the code lives in this registry's own repository")
+    commit: str | None = Field(None, description="commit of the training code (7-40 hex digits); required "
+                                                 f"with repo '{SELF_REPO}'")
+    path: str | None = Field(None, description="file or folder of the training code inside the repository, "
+                                               f"e.g. scripts/train.py; required with repo '{SELF_REPO}'")
 
     @field_validator("repo")
     @classmethod
@@ -95,6 +101,25 @@ class Source(BaseModel):
         if v is not None and not re.fullmatch(r"[0-9a-f]{7,40}", v):
             raise ValueError("must be a commit id: 7 to 40 lowercase hex digits")
         return v
+
+    @field_validator("path")
+    @classmethod
+    def _path_relative(cls, v: str | None) -> str | None:
+        if v is not None and (not v.strip() or v.startswith("/") or ".." in v.split("/")):
+            raise ValueError("must be a path relative to the repository's root, without '..'")
+        return v
+
+    @model_validator(mode="after")
+    def _self_is_pinned(self) -> "Source":
+        if self.repo == SELF_REPO and (self.commit is None or self.path is None):
+            raise ValueError(f"repo '{SELF_REPO}' needs both commit (the commit that holds the "
+                             "training code) and path (where the code is in this repository)")
+        return self
+
+    @property
+    def is_self(self) -> bool:
+        """Whether the training code lives in the registry's own repository."""
+        return self.repo == SELF_REPO
 
 
 class Metric(BaseModel):

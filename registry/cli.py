@@ -233,7 +233,12 @@ def new(name: str, weights: Path | None, config_file: Path | None, task: str | N
     click.echo(f"created {rel}/ ({result.card.weights}: {result.card.size} bytes, md5 {result.md5})")
     click.echo("  pushed the weights to the staging remote" if result.pushed else
                f"  push the weights: dvc push -r staging {rel}/{result.pointer.name}")
-    click.echo(f"  next: registry check {name} && git add {rel} && git commit, then open a pull request")
+    # every file the pull request needs: the folder (card, config, pointer, DVC's .gitignore) and
+    # the model's entry in dvc.yaml
+    from registry.artifacts import DVC_YAML
+
+    click.echo(f"  next: registry check {name} && git add {rel} {DVC_YAML} && git commit, "
+               "then open a pull request")
 # --------------------------------------------------------------------------- package
 
 @cli.command(context_settings=CONTEXT)

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from enum import Enum
 from typing import Iterable
 
@@ -150,6 +151,9 @@ class SourceRepo(Check):
     order = 20
 
     def run(self, ctx: ModelContext) -> Iterable[Finding]:
+        if ctx.card.source.is_self:
+            yield from self._confirm_in_registry(ctx)
+            return
         url = ctx.card.source.repo
         path, line = ctx.card_path, ctx.line("source", "repo")
         verdict = judge_url(url, ctx.options.allow_local_urls)
@@ -180,3 +184,50 @@ class SourceRepo(Check):
         elif result.outcome is ProbeOutcome.failed:
             yield self.finding(f"source.repo '{url}' could not be checked: {result.detail}",
                                "install git on the machine that runs the checks", path=path, line=line)
+
+    def _confirm_in_registry(self, ctx: ModelContext) -> Iterable[Finding]:
+        """`repo: self`: the commit is in the checked revision's history and holds `source.path`.
+
+        Needs no network: the registry's own clone is the evidence. A clone that lacks the commit
+        because it is shallow gets a warning (it cannot tell), never a failure.
+        """
+        source = ctx.card.source
+        path, line = ctx.card_path, ctx.line("source", "commit")
+        if ctx.repo is None:
+            yield self.finding("source 'self' was not confirmed: the check is not running in a clone "
+                               "of the registry", "run `registry check` inside the registry's clone",
+                               path=path, line=line, severity=Severity.warning)
+            return
+        root = ctx.repo.root
+        found = _git(root, "rev-parse", "--verify", "--quiet", f"{source.commit}^{{commit}}")
+        if found.returncode != 0:
+            shallow = _git(root, "rev-parse", "--is-shallow-repository").stdout.strip()
+            if shallow == "true":
+                yield self.finding(
+                    f"source.commit {source.commit} was not confirmed: this clone is shallow and does "
+                    "not hold it", "fetch the full history (git fetch --unshallow; in Actions, "
+                    "actions/checkout with fetch-depth: 0) to confirm it",
+                    path=path, line=line, severity=Severity.warning)
+            else:
+                yield self.finding(
+                    f"source.commit {source.commit} is not a commit of this registry's repository",
+                    f"set it to the commit that holds {source.path} "
+                    f"(git log -1 --format=%H -- {source.path})", path=path, line=line)
+            return
+        full = found.stdout.strip()
+        head = ctx.head.rev or "HEAD"
+        if _git(root, "merge-base", "--is-ancestor", full, head).returncode != 0:
+            yield self.finding(
+                f"source.commit {source.commit} is not in the history of {ctx.head.label or head}",
+                "name a commit of this branch's history, where the training code was committed",
+                path=path, line=line)
+            return
+        if _git(root, "cat-file", "-e", f"{full}:{source.path}").returncode != 0:
+            yield self.finding(f"source.path '{source.path}' does not exist at commit {source.commit}",
+                               "write the path, relative to the repository's root, of the training "
+                               "code as it is at that commit", path=path, line=ctx.line("source", "path"))
+
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
+    """A local git query in the registry's clone; its exit code is the answer."""
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
