@@ -174,3 +174,73 @@ def test_offline_still_refuses_a_disallowed_scheme(registry_repo, check_models):
 ])
 def test_url_kinds(url, allow_local, kind):
     assert judge_url(url, allow_local).kind is kind
+
+
+# ------------------------------------------------- training code kept in the registry (repo: self)
+
+def self_card(reg, commit: str, path: str = "training/train.py", name: str = "tiny") -> None:
+    card = example_card(name).replace("  repo: https://github.com/example/train.git",
+                                      f"  repo: self\n  commit: {commit}\n  path: {path}")
+    reg.commit({f"models/{name}/model.yaml": card, f"models/{name}/config.yaml": "epochs: 3\n"}, f"add {name}")
+
+
+def test_self_source_in_the_registry_history_is_confirmed_without_the_network(registry_repo, check_models):
+    commit = registry_repo.commit({"training/train.py": "print('training')\n"}, "training code")
+    self_card(registry_repo, commit)
+    report = check_models(registry_repo, "tiny", only=["source-repo"], allow_local_urls=False, timeout=0.01)
+    assert source_findings(report) == [] and report.passed
+    # the check ran offline too, with the same verdict: nothing is contacted
+    assert check_models(registry_repo, "tiny", only=["source-repo"], offline=True).passed
+
+
+def test_self_source_needs_commit_and_path(registry_repo, check_models):
+    card = example_card("tiny").replace("  repo: https://github.com/example/train.git", "  repo: self")
+    registry_repo.commit({"models/tiny/model.yaml": card, "models/tiny/config.yaml": "epochs: 3\n"}, "add")
+    report = check_models(registry_repo, "tiny")
+    messages = [f.message for m in report.models for f in m.findings]
+    assert any("repo 'self' needs both commit" in m for m in messages), messages
+
+
+def test_self_source_with_an_unknown_commit_is_an_error(registry_repo, check_models):
+    self_card(registry_repo, "0123456789abcdef0123456789abcdef01234567")
+    [f] = source_findings(check_models(registry_repo, "tiny", only=["source-repo"]))
+    assert f.severity.value == "error"
+    assert f.message == ("source.commit 0123456789abcdef0123456789abcdef01234567 is not a commit of this "
+                         "registry's repository")
+    assert "git log -1 --format=%H -- training/train.py" in f.hint
+    assert (f.path, f.line) == (CARD, REPO_LINE + 1)
+
+
+def test_self_source_path_missing_at_the_commit_is_an_error(registry_repo, check_models):
+    commit = registry_repo.commit({"training/other.py": "pass\n"}, "other code")
+    self_card(registry_repo, commit)
+    [f] = source_findings(check_models(registry_repo, "tiny", only=["source-repo"]))
+    assert f.message == f"source.path 'training/train.py' does not exist at commit {commit}"
+    assert (f.path, f.line) == (CARD, REPO_LINE + 2)
+
+
+def test_self_source_commit_outside_the_checked_history_is_an_error(registry_repo, check_models):
+    """A commit that exists in the clone but not in the checked revision's history (another branch)
+    is not this registry's training code."""
+    registry_repo.git("checkout", "-q", "-b", "elsewhere")
+    commit = registry_repo.commit({"training/train.py": "print('elsewhere')\n"}, "side branch")
+    registry_repo.git("checkout", "-q", "main")
+    self_card(registry_repo, commit)
+    head = registry_repo.git("rev-parse", "HEAD").strip()
+    [f] = source_findings(check_models(registry_repo, "tiny", head=head, only=["source-repo"]))
+    assert f.message.startswith(f"source.commit {commit} is not in the history of")
+
+
+def test_self_source_in_a_shallow_clone_is_a_warning_not_a_failure(registry_repo, tmp_path, check_models):
+    commit = registry_repo.commit({"training/train.py": "print('training')\n"}, "training code")
+    self_card(registry_repo, commit)
+    registry_repo.commit({"models/tiny/config.yaml": "epochs: 4\n"}, "later")
+    shallow = tmp_path / "shallow"
+    run(["git", "clone", "-q", "--depth", "1", registry_repo.root.as_uri(), str(shallow)], tmp_path)
+    from factories import Registry
+
+    report = check_models(Registry(shallow, registry_repo.storage), "tiny", only=["source-repo"])
+    [f] = source_findings(report)
+    assert f.severity.value == "warning" and report.passed
+    assert f.message == f"source.commit {commit} was not confirmed: this clone is shallow and does not hold it"
+    assert "fetch-depth: 0" in f.hint
