@@ -16,12 +16,16 @@ import os
 import platform
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from pydantic import BaseModel, Field
 
 from registry.converters import Candidate
 from registry.engines import EngineSetting, get_engine
+
+# `progress(stage, done, total)`: how a long step reports how far it got (see registry.console)
+Progress = Callable[[str, int, int], None]
 
 
 class Timing(BaseModel):
@@ -81,15 +85,22 @@ def machine_info() -> Machine:
 
 
 def time_settings(pairs: list[tuple[Candidate, EngineSetting]], feed: dict[str, np.ndarray], *,
-                  warmup: int, repeats: int, rounds: int = 3) -> list[Timing]:
+                  warmup: int, repeats: int, rounds: int = 3, progress: Progress | None = None) -> list[Timing]:
     """Time each (candidate, setting) in `rounds` passes over all of them, so that load from other
     work on the machine falls on every setting alike. One session exists at a time: idle worker
-    threads of other sessions would otherwise compete with the one being timed."""
+    threads of other sessions would otherwise compete with the one being timed.
+
+    `progress(stage, done, total)` is called as each setting of each round is timed."""
     timings = [Timing(converter=c.converter, setting=s) for c, s in pairs]
     samples: dict[int, list[float]] = {i: [] for i in range(len(pairs))}
     per_round = max(1, -(-repeats // rounds))
+    stage = f"timing {len(pairs)} engine settings in {rounds} rounds"
+    total, done = rounds * len(pairs), 0
     for _ in range(rounds):
         for i, (cand, setting) in enumerate(pairs):
+            if progress:
+                progress(stage, done, total)
+            done += 1
             if timings[i].error:
                 continue
             try:
@@ -104,6 +115,8 @@ def time_settings(pairs: list[tuple[Candidate, EngineSetting]], feed: dict[str, 
                 timings[i].error = f"{type(e).__name__}: {e}".splitlines()[0][:300]
             finally:
                 run = None  # close the session before the next one opens
+    if progress:
+        progress(stage, total, total)
     for i, values in samples.items():
         if values and not timings[i].error:
             timings[i].median_ms = round(float(np.median(values)), 4)
@@ -119,7 +132,7 @@ def shipping_setting(candidate: Candidate, providers: list[str]) -> EngineSettin
 
 def choose(candidates: list[Candidate], feed: dict[str, np.ndarray], *, native: bool, why_not: str,
            threads: list[int], providers: list[str], warmup: int, repeats: int,
-           benchmark: bool = True) -> BenchmarkReport:
+           benchmark: bool = True, progress: Progress | None = None) -> BenchmarkReport:
     """Time every candidate × setting (native targets) and pick the fastest median.
 
     Args:
@@ -127,6 +140,7 @@ def choose(candidates: list[Candidate], feed: dict[str, np.ndarray], *, native: 
         native: whether this machine is the target device.
         why_not: the reason to record when it is not.
         benchmark: take timings at all (off: no timings, the first candidate, byte-identical rebuilds).
+        progress: called as `progress(stage, done, total)` while the settings are timed.
     """
     machine = machine_info()
     if not native or not benchmark:
@@ -141,7 +155,7 @@ def choose(candidates: list[Candidate], feed: dict[str, np.ndarray], *, native: 
     grid = list(dict.fromkeys([*threads, 0]))  # 0: the runtime's own default, always a contender
     pairs = [(cand, setting) for cand in candidates
              for setting in get_engine(cand.engine).settings(grid, providers)]
-    timings = time_settings(pairs, feed, warmup=warmup, repeats=repeats)
+    timings = time_settings(pairs, feed, warmup=warmup, repeats=repeats, progress=progress)
     ok = [t for t in timings if t.median_ms is not None]
     if not ok:
         first = candidates[0]

@@ -33,14 +33,19 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 @click.option("--traceback", "show_traceback", is_flag=True, help="Show the full traceback of unexpected errors.")
 @click.option("-C", "--repo-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run as if started in this folder (a clone of the registry).")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Also show what third-party libraries print (warnings, log lines, native output).")
 @click.pass_context
-def cli(ctx: click.Context, show_traceback: bool, repo_dir: Path | None) -> None:
+def cli(ctx: click.Context, show_traceback: bool, repo_dir: Path | None, verbose: bool) -> None:
     """A Git-native model registry: model cards in git, weights in DVC remotes, change through pull requests.
 
     \b
     Example:
       registry check --base origin/main --head HEAD
     """
+    from registry.console import quiet_third_party
+
+    ctx.with_resource(quiet_third_party(verbose))
     if show_traceback:
         os.environ["REGISTRY_TRACEBACK"] = "1"
     if repo_dir is not None:
@@ -286,6 +291,7 @@ def package(ref: str | None, targets: tuple[str, ...], model: Path | None, card:
     import tempfile
 
     from registry import package as pkg
+    from registry.console import StageProgress
     from registry.encryption import load_key
 
     if list_targets:
@@ -341,11 +347,17 @@ def package(ref: str | None, targets: tuple[str, ...], model: Path | None, card:
         if not names:
             raise UsageError(f"the card of {source.name} lists no targets", "pass --target NAME")
         built = []
+        progress = StageProgress()
+
+        def log(msg: str) -> None:
+            progress.close()  # a step's line replaces its bar
+            click.echo(f"    {msg}", err=True)
+
         for name in names:
             click.echo(f"==> {source.name}@{source.version} for {name}", err=True)
             result = pkg.build_package(source, name, out, overrides=overrides, key=key,
-                                       benchmark=not no_benchmark,
-                                       log=lambda msg: click.echo(f"    {msg}", err=True))
+                                       benchmark=not no_benchmark, log=log, progress=progress)
+            progress.close()
             built.append(result)
             click.echo(f"    wrote {result.path} (sha256 {result.sha256[:16]}…)", err=True)
     if fmt == "json":
@@ -920,5 +932,6 @@ def _run(argv: list[str] | None) -> None:
             traceback.print_exc()
         else:
             click.echo(f"error: unexpected {type(e).__name__}: {e}", err=True)
-            click.echo("  hint: re-run with --traceback (or REGISTRY_TRACEBACK=1) and report it", err=True)
+            click.echo("  hint: re-run with --verbose --traceback (or REGISTRY_TRACEBACK=1) and report it",
+                       err=True)
         sys.exit(70)

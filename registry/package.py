@@ -35,7 +35,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from registry import __version__
-from registry.benchmark import BenchmarkReport, choose, machine_info, shipping_setting
+from registry.benchmark import BenchmarkReport, Progress, choose, machine_info, shipping_setting
 from registry.card import ModelCard, TargetSpec, card_path, load_card
 from registry.converters import Candidate, get_converter
 from registry.encryption import PackageIntegrityError, decrypt, encrypt, is_encrypted
@@ -292,7 +292,8 @@ class _Prepared(BaseModel):
 
 def build_package(source: ModelSource, target_name: str, out_dir: Path, *,
                   overrides: dict | None = None, key: bytes | None = None,
-                  benchmark: bool = True, log=lambda msg: None) -> PackageResult:
+                  benchmark: bool = True, log=lambda msg: None,
+                  progress: Progress | None = None) -> PackageResult:
     """Build the package of one target.
 
     Args:
@@ -303,6 +304,8 @@ def build_package(source: ModelSource, target_name: str, out_dir: Path, *,
         key: 32-byte AES key to encrypt with (None: not encrypted).
         benchmark: time the candidates (native targets); off, the first verified one is kept.
         log: called with one line per step.
+        progress: called as `progress(stage, done, total)` during the long steps (conversions,
+            verification, timing the engines).
     Raises:
         ConversionError: a conversion failed, or no candidate passed verification (with numbers).
         UsageError: bad target name or options.
@@ -322,13 +325,17 @@ def build_package(source: ModelSource, target_name: str, out_dir: Path, *,
             declared = load_arrays(source.folder / spec.inputs, names_in)
         inputs = sample_inputs(prep.reference, samples=options.samples, seed=options.seed, declared=declared)
         names, ref_out = reference_outputs(prep.reference, inputs)
-        candidates, skipped, failed = _convert(source, target, options, prep, work, log)
+        candidates, skipped, failed = _convert(source, target, options, prep, work, log, progress)
 
         providers = target.verify_providers()
         verifications: list[Verification] = []
         for cand in candidates:
+            if progress:
+                progress(f"verifying {cand.converter}", 0, 1)
             verifications.append(verify_candidate(cand, names, ref_out, inputs,
                                                   options.limits(cand.precision), providers))
+            if progress:
+                progress(f"verifying {cand.converter}", 1, 1)
             log(f"verify {verifications[-1].summary()}")
         verified = [c for c, v in zip(candidates, verifications) if v.passed]
         # a model this machine cannot run is packaged (unverified) only when asked for by name
@@ -344,7 +351,7 @@ def build_package(source: ModelSource, target_name: str, out_dir: Path, *,
             native, why = target.native_here()
             report = choose(verified, inputs[0], native=native, benchmark=benchmark, why_not=why,
                             threads=options.threads, providers=target.providers(),
-                            warmup=options.warmup, repeats=options.repeats)
+                            warmup=options.warmup, repeats=options.repeats, progress=progress)
             chosen, engine_check = _confirm_choice(report, verified, names, ref_out, inputs, options, providers,
                                                    log)
             log(f"chosen: {report.chosen_converter} {report.chosen_setting.label()} ({report.reason})")
@@ -445,7 +452,7 @@ def _prepare(source: ModelSource, spec: TargetSpec | None, target: Target, optio
 
 
 def _convert(source: ModelSource, target: Target, options: TargetOptions, prep: _Prepared, work: Path,
-             log) -> tuple[list[Candidate], list[str], list[Verification]]:
+             log, progress: Progress | None = None) -> tuple[list[Candidate], list[str], list[Verification]]:
     """Run each candidate converter; every candidate carries its final description block.
 
     Returns the candidates, the converters skipped (with why) and the `.pt2` candidates whose
@@ -479,6 +486,8 @@ def _convert(source: ModelSource, target: Target, options: TargetOptions, prep: 
                 _check_pytorch_inputs(source, prep.reference)
                 pytorch_checked = True
             block = _block(source, ref, target, cname, prep, None)
+            if progress:
+                progress(f"converting {cname} (from {source.pytorch.name})", 0, 1)
             try:
                 cand = converter.convert(source.pytorch, _fresh(cdir), precision=prep.precision,
                                          runtime=target.runtime, options=options, block=block)
@@ -493,6 +502,8 @@ def _convert(source: ModelSource, target: Target, options: TargetOptions, prep: 
             candidates.append(cand)
             log(f"candidate {cname}: {cand.format} {cand.precision} (from {source.pytorch.name})")
             continue
+        if progress:
+            progress(f"converting {cname}", 0, 1)
         staged = _fresh(cdir) / "input.onnx"
         staged_model = onnx.load(str(prep.prepared))
         block = _block(source, ref, target, cname, prep, staged_model)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from pathlib import Path
 
@@ -49,15 +51,18 @@ class ExecuTorchEngine(Engine):
             from executorch.runtime import Runtime
         except ImportError as e:
             raise missing_dependency("executorch", "mobile") from e
-        if _DEFAULT_THREADS is None:
-            _DEFAULT_THREADS = portable_lib._threadpool_get_thread_count() or os.cpu_count() or 1
-        # One thread pool per process; resetting it between runs is safe (nothing else runs).
-        wanted = setting.threads or _DEFAULT_THREADS
-        if portable_lib._threadpool_get_thread_count() != wanted:
-            portable_lib._unsafe_reset_threadpool(wanted)
-        # The program owns the method's memory arenas: it must live as long as the method.
-        program = Runtime.get().load_program(data)
-        method = program.load_method("forward")
+        # The bindings print the thread pool's CPU probing ("[cpuinfo_utils.cpp:71] Reading file …")
+        # through Python's standard error: nothing a user of the registry can act on.
+        with contextlib.redirect_stderr(io.StringIO()):
+            if _DEFAULT_THREADS is None:
+                _DEFAULT_THREADS = portable_lib._threadpool_get_thread_count() or os.cpu_count() or 1
+            # One thread pool per process; resetting it between runs is safe (nothing else runs).
+            wanted = setting.threads or _DEFAULT_THREADS
+            if portable_lib._threadpool_get_thread_count() != wanted:
+                portable_lib._unsafe_reset_threadpool(wanted)
+            # The program owns the method's memory arenas: it must live as long as the method.
+            program = Runtime.get().load_program(data)
+            method = program.load_method("forward")
 
         def run(feeds, program=program):
             """Outputs for one set of inputs, passed in the model's input order."""
