@@ -184,3 +184,17 @@ def test_card_metrics_are_what_the_committed_models_score():
     nearest = ((ete[:, None, :] - etr[None, :, :]) ** 2).sum(-1).argmin(1)
     assert (ytr[nearest] == yte).mean() == pytest.approx(
         _metric(_card(REPO, "digits-embedding"), "knn_accuracy", "digits-test"), abs=one_sample)
+
+
+def test_a_fresh_clone_passes_the_bot_on_every_model_without_the_network(tmp_path, capsys):
+    """After the seeding scripts/bootstrap does, `registry check --all` (content and source checks,
+    no --offline) passes on a clone, with no warning: nothing needed the network."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+    subprocess.run([str(clone / "scripts/seed-examples")], check=True)
+    subprocess.run([str(clone / "scripts/seed-examples")], check=True)  # idempotent
+    staged = sorted(p.name for p in (clone / "storage/staging/files/md5").glob("*/*"))
+    assert staged == sorted(p.name for p in STORE.glob("*/*"))
+    code, out, _ = registry_cli(clone, "check", "--all", "--forbid-local-urls", "--timeout", "1", capsys=capsys)
+    assert code == 0, out
+    assert f"{len(EXAMPLES)} models checked: {len(EXAMPLES)} passed, 0 failed; 0 errors, 0 warnings" in out
