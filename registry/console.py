@@ -1,9 +1,9 @@
 """What a command shows on the terminal besides its result: progress of long steps, and none of the
 third-party libraries' chatter unless asked for (`registry --verbose`).
 
-Owns: `quiet_third_party` (warnings, library log records and native libraries' writes to the
-standard error file descriptor, held back for the length of a command) and `StageProgress` (a bar
-per long step in a terminal, one plain line per step elsewhere, so CI logs stay readable).
+Owns: `quiet_third_party` (warnings and library log records, held back for the length of a
+command) and `StageProgress` (a bar per long step in a terminal, one plain line per step
+elsewhere, so CI logs stay readable).
 Imports only the standard library and tqdm; every other module may import it.
 """
 
@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sys
-import tempfile
 import threading
 import time
 import warnings
@@ -23,11 +21,10 @@ from typing import IO, Iterator
 def quiet_third_party(verbose: bool = False) -> Iterator[None]:
     """Hold back third-party noise for the length of a command; restore everything afterwards.
 
-    Quiet (the default): Python warnings are ignored, log records below ERROR are dropped (the
-    registry itself prints with click, not logging), and what native libraries write straight to
-    file descriptor 2 (ExecuTorch's cpuinfo lines, for one) goes to a scratch file. Python's own
-    standard error keeps reaching the terminal through a duplicate of the original descriptor, so
-    the command's messages and progress are unaffected.
+    Quiet (the default): Python warnings are ignored and log records below ERROR are dropped (the
+    registry itself prints with click, not logging). Native libraries that print through Python's
+    standard error are silenced where they are called (see registry.engines.executorch_runtime).
+    The standard error descriptor itself is left alone: interactive prompts are written there.
 
     Args:
         verbose: show everything, as the libraries print it.
@@ -40,37 +37,9 @@ def quiet_third_party(verbose: bool = False) -> Iterator[None]:
         previous = logging.root.manager.disable
         logging.disable(logging.WARNING)
         try:
-            with _native_stderr_held_back():
-                yield
-        finally:
-            logging.disable(previous)
-
-
-@contextlib.contextmanager
-def _native_stderr_held_back() -> Iterator[None]:
-    """Point descriptor 2 at a scratch file while `sys.stderr` writes to the real one."""
-    try:
-        real = sys.stderr.fileno() == 2
-    except (AttributeError, OSError, ValueError):  # replaced by a capturing object (tests, notebooks)
-        real = False
-    if not real:
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    python_stderr = sys.stderr
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding=python_stderr.encoding,
-                               errors="backslashreplace")
-        try:
             yield
         finally:
-            sys.stderr.flush()
-            sys.stderr.close()
-            sys.stderr = python_stderr
-            os.dup2(saved, 2)
-            os.close(saved)
+            logging.disable(previous)
 
 
 class StageProgress:

@@ -13,10 +13,15 @@ def test_teacher_exposes_logits_and_features(digits_job, tmp_path):
 
 
 @pytest.mark.parametrize("losses", [["logits", "features", "labels"], ["logits"], ["features", "labels"]])
-def test_student_learns_from_the_teacher(digits_job, tmp_path, losses):
-    cand, model, acc = run_method("distill", digits_job, tmp_path, students=[[32]], losses=losses, epochs=30)
+def test_student_learns_from_the_teacher(digits_cnn, tmp_path, losses):
+    from methods.conftest import job_for
+
+    # A small student's accuracy moves by a point or two with the CPU's rounding: the bound leaves
+    # room for that, and the test asserts what matters, that it learned (>= 0.9) at a fraction of the size.
+    job = job_for(digits_cnn, tmp_path, max_metric_drop="0.08")
+    cand, model, acc = run_method("distill", job, tmp_path, students=[[32]], losses=losses, epochs=30)
     assert cand.settings == {"students": [[32]]}
-    assert cand.path.stat().st_size < 0.15 * digits_job.original.size
+    assert cand.path.stat().st_size < 0.15 * job.original.size
     assert acc >= 0.9
 
 
