@@ -38,9 +38,16 @@ _FIXED = {"archive_format", "archive_version", "byteorder", ".data/version", ".d
 _PAYLOAD_RE = re.compile(r"^data/(weights|constants)/([A-Za-z0-9_.-]+)$")
 _MODEL_RE = re.compile(r"^models/([A-Za-z0-9_.-]+)\.json$")
 _SAMPLE_RE = re.compile(r"^data/sample_inputs/([A-Za-z0-9_.-]+)\.pt$")
-# Graph nodes may call operators, and the symbolic-int helpers torch.export writes.
+# Graph nodes may call operators, and the symbolic-int helpers torch.export writes. No part may be
+# a dunder name (`__class__`, `__globals__`: attribute walks, not operators) except the operators
+# ATen itself names after Python's (`a & b` exports as torch.ops.aten.__and__.Tensor).
 _TARGET_RE = re.compile(r"^(torch\.ops\.[A-Za-z_]\w*(\.[A-Za-z_]\w*){1,2}"
                         r"|torch\._?sym_\w+|_operator\.\w+|math\.\w+)$")
+_ATEN_DUNDER_RE = re.compile(r"^torch\.ops\.aten\.__(i?(and|or|xor|lshift|rshift))__(\.[A-Za-z][A-Za-z0-9_]*)?$")
+TARGET_HINT = ("torch.export writes operator calls as torch.ops.<namespace>.<operator>.<overload>; a node "
+               "that calls anything else (a Python function, an attribute such as __class__) is refused "
+               "because loading the program would run it. Export the model without Python callables in "
+               "its graph (torch.export.export(model, args) with standard modules)")
 # Functions a shape expression may call: sympy's and torch.utils._sympy's (capitalised
 # classes such as Max, Mod, FloorDiv, Eq, Piecewise) and a few lower-case sympy functions.
 _SYM_CALL_RE = re.compile(r"^[A-Z][A-Za-z0-9]*$")
@@ -191,11 +198,18 @@ def _check_program(program: Any, shown: str, entry: str) -> None:
                     raise _refuse(shown, entry, f"has a symbolic shape expression that is not plain "
                                   f"arithmetic ({str(value)[:80]!r}); torch would evaluate it as Python")
             elif key == "target" and {"inputs", "outputs"} <= item.keys():
-                if not isinstance(value, str) or not _TARGET_RE.match(value) or "__" in value:
+                if not isinstance(value, str) or not is_operator_target(value):
                     raise _refuse(shown, entry, f"has a graph node '{item.get('name', '?')}' calling "
-                                  f"'{str(value)[:80]}', which is not an operator")
+                                  f"'{str(value)[:80]}', which is not an operator", TARGET_HINT)
             elif isinstance(value, (dict, list)):
                 stack.append(value)
+
+
+def is_operator_target(target: str) -> bool:
+    """Whether a graph node's target names an operator (or torch.export's symbolic-int helpers)."""
+    if _ATEN_DUNDER_RE.match(target):
+        return True
+    return bool(_TARGET_RE.match(target)) and "__" not in target
 
 
 def safe_expression(text: str) -> bool:

@@ -184,6 +184,37 @@ def test_a_node_calling_something_else_than_an_operator_is_refused(tmp_path, pt2
         inspect_pt2(path)
 
 
+@pytest.mark.parametrize("target", ["torch.ops.aten.__class__.__init__", "torch.ops.__builtins__.exec.default",
+                                    "torch.ops.aten.__and__.__globals__", "_operator.__getitem__"])
+def test_dunder_attribute_walks_are_refused_with_a_hint_that_says_why(tmp_path, pt2, target):
+    _, files = entries(pt2)
+    model = json.loads(files["models/model.json"])
+    model["graph_module"]["graph"]["nodes"][0]["target"] = target
+    path = rebuild(tmp_path / "model.pt2", pt2, {"models/model.json": json.dumps(model).encode()})
+    with pytest.raises(ModelFormatError, match="which is not an operator") as e:
+        inspect_pt2(path)
+    assert "torch.ops.<namespace>.<operator>.<overload>" in e.value.hint
+
+
+def test_aten_operators_named_after_python_s_are_accepted_and_load(tmp_path):
+    """`a & b` on masks (as transformers' attention-mask code writes it) exports as
+    torch.ops.aten.__and__.Tensor: a real operator, read and run like any other."""
+    class Masked(torch.nn.Module):
+        def forward(self, x, mask):
+            keep = (mask > 0) & (x.sum(-1, keepdim=True) > -1e9) | (mask < -1)
+            return x * keep.to(x.dtype)
+
+    x, mask = torch.randn(2, 4), torch.tensor([[1.0], [0.0]])
+    program = torch.export.export(Masked(), (x, mask))
+    targets = {str(n.target) for n in program.graph.nodes if n.op == "call_function"}
+    assert {"aten.__and__.Tensor", "aten.__or__.Tensor"} <= targets, targets
+    path = tmp_path / "masked.pt2"
+    torch.export.save(program, str(path))
+    assert inspect_pt2(path).models == ["model"]
+    out = load_exported_program(path).module()(x, mask)
+    assert torch.equal(out, x * torch.tensor([[1.0], [0.0]]))
+
+
 @pytest.mark.parametrize("text, ok", [
     ("Mul(Integer(2), Symbol('s77', positive=True, integer=True))", True),
     ("Max(1, s0) + FloorDiv(s1, 2)", True),
