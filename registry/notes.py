@@ -147,6 +147,9 @@ class ReleaseNotes(BaseModel):
     project: str
     description: str | None = None
     fields: list[FieldChange] = Field(default_factory=list)
+    config: list[FieldChange] = Field(default_factory=list, description="values of the config file that "
+                                      "differ (nested keys by dotted path)")
+    config_unreadable: str | None = Field(None, description="why the config files could not be compared")
     metrics: list[MetricDelta] = Field(default_factory=list)
     model: ModelDiff | None = None
     facts: ModelFacts | None = Field(None, description="the new version's structure")
@@ -228,10 +231,46 @@ def compare_fields(old: ModelCard, new: ModelCard) -> list[FieldChange]:
     return changes
 
 
+def config_changes(old: ModelVersion, new: ModelVersion) -> tuple[list[FieldChange], str | None]:
+    """Values of the config file that differ between two versions (by dotted path), and why the
+    files could not be compared, if they could not. A renamed config file is compared too."""
+    from registry.checks.config_file import ConfigSyntaxError, parse_config
+
+    values = []
+    for version in (old, new):
+        path = f"{MODELS_DIR}/{version.card.name}/{version.card.config}"
+        data = version.snapshot.read(path)
+        if data is None:
+            return [], f"{path} is missing at v{version.card.version}"
+        try:
+            values.append(_flatten(parse_config(data, version.card.config)))
+        except ConfigSyntaxError as e:
+            return [], f"{path} at v{version.card.version} does not parse: {e.message}"
+        except RecursionError:
+            return [], f"{path} at v{version.card.version} is nested too deeply to compare"
+    a, b = values
+    changes = []
+    for key in list(b) + [k for k in a if k not in b]:
+        if _show(a.get(key)) != _show(b.get(key)):
+            changes.append(FieldChange(field=key or "(whole file)", old=_show(a.get(key)), new=_show(b.get(key))))
+    return changes, None
+
+
+# Dimension names exporters make up (torch's `s77`, `Divembedding_dim_1`, ONNX Runtime's `unk__3`):
+# they say nothing to a reader and change from one export to the next, so they show as "?".
+_GENERATED_DIM_RE = re.compile(r"^(s\d+|unk__\d+|.*_dim_\d+|[A-Z][a-z]+[A-Za-z]*_\w*\d+)$")
+
+
+def _dim_text(d) -> str:
+    if d is None or (isinstance(d, str) and (not d or _GENERATED_DIM_RE.match(d))):
+        return "?"
+    return str(d)
+
+
 def _tensor_text(t) -> str:
     if t.shape is None:
         return f"{t.dtype}[unknown rank]"
-    dims = ", ".join("?" if d is None else str(d) for d in t.shape)
+    dims = ", ".join(_dim_text(d) for d in t.shape)
     return f"{t.dtype}[{dims}]"
 
 
@@ -366,6 +405,8 @@ def build_notes(new: ModelVersion, old: ModelVersion | None, storage: Storage | 
         fields=compare_fields(old.card, card) if old else [],
         metrics=compare_metrics(old.card if old else None, card),
     )
+    if old is not None:
+        notes.config, notes.config_unreadable = config_changes(old, new)
     if storage is None:
         notes.model_unavailable = "model content not read (content checks turned off)"
         return notes
@@ -427,15 +468,27 @@ def _environment():
     env.filters["code"] = lambda v: f"`{v}`"
     env.filters["verdict"] = _verdict
     env.filters["opchange"] = _op_change
+    env.filters["article"] = _article
     return env
 
 
 def _num(v: float | int | None) -> str:
+    """A number as a reader wants it: 4 significant digits, thousands separated, and never rounded
+    to a value it is not (0.9999999 stays 0.9999999, not 1)."""
     if v is None:
         return "–"
     if isinstance(v, int) or float(v).is_integer() and abs(v) >= 1000:
         return f"{int(v):,}"
-    return f"{v:.4g}"
+    for digits in range(4, 17):
+        text = f"{v:.{digits}g}"
+        if float(text) == v or ("." in text and float(text) != round(float(text))):
+            return text
+    return repr(float(v))
+
+
+def _article(word: str) -> str:
+    """'a' or 'an' before a word (by its first letter: the task names are plain English words)."""
+    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 def _verdict(m: MetricDelta) -> str:

@@ -105,3 +105,38 @@ def test_check_shows_draft_notes_before_merge(registry_repo, origin):
     report = run_checks([NAME], repo.snapshot(head), repo.snapshot(head), repo,
                         CheckOptions(offline=True, only=["release-notes"]))
     assert "release_notes_draft" not in report.models[0].artifacts
+
+
+def test_notes_show_config_changes_exact_values_and_plain_english(registry_repo, origin):
+    """lr 0.01 → 0.02 appears; 0.9999999 is not rounded to 1; 'an embedding model'."""
+    w1 = mlp_onnx(0)
+    registry_repo.add_model(NAME, w1)
+    registry_repo.commit({f"models/{NAME}/config.yaml": "optimizer:\n  name: adam\n  lr: 0.01\nepochs: 3\n"})
+    base = registry_repo.git("rev-parse", "HEAD")
+    first = example_card(NAME, version="1.0.0", status="published", size=len(w1)).replace(
+        "task: classification", "task: embedding")
+    head = registry_repo.commit({f"models/{NAME}/model.yaml": first})
+    assert registry_repo.registry("publish", "--base", base, "--head", head).returncode == 0
+    md = registry_repo.registry("notes", NAME)
+    assert "**First release** of `tiny-mlp`: an embedding model of project demo." in md.stdout
+    second = first.replace("version: 1.0.0", "version: 1.1.0").replace("status: published", "status: updated")
+    second = second.replace("value: 0.93", "value: 0.9999999")
+    pr = registry_repo.commit({f"models/{NAME}/model.yaml": second,
+                               f"models/{NAME}/config.yaml": "optimizer:\n  name: adam\n  lr: 0.02\nepochs: 3\n"
+                                                             "warmup: 100\n"}, "v1.1.0")
+    repo = RegistryRepo(registry_repo.root)
+    report = run_checks([NAME], repo.snapshot(pr), repo.snapshot(head), repo,
+                        CheckOptions(offline=True, only=["release-notes"]))
+    draft = report.models[0].artifacts["release_notes_draft"]
+    assert "### Config changes\n\n- `optimizer.lr`: 0.01 → 0.02\n- `warmup`: (none) → 100\n" in draft
+    assert "| accuracy ↑ | digits-test | 0.93 | 0.9999999 | improved +0.07 (+7.5%) |" in draft
+
+
+def test_exporter_made_dimension_names_show_as_unknown():
+    from types import SimpleNamespace as T
+
+    from registry.notes import _tensor_text
+
+    assert _tensor_text(T(dtype="float", shape=["batch", "Divembedding_dim_1", "s77", 384])) == \
+        "float[batch, ?, ?, 384]"
+    assert _tensor_text(T(dtype="int64", shape=["batch", "sequence", None])) == "int64[batch, sequence, ?]"
