@@ -47,16 +47,23 @@ class ObjectCorruptError(StorageError):
     """The remote's copy of an object does not hash to its md5 (a problem of the model, not of the remote)."""
 
 
+MAX_POINTER_BYTES = 64 * 1024
+
+
 def parse_pointer(text: bytes | str) -> Pointer:
-    """Read a DVC pointer file.
+    """Read a DVC pointer file, within limits (a pointer is a few lines that `dvc add` writes).
 
     Raises:
-        PointerError: not YAML, no `outs`, several outputs, or no md5.
+        PointerError: over `MAX_POINTER_BYTES`, YAML aliases, deeper or bigger than a pointer can
+            be, not YAML, no `outs`, several outputs, no md5, or a size that is not a byte count.
     """
+    from registry.bounded import BoundedParseError, parse_yaml
+
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise PointerError(f"not a DVC pointer (YAML error: {e})") from None
+        data = parse_yaml(text, what="DVC pointer", max_bytes=MAX_POINTER_BYTES, max_nodes=1000, max_depth=8)
+    except BoundedParseError as e:
+        where = f" (line {e.line})" if e.line else ""
+        raise PointerError(f"not a DVC pointer: {e.message}{where}") from None
     outs = data.get("outs") if isinstance(data, dict) else None
     if not isinstance(outs, list) or len(outs) != 1 or not isinstance(outs[0], dict):
         raise PointerError("a weights pointer must have exactly one entry under 'outs'")
@@ -65,9 +72,12 @@ def parse_pointer(text: bytes | str) -> Pointer:
     if not (len(md5) in (32, 36) and all(c in "0123456789abcdef." for c in md5.removesuffix(".dir"))):
         raise PointerError(f"'md5' is missing or not an md5 hash (got {md5!r})")
     size = out.get("size")
-    if size is not None and (not isinstance(size, int) or size < 0):
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
         raise PointerError(f"'size' must be a byte count (got {size!r})")
-    return Pointer(path=str(out.get("path") or ""), md5=md5, size=size, is_dir=md5.endswith(".dir"))
+    path = out.get("path")
+    if path is not None and not isinstance(path, str):
+        raise PointerError(f"'path' must be a file name (got {path!r})")
+    return Pointer(path=path or "", md5=md5, size=size, is_dir=md5.endswith(".dir"))
 
 
 def recorded_md5(pointer: bytes | str | None) -> str | None:
