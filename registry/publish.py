@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import json
 import os
 import re
 import sys
@@ -38,6 +37,7 @@ from pydantic import BaseModel, Field
 from registry.card import CARD_FILE, MODELS_DIR, ModelCard, read_card
 from registry.errors import CardError, GitError, RegistryError, StorageError
 from registry.lifecycle import Operation, classify, publishes
+from registry.model_files import model_files
 from registry.repo import GitRevision, RegistryRepo, run_git
 from registry.storage import PUBLIC, STAGING, Pointer, PointerError, Remote, Storage, parse_pointer, with_retries
 
@@ -203,34 +203,22 @@ def _read_object(remote: Remote, md5: str) -> bytes:
     return data
 
 
-def version_objects(snapshot, name: str, card: ModelCard, source: Remote) -> list[tuple[str, Pointer]]:
-    """Every object a version consists of: (tracked path, pointer) for each `.dvc` file in its folder.
-
-    Directory outputs contribute their listing object and every file in it.
+def version_objects(snapshot, name: str, card: ModelCard) -> list[tuple[str, Pointer]]:
+    """Every object a version consists of: (tracked path, pointer) for each `.dvc` file in its folder,
+    resolved by `registry.model_files` exactly as the bot resolved them.
 
     Raises:
-        CardError: the weights pointer is missing or unreadable.
+        CardError: the folder has a link, a submodule, an unusable or folder pointer, or the
+            weights pointer is missing.
     """
-    folder = f"{MODELS_DIR}/{name}"
-    weights_ptr = f"{folder}/{card.weights}.dvc"
-    names = [n for n in snapshot.list_dir(folder) if n.endswith(".dvc")]
-    if snapshot.read(weights_ptr) is None:
-        raise CardError(f"{weights_ptr} is missing: the weights of {name} are not tracked by DVC",
-                        f"run: dvc add {folder}/{card.weights} && dvc push -r staging", path=weights_ptr)
-    out: list[tuple[str, Pointer]] = []
-    for n in sorted(set(names) | {weights_ptr.rsplit('/', 1)[1]}):
-        rel = f"{folder}/{n}"
-        try:
-            ptr = parse_pointer(snapshot.read(rel) or b"")
-        except PointerError as e:
-            raise CardError(f"{rel}: {e}", "re-create it with dvc add", path=rel) from None
-        tracked = f"{folder}/{ptr.path or n[:-4]}"
-        out.append((tracked, ptr))
-        if ptr.is_dir:
-            for entry in json.loads(_read_object(source, ptr.md5)):
-                out.append((f"{tracked}/{entry['relpath']}",
-                            Pointer(entry["relpath"], entry["md5"], entry.get("size"))))
-    return out
+    files = model_files(snapshot, name)
+    files.require_usable("cannot publish")
+    if files.pointer_of(card.weights) is None:
+        folder = files.folder
+        raise CardError(f"{folder}/{card.weights}.dvc is missing: the weights of {name} are not tracked by DVC",
+                        f"run: dvc add {folder}/{card.weights} && dvc push -r staging",
+                        path=f"{folder}/{card.weights}.dvc")
+    return [(t.path, t.pointer) for t in sorted(files.tracked.values(), key=lambda t: t.path)]
 
 
 def _copy_local(src: Remote, dst: Remote, md5: str, size: int | None) -> None:
@@ -576,7 +564,7 @@ class Publisher:
         unchecked: list[ObjectCopy] = []  # copied or present, not yet read back
         if self._warming is None:  # while the copy keeps the GIL free
             self._warming = _warm_imports()
-        for path, ptr in version_objects(self.head, name, card, src):
+        for path, ptr in version_objects(self.head, name, card):
             try:
                 have = dst.object_size(ptr.md5)
             except PermissionError as e:

@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 from registry.card import CARD_FILE, MODELS_DIR, ModelCard, Status, load_card
 from registry.errors import CardError, StorageError, UsageError
 from registry.listing import cat_files
-from registry.storage import PUBLIC, Pointer, PointerError, Storage, file_md5, parse_pointer
+from registry.storage import PUBLIC, Pointer, Storage, file_md5
 from registry.versions import (Version, clone_root, git_output, parse_version_spec, read_versions, resolve,
                                withdraw_offline)
 
@@ -162,39 +162,42 @@ def _pull_weights(gitdir: Path, version: Version, card: ModelCard, pointer_path:
     name = version.name
     folder = f"{MODELS_DIR}/{name}"
     tracked = [card.weights] + ([card.pytorch] if card.pytorch else [])
-    pointer_paths = [pointer_path] + [f"{folder}/{rel}.dvc" for rel in tracked[1:]]
-    card_bytes, config_bytes, *pointers = cat_files(gitdir, [
-        f"{version.commit}:{folder}/{CARD_FILE}", f"{version.commit}:{folder}/{card.config}",
-        *(f"{version.commit}:{path}" for path in pointer_paths)])
+    pointers = _tagged_pointers(gitdir, version, tracked)
+    card_bytes, config_bytes = cat_files(gitdir, [
+        f"{version.commit}:{folder}/{CARD_FILE}", f"{version.commit}:{folder}/{card.config}"])
     dest = _destination(out_dir, name, version)
     files = [_fetch_weights(remote, ptr.md5, ptr.size, dest / PurePosixPath(rel).name)
-             for rel, ptr in zip(tracked, (_tagged_pointer(version, path, data)
-                                           for path, data in zip(pointer_paths, pointers)))]
+             for rel, ptr in zip(tracked, pointers)]
     for rel, data in ((CARD_FILE, card_bytes), (card.config, config_bytes)):
         if data is not None:
             files.append(_write_atomic(dest / PurePosixPath(rel).name, data))
     return dest, files
 
 
-def _tagged_pointer(version: Version, pointer_path: str, data: bytes | None) -> Pointer:
-    """A file's DVC pointer at a version's tag.
+def _tagged_pointers(gitdir: Path, version: Version, tracked: list[str]) -> list[Pointer]:
+    """The DVC pointers of `tracked` files (relative to the model folder) at a version's tag, resolved
+    by `registry.model_files` exactly as the bot and publish resolved them.
 
     Raises:
-        CardError: missing or broken. StorageError: it tracks a folder.
+        CardError: the folder at the tag has a link, a submodule or an unusable pointer, or a
+            file has no pointer.
     """
-    if data is None:
-        raise CardError(f"{version.tag} has no DVC pointer {pointer_path}",
-                        "the version was tagged without its weights; ask the registry's admins",
-                        path=pointer_path)
-    try:
-        pointer = parse_pointer(data)
-    except PointerError as e:
-        raise CardError(f"{pointer_path} at {version.tag}: {e}", "the tagged pointer is broken",
-                        path=pointer_path) from None
-    if pointer.is_dir:
-        raise StorageError(f"{pointer_path} tracks a folder; registry pull fetches single files",
-                           f"use: git checkout {version.tag} && dvc pull -R {MODELS_DIR}/{version.name}")
-    return pointer
+    import git
+
+    from registry.model_files import model_files
+    from registry.repo import GitRevision
+
+    files = model_files(GitRevision(git.Repo(gitdir), version.commit), version.name)
+    files.require_usable(f"{version.tag}: cannot pull")
+    out = []
+    for rel in tracked:
+        found = files.pointer_of(rel)
+        if found is None:
+            path = f"{files.folder}/{rel}.dvc"
+            raise CardError(f"{version.tag} has no DVC pointer {path}",
+                            "the version was tagged without its weights; ask the registry's admins", path=path)
+        out.append(found.pointer)
+    return out
 
 
 def _fetch_package(remote, entry, dest: Path) -> PulledFile:

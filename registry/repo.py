@@ -29,6 +29,15 @@ class PathEscapeError(ValueError):
 
 
 @dataclass(frozen=True)
+class TreeEntry:
+    """One entry under a folder of a snapshot, as git (or the file system) records it."""
+
+    path: str                 # repository-relative
+    kind: str                 # 'file', 'symlink', 'gitlink' (a submodule) or 'other' (a fifo, a device…)
+    link_target: str | None = None
+
+
+@dataclass(frozen=True)
 class FileEntry:
     """A file of a snapshot: its bytes are read lazily by `Snapshot.read`."""
 
@@ -53,6 +62,11 @@ class Snapshot:
 
     def list_dir(self, path: str) -> list[str]:
         """Names directly inside a folder (empty when it does not exist)."""
+        raise NotImplementedError
+
+    def walk(self, folder: str, limit: int = 10_000) -> list[TreeEntry]:
+        """Every entry under `folder`, recursively, without following links, sorted by path;
+        at most `limit` entries (a folder with more is cut there)."""
         raise NotImplementedError
 
     def model_names(self) -> list[str]:
@@ -144,6 +158,33 @@ class WorkTree(Snapshot):
         except (FileNotFoundError, NotADirectoryError):
             return []
 
+    def walk(self, folder: str, limit: int = 10_000) -> list[TreeEntry]:
+        import stat
+
+        out: list[TreeEntry] = []
+        todo = [folder.strip("/")]
+        while todo and len(out) < limit:
+            current = todo.pop()
+            try:
+                entries = list(os.scandir(self.root / current))
+            except (FileNotFoundError, NotADirectoryError, PermissionError):
+                continue
+            for e in entries:
+                rel = f"{current}/{e.name}"
+                mode = os.lstat(e.path).st_mode
+                if stat.S_ISLNK(mode):
+                    out.append(TreeEntry(rel, "symlink", os.readlink(e.path)))
+                elif stat.S_ISDIR(mode):
+                    if e.name == ".git" or os.path.lexists(os.path.join(e.path, ".git")):
+                        out.append(TreeEntry(rel, "gitlink"))
+                    else:
+                        todo.append(rel)
+                elif stat.S_ISREG(mode):
+                    out.append(TreeEntry(rel, "file"))
+                else:
+                    out.append(TreeEntry(rel, "other"))
+        return sorted(out, key=lambda t: t.path)[:limit]
+
     def model_folders(self) -> list[str]:
         try:
             return sorted(e.name for e in os.scandir(self.root / MODELS_DIR)
@@ -209,6 +250,26 @@ class GitRevision(Snapshot):
     def list_dir(self, path: str) -> list[str]:
         tree = self._tree(path)
         return [] if tree is None else sorted(o.name for o in tree)
+
+    def walk(self, folder: str, limit: int = 10_000) -> list[TreeEntry]:
+        out = run_git(self.repo.git_dir if self.repo.bare else (self.repo.working_dir or "."),
+                      "ls-tree", "-r", "-z", "--full-tree", self.rev, "--", f"{folder.strip('/')}/")
+        entries: list[TreeEntry] = []
+        for record in out.split("\0"):
+            if not record:
+                continue
+            meta, _, path = record.partition("\t")
+            mode, kind, sha = (meta.split(" ") + ["", "", ""])[:3]
+            if mode == "120000":
+                target = self.repo.git.get_object_data(sha)[3].decode("utf-8", "replace")
+                entries.append(TreeEntry(path, "symlink", target))
+            elif mode == "160000" or kind == "commit":
+                entries.append(TreeEntry(path, "gitlink"))
+            else:
+                entries.append(TreeEntry(path, "file"))
+            if len(entries) >= limit:
+                break
+        return entries
 
     def model_folders(self) -> list[str]:
         out = run_git(self.repo.working_dir or ".", "ls-tree", "-d", "-z", "--name-only", self.rev,

@@ -91,6 +91,20 @@ class ModelContext:
         return self.loaded.line_of(*loc) if self.loaded else None
 
     @cached_property
+    def files(self):
+        """The model folder's files and DVC pointers at the head (`registry.model_files`), resolved once."""
+        from registry.model_files import model_files
+
+        return model_files(self.head, self.name)
+
+    @cached_property
+    def base_files(self):
+        """The same at the base (None without a base)."""
+        from registry.model_files import model_files
+
+        return model_files(self.base, self.name) if self.base is not None else None
+
+    @cached_property
     def storage(self):
         """The registry's DVC remotes (from the checkout the bot runs in, never from the PR)."""
         from registry.storage import Storage

@@ -111,6 +111,23 @@ class Lifecycle(Check):
                                        f"{new_md5[:8]}…) {same}", hint,
                                        path=ctx.card_path, line=ctx.line(field))
 
+        yield from self._pointers_frozen(ctx, head, same, hint)
+
+    def _pointers_frozen(self, ctx: ModelContext, head: ModelCard, same: str, hint: str) -> Iterable[Finding]:
+        """Every other DVC pointer of the folder is part of the version too: publish copies each one."""
+        if ctx.base_files is None:
+            return
+        named = {f"{ctx.folder}/{getattr(head, f)}" for f in ("weights", "pytorch") if getattr(head, f, None)}
+        old = {p: (t.md5, t.size) for p, t in ctx.base_files.tracked.items() if p not in named}
+        new = {p: (t.md5, t.size) for p, t in ctx.files.tracked.items() if p not in named}
+        for path in sorted(set(old) | set(new)):
+            if old.get(path) == new.get(path):
+                continue
+            what = "added" if path not in old else "removed" if path not in new else \
+                f"changed (md5 {old[path][0][:8]}… → {new[path][0][:8]}…)"
+            yield self.finding(f"the DVC-tracked file {path} was {what} {same}", hint,
+                               path=f"{path}.dvc" if path in new else ctx.card_path)
+
     def _deletion(self, ctx: ModelContext, base: ModelCard | None, tags: dict) -> Iterable[Finding]:
         """Findings for a model whose card the pull request removes."""
         if base is None:
