@@ -80,8 +80,9 @@ def schema(output: Path | None) -> None:
 @click.option("--no-content", is_flag=True, help="Skip the checks that read weights (storage, graph).")
 @click.option("--only", "only", multiple=True, metavar="CHECK",
               help="Run only this check (repeatable); names as in docs/checks.md.")
-@click.option("--forbid-local-urls", is_flag=True,
-              help="Refuse file:// URLs and local paths as source.repo (use in CI).")
+@click.option("--forbid-local-urls/--allow-local-urls", default=True, show_default=True,
+              help="Refuse file:// URLs, local paths and loopback, link-local or private hosts as source.repo "
+                   "(the default); --allow-local-urls accepts them, e.g. for a registry on one machine.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
               help="Seconds allowed for each network operation, such as git ls-remote on source.repo.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown", "github"]), default="text",
@@ -844,9 +845,11 @@ def notes(name: str, from_: str | None, to: str | None, no_content: bool, fmt: s
 @click.option("--remote", "remote_name", type=click.Choice(["public", "staging"]), default="public",
               show_default=True, help="The DVC remote to clean.")
 @click.option("--apply", is_flag=True, help="Remove the unreferenced objects (default: only list them).")
+@click.option("--grace", "grace_days", type=click.FloatRange(min=0), default=None,
+              help="Keep unreferenced objects younger than this many days (default: 14 on staging, 0 on public).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text for people, json for machines.")
-def gc(remote_name: str, apply: bool, fmt: str) -> None:
+def gc(remote_name: str, apply: bool, grace_days: float | None, fmt: str) -> None:
     """List (or with --apply remove) remote objects that no version tag refers to.
 
     Never removes an object any version tag refers to (withdrawn versions included); on staging,
@@ -863,13 +866,19 @@ def gc(remote_name: str, apply: bool, fmt: str) -> None:
     from registry.storage import Storage
 
     repo = RegistryRepo()
-    report = collect_garbage(repo, Storage(repo.root), remote_name, apply)
+    report = collect_garbage(repo, Storage(repo.root), remote_name, apply,
+                             None if grace_days is None else grace_days * 86400)
     if fmt == "json":
         click.echo(report.model_dump_json(indent=2))
         return
     verb = "removed" if apply else "would remove"
     for o in report.unreferenced:
         click.echo(f"{verb} {o.md5} ({format_size(o.size or 0)})")
+    for p in report.partial:
+        click.echo(f"{verb} {p} (left by an interrupted copy)")
+    if report.kept_young:
+        click.echo(f"kept {len(report.kept_young)} unreferenced objects younger than "
+                   f"{report.grace_seconds / 86400:g} days (--grace)")
     click.echo(f"{report.remote}: {report.objects} objects, {len(report.unreferenced)} unreferenced "
                f"({format_size(report.unreferenced_bytes)}); {verb} {len(report.unreferenced)}"
                + ("" if apply or not report.unreferenced else "; run with --apply to remove them"))

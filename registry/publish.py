@@ -232,19 +232,30 @@ def _copy_local(src: Remote, dst: Remote, md5: str, size: int | None) -> None:
     source, target = src.object_path(md5), dst.object_path(md5)
     tmp = f"{target}.tmp{os.getpid()}"
 
-    def copy() -> tuple[str, int]:
+    def copy() -> tuple[str, int, bool]:
         os.makedirs(os.path.dirname(target), exist_ok=True)
+        placed = False
         try:
             got = _copy_reading_back(source, tmp)
             if got[0] == _content_md5(md5) and (size is None or got[1] == size):
-                os.replace(tmp, target)
-            return got
+                try:  # a hard link never replaces an object that appeared meanwhile (unlike a rename)
+                    os.link(tmp, target)
+                    placed = True
+                except FileExistsError:
+                    pass  # someone else's object: verified below, reported when it does not match
+                except OSError:  # a file system without hard links
+                    if not os.path.lexists(target):
+                        os.replace(tmp, target)
+                        placed = True
+            return got[0], got[1], placed
         finally:
-            if os.path.exists(tmp):
+            if os.path.lexists(tmp):
                 os.unlink(tmp)
 
-    got, n = with_retries(f"copying {md5} from remote '{src.name}' to remote '{dst.name}'", copy)
+    got, n, placed = with_retries(f"copying {md5} from remote '{src.name}' to remote '{dst.name}'", copy)
     _require_match(dst, md5, size, got, n)
+    if not placed:
+        verify_object(dst, md5, size)  # an object that appeared at the final name meanwhile
 
 
 def _copy_reading_back(source: str, target: str) -> tuple[str, int]:
@@ -335,7 +346,7 @@ def copy_object(storage: Storage, src: Remote, dst: Remote, md5: str, path: str,
             local.write_bytes(_read_object(src, md5))
         else:
             local = storage.fetch(md5, src.name)
-        dst.upload(local, md5)
+        dst.upload(local, md5, size)  # verified under a temporary name before it becomes visible
         return False
     except FileNotFoundError:
         raise StorageError(f"object {md5} ({path}) is not in remote '{src.name}' ({src.url})",
@@ -373,10 +384,9 @@ def verify_object(remote: Remote, md5: str, size: int | None) -> None:
         raise StorageError(f"object {md5} is missing from remote '{remote.name}' ({remote.url}) right after the copy",
                            "check that nothing else deletes objects from the remote while publishing") from None
     if got != _content_md5(md5) or (size is not None and n != size):
-        try:  # a bad copy must not look "present" to the next run
-            remote.fs.rm_file(path)
-        except OSError:
-            pass
+        # Reported, never removed: an object at its final name was either verified before it got
+        # that name by this registry, or written by someone else; deleting it could lose another
+        # version's data. The publish stops before any tag.
         _require_match(remote, md5, size, got, n)
 
 
@@ -473,7 +483,9 @@ class Publisher:
         self.repo, self.options = repo, options
         # DVC's configuration and file systems are opened in a thread while git is asked what changed
         self._storage = storage
-        self._opening = None if storage else _Background(lambda: Storage(repo.root), "registry-open-storage")
+        # the remotes as the merge's base names them: a merged pull request cannot re-point them
+        self._opening = None if storage else _Background(lambda: Storage.at_revision(repo.root, options.base),
+                                                         "registry-open-storage")
         self.base = GitRevision(repo.git, options.base)
         self.head = GitRevision(repo.git, options.head)
         self._warming: _Background | None = None
@@ -572,7 +584,15 @@ class Publisher:
                                    f"({path}): {e}", f"check the credentials and permissions of remote '{dst.name}'"
                                    ) from None
             action, checked = "present", False
-            if have is None or (ptr.size is not None and have != ptr.size):
+            if have is not None and ptr.size is not None and have != ptr.size:
+                # never overwritten: it may be another version's object, and it is not ours to replace
+                raise StorageError(f"remote '{dst.name}' already holds {have:,} bytes for object {ptr.md5} "
+                                   f"({path}), but the pointer records {ptr.size:,} bytes; publish never "
+                                   "overwrites or removes an object it did not write",
+                                   f"a maintainer must inspect {dst.object_path(ptr.md5)} on remote "
+                                   f"'{dst.name}' (compare its md5 with the pointer) before publishing again")
+            if have is None:
+                dst.remove_partial(ptr.md5)  # what a killed copy of an earlier run left
                 checked = copy_object(self.storage, src, dst, ptr.md5, path, ptr.size)
                 action = "copied"
             verified = "size" if done and action == "present" else "md5+size"
@@ -620,7 +640,9 @@ class Publisher:
             result.changelog_updated = add_entry(root / rel, name, card.version, result.notes)
         if opts.notes_dir:
             opts.notes_dir.mkdir(parents=True, exist_ok=True)
-            (opts.notes_dir / f"{tag}.md").write_text(result.notes, encoding="utf-8")
+            from registry.changelog import write_regular
+
+            write_regular(opts.notes_dir / f"{tag}.md", result.notes.encode("utf-8"))
         result.action = "already-published" if not result.changed else "published"
         result.message = (f"{tag} was already published; nothing to do" if not result.changed
                           else f"published {tag}")

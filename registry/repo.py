@@ -331,6 +331,33 @@ class RegistryRepo:
             raise GitError(f"git diff {base}..{head} failed: {e.stderr.strip()}") from e
         return _model_names_of(out)
 
+    def changed_paths(self, base: str, head: str | None) -> list[ChangedPath]:
+        """Every path that differs between the merge base of `base` and `head` (or the working tree,
+        untracked files included, when `head` is None), with git's modes, as a pull request's diff."""
+        b = GitRevision(self.git, base)
+        if head is None:
+            out = run_git(self.root, "diff", "--raw", "--no-renames", "-z", b.rev)
+            extra = run_git(self.root, "ls-files", "--others", "--exclude-standard", "-z")
+            paths = _raw_diff(out)
+            paths += [ChangedPath(p, "A", "000000", "100644") for p in extra.split("\0") if p]
+            return paths
+        h = GitRevision(self.git, head)
+        try:
+            merge_base = self.git.merge_base(b.rev, h.rev)
+        except git.GitCommandError:
+            merge_base = []
+        start = merge_base[0].hexsha if merge_base else b.rev
+        return _raw_diff(run_git(self.root, "diff", "--raw", "--no-renames", "-z", start, h.rev))
+
+    def merge_base(self, base: str, head: str) -> str:
+        """The commit a pull request from `head` into `base` branched from (`base` itself when none)."""
+        b, h = GitRevision(self.git, base), GitRevision(self.git, head)
+        try:
+            found = self.git.merge_base(b.rev, h.rev)
+        except git.GitCommandError:
+            found = []
+        return found[0].hexsha if found else b.rev
+
     @cached_property
     def version_tags(self) -> dict[str, dict[str, str]]:
         """{model name: {version: tagged commit sha}} from `<name>@v<version>` tags, in one git call."""
@@ -343,6 +370,39 @@ class RegistryRepo:
             if m:
                 tags.setdefault(m["name"], {})[m["version"]] = peeled or obj
         return tags
+
+
+@dataclass(frozen=True)
+class ChangedPath:
+    """One path of a diff: git's status letter (A, M, D, T) and the modes on each side."""
+
+    path: str
+    status: str
+    old_mode: str
+    new_mode: str
+
+    @property
+    def gitlink(self) -> bool:
+        """Whether either side is a submodule (mode 160000)."""
+        return "160000" in (self.old_mode, self.new_mode)
+
+    @property
+    def symlink(self) -> bool:
+        return self.new_mode == "120000"
+
+
+def _raw_diff(out: str) -> list[ChangedPath]:
+    """Parse `git diff --raw -z`: `:old new oldsha newsha STATUS\0path\0` records."""
+    fields = out.split("\0")
+    paths, i = [], 0
+    while i + 1 < len(fields):
+        meta, path = fields[i], fields[i + 1]
+        i += 2
+        if not meta.startswith(":"):
+            continue
+        old_mode, new_mode, _, _, status = (meta[1:].split(" ") + [""] * 5)[:5]
+        paths.append(ChangedPath(path, status[:1], old_mode, new_mode))
+    return paths
 
 
 def _model_names_of(paths: str) -> list[str]:

@@ -18,7 +18,7 @@ from typing import Callable, TypeVar
 
 import yaml
 
-from registry.errors import StorageError, UsageError
+from registry.errors import RegistryError, StorageError, UsageError
 
 STAGING = "staging"
 PUBLIC = "public"
@@ -191,20 +191,67 @@ class Remote:
         os.replace(tmp, dest)
         return dest
 
-    def upload(self, src: str | os.PathLike, md5: str) -> None:
-        """Put a local file on the remote under its md5 (written to a temporary name, then moved)."""
-        self._put(src, self.object_path(md5), f"uploading {md5} to", "the write")
-
-    def _put(self, src: str | os.PathLike, path: str, doing: str, what: str) -> None:
-        """Copy a local file to `path` on the remote: to a temporary name first, then moved into place.
+    def upload(self, src: str | os.PathLike, md5: str, size: int | None = None) -> None:
+        """Put a local file on the remote under its md5: written to a temporary name, read back and
+        checked against `md5` and `size` there, and only then moved to its real name; an object
+        that appeared at the real name meanwhile is never overwritten.
 
         Raises:
-            StorageError: the remote is unreachable or refuses `what`.
+            StorageError: unreachable, refused, or the temporary copy does not match.
         """
+        self._put(src, self.object_path(md5), f"uploading {md5} to", "the write", md5=md5, size=size)
+
+    def partial_path(self, path: str) -> str:
+        """The temporary name a copy to `path` is written under by this process."""
+        return f"{path}.tmp{os.getpid()}"
+
+    def partial_files(self, md5: str) -> list[str]:
+        """Temporary files a killed copy of this object left next to it (`<object>.tmp<pid>`)."""
+        path = self.object_path(md5)
+        folder, name = path.rsplit("/", 1)
+        try:
+            found = self.fs.ls(folder, detail=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except OSError:
+            return []
+        return [p for p in found if p.rstrip("/").rsplit("/", 1)[-1].startswith(f"{name}.tmp")]
+
+    def remove_partial(self, md5: str) -> list[str]:
+        """Remove what a killed copy of this object left (publish runs one at a time, so any such file
+        is stale); return the paths removed."""
+        removed = []
+        for p in self.partial_files(md5):
+            try:
+                self.fs.rm_file(p)
+                removed.append(p)
+            except OSError:
+                pass
+        return removed
+
+    def _put(self, src: str | os.PathLike, path: str, doing: str, what: str, *, md5: str | None = None,
+             size: int | None = None) -> None:
+        """Copy a local file to `path` on the remote: to a temporary name first (checked against `md5`
+        and `size` when given), then moved into place unless something is there already.
+
+        Raises:
+            StorageError: the remote is unreachable or refuses `what`, or the copy does not match.
+        """
+        part = self.partial_path(path)
+
         def put() -> None:
             self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-            part = f"{path}.tmp{os.getpid()}"
             self.fs.put_file(str(src), part)
+            if md5 is not None:
+                got, n = self._hash(part)
+                if got != md5.removesuffix(".dir") or (size is not None and n != size):
+                    self._remove(part)
+                    raise StorageError(f"the copy of {md5} on remote '{self.name}' does not match after the "
+                                       f"upload (md5 {got}, {n} bytes)", "run it again; if it repeats, check "
+                                       "the remote's storage")
+                if self.fs.exists(path):  # never replaced: the caller verifies what is there
+                    self._remove(part)
+                    return
             self.fs.mv(part, path)
 
         try:
@@ -212,6 +259,20 @@ class Remote:
         except PermissionError as e:
             raise StorageError(f"remote '{self.name}' ({self.url}) refused {what}: {e}",
                                "check the remote's permissions/credentials") from None
+
+    def _hash(self, path: str) -> tuple[str, int]:
+        h, n = hashlib.md5(), 0
+        with self.fs.open(path, mode="rb") as f:
+            while block := f.read(1 << 21):
+                h.update(block)
+                n += len(block)
+        return h.hexdigest(), n
+
+    def _remove(self, path: str) -> None:
+        try:
+            self.fs.rm_file(path)
+        except OSError:
+            pass
 
     # Files outside DVC's object layout, at fixed keys (e.g. `packages/<name>/<version>/index.json`):
     # DVC neither reads nor collects them, and anyone who knows the key can find them.
@@ -269,17 +330,51 @@ class Storage:
         root: the repository root that holds `.dvc/`.
     """
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike, config_dir: str | os.PathLike | None = None):
         self.root = Path(root)
         if not (self.root / ".dvc").is_dir():
             raise UsageError(f"{self.root} has no .dvc folder", "run this inside the registry clone")
         from dvc.config import Config, ConfigError
 
         try:
-            self.config = Config(dvc_dir=str(self.root / ".dvc"))
+            self.config = Config(dvc_dir=str(config_dir or self.root / ".dvc"))
         except ConfigError as e:
             raise UsageError(f".dvc/config is invalid: {e}", "fix .dvc/config (see docs/storage.md)") from None
         self._remotes: dict[str, Remote] = {}
+
+    @classmethod
+    def at_revision(cls, root: str | os.PathLike, rev: str) -> "Storage":
+        """The remotes as `.dvc/config` names them at a trusted revision (not as the working tree does),
+        with the clone's own `.dvc/config.local` (credentials, never in git) on top.
+
+        `registry publish` opens its remotes at the merge's base: a merged pull request that
+        re-points `public` cannot send the weights it publishes anywhere new.
+
+        Raises:
+            UsageError: the revision has no `.dvc/config`, or it is invalid.
+        """
+        import tempfile
+
+        from registry.pull import _absolute_local_remotes
+        from registry.repo import run_git
+
+        root = Path(root)
+        try:
+            text = run_git(root, "show", f"{rev}:.dvc/config").encode("utf-8")
+        except RegistryError:
+            raise UsageError(f"revision {rev} has no .dvc/config", "run this in the registry's clone, on its "
+                             "default branch's history") from None
+        holder = tempfile.TemporaryDirectory(prefix="registry-dvc-config-")
+        conf_dir = Path(holder.name) / ".dvc"
+        conf_dir.mkdir()
+        (conf_dir / "config").write_bytes(_absolute_local_remotes(text, str(root)))
+        local = root / ".dvc" / "config.local"
+        if local.is_file() and not local.is_symlink():
+            (conf_dir / "config.local").write_bytes(local.read_bytes())
+        storage = cls(root, conf_dir)
+        storage._config_holder = holder  # removed with the Storage object
+        storage.config_revision = rev
+        return storage
 
     def remote(self, name: str) -> Remote:
         """The remote called `name` in `.dvc/config`.

@@ -45,7 +45,8 @@ class CheckOptions(BaseModel):
 
     offline: bool = Field(False, description="do not contact source repositories (reachability becomes a warning)")
     content: bool = Field(True, description="run the checks that read weights (storage, graph)")
-    allow_local_urls: bool = Field(True, description="accept file:// and local paths as source.repo")
+    allow_local_urls: bool = Field(False, description="accept file://, local paths and loopback, link-local or "
+                                   "private addresses as source.repo (off: the bot's own machine is not a source)")
     timeout: float = Field(10.0, description="seconds allowed for network operations such as git ls-remote")
     only: list[str] | None = Field(None, description="run only these checks")
 
@@ -223,6 +224,8 @@ def check_model(name: str, head: Snapshot, base: Snapshot | None, repo: Registry
     for check_name, cls in load_checks().items():
         if options.only and check_name not in options.only:
             continue
+        if getattr(cls, "scope", "model") != "model":
+            continue
         check = cls()
         if cls.reads_content and not options.content:
             report.checks_skipped[check_name] = "content checks turned off (--no-content)"
@@ -245,6 +248,26 @@ def run_checks(names: list[str], head: Snapshot, base: Snapshot | None = None,
     with tempfile.TemporaryDirectory(prefix="registry-check-") as tmp:
         for name in names:
             report.models.append(check_model(name, head, base, repo, options, Path(tmp) / name, cache))
+    if base is not None and repo is not None:
+        registry_report = check_registry(head, base, repo, options)
+        if registry_report.findings:
+            report.models.insert(0, registry_report)
+    return report
+
+
+REGISTRY_REPORT = "(registry)"
+
+
+def check_registry(head: Snapshot, base: Snapshot, repo: RegistryRepo, options: CheckOptions) -> ModelReport:
+    """Run the checks whose scope is the whole pull request (not one model) once; report them
+    under the name `(registry)`."""
+    ctx = ModelContext(REGISTRY_REPORT, head, base, repo, options, Path(tempfile.gettempdir()))
+    report = ModelReport(name=REGISTRY_REPORT)
+    for check_name, cls in load_checks().items():
+        if getattr(cls, "scope", "model") != "registry" or (options.only and check_name not in options.only):
+            continue
+        report.findings.extend(cls().run(ctx))
+        report.checks_run.append(check_name)
     return report
 
 

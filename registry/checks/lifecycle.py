@@ -111,13 +111,15 @@ class Lifecycle(Check):
                                        f"{new_md5[:8]}…) {same}", hint,
                                        path=ctx.card_path, line=ctx.line(field))
 
-        yield from self._pointers_frozen(ctx, head, same, hint)
+        yield from self._pointers_frozen(ctx, base, head, same, hint)
 
-    def _pointers_frozen(self, ctx: ModelContext, head: ModelCard, same: str, hint: str) -> Iterable[Finding]:
+    def _pointers_frozen(self, ctx: ModelContext, base: ModelCard, head: ModelCard, same: str,
+                         hint: str) -> Iterable[Finding]:
         """Every other DVC pointer of the folder is part of the version too: publish copies each one."""
         if ctx.base_files is None:
             return
-        named = {f"{ctx.folder}/{getattr(head, f)}" for f in ("weights", "pytorch") if getattr(head, f, None)}
+        named = {f"{ctx.folder}/{getattr(card, f)}" for card in (base, head) for f in ("weights", "pytorch")
+                 if getattr(card, f, None)}  # judged above, with their own messages
         old = {p: (t.md5, t.size) for p, t in ctx.base_files.tracked.items() if p not in named}
         new = {p: (t.md5, t.size) for p, t in ctx.files.tracked.items() if p not in named}
         for path in sorted(set(old) | set(new)):
