@@ -23,7 +23,7 @@ import click  # noqa: E402
 
 from registry import __version__  # noqa: E402
 from registry.card import Task  # noqa: E402
-from registry.errors import ConversionError, RegistryError, UsageError  # noqa: E402
+from registry.errors import CardError, ConversionError, RegistryError, UsageError  # noqa: E402
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -839,6 +839,53 @@ def notes(name: str, from_: str | None, to: str | None, no_content: bool, fmt: s
     repo = RegistryRepo()
     storage = None if no_content else Storage(repo.root)
     click.echo(render_notes(notes_between(repo, storage, name, to, from_), fmt), nl=False)
+
+
+@cli.command("codeowners", context_settings=CONTEXT)
+@click.option("--maintainer", "maintainers", multiple=True, metavar="OWNER",
+              help="A maintainer (@user, @org/team or e-mail; repeatable). Default: those the current file names.")
+@click.option("--check", "check_only", is_flag=True, help="Write nothing; exit 1 when the file is out of date.")
+def codeowners(maintainers: tuple[str, ...], check_only: bool) -> None:
+    """Write .github/CODEOWNERS from the cards' owners; maintainers own everything else.
+
+    \b
+    Examples:
+      registry codeowners --maintainer @org/registry-maintainers   # first time
+      registry codeowners                                          # after a card's owners changed
+    """
+    from registry import codeowners as co
+    from registry.repo import RegistryRepo
+
+    repo = RegistryRepo()
+    if check_only:
+        current = repo.snapshot().read_text(co.FILE)
+        expected = co.render(repo.snapshot(), list(maintainers) or co.maintainers_of(current))
+        if current != expected:
+            raise CardError(f"{co.FILE} is out of date with the cards' owners", "run `registry codeowners`",
+                            path=co.FILE)
+        click.echo(f"{co.FILE} is up to date")
+        return
+    _, changed = co.write(repo.root, repo.snapshot(), list(maintainers) or None)
+    click.echo(f"{'wrote' if changed else 'unchanged:'} {co.FILE}")
+
+
+@cli.command("verify-tag", context_settings=CONTEXT)
+@click.argument("tag")
+@click.option("--branch", help="The default branch's ref (default: origin's HEAD, else HEAD).")
+def verify_tag_command(tag: str, branch: str | None) -> None:
+    """Check that TAG is a version the publish workflow made: its commit is on the default branch
+    and the card there says published/updated with that version. The release workflow runs it
+    first, from the default branch's code, so a hand-pushed tag builds nothing.
+
+    \b
+    Example:
+      registry verify-tag digits-cnn@v1.2.0 --branch origin/main
+    Exit codes: 0 a published version, 2 not a version tag, 4 no such tag or a stray tag.
+    """
+    from registry.versions import clone_root, verify_tag
+
+    v = verify_tag(clone_root(), tag, branch)
+    click.echo(f"{v.tag}: published version {v.version} of {v.name} at {v.commit[:10]}")
 
 
 @cli.command(context_settings=CONTEXT)

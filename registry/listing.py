@@ -9,6 +9,7 @@ in a fraction of a second.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -247,7 +248,16 @@ def render_details(d: ModelDetails) -> str:
         lines += ["", f"release notes of {d.shown_version}:"] + [f"  {x}" for x in d.notes.splitlines()]
     if d.pull:
         lines += ["", f"get {d.name} {d.shown_version}:"] + [f"  {x}" for x in d.pull]
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)
+
+
+_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Card text (and tag messages) made safe for a terminal: escape sequences (colours, cursor
+    moves, window titles, hyperlinks) and other control characters removed, tabs kept."""
+    return _CONTROL.sub("", text)
 
 
 def render_list(rows: list[ModelSummary]) -> str:
@@ -255,7 +265,7 @@ def render_list(rows: list[ModelSummary]) -> str:
     if not rows:
         return "no models"
     head = ("NAME", "STATE", "LATEST", "VERSIONS", "TASK", "PROJECT")
-    table = [head] + [(r.name, r.state, r.latest or "-", str(r.versions), r.task or "-", r.project or "-")
-                      for r in rows]
+    table = [head] + [tuple(printable(c) for c in (r.name, r.state, r.latest or "-", str(r.versions),
+                                                     r.task or "-", r.project or "-")) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table)

@@ -28,8 +28,8 @@ from registry.card import CARD_FILE, MODELS_DIR, ModelCard, Status, load_card
 from registry.errors import CardError, StorageError, UsageError
 from registry.listing import cat_files
 from registry.storage import PUBLIC, Pointer, Storage, file_md5
-from registry.versions import (Version, clone_root, git_output, parse_version_spec, read_versions, resolve,
-                               withdraw_offline)
+from registry.versions import (Version, clone_root, confirm_versions, git_output, parse_version_spec,
+                               read_versions, resolve, withdraw_offline)
 
 
 class PulledFile(BaseModel):
@@ -125,8 +125,14 @@ def pull(spec: str, out_dir: str | Path | None = None, *, root: str | Path | Non
     with open_registry(root, repo_url) as (gitdir, conf_root):
         table = read_versions(gitdir)
         head_card_bytes, = cat_files(gitdir, [f"HEAD:{MODELS_DIR}/{name}/{CARD_FILE}"])
+        table[name], stray = confirm_versions(gitdir, table.get(name, []))
         if _is_offline(head_card_bytes):
-            table[name] = withdraw_offline(table.get(name, []))
+            table[name] = withdraw_offline(table[name])
+        refused = next((t for t in stray if t.tag == f"{name}@v{wanted}"), None)
+        if refused is not None:
+            raise UsageError(f"tag {refused.tag} is not a published version: {refused.reason}",
+                             "only versions the publish workflow tagged can be pulled; tell the registry's "
+                             "maintainers about the stray tag")
         version = resolve(table, name, wanted)
         card, pointer_path = _card_at(gitdir, version)
         remote = Storage(conf_root).remote(PUBLIC)

@@ -113,6 +113,11 @@ def with_retries(what: str, fn: Callable[[], T], *, attempts: int = 4, base_dela
         except (FileNotFoundError, PermissionError, IsADirectoryError):
             raise
         except Exception as e:
+            if isinstance(e, _client_credential_errors()):
+                raise StorageError(f"{what} failed: no usable credentials for the remote ({type(e).__name__}: {e})",
+                                   "give the remote's credentials (for S3: AWS_ACCESS_KEY_ID and "
+                                   "AWS_SECRET_ACCESS_KEY, or `dvc remote modify --local`); see docs/storage.md"
+                                   ) from None
             if not isinstance(e, (OSError, TimeoutError, ConnectionError) + _client_network_errors()):
                 raise
             if attempt == attempts:
@@ -120,6 +125,16 @@ def with_retries(what: str, fn: Callable[[], T], *, attempts: int = 4, base_dela
                                    "check that the remote is reachable and try again") from e
             time.sleep(base_delay * 2 ** (attempt - 1))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _client_credential_errors() -> tuple[type[BaseException], ...]:
+    """Credential errors of cloud clients (botocore's NoCredentialsError and friends): a storage error
+    with a clear message, not a crash. Only a loaded client can have raised one."""
+    boto = sys.modules.get("botocore.exceptions")
+    if not boto:
+        return ()
+    return tuple(getattr(boto, n) for n in ("NoCredentialsError", "PartialCredentialsError",
+                                             "CredentialRetrievalError") if hasattr(boto, n))
 
 
 def _client_network_errors() -> tuple[type[BaseException], ...]:

@@ -8,7 +8,9 @@ business, so any of it fails the check with a finding that says a maintainer mus
 - every path outside the content folders (`models/`, `datasets/`, `training/`);
 - `.gitattributes` and `.gitmodules` anywhere, and any submodule (gitlink) anywhere;
 - `dvc.yaml`, unless the change is confined to the `artifacts:` entries of the models the
-  pull request itself changes (what `registry sync-artifacts` writes).
+  pull request itself changes (what `registry sync-artifacts` writes);
+- `.github/CODEOWNERS`, unless it is exactly what `registry codeowners` writes from the pull
+  request's cards with the base's maintainers.
 
 It runs once per check run with `--base` (not once per model), and reports under the name
 `(registry)`.
@@ -22,6 +24,7 @@ from registry.artifacts import DVC_YAML
 from registry.bounded import BoundedParseError, parse_yaml
 from registry.card import MODELS_DIR
 from registry.checks import Check, Finding, ModelContext, register
+from registry.codeowners import FILE as CODEOWNERS_FILE
 
 CONTENT_FOLDERS = (f"{MODELS_DIR}/", "datasets/", "training/")
 MAINTAINERS_ONLY = (".gitattributes", ".gitmodules")
@@ -71,6 +74,12 @@ class RegistryFiles(Check):
                                 _REVIEW, path=p.path)
         if p.path == DVC_YAML:
             return self._dvc_yaml(ctx, models)
+        if p.path == CODEOWNERS_FILE and p.status != "D" and not p.symlink:
+            from registry.checks.codeowners import expected_codeowners
+
+            expected = expected_codeowners(ctx)
+            if expected is not None and ctx.head.read_text(CODEOWNERS_FILE) == expected:
+                return None  # exactly what `registry codeowners` writes, maintainers as on the base
         if p.path.startswith(CONTENT_FOLDERS):
             return None
         what = {".dvc/": "the DVC configuration (remote URLs)", ".github/": "the workflows and code owners"}
