@@ -156,34 +156,38 @@ def source_from_tag(ref: str, repo_root: Path, workdir: Path) -> ModelSource:
         UsageError: no such tag. CardError: the card at the tag is invalid.
         StorageError: the weights are not in the public remote.
     """
+    from registry.model_files import model_files
     from registry.repo import RegistryRepo
-    from registry.storage import PointerError, Storage, parse_pointer
+    from registry.storage import Storage
 
     card = card_at_tag(ref, repo_root)
     name, version = parse_ref(ref)
     repo = RegistryRepo(repo_root)
     tag = f"{name}@v{version}"
     snap = repo.snapshot(tag)
+    files = model_files(snap, name)  # the version's files, resolved as the bot and publish did
+    files.require_usable(f"{tag}: cannot package")
+    in_git = {e.path for e in files.entries if e.kind == "file"}
     folder = workdir / "source"
     folder.mkdir(parents=True, exist_ok=True)
     public = Storage(repo.root).remote("public")
     wanted = [card.weights] + ([card.pytorch] if card.pytorch else []) + [
         p for t in card.targets for p in (t.calibration, t.inputs) if p]
     for rel in dict.fromkeys(wanted):
+        parts = PurePosixPath(rel).parts
+        if PurePosixPath(rel).is_absolute() or ".." in parts:
+            raise StorageError(f"models/{name}/{rel} at {tag} is outside the model folder",
+                               "the card must name files inside its folder")
         dest = folder / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
-        data = snap.read(f"models/{name}/{rel}")
-        if data is not None:
-            dest.write_bytes(data)
+        tracked = files.pointer_of(rel)
+        if tracked is None and f"models/{name}/{rel}" in in_git:
+            dest.write_bytes(snap.read(f"models/{name}/{rel}") or b"")
             continue
-        pointer = snap.read(f"models/{name}/{rel}.dvc")
-        if pointer is None:
+        if tracked is None:
             raise StorageError(f"models/{name}/{rel} is neither in git nor DVC-tracked at {tag}",
                                "the card names a file the version does not have")
-        try:
-            md5 = parse_pointer(pointer).md5
-        except PointerError as e:
-            raise StorageError(f"models/{name}/{rel}.dvc at {tag}: {e}") from e
+        md5 = tracked.md5
         try:
             public.download(md5, dest)
         except StorageError as e:

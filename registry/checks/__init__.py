@@ -233,10 +233,35 @@ def check_model(name: str, head: Snapshot, base: Snapshot | None, repo: Registry
         if cls.needs_card and ctx.card is None:
             report.checks_skipped[check_name] = ("model deleted" if ctx.deleted else "the card is not valid")
             continue
-        report.findings.extend(check.run(ctx))
+        report.findings.extend(_run_guarded(check, ctx))
         report.checks_run.append(check_name)
     report.artifacts = ctx.artifacts
     return report
+
+
+def _run_guarded(check: Check, ctx: ModelContext) -> list[Finding]:
+    """A check's findings; an unexpected error in it becomes an error finding for this model, so
+    one hostile file never takes the report of every other model down with it (exit 70).
+
+    Infrastructure errors (`RegistryError`: storage unreachable, git) still stop the run, and with
+    REGISTRY_TRACEBACK set (`--traceback`) every error is raised as it is.
+    """
+    import os
+
+    from registry.errors import RegistryError
+
+    try:
+        return list(check.run(ctx))
+    except RegistryError:
+        raise
+    except Exception as e:  # noqa: BLE001 - turned into a finding, see the docstring
+        if os.environ.get("REGISTRY_TRACEBACK"):
+            raise
+        text = str(e).splitlines()[0][:300] if str(e) else ""
+        return [check.finding(f"the {check.name} check could not finish on this model "
+                              f"({type(e).__name__}{': ' + text if text else ''}); the model fails until it does",
+                              "re-run `registry check` with --traceback and report it to the registry's "
+                              "maintainers", path=ctx.card_path)]
 
 
 def run_checks(names: list[str], head: Snapshot, base: Snapshot | None = None,

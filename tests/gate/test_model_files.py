@@ -184,3 +184,20 @@ def test_100k_deep_config(reg, name, text):
     f = finding_on(out, f"models/{NAME}/{name}")
     assert "nest" in f["message"]
     assert seconds < 10 and rss < GIB
+
+
+def test_an_unexpected_error_in_a_check_is_a_finding_not_a_crash(reg, check_models, monkeypatch):
+    """One hostile file must not take every other model's report down with it (exit 70)."""
+    from registry.checks.config_file import ConfigFile
+
+    def explode(self, ctx):
+        raise RecursionError("maximum recursion depth exceeded")
+        yield  # pragma: no cover
+
+    monkeypatch.delenv("REGISTRY_TRACEBACK", raising=False)
+    monkeypatch.setattr(ConfigFile, "run", explode)
+    reg.commit({f"models/{NAME}/model.yaml": example_card(NAME, extra="description: x\n")})
+    report = check_models(reg, base="main", head="pr")
+    [f] = errors(report, "config-file")
+    assert f.path == f"models/{NAME}/model.yaml"
+    assert "could not finish on this model (RecursionError" in f.message

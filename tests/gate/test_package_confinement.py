@@ -112,6 +112,9 @@ def test_unlisted_members_are_never_read(package, tmp_path):
             def __init__(self, n):
                 self.left = n
 
+            def readable(self):
+                return True
+
             def readinto(self, b):
                 n = min(len(b), self.left)
                 b[:n] = bytes(n)
