@@ -95,10 +95,9 @@ def test_codeowners_is_generated_and_kept_up_to_date(registry_repo, check_models
 
 def test_show_strips_terminal_control_characters(published_registry):
     reg = published_registry
-    card = (reg.root / "models/digits/model.yaml").read_text()
-    reg.commit({"models/digits/model.yaml": card.replace(
-        "description: Handwritten digits", 'description: "Digits\\e]0;pwned\\a\\e[2J\\e[31mred"')})
-    proc = reg.registry("show", "digits")
+    card = (reg.root / "models/draft/model.yaml").read_text()
+    reg.commit({"models/draft/model.yaml": card + 'description: "Digits\\e]0;pwned\\a\\e[2J\\e[31mred"\n'})
+    proc = reg.registry("show", "draft")
     assert proc.returncode == 0, proc.stderr
     assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout
     assert "Digits" in proc.stdout and "red" in proc.stdout
