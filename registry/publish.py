@@ -39,7 +39,7 @@ from registry.errors import CardError, GitError, RegistryError, StorageError
 from registry.lifecycle import Operation, classify, publishes
 from registry.model_files import model_files
 from registry.repo import GitRevision, RegistryRepo, run_git
-from registry.storage import PUBLIC, STAGING, Pointer, PointerError, Remote, Storage, parse_pointer, with_retries
+from registry.storage import PUBLIC, STAGING, Pointer, Remote, Storage, with_retries
 
 FAULT_ENV = "REGISTRY_FAULT"
 FAULT_POINTS = ("after-copy", "after-tag", "before-push", "after-push")

@@ -14,9 +14,7 @@ then renamed), so an interrupted pull never leaves a truncated model behind.
 
 from __future__ import annotations
 
-import io
 import os
-import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
@@ -27,7 +25,7 @@ from pydantic import BaseModel, Field
 from registry.card import CARD_FILE, MODELS_DIR, ModelCard, Status, load_card
 from registry.errors import CardError, StorageError, UsageError
 from registry.listing import cat_files
-from registry.storage import PUBLIC, Pointer, Storage, file_md5
+from registry.storage import PUBLIC, Pointer, Storage, absolute_local_remotes, file_md5
 from registry.versions import (Version, clone_root, confirm_versions, git_output, parse_version_spec,
                                read_versions, resolve, withdraw_offline)
 
@@ -81,25 +79,8 @@ def open_registry(root: str | Path | None = None, repo_url: str | None = None) -
         if config is None:
             raise UsageError(f"{repo_url} has no .dvc/config on its default branch",
                              "is this the model registry's URL?")
-        (conf_root / ".dvc" / "config").write_bytes(_absolute_local_remotes(config, repo_url))
+        (conf_root / ".dvc" / "config").write_bytes(absolute_local_remotes(config, repo_url))
         yield gitdir, conf_root
-
-
-def _absolute_local_remotes(config: bytes, repo_url: str) -> bytes:
-    """Rewrite relative local remote URLs to absolute ones, relative to a local registry's `.dvc`."""
-    local = repo_url.removeprefix("file://")
-    if re.match(r"^[a-z][a-z0-9+.-]*://", local) or re.match(r"^[^/]+@[^/]+:", local):
-        return config  # a network URL: relative remotes cannot be resolved, leave them as they are
-    from configobj import ConfigObj
-
-    conf = ConfigObj(io.BytesIO(config), encoding="utf-8")
-    for section, values in conf.items():
-        url = values.get("url") if section.startswith("remote ") and isinstance(values, dict) else None
-        if url and "://" not in url and not os.path.isabs(url):
-            values["url"] = os.path.normpath(os.path.join(os.path.abspath(local), ".dvc", url))
-    out = io.BytesIO()
-    conf.write(out)
-    return out.getvalue()
 
 
 def pull(spec: str, out_dir: str | Path | None = None, *, root: str | Path | None = None,

@@ -9,7 +9,9 @@ default, S3/GCS/Azure/SSH when configured (see docs/storage.md).
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -338,6 +340,24 @@ class Remote:
             self._put(local, path, f"writing {key} to", f"to write {key}")
 
 
+def absolute_local_remotes(config: bytes, repo_url: str) -> bytes:
+    """Rewrite relative local remote URLs to absolute ones, relative to a local registry's `.dvc`
+    (a `.dvc/config` read from git and written elsewhere keeps naming the same folders)."""
+    local = repo_url.removeprefix("file://")
+    if re.match(r"^[a-z][a-z0-9+.-]*://", local) or re.match(r"^[^/]+@[^/]+:", local):
+        return config  # a network URL: relative remotes cannot be resolved, leave them as they are
+    from configobj import ConfigObj
+
+    conf = ConfigObj(io.BytesIO(config), encoding="utf-8")
+    for section, values in conf.items():
+        url = values.get("url") if section.startswith("remote ") and isinstance(values, dict) else None
+        if url and "://" not in url and not os.path.isabs(url):
+            values["url"] = os.path.normpath(os.path.join(os.path.abspath(local), ".dvc", url))
+    out = io.BytesIO()
+    conf.write(out)
+    return out.getvalue()
+
+
 class Storage:
     """The DVC remotes of a registry clone.
 
@@ -356,6 +376,8 @@ class Storage:
         except ConfigError as e:
             raise UsageError(f".dvc/config is invalid: {e}", "fix .dvc/config (see docs/storage.md)") from None
         self._remotes: dict[str, Remote] = {}
+        self._config_holder = None  # the temporary copy of a revision's config (`at_revision`)
+        self.config_revision: str | None = None
 
     @classmethod
     def at_revision(cls, root: str | os.PathLike, rev: str) -> "Storage":
@@ -370,7 +392,6 @@ class Storage:
         """
         import tempfile
 
-        from registry.pull import _absolute_local_remotes
         from registry.repo import run_git
 
         root = Path(root)
@@ -382,7 +403,7 @@ class Storage:
         holder = tempfile.TemporaryDirectory(prefix="registry-dvc-config-")
         conf_dir = Path(holder.name) / ".dvc"
         conf_dir.mkdir()
-        (conf_dir / "config").write_bytes(_absolute_local_remotes(text, str(root)))
+        (conf_dir / "config").write_bytes(absolute_local_remotes(text, str(root)))
         local = root / ".dvc" / "config.local"
         if local.is_file() and not local.is_symlink():
             (conf_dir / "config.local").write_bytes(local.read_bytes())
