@@ -59,6 +59,9 @@ def test_a_hand_pushed_tag_never_becomes_latest(published, tmp_path):
     verify = reg.registry("verify-tag", f"{NAME}@v9.9.9", "--branch", "main")
     assert verify.returncode == 4 and "is not a published version" in verify.stderr
     assert reg.registry("verify-tag", f"{NAME}@v1.0.0", "--branch", "main").returncode == 0
+    shown = reg.registry("show", NAME)
+    assert "versions (latest: 1.0.0)" in shown.stdout
+    assert f"stray tags (not versions" in shown.stdout and f"{NAME}@v9.9.9: its commit" in shown.stdout
 
 
 # ---- code owners
