@@ -6,7 +6,8 @@ in `.dvc/config` (publish would copy weights there), a workflow under `.github/`
 business, so any of it fails the check with a finding that says a maintainer must review it:
 
 - every path outside the content folders (`models/`, `datasets/`, `training/`);
-- `.gitattributes` and `.gitmodules` anywhere, and any submodule (gitlink) anywhere;
+- `.gitattributes` and `.gitmodules` anywhere, any submodule (gitlink) anywhere, and a symbolic
+  link outside a model folder (inside one, `model-files` refuses it);
 - `dvc.yaml`, unless the change is confined to the `artifacts:` entries of the models the
   pull request itself changes (what `registry sync-artifacts` writes);
 - `.github/CODEOWNERS`, unless it is exactly what `registry codeowners` writes from the pull
@@ -69,6 +70,10 @@ class RegistryFiles(Check):
         if p.gitlink:
             return self.finding(f"{p.path}: the pull request adds or changes a git submodule (gitlink); "
                                 "the registry holds no submodules", _REVIEW, path=p.path)
+        if p.symlink and not (p.path.startswith(f"{MODELS_DIR}/") and p.path.count("/") >= 2):
+            # links inside a model folder are the model-files check's; anywhere else they are refused here
+            return self.finding(f"{p.path}: the pull request adds a symbolic link; the registry's content is "
+                                "plain files", _REVIEW, path=p.path)
         if base_name in MAINTAINERS_ONLY:
             return self.finding(f"{p.path}: {base_name} changes how git treats files; it is a registry-wide file",
                                 _REVIEW, path=p.path)

@@ -201,3 +201,17 @@ def test_an_unexpected_error_in_a_check_is_a_finding_not_a_crash(reg, check_mode
     [f] = errors(report, "config-file")
     assert f.path == f"models/{NAME}/model.yaml"
     assert "could not finish on this model (RecursionError" in f.message
+
+
+def test_pull_refuses_a_version_whose_folder_has_a_link(registry_repo, tmp_path):
+    """Pull resolves a tagged folder as the bot does: a version with a link in it is not served."""
+    from factories import publish_version
+
+    reg = registry_repo
+    reg.add_model(NAME, mlp_onnx(0))
+    os.symlink("../../.git/config", reg.root / f"models/{NAME}/notes.md")
+    publish_version(reg, NAME, "1.0.0")
+    proc = reg.registry("pull", f"{NAME}@1.0.0", "-o", str(tmp_path / "out"))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"models/{NAME}/notes.md is a symbolic link" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out" / "model.onnx").exists()

@@ -62,6 +62,15 @@ def test_a_submodule_anywhere_is_refused(reg, check_models):
     assert f.path == "vendor/lib" and "submodule" in f.message
 
 
+def test_a_link_in_place_of_a_model_folder_is_refused(reg, check_models):
+    import os
+
+    os.symlink("../.git", reg.root / "models/evil")
+    reg.commit(message="a model folder that is a link")
+    [f] = registry_findings(check_models(reg, base="main", head="pr"))
+    assert f.path == "models/evil" and "symbolic link" in f.message
+
+
 def test_dvc_yaml_may_change_only_in_the_prs_own_models_entries(reg, check_models):
     text = (reg.root / "dvc.yaml").read_text()
     reg.commit({"dvc.yaml": text.replace("  tiny:\n    path: models/tiny/model.onnx",

@@ -163,3 +163,19 @@ def test_publish_never_overwrites_or_removes_an_object_it_did_not_write(registry
     assert squatter.read_bytes() == b"someone else's bytes"
     assert reg.git("tag", "-l") == ""
     assert run(["git", "ls-remote", "--tags", str(origin)], origin).stdout == ""
+
+
+def test_publish_cleans_what_a_killed_copy_left(registry_repo, origin):
+    reg = registry_repo
+    weights = mlp_onnx(0)
+    reg.add_model(NAME, weights)
+    md5 = hashlib.md5(weights).hexdigest()
+    obj = reg.storage / "public" / "files" / "md5" / md5[:2] / md5[2:]
+    obj.parent.mkdir(parents=True)
+    left = obj.with_name(obj.name + ".tmp31337")  # what a copy killed half-way leaves
+    left.write_bytes(weights[:100])
+    base = reg.git("rev-parse", "HEAD")
+    head = reg.commit({CARD: example_card(NAME, version="1.0.0", status="published", size=len(weights))})
+    proc = reg.registry("publish", "--base", base, "--head", head)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert obj.read_bytes() == weights and not left.exists()
