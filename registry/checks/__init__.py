@@ -233,15 +233,15 @@ def check_model(name: str, head: Snapshot, base: Snapshot | None, repo: Registry
         if cls.needs_card and ctx.card is None:
             report.checks_skipped[check_name] = ("model deleted" if ctx.deleted else "the card is not valid")
             continue
-        report.findings.extend(_run_guarded(check, ctx))
+        report.findings.extend(_run_guarded(check, ctx, ctx.card_path))
         report.checks_run.append(check_name)
     report.artifacts = ctx.artifacts
     return report
 
 
-def _run_guarded(check: Check, ctx: ModelContext) -> list[Finding]:
-    """A check's findings; an unexpected error in it becomes an error finding for this model, so
-    one hostile file never takes the report of every other model down with it (exit 70).
+def _run_guarded(check: Check, ctx: ModelContext, path: str | None, subject: str = "model") -> list[Finding]:
+    """A check's findings; an unexpected error in it becomes an error finding (on `path`) that
+    fails its `subject`, so one hostile file never takes the whole report down with it (exit 70).
 
     Infrastructure errors (`RegistryError`: storage unreachable, git) still stop the run, and with
     REGISTRY_TRACEBACK set (`--traceback`) every error is raised as it is.
@@ -258,10 +258,10 @@ def _run_guarded(check: Check, ctx: ModelContext) -> list[Finding]:
         if os.environ.get("REGISTRY_TRACEBACK"):
             raise
         text = str(e).splitlines()[0][:300] if str(e) else ""
-        return [check.finding(f"the {check.name} check could not finish on this model "
-                              f"({type(e).__name__}{': ' + text if text else ''}); the model fails until it does",
+        return [check.finding(f"the {check.name} check could not finish on this {subject} "
+                              f"({type(e).__name__}{': ' + text if text else ''}); the {subject} fails until it does",
                               "re-run `registry check` with --traceback and report it to the registry's "
-                              "maintainers", path=ctx.card_path)]
+                              "maintainers", path=path)]
 
 
 def run_checks(names: list[str], head: Snapshot, base: Snapshot | None = None,
@@ -291,7 +291,7 @@ def check_registry(head: Snapshot, base: Snapshot, repo: RegistryRepo, options: 
     for check_name, cls in load_checks().items():
         if getattr(cls, "scope", "model") != "registry" or (options.only and check_name not in options.only):
             continue
-        report.findings.extend(cls().run(ctx))
+        report.findings.extend(_run_guarded(cls(), ctx, None, "pull request"))
         report.checks_run.append(check_name)
     return report
 
