@@ -128,8 +128,16 @@ class Metric(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(description="metric name, e.g. accuracy, top5, f1, map, loss, latency_ms")
-    value: float = Field(description="the measured value")
+    value: float = Field(description="the measured value (a number: not a string, not true/false)")
     dataset: str = Field(description="evaluation set the value was measured on")
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _a_number(cls, v: object) -> object:
+        # pydantic would read `true` as 1.0 and "0.93" as 0.93: a metric is written as a number
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError(f"must be a number, not {type(v).__name__} {v!r}")
+        return v
     unit: str | None = Field(None, description="'%' or 'ratio' for accuracy-like metrics, 'ms' for latency…")
     higher_is_better: bool | None = Field(None, description="direction; inferred from the name when absent")
 

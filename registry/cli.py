@@ -23,7 +23,7 @@ import click  # noqa: E402
 
 from registry import __version__  # noqa: E402
 from registry.card import Task  # noqa: E402
-from registry.errors import ConversionError, RegistryError, UsageError  # noqa: E402
+from registry.errors import CardError, ConversionError, RegistryError, UsageError  # noqa: E402
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -85,8 +85,9 @@ def schema(output: Path | None) -> None:
 @click.option("--no-content", is_flag=True, help="Skip the checks that read weights (storage, graph).")
 @click.option("--only", "only", multiple=True, metavar="CHECK",
               help="Run only this check (repeatable); names as in docs/checks.md.")
-@click.option("--forbid-local-urls", is_flag=True,
-              help="Refuse file:// URLs and local paths as source.repo (use in CI).")
+@click.option("--forbid-local-urls/--allow-local-urls", default=True, show_default=True,
+              help="Refuse file:// URLs, local paths and loopback, link-local or private hosts as source.repo "
+                   "(the default); --allow-local-urls accepts them, e.g. for a registry on one machine.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
               help="Seconds allowed for each network operation, such as git ls-remote on source.repo.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown", "github"]), default="text",
@@ -857,13 +858,62 @@ def notes(name: str, from_: str | None, to: str | None, no_content: bool, fmt: s
     click.echo(render_notes(notes_between(repo, storage, name, to, from_), fmt), nl=False)
 
 
+@cli.command("codeowners", context_settings=CONTEXT)
+@click.option("--maintainer", "maintainers", multiple=True, metavar="OWNER",
+              help="A maintainer (@user, @org/team or e-mail; repeatable). Default: those the current file names.")
+@click.option("--check", "check_only", is_flag=True, help="Write nothing; exit 1 when the file is out of date.")
+def codeowners(maintainers: tuple[str, ...], check_only: bool) -> None:
+    """Write .github/CODEOWNERS from the cards' owners; maintainers own everything else.
+
+    \b
+    Examples:
+      registry codeowners --maintainer @org/registry-maintainers   # first time
+      registry codeowners                                          # after a card's owners changed
+    """
+    from registry import codeowners as co
+    from registry.repo import RegistryRepo
+
+    repo = RegistryRepo()
+    if check_only:
+        current = repo.snapshot().read_text(co.FILE)
+        expected = co.render(repo.snapshot(), list(maintainers) or co.maintainers_of(current))
+        if current != expected:
+            raise CardError(f"{co.FILE} is out of date with the cards' owners", "run `registry codeowners`",
+                            path=co.FILE)
+        click.echo(f"{co.FILE} is up to date")
+        return
+    _, changed = co.write(repo.root, repo.snapshot(), list(maintainers) or None)
+    click.echo(f"{'wrote' if changed else 'unchanged:'} {co.FILE}")
+
+
+@cli.command("verify-tag", context_settings=CONTEXT)
+@click.argument("tag")
+@click.option("--branch", help="The default branch's ref (default: origin's HEAD, else HEAD).")
+def verify_tag_command(tag: str, branch: str | None) -> None:
+    """Check that TAG is a version the publish workflow made: its commit is on the default branch
+    and the card there says published/updated with that version. The release workflow runs it
+    first, from the default branch's code, so a hand-pushed tag builds nothing.
+
+    \b
+    Example:
+      registry verify-tag digits-cnn@v1.2.0 --branch origin/main
+    Exit codes: 0 a published version, 2 not a version tag, 4 no such tag or a stray tag.
+    """
+    from registry.versions import clone_root, verify_tag
+
+    v = verify_tag(clone_root(), tag, branch)
+    click.echo(f"{v.tag}: published version {v.version} of {v.name} at {v.commit[:10]}")
+
+
 @cli.command(context_settings=CONTEXT)
 @click.option("--remote", "remote_name", type=click.Choice(["public", "staging"]), default="public",
               show_default=True, help="The DVC remote to clean.")
 @click.option("--apply", is_flag=True, help="Remove the unreferenced objects (default: only list them).")
+@click.option("--grace", "grace_days", type=click.FloatRange(min=0), default=None,
+              help="Keep unreferenced objects younger than this many days (default: 14 on staging, 0 on public).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text for people, json for machines.")
-def gc(remote_name: str, apply: bool, fmt: str) -> None:
+def gc(remote_name: str, apply: bool, grace_days: float | None, fmt: str) -> None:
     """List (or with --apply remove) remote objects that no version tag refers to.
 
     Never removes an object any version tag refers to (withdrawn versions included); on staging,
@@ -880,13 +930,19 @@ def gc(remote_name: str, apply: bool, fmt: str) -> None:
     from registry.storage import Storage
 
     repo = RegistryRepo()
-    report = collect_garbage(repo, Storage(repo.root), remote_name, apply)
+    report = collect_garbage(repo, Storage(repo.root), remote_name, apply,
+                             None if grace_days is None else grace_days * 86400)
     if fmt == "json":
         click.echo(report.model_dump_json(indent=2))
         return
     verb = "removed" if apply else "would remove"
     for o in report.unreferenced:
         click.echo(f"{verb} {o.md5} ({format_size(o.size or 0)})")
+    for p in report.partial:
+        click.echo(f"{verb} {p} (left by an interrupted copy)")
+    if report.kept_young:
+        click.echo(f"kept {len(report.kept_young)} unreferenced objects younger than "
+                   f"{report.grace_seconds / 86400:g} days (--grace)")
     click.echo(f"{report.remote}: {report.objects} objects, {len(report.unreferenced)} unreferenced "
                f"({format_size(report.unreferenced_bytes)}); {verb} {len(report.unreferenced)}"
                + ("" if apply or not report.unreferenced else "; run with --apply to remove them"))

@@ -129,8 +129,9 @@ def read_header(data: bytes, where: str) -> tuple[dict, bytes, bytes]:
         length = int(header["length"])
         bytes.fromhex(header["nonce"])
         header["key_id"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise PackageIntegrityError(f"{where}: damaged header ({e})", "download the package again") from e
+    except (ValueError, KeyError, TypeError, RecursionError) as e:  # 4 KiB of '[' nests past the stack
+        raise PackageIntegrityError(f"{where}: damaged header ({e})",
+                                    "download the package again") from None
     body = data[start + hlen:]
     if len(body) < length:
         raise PackageIntegrityError(f"{where}: truncated: {len(body)} of {length} encrypted bytes present",

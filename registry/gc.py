@@ -38,6 +38,12 @@ class GcReport(BaseModel):
     referenced: int = Field(description="distinct objects referred to by version tags (and branches)")
     unreferenced: list[GcObject] = Field(default_factory=list)
     removed: list[str] = Field(default_factory=list)
+    grace_seconds: float = Field(0, description="objects younger than this are kept (staging: pull requests "
+                                 "in review may not have a branch here yet)")
+    kept_young: list[GcObject] = Field(default_factory=list, description="unreferenced but younger than the grace")
+    partial: list[str] = Field(default_factory=list,
+                               description="temporary files a killed copy left (`<object>.tmp<pid>`), removed "
+                               "with apply; publish also removes them before it copies that object again")
 
     @property
     def unreferenced_bytes(self) -> int:
@@ -45,15 +51,24 @@ class GcReport(BaseModel):
 
 
 def _pointers(snapshot: Snapshot, folders: list[str]) -> set[str]:
+    """md5s of every DVC pointer in the model folders (resolved by `registry.model_files`).
+
+    A pointer the resolver refuses still counts when it parses (a folder output of an old branch
+    keeps its objects); one that does not parse stops the collection.
+    """
+    from registry.model_files import model_files
+
     refs: set[str] = set()
     for folder in folders:
-        for n in snapshot.list_dir(folder):
-            if not n.endswith(".dvc"):
+        files = model_files(snapshot, PurePosixPath(folder).name)
+        refs |= {t.md5 for t in files.tracked.values()}
+        for problem in files.problems:
+            if not problem.path.endswith(".dvc"):
                 continue
             try:
-                refs.add(parse_pointer(snapshot.read(f"{folder}/{n}") or b"").md5)
+                refs.add(parse_pointer(snapshot.read(problem.path) or b"").md5)
             except PointerError as e:
-                raise StorageError(f"{folder}/{n} at {snapshot.label} cannot be read ({e}); "
+                raise StorageError(f"{problem.path} at {snapshot.label} cannot be read ({e}); "
                                    "refusing to collect garbage without knowing every reference",
                                    "fix or remove the pointer, then run gc again") from None
     return refs
@@ -79,8 +94,16 @@ def referenced_objects(repo: RegistryRepo, remote: Remote, *, branches: bool) ->
     return refs
 
 
-def remote_objects(remote: Remote) -> dict[str, int | None]:
-    """{md5: size} of every object in the remote's DVC 3 layout (temporary upload files aside)."""
+def remote_objects(remote: Remote, partial: list[str] | None = None,
+                   ages: dict[str, float] | None = None) -> dict[str, int | None]:
+    """{md5: size} of every object in the remote's DVC 3 layout.
+
+    Args:
+        partial: receives the paths of temporary upload files (`<object>.tmp<pid>`).
+        ages: receives {md5: seconds since it was last modified} where the remote says.
+    """
+    import time
+
     base = f"{remote.root}/files/md5"
 
     fs = getattr(remote.fs, "fs", remote.fs)  # the fsspec filesystem under DVC's wrapper lists with sizes
@@ -104,12 +127,38 @@ def remote_objects(remote: Remote) -> dict[str, int | None]:
         if len(prefix) == 2 and (len(md5) == 32 or (len(md5) == 36 and md5.endswith(".dir"))) \
                 and all(c in "0123456789abcdef" for c in md5.removesuffix(".dir")):
             out[md5] = info.get("size")
+            modified = _modified(info)
+            if ages is not None and modified is not None:
+                ages[md5] = time.time() - modified
+        elif partial is not None and len(prefix) == 2 and ".tmp" in rest:
+            partial.append(path)
     return out
 
 
+def _modified(info: dict) -> float | None:
+    """When an object was last written, in seconds since the epoch, from a file system's `info`."""
+    value = info.get("mtime", info.get("LastModified", info.get("last_modified", info.get("created"))))
+    if value is None:
+        return None
+    if hasattr(value, "timestamp"):
+        return value.timestamp()
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+DEFAULT_GRACE = {STAGING: 14 * 24 * 3600.0, PUBLIC: 0.0}
+
+
 def collect_garbage(repo: RegistryRepo, storage: Storage, remote_name: str = PUBLIC,
-                    apply: bool = False) -> GcReport:
+                    apply: bool = False, grace: float | None = None) -> GcReport:
     """List (and with `apply`, remove) the objects of a remote that nothing refers to.
+
+    Like git's prune expiry, an unreferenced object younger than `grace` seconds is kept (default:
+    14 days on staging, where a pull request's weights arrive before any branch of this clone names
+    them; none on public, where publish writes only what a tag then names). Temporary files left by
+    a killed copy are listed, and removed with `apply`.
 
     Raises:
         UsageError: unknown remote.
@@ -123,13 +172,23 @@ def collect_garbage(repo: RegistryRepo, storage: Storage, remote_name: str = PUB
         from registry.package_index import package_objects
 
         refs |= package_objects(remote)
-    objects = remote_objects(remote)
-    garbage = sorted(md5 for md5 in objects if md5 not in refs)
+    grace = DEFAULT_GRACE[remote_name] if grace is None else grace
+    partial: list[str] = []
+    ages: dict[str, float] = {}
+    objects = remote_objects(remote, partial, ages)
+    unreferenced = sorted(md5 for md5 in objects if md5 not in refs)
+    young = [m for m in unreferenced if grace > 0 and ages.get(m, 0.0) < grace]
+    garbage = [m for m in unreferenced if m not in young]
     report = GcReport(remote=remote_name, url=remote.url, applied=apply, objects=len(objects),
-                      referenced=len(refs), unreferenced=[GcObject(md5=m, size=objects[m]) for m in garbage])
+                      referenced=len(refs), unreferenced=[GcObject(md5=m, size=objects[m]) for m in garbage],
+                      grace_seconds=grace, kept_young=[GcObject(md5=m, size=objects[m]) for m in young],
+                      partial=sorted(partial))
     if apply:
         for md5 in garbage:
             with_retries(f"removing {md5} from remote '{remote_name}'",
                          lambda m=md5: remote.fs.rm_file(remote.object_path(m)))
             report.removed.append(md5)
+        for path in partial:
+            with_retries(f"removing {path} from remote '{remote_name}'", lambda p=path: remote.fs.rm_file(p))
+            report.removed.append(path)
     return report

@@ -405,10 +405,13 @@ def read_safetensors_header(path: str | os.PathLike) -> dict[str, Any]:
             raise ModelFormatError(f"{path.name}: safetensors header length {n} does not fit the "
                                    f"{size}-byte file (truncated?)", "save and push the file again")
         text = f.read(n)
-    try:
-        header = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelFormatError(f"{path.name}: safetensors header is not JSON ({e})",
+    from registry.bounded import BoundedParseError, parse_json
+
+    try:  # bounded: a 100k-deep header would overflow the recursive JSON parser
+        header = parse_json(text, what="safetensors header", max_bytes=MAX_SAFETENSORS_HEADER, max_depth=16,
+                            max_nodes=10_000_000)
+    except BoundedParseError as e:
+        raise ModelFormatError(f"{path.name}: safetensors header is not usable JSON ({e.message})",
                                "save and push the file again") from None
     if not isinstance(header, dict):
         raise ModelFormatError(f"{path.name}: safetensors header is not a JSON object", "save the file again")

@@ -9,6 +9,7 @@ in a fraction of a second.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -16,8 +17,8 @@ from pydantic import BaseModel, Field
 
 from registry.card import CARD_FILE, MODELS_DIR, ModelCard, Status, load_card
 from registry.errors import CardError, GitError, UsageError
-from registry.versions import (Version, git_output, latest, read_versions, resolve, tag_message,
-                               withdraw_offline)
+from registry.versions import (StrayTag, Version, confirm_versions, git_output, latest, read_versions, resolve,
+                               tag_message, withdraw_offline)
 
 
 class CardRecord(BaseModel):
@@ -52,6 +53,8 @@ class ModelDetails(BaseModel):
     versions: list[Version] = Field(default_factory=list)
     notes: str = Field("", description="release notes of the shown version (its tag message)")
     pull: list[str] = Field(default_factory=list, description="commands that fetch the shown version")
+    stray: list[StrayTag] = Field(default_factory=list, description="version tags the publish workflow did not "
+                                  "make (off the default branch, or the card there disagrees): never versions")
 
 
 # --------------------------------------------------------------------------- bulk card reading
@@ -181,12 +184,13 @@ def show_model(root: str | Path, name: str, version: str | None = None) -> Model
     root = Path(root)
     head = read_cards(root, None, [name]).get(name)
     table = read_versions(root)
+    table[name], stray = confirm_versions(root, table.get(name, []))
     versions = model_versions(table, head, name)
-    if head is None and not versions:
+    if head is None and not versions and not stray:
         raise UsageError(f"no model named '{name}'", "see `registry list` for the models in this registry")
     state = "deleted" if head is None else (head.card.status.value if head.card else "invalid")
     chosen = resolve({name: versions}, name, version) if version else latest(versions)
-    details = ModelDetails(name=name, state=state, versions=versions)
+    details = ModelDetails(name=name, state=state, versions=versions, stray=stray)
     live = latest(versions)
     details.latest = live.version if live else None
     record = head
@@ -243,11 +247,23 @@ def render_details(d: ModelDetails) -> str:
             lines.append(f" {here}{v.version:<14} {v.date.strftime('%Y-%m-%d %H:%M')}  {v.commit[:8]}{mark}")
     else:
         lines.append("versions: none published")
+    if d.stray:
+        lines += ["", "stray tags (not versions; tell the registry's maintainers):"]
+        lines += [f"  {t.tag}: {t.reason}" for t in d.stray]
     if d.notes:
         lines += ["", f"release notes of {d.shown_version}:"] + [f"  {x}" for x in d.notes.splitlines()]
     if d.pull:
         lines += ["", f"get {d.name} {d.shown_version}:"] + [f"  {x}" for x in d.pull]
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)
+
+
+_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Card text (and tag messages) made safe for a terminal: escape sequences (colours, cursor
+    moves, window titles, hyperlinks) and other control characters removed, tabs kept."""
+    return _CONTROL.sub("", text)
 
 
 def render_list(rows: list[ModelSummary]) -> str:
@@ -255,7 +271,7 @@ def render_list(rows: list[ModelSummary]) -> str:
     if not rows:
         return "no models"
     head = ("NAME", "STATE", "LATEST", "VERSIONS", "TASK", "PROJECT")
-    table = [head] + [(r.name, r.state, r.latest or "-", str(r.versions), r.task or "-", r.project or "-")
-                      for r in rows]
+    table = [head] + [tuple(printable(c) for c in (r.name, r.state, r.latest or "-", str(r.versions),
+                                                     r.task or "-", r.project or "-")) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table)

@@ -29,6 +29,7 @@ import re
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -155,34 +156,38 @@ def source_from_tag(ref: str, repo_root: Path, workdir: Path) -> ModelSource:
         UsageError: no such tag. CardError: the card at the tag is invalid.
         StorageError: the weights are not in the public remote.
     """
+    from registry.model_files import model_files
     from registry.repo import RegistryRepo
-    from registry.storage import PointerError, Storage, parse_pointer
+    from registry.storage import Storage
 
     card = card_at_tag(ref, repo_root)
     name, version = parse_ref(ref)
     repo = RegistryRepo(repo_root)
     tag = f"{name}@v{version}"
     snap = repo.snapshot(tag)
+    files = model_files(snap, name)  # the version's files, resolved as the bot and publish did
+    files.require_usable(f"{tag}: cannot package")
+    in_git = {e.path for e in files.entries if e.kind == "file"}
     folder = workdir / "source"
     folder.mkdir(parents=True, exist_ok=True)
     public = Storage(repo.root).remote("public")
     wanted = [card.weights] + ([card.pytorch] if card.pytorch else []) + [
         p for t in card.targets for p in (t.calibration, t.inputs) if p]
     for rel in dict.fromkeys(wanted):
+        parts = PurePosixPath(rel).parts
+        if PurePosixPath(rel).is_absolute() or ".." in parts:
+            raise StorageError(f"models/{name}/{rel} at {tag} is outside the model folder",
+                               "the card must name files inside its folder")
         dest = folder / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
-        data = snap.read(f"models/{name}/{rel}")
-        if data is not None:
-            dest.write_bytes(data)
+        tracked = files.pointer_of(rel)
+        if tracked is None and f"models/{name}/{rel}" in in_git:
+            dest.write_bytes(snap.read(f"models/{name}/{rel}") or b"")
             continue
-        pointer = snap.read(f"models/{name}/{rel}.dvc")
-        if pointer is None:
+        if tracked is None:
             raise StorageError(f"models/{name}/{rel} is neither in git nor DVC-tracked at {tag}",
                                "the card names a file the version does not have")
-        try:
-            md5 = parse_pointer(pointer).md5
-        except PointerError as e:
-            raise StorageError(f"models/{name}/{rel}.dvc at {tag}: {e}") from e
+        md5 = tracked.md5
         try:
             public.download(md5, dest)
         except StorageError as e:
@@ -743,22 +748,10 @@ def open_package(path: Path, key: bytes | None = None) -> OpenedPackage:
     data = path.read_bytes()
     if is_encrypted(data):
         data = decrypt(data, key, str(path))
+    members = _read_members(data, path)
+    manifest_bytes = members.pop(MANIFEST)
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-            members = {}
-            for m in tar.getmembers():
-                if m.isfile():
-                    parts = PurePosixPath(m.name).parts
-                    if ".." in parts or m.name.startswith("/"):
-                        raise PackageIntegrityError(f"{path}: unsafe path {m.name} in the archive")
-                    members["/".join(parts[1:])] = tar.extractfile(m).read()
-    except (tarfile.TarError, OSError, EOFError, gzip.BadGzipFile) as e:
-        raise PackageIntegrityError(f"{path}: not a readable package archive ({e})",
-                                    "download the package again") from e
-    if MANIFEST not in members:
-        raise PackageIntegrityError(f"{path}: no {MANIFEST} in the archive")
-    try:
-        manifest = Manifest.model_validate_json(members[MANIFEST])
+        manifest = Manifest.model_validate_json(manifest_bytes)
     except Exception as e:
         raise PackageIntegrityError(f"{path}: {MANIFEST} is not valid ({str(e).splitlines()[0]})") from e
     for name, digest in manifest.files.items():
@@ -769,8 +762,142 @@ def open_package(path: Path, key: bytes | None = None) -> OpenedPackage:
             raise PackageIntegrityError(f"{path}: {name} does not match the manifest's hash "
                                         f"(sha256 {hashlib.sha256(got).hexdigest()[:16]}…, manifest "
                                         f"{digest[:16]}…)", "the package was altered; rebuild or download it again")
+    members = {n: b for n, b in members.items() if n in manifest.files}  # nothing unlisted is ever used
+    members[MANIFEST] = manifest_bytes
+    if manifest.model_file in members and manifest.model_file.endswith(".onnx"):
+        members[manifest.model_file] = confine_onnx(members[manifest.model_file], manifest.model_file,
+                                                    members, path)
     # a folder format (.mlpackage) has no single model file
     return OpenedPackage(manifest=manifest, model_bytes=members.get(manifest.model_file, b""), files=members)
+
+
+MAX_MEMBERS = 10_000
+MAX_MEMBER_BYTES = 4 * 1024 ** 3
+MAX_PACKAGE_BYTES = 8 * 1024 ** 3
+MAX_MANIFEST_BYTES = 4 * 1024 ** 2
+
+
+def _members(data: bytes, path: Path):
+    """The regular-file members of a package archive as (name inside the package, TarInfo, tar),
+    within `MAX_MEMBERS`, with safe names only.
+
+    Raises:
+        PackageIntegrityError: not a gzip'd tar, too many members, an unsafe name.
+    """
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            count = 0
+            while (m := tar.next()) is not None:
+                count += 1
+                if count > MAX_MEMBERS:
+                    raise PackageIntegrityError(f"{path}: more than {MAX_MEMBERS:,} members in the archive",
+                                                "a package holds a model and a few files; rebuild it")
+                if not m.isfile():
+                    continue
+                parts = PurePosixPath(m.name).parts
+                if ".." in parts or m.name.startswith("/"):
+                    raise PackageIntegrityError(f"{path}: unsafe path {m.name} in the archive")
+                yield "/".join(parts[1:]), m, tar
+    except (tarfile.TarError, OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise PackageIntegrityError(f"{path}: not a readable package archive ({e})",
+                                    "download the package again") from e
+
+
+def _manifest_bytes(data: bytes, path: Path) -> bytes:
+    for name, m, tar in _members(data, path):
+        if name == MANIFEST:
+            if m.size > MAX_MANIFEST_BYTES:
+                raise PackageIntegrityError(f"{path}: {MANIFEST} is {m.size:,} bytes, over "
+                                            f"{MAX_MANIFEST_BYTES:,}", "rebuild the package")
+            return tar.extractfile(m).read(MAX_MANIFEST_BYTES + 1)
+    raise PackageIntegrityError(f"{path}: no {MANIFEST} in the archive")
+
+
+def _read_members(data: bytes, path: Path) -> dict[str, bytes]:
+    """The manifest and the members it lists, each read only when listed and within its size cap
+    (`MAX_MEMBER_BYTES`, `MAX_PACKAGE_BYTES` in all): a member the manifest does not list is never
+    decompressed into memory.
+
+    Raises:
+        PackageIntegrityError: as `_members`, or a member over its cap.
+    """
+    manifest = _manifest_bytes(data, path)
+    try:
+        listed = set(json.loads(manifest).get("files", {}))
+    except (ValueError, AttributeError) as e:
+        raise PackageIntegrityError(f"{path}: {MANIFEST} is not valid ({e})") from e
+    members, total = {MANIFEST: manifest}, 0
+    for name, m, tar in _members(data, path):
+        if name not in listed:
+            continue
+        total += m.size
+        if m.size > MAX_MEMBER_BYTES or total > MAX_PACKAGE_BYTES:
+            raise PackageIntegrityError(f"{path}: {name} makes the package bigger than this registry reads "
+                                        f"({m.size:,} bytes; caps {MAX_MEMBER_BYTES:,} per file, "
+                                        f"{MAX_PACKAGE_BYTES:,} in all)", "rebuild the package")
+        members[name] = tar.extractfile(m).read(m.size)
+    return members
+
+
+def confine_onnx(model: bytes, model_file: str, members: dict[str, bytes], path: Path | str) -> bytes:
+    """An ONNX model whose external data comes only from the package: every tensor stored outside the
+    model must name a listed (hashed) member of the package, relative to the model file; its bytes
+    are then put inside the model, so the runtime never opens a file of its own accord (from a
+    bytes model it would read `location` relative to the current directory: a user's clone and its
+    credentials).
+
+    Raises:
+        PackageIntegrityError: external data that is not a listed member, or out of its bounds.
+    """
+    import onnx
+    from onnx import TensorProto
+
+    proto = onnx.ModelProto()
+    try:
+        proto.ParseFromString(model)
+    except Exception as e:  # noqa: BLE001 - protobuf's DecodeError and friends
+        raise PackageIntegrityError(f"{path}: {model_file} is not an ONNX model ({e})") from e
+    folder = PurePosixPath(model_file).parent
+    changed = False
+    for tensor in _all_tensors(proto):
+        if tensor.data_location != TensorProto.EXTERNAL:
+            continue
+        info = {e.key: e.value for e in tensor.external_data}
+        location = info.get("location", "")
+        rel = PurePosixPath(location)
+        member = (folder / rel).as_posix() if str(folder) != "." else rel.as_posix()
+        if not location or rel.is_absolute() or ".." in rel.parts or "\\" in location or member not in members:
+            raise PackageIntegrityError(
+                f"{path}: {model_file} reads tensor '{tensor.name}' from '{location}', which is not a listed "
+                "member of the package; a package's model reads nothing outside it",
+                "rebuild the package with `registry package` (external data is packed and hashed)")
+        data = members[member]
+        offset, length = int(info.get("offset", 0) or 0), info.get("length")
+        end = len(data) if length in (None, "") else offset + int(length)
+        if offset < 0 or end > len(data):
+            raise PackageIntegrityError(f"{path}: tensor '{tensor.name}' reads past the end of {member}")
+        tensor.raw_data = data[offset:end]
+        del tensor.external_data[:]
+        tensor.data_location = TensorProto.DEFAULT
+        changed = True
+    return proto.SerializeToString() if changed else model
+
+
+def _all_tensors(proto):
+    """Every tensor of a model: initializers, constants and attributes, subgraphs included."""
+    graphs = [proto.graph]
+    while graphs:
+        g = graphs.pop()
+        yield from g.initializer
+        yield from (s.values for s in g.sparse_initializer)
+        for node in g.node:
+            for a in node.attribute:
+                if a.HasField("t"):
+                    yield a.t
+                yield from a.tensors
+                if a.HasField("g"):
+                    graphs.append(a.g)
+                graphs.extend(a.graphs)
 
 
 def check_compatibility(manifest: Manifest, model_bytes: bytes | None = None,

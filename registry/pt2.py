@@ -24,6 +24,7 @@ import json
 import re
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -57,6 +58,8 @@ _SYM_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _SYM_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.Call, ast.Name,
               ast.Constant, ast.keyword, ast.Load, ast.operator, ast.unaryop, ast.boolop, ast.cmpop)
 MAX_EXPRESSION = 2000
+MAX_ENTRIES = 10_000            # entries of one archive
+MAX_JSON_BYTES = 64 * 1024 ** 2  # one JSON entry, decompressed (the program of a large model is a few MB)
 
 
 class Pt2Archive(BaseModel):
@@ -85,7 +88,11 @@ def inspect_pt2(path: Path, shown: str | None = None) -> Pt2Archive:
     shown = shown or Path(path).name
     try:
         with zipfile.ZipFile(path) as z:
-            names = [i.filename for i in z.infolist() if not i.is_dir()]
+            infos = z.infolist()
+            if len(infos) > MAX_ENTRIES:
+                raise ModelFormatError(f"{shown} has {len(infos):,} entries, more than the {MAX_ENTRIES:,} a "
+                                       ".pt2 archive may have", FORMAT_HINT)
+            names = [i.filename for i in infos if not i.is_dir()]
             return _inspect(z, names, shown)
     except zipfile.BadZipFile as e:
         raise ModelFormatError(f"{shown} is not a .pt2 archive (not a zip file: {e})", FORMAT_HINT) from None
@@ -114,7 +121,8 @@ def _inspect(z: zipfile.ZipFile, names: list[str], shown: str) -> Pt2Archive:
                                FORMAT_HINT)
     root = roots.pop()
     rel = {n[len(root) + 1:]: n for n in names}
-    if rel.get("archive_format") is None or z.read(rel["archive_format"]).strip() != b"pt2":
+    if rel.get("archive_format") is None or _read_capped(z, rel["archive_format"], 64, shown,
+                                                          "archive_format").strip() != b"pt2":
         raise ModelFormatError(f"{shown} is not a .pt2 archive (no 'archive_format' entry saying pt2)",
                                FORMAT_HINT)
     models = sorted(m.group(1) for r in rel if (m := _MODEL_RE.match(r)))
@@ -149,11 +157,28 @@ def _inspect(z: zipfile.ZipFile, names: list[str], shown: str) -> Pt2Archive:
     return Pt2Archive(root=root, models=models, entries=sorted(rel), tensors=tensors)
 
 
-def _json(z: zipfile.ZipFile, name: str, shown: str, entry: str) -> Any:
+def _read_capped(z: zipfile.ZipFile, name: str, cap: int, shown: str, entry: str) -> bytes:
+    """An entry's bytes, decompressed no further than `cap` (the zip directory's sizes can lie,
+    so the cap holds on what is actually inflated: a zip bomb stops at the cap)."""
     try:
-        return json.loads(z.read(name))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise _refuse(shown, entry, f"is not JSON ({e})") from None
+        with z.open(name) as f:
+            data = f.read(cap + 1)
+    except (zipfile.BadZipFile, NotImplementedError, EOFError, zlib.error) as e:
+        raise _refuse(shown, entry, f"cannot be read ({e})") from None
+    if len(data) > cap:
+        raise _refuse(shown, entry, f"inflates to more than {cap:,} bytes (a zip bomb, or not a .pt2 entry)")
+    return data
+
+
+def _json(z: zipfile.ZipFile, name: str, shown: str, entry: str) -> Any:
+    from registry.bounded import BoundedParseError, parse_json
+
+    data = _read_capped(z, name, MAX_JSON_BYTES, shown, entry)
+    try:
+        return parse_json(data, what=".pt2 JSON entry", max_bytes=MAX_JSON_BYTES, max_nodes=50_000_000,
+                          max_depth=500)
+    except BoundedParseError as e:
+        raise _refuse(shown, entry, f"is not usable JSON ({e.message})") from None
 
 
 def _check_payloads(config: Any, kind: str, rel: dict[str, str], shown: str, entry: str) -> int:

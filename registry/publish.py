@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import json
 import os
 import re
 import sys
@@ -38,8 +37,9 @@ from pydantic import BaseModel, Field
 from registry.card import CARD_FILE, MODELS_DIR, ModelCard, read_card
 from registry.errors import CardError, GitError, RegistryError, StorageError
 from registry.lifecycle import Operation, classify, publishes
+from registry.model_files import model_files
 from registry.repo import GitRevision, RegistryRepo, run_git
-from registry.storage import PUBLIC, STAGING, Pointer, PointerError, Remote, Storage, parse_pointer, with_retries
+from registry.storage import PUBLIC, STAGING, Pointer, Remote, Storage, with_retries
 
 FAULT_ENV = "REGISTRY_FAULT"
 FAULT_POINTS = ("after-copy", "after-tag", "before-push", "after-push")
@@ -203,34 +203,22 @@ def _read_object(remote: Remote, md5: str) -> bytes:
     return data
 
 
-def version_objects(snapshot, name: str, card: ModelCard, source: Remote) -> list[tuple[str, Pointer]]:
-    """Every object a version consists of: (tracked path, pointer) for each `.dvc` file in its folder.
-
-    Directory outputs contribute their listing object and every file in it.
+def version_objects(snapshot, name: str, card: ModelCard) -> list[tuple[str, Pointer]]:
+    """Every object a version consists of: (tracked path, pointer) for each `.dvc` file in its folder,
+    resolved by `registry.model_files` exactly as the bot resolved them.
 
     Raises:
-        CardError: the weights pointer is missing or unreadable.
+        CardError: the folder has a link, a submodule, an unusable or folder pointer, or the
+            weights pointer is missing.
     """
-    folder = f"{MODELS_DIR}/{name}"
-    weights_ptr = f"{folder}/{card.weights}.dvc"
-    names = [n for n in snapshot.list_dir(folder) if n.endswith(".dvc")]
-    if snapshot.read(weights_ptr) is None:
-        raise CardError(f"{weights_ptr} is missing: the weights of {name} are not tracked by DVC",
-                        f"run: dvc add {folder}/{card.weights} && dvc push -r staging", path=weights_ptr)
-    out: list[tuple[str, Pointer]] = []
-    for n in sorted(set(names) | {weights_ptr.rsplit('/', 1)[1]}):
-        rel = f"{folder}/{n}"
-        try:
-            ptr = parse_pointer(snapshot.read(rel) or b"")
-        except PointerError as e:
-            raise CardError(f"{rel}: {e}", "re-create it with dvc add", path=rel) from None
-        tracked = f"{folder}/{ptr.path or n[:-4]}"
-        out.append((tracked, ptr))
-        if ptr.is_dir:
-            for entry in json.loads(_read_object(source, ptr.md5)):
-                out.append((f"{tracked}/{entry['relpath']}",
-                            Pointer(entry["relpath"], entry["md5"], entry.get("size"))))
-    return out
+    files = model_files(snapshot, name)
+    files.require_usable("cannot publish")
+    if files.pointer_of(card.weights) is None:
+        folder = files.folder
+        raise CardError(f"{folder}/{card.weights}.dvc is missing: the weights of {name} are not tracked by DVC",
+                        f"run: dvc add {folder}/{card.weights} && dvc push -r staging",
+                        path=f"{folder}/{card.weights}.dvc")
+    return [(t.path, t.pointer) for t in sorted(files.tracked.values(), key=lambda t: t.path)]
 
 
 def _copy_local(src: Remote, dst: Remote, md5: str, size: int | None) -> None:
@@ -244,19 +232,30 @@ def _copy_local(src: Remote, dst: Remote, md5: str, size: int | None) -> None:
     source, target = src.object_path(md5), dst.object_path(md5)
     tmp = f"{target}.tmp{os.getpid()}"
 
-    def copy() -> tuple[str, int]:
+    def copy() -> tuple[str, int, bool]:
         os.makedirs(os.path.dirname(target), exist_ok=True)
+        placed = False
         try:
             got = _copy_reading_back(source, tmp)
             if got[0] == _content_md5(md5) and (size is None or got[1] == size):
-                os.replace(tmp, target)
-            return got
+                try:  # a hard link never replaces an object that appeared meanwhile (unlike a rename)
+                    os.link(tmp, target)
+                    placed = True
+                except FileExistsError:
+                    pass  # someone else's object: verified below, reported when it does not match
+                except OSError:  # a file system without hard links
+                    if not os.path.lexists(target):
+                        os.replace(tmp, target)
+                        placed = True
+            return got[0], got[1], placed
         finally:
-            if os.path.exists(tmp):
+            if os.path.lexists(tmp):
                 os.unlink(tmp)
 
-    got, n = with_retries(f"copying {md5} from remote '{src.name}' to remote '{dst.name}'", copy)
+    got, n, placed = with_retries(f"copying {md5} from remote '{src.name}' to remote '{dst.name}'", copy)
     _require_match(dst, md5, size, got, n)
+    if not placed:
+        verify_object(dst, md5, size)  # an object that appeared at the final name meanwhile
 
 
 def _copy_reading_back(source: str, target: str) -> tuple[str, int]:
@@ -347,7 +346,7 @@ def copy_object(storage: Storage, src: Remote, dst: Remote, md5: str, path: str,
             local.write_bytes(_read_object(src, md5))
         else:
             local = storage.fetch(md5, src.name)
-        dst.upload(local, md5)
+        dst.upload(local, md5, size)  # verified under a temporary name before it becomes visible
         return False
     except FileNotFoundError:
         raise StorageError(f"object {md5} ({path}) is not in remote '{src.name}' ({src.url})",
@@ -385,10 +384,9 @@ def verify_object(remote: Remote, md5: str, size: int | None) -> None:
         raise StorageError(f"object {md5} is missing from remote '{remote.name}' ({remote.url}) right after the copy",
                            "check that nothing else deletes objects from the remote while publishing") from None
     if got != _content_md5(md5) or (size is not None and n != size):
-        try:  # a bad copy must not look "present" to the next run
-            remote.fs.rm_file(path)
-        except OSError:
-            pass
+        # Reported, never removed: an object at its final name was either verified before it got
+        # that name by this registry, or written by someone else; deleting it could lose another
+        # version's data. The publish stops before any tag.
         _require_match(remote, md5, size, got, n)
 
 
@@ -485,7 +483,9 @@ class Publisher:
         self.repo, self.options = repo, options
         # DVC's configuration and file systems are opened in a thread while git is asked what changed
         self._storage = storage
-        self._opening = None if storage else _Background(lambda: Storage(repo.root), "registry-open-storage")
+        # the remotes as the merge's base names them: a merged pull request cannot re-point them
+        self._opening = None if storage else _Background(lambda: Storage.at_revision(repo.root, options.base),
+                                                         "registry-open-storage")
         self.base = GitRevision(repo.git, options.base)
         self.head = GitRevision(repo.git, options.head)
         self._warming: _Background | None = None
@@ -576,7 +576,7 @@ class Publisher:
         unchecked: list[ObjectCopy] = []  # copied or present, not yet read back
         if self._warming is None:  # while the copy keeps the GIL free
             self._warming = _warm_imports()
-        for path, ptr in version_objects(self.head, name, card, src):
+        for path, ptr in version_objects(self.head, name, card):
             try:
                 have = dst.object_size(ptr.md5)
             except PermissionError as e:
@@ -584,7 +584,15 @@ class Publisher:
                                    f"({path}): {e}", f"check the credentials and permissions of remote '{dst.name}'"
                                    ) from None
             action, checked = "present", False
-            if have is None or (ptr.size is not None and have != ptr.size):
+            if have is not None and ptr.size is not None and have != ptr.size:
+                # never overwritten: it may be another version's object, and it is not ours to replace
+                raise StorageError(f"remote '{dst.name}' already holds {have:,} bytes for object {ptr.md5} "
+                                   f"({path}), but the pointer records {ptr.size:,} bytes; publish never "
+                                   "overwrites or removes an object it did not write",
+                                   f"a maintainer must inspect {dst.object_path(ptr.md5)} on remote "
+                                   f"'{dst.name}' (compare its md5 with the pointer) before publishing again")
+            if have is None:
+                dst.remove_partial(ptr.md5)  # what a killed copy of an earlier run left
                 checked = copy_object(self.storage, src, dst, ptr.md5, path, ptr.size)
                 action = "copied"
             verified = "size" if done and action == "present" else "md5+size"
@@ -632,7 +640,9 @@ class Publisher:
             result.changelog_updated = add_entry(root / rel, name, card.version, result.notes)
         if opts.notes_dir:
             opts.notes_dir.mkdir(parents=True, exist_ok=True)
-            (opts.notes_dir / f"{tag}.md").write_text(result.notes, encoding="utf-8")
+            from registry.changelog import write_regular
+
+            write_regular(opts.notes_dir / f"{tag}.md", result.notes.encode("utf-8"))
         result.action = "already-published" if not result.changed else "published"
         result.message = (f"{tag} was already published; nothing to do" if not result.changed
                           else f"published {tag}")

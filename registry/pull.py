@@ -14,9 +14,7 @@ then renamed), so an interrupted pull never leaves a truncated model behind.
 
 from __future__ import annotations
 
-import io
 import os
-import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
@@ -27,9 +25,9 @@ from pydantic import BaseModel, Field
 from registry.card import CARD_FILE, MODELS_DIR, ModelCard, Status, load_card
 from registry.errors import CardError, StorageError, UsageError
 from registry.listing import cat_files
-from registry.storage import PUBLIC, Pointer, PointerError, Storage, file_md5, parse_pointer
-from registry.versions import (Version, clone_root, git_output, parse_version_spec, read_versions, resolve,
-                               withdraw_offline)
+from registry.storage import PUBLIC, Pointer, Storage, absolute_local_remotes, file_md5
+from registry.versions import (Version, clone_root, confirm_versions, git_output, parse_version_spec,
+                               read_versions, resolve, withdraw_offline)
 
 
 class PulledFile(BaseModel):
@@ -81,25 +79,8 @@ def open_registry(root: str | Path | None = None, repo_url: str | None = None) -
         if config is None:
             raise UsageError(f"{repo_url} has no .dvc/config on its default branch",
                              "is this the model registry's URL?")
-        (conf_root / ".dvc" / "config").write_bytes(_absolute_local_remotes(config, repo_url))
+        (conf_root / ".dvc" / "config").write_bytes(absolute_local_remotes(config, repo_url))
         yield gitdir, conf_root
-
-
-def _absolute_local_remotes(config: bytes, repo_url: str) -> bytes:
-    """Rewrite relative local remote URLs to absolute ones, relative to a local registry's `.dvc`."""
-    local = repo_url.removeprefix("file://")
-    if re.match(r"^[a-z][a-z0-9+.-]*://", local) or re.match(r"^[^/]+@[^/]+:", local):
-        return config  # a network URL: relative remotes cannot be resolved, leave them as they are
-    from configobj import ConfigObj
-
-    conf = ConfigObj(io.BytesIO(config), encoding="utf-8")
-    for section, values in conf.items():
-        url = values.get("url") if section.startswith("remote ") and isinstance(values, dict) else None
-        if url and "://" not in url and not os.path.isabs(url):
-            values["url"] = os.path.normpath(os.path.join(os.path.abspath(local), ".dvc", url))
-    out = io.BytesIO()
-    conf.write(out)
-    return out.getvalue()
 
 
 def pull(spec: str, out_dir: str | Path | None = None, *, root: str | Path | None = None,
@@ -125,8 +106,14 @@ def pull(spec: str, out_dir: str | Path | None = None, *, root: str | Path | Non
     with open_registry(root, repo_url) as (gitdir, conf_root):
         table = read_versions(gitdir)
         head_card_bytes, = cat_files(gitdir, [f"HEAD:{MODELS_DIR}/{name}/{CARD_FILE}"])
+        table[name], stray = confirm_versions(gitdir, table.get(name, []))
         if _is_offline(head_card_bytes):
-            table[name] = withdraw_offline(table.get(name, []))
+            table[name] = withdraw_offline(table[name])
+        refused = next((t for t in stray if t.tag == f"{name}@v{wanted}"), None)
+        if refused is not None:
+            raise UsageError(f"tag {refused.tag} is not a published version: {refused.reason}",
+                             "only versions the publish workflow tagged can be pulled; tell the registry's "
+                             "maintainers about the stray tag")
         version = resolve(table, name, wanted)
         card, pointer_path = _card_at(gitdir, version)
         remote = Storage(conf_root).remote(PUBLIC)
@@ -162,39 +149,42 @@ def _pull_weights(gitdir: Path, version: Version, card: ModelCard, pointer_path:
     name = version.name
     folder = f"{MODELS_DIR}/{name}"
     tracked = [card.weights] + ([card.pytorch] if card.pytorch else [])
-    pointer_paths = [pointer_path] + [f"{folder}/{rel}.dvc" for rel in tracked[1:]]
-    card_bytes, config_bytes, *pointers = cat_files(gitdir, [
-        f"{version.commit}:{folder}/{CARD_FILE}", f"{version.commit}:{folder}/{card.config}",
-        *(f"{version.commit}:{path}" for path in pointer_paths)])
+    pointers = _tagged_pointers(gitdir, version, tracked)
+    card_bytes, config_bytes = cat_files(gitdir, [
+        f"{version.commit}:{folder}/{CARD_FILE}", f"{version.commit}:{folder}/{card.config}"])
     dest = _destination(out_dir, name, version)
     files = [_fetch_weights(remote, ptr.md5, ptr.size, dest / PurePosixPath(rel).name)
-             for rel, ptr in zip(tracked, (_tagged_pointer(version, path, data)
-                                           for path, data in zip(pointer_paths, pointers)))]
+             for rel, ptr in zip(tracked, pointers)]
     for rel, data in ((CARD_FILE, card_bytes), (card.config, config_bytes)):
         if data is not None:
             files.append(_write_atomic(dest / PurePosixPath(rel).name, data))
     return dest, files
 
 
-def _tagged_pointer(version: Version, pointer_path: str, data: bytes | None) -> Pointer:
-    """A file's DVC pointer at a version's tag.
+def _tagged_pointers(gitdir: Path, version: Version, tracked: list[str]) -> list[Pointer]:
+    """The DVC pointers of `tracked` files (relative to the model folder) at a version's tag, resolved
+    by `registry.model_files` exactly as the bot and publish resolved them.
 
     Raises:
-        CardError: missing or broken. StorageError: it tracks a folder.
+        CardError: the folder at the tag has a link, a submodule or an unusable pointer, or a
+            file has no pointer.
     """
-    if data is None:
-        raise CardError(f"{version.tag} has no DVC pointer {pointer_path}",
-                        "the version was tagged without its weights; ask the registry's admins",
-                        path=pointer_path)
-    try:
-        pointer = parse_pointer(data)
-    except PointerError as e:
-        raise CardError(f"{pointer_path} at {version.tag}: {e}", "the tagged pointer is broken",
-                        path=pointer_path) from None
-    if pointer.is_dir:
-        raise StorageError(f"{pointer_path} tracks a folder; registry pull fetches single files",
-                           f"use: git checkout {version.tag} && dvc pull -R {MODELS_DIR}/{version.name}")
-    return pointer
+    import git
+
+    from registry.model_files import model_files
+    from registry.repo import GitRevision
+
+    files = model_files(GitRevision(git.Repo(gitdir), version.commit), version.name)
+    files.require_usable(f"{version.tag}: cannot pull")
+    out = []
+    for rel in tracked:
+        found = files.pointer_of(rel)
+        if found is None:
+            path = f"{files.folder}/{rel}.dvc"
+            raise CardError(f"{version.tag} has no DVC pointer {path}",
+                            "the version was tagged without its weights; ask the registry's admins", path=path)
+        out.append(found.pointer)
+    return out
 
 
 def _fetch_package(remote, entry, dest: Path) -> PulledFile:

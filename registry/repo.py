@@ -29,6 +29,15 @@ class PathEscapeError(ValueError):
 
 
 @dataclass(frozen=True)
+class TreeEntry:
+    """One entry under a folder of a snapshot, as git (or the file system) records it."""
+
+    path: str                 # repository-relative
+    kind: str                 # 'file', 'symlink', 'gitlink' (a submodule) or 'other' (a fifo, a device…)
+    link_target: str | None = None
+
+
+@dataclass(frozen=True)
 class FileEntry:
     """A file of a snapshot: its bytes are read lazily by `Snapshot.read`."""
 
@@ -53,6 +62,11 @@ class Snapshot:
 
     def list_dir(self, path: str) -> list[str]:
         """Names directly inside a folder (empty when it does not exist)."""
+        raise NotImplementedError
+
+    def walk(self, folder: str, limit: int = 10_000) -> list[TreeEntry]:
+        """Every entry under `folder`, recursively, without following links, sorted by path;
+        at most `limit` entries (a folder with more is cut there)."""
         raise NotImplementedError
 
     def model_names(self) -> list[str]:
@@ -144,6 +158,33 @@ class WorkTree(Snapshot):
         except (FileNotFoundError, NotADirectoryError):
             return []
 
+    def walk(self, folder: str, limit: int = 10_000) -> list[TreeEntry]:
+        import stat
+
+        out: list[TreeEntry] = []
+        todo = [folder.strip("/")]
+        while todo and len(out) < limit:
+            current = todo.pop()
+            try:
+                entries = list(os.scandir(self.root / current))
+            except (FileNotFoundError, NotADirectoryError, PermissionError):
+                continue
+            for e in entries:
+                rel = f"{current}/{e.name}"
+                mode = os.lstat(e.path).st_mode
+                if stat.S_ISLNK(mode):
+                    out.append(TreeEntry(rel, "symlink", os.readlink(e.path)))
+                elif stat.S_ISDIR(mode):
+                    if e.name == ".git" or os.path.lexists(os.path.join(e.path, ".git")):
+                        out.append(TreeEntry(rel, "gitlink"))
+                    else:
+                        todo.append(rel)
+                elif stat.S_ISREG(mode):
+                    out.append(TreeEntry(rel, "file"))
+                else:
+                    out.append(TreeEntry(rel, "other"))
+        return sorted(out, key=lambda t: t.path)[:limit]
+
     def model_folders(self) -> list[str]:
         try:
             return sorted(e.name for e in os.scandir(self.root / MODELS_DIR)
@@ -210,6 +251,26 @@ class GitRevision(Snapshot):
         tree = self._tree(path)
         return [] if tree is None else sorted(o.name for o in tree)
 
+    def walk(self, folder: str, limit: int = 10_000) -> list[TreeEntry]:
+        out = run_git(self.repo.git_dir if self.repo.bare else (self.repo.working_dir or "."),
+                      "ls-tree", "-r", "-z", "--full-tree", self.rev, "--", f"{folder.strip('/')}/")
+        entries: list[TreeEntry] = []
+        for record in out.split("\0"):
+            if not record:
+                continue
+            meta, _, path = record.partition("\t")
+            mode, kind, sha = (meta.split(" ") + ["", "", ""])[:3]
+            if mode == "120000":
+                target = self.repo.git.get_object_data(sha)[3].decode("utf-8", "replace")
+                entries.append(TreeEntry(path, "symlink", target))
+            elif mode == "160000" or kind == "commit":
+                entries.append(TreeEntry(path, "gitlink"))
+            else:
+                entries.append(TreeEntry(path, "file"))
+            if len(entries) >= limit:
+                break
+        return entries
+
     def model_folders(self) -> list[str]:
         out = run_git(self.repo.working_dir or ".", "ls-tree", "-d", "-z", "--name-only", self.rev,
                       "--", f"{MODELS_DIR}/")
@@ -270,6 +331,33 @@ class RegistryRepo:
             raise GitError(f"git diff {base}..{head} failed: {e.stderr.strip()}") from e
         return _model_names_of(out)
 
+    def changed_paths(self, base: str, head: str | None) -> list[ChangedPath]:
+        """Every path that differs between the merge base of `base` and `head` (or the working tree,
+        untracked files included, when `head` is None), with git's modes, as a pull request's diff."""
+        b = GitRevision(self.git, base)
+        if head is None:
+            out = run_git(self.root, "diff", "--raw", "--no-renames", "-z", b.rev)
+            extra = run_git(self.root, "ls-files", "--others", "--exclude-standard", "-z")
+            paths = _raw_diff(out)
+            paths += [ChangedPath(p, "A", "000000", "100644") for p in extra.split("\0") if p]
+            return paths
+        h = GitRevision(self.git, head)
+        try:
+            merge_base = self.git.merge_base(b.rev, h.rev)
+        except git.GitCommandError:
+            merge_base = []
+        start = merge_base[0].hexsha if merge_base else b.rev
+        return _raw_diff(run_git(self.root, "diff", "--raw", "--no-renames", "-z", start, h.rev))
+
+    def merge_base(self, base: str, head: str) -> str:
+        """The commit a pull request from `head` into `base` branched from (`base` itself when none)."""
+        b, h = GitRevision(self.git, base), GitRevision(self.git, head)
+        try:
+            found = self.git.merge_base(b.rev, h.rev)
+        except git.GitCommandError:
+            found = []
+        return found[0].hexsha if found else b.rev
+
     @cached_property
     def version_tags(self) -> dict[str, dict[str, str]]:
         """{model name: {version: tagged commit sha}} from `<name>@v<version>` tags, in one git call."""
@@ -282,6 +370,39 @@ class RegistryRepo:
             if m:
                 tags.setdefault(m["name"], {})[m["version"]] = peeled or obj
         return tags
+
+
+@dataclass(frozen=True)
+class ChangedPath:
+    """One path of a diff: git's status letter (A, M, D, T) and the modes on each side."""
+
+    path: str
+    status: str
+    old_mode: str
+    new_mode: str
+
+    @property
+    def gitlink(self) -> bool:
+        """Whether either side is a submodule (mode 160000)."""
+        return "160000" in (self.old_mode, self.new_mode)
+
+    @property
+    def symlink(self) -> bool:
+        return self.new_mode == "120000"
+
+
+def _raw_diff(out: str) -> list[ChangedPath]:
+    """Parse `git diff --raw -z`: `:old new oldsha newsha STATUS\0path\0` records."""
+    fields = out.split("\0")
+    paths, i = [], 0
+    while i + 1 < len(fields):
+        meta, path = fields[i], fields[i + 1]
+        i += 2
+        if not meta.startswith(":"):
+            continue
+        old_mode, new_mode, _, _, status = (meta[1:].split(" ") + [""] * 5)[:5]
+        paths.append(ChangedPath(path, status[:1], old_mode, new_mode))
+    return paths
 
 
 def _model_names_of(paths: str) -> list[str]:

@@ -9,7 +9,9 @@ default, S3/GCS/Azure/SSH when configured (see docs/storage.md).
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ from typing import Callable, TypeVar
 
 import yaml
 
-from registry.errors import StorageError, UsageError
+from registry.errors import RegistryError, StorageError, UsageError
 
 STAGING = "staging"
 PUBLIC = "public"
@@ -47,16 +49,23 @@ class ObjectCorruptError(StorageError):
     """The remote's copy of an object does not hash to its md5 (a problem of the model, not of the remote)."""
 
 
+MAX_POINTER_BYTES = 64 * 1024
+
+
 def parse_pointer(text: bytes | str) -> Pointer:
-    """Read a DVC pointer file.
+    """Read a DVC pointer file, within limits (a pointer is a few lines that `dvc add` writes).
 
     Raises:
-        PointerError: not YAML, no `outs`, several outputs, or no md5.
+        PointerError: over `MAX_POINTER_BYTES`, YAML aliases, deeper or bigger than a pointer can
+            be, not YAML, no `outs`, several outputs, no md5, or a size that is not a byte count.
     """
+    from registry.bounded import BoundedParseError, parse_yaml
+
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise PointerError(f"not a DVC pointer (YAML error: {e})") from None
+        data = parse_yaml(text, what="DVC pointer", max_bytes=MAX_POINTER_BYTES, max_nodes=1000, max_depth=8)
+    except BoundedParseError as e:
+        where = f" (line {e.line})" if e.line else ""
+        raise PointerError(f"not a DVC pointer: {e.message}{where}") from None
     outs = data.get("outs") if isinstance(data, dict) else None
     if not isinstance(outs, list) or len(outs) != 1 or not isinstance(outs[0], dict):
         raise PointerError("a weights pointer must have exactly one entry under 'outs'")
@@ -65,9 +74,12 @@ def parse_pointer(text: bytes | str) -> Pointer:
     if not (len(md5) in (32, 36) and all(c in "0123456789abcdef." for c in md5.removesuffix(".dir"))):
         raise PointerError(f"'md5' is missing or not an md5 hash (got {md5!r})")
     size = out.get("size")
-    if size is not None and (not isinstance(size, int) or size < 0):
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
         raise PointerError(f"'size' must be a byte count (got {size!r})")
-    return Pointer(path=str(out.get("path") or ""), md5=md5, size=size, is_dir=md5.endswith(".dir"))
+    path = out.get("path")
+    if path is not None and not isinstance(path, str):
+        raise PointerError(f"'path' must be a file name (got {path!r})")
+    return Pointer(path=path or "", md5=md5, size=size, is_dir=md5.endswith(".dir"))
 
 
 def recorded_md5(pointer: bytes | str | None) -> str | None:
@@ -103,6 +115,11 @@ def with_retries(what: str, fn: Callable[[], T], *, attempts: int = 4, base_dela
         except (FileNotFoundError, PermissionError, IsADirectoryError):
             raise
         except Exception as e:
+            if isinstance(e, _client_credential_errors()):
+                raise StorageError(f"{what} failed: no usable credentials for the remote ({type(e).__name__}: {e})",
+                                   "give the remote's credentials (for S3: AWS_ACCESS_KEY_ID and "
+                                   "AWS_SECRET_ACCESS_KEY, or `dvc remote modify --local`); see docs/storage.md"
+                                   ) from None
             if not isinstance(e, (OSError, TimeoutError, ConnectionError) + _client_network_errors()):
                 raise
             if attempt == attempts:
@@ -110,6 +127,16 @@ def with_retries(what: str, fn: Callable[[], T], *, attempts: int = 4, base_dela
                                    "check that the remote is reachable and try again") from e
             time.sleep(base_delay * 2 ** (attempt - 1))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _client_credential_errors() -> tuple[type[BaseException], ...]:
+    """Credential errors of cloud clients (botocore's NoCredentialsError and friends): a storage error
+    with a clear message, not a crash. Only a loaded client can have raised one."""
+    boto = sys.modules.get("botocore.exceptions")
+    if not boto:
+        return ()
+    return tuple(getattr(boto, n) for n in ("NoCredentialsError", "PartialCredentialsError",
+                                             "CredentialRetrievalError") if hasattr(boto, n))
 
 
 def _client_network_errors() -> tuple[type[BaseException], ...]:
@@ -181,20 +208,67 @@ class Remote:
         os.replace(tmp, dest)
         return dest
 
-    def upload(self, src: str | os.PathLike, md5: str) -> None:
-        """Put a local file on the remote under its md5 (written to a temporary name, then moved)."""
-        self._put(src, self.object_path(md5), f"uploading {md5} to", "the write")
-
-    def _put(self, src: str | os.PathLike, path: str, doing: str, what: str) -> None:
-        """Copy a local file to `path` on the remote: to a temporary name first, then moved into place.
+    def upload(self, src: str | os.PathLike, md5: str, size: int | None = None) -> None:
+        """Put a local file on the remote under its md5: written to a temporary name, read back and
+        checked against `md5` and `size` there, and only then moved to its real name; an object
+        that appeared at the real name meanwhile is never overwritten.
 
         Raises:
-            StorageError: the remote is unreachable or refuses `what`.
+            StorageError: unreachable, refused, or the temporary copy does not match.
         """
+        self._put(src, self.object_path(md5), f"uploading {md5} to", "the write", md5=md5, size=size)
+
+    def partial_path(self, path: str) -> str:
+        """The temporary name a copy to `path` is written under by this process."""
+        return f"{path}.tmp{os.getpid()}"
+
+    def partial_files(self, md5: str) -> list[str]:
+        """Temporary files a killed copy of this object left next to it (`<object>.tmp<pid>`)."""
+        path = self.object_path(md5)
+        folder, name = path.rsplit("/", 1)
+        try:
+            found = self.fs.ls(folder, detail=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except OSError:
+            return []
+        return [p for p in found if p.rstrip("/").rsplit("/", 1)[-1].startswith(f"{name}.tmp")]
+
+    def remove_partial(self, md5: str) -> list[str]:
+        """Remove what a killed copy of this object left (publish runs one at a time, so any such file
+        is stale); return the paths removed."""
+        removed = []
+        for p in self.partial_files(md5):
+            try:
+                self.fs.rm_file(p)
+                removed.append(p)
+            except OSError:
+                pass
+        return removed
+
+    def _put(self, src: str | os.PathLike, path: str, doing: str, what: str, *, md5: str | None = None,
+             size: int | None = None) -> None:
+        """Copy a local file to `path` on the remote: to a temporary name first (checked against `md5`
+        and `size` when given), then moved into place unless something is there already.
+
+        Raises:
+            StorageError: the remote is unreachable or refuses `what`, or the copy does not match.
+        """
+        part = self.partial_path(path)
+
         def put() -> None:
             self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-            part = f"{path}.tmp{os.getpid()}"
             self.fs.put_file(str(src), part)
+            if md5 is not None:
+                got, n = self._hash(part)
+                if got != md5.removesuffix(".dir") or (size is not None and n != size):
+                    self._remove(part)
+                    raise StorageError(f"the copy of {md5} on remote '{self.name}' does not match after the "
+                                       f"upload (md5 {got}, {n} bytes)", "run it again; if it repeats, check "
+                                       "the remote's storage")
+                if self.fs.exists(path):  # never replaced: the caller verifies what is there
+                    self._remove(part)
+                    return
             self.fs.mv(part, path)
 
         try:
@@ -202,6 +276,20 @@ class Remote:
         except PermissionError as e:
             raise StorageError(f"remote '{self.name}' ({self.url}) refused {what}: {e}",
                                "check the remote's permissions/credentials") from None
+
+    def _hash(self, path: str) -> tuple[str, int]:
+        h, n = hashlib.md5(), 0
+        with self.fs.open(path, mode="rb") as f:
+            while block := f.read(1 << 21):
+                h.update(block)
+                n += len(block)
+        return h.hexdigest(), n
+
+    def _remove(self, path: str) -> None:
+        try:
+            self.fs.rm_file(path)
+        except OSError:
+            pass
 
     # Files outside DVC's object layout, at fixed keys (e.g. `packages/<name>/<version>/index.json`):
     # DVC neither reads nor collects them, and anyone who knows the key can find them.
@@ -252,6 +340,24 @@ class Remote:
             self._put(local, path, f"writing {key} to", f"to write {key}")
 
 
+def absolute_local_remotes(config: bytes, repo_url: str) -> bytes:
+    """Rewrite relative local remote URLs to absolute ones, relative to a local registry's `.dvc`
+    (a `.dvc/config` read from git and written elsewhere keeps naming the same folders)."""
+    local = repo_url.removeprefix("file://")
+    if re.match(r"^[a-z][a-z0-9+.-]*://", local) or re.match(r"^[^/]+@[^/]+:", local):
+        return config  # a network URL: relative remotes cannot be resolved, leave them as they are
+    from configobj import ConfigObj
+
+    conf = ConfigObj(io.BytesIO(config), encoding="utf-8")
+    for section, values in conf.items():
+        url = values.get("url") if section.startswith("remote ") and isinstance(values, dict) else None
+        if url and "://" not in url and not os.path.isabs(url):
+            values["url"] = os.path.normpath(os.path.join(os.path.abspath(local), ".dvc", url))
+    out = io.BytesIO()
+    conf.write(out)
+    return out.getvalue()
+
+
 class Storage:
     """The DVC remotes of a registry clone.
 
@@ -259,17 +365,52 @@ class Storage:
         root: the repository root that holds `.dvc/`.
     """
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike, config_dir: str | os.PathLike | None = None):
         self.root = Path(root)
         if not (self.root / ".dvc").is_dir():
             raise UsageError(f"{self.root} has no .dvc folder", "run this inside the registry clone")
         from dvc.config import Config, ConfigError
 
         try:
-            self.config = Config(dvc_dir=str(self.root / ".dvc"))
+            self.config = Config(dvc_dir=str(config_dir or self.root / ".dvc"))
         except ConfigError as e:
             raise UsageError(f".dvc/config is invalid: {e}", "fix .dvc/config (see docs/storage.md)") from None
         self._remotes: dict[str, Remote] = {}
+        self._config_holder = None  # the temporary copy of a revision's config (`at_revision`)
+        self.config_revision: str | None = None
+
+    @classmethod
+    def at_revision(cls, root: str | os.PathLike, rev: str) -> "Storage":
+        """The remotes as `.dvc/config` names them at a trusted revision (not as the working tree does),
+        with the clone's own `.dvc/config.local` (credentials, never in git) on top.
+
+        `registry publish` opens its remotes at the merge's base: a merged pull request that
+        re-points `public` cannot send the weights it publishes anywhere new.
+
+        Raises:
+            UsageError: the revision has no `.dvc/config`, or it is invalid.
+        """
+        import tempfile
+
+        from registry.repo import run_git
+
+        root = Path(root)
+        try:
+            text = run_git(root, "show", f"{rev}:.dvc/config").encode("utf-8")
+        except RegistryError:
+            raise UsageError(f"revision {rev} has no .dvc/config", "run this in the registry's clone, on its "
+                             "default branch's history") from None
+        holder = tempfile.TemporaryDirectory(prefix="registry-dvc-config-")
+        conf_dir = Path(holder.name) / ".dvc"
+        conf_dir.mkdir()
+        (conf_dir / "config").write_bytes(absolute_local_remotes(text, str(root)))
+        local = root / ".dvc" / "config.local"
+        if local.is_file() and not local.is_symlink():
+            (conf_dir / "config.local").write_bytes(local.read_bytes())
+        storage = cls(root, conf_dir)
+        storage._config_holder = holder  # removed with the Storage object
+        storage.config_revision = rev
+        return storage
 
     def remote(self, name: str) -> Remote:
         """The remote called `name` in `.dvc/config`.

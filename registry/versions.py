@@ -147,6 +147,85 @@ def parse_refs(out: str) -> dict[str, list[Version]]:
     return table
 
 
+class StrayTag(BaseModel):
+    """A version tag that is not a published version: made by hand, not by the publish workflow."""
+
+    tag: str
+    commit: str
+    reason: str = Field(description="why it does not count: off the default branch, or its card disagrees")
+
+
+def default_branch(root: str | Path) -> str:
+    """The ref of the registry's default branch in a clone or bare clone (origin's HEAD when known)."""
+    ref = git_output(root, "symbolic-ref", "-q", "refs/remotes/origin/HEAD", check=False).strip()
+    return ref or "HEAD"
+
+
+def confirm_versions(root: str | Path, versions: list[Version], branch: str | None = None
+                     ) -> tuple[list[Version], list[StrayTag]]:
+    """Keep the versions the publish workflow made: the tag's commit is on the default branch and the
+    card at that commit says `published`/`updated` with that very version. Anything else (a tag
+    pushed by hand, on a side branch, or on a commit whose card says another version) is a stray:
+    never a version, never `latest`.
+
+    One `git rev-list` and one `git cat-file --batch` for all the tags of the model.
+    """
+    from registry.listing import cat_files
+
+    if not versions:
+        return [], []
+    branch = branch or default_branch(root)
+    on_branch = set(git_output(root, "rev-list", branch, check=False).split())
+    cards = cat_files(root, [f"{v.commit}:models/{v.name}/model.yaml" for v in versions])
+    kept, stray = [], []
+    for v, data in zip(versions, cards):
+        reason = _stray_reason(v, data, on_branch, branch)
+        if reason:
+            stray.append(StrayTag(tag=v.tag, commit=v.commit, reason=reason))
+        else:
+            kept.append(v)
+    return kept, stray
+
+
+def verify_tag(root: str | Path, tag: str, branch: str | None = None) -> Version:
+    """The version a tag names, when the publish workflow made it (see `confirm_versions`).
+
+    Raises:
+        UsageError: not a version tag. GitError: no such tag, or a stray tag (with the reason).
+    """
+    m = TAG_RE.match(tag)
+    if not m or not m["version"] or m["cancel"] or m["counter"]:
+        raise UsageError(f"'{tag}' is not a version tag <name>@v<version>")
+    versions = [v for v in read_versions(root).get(m["name"], []) if v.tag == tag]
+    if not versions:
+        raise GitError(f"no annotated tag {tag} in this clone", "fetch the tags: git fetch --tags")
+    kept, stray = confirm_versions(root, versions, branch)
+    if stray:
+        raise GitError(f"tag {tag} is not a published version: {stray[0].reason}",
+                       "packages are built only for versions the publish workflow tagged on the default branch")
+    return kept[0]
+
+
+def _stray_reason(v: Version, card_bytes: bytes | None, on_branch: set[str], branch: str) -> str | None:
+    from registry.card import Status, load_card
+    from registry.errors import CardError
+
+    if v.commit not in on_branch:
+        return f"its commit {v.commit[:10]} is not on the default branch ({branch})"
+    if card_bytes is None:
+        return f"its commit has no models/{v.name}/model.yaml"
+    try:
+        card = load_card(card_bytes).card
+    except CardError:
+        card = None
+    if card is None:
+        return "the card at its commit is not valid"
+    if card.status not in (Status.published, Status.updated) or card.version != v.version:
+        return (f"the card at its commit says status {card.status.value}, version {card.version}, "
+                f"not a publication of {v.version}")
+    return None
+
+
 def withdraw_offline(versions: list[Version], reason: str = "card status: offline") -> list[Version]:
     """Mark every version withdrawn (the model was unpublished: its card says offline)."""
     return [v if v.withdrawn else v.model_copy(update={"withdrawn": True, "withdrawn_by": reason})

@@ -209,7 +209,8 @@ FIXES = [
 
 def run_bot(d: Demo, expect: int | None) -> tuple[int, str]:
     """`registry check` on the pull request, as the validation workflow runs it."""
-    proc = d.sh("registry", "check", "--base", "main", "--head", BRANCH, "--format", "text", expect=expect)
+    proc = d.sh("registry", "check", "--base", "main", "--head", BRANCH, "--format", "text", "--allow-local-urls",
+                expect=expect)
     if proc.returncode not in (0, 1):
         raise SystemExit(f"demo failed: registry check exited {proc.returncode}: {proc.stderr.strip()}")
     return proc.returncode, proc.stdout
@@ -267,7 +268,7 @@ def publish_first_version(d: Demo) -> None:
     proc = d.sh("registry", "publish-request", NEW_MODEL, "--version", "1.0.0", "--format", "json", quiet=True)
     branch = json.loads(proc.stdout)["branch"]
     d.sh("git", "diff", "main", branch)
-    d.sh("registry", "check", "--base", "main", "--head", branch, "--offline")
+    d.sh("registry", "check", "--base", "main", "--head", branch, "--offline", "--allow-local-urls")
     merge_branch(d, branch)
     d.say("On the push to main, the publish workflow copies the weights staging -> public, verifies "
           "them there, tags the version with its notes and writes CHANGELOG.md:")
@@ -298,7 +299,8 @@ def publish_second_version(d: Demo) -> None:
     d.sh("git", "commit", "-q", "-am", f"{NEW_MODEL} 1.1.0: wider hidden layer")
     d.say("The bot's report carries the draft release notes: what changed in the card, the metric "
           "delta, and the model's own diff.")
-    d.sh("registry", "check", "--base", "main", "--head", f"update-{NEW_MODEL}", "--offline")
+    d.sh("registry", "check", "--base", "main", "--head", f"update-{NEW_MODEL}", "--offline",
+         "--allow-local-urls")
     merge_branch(d, f"update-{NEW_MODEL}")
     publish_merge(d)
 
@@ -359,7 +361,7 @@ def unpublish(d: Demo) -> None:
           "merge, its objects stay on public so pinned consumers still get them, with a warning.")
     proc = d.sh("registry", "unpublish", NEW_MODEL, "--format", "json", quiet=True)
     branch = json.loads(proc.stdout)["branch"]
-    d.sh("registry", "check", "--base", "main", "--head", branch, "--offline")
+    d.sh("registry", "check", "--base", "main", "--head", branch, "--offline", "--allow-local-urls")
     merge_branch(d, branch)
     publish_merge(d)
     consumer = d.work / "consumer"

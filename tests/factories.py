@@ -382,3 +382,34 @@ def registry_cli(root: Path, *args: str, capsys) -> tuple[int, str, str]:
         os.chdir(cwd)
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+def run_bounded(cmd: list[str], cwd: Path, env: dict | None = None, timeout: float = 60
+                ) -> tuple[int, str, str, float, int]:
+    """Run a command and measure it: (exit code, stdout, stderr, seconds, peak resident bytes).
+
+    The peak is the child's own (`wait4`), so a test can show that a hostile file is answered
+    within a time and memory budget.
+    """
+    import tempfile
+    import time
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.monotonic()
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err, env={**os.environ, **(env or {})})
+        deadline = start + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.05)
+        seconds = time.monotonic() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return (proc.returncode, out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"),
+                seconds, usage.ru_maxrss * 1024)

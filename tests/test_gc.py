@@ -52,7 +52,7 @@ def test_gc_keeps_every_tagged_and_branch_object(registry_repo, origin):
     assert not obj(reg.storage, "public", stray).exists()
     assert obj(reg.storage, "public", w1).read_bytes() == w1
 
-    staging = reg.registry("gc", "--remote", "staging", "--apply", "--format", "json")
+    staging = reg.registry("gc", "--remote", "staging", "--apply", "--grace", "0", "--format", "json")
     assert json.loads(staging.stdout)["removed"] == [hashlib.md5(w3).hexdigest()]
     assert obj(reg.storage, "staging", w1).exists() and obj(reg.storage, "staging", w2).exists()
     assert not obj(reg.storage, "staging", w3).exists()

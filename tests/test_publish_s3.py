@@ -69,8 +69,9 @@ def test_public_s3_refusing_access_stops_with_no_tag(s3_registry, origin):
 
 def test_unreachable_public_is_retried_then_reported(s3_registry, origin):
     w = mlp_onnx(0)
-    base, head = merge(s3_registry, w)
+    # publish reads its remotes from the merge's base, so the unreachable URL is committed before it
     use_s3_remote(s3_registry, "public", f"http://127.0.0.1:{free_port()}", f"{s3_registry.bucket.name}/public")
+    base, head = merge(s3_registry, w)
     started = time.monotonic()
     proc = s3_registry.registry("publish", "--base", base, "--head", head)
     elapsed = time.monotonic() - started

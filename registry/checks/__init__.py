@@ -45,7 +45,8 @@ class CheckOptions(BaseModel):
 
     offline: bool = Field(False, description="do not contact source repositories (reachability becomes a warning)")
     content: bool = Field(True, description="run the checks that read weights (storage, graph)")
-    allow_local_urls: bool = Field(True, description="accept file:// and local paths as source.repo")
+    allow_local_urls: bool = Field(False, description="accept file://, local paths and loopback, link-local or "
+                                   "private addresses as source.repo (off: the bot's own machine is not a source)")
     timeout: float = Field(10.0, description="seconds allowed for network operations such as git ls-remote")
     only: list[str] | None = Field(None, description="run only these checks")
 
@@ -89,6 +90,20 @@ class ModelContext:
     def line(self, *loc: Any) -> int | None:
         """Line of a field in the head card."""
         return self.loaded.line_of(*loc) if self.loaded else None
+
+    @cached_property
+    def files(self):
+        """The model folder's files and DVC pointers at the head (`registry.model_files`), resolved once."""
+        from registry.model_files import model_files
+
+        return model_files(self.head, self.name)
+
+    @cached_property
+    def base_files(self):
+        """The same at the base (None without a base)."""
+        from registry.model_files import model_files
+
+        return model_files(self.base, self.name) if self.base is not None else None
 
     @cached_property
     def storage(self):
@@ -209,6 +224,8 @@ def check_model(name: str, head: Snapshot, base: Snapshot | None, repo: Registry
     for check_name, cls in load_checks().items():
         if options.only and check_name not in options.only:
             continue
+        if getattr(cls, "scope", "model") != "model":
+            continue
         check = cls()
         if cls.reads_content and not options.content:
             report.checks_skipped[check_name] = "content checks turned off (--no-content)"
@@ -216,10 +233,35 @@ def check_model(name: str, head: Snapshot, base: Snapshot | None, repo: Registry
         if cls.needs_card and ctx.card is None:
             report.checks_skipped[check_name] = ("model deleted" if ctx.deleted else "the card is not valid")
             continue
-        report.findings.extend(check.run(ctx))
+        report.findings.extend(_run_guarded(check, ctx, ctx.card_path))
         report.checks_run.append(check_name)
     report.artifacts = ctx.artifacts
     return report
+
+
+def _run_guarded(check: Check, ctx: ModelContext, path: str | None, subject: str = "model") -> list[Finding]:
+    """A check's findings; an unexpected error in it becomes an error finding (on `path`) that
+    fails its `subject`, so one hostile file never takes the whole report down with it (exit 70).
+
+    Infrastructure errors (`RegistryError`: storage unreachable, git) still stop the run, and with
+    REGISTRY_TRACEBACK set (`--traceback`) every error is raised as it is.
+    """
+    import os
+
+    from registry.errors import RegistryError
+
+    try:
+        return list(check.run(ctx))
+    except RegistryError:
+        raise
+    except Exception as e:  # noqa: BLE001 - turned into a finding, see the docstring
+        if os.environ.get("REGISTRY_TRACEBACK"):
+            raise
+        text = str(e).splitlines()[0][:300] if str(e) else ""
+        return [check.finding(f"the {check.name} check could not finish on this {subject} "
+                              f"({type(e).__name__}{': ' + text if text else ''}); the {subject} fails until it does",
+                              "re-run `registry check` with --traceback and report it to the registry's "
+                              "maintainers", path=path)]
 
 
 def run_checks(names: list[str], head: Snapshot, base: Snapshot | None = None,
@@ -231,6 +273,26 @@ def run_checks(names: list[str], head: Snapshot, base: Snapshot | None = None,
     with tempfile.TemporaryDirectory(prefix="registry-check-") as tmp:
         for name in names:
             report.models.append(check_model(name, head, base, repo, options, Path(tmp) / name, cache))
+    if base is not None and repo is not None:
+        registry_report = check_registry(head, base, repo, options)
+        if registry_report.findings:
+            report.models.insert(0, registry_report)
+    return report
+
+
+REGISTRY_REPORT = "(registry)"
+
+
+def check_registry(head: Snapshot, base: Snapshot, repo: RegistryRepo, options: CheckOptions) -> ModelReport:
+    """Run the checks whose scope is the whole pull request (not one model) once; report them
+    under the name `(registry)`."""
+    ctx = ModelContext(REGISTRY_REPORT, head, base, repo, options, Path(tempfile.gettempdir()))
+    report = ModelReport(name=REGISTRY_REPORT)
+    for check_name, cls in load_checks().items():
+        if getattr(cls, "scope", "model") != "registry" or (options.only and check_name not in options.only):
+            continue
+        report.findings.extend(_run_guarded(cls(), ctx, None, "pull request"))
+        report.checks_run.append(check_name)
     return report
 
 

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar, Iterable
 
-import yaml
 from pydantic import BaseModel, Field
 
+from registry.bounded import BoundedParseError, parse_json, parse_yaml
 from registry.checks import Check, Finding, ModelContext, register
 from registry.repo import PathEscapeError
-
-try:  # the C loader is much faster, and both are safe loaders (no Python objects)
-    _Loader: type = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - PyYAML built without libyaml
-    _Loader = yaml.SafeLoader
 
 
 class ConfigFileOptions(BaseModel):
@@ -22,6 +16,7 @@ class ConfigFileOptions(BaseModel):
 
     max_bytes: int = Field(1024 * 1024, description="largest config file accepted (configs are small and live in git)")
     max_nodes: int = Field(200_000, description="most YAML/JSON values accepted in one config")
+    max_depth: int = Field(100, description="deepest nesting of lists and mappings accepted in one config")
 
 
 class ConfigSyntaxError(ValueError):
@@ -33,10 +28,11 @@ class ConfigSyntaxError(ValueError):
 
 
 def parse_config(data: bytes, name: str, options: ConfigFileOptions | None = None) -> Any:
-    """Parse a config file as YAML (`.yaml`/`.yml`) or JSON (`.json`), safely.
+    """Parse a config file as YAML (`.yaml`/`.yml`) or JSON (`.json`), safely and within limits.
 
     YAML is read with a safe loader; anchors and aliases are refused (they allow exponential
-    "billion laughs" documents), and so are files over `max_bytes` or with more than `max_nodes` values.
+    "billion laughs" documents), and so are files over `max_bytes`, with more than `max_nodes`
+    values or nested deeper than `max_depth` (`registry.bounded`).
 
     Raises:
         ConfigSyntaxError: with the 1-based line of the problem when there is one.
@@ -45,77 +41,18 @@ def parse_config(data: bytes, name: str, options: ConfigFileOptions | None = Non
     if len(data) > options.max_bytes:
         raise ConfigSyntaxError(f"{len(data):,} bytes, over the {options.max_bytes:,}-byte limit for config files",
                                 hint="keep the config small; large data belongs in DVC, not in the config")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise ConfigSyntaxError(f"not UTF-8 text (byte {e.start})", line, "save the file as UTF-8") from None
     suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    if suffix == "json":
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ConfigSyntaxError(f"not valid JSON: {e.msg} (column {e.colno})", e.lineno,
-                                    "fix the JSON syntax at that line") from None
-        if _count(value) > options.max_nodes:
-            raise ConfigSyntaxError(f"more than {options.max_nodes:,} values", None, "keep the config small")
-        return value
-    if suffix in ("yaml", "yml"):
-        return _parse_yaml(text, options)
+    limits = dict(what="config file", max_bytes=options.max_bytes, max_nodes=options.max_nodes,
+                  max_depth=options.max_depth)
+    try:
+        if suffix == "json":
+            return parse_json(data, **limits)
+        if suffix in ("yaml", "yml"):
+            return parse_yaml(data, **limits)
+    except BoundedParseError as e:
+        raise ConfigSyntaxError(e.message, e.line, e.hint) from None
     raise ConfigSyntaxError(f"unknown config format '.{suffix}'" if suffix else "the config file has no extension",
                             None, "use a .yaml, .yml or .json config file")
-
-
-def _parse_yaml(text: str, options: ConfigFileOptions) -> Any:
-    try:  # events first: an alias is refused where it is used, before anything is built
-        for event in yaml.parse(text, Loader=_Loader):
-            if isinstance(event, yaml.AliasEvent):
-                raise ConfigSyntaxError("YAML anchors and aliases are not allowed in a config file",
-                                        event.start_mark.line + 1, "write the repeated value out in full")
-    except yaml.YAMLError:
-        pass  # reported with its line by the loader below
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        seen: set[int] = set()
-        stack = [node]
-        while stack:
-            n = stack.pop()
-            if id(n) in seen:
-                raise ConfigSyntaxError("YAML anchors and aliases are not allowed in a config file",
-                                        n.start_mark.line + 1, "write the repeated value out in full")
-            seen.add(id(n))
-            if len(seen) > options.max_nodes:
-                raise ConfigSyntaxError(f"more than {options.max_nodes:,} values", n.start_mark.line + 1,
-                                        "keep the config small")
-            if isinstance(n, yaml.MappingNode):
-                for k, v in n.value:
-                    stack += [k, v]
-            elif isinstance(n, yaml.SequenceNode):
-                stack += n.value
-        return loader.construct_document(node)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        raise ConfigSyntaxError(f"not valid YAML: {e.problem or e}", mark.line + 1 if mark else None,
-                                "fix the YAML syntax at that line (indentation, quotes, ':' after keys)") from None
-    except yaml.YAMLError as e:
-        raise ConfigSyntaxError(f"not valid YAML: {e}", None, "fix the YAML syntax") from None
-    finally:
-        loader.dispose()
-
-
-def _count(value: Any) -> int:
-    n, stack = 0, [value]
-    while stack:
-        v = stack.pop()
-        n += 1
-        if isinstance(v, dict):
-            stack += v.values()
-        elif isinstance(v, list):
-            stack += v
-    return n
 
 
 @register

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
-import yaml
-
 from registry.artifacts import DVC_YAML, artifact_entry
+from registry.bounded import BoundedParseError, parse_yaml
 from registry.checks import Check, Finding, ModelContext, Severity, register
 
 _FIX = "run `registry sync-artifacts` and commit dvc.yaml"
@@ -32,9 +31,9 @@ class DvcArtifactCheck(Check):
         if raw is None:
             return
         try:
-            data = yaml.safe_load(raw) or {}
-        except yaml.YAMLError as e:
-            yield self.finding(f"dvc.yaml is not valid YAML: {e}", "fix dvc.yaml", path=DVC_YAML)
+            data = parse_yaml(raw, what="dvc.yaml") or {}
+        except BoundedParseError as e:
+            yield self.finding(f"dvc.yaml: {e.message}", e.hint or "fix dvc.yaml", path=DVC_YAML, line=e.line)
             return
         declared = data.get("artifacts") if isinstance(data, dict) else None
         if not isinstance(declared, dict):

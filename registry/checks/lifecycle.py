@@ -69,6 +69,19 @@ class Lifecycle(Check):
             yield self.finding(f"version goes down from {bv} to {hv}",
                                f"a new version must be higher than {bv} (e.g. {bv.next_patch()})",
                                path=ctx.card_path, line=version_line)
+        if hv and bv and hv == bv and head.version != base.version:
+            yield self.finding(f"version {head.version} has the same SemVer precedence as {base.version} (build "
+                               "metadata after '+' does not make a new version)",
+                               f"raise the version itself (e.g. {bv.next_patch()}), or keep {base.version}",
+                               path=ctx.card_path, line=version_line)
+        if head.version:
+            yield from self._tag_name(ctx, head.version, version_line)
+        same_as_tag = [v for v in tags if _version(v) == hv and v != head.version] if hv else []
+        if same_as_tag:
+            yield self.finding(f"version {head.version} has the same SemVer precedence as the published "
+                               f"{same_as_tag[0]} (tag {ctx.name}@v{same_as_tag[0]})",
+                               "published versions are never reused; raise the version itself",
+                               path=ctx.card_path, line=version_line)
         new_version = head.version is not None and (base is None or head.version != base.version)
         if head.version in tags and (new_version or change.operation in (Operation.publish, Operation.update)):
             latest = max((v for v in map(_version, tags) if v), default=None)
@@ -79,6 +92,18 @@ class Lifecycle(Check):
         if base is not None and (base.status in _PUBLISHED or (base.version in tags)):
             if not (hv and bv and hv > bv):
                 yield from self._identity(ctx, base, head)
+
+    def _tag_name(self, ctx: ModelContext, version: str, line: int | None) -> Iterable[Finding]:
+        """The version's tag must be a name git accepts, so that publish can make it."""
+        import subprocess
+
+        tag = f"{ctx.name}@v{version}"
+        proc = subprocess.run(["git", "check-ref-format", f"refs/tags/{tag}"], capture_output=True)
+        if proc.returncode != 0:
+            yield self.finding(f"version {version} gives the tag {tag}, a name git refuses ('..', '.lock', "
+                               "a trailing '.' or '@{' are not allowed in tag names)",
+                               "choose a version whose pre-release and build parts avoid those, e.g. 1.0.0-rc.1",
+                               path=ctx.card_path, line=line)
 
     def _identity(self, ctx: ModelContext, base: ModelCard, head: ModelCard) -> Iterable[Finding]:
         """Findings for identity fields changed while the version stays the same."""
@@ -110,6 +135,25 @@ class Lifecycle(Check):
                     yield self.finding(f"{what} '{getattr(head, field)}' changed (md5 {old_md5[:8]}… → "
                                        f"{new_md5[:8]}…) {same}", hint,
                                        path=ctx.card_path, line=ctx.line(field))
+
+        yield from self._pointers_frozen(ctx, base, head, same, hint)
+
+    def _pointers_frozen(self, ctx: ModelContext, base: ModelCard, head: ModelCard, same: str,
+                         hint: str) -> Iterable[Finding]:
+        """Every other DVC pointer of the folder is part of the version too: publish copies each one."""
+        if ctx.base_files is None:
+            return
+        named = {f"{ctx.folder}/{getattr(card, f)}" for card in (base, head) for f in ("weights", "pytorch")
+                 if getattr(card, f, None)}  # judged above, with their own messages
+        old = {p: (t.md5, t.size) for p, t in ctx.base_files.tracked.items() if p not in named}
+        new = {p: (t.md5, t.size) for p, t in ctx.files.tracked.items() if p not in named}
+        for path in sorted(set(old) | set(new)):
+            if old.get(path) == new.get(path):
+                continue
+            what = "added" if path not in old else "removed" if path not in new else \
+                f"changed (md5 {old[path][0][:8]}… → {new[path][0][:8]}…)"
+            yield self.finding(f"the DVC-tracked file {path} was {what} {same}", hint,
+                               path=f"{path}.dvc" if path in new else ctx.card_path)
 
     def _deletion(self, ctx: ModelContext, base: ModelCard | None, tags: dict) -> Iterable[Finding]:
         """Findings for a model whose card the pull request removes."""

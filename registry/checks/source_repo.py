@@ -68,7 +68,7 @@ def judge_url(url: str, allow_local: bool) -> UrlVerdict:
     if scheme:
         name = scheme[1].lower()
         if name in NETWORK_SCHEMES:
-            return UrlVerdict(UrlKind.network)
+            return _network_verdict(url, allow_local)
         if name in LOCAL_SCHEMES:
             if allow_local:
                 return UrlVerdict(UrlKind.local)
@@ -76,11 +76,82 @@ def judge_url(url: str, allow_local: bool) -> UrlVerdict:
                               f"point source.repo at the hosted training code ({allowed})")
         return UrlVerdict(None, f"the scheme '{name}://' is not allowed", f"use one of {allowed}")
     if _SCP_RE.match(url):
-        return UrlVerdict(UrlKind.network)
+        return _network_verdict(url, allow_local)
     if allow_local:
         return UrlVerdict(UrlKind.local)
     return UrlVerdict(None, "it is a local path, and local URLs are not allowed in this registry's checks",
                       f"point source.repo at the hosted training code ({allowed})")
+
+
+# -- the bot's own network: loopback, link-local and private addresses are local too
+
+_LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
+_CREDENTIALS_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s]*)@")
+
+
+def url_host(url: str) -> str | None:
+    """The host name or address a network git URL names (scheme URLs and scp-like `user@host:path`)."""
+    from urllib.parse import urlsplit
+
+    if _SCHEME_RE.match(url):
+        try:
+            return urlsplit(url).hostname
+        except ValueError:
+            return None
+    scp = re.match(r"^[^@]+@(?P<host>[^:]+):", url)
+    return scp["host"].lower() if scp else None
+
+
+def is_local_address(host: str) -> bool:
+    """Whether a host is the bot's own machine or network: a loopback, link-local, private, reserved
+    or unspecified address (IPv4 or IPv6, also IPv4 written in IPv6 or as one number) or a
+    localhost name."""
+    import ipaddress
+
+    name = host.strip("[]").lower().rstrip(".")
+    if name in _LOCAL_NAMES or name.endswith(".localhost"):
+        return True
+    try:
+        addr = ipaddress.ip_address(int(name, 0) if name.isdigit() or name.startswith("0x") else name)
+    except ValueError:
+        return False
+    mapped = getattr(addr, "ipv4_mapped", None)
+    addr = mapped or addr
+    return (addr.is_loopback or addr.is_link_local or addr.is_private or addr.is_reserved
+            or addr.is_unspecified or addr.is_multicast)
+
+
+def resolves_locally(host: str, timeout: float = 5.0) -> bool:
+    """Whether a host name resolves to a local address (see `is_local_address`); False when it does
+    not resolve (git then reports the name)."""
+    import concurrent.futures
+    import socket
+
+    def lookup() -> list[str]:
+        return [info[4][0] for info in socket.getaddrinfo(host, None)]
+
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    try:
+        addresses = pool.submit(lookup).result(timeout=timeout)
+    except (OSError, UnicodeError, concurrent.futures.TimeoutError):
+        return False
+    finally:
+        pool.shutdown(wait=False)
+    return any(is_local_address(a.split("%")[0]) for a in addresses)
+
+
+def redact(text: str) -> str:
+    """`text` with the credentials of any URL in it replaced by `***` (`https://***@host/…`)."""
+    return _CREDENTIALS_RE.sub(lambda m: f"{m['scheme']}***@", text)
+
+
+def _network_verdict(url: str, allow_local: bool) -> UrlVerdict:
+    host = url_host(url)
+    if not allow_local and host and is_local_address(host):
+        return UrlVerdict(None, f"'{host}' is the bot's own machine or network (loopback, link-local or "
+                          "private address), and local URLs are not allowed in this registry's checks",
+                          "point source.repo at the hosted training code (a public host name)")
+    return UrlVerdict(UrlKind.network)
 
 
 class ProbeOutcome(str, Enum):
@@ -88,6 +159,7 @@ class ProbeOutcome(str, Enum):
     missing = "missing"      # git answered: no such repository, or no access
     timeout = "timeout"      # no answer in time
     failed = "failed"        # git could not run at all
+    refused = "refused"      # not probed: the host name resolves to the bot's own network
 
 
 @dataclass(frozen=True)
@@ -145,7 +217,8 @@ class SourceRepo(Check):
 
     name = "source-repo"
     description = ("source.repo is a git URL of an allowed kind (https, http, ssh, git, git@host:path; "
-                   "file:// and local paths unless --forbid-local-urls; never ext:: or fd::) and "
+                   "file://, local paths and loopback/link-local/private hosts only with --allow-local-urls; "
+                   "never ext:: or fd::) and "
                    "answers `git ls-remote` within --timeout; with --offline it is not contacted "
                    "and a warning says so")
     order = 20
@@ -154,9 +227,10 @@ class SourceRepo(Check):
         if ctx.card.source.is_self:
             yield from self._confirm_in_registry(ctx)
             return
-        url = ctx.card.source.repo
+        real_url = ctx.card.source.repo
+        url = redact(real_url)  # what every message shows: never a token
         path, line = ctx.card_path, ctx.line("source", "repo")
-        verdict = judge_url(url, ctx.options.allow_local_urls)
+        verdict = judge_url(real_url, ctx.options.allow_local_urls)
         if verdict.kind is None:
             yield self.finding(f"source.repo '{url}' is refused: {verdict.refused}", verdict.hint,
                                path=path, line=line)
@@ -166,19 +240,30 @@ class SourceRepo(Check):
                                "run `registry check` without --offline to confirm it is reachable",
                                path=path, line=line, severity=Severity.warning)
             return
-        key = ("source-repo", url)
+        key = ("source-repo", real_url)
         if key not in ctx.cache:
-            cwd = ctx.repo.root if ctx.repo else None
-            ctx.cache[key] = probe(url, ctx.options.timeout, cwd, ctx.options.allow_local_urls)
+            host = url_host(real_url) if verdict.kind is UrlKind.network else None
+            if host and not ctx.options.allow_local_urls and resolves_locally(host, ctx.options.timeout):
+                ctx.cache[key] = Probe(ProbeOutcome.refused, f"'{host}' resolves to a loopback, link-local or "
+                                       "private address")
+            else:
+                cwd = ctx.repo.root if ctx.repo else None
+                ctx.cache[key] = probe(real_url, ctx.options.timeout, cwd, ctx.options.allow_local_urls)
         result: Probe = ctx.cache[key]
         if result.outcome is ProbeOutcome.timeout:
             yield self.finding(
                 f"source.repo '{url}' did not answer within {ctx.options.timeout:g}s",
                 "check the host name and that the server is up; raise --timeout if it is just slow",
                 path=path, line=line)
+        elif result.outcome is ProbeOutcome.refused:
+            yield self.finding(f"source.repo '{url}' is refused: {result.detail}, and local URLs are not "
+                               "allowed in this registry's checks",
+                               "point source.repo at the hosted training code", path=path, line=line)
         elif result.outcome is ProbeOutcome.missing:
+            detail = redact(result.detail) if verdict.kind is UrlKind.network else \
+                "git could not read it as a repository"  # git's text would name the bot's own files
             yield self.finding(
-                f"source.repo '{url}' cannot be read: {result.detail}",
+                f"source.repo '{url}' cannot be read: {detail}",
                 "make sure the repository exists and is readable without credentials, "
                 "and that the URL is spelled right", path=path, line=line)
         elif result.outcome is ProbeOutcome.failed:

@@ -85,6 +85,29 @@ class WeightsStorage(Check):
     def run(self, ctx: ModelContext) -> Iterable[Finding]:
         yield from self._stored(ctx, "weights")
         yield from self._stored(ctx, "pytorch")
+        yield from self._other_pointers(ctx)
+
+    def _other_pointers(self, ctx: ModelContext) -> Iterable[Finding]:
+        """Every other `.dvc` pointer of the folder (external data, calibration sets…): publish copies
+        each one, so each must name an object that staging holds, with the size it records."""
+        checked = {loc.pointer_path for f in ("weights", "pytorch")
+                   if (loc := locate_weights(self, ctx, f)) is not None and loc.pointer is not None}
+        for tracked in ctx.files.tracked.values():
+            if tracked.pointer_path in checked:
+                continue
+            remote = ctx.storage.remote(STAGING)
+            stored = remote.object_size(tracked.md5)
+            if stored is None:
+                yield self.finding(
+                    f"the object {tracked.md5} of {tracked.pointer_path} is not in the '{STAGING}' remote "
+                    f"({remote.url})", f"push it: dvc push -r {STAGING} {tracked.pointer_path}",
+                    path=tracked.pointer_path)
+            elif stored != tracked.size:
+                yield self.finding(
+                    f"the '{STAGING}' remote holds {stored:,} bytes for object {tracked.md5}, but "
+                    f"{tracked.pointer_path} records {tracked.size:,} bytes",
+                    f"re-create the pointer with dvc add and push it: dvc push -r {STAGING} {tracked.pointer_path}",
+                    path=tracked.pointer_path)
 
     def _stored(self, ctx: ModelContext, field: str) -> Iterable[Finding]:
         loc = locate_weights(self, ctx, field)

@@ -80,3 +80,21 @@ def test_release_grants_signing_permissions_to_the_last_job_only():
     assert all(
         job["permissions"] == {"contents": "read"} for j, job in jobs.items() if j != "release"
     )
+
+
+def test_release_verifies_the_tag_with_the_default_branchs_code_before_anything_else():
+    jobs = load_workflow("release.yml")["jobs"]
+    verify = jobs["verify-tag"]
+    assert "needs" not in verify and jobs["plan"]["needs"] == "verify-tag"
+    checkout = verify["steps"][0]
+    assert checkout["with"]["ref"] == "${{ github.event.repository.default_branch }}"
+    assert any("registry verify-tag" in step.get("run", "") for step in verify["steps"])
+    assert not any("secrets." in str(step) for step in verify["steps"])
+    # the build job runs the tag's code: it gets read-only storage credentials
+    build_env = str(jobs["build"]["steps"])
+    assert "REGISTRY_PUBLIC_READ_KEY_ID" in build_env and "REGISTRY_AWS_SECRET_ACCESS_KEY" not in build_env
+
+
+def test_validate_forbids_local_source_urls():
+    steps = load_workflow("validate.yml")["jobs"]["check"]["steps"]
+    assert any("--forbid-local-urls" in step.get("run", "") for step in steps)

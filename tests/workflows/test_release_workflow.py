@@ -34,7 +34,8 @@ def tag_event(sha: str) -> dict:
         "before": "0" * 40,
         "after": sha,
         "created": True,
-        "repository": {"full_name": GITHUB_REPOSITORY, "name": name, "owner": {"login": owner}},
+        "repository": {"full_name": GITHUB_REPOSITORY, "name": name, "owner": {"login": owner},
+                       "default_branch": "main"},
     }
 
 

@@ -312,6 +312,9 @@ class Act:
         ]
         for key, value in standin_env.items():
             cmd += ["--env", f"{key}={value}"]
+        # the test registries' training code is a local repository (a repository variable, as an
+        # administrator of a one-machine registry would set it)
+        cmd += ["--var", "REGISTRY_ALLOW_LOCAL_URLS=true"]
         proc = subprocess.run(
             cmd,
             cwd=self.start,

@@ -1,0 +1,46 @@
+"""Standard: `.github/CODEOWNERS` is what `registry codeowners` writes from the pull request's cards.
+
+Runs once per pull request (`--base`), when the base has a generated CODEOWNERS. The maintainers
+are taken from the base's file, never from the pull request's, so a pull request cannot make
+itself the owner of the registry. A pull request that changes a model's `owners` carries the
+regenerated file; GitHub asks the owners named on the base branch to review it.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Iterable
+
+from registry.checks import Check, Finding, ModelContext, register
+from registry.codeowners import FILE, is_generated, maintainers_of, render
+from registry.errors import UsageError
+
+
+def expected_codeowners(ctx: ModelContext) -> str | None:
+    """The CODEOWNERS the head should hold (None when the base has no generated file)."""
+    base_text = ctx.base.read_text(FILE) if ctx.base is not None else None
+    if not is_generated(base_text):
+        return None
+    try:
+        return render(ctx.head, maintainers_of(base_text))
+    except UsageError:
+        return None
+
+
+@register
+class CodeOwners(Check):
+    """CODEOWNERS is up to date with the cards' owners (maintainers from the base)."""
+
+    name = "codeowners"
+    description = ("when the registry keeps a generated .github/CODEOWNERS, the pull request's copy is what "
+                   "`registry codeowners` writes from its cards (maintainers as on the base branch)")
+    needs_card = False
+    scope: ClassVar[str] = "registry"
+    order = 6
+
+    def run(self, ctx: ModelContext) -> Iterable[Finding]:
+        expected = expected_codeowners(ctx)
+        if expected is None:
+            return
+        if ctx.head.read_text(FILE) != expected:
+            yield self.finding(f"{FILE} is out of date with the cards' owners (or edited by hand)",
+                               "run `registry codeowners` and commit .github/CODEOWNERS", path=FILE)
