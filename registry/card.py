@@ -122,6 +122,9 @@ class Source(BaseModel):
         return self.repo == SELF_REPO
 
 
+_EXPONENT_RE = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)[eE][-+]?\d+")
+
+
 class Metric(BaseModel):
     """One training/evaluation metric, on a named dataset."""
 
@@ -134,7 +137,10 @@ class Metric(BaseModel):
     @field_validator("value", mode="before")
     @classmethod
     def _a_number(cls, v: object) -> object:
-        # pydantic would read `true` as 1.0 and "0.93" as 0.93: a metric is written as a number
+        # pydantic would read `true` as 1.0 and "0.93" as 0.93: a metric is written as a number.
+        # One string form is a number all the same: YAML 1.1 (PyYAML) reads `1.2e3` as a string.
+        if isinstance(v, str) and _EXPONENT_RE.fullmatch(v.strip()):
+            return float(v)
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise ValueError(f"must be a number, not {type(v).__name__} {v!r}")
         return v
