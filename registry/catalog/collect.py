@@ -12,6 +12,7 @@ during a full build, so its input (`ModelSource`) is plain, picklable data.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import os
 import re
@@ -27,9 +28,10 @@ from registry.catalog.records import (CatalogMetric, CatalogModel, CatalogPackag
                                       GraphInfo, Lineage)
 from registry.errors import CardError, GitError, RegistryError, UsageError
 from registry.versions import _FORMAT as TAG_FORMAT  # the format parse_refs reads
-from registry.versions import TAG_RE, Version, git_output, latest, parse_refs, withdraw_offline
+from registry.versions import Version, git_output, latest, parse_refs, withdraw_offline
 
 _DERIVED = re.compile(rb"^derived_from:\s*[\"']?([a-z0-9][a-z0-9-]{0,62}[a-z0-9])@", re.MULTILINE)
+_VERSION_TAG = re.compile(r"[a-z0-9][a-z0-9-]{0,62}[a-z0-9]@v\d+\.\d+\.\d+[^!\s]* ")
 _WEIGHTS = re.compile(rb"^weights:\s*[\"']?([^\s\"'#]+)", re.MULTILINE)
 try:
     _Loader: type = yaml.CSafeLoader
@@ -44,16 +46,27 @@ class RegistryScan:
     root: Path
     commit: str
     repo_url: str
-    table: dict[str, list[Version]]
     tag_objects: dict[str, str] = field(default_factory=dict)  # tag name -> tag object id
     refs: dict[str, list[str]] = field(default_factory=dict)  # model -> "<tag> <object id>" lines
+    ref_lines: dict[str, list[str]] = field(default_factory=dict)  # model -> its lines of for-each-ref
     heads: dict[str, bytes] = field(default_factory=dict)  # model -> its card in the working tree
     package_indexes: dict[tuple[str, str], bytes] = field(default_factory=dict)  # (model, version) -> index
     object_dirs: list[Path] = field(default_factory=list)  # where weights objects may lie locally
+    card_history: tuple | None = None  # see card_ids
+
+    _versions: dict[str, list[Version]] = field(default_factory=dict)
 
     def listed(self) -> list[str]:
-        """The models the catalog lists: every model with at least one published version."""
-        return sorted(n for n, versions in self.table.items() if versions)
+        """The models the catalog lists: every model with at least one version tag."""
+        return sorted(name for name, lines in self.refs.items()
+                      if any(_VERSION_TAG.match(line) for line in lines))
+
+    def versions(self, name: str) -> list[Version]:
+        """A model's versions (withdrawals by tag applied), parsed only when a page needs them."""
+        if name not in self._versions:
+            lines = self.ref_lines.get(name, [])
+            self._versions[name] = parse_refs("\n".join(lines)).get(name, [])
+        return self._versions[name]
 
     def parents(self) -> dict[str, str]:
         """model -> the model its current card says it derives from."""
@@ -96,16 +109,17 @@ def scan_registry(root: str | Path, *, repo_url: str | None = None, packages: bo
         raise UsageError(f"{root} is not a clone of the registry with a commit",
                          "run this in a clone of the registry (or pass -C <clone>)")
     out = git_output(root, "for-each-ref", f"--format={TAG_FORMAT}", "refs/tags")
-    scan = RegistryScan(root=root, commit=commit, repo_url=repo_url or _origin_url(root),
-                        table=parse_refs(out))
+    scan = RegistryScan(root=root, commit=commit, repo_url=repo_url or _origin_url(root))
+    # Versions are parsed (`RegistryScan.versions`) only for the models whose pages are rendered:
+    # an incremental build over 100,000 tags only groups their lines by model here.
     for line in out.splitlines():
         fields = line.split("\t")
-        if len(fields) != 5:
+        if len(fields) != 5 or fields[1] != "tag":  # lightweight tags are not versions
             continue
-        m = TAG_RE.match(fields[0])
-        if m:
-            scan.tag_objects[fields[0]] = fields[2]
-            scan.refs.setdefault(m["name"], []).append(f"{fields[0]} {fields[2]}")
+        name = fields[0].partition("@")[0]
+        scan.tag_objects[fields[0]] = fields[2]
+        scan.refs.setdefault(name, []).append(f"{fields[0]} {fields[2]}")
+        scan.ref_lines.setdefault(name, []).append(line)
     models = os.path.join(root, MODELS_DIR)
     try:
         folders = [e.name for e in os.scandir(models) if e.is_dir() and not e.name.startswith(".")]
@@ -174,24 +188,27 @@ def fingerprint(scan: RegistryScan, name: str, variants: list[str], settings: st
 
 
 def load_sources(scan: RegistryScan, names: list[str], variants: dict[str, list[str]]) -> list[ModelSource]:
-    """The inputs of the given models' pages: every version's card and notes, in one git call."""
-    specs: list[str] = []
+    """The inputs of the given models' pages: every version's card and notes, read in bulk."""
     plan = []
     for name in names:
-        versions = scan.table.get(name, [])
+        versions = scan.versions(name)
         head = scan.heads.get(name)
         if head is not None and re.search(rb"^status:\s*[\"']?offline\b", head, re.MULTILINE):
             versions = withdraw_offline(versions)
-        start = len(specs)
+        plan.append((name, head, versions))
+    ids = card_ids(scan, [(name, v.commit) for name, _, versions in plan for v in versions])
+    specs: list[str] = []
+    for name, _, versions in plan:
         for v in versions:
-            specs.append(f"{v.commit}:{MODELS_DIR}/{name}/{CARD_FILE}")
+            specs.append(ids.get((name, v.commit)) or "0" * 40)
             specs.append(scan.tag_objects.get(v.tag, v.tag))
-        plan.append((name, head, versions, start))
     blobs = cat_objects(scan.root, specs)
-    sources = []
-    for name, head, versions, start in plan:
-        cards = blobs[start:start + 2 * len(versions):2]
-        notes = [_tag_message(b) for b in blobs[start + 1:start + 2 * len(versions):2]]
+    sources, at = [], 0
+    for name, head, versions in plan:
+        n = len(versions)
+        cards = blobs[at:at + 2 * n:2]
+        notes = [_tag_message(b) for b in blobs[at + 1:at + 2 * n:2]]
+        at += 2 * n
         pkgs = {v.version: scan.package_indexes[(name, v.version)] for v in versions
                 if (name, v.version) in scan.package_indexes}
         pointer = None
@@ -205,6 +222,69 @@ def load_sources(scan: RegistryScan, names: list[str], variants: dict[str, list[
                                    packages=pkgs, variants=variants.get(name, []), pointer=pointer,
                                    repo_url=scan.repo_url, object_dirs=scan.object_dirs))
     return sources
+
+
+# Looking a path up in a commit (`<commit>:models/<name>/model.yaml`) makes git scan the whole
+# models/ tree each time: milliseconds per lookup on a registry of 10,000 models. Many lookups are
+# answered instead from one walk of the main line's history of cards, which lists each card's blob
+# id at every commit that changed it.
+HISTORY_WALK_FROM = 200  # lookups from which the history walk is cheaper
+
+
+def card_ids(scan: RegistryScan, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """Blob ids of `models/<name>/model.yaml` at each (name, commit) wanted (absent: no card there)."""
+    found: dict[tuple[str, str], str] = {}
+    todo = list(dict.fromkeys(wanted))
+    if len(todo) >= HISTORY_WALK_FROM:
+        if scan.card_history is None:
+            scan.card_history = _card_history(scan.root)
+        positions, history = scan.card_history
+        rest = []
+        for name, commit in todo:
+            pos = positions.get(commit)
+            if pos is None:  # not on the main line: ask git directly
+                rest.append((name, commit))
+                continue
+            changes = history.get(name, [])
+            i = bisect.bisect_right(changes, (pos, "\uffff")) - 1
+            if i >= 0 and changes[i][1]:
+                found[(name, commit)] = changes[i][1]
+        todo = rest
+    if todo:
+        out = subprocess.run(["git", "cat-file", "--batch-check=%(objectname) %(objecttype)"], cwd=scan.root,
+                             input="".join(f"{c}:{MODELS_DIR}/{n}/{CARD_FILE}\n" for n, c in todo).encode(),
+                             capture_output=True)
+        for key, line in zip(todo, out.stdout.decode().splitlines()):
+            sha, _, kind = line.partition(" ")
+            if kind == "blob":
+                found[key] = sha
+    return found
+
+
+def _card_history(root: Path) -> tuple[dict[str, int], dict[str, list[tuple[int, str]]]]:
+    """(position of each first-parent commit of HEAD, oldest 0; {model: [(position, card blob id or
+    '' when deleted)] sorted}) from one `git rev-list` and one `git log --raw`."""
+    order = git_output(root, "rev-list", "--first-parent", "HEAD").split()
+    positions = {c: i for i, c in enumerate(reversed(order))}
+    out = git_output(root, "log", "--first-parent", "--diff-merges=first-parent", "--format=%x00%H", "--raw",
+                     "--no-abbrev", "--no-renames", "HEAD", "--", f"{MODELS_DIR}/*/{CARD_FILE}")
+    history: dict[str, list[tuple[int, str]]] = {}
+    for block in out.split("\0")[1:]:
+        lines = block.split("\n")
+        pos = positions.get(lines[0].strip())
+        if pos is None:
+            continue
+        for line in lines[1:]:
+            if not line.startswith(":"):
+                continue
+            meta, _, path = line.partition("\t")
+            parts, fields = path.split("/"), meta.split()
+            if len(parts) != 3 or len(fields) < 5:
+                continue
+            history.setdefault(parts[1], []).append((pos, "" if fields[4].startswith("D") else fields[3]))
+    for changes in history.values():
+        changes.sort()
+    return positions, history
 
 
 def cat_objects(root: str | Path, specs: list[str]) -> list[bytes | None]:
@@ -244,16 +324,72 @@ def _tag_message(obj: bytes | None) -> str:
 
 # --------------------------------------------------------------------------- one model
 
+# A card's metrics block as people and `registry new` write it: block style, plain scalars, no
+# comments. Anything else is read by the YAML parser instead, so both give the same result.
+_METRICS_KEY = re.compile(r"^metrics[ \t]*:", re.MULTILINE)
+_METRICS_BLOCK = re.compile(r"^metrics:[ \t]*\n((?:(?:[ \t]+|- ).*\n?|[ \t]*\n)*)", re.MULTILINE)
+_ITEM = re.compile(r"( *)(- +)?([a-z_]+): (.+)")
+_PLAIN = re.compile(r"[A-Za-z0-9_./()%+-](?:[^#:]*[^\s#:])?")
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
+_YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "null", "y", "n", "~"}
+
+
+def _metrics_block(text: str) -> list[dict] | None:
+    """The metrics of a card read by the pattern above; None when the card does not follow it."""
+    if not _METRICS_KEY.search(text):
+        return []
+    block = _METRICS_BLOCK.search(text)
+    if block is None:
+        return None
+    items: list[dict] = []
+    indent = None
+    for line in block.group(1).splitlines():
+        if not line.strip():
+            continue
+        m = _ITEM.fullmatch(line)
+        if m is None:
+            return None
+        spaces, dash, key, raw = len(m.group(1)), m.group(2), m.group(3), m.group(4).strip()
+        if dash:
+            if indent is not None and spaces != indent:
+                return None
+            indent = spaces
+            items.append({})
+            here = spaces + len(dash)
+        elif not items or spaces != here:
+            return None
+        if key in items[-1]:
+            return None
+        if key == "value":
+            if not _NUMBER.fullmatch(raw):
+                return None
+            items[-1][key] = float(raw)
+        elif key == "higher_is_better":
+            if raw not in ("true", "false"):
+                return None
+            items[-1][key] = raw == "true"
+        elif key in ("name", "dataset", "unit"):
+            if not _PLAIN.fullmatch(raw) or raw.lower() in _YAML_WORDS or _NUMBER.fullmatch(raw):
+                return None
+            items[-1][key] = raw
+        else:
+            return None
+    return items
+
+
 def _metrics(data: bytes | None) -> list[CatalogMetric]:
-    """The metrics of a version's card. Published cards passed the bot, so a plain safe YAML load
-    is enough here; anything that is not a list of well-formed metrics is left out."""
+    """The metrics of a version's card (published cards passed the bot's checks, so reading the
+    metrics is enough here); anything that is not a well-formed metric is left out."""
     if not data or len(data) > MAX_CARD_BYTES:
         return []
-    try:
-        doc = yaml.load(data, Loader=_Loader)
-    except yaml.YAMLError:
-        return []
-    raw = doc.get("metrics") if isinstance(doc, dict) else None
+    text = data.decode("utf-8", errors="replace")
+    raw = _metrics_block(text)
+    if raw is None:
+        try:
+            doc = yaml.load(text, Loader=_Loader)
+        except yaml.YAMLError:
+            return []
+        raw = doc.get("metrics") if isinstance(doc, dict) else None
     out = []
     for item in raw[:200] if isinstance(raw, list) else []:
         if not isinstance(item, dict):

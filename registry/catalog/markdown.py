@@ -19,6 +19,7 @@ _BULLET = re.compile(r"^\s{0,3}[-*+]\s+(.*)$")
 _NUMBERED = re.compile(r"^\s{0,3}\d{1,9}[.)]\s+(.*)$")
 _FENCE = re.compile(r"^\s{0,3}(```|~~~)")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
+_MARKUP_CHARS = re.compile(r"[`\[*_]")
 _SAFE_URL = re.compile(r"^(https?://|mailto:)[^\s<>\"'`]+$", re.IGNORECASE)
 # inline: code spans first (their content is literal), then links, bold, italics
 _INLINE = re.compile(
@@ -136,6 +137,8 @@ def _table(lines: list[str], i: int, out: list[str]) -> int:
 
 def _inline(text: str) -> str:
     """Escape a line and add inline markup; only this function adds tags."""
+    if not _MARKUP_CHARS.search(text):
+        return str(escape(text))
     pieces: list[str] = []
     pos = 0
     for m in _INLINE.finditer(text):

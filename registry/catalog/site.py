@@ -31,9 +31,8 @@ from registry.card import format_size
 from registry.catalog import CATALOG_FORMAT
 from registry.catalog.charts import metric_series, render_chart
 from registry.catalog.collect import ModelSource, catalog_model, fingerprint, load_sources, scan_registry
-from registry.catalog.markdown import render_markdown
+from registry.catalog.markdown import plain_summary, render_markdown
 from registry.catalog.records import CatalogIndex, CatalogModel, IndexEntry
-from registry.catalog.markdown import plain_summary
 from registry.errors import UsageError
 
 PAGE_SIZE = 100  # models per index page
@@ -68,7 +67,7 @@ def _environment():
                              undefined=jinja2.StrictUndefined)
     env.filters["md"] = render_markdown
     env.filters["size"] = format_size
-    env.filters["day"] = lambda d: d.strftime("%Y-%m-%d") if d else "–"
+    env.filters["day"] = lambda d: (d[:10] if isinstance(d, str) else d.strftime("%Y-%m-%d")) if d else "–"
     env.filters["num"] = lambda v: "–" if v is None else f"{v:.4g}"
     env.filters["weblink"] = lambda url: url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
     return env
@@ -177,14 +176,15 @@ def _render_all(scan, names: list[str], variants: dict[str, list[str]], out: Pat
     return results
 
 
-def _load_state(out: Path, settings: str) -> dict[str, dict]:
+def _load_state(out: Path, settings: str) -> dict:
+    """The manifest of the last build into `out`, when it was made with the same settings."""
     try:
         state = json.loads((out / STATE_FILE).read_text())
     except (OSError, ValueError):
         return {}
     if not isinstance(state, dict) or state.get("settings") != settings:
         return {}
-    return state.get("models", {}) if isinstance(state.get("models"), dict) else {}
+    return {key: state[key] for key in ("models", "pages") if isinstance(state.get(key), dict)}
 
 
 def build_catalog(root: str | Path, out: str | Path, *, repo_url: str | None = None, packages: bool = True,
@@ -214,7 +214,8 @@ def build_catalog(root: str | Path, out: str | Path, *, repo_url: str | None = N
         raise UsageError(f"{out} is inside the registry's models/ folder", "build the site somewhere else, e.g. -o site/")
     out.mkdir(parents=True, exist_ok=True)
     settings = _settings_key(scan.repo_url, packages)
-    previous = {} if force else _load_state(out, settings)
+    state = {} if force else _load_state(out, settings)
+    previous = state.get("models", {})
     listed = scan.listed()
     listed_set = set(listed)
     variants: dict[str, list[str]] = {}
@@ -222,8 +223,14 @@ def build_catalog(root: str | Path, out: str | Path, *, repo_url: str | None = N
         if child in listed_set:
             variants.setdefault(parent, []).append(child)
     keys = {n: fingerprint(scan, n, variants.get(n, []), settings) for n in listed}
+    pages_dir = os.path.join(out, "models")
     changed = [n for n in listed if previous.get(n, {}).get("key") != keys[n]
-               or not (out / "models" / n / "index.html").is_file()]
+               or not os.path.isfile(os.path.join(pages_dir, n, "index.html"))]
+    empty = {n for n in changed if not scan.versions(n)}  # only tags that are not versions
+    if empty:
+        listed = [n for n in listed if n not in empty]
+        listed_set -= empty
+        changed = [n for n in changed if n not in empty]
     log(f"{len(listed)} models listed, {len(changed)} to render")
     entries: dict[str, dict] = {n: previous[n]["entry"] for n in listed if n not in set(changed)}
     for name, entry in _render_all(scan, changed, variants, out, _workers(jobs)):
@@ -231,48 +238,58 @@ def build_catalog(root: str | Path, out: str | Path, *, repo_url: str | None = N
     removed = sorted(set(previous) - listed_set)
     for name in removed:
         shutil.rmtree(out / "models" / name, ignore_errors=True)
-    rows = [IndexEntry.model_validate(entries[n]) for n in listed]
-    written = _write_shared(out, rows, scan)
-    state = {"catalog_format": CATALOG_FORMAT, "settings": settings,
+    rows = [entries[n] for n in listed]
+    written, pages = _write_shared(out, rows, scan, state.get("pages", {}))
+    state = {"catalog_format": CATALOG_FORMAT, "settings": settings, "pages": pages,
              "models": {n: {"key": keys[n], "entry": entries[n]} for n in listed}}
     _write(out / STATE_FILE, json.dumps(state, separators=(",", ":")).encode())
-    live = [r for r in rows if not r.withdrawn]
+    live = [r for r in rows if not r["withdrawn"]]
     return BuildReport(output=str(out), models=len(rows), live=len(live), withdrawn=len(rows) - len(live),
                        rewritten=changed, removed=removed, files_written=written,
                        index_bytes=(out / "index.html").stat().st_size,
                        seconds=round(time.perf_counter() - started, 3))
 
 
-def _write_shared(out: Path, rows: list[IndexEntry], scan) -> int:
-    """Index pages, withdrawn page, index.json, search index, schema and assets; returns files written."""
+def _write_shared(out: Path, rows: list[dict], scan, previous: dict[str, str]) -> tuple[int, dict[str, str]]:
+    """Index pages, withdrawn page, index.json, search index, schema and assets.
+
+    `rows` are the models' index entries as plain data. An index page is rendered only when the
+    hash of what it shows differs from `previous` (page path -> hash) or the file is missing.
+    Returns (files written, the hashes of the index pages now).
+    """
     env = _environment()
-    live = [r for r in rows if not r.withdrawn]
-    gone = [r for r in rows if r.withdrawn]
+    live = [r for r in rows if not r["withdrawn"]]
+    gone = [r for r in rows if r["withdrawn"]]
     facets = {
-        "tasks": sorted({r.task for r in rows if r.task}),
-        "projects": sorted({r.project for r in rows if r.project}),
-        "licenses": sorted({r.license for r in rows if r.license}),
-        "states": sorted({r.state for r in rows}),
+        "tasks": sorted({r["task"] for r in rows if r["task"]}),
+        "projects": sorted({r["project"] for r in rows if r["project"]}),
+        "licenses": sorted({r["license"] for r in rows if r["license"]}),
+        "states": sorted({r["state"] for r in rows}),
     }
-    pages = max(1, -(-len(live) // PAGE_SIZE))
-    files: dict[Path, bytes] = {}
+    count = max(1, -(-len(live) // PAGE_SIZE))
+    common = {"pages": count, "live_count": len(live), "withdrawn_count": len(gone), "facets": facets}
     listing = env.get_template("index.html.j2")
-    for page in range(1, pages + 1):
-        root = "" if page == 1 else "../"
-        path = out / "index.html" if page == 1 else out / "list" / f"{page}.html"
-        html = listing.render(entries=live[(page - 1) * PAGE_SIZE:page * PAGE_SIZE], page=page, pages=pages,
-                              root=root, live_count=len(live), withdrawn_count=len(gone), facets=facets,
-                              withdrawn_page=False)
-        files[path] = html.encode()
-    files[out / "withdrawn.html"] = listing.render(
-        entries=gone, page=1, pages=1, root="", live_count=len(live), withdrawn_count=len(gone), facets=facets,
-        withdrawn_page=True).encode()
-    index = CatalogIndex(generated_from=scan.commit, repository=scan.repo_url, models=rows)
-    files[out / "index.json"] = (index.model_dump_json(indent=1) + "\n").encode()
+    files: dict[Path, bytes] = {}
+    hashes: dict[str, str] = {}
+    plans = [(out / "index.html" if n == 1 else out / "list" / f"{n}.html",
+              {"entries": live[(n - 1) * PAGE_SIZE:n * PAGE_SIZE], "page": n, "root": "" if n == 1 else "../",
+               "withdrawn_page": False}) for n in range(1, count + 1)]
+    plans.append((out / "withdrawn.html", {"entries": gone, "page": 1, "root": "", "withdrawn_page": True,
+                                           "pages": 1}))
+    for path, context in plans:
+        context = {**common, **context}
+        rel = path.relative_to(out).as_posix()
+        digest = hashlib.sha256(json.dumps(context, sort_keys=True, default=str).encode()).hexdigest()
+        hashes[rel] = digest
+        if previous.get(rel) != digest or not path.is_file():
+            files[path] = listing.render(**context).encode()
+    index = {"catalog_format": CATALOG_FORMAT, "generated_from": scan.commit, "repository": scan.repo_url,
+             "models": rows}
+    files[out / "index.json"] = (json.dumps(index, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
     search = {"catalog_format": CATALOG_FORMAT, "fields": SEARCH_FIELDS, "rows": [
-        [r.name, r.state, r.withdrawn, r.latest, r.date.strftime("%Y-%m-%d") if r.date else None, r.task,
-         r.project, r.owners, r.license, r.tags, r.headline.name if r.headline else None,
-         r.headline.value if r.headline else None, r.headline.dataset if r.headline else None, r.summary]
+        [r["name"], r["state"], r["withdrawn"], r["latest"], (r["date"] or "")[:10] or None, r["task"],
+         r["project"], r["owners"], r["license"], r["tags"], *(
+             (h["name"], h["value"], h["dataset"]) if (h := r["headline"]) else (None, None, None)), r["summary"]]
         for r in rows]}
     files[out / "search-index.json"] = json.dumps(search, separators=(",", ":"), ensure_ascii=False).encode()
     files[out / "catalog.schema.json"] = (json.dumps(catalog_schema(), indent=1) + "\n").encode()
@@ -283,9 +300,9 @@ def _write_shared(out: Path, rows: list[IndexEntry], scan) -> int:
     stale = out / "list"
     if stale.is_dir():
         for p in stale.glob("*.html"):
-            if p not in files:
+            if p.relative_to(out).as_posix() not in hashes:
                 p.unlink()
-    return written
+    return written, hashes
 
 
 def catalog_schema() -> dict:
