@@ -47,7 +47,7 @@ def render_markdown(text: str | None, heading_offset: int = 2) -> Markup:
 
     def flush_para() -> None:
         if para:
-            out.append("<p>" + "<br>\n".join(_inline(x.strip()) for x in para) + "</p>")
+            out.append("<p>" + "\n".join(_inline(x.strip()) for x in para) + "</p>")
             para.clear()
 
     while i < len(lines):
