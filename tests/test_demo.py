@@ -21,7 +21,9 @@ def test_demo_runs_end_to_end_and_the_bot_catches_then_passes(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     steps = [line for line in out.splitlines() if line.startswith("==> [")]
-    assert steps[0].startswith("==> [1/") and steps[-1].endswith("pulling a withdrawn version warns")
+    assert steps[0].startswith("==> [1/") and steps[-1].endswith("Build the public catalog")
+    catalog = out.split("Build the public catalog")[1]
+    assert "catalog of" in catalog and "site/index.html" in catalog and "registry catalog serve" in catalog
     first_run = out.split("Run the bot on the pull request")[1].split("==> [")[0]
     assert "FAIL digits-mlp" in first_run and "unknown field 'licence'" in first_run
     assert "did you mean 'license'?" in first_run and "(exit code 1, as expected)" in first_run
