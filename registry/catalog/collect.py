@@ -404,8 +404,21 @@ def _metrics(data: bytes | None) -> list[CatalogMetric]:
 
 
 def _card(data: bytes | None, name: str) -> tuple[ModelCard | None, str | None]:
+    """A card and, when it does not validate, the first problem with its line.
+
+    A plain card (no anchors, aliases or tags) is read with the C YAML loader and validated
+    directly; the registry's own loader, which also maps every key to its line, is used for the
+    rest and to say where a problem is.
+    """
     if data is None:
         return None, None
+    if len(data) <= MAX_CARD_BYTES and not re.search(rb"[&*!]", data):
+        try:
+            doc = yaml.load(data, Loader=_Loader)
+            if isinstance(doc, dict):
+                return ModelCard.model_validate(doc), None
+        except (yaml.YAMLError, ValueError):
+            pass
     path = f"{MODELS_DIR}/{name}/{CARD_FILE}"
     try:
         loaded = load_card(data, path)
