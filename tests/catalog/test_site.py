@@ -66,7 +66,12 @@ def test_index_lists_published_models_with_their_facts_and_not_unpublished_ones(
     assert entry["json_url"] == "models/digits/model.json"
     assert not (site / "models" / "draft").exists()
     schema = json.loads((site / "catalog.schema.json").read_text())
-    assert "versions" in schema["model"]["properties"]
+    import jsonschema
+
+    jsonschema.validate(data, schema["index"])  # the documented schema is the one the files follow
+    jsonschema.validate(model_json(site, "digits"), schema["model"])
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**data, "models": [{"name": "x"}]}, schema["index"])
 
 
 def test_model_page_has_every_version_with_notes_a_chart_the_graph_and_pull_commands(published_registry, tmp_path):
