@@ -274,3 +274,18 @@ def test_cli_errors_are_one_clear_line(tmp_path, capsys):
 def test_the_site_cannot_be_built_into_the_models_folder(published_registry):
     with pytest.raises(UsageError, match="inside the registry's models/ folder"):
         build_catalog(published_registry.root, published_registry.root / "models" / "site")
+
+
+def test_building_the_catalog_imports_no_packaging_compression_or_training(published_registry, tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; from registry.catalog.site import build_catalog; "
+            f"build_catalog({str(published_registry.root)!r}, {str(tmp_path / 'site')!r}); "
+            "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in ('registry', 'torch'))))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(proc.stdout.split())
+    assert "registry.graph" in loaded  # the weights were local: the graph was drawn
+    forbidden = {"registry.package", "registry.compress", "registry.methods", "registry.targets",
+                 "registry.converters", "registry.evaluation", "torch"}
+    assert not loaded & forbidden, loaded & forbidden
