@@ -88,6 +88,13 @@
     return loading;
   }
 
+  // like the pages' numbers (Python's "{:.4g}"): four significant digits, no trailing zeros
+  function num(v) {
+    var text = Number(v).toPrecision(4);
+    if (text.indexOf("e") < 0 && text.indexOf(".") >= 0) { text = text.replace(/0+$/, "").replace(/\.$/, ""); }
+    return text;
+  }
+
   function cell(tr, label, text, extra) {
     var td = document.createElement("td");
     td.setAttribute("data-label", label);
@@ -130,7 +137,7 @@
     cell(tr, "Owners", (m.owners || []).join(", ") || "–");
     cell(tr, "License", m.license || "–");
     cell(tr, "Released", m.date || "–");
-    cell(tr, "Metric", m.metric === null ? "–" : m.metric + " " + Number(m.metric_value).toPrecision(4).replace(/\.?0+$/, "") + " on " + m.metric_dataset);
+    cell(tr, "Metric", m.metric === null ? "–" : m.metric + " " + num(m.metric_value) + " on " + m.metric_dataset);
     return tr;
   }
 
