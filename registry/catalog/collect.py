@@ -48,25 +48,50 @@ class RegistryScan:
     repo_url: str
     tag_objects: dict[str, str] = field(default_factory=dict)  # tag name -> tag object id
     refs: dict[str, list[str]] = field(default_factory=dict)  # model -> "<tag> <object id>" lines
-    ref_lines: dict[str, list[str]] = field(default_factory=dict)  # model -> its lines of for-each-ref
     heads: dict[str, bytes] = field(default_factory=dict)  # model -> its card in the working tree
     package_indexes: dict[tuple[str, str], bytes] = field(default_factory=dict)  # (model, version) -> index
     object_dirs: list[Path] = field(default_factory=list)  # where weights objects may lie locally
     card_history: tuple | None = None  # see card_ids
 
     _versions: dict[str, list[Version]] = field(default_factory=dict)
+    _packages_by_model: dict[str, dict[str, bytes]] | None = None
 
     def listed(self) -> list[str]:
         """The models the catalog lists: every model with at least one version tag."""
         return sorted(name for name, lines in self.refs.items()
                       if any(_VERSION_TAG.match(line) for line in lines))
 
+    def load_versions(self, names: list[str]) -> None:
+        """Read the versions (dates, tagged commits, withdrawals) of these models' tags.
+
+        The scan itself lists only tag names and object ids, which git reads from its ref store;
+        dates and tagged commits need every tag object read, so that is done only for the models
+        whose pages are rendered: by name patterns for a few, in one pass over all tags for many.
+        """
+        todo = [n for n in dict.fromkeys(names) if n not in self._versions]
+        if not todo:
+            return
+        patterns = [f"refs/tags/{n}@*" for n in todo] if len(todo) <= 50 else ["refs/tags"]
+        out = git_output(self.root, "for-each-ref", f"--format={TAG_FORMAT}", *patterns)
+        lines: dict[str, list[str]] = {}
+        for line in out.splitlines():
+            lines.setdefault(line.partition("@")[0], []).append(line)
+        for name in todo:
+            self._versions[name] = parse_refs("\n".join(lines.get(name, []))).get(name, [])
+
     def versions(self, name: str) -> list[Version]:
-        """A model's versions (withdrawals by tag applied), parsed only when a page needs them."""
+        """A model's versions (withdrawals by tag applied; see `load_versions`)."""
         if name not in self._versions:
-            lines = self.ref_lines.get(name, [])
-            self._versions[name] = parse_refs("\n".join(lines)).get(name, [])
+            self.load_versions([name])
         return self._versions[name]
+
+    def packages_of(self, name: str) -> dict[str, bytes]:
+        """version -> package index bytes, for one model."""
+        if self._packages_by_model is None:
+            self._packages_by_model = {}
+            for (model, version), data in self.package_indexes.items():
+                self._packages_by_model.setdefault(model, {})[version] = data
+        return self._packages_by_model.get(name, {})
 
     def parents(self) -> dict[str, str]:
         """model -> the model its current card says it derives from."""
@@ -108,18 +133,15 @@ def scan_registry(root: str | Path, *, repo_url: str | None = None, packages: bo
     if not commit:
         raise UsageError(f"{root} is not a clone of the registry with a commit",
                          "run this in a clone of the registry (or pass -C <clone>)")
-    out = git_output(root, "for-each-ref", f"--format={TAG_FORMAT}", "refs/tags")
+    out = git_output(root, "for-each-ref", "--format=%(refname:lstrip=2) %(objectname)", "refs/tags")
     scan = RegistryScan(root=root, commit=commit, repo_url=repo_url or _origin_url(root))
-    # Versions are parsed (`RegistryScan.versions`) only for the models whose pages are rendered:
-    # an incremental build over 100,000 tags only groups their lines by model here.
+    refs, objects = scan.refs, scan.tag_objects
     for line in out.splitlines():
-        fields = line.split("\t")
-        if len(fields) != 5 or fields[1] != "tag":  # lightweight tags are not versions
-            continue
-        name = fields[0].partition("@")[0]
-        scan.tag_objects[fields[0]] = fields[2]
-        scan.refs.setdefault(name, []).append(f"{fields[0]} {fields[2]}")
-        scan.ref_lines.setdefault(name, []).append(line)
+        ref, _, obj = line.partition(" ")
+        name, at, _ = ref.partition("@")
+        if at:
+            objects[ref] = obj
+            refs.setdefault(name, []).append(line)
     models = os.path.join(root, MODELS_DIR)
     try:
         folders = [e.name for e in os.scandir(models) if e.is_dir() and not e.name.startswith(".")]
@@ -127,7 +149,7 @@ def scan_registry(root: str | Path, *, repo_url: str | None = None, packages: bo
         folders = []
     for name in folders:
         try:
-            with open(os.path.join(models, name, CARD_FILE), "rb") as f:
+            with open(f"{models}/{name}/{CARD_FILE}", "rb") as f:
                 scan.heads[name] = f.read(MAX_CARD_BYTES + 1)
         except OSError:
             continue
@@ -178,11 +200,9 @@ def fingerprint(scan: RegistryScan, name: str, variants: list[str], settings: st
     their names and object ids stand for their cards and notes)."""
     h = hashlib.sha256(settings.encode())
     h.update(b"\0card\0" + scan.heads.get(name, b"<none>"))
-    for line in sorted(scan.refs.get(name, [])):
-        h.update(b"\0tag\0" + line.encode())
-    for (model, version), data in sorted(scan.package_indexes.items()):
-        if model == name:
-            h.update(b"\0packages\0" + version.encode() + b"\0" + data)
+    h.update(b"\0tags\0" + "\n".join(sorted(scan.refs.get(name, []))).encode())
+    for version, data in sorted(scan.packages_of(name).items()):
+        h.update(b"\0packages\0" + version.encode() + b"\0" + data)
     h.update(b"\0variants\0" + ",".join(variants).encode())
     return h.hexdigest()
 
@@ -209,10 +229,10 @@ def load_sources(scan: RegistryScan, names: list[str], variants: dict[str, list[
         cards = blobs[at:at + 2 * n:2]
         notes = [_tag_message(b) for b in blobs[at + 1:at + 2 * n:2]]
         at += 2 * n
-        pkgs = {v.version: scan.package_indexes[(name, v.version)] for v in versions
-                if (name, v.version) in scan.package_indexes}
+        pkgs = scan.packages_of(name)
         pointer = None
-        if head is not None and (w := _WEIGHTS.search(head)):
+        w = _WEIGHTS.search(head) if head is not None else None
+        if w and b".." not in w.group(1) and not w.group(1).startswith((b"/", b"\\")):  # stay in the folder
             try:
                 with open(os.path.join(scan.root, MODELS_DIR, name, w.group(1).decode() + ".dvc"), "rb") as f:
                     pointer = f.read(64 * 1024)

@@ -223,9 +223,10 @@ def build_catalog(root: str | Path, out: str | Path, *, repo_url: str | None = N
         if child in listed_set:
             variants.setdefault(parent, []).append(child)
     keys = {n: fingerprint(scan, n, variants.get(n, []), settings) for n in listed}
-    pages_dir = os.path.join(out, "models")
+    pages_dir = f"{out}/models"
     changed = [n for n in listed if previous.get(n, {}).get("key") != keys[n]
-               or not os.path.isfile(os.path.join(pages_dir, n, "index.html"))]
+               or not os.path.isfile(f"{pages_dir}/{n}/index.html")]
+    scan.load_versions(changed)
     empty = {n for n in changed if not scan.versions(n)}  # only tags that are not versions
     if empty:
         listed = [n for n in listed if n not in empty]
@@ -239,7 +240,7 @@ def build_catalog(root: str | Path, out: str | Path, *, repo_url: str | None = N
     for name in removed:
         shutil.rmtree(out / "models" / name, ignore_errors=True)
     rows = [entries[n] for n in listed]
-    written, pages = _write_shared(out, rows, scan, state.get("pages", {}))
+    written, pages = _write_shared(out, rows, [keys[n] for n in listed], scan, state.get("pages", {}))
     state = {"catalog_format": CATALOG_FORMAT, "settings": settings, "pages": pages,
              "models": {n: {"key": keys[n], "entry": entries[n]} for n in listed}}
     _write(out / STATE_FILE, json.dumps(state, separators=(",", ":")).encode())
@@ -250,14 +251,17 @@ def build_catalog(root: str | Path, out: str | Path, *, repo_url: str | None = N
                        seconds=round(time.perf_counter() - started, 3))
 
 
-def _write_shared(out: Path, rows: list[dict], scan, previous: dict[str, str]) -> tuple[int, dict[str, str]]:
+def _write_shared(out: Path, rows: list[dict], keys: list[str], scan, previous: dict[str, str]
+                  ) -> tuple[int, dict[str, str]]:
     """Index pages, withdrawn page, index.json, search index, schema and assets.
 
-    `rows` are the models' index entries as plain data. An index page is rendered only when the
-    hash of what it shows differs from `previous` (page path -> hash) or the file is missing.
+    `rows` are the models' index entries as plain data, `keys` their content hashes. An index page
+    is rendered only when the hash of what it shows (its models' hashes, the counts and the filter
+    choices) differs from `previous` (page path -> hash) or the file is missing.
     Returns (files written, the hashes of the index pages now).
     """
     env = _environment()
+    key_of = {r["name"]: k for r, k in zip(rows, keys)}
     live = [r for r in rows if not r["withdrawn"]]
     gone = [r for r in rows if r["withdrawn"]]
     facets = {
@@ -279,7 +283,9 @@ def _write_shared(out: Path, rows: list[dict], scan, previous: dict[str, str]) -
     for path, context in plans:
         context = {**common, **context}
         rel = path.relative_to(out).as_posix()
-        digest = hashlib.sha256(json.dumps(context, sort_keys=True, default=str).encode()).hexdigest()
+        shown = {k: v for k, v in context.items() if k != "entries"}
+        digest = hashlib.sha256((json.dumps(shown, sort_keys=True) + "".join(
+            key_of[e["name"]] for e in context["entries"])).encode()).hexdigest()
         hashes[rel] = digest
         if previous.get(rel) != digest or not path.is_file():
             files[path] = listing.render(**context).encode()
