@@ -110,8 +110,10 @@ class ModelSource:
     name: str
     head: bytes | None
     versions: list[Version]
-    cards: list[bytes | None]
-    notes: list[str]
+    cards: list[bytes | None] | None  # each version's card (None until read)
+    notes: list[str] | None  # each version's release notes (None until read)
+    card_ids: list[str | None]  # where they are: blob ids of the cards,
+    tag_ids: list[str]  # and tag object ids
     packages: dict[str, bytes]
     variants: list[str]
     pointer: bytes | None
@@ -207,8 +209,13 @@ def fingerprint(scan: RegistryScan, name: str, variants: list[str], settings: st
     return h.hexdigest()
 
 
-def load_sources(scan: RegistryScan, names: list[str], variants: dict[str, list[str]]) -> list[ModelSource]:
-    """The inputs of the given models' pages: every version's card and notes, read in bulk."""
+def load_sources(scan: RegistryScan, names: list[str], variants: dict[str, list[str]], *,
+                 read: bool = True) -> list[ModelSource]:
+    """The inputs of the given models' pages.
+
+    With `read` False, the versions' cards and notes are only located (blob and tag object ids),
+    and `read_sources` reads them later, e.g. in the worker process that renders the pages.
+    """
     plan = []
     for name in names:
         versions = scan.versions(name)
@@ -217,19 +224,8 @@ def load_sources(scan: RegistryScan, names: list[str], variants: dict[str, list[
             versions = withdraw_offline(versions)
         plan.append((name, head, versions))
     ids = card_ids(scan, [(name, v.commit) for name, _, versions in plan for v in versions])
-    specs: list[str] = []
-    for name, _, versions in plan:
-        for v in versions:
-            specs.append(ids.get((name, v.commit)) or "0" * 40)
-            specs.append(scan.tag_objects.get(v.tag, v.tag))
-    blobs = cat_objects(scan.root, specs)
-    sources, at = [], 0
+    sources = []
     for name, head, versions in plan:
-        n = len(versions)
-        cards = blobs[at:at + 2 * n:2]
-        notes = [_tag_message(b) for b in blobs[at + 1:at + 2 * n:2]]
-        at += 2 * n
-        pkgs = scan.packages_of(name)
         pointer = None
         w = _WEIGHTS.search(head) if head is not None else None
         if w and b".." not in w.group(1) and not w.group(1).startswith((b"/", b"\\")):  # stay in the folder
@@ -238,10 +234,31 @@ def load_sources(scan: RegistryScan, names: list[str], variants: dict[str, list[
                     pointer = f.read(64 * 1024)
             except (OSError, UnicodeDecodeError):
                 pointer = None
-        sources.append(ModelSource(name=name, head=head, versions=versions, cards=cards, notes=notes,
-                                   packages=pkgs, variants=variants.get(name, []), pointer=pointer,
-                                   repo_url=scan.repo_url, object_dirs=scan.object_dirs))
+        sources.append(ModelSource(
+            name=name, head=head, versions=versions, cards=None, notes=None,
+            card_ids=[ids.get((name, v.commit)) for v in versions],
+            tag_ids=[scan.tag_objects.get(v.tag, v.tag) for v in versions],
+            packages=scan.packages_of(name), variants=variants.get(name, []), pointer=pointer,
+            repo_url=scan.repo_url, object_dirs=scan.object_dirs))
+    if read:
+        read_sources(scan.root, sources)
     return sources
+
+
+def read_sources(root: str | Path, sources: list[ModelSource]) -> None:
+    """Read the cards and release notes the sources locate, in one `git cat-file --batch`."""
+    todo = [src for src in sources if src.cards is None]
+    specs: list[str] = []
+    for src in todo:
+        for card, tag in zip(src.card_ids, src.tag_ids):
+            specs += [card or "0" * 40, tag]
+    blobs = cat_objects(root, specs)
+    at = 0
+    for src in todo:
+        n = len(src.versions)
+        src.cards = blobs[at:at + 2 * n:2]
+        src.notes = [_tag_message(b) for b in blobs[at + 1:at + 2 * n:2]]
+        at += 2 * n
 
 
 # Looking a path up in a commit (`<commit>:models/<name>/model.yaml`) makes git scan the whole

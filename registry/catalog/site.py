@@ -30,7 +30,8 @@ from registry import __version__
 from registry.card import format_size
 from registry.catalog import CATALOG_FORMAT
 from registry.catalog.charts import metric_series, render_chart
-from registry.catalog.collect import ModelSource, catalog_model, fingerprint, load_sources, scan_registry
+from registry.catalog.collect import (ModelSource, catalog_model, fingerprint, load_sources, read_sources,
+                                      scan_registry)
 from registry.catalog.markdown import plain_summary, render_markdown
 from registry.catalog.records import CatalogIndex, CatalogModel, IndexEntry
 from registry.errors import UsageError
@@ -110,8 +111,9 @@ def render_model_page(model: CatalogModel) -> str:
     return _environment().get_template("model.html.j2").render(m=model, charts=charts, root="../../")
 
 
-def _render_models(sources: list[ModelSource], out: str) -> list[tuple[str, dict]]:
+def _render_models(sources: list[ModelSource], out: str, root: str) -> list[tuple[str, dict]]:
     """Render and write the pages and JSON of some models (runs in a worker process)."""
+    read_sources(root, sources)
     results = []
     for src in sources:
         model, svg = catalog_model(src)
@@ -162,13 +164,14 @@ def _render_all(scan, names: list[str], variants: dict[str, list[str]], out: Pat
     if jobs <= 1 or len(chunks) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         results = []
         for chunk in chunks:
-            results += _render_models(load_sources(scan, chunk, variants), str(out))
+            results += _render_models(load_sources(scan, chunk, variants, read=False), str(out), str(scan.root))
         return results
     _environment().get_template("model.html.j2")  # compiled once, inherited by the workers
     results, pending = [], []
     with multiprocessing.get_context("fork").Pool(jobs) as pool:
         for chunk in chunks:
-            pending.append(pool.apply_async(_render_models, (load_sources(scan, chunk, variants), str(out))))
+            sources = load_sources(scan, chunk, variants, read=False)
+            pending.append(pool.apply_async(_render_models, (sources, str(out), str(scan.root))))
             while len(pending) > 2 * jobs:  # bound what waits in memory
                 results += pending.pop(0).get()
         for p in pending:

@@ -159,14 +159,17 @@ def test_rebuild_after_one_publish_rewrites_only_that_model(published_registry, 
     assert "wine" not in json.loads((site / STATE_FILE).read_text())["models"]
 
 
-def test_many_models_are_paged_without_javascript(registry_repo, tmp_path, monkeypatch):
+def test_many_models_are_rendered_by_workers_and_paged_without_javascript(registry_repo, tmp_path, monkeypatch):
     import registry.catalog.site as site_module
 
     monkeypatch.setattr(site_module, "PAGE_SIZE", 2)
+    monkeypatch.setattr(site_module, "CHUNK", 1)  # one model per task: the worker processes render them
     for i, name in enumerate(["alpha", "beta", "gamma"]):
-        add_published(registry_repo, name, seed=i)
+        add_published(registry_repo, name, seed=i, versions=("1.0.0", "1.1.0"))
     site = tmp_path / "site"
-    build_catalog(registry_repo.root, site)
+    report = build_catalog(registry_repo.root, site, jobs=2)
+    assert sorted(report.rewritten) == ["alpha", "beta", "gamma"]
+    assert "gamma notes 1.1.0" in page(site, "gamma") and "alpha notes 1.0.0" in page(site, "alpha")
 
     first, second = (site / "index.html").read_text(), (site / "list" / "2.html").read_text()
     assert "alpha" in first and "beta" in first and "gamma" not in first
