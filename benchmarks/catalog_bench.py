@@ -221,25 +221,32 @@ def write_docs(args, cpus, load, full, again, incremental, raw, zipped, with_ass
     cmd = "python benchmarks/catalog_bench.py" + (" --browser" if args.browser else "") + " --write-docs"
     if (args.models, args.versions) != (10_000, 10):
         cmd += f" --models {args.models} --versions {args.versions}"
+    def met(ok: bool) -> str:
+        return "yes" if ok else "**no**"
+
     rows = [
         f"| full build, {args.models:,} models × {args.versions} versions | {full[0]:.1f} s ({full[1]:.0f} s CPU) "
-        "| ≤ 30 s |",
-        f"| rebuild, nothing changed | {again[0]:.2f} s ({again[1]:.2f} s CPU) | |",
-        f"| incremental build after one publish | {incremental[0]:.2f} s ({incremental[1]:.2f} s CPU) | ≤ 2 s |",
+        f"| ≤ 30 s | {met(full[0] <= 30)} |",
+        f"| rebuild, nothing changed | {again[0]:.2f} s ({again[1]:.2f} s CPU) | | |",
+        f"| incremental build after one publish | {incremental[0]:.2f} s ({incremental[1]:.2f} s CPU) | ≤ 2 s "
+        f"| {met(incremental[0] <= 2)} |",
         f"| index.html before search is used | {raw / 1024:.0f} KB ({zipped / 1024:.0f} KB gzip; "
-        f"{with_assets / 1024:.0f} KB with CSS and JS) | ≤ 300 KB |",
-        f"| search index, fetched on first search | {search_bytes / 1024 / 1024:.1f} MB | |",
+        f"{with_assets / 1024:.0f} KB with CSS and JS) | ≤ 300 KB | {met(with_assets <= 300 * 1024)} |",
+        f"| search index, fetched on first search | {search_bytes / 1024 / 1024:.1f} MB | | |",
     ]
     if search_ms is not None:
-        rows.append(f"| a search in headless Chromium (index loaded) | {search_ms:.0f} ms | ≤ 100 ms |")
+        rows.append(f"| a search in headless Chromium (index loaded) | {search_ms:.0f} ms | ≤ 100 ms "
+                    f"| {met(search_ms <= 100)} |")
     section = ("## Catalog build\n\n"
-               f"`{cmd}` on {cpus} cores (load average {load:.1f} when the builds started: the machine was "
-               "shared, so CPU seconds, the build's and its worker processes', are given beside the wall "
-               "time) generates the registry with `git fast-import` and runs "
+               f"`{cmd}` generates the registry with `git fast-import` (one commit per round of versions, "
+               "an annotated tag with release notes per version, 2% of the models withdrawn) and runs "
                "`registry catalog build -o site` on it: a full build into an empty folder, a rebuild with "
                "nothing changed, and a rebuild after one more version of one model is published (only that "
-               "model's page and the shared index files are written).\n\n"
-               "| measure | result | goal |\n| --- | --- | --- |\n" + "\n".join(rows) + "\n")
+               "model's page, the index page it is on and the JSON indexes are written). "
+               f"Machine: {cpus} cores, shared with other work (load average {load:.1f} when the builds "
+               "started), so the CPU seconds of the build and its worker processes are given beside the wall "
+               "time.\n\n"
+               "| measure | result | goal | met |\n| --- | --- | --- | --- |\n" + "\n".join(rows) + "\n")
     text = DOCS.read_text()
     start = text.find("## Catalog build")
     if start >= 0:
