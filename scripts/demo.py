@@ -369,6 +369,16 @@ def unpublish(d: Demo) -> None:
     d.sh("registry", "list")
 
 
+def build_the_catalog(d: Demo) -> None:
+    d.say("Every publish also rebuilds the public catalog: a static site of the published models, with "
+          "their versions, notes, metrics and pull commands, deployed to GitHub Pages by the publish "
+          "workflow. Built here from the clone:")
+    site = d.work / "site"
+    d.sh("registry", "catalog", "build", "-o", site)
+    d.say(f"Open {site / 'index.html'} in a browser, or preview it with `registry catalog serve -d {site}` "
+          "(run the demo with --keep, or the copy is removed at the end).")
+
+
 STEPS: list[Step] = [
     Step("Make a throw-away copy of the registry", copy_registry),
     Step("Fetch the example weights; the bot checks every model", fetch_example_weights),
@@ -385,6 +395,7 @@ STEPS: list[Step] = [
     Step("Build a device package; a consumer pulls it by target and runs it", build_device_package),
     Step("Compress the model to a size target", compress_a_version),
     Step("Unpublish; pulling a withdrawn version warns", unpublish),
+    Step("Build the public catalog", build_the_catalog),
 ]
 
 

@@ -26,7 +26,9 @@ def test_demo_runs_end_to_end_on_another_machine_and_the_bot_catches_then_passes
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     steps = [line for line in out.splitlines() if line.startswith("==> [")]
-    assert steps[0].startswith("==> [1/") and steps[-1].endswith("pulling a withdrawn version warns")
+    assert steps[0].startswith("==> [1/") and steps[-1].endswith("Build the public catalog")
+    catalog = out.split("Build the public catalog")[1]
+    assert "catalog of" in catalog and "site/index.html" in catalog and "registry catalog serve" in catalog
     fetched = out.split("Fetch the example weights")[1].split("==> [")[0]
     assert "3 models checked: 3 passed, 0 failed; 0 errors, 0 warnings" in fetched  # no network, no --offline
     retrained = out.split("Retrain the examples and compare")[1].split("==> [")[0]

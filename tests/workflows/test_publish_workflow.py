@@ -79,6 +79,16 @@ def test_a_merge_publishes_tags_releases_and_commits_the_changelog(tmp_path):
         "models/tiny-mlp/CHANGELOG.md"
     ]
     assert "1.0.0" in clone.git("show", "main:models/tiny-mlp/CHANGELOG.md")
+    # after the publish, the catalog is built from main and deployed to GitHub Pages
+    assert result.job_status("build the catalog") == "succeeded", result.output
+    assert result.job_status("deploy the catalog") == "succeeded", result.output
+    site = act.artifacts / "github-pages"
+    assert 'href="models/tiny-mlp/"' in (site / "index.html").read_text()
+    page = (site / "models" / "tiny-mlp" / "index.html").read_text()
+    assert f"registry pull tiny-mlp@1.0.0 --repo https://github.com/{GITHUB_REPOSITORY}.git" in page
+    assert "tiny-mlp" in (site / "index.json").read_text()
+    assert not (site / ".catalog-state.json").exists()  # the build's manifest is not published
+    assert (act.artifacts / "github-pages.deployed").is_file()
 
     again = act.run("publish.yml", "push", push_event(before, after), sha=after)
 

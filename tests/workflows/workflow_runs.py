@@ -39,6 +39,8 @@ STANDIN_FOR = {
     "peter-evans/create-or-update-comment": "create-or-update-comment",
     "stefanzweifel/git-auto-commit-action": "git-auto-commit-action",
     "actions/attest-build-provenance": "attest-build-provenance",
+    "actions/upload-pages-artifact": "upload-pages-artifact",
+    "actions/deploy-pages": "deploy-pages",
 }
 GITHUB_REPOSITORY = "example/registry"
 # Runner labels the workflows ask for that run on this machine (act's host mode: no containers).

@@ -1,0 +1,560 @@
+"""Reading the registry for the catalog, in bulk: tags, cards, release notes, package indexes.
+
+`scan_registry` reads what every build needs, cheaply: every tag in one `git for-each-ref`, every
+current card from the working tree (bytes only), and the package indexes on the public remote
+(one listing, then only the indexes that exist). From that, `fingerprint` tells whether a model's
+page can change, so an incremental build reads versions' cards and notes (`load_sources`, one
+`git cat-file --batch` for all of them) only for the models that changed.
+
+`catalog_model` turns one model's sources into its `CatalogModel`; it runs in worker processes
+during a full build, so its input (`ModelSource`) is plain, picklable data.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import os
+import re
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from registry.card import CARD_FILE, MAX_CARD_BYTES, MODELS_DIR, ModelCard, Status, load_card
+from registry.catalog.markdown import MAX_CHARS
+from registry.catalog.records import (CatalogMetric, CatalogModel, CatalogPackage, CatalogVersion,
+                                      GraphInfo, Lineage)
+from registry.errors import CardError, GitError, RegistryError, UsageError
+from registry.versions import _FORMAT as TAG_FORMAT  # the format parse_refs reads
+from registry.versions import Version, git_output, latest, parse_refs, withdraw_offline
+
+_DERIVED = re.compile(rb"^derived_from:\s*[\"']?([a-z0-9][a-z0-9-]{0,62}[a-z0-9])@", re.MULTILINE)
+_VERSION_TAG = re.compile(r"[a-z0-9][a-z0-9-]{0,62}[a-z0-9]@v\d+\.\d+\.\d+[^!\s]* ")
+_WEIGHTS = re.compile(rb"^weights:\s*[\"']?([^\s\"'#]+)", re.MULTILINE)
+try:
+    _Loader: type = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - PyYAML built without libyaml
+    _Loader = yaml.SafeLoader
+
+
+@dataclass
+class RegistryScan:
+    """What every build reads: the registry's tags, current cards and package indexes."""
+
+    root: Path
+    commit: str
+    repo_url: str
+    tag_objects: dict[str, str] = field(default_factory=dict)  # tag name -> tag object id
+    refs: dict[str, list[str]] = field(default_factory=dict)  # model -> "<tag> <object id>" lines
+    heads: dict[str, bytes] = field(default_factory=dict)  # model -> its card in the working tree
+    package_indexes: dict[tuple[str, str], bytes] = field(default_factory=dict)  # (model, version) -> index
+    object_dirs: list[Path] = field(default_factory=list)  # where weights objects may lie locally
+    card_history: tuple | None = None  # see card_ids
+
+    _versions: dict[str, list[Version]] = field(default_factory=dict)
+    _packages_by_model: dict[str, dict[str, bytes]] | None = None
+
+    def listed(self) -> list[str]:
+        """The models the catalog lists: every model with at least one version tag."""
+        return sorted(name for name, lines in self.refs.items()
+                      if any(_VERSION_TAG.match(line) for line in lines))
+
+    def load_versions(self, names: list[str]) -> None:
+        """Read the versions (dates, tagged commits, withdrawals) of these models' tags.
+
+        The scan itself lists only tag names and object ids, which git reads from its ref store;
+        dates and tagged commits need every tag object read, so that is done only for the models
+        whose pages are rendered: by name patterns for a few, in one pass over all tags for many.
+        """
+        todo = [n for n in dict.fromkeys(names) if n not in self._versions]
+        if not todo:
+            return
+        patterns = [f"refs/tags/{n}@*" for n in todo] if len(todo) <= 50 else ["refs/tags"]
+        out = git_output(self.root, "for-each-ref", f"--format={TAG_FORMAT}", *patterns)
+        lines: dict[str, list[str]] = {}
+        for line in out.splitlines():
+            lines.setdefault(line.partition("@")[0], []).append(line)
+        for name in todo:
+            self._versions[name] = parse_refs("\n".join(lines.get(name, []))).get(name, [])
+
+    def versions(self, name: str) -> list[Version]:
+        """A model's versions (withdrawals by tag applied; see `load_versions`)."""
+        if name not in self._versions:
+            self.load_versions([name])
+        return self._versions[name]
+
+    def packages_of(self, name: str) -> dict[str, bytes]:
+        """version -> package index bytes, for one model."""
+        if self._packages_by_model is None:
+            self._packages_by_model = {}
+            for (model, version), data in self.package_indexes.items():
+                self._packages_by_model.setdefault(model, {})[version] = data
+        return self._packages_by_model.get(name, {})
+
+    def parents(self) -> dict[str, str]:
+        """model -> the model its current card says it derives from."""
+        out = {}
+        for name, data in self.heads.items():
+            m = _DERIVED.search(data)
+            if m:
+                out[name] = m.group(1).decode()
+        return out
+
+
+@dataclass
+class ModelSource:
+    """One model's inputs, as plain data: a worker process renders its page from this alone."""
+
+    name: str
+    head: bytes | None
+    versions: list[Version]
+    cards: list[bytes | None] | None  # each version's card (None until read)
+    notes: list[str] | None  # each version's release notes (None until read)
+    card_ids: list[str | None]  # where they are: blob ids of the cards,
+    tag_ids: list[str]  # and tag object ids
+    packages: dict[str, bytes]
+    variants: list[str]
+    pointer: bytes | None
+    repo_url: str
+    object_dirs: list[Path]
+
+
+# --------------------------------------------------------------------------- scanning
+
+def scan_registry(root: str | Path, *, repo_url: str | None = None, packages: bool = True) -> RegistryScan:
+    """Read tags, current cards and (unless `packages` is False) the public remote's package indexes.
+
+    Raises:
+        UsageError: `root` is not a clone of the registry.
+        StorageError: the public remote cannot be listed or read.
+    """
+    root = Path(root)
+    commit = git_output(root, "rev-parse", "--verify", "--quiet", "HEAD", check=False).strip()
+    if not commit:
+        raise UsageError(f"{root} is not a clone of the registry with a commit",
+                         "run this in a clone of the registry (or pass -C <clone>)")
+    out = git_output(root, "for-each-ref", "--format=%(refname:lstrip=2) %(objectname)", "refs/tags")
+    scan = RegistryScan(root=root, commit=commit, repo_url=repo_url or _origin_url(root))
+    refs, objects = scan.refs, scan.tag_objects
+    for line in out.splitlines():
+        ref, _, obj = line.partition(" ")
+        name, at, _ = ref.partition("@")
+        if at:
+            objects[ref] = obj
+            refs.setdefault(name, []).append(line)
+    models = os.path.join(root, MODELS_DIR)
+    try:
+        folders = [e.name for e in os.scandir(models) if e.is_dir() and not e.name.startswith(".")]
+    except FileNotFoundError:
+        folders = []
+    for name in folders:
+        try:
+            with open(f"{models}/{name}/{CARD_FILE}", "rb") as f:
+                scan.heads[name] = f.read(MAX_CARD_BYTES + 1)
+        except OSError:
+            continue
+    if (root / ".dvc").is_dir():
+        _scan_storage(scan, packages)
+    return scan
+
+
+def _scan_storage(scan: RegistryScan, packages: bool) -> None:
+    from registry.storage import PUBLIC, Storage, with_retries
+
+    storage = Storage(scan.root)
+    scan.object_dirs.append(scan.root / ".dvc" / "cache" / "files" / "md5")
+    try:
+        remote = storage.remote(PUBLIC)
+    except UsageError:
+        return  # no public remote: nothing is published there yet, and no packages
+    fs = getattr(remote.fs, "fs", remote.fs)
+    if type(fs).__name__ == "LocalFileSystem" or getattr(fs, "protocol", None) in ("file", "local"):
+        scan.object_dirs.append(Path(remote.root) / "files" / "md5")
+    if not packages:
+        return
+    base = f"{remote.root}/packages"
+
+    def find() -> list[str]:
+        try:
+            return list(fs.find(base))
+        except FileNotFoundError:
+            return []
+
+    for path in with_retries(f"listing the package indexes of remote '{remote.name}'", find):
+        parts = path.rstrip("/").split("/")
+        if len(parts) < 4 or parts[-1] != "index.json":
+            continue
+        name, version = parts[-3], parts[-2]
+        data = remote.read_key(f"packages/{name}/{version}/index.json")
+        if data is not None:
+            scan.package_indexes[(name, version)] = data
+
+
+def _origin_url(root: Path) -> str:
+    url = git_output(root, "config", "--get", "remote.origin.url", check=False).strip()
+    return url or str(root.resolve())
+
+
+def fingerprint(scan: RegistryScan, name: str, variants: list[str], settings: str) -> str:
+    """A hash of everything a model's page and JSON are made from (its tags are immutable, so
+    their names and object ids stand for their cards and notes)."""
+    h = hashlib.sha256(settings.encode())
+    h.update(b"\0card\0" + scan.heads.get(name, b"<none>"))
+    h.update(b"\0tags\0" + "\n".join(sorted(scan.refs.get(name, []))).encode())
+    for version, data in sorted(scan.packages_of(name).items()):
+        h.update(b"\0packages\0" + version.encode() + b"\0" + data)
+    h.update(b"\0variants\0" + ",".join(variants).encode())
+    return h.hexdigest()
+
+
+def load_sources(scan: RegistryScan, names: list[str], variants: dict[str, list[str]], *,
+                 read: bool = True) -> list[ModelSource]:
+    """The inputs of the given models' pages.
+
+    With `read` False, the versions' cards and notes are only located (blob and tag object ids),
+    and `read_sources` reads them later, e.g. in the worker process that renders the pages.
+    """
+    plan = []
+    for name in names:
+        versions = scan.versions(name)
+        head = scan.heads.get(name)
+        if head is not None and re.search(rb"^status:\s*[\"']?offline\b", head, re.MULTILINE):
+            versions = withdraw_offline(versions)
+        plan.append((name, head, versions))
+    ids = card_ids(scan, [(name, v.commit) for name, _, versions in plan for v in versions])
+    sources = []
+    for name, head, versions in plan:
+        pointer = None
+        w = _WEIGHTS.search(head) if head is not None else None
+        if w and b".." not in w.group(1) and not w.group(1).startswith((b"/", b"\\")):  # stay in the folder
+            try:
+                with open(os.path.join(scan.root, MODELS_DIR, name, w.group(1).decode() + ".dvc"), "rb") as f:
+                    pointer = f.read(64 * 1024)
+            except (OSError, UnicodeDecodeError):
+                pointer = None
+        sources.append(ModelSource(
+            name=name, head=head, versions=versions, cards=None, notes=None,
+            card_ids=[ids.get((name, v.commit)) for v in versions],
+            tag_ids=[scan.tag_objects.get(v.tag, v.tag) for v in versions],
+            packages=scan.packages_of(name), variants=variants.get(name, []), pointer=pointer,
+            repo_url=scan.repo_url, object_dirs=scan.object_dirs))
+    if read:
+        read_sources(scan.root, sources)
+    return sources
+
+
+def read_sources(root: str | Path, sources: list[ModelSource]) -> None:
+    """Read the cards and release notes the sources locate, in one `git cat-file --batch`."""
+    todo = [src for src in sources if src.cards is None]
+    specs: list[str] = []
+    for src in todo:
+        for card, tag in zip(src.card_ids, src.tag_ids):
+            specs += [card or "0" * 40, tag]
+    blobs = cat_objects(root, specs)
+    at = 0
+    for src in todo:
+        n = len(src.versions)
+        src.cards = blobs[at:at + 2 * n:2]
+        src.notes = [_tag_message(b) for b in blobs[at + 1:at + 2 * n:2]]
+        at += 2 * n
+
+
+# Looking a path up in a commit (`<commit>:models/<name>/model.yaml`) makes git scan the whole
+# models/ tree each time: milliseconds per lookup on a registry of 10,000 models. Many lookups are
+# answered instead from one walk of the main line's history of cards, which lists each card's blob
+# id at every commit that changed it.
+HISTORY_WALK_FROM = 200  # lookups from which the history walk is cheaper
+
+
+def card_ids(scan: RegistryScan, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """Blob ids of `models/<name>/model.yaml` at each (name, commit) wanted (absent: no card there)."""
+    found: dict[tuple[str, str], str] = {}
+    todo = list(dict.fromkeys(wanted))
+    if len(todo) >= HISTORY_WALK_FROM:
+        if scan.card_history is None:
+            scan.card_history = _card_history(scan.root)
+        positions, history = scan.card_history
+        rest = []
+        for name, commit in todo:
+            pos = positions.get(commit)
+            if pos is None:  # not on the main line: ask git directly
+                rest.append((name, commit))
+                continue
+            changes = history.get(name, [])
+            i = bisect.bisect_right(changes, (pos, "\uffff")) - 1
+            if i >= 0 and changes[i][1]:
+                found[(name, commit)] = changes[i][1]
+        todo = rest
+    if todo:
+        out = subprocess.run(["git", "cat-file", "--batch-check=%(objectname) %(objecttype)"], cwd=scan.root,
+                             input="".join(f"{c}:{MODELS_DIR}/{n}/{CARD_FILE}\n" for n, c in todo).encode(),
+                             capture_output=True)
+        for key, line in zip(todo, out.stdout.decode().splitlines()):
+            sha, _, kind = line.partition(" ")
+            if kind == "blob":
+                found[key] = sha
+    return found
+
+
+def _card_history(root: Path) -> tuple[dict[str, int], dict[str, list[tuple[int, str]]]]:
+    """(position of each first-parent commit of HEAD, oldest 0; {model: [(position, card blob id or
+    '' when deleted)] sorted}) from one `git rev-list` and one `git log --raw`."""
+    order = git_output(root, "rev-list", "--first-parent", "HEAD").split()
+    positions = {c: i for i, c in enumerate(reversed(order))}
+    out = git_output(root, "log", "--first-parent", "--diff-merges=first-parent", "--format=%x00%H", "--raw",
+                     "--no-abbrev", "--no-renames", "HEAD", "--", f"{MODELS_DIR}/*/{CARD_FILE}")
+    history: dict[str, list[tuple[int, str]]] = {}
+    for block in out.split("\0")[1:]:
+        lines = block.split("\n")
+        pos = positions.get(lines[0].strip())
+        if pos is None:
+            continue
+        for line in lines[1:]:
+            if not line.startswith(":"):
+                continue
+            meta, _, path = line.partition("\t")
+            parts, fields = path.split("/"), meta.split()
+            if len(parts) != 3 or len(fields) < 5:
+                continue
+            history.setdefault(parts[1], []).append((pos, "" if fields[4].startswith("D") else fields[3]))
+    for changes in history.values():
+        changes.sort()
+    return positions, history
+
+
+def cat_objects(root: str | Path, specs: list[str]) -> list[bytes | None]:
+    """Contents of many blobs or tag objects (`<rev>:<path>` or an object id) through one
+    `git cat-file --batch`; None for what is missing or of another type."""
+    if not specs:
+        return []
+    proc = subprocess.run(["git", "cat-file", "--batch"], cwd=root, input="\n".join(specs).encode() + b"\n",
+                          capture_output=True)
+    if proc.returncode != 0:
+        raise GitError(f"git cat-file failed: {proc.stderr.decode(errors='replace').strip()}")
+    data, pos, result = proc.stdout, 0, []
+    for _ in specs:
+        end = data.index(b"\n", pos)
+        header = data[pos:end].split(b" ")
+        pos = end + 1
+        if len(header) == 3 and header[1] in (b"blob", b"tag", b"commit", b"tree"):
+            size = int(header[2])
+            result.append(data[pos:pos + size] if header[1] in (b"blob", b"tag") else None)
+            pos += size + 1
+        else:  # "<spec> missing" / "ambiguous"
+            result.append(None)
+    return result
+
+
+def _tag_message(obj: bytes | None) -> str:
+    """The message of a raw annotated tag object (its signature left out)."""
+    if not obj:
+        return ""
+    _, sep, message = obj.partition(b"\n\n")
+    text = message.decode("utf-8", errors="replace") if sep else ""
+    cut = text.find("-----BEGIN PGP SIGNATURE-----")
+    if cut < 0:
+        cut = text.find("-----BEGIN SSH SIGNATURE-----")
+    return (text[:cut] if cut >= 0 else text).strip()
+
+
+# --------------------------------------------------------------------------- one model
+
+# A card's metrics block as people and `registry new` write it: block style, plain scalars, no
+# comments. Anything else is read by the YAML parser instead, so both give the same result.
+_METRICS_KEY = re.compile(r"^metrics[ \t]*:", re.MULTILINE)
+_METRICS_BLOCK = re.compile(r"^metrics:[ \t]*\n((?:(?:[ \t]+|- ).*\n?|[ \t]*\n)*)", re.MULTILINE)
+_ITEM = re.compile(r"( *)(- +)?([a-z_]+): (.+)")
+_PLAIN = re.compile(r"[A-Za-z0-9_./()%+-](?:[^#:]*[^\s#:])?")
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
+_YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "null", "y", "n", "~"}
+
+
+def _metrics_block(text: str) -> list[dict] | None:
+    """The metrics of a card read by the pattern above; None when the card does not follow it."""
+    if not _METRICS_KEY.search(text):
+        return []
+    block = _METRICS_BLOCK.search(text)
+    if block is None:
+        return None
+    items: list[dict] = []
+    indent = None
+    for line in block.group(1).splitlines():
+        if not line.strip():
+            continue
+        m = _ITEM.fullmatch(line)
+        if m is None:
+            return None
+        spaces, dash, key, raw = len(m.group(1)), m.group(2), m.group(3), m.group(4).strip()
+        if dash:
+            if indent is not None and spaces != indent:
+                return None
+            indent = spaces
+            items.append({})
+            here = spaces + len(dash)
+        elif not items or spaces != here:
+            return None
+        if key in items[-1]:
+            return None
+        if key == "value":
+            if not _NUMBER.fullmatch(raw):
+                return None
+            items[-1][key] = float(raw)
+        elif key == "higher_is_better":
+            if raw not in ("true", "false"):
+                return None
+            items[-1][key] = raw == "true"
+        elif key in ("name", "dataset", "unit"):
+            if not _PLAIN.fullmatch(raw) or raw.lower() in _YAML_WORDS or _NUMBER.fullmatch(raw):
+                return None
+            items[-1][key] = raw
+        else:
+            return None
+    return items
+
+
+def _metrics(data: bytes | None) -> list[CatalogMetric]:
+    """The metrics of a version's card (published cards passed the bot's checks, so reading the
+    metrics is enough here); anything that is not a well-formed metric is left out."""
+    if not data or len(data) > MAX_CARD_BYTES:
+        return []
+    text = data.decode("utf-8", errors="replace")
+    raw = _metrics_block(text)
+    if raw is None:
+        try:
+            doc = yaml.load(text, Loader=_Loader)
+        except yaml.YAMLError:
+            return []
+        raw = doc.get("metrics") if isinstance(doc, dict) else None
+    out = []
+    for item in raw[:200] if isinstance(raw, list) else []:
+        if not isinstance(item, dict):
+            continue
+        try:
+            out.append(CatalogMetric(name=str(item["name"]), dataset=str(item["dataset"]),
+                                     value=float(item["value"]), unit=item.get("unit"),
+                                     higher_is_better=item.get("higher_is_better")))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out
+
+
+def _card(data: bytes | None, name: str) -> tuple[ModelCard | None, str | None]:
+    """A card and, when it does not validate, the first problem with its line.
+
+    A plain card (no anchors, aliases or tags) is read with the C YAML loader and validated
+    directly; the registry's own loader, which also maps every key to its line, is used for the
+    rest and to say where a problem is.
+    """
+    if data is None:
+        return None, None
+    if len(data) <= MAX_CARD_BYTES and not re.search(rb"[&*!]", data):
+        try:
+            doc = yaml.load(data, Loader=_Loader)
+            if isinstance(doc, dict):
+                return ModelCard.model_validate(doc), None
+        except (yaml.YAMLError, ValueError):
+            pass
+    path = f"{MODELS_DIR}/{name}/{CARD_FILE}"
+    try:
+        loaded = load_card(data, path)
+    except CardError as e:
+        return None, str(e)
+    if loaded.card is None:
+        first = loaded.findings[0]
+        return None, f"{path}:{first.line or '?'}: {first.message}"
+    return loaded.card, None
+
+
+def version_commands(name: str, version: str, repo_url: str) -> list[str]:
+    """The commands that fetch one version: registry pull, dvc artifacts get, git checkout + dvc pull."""
+    return [f"registry pull {name}@{version} --repo {repo_url}",
+            f"dvc artifacts get {repo_url} {name} --rev v{version}",
+            f"git checkout {name}@v{version} && dvc pull -R {MODELS_DIR}/{name}"]
+
+
+def _packages(src: ModelSource, v: Version) -> list[CatalogPackage]:
+    from registry.package_index import PackageIndex
+
+    data = src.packages.get(v.version)
+    if data is None:
+        return []
+    try:
+        index = PackageIndex.model_validate_json(data)
+    except ValueError:
+        return []
+    if index.commit != v.commit:  # an index written for another commit is not this version's
+        return []
+    return [CatalogPackage(target=t, file=e.file, size=e.size, sha256=e.sha256, engine=e.engine,
+                           verified_on_device=e.verified_on_device, encrypted=e.encrypted,
+                           pull=f"registry pull {src.name}@{v.version} --target {t} --repo {src.repo_url}")
+            for t, e in sorted(index.packages.items())]
+
+
+def catalog_model(src: ModelSource) -> tuple[CatalogModel, str | None]:
+    """One model's catalog record, and the SVG picture of its graph when its weights are local."""
+    head, problem = _card(src.head, src.name)
+    live = latest(src.versions)
+    last = src.versions[-1] if src.versions else None
+    shown = head
+    if shown is None and (live or last) is not None:
+        idx = src.versions.index(live or last)
+        shown, _ = _card(src.cards[idx], src.name)
+    state = "deleted" if src.head is None else (head.status.value if head else "invalid")
+    model = CatalogModel(name=src.name, state=state, withdrawn=live is None,
+                         latest=live.version if live else None,
+                         date=(live or last).date if (live or last) else None, card_problem=problem)
+    if shown is not None:
+        desc = shown.description
+        if desc and len(desc) > MAX_CHARS:
+            desc, model.description_truncated = desc[:MAX_CHARS], True
+        model.task, model.project, model.owners = shown.task.value, shown.project, list(shown.owners)
+        model.license, model.tags, model.description = shown.license, list(shown.tags), desc
+        model.source_repo, model.source_commit = shown.source.repo, shown.source.commit
+        model.size = shown.size_bytes
+    model.lineage = Lineage(derived_from=shown.derived_from if shown else None, variants=src.variants)
+    for v, card_bytes, notes in zip(src.versions, src.cards, src.notes):
+        state_v = ("withdrawn" if v.withdrawn else "latest" if live is not None and v.version == live.version
+                   else "pre-release" if v.prerelease else "release")
+        model.versions.append(CatalogVersion(
+            version=v.version, tag=v.tag, commit=v.commit, date=v.date, state=state_v,
+            withdrawn_by=v.withdrawn_by, notes=notes[:MAX_CHARS], metrics=_metrics(card_bytes),
+            packages=_packages(src, v), commands=version_commands(src.name, v.version, src.repo_url)))
+    model.versions.reverse()
+    chosen = next((v for v in model.versions if v.version == model.latest), None) or (
+        model.versions[0] if model.versions else None)
+    if chosen is not None and chosen.metrics:
+        model.headline = chosen.metrics[0]
+    model.graph, svg = _graph(src, head, live)
+    return model, svg
+
+
+def _graph(src: ModelSource, head: ModelCard | None, live: Version | None) -> tuple[GraphInfo, str | None]:
+    """The graph of the latest version, when its weights object is in a local folder."""
+    from registry.storage import recorded_md5
+
+    if live is None:
+        return GraphInfo(available=False, reason="no live version"), None
+    if head is None or head.version != live.version:
+        return GraphInfo(available=False, reason=f"the weights of v{live.version} are not checked out "
+                                                 "where the catalog was built"), None
+    md5 = recorded_md5(src.pointer) if src.pointer else None
+    path = next((p for d in src.object_dirs if md5 and (p := d / md5[:2] / md5[2:]).is_file()), None)
+    if path is None:
+        return GraphInfo(available=False, reason="the weights are not available locally where the catalog "
+                                                 "was built (not in the DVC cache or a local public remote)"), None
+    from registry.graph import WeightsFormat, load_onnx, render_svg, summarize
+    from registry.notes import facts_of
+
+    try:
+        summary = summarize(path, md5=md5)
+        facts = facts_of(summary)
+        svg = render_svg(load_onnx(path, load_external=False)) if summary.format is WeightsFormat.onnx else None
+    except RegistryError as e:
+        return GraphInfo(available=False, reason=f"the weights could not be read: {e.message}"), None
+    info = GraphInfo(available=True, picture="graph.svg" if svg else None, format=summary.format.value,
+                     inputs=facts.inputs, outputs=facts.outputs, opset=facts.opset,
+                     operators=dict(sorted(summary.op_counts.items(), key=lambda kv: (-kv[1], kv[0]))),
+                     parameters=facts.parameters, file_size=facts.file_size)
+    return info, svg

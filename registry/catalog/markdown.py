@@ -1,0 +1,179 @@
+"""A small, safe Markdown renderer for card descriptions and release notes.
+
+Card text is untrusted. Every character of it is escaped before any markup is added, and the
+markup comes only from this module: paragraphs, headings, bullet and numbered lists, pipe tables,
+fenced code blocks, inline code, bold, italics, and links whose address is http, https or mailto
+(anything else, `javascript:` included, stays plain text). Raw HTML in the text is shown as text.
+"""
+
+from __future__ import annotations
+
+import re
+
+from markupsafe import Markup
+
+# What markupsafe.escape does, without making a Markup object per piece (many per page).
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", "'": "&#39;"})
+
+
+def escape(text: str) -> str:
+    """`text` with every character that means something in HTML escaped."""
+    return text.translate(_ESCAPES)
+
+
+MAX_CHARS = 20_000  # longer text is cut (the page says so)
+
+_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+_BULLET = re.compile(r"^\s{0,3}[-*+]\s+(.*)$")
+_NUMBERED = re.compile(r"^\s{0,3}\d{1,9}[.)]\s+(.*)$")
+_FENCE = re.compile(r"^\s{0,3}(```|~~~)")
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
+_MARKUP_CHARS = re.compile(r"[`\[*_]")
+_SAFE_URL = re.compile(r"^(https?://|mailto:)[^\s<>\"'`]+$", re.IGNORECASE)
+# inline: code spans first (their content is literal), then links, bold, italics
+_INLINE = re.compile(
+    r"(?P<code>`+)(?P<code_text>.+?)(?P=code)"
+    r"|\[(?P<link_text>[^\]\n]{1,500})\]\((?P<link_url>[^)\s]{1,2000})\)"
+    r"|(?P<bold>\*\*|__)(?P<bold_text>.+?)(?P=bold)"
+    r"|(?<![\w*])(?P<em>[*_])(?P<em_text>[^*_\s](?:.*?[^*_\s])?)(?P=em)(?![\w*])"
+)
+
+
+def render_markdown(text: str | None, heading_offset: int = 2) -> Markup:
+    """Render untrusted Markdown text as safe HTML.
+
+    Args:
+        text: the Markdown (None renders nothing).
+        heading_offset: added to each heading's level, so a card's `# Title` sits under the page's
+            own headings (levels above 6 become 6).
+    """
+    if not text:
+        return Markup("")
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    out: list[str] = []
+    para: list[str] = []
+    i = 0
+
+    def flush_para() -> None:
+        if para:
+            out.append("<p>" + "\n".join(_inline(x.strip()) for x in para) + "</p>")
+            para.clear()
+
+    while i < len(lines):
+        line = lines[i]
+        stripped = line.strip()
+        if not stripped:
+            flush_para()
+            i += 1
+            continue
+        fence = _FENCE.match(line)
+        if fence:
+            flush_para()
+            marker, body = fence.group(1), []
+            i += 1
+            while i < len(lines) and not lines[i].strip().startswith(marker):
+                body.append(lines[i])
+                i += 1
+            i += 1  # the closing fence (or the end of the text)
+            out.append("<pre><code>" + escape("\n".join(body)) + "</code></pre>")
+            continue
+        heading = _HEADING.match(line)
+        if heading:
+            flush_para()
+            level = min(6, len(heading.group(1)) + heading_offset)
+            out.append(f"<h{level}>{_inline(heading.group(2))}</h{level}>")
+            i += 1
+            continue
+        if "|" in stripped and i + 1 < len(lines) and _TABLE_RULE.match(lines[i + 1]) and "-" in lines[i + 1]:
+            flush_para()
+            i = _table(lines, i, out)
+            continue
+        for pattern, tag in ((_BULLET, "ul"), (_NUMBERED, "ol")):
+            if pattern.match(line):
+                flush_para()
+                items = []
+                while i < len(lines) and (m := pattern.match(lines[i])):
+                    item = [m.group(1)]
+                    i += 1
+                    while (i < len(lines) and lines[i].startswith(("  ", "\t")) and lines[i].strip()
+                           and not _BULLET.match(lines[i]) and not _NUMBERED.match(lines[i])):
+                        item.append(lines[i].strip())
+                        i += 1
+                    items.append("<li>" + " ".join(_inline(x) for x in item) + "</li>")
+                out.append(f"<{tag}>" + "".join(items) + f"</{tag}>")
+                break
+        else:
+            para.append(line)
+            i += 1
+    flush_para()
+    return Markup("\n".join(out))
+
+
+def _cells(line: str) -> list[str]:
+    s = line.strip()
+    if s.startswith("|"):
+        s = s[1:]
+    if s.endswith("|") and not s.endswith("\\|"):
+        s = s[:-1]
+    return [c.strip() for c in s.split("|")]
+
+
+def _table(lines: list[str], i: int, out: list[str]) -> int:
+    head = _cells(lines[i])
+    aligns = []
+    for rule in _cells(lines[i + 1]):
+        aligns.append("right" if rule.endswith(":") and not rule.startswith(":") else
+                      "center" if rule.startswith(":") and rule.endswith(":") else "")
+    rows = []
+    i += 2
+    while i < len(lines) and "|" in lines[i] and lines[i].strip():
+        rows.append(_cells(lines[i]))
+        i += 1
+
+    def cell(tag: str, text: str, n: int) -> str:
+        align = aligns[n] if n < len(aligns) else ""
+        cls = f' class="{align}"' if align else ""
+        return f"<{tag}{cls}>{_inline(text)}</{tag}>"
+
+    html = ["<div class=\"table-wrap\"><table><thead><tr>"
+            + "".join(cell("th", c, n) for n, c in enumerate(head)) + "</tr></thead><tbody>"]
+    for row in rows:
+        html.append("<tr>" + "".join(cell("td", c, n) for n, c in enumerate(row[:max(len(head), 1)])) + "</tr>")
+    html.append("</tbody></table></div>")
+    out.append("".join(html))
+    return i
+
+
+def _inline(text: str) -> str:
+    """Escape a line and add inline markup; only this function adds tags."""
+    if not _MARKUP_CHARS.search(text):
+        return escape(text)
+    pieces: list[str] = []
+    pos = 0
+    for m in _INLINE.finditer(text):
+        pieces.append(escape(text[pos:m.start()]))
+        pos = m.end()
+        if m.group("code"):
+            pieces.append(f"<code>{escape(m.group('code_text').strip())}</code>")
+        elif m.group("link_text") is not None:
+            url, label = m.group("link_url"), m.group("link_text")
+            if _SAFE_URL.match(url):
+                pieces.append(f'<a href="{escape(url)}" rel="nofollow noopener noreferrer">{_inline(label)}</a>')
+            else:  # not a link we allow: show what was written, as text
+                pieces.append(escape(m.group(0)))
+        elif m.group("bold"):
+            pieces.append(f"<strong>{_inline(m.group('bold_text'))}</strong>")
+        else:
+            pieces.append(f"<em>{_inline(m.group('em_text'))}</em>")
+    pieces.append(escape(text[pos:]))
+    return "".join(pieces)
+
+
+def plain_summary(text: str | None, limit: int = 200) -> str:
+    """The first paragraph of Markdown text as plain text, at most `limit` characters."""
+    if not text:
+        return ""
+    first = re.split(r"\n\s*\n", text.strip(), maxsplit=1)[0]
+    first = re.sub(r"[`*_#>|]", "", re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", first))
+    first = " ".join(first.split())
+    return first if len(first) <= limit else first[: limit - 1].rstrip() + "…"
