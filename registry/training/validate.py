@@ -50,7 +50,8 @@ class Combination:
 
     @property
     def key(self) -> tuple:
-        return (self.structure, self.dataset, self.algorithm, tuple(sorted(self.hyperparameters.items())))
+        # algorithm settings (epochs, learning rate…) do not change what one step builds and runs
+        return (self.structure, self.dataset, self.algorithm, tuple(sorted(self.params.items())))
 
 
 @dataclass
