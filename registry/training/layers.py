@@ -114,7 +114,7 @@ def inspect_custom_layer(source: bytes | str, path: str) -> CustomLayerInfo:
     else:
         for stmt in configs[0].body:
             if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
-                info.config_fields[stmt.target.id] = stmt.value is None
+                info.config_fields[stmt.target.id] = _required(stmt.value)
     for stmt in tree.body:
         if (isinstance(stmt, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "OUTPUT_SHAPE"
                                                 for t in stmt.targets)):
@@ -124,6 +124,17 @@ def inspect_custom_layer(source: bytes | str, path: str) -> CustomLayerInfo:
                 info.problems.append(("OUTPUT_SHAPE must be a literal ('same')", "write OUTPUT_SHAPE = \"same\"",
                                       stmt.lineno))
     return info
+
+
+def _required(value: ast.expr | None) -> bool:
+    """Whether a pydantic field has no default: no value, or Field(...) / Field() without default."""
+    if value is None:
+        return True
+    if isinstance(value, ast.Call) and _base_name(value.func) in ("Field", "pydantic.Field"):
+        if any(k.arg in ("default", "default_factory") for k in value.keywords):
+            return False
+        return not value.args or (isinstance(value.args[0], ast.Constant) and value.args[0].value is Ellipsis)
+    return False
 
 
 def _base_name(node: ast.expr) -> str:

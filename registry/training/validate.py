@@ -133,6 +133,10 @@ def check_training(snap: Snapshot, *, dynamic: bool = False, tasks: list[str] | 
             _static_shapes(files, Combination(name, "", "", {}, {}), report)
     if dynamic:
         _dynamic(files, combos, report, timeout=timeout, memory=memory)
+    unique: dict[tuple, Finding] = {}
+    for f in report.findings:  # several instances of one structure find the same problem once
+        unique.setdefault((f.path, f.line, f.message), f)
+    report.findings = list(unique.values())
     from registry.training.picture import render_structure
 
     for name, rows in report.layers.items():

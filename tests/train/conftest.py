@@ -35,3 +35,12 @@ def training_registry(tmp_path):
     reg.dvc("push", "-q", "-r", "staging", "datasets/digits/digits.npz.dvc", "datasets/wine/wine.csv.dvc")
     reg.commit(message="training files")
     return reg
+
+
+@pytest.fixture
+def training_tree(tmp_path):
+    """The example training files and datasets in a plain folder (no git, no DVC): for the static checks."""
+    root = tmp_path / "tree"
+    root.mkdir()
+    copy_training_files(root)
+    return root
