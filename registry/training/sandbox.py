@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field
 SANDBOX_TIMEOUT = 60.0   # seconds for one build + step + export
 SANDBOX_MEMORY = 2 << 30  # bytes of address space on top of what the interpreter and torch take
 BATCH = 4
+IMPORT_ALLOWANCE = 90.0  # seconds for the child to start and import torch before its own clock runs
 
 
 class Request(BaseModel):
@@ -104,7 +105,7 @@ def run_in_sandbox(request: Request, *, timeout: float = SANDBOX_TIMEOUT, memory
                             env=_clean_env(str(out)), start_new_session=True)
     killed = False
     try:
-        stdout, stderr = proc.communicate(payload.encode(), timeout=timeout + 15)
+        stdout, stderr = proc.communicate(payload.encode(), timeout=timeout + IMPORT_ALLOWANCE)
     except subprocess.TimeoutExpired:
         killed = True
         os.killpg(proc.pid, signal.SIGKILL)
@@ -154,6 +155,9 @@ def child_main() -> None:
 
     msg = json.loads(sys.stdin.read())
     out = Path(msg["out"])
+    import torch  # noqa: F401 - the heavy imports come before the clock starts
+    import torch.onnx  # noqa: F401
+
     faulthandler.dump_traceback_later(msg["timeout"], exit=True)
     try:
         result = _child_run(Request(**msg["request"]), msg["memory"], out)
@@ -241,6 +245,9 @@ def _child_run(req: Request, memory: int, out: Path) -> Outcome:
         rows = trace(net, [x])
     except LayerProblem as p:
         outcome.problems.append(_layer_problem(p, root))
+        return outcome
+    except BaseException as e:  # noqa: BLE001 - a custom layer's forward
+        outcome.problems.append(_problem_from(e, root, "the structure's forward pass failed"))
         return outcome
     outcome.layers = [vars(r) for r in rows]
     optimizer = make_optimizer(algo, net.parameters())

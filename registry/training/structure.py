@@ -270,8 +270,8 @@ def trace(net, example_inputs: list, *, opaque: dict[str, str | None] | None = N
             try:
                 out = module(*(values[s] for s in sources))
             except (RuntimeError, ValueError, TypeError, IndexError) as e:
-                if "can't allocate memory" in str(e):
-                    raise  # not a shape problem: the caller reports the memory limit
+                if "can't allocate memory" in str(e) or type(module).__module__.startswith("registry_layer_"):
+                    raise  # not a shape problem: memory, or an error in a custom layer's own code
                 got = " and ".join(shape_text(shapes[s]) for s in sources)
                 expected = _expected(module, shapes[sources[0]]) if len(sources) == 1 else None
                 raise LayerProblem(i, f"layer '{name}' ({p.types[i]}) cannot take its input: got {got}"
