@@ -401,3 +401,46 @@ def instances_of(snap: Snapshot, task: str) -> list[Instance]:
 
     return expand_instances(require(load_file(snap.read(task_path(task)), task_path(task), TrainingTask,
                                               expected_name=task)))
+
+
+def publish_github(report: TrainingReport, artifacts_dir: Path | None = None) -> str:
+    """The bot's GitHub output: annotations (returned, for standard output), the step summary,
+    `passed=` in `$GITHUB_OUTPUT`, and the structure pictures as SVG files in `artifacts_dir`."""
+    import os
+
+    from registry.github import annotation, inert_block
+
+    pictures = write_pictures(report, artifacts_dir) if artifacts_dir else {}
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as f:
+            f.write(render_markdown(report, pictures))
+    outputs = os.environ.get("GITHUB_OUTPUT")
+    if outputs:
+        with open(outputs, "a", encoding="utf-8") as f:
+            f.write(f"passed={'true' if report.passed else 'false'}\n")
+    return "".join(annotation(f, "training") + "\n" for f in report.findings) + inert_block(render_text(report))
+
+
+def write_pictures(report: TrainingReport, directory: Path) -> dict[str, str]:
+    """Write each structure's picture as `<structure>.svg`; return {structure: file name}."""
+    from registry.report import write_atomic
+
+    written = {}
+    for name, svg in report.pictures.items():
+        write_atomic(Path(directory) / f"{name}.svg", svg)
+        written[name] = f"{name}.svg"
+    return written
+
+
+def touches_training(root: Path, base: str, head: str | None) -> bool:
+    """Whether the diff from `base` to `head` (or the working tree) changes datasets/ or training/."""
+    import subprocess
+
+    args = ["git", "diff", "--name-only", base] + ([head] if head else []) + ["--", DATASETS_DIR, "training"]
+    proc = subprocess.run(args, cwd=root, capture_output=True, text=True)
+    if proc.returncode != 0:
+        from registry.errors import GitError
+
+        raise GitError(f"git diff {base} failed: {proc.stderr.strip()}", "fetch the base revision first")
+    return bool(proc.stdout.strip())
