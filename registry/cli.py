@@ -945,6 +945,26 @@ def train_run(task: str, instances: tuple[str, ...], workers: int, device: str, 
     sys.exit(1 if run.failed else 0)
 
 
+@train.command("register", context_settings=CONTEXT)
+@click.argument("task")
+@click.option("--push/--no-push", default=True, show_default=True, help="Push the weights to the staging remote.")
+@click.option("--branch", help="The branch to commit the new model on (default train/<model>).")
+def train_register(task: str, push: bool, branch: str | None) -> None:
+    """Make the best finished instance of TASK the model entry models/<model> (trains nothing).
+
+    \b
+    Example:
+      registry train register digits-cnn --branch train/digits-cnn-2
+    """
+    from registry.repo import RegistryRepo
+    from registry.training.register import register_best
+
+    made = register_best(RegistryRepo().root, task, push=push, branch=branch)
+    click.echo(f"registered models/{made.model} from instance {made.instance} on branch {made.branch}"
+               + (" (weights pushed to staging)" if made.pushed else ""))
+    click.echo(f"  next: git push -u origin {made.branch}, then open its pull request")
+
+
 @train.command("results", context_settings=CONTEXT)
 @click.argument("task")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
@@ -1010,25 +1030,30 @@ def train_check(head: str | None, base: str | None, dynamic: bool, tasks: tuple[
 
 
 @train.command("plan", context_settings=CONTEXT)
-@click.argument("task")
+@click.argument("tasks", nargs=-1)
+@click.option("--base", help="With --head: plan the tasks whose files the diff BASE..HEAD touches.")
+@click.option("--head", help="Head revision for --base (default: the working tree).")
+@click.option("--instance", "instances", multiple=True, metavar="NAME", help="Only these instances; repeatable.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="json: {\"instance\": [...]} for an Actions matrix.")
-def train_plan(task: str, fmt: str) -> None:
-    """List a task's instances (a grid expanded), e.g. as the matrix of the train workflow.
+              help='json: {"include": [{"task", "instance"}, …]}, the matrix of the train workflow.')
+def train_plan(tasks: tuple[str, ...], base: str | None, head: str | None, instances: tuple[str, ...],
+               fmt: str) -> None:
+    """List the instances to train (grids expanded): one job each in the train workflow's matrix.
 
     \b
-    Example:
+    Examples:
       registry train plan digits-cnn --format json
+      registry train plan --base origin/main --head HEAD --format json
     """
     from registry.repo import RegistryRepo
-    from registry.training.workers import select_instances
+    from registry.training.workers import plan_instances
 
-    chosen = select_instances(RegistryRepo().root, task, None)
+    plan = plan_instances(RegistryRepo().root, list(tasks), base=base, head=head, instances=list(instances))
     if fmt == "json":
-        click.echo(json.dumps({"instance": [i.name for i in chosen]}))
+        click.echo(json.dumps({"include": [{"task": t, "instance": i.name} for t, i in plan]}))
     else:
-        for i in chosen:
-            click.echo(f"{i.name}: dataset {i.dataset}, structure {i.structure}, algorithm {i.algorithm}"
+        for t, i in plan:
+            click.echo(f"{t}/{i.name}: dataset {i.dataset}, structure {i.structure}, algorithm {i.algorithm}"
                        + (f", {json.dumps(i.hyperparameters)}" if i.hyperparameters else ""))
 
 

@@ -275,3 +275,42 @@ class ProgressView:
             self.stream.write(f"\x1b[2K  {name:<{width}}  {text}\n")
         self.drawn = len(self.rows)
         self.stream.flush()
+
+
+def plan_instances(root: Path, tasks: list[str], *, base: str | None = None, head: str | None = None,
+                   instances: list[str] | None = None) -> list[tuple[str, Instance]]:
+    """(task, instance) pairs to train: the named tasks, or with `base` the tasks whose task.yaml,
+    structures, algorithms, layers or datasets the diff touches (every task using a touched file).
+
+    Raises:
+        UsageError: neither tasks nor base, or an unknown task or instance.
+    """
+    import subprocess
+
+    from registry.repo import WorkTree
+    from registry.training.files import task_names
+
+    root = Path(root)
+    if not tasks and not base:
+        raise UsageError("say which tasks: TASK…, or --base REV [--head REV] for those a diff touches")
+    if base:
+        args = ["git", "diff", "--name-only", base] + ([head] if head else []) + ["--", "training", "datasets"]
+        proc = subprocess.run(args, cwd=root, capture_output=True, text=True)
+        if proc.returncode != 0:
+            from registry.errors import GitError
+
+            raise GitError(f"git diff {base} failed: {proc.stderr.strip()}", "fetch the base revision first")
+        changed = [p for p in proc.stdout.split() if p]
+        for name in task_names(WorkTree(root)):
+            if name in tasks:
+                continue
+            task = read_task(root, name)
+            used = {f"training/{name}/"}
+            for inst in expand_instances(task):
+                used |= {f"datasets/{inst.dataset}/", f"training/structures/{inst.structure}.yaml",
+                         f"training/algorithms/{inst.algorithm}.", "training/layers/"}
+            if any(p.startswith(u) for p in changed for u in used):
+                tasks.append(name)
+    return [(t, i) for t in tasks for i in select_instances(root, t, instances or None)
+            ] if not instances else [(t, i) for t in tasks for i in select_instances(root, t, None)
+                                     if i.name in instances]
