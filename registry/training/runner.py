@@ -192,8 +192,12 @@ def train_instance(root: Path, task: str, inst: Instance, *, device: str = "cpu"
             history = list(ckpt["history"])
             start_epoch = int(ckpt["epoch"])
             best.update(ckpt.get("best") or {})
-    from dvclive import Live
+    try:
+        from dvclive import Live
+    except ImportError:
+        from registry.errors import missing_dependency
 
+        raise missing_dependency("dvclive", "train") from None
     log = open(out / "train.log", "a", encoding="utf-8")
     live = Live(dir=str(out / "dvclive"), resume=start_epoch > 0, save_dvc_exp=False, dvcyaml=None, report=None)
     if start_epoch == 0:
