@@ -200,6 +200,9 @@ def train_instance(root: Path, task: str, inst: Instance, *, device: str = "cpu"
         raise missing_dependency("dvclive", "train") from None
     log = open(out / "train.log", "a", encoding="utf-8")
     live = Live(dir=str(out / "dvclive"), resume=start_epoch > 0, save_dvc_exp=False, dvcyaml=None, report=None)
+    if "data" in getattr(live, "_studio_events_to_skip", ()):
+        # No DVC Studio to send to: skip DVCLive's re-reading of every metric file at every step.
+        live.post_data_to_studio = lambda: None
     if start_epoch == 0:
         live.log_params({"task": task, "instance": inst.name, "dataset": ds.name, "structure": prep.structure.name,
                          "algorithm": algo.name, **{k: v for k, v in prep.params.items()},
@@ -328,25 +331,24 @@ def _early_stop(algo: Algorithm, best: dict, metrics: dict, row: dict, has_valid
 
 
 def plot_curves(history: list[dict], folder: Path) -> list[Path]:
-    """PNG plots of the loss and each metric over the epochs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """PNG plots of the loss and each metric over the epochs (matplotlib's Agg canvas, no pyplot)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     keys = [k for k in (history[0] if history else {}) if k != "epoch"]
     for key in keys:
-        fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
+        fig = Figure(figsize=(5, 3.2), dpi=90)
+        FigureCanvasAgg(fig)
+        fig.subplots_adjust(left=0.15, right=0.97, top=0.9, bottom=0.15)  # tight_layout costs more than training
+        ax = fig.add_subplot()
         ax.plot([r["epoch"] for r in history], [r[key] for r in history], marker="o", markersize=3)
         ax.set_xlabel("epoch")
         ax.set_ylabel(key.replace("_", " "))
         ax.set_title("training loss" if key == "loss" else key.replace("_", " "))
         ax.grid(alpha=0.3)
-        fig.tight_layout()
         path = folder / f"{key}.png"
         fig.savefig(path)
-        plt.close(fig)
         written.append(path)
     return written
