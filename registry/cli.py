@@ -993,7 +993,8 @@ def train_results(task: str, fmt: str, download: Path | None, instance: str | No
 
 @train.command("check", context_settings=CONTEXT)
 @click.option("--head", help="Revision to check, read from git objects (default: the working tree).")
-@click.option("--base", help="Base of a pull request: check only when the diff touches datasets/ or training/.")
+@click.option("--base", help="Base of a pull request: check when the diff touches datasets/ or training/, and "
+              "build only the tasks it affects.")
 @click.option("--dynamic", is_flag=True, help="Also build, step and export each structure in the sandboxed child.")
 @click.option("--task", "tasks", multiple=True, help="Only these tasks' instances; repeatable.")
 @click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
@@ -1015,10 +1016,14 @@ def train_check(head: str | None, base: str | None, dynamic: bool, tasks: tuple[
     from registry.training import validate
 
     repo = RegistryRepo()
-    if base and not validate.touches_training(repo.root, base, head):
-        click.echo("no training files changed", err=True)
-        sys.exit(0)
-    report = validate.check_training(repo.snapshot(head), dynamic=dynamic, tasks=list(tasks) or None, timeout=timeout)
+    snapshot = repo.snapshot(head)
+    if base:
+        changed = validate.changed_paths(repo.root, base, head)
+        if not changed:
+            click.echo("no training files changed", err=True)
+            sys.exit(0)
+        tasks = tasks or tuple(validate.affected_tasks(snapshot, changed)) or ("-",)  # "-": none to build
+    report = validate.check_training(snapshot, dynamic=dynamic, tasks=list(tasks) or None, timeout=timeout)
     if fmt == "github":
         click.echo(validate.publish_github(report, artifacts_dir), nl=False)
     else:

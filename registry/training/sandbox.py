@@ -19,6 +19,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -93,41 +94,72 @@ def _code_location(text: str, root: Path) -> tuple[str | None, int | None]:
 
 def run_in_sandbox(request: Request, *, timeout: float = SANDBOX_TIMEOUT, memory: int = SANDBOX_MEMORY) -> Outcome:
     """Build and run one combination in the sandboxed child; problems come back, nothing is raised."""
-    root = Path(request.root)
+    return run_many([request], timeout=timeout, memory=memory)[0]
+
+
+def run_many(requests: list[Request], *, timeout: float = SANDBOX_TIMEOUT, memory: int = SANDBOX_MEMORY
+             ) -> list[Outcome]:
+    """Run several combinations (same `root`) in sandboxed children: one child imports torch once
+    and runs them in turn, each with its own deadline; after a combination kills or stalls its
+    child, a fresh child takes the rest. Problems come back, nothing is raised."""
+    outcomes: dict[int, Outcome] = {}
+    todo = list(range(len(requests)))
+    while todo:
+        done, stuck = _one_child(requests, todo, timeout, memory)
+        outcomes.update(done)
+        if stuck is not None:
+            outcomes[stuck[0]] = stuck[1]
+        todo = [i for i in todo if i not in outcomes]
+    return [outcomes[i] for i in range(len(requests))]
+
+
+def _one_child(requests: list[Request], todo: list[int], timeout: float, memory: int):
+    """Run `todo` in one child; return ({index: outcome} finished, (index, outcome) of the one that
+    stopped the child, or None)."""
+    root = Path(requests[0].root)
     out = root / ".sandbox"
-    out.mkdir(exist_ok=True)
-    payload = json.dumps({"request": request.model_dump(mode="json"), "timeout": timeout, "memory": memory,
-                          "out": str(out)})
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+    payload = json.dumps({"requests": [requests[i].model_dump(mode="json") for i in todo], "timeout": timeout,
+                          "memory": memory, "out": str(out)})
+    env = _clean_env(str(out))
     proc = subprocess.Popen([sys.executable, "-I", "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
-                             "from registry.training.sandbox import child_main; child_main()",
-                             _clean_env(str(out))["PYTHONPATH"]],
+                             "from registry.training.sandbox import child_main; child_main()", env["PYTHONPATH"]],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=out,
-                            env=_clean_env(str(out)), start_new_session=True)
+                            env=env, start_new_session=True)
     killed = False
     try:
-        stdout, stderr = proc.communicate(payload.encode(), timeout=timeout + IMPORT_ALLOWANCE)
+        _, stderr = proc.communicate(payload.encode(), timeout=IMPORT_ALLOWANCE + (timeout + 5) * len(todo))
     except subprocess.TimeoutExpired:
         killed = True
         os.killpg(proc.pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate()
+        _, stderr = proc.communicate()
     err_text = stderr.decode("utf-8", "replace")
+    done: dict[int, Outcome] = {}
+    for line in (out / "results.jsonl").read_text().splitlines() if (out / "results.jsonl").is_file() else []:
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        pos = item.get("index")
+        if isinstance(pos, int) and 0 <= pos < len(todo):
+            o = Outcome([Problem(**p) for p in item.get("problems", [])], item.get("layers", []))
+            if not o.problems:
+                o.problems += _check_export(out / f"model-{pos}.onnx", requests[todo[pos]])
+            done[todo[pos]] = o
+    left = [i for i in todo if i not in done]
+    if not left:
+        return done, None
+    current = left[0]  # the child runs them in order: the first unfinished one stopped it
     limits = (f"code in a pull request must build and run one step within {timeout:g} s and "
               f"{memory / (1 << 30):g} GiB")
+    path, line = _code_location(err_text, root)
     if killed or "Timeout (" in err_text:
-        path, line = _code_location(err_text, root)
-        return Outcome([Problem(f"one training step took longer than {timeout:g} s and was stopped"
-                                + (" (an endless loop?)" if path else ""), limits, path, line)])
-    try:
-        report = json.loads((out / "result.json").read_text())
-    except (OSError, ValueError):
-        how = (f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit code {proc.returncode}")
-        path, line = _code_location(err_text, root)
-        return Outcome([Problem(f"the training step stopped without a report ({how}); it may have needed more "
-                                "memory than allowed", limits, path, line)])
-    outcome = Outcome([Problem(**p) for p in report.get("problems", [])], report.get("layers", []))
-    if not outcome.problems:
-        outcome.problems += _check_export(out / "model.onnx", request)
-    return outcome
+        return done, (current, Outcome([Problem(f"one training step took longer than {timeout:g} s and was stopped"
+                                                + (" (an endless loop?)" if path else ""), limits, path, line)]))
+    how = (f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit code {proc.returncode}")
+    return done, (current, Outcome([Problem(f"the training step stopped without a report ({how}); it may have "
+                                            "needed more memory than allowed", limits, path, line)]))
 
 
 def _check_export(path: Path, request: Request) -> list[Problem]:
@@ -150,7 +182,7 @@ def _check_export(path: Path, request: Request) -> list[Problem]:
 # --------------------------------------------------------------------------- child side
 
 def child_main() -> None:
-    """Entry of the child: read the request from stdin, run, write result.json (never raises)."""
+    """Entry of the child: read the requests from stdin, run each, append to results.jsonl (never raises)."""
     import faulthandler
 
     msg = json.loads(sys.stdin.read())
@@ -158,16 +190,31 @@ def child_main() -> None:
     import torch  # noqa: F401 - the heavy imports come before the clock starts
     import torch.onnx  # noqa: F401
 
-    faulthandler.dump_traceback_later(msg["timeout"], exit=True)
-    try:
-        result = _child_run(Request(**msg["request"]), msg["memory"], out)
-    except BaseException as e:  # noqa: BLE001 - everything becomes a problem
-        result = Outcome([_problem_from(e, Path(msg["request"]["root"]), "the training step failed")])
-    faulthandler.cancel_dump_traceback_later()
-    (out / "result.json").write_text(json.dumps({"problems": [asdict(p) for p in result.problems],
-                                                  "layers": result.layers}))
+    from registry.graph import _limit_memory
+
+    _limit_memory(msg["memory"])
+    for pos, raw in enumerate(msg["requests"]):
+        faulthandler.dump_traceback_later(msg["timeout"], exit=True)
+        try:
+            result = _child_run(Request(**raw), out / f"model-{pos}.onnx")
+        except BaseException as e:  # noqa: BLE001 - everything becomes a problem
+            result = Outcome([_problem_from(e, Path(raw["root"]), "the training step failed")])
+        faulthandler.cancel_dump_traceback_later()
+        with open(out / "results.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps({"index": pos, "problems": [asdict(p) for p in result.problems],
+                                "layers": result.layers}) + "\n")
+        _forget_custom_modules()
     sys.stdout.flush()
     os._exit(0)
+
+
+def _forget_custom_modules() -> None:
+    """Drop the pull request's modules between combinations, so each loads its files afresh."""
+    for name in [n for n in sys.modules if n.startswith(("registry_layer_", "registry_algorithm_"))]:
+        del sys.modules[name]
+    import gc
+
+    gc.collect()
 
 
 def _problem_from(e: BaseException, root: Path, what: str, **where) -> Problem:
@@ -196,12 +243,11 @@ def _problem_from(e: BaseException, root: Path, what: str, **where) -> Problem:
                    getattr(e, "hint", None), path, line, **where)
 
 
-def _child_run(req: Request, memory: int, out: Path) -> Outcome:
+def _child_run(req: Request, onnx_path: Path) -> Outcome:
     import warnings
 
     import torch
 
-    from registry.graph import _limit_memory
     from registry.training.algorithms import apply_hyperparameters, load_procedure, make_optimizer
     from registry.training.files import Algorithm, Dataset, Structure
     from registry.training.layers import load_custom_layer
@@ -212,7 +258,6 @@ def _child_run(req: Request, memory: int, out: Path) -> Outcome:
     structure = Structure.model_validate(req.structure)
     ds = Dataset.model_validate(req.dataset)
     algo, params = apply_hyperparameters(Algorithm.model_validate(req.algorithm), req.hyperparameters)
-    _limit_memory(memory)
     outcome = Outcome()
     custom = {}
     for name in req.custom_layers:
@@ -282,7 +327,7 @@ def _child_run(req: Request, memory: int, out: Path) -> Outcome:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            export_onnx(net, procedure, structure, ds, x[:1], out / "model.onnx")
+            export_onnx(net, procedure, structure, ds, x[:1], onnx_path)
     except BaseException as e:  # noqa: BLE001
         outcome.problems.append(_problem_from(e, root, "exporting to ONNX failed"))
     return outcome

@@ -325,6 +325,7 @@ def _dynamic(files: _Files, combos: dict[tuple, Combination], report: TrainingRe
             if data is not None:
                 (root / rel).parent.mkdir(parents=True, exist_ok=True)
                 (root / rel).write_bytes(data)
+        runs: list[tuple[Combination, Any]] = []
         for combo in combos.values():
             s_lf, a_lf, d_lf = (files.structures[combo.structure], files.algorithms[combo.algorithm],
                                 files.datasets[combo.dataset])
@@ -342,12 +343,14 @@ def _dynamic(files: _Files, combos: dict[tuple, Combination], report: TrainingRe
                 continue
             if algo.code and files.algorithm_code[algo.code].problems:
                 continue
-            request = sandbox.Request(root=str(root), structure=structure.model_dump(mode="json"),
-                                      algorithm=algo.model_dump(mode="json"),
-                                      dataset=d_lf.value.model_dump(mode="json"),
-                                      hyperparameters=combo.hyperparameters, custom_layers=sorted(customs))
-            outcome = sandbox.run_in_sandbox(request, **({"timeout": timeout} if timeout else {}),
-                                             **({"memory": memory} if memory else {}))
+            runs.append((combo, sandbox.Request(root=str(root), structure=structure.model_dump(mode="json"),
+                                                algorithm=algo.model_dump(mode="json"),
+                                                dataset=d_lf.value.model_dump(mode="json"),
+                                                hyperparameters=combo.hyperparameters, custom_layers=sorted(customs))))
+        outcomes = sandbox.run_many([r for _, r in runs], **({"timeout": timeout} if timeout else {}),
+                                    **({"memory": memory} if memory else {})) if runs else []
+        for (combo, _), outcome in zip(runs, outcomes):
+            s_lf, a_lf = files.structures[combo.structure], files.algorithms[combo.algorithm]
             who = ", ".join(combo.instances)
             for prob in outcome.problems:
                 path, line = prob.path, prob.line
@@ -433,8 +436,12 @@ def write_pictures(report: TrainingReport, directory: Path) -> dict[str, str]:
     return written
 
 
-def touches_training(root: Path, base: str, head: str | None) -> bool:
-    """Whether the diff from `base` to `head` (or the working tree) changes datasets/ or training/."""
+def changed_paths(root: Path, base: str, head: str | None) -> list[str]:
+    """Files under datasets/ and training/ that the diff from `base` to `head` (or the working tree) changes.
+
+    Raises:
+        GitError: the diff failed (an unknown revision).
+    """
     import subprocess
 
     args = ["git", "diff", "--name-only", base] + ([head] if head else []) + ["--", DATASETS_DIR, "training"]
@@ -443,4 +450,25 @@ def touches_training(root: Path, base: str, head: str | None) -> bool:
         from registry.errors import GitError
 
         raise GitError(f"git diff {base} failed: {proc.stderr.strip()}", "fetch the base revision first")
-    return bool(proc.stdout.strip())
+    return [p for p in proc.stdout.splitlines() if p]
+
+
+def affected_tasks(snap: Snapshot, changed: list[str]) -> list[str]:
+    """The tasks of a snapshot that use a changed file: their task.yaml, or a dataset, structure,
+    algorithm or layer file one of their instances uses."""
+    found = []
+    for name in task_names(snap):
+        lf = load_file(snap.read(task_path(name)), task_path(name), TrainingTask)
+        used = {f"training/{name}/"}
+        if lf.value is not None:
+            for inst in expand_instances(lf.value):
+                used |= {f"{DATASETS_DIR}/{inst.dataset}/", structure_path(inst.structure),
+                         f"{ALGORITHMS_DIR}/{inst.algorithm}.", f"{LAYERS_DIR}/"}
+                if inst.algorithm:
+                    algo = load_file(snap.read(algorithm_path(inst.algorithm)), algorithm_path(inst.algorithm),
+                                     Algorithm).value
+                    if algo is not None and algo.code:
+                        used.add(custom_algorithm_path(algo.code))
+        if any(p.startswith(u) or p == u for p in changed for u in used):
+            found.append(name)
+    return found

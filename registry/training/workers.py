@@ -279,38 +279,19 @@ class ProgressView:
 
 def plan_instances(root: Path, tasks: list[str], *, base: str | None = None, head: str | None = None,
                    instances: list[str] | None = None) -> list[tuple[str, Instance]]:
-    """(task, instance) pairs to train: the named tasks, or with `base` the tasks whose task.yaml,
-    structures, algorithms, layers or datasets the diff touches (every task using a touched file).
+    """(task, instance) pairs to train: the named tasks, and with `base` every task that uses a file
+    the diff from `base` to `head` changes (see `registry.training.validate.affected_tasks`).
 
     Raises:
         UsageError: neither tasks nor base, or an unknown task or instance.
     """
-    import subprocess
-
     from registry.repo import WorkTree
-    from registry.training.files import task_names
+    from registry.training.validate import affected_tasks, changed_paths
 
     root = Path(root)
     if not tasks and not base:
         raise UsageError("say which tasks: TASK…, or --base REV [--head REV] for those a diff touches")
+    tasks = list(tasks)
     if base:
-        args = ["git", "diff", "--name-only", base] + ([head] if head else []) + ["--", "training", "datasets"]
-        proc = subprocess.run(args, cwd=root, capture_output=True, text=True)
-        if proc.returncode != 0:
-            from registry.errors import GitError
-
-            raise GitError(f"git diff {base} failed: {proc.stderr.strip()}", "fetch the base revision first")
-        changed = [p for p in proc.stdout.split() if p]
-        for name in task_names(WorkTree(root)):
-            if name in tasks:
-                continue
-            task = read_task(root, name)
-            used = {f"training/{name}/"}
-            for inst in expand_instances(task):
-                used |= {f"datasets/{inst.dataset}/", f"training/structures/{inst.structure}.yaml",
-                         f"training/algorithms/{inst.algorithm}.", "training/layers/"}
-            if any(p.startswith(u) for p in changed for u in used):
-                tasks.append(name)
-    return [(t, i) for t in tasks for i in select_instances(root, t, instances or None)
-            ] if not instances else [(t, i) for t in tasks for i in select_instances(root, t, None)
-                                     if i.name in instances]
+        tasks += [t for t in affected_tasks(WorkTree(root), changed_paths(root, base, head)) if t not in tasks]
+    return [(t, i) for t in tasks for i in select_instances(root, t, None) if not instances or i.name in instances]
