@@ -429,6 +429,7 @@ def write_pictures(report: TrainingReport, directory: Path) -> dict[str, str]:
     """Write each structure's picture as `<structure>.svg`; return {structure: file name}."""
     from registry.report import write_atomic
 
+    Path(directory).mkdir(parents=True, exist_ok=True)
     written = {}
     for name, svg in report.pictures.items():
         write_atomic(Path(directory) / f"{name}.svg", svg)
