@@ -4,12 +4,10 @@ others finish, DVCLive metrics, plots, ONNX results, Ctrl-C and resuming, `train
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import onnxruntime as ort
