@@ -172,7 +172,13 @@ def train_instance(root: Path, task: str, inst: Instance, *, device: str = "cpu"
     torch.manual_seed(algo.seed)
     np.random.seed(algo.seed)
     procedure = load_procedure(algo, root)
-    net = build_network(prep.structure, prep.params, _custom_layers(root, prep.structure)).to(dev)
+    from registry.training.structure import LayerProblem
+
+    try:
+        net = build_network(prep.structure, prep.params, _custom_layers(root, prep.structure)).to(dev)
+    except LayerProblem as p:
+        raise TrainingFailed(f"structure '{prep.structure.name}': {p.message}",
+                             p.hint or "run `registry train check` for every problem") from None
     optimizer = make_optimizer(algo, net.parameters())
     schedule = make_schedule(algo, optimizer)
     gen = torch.Generator().manual_seed(algo.seed)

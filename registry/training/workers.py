@@ -106,6 +106,12 @@ def train_task(root: Path, task: str, *, instances: list[str] | None = None, wor
     if workers < 1:
         raise UsageError("--workers must be at least 1")
     chosen = select_instances(root, task, instances)
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda: torch sees no CUDA device here",
+                             "use --device cpu, or run on a machine (or runner label) with a GPU")
     view = view or ProgressView(sys.stderr, plain=True)
     threads = max(1, (os.cpu_count() or 1) // min(workers, len(chosen)))
     ctx = _context(mp)
