@@ -1017,6 +1017,191 @@ def catalog_serve(directory: Path, port: int) -> None:
         click.echo("stopped", err=True)
     finally:
         server.server_close()
+# --------------------------------------------------------------------------- train
+
+class _TrainGroup(click.Group):
+    """`registry train TASK …` runs a task; `registry train results|check|plan …` are subcommands."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@cli.group("train", cls=_TrainGroup, context_settings=CONTEXT)
+def train() -> None:
+    """Train the tasks declared in training/<task>/task.yaml (datasets, structures, algorithms in git).
+
+    \b
+    Examples:
+      registry train digits-cnn --workers 2            # every instance, two worker processes
+      registry train digits-cnn --instance base --register
+      registry train results digits-cnn                 # compare the instances
+      registry train check --base origin/main --head HEAD --dynamic   # the pull-request bot
+    """
+
+
+@train.command("run", context_settings=CONTEXT)
+@click.argument("task")
+@click.option("--instance", "instances", multiple=True, metavar="NAME", help="Train only this instance; repeatable.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Instances trained at once, each in its own process.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True, help="Where to train.")
+@click.option("--register", is_flag=True, help="Then make the best instance models/<model> on branch train/<model>.")
+@click.option("--push/--no-push", default=True, show_default=True, help="With --register: push the weights to staging.")
+@click.option("--branch", help="With --register: the branch to commit the new model on (default train/<model>).")
+@click.option("--progress", type=click.Choice(["auto", "plain", "jsonl"]), default="auto", show_default=True,
+              help="auto: a live table in a terminal, plain lines otherwise; jsonl: events as JSON lines on stdout.")
+def train_run(task: str, instances: tuple[str, ...], workers: int, device: str, register: bool, push: bool,
+              branch: str | None, progress: str) -> None:
+    """Train a task's instances (re-running resumes from the last checkpoint).
+
+    \b
+    Example:
+      registry train digits-cnn --workers 2 --register
+    Exit codes: 0 every instance trained, 1 an instance failed, 130 stopped by Ctrl-C.
+    """
+    from registry.repo import RegistryRepo
+    from registry.training.results import list_results, render_results
+    from registry.training.workers import ProgressView, train_task
+
+    root = RegistryRepo().root
+    view = ProgressView(sys.stdout if progress == "jsonl" else sys.stderr, jsonl=progress == "jsonl",
+                        plain=progress == "plain" or not sys.stderr.isatty())
+    run = train_task(root, task, instances=list(instances) or None, workers=workers, device=device, view=view)
+    rows = list_results(root, task)
+    if progress != "jsonl":
+        click.echo(render_results(task, rows), nl=False)
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as f:
+            f.write(render_results(task, rows, markdown=True))
+    if run.interrupted:
+        sys.exit(130)
+    if register:
+        from registry.training.register import register_best
+
+        made = register_best(root, task, push=push, branch=branch)
+        click.echo(f"registered models/{made.model} from instance {made.instance} on branch {made.branch}"
+                   + (" (weights pushed to staging)" if made.pushed else ""), err=progress == "jsonl")
+        click.echo(f"  next: git push -u origin {made.branch}, then open its pull request", err=progress == "jsonl")
+    sys.exit(1 if run.failed else 0)
+
+
+@train.command("register", context_settings=CONTEXT)
+@click.argument("task")
+@click.option("--push/--no-push", default=True, show_default=True, help="Push the weights to the staging remote.")
+@click.option("--branch", help="The branch to commit the new model on (default train/<model>).")
+def train_register(task: str, push: bool, branch: str | None) -> None:
+    """Make the best finished instance of TASK the model entry models/<model> (trains nothing).
+
+    \b
+    Example:
+      registry train register digits-cnn --branch train/digits-cnn-2
+    """
+    from registry.repo import RegistryRepo
+    from registry.training.register import register_best
+
+    made = register_best(RegistryRepo().root, task, push=push, branch=branch)
+    click.echo(f"registered models/{made.model} from instance {made.instance} on branch {made.branch}"
+               + (" (weights pushed to staging)" if made.pushed else ""))
+    click.echo(f"  next: git push -u origin {made.branch}, then open its pull request")
+
+
+@train.command("results", context_settings=CONTEXT)
+@click.argument("task")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
+              help="text for people, json for machines, markdown for a step summary.")
+@click.option("--download", type=click.Path(file_okay=False, path_type=Path),
+              help="Copy the results (weights, metrics, config, plots, log) of --instance (default: the best) here.")
+@click.option("--instance", help="With --download: the instance to copy.")
+def train_results(task: str, fmt: str, download: Path | None, instance: str | None) -> None:
+    """List and compare a task's instances (the best by the task's metric is marked).
+
+    \b
+    Example:
+      registry train results digits-cnn --download out/
+    """
+    from registry.repo import RegistryRepo
+    from registry.training.results import best_result, fetch_result, list_results, render_results, results_json
+
+    root = RegistryRepo().root
+    rows = list_results(root, task)
+    click.echo(results_json(task, rows) if fmt == "json" else render_results(task, rows, markdown=fmt == "markdown"),
+               nl=False)
+    if download:
+        target = fetch_result(root, task, instance or best_result(root, task).instance, download)
+        click.echo(f"copied to {target}", err=True)
+
+
+@train.command("check", context_settings=CONTEXT)
+@click.option("--head", help="Revision to check, read from git objects (default: the working tree).")
+@click.option("--base", help="Base of a pull request: check when the diff touches datasets/ or training/, and "
+              "build only the tasks it affects.")
+@click.option("--dynamic", is_flag=True, help="Also build, step and export each structure in the sandboxed child.")
+@click.option("--task", "tasks", multiple=True, help="Only these tasks' instances; repeatable.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
+              help="Seconds the sandboxed step may take.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown", "github"]), default="text",
+              show_default=True, help="Output: text, json, markdown, or github (annotations + step summary).")
+@click.option("--artifacts-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write the structure pictures (SVG) here.")
+def train_check(head: str | None, base: str | None, dynamic: bool, tasks: tuple[str, ...], timeout: float,
+                fmt: str, artifacts_dir: Path | None) -> None:
+    """Validate datasets, layers, structures, algorithms and tasks (the pull-request bot).
+
+    \b
+    Example:
+      registry train check --base origin/main --head HEAD --dynamic --format github --artifacts-dir pictures
+    Exit codes: 0 pass, 1 findings, 2 usage, 4 git.
+    """
+    from registry.repo import RegistryRepo
+    from registry.training import validate
+
+    repo = RegistryRepo()
+    snapshot = repo.snapshot(head)
+    if base:
+        changed = validate.changed_paths(repo.root, base, head)
+        if not changed:
+            click.echo("no training files changed", err=True)
+            sys.exit(0)
+        tasks = tasks or tuple(validate.affected_tasks(snapshot, changed)) or ("-",)  # "-": none to build
+    report = validate.check_training(snapshot, dynamic=dynamic, tasks=list(tasks) or None, timeout=timeout)
+    if fmt == "github":
+        click.echo(validate.publish_github(report, artifacts_dir), nl=False)
+    else:
+        pictures = validate.write_pictures(report, artifacts_dir) if artifacts_dir else {}
+        click.echo(json.dumps(report.to_json(), indent=2) if fmt == "json" else
+                   validate.render_markdown(report, pictures) if fmt == "markdown" else validate.render_text(report),
+                   nl=fmt != "text")
+    sys.exit(0 if report.passed else 1)
+
+
+@train.command("plan", context_settings=CONTEXT)
+@click.argument("tasks", nargs=-1)
+@click.option("--base", help="With --head: plan the tasks whose files the diff BASE..HEAD touches.")
+@click.option("--head", help="Head revision for --base (default: the working tree).")
+@click.option("--instance", "instances", multiple=True, metavar="NAME", help="Only these instances; repeatable.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help='json: {"include": [{"task", "instance"}, …]}, the matrix of the train workflow.')
+def train_plan(tasks: tuple[str, ...], base: str | None, head: str | None, instances: tuple[str, ...],
+               fmt: str) -> None:
+    """List the instances to train (grids expanded): one job each in the train workflow's matrix.
+
+    \b
+    Examples:
+      registry train plan digits-cnn --format json
+      registry train plan --base origin/main --head HEAD --format json
+    """
+    from registry.repo import RegistryRepo
+    from registry.training.workers import plan_instances
+
+    plan = plan_instances(RegistryRepo().root, list(tasks), base=base, head=head, instances=list(instances))
+    if fmt == "json":
+        click.echo(json.dumps({"include": [{"task": t, "instance": i.name} for t, i in plan]}))
+    else:
+        for t, i in plan:
+            click.echo(f"{t}/{i.name}: dataset {i.dataset}, structure {i.structure}, algorithm {i.algorithm}"
+                       + (f", {json.dumps(i.hyperparameters)}" if i.hyperparameters else ""))
 
 
 # --------------------------------------------------------------------------- entry point

@@ -356,6 +356,16 @@ def compress_a_version(d: Demo) -> None:
     (folder / "eval.npz").unlink()
 
 
+def train_in_the_registry(d: Demo) -> None:
+    d.say("Training is declared in the repository too: datasets/ (data in DVC), training/ (layers, "
+          "structures, algorithms, tasks). The bot checks the files, then one instance of the wine "
+          "task trains in a worker process, with its metrics, plots and ONNX weights as results.")
+    d.sh(sys.executable, "scripts/make-datasets")
+    d.sh("registry", "train", "check")
+    d.sh("registry", "train", "wine-mlp", "--instance", "mlp-hidden-16", "--progress", "plain")
+    d.sh("registry", "train", "results", "wine-mlp")
+
+
 def unpublish(d: Demo) -> None:
     d.say("The model is withdrawn: `unpublish` asks for status offline in a pull request. After the "
           "merge, its objects stay on public so pinned consumers still get them, with a warning.")
@@ -394,6 +404,7 @@ STEPS: list[Step] = [
     Step("A consumer pulls both versions and checks their hashes", consumer_pulls),
     Step("Build a device package; a consumer pulls it by target and runs it", build_device_package),
     Step("Compress the model to a size target", compress_a_version),
+    Step("Train one instance of a training task", train_in_the_registry),
     Step("Unpublish; pulling a withdrawn version warns", unpublish),
     Step("Build the public catalog", build_the_catalog),
 ]

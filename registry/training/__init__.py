@@ -1,0 +1,34 @@
+"""Training in the registry: datasets, layers, structures, algorithms and tasks kept in git.
+
+This package owns everything `registry train` does (SPEC.md §5, DESIGN.md "Training"):
+
+- `files`: the YAML kinds (`datasets/<name>/dataset.yaml`, `training/structures/<name>.yaml`,
+  `training/algorithms/<name>.yaml`, `training/<task>/task.yaml`) as pydantic models, their JSON
+  Schemas and a loader that keeps line numbers;
+- `layers`, `structure`, `algorithms`, `data`: building a network from a structure, the training
+  procedures, and reading a dataset;
+- `validate` (static, safe to run on a pull request's files) and `sandbox` (dynamic: the one
+  forward/backward/export of pull-request code, in a child process with time and memory limits
+  and no secrets), plus `picture` (the structure drawn as SVG);
+- `runner` (one instance: epochs, DVCLive metrics, checkpoints, ONNX export, plots),
+  `workers` (instances in worker processes, progress, Ctrl-C), `results` and `register` (the best
+  instance becomes a model entry through `registry new`'s code path).
+
+It may import `registry.card`, `registry.scaffold`, `registry.storage`, `registry.graph` (the
+memory limit of its sandbox, the picture's drawing, the ONNX reader), `registry.repo` (snapshots of
+a revision), `registry.checks` (the `Finding` type), `registry.report` and `registry.github` (text
+escaping, annotations) and `registry.errors`. It must not import packaging, compression or the
+catalog. torch, numpy, dvclive and matplotlib are imported inside the
+functions that need them, so `registry --help` and the static checks stay light.
+"""
+
+from __future__ import annotations
+
+DATASETS_DIR = "datasets"
+TRAINING_DIR = "training"
+LAYERS_DIR = "training/layers"
+STRUCTURES_DIR = "training/structures"
+ALGORITHMS_DIR = "training/algorithms"
+TASK_FILE = "task.yaml"
+DATASET_FILE = "dataset.yaml"
+RESULTS_DIR = "results"  # training/<task>/results/<instance>/ (ignored by git)

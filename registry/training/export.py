@@ -1,0 +1,55 @@
+"""Exporting a trained structure to ONNX: the outputs the algorithm keeps, a dynamic batch dimension."""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+OPSET = 17
+
+
+def export_module(net, procedure, structure):
+    """The module that is exported, and its output names: the algorithm's export outputs of the
+    structure (a classifier with `softmax: true` gives probabilities, named so)."""
+    import torch
+    from torch import nn
+
+    names = procedure.export_names(list(structure.output_map()))
+    softmax = bool(procedure.spec.softmax)
+
+    class Exported(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            outs = self.net(x)
+            values = [outs[n] for n in names]
+            if softmax:
+                values[0] = torch.softmax(values[0], dim=-1)
+            return tuple(values) if len(values) > 1 else values[0]
+
+    out_names = ["probabilities" if softmax and i == 0 else n for i, n in enumerate(names)]
+    return Exported(), out_names
+
+
+def export_onnx(net, procedure, structure, dataset, example, path: Path) -> Path:
+    """Write the ONNX model of a trained network (opset 17, dynamic batch) atomically to `path`."""
+    import torch
+
+    module, out_names = export_module(net, procedure, structure)
+    module.eval()
+    in_name = dataset.input.name
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (example,), buf, dynamo=False, opset_version=OPSET, input_names=[in_name],
+                          output_names=out_names,
+                          dynamic_axes={in_name: {0: "batch"}, **{n: {0: "batch"} for n in out_names}})
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(buf.getvalue())
+    os.replace(tmp, path)
+    return path

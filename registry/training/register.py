@@ -1,0 +1,97 @@
+"""The best instance of a task becomes a model entry, through `registry new`'s own code path.
+
+`register_best` picks the finished instance with the best value of the task's metric, and calls
+`registry.scaffold.new_model` with its ONNX weights, its config snapshot as the model's config,
+the measured held-out metrics, and `source.repo`/`source.commit` of this repository at the commit
+the instance was trained from. The weights are pushed to the staging remote, and the new folder
+is committed on a branch of its own, ready for its pull request (which the bot then checks like
+any other).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from registry.card import Metric
+from registry.errors import GitError, UsageError
+from registry.training.files import read_task
+from registry.training.results import best_result
+from registry.training.runner import results_dir
+
+
+@dataclass
+class Registered:
+    """What `register_best` made."""
+
+    model: str
+    instance: str
+    branch: str | None
+    commit: str | None
+    folder: Path
+    metrics: list[Metric]
+    pushed: bool
+
+
+def _git(root: Path, *args: str, check: bool = True) -> str:
+    proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise GitError(f"git {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}",
+                       "check the repository's state (git status)")
+    return proc.stdout.strip()
+
+
+def source_repo_url(root: Path) -> str:
+    """This repository's URL for `source.repo`: its `origin` remote, else its folder."""
+    url = _git(root, "remote", "get-url", "origin", check=False)
+    return url or str(Path(root).resolve())
+
+
+def register_best(root: Path, task: str, *, push: bool = True, branch: str | None = None,
+                  commit: bool = True) -> Registered:
+    """Make the best instance of `task` the model entry `models/<task.model>/` on a new branch.
+
+    Args:
+        push: push the weights to the staging remote (as `registry new --push`).
+        branch: the branch to commit on (default `train/<model>`); None with `commit=False` leaves
+            the new folder uncommitted in the working tree.
+
+    Raises:
+        UsageError: nothing finished, the model or the branch exists already.
+        StorageError: the push failed. GitError: the branch or commit failed.
+    """
+    from registry.scaffold import NewModel, check_new_folder, new_model
+
+    root = Path(root).resolve()
+    spec = read_task(root, task)
+    best = best_result(root, task)
+    folder = results_dir(root, task, best.instance)
+    check_new_folder(root, spec.model)
+    branch = branch or f"train/{spec.model}"
+    if commit and _git(root, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False):
+        raise UsageError(f"branch '{branch}' exists already", "delete it, or pass another --branch")
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    summary = yaml.safe_load((folder / "metrics.json").read_text())
+    metrics = [Metric(name=k, value=v, dataset=summary["dataset"],
+                      higher_is_better=(summary["higher_is_better"] if k == summary["metric"] else None))
+               for k, v in summary["metrics"].items()]
+    with tempfile.TemporaryDirectory(prefix="registry-register-") as tmp:
+        config_file = Path(tmp) / "config.yaml"
+        config_file.write_text("# what `registry train` trained (training/" + task + "/task.yaml, instance "
+                               + best.instance + ")\n" + yaml.safe_dump(config, sort_keys=False))
+        result = new_model(root, NewModel(
+            name=spec.model, weights=folder / "model.onnx", config=config_file, task=spec.task,
+            project=spec.project, source_repo=source_repo_url(root), source_commit=config.get("source_commit"),
+            description=spec.description, license=spec.license, owners=spec.owners, tags=spec.tags,
+            metrics=metrics), push=push)
+    made = None
+    if commit:
+        _git(root, "switch", "-q", "-c", branch)
+        _git(root, "add", "--", str(result.folder.relative_to(root)), "dvc.yaml")
+        _git(root, "commit", "-q", "-m", f"Add {spec.model}: instance {best.instance} of training task {task}")
+        made = _git(root, "rev-parse", "HEAD")
+    return Registered(spec.model, best.instance, branch if commit else None, made, result.folder, metrics, push)
