@@ -1017,6 +1017,8 @@ def catalog_serve(directory: Path, port: int) -> None:
         click.echo("stopped", err=True)
     finally:
         server.server_close()
+
+
 # --------------------------------------------------------------------------- train
 
 class _TrainGroup(click.Group):
