@@ -101,6 +101,8 @@ class ModelPublish(BaseModel):
     operation: str = Field(description="lifecycle operation of the merge: publish, update, unpublish, delete, edit…")
     version: str | None = None
     tag: str | None = Field(None, description="the version tag (or the deregistration tag for unpublish)")
+    withdrawn: list[str] = Field(default_factory=list, description="unpublish: the deregistration tag of "
+                                                                     "every version, oldest first")
     action: Action = "nothing"
     objects: list[ObjectCopy] = Field(default_factory=list)
     tag_created: bool = Field(False, description="the tag was created in this run")
@@ -526,8 +528,9 @@ class Publisher:
                                     path=f"{MODELS_DIR}/{name}/{CARD_FILE}", line=first.line if first else None)
                 change = classify(base_card, head_card)
                 result.operation = change.operation.value
-                if change.operation not in (Operation.edit, Operation.upload, Operation.none) and not change.allowed:
-                    raise CardError(f"{name} was not published: {change.reason}",
+                if not change.allowed:  # the bot refuses these; a merge that bypassed it fails here, loudly
+                    raise CardError(f"{name} was not published: the merge asks for a change the lifecycle "
+                                    f"does not allow ({change.reason})",
                                     "this change should have been stopped by `registry check`; "
                                     "fix the card's status in a new pull request",
                                     path=f"{MODELS_DIR}/{name}/{CARD_FILE}")
@@ -651,32 +654,51 @@ class Publisher:
     # -- unpublish
 
     def _deprecate(self, name: str, version: str | None, result: ModelPublish) -> None:
-        opts, root = self.options, self.repo.root
+        """Withdraw every published version: GTO's deregistration tag on each one that has none yet,
+        so that `gto show` and `registry show` agree no version of an offline model is current."""
+        from registry.notes import version_key
+
         result.version = version
-        commit = self.repo.version_tags.get(name, {}).get(version or "")
-        if commit is None:
+        versions = self.repo.version_tags.get(name, {})
+        if version is None or version not in versions:
             raise GitError(f"{name} asks to be unpublished, but version {version} has no tag {name}@v{version}",
                            "only a published (tagged) version can be withdrawn; check `git tag -l`")
+        done, kept = [], []
+        for v in sorted(versions, key=version_key):
+            tag, created, pushed = self._withdraw(name, v, versions[v])
+            result.withdrawn.append(tag)
+            result.tag_created |= created
+            result.tag_pushed |= pushed
+            (done if created or pushed else kept).append(f"v{v}")
+            if v == version:
+                result.tag = tag
+        shown = ", ".join(f"v{v}" for v in sorted(versions, key=version_key))
+        if not done:
+            result.action = "already-deprecated"
+            result.message = f"{name} {shown} were already withdrawn; public objects kept"
+            return
+        result.action = "deprecated"
+        result.message = (f"withdrew {name} {', '.join(done)} ({', '.join(result.withdrawn)}); "
+                          "its public objects are kept for pinned consumers")
+
+    def _withdraw(self, name: str, version: str, commit: str) -> tuple[str, bool, bool]:
+        """The deregistration tag of one version, created and pushed when missing: (tag, created, pushed)."""
+        opts, root = self.options, self.repo.root
         pattern = f"{name}@v{version}!#*"
         existing = run_git(root, "tag", "-l", pattern).split()
         remote_existing = list(remote_tags(root, opts.remote_name, pattern)) if opts.push else []
         if remote_existing or (existing and not opts.push):
-            result.tag = (remote_existing or existing)[0]
-            result.action = "already-deprecated"
-            result.message = f"{name} v{version} was already withdrawn ({result.tag}); public objects kept"
-            return
+            return (remote_existing or existing)[0], False, False
+        created = False
         if existing:
             tag = existing[0]
         else:
             tag = deregistration_tag(root, name, version)
             create_tag(root, tag, commit, f"Unpublish {name} v{version}: status set to offline in "
                                           f"{self.head.rev[:10]}. The version's files stay available.\n")
-            result.tag_created = True
-        result.tag = tag
-        if opts.push:
-            result.tag_pushed = push_tag(root, opts.remote_name, tag, commit, created_here=result.tag_created)
-        result.action = "deprecated"
-        result.message = f"withdrew {name} v{version} ({tag}); its public objects are kept for pinned consumers"
+            created = True
+        pushed = push_tag(root, opts.remote_name, tag, commit, created_here=created) if opts.push else False
+        return tag, created, pushed
 
 
 def publish(repo: RegistryRepo, options: PublishOptions, storage: Storage | None = None) -> PublishReport:

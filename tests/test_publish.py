@@ -300,6 +300,51 @@ def test_unpublish_adds_a_gto_deregistration_tag_and_keeps_objects(registry_repo
     assert again["models"][0]["action"] == "already-deprecated" and again["changed"] is False
 
 
+def test_unpublish_withdraws_every_version_so_gto_and_registry_agree(registry_repo, origin, weights):
+    """Two published versions, then offline: both get a deregistration tag, so `gto show` lists
+    no version of the model as current, as `registry show` says."""
+    base, v1 = merge_publishing(registry_repo, weights)
+    assert publish(registry_repo, base, v1).returncode == 0
+    w2 = mlp_onnx(1, hidden=24)
+    registry_repo.track(f"models/{NAME}/model.onnx", w2)
+    v2 = registry_repo.commit({f"models/{NAME}/model.yaml": example_card(
+        NAME, version="1.1.0", status="updated", size=len(w2))}, "1.1.0")
+    assert publish(registry_repo, v1, v2).returncode == 0
+    offline = registry_repo.commit({f"models/{NAME}/model.yaml": example_card(
+        NAME, version="1.1.0", status="offline", size=len(w2))}, "unpublish")
+    proc = publish(registry_repo, v2, offline, "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    model = json.loads(proc.stdout)["models"][0]
+    # GTO numbers an artifact's events together: #1, then #2
+    assert model["action"] == "deprecated" and model["tag"] == f"{NAME}@v1.1.0!#2"
+    assert model["withdrawn"] == [f"{NAME}@v1.0.0!#1", f"{NAME}@v1.1.0!#2"]
+    tags = origin_tags(origin)
+    assert tags[f"{NAME}@v1.0.0!#1"] == v1 and tags[f"{NAME}@v1.1.0!#2"] == v2
+    gto = os.path.join(os.path.dirname(sys.executable), "gto")
+    assert json.loads(run([gto, "show", NAME, "--json"], registry_repo.root).stdout) == []
+    assert NAME not in json.loads(run([gto, "show", "--json"], registry_repo.root).stdout)
+    shown = registry_repo.registry("show", NAME, "--format", "json")
+    assert all(v["withdrawn"] for v in json.loads(shown.stdout)["versions"]), shown.stdout
+    again = json.loads(publish(registry_repo, v2, offline, "--format", "json").stdout)
+    assert again["models"][0]["action"] == "already-deprecated" and again["changed"] is False
+
+
+def test_a_merge_that_bypassed_the_bot_fails_publish_loudly(registry_repo, origin, weights):
+    """offline → published is not a lifecycle step: a direct merge of it is not 'nothing to publish'."""
+    base, head = merge_publishing(registry_repo, weights)
+    assert publish(registry_repo, base, head).returncode == 0
+    offline = registry_repo.commit({f"models/{NAME}/model.yaml": example_card(
+        NAME, version="1.0.0", status="offline", size=len(weights))}, "unpublish")
+    assert publish(registry_repo, head, offline).returncode == 0
+    back = registry_repo.commit({f"models/{NAME}/model.yaml": example_card(
+        NAME, version="1.0.0", status="published", size=len(weights))}, "direct push: published again")
+    proc = publish(registry_repo, offline, back)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "was not published: the merge asks for a change the lifecycle does not allow" in out
+    assert "status cannot go from 'offline' to 'published'" in out and "nothing to publish" not in out
+
+
 def test_delete_destroys_nothing(registry_repo, origin, weights):
     registry_repo.add_model(NAME, weights)
     base = registry_repo.git("rev-parse", "HEAD")
