@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from registry.card import CARD_FILE, MAX_CARD_BYTES, MODELS_DIR, ModelCard, Status, load_card
+from registry.card import CARD_FILE, MAX_CARD_BYTES, MODELS_DIR, ModelCard, load_card
 from registry.catalog.markdown import MAX_CHARS
 from registry.catalog.records import (CatalogMetric, CatalogModel, CatalogPackage, CatalogVersion,
                                       GraphInfo, Lineage)
