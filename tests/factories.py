@@ -384,6 +384,11 @@ def registry_cli(root: Path, *args: str, capsys) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
+# Seconds a hostile-file run may take before it counts as hung: a guard, not a speed claim (the bot's
+# speed on those files is measured by benchmarks/hostile_bench.py, quoted in docs/security.md).
+HANG = 60
+
+
 def run_bounded(cmd: list[str], cwd: Path, env: dict | None = None, timeout: float = 60
                 ) -> tuple[int, str, str, float, int]:
     """Run a command and measure it: (exit code, stdout, stderr, seconds, peak resident bytes).

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import zipfile
 
-from factories import run_bounded
+from factories import HANG, run_bounded
 
 INFLATED = 256 << 20
 
@@ -35,7 +35,7 @@ def test_a_pt2_zip_bomb_is_refused_at_its_cap(tmp_path):
          "except Exception as e:\n    print(type(e).__name__, e)\n", str(bomb)], tmp_path)
     assert code == 0, err
     assert out.startswith("ModelFormatError models/m/model.pt2: entry 'models/model.json' inflates to more than")
-    assert seconds < 10 and rss < 1 << 30  # ...that never inflates past the cap
+    assert seconds < HANG and rss < 1 << 30  # ...that never inflates past the cap (no hang)
 
 
 def test_a_pt2_with_too_many_entries_is_refused(tmp_path, monkeypatch):

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from factories import example_card, mlp_onnx, run_bounded
+from factories import HANG, example_card, mlp_onnx, run_bounded
 
 NAME = "tiny"
 
@@ -158,7 +158,7 @@ def test_alias_bomb_in_a_dvc_pointer(reg):
     assert code == 1, err
     f = finding_on(out, f"models/{NAME}/model.onnx.dvc")
     assert "aliases are not allowed in a DVC pointer" in f["message"]
-    assert seconds < 10 and rss < GIB
+    assert seconds < HANG and rss < GIB  # no hang; speed is benchmarks/hostile_bench.py's
 
 
 def test_alias_bomb_in_dvc_yaml(reg):
@@ -168,7 +168,7 @@ def test_alias_bomb_in_dvc_yaml(reg):
     assert code == 1, err
     f = finding_on(out, "dvc.yaml")
     assert "aliases are not allowed in a dvc.yaml" in f["message"] and f["line"] == 2
-    assert seconds < 10 and rss < GIB
+    assert seconds < HANG and rss < GIB  # no hang; speed is benchmarks/hostile_bench.py's
 
 
 @pytest.mark.parametrize("name,text", [
@@ -183,7 +183,7 @@ def test_100k_deep_config(reg, name, text):
     assert code == 1, err
     f = finding_on(out, f"models/{NAME}/{name}")
     assert "nest" in f["message"]
-    assert seconds < 10 and rss < GIB
+    assert seconds < HANG and rss < GIB  # no hang; speed is benchmarks/hostile_bench.py's
 
 
 def test_an_unexpected_error_in_a_check_is_a_finding_not_a_crash(reg, check_models, monkeypatch):

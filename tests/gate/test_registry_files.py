@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from factories import example_card, mlp_onnx, run_bounded
+from factories import HANG, example_card, mlp_onnx, run_bounded
 
 NAME = "tiny"
 
@@ -93,7 +93,7 @@ def test_alias_bomb_in_dvc_yaml_alone_is_answered(reg):
     assert model["name"] == "(registry)"
     [f] = model["findings"]
     assert f["path"] == "dvc.yaml" and "aliases are not allowed in a dvc.yaml" in f["message"] and f["line"] == 2
-    assert seconds < 10 and rss < 1 << 30
+    assert seconds < HANG and rss < 1 << 30  # no hang; speed is benchmarks/hostile_bench.py's
 
 
 def test_publish_takes_remotes_from_the_merges_base(reg, origin, tmp_path):
