@@ -93,8 +93,8 @@ def test_example_weights_are_tracked_by_dvc_not_git():
 
 
 def test_the_example_store_holds_exactly_what_the_committed_pointers_name():
-    """A fresh clone can fetch every example's weights: each pointer's object is committed in the
-    store with that md5 and size, and the store holds nothing else."""
+    """A fresh clone can fetch every example's weights and every example dataset: each pointer's
+    object is committed in the store with that md5 and size, and the store holds nothing else."""
     named = set()
     for name in EXAMPLES:
         pointer = _pointer(REPO, name)
@@ -102,6 +102,11 @@ def test_the_example_store_holds_exactly_what_the_committed_pointers_name():
         tracked = subprocess.run(["git", "ls-files", "--error-unmatch", str(stored)], cwd=REPO, capture_output=True)
         assert tracked.returncode == 0, f"{stored} (models/{name}) is not committed"
         assert file_md5(stored) == pointer.md5 and stored.stat().st_size == pointer.size == _card(REPO, name).size
+        named.add(stored)
+    for pointer_file in sorted((REPO / "datasets").glob("*/*.dvc")):  # the example datasets' data
+        pointer = parse_pointer(pointer_file.read_text())
+        stored = _stored(pointer.md5)
+        assert stored.is_file() and stored.stat().st_size == pointer.size, f"{pointer_file} is not in the store"
         named.add(stored)
     assert set(STORE.glob("*/*")) == named
 
