@@ -111,11 +111,12 @@ def test_a_pull_request_that_rewrites_the_checker_is_still_judged_by_the_base(pr
         message="add tiny-mlp and relax card-fields",
     )
 
-    # The head's own checker would let the card through: the rewrite is effective...
+    # The head's own card-fields check would let the card through: the rewrite is effective...
     worktree = clone.root.parent / "lenient-head"
     clone.git("worktree", "add", "-q", "--detach", str(worktree), head)
     own = subprocess.run(
-        [sys.executable, "-m", "registry", "check", "--base", base, "--head", head, "--offline"],
+        [sys.executable, "-m", "registry", "check", "--base", base, "--head", head, "--offline",
+         "--only", "card-fields"],
         cwd=worktree,
         capture_output=True,
         text=True,
@@ -135,6 +136,8 @@ def test_a_pull_request_that_rewrites_the_checker_is_still_judged_by_the_base(pr
     ), result.output
     (body,) = result.pr_comments(8).values()
     assert body.startswith(MARKER) and "project" in body, body
+    # and the change to the checker itself is a registry-wide file: a maintainer must review it
+    assert "registry/checks/card_fields.py" in body and "registry-wide file" in body, body
 
 
 def test_a_fork_pull_request_is_checked_but_not_commented_on(project):
