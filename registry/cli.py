@@ -1049,13 +1049,15 @@ def train() -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Instances trained at once, each in its own process.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True, help="Where to train.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch threads per worker (default: the CPUs shared out among the workers).")
 @click.option("--register", is_flag=True, help="Then make the best instance models/<model> on branch train/<model>.")
 @click.option("--push/--no-push", default=True, show_default=True, help="With --register: push the weights to staging.")
 @click.option("--branch", help="With --register: the branch to commit the new model on (default train/<model>).")
 @click.option("--progress", type=click.Choice(["auto", "plain", "jsonl"]), default="auto", show_default=True,
               help="auto: a live table in a terminal, plain lines otherwise; jsonl: events as JSON lines on stdout.")
-def train_run(task: str, instances: tuple[str, ...], workers: int, device: str, register: bool, push: bool,
-              branch: str | None, progress: str) -> None:
+def train_run(task: str, instances: tuple[str, ...], workers: int, device: str, threads: int | None, register: bool,
+              push: bool, branch: str | None, progress: str) -> None:
     """Train a task's instances (re-running resumes from the last checkpoint).
 
     \b
@@ -1070,7 +1072,8 @@ def train_run(task: str, instances: tuple[str, ...], workers: int, device: str, 
     root = RegistryRepo().root
     view = ProgressView(sys.stdout if progress == "jsonl" else sys.stderr, jsonl=progress == "jsonl",
                         plain=progress == "plain" or not sys.stderr.isatty())
-    run = train_task(root, task, instances=list(instances) or None, workers=workers, device=device, view=view)
+    run = train_task(root, task, instances=list(instances) or None, workers=workers, device=device, threads=threads,
+                     view=view)
     rows = list_results(root, task)
     if progress != "jsonl":
         click.echo(render_results(task, rows), nl=False)

@@ -9,7 +9,8 @@ to `training/<task>/results/<instance>/`:
     dvclive/          metrics per epoch in DVCLive's format (metrics.json, plots/metrics/*.tsv, params.yaml)
     plots/*.png       loss and metric curves
     train.log         one line per epoch
-    checkpoint.pt     model, optimiser and random state after the last finished epoch (a re-run resumes)
+    checkpoint.pt     model, optimiser and random state after an epoch, written when 2 s of training have
+                      passed since the last one (a re-run resumes there)
     status.json       done or failed, with the config hash (a re-run of a finished instance is skipped)
 
 Runs are deterministic: the seed sets the initial weights and the shuffling, the shuffling
@@ -37,6 +38,7 @@ from registry.training.files import (Algorithm, Dataset, Instance, Structure, al
 
 Events = Callable[[dict], None]
 PROGRESS_EVERY_S = 0.5  # at most two progress events a second per instance
+CHECKPOINT_EVERY_S = 2.0  # a checkpoint after an epoch when this long has passed since the last one
 
 
 class TrainingFailed(RegistryError):
@@ -205,7 +207,10 @@ def train_instance(root: Path, task: str, inst: Instance, *, device: str = "cpu"
 
         raise missing_dependency("dvclive", "train") from None
     log = open(out / "train.log", "a", encoding="utf-8")
+    if start_epoch > 0:
+        _trim_live(out / "dvclive", start_epoch)
     live = Live(dir=str(out / "dvclive"), resume=start_epoch > 0, save_dvc_exp=False, dvcyaml=None, report=None)
+    live.step = start_epoch  # one row per finished epoch; later rows were trimmed with the checkpoint
     if "data" in getattr(live, "_studio_events_to_skip", ()):
         # No DVC Studio to send to: skip DVCLive's re-reading of every metric file at every step.
         live.post_data_to_studio = lambda: None
@@ -214,7 +219,6 @@ def train_instance(root: Path, task: str, inst: Instance, *, device: str = "cpu"
                          "algorithm": algo.name, **{k: v for k, v in prep.params.items()},
                          "epochs": algo.epochs, "batch_size": algo.batch_size,
                          "learning_rate": algo.optimizer.learning_rate, "seed": algo.seed})
-    eval_x, eval_y, eval_name = (xva, yva, "validation") if xva is not None else (xte, yte, "test")
     primary = procedure.metric_names[0]
     n = len(xtr)
     steps = math.ceil(n / algo.batch_size)
@@ -224,17 +228,21 @@ def train_instance(root: Path, task: str, inst: Instance, *, device: str = "cpu"
     log.write(f"{'resumed at' if start_epoch else 'started'} epoch {start_epoch + 1}/{algo.epochs}, "
               f"config {prep.config_hash}\n")
     last_event = 0.0
+    last_checkpoint = time.monotonic()
     epoch = start_epoch
     try:
         for epoch in range(start_epoch, algo.epochs):
             net.train()
             order = torch.randperm(n, generator=gen).to(dev)
             total, count = 0.0, 0
+            seen: list[dict] = []  # the epoch's outputs: training metrics at no extra forward pass
             for step in range(steps):
                 idx = order[step * algo.batch_size:(step + 1) * algo.batch_size]
                 xb, yb = xtr[idx], ytr[idx]
                 optimizer.zero_grad()
-                loss = procedure.loss(net(xb), xb, yb)
+                outputs = net(xb)
+                loss = procedure.loss(outputs, xb, yb)
+                seen.append({k: v.detach() for k, v in outputs.items()})
                 loss.backward()
                 optimizer.step()
                 value = float(loss.detach())
@@ -253,25 +261,35 @@ def train_instance(root: Path, task: str, inst: Instance, *, device: str = "cpu"
                             "eta_s": (now - started) / done * left})
             if schedule is not None:
                 schedule.step()
-            metrics = _evaluate(net, procedure, eval_x, eval_y, None)
-            row = {"epoch": epoch + 1, "loss": total / count, **{f"{eval_name}_{k}": v for k, v in metrics.items()}}
+            with torch.no_grad():
+                epoch_out = {k: torch.cat([b[k] for b in seen]) for k in seen[0]}
+                train_metrics = procedure.evaluate(epoch_out, xtr[order], ytr[order])
+            val_metrics = _evaluate(net, procedure, xva, yva, None, with_loss=True) if xva is not None else {}
+            row = {"epoch": epoch + 1, "loss": total / count, **{f"train_{k}": v for k, v in train_metrics.items()},
+                   **{f"validation_{k}": v for k, v in val_metrics.items()}}
             history.append(row)
             live.log_metric("train/loss", row["loss"])
-            for k, v in metrics.items():
-                live.log_metric(f"{eval_name}/{k}", v)
+            for k, v in train_metrics.items():
+                live.log_metric(f"train/{k}", v)
+            for k, v in val_metrics.items():
+                live.log_metric(f"validation/{k}", v)
             live.next_step()
-            stop = _early_stop(algo, best, metrics, row, xva is not None, net, epoch)
-            torch.save({"config_hash": prep.config_hash, "epoch": epoch + 1, "model": net.state_dict(),
-                        "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict() if schedule else None,
-                        "generator": gen.get_state(), "torch_rng": torch.get_rng_state(), "history": history,
-                        "best": {k: v for k, v in best.items()}}, out / ".checkpoint.tmp")
-            os.replace(out / ".checkpoint.tmp", ckpt_path)
+            stop = _early_stop(algo, best, val_metrics, row, xva is not None, net, epoch)
+            if time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY_S and epoch + 1 < algo.epochs and not stop:
+                torch.save({"config_hash": prep.config_hash, "epoch": epoch + 1, "model": net.state_dict(),
+                            "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict() if schedule else None,
+                            "generator": gen.get_state(), "torch_rng": torch.get_rng_state(), "history": history,
+                            "best": {k: v for k, v in best.items()}}, out / ".checkpoint.tmp")
+                os.replace(out / ".checkpoint.tmp", ckpt_path)
+                last_checkpoint = time.monotonic()
+                events({"event": "checkpoint", "epoch": epoch + 1})
             elapsed = time.monotonic() - started
             eta = elapsed / (epoch + 1 - start_epoch) * (algo.epochs - epoch - 1)
+            shown = val_metrics or train_metrics
             events({"event": "epoch", "epoch": epoch + 1, "epochs": algo.epochs, "step": steps, "steps": steps,
-                    "loss": row["loss"], "metric": {k: v for k, v in metrics.items()}, "eta_s": eta})
+                    "loss": row["loss"], "metric": dict(shown), "eta_s": eta})
             log.write(f"epoch {epoch + 1}/{algo.epochs} loss {row['loss']:.5f} "
-                      + " ".join(f"{eval_name}_{k} {v:.4f}" for k, v in metrics.items()) + "\n")
+                      + " ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "loss")) + "\n")
             log.flush()
             if stop:
                 log.write(f"early stopping after epoch {epoch + 1} (best epoch {best['epoch']})\n")
@@ -306,14 +324,31 @@ def train_instance(root: Path, task: str, inst: Instance, *, device: str = "cpu"
     return test
 
 
-def _evaluate(net, procedure, x, y, train) -> dict[str, float]:
+def _trim_live(folder: Path, epochs: int) -> None:
+    """Keep DVCLive's rows of the first `epochs` epochs only: a resumed run continues from its
+    checkpoint, so rows logged after it would otherwise appear twice."""
+    for tsv in (folder / "plots" / "metrics").rglob("*.tsv"):
+        lines = tsv.read_text().splitlines(keepends=True)
+        kept = lines[:1] + [ln for ln in lines[1:] if ln.split("\t", 1)[0].isdigit() and int(ln.split("\t", 1)[0]) < epochs]
+        _atomic(tsv, "".join(kept))
+    metrics = folder / "metrics.json"
+    if metrics.is_file():
+        data = json.loads(metrics.read_text())
+        data["step"] = epochs - 1
+        _atomic(metrics, json.dumps(data, indent=4))
+
+
+def _evaluate(net, procedure, x, y, train, with_loss: bool = False) -> dict[str, float]:
     import torch
 
     net.eval()
     with torch.no_grad():
         outputs = net(x)
         reference = (net(train[0]), train[0], train[1]) if train is not None else None
-    return procedure.evaluate(outputs, x, y, reference)
+        metrics = procedure.evaluate(outputs, x, y, reference)
+        if with_loss:
+            metrics["loss"] = float(procedure.loss(outputs, x, y))
+    return metrics
 
 
 def _early_stop(algo: Algorithm, best: dict, metrics: dict, row: dict, has_validation: bool, net, epoch: int) -> bool:
@@ -323,7 +358,7 @@ def _early_stop(algo: Algorithm, best: dict, metrics: dict, row: dict, has_valid
         return False
     from registry.training.algorithms import metric_direction
 
-    value = row["loss"] if rule.metric == "loss" else metrics.get(rule.metric)
+    value = metrics.get(rule.metric)  # on the validation split ("loss" included)
     if value is None:
         return False
     higher = metric_direction(rule.metric)

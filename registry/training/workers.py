@@ -91,8 +91,13 @@ def _worker(root: str, task: str, inst: Instance, device: str, threads: int, eve
 
 
 def train_task(root: Path, task: str, *, instances: list[str] | None = None, workers: int = 1, device: str = "cpu",
-               view: "ProgressView | None" = None) -> TaskRun:
+               threads: int | None = None, view: "ProgressView | None" = None) -> TaskRun:
     """Train a task's instances, `workers` at a time, each in its own process.
+
+    Args:
+        threads: torch threads per worker (default: the CPUs shared out among the workers). On a
+            machine busy with other work, fewer threads than cores is much faster: threads that
+            wait for a core spin.
 
     Returns:
         every instance's outcome; `interrupted` when Ctrl-C stopped the run.
@@ -113,7 +118,7 @@ def train_task(root: Path, task: str, *, instances: list[str] | None = None, wor
             raise UsageError("--device cuda: torch sees no CUDA device here",
                              "use --device cpu, or run on a machine (or runner label) with a GPU")
     view = view or ProgressView(sys.stderr, plain=True)
-    threads = max(1, (os.cpu_count() or 1) // min(workers, len(chosen)))
+    threads = threads or max(1, (os.cpu_count() or 1) // min(workers, len(chosen)))
     ctx = _context(mp)
     events = ctx.Queue()
     outcomes = {i.name: InstanceOutcome(i.name) for i in chosen}

@@ -98,7 +98,7 @@ def test_workers_train_in_parallel_and_failures_are_reported_while_the_others_fi
     loss_tsv = (results / "first/dvclive/plots/metrics/train/loss.tsv").read_text().splitlines()
     assert loss_tsv[0] == "step\tloss" and len(loss_tsv) == 5
     assert (results / "first/plots/loss.png").read_bytes()[:4] == b"\x89PNG"
-    assert (results / "first/plots/test_accuracy.png").is_file()
+    assert (results / "first/plots/train_accuracy.png").is_file()
     config = yaml.safe_load((results / "first/config.yaml").read_text())
     assert config["algorithm"]["epochs"] == 4 and config["source_commit"] == reg.git("rev-parse", "HEAD")
     assert "epoch 4/4" in (results / "first/train.log").read_text()
@@ -135,14 +135,14 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_resumes_from_the_checkpoint(training_r
         algorithm: classification
         structure: wine-mlp
         instances:
-          - {name: long, hyperparameters: {epochs: 60, batch_size: 8}}
+          - {name: long, hyperparameters: {epochs: 150, batch_size: 8}}
         """}, message="a slow task")
     proc = subprocess.Popen([sys.executable, "-m", "registry", "train", "slow", "--progress", "jsonl"], cwd=reg.root,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     events = []
     for line in proc.stdout:
         events.append(json.loads(line))
-        if events[-1].get("event") == "epoch" and events[-1]["epoch"] >= 2:
+        if events[-1].get("event") == "checkpoint":
             break
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
@@ -155,15 +155,15 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_resumes_from_the_checkpoint(training_r
     folder = reg.root / "training/slow/results/long"
     assert (folder / "checkpoint.pt").is_file() and not (folder / "status.json").exists()
 
-    # resume: the same command picks up after the last finished epoch (fewer epochs to keep it short)
-    stopped_at = max(e["epoch"] for e in events if e["event"] == "epoch")
+    # resume: the same command picks up after the last checkpoint
+    saved_at = max(e["epoch"] for e in events if e["event"] == "checkpoint")
     proc = _train(reg, "slow", "--progress", "jsonl")
     resumed = [json.loads(ln) for ln in proc.stdout.splitlines()]
     start = next(e for e in resumed if e["event"] == "start")
-    assert start["resumed"] is True and start["epoch"] >= stopped_at
+    assert start["resumed"] is True and start["epoch"] >= saved_at
     assert proc.returncode == 0 and resumed[-1]["instances"]["long"]["state"] == "done"
     steps = (folder / "dvclive/plots/metrics/train/loss.tsv").read_text().splitlines()[1:]
-    assert [int(s.split()[0]) for s in steps] == list(range(60))  # one row per epoch, none lost or repeated
+    assert [int(s.split()[0]) for s in steps] == list(range(150))  # one row per epoch, none lost or repeated
     # a finished instance is not trained again
     again = _train(reg, "slow", "--progress", "plain")
     assert again.returncode == 0 and "[long] already trained" in again.stderr
