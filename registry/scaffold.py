@@ -38,6 +38,8 @@ class NewModel(BaseModel):
     project: str = Field(description="business project the model belongs to")
     source_repo: str = Field(description="git URL of the training code")
     source_commit: str | None = Field(None, description="commit of the training code")
+    source_path: str | None = Field(None, description="where the training code is inside its repository "
+                                                      "(required with source_repo 'self')")
     version: str | None = Field(None, description="SemVer version; may be left for publish time")
     description: str | None = Field(None, description="what the model does")
     license: str | None = Field(None, description="SPDX license id")
@@ -213,7 +215,7 @@ def new_model(root: str | os.PathLike, request: NewModel, *, push: bool = False)
         card = _build_card(
             name=request.name, version=request.version, status=Status.unpublished, task=request.task,
             project=request.project,
-            source=Source(repo=request.source_repo, commit=request.source_commit),
+            source=Source(repo=request.source_repo, commit=request.source_commit, path=request.source_path),
             config=config_name, weights=weights_name, size=pointer.size, metrics=request.metrics,
             description=request.description, license=request.license, owners=request.owners,
             tags=request.tags, pytorch=pytorch_name)

@@ -68,14 +68,14 @@ class RegistryFiles(Check):
     def _judge(self, ctx: ModelContext, p, models: set[str]) -> Finding | None:
         base_name = p.path.rsplit("/", 1)[-1]
         if p.gitlink:
-            return self.finding(f"{p.path}: the pull request adds or changes a git submodule (gitlink); "
+            return self.finding("the pull request adds or changes a git submodule (gitlink); "
                                 "the registry holds no submodules", _REVIEW, path=p.path)
         if p.symlink and not (p.path.startswith(f"{MODELS_DIR}/") and p.path.count("/") >= 2):
             # links inside a model folder are the model-files check's; anywhere else they are refused here
-            return self.finding(f"{p.path}: the pull request adds a symbolic link; the registry's content is "
+            return self.finding("the pull request adds a symbolic link; the registry's content is "
                                 "plain files", _REVIEW, path=p.path)
         if base_name in MAINTAINERS_ONLY:
-            return self.finding(f"{p.path}: {base_name} changes how git treats files; it is a registry-wide file",
+            return self.finding(f"{base_name} changes how git treats files; it is a registry-wide file",
                                 _REVIEW, path=p.path)
         if p.path == DVC_YAML:
             return self._dvc_yaml(ctx, models)
@@ -90,7 +90,7 @@ class RegistryFiles(Check):
         what = {".dvc/": "the DVC configuration (remote URLs)", ".github/": "the workflows and code owners"}
         kind = next((v for k, v in what.items() if p.path.startswith(k)), "a registry-wide file")
         verb = {"A": "adds", "D": "deletes"}.get(p.status, "changes")
-        return self.finding(f"{p.path}: the pull request {verb} {kind}, outside models/, datasets/ and training/",
+        return self.finding(f"the pull request {verb} {kind}, outside models/, datasets/ and training/",
                             _REVIEW, path=p.path)
 
     def _dvc_yaml(self, ctx: ModelContext, models: set[str]) -> Finding | None:
@@ -104,20 +104,26 @@ class RegistryFiles(Check):
         try:
             new = _without(parse_yaml(ctx.head.read(DVC_YAML) or b"", what="dvc.yaml"), models)
         except BoundedParseError as e:
-            return self.finding(f"dvc.yaml: {e.message}", e.hint, path=DVC_YAML, line=e.line)
+            return self.finding(e.message, e.hint, path=DVC_YAML, line=e.line)
         if old == new:
             return None
-        return self.finding("dvc.yaml: the pull request changes more than the artifacts entries of its own models ("
+        return self.finding("the pull request changes more than the artifacts entries of its own models ("
                             + (", ".join(sorted(models)) or "none") + ")", _REVIEW, path=DVC_YAML)
 
 
 def _without(data: Any, models: set[str]) -> Any:
-    """dvc.yaml's content less the artifacts entries of `models` (and an emptied `artifacts:`)."""
+    """dvc.yaml's content less the artifacts entries of `models`; no file, an empty one and one left
+    with an empty `artifacts:` are all the same (a pull request adding the first model makes it)."""
+    if data is None:
+        return {}
     if not isinstance(data, dict):
         return data
     data = dict(data)
     artifacts = data.get("artifacts")
     if isinstance(artifacts, dict):
         rest = {k: v for k, v in artifacts.items() if k not in models}
-        data["artifacts"] = rest
+        if rest:
+            data["artifacts"] = rest
+        else:
+            del data["artifacts"]
     return data

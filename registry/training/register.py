@@ -2,8 +2,9 @@
 
 `register_best` picks the finished instance with the best value of the task's metric, and calls
 `registry.scaffold.new_model` with its ONNX weights, its config snapshot as the model's config,
-the measured held-out metrics, and `source.repo`/`source.commit` of this repository at the commit
-the instance was trained from. The weights are pushed to the staging remote, and the new folder
+the measured held-out metrics, and as its training code this repository's task folder at the
+commit the instance was trained from (`source.repo: self`, `source.path: training/<task>`,
+`source.commit`), which the bot confirms without the network. The weights are pushed to the staging remote, and the new folder
 is committed on a branch of its own, ready for its pull request (which the bot then checks like
 any other).
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from registry.card import Metric
+from registry.card import SELF_REPO, Metric
 from registry.errors import GitError, UsageError
 from registry.training.files import read_task
 from registry.training.results import best_result
@@ -43,12 +44,6 @@ def _git(root: Path, *args: str, check: bool = True) -> str:
         raise GitError(f"git {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}",
                        "check the repository's state (git status)")
     return proc.stdout.strip()
-
-
-def source_repo_url(root: Path) -> str:
-    """This repository's URL for `source.repo`: its `origin` remote, else its folder."""
-    url = _git(root, "remote", "get-url", "origin", check=False)
-    return url or str(Path(root).resolve())
 
 
 def register_best(root: Path, task: str, *, push: bool = True, branch: str | None = None,
@@ -85,7 +80,8 @@ def register_best(root: Path, task: str, *, push: bool = True, branch: str | Non
                                + best.instance + ")\n" + yaml.safe_dump(config, sort_keys=False))
         result = new_model(root, NewModel(
             name=spec.model, weights=folder / "model.onnx", config=config_file, task=spec.task,
-            project=spec.project, source_repo=source_repo_url(root), source_commit=config.get("source_commit"),
+            project=spec.project, source_repo=SELF_REPO, source_path=f"training/{task}",
+            source_commit=config.get("source_commit") or _git(root, "rev-parse", "HEAD"),
             description=spec.description, license=spec.license, owners=spec.owners, tags=spec.tags,
             metrics=metrics), push=push)
     made = None

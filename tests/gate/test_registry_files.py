@@ -110,3 +110,19 @@ def test_publish_takes_remotes_from_the_merges_base(reg, origin, tmp_path):
     md5 = hashlib.md5(weights).hexdigest()
     assert (reg.storage / "public" / "files" / "md5" / md5[:2] / md5[2:]).read_bytes() == weights
     assert not elsewhere.exists()
+
+
+def test_the_first_model_of_a_registry_may_create_dvc_yaml(tmp_path, check_models):
+    """No dvc.yaml on the base: a pull request whose dvc.yaml holds only its own model's entry passes."""
+    from factories import init_registry
+
+    fresh = init_registry(tmp_path / "fresh", tmp_path / "fresh-storage")
+    fresh.commit({"models/.gitkeep": ""}, "empty registry")
+    fresh.git("checkout", "-q", "-b", "pr")
+    fresh.commit({f"models/{NAME}/model.yaml": example_card(NAME), f"models/{NAME}/config.yaml": "epochs: 3\n",
+                  "dvc.yaml": f"artifacts:\n  {NAME}:\n    path: models/{NAME}/model.onnx\n    type: model\n"})
+    assert registry_findings(check_models(fresh, base="main", head="pr", offline=True)) == []
+    fresh.commit({"dvc.yaml": f"artifacts:\n  {NAME}:\n    path: models/{NAME}/model.onnx\n"
+                              "stages:\n  evil:\n    cmd: curl example.invalid\n"})
+    [f] = registry_findings(check_models(fresh, base="main", head="pr", offline=True))
+    assert f.path == "dvc.yaml" and f.message.startswith("the pull request changes more than the artifacts")

@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 from factories import REPO_ROOT, init_registry
+
+from registry.storage import parse_pointer
+
+
+def committed_data(rel: str) -> Path:
+    """The bytes an example dataset's committed pointer names, from examples/store (as a fresh clone
+    has them: the data file itself is not in git)."""
+    pointer = parse_pointer((REPO_ROOT / f"{rel}.dvc").read_text())
+    stored = REPO_ROOT / "examples" / "store" / "files" / "md5" / pointer.md5[:2] / pointer.md5[2:]
+    assert stored.is_file(), f"{rel}: examples/store lacks the object its pointer names"
+    return stored
 
 
 def copy_training_files(root, tasks=("digits-cnn", "digits-embedding", "wine-mlp")) -> None:
@@ -14,8 +26,8 @@ def copy_training_files(root, tasks=("digits-cnn", "digits-embedding", "wine-mlp
         src = REPO_ROOT / "datasets" / ds
         (root / "datasets" / ds).mkdir(parents=True, exist_ok=True)
         shutil.copy(src / "dataset.yaml", root / "datasets" / ds / "dataset.yaml")
-    shutil.copy(REPO_ROOT / "datasets/digits/digits.npz", root / "datasets/digits/digits.npz")
-    shutil.copy(REPO_ROOT / "datasets/wine/wine.csv", root / "datasets/wine/wine.csv")
+    for data in ("datasets/digits/digits.npz", "datasets/wine/wine.csv"):
+        shutil.copy(committed_data(data), root / data)
     for sub in ("layers", "structures", "algorithms"):
         shutil.copytree(REPO_ROOT / "training" / sub, root / "training" / sub)
     for task in tasks:

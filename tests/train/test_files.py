@@ -88,15 +88,15 @@ def test_read_task_suggests_a_known_task(training_registry):
     assert "did you mean 'digits-cnn'" in str(e.value)
 
 
-def test_npz_and_csv_datasets_load_with_their_schema_and_split_the_same_way_every_time():
+def test_npz_and_csv_datasets_load_with_their_schema_and_split_the_same_way_every_time(training_tree):
     digits = Dataset.model_validate(yaml.safe_load((REPO_ROOT / "datasets/digits/dataset.yaml").read_text()))
-    x, y = load_arrays(REPO_ROOT, digits)
+    x, y = load_arrays(training_tree, digits)
     assert x.shape == (1797, 1, 8, 8) and x.dtype == np.float32 and float(x.max()) == 1.0
     assert y.dtype == np.int64 and set(y.tolist()) == set(range(10))
     a, b = split(digits, x, y), split(digits, x, y)
     assert len(a.test.y) == 450 and np.array_equal(a.test.y, b.test.y)
     wine = Dataset.model_validate(yaml.safe_load((REPO_ROOT / "datasets/wine/dataset.yaml").read_text()))
-    x, y = load_arrays(REPO_ROOT, wine)
+    x, y = load_arrays(training_tree, wine)
     assert x.shape == (178, 13) and y.shape == (178,) and set(y.tolist()) == {0, 1, 2}
 
 
