@@ -153,19 +153,35 @@ def list_models(root: str | Path, *, task: str | None = None, project: str | Non
                          "states: " + ", ".join(s.value for s in Status) + ", invalid")
     cards = read_cards(root, rev)
     table = read_versions(root)
-    rows = []
+    rows, doubtful = [], {}
     for name, rec in cards.items():
         c = rec.card
         row = ModelSummary(name=name, state=c.status.value if c else "invalid",
                            task=c.task.value if c else None, project=c.project if c else None)
+        if (task and row.task != task) or (project and row.project != project) or (state and row.state != state):
+            continue
         versions = model_versions(table, rec, name)
         found = latest(versions)
         row.latest = found.version if found else None
         row.versions = len(versions)
-        if (task and row.task != task) or (project and row.project != project) or (state and row.state != state):
-            continue
+        if found is not None and (c is None or c.version != found.version):
+            doubtful[name] = (row, rec)  # the card does not name it: maybe a tag pushed by hand
         rows.append(row)
+    if doubtful:
+        _confirm_latest(root, table, doubtful)
     return rows
+
+
+def _confirm_latest(root: str | Path, table: dict[str, list[Version]], doubtful: dict) -> None:
+    """Latest versions the current card does not name are confirmed against their tags' commits
+    (on the default branch, card publishing that version); stray tags are dropped, so a tag pushed
+    by hand never shows as latest. The common case, the card naming its latest version, costs nothing."""
+    for name, (row, rec) in doubtful.items():
+        kept, _ = confirm_versions(root, table.get(name, []))
+        versions = model_versions({name: kept}, rec, name)
+        found = latest(versions)
+        row.latest = found.version if found else None
+        row.versions = len(versions)
 
 
 # --------------------------------------------------------------------------- show

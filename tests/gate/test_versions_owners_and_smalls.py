@@ -62,6 +62,9 @@ def test_a_hand_pushed_tag_never_becomes_latest(published, tmp_path):
     shown = reg.registry("show", NAME)
     assert "versions (latest: 1.0.0)" in shown.stdout
     assert f"stray tags (not versions" in shown.stdout and f"{NAME}@v9.9.9: its commit" in shown.stdout
+    listed = json.loads(reg.registry("list", "--format", "json").stdout)
+    row = next(r for r in listed if r["name"] == NAME)
+    assert row["latest"] == "1.0.0" and row["versions"] == 1, row
 
 
 # ---- code owners
