@@ -378,8 +378,10 @@ def package(ref: str | None, targets: tuple[str, ...], model: Path | None, card:
 @click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path), help="Decrypt with the key in this file.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json prints {output: nested list}.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the outputs: .npy (a model with one output) or .npz (keyed by output name).")
 def run(package_file: Path, inputs: tuple[str, ...], key_env: str | None, key_file: Path | None,
-        fmt: str) -> None:
+        fmt: str, output: Path | None) -> None:
     """Run a device package: decrypt in memory, check hashes and runtime version, print the outputs.
 
     \b
@@ -396,6 +398,8 @@ def run(package_file: Path, inputs: tuple[str, ...], key_env: str | None, key_fi
     opened = open_package(package_file, load_key(key_env, key_file))
     expected = [i["name"] for i in opened.manifest.inputs]
     outputs = run_package(opened, read_inputs(list(inputs), expected))
+    if output is not None:
+        _save_outputs(output, {k: np.asarray(v) for k, v in outputs.items()})
     if fmt == "json":
         click.echo(json.dumps({k: np.asarray(v).tolist() for k, v in outputs.items()}))
         return
@@ -403,6 +407,35 @@ def run(package_file: Path, inputs: tuple[str, ...], key_env: str | None, key_fi
         value = np.asarray(value)
         click.echo(f"{name} {value.dtype} {list(value.shape)}")
         click.echo(np.array2string(value, precision=6, threshold=200))
+
+
+def _save_outputs(path: Path, outputs: dict) -> None:
+    """Write a run's outputs as .npy (one output) or .npz, whole or not at all."""
+    import os
+    import tempfile
+
+    import numpy as np
+
+    suffix = path.suffix.lower()
+    if suffix not in (".npy", ".npz"):
+        raise UsageError(f"--output {path}: write .npy or .npz", "name the file outputs.npy or outputs.npz")
+    if suffix == ".npy" and len(outputs) != 1:
+        raise UsageError(f"--output {path}: the model has {len(outputs)} outputs ({', '.join(outputs)}), "
+                         "and a .npy file holds one", f"write {path.with_suffix('.npz')} instead")
+    folder = path.resolve().parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if suffix == ".npy":
+                np.save(f, next(iter(outputs.values())))
+            else:
+                np.savez(f, **outputs)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    click.echo(f"wrote {path} ({', '.join(outputs)})", err=True)
 
 
 @cli.command(context_settings=CONTEXT)

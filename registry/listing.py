@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from registry.card import CARD_FILE, MODELS_DIR, ModelCard, Status, load_card
+from registry.card import CARD_FILE, MODELS_DIR, ModelCard, Status, format_size, load_card
 from registry.errors import CardError, GitError, UsageError
 from registry.versions import (StrayTag, Version, confirm_versions, git_output, latest, read_versions, resolve,
                                tag_message, withdraw_offline)
@@ -245,9 +245,12 @@ def render_details(d: ModelDetails) -> str:
         lines.append(f"  task: {c.task.value}   project: {c.project}   license: {c.license or '-'}")
         if c.description:
             lines.append(f"  {c.description.strip().splitlines()[0]}")
-        lines.append(f"  source: {c.source.repo}" + (f" @ {c.source.commit}" if c.source.commit else ""))
+        source = "this repository" if c.source.is_self else c.source.repo
+        lines.append(f"  source: {source}" + (f", {c.source.path}" if c.source.path else "")
+                     + (f" @ {c.source.commit}" if c.source.commit else ""))
         lines.append(f"  config: {c.config}   weights: {c.weights}"
-                     + (f"   size: {c.size}" if c.size is not None else ""))
+                     + (f"   size: {format_size(c.size_bytes)} ({c.size_bytes:,} bytes)"
+                        if c.size_bytes is not None else ""))
         for m in c.metrics:
             lines.append(f"  metric: {m.name} = {m.value:g}{m.unit or ''} on {m.dataset}")
         if c.owners:

@@ -135,3 +135,16 @@ def test_show_lists_the_device_package_of_each_target_of_the_version(registry_re
     d = show_model(reg.root, "edge")
     assert d.pull[-2:] == ["registry pull edge@1.0.0 --target linux-x86_64",
                            "registry pull edge@1.0.0 --target android-arm64"]
+
+
+def test_show_prints_sizes_for_people_and_names_training_code_in_the_registry(tmp_path):
+    """Sizes as 9.10 KB (9,097 bytes); `repo: self` as this repository, with the path and commit."""
+    from registry.card import load_card
+    from registry.listing import ModelDetails, render_details
+
+    card = load_card(b"name: tiny\ntask: classification\nproject: demo\nsource:\n  repo: self\n"
+                     b"  commit: 0123456789abcdef0123456789abcdef01234567\n  path: scripts/train.py\n"
+                     b"config: config.yaml\nweights: model.onnx\nsize: 9097\nmetrics: []\n").card
+    text = render_details(ModelDetails(name="tiny", state="unpublished", card=card))
+    assert "size: 9.10 KB (9,097 bytes)" in text
+    assert "source: this repository, scripts/train.py @ 0123456789abcdef0123456789abcdef01234567" in text

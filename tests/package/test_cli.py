@@ -109,3 +109,25 @@ def test_cli_verify_passes_a_package_and_fails_one_whose_reference_disagrees(tmp
     record = json.loads(out)[0]
     assert record["status"] == "failed" and record["outputs"][0]["cosine"] < 0.99999
     assert "1 of 1 package(s) failed verification on this machine" in err
+
+
+def test_run_writes_the_outputs_as_npy_or_npz(tmp_path, capsys):
+    from factories import FAST
+
+    from registry.package import build_package, source_from_files
+
+    model, card = write_package_source(tmp_path / "src", mlp_onnx(), "  - linux-x86_64\n")
+    built = build_package(source_from_files(model, card), "linux-x86_64", tmp_path / "dist", overrides=FAST)
+    x = tmp_path / "x.npy"
+    np.save(x, np.ones((2, 8), np.float32))
+    code, out, err = registry_cli(tmp_path, "run", str(built.path), "--input", str(x), "-o",
+                                  str(tmp_path / "out.npy"), capsys=capsys)
+    assert code == 0, err
+    saved = np.load(tmp_path / "out.npy")
+    assert saved.shape == (2, 3) and np.allclose(saved.sum(axis=1), 1, atol=1e-5)
+    code, _, err = registry_cli(tmp_path, "run", str(built.path), "--input", str(x), "-o",
+                                str(tmp_path / "out.npz"), capsys=capsys)
+    assert code == 0 and np.array_equal(np.load(tmp_path / "out.npz")["probabilities"], saved)
+    code, _, err = registry_cli(tmp_path, "run", str(built.path), "--input", str(x), "-o",
+                                str(tmp_path / "out.txt"), capsys=capsys)
+    assert code == 2 and "write .npy or .npz" in err and not (tmp_path / "out.txt").exists()
