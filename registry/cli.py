@@ -685,7 +685,8 @@ def pull(spec: str, targets: tuple[str, ...], out_dir: Path | None, repo_url: st
         click.echo(f"pulled {result.name} {result.version} ({result.tag}, {result.commit[:8]}) into {result.out_dir}")
         for f in result.files:
             digest = f"sha256 {f.sha256}" if f.sha256 else f"md5 {f.md5}"
-            click.echo(f"  {f.path}  {f.size} bytes  {digest}  from {f.source}")
+            where = f"already there, verified ({f.source} not contacted)" if f.kept else f"from {f.source}"
+            click.echo(f"  {f.path}  {f.size} bytes  {digest}  {where}")
 
 
 @cli.command("push-packages", context_settings=CONTEXT)

@@ -39,6 +39,7 @@ class PulledFile(BaseModel):
     source: str = Field(description="'public' for weights and packages, 'git' for the card and config")
     target: str | None = Field(None, description="the device target, for a package")
     sha256: str | None = Field(None, description="SHA-256 of a package (as in the release's SHA256SUMS)")
+    kept: bool = Field(False, description="the file was already there with this md5 and size: not downloaded")
 
 
 class PullResult(BaseModel):
@@ -219,7 +220,7 @@ def _card_at(gitdir: Path, version: Version) -> tuple[ModelCard, str]:
 def _fetch_weights(remote, md5: str, size: int | None, target: Path) -> PulledFile:
     """Download an object from the public remote into `target`, verified, unless already there."""
     if target.is_file() and (size is None or target.stat().st_size == size) and file_md5(target) == md5:
-        return PulledFile(path=str(target), md5=md5, size=target.stat().st_size, source=PUBLIC)
+        return PulledFile(path=str(target), md5=md5, size=target.stat().st_size, source=PUBLIC, kept=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.download")
     try:
         remote.download(md5, tmp)  # verifies the md5 before it renames onto `tmp`

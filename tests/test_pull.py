@@ -105,11 +105,14 @@ def test_pull_errors(published_registry, spec, code, message):
 def test_pulling_again_keeps_a_verified_file_and_replaces_a_damaged_one(published_registry, tmp_path):
     reg = published_registry
     out = tmp_path / "out"
-    pull("digits@1.1.0", out, root=reg.root)
+    first = pull("digits@1.1.0", out, root=reg.root)
+    assert not first.files[0].kept
+    again = pull("digits@1.1.0", out, root=reg.root)
+    assert again.files[0].kept  # said so, not downloaded again
     weights = out / "model.onnx"
     weights.write_bytes(b"tampered")
     r = pull("digits@1.1.0", out, root=reg.root)
-    assert weights.read_bytes() == mlp_onnx(2)
+    assert not r.files[0].kept and weights.read_bytes() == mlp_onnx(2)
     pointer = parse_pointer((reg.root / "models" / "digits" / "model.onnx.dvc").read_text())
     assert r.files[0].md5 == pointer.md5 and r.files[0].size == pointer.size
 
