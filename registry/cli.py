@@ -712,6 +712,8 @@ def push_packages(ref: str, folder: Path, fmt: str) -> None:
     from registry.package_index import push_packages as push, render_push
 
     report = push(ref, folder, log=lambda msg: click.echo(f"    {msg}", err=True) if fmt == "json" else None)
+    if report.warning:
+        click.echo(f"warning: {report.warning}", err=True)
     click.echo(report.model_dump_json(indent=2) if fmt == "json" else render_push(report), nl=fmt == "json")
 
 

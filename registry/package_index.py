@@ -32,7 +32,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from registry.errors import StorageError, UsageError
+from registry.card import CARD_FILE, MODELS_DIR, Status, load_card
+from registry.errors import CardError, StorageError, UsageError
 from registry.storage import PUBLIC, ObjectMissingError, Remote, Storage
 
 INDEX_FORMAT = 1
@@ -89,6 +90,7 @@ class PushReport(BaseModel):
     remote: str = Field(description="URL of the public remote")
     index: str = Field(description="the index's key on that remote")
     index_written: bool = Field(description="false when the index already held every package")
+    warning: str | None = Field(None, description="set when the version was withdrawn")
     packages: list[PushedPackage] = Field(default_factory=list)
     targets: list[str] = Field(default_factory=list, description="every target the index now holds")
 
@@ -235,6 +237,9 @@ def push_packages(ref: str, folder: Path, *, root: Path | None = None, storage: 
 
     report = PushReport(model=index.model, tag=found.tag, commit=found.commit, remote=remote.url, index=key,
                         index_written=False)
+    if found.withdrawn or _card_says_offline(top / MODELS_DIR / name / CARD_FILE):
+        report.warning = (f"{name}@{version} was withdrawn ({found.withdrawn_by or 'card status: offline'}); "
+                          "its packages are published for consumers pinned to it, and it is never 'latest'")
     for path, entry in zip(files, entries):
         indexed = entry.target in index.packages
         have = remote.object_size(entry.md5)
@@ -259,6 +264,15 @@ def push_packages(ref: str, folder: Path, *, root: Path | None = None, storage: 
         report.index_written = True
     report.targets = list(index.packages)
     return report
+
+
+def _card_says_offline(path: Path) -> bool:
+    """Whether the model's current card asks for status offline (the model was unpublished)."""
+    try:
+        loaded = load_card(path.read_bytes()) if path.is_file() else None
+    except (CardError, OSError):
+        return False
+    return loaded is not None and loaded.card is not None and loaded.card.status is Status.offline
 
 
 def render_push(report: PushReport) -> str:

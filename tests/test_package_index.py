@@ -231,6 +231,9 @@ def test_a_withdrawn_version_s_package_comes_with_a_warning(published_registry, 
                                   str(tmp_path / "o"), capsys=capsys)
     assert code == 0 and "warning: digits@1.0.0 was withdrawn" in err and tag in err
     assert (tmp_path / "o" / "digits-1.0.0-linux-x86_64.tar.gz").is_file()
+    # pushing packages of a withdrawn version is allowed (pinned consumers), and said
+    code, _, err = push(reg, dist(built, tmp_path, "linux-x86_64"), capsys)
+    assert code == 0 and "warning: digits@1.0.0 was withdrawn" in err and "never 'latest'" in err
 
 
 def test_gc_keeps_the_objects_of_indexed_packages(published_registry, built, tmp_path, capsys):
