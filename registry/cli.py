@@ -538,6 +538,9 @@ def compress(ref: str | None, model_path: Path | None, card_file: Path | None, m
 
             repo_root = RegistryRepo().root
             opened = open_registry_model(repo_root, ref, Path(tmp), remote=remote)
+            if opened.withdrawn:
+                click.echo(f"warning: {ref} was withdrawn ({opened.withdrawn}); a model derived from it "
+                           "inherits that: check that it is still wanted", err=True)
             card, model_file, model_dir = opened.card, opened.model_path, opened.model_dir
             out_root = output_dir or repo_root / "models"
         else:

@@ -853,6 +853,7 @@ class OpenedModel:
     card: ModelCard
     model_path: Path
     model_dir: Path
+    withdrawn: str | None = None  # why the version is withdrawn, when it is
 
 
 def open_registry_model(repo_root: Path, ref: str, workdir: Path, remote: str = "public") -> OpenedModel:
@@ -904,4 +905,19 @@ def open_registry_model(repo_root: Path, ref: str, workdir: Path, remote: str = 
             shutil.copyfile(storage.fetch(pointer.md5, remote), dest)
         except StorageError as e:
             raise StorageError(f"{folder}/{rel} of {tag} cannot be fetched: {e.message}", e.hint) from None
-    return OpenedModel(card=card, model_path=workdir / card.weights, model_dir=workdir)
+    return OpenedModel(card=card, model_path=workdir / card.weights, model_dir=workdir,
+                       withdrawn=_withdrawn(repo, name, version))
+
+
+def _withdrawn(repo, name: str, version: str) -> str | None:
+    """Why a published version is withdrawn (its deregistration tag, or the card's offline status)."""
+    from registry.card import read_card
+    from registry.versions import read_versions
+
+    found = next((v for v in read_versions(repo.root).get(name, []) if v.version == version), None)
+    if found is not None and found.withdrawn:
+        return found.withdrawn_by or "withdrawn"
+    loaded = read_card(repo.snapshot(None), name)[0] if (repo.root / "models" / name).is_dir() else None
+    if loaded is not None and loaded.card is not None and loaded.card.status is Status.offline:
+        return "card status: offline"
+    return None

@@ -71,3 +71,12 @@ def test_new_version_then_evaluation_data_missing_from_the_remote(registry_repo,
     assert "models/digits-cnn/eval.npz of digits-cnn@v1.0.0 cannot be fetched" in proc.stderr
     assert f"object {md5} is not in remote 'public'" in proc.stderr
 
+
+
+def test_compressing_a_withdrawn_version_says_so(registry_repo, digits_cnn, tmp_path):
+    reg = publish_digits(registry_repo, digits_cnn)
+    reg.git("tag", "-a", "digits-cnn@v1.0.0!#1", "-m", "withdrawn", "digits-cnn@v1.0.0^{}")
+    proc = reg.registry("compress", "digits-cnn@1.0.0", "--max-drop", "0.01", "--methods", "fp16",
+                        "--report-dir", str(tmp_path / "r"))
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: digits-cnn@1.0.0 was withdrawn (digits-cnn@v1.0.0!#1)" in proc.stderr
