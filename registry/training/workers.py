@@ -181,10 +181,34 @@ def _context(mp):
     Nothing in the server starts threads or a GPU before it forks (importing torch does neither).
     """
     if "forkserver" in mp.get_all_start_methods():
+        _short_socket_folder()
         ctx = mp.get_context("forkserver")
         ctx.set_forkserver_preload(PRELOAD)
         return ctx
     return mp.get_context("spawn")
+
+
+# A Unix socket's path holds at most 107 bytes; the fork server's lives in a folder under $TMPDIR.
+_SOCKET_ROOM = 60
+
+
+def _short_socket_folder() -> None:
+    """Give multiprocessing a short temporary folder when $TMPDIR is too deep for the fork server's
+    socket (it would fail with "AF_UNIX path too long"): one under /tmp, removed at exit, as
+    multiprocessing makes its own."""
+    import shutil
+    import tempfile
+    from multiprocessing import process, util
+
+    config = process.current_process()._config
+    if config.get("tempdir") is not None or len(tempfile.gettempdir()) <= _SOCKET_ROOM:
+        return
+    for base in ("/tmp", "/var/tmp", "/dev/shm"):
+        if os.path.isdir(base) and os.access(base, os.W_OK):
+            folder = tempfile.mkdtemp(prefix="pymp-", dir=base)
+            util.Finalize(None, shutil.rmtree, args=[folder], kwargs={"ignore_errors": True}, exitpriority=-100)
+            config["tempdir"] = folder
+            return
 
 
 def _drain(events, outcomes: dict[str, InstanceOutcome], view: "ProgressView", timeout: float) -> None:

@@ -171,3 +171,22 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_resumes_from_the_checkpoint(training_r
                           str(tmp_path / "out")], cwd=reg.root, capture_output=True, text=True)
     assert got.returncode == 0 and (tmp_path / "out/long/model.onnx").is_file()
     assert not (tmp_path / "out/long/checkpoint.pt").exists()
+
+
+def test_workers_start_under_a_deep_temporary_folder(tmp_path):
+    """A $TMPDIR too deep for a Unix socket (as pytest's and some CI runners' are) still gets its
+    fork server: multiprocessing is given a short folder instead of failing 'AF_UNIX path too long'."""
+    import subprocess
+    import sys
+
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    code = ("import multiprocessing as mp\n"
+            "from registry.training.workers import _context\n"
+            "ctx = _context(mp)\n"
+            "p = ctx.Process(target=print, args=('worker ran',))\n"
+            "p.start(); p.join(); raise SystemExit(p.exitcode)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "TMPDIR": str(deep)})
+    assert proc.returncode == 0, proc.stderr
+    assert "worker ran" in proc.stdout
