@@ -37,6 +37,24 @@ class Pointer:
     is_dir: bool = False
 
 
+# Seconds a remote's temporary upload file must be untouched before a publish takes it for the
+# remains of a killed copy (a live copy writes to it all the time).
+PARTIAL_IDLE = 600.0
+
+
+def _modified(info: dict) -> float | None:
+    """Last-modified time (epoch seconds) from an fsspec `info` answer, when the store gives one."""
+    value = info.get("mtime", info.get("LastModified", info.get("last_modified")))
+    if value is None:
+        return None
+    if hasattr(value, "timestamp"):
+        return float(value.timestamp())
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
 class PointerError(ValueError):
     """A `.dvc` file that cannot be used; the message says why."""
 
@@ -234,12 +252,20 @@ class Remote:
             return []
         return [p for p in found if p.rstrip("/").rsplit("/", 1)[-1].startswith(f"{name}.tmp")]
 
-    def remove_partial(self, md5: str) -> list[str]:
-        """Remove what a killed copy of this object left (publish runs one at a time, so any such file
-        is stale); return the paths removed."""
+    def remove_partial(self, md5: str, idle: float = PARTIAL_IDLE) -> list[str]:
+        """Remove what a killed copy of this object left; return the paths removed.
+
+        Only files untouched for `idle` seconds count as left behind: a copy that is still running
+        (another publish of the same object, racing this one) writes to its file all the time, and
+        removing it would make that publish fail for a reason that is not its own.
+        """
         removed = []
+        now = time.time()
         for p in self.partial_files(md5):
             try:
+                modified = _modified(self.fs.info(p))
+                if modified is not None and now - modified < idle:
+                    continue
                 self.fs.rm_file(p)
                 removed.append(p)
             except OSError:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import time
 
 import pytest
 
@@ -175,10 +177,13 @@ def test_publish_cleans_what_a_killed_copy_left(registry_repo, origin):
     md5 = hashlib.md5(weights).hexdigest()
     obj = reg.storage / "public" / "files" / "md5" / md5[:2] / md5[2:]
     obj.parent.mkdir(parents=True)
-    left = obj.with_name(obj.name + ".tmp31337")  # what a copy killed half-way leaves
+    left = obj.with_name(obj.name + ".tmp31337")  # what a copy killed half-way, an hour ago, leaves
     left.write_bytes(weights[:100])
+    os.utime(left, (time.time() - 3600, time.time() - 3600))
+    live = obj.with_name(obj.name + ".tmp31338")  # a racing publish's copy, still being written: kept
+    live.write_bytes(weights[:50])
     base = reg.git("rev-parse", "HEAD")
     head = reg.commit({CARD: example_card(NAME, version="1.0.0", status="published", size=len(weights))})
     proc = reg.registry("publish", "--base", base, "--head", head)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert obj.read_bytes() == weights and not left.exists()
+    assert obj.read_bytes() == weights and not left.exists() and live.exists()
