@@ -91,8 +91,10 @@ def read_cards(root: str | Path, rev: str | None = None, names: list[str] | None
     return {n: _record(n, data) for n, data in blobs.items() if data is not None}
 
 
-def cat_files(root: str | Path, specs: list[str]) -> list[bytes | None]:
-    """Contents of many `<rev>:<path>` objects through one `git cat-file --batch` (None when missing)."""
+def cat_files(root: str | Path, specs: list[str], kinds: tuple[bytes, ...] = (b"blob",)) -> list[bytes | None]:
+    """Contents of many objects (`<rev>:<path>` or an object id) through one `git cat-file --batch`:
+    those of the given `kinds` (blobs by default; the catalog also reads tag objects), None for the
+    missing and for other kinds."""
     if not specs:
         return []
     proc = subprocess.run(["git", "cat-file", "--batch"], cwd=root, input="\n".join(specs).encode() + b"\n",
@@ -104,7 +106,7 @@ def cat_files(root: str | Path, specs: list[str]) -> list[bytes | None]:
         end = data.index(b"\n", pos)
         header = data[pos:end].split(b" ")
         pos = end + 1
-        if len(header) == 3 and header[1] == b"blob":
+        if len(header) == 3 and header[1] in kinds:
             size = int(header[2])
             result.append(data[pos:pos + size])
             pos += size + 1

@@ -26,7 +26,8 @@ from registry.card import CARD_FILE, MAX_CARD_BYTES, MODELS_DIR, ModelCard, load
 from registry.catalog.markdown import MAX_CHARS
 from registry.catalog.records import (CatalogMetric, CatalogModel, CatalogPackage, CatalogVersion,
                                       GraphInfo, Lineage)
-from registry.errors import CardError, GitError, RegistryError, UsageError
+from registry.errors import CardError, RegistryError, UsageError
+from registry.listing import cat_files
 from registry.versions import _FORMAT as TAG_FORMAT  # the format parse_refs reads
 from registry.versions import Version, git_output, latest, parse_refs, withdraw_offline
 
@@ -252,7 +253,7 @@ def read_sources(root: str | Path, sources: list[ModelSource]) -> None:
     for src in todo:
         for card, tag in zip(src.card_ids, src.tag_ids):
             specs += [card or "0" * 40, tag]
-    blobs = cat_objects(root, specs)
+    blobs = cat_files(root, specs, kinds=(b"blob", b"tag"))
     at = 0
     for src in todo:
         n = len(src.versions)
@@ -322,29 +323,6 @@ def _card_history(root: Path) -> tuple[dict[str, int], dict[str, list[tuple[int,
     for changes in history.values():
         changes.sort()
     return positions, history
-
-
-def cat_objects(root: str | Path, specs: list[str]) -> list[bytes | None]:
-    """Contents of many blobs or tag objects (`<rev>:<path>` or an object id) through one
-    `git cat-file --batch`; None for what is missing or of another type."""
-    if not specs:
-        return []
-    proc = subprocess.run(["git", "cat-file", "--batch"], cwd=root, input="\n".join(specs).encode() + b"\n",
-                          capture_output=True)
-    if proc.returncode != 0:
-        raise GitError(f"git cat-file failed: {proc.stderr.decode(errors='replace').strip()}")
-    data, pos, result = proc.stdout, 0, []
-    for _ in specs:
-        end = data.index(b"\n", pos)
-        header = data[pos:end].split(b" ")
-        pos = end + 1
-        if len(header) == 3 and header[1] in (b"blob", b"tag", b"commit", b"tree"):
-            size = int(header[2])
-            result.append(data[pos:pos + size] if header[1] in (b"blob", b"tag") else None)
-            pos += size + 1
-        else:  # "<spec> missing" / "ambiguous"
-            result.append(None)
-    return result
 
 
 def _tag_message(obj: bytes | None) -> str:
