@@ -362,11 +362,11 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def package_objects(remote: Remote) -> set[str]:
-    """md5s of every object a package index on the remote refers to (what gc must keep).
+def index_files(remote: Remote) -> list[str]:
+    """Paths of every package index on the remote (`packages/<name>/<version>/index.json`).
 
     Raises:
-        StorageError: an index cannot be read (then gc must not remove anything).
+        StorageError: the remote stays unreachable after retries.
     """
     from registry.storage import with_retries
 
@@ -379,10 +379,18 @@ def package_objects(remote: Remote) -> set[str]:
         except FileNotFoundError:
             return []
 
+    return [p for p in with_retries(f"listing the package indexes of remote '{remote.name}'", find)
+            if p.rstrip("/").endswith("/index.json")]
+
+
+def package_objects(remote: Remote) -> set[str]:
+    """md5s of every object a package index on the remote refers to (what gc must keep).
+
+    Raises:
+        StorageError: an index cannot be read (then gc must not remove anything).
+    """
     refs: set[str] = set()
-    for path in with_retries(f"listing the package indexes of remote '{remote.name}'", find):
-        if not path.endswith("/index.json"):
-            continue
+    for path in index_files(remote):
         parts = path.rstrip("/").split("/")
         name, version = parts[-3], parts[-2]
         try:

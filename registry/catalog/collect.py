@@ -162,7 +162,7 @@ def scan_registry(root: str | Path, *, repo_url: str | None = None, packages: bo
 
 
 def _scan_storage(scan: RegistryScan, packages: bool) -> None:
-    from registry.storage import PUBLIC, Storage, with_retries
+    from registry.storage import PUBLIC, Storage
 
     storage = Storage(scan.root)
     scan.object_dirs.append(scan.root / ".dvc" / "cache" / "files" / "md5")
@@ -175,17 +175,11 @@ def _scan_storage(scan: RegistryScan, packages: bool) -> None:
         scan.object_dirs.append(Path(remote.root) / "files" / "md5")
     if not packages:
         return
-    base = f"{remote.root}/packages"
+    from registry.package_index import index_files
 
-    def find() -> list[str]:
-        try:
-            return list(fs.find(base))
-        except FileNotFoundError:
-            return []
-
-    for path in with_retries(f"listing the package indexes of remote '{remote.name}'", find):
+    for path in index_files(remote):
         parts = path.rstrip("/").split("/")
-        if len(parts) < 4 or parts[-1] != "index.json":
+        if len(parts) < 4:
             continue
         name, version = parts[-3], parts[-2]
         data = remote.read_key(f"packages/{name}/{version}/index.json")
