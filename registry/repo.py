@@ -320,11 +320,7 @@ class RegistryRepo:
             out += run_git(self.root, "ls-files", "--others", "--exclude-standard", "-z", MODELS_DIR)
             return _model_names_of(out)
         h = GitRevision(self.git, head)
-        try:
-            merge_base = self.git.merge_base(b.rev, h.rev)
-        except git.GitCommandError:
-            merge_base = []
-        start = merge_base[0].hexsha if merge_base else b.rev
+        start = self.merge_base(base, head)
         try:
             out = self.git.git.diff("--name-only", "--no-renames", "-z", start, h.rev, "--", MODELS_DIR)
         except git.GitCommandError as e:
@@ -342,11 +338,7 @@ class RegistryRepo:
             paths += [ChangedPath(p, "A", "000000", "100644") for p in extra.split("\0") if p]
             return paths
         h = GitRevision(self.git, head)
-        try:
-            merge_base = self.git.merge_base(b.rev, h.rev)
-        except git.GitCommandError:
-            merge_base = []
-        start = merge_base[0].hexsha if merge_base else b.rev
+        start = self.merge_base(base, head)
         return _raw_diff(run_git(self.root, "diff", "--raw", "--no-renames", "-z", start, h.rev))
 
     def merge_base(self, base: str, head: str) -> str:
