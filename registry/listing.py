@@ -178,9 +178,12 @@ def _confirm_latest(root: str | Path, table: dict[str, list[Version]], doubtful:
     """Latest versions the current card does not name are confirmed against their tags' commits
     (on the default branch, card publishing that version); stray tags are dropped, so a tag pushed
     by hand never shows as latest. The common case, the card naming its latest version, costs nothing."""
+    kept, _ = confirm_versions(root, [v for name in doubtful for v in table.get(name, [])])  # one git pass
+    confirmed: dict[str, list[Version]] = {}
+    for v in kept:
+        confirmed.setdefault(v.name, []).append(v)
     for name, (row, rec) in doubtful.items():
-        kept, _ = confirm_versions(root, table.get(name, []))
-        versions = model_versions({name: kept}, rec, name)
+        versions = model_versions(confirmed, rec, name)
         found = latest(versions)
         row.latest = found.version if found else None
         row.versions = len(versions)
