@@ -683,6 +683,18 @@ def card_path(name: str) -> str:
     return f"{MODELS_DIR}/{name}/{CARD_FILE}"
 
 
+def says_offline(card_bytes: bytes | None) -> bool:
+    """Whether a card's text asks for status offline (the model was unpublished); False for no card
+    or one that does not load."""
+    if card_bytes is None:
+        return False
+    try:
+        loaded = load_card(card_bytes)
+    except CardError:
+        return False
+    return loaded.card is not None and loaded.card.status is Status.offline
+
+
 def read_card(snapshot: Snapshot, name: str) -> tuple[LoadedCard | None, CardError | None]:
     """The card of `name` in a snapshot: (card, None), (None, error) or (None, None) if absent."""
     path = f"{MODELS_DIR}/{name}/{CARD_FILE}"

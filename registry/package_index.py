@@ -32,8 +32,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from registry.card import CARD_FILE, MODELS_DIR, Status, load_card
-from registry.errors import CardError, StorageError, UsageError
+from registry.card import CARD_FILE, MODELS_DIR, says_offline
+from registry.errors import StorageError, UsageError
 from registry.storage import PUBLIC, ObjectMissingError, Remote, Storage
 
 INDEX_FORMAT = 1
@@ -237,7 +237,7 @@ def push_packages(ref: str, folder: Path, *, root: Path | None = None, storage: 
 
     report = PushReport(model=index.model, tag=found.tag, commit=found.commit, remote=remote.url, index=key,
                         index_written=False)
-    if found.withdrawn or _card_says_offline(top / MODELS_DIR / name / CARD_FILE):
+    if found.withdrawn or says_offline(_read_or_none(top / MODELS_DIR / name / CARD_FILE)):
         report.warning = (f"{name}@{version} was withdrawn ({found.withdrawn_by or 'card status: offline'}); "
                           "its packages are published for consumers pinned to it, and it is never 'latest'")
     for path, entry in zip(files, entries):
@@ -266,13 +266,11 @@ def push_packages(ref: str, folder: Path, *, root: Path | None = None, storage: 
     return report
 
 
-def _card_says_offline(path: Path) -> bool:
-    """Whether the model's current card asks for status offline (the model was unpublished)."""
+def _read_or_none(path: Path) -> bytes | None:
     try:
-        loaded = load_card(path.read_bytes()) if path.is_file() else None
-    except (CardError, OSError):
-        return False
-    return loaded is not None and loaded.card is not None and loaded.card.status is Status.offline
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def render_push(report: PushReport) -> str:

@@ -22,7 +22,7 @@ from typing import Iterator, Sequence
 
 from pydantic import BaseModel, Field
 
-from registry.card import CARD_FILE, MODELS_DIR, ModelCard, Status, load_card
+from registry.card import CARD_FILE, MODELS_DIR, ModelCard, load_card, says_offline
 from registry.errors import CardError, StorageError, UsageError
 from registry.listing import cat_files
 from registry.storage import PUBLIC, Pointer, Storage, absolute_local_remotes, file_md5
@@ -108,7 +108,7 @@ def pull(spec: str, out_dir: str | Path | None = None, *, root: str | Path | Non
         table = read_versions(gitdir)
         head_card_bytes, = cat_files(gitdir, [f"HEAD:{MODELS_DIR}/{name}/{CARD_FILE}"])
         table[name], stray = confirm_versions(gitdir, table.get(name, []))
-        if _is_offline(head_card_bytes):
+        if says_offline(head_card_bytes):
             table[name] = withdraw_offline(table[name])
         refused = next((t for t in stray if t.tag == f"{name}@v{wanted}"), None)
         if refused is not None:
@@ -194,16 +194,6 @@ def _fetch_package(remote, entry, dest: Path) -> PulledFile:
     path, _ = fetch_package(remote, entry, dest)
     return PulledFile(path=str(path), md5=entry.md5, size=entry.size, source=PUBLIC, target=entry.target,
                       sha256=entry.sha256)
-
-
-def _is_offline(card_bytes: bytes | None) -> bool:
-    if card_bytes is None:
-        return False
-    try:
-        loaded = load_card(card_bytes)
-    except CardError:
-        return False
-    return loaded.card is not None and loaded.card.status is Status.offline
 
 
 def _card_at(gitdir: Path, version: Version) -> tuple[ModelCard, str]:
