@@ -28,10 +28,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 
-from registry.card import load_card  # noqa: E402
-from registry.compress import CompressRequest, compact_model, compress, prepare_job  # noqa: E402
-from registry.evaluation import median_latency_ms, session_for  # noqa: E402
-from registry.methods import MethodMiss, build_method, load_methods  # noqa: E402
+from registry.cards.schema import load_card  # noqa: E402
+from registry.compression.chain import CompressRequest, compact_model, compress, prepare_job  # noqa: E402
+from registry.compression.evaluation import median_latency_ms, session_for  # noqa: E402
+from registry.compression.methods import MethodMiss, build_method, load_methods  # noqa: E402
 
 SECTION = "## registry compress"
 

@@ -159,7 +159,7 @@ def run(args) -> str:
         assert f"1.{args.versions - 1}.0" in out
 
         sys.path.insert(0, str(ROOT))
-        from registry.versions import read_versions, resolve
+        from registry.versions.tags import read_versions, resolve
 
         res = []
         for _ in range(args.repeat):

@@ -117,9 +117,9 @@ def main() -> int:
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from registry.card import ModelCard
-    from registry.engines import get_engine
-    from registry.package import ModelSource, build_package, open_package
+    from registry.cards.schema import ModelCard
+    from registry.packaging.engines import get_engine
+    from registry.packaging.build import ModelSource, build_package, open_package
 
     threads = [1, 2]
     lines = []

@@ -194,7 +194,7 @@ def main() -> None:
             static_t.append(timed([py, "-m", "registry", "train", "check"], root)[0])
             dynamic_t.append(timed([py, "-m", "registry", "train", "check", "--dynamic", "--task",
                                     "digits-embedding"], root)[0])
-        from registry.repo import WorkTree
+        from registry.core.repo import WorkTree
         from registry.training.validate import check_training
 
         t0 = time.perf_counter()

@@ -22,8 +22,8 @@ collector.set_threshold(50_000, 20, 20)
 import click  # noqa: E402
 
 from registry import __version__  # noqa: E402
-from registry.card import Task  # noqa: E402
-from registry.errors import CardError, ConversionError, RegistryError, UsageError  # noqa: E402
+from registry.cards.schema import Task  # noqa: E402
+from registry.core.errors import CardError, ConversionError, RegistryError, UsageError  # noqa: E402
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -43,7 +43,7 @@ def cli(ctx: click.Context, show_traceback: bool, repo_dir: Path | None, verbose
     Example:
       registry check --base origin/main --head HEAD
     """
-    from registry.console import quiet_third_party
+    from registry.core.console import quiet_third_party
 
     ctx.with_resource(quiet_third_party(verbose))
     if show_traceback:
@@ -64,7 +64,7 @@ def schema(output: Path | None) -> None:
     Example:
       registry schema -o docs/model-card.schema.json
     """
-    from registry.card import card_json_schema
+    from registry.cards.schema import card_json_schema
 
     text = json.dumps(card_json_schema(), indent=2) + "\n"
     if output:
@@ -111,20 +111,20 @@ def check(names: tuple[str, ...], all_models: bool, base: str | None, head: str 
     Exit codes: 0 pass (warnings alone pass), 1 findings, 2 usage, 4 git, 5 storage.
     """
     from registry.checks import CheckOptions, check_revisions
-    from registry.repo import RegistryRepo
+    from registry.core.repo import RegistryRepo
 
     options = CheckOptions(offline=offline, content=not no_content, allow_local_urls=not forbid_local_urls,
                            timeout=timeout, only=list(only) or None)
     report = check_revisions(RegistryRepo(), names=names, all_models=all_models, base=base, head=head,
                              options=options)
-    from registry import report as render
+    from registry.checks import report as render
 
     if fmt == "json":
         click.echo(render.render_json(report), nl=False)
     elif fmt == "markdown":
         click.echo(render.render_markdown(report), nl=False)
     elif fmt == "github":
-        from registry import github
+        from registry.checks import github
 
         click.echo(github.publish(report, comment_file, artifacts_dir), nl=False)
         click.echo(github.inert_block(render.render_text(report)), nl=False)
@@ -132,7 +132,7 @@ def check(names: tuple[str, ...], all_models: bool, base: str | None, head: str 
         color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
         click.echo(render.render_text(report, color=color), nl=False, color=color)
     if comment_file and fmt != "github":
-        from registry import github
+        from registry.checks import github
 
         github.write_comment(report, comment_file, artifacts_dir)
     elif artifacts_dir and not comment_file:
@@ -190,8 +190,8 @@ def new(name: str, weights: Path | None, config_file: Path | None, task: str | N
         --task classification --project demo --source-repo https://github.com/org/train.git \\
         --metric accuracy=0.95@digits-test --push
     """
-    from registry.repo import RegistryRepo
-    from registry.scaffold import NewModel, check_new_folder, new_model, parse_metric
+    from registry.core.repo import RegistryRepo
+    from registry.cards.scaffold import NewModel, check_new_folder, new_model, parse_metric
 
     root = RegistryRepo().root
     check_new_folder(root, name)  # fail before asking anything
@@ -241,7 +241,7 @@ def new(name: str, weights: Path | None, config_file: Path | None, task: str | N
                f"  push the weights: dvc push -r staging {rel}/{result.pointer.name}")
     # every file the pull request needs: the folder (card, config, pointer, DVC's .gitignore) and
     # the model's entry in dvc.yaml
-    from registry.artifacts import DVC_YAML
+    from registry.cards.artifacts import DVC_YAML
 
     click.echo(f"  next: registry check {name} && git add {rel} {DVC_YAML} && git commit, "
                "then open a pull request")
@@ -291,9 +291,9 @@ def package(ref: str | None, targets: tuple[str, ...], model: Path | None, card:
     """
     import tempfile
 
-    from registry import package as pkg
-    from registry.console import StageProgress
-    from registry.encryption import load_key
+    from registry.packaging import build as pkg
+    from registry.core.console import StageProgress
+    from registry.packaging.encryption import load_key
 
     if list_targets:
         catalog = pkg.target_catalog()
@@ -392,8 +392,8 @@ def run(package_file: Path, inputs: tuple[str, ...], key_env: str | None, key_fi
     """
     import numpy as np
 
-    from registry.encryption import load_key
-    from registry.package import open_package, read_inputs, run_package
+    from registry.packaging.encryption import load_key
+    from registry.packaging.build import open_package, read_inputs, run_package
 
     opened = open_package(package_file, load_key(key_env, key_file))
     expected = [i["name"] for i in opened.manifest.inputs]
@@ -458,8 +458,8 @@ def verify(package_files: tuple[Path, ...], key_env: str | None, key_file: Path 
     Exit codes: 0 every package passed, 2 usage (e.g. its runtime cannot run here), 6 a package
     failed, or is altered, truncated, or needs a newer runtime.
     """
-    from registry.encryption import load_key
-    from registry.package import verify_package
+    from registry.packaging.encryption import load_key
+    from registry.packaging.build import verify_package
 
     key = load_key(key_env, key_file)
     results = []
@@ -523,8 +523,8 @@ def compress(ref: str | None, model_path: Path | None, card_file: Path | None, m
     """
     import tempfile
 
-    from registry.card import load_card
-    from registry.compress import CompressRequest, compress as run_compress, open_registry_model, render_table
+    from registry.cards.schema import load_card
+    from registry.compression.chain import CompressRequest, compress as run_compress, open_registry_model, render_table
 
     if list_methods:
         click.echo(_methods_text())
@@ -534,7 +534,7 @@ def compress(ref: str | None, model_path: Path | None, card_file: Path | None, m
     with tempfile.TemporaryDirectory(prefix="registry-compress-in-") as tmp:
         repo_root = None
         if ref:
-            from registry.repo import RegistryRepo
+            from registry.core.repo import RegistryRepo
 
             repo_root = RegistryRepo().root
             opened = open_registry_model(repo_root, ref, Path(tmp), remote=remote)
@@ -552,7 +552,7 @@ def compress(ref: str | None, model_path: Path | None, card_file: Path | None, m
             model_file, model_dir = model_path, card_file.parent
             out_root = output_dir
             if push:
-                from registry.repo import RegistryRepo
+                from registry.core.repo import RegistryRepo
 
                 repo_root = RegistryRepo(out_root or Path.cwd()).root
         request = CompressRequest(
@@ -590,7 +590,7 @@ def _progress_printer():
 
 
 def _methods_text() -> str:
-    from registry.methods import load_methods
+    from registry.compression.methods import load_methods
 
     lines = []
     for name, cls in load_methods().items():
@@ -604,7 +604,7 @@ def _methods_text() -> str:
 # --------------------------------------------------------------------------- consume
 
 def _root() -> Path:
-    from registry.versions import clone_root
+    from registry.versions.tags import clone_root
 
     return clone_root()
 
@@ -624,7 +624,7 @@ def list_cmd(task: str | None, project: str | None, state: str | None, rev: str 
       registry list
       registry list --task detection --state published --format json
     """
-    from registry.listing import list_models, render_list
+    from registry.versions.listing import list_models, render_list
 
     rows = list_models(_root(), task=task, project=project, state=state, rev=rev)
     if fmt == "json":
@@ -645,8 +645,8 @@ def show(spec: str, fmt: str) -> None:
       registry show digits-cnn
       registry show digits-cnn@1.0.0 --format json
     """
-    from registry.listing import render_details, show_model
-    from registry.versions import LATEST, parse_version_spec
+    from registry.versions.listing import render_details, show_model
+    from registry.versions.tags import LATEST, parse_version_spec
 
     name, version = parse_version_spec(spec)
     details = show_model(_root(), name, None if version == LATEST else version)
@@ -677,7 +677,7 @@ def pull(spec: str, targets: tuple[str, ...], out_dir: Path | None, repo_url: st
     A withdrawn (unpublished) version is still fetched, with a warning.
     Exit codes: 0 fetched, 1 card, 2 usage (unknown version or target), 4 git, 5 storage.
     """
-    from registry.pull import pull as pull_version
+    from registry.consuming.pull import pull as pull_version
 
     result = pull_version(spec, out_dir, repo_url=repo_url, targets=targets)
     if result.warning:
@@ -712,7 +712,7 @@ def push_packages(ref: str, folder: Path, fmt: str) -> None:
     Exit codes: 0 done, 2 usage (unknown version, no or misnamed packages), 5 storage or a
     conflicting published package.
     """
-    from registry.package_index import push_packages as push, render_push
+    from registry.packaging.index import push_packages as push, render_push
 
     report = push(ref, folder, log=lambda msg: click.echo(f"    {msg}", err=True) if fmt == "json" else None)
     if report.warning:
@@ -721,7 +721,7 @@ def push_packages(ref: str, folder: Path, fmt: str) -> None:
 
 
 def _print_request(request, fmt: str) -> None:
-    from registry.lifecycle_ops import render_request
+    from registry.publishing.lifecycle_ops import render_request
 
     if fmt == "json":
         click.echo(json.dumps({**request.model_dump(), "push_command": request.push_command,
@@ -750,7 +750,7 @@ def publish_request(name: str, version: str, base: str, branch: str | None, fmt:
       registry publish-request digits-cnn --version 1.1.0
     The merge of that pull request publishes (copy to public, tag, release notes).
     """
-    from registry.lifecycle_ops import request_publish
+    from registry.publishing.lifecycle_ops import request_publish
 
     _print_request(request_publish(_root(), name, version, base=base, branch=branch), fmt)
 
@@ -768,7 +768,7 @@ def unpublish(name: str, base: str, branch: str | None, fmt: str) -> None:
       registry unpublish digits-cnn
     Its versions stay fetchable for pinned consumers, with a warning.
     """
-    from registry.lifecycle_ops import request_unpublish
+    from registry.publishing.lifecycle_ops import request_unpublish
 
     _print_request(request_unpublish(_root(), name, base=base, branch=branch), fmt)
 
@@ -786,7 +786,7 @@ def delete(name: str, base: str, branch: str | None, fmt: str) -> None:
       registry delete old-detector
     Storage and version tags are kept; `registry gc` reclaims storage explicitly.
     """
-    from registry.lifecycle_ops import request_delete
+    from registry.publishing.lifecycle_ops import request_delete
 
     _print_request(request_delete(_root(), name, base=base, branch=branch), fmt)
 
@@ -806,7 +806,7 @@ def edit(name: str, assignments: tuple[str, ...], base: str, branch: str | None,
       registry edit digits-cnn --set description="Handwritten digits, 8x8" --set license=MIT
     source.repo, config and weights of a published version need a new version instead.
     """
-    from registry.lifecycle_ops import request_edit
+    from registry.publishing.lifecycle_ops import request_edit
 
     _print_request(request_edit(_root(), name, list(assignments), base=base, branch=branch), fmt)
 
@@ -821,7 +821,7 @@ def sync_artifacts_cmd(check: bool) -> None:
       registry sync-artifacts
       registry sync-artifacts --check     # in CI
     """
-    from registry.artifacts import sync_artifacts
+    from registry.cards.artifacts import sync_artifacts
 
     result = sync_artifacts(_root(), check=check)
     for label, names in (("added", result.added), ("changed", result.changed), ("removed", result.removed)):
@@ -860,8 +860,8 @@ def publish(base: str, head: str, push: bool, remote_name: str, changelog: bool,
       registry publish --base "$BEFORE" --head "$AFTER" --format json
     Exit codes: 0 done, 1 invalid card, 4 git (tag conflict, push), 5 storage.
     """
-    from registry.publish import PublishOptions, publish as run_publish, render_report
-    from registry.repo import RegistryRepo
+    from registry.publishing.publish import PublishOptions, publish as run_publish, render_report
+    from registry.core.repo import RegistryRepo
 
     report = run_publish(RegistryRepo(), PublishOptions(base=base, head=head, push=push, remote_name=remote_name,
                                                         changelog=changelog, notes_dir=notes_dir))
@@ -888,9 +888,9 @@ def notes(name: str, from_: str | None, to: str | None, no_content: bool, fmt: s
     Example:
       registry notes digits-cnn --from 1.0.0 --to 1.1.0
     """
-    from registry.notes import notes_between, render_notes
-    from registry.repo import RegistryRepo
-    from registry.storage import Storage
+    from registry.publishing.notes import notes_between, render_notes
+    from registry.core.repo import RegistryRepo
+    from registry.core.storage import Storage
 
     repo = RegistryRepo()
     storage = None if no_content else Storage(repo.root)
@@ -909,8 +909,8 @@ def codeowners(maintainers: tuple[str, ...], check_only: bool) -> None:
       registry codeowners --maintainer @org/registry-maintainers   # first time
       registry codeowners                                          # after a card's owners changed
     """
-    from registry import codeowners as co
-    from registry.repo import RegistryRepo
+    from registry.cards import codeowners as co
+    from registry.core.repo import RegistryRepo
 
     repo = RegistryRepo()
     if check_only:
@@ -938,7 +938,7 @@ def verify_tag_command(tag: str, branch: str | None) -> None:
       registry verify-tag digits-cnn@v1.2.0 --branch origin/main
     Exit codes: 0 a published version, 2 not a version tag, 4 no such tag or a stray tag.
     """
-    from registry.versions import clone_root, verify_tag
+    from registry.versions.tags import clone_root, verify_tag
 
     v = verify_tag(clone_root(), tag, branch)
     click.echo(f"{v.tag}: published version {v.version} of {v.name} at {v.commit[:10]}")
@@ -963,10 +963,10 @@ def gc(remote_name: str, apply: bool, grace_days: float | None, fmt: str) -> Non
       registry gc                      # dry run on public
       registry gc --remote staging --apply
     """
-    from registry.card import format_size
-    from registry.gc import collect_garbage
-    from registry.repo import RegistryRepo
-    from registry.storage import Storage
+    from registry.cards.schema import format_size
+    from registry.publishing.gc import collect_garbage
+    from registry.core.repo import RegistryRepo
+    from registry.core.storage import Storage
 
     repo = RegistryRepo()
     report = collect_garbage(repo, Storage(repo.root), remote_name, apply,
@@ -1021,7 +1021,7 @@ def catalog_build(output: Path, repo_url: str | None, no_packages: bool, force: 
       registry catalog build -o site/ && registry catalog serve -d site/
     """
     from registry.catalog.site import build_catalog
-    from registry.versions import clone_root
+    from registry.versions.tags import clone_root
 
     report = build_catalog(clone_root(), output, repo_url=repo_url, packages=not no_packages, force=force,
                            jobs=jobs)
@@ -1104,7 +1104,7 @@ def train_run(task: str, instances: tuple[str, ...], workers: int, device: str, 
       registry train digits-cnn --workers 2 --register
     Exit codes: 0 every instance trained, 1 an instance failed, 130 stopped by Ctrl-C.
     """
-    from registry.repo import RegistryRepo
+    from registry.core.repo import RegistryRepo
     from registry.training.results import list_results, render_results
     from registry.training.workers import ProgressView, train_task
 
@@ -1142,7 +1142,7 @@ def train_register(task: str, push: bool, branch: str | None) -> None:
     Example:
       registry train register digits-cnn --branch train/digits-cnn-2
     """
-    from registry.repo import RegistryRepo
+    from registry.core.repo import RegistryRepo
     from registry.training.register import register_best
 
     made = register_best(RegistryRepo().root, task, push=push, branch=branch)
@@ -1165,7 +1165,7 @@ def train_results(task: str, fmt: str, download: Path | None, instance: str | No
     Example:
       registry train results digits-cnn --download out/
     """
-    from registry.repo import RegistryRepo
+    from registry.core.repo import RegistryRepo
     from registry.training.results import best_result, fetch_result, list_results, render_results, results_json
 
     root = RegistryRepo().root
@@ -1198,7 +1198,7 @@ def train_check(head: str | None, base: str | None, dynamic: bool, tasks: tuple[
       registry train check --base origin/main --head HEAD --dynamic --format github --artifacts-dir pictures
     Exit codes: 0 pass, 1 findings, 2 usage, 4 git.
     """
-    from registry.repo import RegistryRepo
+    from registry.core.repo import RegistryRepo
     from registry.training import validate
 
     repo = RegistryRepo()
@@ -1236,7 +1236,7 @@ def train_plan(tasks: tuple[str, ...], base: str | None, head: str | None, insta
       registry train plan digits-cnn --format json
       registry train plan --base origin/main --head HEAD --format json
     """
-    from registry.repo import RegistryRepo
+    from registry.core.repo import RegistryRepo
     from registry.training.workers import plan_instances
 
     plan = plan_instances(RegistryRepo().root, list(tasks), base=base, head=head, instances=list(instances))

@@ -65,7 +65,7 @@ def check_models():
     Content checks are off unless `content=True` is passed; returns the `CheckReport`.
     """
     from registry.checks import CheckOptions, check_revisions
-    from registry.repo import RegistryRepo
+    from registry.core.repo import RegistryRepo
 
     def run_check(reg: Registry, *names: str, base: str | None = None, head: str | None = None,
                   all_models: bool = False, **options):

@@ -14,9 +14,9 @@ import pytest
 import yaml
 from onnx import TensorProto, helper
 
-from registry.card import load_card
-from registry.compress import CompressRequest, compress, render_table
-from registry.errors import CompressionError
+from registry.cards.schema import load_card
+from registry.compression.chain import CompressRequest, compress, render_table
+from registry.core.errors import CompressionError
 
 
 def request_for(folder: Path, tmp_path: Path, **kw) -> CompressRequest:
@@ -135,7 +135,7 @@ def test_invalid_method_settings(digits_cnn, tmp_path):
 
 
 def test_bad_output_name_stops_before_any_work(digits_cnn, tmp_path):
-    from registry.errors import UsageError
+    from registry.core.errors import UsageError
 
     with pytest.raises(UsageError, match="'../escape' is not a model name"):
         compress(request_for(digits_cnn, tmp_path, max_metric_drop="0.01", output_name="../escape"))
@@ -200,7 +200,7 @@ def test_labels_missing_for_a_label_metric(digits_cnn, tmp_path):
 
 
 def test_static_int8_calibrates_on_the_cards_calibration_set(digits_cnn, tmp_path):
-    from registry.compress import prepare_job
+    from registry.compression.chain import prepare_job
 
     src = copy_model(digits_cnn, tmp_path, lambda d: d["compress"].update(calibration_data="train.npz"))
     job = prepare_job(request_for(src, tmp_path, max_metric_drop="0.01"))

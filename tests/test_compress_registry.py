@@ -6,8 +6,8 @@ import shutil
 
 import yaml
 
-from registry.card import load_card
-from registry.storage import parse_pointer
+from registry.cards.schema import load_card
+from registry.core.storage import parse_pointer
 
 
 def publish_digits(registry_repo, digits_cnn):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from registry.card import load_card
-from registry.compress import CompressRequest, compress
+from registry.cards.schema import load_card
+from registry.compression.chain import CompressRequest, compress
 
 
 def test_chain_falls_back_past_dynamic_int8_to_reach_cosine_099(text_embedder, tmp_path):

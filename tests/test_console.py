@@ -11,11 +11,11 @@ import time
 
 from factories import torch_sources, write_package_source
 
-from registry.console import StageProgress
+from registry.core.console import StageProgress
 
 NOISY = textwrap.dedent("""
     import logging, os, sys, warnings
-    from registry.console import quiet_third_party
+    from registry.core.console import quiet_third_party
     with quiet_third_party(verbose=sys.argv[1] == "verbose"):
         warnings.warn("old API", FutureWarning)
         logging.getLogger("torchao").warning("Failed to load libfoo.so")

@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from registry.artifacts import sync_artifacts
-from registry.versions import read_versions
+from registry.cards.artifacts import sync_artifacts
+from registry.versions.tags import read_versions
 from factories import (init_registry, BIN, Registry, isolated_env, mlp_onnx, publish_version, run,
                             withdraw_version)
 
@@ -98,7 +98,7 @@ def test_gto_records_the_same_commits_as_our_versions(published_registry):
 
 def test_the_bot_reports_a_model_missing_from_declared_artifacts(published_registry):
     from registry.checks import CheckOptions, run_checks
-    from registry.repo import RegistryRepo
+    from registry.core.repo import RegistryRepo
 
     reg = published_registry
     repo = RegistryRepo(reg.root)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from registry.errors import CompressionError
-from registry.evaluation import METRICS, compute_metric
+from registry.core.errors import CompressionError
+from registry.compression.evaluation import METRICS, compute_metric
 
 
 def test_map_lite_is_one_for_a_perfect_ranking_and_drops_when_a_negative_ranks_first():

@@ -15,8 +15,8 @@ import onnxruntime as ort
 import pytest
 from factories import registry_cli
 
-from registry.card import load_card
-from registry.storage import file_md5, parse_pointer
+from registry.cards.schema import load_card
+from registry.core.storage import file_md5, parse_pointer
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(p.parent.name for p in (REPO / "models").glob("*/model.yaml")

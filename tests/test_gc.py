@@ -6,8 +6,8 @@ import hashlib
 import json
 
 from factories import example_card, mlp_onnx
-from registry.repo import RegistryRepo
-from registry.storage import Storage
+from registry.core.repo import RegistryRepo
+from registry.core.storage import Storage
 
 NAME = "tiny-mlp"
 

@@ -1,4 +1,4 @@
-"""registry.graph: safe loading by magic bytes, summaries, one run, and the SVG picture."""
+"""registry.formats.graph: safe loading by magic bytes, summaries, one run, and the SVG picture."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from factories import conv_onnx, mlp_onnx
-from registry import graph
-from registry.errors import ModelFormatError
-from registry.storage import file_md5
+from registry.formats import graph
+from registry.core.errors import ModelFormatError
+from registry.core.storage import file_md5
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from registry.card import ModelCard
-from registry.lifecycle import Operation, classify, publishes
+from registry.cards.schema import ModelCard
+from registry.cards.lifecycle import Operation, classify, publishes
 
 
 def card(status=None, version="1.0.0"):

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from registry.errors import UsageError
-from registry.lifecycle_ops import (edit_card_text, request_delete, request_edit, request_publish,
+from registry.core.errors import UsageError
+from registry.publishing.lifecycle_ops import (edit_card_text, request_delete, request_edit, request_publish,
                                     request_unpublish)
 from factories import withdraw_version
 
@@ -103,7 +103,7 @@ def test_unpublish_refuses_an_unpublished_model(published_registry):
 
 
 def test_delete_of_unpublished_model_also_drops_its_dvc_artifact(published_registry):
-    from registry.artifacts import sync_artifacts
+    from registry.cards.artifacts import sync_artifacts
 
     reg = published_registry
     sync_artifacts(reg.root)

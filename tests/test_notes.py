@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 from factories import example_card, mlp_onnx
-from registry.card import ModelCard, parse_card_yaml
-from registry.changelog import add_entry
+from registry.cards.schema import ModelCard, parse_card_yaml
+from registry.publishing.changelog import add_entry
 from registry.checks import CheckOptions, run_checks
-from registry.notes import compare_metrics, metric_direction, previous_version, version_key
-from registry.repo import RegistryRepo
+from registry.publishing.notes import compare_metrics, metric_direction, previous_version, version_key
+from registry.core.repo import RegistryRepo
 
 NAME = "tiny-mlp"
 
@@ -135,7 +135,7 @@ def test_notes_show_config_changes_exact_values_and_plain_english(registry_repo,
 def test_exporter_made_dimension_names_show_as_unknown():
     from types import SimpleNamespace as T
 
-    from registry.notes import _tensor_text
+    from registry.publishing.notes import _tensor_text
 
     assert _tensor_text(T(dtype="float", shape=["batch", "Divembedding_dim_1", "s77", 384])) == \
         "float[batch, ?, ?, 384]"

@@ -11,13 +11,13 @@ import pytest
 from factories import FAST, S3Server, isolated_env, mlp_onnx, registry_cli, use_s3_remote, withdraw_version, \
     write_package_source
 
-from registry.encryption import encrypt, key_id
-from registry.gc import collect_garbage
-from registry.package import build_package, source_from_files
-from registry.package_index import index_key
-from registry.pull import pull
-from registry.repo import RegistryRepo
-from registry.storage import Storage
+from registry.packaging.encryption import encrypt, key_id
+from registry.publishing.gc import collect_garbage
+from registry.packaging.build import build_package, source_from_files
+from registry.packaging.index import index_key
+from registry.consuming.pull import pull
+from registry.core.repo import RegistryRepo
+from registry.core.storage import Storage
 
 KEY = bytes(range(32))
 

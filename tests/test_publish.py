@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from factories import example_card, mlp_onnx, run
-from registry.errors import GitError
-from registry.publish import FAULT_EXIT, FAULT_POINTS, push_tag
+from registry.core.errors import GitError
+from registry.publishing.publish import FAULT_EXIT, FAULT_POINTS, push_tag
 
 NAME = "tiny-mlp"
 TAG = f"{NAME}@v1.0.0"
@@ -393,7 +393,7 @@ def test_copy_with_read_back_returns_the_hash_of_what_arrived(tmp_path, monkeypa
     """Where the file system refuses in-kernel copies (EINVAL), the copy goes through a buffer."""
     import errno
 
-    from registry.publish import _copy_reading_back
+    from registry.publishing.publish import _copy_reading_back
 
     if not kernel_copy:
         def refuse(*args):

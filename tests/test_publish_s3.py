@@ -9,7 +9,7 @@ import time
 import pytest
 
 from factories import example_card, free_port, mlp_onnx, run, use_s3_remote
-from registry.storage import Storage
+from registry.core.storage import Storage
 
 NAME = "tiny-mlp"
 TAG = f"{NAME}@v1.0.0"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from registry.errors import StorageError, UsageError
-from registry.pull import pull
-from registry.storage import parse_pointer
+from registry.core.errors import StorageError, UsageError
+from registry.consuming.pull import pull
+from registry.core.storage import parse_pointer
 from factories import mlp_onnx, withdraw_version
 
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from registry import github
+from registry.checks import github
 from registry.checks import CheckReport, Finding, ModelReport, Severity
-from registry.report import COMMENT_MARKER, render_json, render_markdown, render_text
+from registry.checks.report import COMMENT_MARKER, render_json, render_markdown, render_text
 
 SVG = '<svg xmlns="http://www.w3.org/2000/svg"><text>graph</text></svg>'
 

@@ -15,12 +15,12 @@ import pytest
 from click.testing import CliRunner
 from factories import registry_cli
 
-from registry.card import load_card
+from registry.cards.schema import load_card
 from registry.cli import cli
-from registry.errors import UsageError
-from registry.graph import WeightsFormat, detect_format
-from registry.scaffold import NewModel, new_model, parse_metric
-from registry.storage import file_md5, parse_pointer
+from registry.core.errors import UsageError
+from registry.formats.graph import WeightsFormat, detect_format
+from registry.cards.scaffold import NewModel, new_model, parse_metric
+from registry.core.storage import file_md5, parse_pointer
 
 REQUIRED = ["--task", "classification", "--project", "demo",
             "--source-repo", "https://github.com/example/train.git"]

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 import yaml
 
-from registry.card import card_json_schema
+from registry.cards.schema import card_json_schema
 from registry.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -60,7 +60,7 @@ def test_schema_flags_what_an_editor_should_underline(validator):
 
 def test_docs_describe_every_field_and_task():
     """docs/model-card.md stays true: each card field, nested field and task is documented."""
-    from registry.card import Metric, ModelCard, Source, Task
+    from registry.cards.schema import Metric, ModelCard, Source, Task
 
     doc = (REPO / "docs" / "model-card.md").read_text()
     fields = [f"`{n}`" for n in ModelCard.model_fields if n != "source"]

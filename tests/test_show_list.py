@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from registry.errors import UsageError
-from registry.listing import list_models, read_cards, show_model
+from registry.core.errors import UsageError
+from registry.versions.listing import list_models, read_cards, show_model
 from factories import mlp_onnx, publish_version, withdraw_version
 
 
@@ -139,8 +139,8 @@ def test_show_lists_the_device_package_of_each_target_of_the_version(registry_re
 
 def test_show_prints_sizes_for_people_and_names_training_code_in_the_registry(tmp_path):
     """Sizes as 9.10 KB (9,097 bytes); `repo: self` as this repository, with the path and commit."""
-    from registry.card import load_card
-    from registry.listing import ModelDetails, render_details
+    from registry.cards.schema import load_card
+    from registry.versions.listing import ModelDetails, render_details
 
     card = load_card(b"name: tiny\ntask: classification\nproject: demo\nsource:\n  repo: self\n"
                      b"  commit: 0123456789abcdef0123456789abcdef01234567\n  path: scripts/train.py\n"

@@ -1,6 +1,6 @@
 """The fixtures build a real registry that the bot can check."""
 
-from registry.repo import RegistryRepo
+from registry.core.repo import RegistryRepo
 
 
 def test_a_valid_model_passes_card_checks(registry_repo, onnx_bytes):

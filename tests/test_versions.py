@@ -4,8 +4,8 @@ import subprocess
 
 import pytest
 
-from registry.errors import UsageError
-from registry.versions import (deregistration_tag, latest, parse_version_spec, read_versions, resolve,
+from registry.core.errors import UsageError
+from registry.versions.tags import (deregistration_tag, latest, parse_version_spec, read_versions, resolve,
                                semver_key, withdraw_offline)
 from factories import publish_version, withdraw_version
 
@@ -72,7 +72,7 @@ def test_gto_deprecation_withdraws_every_earlier_version(published_registry):
 def test_offline_card_withdraws_all_versions():
     from datetime import datetime, timezone
 
-    from registry.versions import Version
+    from registry.versions.tags import Version
 
     vs = [Version(name="m1", version="1.0.0", tag="m1@v1.0.0", commit="a" * 40,
                   date=datetime.now(timezone.utc))]
@@ -116,7 +116,7 @@ def test_one_git_process_reads_all_tags(published_registry, monkeypatch):
 
 
 def test_repo_version_tags_ignore_gto_withdrawal_tags(published_registry):
-    from registry.repo import RegistryRepo
+    from registry.core.repo import RegistryRepo
 
     withdraw_version(published_registry, "digits", "1.0.0")
     published_registry.git("tag", "-a", "digits@deprecated#9", "-m", "retired")

@@ -22,14 +22,14 @@ from pathlib import Path
 
 import yaml
 
-from registry.card import CARD_FILE, MAX_CARD_BYTES, MODELS_DIR, ModelCard, load_card
+from registry.cards.schema import CARD_FILE, MAX_CARD_BYTES, MODELS_DIR, ModelCard, load_card
 from registry.catalog.markdown import MAX_CHARS
 from registry.catalog.records import (CatalogMetric, CatalogModel, CatalogPackage, CatalogVersion,
                                       GraphInfo, Lineage)
-from registry.errors import CardError, RegistryError, UsageError
-from registry.listing import cat_files
-from registry.versions import _FORMAT as TAG_FORMAT  # the format parse_refs reads
-from registry.versions import Version, git_output, latest, parse_refs, withdraw_offline
+from registry.core.errors import CardError, RegistryError, UsageError
+from registry.versions.listing import cat_files
+from registry.versions.tags import _FORMAT as TAG_FORMAT  # the format parse_refs reads
+from registry.versions.tags import Version, git_output, latest, parse_refs, withdraw_offline
 
 _DERIVED = re.compile(rb"^derived_from:\s*[\"']?([a-z0-9][a-z0-9-]{0,62}[a-z0-9])@", re.MULTILINE)
 _VERSION_TAG = re.compile(r"[a-z0-9][a-z0-9-]{0,62}[a-z0-9]@v\d+\.\d+\.\d+[^!\s]* ")
@@ -162,7 +162,7 @@ def scan_registry(root: str | Path, *, repo_url: str | None = None, packages: bo
 
 
 def _scan_storage(scan: RegistryScan, packages: bool) -> None:
-    from registry.storage import PUBLIC, Storage
+    from registry.core.storage import PUBLIC, Storage
 
     storage = Storage(scan.root)
     scan.object_dirs.append(scan.root / ".dvc" / "cache" / "files" / "md5")
@@ -175,7 +175,7 @@ def _scan_storage(scan: RegistryScan, packages: bool) -> None:
         scan.object_dirs.append(Path(remote.root) / "files" / "md5")
     if not packages:
         return
-    from registry.package_index import index_files
+    from registry.packaging.index import index_files
 
     for path in index_files(remote):
         parts = path.rstrip("/").split("/")
@@ -447,7 +447,7 @@ def version_commands(name: str, version: str, repo_url: str) -> list[str]:
 
 
 def _packages(src: ModelSource, v: Version) -> list[CatalogPackage]:
-    from registry.package_index import PackageIndex
+    from registry.packaging.index import PackageIndex
 
     data = src.packages.get(v.version)
     if data is None:
@@ -504,7 +504,7 @@ def catalog_model(src: ModelSource) -> tuple[CatalogModel, str | None]:
 
 def _graph(src: ModelSource, head: ModelCard | None, live: Version | None) -> tuple[GraphInfo, str | None]:
     """The graph of the latest version, when its weights object is in a local folder."""
-    from registry.storage import recorded_md5
+    from registry.core.storage import recorded_md5
 
     if live is None:
         return GraphInfo(available=False, reason="no live version"), None
@@ -516,8 +516,8 @@ def _graph(src: ModelSource, head: ModelCard | None, live: Version | None) -> tu
     if path is None:
         return GraphInfo(available=False, reason="the weights are not available locally where the catalog "
                                                  "was built (not in the DVC cache or a local public remote)"), None
-    from registry.graph import WeightsFormat, load_onnx, render_svg, summarize
-    from registry.notes import facts_of
+    from registry.formats.graph import WeightsFormat, load_onnx, render_svg, summarize
+    from registry.publishing.notes import facts_of
 
     try:
         summary = summarize(path, md5=md5)

@@ -6,7 +6,7 @@ import functools
 import http.server
 from pathlib import Path
 
-from registry.errors import UsageError
+from registry.core.errors import UsageError
 
 HOST = "127.0.0.1"
 

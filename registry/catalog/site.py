@@ -27,14 +27,14 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from registry import __version__
-from registry.card import format_size
+from registry.cards.schema import format_size
 from registry.catalog import CATALOG_FORMAT
 from registry.catalog.charts import metric_series, render_chart
 from registry.catalog.collect import (ModelSource, catalog_model, fingerprint, load_sources, read_sources,
                                       scan_registry)
 from registry.catalog.markdown import plain_summary, render_markdown
 from registry.catalog.records import CatalogIndex, CatalogModel, IndexEntry
-from registry.errors import UsageError
+from registry.core.errors import UsageError
 
 PAGE_SIZE = 100  # models per index page
 STATE_FILE = ".catalog-state.json"

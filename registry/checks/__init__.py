@@ -18,9 +18,9 @@ from typing import Any, ClassVar, Iterable
 
 from pydantic import BaseModel, Field, computed_field
 
-from registry.card import CARD_FILE, MODELS_DIR, LoadedCard, ModelCard, read_card
-from registry.errors import CardError
-from registry.repo import RegistryRepo, Snapshot
+from registry.cards.schema import CARD_FILE, MODELS_DIR, LoadedCard, ModelCard, read_card
+from registry.core.errors import CardError
+from registry.core.repo import RegistryRepo, Snapshot
 
 
 class Severity(str, Enum):
@@ -93,22 +93,22 @@ class ModelContext:
 
     @cached_property
     def files(self):
-        """The model folder's files and DVC pointers at the head (`registry.model_files`), resolved once."""
-        from registry.model_files import model_files
+        """The model folder's files and DVC pointers at the head (`registry.cards.model_files`), resolved once."""
+        from registry.cards.model_files import model_files
 
         return model_files(self.head, self.name)
 
     @cached_property
     def base_files(self):
         """The same at the base (None without a base)."""
-        from registry.model_files import model_files
+        from registry.cards.model_files import model_files
 
         return model_files(self.base, self.name) if self.base is not None else None
 
     @cached_property
     def storage(self):
         """The registry's DVC remotes (from the checkout the bot runs in, never from the PR)."""
-        from registry.storage import Storage
+        from registry.core.storage import Storage
 
         root = self.repo.root if self.repo else Path.cwd()
         return Storage(root)
@@ -248,7 +248,7 @@ def _run_guarded(check: Check, ctx: ModelContext, path: str | None, subject: str
     """
     import os
 
-    from registry.errors import RegistryError
+    from registry.core.errors import RegistryError
 
     try:
         return list(check.run(ctx))
@@ -306,7 +306,7 @@ def select_models(repo: RegistryRepo, head: Snapshot, *, names: Iterable[str] = 
     Raises:
         UsageError: none or several selections, or a named model that does not exist.
     """
-    from registry.errors import UsageError
+    from registry.core.errors import UsageError
 
     names = list(names)
     if sum(bool(x) for x in (names, all_models, base)) != 1:
@@ -333,7 +333,7 @@ def check_revisions(repo: RegistryRepo, *, names: Iterable[str] = (), all_models
         UsageError: a bad selection or an unknown check name in `options.only`.
         GitError: an unknown revision.
     """
-    from registry.errors import UsageError
+    from registry.core.errors import UsageError
 
     options = options or CheckOptions()
     unknown = sorted(set(options.only or ()) - set(load_checks()))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from registry.checks import Check, Finding, ModelContext, register
-from registry.errors import UsageError
+from registry.core.errors import UsageError
 
 
 @register
@@ -20,8 +20,8 @@ class CardTargets(Check):
 
     def run(self, ctx: ModelContext) -> Iterable[Finding]:
         """One finding per problem, on the line of the offending target entry."""
-        from registry.processing import parse_steps
-        from registry.targets import get_target
+        from registry.packaging.processing import parse_steps
+        from registry.packaging.targets import get_target
 
         for i, spec in enumerate(ctx.card.targets):
             line = ctx.line("targets", i, "name") or ctx.line("targets", i) or ctx.line("targets")
@@ -30,7 +30,7 @@ class CardTargets(Check):
             except UsageError as e:
                 yield self.finding(f"targets[{i}]: {e.message}", e.hint, path=ctx.card_path, line=line)
                 continue
-            from registry.package import target_options
+            from registry.packaging.build import target_options
 
             try:
                 options = target_options(target, spec, {})

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import ClassVar, Iterable
 
 from registry.checks import Check, Finding, ModelContext, register
-from registry.codeowners import FILE, is_generated, maintainers_of, render
-from registry.errors import UsageError
+from registry.cards.codeowners import FILE, is_generated, maintainers_of, render
+from registry.core.errors import UsageError
 
 
 def expected_codeowners(ctx: ModelContext) -> str | None:

@@ -6,9 +6,9 @@ from typing import Any, ClassVar, Iterable
 
 from pydantic import BaseModel, Field
 
-from registry.bounded import BoundedParseError, parse_json, parse_yaml
+from registry.core.bounded import BoundedParseError, parse_json, parse_yaml
 from registry.checks import Check, Finding, ModelContext, register
-from registry.repo import PathEscapeError
+from registry.core.repo import PathEscapeError
 
 
 class ConfigFileOptions(BaseModel):
@@ -32,7 +32,7 @@ def parse_config(data: bytes, name: str, options: ConfigFileOptions | None = Non
 
     YAML is read with a safe loader; anchors and aliases are refused (they allow exponential
     "billion laughs" documents), and so are files over `max_bytes`, with more than `max_nodes`
-    values or nested deeper than `max_depth` (`registry.bounded`).
+    values or nested deeper than `max_depth` (`registry.core.bounded`).
 
     Raises:
         ConfigSyntaxError: with the 1-based line of the problem when there is one.

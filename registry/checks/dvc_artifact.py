@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from registry.artifacts import DVC_YAML, artifact_entry
-from registry.bounded import BoundedParseError, parse_yaml
+from registry.cards.artifacts import DVC_YAML, artifact_entry
+from registry.core.bounded import BoundedParseError, parse_yaml
 from registry.checks import Check, Finding, ModelContext, Severity, register
 
 _FIX = "run `registry sync-artifacts` and commit dvc.yaml"

@@ -5,7 +5,7 @@ remote, verified by md5), loaded without running any code from them, checked wit
 `onnx.checker` (full check), run once in onnxruntime, summarised and drawn. The summary, its
 text and the SVG picture go to the report's artifacts: `graph`, `graph_text`, `graph_svg`.
 A PyTorch source (`pytorch:`, a `.pt2`) is fetched the same way and inspected without loading
-(`registry.pt2.inspect_pt2`: the PT2 archive format, plain tensors, no pickles or compiled code).
+(`registry.formats.pt2.inspect_pt2`: the PT2 archive format, plain tensors, no pickles or compiled code).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Iterable
 
 from registry.checks import Check, Finding, ModelContext, Severity, register
 from registry.checks.weights_storage import WeightsLocation, locate_weights
-from registry.errors import ModelFormatError
-from registry.repo import PathEscapeError, WorkTree
-from registry.storage import STAGING, ObjectCorruptError, ObjectMissingError, PointerError, file_md5, parse_pointer
+from registry.core.errors import ModelFormatError
+from registry.core.repo import PathEscapeError, WorkTree
+from registry.core.storage import STAGING, ObjectCorruptError, ObjectMissingError, PointerError, file_md5, parse_pointer
 
 
 class _Skip(Exception):
@@ -50,7 +50,7 @@ class Graph(Check):
 
     def _pytorch(self, ctx: ModelContext, findings: list[Finding]) -> None:
         """The card's `.pt2`, inspected without loading it."""
-        from registry.pt2 import inspect_pt2
+        from registry.formats.pt2 import inspect_pt2
 
         loc = locate_weights(self, ctx, "pytorch")
         if loc is None or loc.pointer is None:
@@ -65,7 +65,7 @@ class Graph(Check):
 
     # The steps append to `findings` and raise _Skip when nothing more can be checked.
     def _run(self, ctx: ModelContext, findings: list[Finding]) -> None:
-        from registry import graph
+        from registry.formats import graph
 
         loc = locate_weights(self, ctx)
         if loc is None or loc.pointer is None:
@@ -123,7 +123,7 @@ class Graph(Check):
         self._publish(ctx, summary, graph.render_svg(model))
 
     def _publish(self, ctx: ModelContext, summary, svg: str | None) -> None:
-        from registry.graph import summary_text
+        from registry.formats.graph import summary_text
 
         ctx.artifacts["graph"] = summary.model_dump(mode="json")
         ctx.artifacts["graph_text"] = summary_text(summary)
@@ -182,7 +182,7 @@ class Graph(Check):
         Each file comes from git (small ones may be committed) or from its own `.dvc` pointer.
         Locations that leave the folder are not fetched; `check_external_data` reports them.
         """
-        from registry.graph import relative_inside
+        from registry.formats.graph import relative_inside
 
         dest.parent.mkdir(parents=True, exist_ok=True)
         if local != dest:

@@ -1,6 +1,6 @@
 """Standard: the pull request's change to a model is one its lifecycle state allows.
 
-Compares the card on the base with the card on the head (`registry.lifecycle.classify`), and
+Compares the card on the base with the card on the head (`registry.cards.lifecycle.classify`), and
 guards what identifies a published version: `source.repo`, the config file (path and content),
 the weights and the PyTorch source (`pytorch`, when present; path and the md5 their DVC pointer
 records) change only with a higher `version`; a version never goes down and never reuses a
@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from registry.card import ModelCard, Status
+from registry.cards.schema import ModelCard, Status
 from registry.checks import Check, Finding, ModelContext, register
-from registry.lifecycle import Operation, classify
-from registry.repo import Snapshot
-from registry.storage import recorded_md5
-from registry.version import Version
+from registry.cards.lifecycle import Operation, classify
+from registry.core.repo import Snapshot
+from registry.core.storage import recorded_md5
+from registry.versions.semver import Version
 
 _PUBLISHED = (Status.published, Status.updated)
 

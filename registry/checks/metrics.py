@@ -12,7 +12,7 @@ import re
 from enum import Enum
 from typing import Iterable
 
-from registry.card import Metric
+from registry.cards.schema import Metric
 from registry.checks import Check, Finding, ModelContext, register
 
 PERCENT_UNITS = frozenset({"%", "percent", "pct"})

@@ -1,6 +1,6 @@
 """Standard: the model folder holds plain files only, and every DVC pointer in it is usable.
 
-The folder is resolved once (`registry.model_files`), the same way publish and pull resolve it:
+The folder is resolved once (`registry.cards.model_files`), the same way publish and pull resolve it:
 a symlink anywhere in the folder, a submodule, a pointer that cannot be read, tracks another file
 than its name says, records no size or tracks a folder is an error naming the file.
 """

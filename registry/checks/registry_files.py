@@ -21,11 +21,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Iterable
 
-from registry.artifacts import DVC_YAML
-from registry.bounded import BoundedParseError, parse_yaml
-from registry.card import MODELS_DIR
+from registry.cards.artifacts import DVC_YAML
+from registry.core.bounded import BoundedParseError, parse_yaml
+from registry.cards.schema import MODELS_DIR
 from registry.checks import Check, Finding, ModelContext, register
-from registry.codeowners import FILE as CODEOWNERS_FILE
+from registry.cards.codeowners import FILE as CODEOWNERS_FILE
 
 CONTENT_FOLDERS = (f"{MODELS_DIR}/", "datasets/", "training/")
 MAINTAINERS_ONLY = (".gitattributes", ".gitmodules")

@@ -18,10 +18,10 @@ class ReleaseNotesDraft(Check):
     order = 90
 
     def run(self, ctx: ModelContext) -> Iterable[Finding]:
-        from registry.errors import RegistryError
-        from registry.lifecycle import classify, publishes
-        from registry.notes import ModelVersion, build_notes, previous_version, render_notes, tagged_version
-        from registry.storage import STAGING
+        from registry.core.errors import RegistryError
+        from registry.cards.lifecycle import classify, publishes
+        from registry.publishing.notes import ModelVersion, build_notes, previous_version, render_notes, tagged_version
+        from registry.core.storage import STAGING
 
         card = ctx.card
         if not publishes(classify(ctx.base_card, card)) or not card.version:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from registry.card import CARD_FILE, MODELS_DIR
+from registry.cards.schema import CARD_FILE, MODELS_DIR
 from registry.checks import Check, Finding, ModelContext, register
-from registry.repo import Snapshot
+from registry.core.repo import Snapshot
 
 
 def normal_name(name: str) -> str:

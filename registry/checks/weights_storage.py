@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Iterable
 
-from registry.card import format_size, parse_size
+from registry.cards.schema import format_size, parse_size
 from registry.checks import Check, Finding, ModelContext, Severity, register
-from registry.repo import PathEscapeError, WorkTree, run_git
-from registry.storage import STAGING, Pointer, PointerError, parse_pointer
+from registry.core.repo import PathEscapeError, WorkTree, run_git
+from registry.core.storage import STAGING, Pointer, PointerError, parse_pointer
 
 
 @dataclass

@@ -6,7 +6,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from registry.errors import UsageError
+from registry.core.errors import UsageError
 from registry.training.files import Dataset, dataset_path
 
 

@@ -18,8 +18,8 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from registry.card import NAME_RE, ParsedYaml, Task, parse_card_yaml
-from registry.errors import CardError, UsageError
+from registry.cards.schema import NAME_RE, ParsedYaml, Task, parse_card_yaml
+from registry.core.errors import CardError, UsageError
 from registry.training import (ALGORITHMS_DIR, DATASET_FILE, DATASETS_DIR, STRUCTURES_DIR, TASK_FILE,
                                TRAINING_DIR)
 
@@ -461,7 +461,7 @@ def read_task(root: Path, name: str) -> TrainingTask:
     """
     path = task_path(name)
     if not (Path(root) / path).is_file():
-        from registry.repo import WorkTree
+        from registry.core.repo import WorkTree
 
         known = task_names(WorkTree(Path(root)))
         near = difflib.get_close_matches(name, known, n=1)

@@ -1,6 +1,6 @@
 """The structure drawn as an SVG: a box per layer with its output shape and parameter count.
 
-The layout and drawing are the graph picture's (`registry.graph`), so a structure in a pull request
+The layout and drawing are the graph picture's (`registry.formats.graph`), so a structure in a pull request
 looks like a model's graph in the bot's report.
 """
 
@@ -18,7 +18,7 @@ def _dims(shape) -> str:
 def render_structure(name: str, rows: list[LayerShape]) -> str:
     """An SVG of a traced structure: inputs, one box per layer (name, type, output shape, parameters),
     arrows along the connections (skip connections included)."""
-    from registry.graph import _Box, _draw
+    from registry.formats.graph import _Box, _draw
 
     boxes: dict[str, _Box] = {}
     order: list[_Box] = []

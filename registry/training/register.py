@@ -1,7 +1,7 @@
 """The best instance of a task becomes a model entry, through `registry new`'s own code path.
 
 `register_best` picks the finished instance with the best value of the task's metric, and calls
-`registry.scaffold.new_model` with its ONNX weights, its config snapshot as the model's config,
+`registry.cards.scaffold.new_model` with its ONNX weights, its config snapshot as the model's config,
 the measured held-out metrics, and as its training code this repository's task folder at the
 commit the instance was trained from (`source.repo: self`, `source.path: training/<task>`,
 `source.commit`), which the bot confirms without the network. The weights are pushed to the staging remote, and the new folder
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from registry.card import SELF_REPO, Metric
-from registry.errors import GitError, UsageError
+from registry.cards.schema import SELF_REPO, Metric
+from registry.core.errors import GitError, UsageError
 from registry.training.files import read_task
 from registry.training.results import best_result
 from registry.training.runner import results_dir
@@ -59,7 +59,7 @@ def register_best(root: Path, task: str, *, push: bool = True, branch: str | Non
         UsageError: nothing finished, the model or the branch exists already.
         StorageError: the push failed. GitError: the branch or commit failed.
     """
-    from registry.scaffold import NewModel, check_new_folder, new_model
+    from registry.cards.scaffold import NewModel, check_new_folder, new_model
 
     root = Path(root).resolve()
     spec = read_task(root, task)

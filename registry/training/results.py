@@ -7,7 +7,7 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from registry.errors import UsageError
+from registry.core.errors import UsageError
 from registry.training.algorithms import metric_direction
 from registry.training.files import expand_instances, read_task
 from registry.training.runner import results_dir

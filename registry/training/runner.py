@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 import yaml
 
-from registry.errors import RegistryError, UsageError
+from registry.core.errors import RegistryError, UsageError
 from registry.training import RESULTS_DIR, TRAINING_DIR
 from registry.training.files import (Algorithm, Dataset, Instance, Structure, algorithm_path, dataset_path,
                                      load_file, require, structure_path)
@@ -77,7 +77,7 @@ def _data_md5(root: Path, ds: Dataset) -> str | None:
     pointer = pointer.parent / (ds.path.rstrip("/") + ".dvc")
     if not pointer.is_file():
         return None
-    from registry.storage import parse_pointer
+    from registry.core.storage import parse_pointer
 
     try:
         return parse_pointer(pointer.read_text()).md5
@@ -203,7 +203,7 @@ def train_instance(root: Path, task: str, inst: Instance, *, device: str = "cpu"
     try:
         from dvclive import Live
     except ImportError:
-        from registry.errors import missing_dependency
+        from registry.core.errors import missing_dependency
 
         raise missing_dependency("dvclive", "train") from None
     log = open(out / "train.log", "a", encoding="utf-8")

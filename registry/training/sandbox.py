@@ -164,8 +164,8 @@ def _one_child(requests: list[Request], todo: list[int], timeout: float, memory:
 
 def _check_export(path: Path, request: Request) -> list[Problem]:
     """The exported file is real ONNX, with the dataset's input (the parent checks; it runs nothing)."""
-    from registry.errors import ModelFormatError
-    from registry.graph import summarize_onnx
+    from registry.core.errors import ModelFormatError
+    from registry.formats.graph import summarize_onnx
 
     try:
         summary = summarize_onnx(path)
@@ -190,7 +190,7 @@ def child_main() -> None:
     import torch  # noqa: F401 - the heavy imports come before the clock starts
     import torch.onnx  # noqa: F401
 
-    from registry.graph import _limit_memory
+    from registry.formats.graph import _limit_memory
 
     _limit_memory(msg["memory"])
     for pos, raw in enumerate(msg["requests"]):

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from registry.checks import Finding, Severity
-from registry.repo import Snapshot
+from registry.core.repo import Snapshot
 from registry.training import ALGORITHMS_DIR, DATASETS_DIR, LAYERS_DIR, STRUCTURES_DIR
 from registry.training.algorithms import (DEFAULT_METRICS, CustomAlgorithmInfo, apply_hyperparameters,
                                           custom_algorithm_path, inspect_custom_algorithm)
@@ -382,7 +382,7 @@ def render_text(report: TrainingReport) -> str:
 
 def render_markdown(report: TrainingReport, pictures: dict[str, str] | None = None) -> str:
     """The report as Markdown for the step summary or a pull-request comment (text made inert)."""
-    from registry.report import markdown_text
+    from registry.checks.report import markdown_text
 
     out = [f"### Training files: {'✅ pass' if report.passed else '❌ fail'}", ""]
     for f in report.findings:
@@ -411,7 +411,7 @@ def publish_github(report: TrainingReport, artifacts_dir: Path | None = None) ->
     `passed=` in `$GITHUB_OUTPUT`, and the structure pictures as SVG files in `artifacts_dir`."""
     import os
 
-    from registry.github import annotation, inert_block
+    from registry.checks.github import annotation, inert_block
 
     pictures = write_pictures(report, artifacts_dir) if artifacts_dir else {}
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
@@ -427,7 +427,7 @@ def publish_github(report: TrainingReport, artifacts_dir: Path | None = None) ->
 
 def write_pictures(report: TrainingReport, directory: Path) -> dict[str, str]:
     """Write each structure's picture as `<structure>.svg`; return {structure: file name}."""
-    from registry.report import write_atomic
+    from registry.checks.report import write_atomic
 
     Path(directory).mkdir(parents=True, exist_ok=True)
     written = {}
@@ -448,7 +448,7 @@ def changed_paths(root: Path, base: str, head: str | None) -> list[str]:
     args = ["git", "diff", "--name-only", base] + ([head] if head else []) + ["--", DATASETS_DIR, "training"]
     proc = subprocess.run(args, cwd=root, capture_output=True, text=True)
     if proc.returncode != 0:
-        from registry.errors import GitError
+        from registry.core.errors import GitError
 
         raise GitError(f"git diff {base} failed: {proc.stderr.strip()}", "fetch the base revision first")
     return [p for p in proc.stdout.splitlines() if p]

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from registry.errors import UsageError
+from registry.core.errors import UsageError
 from registry.training.files import Instance, expand_instances, read_task
 
 
@@ -81,7 +81,7 @@ def _worker(root: str, task: str, inst: Instance, device: str, threads: int, eve
 
         train_instance(Path(root), task, inst, device=device, threads=threads, events=send)
     except Exception as e:  # noqa: BLE001 - reported to the parent, which goes on with the others
-        from registry.errors import RegistryError
+        from registry.core.errors import RegistryError
 
         if isinstance(e, RegistryError):
             send({"event": "failed", "message": e.message, "hint": e.hint})
@@ -338,7 +338,7 @@ def plan_instances(root: Path, tasks: list[str], *, base: str | None = None, hea
     Raises:
         UsageError: neither tasks nor base, or an unknown task or instance.
     """
-    from registry.repo import WorkTree
+    from registry.core.repo import WorkTree
     from registry.training.validate import affected_tasks, changed_paths
 
     root = Path(root)

@@ -10,7 +10,7 @@ import pytest
 from factories import example_card, mlp_onnx, publish_version, registry_cli, withdraw_version
 
 from registry.catalog.site import STATE_FILE, build_catalog
-from registry.errors import UsageError
+from registry.core.errors import UsageError
 
 
 def page(site, name: str) -> str:
@@ -188,8 +188,8 @@ def test_lineage_links_a_derived_model_and_its_parent(published_registry, tmp_pa
 
 
 def test_device_packages_are_listed_per_target_with_their_pull_command(published_registry, tmp_path):
-    from registry.package_index import PackageEntry, PackageIndex, index_key
-    from registry.storage import Storage
+    from registry.packaging.index import PackageEntry, PackageIndex, index_key
+    from registry.core.storage import Storage
 
     reg, site = published_registry, tmp_path / "site"
     build_catalog(reg.root, site)
@@ -288,7 +288,7 @@ def test_building_the_catalog_imports_no_packaging_compression_or_training(publi
             "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in ('registry', 'torch'))))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = set(proc.stdout.split())
-    assert "registry.graph" in loaded  # the weights were local: the graph was drawn
-    forbidden = {"registry.package", "registry.compress", "registry.methods", "registry.targets",
-                 "registry.converters", "registry.evaluation", "torch"}
+    assert "registry.formats.graph" in loaded  # the weights were local: the graph was drawn
+    forbidden = {"registry.packaging.build", "registry.compression.chain", "registry.compression.methods", "registry.packaging.targets",
+                 "registry.packaging.converters", "registry.compression.evaluation", "torch"}
     assert not loaded & forbidden, loaded & forbidden

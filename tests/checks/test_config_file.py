@@ -8,7 +8,7 @@ import pytest
 
 from factories import example_card
 from registry.checks import CheckOptions, Finding, run_checks
-from registry.repo import RegistryRepo
+from registry.core.repo import RegistryRepo
 
 CARD = "models/tiny/model.yaml"
 

@@ -15,8 +15,8 @@ from onnx import TensorProto, helper
 
 from factories import example_card, mlp_onnx
 from registry.checks import CheckOptions, Finding, Severity, run_checks
-from registry.repo import RegistryRepo
-from registry.storage import parse_pointer
+from registry.core.repo import RegistryRepo
+from registry.core.storage import parse_pointer
 
 CARD = "models/tiny/model.yaml"
 SVG = "{http://www.w3.org/2000/svg}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from factories import example_card
-from registry.card import Metric
+from registry.cards.schema import Metric
 from registry.checks.metrics import MetricKind, metric_kind
 
 CARD = "models/tiny/model.yaml"

@@ -8,9 +8,9 @@ import pytest
 
 from factories import example_card
 from registry.checks import CheckOptions, Finding, Severity, run_checks
-from registry.errors import StorageError
-from registry.repo import RegistryRepo
-from registry.storage import parse_pointer
+from registry.core.errors import StorageError
+from registry.core.repo import RegistryRepo
+from registry.core.storage import parse_pointer
 
 CARD = "models/tiny/model.yaml"
 POINTER = "models/tiny/model.onnx.dvc"

@@ -7,10 +7,10 @@ import onnxruntime as ort
 import pytest
 from factories import conv_onnx
 
-from registry.converters import get_converter
-from registry.converters.ort_format import UnknownOrtLayout, canonical_ort
-from registry.quantization import quantize
-from registry.targets import get_target
+from registry.packaging.converters import get_converter
+from registry.packaging.converters.ort_format import UnknownOrtLayout, canonical_ort
+from registry.packaging.quantization import quantize
+from registry.packaging.targets import get_target
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ def test_a_pt2_zip_bomb_is_refused_at_its_cap(tmp_path):
     zip_bomb(bomb)
     assert bomb.stat().st_size < 2 << 20  # a small file...
     code, out, err, seconds, rss = run_bounded(
-        [sys.executable, "-c", "import sys; from pathlib import Path; from registry.pt2 import inspect_pt2\n"
+        [sys.executable, "-c", "import sys; from pathlib import Path; from registry.formats.pt2 import inspect_pt2\n"
          "try:\n    inspect_pt2(Path(sys.argv[1]), 'models/m/model.pt2')\n"
          "except Exception as e:\n    print(type(e).__name__, e)\n", str(bomb)], tmp_path)
     assert code == 0, err
@@ -41,8 +41,8 @@ def test_a_pt2_zip_bomb_is_refused_at_its_cap(tmp_path):
 def test_a_pt2_with_too_many_entries_is_refused(tmp_path, monkeypatch):
     import pytest
 
-    import registry.pt2 as pt2
-    from registry.errors import ModelFormatError
+    import registry.formats.pt2 as pt2
+    from registry.core.errors import ModelFormatError
 
     monkeypatch.setattr(pt2, "MAX_ENTRIES", 10)
     path = tmp_path / "many.pt2"
@@ -56,8 +56,8 @@ def test_a_pt2_with_too_many_entries_is_refused(tmp_path, monkeypatch):
 def test_deep_json_in_a_pt2_is_refused(tmp_path):
     import pytest
 
-    from registry.errors import ModelFormatError
-    from registry.pt2 import inspect_pt2
+    from registry.core.errors import ModelFormatError
+    from registry.formats.pt2 import inspect_pt2
 
     path = tmp_path / "deep.pt2"
     zip_bomb(path, content="[" * 100_000 + "]" * 100_000)

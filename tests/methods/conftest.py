@@ -7,9 +7,9 @@ from pathlib import Path
 import onnx
 import pytest
 
-from registry.card import load_card
-from registry.compress import CompressRequest, compact_model, prepare_job
-from registry.methods import build_method
+from registry.cards.schema import load_card
+from registry.compression.chain import CompressRequest, compact_model, prepare_job
+from registry.compression.methods import build_method
 
 
 def job_for(folder: Path, tmp_path: Path, **target):

@@ -1,7 +1,7 @@
 import pytest
 
 from methods.conftest import run_method
-from registry.methods.distill import teacher_tensors
+from registry.compression.methods.distill import teacher_tensors
 
 
 def test_teacher_exposes_logits_and_features(digits_job, tmp_path):

@@ -1,7 +1,7 @@
 import pytest
 
 from methods.conftest import job_for, run_method
-from registry.methods import MethodMiss
+from registry.compression.methods import MethodMiss
 
 
 def test_keeps_the_measured_most_sensitive_node_in_float(text_embedder, tmp_path):

@@ -3,7 +3,7 @@ from collections import Counter
 import pytest
 
 from methods.conftest import job_for, run_method
-from registry.methods import MethodMiss
+from registry.compression.methods import MethodMiss
 
 
 def test_structured_pruning_removes_channels_and_recovers(digits_job, tmp_path):

@@ -1,6 +1,6 @@
 """Every registered method imports, is described, and can be built from defaults."""
 
-from registry.methods import Method, build_method, load_methods
+from registry.compression.methods import Method, build_method, load_methods
 
 
 def test_every_method_is_registered_described_and_buildable():

@@ -3,8 +3,8 @@ from collections import Counter
 import pytest
 
 from methods.conftest import run_method
-from registry.errors import CompressionError
-from registry.methods import build_method
+from registry.core.errors import CompressionError
+from registry.compression.methods import build_method
 
 
 def test_static_int8_writes_calibrated_qdq(digits_job, tmp_path):

@@ -1,7 +1,7 @@
 import pytest
 
 from methods.conftest import job_for, run_method
-from registry.methods import MethodMiss
+from registry.compression.methods import MethodMiss
 
 
 def test_small_mlp_trained_on_the_original_data(digits_job, tmp_path):

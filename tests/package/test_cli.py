@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from factories import mlp_onnx, registry_cli, write_package_source
 
 from registry.cli import cli
-from registry.converters import load_all as load_converters
-from registry.engines import ENGINES, get_engine
-from registry.targets import load_all
+from registry.packaging.converters import load_all as load_converters
+from registry.packaging.engines import ENGINES, get_engine
+from registry.packaging.targets import load_all
 
 
 def test_every_registered_target_imports_and_describes_its_options():
@@ -81,7 +81,7 @@ def test_cli_verify_passes_a_package_and_fails_one_whose_reference_disagrees(tmp
     import hashlib
     import io
 
-    from registry.package import REFERENCE, deterministic_tar, open_package
+    from registry.packaging.build import REFERENCE, deterministic_tar, open_package
 
     model, card = write_package_source(tmp_path / "src", mlp_onnx(), "  - linux-aarch64\n")
     runner = CliRunner()
@@ -114,7 +114,7 @@ def test_cli_verify_passes_a_package_and_fails_one_whose_reference_disagrees(tmp
 def test_run_writes_the_outputs_as_npy_or_npz(tmp_path, capsys):
     from factories import FAST
 
-    from registry.package import build_package, source_from_files
+    from registry.packaging.build import build_package, source_from_files
 
     model, card = write_package_source(tmp_path / "src", mlp_onnx(), "  - linux-x86_64\n")
     built = build_package(source_from_files(model, card), "linux-x86_64", tmp_path / "dist", overrides=FAST)

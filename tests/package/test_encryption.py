@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from factories import FAST, mlp_onnx, write_package_source
 
-from registry.encryption import (
+from registry.packaging.encryption import (
     MAGIC,
     PackageIntegrityError,
     PackageKeyError,
@@ -17,7 +17,7 @@ from registry.encryption import (
     key_id,
     load_key,
 )
-from registry.package import build_package, open_package, run_package, source_from_files
+from registry.packaging.build import build_package, open_package, run_package, source_from_files
 
 KEY = bytes(range(32))
 OTHER = bytes(range(1, 33))

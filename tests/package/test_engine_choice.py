@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from registry.benchmark import DEFAULT_MARGIN, pick
-from registry.engines import EngineSetting
+from registry.packaging.benchmark import DEFAULT_MARGIN, pick
+from registry.packaging.engines import EngineSetting
 
 
 def timing(converter: str, threads: int, opt: str | None, median: float):
-    from registry.benchmark import Timing
+    from registry.packaging.benchmark import Timing
 
     engine = "onnxruntime" if opt else "openvino"
     return Timing(converter=converter, setting=EngineSetting(engine=engine, threads=threads, graph_optimization=opt),

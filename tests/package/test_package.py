@@ -12,8 +12,8 @@ import onnxruntime as ort
 import pytest
 from factories import FAST, conv_onnx, example_card, mlp_onnx, write_package_source
 
-from registry.errors import ConversionError, ModelFormatError, StorageError, UsageError
-from registry.package import (
+from registry.core.errors import ConversionError, ModelFormatError, StorageError, UsageError
+from registry.packaging.build import (
     build_package,
     deterministic_tar,
     open_package,
@@ -22,7 +22,7 @@ from registry.package import (
     source_from_files,
     source_from_tag,
 )
-from registry.protocol import read_onnx_block
+from registry.packaging.protocol import read_onnx_block
 
 
 @pytest.fixture(scope="module")

@@ -12,16 +12,16 @@ import onnx
 import pytest
 from factories import FAST, conv_onnx, mlp_onnx, write_package_source
 
-from registry.encryption import PackageIntegrityError
-from registry.errors import ConversionError, ModelFormatError
-from registry.package import (
+from registry.packaging.encryption import PackageIntegrityError
+from registry.core.errors import ConversionError, ModelFormatError
+from registry.packaging.build import (
     build_package,
     deterministic_tar,
     open_package,
     run_package,
     source_from_files,
 )
-from registry.protocol import (
+from registry.packaging.protocol import (
     METADATA_KEY,
     DescriptionBlock,
     RuntimeTooOldError,
@@ -141,7 +141,7 @@ def test_block_from_a_newer_protocol_is_refused():
 
 
 def test_block_replaces_an_older_one(tmp_path):
-    from registry.protocol import write_onnx_block
+    from registry.packaging.protocol import write_onnx_block
 
     model = onnx.load_from_string(mlp_onnx())
     base = dict(runtime="onnxruntime", min_runtime_version="1.12", format="onnx", weight_dtype="float32",

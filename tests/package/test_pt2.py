@@ -1,4 +1,4 @@
-"""Reading a `.pt2` ExportedProgram without running code from it (registry/pt2.py).
+"""Reading a `.pt2` ExportedProgram without running code from it (registry/formats/pt2.py).
 
 The malicious archives here carry a payload that creates a marker file when it runs; the tests
 assert the marker never appears and the refusal names the file and the entry. Where torch's own
@@ -18,9 +18,9 @@ import pytest
 import torch
 from factories import torch_sources
 
-from registry.errors import ModelFormatError
-from registry.graph import detect_format
-from registry.pt2 import inspect_pt2, load_exported_program, safe_expression
+from registry.core.errors import ModelFormatError
+from registry.formats.graph import detect_format
+from registry.formats.pt2 import inspect_pt2, load_exported_program, safe_expression
 
 
 class Payload:

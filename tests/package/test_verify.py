@@ -8,11 +8,11 @@ import pytest
 from factories import FAST, conv_onnx, mlp_onnx, write_package_source
 from onnx import numpy_helper
 
-from registry.converters import Candidate
-from registry.errors import ConversionError
-from registry.package import build_package, source_from_files
-from registry.targets import DEFAULT_THRESHOLDS
-from registry.verify import compare, reference_outputs, sample_inputs, verify_candidate
+from registry.packaging.converters import Candidate
+from registry.core.errors import ConversionError
+from registry.packaging.build import build_package, source_from_files
+from registry.packaging.targets import DEFAULT_THRESHOLDS
+from registry.packaging.verify import compare, reference_outputs, sample_inputs, verify_candidate
 
 
 def _candidate(path, precision="fp32") -> Candidate:

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from factories import FAST, mlp_onnx, write_package_source
 
-from registry.errors import ConversionError
-from registry.package import build_package, open_package, source_from_files
+from registry.core.errors import ConversionError
+from registry.packaging.build import build_package, open_package, source_from_files
 
 
 def test_ort_format_fp32_and_int8(tmp_path):
@@ -56,7 +56,7 @@ def test_executorch_package_from_the_pt2_is_verified_against_the_onnx(tmp_path):
     import onnxruntime as ort
     from factories import torch_sources
 
-    from registry.package import run_package, verify_package
+    from registry.packaging.build import run_package, verify_package
 
     onnx_bytes, pt2 = torch_sources()
     model, card = write_package_source(tmp_path / "src", onnx_bytes, "  - android-arm64\n", pytorch=pt2)
@@ -93,7 +93,7 @@ def test_executorch_package_is_byte_identical_on_rebuild_and_carries_its_block(t
     from executorch.runtime import Runtime
     from factories import torch_sources
 
-    from registry.package import PackageIntegrityError, run_package
+    from registry.packaging.build import PackageIntegrityError, run_package
 
     onnx_bytes, pt2 = torch_sources(seed=3)
     model, card = write_package_source(tmp_path / "src", onnx_bytes,

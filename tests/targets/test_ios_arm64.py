@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from factories import FAST, mlp_onnx, torch_sources, write_package_source
 
-from registry.errors import ConversionError, UsageError
-from registry.package import build_package, open_package, run_package, source_from_files, verify_package
-from registry.protocol import RuntimeTooOldError, version_tuple
+from registry.core.errors import ConversionError, UsageError
+from registry.packaging.build import build_package, open_package, run_package, source_from_files, verify_package
+from registry.packaging.protocol import RuntimeTooOldError, version_tuple
 
 off_macos = pytest.mark.skipif(platform.system() == "Darwin", reason="checks what happens where Core ML cannot run")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from factories import REPO_ROOT, init_registry
 
-from registry.storage import parse_pointer
+from registry.core.storage import parse_pointer
 
 
 def committed_data(rel: str) -> Path:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from factories import REPO_ROOT
 
-from registry.errors import UsageError
+from registry.core.errors import UsageError
 from registry.training.data import load_arrays, split
 from registry.training.files import (SCHEMAS, Algorithm, Dataset, Structure, TrainingTask, expand_instances,
                                      json_schema, load_file, read_task)

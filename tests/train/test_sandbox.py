@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 import textwrap
 
-from registry.repo import WorkTree
+from registry.core.repo import WorkTree
 from registry.training.validate import check_training
 
 

@@ -3,7 +3,7 @@ from the dataset's input through every layer to the loss, each a finding with fi
 
 from __future__ import annotations
 
-from registry.repo import RegistryRepo, WorkTree
+from registry.core.repo import RegistryRepo, WorkTree
 from registry.training.validate import check_training
 
 

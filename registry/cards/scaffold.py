@@ -1,0 +1,307 @@
+"""Scaffolding a new model folder: `models/<name>/` with its card, config and DVC-tracked weights.
+
+`new_model` is what `registry new` calls. It builds the whole folder under a temporary name inside
+`models/` (so `dvc add` runs inside the registry's DVC project), validates the card it wrote,
+optionally pushes the weights to the `staging` remote, and only then renames the folder into
+place: a failure at any step leaves nothing behind but DVC's content-addressed cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path, PurePosixPath
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+
+from registry.cards.schema import (CARD_FILE, MODELS_DIR, NAME_RE, Metric, ModelCard, Source, Status, Task,
+                           load_card)
+from registry.core.errors import RegistryError, StorageError, UsageError
+from registry.core.storage import STAGING, parse_pointer
+
+SCHEMA_FILE = "docs/model-card.schema.json"
+CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
+NAME_RULE = ("2 to 64 characters of lowercase letters, digits and '-', "
+             "starting and ending with a letter or digit (e.g. digits-cnn)")
+
+
+class NewModel(BaseModel):
+    """What a publisher says about a model they add (the answers of `registry new`)."""
+
+    name: str = Field(description="model name, also the folder under models/")
+    weights: Path = Field(description="weights/structure file to copy in and track with DVC (ONNX)")
+    config: Path = Field(description="config file to copy in (yaml or json): the training hyper-parameters")
+    task: Task = Field(description="training task category")
+    project: str = Field(description="business project the model belongs to")
+    source_repo: str = Field(description="git URL of the training code")
+    source_commit: str | None = Field(None, description="commit of the training code")
+    source_path: str | None = Field(None, description="where the training code is inside its repository "
+                                                      "(required with source_repo 'self')")
+    version: str | None = Field(None, description="SemVer version; may be left for publish time")
+    description: str | None = Field(None, description="what the model does")
+    license: str | None = Field(None, description="SPDX license id")
+    owners: list[str] = Field(default_factory=list, description="code owners (@user or @org/team)")
+    tags: list[str] = Field(default_factory=list, description="free labels")
+    metrics: list[Metric] = Field(default_factory=list, description="evaluation metrics")
+    pytorch: Path | None = Field(None, description="PyTorch source of the same model (.pt2 ExportedProgram) to "
+                                 "copy in and track with DVC, for the native mobile runtimes")
+
+
+class NewModelResult(BaseModel):
+    """What `new_model` wrote."""
+
+    folder: Path = Field(description="the new model folder")
+    card: ModelCard = Field(description="the card written to model.yaml")
+    pointer: Path = Field(description="the DVC pointer of the weights")
+    md5: str = Field(description="md5 of the weights, as DVC recorded it")
+    pushed: bool = Field(False, description="whether the weights were pushed to the staging remote")
+
+
+def check_name(name: str) -> str:
+    """Refuse a model name that breaks the naming rule; return it.
+
+    Raises:
+        UsageError: with the rule and, for upper case or '_', the name it probably meant.
+    """
+    if NAME_RE.fullmatch(name):
+        return name
+    fixed = name.strip().lower().replace("_", "-").replace(" ", "-")
+    hint = f"try '{fixed}'" if NAME_RE.fullmatch(fixed) else "choose another name"
+    raise UsageError(f"'{name}' is not a valid model name: a name is {NAME_RULE}", hint)
+
+
+def check_new_folder(root: Path, name: str) -> Path:
+    """The folder a new model `name` would get; refuses an invalid name or an existing model.
+
+    Raises:
+        UsageError: invalid name, or models/<name> already exists (any case).
+    """
+    check_name(name)
+    models = Path(root) / MODELS_DIR
+    folder = models / name
+    clash = [p.name for p in models.iterdir() if p.name.lower() == name.lower()] if models.is_dir() else []
+    if folder.exists() or clash:
+        raise UsageError(f"{MODELS_DIR}/{clash[0] if clash else name} already exists; `registry new` "
+                         "never overwrites a model",
+                         "choose another name, or edit that model's files in a pull request")
+    return folder
+
+
+def check_weights(path: Path) -> None:
+    """Refuse a weights file that is missing, empty or pickle-based.
+
+    Raises:
+        UsageError: the file does not exist or is empty.
+        ModelFormatError: the file is pickle-based; loading it could run arbitrary code.
+    """
+    if not path.is_file():
+        raise UsageError(f"weights file {path} does not exist", "give the path of the exported model file")
+    if path.stat().st_size == 0:
+        raise UsageError(f"weights file {path} is empty", "export the model again")
+    from registry.formats.graph import detect_format
+
+    detect_format(path)  # refuses pickle-based and unreadable formats by their bytes, loading nothing
+
+
+def check_pytorch(path: Path) -> None:
+    """Refuse a PyTorch source that is missing or not a plain PT2 archive (inspected, never loaded).
+
+    Raises:
+        UsageError: missing or not named .pt2. ModelFormatError: pickled or compiled entries.
+    """
+    from registry.formats.pt2 import inspect_pt2
+
+    if not path.is_file():
+        raise UsageError(f"PyTorch source {path} does not exist", "give the path of the .pt2 from torch.export.save")
+    if path.suffix != ".pt2":
+        raise UsageError(f"PyTorch source {path.name} is not a .pt2 file",
+                         "save the ExportedProgram with torch.export.save(ep, 'model.pt2')")
+    inspect_pt2(path, path.name)
+
+
+def check_config(path: Path) -> None:
+    """Refuse a config file that is missing, not yaml/json, or does not parse.
+
+    Raises:
+        UsageError: naming the file and what to fix.
+    """
+    if not path.is_file():
+        raise UsageError(f"config file {path} does not exist",
+                         "give the training config (yaml or json) the model was trained with")
+    if path.suffix.lower() not in CONFIG_SUFFIXES:
+        raise UsageError(f"config file {path} is not yaml or json", "convert it to a .yaml or .json file")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as e:
+        raise UsageError(f"config file {path} does not parse: {e}".splitlines()[0],
+                         "fix the file's syntax, then run the command again") from None
+
+
+def render_card(card: ModelCard, schema: str) -> str:
+    """The text of `model.yaml` for a card, with the `$schema` line editors read."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("registry", "templates"),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env.filters["yaml"] = _yaml_scalar
+    return env.get_template("model.yaml.j2").render(card=card, schema=schema).rstrip("\n") + "\n"
+
+
+def _yaml_scalar(value) -> str:
+    """A scalar written as YAML would read it back (quoted where needed)."""
+    text = yaml.safe_dump(value, default_flow_style=True, width=10_000, allow_unicode=True)
+    return text.removesuffix("\n...\n").strip()
+
+
+def schema_reference(folder: Path, root: Path) -> str:
+    """The `$schema` value for a card in `folder`: the committed schema, relative to the card."""
+    return os.path.relpath(Path(root) / SCHEMA_FILE, folder).replace(os.sep, "/")
+
+
+def new_model(root: str | os.PathLike, request: NewModel, *, push: bool = False) -> NewModelResult:
+    """Scaffold `models/<name>/`: copy the weights and config, `dvc add` the weights, write the card.
+
+    Args:
+        root: the registry clone (holds `.dvc/` and `models/`).
+        request: the model's fields.
+        push: also push the weights to the `staging` remote (before the folder appears).
+
+    Returns:
+        what was written, with the md5 and size DVC recorded.
+
+    Raises:
+        UsageError: invalid name, existing model, missing/unparsable input files, not a DVC project.
+        ModelFormatError: pickle-based weights.
+        StorageError: `dvc add` or the push failed.
+    """
+    root = Path(root).resolve()
+    if not (root / ".dvc").is_dir():
+        raise UsageError(f"{root} is not a registry clone (no .dvc folder)", "run this inside the registry")
+    folder = check_new_folder(root, request.name)
+    weights, config = Path(request.weights), Path(request.config)
+    check_weights(weights)
+    check_config(config)
+    pytorch = Path(request.pytorch) if request.pytorch else None
+    if pytorch is not None:
+        check_pytorch(pytorch)
+    weights_name, config_name = weights.name, config.name
+    if config_name in (CARD_FILE, weights_name):
+        config_name = "config" + config.suffix.lower()
+    pytorch_name = pytorch.name if pytorch is not None else None
+    if pytorch_name in (weights_name, config_name):
+        raise UsageError(f"the PyTorch source and another file are both called '{pytorch_name}'",
+                         "rename the .pt2 file")
+    for what, name in (("weights", weights_name), ("config", config_name)):
+        if PurePosixPath(name).suffix == ".dvc" or name == CARD_FILE or name.startswith("."):
+            raise UsageError(f"the {what} file cannot be called '{name}' in a model folder",
+                             f"rename the {what} file")
+
+    folder.parent.mkdir(exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".new-{request.name}-", dir=folder.parent))
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; a model folder is not
+        shutil.copyfile(weights, tmp / weights_name)
+        shutil.copyfile(config, tmp / config_name)
+        dvc_add(root, tmp / weights_name)
+        pointer_path = tmp / (weights_name + ".dvc")
+        pointer = parse_pointer(pointer_path.read_text())
+        if pytorch is not None:
+            shutil.copyfile(pytorch, tmp / pytorch_name)
+            dvc_add(root, tmp / pytorch_name)
+        card = _build_card(
+            name=request.name, version=request.version, status=Status.unpublished, task=request.task,
+            project=request.project,
+            source=Source(repo=request.source_repo, commit=request.source_commit, path=request.source_path),
+            config=config_name, weights=weights_name, size=pointer.size, metrics=request.metrics,
+            description=request.description, license=request.license, owners=request.owners,
+            tags=request.tags, pytorch=pytorch_name)
+        text = render_card(card, schema_reference(folder, root))
+        loaded = load_card(text, f"{MODELS_DIR}/{request.name}/{CARD_FILE}")
+        if loaded.findings:  # every field came through pydantic already; this guards the template
+            raise RegistryError(f"the generated card is invalid: {loaded.findings[0].message}")
+        (tmp / CARD_FILE).write_text(text, encoding="utf-8")
+        if push:
+            dvc_push(root, pointer_path)
+            if pytorch is not None:
+                dvc_push(root, tmp / (pytorch_name + ".dvc"))
+        if folder.exists():
+            raise UsageError(f"{MODELS_DIR}/{request.name} appeared while scaffolding; not overwriting it")
+        os.rename(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    # Declare the model in dvc.yaml so `dvc artifacts get` and GTO find it at every tag.
+    from registry.cards.artifacts import sync_artifacts
+
+    sync_artifacts(root)
+    return NewModelResult(folder=folder, card=card, pointer=folder / pointer_path.name,
+                          md5=pointer.md5, pushed=push)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _build_card(**fields) -> ModelCard:
+    """The card for the answers; a bad value (version, commit…) is a usage error naming the field."""
+    try:
+        return ModelCard(**fields)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "card"
+        raise UsageError(f"'{where}': {err['msg'].removeprefix('Value error, ')}",
+                         "correct that option and run the command again") from None
+
+
+def dvc_add(root: Path, path: Path) -> None:
+    """`dvc add` one file (DVC writes `<file>.dvc` and a `.gitignore` next to it)."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(root)) as repo:
+            repo.scm_context.quiet = True  # its "git add" advice would name the temporary folder
+            repo.add(str(path))
+    except (DvcException, OSError) as e:
+        raise StorageError(f"dvc add {path.name} failed: {e}",
+                           "check .dvc/config and that the file is readable") from None
+
+
+def dvc_push(root: Path, pointer: Path) -> None:
+    """`dvc push -r staging <pointer>`."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(root)) as repo:
+            repo.push(targets=[str(pointer)], remote=STAGING)
+    except (DvcException, OSError) as e:
+        raise StorageError(f"pushing the weights to the '{STAGING}' remote failed: {e}",
+                           f"check the '{STAGING}' remote in .dvc/config (see docs/storage.md); "
+                           "nothing was written to models/") from None
+
+
+def parse_metric(text: str) -> Metric:
+    """Read a metric written as `NAME=VALUE@DATASET` (VALUE may end in '%', e.g. `accuracy=93.5%@test`).
+
+    Raises:
+        UsageError: when the text does not have that shape or VALUE is not a number.
+    """
+    name, eq, rest = text.partition("=")
+    value, at, dataset = rest.rpartition("@")
+    if not (eq and at and name.strip() and value.strip() and dataset.strip()):
+        raise UsageError(f"metric '{text}' is not NAME=VALUE@DATASET", "e.g. --metric accuracy=0.93@digits-test")
+    value = value.strip()
+    unit = "%" if value.endswith("%") else None
+    try:
+        number = float(value.removesuffix("%"))
+    except ValueError:
+        raise UsageError(f"metric '{text}': '{value}' is not a number",
+                         "e.g. --metric accuracy=0.93@digits-test") from None
+    return Metric(name=name.strip(), value=number, dataset=dataset.strip(), unit=unit)

@@ -1,0 +1,425 @@
+"""The registry repository: its files at any revision, read straight from git objects.
+
+A `Snapshot` is the registry as it is in one place: the working tree (`WorkTree`) or a git
+revision (`GitRevision`, read from the object database without checking anything out, so the
+bot can compare a pull request's base and head side by side). `RegistryRepo` opens a clone and
+answers the questions every command asks: which models a diff touches, which versions are tagged.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path, PurePosixPath
+
+import git
+
+from registry.cards.schema import CARD_FILE, MODELS_DIR, NAME_RE
+from registry.core.errors import GitError, UsageError
+
+VERSION_TAG_RE = re.compile(r"^(?P<name>[a-z0-9][a-z0-9-]*[a-z0-9])@v"
+                            r"(?P<version>\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?)$")
+
+
+class PathEscapeError(ValueError):
+    """A path of a card that leads out of its model folder (absolute, '..', or by a symlink)."""
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    """One entry under a folder of a snapshot, as git (or the file system) records it."""
+
+    path: str                 # repository-relative
+    kind: str                 # 'file', 'symlink', 'gitlink' (a submodule) or 'other' (a fifo, a device…)
+    link_target: str | None = None
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """A file of a snapshot: its bytes are read lazily by `Snapshot.read`."""
+
+    path: str
+    is_symlink: bool = False
+    link_target: str | None = None
+
+
+class Snapshot:
+    """The registry's files in one place (working tree or revision)."""
+
+    label: str = ""
+    rev: str | None = None
+
+    def read(self, path: str) -> bytes | None:
+        """Bytes of a repository-relative file, or None when it does not exist."""
+        raise NotImplementedError
+
+    def entry(self, path: str) -> FileEntry | None:
+        """The file at `path` (to see whether it is a symlink), or None."""
+        raise NotImplementedError
+
+    def list_dir(self, path: str) -> list[str]:
+        """Names directly inside a folder (empty when it does not exist)."""
+        raise NotImplementedError
+
+    def walk(self, folder: str, limit: int = 10_000) -> list[TreeEntry]:
+        """Every entry under `folder`, recursively, without following links, sorted by path;
+        at most `limit` entries (a folder with more is cut there)."""
+        raise NotImplementedError
+
+    def model_names(self) -> list[str]:
+        """Every folder under models/ that holds a model.yaml, sorted."""
+        return sorted(n for n in self.list_dir(MODELS_DIR)
+                      if self.entry(f"{MODELS_DIR}/{n}/{CARD_FILE}") is not None)
+
+    def model_folders(self) -> list[str]:
+        """Every folder under models/ (with or without a model.yaml), hidden ones left out, sorted."""
+        raise NotImplementedError
+
+    def read_text(self, path: str) -> str | None:
+        data = self.read(path)
+        return None if data is None else data.decode("utf-8", errors="replace")
+
+    def resolve_inside(self, folder: str, rel: str, max_links: int = 16) -> str:
+        """The repository path that `folder/rel` really names, following symlinks (committed ones
+        or ones on disk) one component at a time, so that no link leads out of `folder`.
+
+        Raises:
+            PathEscapeError: `rel` is absolute, climbs out with '..', or passes a symlink that
+                leaves `folder` (or loops).
+        """
+        if rel.startswith(("/", "\\")):
+            raise PathEscapeError(f"'{rel}' is absolute; it must be a path inside {folder}/")
+        todo = list(PurePosixPath(rel.replace("\\", "/")).parts)
+        done: list[str] = []
+        hops = 0
+        while todo:
+            part = todo.pop(0)
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if not done:
+                    raise PathEscapeError(f"'{rel}' climbs out of {folder}/ with '..'")
+                done.pop()
+                continue
+            done.append(part)
+            entry = self.entry(f"{folder}/{'/'.join(done)}")
+            if entry is None or not entry.is_symlink:
+                continue
+            hops += 1
+            link = f"{folder}/{'/'.join(done)}"
+            target = entry.link_target or ""
+            if hops > max_links:
+                raise PathEscapeError(f"{link} is part of a symlink loop")
+            if target.startswith("/") or (len(target) > 1 and target[1] == ":"):
+                raise PathEscapeError(f"{link} is a symlink to '{target}', outside {folder}/")
+            done.pop()
+            depth = len(done)
+            for t in PurePosixPath(target).parts:
+                if t == "..":
+                    depth -= 1
+                    if depth < 0:
+                        raise PathEscapeError(f"{link} is a symlink to '{target}', outside {folder}/")
+                elif t not in ("", "."):
+                    depth += 1
+            todo = list(PurePosixPath(target).parts) + todo
+        if not done:
+            raise PathEscapeError(f"'{rel}' names the model folder itself, not a file in it")
+        return f"{folder}/{'/'.join(done)}"
+
+
+class WorkTree(Snapshot):
+    """The registry's files on disk."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self._root = str(self.root)
+        self.label = "working tree"
+
+    def read(self, path: str) -> bytes | None:
+        # plain os calls, no Path objects: `check --all` reads every card through here
+        try:
+            with open(os.path.join(self._root, path), "rb") as f:
+                return f.read()
+        except OSError:  # missing, a folder, unreadable
+            return None
+
+    def entry(self, path: str) -> FileEntry | None:
+        p = self.root / path
+        if p.is_symlink():
+            return FileEntry(path, True, os.readlink(p))
+        return FileEntry(path) if p.exists() else None
+
+    def list_dir(self, path: str) -> list[str]:
+        try:
+            return sorted(e.name for e in os.scandir(self.root / path))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def walk(self, folder: str, limit: int = 10_000) -> list[TreeEntry]:
+        import stat
+
+        out: list[TreeEntry] = []
+        todo = [folder.strip("/")]
+        while todo and len(out) < limit:
+            current = todo.pop()
+            try:
+                entries = list(os.scandir(self.root / current))
+            except (FileNotFoundError, NotADirectoryError, PermissionError):
+                continue
+            for e in entries:
+                rel = f"{current}/{e.name}"
+                mode = os.lstat(e.path).st_mode
+                if stat.S_ISLNK(mode):
+                    out.append(TreeEntry(rel, "symlink", os.readlink(e.path)))
+                elif stat.S_ISDIR(mode):
+                    if e.name == ".git" or os.path.lexists(os.path.join(e.path, ".git")):
+                        out.append(TreeEntry(rel, "gitlink"))
+                    else:
+                        todo.append(rel)
+                elif stat.S_ISREG(mode):
+                    out.append(TreeEntry(rel, "file"))
+                else:
+                    out.append(TreeEntry(rel, "other"))
+        return sorted(out, key=lambda t: t.path)[:limit]
+
+    def model_folders(self) -> list[str]:
+        try:
+            return sorted(e.name for e in os.scandir(self.root / MODELS_DIR)
+                          if e.is_dir() and not e.name.startswith("."))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+
+class GitRevision(Snapshot):
+    """The registry's files at a git revision, read from the object database."""
+
+    def __init__(self, repo: git.Repo, rev: str):
+        self.repo = repo
+        try:
+            self.commit = repo.commit(rev)
+        except (git.BadName, ValueError, git.GitCommandError) as e:
+            raise GitError(f"unknown git revision '{rev}'",
+                           "give a branch, tag or commit that exists (git fetch first?)") from e
+        self.rev = self.commit.hexsha
+        self.label = f"{rev} ({self.rev[:8]})"
+
+    # Paths are resolved by git itself (`<commit>:<path>` through gitpython's persistent
+    # `cat-file` processes) rather than by walking tree objects in Python: models/ holds one entry
+    # per model, and parsing that tree for every lookup made one-model checks scale with the
+    # registry's size.
+
+    def _header(self, path: str) -> tuple[str, str] | None:
+        """(hexsha, type) of the object at `path`, or None when there is none."""
+        if "\n" in path or "\r" in path:
+            return None
+        try:
+            sha, kind, _ = self.repo.git.get_object_header(f"{self.rev}:{path.strip('/')}")
+        except ValueError:
+            return None
+        return (sha.decode() if isinstance(sha, bytes) else sha,
+                kind.decode() if isinstance(kind, bytes) else kind)
+
+    def _tree(self, path: str):
+        """The tree object of a folder (the root for ''), or None."""
+        if not path.strip("/"):
+            return self.commit.tree
+        header = self._header(path)
+        if header is None or header[1] != "tree":
+            return None
+        return git.Tree(self.repo, bytes.fromhex(header[0]), git.Tree.tree_id << 12, path.strip("/"))
+
+    def read(self, path: str) -> bytes | None:
+        header = self._header(path)
+        if header is None or header[1] != "blob":
+            return None
+        return self.repo.git.get_object_data(header[0])[3]
+
+    def entry(self, path: str) -> FileEntry | None:
+        parent, _, name = path.strip("/").rpartition("/")
+        tree = self._tree(parent) if name else None
+        obj = next((o for o in tree if o.name == name), None) if tree is not None else None
+        if obj is None:
+            return None
+        if obj.type == "blob" and obj.mode == 0o120000:
+            return FileEntry(path, True, obj.data_stream.read().decode("utf-8", "replace"))
+        return FileEntry(path)
+
+    def list_dir(self, path: str) -> list[str]:
+        tree = self._tree(path)
+        return [] if tree is None else sorted(o.name for o in tree)
+
+    def walk(self, folder: str, limit: int = 10_000) -> list[TreeEntry]:
+        out = run_git(self.repo.git_dir if self.repo.bare else (self.repo.working_dir or "."),
+                      "ls-tree", "-r", "-z", "--full-tree", self.rev, "--", f"{folder.strip('/')}/")
+        entries: list[TreeEntry] = []
+        for record in out.split("\0"):
+            if not record:
+                continue
+            meta, _, path = record.partition("\t")
+            mode, kind, sha = (meta.split(" ") + ["", "", ""])[:3]
+            if mode == "120000":
+                target = self.repo.git.get_object_data(sha)[3].decode("utf-8", "replace")
+                entries.append(TreeEntry(path, "symlink", target))
+            elif mode == "160000" or kind == "commit":
+                entries.append(TreeEntry(path, "gitlink"))
+            else:
+                entries.append(TreeEntry(path, "file"))
+            if len(entries) >= limit:
+                break
+        return entries
+
+    def model_folders(self) -> list[str]:
+        out = run_git(self.repo.working_dir or ".", "ls-tree", "-d", "-z", "--name-only", self.rev,
+                      "--", f"{MODELS_DIR}/")
+        names = (p.rpartition("/")[2] for p in out.split("\0") if p)
+        return sorted(n for n in names if n and not n.startswith("."))
+
+    def model_names(self) -> list[str]:
+        out = run_git(self.repo.working_dir or ".", "ls-tree", "-r", "-z", "--name-only", self.rev,
+                      "--", f"{MODELS_DIR}/")
+        return sorted({parts[1] for parts in (p.split("/") for p in out.split("\0") if p)
+                       if len(parts) == 3 and parts[2] == CARD_FILE and not parts[1].startswith(".")})
+
+
+class RegistryRepo:
+    """A clone of the registry repository.
+
+    Args:
+        root: any folder inside the clone (default: the current directory).
+
+    Raises:
+        UsageError: when `root` is not inside a git repository.
+    """
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        start = Path(root or os.getcwd())
+        try:
+            self.git = git.Repo(start, search_parent_directories=True)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            raise UsageError(f"{start} is not inside a git repository",
+                             "run this inside a clone of the model registry, or pass --repo") from None
+        self.root = Path(self.git.working_tree_dir or start)
+
+    def snapshot(self, rev: str | None = None) -> Snapshot:
+        """The working tree (rev None) or the files at a revision."""
+        return WorkTree(self.root) if rev is None else GitRevision(self.git, rev)
+
+    def changed_models(self, base: str, head: str | None) -> list[str]:
+        """Names of the models whose folders differ between two revisions (added, changed, deleted).
+
+        Uses the merge base like a pull request diff does, so changes on the base branch since
+        the branch point are not blamed on the pull request. `head` None compares with the
+        working tree, committed or not (untracked files included).
+        """
+        b = GitRevision(self.git, base)
+        if head is None:
+            out = run_git(self.root, "diff", "--name-only", "--no-renames", "-z", b.rev, "--", MODELS_DIR)
+            out += run_git(self.root, "ls-files", "--others", "--exclude-standard", "-z", MODELS_DIR)
+            return _model_names_of(out)
+        h = GitRevision(self.git, head)
+        start = self.merge_base(base, head)
+        try:
+            out = self.git.git.diff("--name-only", "--no-renames", "-z", start, h.rev, "--", MODELS_DIR)
+        except git.GitCommandError as e:
+            raise GitError(f"git diff {base}..{head} failed: {e.stderr.strip()}") from e
+        return _model_names_of(out)
+
+    def changed_paths(self, base: str, head: str | None) -> list[ChangedPath]:
+        """Every path that differs between the merge base of `base` and `head` (or the working tree,
+        untracked files included, when `head` is None), with git's modes, as a pull request's diff."""
+        b = GitRevision(self.git, base)
+        if head is None:
+            out = run_git(self.root, "diff", "--raw", "--no-renames", "-z", b.rev)
+            extra = run_git(self.root, "ls-files", "--others", "--exclude-standard", "-z")
+            paths = _raw_diff(out)
+            paths += [ChangedPath(p, "A", "000000", "100644") for p in extra.split("\0") if p]
+            return paths
+        h = GitRevision(self.git, head)
+        start = self.merge_base(base, head)
+        return _raw_diff(run_git(self.root, "diff", "--raw", "--no-renames", "-z", start, h.rev))
+
+    def merge_base(self, base: str, head: str) -> str:
+        """The commit a pull request from `head` into `base` branched from (`base` itself when none)."""
+        b, h = GitRevision(self.git, base), GitRevision(self.git, head)
+        try:
+            found = self.git.merge_base(b.rev, h.rev)
+        except git.GitCommandError:
+            found = []
+        return found[0].hexsha if found else b.rev
+
+    @cached_property
+    def version_tags(self) -> dict[str, dict[str, str]]:
+        """{model name: {version: tagged commit sha}} from `<name>@v<version>` tags, in one git call."""
+        out = run_git(self.root, "for-each-ref", "--format=%(refname:strip=2) %(*objectname) %(objectname)",
+                      "refs/tags")
+        tags: dict[str, dict[str, str]] = {}
+        for line in out.splitlines():
+            ref, peeled, obj = (line.split(" ") + ["", ""])[:3]
+            m = VERSION_TAG_RE.match(ref)
+            if m:
+                tags.setdefault(m["name"], {})[m["version"]] = peeled or obj
+        return tags
+
+
+@dataclass(frozen=True)
+class ChangedPath:
+    """One path of a diff: git's status letter (A, M, D, T) and the modes on each side."""
+
+    path: str
+    status: str
+    old_mode: str
+    new_mode: str
+
+    @property
+    def gitlink(self) -> bool:
+        """Whether either side is a submodule (mode 160000)."""
+        return "160000" in (self.old_mode, self.new_mode)
+
+    @property
+    def symlink(self) -> bool:
+        return self.new_mode == "120000"
+
+
+def _raw_diff(out: str) -> list[ChangedPath]:
+    """Parse `git diff --raw -z`: `:old new oldsha newsha STATUS\0path\0` records."""
+    fields = out.split("\0")
+    paths, i = [], 0
+    while i + 1 < len(fields):
+        meta, path = fields[i], fields[i + 1]
+        i += 2
+        if not meta.startswith(":"):
+            continue
+        old_mode, new_mode, _, _, status = (meta[1:].split(" ") + [""] * 5)[:5]
+        paths.append(ChangedPath(path, status[:1], old_mode, new_mode))
+    return paths
+
+
+def _model_names_of(paths: str) -> list[str]:
+    """Model folder names of NUL-separated repository paths under models/."""
+    names = set()
+    for path in filter(None, paths.split("\0")):
+        parts = PurePosixPath(path).parts
+        if len(parts) >= 3:
+            names.add(parts[1])
+    return sorted(names)
+
+
+def run_git(cwd: str | os.PathLike, *args: str, check: bool = True, timeout: float | None = None,
+            env: dict | None = None) -> str:
+    """Run git and return stdout; a failure becomes a GitError with git's own message."""
+    try:
+        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                              timeout=timeout, env=env)
+    except subprocess.TimeoutExpired as e:
+        raise GitError(f"git {args[0]} timed out after {timeout:g}s") from e
+    if check and proc.returncode != 0:
+        raise GitError(f"git {' '.join(args[:2])} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+    return proc.stdout
+
+
+def valid_model_name(name: str) -> bool:
+    """Whether `name` is a legal model folder name."""
+    return bool(NAME_RE.fullmatch(name))

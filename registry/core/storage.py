@@ -1,0 +1,475 @@
+"""Weights storage: DVC pointers (`*.dvc`) and the `staging` and `public` DVC remotes.
+
+The registry speaks DVC's own on-remote layout (`files/md5/ab/cdef…`), so anything this module
+writes is what `dvc pull` and `dvc artifacts get` read, and the other way round. Remotes are the
+ones configured in `.dvc/config` (plus `.dvc/config.local` for credentials): local folders by
+default, S3/GCS/Azure/SSH when configured (see docs/storage.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, TypeVar
+
+import yaml
+
+from registry.core.errors import RegistryError, StorageError, UsageError
+
+STAGING = "staging"
+PUBLIC = "public"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Pointer:
+    """What a `.dvc` file records about one tracked output."""
+
+    path: str      # the tracked file, relative to the pointer's folder
+    md5: str
+    size: int | None
+    is_dir: bool = False
+
+
+# Seconds a remote's temporary upload file must be untouched before a publish takes it for the
+# remains of a killed copy (a live copy writes to it all the time).
+PARTIAL_IDLE = 600.0
+
+
+def _modified(info: dict) -> float | None:
+    """Last-modified time (epoch seconds) from an fsspec `info` answer, when the store gives one."""
+    value = info.get("mtime", info.get("LastModified", info.get("last_modified")))
+    if value is None:
+        return None
+    if hasattr(value, "timestamp"):
+        return float(value.timestamp())
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class PointerError(ValueError):
+    """A `.dvc` file that cannot be used; the message says why."""
+
+
+class ObjectMissingError(StorageError):
+    """The remote answered, and it does not hold the object (a problem of the model, not of the remote)."""
+
+
+class ObjectCorruptError(StorageError):
+    """The remote's copy of an object does not hash to its md5 (a problem of the model, not of the remote)."""
+
+
+MAX_POINTER_BYTES = 64 * 1024
+
+
+def parse_pointer(text: bytes | str) -> Pointer:
+    """Read a DVC pointer file, within limits (a pointer is a few lines that `dvc add` writes).
+
+    Raises:
+        PointerError: over `MAX_POINTER_BYTES`, YAML aliases, deeper or bigger than a pointer can
+            be, not YAML, no `outs`, several outputs, no md5, or a size that is not a byte count.
+    """
+    from registry.core.bounded import BoundedParseError, parse_yaml
+
+    try:
+        data = parse_yaml(text, what="DVC pointer", max_bytes=MAX_POINTER_BYTES, max_nodes=1000, max_depth=8)
+    except BoundedParseError as e:
+        where = f" (line {e.line})" if e.line else ""
+        raise PointerError(f"not a DVC pointer: {e.message}{where}") from None
+    outs = data.get("outs") if isinstance(data, dict) else None
+    if not isinstance(outs, list) or len(outs) != 1 or not isinstance(outs[0], dict):
+        raise PointerError("a weights pointer must have exactly one entry under 'outs'")
+    out = outs[0]
+    md5 = str(out.get("md5") or "")
+    if not (len(md5) in (32, 36) and all(c in "0123456789abcdef." for c in md5.removesuffix(".dir"))):
+        raise PointerError(f"'md5' is missing or not an md5 hash (got {md5!r})")
+    size = out.get("size")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        raise PointerError(f"'size' must be a byte count (got {size!r})")
+    path = out.get("path")
+    if path is not None and not isinstance(path, str):
+        raise PointerError(f"'path' must be a file name (got {path!r})")
+    return Pointer(path=path or "", md5=md5, size=size, is_dir=md5.endswith(".dir"))
+
+
+def recorded_md5(pointer: bytes | str | None) -> str | None:
+    """The md5 a `.dvc` pointer's text records, or None when the pointer is absent or unreadable."""
+    if pointer is None:
+        return None
+    try:
+        return parse_pointer(pointer).md5
+    except PointerError:
+        return None
+
+
+def file_md5(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """md5 of a file, as DVC computes it for a plain file."""
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def with_retries(what: str, fn: Callable[[], T], *, attempts: int = 4, base_delay: float = 0.5) -> T:
+    """Call `fn`, retrying transient I/O failures with exponential backoff.
+
+    Missing objects and permission errors are not transient and fail at once.
+
+    Raises:
+        StorageError: after the last attempt, naming `what`.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except (FileNotFoundError, PermissionError, IsADirectoryError):
+            raise
+        except Exception as e:
+            if isinstance(e, _client_credential_errors()):
+                raise StorageError(f"{what} failed: no usable credentials for the remote ({type(e).__name__}: {e})",
+                                   "give the remote's credentials (for S3: AWS_ACCESS_KEY_ID and "
+                                   "AWS_SECRET_ACCESS_KEY, or `dvc remote modify --local`); see docs/storage.md"
+                                   ) from None
+            if not isinstance(e, (OSError, TimeoutError, ConnectionError) + _client_network_errors()):
+                raise
+            if attempt == attempts:
+                raise StorageError(f"{what} failed after {attempts} attempts: {e}",
+                                   "check that the remote is reachable and try again") from e
+            time.sleep(base_delay * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _client_credential_errors() -> tuple[type[BaseException], ...]:
+    """Credential errors of cloud clients (botocore's NoCredentialsError and friends): a storage error
+    with a clear message, not a crash. Only a loaded client can have raised one."""
+    boto = sys.modules.get("botocore.exceptions")
+    if not boto:
+        return ()
+    return tuple(getattr(boto, n) for n in ("NoCredentialsError", "PartialCredentialsError",
+                                             "CredentialRetrievalError") if hasattr(boto, n))
+
+
+def _client_network_errors() -> tuple[type[BaseException], ...]:
+    """Network errors of cloud clients that are not OSErrors (botocore's, for S3 remotes).
+
+    Only a client that is loaded can have raised one, so nothing is imported here.
+    """
+    boto = sys.modules.get("botocore.exceptions")
+    return (boto.ConnectionError, boto.HTTPClientError) if boto else ()
+
+
+class Remote:
+    """One DVC remote, addressed by object hash.
+
+    Args:
+        name: remote name in the DVC config.
+        fs: the fsspec-style filesystem DVC built for it.
+        root: path of the remote's root on that filesystem.
+        url: the URL as configured (for messages).
+    """
+
+    def __init__(self, name: str, fs, root: str, url: str):
+        self.name, self.fs, self.root, self.url = name, fs, root.rstrip("/"), url
+
+    def __repr__(self) -> str:
+        return f"Remote({self.name!r}, {self.url!r})"
+
+    def object_path(self, md5: str) -> str:
+        """Where DVC 3 keeps an object with this md5 on the remote."""
+        return f"{self.root}/files/md5/{md5[:2]}/{md5[2:]}"
+
+    def object_size(self, md5: str) -> int | None:
+        """Size of the object on the remote, or None when it is absent."""
+        path = self.object_path(md5)
+
+        def stat() -> int | None:
+            try:
+                return int(self.fs.info(path)["size"])
+            except FileNotFoundError as e:
+                # fsspec's HTTP filesystem reports a refused connection as FileNotFoundError,
+                # with the network error as its cause: that is an unreachable remote, not a miss.
+                cause = e.__cause__
+                if isinstance(cause, OSError) and not isinstance(cause, FileNotFoundError):
+                    raise ConnectionError(str(cause)) from cause
+                return None
+
+        return with_retries(f"looking up {md5} on remote '{self.name}' ({self.url})", stat)
+
+    def download(self, md5: str, dest: str | os.PathLike) -> Path:
+        """Fetch an object to `dest` and verify its md5.
+
+        Raises:
+            StorageError: object missing, unreachable remote, or content that does not match.
+        """
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + ".part")
+        try:
+            with_retries(f"downloading {md5} from remote '{self.name}'",
+                         lambda: self.fs.get_file(self.object_path(md5), str(tmp)))
+        except FileNotFoundError:
+            raise ObjectMissingError(f"object {md5} is not in remote '{self.name}' ({self.url})",
+                               f"push it: dvc push -r {self.name}") from None
+        got = file_md5(tmp)
+        if got != md5:
+            tmp.unlink(missing_ok=True)
+            raise ObjectCorruptError(f"object {md5} on remote '{self.name}' is corrupt (its content hashes to {got})",
+                               "push the file again with dvc push")
+        os.replace(tmp, dest)
+        return dest
+
+    def upload(self, src: str | os.PathLike, md5: str, size: int | None = None) -> None:
+        """Put a local file on the remote under its md5: written to a temporary name, read back and
+        checked against `md5` and `size` there, and only then moved to its real name; an object
+        that appeared at the real name meanwhile is never overwritten.
+
+        Raises:
+            StorageError: unreachable, refused, or the temporary copy does not match.
+        """
+        self._put(src, self.object_path(md5), f"uploading {md5} to", "the write", md5=md5, size=size)
+
+    def partial_path(self, path: str) -> str:
+        """The temporary name a copy to `path` is written under by this process."""
+        return f"{path}.tmp{os.getpid()}"
+
+    def partial_files(self, md5: str) -> list[str]:
+        """Temporary files a killed copy of this object left next to it (`<object>.tmp<pid>`)."""
+        path = self.object_path(md5)
+        folder, name = path.rsplit("/", 1)
+        try:
+            found = self.fs.ls(folder, detail=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except OSError:
+            return []
+        return [p for p in found if p.rstrip("/").rsplit("/", 1)[-1].startswith(f"{name}.tmp")]
+
+    def remove_partial(self, md5: str, idle: float = PARTIAL_IDLE) -> list[str]:
+        """Remove what a killed copy of this object left; return the paths removed.
+
+        Only files untouched for `idle` seconds count as left behind: a copy that is still running
+        (another publish of the same object, racing this one) writes to its file all the time, and
+        removing it would make that publish fail for a reason that is not its own.
+        """
+        removed = []
+        now = time.time()
+        for p in self.partial_files(md5):
+            try:
+                modified = _modified(self.fs.info(p))
+                if modified is not None and now - modified < idle:
+                    continue
+                self.fs.rm_file(p)
+                removed.append(p)
+            except OSError:
+                pass
+        return removed
+
+    def _put(self, src: str | os.PathLike, path: str, doing: str, what: str, *, md5: str | None = None,
+             size: int | None = None) -> None:
+        """Copy a local file to `path` on the remote: to a temporary name first (checked against `md5`
+        and `size` when given), then moved into place unless something is there already.
+
+        Raises:
+            StorageError: the remote is unreachable or refuses `what`, or the copy does not match.
+        """
+        part = self.partial_path(path)
+
+        def put() -> None:
+            self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+            self.fs.put_file(str(src), part)
+            if md5 is not None:
+                got, n = self._hash(part)
+                if got != md5.removesuffix(".dir") or (size is not None and n != size):
+                    self._remove(part)
+                    raise StorageError(f"the copy of {md5} on remote '{self.name}' does not match after the "
+                                       f"upload (md5 {got}, {n} bytes)", "run it again; if it repeats, check "
+                                       "the remote's storage")
+                if self.fs.exists(path):  # never replaced: the caller verifies what is there
+                    self._remove(part)
+                    return
+            self.fs.mv(part, path)
+
+        try:
+            with_retries(f"{doing} remote '{self.name}'", put)
+        except PermissionError as e:
+            raise StorageError(f"remote '{self.name}' ({self.url}) refused {what}: {e}",
+                               "check the remote's permissions/credentials") from None
+
+    def _hash(self, path: str) -> tuple[str, int]:
+        h, n = hashlib.md5(), 0
+        with self.fs.open(path, mode="rb") as f:
+            while block := f.read(1 << 21):
+                h.update(block)
+                n += len(block)
+        return h.hexdigest(), n
+
+    def _remove(self, path: str) -> None:
+        try:
+            self.fs.rm_file(path)
+        except OSError:
+            pass
+
+    # Files outside DVC's object layout, at fixed keys (e.g. `packages/<name>/<version>/index.json`):
+    # DVC neither reads nor collects them, and anyone who knows the key can find them.
+
+    def key_path(self, key: str) -> str:
+        """Where a file at `key` (a relative, '/'-separated path) lives on the remote."""
+        parts = key.split("/")
+        if key.startswith("/") or any(p in ("", ".", "..") for p in parts) or parts[0] == "files":
+            raise ValueError(f"not a key outside DVC's object layout: {key!r}")
+        return f"{self.root}/{key}"
+
+    def read_key(self, key: str) -> bytes | None:
+        """The bytes of the file at `key`, or None when the remote has no such file.
+
+        Raises:
+            StorageError: the remote is unreachable or refuses the read.
+        """
+        path = self.key_path(key)
+
+        def read() -> bytes | None:
+            try:
+                with self.fs.open(path, mode="rb") as f:
+                    return f.read()
+            except FileNotFoundError as e:
+                cause = e.__cause__  # fsspec's HTTP filesystem: a refused connection, not a miss
+                if isinstance(cause, OSError) and not isinstance(cause, FileNotFoundError):
+                    raise ConnectionError(str(cause)) from cause
+                return None
+
+        try:
+            return with_retries(f"reading {key} from remote '{self.name}' ({self.url})", read)
+        except PermissionError as e:
+            raise StorageError(f"remote '{self.name}' ({self.url}) refused to read {key}: {e}",
+                               "check the remote's permissions/credentials") from None
+
+    def write_key(self, key: str, data: bytes) -> None:
+        """Write `data` at `key`: to a temporary name first, then moved over the old file.
+
+        Raises:
+            StorageError: the remote is unreachable or refuses the write.
+        """
+        import tempfile
+
+        path = self.key_path(key)
+        with tempfile.TemporaryDirectory(prefix="registry-key-") as tmp:
+            local = Path(tmp) / "data"
+            local.write_bytes(data)
+            self._put(local, path, f"writing {key} to", f"to write {key}")
+
+
+def absolute_local_remotes(config: bytes, repo_url: str) -> bytes:
+    """Rewrite relative local remote URLs to absolute ones, relative to a local registry's `.dvc`
+    (a `.dvc/config` read from git and written elsewhere keeps naming the same folders)."""
+    local = repo_url.removeprefix("file://")
+    if re.match(r"^[a-z][a-z0-9+.-]*://", local) or re.match(r"^[^/]+@[^/]+:", local):
+        return config  # a network URL: relative remotes cannot be resolved, leave them as they are
+    from configobj import ConfigObj
+
+    conf = ConfigObj(io.BytesIO(config), encoding="utf-8")
+    for section, values in conf.items():
+        url = values.get("url") if section.startswith("remote ") and isinstance(values, dict) else None
+        if url and "://" not in url and not os.path.isabs(url):
+            values["url"] = os.path.normpath(os.path.join(os.path.abspath(local), ".dvc", url))
+    out = io.BytesIO()
+    conf.write(out)
+    return out.getvalue()
+
+
+class Storage:
+    """The DVC remotes of a registry clone.
+
+    Args:
+        root: the repository root that holds `.dvc/`.
+    """
+
+    def __init__(self, root: str | os.PathLike, config_dir: str | os.PathLike | None = None):
+        self.root = Path(root)
+        if not (self.root / ".dvc").is_dir():
+            raise UsageError(f"{self.root} has no .dvc folder", "run this inside the registry clone")
+        from dvc.config import Config, ConfigError
+
+        try:
+            self.config = Config(dvc_dir=str(config_dir or self.root / ".dvc"))
+        except ConfigError as e:
+            raise UsageError(f".dvc/config is invalid: {e}", "fix .dvc/config (see docs/storage.md)") from None
+        self._remotes: dict[str, Remote] = {}
+        self._config_holder = None  # the temporary copy of a revision's config (`at_revision`)
+        self.config_revision: str | None = None
+
+    @classmethod
+    def at_revision(cls, root: str | os.PathLike, rev: str) -> "Storage":
+        """The remotes as `.dvc/config` names them at a trusted revision (not as the working tree does),
+        with the clone's own `.dvc/config.local` (credentials, never in git) on top.
+
+        `registry publish` opens its remotes at the merge's base: a merged pull request that
+        re-points `public` cannot send the weights it publishes anywhere new.
+
+        Raises:
+            UsageError: the revision has no `.dvc/config`, or it is invalid.
+        """
+        import tempfile
+
+        from registry.core.repo import run_git
+
+        root = Path(root)
+        try:
+            text = run_git(root, "show", f"{rev}:.dvc/config").encode("utf-8")
+        except RegistryError:
+            raise UsageError(f"revision {rev} has no .dvc/config", "run this in the registry's clone, on its "
+                             "default branch's history") from None
+        holder = tempfile.TemporaryDirectory(prefix="registry-dvc-config-")
+        conf_dir = Path(holder.name) / ".dvc"
+        conf_dir.mkdir()
+        (conf_dir / "config").write_bytes(absolute_local_remotes(text, str(root)))
+        local = root / ".dvc" / "config.local"
+        if local.is_file() and not local.is_symlink():
+            (conf_dir / "config.local").write_bytes(local.read_bytes())
+        storage = cls(root, conf_dir)
+        storage._config_holder = holder  # removed with the Storage object
+        storage.config_revision = rev
+        return storage
+
+    def remote(self, name: str) -> Remote:
+        """The remote called `name` in `.dvc/config`.
+
+        Raises:
+            UsageError: when no such remote is configured.
+        """
+        if name in self._remotes:
+            return self._remotes[name]
+        from dvc.config import ConfigError
+        from dvc.fs import get_cloud_fs
+
+        conf = self.config.get("remote", {})
+        if name not in conf:
+            raise UsageError(f"no DVC remote named '{name}' in .dvc/config",
+                             f"add one: dvc remote add {name} <url>  (see docs/storage.md)")
+        try:
+            cls, fs_conf, fs_path = get_cloud_fs(self.config, name=name)
+            fs = cls(**fs_conf)
+        except (ConfigError, ImportError) as e:
+            raise StorageError(f"cannot open remote '{name}': {e}",
+                               "install the DVC plug-in for its scheme (e.g. pip install dvc-s3)") from None
+        remote = Remote(name, fs, fs_path, conf[name].get("url", ""))
+        self._remotes[name] = remote
+        return remote
+
+    def cache_path(self, md5: str) -> Path:
+        """Where the local DVC cache keeps an object."""
+        return self.root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+
+    def fetch(self, md5: str, remote: str = STAGING) -> Path:
+        """A local path to the object's bytes: from the DVC cache when there, else from `remote`."""
+        cached = self.cache_path(md5)
+        if cached.is_file():
+            return cached
+        return self.remote(remote).download(md5, cached)

@@ -1,0 +1,115 @@
+"""Converters: one module per converter, each a registered `Converter` subclass.
+
+A converter turns the prepared source ONNX (processing merged, optionally quantized and optimised)
+into one candidate file for a target's runtime. A `PytorchConverter` starts instead from the
+card's PyTorch source (`pytorch:`, a `.pt2` ExportedProgram read by `registry.formats.pt2`) and writes
+the description block itself. Targets name the converters they try; a packaging instruction may
+name one explicitly (`converter:` in the card, `--converter` on the command line).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import BaseModel, Field
+
+from registry.core.plugins import Plugins
+from registry.packaging.protocol import DescriptionBlock
+
+
+class Candidate(BaseModel):
+    """One converted model, waiting for verification and benchmarking."""
+
+    converter: str = Field(description="converter that produced it")
+    path: Path = Field(description="the main model file (or folder, for a Core ML .mlpackage)")
+    files: list[Path] = Field(description="every file of the model (e.g. OpenVINO's .xml and .bin), "
+                              "under path's parent folder")
+    format: str = Field(description="onnx, ort, openvino-ir, pte or mlpackage")
+    engine: str = Field(description="engine family that runs it: onnxruntime, openvino, executorch or coreml")
+    precision: str = Field(description="fp32, fp16 or int8: picks the verification thresholds")
+    weight_dtype: str = Field(description="data type of the stored weights")
+    runtime: str = Field(description="runtime kind for the description block")
+    min_runtime_version: str = Field(description="oldest runtime version that loads it")
+    tools: dict[str, str] = Field(default_factory=dict, description="tool versions used")
+    block: DescriptionBlock | None = Field(None, description="the final description block, once written")
+
+
+class Converter:
+    """Turns a prepared ONNX model into a candidate for one runtime."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    needs: ClassVar[tuple[str, ...]] = ("onnxruntime",)
+    source_format: ClassVar[str] = "onnx"
+
+    def convert(self, source: Path, out_dir: Path, *, precision: str, runtime: str,
+                options) -> Candidate:
+        """Convert `source` (ONNX, block already written) into `out_dir`.
+
+        Args:
+            source: the prepared ONNX file.
+            out_dir: an empty folder for this converter's output.
+            precision: fp32 or int8 as prepared; a converter may change it (fp16).
+            runtime: runtime kind of the target.
+            options: the target's validated options.
+        Raises:
+            ConversionError: the model cannot be converted (names the op and node where known).
+        """
+        raise NotImplementedError
+
+    def available(self) -> tuple[bool, str]:
+        """Whether this converter's tools are installed here, and the install hint if not."""
+        return True, ""
+
+
+class PytorchConverter(Converter):
+    """Converts the card's PyTorch source (`.pt2`) instead of the prepared ONNX.
+
+    The ONNX stays the reference the candidate is verified against; processing steps and int8
+    quantization, which are applied to the ONNX, do not apply here (the target skips such a
+    converter when they are asked for).
+    """
+
+    source_format: ClassVar[str] = "pt2"
+
+    def convert(self, source: Path, out_dir: Path, *, precision: str, runtime: str,
+                options, block: DescriptionBlock) -> Candidate:
+        """Convert the `.pt2` at `source` into `out_dir`, writing `block` (completed) into the model.
+
+        Args:
+            source: the `.pt2` file (read with `registry.formats.pt2.load_exported_program`).
+            block: the description block as known before conversion; the converter completes it
+                (runtime, format, minimum version, tools) and returns it as the candidate's `block`.
+        Raises:
+            ModelFormatError: the `.pt2` is unsafe or unreadable.
+            ConversionError: an op the runtime cannot run (names the op, node and target).
+        """
+        raise NotImplementedError
+
+
+CONVERTERS: Plugins[Converter] = Plugins("converter", __name__)
+register = CONVERTERS.register
+
+
+def load_all() -> dict[str, type[Converter]]:
+    """Every registered converter, by name."""
+    return CONVERTERS.load()
+
+
+def get_converter(name: str) -> Converter:
+    """The converter registered as `name`.
+
+    Raises:
+        UsageError: no such converter; the hint names the nearest one.
+    """
+    return CONVERTERS.lookup(name)()
+
+
+def onnx_facts(path: Path) -> tuple[int, int]:
+    """(default-domain opset, IR version) of an ONNX file."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    return opset, model.ir_version

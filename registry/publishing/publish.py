@@ -1,0 +1,730 @@
+"""Publishing a merge: copy a version's objects staging → public, verify them, tag, push, changelog.
+
+`publish(repo, options)` looks at every model the merge (`base..head`) touches and acts on the
+lifecycle change its card makes (`registry.cards.lifecycle.classify`):
+
+- publish / update: copy exactly the version's objects (every DVC pointer in the model's folder at
+  `head`) from the `staging` remote to the `public` remote, read them back from `public` and check
+  md5 and size, and only then create the annotated tag `<name>@v<version>` on `head` (its message
+  is the release notes) and push it; finally add the notes to `models/<name>/CHANGELOG.md`;
+- unpublish (status `offline`): add GTO's deregistration tag `<name>@v<version>!#<n>` on the
+  version's commit; the public objects stay so pinned consumers can still fetch the version;
+- delete: nothing is destroyed (`registry gc` is the separate, explicit clean-up).
+
+Every step is idempotent and ordered so that an interrupted run is completed by running it
+again: objects first (present and verified objects are not copied twice), then the local tag,
+then the push. The push of the tag is the atomic point between racing runs: git refuses to
+overwrite an existing tag, and a tag that already exists on another commit is never moved.
+
+For tests of interrupted runs, `REGISTRY_FAULT=<point>` ends the process abruptly (`os._exit`,
+as a kill would) at one of `FAULT_POINTS`.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import re
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Literal, TypeVar
+
+from pydantic import BaseModel, Field
+
+from registry.cards.schema import CARD_FILE, MODELS_DIR, ModelCard, read_card
+from registry.core.errors import CardError, GitError, RegistryError, StorageError
+from registry.cards.lifecycle import Operation, classify, publishes
+from registry.cards.model_files import model_files
+from registry.core.repo import GitRevision, RegistryRepo, run_git
+from registry.core.storage import PUBLIC, STAGING, Pointer, Remote, Storage, with_retries
+
+FAULT_ENV = "REGISTRY_FAULT"
+FAULT_POINTS = ("after-copy", "after-tag", "before-push", "after-push")
+FAULT_EXIT = 86
+_CHUNK = 1 << 21
+T = TypeVar("T")
+
+
+def fault_point(point: str) -> None:
+    """End the process here, as a kill would, when REGISTRY_FAULT names this point (tests only)."""
+    if os.environ.get(FAULT_ENV) == point:
+        sys.stderr.write(f"REGISTRY_FAULT: stopping at {point}\n")
+        sys.stderr.flush()
+        os._exit(FAULT_EXIT)
+
+
+# --------------------------------------------------------------------------- typed results
+
+class PublishOptions(BaseModel):
+    """What to publish and where."""
+
+    base: str = Field(description="revision before the merge (the push event's `before`)")
+    head: str = Field(description="revision after the merge; tags are made on this commit")
+    push: bool = Field(True, description="push the tags to the git remote")
+    remote_name: str = Field("origin", description="git remote that receives the tags")
+    source: str = Field(STAGING, description="DVC remote the objects are copied from")
+    target: str = Field(PUBLIC, description="DVC remote the objects are copied to")
+    changelog: bool = Field(True, description="add the notes to models/<name>/CHANGELOG.md in the working tree")
+    notes_dir: Path | None = Field(None, description="also write each new version's notes to <dir>/<tag>.md")
+
+
+class ObjectCopy(BaseModel):
+    """One object of a published version on the public remote."""
+
+    path: str = Field(description="the tracked file, repository-relative")
+    md5: str
+    size: int | None
+    action: Literal["copied", "present"] = Field(description="copied in this run, or already on the remote")
+    verified: Literal["md5+size", "size"] = Field(
+        description="md5+size: read back from the remote and hashed; size: the remote's stat only")
+
+
+class Failure(BaseModel):
+    """Why one model could not be published."""
+
+    message: str
+    hint: str | None = None
+    exit_code: int
+
+
+Action = Literal["published", "already-published", "deprecated", "already-deprecated",
+                 "deleted", "nothing", "failed"]
+
+
+class ModelPublish(BaseModel):
+    """What publishing did for one model."""
+
+    name: str
+    operation: str = Field(description="lifecycle operation of the merge: publish, update, unpublish, delete, edit…")
+    version: str | None = None
+    tag: str | None = Field(None, description="the version tag (or the deregistration tag for unpublish)")
+    withdrawn: list[str] = Field(default_factory=list, description="unpublish: the deregistration tag of "
+                                                                     "every version, oldest first")
+    action: Action = "nothing"
+    objects: list[ObjectCopy] = Field(default_factory=list)
+    tag_created: bool = Field(False, description="the tag was created in this run")
+    tag_pushed: bool = Field(False, description="the tag reached the git remote in this run")
+    changelog: str | None = Field(None, description="the CHANGELOG.md path, repository-relative")
+    changelog_updated: bool = False
+    notes: str | None = Field(None, description="release notes (Markdown), also the tag's message")
+    message: str = ""
+    error: Failure | None = None
+
+    @property
+    def changed(self) -> bool:
+        return (self.tag_created or self.tag_pushed or self.changelog_updated
+                or any(o.action == "copied" for o in self.objects))
+
+
+class PublishReport(BaseModel):
+    """The outcome of one `registry publish` run."""
+
+    base: str
+    head: str
+    models: list[ModelPublish] = Field(default_factory=list)
+    changed: bool = Field(False, description="anything was copied, tagged, pushed or written")
+    changelog_files: list[str] = Field(default_factory=list, description="CHANGELOG.md files updated")
+    releases: list[dict] = Field(default_factory=list,
+                                 description="{tag, name, version, notes} of each version published by this merge")
+
+    @property
+    def failed(self) -> list[ModelPublish]:
+        return [m for m in self.models if m.error is not None]
+
+
+# --------------------------------------------------------------------------- objects
+
+class _Background:
+    """A function running in a daemon thread; `result()` waits for it and raises what it raised."""
+
+    def __init__(self, fn: Callable[[], T], name: str):
+        self._value: T | None = None
+        self._error: BaseException | None = None
+
+        def target() -> None:
+            try:
+                self._value = fn()
+            except BaseException as e:  # noqa: BLE001 - handed to the caller of result()
+                self._error = e
+
+        self._thread = threading.Thread(target=target, name=name, daemon=True)
+        self._thread.start()
+
+    def result(self) -> T:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def _warm_imports() -> _Background:
+    """Import what the release notes need (jinja2, the graph summary) and compile their template in a background thread.
+
+    Started as the objects' copy begins: the copy and its read-back spend their time in the kernel
+    and in hashlib with the GIL released, so these imports then cost little wall time. An import
+    that fails here fails again, with its real error, where the module is used.
+    """
+    def load() -> None:
+        import importlib
+
+        try:
+            for module in ("registry.publishing.notes", "registry.formats.graph", "jinja2", "registry.publishing.changelog"):
+                importlib.import_module(module)
+            from registry.publishing.notes import notes_template
+
+            notes_template()
+        except Exception:  # noqa: BLE001 - raised again, with its real message, where it is used
+            return
+
+    return _Background(load, "registry-warm-imports")
+
+
+def _content_md5(md5: str) -> str:
+    return md5.removesuffix(".dir")
+
+
+def _is_local(remote: Remote) -> bool:
+    return getattr(remote.fs, "protocol", None) == "local" or type(remote.fs).__name__ == "LocalFileSystem"
+
+
+def _read_object(remote: Remote, md5: str) -> bytes:
+    """A small object's bytes (a directory listing), verified against its md5."""
+    def read() -> bytes:
+        with remote.fs.open(remote.object_path(md5), mode="rb") as f:
+            return f.read()
+    try:
+        data = with_retries(f"reading {md5} from remote '{remote.name}'", read)
+    except FileNotFoundError:
+        raise StorageError(f"object {md5} is not in remote '{remote.name}' ({remote.url})",
+                           f"push it: dvc push -r {remote.name}") from None
+    if hashlib.md5(data).hexdigest() != _content_md5(md5):
+        raise StorageError(f"object {md5} on remote '{remote.name}' is corrupt", "push it again with dvc push")
+    return data
+
+
+def version_objects(snapshot, name: str, card: ModelCard) -> list[tuple[str, Pointer]]:
+    """Every object a version consists of: (tracked path, pointer) for each `.dvc` file in its folder,
+    resolved by `registry.cards.model_files` exactly as the bot resolved them.
+
+    Raises:
+        CardError: the folder has a link, a submodule, an unusable or folder pointer, or the
+            weights pointer is missing.
+    """
+    files = model_files(snapshot, name)
+    files.require_usable("cannot publish")
+    if files.pointer_of(card.weights) is None:
+        folder = files.folder
+        raise CardError(f"{folder}/{card.weights}.dvc is missing: the weights of {name} are not tracked by DVC",
+                        f"run: dvc add {folder}/{card.weights} && dvc push -r staging",
+                        path=f"{folder}/{card.weights}.dvc")
+    return [(t.path, t.pointer) for t in sorted(files.tracked.values(), key=lambda t: t.path)]
+
+
+def _copy_local(src: Remote, dst: Remote, md5: str, size: int | None) -> None:
+    """Copy an object between two local-folder remotes and verify it on the way.
+
+    The bytes are copied in the kernel, a chunk at a time, under a temporary name; a second
+    thread reads each chunk back from the destination file as soon as it is written and hashes
+    it. The object gets its real name only once the read-back md5 and size match, so a bad copy
+    never looks present, and the verification costs little more time than the copy.
+    """
+    source, target = src.object_path(md5), dst.object_path(md5)
+    tmp = f"{target}.tmp{os.getpid()}"
+
+    def copy() -> tuple[str, int, bool]:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        placed = False
+        try:
+            got = _copy_reading_back(source, tmp)
+            if got[0] == _content_md5(md5) and (size is None or got[1] == size):
+                try:  # a hard link never replaces an object that appeared meanwhile (unlike a rename)
+                    os.link(tmp, target)
+                    placed = True
+                except FileExistsError:
+                    pass  # someone else's object: verified below, reported when it does not match
+                except OSError:  # a file system without hard links
+                    if not os.path.lexists(target):
+                        os.replace(tmp, target)
+                        placed = True
+            return got[0], got[1], placed
+        finally:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+
+    got, n, placed = with_retries(f"copying {md5} from remote '{src.name}' to remote '{dst.name}'", copy)
+    _require_match(dst, md5, size, got, n)
+    if not placed:
+        verify_object(dst, md5, size)  # an object that appeared at the final name meanwhile
+
+
+def _copy_reading_back(source: str, target: str) -> tuple[str, int]:
+    """Copy `source` to a new file `target`; return the md5 and size of `target` as read back."""
+    state = {"written": 0, "done": False}
+    progress = threading.Condition()
+
+    def read_back() -> tuple[str, int]:
+        h, pos = hashlib.md5(), 0
+        with open(target, "rb") as f:
+            while True:
+                with progress:
+                    progress.wait_for(lambda at=pos: state["written"] > at or state["done"])
+                    limit, finished = state["written"], state["done"]
+                while pos < limit:
+                    block = f.read(min(_CHUNK, limit - pos))
+                    if not block:
+                        raise OSError(f"{target} is shorter than what was written to it")
+                    h.update(block)
+                    pos += len(block)
+                if finished and pos >= state["written"]:
+                    return h.hexdigest(), pos
+
+    with open(source, "rb") as fin, open(target, "wb", buffering=0) as fout, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="registry-read-back") as pool:
+        reading = pool.submit(read_back)
+        try:
+            offset = 0
+            while n := _copy_chunk(fin, fout, offset):
+                offset += n
+                with progress:
+                    state["written"] = offset
+                    progress.notify()
+        finally:
+            with progress:
+                state["done"] = True
+                progress.notify()
+        return reading.result()
+
+
+def _copy_chunk(fin, fout, offset: int) -> int:
+    """Copy up to one chunk at `offset`: in the kernel where the OS and file system offer it,
+    else through a buffer."""
+    if sys.platform.startswith("linux"):
+        try:
+            return os.sendfile(fout.fileno(), fin.fileno(), offset, _CHUNK)
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise
+    block = memoryview(os.pread(fin.fileno(), _CHUNK, offset) if hasattr(os, "pread") else _read_at(fin, offset))
+    written = 0
+    while written < len(block):  # at the descriptor's position, as sendfile writes
+        written += os.write(fout.fileno(), block[written:])
+    return len(block)
+
+
+def _read_at(f, offset: int) -> bytes:
+    f.seek(offset)
+    return f.read(_CHUNK)
+
+
+def _require_match(remote: Remote, md5: str, size: int | None, got: str, n: int) -> None:
+    """Fail when an object read back from `remote` does not have the md5 and size its pointer records."""
+    if got != _content_md5(md5) or (size is not None and n != size):
+        raise StorageError(f"object {md5} on remote '{remote.name}' does not match after the copy "
+                           f"(md5 {got}, {n} bytes; expected {size} bytes)",
+                           "run the publish again; if it repeats, check the remote's storage")
+
+
+def copy_object(storage: Storage, src: Remote, dst: Remote, md5: str, path: str, size: int | None = None) -> bool:
+    """Copy one object from `src` to `dst`: file to file when both are local folders, else via the DVC cache.
+
+    Returns:
+        True when the copy was already read back from `dst` and verified (local folders), False
+        when the caller still has to verify it with `verify_object`.
+
+    Raises:
+        StorageError: the object is missing from `src`, `dst` refuses the write, or a remote stays
+            unreachable after retries; the message names the remote and the object.
+    """
+    try:
+        if _is_local(src) and _is_local(dst):
+            _copy_local(src, dst, md5, size)
+            return True
+        if md5.endswith(".dir"):
+            local = storage.cache_path(md5)
+            local.parent.mkdir(parents=True, exist_ok=True)
+            local.write_bytes(_read_object(src, md5))
+        else:
+            local = storage.fetch(md5, src.name)
+        dst.upload(local, md5, size)  # verified under a temporary name before it becomes visible
+        return False
+    except FileNotFoundError:
+        raise StorageError(f"object {md5} ({path}) is not in remote '{src.name}' ({src.url})",
+                           f"push the weights to staging before merging: dvc push -r {src.name} {path}.dvc") from None
+    except PermissionError as e:
+        raise StorageError(f"remote '{dst.name}' ({dst.url}) refused to store {md5} ({path}): {e}",
+                           f"give the publisher write access to remote '{dst.name}'") from None
+    except StorageError as e:
+        if f"'{src.name}'" in e.message and "not in remote" in e.message:
+            raise StorageError(f"object {md5} ({path}) is not in remote '{src.name}' ({src.url})",
+                               f"push the weights to staging before merging: dvc push -r {src.name} {path}.dvc"
+                               ) from None
+        raise
+
+
+def verify_object(remote: Remote, md5: str, size: int | None) -> None:
+    """Read an object back from the remote and check its md5 and size.
+
+    Raises:
+        StorageError: missing, or content that does not match.
+    """
+    path = remote.object_path(md5)
+
+    def read() -> tuple[str, int]:
+        h, n = hashlib.md5(), 0
+        with remote.fs.open(path, mode="rb") as f:
+            while block := f.read(_CHUNK):
+                h.update(block)
+                n += len(block)
+        return h.hexdigest(), n
+
+    try:
+        got, n = with_retries(f"verifying {md5} on remote '{remote.name}'", read)
+    except FileNotFoundError:
+        raise StorageError(f"object {md5} is missing from remote '{remote.name}' ({remote.url}) right after the copy",
+                           "check that nothing else deletes objects from the remote while publishing") from None
+    if got != _content_md5(md5) or (size is not None and n != size):
+        # Reported, never removed: an object at its final name was either verified before it got
+        # that name by this registry, or written by someone else; deleting it could lose another
+        # version's data. The publish stops before any tag.
+        _require_match(remote, md5, size, got, n)
+
+
+# --------------------------------------------------------------------------- tags
+
+def local_tag_commit(root: Path, tag: str) -> str | None:
+    """The commit a local tag points at, or None."""
+    out = run_git(root, "rev-parse", "-q", "--verify", f"refs/tags/{tag}^{{commit}}", check=False).strip()
+    return out or None
+
+
+def remote_tags(root: Path, remote: str, pattern: str) -> dict[str, str]:
+    """{tag: commit} of the tags matching `pattern` on a git remote (annotated tags peeled)."""
+    try:
+        out = run_git(root, "ls-remote", "--tags", remote, f"refs/tags/{pattern}",
+                      f"refs/tags/{pattern}^{{}}", timeout=60)
+    except GitError as e:
+        raise GitError(f"cannot read tags of git remote '{remote}': {e.message}",
+                       f"check `git remote -v` and the credentials for '{remote}'") from None
+    direct, peeled = {}, {}
+    for line in out.splitlines():
+        sha, _, ref = line.partition("\t")
+        name = ref.removeprefix("refs/tags/")
+        if name.endswith("^{}"):
+            peeled[name[:-3]] = sha
+        else:
+            direct[name] = sha
+    return {name: peeled.get(name, sha) for name, sha in direct.items()}
+
+
+def create_tag(root: Path, tag: str, commit: str, message: str) -> None:
+    """Create an annotated tag with `message` kept verbatim (Markdown headings start with '#')."""
+    git_dir = Path(run_git(root, "rev-parse", "--git-dir").strip())
+    msg = (git_dir if git_dir.is_absolute() else root / git_dir) / f"REGISTRY_TAG_MSG.{os.getpid()}"
+    msg.write_text(message, encoding="utf-8")
+    try:
+        run_git(root, "tag", "-a", "--cleanup=verbatim", "-F", str(msg), tag, commit)
+    finally:
+        msg.unlink(missing_ok=True)
+
+
+def push_tag(root: Path, remote: str, tag: str, commit: str, *, created_here: bool) -> bool:
+    """Push one tag without force; the remote's refusal to overwrite a tag settles races.
+
+    Returns:
+        True when the tag was pushed now, False when the remote already had it on `commit`.
+
+    Raises:
+        GitError: the remote holds the tag on another commit (another publish won); the local tag
+            is removed when this run created it, so nothing is left half-done. Or the push failed.
+    """
+    proc_out = run_git(root, "push", "--porcelain", remote, f"refs/tags/{tag}:refs/tags/{tag}", check=False)
+    flags = [line.split("\t", 1)[0] for line in proc_out.splitlines() if f"refs/tags/{tag}" in line]
+    if flags and flags[0] in ("*", " "):
+        return True
+    if flags and flags[0] == "=":
+        return False
+    on_remote = remote_tags(root, remote, tag).get(tag)
+    if on_remote == commit:
+        return False  # another run pushed the same version from the same commit: same outcome
+    if on_remote is not None:
+        if created_here:
+            run_git(root, "tag", "-d", tag, check=False)
+        raise GitError(f"tag {tag} already exists on git remote '{remote}' at commit {on_remote[:10]}, "
+                       f"not at {commit[:10]}: another publish of this version won; nothing was moved",
+                       "publish a new version (raise `version` in the card) if this commit should be released")
+    raise GitError(f"pushing tag {tag} to git remote '{remote}' failed: {proc_out.strip() or 'no output'}",
+                   f"check the credentials for '{remote}' and re-run `registry publish` (it resumes)")
+
+
+_GTO_COUNTER = re.compile(r"#(\d+)$")
+
+
+def deregistration_tag(root: Path, name: str, version: str) -> str:
+    """The next GTO deregistration tag for a version: `<name>@v<version>!#<n>`, n one above the
+    highest event counter of any tag of this artifact (GTO's own numbering)."""
+    out = run_git(root, "tag", "-l", f"{name}@*", f"{name}#*")
+    counters = [int(m.group(1)) for t in out.split() if (m := _GTO_COUNTER.search(t))]
+    return f"{name}@v{version}!#{max(counters, default=0) + 1}"
+
+
+# --------------------------------------------------------------------------- the run
+
+class Publisher:
+    """Publishes the versions of one merge. See the module docstring for the order of steps.
+
+    Args:
+        repo: the registry clone (its working tree receives CHANGELOG.md updates).
+        options: what to publish.
+        storage: the DVC remotes (default: the clone's `.dvc/config`).
+    """
+
+    def __init__(self, repo: RegistryRepo, options: PublishOptions, storage: Storage | None = None):
+        self.repo, self.options = repo, options
+        # DVC's configuration and file systems are opened in a thread while git is asked what changed
+        self._storage = storage
+        # the remotes as the merge's base names them: a merged pull request cannot re-point them
+        self._opening = None if storage else _Background(lambda: Storage.at_revision(repo.root, options.base),
+                                                         "registry-open-storage")
+        self.base = GitRevision(repo.git, options.base)
+        self.head = GitRevision(repo.git, options.head)
+        self._warming: _Background | None = None
+
+    @property
+    def storage(self) -> Storage:
+        """The DVC remotes (waits for them to be opened; raises what opening them raised)."""
+        if self._storage is None:
+            self._storage = self._opening.result()
+        return self._storage
+
+    def run(self) -> PublishReport:
+        """Publish every model the merge touches; failures are recorded per model, not raised."""
+        report = PublishReport(base=self.base.rev, head=self.head.rev)
+        try:
+            self._run(self.repo.changed_models(self.base.rev, self.head.rev), report)
+            self.storage  # noqa: B018 - a broken DVC configuration is reported even when nothing changed
+        finally:
+            if self._warming is not None:
+                self._warming.result()
+        return report
+
+    def _run(self, changed: list[str], report: PublishReport) -> None:
+        for name in changed:
+            head_loaded, head_err = read_card(self.head, name)
+            base_loaded, base_err = read_card(self.base, name)
+            result = ModelPublish(name=name, operation="none")
+            try:
+                if head_err or base_err:
+                    raise head_err or base_err
+                head_card = head_loaded.card if head_loaded else None
+                base_card = base_loaded.card if base_loaded else None
+                if (head_loaded and head_card is None) or (base_loaded and base_card is None):
+                    bad = head_loaded if head_card is None and head_loaded else base_loaded
+                    first = bad.findings[0] if bad.findings else None
+                    raise CardError(f"the card of {name} is not valid: {first.message if first else 'see registry check'}",
+                                    "fix it in a pull request; `registry check` says what is wrong",
+                                    path=f"{MODELS_DIR}/{name}/{CARD_FILE}", line=first.line if first else None)
+                change = classify(base_card, head_card)
+                result.operation = change.operation.value
+                if not change.allowed:  # the bot refuses these; a merge that bypassed it fails here, loudly
+                    raise CardError(f"{name} was not published: the merge asks for a change the lifecycle "
+                                    f"does not allow ({change.reason})",
+                                    "this change should have been stopped by `registry check`; "
+                                    "fix the card's status in a new pull request",
+                                    path=f"{MODELS_DIR}/{name}/{CARD_FILE}")
+                if publishes(change):
+                    self._publish_version(name, head_card, result, report)
+                elif change.operation is Operation.unpublish:
+                    self._deprecate(name, base_card.version or head_card.version, result)
+                elif change.operation is Operation.delete:
+                    result.action = "deleted"
+                    result.version = base_card.version if base_card else None
+                    result.message = ("removed from the default branch; storage and tags are kept "
+                                      "(`registry gc` lists objects no version references)")
+                else:
+                    result.message = f"{change.operation.value}: nothing to publish"
+            except RegistryError as e:
+                result.action = "failed"
+                result.error = Failure(message=str(e).split("\n  hint:")[0], hint=e.hint, exit_code=e.exit_code)
+            report.models.append(result)
+            if result.changed:
+                report.changed = True
+            if result.changelog_updated and result.changelog:
+                report.changelog_files.append(result.changelog)
+
+    # -- publish / update
+
+    def _publish_version(self, name: str, card: ModelCard, result: ModelPublish, report: PublishReport) -> None:
+        from registry.publishing.notes import ModelVersion, build_notes, previous_version, render_notes, tagged_version
+
+        opts, root, head = self.options, self.repo.root, self.head.rev
+        tag = card.tag
+        result.version, result.tag = card.version, tag
+        local = local_tag_commit(root, tag)
+        if local and local != head:
+            raise GitError(f"tag {tag} already exists on commit {local[:10]}, not on the merge {head[:10]}: "
+                           "a published version is never re-tagged",
+                           f"publish a new version: raise `version` in models/{name}/model.yaml")
+        on_remote = remote_tags(root, opts.remote_name, tag).get(tag) if opts.push else None
+        if on_remote and on_remote != head:
+            raise GitError(f"tag {tag} already exists on git remote '{opts.remote_name}' at commit "
+                           f"{on_remote[:10]}, not at the merge {head[:10]}: a published version is never re-tagged",
+                           f"publish a new version: raise `version` in models/{name}/model.yaml")
+        done = on_remote == head if opts.push else local == head
+
+        # 1. objects: copy what public lacks, then verify (read back unless the version is already out)
+        src, dst = self.storage.remote(opts.source), self.storage.remote(opts.target)
+        unchecked: list[ObjectCopy] = []  # copied or present, not yet read back
+        if self._warming is None:  # while the copy keeps the GIL free
+            self._warming = _warm_imports()
+        for path, ptr in version_objects(self.head, name, card):
+            try:
+                have = dst.object_size(ptr.md5)
+            except PermissionError as e:
+                raise StorageError(f"remote '{dst.name}' ({dst.url}) refused access while looking up {ptr.md5} "
+                                   f"({path}): {e}", f"check the credentials and permissions of remote '{dst.name}'"
+                                   ) from None
+            action, checked = "present", False
+            if have is not None and ptr.size is not None and have != ptr.size:
+                # never overwritten: it may be another version's object, and it is not ours to replace
+                raise StorageError(f"remote '{dst.name}' already holds {have:,} bytes for object {ptr.md5} "
+                                   f"({path}), but the pointer records {ptr.size:,} bytes; publish never "
+                                   "overwrites or removes an object it did not write",
+                                   f"a maintainer must inspect {dst.object_path(ptr.md5)} on remote "
+                                   f"'{dst.name}' (compare its md5 with the pointer) before publishing again")
+            if have is None:
+                dst.remove_partial(ptr.md5)  # what a killed copy of an earlier run left
+                checked = copy_object(self.storage, src, dst, ptr.md5, path, ptr.size)
+                action = "copied"
+            verified = "size" if done and action == "present" else "md5+size"
+            result.objects.append(ObjectCopy(path=path, md5=ptr.md5, size=ptr.size, action=action, verified=verified))
+            if verified == "md5+size" and not checked:
+                unchecked.append(result.objects[-1])
+
+        # 2. notes (this version against the highest published version below it), written while
+        # the objects are read back: hashing runs with the GIL released, so the two overlap
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="registry-verify") as pool:
+            verifying = pool.submit(lambda: [verify_object(dst, o.md5, o.size) for o in unchecked])
+            versions = {v: c for v, c in self.repo.version_tags.get(name, {}).items() if v != card.version}
+            prev = previous_version(versions, card.version)
+            old = tagged_version(self.repo, name, prev) if prev else None
+            notes = build_notes(ModelVersion(card=card, snapshot=self.head, remote=opts.target), old, self.storage)
+            result.notes = render_notes(notes)
+            verifying.result()  # a verification failure stops the publish here, before any tag
+        fault_point("after-copy")
+
+        # 3. the tag, on the merge commit
+        if local is None and on_remote == head:
+            # published from this commit already (another clone): take that very tag, make no new one
+            run_git(root, "fetch", "-q", opts.remote_name, f"refs/tags/{tag}:refs/tags/{tag}")
+        elif local is None:
+            create_tag(root, tag, head, result.notes)
+            result.tag_created = True
+        fault_point("after-tag")
+
+        # 4. push: the tag becomes public only while its objects are on the public remote
+        if opts.push and on_remote is None:
+            for obj in result.objects:
+                if dst.object_size(obj.md5) is None:
+                    raise StorageError(f"object {obj.md5} ({obj.path}) disappeared from remote '{dst.name}' "
+                                       f"before {tag} was pushed", "re-run `registry publish`")
+            fault_point("before-push")
+            result.tag_pushed = push_tag(root, opts.remote_name, tag, head, created_here=result.tag_created)
+        fault_point("after-push")
+
+        # 5. changelog and release notes for the workflow
+        if opts.changelog and (root / MODELS_DIR / name).is_dir():
+            from registry.publishing.changelog import FILE, add_entry
+
+            rel = f"{MODELS_DIR}/{name}/{FILE}"
+            result.changelog = rel
+            result.changelog_updated = add_entry(root / rel, name, card.version, result.notes)
+        if opts.notes_dir:
+            opts.notes_dir.mkdir(parents=True, exist_ok=True)
+            from registry.publishing.changelog import write_regular
+
+            write_regular(opts.notes_dir / f"{tag}.md", result.notes.encode("utf-8"))
+        result.action = "already-published" if not result.changed else "published"
+        result.message = (f"{tag} was already published; nothing to do" if not result.changed
+                          else f"published {tag}")
+        report.releases.append({"tag": tag, "name": name, "version": card.version, "notes": result.notes})
+
+    # -- unpublish
+
+    def _deprecate(self, name: str, version: str | None, result: ModelPublish) -> None:
+        """Withdraw every published version: GTO's deregistration tag on each one that has none yet,
+        so that `gto show` and `registry show` agree no version of an offline model is current."""
+        from registry.publishing.notes import version_key
+
+        result.version = version
+        versions = self.repo.version_tags.get(name, {})
+        if version is None or version not in versions:
+            raise GitError(f"{name} asks to be unpublished, but version {version} has no tag {name}@v{version}",
+                           "only a published (tagged) version can be withdrawn; check `git tag -l`")
+        done, kept = [], []
+        for v in sorted(versions, key=version_key):
+            tag, created, pushed = self._withdraw(name, v, versions[v])
+            result.withdrawn.append(tag)
+            result.tag_created |= created
+            result.tag_pushed |= pushed
+            (done if created or pushed else kept).append(f"v{v}")
+            if v == version:
+                result.tag = tag
+        shown = ", ".join(f"v{v}" for v in sorted(versions, key=version_key))
+        if not done:
+            result.action = "already-deprecated"
+            result.message = f"{name} {shown} were already withdrawn; public objects kept"
+            return
+        result.action = "deprecated"
+        result.message = (f"withdrew {name} {', '.join(done)} ({', '.join(result.withdrawn)}); "
+                          "its public objects are kept for pinned consumers")
+
+    def _withdraw(self, name: str, version: str, commit: str) -> tuple[str, bool, bool]:
+        """The deregistration tag of one version, created and pushed when missing: (tag, created, pushed)."""
+        opts, root = self.options, self.repo.root
+        pattern = f"{name}@v{version}!#*"
+        existing = run_git(root, "tag", "-l", pattern).split()
+        remote_existing = list(remote_tags(root, opts.remote_name, pattern)) if opts.push else []
+        if remote_existing or (existing and not opts.push):
+            return (remote_existing or existing)[0], False, False
+        created = False
+        if existing:
+            tag = existing[0]
+        else:
+            tag = deregistration_tag(root, name, version)
+            create_tag(root, tag, commit, f"Unpublish {name} v{version}: status set to offline in "
+                                          f"{self.head.rev[:10]}. The version's files stay available.\n")
+            created = True
+        pushed = push_tag(root, opts.remote_name, tag, commit, created_here=created) if opts.push else False
+        return tag, created, pushed
+
+
+def publish(repo: RegistryRepo, options: PublishOptions, storage: Storage | None = None) -> PublishReport:
+    """Publish what the merge `options.base..options.head` asks for. See `Publisher`."""
+    return Publisher(repo, options, storage).run()
+
+
+def render_report(report: PublishReport) -> str:
+    """The report for people: one line per model, then its objects."""
+    lines = []
+    for m in report.models:
+        if m.error:
+            lines.append(f"FAILED {m.name}: {m.error.message}")
+            if m.error.hint:
+                lines.append(f"  hint: {m.error.hint}")
+            continue
+        lines.append(f"{m.name}: {m.message}")
+        for o in m.objects:
+            lines.append(f"  {o.action:8} {o.path} ({o.md5}, verified {o.verified})")
+        if m.tag_created or m.tag_pushed:
+            lines.append(f"  tag {m.tag}: " + ", ".join(x for x, y in (("created", m.tag_created),
+                                                                      ("pushed", m.tag_pushed)) if y))
+        if m.changelog_updated:
+            lines.append(f"  updated {m.changelog}")
+    if not report.models:
+        lines.append("no models changed between these revisions")
+    elif not report.changed and not report.failed:
+        lines.append("nothing changed: everything this merge asks for was already done")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,313 @@
+"""Published versions, read from git tags in one call (the GTO tag convention).
+
+A published version is an annotated tag `<name>@v<version>` made by the publish step. A version is
+*withdrawn* when it has been taken off the public listing:
+
+- GTO's deregistration tag for that version exists: `<name>@v<version>!` (optionally numbered,
+  `<name>@v<version>!#<n>`), which `gto show` also understands; or
+- GTO's deprecation tag for the whole model exists (`<name>@deprecated`, `<name>@deprecated#<n>`),
+  which withdraws every version tagged before it; or
+- the card says `status: offline` (the caller passes that in, see `withdraw_offline`).
+
+Withdrawn versions stay fetchable (consumers pinned to them keep working) but are never chosen as
+`latest`, and `registry pull` warns about them.
+
+Everything comes from one `git for-each-ref` over `refs/tags`, so 10,000 tags cost one process and
+no history walk.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from registry.core.errors import GitError, UsageError
+
+SEMVER = (r"(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)"
+          r"(?:-(?:(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+          r"(?:\+[0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*)?")
+# GTO's tag grammar (gto/constants.py `tag_re`) restricted to the registry's model names.
+TAG_RE = re.compile(
+    r"^(?P<name>[a-z0-9][a-z0-9-]{0,62}[a-z0-9])@"
+    rf"(?:v(?P<version>{SEMVER})(?P<cancel>!?)|(?P<deprecated>deprecated))"
+    r"(?:#(?P<counter>\d+))?$")
+LATEST = "latest"
+_FORMAT = "%(refname:lstrip=2)%09%(objecttype)%09%(objectname)%09%(*objectname)%09%(creatordate:unix)"
+
+
+class Version(BaseModel):
+    """One published version of a model."""
+
+    name: str = Field(description="model name")
+    version: str = Field(description="SemVer, without the leading 'v'")
+    tag: str = Field(description="the git tag, <name>@v<version>")
+    commit: str = Field(description="the commit the tag points at")
+    date: datetime = Field(description="when the version was tagged (the tagger date)")
+    withdrawn: bool = Field(False, description="unpublished: still fetchable, never 'latest'")
+    withdrawn_by: str | None = Field(None, description="the tag (or card state) that withdrew it")
+
+    @property
+    def prerelease(self) -> bool:
+        """Whether the version has a pre-release part (1.0.0-rc.1)."""
+        return "-" in self.version.split("+", 1)[0]
+
+
+def semver_key(version: str) -> tuple:
+    """Sort key with SemVer 2.0 precedence (build metadata ignored, pre-releases before releases)."""
+    core, _, _build = version.partition("+")
+    main, dash, pre = core.partition("-")
+    nums = tuple(int(x) for x in main.split("."))
+    if not dash:
+        return nums + (1, ())
+    parts = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split("."))
+    return nums + (0, parts)
+
+
+def parse_version_spec(spec: str) -> tuple[str, str]:
+    """Split `NAME@VERSION` / `NAME@vVERSION` / `NAME@latest` / `NAME` into (name, version or 'latest').
+
+    Raises:
+        UsageError: when the spec is not of that form.
+    """
+    name, _, version = spec.partition("@")
+    version = version or LATEST
+    if version != LATEST:
+        version = version.removeprefix("v")
+        if not re.fullmatch(SEMVER, version):
+            raise UsageError(f"'{spec}' does not name a version",
+                             "write NAME@1.2.0 (SemVer) or NAME@latest")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}[a-z0-9]", name):
+        raise UsageError(f"'{name}' is not a model name",
+                         "model names are lowercase letters, digits and '-' (see `registry list`)")
+    return name, version
+
+
+def read_versions(root: str | Path) -> dict[str, list[Version]]:
+    """Every published version of every model, from one `git for-each-ref`.
+
+    Args:
+        root: a clone (or bare clone) of the registry.
+
+    Returns:
+        {model name: [Version, …] sorted by SemVer, lowest first}. Withdrawal by deregistration
+        or deprecation tags is already applied; a card's `offline` state is not (see
+        `withdraw_offline`).
+    """
+    out = git_output(root, "for-each-ref", f"--format={_FORMAT}", "refs/tags")
+    return parse_refs(out)
+
+
+def parse_refs(out: str) -> dict[str, list[Version]]:
+    """Build the version table from `git for-each-ref --format=<_FORMAT>` output."""
+    versions: dict[str, dict[str, Version]] = {}
+    cancelled: dict[str, dict[str, str]] = {}
+    deprecated: dict[str, tuple[datetime, str]] = {}
+    for line in out.splitlines():
+        fields = line.split("\t")
+        if len(fields) != 5:
+            continue
+        ref, objtype, obj, peeled, stamp = fields
+        if objtype != "tag":  # lightweight tags are not registry versions (GTO ignores them too)
+            continue
+        m = TAG_RE.match(ref)
+        if not m:
+            continue
+        date = datetime.fromtimestamp(int(stamp or 0), tz=timezone.utc)
+        name = m["name"]
+        if m["deprecated"]:
+            prev = deprecated.get(name)
+            if prev is None or date > prev[0]:
+                deprecated[name] = (date, ref)
+        elif m["cancel"]:
+            cancelled.setdefault(name, {})[m["version"]] = ref
+        else:
+            # model_construct: the fields come from our own parse, and 10,000 validations cost ~0.1 s
+            v = Version.model_construct(name=name, version=m["version"], tag=ref, commit=peeled or obj,
+                                        date=date, withdrawn=False, withdrawn_by=None)
+            seen = versions.setdefault(name, {})
+            # a numbered re-registration (name@v1.0.0#3) never replaces the plain tag
+            if m["version"] not in seen or ref == f"{name}@v{m['version']}":
+                seen[m["version"]] = v
+    table: dict[str, list[Version]] = {}
+    for name, by_version in versions.items():
+        gone = cancelled.get(name, {})
+        dep = deprecated.get(name)
+        listed = []
+        for v in by_version.values():
+            if v.version in gone:
+                v = v.model_copy(update={"withdrawn": True, "withdrawn_by": gone[v.version]})
+            elif dep and v.date <= dep[0]:
+                v = v.model_copy(update={"withdrawn": True, "withdrawn_by": dep[1]})
+            listed.append(v)
+        table[name] = sorted(listed, key=lambda v: semver_key(v.version))
+    return table
+
+
+class StrayTag(BaseModel):
+    """A version tag that is not a published version: made by hand, not by the publish workflow."""
+
+    tag: str
+    commit: str
+    reason: str = Field(description="why it does not count: off the default branch, or its card disagrees")
+
+
+def default_branch(root: str | Path) -> str:
+    """The ref of the registry's default branch in a clone or bare clone (origin's HEAD when known)."""
+    ref = git_output(root, "symbolic-ref", "-q", "refs/remotes/origin/HEAD", check=False).strip()
+    return ref or "HEAD"
+
+
+def confirm_versions(root: str | Path, versions: list[Version], branch: str | None = None
+                     ) -> tuple[list[Version], list[StrayTag]]:
+    """Keep the versions the publish workflow made: the tag's commit is on the default branch and the
+    card at that commit says `published`/`updated` with that very version. Anything else (a tag
+    pushed by hand, on a side branch, or on a commit whose card says another version) is a stray:
+    never a version, never `latest`.
+
+    One `git rev-list` and one `git cat-file --batch` for all the tags of the model.
+    """
+    from registry.versions.listing import cat_files
+
+    if not versions:
+        return [], []
+    branch = branch or default_branch(root)
+    on_branch = set(git_output(root, "rev-list", branch, check=False).split())
+    cards = cat_files(root, [f"{v.commit}:models/{v.name}/model.yaml" for v in versions])
+    kept, stray = [], []
+    for v, data in zip(versions, cards):
+        reason = _stray_reason(v, data, on_branch, branch)
+        if reason:
+            stray.append(StrayTag(tag=v.tag, commit=v.commit, reason=reason))
+        else:
+            kept.append(v)
+    return kept, stray
+
+
+def verify_tag(root: str | Path, tag: str, branch: str | None = None) -> Version:
+    """The version a tag names, when the publish workflow made it (see `confirm_versions`).
+
+    Raises:
+        UsageError: not a version tag. GitError: no such tag, or a stray tag (with the reason).
+    """
+    m = TAG_RE.match(tag)
+    if not m or not m["version"] or m["cancel"] or m["counter"]:
+        raise UsageError(f"'{tag}' is not a version tag <name>@v<version>")
+    versions = [v for v in read_versions(root).get(m["name"], []) if v.tag == tag]
+    if not versions:
+        raise GitError(f"no annotated tag {tag} in this clone", "fetch the tags: git fetch --tags")
+    kept, stray = confirm_versions(root, versions, branch)
+    if stray:
+        raise GitError(f"tag {tag} is not a published version: {stray[0].reason}",
+                       "packages are built only for versions the publish workflow tagged on the default branch")
+    return kept[0]
+
+
+def _stray_reason(v: Version, card_bytes: bytes | None, on_branch: set[str], branch: str) -> str | None:
+    from registry.cards.schema import Status, load_card
+    from registry.core.errors import CardError
+
+    if v.commit not in on_branch:
+        return f"its commit {v.commit[:10]} is not on the default branch ({branch})"
+    if card_bytes is None:
+        return f"its commit has no models/{v.name}/model.yaml"
+    try:
+        card = load_card(card_bytes).card
+    except CardError:
+        card = None
+    if card is None:
+        return "the card at its commit is not valid"
+    if card.status not in (Status.published, Status.updated) or card.version != v.version:
+        return (f"the card at its commit says status {card.status.value}, version {card.version}, "
+                f"not a publication of {v.version}")
+    return None
+
+
+def withdraw_offline(versions: list[Version], reason: str = "card status: offline") -> list[Version]:
+    """Mark every version withdrawn (the model was unpublished: its card says offline)."""
+    return [v if v.withdrawn else v.model_copy(update={"withdrawn": True, "withdrawn_by": reason})
+            for v in versions]
+
+
+def latest(versions: list[Version]) -> Version | None:
+    """The version `NAME@latest` means: the highest SemVer release that is not withdrawn.
+
+    Pre-releases are chosen only when a model has no release at all.
+    """
+    live = [v for v in versions if not v.withdrawn]
+    releases = [v for v in live if not v.prerelease]
+    pool = releases or live
+    return max(pool, key=lambda v: semver_key(v.version)) if pool else None
+
+
+def resolve(table: dict[str, list[Version]], name: str, version: str) -> Version:
+    """The Version a `name` + `version` (or 'latest') request means.
+
+    Raises:
+        UsageError: unknown model, unknown version, or no live version for 'latest'.
+    """
+    versions = table.get(name)
+    if not versions:
+        raise UsageError(f"model '{name}' has no published version (no tag {name}@v<version>)",
+                         "see `registry list` for published models; run `git fetch --tags` in a clone")
+    if version == LATEST:
+        found = latest(versions)
+        if found is None:
+            raise UsageError(f"every version of '{name}' is withdrawn, so there is no latest",
+                             f"pull an exact version to get a withdrawn one: {name}@{versions[-1].version}")
+        return found
+    for v in versions:
+        if v.version == version:
+            return v
+    known = ", ".join(v.version for v in versions[-5:])
+    raise UsageError(f"model '{name}' has no version {version} (tag {name}@v{version} does not exist)",
+                     f"published versions: {known}")
+
+
+def tag_message(root: str | Path, tag: str) -> str:
+    """The message of an annotated tag (the version's release notes); empty when there is none."""
+    out = git_output(root, "for-each-ref", "--format=%(contents)", f"refs/tags/{tag}")
+    return out.strip()
+
+
+def deregistration_tag(name: str, version: str, existing: list[str]) -> str:
+    """The GTO tag that withdraws one version: `<name>@v<version>!#<n>`, n one above any counter
+    already used by that model's tags (GTO's own numbering, gto/tag.py `name_tag`)."""
+    counters = [int(m["counter"]) for t in existing if (m := TAG_RE.match(t)) and m["name"] == name
+                and m["counter"]]
+    return f"{name}@v{version}!#{max(counters, default=0) + 1}"
+
+
+def git_output(root: str | Path, *args: str, check: bool = True, timeout: float | None = None) -> str:
+    """stdout of a git command (a failure becomes a GitError).
+
+    `list`, `show` and `pull` use this instead of `registry.core.repo`, whose gitpython import would
+    add a tenth of a second to every listing.
+    """
+    try:
+        proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise GitError(f"git {args[0]} timed out after {timeout:g}s", "check the URL and the network") from None
+    if check and proc.returncode != 0:
+        raise GitError(f"git {' '.join(args[:2])} failed: {proc.stderr.strip() or proc.stdout.strip()}",
+                       "run this inside a clone of the registry")
+    return proc.stdout
+
+
+def clone_root(start: str | Path | None = None) -> Path:
+    """The top folder of the registry clone containing `start` (default: the current directory).
+
+    Raises:
+        UsageError: `start` is not inside a git clone.
+    """
+    import os
+
+    start = Path(start or os.getcwd())
+    top = git_output(start, "rev-parse", "--show-toplevel", check=False).strip() if start.is_dir() else ""
+    if not top:
+        raise UsageError(f"{start} is not inside a clone of the registry",
+                         "run this inside a clone, or pass --repo <registry git URL> (registry pull)")
+    return Path(top)
