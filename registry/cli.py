@@ -604,7 +604,7 @@ def _methods_text() -> str:
 # --------------------------------------------------------------------------- consume
 
 def _root() -> Path:
-    from registry.versions.tags import clone_root
+    from registry.core.git import clone_root
 
     return clone_root()
 
@@ -938,7 +938,8 @@ def verify_tag_command(tag: str, branch: str | None) -> None:
       registry verify-tag digits-cnn@v1.2.0 --branch origin/main
     Exit codes: 0 a published version, 2 not a version tag, 4 no such tag or a stray tag.
     """
-    from registry.versions.tags import clone_root, verify_tag
+    from registry.versions.tags import verify_tag
+    from registry.core.git import clone_root
 
     v = verify_tag(clone_root(), tag, branch)
     click.echo(f"{v.tag}: published version {v.version} of {v.name} at {v.commit[:10]}")
@@ -1021,7 +1022,7 @@ def catalog_build(output: Path, repo_url: str | None, no_packages: bool, force: 
       registry catalog build -o site/ && registry catalog serve -d site/
     """
     from registry.catalog.site import build_catalog
-    from registry.versions.tags import clone_root
+    from registry.core.git import clone_root
 
     report = build_catalog(clone_root(), output, repo_url=repo_url, packages=not no_packages, force=force,
                            jobs=jobs)

@@ -124,14 +124,11 @@ def test_unknown_method_name(digits_cnn, tmp_path):
     assert "did you mean 'dynamic-int8'" in e.value.hint
 
 
-def test_invalid_method_settings(digits_cnn, tmp_path):
+def test_invalid_method_settings_stop_the_run(digits_cnn, tmp_path):
     src = copy_model(digits_cnn, tmp_path, lambda d: d["compress"].update(options={"prune": {"amount": 0.5}},
-                                                                         methods=["dynamic-int9"]))
-    findings = load_card((src / "model.yaml").read_bytes()).findings
-    messages = sorted(f.message for f in findings)
-    assert "unknown compression method 'dynamic-int9'; did you mean 'dynamic-int8'?" in messages[0]
-    assert "settings of method 'prune': amount: Extra inputs are not permitted" in messages[1]
-    assert all(f.line for f in findings)
+                                                                         methods=["prune"]))
+    with pytest.raises(CompressionError, match="invalid settings for method 'prune': amount: Extra inputs"):
+        compress(request_for(src, tmp_path, max_metric_drop="0.01"))
 
 
 def test_bad_output_name_stops_before_any_work(digits_cnn, tmp_path):

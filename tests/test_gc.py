@@ -8,6 +8,7 @@ import json
 from factories import example_card, mlp_onnx
 from registry.core.repo import RegistryRepo
 from registry.core.storage import Storage
+from registry.versions.tags import tagged_commits
 
 NAME = "tiny-mlp"
 
@@ -70,7 +71,7 @@ def test_gc_refuses_when_a_tagged_pointer_is_unreadable(registry_repo):
     assert proc.returncode == 5
     assert f"models/{NAME}/model.onnx.dvc" in proc.stderr and "refusing" in proc.stderr
     assert obj(reg.storage, "staging", mlp_onnx(0)).exists()
-    assert RegistryRepo(reg.root).version_tags[NAME]
+    assert tagged_commits(RegistryRepo(reg.root))[NAME]
 
 
 def _write(path, data):

@@ -8,7 +8,8 @@ from factories import example_card, mlp_onnx
 from registry.cards.schema import ModelCard, parse_card_yaml
 from registry.publishing.changelog import add_entry
 from registry.checks import CheckOptions, run_checks
-from registry.publishing.notes import compare_metrics, metric_direction, previous_version, version_key
+from registry.core.semver import semver_key
+from registry.publishing.notes import compare_metrics, metric_direction, previous_version
 from registry.core.repo import RegistryRepo
 
 NAME = "tiny-mlp"
@@ -42,7 +43,7 @@ def test_metric_deltas_mark_regressions_by_direction():
 
 
 def test_versions_order_semver():
-    assert sorted(["1.10.0", "1.2.0", "1.2.0-rc.1", "0.9.9"], key=version_key) == \
+    assert sorted(["1.10.0", "1.2.0", "1.2.0-rc.1", "0.9.9"], key=semver_key) == \
         ["0.9.9", "1.2.0-rc.1", "1.2.0", "1.10.0"]
     assert previous_version(["1.0.0", "1.2.0", "2.0.0"], "1.5.0") == "1.2.0"
     assert previous_version(["1.0.0"], "1.0.0") is None

@@ -14,7 +14,8 @@ import pytest
 
 from factories import example_card, mlp_onnx, run
 from registry.core.errors import GitError
-from registry.publishing.publish import FAULT_EXIT, FAULT_POINTS, push_tag
+from registry.publishing.publish import FAULT_EXIT, FAULT_POINTS
+from registry.core.git import push_tag
 
 NAME = "tiny-mlp"
 TAG = f"{NAME}@v1.0.0"
@@ -393,7 +394,7 @@ def test_copy_with_read_back_returns_the_hash_of_what_arrived(tmp_path, monkeypa
     """Where the file system refuses in-kernel copies (EINVAL), the copy goes through a buffer."""
     import errno
 
-    from registry.publishing.publish import _copy_reading_back
+    from registry.core.transfer import _copy_reading_back
 
     if not kernel_copy:
         def refuse(*args):

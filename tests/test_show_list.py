@@ -5,7 +5,8 @@ import json
 import pytest
 
 from registry.core.errors import UsageError
-from registry.versions.listing import list_models, read_cards, show_model
+from registry.versions.listing import list_models, show_model
+from registry.cards.bulk import read_cards
 from factories import mlp_onnx, publish_version, withdraw_version
 
 

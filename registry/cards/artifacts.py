@@ -107,7 +107,7 @@ def sync_artifacts(root: str | Path, *, check: bool = False) -> ArtifactsSync:
 
     Models whose card does not validate are left as they are declared (the bot reports the card).
     """
-    from registry.versions.listing import read_cards
+    from registry.cards.bulk import read_cards
 
     root = Path(root)
     path = root / DVC_YAML

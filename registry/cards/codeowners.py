@@ -73,7 +73,7 @@ def write(root: Path, snapshot: Snapshot, maintainers: list[str] | None = None) 
     Raises:
         UsageError: as `render`.
     """
-    from registry.publishing.changelog import read_regular, write_regular
+    from registry.core.files import read_regular, write_regular
 
     path = root / FILE
     current = read_regular(path)

@@ -27,9 +27,10 @@ from registry.catalog.markdown import MAX_CHARS
 from registry.catalog.records import (CatalogMetric, CatalogModel, CatalogPackage, CatalogVersion,
                                       GraphInfo, Lineage)
 from registry.core.errors import CardError, RegistryError, UsageError
-from registry.versions.listing import cat_files
+from registry.core.git import cat_files
 from registry.versions.tags import _FORMAT as TAG_FORMAT  # the format parse_refs reads
-from registry.versions.tags import Version, git_output, latest, parse_refs, withdraw_offline
+from registry.versions.tags import Version, latest, parse_refs, withdraw_offline
+from registry.core.git import run_git
 
 _DERIVED = re.compile(rb"^derived_from:\s*[\"']?([a-z0-9][a-z0-9-]{0,62}[a-z0-9])@", re.MULTILINE)
 _VERSION_TAG = re.compile(r"[a-z0-9][a-z0-9-]{0,62}[a-z0-9]@v\d+\.\d+\.\d+[^!\s]* ")
@@ -73,7 +74,7 @@ class RegistryScan:
         if not todo:
             return
         patterns = [f"refs/tags/{n}@*" for n in todo] if len(todo) <= 50 else ["refs/tags"]
-        out = git_output(self.root, "for-each-ref", f"--format={TAG_FORMAT}", *patterns)
+        out = run_git(self.root, "for-each-ref", f"--format={TAG_FORMAT}", *patterns)
         lines: dict[str, list[str]] = {}
         for line in out.splitlines():
             lines.setdefault(line.partition("@")[0], []).append(line)
@@ -132,11 +133,11 @@ def scan_registry(root: str | Path, *, repo_url: str | None = None, packages: bo
         StorageError: the public remote cannot be listed or read.
     """
     root = Path(root)
-    commit = git_output(root, "rev-parse", "--verify", "--quiet", "HEAD", check=False).strip()
+    commit = run_git(root, "rev-parse", "--verify", "--quiet", "HEAD", check=False).strip()
     if not commit:
         raise UsageError(f"{root} is not a clone of the registry with a commit",
                          "run this in a clone of the registry (or pass -C <clone>)")
-    out = git_output(root, "for-each-ref", "--format=%(refname:lstrip=2) %(objectname)", "refs/tags")
+    out = run_git(root, "for-each-ref", "--format=%(refname:lstrip=2) %(objectname)", "refs/tags")
     scan = RegistryScan(root=root, commit=commit, repo_url=repo_url or _origin_url(root))
     refs, objects = scan.refs, scan.tag_objects
     for line in out.splitlines():
@@ -188,7 +189,7 @@ def _scan_storage(scan: RegistryScan, packages: bool) -> None:
 
 
 def _origin_url(root: Path) -> str:
-    url = git_output(root, "config", "--get", "remote.origin.url", check=False).strip()
+    url = run_git(root, "config", "--get", "remote.origin.url", check=False).strip()
     return url or str(root.resolve())
 
 
@@ -296,9 +297,9 @@ def card_ids(scan: RegistryScan, wanted: list[tuple[str, str]]) -> dict[tuple[st
 def _card_history(root: Path) -> tuple[dict[str, int], dict[str, list[tuple[int, str]]]]:
     """(position of each first-parent commit of HEAD, oldest 0; {model: [(position, card blob id or
     '' when deleted)] sorted}) from one `git rev-list` and one `git log --raw`."""
-    order = git_output(root, "rev-list", "--first-parent", "HEAD").split()
+    order = run_git(root, "rev-list", "--first-parent", "HEAD").split()
     positions = {c: i for i, c in enumerate(reversed(order))}
-    out = git_output(root, "log", "--first-parent", "--diff-merges=first-parent", "--format=%x00%H", "--raw",
+    out = run_git(root, "log", "--first-parent", "--diff-merges=first-parent", "--format=%x00%H", "--raw",
                      "--no-abbrev", "--no-renames", "HEAD", "--", f"{MODELS_DIR}/*/{CARD_FILE}")
     history: dict[str, list[tuple[int, str]]] = {}
     for block in out.split("\0")[1:]:

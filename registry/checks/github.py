@@ -13,7 +13,8 @@ import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from registry.checks.report import render_markdown, write_atomic, write_pictures
+from registry.checks.report import render_markdown, write_pictures
+from registry.core.files import write_atomic
 
 if TYPE_CHECKING:
     from registry.checks import CheckReport, Finding

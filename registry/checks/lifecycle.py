@@ -16,7 +16,8 @@ from registry.checks import Check, Finding, ModelContext, register
 from registry.cards.lifecycle import Operation, classify
 from registry.core.repo import Snapshot
 from registry.core.storage import recorded_md5
-from registry.versions.semver import Version
+from registry.core.semver import SemVer
+from registry.versions.tags import tagged_commits
 
 _PUBLISHED = (Status.published, Status.updated)
 
@@ -28,9 +29,9 @@ def weights_md5(snapshot: Snapshot, folder: str, card: ModelCard, field: str = "
     return recorded_md5(snapshot.read(f"{folder}/{path}.dvc")) if path else None
 
 
-def _version(text: str | None) -> Version | None:
+def _version(text: str | None) -> SemVer | None:
     try:
-        return Version(text) if text else None
+        return SemVer(text) if text else None
     except ValueError:
         return None
 
@@ -53,7 +54,7 @@ class Lifecycle(Check):
         if ctx.card is None and not ctx.deleted:
             return  # the head card is unreadable: card-fields says why
         base, head = ctx.base_card, ctx.card
-        tags = ctx.repo.version_tags.get(ctx.name, {}) if ctx.repo else {}
+        tags = tagged_commits(ctx.repo).get(ctx.name, {}) if ctx.repo else {}
         if head is None:
             yield from self._deletion(ctx, base, tags)
             return
@@ -107,7 +108,7 @@ class Lifecycle(Check):
 
     def _identity(self, ctx: ModelContext, base: ModelCard, head: ModelCard) -> Iterable[Finding]:
         """Findings for identity fields changed while the version stays the same."""
-        hint = (f"raise 'version' (e.g. to {Version(base.version).next_patch()}) to publish this as a "
+        hint = (f"raise 'version' (e.g. to {SemVer(base.version).next_patch()}) to publish this as a "
                 f"new version, or revert the change" if _version(base.version) else
                 "raise 'version' to publish this as a new version, or revert the change")
         same = f"but version stays {head.version}" if head.version == base.version else \
@@ -162,7 +163,7 @@ class Lifecycle(Check):
         line = ctx.base_loaded.line_of("status") if ctx.base_loaded else None
         published = base.status in _PUBLISHED or (tags and base.status is not Status.offline)
         if published:
-            shown = ", ".join(f"v{v}" for v in sorted(tags, key=lambda t: _version(t) or Version("0.0.0")))
+            shown = ", ".join(f"v{v}" for v in sorted(tags, key=lambda t: _version(t) or SemVer("0.0.0")))
             yield self.finding(
                 f"model '{ctx.name}' is deleted but it was published (status '{base.status.value}'"
                 + (f"; tags {shown}" if shown else "") + ")",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from registry.checks import Check, Finding, ModelContext, Severity, register
+from registry.versions.tags import tagged_commits
 
 
 @register
@@ -29,7 +30,7 @@ class ReleaseNotesDraft(Check):
         try:
             old = None
             if ctx.repo is not None:
-                versions = {v: c for v, c in ctx.repo.version_tags.get(ctx.name, {}).items() if v != card.version}
+                versions = {v: c for v, c in tagged_commits(ctx.repo).get(ctx.name, {}).items() if v != card.version}
                 prev = previous_version(versions, card.version)
                 old = tagged_version(ctx.repo, ctx.name, prev) if prev else None
             storage = ctx.storage if ctx.options.content else None

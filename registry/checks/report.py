@@ -7,11 +7,10 @@ GitHub's own formats (annotations, outputs) live in `registry.checks.github`.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
+from registry.core.files import write_atomic
 
 if TYPE_CHECKING:  # the report types import pydantic models only; keep start-up light
     import jinja2
@@ -115,15 +114,3 @@ def write_pictures(report: CheckReport, directory: Path) -> dict[str, str]:
     return written
 
 
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write a file whole or not at all (temporary name in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -9,7 +9,8 @@ from typing import Iterable
 
 from registry.cards.schema import format_size, parse_size
 from registry.checks import Check, Finding, ModelContext, Severity, register
-from registry.core.repo import PathEscapeError, WorkTree, run_git
+from registry.core.repo import PathEscapeError, WorkTree
+from registry.core.git import run_git
 from registry.core.storage import STAGING, Pointer, PointerError, parse_pointer
 
 

@@ -36,6 +36,7 @@ from registry.cards.schema import (CompressSpec, EvaluationSpec, ModelCard, Stat
 from registry.core.errors import CompressionError, RegistryError, UsageError
 from registry.compression.evaluation import (EvalData, check_feeds, compute_metric, load_npz, median_latency_ms, metric_def,
                                  run_model, session_for)
+from registry.versions.tags import tagged_commits
 
 FLOAT_TYPES = (1, 10, 11, 16)  # onnx TensorProto FLOAT, FLOAT16, DOUBLE, BFLOAT16
 ONNX_OVERHEAD = 64  # bytes any ONNX file needs beyond its tensors (header, one node, i/o)
@@ -874,7 +875,7 @@ def open_registry_model(repo_root: Path, ref: str, workdir: Path, remote: str = 
     version = version.removeprefix("v")
     repo = RegistryRepo(repo_root)
     tag = f"{name}@v{version}"
-    tags = repo.version_tags.get(name, {})
+    tags = tagged_commits(repo).get(name, {})
     if version not in tags:
         known = ", ".join(sorted(tags)) or "none"
         raise UsageError(f"no published version {tag} (versions of '{name}': {known})",

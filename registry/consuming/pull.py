@@ -24,10 +24,10 @@ from pydantic import BaseModel, Field
 
 from registry.cards.schema import CARD_FILE, MODELS_DIR, ModelCard, load_card, says_offline
 from registry.core.errors import CardError, StorageError, UsageError
-from registry.versions.listing import cat_files
+from registry.core.git import cat_files
 from registry.core.storage import PUBLIC, Pointer, Storage, absolute_local_remotes, file_md5
-from registry.versions.tags import (Version, clone_root, confirm_versions, git_output, parse_version_spec,
-                               read_versions, resolve, withdraw_offline)
+from registry.versions.tags import Version, confirm_versions, parse_version_spec, read_versions, resolve, withdraw_offline
+from registry.core.git import clone_root, run_git
 
 
 class PulledFile(BaseModel):
@@ -73,7 +73,7 @@ def open_registry(root: str | Path | None = None, repo_url: str | None = None) -
         return
     with tempfile.TemporaryDirectory(prefix="registry-pull-") as tmp:
         gitdir = Path(tmp) / "registry.git"
-        git_output(tmp, "clone", "--quiet", "--bare", "--filter=blob:none", repo_url, str(gitdir), timeout=600)
+        run_git(tmp, "clone", "--quiet", "--bare", "--filter=blob:none", repo_url, str(gitdir), timeout=600)
         conf_root = Path(tmp) / "conf"
         (conf_root / ".dvc").mkdir(parents=True)
         config = cat_files(gitdir, ["HEAD:.dvc/config"])[0]

@@ -9,20 +9,15 @@ answers the questions every command asks: which models a diff touches, which ver
 from __future__ import annotations
 
 import os
-import re
-import subprocess
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path, PurePosixPath
 
 import git
 
-from registry.cards.schema import CARD_FILE, MODELS_DIR, NAME_RE
+from registry.core.layout import CARD_FILE, MODELS_DIR, NAME_RE
 from registry.core.errors import GitError, UsageError
-
-VERSION_TAG_RE = re.compile(r"^(?P<name>[a-z0-9][a-z0-9-]*[a-z0-9])@v"
-                            r"(?P<version>\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?)$")
-
+from registry.core.git import TAG_REF_FORMAT, run_git
 
 class PathEscapeError(ValueError):
     """A path of a card that leads out of its model folder (absolute, '..', or by a symlink)."""
@@ -351,17 +346,9 @@ class RegistryRepo:
         return found[0].hexsha if found else b.rev
 
     @cached_property
-    def version_tags(self) -> dict[str, dict[str, str]]:
-        """{model name: {version: tagged commit sha}} from `<name>@v<version>` tags, in one git call."""
-        out = run_git(self.root, "for-each-ref", "--format=%(refname:strip=2) %(*objectname) %(objectname)",
-                      "refs/tags")
-        tags: dict[str, dict[str, str]] = {}
-        for line in out.splitlines():
-            ref, peeled, obj = (line.split(" ") + ["", ""])[:3]
-            m = VERSION_TAG_RE.match(ref)
-            if m:
-                tags.setdefault(m["name"], {})[m["version"]] = peeled or obj
-        return tags
+    def tag_refs(self) -> str:
+        """Every tag ref, one line each in `TAG_REF_FORMAT`, read once (`registry.versions.tags` parses them)."""
+        return run_git(self.root, "for-each-ref", f"--format={TAG_REF_FORMAT}", "refs/tags")
 
 
 @dataclass(frozen=True)
@@ -405,19 +392,6 @@ def _model_names_of(paths: str) -> list[str]:
         if len(parts) >= 3:
             names.add(parts[1])
     return sorted(names)
-
-
-def run_git(cwd: str | os.PathLike, *args: str, check: bool = True, timeout: float | None = None,
-            env: dict | None = None) -> str:
-    """Run git and return stdout; a failure becomes a GitError with git's own message."""
-    try:
-        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                              timeout=timeout, env=env)
-    except subprocess.TimeoutExpired as e:
-        raise GitError(f"git {args[0]} timed out after {timeout:g}s") from e
-    if check and proc.returncode != 0:
-        raise GitError(f"git {' '.join(args[:2])} failed: {proc.stderr.strip() or proc.stdout.strip()}")
-    return proc.stdout
 
 
 def valid_model_name(name: str) -> bool:

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TypeVar
 
-import yaml
 
 from registry.core.errors import RegistryError, StorageError, UsageError
 
@@ -418,7 +417,7 @@ class Storage:
         """
         import tempfile
 
-        from registry.core.repo import run_git
+        from registry.core.git import run_git
 
         root = Path(root)
         try:

@@ -60,6 +60,7 @@ from registry.packaging.verify import (
     sample_inputs,
     verify_candidate,
 )
+from registry.versions.tags import tagged_commits
 
 MANIFEST = "manifest.json"
 LOADER = "loader.py"
@@ -207,8 +208,8 @@ def card_at_tag(ref: str, repo_root: Path) -> ModelCard:
     name, version = parse_ref(ref)
     repo = RegistryRepo(repo_root)
     tag = f"{name}@v{version}"
-    if version not in repo.version_tags.get(name, {}):
-        known = ", ".join(sorted(repo.version_tags.get(name, {}))) or "none"
+    if version not in tagged_commits(repo).get(name, {}):
+        known = ", ".join(sorted(tagged_commits(repo).get(name, {}))) or "none"
         raise UsageError(f"no version tag {tag} in {repo.root}", f"published versions of {name}: {known}")
     path = card_path(name)
     return load_card(repo.snapshot(tag).read(path) or b"", path).require(f"{tag}: ")

@@ -199,8 +199,9 @@ def push_packages(ref: str, folder: Path, *, root: Path | None = None, storage: 
         StorageError: the remote refuses, stays unreachable, or does not read back what was written.
     """
     from registry.packaging.build import parse_ref
-    from registry.publishing.publish import verify_object
-    from registry.versions.tags import clone_root, read_versions, resolve
+    from registry.core.transfer import verify_object
+    from registry.versions.tags import read_versions, resolve
+    from registry.core.git import clone_root
 
     name, version = parse_ref(ref)
     top = clone_root(root)

@@ -17,8 +17,10 @@ from pydantic import BaseModel, Field
 
 from registry.cards.schema import MODELS_DIR
 from registry.core.errors import StorageError, UsageError
-from registry.core.repo import RegistryRepo, Snapshot, run_git
+from registry.core.repo import RegistryRepo, Snapshot
+from registry.core.git import run_git
 from registry.core.storage import PUBLIC, STAGING, PointerError, Remote, Storage, parse_pointer, with_retries
+from registry.versions.tags import tagged_commits
 
 
 class GcObject(BaseModel):
@@ -77,7 +79,7 @@ def _pointers(snapshot: Snapshot, folders: list[str]) -> set[str]:
 def referenced_objects(repo: RegistryRepo, remote: Remote, *, branches: bool) -> set[str]:
     """md5s that version tags (and, with `branches`, every branch head) refer to, directory listings expanded."""
     refs: set[str] = set()
-    for name, versions in repo.version_tags.items():
+    for name, versions in tagged_commits(repo).items():
         for commit in set(versions.values()):
             refs |= _pointers(repo.snapshot(commit), [f"{MODELS_DIR}/{name}"])
     if branches:

@@ -25,9 +25,10 @@ from pydantic import BaseModel, Field
 from registry.cards.schema import CARD_FILE, MODELS_DIR, NAME_RE, ModelCard, Status, load_card
 from registry.core.errors import CardError, GitError, UsageError
 from registry.cards.lifecycle import Operation, classify
-from registry.versions.listing import cat_files
-from registry.core.repo import run_git
-from registry.versions.tags import SEMVER, read_versions, semver_key
+from registry.core.git import cat_files
+from registry.core.git import run_git
+from registry.versions.tags import read_versions
+from registry.core.semver import SEMVER, semver_key
 
 # Fields that identify a published version (DESIGN.md): changing one needs a new version.
 IDENTITY_FIELDS = ("source.repo", "config", "weights")

@@ -27,6 +27,8 @@ from registry.cards.schema import CARD_FILE, MODELS_DIR, ModelCard, format_size,
 from registry.core.errors import CardError, RegistryError, UsageError
 from registry.core.repo import GitRevision, RegistryRepo, Snapshot
 from registry.core.storage import PUBLIC, Storage, recorded_md5
+from registry.versions.tags import tagged_commits
+from registry.core.semver import semver_key
 
 # Metric names whose smaller values are better, when a card does not say `higher_is_better`.
 _LOWER_IS_BETTER = re.compile(
@@ -38,20 +40,10 @@ _NOT_FIELDS = {"version", "status", "metrics"}
 
 # --------------------------------------------------------------------------- versions
 
-def version_key(version: str) -> tuple:
-    """Sort key for SemVer strings: 1.2.0-rc.1 < 1.2.0 < 1.10.0."""
-    core, _, pre = version.split("+", 1)[0].partition("-")
-    nums = tuple(int(x) if x.isdigit() else 0 for x in core.split("."))
-    if not pre:
-        return (nums, 1, ())
-    parts = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split("."))
-    return (nums, 0, parts)
-
-
 def previous_version(versions: dict[str, str] | list[str], version: str) -> str | None:
     """The highest published version below `version`, or None for a first release."""
-    lower = [v for v in versions if version_key(v) < version_key(version)]
-    return max(lower, key=version_key) if lower else None
+    lower = [v for v in versions if semver_key(v) < semver_key(version)]
+    return max(lower, key=semver_key) if lower else None
 
 
 def normalize_version(text: str) -> str:
@@ -234,7 +226,7 @@ def compare_fields(old: ModelCard, new: ModelCard) -> list[FieldChange]:
 def config_changes(old: ModelVersion, new: ModelVersion) -> tuple[list[FieldChange], str | None]:
     """Values of the config file that differ between two versions (by dotted path), and why the
     files could not be compared, if they could not. A renamed config file is compared too."""
-    from registry.checks.config_file import ConfigSyntaxError, parse_config
+    from registry.cards.config import ConfigSyntaxError, parse_config
 
     values = []
     for version in (old, new):
@@ -359,9 +351,9 @@ def tagged_version(repo: RegistryRepo, name: str, version: str) -> ModelVersion:
     Raises:
         UsageError: no such tag, or the card at the tag is unreadable.
     """
-    commit = repo.version_tags.get(name, {}).get(version)
+    commit = tagged_commits(repo).get(name, {}).get(version)
     if commit is None:
-        known = ", ".join(sorted(repo.version_tags.get(name, {}), key=version_key)) or "none"
+        known = ", ".join(sorted(tagged_commits(repo).get(name, {}), key=semver_key)) or "none"
         raise UsageError(f"{name} has no published version {version} (no tag {name}@v{version})",
                          f"published versions: {known}")
     snap = repo.snapshot(commit)
@@ -430,18 +422,18 @@ def notes_between(repo: RegistryRepo, storage: Storage | None, name: str, to: st
     Raises:
         UsageError: unknown model or version, or `from_` not older than `to`.
     """
-    versions = repo.version_tags.get(name, {})
+    versions = tagged_commits(repo).get(name, {})
     if not versions:
         raise UsageError(f"{name} has no published versions (no {name}@v* tags)",
                          "notes compare published versions; see `git tag -l '{name}@v*'`")
-    to = normalize_version(to) if to else max(versions, key=version_key)
+    to = normalize_version(to) if to else max(versions, key=semver_key)
     new = tagged_version(repo, name, to)
     if from_ is None:
         prev = previous_version(versions, to)
         old = tagged_version(repo, name, prev) if prev else None
     else:
         from_ = normalize_version(from_)
-        if version_key(from_) >= version_key(to):
+        if semver_key(from_) >= semver_key(to):
             raise UsageError(f"--from {from_} is not older than --to {to}", "swap them")
         old = tagged_version(repo, name, from_)
     return build_notes(new, old, storage)

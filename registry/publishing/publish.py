@@ -22,10 +22,7 @@ as a kill would) at one of `FAULT_POINTS`.
 
 from __future__ import annotations
 
-import errno
-import hashlib
 import os
-import re
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -38,13 +35,18 @@ from registry.cards.schema import CARD_FILE, MODELS_DIR, ModelCard, read_card
 from registry.core.errors import CardError, GitError, RegistryError, StorageError
 from registry.cards.lifecycle import Operation, classify, publishes
 from registry.cards.model_files import model_files
-from registry.core.repo import GitRevision, RegistryRepo, run_git
-from registry.core.storage import PUBLIC, STAGING, Pointer, Remote, Storage, with_retries
+from registry.core.repo import GitRevision, RegistryRepo
+from registry.core.git import run_git
+from registry.core.storage import PUBLIC, STAGING, Pointer, Storage
+from registry.core.git import create_tag, local_tag_commit, push_tag, remote_tags
+from registry.core.transfer import copy_object, verify_object
+from registry.versions.tags import deregistration_tag
+from registry.versions.tags import tagged_commits
+from registry.core.semver import semver_key
 
 FAULT_ENV = "REGISTRY_FAULT"
 FAULT_POINTS = ("after-copy", "after-tag", "before-push", "after-push")
 FAULT_EXIT = 86
-_CHUNK = 1 << 21
 T = TypeVar("T")
 
 
@@ -182,29 +184,6 @@ def _warm_imports() -> _Background:
     return _Background(load, "registry-warm-imports")
 
 
-def _content_md5(md5: str) -> str:
-    return md5.removesuffix(".dir")
-
-
-def _is_local(remote: Remote) -> bool:
-    return getattr(remote.fs, "protocol", None) == "local" or type(remote.fs).__name__ == "LocalFileSystem"
-
-
-def _read_object(remote: Remote, md5: str) -> bytes:
-    """A small object's bytes (a directory listing), verified against its md5."""
-    def read() -> bytes:
-        with remote.fs.open(remote.object_path(md5), mode="rb") as f:
-            return f.read()
-    try:
-        data = with_retries(f"reading {md5} from remote '{remote.name}'", read)
-    except FileNotFoundError:
-        raise StorageError(f"object {md5} is not in remote '{remote.name}' ({remote.url})",
-                           f"push it: dvc push -r {remote.name}") from None
-    if hashlib.md5(data).hexdigest() != _content_md5(md5):
-        raise StorageError(f"object {md5} on remote '{remote.name}' is corrupt", "push it again with dvc push")
-    return data
-
-
 def version_objects(snapshot, name: str, card: ModelCard) -> list[tuple[str, Pointer]]:
     """Every object a version consists of: (tracked path, pointer) for each `.dvc` file in its folder,
     resolved by `registry.cards.model_files` exactly as the bot resolved them.
@@ -223,251 +202,7 @@ def version_objects(snapshot, name: str, card: ModelCard) -> list[tuple[str, Poi
     return [(t.path, t.pointer) for t in sorted(files.tracked.values(), key=lambda t: t.path)]
 
 
-def _copy_local(src: Remote, dst: Remote, md5: str, size: int | None) -> None:
-    """Copy an object between two local-folder remotes and verify it on the way.
-
-    The bytes are copied in the kernel, a chunk at a time, under a temporary name; a second
-    thread reads each chunk back from the destination file as soon as it is written and hashes
-    it. The object gets its real name only once the read-back md5 and size match, so a bad copy
-    never looks present, and the verification costs little more time than the copy.
-    """
-    source, target = src.object_path(md5), dst.object_path(md5)
-    tmp = f"{target}.tmp{os.getpid()}"
-
-    def copy() -> tuple[str, int, bool]:
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        placed = False
-        try:
-            got = _copy_reading_back(source, tmp)
-            if got[0] == _content_md5(md5) and (size is None or got[1] == size):
-                try:  # a hard link never replaces an object that appeared meanwhile (unlike a rename)
-                    os.link(tmp, target)
-                    placed = True
-                except FileExistsError:
-                    pass  # someone else's object: verified below, reported when it does not match
-                except OSError:  # a file system without hard links
-                    if not os.path.lexists(target):
-                        os.replace(tmp, target)
-                        placed = True
-            return got[0], got[1], placed
-        finally:
-            if os.path.lexists(tmp):
-                os.unlink(tmp)
-
-    got, n, placed = with_retries(f"copying {md5} from remote '{src.name}' to remote '{dst.name}'", copy)
-    _require_match(dst, md5, size, got, n)
-    if not placed:
-        verify_object(dst, md5, size)  # an object that appeared at the final name meanwhile
-
-
-def _copy_reading_back(source: str, target: str) -> tuple[str, int]:
-    """Copy `source` to a new file `target`; return the md5 and size of `target` as read back."""
-    state = {"written": 0, "done": False}
-    progress = threading.Condition()
-
-    def read_back() -> tuple[str, int]:
-        h, pos = hashlib.md5(), 0
-        with open(target, "rb") as f:
-            while True:
-                with progress:
-                    progress.wait_for(lambda at=pos: state["written"] > at or state["done"])
-                    limit, finished = state["written"], state["done"]
-                while pos < limit:
-                    block = f.read(min(_CHUNK, limit - pos))
-                    if not block:
-                        raise OSError(f"{target} is shorter than what was written to it")
-                    h.update(block)
-                    pos += len(block)
-                if finished and pos >= state["written"]:
-                    return h.hexdigest(), pos
-
-    with open(source, "rb") as fin, open(target, "wb", buffering=0) as fout, \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="registry-read-back") as pool:
-        reading = pool.submit(read_back)
-        try:
-            offset = 0
-            while n := _copy_chunk(fin, fout, offset):
-                offset += n
-                with progress:
-                    state["written"] = offset
-                    progress.notify()
-        finally:
-            with progress:
-                state["done"] = True
-                progress.notify()
-        return reading.result()
-
-
-def _copy_chunk(fin, fout, offset: int) -> int:
-    """Copy up to one chunk at `offset`: in the kernel where the OS and file system offer it,
-    else through a buffer."""
-    if sys.platform.startswith("linux"):
-        try:
-            return os.sendfile(fout.fileno(), fin.fileno(), offset, _CHUNK)
-        except OSError as e:
-            if e.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-                raise
-    block = memoryview(os.pread(fin.fileno(), _CHUNK, offset) if hasattr(os, "pread") else _read_at(fin, offset))
-    written = 0
-    while written < len(block):  # at the descriptor's position, as sendfile writes
-        written += os.write(fout.fileno(), block[written:])
-    return len(block)
-
-
-def _read_at(f, offset: int) -> bytes:
-    f.seek(offset)
-    return f.read(_CHUNK)
-
-
-def _require_match(remote: Remote, md5: str, size: int | None, got: str, n: int) -> None:
-    """Fail when an object read back from `remote` does not have the md5 and size its pointer records."""
-    if got != _content_md5(md5) or (size is not None and n != size):
-        raise StorageError(f"object {md5} on remote '{remote.name}' does not match after the copy "
-                           f"(md5 {got}, {n} bytes; expected {size} bytes)",
-                           "run the publish again; if it repeats, check the remote's storage")
-
-
-def copy_object(storage: Storage, src: Remote, dst: Remote, md5: str, path: str, size: int | None = None) -> bool:
-    """Copy one object from `src` to `dst`: file to file when both are local folders, else via the DVC cache.
-
-    Returns:
-        True when the copy was already read back from `dst` and verified (local folders), False
-        when the caller still has to verify it with `verify_object`.
-
-    Raises:
-        StorageError: the object is missing from `src`, `dst` refuses the write, or a remote stays
-            unreachable after retries; the message names the remote and the object.
-    """
-    try:
-        if _is_local(src) and _is_local(dst):
-            _copy_local(src, dst, md5, size)
-            return True
-        if md5.endswith(".dir"):
-            local = storage.cache_path(md5)
-            local.parent.mkdir(parents=True, exist_ok=True)
-            local.write_bytes(_read_object(src, md5))
-        else:
-            local = storage.fetch(md5, src.name)
-        dst.upload(local, md5, size)  # verified under a temporary name before it becomes visible
-        return False
-    except FileNotFoundError:
-        raise StorageError(f"object {md5} ({path}) is not in remote '{src.name}' ({src.url})",
-                           f"push the weights to staging before merging: dvc push -r {src.name} {path}.dvc") from None
-    except PermissionError as e:
-        raise StorageError(f"remote '{dst.name}' ({dst.url}) refused to store {md5} ({path}): {e}",
-                           f"give the publisher write access to remote '{dst.name}'") from None
-    except StorageError as e:
-        if f"'{src.name}'" in e.message and "not in remote" in e.message:
-            raise StorageError(f"object {md5} ({path}) is not in remote '{src.name}' ({src.url})",
-                               f"push the weights to staging before merging: dvc push -r {src.name} {path}.dvc"
-                               ) from None
-        raise
-
-
-def verify_object(remote: Remote, md5: str, size: int | None) -> None:
-    """Read an object back from the remote and check its md5 and size.
-
-    Raises:
-        StorageError: missing, or content that does not match.
-    """
-    path = remote.object_path(md5)
-
-    def read() -> tuple[str, int]:
-        h, n = hashlib.md5(), 0
-        with remote.fs.open(path, mode="rb") as f:
-            while block := f.read(_CHUNK):
-                h.update(block)
-                n += len(block)
-        return h.hexdigest(), n
-
-    try:
-        got, n = with_retries(f"verifying {md5} on remote '{remote.name}'", read)
-    except FileNotFoundError:
-        raise StorageError(f"object {md5} is missing from remote '{remote.name}' ({remote.url}) right after the copy",
-                           "check that nothing else deletes objects from the remote while publishing") from None
-    if got != _content_md5(md5) or (size is not None and n != size):
-        # Reported, never removed: an object at its final name was either verified before it got
-        # that name by this registry, or written by someone else; deleting it could lose another
-        # version's data. The publish stops before any tag.
-        _require_match(remote, md5, size, got, n)
-
-
 # --------------------------------------------------------------------------- tags
-
-def local_tag_commit(root: Path, tag: str) -> str | None:
-    """The commit a local tag points at, or None."""
-    out = run_git(root, "rev-parse", "-q", "--verify", f"refs/tags/{tag}^{{commit}}", check=False).strip()
-    return out or None
-
-
-def remote_tags(root: Path, remote: str, pattern: str) -> dict[str, str]:
-    """{tag: commit} of the tags matching `pattern` on a git remote (annotated tags peeled)."""
-    try:
-        out = run_git(root, "ls-remote", "--tags", remote, f"refs/tags/{pattern}",
-                      f"refs/tags/{pattern}^{{}}", timeout=60)
-    except GitError as e:
-        raise GitError(f"cannot read tags of git remote '{remote}': {e.message}",
-                       f"check `git remote -v` and the credentials for '{remote}'") from None
-    direct, peeled = {}, {}
-    for line in out.splitlines():
-        sha, _, ref = line.partition("\t")
-        name = ref.removeprefix("refs/tags/")
-        if name.endswith("^{}"):
-            peeled[name[:-3]] = sha
-        else:
-            direct[name] = sha
-    return {name: peeled.get(name, sha) for name, sha in direct.items()}
-
-
-def create_tag(root: Path, tag: str, commit: str, message: str) -> None:
-    """Create an annotated tag with `message` kept verbatim (Markdown headings start with '#')."""
-    git_dir = Path(run_git(root, "rev-parse", "--git-dir").strip())
-    msg = (git_dir if git_dir.is_absolute() else root / git_dir) / f"REGISTRY_TAG_MSG.{os.getpid()}"
-    msg.write_text(message, encoding="utf-8")
-    try:
-        run_git(root, "tag", "-a", "--cleanup=verbatim", "-F", str(msg), tag, commit)
-    finally:
-        msg.unlink(missing_ok=True)
-
-
-def push_tag(root: Path, remote: str, tag: str, commit: str, *, created_here: bool) -> bool:
-    """Push one tag without force; the remote's refusal to overwrite a tag settles races.
-
-    Returns:
-        True when the tag was pushed now, False when the remote already had it on `commit`.
-
-    Raises:
-        GitError: the remote holds the tag on another commit (another publish won); the local tag
-            is removed when this run created it, so nothing is left half-done. Or the push failed.
-    """
-    proc_out = run_git(root, "push", "--porcelain", remote, f"refs/tags/{tag}:refs/tags/{tag}", check=False)
-    flags = [line.split("\t", 1)[0] for line in proc_out.splitlines() if f"refs/tags/{tag}" in line]
-    if flags and flags[0] in ("*", " "):
-        return True
-    if flags and flags[0] == "=":
-        return False
-    on_remote = remote_tags(root, remote, tag).get(tag)
-    if on_remote == commit:
-        return False  # another run pushed the same version from the same commit: same outcome
-    if on_remote is not None:
-        if created_here:
-            run_git(root, "tag", "-d", tag, check=False)
-        raise GitError(f"tag {tag} already exists on git remote '{remote}' at commit {on_remote[:10]}, "
-                       f"not at {commit[:10]}: another publish of this version won; nothing was moved",
-                       "publish a new version (raise `version` in the card) if this commit should be released")
-    raise GitError(f"pushing tag {tag} to git remote '{remote}' failed: {proc_out.strip() or 'no output'}",
-                   f"check the credentials for '{remote}' and re-run `registry publish` (it resumes)")
-
-
-_GTO_COUNTER = re.compile(r"#(\d+)$")
-
-
-def deregistration_tag(root: Path, name: str, version: str) -> str:
-    """The next GTO deregistration tag for a version: `<name>@v<version>!#<n>`, n one above the
-    highest event counter of any tag of this artifact (GTO's own numbering)."""
-    out = run_git(root, "tag", "-l", f"{name}@*", f"{name}#*")
-    counters = [int(m.group(1)) for t in out.split() if (m := _GTO_COUNTER.search(t))]
-    return f"{name}@v{version}!#{max(counters, default=0) + 1}"
 
 
 # --------------------------------------------------------------------------- the run
@@ -607,7 +342,7 @@ class Publisher:
         # the objects are read back: hashing runs with the GIL released, so the two overlap
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="registry-verify") as pool:
             verifying = pool.submit(lambda: [verify_object(dst, o.md5, o.size) for o in unchecked])
-            versions = {v: c for v, c in self.repo.version_tags.get(name, {}).items() if v != card.version}
+            versions = {v: c for v, c in tagged_commits(self.repo).get(name, {}).items() if v != card.version}
             prev = previous_version(versions, card.version)
             old = tagged_version(self.repo, name, prev) if prev else None
             notes = build_notes(ModelVersion(card=card, snapshot=self.head, remote=opts.target), old, self.storage)
@@ -643,7 +378,7 @@ class Publisher:
             result.changelog_updated = add_entry(root / rel, name, card.version, result.notes)
         if opts.notes_dir:
             opts.notes_dir.mkdir(parents=True, exist_ok=True)
-            from registry.publishing.changelog import write_regular
+            from registry.core.files import write_regular
 
             write_regular(opts.notes_dir / f"{tag}.md", result.notes.encode("utf-8"))
         result.action = "already-published" if not result.changed else "published"
@@ -656,15 +391,14 @@ class Publisher:
     def _deprecate(self, name: str, version: str | None, result: ModelPublish) -> None:
         """Withdraw every published version: GTO's deregistration tag on each one that has none yet,
         so that `gto show` and `registry show` agree no version of an offline model is current."""
-        from registry.publishing.notes import version_key
 
         result.version = version
-        versions = self.repo.version_tags.get(name, {})
+        versions = tagged_commits(self.repo).get(name, {})
         if version is None or version not in versions:
             raise GitError(f"{name} asks to be unpublished, but version {version} has no tag {name}@v{version}",
                            "only a published (tagged) version can be withdrawn; check `git tag -l`")
         done, kept = [], []
-        for v in sorted(versions, key=version_key):
+        for v in sorted(versions, key=semver_key):
             tag, created, pushed = self._withdraw(name, v, versions[v])
             result.withdrawn.append(tag)
             result.tag_created |= created
@@ -672,7 +406,7 @@ class Publisher:
             (done if created or pushed else kept).append(f"v{v}")
             if v == version:
                 result.tag = tag
-        shown = ", ".join(f"v{v}" for v in sorted(versions, key=version_key))
+        shown = ", ".join(f"v{v}" for v in sorted(versions, key=semver_key))
         if not done:
             result.action = "already-deprecated"
             result.message = f"{name} {shown} were already withdrawn; public objects kept"
@@ -693,7 +427,7 @@ class Publisher:
         if existing:
             tag = existing[0]
         else:
-            tag = deregistration_tag(root, name, version)
+            tag = deregistration_tag(name, version, run_git(root, "tag", "-l", f"{name}@*", f"{name}#*").split())
             create_tag(root, tag, commit, f"Unpublish {name} v{version}: status set to offline in "
                                           f"{self.head.rev[:10]}. The version's files stay available.\n")
             created = True

@@ -427,7 +427,7 @@ def publish_github(report: TrainingReport, artifacts_dir: Path | None = None) ->
 
 def write_pictures(report: TrainingReport, directory: Path) -> dict[str, str]:
     """Write each structure's picture as `<structure>.svg`; return {structure: file name}."""
-    from registry.checks.report import write_atomic
+    from registry.core.files import write_atomic
 
     Path(directory).mkdir(parents=True, exist_ok=True)
     written = {}

@@ -8,25 +8,16 @@ in a fraction of a second.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from registry.cards.schema import CARD_FILE, MODELS_DIR, ModelCard, Status, format_size, load_card
-from registry.core.errors import CardError, GitError, UsageError
-from registry.versions.tags import (StrayTag, Version, confirm_versions, git_output, latest, read_versions, resolve,
-                               tag_message, withdraw_offline)
-
-
-class CardRecord(BaseModel):
-    """One model's card as read for listing: the validated card, or why it could not be read."""
-
-    name: str
-    card: ModelCard | None = None
-    problem: str | None = None
+from registry.cards.schema import ModelCard, Status, format_size
+from registry.core.errors import UsageError
+from registry.versions.tags import StrayTag, Version, confirm_versions, latest, read_versions, resolve, tag_message, withdraw_offline
+from registry.core.git import run_git
+from registry.cards.bulk import CardRecord, read_cards
 
 
 class ModelSummary(BaseModel):
@@ -58,77 +49,6 @@ class ModelDetails(BaseModel):
 
 
 # --------------------------------------------------------------------------- bulk card reading
-
-def read_cards(root: str | Path, rev: str | None = None, names: list[str] | None = None
-               ) -> dict[str, CardRecord]:
-    """Cards of every model (or of `names`), from the working tree or a revision.
-
-    Raises:
-        GitError: unknown revision.
-    """
-    root = Path(root)
-    if rev is None:
-        if names is None:
-            try:
-                names = sorted(e.name for e in os.scandir(root / MODELS_DIR) if e.is_dir())
-            except FileNotFoundError:
-                names = []
-        blobs: dict[str, bytes | None] = {}
-        for n in names:
-            try:
-                blobs[n] = (root / MODELS_DIR / n / CARD_FILE).read_bytes()
-            except (FileNotFoundError, NotADirectoryError):
-                blobs[n] = None
-    else:
-        commit = git_output(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False).strip()
-        if not commit:
-            raise GitError(f"unknown git revision '{rev}'", "give a branch, tag or commit that exists (git fetch?)")
-        rev = commit
-        if names is None:
-            out = git_output(root, "ls-tree", "-d", "--name-only", f"{rev}:{MODELS_DIR}", check=False)
-            names = sorted(filter(None, out.splitlines()))
-        blobs = dict(zip(names, cat_files(root, [f"{rev}:{MODELS_DIR}/{n}/{CARD_FILE}" for n in names])))
-    return {n: _record(n, data) for n, data in blobs.items() if data is not None}
-
-
-def cat_files(root: str | Path, specs: list[str], kinds: tuple[bytes, ...] = (b"blob",)) -> list[bytes | None]:
-    """Contents of many objects (`<rev>:<path>` or an object id) through one `git cat-file --batch`:
-    those of the given `kinds` (blobs by default; the catalog also reads tag objects), None for the
-    missing and for other kinds."""
-    if not specs:
-        return []
-    proc = subprocess.run(["git", "cat-file", "--batch"], cwd=root, input="\n".join(specs).encode() + b"\n",
-                          capture_output=True)
-    if proc.returncode != 0:
-        raise GitError(f"git cat-file failed: {proc.stderr.decode(errors='replace').strip()}")
-    data, pos, result = proc.stdout, 0, []
-    for _ in specs:
-        end = data.index(b"\n", pos)
-        header = data[pos:end].split(b" ")
-        pos = end + 1
-        if len(header) == 3 and header[1] in kinds:
-            size = int(header[2])
-            result.append(data[pos:pos + size])
-            pos += size + 1
-        elif len(header) == 3:  # a tree or commit: skip its body
-            pos += int(header[2]) + 1
-            result.append(None)
-        else:  # "<spec> missing" / "ambiguous"
-            result.append(None)
-    return result
-
-
-def _record(name: str, data: bytes) -> CardRecord:
-    path = f"{MODELS_DIR}/{name}/{CARD_FILE}"
-    try:
-        loaded = load_card(data, path)
-    except CardError as e:
-        return CardRecord(name=name, problem=str(e))
-    if loaded.card is None:
-        first = loaded.findings[0]
-        where = f"{path}:{first.line}" if first.line else path
-        return CardRecord(name=name, problem=f"{where}: {first.message}")
-    return CardRecord(name=name, card=loaded.card)
 
 
 def model_versions(table: dict[str, list[Version]], record: CardRecord | None, name: str) -> list[Version]:
@@ -238,7 +158,7 @@ def pull_commands(name: str, version: str, repo_url: str, targets: list[str] | t
 
 
 def _origin_url(root: Path) -> str:
-    url = git_output(root, "config", "--get", "remote.origin.url", check=False).strip()
+    url = run_git(root, "config", "--get", "remote.origin.url", check=False).strip()
     return url or str(root)  # a local clone is a valid URL for `--repo` and `dvc artifacts get`
 
 

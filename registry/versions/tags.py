@@ -19,24 +19,27 @@ no history walk.
 from __future__ import annotations
 
 import re
-import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
+
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
 from registry.core.errors import GitError, UsageError
+from registry.core.git import TAG_REF_FORMAT, run_git
+from registry.core.semver import SEMVER, semver_key
 
-SEMVER = (r"(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)"
-          r"(?:-(?:(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-          r"(?:\+[0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*)?")
+if TYPE_CHECKING:
+    from registry.core.repo import RegistryRepo
+
 # GTO's tag grammar (gto/constants.py `tag_re`) restricted to the registry's model names.
 TAG_RE = re.compile(
     r"^(?P<name>[a-z0-9][a-z0-9-]{0,62}[a-z0-9])@"
     rf"(?:v(?P<version>{SEMVER})(?P<cancel>!?)|(?P<deprecated>deprecated))"
     r"(?:#(?P<counter>\d+))?$")
 LATEST = "latest"
-_FORMAT = "%(refname:lstrip=2)%09%(objecttype)%09%(objectname)%09%(*objectname)%09%(creatordate:unix)"
+_COUNTER = re.compile(r"#(\d+)$")  # GTO's event counter, at the end of any tag of a model
 
 
 class Version(BaseModel):
@@ -54,17 +57,6 @@ class Version(BaseModel):
     def prerelease(self) -> bool:
         """Whether the version has a pre-release part (1.0.0-rc.1)."""
         return "-" in self.version.split("+", 1)[0]
-
-
-def semver_key(version: str) -> tuple:
-    """Sort key with SemVer 2.0 precedence (build metadata ignored, pre-releases before releases)."""
-    core, _, _build = version.partition("+")
-    main, dash, pre = core.partition("-")
-    nums = tuple(int(x) for x in main.split("."))
-    if not dash:
-        return nums + (1, ())
-    parts = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split("."))
-    return nums + (0, parts)
 
 
 def parse_version_spec(spec: str) -> tuple[str, str]:
@@ -97,12 +89,12 @@ def read_versions(root: str | Path) -> dict[str, list[Version]]:
         or deprecation tags is already applied; a card's `offline` state is not (see
         `withdraw_offline`).
     """
-    out = git_output(root, "for-each-ref", f"--format={_FORMAT}", "refs/tags")
+    out = run_git(root, "for-each-ref", f"--format={TAG_REF_FORMAT}", "refs/tags")
     return parse_refs(out)
 
 
 def parse_refs(out: str) -> dict[str, list[Version]]:
-    """Build the version table from `git for-each-ref --format=<_FORMAT>` output."""
+    """Build the version table from `git for-each-ref --format=<TAG_REF_FORMAT>` output."""
     versions: dict[str, dict[str, Version]] = {}
     cancelled: dict[str, dict[str, str]] = {}
     deprecated: dict[str, tuple[datetime, str]] = {}
@@ -147,6 +139,12 @@ def parse_refs(out: str) -> dict[str, list[Version]]:
     return table
 
 
+def tagged_commits(repo: RegistryRepo) -> dict[str, dict[str, str]]:
+    """{model name: {version: tagged commit}} of every published version, withdrawn ones included,
+    from the repository's tag refs (read once per `RegistryRepo`)."""
+    return {name: {v.version: v.commit for v in vs} for name, vs in parse_refs(repo.tag_refs).items()}
+
+
 class StrayTag(BaseModel):
     """A version tag that is not a published version: made by hand, not by the publish workflow."""
 
@@ -157,7 +155,7 @@ class StrayTag(BaseModel):
 
 def default_branch(root: str | Path) -> str:
     """The ref of the registry's default branch in a clone or bare clone (origin's HEAD when known)."""
-    ref = git_output(root, "symbolic-ref", "-q", "refs/remotes/origin/HEAD", check=False).strip()
+    ref = run_git(root, "symbolic-ref", "-q", "refs/remotes/origin/HEAD", check=False).strip()
     return ref or "HEAD"
 
 
@@ -170,12 +168,12 @@ def confirm_versions(root: str | Path, versions: list[Version], branch: str | No
 
     One `git rev-list` and one `git cat-file --batch` for all the tags of the model.
     """
-    from registry.versions.listing import cat_files
+    from registry.core.git import cat_files
 
     if not versions:
         return [], []
     branch = branch or default_branch(root)
-    on_branch = set(git_output(root, "rev-list", branch, check=False).split())
+    on_branch = set(run_git(root, "rev-list", branch, check=False).split())
     cards = cat_files(root, [f"{v.commit}:models/{v.name}/model.yaml" for v in versions])
     kept, stray = [], []
     for v, data in zip(versions, cards):
@@ -269,45 +267,16 @@ def resolve(table: dict[str, list[Version]], name: str, version: str) -> Version
 
 def tag_message(root: str | Path, tag: str) -> str:
     """The message of an annotated tag (the version's release notes); empty when there is none."""
-    out = git_output(root, "for-each-ref", "--format=%(contents)", f"refs/tags/{tag}")
+    out = run_git(root, "for-each-ref", "--format=%(contents)", f"refs/tags/{tag}")
     return out.strip()
 
 
 def deregistration_tag(name: str, version: str, existing: list[str]) -> str:
-    """The GTO tag that withdraws one version: `<name>@v<version>!#<n>`, n one above any counter
-    already used by that model's tags (GTO's own numbering, gto/tag.py `name_tag`)."""
-    counters = [int(m["counter"]) for t in existing if (m := TAG_RE.match(t)) and m["name"] == name
-                and m["counter"]]
+    """The GTO tag that withdraws one version: `<name>@v<version>!#<n>`, n one above any event
+    counter already used by that model's tags, whatever their kind (GTO's own numbering,
+    gto/tag.py `name_tag`): `existing` is every tag name, or those matching `<name>@*` and `<name>#*`."""
+    counters = [int(m.group(1)) for t in existing
+                if t.startswith((f"{name}@", f"{name}#")) and (m := _COUNTER.search(t))]
     return f"{name}@v{version}!#{max(counters, default=0) + 1}"
 
 
-def git_output(root: str | Path, *args: str, check: bool = True, timeout: float | None = None) -> str:
-    """stdout of a git command (a failure becomes a GitError).
-
-    `list`, `show` and `pull` use this instead of `registry.core.repo`, whose gitpython import would
-    add a tenth of a second to every listing.
-    """
-    try:
-        proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise GitError(f"git {args[0]} timed out after {timeout:g}s", "check the URL and the network") from None
-    if check and proc.returncode != 0:
-        raise GitError(f"git {' '.join(args[:2])} failed: {proc.stderr.strip() or proc.stdout.strip()}",
-                       "run this inside a clone of the registry")
-    return proc.stdout
-
-
-def clone_root(start: str | Path | None = None) -> Path:
-    """The top folder of the registry clone containing `start` (default: the current directory).
-
-    Raises:
-        UsageError: `start` is not inside a git clone.
-    """
-    import os
-
-    start = Path(start or os.getcwd())
-    top = git_output(start, "rev-parse", "--show-toplevel", check=False).strip() if start.is_dir() else ""
-    if not top:
-        raise UsageError(f"{start} is not inside a clone of the registry",
-                         "run this inside a clone, or pass --repo <registry git URL> (registry pull)")
-    return Path(top)

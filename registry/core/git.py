@@ -1,0 +1,139 @@
+"""Running git: the one wrapper every layer uses, bulk object reads, and finding the clone's root.
+
+Nothing here imports gitpython, so `list`, `show` and `pull` start fast; `registry.core.repo`
+builds the richer views (snapshots, diffs) on top of it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from registry.core.errors import GitError, UsageError
+
+# `git for-each-ref` fields of a tag: name, object type (tag for annotated), object, peeled commit, date.
+TAG_REF_FORMAT = "%(refname:lstrip=2)%09%(objecttype)%09%(objectname)%09%(*objectname)%09%(creatordate:unix)"
+
+
+def run_git(cwd: str | os.PathLike, *args: str, check: bool = True, timeout: float | None = None,
+            env: dict | None = None) -> str:
+    """stdout of a git command; a failure becomes a GitError with git's own message.
+
+    Raises:
+        GitError: git exited non-zero (with `check`), or ran past `timeout` seconds.
+    """
+    try:
+        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        raise GitError(f"git {args[0]} timed out after {timeout:g}s", "check the URL and the network") from None
+    if check and proc.returncode != 0:
+        raise GitError(f"git {' '.join(args[:2])} failed: {proc.stderr.strip() or proc.stdout.strip()}",
+                       "run this inside a clone of the registry")
+    return proc.stdout
+
+
+def cat_files(root: str | Path, specs: list[str], kinds: tuple[bytes, ...] = (b"blob",)) -> list[bytes | None]:
+    """Contents of many objects (`<rev>:<path>` or an object id) through one `git cat-file --batch`:
+    those of the given `kinds` (blobs by default; the catalog also reads tag objects), None for the
+    missing and for other kinds."""
+    if not specs:
+        return []
+    proc = subprocess.run(["git", "cat-file", "--batch"], cwd=root, input="\n".join(specs).encode() + b"\n",
+                          capture_output=True)
+    if proc.returncode != 0:
+        raise GitError(f"git cat-file failed: {proc.stderr.decode(errors='replace').strip()}")
+    data, pos, result = proc.stdout, 0, []
+    for _ in specs:
+        end = data.index(b"\n", pos)
+        header = data[pos:end].split(b" ")
+        pos = end + 1
+        if len(header) == 3 and header[1] in kinds:
+            size = int(header[2])
+            result.append(data[pos:pos + size])
+            pos += size + 1
+        elif len(header) == 3:  # a tree or commit: skip its body
+            pos += int(header[2]) + 1
+            result.append(None)
+        else:  # "<spec> missing" / "ambiguous"
+            result.append(None)
+    return result
+
+
+def clone_root(start: str | Path | None = None) -> Path:
+    """The top folder of the registry clone containing `start` (default: the current directory).
+
+    Raises:
+        UsageError: `start` is not inside a git clone.
+    """
+    start = Path(start or os.getcwd())
+    top = run_git(start, "rev-parse", "--show-toplevel", check=False).strip() if start.is_dir() else ""
+    if not top:
+        raise UsageError(f"{start} is not inside a clone of the registry",
+                         "run this inside a clone, or pass --repo <registry git URL> (registry pull)")
+    return Path(top)
+
+
+def local_tag_commit(root: Path, tag: str) -> str | None:
+    """The commit a local tag points at, or None."""
+    out = run_git(root, "rev-parse", "-q", "--verify", f"refs/tags/{tag}^{{commit}}", check=False).strip()
+    return out or None
+
+
+def remote_tags(root: Path, remote: str, pattern: str) -> dict[str, str]:
+    """{tag: commit} of the tags matching `pattern` on a git remote (annotated tags peeled)."""
+    try:
+        out = run_git(root, "ls-remote", "--tags", remote, f"refs/tags/{pattern}",
+                      f"refs/tags/{pattern}^{{}}", timeout=60)
+    except GitError as e:
+        raise GitError(f"cannot read tags of git remote '{remote}': {e.message}",
+                       f"check `git remote -v` and the credentials for '{remote}'") from None
+    direct, peeled = {}, {}
+    for line in out.splitlines():
+        sha, _, ref = line.partition("\t")
+        name = ref.removeprefix("refs/tags/")
+        if name.endswith("^{}"):
+            peeled[name[:-3]] = sha
+        else:
+            direct[name] = sha
+    return {name: peeled.get(name, sha) for name, sha in direct.items()}
+
+
+def create_tag(root: Path, tag: str, commit: str, message: str) -> None:
+    """Create an annotated tag with `message` kept verbatim (Markdown headings start with '#')."""
+    git_dir = Path(run_git(root, "rev-parse", "--git-dir").strip())
+    msg = (git_dir if git_dir.is_absolute() else root / git_dir) / f"REGISTRY_TAG_MSG.{os.getpid()}"
+    msg.write_text(message, encoding="utf-8")
+    try:
+        run_git(root, "tag", "-a", "--cleanup=verbatim", "-F", str(msg), tag, commit)
+    finally:
+        msg.unlink(missing_ok=True)
+
+
+def push_tag(root: Path, remote: str, tag: str, commit: str, *, created_here: bool) -> bool:
+    """Push one tag without force; the remote's refusal to overwrite a tag settles races.
+
+    Returns:
+        True when the tag was pushed now, False when the remote already had it on `commit`.
+
+    Raises:
+        GitError: the remote holds the tag on another commit (another publish won); the local tag
+            is removed when this run created it, so nothing is left half-done. Or the push failed.
+    """
+    proc_out = run_git(root, "push", "--porcelain", remote, f"refs/tags/{tag}:refs/tags/{tag}", check=False)
+    flags = [line.split("\t", 1)[0] for line in proc_out.splitlines() if f"refs/tags/{tag}" in line]
+    if flags and flags[0] in ("*", " "):
+        return True
+    if flags and flags[0] == "=":
+        return False
+    on_remote = remote_tags(root, remote, tag).get(tag)
+    if on_remote == commit:
+        return False  # another run pushed the same version from the same commit: same outcome
+    if on_remote is not None:
+        if created_here:
+            run_git(root, "tag", "-d", tag, check=False)
+        raise GitError(f"tag {tag} already exists on git remote '{remote}' at commit {on_remote[:10]}, "
+                       f"not at {commit[:10]}: another publish of this version won; nothing was moved",
+                       "publish a new version (raise `version` in the card) if this commit should be released")
+    raise GitError(f"pushing tag {tag} to git remote '{remote}' failed: {proc_out.strip() or 'no output'}",
+                   f"check the credentials for '{remote}' and re-run `registry publish` (it resumes)")

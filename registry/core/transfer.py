@@ -1,0 +1,213 @@
+"""Copying DVC objects between remotes, verified: nothing reaches its final name unread.
+
+An object is written under a temporary name, read back and hashed, and only then renamed to its
+content address; a local-to-local copy reads the source once and writes and hashes in one pass.
+Publish (staging → public) and package uploads use it.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from registry.core.errors import StorageError
+from registry.core.storage import Remote, Storage, with_retries
+
+
+_CHUNK = 1 << 21
+
+
+def _content_md5(md5: str) -> str:
+    return md5.removesuffix(".dir")
+
+
+def _is_local(remote: Remote) -> bool:
+    return getattr(remote.fs, "protocol", None) == "local" or type(remote.fs).__name__ == "LocalFileSystem"
+
+
+def _read_object(remote: Remote, md5: str) -> bytes:
+    """A small object's bytes (a directory listing), verified against its md5."""
+    def read() -> bytes:
+        with remote.fs.open(remote.object_path(md5), mode="rb") as f:
+            return f.read()
+    try:
+        data = with_retries(f"reading {md5} from remote '{remote.name}'", read)
+    except FileNotFoundError:
+        raise StorageError(f"object {md5} is not in remote '{remote.name}' ({remote.url})",
+                           f"push it: dvc push -r {remote.name}") from None
+    if hashlib.md5(data).hexdigest() != _content_md5(md5):
+        raise StorageError(f"object {md5} on remote '{remote.name}' is corrupt", "push it again with dvc push")
+    return data
+
+
+def _copy_local(src: Remote, dst: Remote, md5: str, size: int | None) -> None:
+    """Copy an object between two local-folder remotes and verify it on the way.
+
+    The bytes are copied in the kernel, a chunk at a time, under a temporary name; a second
+    thread reads each chunk back from the destination file as soon as it is written and hashes
+    it. The object gets its real name only once the read-back md5 and size match, so a bad copy
+    never looks present, and the verification costs little more time than the copy.
+    """
+    source, target = src.object_path(md5), dst.object_path(md5)
+    tmp = f"{target}.tmp{os.getpid()}"
+
+    def copy() -> tuple[str, int, bool]:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        placed = False
+        try:
+            got = _copy_reading_back(source, tmp)
+            if got[0] == _content_md5(md5) and (size is None or got[1] == size):
+                try:  # a hard link never replaces an object that appeared meanwhile (unlike a rename)
+                    os.link(tmp, target)
+                    placed = True
+                except FileExistsError:
+                    pass  # someone else's object: verified below, reported when it does not match
+                except OSError:  # a file system without hard links
+                    if not os.path.lexists(target):
+                        os.replace(tmp, target)
+                        placed = True
+            return got[0], got[1], placed
+        finally:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+
+    got, n, placed = with_retries(f"copying {md5} from remote '{src.name}' to remote '{dst.name}'", copy)
+    _require_match(dst, md5, size, got, n)
+    if not placed:
+        verify_object(dst, md5, size)  # an object that appeared at the final name meanwhile
+
+
+def _copy_reading_back(source: str, target: str) -> tuple[str, int]:
+    """Copy `source` to a new file `target`; return the md5 and size of `target` as read back."""
+    state = {"written": 0, "done": False}
+    progress = threading.Condition()
+
+    def read_back() -> tuple[str, int]:
+        h, pos = hashlib.md5(), 0
+        with open(target, "rb") as f:
+            while True:
+                with progress:
+                    progress.wait_for(lambda at=pos: state["written"] > at or state["done"])
+                    limit, finished = state["written"], state["done"]
+                while pos < limit:
+                    block = f.read(min(_CHUNK, limit - pos))
+                    if not block:
+                        raise OSError(f"{target} is shorter than what was written to it")
+                    h.update(block)
+                    pos += len(block)
+                if finished and pos >= state["written"]:
+                    return h.hexdigest(), pos
+
+    with open(source, "rb") as fin, open(target, "wb", buffering=0) as fout, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="registry-read-back") as pool:
+        reading = pool.submit(read_back)
+        try:
+            offset = 0
+            while n := _copy_chunk(fin, fout, offset):
+                offset += n
+                with progress:
+                    state["written"] = offset
+                    progress.notify()
+        finally:
+            with progress:
+                state["done"] = True
+                progress.notify()
+        return reading.result()
+
+
+def _copy_chunk(fin, fout, offset: int) -> int:
+    """Copy up to one chunk at `offset`: in the kernel where the OS and file system offer it,
+    else through a buffer."""
+    if sys.platform.startswith("linux"):
+        try:
+            return os.sendfile(fout.fileno(), fin.fileno(), offset, _CHUNK)
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise
+    block = memoryview(os.pread(fin.fileno(), _CHUNK, offset) if hasattr(os, "pread") else _read_at(fin, offset))
+    written = 0
+    while written < len(block):  # at the descriptor's position, as sendfile writes
+        written += os.write(fout.fileno(), block[written:])
+    return len(block)
+
+
+def _read_at(f, offset: int) -> bytes:
+    f.seek(offset)
+    return f.read(_CHUNK)
+
+
+def _require_match(remote: Remote, md5: str, size: int | None, got: str, n: int) -> None:
+    """Fail when an object read back from `remote` does not have the md5 and size its pointer records."""
+    if got != _content_md5(md5) or (size is not None and n != size):
+        raise StorageError(f"object {md5} on remote '{remote.name}' does not match after the copy "
+                           f"(md5 {got}, {n} bytes; expected {size} bytes)",
+                           "run the publish again; if it repeats, check the remote's storage")
+
+
+def copy_object(storage: Storage, src: Remote, dst: Remote, md5: str, path: str, size: int | None = None) -> bool:
+    """Copy one object from `src` to `dst`: file to file when both are local folders, else via the DVC cache.
+
+    Returns:
+        True when the copy was already read back from `dst` and verified (local folders), False
+        when the caller still has to verify it with `verify_object`.
+
+    Raises:
+        StorageError: the object is missing from `src`, `dst` refuses the write, or a remote stays
+            unreachable after retries; the message names the remote and the object.
+    """
+    try:
+        if _is_local(src) and _is_local(dst):
+            _copy_local(src, dst, md5, size)
+            return True
+        if md5.endswith(".dir"):
+            local = storage.cache_path(md5)
+            local.parent.mkdir(parents=True, exist_ok=True)
+            local.write_bytes(_read_object(src, md5))
+        else:
+            local = storage.fetch(md5, src.name)
+        dst.upload(local, md5, size)  # verified under a temporary name before it becomes visible
+        return False
+    except FileNotFoundError:
+        raise StorageError(f"object {md5} ({path}) is not in remote '{src.name}' ({src.url})",
+                           f"push the weights to staging before merging: dvc push -r {src.name} {path}.dvc") from None
+    except PermissionError as e:
+        raise StorageError(f"remote '{dst.name}' ({dst.url}) refused to store {md5} ({path}): {e}",
+                           f"give the publisher write access to remote '{dst.name}'") from None
+    except StorageError as e:
+        if f"'{src.name}'" in e.message and "not in remote" in e.message:
+            raise StorageError(f"object {md5} ({path}) is not in remote '{src.name}' ({src.url})",
+                               f"push the weights to staging before merging: dvc push -r {src.name} {path}.dvc"
+                               ) from None
+        raise
+
+
+def verify_object(remote: Remote, md5: str, size: int | None) -> None:
+    """Read an object back from the remote and check its md5 and size.
+
+    Raises:
+        StorageError: missing, or content that does not match.
+    """
+    path = remote.object_path(md5)
+
+    def read() -> tuple[str, int]:
+        h, n = hashlib.md5(), 0
+        with remote.fs.open(path, mode="rb") as f:
+            while block := f.read(_CHUNK):
+                h.update(block)
+                n += len(block)
+        return h.hexdigest(), n
+
+    try:
+        got, n = with_retries(f"verifying {md5} on remote '{remote.name}'", read)
+    except FileNotFoundError:
+        raise StorageError(f"object {md5} is missing from remote '{remote.name}' ({remote.url}) right after the copy",
+                           "check that nothing else deletes objects from the remote while publishing") from None
+    if got != _content_md5(md5) or (size is not None and n != size):
+        # Reported, never removed: an object at its final name was either verified before it got
+        # that name by this registry, or written by someone else; deleting it could lose another
+        # version's data. The publish stops before any tag.
+        _require_match(remote, md5, size, got, n)
