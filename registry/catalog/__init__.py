@@ -8,6 +8,11 @@ server (`serve`). Templates and static assets ship as package data in `templates
 It reads the registry only through the registry's reading modules (card, listing, versions,
 package_index, storage, graph) and never imports packaging, compression or training: building the
 catalog must stay cheap and safe to run after every publish.
+
+May import: `registry.core`, `registry.formats`, `registry.cards`, `registry.versions`,
+`registry.publishing` (release notes) and `registry.packaging.index` (package listings only).
+Must not import training (its peer), the API or the CLI; a test checks that a build loads no
+packaging, compression or training code.
 """
 
 from __future__ import annotations

@@ -3,7 +3,12 @@
 `run_checks` reads each model's card at the head (and base) snapshot once, runs every check on it
 and returns a `CheckReport`. A check yields `Finding`s; it never raises for a problem in the
 model (that is a finding), only for infrastructure failures (`StorageError`, `GitError`), which
-stop the run with their own exit code.
+stop the run with their own exit code. The report's renderings (`report`) and GitHub's formats
+(`github`) live here too.
+
+May import: every capability below it (core, formats, cards, versions, packaging, compression,
+publishing, consuming), to judge a pull request as publish and packaging will act on it. Must not
+import training, the catalog, the API or the CLI.
 """
 
 from __future__ import annotations

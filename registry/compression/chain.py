@@ -37,9 +37,9 @@ from registry.core.errors import CompressionError, RegistryError, UsageError
 from registry.compression.evaluation import (EvalData, check_feeds, compute_metric, load_npz, median_latency_ms, metric_def,
                                  run_model, session_for)
 from registry.versions.tags import tagged_commits
+from registry.compression.onnx_files import ONNX_OVERHEAD, compact_model
 
 FLOAT_TYPES = (1, 10, 11, 16)  # onnx TensorProto FLOAT, FLOAT16, DOUBLE, BFLOAT16
-ONNX_OVERHEAD = 64  # bytes any ONNX file needs beyond its tensors (header, one node, i/o)
 
 
 # --------------------------------------------------------------------------- target
@@ -460,76 +460,6 @@ def _run_method(method, job: CompressJob, workdir: Path, report):
         raise CompressionError(f"method '{method.name}' failed on {job.model_path.name}: {type(e).__name__}: {e}",
                                f"leave it out (--methods without {method.name}); re-run with --traceback to "
                                "see where") from e
-
-
-def compact_model(path: Path) -> None:
-    """Shrink an ONNX file without changing what it computes: short internal names, no shape annotations.
-
-    Quantizers write long tensor names (`onnx::MatMul_186_quantized_scale`) and value_info; on small
-    models that is a tenth of the file. Graph inputs and outputs keep their names.
-    """
-    import onnx
-
-    model = onnx.load(str(path))
-    g = model.graph
-    keep = {v.name for v in g.input} | {v.name for v in g.output}
-    names: dict[str, str] = {}
-
-    def short(name: str) -> str:
-        if not name or name in keep:
-            return name
-        if name not in names:
-            names[name] = f"t{len(names):x}"
-        return names[name]
-
-    def rename(graph) -> None:
-        for t in graph.initializer:
-            t.name = short(t.name)
-            t.doc_string = ""
-        for t in graph.sparse_initializer:
-            t.values.name = short(t.values.name)
-        for i, node in enumerate(graph.node):
-            node.name = f"n{i:x}"
-            node.doc_string = ""
-            node.input[:] = [short(x) for x in node.input]
-            node.output[:] = [short(x) for x in node.output]
-            for a in node.attribute:
-                if a.type == onnx.AttributeProto.GRAPH:
-                    rename(a.g)
-                for sub in a.graphs:
-                    rename(sub)
-        for v in graph.input:
-            v.name = short(v.name)
-        del graph.value_info[:]
-
-    rename(g)
-    _topological_sort(g)
-    model.doc_string = ""
-    onnx.checker.check_model(model)
-    tmp = path.with_name(path.name + ".compact")
-    onnx.save(model, str(tmp))
-    os.replace(tmp, path)
-
-
-def _topological_sort(graph) -> None:
-    """Order nodes so each comes after its inputs' producers (converters sometimes append casts last)."""
-    available = {v.name for v in graph.input} | {t.name for t in graph.initializer} | {""}
-    pending = list(graph.node)
-    ordered = []
-    while pending:
-        ready = [n for n in pending if all(x in available for x in n.input)]
-        if not ready:  # a cycle or a dangling input: leave the order alone, the checker will say
-            return
-        for n in ready:
-            ordered.append(n)
-            available.update(n.output)
-        done = {id(n) for n in ready}
-        pending = [n for n in pending if id(n) not in done]
-    copies = [type(n)() for n in ordered]
-    for c, n in zip(copies, ordered):
-        c.CopyFrom(n)
-    del graph.node[:]
-    graph.node.extend(copies)
 
 
 def _all_method_names() -> list[str]:

@@ -8,7 +8,8 @@ import onnx
 import pytest
 
 from registry.cards.schema import load_card
-from registry.compression.chain import CompressRequest, compact_model, prepare_job
+from registry.compression.chain import CompressRequest, prepare_job
+from registry.compression.onnx_files import compact_model
 from registry.compression.methods import build_method
 
 

@@ -103,7 +103,7 @@ class CalibrationReader:
 
 def int8_floor(job) -> int:
     """Smallest size an int8 encoding of the job's model can have: one byte per float weight."""
-    from registry.compression.chain import ONNX_OVERHEAD
+    from registry.compression.onnx_files import ONNX_OVERHEAD
 
     n, _ = job.float_params()
     return ONNX_OVERHEAD + n

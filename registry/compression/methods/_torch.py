@@ -281,7 +281,7 @@ def finish(job, module, x: np.ndarray, workdir: Path, tag: str, quantize: bool):
     path = export_onnx(module, x, workdir / f"{tag}.onnx", inp, out)
     if quantize:
         path = quantize_int8(path, workdir / f"{tag}-int8.onnx")
-    from registry.compression.chain import compact_model
+    from registry.compression.onnx_files import compact_model
 
     compact_model(path)  # sizes compared with the target are those of the final file
     return path, job.metric_of(path)
@@ -301,7 +301,7 @@ def student_floor(job, widths: list[list[int]], quantize: bool) -> int | None:
     first = 8 if np.issubdtype(x.dtype, np.integer) else int(np.prod(x.shape[1:]))  # token models: 8-wide embedding
     dims = [first, *min(widths, key=sum), int(np.prod(job.reference.shape[1:]))]
     params = sum(a * b for a, b in zip(dims, dims[1:]))
-    from registry.compression.chain import ONNX_OVERHEAD
+    from registry.compression.onnx_files import ONNX_OVERHEAD
 
     return ONNX_OVERHEAD + params * (1 if quantize else 4)
 

@@ -42,7 +42,7 @@ class Fp16(Method):
         return Candidate(out)
 
     def size_floor(self, job) -> int:
-        from registry.compression.chain import ONNX_OVERHEAD
+        from registry.compression.onnx_files import ONNX_OVERHEAD
 
         n, _ = job.float_params()
         return ONNX_OVERHEAD + 2 * n

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from registry.compression.chain import compact_model
+from registry.compression.onnx_files import compact_model
 from registry.core.errors import CompressionError
 from registry.compression.methods import Candidate, Method, MethodConfig, MethodMiss, register
 from registry.compression.methods._quant import int8_floor, named_copy, quantization_api

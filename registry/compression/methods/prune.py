@@ -123,7 +123,7 @@ def _floor(job, amounts: list[float], quantize: bool) -> int | None:
     valid = [a for a in amounts if 0 < a < 1]
     if not valid:
         return None
-    from registry.compression.chain import ONNX_OVERHEAD
+    from registry.compression.onnx_files import ONNX_OVERHEAD
 
     n, _ = job.float_params()
     # every weight matrix keeps at least (1 - a)^2 of its entries (rows and columns both pruned)
