@@ -23,13 +23,28 @@ def test_there_are_workflows():
 
 @pytest.mark.parametrize("workflow", workflow_files(), ids=lambda p: p.name)
 def test_workflow_passes_actionlint(workflow):
-    proc = subprocess.run(
-        [str(tool("actionlint")), "-no-color", str(workflow)],
+    proc = actionlint(workflow)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def actionlint(workflow: Path) -> subprocess.CompletedProcess:
+    """actionlint with shellcheck (so the shell of every `run:` step is linted too)."""
+    return subprocess.run(
+        [str(tool("actionlint")), "-no-color", f"-shellcheck={tool('shellcheck')}", str(workflow)],
         capture_output=True,
         text=True,
         cwd=WORKFLOWS.parent.parent,
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_actionlint_lints_the_shell_of_run_steps(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text(
+        "on: push\npermissions: {}\njobs:\n  j:\n    runs-on: ubuntu-latest\n    permissions: {}\n"
+        "    steps:\n      - run: rm -rf $FOLDER/*\n"
+    )
+    proc = actionlint(bad)
+    assert proc.returncode != 0 and "SC2086" in proc.stdout, proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("workflow", workflow_files(), ids=lambda p: p.name)
