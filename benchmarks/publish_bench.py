@@ -109,7 +109,7 @@ def main() -> None:
         # the parts `dvc push` does not have, timed alone: the copy with its read-back
         # verification, and the model summary of the release notes
         from registry.formats.graph import summarize
-        from registry.publishing.publish import _copy_reading_back
+        from registry.core.transfer import _copy_reading_back
 
         obj = next(p for p in (storage / "public" / "files" / "md5").rglob("*") if p.is_file())
         start = time.perf_counter()
