@@ -10,6 +10,7 @@ for cycles (they never run).
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -201,3 +202,23 @@ def test_a_cycle_is_reported_but_a_type_only_import_is_not(tmp_path):
     (package / "core/b.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
                                        "    from registry.core import a\n")
     assert cycles(import_graph(package)) == []
+
+
+# --------------------------------------------------------------------------- the documents agree
+
+def _subpackages() -> set[str]:
+    return {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
+
+
+def test_readme_layout_names_every_subpackage():
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Layout", 1)[1].split("```", 2)[1]
+    listed = {m.group(1) for m in re.finditer(r"^  ([a-z_]+)/ ", block, re.M)}
+    assert listed == _subpackages()
+
+
+def test_architecture_doc_shows_the_layers_of_this_test():
+    doc = (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (\d+) \| `([a-z_]+)/` \|", doc, re.M)
+    assert {name: int(rank) for rank, name in rows} == RANK
+    assert set(RANK) == _subpackages()
