@@ -99,6 +99,11 @@ def copy_registry(d: Demo) -> None:
           "it is the publisher's checkout. Its DVC remotes point at folders of this demo, so nothing "
           "real is touched.")
     d.sh("git", "clone", "-q", "--bare", "--no-hardlinks", REPO, d.origin, cwd=d.work)
+    # origin's main is the commit checked out here, whatever branch (or detached HEAD) that is
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                          check=True).stdout.strip()
+    d.sh("git", "--git-dir", d.origin, "update-ref", "refs/heads/main", head, cwd=d.work)
+    d.sh("git", "--git-dir", d.origin, "symbolic-ref", "HEAD", "refs/heads/main", cwd=d.work)
     d.sh("git", "clone", "-q", d.origin, d.clone, cwd=d.work)
     d.sh("git", "checkout", "-q", "-B", "main")
     for remote in ("staging", "public"):
