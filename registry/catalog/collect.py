@@ -28,7 +28,7 @@ from registry.catalog.records import (CatalogMetric, CatalogModel, CatalogPackag
                                       GraphInfo, Lineage)
 from registry.core.errors import CardError, RegistryError, UsageError
 from registry.core.git import cat_files
-from registry.versions.tags import _FORMAT as TAG_FORMAT  # the format parse_refs reads
+from registry.core.git import TAG_REF_FORMAT as TAG_FORMAT  # the format parse_refs reads
 from registry.versions.tags import Version, latest, parse_refs, withdraw_offline
 from registry.core.git import run_git
 
