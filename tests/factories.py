@@ -231,7 +231,7 @@ def publish_version(reg: Registry, name: str, version: str, *, weights: bytes | 
     `<name>@v<version>` whose message is the notes. Returns the tagged commit."""
     import shutil
 
-    from registry.publishing.lifecycle_ops import edit_card_text
+    from registry.cards.writer import edit_card_text
     from registry.core.storage import parse_pointer
 
     folder = reg.root / "models" / name

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from registry.core.errors import UsageError
-from registry.publishing.lifecycle_ops import (edit_card_text, request_delete, request_edit, request_publish,
+from registry.publishing.lifecycle_ops import (request_delete, request_edit, request_publish,
                                     request_unpublish)
 from factories import withdraw_version
 
@@ -175,16 +175,6 @@ def test_json_output_carries_the_commands(published_registry):
 def test_unknown_model(published_registry):
     with pytest.raises(UsageError, match="no model named 'ghost'"):
         request_unpublish(published_registry.root, "ghost")
-
-
-def test_round_trip_editor_keeps_comments_and_the_authors_indentation():
-    text = ("name: m1  # the name\nstatus: unpublished\nmetrics:\n    - name: acc   # top-1\n"
-            "      value: 0.9\n      dataset: d\n")
-    out = edit_card_text(text, {("version",): "1.0.0", ("metrics", 0, "value"): 0.91,
-                                ("tags",): ["a"]})
-    assert out.startswith("name: m1  # the name\nversion: 1.0.0\n")
-    assert "    - name: acc   # top-1\n      value: 0.91\n" in out
-    assert "tags:\n    - a" in out
 
 
 def test_a_bad_model_name_is_refused_before_git_is_asked(published_registry):

@@ -170,6 +170,11 @@ def test_new_reports_a_bad_field_value_as_a_usage_error(registry_repo, inputs, c
                                 "--config", str(inputs["config"]), *REQUIRED, "--version", "v1.0",
                                 capsys=capsys)
     assert code == 2 and "'version': write the version without a leading 'v': 1.0" in err
+    new = ("new", "digits-mlp", "--weights", str(inputs["weights"]),
+           "--config", str(inputs["config"]))
+    code, _, err = registry_cli(registry_repo.root, *new, *REQUIRED, "--source-commit", "HEAD",
+                                capsys=capsys)
+    assert code == 2 and "'source.commit': must be a commit id" in err and "Traceback" not in err
     code, _, err = registry_cli(registry_repo.root, "new", "digits-mlp", "--weights", str(inputs["weights"]),
                                 "--config", str(inputs["config"]), *REQUIRED, "--metric", "accuracy=high",
                                 capsys=capsys)

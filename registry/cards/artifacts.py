@@ -10,13 +10,13 @@ fails when they are out of date, so a pull request that adds a model also declar
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
 from registry.cards.schema import MODELS_DIR, ModelCard
 from registry.core.errors import CardError
+from registry.core.files import write_atomic
 
 DVC_YAML = "dvc.yaml"
 
@@ -94,6 +94,19 @@ def render_artifacts(current: str | None, cards: dict[str, ModelCard]) -> tuple[
     return buf.getvalue(), sync
 
 
+def remove_artifact(current: str, name: str) -> str | None:
+    """dvc.yaml text without model `name`'s artifact entry (comments and the rest kept); None when
+    it declares no such artifact."""
+    y = _yaml()
+    data = y.load(current)
+    if not data or not hasattr(data, "get") or (data.get("artifacts") or {}).get(name) is None:
+        return None
+    del data["artifacts"][name]
+    buf = io.StringIO()
+    y.dump(data, buf)
+    return buf.getvalue()
+
+
 def _plain(node) -> object:
     if hasattr(node, "items"):
         return {k: _plain(v) for k, v in node.items()}
@@ -129,8 +142,6 @@ def sync_artifacts(root: str | Path, *, check: bool = False) -> ArtifactsSync:
             y.dump(data, buf)
             text = buf.getvalue()
     if not check and not sync.in_sync:
-        tmp = path.with_name(f".{DVC_YAML}.{os.getpid()}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        write_atomic(path, text)
         sync.written = True
     return sync

@@ -17,37 +17,49 @@ from pathlib import Path, PurePosixPath
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
-from registry.cards.schema import (CARD_FILE, MODELS_DIR, NAME_RE, Metric, ModelCard, Source, Status, Task,
-                           load_card)
-from registry.core.errors import RegistryError, StorageError, UsageError
-from registry.core.storage import STAGING, parse_pointer
+from registry.cards.schema import (CARD_FILE, MODELS_DIR, NAME_RE, Metric, ModelCard, Source,
+                                   Status, Task)
+from registry.cards.writer import render_card, schema_reference
+from registry.core.errors import StorageError, UsageError
+from registry.core.storage import dvc_add, dvc_push
 
-SCHEMA_FILE = "docs/model-card.schema.json"
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 NAME_RULE = ("2 to 64 characters of lowercase letters, digits and '-', "
              "starting and ending with a letter or digit (e.g. digits-cnn)")
 
 
-class NewModel(BaseModel):
-    """What a publisher says about a model they add (the answers of `registry new`)."""
+_CARD = ModelCard.model_fields
+_SOURCE = Source.model_fields
 
-    name: str = Field(description="model name, also the folder under models/")
+
+class NewModel(BaseModel):
+    """What a publisher says about a model they add (the answers of `registry new`).
+
+    The card's own fields come with the card's defaults and descriptions (`ModelCard`); `weights`,
+    `config` and `pytorch` are the files to copy in, and `source_*` make the card's `source`.
+    """
+
+    name: str = _CARD["name"]
     weights: Path = Field(description="weights/structure file to copy in and track with DVC (ONNX)")
     config: Path = Field(description="config file to copy in (yaml or json): the training hyper-parameters")
-    task: Task = Field(description="training task category")
-    project: str = Field(description="business project the model belongs to")
-    source_repo: str = Field(description="git URL of the training code")
-    source_commit: str | None = Field(None, description="commit of the training code")
-    source_path: str | None = Field(None, description="where the training code is inside its repository "
-                                                      "(required with source_repo 'self')")
-    version: str | None = Field(None, description="SemVer version; may be left for publish time")
-    description: str | None = Field(None, description="what the model does")
-    license: str | None = Field(None, description="SPDX license id")
-    owners: list[str] = Field(default_factory=list, description="code owners (@user or @org/team)")
-    tags: list[str] = Field(default_factory=list, description="free labels")
-    metrics: list[Metric] = Field(default_factory=list, description="evaluation metrics")
+    task: Task = _CARD["task"]
+    project: str = _CARD["project"]
+    source_repo: str = _SOURCE["repo"]
+    source_commit: str | None = _SOURCE["commit"]
+    source_path: str | None = _SOURCE["path"]
+    version: str | None = _CARD["version"]
+    description: str | None = _CARD["description"]
+    license: str | None = _CARD["license"]
+    owners: list[str] = _CARD["owners"]
+    tags: list[str] = _CARD["tags"]
+    metrics: list[Metric] = _CARD["metrics"]
     pytorch: Path | None = Field(None, description="PyTorch source of the same model (.pt2 ExportedProgram) to "
                                  "copy in and track with DVC, for the native mobile runtimes")
+
+
+# The card fields a request gives as they are; its files are copied in under their own names.
+_FILES = ("weights", "config", "pytorch")
+_GIVEN = [k for k in NewModel.model_fields if k in _CARD and k not in _FILES]
 
 
 class NewModelResult(BaseModel):
@@ -141,27 +153,6 @@ def check_config(path: Path) -> None:
                          "fix the file's syntax, then run the command again") from None
 
 
-def render_card(card: ModelCard, schema: str) -> str:
-    """The text of `model.yaml` for a card, with the `$schema` line editors read."""
-    import jinja2
-
-    env = jinja2.Environment(loader=jinja2.PackageLoader("registry", "templates"),
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    env.filters["yaml"] = _yaml_scalar
-    return env.get_template("model.yaml.j2").render(card=card, schema=schema).rstrip("\n") + "\n"
-
-
-def _yaml_scalar(value) -> str:
-    """A scalar written as YAML would read it back (quoted where needed)."""
-    text = yaml.safe_dump(value, default_flow_style=True, width=10_000, allow_unicode=True)
-    return text.removesuffix("\n...\n").strip()
-
-
-def schema_reference(folder: Path, root: Path) -> str:
-    """The `$schema` value for a card in `folder`: the committed schema, relative to the card."""
-    return os.path.relpath(Path(root) / SCHEMA_FILE, folder).replace(os.sep, "/")
-
-
 def new_model(root: str | os.PathLike, request: NewModel, *, push: bool = False) -> NewModelResult:
     """Scaffold `models/<name>/`: copy the weights and config, `dvc add` the weights, write the card.
 
@@ -206,28 +197,26 @@ def new_model(root: str | os.PathLike, request: NewModel, *, push: bool = False)
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; a model folder is not
         shutil.copyfile(weights, tmp / weights_name)
         shutil.copyfile(config, tmp / config_name)
-        dvc_add(root, tmp / weights_name)
+        pointer = dvc_add(root, tmp / weights_name)
         pointer_path = tmp / (weights_name + ".dvc")
-        pointer = parse_pointer(pointer_path.read_text())
+        pointers = [pointer_path]
         if pytorch is not None:
             shutil.copyfile(pytorch, tmp / pytorch_name)
             dvc_add(root, tmp / pytorch_name)
+            pointers.append(tmp / (pytorch_name + ".dvc"))
         card = _build_card(
-            name=request.name, version=request.version, status=Status.unpublished, task=request.task,
-            project=request.project,
-            source=Source(repo=request.source_repo, commit=request.source_commit, path=request.source_path),
-            config=config_name, weights=weights_name, size=pointer.size, metrics=request.metrics,
-            description=request.description, license=request.license, owners=request.owners,
-            tags=request.tags, pytorch=pytorch_name)
-        text = render_card(card, schema_reference(folder, root))
-        loaded = load_card(text, f"{MODELS_DIR}/{request.name}/{CARD_FILE}")
-        if loaded.findings:  # every field came through pydantic already; this guards the template
-            raise RegistryError(f"the generated card is invalid: {loaded.findings[0].message}")
+            **{k: getattr(request, k) for k in _GIVEN}, status=Status.unpublished,
+            source={"repo": request.source_repo, "commit": request.source_commit,
+                    "path": request.source_path},
+            config=config_name, weights=weights_name, size=pointer.size, pytorch=pytorch_name)
+        text = render_card(card, schema=schema_reference(folder, root))
         (tmp / CARD_FILE).write_text(text, encoding="utf-8")
         if push:
-            dvc_push(root, pointer_path)
-            if pytorch is not None:
-                dvc_push(root, tmp / (pytorch_name + ".dvc"))
+            try:
+                dvc_push(root, pointers)
+            except StorageError as e:
+                raise StorageError(e.message,
+                                   f"{e.hint}; nothing was written to {MODELS_DIR}/") from None
         if folder.exists():
             raise UsageError(f"{MODELS_DIR}/{request.name} appeared while scaffolding; not overwriting it")
         os.rename(tmp, folder)
@@ -257,34 +246,6 @@ def _build_card(**fields) -> ModelCard:
         where = ".".join(str(p) for p in err["loc"]) or "card"
         raise UsageError(f"'{where}': {err['msg'].removeprefix('Value error, ')}",
                          "correct that option and run the command again") from None
-
-
-def dvc_add(root: Path, path: Path) -> None:
-    """`dvc add` one file (DVC writes `<file>.dvc` and a `.gitignore` next to it)."""
-    from dvc.exceptions import DvcException
-    from dvc.repo import Repo
-
-    try:
-        with Repo(str(root)) as repo:
-            repo.scm_context.quiet = True  # its "git add" advice would name the temporary folder
-            repo.add(str(path))
-    except (DvcException, OSError) as e:
-        raise StorageError(f"dvc add {path.name} failed: {e}",
-                           "check .dvc/config and that the file is readable") from None
-
-
-def dvc_push(root: Path, pointer: Path) -> None:
-    """`dvc push -r staging <pointer>`."""
-    from dvc.exceptions import DvcException
-    from dvc.repo import Repo
-
-    try:
-        with Repo(str(root)) as repo:
-            repo.push(targets=[str(pointer)], remote=STAGING)
-    except (DvcException, OSError) as e:
-        raise StorageError(f"pushing the weights to the '{STAGING}' remote failed: {e}",
-                           f"check the '{STAGING}' remote in .dvc/config (see docs/storage.md); "
-                           "nothing was written to models/") from None
 
 
 def parse_metric(text: str) -> Metric:

@@ -35,6 +35,7 @@ from registry.catalog.collect import (ModelSource, catalog_model, fingerprint, l
 from registry.catalog.markdown import plain_summary, render_markdown
 from registry.catalog.records import CatalogIndex, CatalogModel, IndexEntry
 from registry.core.errors import UsageError
+from registry.core.files import write_atomic
 
 PAGE_SIZE = 100  # models per index page
 STATE_FILE = ".catalog-state.json"
@@ -119,21 +120,15 @@ def _render_models(sources: list[ModelSource], out: str, root: str) -> list[tupl
         model, svg = catalog_model(src)
         folder = Path(out) / "models" / model.name
         folder.mkdir(parents=True, exist_ok=True)
-        _write(folder / "index.html", render_model_page(model).encode())
-        _write(folder / "model.json", model.model_dump_json().encode())
+        write_atomic(folder / "index.html", render_model_page(model).encode())
+        write_atomic(folder / "model.json", model.model_dump_json().encode())
         graph = folder / "graph.svg"
         if svg:
-            _write(graph, svg.encode())
+            write_atomic(graph, svg.encode())
         else:
             graph.unlink(missing_ok=True)
         results.append((model.name, entry_of(model).model_dump(mode="json")))
     return results
-
-
-def _write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _write_if_changed(path: Path, data: bytes) -> bool:
@@ -143,7 +138,7 @@ def _write_if_changed(path: Path, data: bytes) -> bool:
     except OSError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write(path, data)
+    write_atomic(path, data)
     return True
 
 
@@ -246,7 +241,7 @@ def build_catalog(root: str | Path, out: str | Path, *, repo_url: str | None = N
     written, pages = _write_shared(out, rows, [keys[n] for n in listed], scan, state.get("pages", {}))
     state = {"catalog_format": CATALOG_FORMAT, "settings": settings, "pages": pages,
              "models": {n: {"key": keys[n], "entry": entries[n]} for n in listed}}
-    _write(out / STATE_FILE, json.dumps(state, separators=(",", ":")).encode())
+    write_atomic(out / STATE_FILE, json.dumps(state, separators=(",", ":")).encode())
     live = [r for r in rows if not r["withdrawn"]]
     return BuildReport(output=str(out), models=len(rows), live=len(live), withdrawn=len(rows) - len(live),
                        rewritten=changed, removed=removed, files_written=written,

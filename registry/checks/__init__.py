@@ -1,10 +1,11 @@
-"""The validation bot's standards: one module per check, each a registered `Check` subclass.
+"""The validation bot's standards: one module per check, each a registered `Check` subclass that
+declares its place in the run (`order`).
 
 `run_checks` reads each model's card at the head (and base) snapshot once, runs every check on it
 and returns a `CheckReport`. A check yields `Finding`s; it never raises for a problem in the
 model (that is a finding), only for infrastructure failures (`StorageError`, `GitError`), which
 stop the run with their own exit code. The report's renderings (`report`) and GitHub's formats
-(`github`) live here too.
+(`github`) live here too; they define no check, and loading the checks never imports them.
 
 May import: every capability below it (core, formats, cards, versions, packaging, compression,
 publishing, consuming), to judge a pull request as publish and packaging will act on it. Must not
@@ -13,18 +14,18 @@ import training, the catalog, the API or the CLI.
 
 from __future__ import annotations
 
-import importlib
 import tempfile
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar, Iterable
+from typing import Any, ClassVar, Iterable, Literal
 
 from pydantic import BaseModel, Field, computed_field
 
 from registry.cards.schema import CARD_FILE, MODELS_DIR, LoadedCard, ModelCard, read_card
 from registry.core.errors import CardError
+from registry.core.plugins import Plugins
 from registry.core.repo import RegistryRepo, Snapshot
 
 
@@ -120,10 +121,13 @@ class ModelContext:
 
 
 class Check:
-    """Base of every standard. Subclasses set `name` and `description` and implement `run`."""
+    """Base of every standard. Subclasses set `name`, `description` and `order`, and implement
+    `run`."""
 
     name: ClassVar[str]
     description: ClassVar[str]
+    order: ClassVar[int]  # run and reported lowest first (ties by name): the card before content
+    scope: ClassVar[Literal["model", "registry"]] = "model"  # registry: once per pull request
     needs_card: ClassVar[bool] = True      # skipped when the head card is invalid or deleted
     reads_content: ClassVar[bool] = False  # skipped with --no-content
 
@@ -137,33 +141,14 @@ class Check:
                        path=path, line=line)
 
 
-CHECKS: dict[str, type[Check]] = {}
-
-
-def register(cls: type[Check]) -> type[Check]:
-    """Class decorator adding a check to the registry of standards, by its name."""
-    if cls.name in CHECKS:
-        raise ValueError(f"two checks are named {cls.name!r}")
-    CHECKS[cls.name] = cls
-    return cls
-
-
-_ORDERED: dict[str, type[Check]] | None = None
+# `report` and `github` render a run's outcome; they define no check.
+CHECKS: Plugins[Check] = Plugins("check", __name__, order_by="order", helpers=("github", "report"))
+register = CHECKS.register
 
 
 def load_checks() -> dict[str, type[Check]]:
-    """Import every module of this package so each check registers itself; return them in order.
-
-    The modules are imported once per process (a run over 10,000 models asks for every model).
-    """
-    global _ORDERED
-    import pkgutil
-
-    if _ORDERED is None or len(_ORDERED) != len(CHECKS):
-        for mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-            importlib.import_module(f"{__name__}.{mod.name}")
-        _ORDERED = dict(sorted(CHECKS.items(), key=lambda kv: getattr(kv[1], "order", 50)))
-    return _ORDERED
+    """Every registered check, in run order (the modules are imported once per process)."""
+    return CHECKS.load()
 
 
 class ModelReport(BaseModel):
@@ -229,7 +214,7 @@ def check_model(name: str, head: Snapshot, base: Snapshot | None, repo: Registry
     for check_name, cls in load_checks().items():
         if options.only and check_name not in options.only:
             continue
-        if getattr(cls, "scope", "model") != "model":
+        if cls.scope != "model":
             continue
         check = cls()
         if cls.reads_content and not options.content:
@@ -294,7 +279,7 @@ def check_registry(head: Snapshot, base: Snapshot, repo: RegistryRepo, options: 
     ctx = ModelContext(REGISTRY_REPORT, head, base, repo, options, Path(tempfile.gettempdir()))
     report = ModelReport(name=REGISTRY_REPORT)
     for check_name, cls in load_checks().items():
-        if getattr(cls, "scope", "model") != "registry" or (options.only and check_name not in options.only):
+        if cls.scope != "registry" or (options.only and check_name not in options.only):
             continue
         report.findings.extend(_run_guarded(cls(), ctx, None, "pull request"))
         report.checks_run.append(check_name)

@@ -85,7 +85,7 @@ class Metrics(Check):
                    "within [0, 1], or [0, 100] with unit '%' (a bare 93 is ambiguous); losses, errors "
                    "and latencies not negative; no NaN or infinity; every metric names its dataset; "
                    "no two metrics with the same name and dataset")
-    order = 30
+    order = 35
 
     def run(self, ctx: ModelContext) -> Iterable[Finding]:
         seen: dict[tuple[str, str], int] = {}

@@ -19,8 +19,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -28,12 +26,13 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, Field
 
 from registry.cards.schema import (CompressSpec, EvaluationSpec, ModelCard, Status, check_relative_path, format_size,
                            load_card, parse_drop, parse_latency, parse_size)
-from registry.core.errors import CompressionError, RegistryError, UsageError
+from registry.cards.writer import render_card, schema_reference, update_card_text
+from registry.core.errors import CardError, CompressionError, RegistryError, UsageError
+from registry.core.files import atomic_path, write_atomic
 from registry.compression.evaluation import (EvalData, check_feeds, compute_metric, load_npz, median_latency_ms, metric_def,
                                  run_model, session_for)
 from registry.versions.tags import tagged_commits
@@ -546,12 +545,13 @@ def compress(request: CompressRequest, progress: ProgressFn | None = None) -> Co
             report.best_so_far, report.closest = best, closest
             if best is not None:
                 kept = report_dir / f"{card.name}-best-so-far.onnx"
-                _atomic_copy(files[best], kept)
+                with atomic_path(kept) as tmp:
+                    shutil.copyfile(files[best], tmp)
                 report.output = str(kept)
     report.total_s = time.perf_counter() - t0
     report.chart = str(write_chart(report, report_dir / f"{card.name}-compress.png"))
     report.report_json = str(report_dir / f"{card.name}-compress.json")
-    _atomic_write(Path(report.report_json), report.model_dump_json(indent=2).encode())
+    write_atomic(Path(report.report_json), report.model_dump_json(indent=2).encode())
     return report
 
 
@@ -567,18 +567,6 @@ def _check_output(request: CompressRequest) -> None:
         raise UsageError(f"the default result name '{name}' is too long", "give a shorter --output-name")
     if request.as_version is not None and not SEMVER_RE.fullmatch(request.as_version):
         raise UsageError(f"'{request.as_version}' is not a SemVer version", "write it like 1.2.0, without 'v'")
-
-
-def _atomic_copy(src: Path, dest: Path) -> None:
-    tmp = dest.with_name(dest.name + ".part")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dest)
-
-
-def _atomic_write(dest: Path, data: bytes) -> None:
-    tmp = dest.with_name(dest.name + ".part")
-    tmp.write_bytes(data)
-    os.replace(tmp, dest)
 
 
 # --------------------------------------------------------------------------- writing the result
@@ -644,10 +632,7 @@ def write_result(request: CompressRequest, job: CompressJob, attempt: Attempt, p
                 shutil.copyfile(pointer, stage / (rel + ".dvc"))
             elif s.is_file():
                 shutil.copyfile(s, stage / rel)
-        text = "# written by `registry compress`; review, then open a pull request\n" + yaml.safe_dump(
-            card.model_dump(mode="json", exclude_none=True, exclude_defaults=False), sort_keys=False,
-            allow_unicode=True)
-        (stage / "model.yaml").write_text(text)
+        (stage / "model.yaml").write_text(_card_text(request, card, dest), encoding="utf-8")
         if request.as_version:
             # keep the folder's other files; replace weights and card
             dest.mkdir(parents=True, exist_ok=True)
@@ -679,27 +664,32 @@ def _card_files(card: ModelCard) -> list[str]:
     return list(dict.fromkeys(files))
 
 
+def _card_text(request: CompressRequest, card: ModelCard, dest: Path) -> str:
+    """The result's card: a new version edits the folder's card (its comments and layout kept), a
+    new entry gets a new card."""
+    existing = dest / "model.yaml"
+    if request.as_version and existing.is_file():
+        try:
+            return update_card_text(existing.read_text(encoding="utf-8"), card)
+        except CardError:  # an invalid card there is replaced, as a new entry's would be
+            pass
+    root = request.repo_root
+    return render_card(card, schema=schema_reference(dest, root) if root is not None else None,
+                       note="written by `registry compress`; review, then open a pull request")
+
+
 def track_weights(repo_root: Path, weights: Path, push: bool) -> None:
     """`dvc add` the new weights (and push them, and the data the card names, to staging when asked).
 
     Raises:
         StorageError: dvc failed.
     """
-    from registry.core.errors import StorageError
+    from registry.core.storage import STAGING, dvc_add, dvc_push
 
-    dvc = [sys.executable, "-m", "dvc"]
-    rel = os.path.relpath(weights, repo_root)
-
-    def call(*args: str) -> None:
-        proc = subprocess.run([*dvc, *args], cwd=repo_root, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise StorageError(f"dvc {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}",
-                               "check the DVC setup (.dvc/config) and the remote")
-
-    call("add", "-q", rel)
+    dvc_add(repo_root, weights)
     if push:
-        pointers = [str(Path(rel).parent / p.name) for p in weights.parent.glob("*.dvc")]
-        call("push", "-q", "-r", "staging", *pointers)
+        pointers = sorted(weights.parent.glob("*.dvc"))
+        dvc_push(repo_root, pointers, STAGING, what="the weights and data")
 
 
 # --------------------------------------------------------------------------- chart and table
@@ -746,10 +736,9 @@ def write_chart(report: CompressReport, dest: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    tmp = dest.with_name(dest.name + ".part.png")
-    fig.savefig(tmp)
+    with atomic_path(dest) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
-    os.replace(tmp, dest)
     return dest
 
 

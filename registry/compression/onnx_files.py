@@ -6,8 +6,9 @@ which must not import the chain.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from registry.core.files import atomic_path
 
 
 ONNX_OVERHEAD = 64  # bytes any ONNX file needs beyond its tensors (header, one node, i/o)
@@ -57,9 +58,8 @@ def compact_model(path: Path) -> None:
     _topological_sort(g)
     model.doc_string = ""
     onnx.checker.check_model(model)
-    tmp = path.with_name(path.name + ".compact")
-    onnx.save(model, str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        onnx.save(model, str(tmp))
 
 
 def _topological_sort(graph) -> None:

@@ -1,14 +1,17 @@
 """Writing files whole or not at all, and reading and writing without following links.
 
-Every file the registry writes goes through `write_atomic` (its own outputs) or `write_regular`
-(files in the repository, which a pull request may have replaced by a link or a fifo).
+Every file the registry writes goes through `write_atomic` (its own outputs; `atomic_path` for a
+library that writes to a file name) or `write_regular` (files in the repository, which a pull
+request may have replaced by a link or a fifo).
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import stat
-import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from registry.core.errors import RegistryError
@@ -71,15 +74,25 @@ def write_regular(path: str | os.PathLike, data: bytes) -> None:
             os.unlink(tmp)
 
 
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write a file whole or not at all (temporary name in the same folder, then rename)."""
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path next to `path`, for a writer that takes a file name (`onnx.save`,
+    `savefig`, `torch.save`, `shutil.copyfile`): renamed over `path` when the block ends, removed
+    when it raises. The temporary name keeps `path`'s suffix, which some writers read the format
+    from."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        yield tmp
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
+    """Write a file whole or not at all (temporary name in the same folder, then rename), with the
+    permissions any new file gets (the umask's)."""
+    with atomic_path(path) as tmp, open(tmp, "xb") as f:
+        f.write(data.encode("utf-8") if isinstance(data, str) else data)

@@ -3,7 +3,8 @@
 The registry speaks DVC's own on-remote layout (`files/md5/ab/cdef…`), so anything this module
 writes is what `dvc pull` and `dvc artifacts get` read, and the other way round. Remotes are the
 ones configured in `.dvc/config` (plus `.dvc/config.local` for credentials): local folders by
-default, S3/GCS/Azure/SSH when configured (see docs/storage.md).
+default, S3/GCS/Azure/SSH when configured (see docs/storage.md). `dvc_add` and `dvc_push` are
+the registry's one way to track a new file with DVC and upload it (DVC's own Python API).
 """
 
 from __future__ import annotations
@@ -472,3 +473,47 @@ class Storage:
         if cached.is_file():
             return cached
         return self.remote(remote).download(md5, cached)
+
+
+# --------------------------------------------------------------------------- dvc add / push
+
+def dvc_add(root: str | os.PathLike, path: str | os.PathLike) -> Pointer:
+    """`dvc add` one file of the DVC project at `root`: DVC caches it and writes `<file>.dvc` (and
+    a `.gitignore` entry) next to it. Returns the pointer it wrote.
+
+    Raises:
+        StorageError: DVC refused or failed (the file, the project or its config).
+    """
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    path = Path(path)
+    try:
+        with Repo(str(root)) as repo:
+            repo.scm_context.quiet = True  # its "git add" advice may name a temporary folder
+            repo.add(str(path))
+    except (DvcException, OSError) as e:
+        raise StorageError(f"dvc add {path.name} failed: {e}",
+                           "check .dvc/config and that the file is readable") from None
+    return parse_pointer(path.with_name(path.name + ".dvc").read_bytes())
+
+
+def dvc_push(root: str | os.PathLike, pointers: list[Path], remote: str = STAGING,
+             what: str = "the weights") -> None:
+    """`dvc push -r <remote>` the objects the given `.dvc` files name.
+
+    Args:
+        what: what the pointers track, for the message ("the weights").
+    Raises:
+        StorageError: the remote is missing, unreachable or refused the upload.
+    """
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(root)) as repo:
+            repo.push(targets=[str(p) for p in pointers], remote=remote)
+    except (DvcException, OSError) as e:
+        raise StorageError(f"pushing {what} to the '{remote}' remote failed: {e}",
+                           f"check the '{remote}' remote in .dvc/config (see docs/storage.md)"
+                           ) from None

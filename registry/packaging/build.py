@@ -24,7 +24,6 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import re
 import tarfile
 import tempfile
@@ -42,6 +41,7 @@ from registry.packaging.converters import Candidate, get_converter
 from registry.packaging.encryption import PackageIntegrityError, decrypt, encrypt, is_encrypted
 from registry.packaging.engines import EngineSetting, get_engine
 from registry.core.errors import ConversionError, StorageError, UsageError
+from registry.core.files import write_atomic
 from registry.packaging.protocol import (
     METADATA_KEY,
     DescriptionBlock,
@@ -587,11 +587,8 @@ def _pack(root: str, files: dict[str, bytes], manifest: Manifest, out_dir: Path,
     if key is not None:
         archive = encrypt(archive, key)
         suffix += ".enc"
-    out_dir.mkdir(parents=True, exist_ok=True)
     dest = out_dir / f"{root}{suffix}"
-    part = dest.with_name(dest.name + ".part")
-    part.write_bytes(archive)
-    os.replace(part, dest)
+    write_atomic(dest, archive)
     return PackageResult(path=dest, manifest=manifest, sha256=hashlib.sha256(archive).hexdigest())
 
 

@@ -2,17 +2,16 @@
 
 `request_publish`, `request_unpublish`, `request_delete` and `request_edit` each read the model's
 card at a base revision (default HEAD), refuse what the lifecycle table (`registry.cards.lifecycle`)
-disallows before writing anything, edit the card with a round-trip YAML editor (comments, key
-order and layout stay as the author wrote them), and commit the result on a new branch
-`registry/<operation>-<name>-<version>`. The commit is built from git objects through a private
-index, so the working tree, the real index and the checked-out branch are never touched: a
-refusal or failure leaves nothing behind. The returned `ChangeRequest` says how to push the branch
+disallows before writing anything, edit the card with the card writer (`registry.cards.writer`:
+comments, key order and layout stay as the author wrote them), and commit the result on a new
+branch `registry/<operation>-<name>-<version>`. The commit is built from git objects through a
+private index, so the working tree, the real index and the checked-out branch are never touched:
+a refusal or failure leaves nothing behind. The returned `ChangeRequest` says how to push the branch
 and open the pull request, where the bot checks it and reviewers approve it.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import shlex
@@ -22,8 +21,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from registry.cards.schema import CARD_FILE, MODELS_DIR, NAME_RE, ModelCard, Status, load_card
-from registry.core.errors import CardError, GitError, UsageError
+from registry.cards.artifacts import DVC_YAML, remove_artifact
+from registry.cards.schema import (CARD_FILE, MODELS_DIR, NAME_RE, ModelCard, Status, load_card,
+                                   parse_card_yaml)
+from registry.cards.writer import edit_card_text
+from registry.core.errors import GitError, UsageError
 from registry.cards.lifecycle import Operation, classify
 from registry.core.git import cat_files
 from registry.core.git import run_git
@@ -81,132 +83,6 @@ class _Card:
                              "see `registry list` for the models in this registry")
         self.text = data.decode("utf-8")
         self.card: ModelCard = load_card(data, self.path).require("the card is invalid: ")
-
-
-def _yaml():
-    from ruamel.yaml import YAML
-
-    y = YAML()
-    y.preserve_quotes = True
-    y.width = 4096
-    return y
-
-
-def _layout(text: str) -> tuple[int, int]:
-    """(mapping indent, sequence dash offset) most used by the author, so a rewrite keeps the layout."""
-    from collections import Counter
-
-    lines = text.splitlines()
-    mappings, offsets = Counter(), Counter()
-    for i, line in enumerate(lines[:-1]):
-        m = re.match(r"^( *)(?:- )?[^\s#-][^:]*:\s*(#.*)?$", line)
-        if not m:
-            continue
-        nxt = next((x for x in lines[i + 1:] if x.strip() and not x.strip().startswith("#")), "")
-        indent = len(nxt) - len(nxt.lstrip(" "))
-        if indent <= len(m[1]):
-            continue
-        (offsets if nxt.lstrip().startswith("- ") else mappings)[indent - len(m[1])] += 1
-    mapping = mappings.most_common(1)[0][0] if mappings else 2
-    offset = offsets.most_common(1)[0][0] if offsets else 0
-    return mapping, offset
-
-
-def _scalar(value: object) -> str | None:
-    """`value` as a one-line YAML scalar, or None when it is not a scalar."""
-    import yaml
-
-    if isinstance(value, (list, dict)):
-        return None
-    out = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=10**6).strip()
-    out = out.removesuffix("...").strip()
-    return None if "\n" in out else out
-
-
-def _edit_line(lines: list[str], line_of: dict, path: tuple, value: object) -> bool:
-    """Replace one scalar in place (`key: old  # comment` → `key: new  # comment`); False if it can't."""
-    text = _scalar(value)
-    line_no = line_of.get(path)
-    if text is None or line_no is None or not isinstance(path[-1], str):
-        return False
-    line = lines[line_no - 1]
-    m = re.match(rf"^(\s*(?:- )?{re.escape(path[-1])}:[ \t]*)([^#\n]*?)([ \t]+#.*)?$", line)
-    if not m or not m[2] or m[2].startswith(("|", ">", "[", "{", "&", "*", "!")) or m[2].endswith(":"):
-        return False
-    lines[line_no - 1] = m[1] + text + (m[3] or "")
-    return True
-
-
-def edit_card_text(text: str, updates: dict[tuple, object], removals: tuple[tuple, ...] = ()) -> str:
-    """Apply key-path updates to card YAML, keeping comments, order and indentation.
-
-    Single-line scalars are replaced in place (the rest of the file is untouched byte for byte);
-    anything else (a new nested key, a list value) goes through a round-trip YAML editor that keeps
-    comments and key order and writes with the indentation the author used most.
-
-    Args:
-        text: the card as written.
-        updates: {('source', 'commit'): 'abc1234', ('metrics', 0, 'value'): 0.95, ('version',): '1.1.0'}.
-            A new top-level `version` is placed right after `name`.
-        removals: key paths to delete.
-    """
-    from registry.cards.schema import parse_card_yaml
-
-    if not removals:
-        try:
-            parsed = parse_card_yaml(text)
-        except CardError:
-            parsed = None
-        if parsed is not None:
-            lines = text.split("\n")
-            pending = dict(updates)
-            if ("version",) in pending and "version" not in parsed.data and ("name",) in parsed.lines:
-                v = _scalar(pending.pop(("version",)))
-                name_line = parsed.lines[("name",)]
-                lines.insert(name_line, f"version: {v}")
-                parsed = parse_card_yaml("\n".join(lines))
-            done = [p for p in list(pending) if _path_exists(parsed.data, p)
-                    and _edit_line(lines, parsed.lines, p, pending[p])]
-            for p in done:
-                pending.pop(p)
-            if not pending:
-                return "\n".join(lines)
-            text = "\n".join(lines)
-            updates = pending
-    y = _yaml()
-    mapping, offset = _layout(text)
-    y.indent(mapping=mapping, sequence=offset + 2, offset=offset)
-    data = y.load(text)
-    for path, value in updates.items():
-        node = data
-        for key in path[:-1]:
-            node = node[key]
-        if path == ("version",) and "version" not in data:
-            keys = list(data.keys())
-            data.insert(keys.index("name") + 1 if "name" in keys else 0, "version", value)
-        else:
-            node[path[-1]] = value
-    for path in removals:
-        node = data
-        for key in path[:-1]:
-            node = node[key]
-        if path[-1] in node:
-            del node[path[-1]]
-    buf = io.StringIO()
-    y.dump(data, buf)
-    return buf.getvalue()
-
-
-def _path_exists(data: object, path: tuple) -> bool:
-    node = data
-    for key in path:
-        if isinstance(key, int) and isinstance(node, list) and key < len(node):
-            node = node[key]
-        elif isinstance(key, str) and isinstance(node, dict) and key in node:
-            node = node[key]
-        else:
-            return False
-    return not isinstance(node, (list, dict))
 
 
 def _commit_branch(root: Path, base_commit: str, branch: str, message: str,
@@ -353,17 +229,11 @@ def request_delete(root: str | Path, name: str, *, base: str = "HEAD", branch: s
     folder = f"{MODELS_DIR}/{name}"
     writes: dict[str, bytes] = {}
     changes = [f"{folder}/: removed"]
-    dvc_yaml, = cat_files(root, [f"{c.commit}:dvc.yaml"])
-    if dvc_yaml is not None:
-        y = _yaml()
-        y.indent(mapping=2, sequence=4, offset=2)
-        data = y.load(dvc_yaml.decode())
-        if data and (data.get("artifacts") or {}).get(name) is not None:
-            del data["artifacts"][name]
-            buf = io.StringIO()
-            y.dump(data, buf)
-            writes["dvc.yaml"] = buf.getvalue().encode()
-            changes.append(f"dvc.yaml: artifact '{name}' removed")
+    dvc_yaml, = cat_files(root, [f"{c.commit}:{DVC_YAML}"])
+    kept = remove_artifact(dvc_yaml.decode(), name) if dvc_yaml is not None else None
+    if kept is not None:
+        writes[DVC_YAML] = kept.encode()
+        changes.append(f"{DVC_YAML}: artifact '{name}' removed")
     return _request(root, "delete", "delete", c, c.card.version, f"Delete {name}", changes, writes, branch, base,
                     remove_dirs=(folder,))
 
@@ -432,7 +302,7 @@ def request_edit(root: str | Path, name: str, assignments: list[str], *, base: s
 
 def _check_paths(text: str, updates: dict[tuple, object]) -> None:
     """Refuse a dotted path whose parent does not exist in the card (a typo would add junk)."""
-    data = _yaml().load(text)
+    data = parse_card_yaml(text).data
     for path in updates:
         node = data
         for i, key in enumerate(path[:-1]):

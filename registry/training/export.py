@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import io
-import os
 import warnings
 from pathlib import Path
+
+from registry.core.files import write_atomic
 
 OPSET = 17
 
@@ -49,7 +50,5 @@ def export_onnx(net, procedure, structure, dataset, example, path: Path) -> Path
                           output_names=out_names,
                           dynamic_axes={in_name: {0: "batch"}, **{n: {0: "batch"} for n in out_names}})
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, path)
+    write_atomic(path, buf.getvalue())
     return path

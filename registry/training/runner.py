@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import subprocess
 import time
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from typing import Any, Callable
 import yaml
 
 from registry.core.errors import RegistryError, UsageError
+from registry.core.files import atomic_path, write_atomic
 from registry.training import RESULTS_DIR, TRAINING_DIR
 from registry.training.files import (Algorithm, Dataset, Instance, Structure, algorithm_path, dataset_path,
                                      load_file, require, structure_path)
@@ -118,12 +118,6 @@ def prepare(root: Path, task: str, inst: Instance) -> Prepared:
     return Prepared(ds, structure, algo, params, config, digest)
 
 
-def _atomic(path: Path, data: bytes | str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
-
-
 def _custom_layers(root: Path, structure: Structure) -> dict[str, tuple]:
     from registry.training.layers import custom_layer_path, load_custom_layer
 
@@ -160,7 +154,8 @@ def train_instance(root: Path, task: str, inst: Instance, *, device: str = "cpu"
         raise UsageError("--device cuda: torch sees no CUDA device here", "use --device cpu, or a machine with a GPU")
     torch.set_num_threads(max(1, threads))
     algo, ds = prep.algorithm, prep.dataset
-    _atomic(out / "config.yaml", yaml.safe_dump({**prep.config, "config_hash": prep.config_hash}, sort_keys=False))
+    write_atomic(out / "config.yaml",
+                 yaml.safe_dump({**prep.config, "config_hash": prep.config_hash}, sort_keys=False))
     x, y = load_arrays(root, ds)
     parts = split(ds, x, y)
     dev = torch.device(device)
@@ -276,11 +271,13 @@ def train_instance(root: Path, task: str, inst: Instance, *, device: str = "cpu"
             live.next_step()
             stop = _early_stop(algo, best, val_metrics, row, xva is not None, net, epoch)
             if time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY_S and epoch + 1 < algo.epochs and not stop:
-                torch.save({"config_hash": prep.config_hash, "epoch": epoch + 1, "model": net.state_dict(),
-                            "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict() if schedule else None,
-                            "generator": gen.get_state(), "torch_rng": torch.get_rng_state(), "history": history,
-                            "best": {k: v for k, v in best.items()}}, out / ".checkpoint.tmp")
-                os.replace(out / ".checkpoint.tmp", ckpt_path)
+                checkpoint = {"config_hash": prep.config_hash, "epoch": epoch + 1,
+                              "model": net.state_dict(), "optimizer": optimizer.state_dict(),
+                              "schedule": schedule.state_dict() if schedule else None,
+                              "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+                              "history": history, "best": {k: v for k, v in best.items()}}
+                with atomic_path(ckpt_path) as tmp:
+                    torch.save(checkpoint, tmp)
                 last_checkpoint = time.monotonic()
                 events({"event": "checkpoint", "epoch": epoch + 1})
             elapsed = time.monotonic() - started
@@ -314,11 +311,12 @@ def train_instance(root: Path, task: str, inst: Instance, *, device: str = "cpu"
     summary = {"instance": inst.name, "metrics": test, "metric": primary, "dataset": f"{ds.name}-test",
                "higher_is_better": procedure.higher_is_better, "epochs_run": len(history),
                "train_seconds": round(wall, 3)}
-    _atomic(out / "metrics.json", json.dumps(summary, indent=2) + "\n")
+    write_atomic(out / "metrics.json", json.dumps(summary, indent=2) + "\n")
     plot_curves(history, out / "plots")
-    _atomic(status_path, json.dumps({"state": "done", "config_hash": prep.config_hash, "metrics": test,
-                                     "metric": primary, "epochs_run": len(history),
-                                     "train_seconds": round(wall, 3)}, indent=2) + "\n")
+    write_atomic(status_path, json.dumps({"state": "done", "config_hash": prep.config_hash,
+                                          "metrics": test, "metric": primary,
+                                          "epochs_run": len(history),
+                                          "train_seconds": round(wall, 3)}, indent=2) + "\n")
     ckpt_path.unlink(missing_ok=True)
     events({"event": "done", "metrics": test, "metric": primary, "train_seconds": round(wall, 3)})
     return test
@@ -330,12 +328,12 @@ def _trim_live(folder: Path, epochs: int) -> None:
     for tsv in (folder / "plots" / "metrics").rglob("*.tsv"):
         lines = tsv.read_text().splitlines(keepends=True)
         kept = lines[:1] + [ln for ln in lines[1:] if ln.split("\t", 1)[0].isdigit() and int(ln.split("\t", 1)[0]) < epochs]
-        _atomic(tsv, "".join(kept))
+        write_atomic(tsv, "".join(kept))
     metrics = folder / "metrics.json"
     if metrics.is_file():
         data = json.loads(metrics.read_text())
         data["step"] = epochs - 1
-        _atomic(metrics, json.dumps(data, indent=4))
+        write_atomic(metrics, json.dumps(data, indent=4))
 
 
 def _evaluate(net, procedure, x, y, train, with_loss: bool = False) -> dict[str, float]:

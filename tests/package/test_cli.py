@@ -26,8 +26,8 @@ def test_every_registered_target_imports_and_describes_its_options():
         assert all(c in converters for c in cls.converters), name
         for field, info in cls.Options.model_fields.items():
             assert info.description, f"{name}.{field} has no description"
-    get_engine("onnxruntime")
-    assert {"onnxruntime", "openvino", "executorch", "coreml"} <= set(ENGINES)
+    assert {"onnxruntime", "openvino", "executorch", "coreml"} <= set(ENGINES.load())
+    assert type(get_engine("onnxruntime")).name == "onnxruntime"
 
 
 @pytest.mark.parametrize("command", ["package", "run", "verify"])

@@ -80,13 +80,14 @@ class Method:
         return None
 
 
-METHODS: Plugins[Method] = Plugins("compression method", __name__, CompressionError)
+METHODS: Plugins[Method] = Plugins("compression method", __name__, CompressionError,
+                                   order_by="cost")
 register = METHODS.register
 
 
 def load_methods() -> dict[str, type[Method]]:
     """Every registered method, in the default order (cheapest first)."""
-    return METHODS.load(order=lambda kv: (kv[1].cost, kv[0]))
+    return METHODS.load()
 
 
 def build_method(name: str, options: dict[str, Any] | None = None) -> Method:

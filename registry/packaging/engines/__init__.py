@@ -8,8 +8,6 @@ inputs differently (ExecuTorch, Core ML) pass them by position.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
@@ -17,7 +15,7 @@ from typing import ClassVar
 import numpy as np
 from pydantic import BaseModel, Field
 
-from registry.core.errors import UsageError
+from registry.core.plugins import Plugins
 
 
 class EngineSetting(BaseModel):
@@ -77,23 +75,14 @@ class Engine:
         raise NotImplementedError
 
 
-ENGINES: dict[str, type[Engine]] = {}
-
-
-def register(cls: type[Engine]) -> type[Engine]:
-    """Class decorator: make an engine available under its `name`."""
-    ENGINES[cls.name] = cls
-    return cls
+ENGINES: Plugins[Engine] = Plugins("engine", __name__)
+register = ENGINES.register
 
 
 def get_engine(name: str) -> Engine:
     """The engine registered as `name`.
 
     Raises:
-        UsageError: no such engine.
+        UsageError: no such engine; the hint names the nearest one.
     """
-    for info in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{info.name}")
-    if name not in ENGINES:
-        raise UsageError(f"no engine named '{name}'", "known engines: " + ", ".join(sorted(ENGINES)))
-    return ENGINES[name]()
+    return ENGINES.lookup(name)()
