@@ -37,6 +37,7 @@ from registry.cards.schema import (CompressSpec, EvaluationSpec, ModelCard, Stat
 from registry.core.errors import CompressionError, RegistryError, UsageError
 from registry.compression.evaluation import (EvalData, check_feeds, compute_metric, load_npz, median_latency_ms, metric_def,
                                  run_model, session_for)
+from registry.versions.resolve import FetchedFile, fetch_files, find_version
 from registry.compression.onnx_files import ONNX_OVERHEAD, compact_model
 
 FLOAT_TYPES = (1, 10, 11, 16)  # onnx TensorProto FLOAT, FLOAT16, DOUBLE, BFLOAT16
@@ -796,14 +797,33 @@ def open_registry_model(repo_root: Path, ref: str, workdir: Path, remote: str = 
         UsageError: the reference is not NAME@VERSION or the version does not exist.
         CardError / StorageError: the card, the folder at the tag or the objects are unusable.
     """
-    from registry.versions.resolve import fetch_files, find_version
-
     version = find_version(repo_root, ref, allow_latest=False)
     card = version.card
     data = _card_files(card)
     pointers = [f"{rel}.dvc" for rel in [card.weights, *data]]
-    fetch_files(repo_root, version, [card.weights], workdir, optional=[*data, *pointers],
-                remote=remote)
+    fetched = fetch_files(repo_root, version, [card.weights], workdir,
+                          optional=[*data, *pointers], remote=remote)
+    _keep_in_dvc_cache(repo_root, fetched.files)
     withdrawn = (version.withdrawn_by or "withdrawn") if version.withdrawn else None
     return OpenedModel(card=card, model_path=workdir / card.weights, model_dir=workdir,
                        withdrawn=withdrawn)
+
+
+def _keep_in_dvc_cache(repo_root: Path, files: list[FetchedFile]) -> None:
+    """Put the downloaded objects in the clone's DVC cache: a derived model carries the data's
+    pointers over, and `--push` sends their objects to staging from there (`dvc push` reads the
+    cache)."""
+    from registry.core.storage import Storage
+
+    storage = Storage(repo_root)
+    for f in files:
+        cached = storage.cache_path(f.md5)
+        if f.source == "git" or cached.is_file():
+            continue
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
+        try:
+            shutil.copyfile(f.path, tmp)
+            os.replace(tmp, cached)
+        finally:
+            tmp.unlink(missing_ok=True)
