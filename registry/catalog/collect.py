@@ -27,13 +27,13 @@ from registry.catalog.markdown import MAX_CHARS
 from registry.catalog.records import (CatalogMetric, CatalogModel, CatalogPackage, CatalogVersion,
                                       GraphInfo, Lineage)
 from registry.core.errors import CardError, RegistryError, UsageError
-from registry.core.git import cat_files
-from registry.core.git import TAG_REF_FORMAT as TAG_FORMAT  # the format parse_refs reads
-from registry.versions.tags import Version, latest, parse_refs, withdraw_offline
+from registry.core.git import TAG_REF_FORMAT, cat_files
+from registry.versions.tags import (Version, is_version_tag, latest, parse_refs, parse_version_spec,
+                                    withdraw_offline)
 from registry.core.git import run_git
 
-_DERIVED = re.compile(rb"^derived_from:\s*[\"']?([a-z0-9][a-z0-9-]{0,62}[a-z0-9])@", re.MULTILINE)
-_VERSION_TAG = re.compile(r"[a-z0-9][a-z0-9-]{0,62}[a-z0-9]@v\d+\.\d+\.\d+[^!\s]* ")
+# the raw `derived_from:` value of a card, read without parsing the YAML (parsed by the tag grammar)
+_DERIVED = re.compile(rb"^derived_from:\s*[\"']?([^\s\"'#]+)", re.MULTILINE)
 _WEIGHTS = re.compile(rb"^weights:\s*[\"']?([^\s\"'#]+)", re.MULTILINE)
 try:
     _Loader: type = yaml.CSafeLoader
@@ -61,7 +61,7 @@ class RegistryScan:
     def listed(self) -> list[str]:
         """The models the catalog lists: every model with at least one version tag."""
         return sorted(name for name, lines in self.refs.items()
-                      if any(_VERSION_TAG.match(line) for line in lines))
+                      if any(is_version_tag(line.partition(" ")[0]) for line in lines))
 
     def load_versions(self, names: list[str]) -> None:
         """Read the versions (dates, tagged commits, withdrawals) of these models' tags.
@@ -74,7 +74,7 @@ class RegistryScan:
         if not todo:
             return
         patterns = [f"refs/tags/{n}@*" for n in todo] if len(todo) <= 50 else ["refs/tags"]
-        out = run_git(self.root, "for-each-ref", f"--format={TAG_FORMAT}", *patterns)
+        out = run_git(self.root, "for-each-ref", f"--format={TAG_REF_FORMAT}", *patterns)
         lines: dict[str, list[str]] = {}
         for line in out.splitlines():
             lines.setdefault(line.partition("@")[0], []).append(line)
@@ -101,7 +101,11 @@ class RegistryScan:
         for name, data in self.heads.items():
             m = _DERIVED.search(data)
             if m:
-                out[name] = m.group(1).decode()
+                try:
+                    out[name] = parse_version_spec(m.group(1).decode(errors="replace"),
+                                                   allow_latest=False)[0]
+                except UsageError:  # not NAME@VERSION: the card check reports it, not the catalog
+                    continue
         return out
 
 

@@ -10,8 +10,9 @@ card says `derived_from: <name>@<version>` and records the method and its settin
 the target the best-so-far candidate is kept next to the report and the run fails with the
 condition that came closest.
 
-`open_registry_model` fetches a published version (card at its tag, weights and data from the
-public remote) so the same run works on `registry compress NAME@VERSION`.
+`open_registry_model` fetches a published version through `registry.versions.resolve` (card at
+its tag, weights and data from the public remote) so the same run works on
+`registry compress NAME@VERSION`.
 """
 
 from __future__ import annotations
@@ -29,13 +30,13 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from registry.cards.schema import (CompressSpec, EvaluationSpec, ModelCard, Status, check_relative_path, format_size,
-                           load_card, parse_drop, parse_latency, parse_size)
+                           parse_drop, parse_latency, parse_size)
 from registry.cards.writer import render_card, schema_reference, update_card_text
 from registry.core.errors import CardError, CompressionError, RegistryError, UsageError
 from registry.core.files import atomic_path, write_atomic
 from registry.compression.evaluation import (EvalData, check_feeds, compute_metric, load_npz, median_latency_ms, metric_def,
                                  run_model, session_for)
-from registry.versions.tags import tagged_commits
+from registry.versions.resolve import FetchedFile, fetch_files, find_version
 from registry.compression.onnx_files import ONNX_OVERHEAD, compact_model
 
 FLOAT_TYPES = (1, 10, 11, 16)  # onnx TensorProto FLOAT, FLOAT16, DOUBLE, BFLOAT16
@@ -777,67 +778,41 @@ class OpenedModel:
 
 
 def open_registry_model(repo_root: Path, ref: str, workdir: Path, remote: str = "public") -> OpenedModel:
-    """Read `<name>@<version>`: the card at tag `<name>@v<version>`, weights and data from the remote.
+    """Read `<name>@<version>`: the card at tag `<name>@v<version>`, the weights and the data the
+    card names from the remote (with their DVC pointers, so a derived model carries them over),
+    fetched by `registry.versions.resolve`.
 
     Raises:
-        UsageError: the reference is not NAME@VERSION or the tag does not exist.
-        CardError / CompressionError / StorageError: the card, pointers or objects are unusable.
+        UsageError: the reference is not NAME@VERSION or the version does not exist.
+        CardError / StorageError: the card, the folder at the tag or the objects are unusable.
     """
-    from registry.cards.schema import card_path
-    from registry.core.repo import RegistryRepo
-    from registry.core.errors import StorageError
-    from registry.core.storage import PointerError, Storage, parse_pointer
-
-    if "@" not in ref:
-        raise UsageError(f"'{ref}' is not NAME@VERSION", "e.g. registry compress digits-cnn@1.0.0")
-    name, version = ref.split("@", 1)
-    version = version.removeprefix("v")
-    repo = RegistryRepo(repo_root)
-    tag = f"{name}@v{version}"
-    tags = tagged_commits(repo).get(name, {})
-    if version not in tags:
-        known = ", ".join(sorted(tags)) or "none"
-        raise UsageError(f"no published version {tag} (versions of '{name}': {known})",
-                         "see `git tag -l '" + name + "@v*'`")
-    snap = repo.snapshot(tag)
-    text = snap.read(card_path(name))
-    if text is None:
-        raise UsageError(f"{tag} has no {card_path(name)}", "was the model renamed?")
-    card = load_card(text, card_path(name)).require()
-    storage = Storage(repo.root)
-    folder = f"models/{name}"
-    workdir.mkdir(parents=True, exist_ok=True)
-    for rel in [card.weights, *_card_files(card)]:
-        raw = snap.read(f"{folder}/{rel}.dvc")
-        dest = workdir / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if raw is None:
-            plain = snap.read(f"{folder}/{rel}")
-            if plain is not None:
-                dest.write_bytes(plain)
-            continue
-        try:
-            pointer = parse_pointer(raw)
-        except PointerError as e:
-            raise CompressionError(f"{folder}/{rel}.dvc at {tag}: {e}", "fix the DVC pointer") from None
-        (workdir / (rel + ".dvc")).write_bytes(raw)
-        try:
-            shutil.copyfile(storage.fetch(pointer.md5, remote), dest)
-        except StorageError as e:
-            raise StorageError(f"{folder}/{rel} of {tag} cannot be fetched: {e.message}", e.hint) from None
+    version = find_version(repo_root, ref, allow_latest=False)
+    card = version.card
+    data = _card_files(card)
+    pointers = [f"{rel}.dvc" for rel in [card.weights, *data]]
+    fetched = fetch_files(repo_root, version, [card.weights], workdir,
+                          optional=[*data, *pointers], remote=remote)
+    _keep_in_dvc_cache(repo_root, fetched.files)
+    withdrawn = (version.withdrawn_by or "withdrawn") if version.withdrawn else None
     return OpenedModel(card=card, model_path=workdir / card.weights, model_dir=workdir,
-                       withdrawn=_withdrawn(repo, name, version))
+                       withdrawn=withdrawn)
 
 
-def _withdrawn(repo, name: str, version: str) -> str | None:
-    """Why a published version is withdrawn (its deregistration tag, or the card's offline status)."""
-    from registry.cards.schema import read_card
-    from registry.versions.tags import read_versions
+def _keep_in_dvc_cache(repo_root: Path, files: list[FetchedFile]) -> None:
+    """Put the downloaded objects in the clone's DVC cache: a derived model carries the data's
+    pointers over, and `--push` sends their objects to staging from there (`dvc push` reads the
+    cache)."""
+    from registry.core.storage import Storage
 
-    found = next((v for v in read_versions(repo.root).get(name, []) if v.version == version), None)
-    if found is not None and found.withdrawn:
-        return found.withdrawn_by or "withdrawn"
-    loaded = read_card(repo.snapshot(None), name)[0] if (repo.root / "models" / name).is_dir() else None
-    if loaded is not None and loaded.card is not None and loaded.card.status is Status.offline:
-        return "card status: offline"
-    return None
+    storage = Storage(repo_root)
+    for f in files:
+        cached = storage.cache_path(f.md5)
+        if f.source == "git" or cached.is_file():
+            continue
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
+        try:
+            shutil.copyfile(f.path, tmp)
+            os.replace(tmp, cached)
+        finally:
+            tmp.unlink(missing_ok=True)

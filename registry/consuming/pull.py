@@ -1,45 +1,40 @@
 """Consumers fetch one published version: `registry pull NAME@VERSION` (or `NAME@latest`).
 
-The version is resolved from tags (`registry.versions.tags`), the card and the DVC pointer are read at
-the tag's commit, and the weights come from the `public` remote only (never `staging`), verified
-against the pointer's md5 and size. With `--target T` the version's device package for T is
-fetched instead, found through the version's package index on the same remote
-(`registry.packaging.index`) and verified against its md5, size and SHA-256. Inside a clone the clone's `.dvc/config` (and its
+The version, its card and its files come through `registry.versions.resolve`: resolved from the
+tags (stray tags refused, withdrawal applied), the card read at the tag's commit, the weights (and
+the PyTorch source, when the card has one) downloaded from the `public` remote only (never
+`staging`, never a local cache) and verified against their pointers' md5 and size, the card and
+config copied from git. With `--target T` the version's device package for T is fetched instead,
+found through the version's package index on the same remote (`registry.packaging.index`) and
+verified against its md5, size and SHA-256. Inside a clone the clone's `.dvc/config` (and its
 `config.local` credentials) name the remote; with `repo_url` the registry is bare-cloned without
 blobs into a temporary folder, so the command works from any directory.
 
-Files land in the output folder atomically (each is written under a temporary name, verified,
+Files land in the output folder atomically (each is fetched under a temporary name, verified,
 then renamed), so an interrupted pull never leaves a truncated model behind.
 """
 
 from __future__ import annotations
 
-import os
 import tempfile
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path, PurePosixPath
-from typing import Iterator, Sequence
+from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from registry.cards.schema import CARD_FILE, MODELS_DIR, ModelCard, load_card, says_offline
-from registry.core.errors import CardError, StorageError, UsageError
-from registry.core.git import cat_files
-from registry.core.storage import PUBLIC, Pointer, Storage, absolute_local_remotes, file_md5
-from registry.versions.tags import Version, confirm_versions, parse_version_spec, read_versions, resolve, withdraw_offline
-from registry.core.git import clone_root, run_git
+from registry.core.errors import UsageError
+from registry.core.git import cat_files, clone_root, run_git
+from registry.core.layout import CARD_FILE
+from registry.core.storage import PUBLIC, Storage, absolute_local_remotes
+from registry.versions.resolve import FetchedFile, PublishedVersion, fetch_files, find_version
 
 
-class PulledFile(BaseModel):
-    """One file written by a pull."""
+class PulledFile(FetchedFile):
+    """One file written by a pull: a file of the version, or a device package."""
 
-    path: str = Field(description="where it was written")
-    md5: str = Field(description="md5 of the content")
-    size: int = Field(description="bytes")
-    source: str = Field(description="'public' for weights and packages, 'git' for the card and config")
     target: str | None = Field(None, description="the device target, for a package")
     sha256: str | None = Field(None, description="SHA-256 of a package (as in the release's SHA256SUMS)")
-    kept: bool = Field(False, description="the file was already there with this md5 and size: not downloaded")
 
 
 class PullResult(BaseModel):
@@ -103,30 +98,24 @@ def pull(spec: str, out_dir: str | Path | None = None, *, root: str | Path | Non
         CardError: the card at the version's tag cannot be read.
         StorageError: the public remote lacks the object, is unreachable, or serves corrupt bytes.
     """
-    name, wanted = parse_version_spec(spec)
     with open_registry(root, repo_url) as (gitdir, conf_root):
-        table = read_versions(gitdir)
-        head_card_bytes, = cat_files(gitdir, [f"HEAD:{MODELS_DIR}/{name}/{CARD_FILE}"])
-        table[name], stray = confirm_versions(gitdir, table.get(name, []))
-        if says_offline(head_card_bytes):
-            table[name] = withdraw_offline(table[name])
-        refused = next((t for t in stray if t.tag == f"{name}@v{wanted}"), None)
-        if refused is not None:
-            raise UsageError(f"tag {refused.tag} is not a published version: {refused.reason}",
-                             "only versions the publish workflow tagged can be pulled; tell the registry's "
-                             "maintainers about the stray tag")
-        version = resolve(table, name, wanted)
-        card, pointer_path = _card_at(gitdir, version)
-        remote = Storage(conf_root).remote(PUBLIC)
+        version = find_version(gitdir, spec)
+        name, card = version.name, version.card
+        storage = Storage(conf_root)
+        remote = storage.remote(PUBLIC)
+        dest = _destination(out_dir, version)
         if targets:
             from registry.packaging.index import package_entry
 
             entries = [package_entry(remote, name, version.version, version.commit, t,
                                      [s.name for s in card.targets]) for t in dict.fromkeys(targets)]
-            dest = _destination(out_dir, name, version)
+            dest.mkdir(parents=True, exist_ok=True)
             files = [_fetch_package(remote, e, dest) for e in entries]
         else:
-            dest, files = _pull_weights(gitdir, version, card, pointer_path, remote, out_dir)
+            tracked = [card.weights, *([card.pytorch] if card.pytorch else [])]
+            fetched = fetch_files(gitdir, version, [*tracked, CARD_FILE], dest,
+                                  optional=[card.config], storage=storage)
+            files = [PulledFile(**f.model_dump()) for f in fetched.files]
     result = PullResult(name=name, version=version.version, tag=version.tag, commit=version.commit,
                         out_dir=str(dest), remote=remote.url, files=files, withdrawn=version.withdrawn)
     if version.withdrawn:
@@ -135,57 +124,12 @@ def pull(spec: str, out_dir: str | Path | None = None, *, root: str | Path | Non
     return result
 
 
-def _destination(out_dir: str | Path | None, name: str, version: Version) -> Path:
-    dest = Path(out_dir) if out_dir else Path.cwd() / f"{name}-{version.version}"
+def _destination(out_dir: str | Path | None, version: PublishedVersion) -> Path:
+    """The output folder (made once there is something to write into it)."""
+    dest = Path(out_dir) if out_dir else Path.cwd() / f"{version.name}-{version.version}"
     if dest.exists() and not dest.is_dir():
         raise UsageError(f"{dest} exists and is not a folder", "give -o a folder to write the model into")
-    dest.mkdir(parents=True, exist_ok=True)
     return dest
-
-
-def _pull_weights(gitdir: Path, version: Version, card: ModelCard, pointer_path: str, remote,
-                  out_dir: str | Path | None) -> tuple[Path, list[PulledFile]]:
-    """The weights (and the PyTorch source, when the card has one) from the public remote, and the
-    card and config from git."""
-    name = version.name
-    folder = f"{MODELS_DIR}/{name}"
-    tracked = [card.weights] + ([card.pytorch] if card.pytorch else [])
-    pointers = _tagged_pointers(gitdir, version, tracked)
-    card_bytes, config_bytes = cat_files(gitdir, [
-        f"{version.commit}:{folder}/{CARD_FILE}", f"{version.commit}:{folder}/{card.config}"])
-    dest = _destination(out_dir, name, version)
-    files = [_fetch_weights(remote, ptr.md5, ptr.size, dest / PurePosixPath(rel).name)
-             for rel, ptr in zip(tracked, pointers)]
-    for rel, data in ((CARD_FILE, card_bytes), (card.config, config_bytes)):
-        if data is not None:
-            files.append(_write_atomic(dest / PurePosixPath(rel).name, data))
-    return dest, files
-
-
-def _tagged_pointers(gitdir: Path, version: Version, tracked: list[str]) -> list[Pointer]:
-    """The DVC pointers of `tracked` files (relative to the model folder) at a version's tag, resolved
-    by `registry.cards.model_files` exactly as the bot and publish resolved them.
-
-    Raises:
-        CardError: the folder at the tag has a link, a submodule or an unusable pointer, or a
-            file has no pointer.
-    """
-    import git
-
-    from registry.cards.model_files import model_files
-    from registry.core.repo import GitRevision
-
-    files = model_files(GitRevision(git.Repo(gitdir), version.commit), version.name)
-    files.require_usable(f"{version.tag}: cannot pull")
-    out = []
-    for rel in tracked:
-        found = files.pointer_of(rel)
-        if found is None:
-            path = f"{files.folder}/{rel}.dvc"
-            raise CardError(f"{version.tag} has no DVC pointer {path}",
-                            "the version was tagged without its weights; ask the registry's admins", path=path)
-        out.append(found.pointer)
-    return out
 
 
 def _fetch_package(remote, entry, dest: Path) -> PulledFile:
@@ -194,41 +138,3 @@ def _fetch_package(remote, entry, dest: Path) -> PulledFile:
     path, _ = fetch_package(remote, entry, dest)
     return PulledFile(path=str(path), md5=entry.md5, size=entry.size, source=PUBLIC, target=entry.target,
                       sha256=entry.sha256)
-
-
-def _card_at(gitdir: Path, version: Version) -> tuple[ModelCard, str]:
-    """The card at a version's tag and the repository path of its weights pointer."""
-    path = f"{MODELS_DIR}/{version.name}/{CARD_FILE}"
-    data, = cat_files(gitdir, [f"{version.commit}:{path}"])
-    if data is None:
-        raise CardError(f"{version.tag} has no {path}", "the tag does not point at a registry version",
-                        path=path)
-    card = load_card(data, path).require(f"the card at {version.tag} is invalid: ")
-    return card, f"{MODELS_DIR}/{version.name}/{card.weights}.dvc"
-
-
-def _fetch_weights(remote, md5: str, size: int | None, target: Path) -> PulledFile:
-    """Download an object from the public remote into `target`, verified, unless already there."""
-    if target.is_file() and (size is None or target.stat().st_size == size) and file_md5(target) == md5:
-        return PulledFile(path=str(target), md5=md5, size=target.stat().st_size, source=PUBLIC, kept=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.download")
-    try:
-        remote.download(md5, tmp)  # verifies the md5 before it renames onto `tmp`
-        got = tmp.stat().st_size
-        if size is not None and got != size:
-            raise StorageError(f"object {md5} on remote '{remote.name}' is {got} bytes, the pointer says {size}",
-                               "the public copy is damaged; ask the registry's admins to re-publish it")
-        os.replace(tmp, target)
-    finally:  # an interrupted or refused download leaves nothing in the output folder
-        tmp.unlink(missing_ok=True)
-        tmp.with_name(tmp.name + ".part").unlink(missing_ok=True)
-    return PulledFile(path=str(target), md5=md5, size=got, source=PUBLIC)
-
-
-def _write_atomic(target: Path, data: bytes) -> PulledFile:
-    import hashlib
-
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, target)
-    return PulledFile(path=str(target), md5=hashlib.md5(data).hexdigest(), size=len(data), source="git")

@@ -36,11 +36,11 @@ from pydantic import BaseModel, Field
 
 from registry import __version__
 from registry.packaging.benchmark import BenchmarkReport, Progress, choose, machine_info, shipping_setting
-from registry.cards.schema import ModelCard, TargetSpec, card_path, load_card
+from registry.cards.schema import ModelCard, TargetSpec, load_card
 from registry.packaging.converters import Candidate, get_converter
 from registry.packaging.encryption import PackageIntegrityError, decrypt, encrypt, is_encrypted
 from registry.packaging.engines import EngineSetting, get_engine
-from registry.core.errors import ConversionError, StorageError, UsageError
+from registry.core.errors import ConversionError, UsageError
 from registry.core.files import write_atomic
 from registry.packaging.protocol import (
     METADATA_KEY,
@@ -60,13 +60,11 @@ from registry.packaging.verify import (
     sample_inputs,
     verify_candidate,
 )
-from registry.versions.tags import tagged_commits
 
 MANIFEST = "manifest.json"
 LOADER = "loader.py"
 REFERENCE = "verification/reference.npz"
 PACKAGE_FORMAT = 1
-_REF_RE = re.compile(r"^(?P<name>[a-z0-9][a-z0-9-]*[a-z0-9])@v?(?P<version>\d+\.\d+\.\d+\S*)$")
 
 
 class ModelSource(BaseModel):
@@ -138,62 +136,28 @@ class Plan(BaseModel):
 
 # --------------------------------------------------------------------------- sources
 
-def parse_ref(ref: str) -> tuple[str, str]:
-    """'digits-cnn@1.2.0' (or '@v1.2.0') → ('digits-cnn', '1.2.0').
-
-    Raises:
-        UsageError: not NAME@VERSION.
-    """
-    m = _REF_RE.match(ref.strip())
-    if not m:
-        raise UsageError(f"'{ref}' is not NAME@VERSION", "e.g. registry package digits-cnn@1.2.0")
-    return m["name"], m["version"]
-
-
 def source_from_tag(ref: str, repo_root: Path, workdir: Path) -> ModelSource:
-    """The card at tag `<name>@v<version>` and its weights from the public remote.
+    """The card at tag `<name>@v<version>` and its files: the weights, the PyTorch source and the
+    targets' calibration and sample inputs (from git, or from the public remote when DVC-tracked),
+    fetched by `registry.versions.resolve`.
 
     Raises:
-        UsageError: no such tag. CardError: the card at the tag is invalid.
-        StorageError: the weights are not in the public remote.
+        UsageError: not NAME@VERSION, or no such version. CardError: the card or the folder at the
+            tag is unusable, or names a file the version does not have.
+        StorageError: a DVC-tracked file is not in the public remote (or is damaged there).
     """
-    from registry.cards.model_files import model_files
-    from registry.core.repo import RegistryRepo
-    from registry.core.storage import Storage
+    from registry.core.git import clone_root
+    from registry.versions.resolve import fetch_files, find_version
 
-    card = card_at_tag(ref, repo_root)
-    name, version = parse_ref(ref)
-    repo = RegistryRepo(repo_root)
-    tag = f"{name}@v{version}"
-    snap = repo.snapshot(tag)
-    files = model_files(snap, name)  # the version's files, resolved as the bot and publish did
-    files.require_usable(f"{tag}: cannot package")
-    in_git = {e.path for e in files.entries if e.kind == "file"}
+    root = clone_root(repo_root)
+    version = find_version(root, ref, allow_latest=False)
+    card = version.card
     folder = workdir / "source"
-    folder.mkdir(parents=True, exist_ok=True)
-    public = Storage(repo.root).remote("public")
     wanted = [card.weights] + ([card.pytorch] if card.pytorch else []) + [
         p for t in card.targets for p in (t.calibration, t.inputs) if p]
-    for rel in dict.fromkeys(wanted):
-        parts = PurePosixPath(rel).parts
-        if PurePosixPath(rel).is_absolute() or ".." in parts:
-            raise StorageError(f"models/{name}/{rel} at {tag} is outside the model folder",
-                               "the card must name files inside its folder")
-        dest = folder / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tracked = files.pointer_of(rel)
-        if tracked is None and f"models/{name}/{rel}" in in_git:
-            dest.write_bytes(snap.read(f"models/{name}/{rel}") or b"")
-            continue
-        if tracked is None:
-            raise StorageError(f"models/{name}/{rel} is neither in git nor DVC-tracked at {tag}",
-                               "the card names a file the version does not have")
-        md5 = tracked.md5
-        try:
-            public.download(md5, dest)
-        except StorageError as e:
-            raise type(e)(f"models/{name}/{rel} of {tag}: {e.message}", e.hint) from e
-    return ModelSource(name=name, version=version, card=card, weights=folder / card.weights, folder=folder,
+    fetch_files(root, version, wanted, folder)
+    return ModelSource(name=version.name, version=version.version, card=card,
+                       weights=folder / card.weights, folder=folder,
                        pytorch=folder / card.pytorch if card.pytorch else None)
 
 
@@ -201,18 +165,13 @@ def card_at_tag(ref: str, repo_root: Path) -> ModelCard:
     """The card of NAME@VERSION as committed at its version tag (no weights needed).
 
     Raises:
-        UsageError: no such tag. CardError: the card at the tag is invalid.
+        UsageError: not NAME@VERSION, or no such version.
+        CardError: the card at the tag is invalid.
     """
-    from registry.core.repo import RegistryRepo
+    from registry.core.git import clone_root
+    from registry.versions.resolve import find_version
 
-    name, version = parse_ref(ref)
-    repo = RegistryRepo(repo_root)
-    tag = f"{name}@v{version}"
-    if version not in tagged_commits(repo).get(name, {}):
-        known = ", ".join(sorted(tagged_commits(repo).get(name, {}))) or "none"
-        raise UsageError(f"no version tag {tag} in {repo.root}", f"published versions of {name}: {known}")
-    path = card_path(name)
-    return load_card(repo.snapshot(tag).read(path) or b"", path).require(f"{tag}: ")
+    return find_version(clone_root(repo_root), ref, allow_latest=False).card
 
 
 def source_from_files(model: Path, card_file: Path) -> ModelSource:

@@ -32,7 +32,6 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from registry.cards.schema import CARD_FILE, MODELS_DIR, says_offline
 from registry.core.errors import StorageError, UsageError
 from registry.core.storage import PUBLIC, ObjectMissingError, Remote, Storage
 
@@ -198,14 +197,13 @@ def push_packages(ref: str, folder: Path, *, root: Path | None = None, storage: 
         PackageConflictError: the index already holds different bytes for a target (nothing written).
         StorageError: the remote refuses, stays unreachable, or does not read back what was written.
     """
-    from registry.packaging.build import parse_ref
-    from registry.core.transfer import verify_object
-    from registry.versions.tags import read_versions, resolve
     from registry.core.git import clone_root
+    from registry.core.transfer import verify_object
+    from registry.versions.resolve import find_version
 
-    name, version = parse_ref(ref)
     top = clone_root(root)
-    found = resolve(read_versions(top), name, version)
+    found = find_version(top, ref, allow_latest=False)
+    name, version = found.name, found.version
     if not folder.is_dir():
         raise UsageError(f"{folder} is not a folder", "give the folder the build jobs' packages were collected in")
     files = find_packages(folder, name, version)
@@ -238,8 +236,8 @@ def push_packages(ref: str, folder: Path, *, root: Path | None = None, storage: 
 
     report = PushReport(model=index.model, tag=found.tag, commit=found.commit, remote=remote.url, index=key,
                         index_written=False)
-    if found.withdrawn or says_offline(_read_or_none(top / MODELS_DIR / name / CARD_FILE)):
-        report.warning = (f"{name}@{version} was withdrawn ({found.withdrawn_by or 'card status: offline'}); "
+    if found.withdrawn:
+        report.warning = (f"{name}@{version} was withdrawn ({found.withdrawn_by}); "
                           "its packages are published for consumers pinned to it, and it is never 'latest'")
     for path, entry in zip(files, entries):
         indexed = entry.target in index.packages
@@ -265,13 +263,6 @@ def push_packages(ref: str, folder: Path, *, root: Path | None = None, storage: 
         report.index_written = True
     report.targets = list(index.packages)
     return report
-
-
-def _read_or_none(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except OSError:
-        return None
 
 
 def render_push(report: PushReport) -> str:

@@ -1,8 +1,10 @@
 """Published versions: the tag grammar (GTO's), reading every version from tags in one
-git call, withdrawal, `NAME@latest`, and the listings of `registry list` and `registry show`.
+git call, withdrawal, `NAME@latest`, the listings of `registry list` and `registry show`, and
+one published version's card and files.
 
-Owns `tags` (the one owner of the tag grammar; SemVer order comes from `registry.core.semver`) and
-`listing`.
+Owns `tags` (the one owner of the tag grammar; SemVer order comes from `registry.core.semver`),
+`listing`, and `resolve` (the one path from `NAME@VERSION` to the card at its tag and its files
+fetched into a folder, which pull, package and compress take).
 
 May import: `registry.core`, `registry.formats`, `registry.cards`. Must not import any capability
 (packaging, compression, publishing, consuming, checks, training, catalog).

@@ -59,8 +59,12 @@ class Version(BaseModel):
         return "-" in self.version.split("+", 1)[0]
 
 
-def parse_version_spec(spec: str) -> tuple[str, str]:
+def parse_version_spec(spec: str, *, allow_latest: bool = True) -> tuple[str, str]:
     """Split `NAME@VERSION` / `NAME@vVERSION` / `NAME@latest` / `NAME` into (name, version or 'latest').
+
+    Args:
+        spec: the reference as a user wrote it.
+        allow_latest: accept `NAME@latest` and a bare `NAME`; when False, only an exact version.
 
     Raises:
         UsageError: when the spec is not of that form.
@@ -70,12 +74,22 @@ def parse_version_spec(spec: str) -> tuple[str, str]:
     if version != LATEST:
         version = version.removeprefix("v")
         if not re.fullmatch(SEMVER, version):
-            raise UsageError(f"'{spec}' does not name a version",
-                             "write NAME@1.2.0 (SemVer) or NAME@latest")
+            raise UsageError(f"'{spec}' does not name a version", "write NAME@1.2.0 (SemVer)"
+                             + (" or NAME@latest" if allow_latest else ""))
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}[a-z0-9]", name):
         raise UsageError(f"'{name}' is not a model name",
                          "model names are lowercase letters, digits and '-' (see `registry list`)")
+    if version == LATEST and not allow_latest:
+        raise UsageError(f"'{spec}' does not name an exact version", f"write NAME@VERSION, "
+                         f"e.g. {name}@1.2.0 (`registry show {name}` lists the versions)")
     return name, version
+
+
+def is_version_tag(tag: str) -> bool:
+    """Whether a tag name is a version tag `<name>@v<version>` (GTO's numbered re-registrations
+    `#<n>` included), as opposed to a withdrawal, a deprecation or a tag of something else."""
+    m = TAG_RE.match(tag)
+    return bool(m and m["version"] and not m["cancel"])
 
 
 def read_versions(root: str | Path) -> dict[str, list[Version]]:
@@ -260,8 +274,8 @@ def resolve(table: dict[str, list[Version]], name: str, version: str) -> Version
     for v in versions:
         if v.version == version:
             return v
-    known = ", ".join(v.version for v in versions[-5:])
-    raise UsageError(f"model '{name}' has no version {version} (tag {name}@v{version} does not exist)",
+    known = ("…, " if len(versions) > 5 else "") + ", ".join(v.version for v in versions[-5:])
+    raise UsageError(f"model '{name}' has no version {version} (no version tag {name}@v{version})",
                      f"published versions: {known}")
 
 
