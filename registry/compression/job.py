@@ -16,10 +16,10 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from registry.cards.schema import (CompressSpec, EvaluationSpec, format_size, parse_drop, parse_latency,
-                                   parse_size)
-from registry.compression.evaluation import (EvalData, compute_metric, median_latency_ms, metric_def,
-                                             run_model, session_for)
+from registry.cards.schema import (CompressSpec, EvaluationSpec, format_size, parse_drop,
+                                   parse_latency, parse_size)
+from registry.compression.evaluation import (EvalData, compute_metric, median_latency_ms,
+                                             metric_def, run_model, session_for)
 from registry.compression.onnx_files import ONNX_OVERHEAD
 from registry.core.errors import CompressionError
 
