@@ -126,11 +126,10 @@ class PytorchConverter(Converter):
         Args:
             source: the `.pt2` file (its name is what messages show).
             program: its ExportedProgram, read once per build with
-                `registry.formats.pt2.load_exported_program`; a converter does not change it.
+                `registry.formats.pt2.load_exported_program`; a converter leaves it unchanged.
             block: the description block as known before conversion; the converter completes it
                 (runtime, format, minimum version, tools) and returns it as the candidate's `block`.
         Raises:
-            ModelFormatError: the `.pt2` is unsafe or unreadable.
             ConversionError: an op the runtime cannot run (names the op, node and target).
         """
         raise NotImplementedError
