@@ -119,7 +119,9 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     from registry.cards.schema import ModelCard
     from registry.packaging.engines import get_engine
-    from registry.packaging.build import ModelSource, build_package, open_package
+    from registry.packaging.archive import open_package
+    from registry.packaging.build import build_package
+    from registry.packaging.source import ModelSource
 
     threads = [1, 2]
     lines = []

@@ -108,8 +108,8 @@ def main() -> None:
                 assert (storage / "public" / "files" / "md5").is_dir(), f"{label} wrote nothing"
         # the parts `dvc push` does not have, timed alone: the copy with its read-back
         # verification, and the model summary of the release notes
-        from registry.formats.graph import summarize
         from registry.core.transfer import _copy_reading_back
+        from registry.formats.summary import summarize
 
         obj = next(p for p in (storage / "public" / "files" / "md5").rglob("*") if p.is_file())
         start = time.perf_counter()

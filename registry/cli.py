@@ -292,11 +292,13 @@ def package(ref: str | None, targets: tuple[str, ...], model: Path | None, card:
     import tempfile
 
     from registry.packaging import build as pkg
+    from registry.packaging.plan import plan, target_catalog
+    from registry.packaging.source import source_from_files
     from registry.core.console import StageProgress
     from registry.packaging.encryption import load_key
 
     if list_targets:
-        catalog = pkg.target_catalog()
+        catalog = target_catalog()
         if fmt == "json":
             click.echo(json.dumps(catalog, indent=2))
             return
@@ -326,13 +328,13 @@ def package(ref: str | None, targets: tuple[str, ...], model: Path | None, card:
             overrides[k] = v
     with tempfile.TemporaryDirectory(prefix="registry-source-") as tmp:
         if model:
-            source = pkg.source_from_files(model, card)
+            source = source_from_files(model, card)
         elif show_plan:
             source = None
         else:
             source = pkg.source_from_tag(ref, Path.cwd(), Path(tmp))
         if show_plan:
-            result = pkg.plan(source.card if source else pkg.card_at_tag(ref, Path.cwd()))
+            result = plan(source.card if source else pkg.card_at_tag(ref, Path.cwd()))
             if targets:
                 keep = set(targets)
                 result.targets = [t for t in result.targets if t.target in keep]
@@ -393,7 +395,8 @@ def run(package_file: Path, inputs: tuple[str, ...], key_env: str | None, key_fi
     import numpy as np
 
     from registry.packaging.encryption import load_key
-    from registry.packaging.build import open_package, read_inputs, run_package
+    from registry.packaging.archive import open_package
+    from registry.packaging.run import read_inputs, run_package
 
     opened = open_package(package_file, load_key(key_env, key_file))
     expected = [i["name"] for i in opened.manifest.inputs]
@@ -459,7 +462,7 @@ def verify(package_files: tuple[Path, ...], key_env: str | None, key_file: Path 
     failed, or is altered, truncated, or needs a newer runtime.
     """
     from registry.packaging.encryption import load_key
-    from registry.packaging.build import verify_package
+    from registry.packaging.run import verify_package
 
     key = load_key(key_env, key_file)
     results = []

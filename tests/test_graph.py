@@ -1,4 +1,5 @@
-"""registry.formats.graph: safe loading by magic bytes, summaries, one run, and the SVG picture."""
+"""A model's graph (registry.formats `weights`, `summary`, `onnx_run`, `svg`): safe loading by
+magic bytes, summaries, one sandboxed run, and the SVG picture."""
 
 from __future__ import annotations
 
@@ -18,7 +19,11 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from factories import conv_onnx, mlp_onnx
-from registry.formats import graph
+from registry.formats.onnx_run import run_once
+from registry.formats.summary import (GraphSummary, TensorInfo, summarize, summarize_onnx,
+                                      summary_text)
+from registry.formats.svg import render_svg
+from registry.formats.weights import WeightsFormat, detect_format, load_onnx
 from registry.core.errors import ModelFormatError
 from registry.core.storage import file_md5
 
@@ -61,7 +66,7 @@ def test_raw_pickle_is_refused_without_unpickling(tmp_path, protocol):
     weights = tmp_path / "model.onnx"  # the name lies: the bytes decide
     weights.write_bytes(_evil_pickle(marker, protocol))
     with pytest.raises(ModelFormatError) as e:
-        graph.summarize(weights)
+        summarize(weights)
     assert "model.onnx is a Python pickle" in e.value.message
     assert "unpickling runs arbitrary code" in e.value.message
     assert "ONNX" in e.value.hint and "safetensors" in e.value.hint
@@ -73,7 +78,7 @@ def test_pytorch_zip_checkpoint_is_refused_without_unpickling(tmp_path):
     weights = tmp_path / "model.pt"
     _torch_style_zip(weights, _evil_pickle(marker, 2))
     with pytest.raises(ModelFormatError) as e:
-        graph.load_onnx(weights)
+        load_onnx(weights)
     assert "model.pt is a PyTorch checkpoint (torch.save zip with data.pkl)" in e.value.message
     assert "unpickling runs arbitrary code" in e.value.message
     assert not marker.exists()
@@ -85,7 +90,7 @@ def test_real_torch_save_and_ckpt_are_refused(tmp_path):
         path = tmp_path / name
         torch.save({"state_dict": {"w": torch.zeros(2, 2)}}, path)
         with pytest.raises(ModelFormatError, match="PyTorch checkpoint.*unpickling runs arbitrary code"):
-            graph.detect_format(path)
+            detect_format(path)
 
 
 def test_joblib_style_compressed_pickle_is_refused(tmp_path):
@@ -94,7 +99,7 @@ def test_joblib_style_compressed_pickle_is_refused(tmp_path):
     path = tmp_path / "model.joblib"
     path.write_bytes(zlib.compress(_evil_pickle(tmp_path / "ran")))
     with pytest.raises(ModelFormatError, match="zlib-compressed data.*unpickling it would run arbitrary code"):
-        graph.detect_format(path)
+        detect_format(path)
     assert not (tmp_path / "ran").exists()
 
 
@@ -103,7 +108,7 @@ def test_truncated_onnx_is_a_clear_error(tmp_path):
     path = tmp_path / "model.onnx"
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(ModelFormatError) as e:
-        graph.load_onnx(path)
+        load_onnx(path)
     assert "model.onnx starts like an ONNX model but cannot be parsed: it is truncated or corrupt" in e.value.message
     assert "dvc push" in e.value.hint
 
@@ -119,7 +124,7 @@ def test_not_onnx_at_all_is_a_clear_error(tmp_path, content, says):
     path = tmp_path / "model.onnx"
     path.write_bytes(content)
     with pytest.raises(ModelFormatError) as e:
-        graph.summarize_onnx(path)
+        summarize_onnx(path)
     assert e.value.message.startswith(says)
 
 
@@ -127,21 +132,21 @@ def test_unknown_file_named_like_pickle_says_so(tmp_path):
     path = tmp_path / "weights.bin"
     path.write_bytes(b"random bytes that are no model")
     with pytest.raises(ModelFormatError, match=r"weights\.bin is not an ONNX model .*usually pickle-based"):
-        graph.load_onnx(path)
+        load_onnx(path)
 
 
 def test_empty_file(tmp_path):
     path = tmp_path / "model.onnx"
     path.write_bytes(b"")
     with pytest.raises(ModelFormatError, match="model.onnx is empty"):
-        graph.detect_format(path)
+        detect_format(path)
 
 
 def test_summary_of_the_fixture_model(tmp_path):
     path = tmp_path / "model.onnx"
     path.write_bytes(mlp_onnx(hidden=16, inputs=8, classes=3))
-    s = graph.summarize_onnx(path)
-    assert s.format is graph.WeightsFormat.onnx
+    s = summarize_onnx(path)
+    assert s.format is WeightsFormat.onnx
     assert [(t.name, t.shape, t.dtype) for t in s.inputs] == [("input", ["batch", 8], "float")]
     assert [(t.name, t.shape, t.dtype) for t in s.outputs] == [("probabilities", ["batch", 3], "float")]
     assert s.opsets == {"ai.onnx": 17}
@@ -154,8 +159,8 @@ def test_summary_of_the_fixture_model(tmp_path):
     assert s.file_size == path.stat().st_size
     assert s.md5 == file_md5(path)
     # plain data that survives a JSON round trip unchanged (the release notes diff these)
-    assert graph.GraphSummary.model_validate_json(s.model_dump_json()) == s
-    text = graph.summary_text(s)
+    assert GraphSummary.model_validate_json(s.model_dump_json()) == s
+    text = summary_text(s)
     for part in ("input: float [batch, 8]", "probabilities: float [batch, 3]", "Gemm x2", "Relu x1",
                  "Softmax x1", "parameters: 195 in 4 tensors", "opset: ai.onnx 17"):
         assert part in text
@@ -189,7 +194,7 @@ def _odd_tensors_model() -> bytes:
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
 
 
-def _summary_by_onnx(path: Path) -> graph.GraphSummary:
+def _summary_by_onnx(path: Path) -> GraphSummary:
     """The summary computed the slow, obvious way: a full parse by the onnx package."""
     from onnx.external_data_helper import _get_all_tensors, uses_external_data
 
@@ -214,9 +219,10 @@ def _summary_by_onnx(path: Path) -> graph.GraphSummary:
             tt = v.type.tensor_type
             shape = ([d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim]
                      if tt.HasField("shape") else None)
-            return graph.TensorInfo(name=v.name, shape=shape,
+            return TensorInfo(name=v.name, shape=shape,
                                     dtype=onnx.TensorProto.DataType.Name(tt.elem_type).lower())
-        return graph.TensorInfo(name=v.name, shape=None, dtype=(v.type.WhichOneof("value") or "unknown")[:-5])
+        kind = (v.type.WhichOneof("value") or "unknown")[:-5]
+        return TensorInfo(name=v.name, shape=None, dtype=kind)
 
     locations = []
     for tensor in _get_all_tensors(model):
@@ -224,8 +230,8 @@ def _summary_by_onnx(path: Path) -> graph.GraphSummary:
         if uses_external_data(tensor) and loc not in locations:
             locations.append(loc)
     inits = {i.name for i in g.initializer}
-    return graph.GraphSummary(
-        format=graph.WeightsFormat.onnx,
+    return GraphSummary(
+        format=WeightsFormat.onnx,
         inputs=[info(v) for v in g.input if v.name not in inits], outputs=[info(v) for v in g.output],
         opsets=dict(sorted((o.domain or "ai.onnx", o.version) for o in model.opset_import)),
         ir_version=model.ir_version,
@@ -243,19 +249,19 @@ def test_summary_read_from_the_wire_equals_a_full_parse(tmp_path, build):
     """Summaries skip the tensors' bytes; they must say exactly what a full parse by onnx says."""
     path = tmp_path / "model.onnx"
     path.write_bytes(build())
-    assert graph.summarize_onnx(path) == _summary_by_onnx(path)
+    assert summarize_onnx(path) == _summary_by_onnx(path)
 
 
 def test_summary_of_torch_exported_models_equals_a_full_parse(digits_cnn, text_embedder):
     for folder in (digits_cnn, text_embedder):
         path = folder / "model.onnx"
-        assert graph.summarize_onnx(path) == _summary_by_onnx(path)
+        assert summarize_onnx(path) == _summary_by_onnx(path)
 
 
 def test_summary_read_from_the_wire_keeps_external_data(tmp_path):
     path = _model_with_external_data(tmp_path / "m", "weights.data")
-    assert graph.summarize_onnx(path) == _summary_by_onnx(path)
-    assert graph.summarize_onnx(path).external_data == ["weights.data"]
+    assert summarize_onnx(path) == _summary_by_onnx(path)
+    assert summarize_onnx(path).external_data == ["weights.data"]
 
 
 @pytest.mark.parametrize("keep", [0.5, 0.9, 0.999])
@@ -264,14 +270,14 @@ def test_summary_of_a_truncated_model_is_a_clear_error(tmp_path, keep):
     path = tmp_path / "model.onnx"
     path.write_bytes(data[: int(len(data) * keep)])
     with pytest.raises(ModelFormatError) as e:
-        graph.summarize_onnx(path)
+        summarize_onnx(path)
     assert "model.onnx starts like an ONNX model but cannot be parsed: it is truncated or corrupt" in e.value.message
 
 
 def test_run_once_gives_output_shapes(tmp_path):
     path = tmp_path / "model.onnx"
     path.write_bytes(mlp_onnx(classes=5))
-    assert graph.run_once(path) == {"probabilities": [1, 5]}
+    assert run_once(path) == {"probabilities": [1, 5]}
 
 
 def test_run_once_generates_integer_and_bool_inputs(tmp_path):
@@ -288,7 +294,7 @@ def test_run_once_generates_integer_and_bool_inputs(tmp_path):
     m.ir_version = 8
     path = tmp_path / "m.onnx"
     onnx.save(m, path)
-    assert graph.run_once(path) == {"out": [1, 3]}
+    assert run_once(path) == {"out": [1, 3]}
 
 
 def test_run_once_failure_is_a_model_format_error(tmp_path):
@@ -303,7 +309,7 @@ def test_run_once_failure_is_a_model_format_error(tmp_path):
     onnx.save(m, path)
     with pytest.raises(ModelFormatError, match=r"m\.onnx: (running the model once on generated inputs failed"
                                                r"|onnxruntime cannot load the model)"):
-        graph.run_once(path)
+        run_once(path)
 
 
 def _model_with_external_data(folder: Path, location: str) -> Path:
@@ -323,12 +329,12 @@ def _model_with_external_data(folder: Path, location: str) -> Path:
 
 def test_external_data_inside_the_folder_loads(tmp_path):
     path = _model_with_external_data(tmp_path / "m", "weights.data")
-    model = graph.load_onnx(path)
+    model = load_onnx(path)
     assert numpy_helper.to_array(model.graph.initializer[0]).shape == (8, 16)
-    s = graph.summarize_onnx(path)
+    s = summarize_onnx(path)
     assert s.external_data == ["weights.data"]
     assert s.parameter_count == 195
-    assert "external data: weights.data" in graph.summary_text(s)
+    assert "external data: weights.data" in summary_text(s)
 
 
 @pytest.mark.parametrize("location, says", [
@@ -340,7 +346,7 @@ def test_external_data_outside_the_folder_is_refused(tmp_path, location, says):
     path = _model_with_external_data(tmp_path / "m", location)
     (tmp_path / "outside.data").write_bytes((tmp_path / "m" / "weights.data").read_bytes())
     with pytest.raises(ModelFormatError) as e:
-        graph.load_onnx(path)
+        load_onnx(path)
     assert e.value.message == f"model.onnx: external data location '{location}' {says}" + (
         "; it must be a file inside the model folder" if says == "is absolute" else "")
 
@@ -350,14 +356,14 @@ def test_external_data_symlink_escaping_the_folder_is_refused(tmp_path):
     (tmp_path / "m" / "weights.data").rename(tmp_path / "outside.data")
     (tmp_path / "m" / "link.data").symlink_to(tmp_path / "outside.data")
     with pytest.raises(ModelFormatError, match="'link.data' is a symlink that leaves the model folder"):
-        graph.load_onnx(path)
+        load_onnx(path)
 
 
 def test_missing_external_data_is_a_clear_error(tmp_path):
     path = _model_with_external_data(tmp_path / "m", "weights.data")
     (tmp_path / "m" / "weights.data").unlink()
     with pytest.raises(ModelFormatError, match="external data file 'weights.data' is missing"):
-        graph.load_onnx(path)
+        load_onnx(path)
 
 
 def _safetensors(tensors: dict[str, np.ndarray], metadata: dict | None = None) -> bytes:
@@ -378,11 +384,11 @@ def test_safetensors_summary_without_torch(tmp_path):
     path = tmp_path / "model.safetensors"
     path.write_bytes(_safetensors({"w": np.zeros((8, 16), np.float32), "b": np.zeros(16, np.float32),
                                    "steps": np.zeros(1, np.int64)}, {"format": "pt"}))
-    assert graph.detect_format(path) is graph.WeightsFormat.safetensors
-    s = graph.summarize(path)
+    assert detect_format(path) is WeightsFormat.safetensors
+    s = summarize(path)
     assert (s.format, s.parameter_count, s.tensor_count, s.producer) == ("safetensors", 145, 3, "pt")
     assert s.md5 == file_md5(path)
-    assert "parameters: 145 in 3 tensors" in graph.summary_text(s)
+    assert "parameters: 145 in 3 tensors" in summary_text(s)
 
 
 def test_truncated_safetensors_is_a_clear_error(tmp_path):
@@ -390,7 +396,7 @@ def test_truncated_safetensors_is_a_clear_error(tmp_path):
     path = tmp_path / "model.safetensors"
     path.write_bytes(data[:-100])
     with pytest.raises(ModelFormatError, match="entry 'w' is malformed or points past the end of the file"):
-        graph.summarize(path)
+        summarize(path)
 
 
 def _svg_texts(svg: str) -> list[str]:
@@ -401,7 +407,7 @@ def _svg_texts(svg: str) -> list[str]:
 
 def test_svg_is_well_formed_and_shows_every_op(tmp_path):
     model = onnx.load_from_string(mlp_onnx())
-    svg = graph.render_svg(model)
+    svg = render_svg(model)
     texts = _svg_texts(svg)
     for op in ("Gemm", "Relu", "Softmax", "input", "probabilities"):
         assert op in texts
@@ -427,7 +433,7 @@ def _chain_model(n: int, branches: int = 1) -> onnx.ModelProto:
 
 def test_long_graphs_are_collapsed(tmp_path):
     model = _chain_model(1000, branches=3)
-    svg = graph.render_svg(model, max_boxes=150, max_layers=60)
+    svg = render_svg(model, max_boxes=150, max_layers=60)
     root = ET.fromstring(svg)
     boxes = root.findall(f".//{SVG}rect[@rx]")
     assert len(boxes) <= 3 * 60 + 1  # 60 layers of at most 3 boxes, not the 1,300 nodes
@@ -439,7 +445,7 @@ def test_long_graphs_are_collapsed(tmp_path):
 
 
 def test_small_graphs_are_not_collapsed():
-    svg = graph.render_svg(_chain_model(20))
+    svg = render_svg(_chain_model(20))
     texts = _svg_texts(svg)
     assert texts.count("Relu") == 10 and texts.count("Sigmoid") == 10
     assert not any("not drawn" in t for t in texts)
@@ -482,7 +488,7 @@ def test_a_model_that_allocates_too_much_fails_the_run_with_the_limit(tmp_path):
     path = tmp_path / "model.onnx"
     path.write_bytes(_allocating_model(30_000))  # 3.6 GB for one tensor
     with pytest.raises(ModelFormatError) as e:
-        graph.run_once(path, memory=512 << 20)
+        run_once(path, memory=512 << 20)
     assert e.value.message == "model.onnx: running the model once needed more than 0.5 GiB of memory"
     assert "within 120 s and 0.5 GiB" in e.value.hint
 
@@ -491,11 +497,11 @@ def test_a_model_that_runs_forever_is_stopped_at_the_time_limit(tmp_path):
     path = tmp_path / "model.onnx"
     path.write_bytes(_endless_model())
     with pytest.raises(ModelFormatError) as e:
-        graph.run_once(path, timeout=1.5)
+        run_once(path, timeout=1.5)
     assert "took longer than 1.5 s, so it was stopped" in e.value.message
 
 
 def test_the_limits_leave_a_normal_run_alone(tmp_path):
     path = tmp_path / "model.onnx"
     path.write_bytes(_allocating_model(100))
-    assert graph.run_once(path, timeout=30, memory=512 << 20) == {"y": []}
+    assert run_once(path, timeout=30, memory=512 << 20) == {"y": []}

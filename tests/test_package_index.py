@@ -13,7 +13,8 @@ from factories import FAST, S3Server, isolated_env, mlp_onnx, registry_cli, use_
 
 from registry.packaging.encryption import encrypt, key_id
 from registry.publishing.gc import collect_garbage
-from registry.packaging.build import build_package, source_from_files
+from registry.packaging.build import build_package
+from registry.packaging.source import source_from_files
 from registry.packaging.index import index_key
 from registry.consuming.pull import pull
 from registry.core.repo import RegistryRepo

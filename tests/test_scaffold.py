@@ -18,7 +18,7 @@ from factories import registry_cli
 from registry.cards.schema import load_card
 from registry.cli import cli
 from registry.core.errors import UsageError
-from registry.formats.graph import WeightsFormat, detect_format
+from registry.formats.weights import WeightsFormat, detect_format
 from registry.cards.scaffold import NewModel, new_model, parse_metric
 from registry.core.storage import file_md5, parse_pointer
 

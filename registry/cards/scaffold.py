@@ -113,7 +113,7 @@ def check_weights(path: Path) -> None:
         raise UsageError(f"weights file {path} does not exist", "give the path of the exported model file")
     if path.stat().st_size == 0:
         raise UsageError(f"weights file {path} is empty", "export the model again")
-    from registry.formats.graph import detect_format
+    from registry.formats.weights import detect_format
 
     detect_format(path)  # refuses pickle-based and unreadable formats by their bytes, loading nothing
 

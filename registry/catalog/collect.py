@@ -521,7 +521,9 @@ def _graph(src: ModelSource, head: ModelCard | None, live: Version | None) -> tu
     if path is None:
         return GraphInfo(available=False, reason="the weights are not available locally where the catalog "
                                                  "was built (not in the DVC cache or a local public remote)"), None
-    from registry.formats.graph import WeightsFormat, load_onnx, render_svg, summarize
+    from registry.formats.summary import summarize
+    from registry.formats.svg import render_svg
+    from registry.formats.weights import WeightsFormat, load_onnx
     from registry.publishing.notes import facts_of
 
     try:

@@ -20,6 +20,7 @@ class CardTargets(Check):
 
     def run(self, ctx: ModelContext) -> Iterable[Finding]:
         """One finding per problem, on the line of the offending target entry."""
+        from registry.packaging.plan import target_options
         from registry.packaging.processing import parse_steps
         from registry.packaging.targets import get_target
 
@@ -30,8 +31,6 @@ class CardTargets(Check):
             except UsageError as e:
                 yield self.finding(f"targets[{i}]: {e.message}", e.hint, path=ctx.card_path, line=line)
                 continue
-            from registry.packaging.build import target_options
-
             try:
                 options = target_options(target, spec, {})
                 parse_steps(spec.processing)

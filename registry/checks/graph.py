@@ -65,7 +65,11 @@ class Graph(Check):
 
     # The steps append to `findings` and raise _Skip when nothing more can be checked.
     def _run(self, ctx: ModelContext, findings: list[Finding]) -> None:
-        from registry.formats import graph
+        from registry.formats.onnx_run import run_once
+        from registry.formats.summary import summarize_onnx, summarize_safetensors
+        from registry.formats.svg import render_svg
+        from registry.formats.weights import (WeightsFormat, check_external_data, detect_format,
+                                              external_data_locations, load_onnx)
 
         loc = locate_weights(self, ctx)
         if loc is None or loc.pointer is None:
@@ -88,12 +92,12 @@ class Graph(Check):
             raise _Skip
 
         try:
-            fmt = graph.detect_format(local)
+            fmt = detect_format(local)
         except ModelFormatError as e:
             fail(e)
-        if fmt is graph.WeightsFormat.safetensors:
+        if fmt is WeightsFormat.safetensors:
             try:
-                summary = graph.summarize_safetensors(local)
+                summary = summarize_safetensors(local)
             except ModelFormatError as e:
                 fail(e)
             self._publish(ctx, summary, None)
@@ -103,27 +107,27 @@ class Graph(Check):
                 path=ctx.card_path, line=line, severity=Severity.notice))
             return
         try:
-            model = graph.load_onnx(local, load_external=False)
+            model = load_onnx(local, load_external=False)
         except ModelFormatError as e:
             fail(e)
-        locations = graph.external_data_locations(model)
+        locations = external_data_locations(model)
         if locations:
             local = self._gather_external(ctx, loc, local, model_root / rel, locations, findings)
             try:
-                graph.check_external_data(locations, local.parent, model_root, loc.weights_path)
+                check_external_data(locations, local.parent, model_root, loc.weights_path)
             except ModelFormatError as e:
                 fail(e)
         self._check(ctx, local, findings, line, loc.weights_path)
         try:
-            outputs = graph.run_once(local)
+            outputs = run_once(local)
         except ModelFormatError as e:
             fail(e)
-        summary = graph.summarize_onnx(local)
+        summary = summarize_onnx(local)
         ctx.artifacts["graph_run"] = outputs
-        self._publish(ctx, summary, graph.render_svg(model))
+        self._publish(ctx, summary, render_svg(model))
 
     def _publish(self, ctx: ModelContext, summary, svg: str | None) -> None:
-        from registry.formats.graph import summary_text
+        from registry.formats.summary import summary_text
 
         ctx.artifacts["graph"] = summary.model_dump(mode="json")
         ctx.artifacts["graph_text"] = summary_text(summary)
@@ -182,7 +186,7 @@ class Graph(Check):
         Each file comes from git (small ones may be committed) or from its own `.dvc` pointer.
         Locations that leave the folder are not fetched; `check_external_data` reports them.
         """
-        from registry.formats.graph import relative_inside
+        from registry.formats.weights import relative_inside
 
         dest.parent.mkdir(parents=True, exist_ok=True)
         if local != dest:

@@ -4,7 +4,8 @@ Owns errors and exit-code families (`errors`), the plug-in tables (`plugins`), t
 layout (`layout`), git (`git`: the one wrapper, bulk object reads, tags; `repo`: snapshots of the
 working tree or a revision, diffs), DVC remotes and pointers (`storage`) and verified copies
 between them (`transfer`), SemVer (`semver`), bounded parsing of untrusted files (`bounded`),
-atomic and link-refusing file writes (`files`) and the console (`console`).
+untrusted work in a child process with a memory cap and a deadline (`sandbox`), atomic and
+link-refusing file writes (`files`) and the console (`console`).
 
 May import: nothing else of the registry. Must not import any other subpackage.
 """

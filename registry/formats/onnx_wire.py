@@ -4,8 +4,8 @@ Summarising a model (the release notes, `registry publish`) needs its inputs, ou
 op counts and tensor shapes — not the megabytes of weights. This reader walks the protobuf wire
 format of the fields it needs (numbers from onnx.proto) and skips every other field by its
 length, so the weights' pages of a memory-mapped file are never even read, and neither `onnx`
-nor numpy is imported. `registry.formats.graph.summarize_onnx` uses it; a test keeps its answers equal
-to a full parse by the `onnx` package.
+nor numpy is imported. `registry.formats.summary.summarize_onnx` uses it; a test keeps its answers
+equal to a full parse by the `onnx` package.
 """
 
 from __future__ import annotations

@@ -130,9 +130,10 @@ def shipping_setting(candidate: Candidate, providers: list[str]) -> EngineSettin
     return get_engine(candidate.engine).default_setting(providers if candidate.engine == "onnxruntime" else [])
 
 
-def choose(candidates: list[Candidate], feed: dict[str, np.ndarray], *, native: bool, why_not: str,
-           threads: list[int], providers: list[str], warmup: int, repeats: int,
-           benchmark: bool = True, progress: Progress | None = None) -> BenchmarkReport:
+def choose_engine(candidates: list[Candidate], feed: dict[str, np.ndarray], *, native: bool,
+                  why_not: str, threads: list[int], providers: list[str], warmup: int,
+                  repeats: int, benchmark: bool = True,
+                  progress: Progress | None = None) -> BenchmarkReport:
     """Time every candidate × setting (native targets) and pick the fastest median.
 
     Args:

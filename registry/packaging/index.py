@@ -141,7 +141,7 @@ def describe_package(path: Path, name: str, version: str) -> PackageEntry:
         PackageIntegrityError: a plain package whose files do not match its manifest.
     """
     from registry.packaging.encryption import is_encrypted, read_header
-    from registry.packaging.build import open_package
+    from registry.packaging.archive import open_package
     from registry.packaging.targets import get_target
 
     target = _target_of(path.name, name, version)

@@ -272,7 +272,7 @@ def _opset(summary) -> int | None:
 
 
 def facts_of(summary) -> ModelFacts:
-    """ModelFacts from a `registry.formats.graph.GraphSummary`."""
+    """ModelFacts from a `registry.formats.summary.GraphSummary`."""
     return ModelFacts(inputs=[f"{t.name}: {_tensor_text(t)}" for t in summary.inputs],
                       outputs=[f"{t.name}: {_tensor_text(t)}" for t in summary.outputs],
                       opset=_opset(summary), op_counts=dict(summary.op_counts),
@@ -365,7 +365,7 @@ def tagged_version(repo: RegistryRepo, name: str, version: str) -> ModelVersion:
 
 
 def _summary(version: ModelVersion, storage: Storage, workdir: Path):
-    from registry.formats.graph import summarize
+    from registry.formats.summary import summarize
 
     md5 = version.weights_md5()
     if md5 is None:

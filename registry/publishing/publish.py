@@ -173,7 +173,8 @@ def _warm_imports() -> _Background:
         import importlib
 
         try:
-            for module in ("registry.publishing.notes", "registry.formats.graph", "jinja2", "registry.publishing.changelog"):
+            for module in ("registry.publishing.notes", "registry.formats.summary", "jinja2",
+                           "registry.publishing.changelog"):
                 importlib.import_module(module)
             from registry.publishing.notes import notes_template
 

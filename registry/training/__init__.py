@@ -14,12 +14,13 @@ This package owns everything `registry train` does (SPEC.md §5, DESIGN.md "Trai
   `workers` (instances in worker processes, progress, Ctrl-C), `results` and `register` (the best
   instance becomes a model entry through `registry new`'s code path).
 
-It may import `registry.cards.schema`, `registry.cards.scaffold`, `registry.core.storage`, `registry.formats.graph` (the
-memory limit of its sandbox, the picture's drawing, the ONNX reader), `registry.core.repo` (snapshots of
-a revision), `registry.checks` (the `Finding` type), `registry.checks.report` and `registry.checks.github` (text
-escaping, annotations) and `registry.core.errors`. It must not import packaging, compression or the
-catalog. torch, numpy, dvclive and matplotlib are imported inside the
-functions that need them, so `registry --help` and the static checks stay light.
+It may import `registry.cards.schema`, `registry.cards.scaffold`, `registry.core.storage`,
+`registry.core.sandbox` (its sandbox's child process and limits), `registry.formats.svg` (the
+picture's drawing), `registry.formats.summary` (the ONNX reader), `registry.core.repo`
+(snapshots of a revision), `registry.checks` (the `Finding` type), `registry.checks.report` and
+`registry.checks.github` (text escaping, annotations) and `registry.core.errors`. It must not
+import packaging, compression or the catalog. torch, numpy, dvclive and matplotlib are imported
+inside the functions that need them, so `registry --help` and the static checks stay light.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The structure drawn as an SVG: a box per layer with its output shape and parameter count.
 
-The layout and drawing are the graph picture's (`registry.formats.graph`), so a structure in a pull request
-looks like a model's graph in the bot's report.
+The layout and drawing are the graph picture's (`registry.formats.svg`), so a structure in a pull
+request looks like a model's graph in the bot's report.
 """
 
 from __future__ import annotations
@@ -18,25 +18,26 @@ def _dims(shape) -> str:
 def render_structure(name: str, rows: list[LayerShape]) -> str:
     """An SVG of a traced structure: inputs, one box per layer (name, type, output shape, parameters),
     arrows along the connections (skip connections included)."""
-    from registry.formats.graph import _Box, _draw
+    from registry.formats.svg import Box, draw
 
-    boxes: dict[str, _Box] = {}
-    order: list[_Box] = []
+    boxes: dict[str, Box] = {}
+    order: list[Box] = []
     for row in rows:
         for src in row.inputs:
             if src not in boxes:  # a structure input
-                b = _Box(f"in:{src}", "io", src, "input", f"input {src}")
+                b = Box(f"in:{src}", "io", src, "input", f"input {src}")
                 boxes[src] = b
                 order.append(b)
         params = "?" if row.parameters is None else f"{row.parameters:,}"
         title = (f"{row.name} ({row.type}): output {['N', *(row.output_shape or [])[1:]] if row.output_shape else '?'}"
                  f", {params} parameters")
-        b = _Box(f"l:{row.name}", "op", f"{row.name}: {row.type}" if row.name.lower() != row.type.lower() else row.type,
-                 f"{_dims(row.output_shape)} · {params} params", title, ops=1)
+        label = f"{row.name}: {row.type}" if row.name.lower() != row.type.lower() else row.type
+        b = Box(f"l:{row.name}", "op", label, f"{_dims(row.output_shape)} · {params} params",
+                title, ops=1)
         b.preds = [boxes[s] for s in row.inputs if s in boxes]
         boxes[row.name] = b
         order.append(b)
     for b in order:
         b.layer = 1 + max((p.layer for p in b.preds), default=-1)
     total = sum(r.parameters or 0 for r in rows)
-    return _draw(order, f"{name} ({total:,} parameters)")
+    return draw(order, f"{name} ({total:,} parameters)")

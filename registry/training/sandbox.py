@@ -4,8 +4,9 @@ A pull request's custom layers and algorithms are Python, so the bot runs them o
 fresh child process (`python -m registry.training.sandbox`) started with an empty environment
 (no tokens, no cloud credentials, HOME in a temporary folder), in a temporary folder that holds
 nothing but the training files, with its address space capped (`RLIMIT_AS`) and a deadline after
-which it dumps where it was (`faulthandler`) and is killed. A batch shaped like the dataset is
-made up; no data is read.
+which it dumps where it was (`faulthandler`) and is killed (the child process, its environment
+and its limits are `registry.core.sandbox`'s, shared with the ONNX model's one run). A batch
+shaped like the dataset is made up; no data is read.
 
 Whatever happens (syntax error, missing class, exception, endless loop, memory bomb, NaN loss,
 export failure) comes back as a problem with the file and line of the pull request's code where
@@ -20,8 +21,6 @@ import math
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -29,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+from registry.core.sandbox import cancel_deadline, limit_memory, run_child, start_deadline
 
 SANDBOX_TIMEOUT = 60.0   # seconds for one build + step + export
 SANDBOX_MEMORY = 2 << 30  # bytes of address space on top of what the interpreter and torch take
@@ -69,15 +70,6 @@ class Outcome:
 
 
 # --------------------------------------------------------------------------- parent side
-
-def _clean_env(home: str) -> dict[str, str]:
-    """The child's whole environment: nothing inherited, so no secret can leak into it."""
-    import registry
-
-    return {"PATH": "/usr/bin:/bin", "HOME": home, "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
-            "PYTHONPATH": str(Path(registry.__file__).resolve().parent.parent), "PYTHONHASHSEED": "0",
-            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TMPDIR": home}
-
 
 _FRAME = re.compile(r'File "([^"]+)", line (\d+)')
 
@@ -122,19 +114,9 @@ def _one_child(requests: list[Request], todo: list[int], timeout: float, memory:
     out.mkdir()
     payload = json.dumps({"requests": [requests[i].model_dump(mode="json") for i in todo], "timeout": timeout,
                           "memory": memory, "out": str(out)})
-    env = _clean_env(str(out))
-    proc = subprocess.Popen([sys.executable, "-I", "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
-                             "from registry.training.sandbox import child_main; child_main()", env["PYTHONPATH"]],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=out,
-                            env=env, start_new_session=True)
-    killed = False
-    try:
-        _, stderr = proc.communicate(payload.encode(), timeout=IMPORT_ALLOWANCE + (timeout + 5) * len(todo))
-    except subprocess.TimeoutExpired:
-        killed = True
-        os.killpg(proc.pid, signal.SIGKILL)
-        _, stderr = proc.communicate()
-    err_text = stderr.decode("utf-8", "replace")
+    child = run_child("registry.training.sandbox:child_main", payload.encode(), workdir=out,
+                      deadline=IMPORT_ALLOWANCE + (timeout + 5) * len(todo))
+    err_text = child.stderr
     done: dict[int, Outcome] = {}
     for line in (out / "results.jsonl").read_text().splitlines() if (out / "results.jsonl").is_file() else []:
         try:
@@ -154,18 +136,18 @@ def _one_child(requests: list[Request], todo: list[int], timeout: float, memory:
     limits = (f"code in a pull request must build and run one step within {timeout:g} s and "
               f"{memory / (1 << 30):g} GiB")
     path, line = _code_location(err_text, root)
-    if killed or "Timeout (" in err_text:
+    if child.timed_out:
         return done, (current, Outcome([Problem(f"one training step took longer than {timeout:g} s and was stopped"
                                                 + (" (an endless loop?)" if path else ""), limits, path, line)]))
-    how = (f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit code {proc.returncode}")
-    return done, (current, Outcome([Problem(f"the training step stopped without a report ({how}); it may have "
-                                            "needed more memory than allowed", limits, path, line)]))
+    stopped = (f"the training step stopped without a report ({child.ended()}); it may have needed "
+               "more memory than allowed")
+    return done, (current, Outcome([Problem(stopped, limits, path, line)]))
 
 
 def _check_export(path: Path, request: Request) -> list[Problem]:
     """The exported file is real ONNX, with the dataset's input (the parent checks; it runs nothing)."""
     from registry.core.errors import ModelFormatError
-    from registry.formats.graph import summarize_onnx
+    from registry.formats.summary import summarize_onnx
 
     try:
         summary = summarize_onnx(path)
@@ -183,23 +165,19 @@ def _check_export(path: Path, request: Request) -> list[Problem]:
 
 def child_main() -> None:
     """Entry of the child: read the requests from stdin, run each, append to results.jsonl (never raises)."""
-    import faulthandler
-
     msg = json.loads(sys.stdin.read())
     out = Path(msg["out"])
     import torch  # noqa: F401 - the heavy imports come before the clock starts
     import torch.onnx  # noqa: F401
 
-    from registry.formats.graph import _limit_memory
-
-    _limit_memory(msg["memory"])
+    limit_memory(msg["memory"])
     for pos, raw in enumerate(msg["requests"]):
-        faulthandler.dump_traceback_later(msg["timeout"], exit=True)
+        start_deadline(msg["timeout"])
         try:
             result = _child_run(Request(**raw), out / f"model-{pos}.onnx")
         except BaseException as e:  # noqa: BLE001 - everything becomes a problem
             result = Outcome([_problem_from(e, Path(raw["root"]), "the training step failed")])
-        faulthandler.cancel_dump_traceback_later()
+        cancel_deadline()
         with open(out / "results.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps({"index": pos, "problems": [asdict(p) for p in result.problems],
                                 "layers": result.layers}) + "\n")

@@ -50,3 +50,31 @@ def test_a_converter_of_the_pytorch_source_needs_one(registry_repo):
     assert f["message"] == ("targets[0] (android-arm64): converter 'executorch' converts the card's PyTorch "
                             "source, and the card has no 'pytorch:' field")
     assert "pytorch: model.pt2" in f["hint"]
+
+
+def test_the_check_reads_declarations_only_and_imports_no_packaging_tools(registry_repo):
+    import subprocess
+    import sys
+
+    weights = mlp_onnx()
+    extra = ("targets:\n  - linux-x86_64\n  - name: android-arm64\n    quantize: dynamic\n"
+             "    converter: ort-format\n  - name: ios-arm64\n    processing: [{softmax: {}}]\n")
+    registry_repo.add_model("light", weights,
+                            card=example_card("light", size=len(weights), extra=extra))
+    code = ("import sys; from registry.checks import CheckOptions, check_revisions; "
+            "from registry.core.repo import RegistryRepo; "
+            f"report = check_revisions(RegistryRepo({str(registry_repo.root)!r}), "
+            "names=['light'], "
+            "options=CheckOptions(offline=True, content=False, only=['card-targets'])); "
+            "assert report.passed, report; print(' '.join(sorted(sys.modules)))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    loaded = set(proc.stdout.split())
+    # the check did look at the targets and their converters' declarations
+    assert {"registry.packaging.targets.android_arm64", "registry.packaging.converters.ort_format",
+            "registry.packaging.plan"} <= loaded
+    heavy = {f"registry.packaging.{m}" for m in ("build", "prepare", "archive", "run", "verify",
+                                                  "benchmark", "engines", "quantization")}
+    heavy |= {"numpy", "onnx", "onnxruntime", "onnxruntime.quantization", "torch", "executorch",
+              "coremltools", "openvino"}
+    assert not loaded & heavy, sorted(loaded & heavy)

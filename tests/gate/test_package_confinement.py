@@ -16,7 +16,10 @@ from onnx import TensorProto
 
 from factories import FAST, mlp_onnx, run_bounded, write_package_source
 from registry.packaging.encryption import PackageIntegrityError
-from registry.packaging.build import build_package, deterministic_tar, open_package, run_package, source_from_files
+from registry.packaging.archive import deterministic_tar, open_package
+from registry.packaging.build import build_package
+from registry.packaging.run import run_package
+from registry.packaging.source import source_from_files
 
 SECRET = b"[remote \"public\"]\n    secret_access_key = AKIA-DO-NOT-LEAK\n"
 
@@ -121,9 +124,10 @@ def test_unlisted_members_are_never_read(package, tmp_path):
                 return n
         tar.addfile(bomb, io.BufferedReader(Zeros(bomb.size), 1 << 20))
     code, out, err, seconds, rss = run_bounded([sys.executable, "-c",
-                                                "import sys; from pathlib import Path; "
-                                                "from registry.packaging.build import open_package; "
-                                                "p = open_package(Path(sys.argv[1])); print(sorted(p.files))",
+                                                "import sys; from pathlib import Path; from "
+                                                "registry.packaging.archive import open_package; "
+                                                "p = open_package(Path(sys.argv[1])); "
+                                                "print(sorted(p.files))",
                                                 str(path)], tmp_path, timeout=120)
     assert code == 0, err
     assert "padding.bin" not in out
@@ -131,7 +135,7 @@ def test_unlisted_members_are_never_read(package, tmp_path):
 
 
 def test_too_many_members_is_a_clear_error(tmp_path, monkeypatch):
-    import registry.packaging.build as pkg
+    import registry.packaging.archive as pkg
 
     monkeypatch.setattr(pkg, "MAX_MEMBERS", 5)
     path = tmp_path / "many.tar.gz"

@@ -81,7 +81,7 @@ def test_cli_verify_passes_a_package_and_fails_one_whose_reference_disagrees(tmp
     import hashlib
     import io
 
-    from registry.packaging.build import REFERENCE, deterministic_tar, open_package
+    from registry.packaging.archive import REFERENCE, deterministic_tar, open_package
 
     model, card = write_package_source(tmp_path / "src", mlp_onnx(), "  - linux-aarch64\n")
     runner = CliRunner()
@@ -114,7 +114,8 @@ def test_cli_verify_passes_a_package_and_fails_one_whose_reference_disagrees(tmp
 def test_run_writes_the_outputs_as_npy_or_npz(tmp_path, capsys):
     from factories import FAST
 
-    from registry.packaging.build import build_package, source_from_files
+    from registry.packaging.build import build_package
+    from registry.packaging.source import source_from_files
 
     model, card = write_package_source(tmp_path / "src", mlp_onnx(), "  - linux-x86_64\n")
     built = build_package(source_from_files(model, card), "linux-x86_64", tmp_path / "dist", overrides=FAST)

@@ -17,7 +17,10 @@ from registry.packaging.encryption import (
     key_id,
     load_key,
 )
-from registry.packaging.build import build_package, open_package, run_package, source_from_files
+from registry.packaging.archive import open_package
+from registry.packaging.build import build_package
+from registry.packaging.run import run_package
+from registry.packaging.source import source_from_files
 
 KEY = bytes(range(32))
 OTHER = bytes(range(1, 33))

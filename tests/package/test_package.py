@@ -13,15 +13,12 @@ import pytest
 from factories import FAST, conv_onnx, example_card, mlp_onnx, write_package_source
 
 from registry.core.errors import ConversionError, ModelFormatError, StorageError, UsageError
-from registry.packaging.build import (
-    build_package,
-    deterministic_tar,
-    open_package,
-    plan,
-    run_package,
-    source_from_files,
-    source_from_tag,
-)
+from registry.packaging.archive import deterministic_tar, open_package
+from registry.packaging.build import build_package
+from registry.packaging.source import source_from_tag
+from registry.packaging.plan import plan
+from registry.packaging.run import run_package
+from registry.packaging.source import source_from_files
 from registry.packaging.protocol import read_onnx_block
 
 

@@ -14,13 +14,10 @@ from factories import FAST, conv_onnx, mlp_onnx, write_package_source
 
 from registry.packaging.encryption import PackageIntegrityError
 from registry.core.errors import ConversionError, ModelFormatError
-from registry.packaging.build import (
-    build_package,
-    deterministic_tar,
-    open_package,
-    run_package,
-    source_from_files,
-)
+from registry.packaging.archive import deterministic_tar, open_package
+from registry.packaging.build import build_package
+from registry.packaging.run import run_package
+from registry.packaging.source import source_from_files
 from registry.packaging.protocol import (
     METADATA_KEY,
     DescriptionBlock,

@@ -19,7 +19,7 @@ import torch
 from factories import torch_sources
 
 from registry.core.errors import ModelFormatError
-from registry.formats.graph import detect_format
+from registry.formats.weights import detect_format
 from registry.formats.pt2 import inspect_pt2, load_exported_program, safe_expression
 
 

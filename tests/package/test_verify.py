@@ -10,7 +10,8 @@ from onnx import numpy_helper
 
 from registry.packaging.converters import Candidate
 from registry.core.errors import ConversionError
-from registry.packaging.build import build_package, source_from_files
+from registry.packaging.build import build_package
+from registry.packaging.source import source_from_files
 from registry.packaging.targets import DEFAULT_THRESHOLDS
 from registry.packaging.verify import compare, reference_outputs, sample_inputs, verify_candidate
 

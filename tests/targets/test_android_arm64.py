@@ -15,7 +15,9 @@ import pytest
 from factories import FAST, mlp_onnx, write_package_source
 
 from registry.core.errors import ConversionError
-from registry.packaging.build import build_package, open_package, source_from_files
+from registry.packaging.archive import open_package
+from registry.packaging.build import build_package
+from registry.packaging.source import source_from_files
 
 
 def test_ort_format_fp32_and_int8(tmp_path):
@@ -52,15 +54,21 @@ def lgamma_sources() -> tuple[bytes, bytes]:
     return torch_sources()[0], buf.getvalue()
 
 
-def test_executorch_package_from_the_pt2_is_verified_against_the_onnx(tmp_path):
+def test_executorch_package_from_the_pt2_is_verified_against_the_onnx(tmp_path, monkeypatch):
     import onnxruntime as ort
     from factories import torch_sources
 
-    from registry.packaging.build import run_package, verify_package
+    import registry.formats.pt2 as pt2_format
+    from registry.packaging.run import run_package, verify_package
 
+    reads = []
+    load = pt2_format.load_exported_program
+    monkeypatch.setattr(pt2_format, "load_exported_program",
+                        lambda path, shown=None: reads.append(path) or load(path, shown))
     onnx_bytes, pt2 = torch_sources()
     model, card = write_package_source(tmp_path / "src", onnx_bytes, "  - android-arm64\n", pytorch=pt2)
     result = build_package(source_from_files(model, card), "android-arm64", tmp_path / "dist", overrides=FAST)
+    assert len(reads) == 1  # the input check, the conversion and the input shapes share one read
     m = result.manifest
     assert m.model_file == "model/model.pte" and m.verified and not m.verified_on_device
     assert m.inputs == [{"name": "input", "shape": [1, 8], "dtype": "float32"}]  # the program's fixed batch
@@ -93,7 +101,8 @@ def test_executorch_package_is_byte_identical_on_rebuild_and_carries_its_block(t
     from executorch.runtime import Runtime
     from factories import torch_sources
 
-    from registry.packaging.build import PackageIntegrityError, run_package
+    from registry.packaging.encryption import PackageIntegrityError
+    from registry.packaging.run import run_package
 
     onnx_bytes, pt2 = torch_sources(seed=3)
     model, card = write_package_source(tmp_path / "src", onnx_bytes,

@@ -7,7 +7,9 @@ import onnx
 from factories import FAST, conv_onnx, write_package_source
 from onnx import numpy_helper
 
-from registry.packaging.build import build_package, open_package, source_from_files
+from registry.packaging.archive import open_package
+from registry.packaging.build import build_package
+from registry.packaging.source import source_from_files
 
 
 def test_fp16_model_is_verified_on_the_cpu_provider_and_says_so(tmp_path):

@@ -17,7 +17,10 @@ import pytest
 from factories import FAST, mlp_onnx, torch_sources, write_package_source
 
 from registry.core.errors import ConversionError, UsageError
-from registry.packaging.build import build_package, open_package, run_package, source_from_files, verify_package
+from registry.packaging.archive import open_package
+from registry.packaging.build import build_package
+from registry.packaging.run import run_package, verify_package
+from registry.packaging.source import source_from_files
 from registry.packaging.protocol import RuntimeTooOldError, version_tuple
 
 off_macos = pytest.mark.skipif(platform.system() == "Darwin", reason="checks what happens where Core ML cannot run")

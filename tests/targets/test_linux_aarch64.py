@@ -6,7 +6,8 @@ import platform
 
 from factories import FAST, mlp_onnx, write_package_source
 
-from registry.packaging.build import build_package, source_from_files
+from registry.packaging.build import build_package
+from registry.packaging.source import source_from_files
 
 
 def test_cross_built_package_is_verified_and_not_timed(tmp_path):

@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 from factories import FAST, conv_onnx, write_package_source
 
-from registry.packaging.build import build_package, open_package, run_package, source_from_files
+from registry.packaging.archive import open_package
+from registry.packaging.build import build_package
+from registry.packaging.run import run_package
+from registry.packaging.source import source_from_files
 
 pytestmark = pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
                                 reason="native timings of linux-x86_64 need an x86-64 build machine")

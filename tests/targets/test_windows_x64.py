@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from factories import FAST, conv_onnx, write_package_source
 
-from registry.packaging.build import build_package, source_from_files
+from registry.packaging.build import build_package
+from registry.packaging.source import source_from_files
 
 
 def test_windows_package_is_onnx_for_the_cpu_provider(tmp_path):

@@ -23,13 +23,13 @@ from registry.core.errors import CompressionError
 from registry.core.plugins import Plugins
 
 if TYPE_CHECKING:
-    from registry.compression.chain import CompressJob
+    from registry.compression.job import CompressJob
 
 
 class MethodMiss(Exception):
     """A method could not produce a candidate that meets the target (an expected outcome)."""
 
-    def __init__(self, reason: str, candidate: Candidate | None = None):
+    def __init__(self, reason: str, candidate: MethodResult | None = None):
         super().__init__(reason)
         self.reason = reason
         self.candidate = candidate
@@ -42,7 +42,7 @@ class MethodConfig(BaseModel):
 
 
 @dataclass
-class Candidate:
+class MethodResult:
     """What a method produced: an ONNX file and the settings that made it."""
 
     path: Path
@@ -61,7 +61,7 @@ class Method:
     def __init__(self, config: MethodConfig):
         self.config = config
 
-    def run(self, job: CompressJob, workdir: Path, progress) -> Candidate:
+    def run(self, job: CompressJob, workdir: Path, progress) -> MethodResult:
         """Produce a candidate in `workdir`.
 
         Args:

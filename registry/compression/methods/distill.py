@@ -20,7 +20,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from registry.compression.methods import Candidate, Method, MethodConfig, MethodMiss, register
+from registry.compression.methods import MethodResult, Method, MethodConfig, MethodMiss, register
 from registry.compression.methods._torch import (Tries, finish, fit, is_classification, mlp, student_floor, token_vocab,
                                      torch_api, training_inputs)
 
@@ -85,7 +85,7 @@ class Distill(Method):
     cost = 60
     Config = DistillConfig
 
-    def run(self, job, workdir: Path, progress) -> Candidate:
+    def run(self, job, workdir: Path, progress) -> MethodResult:
         torch = torch_api()
         F = torch.nn.functional
         x, tokens = training_inputs(job)
@@ -137,7 +137,7 @@ class Distill(Method):
             fit(student, x, loss_fn, self.config.epochs, self.config.lr, self.config.batch_size, job.seed,
                 extra_params=proj.parameters() if proj is not None else ())
             path, value = finish(job, student, x, workdir, f"student-{n}", self.config.quantize)
-            cand = Candidate(path, {"students": [hidden]})
+            cand = MethodResult(path, {"students": [hidden]})
             if tries.add(cand, value):
                 return cand
         raise MethodMiss("no student size met the size and metric bounds", tries.best())

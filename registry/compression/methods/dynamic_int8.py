@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from registry.compression.methods import Candidate, Method, MethodConfig, register
+from registry.compression.methods import MethodResult, Method, MethodConfig, register
 from registry.compression.methods._quant import int8_floor, named_copy, quantization_api
 
 
@@ -25,7 +25,7 @@ class DynamicInt8(Method):
     cost = 10
     Config = DynamicInt8Config
 
-    def run(self, job, workdir: Path, progress) -> Candidate:
+    def run(self, job, workdir: Path, progress) -> MethodResult:
         q = quantization_api()
         src = workdir / "named.onnx"
         named_copy(job.model_path, src)
@@ -34,7 +34,7 @@ class DynamicInt8(Method):
         q.quantize_dynamic(str(src), str(out), per_channel=self.config.per_channel,
                            reduce_range=self.config.reduce_range, weight_type=q.QuantType.QInt8,
                            op_types_to_quantize=self.config.op_types)
-        return Candidate(out)
+        return MethodResult(out)
 
     def size_floor(self, job) -> int:
         return int8_floor(job)

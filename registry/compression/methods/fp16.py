@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field
 
 from registry.core.errors import missing_dependency
-from registry.compression.methods import Candidate, Method, MethodConfig, register
+from registry.compression.methods import MethodResult, Method, MethodConfig, register
 
 
 class Fp16Config(MethodConfig):
@@ -24,7 +24,7 @@ class Fp16(Method):
     cost = 30
     Config = Fp16Config
 
-    def run(self, job, workdir: Path, progress) -> Candidate:
+    def run(self, job, workdir: Path, progress) -> MethodResult:
         import onnx
 
         try:
@@ -39,7 +39,7 @@ class Fp16(Method):
         half = convert_float_to_float16(model, **kwargs)
         out = workdir / "model.onnx"
         onnx.save(half, str(out))
-        return Candidate(out)
+        return MethodResult(out)
 
     def size_floor(self, job) -> int:
         from registry.compression.onnx_files import ONNX_OVERHEAD

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from registry.compression.onnx_files import compact_model
 from registry.core.errors import CompressionError
-from registry.compression.methods import Candidate, Method, MethodConfig, MethodMiss, register
+from registry.compression.methods import MethodResult, Method, MethodConfig, MethodMiss, register
 from registry.compression.methods._quant import int8_floor, named_copy, quantization_api
 from registry.compression.methods.static_int8 import StaticInt8Config, quantize_static_file
 
@@ -37,7 +37,7 @@ class MixedPrecision(Method):
     cost = 40
     Config = MixedPrecisionConfig
 
-    def run(self, job, workdir: Path, progress) -> Candidate:
+    def run(self, job, workdir: Path, progress) -> MethodResult:
         q = quantization_api()
         src = workdir / "named.onnx"
         nodes = [n for n, _ in named_copy(job.model_path, src)]
@@ -63,7 +63,7 @@ class MixedPrecision(Method):
                 raise CompressionError(f"mixed-precision float_nodes name nodes the model does not have: "
                                        f"{', '.join(unknown)}", "weighted nodes: " + ", ".join(nodes))
             path = quantize(workdir / "mixed.onnx", exclude=self.config.float_nodes)
-            return Candidate(path, {"float_nodes": self.config.float_nodes})
+            return MethodResult(path, {"float_nodes": self.config.float_nodes})
         # sensitivity: the drop each node causes when it alone is quantized
         sensitivity = {}
         for i, node in enumerate(nodes):
@@ -72,7 +72,7 @@ class MixedPrecision(Method):
             sensitivity[node] = job.drop_of(job.metric_of(path))
         ranked = sorted(nodes, key=lambda n: -sensitivity[n])
         limit = max(1, int(len(nodes) * self.config.max_float_fraction))
-        best: Candidate | None = None
+        best: MethodResult | None = None
         for k in range(0, limit + 1):
             keep = ranked[:k]
             progress(0.65 + 0.35 * k / (limit + 1), f"{k} node(s) in float")
@@ -80,8 +80,9 @@ class MixedPrecision(Method):
             compact_model(path)  # the size compared with the target is the final file's
             value = job.metric_of(path)
             size = path.stat().st_size
-            cand = Candidate(path, {"float_nodes": keep}, ["sensitivity (drop when quantized alone): "
-                                                         + ", ".join(f"{n}={sensitivity[n]:.4g}" for n in ranked[:8])])
+            cand = MethodResult(path, {"float_nodes": keep}, [
+                "sensitivity (drop when quantized alone): "
+                + ", ".join(f"{n}={sensitivity[n]:.4g}" for n in ranked[:8])])
             if job.target.max_size is not None and size > job.target.max_size:
                 raise MethodMiss(f"with {k} node(s) in float the size is {size:,} bytes, over max_size, and the "
                                  "drop is not yet within bounds" if k else

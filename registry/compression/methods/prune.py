@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field
 
-from registry.compression.methods import Candidate, Method, MethodConfig, MethodMiss, register
+from registry.compression.methods import MethodResult, Method, MethodConfig, MethodMiss, register
 from registry.compression.methods._torch import (Tries, finish, fit, float_inputs, is_classification, sequential_from_onnx,
                                      split_softmax, torch_api)
 
@@ -38,7 +38,7 @@ class Prune(Method):
     cost = 50
     Config = PruneConfig
 
-    def run(self, job, workdir: Path, progress) -> Candidate:
+    def run(self, job, workdir: Path, progress) -> MethodResult:
         torch = torch_api()
         x = float_inputs(job)
         original = sequential_from_onnx(job.model_path)
@@ -62,7 +62,7 @@ class Prune(Method):
 
             fit(module, x, loss_fn, self.config.epochs, self.config.lr, self.config.batch_size, job.seed)
             path, value = finish(job, module, x, workdir, f"pruned-{n}", self.config.quantize)
-            cand = Candidate(path, {"amounts": [amount]})
+            cand = MethodResult(path, {"amounts": [amount]})
             if tries.add(cand, value):
                 return cand
         raise MethodMiss("no pruning amount met the size and metric bounds", tries.best())

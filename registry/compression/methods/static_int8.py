@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from registry.compression.methods import Candidate, Method, MethodConfig, register
+from registry.compression.methods import MethodResult, Method, MethodConfig, register
 from registry.compression.methods._quant import CalibrationReader, int8_floor, named_copy, quantization_api
 
 
@@ -29,14 +29,14 @@ class StaticInt8(Method):
     cost = 20
     Config = StaticInt8Config
 
-    def run(self, job, workdir: Path, progress) -> Candidate:
+    def run(self, job, workdir: Path, progress) -> MethodResult:
         q = quantization_api()
         src = workdir / "named.onnx"
         named_copy(job.model_path, src)
         out = workdir / "model.onnx"
         progress(0.2, "calibrating")
         quantize_static_file(q, src, out, job, self.config)
-        return Candidate(out)
+        return MethodResult(out)
 
     def size_floor(self, job) -> int:
         return int8_floor(job)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field
 
-from registry.compression.methods import Candidate, Method, MethodConfig, MethodMiss, register
+from registry.compression.methods import MethodResult, Method, MethodConfig, MethodMiss, register
 from registry.compression.methods._torch import (Tries, finish, fit, is_classification, mlp, student_floor, token_vocab,
                                      torch_api, training_inputs)
 
@@ -31,7 +31,7 @@ class TrainSmall(Method):
     cost = 70
     Config = TrainSmallConfig
 
-    def run(self, job, workdir: Path, progress) -> Candidate:
+    def run(self, job, workdir: Path, progress) -> MethodResult:
         torch = torch_api()
         F = torch.nn.functional
         x, tokens = training_inputs(job)
@@ -57,7 +57,7 @@ class TrainSmall(Method):
 
             fit(model, x, loss_fn, self.config.epochs, self.config.lr, self.config.batch_size, job.seed)
             path, value = finish(job, model, x, workdir, f"small-{n}", self.config.quantize)
-            cand = Candidate(path, {"models": [hidden]})
+            cand = MethodResult(path, {"models": [hidden]})
             if tries.add(cand, value):
                 return cand
         raise MethodMiss("no small model met the size and metric bounds", tries.best())

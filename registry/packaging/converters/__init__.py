@@ -5,6 +5,11 @@ into one candidate file for a target's runtime. A `PytorchConverter` starts inst
 card's PyTorch source (`pytorch:`, a `.pt2` ExportedProgram read by `registry.formats.pt2`) and writes
 the description block itself. Targets name the converters they try; a packaging instruction may
 name one explicitly (`converter:` in the card, `--converter` on the command line).
+
+A converter also owns how its format carries the description block: `store_block` writes the
+final block into a converted file where the format can be edited (ONNX files, see
+`OnnxFileConverter`), and `embedded_block` reads it back from a package, so that running a package
+can compare it with the manifest's copy.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import ClassVar
 from pydantic import BaseModel, Field
 
 from registry.core.plugins import Plugins
-from registry.packaging.protocol import DescriptionBlock
+from registry.packaging.protocol import METADATA_KEY, DescriptionBlock, write_onnx_block
 
 
 class Candidate(BaseModel):
@@ -62,6 +67,47 @@ class Converter:
         """Whether this converter's tools are installed here, and the install hint if not."""
         return True, ""
 
+    def store_block(self, candidate: Candidate, block: DescriptionBlock) -> bool:
+        """Write the final description block into the converted model, in place.
+
+        Returns False where the format cannot be edited after conversion: the build then converts
+        again from a source that carries the final block.
+        """
+        return False
+
+    def embedded_block(self, model: bytes, files: dict[str, bytes], model_file: str) -> str | None:
+        """The JSON text of the description block stored inside a model this converter made, or
+        None where the format keeps none that can be read here (the manifest's copy then stands).
+
+        Args:
+            model: the model file's bytes (empty for a folder format such as .mlpackage).
+            files: the package's files by their path in the package, for folder formats.
+            model_file: the model's path in the package.
+        """
+        return None
+
+
+class OnnxFileConverter(Converter):
+    """A converter whose output is an ONNX file: the block lives in its `metadata_props`."""
+
+    def store_block(self, candidate: Candidate, block: DescriptionBlock) -> bool:
+        """Replace the block in the converted ONNX file."""
+        import onnx
+
+        model = onnx.load(str(candidate.path))
+        write_onnx_block(model, block)
+        onnx.save(model, str(candidate.path))
+        return True
+
+    def embedded_block(self, model: bytes, files: dict[str, bytes], model_file: str) -> str | None:
+        """The block in the ONNX model's `metadata_props`."""
+        if not model:
+            return None
+        import onnx
+
+        proto = onnx.load_from_string(model)
+        return next((p.value for p in proto.metadata_props if p.key == METADATA_KEY), None)
+
 
 class PytorchConverter(Converter):
     """Converts the card's PyTorch source (`.pt2`) instead of the prepared ONNX.
@@ -73,16 +119,17 @@ class PytorchConverter(Converter):
 
     source_format: ClassVar[str] = "pt2"
 
-    def convert(self, source: Path, out_dir: Path, *, precision: str, runtime: str,
+    def convert(self, source: Path, out_dir: Path, *, program, precision: str, runtime: str,
                 options, block: DescriptionBlock) -> Candidate:
         """Convert the `.pt2` at `source` into `out_dir`, writing `block` (completed) into the model.
 
         Args:
-            source: the `.pt2` file (read with `registry.formats.pt2.load_exported_program`).
+            source: the `.pt2` file (its name is what messages show).
+            program: its ExportedProgram, read once per build with
+                `registry.formats.pt2.load_exported_program`; a converter leaves it unchanged.
             block: the description block as known before conversion; the converter completes it
                 (runtime, format, minimum version, tools) and returns it as the candidate's `block`.
         Raises:
-            ModelFormatError: the `.pt2` is unsafe or unreadable.
             ConversionError: an op the runtime cannot run (names the op, node and target).
         """
         raise NotImplementedError

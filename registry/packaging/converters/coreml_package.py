@@ -51,7 +51,7 @@ class CoreMlConverter(PytorchConverter):
             return False, "pip install 'git-model-registry[mobile]' (or pip install coremltools)"
         return True, ""
 
-    def convert(self, source: Path, out_dir: Path, *, precision: str, runtime: str,
+    def convert(self, source: Path, out_dir: Path, *, program, precision: str, runtime: str,
                 options, block: DescriptionBlock) -> Candidate:
         """Convert to `model.mlpackage` with the block in the model's user-defined metadata.
 
@@ -66,13 +66,10 @@ class CoreMlConverter(PytorchConverter):
                                   "int8 applies to the ONNX candidates: pick ort-format, or drop 'quantize'")
         import torch
 
-        from registry.formats.pt2 import load_exported_program
-
         with _quiet():  # coremltools logs a warning per missing macOS-only part at import
             import coremltools as ct
         half = getattr(options, "coreml_precision", "fp32") == "fp16"
         min_ios = int(getattr(options, "coreml_min_ios", 16))
-        program = load_exported_program(source)
         tools = {"coremltools": ct.__version__, "torch": torch.__version__.split("+")[0]}
         final = block.model_copy(update={
             "runtime": "coreml", "min_runtime_version": str(min_ios), "format": "mlpackage", "opset": None,
@@ -94,6 +91,20 @@ class CoreMlConverter(PytorchConverter):
         return Candidate(converter=self.name, path=dest, files=files, format="mlpackage", engine="coreml",
                          precision="fp16" if half else "fp32", weight_dtype=final.weight_dtype, runtime="coreml",
                          min_runtime_version=str(min_ios), tools=tools, block=final)
+
+    def embedded_block(self, model: bytes, files: dict[str, bytes], model_file: str) -> str | None:
+        """The block in the user-defined metadata of the package's spec (`SPEC_FILE`); None where
+        coremltools, which reads the spec, is not installed."""
+        spec_bytes = files.get(f"{model_file}/{SPEC_FILE}")
+        if spec_bytes is None:
+            return None
+        try:
+            from coremltools.proto import Model_pb2
+        except ImportError:
+            return None
+        spec = Model_pb2.Model()
+        spec.ParseFromString(spec_bytes)
+        return spec.description.metadata.userDefined.get(METADATA_KEY)
 
 
 @contextlib.contextmanager

@@ -39,7 +39,7 @@ class ExecuTorchConverter(PytorchConverter):
             return False, "pip install 'git-model-registry[mobile]' (or pip install executorch)"
         return True, ""
 
-    def convert(self, source: Path, out_dir: Path, *, precision: str, runtime: str,
+    def convert(self, source: Path, out_dir: Path, *, program, precision: str, runtime: str,
                 options, block: DescriptionBlock) -> Candidate:
         """Lower the program for XNNPACK and save `model.pte`, with the block as a constant method.
 
@@ -48,8 +48,6 @@ class ExecuTorchConverter(PytorchConverter):
                 the int8 precision (quantize the ONNX candidates instead).
         """
         import torch
-
-        from registry.formats.pt2 import load_exported_program
 
         version = executorch_version()
         if version is None:
@@ -60,7 +58,6 @@ class ExecuTorchConverter(PytorchConverter):
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
         from executorch.exir import to_edge_transform_and_lower
 
-        program = load_exported_program(source)
         minimum = ".".join(str(p) for p in version_tuple(version)[:2])
         tools = {"executorch": version, "torch": torch.__version__.split("+")[0]}
         final = block.model_copy(update={
@@ -80,6 +77,17 @@ class ExecuTorchConverter(PytorchConverter):
         return Candidate(converter=self.name, path=dest, files=[dest], format="pte", engine="executorch",
                          precision="fp32", weight_dtype="float32", runtime="executorch",
                          min_runtime_version=minimum, tools=tools, block=final)
+
+    def embedded_block(self, model: bytes, files: dict[str, bytes], model_file: str) -> str | None:
+        """The block the program returns from its constant method `BLOCK_METHOD`."""
+        if not model:
+            return None
+        from executorch.runtime import Runtime
+
+        program = Runtime.get().load_program(model)
+        if BLOCK_METHOD not in program.method_names:
+            return None
+        return str(program.load_method(BLOCK_METHOD).execute([])[0])
 
 
 def _lowering_error(error: Exception, program, shown: str, target: str) -> ConversionError:

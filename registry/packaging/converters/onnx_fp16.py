@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from registry.packaging.converters import Candidate, Converter, onnx_facts, register
+from registry.packaging.converters import Candidate, OnnxFileConverter, onnx_facts, register
 from registry.core.errors import ConversionError
 from registry.packaging.protocol import min_onnxruntime_for
 
 
 @register
-class OnnxFp16Converter(Converter):
+class OnnxFp16Converter(OnnxFileConverter):
     """Converts float32 tensors to float16 with ONNX Runtime's float16 tool."""
 
     name = "onnx-fp16"

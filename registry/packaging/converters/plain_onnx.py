@@ -5,12 +5,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from registry.packaging.converters import Candidate, Converter, onnx_facts, register
+from registry.packaging.converters import Candidate, OnnxFileConverter, onnx_facts, register
 from registry.packaging.protocol import min_onnxruntime_for
 
 
 @register
-class OnnxConverter(Converter):
+class OnnxConverter(OnnxFileConverter):
     """Keeps the ONNX graph (float32, or int8 when quantized before conversion)."""
 
     name = "onnx"
