@@ -16,8 +16,8 @@
    encrypted (`registry.packaging.encryption`).
 
 What a card asks to build is `registry.packaging.plan`; running and verifying a package is
-`registry.packaging.run`. A published version's source (`source_from_tag`: the card at its
-version tag, `card_at_tag`, and its files from the public remote) is read here too.
+`registry.packaging.run`; what a build starts from (a published version's tag, or local files)
+is `registry.packaging.source`.
 """
 
 from __future__ import annotations
