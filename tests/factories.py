@@ -372,14 +372,11 @@ def registry_cli(root: Path, *args: str, capsys) -> tuple[int, str, str]:
     """Run the real command line in-process through its error funnel: (exit code, stdout, stderr)."""
     from registry.cli import main
 
-    cwd = os.getcwd()  # -C changes directory; later tests must not inherit it
     try:
         main(["-C", str(root), *args])
         code = 0
     except SystemExit as e:
         code = e.code or 0
-    finally:
-        os.chdir(cwd)
     out = capsys.readouterr()
     return code, out.out, out.err
 

@@ -8,13 +8,14 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from factories import example_card, mlp_onnx, run
+from publish_killed import KILLED, POINTS
 from registry.core.errors import GitError
-from registry.publishing.publish import FAULT_EXIT, FAULT_POINTS
 from registry.core.git import push_tag
 
 NAME = "tiny-mlp"
@@ -39,6 +40,13 @@ def merge_publishing(reg, weights: bytes, version: str = "1.0.0", status: str = 
 
 def publish(reg, base, head, *args, env=None):
     return reg.registry("publish", "--base", base, "--head", head, *args, env=env)
+
+
+def publish_killed(reg, base, head, point: str):
+    """`registry publish` ended abruptly at `point`, as a kill would (tests/publish_killed.py)."""
+    driver = Path(__file__).with_name("publish_killed.py")
+    return run([sys.executable, str(driver), point, "--base", base, "--head", head], reg.root,
+               check=False)
 
 
 def origin_tags(origin) -> dict[str, str]:
@@ -102,15 +110,18 @@ def test_second_run_changes_nothing_and_says_so(registry_repo, origin, weights):
     assert (registry_repo.root / "models" / NAME / "CHANGELOG.md").read_text() == changelog
 
 
-@pytest.mark.parametrize("point", FAULT_POINTS)
+@pytest.mark.parametrize("point", POINTS)
 def test_killed_at_any_point_a_rerun_completes(registry_repo, origin, weights, point):
     base, head = merge_publishing(registry_repo, weights)
-    killed = publish(registry_repo, base, head, env={"REGISTRY_FAULT": point})
-    assert killed.returncode == FAULT_EXIT, killed.stdout + killed.stderr
+    killed = publish_killed(registry_repo, base, head, point)
+    assert killed.returncode == KILLED, killed.stdout + killed.stderr
     if point in ("after-copy",):
         assert registry_repo.git("tag", "-l", TAG) == ""
     if point in ("after-tag", "before-push"):
         assert registry_repo.git("tag", "-l", TAG) == TAG and TAG not in origin_tags(origin)
+    if point == "after-push":
+        assert origin_tags(origin)[TAG] == head
+        assert not (registry_repo.root / "models" / NAME / "CHANGELOG.md").exists()
 
     proc = publish(registry_repo, base, head)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -122,7 +133,7 @@ def test_killed_at_any_point_a_rerun_completes(registry_repo, origin, weights, p
 
 def test_tag_whose_objects_vanished_gets_them_back_before_push(registry_repo, origin, weights):
     base, head = merge_publishing(registry_repo, weights)
-    assert publish(registry_repo, base, head, env={"REGISTRY_FAULT": "after-tag"}).returncode == FAULT_EXIT
+    assert publish_killed(registry_repo, base, head, "after-tag").returncode == KILLED
     public_obj = object_file(registry_repo.storage, "public", weights)
     public_obj.unlink()  # e.g. removed by hand between the runs
 

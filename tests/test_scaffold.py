@@ -198,12 +198,8 @@ def test_interactive_mode_asks_for_the_missing_fields(registry_repo, inputs):
     answers = "\n".join([str(inputs["weights"]), str(inputs["config"]), "detection", "vision",
                          "https://github.com/example/det.git", "1.0.0", "a detector", "Apache-2.0",
                          "map=0.5@coco-val", "nonsense", ""]) + "\n"
-    cwd = os.getcwd()
-    try:
-        result = CliRunner().invoke(cli, ["-C", str(registry_repo.root), "new", "tiny-det", "--interactive"],
-                                    input=answers)
-    finally:
-        os.chdir(cwd)
+    result = CliRunner().invoke(cli, ["-C", str(registry_repo.root), "new", "tiny-det",
+                                      "--interactive"], input=answers)
     assert result.exit_code == 0, result.output
     for prompt in ("weights file", "config file", "task", "project", "source repo", "version", "metric"):
         assert prompt in result.output

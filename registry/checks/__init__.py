@@ -55,6 +55,8 @@ class CheckOptions(BaseModel):
                                    "private addresses as source.repo (off: the bot's own machine is not a source)")
     timeout: float = Field(10.0, description="seconds allowed for network operations such as git ls-remote")
     only: list[str] | None = Field(None, description="run only these checks")
+    raise_unexpected: bool = Field(False, description="let an unexpected error in a check "
+                                   "propagate as it is (`--traceback`), not become a finding")
 
 
 @dataclass
@@ -234,10 +236,8 @@ def _run_guarded(check: Check, ctx: ModelContext, path: str | None, subject: str
     fails its `subject`, so one hostile file never takes the whole report down with it (exit 70).
 
     Infrastructure errors (`RegistryError`: storage unreachable, git) still stop the run, and with
-    REGISTRY_TRACEBACK set (`--traceback`) every error is raised as it is.
+    `options.raise_unexpected` (`--traceback`) every error is raised as it is.
     """
-    import os
-
     from registry.core.errors import RegistryError
 
     try:
@@ -245,7 +245,7 @@ def _run_guarded(check: Check, ctx: ModelContext, path: str | None, subject: str
     except RegistryError:
         raise
     except Exception as e:  # noqa: BLE001 - turned into a finding, see the docstring
-        if os.environ.get("REGISTRY_TRACEBACK"):
+        if ctx.options.raise_unexpected:
             raise
         text = str(e).splitlines()[0][:300] if str(e) else ""
         return [check.finding(f"the {check.name} check could not finish on this {subject} "

@@ -99,6 +99,8 @@ class CompressRequest(BaseModel):
     push: bool = Field(False, description="dvc add the weights and push them to the staging remote")
     repo_root: Path | None = Field(None, description="registry clone for dvc add / push")
     seed: int = 0
+    raise_unexpected: bool = Field(False, description="let a method's unexpected error "
+                                   "propagate as it is (`--traceback`), not as a CompressionError")
 
 
 def _data_path(model_dir: Path, rel: str, what: str) -> Path:
@@ -213,7 +215,8 @@ def check_reachable(job: CompressJob, methods: list) -> None:
 
 
 def run_chain(job: CompressJob, order: list[str], options: dict[str, dict], search: str, workdir: Path,
-              progress: ProgressFn | None = None) -> tuple[list[Attempt], list[Path | None]]:
+              progress: ProgressFn | None = None, raise_unexpected: bool = False
+              ) -> tuple[list[Attempt], list[Path | None]]:
     """Try each method in turn; stop at the first that meets the target unless `search == "best"`.
 
     Returns the attempts and, for each, the candidate file (None when the method made none).
@@ -237,7 +240,7 @@ def run_chain(job: CompressJob, order: list[str], options: dict[str, dict], sear
         t0 = time.perf_counter()
         settings = method.config.model_dump(mode="json")
         try:
-            cand = _run_method(method, job, adir, report)
+            cand = _run_method(method, job, adir, report, raise_unexpected)
         except MethodMiss as miss:
             attempt = Attempt(method=name, settings=settings, status="skipped", reason=miss.reason,
                               wall_s=time.perf_counter() - t0)
@@ -268,8 +271,9 @@ def run_chain(job: CompressJob, order: list[str], options: dict[str, dict], sear
     return attempts, files
 
 
-def _run_method(method, job: CompressJob, workdir: Path, report):
-    """Run one method; an unexpected failure inside it stops the run with the method's name."""
+def _run_method(method, job: CompressJob, workdir: Path, report, raise_unexpected: bool = False):
+    """Run one method; an unexpected failure inside it stops the run with the method's name (or
+    as it is, with `raise_unexpected`)."""
     from registry.compression.methods import MethodMiss
 
     try:
@@ -277,7 +281,7 @@ def _run_method(method, job: CompressJob, workdir: Path, report):
     except (MethodMiss, RegistryError):
         raise
     except Exception as e:  # a quantizer or exporter crash: stop, but say which method and how to go on
-        if os.environ.get("REGISTRY_TRACEBACK"):
+        if raise_unexpected:
             raise
         raise CompressionError(f"method '{method.name}' failed on {job.model_path.name}: {type(e).__name__}: {e}",
                                f"leave it out (--methods without {method.name}); re-run with --traceback to "
@@ -355,7 +359,8 @@ def compress(request: CompressRequest, progress: ProgressFn | None = None) -> Co
     report_dir = Path(request.report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="registry-compress-") as tmp:
-        attempts, files = run_chain(job, order, spec.options, search, Path(tmp), progress)
+        attempts, files = run_chain(job, order, spec.options, search, Path(tmp), progress,
+                                    request.raise_unexpected)
         chosen = choose(attempts, search)
         origin = f"{card.name}@{card.version}" if card.version else None
         report = CompressReport(model=card.name, derived_from=origin, target=job.target,

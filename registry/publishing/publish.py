@@ -15,15 +15,10 @@ Every step is idempotent and ordered so that an interrupted run is completed by 
 again: objects first (present and verified objects are not copied twice), then the local tag,
 then the push. The push of the tag is the atomic point between racing runs: git refuses to
 overwrite an existing tag, and a tag that already exists on another commit is never moved.
-
-For tests of interrupted runs, `REGISTRY_FAULT=<point>` ends the process abruptly (`os._exit`,
-as a kill would) at one of `FAULT_POINTS`.
 """
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -44,18 +39,7 @@ from registry.versions.tags import deregistration_tag
 from registry.versions.tags import tagged_commits
 from registry.core.semver import semver_key
 
-FAULT_ENV = "REGISTRY_FAULT"
-FAULT_POINTS = ("after-copy", "after-tag", "before-push", "after-push")
-FAULT_EXIT = 86
 T = TypeVar("T")
-
-
-def fault_point(point: str) -> None:
-    """End the process here, as a kill would, when REGISTRY_FAULT names this point (tests only)."""
-    if os.environ.get(FAULT_ENV) == point:
-        sys.stderr.write(f"REGISTRY_FAULT: stopping at {point}\n")
-        sys.stderr.flush()
-        os._exit(FAULT_EXIT)
 
 
 # --------------------------------------------------------------------------- typed results
@@ -349,7 +333,6 @@ class Publisher:
             notes = build_notes(ModelVersion(card=card, snapshot=self.head, remote=opts.target), old, self.storage)
             result.notes = render_notes(notes)
             verifying.result()  # a verification failure stops the publish here, before any tag
-        fault_point("after-copy")
 
         # 3. the tag, on the merge commit
         if local is None and on_remote == head:
@@ -358,7 +341,6 @@ class Publisher:
         elif local is None:
             create_tag(root, tag, head, result.notes)
             result.tag_created = True
-        fault_point("after-tag")
 
         # 4. push: the tag becomes public only while its objects are on the public remote
         if opts.push and on_remote is None:
@@ -366,9 +348,7 @@ class Publisher:
                 if dst.object_size(obj.md5) is None:
                     raise StorageError(f"object {obj.md5} ({obj.path}) disappeared from remote '{dst.name}' "
                                        f"before {tag} was pushed", "re-run `registry publish`")
-            fault_point("before-push")
             result.tag_pushed = push_tag(root, opts.remote_name, tag, head, created_here=result.tag_created)
-        fault_point("after-push")
 
         # 5. changelog and release notes for the workflow
         if opts.changelog and (root / MODELS_DIR / name).is_dir():

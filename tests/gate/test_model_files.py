@@ -194,13 +194,15 @@ def test_an_unexpected_error_in_a_check_is_a_finding_not_a_crash(reg, check_mode
         raise RecursionError("maximum recursion depth exceeded")
         yield  # pragma: no cover
 
-    monkeypatch.delenv("REGISTRY_TRACEBACK", raising=False)
     monkeypatch.setattr(ConfigFile, "run", explode)
     reg.commit({f"models/{NAME}/model.yaml": example_card(NAME, extra="description: x\n")})
     report = check_models(reg, base="main", head="pr")
     [f] = errors(report, "config-file")
     assert f.path == f"models/{NAME}/model.yaml"
     assert "could not finish on this model (RecursionError" in f.message
+    # asked for the traceback (`registry --traceback check`), the error comes out as it is
+    with pytest.raises(RecursionError):
+        check_models(reg, base="main", head="pr", raise_unexpected=True)
 
 
 def test_pull_refuses_a_version_whose_folder_has_a_link(registry_repo, tmp_path):

@@ -10,16 +10,39 @@ QUANTIZABLE_OPS = ("MatMul", "Gemm", "Conv", "Gather", "ConvTranspose")
 
 
 def quantization_api():
-    """The `onnxruntime.quantization` module, or an install hint."""
-    import logging
-
+    """The `onnxruntime.quantization` module (its quantize functions quiet), or an install hint."""
     try:
         import onnxruntime.quantization as q
     except ImportError:
         raise missing_dependency("onnxruntime") from None
-    # it logs a pre-processing suggestion on the root logger for every call; the report says what matters
-    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))
-    return q
+    return _QuietQuantization(q)
+
+
+class _QuietQuantization:
+    """`onnxruntime.quantization` whose `quantize*` functions hold back the pre-processing
+    suggestion they log on the root logger at every call (the report says what matters): the root
+    logger's level is raised to ERROR while one runs, and put back afterwards."""
+
+    def __init__(self, module):
+        self._module = module
+
+    def __getattr__(self, name: str):
+        value = getattr(self._module, name)
+        if not (name.startswith("quantize") and callable(value)):
+            return value
+
+        def quiet(*args, **kwargs):
+            import logging
+
+            root = logging.getLogger()
+            level = root.level
+            root.setLevel(max(level, logging.ERROR))
+            try:
+                return value(*args, **kwargs)
+            finally:
+                root.setLevel(level)
+
+        return quiet
 
 
 def named_copy(src: Path, dest: Path) -> list[tuple[str, str]]:
