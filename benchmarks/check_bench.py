@@ -57,7 +57,9 @@ POINTER = "outs:\n- md5: {md5}\n  size: 1234\n  hash: md5\n  path: model.onnx\n"
 def sh(cmd: list[str], cwd: Path, env: dict | None = None, input: bytes | None = None) -> str:
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, input=input, env=env)
     if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(map(str, cmd))} failed:\n{proc.stdout.decode()}\n{proc.stderr.decode()}")
+        raise SystemExit(
+            f"{' '.join(map(str, cmd))} failed:\n{proc.stdout.decode()}\n{proc.stderr.decode()}"
+        )
     return proc.stdout.decode()
 
 
@@ -89,9 +91,14 @@ def fast_import_stream(n: int, commits: int, training_url: str) -> bytes:
         for i in range(c * batch, min(n, (c + 1) * batch)):
             published = i % 10 == 0
             name = model_name(i)
-            card = CARD.format(name=name, version="version: 1.0.0\n" if published else "",
-                               status="published" if published else "unpublished",
-                               project=i % 50, repo=training_url, acc=i % 100)
+            card = CARD.format(
+                name=name,
+                version="version: 1.0.0\n" if published else "",
+                status="published" if published else "unpublished",
+                project=i % 50,
+                repo=training_url,
+                acc=i % 100,
+            )
             out.append(f"M 100644 inline models/{name}/model.yaml\n".encode())
             data(card)
             out.append(b"M 100644 :1 models/%s/config.yaml\n" % name.encode())
@@ -112,14 +119,22 @@ def small_onnx() -> bytes:
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
-    init = [numpy_helper.from_array(rng.standard_normal(s).astype(np.float32), n)
-            for n, s in (("w1", (8, 16)), ("b1", (16,)), ("w2", (16, 3)), ("b2", (3,)))]
+    init = [
+        numpy_helper.from_array(rng.standard_normal(s).astype(np.float32), n)
+        for n, s in (("w1", (8, 16)), ("b1", (16,)), ("w2", (16, 3)), ("b2", (3,)))
+    ]
     graph = helper.make_graph(
-        [helper.make_node("Gemm", ["input", "w1", "b1"], ["h"]), helper.make_node("Relu", ["h"], ["hr"]),
-         helper.make_node("Gemm", ["hr", "w2", "b2"], ["logits"]),
-         helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1)],
-        "mlp", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 8])],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 3])], initializer=init)
+        [
+            helper.make_node("Gemm", ["input", "w1", "b1"], ["h"]),
+            helper.make_node("Relu", ["h"], ["hr"]),
+            helper.make_node("Gemm", ["hr", "w2", "b2"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1),
+        ],
+        "mlp",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 8])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 3])],
+        initializer=init,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     return model.SerializeToString()
@@ -127,9 +142,14 @@ def small_onnx() -> bytes:
 
 def build(work: Path, n: int, commits: int) -> tuple[Path, dict[str, float]]:
     """Create the training repo, the registry (history + tags + two pull-request branches)."""
-    env = {**os.environ, "GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@registry.invalid",
-           "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@registry.invalid",
-           "DVC_NO_ANALYTICS": "1"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "Bench",
+        "GIT_AUTHOR_EMAIL": "bench@registry.invalid",
+        "GIT_COMMITTER_NAME": "Bench",
+        "GIT_COMMITTER_EMAIL": "bench@registry.invalid",
+        "DVC_NO_ANALYTICS": "1",
+    }
     figures: dict[str, float] = {}
     train = work / "train"
     train.mkdir()
@@ -142,7 +162,12 @@ def build(work: Path, n: int, commits: int) -> tuple[Path, dict[str, float]]:
     reg.mkdir()
     sh(["git", "init", "-q", "-b", "main"], reg, env)
     start = time.perf_counter()
-    sh(["git", "fast-import", "--quiet"], reg, env, input=fast_import_stream(n, commits, train.as_uri()))
+    sh(
+        ["git", "fast-import", "--quiet"],
+        reg,
+        env,
+        input=fast_import_stream(n, commits, train.as_uri()),
+    )
     sh(["git", "checkout", "-q", "-f", "main"], reg, env)
     figures["build"] = time.perf_counter() - start
 
@@ -152,7 +177,8 @@ def build(work: Path, n: int, commits: int) -> tuple[Path, dict[str, float]]:
     (reg / ".dvc" / "config").write_text(
         "[core]\n    analytics = false\n    remote = public\n"
         f"['remote \"staging\"']\n    url = {storage / 'staging'}\n"
-        f"['remote \"public\"']\n    url = {storage / 'public'}\n")
+        f"['remote \"public\"']\n    url = {storage / 'public'}\n"
+    )
     sh(["git", "add", "-A"], reg, env)
     sh(["git", "commit", "-q", "-m", "dvc"], reg, env)
 
@@ -170,11 +196,22 @@ def build(work: Path, n: int, commits: int) -> tuple[Path, dict[str, float]]:
     (folder / "model.onnx").write_bytes(small_onnx())
     (folder / "config.yaml").write_text("epochs: 3\n")
     sh([str(BIN / "dvc"), "add", "-q", "models/example-mlp/model.onnx"], reg, env)
-    sh([str(BIN / "dvc"), "push", "-q", "-r", "staging", "models/example-mlp/model.onnx.dvc"], reg, env)
+    sh(
+        [str(BIN / "dvc"), "push", "-q", "-r", "staging", "models/example-mlp/model.onnx.dvc"],
+        reg,
+        env,
+    )
     size = (folder / "model.onnx").stat().st_size
-    (folder / "model.yaml").write_text(CARD.format(name="example-mlp", version="", status="unpublished",
-                                                   project=0, repo=train.as_uri(), acc=93)
-                                       .replace("size: 1234", f"size: {size}"))
+    (folder / "model.yaml").write_text(
+        CARD.format(
+            name="example-mlp",
+            version="",
+            status="unpublished",
+            project=0,
+            repo=train.as_uri(),
+            acc=93,
+        ).replace("size: 1234", f"size: {size}")
+    )
     sh(["git", "add", "-A"], reg, env)
     sh(["git", "commit", "-q", "-m", "add example-mlp"], reg, env)
     sh(["git", "checkout", "-q", "main"], reg, env)
@@ -189,7 +226,9 @@ def best_of(cmd: list[str], cwd: Path, repeat: int) -> tuple[float, subprocess.C
         proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
         times.append(time.perf_counter() - start)
         if proc.returncode not in (0, 1):
-            raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr}")
+            raise SystemExit(
+                f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr}"
+            )
     return min(times), proc
 
 
@@ -198,7 +237,9 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=10_000, help="number of model cards")
     parser.add_argument("--commits", type=int, default=50, help="commits the cards are spread over")
     parser.add_argument("--repeat", type=int, default=3, help="runs per timing (the best is kept)")
-    parser.add_argument("--no-write", action="store_true", help="print the figures, leave docs/ alone")
+    parser.add_argument(
+        "--no-write", action="store_true", help="print the figures, leave docs/ alone"
+    )
     args = parser.parse_args()
 
     registry = [sys.executable, "-m", "registry"]
@@ -209,40 +250,66 @@ def main() -> None:
 
         t, _ = best_of(registry + ["--version"], reg, args.repeat)
         startup = t
-        rows.append(("interpreter + `registry --version` (start-up floor)", "registry --version", t, ""))
+        rows.append(
+            ("interpreter + `registry --version` (start-up floor)", "registry --version", t, "")
+        )
 
         cmd = ["check", "--base", "main", "--head", "pr-edit", "--no-content"]
         t, proc = best_of(registry + cmd, reg, args.repeat)
-        rows.append(("PR touching one model, content checks off", "registry " + " ".join(cmd), t,
-                     _verdict(proc)))
+        rows.append(
+            (
+                "PR touching one model, content checks off",
+                "registry " + " ".join(cmd),
+                t,
+                _verdict(proc),
+            )
+        )
 
         cmd = ["check", "--base", "main", "--head", "pr-onnx", "--format", "json"]
         t, proc = best_of(registry + cmd, reg, args.repeat)
         import json
 
         ran = json.loads(proc.stdout)["models"][0]["checks_run"]
-        rows.append(("PR adding one real ONNX model, all checks", "registry " + " ".join(cmd), t,
-                     f"{_verdict(proc)}; checks run: {', '.join(ran)}"))
+        rows.append(
+            (
+                "PR adding one real ONNX model, all checks",
+                "registry " + " ".join(cmd),
+                t,
+                f"{_verdict(proc)}; checks run: {', '.join(ran)}",
+            )
+        )
 
         cmd = ["check", "--all", "--no-content", "--offline"]
         t, proc = best_of(registry + cmd, reg, args.repeat)
-        rows.append((f"`--all` over {args.models:,} cards", "registry " + " ".join(cmd), t, _verdict(proc)))
+        rows.append(
+            (f"`--all` over {args.models:,} cards", "registry " + " ".join(cmd), t, _verdict(proc))
+        )
 
     cpus = os.cpu_count()
     load = os.getloadavg()[0]
-    lines = [SECTION, "",
-             f"`{' '.join(['python', 'benchmarks/check_bench.py'] + sys.argv[1:])}` on "
-             f"{platform.system()} {platform.machine()}, {cpus} CPU{'s' if cpus != 1 else ''}, "
-             f"Python {platform.python_version()}; registry of {args.models:,} model cards over "
-             f"{args.commits} commits with {args.models // 10:,} version tags, built with `git fast-import` in "
-             f"{figures['build']:.1f} s. Whole-process wall time, best of {args.repeat}; load average "
-             f"{load:.1f} when the timings ended (other work on the machine slows every figure).",
-             "", "| case | command | seconds | overhead over start-up | result |", "| --- | --- | ---: | ---: | --- |"]
+    lines = [
+        SECTION,
+        "",
+        f"`{' '.join(['python', 'benchmarks/check_bench.py'] + sys.argv[1:])}` on "
+        f"{platform.system()} {platform.machine()}, {cpus} CPU{'s' if cpus != 1 else ''}, "
+        f"Python {platform.python_version()}; registry of {args.models:,} model cards over "
+        f"{args.commits} commits with {args.models // 10:,} version tags, built with `git "
+        f"fast-import` in "
+        f"{figures['build']:.1f} s. Whole-process wall time, best of {args.repeat}; load average "
+        f"{load:.1f} when the timings ended (other work on the machine slows every figure).",
+        "",
+        "| case | command | seconds | overhead over start-up | result |",
+        "| --- | --- | ---: | ---: | --- |",
+    ]
     for label, cmd, t, verdict in rows:
         over = "" if cmd == "registry --version" else f"{t - startup:.2f}"
         lines.append(f"| {label} | `{cmd}` | {t:.2f} | {over} | {verdict} |")
-    lines += ["", "Targets: one-model check under 1 s of registry overhead regardless of registry size; "
-              "`--all` over 10,000 cards under 10 s on 2 cores.", ""]
+    lines += [
+        "",
+        "Targets: one-model check under 1 s of registry overhead regardless of registry size; "
+        "`--all` over 10,000 cards under 10 s on 2 cores.",
+        "",
+    ]
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
@@ -258,9 +325,17 @@ def _verdict(proc: subprocess.CompletedProcess) -> str:
 
 def write_section(text: str) -> None:
     """Replace (or add) this benchmark's `## registry check` section of docs/benchmarks.md."""
-    old = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n\nFigures written by the scripts in `benchmarks/`.\n"
+    old = (
+        DOCS.read_text()
+        if DOCS.exists()
+        else "# Benchmarks\n\nFigures written by the scripts in `benchmarks/`.\n"
+    )
     pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.M | re.S)
-    new = pattern.sub(lambda _: text + "\n", old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text + "\n"
+    new = (
+        pattern.sub(lambda _: text + "\n", old)
+        if pattern.search(old)
+        else old.rstrip("\n") + "\n\n" + text + "\n"
+    )
     tmp = DOCS.with_suffix(".md.tmp")
     tmp.write_text(new)
     tmp.replace(DOCS)

@@ -31,7 +31,9 @@ BEGIN, END = "<!-- hostile-bench:begin -->", "<!-- hostile-bench:end -->"
 BIN = Path(sys.executable).parent
 
 ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+    f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+    for p, c in zip("abcdefgh", "bcdefghi")
+)
 CARD = """name: tiny
 status: unpublished
 task: classification
@@ -53,9 +55,13 @@ def sh(cwd: Path, *cmd: str) -> None:
 
 def tiny_onnx() -> bytes:
     w = numpy_helper.from_array(np.ones((4, 2), np.float32), "w")
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])], initializer=[w])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+        initializer=[w],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     return model.SerializeToString()
@@ -66,8 +72,10 @@ def registry(tmp: Path) -> Path:
     root.mkdir()
     sh(root, "git", "init", "-q", "-b", "main")
     sh(root, str(BIN / "dvc"), "init", "-q")
-    (root / ".dvc" / "config").write_text(f"[core]\n    analytics = false\n['remote \"staging\"']\n    url = "
-                                          f"{tmp / 'staging'}\n['remote \"public\"']\n    url = {tmp / 'public'}\n")
+    (root / ".dvc" / "config").write_text(
+        f"[core]\n    analytics = false\n['remote \"staging\"']\n    url = "
+        f"{tmp / 'staging'}\n['remote \"public\"']\n    url = {tmp / 'public'}\n"
+    )
     folder = root / "models" / "tiny"
     folder.mkdir(parents=True)
     (folder / "model.onnx").write_bytes(tiny_onnx())
@@ -83,10 +91,16 @@ def registry(tmp: Path) -> Path:
 CASES = {
     "YAML alias bomb in a .dvc pointer": {"models/tiny/model.onnx.dvc": ALIAS_BOMB + "outs: *i\n"},
     "YAML alias bomb in dvc.yaml": {"dvc.yaml": ALIAS_BOMB + "artifacts: *i\n"},
-    "100,000-deep config.json": {"models/tiny/config.json": "[" * 100_000 + "]" * 100_000,
-                                 "models/tiny/model.yaml": CARD.format(config="config.json")},
-    "100,000-deep config.yaml": {"models/tiny/config.yaml": "x: " + "[" * 100_000 + "]" * 100_000 + "\n"},
-    "CHANGELOG.md linked to /proc/self/environ": {"models/tiny/CHANGELOG.md": Path("/proc/self/environ")},
+    "100,000-deep config.json": {
+        "models/tiny/config.json": "[" * 100_000 + "]" * 100_000,
+        "models/tiny/model.yaml": CARD.format(config="config.json"),
+    },
+    "100,000-deep config.yaml": {
+        "models/tiny/config.yaml": "x: " + "[" * 100_000 + "]" * 100_000 + "\n"
+    },
+    "CHANGELOG.md linked to /proc/self/environ": {
+        "models/tiny/CHANGELOG.md": Path("/proc/self/environ")
+    },
 }
 
 
@@ -101,9 +115,24 @@ def measure(root: Path, files: dict) -> tuple[int, float, int]:
     sh(root, "git", "add", "-A")
     sh(root, "git", "commit", "-q", "-m", "hostile")
     start = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "registry", "check", "--base", "main", "--head", "pr",
-                             "--format", "json", "--offline"], cwd=root, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "registry",
+            "check",
+            "--base",
+            "main",
+            "--head",
+            "pr",
+            "--format",
+            "json",
+            "--offline",
+        ],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.monotonic() - start
@@ -114,7 +143,9 @@ def measure(root: Path, files: dict) -> tuple[int, float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--no-write", action="store_true", help="print the table, leave docs/security.md alone")
+    parser.add_argument(
+        "--no-write", action="store_true", help="print the table, leave docs/security.md alone"
+    )
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="hostile-bench-") as tmp:
@@ -122,12 +153,16 @@ def main() -> None:
         for name, files in CASES.items():
             code, seconds, rss = measure(root, files)
             rows.append(f"| {name} | {code} | {seconds:.2f} s | {rss / 2**20:.0f} MiB |")
-    table = "\n".join(["| hostile file | exit | wall time | peak memory |", "| --- | --- | --- | --- |", *rows])
+    table = "\n".join(
+        ["| hostile file | exit | wall time | peak memory |", "| --- | --- | --- | --- |", *rows]
+    )
     print(table)
     if not args.no_write:
         text = DOC.read_text()
         block = f"{BEGIN}\n{table}\n{END}"
-        DOC.write_text(re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S))
+        DOC.write_text(
+            re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
+        )
 
 
 if __name__ == "__main__":

@@ -57,10 +57,12 @@ def timed(cmd: list[str], cwd: Path, repeat: int, setup=None) -> tuple[float, st
 
 
 def card(name: str, version: str, status: str, i: int) -> str:
-    return (f"name: {name}\nversion: {version}\nstatus: {status}\ntask: {TASKS[i % len(TASKS)]}\n"
-            f"project: project-{i % 20}\nsource:\n  repo: https://example.com/train/{name}.git\n"
-            f"config: config.yaml\nweights: model.onnx\nsize: {1000 + i}\nmetrics:\n"
-            f"  - name: accuracy\n    value: 0.9\n    dataset: test\nlicense: Apache-2.0\n")
+    return (
+        f"name: {name}\nversion: {version}\nstatus: {status}\ntask: {TASKS[i % len(TASKS)]}\n"
+        f"project: project-{i % 20}\nsource:\n  repo: https://example.com/train/{name}.git\n"
+        f"config: config.yaml\nweights: model.onnx\nsize: {1000 + i}\nmetrics:\n"
+        f"  - name: accuracy\n    value: 0.9\n    dataset: test\nlicense: Apache-2.0\n"
+    )
 
 
 def generate_registry(path: Path, models: int, versions: int) -> None:
@@ -72,15 +74,19 @@ def generate_registry(path: Path, models: int, versions: int) -> None:
         raw = payload.encode()
         chunks.append(b"data %d\n" % len(raw) + raw + b"\n")
 
-    dvc_config = ("[core]\n    remote = public\n['remote \"public\"']\n    url = ../storage/public\n"
-                  "['remote \"staging\"']\n    url = ../storage/staging\n")
+    dvc_config = (
+        "[core]\n    remote = public\n['remote \"public\"']\n    url = ../storage/public\n"
+        "['remote \"staging\"']\n    url = ../storage/staging\n"
+    )
     t0 = 1_700_000_000
     for k in range(versions):
         version = f"1.{k}.0"
         ts = t0 + k * 86_400
-        chunks.append(f"commit refs/heads/main\nmark :{k + 1}\n"
-                      f"author Bench <bench@registry.invalid> {ts} +0000\n"
-                      f"committer Bench <bench@registry.invalid> {ts} +0000\n".encode())
+        chunks.append(
+            f"commit refs/heads/main\nmark :{k + 1}\n"
+            f"author Bench <bench@registry.invalid> {ts} +0000\n"
+            f"committer Bench <bench@registry.invalid> {ts} +0000\n".encode()
+        )
         data(f"publish round {version}")
         if k:
             chunks.append(f"from :{k}\n".encode())
@@ -91,9 +97,14 @@ def generate_registry(path: Path, models: int, versions: int) -> None:
         for i in range(models):
             name = f"model-{i:04d}"
             md5 = f"{(i * 7919 + k * 104729) % 16**32:032x}"
-            files = {f"models/{name}/model.yaml": card(name, version, "published" if k == 0 else "updated", i),
-                     f"models/{name}/model.onnx.dvc": f"outs:\n- md5: {md5}\n  size: {1000 + i}\n  hash: md5\n"
-                                                      f"  path: model.onnx\n"}
+            files = {
+                f"models/{name}/model.yaml": card(
+                    name, version, "published" if k == 0 else "updated", i
+                ),
+                f"models/{name}/model.onnx.dvc": f"outs:\n- md5: {md5}\n  size: {1000 + i}\n  "
+                f"hash: md5\n"
+                f"  path: model.onnx\n",
+            }
             if k == 0:
                 files[f"models/{name}/config.yaml"] = "epochs: 3\n"
             for rel, text in files.items():
@@ -102,8 +113,10 @@ def generate_registry(path: Path, models: int, versions: int) -> None:
         chunks.append(b"\n")
         for i in range(models):
             name = f"model-{i:04d}"
-            chunks.append(f"tag {name}@v{version}\nfrom :{k + 1}\n"
-                          f"tagger Bench <bench@registry.invalid> {ts + i} +0000\n".encode())
+            chunks.append(
+                f"tag {name}@v{version}\nfrom :{k + 1}\n"
+                f"tagger Bench <bench@registry.invalid> {ts + i} +0000\n".encode()
+            )
             data(f"{name} {version}: release notes")
     subprocess.run(["git", "fast-import", "--quiet"], cwd=path, input=b"".join(chunks), check=True)
     sh(["git", "reset", "-q", "--hard", "main"], path)
@@ -119,16 +132,19 @@ def make_pull_registry(tmp: Path, mb: int) -> tuple[Path, str]:
     sh(["git", "init", "-q", "-b", "main"], repo)
     sh([str(BIN / "dvc"), "init", "-q"], repo)
     (repo / ".dvc" / "config").write_text(
-        f"[core]\n    analytics = false\n    remote = public\n['remote \"public\"']\n    url = {storage / 'public'}\n"
-        f"['remote \"staging\"']\n    url = {storage / 'staging'}\n")
+        f"[core]\n    analytics = false\n    remote = public\n['remote \"public\"']\n    url = "
+        f"{storage / 'public'}\n"
+        f"['remote \"staging\"']\n    url = {storage / 'staging'}\n"
+    )
     folder = repo / "models" / "big-model"
     folder.mkdir(parents=True)
     with open(folder / "model.onnx", "wb") as f:
         for _ in range(mb):
             f.write(os.urandom(1 << 20))
     (folder / "config.yaml").write_text("epochs: 3\n")
-    (folder / "model.yaml").write_text(card("big-model", "1.0.0", "published", 0)
-                                       .replace("size: 1000", f"size: {mb << 20}"))
+    (folder / "model.yaml").write_text(
+        card("big-model", "1.0.0", "published", 0).replace("size: 1000", f"size: {mb << 20}")
+    )
     sh([str(BIN / "dvc"), "add", "-q", "models/big-model/model.onnx"], repo)
     sh([str(BIN / "dvc"), "push", "-q", "-r", "public"], repo)
     sh(["git", "add", "-A"], repo)
@@ -148,12 +164,18 @@ def run(args) -> str:
         t0 = time.perf_counter()
         generate_registry(repo, args.models, args.versions)
         gen = time.perf_counter() - t0
-        tags = int(sh(["git", "for-each-ref", "--count=1000000", "--format=x", "refs/tags"], repo).stdout.count("x"))
+        tags = int(
+            sh(
+                ["git", "for-each-ref", "--count=1000000", "--format=x", "refs/tags"], repo
+            ).stdout.count("x")
+        )
         print(f"generated {args.models} models, {tags} tags in {gen:.1f}s", file=sys.stderr)
 
         t_list, out = timed(registry + ["list"], repo, args.repeat)
         assert out.count("\n") == args.models + 1, "registry list must show every model"
-        t_list_json, _ = timed(registry + ["list", "--format", "json", "--state", "updated"], repo, args.repeat)
+        t_list_json, _ = timed(
+            registry + ["list", "--format", "json", "--state", "updated"], repo, args.repeat
+        )
         name = f"model-{args.models // 2:04d}"
         t_show, out = timed(registry + ["show", name], repo, args.repeat)
         assert f"1.{args.versions - 1}.0" in out
@@ -185,8 +207,12 @@ def run(args) -> str:
         def fresh_out():
             shutil.rmtree(out_dir, ignore_errors=True)
 
-        t_pull, _ = timed(registry + ["pull", "big-model@1.0.0", "-o", str(out_dir)], prepo, args.pull_repeat,
-                          setup=fresh_out)
+        t_pull, _ = timed(
+            registry + ["pull", "big-model@1.0.0", "-o", str(out_dir)],
+            prepo,
+            args.pull_repeat,
+            setup=fresh_out,
+        )
         clone = tmp / "dvc-clone"
 
         def fresh_clone():
@@ -194,10 +220,15 @@ def run(args) -> str:
             sh(["git", "clone", "-q", str(prepo), str(clone)], tmp)
             sh(["git", "checkout", "-q", "big-model@v1.0.0"], clone)
 
-        t_dvc_pull, _ = timed([str(BIN / "dvc"), "pull", "-q", "-R", "models/big-model"], clone, args.pull_repeat,
-                              setup=fresh_clone)
-        got = subprocess.run(["md5sum", str(clone / "models/big-model/model.onnx")], capture_output=True,
-                             text=True).stdout.split()[0]
+        t_dvc_pull, _ = timed(
+            [str(BIN / "dvc"), "pull", "-q", "-R", "models/big-model"],
+            clone,
+            args.pull_repeat,
+            setup=fresh_clone,
+        )
+        got = subprocess.run(
+            ["md5sum", str(clone / "models/big-model/model.onnx")], capture_output=True, text=True
+        ).stdout.split()[0]
         assert got == md5
 
     command = " ".join([".venv/bin/python", "benchmarks/listing_bench.py", *args.argv])
@@ -210,24 +241,49 @@ def run(args) -> str:
     ]
     if t_gto_one is not None:
         rows.append((f"`gto show {name}`", t_gto_one))
-    lines = [SECTION, "",
-             f"Generated registry: {args.models} models x {args.versions} published versions = {tags} annotated "
-             f"tags (`git fast-import`, refs packed as in a clone, {gen:.1f} s). Median of {args.repeat} runs "
-             f"({gto_repeat} for GTO, which takes minutes); every command is the real CLI in a fresh process.",
-             "", "| operation | time |", "| --- | ---: |"]
-    lines += [f"| {label} | {t * 1000:.0f} ms |" if t < 10 else f"| {label} | {t:.1f} s |" for label, t in rows]
-    lines += ["", f"- `registry list` vs `gto show`: **{t_gto / t_list:.0f}x faster** "
-              f"(target >= 20x; under 1 s: {'yes' if t_list < 1 else 'no'}).",
-              *([f"- `registry show` vs `gto show NAME`: {t_gto_one / t_show:.0f}x faster."] if t_gto_one else []),
-              "- `gto show` listed every generated model and its latest version from the same tags "
-              "(compatibility check).", "",
-              f"Pull of one {args.pull_mb} MB object from a local `public` remote, median of {args.pull_repeat}:", "",
-              "| operation | time |", "| --- | ---: |",
-              f"| `registry pull big-model@1.0.0 -o DIR` (fresh DIR) | {t_pull:.2f} s |",
-              f"| `dvc pull -R models/big-model` (fresh clone at the tag, empty cache) | {t_dvc_pull:.2f} s |",
-              "", f"- ratio registry pull / dvc pull: **{t_pull / t_dvc_pull:.2f}x** (target <= 1.1x).", "",
-              f"Machine: {env_note}. Command: `{command}`",
-              ""]
+    lines = [
+        SECTION,
+        "",
+        f"Generated registry: {args.models} models x {args.versions} published versions = {tags} "
+        f"annotated "
+        f"tags (`git fast-import`, refs packed as in a clone, {gen:.1f} s). Median of "
+        f"{args.repeat} runs "
+        f"({gto_repeat} for GTO, which takes minutes); every command is the real CLI in a fresh "
+        f"process.",
+        "",
+        "| operation | time |",
+        "| --- | ---: |",
+    ]
+    lines += [
+        f"| {label} | {t * 1000:.0f} ms |" if t < 10 else f"| {label} | {t:.1f} s |"
+        for label, t in rows
+    ]
+    lines += [
+        "",
+        f"- `registry list` vs `gto show`: **{t_gto / t_list:.0f}x faster** "
+        f"(target >= 20x; under 1 s: {'yes' if t_list < 1 else 'no'}).",
+        *(
+            [f"- `registry show` vs `gto show NAME`: {t_gto_one / t_show:.0f}x faster."]
+            if t_gto_one
+            else []
+        ),
+        "- `gto show` listed every generated model and its latest version from the same tags "
+        "(compatibility check).",
+        "",
+        f"Pull of one {args.pull_mb} MB object from a local `public` remote, median of "
+        f"{args.pull_repeat}:",
+        "",
+        "| operation | time |",
+        "| --- | ---: |",
+        f"| `registry pull big-model@1.0.0 -o DIR` (fresh DIR) | {t_pull:.2f} s |",
+        f"| `dvc pull -R models/big-model` (fresh clone at the tag, empty cache) | "
+        f"{t_dvc_pull:.2f} s |",
+        "",
+        f"- ratio registry pull / dvc pull: **{t_pull / t_dvc_pull:.2f}x** (target <= 1.1x).",
+        "",
+        f"Machine: {env_note}. Command: `{command}`",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -239,7 +295,7 @@ def write_section(text: str) -> None:
         new = current.rstrip("\n") + "\n\n" + text
     else:
         nxt = current.find("\n## ", start + len(SECTION))
-        new = current[:start] + text + (current[nxt + 1:] if nxt != -1 else "")
+        new = current[:start] + text + (current[nxt + 1 :] if nxt != -1 else "")
     doc.write_text(new.rstrip("\n") + "\n")
 
 
@@ -250,7 +306,9 @@ def main() -> None:
     p.add_argument("--pull-mb", type=int, default=100)
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--pull-repeat", type=int, default=3)
-    p.add_argument("--gto-show-name", action="store_true", help="also time `gto show NAME` (minutes more)")
+    p.add_argument(
+        "--gto-show-name", action="store_true", help="also time `gto show NAME` (minutes more)"
+    )
     p.add_argument("--no-write", action="store_true", help="print the figures, do not touch docs/")
     args = p.parse_args()
     args.argv = sys.argv[1:]

@@ -23,15 +23,17 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Device packages"
-NOTE = ("Reading the figures: packaging time includes conversion, verification and (for timed "
-        "targets) the engine benchmark; cross-built targets are verified but not timed. 'from .pt2' "
-        "builds the target from the model's PyTorch ExportedProgram (ExecuTorch .pte, verified here "
-        "against the ONNX with ExecuTorch's runtime). The engine's default setting is kept unless "
-        "another is at least 5% faster in the build's own benchmark, so the 'chosen' row is often the "
-        "default session itself; it re-times the package's engine setting after the build. This "
-        "machine has 2 cores shared with other work: the same row varies by ±30% or more from run to "
-        "run; figures from a dedicated runner are the ones to trust. Model size counts every model "
-        "file of the package (OpenVINO: .xml and .bin).\n")
+NOTE = (
+    "Reading the figures: packaging time includes conversion, verification and (for timed "
+    "targets) the engine benchmark; cross-built targets are verified but not timed. 'from .pt2' "
+    "builds the target from the model's PyTorch ExportedProgram (ExecuTorch .pte, verified here "
+    "against the ONNX with ExecuTorch's runtime). The engine's default setting is kept unless "
+    "another is at least 5% faster in the build's own benchmark, so the 'chosen' row is often the "
+    "default session itself; it re-times the package's engine setting after the build. This "
+    "machine has 2 cores shared with other work: the same row varies by ±30% or more from run to "
+    "run; figures from a dedicated runner are the ones to trust. Model size counts every model "
+    "file of the package (OpenVINO: .xml and .bin).\n"
+)
 
 
 def build_models(workdir: Path):
@@ -40,9 +42,17 @@ def build_models(workdir: Path):
 
     torch.manual_seed(0)
     cnn = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Flatten(), torch.nn.Linear(32 * 7 * 7, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10)).eval()
+        torch.nn.Conv2d(1, 16, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(16, 32, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(32 * 7 * 7, 128),
+        torch.nn.ReLU(),
+        torch.nn.Linear(128, 10),
+    ).eval()
 
     class Block(torch.nn.Module):
         """Pre-norm encoder block written with plain ops (exports to standard ONNX)."""
@@ -53,11 +63,17 @@ def build_models(workdir: Path):
             self.qkv = torch.nn.Linear(d, 3 * d)
             self.proj = torch.nn.Linear(d, d)
             self.norm1, self.norm2 = torch.nn.LayerNorm(d), torch.nn.LayerNorm(d)
-            self.ff = torch.nn.Sequential(torch.nn.Linear(d, ff), torch.nn.GELU(), torch.nn.Linear(ff, d))
+            self.ff = torch.nn.Sequential(
+                torch.nn.Linear(d, ff), torch.nn.GELU(), torch.nn.Linear(ff, d)
+            )
 
         def forward(self, x):
             b, t, d = x.shape
-            q, k, v = self.qkv(self.norm1(x)).reshape(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+            q, k, v = (
+                self.qkv(self.norm1(x))
+                .reshape(b, t, 3, self.heads, d // self.heads)
+                .permute(2, 0, 3, 1, 4)
+            )
             att = torch.softmax(q @ k.transpose(-1, -2) / (d // self.heads) ** 0.5, dim=-1)
             x = x + self.proj((att @ v).transpose(1, 2).reshape(b, t, d))
             return x + self.ff(self.norm2(x))
@@ -71,13 +87,23 @@ def build_models(workdir: Path):
         def forward(self, x):
             return self.head(self.blocks(x).mean(dim=1))
 
-    models = [("cnn", cnn, torch.randn(1, 1, 28, 28)), ("transformer", Encoder().eval(), torch.randn(1, 64, 256))]
+    models = [
+        ("cnn", cnn, torch.randn(1, 1, 28, 28)),
+        ("transformer", Encoder().eval(), torch.randn(1, 64, 256)),
+    ]
     out = []
     for name, module, example in models:
         path = workdir / f"{name}.onnx"
         with torch.no_grad():
-            torch.onnx.export(module, (example,), str(path), dynamo=False, opset_version=17,
-                              input_names=["input"], output_names=["output"])
+            torch.onnx.export(
+                module,
+                (example,),
+                str(path),
+                dynamo=False,
+                opset_version=17,
+                input_names=["input"],
+                output_names=["output"],
+            )
         out.append((name, module, example, path))
     return out
 
@@ -118,9 +144,9 @@ def main() -> int:
 
     sys.path.insert(0, str(ROOT))
     from registry.cards.schema import ModelCard
-    from registry.packaging.engines import get_engine
     from registry.packaging.archive import open_package
     from registry.packaging.build import build_package
+    from registry.packaging.engines import get_engine
     from registry.packaging.source import ModelSource
 
     threads = [1, 2]
@@ -132,44 +158,82 @@ def main() -> int:
         # worker threads would otherwise compete with PyTorch's on a small machine.
         torch.set_num_threads(max(threads))
         with torch.no_grad():
-            eager = {name: median_ms({"eager": lambda m=module, x=example: lambda: m(x)}, args.repeats)["eager"]
-                     for name, module, example, _ in models}
+            eager = {
+                name: median_ms({"eager": lambda m=module, x=example: lambda: m(x)}, args.repeats)[
+                    "eager"
+                ]
+                for name, module, example, _ in models
+            }
         for name, module, example, onnx_path in models:
-            card = ModelCard(name=name, version="1.0.0", status="published", task="classification",
-                             project="bench", source={"repo": "https://example.invalid/train.git"},
-                             config="config.yaml", weights=onnx_path.name)
-            source = ModelSource(name=name, version="1.0.0", card=card, weights=onnx_path, folder=work)
+            card = ModelCard(
+                name=name,
+                version="1.0.0",
+                status="published",
+                task="classification",
+                project="bench",
+                source={"repo": "https://example.invalid/train.git"},
+                config="config.yaml",
+                weights=onnx_path.name,
+            )
+            source = ModelSource(
+                name=name, version="1.0.0", card=card, weights=onnx_path, folder=work
+            )
             pt2 = onnx_path.with_suffix(".pt2")
             torch.export.save(torch.export.export(module, (example,)), str(pt2))
             pt_card = card.model_copy(update={"pytorch": pt2.name})
-            pt_source = ModelSource(name=name, version="1.0.0", card=pt_card, weights=onnx_path, folder=work,
-                                    pytorch=pt2)
+            pt_source = ModelSource(
+                name=name,
+                version="1.0.0",
+                card=pt_card,
+                weights=onnx_path,
+                folder=work,
+                pytorch=pt2,
+            )
             opts = {"repeats": args.repeats, "threads": threads}
             rows = []
             results = {}
-            for target, extra, src in [("linux-x86_64", {}, source), ("linux-x86_64", {"quantize": "dynamic"}, source),
-                                       ("linux-aarch64", {}, source),
-                                       ("android-arm64", {"quantize": "dynamic"}, source),
-                                       ("android-arm64", {}, pt_source), ("cuda", {}, source)]:
+            for target, extra, src in [
+                ("linux-x86_64", {}, source),
+                ("linux-x86_64", {"quantize": "dynamic"}, source),
+                ("linux-aarch64", {}, source),
+                ("android-arm64", {"quantize": "dynamic"}, source),
+                ("android-arm64", {}, pt_source),
+                ("cuda", {}, source),
+            ]:
                 start = time.perf_counter()
-                result = build_package(src, target, work / "dist" / f"{target}-{len(extra)}-{src is pt_source}",
-                                       overrides={**opts, **extra})
+                result = build_package(
+                    src,
+                    target,
+                    work / "dist" / f"{target}-{len(extra)}-{src is pt_source}",
+                    overrides={**opts, **extra},
+                )
                 seconds = time.perf_counter() - start
-                label = target + (" int8" if extra else "") + (" from .pt2" if src is pt_source else "")
+                label = (
+                    target + (" int8" if extra else "") + (" from .pt2" if src is pt_source else "")
+                )
                 results[label] = result
                 size = model_size(open_package(result.path))
-                cos = min(o.cosine for v in result.manifest.verification if v.passed for o in v.outputs
-                          if o.cosine is not None)
-                rows.append(f"| {label} | {seconds:.2f} s | {result.manifest.description.converter} | "
-                            f"{size / 1e6:.3f} MB | {cos:.6f} | "
-                            f"{'yes' if result.manifest.benchmark.measured else 'no (cross-built)'} |")
+                cos = min(
+                    o.cosine
+                    for v in result.manifest.verification
+                    if v.passed
+                    for o in v.outputs
+                    if o.cosine is not None
+                )
+                rows.append(
+                    f"| {label} | {seconds:.2f} s | {result.manifest.description.converter} | "
+                    f"{size / 1e6:.3f} MB | {cos:.6f} | "
+                    f"{'yes' if result.manifest.benchmark.measured else 'no (cross-built)'} |"
+                )
             # latency: chosen engine vs eager PyTorch vs a default ORT session, same input
             chosen = results["linux-x86_64"].manifest
             pkg = open_package(results["linux-x86_64"].path)
             feed = {"input": example.numpy()}
 
             def chosen_runner(pkg=pkg, chosen=chosen, feed=feed):
-                run = get_engine(chosen.engine.engine).open_bytes(pkg.files, chosen.model_file, chosen.engine)
+                run = get_engine(chosen.engine.engine).open_bytes(
+                    pkg.files, chosen.model_file, chosen.engine
+                )
                 return lambda: run(feed)
 
             def default_runner(path=onnx_path, feed=feed):
@@ -182,28 +246,52 @@ def main() -> int:
             size32 = model_size(open_package(results["linux-x86_64"].path))
             size8 = model_size(open_package(int8.path))
             int8_cos = min(o.cosine for o in int8.manifest.verification[0].outputs)
-            lines += [f"### {name} ({onnx_path.stat().st_size / 1e6:.2f} MB fp32 ONNX)", "",
-                      "| target | packaging time | chosen converter | model size | min cosine vs fp32 | timed |",
-                      "| --- | --- | --- | --- | --- | --- |", *rows, "",
-                      f"Latency, batch 1, best of 3 rounds of {args.repeats} runs (median each; one runtime "
-                      f"alive at a time, eager timed first) on this machine ({get_cpu()}):", "",
-                      "| runner | median ms | speed-up vs eager |", "| --- | --- | --- |",
-                      f"| PyTorch eager ({max(threads)} threads) | {t_eager:.3f} | 1.00× |",
-                      f"| ONNX Runtime, default session | {t_default:.3f} | {t_eager / t_default:.2f}× |",
-                      f"| chosen: {chosen.benchmark.chosen_converter} {chosen.engine.label()} | {t_chosen:.3f} | "
-                      f"{t_eager / t_chosen:.2f}× |", "",
-                      f"int8 (dynamic, per-channel) size: {size8 / size32:.3f}× of fp32; "
-                      f"cosine vs fp32 {int8_cos:.5f}.", ""]
+            lines += [
+                f"### {name} ({onnx_path.stat().st_size / 1e6:.2f} MB fp32 ONNX)",
+                "",
+                "| target | packaging time | chosen converter | model size | min cosine vs fp32 | "
+                "timed |",
+                "| --- | --- | --- | --- | --- | --- |",
+                *rows,
+                "",
+                f"Latency, batch 1, best of 3 rounds of {args.repeats} runs (median each; one "
+                f"runtime "
+                f"alive at a time, eager timed first) on this machine ({get_cpu()}):",
+                "",
+                "| runner | median ms | speed-up vs eager |",
+                "| --- | --- | --- |",
+                f"| PyTorch eager ({max(threads)} threads) | {t_eager:.3f} | 1.00× |",
+                f"| ONNX Runtime, default session | {t_default:.3f} | {t_eager / t_default:.2f}× |",
+                f"| chosen: {chosen.benchmark.chosen_converter} {chosen.engine.label()} | "
+                f"{t_chosen:.3f} | "
+                f"{t_eager / t_chosen:.2f}× |",
+                "",
+                f"int8 (dynamic, per-channel) size: {size8 / size32:.3f}× of fp32; "
+                f"cosine vs fp32 {int8_cos:.5f}.",
+                "",
+            ]
     cpu = get_cpu()
     command = "python benchmarks/package.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    body = "\n".join([SECTION, "", f"Command: `{command.strip()}` — {cpu}, {platform.system()}, "
-                      f"onnxruntime {ort.__version__}, torch {torch.__version__.split('+')[0]}.", "", *lines,
-                      NOTE])
+    body = "\n".join(
+        [
+            SECTION,
+            "",
+            f"Command: `{command.strip()}` — {cpu}, {platform.system()}, "
+            f"onnxruntime {ort.__version__}, torch {torch.__version__.split('+')[0]}.",
+            "",
+            *lines,
+            NOTE,
+        ]
+    )
     print(body)
     if args.write:
         text = args.write.read_text() if args.write.exists() else "# Benchmarks\n"
         pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
-        text = pattern.sub(body + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + body + "\n"
+        text = (
+            pattern.sub(body + "\n", text)
+            if pattern.search(text)
+            else text.rstrip() + "\n\n" + body + "\n"
+        )
         args.write.write_text(text)
     return 0
 
@@ -214,8 +302,11 @@ def get_cpu() -> str:
 
     name = platform.processor() or platform.machine()
     try:
-        name = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name"))
+        name = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     return f"{name} ({os.cpu_count()} cores)"

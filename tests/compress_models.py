@@ -1,4 +1,5 @@
-"""Real models with their cards and data for `registry compress`: tests and benchmarks build them here.
+"""Real models with their cards and data for `registry compress`: tests and benchmarks build them
+here.
 
 `build_digits_cnn` trains a small CNN on sklearn's 8x8 digits; `build_text_embedder` trains a small
 transformer encoder that embeds token sequences. Both train in seconds on one CPU thread.
@@ -10,7 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-def _torch_onnx_export(module, example, path: Path, input_name: str = "input", output_name: str = "probabilities"):
+
+def _torch_onnx_export(
+    module, example, path: Path, input_name: str = "input", output_name: str = "probabilities"
+):
     import warnings
 
     import torch
@@ -18,9 +22,16 @@ def _torch_onnx_export(module, example, path: Path, input_name: str = "input", o
     module.eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (example,), str(path), input_names=[input_name], output_names=[output_name],
-                          dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}}, opset_version=17,
-                          dynamo=False)
+        torch.onnx.export(
+            module,
+            (example,),
+            str(path),
+            input_names=[input_name],
+            output_names=[output_name],
+            dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
     return path
 
 
@@ -48,7 +59,8 @@ compress:
 
 
 def build_digits_cnn(folder: Path) -> Path:
-    """A real digits classifier (sklearn's 8x8 digits), a small CNN trained here, with its card and data.
+    """A real digits classifier (sklearn's 8x8 digits), a small CNN trained here, with its card and
+    data.
 
     The folder holds model.onnx, model.yaml (evaluation + compress sections), config.yaml,
     eval.npz (inputs, labels) and train.npz.
@@ -65,15 +77,24 @@ def build_digits_cnn(folder: Path) -> Path:
     x, y = x[order], y[order]
     xtr, ytr, xev, yev = x[:1300], y[:1300], x[1300:], y[1300:]
     nn = torch.nn
-    body = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Flatten(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
+    body = nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(128, 64),
+        nn.ReLU(),
+        nn.Linear(64, 10),
+    )
     opt = torch.optim.Adam(body.parameters(), lr=3e-3)
     xt, yt = torch.tensor(xtr), torch.tensor(ytr)
     for _ in range(25):
         perm = torch.randperm(len(xt))
         for i in range(0, len(xt), 64):
-            idx = perm[i:i + 64]
+            idx = perm[i : i + 64]
             opt.zero_grad()
             torch.nn.functional.cross_entropy(body(xt[idx]), yt[idx]).backward()
             opt.step()
@@ -108,7 +129,8 @@ compress:
 
 
 def build_text_embedder(folder: Path) -> Path:
-    """A small transformer encoder (2 blocks, 4 heads, d=64) trained here to embed token sequences by topic.
+    """A small transformer encoder (2 blocks, 4 heads, d=64) trained here to embed token sequences
+    by topic.
 
     Like large trained encoders, it carries outlier features: two channels of its last LayerNorm
     are 100x the others (the head's matching weights are scaled down, so the fp32 function is
@@ -174,6 +196,8 @@ def build_text_embedder(folder: Path) -> Path:
     _torch_onnx_export(enc, ids[:1], folder / "model.onnx", "input_ids", "embedding")
     np.savez(folder / "eval.npz", input_ids=ids.numpy())
     np.savez(folder / "train.npz", input_ids=batch(1024)[0].numpy())  # unlabelled: for distillation
-    (folder / "config.yaml").write_text("architecture: transformer-encoder\nlayers: 2\nd_model: 64\n")
+    (folder / "config.yaml").write_text(
+        "architecture: transformer-encoder\nlayers: 2\nd_model: 64\n"
+    )
     (folder / "model.yaml").write_text(EMBEDDER_CARD)
     return folder

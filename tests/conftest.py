@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from factories import (  # noqa: F401
-    init_registry,
     BIN,
     FAST,
     REPO_ROOT,
@@ -20,6 +20,7 @@ from factories import (  # noqa: F401
     conv_onnx,
     example_card,
     free_port,
+    init_registry,
     isolated_env,
     mlp_onnx,
     publish_version,
@@ -60,18 +61,31 @@ def project_root() -> Path:
 
 @pytest.fixture
 def check_models():
-    """Run the bot in-process on a test registry: `check_models(reg, "name", base=…, head=…, **options)`.
+    """Run the bot in-process on a test registry: `check_models(reg, "name", base=…, head=…,
+    **options)`.
 
     Content checks are off unless `content=True` is passed; returns the `CheckReport`.
     """
     from registry.checks import CheckOptions, check_revisions
     from registry.core.repo import RegistryRepo
 
-    def run_check(reg: Registry, *names: str, base: str | None = None, head: str | None = None,
-                  all_models: bool = False, **options):
+    def run_check(
+        reg: Registry,
+        *names: str,
+        base: str | None = None,
+        head: str | None = None,
+        all_models: bool = False,
+        **options,
+    ):
         options.setdefault("content", False)
-        return check_revisions(RegistryRepo(reg.root), names=names, all_models=all_models, base=base,
-                               head=head, options=CheckOptions(**options))
+        return check_revisions(
+            RegistryRepo(reg.root),
+            names=names,
+            all_models=all_models,
+            base=base,
+            head=head,
+            options=CheckOptions(**options),
+        )
 
     return run_check
 
@@ -90,16 +104,10 @@ def text_embedder(tmp_path_factory) -> Path:
     from compress_models import build_text_embedder
 
     return build_text_embedder(tmp_path_factory.mktemp("text-embedder"))
-# --------------------------------------------------------------------------- consume: published versions
 
 
-
-
-
-
-
-
-
+# --------------------------------------------------------------------------- consume: published
+# versions
 
 
 @pytest.fixture(scope="session")
@@ -122,7 +130,10 @@ def published_registry(_published_template, tmp_path) -> Registry:
     config = root / ".dvc" / "config"
     config.write_text(config.read_text().replace(str(src.storage), str(storage)))
     return Registry(root, storage)
+
+
 # ---- publish: a git remote to push tags to, and an S3 server for remotes
+
 
 @pytest.fixture
 def origin(registry_repo) -> Path:
@@ -132,12 +143,6 @@ def origin(registry_repo) -> Path:
     registry_repo.git("remote", "add", "origin", str(bare))
     registry_repo.git("push", "-q", "origin", "main")
     return bare
-
-
-
-
-
-
 
 
 @pytest.fixture

@@ -27,8 +27,9 @@ def run(cmd: list[str], cwd: Path, check: bool = True, **kw) -> subprocess.Compl
     """Run a command, failing the test with its output when it fails."""
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, **kw)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n"
-                             f"{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 
@@ -45,11 +46,14 @@ class Registry:
     def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return run([str(BIN / "dvc"), *args], self.root, check=check)
 
-    def registry(self, *args: str, env: dict | None = None, cwd: Path | None = None
-                 ) -> subprocess.CompletedProcess:
+    def registry(
+        self, *args: str, env: dict | None = None, cwd: Path | None = None
+    ) -> subprocess.CompletedProcess:
         """Run the real `registry` command line (a subprocess, as users and workflows do)."""
         full_env = {**os.environ, **(env or {})}
-        return run([sys.executable, "-m", "registry", *args], cwd or self.root, check=False, env=full_env)
+        return run(
+            [sys.executable, "-m", "registry", *args], cwd or self.root, check=False, env=full_env
+        )
 
     def write(self, files: dict[str, str | bytes]) -> None:
         for rel, content in files.items():
@@ -75,9 +79,17 @@ class Registry:
         if push:
             self.dvc("push", "-q", "-r", "staging", rel + ".dvc")
 
-    def add_model(self, name: str, weights: bytes, card: str | None = None, *,
-                  weights_file: str = "model.onnx", push: bool = True, commit: bool = True,
-                  **fields) -> Path:
+    def add_model(
+        self,
+        name: str,
+        weights: bytes,
+        card: str | None = None,
+        *,
+        weights_file: str = "model.onnx",
+        push: bool = True,
+        commit: bool = True,
+        **fields,
+    ) -> Path:
         """Create models/<name> with a valid card, a config and DVC-tracked weights."""
         folder = f"models/{name}"
         self.track(f"{folder}/{weights_file}", weights, push=push)
@@ -90,10 +102,16 @@ class Registry:
         return self.root / folder
 
 
-def example_card(name: str, *, weights_file: str = "model.onnx", size: int | None = None,
-                 version: str | None = None, status: str = "unpublished",
-                 source_repo: str = "https://github.com/example/train.git",
-                 extra: str = "") -> str:
+def example_card(
+    name: str,
+    *,
+    weights_file: str = "model.onnx",
+    size: int | None = None,
+    version: str | None = None,
+    status: str = "unpublished",
+    source_repo: str = "https://github.com/example/train.git",
+    extra: str = "",
+) -> str:
     """A valid card as a publisher would write it."""
     lines = [f"name: {name}"]
     if version:
@@ -119,7 +137,9 @@ def example_card(name: str, *, weights_file: str = "model.onnx", size: int | Non
     return "\n".join(lines) + "\n" + extra
 
 
-def mlp_onnx(seed: int = 0, hidden: int = 16, inputs: int = 8, classes: int = 3, opset: int = 17) -> bytes:
+def mlp_onnx(
+    seed: int = 0, hidden: int = 16, inputs: int = 8, classes: int = 3, opset: int = 17
+) -> bytes:
     """A small real classifier (Gemm → Relu → Gemm → Softmax) with fixed random weights."""
     rng = np.random.default_rng(seed)
     w1 = numpy_helper.from_array(rng.standard_normal((inputs, hidden)).astype(np.float32), "w1")
@@ -127,17 +147,20 @@ def mlp_onnx(seed: int = 0, hidden: int = 16, inputs: int = 8, classes: int = 3,
     w2 = numpy_helper.from_array(rng.standard_normal((hidden, classes)).astype(np.float32), "w2")
     b2 = numpy_helper.from_array(rng.standard_normal(classes).astype(np.float32), "b2")
     graph = helper.make_graph(
-        [helper.make_node("Gemm", ["input", "w1", "b1"], ["h"]),
-         helper.make_node("Relu", ["h"], ["hr"]),
-         helper.make_node("Gemm", ["hr", "w2", "b2"], ["logits"]),
-         helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1)],
+        [
+            helper.make_node("Gemm", ["input", "w1", "b1"], ["h"]),
+            helper.make_node("Relu", ["h"], ["hr"]),
+            helper.make_node("Gemm", ["hr", "w2", "b2"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1),
+        ],
         "mlp",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", inputs])],
         [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", classes])],
         initializer=[w1, b1, w2, b2],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
-                              producer_name="registry-tests")
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="registry-tests"
+    )
     model.ir_version = 8
     onnx.checker.check_model(model, full_check=True)
     return model.SerializeToString()
@@ -151,29 +174,47 @@ def conv_onnx(seed: int = 0, channels: int = 8, classes: int = 5, size: int = 16
         return numpy_helper.from_array((rng.standard_normal(shape) * 0.3).astype(np.float32), name)
 
     graph = helper.make_graph(
-        [helper.make_node("Conv", ["image", "c1w", "c1b"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
-         helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
-         helper.make_node("Conv", ["r1", "c2w", "c2b"], ["c2"], pads=[1, 1, 1, 1], name="conv2"),
-         helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
-         helper.make_node("GlobalAveragePool", ["r2"], ["pool"], name="pool"),
-         helper.make_node("Flatten", ["pool"], ["flat"], name="flatten"),
-         helper.make_node("Gemm", ["flat", "fcw", "fcb"], ["logits"], transB=1, name="fc")],
+        [
+            helper.make_node(
+                "Conv", ["image", "c1w", "c1b"], ["c1"], pads=[1, 1, 1, 1], name="conv1"
+            ),
+            helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+            helper.make_node("Conv", ["r1", "c2w", "c2b"], ["c2"], pads=[1, 1, 1, 1], name="conv2"),
+            helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+            helper.make_node("GlobalAveragePool", ["r2"], ["pool"], name="pool"),
+            helper.make_node("Flatten", ["pool"], ["flat"], name="flatten"),
+            helper.make_node("Gemm", ["flat", "fcw", "fcb"], ["logits"], transB=1, name="fc"),
+        ],
         "cnn",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, size, size])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", classes])],
-        initializer=[init("c1w", channels, 3, 3, 3), init("c1b", channels),
-                     init("c2w", channels, channels, 3, 3), init("c2b", channels),
-                     init("fcw", classes, channels), init("fcb", classes)],
+        initializer=[
+            init("c1w", channels, 3, 3, 3),
+            init("c1b", channels),
+            init("c2w", channels, channels, 3, 3),
+            init("c2b", channels),
+            init("fcw", classes, channels),
+            init("fcb", classes),
+        ],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="registry-tests")
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="registry-tests"
+    )
     model.ir_version = 8
     onnx.checker.check_model(model, full_check=True)
     return model.SerializeToString()
 
 
-def write_package_source(folder: Path, weights: bytes, targets_yaml: str, *, name: str = "mlp",
-                         version: str = "1.0.0", files: dict[str, bytes] | None = None,
-                         pytorch: bytes | None = None) -> tuple[Path, Path]:
+def write_package_source(
+    folder: Path,
+    weights: bytes,
+    targets_yaml: str,
+    *,
+    name: str = "mlp",
+    version: str = "1.0.0",
+    files: dict[str, bytes] | None = None,
+    pytorch: bytes | None = None,
+) -> tuple[Path, Path]:
     """A local model folder for `registry package --model --card`: weights, card, config, extra
     files, and the PyTorch source as model.pt2 (`pytorch:` in the card) when given."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -190,8 +231,14 @@ def write_package_source(folder: Path, weights: bytes, targets_yaml: str, *, nam
     return folder / "model.onnx", folder / "model.yaml"
 
 
-def torch_sources(module=None, example=None, *, seed: int = 0, input_name: str = "input",
-                  output_name: str = "probabilities") -> tuple[bytes, bytes]:
+def torch_sources(
+    module=None,
+    example=None,
+    *,
+    seed: int = 0,
+    input_name: str = "input",
+    output_name: str = "probabilities",
+) -> tuple[bytes, bytes]:
     """One real PyTorch model exported twice, as a card with `pytorch:` holds it: ONNX (the
     weights, batch dimension symbolic) and a `.pt2` ExportedProgram (torch.export.save).
 
@@ -204,15 +251,23 @@ def torch_sources(module=None, example=None, *, seed: int = 0, input_name: str =
 
     torch.manual_seed(seed)
     if module is None:
-        module = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3),
-                                     torch.nn.Softmax(-1))
+        module = torch.nn.Sequential(
+            torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3), torch.nn.Softmax(-1)
+        )
         example = torch.randn(1, 8)
     module = module.eval()
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / "model.onnx"
-        torch.onnx.export(module, (example,), str(onnx_path), input_names=[input_name], output_names=[output_name],
-                          dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}}, opset_version=17,
-                          dynamo=False)
+        torch.onnx.export(
+            module,
+            (example,),
+            str(onnx_path),
+            input_names=[input_name],
+            output_names=[output_name],
+            dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
         onnx_bytes = onnx_path.read_bytes()
     buf = io.BytesIO()
     torch.export.save(torch.export.export(module, (example,)), buf)
@@ -223,8 +278,16 @@ def torch_sources(module=None, example=None, *, seed: int = 0, input_name: str =
 FAST = {"repeats": 3, "warmup": 1, "threads": [1]}
 
 
-def publish_version(reg: Registry, name: str, version: str, *, weights: bytes | None = None,
-                    notes: str | None = None, date: str | None = None, **card_fields) -> str:
+def publish_version(
+    reg: Registry,
+    name: str,
+    version: str,
+    *,
+    weights: bytes | None = None,
+    notes: str | None = None,
+    date: str | None = None,
+    **card_fields,
+) -> str:
     """Test fixture doing what a merged publish does, without the publish command: set the card's
     version and status (published, or updated after a first version) and commit, copy the weights
     object from the staging folder to the public folder, and make the annotated tag
@@ -253,7 +316,11 @@ def publish_version(reg: Registry, name: str, version: str, *, weights: bytes | 
     (reg.storage / "public" / rel).parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(reg.storage / "staging" / rel, reg.storage / "public" / rel)
     env = {**os.environ, **({"GIT_COMMITTER_DATE": date} if date else {})}
-    run(["git", "tag", "-a", f"{name}@v{version}", "-m", notes or f"{name} {version}", commit], reg.root, env=env)
+    run(
+        ["git", "tag", "-a", f"{name}@v{version}", "-m", notes or f"{name} {version}", commit],
+        reg.root,
+        env=env,
+    )
     return commit
 
 
@@ -266,14 +333,16 @@ def withdraw_version(reg: Registry, name: str, version: str, counter: int = 1) -
 
 
 def init_registry(root: Path, storage: Path) -> Registry:
-    """An empty registry in `root`: git + DVC, remotes `staging` and `public` as folders under `storage`."""
+    """An empty registry in `root`: git + DVC, remotes `staging` and `public` as folders under
+    `storage`."""
     root.mkdir(parents=True)
     run(["git", "init", "-q", "-b", "main"], root)
     run([str(BIN / "dvc"), "init", "-q"], root)
     (root / ".dvc" / "config").write_text(
         "[core]\n    analytics = false\n    remote = public\n"
         f"['remote \"staging\"']\n    url = {storage / 'staging'}\n"
-        f"['remote \"public\"']\n    url = {storage / 'public'}\n")
+        f"['remote \"public\"']\n    url = {storage / 'public'}\n"
+    )
     return Registry(root, storage)
 
 
@@ -284,8 +353,14 @@ def _build_published(tmp: Path) -> Registry:
     reg.commit(message="empty registry")
     reg.add_model("digits", mlp_onnx(1), extra="description: Handwritten digits\n")
     publish_version(reg, "digits", "1.0.0", notes="first release", date="2026-01-01T10:00:00+00:00")
-    publish_version(reg, "digits", "1.1.0", weights=mlp_onnx(2), notes="better weights",
-                    date="2026-02-01T10:00:00+00:00")
+    publish_version(
+        reg,
+        "digits",
+        "1.1.0",
+        weights=mlp_onnx(2),
+        notes="better weights",
+        date="2026-02-01T10:00:00+00:00",
+    )
     reg.add_model("draft", mlp_onnx(3))
     return reg
 
@@ -293,7 +368,9 @@ def _build_published(tmp: Path) -> Registry:
 @contextlib.contextmanager
 def isolated_env(home: Path):
     """The environment `isolated_home` gives a test, for fixtures built once per module or session."""
-    (home / ".gitconfig").write_text("[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n")
+    (home / ".gitconfig").write_text(
+        "[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n"
+    )
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HOME", str(home))
         mp.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
@@ -330,9 +407,18 @@ class S3Server:
         self.root, self.port = root, free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         root.mkdir(parents=True, exist_ok=True)
-        cmd = [str(BIN / "rclone"), "serve", "s3", "--addr", f"127.0.0.1:{self.port}",
-               "--auth-key", f"{self.ACCESS},{self.SECRET}", "--config", "/dev/null",
-               str(root)]
+        cmd = [
+            str(BIN / "rclone"),
+            "serve",
+            "s3",
+            "--addr",
+            f"127.0.0.1:{self.port}",
+            "--auth-key",
+            f"{self.ACCESS},{self.SECRET}",
+            "--config",
+            "/dev/null",
+            str(root),
+        ]
         if read_only:
             cmd.append("--read-only")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -381,13 +467,15 @@ def registry_cli(root: Path, *args: str, capsys) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
-# Seconds a hostile-file run may take before it counts as hung: a guard, not a speed claim (the bot's
+# Seconds a hostile-file run may take before it counts as hung: a guard, not a speed claim (the
+# bot's
 # speed on those files is measured by benchmarks/hostile_bench.py, quoted in docs/security.md).
 HANG = 60
 
 
-def run_bounded(cmd: list[str], cwd: Path, env: dict | None = None, timeout: float = 60
-                ) -> tuple[int, str, str, float, int]:
+def run_bounded(
+    cmd: list[str], cwd: Path, env: dict | None = None, timeout: float = 60
+) -> tuple[int, str, str, float, int]:
     """Run a command and measure it: (exit code, stdout, stderr, seconds, peak resident bytes).
 
     The peak is the child's own (`wait4`), so a test can show that a hostile file is answered
@@ -398,7 +486,9 @@ def run_bounded(cmd: list[str], cwd: Path, env: dict | None = None, timeout: flo
 
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.monotonic()
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err, env={**os.environ, **(env or {})})
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, stdout=out, stderr=err, env={**os.environ, **(env or {})}
+        )
         deadline = start + timeout
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -413,5 +503,10 @@ def run_bounded(cmd: list[str], cwd: Path, env: dict | None = None, timeout: flo
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return (proc.returncode, out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"),
-                seconds, usage.ru_maxrss * 1024)
+        return (
+            proc.returncode,
+            out.read().decode("utf-8", "replace"),
+            err.read().decode("utf-8", "replace"),
+            seconds,
+            usage.ru_maxrss * 1024,
+        )

@@ -1,4 +1,5 @@
-"""`registry check`: bad cards, exit codes, output formats, and the help/docs of every check and option."""
+"""`registry check`: bad cards, exit codes, output formats, and the help/docs of every check and
+option."""
 
 from __future__ import annotations
 
@@ -29,21 +30,49 @@ def only_finding(report):
 
 # ---- bad cards: one clear finding naming file and line, never a traceback
 
-@pytest.mark.parametrize("text, message, line", [
-    ("name: tiny\ntask: [classification\nproject: x\n",
-     "not valid YAML: did not find expected ',' or ']' (while parsing a flow sequence started at line 2)", 3),
-    ("name: tiny\na: &a [lol, lol, lol, lol]\nb: &b [*a, *a, *a, *a]\nc: &c [*b, *b, *b, *b]\nd: [*c, *c, *c]\n",
-     "YAML anchors and aliases are not allowed in a model card", 2),
-    ("- name: tiny\n- task: classification\n", "the card is a list, not a mapping of fields", 1),
-    ("", "the card is empty", 1),
-    ("# only a comment\n", "the card is empty", 1),
-    (GOOD.replace("project: demo", "project: [a, b]"), "'project': Input should be a valid string", 4),
-    (GOOD.replace("license: Apache-2.0", "licence: Apache-2.0"), "unknown field 'licence'",
-     GOOD.count("\n")),
-    (GOOD.replace("task: classification", "task: clasification"),
-     "'task': 'clasification' is not a known task", 3),
-])
-def test_bad_cards_get_one_finding_with_file_and_line(registry_repo, check_models, text, message, line):
+
+@pytest.mark.parametrize(
+    "text, message, line",
+    [
+        (
+            "name: tiny\ntask: [classification\nproject: x\n",
+            "not valid YAML: did not find expected ',' or ']' (while parsing a flow sequence "
+            "started at line 2)",
+            3,
+        ),
+        (
+            "name: tiny\na: &a [lol, lol, lol, lol]\nb: &b [*a, *a, *a, *a]\nc: &c [*b, *b, *b, "
+            "*b]\nd: [*c, *c, *c]\n",
+            "YAML anchors and aliases are not allowed in a model card",
+            2,
+        ),
+        (
+            "- name: tiny\n- task: classification\n",
+            "the card is a list, not a mapping of fields",
+            1,
+        ),
+        ("", "the card is empty", 1),
+        ("# only a comment\n", "the card is empty", 1),
+        (
+            GOOD.replace("project: demo", "project: [a, b]"),
+            "'project': Input should be a valid string",
+            4,
+        ),
+        (
+            GOOD.replace("license: Apache-2.0", "licence: Apache-2.0"),
+            "unknown field 'licence'",
+            GOOD.count("\n"),
+        ),
+        (
+            GOOD.replace("task: classification", "task: clasification"),
+            "'task': 'clasification' is not a known task",
+            3,
+        ),
+    ],
+)
+def test_bad_cards_get_one_finding_with_file_and_line(
+    registry_repo, check_models, text, message, line
+):
     put_card(registry_repo, text)
     f = only_finding(check_models(registry_repo, "tiny", offline=True, only=["card-fields"]))
     assert f.message == message
@@ -52,7 +81,10 @@ def test_bad_cards_get_one_finding_with_file_and_line(registry_repo, check_model
 
 def test_unknown_key_suggests_the_nearest(registry_repo, check_models):
     put_card(registry_repo, GOOD.replace("license: Apache-2.0", "licence: Apache-2.0"))
-    assert only_finding(check_models(registry_repo, "tiny", only=["card-fields"])).hint == "did you mean 'license'?"
+    assert (
+        only_finding(check_models(registry_repo, "tiny", only=["card-fields"])).hint
+        == "did you mean 'license'?"
+    )
 
 
 def test_a_50_mb_card_is_refused_fast_without_parsing(registry_repo):
@@ -62,18 +94,23 @@ def test_a_50_mb_card_is_refused_fast_without_parsing(registry_repo):
     proc = registry_repo.registry("check", "tiny", "--offline", "--no-content")
     took = time.monotonic() - start
     assert proc.returncode == 1, proc.stderr
-    assert (f"  error: {CARD}: the card is 52,428,815 bytes, over the 262,144-byte limit [card-fields]\n"
-            "    fix: keep model.yaml to metadata; put long text in a README next to it\n") in proc.stdout
+    assert (
+        f"  error: {CARD}: the card is 52,428,815 bytes, over the 262,144-byte limit "
+        f"[card-fields]\n"
+        "    fix: keep model.yaml to metadata; put long text in a README next to it\n"
+    ) in proc.stdout
     assert took < 10
 
 
 # ---- exit codes and formats through the real command line
 
+
 @pytest.fixture
 def pr(registry_repo):
     """A pull request: base has a valid model, head adds one with a 120% accuracy."""
-    registry_repo.commit({"models/good/model.yaml": example_card("good"),
-                          "models/good/config.yaml": "a: 1\n"})
+    registry_repo.commit(
+        {"models/good/model.yaml": example_card("good"), "models/good/config.yaml": "a: 1\n"}
+    )
     base = registry_repo.git("rev-parse", "HEAD")
     bad = example_card("tiny").replace("value: 0.93", "value: 120\n    unit: '%'")
     registry_repo.commit({CARD: bad, "models/tiny/config.yaml": "a: 1\n"}, "add tiny")
@@ -85,9 +122,15 @@ def test_a_finding_fails_with_exit_1_and_says_where_and_how(pr):
     proc = reg.registry("check", "--base", base, "--head", "HEAD", "--offline", "--no-content")
     assert proc.returncode == 1, proc.stderr
     assert proc.stdout.startswith("FAIL tiny\n")  # only the model the diff touches
-    assert (f"  error: {CARD}:11: metric 'accuracy' on 'digits-test' is 120%, outside 0-100% [metrics]\n"
-            "    fix: a percentage lies between 0 and 100\n") in proc.stdout
-    assert f"  warning: {CARD}:6: source.repo 'https://github.com/example/train.git' was not checked" in proc.stdout
+    assert (
+        f"  error: {CARD}:11: metric 'accuracy' on 'digits-test' is 120%, outside 0-100% "
+        f"[metrics]\n"
+        "    fix: a percentage lies between 0 and 100\n"
+    ) in proc.stdout
+    assert (
+        f"  warning: {CARD}:6: source.repo 'https://github.com/example/train.git' was not checked"
+        in proc.stdout
+    )
     assert proc.stdout.endswith("1 model checked: 0 passed, 1 failed; 1 error, 1 warning\n")
     assert "\x1b[" not in proc.stdout  # no colour when not a terminal
 
@@ -101,7 +144,9 @@ def test_warnings_alone_pass_with_exit_0(pr):
 
 def test_json_format(pr):
     reg, base = pr
-    proc = reg.registry("check", "--base", base, "--head", "HEAD", "--offline", "--no-content", "--format", "json")
+    proc = reg.registry(
+        "check", "--base", base, "--head", "HEAD", "--offline", "--no-content", "--format", "json"
+    )
     assert proc.returncode == 1
     data = json.loads(proc.stdout)
     assert data["passed"] is False and data["counts"]["error"] == 1
@@ -112,13 +157,30 @@ def test_json_format(pr):
 
 def test_github_format_annotates_summarises_and_writes_the_comment(pr, tmp_path):
     reg, base = pr
-    summary, outputs, comment = tmp_path / "summary.md", tmp_path / "outputs", tmp_path / "comment.md"
-    proc = reg.registry("check", "--base", base, "--head", "HEAD", "--offline", "--no-content",
-                        "--format", "github", "--comment-file", str(comment),
-                        env={"GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(outputs)})
+    summary, outputs, comment = (
+        tmp_path / "summary.md",
+        tmp_path / "outputs",
+        tmp_path / "comment.md",
+    )
+    proc = reg.registry(
+        "check",
+        "--base",
+        base,
+        "--head",
+        "HEAD",
+        "--offline",
+        "--no-content",
+        "--format",
+        "github",
+        "--comment-file",
+        str(comment),
+        env={"GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(outputs)},
+    )
     assert proc.returncode == 1
-    assert (f"::error file={CARD},line=11,title=metrics (tiny)::metric 'accuracy' on 'digits-test' is "
-            "120%25, outside 0-100%25%0Afix: a percentage lies between 0 and 100\n") in proc.stdout
+    assert (
+        f"::error file={CARD},line=11,title=metrics (tiny)::metric 'accuracy' on 'digits-test' is "
+        "120%25, outside 0-100%25%0Afix: a percentage lies between 0 and 100\n"
+    ) in proc.stdout
     assert f"::warning file={CARD},line=6,title=source-repo (tiny)::" in proc.stdout
     log = proc.stdout.split("::stop-commands::", 1)[1]  # the text report, with commands off
     assert "\nFAIL tiny\n" in log and log.rstrip().endswith("::")
@@ -128,39 +190,61 @@ def test_github_format_annotates_summarises_and_writes_the_comment(pr, tmp_path)
 
 
 def test_disallowed_and_forbidden_local_urls_from_the_command_line(registry_repo, tmp_path):
-    registry_repo.commit({"models/ext-model/model.yaml": example_card("ext-model", source_repo="ext::sh -c id"),
-                          "models/ext-model/config.yaml": "a: 1\n",
-                          "models/local-model/model.yaml": example_card("local-model",
-                                                                        source_repo=tmp_path.as_uri()),
-                          "models/local-model/config.yaml": "a: 1\n"})
-    proc = registry_repo.registry("check", "--all", "--no-content", "--forbid-local-urls", "--timeout", "2")
+    registry_repo.commit(
+        {
+            "models/ext-model/model.yaml": example_card("ext-model", source_repo="ext::sh -c id"),
+            "models/ext-model/config.yaml": "a: 1\n",
+            "models/local-model/model.yaml": example_card(
+                "local-model", source_repo=tmp_path.as_uri()
+            ),
+            "models/local-model/config.yaml": "a: 1\n",
+        }
+    )
+    proc = registry_repo.registry(
+        "check", "--all", "--no-content", "--forbid-local-urls", "--timeout", "2"
+    )
     assert proc.returncode == 1
-    assert ("models/ext-model/model.yaml:6: source.repo 'ext::sh -c id' is refused: the 'ext::' transport "
-            "runs commands and is never allowed") in proc.stdout
-    assert (f"models/local-model/model.yaml:6: source.repo '{tmp_path.as_uri()}' is refused: local URLs "
-            "(file://) are not allowed in this registry's checks") in proc.stdout
+    assert (
+        "models/ext-model/model.yaml:6: source.repo 'ext::sh -c id' is refused: the 'ext::' "
+        "transport "
+        "runs commands and is never allowed"
+    ) in proc.stdout
+    assert (
+        f"models/local-model/model.yaml:6: source.repo '{tmp_path.as_uri()}' is refused: local "
+        f"URLs "
+        "(file://) are not allowed in this registry's checks"
+    ) in proc.stdout
 
 
 def test_deleting_a_published_model_fails_the_pull_request(registry_repo):
-    registry_repo.commit({CARD: example_card("tiny", version="1.0.0", status="published"),
-                          "models/tiny/config.yaml": "a: 1\n"})
+    registry_repo.commit(
+        {
+            CARD: example_card("tiny", version="1.0.0", status="published"),
+            "models/tiny/config.yaml": "a: 1\n",
+        }
+    )
     registry_repo.git("tag", "-a", "tiny@v1.0.0", "-m", "tiny 1.0.0")
     registry_repo.git("checkout", "-q", "-b", "delete-tiny")
     registry_repo.git("rm", "-rq", "models/tiny")
     registry_repo.commit(message="delete tiny")
     proc = registry_repo.registry("check", "--base", "main", "--head", "delete-tiny", "--offline")
     assert proc.returncode == 1
-    assert (f"  error: {CARD}:3: model 'tiny' is deleted but it was published (status 'published'; "
-            "tags v1.0.0) [lifecycle]\n") in proc.stdout
+    assert (
+        f"  error: {CARD}:3: model 'tiny' is deleted but it was published (status 'published'; "
+        "tags v1.0.0) [lifecycle]\n"
+    ) in proc.stdout
 
 
-@pytest.mark.parametrize("args, code, message", [
-    ((), 2, "error: say which models to check: NAME…, --all, or --base REV [--head REV]"),
-    (("nosuch",), 2, "error: no model named nosuch in working tree"),
-    (("--all", "--only", "nosuch"), 2, "error: no check named nosuch"),
-    (("--all", "--format", "xml"), 2, "Invalid value for '--format'"),
-    (("--base", "no-such-rev"), 4, "error: unknown git revision 'no-such-rev'"),
-])
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        ((), 2, "error: say which models to check: NAME…, --all, or --base REV [--head REV]"),
+        (("nosuch",), 2, "error: no model named nosuch in working tree"),
+        (("--all", "--only", "nosuch"), 2, "error: no check named nosuch"),
+        (("--all", "--format", "xml"), 2, "Invalid value for '--format'"),
+        (("--base", "no-such-rev"), 4, "error: unknown git revision 'no-such-rev'"),
+    ],
+)
 def test_usage_and_git_errors_have_their_exit_codes(registry_repo, args, code, message):
     proc = registry_repo.registry("check", *args)
     assert proc.returncode == code, proc.stdout + proc.stderr
@@ -169,6 +253,7 @@ def test_usage_and_git_errors_have_their_exit_codes(registry_repo, args, code, m
 
 
 # ---- the registries document themselves
+
 
 def test_every_check_has_a_name_a_description_and_a_docs_section():
     docs = (REPO_ROOT / "docs" / "checks.md").read_text()

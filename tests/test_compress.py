@@ -21,8 +21,14 @@ from registry.core.errors import CompressionError
 
 def request_for(folder: Path, tmp_path: Path, **kw) -> CompressRequest:
     card = load_card((folder / "model.yaml").read_bytes()).card
-    return CompressRequest(card=card, model_path=folder / "model.onnx", model_dir=folder,
-                           output_root=tmp_path / "models", report_dir=tmp_path / "report", **kw)
+    return CompressRequest(
+        card=card,
+        model_path=folder / "model.onnx",
+        model_dir=folder,
+        output_root=tmp_path / "models",
+        report_dir=tmp_path / "report",
+        **kw,
+    )
 
 
 def copy_model(src: Path, tmp_path: Path, card_edit=None) -> Path:
@@ -37,14 +43,19 @@ def copy_model(src: Path, tmp_path: Path, card_edit=None) -> Path:
 
 def test_dynamic_int8_meets_a_loose_target(digits_cnn, tmp_path):
     size = (digits_cnn / "model.onnx").stat().st_size
-    report = compress(request_for(digits_cnn, tmp_path, max_size=str(int(size * 0.45)), max_metric_drop="0.01"))
+    report = compress(
+        request_for(digits_cnn, tmp_path, max_size=str(int(size * 0.45)), max_metric_drop="0.01")
+    )
     assert report.met and report.attempts[report.chosen].method == "dynamic-int8"
     assert len(report.attempts) == 1  # the chain stops at the first result
     out = Path(report.output)
     assert out == tmp_path / "models" / "digits-cnn-lite"
     card = load_card((out / "model.yaml").read_bytes()).card
     assert card.derived_from == "digits-cnn@1.0.0"
-    assert card.compress.methods == ["dynamic-int8"] and "per_channel" in card.compress.options["dynamic-int8"]
+    assert (
+        card.compress.methods == ["dynamic-int8"]
+        and "per_channel" in card.compress.options["dynamic-int8"]
+    )
     assert card.size == (out / "model.onnx").stat().st_size < size * 0.45
     assert (out / "eval.npz").is_file() and (out / "config.yaml").is_file()
     assert Path(report.chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -55,8 +66,15 @@ def test_dynamic_int8_meets_a_loose_target(digits_cnn, tmp_path):
 
 def test_tighter_target_falls_back_to_a_later_method(digits_cnn, tmp_path):
     size = (digits_cnn / "model.onnx").stat().st_size
-    report = compress(request_for(digits_cnn, tmp_path, max_size=str(int(size * 0.2)), max_metric_drop="0.03",
-                                  output_name="digits-small"))
+    report = compress(
+        request_for(
+            digits_cnn,
+            tmp_path,
+            max_size=str(int(size * 0.2)),
+            max_metric_drop="0.03",
+            output_name="digits-small",
+        )
+    )
     assert report.met
     methods = [a.method for a in report.attempts]
     assert methods[:4] == ["dynamic-int8", "static-int8", "fp16", "mixed-precision"]
@@ -64,12 +82,21 @@ def test_tighter_target_falls_back_to_a_later_method(digits_cnn, tmp_path):
     chosen = report.attempts[report.chosen]
     assert chosen.method in ("prune", "distill", "train-small")
     assert chosen.measurement.size <= size * 0.2 and chosen.measurement.drop <= 0.03
-    assert (tmp_path / "models" / "digits-small" / "model.onnx").stat().st_size == chosen.measurement.size
+    assert (
+        tmp_path / "models" / "digits-small" / "model.onnx"
+    ).stat().st_size == chosen.measurement.size
 
 
 def test_search_best_keeps_the_smallest_passing(digits_cnn, tmp_path):
-    report = compress(request_for(digits_cnn, tmp_path, max_metric_drop="5%", search="best",
-                                  methods=["dynamic-int8", "fp16", "train-small"]))
+    report = compress(
+        request_for(
+            digits_cnn,
+            tmp_path,
+            max_metric_drop="5%",
+            search="best",
+            methods=["dynamic-int8", "fp16", "train-small"],
+        )
+    )
     assert [a.status for a in report.attempts] == ["pass", "pass", "pass"]
     sizes = [a.measurement.size for a in report.attempts]
     assert report.attempts[report.chosen].measurement.size == min(sizes)
@@ -78,14 +105,37 @@ def test_search_best_keeps_the_smallest_passing(digits_cnn, tmp_path):
 def test_unreachable_target_fails_honestly_and_keeps_best_so_far(digits_cnn, tmp_path):
     src = copy_model(digits_cnn, tmp_path)
     proc = subprocess.run(
-        [sys.executable, "-m", "registry", "compress", "--model", str(src / "model.onnx"), "--card",
-         str(src / "model.yaml"), "--max-size", "15KB", "--max-drop", "0", "--methods", "dynamic-int8,fp16",
-         "--report-dir", str(tmp_path / "report")], capture_output=True, text=True, cwd=tmp_path)
+        [
+            sys.executable,
+            "-m",
+            "registry",
+            "compress",
+            "--model",
+            str(src / "model.onnx"),
+            "--card",
+            str(src / "model.yaml"),
+            "--max-size",
+            "15KB",
+            "--max-drop",
+            "0",
+            "--methods",
+            "dynamic-int8,fp16",
+            "--report-dir",
+            str(tmp_path / "report"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 1, proc.stderr
     assert "target not met by any method; closest: max_size: missed by" in proc.stdout
     assert (tmp_path / "report" / "digits-cnn-best-so-far.onnx").is_file()
     saved = json.loads((tmp_path / "report" / "digits-cnn-compress.json").read_text())
-    assert saved["met"] is False and saved["best_so_far"] == 0 and saved["closest"].startswith("max_size")
+    assert (
+        saved["met"] is False
+        and saved["best_so_far"] == 0
+        and saved["closest"].startswith("max_size")
+    )
     assert not (tmp_path / "report" / "digits-cnn-lite").exists()
 
 
@@ -108,26 +158,39 @@ def test_evaluation_data_missing(digits_cnn, tmp_path):
 def test_evaluation_data_with_the_wrong_shape(digits_cnn, tmp_path):
     src = copy_model(digits_cnn, tmp_path)
     with np.load(src / "eval.npz") as z:
-        np.savez(src / "eval.npz", inputs=z["inputs"].reshape(len(z["inputs"]), 64), labels=z["labels"])
-    with pytest.raises(CompressionError, match=r"has shape \(497, 64\), the model wants \(N, 1, 8, 8\)"):
+        np.savez(
+            src / "eval.npz", inputs=z["inputs"].reshape(len(z["inputs"]), 64), labels=z["labels"]
+        )
+    with pytest.raises(
+        CompressionError, match=r"has shape \(497, 64\), the model wants \(N, 1, 8, 8\)"
+    ):
         compress(request_for(src, tmp_path, max_metric_drop="0.01"))
 
 
 def test_contradictory_target_below_any_encoding(digits_cnn, tmp_path):
-    with pytest.raises(CompressionError, match="contradictory target: max_size 100 B is below the smallest"):
+    with pytest.raises(
+        CompressionError, match="contradictory target: max_size 100 B is below the smallest"
+    ):
         compress(request_for(digits_cnn, tmp_path, max_size="100"))
 
 
 def test_unknown_method_name(digits_cnn, tmp_path):
     with pytest.raises(CompressionError, match="no compression method named 'dynamic-int9'") as e:
-        compress(request_for(digits_cnn, tmp_path, max_metric_drop="0.01", methods=["dynamic-int9"]))
+        compress(
+            request_for(digits_cnn, tmp_path, max_metric_drop="0.01", methods=["dynamic-int9"])
+        )
     assert "did you mean 'dynamic-int8'" in e.value.hint
 
 
 def test_invalid_method_settings_stop_the_run(digits_cnn, tmp_path):
-    src = copy_model(digits_cnn, tmp_path, lambda d: d["compress"].update(options={"prune": {"amount": 0.5}},
-                                                                         methods=["prune"]))
-    with pytest.raises(CompressionError, match="invalid settings for method 'prune': amount: Extra inputs"):
+    src = copy_model(
+        digits_cnn,
+        tmp_path,
+        lambda d: d["compress"].update(options={"prune": {"amount": 0.5}}, methods=["prune"]),
+    )
+    with pytest.raises(
+        CompressionError, match="invalid settings for method 'prune': amount: Extra inputs"
+    ):
         compress(request_for(src, tmp_path, max_metric_drop="0.01"))
 
 
@@ -141,10 +204,16 @@ def test_bad_output_name_stops_before_any_work(digits_cnn, tmp_path):
 
 def test_model_without_float_weights(digits_cnn, tmp_path):
     src = copy_model(digits_cnn, tmp_path)
-    graph = helper.make_graph([helper.make_node("Relu", ["input"], ["probabilities"])], "g",
-                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, 8, 8])],
-                              [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 1, 8, 8])])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(src / "model.onnx"))
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["input"], ["probabilities"])],
+        "g",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, 8, 8])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 1, 8, 8])],
+    )
+    onnx.save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
+        str(src / "model.onnx"),
+    )
     with pytest.raises(CompressionError, match="no float weights to compress"):
         compress(request_for(src, tmp_path, max_metric_drop="0.01"))
 
@@ -157,14 +226,19 @@ def test_no_target(digits_cnn, tmp_path):
 def test_unknown_card_key_suggests_the_nearest(digits_cnn, tmp_path):
     src = copy_model(digits_cnn, tmp_path, lambda d: d["compress"].update(max_sise="20KB"))
     finding = load_card((src / "model.yaml").read_bytes()).findings[0]
-    assert finding.message == "unknown field 'compress.max_sise'" and finding.hint == "did you mean 'max_size'?"
+    assert (
+        finding.message == "unknown field 'compress.max_sise'"
+        and finding.hint == "did you mean 'max_size'?"
+    )
 
 
 def test_latency_condition_is_measured(digits_cnn, tmp_path):
     met = compress(request_for(digits_cnn, tmp_path, max_latency="1000ms", methods=["fp16"]))
     assert met.met and met.attempts[0].conditions[0].name == "latency"
     assert 0 < met.attempts[0].measurement.latency_ms < 1000
-    missed = compress(request_for(digits_cnn, tmp_path / "2", max_latency="0.000001", methods=["fp16"]))
+    missed = compress(
+        request_for(digits_cnn, tmp_path / "2", max_latency="0.000001", methods=["fp16"])
+    )
     assert not missed.met and missed.closest.startswith("max_latency: missed by")
 
 
@@ -176,11 +250,29 @@ def test_cli_json_report_and_method_list(digits_cnn, tmp_path):
     runner = CliRunner()
     listed = runner.invoke(cli, ["compress", "--list-methods"])
     assert listed.exit_code == 0 and "mixed-precision  (cost 40)" in listed.output
-    assert "max_float_fraction = 0.5: largest share of weighted nodes kept in float" in listed.output
-    result = runner.invoke(cli, ["compress", "--model", str(digits_cnn / "model.onnx"), "--card",
-                                 str(digits_cnn / "model.yaml"), "--max-drop", "1%", "--methods", "fp16",
-                                 "--format", "json", "--report-dir", str(tmp_path / "r"),
-                                 "--output-dir", str(tmp_path / "m")])
+    assert (
+        "max_float_fraction = 0.5: largest share of weighted nodes kept in float" in listed.output
+    )
+    result = runner.invoke(
+        cli,
+        [
+            "compress",
+            "--model",
+            str(digits_cnn / "model.onnx"),
+            "--card",
+            str(digits_cnn / "model.yaml"),
+            "--max-drop",
+            "1%",
+            "--methods",
+            "fp16",
+            "--format",
+            "json",
+            "--report-dir",
+            str(tmp_path / "r"),
+            "--output-dir",
+            str(tmp_path / "m"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["met"] and data["output"] == str(tmp_path / "m" / "digits-cnn-lite")
@@ -192,14 +284,18 @@ def test_labels_missing_for_a_label_metric(digits_cnn, tmp_path):
     src = copy_model(digits_cnn, tmp_path)
     with np.load(src / "eval.npz") as z:
         np.savez(src / "eval.npz", inputs=z["inputs"])
-    with pytest.raises(CompressionError, match="has no 'labels' array, which metric 'accuracy' needs"):
+    with pytest.raises(
+        CompressionError, match="has no 'labels' array, which metric 'accuracy' needs"
+    ):
         compress(request_for(src, tmp_path, max_metric_drop="0.01"))
 
 
 def test_static_int8_calibrates_on_the_cards_calibration_set(digits_cnn, tmp_path):
     from registry.compression.chain import prepare_job
 
-    src = copy_model(digits_cnn, tmp_path, lambda d: d["compress"].update(calibration_data="train.npz"))
+    src = copy_model(
+        digits_cnn, tmp_path, lambda d: d["compress"].update(calibration_data="train.npz")
+    )
     job = prepare_job(request_for(src, tmp_path, max_metric_drop="0.01"))
     assert job.calibration_data.path.endswith("train.npz") and len(job.calibration_data) == 1300
     report = compress(request_for(src, tmp_path, max_metric_drop="0.01", methods=["static-int8"]))

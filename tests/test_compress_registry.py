@@ -1,4 +1,5 @@
-"""`registry compress NAME@VERSION` in a real registry: card at the tag, data from the public remote."""
+"""`registry compress NAME@VERSION` in a real registry: card at the tag, data from the public
+remote."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from registry.core.storage import parse_pointer
 
 
 def publish_digits(registry_repo, digits_cnn):
-    """Put the digits CNN in the registry as published version 1.0.0 (weights and data on `public`)."""
+    """Put the digits CNN in the registry as published version 1.0.0 (weights and data on
+    `public`)."""
     reg = registry_repo
     folder = reg.root / "models" / "digits-cnn"
     folder.mkdir(parents=True)
@@ -30,10 +32,21 @@ def publish_digits(registry_repo, digits_cnn):
     return reg
 
 
-def test_compress_a_published_version_into_a_new_entry_pushed_to_staging(registry_repo, digits_cnn, tmp_path):
+def test_compress_a_published_version_into_a_new_entry_pushed_to_staging(
+    registry_repo, digits_cnn, tmp_path
+):
     reg = publish_digits(registry_repo, digits_cnn)
-    proc = reg.registry("compress", "digits-cnn@1.0.0", "--max-drop", "0.01", "--max-size", "30KB", "--push",
-                        "--report-dir", str(tmp_path / "report"))
+    proc = reg.registry(
+        "compress",
+        "digits-cnn@1.0.0",
+        "--max-drop",
+        "0.01",
+        "--max-size",
+        "30KB",
+        "--push",
+        "--report-dir",
+        str(tmp_path / "report"),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "result: dynamic-int8" in proc.stdout
     out = reg.root / "models" / "digits-cnn-lite"
@@ -51,34 +64,66 @@ def test_compress_a_published_version_into_a_new_entry_pushed_to_staging(registr
 
     proc = reg.registry("compress", "digits-cnn@2.0.0", "--max-drop", "0.01")
     assert proc.returncode == 2
-    assert "model 'digits-cnn' has no version 2.0.0 (no version tag digits-cnn@v2.0.0)" in proc.stderr
+    assert (
+        "model 'digits-cnn' has no version 2.0.0 (no version tag digits-cnn@v2.0.0)" in proc.stderr
+    )
     assert "published versions: 1.0.0" in proc.stderr
 
 
-def test_new_version_then_evaluation_data_missing_from_the_remote(registry_repo, digits_cnn, tmp_path):
+def test_new_version_then_evaluation_data_missing_from_the_remote(
+    registry_repo, digits_cnn, tmp_path
+):
     reg = publish_digits(registry_repo, digits_cnn)
-    proc = reg.registry("compress", "digits-cnn@1.0.0", "--max-drop", "0.01", "--as-version", "1.1.0",
-                        "--methods", "fp16", "--report-dir", str(tmp_path / "r"))
+    proc = reg.registry(
+        "compress",
+        "digits-cnn@1.0.0",
+        "--max-drop",
+        "0.01",
+        "--as-version",
+        "1.1.0",
+        "--methods",
+        "fp16",
+        "--report-dir",
+        str(tmp_path / "r"),
+    )
     assert proc.returncode == 0, proc.stderr
     data = yaml.safe_load((reg.root / "models/digits-cnn/model.yaml").read_text())
-    assert data["version"] == "1.1.0" and data["status"] == "updated" and data["derived_from"] == "digits-cnn@1.0.0"
+    assert (
+        data["version"] == "1.1.0"
+        and data["status"] == "updated"
+        and data["derived_from"] == "digits-cnn@1.0.0"
+    )
     assert data["compress"]["methods"] == ["fp16"]
-    assert parse_pointer((reg.root / "models/digits-cnn/model.onnx.dvc").read_text()).size == data["size"]
+    assert (
+        parse_pointer((reg.root / "models/digits-cnn/model.onnx.dvc").read_text()).size
+        == data["size"]
+    )
 
     md5 = parse_pointer((reg.root / "models/digits-cnn/eval.npz.dvc").read_text()).md5
     (reg.storage / "public" / "files" / "md5" / md5[:2] / md5[2:]).unlink()
     shutil.rmtree(reg.root / ".dvc" / "cache")  # a fresh clone: nothing cached locally
-    proc = reg.registry("compress", "digits-cnn@1.0.0", "--max-drop", "0.01", "--report-dir", str(tmp_path / "r"))
+    proc = reg.registry(
+        "compress", "digits-cnn@1.0.0", "--max-drop", "0.01", "--report-dir", str(tmp_path / "r")
+    )
     assert proc.returncode == 5
-    assert f"models/digits-cnn/eval.npz of digits-cnn@v1.0.0: object {md5} is not in remote 'public'" \
+    assert (
+        f"models/digits-cnn/eval.npz of digits-cnn@v1.0.0: object {md5} is not in remote 'public'"
         in proc.stderr
-
+    )
 
 
 def test_compressing_a_withdrawn_version_says_so(registry_repo, digits_cnn, tmp_path):
     reg = publish_digits(registry_repo, digits_cnn)
     reg.git("tag", "-a", "digits-cnn@v1.0.0!#1", "-m", "withdrawn", "digits-cnn@v1.0.0^{}")
-    proc = reg.registry("compress", "digits-cnn@1.0.0", "--max-drop", "0.01", "--methods", "fp16",
-                        "--report-dir", str(tmp_path / "r"))
+    proc = reg.registry(
+        "compress",
+        "digits-cnn@1.0.0",
+        "--max-drop",
+        "0.01",
+        "--methods",
+        "fp16",
+        "--report-dir",
+        str(tmp_path / "r"),
+    )
     assert proc.returncode == 0, proc.stderr
     assert "warning: digits-cnn@1.0.0 was withdrawn (digits-cnn@v1.0.0!#1)" in proc.stderr

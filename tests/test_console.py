@@ -10,7 +10,6 @@ import textwrap
 import time
 
 from factories import torch_sources, write_package_source
-
 from registry.core.console import StageProgress
 
 NOISY = textwrap.dedent("""
@@ -25,7 +24,9 @@ NOISY = textwrap.dedent("""
 
 
 def _noisy(mode: str) -> str:
-    proc = subprocess.run([sys.executable, "-c", NOISY, mode], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", NOISY, mode], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stderr
 
@@ -33,7 +34,9 @@ def _noisy(mode: str) -> str:
 def test_third_party_warnings_logs_and_native_output_are_held_back_by_default():
     err = _noisy("quiet")
     assert err.splitlines()[0] == "the command's own message"
-    assert "FutureWarning: after the command" in err  # warnings are shown again once the command ends
+    assert (
+        "FutureWarning: after the command" in err
+    )  # warnings are shown again once the command ends
     assert "old API" not in err and "libfoo" not in err
 
 
@@ -46,10 +49,28 @@ def test_verbose_shows_everything_the_libraries_print():
 def test_an_android_package_build_prints_only_the_registry_s_own_lines(tmp_path):
     """The build that printed torchao load failures, FutureWarnings and ExecuTorch's cpuinfo lines."""
     onnx_bytes, pt2 = torch_sources(seed=3)
-    model, card = write_package_source(tmp_path / "src", onnx_bytes, "  - android-arm64\n", pytorch=pt2)
-    proc = subprocess.run([sys.executable, "-m", "registry", "package", "--model", str(model), "--card", str(card),
-                           "--target", "android-arm64", "--out", str(tmp_path / "dist")],
-                          capture_output=True, text=True, timeout=600)
+    model, card = write_package_source(
+        tmp_path / "src", onnx_bytes, "  - android-arm64\n", pytorch=pt2
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "registry",
+            "package",
+            "--model",
+            str(model),
+            "--card",
+            str(card),
+            "--target",
+            "android-arm64",
+            "--out",
+            str(tmp_path / "dist"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     noise = [line for line in proc.stderr.splitlines() if not line.startswith(("==> ", "    "))]
     assert noise == [], noise

@@ -21,23 +21,39 @@ REPO = Path(__file__).resolve().parent.parent
 def test_demo_runs_end_to_end_on_another_machine_and_the_bot_catches_then_passes(tmp_path):
     env_tmp = tmp_path / "tmp"
     env_tmp.mkdir()
-    proc = subprocess.run([sys.executable, str(REPO / "scripts/demo.py"), "--seed", "7"], capture_output=True,
-                          text=True, timeout=900, env={**os.environ, "TMPDIR": str(env_tmp)})
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts/demo.py"), "--seed", "7"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "TMPDIR": str(env_tmp)},
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     steps = [line for line in out.splitlines() if line.startswith("==> [")]
     assert steps[0].startswith("==> [1/") and steps[-1].endswith("Build the public catalog")
     catalog = out.split("Build the public catalog")[1]
-    assert "catalog of" in catalog and "site/index.html" in catalog and "registry catalog serve" in catalog
+    assert (
+        "catalog of" in catalog
+        and "site/index.html" in catalog
+        and "registry catalog serve" in catalog
+    )
     fetched = out.split("Fetch the example weights")[1].split("==> [")[0]
-    assert "3 models checked: 3 passed, 0 failed; 0 errors, 0 warnings" in fetched  # no network, no --offline
+    assert (
+        "3 models checked: 3 passed, 0 failed; 0 errors, 0 warnings" in fetched
+    )  # no network, no --offline
     retrained = out.split("Retrain the examples and compare")[1].split("==> [")[0]
     assert retrained.count("other bytes") == 3  # the simulation took: every retrained file differs
-    assert "metrics within tolerance" in retrained and "$ git status --short\n  (no changes" in retrained
+    assert (
+        "metrics within tolerance" in retrained
+        and "$ git status --short\n  (no changes" in retrained
+    )
     # the pull requests touch only the new model: the bot never re-checks the examples
     for report in out.split("$ registry check --base")[1:]:
         checked = report.split("$ ")[0]
-        assert "digits-mlp" in checked and not any(name in checked for name in ("digits-cnn", "wine-mlp"))
+        assert "digits-mlp" in checked and not any(
+            name in checked for name in ("digits-cnn", "wine-mlp")
+        )
     first_run = out.split("Run the bot on the pull request")[1].split("==> [")[0]
     assert "FAIL digits-mlp" in first_run and "unknown field 'licence'" in first_run
     assert "did you mean 'license'?" in first_run and "(exit code 1, as expected)" in first_run

@@ -7,10 +7,18 @@ import subprocess
 
 import pytest
 
+from factories import (
+    BIN,
+    Registry,
+    init_registry,
+    isolated_env,
+    mlp_onnx,
+    publish_version,
+    run,
+    withdraw_version,
+)
 from registry.cards.artifacts import sync_artifacts
 from registry.versions.tags import read_versions
-from factories import (init_registry, BIN, Registry, isolated_env, mlp_onnx, publish_version, run,
-                            withdraw_version)
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +29,9 @@ def compat_registry(tmp_path_factory) -> Registry:
     with isolated_env(tmp_path_factory.mktemp("compat-home")):
         reg = init_registry(tmp / "registry", tmp / "storage")
         root, storage = reg.root, reg.storage
-        reg.add_model("digits", mlp_onnx(1), commit=False, extra="description: Handwritten digits\n")
+        reg.add_model(
+            "digits", mlp_onnx(1), commit=False, extra="description: Handwritten digits\n"
+        )
         sync_artifacts(root)
         reg.commit(message="add digits")
         publish_version(reg, "digits", "1.0.0")
@@ -39,20 +49,25 @@ def test_sync_artifacts_declares_every_model_and_check_catches_drift(published_r
     assert proc.returncode == 0 and "added: digits, draft" in proc.stdout
     text = (reg.root / "dvc.yaml").read_text()
     assert text.startswith("# pipeline of the demo\nstages:\n  noop:\n    cmd: echo hi\n")
-    assert "  digits:\n    path: models/digits/model.onnx\n    type: model\n    desc: Handwritten digits\n" in text
+    assert (
+        "  digits:\n    path: models/digits/model.onnx\n    type: model\n    desc: Handwritten "
+        "digits\n" in text
+    )
     assert "    labels:\n      - classification\n      - demo\n" in text
     check = reg.registry("sync-artifacts", "--check")
     assert check.returncode == 0 and "declares every model" in check.stdout
     shutil.rmtree(reg.root / "models" / "draft")
     check = reg.registry("sync-artifacts", "--check")
     assert check.returncode == 1 and "removed: draft" in check.stdout
-    assert "draft:" in (reg.root / "dvc.yaml").read_text()          # --check writes nothing
+    assert "draft:" in (reg.root / "dvc.yaml").read_text()  # --check writes nothing
     # DVC itself reads the declarations
     from dvc.repo import Repo
 
     with Repo(str(reg.root)) as repo:
         declared = repo.artifacts.read()["dvc.yaml"]
-    assert declared["digits"].path == "models/digits/model.onnx" and declared["digits"].type == "model"
+    assert (
+        declared["digits"].path == "models/digits/model.onnx" and declared["digits"].type == "model"
+    )
 
 
 def test_git_checkout_tag_then_dvc_pull_gets_that_version(compat_registry, tmp_path):
@@ -67,8 +82,20 @@ def test_git_checkout_tag_then_dvc_pull_gets_that_version(compat_registry, tmp_p
 def test_dvc_artifacts_get_with_the_gto_version(compat_registry, tmp_path):
     for version, seed in (("1.0.0", 1), ("1.1.0", 2)):
         out = tmp_path / f"digits-{version}.onnx"
-        run([str(BIN / "dvc"), "artifacts", "get", str(compat_registry.root), "digits",
-             "--rev", f"v{version}", "-o", str(out)], tmp_path)
+        run(
+            [
+                str(BIN / "dvc"),
+                "artifacts",
+                "get",
+                str(compat_registry.root),
+                "digits",
+                "--rev",
+                f"v{version}",
+                "-o",
+                str(out),
+            ],
+            tmp_path,
+        )
         assert out.read_bytes() == mlp_onnx(seed)
 
 
@@ -81,7 +108,7 @@ def test_gto_show_lists_our_models_and_honours_withdrawal(published_registry):
     assert gto()["digits"]["version"] == "v1.1.0"
     assert sorted(v["version"] for v in gto("digits")) == ["v1.0.0", "v1.1.0"]
     withdraw_version(reg, "digits", "1.1.0")
-    assert gto()["digits"]["version"] == "v1.0.0"           # GTO reads the withdrawal as we do
+    assert gto()["digits"]["version"] == "v1.0.0"  # GTO reads the withdrawal as we do
     assert [v["version"] for v in gto("digits")] == ["v1.0.0"]
     ours = read_versions(reg.root)["digits"]
     assert [(v.version, v.withdrawn) for v in ours] == [("1.0.0", False), ("1.1.0", True)]
@@ -89,8 +116,13 @@ def test_gto_show_lists_our_models_and_honours_withdrawal(published_registry):
 
 def test_gto_records_the_same_commits_as_our_versions(published_registry):
     reg = published_registry
-    proc = subprocess.run([str(BIN / "gto"), "show", "digits", "--json"], cwd=reg.root,
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [str(BIN / "gto"), "show", "digits", "--json"],
+        cwd=reg.root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     theirs = {v["version"].removeprefix("v"): v["commit_hexsha"] for v in json.loads(proc.stdout)}
     ours = {v.version: v.commit for v in read_versions(reg.root)["digits"]}
     assert theirs == ours
@@ -107,11 +139,16 @@ def test_the_bot_reports_a_model_missing_from_declared_artifacts(published_regis
     def findings(name):
         return run_checks([name], repo.snapshot(), None, repo, only).models[0].findings
 
-    assert findings("digits") == []                        # no artifacts declared: opted out
+    assert findings("digits") == []  # no artifacts declared: opted out
     sync_artifacts(reg.root)
     assert findings("digits") == []
-    reg.write({"models/fresh/model.yaml": (reg.root / "models/draft/model.yaml").read_text()
-               .replace("name: draft", "name: fresh")})
+    reg.write(
+        {
+            "models/fresh/model.yaml": (reg.root / "models/draft/model.yaml")
+            .read_text()
+            .replace("name: draft", "name: fresh")
+        }
+    )
     (f,) = findings("fresh")
     assert f.severity.value == "error" and "does not declare 'fresh'" in f.message
     assert f.hint == "run `registry sync-artifacts` and commit dvc.yaml" and f.path == "dvc.yaml"

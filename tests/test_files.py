@@ -24,9 +24,8 @@ def test_write_atomic_replaces_the_file_with_the_usual_permissions(tmp_path):
 def test_a_failed_write_leaves_the_old_file_and_no_temporary_one(tmp_path):
     path = tmp_path / "chart.png"
     path.write_bytes(b"old")
-    with pytest.raises(RuntimeError, match="writer crashed"):
-        with atomic_path(path) as tmp:
-            assert tmp.parent == tmp_path and tmp.suffix == ".png"  # savefig reads the format
-            tmp.write_bytes(b"half")
-            raise RuntimeError("writer crashed")
+    with pytest.raises(RuntimeError, match="writer crashed"), atomic_path(path) as tmp:
+        assert tmp.parent == tmp_path and tmp.suffix == ".png"  # savefig reads the format
+        tmp.write_bytes(b"half")
+        raise RuntimeError("writer crashed")
     assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["chart.png"]

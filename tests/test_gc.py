@@ -1,4 +1,5 @@
-"""`registry gc`: dry run by default; never removes what a version tag (or, on staging, a branch) refers to."""
+"""`registry gc`: dry run by default; never removes what a version tag (or, on staging, a branch)
+refers to."""
 
 from __future__ import annotations
 
@@ -23,12 +24,22 @@ def test_gc_keeps_every_tagged_and_branch_object(registry_repo, origin):
     w1, w2, w3, stray = mlp_onnx(0), mlp_onnx(1), mlp_onnx(2), b"left behind by an abandoned upload"
     reg.add_model(NAME, w1)
     base = reg.git("rev-parse", "HEAD")
-    head = reg.commit({f"models/{NAME}/model.yaml": example_card(NAME, version="1.0.0", status="published",
-                                                                 size=len(w1))})
+    head = reg.commit(
+        {
+            f"models/{NAME}/model.yaml": example_card(
+                NAME, version="1.0.0", status="published", size=len(w1)
+            )
+        }
+    )
     assert reg.registry("publish", "--base", base, "--head", head).returncode == 0
     # v1.0.0 is withdrawn later: its objects must stay for pinned consumers
-    offline = reg.commit({f"models/{NAME}/model.yaml": example_card(NAME, version="1.0.0", status="offline",
-                                                                    size=len(w1))})
+    offline = reg.commit(
+        {
+            f"models/{NAME}/model.yaml": example_card(
+                NAME, version="1.0.0", status="offline", size=len(w1)
+            )
+        }
+    )
     assert reg.registry("publish", "--base", head, "--head", offline).returncode == 0
     # an open pull request's weights (branch kept) and an abandoned one's (branch deleted)
     for branch, w in (("pr-open", w2), ("pr-gone", w3)):
@@ -38,8 +49,9 @@ def test_gc_keeps_every_tagged_and_branch_object(registry_repo, origin):
         reg.git("checkout", "-q", "main")
         reg.dvc("checkout", "-q")
     reg.git("branch", "-q", "-D", "pr-gone")
-    Storage(reg.root).remote("public").upload(_write(reg.root.parent / "stray", stray),
-                                                hashlib.md5(stray).hexdigest())
+    Storage(reg.root).remote("public").upload(
+        _write(reg.root.parent / "stray", stray), hashlib.md5(stray).hexdigest()
+    )
 
     dry = reg.registry("gc", "--format", "json")
     assert dry.returncode == 0, dry.stderr
@@ -53,7 +65,9 @@ def test_gc_keeps_every_tagged_and_branch_object(registry_repo, origin):
     assert not obj(reg.storage, "public", stray).exists()
     assert obj(reg.storage, "public", w1).read_bytes() == w1
 
-    staging = reg.registry("gc", "--remote", "staging", "--apply", "--grace", "0", "--format", "json")
+    staging = reg.registry(
+        "gc", "--remote", "staging", "--apply", "--grace", "0", "--format", "json"
+    )
     assert json.loads(staging.stdout)["removed"] == [hashlib.md5(w3).hexdigest()]
     assert obj(reg.storage, "staging", w1).exists() and obj(reg.storage, "staging", w2).exists()
     assert not obj(reg.storage, "staging", w3).exists()

@@ -5,16 +5,23 @@ import json
 
 import pytest
 
-from registry.core.errors import UsageError
-from registry.publishing.lifecycle_ops import (request_delete, request_edit, request_publish,
-                                    request_unpublish)
 from factories import withdraw_version
+from registry.core.errors import UsageError
+from registry.publishing.lifecycle_ops import (
+    request_delete,
+    request_edit,
+    request_publish,
+    request_unpublish,
+)
 
 
 def _state(reg):
     """Everything a failed request must leave as it was: branches, HEAD, index and work tree."""
-    return (reg.git("for-each-ref", "--format=%(refname) %(objectname)", "refs/heads"),
-            reg.git("rev-parse", "HEAD"), reg.git("status", "--porcelain"))
+    return (
+        reg.git("for-each-ref", "--format=%(refname) %(objectname)", "refs/heads"),
+        reg.git("rev-parse", "HEAD"),
+        reg.git("status", "--porcelain"),
+    )
 
 
 def card_at(reg, rev, name):
@@ -24,7 +31,8 @@ def card_at(reg, rev, name):
 def test_publish_request_commits_version_and_status_on_a_new_branch(published_registry):
     reg = published_registry
     (reg.root / "models" / "draft" / "model.yaml").write_text(
-        card_at(reg, "HEAD", "draft").replace("task:", "# reviewed by the vision team\ntask:"))
+        card_at(reg, "HEAD", "draft").replace("task:", "# reviewed by the vision team\ntask:")
+    )
     reg.commit(message="comment")
     before_head, before_status = reg.git("rev-parse", "HEAD"), reg.git("status", "--porcelain")
     proc = reg.registry("publish-request", "draft", "--version", "0.1.0")
@@ -53,12 +61,17 @@ def test_publishing_a_new_version_of_a_published_model_sets_updated(published_re
     assert "version: 2.0.0" in card and "status: updated" in card
 
 
-@pytest.mark.parametrize("version,match", [
-    ("1.1.0", "not above digits's last published version 1.1.0"),
-    ("1.0.9", "not above"),
-    ("2.0", "not a SemVer version"),
-])
-def test_publish_request_refuses_versions_not_above_the_last_tag(published_registry, version, match):
+@pytest.mark.parametrize(
+    "version,match",
+    [
+        ("1.1.0", "not above digits's last published version 1.1.0"),
+        ("1.0.9", "not above"),
+        ("2.0", "not a SemVer version"),
+    ],
+)
+def test_publish_request_refuses_versions_not_above_the_last_tag(
+    published_registry, version, match
+):
     reg = published_registry
     before = _state(reg)
     with pytest.raises(UsageError, match=match) as e:
@@ -116,30 +129,42 @@ def test_delete_of_unpublished_model_also_drops_its_dvc_artifact(published_regis
 
 def test_edit_changes_only_the_named_values_and_keeps_types(published_registry):
     reg = published_registry
-    r = request_edit(reg.root, "digits", ["description=Digits, 8x8", "metrics.0.value=0.95",
-                                          "project=2024", "source.commit=abcdef1", "tags=[vision, small]"])
+    r = request_edit(
+        reg.root,
+        "digits",
+        [
+            "description=Digits, 8x8",
+            "metrics.0.value=0.95",
+            "project=2024",
+            "source.commit=abcdef1",
+            "tags=[vision, small]",
+        ],
+    )
     card = card_at(reg, r.branch, "digits")
     assert "description: Digits, 8x8" in card
-    assert "    value: 0.95\n" in card          # a number stays a number
-    assert "project: '2024'" in card            # text stays text
+    assert "    value: 0.95\n" in card  # a number stays a number
+    assert "project: '2024'" in card  # text stays text
     assert "  commit: abcdef1" in card
     assert "tags:\n  - vision\n  - small" in card
     old = card_at(reg, "HEAD", "digits").splitlines()
     new = card.splitlines()
-    assert old[:4] == new[:4]                   # untouched lines stay byte for byte
+    assert old[:4] == new[:4]  # untouched lines stay byte for byte
 
 
-@pytest.mark.parametrize("assignment,match,hint", [
-    ("weights=other.onnx", "'weights' identifies digits 1.1.0", "--version 1.2.0"),
-    ("source.repo=https://x/y.git", "cannot change once published", "new version"),
-    ("config=c2.yaml", "identifies", "publish-request"),
-    ("version=9.9.9", "cannot be edited", "publish-request"),
-    ("status=offline", "cannot be edited", "unpublish"),
-    ("task=cooking", "would be invalid", "allowed"),
-    ("metrics.5.value=1", "no 'metrics.5'", "numbered from 0"),
-    ("licence=MIT", "would be invalid", "license"),
-    ("nonsense", "not key=value", "--set"),
-])
+@pytest.mark.parametrize(
+    "assignment,match,hint",
+    [
+        ("weights=other.onnx", "'weights' identifies digits 1.1.0", "--version 1.2.0"),
+        ("source.repo=https://x/y.git", "cannot change once published", "new version"),
+        ("config=c2.yaml", "identifies", "publish-request"),
+        ("version=9.9.9", "cannot be edited", "publish-request"),
+        ("status=offline", "cannot be edited", "unpublish"),
+        ("task=cooking", "would be invalid", "allowed"),
+        ("metrics.5.value=1", "no 'metrics.5'", "numbered from 0"),
+        ("licence=MIT", "would be invalid", "license"),
+        ("nonsense", "not key=value", "--set"),
+    ],
+)
 def test_edit_refusals_name_the_reason(published_registry, assignment, match, hint):
     reg = published_registry
     before = _state(reg)
@@ -150,8 +175,11 @@ def test_edit_refusals_name_the_reason(published_registry, assignment, match, hi
 
 
 def test_identity_fields_of_an_unpublished_model_may_change(published_registry):
-    r = request_edit(published_registry.root, "draft", ["config=config.yaml", "weights=model.onnx",
-                                                        "source.repo=https://example.com/new.git"])
+    r = request_edit(
+        published_registry.root,
+        "draft",
+        ["config=config.yaml", "weights=model.onnx", "source.repo=https://example.com/new.git"],
+    )
     assert "repo: https://example.com/new.git" in card_at(published_registry, r.branch, "draft")
 
 
@@ -169,7 +197,9 @@ def test_json_output_carries_the_commands(published_registry):
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["branch"] == "registry/edit-digits-1.1.0"
-    assert data["pr_command"].startswith("gh pr create --base main --head registry/edit-digits-1.1.0")
+    assert data["pr_command"].startswith(
+        "gh pr create --base main --head registry/edit-digits-1.1.0"
+    )
 
 
 def test_unknown_model(published_registry):

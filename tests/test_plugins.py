@@ -15,7 +15,7 @@ from registry.core.errors import UsageError
 
 _packages = itertools.count()
 
-FAMILY = '''
+FAMILY = """
 from registry.core.plugins import Plugins
 
 
@@ -25,7 +25,7 @@ class Part:
 
 
 PARTS = Plugins("part", __name__, order_by="order", helpers=("shared",))
-'''
+"""
 
 
 def _part(name: str, order: int) -> str:
@@ -59,8 +59,11 @@ def family(tmp_path, monkeypatch):
         importlib.invalidate_caches()
         return importlib.import_module(pkg)
 
-    write(__init__=FAMILY, _log="IMPORTS = []\n",
-          shared='raise ImportError("a helper module is never imported by load")\n')
+    write(
+        __init__=FAMILY,
+        _log="IMPORTS = []\n",
+        shared='raise ImportError("a helper module is never imported by load")\n',
+    )
     yield pkg, write
     for name in [m for m in sys.modules if m == pkg or m.startswith(pkg + ".")]:
         del sys.modules[name]
@@ -103,8 +106,9 @@ def test_a_duplicate_name_is_refused(family):
 
 def test_a_part_without_the_declared_order_is_refused(family):
     pkg, write = family
-    module = write(loose='from {pkg} import PARTS, Part\n\n\n'
-                         '@PARTS.register\nclass P(Part):\n    name = "x"\n')
+    module = write(
+        loose='from {pkg} import PARTS, Part\n\n\n@PARTS.register\nclass P(Part):\n    name = "x"\n'
+    )
     with pytest.raises(RuntimeError, match=r"part 'x' .* sets no number 'order'"):
         module.PARTS.load()
 
@@ -120,16 +124,47 @@ def test_a_module_that_registers_nothing_must_be_declared_a_helper(family):
 
 FAMILIES = {
     "registry.checks:load_checks": [
-        "card-fields", "compress-spec", "registry-files", "codeowners", "unique-name",
-        "model-files", "config-file", "source-repo", "card-targets", "weights-storage", "metrics",
-        "graph", "lifecycle", "dvc-artifact", "release-notes"],
+        "card-fields",
+        "compress-spec",
+        "registry-files",
+        "codeowners",
+        "unique-name",
+        "model-files",
+        "config-file",
+        "source-repo",
+        "card-targets",
+        "weights-storage",
+        "metrics",
+        "graph",
+        "lifecycle",
+        "dvc-artifact",
+        "release-notes",
+    ],
     "registry.compression.methods:load_methods": [
-        "dynamic-int8", "static-int8", "fp16", "mixed-precision", "prune", "distill",
-        "train-small"],
+        "dynamic-int8",
+        "static-int8",
+        "fp16",
+        "mixed-precision",
+        "prune",
+        "distill",
+        "train-small",
+    ],
     "registry.packaging.targets:load_all": [
-        "android-arm64", "cuda", "ios-arm64", "linux-aarch64", "linux-x86_64", "windows-x64"],
+        "android-arm64",
+        "cuda",
+        "ios-arm64",
+        "linux-aarch64",
+        "linux-x86_64",
+        "windows-x64",
+    ],
     "registry.packaging.converters:load_all": [
-        "coreml", "executorch", "onnx", "onnx-fp16", "openvino-ir", "ort-format"],
+        "coreml",
+        "executorch",
+        "onnx",
+        "onnx-fp16",
+        "openvino-ir",
+        "ort-format",
+    ],
     "registry.packaging.engines:ENGINES.load": ["coreml", "executorch", "onnxruntime", "openvino"],
 }
 
@@ -146,9 +181,16 @@ def test_every_family_loads_its_parts_in_its_declared_order(loader):
 
 
 def test_loading_the_checks_imports_no_report_module():
-    code = ("import sys; from registry.checks import load_checks; load_checks(); "
-            "print([m for m in ('registry.checks.report', 'registry.checks.github') "
-            "if m in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[1]).stdout
+    code = (
+        "import sys; from registry.checks import load_checks; load_checks(); "
+        "print([m for m in ('registry.checks.report', 'registry.checks.github') "
+        "if m in sys.modules])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    ).stdout
     assert out.strip() == "[]"

@@ -1,4 +1,5 @@
-"""`registry publish`: a merge copies the version's objects to public, tags, pushes, writes the changelog;
+"""`registry publish`: a merge copies the version's objects to public, tags, pushes, writes the
+changelog;
 and every fault of issue 3 (re-runs, kills, races, missing objects, refusing remotes)."""
 
 from __future__ import annotations
@@ -27,14 +28,21 @@ def object_file(storage, remote: str, data: bytes):
     return storage / remote / "files" / "md5" / md5[:2] / md5[2:]
 
 
-def merge_publishing(reg, weights: bytes, version: str = "1.0.0", status: str = "published",
-                     extra: str = "") -> tuple[str, str]:
+def merge_publishing(
+    reg, weights: bytes, version: str = "1.0.0", status: str = "published", extra: str = ""
+) -> tuple[str, str]:
     """The model exists unpublished on main; a merge sets status and version. Returns (base, head)."""
     if not (reg.root / "models" / NAME).exists():
         reg.add_model(NAME, weights)
     base = reg.git("rev-parse", "HEAD")
-    head = reg.commit({f"models/{NAME}/model.yaml": example_card(
-        NAME, version=version, status=status, size=len(weights), extra=extra)}, f"publish {version}")
+    head = reg.commit(
+        {
+            f"models/{NAME}/model.yaml": example_card(
+                NAME, version=version, status=status, size=len(weights), extra=extra
+            )
+        },
+        f"publish {version}",
+    )
     return base, head
 
 
@@ -45,8 +53,9 @@ def publish(reg, base, head, *args, env=None):
 def publish_killed(reg, base, head, point: str):
     """`registry publish` ended abruptly at `point`, as a kill would (tests/publish_killed.py)."""
     driver = Path(__file__).with_name("publish_killed.py")
-    return run([sys.executable, str(driver), point, "--base", base, "--head", head], reg.root,
-               check=False)
+    return run(
+        [sys.executable, str(driver), point, "--base", base, "--head", head], reg.root, check=False
+    )
 
 
 def origin_tags(origin) -> dict[str, str]:
@@ -79,12 +88,17 @@ def test_publish_copies_verifies_tags_pushes_and_writes_changelog(registry_repo,
     model = report["models"][0]
     assert (notes_dir / f"{TAG}.md").read_text() == model["notes"]
     assert (model["name"], model["operation"], model["action"]) == (NAME, "publish", "published")
-    assert model["objects"][0]["action"] == "copied" and model["objects"][0]["verified"] == "md5+size"
+    assert (
+        model["objects"][0]["action"] == "copied" and model["objects"][0]["verified"] == "md5+size"
+    )
     assert model["tag_created"] and model["tag_pushed"] and model["changelog_updated"]
-    assert report["releases"][0]["tag"] == TAG and report["changelog_files"] == [f"models/{NAME}/CHANGELOG.md"]
+    assert report["releases"][0]["tag"] == TAG and report["changelog_files"] == [
+        f"models/{NAME}/CHANGELOG.md"
+    ]
 
     assert public_obj.read_bytes() == weights
-    # the annotated tag is on the merge commit, on origin too, with the notes (headings kept) as message
+    # the annotated tag is on the merge commit, on origin too, with the notes (headings kept) as
+    # message
     assert origin_tags(origin)[TAG] == head
     assert registry_repo.git("rev-parse", f"{TAG}^{{commit}}") == head
     message = registry_repo.git("tag", "-l", "--format=%(contents)", TAG)
@@ -146,8 +160,13 @@ def test_tag_whose_objects_vanished_gets_them_back_before_push(registry_repo, or
 def test_missing_staging_object_stops_with_no_tag(registry_repo, origin, weights):
     registry_repo.add_model(NAME, weights, push=False)  # never pushed to staging
     base = registry_repo.git("rev-parse", "HEAD")
-    head = registry_repo.commit({f"models/{NAME}/model.yaml": example_card(
-        NAME, version="1.0.0", status="published", size=len(weights))})
+    head = registry_repo.commit(
+        {
+            f"models/{NAME}/model.yaml": example_card(
+                NAME, version="1.0.0", status="published", size=len(weights)
+            )
+        }
+    )
     proc = publish(registry_repo, base, head)
     assert proc.returncode == 5, proc.stdout + proc.stderr
     md5 = hashlib.md5(weights).hexdigest()
@@ -181,8 +200,10 @@ def test_public_remote_refusing_writes_stops_with_no_tag(registry_repo, origin, 
     public = registry_repo.storage / "public"
     if not _make_read_only(public):
         _make_writable(public)
-        pytest.skip("this machine cannot make a folder read-only (root without chattr); "
-                    "the S3 read-only test covers the case")
+        pytest.skip(
+            "this machine cannot make a folder read-only (root without chattr); "
+            "the S3 read-only test covers the case"
+        )
     try:
         proc = publish(registry_repo, base, head)
     finally:
@@ -211,10 +232,26 @@ def rival(registry_repo, origin, weights, tmp_path):
     base = registry_repo.git("rev-parse", "HEAD")
     clone = tmp_path / "rival"
     run(["git", "clone", "-q", str(origin), str(clone)], tmp_path)
-    mine = registry_repo.commit({f"models/{NAME}/model.yaml": example_card(
-        NAME, version="1.0.0", status="published", size=len(weights), extra="description: mine\n")})
-    (clone / "models" / NAME / "model.yaml").write_text(example_card(
-        NAME, version="1.0.0", status="published", size=len(weights), extra="description: theirs\n"))
+    mine = registry_repo.commit(
+        {
+            f"models/{NAME}/model.yaml": example_card(
+                NAME,
+                version="1.0.0",
+                status="published",
+                size=len(weights),
+                extra="description: mine\n",
+            )
+        }
+    )
+    (clone / "models" / NAME / "model.yaml").write_text(
+        example_card(
+            NAME,
+            version="1.0.0",
+            status="published",
+            size=len(weights),
+            extra="description: theirs\n",
+        )
+    )
     run(["git", "commit", "-qam", "publish (rival)"], clone)
     theirs = run(["git", "rev-parse", "HEAD"], clone).stdout.strip()
     return base, mine, clone, theirs
@@ -223,25 +260,36 @@ def rival(registry_repo, origin, weights, tmp_path):
 def test_two_publishes_racing_one_wins_the_other_fails_cleanly(registry_repo, origin, rival):
     base, mine, clone, theirs = rival
     cmd = [sys.executable, "-m", "registry", "publish", "--base", base, "--head", "HEAD"]
-    procs = [subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for cwd in (registry_repo.root, clone)]
+    procs = [
+        subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for cwd in (registry_repo.root, clone)
+    ]
     results = [(p.wait(120), p.stderr.read()) for p in procs]
     codes = sorted(rc for rc, _ in results)
     assert codes == [0, 4], results
     winner = (mine, theirs)[[rc for rc, _ in results].index(0)]
-    loser_dir, loser_err = [(d, err) for d, (rc, err) in zip((registry_repo.root, clone), results) if rc == 4][0]
+    loser_dir, loser_err = [
+        (d, err) for d, (rc, err) in zip((registry_repo.root, clone), results) if rc == 4
+    ][0]
     assert origin_tags(origin)[TAG] == winner
     assert f"tag {TAG} already exists on git remote 'origin'" in loser_err
     assert "Traceback" not in loser_err
     # the loser holds no tag of its own that could be pushed later
     loser_tag = run(["git", "tag", "-l", TAG], loser_dir).stdout.strip()
-    assert loser_tag == "" or run(["git", "rev-parse", f"{TAG}^{{commit}}"], loser_dir).stdout.strip() == winner
+    assert (
+        loser_tag == ""
+        or run(["git", "rev-parse", f"{TAG}^{{commit}}"], loser_dir).stdout.strip() == winner
+    )
 
 
 def test_losing_push_is_refused_and_the_local_tag_removed(registry_repo, origin, rival):
     base, mine, clone, theirs = rival
-    proc = subprocess.run([sys.executable, "-m", "registry", "publish", "--base", base, "--head", "HEAD"],
-                          cwd=clone, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "registry", "publish", "--base", base, "--head", "HEAD"],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     # this clone got as far as a local tag before the rival pushed: the push itself must refuse
     registry_repo.git("tag", "-a", TAG, "-m", "mine", mine)
@@ -256,13 +304,17 @@ def test_same_commit_already_tagged_elsewhere_is_success(registry_repo, origin, 
     registry_repo.git("push", "-q", "origin", "main")
     clone = tmp_path / "other"
     run(["git", "clone", "-q", str(origin), str(clone)], tmp_path)
-    assert registry_repo.registry("publish", "--base", base, "--head", head, cwd=clone).returncode == 0
+    assert (
+        registry_repo.registry("publish", "--base", base, "--head", head, cwd=clone).returncode == 0
+    )
     proc = publish(registry_repo, base, head, "--format", "json")
     assert proc.returncode == 0, proc.stderr
     model = json.loads(proc.stdout)["models"][0]
     assert model["tag_pushed"] is False and model["tag_created"] is False
     # the very tag object of origin was taken, not a second one made
-    remote_object = run(["git", "ls-remote", str(origin), f"refs/tags/{TAG}"], origin).stdout.split()[0]
+    remote_object = run(
+        ["git", "ls-remote", str(origin), f"refs/tags/{TAG}"], origin
+    ).stdout.split()[0]
     assert registry_repo.git("rev-parse", TAG) == remote_object
     assert registry_repo.git("rev-parse", f"{TAG}^{{commit}}") == head
 
@@ -273,7 +325,8 @@ def test_update_publishes_notes_against_the_previous_version(registry_repo, orig
     w2 = mlp_onnx(1, hidden=32)
     registry_repo.track(f"models/{NAME}/model.onnx", w2)
     card = example_card(NAME, version="1.1.0", status="updated", size=len(w2)).replace(
-        "value: 0.93", "value: 0.91")
+        "value: 0.93", "value: 0.91"
+    )
     head2 = registry_repo.commit({f"models/{NAME}/model.yaml": card}, "v1.1.0")
     proc = publish(registry_repo, head, head2)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -292,18 +345,30 @@ def test_update_publishes_notes_against_the_previous_version(registry_repo, orig
 def test_unpublish_adds_a_gto_deregistration_tag_and_keeps_objects(registry_repo, origin, weights):
     base, head = merge_publishing(registry_repo, weights)
     assert publish(registry_repo, base, head).returncode == 0
-    offline = registry_repo.commit({f"models/{NAME}/model.yaml": example_card(
-        NAME, version="1.0.0", status="offline", size=len(weights))}, "unpublish")
+    offline = registry_repo.commit(
+        {
+            f"models/{NAME}/model.yaml": example_card(
+                NAME, version="1.0.0", status="offline", size=len(weights)
+            )
+        },
+        "unpublish",
+    )
     proc = publish(registry_repo, head, offline, "--format", "json")
     assert proc.returncode == 0, proc.stderr
     model = json.loads(proc.stdout)["models"][0]
-    assert (model["operation"], model["action"], model["tag"]) == ("unpublish", "deprecated", f"{TAG}!#1")
+    assert (model["operation"], model["action"], model["tag"]) == (
+        "unpublish",
+        "deprecated",
+        f"{TAG}!#1",
+    )
     assert origin_tags(origin)[f"{TAG}!#1"] == head  # on the version's commit, as GTO does it
     assert object_file(registry_repo.storage, "public", weights).read_bytes() == weights
 
     # the real GTO reads it: the version is registered and no longer active
     gto = os.path.join(os.path.dirname(sys.executable), "gto")
-    versions = json.loads(run([gto, "show", NAME, "--deprecated", "--json"], registry_repo.root).stdout)
+    versions = json.loads(
+        run([gto, "show", NAME, "--deprecated", "--json"], registry_repo.root).stdout
+    )
     v1 = next(v for v in versions if v["version"] == "v1.0.0")
     assert v1["is_active"] is False
     assert [d["tag"] for d in v1["deregistrations"]] == [f"{TAG}!#1"]
@@ -312,18 +377,32 @@ def test_unpublish_adds_a_gto_deregistration_tag_and_keeps_objects(registry_repo
     assert again["models"][0]["action"] == "already-deprecated" and again["changed"] is False
 
 
-def test_unpublish_withdraws_every_version_so_gto_and_registry_agree(registry_repo, origin, weights):
+def test_unpublish_withdraws_every_version_so_gto_and_registry_agree(
+    registry_repo, origin, weights
+):
     """Two published versions, then offline: both get a deregistration tag, so `gto show` lists
     no version of the model as current, as `registry show` says."""
     base, v1 = merge_publishing(registry_repo, weights)
     assert publish(registry_repo, base, v1).returncode == 0
     w2 = mlp_onnx(1, hidden=24)
     registry_repo.track(f"models/{NAME}/model.onnx", w2)
-    v2 = registry_repo.commit({f"models/{NAME}/model.yaml": example_card(
-        NAME, version="1.1.0", status="updated", size=len(w2))}, "1.1.0")
+    v2 = registry_repo.commit(
+        {
+            f"models/{NAME}/model.yaml": example_card(
+                NAME, version="1.1.0", status="updated", size=len(w2)
+            )
+        },
+        "1.1.0",
+    )
     assert publish(registry_repo, v1, v2).returncode == 0
-    offline = registry_repo.commit({f"models/{NAME}/model.yaml": example_card(
-        NAME, version="1.1.0", status="offline", size=len(w2))}, "unpublish")
+    offline = registry_repo.commit(
+        {
+            f"models/{NAME}/model.yaml": example_card(
+                NAME, version="1.1.0", status="offline", size=len(w2)
+            )
+        },
+        "unpublish",
+    )
     proc = publish(registry_repo, v2, offline, "--format", "json")
     assert proc.returncode == 0, proc.stderr
     model = json.loads(proc.stdout)["models"][0]
@@ -334,7 +413,9 @@ def test_unpublish_withdraws_every_version_so_gto_and_registry_agree(registry_re
     assert tags[f"{NAME}@v1.0.0!#1"] == v1 and tags[f"{NAME}@v1.1.0!#2"] == v2
     gto = os.path.join(os.path.dirname(sys.executable), "gto")
     assert json.loads(run([gto, "show", NAME, "--json"], registry_repo.root).stdout) == []
-    assert json.loads(run([gto, "show", "--json"], registry_repo.root).stdout)[NAME]["version"] is None
+    assert (
+        json.loads(run([gto, "show", "--json"], registry_repo.root).stdout)[NAME]["version"] is None
+    )
     shown = registry_repo.registry("show", NAME, "--format", "json")
     assert all(v["withdrawn"] for v in json.loads(shown.stdout)["versions"]), shown.stdout
     again = json.loads(publish(registry_repo, v2, offline, "--format", "json").stdout)
@@ -342,19 +423,34 @@ def test_unpublish_withdraws_every_version_so_gto_and_registry_agree(registry_re
 
 
 def test_a_merge_that_bypassed_the_bot_fails_publish_loudly(registry_repo, origin, weights):
-    """offline → published is not a lifecycle step: a direct merge of it is not 'nothing to publish'."""
+    """offline → published is not a lifecycle step: a direct merge of it is not 'nothing to
+    publish'."""
     base, head = merge_publishing(registry_repo, weights)
     assert publish(registry_repo, base, head).returncode == 0
-    offline = registry_repo.commit({f"models/{NAME}/model.yaml": example_card(
-        NAME, version="1.0.0", status="offline", size=len(weights))}, "unpublish")
+    offline = registry_repo.commit(
+        {
+            f"models/{NAME}/model.yaml": example_card(
+                NAME, version="1.0.0", status="offline", size=len(weights)
+            )
+        },
+        "unpublish",
+    )
     assert publish(registry_repo, head, offline).returncode == 0
-    back = registry_repo.commit({f"models/{NAME}/model.yaml": example_card(
-        NAME, version="1.0.0", status="published", size=len(weights))}, "direct push: published again")
+    back = registry_repo.commit(
+        {
+            f"models/{NAME}/model.yaml": example_card(
+                NAME, version="1.0.0", status="published", size=len(weights)
+            )
+        },
+        "direct push: published again",
+    )
     proc = publish(registry_repo, offline, back)
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
     assert "was not published: the merge asks for a change the lifecycle does not allow" in out
-    assert "status cannot go from 'offline' to 'published'" in out and "nothing to publish" not in out
+    assert (
+        "status cannot go from 'offline' to 'published'" in out and "nothing to publish" not in out
+    )
 
 
 def test_delete_destroys_nothing(registry_repo, origin, weights):
@@ -381,14 +477,20 @@ def test_corrupt_staging_object_is_caught_on_public_and_not_tagged(registry_repo
 
 
 def test_an_object_of_several_copy_chunks_arrives_whole(registry_repo, origin):
-    """Objects are copied and read back a chunk at a time; an odd size spanning chunks must arrive whole."""
+    """Objects are copied and read back a chunk at a time; an odd size spanning chunks must arrive
+    whole."""
     from onnx import TensorProto, helper, numpy_helper
 
-    w = numpy_helper.from_array(np.random.default_rng(3).standard_normal((8, 300_001)).astype(np.float32), "w")
-    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "wide",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 300_001])],
-                          initializer=[w])
+    w = numpy_helper.from_array(
+        np.random.default_rng(3).standard_normal((8, 300_001)).astype(np.float32), "w"
+    )
+    g = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "wide",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 300_001])],
+        initializer=[w],
+    )
     weights = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
     assert len(weights) > 2 * (1 << 22) and len(weights) % (1 << 22)
     base, head = merge_publishing(registry_repo, weights)
@@ -408,8 +510,10 @@ def test_copy_with_read_back_returns_the_hash_of_what_arrived(tmp_path, monkeypa
     from registry.core.transfer import _copy_reading_back
 
     if not kernel_copy:
+
         def refuse(*args):
             raise OSError(errno.EINVAL, "Invalid argument")
+
         monkeypatch.setattr(os, "sendfile", refuse)
     data = np.random.default_rng(7).bytes(5 * (1 << 21) + 12345)  # several chunks and a tail
     (tmp_path / "src").write_bytes(data)

@@ -29,8 +29,13 @@ def s3_registry(registry_repo, origin, s3_server):
 def merge(reg, weights):
     reg.add_model(NAME, weights)
     base = reg.git("rev-parse", "HEAD")
-    head = reg.commit({f"models/{NAME}/model.yaml": example_card(NAME, version="1.0.0", status="published",
-                                                                 size=len(weights))})
+    head = reg.commit(
+        {
+            f"models/{NAME}/model.yaml": example_card(
+                NAME, version="1.0.0", status="published", size=len(weights)
+            )
+        }
+    )
     return base, head
 
 
@@ -43,10 +48,17 @@ def test_publish_over_s3_copies_verifies_and_tags(s3_registry, origin, tmp_path)
     proc = s3_registry.registry("publish", "--base", base, "--head", head, "--format", "json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     model = json.loads(proc.stdout)["models"][0]
-    assert model["objects"][0] | {"path": None} == {"path": None, "md5": md5, "size": len(w),
-                                                     "action": "copied", "verified": "md5+size"}
+    assert model["objects"][0] | {"path": None} == {
+        "path": None,
+        "md5": md5,
+        "size": len(w),
+        "action": "copied",
+        "verified": "md5+size",
+    }
     assert (s3_registry.bucket / "public" / "files" / "md5" / md5[:2] / md5[2:]).read_bytes() == w
-    assert run(["git", "ls-remote", str(origin), f"refs/tags/{TAG}^{{}}"], origin).stdout.startswith(head)
+    assert run(
+        ["git", "ls-remote", str(origin), f"refs/tags/{TAG}^{{}}"], origin
+    ).stdout.startswith(head)
     # a consumer reads it back from public over S3, hash-checked
     got = Storage(s3_registry.root).remote("public").download(md5, tmp_path / "pulled.onnx")
     assert got.read_bytes() == w
@@ -70,7 +82,12 @@ def test_public_s3_refusing_access_stops_with_no_tag(s3_registry, origin):
 def test_unreachable_public_is_retried_then_reported(s3_registry, origin):
     w = mlp_onnx(0)
     # publish reads its remotes from the merge's base, so the unreachable URL is committed before it
-    use_s3_remote(s3_registry, "public", f"http://127.0.0.1:{free_port()}", f"{s3_registry.bucket.name}/public")
+    use_s3_remote(
+        s3_registry,
+        "public",
+        f"http://127.0.0.1:{free_port()}",
+        f"{s3_registry.bucket.name}/public",
+    )
     base, head = merge(s3_registry, w)
     started = time.monotonic()
     proc = s3_registry.registry("publish", "--base", base, "--head", head)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from registry.core.errors import StorageError, UsageError
-from registry.consuming.pull import pull
-from registry.core.storage import parse_pointer
 from factories import mlp_onnx, withdraw_version
+from registry.consuming.pull import pull
+from registry.core.errors import StorageError, UsageError
+from registry.core.storage import parse_pointer
 
 
 def md5(data: bytes) -> str:
@@ -49,7 +49,7 @@ def test_an_object_missing_from_public_fails_without_writing(published_registry,
     assert proc.returncode == 5
     assert "is not in remote 'public'" in proc.stderr
     assert not (tmp_path / "out" / "model.onnx").exists()
-    assert list((tmp_path / "out").glob(".*")) == []       # no temporary leftovers
+    assert list((tmp_path / "out").glob(".*")) == []  # no temporary leftovers
 
 
 def test_corrupt_public_object_is_refused(published_registry, tmp_path):
@@ -75,7 +75,9 @@ def test_withdrawn_version_is_fetched_with_a_warning(published_registry, tmp_pat
 
 def test_pull_from_any_directory_with_the_repo_url(published_registry, tmp_path, monkeypatch):
     reg = published_registry
-    reg.git("config", "uploadpack.allowFilter", "true")   # as on GitHub: a real blobless clone, blobs fetched lazily
+    reg.git(
+        "config", "uploadpack.allowFilter", "true"
+    )  # as on GitHub: a real blobless clone, blobs fetched lazily
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     proc = reg.registry("pull", "digits@1.0.0", "--repo", f"file://{reg.root}", cwd=elsewhere)
@@ -92,17 +94,22 @@ def test_outside_a_clone_without_repo_is_a_usage_error(tmp_path):
     assert "--repo" in e.value.hint
 
 
-@pytest.mark.parametrize("spec,code,message", [
-    ("digits@3.0.0", 2, "no version 3.0.0"),
-    ("draft@latest", 2, "'draft' has no published version"),
-    ("digits@1.0", 2, "does not name a version"),
-])
+@pytest.mark.parametrize(
+    "spec,code,message",
+    [
+        ("digits@3.0.0", 2, "no version 3.0.0"),
+        ("draft@latest", 2, "'draft' has no published version"),
+        ("digits@1.0", 2, "does not name a version"),
+    ],
+)
 def test_pull_errors(published_registry, spec, code, message):
     proc = published_registry.registry("pull", spec)
     assert proc.returncode == code and message in proc.stderr
 
 
-def test_pulling_again_keeps_a_verified_file_and_replaces_a_damaged_one(published_registry, tmp_path):
+def test_pulling_again_keeps_a_verified_file_and_replaces_a_damaged_one(
+    published_registry, tmp_path
+):
     reg = published_registry
     out = tmp_path / "out"
     first = pull("digits@1.1.0", out, root=reg.root)
@@ -133,12 +140,20 @@ def test_the_pytorch_source_of_a_version_comes_with_its_weights(registry_repo, t
     reg.add_model("mlp", mlp_onnx(5), extra="pytorch: model.pt2\n")
     base = reg.git("rev-parse", "HEAD")
     text = (reg.root / "models/mlp/model.yaml").read_text()
-    reg.commit({"models/mlp/model.yaml": text.replace("status: unpublished", "status: published\nversion: 1.0.0")},
-               "publish mlp 1.0.0")
+    reg.commit(
+        {
+            "models/mlp/model.yaml": text.replace(
+                "status: unpublished", "status: published\nversion: 1.0.0"
+            )
+        },
+        "publish mlp 1.0.0",
+    )
     assert reg.registry("publish", "--base", base, "--head", "HEAD", "--no-push").returncode == 0
     shutil.rmtree(reg.storage / "staging")
     result = pull("mlp@1.0.0", tmp_path / "out", root=reg.root)
     assert (tmp_path / "out" / "model.pt2").read_bytes() == pt2
     assert (tmp_path / "out" / "model.onnx").read_bytes() == mlp_onnx(5)
     assert {Path(f.path).name: f.md5 for f in result.files if f.source == "public"} == {
-        "model.onnx": md5(mlp_onnx(5)), "model.pt2": md5(pt2)}
+        "model.onnx": md5(mlp_onnx(5)),
+        "model.pt2": md5(pt2),
+    }

@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from registry.checks import github
-from registry.checks import CheckReport, Finding, ModelReport, Severity
+from registry.checks import CheckReport, Finding, ModelReport, Severity, github
 from registry.checks.report import COMMENT_MARKER, render_json, render_markdown, render_text
 
 SVG = '<svg xmlns="http://www.w3.org/2000/svg"><text>graph</text></svg>'
@@ -15,25 +14,53 @@ SVG = '<svg xmlns="http://www.w3.org/2000/svg"><text>graph</text></svg>'
 
 @pytest.fixture
 def report() -> CheckReport:
-    bad = ModelReport(name="tiny", checks_run=["metrics", "source-repo"], findings=[
-        Finding(check="metrics", message="metric 'accuracy' on 'test' is 120%, outside 0-100%",
-                hint="a percentage lies between 0 and 100", path="models/tiny/model.yaml", line=12),
-        Finding(check="source-repo", severity=Severity.warning, message="source.repo 'x' was not checked (--offline)",
-                hint="run without --offline", path="models/tiny/model.yaml", line=6),
-    ], artifacts={"graph_text": "inputs: input float[batch,8]\nops: Gemm×2 Relu×1", "graph_svg": SVG,
-                  "release_notes_draft": "## tiny 1.1.0\n\n- accuracy 0.91 → 0.93"})
+    bad = ModelReport(
+        name="tiny",
+        checks_run=["metrics", "source-repo"],
+        findings=[
+            Finding(
+                check="metrics",
+                message="metric 'accuracy' on 'test' is 120%, outside 0-100%",
+                hint="a percentage lies between 0 and 100",
+                path="models/tiny/model.yaml",
+                line=12,
+            ),
+            Finding(
+                check="source-repo",
+                severity=Severity.warning,
+                message="source.repo 'x' was not checked (--offline)",
+                hint="run without --offline",
+                path="models/tiny/model.yaml",
+                line=6,
+            ),
+        ],
+        artifacts={
+            "graph_text": "inputs: input float[batch,8]\nops: Gemm×2 Relu×1",
+            "graph_svg": SVG,
+            "release_notes_draft": "## tiny 1.1.0\n\n- accuracy 0.91 → 0.93",
+        },
+    )
     good = ModelReport(name="digits-cnn", checks_run=["metrics"])
-    return CheckReport(base="main (0123abcd)", head="HEAD (89abcdef)", head_commit="89abcdef" * 5,
-                       models=[good, bad])
+    return CheckReport(
+        base="main (0123abcd)",
+        head="HEAD (89abcdef)",
+        head_commit="89abcdef" * 5,
+        models=[good, bad],
+    )
 
 
 def test_text_groups_by_model_with_location_fix_graph_notes_and_counts(report):
     text = render_text(report)
     assert text.splitlines()[0] == "PASS digits-cnn"
     assert "FAIL tiny\n" in text
-    assert ("  error: models/tiny/model.yaml:12: metric 'accuracy' on 'test' is 120%, outside 0-100% [metrics]\n"
-            "    fix: a percentage lies between 0 and 100\n") in text
-    assert "  warning: models/tiny/model.yaml:6: source.repo 'x' was not checked (--offline)" in text
+    assert (
+        "  error: models/tiny/model.yaml:12: metric 'accuracy' on 'test' is 120%, outside 0-100% "
+        "[metrics]\n"
+        "    fix: a percentage lies between 0 and 100\n"
+    ) in text
+    assert (
+        "  warning: models/tiny/model.yaml:6: source.repo 'x' was not checked (--offline)" in text
+    )
     assert "  graph:\n    inputs: input float[batch,8]\n    ops: Gemm×2 Relu×1\n" in text
     assert "  release notes draft:\n    ## tiny 1.1.0\n\n    - accuracy 0.91 → 0.93\n" in text
     assert text.endswith("2 models checked: 1 passed, 1 failed; 1 error, 1 warning\n")
@@ -51,10 +78,14 @@ def test_json_is_the_report_with_verdicts_and_counts(report):
     assert data["counts"] == {"models": 2, "failed": 1, "error": 1, "warning": 1, "notice": 0}
     tiny = data["models"][1]
     assert tiny["passed"] is False
-    assert tiny["findings"][0] == {"check": "metrics", "severity": "error",
-                                   "message": "metric 'accuracy' on 'test' is 120%, outside 0-100%",
-                                   "hint": "a percentage lies between 0 and 100",
-                                   "path": "models/tiny/model.yaml", "line": 12}
+    assert tiny["findings"][0] == {
+        "check": "metrics",
+        "severity": "error",
+        "message": "metric 'accuracy' on 'test' is 120%, outside 0-100%",
+        "hint": "a percentage lies between 0 and 100",
+        "path": "models/tiny/model.yaml",
+        "line": 12,
+    }
     assert CheckReport.model_validate(data).models[1].findings[0].line == 12
 
 
@@ -76,12 +107,16 @@ def test_markdown_links_with_the_runner_environment(report, monkeypatch):
     monkeypatch.setenv("GITHUB_REPOSITORY", "org/models")
     monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.com")
     body = render_markdown(report, link=github.line_link(report.head_commit))
-    assert (f"[`models/tiny/model.yaml:12`](https://github.com/org/models/blob/{report.head_commit}"
-            "/models/tiny/model.yaml#L12)") in body
+    assert (
+        f"[`models/tiny/model.yaml:12`](https://github.com/org/models/blob/{report.head_commit}"
+        "/models/tiny/model.yaml#L12)"
+    ) in body
 
 
 def test_markdown_makes_card_text_inert(report):
-    report.models[1].findings[0].message = "name '<img src=x onerror=alert(1)>|x' ![p](http://evil) <!-- registry-check -->"
+    report.models[1].findings[
+        0
+    ].message = "name '<img src=x onerror=alert(1)>|x' ![p](http://evil) <!-- registry-check -->"
     body = render_markdown(report, comment=True)
     assert "<img" not in body and "![p](" not in body
     assert body.count(COMMENT_MARKER) == 1
@@ -89,13 +124,22 @@ def test_markdown_makes_card_text_inert(report):
 
 
 def test_annotations_sit_on_the_line_and_escape_workflow_commands():
-    f = Finding(check="metrics", message="100% wrong\r\nnext ::add-mask::secret",
-                hint="fix it", path="models/a,b/model:x.yaml", line=3)
+    f = Finding(
+        check="metrics",
+        message="100% wrong\r\nnext ::add-mask::secret",
+        hint="fix it",
+        path="models/a,b/model:x.yaml",
+        line=3,
+    )
     line = github.annotation(f, "a,b")
-    assert line == ("::error file=models/a%2Cb/model%3Ax.yaml,line=3,title=metrics (a%2Cb)::"
-                    "100%25 wrong%0D%0Anext ::add-mask::secret%0Afix: fix it")
+    assert line == (
+        "::error file=models/a%2Cb/model%3Ax.yaml,line=3,title=metrics (a%2Cb)::"
+        "100%25 wrong%0D%0Anext ::add-mask::secret%0Afix: fix it"
+    )
     assert "\n" not in line
-    warning = github.annotation(Finding(check="source-repo", severity=Severity.warning, message="m"), "a")
+    warning = github.annotation(
+        Finding(check="source-repo", severity=Severity.warning, message="m"), "a"
+    )
     assert warning == "::warning title=source-repo (a)::m"
 
 
@@ -108,16 +152,21 @@ def test_publish_writes_summary_outputs_comment_and_pictures(report, tmp_path, m
     monkeypatch.setenv("GITHUB_RUN_ID", "42")
     out = github.publish(report, tmp_path / "comment.md", tmp_path / "artifacts")
     assert out.splitlines() == [
-        "::error file=models/tiny/model.yaml,line=12,title=metrics (tiny)::metric 'accuracy' on 'test' is "
+        "::error file=models/tiny/model.yaml,line=12,title=metrics (tiny)::metric 'accuracy' on "
+        "'test' is "
         "120%25, outside 0-100%25%0Afix: a percentage lies between 0 and 100",
-        "::warning file=models/tiny/model.yaml,line=6,title=source-repo (tiny)::source.repo 'x' was not "
-        "checked (--offline)%0Afix: run without --offline"]
+        "::warning file=models/tiny/model.yaml,line=6,title=source-repo (tiny)::source.repo 'x' "
+        "was not "
+        "checked (--offline)%0Afix: run without --offline",
+    ]
     assert summary.read_text().startswith("earlier step\n## Registry check: ❌ failed")
     assert outputs.read_text() == "passed=false\n"
     comment = (tmp_path / "comment.md").read_text()
     assert comment.startswith(COMMENT_MARKER + "\n")
-    assert ("Graph picture: `tiny.svg` in [this run's artifacts]"
-            "(https://github.com/org/models/actions/runs/42).") in comment
+    assert (
+        "Graph picture: `tiny.svg` in [this run's artifacts]"
+        "(https://github.com/org/models/actions/runs/42)."
+    ) in comment
     assert (tmp_path / "artifacts" / "tiny.svg").read_text() == SVG
     assert not (tmp_path / "artifacts" / "digits-cnn.svg").exists()
 

@@ -6,8 +6,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from factories import example_card, mlp_onnx, publish_version, withdraw_version
 
+from factories import example_card, mlp_onnx, publish_version, withdraw_version
 from registry.core.errors import CardError, StorageError, UsageError
 from registry.core.storage import ObjectCorruptError, ObjectMissingError
 from registry.versions.resolve import VersionRef, fetch_files, find_version, parse_reference
@@ -22,25 +22,31 @@ def public_object(reg, data: bytes) -> Path:
     return reg.storage / "public" / "files" / "md5" / digest[:2] / digest[2:]
 
 
-@pytest.mark.parametrize("spec,expected", [
-    ("digits@1.2.0", VersionRef(name="digits", version="1.2.0")),
-    ("digits@v1.2.0", VersionRef(name="digits", version="1.2.0")),
-    (" digits@latest ", VersionRef(name="digits", version="latest")),
-])
+@pytest.mark.parametrize(
+    "spec,expected",
+    [
+        ("digits@1.2.0", VersionRef(name="digits", version="1.2.0")),
+        ("digits@v1.2.0", VersionRef(name="digits", version="1.2.0")),
+        (" digits@latest ", VersionRef(name="digits", version="latest")),
+    ],
+)
 def test_references_use_the_tag_grammar(spec, expected):
     assert parse_reference(spec) == expected
 
 
-@pytest.mark.parametrize("spec,message", [
-    ("digits@latest", "does not name an exact version"),
-    ("digits", "does not name an exact version"),
-    ("digits@1.2", "does not name a version"),
-    ("Digits@1.2.0", "is not a model name"),
-])
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        ("digits@latest", "does not name an exact version"),
+        ("digits", "does not name an exact version"),
+        ("digits@1.2", "does not name a version"),
+        ("Digits@1.2.0", "is not a model name"),
+    ],
+)
 def test_an_exact_version_is_required_where_latest_is_not_allowed(spec, message):
     with pytest.raises(UsageError, match=message) as e:
         parse_reference(spec, allow_latest=False)
-    assert "latest" not in e.value.hint   # the hint never offers what is refused
+    assert "latest" not in e.value.hint  # the hint never offers what is refused
 
 
 def test_a_version_comes_with_its_tag_commit_and_card(published_registry):
@@ -101,15 +107,22 @@ def test_git_files_come_from_git_and_tracked_files_from_public(published_registr
     shutil.rmtree(reg.storage / "staging")
     shutil.rmtree(reg.root / ".dvc" / "cache", ignore_errors=True)
     found = find_version(reg.root, "digits@1.0.0")
-    fetched = fetch_files(reg.root, found, ["model.onnx", "model.yaml"], tmp_path / "out",
-                          optional=["config.yaml", "absent.npz"])
+    fetched = fetch_files(
+        reg.root,
+        found,
+        ["model.onnx", "model.yaml"],
+        tmp_path / "out",
+        optional=["config.yaml", "absent.npz"],
+    )
     assert [(Path(f.path).name, f.source, f.kept) for f in fetched.files] == [
-        ("model.onnx", "public", False), ("model.yaml", "git", False),
-        ("config.yaml", "git", False)]
+        ("model.onnx", "public", False),
+        ("model.yaml", "git", False),
+        ("config.yaml", "git", False),
+    ]
     weights = tmp_path / "out" / "model.onnx"
     assert weights.read_bytes() == mlp_onnx(1)
     assert fetched.files[0].md5 == md5(mlp_onnx(1)) and fetched.files[0].size == len(mlp_onnx(1))
-    assert "version: 1.0.0" in (tmp_path / "out" / "model.yaml").read_text()   # the tag's card
+    assert "version: 1.0.0" in (tmp_path / "out" / "model.yaml").read_text()  # the tag's card
     assert fetched.remote == str(reg.storage / "public") and fetched.version.tag == "digits@v1.0.0"
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert written == ["config.yaml", "model.onnx", "model.yaml"]
@@ -121,7 +134,7 @@ def test_files_in_subfolders_keep_their_place(registry_repo, tmp_path):
     reg.track("models/mlp/data/calib.npz", calib)
     reg.add_model("mlp", mlp_onnx(4))
     reg.commit({"models/mlp/docs/notes.txt": "small notes in git\n"}, "notes")
-    publish_version(reg, "mlp", "1.0.0")   # copies the weights to public; the data goes by hand
+    publish_version(reg, "mlp", "1.0.0")  # copies the weights to public; the data goes by hand
     rel = public_object(reg, calib).relative_to(reg.storage / "public")
     (reg.storage / "public" / rel).parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(reg.storage / "staging" / rel, reg.storage / "public" / rel)
@@ -136,8 +149,9 @@ def test_a_file_the_version_does_not_have_is_refused_unless_optional(published_r
     found = find_version(reg.root, "digits@1.0.0")
     with pytest.raises(CardError) as e:
         fetch_files(reg.root, found, ["model.onnx", "calib.npz"], tmp_path / "out")
-    assert e.value.message == ("models/digits/calib.npz is neither in git nor DVC-tracked at "
-                               "digits@v1.0.0")
+    assert e.value.message == (
+        "models/digits/calib.npz is neither in git nor DVC-tracked at digits@v1.0.0"
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -154,8 +168,10 @@ def test_a_card_naming_a_path_outside_its_folder(published_registry, tmp_path):
     text = text.replace("1.1.0", "1.2.0")
     commit = reg.commit({"models/digits/model.yaml": text}, "escape")
     reg.git("tag", "-a", "digits@v1.2.0", "-m", "by hand", commit)
-    with pytest.raises(UsageError, match="digits@v1.2.0 is not a published version: the card at "
-                                         "its commit is not valid"):
+    with pytest.raises(
+        UsageError,
+        match="digits@v1.2.0 is not a published version: the card at its commit is not valid",
+    ):
         find_version(reg.root, "digits@1.2.0")
 
 
@@ -168,7 +184,7 @@ def test_a_pointer_whose_object_is_missing_from_the_remote(published_registry, t
         fetch_files(reg.root, found, ["model.yaml", "model.onnx"], out)
     assert e.value.message.startswith("models/digits/model.onnx of digits@v1.0.0: object ")
     assert "is not in remote 'public'" in e.value.message and "dvc push" in e.value.hint
-    assert not out.exists()   # not even the card: files are written only once all are fetched
+    assert not out.exists()  # not even the card: files are written only once all are fetched
 
 
 def test_a_file_already_there_with_the_right_md5_is_kept(published_registry, tmp_path):
@@ -176,11 +192,11 @@ def test_a_file_already_there_with_the_right_md5_is_kept(published_registry, tmp
     found = find_version(reg.root, "digits@1.1.0")
     out = tmp_path / "out"
     assert not fetch_files(reg.root, found, ["model.onnx"], out).files[0].kept
-    public_object(reg, mlp_onnx(2)).unlink()   # a second fetch must not need the remote
+    public_object(reg, mlp_onnx(2)).unlink()  # a second fetch must not need the remote
     again = fetch_files(reg.root, found, ["model.onnx"], out).files[0]
     assert again.kept and again.md5 == md5(mlp_onnx(2)) and again.source == "public"
     assert (out / "model.onnx").read_bytes() == mlp_onnx(2)
-    (out / "model.onnx").write_bytes(b"tampered")   # the wrong bytes are fetched again, not kept
+    (out / "model.onnx").write_bytes(b"tampered")  # the wrong bytes are fetched again, not kept
     with pytest.raises(ObjectMissingError):
         fetch_files(reg.root, found, ["model.onnx"], out)
     assert (out / "model.onnx").read_bytes() == b"tampered"
@@ -197,4 +213,4 @@ def test_a_corrupt_object_is_refused_and_nothing_is_left(published_registry, tmp
         fetch_files(reg.root, found, ["model.yaml", "config.yaml", "model.onnx"], out)
     assert isinstance(e.value, StorageError) and "is corrupt" in e.value.message
     assert e.value.message.startswith("models/digits/model.onnx of digits@v1.0.0: ")
-    assert list(out.iterdir()) == []   # no card, no config, no temporary or partial file
+    assert list(out.iterdir()) == []  # no card, no config, no temporary or partial file

@@ -13,19 +13,23 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from factories import registry_cli
 
+from factories import registry_cli
+from registry.cards.scaffold import NewModel, new_model, parse_metric
 from registry.cards.schema import load_card
 from registry.cli import cli
 from registry.core.errors import UsageError
-from registry.formats.weights import WeightsFormat, detect_format
-from registry.cards.scaffold import NewModel, new_model, parse_metric
 from registry.core.storage import file_md5, parse_pointer
+from registry.formats.weights import WeightsFormat, detect_format
 
-REQUIRED = ["--task", "classification", "--project", "demo",
-            "--source-repo", "https://github.com/example/train.git"]
-
-
+REQUIRED = [
+    "--task",
+    "classification",
+    "--project",
+    "demo",
+    "--source-repo",
+    "https://github.com/example/train.git",
+]
 
 
 @pytest.fixture
@@ -45,18 +49,38 @@ def model_files(root: Path) -> list[str]:
 
 def test_new_with_options_writes_card_config_and_tracked_weights(registry_repo, inputs, capsys):
     root = registry_repo.root
-    code, out, err = registry_cli(root, "new", "digits-mlp", "--weights", str(inputs["weights"]),
-                                  "--config", str(inputs["config"]), *REQUIRED, "--license", "MIT",
-                                  "--metric", "accuracy=0.93@digits-test", "--push", capsys=capsys)
+    code, out, err = registry_cli(
+        root,
+        "new",
+        "digits-mlp",
+        "--weights",
+        str(inputs["weights"]),
+        "--config",
+        str(inputs["config"]),
+        *REQUIRED,
+        "--license",
+        "MIT",
+        "--metric",
+        "accuracy=0.93@digits-test",
+        "--push",
+        capsys=capsys,
+    )
     assert code == 0, err
     folder = root / "models" / "digits-mlp"
     assert "created models/digits-mlp/" in out and "pushed the weights" in out
     assert sorted(p.name for p in folder.iterdir()) == [
-        ".gitignore", "model.onnx", "model.onnx.dvc", "model.yaml", "train.yaml"]
+        ".gitignore",
+        "model.onnx",
+        "model.onnx.dvc",
+        "model.yaml",
+        "train.yaml",
+    ]
     text = (folder / "model.yaml").read_text()
     first = text.splitlines()[0]
     assert first == "# yaml-language-server: $schema=../../docs/model-card.schema.json"
-    assert (folder / first.split("=", 1)[1]).resolve() == (root / "docs/model-card.schema.json").resolve()
+    assert (folder / first.split("=", 1)[1]).resolve() == (
+        root / "docs/model-card.schema.json"
+    ).resolve()
     card = load_card(text).card
     assert card is not None and card.name == "digits-mlp" and card.config == "train.yaml"
     assert card.metrics[0].value == 0.93 and card.license == "MIT"
@@ -68,7 +92,9 @@ def test_new_with_options_writes_card_config_and_tracked_weights(registry_repo, 
     assert staged.read_bytes() == inputs["weights"].read_bytes()
     assert [p.name for p in (root / "models").iterdir() if p.name.startswith(".new-")] == []
     # the card passes the bot's card check as written
-    assert registry_repo.registry("check", "digits-mlp", "--offline", "--no-content").returncode == 0
+    assert (
+        registry_repo.registry("check", "digits-mlp", "--offline", "--no-content").returncode == 0
+    )
 
 
 def test_new_with_a_pytorch_source_tracks_and_pushes_it(registry_repo, inputs, tmp_path, capsys):
@@ -78,9 +104,20 @@ def test_new_with_a_pytorch_source_tracks_and_pushes_it(registry_repo, inputs, t
     inputs["weights"].write_bytes(onnx_bytes)
     (tmp_path / "work" / "model.pt2").write_bytes(pt2)
     root = registry_repo.root
-    code, out, err = registry_cli(root, "new", "mlp", "--weights", str(inputs["weights"]),
-                                  "--config", str(inputs["config"]), "--pytorch", str(tmp_path / "work" / "model.pt2"),
-                                  *REQUIRED, "--push", capsys=capsys)
+    code, out, err = registry_cli(
+        root,
+        "new",
+        "mlp",
+        "--weights",
+        str(inputs["weights"]),
+        "--config",
+        str(inputs["config"]),
+        "--pytorch",
+        str(tmp_path / "work" / "model.pt2"),
+        *REQUIRED,
+        "--push",
+        capsys=capsys,
+    )
     assert code == 0, err
     folder = root / "models" / "mlp"
     card = load_card((folder / "model.yaml").read_text()).card
@@ -92,36 +129,69 @@ def test_new_with_a_pytorch_source_tracks_and_pushes_it(registry_repo, inputs, t
     assert registry_repo.registry("check", "mlp", "--offline").returncode == 0
 
 
-def test_new_refuses_a_pickled_pytorch_source_and_writes_nothing(registry_repo, inputs, tmp_path, capsys):
+def test_new_refuses_a_pickled_pytorch_source_and_writes_nothing(
+    registry_repo, inputs, tmp_path, capsys
+):
     import zipfile
 
     bad = tmp_path / "work" / "model.pt2"
     with zipfile.ZipFile(bad, "w") as z:  # the legacy layout: a pickled state dict
         z.writestr("archive/serialized_state_dict.pt", pickle.dumps({"w": 1}))
         z.writestr("archive/version", "1")
-    code, out, err = registry_cli(registry_repo.root, "new", "mlp", "--weights", str(inputs["weights"]),
-                                  "--config", str(inputs["config"]), "--pytorch", str(bad), *REQUIRED,
-                                  capsys=capsys)
+    code, out, err = registry_cli(
+        registry_repo.root,
+        "new",
+        "mlp",
+        "--weights",
+        str(inputs["weights"]),
+        "--config",
+        str(inputs["config"]),
+        "--pytorch",
+        str(bad),
+        *REQUIRED,
+        capsys=capsys,
+    )
     assert code == 1, out + err
     assert "model.pt2" in err and "pickle" in err.lower()
     assert model_files(registry_repo.root) == ["models/.gitkeep"]
 
 
 def test_new_without_terminal_lists_every_missing_required_option(registry_repo, inputs, capsys):
-    code, _, err = registry_cli(registry_repo.root, "new", "digits-mlp", "--project", "demo", capsys=capsys)
+    code, _, err = registry_cli(
+        registry_repo.root, "new", "digits-mlp", "--project", "demo", capsys=capsys
+    )
     assert code == 2
     assert "missing required options: --weights, --config, --task, --source-repo" in err
     assert "hint:" in err
     assert model_files(registry_repo.root) == ["models/.gitkeep"]
 
 
-@pytest.mark.parametrize("name,suggestion", [("Digits_CNN", "try 'digits-cnn'"), ("x", "choose another name"),
-                                             ("lead-", "choose another name")])
-def test_new_refuses_an_invalid_name_and_states_the_rule(registry_repo, inputs, capsys, name, suggestion):
-    code, _, err = registry_cli(registry_repo.root, "new", name, "--weights", str(inputs["weights"]),
-                                "--config", str(inputs["config"]), *REQUIRED, capsys=capsys)
+@pytest.mark.parametrize(
+    "name,suggestion",
+    [
+        ("Digits_CNN", "try 'digits-cnn'"),
+        ("x", "choose another name"),
+        ("lead-", "choose another name"),
+    ],
+)
+def test_new_refuses_an_invalid_name_and_states_the_rule(
+    registry_repo, inputs, capsys, name, suggestion
+):
+    code, _, err = registry_cli(
+        registry_repo.root,
+        "new",
+        name,
+        "--weights",
+        str(inputs["weights"]),
+        "--config",
+        str(inputs["config"]),
+        *REQUIRED,
+        capsys=capsys,
+    )
     assert code == 2
-    assert f"'{name}' is not a valid model name" in err and "lowercase letters, digits and '-'" in err
+    assert (
+        f"'{name}' is not a valid model name" in err and "lowercase letters, digits and '-'" in err
+    )
     assert suggestion in err
     assert model_files(registry_repo.root) == ["models/.gitkeep"]
 
@@ -129,13 +199,24 @@ def test_new_refuses_an_invalid_name_and_states_the_rule(registry_repo, inputs, 
 def test_new_never_overwrites_an_existing_model(registry_repo, inputs, onnx_bytes, capsys):
     folder = registry_repo.add_model("digits-mlp", onnx_bytes)
     before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
-    code, _, err = registry_cli(registry_repo.root, "new", "digits-mlp", "--weights", str(inputs["weights"]),
-                                "--config", str(inputs["config"]), *REQUIRED, capsys=capsys)
+    code, _, err = registry_cli(
+        registry_repo.root,
+        "new",
+        "digits-mlp",
+        "--weights",
+        str(inputs["weights"]),
+        "--config",
+        str(inputs["config"]),
+        *REQUIRED,
+        capsys=capsys,
+    )
     assert code == 2 and "models/digits-mlp already exists" in err and "never overwrites" in err
     assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
 
 
-def test_new_refuses_pickle_based_weights_without_loading_them(registry_repo, inputs, tmp_path, capsys):
+def test_new_refuses_pickle_based_weights_without_loading_them(
+    registry_repo, inputs, tmp_path, capsys
+):
     import torch
 
     checkpoint = tmp_path / "model.pt"
@@ -143,10 +224,23 @@ def test_new_refuses_pickle_based_weights_without_loading_them(registry_repo, in
     legacy = tmp_path / "model.pkl"
     legacy.write_bytes(pickle.dumps({"w": [0.0, 1.0]}, protocol=4))
     for path, why in ((checkpoint, "a PyTorch checkpoint"), (legacy, "a Python pickle")):
-        code, _, err = registry_cli(registry_repo.root, "new", "digits-mlp", "--weights", str(path),
-                                    "--config", str(inputs["config"]), *REQUIRED, capsys=capsys)
+        code, _, err = registry_cli(
+            registry_repo.root,
+            "new",
+            "digits-mlp",
+            "--weights",
+            str(path),
+            "--config",
+            str(inputs["config"]),
+            *REQUIRED,
+            capsys=capsys,
+        )
         assert code == 1, err
-        assert f"{path.name} is {why}" in err and "refuses pickle-based weights" in err and "ONNX" in err
+        assert (
+            f"{path.name} is {why}" in err
+            and "refuses pickle-based weights" in err
+            and "ONNX" in err
+        )
     assert model_files(registry_repo.root) == ["models/.gitkeep"]
     assert detect_format(inputs["weights"]) is WeightsFormat.onnx
 
@@ -157,32 +251,82 @@ def test_a_failing_push_leaves_nothing_behind(registry_repo, inputs, capsys):
     blocker.parent.mkdir(parents=True, exist_ok=True)
     blocker.write_text("a file where the staging remote's folder should be")
     config = (root / ".dvc/config").read_text()
-    (root / ".dvc/config").write_text(config.replace(str(registry_repo.storage / "staging"), str(blocker / "x")))
-    code, _, err = registry_cli(root, "new", "digits-mlp", "--weights", str(inputs["weights"]),
-                                "--config", str(inputs["config"]), *REQUIRED, "--push", capsys=capsys)
+    (root / ".dvc/config").write_text(
+        config.replace(str(registry_repo.storage / "staging"), str(blocker / "x"))
+    )
+    code, _, err = registry_cli(
+        root,
+        "new",
+        "digits-mlp",
+        "--weights",
+        str(inputs["weights"]),
+        "--config",
+        str(inputs["config"]),
+        *REQUIRED,
+        "--push",
+        capsys=capsys,
+    )
     assert code == 5, err
-    assert "pushing the weights to the 'staging' remote failed" in err and "nothing was written" in err
+    assert (
+        "pushing the weights to the 'staging' remote failed" in err and "nothing was written" in err
+    )
     assert model_files(root) == ["models/.gitkeep"]
 
 
 def test_new_reports_a_bad_field_value_as_a_usage_error(registry_repo, inputs, capsys):
-    code, _, err = registry_cli(registry_repo.root, "new", "digits-mlp", "--weights", str(inputs["weights"]),
-                                "--config", str(inputs["config"]), *REQUIRED, "--version", "v1.0",
-                                capsys=capsys)
+    code, _, err = registry_cli(
+        registry_repo.root,
+        "new",
+        "digits-mlp",
+        "--weights",
+        str(inputs["weights"]),
+        "--config",
+        str(inputs["config"]),
+        *REQUIRED,
+        "--version",
+        "v1.0",
+        capsys=capsys,
+    )
     assert code == 2 and "'version': write the version without a leading 'v': 1.0" in err
-    new = ("new", "digits-mlp", "--weights", str(inputs["weights"]),
-           "--config", str(inputs["config"]))
-    code, _, err = registry_cli(registry_repo.root, *new, *REQUIRED, "--source-commit", "HEAD",
-                                capsys=capsys)
+    new = (
+        "new",
+        "digits-mlp",
+        "--weights",
+        str(inputs["weights"]),
+        "--config",
+        str(inputs["config"]),
+    )
+    code, _, err = registry_cli(
+        registry_repo.root, *new, *REQUIRED, "--source-commit", "HEAD", capsys=capsys
+    )
     assert code == 2 and "'source.commit': must be a commit id" in err and "Traceback" not in err
-    code, _, err = registry_cli(registry_repo.root, "new", "digits-mlp", "--weights", str(inputs["weights"]),
-                                "--config", str(inputs["config"]), *REQUIRED, "--metric", "accuracy=high",
-                                capsys=capsys)
+    code, _, err = registry_cli(
+        registry_repo.root,
+        "new",
+        "digits-mlp",
+        "--weights",
+        str(inputs["weights"]),
+        "--config",
+        str(inputs["config"]),
+        *REQUIRED,
+        "--metric",
+        "accuracy=high",
+        capsys=capsys,
+    )
     assert code == 2 and "is not NAME=VALUE@DATASET" in err
     bad_config = inputs["config"].with_name("bad.yaml")
     bad_config.write_text("epochs: [3\n")
-    code, _, err = registry_cli(registry_repo.root, "new", "digits-mlp", "--weights", str(inputs["weights"]),
-                                "--config", str(bad_config), *REQUIRED, capsys=capsys)
+    code, _, err = registry_cli(
+        registry_repo.root,
+        "new",
+        "digits-mlp",
+        "--weights",
+        str(inputs["weights"]),
+        "--config",
+        str(bad_config),
+        *REQUIRED,
+        capsys=capsys,
+    )
     assert code == 2 and f"config file {bad_config} does not parse" in err
     assert model_files(registry_repo.root) == ["models/.gitkeep"]
 
@@ -195,29 +339,74 @@ def test_parse_metric_reads_percent_as_the_unit():
 
 
 def test_interactive_mode_asks_for_the_missing_fields(registry_repo, inputs):
-    answers = "\n".join([str(inputs["weights"]), str(inputs["config"]), "detection", "vision",
-                         "https://github.com/example/det.git", "1.0.0", "a detector", "Apache-2.0",
-                         "map=0.5@coco-val", "nonsense", ""]) + "\n"
-    result = CliRunner().invoke(cli, ["-C", str(registry_repo.root), "new", "tiny-det",
-                                      "--interactive"], input=answers)
+    answers = (
+        "\n".join(
+            [
+                str(inputs["weights"]),
+                str(inputs["config"]),
+                "detection",
+                "vision",
+                "https://github.com/example/det.git",
+                "1.0.0",
+                "a detector",
+                "Apache-2.0",
+                "map=0.5@coco-val",
+                "nonsense",
+                "",
+            ]
+        )
+        + "\n"
+    )
+    result = CliRunner().invoke(
+        cli, ["-C", str(registry_repo.root), "new", "tiny-det", "--interactive"], input=answers
+    )
     assert result.exit_code == 0, result.output
-    for prompt in ("weights file", "config file", "task", "project", "source repo", "version", "metric"):
+    for prompt in (
+        "weights file",
+        "config file",
+        "task",
+        "project",
+        "source repo",
+        "version",
+        "metric",
+    ):
         assert prompt in result.output
     assert "is not NAME=VALUE@DATASET" in result.output  # a bad answer is explained and asked again
     card = load_card((registry_repo.root / "models/tiny-det/model.yaml").read_text()).card
     assert (card.task.value, card.project, card.version, card.description) == (
-        "detection", "vision", "1.0.0", "a detector")
+        "detection",
+        "vision",
+        "1.0.0",
+        "a detector",
+    )
     assert [(m.name, m.value, m.dataset) for m in card.metrics] == [("map", 0.5, "coco-val")]
 
 
 def test_a_real_terminal_gets_prompts_without_any_flag(registry_repo, inputs):
     """Standard input a pty: `registry new` decides by itself to ask."""
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "registry", "new", "term-model",
-                             "--weights", str(inputs["weights"]), "--config", str(inputs["config"])],
-                            cwd=registry_repo.root, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "registry",
+            "new",
+            "term-model",
+            "--weights",
+            str(inputs["weights"]),
+            "--config",
+            str(inputs["config"]),
+        ],
+        cwd=registry_repo.root,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        close_fds=True,
+    )
     os.close(slave)
-    answers = iter(["classification", "demo", "https://github.com/example/train.git", "", "", "", ""])
+    answers = iter(
+        ["classification", "demo", "https://github.com/example/train.git", "", "", "", ""]
+    )
     output = b""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -244,9 +433,17 @@ def test_a_real_terminal_gets_prompts_without_any_flag(registry_repo, inputs):
 
 
 def test_python_api_scaffolds_without_the_cli(registry_repo, inputs):
-    result = new_model(registry_repo.root, NewModel(
-        name="api-model", weights=inputs["weights"], config=inputs["config"], task="embedding",
-        project="demo", source_repo="https://github.com/example/train.git"))
+    result = new_model(
+        registry_repo.root,
+        NewModel(
+            name="api-model",
+            weights=inputs["weights"],
+            config=inputs["config"],
+            task="embedding",
+            project="demo",
+            source_repo="https://github.com/example/train.git",
+        ),
+    )
     assert result.folder == (registry_repo.root / "models/api-model").resolve()
     assert result.card.size == inputs["weights"].stat().st_size and not result.pushed
     assert result.pointer.is_file()

@@ -1,4 +1,5 @@
-"""The card's JSON Schema: `registry schema` output, the committed copy editors use, and what it accepts."""
+"""The card's JSON Schema: `registry schema` output, the committed copy editors use, and what it
+accepts."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ def test_committed_schema_is_the_current_schema(capsys):
     printed = capsys.readouterr().out
     assert printed == json.dumps(card_json_schema(), indent=2) + "\n"
     assert COMMITTED.read_text() == printed, (
-        "docs/model-card.schema.json is stale: run `registry schema -o docs/model-card.schema.json`")
+        "docs/model-card.schema.json is stale: run `registry schema -o docs/model-card.schema.json`"
+    )
 
 
 def test_every_card_in_models_validates_against_the_committed_schema(validator):
@@ -42,7 +44,9 @@ def test_every_card_in_models_validates_against_the_committed_schema(validator):
     assert cards
     for path in cards:
         text = path.read_text()
-        assert text.startswith("# yaml-language-server: $schema=../../docs/model-card.schema.json\n"), path
+        assert text.startswith(
+            "# yaml-language-server: $schema=../../docs/model-card.schema.json\n"
+        ), path
         errors = [e.message for e in validator.iter_errors(yaml.safe_load(text))]
         assert errors == [], f"{path}: {errors}"
 
@@ -64,6 +68,8 @@ def test_docs_describe_every_field_and_task():
 
     doc = (REPO / "docs" / "model-card.md").read_text()
     fields = [f"`{n}`" for n in ModelCard.model_fields if n != "source"]
-    fields += [f"`source.{n}`" for n in Source.model_fields] + [f"`{n}`" for n in Metric.model_fields]
+    fields += [f"`source.{n}`" for n in Source.model_fields] + [
+        f"`{n}`" for n in Metric.model_fields
+    ]
     fields += [f"`{t.value}`" for t in Task]
     assert [f for f in fields if f not in doc] == []

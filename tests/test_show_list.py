@@ -4,10 +4,10 @@ import json
 
 import pytest
 
+from factories import mlp_onnx, publish_version, withdraw_version
+from registry.cards.bulk import read_cards
 from registry.core.errors import UsageError
 from registry.versions.listing import list_models, show_model
-from registry.cards.bulk import read_cards
-from factories import mlp_onnx, publish_version, withdraw_version
 
 
 def test_list_shows_state_latest_version_and_task(published_registry):
@@ -23,8 +23,17 @@ def test_list_filters_and_json(published_registry):
     reg = published_registry
     proc = reg.registry("list", "--state", "published", "--format", "json")
     assert json.loads(proc.stdout) == []
-    proc = reg.registry("list", "--state", "updated", "--task", "classification", "--project", "demo",
-                        "--format", "json")
+    proc = reg.registry(
+        "list",
+        "--state",
+        "updated",
+        "--task",
+        "classification",
+        "--project",
+        "demo",
+        "--format",
+        "json",
+    )
     assert [r["name"] for r in json.loads(proc.stdout)] == ["digits"]
     assert [r.name for r in list_models(reg.root, task="detection")] == []
     assert [r.name for r in list_models(reg.root, project="demo")] == ["digits", "draft"]
@@ -66,7 +75,7 @@ def test_show_prints_card_versions_notes_and_how_to_pull(published_registry):
     assert proc.returncode == 0, proc.stderr
     assert out.startswith("digits  [updated]")
     assert "Handwritten digits" in out and "metric: accuracy = 0.93 on digits-test" in out
-    assert out.index("1.1.0  ") < out.index("1.0.0  ")            # newest first
+    assert out.index("1.1.0  ") < out.index("1.0.0  ")  # newest first
     assert "2026-01-01 10:00" in out
     assert "release notes of 1.1.0:\n  better weights" in out
     assert "registry pull digits@1.1.0" in out
@@ -107,8 +116,10 @@ def test_offline_card_withdraws_every_version_in_the_listing(published_registry)
     assert all(v.withdrawn for v in show_model(reg.root, "digits").versions)
 
 
-@pytest.mark.parametrize("command", ["list", "show", "pull", "publish-request", "unpublish", "delete",
-                                     "edit", "sync-artifacts"])
+@pytest.mark.parametrize(
+    "command",
+    ["list", "show", "pull", "publish-request", "unpublish", "delete", "edit", "sync-artifacts"],
+)
 def test_every_consume_command_has_help_with_an_example(command):
     from click.testing import CliRunner
 
@@ -134,8 +145,10 @@ def test_show_lists_the_device_package_of_each_target_of_the_version(registry_re
     reg.add_model("edge", mlp_onnx(1), extra="targets:\n  - linux-x86_64\n  - android-arm64\n")
     publish_version(reg, "edge", "1.0.0")
     d = show_model(reg.root, "edge")
-    assert d.pull[-2:] == ["registry pull edge@1.0.0 --target linux-x86_64",
-                           "registry pull edge@1.0.0 --target android-arm64"]
+    assert d.pull[-2:] == [
+        "registry pull edge@1.0.0 --target linux-x86_64",
+        "registry pull edge@1.0.0 --target android-arm64",
+    ]
 
 
 def test_show_prints_sizes_for_people_and_names_training_code_in_the_registry(tmp_path):
@@ -143,9 +156,14 @@ def test_show_prints_sizes_for_people_and_names_training_code_in_the_registry(tm
     from registry.cards.schema import load_card
     from registry.versions.listing import ModelDetails, render_details
 
-    card = load_card(b"name: tiny\ntask: classification\nproject: demo\nsource:\n  repo: self\n"
-                     b"  commit: 0123456789abcdef0123456789abcdef01234567\n  path: scripts/train.py\n"
-                     b"config: config.yaml\nweights: model.onnx\nsize: 9097\nmetrics: []\n").card
+    card = load_card(
+        b"name: tiny\ntask: classification\nproject: demo\nsource:\n  repo: self\n"
+        b"  commit: 0123456789abcdef0123456789abcdef01234567\n  path: scripts/train.py\n"
+        b"config: config.yaml\nweights: model.onnx\nsize: 9097\nmetrics: []\n"
+    ).card
     text = render_details(ModelDetails(name="tiny", state="unpublished", card=card))
     assert "size: 9.10 KB (9,097 bytes)" in text
-    assert "source: this repository, scripts/train.py @ 0123456789abcdef0123456789abcdef01234567" in text
+    assert (
+        "source: this repository, scripts/train.py @ 0123456789abcdef0123456789abcdef01234567"
+        in text
+    )

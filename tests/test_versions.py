@@ -4,25 +4,46 @@ import subprocess
 
 import pytest
 
-from registry.core.errors import UsageError
-from registry.versions.tags import deregistration_tag, latest, parse_version_spec, read_versions, resolve, withdraw_offline
-from registry.core.semver import semver_key
 from factories import publish_version, withdraw_version
-from registry.versions.tags import tagged_commits
+from registry.core.errors import UsageError
+from registry.core.semver import semver_key
+from registry.versions.tags import (
+    deregistration_tag,
+    latest,
+    parse_version_spec,
+    read_versions,
+    resolve,
+    tagged_commits,
+    withdraw_offline,
+)
 
 
 def test_semver_order_puts_prereleases_first_and_compares_numbers():
-    versions = ["1.10.0", "1.2.0", "1.2.0-rc.1", "1.2.0-alpha", "1.2.0-rc.10", "1.2.0-rc.2", "0.9.9", "1.2.0+build.5"]
+    versions = [
+        "1.10.0",
+        "1.2.0",
+        "1.2.0-rc.1",
+        "1.2.0-alpha",
+        "1.2.0-rc.10",
+        "1.2.0-rc.2",
+        "0.9.9",
+        "1.2.0+build.5",
+    ]
     ordered = sorted(versions, key=semver_key)
     assert ordered[0] == "0.9.9"
     assert ordered[1:5] == ["1.2.0-alpha", "1.2.0-rc.1", "1.2.0-rc.2", "1.2.0-rc.10"]
     assert ordered[-1] == "1.10.0"
 
 
-@pytest.mark.parametrize("spec,expected", [
-    ("digits@1.2.0", ("digits", "1.2.0")), ("digits@v1.2.0", ("digits", "1.2.0")),
-    ("digits@latest", ("digits", "latest")), ("digits", ("digits", "latest")),
-])
+@pytest.mark.parametrize(
+    "spec,expected",
+    [
+        ("digits@1.2.0", ("digits", "1.2.0")),
+        ("digits@v1.2.0", ("digits", "1.2.0")),
+        ("digits@latest", ("digits", "latest")),
+        ("digits", ("digits", "latest")),
+    ],
+)
 def test_version_specs(spec, expected):
     assert parse_version_spec(spec) == expected
 
@@ -36,7 +57,7 @@ def test_bad_specs_are_refused_with_a_hint(spec):
 
 def test_versions_come_from_annotated_tags_with_dates_and_commits(published_registry):
     reg = published_registry
-    reg.git("tag", "digits@v9.9.9")             # lightweight: not a registry version (GTO ignores it too)
+    reg.git("tag", "digits@v9.9.9")  # lightweight: not a registry version (GTO ignores it too)
     reg.git("tag", "-a", "unrelated-v1", "-m", "x")
     table = read_versions(reg.root)
     assert list(table) == ["digits"]
@@ -57,7 +78,7 @@ def test_gto_deregistration_withdraws_one_version_and_latest_skips_it(published_
     assert v11.withdrawn and v11.withdrawn_by == tag
     assert not v10.withdrawn
     assert resolve(table, "digits", "latest").version == "1.0.0"
-    assert resolve(table, "digits", "1.1.0").withdrawn   # still resolvable when pinned
+    assert resolve(table, "digits", "1.1.0").withdrawn  # still resolvable when pinned
 
 
 def test_gto_deprecation_withdraws_every_earlier_version(published_registry):
@@ -75,8 +96,15 @@ def test_offline_card_withdraws_all_versions():
 
     from registry.versions.tags import Version
 
-    vs = [Version(name="m1", version="1.0.0", tag="m1@v1.0.0", commit="a" * 40,
-                  date=datetime.now(timezone.utc))]
+    vs = [
+        Version(
+            name="m1",
+            version="1.0.0",
+            tag="m1@v1.0.0",
+            commit="a" * 40,
+            date=datetime.now(timezone.utc),
+        )
+    ]
     assert withdraw_offline(vs)[0].withdrawn
     assert latest(withdraw_offline(vs)) is None
 
@@ -123,4 +151,7 @@ def test_tagged_commits_agree_with_the_version_table(published_registry):
     withdraw_version(published_registry, "digits", "1.0.0")
     published_registry.git("tag", "-a", "digits@deprecated#9", "-m", "retired")
     published_registry.git("tag", "digits@v9.9.9")  # lightweight: a version for neither reader
-    assert sorted(tagged_commits(RegistryRepo(published_registry.root))["digits"]) == ["1.0.0", "1.1.0"]
+    assert sorted(tagged_commits(RegistryRepo(published_registry.root))["digits"]) == [
+        "1.0.0",
+        "1.1.0",
+    ]

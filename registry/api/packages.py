@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     import numpy as np
 
     from registry.packaging.archive import PackageResult
-    from registry.packaging.plan import Plan
     from registry.packaging.index import PushReport
+    from registry.packaging.plan import Plan
     from registry.packaging.verify import Verification
 
 __all__ = [
@@ -206,8 +206,8 @@ def run(request: RunRequest) -> RunResult:
     import numpy as np
 
     from registry.packaging.archive import open_package
-    from registry.packaging.run import read_inputs, run_package
     from registry.packaging.encryption import load_key
+    from registry.packaging.run import read_inputs, run_package
 
     if request.output is not None and request.output.suffix.lower() not in (".npy", ".npz"):
         raise UsageError(
@@ -297,8 +297,8 @@ def verify(request: VerifyRequest) -> VerifyReport:
         UsageError: a runtime that cannot run here, no reference data, bad key arguments.
         ConversionError: a wrong key, an altered or truncated package, a runtime too old.
     """
-    from registry.packaging.run import verify_package
     from registry.packaging.encryption import load_key
+    from registry.packaging.run import verify_package
 
     key = load_key(request.key_env, request.key_file)
     return VerifyReport([PackageVerification(p, verify_package(p, key)) for p in request.packages])

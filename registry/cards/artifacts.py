@@ -71,7 +71,9 @@ def render_artifacts(current: str | None, cards: dict[str, ModelCard]) -> tuple[
 
         data = CommentedMap()
     if not hasattr(data, "get"):
-        raise CardError("dvc.yaml is not a mapping", "fix dvc.yaml (see DVC's documentation)", path=DVC_YAML)
+        raise CardError(
+            "dvc.yaml is not a mapping", "fix dvc.yaml (see DVC's documentation)", path=DVC_YAML
+        )
     old = data.get("artifacts") or {}
     sync = ArtifactsSync(path=DVC_YAML)
     from ruamel.yaml.comments import CommentedMap
@@ -116,7 +118,8 @@ def _plain(node) -> object:
 
 
 def sync_artifacts(root: str | Path, *, check: bool = False) -> ArtifactsSync:
-    """Make the root dvc.yaml declare every model of the working tree (or only compare, with `check`).
+    """Make the root dvc.yaml declare every model of the working tree (or only compare, with
+    `check`).
 
     Models whose card does not validate are left as they are declared (the bot reports the card).
     """

@@ -24,8 +24,9 @@ class CardRecord(BaseModel):
     problem: str | None = None
 
 
-def read_cards(root: str | Path, rev: str | None = None, names: list[str] | None = None
-               ) -> dict[str, CardRecord]:
+def read_cards(
+    root: str | Path, rev: str | None = None, names: list[str] | None = None
+) -> dict[str, CardRecord]:
     """Cards of every model (or of `names`), from the working tree or a revision.
 
     Raises:
@@ -45,14 +46,21 @@ def read_cards(root: str | Path, rev: str | None = None, names: list[str] | None
             except (FileNotFoundError, NotADirectoryError):
                 blobs[n] = None
     else:
-        commit = run_git(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False).strip()
+        commit = run_git(
+            root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False
+        ).strip()
         if not commit:
-            raise GitError(f"unknown git revision '{rev}'", "give a branch, tag or commit that exists (git fetch?)")
+            raise GitError(
+                f"unknown git revision '{rev}'",
+                "give a branch, tag or commit that exists (git fetch?)",
+            )
         rev = commit
         if names is None:
             out = run_git(root, "ls-tree", "-d", "--name-only", f"{rev}:{MODELS_DIR}", check=False)
             names = sorted(filter(None, out.splitlines()))
-        blobs = dict(zip(names, cat_files(root, [f"{rev}:{MODELS_DIR}/{n}/{CARD_FILE}" for n in names])))
+        blobs = dict(
+            zip(names, cat_files(root, [f"{rev}:{MODELS_DIR}/{n}/{CARD_FILE}" for n in names]))
+        )
     return {n: _record(n, data) for n, data in blobs.items() if data is not None}
 
 

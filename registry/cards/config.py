@@ -16,9 +16,13 @@ from registry.core.bounded import BoundedParseError, parse_json, parse_yaml
 class ConfigFileOptions(BaseModel):
     """Limits of the config-file check."""
 
-    max_bytes: int = Field(1024 * 1024, description="largest config file accepted (configs are small and live in git)")
+    max_bytes: int = Field(
+        1024 * 1024, description="largest config file accepted (configs are small and live in git)"
+    )
     max_nodes: int = Field(200_000, description="most YAML/JSON values accepted in one config")
-    max_depth: int = Field(100, description="deepest nesting of lists and mappings accepted in one config")
+    max_depth: int = Field(
+        100, description="deepest nesting of lists and mappings accepted in one config"
+    )
 
 
 class ConfigSyntaxError(ValueError):
@@ -41,11 +45,17 @@ def parse_config(data: bytes, name: str, options: ConfigFileOptions | None = Non
     """
     options = options or ConfigFileOptions()
     if len(data) > options.max_bytes:
-        raise ConfigSyntaxError(f"{len(data):,} bytes, over the {options.max_bytes:,}-byte limit for config files",
-                                hint="keep the config small; large data belongs in DVC, not in the config")
+        raise ConfigSyntaxError(
+            f"{len(data):,} bytes, over the {options.max_bytes:,}-byte limit for config files",
+            hint="keep the config small; large data belongs in DVC, not in the config",
+        )
     suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    limits = dict(what="config file", max_bytes=options.max_bytes, max_nodes=options.max_nodes,
-                  max_depth=options.max_depth)
+    limits = dict(
+        what="config file",
+        max_bytes=options.max_bytes,
+        max_nodes=options.max_nodes,
+        max_depth=options.max_depth,
+    )
     try:
         if suffix == "json":
             return parse_json(data, **limits)
@@ -53,5 +63,8 @@ def parse_config(data: bytes, name: str, options: ConfigFileOptions | None = Non
             return parse_yaml(data, **limits)
     except BoundedParseError as e:
         raise ConfigSyntaxError(e.message, e.line, e.hint) from None
-    raise ConfigSyntaxError(f"unknown config format '.{suffix}'" if suffix else "the config file has no extension",
-                            None, "use a .yaml, .yml or .json config file")
+    raise ConfigSyntaxError(
+        f"unknown config format '.{suffix}'" if suffix else "the config file has no extension",
+        None,
+        "use a .yaml, .yml or .json config file",
+    )

@@ -1,4 +1,5 @@
-"""Lifecycle of a model (SPEC.md §1): states, the operations each allows, and what a change asks for.
+"""Lifecycle of a model (SPEC.md §1): states, the operations each allows, and what a change asks
+for.
 
 A pull request expresses an operation by the change it makes to a card between base and head:
 
@@ -36,7 +37,9 @@ class Operation(str, Enum):
 ALLOWED: dict[Status, frozenset[Operation]] = {
     Status.unpublished: frozenset({Operation.publish, Operation.edit, Operation.delete}),
     Status.published: frozenset({Operation.edit, Operation.unpublish, Operation.update}),
-    Status.updated: frozenset({Operation.publish, Operation.update, Operation.edit, Operation.unpublish}),
+    Status.updated: frozenset(
+        {Operation.publish, Operation.update, Operation.edit, Operation.unpublish}
+    ),
     Status.offline: frozenset({Operation.delete}),
 }
 
@@ -68,27 +71,49 @@ def classify(base: ModelCard | None, head: ModelCard | None) -> Change:
         return Change(Operation.none, None, None, True)
     if base is None:
         ok = h is Status.unpublished
-        return Change(Operation.upload, None, h, ok,
-                      "" if ok else f"a new model starts as 'unpublished', not '{h.value}'; "
-                      "publish it in a later pull request after review")
+        return Change(
+            Operation.upload,
+            None,
+            h,
+            ok,
+            ""
+            if ok
+            else f"a new model starts as 'unpublished', not '{h.value}'; "
+            "publish it in a later pull request after review",
+        )
     if head is None:
         ok = Operation.delete in ALLOWED[b]
-        return Change(Operation.delete, b, None, ok,
-                      "" if ok else f"a '{b.value}' model cannot be deleted; unpublish it first "
-                      "(status: offline), then delete it in a later pull request")
+        return Change(
+            Operation.delete,
+            b,
+            None,
+            ok,
+            ""
+            if ok
+            else f"a '{b.value}' model cannot be deleted; unpublish it first "
+            "(status: offline), then delete it in a later pull request",
+        )
     if h is Status.offline and b is not Status.offline:
         op = Operation.unpublish
     elif h in (Status.published, Status.updated) and b is Status.unpublished:
         op = Operation.publish
-    elif h in (Status.published, Status.updated) and b in (Status.published, Status.updated) \
-            and head.version != base.version:
+    elif (
+        h in (Status.published, Status.updated)
+        and b in (Status.published, Status.updated)
+        and head.version != base.version
+    ):
         op = Operation.update
     elif h is b:
         op = Operation.edit
     else:
-        return Change(Operation.none, b, h, False,
-                      f"status cannot go from '{b.value}' to '{h.value}'"
-                      + ("; an offline model can only be deleted" if b is Status.offline else ""))
+        return Change(
+            Operation.none,
+            b,
+            h,
+            False,
+            f"status cannot go from '{b.value}' to '{h.value}'"
+            + ("; an offline model can only be deleted" if b is Status.offline else ""),
+        )
     ok = op in ALLOWED[b]
     reason = "" if ok else f"'{op.value}' is not allowed from '{b.value}'"
     if ok and op is Operation.publish and h is not Status.published:

@@ -36,7 +36,7 @@ POINTER_SUFFIX = ".dvc"
 class TrackedFile:
     """One DVC-tracked file of a model: the file, its pointer, and what the pointer records."""
 
-    path: str          # repository-relative path of the tracked file
+    path: str  # repository-relative path of the tracked file
     pointer_path: str  # repository-relative path of its `.dvc` pointer
     pointer: Pointer
 
@@ -80,8 +80,12 @@ class ModelFiles:
         """
         if self.problems:
             p = self.problems[0]
-            more = f" (and {len(self.problems) - 1} more problem(s); `registry check {self.name}` lists them)" \
-                if len(self.problems) > 1 else ""
+            more = (
+                f" (and {len(self.problems) - 1} more problem(s); `registry check {self.name}` "
+                f"lists them)"
+                if len(self.problems) > 1
+                else ""
+            )
             raise CardError(f"{doing} {self.name}: {p.message}{more}", p.hint, path=p.path)
 
 
@@ -91,23 +95,40 @@ def model_files(snapshot: Snapshot, name: str) -> ModelFiles:
     entries = snapshot.walk(folder, limit=MAX_ENTRIES + 1)
     files = ModelFiles(name=name, folder=folder, entries=entries[:MAX_ENTRIES])
     if len(entries) > MAX_ENTRIES:
-        files.problems.append(FolderProblem(folder, f"{folder} holds more than {MAX_ENTRIES:,} files",
-                                            "keep a model folder to its card, config, pointers and a few "
-                                            "small files; data belongs in DVC (one pointer per file)"))
+        files.problems.append(
+            FolderProblem(
+                folder,
+                f"{folder} holds more than {MAX_ENTRIES:,} files",
+                "keep a model folder to its card, config, pointers and a few "
+                "small files; data belongs in DVC (one pointer per file)",
+            )
+        )
     for entry in files.entries:
         if entry.kind == "symlink":
-            files.problems.append(FolderProblem(
-                entry.path, f"{entry.path} is a symbolic link (to '{_shown(entry.link_target)}'); "
-                "links are not allowed anywhere in a model folder",
-                f"replace the link with the file itself: git rm {entry.path}, copy the real file there "
-                "(for weights: dvc add it), commit"))
+            files.problems.append(
+                FolderProblem(
+                    entry.path,
+                    f"{entry.path} is a symbolic link (to '{_shown(entry.link_target)}'); "
+                    "links are not allowed anywhere in a model folder",
+                    f"replace the link with the file itself: git rm {entry.path}, copy the real "
+                    f"file there "
+                    "(for weights: dvc add it), commit",
+                )
+            )
         elif entry.kind == "gitlink":
-            files.problems.append(FolderProblem(
-                entry.path, f"{entry.path} is a git submodule; a model folder holds plain files only",
-                f"remove it: git rm {entry.path}"))
+            files.problems.append(
+                FolderProblem(
+                    entry.path,
+                    f"{entry.path} is a git submodule; a model folder holds plain files only",
+                    f"remove it: git rm {entry.path}",
+                )
+            )
         elif entry.kind != "file":
-            files.problems.append(FolderProblem(entry.path, f"{entry.path} is not a regular file",
-                                                f"remove it from {folder}"))
+            files.problems.append(
+                FolderProblem(
+                    entry.path, f"{entry.path} is not a regular file", f"remove it from {folder}"
+                )
+            )
         elif entry.path.endswith(POINTER_SUFFIX):
             _read_pointer(snapshot, entry.path, files)
     return files
@@ -123,14 +144,26 @@ def _read_pointer(snapshot: Snapshot, path: str, files: ModelFiles) -> None:
         files.problems.append(FolderProblem(path, f"DVC pointer {path} is unusable: {e}", redo))
         return
     if pointer.path != expected:
-        files.problems.append(FolderProblem(
-            path, f"DVC pointer {path} tracks '{pointer.path}', not '{expected}' (a pointer tracks the file "
-            "its own name says)", redo))
+        files.problems.append(
+            FolderProblem(
+                path,
+                f"DVC pointer {path} tracks '{pointer.path}', not '{expected}' (a pointer tracks "
+                f"the file "
+                "its own name says)",
+                redo,
+            )
+        )
         return
     if pointer.is_dir:
-        files.problems.append(FolderProblem(
-            path, f"DVC pointer {path} tracks a folder ('{pointer.md5}'); folder outputs are not supported",
-            f"track each file on its own: dvc add {tracked}/<file> for each file, and remove {path}"))
+        files.problems.append(
+            FolderProblem(
+                path,
+                f"DVC pointer {path} tracks a folder ('{pointer.md5}'); folder outputs are not "
+                f"supported",
+                f"track each file on its own: dvc add {tracked}/<file> for each file, and remove "
+                f"{path}",
+            )
+        )
         return
     if pointer.size is None:
         files.problems.append(FolderProblem(path, f"DVC pointer {path} records no 'size'", redo))

@@ -17,15 +17,25 @@ from pathlib import Path, PurePosixPath
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
-from registry.cards.schema import (CARD_FILE, MODELS_DIR, NAME_RE, Metric, ModelCard, Source,
-                                   Status, Task)
+from registry.cards.schema import (
+    CARD_FILE,
+    MODELS_DIR,
+    NAME_RE,
+    Metric,
+    ModelCard,
+    Source,
+    Status,
+    Task,
+)
 from registry.cards.writer import render_card, schema_reference
 from registry.core.errors import StorageError, UsageError
 from registry.core.storage import dvc_add, dvc_push
 
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
-NAME_RULE = ("2 to 64 characters of lowercase letters, digits and '-', "
-             "starting and ending with a letter or digit (e.g. digits-cnn)")
+NAME_RULE = (
+    "2 to 64 characters of lowercase letters, digits and '-', "
+    "starting and ending with a letter or digit (e.g. digits-cnn)"
+)
 
 
 _CARD = ModelCard.model_fields
@@ -41,7 +51,9 @@ class NewModel(BaseModel):
 
     name: str = _CARD["name"]
     weights: Path = Field(description="weights/structure file to copy in and track with DVC (ONNX)")
-    config: Path = Field(description="config file to copy in (yaml or json): the training hyper-parameters")
+    config: Path = Field(
+        description="config file to copy in (yaml or json): the training hyper-parameters"
+    )
     task: Task = _CARD["task"]
     project: str = _CARD["project"]
     source_repo: str = _SOURCE["repo"]
@@ -53,8 +65,11 @@ class NewModel(BaseModel):
     owners: list[str] = _CARD["owners"]
     tags: list[str] = _CARD["tags"]
     metrics: list[Metric] = _CARD["metrics"]
-    pytorch: Path | None = Field(None, description="PyTorch source of the same model (.pt2 ExportedProgram) to "
-                                 "copy in and track with DVC, for the native mobile runtimes")
+    pytorch: Path | None = Field(
+        None,
+        description="PyTorch source of the same model (.pt2 ExportedProgram) to "
+        "copy in and track with DVC, for the native mobile runtimes",
+    )
 
 
 # The card fields a request gives as they are; its files are copied in under their own names.
@@ -94,11 +109,17 @@ def check_new_folder(root: Path, name: str) -> Path:
     check_name(name)
     models = Path(root) / MODELS_DIR
     folder = models / name
-    clash = [p.name for p in models.iterdir() if p.name.lower() == name.lower()] if models.is_dir() else []
+    clash = (
+        [p.name for p in models.iterdir() if p.name.lower() == name.lower()]
+        if models.is_dir()
+        else []
+    )
     if folder.exists() or clash:
-        raise UsageError(f"{MODELS_DIR}/{clash[0] if clash else name} already exists; `registry new` "
-                         "never overwrites a model",
-                         "choose another name, or edit that model's files in a pull request")
+        raise UsageError(
+            f"{MODELS_DIR}/{clash[0] if clash else name} already exists; `registry new` "
+            "never overwrites a model",
+            "choose another name, or edit that model's files in a pull request",
+        )
     return folder
 
 
@@ -110,12 +131,16 @@ def check_weights(path: Path) -> None:
         ModelFormatError: the file is pickle-based; loading it could run arbitrary code.
     """
     if not path.is_file():
-        raise UsageError(f"weights file {path} does not exist", "give the path of the exported model file")
+        raise UsageError(
+            f"weights file {path} does not exist", "give the path of the exported model file"
+        )
     if path.stat().st_size == 0:
         raise UsageError(f"weights file {path} is empty", "export the model again")
     from registry.formats.weights import detect_format
 
-    detect_format(path)  # refuses pickle-based and unreadable formats by their bytes, loading nothing
+    detect_format(
+        path
+    )  # refuses pickle-based and unreadable formats by their bytes, loading nothing
 
 
 def check_pytorch(path: Path) -> None:
@@ -127,10 +152,15 @@ def check_pytorch(path: Path) -> None:
     from registry.formats.pt2 import inspect_pt2
 
     if not path.is_file():
-        raise UsageError(f"PyTorch source {path} does not exist", "give the path of the .pt2 from torch.export.save")
+        raise UsageError(
+            f"PyTorch source {path} does not exist",
+            "give the path of the .pt2 from torch.export.save",
+        )
     if path.suffix != ".pt2":
-        raise UsageError(f"PyTorch source {path.name} is not a .pt2 file",
-                         "save the ExportedProgram with torch.export.save(ep, 'model.pt2')")
+        raise UsageError(
+            f"PyTorch source {path.name} is not a .pt2 file",
+            "save the ExportedProgram with torch.export.save(ep, 'model.pt2')",
+        )
     inspect_pt2(path, path.name)
 
 
@@ -141,20 +171,27 @@ def check_config(path: Path) -> None:
         UsageError: naming the file and what to fix.
     """
     if not path.is_file():
-        raise UsageError(f"config file {path} does not exist",
-                         "give the training config (yaml or json) the model was trained with")
+        raise UsageError(
+            f"config file {path} does not exist",
+            "give the training config (yaml or json) the model was trained with",
+        )
     if path.suffix.lower() not in CONFIG_SUFFIXES:
-        raise UsageError(f"config file {path} is not yaml or json", "convert it to a .yaml or .json file")
+        raise UsageError(
+            f"config file {path} is not yaml or json", "convert it to a .yaml or .json file"
+        )
     text = path.read_text(encoding="utf-8", errors="replace")
     try:
         json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as e:
-        raise UsageError(f"config file {path} does not parse: {e}".splitlines()[0],
-                         "fix the file's syntax, then run the command again") from None
+        raise UsageError(
+            f"config file {path} does not parse: {e}".splitlines()[0],
+            "fix the file's syntax, then run the command again",
+        ) from None
 
 
 def new_model(root: str | os.PathLike, request: NewModel, *, push: bool = False) -> NewModelResult:
-    """Scaffold `models/<name>/`: copy the weights and config, `dvc add` the weights, write the card.
+    """Scaffold `models/<name>/`: copy the weights and config, `dvc add` the weights, write the
+    card.
 
     Args:
         root: the registry clone (holds `.dvc/` and `models/`).
@@ -171,7 +208,9 @@ def new_model(root: str | os.PathLike, request: NewModel, *, push: bool = False)
     """
     root = Path(root).resolve()
     if not (root / ".dvc").is_dir():
-        raise UsageError(f"{root} is not a registry clone (no .dvc folder)", "run this inside the registry")
+        raise UsageError(
+            f"{root} is not a registry clone (no .dvc folder)", "run this inside the registry"
+        )
     folder = check_new_folder(root, request.name)
     weights, config = Path(request.weights), Path(request.config)
     check_weights(weights)
@@ -184,12 +223,16 @@ def new_model(root: str | os.PathLike, request: NewModel, *, push: bool = False)
         config_name = "config" + config.suffix.lower()
     pytorch_name = pytorch.name if pytorch is not None else None
     if pytorch_name in (weights_name, config_name):
-        raise UsageError(f"the PyTorch source and another file are both called '{pytorch_name}'",
-                         "rename the .pt2 file")
+        raise UsageError(
+            f"the PyTorch source and another file are both called '{pytorch_name}'",
+            "rename the .pt2 file",
+        )
     for what, name in (("weights", weights_name), ("config", config_name)):
         if PurePosixPath(name).suffix == ".dvc" or name == CARD_FILE or name.startswith("."):
-            raise UsageError(f"the {what} file cannot be called '{name}' in a model folder",
-                             f"rename the {what} file")
+            raise UsageError(
+                f"the {what} file cannot be called '{name}' in a model folder",
+                f"rename the {what} file",
+            )
 
     folder.parent.mkdir(exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".new-{request.name}-", dir=folder.parent))
@@ -205,20 +248,31 @@ def new_model(root: str | os.PathLike, request: NewModel, *, push: bool = False)
             dvc_add(root, tmp / pytorch_name)
             pointers.append(tmp / (pytorch_name + ".dvc"))
         card = _build_card(
-            **{k: getattr(request, k) for k in _GIVEN}, status=Status.unpublished,
-            source={"repo": request.source_repo, "commit": request.source_commit,
-                    "path": request.source_path},
-            config=config_name, weights=weights_name, size=pointer.size, pytorch=pytorch_name)
+            **{k: getattr(request, k) for k in _GIVEN},
+            status=Status.unpublished,
+            source={
+                "repo": request.source_repo,
+                "commit": request.source_commit,
+                "path": request.source_path,
+            },
+            config=config_name,
+            weights=weights_name,
+            size=pointer.size,
+            pytorch=pytorch_name,
+        )
         text = render_card(card, schema=schema_reference(folder, root))
         (tmp / CARD_FILE).write_text(text, encoding="utf-8")
         if push:
             try:
                 dvc_push(root, pointers)
             except StorageError as e:
-                raise StorageError(e.message,
-                                   f"{e.hint}; nothing was written to {MODELS_DIR}/") from None
+                raise StorageError(
+                    e.message, f"{e.hint}; nothing was written to {MODELS_DIR}/"
+                ) from None
         if folder.exists():
-            raise UsageError(f"{MODELS_DIR}/{request.name} appeared while scaffolding; not overwriting it")
+            raise UsageError(
+                f"{MODELS_DIR}/{request.name} appeared while scaffolding; not overwriting it"
+            )
         os.rename(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -227,8 +281,9 @@ def new_model(root: str | os.PathLike, request: NewModel, *, push: bool = False)
     from registry.cards.artifacts import sync_artifacts
 
     sync_artifacts(root)
-    return NewModelResult(folder=folder, card=card, pointer=folder / pointer_path.name,
-                          md5=pointer.md5, pushed=push)
+    return NewModelResult(
+        folder=folder, card=card, pointer=folder / pointer_path.name, md5=pointer.md5, pushed=push
+    )
 
 
 def _umask() -> int:
@@ -244,12 +299,15 @@ def _build_card(**fields) -> ModelCard:
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "card"
-        raise UsageError(f"'{where}': {err['msg'].removeprefix('Value error, ')}",
-                         "correct that option and run the command again") from None
+        raise UsageError(
+            f"'{where}': {err['msg'].removeprefix('Value error, ')}",
+            "correct that option and run the command again",
+        ) from None
 
 
 def parse_metric(text: str) -> Metric:
-    """Read a metric written as `NAME=VALUE@DATASET` (VALUE may end in '%', e.g. `accuracy=93.5%@test`).
+    """Read a metric written as `NAME=VALUE@DATASET` (VALUE may end in '%', e.g.
+    `accuracy=93.5%@test`).
 
     Raises:
         UsageError: when the text does not have that shape or VALUE is not a number.
@@ -257,12 +315,15 @@ def parse_metric(text: str) -> Metric:
     name, eq, rest = text.partition("=")
     value, at, dataset = rest.rpartition("@")
     if not (eq and at and name.strip() and value.strip() and dataset.strip()):
-        raise UsageError(f"metric '{text}' is not NAME=VALUE@DATASET", "e.g. --metric accuracy=0.93@digits-test")
+        raise UsageError(
+            f"metric '{text}' is not NAME=VALUE@DATASET", "e.g. --metric accuracy=0.93@digits-test"
+        )
     value = value.strip()
     unit = "%" if value.endswith("%") else None
     try:
         number = float(value.removesuffix("%"))
     except ValueError:
-        raise UsageError(f"metric '{text}': '{value}' is not a number",
-                         "e.g. --metric accuracy=0.93@digits-test") from None
+        raise UsageError(
+            f"metric '{text}': '{value}' is not a number", "e.g. --metric accuracy=0.93@digits-test"
+        ) from None
     return Metric(name=name.strip(), value=number, dataset=dataset.strip(), unit=unit)

@@ -1,4 +1,5 @@
-"""The model card: `models/<name>/model.yaml`, its schema, and a safe loader that keeps line numbers.
+"""The model card: `models/<name>/model.yaml`, its schema, and a safe loader that keeps line
+numbers.
 
 A card is read in two steps. `parse_card_yaml` turns the text into plain data plus a map from
 each key path to its line (so every finding can point at the exact YAML line), refusing what a
@@ -21,8 +22,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from registry.core.errors import CardError
 from registry.cards.metrics import METRIC_NAMES
+from registry.core.errors import CardError
 from registry.core.layout import CARD_FILE, MODELS_DIR, NAME_RE
 from registry.core.semver import SEMVER_RE
 
@@ -75,12 +76,20 @@ class Source(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    repo: str = Field(description="git URL of the training code (https://, ssh://, git@host:path), or "
-                                  f"'{SELF_REPO}' when the code lives in this registry's own repository")
-    commit: str | None = Field(None, description="commit of the training code (7-40 hex digits); required "
-                                                 f"with repo '{SELF_REPO}'")
-    path: str | None = Field(None, description="file or folder of the training code inside the repository, "
-                                               f"e.g. scripts/train.py; required with repo '{SELF_REPO}'")
+    repo: str = Field(
+        description="git URL of the training code (https://, ssh://, git@host:path), or "
+        f"'{SELF_REPO}' when the code lives in this registry's own repository"
+    )
+    commit: str | None = Field(
+        None,
+        description="commit of the training code (7-40 hex digits); required "
+        f"with repo '{SELF_REPO}'",
+    )
+    path: str | None = Field(
+        None,
+        description="file or folder of the training code inside the repository, "
+        f"e.g. scripts/train.py; required with repo '{SELF_REPO}'",
+    )
 
     @field_validator("repo")
     @classmethod
@@ -104,10 +113,12 @@ class Source(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _self_is_pinned(self) -> "Source":
+    def _self_is_pinned(self) -> Source:
         if self.repo == SELF_REPO and (self.commit is None or self.path is None):
-            raise ValueError(f"repo '{SELF_REPO}' needs both commit (the commit that holds the "
-                             "training code) and path (where the code is in this repository)")
+            raise ValueError(
+                f"repo '{SELF_REPO}' needs both commit (the commit that holds the "
+                "training code) and path (where the code is in this repository)"
+            )
         return self
 
     @property
@@ -138,8 +149,13 @@ class Metric(BaseModel):
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise ValueError(f"must be a number, not {type(v).__name__} {v!r}")
         return v
-    unit: str | None = Field(None, description="'%' or 'ratio' for accuracy-like metrics, 'ms' for latency…")
-    higher_is_better: bool | None = Field(None, description="direction; inferred from the name when absent")
+
+    unit: str | None = Field(
+        None, description="'%' or 'ratio' for accuracy-like metrics, 'ms' for latency…"
+    )
+    higher_is_better: bool | None = Field(
+        None, description="direction; inferred from the name when absent"
+    )
 
     @field_validator("name", "dataset")
     @classmethod
@@ -156,17 +172,31 @@ class TargetSpec(BaseModel):
 
     name: str = Field(description="target name, see `registry package --list-targets`")
     quantize: Literal["dynamic", "static"] | None = Field(
-        None, description="quantize to int8: dynamic, or static with the card's calibration data")
+        None, description="quantize to int8: dynamic, or static with the card's calibration data"
+    )
     optimize: bool = Field(False, description="apply offline graph optimisation")
-    converter: str | None = Field(None, description="force one converter instead of the target's candidates")
-    calibration: str | None = Field(None, description="static int8: calibration inputs (.npz keyed by input "
-                                    "name) in the model folder")
-    inputs: str | None = Field(None, description="sample inputs for verification (.npz keyed by input name) in "
-                               "the model folder; generated from the input signature when absent")
-    processing: list[dict[str, Any]] = Field(default_factory=list, description="pre/post-processing merged "
-                                             "into the graph: normalize, softmax, topk (docs/packaging.md)")
-    options: dict[str, Any] = Field(default_factory=dict, description="target-specific options, see "
-                                    "`registry package --list-targets`")
+    converter: str | None = Field(
+        None, description="force one converter instead of the target's candidates"
+    )
+    calibration: str | None = Field(
+        None,
+        description="static int8: calibration inputs (.npz keyed by input "
+        "name) in the model folder",
+    )
+    inputs: str | None = Field(
+        None,
+        description="sample inputs for verification (.npz keyed by input name) in "
+        "the model folder; generated from the input signature when absent",
+    )
+    processing: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="pre/post-processing merged "
+        "into the graph: normalize, softmax, topk (docs/packaging.md)",
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="target-specific options, see `registry package --list-targets`",
+    )
 
     @field_validator("calibration", "inputs")
     @classmethod
@@ -179,14 +209,21 @@ class EvaluationSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    data: str = Field(description="DVC-tracked .npz evaluation set relative to the model folder "
-                                  "(arrays: one per model input, or 'inputs'; plus 'labels')")
+    data: str = Field(
+        description="DVC-tracked .npz evaluation set relative to the model folder "
+        "(arrays: one per model input, or 'inputs'; plus 'labels')"
+    )
     metric: str = Field(description="metric name: " + ", ".join(METRIC_NAMES))
-    dataset: str | None = Field(None, description="name of the evaluation set in reports (default: the file name)")
+    dataset: str | None = Field(
+        None, description="name of the evaluation set in reports (default: the file name)"
+    )
     k: int = Field(5, ge=1, description="k of the top-k metric")
-    output: str | None = Field(None, description="model output the metric reads (default: the first)")
-    inputs: dict[str, str] | None = Field(None, description="model input name -> array name in the .npz, "
-                                                            "when they differ")
+    output: str | None = Field(
+        None, description="model output the metric reads (default: the first)"
+    )
+    inputs: dict[str, str] | None = Field(
+        None, description="model input name -> array name in the .npz, when they differ"
+    )
     labels: str = Field("labels", description="name of the labels array in the .npz")
 
     @field_validator("data")
@@ -199,8 +236,13 @@ class EvaluationSpec(BaseModel):
     def _known_metric(cls, v: str) -> str:
         if v not in METRIC_NAMES:
             near = difflib.get_close_matches(v, METRIC_NAMES, n=1, cutoff=0.5)
-            raise ValueError(f"unknown metric '{v}'" + (f"; did you mean '{near[0]}'?" if near else "")
-                             + " (known: " + ", ".join(METRIC_NAMES) + ")")
+            raise ValueError(
+                f"unknown metric '{v}'"
+                + (f"; did you mean '{near[0]}'?" if near else "")
+                + " (known: "
+                + ", ".join(METRIC_NAMES)
+                + ")"
+            )
         return v
 
 
@@ -209,23 +251,43 @@ class CompressSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_size: int | str | None = Field(None, description="largest acceptable weights file: bytes, or '25MB'")
+    max_size: int | str | None = Field(
+        None, description="largest acceptable weights file: bytes, or '25MB'"
+    )
     max_metric_drop: float | str | None = Field(
-        None, description="largest acceptable drop of the metric: absolute (0.01) or relative ('2%')")
+        None,
+        description="largest acceptable drop of the metric: absolute (0.01) or relative ('2%')",
+    )
     max_latency: float | str | None = Field(
-        None, description="largest acceptable median single-sample latency on the machine that runs it, "
-                          "in ms (12.5 or '12.5ms')")
-    metric: str | None = Field(None, description="metric the drop is measured on (default: evaluation.metric)")
-    methods: list[str] | None = Field(None, description="methods to try, in order (default: cheapest first)")
+        None,
+        description="largest acceptable median single-sample latency on the machine that runs it, "
+        "in ms (12.5 or '12.5ms')",
+    )
+    metric: str | None = Field(
+        None, description="metric the drop is measured on (default: evaluation.metric)"
+    )
+    methods: list[str] | None = Field(
+        None, description="methods to try, in order (default: cheapest first)"
+    )
     options: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="settings per method name, see `registry compress --list-methods`")
+        default_factory=dict,
+        description="settings per method name, see `registry compress --list-methods`",
+    )
     search: Literal["first", "best"] = Field(
-        "first", description="first: stop at the first candidate that meets the target; best: try all, keep the best")
+        "first",
+        description="first: stop at the first candidate that meets the target; best: try all, keep "
+        "the best",
+    )
     calibration_data: str | None = Field(
-        None, description="DVC-tracked .npz of inputs for static quantization (default: the evaluation set)")
+        None,
+        description="DVC-tracked .npz of inputs for static quantization (default: the evaluation "
+        "set)",
+    )
     train_data: str | None = Field(
-        None, description="DVC-tracked .npz of training inputs and labels, for pruning fine-tune, "
-                          "distillation and training a small model")
+        None,
+        description="DVC-tracked .npz of training inputs and labels, for pruning fine-tune, "
+        "distillation and training a small model",
+    )
 
     @field_validator("max_size")
     @classmethod
@@ -264,18 +326,24 @@ class CompressSpec(BaseModel):
     @classmethod
     def _some_methods(cls, v: list[str] | None) -> list[str] | None:
         if v is not None and not v:
-            raise ValueError("name at least one method, or leave 'methods' out for the default order")
+            raise ValueError(
+                "name at least one method, or leave 'methods' out for the default order"
+            )
         return v
 
 
 def parse_drop(v: float | str) -> tuple[float, bool]:
-    """Parse a metric-drop bound into (value, relative): 0.01 -> (0.01, False); '2%' -> (0.02, True)."""
+    """Parse a metric-drop bound into (value, relative): 0.01 -> (0.01, False); '2%' -> (0.02,
+    True)."""
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         value, relative = float(v), False
     else:
         m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(%?)\s*", str(v))
         if not m:
-            raise ValueError(f"'{v}' is not a metric drop: write an absolute number (0.01) or a percentage ('2%')")
+            raise ValueError(
+                f"'{v}' is not a metric drop: write an absolute number (0.01) or a percentage "
+                f"('2%')"
+            )
         value, relative = float(m.group(1)) / (100 if m.group(2) else 1), bool(m.group(2))
     if not math.isfinite(value) or value < 0:
         raise ValueError("must be zero or a positive number")
@@ -289,7 +357,9 @@ def parse_latency(v: float | str) -> float:
     else:
         m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s)?\s*", str(v))
         if not m:
-            raise ValueError(f"'{v}' is not a latency: write milliseconds (12.5 or '12.5ms') or seconds ('0.5s')")
+            raise ValueError(
+                f"'{v}' is not a latency: write milliseconds (12.5 or '12.5ms') or seconds ('0.5s')"
+            )
         ms = float(m.group(1)) * (1000 if m.group(2) == "s" else 1)
     if not math.isfinite(ms) or ms <= 0:
         raise ValueError("must be a positive number of milliseconds")
@@ -305,34 +375,56 @@ class ModelCard(BaseModel):
 
     model_config = ConfigDict(extra="forbid", use_enum_values=False)
 
-    name: str = Field(description="model name: lowercase letters, digits and '-', 2 to 64 characters; equals the folder name")
-    version: str | None = Field(None, description="SemVer without a leading 'v' (1.2.0); required once published")
+    name: str = Field(
+        description="model name: lowercase letters, digits and '-', 2 to 64 characters; equals the "
+        "folder name"
+    )
+    version: str | None = Field(
+        None, description="SemVer without a leading 'v' (1.2.0); required once published"
+    )
     status: Status = Field(Status.unpublished, description="lifecycle state this change asks for")
     task: Task = Field(description="training task category")
     project: str = Field(description="business project the model belongs to")
     source: Source = Field(description="training code")
     config: str = Field(description="config file, relative to the model folder (yaml or json)")
-    weights: str = Field(description="weights/structure file relative to the model folder, DVC-tracked (ONNX)")
-    pytorch: str | None = Field(None, description="PyTorch source of the same model: a .pt2 ExportedProgram "
-                                "(torch.export.save) relative to the model folder, DVC-tracked; device "
-                                "targets convert it for ExecuTorch and Core ML")
-    size: int | str | None = Field(None, description="storage size of the weights: bytes, or '12.5MB'; must match DVC")
+    weights: str = Field(
+        description="weights/structure file relative to the model folder, DVC-tracked (ONNX)"
+    )
+    pytorch: str | None = Field(
+        None,
+        description="PyTorch source of the same model: a .pt2 ExportedProgram "
+        "(torch.export.save) relative to the model folder, DVC-tracked; device "
+        "targets convert it for ExecuTorch and Core ML",
+    )
+    size: int | str | None = Field(
+        None, description="storage size of the weights: bytes, or '12.5MB'; must match DVC"
+    )
     metrics: list[Metric] = Field(default_factory=list, description="training/evaluation metrics")
     description: str | None = Field(None, description="what the model does, free text")
     owners: list[str] = Field(default_factory=list, description="code owners (@user or @org/team)")
     license: str | None = Field(None, description="SPDX license id")
     tags: list[str] = Field(default_factory=list, description="free labels")
-    targets: list[TargetSpec] = Field(default_factory=list, description="device targets to package on release")
-    derived_from: str | None = Field(None, description="'<name>@<version>' this model was derived from (compression)")
-    compress: CompressSpec | None = Field(None, description="lightweighting target and settings, see docs/compress.md")
-    evaluation: EvaluationSpec | None = Field(None, description="evaluation data and metric used by compress/package")
+    targets: list[TargetSpec] = Field(
+        default_factory=list, description="device targets to package on release"
+    )
+    derived_from: str | None = Field(
+        None, description="'<name>@<version>' this model was derived from (compression)"
+    )
+    compress: CompressSpec | None = Field(
+        None, description="lightweighting target and settings, see docs/compress.md"
+    )
+    evaluation: EvaluationSpec | None = Field(
+        None, description="evaluation data and metric used by compress/package"
+    )
 
     @field_validator("name")
     @classmethod
     def _name_format(cls, v: str) -> str:
         if not NAME_RE.fullmatch(v):
-            raise ValueError("must be 2-64 characters of lowercase letters, digits and '-', "
-                             "starting and ending with a letter or digit")
+            raise ValueError(
+                "must be 2-64 characters of lowercase letters, digits and '-', "
+                "starting and ending with a letter or digit"
+            )
         return v
 
     @field_validator("version")
@@ -358,7 +450,9 @@ class ModelCard(BaseModel):
             return v
         v = check_relative_path(v)
         if not v.endswith(".pt2"):
-            raise ValueError("must name a .pt2 file (torch.export.save(exported_program, 'model.pt2'))")
+            raise ValueError(
+                "must name a .pt2 file (torch.export.save(exported_program, 'model.pt2'))"
+            )
         return v
 
     @field_validator("size")
@@ -408,8 +502,18 @@ def check_relative_path(v: str) -> str:
     return str(PurePosixPath(*parts))
 
 
-_SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
-               "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
 
 
 def parse_size(text: str) -> tuple[float, float]:
@@ -419,8 +523,10 @@ def parse_size(text: str) -> tuple[float, float]:
     """
     m = re.fullmatch(r"\s*(\d+(?:\.(\d+))?)\s*([A-Za-z]*)\s*", text)
     if not m or m.group(3).lower() not in _SIZE_UNITS:
-        raise ValueError(f"'{text}' is not a size: write bytes (123456) or a number with a unit "
-                         "(B, KB, MB, GB, KiB, MiB, GiB)")
+        raise ValueError(
+            f"'{text}' is not a size: write bytes (123456) or a number with a unit "
+            "(B, KB, MB, GB, KiB, MiB, GiB)"
+        )
     unit = _SIZE_UNITS[m.group(3).lower()]
     decimals = len(m.group(2) or "")
     return float(m.group(1)) * unit, 0.5 * unit / (10**decimals) if unit > 1 else 0.0
@@ -436,6 +542,7 @@ def format_size(n: float) -> str:
 
 
 # --------------------------------------------------------------------------- YAML with lines
+
 
 @dataclass
 class ParsedYaml:
@@ -462,23 +569,35 @@ def parse_card_yaml(text: str | bytes, path: str = CARD_FILE) -> ParsedYaml:
     """
     if isinstance(text, bytes):
         if len(text) > MAX_CARD_BYTES:
-            raise CardError(f"the card is {len(text):,} bytes, over the {MAX_CARD_BYTES:,}-byte limit",
-                            "keep model.yaml to metadata; put long text in a README next to it",
-                            path=path)
+            raise CardError(
+                f"the card is {len(text):,} bytes, over the {MAX_CARD_BYTES:,}-byte limit",
+                "keep model.yaml to metadata; put long text in a README next to it",
+                path=path,
+            )
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise CardError(f"the card is not UTF-8 text (byte {e.start})",
-                            "save model.yaml as UTF-8", path=path) from None
+            raise CardError(
+                f"the card is not UTF-8 text (byte {e.start})",
+                "save model.yaml as UTF-8",
+                path=path,
+            ) from None
     if len(text.encode("utf-8", "surrogatepass")) > MAX_CARD_BYTES:
-        raise CardError(f"the card is over the {MAX_CARD_BYTES:,}-byte limit",
-                        "keep model.yaml to metadata; put long text in a README next to it", path=path)
+        raise CardError(
+            f"the card is over the {MAX_CARD_BYTES:,}-byte limit",
+            "keep model.yaml to metadata; put long text in a README next to it",
+            path=path,
+        )
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
-            raise CardError("the card is empty", "fill in the fields; `registry new` writes a template",
-                            path=path, line=1)
+            raise CardError(
+                "the card is empty",
+                "fill in the fields; `registry new` writes a template",
+                path=path,
+                line=1,
+            )
         lines: dict[tuple, int] = {}
         _walk(node, (), lines, set(), path)
         data = loader.construct_document(node)
@@ -488,40 +607,63 @@ def parse_card_yaml(text: str | bytes, path: str = CARD_FILE) -> ParsedYaml:
         context = ""
         if e.context and e.context_mark and (mark is None or e.context_mark.line != mark.line):
             context = f" ({e.context} started at line {e.context_mark.line + 1})"
-        raise CardError(f"not valid YAML: {e.problem or e}{context}",
-                        "fix the YAML syntax at that line (indentation, quotes, ':' after keys)",
-                        path=path, line=line) from None
+        raise CardError(
+            f"not valid YAML: {e.problem or e}{context}",
+            "fix the YAML syntax at that line (indentation, quotes, ':' after keys)",
+            path=path,
+            line=line,
+        ) from None
     except yaml.YAMLError as e:
         raise CardError(f"not valid YAML: {e}", "fix the YAML syntax", path=path) from None
     finally:
         loader.dispose()
     if not isinstance(data, dict):
         kind = "a list" if isinstance(data, list) else f"a {type(data).__name__}"
-        raise CardError(f"the card is {kind}, not a mapping of fields",
-                        "write the card as 'field: value' lines (name:, task:, …)", path=path, line=1)
+        raise CardError(
+            f"the card is {kind}, not a mapping of fields",
+            "write the card as 'field: value' lines (name:, task:, …)",
+            path=path,
+            line=1,
+        )
     return ParsedYaml(data, lines)
 
 
 def _walk(node: yaml.Node, loc: tuple, lines: dict, seen: set, path: str) -> None:
     """Record lines, refuse aliases (a node met twice) and duplicate keys."""
     if id(node) in seen:
-        raise CardError("YAML anchors and aliases are not allowed in a model card",
-                        "write the repeated value out in full", path=path, line=node.start_mark.line + 1)
+        raise CardError(
+            "YAML anchors and aliases are not allowed in a model card",
+            "write the repeated value out in full",
+            path=path,
+            line=node.start_mark.line + 1,
+        )
     seen.add(id(node))
     lines.setdefault(loc, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         keys: set = set()
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
-                raise CardError("keys must be plain words", "write 'key: value'", path=path,
-                                line=key_node.start_mark.line + 1)
+                raise CardError(
+                    "keys must be plain words",
+                    "write 'key: value'",
+                    path=path,
+                    line=key_node.start_mark.line + 1,
+                )
             key = key_node.value
             if key == "<<":
-                raise CardError("YAML merge keys ('<<') are not allowed in a model card",
-                                "write the fields out in full", path=path, line=key_node.start_mark.line + 1)
+                raise CardError(
+                    "YAML merge keys ('<<') are not allowed in a model card",
+                    "write the fields out in full",
+                    path=path,
+                    line=key_node.start_mark.line + 1,
+                )
             if key in keys:
-                raise CardError(f"key '{key}' appears twice", "keep one of them",
-                                path=path, line=key_node.start_mark.line + 1)
+                raise CardError(
+                    f"key '{key}' appears twice",
+                    "keep one of them",
+                    path=path,
+                    line=key_node.start_mark.line + 1,
+                )
             keys.add(key)
             lines[loc + (key,)] = key_node.start_mark.line + 1
             _walk(value_node, loc + (key,), lines, seen, path)
@@ -532,6 +674,7 @@ def _walk(node: yaml.Node, loc: tuple, lines: dict, seen: set, path: str) -> Non
 
 
 # --------------------------------------------------------------------------- validation
+
 
 @dataclass
 class CardFinding:
@@ -557,7 +700,8 @@ class LoadedCard:
         return self.parsed.line_of(loc) if self.parsed else None
 
     def require(self, prefix: str = "") -> ModelCard:
-        """The card, or a `CardError` naming the first finding (its message after `prefix`), file and line."""
+        """The card, or a `CardError` naming the first finding (its message after `prefix`), file
+        and line."""
         if self.card is not None:
             return self.card
         f = self.findings[0]
@@ -582,8 +726,13 @@ def load_card(text: str | bytes, path: str = CARD_FILE) -> LoadedCard:
     return LoadedCard(path, parsed, card, [])
 
 
-_MODEL_FOR_LOC: dict[str, type[BaseModel]] = {"source": Source, "metrics": Metric, "targets": TargetSpec,
-                                               "compress": CompressSpec, "evaluation": EvaluationSpec}
+_MODEL_FOR_LOC: dict[str, type[BaseModel]] = {
+    "source": Source,
+    "metrics": Metric,
+    "targets": TargetSpec,
+    "compress": CompressSpec,
+    "evaluation": EvaluationSpec,
+}
 
 
 def _finding(err: dict, parsed: ParsedYaml) -> CardFinding:
@@ -594,14 +743,18 @@ def _finding(err: dict, parsed: ParsedYaml) -> CardFinding:
     if kind == "missing":
         field_ = loc[-1]
         desc = _description(loc)
-        return CardFinding(f"required field '{where}' is missing",
-                           f"add '{field_}:' ({desc})" if desc else f"add '{field_}:'",
-                           parsed.line_of(loc[:-1]) or 1, loc)
+        return CardFinding(
+            f"required field '{where}' is missing",
+            f"add '{field_}:' ({desc})" if desc else f"add '{field_}:'",
+            parsed.line_of(loc[:-1]) or 1,
+            loc,
+        )
     if kind == "extra_forbidden":
         known = _known_keys(loc[:-1])
         near = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
-        hint = (f"did you mean '{near[0]}'?" if near else
-                "remove it; known fields: " + ", ".join(known))
+        hint = (
+            f"did you mean '{near[0]}'?" if near else "remove it; known fields: " + ", ".join(known)
+        )
         return CardFinding(f"unknown field '{where}'", hint, line, loc)
     if kind == "enum" and loc and loc[-1] in ("task", "status"):
         allowed = [t.value for t in (Task if loc[-1] == "task" else Status)]
@@ -610,10 +763,16 @@ def _finding(err: dict, parsed: ParsedYaml) -> CardFinding:
         hint = (f"did you mean '{near[0]}'? " if near else "") + "allowed: " + ", ".join(allowed)
         return CardFinding(f"'{where}': '{got}' is not a known {loc[-1]}", hint, line, loc)
     msg = err["msg"].removeprefix("Value error, ")
-    if err.get("input") is not None and kind != "value_error" and not isinstance(err["input"], (dict, list)):
+    if (
+        err.get("input") is not None
+        and kind != "value_error"
+        and not isinstance(err["input"], (dict, list))
+    ):
         msg = f"{msg} (got {err['input']!r})"
     desc = _description(loc)
-    return CardFinding(f"'{where}': {msg}", f"expected {desc}" if desc else "fix the value", line, loc)
+    return CardFinding(
+        f"'{where}': {msg}", f"expected {desc}" if desc else "fix the value", line, loc
+    )
 
 
 def _known_keys(parent: tuple) -> list[str]:

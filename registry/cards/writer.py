@@ -26,11 +26,15 @@ from registry.cards.schema import ModelCard, load_card, parse_card_yaml
 from registry.core.errors import CardError, RegistryError
 
 SCHEMA_FILE = "docs/model-card.schema.json"
-HEADER = ("The model card: edit it in a pull request; `registry check {name}` validates it.",
-          "Fields are described in docs/model-card.md.")
+HEADER = (
+    "The model card: edit it in a pull request; `registry check {name}` validates it.",
+    "Fields are described in docs/model-card.md.",
+)
 # End-of-line comments on a few fields of a new card: what a reader could not guess.
-FIELD_NOTES = {"size": "bytes, as DVC recorded them",
-               "pytorch": "PyTorch source for the native mobile runtimes"}
+FIELD_NOTES = {
+    "size": "bytes, as DVC recorded them",
+    "pytorch": "PyTorch source for the native mobile runtimes",
+}
 EMPTY_METRICS_NOTE = "add {name, value, dataset} entries, e.g. accuracy on your test set"
 
 
@@ -48,6 +52,7 @@ def yaml_scalar(value: Any) -> str:
 
 
 # --------------------------------------------------------------------------- new cards
+
 
 def schema_reference(folder: str | os.PathLike, root: str | os.PathLike) -> str:
     """The `$schema` value for a card in `folder`: the registry's committed schema, relative to
@@ -77,8 +82,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def render_card(card: ModelCard | dict[str, Any], *, schema: str | None = None,
-                note: str | None = None) -> str:
+def render_card(
+    card: ModelCard | dict[str, Any], *, schema: str | None = None, note: str | None = None
+) -> str:
     """The text of a new `model.yaml`.
 
     Args:
@@ -95,8 +101,10 @@ def render_card(card: ModelCard | dict[str, Any], *, schema: str | None = None,
         except ValidationError as e:
             err = e.errors()[0]
             where = ".".join(str(p) for p in err["loc"]) or "card"
-            raise CardError(f"cannot write the card: '{where}': {err['msg']}",
-                            "correct that field and run the command again") from None
+            raise CardError(
+                f"cannot write the card: '{where}': {err['msg']}",
+                "correct that field and run the command again",
+            ) from None
     comments = [f"yaml-language-server: $schema={schema}"] if schema else []
     comments += [note] if note else []
     lines = [f"# {c}" for c in [*comments, *(h.format(name=card.name) for h in HEADER)]]
@@ -111,8 +119,10 @@ def render_card(card: ModelCard | dict[str, Any], *, schema: str | None = None,
     text = "\n".join(lines) + "\n"
     written = load_card(text).card
     if written is None or written.model_dump_json() != card.model_dump_json():  # NaN != NaN
-        raise RegistryError(f"the card writer wrote a card for '{card.name}' that reads back "
-                            "differently", "report this to the registry's maintainers")
+        raise RegistryError(
+            f"the card writer wrote a card for '{card.name}' that reads back differently",
+            "report this to the registry's maintainers",
+        )
     return text
 
 
@@ -139,7 +149,7 @@ def _item(item: Any, indent: int, lines: list[str]) -> None:
             start = len(lines)
             _emit(k, v, indent + 2, lines)
             if i == 0:
-                lines[start] = pad + "- " + lines[start][indent + 2:]
+                lines[start] = pad + "- " + lines[start][indent + 2 :]
     elif isinstance(item, list) and item:
         lines.append(pad + "-")
         for sub in item:
@@ -157,6 +167,7 @@ def _flow(value: Any) -> str:
 
 
 # --------------------------------------------------------------------------- edits
+
 
 def _round_trip(text: str):
     """A ruamel round-trip YAML for `text`, writing with the indentation its author used most."""
@@ -179,7 +190,7 @@ def _layout(text: str) -> tuple[int, int]:
         m = re.match(r"^( *)(?:- )?[^\s#-][^:]*:\s*(#.*)?$", line)
         if not m:
             continue
-        nxt = next((x for x in lines[i + 1:] if x.strip() and not x.strip().startswith("#")), "")
+        nxt = next((x for x in lines[i + 1 :] if x.strip() and not x.strip().startswith("#")), "")
         indent = len(nxt) - len(nxt.lstrip(" "))
         if indent <= len(m[1]):
             continue
@@ -204,8 +215,9 @@ def _edit_line(lines: list[str], line_of: dict, path: tuple, value: object) -> b
     return True
 
 
-def edit_card_text(text: str, updates: dict[tuple, object],
-                   removals: tuple[tuple, ...] = ()) -> str:
+def edit_card_text(
+    text: str, updates: dict[tuple, object], removals: tuple[tuple, ...] = ()
+) -> str:
     """Apply key-path updates to card YAML, keeping comments, order and indentation.
 
     Single-line scalars are replaced in place (the rest of the file is untouched byte for byte);
@@ -231,8 +243,11 @@ def edit_card_text(text: str, updates: dict[tuple, object],
                 v = yaml_scalar(pending.pop(("version",)))
                 lines.insert(parsed.lines[("name",)], f"version: {v}")
                 parsed = parse_card_yaml("\n".join(lines))
-            done = [p for p in list(pending) if _path_exists(parsed.data, p)
-                    and _edit_line(lines, parsed.lines, p, pending[p])]
+            done = [
+                p
+                for p in list(pending)
+                if _path_exists(parsed.data, p) and _edit_line(lines, parsed.lines, p, pending[p])
+            ]
             for p in done:
                 pending.pop(p)
             if not pending:
@@ -264,9 +279,14 @@ def edit_card_text(text: str, updates: dict[tuple, object],
 def _path_exists(data: object, path: tuple) -> bool:
     node = data
     for key in path:
-        if isinstance(key, int) and isinstance(node, list) and key < len(node):
-            node = node[key]
-        elif isinstance(key, str) and isinstance(node, dict) and key in node:
+        if (
+            isinstance(key, int)
+            and isinstance(node, list)
+            and key < len(node)
+            or isinstance(key, str)
+            and isinstance(node, dict)
+            and key in node
+        ):
             node = node[key]
         else:
             return False
@@ -290,8 +310,14 @@ def update_card_text(text: str, card: ModelCard) -> str:
     return edit_card_text(text, updates, tuple(removals))
 
 
-def _changes(before: BaseModel, after: BaseModel, present: dict, path: tuple,
-             updates: dict[tuple, object], removals: list[tuple]) -> None:
+def _changes(
+    before: BaseModel,
+    after: BaseModel,
+    present: dict,
+    path: tuple,
+    updates: dict[tuple, object],
+    removals: list[tuple],
+) -> None:
     """Key paths where `after` differs from `before`, as written in `present` (the parsed text)."""
     written = card_data(after) if isinstance(after, ModelCard) else _plain(after)
     for key in type(after).model_fields:
@@ -301,9 +327,13 @@ def _changes(before: BaseModel, after: BaseModel, present: dict, path: tuple,
         here = present.get(key)
         if isinstance(old, BaseModel) and isinstance(new, BaseModel) and isinstance(here, dict):
             _changes(old, new, here, path + (key,), updates, removals)
-        elif (isinstance(old, list) and isinstance(new, list) and isinstance(here, list)
-              and len(old) == len(new) == len(here)
-              and all(isinstance(x, BaseModel) and isinstance(h, dict) for x, h in zip(new, here))):
+        elif (
+            isinstance(old, list)
+            and isinstance(new, list)
+            and isinstance(here, list)
+            and len(old) == len(new) == len(here)
+            and all(isinstance(x, BaseModel) and isinstance(h, dict) for x, h in zip(new, here))
+        ):
             for i, (o, n, h) in enumerate(zip(old, new, here)):
                 if o != n:
                     _changes(o, n, h, path + (key, i), updates, removals)

@@ -15,11 +15,12 @@ import training, the catalog, the API or the CLI.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, computed_field
 
@@ -49,14 +50,24 @@ class Finding(BaseModel):
 class CheckOptions(BaseModel):
     """Switches of a check run."""
 
-    offline: bool = Field(False, description="do not contact source repositories (reachability becomes a warning)")
+    offline: bool = Field(
+        False, description="do not contact source repositories (reachability becomes a warning)"
+    )
     content: bool = Field(True, description="run the checks that read weights (storage, graph)")
-    allow_local_urls: bool = Field(False, description="accept file://, local paths and loopback, link-local or "
-                                   "private addresses as source.repo (off: the bot's own machine is not a source)")
-    timeout: float = Field(10.0, description="seconds allowed for network operations such as git ls-remote")
+    allow_local_urls: bool = Field(
+        False,
+        description="accept file://, local paths and loopback, link-local or "
+        "private addresses as source.repo (off: the bot's own machine is not a source)",
+    )
+    timeout: float = Field(
+        10.0, description="seconds allowed for network operations such as git ls-remote"
+    )
     only: list[str] | None = Field(None, description="run only these checks")
-    raise_unexpected: bool = Field(False, description="let an unexpected error in a check "
-                                   "propagate as it is (`--traceback`), not become a finding")
+    raise_unexpected: bool = Field(
+        False,
+        description="let an unexpected error in a check "
+        "propagate as it is (`--traceback`), not become a finding",
+    )
 
 
 @dataclass
@@ -69,11 +80,11 @@ class ModelContext:
     repo: RegistryRepo | None
     options: CheckOptions
     workdir: Path
-    loaded: LoadedCard | None = None          # the head card (None when the model was deleted)
-    base_loaded: LoadedCard | None = None     # the base card (None when the model is new)
-    head_error: CardError | None = None       # the head card could not be read at all
+    loaded: LoadedCard | None = None  # the head card (None when the model was deleted)
+    base_loaded: LoadedCard | None = None  # the base card (None when the model is new)
+    head_error: CardError | None = None  # the head card could not be read at all
     artifacts: dict[str, Any] = field(default_factory=dict)  # summaries/pictures for the report
-    cache: dict[Any, Any] = field(default_factory=dict)      # shared by every model of one run
+    cache: dict[Any, Any] = field(default_factory=dict)  # shared by every model of one run
 
     @property
     def folder(self) -> str:
@@ -101,7 +112,8 @@ class ModelContext:
 
     @cached_property
     def files(self):
-        """The model folder's files and DVC pointers at the head (`registry.cards.model_files`), resolved once."""
+        """The model folder's files and DVC pointers at the head (`registry.cards.model_files`),
+        resolved once."""
         from registry.cards.model_files import model_files
 
         return model_files(self.head, self.name)
@@ -130,17 +142,25 @@ class Check:
     description: ClassVar[str]
     order: ClassVar[int]  # run and reported lowest first (ties by name): the card before content
     scope: ClassVar[Literal["model", "registry"]] = "model"  # registry: once per pull request
-    needs_card: ClassVar[bool] = True      # skipped when the head card is invalid or deleted
+    needs_card: ClassVar[bool] = True  # skipped when the head card is invalid or deleted
     reads_content: ClassVar[bool] = False  # skipped with --no-content
 
     def run(self, ctx: ModelContext) -> Iterable[Finding]:
         raise NotImplementedError
 
-    def finding(self, message: str, hint: str | None = None, *, path: str | None = None,
-                line: int | None = None, severity: Severity = Severity.error) -> Finding:
+    def finding(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        severity: Severity = Severity.error,
+    ) -> Finding:
         """A finding of this check."""
-        return Finding(check=self.name, severity=severity, message=message, hint=hint,
-                       path=path, line=line)
+        return Finding(
+            check=self.name, severity=severity, message=message, hint=hint, path=path, line=line
+        )
 
 
 # `report` and `github` render a run's outcome; they define no check.
@@ -182,7 +202,9 @@ class CheckReport(BaseModel):
 
     base: str | None = Field(None, description="base revision as given, with its commit")
     head: str | None = Field(None, description="head revision as given, or 'working tree'")
-    head_commit: str | None = Field(None, description="full commit id of the head (None: working tree)")
+    head_commit: str | None = Field(
+        None, description="full commit id of the head (None: working tree)"
+    )
     models: list[ModelReport] = Field(default_factory=list)
 
     @computed_field  # type: ignore[prop-decorator]
@@ -196,13 +218,22 @@ class CheckReport(BaseModel):
     def counts(self) -> dict[str, int]:
         """Models checked/failed and findings by severity."""
         findings = [f for m in self.models for f in m.findings]
-        return {"models": len(self.models),
-                "failed": sum(not m.passed for m in self.models),
-                **{s.value: sum(f.severity is s for f in findings) for s in Severity}}
+        return {
+            "models": len(self.models),
+            "failed": sum(not m.passed for m in self.models),
+            **{s.value: sum(f.severity is s for f in findings) for s in Severity},
+        }
 
 
-def check_model(name: str, head: Snapshot, base: Snapshot | None, repo: RegistryRepo | None,
-                options: CheckOptions, workdir: Path, cache: dict | None = None) -> ModelReport:
+def check_model(
+    name: str,
+    head: Snapshot,
+    base: Snapshot | None,
+    repo: RegistryRepo | None,
+    options: CheckOptions,
+    workdir: Path,
+    cache: dict | None = None,
+) -> ModelReport:
     """Run every standard on one model and collect its report.
 
     Args:
@@ -210,8 +241,18 @@ def check_model(name: str, head: Snapshot, base: Snapshot | None, repo: Registry
     """
     loaded, error = read_card(head, name)
     base_loaded = read_card(base, name)[0] if base is not None else None
-    ctx = ModelContext(name, head, base, repo, options, workdir, loaded, base_loaded, error,
-                       cache=cache if cache is not None else {})
+    ctx = ModelContext(
+        name,
+        head,
+        base,
+        repo,
+        options,
+        workdir,
+        loaded,
+        base_loaded,
+        error,
+        cache=cache if cache is not None else {},
+    )
     report = ModelReport(name=name)
     for check_name, cls in load_checks().items():
         if options.only and check_name not in options.only:
@@ -223,7 +264,9 @@ def check_model(name: str, head: Snapshot, base: Snapshot | None, repo: Registry
             report.checks_skipped[check_name] = "content checks turned off (--no-content)"
             continue
         if cls.needs_card and ctx.card is None:
-            report.checks_skipped[check_name] = ("model deleted" if ctx.deleted else "the card is not valid")
+            report.checks_skipped[check_name] = (
+                "model deleted" if ctx.deleted else "the card is not valid"
+            )
             continue
         report.findings.extend(_run_guarded(check, ctx, ctx.card_path))
         report.checks_run.append(check_name)
@@ -231,7 +274,9 @@ def check_model(name: str, head: Snapshot, base: Snapshot | None, repo: Registry
     return report
 
 
-def _run_guarded(check: Check, ctx: ModelContext, path: str | None, subject: str = "model") -> list[Finding]:
+def _run_guarded(
+    check: Check, ctx: ModelContext, path: str | None, subject: str = "model"
+) -> list[Finding]:
     """A check's findings; an unexpected error in it becomes an error finding (on `path`) that
     fails its `subject`, so one hostile file never takes the whole report down with it (exit 70).
 
@@ -248,21 +293,34 @@ def _run_guarded(check: Check, ctx: ModelContext, path: str | None, subject: str
         if ctx.options.raise_unexpected:
             raise
         text = str(e).splitlines()[0][:300] if str(e) else ""
-        return [check.finding(f"the {check.name} check could not finish on this {subject} "
-                              f"({type(e).__name__}{': ' + text if text else ''}); the {subject} fails until it does",
-                              "re-run `registry check` with --traceback and report it to the registry's "
-                              "maintainers", path=path)]
+        return [
+            check.finding(
+                f"the {check.name} check could not finish on this {subject} "
+                f"({type(e).__name__}{': ' + text if text else ''}); the {subject} fails until it "
+                f"does",
+                "re-run `registry check` with --traceback and report it to the registry's "
+                "maintainers",
+                path=path,
+            )
+        ]
 
 
-def run_checks(names: list[str], head: Snapshot, base: Snapshot | None = None,
-               repo: RegistryRepo | None = None, options: CheckOptions | None = None) -> CheckReport:
+def run_checks(
+    names: list[str],
+    head: Snapshot,
+    base: Snapshot | None = None,
+    repo: RegistryRepo | None = None,
+    options: CheckOptions | None = None,
+) -> CheckReport:
     """Validate the given models of `head` (compared with `base` when given)."""
     options = options or CheckOptions()
     report = CheckReport(base=base.label if base else None, head=head.label, head_commit=head.rev)
     cache: dict = {}
     with tempfile.TemporaryDirectory(prefix="registry-check-") as tmp:
         for name in names:
-            report.models.append(check_model(name, head, base, repo, options, Path(tmp) / name, cache))
+            report.models.append(
+                check_model(name, head, base, repo, options, Path(tmp) / name, cache)
+            )
     if base is not None and repo is not None:
         registry_report = check_registry(head, base, repo, options)
         if registry_report.findings:
@@ -273,7 +331,9 @@ def run_checks(names: list[str], head: Snapshot, base: Snapshot | None = None,
 REGISTRY_REPORT = "(registry)"
 
 
-def check_registry(head: Snapshot, base: Snapshot, repo: RegistryRepo, options: CheckOptions) -> ModelReport:
+def check_registry(
+    head: Snapshot, base: Snapshot, repo: RegistryRepo, options: CheckOptions
+) -> ModelReport:
     """Run the checks whose scope is the whole pull request (not one model) once; report them
     under the name `(registry)`."""
     ctx = ModelContext(REGISTRY_REPORT, head, base, repo, options, Path(tempfile.gettempdir()))
@@ -286,8 +346,15 @@ def check_registry(head: Snapshot, base: Snapshot, repo: RegistryRepo, options: 
     return report
 
 
-def select_models(repo: RegistryRepo, head: Snapshot, *, names: Iterable[str] = (), all_models: bool = False,
-                  base: str | None = None, head_rev: str | None = None) -> list[str]:
+def select_models(
+    repo: RegistryRepo,
+    head: Snapshot,
+    *,
+    names: Iterable[str] = (),
+    all_models: bool = False,
+    base: str | None = None,
+    head_rev: str | None = None,
+) -> list[str]:
     """The models a check run covers: the given names, every model folder, or those a diff touches.
 
     Exactly one of `names`, `all_models` and `base` must be given. With `base`, the diff is taken
@@ -300,8 +367,10 @@ def select_models(repo: RegistryRepo, head: Snapshot, *, names: Iterable[str] = 
 
     names = list(names)
     if sum(bool(x) for x in (names, all_models, base)) != 1:
-        raise UsageError("say which models to check: NAME…, --all, or --base REV [--head REV]",
-                         "e.g. `registry check --base origin/main --head HEAD`")
+        raise UsageError(
+            "say which models to check: NAME…, --all, or --base REV [--head REV]",
+            "e.g. `registry check --base origin/main --head HEAD`",
+        )
     if base:
         return repo.changed_models(base, head_rev)
     if all_models:
@@ -309,14 +378,22 @@ def select_models(repo: RegistryRepo, head: Snapshot, *, names: Iterable[str] = 
     known = set(head.model_folders())
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise UsageError(f"no model named {', '.join(unknown)} in {head.label}",
-                         "see `registry list`, or models/ for the folder names")
+        raise UsageError(
+            f"no model named {', '.join(unknown)} in {head.label}",
+            "see `registry list`, or models/ for the folder names",
+        )
     return names
 
 
-def check_revisions(repo: RegistryRepo, *, names: Iterable[str] = (), all_models: bool = False,
-                    base: str | None = None, head: str | None = None,
-                    options: CheckOptions | None = None) -> CheckReport:
+def check_revisions(
+    repo: RegistryRepo,
+    *,
+    names: Iterable[str] = (),
+    all_models: bool = False,
+    base: str | None = None,
+    head: str | None = None,
+    options: CheckOptions | None = None,
+) -> CheckReport:
     """Select models (see `select_models`) and validate them at `head` (default: the working tree).
 
     Raises:
@@ -328,9 +405,12 @@ def check_revisions(repo: RegistryRepo, *, names: Iterable[str] = (), all_models
     options = options or CheckOptions()
     unknown = sorted(set(options.only or ()) - set(load_checks()))
     if unknown:
-        raise UsageError(f"no check named {', '.join(unknown)}",
-                         "known checks: " + ", ".join(load_checks()))
+        raise UsageError(
+            f"no check named {', '.join(unknown)}", "known checks: " + ", ".join(load_checks())
+        )
     head_snap = repo.snapshot(head)
     base_snap = repo.snapshot(base) if base else None
-    selected = select_models(repo, head_snap, names=names, all_models=all_models, base=base, head_rev=head)
+    selected = select_models(
+        repo, head_snap, names=names, all_models=all_models, base=base, head_rev=head
+    )
     return run_checks(selected, head_snap, base_snap, repo, options)

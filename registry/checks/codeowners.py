@@ -1,4 +1,5 @@
-"""Standard: `.github/CODEOWNERS` is what `registry codeowners` writes from the pull request's cards.
+"""Standard: `.github/CODEOWNERS` is what `registry codeowners` writes from the pull request's
+cards.
 
 Runs once per pull request (`--base`), when the base has a generated CODEOWNERS. The maintainers
 are taken from the base's file, never from the pull request's, so a pull request cannot make
@@ -8,10 +9,11 @@ regenerated file; GitHub asks the owners named on the base branch to review it.
 
 from __future__ import annotations
 
-from typing import ClassVar, Iterable
+from collections.abc import Iterable
+from typing import ClassVar
 
-from registry.checks import Check, Finding, ModelContext, register
 from registry.cards.codeowners import FILE, is_generated, maintainers_of, render
+from registry.checks import Check, Finding, ModelContext, register
 from registry.core.errors import UsageError
 
 
@@ -31,8 +33,10 @@ class CodeOwners(Check):
     """CODEOWNERS is up to date with the cards' owners (maintainers from the base)."""
 
     name = "codeowners"
-    description = ("when the registry keeps a generated .github/CODEOWNERS, the pull request's copy is what "
-                   "`registry codeowners` writes from its cards (maintainers as on the base branch)")
+    description = (
+        "when the registry keeps a generated .github/CODEOWNERS, the pull request's copy is what "
+        "`registry codeowners` writes from its cards (maintainers as on the base branch)"
+    )
     needs_card = False
     scope: ClassVar[str] = "registry"
     order = 6
@@ -42,5 +46,8 @@ class CodeOwners(Check):
         if expected is None:
             return
         if ctx.head.read_text(FILE) != expected:
-            yield self.finding(f"{FILE} is out of date with the cards' owners (or edited by hand)",
-                               "run `registry codeowners` and commit .github/CODEOWNERS", path=FILE)
+            yield self.finding(
+                f"{FILE} is out of date with the cards' owners (or edited by hand)",
+                "run `registry codeowners` and commit .github/CODEOWNERS",
+                path=FILE,
+            )

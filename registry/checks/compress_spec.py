@@ -7,7 +7,7 @@ compression package's knowledge, so it is checked here, above both.
 from __future__ import annotations
 
 import difflib
-from typing import Iterable
+from collections.abc import Iterable
 
 from pydantic import ValidationError
 
@@ -23,8 +23,14 @@ def spec_problems(methods: list[str] | None, options: dict) -> list[tuple[tuple,
 
     def unknown(loc: tuple, name: str) -> None:
         near = difflib.get_close_matches(name, list(known), n=1, cutoff=0.5)
-        problems.append((loc, f"unknown compression method '{name}'" + (f"; did you mean '{near[0]}'?" if near else ""),
-                         "known methods: " + ", ".join(known) + " (registry compress --list-methods)"))
+        problems.append(
+            (
+                loc,
+                f"unknown compression method '{name}'"
+                + (f"; did you mean '{near[0]}'?" if near else ""),
+                "known methods: " + ", ".join(known) + " (registry compress --list-methods)",
+            )
+        )
 
     for i, name in enumerate(methods or []):
         if name not in known:
@@ -36,9 +42,16 @@ def spec_problems(methods: list[str] | None, options: dict) -> list[tuple[tuple,
         try:
             known[name].Config.model_validate(settings or {})
         except ValidationError as e:
-            text = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
-            problems.append((("compress", "options", name), f"settings of method '{name}': {text}",
-                             f"see the settings of '{name}' with: registry compress --list-methods"))
+            text = "; ".join(
+                f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()
+            )
+            problems.append(
+                (
+                    ("compress", "options", name),
+                    f"settings of method '{name}': {text}",
+                    f"see the settings of '{name}' with: registry compress --list-methods",
+                )
+            )
     return problems
 
 
@@ -55,4 +68,6 @@ class CompressSpec(Check):
         if spec is None:
             return
         for loc, message, hint in spec_problems(spec.methods, spec.options):
-            yield self.finding(message, hint, path=ctx.card_path, line=ctx.line(*loc) or ctx.line("compress"))
+            yield self.finding(
+                message, hint, path=ctx.card_path, line=ctx.line(*loc) or ctx.line("compress")
+            )

@@ -8,11 +8,11 @@ check stays silent.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from registry.cards.artifacts import DVC_YAML, artifact_entry
-from registry.core.bounded import BoundedParseError, parse_yaml
 from registry.checks import Check, Finding, ModelContext, Severity, register
+from registry.core.bounded import BoundedParseError, parse_yaml
 
 _FIX = "run `registry sync-artifacts` and commit dvc.yaml"
 
@@ -22,7 +22,9 @@ class DvcArtifactCheck(Check):
     """The model is declared in dvc.yaml's `artifacts:` with the path and type its card implies."""
 
     name = "dvc-artifact"
-    description = "the model is declared in dvc.yaml's artifacts (path, type) so DVC and GTO can fetch it"
+    description = (
+        "the model is declared in dvc.yaml's artifacts (path, type) so DVC and GTO can fetch it"
+    )
     needs_card = False
     order = 80
 
@@ -33,7 +35,9 @@ class DvcArtifactCheck(Check):
         try:
             data = parse_yaml(raw, what="dvc.yaml") or {}
         except BoundedParseError as e:
-            yield self.finding(f"dvc.yaml: {e.message}", e.hint or "fix dvc.yaml", path=DVC_YAML, line=e.line)
+            yield self.finding(
+                f"dvc.yaml: {e.message}", e.hint or "fix dvc.yaml", path=DVC_YAML, line=e.line
+            )
             return
         declared = data.get("artifacts") if isinstance(data, dict) else None
         if not isinstance(declared, dict):
@@ -41,20 +45,34 @@ class DvcArtifactCheck(Check):
         entry = declared.get(ctx.name)
         if ctx.deleted:
             if entry is not None:
-                yield self.finding(f"dvc.yaml still declares the deleted model '{ctx.name}'", _FIX, path=DVC_YAML)
+                yield self.finding(
+                    f"dvc.yaml still declares the deleted model '{ctx.name}'", _FIX, path=DVC_YAML
+                )
             return
         if ctx.card is None:
             return
         want = artifact_entry(ctx.card)
         if not isinstance(entry, dict):
-            yield self.finding(f"dvc.yaml does not declare '{ctx.name}' as an artifact, so "
-                               f"`dvc artifacts get` cannot fetch it", _FIX, path=DVC_YAML)
+            yield self.finding(
+                f"dvc.yaml does not declare '{ctx.name}' as an artifact, so "
+                f"`dvc artifacts get` cannot fetch it",
+                _FIX,
+                path=DVC_YAML,
+            )
             return
         for key in ("path", "type"):
             if entry.get(key) != want[key]:
-                yield self.finding(f"dvc.yaml declares '{ctx.name}' with {key} {entry.get(key)!r}, "
-                                   f"the card says {want[key]!r}", _FIX, path=DVC_YAML)
+                yield self.finding(
+                    f"dvc.yaml declares '{ctx.name}' with {key} {entry.get(key)!r}, "
+                    f"the card says {want[key]!r}",
+                    _FIX,
+                    path=DVC_YAML,
+                )
         for key in ("desc", "labels"):
             if entry.get(key) != want[key]:
-                yield self.finding(f"dvc.yaml's {key} for '{ctx.name}' differs from the card", _FIX,
-                                   path=DVC_YAML, severity=Severity.warning)
+                yield self.finding(
+                    f"dvc.yaml's {key} for '{ctx.name}' differs from the card",
+                    _FIX,
+                    path=DVC_YAML,
+                    severity=Severity.warning,
+                )

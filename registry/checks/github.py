@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from registry.checks.report import render_markdown, write_pictures
 from registry.core.files import write_atomic
@@ -54,7 +55,9 @@ def inert_block(text: str) -> str:
     markers the runner treats no line as a command, whatever it starts with.
     """
     token = secrets.token_hex(16)
-    return f"::stop-commands::{token}\n{text}{'' if text.endswith(chr(10)) else chr(10)}::{token}::\n"
+    return (
+        f"::stop-commands::{token}\n{text}{'' if text.endswith(chr(10)) else chr(10)}::{token}::\n"
+    )
 
 
 def line_link(head_sha: str | None) -> Callable[[str, int | None], str | None]:
@@ -87,12 +90,19 @@ def write_comment(report: CheckReport, path: Path, artifacts_dir: Path | None = 
         artifacts_dir: where to write `<model>.svg` for upload as a run artifact.
     """
     pictures = write_pictures(report, artifacts_dir) if artifacts_dir else {}
-    body = render_markdown(report, comment=True, link=line_link(report.head_commit), pictures=pictures,
-                           artifacts_url=artifacts_url())
+    body = render_markdown(
+        report,
+        comment=True,
+        link=line_link(report.head_commit),
+        pictures=pictures,
+        artifacts_url=artifacts_url(),
+    )
     write_atomic(path, body)
 
 
-def publish(report: CheckReport, comment_file: Path | None = None, artifacts_dir: Path | None = None) -> str:
+def publish(
+    report: CheckReport, comment_file: Path | None = None, artifacts_dir: Path | None = None
+) -> str:
     """Everything the github format produces; returns the annotation lines for standard output.
 
     Appends the Markdown report to `$GITHUB_STEP_SUMMARY` and `passed=true|false` to

@@ -5,20 +5,28 @@ remote, verified by md5), loaded without running any code from them, checked wit
 `onnx.checker` (full check), run once in onnxruntime, summarised and drawn. The summary, its
 text and the SVG picture go to the report's artifacts: `graph`, `graph_text`, `graph_svg`.
 A PyTorch source (`pytorch:`, a `.pt2`) is fetched the same way and inspected without loading
-(`registry.formats.pt2.inspect_pt2`: the PT2 archive format, plain tensors, no pickles or compiled code).
+(`registry.formats.pt2.inspect_pt2`: the PT2 archive format, plain tensors, no pickles or
+compiled code).
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
-from typing import Iterable
 
 from registry.checks import Check, Finding, ModelContext, Severity, register
 from registry.checks.weights_storage import WeightsLocation, locate_weights
 from registry.core.errors import ModelFormatError
 from registry.core.repo import PathEscapeError, WorkTree
-from registry.core.storage import STAGING, ObjectCorruptError, ObjectMissingError, PointerError, file_md5, parse_pointer
+from registry.core.storage import (
+    STAGING,
+    ObjectCorruptError,
+    ObjectMissingError,
+    PointerError,
+    file_md5,
+    parse_pointer,
+)
 
 
 class _Skip(Exception):
@@ -30,9 +38,12 @@ class Graph(Check):
     """The weights load safely, pass the format's checker, run once, and render to a picture."""
 
     name = "graph"
-    description = ("the weights load without unpickling (ONNX or safetensors), pass onnx.checker (full "
-                   "check), run once in onnxruntime on generated inputs, and render to an SVG and a text summary; "
-                   "a pytorch .pt2 is a PT2 archive with no pickled or compiled entries")
+    description = (
+        "the weights load without unpickling (ONNX or safetensors), pass onnx.checker (full "
+        "check), run once in onnxruntime on generated inputs, and render to an SVG and a text "
+        "summary; "
+        "a pytorch .pt2 is a PT2 archive with no pickled or compiled entries"
+    )
     reads_content = True
     order = 40
 
@@ -56,20 +67,33 @@ class Graph(Check):
         if loc is None or loc.pointer is None:
             return  # weights-storage reports the missing or broken pointer
         rel = PurePosixPath(loc.weights_path).relative_to(ctx.folder).as_posix()
-        local = self._fetch(ctx, loc.weights_path, loc.pointer.md5, ctx.workdir / "pytorch" / rel, findings,
-                            pointer_path=loc.pointer_path)
+        local = self._fetch(
+            ctx,
+            loc.weights_path,
+            loc.pointer.md5,
+            ctx.workdir / "pytorch" / rel,
+            findings,
+            pointer_path=loc.pointer_path,
+        )
         try:
             inspect_pt2(local, loc.weights_path)
         except ModelFormatError as e:
-            findings.append(self.finding(e.message, e.hint, path=ctx.card_path, line=ctx.line("pytorch")))
+            findings.append(
+                self.finding(e.message, e.hint, path=ctx.card_path, line=ctx.line("pytorch"))
+            )
 
     # The steps append to `findings` and raise _Skip when nothing more can be checked.
     def _run(self, ctx: ModelContext, findings: list[Finding]) -> None:
         from registry.formats.onnx_run import run_once
         from registry.formats.summary import summarize_onnx, summarize_safetensors
         from registry.formats.svg import render_svg
-        from registry.formats.weights import (WeightsFormat, check_external_data, detect_format,
-                                              external_data_locations, load_onnx)
+        from registry.formats.weights import (
+            WeightsFormat,
+            check_external_data,
+            detect_format,
+            external_data_locations,
+            load_onnx,
+        )
 
         loc = locate_weights(self, ctx)
         if loc is None or loc.pointer is None:
@@ -77,15 +101,21 @@ class Graph(Check):
         line = ctx.line("weights")
         rel = PurePosixPath(loc.weights_path).relative_to(ctx.folder).as_posix()
         model_root = ctx.workdir / "model"
-        local = self._fetch(ctx, loc.weights_path, loc.pointer.md5, model_root / rel, findings,
-                            pointer_path=loc.pointer_path)
+        local = self._fetch(
+            ctx,
+            loc.weights_path,
+            loc.pointer.md5,
+            model_root / rel,
+            findings,
+            pointer_path=loc.pointer_path,
+        )
 
         def fail(e: ModelFormatError) -> None:
             # the loaders name the local copy (a cache entry is named by its hash): name the
             # repository file instead
             msg = e.message
             if msg.startswith(local.name):
-                msg = loc.weights_path + msg[len(local.name):]
+                msg = loc.weights_path + msg[len(local.name) :]
             elif not msg.startswith(loc.weights_path):
                 msg = f"{loc.weights_path}: {msg}"
             findings.append(self.finding(msg, e.hint, path=ctx.card_path, line=line))
@@ -101,10 +131,16 @@ class Graph(Check):
             except ModelFormatError as e:
                 fail(e)
             self._publish(ctx, summary, None)
-            findings.append(self.finding(
-                f"{loc.weights_path} is safetensors: tensors only, no graph, so it cannot be run or drawn",
-                "register an ONNX export of the model to get a graph picture and a test run",
-                path=ctx.card_path, line=line, severity=Severity.notice))
+            findings.append(
+                self.finding(
+                    f"{loc.weights_path} is safetensors: tensors only, no graph, so it cannot be "
+                    f"run or drawn",
+                    "register an ONNX export of the model to get a graph picture and a test run",
+                    path=ctx.card_path,
+                    line=line,
+                    severity=Severity.notice,
+                )
+            )
             return
         try:
             model = load_onnx(local, load_external=False)
@@ -134,22 +170,41 @@ class Graph(Check):
         if svg is not None:
             ctx.artifacts["graph_svg"] = svg
 
-    def _check(self, ctx: ModelContext, local: Path, findings: list[Finding], line: int | None,
-               weights_path: str) -> None:
+    def _check(
+        self,
+        ctx: ModelContext,
+        local: Path,
+        findings: list[Finding],
+        line: int | None,
+        weights_path: str,
+    ) -> None:
         import onnx
 
         try:
             onnx.checker.check_model(str(local), full_check=True)
         except Exception as e:  # checker and shape-inference errors alike: the model's fault
             text = str(e).strip().splitlines()
-            findings.append(self.finding(
-                f"{weights_path} fails the ONNX checker: {text[0][:400] if text else type(e).__name__}",
-                "export the model again with a current exporter and check it with "
-                "onnx.checker.check_model(path, full_check=True)", path=ctx.card_path, line=line))
+            findings.append(
+                self.finding(
+                    f"{weights_path} fails the ONNX checker: "
+                    f"{text[0][:400] if text else type(e).__name__}",
+                    "export the model again with a current exporter and check it with "
+                    "onnx.checker.check_model(path, full_check=True)",
+                    path=ctx.card_path,
+                    line=line,
+                )
+            )
             raise _Skip from None
 
-    def _fetch(self, ctx: ModelContext, repo_path: str, md5: str, dest: Path, findings: list[Finding],
-               pointer_path: str) -> Path:
+    def _fetch(
+        self,
+        ctx: ModelContext,
+        repo_path: str,
+        md5: str,
+        dest: Path,
+        findings: list[Finding],
+        pointer_path: str,
+    ) -> Path:
         """A local copy of an object: the working-tree file or the DVC cache when its md5 matches,
         else a verified download from staging into `dest`."""
         candidates = []
@@ -161,26 +216,49 @@ class Graph(Check):
                 if file_md5(cand) == md5:
                     return cand
                 if i == 0 and isinstance(ctx.head, WorkTree):
-                    findings.append(self.finding(
-                        f"{repo_path} in the working tree differs from what {pointer_path} records",
-                        f"if the file changed on purpose: dvc add {repo_path} && dvc push -r {STAGING}",
-                        path=pointer_path, severity=Severity.warning))
+                    findings.append(
+                        self.finding(
+                            f"{repo_path} in the working tree differs from what {pointer_path} "
+                            f"records",
+                            f"if the file changed on purpose: dvc add {repo_path} && dvc push -r "
+                            f"{STAGING}",
+                            path=pointer_path,
+                            severity=Severity.warning,
+                        )
+                    )
         try:
             return ctx.storage.remote(STAGING).download(md5, dest)
         except ObjectMissingError:
-            findings.append(self.finding(
-                f"{repo_path} was not checked: its object {md5} is not in the '{STAGING}' remote",
-                f"dvc push -r {STAGING} {pointer_path}", path=pointer_path, severity=Severity.notice))
+            findings.append(
+                self.finding(
+                    f"{repo_path} was not checked: its object {md5} is not in the '{STAGING}' "
+                    f"remote",
+                    f"dvc push -r {STAGING} {pointer_path}",
+                    path=pointer_path,
+                    severity=Severity.notice,
+                )
+            )
             raise _Skip from None
         except ObjectCorruptError as e:
-            findings.append(self.finding(
-                f"the '{STAGING}' copy of {repo_path} is corrupt: {e.message}",
-                f"push the right file again: dvc push -r {STAGING} {pointer_path} (check that "
-                f"{pointer_path} was made by dvc add from this file)", path=pointer_path))
+            findings.append(
+                self.finding(
+                    f"the '{STAGING}' copy of {repo_path} is corrupt: {e.message}",
+                    f"push the right file again: dvc push -r {STAGING} {pointer_path} (check that "
+                    f"{pointer_path} was made by dvc add from this file)",
+                    path=pointer_path,
+                )
+            )
             raise _Skip from None
 
-    def _gather_external(self, ctx: ModelContext, loc: WeightsLocation, local: Path, dest: Path,
-                         locations: list[str], findings: list[Finding]) -> Path:
+    def _gather_external(
+        self,
+        ctx: ModelContext,
+        loc: WeightsLocation,
+        local: Path,
+        dest: Path,
+        locations: list[str],
+        findings: list[Finding],
+    ) -> Path:
         """Put the model and its external-data files side by side under the work folder.
 
         Each file comes from git (small ones may be committed) or from its own `.dvc` pointer.
@@ -201,9 +279,14 @@ class Graph(Check):
             try:
                 repo_path = ctx.head.resolve_inside(ctx.folder, rel)
             except PathEscapeError as e:
-                findings.append(self.finding(f"{loc.weights_path}: external data '{location}': {e}",
-                                             "keep external data files inside the model folder",
-                                             path=ctx.card_path, line=ctx.line("weights")))
+                findings.append(
+                    self.finding(
+                        f"{loc.weights_path}: external data '{location}': {e}",
+                        "keep external data files inside the model folder",
+                        path=ctx.card_path,
+                        line=ctx.line("weights"),
+                    )
+                )
                 raise _Skip from None
             target = ctx.workdir / "model" / rel
             data = ctx.head.read(repo_path)
@@ -212,11 +295,18 @@ class Graph(Check):
                 target.write_bytes(data)
                 continue
             try:
-                pointer_path = ctx.head.resolve_inside(ctx.folder, repo_path[len(ctx.folder) + 1:] + ".dvc")
+                pointer_path = ctx.head.resolve_inside(
+                    ctx.folder, repo_path[len(ctx.folder) + 1 :] + ".dvc"
+                )
             except PathEscapeError as e:
-                findings.append(self.finding(f"{loc.weights_path}: external data '{location}': {e}",
-                                             "keep external data files inside the model folder",
-                                             path=ctx.card_path, line=ctx.line("weights")))
+                findings.append(
+                    self.finding(
+                        f"{loc.weights_path}: external data '{location}': {e}",
+                        "keep external data files inside the model folder",
+                        path=ctx.card_path,
+                        line=ctx.line("weights"),
+                    )
+                )
                 raise _Skip from None
             pointer_text = ctx.head.read(pointer_path)
             if pointer_text is None:
@@ -224,8 +314,13 @@ class Graph(Check):
             try:
                 pointer = parse_pointer(pointer_text)
             except PointerError as e:
-                findings.append(self.finding(f"DVC pointer {pointer_path} is unusable: {e}",
-                                             f"recreate it: dvc add {repo_path}", path=pointer_path))
+                findings.append(
+                    self.finding(
+                        f"DVC pointer {pointer_path} is unusable: {e}",
+                        f"recreate it: dvc add {repo_path}",
+                        path=pointer_path,
+                    )
+                )
                 raise _Skip from None
             got = self._fetch(ctx, repo_path, pointer.md5, target, findings, pointer_path)
             if got != target:

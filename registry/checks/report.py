@@ -8,8 +8,10 @@ GitHub's own formats (annotations, outputs) live in `registry.checks.github`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
+
 from registry.core.files import write_atomic
 
 if TYPE_CHECKING:  # the report types import pydantic models only; keep start-up light
@@ -26,19 +28,26 @@ _COLOURS = {"PASS": "green", "FAIL": "red", "error": "red", "warning": "yellow",
 def _environment() -> jinja2.Environment:
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.PackageLoader("registry", "templates"),
-                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-                             undefined=jinja2.StrictUndefined, autoescape=False)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("registry", "templates"),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+    )
     env.filters["md"] = markdown_text
     env.filters["fence"] = fence
     env.filters["oneline"] = one_line
     env.filters["indent_lines"] = lambda text, n=4: "\n".join(
-        (" " * n + ln) if ln.strip() else "" for ln in str(text).rstrip("\n").splitlines())
+        (" " * n + ln) if ln.strip() else "" for ln in str(text).rstrip("\n").splitlines()
+    )
     return env
 
 
 def markdown_text(text: object) -> str:
-    """Untrusted text (card values quoted in messages) made inert in Markdown: no HTML, links or tables."""
+    """Untrusted text (card values quoted in messages) made inert in Markdown: no HTML, links or
+    tables."""
     s = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     s = re.sub(r"([\\`*_\[\]|#~])", r"\\\1", s)
     return s.replace("\r", " ").replace("\n", " ")
@@ -70,7 +79,11 @@ def render_text(report: CheckReport, color: bool = False) -> str:
 
     def style(text: str, key: str | None = None) -> str:
         colour = _COLOURS.get(key or text)
-        return click.style(text, fg=colour, bold=key in (None, "PASS", "FAIL")) if color and colour else text
+        return (
+            click.style(text, fg=colour, bold=key in (None, "PASS", "FAIL"))
+            if color and colour
+            else text
+        )
 
     return _environment().get_template("check_report.txt.j2").render(report=report, style=style)
 
@@ -80,8 +93,14 @@ def render_json(report: CheckReport) -> str:
     return report.model_dump_json(indent=2) + "\n"
 
 
-def render_markdown(report: CheckReport, *, comment: bool = False, link: Link | None = None,
-                    pictures: dict[str, str] | None = None, artifacts_url: str | None = None) -> str:
+def render_markdown(
+    report: CheckReport,
+    *,
+    comment: bool = False,
+    link: Link | None = None,
+    pictures: dict[str, str] | None = None,
+    artifacts_url: str | None = None,
+) -> str:
     """The report as Markdown: a step summary, or (with `comment`) a pull-request comment body.
 
     Args:
@@ -91,9 +110,18 @@ def render_markdown(report: CheckReport, *, comment: bool = False, link: Link | 
         pictures: {model: file name} of graph pictures uploaded as run artifacts.
         artifacts_url: where the run's artifacts can be downloaded.
     """
-    return _environment().get_template("check_report.md.j2").render(
-        report=report, comment=comment, marker=COMMENT_MARKER, link=link or (lambda p, n: None),
-        pictures=pictures or {}, artifacts_url=artifacts_url)
+    return (
+        _environment()
+        .get_template("check_report.md.j2")
+        .render(
+            report=report,
+            comment=comment,
+            marker=COMMENT_MARKER,
+            link=link or (lambda p, n: None),
+            pictures=pictures or {},
+            artifacts_url=artifacts_url,
+        )
+    )
 
 
 def write_pictures(report: CheckReport, directory: Path) -> dict[str, str]:
@@ -112,5 +140,3 @@ def write_pictures(report: CheckReport, directory: Path) -> dict[str, str]:
         write_atomic(directory / name, svg if isinstance(svg, bytes) else str(svg).encode("utf-8"))
         written[model.name] = name
     return written
-
-

@@ -15,10 +15,10 @@ import re
 import signal
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from enum import Enum
-from typing import Iterable
+from pathlib import Path
 
 from registry.checks import Check, Finding, ModelContext, Severity, register
 
@@ -55,15 +55,24 @@ def judge_url(url: str, allow_local: bool) -> UrlVerdict:
     """
     allowed = ", ".join(f"{s}://" for s in NETWORK_SCHEMES) + ", git@host:path"
     if url.startswith("-"):
-        return UrlVerdict(None, "it starts with '-', which git would read as an option",
-                          f"write a git URL ({allowed})")
+        return UrlVerdict(
+            None,
+            "it starts with '-', which git would read as an option",
+            f"write a git URL ({allowed})",
+        )
     if any(c in url for c in "\0\n\r") or url != url.strip():
-        return UrlVerdict(None, "it contains control characters or surrounding blanks",
-                          f"write a plain git URL ({allowed})")
+        return UrlVerdict(
+            None,
+            "it contains control characters or surrounding blanks",
+            f"write a plain git URL ({allowed})",
+        )
     helper = _HELPER_RE.match(url)
     if helper:
-        return UrlVerdict(None, f"the '{helper[1]}::' transport runs commands and is never allowed",
-                          f"write a git URL ({allowed})")
+        return UrlVerdict(
+            None,
+            f"the '{helper[1]}::' transport runs commands and is never allowed",
+            f"write a git URL ({allowed})",
+        )
     scheme = _SCHEME_RE.match(url)
     if scheme:
         name = scheme[1].lower()
@@ -72,15 +81,21 @@ def judge_url(url: str, allow_local: bool) -> UrlVerdict:
         if name in LOCAL_SCHEMES:
             if allow_local:
                 return UrlVerdict(UrlKind.local)
-            return UrlVerdict(None, "local URLs (file://) are not allowed in this registry's checks",
-                              f"point source.repo at the hosted training code ({allowed})")
+            return UrlVerdict(
+                None,
+                "local URLs (file://) are not allowed in this registry's checks",
+                f"point source.repo at the hosted training code ({allowed})",
+            )
         return UrlVerdict(None, f"the scheme '{name}://' is not allowed", f"use one of {allowed}")
     if _SCP_RE.match(url):
         return _network_verdict(url, allow_local)
     if allow_local:
         return UrlVerdict(UrlKind.local)
-    return UrlVerdict(None, "it is a local path, and local URLs are not allowed in this registry's checks",
-                      f"point source.repo at the hosted training code ({allowed})")
+    return UrlVerdict(
+        None,
+        "it is a local path, and local URLs are not allowed in this registry's checks",
+        f"point source.repo at the hosted training code ({allowed})",
+    )
 
 
 # -- the bot's own network: loopback, link-local and private addresses are local too
@@ -90,7 +105,8 @@ _CREDENTIALS_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinf
 
 
 def url_host(url: str) -> str | None:
-    """The host name or address a network git URL names (scheme URLs and scp-like `user@host:path`)."""
+    """The host name or address a network git URL names (scheme URLs and scp-like
+    `user@host:path`)."""
     from urllib.parse import urlsplit
 
     if _SCHEME_RE.match(url):
@@ -112,13 +128,21 @@ def is_local_address(host: str) -> bool:
     if name in _LOCAL_NAMES or name.endswith(".localhost"):
         return True
     try:
-        addr = ipaddress.ip_address(int(name, 0) if name.isdigit() or name.startswith("0x") else name)
+        addr = ipaddress.ip_address(
+            int(name, 0) if name.isdigit() or name.startswith("0x") else name
+        )
     except ValueError:
         return False
     mapped = getattr(addr, "ipv4_mapped", None)
     addr = mapped or addr
-    return (addr.is_loopback or addr.is_link_local or addr.is_private or addr.is_reserved
-            or addr.is_unspecified or addr.is_multicast)
+    return (
+        addr.is_loopback
+        or addr.is_link_local
+        or addr.is_private
+        or addr.is_reserved
+        or addr.is_unspecified
+        or addr.is_multicast
+    )
 
 
 def resolves_locally(host: str, timeout: float = 5.0) -> bool:
@@ -148,18 +172,21 @@ def redact(text: str) -> str:
 def _network_verdict(url: str, allow_local: bool) -> UrlVerdict:
     host = url_host(url)
     if not allow_local and host and is_local_address(host):
-        return UrlVerdict(None, f"'{host}' is the bot's own machine or network (loopback, link-local or "
-                          "private address), and local URLs are not allowed in this registry's checks",
-                          "point source.repo at the hosted training code (a public host name)")
+        return UrlVerdict(
+            None,
+            f"'{host}' is the bot's own machine or network (loopback, link-local or "
+            "private address), and local URLs are not allowed in this registry's checks",
+            "point source.repo at the hosted training code (a public host name)",
+        )
     return UrlVerdict(UrlKind.network)
 
 
 class ProbeOutcome(str, Enum):
     ok = "ok"
-    missing = "missing"      # git answered: no such repository, or no access
-    timeout = "timeout"      # no answer in time
-    failed = "failed"        # git could not run at all
-    refused = "refused"      # not probed: the host name resolves to the bot's own network
+    missing = "missing"  # git answered: no such repository, or no access
+    timeout = "timeout"  # no answer in time
+    failed = "failed"  # git could not run at all
+    refused = "refused"  # not probed: the host name resolves to the bot's own network
 
 
 @dataclass(frozen=True)
@@ -171,7 +198,9 @@ class Probe:
     seconds: float = 0.0
 
 
-def probe(url: str, timeout: float, cwd: str | os.PathLike | None = None, allow_local: bool = True) -> Probe:
+def probe(
+    url: str, timeout: float, cwd: str | os.PathLike | None = None, allow_local: bool = True
+) -> Probe:
     """Ask a git URL for its refs with `git ls-remote`, never waiting longer than `timeout`.
 
     Prompts are off (GIT_TERMINAL_PROMPT=0, an askpass that answers nothing, ssh in batch mode,
@@ -179,17 +208,43 @@ def probe(url: str, timeout: float, cwd: str | os.PathLike | None = None, allow_
     line behind `judge_url`. The whole process group is killed on timeout, so a git-remote-https
     child cannot outlive the check.
     """
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "SSH_ASKPASS": "true",
-           "GCM_INTERACTIVE": "never",
-           "GIT_SSH_COMMAND": f"ssh -o BatchMode=yes -o ConnectTimeout={max(1, int(timeout))}"}
-    cmd = ["git", "-c", "credential.helper=", "-c", "core.askPass=true",
-           "-c", "protocol.ext.allow=never", "-c", "protocol.fd.allow=never",
-           "-c", f"protocol.file.allow={'always' if allow_local else 'never'}",
-           "ls-remote", "--heads", "--", url]
+    env = {
+        **os.environ,
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_ASKPASS": "true",
+        "SSH_ASKPASS": "true",
+        "GCM_INTERACTIVE": "never",
+        "GIT_SSH_COMMAND": f"ssh -o BatchMode=yes -o ConnectTimeout={max(1, int(timeout))}",
+    }
+    cmd = [
+        "git",
+        "-c",
+        "credential.helper=",
+        "-c",
+        "core.askPass=true",
+        "-c",
+        "protocol.ext.allow=never",
+        "-c",
+        "protocol.fd.allow=never",
+        "-c",
+        f"protocol.file.allow={'always' if allow_local else 'never'}",
+        "ls-remote",
+        "--heads",
+        "--",
+        url,
+    ]
     start = time.monotonic()
     try:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
     except OSError as e:
         return Probe(ProbeOutcome.failed, f"git could not be started: {e}")
     try:
@@ -200,15 +255,20 @@ def probe(url: str, timeout: float, cwd: str | os.PathLike | None = None, allow_
         except ProcessLookupError:
             pass
         proc.communicate()
-        return Probe(ProbeOutcome.timeout, f"no answer within {timeout:g}s", time.monotonic() - start)
+        return Probe(
+            ProbeOutcome.timeout, f"no answer within {timeout:g}s", time.monotonic() - start
+        )
     took = time.monotonic() - start
     if proc.returncode == 0:
         return Probe(ProbeOutcome.ok, seconds=took)
     lines = [ln.strip() for ln in (err or "").splitlines() if ln.strip()]
     # git's first 'fatal:' line names the cause; the rest is boilerplate about access rights
     fatal = next((ln for ln in lines if ln.startswith("fatal:")), lines[0] if lines else "")
-    return Probe(ProbeOutcome.missing, fatal.removeprefix("fatal:").strip() or f"git exited {proc.returncode}",
-                 took)
+    return Probe(
+        ProbeOutcome.missing,
+        fatal.removeprefix("fatal:").strip() or f"git exited {proc.returncode}",
+        took,
+    )
 
 
 @register
@@ -216,11 +276,13 @@ class SourceRepo(Check):
     """`source.repo` is an allowed git URL and answers `git ls-remote` within the timeout."""
 
     name = "source-repo"
-    description = ("source.repo is a git URL of an allowed kind (https, http, ssh, git, git@host:path; "
-                   "file://, local paths and loopback/link-local/private hosts only with --allow-local-urls; "
-                   "never ext:: or fd::) and "
-                   "answers `git ls-remote` within --timeout; with --offline it is not contacted "
-                   "and a warning says so")
+    description = (
+        "source.repo is a git URL of an allowed kind (https, http, ssh, git, git@host:path; "
+        "file://, local paths and loopback/link-local/private hosts only with --allow-local-urls; "
+        "never ext:: or fd::) and "
+        "answers `git ls-remote` within --timeout; with --offline it is not contacted "
+        "and a warning says so"
+    )
     order = 20
 
     def run(self, ctx: ModelContext) -> Iterable[Finding]:
@@ -232,43 +294,75 @@ class SourceRepo(Check):
         path, line = ctx.card_path, ctx.line("source", "repo")
         verdict = judge_url(real_url, ctx.options.allow_local_urls)
         if verdict.kind is None:
-            yield self.finding(f"source.repo '{url}' is refused: {verdict.refused}", verdict.hint,
-                               path=path, line=line)
+            yield self.finding(
+                f"source.repo '{url}' is refused: {verdict.refused}",
+                verdict.hint,
+                path=path,
+                line=line,
+            )
             return
         if ctx.options.offline:
-            yield self.finding(f"source.repo '{url}' was not checked (--offline)",
-                               "run `registry check` without --offline to confirm it is reachable",
-                               path=path, line=line, severity=Severity.warning)
+            yield self.finding(
+                f"source.repo '{url}' was not checked (--offline)",
+                "run `registry check` without --offline to confirm it is reachable",
+                path=path,
+                line=line,
+                severity=Severity.warning,
+            )
             return
         key = ("source-repo", real_url)
         if key not in ctx.cache:
             host = url_host(real_url) if verdict.kind is UrlKind.network else None
-            if host and not ctx.options.allow_local_urls and resolves_locally(host, ctx.options.timeout):
-                ctx.cache[key] = Probe(ProbeOutcome.refused, f"'{host}' resolves to a loopback, link-local or "
-                                       "private address")
+            if (
+                host
+                and not ctx.options.allow_local_urls
+                and resolves_locally(host, ctx.options.timeout)
+            ):
+                ctx.cache[key] = Probe(
+                    ProbeOutcome.refused,
+                    f"'{host}' resolves to a loopback, link-local or private address",
+                )
             else:
                 cwd = ctx.repo.root if ctx.repo else None
-                ctx.cache[key] = probe(real_url, ctx.options.timeout, cwd, ctx.options.allow_local_urls)
+                ctx.cache[key] = probe(
+                    real_url, ctx.options.timeout, cwd, ctx.options.allow_local_urls
+                )
         result: Probe = ctx.cache[key]
         if result.outcome is ProbeOutcome.timeout:
             yield self.finding(
                 f"source.repo '{url}' did not answer within {ctx.options.timeout:g}s",
                 "check the host name and that the server is up; raise --timeout if it is just slow",
-                path=path, line=line)
+                path=path,
+                line=line,
+            )
         elif result.outcome is ProbeOutcome.refused:
-            yield self.finding(f"source.repo '{url}' is refused: {result.detail}, and local URLs are not "
-                               "allowed in this registry's checks",
-                               "point source.repo at the hosted training code", path=path, line=line)
+            yield self.finding(
+                f"source.repo '{url}' is refused: {result.detail}, and local URLs are not "
+                "allowed in this registry's checks",
+                "point source.repo at the hosted training code",
+                path=path,
+                line=line,
+            )
         elif result.outcome is ProbeOutcome.missing:
-            detail = redact(result.detail) if verdict.kind is UrlKind.network else \
-                "git could not read it as a repository"  # git's text would name the bot's own files
+            detail = (
+                redact(result.detail)
+                if verdict.kind is UrlKind.network
+                else "git could not read it as a repository"
+            )  # git's text would name the bot's own files
             yield self.finding(
                 f"source.repo '{url}' cannot be read: {detail}",
                 "make sure the repository exists and is readable without credentials, "
-                "and that the URL is spelled right", path=path, line=line)
+                "and that the URL is spelled right",
+                path=path,
+                line=line,
+            )
         elif result.outcome is ProbeOutcome.failed:
-            yield self.finding(f"source.repo '{url}' could not be checked: {result.detail}",
-                               "install git on the machine that runs the checks", path=path, line=line)
+            yield self.finding(
+                f"source.repo '{url}' could not be checked: {result.detail}",
+                "install git on the machine that runs the checks",
+                path=path,
+                line=line,
+            )
 
     def _confirm_in_registry(self, ctx: ModelContext) -> Iterable[Finding]:
         """`repo: self`: the commit is in the checked revision's history and holds `source.path`.
@@ -279,9 +373,14 @@ class SourceRepo(Check):
         source = ctx.card.source
         path, line = ctx.card_path, ctx.line("source", "commit")
         if ctx.repo is None:
-            yield self.finding("source 'self' was not confirmed: the check is not running in a clone "
-                               "of the registry", "run `registry check` inside the registry's clone",
-                               path=path, line=line, severity=Severity.warning)
+            yield self.finding(
+                "source 'self' was not confirmed: the check is not running in a clone "
+                "of the registry",
+                "run `registry check` inside the registry's clone",
+                path=path,
+                line=line,
+                severity=Severity.warning,
+            )
             return
         root = ctx.repo.root
         found = _git(root, "rev-parse", "--verify", "--quiet", f"{source.commit}^{{commit}}")
@@ -289,15 +388,23 @@ class SourceRepo(Check):
             shallow = _git(root, "rev-parse", "--is-shallow-repository").stdout.strip()
             if shallow == "true":
                 yield self.finding(
-                    f"source.commit {source.commit} was not confirmed: this clone is shallow and does "
-                    "not hold it", "fetch the full history (git fetch --unshallow; in Actions, "
+                    f"source.commit {source.commit} was not confirmed: this clone is shallow and "
+                    f"does "
+                    "not hold it",
+                    "fetch the full history (git fetch --unshallow; in Actions, "
                     "actions/checkout with fetch-depth: 0) to confirm it",
-                    path=path, line=line, severity=Severity.warning)
+                    path=path,
+                    line=line,
+                    severity=Severity.warning,
+                )
             else:
                 yield self.finding(
                     f"source.commit {source.commit} is not a commit of this registry's repository",
                     f"set it to the commit that holds {source.path} "
-                    f"(git log -1 --format=%H -- {source.path})", path=path, line=line)
+                    f"(git log -1 --format=%H -- {source.path})",
+                    path=path,
+                    line=line,
+                )
             return
         full = found.stdout.strip()
         head = ctx.head.rev or "HEAD"
@@ -305,12 +412,18 @@ class SourceRepo(Check):
             yield self.finding(
                 f"source.commit {source.commit} is not in the history of {ctx.head.label or head}",
                 "name a commit of this branch's history, where the training code was committed",
-                path=path, line=line)
+                path=path,
+                line=line,
+            )
             return
         if _git(root, "cat-file", "-e", f"{full}:{source.path}").returncode != 0:
-            yield self.finding(f"source.path '{source.path}' does not exist at commit {source.commit}",
-                               "write the path, relative to the repository's root, of the training "
-                               "code as it is at that commit", path=path, line=ctx.line("source", "path"))
+            yield self.finding(
+                f"source.path '{source.path}' does not exist at commit {source.commit}",
+                "write the path, relative to the repository's root, of the training "
+                "code as it is at that commit",
+                path=path,
+                line=ctx.line("source", "path"),
+            )
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess:

@@ -1,7 +1,9 @@
-"""Lightweighting with automatic fallback (SPEC.md §4): try method after method until one meets the target.
+"""Lightweighting with automatic fallback (SPEC.md §4): try method after method until one meets the
+target.
 
 `compress(request)` is the whole run: it reads the model, its evaluation set and the target,
-measures the original, then tries the methods of `registry/compression/methods/` in order. Each attempt gives
+measures the original, then tries the methods of `registry/compression/methods/` in order. Each
+attempt gives
 a candidate ONNX file that is measured (size, metric, drop, median latency) and checked against
 every condition of the target. The first candidate that meets them all is the result (or, with
 `search="best"`, the smallest of all that do), written as a new model entry or a new version whose
@@ -22,27 +24,39 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
 
-from registry.cards.schema import (CompressSpec, ModelCard, Status, check_relative_path,
-                                   format_size)
+from registry.cards.schema import CompressSpec, ModelCard, Status, check_relative_path, format_size
 from registry.cards.writer import render_card, schema_reference, update_card_text
+from registry.compression.evaluation import (
+    check_feeds,
+    load_npz,
+    median_latency_ms,
+    metric_def,
+    run_model,
+    session_for,
+)
+from registry.compression.job import (
+    FLOAT_TYPES,
+    CompressJob,
+    CompressTarget,
+    Condition,
+    Measurement,
+    build_target,
+)
+from registry.compression.onnx_files import compact_model
 from registry.core.errors import CardError, CompressionError, RegistryError, UsageError
 from registry.core.files import atomic_path, write_atomic
-from registry.compression.evaluation import (check_feeds, load_npz, median_latency_ms,
-                                             metric_def, run_model, session_for)
-from registry.compression.job import (FLOAT_TYPES, CompressJob, CompressTarget, Condition,
-                                      Measurement, build_target)
 from registry.versions.resolve import FetchedFile, fetch_files, find_version
-from registry.compression.onnx_files import compact_model
-
 
 # ---------------------------------------------------------------- attempts and the report
+
 
 class Attempt(BaseModel):
     """One method's try: its settings, measurement and verdict."""
@@ -68,15 +82,22 @@ class CompressReport(BaseModel):
     attempts: list[Attempt]
     chosen: int | None = Field(None, description="index of the attempt kept as the result")
     met: bool
-    closest: str | None = Field(None, description="when unmet: the condition that came closest and by how much")
-    best_so_far: int | None = Field(None, description="when unmet: index of the attempt kept as best so far")
-    output: str | None = Field(None, description="folder of the written model, or the kept best-so-far file")
+    closest: str | None = Field(
+        None, description="when unmet: the condition that came closest and by how much"
+    )
+    best_so_far: int | None = Field(
+        None, description="when unmet: index of the attempt kept as best so far"
+    )
+    output: str | None = Field(
+        None, description="folder of the written model, or the kept best-so-far file"
+    )
     report_json: str | None = None
     chart: str | None = None
     total_s: float = 0.0
 
 
 # --------------------------------------------------------------------------- the request
+
 
 class CompressRequest(BaseModel):
     """What to compress and how; `registry compress` builds one from its options."""
@@ -85,33 +106,51 @@ class CompressRequest(BaseModel):
 
     card: ModelCard
     model_path: Path = Field(description="the ONNX weights to compress")
-    model_dir: Path = Field(description="folder that holds the card's data files (evaluation, calibration, training)")
+    model_dir: Path = Field(
+        description="folder that holds the card's data files (evaluation, calibration, training)"
+    )
     max_size: str | None = None
     max_metric_drop: str | None = None
     max_latency: str | None = None
     metric: str | None = None
     methods: list[str] | None = Field(None, description="override of the method order")
     search: Literal["first", "best"] | None = None
-    output_root: Path | None = Field(None, description="folder that receives the new model folder (a registry's models/)")
-    output_name: str | None = Field(None, description="name of the new model entry (default: <name>-lite)")
-    as_version: str | None = Field(None, description="write a new version of the same model instead of a new entry")
-    report_dir: Path = Field(Path("compress-report"), description="where the JSON, chart and best-so-far go")
+    output_root: Path | None = Field(
+        None, description="folder that receives the new model folder (a registry's models/)"
+    )
+    output_name: str | None = Field(
+        None, description="name of the new model entry (default: <name>-lite)"
+    )
+    as_version: str | None = Field(
+        None, description="write a new version of the same model instead of a new entry"
+    )
+    report_dir: Path = Field(
+        Path("compress-report"), description="where the JSON, chart and best-so-far go"
+    )
     push: bool = Field(False, description="dvc add the weights and push them to the staging remote")
     repo_root: Path | None = Field(None, description="registry clone for dvc add / push")
     seed: int = 0
-    raise_unexpected: bool = Field(False, description="let a method's unexpected error "
-                                   "propagate as it is (`--traceback`), not as a CompressionError")
+    raise_unexpected: bool = Field(
+        False,
+        description="let a method's unexpected error "
+        "propagate as it is (`--traceback`), not as a CompressionError",
+    )
 
 
 def _data_path(model_dir: Path, rel: str, what: str) -> Path:
     try:
         check_relative_path(rel)
     except ValueError as e:
-        raise CompressionError(f"{what} '{rel}': {e}", "give a path inside the model folder") from None
+        raise CompressionError(
+            f"{what} '{rel}': {e}", "give a path inside the model folder"
+        ) from None
     p = model_dir / rel
     if not p.is_file():
-        hint = (f"the file is DVC-tracked but not here: dvc pull {p}.dvc" if (model_dir / (rel + ".dvc")).is_file()
-                else f"add it: dvc add {p} && dvc push -r staging {p}.dvc")
+        hint = (
+            f"the file is DVC-tracked but not here: dvc pull {p}.dvc"
+            if (model_dir / (rel + ".dvc")).is_file()
+            else f"add it: dvc add {p} && dvc push -r staging {p}.dvc"
+        )
         raise CompressionError(f"{what} {p} is missing", hint)
     return p
 
@@ -120,52 +159,95 @@ def prepare_job(request: CompressRequest) -> CompressJob:
     """Read the model and data, check them against each other, and measure the original.
 
     Raises:
-        CompressionError: no evaluation section, missing or ill-shaped data, no float weights, bad target.
+        CompressionError: no evaluation section, missing or ill-shaped data, no float weights,
+        bad target.
     """
     card = request.card
     if card.evaluation is None:
-        raise CompressionError(f"model '{card.name}' has no 'evaluation:' section",
-                               "add evaluation: {data: eval.npz, metric: accuracy} to its card (docs/compress.md)")
+        raise CompressionError(
+            f"model '{card.name}' has no 'evaluation:' section",
+            "add evaluation: {data: eval.npz, metric: accuracy} to its card (docs/compress.md)",
+        )
     ev = card.evaluation
     spec = card.compress or CompressSpec()
-    target = build_target(spec, ev, max_size=request.max_size, max_metric_drop=request.max_metric_drop,
-                          max_latency=request.max_latency, metric=request.metric)
+    target = build_target(
+        spec,
+        ev,
+        max_size=request.max_size,
+        max_metric_drop=request.max_metric_drop,
+        max_latency=request.max_latency,
+        metric=request.metric,
+    )
     model_path = Path(request.model_path)
     if not model_path.is_file():
-        raise CompressionError(f"model file {model_path} is missing", "give the ONNX file with --model")
+        raise CompressionError(
+            f"model file {model_path} is missing", "give the ONNX file with --model"
+        )
     _check_float_weights(model_path)
     sess = session_for(model_path)
     names = [i.name for i in sess.get_inputs()]
     if ev.output and ev.output not in [o.name for o in sess.get_outputs()]:
-        raise CompressionError(f"evaluation.output '{ev.output}' is not an output of the model "
-                               f"({', '.join(o.name for o in sess.get_outputs())})", "name one of them")
+        raise CompressionError(
+            f"evaluation.output '{ev.output}' is not an output of the model "
+            f"({', '.join(o.name for o in sess.get_outputs())})",
+            "name one of them",
+        )
     eval_path = _data_path(request.model_dir, ev.data, "evaluation set")
     labels_key = ev.labels if metric_def(target.metric).needs_labels else None
-    eval_data = load_npz(eval_path, "evaluation set", names, input_map=ev.inputs, labels_key=labels_key)
+    eval_data = load_npz(
+        eval_path, "evaluation set", names, input_map=ev.inputs, labels_key=labels_key
+    )
     if labels_key and eval_data.labels is None:
-        raise CompressionError(f"evaluation set {eval_path} has no '{ev.labels}' array, which metric "
-                               f"'{target.metric}' needs", "save the labels in the .npz under that name")
+        raise CompressionError(
+            f"evaluation set {eval_path} has no '{ev.labels}' array, which metric "
+            f"'{target.metric}' needs",
+            "save the labels in the .npz under that name",
+        )
     check_feeds(sess, eval_data)
     try:
         reference = run_model(sess, eval_data, ev.output)
     except Exception as e:  # onnxruntime raises its own types for shape/type mismatches
-        raise CompressionError(f"the model cannot run on evaluation set {eval_path}: {e}",
-                               "regenerate the evaluation set with the model's input shapes and types") from None
+        raise CompressionError(
+            f"the model cannot run on evaluation set {eval_path}: {e}",
+            "regenerate the evaluation set with the model's input shapes and types",
+        ) from None
     calib = eval_data
     if spec.calibration_data:
-        calib = load_npz(_data_path(request.model_dir, spec.calibration_data, "calibration set"), "calibration set",
-                         names, input_map=ev.inputs, labels_key=None)
+        calib = load_npz(
+            _data_path(request.model_dir, spec.calibration_data, "calibration set"),
+            "calibration set",
+            names,
+            input_map=ev.inputs,
+            labels_key=None,
+        )
         check_feeds(sess, calib)
     train = None
     if spec.train_data:
-        train = load_npz(_data_path(request.model_dir, spec.train_data, "training set"), "training set", names,
-                         input_map=ev.inputs, labels_key=ev.labels)
+        train = load_npz(
+            _data_path(request.model_dir, spec.train_data, "training set"),
+            "training set",
+            names,
+            input_map=ev.inputs,
+            labels_key=ev.labels,
+        )
         check_feeds(sess, train)
-    job = CompressJob(model_path=model_path, evaluation=ev, target=target, eval_data=eval_data,
-                      calibration_data=calib, train_data=train, reference=reference, seed=request.seed)
+    job = CompressJob(
+        model_path=model_path,
+        evaluation=ev,
+        target=target,
+        eval_data=eval_data,
+        calibration_data=calib,
+        train_data=train,
+        reference=reference,
+        seed=request.seed,
+    )
     value = job.score(reference)
-    job.original = Measurement(size=model_path.stat().st_size, metric=value, drop=0.0,
-                               latency_ms=median_latency_ms(sess, eval_data))
+    job.original = Measurement(
+        size=model_path.stat().st_size,
+        metric=value,
+        drop=0.0,
+        latency_ms=median_latency_ms(sess, eval_data),
+    )
     return job
 
 
@@ -175,11 +257,20 @@ def _check_float_weights(path: Path) -> None:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:
-        raise CompressionError(f"{path} is not a readable ONNX model: {e}", "give an ONNX file") from None
-    floats = [t for t in model.graph.initializer if t.data_type in FLOAT_TYPES and int(np.prod(t.dims)) > 1]
+        raise CompressionError(
+            f"{path} is not a readable ONNX model: {e}", "give an ONNX file"
+        ) from None
+    floats = [
+        t
+        for t in model.graph.initializer
+        if t.data_type in FLOAT_TYPES and int(np.prod(t.dims)) > 1
+    ]
     if not floats:
-        raise CompressionError(f"{path} has no float weights to compress (its weights are already integer, or it "
-                               "has none)", "compress the float (fp32) model this one was made from")
+        raise CompressionError(
+            f"{path} has no float weights to compress (its weights are already integer, or it "
+            "has none)",
+            "compress the float (fp32) model this one was made from",
+        )
 
 
 # --------------------------------------------------------------------------- the chain
@@ -209,14 +300,22 @@ def check_reachable(job: CompressJob, methods: list) -> None:
     floors = [f for m in methods if (f := m.size_floor(job)) is not None]
     if len(floors) == len(methods) and floors and job.target.max_size < min(floors):
         raise CompressionError(
-            f"contradictory target: max_size {format_size(job.target.max_size)} is below the smallest model the "
+            f"contradictory target: max_size {format_size(job.target.max_size)} is below the "
+            f"smallest model the "
             f"selected methods can encode ({format_size(min(floors))})",
-            "raise max_size, or add a method that changes the architecture (distill, train-small)")
+            "raise max_size, or add a method that changes the architecture (distill, train-small)",
+        )
 
 
-def run_chain(job: CompressJob, order: list[str], options: dict[str, dict], search: str, workdir: Path,
-              progress: ProgressFn | None = None, raise_unexpected: bool = False
-              ) -> tuple[list[Attempt], list[Path | None]]:
+def run_chain(
+    job: CompressJob,
+    order: list[str],
+    options: dict[str, dict],
+    search: str,
+    workdir: Path,
+    progress: ProgressFn | None = None,
+    raise_unexpected: bool = False,
+) -> tuple[list[Attempt], list[Path | None]]:
     """Try each method in turn; stop at the first that meets the target unless `search == "best"`.
 
     Returns the attempts and, for each, the candidate file (None when the method made none).
@@ -227,8 +326,10 @@ def run_chain(job: CompressJob, order: list[str], options: dict[str, dict], sear
     unknown_options = set(options) - set(order)
     if unknown_options - set(_all_method_names()):
         bad = sorted(unknown_options - set(_all_method_names()))
-        raise CompressionError(f"settings given for unknown method(s): {', '.join(bad)}",
-                               "known methods: " + ", ".join(_all_method_names()))
+        raise CompressionError(
+            f"settings given for unknown method(s): {', '.join(bad)}",
+            "known methods: " + ", ".join(_all_method_names()),
+        )
     check_reachable(job, methods)
     attempts: list[Attempt] = []
     files: list[Path | None] = []
@@ -236,20 +337,36 @@ def run_chain(job: CompressJob, order: list[str], options: dict[str, dict], sear
         name = method.name
         adir = workdir / f"{i:02d}-{name}"
         adir.mkdir(parents=True, exist_ok=True)
-        report = (lambda frac, text, _n=name: progress(_n, frac, text)) if progress else (lambda frac, text: None)
+        report = (
+            (lambda frac, text, _n=name: progress(_n, frac, text))
+            if progress
+            else (lambda frac, text: None)
+        )
         t0 = time.perf_counter()
         settings = method.config.model_dump(mode="json")
         try:
             cand = _run_method(method, job, adir, report, raise_unexpected)
         except MethodMiss as miss:
-            attempt = Attempt(method=name, settings=settings, status="skipped", reason=miss.reason,
-                              wall_s=time.perf_counter() - t0)
+            attempt = Attempt(
+                method=name,
+                settings=settings,
+                status="skipped",
+                reason=miss.reason,
+                wall_s=time.perf_counter() - t0,
+            )
             if miss.candidate is not None:
                 compact_model(miss.candidate.path)
                 m = job.measure(miss.candidate.path)
-                attempt = Attempt(method=name, settings={**settings, **miss.candidate.settings}, status="fail",
-                                  reason=miss.reason, measurement=m, conditions=job.check(m),
-                                  wall_s=time.perf_counter() - t0, notes=miss.candidate.notes)
+                attempt = Attempt(
+                    method=name,
+                    settings={**settings, **miss.candidate.settings},
+                    status="fail",
+                    reason=miss.reason,
+                    measurement=m,
+                    conditions=job.check(m),
+                    wall_s=time.perf_counter() - t0,
+                    notes=miss.candidate.notes,
+                )
                 files.append(miss.candidate.path)
             else:
                 files.append(None)
@@ -261,9 +378,18 @@ def run_chain(job: CompressJob, order: list[str], options: dict[str, dict], sear
         conds = job.check(m)
         ok = all(c.met for c in conds)
         reason = "meets the target" if ok else "; ".join(_miss_text(c) for c in conds if not c.met)
-        attempts.append(Attempt(method=name, settings={**settings, **cand.settings}, status="pass" if ok else "fail",
-                                reason=reason, measurement=m, conditions=conds, wall_s=time.perf_counter() - t0,
-                                notes=cand.notes))
+        attempts.append(
+            Attempt(
+                method=name,
+                settings={**settings, **cand.settings},
+                status="pass" if ok else "fail",
+                reason=reason,
+                measurement=m,
+                conditions=conds,
+                wall_s=time.perf_counter() - t0,
+                notes=cand.notes,
+            )
+        )
         files.append(cand.path)
         report(1.0, reason)
         if ok and search == "first":
@@ -280,12 +406,15 @@ def _run_method(method, job: CompressJob, workdir: Path, report, raise_unexpecte
         return method.run(job, workdir, report)
     except (MethodMiss, RegistryError):
         raise
-    except Exception as e:  # a quantizer or exporter crash: stop, but say which method and how to go on
+    except (
+        Exception
+    ) as e:  # a quantizer or exporter crash: stop, but say which method and how to go on
         if raise_unexpected:
             raise
-        raise CompressionError(f"method '{method.name}' failed on {job.model_path.name}: {type(e).__name__}: {e}",
-                               f"leave it out (--methods without {method.name}); re-run with --traceback to "
-                               "see where") from e
+        raise CompressionError(
+            f"method '{method.name}' failed on {job.model_path.name}: {type(e).__name__}: {e}",
+            f"leave it out (--methods without {method.name}); re-run with --traceback to see where",
+        ) from e
 
 
 def _all_method_names() -> list[str]:
@@ -303,7 +432,8 @@ def _miss_text(c: Condition) -> str:
 
 
 def choose(attempts: list[Attempt], search: str) -> int | None:
-    """Index of the result: the first passing attempt, or with 'best' the smallest (then lowest drop)."""
+    """Index of the result: the first passing attempt, or with 'best' the smallest (then lowest
+    drop)."""
     passing = [i for i, a in enumerate(attempts) if a.status == "pass"]
     if not passing:
         return None
@@ -313,12 +443,18 @@ def choose(attempts: list[Attempt], search: str) -> int | None:
 
 
 def best_so_far(attempts: list[Attempt]) -> tuple[int | None, str | None]:
-    """When nothing passed: the attempt with the smallest total miss, and the closest failed condition."""
+    """When nothing passed: the attempt with the smallest total miss, and the closest failed
+    condition."""
     measured = [i for i, a in enumerate(attempts) if a.measurement is not None]
     if not measured:
         return None, None
     best = min(measured, key=lambda i: sum(c.miss for c in attempts[i].conditions))
-    failed = [(c.miss, c, attempts[i].method) for i in measured for c in attempts[i].conditions if not c.met]
+    failed = [
+        (c.miss, c, attempts[i].method)
+        for i in measured
+        for c in attempts[i].conditions
+        if not c.met
+    ]
     if not failed:
         return best, None
     _, c, method = min(failed, key=lambda t: t[0])
@@ -340,6 +476,7 @@ def _miss_amount(c: Condition) -> str:
 
 # --------------------------------------------------------------------------- the run
 
+
 def compress(request: CompressRequest, progress: ProgressFn | None = None) -> CompressReport:
     """Run the fallback chain and write the result and report.
 
@@ -347,7 +484,8 @@ def compress(request: CompressRequest, progress: ProgressFn | None = None) -> Co
     is written (`report.output`); otherwise the best-so-far candidate is kept in the report folder.
 
     Raises:
-        CompressionError: bad target, bad data, unknown method (a method merely missing is not an error).
+        CompressionError: bad target, bad data, unknown method (a method merely missing is not
+        an error).
     """
     t0 = time.perf_counter()
     card = request.card
@@ -359,13 +497,21 @@ def compress(request: CompressRequest, progress: ProgressFn | None = None) -> Co
     report_dir = Path(request.report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="registry-compress-") as tmp:
-        attempts, files = run_chain(job, order, spec.options, search, Path(tmp), progress,
-                                    request.raise_unexpected)
+        attempts, files = run_chain(
+            job, order, spec.options, search, Path(tmp), progress, request.raise_unexpected
+        )
         chosen = choose(attempts, search)
         origin = f"{card.name}@{card.version}" if card.version else None
-        report = CompressReport(model=card.name, derived_from=origin, target=job.target,
-                                target_text=job.target.describe(), original=job.original, attempts=attempts,
-                                chosen=chosen, met=chosen is not None)
+        report = CompressReport(
+            model=card.name,
+            derived_from=origin,
+            target=job.target,
+            target_text=job.target.describe(),
+            original=job.original,
+            attempts=attempts,
+            chosen=chosen,
+            met=chosen is not None,
+        )
         if chosen is not None:
             report.output = str(write_result(request, job, attempts[chosen], files[chosen]))
         else:
@@ -388,19 +534,29 @@ def _check_output(request: CompressRequest) -> None:
     from registry.cards.schema import NAME_RE, SEMVER_RE
 
     if request.output_name is not None and not NAME_RE.fullmatch(request.output_name):
-        raise UsageError(f"'{request.output_name}' is not a model name",
-                         "use 2-64 lowercase letters, digits and '-' (e.g. digits-cnn-lite)")
+        raise UsageError(
+            f"'{request.output_name}' is not a model name",
+            "use 2-64 lowercase letters, digits and '-' (e.g. digits-cnn-lite)",
+        )
     name = request.output_name or f"{request.card.name}-lite"
     if not request.as_version and not NAME_RE.fullmatch(name):
-        raise UsageError(f"the default result name '{name}' is too long", "give a shorter --output-name")
+        raise UsageError(
+            f"the default result name '{name}' is too long", "give a shorter --output-name"
+        )
     if request.as_version is not None and not SEMVER_RE.fullmatch(request.as_version):
-        raise UsageError(f"'{request.as_version}' is not a SemVer version", "write it like 1.2.0, without 'v'")
+        raise UsageError(
+            f"'{request.as_version}' is not a SemVer version", "write it like 1.2.0, without 'v'"
+        )
 
 
 # --------------------------------------------------------------------------- writing the result
 
-def derived_card(request: CompressRequest, job: CompressJob, attempt: Attempt, name: str) -> ModelCard:
-    """The card of the compressed model: the original's, with the derivation, method and measured metric."""
+
+def derived_card(
+    request: CompressRequest, job: CompressJob, attempt: Attempt, name: str
+) -> ModelCard:
+    """The card of the compressed model: the original's, with the derivation, method and measured
+    metric."""
     src = request.card
     m = attempt.measurement
     data = src.model_dump(mode="json", exclude_none=True)
@@ -409,15 +565,22 @@ def derived_card(request: CompressRequest, job: CompressJob, attempt: Attempt, n
     data["size"] = m.size
     if request.as_version:
         data["version"] = request.as_version
-        data["status"] = (Status.updated.value if src.status in (Status.published, Status.updated)
-                          else Status.unpublished.value)
+        data["status"] = (
+            Status.updated.value
+            if src.status in (Status.published, Status.updated)
+            else Status.unpublished.value
+        )
     else:
         data.pop("version", None)
         data["status"] = Status.unpublished.value
     if src.version:
         data["derived_from"] = f"{src.name}@{src.version}"
     dataset = job.evaluation.dataset or Path(job.evaluation.data).stem
-    metrics = [x for x in data.get("metrics", []) if not (x["name"] == job.target.metric and x["dataset"] == dataset)]
+    metrics = [
+        x
+        for x in data.get("metrics", [])
+        if not (x["name"] == job.target.metric and x["dataset"] == dataset)
+    ]
     metrics.append({"name": job.target.metric, "value": round(m.metric, 6), "dataset": dataset})
     data["metrics"] = metrics
     spec = (src.compress or CompressSpec()).model_dump(mode="json", exclude_none=True)
@@ -445,7 +608,9 @@ def write_result(request: CompressRequest, job: CompressJob, attempt: Attempt, p
     root.mkdir(parents=True, exist_ok=True)
     dest = root / name
     if dest.exists() and not request.as_version:
-        raise UsageError(f"{dest} already exists", "choose another --output-name, or remove that folder")
+        raise UsageError(
+            f"{dest} already exists", "choose another --output-name, or remove that folder"
+        )
     card = derived_card(request, job, attempt, name)
     stage = root / f".{name}.compress-tmp"
     shutil.rmtree(stage, ignore_errors=True)
@@ -502,12 +667,16 @@ def _card_text(request: CompressRequest, card: ModelCard, dest: Path) -> str:
         except CardError:  # an invalid card there is replaced, as a new entry's would be
             pass
     root = request.repo_root
-    return render_card(card, schema=schema_reference(dest, root) if root is not None else None,
-                       note="written by `registry compress`; review, then open a pull request")
+    return render_card(
+        card,
+        schema=schema_reference(dest, root) if root is not None else None,
+        note="written by `registry compress`; review, then open a pull request",
+    )
 
 
 def track_weights(repo_root: Path, weights: Path, push: bool) -> None:
-    """`dvc add` the new weights (and push them, and the data the card names, to staging when asked).
+    """`dvc add` the new weights (and push them, and the data the card names, to staging when
+    asked).
 
     Raises:
         StorageError: dvc failed.
@@ -522,6 +691,7 @@ def track_weights(repo_root: Path, weights: Path, push: bool) -> None:
 
 # --------------------------------------------------------------------------- chart and table
 
+
 def write_chart(report: CompressReport, dest: Path) -> Path:
     """A PNG of size against metric for the original and every measured attempt, target drawn."""
     try:
@@ -530,33 +700,57 @@ def write_chart(report: CompressReport, dest: Path) -> Path:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise RegistryError("the compress chart needs matplotlib", "pip install matplotlib") from None
+        raise RegistryError(
+            "the compress chart needs matplotlib", "pip install matplotlib"
+        ) from None
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
     o = report.original
-    ax.scatter([o.size / 1000], [o.metric], marker="*", s=160, color="black", label="original", zorder=3)
+    ax.scatter(
+        [o.size / 1000], [o.metric], marker="*", s=160, color="black", label="original", zorder=3
+    )
     for i, a in enumerate(report.attempts):
         if a.measurement is None:
             continue
         m = a.measurement
         color = "tab:green" if a.status == "pass" else "tab:red"
-        ax.scatter([m.size / 1000], [m.metric], color=color, s=60, zorder=3,
-                   edgecolors="black" if i == report.chosen else "none")
+        ax.scatter(
+            [m.size / 1000],
+            [m.metric],
+            color=color,
+            s=60,
+            zorder=3,
+            edgecolors="black" if i == report.chosen else "none",
+        )
         # numbered and staggered: int8 variants often land on the same spot
-        ax.annotate(f"{i + 1} {a.method}", (m.size / 1000, m.metric), textcoords="offset points",
-                    xytext=(6, 4 - 10 * (i % 4)), fontsize=8)
+        ax.annotate(
+            f"{i + 1} {a.method}",
+            (m.size / 1000, m.metric),
+            textcoords="offset points",
+            xytext=(6, 4 - 10 * (i % 4)),
+            fontsize=8,
+        )
     t = report.target
     if t.max_size is not None:
-        ax.axvline(t.max_size / 1000, color="tab:blue", linestyle="--", label=f"max size {format_size(t.max_size)}")
+        ax.axvline(
+            t.max_size / 1000,
+            color="tab:blue",
+            linestyle="--",
+            label=f"max size {format_size(t.max_size)}",
+        )
     if t.max_metric_drop is not None:
         allowed = t.max_metric_drop * abs(o.metric) if t.relative_drop else t.max_metric_drop
         bound = o.metric - allowed if metric_def(t.metric).higher_is_better else o.metric + allowed
         ax.axhline(bound, color="tab:orange", linestyle="--", label=f"{t.metric} bound {bound:.4g}")
-    if t.max_size is not None or t.max_metric_drop is not None:  # where a candidate meets size and metric
+    if (
+        t.max_size is not None or t.max_metric_drop is not None
+    ):  # where a candidate meets size and metric
         x_hi = t.max_size / 1000 if t.max_size is not None else ax.get_xlim()[1]
         y0, y1 = ax.get_ylim()
         if t.max_metric_drop is not None:
             y0, y1 = (bound, y1) if metric_def(t.metric).higher_is_better else (y0, bound)
-        ax.fill_between([0, x_hi], y0, y1, color="tab:green", alpha=0.08, label="meets size and metric")
+        ax.fill_between(
+            [0, x_hi], y0, y1, color="tab:green", alpha=0.08, label="meets size and metric"
+        )
     ax.set_xlabel("size (KB)")
     ax.set_ylabel(t.metric)
     verdict = "target met" if report.met else "target not met"
@@ -574,25 +768,36 @@ def render_table(report: CompressReport) -> str:
     """The terminal report: one row per attempt, then the verdict."""
     from jinja2 import Environment, PackageLoader
 
-    env = Environment(loader=PackageLoader("registry", "templates"), trim_blocks=True, lstrip_blocks=True,
-                      keep_trailing_newline=True)
+    env = Environment(
+        loader=PackageLoader("registry", "templates"),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
     env.filters["size"] = format_size
     rows = []
     for i, a in enumerate(report.attempts):
         m = a.measurement
-        rows.append({
-            "n": i + 1, "method": a.method, "status": a.status.upper(),
-            "size": format_size(m.size) if m else "-",
-            "ratio": f"{m.size / report.original.size:.2f}x" if m else "-",
-            "metric": f"{m.metric:.4f}" if m else "-",
-            "drop": f"{m.drop:+.4f}" if m else "-",
-            "latency": f"{m.latency_ms:.3f}" if m else "-",
-            "wall": f"{a.wall_s:.1f}s", "reason": a.reason, "chosen": i == report.chosen,
-        })
+        rows.append(
+            {
+                "n": i + 1,
+                "method": a.method,
+                "status": a.status.upper(),
+                "size": format_size(m.size) if m else "-",
+                "ratio": f"{m.size / report.original.size:.2f}x" if m else "-",
+                "metric": f"{m.metric:.4f}" if m else "-",
+                "drop": f"{m.drop:+.4f}" if m else "-",
+                "latency": f"{m.latency_ms:.3f}" if m else "-",
+                "wall": f"{a.wall_s:.1f}s",
+                "reason": a.reason,
+                "chosen": i == report.chosen,
+            }
+        )
     return env.get_template("compress_report.txt.j2").render(report=report, rows=rows, math=math)
 
 
 # --------------------------------------------------------------------------- registry models
+
 
 @dataclass
 class OpenedModel:
@@ -604,7 +809,9 @@ class OpenedModel:
     withdrawn: str | None = None  # why the version is withdrawn, when it is
 
 
-def open_registry_model(repo_root: Path, ref: str, workdir: Path, remote: str = "public") -> OpenedModel:
+def open_registry_model(
+    repo_root: Path, ref: str, workdir: Path, remote: str = "public"
+) -> OpenedModel:
     """Read `<name>@<version>`: the card at tag `<name>@v<version>`, the weights and the data the
     card names from the remote (with their DVC pointers, so a derived model carries them over),
     fetched by `registry.versions.resolve`.
@@ -617,12 +824,14 @@ def open_registry_model(repo_root: Path, ref: str, workdir: Path, remote: str = 
     card = version.card
     data = _card_files(card)
     pointers = [f"{rel}.dvc" for rel in [card.weights, *data]]
-    fetched = fetch_files(repo_root, version, [card.weights], workdir,
-                          optional=[*data, *pointers], remote=remote)
+    fetched = fetch_files(
+        repo_root, version, [card.weights], workdir, optional=[*data, *pointers], remote=remote
+    )
     _keep_in_dvc_cache(repo_root, fetched.files)
     withdrawn = (version.withdrawn_by or "withdrawn") if version.withdrawn else None
-    return OpenedModel(card=card, model_path=workdir / card.weights, model_dir=workdir,
-                       withdrawn=withdrawn)
+    return OpenedModel(
+        card=card, model_path=workdir / card.weights, model_dir=workdir, withdrawn=withdrawn
+    )
 
 
 def _keep_in_dvc_cache(repo_root: Path, files: list[FetchedFile]) -> None:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from registry.core.errors import CompressionError
 from registry.cards.metrics import METRIC_NAMES, METRICS, MetricDef
+from registry.core.errors import CompressionError
 
 
 def _mean_average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -27,8 +27,10 @@ def _mean_average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
     aps = []
     for c in np.unique(labels):
         if c < 0 or c >= scores.shape[1]:
-            raise CompressionError(f"label {c} has no output column (the model gives {scores.shape[1]} scores)",
-                                   "labels must be class indices of the model's output")
+            raise CompressionError(
+                f"label {c} has no output column (the model gives {scores.shape[1]} scores)",
+                "labels must be class indices of the model's output",
+            )
         order = np.argsort(-scores[:, c], kind="stable")
         hits = labels[order] == c
         precision_at_hit = np.cumsum(hits)[hits] / (np.flatnonzero(hits) + 1)
@@ -47,12 +49,21 @@ def metric_def(name: str) -> MetricDef:
     import difflib
 
     near = difflib.get_close_matches(name, METRIC_NAMES, n=1, cutoff=0.5)
-    raise CompressionError(f"unknown metric '{name}'",
-                           (f"did you mean '{near[0]}'? " if near else "") + "known metrics: " + ", ".join(METRIC_NAMES))
+    raise CompressionError(
+        f"unknown metric '{name}'",
+        (f"did you mean '{near[0]}'? " if near else "")
+        + "known metrics: "
+        + ", ".join(METRIC_NAMES),
+    )
 
 
-def compute_metric(name: str, outputs: np.ndarray, labels: np.ndarray | None,
-                   reference: np.ndarray | None, k: int = 5) -> float:
+def compute_metric(
+    name: str,
+    outputs: np.ndarray,
+    labels: np.ndarray | None,
+    reference: np.ndarray | None,
+    k: int = 5,
+) -> float:
     """Score model outputs with a metric of `METRICS`.
 
     Args:
@@ -63,14 +74,18 @@ def compute_metric(name: str, outputs: np.ndarray, labels: np.ndarray | None,
     d = metric_def(name)
     out = np.asarray(outputs, dtype=np.float64)
     if d.needs_labels and labels is None:
-        raise CompressionError(f"metric '{name}' needs labels, and the evaluation set has none",
-                               "add a 'labels' array to the evaluation .npz, or use cosine-to-reference")
+        raise CompressionError(
+            f"metric '{name}' needs labels, and the evaluation set has none",
+            "add a 'labels' array to the evaluation .npz, or use cosine-to-reference",
+        )
     if name in ("accuracy", "top-k", "f1", "map-lite"):
         flat = out.reshape(out.shape[0], -1)
         lab = np.asarray(labels).reshape(-1).astype(np.int64)
         if lab.shape[0] != flat.shape[0]:
-            raise CompressionError(f"the evaluation set has {lab.shape[0]} labels for {flat.shape[0]} samples",
-                                   "give one integer label per sample")
+            raise CompressionError(
+                f"the evaluation set has {lab.shape[0]} labels for {flat.shape[0]} samples",
+                "give one integer label per sample",
+            )
         if name == "accuracy":
             return float(np.mean(flat.argmax(axis=1) == lab))
         if name == "top-k":
@@ -90,8 +105,10 @@ def compute_metric(name: str, outputs: np.ndarray, labels: np.ndarray | None,
     if name in ("mse", "mae"):
         target = np.asarray(labels, dtype=np.float64)
         if target.size != out.size:
-            raise CompressionError(f"labels hold {target.size} values for {out.size} outputs",
-                                   f"for '{name}' the labels must have the output's shape")
+            raise CompressionError(
+                f"labels hold {target.size} values for {out.size} outputs",
+                f"for '{name}' the labels must have the output's shape",
+            )
         diff = out.reshape(-1) - target.reshape(-1)
         return float(np.mean(diff**2) if name == "mse" else np.mean(np.abs(diff)))
     ref = np.asarray(reference, dtype=np.float64)
@@ -119,16 +136,25 @@ class EvalData:
         """Yield input feeds of at most `size` samples."""
         n = len(self)
         for i in range(0, n, size):
-            yield {k: v[i:i + size] for k, v in self.inputs.items()}
+            yield {k: v[i : i + size] for k, v in self.inputs.items()}
 
     def head(self, n: int) -> EvalData:
         """The first `n` samples."""
-        return EvalData({k: v[:n] for k, v in self.inputs.items()},
-                        None if self.labels is None else self.labels[:n], self.path)
+        return EvalData(
+            {k: v[:n] for k, v in self.inputs.items()},
+            None if self.labels is None else self.labels[:n],
+            self.path,
+        )
 
 
-def load_npz(path: str | Path, label: str, input_names: list[str], input_key: str | None = None,
-             labels_key: str | None = "labels", input_map: dict[str, str] | None = None) -> EvalData:
+def load_npz(
+    path: str | Path,
+    label: str,
+    input_names: list[str],
+    input_key: str | None = None,
+    labels_key: str | None = "labels",
+    input_map: dict[str, str] | None = None,
+) -> EvalData:
     """Read a data set `.npz` for a model with inputs `input_names`.
 
     Each model input is read from the array named by `input_map`, else the array of the same name,
@@ -141,8 +167,10 @@ def load_npz(path: str | Path, label: str, input_names: list[str], input_key: st
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise CompressionError(f"{label}: cannot read {path} as a .npz of arrays: {e}",
-                               "save the set with numpy.savez(path, inputs=..., labels=...)") from None
+        raise CompressionError(
+            f"{label}: cannot read {path} as a .npz of arrays: {e}",
+            "save the set with numpy.savez(path, inputs=..., labels=...)",
+        ) from None
     feeds: dict[str, np.ndarray] = {}
     for name in input_names:
         key = (input_map or {}).get(name) or (name if name in arrays else None)
@@ -150,17 +178,24 @@ def load_npz(path: str | Path, label: str, input_names: list[str], input_key: st
             key = input_key or "inputs"
         if key not in arrays:
             raise CompressionError(
-                f"{label}: {path} has no array for model input '{name}' (arrays: {', '.join(arrays) or 'none'})",
-                f"name the array '{name}'" + (" or 'inputs'" if len(input_names) == 1 else "")
-                + ", or map it with 'inputs: {" + f"{name}: <array>" + "}' in the card")
+                f"{label}: {path} has no array for model input '{name}' (arrays: "
+                f"{', '.join(arrays) or 'none'})",
+                f"name the array '{name}'"
+                + (" or 'inputs'" if len(input_names) == 1 else "")
+                + ", or map it with 'inputs: {"
+                + f"{name}: <array>"
+                + "}' in the card",
+            )
         feeds[name] = arrays[key]
     counts = {a.shape[0] if a.ndim else 0 for a in feeds.values()}
     labels = arrays.get(labels_key) if labels_key else None
     if labels is not None:
         counts.add(labels.shape[0] if labels.ndim else 0)
     if len(counts) != 1 or 0 in counts:
-        raise CompressionError(f"{label}: the arrays in {path} do not hold the same number of samples",
-                               "stack one sample per row along the first axis of every array")
+        raise CompressionError(
+            f"{label}: the arrays in {path} do not hold the same number of samples",
+            "stack one sample per row along the first axis of every array",
+        )
     return EvalData(feeds, labels, str(path))
 
 
@@ -174,20 +209,35 @@ def check_feeds(session, data: EvalData) -> None:
         arr = data.inputs[inp.name]
         want = [d if isinstance(d, int) else None for d in inp.shape]
         got = list(arr.shape)
-        if len(want) != len(got) or any(w is not None and w != g for w, g in zip(want[1:], got[1:])):
+        if len(want) != len(got) or any(
+            w is not None and w != g for w, g in zip(want[1:], got[1:])
+        ):
             raise CompressionError(
-                f"{data.path}: array for input '{inp.name}' has shape {tuple(got)}, the model wants "
+                f"{data.path}: array for input '{inp.name}' has shape {tuple(got)}, the model "
+                f"wants "
                 "(" + ", ".join("N" if w is None else str(w) for w in want) + ")",
-                "regenerate the evaluation set with the model's input shape (first axis = samples)")
+                "regenerate the evaluation set with the model's input shape (first axis = samples)",
+            )
         kind = inp.type.removeprefix("tensor(").removesuffix(")")
-        expected = {"float": np.float32, "float16": np.float16, "double": np.float64, "int64": np.int64,
-                    "int32": np.int32, "uint8": np.uint8, "int8": np.int8, "bool": np.bool_}.get(kind)
+        expected = {
+            "float": np.float32,
+            "float16": np.float16,
+            "double": np.float64,
+            "int64": np.int64,
+            "int32": np.int32,
+            "uint8": np.uint8,
+            "int8": np.int8,
+            "bool": np.bool_,
+        }.get(kind)
         if expected is not None and arr.dtype != expected:
             if np.can_cast(arr.dtype, expected, casting="same_kind"):
                 data.inputs[inp.name] = arr.astype(expected)
             else:
-                raise CompressionError(f"{data.path}: array for input '{inp.name}' is {arr.dtype}, "
-                                       f"the model wants {kind}", f"save it as {np.dtype(expected).name}")
+                raise CompressionError(
+                    f"{data.path}: array for input '{inp.name}' is {arr.dtype}, "
+                    f"the model wants {kind}",
+                    f"save it as {np.dtype(expected).name}",
+                )
 
 
 def session_for(path: str | Path):
@@ -201,7 +251,9 @@ def session_for(path: str | Path):
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def run_model(session, data: EvalData, output: str | None = None, batch_size: int = 256) -> np.ndarray:
+def run_model(
+    session, data: EvalData, output: str | None = None, batch_size: int = 256
+) -> np.ndarray:
     """Outputs of a model over a data set (one output, by name or the first)."""
     name = output or session.get_outputs()[0].name
     parts = [session.run([name], feed)[0] for feed in data.batches(batch_size)]

@@ -16,10 +16,22 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from registry.cards.schema import (CompressSpec, EvaluationSpec, format_size, parse_drop,
-                                   parse_latency, parse_size)
-from registry.compression.evaluation import (EvalData, compute_metric, median_latency_ms,
-                                             metric_def, run_model, session_for)
+from registry.cards.schema import (
+    CompressSpec,
+    EvaluationSpec,
+    format_size,
+    parse_drop,
+    parse_latency,
+    parse_size,
+)
+from registry.compression.evaluation import (
+    EvalData,
+    compute_metric,
+    median_latency_ms,
+    metric_def,
+    run_model,
+    session_for,
+)
 from registry.compression.onnx_files import ONNX_OVERHEAD
 from registry.core.errors import CompressionError
 
@@ -28,13 +40,20 @@ FLOAT_TYPES = (1, 10, 11, 16)  # onnx TensorProto FLOAT, FLOAT16, DOUBLE, BFLOAT
 
 # --------------------------------------------------------------------------- target
 
+
 class CompressTarget(BaseModel):
     """The conditions a candidate must meet; any combination, at least one."""
 
     max_size: int | None = Field(None, description="largest weights file in bytes")
-    max_metric_drop: float | None = Field(None, description="largest drop of the metric (absolute, or a fraction when relative)")
-    relative_drop: bool = Field(False, description="max_metric_drop is a fraction of the original metric")
-    max_latency_ms: float | None = Field(None, description="largest median single-sample latency in ms")
+    max_metric_drop: float | None = Field(
+        None, description="largest drop of the metric (absolute, or a fraction when relative)"
+    )
+    relative_drop: bool = Field(
+        False, description="max_metric_drop is a fraction of the original metric"
+    )
+    max_latency_ms: float | None = Field(
+        None, description="largest median single-sample latency in ms"
+    )
     metric: str = Field(description="metric the drop is measured on")
 
     def describe(self) -> str:
@@ -43,44 +62,74 @@ class CompressTarget(BaseModel):
         if self.max_size is not None:
             parts.append(f"size <= {format_size(self.max_size)}")
         if self.max_metric_drop is not None:
-            bound = f"{self.max_metric_drop:.2%}" if self.relative_drop else f"{self.max_metric_drop:g}"
+            bound = (
+                f"{self.max_metric_drop:.2%}" if self.relative_drop else f"{self.max_metric_drop:g}"
+            )
             parts.append(f"{self.metric} drop <= {bound}")
         if self.max_latency_ms is not None:
             parts.append(f"latency <= {self.max_latency_ms:g} ms")
         return ", ".join(parts)
 
 
-def build_target(spec: CompressSpec | None, evaluation: EvaluationSpec, *, max_size: str | None = None,
-                 max_metric_drop: str | None = None, max_latency: str | None = None,
-                 metric: str | None = None) -> CompressTarget:
+def build_target(
+    spec: CompressSpec | None,
+    evaluation: EvaluationSpec,
+    *,
+    max_size: str | None = None,
+    max_metric_drop: str | None = None,
+    max_latency: str | None = None,
+    metric: str | None = None,
+) -> CompressTarget:
     """The target from the card's `compress:` section, each condition overridable by an option.
 
     Raises:
-        CompressionError: a bound that does not parse, a metric other than the evaluation's, no condition.
+        CompressionError: a bound that does not parse, a metric other than the evaluation's, no
+        condition.
     """
     spec = spec or CompressSpec()
     size_v = max_size if max_size is not None else spec.max_size
     drop_v = max_metric_drop if max_metric_drop is not None else spec.max_metric_drop
     lat_v = max_latency if max_latency is not None else spec.max_latency
     try:
-        size = None if size_v is None else (
-            int(size_v) if isinstance(size_v, int) or str(size_v).strip().isdigit() else int(parse_size(str(size_v))[0]))
+        size = (
+            None
+            if size_v is None
+            else (
+                int(size_v)
+                if isinstance(size_v, int) or str(size_v).strip().isdigit()
+                else int(parse_size(str(size_v))[0])
+            )
+        )
         drop = None if drop_v is None else parse_drop(_number_or_text(drop_v))
         latency = None if lat_v is None else parse_latency(_number_or_text(lat_v))
     except ValueError as e:
-        raise CompressionError(f"invalid target: {e}", "see docs/compress.md for the target syntax") from None
+        raise CompressionError(
+            f"invalid target: {e}", "see docs/compress.md for the target syntax"
+        ) from None
     if size is not None and size <= 0:
-        raise CompressionError("invalid target: max_size must be a positive size", "write e.g. 25KB")
+        raise CompressionError(
+            "invalid target: max_size must be a positive size", "write e.g. 25KB"
+        )
     name = metric or spec.metric or evaluation.metric
     metric_def(name)
     if name != evaluation.metric:
-        raise CompressionError(f"the target names metric '{name}', but the evaluation section measures "
-                               f"'{evaluation.metric}'", "use the evaluation metric, or change evaluation.metric")
+        raise CompressionError(
+            f"the target names metric '{name}', but the evaluation section measures "
+            f"'{evaluation.metric}'",
+            "use the evaluation metric, or change evaluation.metric",
+        )
     if size is None and drop is None and latency is None:
-        raise CompressionError("no target: give at least one of max_size, max_metric_drop, max_latency",
-                               "add them under 'compress:' in the card, or pass --max-size/--max-drop/--max-latency")
-    return CompressTarget(max_size=size, max_metric_drop=None if drop is None else drop[0],
-                  relative_drop=bool(drop and drop[1]), max_latency_ms=latency, metric=name)
+        raise CompressionError(
+            "no target: give at least one of max_size, max_metric_drop, max_latency",
+            "add them under 'compress:' in the card, or pass --max-size/--max-drop/--max-latency",
+        )
+    return CompressTarget(
+        max_size=size,
+        max_metric_drop=None if drop is None else drop[0],
+        relative_drop=bool(drop and drop[1]),
+        max_latency_ms=latency,
+        metric=name,
+    )
 
 
 def _number_or_text(v: Any) -> Any:
@@ -93,6 +142,7 @@ def _number_or_text(v: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- measurements
+
 
 class Measurement(BaseModel):
     """What one model file measures on this machine."""
@@ -110,12 +160,13 @@ class Condition(BaseModel):
     value: float
     bound: float
     met: bool
-    miss: float = Field(description="how far past the bound, as a fraction of the bound (0 when met)")
-
-
+    miss: float = Field(
+        description="how far past the bound, as a fraction of the bound (0 when met)"
+    )
 
 
 # --------------------------------------------------------------------------- the job a method sees
+
 
 @dataclass
 class CompressJob:
@@ -146,8 +197,9 @@ class CompressJob:
 
     def score(self, outputs: np.ndarray) -> float:
         """The target metric of given outputs on the evaluation set."""
-        return compute_metric(self.target.metric, outputs, self.eval_data.labels, self.reference,
-                              self.evaluation.k)
+        return compute_metric(
+            self.target.metric, outputs, self.eval_data.labels, self.reference, self.evaluation.k
+        )
 
     def drop_of(self, value: float) -> float:
         """Metric drop of `value` against the original (positive = worse), absolute."""
@@ -172,7 +224,9 @@ class CompressJob:
         """Size, metric, drop and latency of a model file."""
         value = self.metric_of(path)
         latency = median_latency_ms(session_for(path), self.eval_data)
-        return Measurement(size=path.stat().st_size, metric=value, drop=self.drop_of(value), latency_ms=latency)
+        return Measurement(
+            size=path.stat().st_size, metric=value, drop=self.drop_of(value), latency_ms=latency
+        )
 
     def check(self, m: Measurement) -> list[Condition]:
         """Every condition of the target against a measurement."""
@@ -182,10 +236,19 @@ class CompressJob:
             out.append(_condition("size", m.size, t.max_size))
         allowed = self.drop_allowed()
         if allowed is not None:
-            scale = max(allowed, 1e-3 * max(abs(self.original.metric), 1e-9) if self.original else 1e-9)
+            scale = max(
+                allowed, 1e-3 * max(abs(self.original.metric), 1e-9) if self.original else 1e-9
+            )
             met = m.drop <= allowed + 1e-12
-            out.append(Condition(name="metric_drop", value=m.drop, bound=allowed, met=met,
-                                 miss=0.0 if met else (m.drop - allowed) / scale))
+            out.append(
+                Condition(
+                    name="metric_drop",
+                    value=m.drop,
+                    bound=allowed,
+                    met=met,
+                    miss=0.0 if met else (m.drop - allowed) / scale,
+                )
+            )
         if t.max_latency_ms is not None:
             out.append(_condition("latency", m.latency_ms, t.max_latency_ms))
         return out
@@ -196,13 +259,24 @@ class CompressJob:
             import onnx
 
             model = onnx.load(str(self.model_path), load_external_data=False)
-            n = sum(int(np.prod(t.dims)) for t in model.graph.initializer if t.data_type in FLOAT_TYPES)
-            float_bytes = sum(int(np.prod(t.dims)) * (2 if t.data_type in (10, 16) else 4 if t.data_type == 1 else 8)
-                              for t in model.graph.initializer if t.data_type in FLOAT_TYPES)
-            self._cache["float_params"] = (n, max(self.model_path.stat().st_size - float_bytes, ONNX_OVERHEAD))
+            n = sum(
+                int(np.prod(t.dims)) for t in model.graph.initializer if t.data_type in FLOAT_TYPES
+            )
+            float_bytes = sum(
+                int(np.prod(t.dims))
+                * (2 if t.data_type in (10, 16) else 4 if t.data_type == 1 else 8)
+                for t in model.graph.initializer
+                if t.data_type in FLOAT_TYPES
+            )
+            self._cache["float_params"] = (
+                n,
+                max(self.model_path.stat().st_size - float_bytes, ONNX_OVERHEAD),
+            )
         return self._cache["float_params"]
 
 
 def _condition(name: str, value: float, bound: float) -> Condition:
     met = value <= bound
-    return Condition(name=name, value=value, bound=bound, met=met, miss=0.0 if met else (value - bound) / bound)
+    return Condition(
+        name=name, value=value, bound=bound, met=met, miss=0.0 if met else (value - bound) / bound
+    )

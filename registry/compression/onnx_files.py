@@ -10,12 +10,12 @@ from pathlib import Path
 
 from registry.core.files import atomic_path
 
-
 ONNX_OVERHEAD = 64  # bytes any ONNX file needs beyond its tensors (header, one node, i/o)
 
 
 def compact_model(path: Path) -> None:
-    """Shrink an ONNX file without changing what it computes: short internal names, no shape annotations.
+    """Shrink an ONNX file without changing what it computes: short internal names, no shape
+    annotations.
 
     Quantizers write long tensor names (`onnx::MatMul_186_quantized_scale`) and value_info; on small
     models that is a tenth of the file. Graph inputs and outputs keep their names.
@@ -63,7 +63,8 @@ def compact_model(path: Path) -> None:
 
 
 def _topological_sort(graph) -> None:
-    """Order nodes so each comes after its inputs' producers (converters sometimes append casts last)."""
+    """Order nodes so each comes after its inputs' producers (converters sometimes append casts
+    last)."""
     available = {v.name for v in graph.input} | {t.name for t in graph.initializer} | {""}
     pending = list(graph.node)
     ordered = []

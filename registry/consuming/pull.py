@@ -34,7 +34,9 @@ class PulledFile(FetchedFile):
     """One file written by a pull: a file of the version, or a device package."""
 
     target: str | None = Field(None, description="the device target, for a package")
-    sha256: str | None = Field(None, description="SHA-256 of a package (as in the release's SHA256SUMS)")
+    sha256: str | None = Field(
+        None, description="SHA-256 of a package (as in the release's SHA256SUMS)"
+    )
 
 
 class PullResult(BaseModel):
@@ -52,7 +54,9 @@ class PullResult(BaseModel):
 
 
 @contextmanager
-def open_registry(root: str | Path | None = None, repo_url: str | None = None) -> Iterator[tuple[Path, Path]]:
+def open_registry(
+    root: str | Path | None = None, repo_url: str | None = None
+) -> Iterator[tuple[Path, Path]]:
     """Yield (git dir to read tags and objects from, folder whose `.dvc/config` names the remotes).
 
     With `repo_url`, bare-clone it without blobs into a temporary folder (removed afterwards);
@@ -68,19 +72,36 @@ def open_registry(root: str | Path | None = None, repo_url: str | None = None) -
         return
     with tempfile.TemporaryDirectory(prefix="registry-pull-") as tmp:
         gitdir = Path(tmp) / "registry.git"
-        run_git(tmp, "clone", "--quiet", "--bare", "--filter=blob:none", repo_url, str(gitdir), timeout=600)
+        run_git(
+            tmp,
+            "clone",
+            "--quiet",
+            "--bare",
+            "--filter=blob:none",
+            repo_url,
+            str(gitdir),
+            timeout=600,
+        )
         conf_root = Path(tmp) / "conf"
         (conf_root / ".dvc").mkdir(parents=True)
         config = cat_files(gitdir, ["HEAD:.dvc/config"])[0]
         if config is None:
-            raise UsageError(f"{repo_url} has no .dvc/config on its default branch",
-                             "is this the model registry's URL?")
+            raise UsageError(
+                f"{repo_url} has no .dvc/config on its default branch",
+                "is this the model registry's URL?",
+            )
         (conf_root / ".dvc" / "config").write_bytes(absolute_local_remotes(config, repo_url))
         yield gitdir, conf_root
 
 
-def pull(spec: str, out_dir: str | Path | None = None, *, root: str | Path | None = None,
-         repo_url: str | None = None, targets: Sequence[str] = ()) -> PullResult:
+def pull(
+    spec: str,
+    out_dir: str | Path | None = None,
+    *,
+    root: str | Path | None = None,
+    repo_url: str | None = None,
+    targets: Sequence[str] = (),
+) -> PullResult:
     """Fetch one published version of a model, or its device packages, into a folder.
 
     Args:
@@ -94,7 +115,8 @@ def pull(spec: str, out_dir: str | Path | None = None, *, root: str | Path | Non
         What was written, with `withdrawn`/`warning` set for a withdrawn version.
 
     Raises:
-        UsageError: bad spec, unknown model or version, a target with no package (the nearest named).
+        UsageError: bad spec, unknown model or version, a target with no package (the nearest
+        named).
         CardError: the card at the version's tag cannot be read.
         StorageError: the public remote lacks the object, is unreachable, or serves corrupt bytes.
     """
@@ -107,20 +129,40 @@ def pull(spec: str, out_dir: str | Path | None = None, *, root: str | Path | Non
         if targets:
             from registry.packaging.index import package_entry
 
-            entries = [package_entry(remote, name, version.version, version.commit, t,
-                                     [s.name for s in card.targets]) for t in dict.fromkeys(targets)]
+            entries = [
+                package_entry(
+                    remote, name, version.version, version.commit, t, [s.name for s in card.targets]
+                )
+                for t in dict.fromkeys(targets)
+            ]
             dest.mkdir(parents=True, exist_ok=True)
             files = [_fetch_package(remote, e, dest) for e in entries]
         else:
             tracked = [card.weights, *([card.pytorch] if card.pytorch else [])]
-            fetched = fetch_files(gitdir, version, [*tracked, CARD_FILE], dest,
-                                  optional=[card.config], storage=storage)
+            fetched = fetch_files(
+                gitdir,
+                version,
+                [*tracked, CARD_FILE],
+                dest,
+                optional=[card.config],
+                storage=storage,
+            )
             files = [PulledFile(**f.model_dump()) for f in fetched.files]
-    result = PullResult(name=name, version=version.version, tag=version.tag, commit=version.commit,
-                        out_dir=str(dest), remote=remote.url, files=files, withdrawn=version.withdrawn)
+    result = PullResult(
+        name=name,
+        version=version.version,
+        tag=version.tag,
+        commit=version.commit,
+        out_dir=str(dest),
+        remote=remote.url,
+        files=files,
+        withdrawn=version.withdrawn,
+    )
     if version.withdrawn:
-        result.warning = (f"{name}@{version.version} was withdrawn ({version.withdrawn_by}); it is kept "
-                          "for consumers pinned to it, but do not start using it")
+        result.warning = (
+            f"{name}@{version.version} was withdrawn ({version.withdrawn_by}); it is kept "
+            "for consumers pinned to it, but do not start using it"
+        )
     return result
 
 
@@ -128,7 +170,9 @@ def _destination(out_dir: str | Path | None, version: PublishedVersion) -> Path:
     """The output folder (made once there is something to write into it)."""
     dest = Path(out_dir) if out_dir else Path.cwd() / f"{version.name}-{version.version}"
     if dest.exists() and not dest.is_dir():
-        raise UsageError(f"{dest} exists and is not a folder", "give -o a folder to write the model into")
+        raise UsageError(
+            f"{dest} exists and is not a folder", "give -o a folder to write the model into"
+        )
     return dest
 
 
@@ -136,5 +180,11 @@ def _fetch_package(remote, entry, dest: Path) -> PulledFile:
     from registry.packaging.index import fetch_package
 
     path, _ = fetch_package(remote, entry, dest)
-    return PulledFile(path=str(path), md5=entry.md5, size=entry.size, source=PUBLIC, target=entry.target,
-                      sha256=entry.sha256)
+    return PulledFile(
+        path=str(path),
+        md5=entry.md5,
+        size=entry.size,
+        source=PUBLIC,
+        target=entry.target,
+        sha256=entry.sha256,
+    )

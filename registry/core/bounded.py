@@ -32,7 +32,8 @@ MAX_DEPTH = 100
 
 
 class BoundedParseError(ValueError):
-    """An untrusted YAML/JSON text that was refused or does not parse; `line` is 1-based when known."""
+    """An untrusted YAML/JSON text that was refused or does not parse; `line` is 1-based when
+    known."""
 
     def __init__(self, message: str, line: int | None = None, hint: str | None = None):
         super().__init__(message)
@@ -48,21 +49,33 @@ def decode(data: bytes | str, max_bytes: int = MAX_BYTES, what: str = "file") ->
     if isinstance(data, str):
         size = len(data.encode("utf-8", "surrogatepass"))
         if size > max_bytes:
-            raise BoundedParseError(f"{size:,} bytes, over the {max_bytes:,}-byte limit for a {what}",
-                                    hint=f"keep the {what} small; large data belongs in DVC")
+            raise BoundedParseError(
+                f"{size:,} bytes, over the {max_bytes:,}-byte limit for a {what}",
+                hint=f"keep the {what} small; large data belongs in DVC",
+            )
         return data
     if len(data) > max_bytes:
-        raise BoundedParseError(f"{len(data):,} bytes, over the {max_bytes:,}-byte limit for a {what}",
-                                hint=f"keep the {what} small; large data belongs in DVC")
+        raise BoundedParseError(
+            f"{len(data):,} bytes, over the {max_bytes:,}-byte limit for a {what}",
+            hint=f"keep the {what} small; large data belongs in DVC",
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        raise BoundedParseError(f"not UTF-8 text (byte {e.start})", line, "save the file as UTF-8") from None
+        raise BoundedParseError(
+            f"not UTF-8 text (byte {e.start})", line, "save the file as UTF-8"
+        ) from None
 
 
-def parse_yaml(data: bytes | str, *, what: str = "file", max_bytes: int = MAX_BYTES,
-               max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH) -> Any:
+def parse_yaml(
+    data: bytes | str,
+    *,
+    what: str = "file",
+    max_bytes: int = MAX_BYTES,
+    max_nodes: int = MAX_NODES,
+    max_depth: int = MAX_DEPTH,
+) -> Any:
     """Parse one YAML document safely and within limits (see the module docstring).
 
     The document's events are read first (a streaming parse, nothing built): an alias, too many
@@ -76,37 +89,59 @@ def parse_yaml(data: bytes | str, *, what: str = "file", max_bytes: int = MAX_BY
     try:
         for event in yaml.parse(text, Loader=_Loader):
             if isinstance(event, yaml.AliasEvent):
-                raise BoundedParseError(f"YAML anchors and aliases are not allowed in a {what}",
-                                        event.start_mark.line + 1, "write the repeated value out in full")
-            if isinstance(event, (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                raise BoundedParseError(
+                    f"YAML anchors and aliases are not allowed in a {what}",
+                    event.start_mark.line + 1,
+                    "write the repeated value out in full",
+                )
+            if isinstance(
+                event, (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent)
+            ):
                 nodes += 1
                 if nodes > max_nodes:
-                    raise BoundedParseError(f"more than {max_nodes:,} values in a {what}",
-                                            event.start_mark.line + 1, f"keep the {what} small")
+                    raise BoundedParseError(
+                        f"more than {max_nodes:,} values in a {what}",
+                        event.start_mark.line + 1,
+                        f"keep the {what} small",
+                    )
             if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
                 depth += 1
                 if depth > max_depth:
-                    raise BoundedParseError(f"nested more than {max_depth} levels deep",
-                                            event.start_mark.line + 1, f"flatten the {what}")
+                    raise BoundedParseError(
+                        f"nested more than {max_depth} levels deep",
+                        event.start_mark.line + 1,
+                        f"flatten the {what}",
+                    )
             elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
                 depth -= 1
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        raise BoundedParseError(f"not valid YAML: {e.problem or e}", mark.line + 1 if mark else None,
-                                "fix the YAML syntax at that line (indentation, quotes, ':' after keys)") from None
+        raise BoundedParseError(
+            f"not valid YAML: {e.problem or e}",
+            mark.line + 1 if mark else None,
+            "fix the YAML syntax at that line (indentation, quotes, ':' after keys)",
+        ) from None
     except yaml.YAMLError as e:
         raise BoundedParseError(f"not valid YAML: {e}", None, "fix the YAML syntax") from None
     try:
         docs = list(yaml.load_all(text, Loader=_Loader))
-    except yaml.MarkedYAMLError as e:  # e.g. a key twice is fine for YAML 1.1, constructors may still refuse
+    except (
+        yaml.MarkedYAMLError
+    ) as e:  # e.g. a key twice is fine for YAML 1.1, constructors may still refuse
         mark = e.problem_mark or e.context_mark
-        raise BoundedParseError(f"not valid YAML: {e.problem or e}", mark.line + 1 if mark else None,
-                                "fix the YAML syntax at that line") from None
+        raise BoundedParseError(
+            f"not valid YAML: {e.problem or e}",
+            mark.line + 1 if mark else None,
+            "fix the YAML syntax at that line",
+        ) from None
     except (yaml.YAMLError, ValueError, TypeError) as e:
         raise BoundedParseError(f"not valid YAML: {e}", None, "fix the YAML syntax") from None
     if len(docs) > 1:
-        raise BoundedParseError(f"a {what} holds one YAML document, this one has {len(docs)}", None,
-                                "remove the extra '---' documents")
+        raise BoundedParseError(
+            f"a {what} holds one YAML document, this one has {len(docs)}",
+            None,
+            "remove the extra '---' documents",
+        )
     return docs[0] if docs else None
 
 
@@ -114,8 +149,14 @@ def parse_yaml(data: bytes | str, *, what: str = "file", max_bytes: int = MAX_BY
 _JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
 
 
-def parse_json(data: bytes | str, *, what: str = "file", max_bytes: int = MAX_BYTES,
-               max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH) -> Any:
+def parse_json(
+    data: bytes | str,
+    *,
+    what: str = "file",
+    max_bytes: int = MAX_BYTES,
+    max_nodes: int = MAX_NODES,
+    max_depth: int = MAX_DEPTH,
+) -> Any:
     """Parse JSON safely and within limits: size first, then nesting (measured by a scan of the
     brackets, before the recursive parser runs), then the number of values.
 
@@ -129,19 +170,27 @@ def parse_json(data: bytes | str, *, what: str = "file", max_bytes: int = MAX_BY
         if c in "[{":
             depth += 1
             if depth > max_depth:
-                raise BoundedParseError(f"nested more than {max_depth} levels deep",
-                                        text.count("\n", 0, m.start()) + 1, f"flatten the {what}")
+                raise BoundedParseError(
+                    f"nested more than {max_depth} levels deep",
+                    text.count("\n", 0, m.start()) + 1,
+                    f"flatten the {what}",
+                )
         elif c in "]}":
             depth -= 1
     try:
         value = json.loads(text)
     except json.JSONDecodeError as e:
-        raise BoundedParseError(f"not valid JSON: {e.msg} (column {e.colno})", e.lineno,
-                                "fix the JSON syntax at that line") from None
+        raise BoundedParseError(
+            f"not valid JSON: {e.msg} (column {e.colno})",
+            e.lineno,
+            "fix the JSON syntax at that line",
+        ) from None
     except RecursionError:  # pragma: no cover - the scan above refuses deep nesting first
-        raise BoundedParseError(f"nested too deeply", None, f"flatten the {what}") from None
+        raise BoundedParseError("nested too deeply", None, f"flatten the {what}") from None
     if count_values(value) > max_nodes:
-        raise BoundedParseError(f"more than {max_nodes:,} values in a {what}", None, f"keep the {what} small")
+        raise BoundedParseError(
+            f"more than {max_nodes:,} values in a {what}", None, f"keep the {what} small"
+        )
     return value
 
 

@@ -15,7 +15,9 @@ import sys
 import threading
 import time
 import warnings
-from typing import IO, Iterator
+from collections.abc import Iterator
+from typing import IO
+
 
 @contextlib.contextmanager
 def quiet_third_party(verbose: bool = False) -> Iterator[None]:
@@ -23,7 +25,8 @@ def quiet_third_party(verbose: bool = False) -> Iterator[None]:
 
     Quiet (the default): Python warnings are ignored and log records below ERROR are dropped (the
     registry itself prints with click, not logging). Native libraries that print through Python's
-    standard error are silenced where they are called (see registry.packaging.engines.executorch_runtime).
+    standard error are silenced where they are called (see
+    registry.packaging.engines.executorch_runtime).
     The standard error descriptor itself is left alone: interactive prompts are written there.
 
     Args:
@@ -51,7 +54,9 @@ class StageProgress:
     when it ends: no redraws.
     """
 
-    def __init__(self, stream: IO[str] | None = None, indent: str = "    ", after: float = 2.0) -> None:
+    def __init__(
+        self, stream: IO[str] | None = None, indent: str = "    ", after: float = 2.0
+    ) -> None:
         self.stream = stream
         self.indent = indent
         self.after = after  # a stage shorter than this shows nothing
@@ -87,9 +92,15 @@ class StageProgress:
         if self.interactive:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, desc=f"{self.indent}{stage}", file=self._out(), leave=False,
-                             delay=self.after, dynamic_ncols=True,
-                             bar_format="{desc}: {bar} {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
+            self._bar = tqdm(
+                total=total,
+                desc=f"{self.indent}{stage}",
+                file=self._out(),
+                leave=False,
+                delay=self.after,
+                dynamic_ncols=True,
+                bar_format="{desc}: {bar} {n_fmt}/{total_fmt} [{elapsed}<{remaining}]",
+            )
         else:
             self._announce = threading.Timer(self.after, self._say_started, args=(stage,))
             self._announce.daemon = True
@@ -112,6 +123,8 @@ class StageProgress:
             self._announce.cancel()
             self._announce = None
         if self._announced:
-            self._out().write(f"{self.indent}{self._stage}: done in {time.monotonic() - self._started:.1f} s\n")
+            self._out().write(
+                f"{self.indent}{self._stage}: done in {time.monotonic() - self._started:.1f} s\n"
+            )
             self._out().flush()
         self._stage = None

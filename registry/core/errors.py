@@ -37,15 +37,24 @@ class CardError(RegistryError):
 
     exit_code = 1
 
-    def __init__(self, message: str, hint: str | None = None, *, path: str | None = None,
-                 line: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+    ):
         super().__init__(message, hint)
         self.path = path
         self.line = line
 
     def __str__(self) -> str:
-        where = f"{self.path}:{self.line}: " if self.path and self.line else (
-            f"{self.path}: " if self.path else "")
+        where = (
+            f"{self.path}:{self.line}: "
+            if self.path and self.line
+            else (f"{self.path}: " if self.path else "")
+        )
         return where + super().__str__()
 
 
@@ -83,5 +92,6 @@ class CompressionError(RegistryError):
 def missing_dependency(package: str, extra: str | None = None) -> RegistryError:
     """An error for an optional heavy dependency that is not installed, with the install line."""
     how = f"pip install 'git-model-registry[{extra}]'" if extra else f"pip install {package}"
-    return RegistryError(f"this step needs the Python package '{package}', which is not installed",
-                         hint=how)
+    return RegistryError(
+        f"this step needs the Python package '{package}', which is not installed", hint=how
+    )

@@ -25,16 +25,22 @@ def read_regular(path: str | os.PathLike, max_bytes: int = 64 * 1024 * 1024) -> 
             file came from a pull request and publish never reads through it.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        fd = os.open(
+            path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        )
     except FileNotFoundError:
         return None
     except OSError as e:  # ELOOP: the last component is a symlink
-        raise RegistryError(f"{path} is not a regular file ({e.strerror}); publish never follows links",
-                            f"remove it from the repository: git rm {path}") from None
+        raise RegistryError(
+            f"{path} is not a regular file ({e.strerror}); publish never follows links",
+            f"remove it from the repository: git rm {path}",
+        ) from None
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise RegistryError(f"{path} is not a regular file; publish reads and writes regular files only",
-                                f"remove it from the repository: git rm {path}")
+            raise RegistryError(
+                f"{path} is not a regular file; publish reads and writes regular files only",
+                f"remove it from the repository: git rm {path}",
+            )
         data = f.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise RegistryError(f"{path} is over {max_bytes:,} bytes", "remove it from the repository")
@@ -43,32 +49,42 @@ def read_regular(path: str | os.PathLike, max_bytes: int = 64 * 1024 * 1024) -> 
 
 def write_regular(path: str | os.PathLike, data: bytes) -> None:
     """Write a file atomically without following links: a new temporary file (created exclusively,
-    never through a link) renamed over `path`, which is refused when it is a link or not a regular file.
+    never through a link) renamed over `path`, which is refused when it is a link or not a
+    regular file.
 
     Raises:
         RegistryError: `path` (or its folder) is a link or not a regular file.
     """
     path = Path(path)
     if path.parent.is_symlink():
-        raise RegistryError(f"{path.parent} is a symbolic link; publish never writes through links",
-                            f"remove the link from the repository: git rm {path.parent}")
+        raise RegistryError(
+            f"{path.parent} is a symbolic link; publish never writes through links",
+            f"remove the link from the repository: git rm {path.parent}",
+        )
     if os.path.lexists(path):
         mode = os.lstat(path).st_mode
         if not stat.S_ISREG(mode):
-            raise RegistryError(f"{path} is not a regular file (a link or a special file); publish never "
-                                "writes through it", f"remove it from the repository: git rm {path}")
+            raise RegistryError(
+                f"{path} is not a regular file (a link or a special file); publish never "
+                "writes through it",
+                f"remove it from the repository: git rm {path}",
+            )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     try:
         fd = os.open(tmp, flags, 0o644)
-    except FileExistsError:  # left by a killed run of ours (same pid reused): never followed, replaced
+    except (
+        FileExistsError
+    ):  # left by a killed run of ours (same pid reused): never followed, replaced
         os.unlink(tmp)
         fd = os.open(tmp, flags, 0o644)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.replace(tmp, path)  # renames over the name itself; a link there would be replaced, not followed
+        os.replace(
+            tmp, path
+        )  # renames over the name itself; a link there would be replaced, not followed
     finally:
         if os.path.lexists(tmp):
             os.unlink(tmp)

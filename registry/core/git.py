@@ -12,35 +12,55 @@ from pathlib import Path
 
 from registry.core.errors import GitError, UsageError
 
-# `git for-each-ref` fields of a tag: name, object type (tag for annotated), object, peeled commit, date.
-TAG_REF_FORMAT = "%(refname:lstrip=2)%09%(objecttype)%09%(objectname)%09%(*objectname)%09%(creatordate:unix)"
+# `git for-each-ref` fields of a tag: name, object type (tag for annotated), object, peeled commit,
+# date.
+TAG_REF_FORMAT = (
+    "%(refname:lstrip=2)%09%(objecttype)%09%(objectname)%09%(*objectname)%09%(creatordate:unix)"
+)
 
 
-def run_git(cwd: str | os.PathLike, *args: str, check: bool = True, timeout: float | None = None,
-            env: dict | None = None) -> str:
+def run_git(
+    cwd: str | os.PathLike,
+    *args: str,
+    check: bool = True,
+    timeout: float | None = None,
+    env: dict | None = None,
+) -> str:
     """stdout of a git command; a failure becomes a GitError with git's own message.
 
     Raises:
         GitError: git exited non-zero (with `check`), or ran past `timeout` seconds.
     """
     try:
-        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+        proc = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+        )
     except subprocess.TimeoutExpired:
-        raise GitError(f"git {args[0]} timed out after {timeout:g}s", "check the URL and the network") from None
+        raise GitError(
+            f"git {args[0]} timed out after {timeout:g}s", "check the URL and the network"
+        ) from None
     if check and proc.returncode != 0:
-        raise GitError(f"git {' '.join(args[:2])} failed: {proc.stderr.strip() or proc.stdout.strip()}",
-                       "run this inside a clone of the registry")
+        raise GitError(
+            f"git {' '.join(args[:2])} failed: {proc.stderr.strip() or proc.stdout.strip()}",
+            "run this inside a clone of the registry",
+        )
     return proc.stdout
 
 
-def cat_files(root: str | Path, specs: list[str], kinds: tuple[bytes, ...] = (b"blob",)) -> list[bytes | None]:
+def cat_files(
+    root: str | Path, specs: list[str], kinds: tuple[bytes, ...] = (b"blob",)
+) -> list[bytes | None]:
     """Contents of many objects (`<rev>:<path>` or an object id) through one `git cat-file --batch`:
     those of the given `kinds` (blobs by default; the catalog also reads tag objects), None for the
     missing and for other kinds."""
     if not specs:
         return []
-    proc = subprocess.run(["git", "cat-file", "--batch"], cwd=root, input="\n".join(specs).encode() + b"\n",
-                          capture_output=True)
+    proc = subprocess.run(
+        ["git", "cat-file", "--batch"],
+        cwd=root,
+        input="\n".join(specs).encode() + b"\n",
+        capture_output=True,
+    )
     if proc.returncode != 0:
         raise GitError(f"git cat-file failed: {proc.stderr.decode(errors='replace').strip()}")
     data, pos, result = proc.stdout, 0, []
@@ -50,7 +70,7 @@ def cat_files(root: str | Path, specs: list[str], kinds: tuple[bytes, ...] = (b"
         pos = end + 1
         if len(header) == 3 and header[1] in kinds:
             size = int(header[2])
-            result.append(data[pos:pos + size])
+            result.append(data[pos : pos + size])
             pos += size + 1
         elif len(header) == 3:  # a tree or commit: skip its body
             pos += int(header[2]) + 1
@@ -67,27 +87,44 @@ def clone_root(start: str | Path | None = None) -> Path:
         UsageError: `start` is not inside a git clone.
     """
     start = Path(start or os.getcwd())
-    top = run_git(start, "rev-parse", "--show-toplevel", check=False).strip() if start.is_dir() else ""
+    top = (
+        run_git(start, "rev-parse", "--show-toplevel", check=False).strip()
+        if start.is_dir()
+        else ""
+    )
     if not top:
-        raise UsageError(f"{start} is not inside a clone of the registry",
-                         "run this inside a clone, or pass --repo <registry git URL> (registry pull)")
+        raise UsageError(
+            f"{start} is not inside a clone of the registry",
+            "run this inside a clone, or pass --repo <registry git URL> (registry pull)",
+        )
     return Path(top)
 
 
 def local_tag_commit(root: Path, tag: str) -> str | None:
     """The commit a local tag points at, or None."""
-    out = run_git(root, "rev-parse", "-q", "--verify", f"refs/tags/{tag}^{{commit}}", check=False).strip()
+    out = run_git(
+        root, "rev-parse", "-q", "--verify", f"refs/tags/{tag}^{{commit}}", check=False
+    ).strip()
     return out or None
 
 
 def remote_tags(root: Path, remote: str, pattern: str) -> dict[str, str]:
     """{tag: commit} of the tags matching `pattern` on a git remote (annotated tags peeled)."""
     try:
-        out = run_git(root, "ls-remote", "--tags", remote, f"refs/tags/{pattern}",
-                      f"refs/tags/{pattern}^{{}}", timeout=60)
+        out = run_git(
+            root,
+            "ls-remote",
+            "--tags",
+            remote,
+            f"refs/tags/{pattern}",
+            f"refs/tags/{pattern}^{{}}",
+            timeout=60,
+        )
     except GitError as e:
-        raise GitError(f"cannot read tags of git remote '{remote}': {e.message}",
-                       f"check `git remote -v` and the credentials for '{remote}'") from None
+        raise GitError(
+            f"cannot read tags of git remote '{remote}': {e.message}",
+            f"check `git remote -v` and the credentials for '{remote}'",
+        ) from None
     direct, peeled = {}, {}
     for line in out.splitlines():
         sha, _, ref = line.partition("\t")
@@ -120,7 +157,9 @@ def push_tag(root: Path, remote: str, tag: str, commit: str, *, created_here: bo
         GitError: the remote holds the tag on another commit (another publish won); the local tag
             is removed when this run created it, so nothing is left half-done. Or the push failed.
     """
-    proc_out = run_git(root, "push", "--porcelain", remote, f"refs/tags/{tag}:refs/tags/{tag}", check=False)
+    proc_out = run_git(
+        root, "push", "--porcelain", remote, f"refs/tags/{tag}:refs/tags/{tag}", check=False
+    )
     flags = [line.split("\t", 1)[0] for line in proc_out.splitlines() if f"refs/tags/{tag}" in line]
     if flags and flags[0] in ("*", " "):
         return True
@@ -132,8 +171,12 @@ def push_tag(root: Path, remote: str, tag: str, commit: str, *, created_here: bo
     if on_remote is not None:
         if created_here:
             run_git(root, "tag", "-d", tag, check=False)
-        raise GitError(f"tag {tag} already exists on git remote '{remote}' at commit {on_remote[:10]}, "
-                       f"not at {commit[:10]}: another publish of this version won; nothing was moved",
-                       "publish a new version (raise `version` in the card) if this commit should be released")
-    raise GitError(f"pushing tag {tag} to git remote '{remote}' failed: {proc_out.strip() or 'no output'}",
-                   f"check the credentials for '{remote}' and re-run `registry publish` (it resumes)")
+        raise GitError(
+            f"tag {tag} already exists on git remote '{remote}' at commit {on_remote[:10]}, "
+            f"not at {commit[:10]}: another publish of this version won; nothing was moved",
+            "publish a new version (raise `version` in the card) if this commit should be released",
+        )
+    raise GitError(
+        f"pushing tag {tag} to git remote '{remote}' failed: {proc_out.strip() or 'no output'}",
+        f"check the credentials for '{remote}' and re-run `registry publish` (it resumes)",
+    )

@@ -1,4 +1,5 @@
-"""The repository layout every layer agrees on (DESIGN.md): where models live and how they are named."""
+"""The repository layout every layer agrees on (DESIGN.md): where models live and how they are
+named."""
 
 from __future__ import annotations
 

@@ -37,8 +37,15 @@ class Plugins(Generic[T]):
         helpers: modules of the package that define no part (shared code): never imported by `load`.
     """
 
-    def __init__(self, kind: str, package: str, error: type[RegistryError] = UsageError, *,
-                 order_by: str | None = None, helpers: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        kind: str,
+        package: str,
+        error: type[RegistryError] = UsageError,
+        *,
+        order_by: str | None = None,
+        helpers: tuple[str, ...] = (),
+    ):
         self.kind, self.package, self.error = kind, package, error
         self.order_by, self.helpers = order_by, helpers
         self._parts: dict[str, type[T]] = {}
@@ -55,12 +62,16 @@ class Plugins(Generic[T]):
         name = cls.name  # type: ignore[attr-defined]
         if name in self._parts and self._parts[name] is not cls:
             other = self._parts[name]
-            raise RuntimeError(f"two {self.kind}s named {name!r}: "
-                               f"{other.__module__}.{other.__qualname__} and "
-                               f"{cls.__module__}.{cls.__qualname__}")
+            raise RuntimeError(
+                f"two {self.kind}s named {name!r}: "
+                f"{other.__module__}.{other.__qualname__} and "
+                f"{cls.__module__}.{cls.__qualname__}"
+            )
         if self.order_by and not isinstance(getattr(cls, self.order_by, None), (int, float)):
-            raise RuntimeError(f"{self.kind} {name!r} ({cls.__module__}) sets no number "
-                               f"'{self.order_by}', which orders the {self.kind}s")
+            raise RuntimeError(
+                f"{self.kind} {name!r} ({cls.__module__}) sets no number "
+                f"'{self.order_by}', which orders the {self.kind}s"
+            )
         self._parts[name] = cls
         self._sorted = None
         return cls
@@ -73,15 +84,20 @@ class Plugins(Generic[T]):
         """
         if not self._loaded:
             path = importlib.import_module(self.package).__path__
-            names = [m.name for m in pkgutil.iter_modules(path)
-                     if not m.name.startswith("_") and m.name not in self.helpers]
+            names = [
+                m.name
+                for m in pkgutil.iter_modules(path)
+                if not m.name.startswith("_") and m.name not in self.helpers
+            ]
             for name in sorted(names):
                 importlib.import_module(f"{self.package}.{name}")
             defining = {cls.__module__ for cls in self._parts.values()}
             empty = [n for n in sorted(names) if f"{self.package}.{n}" not in defining]
             if empty:
-                raise RuntimeError(f"{self.package}.{empty[0]} registers no {self.kind}: start "
-                                   "its name with '_', or list it in the family's helpers")
+                raise RuntimeError(
+                    f"{self.package}.{empty[0]} registers no {self.kind}: start "
+                    "its name with '_', or list it in the family's helpers"
+                )
             self._loaded = True
         if self._sorted is None:
             self._sorted = dict(sorted(self._parts.items(), key=self._key))
@@ -100,6 +116,10 @@ class Plugins(Generic[T]):
         parts = self.load()
         if name not in parts:
             near = difflib.get_close_matches(name, list(parts), n=1, cutoff=0.5)
-            hint = (f"did you mean '{near[0]}'? " if near else "") + f"known {self.kind}s: " + ", ".join(parts)
+            hint = (
+                (f"did you mean '{near[0]}'? " if near else "")
+                + f"known {self.kind}s: "
+                + ", ".join(parts)
+            )
             raise self.error(f"no {self.kind} named '{name}'", hint)
         return parts[name]

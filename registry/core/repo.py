@@ -15,9 +15,10 @@ from pathlib import Path, PurePosixPath
 
 import git
 
-from registry.core.layout import CARD_FILE, MODELS_DIR, NAME_RE
 from registry.core.errors import GitError, UsageError
 from registry.core.git import TAG_REF_FORMAT, run_git
+from registry.core.layout import CARD_FILE, MODELS_DIR, NAME_RE
+
 
 class PathEscapeError(ValueError):
     """A path of a card that leads out of its model folder (absolute, '..', or by a symlink)."""
@@ -27,8 +28,8 @@ class PathEscapeError(ValueError):
 class TreeEntry:
     """One entry under a folder of a snapshot, as git (or the file system) records it."""
 
-    path: str                 # repository-relative
-    kind: str                 # 'file', 'symlink', 'gitlink' (a submodule) or 'other' (a fifo, a device…)
+    path: str  # repository-relative
+    kind: str  # 'file', 'symlink', 'gitlink' (a submodule) or 'other' (a fifo, a device…)
     link_target: str | None = None
 
 
@@ -66,8 +67,11 @@ class Snapshot:
 
     def model_names(self) -> list[str]:
         """Every folder under models/ that holds a model.yaml, sorted."""
-        return sorted(n for n in self.list_dir(MODELS_DIR)
-                      if self.entry(f"{MODELS_DIR}/{n}/{CARD_FILE}") is not None)
+        return sorted(
+            n
+            for n in self.list_dir(MODELS_DIR)
+            if self.entry(f"{MODELS_DIR}/{n}/{CARD_FILE}") is not None
+        )
 
     def model_folders(self) -> list[str]:
         """Every folder under models/ (with or without a model.yaml), hidden ones left out, sorted."""
@@ -116,7 +120,9 @@ class Snapshot:
                 if t == "..":
                     depth -= 1
                     if depth < 0:
-                        raise PathEscapeError(f"{link} is a symlink to '{target}', outside {folder}/")
+                        raise PathEscapeError(
+                            f"{link} is a symlink to '{target}', outside {folder}/"
+                        )
                 elif t not in ("", "."):
                     depth += 1
             todo = list(PurePosixPath(target).parts) + todo
@@ -182,8 +188,11 @@ class WorkTree(Snapshot):
 
     def model_folders(self) -> list[str]:
         try:
-            return sorted(e.name for e in os.scandir(self.root / MODELS_DIR)
-                          if e.is_dir() and not e.name.startswith("."))
+            return sorted(
+                e.name
+                for e in os.scandir(self.root / MODELS_DIR)
+                if e.is_dir() and not e.name.startswith(".")
+            )
         except (FileNotFoundError, NotADirectoryError):
             return []
 
@@ -196,8 +205,10 @@ class GitRevision(Snapshot):
         try:
             self.commit = repo.commit(rev)
         except (git.BadName, ValueError, git.GitCommandError) as e:
-            raise GitError(f"unknown git revision '{rev}'",
-                           "give a branch, tag or commit that exists (git fetch first?)") from e
+            raise GitError(
+                f"unknown git revision '{rev}'",
+                "give a branch, tag or commit that exists (git fetch first?)",
+            ) from e
         self.rev = self.commit.hexsha
         self.label = f"{rev} ({self.rev[:8]})"
 
@@ -214,8 +225,10 @@ class GitRevision(Snapshot):
             sha, kind, _ = self.repo.git.get_object_header(f"{self.rev}:{path.strip('/')}")
         except ValueError:
             return None
-        return (sha.decode() if isinstance(sha, bytes) else sha,
-                kind.decode() if isinstance(kind, bytes) else kind)
+        return (
+            sha.decode() if isinstance(sha, bytes) else sha,
+            kind.decode() if isinstance(kind, bytes) else kind,
+        )
 
     def _tree(self, path: str):
         """The tree object of a folder (the root for ''), or None."""
@@ -224,7 +237,9 @@ class GitRevision(Snapshot):
         header = self._header(path)
         if header is None or header[1] != "tree":
             return None
-        return git.Tree(self.repo, bytes.fromhex(header[0]), git.Tree.tree_id << 12, path.strip("/"))
+        return git.Tree(
+            self.repo, bytes.fromhex(header[0]), git.Tree.tree_id << 12, path.strip("/")
+        )
 
     def read(self, path: str) -> bytes | None:
         header = self._header(path)
@@ -247,8 +262,16 @@ class GitRevision(Snapshot):
         return [] if tree is None else sorted(o.name for o in tree)
 
     def walk(self, folder: str, limit: int = 10_000) -> list[TreeEntry]:
-        out = run_git(self.repo.git_dir if self.repo.bare else (self.repo.working_dir or "."),
-                      "ls-tree", "-r", "-z", "--full-tree", self.rev, "--", f"{folder.strip('/')}/")
+        out = run_git(
+            self.repo.git_dir if self.repo.bare else (self.repo.working_dir or "."),
+            "ls-tree",
+            "-r",
+            "-z",
+            "--full-tree",
+            self.rev,
+            "--",
+            f"{folder.strip('/')}/",
+        )
         entries: list[TreeEntry] = []
         for record in out.split("\0"):
             if not record:
@@ -267,16 +290,37 @@ class GitRevision(Snapshot):
         return entries
 
     def model_folders(self) -> list[str]:
-        out = run_git(self.repo.working_dir or ".", "ls-tree", "-d", "-z", "--name-only", self.rev,
-                      "--", f"{MODELS_DIR}/")
+        out = run_git(
+            self.repo.working_dir or ".",
+            "ls-tree",
+            "-d",
+            "-z",
+            "--name-only",
+            self.rev,
+            "--",
+            f"{MODELS_DIR}/",
+        )
         names = (p.rpartition("/")[2] for p in out.split("\0") if p)
         return sorted(n for n in names if n and not n.startswith("."))
 
     def model_names(self) -> list[str]:
-        out = run_git(self.repo.working_dir or ".", "ls-tree", "-r", "-z", "--name-only", self.rev,
-                      "--", f"{MODELS_DIR}/")
-        return sorted({parts[1] for parts in (p.split("/") for p in out.split("\0") if p)
-                       if len(parts) == 3 and parts[2] == CARD_FILE and not parts[1].startswith(".")})
+        out = run_git(
+            self.repo.working_dir or ".",
+            "ls-tree",
+            "-r",
+            "-z",
+            "--name-only",
+            self.rev,
+            "--",
+            f"{MODELS_DIR}/",
+        )
+        return sorted(
+            {
+                parts[1]
+                for parts in (p.split("/") for p in out.split("\0") if p)
+                if len(parts) == 3 and parts[2] == CARD_FILE and not parts[1].startswith(".")
+            }
+        )
 
 
 class RegistryRepo:
@@ -294,8 +338,10 @@ class RegistryRepo:
         try:
             self.git = git.Repo(start, search_parent_directories=True)
         except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-            raise UsageError(f"{start} is not inside a git repository",
-                             "run this inside a clone of the model registry, or pass --repo") from None
+            raise UsageError(
+                f"{start} is not inside a git repository",
+                "run this inside a clone of the model registry, or pass --repo",
+            ) from None
         self.root = Path(self.git.working_tree_dir or start)
 
     def snapshot(self, rev: str | None = None) -> Snapshot:
@@ -311,20 +357,27 @@ class RegistryRepo:
         """
         b = GitRevision(self.git, base)
         if head is None:
-            out = run_git(self.root, "diff", "--name-only", "--no-renames", "-z", b.rev, "--", MODELS_DIR)
-            out += run_git(self.root, "ls-files", "--others", "--exclude-standard", "-z", MODELS_DIR)
+            out = run_git(
+                self.root, "diff", "--name-only", "--no-renames", "-z", b.rev, "--", MODELS_DIR
+            )
+            out += run_git(
+                self.root, "ls-files", "--others", "--exclude-standard", "-z", MODELS_DIR
+            )
             return _model_names_of(out)
         h = GitRevision(self.git, head)
         start = self.merge_base(base, head)
         try:
-            out = self.git.git.diff("--name-only", "--no-renames", "-z", start, h.rev, "--", MODELS_DIR)
+            out = self.git.git.diff(
+                "--name-only", "--no-renames", "-z", start, h.rev, "--", MODELS_DIR
+            )
         except git.GitCommandError as e:
             raise GitError(f"git diff {base}..{head} failed: {e.stderr.strip()}") from e
         return _model_names_of(out)
 
     def changed_paths(self, base: str, head: str | None) -> list[ChangedPath]:
         """Every path that differs between the merge base of `base` and `head` (or the working tree,
-        untracked files included, when `head` is None), with git's modes, as a pull request's diff."""
+        untracked files included, when `head` is None), with git's modes, as a pull request's
+        diff."""
         b = GitRevision(self.git, base)
         if head is None:
             out = run_git(self.root, "diff", "--raw", "--no-renames", "-z", b.rev)
@@ -337,7 +390,8 @@ class RegistryRepo:
         return _raw_diff(run_git(self.root, "diff", "--raw", "--no-renames", "-z", start, h.rev))
 
     def merge_base(self, base: str, head: str) -> str:
-        """The commit a pull request from `head` into `base` branched from (`base` itself when none)."""
+        """The commit a pull request from `head` into `base` branched from (`base` itself when
+        none)."""
         b, h = GitRevision(self.git, base), GitRevision(self.git, head)
         try:
             found = self.git.merge_base(b.rev, h.rev)
@@ -347,7 +401,8 @@ class RegistryRepo:
 
     @cached_property
     def tag_refs(self) -> str:
-        """Every tag ref, one line each in `TAG_REF_FORMAT`, read once (`registry.versions.tags` parses them)."""
+        """Every tag ref, one line each in `TAG_REF_FORMAT`, read once (`registry.versions.tags`
+        parses them)."""
         return run_git(self.root, "for-each-ref", f"--format={TAG_REF_FORMAT}", "refs/tags")
 
 

@@ -47,9 +47,17 @@ class ChildResult:
 
 def clean_env(home: Path) -> dict[str, str]:
     """The child's whole environment: nothing inherited, so no secret can leak into it."""
-    return {"PATH": "/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8",
-            "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": _package_root(), "PYTHONHASHSEED": "0",
-            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TMPDIR": str(home)}
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONPATH": _package_root(),
+        "PYTHONHASHSEED": "0",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "TMPDIR": str(home),
+    }
 
 
 def run_child(entry: str, request: bytes, *, workdir: Path, deadline: float) -> ChildResult:
@@ -63,12 +71,20 @@ def run_child(entry: str, request: bytes, *, workdir: Path, deadline: float) -> 
         deadline: seconds after which the child's process group is killed.
     """
     module, _, function = entry.partition(":")
-    code = (f"import sys; sys.path.insert(0, sys.argv[1]); from {module} import {function}; "
-            f"{function}()")
+    code = (
+        f"import sys; sys.path.insert(0, sys.argv[1]); from {module} import {function}; "
+        f"{function}()"
+    )
     env = clean_env(workdir)
-    proc = subprocess.Popen([sys.executable, "-I", "-c", code, env["PYTHONPATH"]],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            cwd=workdir, env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-I", "-c", code, env["PYTHONPATH"]],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=workdir,
+        env=env,
+        start_new_session=True,
+    )
     killed = False
     try:
         stdout, stderr = proc.communicate(request, timeout=deadline)

@@ -15,10 +15,10 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TypeVar
-
+from typing import TypeVar
 
 from registry.core.errors import RegistryError, StorageError, UsageError
 
@@ -31,7 +31,7 @@ T = TypeVar("T")
 class Pointer:
     """What a `.dvc` file records about one tracked output."""
 
-    path: str      # the tracked file, relative to the pointer's folder
+    path: str  # the tracked file, relative to the pointer's folder
     md5: str
     size: int | None
     is_dir: bool = False
@@ -60,11 +60,13 @@ class PointerError(ValueError):
 
 
 class ObjectMissingError(StorageError):
-    """The remote answered, and it does not hold the object (a problem of the model, not of the remote)."""
+    """The remote answered, and it does not hold the object (a problem of the model, not of the
+    remote)."""
 
 
 class ObjectCorruptError(StorageError):
-    """The remote's copy of an object does not hash to its md5 (a problem of the model, not of the remote)."""
+    """The remote's copy of an object does not hash to its md5 (a problem of the model, not of the
+    remote)."""
 
 
 MAX_POINTER_BYTES = 64 * 1024
@@ -80,7 +82,9 @@ def parse_pointer(text: bytes | str) -> Pointer:
     from registry.core.bounded import BoundedParseError, parse_yaml
 
     try:
-        data = parse_yaml(text, what="DVC pointer", max_bytes=MAX_POINTER_BYTES, max_nodes=1000, max_depth=8)
+        data = parse_yaml(
+            text, what="DVC pointer", max_bytes=MAX_POINTER_BYTES, max_nodes=1000, max_depth=8
+        )
     except BoundedParseError as e:
         where = f" (line {e.line})" if e.line else ""
         raise PointerError(f"not a DVC pointer: {e.message}{where}") from None
@@ -89,7 +93,9 @@ def parse_pointer(text: bytes | str) -> Pointer:
         raise PointerError("a weights pointer must have exactly one entry under 'outs'")
     out = outs[0]
     md5 = str(out.get("md5") or "")
-    if not (len(md5) in (32, 36) and all(c in "0123456789abcdef." for c in md5.removesuffix(".dir"))):
+    if not (
+        len(md5) in (32, 36) and all(c in "0123456789abcdef." for c in md5.removesuffix(".dir"))
+    ):
         raise PointerError(f"'md5' is missing or not an md5 hash (got {md5!r})")
     size = out.get("size")
     if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
@@ -119,7 +125,9 @@ def file_md5(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def with_retries(what: str, fn: Callable[[], T], *, attempts: int = 4, base_delay: float = 0.5) -> T:
+def with_retries(
+    what: str, fn: Callable[[], T], *, attempts: int = 4, base_delay: float = 0.5
+) -> T:
     """Call `fn`, retrying transient I/O failures with exponential backoff.
 
     Missing objects and permission errors are not transient and fail at once.
@@ -134,27 +142,36 @@ def with_retries(what: str, fn: Callable[[], T], *, attempts: int = 4, base_dela
             raise
         except Exception as e:
             if isinstance(e, _client_credential_errors()):
-                raise StorageError(f"{what} failed: no usable credentials for the remote ({type(e).__name__}: {e})",
-                                   "give the remote's credentials (for S3: AWS_ACCESS_KEY_ID and "
-                                   "AWS_SECRET_ACCESS_KEY, or `dvc remote modify --local`); see docs/storage.md"
-                                   ) from None
-            if not isinstance(e, (OSError, TimeoutError, ConnectionError) + _client_network_errors()):
+                raise StorageError(
+                    f"{what} failed: no usable credentials for the remote ({type(e).__name__}: {e})",
+                    "give the remote's credentials (for S3: AWS_ACCESS_KEY_ID and "
+                    "AWS_SECRET_ACCESS_KEY, or `dvc remote modify --local`); see docs/storage.md",
+                ) from None
+            if not isinstance(
+                e, (OSError, TimeoutError, ConnectionError) + _client_network_errors()
+            ):
                 raise
             if attempt == attempts:
-                raise StorageError(f"{what} failed after {attempts} attempts: {e}",
-                                   "check that the remote is reachable and try again") from e
+                raise StorageError(
+                    f"{what} failed after {attempts} attempts: {e}",
+                    "check that the remote is reachable and try again",
+                ) from e
             time.sleep(base_delay * 2 ** (attempt - 1))
     raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _client_credential_errors() -> tuple[type[BaseException], ...]:
-    """Credential errors of cloud clients (botocore's NoCredentialsError and friends): a storage error
+    """Credential errors of cloud clients (botocore's NoCredentialsError and friends): a storage
+    error
     with a clear message, not a crash. Only a loaded client can have raised one."""
     boto = sys.modules.get("botocore.exceptions")
     if not boto:
         return ()
-    return tuple(getattr(boto, n) for n in ("NoCredentialsError", "PartialCredentialsError",
-                                             "CredentialRetrievalError") if hasattr(boto, n))
+    return tuple(
+        getattr(boto, n)
+        for n in ("NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError")
+        if hasattr(boto, n)
+    )
 
 
 def _client_network_errors() -> tuple[type[BaseException], ...]:
@@ -213,16 +230,22 @@ class Remote:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(dest.name + ".part")
         try:
-            with_retries(f"downloading {md5} from remote '{self.name}'",
-                         lambda: self.fs.get_file(self.object_path(md5), str(tmp)))
+            with_retries(
+                f"downloading {md5} from remote '{self.name}'",
+                lambda: self.fs.get_file(self.object_path(md5), str(tmp)),
+            )
         except FileNotFoundError:
-            raise ObjectMissingError(f"object {md5} is not in remote '{self.name}' ({self.url})",
-                               f"push it: dvc push -r {self.name}") from None
+            raise ObjectMissingError(
+                f"object {md5} is not in remote '{self.name}' ({self.url})",
+                f"push it: dvc push -r {self.name}",
+            ) from None
         got = file_md5(tmp)
         if got != md5:
             tmp.unlink(missing_ok=True)
-            raise ObjectCorruptError(f"object {md5} on remote '{self.name}' is corrupt (its content hashes to {got})",
-                               "push the file again with dvc push")
+            raise ObjectCorruptError(
+                f"object {md5} on remote '{self.name}' is corrupt (its content hashes to {got})",
+                "push the file again with dvc push",
+            )
         os.replace(tmp, dest)
         return dest
 
@@ -234,7 +257,9 @@ class Remote:
         Raises:
             StorageError: unreachable, refused, or the temporary copy does not match.
         """
-        self._put(src, self.object_path(md5), f"uploading {md5} to", "the write", md5=md5, size=size)
+        self._put(
+            src, self.object_path(md5), f"uploading {md5} to", "the write", md5=md5, size=size
+        )
 
     def partial_path(self, path: str) -> str:
         """The temporary name a copy to `path` is written under by this process."""
@@ -272,9 +297,18 @@ class Remote:
                 pass
         return removed
 
-    def _put(self, src: str | os.PathLike, path: str, doing: str, what: str, *, md5: str | None = None,
-             size: int | None = None) -> None:
-        """Copy a local file to `path` on the remote: to a temporary name first (checked against `md5`
+    def _put(
+        self,
+        src: str | os.PathLike,
+        path: str,
+        doing: str,
+        what: str,
+        *,
+        md5: str | None = None,
+        size: int | None = None,
+    ) -> None:
+        """Copy a local file to `path` on the remote: to a temporary name first (checked against
+        `md5`
         and `size` when given), then moved into place unless something is there already.
 
         Raises:
@@ -289,9 +323,11 @@ class Remote:
                 got, n = self._hash(part)
                 if got != md5.removesuffix(".dir") or (size is not None and n != size):
                     self._remove(part)
-                    raise StorageError(f"the copy of {md5} on remote '{self.name}' does not match after the "
-                                       f"upload (md5 {got}, {n} bytes)", "run it again; if it repeats, check "
-                                       "the remote's storage")
+                    raise StorageError(
+                        f"the copy of {md5} on remote '{self.name}' does not match after the "
+                        f"upload (md5 {got}, {n} bytes)",
+                        "run it again; if it repeats, check the remote's storage",
+                    )
                 if self.fs.exists(path):  # never replaced: the caller verifies what is there
                     self._remove(part)
                     return
@@ -300,8 +336,10 @@ class Remote:
         try:
             with_retries(f"{doing} remote '{self.name}'", put)
         except PermissionError as e:
-            raise StorageError(f"remote '{self.name}' ({self.url}) refused {what}: {e}",
-                               "check the remote's permissions/credentials") from None
+            raise StorageError(
+                f"remote '{self.name}' ({self.url}) refused {what}: {e}",
+                "check the remote's permissions/credentials",
+            ) from None
 
     def _hash(self, path: str) -> tuple[str, int]:
         h, n = hashlib.md5(), 0
@@ -317,7 +355,8 @@ class Remote:
         except OSError:
             pass
 
-    # Files outside DVC's object layout, at fixed keys (e.g. `packages/<name>/<version>/index.json`):
+    # Files outside DVC's object layout, at fixed keys (e.g.
+    # `packages/<name>/<version>/index.json`):
     # DVC neither reads nor collects them, and anyone who knows the key can find them.
 
     def key_path(self, key: str) -> str:
@@ -348,8 +387,10 @@ class Remote:
         try:
             return with_retries(f"reading {key} from remote '{self.name}' ({self.url})", read)
         except PermissionError as e:
-            raise StorageError(f"remote '{self.name}' ({self.url}) refused to read {key}: {e}",
-                               "check the remote's permissions/credentials") from None
+            raise StorageError(
+                f"remote '{self.name}' ({self.url}) refused to read {key}: {e}",
+                "check the remote's permissions/credentials",
+            ) from None
 
     def write_key(self, key: str, data: bytes) -> None:
         """Write `data` at `key`: to a temporary name first, then moved over the old file.
@@ -376,7 +417,11 @@ def absolute_local_remotes(config: bytes, repo_url: str) -> bytes:
 
     conf = ConfigObj(io.BytesIO(config), encoding="utf-8")
     for section, values in conf.items():
-        url = values.get("url") if section.startswith("remote ") and isinstance(values, dict) else None
+        url = (
+            values.get("url")
+            if section.startswith("remote ") and isinstance(values, dict)
+            else None
+        )
         if url and "://" not in url and not os.path.isabs(url):
             values["url"] = os.path.normpath(os.path.join(os.path.abspath(local), ".dvc", url))
     out = io.BytesIO()
@@ -394,20 +439,25 @@ class Storage:
     def __init__(self, root: str | os.PathLike, config_dir: str | os.PathLike | None = None):
         self.root = Path(root)
         if not (self.root / ".dvc").is_dir():
-            raise UsageError(f"{self.root} has no .dvc folder", "run this inside the registry clone")
+            raise UsageError(
+                f"{self.root} has no .dvc folder", "run this inside the registry clone"
+            )
         from dvc.config import Config, ConfigError
 
         try:
             self.config = Config(dvc_dir=str(config_dir or self.root / ".dvc"))
         except ConfigError as e:
-            raise UsageError(f".dvc/config is invalid: {e}", "fix .dvc/config (see docs/storage.md)") from None
+            raise UsageError(
+                f".dvc/config is invalid: {e}", "fix .dvc/config (see docs/storage.md)"
+            ) from None
         self._remotes: dict[str, Remote] = {}
         self._config_holder = None  # the temporary copy of a revision's config (`at_revision`)
         self.config_revision: str | None = None
 
     @classmethod
-    def at_revision(cls, root: str | os.PathLike, rev: str) -> "Storage":
-        """The remotes as `.dvc/config` names them at a trusted revision (not as the working tree does),
+    def at_revision(cls, root: str | os.PathLike, rev: str) -> Storage:
+        """The remotes as `.dvc/config` names them at a trusted revision (not as the working tree
+        does),
         with the clone's own `.dvc/config.local` (credentials, never in git) on top.
 
         `registry publish` opens its remotes at the merge's base: a merged pull request that
@@ -424,8 +474,10 @@ class Storage:
         try:
             text = run_git(root, "show", f"{rev}:.dvc/config").encode("utf-8")
         except RegistryError:
-            raise UsageError(f"revision {rev} has no .dvc/config", "run this in the registry's clone, on its "
-                             "default branch's history") from None
+            raise UsageError(
+                f"revision {rev} has no .dvc/config",
+                "run this in the registry's clone, on its default branch's history",
+            ) from None
         holder = tempfile.TemporaryDirectory(prefix="registry-dvc-config-")
         conf_dir = Path(holder.name) / ".dvc"
         conf_dir.mkdir()
@@ -451,14 +503,18 @@ class Storage:
 
         conf = self.config.get("remote", {})
         if name not in conf:
-            raise UsageError(f"no DVC remote named '{name}' in .dvc/config",
-                             f"add one: dvc remote add {name} <url>  (see docs/storage.md)")
+            raise UsageError(
+                f"no DVC remote named '{name}' in .dvc/config",
+                f"add one: dvc remote add {name} <url>  (see docs/storage.md)",
+            )
         try:
             cls, fs_conf, fs_path = get_cloud_fs(self.config, name=name)
             fs = cls(**fs_conf)
         except (ConfigError, ImportError) as e:
-            raise StorageError(f"cannot open remote '{name}': {e}",
-                               "install the DVC plug-in for its scheme (e.g. pip install dvc-s3)") from None
+            raise StorageError(
+                f"cannot open remote '{name}': {e}",
+                "install the DVC plug-in for its scheme (e.g. pip install dvc-s3)",
+            ) from None
         remote = Remote(name, fs, fs_path, conf[name].get("url", ""))
         self._remotes[name] = remote
         return remote
@@ -477,6 +533,7 @@ class Storage:
 
 # --------------------------------------------------------------------------- dvc add / push
 
+
 def dvc_add(root: str | os.PathLike, path: str | os.PathLike) -> Pointer:
     """`dvc add` one file of the DVC project at `root`: DVC caches it and writes `<file>.dvc` (and
     a `.gitignore` entry) next to it. Returns the pointer it wrote.
@@ -493,13 +550,15 @@ def dvc_add(root: str | os.PathLike, path: str | os.PathLike) -> Pointer:
             repo.scm_context.quiet = True  # its "git add" advice may name a temporary folder
             repo.add(str(path))
     except (DvcException, OSError) as e:
-        raise StorageError(f"dvc add {path.name} failed: {e}",
-                           "check .dvc/config and that the file is readable") from None
+        raise StorageError(
+            f"dvc add {path.name} failed: {e}", "check .dvc/config and that the file is readable"
+        ) from None
     return parse_pointer(path.with_name(path.name + ".dvc").read_bytes())
 
 
-def dvc_push(root: str | os.PathLike, pointers: list[Path], remote: str = STAGING,
-             what: str = "the weights") -> None:
+def dvc_push(
+    root: str | os.PathLike, pointers: list[Path], remote: str = STAGING, what: str = "the weights"
+) -> None:
     """`dvc push -r <remote>` the objects the given `.dvc` files name.
 
     Args:
@@ -514,6 +573,7 @@ def dvc_push(root: str | os.PathLike, pointers: list[Path], remote: str = STAGIN
         with Repo(str(root)) as repo:
             repo.push(targets=[str(p) for p in pointers], remote=remote)
     except (DvcException, OSError) as e:
-        raise StorageError(f"pushing {what} to the '{remote}' remote failed: {e}",
-                           f"check the '{remote}' remote in .dvc/config (see docs/storage.md)"
-                           ) from None
+        raise StorageError(
+            f"pushing {what} to the '{remote}' remote failed: {e}",
+            f"check the '{remote}' remote in .dvc/config (see docs/storage.md)",
+        ) from None

@@ -17,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from registry.core.errors import StorageError
 from registry.core.storage import Remote, Storage, with_retries
 
-
 _CHUNK = 1 << 21
 
 
@@ -26,21 +25,30 @@ def _content_md5(md5: str) -> str:
 
 
 def _is_local(remote: Remote) -> bool:
-    return getattr(remote.fs, "protocol", None) == "local" or type(remote.fs).__name__ == "LocalFileSystem"
+    return (
+        getattr(remote.fs, "protocol", None) == "local"
+        or type(remote.fs).__name__ == "LocalFileSystem"
+    )
 
 
 def _read_object(remote: Remote, md5: str) -> bytes:
     """A small object's bytes (a directory listing), verified against its md5."""
+
     def read() -> bytes:
         with remote.fs.open(remote.object_path(md5), mode="rb") as f:
             return f.read()
+
     try:
         data = with_retries(f"reading {md5} from remote '{remote.name}'", read)
     except FileNotFoundError:
-        raise StorageError(f"object {md5} is not in remote '{remote.name}' ({remote.url})",
-                           f"push it: dvc push -r {remote.name}") from None
+        raise StorageError(
+            f"object {md5} is not in remote '{remote.name}' ({remote.url})",
+            f"push it: dvc push -r {remote.name}",
+        ) from None
     if hashlib.md5(data).hexdigest() != _content_md5(md5):
-        raise StorageError(f"object {md5} on remote '{remote.name}' is corrupt", "push it again with dvc push")
+        raise StorageError(
+            f"object {md5} on remote '{remote.name}' is corrupt", "push it again with dvc push"
+        )
     return data
 
 
@@ -75,7 +83,9 @@ def _copy_local(src: Remote, dst: Remote, md5: str, size: int | None) -> None:
             if os.path.lexists(tmp):
                 os.unlink(tmp)
 
-    got, n, placed = with_retries(f"copying {md5} from remote '{src.name}' to remote '{dst.name}'", copy)
+    got, n, placed = with_retries(
+        f"copying {md5} from remote '{src.name}' to remote '{dst.name}'", copy
+    )
     _require_match(dst, md5, size, got, n)
     if not placed:
         verify_object(dst, md5, size)  # an object that appeared at the final name meanwhile
@@ -102,8 +112,11 @@ def _copy_reading_back(source: str, target: str) -> tuple[str, int]:
                 if finished and pos >= state["written"]:
                     return h.hexdigest(), pos
 
-    with open(source, "rb") as fin, open(target, "wb", buffering=0) as fout, \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="registry-read-back") as pool:
+    with (
+        open(source, "rb") as fin,
+        open(target, "wb", buffering=0) as fout,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="registry-read-back") as pool,
+    ):
         reading = pool.submit(read_back)
         try:
             offset = 0
@@ -128,7 +141,9 @@ def _copy_chunk(fin, fout, offset: int) -> int:
         except OSError as e:
             if e.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
                 raise
-    block = memoryview(os.pread(fin.fileno(), _CHUNK, offset) if hasattr(os, "pread") else _read_at(fin, offset))
+    block = memoryview(
+        os.pread(fin.fileno(), _CHUNK, offset) if hasattr(os, "pread") else _read_at(fin, offset)
+    )
     written = 0
     while written < len(block):  # at the descriptor's position, as sendfile writes
         written += os.write(fout.fileno(), block[written:])
@@ -141,15 +156,21 @@ def _read_at(f, offset: int) -> bytes:
 
 
 def _require_match(remote: Remote, md5: str, size: int | None, got: str, n: int) -> None:
-    """Fail when an object read back from `remote` does not have the md5 and size its pointer records."""
+    """Fail when an object read back from `remote` does not have the md5 and size its pointer
+    records."""
     if got != _content_md5(md5) or (size is not None and n != size):
-        raise StorageError(f"object {md5} on remote '{remote.name}' does not match after the copy "
-                           f"(md5 {got}, {n} bytes; expected {size} bytes)",
-                           "run the publish again; if it repeats, check the remote's storage")
+        raise StorageError(
+            f"object {md5} on remote '{remote.name}' does not match after the copy "
+            f"(md5 {got}, {n} bytes; expected {size} bytes)",
+            "run the publish again; if it repeats, check the remote's storage",
+        )
 
 
-def copy_object(storage: Storage, src: Remote, dst: Remote, md5: str, path: str, size: int | None = None) -> bool:
-    """Copy one object from `src` to `dst`: file to file when both are local folders, else via the DVC cache.
+def copy_object(
+    storage: Storage, src: Remote, dst: Remote, md5: str, path: str, size: int | None = None
+) -> bool:
+    """Copy one object from `src` to `dst`: file to file when both are local folders, else via the
+    DVC cache.
 
     Returns:
         True when the copy was already read back from `dst` and verified (local folders), False
@@ -172,16 +193,21 @@ def copy_object(storage: Storage, src: Remote, dst: Remote, md5: str, path: str,
         dst.upload(local, md5, size)  # verified under a temporary name before it becomes visible
         return False
     except FileNotFoundError:
-        raise StorageError(f"object {md5} ({path}) is not in remote '{src.name}' ({src.url})",
-                           f"push the weights to staging before merging: dvc push -r {src.name} {path}.dvc") from None
+        raise StorageError(
+            f"object {md5} ({path}) is not in remote '{src.name}' ({src.url})",
+            f"push the weights to staging before merging: dvc push -r {src.name} {path}.dvc",
+        ) from None
     except PermissionError as e:
-        raise StorageError(f"remote '{dst.name}' ({dst.url}) refused to store {md5} ({path}): {e}",
-                           f"give the publisher write access to remote '{dst.name}'") from None
+        raise StorageError(
+            f"remote '{dst.name}' ({dst.url}) refused to store {md5} ({path}): {e}",
+            f"give the publisher write access to remote '{dst.name}'",
+        ) from None
     except StorageError as e:
         if f"'{src.name}'" in e.message and "not in remote" in e.message:
-            raise StorageError(f"object {md5} ({path}) is not in remote '{src.name}' ({src.url})",
-                               f"push the weights to staging before merging: dvc push -r {src.name} {path}.dvc"
-                               ) from None
+            raise StorageError(
+                f"object {md5} ({path}) is not in remote '{src.name}' ({src.url})",
+                f"push the weights to staging before merging: dvc push -r {src.name} {path}.dvc",
+            ) from None
         raise
 
 
@@ -204,8 +230,11 @@ def verify_object(remote: Remote, md5: str, size: int | None) -> None:
     try:
         got, n = with_retries(f"verifying {md5} on remote '{remote.name}'", read)
     except FileNotFoundError:
-        raise StorageError(f"object {md5} is missing from remote '{remote.name}' ({remote.url}) right after the copy",
-                           "check that nothing else deletes objects from the remote while publishing") from None
+        raise StorageError(
+            f"object {md5} is missing from remote '{remote.name}' ({remote.url}) right after the "
+            f"copy",
+            "check that nothing else deletes objects from the remote while publishing",
+        ) from None
     if got != _content_md5(md5) or (size is not None and n != size):
         # Reported, never removed: an object at its final name was either verified before it got
         # that name by this registry, or written by someone else; deleting it could lose another

@@ -19,10 +19,19 @@ from registry.core.errors import ModelFormatError, missing_dependency
 from registry.core.sandbox import limit_memory, run_child, start_deadline
 
 _ORT_DTYPES = {
-    "tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
-    "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int16)": "int16", "tensor(int8)": "int8",
-    "tensor(uint64)": "uint64", "tensor(uint32)": "uint32", "tensor(uint16)": "uint16",
-    "tensor(uint8)": "uint8", "tensor(bool)": "bool", "tensor(string)": "str",
+    "tensor(float)": "float32",
+    "tensor(double)": "float64",
+    "tensor(float16)": "float16",
+    "tensor(int64)": "int64",
+    "tensor(int32)": "int32",
+    "tensor(int16)": "int16",
+    "tensor(int8)": "int8",
+    "tensor(uint64)": "uint64",
+    "tensor(uint32)": "uint32",
+    "tensor(uint16)": "uint16",
+    "tensor(uint8)": "uint8",
+    "tensor(bool)": "bool",
+    "tensor(string)": "str",
 }
 
 
@@ -31,8 +40,13 @@ RUN_MEMORY = 4 << 30  # bytes of address space it may add to the child's own (on
 IMPORT_ALLOWANCE = 60.0  # seconds for the child to start and import onnxruntime
 
 
-def run_once(path: str | os.PathLike, seed: int = 0, *, timeout: float = RUN_TIMEOUT,
-             memory: int = RUN_MEMORY) -> dict[str, list[int]]:
+def run_once(
+    path: str | os.PathLike,
+    seed: int = 0,
+    *,
+    timeout: float = RUN_TIMEOUT,
+    memory: int = RUN_MEMORY,
+) -> dict[str, list[int]]:
     """Run an ONNX model once in onnxruntime (CPU) on generated inputs; return each output's shape.
 
     Symbolic or unknown dimensions become 1; inputs are seeded random values of the right dtype
@@ -52,22 +66,36 @@ def run_once(path: str | os.PathLike, seed: int = 0, *, timeout: float = RUN_TIM
         return _run_once(path, seed)
     request = {"path": str(path.resolve()), "seed": seed, "timeout": timeout, "memory": memory}
     with tempfile.TemporaryDirectory(prefix="registry-run-once-") as tmp:
-        child = run_child(f"{__name__}:child_main", json.dumps(request).encode(),
-                          workdir=Path(tmp), deadline=IMPORT_ALLOWANCE + timeout + 5)
-    limits_hint = ("a model the registry accepts must run once on generated inputs within "
-                   f"{timeout:g} s and {memory / (1 << 30):g} GiB; check its shapes and loops")
+        child = run_child(
+            f"{__name__}:child_main",
+            json.dumps(request).encode(),
+            workdir=Path(tmp),
+            deadline=IMPORT_ALLOWANCE + timeout + 5,
+        )
+    limits_hint = (
+        "a model the registry accepts must run once on generated inputs within "
+        f"{timeout:g} s and {memory / (1 << 30):g} GiB; check its shapes and loops"
+    )
     if child.timed_out:
-        raise ModelFormatError(f"{path.name}: running the model once on generated inputs took "
-                               f"longer than {timeout:g} s, so it was stopped", limits_hint)
+        raise ModelFormatError(
+            f"{path.name}: running the model once on generated inputs took "
+            f"longer than {timeout:g} s, so it was stopped",
+            limits_hint,
+        )
     try:
         report = json.loads(child.stdout)
     except ValueError:
-        raise ModelFormatError(f"{path.name}: onnxruntime stopped while running the model once "
-                               f"({child.ended()}); it may need more memory than allowed",
-                               limits_hint) from None
+        raise ModelFormatError(
+            f"{path.name}: onnxruntime stopped while running the model once "
+            f"({child.ended()}); it may need more memory than allowed",
+            limits_hint,
+        ) from None
     if report.get("memory"):
-        raise ModelFormatError(f"{path.name}: running the model once needed more than "
-                               f"{memory / (1 << 30):g} GiB of memory", limits_hint)
+        raise ModelFormatError(
+            f"{path.name}: running the model once needed more than "
+            f"{memory / (1 << 30):g} GiB of memory",
+            limits_hint,
+        )
     if "error" in report:
         raise ModelFormatError(report["error"], report.get("hint"))
     return report["outputs"]
@@ -87,8 +115,11 @@ def child_main() -> None:
         try:
             report: dict[str, Any] = {"outputs": _run_once(Path(request["path"]), request["seed"])}
         except ModelFormatError as e:
-            report = ({"memory": True} if "Failed to allocate memory" in e.message
-                      else {"error": e.message, "hint": e.hint})
+            report = (
+                {"memory": True}
+                if "Failed to allocate memory" in e.message
+                else {"error": e.message, "hint": e.hint}
+            )
         except MemoryError:
             report = {"memory": True}
         sys.stdout.write(json.dumps(report))
@@ -110,17 +141,21 @@ def _run_once(path: Path, seed: int) -> dict[str, list[int]]:
     try:
         session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types for bad models
-        raise ModelFormatError(f"{path.name}: onnxruntime cannot load the model: {_first_line(e)}",
-                               "export the model again with a supported opset; try it with onnxruntime locally") from None
+        raise ModelFormatError(
+            f"{path.name}: onnxruntime cannot load the model: {_first_line(e)}",
+            "export the model again with a supported opset; try it with onnxruntime locally",
+        ) from None
     rng = np.random.default_rng(seed)
     feeds = {}
     for inp in session.get_inputs():
         shape = [d if isinstance(d, int) and d >= 0 else 1 for d in (inp.shape or [])]
         dtype = _ORT_DTYPES.get(inp.type)
         if dtype is None:
-            raise ModelFormatError(f"{path.name}: input '{inp.name}' has type {inp.type}, which the "
-                                   "registry cannot generate test data for",
-                                   "give the model plain tensor inputs")
+            raise ModelFormatError(
+                f"{path.name}: input '{inp.name}' has type {inp.type}, which the "
+                "registry cannot generate test data for",
+                "give the model plain tensor inputs",
+            )
         if dtype.startswith("float"):
             value = rng.standard_normal(shape).astype(dtype)
         elif dtype == "bool":
@@ -133,9 +168,10 @@ def _run_once(path: Path, seed: int) -> dict[str, list[int]]:
     try:
         results = session.run(None, feeds)
     except Exception as e:
-        raise ModelFormatError(f"{path.name}: running the model once on generated inputs failed: "
-                               f"{_first_line(e)}", "check that the model runs in onnxruntime on "
-                               "inputs of the declared shapes") from None
+        raise ModelFormatError(
+            f"{path.name}: running the model once on generated inputs failed: {_first_line(e)}",
+            "check that the model runs in onnxruntime on inputs of the declared shapes",
+        ) from None
     names = [o.name for o in session.get_outputs()]
     return {n: [int(d) for d in getattr(r, "shape", ())] for n, r in zip(names, results)}
 

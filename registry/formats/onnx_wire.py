@@ -13,11 +13,41 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # TensorProto.DataType, by number (onnx.proto)
-DTYPE_NAMES = dict(enumerate((
-    "undefined", "float", "uint8", "int8", "uint16", "int16", "int32", "int64", "string", "bool",
-    "float16", "double", "uint32", "uint64", "complex64", "complex128", "bfloat16", "float8e4m3fn",
-    "float8e4m3fnuz", "float8e5m2", "float8e5m2fnuz", "uint4", "int4", "float4e2m1", "float8e8m0",
-    "uint2", "int2", "float6e2m3", "float6e3m2")))
+DTYPE_NAMES = dict(
+    enumerate(
+        (
+            "undefined",
+            "float",
+            "uint8",
+            "int8",
+            "uint16",
+            "int16",
+            "int32",
+            "int64",
+            "string",
+            "bool",
+            "float16",
+            "double",
+            "uint32",
+            "uint64",
+            "complex64",
+            "complex128",
+            "bfloat16",
+            "float8e4m3fn",
+            "float8e4m3fnuz",
+            "float8e5m2",
+            "float8e5m2fnuz",
+            "uint4",
+            "int4",
+            "float4e2m1",
+            "float8e8m0",
+            "uint2",
+            "int2",
+            "float6e2m3",
+            "float6e3m2",
+        )
+    )
+)
 
 # TypeProto's `value` oneof: field number -> name without "_type"
 _TYPE_KINDS = {1: "tensor", 4: "sequence", 5: "map", 7: "opaque", 8: "sparse_tensor", 9: "optional"}
@@ -46,7 +76,9 @@ class Tensor:
 
 @dataclass
 class Graph:
-    nodes: list[tuple[str, str]] = field(default_factory=list)  # (domain, op_type), subgraphs included
+    nodes: list[tuple[str, str]] = field(
+        default_factory=list
+    )  # (domain, op_type), subgraphs included
     initializers: list[Tensor] = field(default_factory=list)
     initializer_names: set[str] = field(default_factory=set)
     sparse_dims: list[list[int]] = field(default_factory=list)
@@ -105,13 +137,15 @@ def fields(buf, start: int, end: int):
         else:
             raise WireError(f"unsupported wire type {wire} at byte {pos}")
         if pos + length > end:
-            raise WireError(f"a field at byte {pos} runs past the end of its message (truncated file?)")
+            raise WireError(
+                f"a field at byte {pos} runs past the end of its message (truncated file?)"
+            )
         yield number, wire, (pos, pos + length)
         pos += length
 
 
 def _text(buf, span: tuple[int, int]) -> str:
-    return bytes(buf[span[0]:span[1]]).decode("utf-8", errors="replace")
+    return bytes(buf[span[0] : span[1]]).decode("utf-8", errors="replace")
 
 
 def _span(wire: int, value, what: str) -> tuple[int, int]:
@@ -200,7 +234,9 @@ class _Reader:
         self.buf = buf
         self.nodes: list[tuple[str, str]] = []
 
-    def graph(self, start: int, end: int, top: Graph | None = None) -> tuple[list[Tensor], list[Tensor]]:
+    def graph(
+        self, start: int, end: int, top: Graph | None = None
+    ) -> tuple[list[Tensor], list[Tensor]]:
         """(initializer tensors, attribute tensors) of a graph and its subgraphs."""
         buf = self.buf
         inits: list[Tensor] = []

@@ -32,48 +32,80 @@ from pydantic import BaseModel, Field
 
 from registry.core.errors import ModelFormatError
 
-FORMAT_HINT = ("save the program with torch.export.save(exported_program, 'model.pt2') from torch >= 2.8, "
-               "with plain tensors as weights and constants, then dvc add the new file")
+FORMAT_HINT = (
+    "save the program with torch.export.save(exported_program, 'model.pt2') from torch >= 2.8, "
+    "with plain tensors as weights and constants, then dvc add the new file"
+)
 # Entries of the PT2 archive format that carry data only.
-_FIXED = {"archive_format", "archive_version", "byteorder", ".data/version", ".data/serialization_id"}
+_FIXED = {
+    "archive_format",
+    "archive_version",
+    "byteorder",
+    ".data/version",
+    ".data/serialization_id",
+}
 _PAYLOAD_RE = re.compile(r"^data/(weights|constants)/([A-Za-z0-9_.-]+)$")
 _MODEL_RE = re.compile(r"^models/([A-Za-z0-9_.-]+)\.json$")
 _SAMPLE_RE = re.compile(r"^data/sample_inputs/([A-Za-z0-9_.-]+)\.pt$")
 # Graph nodes may call operators, and the symbolic-int helpers torch.export writes. No part may be
 # a dunder name (`__class__`, `__globals__`: attribute walks, not operators) except the operators
 # ATen itself names after Python's (`a & b` exports as torch.ops.aten.__and__.Tensor).
-_TARGET_RE = re.compile(r"^(torch\.ops\.[A-Za-z_]\w*(\.[A-Za-z_]\w*){1,2}"
-                        r"|torch\._?sym_\w+|_operator\.\w+|math\.\w+)$")
-_ATEN_DUNDER_RE = re.compile(r"^torch\.ops\.aten\.__(i?(and|or|xor|lshift|rshift))__(\.[A-Za-z][A-Za-z0-9_]*)?$")
-TARGET_HINT = ("torch.export writes operator calls as torch.ops.<namespace>.<operator>.<overload>; a node "
-               "that calls anything else (a Python function, an attribute such as __class__) is refused "
-               "because loading the program would run it. Export the model without Python callables in "
-               "its graph (torch.export.export(model, args) with standard modules)")
+_TARGET_RE = re.compile(
+    r"^(torch\.ops\.[A-Za-z_]\w*(\.[A-Za-z_]\w*){1,2}"
+    r"|torch\._?sym_\w+|_operator\.\w+|math\.\w+)$"
+)
+_ATEN_DUNDER_RE = re.compile(
+    r"^torch\.ops\.aten\.__(i?(and|or|xor|lshift|rshift))__(\.[A-Za-z][A-Za-z0-9_]*)?$"
+)
+TARGET_HINT = (
+    "torch.export writes operator calls as torch.ops.<namespace>.<operator>.<overload>; a node "
+    "that calls anything else (a Python function, an attribute such as __class__) is refused "
+    "because loading the program would run it. Export the model without Python callables in "
+    "its graph (torch.export.export(model, args) with standard modules)"
+)
 # Functions a shape expression may call: sympy's and torch.utils._sympy's (capitalised
 # classes such as Max, Mod, FloorDiv, Eq, Piecewise) and a few lower-case sympy functions.
 _SYM_CALL_RE = re.compile(r"^[A-Z][A-Za-z0-9]*$")
 _SYM_LOWER = {"floor", "ceiling", "sqrt", "log", "exp", "sin", "cos", "tan", "tanh", "trunc"}
 _SYM_DENY = {"S"}  # S('...') parses its argument again
 _SYM_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-_SYM_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.Call, ast.Name,
-              ast.Constant, ast.keyword, ast.Load, ast.operator, ast.unaryop, ast.boolop, ast.cmpop)
+_SYM_NODES = (
+    ast.Expression,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.BoolOp,
+    ast.Compare,
+    ast.Call,
+    ast.Name,
+    ast.Constant,
+    ast.keyword,
+    ast.Load,
+    ast.operator,
+    ast.unaryop,
+    ast.boolop,
+    ast.cmpop,
+)
 MAX_EXPRESSION = 2000
-MAX_ENTRIES = 10_000            # entries of one archive
-MAX_JSON_BYTES = 64 * 1024 ** 2  # one JSON entry, decompressed (the program of a large model is a few MB)
+MAX_ENTRIES = 10_000  # entries of one archive
+MAX_JSON_BYTES = (
+    64 * 1024**2
+)  # one JSON entry, decompressed (the program of a large model is a few MB)
 
 
 class Pt2Archive(BaseModel):
     """What `inspect_pt2` found in a `.pt2` file."""
 
     root: str = Field(description="the archive's top folder")
-    models: list[str] = Field(description="names of the exported programs it holds "
-                                          "('model' for torch.export.save)")
+    models: list[str] = Field(
+        description="names of the exported programs it holds ('model' for torch.export.save)"
+    )
     entries: list[str] = Field(description="every entry, relative to the root")
     tensors: int = Field(description="weights and constants stored as plain tensors")
 
 
 def inspect_pt2(path: Path, shown: str | None = None) -> Pt2Archive:
-    """Check that a `.pt2` holds an ExportedProgram in the PT2 archive format and nothing that runs code.
+    """Check that a `.pt2` holds an ExportedProgram in the PT2 archive format and nothing that runs
+    code.
 
     Reads the zip directory and the JSON entries only; no payload is unpickled or loaded.
 
@@ -90,12 +122,17 @@ def inspect_pt2(path: Path, shown: str | None = None) -> Pt2Archive:
         with zipfile.ZipFile(path) as z:
             infos = z.infolist()
             if len(infos) > MAX_ENTRIES:
-                raise ModelFormatError(f"{shown} has {len(infos):,} entries, more than the {MAX_ENTRIES:,} a "
-                                       ".pt2 archive may have", FORMAT_HINT)
+                raise ModelFormatError(
+                    f"{shown} has {len(infos):,} entries, more than the {MAX_ENTRIES:,} a "
+                    ".pt2 archive may have",
+                    FORMAT_HINT,
+                )
             names = [i.filename for i in infos if not i.is_dir()]
             return _inspect(z, names, shown)
     except zipfile.BadZipFile as e:
-        raise ModelFormatError(f"{shown} is not a .pt2 archive (not a zip file: {e})", FORMAT_HINT) from None
+        raise ModelFormatError(
+            f"{shown} is not a .pt2 archive (not a zip file: {e})", FORMAT_HINT
+        ) from None
     except OSError as e:
         raise ModelFormatError(f"{shown} cannot be read: {e}") from None
 
@@ -107,28 +144,37 @@ def _refuse(shown: str, entry: str, why: str, hint: str = FORMAT_HINT) -> ModelF
 def _inspect(z: zipfile.ZipFile, names: list[str], shown: str) -> Pt2Archive:
     legacy = [n for n in names if PurePosixPath(n).name.startswith("serialized_") or n == "version"]
     if legacy:
-        raise _refuse(shown, legacy[0], "belongs to the torch.export format before torch 2.8, whose state "
-                      "dict, constants and sample inputs are pickles; the registry does not unpickle "
-                      "uploaded files",
-                      "load it on a trusted machine and save it again with a current torch: "
-                      "torch.export.save(torch.export.load('old.pt2'), 'model.pt2')")
+        raise _refuse(
+            shown,
+            legacy[0],
+            "belongs to the torch.export format before torch 2.8, whose state "
+            "dict, constants and sample inputs are pickles; the registry does not unpickle "
+            "uploaded files",
+            "load it on a trusted machine and save it again with a current torch: "
+            "torch.export.save(torch.export.load('old.pt2'), 'model.pt2')",
+        )
     pickled = [n for n in names if n.endswith((".pkl", ".pickle"))]
     if pickled:
         raise _refuse(shown, pickled[0], "is a pickle; unpickling runs arbitrary code")
     roots = {n.split("/", 1)[0] for n in names}
     if len(roots) != 1 or any("/" not in n for n in names):
-        raise ModelFormatError(f"{shown} is not a .pt2 archive (its entries do not share one top folder)",
-                               FORMAT_HINT)
+        raise ModelFormatError(
+            f"{shown} is not a .pt2 archive (its entries do not share one top folder)", FORMAT_HINT
+        )
     root = roots.pop()
-    rel = {n[len(root) + 1:]: n for n in names}
-    if rel.get("archive_format") is None or _read_capped(z, rel["archive_format"], 64, shown,
-                                                          "archive_format").strip() != b"pt2":
-        raise ModelFormatError(f"{shown} is not a .pt2 archive (no 'archive_format' entry saying pt2)",
-                               FORMAT_HINT)
+    rel = {n[len(root) + 1 :]: n for n in names}
+    if (
+        rel.get("archive_format") is None
+        or _read_capped(z, rel["archive_format"], 64, shown, "archive_format").strip() != b"pt2"
+    ):
+        raise ModelFormatError(
+            f"{shown} is not a .pt2 archive (no 'archive_format' entry saying pt2)", FORMAT_HINT
+        )
     models = sorted(m.group(1) for r in rel if (m := _MODEL_RE.match(r)))
     if "model" not in models:
-        raise ModelFormatError(f"{shown} holds no exported program named 'model' (models/model.json)",
-                               FORMAT_HINT)
+        raise ModelFormatError(
+            f"{shown} holds no exported program named 'model' (models/model.json)", FORMAT_HINT
+        )
     for r in sorted(rel):
         if r in _FIXED or _MODEL_RE.match(r) or r.startswith("extra/"):
             continue
@@ -136,20 +182,31 @@ def _inspect(z: zipfile.ZipFile, names: list[str], shown: str) -> Pt2Archive:
             continue  # replaced by an empty payload before loading
         if _PAYLOAD_RE.match(r):
             continue  # checked against the payload configs below
-        what = ("is AOTInductor output (compiled code the loader would run)" if r.startswith("data/aotinductor/")
-                else "is not part of an ExportedProgram archive")
-        raise _refuse(shown, r, what, "save the exported program alone: torch.export.save(ep, 'model.pt2')")
+        what = (
+            "is AOTInductor output (compiled code the loader would run)"
+            if r.startswith("data/aotinductor/")
+            else "is not part of an ExportedProgram archive"
+        )
+        raise _refuse(
+            shown, r, what, "save the exported program alone: torch.export.save(ep, 'model.pt2')"
+        )
     tensors = 0
     for model in models:
         for kind in ("weights", "constants"):
             legacy_file = f"data/{kind}/{model}.pt"
             if legacy_file in rel:
-                raise _refuse(shown, legacy_file, f"holds the {kind} as one pickle (the layout of torch 2.7); "
-                              "the registry does not unpickle uploaded files",
-                              "save it again with a current torch: torch.export.save(ep, 'model.pt2')")
+                raise _refuse(
+                    shown,
+                    legacy_file,
+                    f"holds the {kind} as one pickle (the layout of torch 2.7); "
+                    "the registry does not unpickle uploaded files",
+                    "save it again with a current torch: torch.export.save(ep, 'model.pt2')",
+                )
             config_name = f"data/{kind}/{model}_{kind}_config.json"
             if config_name not in rel:
-                raise ModelFormatError(f"{shown}: no entry '{config_name}' for program '{model}'", FORMAT_HINT)
+                raise ModelFormatError(
+                    f"{shown}: no entry '{config_name}' for program '{model}'", FORMAT_HINT
+                )
             config = _json(z, rel[config_name], shown, config_name)
             tensors += _check_payloads(config, kind, rel, shown, config_name)
         program = _json(z, rel[f"models/{model}.json"], shown, f"models/{model}.json")
@@ -166,7 +223,9 @@ def _read_capped(z: zipfile.ZipFile, name: str, cap: int, shown: str, entry: str
     except (zipfile.BadZipFile, NotImplementedError, EOFError, zlib.error) as e:
         raise _refuse(shown, entry, f"cannot be read ({e})") from None
     if len(data) > cap:
-        raise _refuse(shown, entry, f"inflates to more than {cap:,} bytes (a zip bomb, or not a .pt2 entry)")
+        raise _refuse(
+            shown, entry, f"inflates to more than {cap:,} bytes (a zip bomb, or not a .pt2 entry)"
+        )
     return data
 
 
@@ -175,8 +234,13 @@ def _json(z: zipfile.ZipFile, name: str, shown: str, entry: str) -> Any:
 
     data = _read_capped(z, name, MAX_JSON_BYTES, shown, entry)
     try:
-        return parse_json(data, what=".pt2 JSON entry", max_bytes=MAX_JSON_BYTES, max_nodes=50_000_000,
-                          max_depth=500)
+        return parse_json(
+            data,
+            what=".pt2 JSON entry",
+            max_bytes=MAX_JSON_BYTES,
+            max_nodes=50_000_000,
+            max_depth=500,
+        )
     except BoundedParseError as e:
         raise _refuse(shown, entry, f"is not usable JSON ({e.message})") from None
 
@@ -192,16 +256,26 @@ def _check_payloads(config: Any, kind: str, rel: dict[str, str], shown: str, ent
         payload = f"data/{kind}/{meta['path_name']}"
         name = meta["path_name"]
         if name.startswith(("custom_obj_", "opaque_obj_")):
-            raise _refuse(shown, payload, f"holds the object constant '{fqn}' as a pickle (a custom class or "
-                          "opaque object); unpickling runs arbitrary code",
-                          "export a model whose constants are tensors (no torchbind or opaque objects)")
+            raise _refuse(
+                shown,
+                payload,
+                f"holds the object constant '{fqn}' as a pickle (a custom class or "
+                "opaque object); unpickling runs arbitrary code",
+                "export a model whose constants are tensors (no torchbind or opaque objects)",
+            )
         if meta.get("use_pickle"):
-            raise _refuse(shown, payload, f"holds '{fqn}' as a pickle (use_pickle: true, as torch writes "
-                          "tensor subclasses and unusual layouts); unpickling runs arbitrary code",
-                          "make the weights plain dense tensors (e.g. dequantize or .contiguous()) before "
-                          "torch.export, then save again")
+            raise _refuse(
+                shown,
+                payload,
+                f"holds '{fqn}' as a pickle (use_pickle: true, as torch writes "
+                "tensor subclasses and unusual layouts); unpickling runs arbitrary code",
+                "make the weights plain dense tensors (e.g. dequantize or .contiguous()) before "
+                "torch.export, then save again",
+            )
         if not _PAYLOAD_RE.match(payload) or payload not in rel:
-            raise _refuse(shown, entry, f"names '{payload}' for '{fqn}', which the archive does not hold")
+            raise _refuse(
+                shown, entry, f"names '{payload}' for '{fqn}', which the archive does not hold"
+            )
         if not isinstance(meta.get("tensor_meta"), dict):
             raise _refuse(shown, entry, f"describes '{fqn}' without tensor_meta")
     return len(items)
@@ -220,12 +294,21 @@ def _check_program(program: Any, shown: str, entry: str) -> None:
         for key, value in item.items():
             if key == "expr_str":
                 if not isinstance(value, str) or not safe_expression(value):
-                    raise _refuse(shown, entry, f"has a symbolic shape expression that is not plain "
-                                  f"arithmetic ({str(value)[:80]!r}); torch would evaluate it as Python")
+                    raise _refuse(
+                        shown,
+                        entry,
+                        f"has a symbolic shape expression that is not plain "
+                        f"arithmetic ({str(value)[:80]!r}); torch would evaluate it as Python",
+                    )
             elif key == "target" and {"inputs", "outputs"} <= item.keys():
                 if not isinstance(value, str) or not is_operator_target(value):
-                    raise _refuse(shown, entry, f"has a graph node '{item.get('name', '?')}' calling "
-                                  f"'{str(value)[:80]}', which is not an operator", TARGET_HINT)
+                    raise _refuse(
+                        shown,
+                        entry,
+                        f"has a graph node '{item.get('name', '?')}' calling "
+                        f"'{str(value)[:80]}', which is not an operator",
+                        TARGET_HINT,
+                    )
             elif isinstance(value, (dict, list)):
                 stack.append(value)
 
@@ -254,14 +337,19 @@ def safe_expression(text: str) -> bool:
             return False
         if isinstance(node, ast.Name) and node.id.startswith("_"):
             return False
-        if isinstance(node, ast.keyword) and (node.arg is None or node.arg.startswith("_") or not (
-                isinstance(node.value, ast.Constant) and type(node.value.value) in (bool, int))):
+        if isinstance(node, ast.keyword) and (
+            node.arg is None
+            or node.arg.startswith("_")
+            or not (isinstance(node.value, ast.Constant) and type(node.value.value) in (bool, int))
+        ):
             return False
         if isinstance(node, ast.Constant) and not _plain_constant(node.value):
             return False
         if isinstance(node, ast.Call) and not (
-                isinstance(node.func, ast.Name) and node.func.id not in _SYM_DENY
-                and (_SYM_CALL_RE.match(node.func.id) or node.func.id in _SYM_LOWER)):
+            isinstance(node.func, ast.Name)
+            and node.func.id not in _SYM_DENY
+            and (_SYM_CALL_RE.match(node.func.id) or node.func.id in _SYM_LOWER)
+        ):
             return False
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
             if isinstance(node.right, ast.Constant) and abs(node.right.value) > 64:
@@ -311,15 +399,19 @@ def load_exported_program(path: Path, shown: str | None = None):
             contents = load_pt2(str(clean))
         except Exception as e:  # torch raises many types for a malformed program
             text = str(e).strip().splitlines()
-            raise ModelFormatError(f"{shown}: torch cannot read the exported program "
-                                   f"({type(e).__name__}: {text[0][:300] if text else ''})", FORMAT_HINT) from None
+            raise ModelFormatError(
+                f"{shown}: torch cannot read the exported program "
+                f"({type(e).__name__}: {text[0][:300] if text else ''})",
+                FORMAT_HINT,
+            ) from None
     if "model" not in contents.exported_programs:
         raise ModelFormatError(f"{shown} holds no exported program named 'model'", FORMAT_HINT)
     return contents.exported_programs["model"]
 
 
 def input_signature(program) -> list[tuple[str, list, str]]:
-    """(name, shape with symbolic dims as strings, numpy dtype name) of each user input of a program.
+    """(name, shape with symbolic dims as strings, numpy dtype name) of each user input of a
+    program.
 
     Raises:
         ModelFormatError: an input that is not a tensor.
@@ -333,8 +425,11 @@ def input_signature(program) -> list[tuple[str, list, str]]:
             continue
         val = node.meta.get("val")
         if not isinstance(val, torch.Tensor):
-            raise ModelFormatError(f"input '{node.name}' of the exported program is not a tensor "
-                                   f"({type(val).__name__})", "export the model with tensor inputs only")
+            raise ModelFormatError(
+                f"input '{node.name}' of the exported program is not a tensor "
+                f"({type(val).__name__})",
+                "export the model with tensor inputs only",
+            )
         shape = [int(d) if isinstance(d, int) else str(d) for d in val.shape]
         sig.append((node.name, shape, str(val.dtype).removeprefix("torch.")))
     return sig

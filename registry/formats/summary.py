@@ -16,8 +16,14 @@ from pydantic import BaseModel, Field
 
 from registry.core.storage import file_md5
 from registry.formats import onnx_wire
-from registry.formats.weights import (WeightsFormat, detect_format, read_safetensors_header,
-                                      require_complete, require_onnx_format, unparsable_error)
+from registry.formats.weights import (
+    WeightsFormat,
+    detect_format,
+    read_safetensors_header,
+    require_complete,
+    require_onnx_format,
+    unparsable_error,
+)
 
 
 class TensorInfo(BaseModel):
@@ -37,14 +43,24 @@ class GraphSummary(BaseModel):
     format: WeightsFormat
     inputs: list[TensorInfo] = Field(default_factory=list)
     outputs: list[TensorInfo] = Field(default_factory=list)
-    opsets: dict[str, int] = Field(default_factory=dict, description="domain ('ai.onnx' for the default) -> version")
+    opsets: dict[str, int] = Field(
+        default_factory=dict, description="domain ('ai.onnx' for the default) -> version"
+    )
     ir_version: int | None = None
-    producer: str | None = Field(None, description="producer name and version, as the file records them")
-    op_counts: dict[str, int] = Field(default_factory=dict, description="op type -> number of nodes, subgraphs included")
+    producer: str | None = Field(
+        None, description="producer name and version, as the file records them"
+    )
+    op_counts: dict[str, int] = Field(
+        default_factory=dict, description="op type -> number of nodes, subgraphs included"
+    )
     node_count: int = 0
-    parameter_count: int = Field(0, description="elements in all initializers (ONNX) or tensors (safetensors)")
+    parameter_count: int = Field(
+        0, description="elements in all initializers (ONNX) or tensors (safetensors)"
+    )
     tensor_count: int = Field(0, description="number of initializers or tensors")
-    external_data: list[str] = Field(default_factory=list, description="external data files, relative to the model file")
+    external_data: list[str] = Field(
+        default_factory=list, description="external data files, relative to the model file"
+    )
     file_size: int
     md5: str
 
@@ -85,14 +101,19 @@ def _elements(dims) -> int:
 def tensor_info(v: onnx_wire.ValueInfo) -> TensorInfo:
     """A graph input or output as the summary keeps it (non-tensor values: their kind as dtype)."""
     if v.kind == "tensor":
-        return TensorInfo(name=v.name, shape=v.shape, dtype=onnx_wire.DTYPE_NAMES.get(v.elem_type, f"type{v.elem_type}"))
+        return TensorInfo(
+            name=v.name,
+            shape=v.shape,
+            dtype=onnx_wire.DTYPE_NAMES.get(v.elem_type, f"type{v.elem_type}"),
+        )
     return TensorInfo(name=v.name, shape=None, dtype=v.kind)
 
 
 def summarize_onnx(path: str | os.PathLike, md5: str | None = None) -> GraphSummary:
     """Summarise an ONNX file: inputs, outputs, opsets, op counts, parameters, size and md5.
 
-    The file is memory-mapped and read by `registry.formats.onnx_wire`, which skips the tensors' values:
+    The file is memory-mapped and read by `registry.formats.onnx_wire`, which skips the tensors'
+    values:
     a summary costs about the same for a 1 GB model as for a 1 MB one.
 
     Args:
@@ -126,7 +147,8 @@ def summarize_onnx(path: str | os.PathLike, md5: str | None = None) -> GraphSumm
         producer=producer,
         op_counts=dict(sorted(counts.items())),
         node_count=len(g.nodes),
-        parameter_count=sum(_elements(t.dims) for t in g.initializers) + sum(_elements(d) for d in g.sparse_dims),
+        parameter_count=sum(_elements(t.dims) for t in g.initializers)
+        + sum(_elements(d) for d in g.sparse_dims),
         tensor_count=len(g.initializers) + len(g.sparse_dims),
         external_data=model.external_locations,
         file_size=path.stat().st_size,
@@ -167,6 +189,7 @@ def summarize(path: str | os.PathLike, md5: str | None = None) -> GraphSummary:
 
 # --------------------------------------------------------------------------- text summary
 
+
 def shape_text(t: TensorInfo) -> str:
     """'[1, 3, ?]': a shape for people ('?' for an unknown dimension or rank)."""
     if t.shape is None:
@@ -175,8 +198,11 @@ def shape_text(t: TensorInfo) -> str:
 
 
 def summary_text(summary: GraphSummary) -> str:
-    """The plain-text summary the bot's report shows: inputs, outputs, op counts, parameters, opset."""
-    lines = [f"format: {summary.format.value}   size: {summary.file_size:,} bytes   md5: {summary.md5}"]
+    """The plain-text summary the bot's report shows: inputs, outputs, op counts, parameters,
+    opset."""
+    lines = [
+        f"format: {summary.format.value}   size: {summary.file_size:,} bytes   md5: {summary.md5}"
+    ]
     if summary.producer:
         lines.append(f"producer: {summary.producer}")
     if summary.format is WeightsFormat.onnx:
@@ -186,7 +212,10 @@ def summary_text(summary: GraphSummary) -> str:
         lines += [f"  {t.name}: {t.dtype} {shape_text(t)}" for t in summary.inputs] or ["  (none)"]
         lines.append("outputs:")
         lines += [f"  {t.name}: {t.dtype} {shape_text(t)}" for t in summary.outputs] or ["  (none)"]
-        ops = ", ".join(f"{op} x{n}" for op, n in sorted(summary.op_counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        ops = ", ".join(
+            f"{op} x{n}"
+            for op, n in sorted(summary.op_counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        )
         lines.append(f"ops ({summary.node_count} nodes): {ops or 'none'}")
         if summary.external_data:
             lines.append("external data: " + ", ".join(summary.external_data))

@@ -26,8 +26,17 @@ class Box:
 
     __slots__ = ("key", "kind", "label", "sub", "title", "layer", "x", "y", "preds", "ops")
 
-    def __init__(self, key: str, kind: str, label: str, sub: str = "", title: str = "", ops: int = 0):
-        self.key, self.kind, self.label, self.sub, self.title, self.ops = key, kind, label, sub, title, ops
+    def __init__(
+        self, key: str, kind: str, label: str, sub: str = "", title: str = "", ops: int = 0
+    ):
+        self.key, self.kind, self.label, self.sub, self.title, self.ops = (
+            key,
+            kind,
+            label,
+            sub,
+            title,
+            ops,
+        )
         self.layer, self.x, self.y = 0, 0.0, 0.0
         self.preds: list[Box] = []
 
@@ -54,8 +63,14 @@ def render_svg(model: onnx.ModelProto, max_boxes: int = 150, max_layers: int = 6
             producer[v.name] = b
     node_boxes: list[Box] = []
     for i, node in enumerate(g.node):
-        b = Box(f"n:{i}", "op", node.op_type, node.name if node.name != node.op_type else "",
-                 f"{node.op_type} {node.name}".strip(), ops=1)
+        b = Box(
+            f"n:{i}",
+            "op",
+            node.op_type,
+            node.name if node.name != node.op_type else "",
+            f"{node.op_type} {node.name}".strip(),
+            ops=1,
+        )
         b.preds = list(dict.fromkeys(producer[t] for t in node.input if t in producer))
         for t in node.output:
             producer[t] = b
@@ -109,7 +124,9 @@ def _merge_chains(nodes: list[Box], outs: list[Box]) -> list[Box]:
             merged_into[c.key] = box
         result.append(box)
     for b in result + outs:  # point edges at the merged boxes
-        b.preds = list(dict.fromkeys(merged_into.get(p.key, p) if p.kind == "op" else p for p in b.preds))
+        b.preds = list(
+            dict.fromkeys(merged_into.get(p.key, p) if p.kind == "op" else p for p in b.preds)
+        )
         b.preds = [p for p in b.preds if p is not b]
     return result
 
@@ -122,8 +139,14 @@ def _elide_layers(boxes: list[Box], max_layers: int) -> list[Box]:
     cut_from, cut_to = keep, top - keep  # layers [cut_from, cut_to] are left out
     hidden = [b for b in boxes if cut_from <= b.layer <= cut_to]
     n_ops = sum(b.ops for b in hidden)
-    gap = Box("elided", "gap", f"… {n_ops} ops …", f"{cut_to - cut_from + 1} layers not drawn",
-               f"{n_ops} ops in {cut_to - cut_from + 1} layers are left out of the picture", ops=n_ops)
+    gap = Box(
+        "elided",
+        "gap",
+        f"… {n_ops} ops …",
+        f"{cut_to - cut_from + 1} layers not drawn",
+        f"{n_ops} ops in {cut_to - cut_from + 1} layers are left out of the picture",
+        ops=n_ops,
+    )
     gap.layer = cut_from
     gap.preds = list(dict.fromkeys(p for b in hidden for p in b.preds if p.layer < cut_from))
     hidden_keys = {b.key for b in hidden}
@@ -148,7 +171,11 @@ def draw(boxes: list[Box], title: str) -> str:
     order: dict[str, float] = {}
     for depth in sorted(layers):  # order each layer by where its inputs sit (fewer crossings)
         row = layers[depth]
-        row.sort(key=lambda b: (sum(order.get(p.key, 0) for p in b.preds) / len(b.preds)) if b.preds else 0)
+        row.sort(
+            key=lambda b: (
+                (sum(order.get(p.key, 0) for p in b.preds) / len(b.preds)) if b.preds else 0
+            )
+        )
         for i, b in enumerate(row):
             order[b.key] = i
     width = max(len(r) for r in layers.values()) * (BOX_W + GAP_X) - GAP_X + 2 * MARGIN
@@ -158,41 +185,57 @@ def draw(boxes: list[Box], title: str) -> str:
         x0 = (width - row_w) / 2
         for i, b in enumerate(row):
             b.x, b.y = x0 + i * (BOX_W + GAP_X), MARGIN + 20 + depth * (BOX_H + GAP_Y)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
-           f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="sans-serif" font-size="12">',
-           f"<title>{escape(title)}</title>",
-           '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" '
-           'markerHeight="6" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#555"/>'
-           "</marker></defs>",
-           '<rect width="100%" height="100%" fill="white"/>',
-           f'<text x="{MARGIN}" y="{MARGIN + 4}" font-weight="bold">{escape(title)}</text>',
-           '<g class="edges" fill="none" stroke="#555" stroke-width="1.2">']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+        f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="sans-serif" font-size="12">',
+        f"<title>{escape(title)}</title>",
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" '
+        'markerHeight="6" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#555"/>'
+        "</marker></defs>",
+        '<rect width="100%" height="100%" fill="white"/>',
+        f'<text x="{MARGIN}" y="{MARGIN + 4}" font-weight="bold">{escape(title)}</text>',
+        '<g class="edges" fill="none" stroke="#555" stroke-width="1.2">',
+    ]
     for b in boxes:
         for p in b.preds:
             x1, y1 = p.x + BOX_W / 2, p.y + BOX_H
             x2, y2 = b.x + BOX_W / 2, b.y
             my = (y1 + y2) / 2
-            out.append(f'<path d="M{x1:.1f},{y1:.1f} C{x1:.1f},{my:.1f} {x2:.1f},{my:.1f} {x2:.1f},{y2:.1f}" '
-                       'marker-end="url(#arrow)"/>')
+            out.append(
+                f'<path d="M{x1:.1f},{y1:.1f} C{x1:.1f},{my:.1f} {x2:.1f},{my:.1f} '
+                f'{x2:.1f},{y2:.1f}" '
+                'marker-end="url(#arrow)"/>'
+            )
     out.append("</g>")
-    styles = {"io": ("#e8f0fe", "#3b6fd8", 16), "op": ("#f4f4f4", "#444", 4),
-              "group": ("#fff4e0", "#b07000", 4), "gap": ("#ffffff", "#999", 4)}
+    styles = {
+        "io": ("#e8f0fe", "#3b6fd8", 16),
+        "op": ("#f4f4f4", "#444", 4),
+        "group": ("#fff4e0", "#b07000", 4),
+        "gap": ("#ffffff", "#999", 4),
+    }
     out.append('<g class="nodes">')
     for b in boxes:
         fill, stroke, rx = styles[b.kind]
         dash = ' stroke-dasharray="4 3"' if b.kind == "gap" else ""
         cx = b.x + BOX_W / 2
-        out.append(f'<g class="node {b.kind}"><title>{escape(b.title)}</title>'
-                   f'<rect x="{b.x:.1f}" y="{b.y:.1f}" width="{BOX_W}" height="{BOX_H}" rx="{rx}" '
-                   f'fill="{fill}" stroke="{stroke}"{dash}/>')
+        out.append(
+            f'<g class="node {b.kind}"><title>{escape(b.title)}</title>'
+            f'<rect x="{b.x:.1f}" y="{b.y:.1f}" width="{BOX_W}" height="{BOX_H}" rx="{rx}" '
+            f'fill="{fill}" stroke="{stroke}"{dash}/>'
+        )
         if b.sub:
-            out.append(f'<text x="{cx:.1f}" y="{b.y + 17:.1f}" text-anchor="middle" font-weight="bold">'
-                       f"{escape(_clip(b.label))}</text>"
-                       f'<text x="{cx:.1f}" y="{b.y + 32:.1f}" text-anchor="middle" fill="#666" font-size="10">'
-                       f"{escape(_clip(b.sub, 26))}</text></g>")
+            out.append(
+                f'<text x="{cx:.1f}" y="{b.y + 17:.1f}" text-anchor="middle" font-weight="bold">'
+                f"{escape(_clip(b.label))}</text>"
+                f'<text x="{cx:.1f}" y="{b.y + 32:.1f}" text-anchor="middle" fill="#666" '
+                f'font-size="10">'
+                f"{escape(_clip(b.sub, 26))}</text></g>"
+            )
         else:
-            out.append(f'<text x="{cx:.1f}" y="{b.y + 25:.1f}" text-anchor="middle" font-weight="bold">'
-                       f"{escape(_clip(b.label))}</text></g>")
+            out.append(
+                f'<text x="{cx:.1f}" y="{b.y + 25:.1f}" text-anchor="middle" font-weight="bold">'
+                f"{escape(_clip(b.label))}</text></g>"
+            )
     out.append("</g></svg>")
     return "\n".join(out) + "\n"
 

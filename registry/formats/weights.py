@@ -25,10 +25,23 @@ from registry.core.errors import ModelFormatError, missing_dependency
 if TYPE_CHECKING:  # pragma: no cover
     import onnx
 
-EXPORT_HINT = ("export the model to ONNX (torch.onnx.export) or save the tensors with safetensors "
-               "(safetensors.torch.save_file), then dvc add the new file")
+EXPORT_HINT = (
+    "export the model to ONNX (torch.onnx.export) or save the tensors with safetensors "
+    "(safetensors.torch.save_file), then dvc add the new file"
+)
 MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024  # the format's own limit
-PICKLE_EXTENSIONS = {".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle", ".joblib", ".sav", ".npy", ".npz"}
+PICKLE_EXTENSIONS = {
+    ".pt",
+    ".pth",
+    ".bin",
+    ".ckpt",
+    ".pkl",
+    ".pickle",
+    ".joblib",
+    ".sav",
+    ".npy",
+    ".npz",
+}
 
 
 class WeightsFormat(str, Enum):
@@ -39,6 +52,7 @@ class WeightsFormat(str, Enum):
 
 
 # --------------------------------------------------------------------------- format detection
+
 
 def detect_format(path: str | os.PathLike) -> WeightsFormat:
     """Tell a weights file's format from its first bytes (the file name is only used in messages).
@@ -53,27 +67,43 @@ def detect_format(path: str | os.PathLike) -> WeightsFormat:
         f.seek(max(size - 1, 0))
         tail = f.read(1)
     if not head:
-        raise ModelFormatError(f"{path.name} is empty", "push the real weights file: dvc add, then dvc push")
+        raise ModelFormatError(
+            f"{path.name} is empty", "push the real weights file: dvc add, then dvc push"
+        )
     if head.startswith(b"PK\x03\x04"):
         _refuse_zip(path)
     if _is_pickle(head, tail):
         raise _pickle_error(path, "a Python pickle")
-    for magic, what in ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ", "xz"),
-                        (b"\x04\x22\x4d\x18", "lz4"), (b"ZF", "zlib")):
+    for magic, what in (
+        (b"\x1f\x8b", "gzip"),
+        (b"BZh", "bzip2"),
+        (b"\xfd7zXZ", "xz"),
+        (b"\x04\x22\x4d\x18", "lz4"),
+        (b"ZF", "zlib"),
+    ):
         if head.startswith(magic):
             raise ModelFormatError(
                 f"{path.name} is {what}-compressed data (as joblib and compressed pickles write); "
-                "the registry does not unpack and unpickle weights, because unpickling runs arbitrary code",
-                EXPORT_HINT)
+                "the registry does not unpack and unpickle weights, because unpickling runs "
+                "arbitrary code",
+                EXPORT_HINT,
+            )
     if head[:1] == b"\x78" and head[1:2] in (b"\x01", b"\x5e", b"\x9c", b"\xda"):
-        raise ModelFormatError(f"{path.name} is zlib-compressed data (as joblib writes); "
-                               "unpickling it would run arbitrary code", EXPORT_HINT)
+        raise ModelFormatError(
+            f"{path.name} is zlib-compressed data (as joblib writes); "
+            "unpickling it would run arbitrary code",
+            EXPORT_HINT,
+        )
     if head.startswith(b"\x89HDF"):
-        raise ModelFormatError(f"{path.name} is an HDF5 (Keras .h5) file, which the registry does not read",
-                               "export the model to ONNX (tf2onnx), then dvc add the new file")
+        raise ModelFormatError(
+            f"{path.name} is an HDF5 (Keras .h5) file, which the registry does not read",
+            "export the model to ONNX (tf2onnx), then dvc add the new file",
+        )
     if head[4:8] == b"TFL3":
-        raise ModelFormatError(f"{path.name} is a TensorFlow Lite model, which the registry does not read",
-                               "register the ONNX model it was made from; device formats are built on release")
+        raise ModelFormatError(
+            f"{path.name} is a TensorFlow Lite model, which the registry does not read",
+            "register the ONNX model it was made from; device formats are built on release",
+        )
     if size >= 8 and _looks_like_safetensors(head, size):
         return WeightsFormat.safetensors
     return WeightsFormat.onnx
@@ -96,22 +126,30 @@ def _refuse_zip(path: Path) -> None:
     except zipfile.BadZipFile:
         names = []
     if any(n.rsplit("/", 1)[-1] == "archive_format" for n in names):
-        raise ModelFormatError(f"{path.name} is a PyTorch ExportedProgram (.pt2), which is not the weights "
-                               "format: the registry checks, publishes and verifies against ONNX",
-                               "set 'weights' to the ONNX export of the model and name the .pt2 under "
-                               "'pytorch:' (see docs/model-card.md#pytorch-source)")
+        raise ModelFormatError(
+            f"{path.name} is a PyTorch ExportedProgram (.pt2), which is not the weights "
+            "format: the registry checks, publishes and verifies against ONNX",
+            "set 'weights' to the ONNX export of the model and name the .pt2 under "
+            "'pytorch:' (see docs/model-card.md#pytorch-source)",
+        )
     if any(n.endswith(".pkl") for n in names):
-        kind = ("a TorchScript archive" if any("/code/" in n or n.startswith("code/") for n in names)
-                else "a PyTorch checkpoint (torch.save zip with data.pkl)")
+        kind = (
+            "a TorchScript archive"
+            if any("/code/" in n or n.startswith("code/") for n in names)
+            else "a PyTorch checkpoint (torch.save zip with data.pkl)"
+        )
         raise _pickle_error(path, kind)
-    raise ModelFormatError(f"{path.name} is a zip archive, not a weights format the registry reads",
-                           EXPORT_HINT)
+    raise ModelFormatError(
+        f"{path.name} is a zip archive, not a weights format the registry reads", EXPORT_HINT
+    )
 
 
 def _pickle_error(path: Path, kind: str) -> ModelFormatError:
     return ModelFormatError(
         f"{path.name} is {kind}: the registry refuses pickle-based weights, because unpickling "
-        "runs arbitrary code from the file", EXPORT_HINT)
+        "runs arbitrary code from the file",
+        EXPORT_HINT,
+    )
 
 
 def _looks_like_safetensors(head: bytes, size: int) -> bool:
@@ -121,6 +159,7 @@ def _looks_like_safetensors(head: bytes, size: int) -> bool:
 
 # --------------------------------------------------------------------------- ONNX
 
+
 def _onnx():
     try:
         import onnx
@@ -129,8 +168,9 @@ def _onnx():
     return onnx
 
 
-def load_onnx(path: str | os.PathLike, root: str | os.PathLike | None = None,
-              load_external: bool = True) -> onnx.ModelProto:
+def load_onnx(
+    path: str | os.PathLike, root: str | os.PathLike | None = None, load_external: bool = True
+) -> onnx.ModelProto:
     """Parse an ONNX file safely; external data must lie inside `root` (default: the file's folder).
 
     Args:
@@ -140,7 +180,8 @@ def load_onnx(path: str | os.PathLike, root: str | os.PathLike | None = None,
             the graph and the tensors' names, shapes and locations are there, not their values).
 
     Raises:
-        ModelFormatError: not ONNX, truncated, pickle-based, or external data outside `root`/missing.
+        ModelFormatError: not ONNX, truncated, pickle-based, or external data outside
+        `root`/missing.
     """
     onnx = _onnx()
     from google.protobuf.message import DecodeError
@@ -163,8 +204,10 @@ def load_onnx(path: str | os.PathLike, root: str | os.PathLike | None = None,
         try:
             load_external_data_for_model(model, str(path.parent))
         except (OSError, ValueError, onnx.checker.ValidationError) as e:
-            raise ModelFormatError(f"{path.name}: cannot read its external data: {e}",
-                                   "dvc add / dvc push the external data files with the model") from None
+            raise ModelFormatError(
+                f"{path.name}: cannot read its external data: {e}",
+                "dvc add / dvc push the external data files with the model",
+            ) from None
     return model
 
 
@@ -172,8 +215,10 @@ def require_onnx_format(path: Path) -> None:
     """Refuse a file whose first bytes say it is another format (pickles included)."""
     fmt = detect_format(path)
     if fmt is not WeightsFormat.onnx:
-        raise ModelFormatError(f"{path.name} is a {fmt.value} file, not an ONNX model",
-                               "point 'weights' at the .onnx file")
+        raise ModelFormatError(
+            f"{path.name} is a {fmt.value} file, not an ONNX model",
+            "point 'weights' at the .onnx file",
+        )
 
 
 def _looks_onnx(data) -> bool:
@@ -183,9 +228,11 @@ def _looks_onnx(data) -> bool:
 def unparsable_error(path: Path, data, error: Exception) -> ModelFormatError:
     """The error for a file protobuf cannot parse: a truncated ONNX model, or not ONNX at all."""
     if _looks_onnx(data):
-        return ModelFormatError(f"{path.name} starts like an ONNX model but cannot be parsed: "
-                                f"it is truncated or corrupt ({error})",
-                                "export it again and dvc add / dvc push the complete file")
+        return ModelFormatError(
+            f"{path.name} starts like an ONNX model but cannot be parsed: "
+            f"it is truncated or corrupt ({error})",
+            "export it again and dvc add / dvc push the complete file",
+        )
     return _not_onnx(path)
 
 
@@ -197,18 +244,24 @@ def require_complete(path: Path, data, ir_version: int, outputs: int) -> None:
     """
     if ir_version <= 0 or not outputs:
         if _looks_onnx(data) and ir_version > 0:
-            raise ModelFormatError(f"{path.name} is an incomplete ONNX model (its graph has no outputs): "
-                                   "it is truncated or corrupt",
-                                   "export it again and dvc add / dvc push the complete file")
+            raise ModelFormatError(
+                f"{path.name} is an incomplete ONNX model (its graph has no outputs): "
+                "it is truncated or corrupt",
+                "export it again and dvc add / dvc push the complete file",
+            )
         raise _not_onnx(path)
 
 
 def _not_onnx(path: Path) -> ModelFormatError:
     suffix = path.suffix.lower()
-    extra = (f" (files named {suffix} are usually pickle-based, which the registry refuses)"
-             if suffix in PICKLE_EXTENSIONS else "")
-    return ModelFormatError(f"{path.name} is not an ONNX model (it does not parse as one){extra}",
-                            EXPORT_HINT)
+    extra = (
+        f" (files named {suffix} are usually pickle-based, which the registry refuses)"
+        if suffix in PICKLE_EXTENSIONS
+        else ""
+    )
+    return ModelFormatError(
+        f"{path.name} is not an ONNX model (it does not parse as one){extra}", EXPORT_HINT
+    )
 
 
 def external_data_locations(model: onnx.ModelProto) -> list[str]:
@@ -224,7 +277,9 @@ def external_data_locations(model: onnx.ModelProto) -> list[str]:
     return found
 
 
-def check_external_data(locations: list[str], model_dir: Path, root: Path, model_name: str = "the model") -> None:
+def check_external_data(
+    locations: list[str], model_dir: Path, root: Path, model_name: str = "the model"
+) -> None:
     """Refuse external-data locations that are absolute, climb out of `root`, escape by symlink,
     or are missing.
 
@@ -238,21 +293,35 @@ def check_external_data(locations: list[str], model_dir: Path, root: Path, model
     """
     real_root = os.path.realpath(root)
     for loc in locations:
-        hint = "save the external data next to the model (onnx.save_model(..., location='name.data'))"
+        hint = (
+            "save the external data next to the model (onnx.save_model(..., location='name.data'))"
+        )
         if not loc or loc.startswith(("/", "\\")) or (len(loc) > 1 and loc[1] == ":"):
-            raise ModelFormatError(f"{model_name}: external data location '{loc}' is absolute; "
-                                   "it must be a file inside the model folder", hint)
-        rel = relative_inside(PurePosixPath(model_dir.relative_to(root).as_posix()) / loc.replace("\\", "/"))
+            raise ModelFormatError(
+                f"{model_name}: external data location '{loc}' is absolute; "
+                "it must be a file inside the model folder",
+                hint,
+            )
+        rel = relative_inside(
+            PurePosixPath(model_dir.relative_to(root).as_posix()) / loc.replace("\\", "/")
+        )
         if rel is None:
-            raise ModelFormatError(f"{model_name}: external data location '{loc}' points outside "
-                                   "the model folder", hint)
+            raise ModelFormatError(
+                f"{model_name}: external data location '{loc}' points outside the model folder",
+                hint,
+            )
         target = root / rel
         if not os.path.realpath(target).startswith(real_root + os.sep):
-            raise ModelFormatError(f"{model_name}: external data location '{loc}' is a symlink that "
-                                   "leaves the model folder", hint)
+            raise ModelFormatError(
+                f"{model_name}: external data location '{loc}' is a symlink that "
+                "leaves the model folder",
+                hint,
+            )
         if not target.is_file():
-            raise ModelFormatError(f"{model_name}: external data file '{loc}' is missing",
-                                   "dvc add / dvc push it next to the model file")
+            raise ModelFormatError(
+                f"{model_name}: external data file '{loc}' is missing",
+                "dvc add / dvc push it next to the model file",
+            )
 
 
 def relative_inside(p: PurePosixPath) -> str | None:
@@ -272,8 +341,30 @@ def relative_inside(p: PurePosixPath) -> str | None:
 
 # --------------------------------------------------------------------------- safetensors
 
-_SAFETENSORS_DTYPES = {"F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U64", "U32", "U16", "U8",
-                       "BOOL", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2", "C64", "I4", "U4"}
+_SAFETENSORS_DTYPES = {
+    "F64",
+    "F32",
+    "F16",
+    "BF16",
+    "I64",
+    "I32",
+    "I16",
+    "I8",
+    "U64",
+    "U32",
+    "U16",
+    "U8",
+    "BOOL",
+    "F8_E4M3",
+    "F8_E5M2",
+    "F8_E8M0",
+    "F4",
+    "F6_E2M3",
+    "F6_E3M2",
+    "C64",
+    "I4",
+    "U4",
+}
 
 
 def read_safetensors_header(path: str | os.PathLike) -> dict[str, Any]:
@@ -287,32 +378,54 @@ def read_safetensors_header(path: str | os.PathLike) -> dict[str, Any]:
     with open(path, "rb") as f:
         raw = f.read(8)
         if len(raw) < 8:
-            raise ModelFormatError(f"{path.name} is too short to be a safetensors file", EXPORT_HINT)
+            raise ModelFormatError(
+                f"{path.name} is too short to be a safetensors file", EXPORT_HINT
+            )
         n = struct.unpack("<Q", raw)[0]
         if n > MAX_SAFETENSORS_HEADER or 8 + n > size:
-            raise ModelFormatError(f"{path.name}: safetensors header length {n} does not fit the "
-                                   f"{size}-byte file (truncated?)", "save and push the file again")
+            raise ModelFormatError(
+                f"{path.name}: safetensors header length {n} does not fit the "
+                f"{size}-byte file (truncated?)",
+                "save and push the file again",
+            )
         text = f.read(n)
     from registry.core.bounded import BoundedParseError, parse_json
 
     try:  # bounded: a 100k-deep header would overflow the recursive JSON parser
-        header = parse_json(text, what="safetensors header", max_bytes=MAX_SAFETENSORS_HEADER, max_depth=16,
-                            max_nodes=10_000_000)
+        header = parse_json(
+            text,
+            what="safetensors header",
+            max_bytes=MAX_SAFETENSORS_HEADER,
+            max_depth=16,
+            max_nodes=10_000_000,
+        )
     except BoundedParseError as e:
-        raise ModelFormatError(f"{path.name}: safetensors header is not usable JSON ({e.message})",
-                               "save and push the file again") from None
+        raise ModelFormatError(
+            f"{path.name}: safetensors header is not usable JSON ({e.message})",
+            "save and push the file again",
+        ) from None
     if not isinstance(header, dict):
-        raise ModelFormatError(f"{path.name}: safetensors header is not a JSON object", "save the file again")
+        raise ModelFormatError(
+            f"{path.name}: safetensors header is not a JSON object", "save the file again"
+        )
     data_len = size - 8 - n
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        ok = (isinstance(info, dict) and info.get("dtype") in _SAFETENSORS_DTYPES
-              and isinstance(info.get("shape"), list) and all(isinstance(d, int) and d >= 0 for d in info["shape"])
-              and isinstance(info.get("data_offsets"), list) and len(info["data_offsets"]) == 2
-              and all(isinstance(o, int) for o in info["data_offsets"])
-              and 0 <= info["data_offsets"][0] <= info["data_offsets"][1] <= data_len)
+        ok = (
+            isinstance(info, dict)
+            and info.get("dtype") in _SAFETENSORS_DTYPES
+            and isinstance(info.get("shape"), list)
+            and all(isinstance(d, int) and d >= 0 for d in info["shape"])
+            and isinstance(info.get("data_offsets"), list)
+            and len(info["data_offsets"]) == 2
+            and all(isinstance(o, int) for o in info["data_offsets"])
+            and 0 <= info["data_offsets"][0] <= info["data_offsets"][1] <= data_len
+        )
         if not ok:
-            raise ModelFormatError(f"{path.name}: safetensors entry '{name}' is malformed or points "
-                                   "past the end of the file (truncated?)", "save and push the file again")
+            raise ModelFormatError(
+                f"{path.name}: safetensors entry '{name}' is malformed or points "
+                "past the end of the file (truncated?)",
+                "save and push the file again",
+            )
     return header

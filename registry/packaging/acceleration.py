@@ -27,11 +27,15 @@ def optimize_offline(source: Path, dest: Path, level: str) -> None:
 
     so = ort.SessionOptions()
     so.log_severity_level = 3
-    so.graph_optimization_level = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-                                   "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED}[level]
+    so.graph_optimization_level = {
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    }[level]
     so.optimized_model_filepath = str(dest)
     try:
         ort.InferenceSession(str(source), sess_options=so, providers=["CPUExecutionProvider"])
     except Exception as e:
-        raise ConversionError(f"{source.name}: ONNX Runtime cannot optimise it: {e}",
-                              "drop 'optimize' from the target") from e
+        raise ConversionError(
+            f"{source.name}: ONNX Runtime cannot optimise it: {e}",
+            "drop 'optimize' from the target",
+        ) from e

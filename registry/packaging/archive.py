@@ -45,31 +45,46 @@ LOADER_SOURCE = Path(__file__).resolve().parents[1] / "templates" / "package_loa
 
 # --------------------------------------------------------------------------- manifest
 
+
 class Manifest(BaseModel):
     """`manifest.json` of a package."""
 
     package_format: int = PACKAGE_FORMAT
     model: str = Field(description="'<name>@<version>'")
     target: str
-    model_file: str = Field(description="path of the model inside the package (a folder for .mlpackage)")
-    files: dict[str, str] = Field(description="SHA-256 of every file of the package but the manifest")
+    model_file: str = Field(
+        description="path of the model inside the package (a folder for .mlpackage)"
+    )
+    files: dict[str, str] = Field(
+        description="SHA-256 of every file of the package but the manifest"
+    )
     description: DescriptionBlock
     engine: EngineSetting = Field(description="the engine setting chosen by the benchmark")
     inputs: list[dict] = Field(description="name, shape and dtype of each input")
     outputs: list[str] = Field(description="output names, in order")
-    verified: bool = Field(description="whether the chosen model was verified numerically on the build machine "
-                           "(false only for a model this machine cannot run, packaged because it was asked "
-                           "for explicitly: `registry verify` on its platform checks it)")
-    verified_on_device: bool = Field(description="whether that verification ran on the target's own kind of "
-                                     "device and runtime (false for cross-built targets)")
-    verification_note: str = Field(description="what ran the verification and what could not run here")
+    verified: bool = Field(
+        description="whether the chosen model was verified numerically on the build machine "
+        "(false only for a model this machine cannot run, packaged because it was asked "
+        "for explicitly: `registry verify` on its platform checks it)"
+    )
+    verified_on_device: bool = Field(
+        description="whether that verification ran on the target's own kind of "
+        "device and runtime (false for cross-built targets)"
+    )
+    verification_note: str = Field(
+        description="what ran the verification and what could not run here"
+    )
     verification: list[Verification]
-    engine_verification: Verification = Field(description="the chosen candidate re-verified with the "
-                                              "chosen engine setting")
+    engine_verification: Verification = Field(
+        description="the chosen candidate re-verified with the chosen engine setting"
+    )
     benchmark: BenchmarkReport
-    reference: str | None = Field(None, description="npz in the package with the verification inputs "
-                                  "('input/<name>') and the source model's outputs ('output/<name>'), first "
-                                  "axis = sample, for `registry verify`")
+    reference: str | None = Field(
+        None,
+        description="npz in the package with the verification inputs "
+        "('input/<name>') and the source model's outputs ('output/<name>'), first "
+        "axis = sample, for `registry verify`",
+    )
     built_with: str = Field(description="registry version that built the package")
 
 
@@ -82,6 +97,7 @@ class PackageResult(BaseModel):
 
 
 # --------------------------------------------------------------------------- write
+
 
 def package_files(model_files: dict[str, bytes], reference: bytes) -> dict[str, bytes]:
     """Every file of a package but its manifest, by its path in the package.
@@ -96,8 +112,9 @@ def package_files(model_files: dict[str, bytes], reference: bytes) -> dict[str, 
     return files
 
 
-def write_package(root: str, files: dict[str, bytes], manifest: Manifest, out_dir: Path,
-                  key: bytes | None) -> PackageResult:
+def write_package(
+    root: str, files: dict[str, bytes], manifest: Manifest, out_dir: Path, key: bytes | None
+) -> PackageResult:
     """Write the archive (encrypted when a key is given), whole or not at all.
 
     Args:
@@ -105,8 +122,12 @@ def write_package(root: str, files: dict[str, bytes], manifest: Manifest, out_di
         files: `package_files`; the manifest is added to them.
         key: 32-byte AES key (None: not encrypted).
     """
-    files = {**files, MANIFEST: (json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=True)
-                                 + "\n").encode()}
+    files = {
+        **files,
+        MANIFEST: (
+            json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+        ).encode(),
+    }
     archive = deterministic_tar(root, files)
     suffix = ".tar.gz"
     if key is not None:
@@ -118,7 +139,8 @@ def write_package(root: str, files: dict[str, bytes], manifest: Manifest, out_di
 
 
 def deterministic_tar(root: str, files: dict[str, bytes]) -> bytes:
-    """A gzip'd tar of `files` under `root/`: sorted names, fixed times, owners and modes, gzip mtime 0."""
+    """A gzip'd tar of `files` under `root/`: sorted names, fixed times, owners and modes, gzip
+    mtime 0."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
         dirs = sorted({str(PurePosixPath(root, n).parent) for n in files} | {root})
@@ -144,12 +166,15 @@ def _fix(info: tarfile.TarInfo) -> None:
     info.uname = info.gname = ""
 
 
-def reference_npz(inputs: list[dict[str, np.ndarray]], names: list[str],
-                  outputs: list[list[np.ndarray]]) -> bytes:
+def reference_npz(
+    inputs: list[dict[str, np.ndarray]], names: list[str], outputs: list[list[np.ndarray]]
+) -> bytes:
     """The verification inputs and the source's outputs as one deterministic .npz: arrays
     'input/<name>' and 'output/<name>', first axis = sample (fixed zip times, stored, sorted)."""
     arrays = {f"input/{k}": np.stack([feed[k] for feed in inputs]) for k in inputs[0]}
-    arrays.update({f"output/{n}": np.stack([np.asarray(o[i]) for o in outputs]) for i, n in enumerate(names)})
+    arrays.update(
+        {f"output/{n}": np.stack([np.asarray(o[i]) for o in outputs]) for i, n in enumerate(names)}
+    )
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
         for key in sorted(arrays):
@@ -161,9 +186,11 @@ def reference_npz(inputs: list[dict[str, np.ndarray]], names: list[str],
     return buf.getvalue()
 
 
-def read_reference(data: bytes, inputs: list[str], outputs: list[str],
-                   where: str) -> tuple[list[dict[str, np.ndarray]], list[list[np.ndarray]]]:
-    """The samples of a package's reference file: inputs per sample, the source's outputs per sample.
+def read_reference(
+    data: bytes, inputs: list[str], outputs: list[str], where: str
+) -> tuple[list[dict[str, np.ndarray]], list[list[np.ndarray]]]:
+    """The samples of a package's reference file: inputs per sample, the source's outputs per
+    sample.
 
     Raises:
         PackageIntegrityError: the file lacks an input or output of the manifest.
@@ -171,7 +198,8 @@ def read_reference(data: bytes, inputs: list[str], outputs: list[str],
     with np.load(io.BytesIO(data), allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     missing = [f"input/{n}" for n in inputs if f"input/{n}" not in arrays] + [
-        f"output/{n}" for n in outputs if f"output/{n}" not in arrays]
+        f"output/{n}" for n in outputs if f"output/{n}" not in arrays
+    ]
     if missing:
         raise PackageIntegrityError(f"{where}: the reference data lacks {', '.join(missing)}")
     count = len(arrays[f"input/{inputs[0]}"]) if inputs else 0
@@ -182,11 +210,14 @@ def read_reference(data: bytes, inputs: list[str], outputs: list[str],
 
 # --------------------------------------------------------------------------- open
 
+
 class OpenedPackage(BaseModel):
     """A package read into memory and checked."""
 
     manifest: Manifest
-    model_bytes: bytes = Field(description="the model file (empty for a folder format such as .mlpackage)")
+    model_bytes: bytes = Field(
+        description="the model file (empty for a folder format such as .mlpackage)"
+    )
     files: dict[str, bytes]
 
 
@@ -207,28 +238,38 @@ def open_package(path: Path, key: bytes | None = None) -> OpenedPackage:
     try:
         manifest = Manifest.model_validate_json(manifest_bytes)
     except Exception as e:
-        raise PackageIntegrityError(f"{path}: {MANIFEST} is not valid ({str(e).splitlines()[0]})") from e
+        raise PackageIntegrityError(
+            f"{path}: {MANIFEST} is not valid ({str(e).splitlines()[0]})"
+        ) from e
     for name, digest in manifest.files.items():
         got = members.get(name)
         if got is None:
             raise PackageIntegrityError(f"{path}: {name} is listed in the manifest but missing")
         if hashlib.sha256(got).hexdigest() != digest:
-            raise PackageIntegrityError(f"{path}: {name} does not match the manifest's hash "
-                                        f"(sha256 {hashlib.sha256(got).hexdigest()[:16]}…, manifest "
-                                        f"{digest[:16]}…)", "the package was altered; rebuild or download it again")
-    members = {n: b for n, b in members.items() if n in manifest.files}  # nothing unlisted is ever used
+            raise PackageIntegrityError(
+                f"{path}: {name} does not match the manifest's hash "
+                f"(sha256 {hashlib.sha256(got).hexdigest()[:16]}…, manifest "
+                f"{digest[:16]}…)",
+                "the package was altered; rebuild or download it again",
+            )
+    members = {
+        n: b for n, b in members.items() if n in manifest.files
+    }  # nothing unlisted is ever used
     members[MANIFEST] = manifest_bytes
     if manifest.model_file in members and manifest.model_file.endswith(".onnx"):
-        members[manifest.model_file] = confine_onnx(members[manifest.model_file], manifest.model_file,
-                                                    members, path)
+        members[manifest.model_file] = confine_onnx(
+            members[manifest.model_file], manifest.model_file, members, path
+        )
     # a folder format (.mlpackage) has no single model file
-    return OpenedPackage(manifest=manifest, model_bytes=members.get(manifest.model_file, b""), files=members)
+    return OpenedPackage(
+        manifest=manifest, model_bytes=members.get(manifest.model_file, b""), files=members
+    )
 
 
 MAX_MEMBERS = 10_000
-MAX_MEMBER_BYTES = 4 * 1024 ** 3
-MAX_PACKAGE_BYTES = 8 * 1024 ** 3
-MAX_MANIFEST_BYTES = 4 * 1024 ** 2
+MAX_MEMBER_BYTES = 4 * 1024**3
+MAX_PACKAGE_BYTES = 8 * 1024**3
+MAX_MANIFEST_BYTES = 4 * 1024**2
 
 
 def _members(data: bytes, path: Path):
@@ -244,8 +285,10 @@ def _members(data: bytes, path: Path):
             while (m := tar.next()) is not None:
                 count += 1
                 if count > MAX_MEMBERS:
-                    raise PackageIntegrityError(f"{path}: more than {MAX_MEMBERS:,} members in the archive",
-                                                "a package holds a model and a few files; rebuild it")
+                    raise PackageIntegrityError(
+                        f"{path}: more than {MAX_MEMBERS:,} members in the archive",
+                        "a package holds a model and a few files; rebuild it",
+                    )
                 if not m.isfile():
                     continue
                 parts = PurePosixPath(m.name).parts
@@ -253,16 +296,19 @@ def _members(data: bytes, path: Path):
                     raise PackageIntegrityError(f"{path}: unsafe path {m.name} in the archive")
                 yield "/".join(parts[1:]), m, tar
     except (tarfile.TarError, OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:
-        raise PackageIntegrityError(f"{path}: not a readable package archive ({e})",
-                                    "download the package again") from e
+        raise PackageIntegrityError(
+            f"{path}: not a readable package archive ({e})", "download the package again"
+        ) from e
 
 
 def _manifest_bytes(data: bytes, path: Path) -> bytes:
     for name, m, tar in _members(data, path):
         if name == MANIFEST:
             if m.size > MAX_MANIFEST_BYTES:
-                raise PackageIntegrityError(f"{path}: {MANIFEST} is {m.size:,} bytes, over "
-                                            f"{MAX_MANIFEST_BYTES:,}", "rebuild the package")
+                raise PackageIntegrityError(
+                    f"{path}: {MANIFEST} is {m.size:,} bytes, over {MAX_MANIFEST_BYTES:,}",
+                    "rebuild the package",
+                )
             return tar.extractfile(m).read(MAX_MANIFEST_BYTES + 1)
     raise PackageIntegrityError(f"{path}: no {MANIFEST} in the archive")
 
@@ -286,15 +332,21 @@ def _read_members(data: bytes, path: Path) -> dict[str, bytes]:
             continue
         total += m.size
         if m.size > MAX_MEMBER_BYTES or total > MAX_PACKAGE_BYTES:
-            raise PackageIntegrityError(f"{path}: {name} makes the package bigger than this registry reads "
-                                        f"({m.size:,} bytes; caps {MAX_MEMBER_BYTES:,} per file, "
-                                        f"{MAX_PACKAGE_BYTES:,} in all)", "rebuild the package")
+            raise PackageIntegrityError(
+                f"{path}: {name} makes the package bigger than this registry reads "
+                f"({m.size:,} bytes; caps {MAX_MEMBER_BYTES:,} per file, "
+                f"{MAX_PACKAGE_BYTES:,} in all)",
+                "rebuild the package",
+            )
         members[name] = tar.extractfile(m).read(m.size)
     return members
 
 
-def confine_onnx(model: bytes, model_file: str, members: dict[str, bytes], path: Path | str) -> bytes:
-    """An ONNX model whose external data comes only from the package: every tensor stored outside the
+def confine_onnx(
+    model: bytes, model_file: str, members: dict[str, bytes], path: Path | str
+) -> bytes:
+    """An ONNX model whose external data comes only from the package: every tensor stored outside
+    the
     model must name a listed (hashed) member of the package, relative to the model file; its bytes
     are then put inside the model, so the runtime never opens a file of its own accord (from a
     bytes model it would read `location` relative to the current directory: a user's clone and its
@@ -320,16 +372,26 @@ def confine_onnx(model: bytes, model_file: str, members: dict[str, bytes], path:
         location = info.get("location", "")
         rel = PurePosixPath(location)
         member = (folder / rel).as_posix() if str(folder) != "." else rel.as_posix()
-        if not location or rel.is_absolute() or ".." in rel.parts or "\\" in location or member not in members:
+        if (
+            not location
+            or rel.is_absolute()
+            or ".." in rel.parts
+            or "\\" in location
+            or member not in members
+        ):
             raise PackageIntegrityError(
-                f"{path}: {model_file} reads tensor '{tensor.name}' from '{location}', which is not a listed "
+                f"{path}: {model_file} reads tensor '{tensor.name}' from '{location}', which is "
+                f"not a listed "
                 "member of the package; a package's model reads nothing outside it",
-                "rebuild the package with `registry package` (external data is packed and hashed)")
+                "rebuild the package with `registry package` (external data is packed and hashed)",
+            )
         data = members[member]
         offset, length = int(info.get("offset", 0) or 0), info.get("length")
         end = len(data) if length in (None, "") else offset + int(length)
         if offset < 0 or end > len(data):
-            raise PackageIntegrityError(f"{path}: tensor '{tensor.name}' reads past the end of {member}")
+            raise PackageIntegrityError(
+                f"{path}: tensor '{tensor.name}' reads past the end of {member}"
+            )
         tensor.raw_data = data[offset:end]
         del tensor.external_data[:]
         tensor.data_location = TensorProto.DEFAULT

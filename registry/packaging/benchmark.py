@@ -15,8 +15,8 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -52,8 +52,10 @@ class Machine(BaseModel):
 class BenchmarkReport(BaseModel):
     """All timings and the choice made."""
 
-    measured: bool = Field(description="whether timings were taken on the target device (false: "
-                           "none were taken, the target's order decided)")
+    measured: bool = Field(
+        description="whether timings were taken on the target device (false: "
+        "none were taken, the target's order decided)"
+    )
     machine: Machine
     timings: list[Timing] = Field(default_factory=list)
     chosen_converter: str
@@ -66,7 +68,10 @@ class BenchmarkReport(BaseModel):
         chosen = (self.chosen_converter, self.chosen_setting)
         if not self.measured:
             return [chosen]
-        ok = sorted((t for t in self.timings if t.median_ms is not None), key=lambda t: (t.median_ms, t.p90_ms))
+        ok = sorted(
+            (t for t in self.timings if t.median_ms is not None),
+            key=lambda t: (t.median_ms, t.p90_ms),
+        )
         return [chosen] + [pair for t in ok if (pair := (t.converter, t.setting)) != chosen]
 
 
@@ -80,12 +85,24 @@ def machine_info() -> Machine:
                 break
     except OSError:
         pass
-    return Machine(system=f"{platform.system()} {platform.release()}", machine=platform.machine(),
-                   processor=cpu, cpus=os.cpu_count() or 1, python=platform.python_version())
+    return Machine(
+        system=f"{platform.system()} {platform.release()}",
+        machine=platform.machine(),
+        processor=cpu,
+        cpus=os.cpu_count() or 1,
+        python=platform.python_version(),
+    )
 
 
-def time_settings(pairs: list[tuple[Candidate, EngineSetting]], feed: dict[str, np.ndarray], *,
-                  warmup: int, repeats: int, rounds: int = 3, progress: Progress | None = None) -> list[Timing]:
+def time_settings(
+    pairs: list[tuple[Candidate, EngineSetting]],
+    feed: dict[str, np.ndarray],
+    *,
+    warmup: int,
+    repeats: int,
+    rounds: int = 3,
+    progress: Progress | None = None,
+) -> list[Timing]:
     """Time each (candidate, setting) in `rounds` passes over all of them, so that load from other
     work on the machine falls on every setting alike. One session exists at a time: idle worker
     threads of other sessions would otherwise compete with the one being timed.
@@ -126,61 +143,102 @@ def time_settings(pairs: list[tuple[Candidate, EngineSetting]], feed: dict[str, 
 
 
 def shipping_setting(candidate: Candidate, providers: list[str]) -> EngineSetting:
-    """The engine's default setting for a candidate (what a package ships when nothing was measured)."""
-    return get_engine(candidate.engine).default_setting(providers if candidate.engine == "onnxruntime" else [])
+    """The engine's default setting for a candidate (what a package ships when nothing was
+    measured)."""
+    return get_engine(candidate.engine).default_setting(
+        providers if candidate.engine == "onnxruntime" else []
+    )
 
 
-def choose_engine(candidates: list[Candidate], feed: dict[str, np.ndarray], *, native: bool,
-                  why_not: str, threads: list[int], providers: list[str], warmup: int,
-                  repeats: int, benchmark: bool = True,
-                  progress: Progress | None = None) -> BenchmarkReport:
+def choose_engine(
+    candidates: list[Candidate],
+    feed: dict[str, np.ndarray],
+    *,
+    native: bool,
+    why_not: str,
+    threads: list[int],
+    providers: list[str],
+    warmup: int,
+    repeats: int,
+    benchmark: bool = True,
+    progress: Progress | None = None,
+) -> BenchmarkReport:
     """Time every candidate × setting (native targets) and pick the fastest median.
 
     Args:
         candidates: verified candidates, in the target's order of preference.
         native: whether this machine is the target device.
         why_not: the reason to record when it is not.
-        benchmark: take timings at all (off: no timings, the first candidate, byte-identical rebuilds).
+        benchmark: take timings at all (off: no timings, the first candidate, byte-identical
+        rebuilds).
         progress: called as `progress(stage, done, total)` while the settings are timed.
     """
     machine = machine_info()
     if not native or not benchmark:
         first = candidates[0]
-        reason = (f"{why_not if not native else 'benchmark turned off'}; chose the first verified candidate "
-                  f"in the target's order ({first.converter}) with the engine's default setting")
+        reason = (
+            f"{why_not if not native else 'benchmark turned off'}; chose the first verified "
+            f"candidate "
+            f"in the target's order ({first.converter}) with the engine's default setting"
+        )
         # no timings: the build machine's would say nothing about the device, and a package without
         # them is byte-identical when rebuilt (a re-run release job then finds it already published)
-        return BenchmarkReport(measured=False, machine=machine,
-                               chosen_converter=first.converter,
-                               chosen_setting=shipping_setting(first, providers), reason=reason)
+        return BenchmarkReport(
+            measured=False,
+            machine=machine,
+            chosen_converter=first.converter,
+            chosen_setting=shipping_setting(first, providers),
+            reason=reason,
+        )
     grid = list(dict.fromkeys([*threads, 0]))  # 0: the runtime's own default, always a contender
-    pairs = [(cand, setting) for cand in candidates
-             for setting in get_engine(cand.engine).settings(grid, providers)]
+    pairs = [
+        (cand, setting)
+        for cand in candidates
+        for setting in get_engine(cand.engine).settings(grid, providers)
+    ]
     timings = time_settings(pairs, feed, warmup=warmup, repeats=repeats, progress=progress)
     ok = [t for t in timings if t.median_ms is not None]
     if not ok:
         first = candidates[0]
-        return BenchmarkReport(measured=True, machine=machine, timings=timings,
-                               chosen_converter=first.converter,
-                               chosen_setting=EngineSetting(engine=first.engine, threads=1,
-                                                            providers=providers),
-                               reason="no setting could be timed; kept the first verified candidate")
+        return BenchmarkReport(
+            measured=True,
+            machine=machine,
+            timings=timings,
+            chosen_converter=first.converter,
+            chosen_setting=EngineSetting(engine=first.engine, threads=1, providers=providers),
+            reason="no setting could be timed; kept the first verified candidate",
+        )
     best = min(ok, key=lambda t: (t.median_ms, t.p90_ms))
     slowest = max(ok, key=lambda t: t.median_ms)
     timed = f"{len(ok)} timed settings ({warmup} warm-up + {best.runs} runs each, in 3 rounds)"
     default = default_timing(ok, candidates[0].converter)
     chosen = pick(ok, candidates[0].converter)
     if chosen is not best:
-        reason = (f"kept the engine's default: of {timed}, the fastest ({best.converter} "
-                  f"{best.setting.label()} at {best.median_ms:.3f} ms) beat the default "
-                  f"({default.converter} {default.setting.label()} at {default.median_ms:.3f} ms) by less than "
-                  f"{DEFAULT_MARGIN:.0%}, within timing noise (slowest {slowest.median_ms:.3f} ms)")
+        reason = (
+            f"kept the engine's default: of {timed}, the fastest ({best.converter} "
+            f"{best.setting.label()} at {best.median_ms:.3f} ms) beat the default "
+            f"({default.converter} {default.setting.label()} at {default.median_ms:.3f} ms) by "
+            f"less than "
+            f"{DEFAULT_MARGIN:.0%}, within timing noise (slowest {slowest.median_ms:.3f} ms)"
+        )
     else:
-        reason = (f"fastest median of {timed}: {best.converter} {best.setting.label()} at "
-                  f"{best.median_ms:.3f} ms (slowest {slowest.median_ms:.3f} ms"
-                  + (f"; the engine's default {default.median_ms:.3f} ms)" if default is not None else ")"))
-    return BenchmarkReport(measured=True, machine=machine, timings=timings, chosen_converter=chosen.converter,
-                           chosen_setting=chosen.setting, reason=reason)
+        reason = (
+            f"fastest median of {timed}: {best.converter} {best.setting.label()} at "
+            f"{best.median_ms:.3f} ms (slowest {slowest.median_ms:.3f} ms"
+            + (
+                f"; the engine's default {default.median_ms:.3f} ms)"
+                if default is not None
+                else ")"
+            )
+        )
+    return BenchmarkReport(
+        measured=True,
+        machine=machine,
+        timings=timings,
+        chosen_converter=chosen.converter,
+        chosen_setting=chosen.setting,
+        reason=reason,
+    )
 
 
 DEFAULT_MARGIN = 0.05  # a setting must beat the engine's default by this much to replace it
@@ -199,5 +257,13 @@ def pick(timings: list[Timing], converter: str) -> Timing:
 def default_timing(timings: list[Timing], converter: str) -> Timing | None:
     """The timing of the preferred candidate under its engine's default setting (the runtime's own
     thread count and, for ONNX Runtime, full graph optimisation): what a plain session would do."""
-    return next((t for t in timings if t.converter == converter and t.setting.threads == 0
-                 and t.setting.graph_optimization in (None, "all")), None)
+    return next(
+        (
+            t
+            for t in timings
+            if t.converter == converter
+            and t.setting.threads == 0
+            and t.setting.graph_optimization in (None, "all")
+        ),
+        None,
+    )

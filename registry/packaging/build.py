@@ -30,10 +30,22 @@ import numpy as np
 
 from registry import __version__
 from registry.core.errors import ConversionError
-from registry.packaging.archive import (MODEL_DIR, REFERENCE, Manifest, PackageResult,
-                                        package_files, reference_npz, write_package)
-from registry.packaging.benchmark import (BenchmarkReport, Progress, choose_engine, machine_info,
-                                          shipping_setting)
+from registry.packaging.archive import (
+    MODEL_DIR,
+    REFERENCE,
+    Manifest,
+    PackageResult,
+    package_files,
+    reference_npz,
+    write_package,
+)
+from registry.packaging.benchmark import (
+    BenchmarkReport,
+    Progress,
+    choose_engine,
+    machine_info,
+    shipping_setting,
+)
 from registry.packaging.converters import Candidate, get_converter
 from registry.packaging.plan import target_options
 from registry.packaging.prepare import Prepared, prepare
@@ -48,15 +60,20 @@ from registry.packaging.verify import (
     verify_candidate,
 )
 
-
-
-
 # --------------------------------------------------------------------------- build
 
-def build_package(source: ModelSource, target_name: str, out_dir: Path, *,
-                  overrides: dict | None = None, key: bytes | None = None,
-                  benchmark: bool = True, log=lambda msg: None,
-                  progress: Progress | None = None) -> PackageResult:
+
+def build_package(
+    source: ModelSource,
+    target_name: str,
+    out_dir: Path,
+    *,
+    overrides: dict | None = None,
+    key: bytes | None = None,
+    benchmark: bool = True,
+    log=lambda msg: None,
+    progress: Progress | None = None,
+) -> PackageResult:
     """Build the package of one target.
 
     Args:
@@ -86,19 +103,25 @@ def build_package(source: ModelSource, target_name: str, out_dir: Path, *,
 
             names_in = [n for n, _, _ in input_signature(prep.reference)]
             declared = load_arrays(source.folder / spec.inputs, names_in)
-        inputs = sample_inputs(prep.reference, samples=options.samples, seed=options.seed, declared=declared)
+        inputs = sample_inputs(
+            prep.reference, samples=options.samples, seed=options.seed, declared=declared
+        )
         names, ref_out = reference_outputs(prep.reference, inputs)
         pytorch = _PytorchSource(source.pytorch) if source.pytorch else None
-        candidates, skipped, failed = _convert(source, pytorch, target, options, prep, work, log,
-                                               progress)
+        candidates, skipped, failed = _convert(
+            source, pytorch, target, options, prep, work, log, progress
+        )
 
         providers = target.verify_providers()
         verifications: list[Verification] = []
         for cand in candidates:
             if progress:
                 progress(f"verifying {cand.converter}", 0, 1)
-            verifications.append(verify_candidate(cand, names, ref_out, inputs,
-                                                  options.limits(cand.precision), providers))
+            verifications.append(
+                verify_candidate(
+                    cand, names, ref_out, inputs, options.limits(cand.precision), providers
+                )
+            )
             if progress:
                 progress(f"verifying {cand.converter}", 1, 1)
             log(f"verify {verifications[-1].summary()}")
@@ -108,51 +131,103 @@ def build_package(source: ModelSource, target_name: str, out_dir: Path, *,
         table = verifications + failed
         if not verified and not (options.converter and unverifiable):
             detail = "; ".join([v.summary() for v in table] + skipped) or "no candidate converter"
-            raise ConversionError(f"{ref} for {target.name}: no candidate passed verification: {detail}",
-                                  "see docs/packaging.md#verification: a lossy option (quantize, fp16) may "
-                                  "be too coarse for this model, or thresholds too tight")
+            raise ConversionError(
+                f"{ref} for {target.name}: no candidate passed verification: {detail}",
+                "see docs/packaging.md#verification: a lossy option (quantize, fp16) may "
+                "be too coarse for this model, or thresholds too tight",
+            )
 
         if verified:
             native, why = target.native_here()
-            report = choose_engine(verified, inputs[0], native=native, benchmark=benchmark,
-                                   why_not=why, threads=options.threads,
-                                   providers=target.providers(), warmup=options.warmup,
-                                   repeats=options.repeats, progress=progress)
-            chosen, engine_check = _confirm_choice(report, verified, names, ref_out, inputs, options, providers,
-                                                   log)
-            log(f"chosen: {report.chosen_converter} {report.chosen_setting.label()} ({report.reason})")
+            report = choose_engine(
+                verified,
+                inputs[0],
+                native=native,
+                benchmark=benchmark,
+                why_not=why,
+                threads=options.threads,
+                providers=target.providers(),
+                warmup=options.warmup,
+                repeats=options.repeats,
+                progress=progress,
+            )
+            chosen, engine_check = _confirm_choice(
+                report, verified, names, ref_out, inputs, options, providers, log
+            )
+            log(
+                f"chosen: {report.chosen_converter} {report.chosen_setting.label()} "
+                f"({report.reason})"
+            )
             on_device, scope = target.verification_scope(providers, chosen.engine)
             where = verifications[candidates.index(chosen)].where
             note = f"{where}; {scope}"
         else:
             chosen, engine_check = unverifiable[0]
-            report = BenchmarkReport(measured=False, machine=machine_info(), chosen_converter=chosen.converter,
-                                     chosen_setting=shipping_setting(chosen, target.providers()),
-                                     reason=f"not timed: {engine_check.message}")
+            report = BenchmarkReport(
+                measured=False,
+                machine=machine_info(),
+                chosen_converter=chosen.converter,
+                chosen_setting=shipping_setting(chosen, target.providers()),
+                reason=f"not timed: {engine_check.message}",
+            )
             on_device = False
-            note = (f"NOT VERIFIED: {engine_check.message}; built here because the packaging instruction "
-                    f"names the {chosen.converter} converter")
-            log(f"chosen: {chosen.converter}, not verified on this machine ({engine_check.message})")
-        sig = [{"name": n, "shape": [d if isinstance(d, int) else str(d) for d in shape],
-                "dtype": np.dtype(dt).name} for n, shape, dt in input_signature(prep.reference)]
+            note = (
+                f"NOT VERIFIED: {engine_check.message}; built here because the packaging "
+                f"instruction "
+                f"names the {chosen.converter} converter"
+            )
+            log(
+                f"chosen: {chosen.converter}, not verified on this machine ({engine_check.message})"
+            )
+        sig = [
+            {
+                "name": n,
+                "shape": [d if isinstance(d, int) else str(d) for d in shape],
+                "dtype": np.dtype(dt).name,
+            }
+            for n, shape, dt in input_signature(prep.reference)
+        ]
         if get_converter(chosen.converter).source_format == "pt2":  # the program's fixed dims
             sig = _pytorch_shapes(pytorch.read(prep.reference)[1], sig)
-        files = package_files({p.relative_to(chosen.path.parent).as_posix(): p.read_bytes()
-                               for p in chosen.files}, reference_npz(inputs, names, ref_out))
+        files = package_files(
+            {p.relative_to(chosen.path.parent).as_posix(): p.read_bytes() for p in chosen.files},
+            reference_npz(inputs, names, ref_out),
+        )
         manifest = Manifest(
-            model=ref, target=target.name, model_file=f"{MODEL_DIR}/{chosen.path.name}",
+            model=ref,
+            target=target.name,
+            model_file=f"{MODEL_DIR}/{chosen.path.name}",
             files={k: hashlib.sha256(v).hexdigest() for k, v in sorted(files.items())},
-            description=chosen.block, engine=report.chosen_setting, inputs=sig, outputs=names,
-            verified=bool(verified), verified_on_device=on_device,
-            verification_note=note, verification=table, engine_verification=engine_check,
-            benchmark=report, reference=REFERENCE, built_with=__version__)
-        return write_package(f"{source.name}-{source.version}-{target.name}", files, manifest,
-                             out_dir, key)
+            description=chosen.block,
+            engine=report.chosen_setting,
+            inputs=sig,
+            outputs=names,
+            verified=bool(verified),
+            verified_on_device=on_device,
+            verification_note=note,
+            verification=table,
+            engine_verification=engine_check,
+            benchmark=report,
+            reference=REFERENCE,
+            built_with=__version__,
+        )
+        return write_package(
+            f"{source.name}-{source.version}-{target.name}", files, manifest, out_dir, key
+        )
 
 
-def _confirm_choice(report: BenchmarkReport, verified: list[Candidate], names, ref_out, inputs,
-                    options: TargetOptions, providers: list[str], log) -> tuple[Candidate, Verification]:
-    """Re-verify the fastest setting (optimisation levels may change numerics); fall back in rank order.
+def _confirm_choice(
+    report: BenchmarkReport,
+    verified: list[Candidate],
+    names,
+    ref_out,
+    inputs,
+    options: TargetOptions,
+    providers: list[str],
+    log,
+) -> tuple[Candidate, Verification]:
+    """Re-verify the fastest setting (optimisation levels may change numerics); fall back in rank
+    order.
 
     Raises:
         ConversionError: no timed setting reproduces the source's outputs.
@@ -161,25 +236,35 @@ def _confirm_choice(report: BenchmarkReport, verified: list[Candidate], names, r
     rejected: list[Verification] = []
     for converter, setting in report.ranked():
         cand = by_name[converter]
-        check = verify_candidate(cand, names, ref_out, inputs, options.limits(cand.precision), providers,
-                                 setting=setting)
+        check = verify_candidate(
+            cand, names, ref_out, inputs, options.limits(cand.precision), providers, setting=setting
+        )
         if check.passed:
             if rejected:
                 report.chosen_converter, report.chosen_setting = converter, setting
-                report.reason += ("; faster settings failed verification: "
-                                  + "; ".join(f"{v.setting}: {v.summary()}" for v in rejected))
+                report.reason += "; faster settings failed verification: " + "; ".join(
+                    f"{v.setting}: {v.summary()}" for v in rejected
+                )
             return cand, check
         log(f"setting {setting.label()} rejected: {check.summary()}")
         rejected.append(check)
-    raise ConversionError("no engine setting reproduces the source's outputs: "
-                          + "; ".join(f"{v.setting}: {v.summary()}" for v in rejected),
-                          "see docs/packaging.md#engine-choice")
+    raise ConversionError(
+        "no engine setting reproduces the source's outputs: "
+        + "; ".join(f"{v.setting}: {v.summary()}" for v in rejected),
+        "see docs/packaging.md#engine-choice",
+    )
 
 
-def _convert(source: ModelSource, pytorch: _PytorchSource | None, target: Target,
-             options: TargetOptions, prep: Prepared, work: Path, log,
-             progress: Progress | None = None
-             ) -> tuple[list[Candidate], list[str], list[Verification]]:
+def _convert(
+    source: ModelSource,
+    pytorch: _PytorchSource | None,
+    target: Target,
+    options: TargetOptions,
+    prep: Prepared,
+    work: Path,
+    log,
+    progress: Progress | None = None,
+) -> tuple[list[Candidate], list[str], list[Verification]]:
     """Run each candidate converter; every candidate carries its final description block.
 
     Returns the candidates, the converters skipped (with why) and the `.pt2` candidates whose
@@ -202,8 +287,11 @@ def _convert(source: ModelSource, pytorch: _PytorchSource | None, target: Target
         if converter.source_format == "pt2":
             why = _pytorch_not_applicable(prep)
             if why and options.converter:
-                raise ConversionError(f"{ref} for {target.name}: the {cname} converter cannot build this package: "
-                                      f"{why}", "drop the option, or pick a converter of the ONNX model")
+                raise ConversionError(
+                    f"{ref} for {target.name}: the {cname} converter cannot build this package: "
+                    f"{why}",
+                    "drop the option, or pick a converter of the ONNX model",
+                )
             if why:
                 skipped.append(f"{cname}: {why}")
                 log(f"candidate {cname}: skipped, {why}")
@@ -213,15 +301,28 @@ def _convert(source: ModelSource, pytorch: _PytorchSource | None, target: Target
             if progress:
                 progress(f"converting {cname} (from {pytorch.path.name})", 0, 1)
             try:
-                cand = converter.convert(pytorch.path, _fresh(cdir), program=program,
-                                         precision=prep.precision, runtime=target.runtime,
-                                         options=options, block=block)
+                cand = converter.convert(
+                    pytorch.path,
+                    _fresh(cdir),
+                    program=program,
+                    precision=prep.precision,
+                    runtime=target.runtime,
+                    options=options,
+                    block=block,
+                )
             except ConversionError as e:
                 if options.converter:
                     raise
-                failed.append(Verification(converter=cname, precision=prep.precision, status="error",
-                                           where="conversion on the build machine",
-                                           thresholds=options.limits(prep.precision), message=e.message))
+                failed.append(
+                    Verification(
+                        converter=cname,
+                        precision=prep.precision,
+                        status="error",
+                        where="conversion on the build machine",
+                        thresholds=options.limits(prep.precision),
+                        message=e.message,
+                    )
+                )
                 log(f"candidate {cname}: conversion failed: {e.message}")
                 continue
             candidates.append(cand)
@@ -234,14 +335,24 @@ def _convert(source: ModelSource, pytorch: _PytorchSource | None, target: Target
         block = _block(source, ref, target, cname, prep, staged_model)
         write_onnx_block(staged_model, block)
         onnx.save(staged_model, str(staged))
-        cand = converter.convert(staged, _fresh(cdir / "out"), precision=prep.precision,
-                                 runtime=target.runtime, options=options)
+        cand = converter.convert(
+            staged,
+            _fresh(cdir / "out"),
+            precision=prep.precision,
+            runtime=target.runtime,
+            options=options,
+        )
         final = _final_block(cand, block, target)
         write_onnx_block(staged_model, final)
         onnx.save(staged_model, str(staged))
         if not converter.store_block(cand, final):  # not editable: convert again, final block in
-            cand = converter.convert(staged, _fresh(cdir / "final"), precision=prep.precision,
-                                     runtime=target.runtime, options=options)
+            cand = converter.convert(
+                staged,
+                _fresh(cdir / "final"),
+                precision=prep.precision,
+                runtime=target.runtime,
+                options=options,
+            )
         candidates.append(cand.model_copy(update={"block": final}))
         log(f"candidate {cname}: {cand.format} {cand.precision}")
     return candidates, skipped, failed
@@ -285,36 +396,49 @@ class _PytorchSource:
 
 def _pytorch_shapes(theirs: list[tuple[str, list, str]], sig: list[dict]) -> list[dict]:
     """The package's input signature with the dimensions the `.pt2` fixes (e.g. a batch of 1)."""
-    return [{**entry, "shape": [t if isinstance(t, int) else o for t, o in zip(shape, entry["shape"])]}
-            for entry, (_, shape, _) in zip(sig, theirs)]
+    return [
+        {**entry, "shape": [t if isinstance(t, int) else o for t, o in zip(shape, entry["shape"])]}
+        for entry, (_, shape, _) in zip(sig, theirs)
+    ]
 
 
-def _check_pytorch_inputs(shown: str, theirs: list[tuple[str, list, str]],
-                          reference: Path) -> None:
+def _check_pytorch_inputs(shown: str, theirs: list[tuple[str, list, str]], reference: Path) -> None:
     """The `.pt2` must take the ONNX model's inputs, in order (its candidates get them by position).
 
     Args:
         shown: the `.pt2`'s name, for messages.
         theirs: its input signature.
     Raises:
-        ConversionError: a different number of inputs, a different dtype, or a different fixed dimension.
+        ConversionError: a different number of inputs, a different dtype, or a different fixed
+        dimension.
     """
     ours = input_signature(reference)
-    hint = ("export the .pt2 and the ONNX from the same module with the same inputs in the same order "
-            "(docs/model-card.md#pytorch-source)")
+    hint = (
+        "export the .pt2 and the ONNX from the same module with the same inputs in the same order "
+        "(docs/model-card.md#pytorch-source)"
+    )
     if len(theirs) != len(ours):
-        raise ConversionError(f"{shown} takes {len(theirs)} input(s) ({', '.join(n for n, _, _ in theirs)}), "
-                              f"the ONNX model {len(ours)} ({', '.join(n for n, _, _ in ours)})", hint)
+        raise ConversionError(
+            f"{shown} takes {len(theirs)} input(s) ({', '.join(n for n, _, _ in theirs)}), "
+            f"the ONNX model {len(ours)} ({', '.join(n for n, _, _ in ours)})",
+            hint,
+        )
     for (tname, tshape, tdtype), (oname, oshape, odtype) in zip(theirs, ours):
         fixed_differs = len(tshape) != len(oshape) or any(
-            isinstance(a, int) and isinstance(b, int) and b > 0 and a != b for a, b in zip(tshape, oshape))
+            isinstance(a, int) and isinstance(b, int) and b > 0 and a != b
+            for a, b in zip(tshape, oshape)
+        )
         if tdtype != np.dtype(odtype).name or fixed_differs:
-            raise ConversionError(f"{shown}: input '{tname}' is {tdtype} {tshape}, but the ONNX model's input "
-                                  f"'{oname}' is {np.dtype(odtype).name} {oshape}", hint)
+            raise ConversionError(
+                f"{shown}: input '{tname}' is {tdtype} {tshape}, but the ONNX model's input "
+                f"'{oname}' is {np.dtype(odtype).name} {oshape}",
+                hint,
+            )
 
 
-def _block(source: ModelSource, ref: str, target: Target, converter: str, prep: Prepared,
-           model) -> DescriptionBlock:
+def _block(
+    source: ModelSource, ref: str, target: Target, converter: str, prep: Prepared, model
+) -> DescriptionBlock:
     """The block as known before conversion; the converter's facts complete it (`_final_block`).
 
     `model` is the staged ONNX ModelProto, or None for a converter of the `.pt2` (whose hash is
@@ -323,26 +447,46 @@ def _block(source: ModelSource, ref: str, target: Target, converter: str, prep: 
     import onnx
 
     onnx_model = model is not None
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None) if onnx_model else None
+    opset = (
+        next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+        if onnx_model
+        else None
+    )
     started_from = source.weights if onnx_model else source.pytorch
     return DescriptionBlock(
-        runtime=target.runtime, min_runtime_version="0", execution_providers=target.providers(),
-        format="onnx", opset=opset, ir_version=model.ir_version if onnx_model else None,
+        runtime=target.runtime,
+        min_runtime_version="0",
+        execution_providers=target.providers(),
+        format="onnx",
+        opset=opset,
+        ir_version=model.ir_version if onnx_model else None,
         weight_dtype="int8" if prep.precision == "int8" else "float32",
-        quantized=prep.quantization is not None, quantization=prep.quantization,
-        optimized=prep.optimized if onnx_model else None,  # ONNX Runtime's optimiser never saw a .pt2
-        processing=prep.steps, source_model=ref,
-        source_sha256=hashlib.sha256(started_from.read_bytes()).hexdigest(), target=target.name,
+        quantized=prep.quantization is not None,
+        quantization=prep.quantization,
+        optimized=prep.optimized
+        if onnx_model
+        else None,  # ONNX Runtime's optimiser never saw a .pt2
+        processing=prep.steps,
+        source_model=ref,
+        source_sha256=hashlib.sha256(started_from.read_bytes()).hexdigest(),
+        target=target.name,
         converter=converter,
-        tools={"registry": __version__, **({"onnx": onnx.__version__} if onnx_model else {})})
+        tools={"registry": __version__, **({"onnx": onnx.__version__} if onnx_model else {})},
+    )
 
 
 def _final_block(cand: Candidate, block: DescriptionBlock, target: Target) -> DescriptionBlock:
     """Complete the block with the converter's facts (runtime, format, minimum version, tools)."""
-    return block.model_copy(update={
-        "runtime": cand.runtime, "min_runtime_version": cand.min_runtime_version, "format": cand.format,
-        "weight_dtype": cand.weight_dtype, "tools": {**block.tools, **cand.tools},
-        "execution_providers": target.providers() if cand.engine == "onnxruntime" else []})
+    return block.model_copy(
+        update={
+            "runtime": cand.runtime,
+            "min_runtime_version": cand.min_runtime_version,
+            "format": cand.format,
+            "weight_dtype": cand.weight_dtype,
+            "tools": {**block.tools, **cand.tools},
+            "execution_providers": target.providers() if cand.engine == "onnxruntime" else [],
+        }
+    )
 
 
 def _fresh(folder: Path) -> Path:

@@ -57,8 +57,11 @@ def parse_key(text: bytes | str, where: str) -> bytes:
             continue
         if len(key) == 32:
             return key
-    raise PackageKeyError(f"{where} is not a 256-bit key", "give 32 bytes as 64 hex digits or base64, e.g. "
-                          "python -c 'import os; print(os.urandom(32).hex())'")
+    raise PackageKeyError(
+        f"{where} is not a 256-bit key",
+        "give 32 bytes as 64 hex digits or base64, e.g. "
+        "python -c 'import os; print(os.urandom(32).hex())'",
+    )
 
 
 def load_key(key_env: str | None = None, key_file: Path | None = None) -> bytes | None:
@@ -77,8 +80,10 @@ def load_key(key_env: str | None = None, key_file: Path | None = None) -> bytes 
     if key_env:
         value = os.environ.get(key_env)
         if not value:
-            raise UsageError(f"environment variable {key_env} is not set",
-                             f"export {key_env}=<64 hex digits> (a secret of the release workflow)")
+            raise UsageError(
+                f"environment variable {key_env} is not set",
+                f"export {key_env}=<64 hex digits> (a secret of the release workflow)",
+            )
         return parse_key(value, f"environment variable {key_env}")
     return None
 
@@ -98,17 +103,25 @@ def _aesgcm(key: bytes):
 
 def encrypt(plaintext: bytes, key: bytes) -> bytes:
     """Encrypt bytes into the layout above."""
-    nonce = hmac.new(key, b"registry-package-nonce" + hashlib.sha256(plaintext).digest(),
-                     hashlib.sha256).digest()[:12]
-    header = json.dumps({"alg": ALG, "key_id": key_id(key), "nonce": nonce.hex(),
-                         "length": len(plaintext) + TAG_BYTES}, sort_keys=True).encode()
+    nonce = hmac.new(
+        key, b"registry-package-nonce" + hashlib.sha256(plaintext).digest(), hashlib.sha256
+    ).digest()[:12]
+    header = json.dumps(
+        {
+            "alg": ALG,
+            "key_id": key_id(key),
+            "nonce": nonce.hex(),
+            "length": len(plaintext) + TAG_BYTES,
+        },
+        sort_keys=True,
+    ).encode()
     aad = MAGIC + struct.pack(">I", len(header)) + header
     return aad + _aesgcm(key).encrypt(nonce, plaintext, aad)
 
 
 def is_encrypted(data: bytes) -> bool:
     """Whether the bytes start like an encrypted package."""
-    return data[:len(MAGIC)] == MAGIC
+    return data[: len(MAGIC)] == MAGIC
 
 
 def read_header(data: bytes, where: str) -> tuple[dict, bytes, bytes]:
@@ -118,28 +131,41 @@ def read_header(data: bytes, where: str) -> tuple[dict, bytes, bytes]:
         PackageIntegrityError: the file is cut short or its header is unreadable.
     """
     if len(data) < len(MAGIC) + 4:
-        raise PackageIntegrityError(f"{where}: truncated (only {len(data)} bytes)",
-                                    "download the package again")
-    (hlen,) = struct.unpack(">I", data[len(MAGIC):len(MAGIC) + 4])
+        raise PackageIntegrityError(
+            f"{where}: truncated (only {len(data)} bytes)", "download the package again"
+        )
+    (hlen,) = struct.unpack(">I", data[len(MAGIC) : len(MAGIC) + 4])
     start = len(MAGIC) + 4
     if hlen > 4096 or len(data) < start + hlen:
-        raise PackageIntegrityError(f"{where}: truncated or damaged header", "download the package again")
+        raise PackageIntegrityError(
+            f"{where}: truncated or damaged header", "download the package again"
+        )
     try:
-        header = json.loads(data[start:start + hlen])
+        header = json.loads(data[start : start + hlen])
         length = int(header["length"])
         bytes.fromhex(header["nonce"])
         header["key_id"]
-    except (ValueError, KeyError, TypeError, RecursionError) as e:  # 4 KiB of '[' nests past the stack
-        raise PackageIntegrityError(f"{where}: damaged header ({e})",
-                                    "download the package again") from None
-    body = data[start + hlen:]
+    except (
+        ValueError,
+        KeyError,
+        TypeError,
+        RecursionError,
+    ) as e:  # 4 KiB of '[' nests past the stack
+        raise PackageIntegrityError(
+            f"{where}: damaged header ({e})", "download the package again"
+        ) from None
+    body = data[start + hlen :]
     if len(body) < length:
-        raise PackageIntegrityError(f"{where}: truncated: {len(body)} of {length} encrypted bytes present",
-                                    "download the package again; compare it with SHA256SUMS")
+        raise PackageIntegrityError(
+            f"{where}: truncated: {len(body)} of {length} encrypted bytes present",
+            "download the package again; compare it with SHA256SUMS",
+        )
     if len(body) > length:
-        raise PackageIntegrityError(f"{where}: {len(body) - length} unexpected bytes after the end",
-                                    "download the package again; compare it with SHA256SUMS")
-    return header, data[:start + hlen], body
+        raise PackageIntegrityError(
+            f"{where}: {len(body) - length} unexpected bytes after the end",
+            "download the package again; compare it with SHA256SUMS",
+        )
+    return header, data[: start + hlen], body
 
 
 def decrypt(data: bytes, key: bytes | None, where: str) -> bytes:
@@ -153,15 +179,22 @@ def decrypt(data: bytes, key: bytes | None, where: str) -> bytes:
     if header.get("alg") != ALG:
         raise PackageIntegrityError(f"{where}: unknown algorithm {header.get('alg')!r}")
     if key is None:
-        raise PackageKeyError(f"{where} is encrypted (key id {header['key_id']}) and no key was given",
-                              "pass --key-env VAR or --key-file PATH")
+        raise PackageKeyError(
+            f"{where} is encrypted (key id {header['key_id']}) and no key was given",
+            "pass --key-env VAR or --key-file PATH",
+        )
     if key_id(key) != header["key_id"]:
-        raise PackageKeyError(f"{where} was encrypted with key id {header['key_id']}; the key given has id "
-                              f"{key_id(key)}", "use the key the package was built with")
+        raise PackageKeyError(
+            f"{where} was encrypted with key id {header['key_id']}; the key given has id "
+            f"{key_id(key)}",
+            "use the key the package was built with",
+        )
     from cryptography.exceptions import InvalidTag
 
     try:
         return _aesgcm(key).decrypt(bytes.fromhex(header["nonce"]), body, aad)
     except InvalidTag as e:
-        raise PackageIntegrityError(f"{where}: authentication failed: the file was altered",
-                                    "do not use it; download the package again") from e
+        raise PackageIntegrityError(
+            f"{where}: authentication failed: the file was altered",
+            "do not use it; download the package again",
+        ) from e

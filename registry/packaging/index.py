@@ -49,12 +49,21 @@ class PackageEntry(BaseModel):
     size: int = Field(description="bytes")
     encrypted: bool = False
     key_id: str | None = Field(None, description="id of the key an encrypted package needs")
-    engine: str | None = Field(None, description="the engine setting the benchmark chose (plain packages)")
-    verified_on_device: bool | None = Field(None, description="as the package's manifest says (plain packages)")
+    engine: str | None = Field(
+        None, description="the engine setting the benchmark chose (plain packages)"
+    )
+    verified_on_device: bool | None = Field(
+        None, description="as the package's manifest says (plain packages)"
+    )
 
-    def same_package(self, other: "PackageEntry") -> bool:
+    def same_package(self, other: PackageEntry) -> bool:
         """Whether both entries describe the very same bytes."""
-        return (self.sha256, self.md5, self.size, self.file) == (other.sha256, other.md5, other.size, other.file)
+        return (self.sha256, self.md5, self.size, self.file) == (
+            other.sha256,
+            other.md5,
+            other.size,
+            other.file,
+        )
 
 
 class PackageIndex(BaseModel):
@@ -75,9 +84,13 @@ class PushedPackage(BaseModel):
     """What `push_packages` did with one package."""
 
     entry: PackageEntry
-    action: Literal["uploaded", "present"] = Field(description="uploaded in this run, or already published")
+    action: Literal["uploaded", "present"] = Field(
+        description="uploaded in this run, or already published"
+    )
     verified: Literal["md5+size", "size"] = Field(
-        description="md5+size: read back from the remote and hashed; size: already indexed, size checked")
+        description="md5+size: read back from the remote and hashed; size: already indexed, size "
+        "checked"
+    )
 
 
 class PushReport(BaseModel):
@@ -121,16 +134,22 @@ def read_index(remote: Remote, name: str, version: str) -> PackageIndex | None:
     try:
         index = PackageIndex.model_validate_json(data)
     except ValueError as e:
-        raise StorageError(f"{key} on remote '{remote.name}' ({remote.url}) is not a package index: "
-                           f"{str(e).splitlines()[0]}",
-                           "re-run the release workflow's last job to write it again") from None
+        raise StorageError(
+            f"{key} on remote '{remote.name}' ({remote.url}) is not a package index: "
+            f"{str(e).splitlines()[0]}",
+            "re-run the release workflow's last job to write it again",
+        ) from None
     if index.index_format > INDEX_FORMAT:
-        raise StorageError(f"{key} on remote '{remote.name}' has index format {index.index_format}; "
-                           f"this registry reads format {INDEX_FORMAT}", "upgrade the registry package")
+        raise StorageError(
+            f"{key} on remote '{remote.name}' has index format {index.index_format}; "
+            f"this registry reads format {INDEX_FORMAT}",
+            "upgrade the registry package",
+        )
     return index
 
 
 # --------------------------------------------------------------------------- push
+
 
 def describe_package(path: Path, name: str, version: str) -> PackageEntry:
     """Hash a built package and read what its name (and manifest, when not encrypted) say.
@@ -140,24 +159,35 @@ def describe_package(path: Path, name: str, version: str) -> PackageEntry:
             target, or a package whose manifest belongs to another model, version or target.
         PackageIntegrityError: a plain package whose files do not match its manifest.
     """
-    from registry.packaging.encryption import is_encrypted, read_header
     from registry.packaging.archive import open_package
+    from registry.packaging.encryption import is_encrypted, read_header
     from registry.packaging.targets import get_target
 
     target = _target_of(path.name, name, version)
     get_target(target)  # an unknown target: UsageError naming the nearest
     data = path.read_bytes()
-    entry = PackageEntry(target=target, file=path.name, md5=hashlib.md5(data).hexdigest(),
-                         sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+    entry = PackageEntry(
+        target=target,
+        file=path.name,
+        md5=hashlib.md5(data).hexdigest(),
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+    )
     if is_encrypted(data):
         if not path.name.endswith(".enc"):
-            raise UsageError(f"{path} is encrypted but not named .tar.gz.enc", "keep the name registry package gave it")
+            raise UsageError(
+                f"{path} is encrypted but not named .tar.gz.enc",
+                "keep the name registry package gave it",
+            )
         entry.encrypted, entry.key_id = True, read_header(data, str(path))[0]["key_id"]
         return entry
     manifest = open_package(path).manifest
     if manifest.model != f"{name}@{version}" or manifest.target != target:
-        raise UsageError(f"{path} holds {manifest.model} for {manifest.target}, not {name}@{version} for {target}",
-                         "push each version's own packages, under the names registry package gave them")
+        raise UsageError(
+            f"{path} holds {manifest.model} for {manifest.target}, not {name}@{version} for "
+            f"{target}",
+            "push each version's own packages, under the names registry package gave them",
+        )
     entry.engine, entry.verified_on_device = manifest.engine.label(), manifest.verified_on_device
     return entry
 
@@ -165,10 +195,16 @@ def describe_package(path: Path, name: str, version: str) -> PackageEntry:
 def _target_of(file_name: str, name: str, version: str) -> str:
     prefix = f"{name}-{version}-"
     suffix = next((s for s in PACKAGE_SUFFIXES if file_name.endswith(s)), None)
-    if not file_name.startswith(prefix) or suffix is None or len(file_name) <= len(prefix) + len(suffix):
-        raise UsageError(f"{file_name} is not a package of {name}@{version}",
-                         f"packages are named {prefix}<target>.tar.gz (or .tar.gz.enc)")
-    return file_name[len(prefix):-len(suffix)]
+    if (
+        not file_name.startswith(prefix)
+        or suffix is None
+        or len(file_name) <= len(prefix) + len(suffix)
+    ):
+        raise UsageError(
+            f"{file_name} is not a package of {name}@{version}",
+            f"packages are named {prefix}<target>.tar.gz (or .tar.gz.enc)",
+        )
+    return file_name[len(prefix) : -len(suffix)]
 
 
 def find_packages(folder: Path, name: str, version: str) -> list[Path]:
@@ -177,8 +213,14 @@ def find_packages(folder: Path, name: str, version: str) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and pattern.match(p.name))
 
 
-def push_packages(ref: str, folder: Path, *, root: Path | None = None, storage: Storage | None = None,
-                  log=lambda msg: None) -> PushReport:
+def push_packages(
+    ref: str,
+    folder: Path,
+    *,
+    root: Path | None = None,
+    storage: Storage | None = None,
+    log=lambda msg: None,
+) -> PushReport:
     """Put a version's built packages on the public remote and record them in its index.
 
     Order: check every package and the index for conflicts (nothing written on a refusal); upload
@@ -194,7 +236,8 @@ def push_packages(ref: str, folder: Path, *, root: Path | None = None, storage: 
 
     Raises:
         UsageError: no such version, no package in the folder, a misnamed or foreign package.
-        PackageConflictError: the index already holds different bytes for a target (nothing written).
+        PackageConflictError: the index already holds different bytes for a target (nothing
+        written).
         StorageError: the remote refuses, stays unreachable, or does not read back what was written.
     """
     from registry.core.git import clone_root
@@ -205,40 +248,65 @@ def push_packages(ref: str, folder: Path, *, root: Path | None = None, storage: 
     found = find_version(top, ref, allow_latest=False)
     name, version = found.name, found.version
     if not folder.is_dir():
-        raise UsageError(f"{folder} is not a folder", "give the folder the build jobs' packages were collected in")
+        raise UsageError(
+            f"{folder} is not a folder",
+            "give the folder the build jobs' packages were collected in",
+        )
     files = find_packages(folder, name, version)
     if not files:
-        raise UsageError(f"no package of {name}@{version} in {folder}",
-                         f"expected files named {package_file_name(name, version, '<target>')}")
+        raise UsageError(
+            f"no package of {name}@{version} in {folder}",
+            f"expected files named {package_file_name(name, version, '<target>')}",
+        )
     entries = [describe_package(p, name, version) for p in files]
     twice = sorted({e.target for e in entries if sum(x.target == e.target for x in entries) > 1})
     if twice:
-        raise UsageError(f"{folder} holds more than one package for {', '.join(twice)}",
-                         "keep one package per target (plain or encrypted, not both)")
+        raise UsageError(
+            f"{folder} holds more than one package for {', '.join(twice)}",
+            "keep one package per target (plain or encrypted, not both)",
+        )
     remote = (storage or Storage(top)).remote(PUBLIC)
     key = index_key(name, version)
     index = read_index(remote, name, version)
     if index is not None and index.commit != found.commit:
         raise PackageConflictError(
-            f"{key} on remote '{remote.name}' was written for commit {index.commit[:10]}, but {found.tag} "
-            f"points at {found.commit[:10]}", "a published version is never re-tagged; ask the registry's admins")
+            f"{key} on remote '{remote.name}' was written for commit {index.commit[:10]}, but "
+            f"{found.tag} "
+            f"points at {found.commit[:10]}",
+            "a published version is never re-tagged; ask the registry's admins",
+        )
     index = index or PackageIndex(model=f"{name}@{version}", tag=found.tag, commit=found.commit)
-    conflicts = [(e, index.packages[e.target]) for e in entries
-                 if e.target in index.packages and not index.packages[e.target].same_package(e)]
+    conflicts = [
+        (e, index.packages[e.target])
+        for e in entries
+        if e.target in index.packages and not index.packages[e.target].same_package(e)
+    ]
     if conflicts:
-        detail = "; ".join(f"{new.target}: published sha256 {old.sha256[:16]}…, this build {new.sha256[:16]}…"
-                           for new, old in conflicts)
+        detail = "; ".join(
+            f"{new.target}: published sha256 {old.sha256[:16]}…, this build {new.sha256[:16]}…"
+            for new, old in conflicts
+        )
         raise PackageConflictError(
-            f"{name}@{version} already has different packages on remote '{remote.name}' ({detail}); "
+            f"{name}@{version} already has different packages on remote '{remote.name}' "
+            f"({detail}); "
             "published packages are immutable",
             "re-run only the release job with the same build artifacts, or publish a new version "
-            "to ship a rebuilt package")
+            "to ship a rebuilt package",
+        )
 
-    report = PushReport(model=index.model, tag=found.tag, commit=found.commit, remote=remote.url, index=key,
-                        index_written=False)
+    report = PushReport(
+        model=index.model,
+        tag=found.tag,
+        commit=found.commit,
+        remote=remote.url,
+        index=key,
+        index_written=False,
+    )
     if found.withdrawn:
-        report.warning = (f"{name}@{version} was withdrawn ({found.withdrawn_by}); "
-                          "its packages are published for consumers pinned to it, and it is never 'latest'")
+        report.warning = (
+            f"{name}@{version} was withdrawn ({found.withdrawn_by}); "
+            "its packages are published for consumers pinned to it, and it is never 'latest'"
+        )
     for path, entry in zip(files, entries):
         indexed = entry.target in index.packages
         have = remote.object_size(entry.md5)
@@ -258,8 +326,10 @@ def push_packages(ref: str, folder: Path, *, root: Path | None = None, storage: 
         data = index.dump()
         remote.write_key(key, data)
         if remote.read_key(key) != data:
-            raise StorageError(f"{key} on remote '{remote.name}' does not read back as written",
-                               "run push-packages again; if it repeats, check the remote's storage")
+            raise StorageError(
+                f"{key} on remote '{remote.name}' does not read back as written",
+                "run push-packages again; if it repeats, check the remote's storage",
+            )
         report.index_written = True
     report.targets = list(index.packages)
     return report
@@ -269,8 +339,11 @@ def render_push(report: PushReport) -> str:
     """The text output of `registry push-packages`."""
     lines = [f"{report.model} ({report.tag}) on {report.remote}:"]
     for p in report.packages:
-        lines.append(f"  {p.entry.target:<16} {p.entry.file}  {p.entry.size} bytes  sha256 {p.entry.sha256[:16]}…  "
-                     f"{p.action}, verified {p.verified}")
+        lines.append(
+            f"  {p.entry.target:<16} {p.entry.file}  {p.entry.size} bytes  sha256 "
+            f"{p.entry.sha256[:16]}…  "
+            f"{p.action}, verified {p.verified}"
+        )
     state = "written" if report.index_written else "unchanged (every package was already published)"
     lines.append(f"index {report.index}: {state}; targets: {', '.join(report.targets)}")
     return "\n".join(lines) + "\n"
@@ -278,8 +351,10 @@ def render_push(report: PushReport) -> str:
 
 # --------------------------------------------------------------------------- pull
 
-def package_entry(remote: Remote, name: str, version: str, commit: str, target: str,
-                  card_targets: list[str]) -> PackageEntry:
+
+def package_entry(
+    remote: Remote, name: str, version: str, commit: str, target: str, card_targets: list[str]
+) -> PackageEntry:
     """The index entry of one target's package of a version.
 
     Raises:
@@ -293,29 +368,47 @@ def package_entry(remote: Remote, name: str, version: str, commit: str, target: 
         listed = ", ".join(card_targets)
         raise UsageError(
             f"{ref} has no device packages on remote '{remote.name}' ({remote.url})",
-            f"the release workflow builds the card's targets ({listed}) when the version is tagged; "
-            "check that its run finished" if card_targets else
-            f"the card of {ref} lists no targets, so none were built")
+            f"the release workflow builds the card's targets ({listed}) when the version is "
+            f"tagged; "
+            "check that its run finished"
+            if card_targets
+            else f"the card of {ref} lists no targets, so none were built",
+        )
     if index.commit != commit:
-        raise StorageError(f"the package index of {ref} on remote '{remote.name}' was written for commit "
-                           f"{index.commit[:10]}, not for the tagged commit {commit[:10]}",
-                           "ask the registry's admins: the index and the tag disagree")
+        raise StorageError(
+            f"the package index of {ref} on remote '{remote.name}' was written for commit "
+            f"{index.commit[:10]}, not for the tagged commit {commit[:10]}",
+            "ask the registry's admins: the index and the tag disagree",
+        )
     if target in index.packages:
         return index.packages[target]
     built = list(index.packages)
     from registry.packaging.targets import load_all
 
-    near = (difflib.get_close_matches(target, built, n=1, cutoff=0.5)
-            or difflib.get_close_matches(target, list(load_all()), n=1, cutoff=0.5))
-    why = ("it is in the card's targets, but its package was not pushed (did its build job fail?)"
-           if target in card_targets else "")
-    hint = "; ".join(filter(None, [f"did you mean '{near[0]}'?" if near else "", why,
-                                   f"packages of {ref}: {', '.join(built) or 'none'}"]))
+    near = difflib.get_close_matches(target, built, n=1, cutoff=0.5) or difflib.get_close_matches(
+        target, list(load_all()), n=1, cutoff=0.5
+    )
+    why = (
+        "it is in the card's targets, but its package was not pushed (did its build job fail?)"
+        if target in card_targets
+        else ""
+    )
+    hint = "; ".join(
+        filter(
+            None,
+            [
+                f"did you mean '{near[0]}'?" if near else "",
+                why,
+                f"packages of {ref}: {', '.join(built) or 'none'}",
+            ],
+        )
+    )
     raise UsageError(f"{ref} has no package for target '{target}'", hint)
 
 
 def fetch_package(remote: Remote, entry: PackageEntry, dest_dir: Path) -> tuple[Path, bool]:
-    """Download one package into `dest_dir` under its file name, verified against md5, size and sha256.
+    """Download one package into `dest_dir` under its file name, verified against md5, size and
+    sha256.
 
     A file already there with the right size and sha256 is kept. Returns (path, whether downloaded).
 
@@ -330,13 +423,19 @@ def fetch_package(remote: Remote, entry: PackageEntry, dest_dir: Path) -> tuple[
         try:
             remote.download(entry.md5, tmp)  # checks the md5 before it renames onto `tmp`
         except ObjectMissingError:
-            raise StorageError(f"{entry.file} (object {entry.md5}) is missing from remote '{remote.name}' "
-                               f"({remote.url})", "ask the registry's admins to re-run the release job") from None
+            raise StorageError(
+                f"{entry.file} (object {entry.md5}) is missing from remote '{remote.name}' "
+                f"({remote.url})",
+                "ask the registry's admins to re-run the release job",
+            ) from None
         size, digest = tmp.stat().st_size, _sha256(tmp)
         if size != entry.size or digest != entry.sha256:
-            raise StorageError(f"{entry.file} on remote '{remote.name}' does not match its index entry "
-                               f"({size} bytes, sha256 {digest[:16]}…; expected {entry.size} bytes, "
-                               f"sha256 {entry.sha256[:16]}…)", "ask the registry's admins to re-run the release job")
+            raise StorageError(
+                f"{entry.file} on remote '{remote.name}' does not match its index entry "
+                f"({size} bytes, sha256 {digest[:16]}…; expected {entry.size} bytes, "
+                f"sha256 {entry.sha256[:16]}…)",
+                "ask the registry's admins to re-run the release job",
+            )
         os.replace(tmp, target)
     finally:  # an interrupted or refused download leaves nothing in the output folder
         tmp.unlink(missing_ok=True)
@@ -369,8 +468,11 @@ def index_files(remote: Remote) -> list[str]:
         except FileNotFoundError:
             return []
 
-    return [p for p in with_retries(f"listing the package indexes of remote '{remote.name}'", find)
-            if p.rstrip("/").endswith("/index.json")]
+    return [
+        p
+        for p in with_retries(f"listing the package indexes of remote '{remote.name}'", find)
+        if p.rstrip("/").endswith("/index.json")
+    ]
 
 
 def package_objects(remote: Remote) -> set[str]:
@@ -386,7 +488,8 @@ def package_objects(remote: Remote) -> set[str]:
         try:
             index = read_index(remote, name, version)
         except StorageError as e:
-            raise StorageError(f"{e.message}; refusing to collect garbage without knowing every reference",
-                               e.hint) from None
+            raise StorageError(
+                f"{e.message}; refusing to collect garbage without knowing every reference", e.hint
+            ) from None
         refs |= {p.md5 for p in index.packages.values()} if index else set()
     return refs

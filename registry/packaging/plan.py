@@ -45,10 +45,17 @@ def plan(card: ModelCard) -> Plan:
     entries = []
     for spec in card.targets:
         t = get_target(spec.name)
-        entries.append(PlanEntry(target=t.name, runner=t.runner, os=t.os, arch=t.arch, produces=t.produces))
+        entries.append(
+            PlanEntry(target=t.name, runner=t.runner, os=t.os, arch=t.arch, produces=t.produces)
+        )
     version = card.version or "0.0.0"
-    return Plan(name=card.name, version=version, tag=f"{card.name}@v{version}", targets=entries,
-                matrix={"include": [{"target": e.target, "runner": e.runner} for e in entries]})
+    return Plan(
+        name=card.name,
+        version=version,
+        tag=f"{card.name}@v{version}",
+        targets=entries,
+        matrix={"include": [{"target": e.target, "runner": e.runner} for e in entries]},
+    )
 
 
 def target_catalog() -> list[dict]:
@@ -59,10 +66,18 @@ def target_catalog() -> list[dict]:
     out = []
     for name, cls in load_all().items():
         options = {k: f.description for k, f in cls.Options.model_fields.items()}
-        out.append({"name": name, "summary": cls.summary, "produces": cls.produces,
-                    "converters": {c: converters[c].summary for c in cls.converters},
-                    "engines": list(cls.engines), "needs": list(cls.needs), "runner": cls.runner,
-                    "options": options})
+        out.append(
+            {
+                "name": name,
+                "summary": cls.summary,
+                "produces": cls.produces,
+                "converters": {c: converters[c].summary for c in cls.converters},
+                "engines": list(cls.engines),
+                "needs": list(cls.needs),
+                "runner": cls.runner,
+                "options": options,
+            }
+        )
     return out
 
 

@@ -32,8 +32,14 @@ class Prepared(BaseModel):
     steps: list[str]
 
 
-def prepare(source: ModelSource, spec: TargetSpec | None, target: Target, options: TargetOptions,
-            work: Path, log) -> Prepared:
+def prepare(
+    source: ModelSource,
+    spec: TargetSpec | None,
+    target: Target,
+    options: TargetOptions,
+    work: Path,
+    log,
+) -> Prepared:
     """Load and check the source, merge processing, then quantize and optimise as asked.
 
     Args:
@@ -54,21 +60,34 @@ def prepare(source: ModelSource, spec: TargetSpec | None, target: Target, option
         model = onnx.load(str(source.weights))
         onnx.checker.check_model(model)
     except Exception as e:  # onnx raises several unrelated types for a bad file
-        raise ConversionError(f"{source.weights}: not a valid ONNX model ({e})",
-                              "packaging starts from the published ONNX weights") from e
+        raise ConversionError(
+            f"{source.weights}: not a valid ONNX model ({e})",
+            "packaging starts from the published ONNX weights",
+        ) from e
     steps = apply_steps(model, parse_steps(spec.processing)) if spec and spec.processing else []
     reference = work / "reference.onnx"
     onnx.save(model, str(reference))
     _check_ops(reference, source.weights.name, target)
-    prep = Prepared(reference=reference, prepared=reference, precision="fp32", quantization=None,
-                    optimized=None, steps=steps)
+    prep = Prepared(
+        reference=reference,
+        prepared=reference,
+        precision="fp32",
+        quantization=None,
+        optimized=None,
+        steps=steps,
+    )
     if options.quantize:
         from registry.packaging.quantization import quantize
 
         calib = source.folder / options.calibration if options.calibration else None
         prep.prepared = work / "quantized.onnx"
-        prep.quantization = quantize(reference, prep.prepared, options.quantize,
-                                     per_channel=options.per_channel, calibration=calib)
+        prep.quantization = quantize(
+            reference,
+            prep.prepared,
+            options.quantize,
+            per_channel=options.per_channel,
+            calibration=calib,
+        )
         prep.precision = "int8"
         log(f"quantized to int8 ({options.quantize}, {prep.quantization.granularity})")
     if options.optimize:
@@ -93,12 +112,17 @@ def _check_ops(path: Path, shown: str, target: Target) -> None:
     versions = {o.domain: o.version for o in model.opset_import}
     for i, node in enumerate(model.graph.node):
         domain = node.domain or ""
-        if domain not in known or not onnx.defs.has(node.op_type, versions.get(domain, 1), domain) and (
-                domain != "com.microsoft"):
+        if (
+            domain not in known
+            or not onnx.defs.has(node.op_type, versions.get(domain, 1), domain)
+            and (domain != "com.microsoft")
+        ):
             op = f"{domain}:{node.op_type}" if domain else node.op_type
-            raise ConversionError(f"{shown}: target {target.name} cannot convert op {op} "
-                                  f"(node '{node.name or f'#{i}'}'): {target.runtime} has no kernel for it",
-                                  f"replace {op} in the model, or drop {target.name} from the card's targets")
+            raise ConversionError(
+                f"{shown}: target {target.name} cannot convert op {op} "
+                f"(node '{node.name or f'#{i}'}'): {target.runtime} has no kernel for it",
+                f"replace {op} in the model, or drop {target.name} from the card's targets",
+            )
     so = ort.SessionOptions()
     so.log_severity_level = 4
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -108,6 +132,7 @@ def _check_ops(path: Path, shown: str, target: Target) -> None:
         text = str(e).replace(str(path), shown)
         m = re.search(r"[Nn]ode[^']*'([^']*)'.*?(?:op(?:_type)?|type)[^\w]*(\w+)", text)
         node_op = f"op {m.group(2)} (node '{m.group(1)}')" if m else "a node"
-        raise ConversionError(f"{shown}: target {target.name} cannot convert {node_op}: "
-                              f"{text.splitlines()[0][:300]}",
-                              f"replace the op in the model, or drop {target.name} from the card's targets") from e
+        raise ConversionError(
+            f"{shown}: target {target.name} cannot convert {node_op}: {text.splitlines()[0][:300]}",
+            f"replace the op in the model, or drop {target.name} from the card's targets",
+        ) from e

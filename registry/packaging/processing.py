@@ -3,7 +3,8 @@
 Steps are declared per target in the card (`targets[].processing`) and applied in order:
 
     processing:
-      - normalize: {mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225]}   # input, channel axis 1
+      - normalize: {mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225]}   # input, channel
+      axis 1
       - softmax: {axis: -1}                                                    # first output
       - topk: {k: 3}                                                           # values + indices
 
@@ -63,18 +64,23 @@ def parse_steps(items: list) -> list[Normalize | Softmax | TopK]:
     flat = []
     for i, item in enumerate(items):
         if not (isinstance(item, dict) and len(item) == 1):
-            raise UsageError(f"processing[{i}]: write one step per entry, e.g. '- softmax: {{axis: -1}}'")
-        (kind, params), = item.items()
+            raise UsageError(
+                f"processing[{i}]: write one step per entry, e.g. '- softmax: {{axis: -1}}'"
+            )
+        ((kind, params),) = item.items()
         if kind not in ("normalize", "softmax", "topk"):
-            raise UsageError(f"processing[{i}]: unknown step '{kind}'",
-                             "known steps: normalize, softmax, topk")
+            raise UsageError(
+                f"processing[{i}]: unknown step '{kind}'", "known steps: normalize, softmax, topk"
+            )
         flat.append({"kind": kind, **(params or {})})
     try:
         return _STEPS.validate_python(flat)
     except ValidationError as e:
         err = e.errors()[0]
-        raise UsageError(f"processing[{err['loc'][0]}]: {'.'.join(map(str, err['loc'][2:]))}: {err['msg']}",
-                         "see docs/packaging.md#processing") from e
+        raise UsageError(
+            f"processing[{err['loc'][0]}]: {'.'.join(map(str, err['loc'][2:]))}: {err['msg']}",
+            "see docs/packaging.md#processing",
+        ) from e
 
 
 def apply_steps(model, steps: list) -> list[str]:
@@ -105,10 +111,15 @@ def apply_steps(model, steps: list) -> list[str]:
             for node in graph.node:
                 node.input[:] = [inner if x == target.name else x for x in node.input]
             mname, sname, centred = f"pre{n}_mean", f"pre{n}_std", f"{target.name}__centred{n}"
-            graph.initializer.extend([numpy_helper.from_array(mean, mname),
-                                      numpy_helper.from_array(std, sname)])
-            graph.node.insert(0, helper.make_node("Div", [centred, sname], [inner], name=f"pre{n}_div"))
-            graph.node.insert(0, helper.make_node("Sub", [target.name, mname], [centred], name=f"pre{n}_sub"))
+            graph.initializer.extend(
+                [numpy_helper.from_array(mean, mname), numpy_helper.from_array(std, sname)]
+            )
+            graph.node.insert(
+                0, helper.make_node("Div", [centred, sname], [inner], name=f"pre{n}_div")
+            )
+            graph.node.insert(
+                0, helper.make_node("Sub", [target.name, mname], [centred], name=f"pre{n}_sub")
+            )
             done.append(f"normalize({target.name}, mean={step.mean}, std={step.std})")
         else:
             out = _pick(list(graph.output), step.output, "output")
@@ -117,19 +128,33 @@ def apply_steps(model, steps: list) -> list[str]:
                 node.output[:] = [raw if x == out.name else x for x in node.output]
                 node.input[:] = [raw if x == out.name else x for x in node.input]
             if isinstance(step, Softmax):
-                graph.node.append(helper.make_node("Softmax", [raw], [out.name], axis=step.axis,
-                                                   name=f"post{n}_softmax"))
+                graph.node.append(
+                    helper.make_node(
+                        "Softmax", [raw], [out.name], axis=step.axis, name=f"post{n}_softmax"
+                    )
+                )
                 done.append(f"softmax({out.name}, axis={step.axis})")
             else:
                 kname = f"post{n}_k"
-                graph.initializer.append(numpy_helper.from_array(np.array([step.k], np.int64), kname))
+                graph.initializer.append(
+                    numpy_helper.from_array(np.array([step.k], np.int64), kname)
+                )
                 values, indices = f"{out.name}_values", f"{out.name}_indices"
-                graph.node.append(helper.make_node("TopK", [raw, kname], [values, indices],
-                                                   axis=step.axis, name=f"post{n}_topk"))
+                graph.node.append(
+                    helper.make_node(
+                        "TopK",
+                        [raw, kname],
+                        [values, indices],
+                        axis=step.axis,
+                        name=f"post{n}_topk",
+                    )
+                )
                 position = list(graph.output).index(out)
                 elem = out.type.tensor_type.elem_type
                 del graph.output[position]
-                graph.output.insert(position, helper.make_tensor_value_info(indices, TensorProto.INT64, None))
+                graph.output.insert(
+                    position, helper.make_tensor_value_info(indices, TensorProto.INT64, None)
+                )
                 graph.output.insert(position, helper.make_tensor_value_info(values, elem, None))
                 done.append(f"topk({out.name}, k={step.k})")
     return done
@@ -141,5 +166,7 @@ def _pick(items, name: str | None, what: str):
     for item in items:
         if item.name == name:
             return item
-    raise ConversionError(f"processing names {what} '{name}', which the model does not have",
-                          f"model {what}s: {', '.join(i.name for i in items)}")
+    raise ConversionError(
+        f"processing names {what} '{name}', which the model does not have",
+        f"model {what}s: {', '.join(i.name for i in items)}",
+    )

@@ -26,13 +26,23 @@ class Quantization(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    scheme: Literal["dynamic", "static"] = Field(description="dynamic: activations quantized at run "
-                                                 "time; static: activation ranges from calibration data")
+    scheme: Literal["dynamic", "static"] = Field(
+        description="dynamic: activations quantized at run "
+        "time; static: activation ranges from calibration data"
+    )
     weight_type: str = Field("int8", description="quantized weight type (int8, uint8)")
-    activation_type: str | None = Field(None, description="quantized activation type for static (uint8, int8)")
-    granularity: Literal["per-channel", "per-tensor"] = Field(description="one scale per output channel or per tensor")
-    calibration_sha256: str | None = Field(None, description="SHA-256 of the calibration data file (static only)")
-    calibration_samples: int | None = Field(None, description="number of calibration samples used (static only)")
+    activation_type: str | None = Field(
+        None, description="quantized activation type for static (uint8, int8)"
+    )
+    granularity: Literal["per-channel", "per-tensor"] = Field(
+        description="one scale per output channel or per tensor"
+    )
+    calibration_sha256: str | None = Field(
+        None, description="SHA-256 of the calibration data file (static only)"
+    )
+    calibration_samples: int | None = Field(
+        None, description="number of calibration samples used (static only)"
+    )
 
 
 class DescriptionBlock(BaseModel):
@@ -41,23 +51,34 @@ class DescriptionBlock(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     protocol: int = Field(PROTOCOL_VERSION, description="version of this protocol")
-    runtime: str = Field(description="kind of inference stack: onnxruntime, onnxruntime-mobile, openvino")
+    runtime: str = Field(
+        description="kind of inference stack: onnxruntime, onnxruntime-mobile, openvino"
+    )
     min_runtime_version: str = Field(description="oldest runtime version that can run the model")
-    execution_providers: list[str] = Field(default_factory=list,
-                                           description="ONNX Runtime execution providers the model is meant for")
+    execution_providers: list[str] = Field(
+        default_factory=list, description="ONNX Runtime execution providers the model is meant for"
+    )
     format: str = Field(description="file format: onnx, ort, openvino-ir")
     opset: int | None = Field(None, description="default-domain ONNX opset of the converted model")
     ir_version: int | None = Field(None, description="ONNX IR version of the converted model")
     weight_dtype: str = Field(description="data type of the weights: float32, float16, int8")
     quantized: bool = Field(description="whether the weights are quantized")
-    quantization: Quantization | None = Field(None, description="quantization parameters when quantized")
-    optimized: str | None = Field(None, description="offline graph-optimisation level applied, if any")
-    processing: list[str] = Field(default_factory=list, description="pre/post-processing merged into the graph")
+    quantization: Quantization | None = Field(
+        None, description="quantization parameters when quantized"
+    )
+    optimized: str | None = Field(
+        None, description="offline graph-optimisation level applied, if any"
+    )
+    processing: list[str] = Field(
+        default_factory=list, description="pre/post-processing merged into the graph"
+    )
     source_model: str = Field(description="'<name>@<version>' of the published model")
     source_sha256: str = Field(description="SHA-256 of the source ONNX file")
     target: str = Field(description="target the model was converted for")
     converter: str = Field(description="converter that produced the model")
-    tools: dict[str, str] = Field(default_factory=dict, description="versions of the converter and its tools")
+    tools: dict[str, str] = Field(
+        default_factory=dict, description="versions of the converter and its tools"
+    )
 
 
 def write_onnx_block(model, block: DescriptionBlock) -> None:
@@ -98,15 +119,22 @@ def parse_block(text: str, where: str) -> DescriptionBlock:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise ModelFormatError(f"{where}: the description block is not JSON ({e})") from e
-    if isinstance(data, dict) and isinstance(data.get("protocol"), int) and data["protocol"] > PROTOCOL_VERSION:
-        raise ModelFormatError(f"{where}: description block protocol {data['protocol']} is newer than "
-                               f"this registry understands ({PROTOCOL_VERSION})",
-                               "upgrade git-model-registry")
+    if (
+        isinstance(data, dict)
+        and isinstance(data.get("protocol"), int)
+        and data["protocol"] > PROTOCOL_VERSION
+    ):
+        raise ModelFormatError(
+            f"{where}: description block protocol {data['protocol']} is newer than "
+            f"this registry understands ({PROTOCOL_VERSION})",
+            "upgrade git-model-registry",
+        )
     try:
         return DescriptionBlock.model_validate(data)
     except Exception as e:
-        raise ModelFormatError(f"{where}: the description block does not follow protocol "
-                               f"{PROTOCOL_VERSION}: {e}") from e
+        raise ModelFormatError(
+            f"{where}: the description block does not follow protocol {PROTOCOL_VERSION}: {e}"
+        ) from e
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
@@ -136,19 +164,38 @@ def check_runtime(block: DescriptionBlock, runtime: str, installed: str) -> None
     """
     wanted = "onnxruntime" if block.runtime.startswith("onnxruntime") else block.runtime
     if runtime != wanted:
-        raise RuntimeTooOldError(f"the model needs {block.runtime}, not {runtime}",
-                                 f"pip install '{wanted}>={block.min_runtime_version}'")
+        raise RuntimeTooOldError(
+            f"the model needs {block.runtime}, not {runtime}",
+            f"pip install '{wanted}>={block.min_runtime_version}'",
+        )
     if version_tuple(installed) < version_tuple(block.min_runtime_version):
         raise RuntimeTooOldError(
             f"the model ({block.source_model}, target {block.target}) needs {block.runtime} >= "
             f"{block.min_runtime_version}; this machine has {runtime} {installed}",
-            f"pip install -U '{wanted}>={block.min_runtime_version}'")
+            f"pip install -U '{wanted}>={block.min_runtime_version}'",
+        )
 
 
 # Oldest ONNX Runtime release that implements each default-domain opset (ORT's compatibility table).
-ORT_FOR_OPSET = {7: "1.0", 8: "1.0", 9: "1.0", 10: "1.0", 11: "1.0", 12: "1.3", 13: "1.6", 14: "1.7",
-                 15: "1.10", 16: "1.11", 17: "1.12", 18: "1.14", 19: "1.16", 20: "1.17", 21: "1.18",
-                 22: "1.20", 23: "1.22"}
+ORT_FOR_OPSET = {
+    7: "1.0",
+    8: "1.0",
+    9: "1.0",
+    10: "1.0",
+    11: "1.0",
+    12: "1.3",
+    13: "1.6",
+    14: "1.7",
+    15: "1.10",
+    16: "1.11",
+    17: "1.12",
+    18: "1.14",
+    19: "1.16",
+    20: "1.17",
+    21: "1.18",
+    22: "1.20",
+    23: "1.22",
+}
 
 
 def min_onnxruntime_for(opset: int, ir_version: int) -> str:

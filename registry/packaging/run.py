@@ -24,9 +24,11 @@ from registry.packaging.protocol import RuntimeTooOldError, check_runtime, parse
 from registry.packaging.verify import Verification, judge
 
 
-def check_compatibility(manifest: Manifest, model_bytes: bytes | None = None,
-                        files: dict[str, bytes] | None = None) -> None:
-    """Refuse a runtime that is missing, cannot run here, or is older than the block's minimum, and a
+def check_compatibility(
+    manifest: Manifest, model_bytes: bytes | None = None, files: dict[str, bytes] | None = None
+) -> None:
+    """Refuse a runtime that is missing, cannot run here, or is older than the block's minimum, and
+    a
     model whose embedded description block differs from the manifest's.
 
     Args:
@@ -41,19 +43,28 @@ def check_compatibility(manifest: Manifest, model_bytes: bytes | None = None,
     installed = engine.version()
     if installed is None:
         _, why = engine.runs_here()
-        hint = ("run it on a Mac or an iOS device" if engine.name == "coreml"
-                else f"pip install '{engine.name}>={block.min_runtime_version}'")
-        raise RuntimeTooOldError(f"{manifest.model} ({manifest.target}) needs {block.runtime} "
-                                 f">= {block.min_runtime_version}, which is not available here: {why}", hint)
+        hint = (
+            "run it on a Mac or an iOS device"
+            if engine.name == "coreml"
+            else f"pip install '{engine.name}>={block.min_runtime_version}'"
+        )
+        raise RuntimeTooOldError(
+            f"{manifest.model} ({manifest.target}) needs {block.runtime} "
+            f">= {block.min_runtime_version}, which is not available here: {why}",
+            hint,
+        )
     check_runtime(block, engine.name, installed)
     inner = _embedded_block(manifest, model_bytes, files or {})
     if inner is not None and parse_block(inner, manifest.model_file) != block:
-        raise PackageIntegrityError(f"{manifest.model_file}: its description block differs from the manifest's",
-                                    "the package was altered; rebuild it")
+        raise PackageIntegrityError(
+            f"{manifest.model_file}: its description block differs from the manifest's",
+            "the package was altered; rebuild it",
+        )
 
 
-def _embedded_block(manifest: Manifest, model_bytes: bytes | None,
-                    files: dict[str, bytes]) -> str | None:
+def _embedded_block(
+    manifest: Manifest, model_bytes: bytes | None, files: dict[str, bytes]
+) -> str | None:
     """The JSON text of the block stored inside the model, read by the converter that made it (None
     where there is none to read, or the converter is not one this registry knows)."""
     converter = load_converters().get(manifest.description.converter)
@@ -62,8 +73,9 @@ def _embedded_block(manifest: Manifest, model_bytes: bytes | None,
     return converter().embedded_block(model_bytes or b"", files, manifest.model_file)
 
 
-def run_package(package: Path | OpenedPackage, feeds: dict[str, np.ndarray],
-                key: bytes | None = None) -> dict[str, np.ndarray]:
+def run_package(
+    package: Path | OpenedPackage, feeds: dict[str, np.ndarray], key: bytes | None = None
+) -> dict[str, np.ndarray]:
     """Open (or take an opened package), check and run it on named inputs; return outputs by name.
 
     Raises:
@@ -76,16 +88,22 @@ def run_package(package: Path | OpenedPackage, feeds: dict[str, np.ndarray],
     expected = [i["name"] for i in m.inputs]
     missing = [n for n in expected if n not in feeds]
     if missing:
-        raise UsageError(f"the package needs input(s) {', '.join(missing)}",
-                         "pass --input NAME=file.npy for each (or one file for a one-input model)")
-    feeds = {n: np.asarray(feeds[n]).astype(next(i["dtype"] for i in m.inputs if i["name"] == n))
-             for n in expected}
+        raise UsageError(
+            f"the package needs input(s) {', '.join(missing)}",
+            "pass --input NAME=file.npy for each (or one file for a one-input model)",
+        )
+    feeds = {
+        n: np.asarray(feeds[n]).astype(next(i["dtype"] for i in m.inputs if i["name"] == n))
+        for n in expected
+    }
     run = get_engine(m.engine.engine).open_bytes(pkg.files, m.model_file, m.engine)
     try:
         values = run(feeds)
     except Exception as e:  # the runtime's own complaint about shapes or types
-        raise UsageError(f"the model refused the inputs: {str(e).splitlines()[0][:300]}",
-                         f"inputs: {json.dumps(m.inputs)}") from e
+        raise UsageError(
+            f"the model refused the inputs: {str(e).splitlines()[0][:300]}",
+            f"inputs: {json.dumps(m.inputs)}",
+        ) from e
     return dict(zip(m.outputs, values))
 
 
@@ -108,23 +126,37 @@ def verify_package(package: Path | OpenedPackage, key: bytes | None = None) -> V
     engine = get_engine(m.engine.engine)
     runs, why = engine.runs_here()
     if not runs:
-        raise UsageError(f"{m.model} ({m.target}) cannot be verified on this machine: {why}",
-                         "run `registry verify` where its runtime runs")
+        raise UsageError(
+            f"{m.model} ({m.target}) cannot be verified on this machine: {why}",
+            "run `registry verify` where its runtime runs",
+        )
     if not m.reference or m.reference not in pkg.files:
-        raise UsageError(f"{m.model} ({m.target}) holds no reference data to verify against",
-                         "rebuild the package with this registry version")
+        raise UsageError(
+            f"{m.model} ({m.target}) holds no reference data to verify against",
+            "rebuild the package with this registry version",
+        )
     check_compatibility(m, pkg.model_bytes, pkg.files)
-    feeds, expected = read_reference(pkg.files[m.reference], [i["name"] for i in m.inputs], m.outputs,
-                                     f"{m.model} ({m.target})")
+    feeds, expected = read_reference(
+        pkg.files[m.reference], [i["name"] for i in m.inputs], m.outputs, f"{m.model} ({m.target})"
+    )
     check = m.engine_verification
-    result = Verification(converter=m.description.converter, precision=check.precision, status="passed",
-                          where=(f"{engine.name} {engine.version()} on {platform.system()} "
-                                 f"{platform.machine()} (registry verify)"),
-                          setting=m.engine.label(), thresholds=check.thresholds)
+    result = Verification(
+        converter=m.description.converter,
+        precision=check.precision,
+        status="passed",
+        where=(
+            f"{engine.name} {engine.version()} on {platform.system()} "
+            f"{platform.machine()} (registry verify)"
+        ),
+        setting=m.engine.label(),
+        thresholds=check.thresholds,
+    )
     run = engine.open_bytes(pkg.files, m.model_file, m.engine)
     try:
-        outputs = [run({i["name"]: np.asarray(feed[i["name"]]).astype(i["dtype"]) for i in m.inputs})
-                   for feed in feeds]
+        outputs = [
+            run({i["name"]: np.asarray(feed[i["name"]]).astype(i["dtype"]) for i in m.inputs})
+            for feed in feeds
+        ]
     except Exception as e:  # the runtime's own error: report it as the verdict
         result.status, result.message = "error", f"{type(e).__name__}: {e}".splitlines()[0][:400]
         return result
@@ -154,7 +186,9 @@ def read_inputs(specs: list[str], expected: list[str] | None = None) -> dict[str
                 feeds.update({k: data[k] for k in data.files})
     if "__only__" in feeds and expected:
         if len(expected) != 1:
-            raise UsageError(f"the model has {len(expected)} inputs ({', '.join(expected)})",
-                             "pass --input NAME=file.npy for each")
+            raise UsageError(
+                f"the model has {len(expected)} inputs ({', '.join(expected)})",
+                "pass --input NAME=file.npy for each",
+            )
         feeds[expected[0]] = feeds.pop("__only__")
     return feeds

@@ -22,8 +22,12 @@ class ModelSource(BaseModel):
     version: str
     card: ModelCard
     weights: Path = Field(description="the source ONNX file")
-    folder: Path = Field(description="folder with the card's other files (calibration, sample inputs)")
-    pytorch: Path | None = Field(None, description="the card's PyTorch source (.pt2), when it has one")
+    folder: Path = Field(
+        description="folder with the card's other files (calibration, sample inputs)"
+    )
+    pytorch: Path | None = Field(
+        None, description="the card's PyTorch source (.pt2), when it has one"
+    )
 
 
 def source_from_files(model: Path, card_file: Path) -> ModelSource:
@@ -38,10 +42,18 @@ def source_from_files(model: Path, card_file: Path) -> ModelSource:
     card = load_card(card_file.read_bytes(), str(card_file)).require()
     pytorch = card_file.parent / card.pytorch if card.pytorch else None
     if pytorch is not None and not pytorch.is_file():
-        raise UsageError(f"{card_file} names pytorch: {card.pytorch}, which is not in {card_file.parent}",
-                         f"put the .pt2 there (dvc pull {pytorch}.dvc), or drop 'pytorch:' from the card")
-    return ModelSource(name=card.name, version=card.version or "0.0.0", card=card, weights=model,
-                       folder=card_file.parent, pytorch=pytorch)
+        raise UsageError(
+            f"{card_file} names pytorch: {card.pytorch}, which is not in {card_file.parent}",
+            f"put the .pt2 there (dvc pull {pytorch}.dvc), or drop 'pytorch:' from the card",
+        )
+    return ModelSource(
+        name=card.name,
+        version=card.version or "0.0.0",
+        card=card,
+        weights=model,
+        folder=card_file.parent,
+        pytorch=pytorch,
+    )
 
 
 def source_from_tag(ref: str, repo_root: Path, workdir: Path) -> ModelSource:
@@ -61,12 +73,20 @@ def source_from_tag(ref: str, repo_root: Path, workdir: Path) -> ModelSource:
     version = find_version(root, ref, allow_latest=False)
     card = version.card
     folder = workdir / "source"
-    wanted = [card.weights] + ([card.pytorch] if card.pytorch else []) + [
-        p for t in card.targets for p in (t.calibration, t.inputs) if p]
+    wanted = (
+        [card.weights]
+        + ([card.pytorch] if card.pytorch else [])
+        + [p for t in card.targets for p in (t.calibration, t.inputs) if p]
+    )
     fetch_files(root, version, wanted, folder)
-    return ModelSource(name=version.name, version=version.version, card=card,
-                       weights=folder / card.weights, folder=folder,
-                       pytorch=folder / card.pytorch if card.pytorch else None)
+    return ModelSource(
+        name=version.name,
+        version=version.version,
+        card=card,
+        weights=folder / card.weights,
+        folder=folder,
+        pytorch=folder / card.pytorch if card.pytorch else None,
+    )
 
 
 def card_at_tag(ref: str, repo_root: Path) -> ModelCard:

@@ -3,7 +3,8 @@
 Each candidate runs on the same sample inputs as the source ONNX in float32 (ONNX Runtime, no
 graph optimisation); outputs are compared one by one with max-abs error (scaled by the output's
 magnitude), relative L2 error and cosine similarity, against thresholds per precision
-(`registry.packaging.targets.DEFAULT_THRESHOLDS`, docs/packaging.md). Integer outputs (e.g. top-k indices)
+(`registry.packaging.targets.DEFAULT_THRESHOLDS`, docs/packaging.md). Integer outputs (e.g.
+top-k indices)
 must agree element for element at fp32 and mostly at lower precisions. A candidate whose engine
 cannot run on this machine (Core ML off macOS) is reported as `not-run`, never as passed.
 """
@@ -15,23 +16,34 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
+from registry.core.errors import ConversionError
 from registry.packaging.converters import Candidate
 from registry.packaging.engines import EngineSetting, get_engine
-from registry.core.errors import ConversionError
 from registry.packaging.targets import Thresholds
 
 # Share of equal elements integer outputs need, per precision.
 MIN_AGREEMENT = {"fp32": 1.0, "fp16": 0.95, "int8": 0.8}
 
-_NP_TYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 5: np.int16, 6: np.int32, 7: np.int64,
-             9: np.bool_, 10: np.float16, 11: np.float64}
+_NP_TYPES = {
+    1: np.float32,
+    2: np.uint8,
+    3: np.int8,
+    5: np.int16,
+    6: np.int32,
+    7: np.int64,
+    9: np.bool_,
+    10: np.float16,
+    11: np.float64,
+}
 
 
 class OutputComparison(BaseModel):
     """The numbers of one output of one candidate against the source."""
 
     output: str = Field(description="output name")
-    max_abs: float | None = Field(None, description="max |candidate - source| / max(1, max |source|)")
+    max_abs: float | None = Field(
+        None, description="max |candidate - source| / max(1, max |source|)"
+    )
     rel_l2: float | None = Field(None, description="||candidate - source|| / ||source||")
     cosine: float | None = Field(None, description="cosine similarity of the flattened outputs")
     agreement: float | None = Field(None, description="integer outputs: share of equal elements")
@@ -43,8 +55,10 @@ class Verification(BaseModel):
 
     converter: str
     precision: str
-    status: str = Field(description="passed, failed, error (the conversion or the run failed), or not-run "
-                        "(the engine cannot run on this machine)")
+    status: str = Field(
+        description="passed, failed, error (the conversion or the run failed), or not-run "
+        "(the engine cannot run on this machine)"
+    )
     where: str = Field(description="what ran the check: engine, providers, machine")
     setting: str | None = Field(None, description="the engine setting it ran with")
     thresholds: Thresholds
@@ -65,9 +79,11 @@ class Verification(BaseModel):
             if o.agreement is not None:
                 parts.append(f"{o.output}: agreement {o.agreement:.3f}")
             else:
-                parts.append(f"{o.output}: max_abs {o.max_abs:.3g} (limit {self.thresholds.max_abs:g}), "
-                             f"rel_l2 {o.rel_l2:.3g} (limit {self.thresholds.rel_l2:g}), "
-                             f"cosine {o.cosine:.6f} (min {self.thresholds.min_cosine:g})")
+                parts.append(
+                    f"{o.output}: max_abs {o.max_abs:.3g} (limit {self.thresholds.max_abs:g}), "
+                    f"rel_l2 {o.rel_l2:.3g} (limit {self.thresholds.rel_l2:g}), "
+                    f"cosine {o.cosine:.6f} (min {self.thresholds.min_cosine:g})"
+                )
         return f"{self.converter} ({self.precision}): {self.status}: " + "; ".join(parts)
 
 
@@ -82,13 +98,16 @@ def input_signature(path: Path) -> list[tuple[str, list, type]]:
         if i.name in inits:
             continue
         t = i.type.tensor_type
-        shape = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in t.shape.dim]
+        shape = [
+            d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in t.shape.dim
+        ]
         sig.append((i.name, shape, _NP_TYPES.get(t.elem_type, np.float32)))
     return sig
 
 
-def sample_inputs(path: Path, *, samples: int, seed: int,
-                  declared: dict[str, np.ndarray] | None = None) -> list[dict[str, np.ndarray]]:
+def sample_inputs(
+    path: Path, *, samples: int, seed: int, declared: dict[str, np.ndarray] | None = None
+) -> list[dict[str, np.ndarray]]:
     """Inputs to verify with: the card's declared ones, else seeded random ones from the signature.
 
     Generated inputs use batch 1 for symbolic dimensions; floats are standard normal, integers
@@ -101,11 +120,15 @@ def sample_inputs(path: Path, *, samples: int, seed: int,
     if declared is not None:
         missing = [n for n, _, _ in sig if n not in declared]
         if missing:
-            raise ConversionError(f"the declared sample inputs lack {', '.join(missing)}",
-                                  "store one array per model input, first axis = samples")
+            raise ConversionError(
+                f"the declared sample inputs lack {', '.join(missing)}",
+                "store one array per model input, first axis = samples",
+            )
         count = min(len(declared[n]) for n, _, _ in sig)
-        return [{n: np.ascontiguousarray(declared[n][i:i + 1]).astype(dt) for n, _, dt in sig}
-                for i in range(count)]
+        return [
+            {n: np.ascontiguousarray(declared[n][i : i + 1]).astype(dt) for n, _, dt in sig}
+            for i in range(count)
+        ]
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(samples):
@@ -122,7 +145,9 @@ def sample_inputs(path: Path, *, samples: int, seed: int,
     return out
 
 
-def reference_outputs(source: Path, inputs: list[dict[str, np.ndarray]]) -> tuple[list[str], list[list[np.ndarray]]]:
+def reference_outputs(
+    source: Path, inputs: list[dict[str, np.ndarray]]
+) -> tuple[list[str], list[list[np.ndarray]]]:
     """The source ONNX's float32 outputs (ONNX Runtime CPU, optimisations off) and output names."""
     import onnxruntime as ort
 
@@ -134,20 +159,25 @@ def reference_outputs(source: Path, inputs: list[dict[str, np.ndarray]]) -> tupl
     return names, [session.run(None, feed) for feed in inputs]
 
 
-def compare(name: str, ref: np.ndarray, got: np.ndarray, limits: Thresholds, precision: str) -> OutputComparison:
+def compare(
+    name: str, ref: np.ndarray, got: np.ndarray, limits: Thresholds, precision: str
+) -> OutputComparison:
     """Compare one output of the candidate with the source's."""
     if ref.shape != got.shape:
-        return OutputComparison(output=name, passed=False, max_abs=float("inf"), rel_l2=float("inf"),
-                                cosine=0.0)
+        return OutputComparison(
+            output=name, passed=False, max_abs=float("inf"), rel_l2=float("inf"), cosine=0.0
+        )
     if not np.issubdtype(ref.dtype, np.floating):
         agreement = float(np.mean(ref == got)) if ref.size else 1.0
-        return OutputComparison(output=name, agreement=agreement,
-                                passed=agreement >= MIN_AGREEMENT[precision])
+        return OutputComparison(
+            output=name, agreement=agreement, passed=agreement >= MIN_AGREEMENT[precision]
+        )
     r = ref.astype(np.float64).ravel()
     g = got.astype(np.float64).ravel()
     if not np.all(np.isfinite(g)):
-        return OutputComparison(output=name, passed=False, max_abs=float("inf"), rel_l2=float("inf"),
-                                cosine=0.0)
+        return OutputComparison(
+            output=name, passed=False, max_abs=float("inf"), rel_l2=float("inf"), cosine=0.0
+        )
     diff = g - r
     scale = max(1.0, float(np.max(np.abs(r)))) if r.size else 1.0
     max_abs = float(np.max(np.abs(diff))) / scale if r.size else 0.0
@@ -159,9 +189,15 @@ def compare(name: str, ref: np.ndarray, got: np.ndarray, limits: Thresholds, pre
     return OutputComparison(output=name, max_abs=max_abs, rel_l2=rel, cosine=cosine, passed=passed)
 
 
-def verify_candidate(candidate: Candidate, names: list[str], reference: list[list[np.ndarray]],
-                     inputs: list[dict[str, np.ndarray]], limits: Thresholds,
-                     providers: list[str], setting: EngineSetting | None = None) -> Verification:
+def verify_candidate(
+    candidate: Candidate,
+    names: list[str],
+    reference: list[list[np.ndarray]],
+    inputs: list[dict[str, np.ndarray]],
+    limits: Thresholds,
+    providers: list[str],
+    setting: EngineSetting | None = None,
+) -> Verification:
     """Run a candidate on the inputs and compare every output with the reference.
 
     Args:
@@ -172,15 +208,31 @@ def verify_candidate(candidate: Candidate, names: list[str], reference: list[lis
     engine = get_engine(candidate.engine)
     ort = candidate.engine == "onnxruntime"
     if setting is None:
-        setting = EngineSetting(engine=candidate.engine, threads=1, providers=providers if ort else [],
-                                graph_optimization="basic" if ort else None)
+        setting = EngineSetting(
+            engine=candidate.engine,
+            threads=1,
+            providers=providers if ort else [],
+            graph_optimization="basic" if ort else None,
+        )
     else:
         setting = setting.model_copy(update={"providers": providers if ort else []})
     runs, why = engine.runs_here()
-    where = (f"{candidate.engine} {engine.version()} ({', '.join(providers) if ort else 'CPU'}) "
-             "on the build machine") if runs else f"{candidate.engine}: not run on the build machine"
-    result = Verification(converter=candidate.converter, precision=candidate.precision, status="passed",
-                          where=where, setting=setting.label(), thresholds=limits)
+    where = (
+        (
+            f"{candidate.engine} {engine.version()} ({', '.join(providers) if ort else 'CPU'}) "
+            "on the build machine"
+        )
+        if runs
+        else f"{candidate.engine}: not run on the build machine"
+    )
+    result = Verification(
+        converter=candidate.converter,
+        precision=candidate.precision,
+        status="passed",
+        where=where,
+        setting=setting.label(),
+        thresholds=limits,
+    )
     if not runs:
         result.status, result.message = "not-run", why
         return result
@@ -193,8 +245,12 @@ def verify_candidate(candidate: Candidate, names: list[str], reference: list[lis
     return judge(result, names, reference, outputs)
 
 
-def judge(result: Verification, names: list[str], reference: list[list[np.ndarray]],
-          outputs: list[list[np.ndarray]]) -> Verification:
+def judge(
+    result: Verification,
+    names: list[str],
+    reference: list[list[np.ndarray]],
+    outputs: list[list[np.ndarray]],
+) -> Verification:
     """Fill `result` with the comparison of `outputs` with `reference` (one list of outputs per
     input sample, in the order of `names`) and set its status."""
     if len(outputs[0]) != len(names):
@@ -203,9 +259,13 @@ def judge(result: Verification, names: list[str], reference: list[list[np.ndarra
         return result
     for i, name in enumerate(names):
         ref = np.concatenate([np.asarray(o[i]).reshape(1, -1) for o in reference], axis=0)
-        got = np.concatenate([np.asarray(o[i]).reshape(1, -1) for o in outputs], axis=0) \
-            if all(np.asarray(o[i]).size == np.asarray(r[i]).size for o, r in zip(outputs, reference)) \
+        got = (
+            np.concatenate([np.asarray(o[i]).reshape(1, -1) for o in outputs], axis=0)
+            if all(
+                np.asarray(o[i]).size == np.asarray(r[i]).size for o, r in zip(outputs, reference)
+            )
             else np.asarray([])
+        )
         result.outputs.append(compare(name, ref, got, result.thresholds, result.precision))
     result.status = "passed" if all(o.passed for o in result.outputs) else "failed"
     return result

@@ -17,9 +17,17 @@ from pydantic import BaseModel, Field
 
 from registry.cards.schema import MODELS_DIR
 from registry.core.errors import StorageError, UsageError
-from registry.core.repo import RegistryRepo, Snapshot
 from registry.core.git import run_git
-from registry.core.storage import PUBLIC, STAGING, PointerError, Remote, Storage, parse_pointer, with_retries
+from registry.core.repo import RegistryRepo, Snapshot
+from registry.core.storage import (
+    PUBLIC,
+    STAGING,
+    PointerError,
+    Remote,
+    Storage,
+    parse_pointer,
+    with_retries,
+)
 from registry.versions.tags import tagged_commits
 
 
@@ -37,15 +45,24 @@ class GcReport(BaseModel):
     url: str
     applied: bool
     objects: int = Field(description="objects on the remote")
-    referenced: int = Field(description="distinct objects referred to by version tags (and branches)")
+    referenced: int = Field(
+        description="distinct objects referred to by version tags (and branches)"
+    )
     unreferenced: list[GcObject] = Field(default_factory=list)
     removed: list[str] = Field(default_factory=list)
-    grace_seconds: float = Field(0, description="objects younger than this are kept (staging: pull requests "
-                                 "in review may not have a branch here yet)")
-    kept_young: list[GcObject] = Field(default_factory=list, description="unreferenced but younger than the grace")
-    partial: list[str] = Field(default_factory=list,
-                               description="temporary files a killed copy left (`<object>.tmp<pid>`), removed "
-                               "with apply; publish also removes them before it copies that object again")
+    grace_seconds: float = Field(
+        0,
+        description="objects younger than this are kept (staging: pull requests "
+        "in review may not have a branch here yet)",
+    )
+    kept_young: list[GcObject] = Field(
+        default_factory=list, description="unreferenced but younger than the grace"
+    )
+    partial: list[str] = Field(
+        default_factory=list,
+        description="temporary files a killed copy left (`<object>.tmp<pid>`), removed "
+        "with apply; publish also removes them before it copies that object again",
+    )
 
     @property
     def unreferenced_bytes(self) -> int:
@@ -70,20 +87,25 @@ def _pointers(snapshot: Snapshot, folders: list[str]) -> set[str]:
             try:
                 refs.add(parse_pointer(snapshot.read(problem.path) or b"").md5)
             except PointerError as e:
-                raise StorageError(f"{problem.path} at {snapshot.label} cannot be read ({e}); "
-                                   "refusing to collect garbage without knowing every reference",
-                                   "fix or remove the pointer, then run gc again") from None
+                raise StorageError(
+                    f"{problem.path} at {snapshot.label} cannot be read ({e}); "
+                    "refusing to collect garbage without knowing every reference",
+                    "fix or remove the pointer, then run gc again",
+                ) from None
     return refs
 
 
 def referenced_objects(repo: RegistryRepo, remote: Remote, *, branches: bool) -> set[str]:
-    """md5s that version tags (and, with `branches`, every branch head) refer to, directory listings expanded."""
+    """md5s that version tags (and, with `branches`, every branch head) refer to, directory
+    listings expanded."""
     refs: set[str] = set()
     for name, versions in tagged_commits(repo).items():
         for commit in set(versions.values()):
             refs |= _pointers(repo.snapshot(commit), [f"{MODELS_DIR}/{name}"])
     if branches:
-        heads = run_git(repo.root, "for-each-ref", "--format=%(objectname)", "refs/heads", "refs/remotes").split()
+        heads = run_git(
+            repo.root, "for-each-ref", "--format=%(objectname)", "refs/heads", "refs/remotes"
+        ).split()
         for commit in set(heads):
             snap = repo.snapshot(commit)
             refs |= _pointers(snap, [f"{MODELS_DIR}/{n}" for n in snap.list_dir(MODELS_DIR)])
@@ -96,8 +118,9 @@ def referenced_objects(repo: RegistryRepo, remote: Remote, *, branches: bool) ->
     return refs
 
 
-def remote_objects(remote: Remote, partial: list[str] | None = None,
-                   ages: dict[str, float] | None = None) -> dict[str, int | None]:
+def remote_objects(
+    remote: Remote, partial: list[str] | None = None, ages: dict[str, float] | None = None
+) -> dict[str, int | None]:
     """{md5: size} of every object in the remote's DVC 3 layout.
 
     Args:
@@ -108,7 +131,9 @@ def remote_objects(remote: Remote, partial: list[str] | None = None,
 
     base = f"{remote.root}/files/md5"
 
-    fs = getattr(remote.fs, "fs", remote.fs)  # the fsspec filesystem under DVC's wrapper lists with sizes
+    fs = getattr(
+        remote.fs, "fs", remote.fs
+    )  # the fsspec filesystem under DVC's wrapper lists with sizes
 
     def find() -> dict:
         try:
@@ -126,8 +151,11 @@ def remote_objects(remote: Remote, partial: list[str] | None = None,
             continue
         prefix, rest = parts[-2], parts[-1]
         md5 = prefix + rest
-        if len(prefix) == 2 and (len(md5) == 32 or (len(md5) == 36 and md5.endswith(".dir"))) \
-                and all(c in "0123456789abcdef" for c in md5.removesuffix(".dir")):
+        if (
+            len(prefix) == 2
+            and (len(md5) == 32 or (len(md5) == 36 and md5.endswith(".dir")))
+            and all(c in "0123456789abcdef" for c in md5.removesuffix(".dir"))
+        ):
             out[md5] = info.get("size")
             modified = _modified(info)
             if ages is not None and modified is not None:
@@ -139,7 +167,9 @@ def remote_objects(remote: Remote, partial: list[str] | None = None,
 
 def _modified(info: dict) -> float | None:
     """When an object was last written, in seconds since the epoch, from a file system's `info`."""
-    value = info.get("mtime", info.get("LastModified", info.get("last_modified", info.get("created"))))
+    value = info.get(
+        "mtime", info.get("LastModified", info.get("last_modified", info.get("created")))
+    )
     if value is None:
         return None
     if hasattr(value, "timestamp"):
@@ -153,8 +183,13 @@ def _modified(info: dict) -> float | None:
 DEFAULT_GRACE = {STAGING: 14 * 24 * 3600.0, PUBLIC: 0.0}
 
 
-def collect_garbage(repo: RegistryRepo, storage: Storage, remote_name: str = PUBLIC,
-                    apply: bool = False, grace: float | None = None) -> GcReport:
+def collect_garbage(
+    repo: RegistryRepo,
+    storage: Storage,
+    remote_name: str = PUBLIC,
+    apply: bool = False,
+    grace: float | None = None,
+) -> GcReport:
     """List (and with `apply`, remove) the objects of a remote that nothing refers to.
 
     Like git's prune expiry, an unreferenced object younger than `grace` seconds is kept (default:
@@ -181,16 +216,27 @@ def collect_garbage(repo: RegistryRepo, storage: Storage, remote_name: str = PUB
     unreferenced = sorted(md5 for md5 in objects if md5 not in refs)
     young = [m for m in unreferenced if grace > 0 and ages.get(m, 0.0) < grace]
     garbage = [m for m in unreferenced if m not in young]
-    report = GcReport(remote=remote_name, url=remote.url, applied=apply, objects=len(objects),
-                      referenced=len(refs), unreferenced=[GcObject(md5=m, size=objects[m]) for m in garbage],
-                      grace_seconds=grace, kept_young=[GcObject(md5=m, size=objects[m]) for m in young],
-                      partial=sorted(partial))
+    report = GcReport(
+        remote=remote_name,
+        url=remote.url,
+        applied=apply,
+        objects=len(objects),
+        referenced=len(refs),
+        unreferenced=[GcObject(md5=m, size=objects[m]) for m in garbage],
+        grace_seconds=grace,
+        kept_young=[GcObject(md5=m, size=objects[m]) for m in young],
+        partial=sorted(partial),
+    )
     if apply:
         for md5 in garbage:
-            with_retries(f"removing {md5} from remote '{remote_name}'",
-                         lambda m=md5: remote.fs.rm_file(remote.object_path(m)))
+            with_retries(
+                f"removing {md5} from remote '{remote_name}'",
+                lambda m=md5: remote.fs.rm_file(remote.object_path(m)),
+            )
             report.removed.append(md5)
         for path in partial:
-            with_retries(f"removing {path} from remote '{remote_name}'", lambda p=path: remote.fs.rm_file(p))
+            with_retries(
+                f"removing {path} from remote '{remote_name}'", lambda p=path: remote.fs.rm_file(p)
+            )
             report.removed.append(path)
     return report

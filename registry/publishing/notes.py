@@ -26,19 +26,22 @@ from pydantic import BaseModel, Field
 from registry.cards.schema import CARD_FILE, MODELS_DIR, ModelCard, format_size, load_card
 from registry.core.errors import CardError, RegistryError, UsageError
 from registry.core.repo import GitRevision, RegistryRepo, Snapshot
+from registry.core.semver import semver_key
 from registry.core.storage import PUBLIC, Storage, recorded_md5
 from registry.versions.tags import tagged_commits
-from registry.core.semver import semver_key
 
 # Metric names whose smaller values are better, when a card does not say `higher_is_better`.
 _LOWER_IS_BETTER = re.compile(
     r"(loss|error|err\b|\berr|latency|time|_ms\b|\bms\b|duration|wer|cer|mae|mse|rmse|perplexity|"
-    r"\bppl\b|fpr|fnr|eer|size|memory|flops|miss)", re.IGNORECASE)
+    r"\bppl\b|fpr|fnr|eer|size|memory|flops|miss)",
+    re.IGNORECASE,
+)
 # Card fields with their own section (or implied by the heading) rather than an old → new line.
 _NOT_FIELDS = {"version", "status", "metrics"}
 
 
 # --------------------------------------------------------------------------- versions
+
 
 def previous_version(versions: dict[str, str] | list[str], version: str) -> str | None:
     """The highest published version below `version`, or None for a first release."""
@@ -52,6 +55,7 @@ def normalize_version(text: str) -> str:
 
 
 # --------------------------------------------------------------------------- typed notes
+
 
 class FieldChange(BaseModel):
     """One card field whose value differs between the versions."""
@@ -132,20 +136,28 @@ class ReleaseNotes(BaseModel):
 
     name: str
     version: str
-    previous: str | None = Field(None, description="the version compared with; None for a first release")
+    previous: str | None = Field(
+        None, description="the version compared with; None for a first release"
+    )
     date: str | None = Field(None, description="date of the version's commit (YYYY-MM-DD)")
     first_release: bool
     task: str
     project: str
     description: str | None = None
     fields: list[FieldChange] = Field(default_factory=list)
-    config: list[FieldChange] = Field(default_factory=list, description="values of the config file that "
-                                      "differ (nested keys by dotted path)")
-    config_unreadable: str | None = Field(None, description="why the config files could not be compared")
+    config: list[FieldChange] = Field(
+        default_factory=list,
+        description="values of the config file that differ (nested keys by dotted path)",
+    )
+    config_unreadable: str | None = Field(
+        None, description="why the config files could not be compared"
+    )
     metrics: list[MetricDelta] = Field(default_factory=list)
     model: ModelDiff | None = None
     facts: ModelFacts | None = Field(None, description="the new version's structure")
-    model_unavailable: str | None = Field(None, description="why the model diff is missing, if it is")
+    model_unavailable: str | None = Field(
+        None, description="why the model diff is missing, if it is"
+    )
 
     @property
     def regressions(self) -> list[MetricDelta]:
@@ -153,6 +165,7 @@ class ReleaseNotes(BaseModel):
 
 
 # --------------------------------------------------------------------------- comparing
+
 
 def metric_direction(name: str, declared: bool | None) -> tuple[bool, bool]:
     """(higher_is_better, inferred) for a metric: the card's word, else a guess from its name."""
@@ -170,26 +183,61 @@ def compare_metrics(old: ModelCard | None, new: ModelCard) -> list[MetricDelta]:
         key = (m.name, m.dataset)
         seen.add(key)
         prev = before.get(key)
-        higher, inferred = metric_direction(m.name, m.higher_is_better if m.higher_is_better is not None
-                                            else (prev.higher_is_better if prev else None))
+        higher, inferred = metric_direction(
+            m.name,
+            m.higher_is_better
+            if m.higher_is_better is not None
+            else (prev.higher_is_better if prev else None),
+        )
         if prev is None:
-            out.append(MetricDelta(name=m.name, dataset=m.dataset, unit=m.unit, new=m.value,
-                                   higher_is_better=higher, direction_inferred=inferred, verdict="added"))
+            out.append(
+                MetricDelta(
+                    name=m.name,
+                    dataset=m.dataset,
+                    unit=m.unit,
+                    new=m.value,
+                    higher_is_better=higher,
+                    direction_inferred=inferred,
+                    verdict="added",
+                )
+            )
             continue
         delta = m.value - prev.value
-        percent = (delta / abs(prev.value) * 100) if prev.value and math.isfinite(prev.value) else None
+        percent = (
+            (delta / abs(prev.value) * 100) if prev.value and math.isfinite(prev.value) else None
+        )
         if math.isclose(delta, 0.0, abs_tol=1e-12):
             verdict = "unchanged"
         else:
             verdict = "improved" if (delta > 0) == higher else "regressed"
-        out.append(MetricDelta(name=m.name, dataset=m.dataset, unit=m.unit or prev.unit, old=prev.value,
-                               new=m.value, delta=delta, percent=percent, higher_is_better=higher,
-                               direction_inferred=inferred, verdict=verdict))
+        out.append(
+            MetricDelta(
+                name=m.name,
+                dataset=m.dataset,
+                unit=m.unit or prev.unit,
+                old=prev.value,
+                new=m.value,
+                delta=delta,
+                percent=percent,
+                higher_is_better=higher,
+                direction_inferred=inferred,
+                verdict=verdict,
+            )
+        )
     for key, prev in before.items():
         if key not in seen:
             higher, inferred = metric_direction(prev.name, prev.higher_is_better)
-            out.append(MetricDelta(name=prev.name, dataset=prev.dataset, unit=prev.unit, old=prev.value,
-                                   higher_is_better=higher, direction_inferred=inferred, verdict="removed"))
+            out.append(
+                MetricDelta(
+                    name=prev.name,
+                    dataset=prev.dataset,
+                    unit=prev.unit,
+                    old=prev.value,
+                    higher_is_better=higher,
+                    direction_inferred=inferred,
+                    verdict="removed",
+                )
+            )
     return out
 
 
@@ -206,9 +254,12 @@ def _show(value: Any) -> str | None:
     if value is None or value == [] or value == {}:
         return None
     if isinstance(value, list):
-        return ", ".join(_show(v) or "" if not isinstance(v, dict) else
-                         "{" + ", ".join(f"{k}: {x}" for k, x in v.items() if x not in (None, False)) + "}"
-                         for v in value)
+        return ", ".join(
+            _show(v) or ""
+            if not isinstance(v, dict)
+            else "{" + ", ".join(f"{k}: {x}" for k, x in v.items() if x not in (None, False)) + "}"
+            for v in value
+        )
     return str(value)
 
 
@@ -244,7 +295,11 @@ def config_changes(old: ModelVersion, new: ModelVersion) -> tuple[list[FieldChan
     changes = []
     for key in list(b) + [k for k in a if k not in b]:
         if _show(a.get(key)) != _show(b.get(key)):
-            changes.append(FieldChange(field=key or "(whole file)", old=_show(a.get(key)), new=_show(b.get(key))))
+            changes.append(
+                FieldChange(
+                    field=key or "(whole file)", old=_show(a.get(key)), new=_show(b.get(key))
+                )
+            )
     return changes, None
 
 
@@ -273,10 +328,14 @@ def _opset(summary) -> int | None:
 
 def facts_of(summary) -> ModelFacts:
     """ModelFacts from a `registry.formats.summary.GraphSummary`."""
-    return ModelFacts(inputs=[f"{t.name}: {_tensor_text(t)}" for t in summary.inputs],
-                      outputs=[f"{t.name}: {_tensor_text(t)}" for t in summary.outputs],
-                      opset=_opset(summary), op_counts=dict(summary.op_counts),
-                      parameters=summary.parameter_count, file_size=summary.file_size)
+    return ModelFacts(
+        inputs=[f"{t.name}: {_tensor_text(t)}" for t in summary.inputs],
+        outputs=[f"{t.name}: {_tensor_text(t)}" for t in summary.outputs],
+        opset=_opset(summary),
+        op_counts=dict(summary.op_counts),
+        parameters=summary.parameter_count,
+        file_size=summary.file_size,
+    )
 
 
 def _tensor_changes(old: list, new: list) -> list[TensorChange]:
@@ -284,7 +343,11 @@ def _tensor_changes(old: list, new: list) -> list[TensorChange]:
     b = {t.name: _tensor_text(t) for t in new}
     out = [TensorChange(name=n, change="added", new=b[n]) for n in b if n not in a]
     out += [TensorChange(name=n, change="removed", old=a[n]) for n in a if n not in b]
-    out += [TensorChange(name=n, change="changed", old=a[n], new=b[n]) for n in b if n in a and a[n] != b[n]]
+    out += [
+        TensorChange(name=n, change="changed", old=a[n], new=b[n])
+        for n in b
+        if n in a and a[n] != b[n]
+    ]
     return out
 
 
@@ -294,19 +357,28 @@ def diff_models(old, new, same_weights: bool = False) -> ModelDiff:
     return ModelDiff(
         inputs=_tensor_changes(old.inputs, new.inputs),
         outputs=_tensor_changes(old.outputs, new.outputs),
-        opset_old=_opset(old), opset_new=_opset(new),
-        ops=[OpCountChange(op=op, old=old.op_counts.get(op, 0), new=new.op_counts.get(op, 0))
-             for op in ops if old.op_counts.get(op, 0) != new.op_counts.get(op, 0)],
-        parameters_old=old.parameter_count, parameters_new=new.parameter_count,
-        size_old=old.file_size, size_new=new.file_size, same_weights=same_weights,
+        opset_old=_opset(old),
+        opset_new=_opset(new),
+        ops=[
+            OpCountChange(op=op, old=old.op_counts.get(op, 0), new=new.op_counts.get(op, 0))
+            for op in ops
+            if old.op_counts.get(op, 0) != new.op_counts.get(op, 0)
+        ],
+        parameters_old=old.parameter_count,
+        parameters_new=new.parameter_count,
+        size_old=old.file_size,
+        size_new=new.file_size,
+        same_weights=same_weights,
     )
 
 
 # --------------------------------------------------------------------------- versions to compare
 
+
 @dataclass
 class ModelVersion:
-    """One version of a model as notes see it: its card, the files it came with, where its weights are.
+    """One version of a model as notes see it: its card, the files it came with, where its weights
+    are.
 
     Args:
         card: the version's card.
@@ -354,13 +426,17 @@ def tagged_version(repo: RegistryRepo, name: str, version: str) -> ModelVersion:
     commit = tagged_commits(repo).get(name, {}).get(version)
     if commit is None:
         known = ", ".join(sorted(tagged_commits(repo).get(name, {}), key=semver_key)) or "none"
-        raise UsageError(f"{name} has no published version {version} (no tag {name}@v{version})",
-                         f"published versions: {known}")
+        raise UsageError(
+            f"{name} has no published version {version} (no tag {name}@v{version})",
+            f"published versions: {known}",
+        )
     snap = repo.snapshot(commit)
     card = card_at(snap, name)
     if card is None:
-        raise UsageError(f"the card of {name} at tag {name}@v{version} cannot be read",
-                         f"inspect it with: git show {name}@v{version}:models/{name}/model.yaml")
+        raise UsageError(
+            f"the card of {name} at tag {name}@v{version} cannot be read",
+            f"inspect it with: git show {name}@v{version}:models/{name}/model.yaml",
+        )
     return ModelVersion(card=card, snapshot=snap, remote=PUBLIC)
 
 
@@ -371,7 +447,10 @@ def _summary(version: ModelVersion, storage: Storage, workdir: Path):
     if md5 is None:
         raise RegistryError(f"no readable weights pointer {version.weights_pointer}")
     local = storage.remote(version.remote)
-    if getattr(local.fs, "protocol", None) == "local" or type(local.fs).__name__ == "LocalFileSystem":
+    if (
+        getattr(local.fs, "protocol", None) == "local"
+        or type(local.fs).__name__ == "LocalFileSystem"
+    ):
         path = Path(local.object_path(md5))  # read the object where it lies: no copy
         if not path.is_file():
             path = storage.fetch(md5, version.remote)
@@ -381,8 +460,13 @@ def _summary(version: ModelVersion, storage: Storage, workdir: Path):
     return summarize(path, md5=md5)
 
 
-def build_notes(new: ModelVersion, old: ModelVersion | None, storage: Storage | None,
-                *, workdir: Path | None = None) -> ReleaseNotes:
+def build_notes(
+    new: ModelVersion,
+    old: ModelVersion | None,
+    storage: Storage | None,
+    *,
+    workdir: Path | None = None,
+) -> ReleaseNotes:
     """Release notes of `new` compared with `old` (None: a first release).
 
     With `storage` None the model diff is left out (card and metrics only). A model that cannot
@@ -391,8 +475,13 @@ def build_notes(new: ModelVersion, old: ModelVersion | None, storage: Storage | 
     """
     card = new.card
     notes = ReleaseNotes(
-        name=card.name, version=card.version or "unversioned", previous=old.card.version if old else None,
-        date=new.date(), first_release=old is None, task=card.task.value, project=card.project,
+        name=card.name,
+        version=card.version or "unversioned",
+        previous=old.card.version if old else None,
+        date=new.date(),
+        first_release=old is None,
+        task=card.task.value,
+        project=card.project,
         description=card.description,
         fields=compare_fields(old.card, card) if old else [],
         metrics=compare_metrics(old.card if old else None, card),
@@ -409,23 +498,33 @@ def build_notes(new: ModelVersion, old: ModelVersion | None, storage: Storage | 
             notes.facts = facts_of(head)
             if old is not None:
                 base = _summary(old, storage, work)
-                notes.model = diff_models(base, head, same_weights=old.weights_md5() == new.weights_md5())
+                notes.model = diff_models(
+                    base, head, same_weights=old.weights_md5() == new.weights_md5()
+                )
         except RegistryError as e:
             notes.model_unavailable = e.message
     return notes
 
 
-def notes_between(repo: RegistryRepo, storage: Storage | None, name: str, to: str | None = None,
-                  from_: str | None = None) -> ReleaseNotes:
-    """Notes of published version `to` (default: the latest) against `from_` (default: the one before).
+def notes_between(
+    repo: RegistryRepo,
+    storage: Storage | None,
+    name: str,
+    to: str | None = None,
+    from_: str | None = None,
+) -> ReleaseNotes:
+    """Notes of published version `to` (default: the latest) against `from_` (default: the one
+    before).
 
     Raises:
         UsageError: unknown model or version, or `from_` not older than `to`.
     """
     versions = tagged_commits(repo).get(name, {})
     if not versions:
-        raise UsageError(f"{name} has no published versions (no {name}@v* tags)",
-                         "notes compare published versions; see `git tag -l '{name}@v*'`")
+        raise UsageError(
+            f"{name} has no published versions (no {name}@v* tags)",
+            "notes compare published versions; see `git tag -l '{name}@v*'`",
+        )
     to = normalize_version(to) if to else max(versions, key=semver_key)
     new = tagged_version(repo, name, to)
     if from_ is None:
@@ -441,7 +540,8 @@ def notes_between(repo: RegistryRepo, storage: Storage | None, name: str, to: st
 
 # --------------------------------------------------------------------------- rendering
 
-@functools.lru_cache(maxsize=None)
+
+@functools.cache
 def notes_template():
     """The compiled release-notes template (compiled once per process)."""
     return _environment().get_template("release_notes.md.j2")
@@ -450,12 +550,19 @@ def notes_template():
 def _environment():
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.PackageLoader("registry", "templates"),
-                             autoescape=False, trim_blocks=True, lstrip_blocks=True,
-                             keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("registry", "templates"),
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
     env.filters["size"] = format_size
     env.filters["num"] = _num
-    env.filters["signed"] = lambda v, unit=None: ("+" if v > 0 else "") + _num(v) + (f" {unit}" if unit else "")
+    env.filters["signed"] = lambda v, unit=None: (
+        ("+" if v > 0 else "") + _num(v) + (f" {unit}" if unit else "")
+    )
     env.filters["pct"] = lambda v: "" if v is None else f" ({'+' if v > 0 else ''}{v:.1f}%)"
     env.filters["code"] = lambda v: f"`{v}`"
     env.filters["verdict"] = _verdict

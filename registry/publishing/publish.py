@@ -20,29 +20,29 @@ overwrite an existing tag, and a tag that already exists on another commit is ne
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Literal, TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
-from registry.cards.schema import CARD_FILE, MODELS_DIR, ModelCard, read_card
-from registry.core.errors import CardError, GitError, RegistryError, StorageError
 from registry.cards.lifecycle import Operation, classify, publishes
 from registry.cards.model_files import model_files
+from registry.cards.schema import CARD_FILE, MODELS_DIR, ModelCard, read_card
+from registry.core.errors import CardError, GitError, RegistryError, StorageError
+from registry.core.git import create_tag, local_tag_commit, push_tag, remote_tags, run_git
 from registry.core.repo import GitRevision, RegistryRepo
-from registry.core.git import run_git
-from registry.core.storage import PUBLIC, STAGING, Pointer, Storage
-from registry.core.git import create_tag, local_tag_commit, push_tag, remote_tags
-from registry.core.transfer import copy_object, verify_object
-from registry.versions.tags import deregistration_tag
-from registry.versions.tags import tagged_commits
 from registry.core.semver import semver_key
+from registry.core.storage import PUBLIC, STAGING, Pointer, Storage
+from registry.core.transfer import copy_object, verify_object
+from registry.versions.tags import deregistration_tag, tagged_commits
 
 T = TypeVar("T")
 
 
 # --------------------------------------------------------------------------- typed results
+
 
 class PublishOptions(BaseModel):
     """What to publish and where."""
@@ -53,8 +53,12 @@ class PublishOptions(BaseModel):
     remote_name: str = Field("origin", description="git remote that receives the tags")
     source: str = Field(STAGING, description="DVC remote the objects are copied from")
     target: str = Field(PUBLIC, description="DVC remote the objects are copied to")
-    changelog: bool = Field(True, description="add the notes to models/<name>/CHANGELOG.md in the working tree")
-    notes_dir: Path | None = Field(None, description="also write each new version's notes to <dir>/<tag>.md")
+    changelog: bool = Field(
+        True, description="add the notes to models/<name>/CHANGELOG.md in the working tree"
+    )
+    notes_dir: Path | None = Field(
+        None, description="also write each new version's notes to <dir>/<tag>.md"
+    )
 
 
 class ObjectCopy(BaseModel):
@@ -63,9 +67,12 @@ class ObjectCopy(BaseModel):
     path: str = Field(description="the tracked file, repository-relative")
     md5: str
     size: int | None
-    action: Literal["copied", "present"] = Field(description="copied in this run, or already on the remote")
+    action: Literal["copied", "present"] = Field(
+        description="copied in this run, or already on the remote"
+    )
     verified: Literal["md5+size", "size"] = Field(
-        description="md5+size: read back from the remote and hashed; size: the remote's stat only")
+        description="md5+size: read back from the remote and hashed; size: the remote's stat only"
+    )
 
 
 class Failure(BaseModel):
@@ -76,19 +83,32 @@ class Failure(BaseModel):
     exit_code: int
 
 
-Action = Literal["published", "already-published", "deprecated", "already-deprecated",
-                 "deleted", "nothing", "failed"]
+Action = Literal[
+    "published",
+    "already-published",
+    "deprecated",
+    "already-deprecated",
+    "deleted",
+    "nothing",
+    "failed",
+]
 
 
 class ModelPublish(BaseModel):
     """What publishing did for one model."""
 
     name: str
-    operation: str = Field(description="lifecycle operation of the merge: publish, update, unpublish, delete, edit…")
+    operation: str = Field(
+        description="lifecycle operation of the merge: publish, update, unpublish, delete, edit…"
+    )
     version: str | None = None
-    tag: str | None = Field(None, description="the version tag (or the deregistration tag for unpublish)")
-    withdrawn: list[str] = Field(default_factory=list, description="unpublish: the deregistration tag of "
-                                                                     "every version, oldest first")
+    tag: str | None = Field(
+        None, description="the version tag (or the deregistration tag for unpublish)"
+    )
+    withdrawn: list[str] = Field(
+        default_factory=list,
+        description="unpublish: the deregistration tag of every version, oldest first",
+    )
     action: Action = "nothing"
     objects: list[ObjectCopy] = Field(default_factory=list)
     tag_created: bool = Field(False, description="the tag was created in this run")
@@ -101,8 +121,12 @@ class ModelPublish(BaseModel):
 
     @property
     def changed(self) -> bool:
-        return (self.tag_created or self.tag_pushed or self.changelog_updated
-                or any(o.action == "copied" for o in self.objects))
+        return (
+            self.tag_created
+            or self.tag_pushed
+            or self.changelog_updated
+            or any(o.action == "copied" for o in self.objects)
+        )
 
 
 class PublishReport(BaseModel):
@@ -112,9 +136,13 @@ class PublishReport(BaseModel):
     head: str
     models: list[ModelPublish] = Field(default_factory=list)
     changed: bool = Field(False, description="anything was copied, tagged, pushed or written")
-    changelog_files: list[str] = Field(default_factory=list, description="CHANGELOG.md files updated")
-    releases: list[dict] = Field(default_factory=list,
-                                 description="{tag, name, version, notes} of each version published by this merge")
+    changelog_files: list[str] = Field(
+        default_factory=list, description="CHANGELOG.md files updated"
+    )
+    releases: list[dict] = Field(
+        default_factory=list,
+        description="{tag, name, version, notes} of each version published by this merge",
+    )
 
     @property
     def failed(self) -> list[ModelPublish]:
@@ -122,6 +150,7 @@ class PublishReport(BaseModel):
 
 
 # --------------------------------------------------------------------------- objects
+
 
 class _Background:
     """A function running in a daemon thread; `result()` waits for it and raises what it raised."""
@@ -147,18 +176,24 @@ class _Background:
 
 
 def _warm_imports() -> _Background:
-    """Import what the release notes need (jinja2, the graph summary) and compile their template in a background thread.
+    """Import what the release notes need (jinja2, the graph summary) and compile their template in
+    a background thread.
 
     Started as the objects' copy begins: the copy and its read-back spend their time in the kernel
     and in hashlib with the GIL released, so these imports then cost little wall time. An import
     that fails here fails again, with its real error, where the module is used.
     """
+
     def load() -> None:
         import importlib
 
         try:
-            for module in ("registry.publishing.notes", "registry.formats.summary", "jinja2",
-                           "registry.publishing.changelog"):
+            for module in (
+                "registry.publishing.notes",
+                "registry.formats.summary",
+                "jinja2",
+                "registry.publishing.changelog",
+            ):
                 importlib.import_module(module)
             from registry.publishing.notes import notes_template
 
@@ -170,7 +205,8 @@ def _warm_imports() -> _Background:
 
 
 def version_objects(snapshot, name: str, card: ModelCard) -> list[tuple[str, Pointer]]:
-    """Every object a version consists of: (tracked path, pointer) for each `.dvc` file in its folder,
+    """Every object a version consists of: (tracked path, pointer) for each `.dvc` file in its
+    folder,
     resolved by `registry.cards.model_files` exactly as the bot resolved them.
 
     Raises:
@@ -181,9 +217,11 @@ def version_objects(snapshot, name: str, card: ModelCard) -> list[tuple[str, Poi
     files.require_usable("cannot publish")
     if files.pointer_of(card.weights) is None:
         folder = files.folder
-        raise CardError(f"{folder}/{card.weights}.dvc is missing: the weights of {name} are not tracked by DVC",
-                        f"run: dvc add {folder}/{card.weights} && dvc push -r staging",
-                        path=f"{folder}/{card.weights}.dvc")
+        raise CardError(
+            f"{folder}/{card.weights}.dvc is missing: the weights of {name} are not tracked by DVC",
+            f"run: dvc add {folder}/{card.weights} && dvc push -r staging",
+            path=f"{folder}/{card.weights}.dvc",
+        )
     return [(t.path, t.pointer) for t in sorted(files.tracked.values(), key=lambda t: t.path)]
 
 
@@ -191,6 +229,7 @@ def version_objects(snapshot, name: str, card: ModelCard) -> list[tuple[str, Poi
 
 
 # --------------------------------------------------------------------------- the run
+
 
 class Publisher:
     """Publishes the versions of one merge. See the module docstring for the order of steps.
@@ -203,11 +242,17 @@ class Publisher:
 
     def __init__(self, repo: RegistryRepo, options: PublishOptions, storage: Storage | None = None):
         self.repo, self.options = repo, options
-        # DVC's configuration and file systems are opened in a thread while git is asked what changed
+        # DVC's configuration and file systems are opened in a thread while git is asked what
+        # changed
         self._storage = storage
         # the remotes as the merge's base names them: a merged pull request cannot re-point them
-        self._opening = None if storage else _Background(lambda: Storage.at_revision(repo.root, options.base),
-                                                         "registry-open-storage")
+        self._opening = (
+            None
+            if storage
+            else _Background(
+                lambda: Storage.at_revision(repo.root, options.base), "registry-open-storage"
+            )
+        )
         self.base = GitRevision(repo.git, options.base)
         self.head = GitRevision(repo.git, options.head)
         self._warming: _Background | None = None
@@ -243,17 +288,25 @@ class Publisher:
                 if (head_loaded and head_card is None) or (base_loaded and base_card is None):
                     bad = head_loaded if head_card is None and head_loaded else base_loaded
                     first = bad.findings[0] if bad.findings else None
-                    raise CardError(f"the card of {name} is not valid: {first.message if first else 'see registry check'}",
-                                    "fix it in a pull request; `registry check` says what is wrong",
-                                    path=f"{MODELS_DIR}/{name}/{CARD_FILE}", line=first.line if first else None)
+                    raise CardError(
+                        f"the card of {name} is not valid: "
+                        f"{first.message if first else 'see registry check'}",
+                        "fix it in a pull request; `registry check` says what is wrong",
+                        path=f"{MODELS_DIR}/{name}/{CARD_FILE}",
+                        line=first.line if first else None,
+                    )
                 change = classify(base_card, head_card)
                 result.operation = change.operation.value
-                if not change.allowed:  # the bot refuses these; a merge that bypassed it fails here, loudly
-                    raise CardError(f"{name} was not published: the merge asks for a change the lifecycle "
-                                    f"does not allow ({change.reason})",
-                                    "this change should have been stopped by `registry check`; "
-                                    "fix the card's status in a new pull request",
-                                    path=f"{MODELS_DIR}/{name}/{CARD_FILE}")
+                if (
+                    not change.allowed
+                ):  # the bot refuses these; a merge that bypassed it fails here, loudly
+                    raise CardError(
+                        f"{name} was not published: the merge asks for a change the lifecycle "
+                        f"does not allow ({change.reason})",
+                        "this change should have been stopped by `registry check`; "
+                        "fix the card's status in a new pull request",
+                        path=f"{MODELS_DIR}/{name}/{CARD_FILE}",
+                    )
                 if publishes(change):
                     self._publish_version(name, head_card, result, report)
                 elif change.operation is Operation.unpublish:
@@ -261,13 +314,17 @@ class Publisher:
                 elif change.operation is Operation.delete:
                     result.action = "deleted"
                     result.version = base_card.version if base_card else None
-                    result.message = ("removed from the default branch; storage and tags are kept "
-                                      "(`registry gc` lists objects no version references)")
+                    result.message = (
+                        "removed from the default branch; storage and tags are kept "
+                        "(`registry gc` lists objects no version references)"
+                    )
                 else:
                     result.message = f"{change.operation.value}: nothing to publish"
             except RegistryError as e:
                 result.action = "failed"
-                result.error = Failure(message=str(e).split("\n  hint:")[0], hint=e.hint, exit_code=e.exit_code)
+                result.error = Failure(
+                    message=str(e).split("\n  hint:")[0], hint=e.hint, exit_code=e.exit_code
+                )
             report.models.append(result)
             if result.changed:
                 report.changed = True
@@ -276,25 +333,39 @@ class Publisher:
 
     # -- publish / update
 
-    def _publish_version(self, name: str, card: ModelCard, result: ModelPublish, report: PublishReport) -> None:
-        from registry.publishing.notes import ModelVersion, build_notes, previous_version, render_notes, tagged_version
+    def _publish_version(
+        self, name: str, card: ModelCard, result: ModelPublish, report: PublishReport
+    ) -> None:
+        from registry.publishing.notes import (
+            ModelVersion,
+            build_notes,
+            previous_version,
+            render_notes,
+            tagged_version,
+        )
 
         opts, root, head = self.options, self.repo.root, self.head.rev
         tag = card.tag
         result.version, result.tag = card.version, tag
         local = local_tag_commit(root, tag)
         if local and local != head:
-            raise GitError(f"tag {tag} already exists on commit {local[:10]}, not on the merge {head[:10]}: "
-                           "a published version is never re-tagged",
-                           f"publish a new version: raise `version` in models/{name}/model.yaml")
+            raise GitError(
+                f"tag {tag} already exists on commit {local[:10]}, not on the merge {head[:10]}: "
+                "a published version is never re-tagged",
+                f"publish a new version: raise `version` in models/{name}/model.yaml",
+            )
         on_remote = remote_tags(root, opts.remote_name, tag).get(tag) if opts.push else None
         if on_remote and on_remote != head:
-            raise GitError(f"tag {tag} already exists on git remote '{opts.remote_name}' at commit "
-                           f"{on_remote[:10]}, not at the merge {head[:10]}: a published version is never re-tagged",
-                           f"publish a new version: raise `version` in models/{name}/model.yaml")
+            raise GitError(
+                f"tag {tag} already exists on git remote '{opts.remote_name}' at commit "
+                f"{on_remote[:10]}, not at the merge {head[:10]}: a published version is never "
+                f"re-tagged",
+                f"publish a new version: raise `version` in models/{name}/model.yaml",
+            )
         done = on_remote == head if opts.push else local == head
 
-        # 1. objects: copy what public lacks, then verify (read back unless the version is already out)
+        # 1. objects: copy what public lacks, then verify (read back unless the version is already
+        # out)
         src, dst = self.storage.remote(opts.source), self.storage.remote(opts.target)
         unchecked: list[ObjectCopy] = []  # copied or present, not yet read back
         if self._warming is None:  # while the copy keeps the GIL free
@@ -303,23 +374,30 @@ class Publisher:
             try:
                 have = dst.object_size(ptr.md5)
             except PermissionError as e:
-                raise StorageError(f"remote '{dst.name}' ({dst.url}) refused access while looking up {ptr.md5} "
-                                   f"({path}): {e}", f"check the credentials and permissions of remote '{dst.name}'"
-                                   ) from None
+                raise StorageError(
+                    f"remote '{dst.name}' ({dst.url}) refused access while looking up {ptr.md5} "
+                    f"({path}): {e}",
+                    f"check the credentials and permissions of remote '{dst.name}'",
+                ) from None
             action, checked = "present", False
             if have is not None and ptr.size is not None and have != ptr.size:
-                # never overwritten: it may be another version's object, and it is not ours to replace
-                raise StorageError(f"remote '{dst.name}' already holds {have:,} bytes for object {ptr.md5} "
-                                   f"({path}), but the pointer records {ptr.size:,} bytes; publish never "
-                                   "overwrites or removes an object it did not write",
-                                   f"a maintainer must inspect {dst.object_path(ptr.md5)} on remote "
-                                   f"'{dst.name}' (compare its md5 with the pointer) before publishing again")
+                # never overwritten: it may be another version's object, and it is not ours to
+                # replace
+                raise StorageError(
+                    f"remote '{dst.name}' already holds {have:,} bytes for object {ptr.md5} "
+                    f"({path}), but the pointer records {ptr.size:,} bytes; publish never "
+                    "overwrites or removes an object it did not write",
+                    f"a maintainer must inspect {dst.object_path(ptr.md5)} on remote "
+                    f"'{dst.name}' (compare its md5 with the pointer) before publishing again",
+                )
             if have is None:
                 dst.remove_partial(ptr.md5)  # what a killed copy of an earlier run left
                 checked = copy_object(self.storage, src, dst, ptr.md5, path, ptr.size)
                 action = "copied"
             verified = "size" if done and action == "present" else "md5+size"
-            result.objects.append(ObjectCopy(path=path, md5=ptr.md5, size=ptr.size, action=action, verified=verified))
+            result.objects.append(
+                ObjectCopy(path=path, md5=ptr.md5, size=ptr.size, action=action, verified=verified)
+            )
             if verified == "md5+size" and not checked:
                 unchecked.append(result.objects[-1])
 
@@ -327,16 +405,23 @@ class Publisher:
         # the objects are read back: hashing runs with the GIL released, so the two overlap
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="registry-verify") as pool:
             verifying = pool.submit(lambda: [verify_object(dst, o.md5, o.size) for o in unchecked])
-            versions = {v: c for v, c in tagged_commits(self.repo).get(name, {}).items() if v != card.version}
+            versions = {
+                v: c
+                for v, c in tagged_commits(self.repo).get(name, {}).items()
+                if v != card.version
+            }
             prev = previous_version(versions, card.version)
             old = tagged_version(self.repo, name, prev) if prev else None
-            notes = build_notes(ModelVersion(card=card, snapshot=self.head, remote=opts.target), old, self.storage)
+            notes = build_notes(
+                ModelVersion(card=card, snapshot=self.head, remote=opts.target), old, self.storage
+            )
             result.notes = render_notes(notes)
             verifying.result()  # a verification failure stops the publish here, before any tag
 
         # 3. the tag, on the merge commit
         if local is None and on_remote == head:
-            # published from this commit already (another clone): take that very tag, make no new one
+            # published from this commit already (another clone): take that very tag, make no new
+            # one
             run_git(root, "fetch", "-q", opts.remote_name, f"refs/tags/{tag}:refs/tags/{tag}")
         elif local is None:
             create_tag(root, tag, head, result.notes)
@@ -346,9 +431,14 @@ class Publisher:
         if opts.push and on_remote is None:
             for obj in result.objects:
                 if dst.object_size(obj.md5) is None:
-                    raise StorageError(f"object {obj.md5} ({obj.path}) disappeared from remote '{dst.name}' "
-                                       f"before {tag} was pushed", "re-run `registry publish`")
-            result.tag_pushed = push_tag(root, opts.remote_name, tag, head, created_here=result.tag_created)
+                    raise StorageError(
+                        f"object {obj.md5} ({obj.path}) disappeared from remote '{dst.name}' "
+                        f"before {tag} was pushed",
+                        "re-run `registry publish`",
+                    )
+            result.tag_pushed = push_tag(
+                root, opts.remote_name, tag, head, created_here=result.tag_created
+            )
 
         # 5. changelog and release notes for the workflow
         if opts.changelog and (root / MODELS_DIR / name).is_dir():
@@ -363,9 +453,14 @@ class Publisher:
 
             write_regular(opts.notes_dir / f"{tag}.md", result.notes.encode("utf-8"))
         result.action = "already-published" if not result.changed else "published"
-        result.message = (f"{tag} was already published; nothing to do" if not result.changed
-                          else f"published {tag}")
-        report.releases.append({"tag": tag, "name": name, "version": card.version, "notes": result.notes})
+        result.message = (
+            f"{tag} was already published; nothing to do"
+            if not result.changed
+            else f"published {tag}"
+        )
+        report.releases.append(
+            {"tag": tag, "name": name, "version": card.version, "notes": result.notes}
+        )
 
     # -- unpublish
 
@@ -376,8 +471,10 @@ class Publisher:
         result.version = version
         versions = tagged_commits(self.repo).get(name, {})
         if version is None or version not in versions:
-            raise GitError(f"{name} asks to be unpublished, but version {version} has no tag {name}@v{version}",
-                           "only a published (tagged) version can be withdrawn; check `git tag -l`")
+            raise GitError(
+                f"{name} asks to be unpublished, but version {version} has no tag {name}@v{version}",
+                "only a published (tagged) version can be withdrawn; check `git tag -l`",
+            )
         done, kept = [], []
         for v in sorted(versions, key=semver_key):
             tag, created, pushed = self._withdraw(name, v, versions[v])
@@ -393,11 +490,14 @@ class Publisher:
             result.message = f"{name} {shown} were already withdrawn; public objects kept"
             return
         result.action = "deprecated"
-        result.message = (f"withdrew {name} {', '.join(done)} ({', '.join(result.withdrawn)}); "
-                          "its public objects are kept for pinned consumers")
+        result.message = (
+            f"withdrew {name} {', '.join(done)} ({', '.join(result.withdrawn)}); "
+            "its public objects are kept for pinned consumers"
+        )
 
     def _withdraw(self, name: str, version: str, commit: str) -> tuple[str, bool, bool]:
-        """The deregistration tag of one version, created and pushed when missing: (tag, created, pushed)."""
+        """The deregistration tag of one version, created and pushed when missing: (tag, created,
+        pushed)."""
         opts, root = self.options, self.repo.root
         pattern = f"{name}@v{version}!#*"
         existing = run_git(root, "tag", "-l", pattern).split()
@@ -408,15 +508,28 @@ class Publisher:
         if existing:
             tag = existing[0]
         else:
-            tag = deregistration_tag(name, version, run_git(root, "tag", "-l", f"{name}@*", f"{name}#*").split())
-            create_tag(root, tag, commit, f"Unpublish {name} v{version}: status set to offline in "
-                                          f"{self.head.rev[:10]}. The version's files stay available.\n")
+            tag = deregistration_tag(
+                name, version, run_git(root, "tag", "-l", f"{name}@*", f"{name}#*").split()
+            )
+            create_tag(
+                root,
+                tag,
+                commit,
+                f"Unpublish {name} v{version}: status set to offline in "
+                f"{self.head.rev[:10]}. The version's files stay available.\n",
+            )
             created = True
-        pushed = push_tag(root, opts.remote_name, tag, commit, created_here=created) if opts.push else False
+        pushed = (
+            push_tag(root, opts.remote_name, tag, commit, created_here=created)
+            if opts.push
+            else False
+        )
         return tag, created, pushed
 
 
-def publish(repo: RegistryRepo, options: PublishOptions, storage: Storage | None = None) -> PublishReport:
+def publish(
+    repo: RegistryRepo, options: PublishOptions, storage: Storage | None = None
+) -> PublishReport:
     """Publish what the merge `options.base..options.head` asks for. See `Publisher`."""
     return Publisher(repo, options, storage).run()
 
@@ -434,8 +547,12 @@ def render_report(report: PublishReport) -> str:
         for o in m.objects:
             lines.append(f"  {o.action:8} {o.path} ({o.md5}, verified {o.verified})")
         if m.tag_created or m.tag_pushed:
-            lines.append(f"  tag {m.tag}: " + ", ".join(x for x, y in (("created", m.tag_created),
-                                                                      ("pushed", m.tag_pushed)) if y))
+            lines.append(
+                f"  tag {m.tag}: "
+                + ", ".join(
+                    x for x, y in (("created", m.tag_created), ("pushed", m.tag_pushed)) if y
+                )
+            )
         if m.changelog_updated:
             lines.append(f"  updated {m.changelog}")
     if not report.models:

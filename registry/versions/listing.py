@@ -2,7 +2,8 @@
 
 Cards come from the working tree (plain file reads) or, for a revision, from the object database
 through one `git cat-file --batch` process; versions come from one `git for-each-ref`
-(`registry.versions.tags`). Nothing walks history, so a registry of 1,000 models and 10,000 tags lists
+(`registry.versions.tags`). Nothing walks history, so a registry of 1,000 models and 10,000 tags
+lists
 in a fraction of a second.
 """
 
@@ -13,19 +14,30 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from registry.cards.bulk import CardRecord, read_cards
 from registry.cards.schema import ModelCard, Status, format_size
 from registry.core.errors import UsageError
-from registry.versions.tags import StrayTag, Version, confirm_versions, latest, read_versions, resolve, tag_message, withdraw_offline
 from registry.core.git import run_git
-from registry.cards.bulk import CardRecord, read_cards
+from registry.versions.tags import (
+    StrayTag,
+    Version,
+    confirm_versions,
+    latest,
+    read_versions,
+    resolve,
+    tag_message,
+    withdraw_offline,
+)
 
 
 class ModelSummary(BaseModel):
     """One line of `registry list`."""
 
     name: str
-    state: str = Field(description="the card's status, 'invalid' when the card does not validate, "
-                                   "'deleted' when only tags remain")
+    state: str = Field(
+        description="the card's status, 'invalid' when the card does not validate, "
+        "'deleted' when only tags remain"
+    )
     latest: str | None = Field(None, description="the version NAME@latest resolves to")
     versions: int = Field(0, description="number of published versions (withdrawn included)")
     task: str | None = None
@@ -37,21 +49,32 @@ class ModelDetails(BaseModel):
 
     name: str
     state: str
-    card: ModelCard | None = Field(None, description="the card at the shown version's tag, else at HEAD")
+    card: ModelCard | None = Field(
+        None, description="the card at the shown version's tag, else at HEAD"
+    )
     card_problem: str | None = None
-    shown_version: str | None = Field(None, description="the version whose card and notes are shown")
+    shown_version: str | None = Field(
+        None, description="the version whose card and notes are shown"
+    )
     latest: str | None = None
     versions: list[Version] = Field(default_factory=list)
     notes: str = Field("", description="release notes of the shown version (its tag message)")
-    pull: list[str] = Field(default_factory=list, description="commands that fetch the shown version")
-    stray: list[StrayTag] = Field(default_factory=list, description="version tags the publish workflow did not "
-                                  "make (off the default branch, or the card there disagrees): never versions")
+    pull: list[str] = Field(
+        default_factory=list, description="commands that fetch the shown version"
+    )
+    stray: list[StrayTag] = Field(
+        default_factory=list,
+        description="version tags the publish workflow did not "
+        "make (off the default branch, or the card there disagrees): never versions",
+    )
 
 
 # --------------------------------------------------------------------------- bulk card reading
 
 
-def model_versions(table: dict[str, list[Version]], record: CardRecord | None, name: str) -> list[Version]:
+def model_versions(
+    table: dict[str, list[Version]], record: CardRecord | None, name: str
+) -> list[Version]:
     """A model's versions with the card's offline state applied."""
     versions = table.get(name, [])
     if record is not None and record.card is not None and record.card.status is Status.offline:
@@ -61,8 +84,15 @@ def model_versions(table: dict[str, list[Version]], record: CardRecord | None, n
 
 # --------------------------------------------------------------------------- list
 
-def list_models(root: str | Path, *, task: str | None = None, project: str | None = None,
-                state: str | None = None, rev: str | None = None) -> list[ModelSummary]:
+
+def list_models(
+    root: str | Path,
+    *,
+    task: str | None = None,
+    project: str | None = None,
+    state: str | None = None,
+    rev: str | None = None,
+) -> list[ModelSummary]:
     """Every model with its state, latest version and task, filtered (all filters must match).
 
     Args:
@@ -71,16 +101,26 @@ def list_models(root: str | Path, *, task: str | None = None, project: str | Non
         rev: read cards at this revision instead of the working tree.
     """
     if state is not None and state not in {s.value for s in Status} | {"invalid"}:
-        raise UsageError(f"unknown state '{state}'",
-                         "states: " + ", ".join(s.value for s in Status) + ", invalid")
+        raise UsageError(
+            f"unknown state '{state}'",
+            "states: " + ", ".join(s.value for s in Status) + ", invalid",
+        )
     cards = read_cards(root, rev)
     table = read_versions(root)
     rows, doubtful = [], {}
     for name, rec in cards.items():
         c = rec.card
-        row = ModelSummary(name=name, state=c.status.value if c else "invalid",
-                           task=c.task.value if c else None, project=c.project if c else None)
-        if (task and row.task != task) or (project and row.project != project) or (state and row.state != state):
+        row = ModelSummary(
+            name=name,
+            state=c.status.value if c else "invalid",
+            task=c.task.value if c else None,
+            project=c.project if c else None,
+        )
+        if (
+            (task and row.task != task)
+            or (project and row.project != project)
+            or (state and row.state != state)
+        ):
             continue
         versions = model_versions(table, rec, name)
         found = latest(versions)
@@ -97,8 +137,11 @@ def list_models(root: str | Path, *, task: str | None = None, project: str | Non
 def _confirm_latest(root: str | Path, table: dict[str, list[Version]], doubtful: dict) -> None:
     """Latest versions the current card does not name are confirmed against their tags' commits
     (on the default branch, card publishing that version); stray tags are dropped, so a tag pushed
-    by hand never shows as latest. The common case, the card naming its latest version, costs nothing."""
-    kept, _ = confirm_versions(root, [v for name in doubtful for v in table.get(name, [])])  # one git pass
+    by hand never shows as latest. The common case, the card naming its latest version, costs
+    nothing."""
+    kept, _ = confirm_versions(
+        root, [v for name in doubtful for v in table.get(name, [])]
+    )  # one git pass
     confirmed: dict[str, list[Version]] = {}
     for v in kept:
         confirmed.setdefault(v.name, []).append(v)
@@ -111,8 +154,10 @@ def _confirm_latest(root: str | Path, table: dict[str, list[Version]], doubtful:
 
 # --------------------------------------------------------------------------- show
 
+
 def show_model(root: str | Path, name: str, version: str | None = None) -> ModelDetails:
-    """A model's details: card, state, versions with dates and withdrawn marks, notes, pull commands.
+    """A model's details: card, state, versions with dates and withdrawn marks, notes, pull
+    commands.
 
     Args:
         root: a clone of the registry.
@@ -128,7 +173,9 @@ def show_model(root: str | Path, name: str, version: str | None = None) -> Model
     table[name], stray = confirm_versions(root, table.get(name, []))
     versions = model_versions(table, head, name)
     if head is None and not versions and not stray:
-        raise UsageError(f"no model named '{name}'", "see `registry list` for the models in this registry")
+        raise UsageError(
+            f"no model named '{name}'", "see `registry list` for the models in this registry"
+        )
     state = "deleted" if head is None else (head.card.status.value if head.card else "invalid")
     chosen = resolve({name: versions}, name, version) if version else latest(versions)
     details = ModelDetails(name=name, state=state, versions=versions, stray=stray)
@@ -146,7 +193,9 @@ def show_model(root: str | Path, name: str, version: str | None = None) -> Model
     return details
 
 
-def pull_commands(name: str, version: str, repo_url: str, targets: list[str] | tuple = ()) -> list[str]:
+def pull_commands(
+    name: str, version: str, repo_url: str, targets: list[str] | tuple = ()
+) -> list[str]:
     """The ways to fetch one version: registry pull, git checkout + dvc pull, dvc artifacts get, and
     `registry pull --target` for the device package of each target the card lists."""
     return [
@@ -171,11 +220,19 @@ def render_details(d: ModelDetails) -> str:
         if c.description:
             lines.append(f"  {c.description.strip().splitlines()[0]}")
         source = "this repository" if c.source.is_self else c.source.repo
-        lines.append(f"  source: {source}" + (f", {c.source.path}" if c.source.path else "")
-                     + (f" @ {c.source.commit}" if c.source.commit else ""))
-        lines.append(f"  config: {c.config}   weights: {c.weights}"
-                     + (f"   size: {format_size(c.size_bytes)} ({c.size_bytes:,} bytes)"
-                        if c.size_bytes is not None else ""))
+        lines.append(
+            f"  source: {source}"
+            + (f", {c.source.path}" if c.source.path else "")
+            + (f" @ {c.source.commit}" if c.source.commit else "")
+        )
+        lines.append(
+            f"  config: {c.config}   weights: {c.weights}"
+            + (
+                f"   size: {format_size(c.size_bytes)} ({c.size_bytes:,} bytes)"
+                if c.size_bytes is not None
+                else ""
+            )
+        )
         for m in c.metrics:
             lines.append(f"  metric: {m.name} = {m.value:g}{m.unit or ''} on {m.dataset}")
         if c.owners:
@@ -188,20 +245,26 @@ def render_details(d: ModelDetails) -> str:
         for v in reversed(d.versions):
             mark = f"  withdrawn ({v.withdrawn_by})" if v.withdrawn else ""
             here = " *" if v.version == d.shown_version else "  "
-            lines.append(f" {here}{v.version:<14} {v.date.strftime('%Y-%m-%d %H:%M')}  {v.commit[:8]}{mark}")
+            lines.append(
+                f" {here}{v.version:<14} {v.date.strftime('%Y-%m-%d %H:%M')}  {v.commit[:8]}{mark}"
+            )
     else:
         lines.append("versions: none published")
     if d.stray:
         lines += ["", "stray tags (not versions; tell the registry's maintainers):"]
         lines += [f"  {t.tag}: {t.reason}" for t in d.stray]
     if d.notes:
-        lines += ["", f"release notes of {d.shown_version}:"] + [f"  {x}" for x in d.notes.splitlines()]
+        lines += ["", f"release notes of {d.shown_version}:"] + [
+            f"  {x}" for x in d.notes.splitlines()
+        ]
     if d.pull:
         lines += ["", f"get {d.name} {d.shown_version}:"] + [f"  {x}" for x in d.pull]
     return "\n".join(printable(line) for line in lines)
 
 
-_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+)
 
 
 def printable(text: str) -> str:
@@ -215,7 +278,21 @@ def render_list(rows: list[ModelSummary]) -> str:
     if not rows:
         return "no models"
     head = ("NAME", "STATE", "LATEST", "VERSIONS", "TASK", "PROJECT")
-    table = [head] + [tuple(printable(c) for c in (r.name, r.state, r.latest or "-", str(r.versions),
-                                                     r.task or "-", r.project or "-")) for r in rows]
+    table = [head] + [
+        tuple(
+            printable(c)
+            for c in (
+                r.name,
+                r.state,
+                r.latest or "-",
+                str(r.versions),
+                r.task or "-",
+                r.project or "-",
+            )
+        )
+        for r in rows
+    ]
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table)
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table
+    )

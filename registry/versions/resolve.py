@@ -79,10 +79,13 @@ class FetchedFile(BaseModel):
     path: str = Field(description="where it was written")
     md5: str = Field(description="md5 of the content")
     size: int = Field(description="bytes")
-    source: str = Field(description="'git' for a file committed in the model folder, else the "
-                        "name of the remote it was downloaded from")
-    kept: bool = Field(False, description="the file was already there with this md5 and size: "
-                       "not downloaded")
+    source: str = Field(
+        description="'git' for a file committed in the model folder, else the "
+        "name of the remote it was downloaded from"
+    )
+    kept: bool = Field(
+        False, description="the file was already there with this md5 and size: not downloaded"
+    )
 
 
 class FetchedVersion(BaseModel):
@@ -91,8 +94,9 @@ class FetchedVersion(BaseModel):
     version: PublishedVersion
     folder: str = Field(description="the folder the files were written into")
     remote: str = Field(description="URL of the remote the DVC-tracked files came from")
-    files: list[FetchedFile] = Field(default_factory=list,
-                                     description="in the order they were asked for")
+    files: list[FetchedFile] = Field(
+        default_factory=list, description="in the order they were asked for"
+    )
 
 
 def parse_reference(spec: str, *, allow_latest: bool = True) -> VersionRef:
@@ -105,8 +109,9 @@ def parse_reference(spec: str, *, allow_latest: bool = True) -> VersionRef:
     return VersionRef(name=name, version=version)
 
 
-def find_version(root: str | Path, ref: VersionRef | str, *,
-                 allow_latest: bool = True) -> PublishedVersion:
+def find_version(
+    root: str | Path, ref: VersionRef | str, *, allow_latest: bool = True
+) -> PublishedVersion:
     """The published version `ref` names, withdrawal applied, with its card at the tag.
 
     Args:
@@ -126,20 +131,23 @@ def find_version(root: str | Path, ref: VersionRef | str, *,
     name = ref.name
     branch = default_branch(root)
     versions, stray = confirm_versions(root, read_versions(root).get(name, []), branch)
-    on_branch, = cat_files(root, [f"{branch}:{card_path(name)}"])
+    (on_branch,) = cat_files(root, [f"{branch}:{card_path(name)}"])
     if says_offline(on_branch):
         versions = withdraw_offline(versions)
     refused = next((t for t in stray if t.tag == f"{name}@v{ref.version}"), None)
     if refused is not None:
-        raise UsageError(f"tag {refused.tag} is not a published version: {refused.reason}",
-                         "only versions the publish workflow tagged are served; tell the "
-                         "registry's maintainers about the stray tag")
+        raise UsageError(
+            f"tag {refused.tag} is not a published version: {refused.reason}",
+            "only versions the publish workflow tagged are served; tell the "
+            "registry's maintainers about the stray tag",
+        )
     found = resolve({name: versions}, name, ref.version)
     path = card_path(name)
-    data, = cat_files(root, [f"{found.commit}:{path}"])
+    (data,) = cat_files(root, [f"{found.commit}:{path}"])
     if data is None:
-        raise CardError(f"{found.tag} has no {path}",
-                        "the tag does not point at a registry version", path=path)
+        raise CardError(
+            f"{found.tag} has no {path}", "the tag does not point at a registry version", path=path
+        )
     card = load_card(data, path).require(f"the card at {found.tag} is invalid: ")
     return PublishedVersion(**found.model_dump(), card=card)
 
@@ -155,9 +163,16 @@ class _Planned:
     size: int | None = None
 
 
-def fetch_files(root: str | Path, version: PublishedVersion, paths: Sequence[str],
-                dest: str | Path, *, optional: Sequence[str] = (), remote: str = PUBLIC,
-                storage: Storage | None = None) -> FetchedVersion:
+def fetch_files(
+    root: str | Path,
+    version: PublishedVersion,
+    paths: Sequence[str],
+    dest: str | Path,
+    *,
+    optional: Sequence[str] = (),
+    remote: str = PUBLIC,
+    storage: Storage | None = None,
+) -> FetchedVersion:
     """Write files of a published version into `dest`, at their paths inside the model folder.
 
     Args:
@@ -188,8 +203,9 @@ def fetch_files(root: str | Path, version: PublishedVersion, paths: Sequence[str
 
     dest = Path(dest)
     if dest.exists() and not dest.is_dir():
-        raise UsageError(f"{dest} exists and is not a folder",
-                         "give a folder to write the version's files into")
+        raise UsageError(
+            f"{dest} exists and is not a folder", "give a folder to write the version's files into"
+        )
     repo = git.Repo(root, search_parent_directories=True)
     files = model_files(GitRevision(repo, version.commit), version.name)
     files.require_usable(f"{version.tag}: cannot fetch")
@@ -206,14 +222,18 @@ def fetch_files(root: str | Path, version: PublishedVersion, paths: Sequence[str
             item.md5, item.size = tracked.md5, tracked.size
         elif repo_path not in in_git:
             if rel in required:
-                raise CardError(f"{repo_path} is neither in git nor DVC-tracked at {version.tag}",
-                                "the card names a file the version does not have; tell the "
-                                "registry's maintainers", path=repo_path)
+                raise CardError(
+                    f"{repo_path} is neither in git nor DVC-tracked at {version.tag}",
+                    "the card names a file the version does not have; tell the "
+                    "registry's maintainers",
+                    path=repo_path,
+                )
             continue
         planned.append(item)
     in_git_items = [p for p in planned if p.md5 is None]
-    for item, data in zip(in_git_items, cat_files(root, [f"{version.commit}:{p.repo_path}"
-                                                         for p in in_git_items])):
+    for item, data in zip(
+        in_git_items, cat_files(root, [f"{version.commit}:{p.repo_path}" for p in in_git_items])
+    ):
         item.data = data or b""
     written = _write_all(dest, planned, source, version.tag)
     return FetchedVersion(version=version, folder=str(dest), remote=source.url, files=written)
@@ -225,17 +245,21 @@ def _inside_folder(version: PublishedVersion, rel: str) -> str:
         return check_relative_path(rel)
     except ValueError as e:
         path = f"{MODELS_DIR}/{version.name}/{rel}"
-        raise CardError(f"{path} at {version.tag} is outside the model folder ({e})",
-                        "a card names files inside its own folder",
-                        path=card_path(version.name)) from None
+        raise CardError(
+            f"{path} at {version.tag} is outside the model folder ({e})",
+            "a card names files inside its own folder",
+            path=card_path(version.name),
+        ) from None
 
 
 def _target(dest: Path, rel: str) -> Path:
     """Where `rel` lands in `dest`, refused when a link on the way would take it elsewhere."""
     target = dest / rel
     if not os.path.realpath(target).startswith(os.path.realpath(dest) + os.sep):
-        raise UsageError(f"{target} leads out of {dest} (through a link)",
-                         "write into a folder without links, or remove the link")
+        raise UsageError(
+            f"{target} leads out of {dest} (through a link)",
+            "write into a folder without links, or remove the link",
+        )
     return target
 
 
@@ -279,14 +303,26 @@ def _write_all(dest: Path, planned: list[_Planned], source: Remote, tag: str) ->
         if item.md5 is None:
             data = item.data or b""
             write_atomic(item.target, data)
-            out.append(FetchedFile(path=str(item.target), md5=hashlib.md5(data).hexdigest(),
-                                   size=len(data), source="git"))
+            out.append(
+                FetchedFile(
+                    path=str(item.target),
+                    md5=hashlib.md5(data).hexdigest(),
+                    size=len(data),
+                    source="git",
+                )
+            )
             continue
         if i in temps:
             os.replace(temps[i], item.target)
-        out.append(FetchedFile(path=str(item.target), md5=item.md5,
-                               size=item.target.stat().st_size, source=source.name,
-                               kept=i in kept))
+        out.append(
+            FetchedFile(
+                path=str(item.target),
+                md5=item.md5,
+                size=item.target.stat().st_size,
+                source=source.name,
+                kept=i in kept,
+            )
+        )
     return out
 
 
@@ -313,7 +349,8 @@ def _download(source: Remote, item: _Planned, tmp: Path, tag: str) -> None:
         raise type(e)(f"{item.repo_path} of {tag}: {e.message}", e.hint) from None
     got = tmp.stat().st_size
     if item.size is not None and got != item.size:
-        raise StorageError(f"{item.repo_path} of {tag}: object {item.md5} on remote "
-                           f"'{source.name}' is {got} bytes, the pointer says {item.size}",
-                           "the copy on the remote is damaged; ask the registry's maintainers to "
-                           "publish it again")
+        raise StorageError(
+            f"{item.repo_path} of {tag}: object {item.md5} on remote "
+            f"'{source.name}' is {got} bytes, the pointer says {item.size}",
+            "the copy on the remote is damaged; ask the registry's maintainers to publish it again",
+        )

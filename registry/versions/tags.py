@@ -21,7 +21,6 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
@@ -37,7 +36,8 @@ if TYPE_CHECKING:
 TAG_RE = re.compile(
     r"^(?P<name>[a-z0-9][a-z0-9-]{0,62}[a-z0-9])@"
     rf"(?:v(?P<version>{SEMVER})(?P<cancel>!?)|(?P<deprecated>deprecated))"
-    r"(?:#(?P<counter>\d+))?$")
+    r"(?:#(?P<counter>\d+))?$"
+)
 LATEST = "latest"
 _COUNTER = re.compile(r"#(\d+)$")  # GTO's event counter, at the end of any tag of a model
 
@@ -60,7 +60,8 @@ class Version(BaseModel):
 
 
 def parse_version_spec(spec: str, *, allow_latest: bool = True) -> tuple[str, str]:
-    """Split `NAME@VERSION` / `NAME@vVERSION` / `NAME@latest` / `NAME` into (name, version or 'latest').
+    """Split `NAME@VERSION` / `NAME@vVERSION` / `NAME@latest` / `NAME` into (name, version or
+    'latest').
 
     Args:
         spec: the reference as a user wrote it.
@@ -74,14 +75,20 @@ def parse_version_spec(spec: str, *, allow_latest: bool = True) -> tuple[str, st
     if version != LATEST:
         version = version.removeprefix("v")
         if not re.fullmatch(SEMVER, version):
-            raise UsageError(f"'{spec}' does not name a version", "write NAME@1.2.0 (SemVer)"
-                             + (" or NAME@latest" if allow_latest else ""))
+            raise UsageError(
+                f"'{spec}' does not name a version",
+                "write NAME@1.2.0 (SemVer)" + (" or NAME@latest" if allow_latest else ""),
+            )
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}[a-z0-9]", name):
-        raise UsageError(f"'{name}' is not a model name",
-                         "model names are lowercase letters, digits and '-' (see `registry list`)")
+        raise UsageError(
+            f"'{name}' is not a model name",
+            "model names are lowercase letters, digits and '-' (see `registry list`)",
+        )
     if version == LATEST and not allow_latest:
-        raise UsageError(f"'{spec}' does not name an exact version", f"write NAME@VERSION, "
-                         f"e.g. {name}@1.2.0 (`registry show {name}` lists the versions)")
+        raise UsageError(
+            f"'{spec}' does not name an exact version",
+            f"write NAME@VERSION, e.g. {name}@1.2.0 (`registry show {name}` lists the versions)",
+        )
     return name, version
 
 
@@ -131,9 +138,17 @@ def parse_refs(out: str) -> dict[str, list[Version]]:
         elif m["cancel"]:
             cancelled.setdefault(name, {})[m["version"]] = ref
         else:
-            # model_construct: the fields come from our own parse, and 10,000 validations cost ~0.1 s
-            v = Version.model_construct(name=name, version=m["version"], tag=ref, commit=peeled or obj,
-                                        date=date, withdrawn=False, withdrawn_by=None)
+            # model_construct: the fields come from our own parse, and 10,000 validations cost ~0.1
+            # s
+            v = Version.model_construct(
+                name=name,
+                version=m["version"],
+                tag=ref,
+                commit=peeled or obj,
+                date=date,
+                withdrawn=False,
+                withdrawn_by=None,
+            )
             seen = versions.setdefault(name, {})
             # a numbered re-registration (name@v1.0.0#3) never replaces the plain tag
             if m["version"] not in seen or ref == f"{name}@v{m['version']}":
@@ -156,7 +171,9 @@ def parse_refs(out: str) -> dict[str, list[Version]]:
 def tagged_commits(repo: RegistryRepo) -> dict[str, dict[str, str]]:
     """{model name: {version: tagged commit}} of every published version, withdrawn ones included,
     from the repository's tag refs (read once per `RegistryRepo`)."""
-    return {name: {v.version: v.commit for v in vs} for name, vs in parse_refs(repo.tag_refs).items()}
+    return {
+        name: {v.version: v.commit for v in vs} for name, vs in parse_refs(repo.tag_refs).items()
+    }
 
 
 class StrayTag(BaseModel):
@@ -164,18 +181,23 @@ class StrayTag(BaseModel):
 
     tag: str
     commit: str
-    reason: str = Field(description="why it does not count: off the default branch, or its card disagrees")
+    reason: str = Field(
+        description="why it does not count: off the default branch, or its card disagrees"
+    )
 
 
 def default_branch(root: str | Path) -> str:
-    """The ref of the registry's default branch in a clone or bare clone (origin's HEAD when known)."""
+    """The ref of the registry's default branch in a clone or bare clone (origin's HEAD when
+    known)."""
     ref = run_git(root, "symbolic-ref", "-q", "refs/remotes/origin/HEAD", check=False).strip()
     return ref or "HEAD"
 
 
-def confirm_versions(root: str | Path, versions: list[Version], branch: str | None = None
-                     ) -> tuple[list[Version], list[StrayTag]]:
-    """Keep the versions the publish workflow made: the tag's commit is on the default branch and the
+def confirm_versions(
+    root: str | Path, versions: list[Version], branch: str | None = None
+) -> tuple[list[Version], list[StrayTag]]:
+    """Keep the versions the publish workflow made: the tag's commit is on the default branch and
+    the
     card at that commit says `published`/`updated` with that very version. Anything else (a tag
     pushed by hand, on a side branch, or on a commit whose card says another version) is a stray:
     never a version, never `latest`.
@@ -213,12 +235,16 @@ def verify_tag(root: str | Path, tag: str, branch: str | None = None) -> Version
         raise GitError(f"no annotated tag {tag} in this clone", "fetch the tags: git fetch --tags")
     kept, stray = confirm_versions(root, versions, branch)
     if stray:
-        raise GitError(f"tag {tag} is not a published version: {stray[0].reason}",
-                       "packages are built only for versions the publish workflow tagged on the default branch")
+        raise GitError(
+            f"tag {tag} is not a published version: {stray[0].reason}",
+            "packages are built only for versions the publish workflow tagged on the default branch",
+        )
     return kept[0]
 
 
-def _stray_reason(v: Version, card_bytes: bytes | None, on_branch: set[str], branch: str) -> str | None:
+def _stray_reason(
+    v: Version, card_bytes: bytes | None, on_branch: set[str], branch: str
+) -> str | None:
     from registry.cards.schema import Status, load_card
     from registry.core.errors import CardError
 
@@ -233,15 +259,21 @@ def _stray_reason(v: Version, card_bytes: bytes | None, on_branch: set[str], bra
     if card is None:
         return "the card at its commit is not valid"
     if card.status not in (Status.published, Status.updated) or card.version != v.version:
-        return (f"the card at its commit says status {card.status.value}, version {card.version}, "
-                f"not a publication of {v.version}")
+        return (
+            f"the card at its commit says status {card.status.value}, version {card.version}, "
+            f"not a publication of {v.version}"
+        )
     return None
 
 
-def withdraw_offline(versions: list[Version], reason: str = "card status: offline") -> list[Version]:
+def withdraw_offline(
+    versions: list[Version], reason: str = "card status: offline"
+) -> list[Version]:
     """Mark every version withdrawn (the model was unpublished: its card says offline)."""
-    return [v if v.withdrawn else v.model_copy(update={"withdrawn": True, "withdrawn_by": reason})
-            for v in versions]
+    return [
+        v if v.withdrawn else v.model_copy(update={"withdrawn": True, "withdrawn_by": reason})
+        for v in versions
+    ]
 
 
 def latest(versions: list[Version]) -> Version | None:
@@ -263,20 +295,26 @@ def resolve(table: dict[str, list[Version]], name: str, version: str) -> Version
     """
     versions = table.get(name)
     if not versions:
-        raise UsageError(f"model '{name}' has no published version (no tag {name}@v<version>)",
-                         "see `registry list` for published models; run `git fetch --tags` in a clone")
+        raise UsageError(
+            f"model '{name}' has no published version (no tag {name}@v<version>)",
+            "see `registry list` for published models; run `git fetch --tags` in a clone",
+        )
     if version == LATEST:
         found = latest(versions)
         if found is None:
-            raise UsageError(f"every version of '{name}' is withdrawn, so there is no latest",
-                             f"pull an exact version to get a withdrawn one: {name}@{versions[-1].version}")
+            raise UsageError(
+                f"every version of '{name}' is withdrawn, so there is no latest",
+                f"pull an exact version to get a withdrawn one: {name}@{versions[-1].version}",
+            )
         return found
     for v in versions:
         if v.version == version:
             return v
     known = ("…, " if len(versions) > 5 else "") + ", ".join(v.version for v in versions[-5:])
-    raise UsageError(f"model '{name}' has no version {version} (no version tag {name}@v{version})",
-                     f"published versions: {known}")
+    raise UsageError(
+        f"model '{name}' has no version {version} (no version tag {name}@v{version})",
+        f"published versions: {known}",
+    )
 
 
 def tag_message(root: str | Path, tag: str) -> str:
@@ -288,9 +326,11 @@ def tag_message(root: str | Path, tag: str) -> str:
 def deregistration_tag(name: str, version: str, existing: list[str]) -> str:
     """The GTO tag that withdraws one version: `<name>@v<version>!#<n>`, n one above any event
     counter already used by that model's tags, whatever their kind (GTO's own numbering,
-    gto/tag.py `name_tag`): `existing` is every tag name, or those matching `<name>@*` and `<name>#*`."""
-    counters = [int(m.group(1)) for t in existing
-                if t.startswith((f"{name}@", f"{name}#")) and (m := _COUNTER.search(t))]
+    gto/tag.py `name_tag`): `existing` is every tag name, or those matching `<name>@*` and
+    `<name>#*`."""
+    counters = [
+        int(m.group(1))
+        for t in existing
+        if t.startswith((f"{name}@", f"{name}#")) and (m := _COUNTER.search(t))
+    ]
     return f"{name}@v{version}!#{max(counters, default=0) + 1}"
-
-

@@ -54,7 +54,11 @@ def module_name(path: Path, package: Path) -> str:
 
 def python_modules(package: Path) -> dict[str, Path]:
     """Every module of the package, by dotted name (package data such as templates excluded)."""
-    return {module_name(p, package): p for p in sorted(package.rglob("*.py")) if "templates" not in p.parts}
+    return {
+        module_name(p, package): p
+        for p in sorted(package.rglob("*.py"))
+        if "templates" not in p.parts
+    }
 
 
 def _type_checking_lines(tree: ast.Module) -> set[int]:
@@ -73,12 +77,18 @@ def imports_of(name: str, path: Path, modules: dict[str, Path]) -> list[Import]:
     found = []
     for node in ast.walk(tree):
         targets: list[str] = []
-        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("registry"):
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.level == 0
+            and (node.module or "").startswith("registry")
+        ):
             for alias in node.names:  # `from registry.pkg import module` imports that module
                 sub = f"{node.module}.{alias.name}"
                 targets.append(sub if sub in modules else node.module)
         elif isinstance(node, ast.ImportFrom) and node.level:
-            raise AssertionError(f"{path}:{node.lineno}: relative import; write the absolute module name")
+            raise AssertionError(
+                f"{path}:{node.lineno}: relative import; write the absolute module name"
+            )
         elif isinstance(node, ast.Import):
             targets = [a.name for a in node.names if a.name.split(".")[0] == "registry"]
         for target in dict.fromkeys(targets):
@@ -104,9 +114,15 @@ def layer_violations(graph: list[Import]) -> list[str]:
             continue
         if src not in RANK or dst not in RANK:
             missing = src if src not in RANK else dst
-            problems.append(f"{imp.source}:{imp.line}: registry.{missing} is on no layer; add it to LAYERS")
+            problems.append(
+                f"{imp.source}:{imp.line}: registry.{missing} is on no layer; add it to LAYERS"
+            )
         elif RANK[dst] >= RANK[src]:
-            how = "a higher layer" if RANK[dst] > RANK[src] else "an independent package on the same layer"
+            how = (
+                "a higher layer"
+                if RANK[dst] > RANK[src]
+                else "an independent package on the same layer"
+            )
             problems.append(f"{imp.source}:{imp.line} imports {imp.target}, {how}")
     return problems
 
@@ -152,9 +168,13 @@ def cycles(graph: list[Import]) -> list[list[str]]:
 
 def test_every_subpackage_is_on_a_layer_and_says_what_it_owns():
     for sub in sorted(p for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()):
-        assert sub.name in RANK, f"registry/{sub.name}/ is on no layer: add it to LAYERS and docs/architecture.md"
+        assert sub.name in RANK, (
+            f"registry/{sub.name}/ is on no layer: add it to LAYERS and docs/architecture.md"
+        )
         doc = ast.get_docstring(ast.parse((sub / "__init__.py").read_text(encoding="utf-8"))) or ""
-        assert "may import" in doc.lower(), f"registry/{sub.name}/__init__.py must say what it owns and may import"
+        assert "may import" in doc.lower(), (
+            f"registry/{sub.name}/__init__.py must say what it owns and may import"
+        )
 
 
 def test_layers_import_only_downwards():
@@ -166,12 +186,18 @@ def test_no_import_cycles():
 
 
 def test_no_module_left_directly_in_the_package():
-    loose = sorted(m for m in python_modules(PACKAGE) if m.count(".") == 1 and m not in TOP_LEVEL
-                   and (PACKAGE / f"{m.split('.')[1]}.py").is_file())
+    loose = sorted(
+        m
+        for m in python_modules(PACKAGE)
+        if m.count(".") == 1
+        and m not in TOP_LEVEL
+        and (PACKAGE / f"{m.split('.')[1]}.py").is_file()
+    )
     assert loose == [], "every module belongs to a capability subpackage (docs/architecture.md)"
 
 
 # --------------------------------------------------------------------------- the checker itself
+
 
 def _write(root: Path, files: dict[str, str]) -> Path:
     for rel, text in files.items():
@@ -181,30 +207,64 @@ def _write(root: Path, files: dict[str, str]) -> Path:
     return root / "registry"
 
 
-@pytest.mark.parametrize("source, text, expected", [
-    ("core/a.py", "from registry.cards.b import x\n", "imports registry.cards.b, a higher layer"),
-    ("cards/b.py", "def f():\n    from registry.checks import c\n", "imports registry.checks, a higher layer"),
-    ("packaging/c.py", "import registry.compression.d\n", "an independent package on the same layer"),
-])
+@pytest.mark.parametrize(
+    "source, text, expected",
+    [
+        (
+            "core/a.py",
+            "from registry.cards.b import x\n",
+            "imports registry.cards.b, a higher layer",
+        ),
+        (
+            "cards/b.py",
+            "def f():\n    from registry.checks import c\n",
+            "imports registry.checks, a higher layer",
+        ),
+        (
+            "packaging/c.py",
+            "import registry.compression.d\n",
+            "an independent package on the same layer",
+        ),
+    ],
+)
 def test_an_upward_import_is_reported_even_inside_a_function(tmp_path, source, text, expected):
-    package = _write(tmp_path, {"__init__.py": "", "cards/__init__.py": "", "cards/b.py": "x = 1\n",
-                                "checks/__init__.py": "", "compression/__init__.py": "",
-                                "compression/d.py": "", "core/__init__.py": "", "packaging/__init__.py": "",
-                                source: text})
+    package = _write(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "cards/__init__.py": "",
+            "cards/b.py": "x = 1\n",
+            "checks/__init__.py": "",
+            "compression/__init__.py": "",
+            "compression/d.py": "",
+            "core/__init__.py": "",
+            "packaging/__init__.py": "",
+            source: text,
+        },
+    )
     problems = layer_violations(import_graph(package))
     assert len(problems) == 1 and expected in problems[0]
 
 
 def test_a_cycle_is_reported_but_a_type_only_import_is_not(tmp_path):
-    package = _write(tmp_path, {"__init__.py": "", "core/__init__.py": "", "core/a.py": "from registry.core import b\n",
-                                "core/b.py": "def f():\n    from registry.core import a\n"})
+    package = _write(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "core/__init__.py": "",
+            "core/a.py": "from registry.core import b\n",
+            "core/b.py": "def f():\n    from registry.core import a\n",
+        },
+    )
     assert cycles(import_graph(package)) == [["registry.core.a", "registry.core.b"]]
-    (package / "core/b.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
-                                       "    from registry.core import a\n")
+    (package / "core/b.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from registry.core import a\n"
+    )
     assert cycles(import_graph(package)) == []
 
 
 # --------------------------------------------------------------------------- the documents agree
+
 
 def _subpackages() -> set[str]:
     return {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}

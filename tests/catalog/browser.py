@@ -14,7 +14,11 @@ INSTALL_HINT = "apt-get install -y chromium chromium-driver && pip install playw
 
 def chromium_path() -> str | None:
     """Debian's Chromium, when it is installed."""
-    for name in ("/usr/bin/chromium", shutil.which("chromium") or "", shutil.which("chromium-browser") or ""):
+    for name in (
+        "/usr/bin/chromium",
+        shutil.which("chromium") or "",
+        shutil.which("chromium-browser") or "",
+    ):
         if name and Path(name).is_file():
             return name
     return None
@@ -22,9 +26,18 @@ def chromium_path() -> str | None:
 
 def chromium_args() -> list[str]:
     """Flags for a quiet headless run that makes no request of its own."""
-    return ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--disable-default-apps", "--disable-extensions"]
+    return [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-default-apps",
+        "--disable-extensions",
+    ]
 
 
 @contextlib.contextmanager

@@ -14,9 +14,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from factories import REPO_ROOT, example_card, mlp_onnx, publish_version
 
 from catalog.browser import INSTALL_HINT, chromium_args, chromium_path, serve_site
+from factories import REPO_ROOT, example_card, mlp_onnx, publish_version
 from registry.catalog.site import build_catalog
 
 pytestmark = pytest.mark.slow
@@ -37,19 +37,38 @@ def browser_site(published_registry, tmp_path):
     """A built catalog of: digits (2 versions), wine (another task and project), old (withdrawn),
     evil (a hostile card)."""
     reg = published_registry
-    reg.add_model("wine", mlp_onnx(7), card=example_card("wine", size=len(mlp_onnx(7))).replace(
-        "task: classification", "task: regression").replace("project: demo", "project: cellar")
-        + "description: Wine quality from chemistry.\nowners: ['@cellar/team']\n")
-    publish_version(reg, "wine", "2.0.0", notes="wine first release", date="2026-03-01T10:00:00+00:00")
+    reg.add_model(
+        "wine",
+        mlp_onnx(7),
+        card=example_card("wine", size=len(mlp_onnx(7)))
+        .replace("task: classification", "task: regression")
+        .replace("project: demo", "project: cellar")
+        + "description: Wine quality from chemistry.\nowners: ['@cellar/team']\n",
+    )
+    publish_version(
+        reg, "wine", "2.0.0", notes="wine first release", date="2026-03-01T10:00:00+00:00"
+    )
     reg.add_model("old", mlp_onnx(8))
     publish_version(reg, "old", "0.1.0", notes="old release", date="2025-06-01T10:00:00+00:00")
     card = reg.root / "models" / "old" / "model.yaml"
     card.write_text(card.read_text().replace("status: published", "status: offline"))
-    reg.add_model("evil", mlp_onnx(9), card=example_card("evil", size=len(mlp_onnx(9))) + (
-        "description: |\n  <script>window.pwned = 1; alert('card')</script> <img src=x onerror=\"alert('img')\">\n"
-        "  [click me](javascript:alert('link'))\n"))
-    publish_version(reg, "evil", "1.0.0", notes="<script>alert('notes')</script>",
-                    date="2026-01-15T10:00:00+00:00")
+    reg.add_model(
+        "evil",
+        mlp_onnx(9),
+        card=example_card("evil", size=len(mlp_onnx(9)))
+        + (
+            "description: |\n  <script>window.pwned = 1; alert('card')</script> <img src=x "
+            "onerror=\"alert('img')\">\n"
+            "  [click me](javascript:alert('link'))\n"
+        ),
+    )
+    publish_version(
+        reg,
+        "evil",
+        "1.0.0",
+        notes="<script>alert('notes')</script>",
+        date="2026-01-15T10:00:00+00:00",
+    )
     site = tmp_path / "site"
     build_catalog(reg.root, site)
     return reg, site
@@ -68,13 +87,20 @@ def chromium():
         pytest.skip(f"the playwright package is not installed; install it with: {INSTALL_HINT}")
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p, tempfile.TemporaryDirectory(prefix="catalog-chromium-") as profiles:
+    with (
+        sync_playwright() as p,
+        tempfile.TemporaryDirectory(prefix="catalog-chromium-") as profiles,
+    ):
         opened = []
 
         def open_context(name: str, **options):
             ctx = p.chromium.launch_persistent_context(
-                str(Path(profiles) / name), executable_path=path, headless=True, args=chromium_args(),
-                **{"viewport": DESKTOP, **options})
+                str(Path(profiles) / name),
+                executable_path=path,
+                headless=True,
+                args=chromium_args(),
+                **{"viewport": DESKTOP, **options},
+            )
             opened.append(ctx)
             return ctx
 
@@ -94,9 +120,14 @@ class Visit:
         self.foreign: list[str] = []
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.page.on("response", lambda r: self.errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        self.page.on(
+            "response",
+            lambda r: self.errors.append(f"{r.status} {r.url}") if r.status >= 400 else None,
+        )
         self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
-        self.page.on("request", lambda r: None if r.url.startswith(base) else self.foreign.append(r.url))
+        self.page.on(
+            "request", lambda r: None if r.url.startswith(base) else self.foreign.append(r.url)
+        )
 
     def clean(self) -> None:
         assert self.errors == [], self.errors
@@ -154,7 +185,9 @@ def test_a_visitor_finds_a_model_and_copies_its_pull_command(browser_site, chrom
         page.wait_for_url(f"{base}models/digits/")
         assert page.locator("h1").inner_text() == "digits"
         assert page.locator("svg.chart").count() == 1
-        assert page.locator("figure.graph img").evaluate("img => img.complete && img.naturalWidth > 0")
+        assert page.locator("figure.graph img").evaluate(
+            "img => img.complete && img.naturalWidth > 0"
+        )
         page.screenshot(path=str(shots / "model-desktop.png"), full_page=True)
         print(f"\nscreenshots: {shots}")
         page.click("a.version-link >> text=1.0.0")
@@ -171,7 +204,9 @@ def test_a_visitor_finds_a_model_and_copies_its_pull_command(browser_site, chrom
         visit.clean()
 
 
-def test_the_site_reads_without_javascript_with_the_keyboard_on_a_phone_and_in_the_dark(browser_site, chromium):
+def test_the_site_reads_without_javascript_with_the_keyboard_on_a_phone_and_in_the_dark(
+    browser_site, chromium
+):
     reg, site = browser_site
     shots = artifacts_dir()
     with serve_site(site) as base:
@@ -212,7 +247,9 @@ def test_a_hostile_card_runs_nothing_in_the_browser(browser_site, chromium):
         page.goto(f"{base}models/evil/")
         page.wait_for_load_state("load")
         assert page.evaluate("window.pwned === undefined")
-        assert page.get_by_text("<script>window.pwned = 1;", exact=False).is_visible()  # shown as text
+        assert page.get_by_text(
+            "<script>window.pwned = 1;", exact=False
+        ).is_visible()  # shown as text
         assert page.locator("img[src='x']").count() == 0
         assert page.locator("a[href^='javascript']").count() == 0
         page.click("a.version-link >> text=1.0.0")

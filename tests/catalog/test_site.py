@@ -1,4 +1,5 @@
-"""The catalog built from real registries: what a visitor of the site and a script reading its JSON see."""
+"""The catalog built from real registries: what a visitor of the site and a script reading its JSON
+see."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import re
 import urllib.request
 
 import pytest
-from factories import example_card, mlp_onnx, publish_version, registry_cli, withdraw_version
 
+from factories import example_card, mlp_onnx, publish_version, registry_cli, withdraw_version
 from registry.catalog.site import STATE_FILE, build_catalog
 from registry.core.errors import UsageError
 
@@ -41,10 +42,14 @@ def parsed_tags(html: str) -> list[tuple[str, list[tuple[str, str | None]]]]:
 def add_published(reg, name: str, *, seed: int, extra: str = "", versions=("1.0.0",)) -> None:
     reg.add_model(name, mlp_onnx(seed), extra=extra)
     for i, v in enumerate(versions):
-        publish_version(reg, name, v, notes=f"{name} notes {v}", date=f"2026-03-0{i + 1}T10:00:00+00:00")
+        publish_version(
+            reg, name, v, notes=f"{name} notes {v}", date=f"2026-03-0{i + 1}T10:00:00+00:00"
+        )
 
 
-def test_index_lists_published_models_with_their_facts_and_not_unpublished_ones(published_registry, tmp_path):
+def test_index_lists_published_models_with_their_facts_and_not_unpublished_ones(
+    published_registry, tmp_path
+):
     site = tmp_path / "site"
 
     report = build_catalog(published_registry.root, site)
@@ -53,16 +58,29 @@ def test_index_lists_published_models_with_their_facts_and_not_unpublished_ones(
     index = (site / "index.html").read_text()
     assert 'href="models/digits/"' in index
     assert "draft" not in index  # unpublished: not listed
-    for shown in ("updated", "1.1.0", "classification", "demo", "Apache-2.0", "2026-02-01", "accuracy 0.93",
-                  "Handwritten digits"):
+    for shown in (
+        "updated",
+        "1.1.0",
+        "classification",
+        "demo",
+        "Apache-2.0",
+        "2026-02-01",
+        "accuracy 0.93",
+        "Handwritten digits",
+    ):
         assert shown in index, shown
     data = json.loads((site / "index.json").read_text())
     assert data["catalog_format"] == 1
     assert data["generated_from"] == published_registry.git("rev-parse", "HEAD")
     [entry] = data["models"]
     assert entry["name"] == "digits" and entry["latest"] == "1.1.0" and entry["versions"] == 2
-    assert entry["headline"] == {"name": "accuracy", "dataset": "digits-test", "value": 0.93, "unit": None,
-                                 "higher_is_better": None}
+    assert entry["headline"] == {
+        "name": "accuracy",
+        "dataset": "digits-test",
+        "value": 0.93,
+        "unit": None,
+        "higher_is_better": None,
+    }
     assert entry["json_url"] == "models/digits/model.json"
     assert not (site / "models" / "draft").exists()
     schema = json.loads((site / "catalog.schema.json").read_text())
@@ -74,7 +92,9 @@ def test_index_lists_published_models_with_their_facts_and_not_unpublished_ones(
         jsonschema.validate({**data, "models": [{"name": "x"}]}, schema["index"])
 
 
-def test_model_page_has_every_version_with_notes_a_chart_the_graph_and_pull_commands(published_registry, tmp_path):
+def test_model_page_has_every_version_with_notes_a_chart_the_graph_and_pull_commands(
+    published_registry, tmp_path
+):
     site = tmp_path / "site"
     build_catalog(published_registry.root, site)
 
@@ -84,8 +104,11 @@ def test_model_page_has_every_version_with_notes_a_chart_the_graph_and_pull_comm
     assert "2026-01-01" in html and "2026-02-01" in html
     assert html.count('<svg class="chart"') == 1 and "accuracy on digits-test" in html
     repo = str(published_registry.root.resolve())
-    for cmd in (f"registry pull digits@1.1.0 --repo {repo}", f"dvc artifacts get {repo} digits --rev v1.1.0",
-                "git checkout digits@v1.1.0 &amp;&amp; dvc pull -R models/digits"):
+    for cmd in (
+        f"registry pull digits@1.1.0 --repo {repo}",
+        f"dvc artifacts get {repo} digits --rev v1.1.0",
+        "git checkout digits@v1.1.0 &amp;&amp; dvc pull -R models/digits",
+    ):
         assert cmd in html, cmd
     # the weights are on the local public remote: picture and summary of the graph
     assert (site / "models" / "digits" / "graph.svg").read_text().startswith("<svg")
@@ -110,14 +133,19 @@ def test_a_model_whose_weights_are_not_local_says_so(published_registry, tmp_pat
     assert model_json(site, "digits")["graph"]["available"] is False
 
 
-def test_withdrawn_versions_are_marked_and_withdrawn_models_hidden_from_the_index(published_registry, tmp_path):
+def test_withdrawn_versions_are_marked_and_withdrawn_models_hidden_from_the_index(
+    published_registry, tmp_path
+):
     reg, site = published_registry, tmp_path / "site"
     withdraw_version(reg, "digits", "1.1.0")
     build_catalog(reg.root, site)
 
     data = model_json(site, "digits")
     assert data["latest"] == "1.0.0"
-    assert data["versions"][0]["state"] == "withdrawn" and data["versions"][0]["withdrawn_by"] == "digits@v1.1.0!#1"
+    assert (
+        data["versions"][0]["state"] == "withdrawn"
+        and data["versions"][0]["withdrawn_by"] == "digits@v1.1.0!#1"
+    )
     assert "Withdrawn (digits@v1.1.0!#1)" in page(site, "digits")
 
     card = reg.root / "models" / "digits" / "model.yaml"
@@ -140,8 +168,14 @@ def test_rebuild_after_one_publish_rewrites_only_that_model(published_registry, 
     wine_page = site / "models" / "wine" / "index.html"
     before = wine_page.stat().st_mtime_ns
 
-    publish_version(reg, "digits", "1.2.0", weights=mlp_onnx(9), notes="even better",
-                    date="2026-04-01T10:00:00+00:00")
+    publish_version(
+        reg,
+        "digits",
+        "1.2.0",
+        weights=mlp_onnx(9),
+        notes="even better",
+        date="2026-04-01T10:00:00+00:00",
+    )
     second = build_catalog(reg.root, site)
 
     assert second.rewritten == ["digits"]
@@ -159,11 +193,15 @@ def test_rebuild_after_one_publish_rewrites_only_that_model(published_registry, 
     assert "wine" not in json.loads((site / STATE_FILE).read_text())["models"]
 
 
-def test_many_models_are_rendered_by_workers_and_paged_without_javascript(registry_repo, tmp_path, monkeypatch):
+def test_many_models_are_rendered_by_workers_and_paged_without_javascript(
+    registry_repo, tmp_path, monkeypatch
+):
     import registry.catalog.site as site_module
 
     monkeypatch.setattr(site_module, "PAGE_SIZE", 2)
-    monkeypatch.setattr(site_module, "CHUNK", 1)  # one model per task: the worker processes render them
+    monkeypatch.setattr(
+        site_module, "CHUNK", 1
+    )  # one model per task: the worker processes render them
     for i, name in enumerate(["alpha", "beta", "gamma"]):
         add_published(registry_repo, name, seed=i, versions=("1.0.0", "1.1.0"))
     site = tmp_path / "site"
@@ -174,7 +212,11 @@ def test_many_models_are_rendered_by_workers_and_paged_without_javascript(regist
     first, second = (site / "index.html").read_text(), (site / "list" / "2.html").read_text()
     assert "alpha" in first and "beta" in first and "gamma" not in first
     assert 'href="list/2.html"' in first
-    assert "gamma" in second and 'href="../index.html"' in second and 'href="../models/gamma/"' in second
+    assert (
+        "gamma" in second
+        and 'href="../index.html"' in second
+        and 'href="../models/gamma/"' in second
+    )
 
 
 def test_lineage_links_a_derived_model_and_its_parent(published_registry, tmp_path):
@@ -187,18 +229,32 @@ def test_lineage_links_a_derived_model_and_its_parent(published_registry, tmp_pa
     assert model_json(site, "digits")["lineage"]["variants"] == ["digits-int8"]
 
 
-def test_device_packages_are_listed_per_target_with_their_pull_command(published_registry, tmp_path):
-    from registry.packaging.index import PackageEntry, PackageIndex, index_key
+def test_device_packages_are_listed_per_target_with_their_pull_command(
+    published_registry, tmp_path
+):
     from registry.core.storage import Storage
+    from registry.packaging.index import PackageEntry, PackageIndex, index_key
 
     reg, site = published_registry, tmp_path / "site"
     build_catalog(reg.root, site)
     assert "No device packages were published for 1.1.0" in page(site, "digits")
     commit = reg.git("rev-parse", "digits@v1.1.0^{commit}")
-    index = PackageIndex(model="digits@1.1.0", tag="digits@v1.1.0", commit=commit, packages={
-        "linux-x86_64": PackageEntry(target="linux-x86_64", file="digits-1.1.0-linux-x86_64.tar.gz",
-                                     md5="0" * 32, sha256="1" * 64, size=123_456, engine="onnxruntime-cpu",
-                                     verified_on_device=True)})
+    index = PackageIndex(
+        model="digits@1.1.0",
+        tag="digits@v1.1.0",
+        commit=commit,
+        packages={
+            "linux-x86_64": PackageEntry(
+                target="linux-x86_64",
+                file="digits-1.1.0-linux-x86_64.tar.gz",
+                md5="0" * 32,
+                sha256="1" * 64,
+                size=123_456,
+                engine="onnxruntime-cpu",
+                verified_on_device=True,
+            )
+        },
+    )
     Storage(reg.root).remote("public").write_key(index_key("digits", "1.1.0"), index.dump())
 
     report = build_catalog(reg.root, site)
@@ -211,36 +267,60 @@ def test_device_packages_are_listed_per_target_with_their_pull_command(published
     assert pkg["size"] == 123_456 and pkg["sha256"] == "1" * 64
 
 
-HOSTILE = """\
+HOSTILE = (
+    """\
 description: |
   <script>alert("card")</script> Click [here](javascript:alert(1)) or [there](JaVaScRiPt:alert(2)).
   <img src=x onerror=alert(3)> **bold** and [a real link](https://example.org/docs).
 
-  """ + "A very long description. " * 2500 + "\n"
+  """
+    + "A very long description. " * 2500
+    + "\n"
+)
 
 
 def test_a_hostile_card_renders_inert(registry_repo, tmp_path):
     reg, site = registry_repo, tmp_path / "site"
-    reg.add_model("evil", mlp_onnx(5), card=example_card("evil", size=len(mlp_onnx(5))).replace(
-        "project: demo", 'project: "<b onmouseover=alert(4)>p</b>"').replace(
-        "dataset: digits-test", 'dataset: "<svg onload=alert(5)>"') + HOSTILE + 'tags: ["</td><script>x</script>"]\n')
-    publish_version(reg, "evil", "1.0.0", notes='<script>alert("notes")</script> [x](javascript:alert(6))')
+    reg.add_model(
+        "evil",
+        mlp_onnx(5),
+        card=example_card("evil", size=len(mlp_onnx(5)))
+        .replace("project: demo", 'project: "<b onmouseover=alert(4)>p</b>"')
+        .replace("dataset: digits-test", 'dataset: "<svg onload=alert(5)>"')
+        + HOSTILE
+        + 'tags: ["</td><script>x</script>"]\n',
+    )
+    publish_version(
+        reg, "evil", "1.0.0", notes='<script>alert("notes")</script> [x](javascript:alert(6))'
+    )
     report = build_catalog(reg.root, site)
     assert report.models == 1
 
     for html in (page(site, "evil"), (site / "index.html").read_text()):
-        assert re.findall(r"<script\b[^>]*>", html) == [re.search(r'<script src="[./]*static/catalog.js" defer>',
-                                                                  html).group(0)]
+        assert re.findall(r"<script\b[^>]*>", html) == [
+            re.search(r'<script src="[./]*static/catalog.js" defer>', html).group(0)
+        ]
         tags = parsed_tags(html)
-        assert not [(t, a) for t, attrs in tags for a, _ in attrs if a.startswith("on")]  # no event handler
-        assert not [v for _, attrs in tags for a, v in attrs if a in ("href", "src") and "script:" in (v or "").lower()]
+        assert not [
+            (t, a) for t, attrs in tags for a, _ in attrs if a.startswith("on")
+        ]  # no event handler
+        assert not [
+            v
+            for _, attrs in tags
+            for a, v in attrs
+            if a in ("href", "src") and "script:" in (v or "").lower()
+        ]
         assert [t for t, _ in tags if t in ("script", "img", "iframe", "object", "embed")] == (
-            ["script"] + (["img"] if 'class="graph"' in html else []))
+            ["script"] + (["img"] if 'class="graph"' in html else [])
+        )
         assert "Content-Security-Policy" in html
     html = page(site, "evil")
     assert "&lt;script&gt;alert(&#34;card&#34;)&lt;/script&gt;" in html
     assert "&lt;script&gt;alert(&#34;notes&#34;)&lt;/script&gt;" in html
-    assert '<a href="https://example.org/docs" rel="nofollow noopener noreferrer">a real link</a>' in html
+    assert (
+        '<a href="https://example.org/docs" rel="nofollow noopener noreferrer">a real link</a>'
+        in html
+    )
     assert "<strong>bold</strong>" in html
     assert "The description is longer than the catalog shows" in html
     assert len(html) < 100_000
@@ -250,11 +330,23 @@ def test_a_hostile_card_renders_inert(registry_repo, tmp_path):
 
 def test_cli_builds_and_serves_the_catalog(published_registry, tmp_path, capsys):
     site = tmp_path / "site"
-    code, out, err = registry_cli(published_registry.root, "catalog", "build", "-o", str(site), capsys=capsys)
+    code, out, err = registry_cli(
+        published_registry.root, "catalog", "build", "-o", str(site), capsys=capsys
+    )
     assert code == 0, err
-    assert "catalog of 1 models (1 published, 0 withdrawn)" in out and "1 model pages written" in out
-    code, out, _ = registry_cli(published_registry.root, "catalog", "build", "-o", str(site), "--format", "json",
-                                capsys=capsys)
+    assert (
+        "catalog of 1 models (1 published, 0 withdrawn)" in out and "1 model pages written" in out
+    )
+    code, out, _ = registry_cli(
+        published_registry.root,
+        "catalog",
+        "build",
+        "-o",
+        str(site),
+        "--format",
+        "json",
+        capsys=capsys,
+    )
     assert code == 0 and json.loads(out)["rewritten"] == []
 
     from catalog.browser import serve_site
@@ -262,15 +354,21 @@ def test_cli_builds_and_serves_the_catalog(published_registry, tmp_path, capsys)
     with serve_site(site) as url:
         assert url.startswith("http://127.0.0.1:")
         with urllib.request.urlopen(url + "models/digits/model.json") as r:
-            assert r.headers["Content-Type"] == "application/json" and json.load(r)["name"] == "digits"
+            assert (
+                r.headers["Content-Type"] == "application/json" and json.load(r)["name"] == "digits"
+            )
         with urllib.request.urlopen(url) as r:
             assert b"digits" in r.read()
 
 
 def test_cli_errors_are_one_clear_line(tmp_path, capsys):
-    code, _, err = registry_cli(tmp_path, "catalog", "build", "-o", str(tmp_path / "site"), capsys=capsys)
+    code, _, err = registry_cli(
+        tmp_path, "catalog", "build", "-o", str(tmp_path / "site"), capsys=capsys
+    )
     assert code == 2 and "error:" in err and "Traceback" not in err
-    code, _, err = registry_cli(tmp_path, "catalog", "serve", "-d", str(tmp_path / "nothing"), capsys=capsys)
+    code, _, err = registry_cli(
+        tmp_path, "catalog", "serve", "-d", str(tmp_path / "nothing"), capsys=capsys
+    )
     assert code == 2 and "holds no built catalog" in err and "registry catalog build" in err
 
 
@@ -279,16 +377,28 @@ def test_the_site_cannot_be_built_into_the_models_folder(published_registry):
         build_catalog(published_registry.root, published_registry.root / "models" / "site")
 
 
-def test_building_the_catalog_imports_no_packaging_compression_or_training(published_registry, tmp_path):
+def test_building_the_catalog_imports_no_packaging_compression_or_training(
+    published_registry, tmp_path
+):
     import subprocess
     import sys
 
-    code = ("import sys; from registry.catalog.site import build_catalog; "
-            f"build_catalog({str(published_registry.root)!r}, {str(tmp_path / 'site')!r}); "
-            "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in ('registry', 'torch'))))")
+    code = (
+        "import sys; from registry.catalog.site import build_catalog; "
+        f"build_catalog({str(published_registry.root)!r}, {str(tmp_path / 'site')!r}); "
+        "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in ('registry', "
+        "'torch'))))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = set(proc.stdout.split())
     assert "registry.formats.svg" in loaded  # the weights were local: the graph was drawn
-    forbidden = {"registry.packaging.build", "registry.compression.chain", "registry.compression.methods", "registry.packaging.targets",
-                 "registry.packaging.converters", "registry.compression.evaluation", "torch"}
+    forbidden = {
+        "registry.packaging.build",
+        "registry.compression.chain",
+        "registry.compression.methods",
+        "registry.packaging.targets",
+        "registry.packaging.converters",
+        "registry.compression.evaluation",
+        "torch",
+    }
     assert not loaded & forbidden, loaded & forbidden

@@ -13,15 +13,18 @@ def card_with_compress(block: str) -> str:
 
 
 def test_unknown_method_and_bad_settings_are_findings_on_their_lines(registry_repo, check_models):
-    text = card_with_compress("  max_metric_drop: 0.01\n  methods: [fp16, dynamic-int9]\n"
-                              "  options:\n    prune: {amount: 0.5}\n")
+    text = card_with_compress(
+        "  max_metric_drop: 0.01\n  methods: [fp16, dynamic-int9]\n"
+        "  options:\n    prune: {amount: 0.5}\n"
+    )
     registry_repo.commit({CARD: text, "models/tiny/config.yaml": "epochs: 3\n"})
     report = check_models(registry_repo, "tiny", only=["compress-spec"])
     findings = sorted((f for m in report.models for f in m.findings), key=lambda f: f.line)
     lines = text.splitlines()
     assert [f.message for f in findings] == [
         "unknown compression method 'dynamic-int9'; did you mean 'dynamic-int8'?",
-        "settings of method 'prune': amount: Extra inputs are not permitted"]
+        "settings of method 'prune': amount: Extra inputs are not permitted",
+    ]
     assert "dynamic-int9" in lines[findings[0].line - 1]
     assert "prune" in lines[findings[1].line - 1]
     assert all(f.path == CARD for f in findings)

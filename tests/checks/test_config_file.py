@@ -16,8 +16,9 @@ CARD = "models/tiny/model.yaml"
 def findings(reg, head: str | None = None, checks=("card-fields", "config-file")) -> list[Finding]:
     """Run the named checks on model 'tiny' of the working tree (or of revision `head`)."""
     repo = RegistryRepo(reg.root)
-    report = run_checks(["tiny"], repo.snapshot(head), None, repo,
-                        CheckOptions(offline=True, only=list(checks)))
+    report = run_checks(
+        ["tiny"], repo.snapshot(head), None, repo, CheckOptions(offline=True, only=list(checks))
+    )
     return report.models[0].findings
 
 
@@ -48,10 +49,13 @@ def test_valid_json_config_passes(reg):
     assert findings(reg, head="HEAD") == []
 
 
-@pytest.mark.parametrize("value, says", [
-    ("../other/config.yaml", "must stay inside the model folder ('..' is not allowed)"),
-    ("/etc/passwd", "must be relative to the model folder, not absolute"),
-])
+@pytest.mark.parametrize(
+    "value, says",
+    [
+        ("../other/config.yaml", "must stay inside the model folder ('..' is not allowed)"),
+        ("/etc/passwd", "must be relative to the model folder, not absolute"),
+    ],
+)
 def test_config_path_escaping_the_folder_is_a_card_finding(reg, value, says):
     card = set_config(reg, value)
     [f] = findings(reg)
@@ -70,8 +74,10 @@ def test_config_symlink_leaving_the_folder_is_refused(reg):
     for head in (None, "HEAD"):  # the working tree and the committed symlink alike
         [f] = findings(reg, head=head)
         assert f.check == "config-file"
-        assert f.message == ("config file: models/tiny/config.yaml is a symlink to '../../secrets.yaml', "
-                             "outside models/tiny/")
+        assert f.message == (
+            "config file: models/tiny/config.yaml is a symlink to '../../secrets.yaml', "
+            "outside models/tiny/"
+        )
         assert (f.path, f.line) == (CARD, card_line(card, "config"))
 
 
@@ -83,7 +89,10 @@ def test_config_behind_a_folder_symlink_leaving_the_folder_is_refused(reg):
     reg.commit(message="config through a linked folder")
     for head in (None, "HEAD"):
         [f] = findings(reg, head=head)
-        assert f.message == "config file: models/tiny/conf is a symlink to '../other', outside models/tiny/"
+        assert (
+            f.message
+            == "config file: models/tiny/conf is a symlink to '../other', outside models/tiny/"
+        )
         assert f.line == card_line(card, "config")
 
 
@@ -103,7 +112,11 @@ def test_absolute_symlink_is_refused(reg):
     os.symlink("/etc/hostname", cfg)
     reg.commit(message="absolute link")
     [f] = findings(reg, head="HEAD")
-    assert f.message == "config file: models/tiny/config.yaml is a symlink to '/etc/hostname', outside models/tiny/"
+    assert (
+        f.message
+        == "config file: models/tiny/config.yaml is a symlink to '/etc/hostname', outside "
+        "models/tiny/"
+    )
 
 
 def test_symlink_loop_is_refused(reg):
@@ -127,7 +140,9 @@ def test_missing_config_file(reg):
 
 
 def test_malformed_yaml_points_at_the_config_line(reg):
-    reg.commit({"models/tiny/config.yaml": "epochs: 3\nlr: 0.01\noptimizer: {name: adam\nmomentum: 0.9\n"})
+    reg.commit(
+        {"models/tiny/config.yaml": "epochs: 3\nlr: 0.01\noptimizer: {name: adam\nmomentum: 0.9\n"}
+    )
     [f] = findings(reg, head="HEAD")
     assert f.message.startswith("config file models/tiny/config.yaml: not valid YAML")
     assert f.path == "models/tiny/config.yaml"
@@ -146,11 +161,14 @@ def test_malformed_json_points_at_the_config_line(reg):
 def test_yaml_alias_bomb_in_the_config_is_refused(reg):
     bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
         f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
-        for p, c in zip("abcdefgh", "bcdefghi"))
+        for p, c in zip("abcdefgh", "bcdefghi")
+    )
     reg.commit({"models/tiny/config.yaml": bomb})
     [f] = findings(reg, head="HEAD")
-    assert f.message == ("config file models/tiny/config.yaml: YAML anchors and aliases are not allowed "
-                         "in a config file")
+    assert f.message == (
+        "config file models/tiny/config.yaml: YAML anchors and aliases are not allowed "
+        "in a config file"
+    )
     assert (f.path, f.line) == ("models/tiny/config.yaml", 2)
 
 

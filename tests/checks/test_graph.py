@@ -25,8 +25,9 @@ SVG = "{http://www.w3.org/2000/svg}"
 def check(reg, head: str | None = "HEAD", checks=("graph",)):
     """Run the named checks on model 'tiny' at `head` (None: the working tree); return its report."""
     repo = RegistryRepo(reg.root)
-    report = run_checks(["tiny"], repo.snapshot(head), None, repo,
-                        CheckOptions(offline=True, only=list(checks)))
+    report = run_checks(
+        ["tiny"], repo.snapshot(head), None, repo, CheckOptions(offline=True, only=list(checks))
+    )
     return report.models[0]
 
 
@@ -53,6 +54,7 @@ class _Payload:
 
 
 # --------------------------------------------------------------------------- passing
+
 
 @pytest.fixture
 def passing_report(registry_repo, onnx_bytes):
@@ -99,19 +101,27 @@ def test_changed_working_tree_file_is_not_trusted(registry_repo, onnx_bytes):
     (registry_repo.root / "models/tiny/model.onnx").write_bytes(mlp_onnx(seed=1))
     [f] = findings(registry_repo, head=None)
     assert f.severity is Severity.warning
-    assert f.message == ("models/tiny/model.onnx in the working tree differs from what "
-                         "models/tiny/model.onnx.dvc records")
+    assert f.message == (
+        "models/tiny/model.onnx in the working tree differs from what "
+        "models/tiny/model.onnx.dvc records"
+    )
     # the staging copy (what the pointer names) was checked instead
-    assert check(registry_repo, head=None).artifacts["graph"]["md5"] == "146f70b6db290d4c7fef9c00409a4bad"
+    assert (
+        check(registry_repo, head=None).artifacts["graph"]["md5"]
+        == "146f70b6db290d4c7fef9c00409a4bad"
+    )
 
 
 # --------------------------------------------------------------------------- bad weights
 
+
 def test_truncated_onnx(registry_repo, onnx_bytes):
     card = add(registry_repo, onnx_bytes[:500])
     [f] = findings(registry_repo)
-    assert f.message.startswith("models/tiny/model.onnx starts like an ONNX model but cannot "
-                                "be parsed: it is truncated or corrupt")
+    assert f.message.startswith(
+        "models/tiny/model.onnx starts like an ONNX model but cannot "
+        "be parsed: it is truncated or corrupt"
+    )
     assert (f.path, f.line) == (CARD, weights_line(card))
     assert "graph" not in check(registry_repo).artifacts
 
@@ -124,12 +134,17 @@ def test_not_onnx_at_all(registry_repo):
     assert (f.path, f.line) == (CARD, weights_line(card))
 
 
-@pytest.mark.parametrize("weights_file, wrap, kind", [
-    ("model.pkl", False, "a Python pickle"),
-    ("model.pt", True, "a PyTorch checkpoint (torch.save zip with data.pkl)"),
-    ("model.onnx", False, "a Python pickle"),  # a misleading name changes nothing
-])
-def test_pickle_based_weights_are_refused_and_never_unpickled(registry_repo, tmp_path, weights_file, wrap, kind):
+@pytest.mark.parametrize(
+    "weights_file, wrap, kind",
+    [
+        ("model.pkl", False, "a Python pickle"),
+        ("model.pt", True, "a PyTorch checkpoint (torch.save zip with data.pkl)"),
+        ("model.onnx", False, "a Python pickle"),  # a misleading name changes nothing
+    ],
+)
+def test_pickle_based_weights_are_refused_and_never_unpickled(
+    registry_repo, tmp_path, weights_file, wrap, kind
+):
     import io
     import zipfile
 
@@ -143,8 +158,10 @@ def test_pickle_based_weights_are_refused_and_never_unpickled(registry_repo, tmp
         payload = buf.getvalue()
     card = add(registry_repo, payload, weights_file=weights_file)
     [f] = findings(registry_repo)
-    assert f.message == (f"models/tiny/{weights_file} is {kind}: the registry refuses "
-                         "pickle-based weights, because unpickling runs arbitrary code from the file")
+    assert f.message == (
+        f"models/tiny/{weights_file} is {kind}: the registry refuses "
+        "pickle-based weights, because unpickling runs arbitrary code from the file"
+    )
     assert "ONNX" in f.hint and "safetensors" in f.hint
     assert (f.path, f.line) == (CARD, weights_line(card))
     assert not marker.exists()
@@ -155,16 +172,21 @@ def test_pickle_refused_through_the_cli(registry_repo, tmp_path):
     card = add(registry_repo, pickle.dumps(_Payload(marker), protocol=4), weights_file="model.pt")
     proc = registry_repo.registry("check", "tiny", "--offline")
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert (f"error: {CARD}:{weights_line(card)}: models/tiny/model.pt is a Python pickle: "
-            "the registry refuses pickle-based weights") in proc.stdout
+    assert (
+        f"error: {CARD}:{weights_line(card)}: models/tiny/model.pt is a Python pickle: "
+        "the registry refuses pickle-based weights"
+    ) in proc.stdout
     assert "[graph]" in proc.stdout
     assert not marker.exists()
 
 
 def test_model_failing_the_checker(registry_repo):
-    g = helper.make_graph([helper.make_node("Relu", ["nowhere"], ["y"])], "broken",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    g = helper.make_graph(
+        [helper.make_node("Relu", ["nowhere"], ["y"])],
+        "broken",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     m.ir_version = 8
     card = add(registry_repo, m.SerializeToString())
@@ -175,16 +197,24 @@ def test_model_failing_the_checker(registry_repo):
 
 
 def test_model_that_does_not_run(registry_repo):
-    # the target shape is an input: the checker cannot know it, the generated one cannot fit 6 values
-    g = helper.make_graph([helper.make_node("Reshape", ["x", "shape"], ["y"])], "g",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3]),
-                           helper.make_tensor_value_info("shape", TensorProto.INT64, [2])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["a", "b"])])
+    # the target shape is an input: the checker cannot know it, the generated one cannot fit 6
+    # values
+    g = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["y"])],
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3]),
+            helper.make_tensor_value_info("shape", TensorProto.INT64, [2]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["a", "b"])],
+    )
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     m.ir_version = 8
     card = add(registry_repo, m.SerializeToString())
     [f] = findings(registry_repo)
-    assert f.message.startswith("models/tiny/model.onnx: running the model once on generated inputs failed: ")
+    assert f.message.startswith(
+        "models/tiny/model.onnx: running the model once on generated inputs failed: "
+    )
     assert "Reshape" in f.message or "reshape" in f.message
     assert (f.path, f.line) == (CARD, weights_line(card))
 
@@ -200,11 +230,15 @@ def test_corrupt_object_in_staging_is_found_by_its_hash(registry_repo, onnx_byte
     (registry_repo.root / "models/tiny/model.onnx").unlink()
     shutil.rmtree(registry_repo.root / ".dvc" / "cache")
     [f] = findings(registry_repo)
-    assert f.message.startswith(f"the 'staging' copy of models/tiny/model.onnx is corrupt: object {md5} on "
-                                "remote 'staging' is corrupt (its content hashes to ")
+    assert f.message.startswith(
+        f"the 'staging' copy of models/tiny/model.onnx is corrupt: object {md5} on "
+        "remote 'staging' is corrupt (its content hashes to "
+    )
     assert f.path == "models/tiny/model.onnx.dvc"
     # and the whole bot agrees: weights-storage sees the right size, graph sees the wrong content
-    assert [x.check for x in check(registry_repo, checks=("weights-storage", "graph")).findings] == ["graph"]
+    assert [
+        x.check for x in check(registry_repo, checks=("weights-storage", "graph")).findings
+    ] == ["graph"]
 
 
 def test_missing_object_is_left_to_weights_storage(registry_repo, onnx_bytes):
@@ -212,12 +246,17 @@ def test_missing_object_is_left_to_weights_storage(registry_repo, onnx_bytes):
     (registry_repo.root / "models/tiny/model.onnx").unlink()
     shutil.rmtree(registry_repo.root / ".dvc" / "cache")
     report = check(registry_repo, checks=("weights-storage", "graph"))
-    assert [(f.check, f.severity) for f in report.findings] == [("weights-storage", Severity.error),
-                                                                ("graph", Severity.notice)]
-    assert report.findings[1].message.startswith("models/tiny/model.onnx was not checked: its object")
+    assert [(f.check, f.severity) for f in report.findings] == [
+        ("weights-storage", Severity.error),
+        ("graph", Severity.notice),
+    ]
+    assert report.findings[1].message.startswith(
+        "models/tiny/model.onnx was not checked: its object"
+    )
 
 
 # --------------------------------------------------------------------------- external data
+
 
 def _external_model(location: str) -> tuple[bytes, bytes]:
     """The fixture model with its initializers in an external file named `location`."""
@@ -226,8 +265,14 @@ def _external_model(location: str) -> tuple[bytes, bytes]:
 
     with tempfile.TemporaryDirectory() as d:
         m = onnx.load_from_string(mlp_onnx())
-        onnx.save_model(m, Path(d) / "model.onnx", save_as_external_data=True, all_tensors_to_one_file=True,
-                        location="weights.data", size_threshold=0)
+        onnx.save_model(
+            m,
+            Path(d) / "model.onnx",
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location="weights.data",
+            size_threshold=0,
+        )
         m = onnx.load(Path(d) / "model.onnx", load_external_data=False)
         for t in m.graph.initializer:
             for e in t.external_data:
@@ -240,7 +285,9 @@ def test_external_data_tracked_by_dvc_passes(registry_repo):
     model, data = _external_model("weights.data")
     registry_repo.track("models/tiny/weights.data", data)
     add(registry_repo, model)
-    (registry_repo.root / "models/tiny/weights.data").unlink()  # fetched from staging by its own pointer
+    (
+        registry_repo.root / "models/tiny/weights.data"
+    ).unlink()  # fetched from staging by its own pointer
     shutil.rmtree(registry_repo.root / ".dvc" / "cache")
     report = check(registry_repo)
     assert report.findings == []
@@ -248,10 +295,13 @@ def test_external_data_tracked_by_dvc_passes(registry_repo):
     assert report.artifacts["graph_run"] == {"probabilities": [1, 3]}
 
 
-@pytest.mark.parametrize("location, says", [
-    ("../other/weights.data", "points outside the model folder"),
-    ("/etc/passwd", "is absolute; it must be a file inside the model folder"),
-])
+@pytest.mark.parametrize(
+    "location, says",
+    [
+        ("../other/weights.data", "points outside the model folder"),
+        ("/etc/passwd", "is absolute; it must be a file inside the model folder"),
+    ],
+)
 def test_external_data_outside_the_folder(registry_repo, location, says):
     model, data = _external_model(location)
     registry_repo.track("models/other/weights.data", data)
@@ -268,8 +318,10 @@ def test_external_data_symlink_leaving_the_folder(registry_repo):
     (registry_repo.root / "models/tiny/weights.data").symlink_to("../other/weights.data")
     card = add(registry_repo, model)
     [f] = findings(registry_repo)
-    assert f.message == ("models/tiny/model.onnx: external data 'weights.data': models/tiny/weights.data is "
-                         "a symlink to '../other/weights.data', outside models/tiny/")
+    assert f.message == (
+        "models/tiny/model.onnx: external data 'weights.data': models/tiny/weights.data is "
+        "a symlink to '../other/weights.data', outside models/tiny/"
+    )
     assert (f.path, f.line) == (CARD, weights_line(card))
 
 
@@ -283,15 +335,22 @@ def test_missing_external_data(registry_repo):
 
 # --------------------------------------------------------------------------- safetensors
 
+
 def test_safetensors_gets_a_summary_and_a_notice(registry_repo):
     w = np.ones((4, 4), np.float32).tobytes()
-    header = json.dumps({"w": {"dtype": "F32", "shape": [4, 4], "data_offsets": [0, len(w)]}}).encode()
-    card = add(registry_repo, struct.pack("<Q", len(header)) + header + w, weights_file="model.safetensors")
+    header = json.dumps(
+        {"w": {"dtype": "F32", "shape": [4, 4], "data_offsets": [0, len(w)]}}
+    ).encode()
+    card = add(
+        registry_repo, struct.pack("<Q", len(header)) + header + w, weights_file="model.safetensors"
+    )
     report = check(registry_repo)
     [f] = report.findings
     assert f.severity is Severity.notice
-    assert f.message == ("models/tiny/model.safetensors is safetensors: tensors only, no graph, so it cannot "
-                         "be run or drawn")
+    assert f.message == (
+        "models/tiny/model.safetensors is safetensors: tensors only, no graph, so it cannot "
+        "be run or drawn"
+    )
     assert (f.path, f.line) == (CARD, weights_line(card))
     assert report.artifacts["graph"]["parameter_count"] == 16
     assert "parameters: 16 in 1 tensors" in report.artifacts["graph_text"]
@@ -299,6 +358,7 @@ def test_safetensors_gets_a_summary_and_a_notice(registry_repo):
 
 
 # --------------------------------------------------------------------------- command line
+
 
 def test_cli_passes_and_reports_the_graph_as_json(registry_repo, onnx_bytes):
     add(registry_repo, onnx_bytes)
@@ -310,7 +370,9 @@ def test_cli_passes_and_reports_the_graph_as_json(registry_repo, onnx_bytes):
     assert "Softmax" in model["artifacts"]["graph_svg"]
 
 
-# --------------------------------------------------------------------------- the PyTorch source (pytorch:)
+# --------------------------------------------------------------------------- the PyTorch source
+# (pytorch:)
+
 
 def test_a_pytorch_source_is_inspected_without_loading_it(registry_repo, tmp_path):
     import io
@@ -340,7 +402,11 @@ def test_a_pytorch_source_is_inspected_without_loading_it(registry_repo, tmp_pat
     registry_repo.track("models/tiny/model.pt2", buf.getvalue())
     registry_repo.commit(message="a pickled weight in the .pt2")
     [f] = findings(registry_repo)
-    assert f.message.startswith("models/tiny/model.pt2: entry 'data/weights/weight_0' holds '0.weight' as a pickle")
-    assert (f.path, f.line) == (CARD, next(i for i, ln in enumerate(card.splitlines(), 1)
-                                           if ln.startswith("pytorch:")))
+    assert f.message.startswith(
+        "models/tiny/model.pt2: entry 'data/weights/weight_0' holds '0.weight' as a pickle"
+    )
+    assert (f.path, f.line) == (
+        CARD,
+        next(i for i, ln in enumerate(card.splitlines(), 1) if ln.startswith("pytorch:")),
+    )
     assert not marker.exists()

@@ -16,8 +16,13 @@ REPO_LINE = 6  # `  repo:` in example_card
 
 
 def card_with(reg, url: str, name: str = "tiny") -> None:
-    reg.commit({f"models/{name}/model.yaml": example_card(name, source_repo=url),
-                f"models/{name}/config.yaml": "epochs: 3\n"}, f"add {name}")
+    reg.commit(
+        {
+            f"models/{name}/model.yaml": example_card(name, source_repo=url),
+            f"models/{name}/config.yaml": "epochs: 3\n",
+        },
+        f"add {name}",
+    )
 
 
 def source_findings(report):
@@ -78,19 +83,26 @@ def silent_server():
 def test_file_url_and_local_path_of_a_real_repo_pass(registry_repo, training_repo, check_models):
     card_with(registry_repo, training_repo.as_uri(), "by-url")
     card_with(registry_repo, str(training_repo), "by-path")
-    report = check_models(registry_repo, "by-url", "by-path", only=["source-repo"], allow_local_urls=True)
+    report = check_models(
+        registry_repo, "by-url", "by-path", only=["source-repo"], allow_local_urls=True
+    )
     assert source_findings(report) == []
     assert report.passed
 
 
-def test_a_repo_that_does_not_exist_is_a_finding_on_the_repo_line(registry_repo, tmp_path, check_models):
+def test_a_repo_that_does_not_exist_is_a_finding_on_the_repo_line(
+    registry_repo, tmp_path, check_models
+):
     missing = tmp_path / "nowhere" / "train.git"
     card_with(registry_repo, missing.as_uri())
     report = check_models(registry_repo, "tiny", only=["source-repo"], allow_local_urls=True)
     [f] = source_findings(report)
     assert f.severity.value == "error"
     # git's own text would name the bot's files; for a local URL it is not echoed
-    assert f.message == f"source.repo '{missing.as_uri()}' cannot be read: git could not read it as a repository"
+    assert (
+        f.message
+        == f"source.repo '{missing.as_uri()}' cannot be read: git could not read it as a repository"
+    )
     assert "exists and is readable" in f.hint
     assert (f.path, f.line) == (CARD, REPO_LINE)
 
@@ -99,7 +111,9 @@ def test_a_server_that_never_answers_times_out_quickly(registry_repo, silent_ser
     url = f"git://127.0.0.1:{silent_server.port}/train.git"
     card_with(registry_repo, url)
     start = time.monotonic()
-    report = check_models(registry_repo, "tiny", only=["source-repo"], allow_local_urls=True, timeout=1.0)
+    report = check_models(
+        registry_repo, "tiny", only=["source-repo"], allow_local_urls=True, timeout=1.0
+    )
     took = time.monotonic() - start
     [f] = source_findings(report)
     assert f.message == f"source.repo '{url}' did not answer within 1s"
@@ -113,18 +127,25 @@ def test_each_url_is_probed_once_per_run(registry_repo, silent_server, check_mod
     url = f"git://127.0.0.1:{silent_server.port}/shared.git"
     card_with(registry_repo, url, "first")
     card_with(registry_repo, url, "second")
-    report = check_models(registry_repo, "first", "second", only=["source-repo"], allow_local_urls=True, timeout=0.5)
+    report = check_models(
+        registry_repo, "first", "second", only=["source-repo"], allow_local_urls=True, timeout=0.5
+    )
     assert [m.name for m in report.models if not m.passed] == ["first", "second"]
     assert silent_server.accepted == 1
 
 
-@pytest.mark.parametrize("url, refused", [
-    ("ext::sh -c touch% {marker}", "the 'ext::' transport runs commands and is never allowed"),
-    ("fd::3", "the 'fd::' transport runs commands and is never allowed"),
-    ("ftp://example.com/train.git", "the scheme 'ftp://' is not allowed"),
-    ("--upload-pack=touch {marker}", "it starts with '-', which git would read as an option"),
-])
-def test_disallowed_urls_are_refused_without_running_git(registry_repo, tmp_path, check_models, url, refused):
+@pytest.mark.parametrize(
+    "url, refused",
+    [
+        ("ext::sh -c touch% {marker}", "the 'ext::' transport runs commands and is never allowed"),
+        ("fd::3", "the 'fd::' transport runs commands and is never allowed"),
+        ("ftp://example.com/train.git", "the scheme 'ftp://' is not allowed"),
+        ("--upload-pack=touch {marker}", "it starts with '-', which git would read as an option"),
+    ],
+)
+def test_disallowed_urls_are_refused_without_running_git(
+    registry_repo, tmp_path, check_models, url, refused
+):
     marker = tmp_path / "ran"
     url = url.format(marker=marker)
     card_with(registry_repo, url)
@@ -135,7 +156,9 @@ def test_disallowed_urls_are_refused_without_running_git(registry_repo, tmp_path
     assert not marker.exists()
 
 
-def test_local_urls_are_refused_when_the_registry_forbids_them(registry_repo, training_repo, check_models):
+def test_local_urls_are_refused_when_the_registry_forbids_them(
+    registry_repo, training_repo, check_models
+):
     card_with(registry_repo, training_repo.as_uri())
     report = check_models(registry_repo, "tiny", only=["source-repo"], allow_local_urls=False)
     [f] = source_findings(report)
@@ -145,7 +168,9 @@ def test_local_urls_are_refused_when_the_registry_forbids_them(registry_repo, tr
 
 def test_offline_is_a_warning_never_a_silent_pass(registry_repo, tmp_path, check_models):
     card_with(registry_repo, (tmp_path / "nowhere").as_uri())
-    report = check_models(registry_repo, "tiny", only=["source-repo"], allow_local_urls=True, offline=True)
+    report = check_models(
+        registry_repo, "tiny", only=["source-repo"], allow_local_urls=True, offline=True
+    )
     [f] = source_findings(report)
     assert f.severity.value == "warning"
     assert "was not checked (--offline)" in f.message
@@ -159,43 +184,60 @@ def test_offline_still_refuses_a_disallowed_scheme(registry_repo, check_models):
     assert f.severity.value == "error" and "is refused" in f.message
 
 
-@pytest.mark.parametrize("url, allow_local, kind", [
-    ("https://github.com/org/train.git", False, UrlKind.network),
-    ("http://git.example.com/train", False, UrlKind.network),
-    ("ssh://git@example.com:2222/org/train.git", False, UrlKind.network),
-    ("git://example.com/train.git", False, UrlKind.network),
-    ("git@github.com:org/train.git", False, UrlKind.network),
-    ("file:///srv/train.git", True, UrlKind.local),
-    ("../train", True, UrlKind.local),
-    ("file:///srv/train.git", False, None),
-    ("/srv/train.git", False, None),
-    ("EXT::sh", True, None),
-    ("gopher://x/y", True, None),
-])
+@pytest.mark.parametrize(
+    "url, allow_local, kind",
+    [
+        ("https://github.com/org/train.git", False, UrlKind.network),
+        ("http://git.example.com/train", False, UrlKind.network),
+        ("ssh://git@example.com:2222/org/train.git", False, UrlKind.network),
+        ("git://example.com/train.git", False, UrlKind.network),
+        ("git@github.com:org/train.git", False, UrlKind.network),
+        ("file:///srv/train.git", True, UrlKind.local),
+        ("../train", True, UrlKind.local),
+        ("file:///srv/train.git", False, None),
+        ("/srv/train.git", False, None),
+        ("EXT::sh", True, None),
+        ("gopher://x/y", True, None),
+    ],
+)
 def test_url_kinds(url, allow_local, kind):
     assert judge_url(url, allow_local).kind is kind
 
 
 # ------------------------------------------------- training code kept in the registry (repo: self)
 
+
 def self_card(reg, commit: str, path: str = "training/train.py", name: str = "tiny") -> None:
-    card = example_card(name).replace("  repo: https://github.com/example/train.git",
-                                      f"  repo: self\n  commit: {commit}\n  path: {path}")
-    reg.commit({f"models/{name}/model.yaml": card, f"models/{name}/config.yaml": "epochs: 3\n"}, f"add {name}")
+    card = example_card(name).replace(
+        "  repo: https://github.com/example/train.git",
+        f"  repo: self\n  commit: {commit}\n  path: {path}",
+    )
+    reg.commit(
+        {f"models/{name}/model.yaml": card, f"models/{name}/config.yaml": "epochs: 3\n"},
+        f"add {name}",
+    )
 
 
-def test_self_source_in_the_registry_history_is_confirmed_without_the_network(registry_repo, check_models):
+def test_self_source_in_the_registry_history_is_confirmed_without_the_network(
+    registry_repo, check_models
+):
     commit = registry_repo.commit({"training/train.py": "print('training')\n"}, "training code")
     self_card(registry_repo, commit)
-    report = check_models(registry_repo, "tiny", only=["source-repo"], allow_local_urls=False, timeout=0.01)
+    report = check_models(
+        registry_repo, "tiny", only=["source-repo"], allow_local_urls=False, timeout=0.01
+    )
     assert source_findings(report) == [] and report.passed
     # the check ran offline too, with the same verdict: nothing is contacted
     assert check_models(registry_repo, "tiny", only=["source-repo"], offline=True).passed
 
 
 def test_self_source_needs_commit_and_path(registry_repo, check_models):
-    card = example_card("tiny").replace("  repo: https://github.com/example/train.git", "  repo: self")
-    registry_repo.commit({"models/tiny/model.yaml": card, "models/tiny/config.yaml": "epochs: 3\n"}, "add")
+    card = example_card("tiny").replace(
+        "  repo: https://github.com/example/train.git", "  repo: self"
+    )
+    registry_repo.commit(
+        {"models/tiny/model.yaml": card, "models/tiny/config.yaml": "epochs: 3\n"}, "add"
+    )
     report = check_models(registry_repo, "tiny")
     messages = [f.message for m in report.models for f in m.findings]
     assert any("repo 'self' needs both commit" in m for m in messages), messages
@@ -205,8 +247,10 @@ def test_self_source_with_an_unknown_commit_is_an_error(registry_repo, check_mod
     self_card(registry_repo, "0123456789abcdef0123456789abcdef01234567")
     [f] = source_findings(check_models(registry_repo, "tiny", only=["source-repo"]))
     assert f.severity.value == "error"
-    assert f.message == ("source.commit 0123456789abcdef0123456789abcdef01234567 is not a commit of this "
-                         "registry's repository")
+    assert f.message == (
+        "source.commit 0123456789abcdef0123456789abcdef01234567 is not a commit of this "
+        "registry's repository"
+    )
     assert "git log -1 --format=%H -- training/train.py" in f.hint
     assert (f.path, f.line) == (CARD, REPO_LINE + 1)
 
@@ -231,7 +275,9 @@ def test_self_source_commit_outside_the_checked_history_is_an_error(registry_rep
     assert f.message.startswith(f"source.commit {commit} is not in the history of")
 
 
-def test_self_source_in_a_shallow_clone_is_a_warning_not_a_failure(registry_repo, tmp_path, check_models):
+def test_self_source_in_a_shallow_clone_is_a_warning_not_a_failure(
+    registry_repo, tmp_path, check_models
+):
     commit = registry_repo.commit({"training/train.py": "print('training')\n"}, "training code")
     self_card(registry_repo, commit)
     registry_repo.commit({"models/tiny/config.yaml": "epochs: 4\n"}, "later")
@@ -242,5 +288,8 @@ def test_self_source_in_a_shallow_clone_is_a_warning_not_a_failure(registry_repo
     report = check_models(Registry(shallow, registry_repo.storage), "tiny", only=["source-repo"])
     [f] = source_findings(report)
     assert f.severity.value == "warning" and report.passed
-    assert f.message == f"source.commit {commit} was not confirmed: this clone is shallow and does not hold it"
+    assert (
+        f.message
+        == f"source.commit {commit} was not confirmed: this clone is shallow and does not hold it"
+    )
     assert "fetch-depth: 0" in f.hint

@@ -1,4 +1,5 @@
-"""unique-name: collisions across the whole registry, reported on the models a pull request touches."""
+"""unique-name: collisions across the whole registry, reported on the models a pull request
+touches."""
 
 from __future__ import annotations
 
@@ -9,8 +10,13 @@ from registry.checks.unique_name import normal_name
 
 
 def add(reg, folder: str, name: str | None = None) -> str:
-    return reg.commit({f"models/{folder}/model.yaml": example_card(name or folder.lower()),
-                       f"models/{folder}/config.yaml": "a: 1\n"}, f"add {folder}")
+    return reg.commit(
+        {
+            f"models/{folder}/model.yaml": example_card(name or folder.lower()),
+            f"models/{folder}/config.yaml": "a: 1\n",
+        },
+        f"add {folder}",
+    )
 
 
 def test_same_name_different_case_is_reported_on_the_touched_model(registry_repo, check_models):
@@ -20,8 +26,10 @@ def test_same_name_different_case_is_reported_on_the_touched_model(registry_repo
     report = check_models(registry_repo, base=base, head="HEAD", only=["unique-name"])
     assert [m.name for m in report.models] == ["Digits-CNN"]  # the untouched model is not checked
     [f] = report.models[0].findings
-    assert f.message == ("model name 'Digits-CNN' collides with models/digits-cnn (names may not differ "
-                         "only in case or separators)")
+    assert f.message == (
+        "model name 'Digits-CNN' collides with models/digits-cnn (names may not differ "
+        "only in case or separators)"
+    )
     assert f.hint.startswith("rename one of them")
     assert (f.path, f.line) == ("models/Digits-CNN/model.yaml", 1)
 
@@ -54,7 +62,9 @@ def test_distinct_names_pass(registry_repo, check_models):
     assert report.passed and len(report.models) == 2
 
 
-@pytest.mark.parametrize("a, b", [("Digits-CNN", "digits-cnn"), ("digits_cnn", "digits--cnn"),
-                                  ("digits.cnn", "DIGITS CNN")])
+@pytest.mark.parametrize(
+    "a, b",
+    [("Digits-CNN", "digits-cnn"), ("digits_cnn", "digits--cnn"), ("digits.cnn", "DIGITS CNN")],
+)
 def test_normal_names(a, b):
     assert normal_name(a) == normal_name(b)

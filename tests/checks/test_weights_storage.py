@@ -16,11 +16,14 @@ CARD = "models/tiny/model.yaml"
 POINTER = "models/tiny/model.onnx.dvc"
 
 
-def findings(reg, head: str | None = "HEAD", checks=("card-fields", "weights-storage")) -> list[Finding]:
+def findings(
+    reg, head: str | None = "HEAD", checks=("card-fields", "weights-storage")
+) -> list[Finding]:
     """Run the named checks on model 'tiny' at revision `head` (None: the working tree)."""
     repo = RegistryRepo(reg.root)
-    report = run_checks(["tiny"], repo.snapshot(head), None, repo,
-                        CheckOptions(offline=True, only=list(checks)))
+    report = run_checks(
+        ["tiny"], repo.snapshot(head), None, repo, CheckOptions(offline=True, only=list(checks))
+    )
     return report.models[0].findings
 
 
@@ -44,9 +47,14 @@ def test_missing_pointer(registry_repo, onnx_bytes):
     (registry_repo.root / POINTER).unlink()
     registry_repo.commit(message="lose the pointer")
     [f] = findings(registry_repo)
-    assert f.message == f"no DVC pointer {POINTER} for the weights in HEAD ({registry_repo.git('rev-parse', 'HEAD')[:8]})"
-    assert f.hint == ("track the weights with DVC and push them: dvc add models/tiny/model.onnx && "
-                      f"dvc push -r staging {POINTER}, then git add {POINTER}")
+    assert (
+        f.message == f"no DVC pointer {POINTER} for the weights in HEAD "
+        f"({registry_repo.git('rev-parse', 'HEAD')[:8]})"
+    )
+    assert f.hint == (
+        "track the weights with DVC and push them: dvc add models/tiny/model.onnx && "
+        f"dvc push -r staging {POINTER}, then git add {POINTER}"
+    )
     assert (f.path, f.line) == (CARD, card_line((registry_repo.root / CARD).read_text(), "weights"))
 
 
@@ -56,7 +64,10 @@ def test_weights_committed_to_git(registry_repo, onnx_bytes):
     registry_repo.commit(message="commit the weights too")
     for head in ("HEAD", None):
         [f] = findings(registry_repo, head=head)
-        assert f.message == "the weights file models/tiny/model.onnx is committed to git; weights belong in DVC"
+        assert (
+            f.message
+            == "the weights file models/tiny/model.onnx is committed to git; weights belong in DVC"
+        )
         assert f.hint.startswith("git rm --cached models/tiny/model.onnx")
         assert f.path == "models/tiny/model.onnx"
 
@@ -65,8 +76,10 @@ def test_missing_object_in_staging(registry_repo, onnx_bytes):
     registry_repo.add_model("tiny", onnx_bytes, push=False)
     md5 = pointer(registry_repo).md5
     [f] = findings(registry_repo)
-    assert f.message == (f"the weights object {md5} ({POINTER}) is not in the 'staging' remote "
-                         f"({registry_repo.storage / 'staging'})")
+    assert f.message == (
+        f"the weights object {md5} ({POINTER}) is not in the 'staging' remote "
+        f"({registry_repo.storage / 'staging'})"
+    )
     assert f.hint == f"push it: dvc push -r staging {POINTER}"
     assert f.path == POINTER
 
@@ -78,7 +91,9 @@ def test_pointer_with_a_wrong_hash(registry_repo, onnx_bytes):
     wrong = "0123456789abcdef0123456789abcdef"
     registry_repo.commit({POINTER: text.replace(md5, wrong)}, "hand-edited pointer")
     [f] = findings(registry_repo)
-    assert f.message.startswith(f"the weights object {wrong} ({POINTER}) is not in the 'staging' remote")
+    assert f.message.startswith(
+        f"the weights object {wrong} ({POINTER}) is not in the 'staging' remote"
+    )
     assert f.path == POINTER
 
 
@@ -86,7 +101,10 @@ def test_unreadable_pointer(registry_repo, onnx_bytes):
     registry_repo.add_model("tiny", onnx_bytes)
     registry_repo.commit({POINTER: "outs:\n- path: model.onnx\n"}, "pointer without hash")
     [f] = findings(registry_repo)
-    assert f.message == f"DVC pointer {POINTER} is unusable: 'md5' is missing or not an md5 hash (got '')"
+    assert (
+        f.message
+        == f"DVC pointer {POINTER} is unusable: 'md5' is missing or not an md5 hash (got '')"
+    )
     assert f.path == POINTER
 
 
@@ -96,17 +114,32 @@ def test_partial_upload_is_found(registry_repo, onnx_bytes):
     obj = registry_repo.storage / "staging" / "files" / "md5" / md5[:2] / md5[2:]
     obj.write_bytes(onnx_bytes[:100])
     [f] = findings(registry_repo)
-    assert f.message == (f"the 'staging' remote holds 100 bytes for object {md5}, but {POINTER} records "
-                         f"{len(onnx_bytes):,} bytes (an incomplete or different upload)")
+    assert f.message == (
+        f"the 'staging' remote holds 100 bytes for object {md5}, but {POINTER} records "
+        f"{len(onnx_bytes):,} bytes (an incomplete or different upload)"
+    )
 
 
-@pytest.mark.parametrize("size, says", [
-    ("1061", None), ("'1KB'", None), ("'1.06 KB'", None), ("'1 KiB'", None),
-    ("1062", "'size' is 1,062 bytes but DVC records 1,061 bytes for models/tiny/model.onnx"),
-    ("'2KB'", "'size' is '2KB' (2,000 bytes) but DVC records 1,061 bytes (1.06 KB) for models/tiny/model.onnx"),
-    ("'1.2MB'", "'size' is '1.2MB' (1,200,000 bytes) but DVC records 1,061 bytes (1.06 KB) for "
-                "models/tiny/model.onnx"),
-])
+@pytest.mark.parametrize(
+    "size, says",
+    [
+        ("1061", None),
+        ("'1KB'", None),
+        ("'1.06 KB'", None),
+        ("'1 KiB'", None),
+        ("1062", "'size' is 1,062 bytes but DVC records 1,061 bytes for models/tiny/model.onnx"),
+        (
+            "'2KB'",
+            "'size' is '2KB' (2,000 bytes) but DVC records 1,061 bytes (1.06 KB) for "
+            "models/tiny/model.onnx",
+        ),
+        (
+            "'1.2MB'",
+            "'size' is '1.2MB' (1,200,000 bytes) but DVC records 1,061 bytes (1.06 KB) for "
+            "models/tiny/model.onnx",
+        ),
+    ],
+)
 def test_card_size_against_dvc(registry_repo, onnx_bytes, size, says):
     assert len(onnx_bytes) == 1061  # the sizes above are written for this model
     card = example_card("tiny").replace("metrics:", f"size: {size}\nmetrics:")
@@ -137,14 +170,19 @@ def test_weights_behind_a_symlink_leaving_the_folder(registry_repo, onnx_bytes):
     (registry_repo.root / "models/tiny/shared").symlink_to("../other")
     registry_repo.commit(message="borrow another model's weights")
     [f] = findings(registry_repo)
-    assert f.message == "weights: models/tiny/shared is a symlink to '../other', outside models/tiny/"
+    assert (
+        f.message == "weights: models/tiny/shared is a symlink to '../other', outside models/tiny/"
+    )
     assert (f.path, f.line) == (CARD, card_line(card, "weights"))
 
 
-@pytest.mark.parametrize("value, says", [
-    ("../other/model.onnx", "must stay inside the model folder ('..' is not allowed)"),
-    ("/abs/model.onnx", "must be relative to the model folder, not absolute"),
-])
+@pytest.mark.parametrize(
+    "value, says",
+    [
+        ("../other/model.onnx", "must stay inside the model folder ('..' is not allowed)"),
+        ("/abs/model.onnx", "must be relative to the model folder, not absolute"),
+    ],
+)
 def test_weights_path_escaping_the_folder_is_a_card_finding(registry_repo, onnx_bytes, value, says):
     registry_repo.add_model("tiny", onnx_bytes)
     card = example_card("tiny", size=1061).replace("weights: model.onnx", f"weights: {value}")
@@ -162,7 +200,9 @@ def _closed_port() -> int:
 
 def _point_staging_at_a_dead_server(reg) -> None:
     config = reg.root / ".dvc" / "config"
-    text = config.read_text().replace(str(reg.storage / "staging"), f"http://127.0.0.1:{_closed_port()}/staging")
+    text = config.read_text().replace(
+        str(reg.storage / "staging"), f"http://127.0.0.1:{_closed_port()}/staging"
+    )
     config.write_text(text)
 
 
@@ -196,12 +236,15 @@ def test_pointer_symlink_leaving_the_folder(registry_repo, onnx_bytes):
     registry_repo.commit(message="borrow another model's pointer")
     for head in ("HEAD", None):
         [f] = findings(registry_repo, head=head)
-        assert f.message == ("DVC pointer: models/tiny/model.onnx.dvc is a symlink to "
-                             "'../other/model.onnx.dvc', outside models/tiny/")
+        assert f.message == (
+            "DVC pointer: models/tiny/model.onnx.dvc is a symlink to "
+            "'../other/model.onnx.dvc', outside models/tiny/"
+        )
         assert (f.path, f.line) == (CARD, card_line(card, "weights"))
 
 
-# --------------------------------------------------------------------------- the PyTorch source (pytorch:)
+# --------------------------------------------------------------------------- the PyTorch source
+# (pytorch:)
 
 PT2_POINTER = "models/tiny/model.pt2.dvc"
 
@@ -224,8 +267,10 @@ def test_the_pytorch_source_needs_its_pointer_and_its_object(registry_repo, onnx
     card = with_pytorch(registry_repo, onnx_bytes, push=False)
     md5 = parse_pointer((registry_repo.root / PT2_POINTER).read_text()).md5
     [f] = findings(registry_repo)
-    assert f.message == (f"the PyTorch source object {md5} ({PT2_POINTER}) is not in the 'staging' remote "
-                         f"({registry_repo.storage / 'staging'})")
+    assert f.message == (
+        f"the PyTorch source object {md5} ({PT2_POINTER}) is not in the 'staging' remote "
+        f"({registry_repo.storage / 'staging'})"
+    )
     registry_repo.git("rm", "-q", "--cached", PT2_POINTER)
     (registry_repo.root / PT2_POINTER).unlink()
     registry_repo.commit(message="lose the pointer")
@@ -234,13 +279,18 @@ def test_the_pytorch_source_needs_its_pointer_and_its_object(registry_repo, onnx
     assert (f.path, f.line) == (CARD, card_line(card, "pytorch"))
 
 
-@pytest.mark.parametrize("value, says", [
-    ("../other/model.pt2", "must stay inside the model folder ('..' is not allowed)"),
-    ("/abs/model.pt2", "must be relative to the model folder, not absolute"),
-    ("model.pt", "must name a .pt2 file"),
-])
+@pytest.mark.parametrize(
+    "value, says",
+    [
+        ("../other/model.pt2", "must stay inside the model folder ('..' is not allowed)"),
+        ("/abs/model.pt2", "must be relative to the model folder, not absolute"),
+        ("model.pt", "must name a .pt2 file"),
+    ],
+)
 def test_pytorch_path_is_checked_like_the_weights(registry_repo, onnx_bytes, value, says):
-    card = with_pytorch(registry_repo, onnx_bytes).replace("pytorch: model.pt2", f"pytorch: {value}")
+    card = with_pytorch(registry_repo, onnx_bytes).replace(
+        "pytorch: model.pt2", f"pytorch: {value}"
+    )
     registry_repo.commit({CARD: card})
     [f] = findings(registry_repo)
     assert f.check == "card-fields" and says in f.message and "pytorch" in f.message

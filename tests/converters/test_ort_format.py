@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 import pytest
-from factories import conv_onnx
 
+from factories import conv_onnx
 from registry.packaging.converters import get_converter
 from registry.packaging.converters.ort_format import UnknownOrtLayout, canonical_ort
 from registry.packaging.quantization import quantize
@@ -25,8 +25,9 @@ def int8_cnn(tmp_path_factory):
 def convert(source, out, style="Fixed"):
     options = get_target("android-arm64").parse_options({"optimization_style": style}, "test")
     out.mkdir(parents=True)
-    return get_converter("ort-format").convert(source, out, precision="int8", runtime="onnxruntime-mobile",
-                                                options=options)
+    return get_converter("ort-format").convert(
+        source, out, precision="int8", runtime="onnxruntime-mobile", options=options
+    )
 
 
 @pytest.mark.parametrize("style", ["Fixed", "Runtime"])
@@ -37,8 +38,12 @@ def test_converting_again_gives_the_same_bytes(int8_cnn, tmp_path, style):
     assert results[0].tools["ort_layout"] == "canonical"
     # the canonical file runs and computes what the ONNX model computes
     x = np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32)
-    want = ort.InferenceSession(str(int8_cnn), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
-    got = ort.InferenceSession(str(results[0].path), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
+    want = ort.InferenceSession(str(int8_cnn), providers=["CPUExecutionProvider"]).run(
+        None, {"image": x}
+    )[0]
+    got = ort.InferenceSession(str(results[0].path), providers=["CPUExecutionProvider"]).run(
+        None, {"image": x}
+    )[0]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 

@@ -30,11 +30,20 @@ def test_a_pt2_zip_bomb_is_refused_at_its_cap(tmp_path):
     zip_bomb(bomb)
     assert bomb.stat().st_size < 2 << 20  # a small file...
     code, out, err, seconds, rss = run_bounded(
-        [sys.executable, "-c", "import sys; from pathlib import Path; from registry.formats.pt2 import inspect_pt2\n"
-         "try:\n    inspect_pt2(Path(sys.argv[1]), 'models/m/model.pt2')\n"
-         "except Exception as e:\n    print(type(e).__name__, e)\n", str(bomb)], tmp_path)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from registry.formats.pt2 import inspect_pt2\n"
+            "try:\n    inspect_pt2(Path(sys.argv[1]), 'models/m/model.pt2')\n"
+            "except Exception as e:\n    print(type(e).__name__, e)\n",
+            str(bomb),
+        ],
+        tmp_path,
+    )
     assert code == 0, err
-    assert out.startswith("ModelFormatError models/m/model.pt2: entry 'models/model.json' inflates to more than")
+    assert out.startswith(
+        "ModelFormatError models/m/model.pt2: entry 'models/model.json' inflates to more than"
+    )
     assert seconds < HANG and rss < 1 << 30  # ...that never inflates past the cap (no hang)
 
 

@@ -23,8 +23,12 @@ def reg(registry_repo):
 
 
 def errors(report, check=None):
-    return [f for m in report.models for f in m.findings
-            if f.severity.value == "error" and (check is None or f.check == check)]
+    return [
+        f
+        for m in report.models
+        for f in m.findings
+        if f.severity.value == "error" and (check is None or f.check == check)
+    ]
 
 
 def commit_link(reg, rel: str, target: str, message: str = "link") -> str:
@@ -40,7 +44,9 @@ def publishing_card(weights: bytes, **kw) -> str:
     return example_card(NAME, version="1.0.0", status="published", size=len(weights), **kw)
 
 
-def test_changelog_symlink_to_the_environment_is_refused_by_bot_and_publish(reg, check_models, origin):
+def test_changelog_symlink_to_the_environment_is_refused_by_bot_and_publish(
+    reg, check_models, origin
+):
     weights = mlp_onnx(0)
     reg.write({f"models/{NAME}/model.yaml": publishing_card(weights)})
     head = commit_link(reg, f"models/{NAME}/CHANGELOG.md", "/proc/self/environ")
@@ -52,13 +58,23 @@ def test_changelog_symlink_to_the_environment_is_refused_by_bot_and_publish(reg,
 
     # merged anyway (no branch protection): publish refuses the folder and writes nothing
     base = reg.git("rev-parse", "main")
-    proc = reg.registry("publish", "--base", base, "--head", head, "--format", "json",
-                        env={"REGISTRY_SECRET_PROBE": "do-not-leak"})
+    proc = reg.registry(
+        "publish",
+        "--base",
+        base,
+        "--head",
+        head,
+        "--format",
+        "json",
+        env={"REGISTRY_SECRET_PROBE": "do-not-leak"},
+    )
     assert proc.returncode != 70, proc.stderr
     out = json.loads(proc.stdout)
     [m] = out["models"]
     assert m["action"] == "failed" and "symbolic link" in m["error"]["message"]
-    assert os.readlink(reg.root / f"models/{NAME}/CHANGELOG.md") == "/proc/self/environ"  # not written through
+    assert (
+        os.readlink(reg.root / f"models/{NAME}/CHANGELOG.md") == "/proc/self/environ"
+    )  # not written through
     assert reg.git("tag", "-l") == ""
     assert not any(p.is_file() for p in (reg.storage / "public").rglob("*"))
 
@@ -67,21 +83,34 @@ def test_weights_symlink_with_a_second_pointer_is_refused(reg, check_models):
     """`weights: tiny.onnx` links to real.onnx; tiny.onnx.dvc names something else entirely."""
     good, evil = mlp_onnx(0), b"\x80\x04pickle-payload."
     reg.track(f"models/{NAME}/real.onnx", good)
-    reg.write({f"models/{NAME}/model.yaml": example_card(NAME, weights_file="tiny.onnx", size=len(good))})
+    reg.write(
+        {f"models/{NAME}/model.yaml": example_card(NAME, weights_file="tiny.onnx", size=len(good))}
+    )
     evil_md5 = hashlib.md5(evil).hexdigest()
-    reg.write({f"models/{NAME}/tiny.onnx.dvc":
-               f"outs:\n- md5: {evil_md5}\n  size: {len(evil)}\n  hash: md5\n  path: tiny.onnx\n"})
+    reg.write(
+        {
+            f"models/{NAME}/tiny.onnx.dvc": f"outs:\n- md5: {evil_md5}\n  size: {len(evil)}\n  "
+            f"hash: md5\n  path: tiny.onnx\n"
+        }
+    )
     commit_link(reg, f"models/{NAME}/tiny.onnx", "real.onnx")
-    report = check_models(reg, base="main", head="pr", content=True,
-                          only=["model-files", "weights-storage"])
+    report = check_models(
+        reg, base="main", head="pr", content=True, only=["model-files", "weights-storage"]
+    )
     messages = [f.message for f in errors(report)]
     assert any(f"models/{NAME}/tiny.onnx is a symbolic link" in m for m in messages), messages
-    assert any(f"object {evil_md5}" in m and "not in the 'staging'" in m for m in messages), messages
+    assert any(f"object {evil_md5}" in m and "not in the 'staging'" in m for m in messages), (
+        messages
+    )
 
 
 def test_a_pointer_tracking_another_file_is_refused(reg, check_models):
-    reg.write({f"models/{NAME}/extra.bin.dvc":
-               "outs:\n- md5: 0123456789abcdef0123456789abcdef\n  size: 3\n  path: other.bin\n"})
+    reg.write(
+        {
+            f"models/{NAME}/extra.bin.dvc": "outs:\n- md5: 0123456789abcdef0123456789abcdef\n  "
+            "size: 3\n  path: other.bin\n"
+        }
+    )
     reg.commit(message="odd pointer")
     [f] = errors(check_models(reg, base="main", head="pr"), "model-files")
     assert f.path == f"models/{NAME}/extra.bin.dvc"
@@ -93,17 +122,29 @@ def test_extra_pointer_naming_another_models_object_with_a_wrong_size_fails(reg,
     other = mlp_onnx(5)
     reg.track("models/other/model.onnx", other)
     md5 = hashlib.md5(other).hexdigest()
-    reg.write({f"models/{NAME}/steal.bin.dvc": f"outs:\n- md5: {md5}\n  size: 7\n  hash: md5\n  path: steal.bin\n"})
+    reg.write(
+        {
+            f"models/{NAME}/steal.bin.dvc": f"outs:\n- md5: {md5}\n  size: 7\n  hash: md5\n  path: "
+            f"steal.bin\n"
+        }
+    )
     reg.commit(message="extra pointer")
     report = check_models(reg, base="main", head="pr", content=True, only=["weights-storage"])
     [f] = errors(report)
     assert f.path == f"models/{NAME}/steal.bin.dvc"
-    assert f"holds {len(other):,} bytes for object {md5}" in f.message and "records 7 bytes" in f.message
+    assert (
+        f"holds {len(other):,} bytes for object {md5}" in f.message
+        and "records 7 bytes" in f.message
+    )
 
 
 def test_folder_outputs_are_refused_at_check_time(reg, check_models):
-    reg.write({f"models/{NAME}/data.dvc":
-               "outs:\n- md5: 0123456789abcdef0123456789abcdef.dir\n  size: 30\n  nfiles: 2\n  path: data\n"})
+    reg.write(
+        {
+            f"models/{NAME}/data.dvc": "outs:\n- md5: 0123456789abcdef0123456789abcdef.dir\n  "
+            "size: 30\n  nfiles: 2\n  path: data\n"
+        }
+    )
     reg.commit(message="folder output")
     [f] = errors(check_models(reg, base="main", head="pr"), "model-files")
     assert f.path == f"models/{NAME}/data.dvc"
@@ -137,17 +178,38 @@ def test_pointers_are_frozen_on_a_published_version(registry_repo, check_models)
 
 GIB = 1 << 30
 ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+    f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+    for p, c in zip("abcdefgh", "bcdefghi")
+)
 
 
 def bot(reg, *args):
-    return run_bounded([sys.executable, "-m", "registry", "check", "--base", "main", "--head", "pr",
-                        "--format", "json", *args], reg.root)
+    return run_bounded(
+        [
+            sys.executable,
+            "-m",
+            "registry",
+            "check",
+            "--base",
+            "main",
+            "--head",
+            "pr",
+            "--format",
+            "json",
+            *args,
+        ],
+        reg.root,
+    )
 
 
 def finding_on(stdout: str, path: str) -> dict:
     report = json.loads(stdout)
-    found = [f for m in report["models"] for f in m["findings"] if f["path"] == path and f["severity"] == "error"]
+    found = [
+        f
+        for m in report["models"]
+        for f in m["findings"]
+        if f["path"] == path and f["severity"] == "error"
+    ]
     assert found, report
     return found[0]
 
@@ -162,8 +224,12 @@ def test_alias_bomb_in_a_dvc_pointer(reg):
 
 
 def test_alias_bomb_in_dvc_yaml(reg):
-    reg.commit({"dvc.yaml": ALIAS_BOMB + "artifacts: *i\n",
-                f"models/{NAME}/model.yaml": example_card(NAME, extra="description: touched\n")})
+    reg.commit(
+        {
+            "dvc.yaml": ALIAS_BOMB + "artifacts: *i\n",
+            f"models/{NAME}/model.yaml": example_card(NAME, extra="description: touched\n"),
+        }
+    )
     code, out, err, seconds, rss = bot(reg, "--no-content")
     assert code == 1, err
     f = finding_on(out, "dvc.yaml")
@@ -171,13 +237,21 @@ def test_alias_bomb_in_dvc_yaml(reg):
     assert seconds < HANG and rss < GIB  # no hang; speed is benchmarks/hostile_bench.py's
 
 
-@pytest.mark.parametrize("name,text", [
-    ("config.json", "[" * 100_000 + "]" * 100_000),
-    ("config.yaml", "x: " + "[" * 100_000 + "]" * 100_000 + "\n"),
-])
+@pytest.mark.parametrize(
+    "name,text",
+    [
+        ("config.json", "[" * 100_000 + "]" * 100_000),
+        ("config.yaml", "x: " + "[" * 100_000 + "]" * 100_000 + "\n"),
+    ],
+)
 def test_100k_deep_config(reg, name, text):
-    reg.write({f"models/{NAME}/model.yaml": example_card(NAME, size=len(mlp_onnx(0))).replace(
-        "config: config.yaml", f"config: {name}")})
+    reg.write(
+        {
+            f"models/{NAME}/model.yaml": example_card(NAME, size=len(mlp_onnx(0))).replace(
+                "config: config.yaml", f"config: {name}"
+            )
+        }
+    )
     reg.commit({f"models/{NAME}/{name}": text})
     code, out, err, seconds, rss = bot(reg, "--no-content")
     assert code == 1, err
@@ -215,5 +289,8 @@ def test_pull_refuses_a_version_whose_folder_has_a_link(registry_repo, tmp_path)
     publish_version(reg, NAME, "1.0.0")
     proc = reg.registry("pull", f"{NAME}@1.0.0", "-o", str(tmp_path / "out"))
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert f"models/{NAME}/notes.md is a symbolic link" in proc.stderr and "Traceback" not in proc.stderr
+    assert (
+        f"models/{NAME}/notes.md is a symbolic link" in proc.stderr
+        and "Traceback" not in proc.stderr
+    )
     assert not (tmp_path / "out" / "model.onnx").exists()

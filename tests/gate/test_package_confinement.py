@@ -15,20 +15,22 @@ import pytest
 from onnx import TensorProto
 
 from factories import FAST, mlp_onnx, run_bounded, write_package_source
-from registry.packaging.encryption import PackageIntegrityError
 from registry.packaging.archive import deterministic_tar, open_package
 from registry.packaging.build import build_package
+from registry.packaging.encryption import PackageIntegrityError
 from registry.packaging.run import run_package
 from registry.packaging.source import source_from_files
 
-SECRET = b"[remote \"public\"]\n    secret_access_key = AKIA-DO-NOT-LEAK\n"
+SECRET = b'[remote "public"]\n    secret_access_key = AKIA-DO-NOT-LEAK\n'
 
 
 @pytest.fixture(scope="module")
 def package(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("confined")
     model, card = write_package_source(tmp / "src", mlp_onnx(), "  - linux-x86_64\n")
-    return build_package(source_from_files(model, card), "linux-x86_64", tmp / "dist", overrides=FAST)
+    return build_package(
+        source_from_files(model, card), "linux-x86_64", tmp / "dist", overrides=FAST
+    )
 
 
 def unpack(path) -> tuple[str, dict[str, bytes]]:
@@ -56,13 +58,19 @@ def with_external(model_bytes: bytes, location: str) -> bytes:
     init.ClearField("raw_data")
     del init.float_data[:]
     init.data_location = TensorProto.EXTERNAL
-    for k, v in (("location", location), ("offset", "0"), ("length", str(4 * int(np.prod(init.dims))))):
+    for k, v in (
+        ("location", location),
+        ("offset", "0"),
+        ("length", str(4 * int(np.prod(init.dims)))),
+    ):
         e = init.external_data.add()
         e.key, e.value = k, v
     return model.SerializeToString()
 
 
-@pytest.mark.parametrize("location", [".dvc/config.local", "../../.dvc/config.local", "/etc/passwd"])
+@pytest.mark.parametrize(
+    "location", [".dvc/config.local", "../../.dvc/config.local", "/etc/passwd"]
+)
 def test_external_data_outside_the_package_is_refused(package, tmp_path, location):
     root, files = unpack(package.path)
     model_file = json.loads(files["manifest.json"])["model_file"]
@@ -73,8 +81,10 @@ def test_external_data_outside_the_package_is_refused(package, tmp_path, locatio
     (tmp_path / ".dvc").mkdir()
     (tmp_path / ".dvc" / "config.local").write_bytes(SECRET.ljust(4096, b" "))
     np.save(tmp_path / "x.npy", np.zeros((1, 8), np.float32))
-    code, out, err, seconds, rss = run_bounded([sys.executable, "-m", "registry", "run", str(evil), "-i",
-                                                "x.npy", "--format", "json"], tmp_path)
+    code, out, err, seconds, rss = run_bounded(
+        [sys.executable, "-m", "registry", "run", str(evil), "-i", "x.npy", "--format", "json"],
+        tmp_path,
+    )
     assert code == 6, out + err
     assert "not a listed member of the package" in err and str(evil) in err
     assert "AKIA" not in out + err
@@ -86,12 +96,21 @@ def test_external_data_in_a_listed_member_runs_from_the_package_only(package, tm
     model_file = manifest["model_file"]
     original = onnx.load_from_string(files[model_file])
     first = original.graph.initializer[0]
-    weights_member = f"{model_file.rsplit('/', 1)[0]}/weights.bin" if "/" in model_file else "weights.bin"
+    weights_member = (
+        f"{model_file.rsplit('/', 1)[0]}/weights.bin" if "/" in model_file else "weights.bin"
+    )
     files[weights_member] = onnx.numpy_helper.to_array(first).astype(np.float32).tobytes()
     files[model_file] = with_external(files[model_file], weights_member.rsplit("/", 1)[-1])
     good = tmp_path / "good.tar.gz"
-    good.write_bytes(repack(root, files, lambda m: m["files"].update(
-        {weights_member: hashlib.sha256(files[weights_member]).hexdigest()})))
+    good.write_bytes(
+        repack(
+            root,
+            files,
+            lambda m: m["files"].update(
+                {weights_member: hashlib.sha256(files[weights_member]).hexdigest()}
+            ),
+        )
+    )
     opened = open_package(good)
     x = np.random.default_rng(0).standard_normal((2, 8)).astype(np.float32)
     out = run_package(opened, {"input": x})
@@ -122,13 +141,21 @@ def test_unlisted_members_are_never_read(package, tmp_path):
                 b[:n] = bytes(n)
                 self.left -= n
                 return n
+
         tar.addfile(bomb, io.BufferedReader(Zeros(bomb.size), 1 << 20))
-    code, out, err, seconds, rss = run_bounded([sys.executable, "-c",
-                                                "import sys; from pathlib import Path; from "
-                                                "registry.packaging.archive import open_package; "
-                                                "p = open_package(Path(sys.argv[1])); "
-                                                "print(sorted(p.files))",
-                                                str(path)], tmp_path, timeout=120)
+    code, out, err, seconds, rss = run_bounded(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from "
+            "registry.packaging.archive import open_package; "
+            "p = open_package(Path(sys.argv[1])); "
+            "print(sorted(p.files))",
+            str(path),
+        ],
+        tmp_path,
+        timeout=120,
+    )
     assert code == 0, err
     assert "padding.bin" not in out
     assert path.stat().st_size < 16 << 20 and rss < 700 << 20  # never decompressed into memory

@@ -14,14 +14,28 @@ def source_findings(report):
     return [f for m in report.models for f in m.findings if f.check == "source-repo"]
 
 
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1:8080/train.git", "https://localhost/train.git", "http://169.254.169.254/latest/meta-data",
-    "git://10.1.2.3/train.git", "ssh://git@192.168.0.7/train.git", "git@172.16.0.1:org/train.git",
-    "http://[::1]/train.git", "http://[::ffff:127.0.0.1]/x.git", "http://2130706433/x.git", "http://0.0.0.0/x.git",
-    "file:///etc", "/etc/passwd", "../../.git",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/train.git",
+        "https://localhost/train.git",
+        "http://169.254.169.254/latest/meta-data",
+        "git://10.1.2.3/train.git",
+        "ssh://git@192.168.0.7/train.git",
+        "git@172.16.0.1:org/train.git",
+        "http://[::1]/train.git",
+        "http://[::ffff:127.0.0.1]/x.git",
+        "http://2130706433/x.git",
+        "http://0.0.0.0/x.git",
+        "file:///etc",
+        "/etc/passwd",
+        "../../.git",
+    ],
+)
 def test_local_and_private_addresses_are_refused_by_default(registry_repo, check_models, url):
-    registry_repo.commit({CARD: example_card("tiny", source_repo=url), "models/tiny/config.yaml": "a: 1\n"})
+    registry_repo.commit(
+        {CARD: example_card("tiny", source_repo=url), "models/tiny/config.yaml": "a: 1\n"}
+    )
     [f] = source_findings(check_models(registry_repo, "tiny", only=["source-repo"], offline=True))
     assert f.severity.value == "error" and "is refused" in f.message and "not allowed" in f.message
     assert f.line == 6
@@ -34,7 +48,9 @@ def test_public_hosts_are_network_urls():
 
 def test_credentials_in_the_url_are_redacted_in_every_finding(registry_repo, check_models):
     url = "https://build-bot:ghp_SECRET123@example.invalid/org/train.git"
-    registry_repo.commit({CARD: example_card("tiny", source_repo=url), "models/tiny/config.yaml": "a: 1\n"})
+    registry_repo.commit(
+        {CARD: example_card("tiny", source_repo=url), "models/tiny/config.yaml": "a: 1\n"}
+    )
     report = check_models(registry_repo, "tiny", only=["source-repo"], timeout=2)
     [f] = source_findings(report)
     assert "ghp_SECRET123" not in f.message + (f.hint or "")
@@ -43,7 +59,11 @@ def test_credentials_in_the_url_are_redacted_in_every_finding(registry_repo, che
 
 
 def test_a_host_name_that_resolves_to_the_bots_network_is_refused(registry_repo, check_models):
-    registry_repo.commit({CARD: example_card("tiny", source_repo="http://localtest.localhost/train.git"),
-                          "models/tiny/config.yaml": "a: 1\n"})
+    registry_repo.commit(
+        {
+            CARD: example_card("tiny", source_repo="http://localtest.localhost/train.git"),
+            "models/tiny/config.yaml": "a: 1\n",
+        }
+    )
     [f] = source_findings(check_models(registry_repo, "tiny", only=["source-repo"]))
     assert "is refused" in f.message

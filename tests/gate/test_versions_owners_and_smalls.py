@@ -16,8 +16,12 @@ CARD = f"models/{NAME}/model.yaml"
 
 
 def errors(report, check=None):
-    return [f for m in report.models for f in m.findings
-            if f.severity.value == "error" and (check is None or f.check == check)]
+    return [
+        f
+        for m in report.models
+        for f in m.findings
+        if f.severity.value == "error" and (check is None or f.check == check)
+    ]
 
 
 @pytest.fixture
@@ -31,18 +35,28 @@ def published(registry_repo):
 
 # ---- versions and tags
 
+
 def test_build_metadata_is_not_a_new_version(published, check_models):
     weights = mlp_onnx(1)
     published.track(f"models/{NAME}/model.onnx", weights)
-    published.commit({CARD: example_card(NAME, version="1.0.0+rebuild", status="updated", size=len(weights))})
-    messages = [f.message for f in errors(check_models(published, base="main", head="pr"), "lifecycle")]
+    published.commit(
+        {CARD: example_card(NAME, version="1.0.0+rebuild", status="updated", size=len(weights))}
+    )
+    messages = [
+        f.message for f in errors(check_models(published, base="main", head="pr"), "lifecycle")
+    ]
     assert any("same SemVer precedence as 1.0.0" in m for m in messages), messages
 
 
 def test_a_version_whose_tag_git_refuses_fails_the_bot(published, check_models):
-    published.commit({CARD: example_card(NAME, version="1.1.0-rc.lock", status="updated",
-                                         size=len(mlp_onnx(0)))})
-    [f] = [f for f in errors(check_models(published, base="main", head="pr"), "lifecycle") if "tag" in f.message]
+    published.commit(
+        {CARD: example_card(NAME, version="1.1.0-rc.lock", status="updated", size=len(mlp_onnx(0)))}
+    )
+    [f] = [
+        f
+        for f in errors(check_models(published, base="main", head="pr"), "lifecycle")
+        if "tag" in f.message
+    ]
     assert f"the tag {NAME}@v1.1.0-rc.lock, a name git refuses" in f.message and f.path == CARD
 
 
@@ -63,13 +77,16 @@ def test_a_hand_pushed_tag_never_becomes_latest(published, tmp_path):
     assert reg.registry("verify-tag", f"{NAME}@v1.0.0", "--branch", "main").returncode == 0
     shown = reg.registry("show", NAME)
     assert "versions (latest: 1.0.0)" in shown.stdout
-    assert f"stray tags (not versions" in shown.stdout and f"{NAME}@v9.9.9: its commit" in shown.stdout
+    assert (
+        "stray tags (not versions" in shown.stdout and f"{NAME}@v9.9.9: its commit" in shown.stdout
+    )
     listed = json.loads(reg.registry("list", "--format", "json").stdout)
     row = next(r for r in listed if r["name"] == NAME)
     assert row["latest"] == "1.0.0" and row["versions"] == 1, row
 
 
 # ---- code owners
+
 
 def test_codeowners_is_generated_and_kept_up_to_date(registry_repo, check_models):
     reg = registry_repo
@@ -85,7 +102,11 @@ def test_codeowners_is_generated_and_kept_up_to_date(registry_repo, check_models
     reg.commit({CARD: example_card(NAME, extra="owners: ['@mallory']\n")})
     report = check_models(reg, base="main", head="pr")
     [f] = errors(report, "codeowners")
-    assert f.path == ".github/CODEOWNERS" and "out of date" in f.message and "registry codeowners" in f.hint
+    assert (
+        f.path == ".github/CODEOWNERS"
+        and "out of date" in f.message
+        and "registry codeowners" in f.hint
+    )
     # regenerated, it passes (the file is then not a registry-wide change)
     assert reg.registry("codeowners").returncode == 0
     reg.commit(message="regenerate")
@@ -93,7 +114,10 @@ def test_codeowners_is_generated_and_kept_up_to_date(registry_repo, check_models
     assert errors(report, "codeowners") == [] and errors(report, "registry-files") == []
     # a pull request that makes itself a maintainer is a registry-wide change
     (reg.root / ".github/CODEOWNERS").write_text(
-        (reg.root / ".github/CODEOWNERS").read_text().replace("@org/registry-maintainers", "@mallory"))
+        (reg.root / ".github/CODEOWNERS")
+        .read_text()
+        .replace("@org/registry-maintainers", "@mallory")
+    )
     reg.commit(message="take over")
     report = check_models(reg, base="main", head="pr")
     assert errors(report, "codeowners") and errors(report, "registry-files")
@@ -101,10 +125,13 @@ def test_codeowners_is_generated_and_kept_up_to_date(registry_repo, check_models
 
 # ---- smalls
 
+
 def test_show_strips_terminal_control_characters(published_registry):
     reg = published_registry
     card = (reg.root / "models/draft/model.yaml").read_text()
-    reg.commit({"models/draft/model.yaml": card + 'description: "Digits\\e]0;pwned\\a\\e[2J\\e[31mred"\n'})
+    reg.commit(
+        {"models/draft/model.yaml": card + 'description: "Digits\\e]0;pwned\\a\\e[2J\\e[31mred"\n'}
+    )
     proc = reg.registry("show", "draft")
     assert proc.returncode == 0, proc.stderr
     assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout
@@ -126,7 +153,12 @@ def test_s3_without_credentials_is_a_storage_error(registry_repo, s3_server, mon
     reg.dvc("remote", "modify", "staging", "url", "s3://registry/staging")
     reg.dvc("remote", "modify", "staging", "endpointurl", s3_server.url)
     reg.commit(message="staging on S3, no credentials")
-    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE"):
+    for var in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_PROFILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(reg.root / "no-credentials"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(reg.root / "no-config"))
@@ -161,7 +193,9 @@ def test_publish_never_overwrites_or_removes_an_object_it_did_not_write(registry
     squatter.parent.mkdir(parents=True)
     squatter.write_bytes(b"someone else's bytes")
     base = reg.git("rev-parse", "HEAD")
-    head = reg.commit({CARD: example_card(NAME, version="1.0.0", status="published", size=len(weights))})
+    head = reg.commit(
+        {CARD: example_card(NAME, version="1.0.0", status="published", size=len(weights))}
+    )
     proc = reg.registry("publish", "--base", base, "--head", head, "--format", "json")
     [m] = json.loads(proc.stdout)["models"]
     assert m["action"] == "failed" and "never overwrites or removes" in m["error"]["message"]
@@ -180,10 +214,14 @@ def test_publish_cleans_what_a_killed_copy_left(registry_repo, origin):
     left = obj.with_name(obj.name + ".tmp31337")  # what a copy killed half-way, an hour ago, leaves
     left.write_bytes(weights[:100])
     os.utime(left, (time.time() - 3600, time.time() - 3600))
-    live = obj.with_name(obj.name + ".tmp31338")  # a racing publish's copy, still being written: kept
+    live = obj.with_name(
+        obj.name + ".tmp31338"
+    )  # a racing publish's copy, still being written: kept
     live.write_bytes(weights[:50])
     base = reg.git("rev-parse", "HEAD")
-    head = reg.commit({CARD: example_card(NAME, version="1.0.0", status="published", size=len(weights))})
+    head = reg.commit(
+        {CARD: example_card(NAME, version="1.0.0", status="published", size=len(weights))}
+    )
     proc = reg.registry("publish", "--base", base, "--head", head)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert obj.read_bytes() == weights and not left.exists() and live.exists()

@@ -9,14 +9,21 @@ import pytest
 
 from registry.cards.schema import load_card
 from registry.compression.chain import CompressRequest, prepare_job
-from registry.compression.onnx_files import compact_model
 from registry.compression.methods import build_method
+from registry.compression.onnx_files import compact_model
 
 
 def job_for(folder: Path, tmp_path: Path, **target):
     card = load_card((folder / "model.yaml").read_bytes()).card
-    return prepare_job(CompressRequest(card=card, model_path=folder / "model.onnx", model_dir=folder,
-                                       report_dir=tmp_path / "report", **target))
+    return prepare_job(
+        CompressRequest(
+            card=card,
+            model_path=folder / "model.onnx",
+            model_dir=folder,
+            report_dir=tmp_path / "report",
+            **target,
+        )
+    )
 
 
 def run_method(name: str, job, tmp_path: Path, **options):

@@ -10,5 +10,9 @@ def test_dynamic_int8_quarter_size_same_accuracy(digits_job, tmp_path):
     assert cand.path.stat().st_size < 0.3 * digits_job.original.size
     assert digits_job.drop_of(acc) <= 0.01
     # per-channel: one weight scale per output channel of the first conv
-    scales = [i for i in model.graph.initializer if len(i.dims) == 1 and i.dims[0] == 16 and i.data_type == 1]
+    scales = [
+        i
+        for i in model.graph.initializer
+        if len(i.dims) == 1 and i.dims[0] == 16 and i.data_type == 1
+    ]
     assert scales

@@ -7,7 +7,9 @@ from registry.compression.methods import MethodMiss
 
 
 def test_structured_pruning_removes_channels_and_recovers(digits_job, tmp_path):
-    cand, model, acc = run_method("prune", digits_job, tmp_path, amounts=[0.5], epochs=10, quantize=False)
+    cand, model, acc = run_method(
+        "prune", digits_job, tmp_path, amounts=[0.5], epochs=10, quantize=False
+    )
     assert cand.settings == {"amounts": [0.5]}
     convs = {t.name: list(t.dims) for t in model.graph.initializer if len(t.dims) == 4}
     assert sorted(d[0] for d in convs.values()) == [8, 16]  # 16 -> 8 and 32 -> 16 output channels

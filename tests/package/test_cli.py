@@ -9,8 +9,8 @@ import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from factories import mlp_onnx, registry_cli, write_package_source
 
+from factories import mlp_onnx, registry_cli, write_package_source
 from registry.cli import cli
 from registry.packaging.converters import load_all as load_converters
 from registry.packaging.engines import ENGINES, get_engine
@@ -19,7 +19,14 @@ from registry.packaging.targets import load_all
 
 def test_every_registered_target_imports_and_describes_its_options():
     targets = load_all()
-    assert set(targets) == {"linux-x86_64", "linux-aarch64", "windows-x64", "android-arm64", "ios-arm64", "cuda"}
+    assert set(targets) == {
+        "linux-x86_64",
+        "linux-aarch64",
+        "windows-x64",
+        "android-arm64",
+        "ios-arm64",
+        "cuda",
+    }
     converters = load_converters()
     for name, cls in targets.items():
         assert cls.summary and cls.produces and cls.runner, name
@@ -44,7 +51,9 @@ def test_list_targets_says_what_each_produces_and_needs():
     assert result.exit_code == 0
     assert "android-arm64: Android ARM64" in result.output and "ORT format (.ort)" in result.output
     assert "openvino-ir" in result.output and "runner:     windows-latest" in result.output
-    data = json.loads(CliRunner().invoke(cli, ["package", "--list-targets", "--format", "json"]).output)
+    data = json.loads(
+        CliRunner().invoke(cli, ["package", "--list-targets", "--format", "json"]).output
+    )
     cuda = next(t for t in data if t["name"] == "cuda")
     assert "onnx-fp16" in cuda["converters"] and "fp32_fallback" in cuda["options"]
 
@@ -52,13 +61,31 @@ def test_list_targets_says_what_each_produces_and_needs():
 def test_cli_local_build_and_run(tmp_path):
     model, card = write_package_source(tmp_path / "src", mlp_onnx(), "  - linux-aarch64\n")
     runner = CliRunner()
-    result = runner.invoke(cli, ["package", "--model", str(model), "--card", str(card), "-o", str(tmp_path / "d"),
-                                 "--option", "repeats=2", "--format", "json"])
+    result = runner.invoke(
+        cli,
+        [
+            "package",
+            "--model",
+            str(model),
+            "--card",
+            str(card),
+            "-o",
+            str(tmp_path / "d"),
+            "--option",
+            "repeats=2",
+            "--format",
+            "json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     built = json.loads(result.stdout)
-    assert built[0]["target"] == "linux-aarch64" and built[0]["verified"] and not built[0]["measured"]
+    assert (
+        built[0]["target"] == "linux-aarch64" and built[0]["verified"] and not built[0]["measured"]
+    )
     np.save(tmp_path / "x.npy", np.ones((1, 8), np.float32))
-    result = runner.invoke(cli, ["run", built[0]["path"], "--input", str(tmp_path / "x.npy"), "--format", "json"])
+    result = runner.invoke(
+        cli, ["run", built[0]["path"], "--input", str(tmp_path / "x.npy"), "--format", "json"]
+    )
     assert result.exit_code == 0, result.output
     assert np.asarray(json.loads(result.stdout)["probabilities"]).shape == (1, 3)
 
@@ -68,13 +95,48 @@ def test_cli_errors_exit_with_their_codes(tmp_path):
     import sys
 
     model, card = write_package_source(tmp_path / "src", mlp_onnx(), "  - linux-aarch64\n")
-    proc = subprocess.run([sys.executable, "-m", "registry", "package", "--model", str(model), "--card", str(card),
-                           "--target", "andriod-arm64"], capture_output=True, text=True, cwd=tmp_path)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "registry",
+            "package",
+            "--model",
+            str(model),
+            "--card",
+            str(card),
+            "--target",
+            "andriod-arm64",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2 and "did you mean 'android-arm64'" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "registry", "package", "--model", str(model), "--card", str(card),
-                           "--target", "linux-aarch64", "--quantize", "static"], capture_output=True, text=True,
-                          cwd=tmp_path)
-    assert proc.returncode == 6 and "needs calibration data" in proc.stderr and "Traceback" not in proc.stderr
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "registry",
+            "package",
+            "--model",
+            str(model),
+            "--card",
+            str(card),
+            "--target",
+            "linux-aarch64",
+            "--quantize",
+            "static",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert (
+        proc.returncode == 6
+        and "needs calibration data" in proc.stderr
+        and "Traceback" not in proc.stderr
+    )
 
 
 def test_cli_verify_passes_a_package_and_fails_one_whose_reference_disagrees(tmp_path, capsys):
@@ -85,8 +147,21 @@ def test_cli_verify_passes_a_package_and_fails_one_whose_reference_disagrees(tmp
 
     model, card = write_package_source(tmp_path / "src", mlp_onnx(), "  - linux-aarch64\n")
     runner = CliRunner()
-    result = runner.invoke(cli, ["package", "--model", str(model), "--card", str(card), "-o", str(tmp_path / "d"),
-                                 "--no-benchmark", "--format", "json"])
+    result = runner.invoke(
+        cli,
+        [
+            "package",
+            "--model",
+            str(model),
+            "--card",
+            str(card),
+            "-o",
+            str(tmp_path / "d"),
+            "--no-benchmark",
+            "--format",
+            "json",
+        ],
+    )
     path = json.loads(result.stdout)[0]["path"]
     result = runner.invoke(cli, ["verify", path])
     assert result.exit_code == 0, result.output
@@ -100,7 +175,9 @@ def test_cli_verify_passes_a_package_and_fails_one_whose_reference_disagrees(tmp
     np.savez(buf, **arrays)
     files = {**pkg.files, REFERENCE: buf.getvalue()}
     files.pop("manifest.json")
-    manifest = pkg.manifest.model_copy(update={"files": {k: hashlib.sha256(v).hexdigest() for k, v in files.items()}})
+    manifest = pkg.manifest.model_copy(
+        update={"files": {k: hashlib.sha256(v).hexdigest() for k, v in files.items()}}
+    )
     files["manifest.json"] = manifest.model_dump_json().encode()
     bad = tmp_path / "bad.tar.gz"
     bad.write_bytes(deterministic_tar("mlp-1.0.0-linux-aarch64", files))
@@ -113,22 +190,47 @@ def test_cli_verify_passes_a_package_and_fails_one_whose_reference_disagrees(tmp
 
 def test_run_writes_the_outputs_as_npy_or_npz(tmp_path, capsys):
     from factories import FAST
-
     from registry.packaging.build import build_package
     from registry.packaging.source import source_from_files
 
     model, card = write_package_source(tmp_path / "src", mlp_onnx(), "  - linux-x86_64\n")
-    built = build_package(source_from_files(model, card), "linux-x86_64", tmp_path / "dist", overrides=FAST)
+    built = build_package(
+        source_from_files(model, card), "linux-x86_64", tmp_path / "dist", overrides=FAST
+    )
     x = tmp_path / "x.npy"
     np.save(x, np.ones((2, 8), np.float32))
-    code, out, err = registry_cli(tmp_path, "run", str(built.path), "--input", str(x), "-o",
-                                  str(tmp_path / "out.npy"), capsys=capsys)
+    code, out, err = registry_cli(
+        tmp_path,
+        "run",
+        str(built.path),
+        "--input",
+        str(x),
+        "-o",
+        str(tmp_path / "out.npy"),
+        capsys=capsys,
+    )
     assert code == 0, err
     saved = np.load(tmp_path / "out.npy")
     assert saved.shape == (2, 3) and np.allclose(saved.sum(axis=1), 1, atol=1e-5)
-    code, _, err = registry_cli(tmp_path, "run", str(built.path), "--input", str(x), "-o",
-                                str(tmp_path / "out.npz"), capsys=capsys)
+    code, _, err = registry_cli(
+        tmp_path,
+        "run",
+        str(built.path),
+        "--input",
+        str(x),
+        "-o",
+        str(tmp_path / "out.npz"),
+        capsys=capsys,
+    )
     assert code == 0 and np.array_equal(np.load(tmp_path / "out.npz")["probabilities"], saved)
-    code, _, err = registry_cli(tmp_path, "run", str(built.path), "--input", str(x), "-o",
-                                str(tmp_path / "out.txt"), capsys=capsys)
+    code, _, err = registry_cli(
+        tmp_path,
+        "run",
+        str(built.path),
+        "--input",
+        str(x),
+        "-o",
+        str(tmp_path / "out.txt"),
+        capsys=capsys,
+    )
     assert code == 2 and "write .npy or .npz" in err and not (tmp_path / "out.txt").exists()

@@ -1,4 +1,5 @@
-"""Encrypted packages: round trip, and a clear error for a wrong key, altered bytes, a cut-off file."""
+"""Encrypted packages: round trip, and a clear error for a wrong key, altered bytes, a cut-off
+file."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import os
 
 import numpy as np
 import pytest
-from factories import FAST, mlp_onnx, write_package_source
 
+from factories import FAST, mlp_onnx, write_package_source
+from registry.packaging.archive import open_package
+from registry.packaging.build import build_package
 from registry.packaging.encryption import (
     MAGIC,
     PackageIntegrityError,
@@ -17,8 +20,6 @@ from registry.packaging.encryption import (
     key_id,
     load_key,
 )
-from registry.packaging.archive import open_package
-from registry.packaging.build import build_package
 from registry.packaging.run import run_package
 from registry.packaging.source import source_from_files
 
@@ -30,8 +31,9 @@ OTHER = bytes(range(1, 33))
 def encrypted(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("enc")
     model, card = write_package_source(tmp / "src", mlp_onnx(), "  - linux-aarch64\n")
-    return build_package(source_from_files(model, card), "linux-aarch64", tmp / "dist",
-                         overrides=FAST, key=KEY)
+    return build_package(
+        source_from_files(model, card), "linux-aarch64", tmp / "dist", overrides=FAST, key=KEY
+    )
 
 
 def test_encrypted_package_runs_with_the_right_key(encrypted):
@@ -98,12 +100,40 @@ def test_cli_run_with_wrong_key_exits_with_a_clear_message(encrypted, tmp_path):
 
     np.save(tmp_path / "x.npy", np.ones((1, 8), np.float32))
     env = {**os.environ, "PKG_KEY": OTHER.hex()}
-    proc = subprocess.run([sys.executable, "-m", "registry", "run", str(encrypted.path), "--key-env", "PKG_KEY",
-                           "--input", str(tmp_path / "x.npy")], capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "registry",
+            "run",
+            str(encrypted.path),
+            "--key-env",
+            "PKG_KEY",
+            "--input",
+            str(tmp_path / "x.npy"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert proc.returncode == 6
     assert "encrypted with key id" in proc.stderr and "Traceback" not in proc.stderr
     env["PKG_KEY"] = KEY.hex()
-    proc = subprocess.run([sys.executable, "-m", "registry", "run", str(encrypted.path), "--key-env", "PKG_KEY",
-                           "--input", str(tmp_path / "x.npy")], capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "registry",
+            "run",
+            str(encrypted.path),
+            "--key-env",
+            "PKG_KEY",
+            "--input",
+            str(tmp_path / "x.npy"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("probabilities float32 [1, 3]")

@@ -10,23 +10,24 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from factories import FAST, conv_onnx, example_card, mlp_onnx, write_package_source
 
+from factories import FAST, conv_onnx, example_card, mlp_onnx, write_package_source
 from registry.core.errors import ConversionError, ModelFormatError, StorageError, UsageError
 from registry.packaging.archive import deterministic_tar, open_package
 from registry.packaging.build import build_package
-from registry.packaging.source import source_from_tag
 from registry.packaging.plan import plan
-from registry.packaging.run import run_package
-from registry.packaging.source import source_from_files
 from registry.packaging.protocol import read_onnx_block
+from registry.packaging.run import run_package
+from registry.packaging.source import source_from_files, source_from_tag
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """One linux-x86_64 package of the MLP, shared by the tests that only read it."""
     tmp = tmp_path_factory.mktemp("built")
-    model, card = write_package_source(tmp / "src", mlp_onnx(), "  - linux-x86_64\n  - android-arm64\n")
+    model, card = write_package_source(
+        tmp / "src", mlp_onnx(), "  - linux-x86_64\n  - android-arm64\n"
+    )
     source = source_from_files(model, card)
     return source, build_package(source, "linux-x86_64", tmp / "dist", overrides=FAST)
 
@@ -56,11 +57,20 @@ def test_benchmark_table_times_every_setting_and_records_the_choice(built):
     engines = {t.setting.engine for t in timed}
     assert engines == {"onnxruntime", "openvino"}
     assert {t.setting.graph_optimization for t in timed if t.setting.engine == "onnxruntime"} == {
-        "disable", "basic", "extended", "all"}
+        "disable",
+        "basic",
+        "extended",
+        "all",
+    }
     assert all(t.p90_ms >= t.median_ms for t in timed)
     best = min(timed, key=lambda t: (t.median_ms, t.p90_ms))
-    default = next(t for t in timed if t.converter == "onnx" and t.setting.threads == 0
-                   and t.setting.graph_optimization == "all")
+    default = next(
+        t
+        for t in timed
+        if t.converter == "onnx"
+        and t.setting.threads == 0
+        and t.setting.graph_optimization == "all"
+    )
     if best.median_ms <= 0.95 * default.median_ms:  # a clear winner replaces the engine's default
         assert result.manifest.engine == best.setting and bench.chosen_converter == best.converter
         assert "fastest median" in bench.reason
@@ -90,14 +100,22 @@ def test_loader_in_the_package_runs_it(built, tmp_path):
         tar.extractall(tmp_path, filter="data")
     np.save(tmp_path / "x.npy", np.ones((1, 8), np.float32))
     folder = tmp_path / "mlp-1.0.0-linux-x86_64"
-    proc = subprocess.run([sys.executable, "loader.py", str(tmp_path / "x.npy")], cwd=folder,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "loader.py", str(tmp_path / "x.npy")],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("probabilities (1, 3) float32")
     # a changed file is refused by the loader too
     (folder / result.manifest.model_file).write_bytes(b"junk")
-    proc = subprocess.run([sys.executable, "loader.py", str(tmp_path / "x.npy")], cwd=folder,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "loader.py", str(tmp_path / "x.npy")],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode != 0 and "does not match manifest.json" in proc.stderr
 
 
@@ -114,7 +132,9 @@ def test_same_inputs_give_byte_identical_packages(tmp_path):
     assert ort_pkg.manifest.model_file == "model/model.ort"
     assert ort_pkg.manifest.description.tools["ort_layout"] == "canonical"
     with tarfile.open(a.path) as tar:
-        assert {m.mtime for m in tar.getmembers()} == {0} and {m.uid for m in tar.getmembers()} == {0}
+        assert {m.mtime for m in tar.getmembers()} == {0} and {m.uid for m in tar.getmembers()} == {
+            0
+        }
     assert a.path.read_bytes()[4:8] == b"\0\0\0\0"  # gzip header mtime
 
 
@@ -135,9 +155,15 @@ def test_processing_is_merged_into_the_graph(tmp_path):
           - topk: {k: 2}
     """
     model, card = write_package_source(tmp_path / "src", conv_onnx(), targets, name="cnn")
-    result = build_package(source_from_files(model, card), "linux-aarch64", tmp_path / "dist", overrides=FAST)
+    result = build_package(
+        source_from_files(model, card), "linux-aarch64", tmp_path / "dist", overrides=FAST
+    )
     assert result.manifest.outputs == ["logits_values", "logits_indices"]
-    assert [p.split("(")[0] for p in result.manifest.description.processing] == ["normalize", "softmax", "topk"]
+    assert [p.split("(")[0] for p in result.manifest.description.processing] == [
+        "normalize",
+        "softmax",
+        "topk",
+    ]
     raw = np.random.default_rng(0).uniform(0, 1, (1, 3, 16, 16)).astype(np.float32)
     mean = np.array([0.5, 0.4, 0.3], np.float32).reshape(1, 3, 1, 1)
     std = np.array([0.2, 0.25, 0.5], np.float32).reshape(1, 3, 1, 1)
@@ -152,22 +178,34 @@ def test_processing_naming_a_missing_output_is_an_error(tmp_path):
     targets = "  - name: linux-aarch64\n    processing:\n      - softmax: {output: scores}\n"
     model, card = write_package_source(tmp_path / "src", mlp_onnx(), targets)
     with pytest.raises(ConversionError, match="output 'scores'.*does not have"):
-        build_package(source_from_files(model, card), "linux-aarch64", tmp_path / "dist", overrides=FAST)
+        build_package(
+            source_from_files(model, card), "linux-aarch64", tmp_path / "dist", overrides=FAST
+        )
 
 
 def test_unconvertible_op_is_named_with_node_and_target(tmp_path):
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
-        [helper.make_node("Relu", ["x"], ["h"], name="r0"),
-         helper.make_node("Frobnicate", ["h"], ["y"], name="weird_node", domain="com.example")], "g",
+        [
+            helper.make_node("Relu", ["x"], ["h"], name="r0"),
+            helper.make_node("Frobnicate", ["h"], ["y"], name="weird_node", domain="com.example"),
+        ],
+        "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
-    bad = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)])
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+    )
+    bad = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)]
+    )
     bad.ir_version = 8
-    model, card = write_package_source(tmp_path / "src", bad.SerializeToString(), "  - windows-x64\n")
+    model, card = write_package_source(
+        tmp_path / "src", bad.SerializeToString(), "  - windows-x64\n"
+    )
     with pytest.raises(ConversionError) as e:
-        build_package(source_from_files(model, card), "windows-x64", tmp_path / "dist", overrides=FAST)
+        build_package(
+            source_from_files(model, card), "windows-x64", tmp_path / "dist", overrides=FAST
+        )
     assert "com.example:Frobnicate" in e.value.message and "'weird_node'" in e.value.message
     assert "windows-x64" in e.value.message
 
@@ -182,39 +220,67 @@ def test_unknown_target_suggests_the_nearest(tmp_path):
 def test_unknown_target_option_suggests_the_nearest(tmp_path):
     model, card = write_package_source(tmp_path / "src", mlp_onnx(), "  - linux-x86_64\n")
     with pytest.raises(UsageError) as e:
-        build_package(source_from_files(model, card), "linux-x86_64", tmp_path / "dist",
-                      overrides={"repeat": 3})
+        build_package(
+            source_from_files(model, card),
+            "linux-x86_64",
+            tmp_path / "dist",
+            overrides={"repeat": 3},
+        )
     assert "did you mean 'repeats'" in e.value.hint
 
 
 def test_unknown_converter_suggests_the_nearest(tmp_path):
-    model, card = write_package_source(tmp_path / "src", mlp_onnx(), "  - name: linux-aarch64\n    converter: onnx-fp61\n")
+    model, card = write_package_source(
+        tmp_path / "src", mlp_onnx(), "  - name: linux-aarch64\n    converter: onnx-fp61\n"
+    )
     with pytest.raises(UsageError) as e:
         build_package(source_from_files(model, card), "linux-aarch64", tmp_path / "dist")
-    assert "no converter named 'onnx-fp61'" in e.value.message and "did you mean 'onnx-fp16'" in e.value.hint
+    assert (
+        "no converter named 'onnx-fp61'" in e.value.message
+        and "did you mean 'onnx-fp16'" in e.value.hint
+    )
 
 
 def test_plan_lists_targets_with_runners(tmp_path):
-    model, card = write_package_source(tmp_path / "src", mlp_onnx(),
-                                       "  - linux-x86_64\n  - linux-aarch64\n  - ios-arm64\n  - windows-x64\n")
+    model, card = write_package_source(
+        tmp_path / "src",
+        mlp_onnx(),
+        "  - linux-x86_64\n  - linux-aarch64\n  - ios-arm64\n  - windows-x64\n",
+    )
     p = plan(source_from_files(model, card).card)
     assert [(t.target, t.runner) for t in p.targets] == [
-        ("linux-x86_64", "ubuntu-latest"), ("linux-aarch64", "ubuntu-24.04-arm"),
-        ("ios-arm64", "macos-latest"), ("windows-x64", "windows-latest")]
-    assert p.tag == "mlp@v1.0.0" and p.matrix["include"][2] == {"target": "ios-arm64", "runner": "macos-latest"}
+        ("linux-x86_64", "ubuntu-latest"),
+        ("linux-aarch64", "ubuntu-24.04-arm"),
+        ("ios-arm64", "macos-latest"),
+        ("windows-x64", "windows-latest"),
+    ]
+    assert p.tag == "mlp@v1.0.0" and p.matrix["include"][2] == {
+        "target": "ios-arm64",
+        "runner": "macos-latest",
+    }
 
 
 def test_package_a_tagged_version_from_the_public_remote(registry_repo, tmp_path):
     weights = mlp_onnx(seed=5)
 
-    registry_repo.add_model("tagged", weights, card=example_card(
-        "tagged", size=len(weights), version="2.0.0", status="published",
-        extra="targets:\n  - name: linux-aarch64\n    options: {samples: 2}\n"))
+    registry_repo.add_model(
+        "tagged",
+        weights,
+        card=example_card(
+            "tagged",
+            size=len(weights),
+            version="2.0.0",
+            status="published",
+            extra="targets:\n  - name: linux-aarch64\n    options: {samples: 2}\n",
+        ),
+    )
     registry_repo.dvc("push", "-q", "-r", "public", "models/tagged/model.onnx.dvc")
     registry_repo.git("tag", "-a", "tagged@v2.0.0", "-m", "tagged 2.0.0")
     proc = registry_repo.registry("package", "tagged@2.0.0", "--plan", "--format", "json")
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["matrix"] == {"include": [{"target": "linux-aarch64", "runner": "ubuntu-24.04-arm"}]}
+    assert json.loads(proc.stdout)["matrix"] == {
+        "include": [{"target": "linux-aarch64", "runner": "ubuntu-24.04-arm"}]
+    }
     source = source_from_tag("tagged@2.0.0", registry_repo.root, tmp_path / "work")
     assert source.weights.read_bytes() == weights
     result = build_package(source, "linux-aarch64", tmp_path / "dist", overrides=FAST)
@@ -234,7 +300,9 @@ def read_onnx_block_from(package_path):
     return read_onnx_block(path)
 
 
-# --------------------------------------------------------------------------- the PyTorch source (pytorch:)
+# --------------------------------------------------------------------------- the PyTorch source
+# (pytorch:)
+
 
 @pytest.fixture(scope="module")
 def torch_model():
@@ -256,35 +324,63 @@ def test_a_pickled_pt2_stops_the_build_and_is_never_unpickled(tmp_path, torch_mo
     with zipfile.ZipFile(io.BytesIO(pt2)) as z:
         files = {n: z.read(n) for n in z.namelist()}
     root = next(iter(files)).split("/", 1)[0]
-    files[f"{root}/data/constants/model_constants_config.json"] = json.dumps({"config": {"hook": {
-        "path_name": "opaque_obj_0", "is_param": False, "use_pickle": True, "tensor_meta": None}}}).encode()
+    files[f"{root}/data/constants/model_constants_config.json"] = json.dumps(
+        {
+            "config": {
+                "hook": {
+                    "path_name": "opaque_obj_0",
+                    "is_param": False,
+                    "use_pickle": True,
+                    "tensor_meta": None,
+                }
+            }
+        }
+    ).encode()
     files[f"{root}/data/constants/opaque_obj_0"] = pickle.dumps(Payload())
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         for name, data in files.items():
             z.writestr(name, data)
-    model, card = write_package_source(tmp_path / "src", onnx_bytes, "  - android-arm64\n", pytorch=buf.getvalue())
+    model, card = write_package_source(
+        tmp_path / "src", onnx_bytes, "  - android-arm64\n", pytorch=buf.getvalue()
+    )
     with pytest.raises(ModelFormatError) as e:
-        build_package(source_from_files(model, card), "android-arm64", tmp_path / "dist", overrides=FAST)
-    assert e.value.message.startswith("model.pt2: entry 'data/constants/opaque_obj_0' holds the object constant "
-                                      "'hook' as a pickle")
+        build_package(
+            source_from_files(model, card), "android-arm64", tmp_path / "dist", overrides=FAST
+        )
+    assert e.value.message.startswith(
+        "model.pt2: entry 'data/constants/opaque_obj_0' holds the object constant "
+        "'hook' as a pickle"
+    )
     assert not (tmp_path / "ran").exists() and not (tmp_path / "dist").exists()
 
 
 def test_a_missing_pt2_file_in_a_local_build(tmp_path, torch_model):
-    model, card = write_package_source(tmp_path / "src", torch_model[0], "  - android-arm64\n",
-                                       pytorch=torch_model[1])
+    model, card = write_package_source(
+        tmp_path / "src", torch_model[0], "  - android-arm64\n", pytorch=torch_model[1]
+    )
     (tmp_path / "src" / "model.pt2").unlink()
     with pytest.raises(UsageError) as e:
         source_from_files(model, card)
     assert e.value.message == f"{card} names pytorch: model.pt2, which is not in {card.parent}"
 
 
-def test_the_pt2_of_a_tagged_version_comes_from_the_public_remote(registry_repo, tmp_path, torch_model):
+def test_the_pt2_of_a_tagged_version_comes_from_the_public_remote(
+    registry_repo, tmp_path, torch_model
+):
     onnx_bytes, pt2 = torch_model
-    registry_repo.add_model("tagged", onnx_bytes, commit=False, card=example_card(
-        "tagged", size=len(onnx_bytes), version="2.0.0", status="published",
-        extra="pytorch: model.pt2\ntargets:\n  - android-arm64\n"))
+    registry_repo.add_model(
+        "tagged",
+        onnx_bytes,
+        commit=False,
+        card=example_card(
+            "tagged",
+            size=len(onnx_bytes),
+            version="2.0.0",
+            status="published",
+            extra="pytorch: model.pt2\ntargets:\n  - android-arm64\n",
+        ),
+    )
     registry_repo.track("models/tagged/model.pt2", pt2)
     registry_repo.commit(message="tagged 2.0.0")
     registry_repo.dvc("push", "-q", "-r", "public", "models/tagged/model.onnx.dvc")
@@ -296,37 +392,66 @@ def test_the_pt2_of_a_tagged_version_comes_from_the_public_remote(registry_repo,
     registry_repo.dvc("push", "-q", "-r", "public", "models/tagged/model.pt2.dvc")
     source = source_from_tag("tagged@2.0.0", registry_repo.root, tmp_path / "work2")
     assert source.pytorch.read_bytes() == pt2
-    result = build_package(source, "android-arm64", tmp_path / "dist", overrides=FAST, benchmark=False)
-    assert result.manifest.model_file == "model/model.pte" and result.manifest.description.source_model == "tagged@2.0.0"
+    result = build_package(
+        source, "android-arm64", tmp_path / "dist", overrides=FAST, benchmark=False
+    )
+    assert (
+        result.manifest.model_file == "model/model.pte"
+        and result.manifest.description.source_model == "tagged@2.0.0"
+    )
 
 
 def test_a_pt2_that_takes_other_inputs_than_the_onnx(tmp_path, torch_model):
-    model, card = write_package_source(tmp_path / "src", mlp_onnx(inputs=10), "  - android-arm64\n",
-                                       pytorch=torch_model[1])
+    model, card = write_package_source(
+        tmp_path / "src", mlp_onnx(inputs=10), "  - android-arm64\n", pytorch=torch_model[1]
+    )
     with pytest.raises(ConversionError) as e:
-        build_package(source_from_files(model, card), "android-arm64", tmp_path / "dist", overrides=FAST)
-    assert e.value.message == ("model.pt2: input 'input' is float32 [1, 8], but the ONNX model's input 'input' "
-                               "is float32 ['batch', 10]")
+        build_package(
+            source_from_files(model, card), "android-arm64", tmp_path / "dist", overrides=FAST
+        )
+    assert e.value.message == (
+        "model.pt2: input 'input' is float32 [1, 8], but the ONNX model's input 'input' "
+        "is float32 ['batch', 10]"
+    )
     assert "same module" in e.value.hint
 
 
 def test_steps_applied_to_the_onnx_only_leave_the_pt2_out(tmp_path, torch_model):
     targets = "  - name: android-arm64\n    quantize: dynamic\n"
-    model, card = write_package_source(tmp_path / "src", torch_model[0], targets, pytorch=torch_model[1])
-    result = build_package(source_from_files(model, card), "android-arm64", tmp_path / "dist", overrides=FAST)
+    model, card = write_package_source(
+        tmp_path / "src", torch_model[0], targets, pytorch=torch_model[1]
+    )
+    result = build_package(
+        source_from_files(model, card), "android-arm64", tmp_path / "dist", overrides=FAST
+    )
     assert result.manifest.model_file == "model/model.ort"
     assert [v.converter for v in result.manifest.verification] == ["ort-format"]
-    with pytest.raises(ConversionError, match="the executorch converter cannot build this package: int8 "
-                                              "quantization applies to the ONNX model only"):
-        build_package(source_from_files(model, card), "android-arm64", tmp_path / "dist",
-                      overrides={**FAST, "converter": "executorch"})
+    with pytest.raises(
+        ConversionError,
+        match="the executorch converter cannot build this package: int8 "
+        "quantization applies to the ONNX model only",
+    ):
+        build_package(
+            source_from_files(model, card),
+            "android-arm64",
+            tmp_path / "dist",
+            overrides={**FAST, "converter": "executorch"},
+        )
 
 
 def test_a_pt2_converter_without_a_pt2(tmp_path):
     model, card = write_package_source(tmp_path / "src", mlp_onnx(), "  - android-arm64\n")
-    with pytest.raises(UsageError, match="converter 'executorch' converts the card's PyTorch source"):
-        build_package(source_from_files(model, card), "android-arm64", tmp_path / "dist",
-                      overrides={"converter": "executorch"})
+    with pytest.raises(
+        UsageError, match="converter 'executorch' converts the card's PyTorch source"
+    ):
+        build_package(
+            source_from_files(model, card),
+            "android-arm64",
+            tmp_path / "dist",
+            overrides={"converter": "executorch"},
+        )
     # without pytorch: the target behaves as before, ORT format only
-    result = build_package(source_from_files(model, card), "android-arm64", tmp_path / "dist", overrides=FAST)
+    result = build_package(
+        source_from_files(model, card), "android-arm64", tmp_path / "dist", overrides=FAST
+    )
     assert [v.converter for v in result.manifest.verification] == ["ort-format"]

@@ -1,4 +1,5 @@
-"""The description block: written into the model and the manifest, read back, enforced by the loader."""
+"""The description block: written into the model and the manifest, read back, enforced by the
+loader."""
 
 from __future__ import annotations
 
@@ -10,14 +11,12 @@ import tarfile
 import numpy as np
 import onnx
 import pytest
-from factories import FAST, conv_onnx, mlp_onnx, write_package_source
 
-from registry.packaging.encryption import PackageIntegrityError
+from factories import FAST, conv_onnx, mlp_onnx, write_package_source
 from registry.core.errors import ConversionError, ModelFormatError
 from registry.packaging.archive import deterministic_tar, open_package
 from registry.packaging.build import build_package
-from registry.packaging.run import run_package
-from registry.packaging.source import source_from_files
+from registry.packaging.encryption import PackageIntegrityError
 from registry.packaging.protocol import (
     METADATA_KEY,
     DescriptionBlock,
@@ -26,17 +25,24 @@ from registry.packaging.protocol import (
     parse_block,
     read_onnx_block,
 )
+from registry.packaging.run import run_package
+from registry.packaging.source import source_from_files
 
 
 @pytest.fixture(scope="module")
 def static_int8(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("static")
     calib = io.BytesIO()
-    np.savez(calib, image=np.random.default_rng(1).standard_normal((8, 3, 16, 16)).astype(np.float32))
+    np.savez(
+        calib, image=np.random.default_rng(1).standard_normal((8, 3, 16, 16)).astype(np.float32)
+    )
     targets = "  - name: linux-aarch64\n    quantize: static\n    calibration: calib.npz\n"
-    model, card = write_package_source(tmp / "src", conv_onnx(), targets, name="cnn",
-                                       files={"calib.npz": calib.getvalue()})
-    result = build_package(source_from_files(model, card), "linux-aarch64", tmp / "dist", overrides=FAST)
+    model, card = write_package_source(
+        tmp / "src", conv_onnx(), targets, name="cnn", files={"calib.npz": calib.getvalue()}
+    )
+    result = build_package(
+        source_from_files(model, card), "linux-aarch64", tmp / "dist", overrides=FAST
+    )
     return result, calib.getvalue(), model
 
 
@@ -65,7 +71,9 @@ def test_ort_format_block_is_readable_by_the_runtime(tmp_path):
     import onnxruntime as ort
 
     model, card = write_package_source(tmp_path / "src", mlp_onnx(), "  - ios-arm64\n")
-    result = build_package(source_from_files(model, card), "ios-arm64", tmp_path / "dist", overrides=FAST)
+    result = build_package(
+        source_from_files(model, card), "ios-arm64", tmp_path / "dist", overrides=FAST
+    )
     pkg = open_package(result.path)
     session = ort.InferenceSession(pkg.model_bytes)
     inner = parse_block(session.get_modelmeta().custom_metadata_map[METADATA_KEY], "model.ort")
@@ -73,9 +81,17 @@ def test_ort_format_block_is_readable_by_the_runtime(tmp_path):
 
 
 def test_runtime_older_than_the_minimum_is_refused():
-    block = DescriptionBlock(runtime="onnxruntime", min_runtime_version="1.20", format="onnx", weight_dtype="float32",
-                             quantized=False, source_model="m@1.0.0", source_sha256="0" * 64, target="cuda",
-                             converter="onnx")
+    block = DescriptionBlock(
+        runtime="onnxruntime",
+        min_runtime_version="1.20",
+        format="onnx",
+        weight_dtype="float32",
+        quantized=False,
+        source_model="m@1.0.0",
+        source_sha256="0" * 64,
+        target="cuda",
+        converter="onnx",
+    )
     check_runtime(block, "onnxruntime", "1.20.1")
     with pytest.raises(RuntimeTooOldError) as e:
         check_runtime(block, "onnxruntime", "1.18.0")
@@ -89,7 +105,11 @@ def _repack(result, tmp_path, edit) -> object:
     """Rewrite one package with `edit(files)` applied, keeping the archive layout."""
     with tarfile.open(result.path) as tar:
         root = tar.getnames()[0]
-        files = {m.name.split("/", 1)[1]: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+        files = {
+            m.name.split("/", 1)[1]: tar.extractfile(m).read()
+            for m in tar.getmembers()
+            if m.isfile()
+        }
     edit(files)
     out = tmp_path / result.path.name
     out.write_bytes(deterministic_tar(root, files))
@@ -117,19 +137,27 @@ def test_model_not_matching_the_manifest_hash_is_refused(static_int8, tmp_path):
         files[model_file] = conv_onnx(seed=9)
 
     path = _repack(result, tmp_path, swap)
-    with pytest.raises(PackageIntegrityError, match=f"{model_file} does not match the manifest's hash"):
+    with pytest.raises(
+        PackageIntegrityError, match=f"{model_file} does not match the manifest's hash"
+    ):
         open_package(path)
 
 
 def test_missing_calibration_data_for_static_int8(tmp_path):
-    model, card = write_package_source(tmp_path / "a", conv_onnx(), "  - name: linux-aarch64\n    quantize: static\n")
+    model, card = write_package_source(
+        tmp_path / "a", conv_onnx(), "  - name: linux-aarch64\n    quantize: static\n"
+    )
     with pytest.raises(ConversionError) as e:
-        build_package(source_from_files(model, card), "linux-aarch64", tmp_path / "dist", overrides=FAST)
+        build_package(
+            source_from_files(model, card), "linux-aarch64", tmp_path / "dist", overrides=FAST
+        )
     assert "needs calibration data" in e.value.message and "calibration:" in e.value.hint
     targets = "  - name: linux-aarch64\n    quantize: static\n    calibration: nowhere.npz\n"
     model, card = write_package_source(tmp_path / "b", conv_onnx(), targets)
     with pytest.raises(ConversionError, match="nowhere.npz does not exist"):
-        build_package(source_from_files(model, card), "linux-aarch64", tmp_path / "dist", overrides=FAST)
+        build_package(
+            source_from_files(model, card), "linux-aarch64", tmp_path / "dist", overrides=FAST
+        )
 
 
 def test_block_from_a_newer_protocol_is_refused():
@@ -141,9 +169,17 @@ def test_block_replaces_an_older_one(tmp_path):
     from registry.packaging.protocol import write_onnx_block
 
     model = onnx.load_from_string(mlp_onnx())
-    base = dict(runtime="onnxruntime", min_runtime_version="1.12", format="onnx", weight_dtype="float32",
-                quantized=False, source_model="m@1.0.0", source_sha256="0" * 64, target="linux-x86_64",
-                converter="onnx")
+    base = dict(
+        runtime="onnxruntime",
+        min_runtime_version="1.12",
+        format="onnx",
+        weight_dtype="float32",
+        quantized=False,
+        source_model="m@1.0.0",
+        source_sha256="0" * 64,
+        target="linux-x86_64",
+        converter="onnx",
+    )
     write_onnx_block(model, DescriptionBlock(**base))
     write_onnx_block(model, DescriptionBlock(**{**base, "min_runtime_version": "1.16"}))
     assert [p.key for p in model.metadata_props].count(METADATA_KEY) == 1

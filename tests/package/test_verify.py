@@ -1,25 +1,34 @@
-"""The verification gate: numbers per output, failing candidates dropped, no candidate → loud failure."""
+"""The verification gate: numbers per output, failing candidates dropped, no candidate → loud
+failure."""
 
 from __future__ import annotations
 
 import numpy as np
 import onnx
 import pytest
-from factories import FAST, conv_onnx, mlp_onnx, write_package_source
 from onnx import numpy_helper
 
-from registry.packaging.converters import Candidate
+from factories import FAST, conv_onnx, mlp_onnx, write_package_source
 from registry.core.errors import ConversionError
 from registry.packaging.build import build_package
+from registry.packaging.converters import Candidate
 from registry.packaging.source import source_from_files
 from registry.packaging.targets import DEFAULT_THRESHOLDS
 from registry.packaging.verify import compare, reference_outputs, sample_inputs, verify_candidate
 
 
 def _candidate(path, precision="fp32") -> Candidate:
-    return Candidate(converter=path.stem, path=path, files=[path], format="onnx", engine="onnxruntime",
-                     precision=precision, weight_dtype="float32", runtime="onnxruntime",
-                     min_runtime_version="1.12")
+    return Candidate(
+        converter=path.stem,
+        path=path,
+        files=[path],
+        format="onnx",
+        engine="onnxruntime",
+        precision=precision,
+        weight_dtype="float32",
+        runtime="onnxruntime",
+        min_runtime_version="1.12",
+    )
 
 
 def test_a_perturbed_candidate_fails_with_numbers_and_the_true_one_passes(tmp_path):
@@ -35,10 +44,12 @@ def test_a_perturbed_candidate_fails_with_numbers_and_the_true_one_passes(tmp_pa
     onnx.save(broken, str(bad))
     inputs = sample_inputs(source, samples=3, seed=0)
     names, ref = reference_outputs(source, inputs)
-    good = verify_candidate(_candidate(source), names, ref, inputs, DEFAULT_THRESHOLDS["fp32"],
-                            ["CPUExecutionProvider"])
-    failed = verify_candidate(_candidate(bad), names, ref, inputs, DEFAULT_THRESHOLDS["fp32"],
-                              ["CPUExecutionProvider"])
+    good = verify_candidate(
+        _candidate(source), names, ref, inputs, DEFAULT_THRESHOLDS["fp32"], ["CPUExecutionProvider"]
+    )
+    failed = verify_candidate(
+        _candidate(bad), names, ref, inputs, DEFAULT_THRESHOLDS["fp32"], ["CPUExecutionProvider"]
+    )
     assert good.passed and good.outputs[0].max_abs == 0.0
     assert not failed.passed and failed.status == "failed"
     out = failed.outputs[0]
@@ -53,7 +64,9 @@ def test_a_candidate_that_cannot_run_is_an_error_not_a_pass(tmp_path):
     source.write_bytes(mlp_onnx())
     inputs = sample_inputs(source, samples=1, seed=0)
     names, ref = reference_outputs(source, inputs)
-    v = verify_candidate(_candidate(junk), names, ref, inputs, DEFAULT_THRESHOLDS["fp32"], ["CPUExecutionProvider"])
+    v = verify_candidate(
+        _candidate(junk), names, ref, inputs, DEFAULT_THRESHOLDS["fp32"], ["CPUExecutionProvider"]
+    )
     assert v.status == "error" and not v.passed and v.message
 
 
@@ -67,7 +80,9 @@ def test_lossy_conversion_with_tight_thresholds_fails_the_target_loudly(tmp_path
     """
     model, card = write_package_source(tmp_path / "src", conv_onnx(), targets)
     with pytest.raises(ConversionError) as e:
-        build_package(source_from_files(model, card), "linux-aarch64", tmp_path / "dist", overrides=FAST)
+        build_package(
+            source_from_files(model, card), "linux-aarch64", tmp_path / "dist", overrides=FAST
+        )
     msg = e.value.message
     assert "no candidate passed verification" in msg and "onnx (int8): failed" in msg
     assert "max_abs" in msg and "cosine" in msg
@@ -84,7 +99,9 @@ def test_one_failing_candidate_is_dropped_and_reported(tmp_path):
             fp16: {max_abs: 0.0000001, rel_l2: 0.0000001, min_cosine: 0.99999999}
     """
     model, card = write_package_source(tmp_path / "src", conv_onnx(), targets)
-    result = build_package(source_from_files(model, card), "cuda", tmp_path / "dist", overrides=FAST)
+    result = build_package(
+        source_from_files(model, card), "cuda", tmp_path / "dist", overrides=FAST
+    )
     by = {v.converter: v for v in result.manifest.verification}
     assert by["onnx-fp16"].status == "failed" and by["onnx-fp16"].outputs[0].rel_l2 > 1e-7
     assert by["onnx"].passed and result.manifest.description.converter == "onnx"
@@ -107,9 +124,13 @@ def test_declared_inputs_from_the_card_are_used(tmp_path):
     buf = io.BytesIO()
     np.savez(buf, input=np.full((3, 8), 2.0, np.float32))
     targets = "  - name: linux-aarch64\n    inputs: samples.npz\n"
-    model, card = write_package_source(tmp_path / "src", mlp_onnx(), targets, files={"samples.npz": buf.getvalue()})
+    model, card = write_package_source(
+        tmp_path / "src", mlp_onnx(), targets, files={"samples.npz": buf.getvalue()}
+    )
     source = source_from_files(model, card)
-    declared = sample_inputs(model, samples=1, seed=0, declared={"input": np.full((3, 8), 2.0, np.float32)})
+    declared = sample_inputs(
+        model, samples=1, seed=0, declared={"input": np.full((3, 8), 2.0, np.float32)}
+    )
     assert len(declared) == 3 and float(declared[0]["input"][0, 0]) == 2.0
     result = build_package(source, "linux-aarch64", tmp_path / "dist", overrides=FAST)
     assert result.manifest.verification[0].passed

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from factories import FAST, conv_onnx, write_package_source
 from onnx import numpy_helper
 
+from factories import FAST, conv_onnx, write_package_source
 from registry.packaging.archive import open_package
 from registry.packaging.build import build_package
 from registry.packaging.source import source_from_files
@@ -14,13 +14,20 @@ from registry.packaging.source import source_from_files
 
 def test_fp16_model_is_verified_on_the_cpu_provider_and_says_so(tmp_path):
     model, card = write_package_source(tmp_path / "src", conv_onnx(), "  - cuda\n", name="cnn")
-    result = build_package(source_from_files(model, card), "cuda", tmp_path / "dist", overrides=FAST)
+    result = build_package(
+        source_from_files(model, card), "cuda", tmp_path / "dist", overrides=FAST
+    )
     m = result.manifest
-    assert m.description.weight_dtype == "float16" and m.description.execution_providers[0] == "TensorrtExecutionProvider"
+    assert (
+        m.description.weight_dtype == "float16"
+        and m.description.execution_providers[0] == "TensorrtExecutionProvider"
+    )
     inner = onnx.load_from_string(open_package(result.path).model_bytes)
     dtypes = {numpy_helper.to_array(i).dtype for i in inner.graph.initializer}
     assert np.dtype(np.float16) in dtypes and np.dtype(np.float32) not in dtypes
-    assert inner.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # io kept float32
+    assert (
+        inner.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    )  # io kept float32
     v = m.verification[0]
     assert v.precision == "fp16" and v.passed and v.thresholds.min_cosine == 0.999
     import onnxruntime

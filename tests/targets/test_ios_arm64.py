@@ -14,16 +14,18 @@ import tarfile
 
 import numpy as np
 import pytest
-from factories import FAST, mlp_onnx, torch_sources, write_package_source
 
+from factories import FAST, mlp_onnx, torch_sources, write_package_source
 from registry.core.errors import ConversionError, UsageError
 from registry.packaging.archive import open_package
 from registry.packaging.build import build_package
+from registry.packaging.protocol import RuntimeTooOldError, version_tuple
 from registry.packaging.run import run_package, verify_package
 from registry.packaging.source import source_from_files
-from registry.packaging.protocol import RuntimeTooOldError, version_tuple
 
-off_macos = pytest.mark.skipif(platform.system() == "Darwin", reason="checks what happens where Core ML cannot run")
+off_macos = pytest.mark.skipif(
+    platform.system() == "Darwin", reason="checks what happens where Core ML cannot run"
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +36,9 @@ def sources():
 def test_ios_package_with_runtime_optimisation_style(tmp_path):
     targets = "  - name: ios-arm64\n    options: {optimization_style: Runtime}\n"
     model, card = write_package_source(tmp_path / "src", mlp_onnx(), targets)
-    result = build_package(source_from_files(model, card), "ios-arm64", tmp_path / "dist", overrides=FAST)
+    result = build_package(
+        source_from_files(model, card), "ios-arm64", tmp_path / "dist", overrides=FAST
+    )
     block = result.manifest.description
     assert block.format == "ort" and block.tools["optimization_style"] == "Runtime"
     import onnxruntime
@@ -47,7 +51,9 @@ def test_ios_package_with_runtime_optimisation_style(tmp_path):
 def test_core_ml_is_built_but_not_passed_off_macos(tmp_path, sources):
     onnx_bytes, pt2 = sources
     model, card = write_package_source(tmp_path / "src", onnx_bytes, "  - ios-arm64\n", pytorch=pt2)
-    result = build_package(source_from_files(model, card), "ios-arm64", tmp_path / "dist", overrides=FAST)
+    result = build_package(
+        source_from_files(model, card), "ios-arm64", tmp_path / "dist", overrides=FAST
+    )
     m = result.manifest
     # nothing unverified ships by default: the verified .ort does
     assert m.model_file == "model/model.ort" and m.verified
@@ -67,27 +73,43 @@ def test_core_ml_asked_for_is_packaged_unverified_and_byte_identical(tmp_path, s
     source = source_from_files(model, card)
     a = build_package(source, "ios-arm64", tmp_path / "a", overrides=FAST)
     b = build_package(source, "ios-arm64", tmp_path / "b", overrides=FAST)
-    assert a.path.read_bytes() == b.path.read_bytes()  # conversion date dropped, ids and maps made stable
+    assert (
+        a.path.read_bytes() == b.path.read_bytes()
+    )  # conversion date dropped, ids and maps made stable
     m = a.manifest
     assert m.model_file == "model/model.mlpackage" and not m.verified and not m.verified_on_device
     assert m.verification_note.startswith("NOT VERIFIED: Core ML runs only on macOS")
     assert not m.benchmark.measured and m.benchmark.timings == []
-    assert sorted(m.files) == ["loader.py", "model/model.mlpackage/Data/com.apple.CoreML/model.mlmodel",
-                               "model/model.mlpackage/Data/com.apple.CoreML/weights/weight.bin",
-                               "model/model.mlpackage/Manifest.json", "verification/reference.npz"]
+    assert sorted(m.files) == [
+        "loader.py",
+        "model/model.mlpackage/Data/com.apple.CoreML/model.mlmodel",
+        "model/model.mlpackage/Data/com.apple.CoreML/weights/weight.bin",
+        "model/model.mlpackage/Manifest.json",
+        "verification/reference.npz",
+    ]
     block = m.description
     assert (block.runtime, block.format, block.min_runtime_version, block.weight_dtype) == (
-        "coreml", "mlpackage", "16", "float32")
+        "coreml",
+        "mlpackage",
+        "16",
+        "float32",
+    )
     pkg = open_package(a.path)
     spec = Model_pb2.Model()
     spec.ParseFromString(pkg.files["model/model.mlpackage/Data/com.apple.CoreML/model.mlmodel"])
-    assert json.loads(spec.description.metadata.userDefined["registry.description"]) == block.model_dump(mode="json")
+    assert json.loads(
+        spec.description.metadata.userDefined["registry.description"]
+    ) == block.model_dump(mode="json")
     # the rewritten Manifest.json is still a package coremltools opens
     with tarfile.open(a.path) as tar:
         tar.extractall(tmp_path / "x", filter="data")
-    opened = ct.models.MLModel(str(tmp_path / "x" / "mlp-1.0.0-ios-arm64" / m.model_file), skip_model_load=True)
+    opened = ct.models.MLModel(
+        str(tmp_path / "x" / "mlp-1.0.0-ios-arm64" / m.model_file), skip_model_load=True
+    )
     assert opened.user_defined_metadata["registry.description"] == block.model_dump_json()
-    with pytest.raises(UsageError, match="cannot be verified on this machine: Core ML runs only on macOS"):
+    with pytest.raises(
+        UsageError, match="cannot be verified on this machine: Core ML runs only on macOS"
+    ):
         verify_package(a.path)
     with pytest.raises(RuntimeTooOldError, match="needs coreml >= 16, which is not available here"):
         run_package(a.path, {"input": np.ones((1, 8), np.float32)})
@@ -95,12 +117,18 @@ def test_core_ml_asked_for_is_packaged_unverified_and_byte_identical(tmp_path, s
 
 def test_core_ml_fp16_and_deployment_target(tmp_path, sources):
     onnx_bytes, pt2 = sources
-    targets = ("  - name: ios-arm64\n    converter: coreml\n"
-               "    options: {coreml_precision: fp16, coreml_min_ios: 17}\n")
+    targets = (
+        "  - name: ios-arm64\n    converter: coreml\n"
+        "    options: {coreml_precision: fp16, coreml_min_ios: 17}\n"
+    )
     model, card = write_package_source(tmp_path / "src", onnx_bytes, targets, pytorch=pt2)
-    result = build_package(source_from_files(model, card), "ios-arm64", tmp_path / "dist", overrides=FAST)
+    result = build_package(
+        source_from_files(model, card), "ios-arm64", tmp_path / "dist", overrides=FAST
+    )
     check = result.manifest.engine_verification
-    assert check.precision == "fp16" and check.thresholds.max_abs == 1e-2  # judged by the fp16 limits
+    assert (
+        check.precision == "fp16" and check.thresholds.max_abs == 1e-2
+    )  # judged by the fp16 limits
     block = result.manifest.description
     assert (block.weight_dtype, block.min_runtime_version) == ("float16", "17")
     if platform.system() == "Darwin":
@@ -116,9 +144,17 @@ def test_an_op_core_ml_cannot_convert_is_named(tmp_path):
 
     buf = io.BytesIO()
     torch.export.save(torch.export.export(Lgamma(), (torch.randn(1, 8),)), buf)
-    model, card = write_package_source(tmp_path / "src", mlp_onnx(classes=8),
-                                       "  - name: ios-arm64\n    converter: coreml\n", pytorch=buf.getvalue())
+    model, card = write_package_source(
+        tmp_path / "src",
+        mlp_onnx(classes=8),
+        "  - name: ios-arm64\n    converter: coreml\n",
+        pytorch=buf.getvalue(),
+    )
     with pytest.raises(ConversionError) as e:
-        build_package(source_from_files(model, card), "ios-arm64", tmp_path / "dist", overrides=FAST)
-    assert e.value.message == ("model.pt2: target ios-arm64 cannot convert op lgamma (node 'lgamma'): "
-                               "coremltools has no conversion for it")
+        build_package(
+            source_from_files(model, card), "ios-arm64", tmp_path / "dist", overrides=FAST
+        )
+    assert e.value.message == (
+        "model.pt2: target ios-arm64 cannot convert op lgamma (node 'lgamma'): "
+        "coremltools has no conversion for it"
+    )

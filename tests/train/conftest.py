@@ -6,8 +6,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from factories import REPO_ROOT, init_registry
 
+from factories import REPO_ROOT, init_registry
 from registry.core.storage import parse_pointer
 
 
@@ -21,7 +21,8 @@ def committed_data(rel: str) -> Path:
 
 
 def copy_training_files(root, tasks=("digits-cnn", "digits-embedding", "wine-mlp")) -> None:
-    """Copy datasets/*/dataset.yaml + data and training/ (layers, structures, algorithms, the tasks)."""
+    """Copy datasets/*/dataset.yaml + data and training/ (layers, structures, algorithms, the
+    tasks)."""
     for ds in ("digits", "wine"):
         src = REPO_ROOT / "datasets" / ds
         (root / "datasets" / ds).mkdir(parents=True, exist_ok=True)
@@ -32,26 +33,37 @@ def copy_training_files(root, tasks=("digits-cnn", "digits-embedding", "wine-mlp
         shutil.copytree(REPO_ROOT / "training" / sub, root / "training" / sub)
     for task in tasks:
         (root / "training" / task).mkdir(parents=True)
-        shutil.copy(REPO_ROOT / "training" / task / "task.yaml", root / "training" / task / "task.yaml")
+        shutil.copy(
+            REPO_ROOT / "training" / task / "task.yaml", root / "training" / task / "task.yaml"
+        )
     shutil.copy(REPO_ROOT / "training" / ".gitignore", root / "training" / ".gitignore")
 
 
 @pytest.fixture
 def training_registry(tmp_path):
-    """A registry (git + DVC, local staging/public remotes) with the example training files committed
+    """A registry (git + DVC, local staging/public remotes) with the example training files
+    committed
     and the example datasets DVC-tracked and pushed to staging."""
     reg = init_registry(tmp_path / "registry", tmp_path / "storage")
     reg.write({"models/.gitkeep": ""})
     copy_training_files(reg.root)
     reg.dvc("add", "-q", "datasets/digits/digits.npz", "datasets/wine/wine.csv")
-    reg.dvc("push", "-q", "-r", "staging", "datasets/digits/digits.npz.dvc", "datasets/wine/wine.csv.dvc")
+    reg.dvc(
+        "push",
+        "-q",
+        "-r",
+        "staging",
+        "datasets/digits/digits.npz.dvc",
+        "datasets/wine/wine.csv.dvc",
+    )
     reg.commit(message="training files")
     return reg
 
 
 @pytest.fixture
 def training_tree(tmp_path):
-    """The example training files and datasets in a plain folder (no git, no DVC): for the static checks."""
+    """The example training files and datasets in a plain folder (no git, no DVC): for the static
+    checks."""
     root = tmp_path / "tree"
     root.mkdir()
     copy_training_files(root)

@@ -6,8 +6,8 @@ import json
 
 import click
 import pytest
-from factories import registry_cli
 
+from factories import registry_cli
 from registry.cli import cli
 
 
@@ -20,27 +20,53 @@ def test_every_train_command_has_help_with_an_example(name):
 
 def test_registry_train_task_runs_the_run_command(training_registry, capsys):
     code, out, err = registry_cli(training_registry.root, "train", "digit-cnn", capsys=capsys)
-    assert code == 2 and "no training task 'digit-cnn'" in err and "did you mean 'digits-cnn'?" in err
-    code, out, err = registry_cli(training_registry.root, "train", "digits-cnn", "--instance", "bse", capsys=capsys)
-    assert code == 2 and "task 'digits-cnn' has no instance 'bse'" in err and "did you mean 'base'?" in err
+    assert (
+        code == 2 and "no training task 'digit-cnn'" in err and "did you mean 'digits-cnn'?" in err
+    )
+    code, out, err = registry_cli(
+        training_registry.root, "train", "digits-cnn", "--instance", "bse", capsys=capsys
+    )
+    assert (
+        code == 2
+        and "task 'digits-cnn' has no instance 'bse'" in err
+        and "did you mean 'base'?" in err
+    )
 
 
 def test_plan_is_the_workflow_matrix(training_registry, capsys):
-    code, out, _ = registry_cli(training_registry.root, "train", "plan", "wine-mlp", "--format", "json", capsys=capsys)
+    code, out, _ = registry_cli(
+        training_registry.root, "train", "plan", "wine-mlp", "--format", "json", capsys=capsys
+    )
     assert code == 0
-    assert json.loads(out) == {"include": [{"task": "wine-mlp", "instance": f"mlp-hidden-{h}"} for h in (8, 16, 32)]}
+    assert json.loads(out) == {
+        "include": [{"task": "wine-mlp", "instance": f"mlp-hidden-{h}"} for h in (8, 16, 32)]
+    }
     reg = training_registry
     reg.git("switch", "-q", "-c", "change")
     path = reg.root / "training/structures/digits-autoencoder.yaml"
     path.write_text(path.read_text().replace("hidden: 32", "hidden: 24"))
     reg.commit(message="smaller autoencoder")
-    code, out, _ = registry_cli(reg.root, "train", "plan", "--base", "main", "--head", "HEAD", "--format", "json",
-                                capsys=capsys)
-    assert code == 0 and json.loads(out) == {"include": [{"task": "digits-embedding", "instance": "base"}]}
+    code, out, _ = registry_cli(
+        reg.root,
+        "train",
+        "plan",
+        "--base",
+        "main",
+        "--head",
+        "HEAD",
+        "--format",
+        "json",
+        capsys=capsys,
+    )
+    assert code == 0 and json.loads(out) == {
+        "include": [{"task": "digits-embedding", "instance": "base"}]
+    }
 
 
 def test_register_without_results_says_what_to_run(training_registry, capsys):
-    code, _, err = registry_cli(training_registry.root, "train", "register", "wine-mlp", capsys=capsys)
+    code, _, err = registry_cli(
+        training_registry.root, "train", "register", "wine-mlp", capsys=capsys
+    )
     assert code == 2 and "no instance of task 'wine-mlp' has finished training" in err
     assert "registry train wine-mlp" in err
 
@@ -53,4 +79,7 @@ def test_check_reports_findings_with_exit_code_1(training_registry, capsys):
     code, out, _ = registry_cli(reg.root, "train", "check", "--format", "json", capsys=capsys)
     report = json.loads(out)
     assert code == 1 and report["passed"] is False
-    assert report["findings"][0]["path"] == "training/structures/wine-mlp.yaml" and report["findings"][0]["line"] == 2
+    assert (
+        report["findings"][0]["path"] == "training/structures/wine-mlp.yaml"
+        and report["findings"][0]["line"] == 2
+    )

@@ -1,4 +1,5 @@
-"""How a run's progress looks: a table redrawn in place in a terminal, plain lines in CI, JSON lines."""
+"""How a run's progress looks: a table redrawn in place in a terminal, plain lines in CI, JSON
+lines."""
 
 from __future__ import annotations
 
@@ -10,14 +11,39 @@ from registry.training.workers import InstanceOutcome, ProgressView, TaskRun
 EVENTS = [
     {"instance": "a", "event": "start", "epoch": 0, "epochs": 3, "steps": 5, "resumed": False},
     {"instance": "b", "event": "start", "epoch": 1, "epochs": 3, "steps": 5, "resumed": True},
-    {"instance": "a", "event": "progress", "epoch": 1, "epochs": 3, "step": 2, "steps": 5, "loss": 0.5, "eta_s": 75},
-    {"instance": "a", "event": "epoch", "epoch": 1, "epochs": 3, "step": 5, "steps": 5, "loss": 0.25,
-     "metric": {"accuracy": 0.5}, "eta_s": 4},
+    {
+        "instance": "a",
+        "event": "progress",
+        "epoch": 1,
+        "epochs": 3,
+        "step": 2,
+        "steps": 5,
+        "loss": 0.5,
+        "eta_s": 75,
+    },
+    {
+        "instance": "a",
+        "event": "epoch",
+        "epoch": 1,
+        "epochs": 3,
+        "step": 5,
+        "steps": 5,
+        "loss": 0.25,
+        "metric": {"accuracy": 0.5},
+        "eta_s": 4,
+    },
     {"instance": "b", "event": "failed", "message": "the loss became nan at epoch 2, step 1"},
     {"instance": "a", "event": "done", "metrics": {"accuracy": 0.75}, "train_seconds": 1.5},
 ]
-RUN = TaskRun("t", [InstanceOutcome("a", "done", metrics={"accuracy": 0.75}),
-                    InstanceOutcome("b", "failed", "the loss became nan at epoch 2, step 1", "lower the learning rate")])
+RUN = TaskRun(
+    "t",
+    [
+        InstanceOutcome("a", "done", metrics={"accuracy": 0.75}),
+        InstanceOutcome(
+            "b", "failed", "the loss became nan at epoch 2, step 1", "lower the learning rate"
+        ),
+    ],
+)
 
 
 def _show(**kw) -> str:
@@ -49,7 +75,10 @@ def test_a_terminal_gets_a_live_table_with_steps_and_eta():
     assert "\x1b[2F" in text  # the two-line table is redrawn in place
     assert "  a  epoch 1/3 step 2/5 loss 0.5000 eta 1m15s" in text
     last_table = text.rsplit("\x1b[2F", 1)[1]
-    assert "  a  done: accuracy 0.7500" in last_table and "  b  FAILED: the loss became nan" in last_table
+    assert (
+        "  a  done: accuracy 0.7500" in last_table
+        and "  b  FAILED: the loss became nan" in last_table
+    )
 
 
 def test_jsonl_is_every_event_as_json():

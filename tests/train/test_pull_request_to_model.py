@@ -32,8 +32,13 @@ grid:
 
 
 def _registry(reg, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "registry", *args], cwd=reg.root, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "registry", *args],
+        cwd=reg.root,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_a_task_goes_from_pull_request_to_a_registered_model(training_registry, tmp_path):
@@ -46,20 +51,36 @@ def test_a_task_goes_from_pull_request_to_a_registered_model(training_registry, 
     # a pull request adds a training task
     reg.git("switch", "-q", "-c", "add-wine-small")
     reg.commit({"training/wine-small/task.yaml": TASK}, message="Add the wine-small training task")
-    bot = _registry(reg, "train", "check", "--base", "main", "--head", "add-wine-small", "--dynamic",
-                    "--format", "github", "--artifacts-dir", str(tmp_path / "pictures"))
+    bot = _registry(
+        reg,
+        "train",
+        "check",
+        "--base",
+        "main",
+        "--head",
+        "add-wine-small",
+        "--dynamic",
+        "--format",
+        "github",
+        "--artifacts-dir",
+        str(tmp_path / "pictures"),
+    )
     assert bot.returncode == 0, bot.stdout + bot.stderr
     assert "PASS  training files" in bot.stdout
     svg = (tmp_path / "pictures/wine-mlp.svg").read_text()
     assert "hidden: Linear" in svg and "params" in svg
 
-    # another pull request: a broken structure and a hostile algorithm fail with findings on their lines
+    # another pull request: a broken structure and a hostile algorithm fail with findings on their
+    # lines
     reg.git("switch", "-q", "-c", "bad-change", "main")
     structure = (reg.root / "training/structures/wine-mlp.yaml").read_text()
-    reg.commit({
-        "training/structures/wine-mlp.yaml": structure.replace("in_features: $hidden", "in_features: 12"),
-        "training/algorithms/greedy.yaml": "name: greedy\nkind: custom\ncode: greedy.py\n",
-        "training/algorithms/greedy.py": textwrap.dedent("""\
+    reg.commit(
+        {
+            "training/structures/wine-mlp.yaml": structure.replace(
+                "in_features: $hidden", "in_features: 12"
+            ),
+            "training/algorithms/greedy.yaml": "name: greedy\nkind: custom\ncode: greedy.py\n",
+            "training/algorithms/greedy.py": textwrap.dedent("""\
             import os
 
 
@@ -71,34 +92,65 @@ def test_a_task_goes_from_pull_request_to_a_registered_model(training_registry, 
                     while True:  # hold the bot's runner forever
                         pass
             """),
-        "training/greedy/task.yaml": TASK.replace("wine-small", "greedy").replace("structure: wine-mlp",
-                                                                                  "structure: digits-cnn")
-        .replace("dataset: wine", "dataset: digits").replace("algorithm: classification", "algorithm: greedy")
-        .replace("hidden: [8, 16]", "c1: [8]"),
-    }, message="a broken structure and a hostile algorithm")
-    bad = _registry(reg, "train", "check", "--base", "main", "--head", "bad-change", "--dynamic", "--timeout", "10",
-                    "--format", "github")
+            "training/greedy/task.yaml": TASK.replace("wine-small", "greedy")
+            .replace("structure: wine-mlp", "structure: digits-cnn")
+            .replace("dataset: wine", "dataset: digits")
+            .replace("algorithm: classification", "algorithm: greedy")
+            .replace("hidden: [8, 16]", "c1: [8]"),
+        },
+        message="a broken structure and a hostile algorithm",
+    )
+    bad = _registry(
+        reg,
+        "train",
+        "check",
+        "--base",
+        "main",
+        "--head",
+        "bad-change",
+        "--dynamic",
+        "--timeout",
+        "10",
+        "--format",
+        "github",
+    )
     assert bad.returncode == 1, bad.stdout + bad.stderr
-    line_of = lambda path, text: next(i for i, ln in enumerate((reg.root / path).read_text().splitlines(), 1)  # noqa: E731
-                                      if text in ln)
+    line_of = lambda path, text: next(
+        i
+        for i, ln in enumerate((reg.root / path).read_text().splitlines(), 1)  # noqa: E731
+        if text in ln
+    )
     classifier = line_of("training/structures/wine-mlp.yaml", "name: classifier")
-    assert re.search(rf"::error file=training/structures/wine-mlp.yaml,line={classifier},.*layer 'classifier' "
-                     r"\(Linear\) cannot take its input: got \[N, 16\], expects \[N, 12\]", bad.stdout), bad.stdout
+    assert re.search(
+        rf"::error file=training/structures/wine-mlp.yaml,line={classifier},.*layer 'classifier' "
+        r"\(Linear\) cannot take its input: got \[N, 16\], expects \[N, 12\]",
+        bad.stdout,
+    ), bad.stdout
     # the line the endless loop was stopped on: the `while` or its body
-    assert re.search(r"::error file=training/algorithms/greedy.py,line=(9|10),.*took longer than 10 s", bad.stdout), bad.stdout
+    assert re.search(
+        r"::error file=training/algorithms/greedy.py,line=(9|10),.*took longer than 10 s",
+        bad.stdout,
+    ), bad.stdout
     assert "Traceback" not in bad.stdout + bad.stderr
 
-    # the good pull request's task is trained (as its label starts the train workflow) and registered
+    # the good pull request's task is trained (as its label starts the train workflow) and
+    # registered
     reg.git("switch", "-q", "add-wine-small")
-    trained = _registry(reg, "train", "wine-small", "--workers", "2", "--register", "--progress", "plain")
+    trained = _registry(
+        reg, "train", "wine-small", "--workers", "2", "--register", "--progress", "plain"
+    )
     assert trained.returncode == 0, trained.stdout + trained.stderr
     assert "registered models/wine-small from instance mlp-hidden-" in trained.stdout
     assert reg.git("branch", "--show-current") == "train/wine-small"
     card = (reg.root / "models/wine-small/model.yaml").read_text()
     assert "task: classification" in card and "dataset: wine-test" in card
-    assert "repo: self" in card and "path: training/wine-small" in card  # confirmed offline by the bot
+    assert (
+        "repo: self" in card and "path: training/wine-small" in card
+    )  # confirmed offline by the bot
     assert "commit: " + reg.git("rev-parse", "add-wine-small") in card
-    assert reg.git("status", "--porcelain", "--", "models", "dvc.yaml") == ""  # committed on the branch
+    assert (
+        reg.git("status", "--porcelain", "--", "models", "dvc.yaml") == ""
+    )  # committed on the branch
     accuracy = float(re.search(r"name: accuracy\n\s+value: ([0-9.]+)", card).group(1))
     assert 0.8 < accuracy <= 1.0
     # the weights are on staging, and the new model passes the bot's model checks

@@ -1,5 +1,6 @@
 """One instance trained in this process: the built-in procedures reproduce the example models'
-figures (within tolerances), export what the algorithm says, and stop early on a validation split."""
+figures (within tolerances), export what the algorithm says, and stop early on a validation
+split."""
 
 from __future__ import annotations
 
@@ -19,13 +20,17 @@ def _instance(root, task: str, name: str) -> Instance:
 
 
 def test_the_autoencoder_task_reproduces_the_digits_embedding_model(training_tree):
-    metrics = train_instance(training_tree, "digits-embedding", _instance(training_tree, "digits-embedding", "base"))
+    metrics = train_instance(
+        training_tree, "digits-embedding", _instance(training_tree, "digits-embedding", "base")
+    )
     # models/digits-embedding/model.yaml: reconstruction_mse 0.01701, knn_accuracy 0.9444
     assert metrics["reconstruction_mse"] == pytest.approx(0.017, abs=0.004)
     assert metrics["knn_accuracy"] == pytest.approx(0.944, abs=0.03)
     folder = training_tree / "training/digits-embedding/results/base"
     session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
-    assert [o.name for o in session.get_outputs()] == ["embedding"]  # only what the algorithm exports
+    assert [o.name for o in session.get_outputs()] == [
+        "embedding"
+    ]  # only what the algorithm exports
     assert [i.name for i in session.get_inputs()] == ["image"]
     [emb] = session.run(None, {"image": np.zeros((5, 1, 8, 8), np.float32)})
     assert emb.shape == (5, 8)
@@ -35,21 +40,43 @@ def test_the_autoencoder_task_reproduces_the_digits_embedding_model(training_tre
 
 def test_regression_on_a_csv_column_and_early_stopping_on_a_validation_split(training_tree):
     (training_tree / "datasets/wine-alcohol").mkdir()
-    (training_tree / "datasets/wine-alcohol/wine.csv").write_bytes((training_tree / "datasets/wine/wine.csv").read_bytes())
+    (training_tree / "datasets/wine-alcohol/wine.csv").write_bytes(
+        (training_tree / "datasets/wine/wine.csv").read_bytes()
+    )
     wine = yaml.safe_load((training_tree / "datasets/wine/dataset.yaml").read_text())
-    wine.update(name="wine-alcohol", task="regression", splits={"test": 0.25, "validation": 0.25, "seed": 0})
+    wine.update(
+        name="wine-alcohol", task="regression", splits={"test": 0.25, "validation": 0.25, "seed": 0}
+    )
     wine["input"]["columns"] = wine["input"]["columns"][1:]
     wine["input"]["shape"] = [12]
     wine["label"] = {"name": "alcohol", "shape": [1], "dtype": "float32", "columns": ["alcohol"]}
     (training_tree / "datasets/wine-alcohol/dataset.yaml").write_text(yaml.safe_dump(wine))
-    (training_tree / "training/structures/alcohol.yaml").write_text(yaml.safe_dump({
-        "name": "alcohol", "inputs": ["features"],
-        "layers": [{"type": "BatchNorm1d", "args": {"num_features": 12}},
-                   {"type": "Linear", "args": {"in_features": 12, "out_features": 16}}, {"type": "ReLU"},
-                   {"type": "Linear", "args": {"in_features": 16, "out_features": 1}}]}))
-    (training_tree / "training/algorithms/regression.yaml").write_text(yaml.safe_dump({
-        "name": "regression", "kind": "regression", "optimizer": {"name": "adam", "learning_rate": 0.05},
-        "epochs": 500, "batch_size": 16, "early_stopping": {"metric": "mse", "patience": 3}}))
+    (training_tree / "training/structures/alcohol.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "alcohol",
+                "inputs": ["features"],
+                "layers": [
+                    {"type": "BatchNorm1d", "args": {"num_features": 12}},
+                    {"type": "Linear", "args": {"in_features": 12, "out_features": 16}},
+                    {"type": "ReLU"},
+                    {"type": "Linear", "args": {"in_features": 16, "out_features": 1}},
+                ],
+            }
+        )
+    )
+    (training_tree / "training/algorithms/regression.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "regression",
+                "kind": "regression",
+                "optimizer": {"name": "adam", "learning_rate": 0.05},
+                "epochs": 500,
+                "batch_size": 16,
+                "early_stopping": {"metric": "mse", "patience": 3},
+            }
+        )
+    )
     inst = Instance("base", "wine-alcohol", "regression", "alcohol", {})
     metrics = train_instance(training_tree, "alcohol", inst)
     summary = json.loads((training_tree / "training/alcohol/results/base/metrics.json").read_text())
@@ -61,17 +88,33 @@ def test_regression_on_a_csv_column_and_early_stopping_on_a_validation_split(tra
 def test_training_is_deterministic_for_a_seed_and_differs_for_another(training_tree):
     task = training_tree / "training/seeds/task.yaml"
     task.parent.mkdir()
-    task.write_text(yaml.safe_dump({
-        "name": "seeds", "task": "classification", "project": "p", "model": "seeds", "metric": "accuracy",
-        "dataset": "wine", "algorithm": "classification", "structure": "wine-mlp",
-        "hyperparameters": {"epochs": 2, "learning_rate": 0.001},
-        "instances": [{"name": "one", "hyperparameters": {"seed": 1}}, {"name": "again", "hyperparameters": {"seed": 1}},
-                      {"name": "other", "hyperparameters": {"seed": 2}}]}))
+    task.write_text(
+        yaml.safe_dump(
+            {
+                "name": "seeds",
+                "task": "classification",
+                "project": "p",
+                "model": "seeds",
+                "metric": "accuracy",
+                "dataset": "wine",
+                "algorithm": "classification",
+                "structure": "wine-mlp",
+                "hyperparameters": {"epochs": 2, "learning_rate": 0.001},
+                "instances": [
+                    {"name": "one", "hyperparameters": {"seed": 1}},
+                    {"name": "again", "hyperparameters": {"seed": 1}},
+                    {"name": "other", "hyperparameters": {"seed": 2}},
+                ],
+            }
+        )
+    )
     weights = {}
     for name in ("one", "again", "other"):
         train_instance(training_tree, "seeds", _instance(training_tree, "seeds", name))
-        session = ort.InferenceSession(str(training_tree / f"training/seeds/results/{name}/model.onnx"),
-                                       providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            str(training_tree / f"training/seeds/results/{name}/model.onnx"),
+            providers=["CPUExecutionProvider"],
+        )
         x = np.linspace(0, 1, 13 * 4, dtype=np.float32).reshape(4, 13) * 100
         weights[name] = session.run(None, {"features": x})[0]
     assert np.allclose(weights["one"], weights["again"], atol=1e-6)

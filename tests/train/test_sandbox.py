@@ -52,7 +52,8 @@ def test_hostile_and_broken_code_becomes_findings_with_file_and_line(training_tr
     _only_task(training_tree, "digits-cnn")
     cnn = (training_tree / "training/structures/digits-cnn.yaml").read_text()
     files = {
-        "training/layers/spin.py": LAYER_HEADER + """\
+        "training/layers/spin.py": LAYER_HEADER
+        + """\
     class Spin(nn.Module):
         def __init__(self, config: Config):
             super().__init__()
@@ -61,7 +62,8 @@ def test_hostile_and_broken_code_becomes_findings_with_file_and_line(training_tr
             while True:
                 x = x + 0
     """,
-        "training/layers/hog.py": LAYER_HEADER + """\
+        "training/layers/hog.py": LAYER_HEADER
+        + """\
     class Hog(nn.Module):
         def __init__(self, config: Config):
             super().__init__()
@@ -70,7 +72,8 @@ def test_hostile_and_broken_code_becomes_findings_with_file_and_line(training_tr
             hoard = torch.ones(1 << 40)
             return x + hoard[0]
     """,
-        "training/layers/peek.py": LAYER_HEADER + """\
+        "training/layers/peek.py": LAYER_HEADER
+        + """\
     class Peek(nn.Module):
         def __init__(self, config: Config):
             super().__init__()
@@ -108,14 +111,18 @@ def test_hostile_and_broken_code_becomes_findings_with_file_and_line(training_tr
     """,
     }
     for layer in ("spin", "hog", "peek", "typo"):
-        files[f"training/structures/s-{layer}.yaml"] = cnn.replace("name: digits-cnn", f"name: s-{layer}").replace(
-            "  - {type: Flatten}", f"  - {{type: {layer}}}\n  - {{type: Flatten}}")
+        files[f"training/structures/s-{layer}.yaml"] = cnn.replace(
+            "name: digits-cnn", f"name: s-{layer}"
+        ).replace("  - {type: Flatten}", f"  - {{type: {layer}}}\n  - {{type: Flatten}}")
     _write(training_tree, files)
 
     report = check_training(WorkTree(training_tree), dynamic=True, timeout=10)
 
     found = {f.path: f for f in report.findings}
-    assert found["training/layers/typo.py"].line == 3 and "syntax error" in found["training/layers/typo.py"].message
+    assert (
+        found["training/layers/typo.py"].line == 3
+        and "syntax error" in found["training/layers/typo.py"].message
+    )
     assert found["training/algorithms/empty.py"].message.startswith("no `Algorithm` class")
     spin = found["training/layers/spin.py"]
     assert spin.line == 17 and "longer than 10 s" in spin.message

@@ -27,7 +27,9 @@ def _edit(reg, rel: str, old: str, new: str) -> None:
 
 
 def _line_of(reg, rel: str, needle: str) -> int:
-    return next(i for i, ln in enumerate((reg.root / rel).read_text().splitlines(), 1) if needle in ln)
+    return next(
+        i for i, ln in enumerate((reg.root / rel).read_text().splitlines(), 1) if needle in ln
+    )
 
 
 def test_the_examples_pass_with_every_layer_shape_and_parameter_count(training_tree):
@@ -37,7 +39,8 @@ def test_the_examples_pass_with_every_layer_shape_and_parameter_count(training_t
     cnn = {r.name: r for r in report.layers["digits-cnn"]}
     assert cnn["conv1"].output_shape == ["N", 8, 8, 8] and cnn["conv1"].parameters == 80
     assert cnn["classifier"].output_shape == ["N", 10] and cnn["classifier"].parameters == 650
-    # the custom layer says OUTPUT_SHAPE = "same", so shapes are followed through it without running it
+    # the custom layer says OUTPUT_SHAPE = "same", so shapes are followed through it without running
+    # it
     assert [r.output_shape for r in report.layers["wine-mlp"]][-1] == ["N", 3]
     assert report.layers["digits-autoencoder"][-1].output_shape == ["N", 1, 8, 8]
     assert "<svg" in report.pictures["digits-cnn"] and "650 params" in report.pictures["digits-cnn"]
@@ -49,7 +52,11 @@ def test_shape_mismatch_names_the_layer_both_shapes_and_the_line(training_tree):
     _edit(training_registry, rel, "in_features: 64", "in_features: 32")
     report = check_training(WorkTree(training_registry.root))
     [f] = [f for f in report.findings if f.path == rel]
-    assert "layer 'classifier' (Linear)" in f.message and "[N, 64]" in f.message and "[N, 32]" in f.message
+    assert (
+        "layer 'classifier' (Linear)" in f.message
+        and "[N, 64]" in f.message
+        and "[N, 32]" in f.message
+    )
     assert f.line == _line_of(training_registry, rel, "name: classifier")
 
 
@@ -59,13 +66,22 @@ def test_output_that_does_not_fit_the_loss(training_tree):
     _edit(training_registry, rel, "out_features: 10", "out_features: 9")
     report = check_training(WorkTree(training_registry.root))
     [f] = [f for f in report.findings if f.path == rel]
-    assert "cross-entropy over 10 classes" in f.message and "[N, 10]" in f.message and "[N, 9]" in f.message
+    assert (
+        "cross-entropy over 10 classes" in f.message
+        and "[N, 10]" in f.message
+        and "[N, 9]" in f.message
+    )
 
 
 def test_unknown_layer_type_suggests_the_torch_name(training_tree):
     training_registry = _Tree(training_tree)
     rel = "training/structures/digits-cnn.yaml"
-    _edit(training_registry, rel, "type: Conv2d, args: {in_channels: 1", "type: Conv2D, args: {in_channels: 1")
+    _edit(
+        training_registry,
+        rel,
+        "type: Conv2d, args: {in_channels: 1",
+        "type: Conv2D, args: {in_channels: 1",
+    )
     report = check_training(WorkTree(training_registry.root))
     [f] = [f for f in report.findings if f.path == rel]
     assert "unknown layer type 'Conv2D'" in f.message and f.hint == "did you mean 'Conv2d'?"
@@ -74,8 +90,12 @@ def test_unknown_layer_type_suggests_the_torch_name(training_tree):
 
 def test_unknown_layer_argument_and_custom_layer_setting(training_tree):
     training_registry = _Tree(training_tree)
-    _edit(training_registry, "training/structures/digits-cnn.yaml", "kernel_size: 3, padding: 1}}",
-          "kernal_size: 3, padding: 1}}")
+    _edit(
+        training_registry,
+        "training/structures/digits-cnn.yaml",
+        "kernel_size: 3, padding: 1}}",
+        "kernal_size: 3, padding: 1}}",
+    )
     _edit(training_registry, "training/structures/wine-mlp.yaml", "      std:", "      sdt:")
     report = check_training(WorkTree(training_registry.root))
     msgs = {f.message: f for f in report.findings}
@@ -88,10 +108,18 @@ def test_references_and_hyperparameters_resolve(training_tree):
     training_registry = _Tree(training_tree)
     rel = "training/digits-cnn/task.yaml"
     _edit(training_registry, rel, "structure: digits-cnn", "structure: digit-cnn")
-    _edit(training_registry, "training/wine-mlp/task.yaml", "learning_rate: 0.01}", "learning_rate: 0.01, hiden: 4}")
+    _edit(
+        training_registry,
+        "training/wine-mlp/task.yaml",
+        "learning_rate: 0.01}",
+        "learning_rate: 0.01, hiden: 4}",
+    )
     report = check_training(WorkTree(training_registry.root))
     f = next(f for f in report.findings if f.path == rel)
-    assert "structure 'digit-cnn' does not exist" in f.message and f.hint == "did you mean 'digits-cnn'?"
+    assert (
+        "structure 'digit-cnn' does not exist" in f.message
+        and f.hint == "did you mean 'digits-cnn'?"
+    )
     assert f.line == _line_of(training_registry, rel, "structure: digit-cnn")
     h = next(f for f in report.findings if "hiden" in f.message)
     assert h.hint == "did you mean 'hidden'?" and h.path == "training/wine-mlp/task.yaml"
@@ -99,7 +127,9 @@ def test_references_and_hyperparameters_resolve(training_tree):
 
 def test_a_skip_connection_is_a_graph_and_a_bad_input_is_named(training_tree):
     training_registry = _Tree(training_tree)
-    training_registry.write({"training/structures/residual.yaml": """\
+    training_registry.write(
+        {
+            "training/structures/residual.yaml": """\
         name: residual
         inputs: [features]
         layers:
@@ -107,7 +137,8 @@ def test_a_skip_connection_is_a_graph_and_a_bad_input_is_named(training_tree):
           - {name: act, type: ReLU}
           - {name: skip, type: Add, inputs: [act, features]}
           - {name: head, type: Linear, args: {in_features: 13, out_features: 3}}
-        """, "training/res/task.yaml": """\
+        """,
+            "training/res/task.yaml": """\
         name: res
         task: classification
         project: examples
@@ -117,15 +148,25 @@ def test_a_skip_connection_is_a_graph_and_a_bad_input_is_named(training_tree):
         algorithm: classification
         structure: residual
         instances: [{name: base}]
-        """})
+        """,
+        }
+    )
     report = check_training(WorkTree(training_registry.root))
     assert report.passed, [f.message for f in report.findings]
     skip = next(r for r in report.layers["residual"] if r.name == "skip")
     assert skip.inputs == ["act", "features"] and skip.output_shape == ["N", 13]
-    _edit(training_registry, "training/structures/residual.yaml", "inputs: [act, features]", "inputs: [act, feature]")
+    _edit(
+        training_registry,
+        "training/structures/residual.yaml",
+        "inputs: [act, features]",
+        "inputs: [act, feature]",
+    )
     report = check_training(WorkTree(training_registry.root))
     f = next(f for f in report.findings if f.path == "training/structures/residual.yaml")
-    assert "takes input 'feature', which does not exist" in f.message and f.hint == "did you mean 'features'?"
+    assert (
+        "takes input 'feature', which does not exist" in f.message
+        and f.hint == "did you mean 'features'?"
+    )
 
 
 def test_checks_a_git_revision_without_a_checkout(training_registry):

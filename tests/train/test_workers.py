@@ -33,12 +33,17 @@ instances:
 
 
 def _tiny(reg) -> None:
-    killer = (reg.root / "training/structures/wine-mlp.yaml").read_text().replace("name: wine-mlp", "name: wine-killer")
+    killer = (
+        (reg.root / "training/structures/wine-mlp.yaml")
+        .read_text()
+        .replace("name: wine-mlp", "name: wine-killer")
+    )
     killer = killer.replace("  - {type: ReLU}", "  - {type: ReLU}\n  - {type: killer}")
-    reg.commit({
-        "training/tiny/task.yaml": TINY_TASK,
-        "training/structures/wine-killer.yaml": killer,
-        "training/layers/killer.py": textwrap.dedent("""\
+    reg.commit(
+        {
+            "training/tiny/task.yaml": TINY_TASK,
+            "training/structures/wine-killer.yaml": killer,
+            "training/layers/killer.py": textwrap.dedent("""\
             import os
             import signal
 
@@ -60,23 +65,33 @@ def _tiny(reg) -> None:
                     os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's OOM killer would
                     return x
             """),
-        "training/algorithms/nan.yaml": "name: nan\nkind: custom\ncode: nan.py\n",
-        "training/algorithms/nan.py": textwrap.dedent("""\
+            "training/algorithms/nan.yaml": "name: nan\nkind: custom\ncode: nan.py\n",
+            "training/algorithms/nan.py": textwrap.dedent("""\
             class Algorithm:
                 metrics = ["accuracy"]
 
                 def loss(self, outputs, inputs, labels):
                     return outputs["logits"].sum() * float("nan")
             """),
-    }, message="a tiny task")
+        },
+        message="a tiny task",
+    )
 
 
 def _train(reg, *args, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "registry", "train", *args], cwd=reg.root, capture_output=True,
-                          text=True, timeout=600, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "registry", "train", *args],
+        cwd=reg.root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        **kw,
+    )
 
 
-def test_workers_train_in_parallel_and_failures_are_reported_while_the_others_finish(training_registry):
+def test_workers_train_in_parallel_and_failures_are_reported_while_the_others_finish(
+    training_registry,
+):
     reg = training_registry
     _tiny(reg)
     proc = _train(reg, "tiny", "--workers", "2", "--progress", "plain")
@@ -88,7 +103,9 @@ def test_workers_train_in_parallel_and_failures_are_reported_while_the_others_fi
     assert "Traceback" not in err
 
     results = reg.root / "training/tiny/results"
-    first, twin = (json.loads((results / n / "metrics.json").read_text()) for n in ("first", "twin"))
+    first, twin = (
+        json.loads((results / n / "metrics.json").read_text()) for n in ("first", "twin")
+    )
     assert first["metrics"]["accuracy"] > 0.8
     # the same seed and data give the same result (same machine, same thread count)
     assert first["metrics"]["accuracy"] == pytest.approx(twin["metrics"]["accuracy"], abs=1e-6)
@@ -100,32 +117,50 @@ def test_workers_train_in_parallel_and_failures_are_reported_while_the_others_fi
     assert (results / "first/plots/loss.png").read_bytes()[:4] == b"\x89PNG"
     assert (results / "first/plots/train_accuracy.png").is_file()
     config = yaml.safe_load((results / "first/config.yaml").read_text())
-    assert config["algorithm"]["epochs"] == 4 and config["source_commit"] == reg.git("rev-parse", "HEAD")
+    assert config["algorithm"]["epochs"] == 4 and config["source_commit"] == reg.git(
+        "rev-parse", "HEAD"
+    )
     assert "epoch 4/4" in (results / "first/train.log").read_text()
     # the exported model runs and does what the metrics say
     from registry.training.data import load_arrays
     from registry.training.files import Dataset
 
-    ds = Dataset.model_validate(yaml.safe_load((reg.root / "datasets/wine/dataset.yaml").read_text()))
+    ds = Dataset.model_validate(
+        yaml.safe_load((reg.root / "datasets/wine/dataset.yaml").read_text())
+    )
     x, y = load_arrays(reg.root, ds)
-    session = ort.InferenceSession(str(results / "first/model.onnx"), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(results / "first/model.onnx"), providers=["CPUExecutionProvider"]
+    )
     [probs] = session.run(None, {"features": x})
     assert probs.shape == (178, 3) and np.allclose(probs.sum(1), 1, atol=1e-4)
     assert (probs.argmax(1) == y).mean() > 0.8
 
-    listing = subprocess.run([sys.executable, "-m", "registry", "train", "results", "tiny"], cwd=reg.root,
-                             capture_output=True, text=True).stdout
+    listing = subprocess.run(
+        [sys.executable, "-m", "registry", "train", "results", "tiny"],
+        cwd=reg.root,
+        capture_output=True,
+        text=True,
+    ).stdout
     rows = {ln.split()[0]: ln for ln in listing.splitlines()[1:]}
     assert "done" in rows["first"] and "failed" not in rows["first"]
     assert rows["nan"].split()[1] == "not" and "best" in rows["first"] + rows["twin"]
-    data = json.loads(subprocess.run([sys.executable, "-m", "registry", "train", "results", "tiny", "--format",
-                                      "json"], cwd=reg.root, capture_output=True, text=True).stdout)
+    data = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "registry", "train", "results", "tiny", "--format", "json"],
+            cwd=reg.root,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
     assert [i["state"] for i in data["instances"]] == ["done", "done", "not run", "not run"]
 
 
 def test_ctrl_c_stops_cleanly_and_a_rerun_resumes_from_the_checkpoint(training_registry, tmp_path):
     reg = training_registry
-    reg.commit({"training/slow/task.yaml": """\
+    reg.commit(
+        {
+            "training/slow/task.yaml": """\
         name: slow
         task: classification
         project: examples
@@ -136,9 +171,17 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_resumes_from_the_checkpoint(training_r
         structure: wine-mlp
         instances:
           - {name: long, hyperparameters: {epochs: 150, batch_size: 8}}
-        """}, message="a slow task")
-    proc = subprocess.Popen([sys.executable, "-m", "registry", "train", "slow", "--progress", "jsonl"], cwd=reg.root,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        """
+        },
+        message="a slow task",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "registry", "train", "slow", "--progress", "jsonl"],
+        cwd=reg.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     events = []
     for line in proc.stdout:
         events.append(json.loads(line))
@@ -149,8 +192,12 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_resumes_from_the_checkpoint(training_r
     events += [json.loads(ln) for ln in out.splitlines()]
     assert proc.returncode == 130, err
     assert events[0]["event"] == "begin" and events[-1]["event"] == "end"
-    assert events[-1]["interrupted"] is True and events[-1]["instances"]["long"]["state"] == "stopped"
-    assert {"instance", "epoch", "epochs", "loss", "eta_s"} <= set(next(e for e in events if e["event"] == "epoch"))
+    assert (
+        events[-1]["interrupted"] is True and events[-1]["instances"]["long"]["state"] == "stopped"
+    )
+    assert {"instance", "epoch", "epochs", "loss", "eta_s"} <= set(
+        next(e for e in events if e["event"] == "epoch")
+    )
     assert "Traceback" not in err
     folder = reg.root / "training/slow/results/long"
     assert (folder / "checkpoint.pt").is_file() and not (folder / "status.json").exists()
@@ -163,30 +210,53 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_resumes_from_the_checkpoint(training_r
     assert start["resumed"] is True and start["epoch"] >= saved_at
     assert proc.returncode == 0 and resumed[-1]["instances"]["long"]["state"] == "done"
     steps = (folder / "dvclive/plots/metrics/train/loss.tsv").read_text().splitlines()[1:]
-    assert [int(s.split()[0]) for s in steps] == list(range(150))  # one row per epoch, none lost or repeated
+    assert [int(s.split()[0]) for s in steps] == list(
+        range(150)
+    )  # one row per epoch, none lost or repeated
     # a finished instance is not trained again
     again = _train(reg, "slow", "--progress", "plain")
     assert again.returncode == 0 and "[long] already trained" in again.stderr
-    got = subprocess.run([sys.executable, "-m", "registry", "train", "results", "slow", "--download",
-                          str(tmp_path / "out")], cwd=reg.root, capture_output=True, text=True)
+    got = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "registry",
+            "train",
+            "results",
+            "slow",
+            "--download",
+            str(tmp_path / "out"),
+        ],
+        cwd=reg.root,
+        capture_output=True,
+        text=True,
+    )
     assert got.returncode == 0 and (tmp_path / "out/long/model.onnx").is_file()
     assert not (tmp_path / "out/long/checkpoint.pt").exists()
 
 
 def test_workers_start_under_a_deep_temporary_folder(tmp_path):
     """A $TMPDIR too deep for a Unix socket (as pytest's and some CI runners' are) still gets its
-    fork server: multiprocessing is given a short folder instead of failing 'AF_UNIX path too long'."""
+    fork server: multiprocessing is given a short folder instead of failing 'AF_UNIX path too
+    long'."""
     import subprocess
     import sys
 
     deep = tmp_path / ("d" * 60) / ("e" * 60)
     deep.mkdir(parents=True)
-    code = ("import multiprocessing as mp\n"
-            "from registry.training.workers import _context\n"
-            "ctx = _context(mp)\n"
-            "p = ctx.Process(target=print, args=('worker ran',))\n"
-            "p.start(); p.join(); raise SystemExit(p.exitcode)\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          env={**__import__("os").environ, "TMPDIR": str(deep)})
+    code = (
+        "import multiprocessing as mp\n"
+        "from registry.training.workers import _context\n"
+        "ctx = _context(mp)\n"
+        "p = ctx.Process(target=print, args=('worker ran',))\n"
+        "p.start(); p.join(); raise SystemExit(p.exitcode)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "TMPDIR": str(deep)},
+    )
     assert proc.returncode == 0, proc.stderr
     assert "worker ran" in proc.stdout

@@ -107,7 +107,10 @@ def test_release_verifies_the_tag_with_the_default_branchs_code_before_anything_
     assert not any("secrets." in str(step) for step in verify["steps"])
     # the build job runs the tag's code: it gets read-only storage credentials
     build_env = str(jobs["build"]["steps"])
-    assert "REGISTRY_PUBLIC_READ_KEY_ID" in build_env and "REGISTRY_AWS_SECRET_ACCESS_KEY" not in build_env
+    assert (
+        "REGISTRY_PUBLIC_READ_KEY_ID" in build_env
+        and "REGISTRY_AWS_SECRET_ACCESS_KEY" not in build_env
+    )
 
 
 def test_validate_forbids_local_source_urls():

@@ -34,8 +34,12 @@ def tag_event(sha: str) -> dict:
         "before": "0" * 40,
         "after": sha,
         "created": True,
-        "repository": {"full_name": GITHUB_REPOSITORY, "name": name, "owner": {"login": owner},
-                       "default_branch": "main"},
+        "repository": {
+            "full_name": GITHUB_REPOSITORY,
+            "name": name,
+            "owner": {"login": owner},
+            "default_branch": "main",
+        },
     }
 
 
@@ -99,8 +103,19 @@ def test_a_version_tag_builds_verifies_and_attaches_a_package_per_target(tmp_pat
     consumer.mkdir()
     for name, target in packages.items():
         proc = subprocess.run(
-            [str(tool("registry")), "pull", "tiny-mlp@1.0.0", "--target", target, "--repo", str(clone.root)],
-            cwd=consumer, env=clone.env, capture_output=True, text=True,
+            [
+                str(tool("registry")),
+                "pull",
+                "tiny-mlp@1.0.0",
+                "--target",
+                target,
+                "--repo",
+                str(clone.root),
+            ],
+            cwd=consumer,
+            env=clone.env,
+            capture_output=True,
+            text=True,
         )
         assert proc.returncode == 0, proc.stderr
         assert (consumer / "tiny-mlp-1.0.0" / name).read_bytes() == (assets / name).read_bytes()

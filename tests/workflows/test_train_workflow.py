@@ -1,5 +1,6 @@
 """train.yml's pull-request check, run by the real act against a real registry repository: a
-broken structure fails with an annotation on its line, a new task passes and its structure is drawn."""
+broken structure fails with an annotation on its line, a new task passes and its structure is
+drawn."""
 
 from __future__ import annotations
 
@@ -47,11 +48,17 @@ def test_the_training_check_fails_a_broken_structure_and_passes_and_draws_a_new_
     assert first.returncode != 0, first.output
     assert first.job_status("registry train check") == "failed", first.output
     line = next(i for i, ln in enumerate(broken.splitlines(), 1) if "name: classifier" in ln)
-    assert any(a.startswith(f"::error file={STRUCTURE},line={line},") and "expects [N, 12]" in a
-               for a in first.annotations()), first.output
+    assert any(
+        a.startswith(f"::error file={STRUCTURE},line={line},") and "expects [N, 12]" in a
+        for a in first.annotations()
+    ), first.output
 
-    good = clone.branch("add-wine-small", {"training/wine-small/task.yaml": TASK}, message="add a task")
-    second = act.run("train.yml", "pull_request", pull_request_event(12, base, good, "add-wine-small"))
+    good = clone.branch(
+        "add-wine-small", {"training/wine-small/task.yaml": TASK}, message="add a task"
+    )
+    second = act.run(
+        "train.yml", "pull_request", pull_request_event(12, base, good, "add-wine-small")
+    )
 
     assert second.returncode == 0, second.output
     assert second.job_status("registry train check") == "succeeded", second.output

@@ -115,8 +115,19 @@ def test_a_pull_request_that_rewrites_the_checker_is_still_judged_by_the_base(pr
     worktree = clone.root.parent / "lenient-head"
     clone.git("worktree", "add", "-q", "--detach", str(worktree), head)
     own = subprocess.run(
-        [sys.executable, "-m", "registry", "check", "--base", base, "--head", head, "--offline",
-         "--only", "card-fields"],
+        [
+            sys.executable,
+            "-m",
+            "registry",
+            "check",
+            "--base",
+            base,
+            "--head",
+            head,
+            "--offline",
+            "--only",
+            "card-fields",
+        ],
         cwd=worktree,
         capture_output=True,
         text=True,

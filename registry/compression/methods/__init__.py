@@ -51,7 +51,8 @@ class MethodResult:
 
 
 class Method:
-    """A lightweighting method. Subclasses set `name`, `summary`, `cost`, `Config`, and implement `run`."""
+    """A lightweighting method. Subclasses set `name`, `summary`, `cost`, `Config`, and implement
+    `run`."""
 
     name: ClassVar[str]
     summary: ClassVar[str]
@@ -80,8 +81,9 @@ class Method:
         return None
 
 
-METHODS: Plugins[Method] = Plugins("compression method", __name__, CompressionError,
-                                   order_by="cost")
+METHODS: Plugins[Method] = Plugins(
+    "compression method", __name__, CompressionError, order_by="cost"
+)
 register = METHODS.register
 
 
@@ -100,7 +102,11 @@ def build_method(name: str, options: dict[str, Any] | None = None) -> Method:
     try:
         config = cls.Config.model_validate(options or {})
     except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or name}: {err['msg']}" for err in e.errors())
-        raise CompressionError(f"invalid settings for method '{name}': {problems}",
-                               f"see `registry compress --list-methods` for the settings of '{name}'") from None
+        problems = "; ".join(
+            f"{'.'.join(map(str, err['loc'])) or name}: {err['msg']}" for err in e.errors()
+        )
+        raise CompressionError(
+            f"invalid settings for method '{name}': {problems}",
+            f"see `registry compress --list-methods` for the settings of '{name}'",
+        ) from None
     return cls(config)

@@ -82,8 +82,13 @@ def _gemm_to_matmul(model) -> None:
     new_nodes = []
     for i, node in enumerate(g.node):
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        if (node.op_type != "Gemm" or node.input[1] not in inits or attrs.get("transA", 0)
-                or attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0):
+        if (
+            node.op_type != "Gemm"
+            or node.input[1] not in inits
+            or attrs.get("transA", 0)
+            or attrs.get("alpha", 1.0) != 1.0
+            or attrs.get("beta", 1.0) != 1.0
+        ):
             new_nodes.append(node)
             continue
         name = node.name or f"Gemm_{i}"
@@ -95,9 +100,13 @@ def _gemm_to_matmul(model) -> None:
         if len(node.input) > 2 and node.input[2]:
             mid = f"{node.output[0]}_mm"
             new_nodes.append(helper.make_node("MatMul", [node.input[0], b_name], [mid], name=name))
-            new_nodes.append(helper.make_node("Add", [mid, node.input[2]], [node.output[0]], name=f"{name}_bias"))
+            new_nodes.append(
+                helper.make_node("Add", [mid, node.input[2]], [node.output[0]], name=f"{name}_bias")
+            )
         else:
-            new_nodes.append(helper.make_node("MatMul", [node.input[0], b_name], [node.output[0]], name=name))
+            new_nodes.append(
+                helper.make_node("MatMul", [node.input[0], b_name], [node.output[0]], name=name)
+            )
     del g.node[:]
     g.node.extend(new_nodes)
     used = {x for n in g.node for x in n.input}

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from registry.core.errors import missing_dependency
 from registry.compression.methods import MethodMiss
+from registry.core.errors import missing_dependency
 
 
 def torch_api():
@@ -42,8 +42,13 @@ def sequential_from_onnx(path: Path):
     nn = torch.nn
     model = onnx.load(str(path))
     g = model.graph
-    if len(g.input) - len({i.name for i in g.initializer} & {i.name for i in g.input}) != 1 or len(g.output) != 1:
-        raise MethodMiss("the graph has several inputs or outputs; only single-chain MLP/CNN graphs are rebuilt")
+    if (
+        len(g.input) - len({i.name for i in g.initializer} & {i.name for i in g.input}) != 1
+        or len(g.output) != 1
+    ):
+        raise MethodMiss(
+            "the graph has several inputs or outputs; only single-chain MLP/CNN graphs are rebuilt"
+        )
     inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
     consts = {}
     for node in g.node:
@@ -62,7 +67,11 @@ def sequential_from_onnx(path: Path):
             raise MethodMiss(f"node '{node.name or node.op_type}' does not continue a single chain")
         op = node.op_type
         if op == "Gemm":
-            if attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0:
+            if (
+                attrs.get("transA", 0)
+                or attrs.get("alpha", 1.0) != 1.0
+                or attrs.get("beta", 1.0) != 1.0
+            ):
                 raise MethodMiss("Gemm with transA/alpha/beta is not rebuilt")
             w = inits[node.input[1]]
             w = w if attrs.get("transB", 0) else w.T  # torch Linear keeps (out, in)
@@ -90,14 +99,24 @@ def sequential_from_onnx(path: Path):
             layers.append(layer)
         elif op == "Conv":
             w = inits[node.input[1]]
-            if w.ndim != 4 or attrs.get("group", 1) != 1 or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+            if (
+                w.ndim != 4
+                or attrs.get("group", 1) != 1
+                or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")
+            ):
                 raise MethodMiss("only 2-D, ungrouped, explicitly padded Conv is rebuilt")
             pads = list(attrs.get("pads", [0, 0, 0, 0]))
             if pads[:2] != pads[2:]:
                 raise MethodMiss("asymmetric Conv padding is not rebuilt")
-            layer = nn.Conv2d(w.shape[1], w.shape[0], tuple(w.shape[2:]), stride=tuple(attrs.get("strides", [1, 1])),
-                              padding=tuple(pads[:2]), dilation=tuple(attrs.get("dilations", [1, 1])),
-                              bias=len(node.input) > 2)
+            layer = nn.Conv2d(
+                w.shape[1],
+                w.shape[0],
+                tuple(w.shape[2:]),
+                stride=tuple(attrs.get("strides", [1, 1])),
+                padding=tuple(pads[:2]),
+                dilation=tuple(attrs.get("dilations", [1, 1])),
+                bias=len(node.input) > 2,
+            )
             layer.weight.data = torch.tensor(w)
             if len(node.input) > 2:
                 layer.bias.data = torch.tensor(inits[node.input[2]])
@@ -117,7 +136,13 @@ def sequential_from_onnx(path: Path):
             layers.append(nn.Flatten())
         elif op == "Reshape":
             shape = inits.get(node.input[1])
-            if shape is None or shape.ndim != 1 or len(shape) != 2 or shape[-1] not in (-1,) and shape[0] not in (0, -1):
+            if (
+                shape is None
+                or shape.ndim != 1
+                or len(shape) != 2
+                or shape[-1] not in (-1,)
+                and shape[0] not in (0, -1)
+            ):
                 raise MethodMiss("only Reshape to (batch, features) is rebuilt")
             layers.append(nn.Flatten())
         elif op == "Softmax":
@@ -151,9 +176,16 @@ def export_onnx(module, example: np.ndarray, path: Path, input_name: str, output
     module.eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (torch.tensor(example[:1]),), str(path), input_names=[input_name],
-                          output_names=[output_name], dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
-                          opset_version=17, dynamo=False)
+        torch.onnx.export(
+            module,
+            (torch.tensor(example[:1]),),
+            str(path),
+            input_names=[input_name],
+            output_names=[output_name],
+            dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
     return path
 
 
@@ -168,8 +200,11 @@ def quantize_int8(src: Path, dest: Path) -> Path:
     return dest
 
 
-def mlp(in_features: int, hidden: list[int], out_features: int, softmax: bool, vocab: int | None = None):
-    """A small student: (Flatten | token Embedding + mean pooling), (Linear, ReLU)*, Linear (+ Softmax).
+def mlp(
+    in_features: int, hidden: list[int], out_features: int, softmax: bool, vocab: int | None = None
+):
+    """A small student: (Flatten | token Embedding + mean pooling), (Linear, ReLU)*, Linear (+
+    Softmax).
 
     Args:
         in_features: flattened input size, or the embedding width when `vocab` is given.
@@ -224,7 +259,9 @@ def training_inputs(job) -> tuple[np.ndarray, bool]:
     if np.issubdtype(x.dtype, np.integer) and x.ndim == 2:
         return x.astype(np.int64), True
     if not np.issubdtype(x.dtype, np.floating):
-        raise MethodMiss(f"training methods need float inputs or (batch, tokens) integer ids, not {x.dtype}")
+        raise MethodMiss(
+            f"training methods need float inputs or (batch, tokens) integer ids, not {x.dtype}"
+        )
     return x.astype(np.float32), False
 
 
@@ -232,7 +269,9 @@ def float_inputs(job) -> np.ndarray:
     """The training inputs when they are float (what a rebuilt MLP/CNN takes), else a miss."""
     x, tokens = training_inputs(job)
     if tokens:
-        raise MethodMiss("the model takes token ids; only MLP/CNN graphs with float inputs are rebuilt")
+        raise MethodMiss(
+            "the model takes token ids; only MLP/CNN graphs with float inputs are rebuilt"
+        )
     return x
 
 
@@ -246,9 +285,18 @@ def param_bytes(module) -> int:
     return sum(p.numel() * 4 for p in module.parameters())
 
 
-def fit(module, x: np.ndarray, loss_fn, epochs: int, lr: float, batch_size: int, seed: int,
-        extra_params=()) -> None:
-    """Train `module` with Adam; `loss_fn(module, xb, idx)` gives the loss of a batch (idx: its rows)."""
+def fit(
+    module,
+    x: np.ndarray,
+    loss_fn,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    extra_params=(),
+) -> None:
+    """Train `module` with Adam; `loss_fn(module, xb, idx)` gives the loss of a batch (idx: its
+    rows)."""
     torch = torch_api()
     torch.manual_seed(seed)
     gen = np.random.default_rng(seed)
@@ -259,7 +307,7 @@ def fit(module, x: np.ndarray, loss_fn, epochs: int, lr: float, batch_size: int,
     for _ in range(epochs):
         order = gen.permutation(len(x))
         for s in range(0, len(x), batch_size):
-            idx = order[s:s + batch_size]
+            idx = order[s : s + batch_size]
             opt.zero_grad()
             loss = loss_fn(module, xt[idx], idx)
             loss.backward()
@@ -294,11 +342,14 @@ def meets_size_and_drop(job, path: Path, value: float) -> bool:
 
 
 def student_floor(job, widths: list[list[int]], quantize: bool) -> int | None:
-    """Smallest file a student MLP of the given widths can be: its weights at 1 (int8) or 4 bytes each."""
+    """Smallest file a student MLP of the given widths can be: its weights at 1 (int8) or 4 bytes
+    each."""
     if not widths:
         return None
     x = next(iter(job.eval_data.inputs.values()))
-    first = 8 if np.issubdtype(x.dtype, np.integer) else int(np.prod(x.shape[1:]))  # token models: 8-wide embedding
+    first = (
+        8 if np.issubdtype(x.dtype, np.integer) else int(np.prod(x.shape[1:]))
+    )  # token models: 8-wide embedding
     dims = [first, *min(widths, key=sum), int(np.prod(job.reference.shape[1:]))]
     params = sum(a * b for a, b in zip(dims, dims[1:]))
     from registry.compression.onnx_files import ONNX_OVERHEAD

@@ -1,9 +1,11 @@
-"""Knowledge distillation into a smaller student: the teacher runs in ONNX Runtime, the student in PyTorch.
+"""Knowledge distillation into a smaller student: the teacher runs in ONNX Runtime, the student in
+PyTorch.
 
 The original model (teacher) is run once over the training inputs with ONNX Runtime, exposing its
 logits (the input of a final Softmax) and its features (the input of its last weighted layer). A
 small MLP student is then trained with any mix of:
-- `logits`: KL divergence between temperature-softened teacher and student distributions (T^2-scaled);
+- `logits`: KL divergence between temperature-softened teacher and student distributions
+(T^2-scaled);
   for models without a Softmax head, mean squared error to the teacher's output;
 - `features`: mean squared error between the teacher's features (standardised per channel) and the
   student's last hidden layer mapped through a learned projection;
@@ -20,17 +22,30 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from registry.compression.methods import MethodResult, Method, MethodConfig, MethodMiss, register
-from registry.compression.methods._torch import (Tries, finish, fit, is_classification, mlp, student_floor, token_vocab,
-                                     torch_api, training_inputs)
+from registry.compression.methods import Method, MethodConfig, MethodMiss, MethodResult, register
+from registry.compression.methods._torch import (
+    Tries,
+    finish,
+    fit,
+    is_classification,
+    mlp,
+    student_floor,
+    token_vocab,
+    torch_api,
+    training_inputs,
+)
 
 Loss = Literal["logits", "features", "embedding", "labels"]
 
 
 class DistillConfig(MethodConfig):
-    students: list[list[int]] = Field([[16], [32], [64, 32]], description="hidden layer widths of the student "
-                                                                         "MLPs to try, smallest first")
-    losses: list[Loss] = Field(["logits", "features", "labels"], description="distillation losses to combine")
+    students: list[list[int]] = Field(
+        [[16], [32], [64, 32]],
+        description="hidden layer widths of the student MLPs to try, smallest first",
+    )
+    losses: list[Loss] = Field(
+        ["logits", "features", "labels"], description="distillation losses to combine"
+    )
     temperature: float = Field(4.0, gt=0, description="softening temperature of the logits loss")
     feature_weight: float = Field(0.5, ge=0, description="weight of the feature-matching loss")
     label_weight: float = Field(0.5, ge=0, description="weight of the label loss")
@@ -38,7 +53,9 @@ class DistillConfig(MethodConfig):
     lr: float = Field(3e-3, gt=0, description="learning rate (Adam)")
     batch_size: int = Field(64, ge=1, description="batch size")
     quantize: bool = Field(True, description="int8-quantize (dynamic) the student")
-    token_width: int = Field(64, ge=1, description="embedding width of the student for token-id inputs")
+    token_width: int = Field(
+        64, ge=1, description="embedding width of the student for token-id inputs"
+    )
 
 
 def teacher_tensors(model_path: Path, data) -> dict[str, np.ndarray]:
@@ -73,12 +90,16 @@ def teacher_tensors(model_path: Path, data) -> dict[str, np.ndarray]:
         for n, v in zip(wanted, sess.run(wanted, feed)):
             parts[n].append(v)
     path.unlink(missing_ok=True)
-    return {k: np.concatenate(parts[v]).astype(np.float32).reshape(len(data), -1) for k, v in names.items()}
+    return {
+        k: np.concatenate(parts[v]).astype(np.float32).reshape(len(data), -1)
+        for k, v in names.items()
+    }
 
 
 @register
 class Distill(Method):
-    """Knowledge distillation (logits with temperature, features, embeddings, labels) into an MLP student."""
+    """Knowledge distillation (logits with temperature, features, embeddings, labels) into an MLP
+    student."""
 
     name = "distill"
     summary = "train a small MLP student on the teacher's soft targets and features (ORT teacher, PyTorch student)"
@@ -98,7 +119,8 @@ class Distill(Method):
         t_logits = torch.tensor(t["logits"]) if "logits" in t else None
         t_feat = None
         if "features" in t:
-            # standardised per channel: outlier channels (100x the rest in large encoders) would otherwise
+            # standardised per channel: outlier channels (100x the rest in large encoders) would
+            # otherwise
             # be all the matching loss sees
             f = t["features"]
             t_feat = torch.tensor((f - f.mean(axis=0)) / (f.std(axis=0) + 1e-6))
@@ -111,8 +133,14 @@ class Distill(Method):
         tries = Tries(job)
         for n, hidden in enumerate(self.config.students):
             progress(0.1 + 0.9 * n / len(self.config.students), f"student {hidden}")
-            student, depth = mlp(in_features, hidden, t_out.shape[1], softmax=t_logits is not None, vocab=vocab)
-            proj = torch.nn.Linear(hidden[-1] if hidden else in_features, t_feat.shape[1]) if t_feat is not None else None
+            student, depth = mlp(
+                in_features, hidden, t_out.shape[1], softmax=t_logits is not None, vocab=vocab
+            )
+            proj = (
+                torch.nn.Linear(hidden[-1] if hidden else in_features, t_feat.shape[1])
+                if t_feat is not None
+                else None
+            )
 
             def loss_fn(mod, xb, idx, depth=depth, proj=proj):
                 feats = mod[:depth](xb)
@@ -120,22 +148,43 @@ class Distill(Method):
                 total = 0.0
                 if "logits" in losses:
                     if t_logits is not None:
-                        total = total + F.kl_div(F.log_softmax(logits / T, -1), F.softmax(t_logits[idx] / T, -1),
-                                                 reduction="batchmean") * T * T
+                        total = (
+                            total
+                            + F.kl_div(
+                                F.log_softmax(logits / T, -1),
+                                F.softmax(t_logits[idx] / T, -1),
+                                reduction="batchmean",
+                            )
+                            * T
+                            * T
+                        )
                     else:
                         total = total + F.mse_loss(logits, t_out[idx])
                 if "embedding" in losses:
-                    total = total + (1 - F.cosine_similarity(mod[depth:](feats), t_out[idx], dim=-1)).mean()
+                    total = (
+                        total
+                        + (1 - F.cosine_similarity(mod[depth:](feats), t_out[idx], dim=-1)).mean()
+                    )
                 if "features" in losses and proj is not None:
-                    total = total + self.config.feature_weight * F.mse_loss(proj(feats), t_feat[idx])
+                    total = total + self.config.feature_weight * F.mse_loss(
+                        proj(feats), t_feat[idx]
+                    )
                 if "labels" in losses and cls:
                     total = total + self.config.label_weight * F.cross_entropy(logits, y[idx])
                 if not isinstance(total, torch.Tensor):
                     raise MethodMiss("none of the chosen distillation losses applies to this model")
                 return total
 
-            fit(student, x, loss_fn, self.config.epochs, self.config.lr, self.config.batch_size, job.seed,
-                extra_params=proj.parameters() if proj is not None else ())
+            fit(
+                student,
+                x,
+                loss_fn,
+                self.config.epochs,
+                self.config.lr,
+                self.config.batch_size,
+                job.seed,
+                extra_params=proj.parameters() if proj is not None else (),
+            )
             path, value = finish(job, student, x, workdir, f"student-{n}", self.config.quantize)
             cand = MethodResult(path, {"students": [hidden]})
             if tries.add(cand, value):

@@ -1,4 +1,5 @@
-"""Dynamic int8 quantization with ONNX Runtime: weights int8 ahead of time, activations at run time."""
+"""Dynamic int8 quantization with ONNX Runtime: weights int8 ahead of time, activations at run
+time."""
 
 from __future__ import annotations
 
@@ -6,14 +7,20 @@ from pathlib import Path
 
 from pydantic import Field
 
-from registry.compression.methods import MethodResult, Method, MethodConfig, register
+from registry.compression.methods import Method, MethodConfig, MethodResult, register
 from registry.compression.methods._quant import int8_floor, named_copy, quantization_api
 
 
 class DynamicInt8Config(MethodConfig):
-    per_channel: bool = Field(False, description="one scale per output channel instead of per tensor")
-    reduce_range: bool = Field(False, description="7-bit weights, for CPUs without VNNI where int8 can saturate")
-    op_types: list[str] | None = Field(None, description="operator types to quantize (default: all ORT supports)")
+    per_channel: bool = Field(
+        False, description="one scale per output channel instead of per tensor"
+    )
+    reduce_range: bool = Field(
+        False, description="7-bit weights, for CPUs without VNNI where int8 can saturate"
+    )
+    op_types: list[str] | None = Field(
+        None, description="operator types to quantize (default: all ORT supports)"
+    )
 
 
 @register
@@ -31,9 +38,14 @@ class DynamicInt8(Method):
         named_copy(job.model_path, src)
         out = workdir / "model.onnx"
         progress(0.2, "quantizing")
-        q.quantize_dynamic(str(src), str(out), per_channel=self.config.per_channel,
-                           reduce_range=self.config.reduce_range, weight_type=q.QuantType.QInt8,
-                           op_types_to_quantize=self.config.op_types)
+        q.quantize_dynamic(
+            str(src),
+            str(out),
+            per_channel=self.config.per_channel,
+            reduce_range=self.config.reduce_range,
+            weight_type=q.QuantType.QInt8,
+            op_types_to_quantize=self.config.op_types,
+        )
         return MethodResult(out)
 
     def size_floor(self, job) -> int:

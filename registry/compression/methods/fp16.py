@@ -6,13 +6,15 @@ from pathlib import Path
 
 from pydantic import Field
 
+from registry.compression.methods import Method, MethodConfig, MethodResult, register
 from registry.core.errors import missing_dependency
-from registry.compression.methods import MethodResult, Method, MethodConfig, register
 
 
 class Fp16Config(MethodConfig):
     keep_io_types: bool = Field(True, description="keep the model's inputs and outputs in fp32")
-    op_block_list: list[str] = Field(default_factory=list, description="operator types to keep in fp32")
+    op_block_list: list[str] = Field(
+        default_factory=list, description="operator types to keep in fp32"
+    )
 
 
 @register

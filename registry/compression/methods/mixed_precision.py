@@ -12,20 +12,27 @@ from typing import Literal
 
 from pydantic import Field
 
-from registry.compression.onnx_files import compact_model
-from registry.core.errors import CompressionError
-from registry.compression.methods import MethodResult, Method, MethodConfig, MethodMiss, register
+from registry.compression.methods import Method, MethodConfig, MethodMiss, MethodResult, register
 from registry.compression.methods._quant import int8_floor, named_copy, quantization_api
 from registry.compression.methods.static_int8 import StaticInt8Config, quantize_static_file
+from registry.compression.onnx_files import compact_model
+from registry.core.errors import CompressionError
 
 
 class MixedPrecisionConfig(MethodConfig):
-    base: Literal["dynamic", "static"] = Field("dynamic", description="int8 scheme for the quantized nodes")
+    base: Literal["dynamic", "static"] = Field(
+        "dynamic", description="int8 scheme for the quantized nodes"
+    )
     per_channel: bool = Field(True, description="per-channel weight scales")
-    max_float_fraction: float = Field(0.5, gt=0, le=1, description="largest share of weighted nodes kept in float")
+    max_float_fraction: float = Field(
+        0.5, gt=0, le=1, description="largest share of weighted nodes kept in float"
+    )
     samples: int = Field(256, ge=1, description="calibration samples (static base)")
-    float_nodes: list[str] | None = Field(None, description="keep exactly these nodes in float and skip the "
-                                                            "sensitivity search (what a result's card records)")
+    float_nodes: list[str] | None = Field(
+        None,
+        description="keep exactly these nodes in float and skip the "
+        "sensitivity search (what a result's card records)",
+    )
 
 
 @register
@@ -44,13 +51,22 @@ class MixedPrecision(Method):
         if not nodes:
             raise MethodMiss("no weighted node that int8 quantization can encode")
 
-        def quantize(dest: Path, exclude: list[str] | None = None, only: list[str] | None = None) -> Path:
+        def quantize(
+            dest: Path, exclude: list[str] | None = None, only: list[str] | None = None
+        ) -> Path:
             if self.config.base == "dynamic":
-                q.quantize_dynamic(str(src), str(dest), per_channel=self.config.per_channel,
-                                   weight_type=q.QuantType.QInt8, nodes_to_exclude=exclude or [],
-                                   nodes_to_quantize=only or [])
+                q.quantize_dynamic(
+                    str(src),
+                    str(dest),
+                    per_channel=self.config.per_channel,
+                    weight_type=q.QuantType.QInt8,
+                    nodes_to_exclude=exclude or [],
+                    nodes_to_quantize=only or [],
+                )
             else:
-                cfg = StaticInt8Config(per_channel=self.config.per_channel, samples=self.config.samples)
+                cfg = StaticInt8Config(
+                    per_channel=self.config.per_channel, samples=self.config.samples
+                )
                 excl = exclude or []
                 if only:
                     excl = [n for n in nodes if n not in only]
@@ -60,8 +76,11 @@ class MixedPrecision(Method):
         if self.config.float_nodes is not None:
             unknown = sorted(set(self.config.float_nodes) - set(nodes))
             if unknown:
-                raise CompressionError(f"mixed-precision float_nodes name nodes the model does not have: "
-                                       f"{', '.join(unknown)}", "weighted nodes: " + ", ".join(nodes))
+                raise CompressionError(
+                    f"mixed-precision float_nodes name nodes the model does not have: "
+                    f"{', '.join(unknown)}",
+                    "weighted nodes: " + ", ".join(nodes),
+                )
             path = quantize(workdir / "mixed.onnx", exclude=self.config.float_nodes)
             return MethodResult(path, {"float_nodes": self.config.float_nodes})
         # sensitivity: the drop each node causes when it alone is quantized
@@ -80,18 +99,30 @@ class MixedPrecision(Method):
             compact_model(path)  # the size compared with the target is the final file's
             value = job.metric_of(path)
             size = path.stat().st_size
-            cand = MethodResult(path, {"float_nodes": keep}, [
-                "sensitivity (drop when quantized alone): "
-                + ", ".join(f"{n}={sensitivity[n]:.4g}" for n in ranked[:8])])
+            cand = MethodResult(
+                path,
+                {"float_nodes": keep},
+                [
+                    "sensitivity (drop when quantized alone): "
+                    + ", ".join(f"{n}={sensitivity[n]:.4g}" for n in ranked[:8])
+                ],
+            )
             if job.target.max_size is not None and size > job.target.max_size:
-                raise MethodMiss(f"with {k} node(s) in float the size is {size:,} bytes, over max_size, and the "
-                                 "drop is not yet within bounds" if k else
-                                 f"fully int8 the size is {size:,} bytes, over max_size", best or cand)
+                raise MethodMiss(
+                    f"with {k} node(s) in float the size is {size:,} bytes, over max_size, and the "
+                    "drop is not yet within bounds"
+                    if k
+                    else f"fully int8 the size is {size:,} bytes, over max_size",
+                    best or cand,
+                )
             best = cand
             if job.drop_ok(value):
                 return cand
-        raise MethodMiss(f"the drop stays above the bound with {limit} of {len(nodes)} weighted nodes in float "
-                         f"(max_float_fraction {self.config.max_float_fraction:g})", best)
+        raise MethodMiss(
+            f"the drop stays above the bound with {limit} of {len(nodes)} weighted nodes in float "
+            f"(max_float_fraction {self.config.max_float_fraction:g})",
+            best,
+        )
 
     def size_floor(self, job) -> int:
         return int8_floor(job)

@@ -1,4 +1,5 @@
-"""Structured pruning with a short fine-tune: remove the weakest units/channels, then recover in PyTorch.
+"""Structured pruning with a short fine-tune: remove the weakest units/channels, then recover in
+PyTorch.
 
 The ONNX graph is rebuilt as a torch `Sequential` (simple MLP/CNN chains; other graphs are a miss).
 Each hidden layer loses the given fraction of its output units (smallest L1 norm first) and the
@@ -15,14 +16,24 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field
 
-from registry.compression.methods import MethodResult, Method, MethodConfig, MethodMiss, register
-from registry.compression.methods._torch import (Tries, finish, fit, float_inputs, is_classification, sequential_from_onnx,
-                                     split_softmax, torch_api)
+from registry.compression.methods import Method, MethodConfig, MethodMiss, MethodResult, register
+from registry.compression.methods._torch import (
+    Tries,
+    finish,
+    fit,
+    float_inputs,
+    is_classification,
+    sequential_from_onnx,
+    split_softmax,
+    torch_api,
+)
 
 
 class PruneConfig(MethodConfig):
-    amounts: list[float] = Field([0.75, 0.5, 0.25], description="fractions of hidden units/channels to remove, "
-                                                                "tried in order")
+    amounts: list[float] = Field(
+        [0.75, 0.5, 0.25],
+        description="fractions of hidden units/channels to remove, tried in order",
+    )
     epochs: int = Field(20, ge=0, description="fine-tune epochs over the training set")
     lr: float = Field(2e-3, gt=0, description="fine-tune learning rate (Adam)")
     batch_size: int = Field(64, ge=1, description="fine-tune batch size")
@@ -60,7 +71,15 @@ class Prune(Method):
                     return torch.nn.functional.cross_entropy(body(xb), y[idx])
                 return torch.nn.functional.mse_loss(mod(xb), t_out[idx])
 
-            fit(module, x, loss_fn, self.config.epochs, self.config.lr, self.config.batch_size, job.seed)
+            fit(
+                module,
+                x,
+                loss_fn,
+                self.config.epochs,
+                self.config.lr,
+                self.config.batch_size,
+                job.seed,
+            )
             path, value = finish(job, module, x, workdir, f"pruned-{n}", self.config.quantize)
             cand = MethodResult(path, {"amounts": [amount]})
             if tries.add(cand, value):
@@ -72,7 +91,8 @@ class Prune(Method):
 
 
 def prune_sequential(module, amount: float):
-    """A copy of `module` with `amount` of each hidden layer's output units removed (smallest L1 first).
+    """A copy of `module` with `amount` of each hidden layer's output units removed (smallest L1
+    first).
 
     Raises:
         MethodMiss: two weighted layers are separated by something pruning cannot see through.
@@ -85,7 +105,7 @@ def prune_sequential(module, amount: float):
     weighted = [i for i, m in enumerate(layers) if isinstance(m, (nn.Linear, nn.Conv2d))]
     passthrough = (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.MaxPool2d, nn.AvgPool2d, nn.Flatten)
     for a, b in zip(weighted, weighted[1:]):
-        if not all(isinstance(m, passthrough) for m in layers[a + 1:b]):
+        if not all(isinstance(m, passthrough) for m in layers[a + 1 : b]):
             raise MethodMiss("layers between two weighted layers block structured pruning")
         la, lb = layers[a], layers[b]
         w = la.weight.data
@@ -96,17 +116,33 @@ def prune_sequential(module, amount: float):
         if isinstance(la, nn.Linear):
             new_a = nn.Linear(la.in_features, keep_n, bias=la.bias is not None)
         else:
-            new_a = nn.Conv2d(la.in_channels, keep_n, la.kernel_size, la.stride, la.padding, la.dilation,
-                              bias=la.bias is not None)
+            new_a = nn.Conv2d(
+                la.in_channels,
+                keep_n,
+                la.kernel_size,
+                la.stride,
+                la.padding,
+                la.dilation,
+                bias=la.bias is not None,
+            )
         new_a.weight.data = w[keep].clone()
         if la.bias is not None:
             new_a.bias.data = la.bias.data[keep].clone()
         if isinstance(lb, nn.Conv2d):
             cols = keep
-            new_b = nn.Conv2d(keep_n, lb.out_channels, lb.kernel_size, lb.stride, lb.padding, lb.dilation,
-                              bias=lb.bias is not None)
+            new_b = nn.Conv2d(
+                keep_n,
+                lb.out_channels,
+                lb.kernel_size,
+                lb.stride,
+                lb.padding,
+                lb.dilation,
+                bias=lb.bias is not None,
+            )
         else:
-            if isinstance(la, nn.Conv2d):  # conv -> flatten -> linear: each channel owns a block of features
+            if isinstance(
+                la, nn.Conv2d
+            ):  # conv -> flatten -> linear: each channel owns a block of features
                 spatial = lb.in_features // units
                 cols = (keep[:, None] * spatial + torch.arange(spatial)[None, :]).reshape(-1)
             else:

@@ -1,4 +1,5 @@
-"""Static int8 quantization (QDQ) with calibration: weights and activations int8, scales fixed ahead."""
+"""Static int8 quantization (QDQ) with calibration: weights and activations int8, scales fixed
+ahead."""
 
 from __future__ import annotations
 
@@ -7,17 +8,31 @@ from typing import Literal
 
 from pydantic import Field
 
-from registry.compression.methods import MethodResult, Method, MethodConfig, register
-from registry.compression.methods._quant import CalibrationReader, int8_floor, named_copy, quantization_api
+from registry.compression.methods import Method, MethodConfig, MethodResult, register
+from registry.compression.methods._quant import (
+    CalibrationReader,
+    int8_floor,
+    named_copy,
+    quantization_api,
+)
 
 
 class StaticInt8Config(MethodConfig):
-    per_channel: bool = Field(True, description="one weight scale per output channel (usually more accurate)")
+    per_channel: bool = Field(
+        True, description="one weight scale per output channel (usually more accurate)"
+    )
     calibration: Literal["minmax", "entropy", "percentile"] = Field(
-        "minmax", description="how activation ranges are chosen from the calibration set")
-    samples: int = Field(256, ge=1, description="calibration samples used (from compress.calibration_data, "
-                                                "else the evaluation set)")
-    activation_type: Literal["int8", "uint8"] = Field("int8", description="integer type of the activations")
+        "minmax", description="how activation ranges are chosen from the calibration set"
+    )
+    samples: int = Field(
+        256,
+        ge=1,
+        description="calibration samples used (from compress.calibration_data, "
+        "else the evaluation set)",
+    )
+    activation_type: Literal["int8", "uint8"] = Field(
+        "int8", description="integer type of the activations"
+    )
 
 
 @register
@@ -25,7 +40,9 @@ class StaticInt8(Method):
     """Static int8 in QDQ format, calibrated on sample inputs."""
 
     name = "static-int8"
-    summary = "ONNX Runtime static quantization (QDQ) calibrated on sample inputs, per-channel option"
+    summary = (
+        "ONNX Runtime static quantization (QDQ) calibrated on sample inputs, per-channel option"
+    )
     cost = 20
     Config = StaticInt8Config
 
@@ -42,13 +59,29 @@ class StaticInt8(Method):
         return int8_floor(job)
 
 
-def quantize_static_file(q, src: Path, out: Path, job, config: StaticInt8Config,
-                         nodes_to_exclude: list[str] | None = None) -> None:
+def quantize_static_file(
+    q,
+    src: Path,
+    out: Path,
+    job,
+    config: StaticInt8Config,
+    nodes_to_exclude: list[str] | None = None,
+) -> None:
     """Run `quantize_static` on `src` with the job's calibration set."""
-    method = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy,
-              "percentile": q.CalibrationMethod.Percentile}[config.calibration]
+    method = {
+        "minmax": q.CalibrationMethod.MinMax,
+        "entropy": q.CalibrationMethod.Entropy,
+        "percentile": q.CalibrationMethod.Percentile,
+    }[config.calibration]
     act = q.QuantType.QInt8 if config.activation_type == "int8" else q.QuantType.QUInt8
-    q.quantize_static(str(src), str(out), CalibrationReader(job.calibration_data, config.samples),
-                      quant_format=q.QuantFormat.QDQ, per_channel=config.per_channel,
-                      activation_type=act, weight_type=q.QuantType.QInt8, calibrate_method=method,
-                      nodes_to_exclude=nodes_to_exclude or [])
+    q.quantize_static(
+        str(src),
+        str(out),
+        CalibrationReader(job.calibration_data, config.samples),
+        quant_format=q.QuantFormat.QDQ,
+        per_channel=config.per_channel,
+        activation_type=act,
+        weight_type=q.QuantType.QInt8,
+        calibrate_method=method,
+        nodes_to_exclude=nodes_to_exclude or [],
+    )

@@ -2,7 +2,8 @@
 
 A converter turns the prepared source ONNX (processing merged, optionally quantized and optimised)
 into one candidate file for a target's runtime. A `PytorchConverter` starts instead from the
-card's PyTorch source (`pytorch:`, a `.pt2` ExportedProgram read by `registry.formats.pt2`) and writes
+card's PyTorch source (`pytorch:`, a `.pt2` ExportedProgram read by `registry.formats.pt2`) and
+writes
 the description block itself. Targets name the converters they try; a packaging instruction may
 name one explicitly (`converter:` in the card, `--converter` on the command line).
 
@@ -28,16 +29,22 @@ class Candidate(BaseModel):
 
     converter: str = Field(description="converter that produced it")
     path: Path = Field(description="the main model file (or folder, for a Core ML .mlpackage)")
-    files: list[Path] = Field(description="every file of the model (e.g. OpenVINO's .xml and .bin), "
-                              "under path's parent folder")
+    files: list[Path] = Field(
+        description="every file of the model (e.g. OpenVINO's .xml and .bin), "
+        "under path's parent folder"
+    )
     format: str = Field(description="onnx, ort, openvino-ir, pte or mlpackage")
-    engine: str = Field(description="engine family that runs it: onnxruntime, openvino, executorch or coreml")
+    engine: str = Field(
+        description="engine family that runs it: onnxruntime, openvino, executorch or coreml"
+    )
     precision: str = Field(description="fp32, fp16 or int8: picks the verification thresholds")
     weight_dtype: str = Field(description="data type of the stored weights")
     runtime: str = Field(description="runtime kind for the description block")
     min_runtime_version: str = Field(description="oldest runtime version that loads it")
     tools: dict[str, str] = Field(default_factory=dict, description="tool versions used")
-    block: DescriptionBlock | None = Field(None, description="the final description block, once written")
+    block: DescriptionBlock | None = Field(
+        None, description="the final description block, once written"
+    )
 
 
 class Converter:
@@ -48,8 +55,9 @@ class Converter:
     needs: ClassVar[tuple[str, ...]] = ("onnxruntime",)
     source_format: ClassVar[str] = "onnx"
 
-    def convert(self, source: Path, out_dir: Path, *, precision: str, runtime: str,
-                options) -> Candidate:
+    def convert(
+        self, source: Path, out_dir: Path, *, precision: str, runtime: str, options
+    ) -> Candidate:
         """Convert `source` (ONNX, block already written) into `out_dir`.
 
         Args:
@@ -119,9 +127,19 @@ class PytorchConverter(Converter):
 
     source_format: ClassVar[str] = "pt2"
 
-    def convert(self, source: Path, out_dir: Path, *, program, precision: str, runtime: str,
-                options, block: DescriptionBlock) -> Candidate:
-        """Convert the `.pt2` at `source` into `out_dir`, writing `block` (completed) into the model.
+    def convert(
+        self,
+        source: Path,
+        out_dir: Path,
+        *,
+        program,
+        precision: str,
+        runtime: str,
+        options,
+        block: DescriptionBlock,
+    ) -> Candidate:
+        """Convert the `.pt2` at `source` into `out_dir`, writing `block` (completed) into the
+        model.
 
         Args:
             source: the `.pt2` file (its name is what messages show).

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from registry.packaging.converters import Candidate, Converter, register
 from registry.core.errors import ConversionError, missing_dependency
+from registry.packaging.converters import Candidate, Converter, register
 from registry.packaging.protocol import METADATA_KEY, read_onnx_block
 
 
@@ -26,8 +26,9 @@ class OpenVinoIrConverter(Converter):
             return False, "pip install 'git-model-registry[package]' (or pip install openvino)"
         return True, ""
 
-    def convert(self, source: Path, out_dir: Path, *, precision: str, runtime: str,
-                options) -> Candidate:
+    def convert(
+        self, source: Path, out_dir: Path, *, precision: str, runtime: str, options
+    ) -> Candidate:
         """Convert with OpenVINO and store the description block under rt_info.
 
         Raises:
@@ -40,22 +41,36 @@ class OpenVinoIrConverter(Converter):
         try:
             model = ov.convert_model(str(source))
         except Exception as e:
-            raise ConversionError(f"{source.name}: OpenVINO cannot convert it: {e}",
-                                  "drop 'openvino' from this target's options") from e
+            raise ConversionError(
+                f"{source.name}: OpenVINO cannot convert it: {e}",
+                "drop 'openvino' from this target's options",
+            ) from e
         block = read_onnx_block(source)
         if block is not None:
-            data = block.model_copy(update={"runtime": "openvino", "format": "openvino-ir",
-                                            "min_runtime_version": _major_minor(ov.__version__),
-                                            "converter": self.name,
-                                            "tools": {**block.tools, "openvino": ov.__version__}})
+            data = block.model_copy(
+                update={
+                    "runtime": "openvino",
+                    "format": "openvino-ir",
+                    "min_runtime_version": _major_minor(ov.__version__),
+                    "converter": self.name,
+                    "tools": {**block.tools, "openvino": ov.__version__},
+                }
+            )
             model.set_rt_info(json.dumps(data.model_dump(mode="json")), [METADATA_KEY])
         xml = out_dir / "model.xml"
         ov.save_model(model, str(xml), compress_to_fp16=False)
-        return Candidate(converter=self.name, path=xml, files=[xml, xml.with_suffix(".bin")],
-                         format="openvino-ir", engine="openvino", precision=precision,
-                         weight_dtype="int8" if precision == "int8" else "float32",
-                         runtime="openvino", min_runtime_version=_major_minor(ov.__version__),
-                         tools={"openvino": ov.__version__})
+        return Candidate(
+            converter=self.name,
+            path=xml,
+            files=[xml, xml.with_suffix(".bin")],
+            format="openvino-ir",
+            engine="openvino",
+            precision=precision,
+            weight_dtype="int8" if precision == "int8" else "float32",
+            runtime="openvino",
+            min_runtime_version=_major_minor(ov.__version__),
+            tools={"openvino": ov.__version__},
+        )
 
 
 def _major_minor(version: str) -> str:

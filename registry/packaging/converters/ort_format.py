@@ -13,8 +13,8 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from registry.packaging.converters import Candidate, Converter, onnx_facts, register
 from registry.core.errors import ConversionError
+from registry.packaging.converters import Candidate, Converter, onnx_facts, register
 from registry.packaging.protocol import min_onnxruntime_for, version_tuple
 
 LAYOUT_CANONICAL = "canonical"
@@ -31,8 +31,9 @@ class OrtFormatConverter(Converter):
     name = "ort-format"
     summary = "ORT format (.ort) for ONNX Runtime Mobile, optimised for the generic CPU EP"
 
-    def convert(self, source: Path, out_dir: Path, *, precision: str, runtime: str,
-                options) -> Candidate:
+    def convert(
+        self, source: Path, out_dir: Path, *, precision: str, runtime: str, options
+    ) -> Candidate:
         """Save the model in ORT format; layout optimisations that tie it to x86 are excluded.
 
         The saved file is rewritten in canonical layout (`canonical_ort`), so converting the same
@@ -55,12 +56,18 @@ class OrtFormatConverter(Converter):
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
         try:
             # NchwcTransformer output is x86-specific; mobile devices are ARM.
-            ort.InferenceSession(str(source), sess_options=so, providers=["CPUExecutionProvider"],
-                                 disabled_optimizers=["NchwcTransformer"])
+            ort.InferenceSession(
+                str(source),
+                sess_options=so,
+                providers=["CPUExecutionProvider"],
+                disabled_optimizers=["NchwcTransformer"],
+            )
         except Exception as e:
-            raise ConversionError(f"{source.name}: ONNX Runtime cannot save it in ORT format: {e}",
-                                  "the mobile runtime supports the ops of the full CPU build; "
-                                  "replace the op named above or pick another target") from e
+            raise ConversionError(
+                f"{source.name}: ONNX Runtime cannot save it in ORT format: {e}",
+                "the mobile runtime supports the ops of the full CPU build; "
+                "replace the op named above or pick another target",
+            ) from e
         layout = LAYOUT_CANONICAL
         try:
             dest.write_bytes(canonical_ort(dest.read_bytes()))
@@ -71,15 +78,26 @@ class OrtFormatConverter(Converter):
         # An ORT-format file loads in the runtime that wrote it and later ones, not older ones.
         writer = ".".join(str(p) for p in version_tuple(ort.__version__)[:2])
         need = max(min_onnxruntime_for(opset, ir), writer, key=version_tuple)
-        return Candidate(converter=self.name, path=dest, files=[dest], format="ort",
-                         engine="onnxruntime", precision=precision,
-                         weight_dtype="int8" if precision == "int8" else "float32",
-                         runtime=runtime, min_runtime_version=need,
-                         tools={"onnxruntime": ort.__version__, "optimization_style": style,
-                                "ort_layout": layout})
+        return Candidate(
+            converter=self.name,
+            path=dest,
+            files=[dest],
+            format="ort",
+            engine="onnxruntime",
+            precision=precision,
+            weight_dtype="int8" if precision == "int8" else "float32",
+            runtime=runtime,
+            min_runtime_version=need,
+            tools={
+                "onnxruntime": ort.__version__,
+                "optimization_style": style,
+                "ort_layout": layout,
+            },
+        )
 
 
 # --------------------------------------------------------------------------- canonical layout
+
 
 class UnknownOrtLayout(ValueError):
     """An ORT-format file laid out otherwise than the ONNX Runtime versions this module knows."""
@@ -110,8 +128,10 @@ def canonical_ort(data: bytes) -> bytes:
     root = _u32(data, 0)
     fields = _table_fields(data, root)
     if set(fields) - {_SLOT_VERSION, _SLOT_MODEL, _SLOT_RESOLVER} or _SLOT_MODEL not in fields:
-        raise UnknownOrtLayout(f"the root table has fields {sorted(fields)}; expected ort_version, model "
-                               "and kernel_type_str_resolver")
+        raise UnknownOrtLayout(
+            f"the root table has fields {sorted(fields)}; expected ort_version, model "
+            "and kernel_type_str_resolver"
+        )
     if _SLOT_RESOLVER not in fields:
         return data  # nothing was written in hash-map order
     session = fbs.InferenceSession.InferenceSession.GetRootAs(data, 0)
@@ -125,12 +145,14 @@ def canonical_ort(data: bytes) -> bytes:
 
     b = flatbuffers.Builder(len(data) + 1024)
     b.head = len(b.Bytes) - (len(data) - tail)
-    b.Bytes[b.head:] = data[tail:]
+    b.Bytes[b.head :] = data[tail:]
     b.minalign = _ALIGN
     resolver_off = _build_resolver(b, fbs, entries)
     S = fbs.InferenceSession
     S.InferenceSessionStart(b)
-    if _SLOT_VERSION in fields:  # builder offsets count from the end of the buffer, as the tail does
+    if (
+        _SLOT_VERSION in fields
+    ):  # builder offsets count from the end of the buffer, as the tail does
         S.InferenceSessionAddOrtVersion(b, len(data) - version_pos)
     S.InferenceSessionAddModel(b, len(data) - model)
     S.InferenceSessionAddKernelTypeStrResolver(b, resolver_off)
@@ -138,9 +160,12 @@ def canonical_ort(data: bytes) -> bytes:
     out = bytes(b.Output())
 
     again = fbs.InferenceSession.InferenceSession.GetRootAs(out, 0)
-    if (again.OrtVersion() != version or _resolver_entries(again.KernelTypeStrResolver()) != entries
-            or _table_fields(out, _u32(out, 0)).get(_SLOT_MODEL) != model + len(out) - len(data)
-            or out[len(out) - (len(data) - tail):] != data[tail:]):
+    if (
+        again.OrtVersion() != version
+        or _resolver_entries(again.KernelTypeStrResolver()) != entries
+        or _table_fields(out, _u32(out, 0)).get(_SLOT_MODEL) != model + len(out) - len(data)
+        or out[len(out) - (len(data) - tail) :] != data[tail:]
+    ):
         raise UnknownOrtLayout("the rewritten file does not read back to the same content")
     return out
 
@@ -152,9 +177,16 @@ def _bindings():
 
     import onnxruntime.tools.ort_format_model  # noqa: F401  (adds ort_flatbuffers_py to sys.path)
 
-    names = ("InferenceSession", "KernelTypeStrResolver", "OpIdKernelTypeStrArgsEntry",
-             "KernelTypeStrArgsEntry", "ArgTypeAndIndex")
-    return SimpleNamespace(**{n: importlib.import_module(f"ort_flatbuffers_py.fbs.{n}") for n in names})
+    names = (
+        "InferenceSession",
+        "KernelTypeStrResolver",
+        "OpIdKernelTypeStrArgsEntry",
+        "KernelTypeStrArgsEntry",
+        "ArgTypeAndIndex",
+    )
+    return SimpleNamespace(
+        **{n: importlib.import_module(f"ort_flatbuffers_py.fbs.{n}") for n in names}
+    )
 
 
 def _u32(buf: bytes, pos: int) -> int:
@@ -180,7 +212,8 @@ def _table_fields(buf: bytes, table: int) -> dict[int, int]:
 
 
 def _resolver_entries(resolver) -> list | None:
-    """The resolver's content, in file order: [(op id, [(kernel type string, [(arg type, index)])])].
+    """The resolver's content, in file order: [(op id, [(kernel type string, [(arg type,
+    index)])])].
 
     An absent vector reads as None and an empty one as [], so a rebuild can tell them apart.
     """
@@ -192,17 +225,27 @@ def _resolver_entries(resolver) -> list | None:
         kinds = None if op.KernelTypeStrArgsIsNone() else []
         for j in range(op.KernelTypeStrArgsLength()):
             kind = op.KernelTypeStrArgs(j)
-            args = None if kind.ArgsIsNone() else [
-                (kind.Args(k).ArgType(), kind.Args(k).Index()) for k in range(kind.ArgsLength())]
+            args = (
+                None
+                if kind.ArgsIsNone()
+                else [
+                    (kind.Args(k).ArgType(), kind.Args(k).Index()) for k in range(kind.ArgsLength())
+                ]
+            )
             kinds.append((kind.KernelTypeStr(), args))
         entries.append((op.OpId(), kinds))
     return entries
 
 
 def _build_resolver(b, fbs, entries) -> int:
-    """Write the resolver depth first, entry by entry, keeping absent fields absent; return its offset."""
-    R, E, K, A = (fbs.KernelTypeStrResolver, fbs.OpIdKernelTypeStrArgsEntry, fbs.KernelTypeStrArgsEntry,
-                  fbs.ArgTypeAndIndex)
+    """Write the resolver depth first, entry by entry, keeping absent fields absent; return its
+    offset."""
+    R, E, K, A = (
+        fbs.KernelTypeStrResolver,
+        fbs.OpIdKernelTypeStrArgsEntry,
+        fbs.KernelTypeStrArgsEntry,
+        fbs.ArgTypeAndIndex,
+    )
 
     def vector(start, offsets: list[int] | None) -> int | None:
         if offsets is None:
@@ -225,7 +268,9 @@ def _build_resolver(b, fbs, entries) -> int:
                 A.ArgTypeAndIndexAddArgType(b, arg_type)
                 A.ArgTypeAndIndexAddIndex(b, index)
                 arg_offsets.append(A.ArgTypeAndIndexEnd(b))
-            args_vec = vector(K.KernelTypeStrArgsEntryStartArgsVector, None if args is None else arg_offsets)
+            args_vec = vector(
+                K.KernelTypeStrArgsEntryStartArgsVector, None if args is None else arg_offsets
+            )
             name = string(kind_str)
             K.KernelTypeStrArgsEntryStart(b)
             if name is not None:
@@ -233,8 +278,10 @@ def _build_resolver(b, fbs, entries) -> int:
             if args_vec is not None:
                 K.KernelTypeStrArgsEntryAddArgs(b, args_vec)
             kind_offsets.append(K.KernelTypeStrArgsEntryEnd(b))
-        kinds_vec = vector(E.OpIdKernelTypeStrArgsEntryStartKernelTypeStrArgsVector,
-                           None if kinds is None else kind_offsets)
+        kinds_vec = vector(
+            E.OpIdKernelTypeStrArgsEntryStartKernelTypeStrArgsVector,
+            None if kinds is None else kind_offsets,
+        )
         op_name = string(op_id)
         E.OpIdKernelTypeStrArgsEntryStart(b)
         if op_name is not None:
@@ -242,8 +289,10 @@ def _build_resolver(b, fbs, entries) -> int:
         if kinds_vec is not None:
             E.OpIdKernelTypeStrArgsEntryAddKernelTypeStrArgs(b, kinds_vec)
         op_offsets.append(E.OpIdKernelTypeStrArgsEntryEnd(b))
-    ops_vec = vector(R.KernelTypeStrResolverStartOpKernelTypeStrArgsVector,
-                     None if entries is None else op_offsets)
+    ops_vec = vector(
+        R.KernelTypeStrResolverStartOpKernelTypeStrArgsVector,
+        None if entries is None else op_offsets,
+    )
     R.KernelTypeStrResolverStart(b)
     if ops_vec is not None:
         R.KernelTypeStrResolverAddOpKernelTypeStrArgs(b, ops_vec)

@@ -16,16 +16,24 @@ class OnnxConverter(OnnxFileConverter):
     name = "onnx"
     summary = "ONNX file for ONNX Runtime, unchanged apart from the preparation steps"
 
-    def convert(self, source: Path, out_dir: Path, *, precision: str, runtime: str,
-                options) -> Candidate:
+    def convert(
+        self, source: Path, out_dir: Path, *, precision: str, runtime: str, options
+    ) -> Candidate:
         """Copy the prepared model: it already carries its description block."""
         import onnxruntime
 
         dest = out_dir / "model.onnx"
         shutil.copyfile(source, dest)
         opset, ir = onnx_facts(dest)
-        return Candidate(converter=self.name, path=dest, files=[dest], format="onnx",
-                         engine="onnxruntime", precision=precision,
-                         weight_dtype="int8" if precision == "int8" else "float32",
-                         runtime=runtime, min_runtime_version=min_onnxruntime_for(opset, ir),
-                         tools={"onnxruntime": onnxruntime.__version__})
+        return Candidate(
+            converter=self.name,
+            path=dest,
+            files=[dest],
+            format="onnx",
+            engine="onnxruntime",
+            precision=precision,
+            weight_dtype="int8" if precision == "int8" else "float32",
+            runtime=runtime,
+            min_runtime_version=min_onnxruntime_for(opset, ir),
+            tools={"onnxruntime": onnxruntime.__version__},
+        )

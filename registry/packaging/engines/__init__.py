@@ -1,7 +1,8 @@
 """Inference engines: one module per engine, each a registered `Engine` subclass.
 
 An engine opens a candidate with one setting (graph-optimisation level, threads…) and runs it.
-Verification and the benchmark (`registry.packaging.verify`, `registry.packaging.benchmark`) go through engines only.
+Verification and the benchmark (`registry.packaging.verify`, `registry.packaging.benchmark`) go
+through engines only.
 A runner takes the inputs by name in the model's input order; engines whose models name their
 inputs differently (ExecuTorch, Core ML) pass them by position.
 """
@@ -22,11 +23,16 @@ class EngineSetting(BaseModel):
     """One way to run a candidate: the engine and its knobs."""
 
     engine: str = Field(description="engine name: onnxruntime, openvino, executorch or coreml")
-    graph_optimization: str | None = Field(None, description="ONNX Runtime level: disable, basic, extended, all")
-    threads: int = Field(1, description="intra-op threads; 0: the runtime's default (all cores of the device)")
-    providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"],
-                                 description="ONNX Runtime execution providers, in order (empty for the "
-                                             "other engines)")
+    graph_optimization: str | None = Field(
+        None, description="ONNX Runtime level: disable, basic, extended, all"
+    )
+    threads: int = Field(
+        1, description="intra-op threads; 0: the runtime's default (all cores of the device)"
+    )
+    providers: list[str] = Field(
+        default_factory=lambda: ["CPUExecutionProvider"],
+        description="ONNX Runtime execution providers, in order (empty for the other engines)",
+    )
 
     def label(self) -> str:
         """Short human name, e.g. 'onnxruntime opt=all threads=2'."""
@@ -65,7 +71,9 @@ class Engine:
         """Load the model and return a function from named inputs to the outputs, in order."""
         raise NotImplementedError
 
-    def open_bytes(self, files: dict[str, bytes], model_file: str, setting: EngineSetting) -> Runner:
+    def open_bytes(
+        self, files: dict[str, bytes], model_file: str, setting: EngineSetting
+    ) -> Runner:
         """Like `open`, from files held in memory (a decrypted package never touches the disk).
 
         Args:

@@ -1,4 +1,5 @@
-"""coreml: Apple's Core ML, through coremltools' `MLModel.predict`, for .mlpackage models (macOS only)."""
+"""coreml: Apple's Core ML, through coremltools' `MLModel.predict`, for .mlpackage models (macOS
+only)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,18 @@ import platform
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from registry.packaging.engines import Engine, EngineSetting, Runner, register
 from registry.core.errors import UsageError, missing_dependency
+from registry.packaging.engines import Engine, EngineSetting, Runner, register
 
-OFF_MACOS = ("Core ML runs only on macOS and iOS: a Core ML package is verified on a Mac "
-             "(`registry verify PACKAGE`, which the release workflow's macOS job runs)")
+OFF_MACOS = (
+    "Core ML runs only on macOS and iOS: a Core ML package is verified on a Mac "
+    "(`registry verify PACKAGE`, which the release workflow's macOS job runs)"
+)
 
 
 def ios_equivalent(macos: str) -> str | None:
-    """The iOS release whose Core ML a macOS release carries: macOS 13 → 16, 14 → 17, 15 → 18, 26 → 26."""
+    """The iOS release whose Core ML a macOS release carries: macOS 13 → 16, 14 → 17, 15 → 18, 26 →
+    26."""
     try:
         major = int(macos.split(".")[0])
     except ValueError:
@@ -76,13 +80,15 @@ class CoreMlEngine(Engine):
 
         return run
 
-    def open_bytes(self, files: dict[str, bytes], model_file: str, setting: EngineSetting) -> Runner:
+    def open_bytes(
+        self, files: dict[str, bytes], model_file: str, setting: EngineSetting
+    ) -> Runner:
         """Core ML reads a package folder: the files are written to a private temporary folder."""
         tmp = tempfile.TemporaryDirectory(prefix="registry-coreml-")
         prefix = model_file.rstrip("/") + "/"
         for name, data in files.items():
             if name.startswith(prefix):
-                dest = Path(tmp.name, PurePosixPath(model_file).name, name[len(prefix):])
+                dest = Path(tmp.name, PurePosixPath(model_file).name, name[len(prefix) :])
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 dest.write_bytes(data)
         run = self.open(Path(tmp.name, PurePosixPath(model_file).name), setting)

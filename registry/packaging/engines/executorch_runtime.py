@@ -1,4 +1,5 @@
-"""executorch: ExecuTorch's runtime (Python bindings: portable kernels + XNNPACK) for .pte programs."""
+"""executorch: ExecuTorch's runtime (Python bindings: portable kernels + XNNPACK) for .pte
+programs."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import io
 import os
 from pathlib import Path
 
-from registry.packaging.engines import Engine, EngineSetting, Runner, register
 from registry.core.errors import missing_dependency
+from registry.packaging.engines import Engine, EngineSetting, Runner, register
 
 _DEFAULT_THREADS: int | None = None  # the XNNPACK thread pool's size before any setting changed it
 
@@ -38,7 +39,9 @@ class ExecuTorchEngine(Engine):
         """Load the program from its file; returns its run function."""
         return self._load(Path(path).read_bytes(), setting)
 
-    def open_bytes(self, files: dict[str, bytes], model_file: str, setting: EngineSetting) -> Runner:
+    def open_bytes(
+        self, files: dict[str, bytes], model_file: str, setting: EngineSetting
+    ) -> Runner:
         """Load the program from its bytes held in memory."""
         return self._load(files[model_file], setting)
 
@@ -55,7 +58,9 @@ class ExecuTorchEngine(Engine):
         # through Python's standard error: nothing a user of the registry can act on.
         with contextlib.redirect_stderr(io.StringIO()):
             if _DEFAULT_THREADS is None:
-                _DEFAULT_THREADS = portable_lib._threadpool_get_thread_count() or os.cpu_count() or 1
+                _DEFAULT_THREADS = (
+                    portable_lib._threadpool_get_thread_count() or os.cpu_count() or 1
+                )
             # One thread pool per process; resetting it between runs is safe (nothing else runs).
             wanted = setting.threads or _DEFAULT_THREADS
             if portable_lib._threadpool_get_thread_count() != wanted:
@@ -67,7 +72,9 @@ class ExecuTorchEngine(Engine):
         def run(feeds, program=program):
             """Outputs for one set of inputs, passed in the model's input order."""
             args = [torch.from_numpy(np.ascontiguousarray(v)) for v in feeds.values()]
-            return [o.detach().numpy().copy() if isinstance(o, torch.Tensor) else np.asarray(o)
-                    for o in method.execute(args)]
+            return [
+                o.detach().numpy().copy() if isinstance(o, torch.Tensor) else np.asarray(o)
+                for o in method.execute(args)
+            ]
 
         return run

@@ -26,18 +26,27 @@ class OnnxRuntimeEngine(Engine):
 
     def settings(self, threads: list[int], providers: list[str]) -> list[EngineSetting]:
         """Every optimisation level × every thread count."""
-        return [EngineSetting(engine=self.name, graph_optimization=level, threads=t, providers=providers)
-                for level in LEVELS for t in threads]
+        return [
+            EngineSetting(
+                engine=self.name, graph_optimization=level, threads=t, providers=providers
+            )
+            for level in LEVELS
+            for t in threads
+        ]
 
     def default_setting(self, providers: list[str]) -> EngineSetting:
         """All graph optimisations, the runtime's default thread count, the target's providers."""
-        return EngineSetting(engine=self.name, graph_optimization="all", threads=0, providers=providers)
+        return EngineSetting(
+            engine=self.name, graph_optimization="all", threads=0, providers=providers
+        )
 
     def open(self, path: Path, setting: EngineSetting) -> Runner:
         """An InferenceSession with the setting; returns its run function."""
         return self._session(str(path), setting, ort_format=path.suffix == ".ort")
 
-    def open_bytes(self, files: dict[str, bytes], model_file: str, setting: EngineSetting) -> Runner:
+    def open_bytes(
+        self, files: dict[str, bytes], model_file: str, setting: EngineSetting
+    ) -> Runner:
         """An InferenceSession over the model's bytes."""
         return self._session(files[model_file], setting, ort_format=model_file.endswith(".ort"))
 

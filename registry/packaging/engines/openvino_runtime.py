@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from registry.packaging.engines import Engine, EngineSetting, Runner, register
 from registry.core.errors import missing_dependency
+from registry.packaging.engines import Engine, EngineSetting, Runner, register
 
 
 @register
@@ -31,14 +31,18 @@ class OpenVinoEngine(Engine):
         """Compile the IR for the CPU; returns its run function (outputs in model order)."""
         return self._compile(self._ov().Core().read_model(str(path)), setting)
 
-    def open_bytes(self, files: dict[str, bytes], model_file: str, setting: EngineSetting) -> Runner:
+    def open_bytes(
+        self, files: dict[str, bytes], model_file: str, setting: EngineSetting
+    ) -> Runner:
         """Compile the IR from its .xml text and .bin weights held in memory."""
         import numpy as np
 
         ov = self._ov()
         weights = files.get(model_file.rsplit(".", 1)[0] + ".bin", b"")
-        model = ov.Core().read_model(model=files[model_file].decode(),
-                                     weights=ov.Tensor(np.frombuffer(weights, np.uint8).copy()))
+        model = ov.Core().read_model(
+            model=files[model_file].decode(),
+            weights=ov.Tensor(np.frombuffer(weights, np.uint8).copy()),
+        )
         return self._compile(model, setting)
 
     @staticmethod
@@ -53,9 +57,15 @@ class OpenVinoEngine(Engine):
         core = self._ov().Core()
         # f32: on CPUs with bf16/AMX units OpenVINO would otherwise compute in bf16 by default,
         # which the fp32 verification rightly rejects.
-        compiled = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": setting.threads,
-                                                         "PERFORMANCE_HINT": "LATENCY",
-                                                         "INFERENCE_PRECISION_HINT": "f32"})
+        compiled = core.compile_model(
+            model,
+            "CPU",
+            {
+                "INFERENCE_NUM_THREADS": setting.threads,
+                "PERFORMANCE_HINT": "LATENCY",
+                "INFERENCE_PRECISION_HINT": "f32",
+            },
+        )
         request = compiled.create_infer_request()
         outputs = list(compiled.outputs)
 

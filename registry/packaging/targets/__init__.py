@@ -27,9 +27,13 @@ class Thresholds(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_abs: float = Field(description="largest |candidate - source| allowed, scaled by max(1, max |source|)")
+    max_abs: float = Field(
+        description="largest |candidate - source| allowed, scaled by max(1, max |source|)"
+    )
     rel_l2: float = Field(description="largest ||candidate - source|| / ||source|| allowed")
-    min_cosine: float = Field(description="smallest cosine similarity between candidate and source allowed")
+    min_cosine: float = Field(
+        description="smallest cosine similarity between candidate and source allowed"
+    )
 
 
 DEFAULT_THRESHOLDS: dict[str, Thresholds] = {
@@ -45,21 +49,30 @@ class TargetOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     quantize: Literal["dynamic", "static"] | None = Field(
-        None, description="quantize weights to int8: dynamic, or static with `calibration` data")
-    per_channel: bool = Field(True, description="int8: one scale per output channel (else per tensor)")
+        None, description="quantize weights to int8: dynamic, or static with `calibration` data"
+    )
+    per_channel: bool = Field(
+        True, description="int8: one scale per output channel (else per tensor)"
+    )
     calibration: str | None = Field(
-        None, description="static int8: .npz/.npy file in the model folder with calibration inputs")
+        None, description="static int8: .npz/.npy file in the model folder with calibration inputs"
+    )
     optimize: bool = Field(False, description="apply ONNX Runtime's offline graph optimisation")
-    converter: str | None = Field(None, description="use only this converter instead of the target's candidates")
-    threads: list[int] = Field(default_factory=lambda: default_threads(),
-                               description="intra-op thread counts tried by the engine benchmark "
-                                           "(default: 1, 2, 4, 8 up to the machine's cores)")
+    converter: str | None = Field(
+        None, description="use only this converter instead of the target's candidates"
+    )
+    threads: list[int] = Field(
+        default_factory=lambda: default_threads(),
+        description="intra-op thread counts tried by the engine benchmark "
+        "(default: 1, 2, 4, 8 up to the machine's cores)",
+    )
     warmup: int = Field(3, ge=0, description="benchmark: untimed runs before timing")
     repeats: int = Field(20, ge=1, description="benchmark: timed runs per engine setting")
     samples: int = Field(4, ge=1, description="verification: number of generated input samples")
     seed: int = Field(0, description="verification: seed of the generated inputs")
     thresholds: dict[Literal["fp32", "fp16", "int8"], Thresholds] = Field(
-        default_factory=dict, description="override the verification limits per precision")
+        default_factory=dict, description="override the verification limits per precision"
+    )
 
     def limits(self, precision: str) -> Thresholds:
         """The verification thresholds for a precision, overrides first."""
@@ -98,10 +111,14 @@ class Target:
         here_arch = _normal_arch(platform.machine())
         if here_os == self.os and here_arch == self.arch:
             return True, f"built on {here_os}-{here_arch}"
-        return False, (f"cross-built on {here_os}-{here_arch} for {self.os}-{self.arch}: "
-                       "not measured on device")
+        return False, (
+            f"cross-built on {here_os}-{here_arch} for {self.os}-{self.arch}: "
+            "not measured on device"
+        )
 
-    def verification_scope(self, providers: list[str], engine: str = "onnxruntime") -> tuple[bool, str]:
+    def verification_scope(
+        self, providers: list[str], engine: str = "onnxruntime"
+    ) -> tuple[bool, str]:
         """(whether verification here counts as on the device, what the manifest says about it).
 
         Args:
@@ -134,10 +151,12 @@ class Target:
         if options.converter:
             converter = get_converter(options.converter)  # unknown → UsageError with a suggestion
             if converter.source_format == "pt2" and not pytorch:
-                raise UsageError(f"converter '{options.converter}' converts the card's PyTorch source, and "
-                                 "the card has no 'pytorch:' field",
-                                 "add 'pytorch: model.pt2' (a torch.export.save file, dvc add it), or pick "
-                                 "another converter: " + ", ".join(self.converters))
+                raise UsageError(
+                    f"converter '{options.converter}' converts the card's PyTorch source, and "
+                    "the card has no 'pytorch:' field",
+                    "add 'pytorch: model.pt2' (a torch.export.save file, dvc add it), or pick "
+                    "another converter: " + ", ".join(self.converters),
+                )
             return [options.converter]
         return [n for n in self.converters if pytorch or get_converter(n).source_format != "pt2"]
 
@@ -153,12 +172,21 @@ class Target:
             err = e.errors()[0]
             loc = ".".join(str(p) for p in err["loc"])
             if err["type"] == "extra_forbidden":
-                near = difflib.get_close_matches(str(err["loc"][-1]), list(self.Options.model_fields), 1, 0.6)
-                hint = f"did you mean '{near[0]}'?" if near else (
-                    "known options: " + ", ".join(self.Options.model_fields))
-                raise UsageError(f"{where}: unknown option '{loc}' for target {self.name}", hint) from e
-            raise UsageError(f"{where}: '{loc}': {err['msg']}",
-                             f"see `registry package --list-targets` for {self.name}'s options") from e
+                near = difflib.get_close_matches(
+                    str(err["loc"][-1]), list(self.Options.model_fields), 1, 0.6
+                )
+                hint = (
+                    f"did you mean '{near[0]}'?"
+                    if near
+                    else ("known options: " + ", ".join(self.Options.model_fields))
+                )
+                raise UsageError(
+                    f"{where}: unknown option '{loc}' for target {self.name}", hint
+                ) from e
+            raise UsageError(
+                f"{where}: '{loc}': {err['msg']}",
+                f"see `registry package --list-targets` for {self.name}'s options",
+            ) from e
 
 
 def _normal_arch(machine: str) -> str:

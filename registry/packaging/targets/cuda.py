@@ -10,7 +10,9 @@ from registry.packaging.targets import Target, TargetOptions, register
 class CudaOptions(TargetOptions):
     """Options of the cuda target."""
 
-    keep_io_types: bool = Field(True, description="keep float32 inputs/outputs (casts at the graph edges)")
+    keep_io_types: bool = Field(
+        True, description="keep float32 inputs/outputs (casts at the graph edges)"
+    )
     fp32_fallback: bool = Field(False, description="also offer the float32 ONNX as a candidate")
 
 
@@ -37,12 +39,16 @@ class Cuda(Target):
             return True, "built on a machine with the CUDA execution provider"
         return False, "built without a GPU: not measured on device"
 
-    def verification_scope(self, providers: list[str], engine: str = "onnxruntime") -> tuple[bool, str]:
+    def verification_scope(
+        self, providers: list[str], engine: str = "onnxruntime"
+    ) -> tuple[bool, str]:
         """On a GPU only where the CUDA execution provider ran the check."""
         if "CUDAExecutionProvider" in providers:
             return True, "run by the CUDA execution provider"
-        return False, ("float16 graph run by the CPU execution provider (no GPU here): "
-                       "not run on CUDA/TensorRT")
+        return False, (
+            "float16 graph run by the CPU execution provider (no GPU here): "
+            "not run on CUDA/TensorRT"
+        )
 
     def providers(self) -> list[str]:
         """TensorRT first, then CUDA, then CPU for unsupported nodes."""

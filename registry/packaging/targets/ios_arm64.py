@@ -1,4 +1,5 @@
-"""ios-arm64: Core ML (.mlpackage) from the card's .pt2, and ONNX Runtime Mobile's ORT format (.ort)."""
+"""ios-arm64: Core ML (.mlpackage) from the card's .pt2, and ONNX Runtime Mobile's ORT format
+(.ort)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,12 @@ class IosOptions(MobileOptions):
     """Options of the ios-arm64 target."""
 
     coreml_precision: Literal["fp32", "fp16"] = Field(
-        "fp32", description="Core ML compute precision: fp32, or fp16 (verified with the fp16 thresholds)")
+        "fp32",
+        description="Core ML compute precision: fp32, or fp16 (verified with the fp16 thresholds)",
+    )
     coreml_min_ios: Literal[15, 16, 17, 18] = Field(
-        16, description="Core ML deployment target: the oldest iOS release the .mlpackage runs on")
+        16, description="Core ML deployment target: the oldest iOS release the .mlpackage runs on"
+    )
 
 
 @register
@@ -31,8 +35,10 @@ class IosArm64(Target):
 
     name = "ios-arm64"
     summary = "iOS ARM64 (Core ML from a .pt2; ONNX Runtime Mobile)"
-    produces = ("Core ML ML Program (.mlpackage) when the card has pytorch: (a .pt2); "
-                "ORT format (.ort) for the onnxruntime-c / onnxruntime-objc pods, CoreML EP at load time")
+    produces = (
+        "Core ML ML Program (.mlpackage) when the card has pytorch: (a .pt2); "
+        "ORT format (.ort) for the onnxruntime-c / onnxruntime-objc pods, CoreML EP at load time"
+    )
     converters = ("coreml", "ort-format")
     engines = ("coreml", "onnxruntime-mobile")
     runtime = "onnxruntime-mobile"
@@ -42,7 +48,9 @@ class IosArm64(Target):
     needs = ("onnxruntime", "coremltools (with pytorch:; runs on macOS only)")
     Options = IosOptions
 
-    def verification_scope(self, providers: list[str], engine: str = "onnxruntime") -> tuple[bool, str]:
+    def verification_scope(
+        self, providers: list[str], engine: str = "onnxruntime"
+    ) -> tuple[bool, str]:
         """Core ML on a Mac is the same framework as on iOS, but not the device."""
         if engine == "coreml":
             return False, "same .mlpackage run by this Mac's Core ML (CPU), not on an iOS device"

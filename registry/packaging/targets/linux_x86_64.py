@@ -10,8 +10,11 @@ from registry.packaging.targets import Target, TargetOptions, register
 class LinuxX86Options(TargetOptions):
     """Options of the linux-x86_64 target."""
 
-    openvino: bool = Field(True, description="also try OpenVINO as a candidate engine (needs the "
-                           "'openvino' package: pip install 'git-model-registry[package]')")
+    openvino: bool = Field(
+        True,
+        description="also try OpenVINO as a candidate engine (needs the "
+        "'openvino' package: pip install 'git-model-registry[package]')",
+    )
 
 
 @register
