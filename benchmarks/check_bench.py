@@ -68,7 +68,8 @@ def model_name(i: int) -> str:
 
 
 def fast_import_stream(n: int, commits: int, training_url: str) -> bytes:
-    """A fast-import stream: `commits` commits adding the cards in batches, then tags for 1 in 10."""
+    """A fast-import stream: `commits` commits adding the cards in batches, then tags for 1 in
+    10."""
     out: list[bytes] = []
 
     def data(text: str | bytes) -> None:

@@ -30,10 +30,10 @@ import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 
 from registry.cards.schema import load_card  # noqa: E402
-from registry.compression.chain import CompressRequest, compress, prepare_job
+from registry.compression.chain import CompressRequest, compress, prepare_job  # noqa: E402
 from registry.compression.evaluation import median_latency_ms, session_for  # noqa: E402
 from registry.compression.methods import MethodMiss, build_method, load_methods  # noqa: E402
-from registry.compression.onnx_files import compact_model
+from registry.compression.onnx_files import compact_model  # noqa: E402
 
 SECTION = "## registry compress"
 

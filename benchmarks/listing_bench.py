@@ -155,7 +155,10 @@ def make_pull_registry(tmp: Path, mb: int) -> tuple[Path, str]:
 
 
 def run(args) -> str:
-    env_note = f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    env_note = (
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}"
+    )
     registry = [str(BIN / "registry")]
     with tempfile.TemporaryDirectory(prefix="registry-bench-") as tmpdir:
         tmp = Path(tmpdir)

@@ -163,7 +163,8 @@ warnings.filterwarnings("ignore")
 out, hidden, epochs, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 torch.manual_seed(seed); torch.set_num_threads(1)
 X, y = load_digits(return_X_y=True)
-Xtr, Xte, ytr, yte = train_test_split((X / 16).astype(np.float32), y, test_size=0.25, random_state=0, stratify=y)
+Xtr, Xte, ytr, yte = train_test_split((X / 16).astype(np.float32), y, test_size=0.25,
+                                      random_state=0, stratify=y)
 np.savez(f"{out}/eval.npz", pixels=Xte, labels=yte.astype(np.int64))
 Xtr, Xte, ytr, yte = map(torch.from_numpy, (Xtr, Xte, ytr, yte))
 net = nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10))
@@ -172,10 +173,12 @@ for _ in range(epochs):
     opt.zero_grad(); nn.functional.cross_entropy(net(Xtr), ytr).backward(); opt.step()
 net.eval()
 acc = float((net(Xte).argmax(1) == yte).float().mean())
-torch.onnx.export(nn.Sequential(net, nn.Softmax(-1)), (Xte[:1],), f"{out}/digits-mlp.onnx", dynamo=False,
-                  opset_version=17, input_names=["pixels"], output_names=["probabilities"],
+torch.onnx.export(nn.Sequential(net, nn.Softmax(-1)), (Xte[:1],), f"{out}/digits-mlp.onnx",
+                  dynamo=False, opset_version=17, input_names=["pixels"],
+                  output_names=["probabilities"],
                   dynamic_axes={"pixels": {0: "batch"}, "probabilities": {0: "batch"}})
-open(f"{out}/train.yaml", "w").write(f"epochs: {epochs}\\nlearning_rate: 0.01\\nhidden: {hidden}\\noptimizer: adam\\n")
+open(f"{out}/train.yaml", "w").write(
+    f"epochs: {epochs}\\nlearning_rate: 0.01\\nhidden: {hidden}\\noptimizer: adam\\n")
 print(round(acc * 100, 1))
 """
 
@@ -303,7 +306,7 @@ def fix_until_it_passes(d: Demo) -> None:
         "The publisher fixes what the report names and pushes again; the bot re-runs on every push."
     )
     card = d.clone / "models" / NEW_MODEL / "model.yaml"
-    for round_ in range(1, 4):
+    for _round in range(1, 4):
         todo = [f for f in FIXES if f.finding in d.facts["report"]]
         if not todo:
             raise SystemExit(

@@ -153,10 +153,10 @@ def build_text_embedder(folder: Path) -> Path:
             self.ln1, self.ln2 = nn.LayerNorm(D), nn.LayerNorm(D)
 
         def forward(self, x):
-            n, l, d = x.shape
-            q, k, v = self.qkv(x).reshape(n, l, 3, H, d // H).permute(2, 0, 3, 1, 4)
+            n, length, d = x.shape
+            q, k, v = self.qkv(x).reshape(n, length, 3, H, d // H).permute(2, 0, 3, 1, 4)
             a = torch.softmax(q @ k.transpose(-1, -2) / (d // H) ** 0.5, dim=-1) @ v
-            x = self.ln1(x + self.proj(a.transpose(1, 2).reshape(n, l, d)))
+            x = self.ln1(x + self.proj(a.transpose(1, 2).reshape(n, length, d)))
             return self.ln2(x + self.ff2(torch.relu(self.ff1(x))))
 
     class Encoder(nn.Module):

@@ -325,7 +325,8 @@ def publish_version(
 
 
 def withdraw_version(reg: Registry, name: str, version: str, counter: int = 1) -> str:
-    """Test fixture: the GTO deregistration tag `<name>@v<version>!#<n>` that withdraws a version."""
+    """Test fixture: the GTO deregistration tag `<name>@v<version>!#<n>` that withdraws a
+    version."""
     tag = f"{name}@v{version}!#{counter}"
     commit = reg.git("rev-list", "-n", "1", f"{name}@v{version}")
     reg.git("tag", "-a", tag, "-m", f"withdraw {name} {version}", commit)
@@ -367,7 +368,8 @@ def _build_published(tmp: Path) -> Registry:
 
 @contextlib.contextmanager
 def isolated_env(home: Path):
-    """The environment `isolated_home` gives a test, for fixtures built once per module or session."""
+    """The environment `isolated_home` gives a test, for fixtures built once per module or
+    session."""
     (home / ".gitconfig").write_text(
         "[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n"
     )
@@ -455,7 +457,8 @@ def use_s3_remote(reg: Registry, remote: str, server_url: str, bucket_path: str)
 
 
 def registry_cli(root: Path, *args: str, capsys) -> tuple[int, str, str]:
-    """Run the real command line in-process through its error funnel: (exit code, stdout, stderr)."""
+    """Run the real command line in-process through its error funnel: (exit code, stdout,
+    stderr)."""
     from registry.cli import main
 
     try:

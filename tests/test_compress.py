@@ -1,4 +1,5 @@
-"""`registry compress`: the fallback chain on a real digits CNN, its result, report, and bad input."""
+"""`registry compress`: the fallback chain on a real digits CNN, its result, report, and bad
+input."""
 
 from __future__ import annotations
 

@@ -47,7 +47,8 @@ def test_verbose_shows_everything_the_libraries_print():
 
 
 def test_an_android_package_build_prints_only_the_registry_s_own_lines(tmp_path):
-    """The build that printed torchao load failures, FutureWarnings and ExecuTorch's cpuinfo lines."""
+    """The build that printed torchao load failures, FutureWarnings and ExecuTorch's cpuinfo
+    lines."""
     onnx_bytes, pt2 = torch_sources(seed=3)
     model, card = write_package_source(
         tmp_path / "src", onnx_bytes, "  - android-arm64\n", pytorch=pt2

@@ -197,7 +197,8 @@ def test_make_examples_rebuilds_an_equivalent_folder(regenerated, name):
 
 
 def test_make_examples_check_fails_when_behaviour_drifts(tmp_path):
-    """--check is not a rubber stamp: a committed metric the retrained model cannot reach fails it."""
+    """--check is not a rubber stamp: a committed metric the retrained model cannot reach fails
+    it."""
     root = tmp_path / "registry"
     (root / "models").mkdir(parents=True)
     shutil.copytree(REPO / "models" / "wine-mlp", root / "models" / "wine-mlp")

@@ -33,7 +33,8 @@ KEY = bytes(range(32))
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """digits@1.0.0's packages for two targets, built once (same weights as the published version)."""
+    """digits@1.0.0's packages for two targets, built once (same weights as the published
+    version)."""
     tmp = tmp_path_factory.mktemp("built")
     with isolated_env(tmp_path_factory.mktemp("home")):
         model, card = write_package_source(
@@ -48,7 +49,8 @@ def built(tmp_path_factory):
 
 
 def dist(built: Path, tmp_path: Path, *targets: str) -> Path:
-    """A folder with some of the built packages and a SHA256SUMS, as the release job collects them."""
+    """A folder with some of the built packages and a SHA256SUMS, as the release job collects
+    them."""
     out = tmp_path / "dist"
     out.mkdir(parents=True, exist_ok=True)
     for t in targets:

@@ -31,7 +31,8 @@ def object_file(storage, remote: str, data: bytes):
 def merge_publishing(
     reg, weights: bytes, version: str = "1.0.0", status: str = "published", extra: str = ""
 ) -> tuple[str, str]:
-    """The model exists unpublished on main; a merge sets status and version. Returns (base, head)."""
+    """The model exists unpublished on main; a merge sets status and version. Returns (base,
+    head)."""
     if not (reg.root / "models" / NAME).exists():
         reg.add_model(NAME, weights)
     base = reg.git("rev-parse", "HEAD")

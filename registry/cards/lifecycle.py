@@ -64,7 +64,8 @@ class Change:
 
 
 def classify(base: ModelCard | None, head: ModelCard | None) -> Change:
-    """Name the operation a base → head card change performs and whether the base state allows it."""
+    """Name the operation a base → head card change performs and whether the base state allows
+    it."""
     b = base.status if base else None
     h = head.status if head else None
     if base is None and head is None:

@@ -90,7 +90,8 @@ class ModelFiles:
 
 
 def model_files(snapshot: Snapshot, name: str) -> ModelFiles:
-    """Resolve the files and pointers of `models/<name>` in `snapshot` (see the module docstring)."""
+    """Resolve the files and pointers of `models/<name>` in `snapshot` (see the module
+    docstring)."""
     folder = f"{MODELS_DIR}/{name}"
     entries = snapshot.walk(folder, limit=MAX_ENTRIES + 1)
     files = ModelFiles(name=name, folder=folder, entries=entries[:MAX_ENTRIES])

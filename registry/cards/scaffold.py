@@ -293,7 +293,8 @@ def _umask() -> int:
 
 
 def _build_card(**fields) -> ModelCard:
-    """The card for the answers; a bad value (version, commit…) is a usage error naming the field."""
+    """The card for the answers; a bad value (version, commit…) is a usage error naming the
+    field."""
     try:
         return ModelCard(**fields)
     except ValidationError as e:

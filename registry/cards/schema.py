@@ -552,7 +552,8 @@ class ParsedYaml:
     lines: dict[tuple, int] = field(default_factory=dict)
 
     def line_of(self, loc: tuple) -> int | None:
-        """Line of the deepest known prefix of `loc` (a key path such as ('metrics', 0, 'value'))."""
+        """Line of the deepest known prefix of `loc` (a key path such as ('metrics', 0,
+        'value'))."""
         loc = tuple(loc)
         while loc:
             if loc in self.lines:

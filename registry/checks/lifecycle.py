@@ -111,9 +111,9 @@ class Lifecycle(Check):
                 path=ctx.card_path,
                 line=version_line,
             )
-        if base is not None and (base.status in _PUBLISHED or (base.version in tags)):
-            if not (hv and bv and hv > bv):
-                yield from self._identity(ctx, base, head)
+        published = base is not None and (base.status in _PUBLISHED or base.version in tags)
+        if published and not (hv and bv and hv > bv):
+            yield from self._identity(ctx, base, head)
 
     def _tag_name(self, ctx: ModelContext, version: str, line: int | None) -> Iterable[Finding]:
         """The version's tag must be a name git accepts, so that publish can make it."""

@@ -84,7 +84,8 @@ def metric_problems(metric: Metric) -> list[tuple[str, str]]:
                 return [
                     (
                         f"{label} is {v:g}, outside [0, 1] (or [0, 100] with unit '%')",
-                        "write the measured ratio between 0 and 1, or a percentage with `unit: '%'`",
+                        "write the measured ratio between 0 and 1, "
+                        "or a percentage with `unit: '%'`",
                     )
                 ]
         else:

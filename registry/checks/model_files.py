@@ -15,7 +15,8 @@ from registry.checks import Check, Finding, ModelContext, register
 
 @register
 class ModelFilesCheck(Check):
-    """No links or submodules in the model folder; every `.dvc` pointer reads and tracks one file."""
+    """No links or submodules in the model folder; every `.dvc` pointer reads and tracks one
+    file."""
 
     name = "model-files"
     description = (

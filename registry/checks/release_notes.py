@@ -1,4 +1,5 @@
-"""Report artifact (never fails): the release notes the merge would publish, for reviewers to read."""
+"""Report artifact (never fails): the release notes the merge would publish, for reviewers to
+read."""
 
 from __future__ import annotations
 

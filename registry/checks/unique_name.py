@@ -33,7 +33,8 @@ def name_index(snapshot: Snapshot) -> dict[str, list[str]]:
 
 @register
 class UniqueName(Check):
-    """No two models whose names differ only in case or separators; every model folder has a card."""
+    """No two models whose names differ only in case or separators; every model folder has a
+    card."""
 
     name = "unique-name"
     description = (

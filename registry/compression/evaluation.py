@@ -23,7 +23,8 @@ from registry.core.errors import CompressionError
 
 
 def _mean_average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Mean over the classes present of the average precision of the samples ranked by class score."""
+    """Mean over the classes present of the average precision of the samples ranked by class
+    score."""
     aps = []
     for c in np.unique(labels):
         if c < 0 or c >= scores.shape[1]:

@@ -74,7 +74,8 @@ class Snapshot:
         )
 
     def model_folders(self) -> list[str]:
-        """Every folder under models/ (with or without a model.yaml), hidden ones left out, sorted."""
+        """Every folder under models/ (with or without a model.yaml), hidden ones left out,
+        sorted."""
         raise NotImplementedError
 
     def read_text(self, path: str) -> str | None:

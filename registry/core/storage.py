@@ -143,7 +143,8 @@ def with_retries(
         except Exception as e:
             if isinstance(e, _client_credential_errors()):
                 raise StorageError(
-                    f"{what} failed: no usable credentials for the remote ({type(e).__name__}: {e})",
+                    f"{what} failed: no usable credentials for the remote "
+                    f"({type(e).__name__}: {e})",
                     "give the remote's credentials (for S3: AWS_ACCESS_KEY_ID and "
                     "AWS_SECRET_ACCESS_KEY, or `dvc remote modify --local`); see docs/storage.md",
                 ) from None

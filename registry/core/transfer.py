@@ -69,7 +69,8 @@ def _copy_local(src: Remote, dst: Remote, md5: str, size: int | None) -> None:
         try:
             got = _copy_reading_back(source, tmp)
             if got[0] == _content_md5(md5) and (size is None or got[1] == size):
-                try:  # a hard link never replaces an object that appeared meanwhile (unlike a rename)
+                # a hard link never replaces an object that appeared meanwhile (unlike a rename)
+                try:
                     os.link(tmp, target)
                     placed = True
                 except FileExistsError:

@@ -157,7 +157,8 @@ def summarize_onnx(path: str | os.PathLike, md5: str | None = None) -> GraphSumm
 
 
 def summarize_safetensors(path: str | os.PathLike) -> GraphSummary:
-    """Summarise a safetensors file: tensor count, parameter count, size and md5 (no graph in it)."""
+    """Summarise a safetensors file: tensor count, parameter count, size and md5 (no graph in
+    it)."""
     path = Path(path)
     header = read_safetensors_header(path)
     meta = header.get("__metadata__") or {}

@@ -265,7 +265,8 @@ def _not_onnx(path: Path) -> ModelFormatError:
 
 
 def external_data_locations(model: onnx.ModelProto) -> list[str]:
-    """The distinct `location`s of every tensor stored outside the model file (subgraphs included)."""
+    """The distinct `location`s of every tensor stored outside the model file (subgraphs
+    included)."""
     from onnx.external_data_helper import _get_all_tensors, uses_external_data
 
     found: list[str] = []

@@ -359,7 +359,8 @@ def _convert(
 
 
 def _pytorch_not_applicable(prep: Prepared) -> str | None:
-    """Why the `.pt2` cannot stand for the prepared ONNX (steps applied to the ONNX only), or None."""
+    """Why the `.pt2` cannot stand for the prepared ONNX (steps applied to the ONNX only), or
+    None."""
     if prep.steps:
         return "processing steps are merged into the ONNX model only, not into the .pt2"
     if prep.quantization is not None:

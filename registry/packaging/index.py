@@ -208,7 +208,8 @@ def _target_of(file_name: str, name: str, version: str) -> str:
 
 
 def find_packages(folder: Path, name: str, version: str) -> list[Path]:
-    """The package files of NAME@VERSION in `folder` (other files, e.g. SHA256SUMS, are left out)."""
+    """The package files of NAME@VERSION in `folder` (other files, e.g. SHA256SUMS, are left
+    out)."""
     pattern = re.compile(rf"^{re.escape(name)}-{re.escape(version)}-[a-z0-9_-]+\.tar\.gz(\.enc)?$")
     return sorted(p for p in folder.iterdir() if p.is_file() and pattern.match(p.name))
 

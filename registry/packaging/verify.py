@@ -88,7 +88,8 @@ class Verification(BaseModel):
 
 
 def input_signature(path: Path) -> list[tuple[str, list, type]]:
-    """(name, shape with symbolic dims as strings, numpy dtype) of each real input of an ONNX file."""
+    """(name, shape with symbolic dims as strings, numpy dtype) of each real input of an ONNX
+    file."""
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)

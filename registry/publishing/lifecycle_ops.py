@@ -464,7 +464,8 @@ def _bump(version: str) -> str:
 
 
 def render_request(r: ChangeRequest) -> str:
-    """What the lifecycle commands print: the branch, the change, and how to open the pull request."""
+    """What the lifecycle commands print: the branch, the change, and how to open the pull
+    request."""
     lines = [f"committed {r.title!r} on new branch {r.branch} ({r.commit[:8]}), based on {r.base}:"]
     lines += [f"  {x}" for x in r.changes]
     lines += [

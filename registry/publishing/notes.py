@@ -264,7 +264,8 @@ def _show(value: Any) -> str | None:
 
 
 def compare_fields(old: ModelCard, new: ModelCard) -> list[FieldChange]:
-    """Card fields whose values differ (nested ones by dotted path), metrics/version/status aside."""
+    """Card fields whose values differ (nested ones by dotted path), metrics/version/status
+    aside."""
     a = _flatten({k: v for k, v in old.model_dump(mode="json").items() if k not in _NOT_FIELDS})
     b = _flatten({k: v for k, v in new.model_dump(mode="json").items() if k not in _NOT_FIELDS})
     changes = []

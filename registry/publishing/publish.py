@@ -472,7 +472,8 @@ class Publisher:
         versions = tagged_commits(self.repo).get(name, {})
         if version is None or version not in versions:
             raise GitError(
-                f"{name} asks to be unpublished, but version {version} has no tag {name}@v{version}",
+                f"{name} asks to be unpublished, but version {version} "
+                f"has no tag {name}@v{version}",
                 "only a published (tagged) version can be withdrawn; check `git tag -l`",
             )
         done, kept = [], []

@@ -237,7 +237,8 @@ def verify_tag(root: str | Path, tag: str, branch: str | None = None) -> Version
     if stray:
         raise GitError(
             f"tag {tag} is not a published version: {stray[0].reason}",
-            "packages are built only for versions the publish workflow tagged on the default branch",
+            "packages are built only for versions the publish workflow tagged "
+            "on the default branch",
         )
     return kept[0]
 

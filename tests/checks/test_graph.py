@@ -23,7 +23,8 @@ SVG = "{http://www.w3.org/2000/svg}"
 
 
 def check(reg, head: str | None = "HEAD", checks=("graph",)):
-    """Run the named checks on model 'tiny' at `head` (None: the working tree); return its report."""
+    """Run the named checks on model 'tiny' at `head` (None: the working tree); return its
+    report."""
     repo = RegistryRepo(reg.root)
     report = run_checks(
         ["tiny"], repo.snapshot(head), None, repo, CheckOptions(offline=True, only=list(checks))

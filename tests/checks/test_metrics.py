@@ -1,4 +1,5 @@
-"""metrics: ranges by kind and unit, NaN/inf, datasets, duplicates — each finding on its YAML line."""
+"""metrics: ranges by kind and unit, NaN/inf, datasets, duplicates — each finding on its YAML
+line."""
 
 from __future__ import annotations
 

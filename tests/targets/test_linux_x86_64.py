@@ -60,7 +60,10 @@ def test_openvino_ir_package_carries_the_block_in_rt_info(tmp_path):
 
 
 def test_dynamic_int8_with_offline_optimisation(tmp_path):
-    targets = "  - name: linux-x86_64\n    quantize: dynamic\n    optimize: true\n    options: {openvino: false}\n"
+    targets = (
+        "  - name: linux-x86_64\n    quantize: dynamic\n    optimize: true\n"
+        "    options: {openvino: false}\n"
+    )
     model, card = write_package_source(tmp_path / "src", conv_onnx(), targets, name="cnn")
     result = build_package(
         source_from_files(model, card), "linux-x86_64", tmp_path / "dist", overrides=FAST

@@ -115,11 +115,11 @@ def test_a_task_goes_from_pull_request_to_a_registered_model(training_registry, 
         "github",
     )
     assert bad.returncode == 1, bad.stdout + bad.stderr
-    line_of = lambda path, text: next(
-        i
-        for i, ln in enumerate((reg.root / path).read_text().splitlines(), 1)  # noqa: E731
-        if text in ln
-    )
+
+    def line_of(path: str, text: str) -> int:
+        lines = (reg.root / path).read_text().splitlines()
+        return next(i for i, ln in enumerate(lines, 1) if text in ln)
+
     classifier = line_of("training/structures/wine-mlp.yaml", "name: classifier")
     assert re.search(
         rf"::error file=training/structures/wine-mlp.yaml,line={classifier},.*layer 'classifier' "

@@ -77,7 +77,8 @@ class Method:
         raise NotImplementedError
 
     def size_floor(self, job: CompressJob) -> int | None:
-        """The smallest file this method could produce for the job's model (None: no useful bound)."""
+        """The smallest file this method could produce for the job's model (None: no useful
+        bound)."""
         return None
 
 

@@ -358,7 +358,8 @@ def student_floor(job, widths: list[list[int]], quantize: bool) -> int | None:
 
 
 class Tries:
-    """The candidates a method made, to hand the best one to the report when none meets the target."""
+    """The candidates a method made, to hand the best one to the report when none meets the
+    target."""
 
     def __init__(self, job):
         self.job = job

@@ -102,7 +102,10 @@ class Distill(Method):
     student."""
 
     name = "distill"
-    summary = "train a small MLP student on the teacher's soft targets and features (ORT teacher, PyTorch student)"
+    summary = (
+        "train a small MLP student on the teacher's soft targets and features "
+        "(ORT teacher, PyTorch student)"
+    )
     cost = 60
     Config = DistillConfig
 

@@ -40,7 +40,10 @@ class MixedPrecision(Method):
     """int8 with the most sensitive nodes kept in fp32, chosen by measured per-node sensitivity."""
 
     name = "mixed-precision"
-    summary = "int8 except the nodes whose quantization costs the most metric, kept in float until within bounds"
+    summary = (
+        "int8 except the nodes whose quantization costs the most metric, "
+        "kept in float until within bounds"
+    )
     cost = 40
     Config = MixedPrecisionConfig
 

@@ -66,7 +66,7 @@ class Prune(Method):
             cls = is_classification(job) and labels is not None
             y = torch.tensor(np.asarray(labels).reshape(-1).astype(np.int64)) if cls else None
 
-            def loss_fn(mod, xb, idx):
+            def loss_fn(mod, xb, idx, body=body, y=y, t_out=t_out, cls=cls):
                 if cls:
                     return torch.nn.functional.cross_entropy(body(xb), y[idx])
                 return torch.nn.functional.mse_loss(mod(xb), t_out[idx])

@@ -54,7 +54,8 @@ class Engine:
         raise NotImplementedError
 
     def runs_here(self) -> tuple[bool, str]:
-        """Whether this machine can run the engine, and why not (an install hint, or the platform)."""
+        """Whether this machine can run the engine, and why not (an install hint, or the
+        platform)."""
         if self.version() is None:
             return False, f"{self.name} is not installed"
         return True, ""
