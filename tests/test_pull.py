@@ -73,6 +73,21 @@ def test_withdrawn_version_is_fetched_with_a_warning(published_registry, tmp_pat
     assert pull("digits@latest", tmp_path / "l", root=reg.root).version == "1.1.0"
 
 
+def test_latest_of_a_fully_withdrawn_model_is_unavailable_not_a_usage_error(
+    published_registry, tmp_path
+):
+    reg = published_registry
+    for version in ("1.0.0", "1.1.0"):
+        withdraw_version(reg, "digits", version)
+    proc = reg.registry("pull", "digits@latest", "-o", str(tmp_path / "out"))
+    assert proc.returncode == 8, proc.stderr
+    assert "every version of 'digits' is withdrawn, so there is no latest" in proc.stderr
+    assert "digits@1.1.0" in proc.stderr  # the hint names an exact version that still works
+    assert not (tmp_path / "out").exists()
+    exact = reg.registry("pull", "digits@1.1.0", "-o", str(tmp_path / "exact"))
+    assert exact.returncode == 0, exact.stderr
+
+
 def test_pull_from_any_directory_with_the_repo_url(published_registry, tmp_path, monkeypatch):
     reg = published_registry
     reg.git(

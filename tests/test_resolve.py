@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from factories import example_card, mlp_onnx, publish_version, withdraw_version
-from registry.core.errors import CardError, StorageError, UsageError
+from registry.core.errors import CardError, StorageError, UnavailableError, UsageError
 from registry.core.storage import ObjectCorruptError, ObjectMissingError
 from registry.versions.resolve import VersionRef, fetch_files, find_version, parse_reference
 
@@ -73,7 +73,7 @@ def test_latest_when_every_version_is_withdrawn(published_registry):
     withdraw_version(reg, "digits", "1.1.0")
     assert find_version(reg.root, "digits@latest").version == "1.0.0"
     withdraw_version(reg, "digits", "1.0.0", counter=2)
-    with pytest.raises(UsageError, match="every version of 'digits' is withdrawn") as e:
+    with pytest.raises(UnavailableError, match="every version of 'digits' is withdrawn") as e:
         find_version(reg.root, "digits@latest")
     assert "digits@1.1.0" in e.value.hint
     pinned = find_version(reg.root, "digits@1.0.0")  # still served when asked for by name
@@ -87,7 +87,7 @@ def test_an_offline_card_on_the_default_branch_withdraws_every_version(published
     reg.commit({"models/digits/model.yaml": offline}, "unpublish digits")
     found = find_version(reg.root, "digits@1.1.0")
     assert found.withdrawn and found.withdrawn_by == "card status: offline"
-    with pytest.raises(UsageError, match="every version of 'digits' is withdrawn"):
+    with pytest.raises(UnavailableError, match="every version of 'digits' is withdrawn"):
         find_version(reg.root, "digits@latest")
 
 

@@ -5,7 +5,7 @@ import subprocess
 import pytest
 
 from factories import publish_version, withdraw_version
-from registry.core.errors import UsageError
+from registry.core.errors import UnavailableError, UsageError
 from registry.core.semver import semver_key
 from registry.versions.tags import (
     deregistration_tag,
@@ -86,7 +86,7 @@ def test_gto_deprecation_withdraws_every_earlier_version(published_registry):
     reg.git("tag", "-a", "digits@deprecated#3", "-m", "model retired")
     table = read_versions(reg.root)
     assert all(v.withdrawn for v in table["digits"])
-    with pytest.raises(UsageError, match="every version of 'digits' is withdrawn") as e:
+    with pytest.raises(UnavailableError, match="every version of 'digits' is withdrawn") as e:
         resolve(table, "digits", "latest")
     assert "digits@1.1.0" in e.value.hint
 

@@ -89,6 +89,13 @@ class CompressionError(RegistryError):
     exit_code = 7
 
 
+class UnavailableError(RegistryError):
+    """What was asked for exists but cannot be served as asked: e.g. `NAME@latest` when every
+    version of the model is withdrawn (an exact version still can be)."""
+
+    exit_code = 8
+
+
 def missing_dependency(package: str, extra: str | None = None) -> RegistryError:
     """An error for an optional heavy dependency that is not installed, with the install line."""
     how = f"pip install 'git-model-registry[{extra}]'" if extra else f"pip install {package}"

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
-from registry.core.errors import GitError, UsageError
+from registry.core.errors import GitError, UnavailableError, UsageError
 from registry.core.git import TAG_REF_FORMAT, run_git
 from registry.core.semver import SEMVER, semver_key
 
@@ -292,7 +292,8 @@ def resolve(table: dict[str, list[Version]], name: str, version: str) -> Version
     """The Version a `name` + `version` (or 'latest') request means.
 
     Raises:
-        UsageError: unknown model, unknown version, or no live version for 'latest'.
+        UsageError: unknown model or unknown version.
+        UnavailableError: 'latest' asked for while every version is withdrawn.
     """
     versions = table.get(name)
     if not versions:
@@ -303,7 +304,7 @@ def resolve(table: dict[str, list[Version]], name: str, version: str) -> Version
     if version == LATEST:
         found = latest(versions)
         if found is None:
-            raise UsageError(
+            raise UnavailableError(
                 f"every version of '{name}' is withdrawn, so there is no latest",
                 f"pull an exact version to get a withdrawn one: {name}@{versions[-1].version}",
             )
