@@ -59,6 +59,16 @@ def test_sync_artifacts_declares_every_model_and_check_catches_drift(published_r
     shutil.rmtree(reg.root / "models" / "draft")
     check = reg.registry("sync-artifacts", "--check")
     assert check.returncode == 1 and "removed: draft" in check.stdout
+    as_json = reg.registry("sync-artifacts", "--check", "--format", "json")
+    assert as_json.returncode == 1, as_json.stderr
+    assert json.loads(as_json.stdout) == {
+        "path": "dvc.yaml",
+        "added": [],
+        "removed": ["draft"],
+        "changed": [],
+        "written": False,
+        "in_sync": False,
+    }
     assert "draft:" in (reg.root / "dvc.yaml").read_text()  # --check writes nothing
     # DVC itself reads the declarations
     from dvc.repo import Repo

@@ -97,6 +97,40 @@ def test_new_with_options_writes_card_config_and_tracked_weights(registry_repo, 
     )
 
 
+def test_new_json_says_what_was_written_and_what_to_run_next(registry_repo, inputs, capsys):
+    import json
+
+    root = registry_repo.root
+    code, out, err = registry_cli(
+        root,
+        "new",
+        "digits-mlp",
+        "--weights",
+        str(inputs["weights"]),
+        "--config",
+        str(inputs["config"]),
+        *REQUIRED,
+        "--format",
+        "json",
+        capsys=capsys,
+    )
+    assert code == 0, err
+    data = json.loads(out)
+    pointer = parse_pointer((root / data["pointer"]).read_text())
+    assert (data["name"], data["folder"], data["weights"]) == (
+        "digits-mlp",
+        "models/digits-mlp",
+        "model.onnx",
+    )
+    assert (data["md5"], data["size"], data["pushed"]) == (pointer.md5, pointer.size, False)
+    assert data["card"]["task"] == "classification" and data["card"]["config"] == "train.yaml"
+    assert data["next"] == [
+        "dvc push -r staging models/digits-mlp/model.onnx.dvc",
+        "registry check digits-mlp",
+        "git add models/digits-mlp dvc.yaml",
+    ]
+
+
 def test_new_with_a_pytorch_source_tracks_and_pushes_it(registry_repo, inputs, tmp_path, capsys):
     from factories import torch_sources
 

@@ -229,6 +229,7 @@ _NEW_REQUIRED = {
     default=None,
     help="Ask for missing fields (default: when standard input is a terminal).",
 )
+@format_option("text", "json")
 @pass_invocation
 def new(
     invocation: Invocation,
@@ -248,6 +249,7 @@ def new(
     pytorch: Path | None,
     push: bool,
     interactive: bool | None,
+    fmt: str,
 ) -> None:
     """Scaffold models/NAME: the card (model.yaml), the config and the DVC-tracked weights.
 
@@ -277,7 +279,7 @@ def new(
     }
     parsed_metrics = [parse_metric(m) for m in metrics]
     if interactive is None:
-        interactive = stdin_is_terminal()
+        interactive = stdin_is_terminal() and fmt == "text"
     if interactive:
         existing = file_path(exists=True)
         if values["weights"] is None:
@@ -335,6 +337,22 @@ def new(
     )
     result = run_new(NewRequest(root=root, model=model, push=push))
     rel = result.folder.relative_to(root)
+    to_add = f"git add {rel} {DVC_YAML}"
+    if fmt == "json":
+        push_cmd = None if result.pushed else f"dvc push -r staging {rel}/{result.pointer.name}"
+        data = {
+            "name": name,
+            "folder": str(rel),
+            "card": result.card.model_dump(mode="json", exclude_none=True),
+            "weights": result.card.weights,
+            "size": result.card.size,
+            "md5": result.md5,
+            "pointer": str(result.pointer.relative_to(root)),
+            "pushed": result.pushed,
+            "next": [c for c in (push_cmd, f"registry check {name}", to_add) if c],
+        }
+        click.echo(json.dumps(data, indent=2))
+        return
     click.echo(
         f"created {rel}/ ({result.card.weights}: {result.card.size} bytes, md5 {result.md5})"
     )
@@ -345,10 +363,7 @@ def new(
     )
     # every file the pull request needs: the folder (card, config, pointer, DVC's .gitignore) and
     # the model's entry in dvc.yaml
-    click.echo(
-        f"  next: registry check {name} && git add {rel} {DVC_YAML} && git commit, "
-        "then open a pull request"
-    )
+    click.echo(f"  next: registry check {name} && {to_add} && git commit, then open a pull request")
 
 
 # --------------------------------------------------------------------------- list, show, pull
@@ -494,8 +509,9 @@ def pull(
 
 @click.command("sync-artifacts")
 @click.option("--check", is_flag=True, help="Only compare; exit 1 when dvc.yaml is out of date.")
+@format_option("text", "json")
 @pass_invocation
-def sync_artifacts_cmd(invocation: Invocation, check: bool) -> None:
+def sync_artifacts_cmd(invocation: Invocation, check: bool, fmt: str) -> None:
     """Declare every model as a DVC artifact in dvc.yaml (for dvc artifacts get and GTO).
 
     \b
@@ -506,6 +522,13 @@ def sync_artifacts_cmd(invocation: Invocation, check: bool) -> None:
     from registry.api.models import SyncArtifactsRequest, sync_artifacts
 
     result = sync_artifacts(SyncArtifactsRequest(root=invocation.root, check=check))
+    if fmt == "json":
+        click.echo(
+            json.dumps({**result.model_dump(mode="json"), "in_sync": result.in_sync}, indent=2)
+        )
+        if check and not result.in_sync:
+            sys.exit(1)
+        return
     for label, names in (
         ("added", result.added),
         ("changed", result.changed),
