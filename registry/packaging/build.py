@@ -94,6 +94,17 @@ def build_package(
     spec = next((t for t in source.card.targets if t.name == target.name), None)
     options = target_options(target, spec, overrides or {})
     ref = f"{source.name}@{source.version}"
+    if source.pytorch is None and source.pytorch_missing is not None:
+        from_pt2 = [n for n in target.converters if get_converter(n).source_format == "pt2"]
+        if options.converter in from_pt2 or (from_pt2 and len(from_pt2) == len(target.converters)):
+            source.require_pytorch(
+                f"target {target.name} (converter {options.converter or from_pt2[0]})"
+            )
+        if from_pt2:
+            log(
+                f"{source.pytorch_missing.name} is not here: converters from it "
+                f"({', '.join(from_pt2)}) are left out"
+            )
     with tempfile.TemporaryDirectory(prefix="registry-package-") as tmp:
         work = Path(tmp)
         prep = prepare(source, spec, target, options, work, log)

@@ -26,8 +26,26 @@ class ModelSource(BaseModel):
         description="folder with the card's other files (calibration, sample inputs)"
     )
     pytorch: Path | None = Field(
-        None, description="the card's PyTorch source (.pt2), when it has one"
+        None, description="the card's PyTorch source (.pt2), when it has one and it is here"
     )
+    pytorch_missing: Path | None = Field(
+        None,
+        description="the .pt2 the card names but a local build does not have: only the targets "
+        "that convert from it need it",
+    )
+
+    def require_pytorch(self, why: str) -> None:
+        """Raise when the card's `.pt2` is needed (`why`) but was not given to a local build.
+
+        Raises:
+            UsageError: naming the file and how to get it.
+        """
+        if self.pytorch is None and self.pytorch_missing is not None:
+            raise UsageError(
+                f"{why} needs the card's PyTorch source {self.pytorch_missing}, which is not there",
+                f"put the .pt2 there (dvc pull {self.pytorch_missing}.dvc), or build a target "
+                "that converts the ONNX",
+            )
 
 
 def source_from_files(model: Path, card_file: Path) -> ModelSource:
@@ -41,18 +59,15 @@ def source_from_files(model: Path, card_file: Path) -> ModelSource:
             raise UsageError(f"{p} does not exist")
     card = load_card(card_file.read_bytes(), str(card_file)).require()
     pytorch = card_file.parent / card.pytorch if card.pytorch else None
-    if pytorch is not None and not pytorch.is_file():
-        raise UsageError(
-            f"{card_file} names pytorch: {card.pytorch}, which is not in {card_file.parent}",
-            f"put the .pt2 there (dvc pull {pytorch}.dvc), or drop 'pytorch:' from the card",
-        )
+    here = pytorch is not None and pytorch.is_file()
     return ModelSource(
         name=card.name,
         version=card.version or "0.0.0",
         card=card,
         weights=model,
         folder=card_file.parent,
-        pytorch=pytorch,
+        pytorch=pytorch if here else None,
+        pytorch_missing=None if here else pytorch,
     )
 
 

@@ -355,14 +355,36 @@ def test_a_pickled_pt2_stops_the_build_and_is_never_unpickled(tmp_path, torch_mo
     assert not (tmp_path / "ran").exists() and not (tmp_path / "dist").exists()
 
 
-def test_a_missing_pt2_file_in_a_local_build(tmp_path, torch_model):
+def test_a_missing_pt2_file_matters_only_to_the_targets_that_convert_it(tmp_path, torch_model):
     model, card = write_package_source(
-        tmp_path / "src", torch_model[0], "  - android-arm64\n", pytorch=torch_model[1]
+        tmp_path / "src",
+        torch_model[0],
+        "  - linux-x86_64\n  - android-arm64\n",
+        pytorch=torch_model[1],
     )
     (tmp_path / "src" / "model.pt2").unlink()
+    source = source_from_files(model, card)  # the card names it; a local build may lack it
+    assert source.pytorch is None and source.pytorch_missing == card.parent / "model.pt2"
+    result = build_package(source, "linux-x86_64", tmp_path / "dist", overrides=FAST)
+    assert result.path.is_file()  # the ONNX targets never needed the .pt2
     with pytest.raises(UsageError) as e:
-        source_from_files(model, card)
-    assert e.value.message == f"{card} names pytorch: model.pt2, which is not in {card.parent}"
+        build_package(
+            source,
+            "android-arm64",
+            tmp_path / "dist",
+            overrides={**FAST, "converter": "executorch"},
+        )
+    assert e.value.message == (
+        "target android-arm64 (converter executorch) needs the card's PyTorch source "
+        f"{card.parent / 'model.pt2'}, which is not there"
+    )
+    assert "dvc pull" in e.value.hint
+    lines = []
+    android = build_package(
+        source, "android-arm64", tmp_path / "dist", overrides=FAST, log=lines.append
+    )
+    assert android.manifest.description.converter == "ort-format"
+    assert "model.pt2 is not here: converters from it (executorch) are left out" in lines
 
 
 def test_the_pt2_of_a_tagged_version_comes_from_the_public_remote(
