@@ -278,8 +278,9 @@ def _convert(
 ) -> tuple[list[Candidate], list[str], list[Verification]]:
     """Run each candidate converter; every candidate carries its final description block.
 
-    Returns the candidates, the converters skipped (with why) and the `.pt2` candidates whose
-    conversion failed while others remain (as 'error' verifications, for the manifest's table).
+    Returns the candidates, the converters skipped (with why) and the candidates whose conversion
+    failed (as 'error' verifications, for the manifest's table): a failed conversion drops that
+    candidate only, unless it was asked for by name (`--converter`), which stops the build.
     """
     import onnx
 
@@ -324,17 +325,7 @@ def _convert(
             except ConversionError as e:
                 if options.converter:
                     raise
-                failed.append(
-                    Verification(
-                        converter=cname,
-                        precision=prep.precision,
-                        status="error",
-                        where="conversion on the build machine",
-                        thresholds=options.limits(prep.precision),
-                        message=e.message,
-                    )
-                )
-                log(f"candidate {cname}: conversion failed: {e.message}")
+                failed.append(_conversion_failed(cname, prep, options, e, log))
                 continue
             candidates.append(cand)
             log(f"candidate {cname}: {cand.format} {cand.precision} (from {pytorch.path.name})")
@@ -346,27 +337,48 @@ def _convert(
         block = _block(source, ref, target, cname, prep, staged_model)
         write_onnx_block(staged_model, block)
         onnx.save(staged_model, str(staged))
-        cand = converter.convert(
-            staged,
-            _fresh(cdir / "out"),
-            precision=prep.precision,
-            runtime=target.runtime,
-            options=options,
-        )
-        final = _final_block(cand, block, target)
-        write_onnx_block(staged_model, final)
-        onnx.save(staged_model, str(staged))
-        if not converter.store_block(cand, final):  # not editable: convert again, final block in
+        try:
             cand = converter.convert(
                 staged,
-                _fresh(cdir / "final"),
+                _fresh(cdir / "out"),
                 precision=prep.precision,
                 runtime=target.runtime,
                 options=options,
             )
+            final = _final_block(cand, block, target)
+            write_onnx_block(staged_model, final)
+            onnx.save(staged_model, str(staged))
+            if not converter.store_block(cand, final):  # not editable: convert again, block in
+                cand = converter.convert(
+                    staged,
+                    _fresh(cdir / "final"),
+                    precision=prep.precision,
+                    runtime=target.runtime,
+                    options=options,
+                )
+        except ConversionError as e:  # this candidate is dropped; the others may still pass
+            if options.converter:
+                raise
+            failed.append(_conversion_failed(cname, prep, options, e, log))
+            continue
         candidates.append(cand.model_copy(update={"block": final}))
         log(f"candidate {cname}: {cand.format} {cand.precision}")
     return candidates, skipped, failed
+
+
+def _conversion_failed(
+    cname: str, prep: Prepared, options: TargetOptions, e: ConversionError, log
+) -> Verification:
+    """The manifest's record of a candidate whose conversion failed while others remain."""
+    log(f"candidate {cname}: conversion failed: {e.message}")
+    return Verification(
+        converter=cname,
+        precision=prep.precision,
+        status="error",
+        where="conversion on the build machine",
+        thresholds=options.limits(prep.precision),
+        message=e.message,
+    )
 
 
 def _pytorch_not_applicable(prep: Prepared) -> str | None:

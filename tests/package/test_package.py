@@ -241,6 +241,38 @@ def test_unknown_converter_suggests_the_nearest(tmp_path):
     )
 
 
+def test_a_converter_of_another_target_is_refused(tmp_path):
+    model, card = write_package_source(
+        tmp_path / "src", mlp_onnx(), "  - name: android-arm64\n    converter: openvino-ir\n"
+    )
+    with pytest.raises(UsageError) as e:
+        build_package(source_from_files(model, card), "android-arm64", tmp_path / "dist")
+    assert e.value.message == "converter 'openvino-ir' does not build packages for android-arm64"
+    assert "executorch, ort-format" in e.value.hint
+    assert not (tmp_path / "dist").exists()
+
+
+def test_one_failed_conversion_drops_that_candidate_only(tmp_path, monkeypatch):
+    from registry.packaging.converters.openvino_ir import OpenVinoIrConverter
+
+    def fails(self, source, out_dir, **kw):
+        raise ConversionError("openvino-ir cannot convert this graph (simulated)")
+
+    monkeypatch.setattr(OpenVinoIrConverter, "convert", fails)
+    model, card = write_package_source(tmp_path / "src", mlp_onnx(), "  - linux-x86_64\n")
+    source = source_from_files(model, card)
+    result = build_package(source, "linux-x86_64", tmp_path / "dist", overrides=FAST)
+    assert result.manifest.description.converter == "onnx"
+    failed = [v for v in result.manifest.verification if v.status == "error"]
+    assert [(v.converter, v.message) for v in failed] == [
+        ("openvino-ir", "openvino-ir cannot convert this graph (simulated)")
+    ]
+    with pytest.raises(ConversionError, match="simulated"):  # asked for by name: it stops
+        build_package(
+            source, "linux-x86_64", tmp_path / "d2", overrides={**FAST, "converter": "openvino-ir"}
+        )
+
+
 def test_plan_lists_targets_with_runners(tmp_path):
     model, card = write_package_source(
         tmp_path / "src",

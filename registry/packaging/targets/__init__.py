@@ -144,12 +144,19 @@ class Target:
             pytorch: whether the card has a PyTorch source (`pytorch:`); without one, converters
                 that start from it are left out.
         Raises:
-            UsageError: an unknown explicit converter, or one that needs a `.pt2` the card lacks.
+            UsageError: an unknown explicit converter, one that is not this target's, or one that
+                needs a `.pt2` the card lacks.
         """
         from registry.packaging.converters import get_converter
 
         if options.converter:
             converter = get_converter(options.converter)  # unknown → UsageError with a suggestion
+            if options.converter not in self.converters:
+                raise UsageError(
+                    f"converter '{options.converter}' does not build packages for {self.name}",
+                    f"the converters of {self.name}: {', '.join(self.converters)} "
+                    "(registry package --list-targets)",
+                )
             if converter.source_format == "pt2" and not pytorch:
                 raise UsageError(
                     f"converter '{options.converter}' converts the card's PyTorch source, and "
