@@ -273,7 +273,8 @@ def main() -> None:
         ran = json.loads(proc.stdout)["models"][0]["checks_run"]
         rows.append(
             (
-                "PR adding one real ONNX model, all checks",
+                "PR adding one real ONNX model, all checks "
+                "(source-repo probes a local file:// clone)",
                 "registry " + " ".join(cmd),
                 t,
                 f"{_verdict(proc)}; checks run: {', '.join(ran)}",
