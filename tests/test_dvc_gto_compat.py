@@ -13,18 +13,48 @@ from factories import (
     init_registry,
     isolated_env,
     mlp_onnx,
-    publish_version,
     run,
-    withdraw_version,
 )
 from registry.cards.artifacts import sync_artifacts
 from registry.versions.tags import read_versions
 
 
+def publish_by_merge(
+    reg: Registry, name: str, version: str, weights: bytes | None = None, **fields
+):
+    """What a merged pull request does, then what the publish workflow runs: the card's new
+    version and status committed on main, then `registry publish --base <before> --head HEAD`
+    (the real command: it copies staging → public, tags and pushes the tag to `origin`)."""
+    from registry.cards.writer import edit_card_text
+
+    base = reg.git("rev-parse", "HEAD")
+    card = reg.root / "models" / name / "model.yaml"
+    text = card.read_text()
+    updates = {(k,): v for k, v in fields.items()}
+    if weights is not None:
+        reg.track(f"models/{name}/model.onnx", weights)
+        updates[("size",)] = len(weights)
+    card.write_text(edit_card_text(text, {("version",): version, **updates}))
+    reg.commit(message=f"merge: {name} {version}")
+    proc = reg.registry("publish", "--base", base, "--head", "HEAD")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def copy_registry(src: Registry, dest) -> Registry:
+    """A copy of a registry and its storage, with the DVC remotes pointing at the copy."""
+    root, storage = dest / "registry", dest / "storage"
+    shutil.copytree(src.root, root, symlinks=True)
+    shutil.copytree(src.storage, storage, symlinks=True)
+    config = root / ".dvc" / "config"
+    config.write_text(config.read_text().replace(str(src.storage), str(storage)))
+    return Registry(root, storage)
+
+
 @pytest.fixture(scope="module")
 def compat_registry(tmp_path_factory) -> Registry:
-    """A registry whose tagged commits declare their artifacts in dvc.yaml, with `staging` emptied
-    after publishing so every fetch below can only come from `public`."""
+    """A registry published by `registry publish` itself (1.0.0, then 1.1.0 with new weights),
+    whose tagged commits declare their artifacts in dvc.yaml, with `staging` and the DVC cache
+    emptied afterwards so every fetch below can only come from `public`."""
     tmp = tmp_path_factory.mktemp("compat")
     with isolated_env(tmp_path_factory.mktemp("compat-home")):
         reg = init_registry(tmp / "registry", tmp / "storage")
@@ -34,8 +64,11 @@ def compat_registry(tmp_path_factory) -> Registry:
         )
         sync_artifacts(root)
         reg.commit(message="add digits")
-        publish_version(reg, "digits", "1.0.0")
-        publish_version(reg, "digits", "1.1.0", weights=mlp_onnx(2))
+        run(["git", "init", "-q", "--bare", str(tmp / "origin.git")], tmp)
+        reg.git("remote", "add", "origin", str(tmp / "origin.git"))
+        reg.git("push", "-q", "origin", "main")
+        publish_by_merge(reg, "digits", "1.0.0", status="published")
+        publish_by_merge(reg, "digits", "1.1.0", weights=mlp_onnx(2), status="updated")
         shutil.rmtree(storage / "staging")
         shutil.rmtree(root / ".dvc" / "cache")
     return reg
@@ -109,23 +142,27 @@ def test_dvc_artifacts_get_with_the_gto_version(compat_registry, tmp_path):
         assert out.read_bytes() == mlp_onnx(seed)
 
 
-def test_gto_show_lists_our_models_and_honours_withdrawal(published_registry):
-    reg = published_registry
+def test_gto_show_lists_our_models_and_honours_an_unpublish(compat_registry, tmp_path):
+    reg = copy_registry(compat_registry, tmp_path)
 
     def gto(*args):
         return json.loads(run([str(BIN / "gto"), "show", *args, "--json"], reg.root).stdout)
 
     assert gto()["digits"]["version"] == "v1.1.0"
     assert sorted(v["version"] for v in gto("digits")) == ["v1.0.0", "v1.1.0"]
-    withdraw_version(reg, "digits", "1.1.0")
-    assert gto()["digits"]["version"] == "v1.0.0"  # GTO reads the withdrawal as we do
-    assert [v["version"] for v in gto("digits")] == ["v1.0.0"]
+    publish_by_merge(reg, "digits", "1.1.0", status="offline")  # the unpublish, merged
+    tags = reg.git("tag", "-l", "digits@*").split()
+    withdrawals = {t.split("!#")[0]: int(t.split("!#")[1]) for t in tags if "!#" in t}
+    assert sorted(withdrawals) == ["digits@v1.0.0", "digits@v1.1.0"]  # every version withdrawn
+    assert sorted(withdrawals.values()) == [1, 2]  # GTO's event counters, one each
+    assert "digits" not in gto() or gto()["digits"]["version"] is None  # nothing live for GTO
+    assert gto("digits") == []
     ours = read_versions(reg.root)["digits"]
-    assert [(v.version, v.withdrawn) for v in ours] == [("1.0.0", False), ("1.1.0", True)]
+    assert [(v.version, v.withdrawn) for v in ours] == [("1.0.0", True), ("1.1.0", True)]
 
 
-def test_gto_records_the_same_commits_as_our_versions(published_registry):
-    reg = published_registry
+def test_gto_records_the_same_commits_as_our_versions(compat_registry):
+    reg = compat_registry
     proc = subprocess.run(
         [str(BIN / "gto"), "show", "digits", "--json"],
         cwd=reg.root,
@@ -135,7 +172,14 @@ def test_gto_records_the_same_commits_as_our_versions(published_registry):
     )
     theirs = {v["version"].removeprefix("v"): v["commit_hexsha"] for v in json.loads(proc.stdout)}
     ours = {v.version: v.commit for v in read_versions(reg.root)["digits"]}
-    assert theirs == ours
+    assert (
+        theirs
+        == ours
+        == {
+            "1.0.0": reg.git("rev-list", "-n", "1", "digits@v1.0.0"),
+            "1.1.0": reg.git("rev-list", "-n", "1", "digits@v1.1.0"),
+        }
+    )
 
 
 def test_the_bot_reports_a_model_missing_from_declared_artifacts(published_registry):
