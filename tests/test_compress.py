@@ -65,6 +65,22 @@ def test_dynamic_int8_meets_a_loose_target(digits_cnn, tmp_path):
     assert "<- result" in render_table(report)
 
 
+def test_the_derived_card_claims_only_what_was_measured_on_it(digits_cnn, tmp_path):
+    def edit(card):
+        card["metrics"].append({"name": "f1", "value": 0.97, "dataset": "digits-field-test"})
+        card["pytorch"] = "model.pt2"
+
+    src = copy_model(digits_cnn, tmp_path, edit)
+    (src / "model.pt2").write_bytes(b"a .pt2 of the original, not of the compressed model")
+    report = compress(request_for(src, tmp_path, max_metric_drop="0.01"))
+    card = load_card((Path(report.output) / "model.yaml").read_bytes()).card
+    measured = report.attempts[report.chosen].measurement.metric
+    assert [(m.name, m.dataset, m.value) for m in card.metrics] == [
+        ("accuracy", "digits-eval", round(measured, 6))
+    ]
+    assert card.pytorch is None and not (Path(report.output) / "model.pt2").exists()
+
+
 def test_tighter_target_falls_back_to_a_later_method(digits_cnn, tmp_path):
     size = (digits_cnn / "model.onnx").stat().st_size
     report = compress(

@@ -59,8 +59,14 @@ def test_compress_a_published_version_into_a_new_entry_pushed_to_staging(
     # the evaluation set travels as its pointer, and its object is in staging for the pull request
     eval_md5 = parse_pointer((out / "eval.npz.dvc").read_text()).md5
     assert (reg.storage / "staging" / "files" / "md5" / eval_md5[:2] / eval_md5[2:]).is_file()
+    # honest: only the metric measured on the compressed model, on the set it was judged on
+    assert [(x.name, x.dataset) for x in card.metrics] == [("accuracy", "digits-eval")]
+    text = (out / "model.yaml").read_text()
+    source = (reg.root / "models" / "digits-cnn" / "model.yaml").read_text()
+    assert ("search:" in text) == ("search:" in source)  # defaults the original left out stay out
+    assert "digits-cnn-lite:" in (reg.root / "dvc.yaml").read_text()  # declared, as `new` does
     check = reg.registry("check", "digits-cnn-lite", "--offline", "--no-content")
-    assert "unknown field" not in check.stdout, check.stdout
+    assert check.returncode == 0, check.stdout + check.stderr
 
     proc = reg.registry("compress", "digits-cnn@2.0.0", "--max-drop", "0.01")
     assert proc.returncode == 2

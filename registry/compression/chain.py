@@ -555,11 +555,18 @@ def _check_output(request: CompressRequest) -> None:
 def derived_card(
     request: CompressRequest, job: CompressJob, attempt: Attempt, name: str
 ) -> ModelCard:
-    """The card of the compressed model: the original's, with the derivation, method and measured
-    metric."""
+    """The card of the compressed model: the original's, with the derivation, the method, and
+    only what was measured on the compressed model.
+
+    The original's metrics were measured on another model, so they are left out; the one metric
+    measured here (on the evaluation set, named as the dataset) is the card's. The compressed
+    model has no PyTorch source, so `pytorch:` is dropped. Fields the original left unset stay
+    unset (their defaults are not written out).
+    """
     src = request.card
     m = attempt.measurement
-    data = src.model_dump(mode="json", exclude_none=True)
+    data = src.model_dump(mode="json", exclude_none=True, exclude_unset=True)
+    data.pop("pytorch", None)
     data["name"] = name
     data["weights"] = "model.onnx"
     data["size"] = m.size
@@ -576,14 +583,10 @@ def derived_card(
     if src.version:
         data["derived_from"] = f"{src.name}@{src.version}"
     dataset = job.evaluation.dataset or Path(job.evaluation.data).stem
-    metrics = [
-        x
-        for x in data.get("metrics", [])
-        if not (x["name"] == job.target.metric and x["dataset"] == dataset)
-    ]
-    metrics.append({"name": job.target.metric, "value": round(m.metric, 6), "dataset": dataset})
-    data["metrics"] = metrics
-    spec = (src.compress or CompressSpec()).model_dump(mode="json", exclude_none=True)
+    data["metrics"] = [{"name": job.target.metric, "value": round(m.metric, 6), "dataset": dataset}]
+    spec = (src.compress or CompressSpec()).model_dump(
+        mode="json", exclude_none=True, exclude_unset=True
+    )
     spec["methods"] = [attempt.method]
     spec["options"] = {attempt.method: attempt.settings}
     data["compress"] = spec
@@ -644,7 +647,12 @@ def write_result(request: CompressRequest, job: CompressJob, attempt: Attempt, p
         shutil.rmtree(stage, ignore_errors=True)
         raise
     if request.repo_root is not None and (Path(request.repo_root) / ".dvc").is_dir():
-        track_weights(Path(request.repo_root), dest / "model.onnx", push=request.push)
+        repo_root = Path(request.repo_root)
+        track_weights(repo_root, dest / "model.onnx", push=request.push)
+        if dest.parent.resolve() == (repo_root / "models").resolve():
+            from registry.cards.artifacts import sync_artifacts
+
+            sync_artifacts(repo_root)  # declared in dvc.yaml, as `registry new` does
     return dest
 
 
@@ -654,6 +662,7 @@ def _card_files(card: ModelCard) -> list[str]:
         files.append(card.evaluation.data)
     if card.compress:
         files += [f for f in (card.compress.calibration_data, card.compress.train_data) if f]
+    files += [f for t in card.targets for f in (t.calibration, t.inputs) if f]
     return list(dict.fromkeys(files))
 
 
