@@ -471,8 +471,8 @@ def registry_cli(root: Path, *args: str, capsys) -> tuple[int, str, str]:
 
 
 # Seconds a hostile-file run may take before it counts as hung: a guard, not a speed claim (the
-# bot's
-# speed on those files is measured by benchmarks/hostile_bench.py, quoted in docs/security.md).
+# bot's speed on those files is measured by benchmarks/hostile_bench.py, quoted in
+# docs/security.md).
 HANG = 60
 
 

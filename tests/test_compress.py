@@ -297,6 +297,36 @@ def test_cli_json_report_and_method_list(digits_cnn, tmp_path):
         assert param.help or param.name == "ref", param.name
 
 
+def test_cli_sets_a_methods_settings_over_the_card(digits_cnn, tmp_path, capsys):
+    from factories import registry_cli
+
+    def run(*options):
+        args = ["compress", "--model", str(digits_cnn / "model.onnx"), "--card"]
+        args += [str(digits_cnn / "model.yaml"), "--max-drop", "5%", "--methods", "dynamic-int8"]
+        args += ["--format", "json", "--report-dir", str(tmp_path / "r")]
+        args += [*options, "--output-dir", str(tmp_path / "m")]
+        return registry_cli(tmp_path, *args, capsys=capsys)
+
+    code, out, err = run(
+        "--option", "dynamic-int8.per_channel=false", "--option", "dynamic-int8.reduce_range=true"
+    )
+    assert code == 0, err
+    settings = json.loads(out)["attempts"][0]["settings"]
+    assert (settings["per_channel"], settings["reduce_range"]) == (False, True)
+    code, _, err = run("--option", "per_channel=false")
+    assert code == 2 and "does not name a method: write METHOD.KEY=VALUE" in err
+    code, _, err = run("--option", "dynamic-int8.per_chanel=false")
+    assert code == 7 and "per_chanel" in err
+
+
+def test_dynamic_int8_is_per_channel_by_default_as_packaging_is():
+    from registry.compression.methods.dynamic_int8 import DynamicInt8Config
+    from registry.packaging.targets import TargetOptions
+
+    assert DynamicInt8Config().per_channel is True
+    assert TargetOptions.model_fields["per_channel"].default is True
+
+
 def test_labels_missing_for_a_label_metric(digits_cnn, tmp_path):
     src = copy_model(digits_cnn, tmp_path)
     with np.load(src / "eval.npz") as z:

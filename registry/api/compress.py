@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,6 +49,7 @@ class CompressModelRequest:
             relative ('2%'); max_latency: median single-sample latency here, in ms.
         metric: the metric of the drop (the card's evaluation metric).
         methods: the methods to try, in order (None: every method, cheapest first).
+        options: settings per method ({method: {key: value}}) over the card's compress.options.
         search: `first` (stop at the first that meets the target) or `best`.
         output_name: the new model entry (default NAME-lite); as_version: a new version of the
             same model instead.
@@ -69,6 +70,7 @@ class CompressModelRequest:
     max_latency: str | None = None
     metric: str | None = None
     methods: tuple[str, ...] | None = None
+    options: dict[str, dict] = field(default_factory=dict)
     search: str | None = None
     output_name: str | None = None
     as_version: str | None = None
@@ -138,6 +140,7 @@ def compress(
             search=request.search,
             output_root=out_root,
             methods=None if request.methods is None else list(request.methods),
+            options=request.options,
             output_name=request.output_name,
             as_version=request.as_version,
             report_dir=request.report_dir,

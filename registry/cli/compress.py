@@ -9,7 +9,15 @@ from pathlib import Path
 
 import click
 
-from registry.cli.options import Invocation, file_path, folder_path, format_option, pass_invocation
+from registry.cli.options import (
+    Invocation,
+    file_path,
+    folder_path,
+    format_option,
+    key_values,
+    pass_invocation,
+)
+from registry.core.errors import UsageError
 
 
 @click.command()
@@ -33,6 +41,14 @@ from registry.cli.options import Invocation, file_path, folder_path, format_opti
 @click.option("--max-latency", help="Largest median single-sample latency here, in ms.")
 @click.option("--metric", help="Metric of the drop (must be the card's evaluation metric).")
 @click.option("--methods", help="Comma-separated methods to try, in order (see --list-methods).")
+@click.option(
+    "--option",
+    "raw_options",
+    multiple=True,
+    metavar="METHOD.KEY=VALUE",
+    help="A method's setting, over the card's compress.options (a JSON value, else the text), "
+    "e.g. dynamic-int8.per_channel=false; repeatable (see --list-methods).",
+)
 @click.option(
     "--search",
     type=click.Choice(["first", "best"]),
@@ -77,6 +93,7 @@ def compress(
     max_latency: str | None,
     metric: str | None,
     methods: str | None,
+    raw_options: tuple[str, ...],
     search: str | None,
     output_name: str | None,
     as_version: str | None,
@@ -123,6 +140,7 @@ def compress(
         output_name=output_name,
         as_version=as_version,
         methods=tuple(m.strip() for m in methods.split(",") if m.strip()) if methods else None,
+        options=_method_options(raw_options),
         output_dir=output_dir,
         report_dir=report_dir,
         push=push,
@@ -138,6 +156,24 @@ def compress(
     else:
         click.echo(render_table(report), nl=False)
     sys.exit(0 if report.met else 1)
+
+
+def _method_options(raw: tuple[str, ...]) -> dict[str, dict[str, object]]:
+    """`--option METHOD.KEY=VALUE` flags as {method: {key: value}}.
+
+    Raises:
+        UsageError: a key without the method's name.
+    """
+    options: dict[str, dict[str, object]] = {}
+    for key, value in key_values(raw, "--option"):
+        method, dot, setting = key.partition(".")
+        if not dot or not method or not setting:
+            raise UsageError(
+                f"--option {key}=… does not name a method: write METHOD.KEY=VALUE",
+                "e.g. --option dynamic-int8.per_channel=false (registry compress --list-methods)",
+            )
+        options.setdefault(method, {})[setting] = value
+    return options
 
 
 def _progress_printer():

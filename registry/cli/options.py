@@ -7,6 +7,7 @@ May import: `registry.core`. The CLI's other modules import it; it imports none 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import click
+
+from registry.core.errors import UsageError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -73,6 +76,25 @@ def file_path(**kwargs: Any) -> LocalPath:
 def folder_path(**kwargs: Any) -> LocalPath:
     """A folder parameter (not a file), as a `Path`."""
     return LocalPath(file_okay=False, path_type=Path, **kwargs)
+
+
+def key_values(items: tuple[str, ...], flag: str) -> list[tuple[str, object]]:
+    """`KEY=VALUE` flags in order: the value read as JSON (numbers, true/false, lists), else kept as
+    the text it is.
+
+    Raises:
+        UsageError: an item without '='.
+    """
+    pairs = []
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{flag} {item!r} is not KEY=VALUE")
+        try:
+            pairs.append((key, json.loads(text)))
+        except json.JSONDecodeError:
+            pairs.append((key, text))
+    return pairs
 
 
 def format_option(

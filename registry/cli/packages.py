@@ -15,9 +15,9 @@ from registry.cli.options import (
     folder_path,
     format_option,
     key_options,
+    key_values,
     pass_invocation,
 )
-from registry.core.errors import UsageError
 
 
 def _target_options(
@@ -30,14 +30,7 @@ def _target_options(
         "optimize": optimize,
         "converter": converter,
     }
-    for item in raw_options:
-        k, sep, v = item.partition("=")
-        if not sep:
-            raise UsageError(f"--option {item!r} is not KEY=VALUE")
-        try:
-            overrides[k] = json.loads(v)
-        except json.JSONDecodeError:
-            overrides[k] = v
+    overrides.update(key_values(raw_options, "--option"))
     return overrides
 
 

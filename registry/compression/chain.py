@@ -114,6 +114,10 @@ class CompressRequest(BaseModel):
     max_latency: str | None = None
     metric: str | None = None
     methods: list[str] | None = Field(None, description="override of the method order")
+    options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="settings per method, over the card's compress.options (key by key)",
+    )
     search: Literal["first", "best"] | None = None
     output_root: Path | None = Field(
         None, description="folder that receives the new model folder (a registry's models/)"
@@ -497,8 +501,12 @@ def compress(request: CompressRequest, progress: ProgressFn | None = None) -> Co
     report_dir = Path(request.report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="registry-compress-") as tmp:
+        options = {
+            m: {**spec.options.get(m, {}), **request.options.get(m, {})}
+            for m in {**spec.options, **request.options}
+        }
         attempts, files = run_chain(
-            job, order, spec.options, search, Path(tmp), progress, request.raise_unexpected
+            job, order, options, search, Path(tmp), progress, request.raise_unexpected
         )
         chosen = choose(attempts, search)
         origin = f"{card.name}@{card.version}" if card.version else None

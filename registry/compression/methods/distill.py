@@ -123,8 +123,7 @@ class Distill(Method):
         t_feat = None
         if "features" in t:
             # standardised per channel: outlier channels (100x the rest in large encoders) would
-            # otherwise
-            # be all the matching loss sees
+            # otherwise be all the matching loss sees
             f = t["features"]
             t_feat = torch.tensor((f - f.mean(axis=0)) / (f.std(axis=0) + 1e-6))
         labels = job.train_data.labels

@@ -13,7 +13,8 @@ from registry.compression.methods._quant import int8_floor, named_copy, quantiza
 
 class DynamicInt8Config(MethodConfig):
     per_channel: bool = Field(
-        False, description="one scale per output channel instead of per tensor"
+        True,
+        description="one scale per output channel instead of per tensor (as packaging's int8)",
     )
     reduce_range: bool = Field(
         False, description="7-bit weights, for CPUs without VNNI where int8 can saturate"
