@@ -106,13 +106,54 @@ def input_signature(path: Path) -> list[tuple[str, list, type]]:
     return sig
 
 
+# Symbolic dimensions of generated inputs: the first axis (the batch) is 1, any other is this long,
+# the same for every input that names the same symbol (a sequence length shared by ids and mask).
+GENERATED_LENGTH = 8
+
+
+def integer_ranges(path: Path) -> dict[str, tuple[int, int]]:
+    """[low, high) of each integer input that the graph uses as indices into a table it holds: a
+    `Gather` (or `Embedding`-like lookup) of an initializer along axis 0, whose first dimension is
+    the table's size (token ids into a vocabulary, type ids into 2 types). Inputs used otherwise
+    are not listed."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    graph = model.graph
+    tables = {i.name: list(i.dims) for i in graph.initializer}
+    inputs = {i.name for i in graph.input if i.name not in tables}
+    # follow casts and reshapes, which keep the values, back to a graph input
+    origin = {n: n for n in inputs}
+    for node in graph.node:
+        keeps_values = node.op_type in ("Cast", "Reshape", "Unsqueeze", "Squeeze", "Identity")
+        if keeps_values and node.input and node.input[0] in origin:
+            for out in node.output:
+                origin[out] = origin[node.input[0]]
+    ranges: dict[str, tuple[int, int]] = {}
+    for node in graph.node:
+        if node.op_type != "Gather" or len(node.input) < 2:
+            continue
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+        data, index = node.input[0], node.input[1]
+        if axis == 0 and data in tables and tables[data] and index in origin:
+            name, size = origin[index], tables[data][0]
+            low, high = ranges.get(name, (0, size))
+            ranges[name] = (low, min(high, size))
+    return ranges
+
+
 def sample_inputs(
     path: Path, *, samples: int, seed: int, declared: dict[str, np.ndarray] | None = None
 ) -> list[dict[str, np.ndarray]]:
-    """Inputs to verify with: the card's declared ones, else seeded random ones from the signature.
+    """Inputs to verify with: the card's declared ones (`targets[].inputs`), else seeded random ones
+    that are valid for what each input means.
 
-    Generated inputs use batch 1 for symbolic dimensions; floats are standard normal, integers
-    are drawn from [0, 10), booleans are fair coins.
+    Generated inputs use batch 1 on the first symbolic axis and `GENERATED_LENGTH` on the others.
+    Floats are standard normal; booleans fair coins. An integer input the graph uses as indices
+    into a table it holds (token ids into the embedding) is drawn from that table's range; one
+    named like a mask (`attention_mask`) holds ones with a random run of padding zeros at the end,
+    never all zeros; one named like token types or positions holds zeros or 0..n-1; any other
+    integer is drawn from [0, 10).
 
     Raises:
         ConversionError: declared inputs that do not name the model's inputs.
@@ -130,20 +171,41 @@ def sample_inputs(
             {n: np.ascontiguousarray(declared[n][i : i + 1]).astype(dt) for n, _, dt in sig}
             for i in range(count)
         ]
+    ranges = integer_ranges(path) if any(np.issubdtype(dt, np.integer) for _, _, dt in sig) else {}
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(samples):
         feed = {}
         for name, shape, dt in sig:
-            dims = [d if isinstance(d, int) and d > 0 else 1 for d in shape]
+            dims = [
+                d if isinstance(d, int) and d > 0 else (1 if axis == 0 else GENERATED_LENGTH)
+                for axis, d in enumerate(shape)
+            ]
             if np.issubdtype(dt, np.floating):
                 feed[name] = rng.standard_normal(dims).astype(dt)
             elif dt is np.bool_:
                 feed[name] = rng.integers(0, 2, dims).astype(bool)
             else:
-                feed[name] = rng.integers(0, 10, dims).astype(dt)
+                feed[name] = _integers(name, dims, ranges.get(name), rng).astype(dt)
         out.append(feed)
     return out
+
+
+def _integers(name: str, dims: list[int], table: tuple[int, int] | None, rng) -> np.ndarray:
+    lowered = name.lower()
+    if table is not None and "type" not in lowered:
+        return rng.integers(table[0], max(table[1], table[0] + 1), dims)
+    if "mask" in lowered:
+        mask = np.ones(dims, dtype=np.int64)
+        if dims and dims[-1] > 1:  # padding at the end of each row, at least one real token
+            for row in mask.reshape(-1, dims[-1]):
+                row[int(rng.integers(1, dims[-1] + 1)) :] = 0
+        return mask
+    if "type" in lowered or "segment" in lowered:
+        return np.zeros(dims, dtype=np.int64)
+    if "position" in lowered and dims:
+        return np.broadcast_to(np.arange(dims[-1]), dims).copy()
+    return rng.integers(0, 10, dims)
 
 
 def reference_outputs(

@@ -142,3 +142,58 @@ def test_integer_outputs_compare_by_agreement():
     swapped = compare("idx", np.array([[1, 2]]), np.array([[2, 1]]), limits, "fp32")
     assert same.passed and same.agreement == 1.0
     assert not swapped.passed and swapped.agreement == 0.0
+
+
+def embedder_onnx(path, vocab: int = 30, dim: int = 4):
+    """A tiny transformer-style embedder: input_ids → embedding table, attention_mask and
+    token_type_ids (two types) as transformers export them, mean pooling over the mask."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((vocab, dim)).astype(np.float32), "words"),
+        numpy_helper.from_array(rng.standard_normal((2, dim)).astype(np.float32), "types"),
+    ]
+    nodes = [
+        helper.make_node("Gather", ["words", "input_ids"], ["w"]),
+        helper.make_node("Gather", ["types", "token_type_ids"], ["t"]),
+        helper.make_node("Add", ["w", "t"], ["h"]),
+        helper.make_node("Cast", ["attention_mask"], ["m"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["m"], ["m3"], axes=[2]),
+        helper.make_node("Mul", ["h", "m3"], ["hm"]),
+        helper.make_node("ReduceSum", ["hm"], ["s"], axes=[1], keepdims=0),
+        helper.make_node("ReduceSum", ["m3"], ["n"], axes=[1], keepdims=0),
+        helper.make_node("Div", ["s", "n"], ["embedding"]),
+    ]
+    ids = [
+        helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"])
+        for n in ("input_ids", "attention_mask", "token_type_ids")
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "embedder",
+        ids,
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", dim])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_generated_inputs_are_valid_for_what_each_input_means(tmp_path):
+    import onnxruntime as ort
+
+    source = embedder_onnx(tmp_path / "embedder.onnx", vocab=30)
+    inputs = sample_inputs(source, samples=20, seed=3)
+    session = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"])
+    for feed in inputs:
+        ids, mask, types = feed["input_ids"], feed["attention_mask"], feed["token_type_ids"]
+        assert ids.shape == mask.shape == types.shape == (1, 8)  # one sequence length for all
+        assert ids.min() >= 0 and ids.max() < 30  # token ids index the vocabulary
+        assert set(np.unique(mask)) <= {0, 1} and mask[0, 0] == 1  # padding at the end only
+        assert (np.diff(mask[0]) <= 0).all()
+        assert not types.any()
+        assert np.isfinite(session.run(None, feed)[0]).all()  # a real mask: no 0/0 pooling
+    assert len({tuple(f["input_ids"][0]) for f in inputs}) > 1
