@@ -36,7 +36,7 @@ def check_compatibility(
         files: the package's files, for folder formats (Core ML).
     Raises:
         RuntimeTooOldError: the installed runtime is older, of the wrong kind, or unavailable here.
-        PackageIntegrityError: the embedded block differs from the manifest's.
+        PackageIntegrityError: the embedded block is missing or differs from the manifest's.
     """
     block = manifest.description
     engine = get_engine(manifest.engine.engine)
@@ -55,6 +55,12 @@ def check_compatibility(
         )
     check_runtime(block, engine.name, installed)
     inner = _embedded_block(manifest, model_bytes, files or {})
+    if inner == "":
+        raise PackageIntegrityError(
+            f"{manifest.model_file}: its description block is missing (the manifest says "
+            f"{block.converter} stores one in the model)",
+            "the package was altered; rebuild it",
+        )
     if inner is not None and parse_block(inner, manifest.model_file) != block:
         raise PackageIntegrityError(
             f"{manifest.model_file}: its description block differs from the manifest's",

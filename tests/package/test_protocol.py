@@ -143,6 +143,25 @@ def test_model_not_matching_the_manifest_hash_is_refused(static_int8, tmp_path):
         open_package(path)
 
 
+def test_model_whose_block_was_removed_is_refused(static_int8, tmp_path):
+    import hashlib
+
+    result, _, _ = static_int8
+    model_file = result.manifest.model_file
+
+    def strip(files):  # the block removed, and the manifest's hash made to match: still refused
+        model = onnx.load_from_string(files[model_file])
+        del model.metadata_props[:]
+        files[model_file] = model.SerializeToString()
+        manifest = json.loads(files["manifest.json"])
+        manifest["files"][model_file] = hashlib.sha256(files[model_file]).hexdigest()
+        files["manifest.json"] = json.dumps(manifest).encode()
+
+    path = _repack(result, tmp_path, strip)
+    with pytest.raises(PackageIntegrityError, match="its description block is missing"):
+        run_package(path, {"image": np.zeros((1, 3, 16, 16), np.float32)})
+
+
 def test_missing_calibration_data_for_static_int8(tmp_path):
     model, card = write_package_source(
         tmp_path / "a", conv_onnx(), "  - name: linux-aarch64\n    quantize: static\n"

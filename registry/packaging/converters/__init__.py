@@ -84,8 +84,9 @@ class Converter:
         return False
 
     def embedded_block(self, model: bytes, files: dict[str, bytes], model_file: str) -> str | None:
-        """The JSON text of the description block stored inside a model this converter made, or
-        None where the format keeps none that can be read here (the manifest's copy then stands).
+        """The JSON text of the description block stored inside a model this converter made; ""
+        when the model can be read and holds none (it was removed: the package was altered); None
+        where the format keeps none that can be read here (the manifest's copy then stands).
 
         Args:
             model: the model file's bytes (empty for a folder format such as .mlpackage).
@@ -114,7 +115,7 @@ class OnnxFileConverter(Converter):
         import onnx
 
         proto = onnx.load_from_string(model)
-        return next((p.value for p in proto.metadata_props if p.key == METADATA_KEY), None)
+        return next((p.value for p in proto.metadata_props if p.key == METADATA_KEY), "")
 
 
 class PytorchConverter(Converter):

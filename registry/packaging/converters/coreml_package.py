@@ -142,7 +142,7 @@ class CoreMlConverter(PytorchConverter):
             return None
         spec = Model_pb2.Model()
         spec.ParseFromString(spec_bytes)
-        return spec.description.metadata.userDefined.get(METADATA_KEY)
+        return spec.description.metadata.userDefined.get(METADATA_KEY, "")
 
 
 @contextlib.contextmanager

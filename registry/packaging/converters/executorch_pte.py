@@ -119,7 +119,7 @@ class ExecuTorchConverter(PytorchConverter):
 
         program = Runtime.get().load_program(model)
         if BLOCK_METHOD not in program.method_names:
-            return None
+            return ""
         return str(program.load_method(BLOCK_METHOD).execute([])[0])
 
 
