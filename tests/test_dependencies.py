@@ -22,6 +22,18 @@ REPO = Path(__file__).resolve().parent.parent
 PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
 # Heavy parts of base packages that the check must not load either (int8 and fp16 conversions).
 HEAVY_SUBMODULES = ("onnxruntime.quantization", "onnxruntime.transformers")
+# Appended to an example card: what the card-targets and compress-spec checks read.
+WIDER_CARD = """\
+targets:
+  - name: linux-x86_64
+    quantize: dynamic
+  - android-arm64
+  - ios-arm64
+  - cuda
+compress:
+  max_size: 2KB
+  methods: [dynamic-int8, static-int8, fp16, mixed-precision, prune, distill, train-small]
+"""
 # Runs the real command line and writes the names of the modules it imported, as the process ends.
 PROBE = """\
 import atexit, json, runpy, sys
@@ -88,6 +100,9 @@ def test_check_imports_only_the_base_dependencies(tmp_path):
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
     subprocess.run([str(clone / "scripts/seed-examples")], check=True)
+    # device targets and a compress section too, so that their checks run on real declarations
+    with (clone / "models/wine-mlp/model.yaml").open("a") as card:
+        card.write(WIDER_CARD)
     modules_file = tmp_path / "modules.json"
 
     # started outside the clone, so that the registry imported is the one under test, not its copy
