@@ -105,8 +105,10 @@ def main() -> None:
     clone = work / "registry"
     try:
         subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
-        # this machine's pip settings, the registry under test not on the path, pip's cache off
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+        # this machine's pip settings, pip's cache off, and Python as a runner has it: no registry
+        # on the path but the venv's, bytecode kept once compiled
+        skip = ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE")
+        env = {k: v for k, v in os.environ.items() if k not in skip}
         env.update(PYTHON=args.python, PIP_NO_CACHE_DIR="1")
         load_before = os.getloadavg()
         wall, cpu, lines = run_timed(["scripts/bootstrap", "base"], clone, env)
