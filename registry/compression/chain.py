@@ -32,8 +32,7 @@ from pydantic import BaseModel, Field
 from registry.cards.schema import (CompressSpec, ModelCard, Status, check_relative_path,
                                    format_size)
 from registry.cards.writer import render_card, schema_reference, update_card_text
-from registry.core.errors import (CardError, CompressionError, RegistryError, UsageError,
-                                  missing_dependency)
+from registry.core.errors import CardError, CompressionError, RegistryError, UsageError
 from registry.core.files import atomic_path, write_atomic
 from registry.compression.evaluation import (check_feeds, load_npz, median_latency_ms,
                                              metric_def, run_model, session_for)
@@ -526,7 +525,7 @@ def write_chart(report: CompressReport, dest: Path) -> Path:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise missing_dependency("matplotlib", "compress") from None
+        raise RegistryError("the compress chart needs matplotlib", "pip install matplotlib") from None
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
     o = report.original
     ax.scatter([o.size / 1000], [o.metric], marker="*", s=160, color="black", label="original", zorder=3)
