@@ -24,7 +24,7 @@ def torch_api():
     try:
         import torch
     except ImportError:
-        raise missing_dependency("torch", "train") from None
+        raise missing_dependency("torch", "compress") from None
     torch.set_num_threads(1)
     return torch
 
