@@ -1,4 +1,5 @@
-"""Benchmark of `registry train`; writes its figures to docs/benchmarks.md (section "registry train").
+"""Benchmark of `registry train`; writes its figures to docs/benchmarks.md (section "registry
+train").
 
   (a) overhead: training the digits CNN (training/digits-cnn, instance `base`: 15 epochs, batch 64,
       Adam 0.01, one thread) with `registry train` against a plain hand-written PyTorch loop of the
@@ -70,8 +71,9 @@ PLAIN_LOOP = textwrap.dedent('''\
         buf = io.BytesIO()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(nn.Sequential(net, nn.Softmax(-1)), (xte[:1],), buf, dynamo=False, opset_version=17,
-                              input_names=["image"], output_names=["probabilities"],
+            torch.onnx.export(nn.Sequential(net, nn.Softmax(-1)), (xte[:1],), buf, dynamo=False,
+                              opset_version=17, input_names=["image"],
+                              output_names=["probabilities"],
                               dynamic_axes={"image": {0: "batch"}, "probabilities": {0: "batch"}})
         open(out, "wb").write(buf.getvalue())
         return acc
@@ -97,13 +99,21 @@ FOUR = textwrap.dedent("""\
 """)
 
 
-NOTES = ("What the registry adds to one run is mostly fixed, not per epoch: drawing the two PNG curves "
-         "with matplotlib (about 0.4 s here), DVCLive's files, the config snapshot and a checkpoint every 2 s; "
-         "the loop itself is the plain loop's (the training metrics come from the batches' own outputs). On "
-         "this 1-2 s model the fixed part misses the 1.05x target; it shrinks relatively as runs get longer. "
-         "The whole command adds the worker's fork server, which imports torch, scikit-learn, DVCLive and "
-         "matplotlib once for all workers. The bot's times are mostly starting Python and importing torch (in "
-         "the command, and again in the sandboxed child); the checks themselves take the in-process figure.")
+NOTES = (
+    "What the registry adds to one run is mostly fixed, not per epoch: drawing the two PNG curves "
+    "with matplotlib (about 0.4 s here), DVCLive's files, the config snapshot and a checkpoint "
+    "every 2 s; "
+    "the loop itself is the plain loop's (the training metrics come from the batches' own "
+    "outputs). On "
+    "this 1-2 s model the fixed part misses the 1.05x target; it shrinks relatively as runs get "
+    "longer. "
+    "The whole command adds the worker's fork server, which imports torch, scikit-learn, DVCLive "
+    "and "
+    "matplotlib once for all workers. The bot's times are mostly starting Python and importing "
+    "torch (in "
+    "the command, and again in the sandboxed child); the checks themselves take the in-process "
+    "figure."
+)
 
 
 def make_registry(tmp: Path) -> Path:
@@ -114,10 +124,19 @@ def make_registry(tmp: Path) -> Path:
         shutil.copytree(ROOT / sub, root / sub, ignore=shutil.ignore_patterns("results"))
     (root / "training/four").mkdir()
     (root / "training/four/task.yaml").write_text(FOUR)
-    env = {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@registry.invalid",
-           "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@registry.invalid"}
-    for cmd in (["git", "init", "-q", "-b", "main"], [str(Path(sys.executable).parent / "dvc"), "init", "-q"],
-                ["git", "add", "-A"], ["git", "commit", "-q", "-m", "bench"]):
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "bench",
+        "GIT_AUTHOR_EMAIL": "bench@registry.invalid",
+        "GIT_COMMITTER_NAME": "bench",
+        "GIT_COMMITTER_EMAIL": "bench@registry.invalid",
+    }
+    for cmd in (
+        ["git", "init", "-q", "-b", "main"],
+        [str(Path(sys.executable).parent / "dvc"), "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-q", "-m", "bench"],
+    ):
         subprocess.run(cmd, cwd=root, check=True, env=env, capture_output=True)
     (tmp / "plain_loop.py").write_text(PLAIN_LOOP)
     return root
@@ -135,7 +154,9 @@ def timed(cmd: list[str], cwd: Path) -> tuple[float, subprocess.CompletedProcess
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per timing (the best counts)")
-    parser.add_argument("--no-write", action="store_true", help="print the figures, leave docs/ alone")
+    parser.add_argument(
+        "--no-write", action="store_true", help="print the figures, leave docs/ alone"
+    )
     args = parser.parse_args()
     py = sys.executable
     with tempfile.TemporaryDirectory(prefix="train-bench-") as tmp_name:
@@ -171,19 +192,53 @@ def main() -> None:
         cli_t, loop_t = [], []
         for _ in range(args.repeat):
             shutil.rmtree(results / "digits-cnn/results", ignore_errors=True)
-            loop_t.append(timed([py, str(tmp / "plain_loop.py"), str(root), str(tmp / "plain.onnx")], root)[0])
-            cli_t.append(timed([py, "-m", "registry", "train", "digits-cnn", "--instance", "base", "--threads", "1",
-                                "--progress", "plain"], root)[0])
+            loop_t.append(
+                timed([py, str(tmp / "plain_loop.py"), str(root), str(tmp / "plain.onnx")], root)[0]
+            )
+            cli_t.append(
+                timed(
+                    [
+                        py,
+                        "-m",
+                        "registry",
+                        "train",
+                        "digits-cnn",
+                        "--instance",
+                        "base",
+                        "--threads",
+                        "1",
+                        "--progress",
+                        "plain",
+                    ],
+                    root,
+                )[0]
+            )
 
         # (b) four instances, two workers against one
         one_t, two_t, one_span, two_span = [], [], [], []
         for _ in range(max(1, args.repeat - 1)):
             for workers, bucket, spans in (("1", one_t, one_span), ("2", two_t, two_span)):
                 shutil.rmtree(results / "four/results", ignore_errors=True)
-                took, proc = timed([py, "-m", "registry", "train", "four", "--workers", workers, "--threads", "1",
-                                    "--progress", "jsonl"], root)
+                took, proc = timed(
+                    [
+                        py,
+                        "-m",
+                        "registry",
+                        "train",
+                        "four",
+                        "--workers",
+                        workers,
+                        "--threads",
+                        "1",
+                        "--progress",
+                        "jsonl",
+                    ],
+                    root,
+                )
                 bucket.append(took)
-                events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+                events = [
+                    json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")
+                ]
                 starts = [e["time"] for e in events if e.get("event") == "start"]
                 ends = [e["time"] for e in events if e.get("event") == "done"]
                 spans.append(max(ends) - min(starts))  # first instance's start to last one's end
@@ -192,8 +247,21 @@ def main() -> None:
         static_t, dynamic_t = [], []
         for _ in range(args.repeat):
             static_t.append(timed([py, "-m", "registry", "train", "check"], root)[0])
-            dynamic_t.append(timed([py, "-m", "registry", "train", "check", "--dynamic", "--task",
-                                    "digits-embedding"], root)[0])
+            dynamic_t.append(
+                timed(
+                    [
+                        py,
+                        "-m",
+                        "registry",
+                        "train",
+                        "check",
+                        "--dynamic",
+                        "--task",
+                        "digits-embedding",
+                    ],
+                    root,
+                )[0]
+            )
         from registry.core.repo import WorkTree
         from registry.training.validate import check_training
 
@@ -204,30 +272,82 @@ def main() -> None:
     cpus = os.cpu_count() or 1
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     rows = [
-        ("digits CNN, 15 epochs, in one process", "plain loop", f"{plain_best:.2f}", "`registry train` runner",
-         f"{runner_best:.2f}", f"{runner_best / plain_best:.2f}×", "≤ 1.05×",
-         f"test accuracy {plain_acc:.4f} (plain) / {runner_acc:.4f} (registry)"),
-        ("digits CNN, 15 epochs, whole command", "`python plain_loop.py`", f"{min(loop_t):.2f}",
-         "`registry train digits-cnn --instance base --threads 1`", f"{min(cli_t):.2f}", f"{min(cli_t) / min(loop_t):.2f}×", "",
-         "the command adds a worker process, DVCLive, plots"),
-        ("4 instances of 60 epochs (`--threads 1`), whole command", "`--workers 1`", f"{min(one_t):.2f}",
-         "`--workers 2`", f"{min(two_t):.2f}", f"{min(two_t) / min(one_t):.2f}×", "≤ 0.6×",
-         "includes starting the command and the fork server's imports"),
-        ("the same, training only", "`--workers 1`", f"{min(one_span):.2f}", "`--workers 2`", f"{min(two_span):.2f}",
-         f"{min(two_span) / min(one_span):.2f}×", "≤ 0.6×", "first instance's start to the last one's end"),
-        ("bot, static (schemas, references, shapes)", "in one process", f"{static_inproc:.2f}",
-         "`registry train check`", f"{min(static_t):.2f}", "", "≤ 5 s", "every example file"),
-        ("bot, sandboxed build + step + export", "", "", "`registry train check --dynamic --task digits-embedding`",
-         f"{min(dynamic_t):.2f}", "", "≤ 5 s", "one structure + algorithm"),
+        (
+            "digits CNN, 15 epochs, in one process",
+            "plain loop",
+            f"{plain_best:.2f}",
+            "`registry train` runner",
+            f"{runner_best:.2f}",
+            f"{runner_best / plain_best:.2f}×",
+            "≤ 1.05×",
+            f"test accuracy {plain_acc:.4f} (plain) / {runner_acc:.4f} (registry)",
+        ),
+        (
+            "digits CNN, 15 epochs, whole command",
+            "`python plain_loop.py`",
+            f"{min(loop_t):.2f}",
+            "`registry train digits-cnn --instance base --threads 1`",
+            f"{min(cli_t):.2f}",
+            f"{min(cli_t) / min(loop_t):.2f}×",
+            "",
+            "the command adds a worker process, DVCLive, plots",
+        ),
+        (
+            "4 instances of 60 epochs (`--threads 1`), whole command",
+            "`--workers 1`",
+            f"{min(one_t):.2f}",
+            "`--workers 2`",
+            f"{min(two_t):.2f}",
+            f"{min(two_t) / min(one_t):.2f}×",
+            "≤ 0.6×",
+            "includes starting the command and the fork server's imports",
+        ),
+        (
+            "the same, training only",
+            "`--workers 1`",
+            f"{min(one_span):.2f}",
+            "`--workers 2`",
+            f"{min(two_span):.2f}",
+            f"{min(two_span) / min(one_span):.2f}×",
+            "≤ 0.6×",
+            "first instance's start to the last one's end",
+        ),
+        (
+            "bot, static (schemas, references, shapes)",
+            "in one process",
+            f"{static_inproc:.2f}",
+            "`registry train check`",
+            f"{min(static_t):.2f}",
+            "",
+            "≤ 5 s",
+            "every example file",
+        ),
+        (
+            "bot, sandboxed build + step + export",
+            "",
+            "",
+            "`registry train check --dynamic --task digits-embedding`",
+            f"{min(dynamic_t):.2f}",
+            "",
+            "≤ 5 s",
+            "one structure + algorithm",
+        ),
     ]
-    lines = [SECTION, "",
-             f"`{' '.join(['python', 'benchmarks/train_bench.py'] + sys.argv[1:])}` on {platform.system()} "
-             f"{platform.machine()}, {cpus} CPU{'s' if cpus != 1 else ''}, Python {platform.python_version()}, "
-             f"torch {torch.__version__}. Wall time in seconds, best of {args.repeat} (workers: best of "
-             f"{max(1, args.repeat - 1)}); load average {load:.1f} when the timings ended (other work on the "
-             "machine slows every figure, the parallel one most).", "",
-             "| case | baseline | s | registry | s | ratio | target | note |",
-             "| --- | --- | ---: | --- | ---: | ---: | --- | --- |"]
+    lines = [
+        SECTION,
+        "",
+        f"`{' '.join(['python', 'benchmarks/train_bench.py'] + sys.argv[1:])}` on "
+        f"{platform.system()} "
+        f"{platform.machine()}, {cpus} CPU{'s' if cpus != 1 else ''}, Python "
+        f"{platform.python_version()}, "
+        f"torch {torch.__version__}. Wall time in seconds, best of {args.repeat} (workers: best of "
+        f"{max(1, args.repeat - 1)}); load average {load:.1f} when the timings ended (other work "
+        f"on the "
+        "machine slows every figure, the parallel one most).",
+        "",
+        "| case | baseline | s | registry | s | ratio | target | note |",
+        "| --- | --- | ---: | --- | ---: | ---: | --- | --- |",
+    ]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     lines += ["", NOTES, ""]
     text = "\n".join(lines)
@@ -240,7 +360,11 @@ def write_section(text: str) -> None:
     """Replace (or add) this benchmark's section of docs/benchmarks.md."""
     old = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
     pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.M | re.S)
-    new = pattern.sub(lambda _: text + "\n", old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text + "\n"
+    new = (
+        pattern.sub(lambda _: text + "\n", old)
+        if pattern.search(old)
+        else old.rstrip("\n") + "\n\n" + text + "\n"
+    )
     tmp = DOCS.with_suffix(".md.tmp")
     tmp.write_text(new)
     tmp.replace(DOCS)

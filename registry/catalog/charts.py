@@ -37,8 +37,13 @@ def metric_series(versions: list[CatalogVersion]) -> list[MetricSeries]:
                 continue
             key = (m.name, m.dataset)
             if key not in series:
-                series[key] = MetricSeries(name=m.name, dataset=m.dataset, unit=m.unit,
-                                           higher_is_better=m.higher_is_better, points=[])
+                series[key] = MetricSeries(
+                    name=m.name,
+                    dataset=m.dataset,
+                    unit=m.unit,
+                    higher_is_better=m.higher_is_better,
+                    points=[],
+                )
             series[key].points.append((v.version, m.value))
     return list(series.values())
 
@@ -64,22 +69,37 @@ def render_chart(s: MetricSeries) -> Markup:
 
     label = f"{s.name} on {s.dataset}"
     desc = ", ".join(f"v{ver}: {_num(v)}" for ver, v in s.points)
-    parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(label)}" '
-             f'xmlns="http://www.w3.org/2000/svg"><title>{escape(label)}</title><desc>{escape(desc)}</desc>',
-             f'<line class="axis" x1="{LEFT}" y1="{TOP + plot_h}" x2="{WIDTH - RIGHT}" y2="{TOP + plot_h}"/>',
-             f'<line class="axis" x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{TOP + plot_h}"/>',
-             f'<text class="tick" x="{LEFT - 6}" y="{TOP + 4}" text-anchor="end">{escape(_num(hi))}</text>',
-             f'<text class="tick" x="{LEFT - 6}" y="{TOP + plot_h}" text-anchor="end">{escape(_num(lo))}</text>']
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        f'aria-label="{escape(label)}" '
+        f'xmlns="http://www.w3.org/2000/svg"><title>{escape(label)}</title><desc>{escape(desc)}</desc>',
+        f'<line class="axis" x1="{LEFT}" y1="{TOP + plot_h}" x2="{WIDTH - RIGHT}" '
+        f'y2="{TOP + plot_h}"/>',
+        f'<line class="axis" x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{TOP + plot_h}"/>',
+        f'<text class="tick" x="{LEFT - 6}" y="{TOP + 4}" '
+        f'text-anchor="end">{escape(_num(hi))}</text>',
+        f'<text class="tick" x="{LEFT - 6}" y="{TOP + plot_h}" '
+        f'text-anchor="end">{escape(_num(lo))}</text>',
+    ]
     coords = [xy(i, v) for i, (_, v) in enumerate(s.points)]
     if n > 1:
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
         parts.append(f'<polyline class="line" points="{path}"/>')
     for (ver, v), (x, y) in zip(s.points, coords):
-        parts.append(f'<circle class="point" cx="{x:.1f}" cy="{y:.1f}" r="3.5">'
-                     f"<title>v{escape(ver)}: {escape(_num(v))}{escape(' ' + s.unit if s.unit else '')}</title></circle>")
+        parts.append(
+            f'<circle class="point" cx="{x:.1f}" cy="{y:.1f}" r="3.5">'
+            f"<title>v{escape(ver)}: "
+            f"{escape(_num(v))}{escape(' ' + s.unit if s.unit else '')}</title></circle>"
+        )
     first, last = s.points[0][0], s.points[-1][0]
-    parts.append(f'<text class="tick" x="{coords[0][0]:.1f}" y="{HEIGHT - 8}" text-anchor="middle">v{escape(first)}</text>')
+    parts.append(
+        f'<text class="tick" x="{coords[0][0]:.1f}" y="{HEIGHT - 8}" '
+        f'text-anchor="middle">v{escape(first)}</text>'
+    )
     if n > 1:
-        parts.append(f'<text class="tick" x="{coords[-1][0]:.1f}" y="{HEIGHT - 8}" text-anchor="end">v{escape(last)}</text>')
+        parts.append(
+            f'<text class="tick" x="{coords[-1][0]:.1f}" y="{HEIGHT - 8}" '
+            f'text-anchor="end">v{escape(last)}</text>'
+        )
     parts.append("</svg>")
     return Markup("".join(parts))

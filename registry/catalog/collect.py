@@ -24,13 +24,24 @@ import yaml
 
 from registry.cards.schema import CARD_FILE, MAX_CARD_BYTES, MODELS_DIR, ModelCard, load_card
 from registry.catalog.markdown import MAX_CHARS
-from registry.catalog.records import (CatalogMetric, CatalogModel, CatalogPackage, CatalogVersion,
-                                      GraphInfo, Lineage)
+from registry.catalog.records import (
+    CatalogMetric,
+    CatalogModel,
+    CatalogPackage,
+    CatalogVersion,
+    GraphInfo,
+    Lineage,
+)
 from registry.core.errors import CardError, RegistryError, UsageError
-from registry.core.git import TAG_REF_FORMAT, cat_files
-from registry.versions.tags import (Version, is_version_tag, latest, parse_refs, parse_version_spec,
-                                    withdraw_offline)
-from registry.core.git import run_git
+from registry.core.git import TAG_REF_FORMAT, cat_files, run_git
+from registry.versions.tags import (
+    Version,
+    is_version_tag,
+    latest,
+    parse_refs,
+    parse_version_spec,
+    withdraw_offline,
+)
 
 # the raw `derived_from:` value of a card, read without parsing the YAML (parsed by the tag grammar)
 _DERIVED = re.compile(rb"^derived_from:\s*[\"']?([^\s\"'#]+)", re.MULTILINE)
@@ -51,7 +62,9 @@ class RegistryScan:
     tag_objects: dict[str, str] = field(default_factory=dict)  # tag name -> tag object id
     refs: dict[str, list[str]] = field(default_factory=dict)  # model -> "<tag> <object id>" lines
     heads: dict[str, bytes] = field(default_factory=dict)  # model -> its card in the working tree
-    package_indexes: dict[tuple[str, str], bytes] = field(default_factory=dict)  # (model, version) -> index
+    package_indexes: dict[tuple[str, str], bytes] = field(
+        default_factory=dict
+    )  # (model, version) -> index
     object_dirs: list[Path] = field(default_factory=list)  # where weights objects may lie locally
     card_history: tuple | None = None  # see card_ids
 
@@ -60,8 +73,11 @@ class RegistryScan:
 
     def listed(self) -> list[str]:
         """The models the catalog lists: every model with at least one version tag."""
-        return sorted(name for name, lines in self.refs.items()
-                      if any(is_version_tag(line.partition(" ")[0]) for line in lines))
+        return sorted(
+            name
+            for name, lines in self.refs.items()
+            if any(is_version_tag(line.partition(" ")[0]) for line in lines)
+        )
 
     def load_versions(self, names: list[str]) -> None:
         """Read the versions (dates, tagged commits, withdrawals) of these models' tags.
@@ -102,8 +118,9 @@ class RegistryScan:
             m = _DERIVED.search(data)
             if m:
                 try:
-                    out[name] = parse_version_spec(m.group(1).decode(errors="replace"),
-                                                   allow_latest=False)[0]
+                    out[name] = parse_version_spec(
+                        m.group(1).decode(errors="replace"), allow_latest=False
+                    )[0]
                 except UsageError:  # not NAME@VERSION: the card check reports it, not the catalog
                     continue
         return out
@@ -129,8 +146,12 @@ class ModelSource:
 
 # --------------------------------------------------------------------------- scanning
 
-def scan_registry(root: str | Path, *, repo_url: str | None = None, packages: bool = True) -> RegistryScan:
-    """Read tags, current cards and (unless `packages` is False) the public remote's package indexes.
+
+def scan_registry(
+    root: str | Path, *, repo_url: str | None = None, packages: bool = True
+) -> RegistryScan:
+    """Read tags, current cards and (unless `packages` is False) the public remote's package
+    indexes.
 
     Raises:
         UsageError: `root` is not a clone of the registry.
@@ -139,8 +160,10 @@ def scan_registry(root: str | Path, *, repo_url: str | None = None, packages: bo
     root = Path(root)
     commit = run_git(root, "rev-parse", "--verify", "--quiet", "HEAD", check=False).strip()
     if not commit:
-        raise UsageError(f"{root} is not a clone of the registry with a commit",
-                         "run this in a clone of the registry (or pass -C <clone>)")
+        raise UsageError(
+            f"{root} is not a clone of the registry with a commit",
+            "run this in a clone of the registry (or pass -C <clone>)",
+        )
     out = run_git(root, "for-each-ref", "--format=%(refname:lstrip=2) %(objectname)", "refs/tags")
     scan = RegistryScan(root=root, commit=commit, repo_url=repo_url or _origin_url(root))
     refs, objects = scan.refs, scan.tag_objects
@@ -209,8 +232,9 @@ def fingerprint(scan: RegistryScan, name: str, variants: list[str], settings: st
     return h.hexdigest()
 
 
-def load_sources(scan: RegistryScan, names: list[str], variants: dict[str, list[str]], *,
-                 read: bool = True) -> list[ModelSource]:
+def load_sources(
+    scan: RegistryScan, names: list[str], variants: dict[str, list[str]], *, read: bool = True
+) -> list[ModelSource]:
     """The inputs of the given models' pages.
 
     With `read` False, the versions' cards and notes are only located (blob and tag object ids),
@@ -228,18 +252,32 @@ def load_sources(scan: RegistryScan, names: list[str], variants: dict[str, list[
     for name, head, versions in plan:
         pointer = None
         w = _WEIGHTS.search(head) if head is not None else None
-        if w and b".." not in w.group(1) and not w.group(1).startswith((b"/", b"\\")):  # stay in the folder
+        if (
+            w and b".." not in w.group(1) and not w.group(1).startswith((b"/", b"\\"))
+        ):  # stay in the folder
             try:
-                with open(os.path.join(scan.root, MODELS_DIR, name, w.group(1).decode() + ".dvc"), "rb") as f:
+                with open(
+                    os.path.join(scan.root, MODELS_DIR, name, w.group(1).decode() + ".dvc"), "rb"
+                ) as f:
                     pointer = f.read(64 * 1024)
             except (OSError, UnicodeDecodeError):
                 pointer = None
-        sources.append(ModelSource(
-            name=name, head=head, versions=versions, cards=None, notes=None,
-            card_ids=[ids.get((name, v.commit)) for v in versions],
-            tag_ids=[scan.tag_objects.get(v.tag, v.tag) for v in versions],
-            packages=scan.packages_of(name), variants=variants.get(name, []), pointer=pointer,
-            repo_url=scan.repo_url, object_dirs=scan.object_dirs))
+        sources.append(
+            ModelSource(
+                name=name,
+                head=head,
+                versions=versions,
+                cards=None,
+                notes=None,
+                card_ids=[ids.get((name, v.commit)) for v in versions],
+                tag_ids=[scan.tag_objects.get(v.tag, v.tag) for v in versions],
+                packages=scan.packages_of(name),
+                variants=variants.get(name, []),
+                pointer=pointer,
+                repo_url=scan.repo_url,
+                object_dirs=scan.object_dirs,
+            )
+        )
     if read:
         read_sources(scan.root, sources)
     return sources
@@ -256,8 +294,8 @@ def read_sources(root: str | Path, sources: list[ModelSource]) -> None:
     at = 0
     for src in todo:
         n = len(src.versions)
-        src.cards = blobs[at:at + 2 * n:2]
-        src.notes = [_tag_message(b) for b in blobs[at + 1:at + 2 * n:2]]
+        src.cards = blobs[at : at + 2 * n : 2]
+        src.notes = [_tag_message(b) for b in blobs[at + 1 : at + 2 * n : 2]]
         at += 2 * n
 
 
@@ -269,7 +307,8 @@ HISTORY_WALK_FROM = 200  # lookups from which the history walk is cheaper
 
 
 def card_ids(scan: RegistryScan, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
-    """Blob ids of `models/<name>/model.yaml` at each (name, commit) wanted (absent: no card there)."""
+    """Blob ids of `models/<name>/model.yaml` at each (name, commit) wanted (absent: no card
+    there)."""
     found: dict[tuple[str, str], str] = {}
     todo = list(dict.fromkeys(wanted))
     if len(todo) >= HISTORY_WALK_FROM:
@@ -288,9 +327,12 @@ def card_ids(scan: RegistryScan, wanted: list[tuple[str, str]]) -> dict[tuple[st
                 found[(name, commit)] = changes[i][1]
         todo = rest
     if todo:
-        out = subprocess.run(["git", "cat-file", "--batch-check=%(objectname) %(objecttype)"], cwd=scan.root,
-                             input="".join(f"{c}:{MODELS_DIR}/{n}/{CARD_FILE}\n" for n, c in todo).encode(),
-                             capture_output=True)
+        out = subprocess.run(
+            ["git", "cat-file", "--batch-check=%(objectname) %(objecttype)"],
+            cwd=scan.root,
+            input="".join(f"{c}:{MODELS_DIR}/{n}/{CARD_FILE}\n" for n, c in todo).encode(),
+            capture_output=True,
+        )
         for key, line in zip(todo, out.stdout.decode().splitlines()):
             sha, _, kind = line.partition(" ")
             if kind == "blob":
@@ -303,8 +345,19 @@ def _card_history(root: Path) -> tuple[dict[str, int], dict[str, list[tuple[int,
     '' when deleted)] sorted}) from one `git rev-list` and one `git log --raw`."""
     order = run_git(root, "rev-list", "--first-parent", "HEAD").split()
     positions = {c: i for i, c in enumerate(reversed(order))}
-    out = run_git(root, "log", "--first-parent", "--diff-merges=first-parent", "--format=%x00%H", "--raw",
-                     "--no-abbrev", "--no-renames", "HEAD", "--", f"{MODELS_DIR}/*/{CARD_FILE}")
+    out = run_git(
+        root,
+        "log",
+        "--first-parent",
+        "--diff-merges=first-parent",
+        "--format=%x00%H",
+        "--raw",
+        "--no-abbrev",
+        "--no-renames",
+        "HEAD",
+        "--",
+        f"{MODELS_DIR}/*/{CARD_FILE}",
+    )
     history: dict[str, list[tuple[int, str]]] = {}
     for block in out.split("\0")[1:]:
         lines = block.split("\n")
@@ -318,7 +371,9 @@ def _card_history(root: Path) -> tuple[dict[str, int], dict[str, list[tuple[int,
             parts, fields = path.split("/"), meta.split()
             if len(parts) != 3 or len(fields) < 5:
                 continue
-            history.setdefault(parts[1], []).append((pos, "" if fields[4].startswith("D") else fields[3]))
+            history.setdefault(parts[1], []).append(
+                (pos, "" if fields[4].startswith("D") else fields[3])
+            )
     for changes in history.values():
         changes.sort()
     return positions, history
@@ -409,9 +464,15 @@ def _metrics(data: bytes | None) -> list[CatalogMetric]:
         if not isinstance(item, dict):
             continue
         try:
-            out.append(CatalogMetric(name=str(item["name"]), dataset=str(item["dataset"]),
-                                     value=float(item["value"]), unit=item.get("unit"),
-                                     higher_is_better=item.get("higher_is_better")))
+            out.append(
+                CatalogMetric(
+                    name=str(item["name"]),
+                    dataset=str(item["dataset"]),
+                    value=float(item["value"]),
+                    unit=item.get("unit"),
+                    higher_is_better=item.get("higher_is_better"),
+                )
+            )
         except (KeyError, TypeError, ValueError):
             continue
     return out
@@ -445,10 +506,13 @@ def _card(data: bytes | None, name: str) -> tuple[ModelCard | None, str | None]:
 
 
 def version_commands(name: str, version: str, repo_url: str) -> list[str]:
-    """The commands that fetch one version: registry pull, dvc artifacts get, git checkout + dvc pull."""
-    return [f"registry pull {name}@{version} --repo {repo_url}",
-            f"dvc artifacts get {repo_url} {name} --rev v{version}",
-            f"git checkout {name}@v{version} && dvc pull -R {MODELS_DIR}/{name}"]
+    """The commands that fetch one version: registry pull, dvc artifacts get, git checkout + dvc
+    pull."""
+    return [
+        f"registry pull {name}@{version} --repo {repo_url}",
+        f"dvc artifacts get {repo_url} {name} --rev v{version}",
+        f"git checkout {name}@v{version} && dvc pull -R {MODELS_DIR}/{name}",
+    ]
 
 
 def _packages(src: ModelSource, v: Version) -> list[CatalogPackage]:
@@ -463,10 +527,19 @@ def _packages(src: ModelSource, v: Version) -> list[CatalogPackage]:
         return []
     if index.commit != v.commit:  # an index written for another commit is not this version's
         return []
-    return [CatalogPackage(target=t, file=e.file, size=e.size, sha256=e.sha256, engine=e.engine,
-                           verified_on_device=e.verified_on_device, encrypted=e.encrypted,
-                           pull=f"registry pull {src.name}@{v.version} --target {t} --repo {src.repo_url}")
-            for t, e in sorted(index.packages.items())]
+    return [
+        CatalogPackage(
+            target=t,
+            file=e.file,
+            size=e.size,
+            sha256=e.sha256,
+            engine=e.engine,
+            verified_on_device=e.verified_on_device,
+            encrypted=e.encrypted,
+            pull=f"registry pull {src.name}@{v.version} --target {t} --repo {src.repo_url}",
+        )
+        for t, e in sorted(index.packages.items())
+    ]
 
 
 def catalog_model(src: ModelSource) -> tuple[CatalogModel, str | None]:
@@ -479,48 +552,87 @@ def catalog_model(src: ModelSource) -> tuple[CatalogModel, str | None]:
         idx = src.versions.index(live or last)
         shown, _ = _card(src.cards[idx], src.name)
     state = "deleted" if src.head is None else (head.status.value if head else "invalid")
-    model = CatalogModel(name=src.name, state=state, withdrawn=live is None,
-                         latest=live.version if live else None,
-                         date=(live or last).date if (live or last) else None, card_problem=problem)
+    model = CatalogModel(
+        name=src.name,
+        state=state,
+        withdrawn=live is None,
+        latest=live.version if live else None,
+        date=(live or last).date if (live or last) else None,
+        card_problem=problem,
+    )
     if shown is not None:
         desc = shown.description
         if desc and len(desc) > MAX_CHARS:
             desc, model.description_truncated = desc[:MAX_CHARS], True
-        model.task, model.project, model.owners = shown.task.value, shown.project, list(shown.owners)
+        model.task, model.project, model.owners = (
+            shown.task.value,
+            shown.project,
+            list(shown.owners),
+        )
         model.license, model.tags, model.description = shown.license, list(shown.tags), desc
         model.source_repo, model.source_commit = shown.source.repo, shown.source.commit
         model.size = shown.size_bytes
-    model.lineage = Lineage(derived_from=shown.derived_from if shown else None, variants=src.variants)
+    model.lineage = Lineage(
+        derived_from=shown.derived_from if shown else None, variants=src.variants
+    )
     for v, card_bytes, notes in zip(src.versions, src.cards, src.notes):
-        state_v = ("withdrawn" if v.withdrawn else "latest" if live is not None and v.version == live.version
-                   else "pre-release" if v.prerelease else "release")
-        model.versions.append(CatalogVersion(
-            version=v.version, tag=v.tag, commit=v.commit, date=v.date, state=state_v,
-            withdrawn_by=v.withdrawn_by, notes=notes[:MAX_CHARS], metrics=_metrics(card_bytes),
-            packages=_packages(src, v), commands=version_commands(src.name, v.version, src.repo_url)))
+        state_v = (
+            "withdrawn"
+            if v.withdrawn
+            else "latest"
+            if live is not None and v.version == live.version
+            else "pre-release"
+            if v.prerelease
+            else "release"
+        )
+        model.versions.append(
+            CatalogVersion(
+                version=v.version,
+                tag=v.tag,
+                commit=v.commit,
+                date=v.date,
+                state=state_v,
+                withdrawn_by=v.withdrawn_by,
+                notes=notes[:MAX_CHARS],
+                metrics=_metrics(card_bytes),
+                packages=_packages(src, v),
+                commands=version_commands(src.name, v.version, src.repo_url),
+            )
+        )
     model.versions.reverse()
     chosen = next((v for v in model.versions if v.version == model.latest), None) or (
-        model.versions[0] if model.versions else None)
+        model.versions[0] if model.versions else None
+    )
     if chosen is not None and chosen.metrics:
         model.headline = chosen.metrics[0]
     model.graph, svg = _graph(src, head, live)
     return model, svg
 
 
-def _graph(src: ModelSource, head: ModelCard | None, live: Version | None) -> tuple[GraphInfo, str | None]:
+def _graph(
+    src: ModelSource, head: ModelCard | None, live: Version | None
+) -> tuple[GraphInfo, str | None]:
     """The graph of the latest version, when its weights object is in a local folder."""
     from registry.core.storage import recorded_md5
 
     if live is None:
         return GraphInfo(available=False, reason="no live version"), None
     if head is None or head.version != live.version:
-        return GraphInfo(available=False, reason=f"the weights of v{live.version} are not checked out "
-                                                 "where the catalog was built"), None
+        return GraphInfo(
+            available=False,
+            reason=f"the weights of v{live.version} are not checked out "
+            "where the catalog was built",
+        ), None
     md5 = recorded_md5(src.pointer) if src.pointer else None
-    path = next((p for d in src.object_dirs if md5 and (p := d / md5[:2] / md5[2:]).is_file()), None)
+    path = next(
+        (p for d in src.object_dirs if md5 and (p := d / md5[:2] / md5[2:]).is_file()), None
+    )
     if path is None:
-        return GraphInfo(available=False, reason="the weights are not available locally where the catalog "
-                                                 "was built (not in the DVC cache or a local public remote)"), None
+        return GraphInfo(
+            available=False,
+            reason="the weights are not available locally where the catalog "
+            "was built (not in the DVC cache or a local public remote)",
+        ), None
     from registry.formats.summary import summarize
     from registry.formats.svg import render_svg
     from registry.formats.weights import WeightsFormat, load_onnx
@@ -529,11 +641,24 @@ def _graph(src: ModelSource, head: ModelCard | None, live: Version | None) -> tu
     try:
         summary = summarize(path, md5=md5)
         facts = facts_of(summary)
-        svg = render_svg(load_onnx(path, load_external=False)) if summary.format is WeightsFormat.onnx else None
+        svg = (
+            render_svg(load_onnx(path, load_external=False))
+            if summary.format is WeightsFormat.onnx
+            else None
+        )
     except RegistryError as e:
-        return GraphInfo(available=False, reason=f"the weights could not be read: {e.message}"), None
-    info = GraphInfo(available=True, picture="graph.svg" if svg else None, format=summary.format.value,
-                     inputs=facts.inputs, outputs=facts.outputs, opset=facts.opset,
-                     operators=dict(sorted(summary.op_counts.items(), key=lambda kv: (-kv[1], kv[0]))),
-                     parameters=facts.parameters, file_size=facts.file_size)
+        return GraphInfo(
+            available=False, reason=f"the weights could not be read: {e.message}"
+        ), None
+    info = GraphInfo(
+        available=True,
+        picture="graph.svg" if svg else None,
+        format=summary.format.value,
+        inputs=facts.inputs,
+        outputs=facts.outputs,
+        opset=facts.opset,
+        operators=dict(sorted(summary.op_counts.items(), key=lambda kv: (-kv[1], kv[0]))),
+        parameters=facts.parameters,
+        file_size=facts.file_size,
+    )
     return info, svg

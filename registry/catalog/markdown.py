@@ -84,7 +84,12 @@ def render_markdown(text: str | None, heading_offset: int = 2) -> Markup:
             out.append(f"<h{level}>{_inline(heading.group(2))}</h{level}>")
             i += 1
             continue
-        if "|" in stripped and i + 1 < len(lines) and _TABLE_RULE.match(lines[i + 1]) and "-" in lines[i + 1]:
+        if (
+            "|" in stripped
+            and i + 1 < len(lines)
+            and _TABLE_RULE.match(lines[i + 1])
+            and "-" in lines[i + 1]
+        ):
             flush_para()
             i = _table(lines, i, out)
             continue
@@ -95,8 +100,13 @@ def render_markdown(text: str | None, heading_offset: int = 2) -> Markup:
                 while i < len(lines) and (m := pattern.match(lines[i])):
                     item = [m.group(1)]
                     i += 1
-                    while (i < len(lines) and lines[i].startswith(("  ", "\t")) and lines[i].strip()
-                           and not _BULLET.match(lines[i]) and not _NUMBERED.match(lines[i])):
+                    while (
+                        i < len(lines)
+                        and lines[i].startswith(("  ", "\t"))
+                        and lines[i].strip()
+                        and not _BULLET.match(lines[i])
+                        and not _NUMBERED.match(lines[i])
+                    ):
                         item.append(lines[i].strip())
                         i += 1
                     items.append("<li>" + " ".join(_inline(x) for x in item) + "</li>")
@@ -122,8 +132,13 @@ def _table(lines: list[str], i: int, out: list[str]) -> int:
     head = _cells(lines[i])
     aligns = []
     for rule in _cells(lines[i + 1]):
-        aligns.append("right" if rule.endswith(":") and not rule.startswith(":") else
-                      "center" if rule.startswith(":") and rule.endswith(":") else "")
+        aligns.append(
+            "right"
+            if rule.endswith(":") and not rule.startswith(":")
+            else "center"
+            if rule.startswith(":") and rule.endswith(":")
+            else ""
+        )
     rows = []
     i += 2
     while i < len(lines) and "|" in lines[i] and lines[i].strip():
@@ -135,10 +150,17 @@ def _table(lines: list[str], i: int, out: list[str]) -> int:
         cls = f' class="{align}"' if align else ""
         return f"<{tag}{cls}>{_inline(text)}</{tag}>"
 
-    html = ["<div class=\"table-wrap\"><table><thead><tr>"
-            + "".join(cell("th", c, n) for n, c in enumerate(head)) + "</tr></thead><tbody>"]
+    html = [
+        '<div class="table-wrap"><table><thead><tr>'
+        + "".join(cell("th", c, n) for n, c in enumerate(head))
+        + "</tr></thead><tbody>"
+    ]
     for row in rows:
-        html.append("<tr>" + "".join(cell("td", c, n) for n, c in enumerate(row[:max(len(head), 1)])) + "</tr>")
+        html.append(
+            "<tr>"
+            + "".join(cell("td", c, n) for n, c in enumerate(row[: max(len(head), 1)]))
+            + "</tr>"
+        )
     html.append("</tbody></table></div>")
     out.append("".join(html))
     return i
@@ -151,14 +173,17 @@ def _inline(text: str) -> str:
     pieces: list[str] = []
     pos = 0
     for m in _INLINE.finditer(text):
-        pieces.append(escape(text[pos:m.start()]))
+        pieces.append(escape(text[pos : m.start()]))
         pos = m.end()
         if m.group("code"):
             pieces.append(f"<code>{escape(m.group('code_text').strip())}</code>")
         elif m.group("link_text") is not None:
             url, label = m.group("link_url"), m.group("link_text")
             if _SAFE_URL.match(url):
-                pieces.append(f'<a href="{escape(url)}" rel="nofollow noopener noreferrer">{_inline(label)}</a>')
+                pieces.append(
+                    f'<a href="{escape(url)}" rel="nofollow noopener '
+                    f'noreferrer">{_inline(label)}</a>'
+                )
             else:  # not a link we allow: show what was written, as text
                 pieces.append(escape(m.group(0)))
         elif m.group("bold"):

@@ -22,7 +22,9 @@ class CatalogMetric(BaseModel):
     dataset: str
     value: float
     unit: str | None = None
-    higher_is_better: bool | None = Field(None, description="as the card says; null when it does not")
+    higher_is_better: bool | None = Field(
+        None, description="as the card says; null when it does not"
+    )
 
 
 class CatalogPackage(BaseModel):
@@ -32,8 +34,12 @@ class CatalogPackage(BaseModel):
     file: str
     size: int = Field(description="bytes")
     sha256: str
-    engine: str | None = Field(None, description="the inference engine the release's benchmark chose")
-    verified_on_device: bool | None = Field(None, description="the package's own verification result")
+    engine: str | None = Field(
+        None, description="the inference engine the release's benchmark chose"
+    )
+    verified_on_device: bool | None = Field(
+        None, description="the package's own verification result"
+    )
     encrypted: bool = False
     pull: str = Field(description="the command that fetches it")
 
@@ -50,20 +56,27 @@ class CatalogVersion(BaseModel):
     notes: str = Field("", description="release notes (Markdown), the tag's message")
     metrics: list[CatalogMetric] = Field(default_factory=list)
     packages: list[CatalogPackage] = Field(default_factory=list)
-    commands: list[str] = Field(default_factory=list, description="commands that fetch this version")
+    commands: list[str] = Field(
+        default_factory=list, description="commands that fetch this version"
+    )
 
 
 class GraphInfo(BaseModel):
-    """The latest version's model graph, when its weights were available where the site was built."""
+    """The latest version's model graph, when its weights were available where the site was
+    built."""
 
     available: bool
     reason: str | None = Field(None, description="why there is no picture, when there is none")
-    picture: str | None = Field(None, description="path of the SVG picture, relative to the model's folder")
+    picture: str | None = Field(
+        None, description="path of the SVG picture, relative to the model's folder"
+    )
     format: str | None = None
     inputs: list[str] = Field(default_factory=list, description="'name: dtype[shape]'")
     outputs: list[str] = Field(default_factory=list)
     opset: int | None = None
-    operators: dict[str, int] = Field(default_factory=dict, description="op type -> number of nodes")
+    operators: dict[str, int] = Field(
+        default_factory=dict, description="op type -> number of nodes"
+    )
     parameters: int | None = None
     file_size: int | None = None
 
@@ -71,8 +84,12 @@ class GraphInfo(BaseModel):
 class Lineage(BaseModel):
     """Where the model comes from and what was made from it."""
 
-    derived_from: str | None = Field(None, description="'<name>@<version>' this model was derived from")
-    variants: list[str] = Field(default_factory=list, description="models whose card says they derive from this one")
+    derived_from: str | None = Field(
+        None, description="'<name>@<version>' this model was derived from"
+    )
+    variants: list[str] = Field(
+        default_factory=list, description="models whose card says they derive from this one"
+    )
 
 
 class CatalogModel(BaseModel):
@@ -83,22 +100,30 @@ class CatalogModel(BaseModel):
     state: str = Field(description="the card's lifecycle state; 'deleted' when only tags remain")
     withdrawn: bool = Field(description="no version of the model can be chosen as latest")
     latest: str | None = Field(None, description="the version NAME@latest means")
-    date: datetime | None = Field(None, description="when the latest (else the last) version was tagged")
+    date: datetime | None = Field(
+        None, description="when the latest (else the last) version was tagged"
+    )
     task: str | None = None
     project: str | None = None
     owners: list[str] = Field(default_factory=list)
     license: str | None = None
     tags: list[str] = Field(default_factory=list)
-    description: str | None = Field(None, description="Markdown, as the card has it (cut at 20,000 characters)")
+    description: str | None = Field(
+        None, description="Markdown, as the card has it (cut at 20,000 characters)"
+    )
     description_truncated: bool = False
     source_repo: str | None = None
     source_commit: str | None = None
     size: int | None = Field(None, description="declared size of the weights, bytes")
-    headline: CatalogMetric | None = Field(None, description="the first metric of the latest version")
+    headline: CatalogMetric | None = Field(
+        None, description="the first metric of the latest version"
+    )
     lineage: Lineage = Field(default_factory=Lineage)
     graph: GraphInfo = Field(default_factory=lambda: GraphInfo(available=False))
     versions: list[CatalogVersion] = Field(default_factory=list, description="newest first")
-    card_problem: str | None = Field(None, description="why the current card could not be read, if it could not")
+    card_problem: str | None = Field(
+        None, description="why the current card could not be read, if it could not"
+    )
 
 
 class IndexEntry(BaseModel):
@@ -116,7 +141,9 @@ class IndexEntry(BaseModel):
     license: str | None = None
     tags: list[str] = Field(default_factory=list)
     headline: CatalogMetric | None = None
-    summary: str = Field("", description="the description's first paragraph, plain text, at most 200 characters")
+    summary: str = Field(
+        "", description="the description's first paragraph, plain text, at most 200 characters"
+    )
     url: str = Field(description="the model's page, relative to the site's root")
     json_url: str = Field(description="the model's JSON, relative to the site's root")
 

@@ -14,8 +14,12 @@ HOST = "127.0.0.1"
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     """Serves the site's files; logs one short line per request."""
 
-    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,
-                      ".json": "application/json", ".svg": "image/svg+xml", ".js": "text/javascript"}
+    extensions_map = {
+        **http.server.SimpleHTTPRequestHandler.extensions_map,
+        ".json": "application/json",
+        ".svg": "image/svg+xml",
+        ".js": "text/javascript",
+    }
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
         pass
@@ -29,10 +33,14 @@ def make_server(directory: str | Path, port: int = 8000) -> http.server.Threadin
     """
     directory = Path(directory)
     if not (directory / "index.html").is_file():
-        raise UsageError(f"{directory} holds no built catalog (no index.html)",
-                         f"build it first: registry catalog build -o {directory}")
+        raise UsageError(
+            f"{directory} holds no built catalog (no index.html)",
+            f"build it first: registry catalog build -o {directory}",
+        )
     handler = functools.partial(_QuietHandler, directory=str(directory))
     try:
         return http.server.ThreadingHTTPServer((HOST, port), handler)
     except OSError as e:
-        raise UsageError(f"cannot listen on {HOST}:{port}: {e.strerror}", "choose another port with --port") from None
+        raise UsageError(
+            f"cannot listen on {HOST}:{port}: {e.strerror}", "choose another port with --port"
+        ) from None

@@ -30,8 +30,14 @@ from registry import __version__
 from registry.cards.schema import format_size
 from registry.catalog import CATALOG_FORMAT
 from registry.catalog.charts import metric_series, render_chart
-from registry.catalog.collect import (ModelSource, catalog_model, fingerprint, load_sources, read_sources,
-                                      scan_registry)
+from registry.catalog.collect import (
+    ModelSource,
+    catalog_model,
+    fingerprint,
+    load_sources,
+    read_sources,
+    scan_registry,
+)
 from registry.catalog.markdown import plain_summary, render_markdown
 from registry.catalog.records import CatalogIndex, CatalogModel, IndexEntry
 from registry.core.errors import UsageError
@@ -39,8 +45,22 @@ from registry.core.files import write_atomic
 
 PAGE_SIZE = 100  # models per index page
 STATE_FILE = ".catalog-state.json"
-SEARCH_FIELDS = ["name", "state", "withdrawn", "latest", "date", "task", "project", "owners", "license",
-                 "tags", "metric", "metric_value", "metric_dataset", "summary"]
+SEARCH_FIELDS = [
+    "name",
+    "state",
+    "withdrawn",
+    "latest",
+    "date",
+    "task",
+    "project",
+    "owners",
+    "license",
+    "tags",
+    "metric",
+    "metric_value",
+    "metric_dataset",
+    "summary",
+]
 CHUNK = 200  # models per task handed to a worker process
 
 
@@ -51,7 +71,9 @@ class BuildReport(BaseModel):
     models: int = Field(description="models listed (withdrawn included)")
     live: int = Field(description="models with a live version (listed on the index pages)")
     withdrawn: int
-    rewritten: list[str] = Field(default_factory=list, description="models whose page and JSON were written")
+    rewritten: list[str] = Field(
+        default_factory=list, description="models whose page and JSON were written"
+    )
     removed: list[str] = Field(default_factory=list, description="models whose pages were removed")
     files_written: int = Field(0, description="shared files (index pages, JSON, assets) written")
     index_bytes: int = Field(0, description="size of index.html")
@@ -60,30 +82,43 @@ class BuildReport(BaseModel):
 
 # --------------------------------------------------------------------------- templates
 
-@functools.lru_cache(maxsize=None)
+
+@functools.cache
 def _environment():
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.PackageLoader("registry.catalog", "templates"),
-                             autoescape=True, trim_blocks=True, lstrip_blocks=True,
-                             undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("registry.catalog", "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
     env.filters["md"] = render_markdown
     env.filters["size"] = format_size
-    env.filters["day"] = lambda d: (d[:10] if isinstance(d, str) else d.strftime("%Y-%m-%d")) if d else "–"
+    env.filters["day"] = lambda d: (
+        (d[:10] if isinstance(d, str) else d.strftime("%Y-%m-%d")) if d else "–"
+    )
     env.filters["num"] = lambda v: "–" if v is None else f"{v:.4g}"
-    env.filters["weblink"] = lambda url: url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
+    env.filters["weblink"] = lambda url: (
+        url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
+    )
     return env
 
 
 def _assets() -> dict[str, bytes]:
     """The static files shipped with the package: name -> bytes."""
     folder = resources.files("registry.catalog") / "static"
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir(), key=lambda p: p.name)
-            if p.is_file() and not p.name.startswith(".")}
+    return {
+        p.name: p.read_bytes()
+        for p in sorted(folder.iterdir(), key=lambda p: p.name)
+        if p.is_file() and not p.name.startswith(".")
+    }
 
 
 def _settings_key(repo_url: str, packages: bool) -> str:
-    """A hash of what every page depends on besides its model: templates, assets, versions, options."""
+    """A hash of what every page depends on besides its model: templates, assets, versions,
+    options."""
     h = hashlib.sha256(f"{CATALOG_FORMAT}\0{__version__}\0{repo_url}\0{packages}".encode())
     folder = resources.files("registry.catalog")
     for sub in ("templates", "static"):
@@ -97,19 +132,34 @@ def _settings_key(repo_url: str, packages: bool) -> str:
 
 # --------------------------------------------------------------------------- one model
 
+
 def entry_of(model: CatalogModel) -> IndexEntry:
     """A model's row in the index."""
-    return IndexEntry(name=model.name, state=model.state, withdrawn=model.withdrawn, latest=model.latest,
-                      versions=len(model.versions), date=model.date, task=model.task, project=model.project,
-                      owners=model.owners, license=model.license, tags=model.tags, headline=model.headline,
-                      summary=plain_summary(model.description), url=f"models/{model.name}/",
-                      json_url=f"models/{model.name}/model.json")
+    return IndexEntry(
+        name=model.name,
+        state=model.state,
+        withdrawn=model.withdrawn,
+        latest=model.latest,
+        versions=len(model.versions),
+        date=model.date,
+        task=model.task,
+        project=model.project,
+        owners=model.owners,
+        license=model.license,
+        tags=model.tags,
+        headline=model.headline,
+        summary=plain_summary(model.description),
+        url=f"models/{model.name}/",
+        json_url=f"models/{model.name}/model.json",
+    )
 
 
 def render_model_page(model: CatalogModel) -> str:
     """The HTML of a model's page."""
     charts = [(s, render_chart(s)) for s in metric_series(model.versions)]
-    return _environment().get_template("model.html.j2").render(m=model, charts=charts, root="../../")
+    return (
+        _environment().get_template("model.html.j2").render(m=model, charts=charts, root="../../")
+    )
 
 
 def _render_models(sources: list[ModelSource], out: str, root: str) -> list[tuple[str, dict]]:
@@ -144,6 +194,7 @@ def _write_if_changed(path: Path, data: bytes) -> bool:
 
 # --------------------------------------------------------------------------- the build
 
+
 def _workers(jobs: int | None) -> int:
     if jobs:
         return max(1, jobs)
@@ -153,13 +204,16 @@ def _workers(jobs: int | None) -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _render_all(scan, names: list[str], variants: dict[str, list[str]], out: Path, jobs: int
-                ) -> list[tuple[str, dict]]:
-    chunks = [names[i:i + CHUNK] for i in range(0, len(names), CHUNK)]
+def _render_all(
+    scan, names: list[str], variants: dict[str, list[str]], out: Path, jobs: int
+) -> list[tuple[str, dict]]:
+    chunks = [names[i : i + CHUNK] for i in range(0, len(names), CHUNK)]
     if jobs <= 1 or len(chunks) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         results = []
         for chunk in chunks:
-            results += _render_models(load_sources(scan, chunk, variants, read=False), str(out), str(scan.root))
+            results += _render_models(
+                load_sources(scan, chunk, variants, read=False), str(out), str(scan.root)
+            )
         return results
     _environment().get_template("model.html.j2")  # compiled once, inherited by the workers
     results, pending = [], []
@@ -185,9 +239,16 @@ def _load_state(out: Path, settings: str) -> dict:
     return {key: state[key] for key in ("models", "pages") if isinstance(state.get(key), dict)}
 
 
-def build_catalog(root: str | Path, out: str | Path, *, repo_url: str | None = None, packages: bool = True,
-                  force: bool = False, jobs: int | None = None,
-                  log: Callable[[str], None] = lambda msg: None) -> BuildReport:
+def build_catalog(
+    root: str | Path,
+    out: str | Path,
+    *,
+    repo_url: str | None = None,
+    packages: bool = True,
+    force: bool = False,
+    jobs: int | None = None,
+    log: Callable[[str], None] = lambda msg: None,
+) -> BuildReport:
     """Build (or bring up to date) the static catalog of a registry clone in `out`.
 
     Args:
@@ -206,10 +267,15 @@ def build_catalog(root: str | Path, out: str | Path, *, repo_url: str | None = N
     started = time.perf_counter()
     root, out = Path(root), Path(out)
     if out.exists() and not out.is_dir():
-        raise UsageError(f"{out} is a file, not a folder", "give a folder for the site, e.g. -o site/")
+        raise UsageError(
+            f"{out} is a file, not a folder", "give a folder for the site, e.g. -o site/"
+        )
     scan = scan_registry(root, repo_url=repo_url, packages=packages)
     if out.resolve().is_relative_to((root / "models").resolve()):
-        raise UsageError(f"{out} is inside the registry's models/ folder", "build the site somewhere else, e.g. -o site/")
+        raise UsageError(
+            f"{out} is inside the registry's models/ folder",
+            "build the site somewhere else, e.g. -o site/",
+        )
     out.mkdir(parents=True, exist_ok=True)
     settings = _settings_key(scan.repo_url, packages)
     state = {} if force else _load_state(out, settings)
@@ -222,8 +288,12 @@ def build_catalog(root: str | Path, out: str | Path, *, repo_url: str | None = N
             variants.setdefault(parent, []).append(child)
     keys = {n: fingerprint(scan, n, variants.get(n, []), settings) for n in listed}
     pages_dir = f"{out}/models"
-    changed = [n for n in listed if previous.get(n, {}).get("key") != keys[n]
-               or not os.path.isfile(f"{pages_dir}/{n}/index.html")]
+    changed = [
+        n
+        for n in listed
+        if previous.get(n, {}).get("key") != keys[n]
+        or not os.path.isfile(f"{pages_dir}/{n}/index.html")
+    ]
     scan.load_versions(changed)
     empty = {n for n in changed if not scan.versions(n)}  # only tags that are not versions
     if empty:
@@ -238,19 +308,33 @@ def build_catalog(root: str | Path, out: str | Path, *, repo_url: str | None = N
     for name in removed:
         shutil.rmtree(out / "models" / name, ignore_errors=True)
     rows = [entries[n] for n in listed]
-    written, pages = _write_shared(out, rows, [keys[n] for n in listed], scan, state.get("pages", {}))
-    state = {"catalog_format": CATALOG_FORMAT, "settings": settings, "pages": pages,
-             "models": {n: {"key": keys[n], "entry": entries[n]} for n in listed}}
+    written, pages = _write_shared(
+        out, rows, [keys[n] for n in listed], scan, state.get("pages", {})
+    )
+    state = {
+        "catalog_format": CATALOG_FORMAT,
+        "settings": settings,
+        "pages": pages,
+        "models": {n: {"key": keys[n], "entry": entries[n]} for n in listed},
+    }
     write_atomic(out / STATE_FILE, json.dumps(state, separators=(",", ":")).encode())
     live = [r for r in rows if not r["withdrawn"]]
-    return BuildReport(output=str(out), models=len(rows), live=len(live), withdrawn=len(rows) - len(live),
-                       rewritten=changed, removed=removed, files_written=written,
-                       index_bytes=(out / "index.html").stat().st_size,
-                       seconds=round(time.perf_counter() - started, 3))
+    return BuildReport(
+        output=str(out),
+        models=len(rows),
+        live=len(live),
+        withdrawn=len(rows) - len(live),
+        rewritten=changed,
+        removed=removed,
+        files_written=written,
+        index_bytes=(out / "index.html").stat().st_size,
+        seconds=round(time.perf_counter() - started, 3),
+    )
 
 
-def _write_shared(out: Path, rows: list[dict], keys: list[str], scan, previous: dict[str, str]
-                  ) -> tuple[int, dict[str, str]]:
+def _write_shared(
+    out: Path, rows: list[dict], keys: list[str], scan, previous: dict[str, str]
+) -> tuple[int, dict[str, str]]:
     """Index pages, withdrawn page, index.json, search index, schema and assets.
 
     `rows` are the models' index entries as plain data, `keys` their content hashes. An index page
@@ -269,33 +353,83 @@ def _write_shared(out: Path, rows: list[dict], keys: list[str], scan, previous: 
         "states": sorted({r["state"] for r in rows}),
     }
     count = max(1, -(-len(live) // PAGE_SIZE))
-    common = {"pages": count, "live_count": len(live), "withdrawn_count": len(gone), "facets": facets}
+    common = {
+        "pages": count,
+        "live_count": len(live),
+        "withdrawn_count": len(gone),
+        "facets": facets,
+    }
     listing = env.get_template("index.html.j2")
     files: dict[Path, bytes] = {}
     hashes: dict[str, str] = {}
-    plans = [(out / "index.html" if n == 1 else out / "list" / f"{n}.html",
-              {"entries": live[(n - 1) * PAGE_SIZE:n * PAGE_SIZE], "page": n, "root": "" if n == 1 else "../",
-               "withdrawn_page": False}) for n in range(1, count + 1)]
-    plans.append((out / "withdrawn.html", {"entries": gone, "page": 1, "root": "", "withdrawn_page": True,
-                                           "pages": 1}))
+    plans = [
+        (
+            out / "index.html" if n == 1 else out / "list" / f"{n}.html",
+            {
+                "entries": live[(n - 1) * PAGE_SIZE : n * PAGE_SIZE],
+                "page": n,
+                "root": "" if n == 1 else "../",
+                "withdrawn_page": False,
+            },
+        )
+        for n in range(1, count + 1)
+    ]
+    plans.append(
+        (
+            out / "withdrawn.html",
+            {"entries": gone, "page": 1, "root": "", "withdrawn_page": True, "pages": 1},
+        )
+    )
     for path, context in plans:
         context = {**common, **context}
         rel = path.relative_to(out).as_posix()
         shown = {k: v for k, v in context.items() if k != "entries"}
-        digest = hashlib.sha256((json.dumps(shown, sort_keys=True) + "".join(
-            key_of[e["name"]] for e in context["entries"])).encode()).hexdigest()
+        digest = hashlib.sha256(
+            (
+                json.dumps(shown, sort_keys=True)
+                + "".join(key_of[e["name"]] for e in context["entries"])
+            ).encode()
+        ).hexdigest()
         hashes[rel] = digest
         if previous.get(rel) != digest or not path.is_file():
             files[path] = listing.render(**context).encode()
-    index = {"catalog_format": CATALOG_FORMAT, "generated_from": scan.commit, "repository": scan.repo_url,
-             "models": rows}
-    files[out / "index.json"] = (json.dumps(index, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
-    search = {"catalog_format": CATALOG_FORMAT, "fields": SEARCH_FIELDS, "rows": [
-        [r["name"], r["state"], r["withdrawn"], r["latest"], (r["date"] or "")[:10] or None, r["task"],
-         r["project"], r["owners"], r["license"], r["tags"], *(
-             (h["name"], h["value"], h["dataset"]) if (h := r["headline"]) else (None, None, None)), r["summary"]]
-        for r in rows]}
-    files[out / "search-index.json"] = json.dumps(search, separators=(",", ":"), ensure_ascii=False).encode()
+    index = {
+        "catalog_format": CATALOG_FORMAT,
+        "generated_from": scan.commit,
+        "repository": scan.repo_url,
+        "models": rows,
+    }
+    files[out / "index.json"] = (
+        json.dumps(index, separators=(",", ":"), ensure_ascii=False) + "\n"
+    ).encode()
+    search = {
+        "catalog_format": CATALOG_FORMAT,
+        "fields": SEARCH_FIELDS,
+        "rows": [
+            [
+                r["name"],
+                r["state"],
+                r["withdrawn"],
+                r["latest"],
+                (r["date"] or "")[:10] or None,
+                r["task"],
+                r["project"],
+                r["owners"],
+                r["license"],
+                r["tags"],
+                *(
+                    (h["name"], h["value"], h["dataset"])
+                    if (h := r["headline"])
+                    else (None, None, None)
+                ),
+                r["summary"],
+            ]
+            for r in rows
+        ],
+    }
+    files[out / "search-index.json"] = json.dumps(
+        search, separators=(",", ":"), ensure_ascii=False
+    ).encode()
     files[out / "catalog.schema.json"] = (json.dumps(catalog_schema(), indent=1) + "\n").encode()
     for name, data in _assets().items():
         files[out / "static" / name] = data
@@ -311,6 +445,9 @@ def _write_shared(out: Path, rows: list[dict], keys: list[str], scan, previous: 
 
 def catalog_schema() -> dict:
     """The JSON Schema of `index.json` and `models/<name>/model.json` (`catalog.schema.json`)."""
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
-            "title": f"Model catalog, format {CATALOG_FORMAT}",
-            "index": CatalogIndex.model_json_schema(), "model": CatalogModel.model_json_schema()}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"Model catalog, format {CATALOG_FORMAT}",
+        "index": CatalogIndex.model_json_schema(),
+        "model": CatalogModel.model_json_schema(),
+    }

@@ -1,4 +1,5 @@
-"""Training procedures: the built-in ones (classification, regression, autoencoder) and custom files.
+"""Training procedures: the built-in ones (classification, regression, autoencoder) and custom
+files.
 
 A procedure answers three questions for the training loop: the loss of a batch, the metrics of a
 held-out split, and which outputs the exported model keeps. The loop itself (optimiser, schedule,
@@ -31,10 +32,19 @@ from registry.training import ALGORITHMS_DIR
 from registry.training.files import Algorithm
 
 DEFAULT_LOSS = {"classification": "cross_entropy", "regression": "mse", "autoencoder": "mse"}
-DEFAULT_METRICS = {"classification": ["accuracy"], "regression": ["mse", "mae"],
-                   "autoencoder": ["reconstruction_mse", "knn_accuracy"]}
-HIGHER_IS_BETTER = {"accuracy": True, "knn_accuracy": True, "mse": False, "mae": False,
-                    "reconstruction_mse": False, "loss": False}
+DEFAULT_METRICS = {
+    "classification": ["accuracy"],
+    "regression": ["mse", "mae"],
+    "autoencoder": ["reconstruction_mse", "knn_accuracy"],
+}
+HIGHER_IS_BETTER = {
+    "accuracy": True,
+    "knn_accuracy": True,
+    "mse": False,
+    "mae": False,
+    "reconstruction_mse": False,
+    "loss": False,
+}
 
 
 def metric_direction(name: str) -> bool:
@@ -65,20 +75,35 @@ def inspect_custom_algorithm(source: bytes | str, path: str) -> CustomAlgorithmI
     try:
         tree = ast.parse(source, filename=path)
     except SyntaxError as e:
-        info.problems.append((f"syntax error: {e.msg}", "fix the Python syntax at that line", e.lineno))
+        info.problems.append(
+            (f"syntax error: {e.msg}", "fix the Python syntax at that line", e.lineno)
+        )
         return info
-    cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Algorithm"), None)
+    cls = next(
+        (n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Algorithm"), None
+    )
     if cls is None:
-        info.problems.append(("no `Algorithm` class: a custom algorithm file defines `class Algorithm` with "
-                              "a `loss(self, outputs, inputs, labels)` method",
-                              "see docs/training.md#custom-algorithms", 1))
+        info.problems.append(
+            (
+                "no `Algorithm` class: a custom algorithm file defines `class Algorithm` with "
+                "a `loss(self, outputs, inputs, labels)` method",
+                "see docs/training.md#custom-algorithms",
+                1,
+            )
+        )
         return info
     info.line = cls.lineno
-    info.methods = [n.name for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    info.methods = [
+        n.name for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+    ]
     if "loss" not in info.methods:
-        info.problems.append(("class Algorithm has no `loss` method",
-                              "add `def loss(self, outputs, inputs, labels)` returning a scalar tensor",
-                              cls.lineno))
+        info.problems.append(
+            (
+                "class Algorithm has no `loss` method",
+                "add `def loss(self, outputs, inputs, labels)` returning a scalar tensor",
+                cls.lineno,
+            )
+        )
     return info
 
 
@@ -90,7 +115,9 @@ class Procedure:
         self.custom = custom
         if custom is not None:
             self.metric_names = list(getattr(custom, "metrics", []) or ["loss"])
-            self.higher_is_better = bool(getattr(custom, "higher_is_better", metric_direction(self.metric_names[0])))
+            self.higher_is_better = bool(
+                getattr(custom, "higher_is_better", metric_direction(self.metric_names[0]))
+            )
         else:
             self.metric_names = DEFAULT_METRICS[spec.kind]
             self.higher_is_better = metric_direction(self.metric_names[0])
@@ -115,9 +142,13 @@ class Procedure:
         if name == "cross_entropy":
             return F.cross_entropy(out, target.long())
         target = target.to(out.dtype).reshape(out.shape)
-        return {"mse": F.mse_loss, "l1": F.l1_loss, "smooth_l1": F.smooth_l1_loss}[name](out, target)
+        return {"mse": F.mse_loss, "l1": F.l1_loss, "smooth_l1": F.smooth_l1_loss}[name](
+            out, target
+        )
 
-    def evaluate(self, outputs: dict, inputs, labels, train: tuple | None = None) -> dict[str, float]:
+    def evaluate(
+        self, outputs: dict, inputs, labels, train: tuple | None = None
+    ) -> dict[str, float]:
         """The metrics of a whole split. `train` = (outputs, inputs, labels) of the training split,
         for metrics that compare with it (the autoencoder's nearest-neighbour accuracy)."""
         import torch
@@ -132,11 +163,16 @@ class Procedure:
                 return {"accuracy": float((out.argmax(-1) == labels).float().mean())}
             if self.spec.kind == "regression":
                 target = labels.to(out.dtype).reshape(out.shape)
-                return {"mse": float(((out - target) ** 2).mean()), "mae": float((out - target).abs().mean())}
+                return {
+                    "mse": float(((out - target) ** 2).mean()),
+                    "mae": float((out - target).abs().mean()),
+                }
             metrics = {"reconstruction_mse": float(((out - inputs.reshape(out.shape)) ** 2).mean())}
             embed = [n for n in outputs if n != self.output_name(list(outputs))]
             if train is not None and embed and labels.dtype in (torch.int64, torch.int32):
-                nearest = torch.cdist(outputs[embed[0]].flatten(1), train[0][embed[0]].flatten(1)).argmin(1)
+                nearest = torch.cdist(
+                    outputs[embed[0]].flatten(1), train[0][embed[0]].flatten(1)
+                ).argmin(1)
                 metrics["knn_accuracy"] = float((train[2][nearest] == labels).float().mean())
             return metrics
 
@@ -147,8 +183,10 @@ def load_procedure(spec: Algorithm, root: Path) -> Procedure:
         return Procedure(spec)
     from registry.training.layers import load_python_file
 
-    module = load_python_file(Path(root) / custom_algorithm_path(spec.code),
-                              f"registry_algorithm_{spec.name.replace('-', '_')}")
+    module = load_python_file(
+        Path(root) / custom_algorithm_path(spec.code),
+        f"registry_algorithm_{spec.name.replace('-', '_')}",
+    )
     cls = getattr(module, "Algorithm", None)
     if not isinstance(cls, type):
         raise LookupError(f"{custom_algorithm_path(spec.code)} has no `Algorithm` class")
@@ -161,7 +199,9 @@ def make_optimizer(spec: Algorithm, parameters):
 
     o = spec.optimizer
     if o.name == "sgd":
-        return torch.optim.SGD(parameters, lr=o.learning_rate, momentum=o.momentum, weight_decay=o.weight_decay)
+        return torch.optim.SGD(
+            parameters, lr=o.learning_rate, momentum=o.momentum, weight_decay=o.weight_decay
+        )
     cls = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
     return cls(parameters, lr=o.learning_rate, weight_decay=o.weight_decay)
 
@@ -178,8 +218,11 @@ def make_schedule(spec: Algorithm, optimizer):
     return None
 
 
-def apply_hyperparameters(spec: Algorithm, hyper: dict[str, Any]) -> tuple[Algorithm, dict[str, Any]]:
-    """The algorithm with the instance's hyperparameters set; return it and the ones left (structure params)."""
+def apply_hyperparameters(
+    spec: Algorithm, hyper: dict[str, Any]
+) -> tuple[Algorithm, dict[str, Any]]:
+    """The algorithm with the instance's hyperparameters set; return it and the ones left
+    (structure params)."""
     from registry.training.files import ALGORITHM_HYPERPARAMETERS
 
     data = spec.model_dump()

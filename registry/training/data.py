@@ -1,4 +1,5 @@
-"""Reading a dataset's samples (npz, CSV, image folders) and splitting them, the same way every time."""
+"""Reading a dataset's samples (npz, CSV, image folders) and splitting them, the same way every
+time."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from registry.training.files import Dataset, dataset_path
 class Split:
     """The arrays of one split."""
 
-    x: "object"  # numpy arrays
-    y: "object"
+    x: object  # numpy arrays
+    y: object
 
 
 @dataclass
@@ -29,12 +30,15 @@ class Splits:
 
 def _missing(root: Path, ds: Dataset, path: Path) -> UsageError:
     rel = path.relative_to(root).as_posix()
-    return UsageError(f"the data of dataset '{ds.name}' ({rel}) is not in the working tree",
-                      f"fetch it: dvc pull -r staging {rel}.dvc")
+    return UsageError(
+        f"the data of dataset '{ds.name}' ({rel}) is not in the working tree",
+        f"fetch it: dvc pull -r staging {rel}.dvc",
+    )
 
 
 def load_arrays(root: Path, ds: Dataset):
-    """All samples of a dataset as (inputs, labels) numpy arrays with the declared shapes and dtypes.
+    """All samples of a dataset as (inputs, labels) numpy arrays with the declared shapes and
+    dtypes.
 
     Raises:
         UsageError: the data is missing (with the `dvc pull` to run) or does not fit the schema.
@@ -51,8 +55,10 @@ def load_arrays(root: Path, ds: Dataset):
             try:
                 x, y = z[ds.input.key or ds.input.name], z[ds.label.key or ds.label.name]
             except KeyError as e:
-                raise UsageError(f"{ds.path} has no array {e}; it holds {', '.join(z.files)}",
-                                 "set input.key / label.key in dataset.yaml") from None
+                raise UsageError(
+                    f"{ds.path} has no array {e}; it holds {', '.join(z.files)}",
+                    "set input.key / label.key in dataset.yaml",
+                ) from None
     elif ds.format == "csv":
         with open(path, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
@@ -60,7 +66,9 @@ def load_arrays(root: Path, ds: Dataset):
             x = np.array([[float(r[c]) for c in ds.input.columns] for r in rows])
             y = np.array([[float(r[c]) for c in ds.label.columns] for r in rows])
         except KeyError as e:
-            raise UsageError(f"{ds.path} has no column {e}", "fix input.columns / label.columns") from None
+            raise UsageError(
+                f"{ds.path} has no column {e}", "fix input.columns / label.columns"
+            ) from None
         if ds.label.shape == []:
             y = y[:, 0]
     else:
@@ -92,20 +100,27 @@ def _read_images(path: Path, ds: Dataset):
             xs.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
             ys.append(label)
     if not xs:
-        raise UsageError(f"{ds.path} holds no images", "put PNG/JPEG files in one sub-folder per class")
+        raise UsageError(
+            f"{ds.path} holds no images", "put PNG/JPEG files in one sub-folder per class"
+        )
     return np.stack(xs), np.array(ys)
 
 
 def split(ds: Dataset, x, y) -> Splits:
-    """Split with the dataset's shares and seed (stratified for class labels), always the same way."""
+    """Split with the dataset's shares and seed (stratified for class labels), always the same
+    way."""
     from sklearn.model_selection import train_test_split
 
     s = ds.splits
     strat = y if s.stratify and ds.label.classes else None
-    xtr, xte, ytr, yte = train_test_split(x, y, test_size=s.test, random_state=s.seed, stratify=strat)
+    xtr, xte, ytr, yte = train_test_split(
+        x, y, test_size=s.test, random_state=s.seed, stratify=strat
+    )
     validation = None
     if s.validation:
         strat = ytr if s.stratify and ds.label.classes else None
-        xtr, xva, ytr, yva = train_test_split(xtr, ytr, test_size=s.validation, random_state=s.seed, stratify=strat)
+        xtr, xva, ytr, yva = train_test_split(
+            xtr, ytr, test_size=s.validation, random_state=s.seed, stratify=strat
+        )
         validation = Split(xva, yva)
     return Splits(Split(xtr, ytr), validation, Split(xte, yte))

@@ -1,4 +1,5 @@
-"""Exporting a trained structure to ONNX: the outputs the algorithm keeps, a dynamic batch dimension."""
+"""Exporting a trained structure to ONNX: the outputs the algorithm keeps, a dynamic batch
+dimension."""
 
 from __future__ import annotations
 
@@ -46,9 +47,16 @@ def export_onnx(net, procedure, structure, dataset, example, path: Path) -> Path
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (example,), buf, dynamo=False, opset_version=OPSET, input_names=[in_name],
-                          output_names=out_names,
-                          dynamic_axes={in_name: {0: "batch"}, **{n: {0: "batch"} for n in out_names}})
+        torch.onnx.export(
+            module,
+            (example,),
+            buf,
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=[in_name],
+            output_names=out_names,
+            dynamic_axes={in_name: {0: "batch"}, **{n: {0: "batch"} for n in out_names}},
+        )
     path = Path(path)
     write_atomic(path, buf.getvalue())
     return path

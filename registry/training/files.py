@@ -20,8 +20,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from registry.cards.schema import NAME_RE, ParsedYaml, Task, parse_card_yaml
 from registry.core.errors import CardError, UsageError
-from registry.training import (ALGORITHMS_DIR, DATASET_FILE, DATASETS_DIR, STRUCTURES_DIR, TASK_FILE,
-                               TRAINING_DIR)
+from registry.training import (
+    ALGORITHMS_DIR,
+    DATASET_FILE,
+    DATASETS_DIR,
+    STRUCTURES_DIR,
+    TASK_FILE,
+    TRAINING_DIR,
+)
 
 IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 DTYPES = ("float32", "float64", "float16", "int64", "int32", "uint8", "bool")
@@ -33,26 +39,44 @@ class _Strict(BaseModel):
 
 def _check_name(v: str) -> str:
     if not NAME_RE.fullmatch(v):
-        raise ValueError("must be 2-64 characters of lowercase letters, digits and '-', starting and "
-                         "ending with a letter or digit")
+        raise ValueError(
+            "must be 2-64 characters of lowercase letters, digits and '-', starting and "
+            "ending with a letter or digit"
+        )
     return v
 
 
 # --------------------------------------------------------------------------- dataset.yaml
 
+
 class TensorSpec(_Strict):
     """The input or label of one sample: name, shape (without the batch dimension) and dtype."""
 
-    name: str = Field(description="name of the tensor; the input's name becomes the ONNX input name")
-    shape: list[int] = Field(default_factory=list, description="shape of ONE sample, without the batch "
-                             "dimension: [1, 8, 8] for an 8x8 grey image, [13] for 13 features, [] for a "
-                             "class label")
+    name: str = Field(
+        description="name of the tensor; the input's name becomes the ONNX input name"
+    )
+    shape: list[int] = Field(
+        default_factory=list,
+        description="shape of ONE sample, without the batch "
+        "dimension: [1, 8, 8] for an 8x8 grey image, [13] for 13 features, [] for a "
+        "class label",
+    )
     dtype: Literal[DTYPES] = Field("float32", description="element type: " + ", ".join(DTYPES))
-    key: str | None = Field(None, description="npz: the array's name in the file (default: the tensor's name)")
-    columns: list[str] | None = Field(None, description="csv: the columns that make up this tensor, in order")
-    classes: int | None = Field(None, ge=1, description="label of a classification dataset: number of classes "
-                                "(labels are 0 … classes-1)")
-    scale: float | None = Field(None, description="multiply the values by this when loading (images: 1/255)")
+    key: str | None = Field(
+        None, description="npz: the array's name in the file (default: the tensor's name)"
+    )
+    columns: list[str] | None = Field(
+        None, description="csv: the columns that make up this tensor, in order"
+    )
+    classes: int | None = Field(
+        None,
+        ge=1,
+        description="label of a classification dataset: number of classes "
+        "(labels are 0 … classes-1)",
+    )
+    scale: float | None = Field(
+        None, description="multiply the values by this when loading (images: 1/255)"
+    )
 
     @field_validator("shape")
     @classmethod
@@ -63,13 +87,22 @@ class TensorSpec(_Strict):
 
 
 class Splits(_Strict):
-    """How the data is split into train, validation and held-out test samples (fixed by the seed)."""
+    """How the data is split into train, validation and held-out test samples (fixed by the
+    seed)."""
 
-    test: float = Field(0.25, gt=0, lt=1, description="share of samples held out for the final metrics")
-    validation: float = Field(0.0, ge=0, lt=1, description="share of the training samples used for early "
-                              "stopping (0: none)")
+    test: float = Field(
+        0.25, gt=0, lt=1, description="share of samples held out for the final metrics"
+    )
+    validation: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="share of the training samples used for early stopping (0: none)",
+    )
     seed: int = Field(0, description="seed of the split")
-    stratify: bool = Field(True, description="keep the class proportions in every split (classification)")
+    stratify: bool = Field(
+        True, description="keep the class proportions in every split (classification)"
+    )
 
 
 class Dataset(_Strict):
@@ -81,25 +114,33 @@ class Dataset(_Strict):
     name: str = Field(description="dataset name; equals its folder under datasets/")
     task: Task = Field(description="the training task the labels are for")
     description: str | None = Field(None, description="what the data is")
-    format: Literal["npz", "csv", "images"] = Field(description="npz: numpy arrays; csv: a table with a header "
-                                                   "row; images: one sub-folder of PNG/JPEG files per class")
-    path: str = Field(description="the data file or folder, relative to the dataset folder (DVC-tracked)")
+    format: Literal["npz", "csv", "images"] = Field(
+        description="npz: numpy arrays; csv: a table with a header "
+        "row; images: one sub-folder of PNG/JPEG files per class"
+    )
+    path: str = Field(
+        description="the data file or folder, relative to the dataset folder (DVC-tracked)"
+    )
     license: str | None = Field(None, description="SPDX license id of the data")
     source: str | None = Field(None, description="where the data comes from (URL or citation)")
     splits: Splits = Field(default_factory=Splits, description="train/validation/test split")
     input: TensorSpec = Field(description="one sample's input")
-    label: TensorSpec = Field(description="one sample's label (for an autoencoder, any label kept for evaluation)")
+    label: TensorSpec = Field(
+        description="one sample's label (for an autoencoder, any label kept for evaluation)"
+    )
 
     _name = field_validator("name")(lambda cls, v: _check_name(v))
 
     @model_validator(mode="after")
-    def _format_fields(self) -> "Dataset":
+    def _format_fields(self) -> Dataset:
         if self.format == "csv":
             for which, spec in (("input", self.input), ("label", self.label)):
                 if not spec.columns:
                     raise ValueError(f"a csv dataset names its {which} columns ({which}.columns)")
         if self.task in (Task.classification,) and self.label.classes is None:
-            raise ValueError("a classification dataset says how many classes its label has (label.classes)")
+            raise ValueError(
+                "a classification dataset says how many classes its label has (label.classes)"
+            )
         return self
 
 
@@ -112,17 +153,28 @@ ArgValue = Scalar | list[Any] | dict[str, Any]
 class LayerSpec(_Strict):
     """One layer of a structure: its type, name, configuration and where its input comes from."""
 
-    type: str = Field(description="a torch.nn layer by its class name (Conv2d, Linear, ReLU…), a registry "
-                      "layer (Add, Concat, Reshape) or a custom layer file's name (training/layers/<type>.py)")
-    name: str | None = Field(None, description="the layer's name (default: its type in lowercase and its "
-                             "position, e.g. linear3); other layers' `inputs` and the structure's "
-                             "`outputs` refer to it")
-    args: dict[str, ArgValue] = Field(default_factory=dict, description="the layer's configuration: keyword "
-                                      "arguments of the torch.nn class or fields of the custom layer's "
-                                      "Config; a string '$param' takes the structure parameter 'param'")
-    inputs: list[str] | None = Field(None, description="layers or structure inputs feeding this one, in "
-                                     "order (default: the layer before it, or the structure's input for "
-                                     "the first); two or more make a graph, e.g. a skip connection into Add")
+    type: str = Field(
+        description="a torch.nn layer by its class name (Conv2d, Linear, ReLU…), a registry "
+        "layer (Add, Concat, Reshape) or a custom layer file's name (training/layers/<type>.py)"
+    )
+    name: str | None = Field(
+        None,
+        description="the layer's name (default: its type in lowercase and its "
+        "position, e.g. linear3); other layers' `inputs` and the structure's "
+        "`outputs` refer to it",
+    )
+    args: dict[str, ArgValue] = Field(
+        default_factory=dict,
+        description="the layer's configuration: keyword "
+        "arguments of the torch.nn class or fields of the custom layer's "
+        "Config; a string '$param' takes the structure parameter 'param'",
+    )
+    inputs: list[str] | None = Field(
+        None,
+        description="layers or structure inputs feeding this one, in "
+        "order (default: the layer before it, or the structure's input for "
+        "the first); two or more make a graph, e.g. a skip connection into Add",
+    )
 
     @field_validator("name")
     @classmethod
@@ -133,17 +185,28 @@ class LayerSpec(_Strict):
 
 
 class Structure(_Strict):
-    """A model structure (`training/structures/<name>.yaml`): layers, their connections and parameters."""
+    """A model structure (`training/structures/<name>.yaml`): layers, their connections and
+    parameters."""
 
     name: str = Field(description="structure name; equals the file name without .yaml")
     description: str | None = Field(None, description="what the network is")
-    inputs: list[str] = Field(default_factory=lambda: ["input"], min_length=1, max_length=1,
-                              description="the network's named input (one; it takes the dataset's input)")
-    outputs: dict[str, str] | None = Field(None, description="output name -> layer producing it (default: "
-                                           "{output: the last layer}); the first is what the loss reads "
-                                           "unless the algorithm says otherwise")
-    params: dict[str, Scalar] = Field(default_factory=dict, description="named parameters that layer args "
-                                      "use as '$name'; a task instance's hyperparameters override them")
+    inputs: list[str] = Field(
+        default_factory=lambda: ["input"],
+        min_length=1,
+        max_length=1,
+        description="the network's named input (one; it takes the dataset's input)",
+    )
+    outputs: dict[str, str] | None = Field(
+        None,
+        description="output name -> layer producing it (default: "
+        "{output: the last layer}); the first is what the loss reads "
+        "unless the algorithm says otherwise",
+    )
+    params: dict[str, Scalar] = Field(
+        default_factory=dict,
+        description="named parameters that layer args "
+        "use as '$name'; a task instance's hyperparameters override them",
+    )
     layers: list[LayerSpec] = Field(min_length=1, description="the layers, in the order they run")
 
     _name = field_validator("name")(lambda cls, v: _check_name(v))
@@ -159,6 +222,7 @@ class Structure(_Strict):
 
 # --------------------------------------------------------------------------- algorithms
 
+
 class OptimizerSpec(_Strict):
     """The optimiser and its settings."""
 
@@ -171,8 +235,11 @@ class OptimizerSpec(_Strict):
 class ScheduleSpec(_Strict):
     """How the learning rate changes over the epochs."""
 
-    name: Literal["constant", "step", "cosine"] = Field("constant", description="constant, step (times gamma "
-                                                         "every step_size epochs) or cosine (to 0 at the end)")
+    name: Literal["constant", "step", "cosine"] = Field(
+        "constant",
+        description="constant, step (times gamma "
+        "every step_size epochs) or cosine (to 0 at the end)",
+    )
     step_size: int = Field(10, ge=1, description="step: epochs between decays")
     gamma: float = Field(0.1, gt=0, description="step: factor per decay")
 
@@ -180,7 +247,9 @@ class ScheduleSpec(_Strict):
 class EarlyStopping(_Strict):
     """Stop when the validation metric has not improved for `patience` epochs."""
 
-    metric: str = Field("loss", description="'loss' or one of the algorithm's metrics, on the validation split")
+    metric: str = Field(
+        "loss", description="'loss' or one of the algorithm's metrics, on the validation split"
+    )
     patience: int = Field(5, ge=1, description="epochs without improvement before stopping")
     min_delta: float = Field(0.0, ge=0, description="smallest change that counts as an improvement")
 
@@ -198,45 +267,67 @@ class Algorithm(_Strict):
 
     name: str = Field(description="algorithm name; equals the file name without .yaml")
     description: str | None = Field(None, description="what the procedure does")
-    kind: Literal[ALGORITHM_KINDS] = Field(description="classification (cross-entropy, accuracy), regression "
-                                           "(mse, mae), autoencoder (reconstruction mse of the input), or "
-                                           "custom (the Algorithm class of `code`)")
-    code: str | None = Field(None, description="custom: the Python file in training/algorithms/ with the "
-                             "Algorithm class")
+    kind: Literal[ALGORITHM_KINDS] = Field(
+        description="classification (cross-entropy, accuracy), regression "
+        "(mse, mae), autoencoder (reconstruction mse of the input), or "
+        "custom (the Algorithm class of `code`)"
+    )
+    code: str | None = Field(
+        None, description="custom: the Python file in training/algorithms/ with the Algorithm class"
+    )
     loss: Literal[LOSSES] | None = Field(None, description="built-in loss (default: the kind's)")
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec, description="optimiser")
-    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec, description="learning-rate schedule")
+    schedule: ScheduleSpec = Field(
+        default_factory=ScheduleSpec, description="learning-rate schedule"
+    )
     epochs: int = Field(10, ge=1, le=100_000, description="passes over the training split")
     batch_size: int = Field(32, ge=1, description="samples per optimiser step")
     seed: int = Field(0, description="seed of the initial weights and the shuffling")
-    early_stopping: EarlyStopping | None = Field(None, description="stop early on a validation metric")
-    output: str | None = Field(None, description="the structure output the loss reads (default: the first)")
-    export: list[str] | None = Field(None, description="the structure outputs the exported ONNX model keeps "
-                                     "(default: the one the loss reads)")
-    softmax: bool = Field(False, description="classification: export probabilities (softmax of the "
-                          "output), named 'probabilities'")
+    early_stopping: EarlyStopping | None = Field(
+        None, description="stop early on a validation metric"
+    )
+    output: str | None = Field(
+        None, description="the structure output the loss reads (default: the first)"
+    )
+    export: list[str] | None = Field(
+        None,
+        description="the structure outputs the exported ONNX model keeps "
+        "(default: the one the loss reads)",
+    )
+    softmax: bool = Field(
+        False,
+        description="classification: export probabilities (softmax of the "
+        "output), named 'probabilities'",
+    )
 
     _name = field_validator("name")(lambda cls, v: _check_name(v))
 
     @model_validator(mode="after")
-    def _custom_has_code(self) -> "Algorithm":
+    def _custom_has_code(self) -> Algorithm:
         if self.kind == "custom" and not self.code:
             raise ValueError("a custom algorithm names its Python file (code: my_algorithm.py)")
         if self.code and self.kind != "custom":
             raise ValueError("`code` is only for kind: custom")
-        if self.code and (not self.code.endswith(".py") or "/" in self.code or self.code.startswith(".")):
+        if self.code and (
+            not self.code.endswith(".py") or "/" in self.code or self.code.startswith(".")
+        ):
             raise ValueError("`code` is a .py file name in training/algorithms/ (no folders)")
         return self
 
 
 # hyperparameters a task instance may set on its algorithm, and where they go
-ALGORITHM_HYPERPARAMETERS = {"epochs": ("epochs",), "batch_size": ("batch_size",), "seed": ("seed",),
-                             "learning_rate": ("optimizer", "learning_rate"),
-                             "weight_decay": ("optimizer", "weight_decay"),
-                             "momentum": ("optimizer", "momentum")}
+ALGORITHM_HYPERPARAMETERS = {
+    "epochs": ("epochs",),
+    "batch_size": ("batch_size",),
+    "seed": ("seed",),
+    "learning_rate": ("optimizer", "learning_rate"),
+    "weight_decay": ("optimizer", "weight_decay"),
+    "momentum": ("optimizer", "momentum"),
+}
 
 
 # --------------------------------------------------------------------------- task.yaml
+
 
 class InstanceSpec(_Strict):
     """One training instance: a dataset, an algorithm and a structure with hyperparameters."""
@@ -245,8 +336,11 @@ class InstanceSpec(_Strict):
     dataset: str | None = Field(None, description="dataset name (default: the task's)")
     algorithm: str | None = Field(None, description="algorithm name (default: the task's)")
     structure: str | None = Field(None, description="structure name (default: the task's)")
-    hyperparameters: dict[str, Scalar] = Field(default_factory=dict, description="epochs, batch_size, seed, "
-                                               "learning_rate, weight_decay, momentum, or a structure param")
+    hyperparameters: dict[str, Scalar] = Field(
+        default_factory=dict,
+        description="epochs, batch_size, seed, "
+        "learning_rate, weight_decay, momentum, or a structure param",
+    )
 
     _name = field_validator("name")(lambda cls, v: _check_name(v))
 
@@ -258,35 +352,50 @@ class GridSpec(_Strict):
     dataset: str | None = Field(None, description="dataset name (default: the task's)")
     algorithm: str | None = Field(None, description="algorithm name (default: the task's)")
     structure: str | None = Field(None, description="structure name (default: the task's)")
-    hyperparameters: dict[str, list[Scalar]] = Field(description="name -> values; one instance per combination")
+    hyperparameters: dict[str, list[Scalar]] = Field(
+        description="name -> values; one instance per combination"
+    )
 
     _prefix = field_validator("prefix")(lambda cls, v: _check_name(v))
 
 
 class TrainingTask(_Strict):
-    """A training task (`training/<task>/task.yaml`): metadata, instances, and the model its result becomes."""
+    """A training task (`training/<task>/task.yaml`): metadata, instances, and the model its
+    result becomes."""
 
     name: str = Field(description="task name; equals its folder under training/")
     task: Task = Field(description="training task category (as on a model card)")
     description: str | None = Field(None, description="what is being trained")
     project: str = Field(description="business project the model belongs to")
     owners: list[str] = Field(default_factory=list, description="code owners (@user or @org/team)")
-    model: str = Field(description="the model name the best result is registered under (models/<model>/)")
-    metric: str = Field(description="the held-out metric that picks the best instance (accuracy, mse…)")
-    higher_is_better: bool | None = Field(None, description="direction of the metric (default: by its name)")
+    model: str = Field(
+        description="the model name the best result is registered under (models/<model>/)"
+    )
+    metric: str = Field(
+        description="the held-out metric that picks the best instance (accuracy, mse…)"
+    )
+    higher_is_better: bool | None = Field(
+        None, description="direction of the metric (default: by its name)"
+    )
     license: str | None = Field(None, description="SPDX license id of the registered model")
     tags: list[str] = Field(default_factory=list, description="labels of the registered model")
     dataset: str | None = Field(None, description="default dataset of the instances")
     algorithm: str | None = Field(None, description="default algorithm of the instances")
     structure: str | None = Field(None, description="default structure of the instances")
-    hyperparameters: dict[str, Scalar] = Field(default_factory=dict, description="defaults for every instance")
-    instances: list[InstanceSpec] = Field(default_factory=list, description="the instances, one by one")
-    grid: GridSpec | None = Field(None, description="more instances: every combination of some values")
+    hyperparameters: dict[str, Scalar] = Field(
+        default_factory=dict, description="defaults for every instance"
+    )
+    instances: list[InstanceSpec] = Field(
+        default_factory=list, description="the instances, one by one"
+    )
+    grid: GridSpec | None = Field(
+        None, description="more instances: every combination of some values"
+    )
 
     _name = field_validator("name", "model")(lambda cls, v: _check_name(v))
 
     @model_validator(mode="after")
-    def _has_instances(self) -> "TrainingTask":
+    def _has_instances(self) -> TrainingTask:
         if not self.instances and self.grid is None:
             raise ValueError("a task has instances (a list) or a grid, or both")
         return self
@@ -305,24 +414,39 @@ class Instance:
 
 
 def expand_instances(task: TrainingTask) -> list[Instance]:
-    """The task's instances: the listed ones, then the grid's combinations (sorted keys, given order).
+    """The task's instances: the listed ones, then the grid's combinations (sorted keys, given
+    order).
 
     A missing dataset/algorithm/structure stays '' (the static check reports it).
     """
     out: list[Instance] = []
     for i, spec in enumerate(task.instances):
-        out.append(Instance(spec.name, spec.dataset or task.dataset or "", spec.algorithm or task.algorithm or "",
-                            spec.structure or task.structure or "",
-                            {**task.hyperparameters, **spec.hyperparameters}, ("instances", i)))
+        out.append(
+            Instance(
+                spec.name,
+                spec.dataset or task.dataset or "",
+                spec.algorithm or task.algorithm or "",
+                spec.structure or task.structure or "",
+                {**task.hyperparameters, **spec.hyperparameters},
+                ("instances", i),
+            )
+        )
     if task.grid is not None:
         g = task.grid
         keys = list(g.hyperparameters)
         for values in itertools.product(*(g.hyperparameters[k] for k in keys)):
             combo = dict(zip(keys, values))
             suffix = "-".join(f"{_slug(k)}-{_slug(v)}" for k, v in combo.items())
-            out.append(Instance(f"{g.prefix}-{suffix}" if suffix else g.prefix, g.dataset or task.dataset or "",
-                                g.algorithm or task.algorithm or "", g.structure or task.structure or "",
-                                {**task.hyperparameters, **combo}, ("grid",)))
+            out.append(
+                Instance(
+                    f"{g.prefix}-{suffix}" if suffix else g.prefix,
+                    g.dataset or task.dataset or "",
+                    g.algorithm or task.algorithm or "",
+                    g.structure or task.structure or "",
+                    {**task.hyperparameters, **combo},
+                    ("grid",),
+                )
+            )
     return out
 
 
@@ -359,8 +483,9 @@ class LoadedFile:
         return self.parsed.line_of(loc) if self.parsed else None
 
 
-def load_file(data: bytes | str | None, path: str, model: type[M], *, expected_name: str | None = None
-              ) -> LoadedFile:
+def load_file(
+    data: bytes | str | None, path: str, model: type[M], *, expected_name: str | None = None
+) -> LoadedFile:
     """Read one YAML file of a training kind; problems come back as findings, never raised.
 
     Args:
@@ -380,12 +505,20 @@ def load_file(data: bytes | str | None, path: str, model: type[M], *, expected_n
     try:
         value = model.model_validate(parsed.data)
     except ValidationError as e:
-        return LoadedFile(path, parsed, None, [_finding(err, parsed, path, model) for err in e.errors()])
+        return LoadedFile(
+            path, parsed, None, [_finding(err, parsed, path, model) for err in e.errors()]
+        )
     loaded = LoadedFile(path, parsed, value)
     name = getattr(value, "name", None)
     if expected_name is not None and name != expected_name:
-        loaded.findings.append(FileFinding(f"name '{name}' does not match the file's place ('{expected_name}')",
-                                           f"write name: {expected_name}", path, parsed.line_of(("name",))))
+        loaded.findings.append(
+            FileFinding(
+                f"name '{name}' does not match the file's place ('{expected_name}')",
+                f"write name: {expected_name}",
+                path,
+                parsed.line_of(("name",)),
+            )
+        )
     return loaded
 
 
@@ -395,15 +528,23 @@ def _finding(err: dict, parsed: ParsedYaml, path: str, model: type[BaseModel]) -
     line = parsed.line_of(loc)
     kind = err["type"]
     if kind == "missing":
-        return FileFinding(f"required field '{where}' is missing", f"add '{loc[-1]}:'", path,
-                           parsed.line_of(loc[:-1]) or 1)
+        return FileFinding(
+            f"required field '{where}' is missing",
+            f"add '{loc[-1]}:'",
+            path,
+            parsed.line_of(loc[:-1]) or 1,
+        )
     if kind == "extra_forbidden":
         known = _fields_at(model, loc[:-1])
         near = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
         hint = f"did you mean '{near[0]}'?" if near else "known fields: " + ", ".join(known)
         return FileFinding(f"unknown field '{where}'", hint, path, line)
     msg = err["msg"].removeprefix("Value error, ")
-    if err.get("input") is not None and kind != "value_error" and not isinstance(err["input"], (dict, list)):
+    if (
+        err.get("input") is not None
+        and kind != "value_error"
+        and not isinstance(err["input"], (dict, list))
+    ):
         msg = f"{msg} (got {err['input']!r})"
     return FileFinding(f"'{where}': {msg}", "fix the value (see docs/training.md)", path, line)
 
@@ -411,18 +552,33 @@ def _finding(err: dict, parsed: ParsedYaml, path: str, model: type[BaseModel]) -
 def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
     current: Any = model
     for part in loc:
-        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+        if isinstance(part, int) or not (
+            isinstance(current, type) and issubclass(current, BaseModel)
+        ):
             continue
         f = current.model_fields.get(str(part))
         if f is None:
             break
         ann = f.annotation
-        inner = [a for a in getattr(ann, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)]
-        current = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else (inner[0] if inner else None)
-    return list(current.model_fields) if isinstance(current, type) and issubclass(current, BaseModel) else []
+        inner = [
+            a
+            for a in getattr(ann, "__args__", ())
+            if isinstance(a, type) and issubclass(a, BaseModel)
+        ]
+        current = (
+            ann
+            if isinstance(ann, type) and issubclass(ann, BaseModel)
+            else (inner[0] if inner else None)
+        )
+    return (
+        list(current.model_fields)
+        if isinstance(current, type) and issubclass(current, BaseModel)
+        else []
+    )
 
 
 # --------------------------------------------------------------------------- where files are
+
 
 def dataset_path(name: str) -> str:
     """Repository-relative path of a dataset's YAML file."""
@@ -449,8 +605,11 @@ RESERVED_TRAINING_FOLDERS = ("layers", "structures", "algorithms")
 
 def task_names(snapshot) -> list[str]:
     """Every training task in a snapshot (folders of training/ holding a task.yaml)."""
-    return [n for n in snapshot.list_dir(TRAINING_DIR)
-            if n not in RESERVED_TRAINING_FOLDERS and snapshot.read(task_path(n)) is not None]
+    return [
+        n
+        for n in snapshot.list_dir(TRAINING_DIR)
+        if n not in RESERVED_TRAINING_FOLDERS and snapshot.read(task_path(n)) is not None
+    ]
 
 
 def read_task(root: Path, name: str) -> TrainingTask:
@@ -465,10 +624,17 @@ def read_task(root: Path, name: str) -> TrainingTask:
 
         known = task_names(WorkTree(Path(root)))
         near = difflib.get_close_matches(name, known, n=1)
-        raise UsageError(f"no training task '{name}' ({path} does not exist)",
-                         f"did you mean '{near[0]}'?" if near else
-                         ("known tasks: " + ", ".join(known)) if known else "write training/<task>/task.yaml")
-    return require(load_file((Path(root) / path).read_bytes(), path, TrainingTask, expected_name=name))
+        raise UsageError(
+            f"no training task '{name}' ({path} does not exist)",
+            f"did you mean '{near[0]}'?"
+            if near
+            else ("known tasks: " + ", ".join(known))
+            if known
+            else "write training/<task>/task.yaml",
+        )
+    return require(
+        load_file((Path(root) / path).read_bytes(), path, TrainingTask, expected_name=name)
+    )
 
 
 def require(loaded: LoadedFile):
@@ -477,19 +643,31 @@ def require(loaded: LoadedFile):
         return loaded.value
     f = loaded.findings[0]
     where = f"{f.path}:{f.line}" if f.line else f.path
-    raise UsageError(f"{where}: {f.message}", f.hint or "run `registry train check` for every problem")
+    raise UsageError(
+        f"{where}: {f.message}", f.hint or "run `registry train check` for every problem"
+    )
 
 
 # --------------------------------------------------------------------------- schemas
 
 SCHEMAS: dict[str, tuple[type[BaseModel], str]] = {
     "docs/dataset.schema.json": (Dataset, "Dataset (datasets/<name>/dataset.yaml)"),
-    "docs/training-structure.schema.json": (Structure, "Model structure (training/structures/<name>.yaml)"),
-    "docs/training-algorithm.schema.json": (Algorithm, "Training algorithm (training/algorithms/<name>.yaml)"),
+    "docs/training-structure.schema.json": (
+        Structure,
+        "Model structure (training/structures/<name>.yaml)",
+    ),
+    "docs/training-algorithm.schema.json": (
+        Algorithm,
+        "Training algorithm (training/algorithms/<name>.yaml)",
+    ),
     "docs/training-task.schema.json": (TrainingTask, "Training task (training/<task>/task.yaml)"),
 }
-SCHEMA_FOR_KIND = {"dataset": "docs/dataset.schema.json", "structure": "docs/training-structure.schema.json",
-                   "algorithm": "docs/training-algorithm.schema.json", "task": "docs/training-task.schema.json"}
+SCHEMA_FOR_KIND = {
+    "dataset": "docs/dataset.schema.json",
+    "structure": "docs/training-structure.schema.json",
+    "algorithm": "docs/training-algorithm.schema.json",
+    "task": "docs/training-task.schema.json",
+}
 
 
 def json_schema(model: type[BaseModel], title: str) -> dict:
@@ -512,7 +690,8 @@ def write_schemas(root: Path) -> list[Path]:
 
 
 def schema_line(kind: str, file_path: str) -> str:
-    """The `# yaml-language-server: $schema=…` line for a file of `kind` at `file_path` (repo-relative)."""
+    """The `# yaml-language-server: $schema=…` line for a file of `kind` at `file_path`
+    (repo-relative)."""
     import os
 
     rel = os.path.relpath(SCHEMA_FOR_KIND[kind], os.path.dirname(file_path) or ".")

@@ -1,4 +1,5 @@
-"""Network layers: built-in ones by their `torch.nn` name, a few of the registry's, and custom files.
+"""Network layers: built-in ones by their `torch.nn` name, a few of the registry's, and custom
+files.
 
 A custom layer is `training/layers/<name>.py`: one `torch.nn.Module` subclass whose `__init__`
 takes one argument, an instance of the file's pydantic `Config` model (the layer's typed
@@ -21,8 +22,17 @@ from typing import Any
 from registry.training import LAYERS_DIR
 
 # torch.nn classes that are not layers of a structure
-_NOT_LAYERS = {"Module", "Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict",
-               "Container", "LazyModuleMixin", "Identity"}
+_NOT_LAYERS = {
+    "Module",
+    "Sequential",
+    "ModuleList",
+    "ModuleDict",
+    "ParameterList",
+    "ParameterDict",
+    "Container",
+    "LazyModuleMixin",
+    "Identity",
+}
 REGISTRY_LAYERS = ("Add", "Concat", "Reshape")
 
 
@@ -33,8 +43,13 @@ def torch_layer_names() -> list[str]:
     names = []
     for name in dir(nn):
         obj = getattr(nn, name)
-        if (isinstance(obj, type) and issubclass(obj, nn.Module) and not name.startswith("_")
-                and name not in _NOT_LAYERS and not name.endswith("Loss")):
+        if (
+            isinstance(obj, type)
+            and issubclass(obj, nn.Module)
+            and not name.startswith("_")
+            and name not in _NOT_LAYERS
+            and not name.endswith("Loss")
+        ):
             names.append(name)
     return sorted(names + ["Identity"])
 
@@ -85,7 +100,9 @@ class CustomLayerInfo:
     class_line: int | None = None
     config_fields: dict[str, bool] = field(default_factory=dict)  # name -> required
     output_shape: str | None = None
-    problems: list[tuple[str, str, int | None]] = field(default_factory=list)  # (message, hint, line)
+    problems: list[tuple[str, str, int | None]] = field(
+        default_factory=list
+    )  # (message, hint, line)
 
 
 def inspect_custom_layer(source: bytes | str, path: str) -> CustomLayerInfo:
@@ -97,43 +114,68 @@ def inspect_custom_layer(source: bytes | str, path: str) -> CustomLayerInfo:
     try:
         tree = ast.parse(source, filename=path)
     except SyntaxError as e:
-        info.problems.append((f"syntax error: {e.msg}", "fix the Python syntax at that line", e.lineno))
+        info.problems.append(
+            (f"syntax error: {e.msg}", "fix the Python syntax at that line", e.lineno)
+        )
         return info
     classes = [n for n in tree.body if isinstance(n, ast.ClassDef)]
-    modules = [c for c in classes if any(_base_name(b) in ("Module", "nn.Module", "torch.nn.Module")
-                                         for b in c.bases)]
+    modules = [
+        c
+        for c in classes
+        if any(_base_name(b) in ("Module", "nn.Module", "torch.nn.Module") for b in c.bases)
+    ]
     configs = [c for c in classes if c.name == "Config"]
     if len(modules) != 1:
-        info.problems.append((f"{'no' if not modules else len(modules)} torch.nn.Module classes in the file; "
-                              "a layer file holds exactly one", "define one `class MyLayer(nn.Module)`", 1))
+        info.problems.append(
+            (
+                f"{'no' if not modules else len(modules)} torch.nn.Module classes in the file; "
+                "a layer file holds exactly one",
+                "define one `class MyLayer(nn.Module)`",
+                1,
+            )
+        )
     else:
         info.class_name, info.class_line = modules[0].name, modules[0].lineno
     if not configs:
-        info.problems.append(("no `Config` class: a custom layer declares its configuration as a pydantic "
-                              "model", "add `class Config(BaseModel):` with one typed field per setting", 1))
+        info.problems.append(
+            (
+                "no `Config` class: a custom layer declares its configuration as a pydantic model",
+                "add `class Config(BaseModel):` with one typed field per setting",
+                1,
+            )
+        )
     else:
         for stmt in configs[0].body:
             if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
                 info.config_fields[stmt.target.id] = _required(stmt.value)
     for stmt in tree.body:
-        if (isinstance(stmt, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "OUTPUT_SHAPE"
-                                                for t in stmt.targets)):
+        if isinstance(stmt, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "OUTPUT_SHAPE" for t in stmt.targets
+        ):
             try:
                 info.output_shape = ast.literal_eval(stmt.value)
             except ValueError:
-                info.problems.append(("OUTPUT_SHAPE must be a literal ('same')", "write OUTPUT_SHAPE = \"same\"",
-                                      stmt.lineno))
+                info.problems.append(
+                    (
+                        "OUTPUT_SHAPE must be a literal ('same')",
+                        'write OUTPUT_SHAPE = "same"',
+                        stmt.lineno,
+                    )
+                )
     return info
 
 
 def _required(value: ast.expr | None) -> bool:
-    """Whether a pydantic field has no default: no value, or Field(...) / Field() without default."""
+    """Whether a pydantic field has no default: no value, or Field(...) / Field() without
+    default."""
     if value is None:
         return True
     if isinstance(value, ast.Call) and _base_name(value.func) in ("Field", "pydantic.Field"):
         if any(k.arg in ("default", "default_factory") for k in value.keywords):
             return False
-        return not value.args or (isinstance(value.args[0], ast.Constant) and value.args[0].value is Ellipsis)
+        return not value.args or (
+            isinstance(value.args[0], ast.Constant) and value.args[0].value is Ellipsis
+        )
     return False
 
 
@@ -159,12 +201,17 @@ def load_custom_layer(root: Path, name: str):
     from pydantic import BaseModel
 
     module = load_python_file(Path(root) / custom_layer_path(name), f"registry_layer_{name}")
-    layer_classes = [v for v in vars(module).values()
-                     if isinstance(v, type) and issubclass(v, nn.Module) and v.__module__ == module.__name__]
+    layer_classes = [
+        v
+        for v in vars(module).values()
+        if isinstance(v, type) and issubclass(v, nn.Module) and v.__module__ == module.__name__
+    ]
     config = getattr(module, "Config", None)
     if len(layer_classes) != 1:
-        raise LookupError(f"{custom_layer_path(name)} defines {len(layer_classes)} torch.nn.Module classes; "
-                          "a layer file holds exactly one")
+        raise LookupError(
+            f"{custom_layer_path(name)} defines {len(layer_classes)} torch.nn.Module classes; "
+            "a layer file holds exactly one"
+        )
     if not (isinstance(config, type) and issubclass(config, BaseModel)):
         raise LookupError(f"{custom_layer_path(name)} has no pydantic `Config` class")
     return layer_classes[0], config
@@ -187,7 +234,8 @@ def suggest(name: str, known: list[str]) -> str | None:
 
 
 def substitute(args: dict[str, Any], params: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """Replace '$name' strings (also inside lists) by the parameters; return (args, unknown names)."""
+    """Replace '$name' strings (also inside lists) by the parameters; return (args, unknown
+    names)."""
     unknown: list[str] = []
 
     def sub(v):

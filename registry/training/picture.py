@@ -16,7 +16,8 @@ def _dims(shape) -> str:
 
 
 def render_structure(name: str, rows: list[LayerShape]) -> str:
-    """An SVG of a traced structure: inputs, one box per layer (name, type, output shape, parameters),
+    """An SVG of a traced structure: inputs, one box per layer (name, type, output shape,
+    parameters),
     arrows along the connections (skip connections included)."""
     from registry.formats.svg import Box, draw
 
@@ -29,11 +30,20 @@ def render_structure(name: str, rows: list[LayerShape]) -> str:
                 boxes[src] = b
                 order.append(b)
         params = "?" if row.parameters is None else f"{row.parameters:,}"
-        title = (f"{row.name} ({row.type}): output {['N', *(row.output_shape or [])[1:]] if row.output_shape else '?'}"
-                 f", {params} parameters")
+        title = (
+            f"{row.name} ({row.type}): output "
+            f"{['N', *(row.output_shape or [])[1:]] if row.output_shape else '?'}"
+            f", {params} parameters"
+        )
         label = f"{row.name}: {row.type}" if row.name.lower() != row.type.lower() else row.type
-        b = Box(f"l:{row.name}", "op", label, f"{_dims(row.output_shape)} · {params} params",
-                title, ops=1)
+        b = Box(
+            f"l:{row.name}",
+            "op",
+            label,
+            f"{_dims(row.output_shape)} · {params} params",
+            title,
+            ops=1,
+        )
         b.preds = [boxes[s] for s in row.inputs if s in boxes]
         boxes[row.name] = b
         order.append(b)

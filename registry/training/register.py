@@ -1,10 +1,12 @@
 """The best instance of a task becomes a model entry, through `registry new`'s own code path.
 
 `register_best` picks the finished instance with the best value of the task's metric, and calls
-`registry.cards.scaffold.new_model` with its ONNX weights, its config snapshot as the model's config,
+`registry.cards.scaffold.new_model` with its ONNX weights, its config snapshot as the model's
+config,
 the measured held-out metrics, and as its training code this repository's task folder at the
 commit the instance was trained from (`source.repo: self`, `source.path: training/<task>`,
-`source.commit`), which the bot confirms without the network. The weights are pushed to the staging remote, and the new folder
+`source.commit`), which the bot confirms without the network. The weights are pushed to the staging
+remote, and the new folder
 is committed on a branch of its own, ready for its pull request (which the bot then checks like
 any other).
 """
@@ -41,13 +43,16 @@ class Registered:
 def _git(root: Path, *args: str, check: bool = True) -> str:
     proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
     if check and proc.returncode != 0:
-        raise GitError(f"git {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}",
-                       "check the repository's state (git status)")
+        raise GitError(
+            f"git {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}",
+            "check the repository's state (git status)",
+        )
     return proc.stdout.strip()
 
 
-def register_best(root: Path, task: str, *, push: bool = True, branch: str | None = None,
-                  commit: bool = True) -> Registered:
+def register_best(
+    root: Path, task: str, *, push: bool = True, branch: str | None = None, commit: bool = True
+) -> Registered:
     """Make the best instance of `task` the model entry `models/<task.model>/` on a new branch.
 
     Args:
@@ -67,27 +72,62 @@ def register_best(root: Path, task: str, *, push: bool = True, branch: str | Non
     folder = results_dir(root, task, best.instance)
     check_new_folder(root, spec.model)
     branch = branch or f"train/{spec.model}"
-    if commit and _git(root, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False):
+    if commit and _git(
+        root, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False
+    ):
         raise UsageError(f"branch '{branch}' exists already", "delete it, or pass another --branch")
     config = yaml.safe_load((folder / "config.yaml").read_text())
     summary = yaml.safe_load((folder / "metrics.json").read_text())
-    metrics = [Metric(name=k, value=v, dataset=summary["dataset"],
-                      higher_is_better=(summary["higher_is_better"] if k == summary["metric"] else None))
-               for k, v in summary["metrics"].items()]
+    metrics = [
+        Metric(
+            name=k,
+            value=v,
+            dataset=summary["dataset"],
+            higher_is_better=(summary["higher_is_better"] if k == summary["metric"] else None),
+        )
+        for k, v in summary["metrics"].items()
+    ]
     with tempfile.TemporaryDirectory(prefix="registry-register-") as tmp:
         config_file = Path(tmp) / "config.yaml"
-        config_file.write_text("# what `registry train` trained (training/" + task + "/task.yaml, instance "
-                               + best.instance + ")\n" + yaml.safe_dump(config, sort_keys=False))
-        result = new_model(root, NewModel(
-            name=spec.model, weights=folder / "model.onnx", config=config_file, task=spec.task,
-            project=spec.project, source_repo=SELF_REPO, source_path=f"training/{task}",
-            source_commit=config.get("source_commit") or _git(root, "rev-parse", "HEAD"),
-            description=spec.description, license=spec.license, owners=spec.owners, tags=spec.tags,
-            metrics=metrics), push=push)
+        config_file.write_text(
+            "# what `registry train` trained (training/"
+            + task
+            + "/task.yaml, instance "
+            + best.instance
+            + ")\n"
+            + yaml.safe_dump(config, sort_keys=False)
+        )
+        result = new_model(
+            root,
+            NewModel(
+                name=spec.model,
+                weights=folder / "model.onnx",
+                config=config_file,
+                task=spec.task,
+                project=spec.project,
+                source_repo=SELF_REPO,
+                source_path=f"training/{task}",
+                source_commit=config.get("source_commit") or _git(root, "rev-parse", "HEAD"),
+                description=spec.description,
+                license=spec.license,
+                owners=spec.owners,
+                tags=spec.tags,
+                metrics=metrics,
+            ),
+            push=push,
+        )
     made = None
     if commit:
         _git(root, "switch", "-q", "-c", branch)
         _git(root, "add", "--", str(result.folder.relative_to(root)), "dvc.yaml")
-        _git(root, "commit", "-q", "-m", f"Add {spec.model}: instance {best.instance} of training task {task}")
+        _git(
+            root,
+            "commit",
+            "-q",
+            "-m",
+            f"Add {spec.model}: instance {best.instance} of training task {task}",
+        )
         made = _git(root, "rev-parse", "HEAD")
-    return Registered(spec.model, best.instance, branch if commit else None, made, result.folder, metrics, push)
+    return Registered(
+        spec.model, best.instance, branch if commit else None, made, result.folder, metrics, push
+    )

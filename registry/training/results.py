@@ -45,9 +45,15 @@ def list_results(root: Path, task: str) -> list[ResultRow]:
         elif (folder / "checkpoint.pt").is_file():
             row.state = "partial"
         if folder.is_dir():
-            row.folder = str(folder.relative_to(Path(root).resolve()) if folder.is_absolute() else folder)
+            row.folder = str(
+                folder.relative_to(Path(root).resolve()) if folder.is_absolute() else folder
+            )
         rows.append(row)
-    higher = spec.higher_is_better if spec.higher_is_better is not None else metric_direction(spec.metric)
+    higher = (
+        spec.higher_is_better
+        if spec.higher_is_better is not None
+        else metric_direction(spec.metric)
+    )
     done = [r for r in rows if r.state == "done" and r.value is not None]
     if done:
         best = (max if higher else min)(done, key=lambda r: r.value)
@@ -65,19 +71,25 @@ def best_result(root: Path, task: str) -> ResultRow:
     for r in rows:
         if r.best:
             return r
-    raise UsageError(f"no instance of task '{task}' has finished training",
-                     f"run `registry train {task}` first (or download the results of its workflow run)")
+    raise UsageError(
+        f"no instance of task '{task}' has finished training",
+        f"run `registry train {task}` first (or download the results of its workflow run)",
+    )
 
 
 def fetch_result(root: Path, task: str, instance: str, dest: Path) -> Path:
-    """Copy one instance's results (weights, metrics, config, plots, log; no checkpoint) to `dest`."""
+    """Copy one instance's results (weights, metrics, config, plots, log; no checkpoint) to
+    `dest`."""
     folder = results_dir(root, task, instance)
     if not (folder / "status.json").is_file():
-        raise UsageError(f"instance '{instance}' of task '{task}' has no finished results",
-                         f"run `registry train {task} --instance {instance}`")
+        raise UsageError(
+            f"instance '{instance}' of task '{task}' has no finished results",
+            f"run `registry train {task} --instance {instance}`",
+        )
     target = Path(dest) / instance
-    shutil.copytree(folder, target, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("checkpoint.pt", ".*"))
+    shutil.copytree(
+        folder, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("checkpoint.pt", ".*")
+    )
     return target
 
 
@@ -85,12 +97,24 @@ def render_results(task: str, rows: list[ResultRow], markdown: bool = False) -> 
     """The comparison table (text, or Markdown for the Actions step summary)."""
     names = sorted({k for r in rows for k in r.metrics})
     head = ["instance", "state", *names, "epochs", "seconds", ""]
-    body = [[r.instance, r.state, *(f"{r.metrics[k]:.4f}" if k in r.metrics else "" for k in names),
-             "" if r.epochs_run is None else str(r.epochs_run), "" if r.seconds is None else f"{r.seconds:.1f}",
-             "best" if r.best else ""] for r in rows]
+    body = [
+        [
+            r.instance,
+            r.state,
+            *(f"{r.metrics[k]:.4f}" if k in r.metrics else "" for k in names),
+            "" if r.epochs_run is None else str(r.epochs_run),
+            "" if r.seconds is None else f"{r.seconds:.1f}",
+            "best" if r.best else "",
+        ]
+        for r in rows
+    ]
     if markdown:
-        lines = [f"### Training task {task}", "", "| " + " | ".join(head) + " |",
-                 "|" + " --- |" * len(head)]
+        lines = [
+            f"### Training task {task}",
+            "",
+            "| " + " | ".join(head) + " |",
+            "|" + " --- |" * len(head),
+        ]
         lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
         return "\n".join(lines) + "\n"
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]

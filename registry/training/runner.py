@@ -5,13 +5,17 @@ to `training/<task>/results/<instance>/`:
 
     model.onnx        the trained network, exported with the algorithm's outputs
     metrics.json      held-out (test split) metrics, epochs run, wall time
-    config.yaml       the snapshot of what was trained: dataset, structure, algorithm, hyperparameters, commit
-    dvclive/          metrics per epoch in DVCLive's format (metrics.json, plots/metrics/*.tsv, params.yaml)
+    config.yaml       the snapshot of what was trained: dataset, structure, algorithm,
+    hyperparameters, commit
+    dvclive/          metrics per epoch in DVCLive's format (metrics.json, plots/metrics/*.tsv,
+    params.yaml)
     plots/*.png       loss and metric curves
     train.log         one line per epoch
-    checkpoint.pt     model, optimiser and random state after an epoch, written when 2 s of training have
+    checkpoint.pt     model, optimiser and random state after an epoch, written when 2 s of training
+    have
                       passed since the last one (a re-run resumes there)
-    status.json       done or failed, with the config hash (a re-run of a finished instance is skipped)
+    status.json       done or failed, with the config hash (a re-run of a finished instance is
+    skipped)
 
 Runs are deterministic: the seed sets the initial weights and the shuffling, the shuffling
 generator's state is checkpointed, and the worker uses a fixed number of threads.
@@ -24,17 +28,27 @@ import json
 import math
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
 from registry.core.errors import RegistryError, UsageError
 from registry.core.files import atomic_path, write_atomic
 from registry.training import RESULTS_DIR, TRAINING_DIR
-from registry.training.files import (Algorithm, Dataset, Instance, Structure, algorithm_path, dataset_path,
-                                     load_file, require, structure_path)
+from registry.training.files import (
+    Algorithm,
+    Dataset,
+    Instance,
+    Structure,
+    algorithm_path,
+    dataset_path,
+    load_file,
+    require,
+    structure_path,
+)
 
 Events = Callable[[dict], None]
 PROGRESS_EVERY_S = 0.5  # at most two progress events a second per instance
@@ -66,7 +80,9 @@ class Prepared:
 
 def _git_commit(root: Path) -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
@@ -96,24 +112,41 @@ def prepare(root: Path, task: str, inst: Instance) -> Prepared:
     root = Path(root)
 
     def read(path: str, kind, name: str):
-        return require(load_file((root / path).read_bytes() if (root / path).is_file() else None, path, kind,
-                                 expected_name=name))
+        return require(
+            load_file(
+                (root / path).read_bytes() if (root / path).is_file() else None,
+                path,
+                kind,
+                expected_name=name,
+            )
+        )
 
     ds = read(dataset_path(inst.dataset), Dataset, inst.dataset)
     structure = read(structure_path(inst.structure), Structure, inst.structure)
-    algo, params = apply_hyperparameters(read(algorithm_path(inst.algorithm), Algorithm, inst.algorithm),
-                                         inst.hyperparameters)
+    algo, params = apply_hyperparameters(
+        read(algorithm_path(inst.algorithm), Algorithm, inst.algorithm), inst.hyperparameters
+    )
     unknown = [k for k in params if k not in structure.params]
     if unknown:
-        raise UsageError(f"instance '{inst.name}': hyperparameter '{unknown[0]}' is neither an algorithm setting "
-                         f"nor a parameter of structure '{structure.name}'", "run `registry train check`")
+        raise UsageError(
+            f"instance '{inst.name}': hyperparameter '{unknown[0]}' is neither an algorithm "
+            f"setting "
+            f"nor a parameter of structure '{structure.name}'",
+            "run `registry train check`",
+        )
     params = {**structure.params, **params}
-    config = {"task": task, "instance": inst.name,
-              "dataset": {"name": ds.name, "md5": _data_md5(root, ds), "splits": ds.splits.model_dump()},
-              "structure": structure.model_dump(mode="json", exclude_none=True), "params": params,
-              "algorithm": algo.model_dump(mode="json", exclude_none=True),
-              "hyperparameters": inst.hyperparameters}
-    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    config = {
+        "task": task,
+        "instance": inst.name,
+        "dataset": {"name": ds.name, "md5": _data_md5(root, ds), "splits": ds.splits.model_dump()},
+        "structure": structure.model_dump(mode="json", exclude_none=True),
+        "params": params,
+        "algorithm": algo.model_dump(mode="json", exclude_none=True),
+        "hyperparameters": inst.hyperparameters,
+    }
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[
+        :16
+    ]
     config["source_commit"] = _git_commit(root)
     return Prepared(ds, structure, algo, params, config, digest)
 
@@ -121,16 +154,27 @@ def prepare(root: Path, task: str, inst: Instance) -> Prepared:
 def _custom_layers(root: Path, structure: Structure) -> dict[str, tuple]:
     from registry.training.layers import custom_layer_path, load_custom_layer
 
-    return {s.type: load_custom_layer(root, s.type) for s in structure.layers
-            if (Path(root) / custom_layer_path(s.type)).is_file()}
+    return {
+        s.type: load_custom_layer(root, s.type)
+        for s in structure.layers
+        if (Path(root) / custom_layer_path(s.type)).is_file()
+    }
 
 
-def train_instance(root: Path, task: str, inst: Instance, *, device: str = "cpu", threads: int = 1,
-                   events: Events = lambda e: None) -> dict:
+def train_instance(
+    root: Path,
+    task: str,
+    inst: Instance,
+    *,
+    device: str = "cpu",
+    threads: int = 1,
+    events: Events = lambda e: None,
+) -> dict:
     """Train one instance to the end (or resume it); return its held-out metrics.
 
     Raises:
-        UsageError: invalid files or data missing. TrainingFailed: NaN loss, out of memory, a code error.
+        UsageError: invalid files or data missing. TrainingFailed: NaN loss, out of memory, a code
+        error.
     """
     import numpy as np
     import torch
@@ -151,17 +195,24 @@ def train_instance(root: Path, task: str, inst: Instance, *, device: str = "cpu"
             events({"event": "skipped", "reason": "already trained with this config", **status})
             return status["metrics"]
     if device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: torch sees no CUDA device here", "use --device cpu, or a machine with a GPU")
+        raise UsageError(
+            "--device cuda: torch sees no CUDA device here",
+            "use --device cpu, or a machine with a GPU",
+        )
     torch.set_num_threads(max(1, threads))
     algo, ds = prep.algorithm, prep.dataset
-    write_atomic(out / "config.yaml",
-                 yaml.safe_dump({**prep.config, "config_hash": prep.config_hash}, sort_keys=False))
+    write_atomic(
+        out / "config.yaml",
+        yaml.safe_dump({**prep.config, "config_hash": prep.config_hash}, sort_keys=False),
+    )
     x, y = load_arrays(root, ds)
     parts = split(ds, x, y)
     dev = torch.device(device)
 
     def tensors(s):
-        return torch.from_numpy(np.ascontiguousarray(s.x)).to(dev), torch.from_numpy(np.ascontiguousarray(s.y)).to(dev)
+        return torch.from_numpy(np.ascontiguousarray(s.x)).to(dev), torch.from_numpy(
+            np.ascontiguousarray(s.y)
+        ).to(dev)
 
     xtr, ytr = tensors(parts.train)
     xte, yte = tensors(parts.test)
@@ -172,10 +223,14 @@ def train_instance(root: Path, task: str, inst: Instance, *, device: str = "cpu"
     from registry.training.structure import LayerProblem
 
     try:
-        net = build_network(prep.structure, prep.params, _custom_layers(root, prep.structure)).to(dev)
+        net = build_network(prep.structure, prep.params, _custom_layers(root, prep.structure)).to(
+            dev
+        )
     except LayerProblem as p:
-        raise TrainingFailed(f"structure '{prep.structure.name}': {p.message}",
-                             p.hint or "run `registry train check` for every problem") from None
+        raise TrainingFailed(
+            f"structure '{prep.structure.name}': {p.message}",
+            p.hint or "run `registry train check` for every problem",
+        ) from None
     optimizer = make_optimizer(algo, net.parameters())
     schedule = make_schedule(algo, optimizer)
     gen = torch.Generator().manual_seed(algo.seed)
@@ -201,27 +256,54 @@ def train_instance(root: Path, task: str, inst: Instance, *, device: str = "cpu"
         from registry.core.errors import missing_dependency
 
         raise missing_dependency("dvclive", "train") from None
-    log = open(out / "train.log", "a", encoding="utf-8")
+    log = open(out / "train.log", "a", encoding="utf-8")  # noqa: SIM115 - closed in the finally below
     if start_epoch > 0:
         _trim_live(out / "dvclive", start_epoch)
-    live = Live(dir=str(out / "dvclive"), resume=start_epoch > 0, save_dvc_exp=False, dvcyaml=None, report=None)
-    live.step = start_epoch  # one row per finished epoch; later rows were trimmed with the checkpoint
+    live = Live(
+        dir=str(out / "dvclive"),
+        resume=start_epoch > 0,
+        save_dvc_exp=False,
+        dvcyaml=None,
+        report=None,
+    )
+    live.step = (
+        start_epoch  # one row per finished epoch; later rows were trimmed with the checkpoint
+    )
     if "data" in getattr(live, "_studio_events_to_skip", ()):
         # No DVC Studio to send to: skip DVCLive's re-reading of every metric file at every step.
         live.post_data_to_studio = lambda: None
     if start_epoch == 0:
-        live.log_params({"task": task, "instance": inst.name, "dataset": ds.name, "structure": prep.structure.name,
-                         "algorithm": algo.name, **{k: v for k, v in prep.params.items()},
-                         "epochs": algo.epochs, "batch_size": algo.batch_size,
-                         "learning_rate": algo.optimizer.learning_rate, "seed": algo.seed})
+        live.log_params(
+            {
+                "task": task,
+                "instance": inst.name,
+                "dataset": ds.name,
+                "structure": prep.structure.name,
+                "algorithm": algo.name,
+                **{k: v for k, v in prep.params.items()},
+                "epochs": algo.epochs,
+                "batch_size": algo.batch_size,
+                "learning_rate": algo.optimizer.learning_rate,
+                "seed": algo.seed,
+            }
+        )
     primary = procedure.metric_names[0]
     n = len(xtr)
     steps = math.ceil(n / algo.batch_size)
     started = time.monotonic()
-    events({"event": "start", "epoch": start_epoch, "epochs": algo.epochs, "steps": steps,
-            "resumed": start_epoch > 0})
-    log.write(f"{'resumed at' if start_epoch else 'started'} epoch {start_epoch + 1}/{algo.epochs}, "
-              f"config {prep.config_hash}\n")
+    events(
+        {
+            "event": "start",
+            "epoch": start_epoch,
+            "epochs": algo.epochs,
+            "steps": steps,
+            "resumed": start_epoch > 0,
+        }
+    )
+    log.write(
+        f"{'resumed at' if start_epoch else 'started'} epoch {start_epoch + 1}/{algo.epochs}, "
+        f"config {prep.config_hash}\n"
+    )
     last_event = 0.0
     last_checkpoint = time.monotonic()
     epoch = start_epoch
@@ -232,7 +314,7 @@ def train_instance(root: Path, task: str, inst: Instance, *, device: str = "cpu"
             total, count = 0.0, 0
             seen: list[dict] = []  # the epoch's outputs: training metrics at no extra forward pass
             for step in range(steps):
-                idx = order[step * algo.batch_size:(step + 1) * algo.batch_size]
+                idx = order[step * algo.batch_size : (step + 1) * algo.batch_size]
                 xb, yb = xtr[idx], ytr[idx]
                 optimizer.zero_grad()
                 outputs = net(xb)
@@ -242,8 +324,10 @@ def train_instance(root: Path, task: str, inst: Instance, *, device: str = "cpu"
                 optimizer.step()
                 value = float(loss.detach())
                 if not math.isfinite(value):
-                    raise TrainingFailed(f"the loss became {value} at epoch {epoch + 1}, step {step + 1}",
-                                         "lower the learning rate, or check the loss and the data")
+                    raise TrainingFailed(
+                        f"the loss became {value} at epoch {epoch + 1}, step {step + 1}",
+                        "lower the learning rate, or check the loss and the data",
+                    )
                 total += value * len(idx)
                 count += len(idx)
                 now = time.monotonic()
@@ -251,17 +335,31 @@ def train_instance(root: Path, task: str, inst: Instance, *, device: str = "cpu"
                     last_event = now
                     done = (epoch - start_epoch) * steps + step + 1
                     left = (algo.epochs - start_epoch) * steps - done
-                    events({"event": "progress", "epoch": epoch + 1, "epochs": algo.epochs, "step": step + 1,
-                            "steps": steps, "loss": total / count,
-                            "eta_s": (now - started) / done * left})
+                    events(
+                        {
+                            "event": "progress",
+                            "epoch": epoch + 1,
+                            "epochs": algo.epochs,
+                            "step": step + 1,
+                            "steps": steps,
+                            "loss": total / count,
+                            "eta_s": (now - started) / done * left,
+                        }
+                    )
             if schedule is not None:
                 schedule.step()
             with torch.no_grad():
                 epoch_out = {k: torch.cat([b[k] for b in seen]) for k in seen[0]}
                 train_metrics = procedure.evaluate(epoch_out, xtr[order], ytr[order])
-            val_metrics = _evaluate(net, procedure, xva, yva, None, with_loss=True) if xva is not None else {}
-            row = {"epoch": epoch + 1, "loss": total / count, **{f"train_{k}": v for k, v in train_metrics.items()},
-                   **{f"validation_{k}": v for k, v in val_metrics.items()}}
+            val_metrics = (
+                _evaluate(net, procedure, xva, yva, None, with_loss=True) if xva is not None else {}
+            )
+            row = {
+                "epoch": epoch + 1,
+                "loss": total / count,
+                **{f"train_{k}": v for k, v in train_metrics.items()},
+                **{f"validation_{k}": v for k, v in val_metrics.items()},
+            }
             history.append(row)
             live.log_metric("train/loss", row["loss"])
             for k, v in train_metrics.items():
@@ -270,12 +368,22 @@ def train_instance(root: Path, task: str, inst: Instance, *, device: str = "cpu"
                 live.log_metric(f"validation/{k}", v)
             live.next_step()
             stop = _early_stop(algo, best, val_metrics, row, xva is not None, net, epoch)
-            if time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY_S and epoch + 1 < algo.epochs and not stop:
-                checkpoint = {"config_hash": prep.config_hash, "epoch": epoch + 1,
-                              "model": net.state_dict(), "optimizer": optimizer.state_dict(),
-                              "schedule": schedule.state_dict() if schedule else None,
-                              "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
-                              "history": history, "best": {k: v for k, v in best.items()}}
+            if (
+                time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY_S
+                and epoch + 1 < algo.epochs
+                and not stop
+            ):
+                checkpoint = {
+                    "config_hash": prep.config_hash,
+                    "epoch": epoch + 1,
+                    "model": net.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "schedule": schedule.state_dict() if schedule else None,
+                    "generator": gen.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "history": history,
+                    "best": {k: v for k, v in best.items()},
+                }
                 with atomic_path(ckpt_path) as tmp:
                     torch.save(checkpoint, tmp)
                 last_checkpoint = time.monotonic()
@@ -283,10 +391,23 @@ def train_instance(root: Path, task: str, inst: Instance, *, device: str = "cpu"
             elapsed = time.monotonic() - started
             eta = elapsed / (epoch + 1 - start_epoch) * (algo.epochs - epoch - 1)
             shown = val_metrics or train_metrics
-            events({"event": "epoch", "epoch": epoch + 1, "epochs": algo.epochs, "step": steps, "steps": steps,
-                    "loss": row["loss"], "metric": dict(shown), "eta_s": eta})
-            log.write(f"epoch {epoch + 1}/{algo.epochs} loss {row['loss']:.5f} "
-                      + " ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "loss")) + "\n")
+            events(
+                {
+                    "event": "epoch",
+                    "epoch": epoch + 1,
+                    "epochs": algo.epochs,
+                    "step": steps,
+                    "steps": steps,
+                    "loss": row["loss"],
+                    "metric": dict(shown),
+                    "eta_s": eta,
+                }
+            )
+            log.write(
+                f"epoch {epoch + 1}/{algo.epochs} loss {row['loss']:.5f} "
+                + " ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "loss"))
+                + "\n"
+            )
             log.flush()
             if stop:
                 log.write(f"early stopping after epoch {epoch + 1} (best epoch {best['epoch']})\n")
@@ -300,7 +421,9 @@ def train_instance(root: Path, task: str, inst: Instance, *, device: str = "cpu"
     except (RuntimeError, MemoryError) as e:
         text = str(e)
         if isinstance(e, MemoryError) or "out of memory" in text or "can't allocate memory" in text:
-            raise TrainingFailed(f"out of memory at epoch {epoch + 1}", "lower batch_size or the layer sizes") from None
+            raise TrainingFailed(
+                f"out of memory at epoch {epoch + 1}", "lower batch_size or the layer sizes"
+            ) from None
         raise
     finally:
         live.end()
@@ -308,15 +431,32 @@ def train_instance(root: Path, task: str, inst: Instance, *, device: str = "cpu"
     net.cpu().eval()
     export_onnx(net, procedure, prep.structure, ds, xte[:1].cpu(), out / "model.onnx")
     wall = time.monotonic() - started
-    summary = {"instance": inst.name, "metrics": test, "metric": primary, "dataset": f"{ds.name}-test",
-               "higher_is_better": procedure.higher_is_better, "epochs_run": len(history),
-               "train_seconds": round(wall, 3)}
+    summary = {
+        "instance": inst.name,
+        "metrics": test,
+        "metric": primary,
+        "dataset": f"{ds.name}-test",
+        "higher_is_better": procedure.higher_is_better,
+        "epochs_run": len(history),
+        "train_seconds": round(wall, 3),
+    }
     write_atomic(out / "metrics.json", json.dumps(summary, indent=2) + "\n")
     plot_curves(history, out / "plots")
-    write_atomic(status_path, json.dumps({"state": "done", "config_hash": prep.config_hash,
-                                          "metrics": test, "metric": primary,
-                                          "epochs_run": len(history),
-                                          "train_seconds": round(wall, 3)}, indent=2) + "\n")
+    write_atomic(
+        status_path,
+        json.dumps(
+            {
+                "state": "done",
+                "config_hash": prep.config_hash,
+                "metrics": test,
+                "metric": primary,
+                "epochs_run": len(history),
+                "train_seconds": round(wall, 3),
+            },
+            indent=2,
+        )
+        + "\n",
+    )
     ckpt_path.unlink(missing_ok=True)
     events({"event": "done", "metrics": test, "metric": primary, "train_seconds": round(wall, 3)})
     return test
@@ -327,7 +467,11 @@ def _trim_live(folder: Path, epochs: int) -> None:
     checkpoint, so rows logged after it would otherwise appear twice."""
     for tsv in (folder / "plots" / "metrics").rglob("*.tsv"):
         lines = tsv.read_text().splitlines(keepends=True)
-        kept = lines[:1] + [ln for ln in lines[1:] if ln.split("\t", 1)[0].isdigit() and int(ln.split("\t", 1)[0]) < epochs]
+        kept = lines[:1] + [
+            ln
+            for ln in lines[1:]
+            if ln.split("\t", 1)[0].isdigit() and int(ln.split("\t", 1)[0]) < epochs
+        ]
         write_atomic(tsv, "".join(kept))
     metrics = folder / "metrics.json"
     if metrics.is_file():
@@ -349,7 +493,9 @@ def _evaluate(net, procedure, x, y, train, with_loss: bool = False) -> dict[str,
     return metrics
 
 
-def _early_stop(algo: Algorithm, best: dict, metrics: dict, row: dict, has_validation: bool, net, epoch: int) -> bool:
+def _early_stop(
+    algo: Algorithm, best: dict, metrics: dict, row: dict, has_validation: bool, net, epoch: int
+) -> bool:
     """Track the best epoch on the validation split; True when patience has run out."""
     rule = algo.early_stopping
     if rule is None or not has_validation:
@@ -360,17 +506,25 @@ def _early_stop(algo: Algorithm, best: dict, metrics: dict, row: dict, has_valid
     if value is None:
         return False
     higher = metric_direction(rule.metric)
-    better = best["value"] is None or ((value - best["value"]) if higher else (best["value"] - value)) > rule.min_delta
+    better = (
+        best["value"] is None
+        or ((value - best["value"]) if higher else (best["value"] - value)) > rule.min_delta
+    )
     if better:
-        best.update(value=value, epoch=epoch + 1, waited=0,
-                    state={k: v.detach().clone() for k, v in net.state_dict().items()})
+        best.update(
+            value=value,
+            epoch=epoch + 1,
+            waited=0,
+            state={k: v.detach().clone() for k, v in net.state_dict().items()},
+        )
         return False
     best["waited"] = best.get("waited", 0) + 1
     return best["waited"] >= rule.patience
 
 
 def plot_curves(history: list[dict], folder: Path) -> list[Path]:
-    """PNG plots of the loss and each metric over the epochs (matplotlib's Agg canvas, no pyplot)."""
+    """PNG plots of the loss and each metric over the epochs (matplotlib's Agg canvas, no
+    pyplot)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -380,7 +534,9 @@ def plot_curves(history: list[dict], folder: Path) -> list[Path]:
     for key in keys:
         fig = Figure(figsize=(5, 3.2), dpi=90)
         FigureCanvasAgg(fig)
-        fig.subplots_adjust(left=0.15, right=0.97, top=0.9, bottom=0.15)  # tight_layout costs more than training
+        fig.subplots_adjust(
+            left=0.15, right=0.97, top=0.9, bottom=0.15
+        )  # tight_layout costs more than training
         ax = fig.add_subplot()
         ax.plot([r["epoch"] for r in history], [r[key] for r in history], marker="o", markersize=3)
         ax.set_xlabel("epoch")

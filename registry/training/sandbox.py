@@ -1,4 +1,5 @@
-"""The one run of pull-request code: build, forward, backward, optimiser step and ONNX export, sandboxed.
+"""The one run of pull-request code: build, forward, backward, optimiser step and ONNX export,
+sandboxed.
 
 A pull request's custom layers and algorithms are Python, so the bot runs them only here: in a
 fresh child process (`python -m registry.training.sandbox`) started with an empty environment
@@ -31,7 +32,7 @@ from pydantic import BaseModel, Field
 
 from registry.core.sandbox import cancel_deadline, limit_memory, run_child, start_deadline
 
-SANDBOX_TIMEOUT = 60.0   # seconds for one build + step + export
+SANDBOX_TIMEOUT = 60.0  # seconds for one build + step + export
 SANDBOX_MEMORY = 2 << 30  # bytes of address space on top of what the interpreter and torch take
 BATCH = 4
 IMPORT_ALLOWANCE = 90.0  # seconds for the child to start and import torch before its own clock runs
@@ -40,7 +41,9 @@ IMPORT_ALLOWANCE = 90.0  # seconds for the child to start and import torch befor
 class Request(BaseModel):
     """What the child builds and runs (plain data; the files are under `root`)."""
 
-    root: str = Field(description="folder holding training/layers/*.py and training/algorithms/*.py")
+    root: str = Field(
+        description="folder holding training/layers/*.py and training/algorithms/*.py"
+    )
     structure: dict[str, Any]
     algorithm: dict[str, Any]
     dataset: dict[str, Any]
@@ -54,11 +57,11 @@ class Problem:
 
     message: str
     hint: str | None = None
-    path: str | None = None        # repository-relative code file
+    path: str | None = None  # repository-relative code file
     line: int | None = None
-    where: str = "structure"       # structure | algorithm: the YAML to point at when `path` is None
-    layer: int | None = None       # index in the structure's layers
-    field: str | None = None       # a field of the algorithm YAML
+    where: str = "structure"  # structure | algorithm: the YAML to point at when `path` is None
+    layer: int | None = None  # index in the structure's layers
+    field: str | None = None  # a field of the algorithm YAML
 
 
 @dataclass
@@ -75,7 +78,8 @@ _FRAME = re.compile(r'File "([^"]+)", line (\d+)')
 
 
 def _code_location(text: str, root: Path) -> tuple[str | None, int | None]:
-    """The first frame of a faulthandler dump (most recent first) that is in the pull request's code."""
+    """The first frame of a faulthandler dump (most recent first) that is in the pull request's
+    code."""
     real = str(root.resolve())
     for path, line in _FRAME.findall(text):
         resolved = str(Path(path).resolve()) if path.startswith("/") else path
@@ -84,13 +88,17 @@ def _code_location(text: str, root: Path) -> tuple[str | None, int | None]:
     return None, None
 
 
-def run_in_sandbox(request: Request, *, timeout: float = SANDBOX_TIMEOUT, memory: int = SANDBOX_MEMORY) -> Outcome:
-    """Build and run one combination in the sandboxed child; problems come back, nothing is raised."""
+def run_in_sandbox(
+    request: Request, *, timeout: float = SANDBOX_TIMEOUT, memory: int = SANDBOX_MEMORY
+) -> Outcome:
+    """Build and run one combination in the sandboxed child; problems come back, nothing is
+    raised."""
     return run_many([request], timeout=timeout, memory=memory)[0]
 
 
-def run_many(requests: list[Request], *, timeout: float = SANDBOX_TIMEOUT, memory: int = SANDBOX_MEMORY
-             ) -> list[Outcome]:
+def run_many(
+    requests: list[Request], *, timeout: float = SANDBOX_TIMEOUT, memory: int = SANDBOX_MEMORY
+) -> list[Outcome]:
     """Run several combinations (same `root`) in sandboxed children: one child imports torch once
     and runs them in turn, each with its own deadline; after a combination kills or stalls its
     child, a fresh child takes the rest. Problems come back, nothing is raised."""
@@ -112,13 +120,27 @@ def _one_child(requests: list[Request], todo: list[int], timeout: float, memory:
     out = root / ".sandbox"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
-    payload = json.dumps({"requests": [requests[i].model_dump(mode="json") for i in todo], "timeout": timeout,
-                          "memory": memory, "out": str(out)})
-    child = run_child("registry.training.sandbox:child_main", payload.encode(), workdir=out,
-                      deadline=IMPORT_ALLOWANCE + (timeout + 5) * len(todo))
+    payload = json.dumps(
+        {
+            "requests": [requests[i].model_dump(mode="json") for i in todo],
+            "timeout": timeout,
+            "memory": memory,
+            "out": str(out),
+        }
+    )
+    child = run_child(
+        "registry.training.sandbox:child_main",
+        payload.encode(),
+        workdir=out,
+        deadline=IMPORT_ALLOWANCE + (timeout + 5) * len(todo),
+    )
     err_text = child.stderr
     done: dict[int, Outcome] = {}
-    for line in (out / "results.jsonl").read_text().splitlines() if (out / "results.jsonl").is_file() else []:
+    for line in (
+        (out / "results.jsonl").read_text().splitlines()
+        if (out / "results.jsonl").is_file()
+        else []
+    ):
         try:
             item = json.loads(line)
         except ValueError:
@@ -133,38 +155,67 @@ def _one_child(requests: list[Request], todo: list[int], timeout: float, memory:
     if not left:
         return done, None
     current = left[0]  # the child runs them in order: the first unfinished one stopped it
-    limits = (f"code in a pull request must build and run one step within {timeout:g} s and "
-              f"{memory / (1 << 30):g} GiB")
+    limits = (
+        f"code in a pull request must build and run one step within {timeout:g} s and "
+        f"{memory / (1 << 30):g} GiB"
+    )
     path, line = _code_location(err_text, root)
     if child.timed_out:
-        return done, (current, Outcome([Problem(f"one training step took longer than {timeout:g} s and was stopped"
-                                                + (" (an endless loop?)" if path else ""), limits, path, line)]))
-    stopped = (f"the training step stopped without a report ({child.ended()}); it may have needed "
-               "more memory than allowed")
+        return done, (
+            current,
+            Outcome(
+                [
+                    Problem(
+                        f"one training step took longer than {timeout:g} s and was stopped"
+                        + (" (an endless loop?)" if path else ""),
+                        limits,
+                        path,
+                        line,
+                    )
+                ]
+            ),
+        )
+    stopped = (
+        f"the training step stopped without a report ({child.ended()}); it may have needed "
+        "more memory than allowed"
+    )
     return done, (current, Outcome([Problem(stopped, limits, path, line)]))
 
 
 def _check_export(path: Path, request: Request) -> list[Problem]:
-    """The exported file is real ONNX, with the dataset's input (the parent checks; it runs nothing)."""
+    """The exported file is real ONNX, with the dataset's input (the parent checks; it runs
+    nothing)."""
     from registry.core.errors import ModelFormatError
     from registry.formats.summary import summarize_onnx
 
     try:
         summary = summarize_onnx(path)
     except (ModelFormatError, OSError) as e:
-        return [Problem(f"the ONNX export is not a readable model: {getattr(e, 'message', e)}",
-                        "check the layers' forward for operations ONNX cannot express", where="algorithm")]
+        return [
+            Problem(
+                f"the ONNX export is not a readable model: {getattr(e, 'message', e)}",
+                "check the layers' forward for operations ONNX cannot express",
+                where="algorithm",
+            )
+        ]
     want = request.dataset["input"]["name"]
     if [i.name for i in summary.inputs] != [want]:
-        return [Problem(f"the ONNX export has inputs {[i.name for i in summary.inputs]}, not ['{want}']",
-                        "the structure's input takes the dataset's input", where="structure")]
+        return [
+            Problem(
+                f"the ONNX export has inputs {[i.name for i in summary.inputs]}, not ['{want}']",
+                "the structure's input takes the dataset's input",
+                where="structure",
+            )
+        ]
     return []
 
 
 # --------------------------------------------------------------------------- child side
 
+
 def child_main() -> None:
-    """Entry of the child: read the requests from stdin, run each, append to results.jsonl (never raises)."""
+    """Entry of the child: read the requests from stdin, run each, append to results.jsonl (never
+    raises)."""
     msg = json.loads(sys.stdin.read())
     out = Path(msg["out"])
     import torch  # noqa: F401 - the heavy imports come before the clock starts
@@ -179,8 +230,16 @@ def child_main() -> None:
             result = Outcome([_problem_from(e, Path(raw["root"]), "the training step failed")])
         cancel_deadline()
         with open(out / "results.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps({"index": pos, "problems": [asdict(p) for p in result.problems],
-                                "layers": result.layers}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "index": pos,
+                        "problems": [asdict(p) for p in result.problems],
+                        "layers": result.layers,
+                    }
+                )
+                + "\n"
+            )
         _forget_custom_modules()
     sys.stdout.flush()
     os._exit(0)
@@ -188,7 +247,9 @@ def child_main() -> None:
 
 def _forget_custom_modules() -> None:
     """Drop the pull request's modules between combinations, so each loads its files afresh."""
-    for name in [n for n in sys.modules if n.startswith(("registry_layer_", "registry_algorithm_"))]:
+    for name in [
+        n for n in sys.modules if n.startswith(("registry_layer_", "registry_algorithm_"))
+    ]:
         del sys.modules[name]
     import gc
 
@@ -204,21 +265,50 @@ def _problem_from(e: BaseException, root: Path, what: str, **where) -> Problem:
         chain.append(e.__context__)
     for exc in chain:
         for frame in traceback.extract_tb(exc.__traceback__):
-            fn = str(Path(frame.filename).resolve()) if frame.filename.startswith("/") else frame.filename
+            fn = (
+                str(Path(frame.filename).resolve())
+                if frame.filename.startswith("/")
+                else frame.filename
+            )
             if fn.startswith(real + os.sep):
                 path, line = Path(fn).relative_to(real).as_posix(), frame.lineno
         if path:
             break
-    if isinstance(e, SyntaxError) and e.filename and str(Path(e.filename).resolve()).startswith(real + os.sep):
-        return Problem(f"syntax error: {e.msg}", "fix the Python syntax at that line",
-                       Path(e.filename).resolve().relative_to(real).as_posix(), e.lineno)
+    if (
+        isinstance(e, SyntaxError)
+        and e.filename
+        and str(Path(e.filename).resolve()).startswith(real + os.sep)
+    ):
+        return Problem(
+            f"syntax error: {e.msg}",
+            "fix the Python syntax at that line",
+            Path(e.filename).resolve().relative_to(real).as_posix(),
+            e.lineno,
+        )
     text = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
-    if isinstance(e, MemoryError) or "can't allocate memory" in text or "DefaultCPUAllocator" in text:
-        return Problem("the training step needed more memory than allowed", "code in a pull request must build "
-                       "and run one step within the bot's memory limit; check tensor sizes", path, line, **where)
+    if (
+        isinstance(e, MemoryError)
+        or "can't allocate memory" in text
+        or "DefaultCPUAllocator" in text
+    ):
+        return Problem(
+            "the training step needed more memory than allowed",
+            "code in a pull request must build "
+            "and run one step within the bot's memory limit; check tensor sizes",
+            path,
+            line,
+            **where,
+        )
     msg = getattr(e, "message", None) or f"{type(e).__name__}: {text}"
-    return Problem(f"{what}: {msg}", getattr(e, "hint", None) or "fix the code at that line" if path else
-                   getattr(e, "hint", None), path, line, **where)
+    return Problem(
+        f"{what}: {msg}",
+        getattr(e, "hint", None) or "fix the code at that line"
+        if path
+        else getattr(e, "hint", None),
+        path,
+        line,
+        **where,
+    )
 
 
 def _child_run(req: Request, onnx_path: Path) -> Outcome:
@@ -235,21 +325,27 @@ def _child_run(req: Request, onnx_path: Path) -> Outcome:
     root = Path(req.root)
     structure = Structure.model_validate(req.structure)
     ds = Dataset.model_validate(req.dataset)
-    algo, params = apply_hyperparameters(Algorithm.model_validate(req.algorithm), req.hyperparameters)
+    algo, params = apply_hyperparameters(
+        Algorithm.model_validate(req.algorithm), req.hyperparameters
+    )
     outcome = Outcome()
     custom = {}
     for name in req.custom_layers:
         try:
             custom[name] = load_custom_layer(root, name)
         except BaseException as e:  # noqa: BLE001
-            outcome.problems.append(_problem_from(e, root, f"custom layer '{name}' cannot be loaded"))
+            outcome.problems.append(
+                _problem_from(e, root, f"custom layer '{name}' cannot be loaded")
+            )
             if not outcome.problems[-1].path:
                 outcome.problems[-1].path = f"training/layers/{name}.py"
             return outcome
     try:
         procedure = load_procedure(algo, root)
     except BaseException as e:  # noqa: BLE001
-        p = _problem_from(e, root, f"algorithm '{algo.name}' cannot be loaded", where="algorithm", field="code")
+        p = _problem_from(
+            e, root, f"algorithm '{algo.name}' cannot be loaded", where="algorithm", field="code"
+        )
         p.path = p.path or f"training/algorithms/{algo.code}"
         outcome.problems.append(p)
         return outcome
@@ -278,13 +374,26 @@ def _child_run(req: Request, onnx_path: Path) -> Outcome:
     try:
         loss = procedure.loss(net(x), x, y)
         if not (hasattr(loss, "dim") and loss.dim() == 0):
-            outcome.problems.append(Problem("the loss is not a scalar tensor", "return one number per batch (.mean())",
-                                            where="algorithm", field="loss", **_loss_location(procedure, root)))
+            outcome.problems.append(
+                Problem(
+                    "the loss is not a scalar tensor",
+                    "return one number per batch (.mean())",
+                    where="algorithm",
+                    field="loss",
+                    **_loss_location(procedure, root),
+                )
+            )
             return outcome
         if not math.isfinite(float(loss)):
-            outcome.problems.append(Problem(f"the loss is {float(loss)} on the first batch",
-                                            "check the loss and the layers for division by zero or log of 0",
-                                            where="algorithm", field="loss", **_loss_location(procedure, root)))
+            outcome.problems.append(
+                Problem(
+                    f"the loss is {float(loss)} on the first batch",
+                    "check the loss and the layers for division by zero or log of 0",
+                    where="algorithm",
+                    field="loss",
+                    **_loss_location(procedure, root),
+                )
+            )
             return outcome
         optimizer.zero_grad()
         loss.backward()
@@ -292,12 +401,20 @@ def _child_run(req: Request, onnx_path: Path) -> Outcome:
         with torch.no_grad():
             after = procedure.loss(net(x), x, y)
         if not math.isfinite(float(after)):
-            outcome.problems.append(Problem(f"the loss is {float(after)} after one optimiser step",
-                                            "lower the learning rate or check the loss", where="algorithm",
-                                            field="optimizer", **_loss_location(procedure, root)))
+            outcome.problems.append(
+                Problem(
+                    f"the loss is {float(after)} after one optimiser step",
+                    "lower the learning rate or check the loss",
+                    where="algorithm",
+                    field="optimizer",
+                    **_loss_location(procedure, root),
+                )
+            )
             return outcome
     except BaseException as e:  # noqa: BLE001
-        outcome.problems.append(_problem_from(e, root, "the training step failed", where="algorithm"))
+        outcome.problems.append(
+            _problem_from(e, root, "the training step failed", where="algorithm")
+        )
         return outcome
     from registry.training.export import export_onnx
 
@@ -320,7 +437,10 @@ def _loss_location(procedure, root: Path) -> dict:
     try:
         fn = type(procedure.custom).loss
         file = Path(inspect.getsourcefile(fn)).resolve()
-        return {"path": file.relative_to(root.resolve()).as_posix(), "line": inspect.getsourcelines(fn)[1]}
+        return {
+            "path": file.relative_to(root.resolve()).as_posix(),
+            "line": inspect.getsourcelines(fn)[1],
+        }
     except (TypeError, OSError, ValueError, AttributeError):
         return {}
 

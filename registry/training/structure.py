@@ -10,17 +10,26 @@ through the built-in layers without running any code from a pull request.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from registry.training.files import Structure
-from registry.training.layers import REGISTRY_LAYERS, registry_layer, substitute, suggest, torch_layer_names
+from registry.training.layers import (
+    REGISTRY_LAYERS,
+    registry_layer,
+    substitute,
+    suggest,
+    torch_layer_names,
+)
 
 
 class LayerProblem(Exception):
     """A layer cannot be built or cannot take its input; `index` is its position in `layers`."""
 
-    def __init__(self, index: int | None, message: str, hint: str | None = None, field_: str | None = None):
+    def __init__(
+        self, index: int | None, message: str, hint: str | None = None, field_: str | None = None
+    ):
         super().__init__(message)
         self.index, self.message, self.hint, self.field = index, message, hint, field_
 
@@ -50,33 +59,62 @@ class Plan:
 
 
 def plan(structure: Structure) -> Plan:
-    """Check names and connections: unique names, inputs that exist and come earlier, known outputs."""
+    """Check names and connections: unique names, inputs that exist and come earlier, known
+    outputs."""
     names = structure.layer_names()
-    p = Plan(names, [], [s.type for s in structure.layers], structure.output_map(), list(structure.inputs))
+    p = Plan(
+        names,
+        [],
+        [s.type for s in structure.layers],
+        structure.output_map(),
+        list(structure.inputs),
+    )
     seen: set[str] = set(structure.inputs)
     for i, (spec, name) in enumerate(zip(structure.layers, names)):
         if name in seen:
-            p.problems.append(LayerProblem(i, f"layer name '{name}' is used twice", "give each layer its own name",
-                                           "name"))
-        sources = spec.inputs if spec.inputs is not None else ([names[i - 1]] if i else [structure.inputs[0]])
+            p.problems.append(
+                LayerProblem(
+                    i, f"layer name '{name}' is used twice", "give each layer its own name", "name"
+                )
+            )
+        sources = (
+            spec.inputs
+            if spec.inputs is not None
+            else ([names[i - 1]] if i else [structure.inputs[0]])
+        )
         for src in sources:
             if src not in seen:
                 later = src in names[i:]
                 near = suggest(src, sorted(seen))
-                p.problems.append(LayerProblem(
-                    i, f"layer '{name}' takes input '{src}', " +
-                    ("which comes after it (layers run in the order listed)" if later else "which does not exist"),
-                    f"did you mean '{near}'?" if near and not later else
-                    "list the layers in the order they run; inputs name earlier layers or the structure's input",
-                    "inputs"))
+                p.problems.append(
+                    LayerProblem(
+                        i,
+                        f"layer '{name}' takes input '{src}', "
+                        + (
+                            "which comes after it (layers run in the order listed)"
+                            if later
+                            else "which does not exist"
+                        ),
+                        f"did you mean '{near}'?"
+                        if near and not later
+                        else "list the layers in the order they run; inputs name earlier layers or "
+                        "the structure's input",
+                        "inputs",
+                    )
+                )
         p.inputs.append(list(sources))
         seen.add(name)
     for out, layer in p.outputs.items():
         if layer not in names:
             near = suggest(layer, names)
-            p.problems.append(LayerProblem(None, f"output '{out}' names layer '{layer}', which does not exist",
-                                           f"did you mean '{near}'?" if near else "name one of the layers",
-                                           "outputs"))
+            p.problems.append(
+                LayerProblem(
+                    None,
+                    f"output '{out}' names layer '{layer}', which does not exist",
+                    f"did you mean '{near}'?" if near else "name one of the layers",
+                    "outputs",
+                )
+            )
     return p
 
 
@@ -106,7 +144,9 @@ def known_layer_types(custom: set[str]) -> list[str]:
     return sorted(set(_torch_names()) | set(REGISTRY_LAYERS) | set(custom))
 
 
-def make_layer(index: int, type_name: str, args: dict[str, Any], custom: dict[str, tuple] | set[str]):
+def make_layer(
+    index: int, type_name: str, args: dict[str, Any], custom: dict[str, tuple] | set[str]
+):
     """Build one layer module (on the current default device).
 
     Args:
@@ -122,10 +162,15 @@ def make_layer(index: int, type_name: str, args: dict[str, Any], custom: dict[st
     kind = layer_kind(type_name, names)
     if kind is None:
         near = suggest(type_name, known_layer_types(names))
-        raise LayerProblem(index, f"unknown layer type '{type_name}'",
-                           f"did you mean '{near}'?" if near else
-                           "use a torch.nn class name (Linear, Conv2d…), Add, Concat, Reshape, or a file in "
-                           "training/layers/", "type")
+        raise LayerProblem(
+            index,
+            f"unknown layer type '{type_name}'",
+            f"did you mean '{near}'?"
+            if near
+            else "use a torch.nn class name (Linear, Conv2d…), Add, Concat, Reshape, or a file in "
+            "training/layers/",
+            "type",
+        )
     if kind == "custom":
         if not isinstance(custom, dict):
             return None
@@ -135,8 +180,12 @@ def make_layer(index: int, type_name: str, args: dict[str, Any], custom: dict[st
         except ValidationError as e:
             err = e.errors()[0]
             where = ".".join(str(x) for x in err["loc"])
-            raise LayerProblem(index, f"layer type '{type_name}': argument '{where}': {err['msg']}",
-                               f"see the Config of training/layers/{type_name}.py", "args") from None
+            raise LayerProblem(
+                index,
+                f"layer type '{type_name}': argument '{where}': {err['msg']}",
+                f"see the Config of training/layers/{type_name}.py",
+                "args",
+            ) from None
     if kind == "registry":
         cls = registry_layer(type_name)
     else:
@@ -144,20 +193,30 @@ def make_layer(index: int, type_name: str, args: dict[str, Any], custom: dict[st
 
         cls = getattr(nn, type_name)
     sig = inspect.signature(cls.__init__)
-    accepted = [n for n, prm in sig.parameters.items() if n != "self" and prm.kind in
-                (prm.POSITIONAL_OR_KEYWORD, prm.KEYWORD_ONLY)]
+    accepted = [
+        n
+        for n, prm in sig.parameters.items()
+        if n != "self" and prm.kind in (prm.POSITIONAL_OR_KEYWORD, prm.KEYWORD_ONLY)
+    ]
     takes_any = any(prm.kind is prm.VAR_KEYWORD for prm in sig.parameters.values())
     for key in args:
         if key not in accepted and not takes_any:
             near = suggest(key, accepted)
-            raise LayerProblem(index, f"{type_name} has no argument '{key}'",
-                               f"did you mean '{near}'?" if near else "its arguments: " + ", ".join(accepted),
-                               "args")
+            raise LayerProblem(
+                index,
+                f"{type_name} has no argument '{key}'",
+                f"did you mean '{near}'?" if near else "its arguments: " + ", ".join(accepted),
+                "args",
+            )
     try:
         return cls(**args)
     except (TypeError, ValueError, RuntimeError) as e:
-        raise LayerProblem(index, f"{type_name}({_args_text(args)}) cannot be built: {_first_line(e)}",
-                           "fix the layer's args (torch.nn documentation of " + type_name + ")", "args") from None
+        raise LayerProblem(
+            index,
+            f"{type_name}({_args_text(args)}) cannot be built: {_first_line(e)}",
+            "fix the layer's args (torch.nn documentation of " + type_name + ")",
+            "args",
+        ) from None
 
 
 def _args_text(args: dict) -> str:
@@ -207,8 +266,13 @@ def build_network(structure: Structure, params: dict[str, Any], custom: dict[str
     for i, spec in enumerate(structure.layers):
         args, unknown = substitute(spec.args, values)
         if unknown:
-            raise LayerProblem(i, f"layer '{p.names[i]}' uses parameter '${unknown[0]}', which the structure "
-                               "does not define", "add it under `params:` or set it as a hyperparameter", "args")
+            raise LayerProblem(
+                i,
+                f"layer '{p.names[i]}' uses parameter '${unknown[0]}', which the structure "
+                "does not define",
+                "add it under `params:` or set it as a hyperparameter",
+                "args",
+            )
         modules.append(make_layer(i, spec.type, args, custom))
     return _net_class()(p, modules)
 
@@ -236,8 +300,13 @@ def _expected(module, got: list) -> str | None:
     return None
 
 
-def trace(net, example_inputs: list, *, opaque: dict[str, str | None] | None = None,
-          on_layer: Callable[[str], None] | None = None) -> list[LayerShape]:
+def trace(
+    net,
+    example_inputs: list,
+    *,
+    opaque: dict[str, str | None] | None = None,
+    on_layer: Callable[[str], None] | None = None,
+) -> list[LayerShape]:
     """Run `net` layer by layer on `example_inputs`; record output shapes and parameter counts.
 
     Args:
@@ -254,7 +323,7 @@ def trace(net, example_inputs: list, *, opaque: dict[str, str | None] | None = N
     shapes: dict[str, list | None] = {n: ["N", *list(x.shape[1:])] for n, x in values.items()}
     traced: list[LayerShape] = []
     for i, (name, sources) in enumerate(zip(p.names, p.inputs)):
-        module = net.layers[name] if name in net.layers else None
+        module = net.layers[name] if name in net.layers else None  # noqa: SIM401 - a ModuleDict
         row = LayerShape(name, p.types[i], list(sources))
         if module is not None:
             row.parameters = sum(t.numel() for t in module.parameters())
@@ -270,17 +339,27 @@ def trace(net, example_inputs: list, *, opaque: dict[str, str | None] | None = N
             try:
                 out = module(*(values[s] for s in sources))
             except (RuntimeError, ValueError, TypeError, IndexError) as e:
-                if "can't allocate memory" in str(e) or type(module).__module__.startswith("registry_layer_"):
+                if "can't allocate memory" in str(e) or type(module).__module__.startswith(
+                    "registry_layer_"
+                ):
                     raise  # not a shape problem: memory, or an error in a custom layer's own code
                 got = " and ".join(shape_text(shapes[s]) for s in sources)
                 expected = _expected(module, shapes[sources[0]]) if len(sources) == 1 else None
-                raise LayerProblem(i, f"layer '{name}' ({p.types[i]}) cannot take its input: got {got}"
-                                   + (f", expects {expected}" if expected else "") + f" ({_first_line(e)})",
-                                   "change this layer's arguments or the layer before it so the shapes "
-                                   "agree", "type") from None
+                raise LayerProblem(
+                    i,
+                    f"layer '{name}' ({p.types[i]}) cannot take its input: got {got}"
+                    + (f", expects {expected}" if expected else "")
+                    + f" ({_first_line(e)})",
+                    "change this layer's arguments or the layer before it so the shapes agree",
+                    "type",
+                ) from None
             if not hasattr(out, "shape"):
-                raise LayerProblem(i, f"layer '{name}' ({p.types[i]}) returned {type(out).__name__}, not a "
-                                   "tensor", "a layer in a structure returns one tensor", "type")
+                raise LayerProblem(
+                    i,
+                    f"layer '{name}' ({p.types[i]}) returned {type(out).__name__}, not a tensor",
+                    "a layer in a structure returns one tensor",
+                    "type",
+                )
             values[name] = out
             shapes[name] = ["N", *list(out.shape[1:])]
         row.output_shape = shapes[name]

@@ -25,12 +25,35 @@ from typing import Any
 from registry.checks import Finding, Severity
 from registry.core.repo import Snapshot
 from registry.training import ALGORITHMS_DIR, DATASETS_DIR, LAYERS_DIR, STRUCTURES_DIR
-from registry.training.algorithms import (DEFAULT_METRICS, CustomAlgorithmInfo, apply_hyperparameters,
-                                          custom_algorithm_path, inspect_custom_algorithm)
-from registry.training.files import (ALGORITHM_HYPERPARAMETERS, Algorithm, Dataset, Instance, LoadedFile,
-                                     Structure, TrainingTask, algorithm_path, dataset_path, expand_instances,
-                                     load_file, structure_path, task_names, task_path)
-from registry.training.layers import CustomLayerInfo, custom_layer_path, inspect_custom_layer, suggest
+from registry.training.algorithms import (
+    DEFAULT_METRICS,
+    CustomAlgorithmInfo,
+    apply_hyperparameters,
+    custom_algorithm_path,
+    inspect_custom_algorithm,
+)
+from registry.training.files import (
+    ALGORITHM_HYPERPARAMETERS,
+    Algorithm,
+    Dataset,
+    Instance,
+    LoadedFile,
+    Structure,
+    TrainingTask,
+    algorithm_path,
+    dataset_path,
+    expand_instances,
+    load_file,
+    structure_path,
+    task_names,
+    task_path,
+)
+from registry.training.layers import (
+    CustomLayerInfo,
+    custom_layer_path,
+    inspect_custom_layer,
+    suggest,
+)
 from registry.training.structure import LayerProblem, LayerShape, shape_text
 
 STATIC = "training-static"
@@ -70,9 +93,13 @@ class TrainingReport:
 
     def to_json(self) -> dict:
         """Plain data for `--format json`."""
-        return {"passed": self.passed, "dynamic": self.dynamic, "files": self.files,
-                "findings": [f.model_dump(mode="json") for f in self.findings],
-                "structures": {k: [vars(r) for r in v] for k, v in self.layers.items()}}
+        return {
+            "passed": self.passed,
+            "dynamic": self.dynamic,
+            "files": self.files,
+            "findings": [f.model_dump(mode="json") for f in self.findings],
+            "structures": {k: [vars(r) for r in v] for k, v in self.layers.items()},
+        }
 
 
 class _Files:
@@ -80,34 +107,78 @@ class _Files:
 
     def __init__(self, snap: Snapshot):
         self.snap = snap
-        self.datasets = {n: load_file(snap.read(dataset_path(n)), dataset_path(n), Dataset, expected_name=n)
-                         for n in snap.list_dir(DATASETS_DIR) if snap.read(dataset_path(n)) is not None}
-        self.structures = {p[:-5]: load_file(snap.read(structure_path(p[:-5])), structure_path(p[:-5]), Structure,
-                                             expected_name=p[:-5])
-                           for p in snap.list_dir(STRUCTURES_DIR) if p.endswith(".yaml")}
-        self.algorithms = {p[:-5]: load_file(snap.read(algorithm_path(p[:-5])), algorithm_path(p[:-5]), Algorithm,
-                                             expected_name=p[:-5])
-                           for p in snap.list_dir(ALGORITHMS_DIR) if p.endswith(".yaml")}
+        self.datasets = {
+            n: load_file(snap.read(dataset_path(n)), dataset_path(n), Dataset, expected_name=n)
+            for n in snap.list_dir(DATASETS_DIR)
+            if snap.read(dataset_path(n)) is not None
+        }
+        self.structures = {
+            p[:-5]: load_file(
+                snap.read(structure_path(p[:-5])),
+                structure_path(p[:-5]),
+                Structure,
+                expected_name=p[:-5],
+            )
+            for p in snap.list_dir(STRUCTURES_DIR)
+            if p.endswith(".yaml")
+        }
+        self.algorithms = {
+            p[:-5]: load_file(
+                snap.read(algorithm_path(p[:-5])),
+                algorithm_path(p[:-5]),
+                Algorithm,
+                expected_name=p[:-5],
+            )
+            for p in snap.list_dir(ALGORITHMS_DIR)
+            if p.endswith(".yaml")
+        }
         self.layers: dict[str, CustomLayerInfo] = {
-            p[:-3]: inspect_custom_layer(snap.read(custom_layer_path(p[:-3])) or b"", custom_layer_path(p[:-3]))
-            for p in snap.list_dir(LAYERS_DIR) if p.endswith(".py")}
+            p[:-3]: inspect_custom_layer(
+                snap.read(custom_layer_path(p[:-3])) or b"", custom_layer_path(p[:-3])
+            )
+            for p in snap.list_dir(LAYERS_DIR)
+            if p.endswith(".py")
+        }
         self.algorithm_code: dict[str, CustomAlgorithmInfo] = {
-            p: inspect_custom_algorithm(snap.read(custom_algorithm_path(p)) or b"", custom_algorithm_path(p))
-            for p in snap.list_dir(ALGORITHMS_DIR) if p.endswith(".py")}
-        self.tasks = {n: load_file(snap.read(task_path(n)), task_path(n), TrainingTask, expected_name=n)
-                      for n in task_names(snap)}
+            p: inspect_custom_algorithm(
+                snap.read(custom_algorithm_path(p)) or b"", custom_algorithm_path(p)
+            )
+            for p in snap.list_dir(ALGORITHMS_DIR)
+            if p.endswith(".py")
+        }
+        self.tasks = {
+            n: load_file(snap.read(task_path(n)), task_path(n), TrainingTask, expected_name=n)
+            for n in task_names(snap)
+        }
 
     def all_loaded(self) -> list[LoadedFile]:
-        return [*self.datasets.values(), *self.structures.values(), *self.algorithms.values(), *self.tasks.values()]
+        return [
+            *self.datasets.values(),
+            *self.structures.values(),
+            *self.algorithms.values(),
+            *self.tasks.values(),
+        ]
 
 
-def _f(message: str, hint: str | None, path: str, line: int | None, severity=Severity.error,
-       check: str = STATIC) -> Finding:
+def _f(
+    message: str,
+    hint: str | None,
+    path: str,
+    line: int | None,
+    severity=Severity.error,
+    check: str = STATIC,
+) -> Finding:
     return Finding(check=check, severity=severity, message=message, hint=hint, path=path, line=line)
 
 
-def check_training(snap: Snapshot, *, dynamic: bool = False, tasks: list[str] | None = None,
-                   timeout: float | None = None, memory: int | None = None) -> TrainingReport:
+def check_training(
+    snap: Snapshot,
+    *,
+    dynamic: bool = False,
+    tasks: list[str] | None = None,
+    timeout: float | None = None,
+    memory: int | None = None,
+) -> TrainingReport:
     """Check the training files of a snapshot (a working tree or a git revision).
 
     Args:
@@ -118,7 +189,8 @@ def check_training(snap: Snapshot, *, dynamic: bool = False, tasks: list[str] | 
     files = _Files(snap)
     report = TrainingReport(dynamic=dynamic)
     report.files = sorted(lf.path for lf in files.all_loaded()) + sorted(
-        i.path for i in [*files.layers.values(), *files.algorithm_code.values()])
+        i.path for i in [*files.layers.values(), *files.algorithm_code.values()]
+    )
     for lf in files.all_loaded():
         report.findings += [_f(x.message, x.hint, x.path, x.line) for x in lf.findings]
     for info in [*files.layers.values(), *files.algorithm_code.values()]:
@@ -144,7 +216,9 @@ def check_training(snap: Snapshot, *, dynamic: bool = False, tasks: list[str] | 
     return report
 
 
-def _instances(files: _Files, report: TrainingReport, only: list[str] | None) -> dict[tuple, Combination]:
+def _instances(
+    files: _Files, report: TrainingReport, only: list[str] | None
+) -> dict[tuple, Combination]:
     """References of every instance resolve; return the distinct combinations to build."""
     combos: dict[tuple, Combination] = {}
     for tname, lf in files.tasks.items():
@@ -155,28 +229,53 @@ def _instances(files: _Files, report: TrainingReport, only: list[str] | None) ->
         for inst in expand_instances(task):
             line = lf.line_of(*inst.origin) or 1
             if inst.name in seen:
-                report.findings.append(_f(f"task '{tname}': two instances are named '{inst.name}'",
-                                          "give each instance its own name", lf.path, line))
+                report.findings.append(
+                    _f(
+                        f"task '{tname}': two instances are named '{inst.name}'",
+                        "give each instance its own name",
+                        lf.path,
+                        line,
+                    )
+                )
             seen.add(inst.name)
             missing = False
-            for kind, known, value in (("dataset", files.datasets, inst.dataset),
-                                       ("algorithm", files.algorithms, inst.algorithm),
-                                       ("structure", files.structures, inst.structure)):
-                where = lf.line_of(*inst.origin, kind) if lf.line_of(*inst.origin, kind) != line else (
-                    lf.line_of(kind) or line)
+            for kind, known, value in (
+                ("dataset", files.datasets, inst.dataset),
+                ("algorithm", files.algorithms, inst.algorithm),
+                ("structure", files.structures, inst.structure),
+            ):
+                where = (
+                    lf.line_of(*inst.origin, kind)
+                    if lf.line_of(*inst.origin, kind) != line
+                    else (lf.line_of(kind) or line)
+                )
                 if not value:
-                    report.findings.append(_f(f"instance '{inst.name}' has no {kind}",
-                                              f"set '{kind}:' on the task or the instance", lf.path, line))
+                    report.findings.append(
+                        _f(
+                            f"instance '{inst.name}' has no {kind}",
+                            f"set '{kind}:' on the task or the instance",
+                            lf.path,
+                            line,
+                        )
+                    )
                     missing = True
                 elif value not in known or known[value].value is None:
                     missing = True
                     if value not in known:
                         near = difflib.get_close_matches(value, list(known), n=1)
-                        path = {"dataset": dataset_path, "algorithm": algorithm_path,
-                                "structure": structure_path}[kind](value)
-                        report.findings.append(_f(
-                            f"instance '{inst.name}': {kind} '{value}' does not exist ({path})",
-                            f"did you mean '{near[0]}'?" if near else f"add {path}", lf.path, where))
+                        path = {
+                            "dataset": dataset_path,
+                            "algorithm": algorithm_path,
+                            "structure": structure_path,
+                        }[kind](value)
+                        report.findings.append(
+                            _f(
+                                f"instance '{inst.name}': {kind} '{value}' does not exist ({path})",
+                                f"did you mean '{near[0]}'?" if near else f"add {path}",
+                                lf.path,
+                                where,
+                            )
+                        )
             if missing:
                 continue
             algo: Algorithm = files.algorithms[inst.algorithm].value
@@ -185,25 +284,45 @@ def _instances(files: _Files, report: TrainingReport, only: list[str] | None) ->
                 if key not in ALGORITHM_HYPERPARAMETERS and key not in structure.params:
                     known_keys = list(ALGORITHM_HYPERPARAMETERS) + list(structure.params)
                     near = suggest(key, known_keys)
-                    report.findings.append(_f(
-                        f"instance '{inst.name}': hyperparameter '{key}' is neither an algorithm setting nor a "
-                        f"parameter of structure '{structure.name}'",
-                        f"did you mean '{near}'?" if near else "known: " + ", ".join(known_keys), lf.path,
-                        lf.line_of(*inst.origin, "hyperparameters", key) or line))
+                    report.findings.append(
+                        _f(
+                            f"instance '{inst.name}': hyperparameter '{key}' is neither an "
+                            f"algorithm setting nor a "
+                            f"parameter of structure '{structure.name}'",
+                            f"did you mean '{near}'?"
+                            if near
+                            else "known: " + ", ".join(known_keys),
+                            lf.path,
+                            lf.line_of(*inst.origin, "hyperparameters", key) or line,
+                        )
+                    )
             try:
                 apply_hyperparameters(algo, inst.hyperparameters)
             except Exception as e:  # noqa: BLE001 - a pydantic error on a hyperparameter's value
-                report.findings.append(_f(f"instance '{inst.name}': {str(e).splitlines()[0]}",
-                                          "fix the hyperparameter's value", lf.path, line))
+                report.findings.append(
+                    _f(
+                        f"instance '{inst.name}': {str(e).splitlines()[0]}",
+                        "fix the hyperparameter's value",
+                        lf.path,
+                        line,
+                    )
+                )
                 continue
             if algo.kind != "custom" and task.metric not in DEFAULT_METRICS[algo.kind]:
                 near = suggest(task.metric, DEFAULT_METRICS[algo.kind])
-                report.findings.append(_f(
-                    f"task metric '{task.metric}' is not one algorithm '{algo.name}' measures "
-                    f"({', '.join(DEFAULT_METRICS[algo.kind])})",
-                    f"did you mean '{near}'?" if near else "pick one of them", lf.path, lf.line_of("metric")))
+                report.findings.append(
+                    _f(
+                        f"task metric '{task.metric}' is not one algorithm '{algo.name}' measures "
+                        f"({', '.join(DEFAULT_METRICS[algo.kind])})",
+                        f"did you mean '{near}'?" if near else "pick one of them",
+                        lf.path,
+                        lf.line_of("metric"),
+                    )
+                )
             params = {k: v for k, v in inst.hyperparameters.items() if k in structure.params}
-            combo = Combination(inst.structure, inst.dataset, inst.algorithm, params, inst.hyperparameters)
+            combo = Combination(
+                inst.structure, inst.dataset, inst.algorithm, params, inst.hyperparameters
+            )
             combos.setdefault(combo.key, combo).instances.append(f"{tname}/{inst.name}")
     return combos
 
@@ -211,7 +330,11 @@ def _instances(files: _Files, report: TrainingReport, only: list[str] | None) ->
 def _layer_line(lf: LoadedFile, problem: LayerProblem) -> int | None:
     if problem.index is None:
         return lf.line_of(problem.field or "layers")
-    return lf.line_of("layers", problem.index, problem.field) if problem.field else lf.line_of("layers", problem.index)
+    return (
+        lf.line_of("layers", problem.index, problem.field)
+        if problem.field
+        else lf.line_of("layers", problem.index)
+    )
 
 
 def _static_shapes(files: _Files, combo: Combination, report: TrainingReport) -> bool:
@@ -232,14 +355,25 @@ def _static_shapes(files: _Files, combo: Combination, report: TrainingReport) ->
             required = [k for k, req in info.config_fields.items() if req and k not in spec.args]
             for k in unknown:
                 near = suggest(k, list(info.config_fields))
-                report.findings.append(_f(f"custom layer '{spec.type}' has no setting '{k}'",
-                                          f"did you mean '{near}'?" if near else
-                                          "its Config fields: " + ", ".join(info.config_fields),
-                                          lf.path, lf.line_of("layers", i, "args", k)))
+                report.findings.append(
+                    _f(
+                        f"custom layer '{spec.type}' has no setting '{k}'",
+                        f"did you mean '{near}'?"
+                        if near
+                        else "its Config fields: " + ", ".join(info.config_fields),
+                        lf.path,
+                        lf.line_of("layers", i, "args", k),
+                    )
+                )
             for k in required:
-                report.findings.append(_f(f"layer '{structure.layer_names()[i]}' ({spec.type}) needs setting '{k}'",
-                                          f"add it under args (see {info.path})", lf.path,
-                                          lf.line_of("layers", i, "args") or lf.line_of("layers", i)))
+                report.findings.append(
+                    _f(
+                        f"layer '{structure.layer_names()[i]}' ({spec.type}) needs setting '{k}'",
+                        f"add it under args (see {info.path})",
+                        lf.path,
+                        lf.line_of("layers", i, "args") or lf.line_of("layers", i),
+                    )
+                )
             if unknown or required:
                 return False
     try:
@@ -252,22 +386,39 @@ def _static_shapes(files: _Files, combo: Combination, report: TrainingReport) ->
     if ds_lf is None or ds_lf.value is None:
         return True
     ds: Dataset = ds_lf.value
-    opaque = {n: files.layers[t].output_shape for n, t in zip(net.plan.names, net.plan.types) if t in custom}
+    opaque = {
+        n: files.layers[t].output_shape
+        for n, t in zip(net.plan.names, net.plan.types)
+        if t in custom
+    }
     example = torch.empty(2, *ds.input.shape, device="meta", dtype=getattr(torch, ds.input.dtype))
     try:
         rows = trace(net, [example], opaque=opaque)
     except LayerProblem as p:
-        report.findings.append(_f(f"with dataset '{ds.name}' (input {shape_text(['N', *ds.input.shape])}): "
-                                  + p.message, p.hint, lf.path, _layer_line(lf, p)))
+        report.findings.append(
+            _f(
+                f"with dataset '{ds.name}' (input {shape_text(['N', *ds.input.shape])}): "
+                + p.message,
+                p.hint,
+                lf.path,
+                _layer_line(lf, p),
+            )
+        )
         return False
     report.layers.setdefault(combo.structure, rows)
     algo_lf = files.algorithms[combo.algorithm] if combo.algorithm else None
     if algo_lf is not None and algo_lf.value is not None:
         for message, field_ in _loss_problems(structure, net.plan, rows, ds, algo_lf.value):
-            report.findings.append(_f(message, "make the last layer's output fit the loss, or the dataset's label",
-                                      lf.path if field_ != "algorithm" else algo_lf.path,
-                                      lf.line_of("outputs") or lf.line_of("layers", len(structure.layers) - 1)
-                                      if field_ != "algorithm" else algo_lf.line_of("output")))
+            report.findings.append(
+                _f(
+                    message,
+                    "make the last layer's output fit the loss, or the dataset's label",
+                    lf.path if field_ != "algorithm" else algo_lf.path,
+                    lf.line_of("outputs") or lf.line_of("layers", len(structure.layers) - 1)
+                    if field_ != "algorithm"
+                    else algo_lf.line_of("output"),
+                )
+            )
     return True
 
 
@@ -278,13 +429,21 @@ def _loss_problems(structure: Structure, p, rows: list[LayerShape], ds: Dataset,
     name = algo.output or next(iter(outputs))
     if name not in outputs:
         near = suggest(name, list(outputs))
-        yield (f"algorithm '{algo.name}' reads output '{name}', which structure '{structure.name}' does not have"
-               + (f" (did you mean '{near}'?)" if near else f" (it has {', '.join(outputs)})"), "algorithm")
+        yield (
+            f"algorithm '{algo.name}' reads output '{name}', which structure '{structure.name}' "
+            f"does not have"
+            + (f" (did you mean '{near}'?)" if near else f" (it has {', '.join(outputs)})"),
+            "algorithm",
+        )
         return
     for exported in algo.export or []:
         if exported not in outputs:
-            yield (f"algorithm '{algo.name}' exports output '{exported}', which structure '{structure.name}' "
-                   f"does not have (it has {', '.join(outputs)})", "algorithm")
+            yield (
+                f"algorithm '{algo.name}' exports output '{exported}', which structure "
+                f"'{structure.name}' "
+                f"does not have (it has {', '.join(outputs)})",
+                "algorithm",
+            )
     layer = outputs[name]
     got = shapes.get(layer)
     if got is None or algo.kind == "custom":
@@ -293,14 +452,22 @@ def _loss_problems(structure: Structure, p, rows: list[LayerShape], ds: Dataset,
     if loss == "cross_entropy":
         want = ["N", ds.label.classes] if ds.label.classes else None
         if want and got != want:
-            yield (f"the loss (cross-entropy over {ds.label.classes} classes of dataset '{ds.name}') needs output "
-                   f"{shape_text(want)}, but layer '{layer}' gives {shape_text(got)}", "structure")
+            yield (
+                f"the loss (cross-entropy over {ds.label.classes} classes of dataset '{ds.name}') "
+                f"needs output "
+                f"{shape_text(want)}, but layer '{layer}' gives {shape_text(got)}",
+                "structure",
+            )
     else:
         want = ["N", *(ds.input.shape if algo.kind == "autoencoder" else ds.label.shape)]
         if _numel(got) != _numel(want):
             what = "the input" if algo.kind == "autoencoder" else "the label"
-            yield (f"the loss ({loss} against {what} of dataset '{ds.name}') needs output {shape_text(want)}, but "
-                   f"layer '{layer}' gives {shape_text(got)}", "structure")
+            yield (
+                f"the loss ({loss} against {what} of dataset '{ds.name}') needs output "
+                f"{shape_text(want)}, but "
+                f"layer '{layer}' gives {shape_text(got)}",
+                "structure",
+            )
 
 
 def _numel(shape) -> int:
@@ -312,23 +479,35 @@ def _numel(shape) -> int:
 
 # --------------------------------------------------------------------------- dynamic
 
-def _dynamic(files: _Files, combos: dict[tuple, Combination], report: TrainingReport, *,
-             timeout: float | None, memory: int | None) -> None:
+
+def _dynamic(
+    files: _Files,
+    combos: dict[tuple, Combination],
+    report: TrainingReport,
+    *,
+    timeout: float | None,
+    memory: int | None,
+) -> None:
     from registry.training import sandbox
 
     blocked = {f.path for f in report.findings if f.severity is Severity.error}
     with tempfile.TemporaryDirectory(prefix="registry-train-check-") as tmp:
         root = Path(tmp)
-        for rel in [*(custom_layer_path(n) for n in files.layers),
-                    *(custom_algorithm_path(n) for n in files.algorithm_code)]:
+        for rel in [
+            *(custom_layer_path(n) for n in files.layers),
+            *(custom_algorithm_path(n) for n in files.algorithm_code),
+        ]:
             data = files.snap.read(rel)
             if data is not None:
                 (root / rel).parent.mkdir(parents=True, exist_ok=True)
                 (root / rel).write_bytes(data)
         runs: list[tuple[Combination, Any]] = []
         for combo in combos.values():
-            s_lf, a_lf, d_lf = (files.structures[combo.structure], files.algorithms[combo.algorithm],
-                                files.datasets[combo.dataset])
+            s_lf, a_lf, d_lf = (
+                files.structures[combo.structure],
+                files.algorithms[combo.algorithm],
+                files.datasets[combo.dataset],
+            )
             if {s_lf.path, a_lf.path, d_lf.path} & blocked:
                 continue  # the static findings say what to fix first
             structure: Structure = s_lf.value
@@ -337,18 +516,40 @@ def _dynamic(files: _Files, combos: dict[tuple, Combination], report: TrainingRe
                 continue
             algo: Algorithm = a_lf.value
             if algo.code and files.algorithm_code.get(algo.code, None) is None:
-                report.findings.append(_f(f"algorithm '{algo.name}' names {custom_algorithm_path(algo.code)}, "
-                                          "which does not exist", "add the file or fix `code:`", a_lf.path,
-                                          a_lf.line_of("code")))
+                report.findings.append(
+                    _f(
+                        f"algorithm '{algo.name}' names {custom_algorithm_path(algo.code)}, "
+                        "which does not exist",
+                        "add the file or fix `code:`",
+                        a_lf.path,
+                        a_lf.line_of("code"),
+                    )
+                )
                 continue
             if algo.code and files.algorithm_code[algo.code].problems:
                 continue
-            runs.append((combo, sandbox.Request(root=str(root), structure=structure.model_dump(mode="json"),
-                                                algorithm=algo.model_dump(mode="json"),
-                                                dataset=d_lf.value.model_dump(mode="json"),
-                                                hyperparameters=combo.hyperparameters, custom_layers=sorted(customs))))
-        outcomes = sandbox.run_many([r for _, r in runs], **({"timeout": timeout} if timeout else {}),
-                                    **({"memory": memory} if memory else {})) if runs else []
+            runs.append(
+                (
+                    combo,
+                    sandbox.Request(
+                        root=str(root),
+                        structure=structure.model_dump(mode="json"),
+                        algorithm=algo.model_dump(mode="json"),
+                        dataset=d_lf.value.model_dump(mode="json"),
+                        hyperparameters=combo.hyperparameters,
+                        custom_layers=sorted(customs),
+                    ),
+                )
+            )
+        outcomes = (
+            sandbox.run_many(
+                [r for _, r in runs],
+                **({"timeout": timeout} if timeout else {}),
+                **({"memory": memory} if memory else {}),
+            )
+            if runs
+            else []
+        )
         for (combo, _), outcome in zip(runs, outcomes):
             s_lf, a_lf = files.structures[combo.structure], files.algorithms[combo.algorithm]
             who = ", ".join(combo.instances)
@@ -356,17 +557,27 @@ def _dynamic(files: _Files, combos: dict[tuple, Combination], report: TrainingRe
                 path, line = prob.path, prob.line
                 if path is None:  # a problem of the YAML: the structure or algorithm file
                     path = a_lf.path if prob.where == "algorithm" else s_lf.path
-                    line = (a_lf.line_of(prob.field) if prob.where == "algorithm" and prob.field else
-                            s_lf.line_of("layers", prob.layer) if prob.layer is not None else None)
-                report.findings.append(_f(f"{prob.message} (instance {who})", prob.hint, path, line, check=DYNAMIC))
+                    line = (
+                        a_lf.line_of(prob.field)
+                        if prob.where == "algorithm" and prob.field
+                        else s_lf.line_of("layers", prob.layer)
+                        if prob.layer is not None
+                        else None
+                    )
+                report.findings.append(
+                    _f(f"{prob.message} (instance {who})", prob.hint, path, line, check=DYNAMIC)
+                )
             if outcome.layers:
                 report.layers[combo.structure] = [LayerShape(**r) for r in outcome.layers]
 
 
 def render_text(report: TrainingReport) -> str:
     """The report for people: PASS/FAIL, then `path:line: message` and the fix."""
-    lines = [f"{'PASS' if report.passed else 'FAIL'}  training files ({len(report.files)} checked"
-             + (", built and run once" if report.dynamic else "") + ")"]
+    lines = [
+        f"{'PASS' if report.passed else 'FAIL'}  training files ({len(report.files)} checked"
+        + (", built and run once" if report.dynamic else "")
+        + ")"
+    ]
     for f in report.findings:
         where = f"{f.path}:{f.line}" if f.line else (f.path or "")
         lines.append(f"  {f.severity.value}: {where}: {f.message}")
@@ -387,14 +598,24 @@ def render_markdown(report: TrainingReport, pictures: dict[str, str] | None = No
     out = [f"### Training files: {'✅ pass' if report.passed else '❌ fail'}", ""]
     for f in report.findings:
         where = f"{f.path}:{f.line}" if f.line else (f.path or "")
-        out.append(f"- **{f.severity.value}** `{markdown_text(where)}`: {markdown_text(f.message)}"
-                   + (f" — {markdown_text(f.hint)}" if f.hint else ""))
+        out.append(
+            f"- **{f.severity.value}** `{markdown_text(where)}`: {markdown_text(f.message)}"
+            + (f" — {markdown_text(f.hint)}" if f.hint else "")
+        )
     for name, rows in report.layers.items():
-        out += ["", f"**structure {markdown_text(name)}**"
-                + (f" (picture: `{pictures[name]}`)" if pictures and name in pictures else ""), "",
-                "| layer | type | output | parameters |", "| --- | --- | --- | --- |"]
-        out += [f"| {markdown_text(r.name)} | {markdown_text(r.type)} | {shape_text(r.output_shape)} | "
-                f"{'' if r.parameters is None else f'{r.parameters:,}'} |" for r in rows]
+        out += [
+            "",
+            f"**structure {markdown_text(name)}**"
+            + (f" (picture: `{pictures[name]}`)" if pictures and name in pictures else ""),
+            "",
+            "| layer | type | output | parameters |",
+            "| --- | --- | --- | --- |",
+        ]
+        out += [
+            f"| {markdown_text(r.name)} | {markdown_text(r.type)} | {shape_text(r.output_shape)} | "
+            f"{'' if r.parameters is None else f'{r.parameters:,}'} |"
+            for r in rows
+        ]
     return "\n".join(out) + "\n"
 
 
@@ -402,8 +623,11 @@ def instances_of(snap: Snapshot, task: str) -> list[Instance]:
     """The expanded instances of one task (for `registry train plan`)."""
     from registry.training.files import require
 
-    return expand_instances(require(load_file(snap.read(task_path(task)), task_path(task), TrainingTask,
-                                              expected_name=task)))
+    return expand_instances(
+        require(
+            load_file(snap.read(task_path(task)), task_path(task), TrainingTask, expected_name=task)
+        )
+    )
 
 
 def publish_github(report: TrainingReport, artifacts_dir: Path | None = None) -> str:
@@ -422,7 +646,9 @@ def publish_github(report: TrainingReport, artifacts_dir: Path | None = None) ->
     if outputs:
         with open(outputs, "a", encoding="utf-8") as f:
             f.write(f"passed={'true' if report.passed else 'false'}\n")
-    return "".join(annotation(f, "training") + "\n" for f in report.findings) + inert_block(render_text(report))
+    return "".join(annotation(f, "training") + "\n" for f in report.findings) + inert_block(
+        render_text(report)
+    )
 
 
 def write_pictures(report: TrainingReport, directory: Path) -> dict[str, str]:
@@ -438,19 +664,26 @@ def write_pictures(report: TrainingReport, directory: Path) -> dict[str, str]:
 
 
 def changed_paths(root: Path, base: str, head: str | None) -> list[str]:
-    """Files under datasets/ and training/ that the diff from `base` to `head` (or the working tree) changes.
+    """Files under datasets/ and training/ that the diff from `base` to `head` (or the working tree)
+    changes.
 
     Raises:
         GitError: the diff failed (an unknown revision).
     """
     import subprocess
 
-    args = ["git", "diff", "--name-only", base] + ([head] if head else []) + ["--", DATASETS_DIR, "training"]
+    args = (
+        ["git", "diff", "--name-only", base]
+        + ([head] if head else [])
+        + ["--", DATASETS_DIR, "training"]
+    )
     proc = subprocess.run(args, cwd=root, capture_output=True, text=True)
     if proc.returncode != 0:
         from registry.core.errors import GitError
 
-        raise GitError(f"git diff {base} failed: {proc.stderr.strip()}", "fetch the base revision first")
+        raise GitError(
+            f"git diff {base} failed: {proc.stderr.strip()}", "fetch the base revision first"
+        )
     return [p for p in proc.stdout.splitlines() if p]
 
 
@@ -463,11 +696,18 @@ def affected_tasks(snap: Snapshot, changed: list[str]) -> list[str]:
         used = {f"training/{name}/"}
         if lf.value is not None:
             for inst in expand_instances(lf.value):
-                used |= {f"{DATASETS_DIR}/{inst.dataset}/", structure_path(inst.structure),
-                         f"{ALGORITHMS_DIR}/{inst.algorithm}.", f"{LAYERS_DIR}/"}
+                used |= {
+                    f"{DATASETS_DIR}/{inst.dataset}/",
+                    structure_path(inst.structure),
+                    f"{ALGORITHMS_DIR}/{inst.algorithm}.",
+                    f"{LAYERS_DIR}/",
+                }
                 if inst.algorithm:
-                    algo = load_file(snap.read(algorithm_path(inst.algorithm)), algorithm_path(inst.algorithm),
-                                     Algorithm).value
+                    algo = load_file(
+                        snap.read(algorithm_path(inst.algorithm)),
+                        algorithm_path(inst.algorithm),
+                        Algorithm,
+                    ).value
                     if algo is not None and algo.code:
                         used.add(custom_algorithm_path(algo.code))
         if any(p.startswith(u) or p == u for p in changed for u in used):

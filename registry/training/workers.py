@@ -1,7 +1,8 @@
 """Running a task's instances: each in its own worker process, N at a time, with live progress.
 
 A worker is a `multiprocessing` process forked from a fork server that has imported torch and the
-other heavy modules once (spawned where there is no fork), never a thread: training holds the GIL. Workers send events (start, progress, epoch, done,
+other heavy modules once (spawned where there is no fork), never a thread: training holds the GIL.
+Workers send events (start, progress, epoch, done,
 failed, skipped) through a queue; the parent shows them (`ProgressView`) and decides nothing else,
 so a worker that fails, raises or is killed (out of memory, a signal) is reported and the others
 go on. Ctrl-C stops the workers (they ignore SIGINT; the parent ends them), and as every finished
@@ -64,8 +65,10 @@ def select_instances(root: Path, task: str, names: list[str] | None) -> list[Ins
     for n in names:
         if n not in known:
             near = difflib.get_close_matches(n, known, n=1)
-            raise UsageError(f"task '{task}' has no instance '{n}'",
-                             f"did you mean '{near[0]}'?" if near else "its instances: " + ", ".join(known))
+            raise UsageError(
+                f"task '{task}' has no instance '{n}'",
+                f"did you mean '{near[0]}'?" if near else "its instances: " + ", ".join(known),
+            )
     return [i for i in instances if i.name in names]
 
 
@@ -86,12 +89,27 @@ def _worker(root: str, task: str, inst: Instance, device: str, threads: int, eve
         if isinstance(e, RegistryError):
             send({"event": "failed", "message": e.message, "hint": e.hint})
         else:
-            send({"event": "failed", "message": f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}",
-                  "hint": "see train.log in the instance's results; re-run with `--workers 1 --traceback` for details"})
+            send(
+                {
+                    "event": "failed",
+                    "message": f"{type(e).__name__}: "
+                    f"{str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}",
+                    "hint": "see train.log in the instance's results; re-run with `--workers 1 "
+                    "--traceback` for details",
+                }
+            )
 
 
-def train_task(root: Path, task: str, *, instances: list[str] | None = None, workers: int = 1, device: str = "cpu",
-               threads: int | None = None, view: "ProgressView | None" = None) -> TaskRun:
+def train_task(
+    root: Path,
+    task: str,
+    *,
+    instances: list[str] | None = None,
+    workers: int = 1,
+    device: str = "cpu",
+    threads: int | None = None,
+    view: ProgressView | None = None,
+) -> TaskRun:
     """Train a task's instances, `workers` at a time, each in its own process.
 
     Args:
@@ -115,23 +133,29 @@ def train_task(root: Path, task: str, *, instances: list[str] | None = None, wor
         import torch
 
         if not torch.cuda.is_available():
-            raise UsageError("--device cuda: torch sees no CUDA device here",
-                             "use --device cpu, or run on a machine (or runner label) with a GPU")
+            raise UsageError(
+                "--device cuda: torch sees no CUDA device here",
+                "use --device cpu, or run on a machine (or runner label) with a GPU",
+            )
     view = view or ProgressView(sys.stderr, plain=True)
     threads = threads or max(1, (os.cpu_count() or 1) // min(workers, len(chosen)))
     ctx = _context(mp)
     events = ctx.Queue()
     outcomes = {i.name: InstanceOutcome(i.name) for i in chosen}
     pending = list(chosen)
-    running: dict[str, "mp.Process"] = {}
+    running: dict[str, mp.Process] = {}
     run = TaskRun(task, list(outcomes.values()))
     view.begin(task, [i.name for i in chosen], workers)
     try:
         while pending or running:
             while pending and len(running) < workers:
                 inst = pending.pop(0)
-                p = ctx.Process(target=_worker, args=(str(root), task, inst, device, threads, events),
-                                name=f"train-{inst.name}", daemon=True)
+                p = ctx.Process(
+                    target=_worker,
+                    args=(str(root), task, inst, device, threads, events),
+                    name=f"train-{inst.name}",
+                    daemon=True,
+                )
                 p.start()
                 running[inst.name] = p
                 outcomes[inst.name].state = "running"
@@ -144,13 +168,20 @@ def train_task(root: Path, task: str, *, instances: list[str] | None = None, wor
                 del running[name]
                 o = outcomes[name]
                 if o.state == "running":  # ended without saying how: killed
-                    how = (f"killed by signal {-p.exitcode}" if p.exitcode < 0 else f"exit code {p.exitcode}")
-                    o.state, o.message = "failed", f"the worker stopped ({how}); it may have run out of memory"
+                    how = (
+                        f"killed by signal {-p.exitcode}"
+                        if p.exitcode < 0
+                        else f"exit code {p.exitcode}"
+                    )
+                    o.state, o.message = (
+                        "failed",
+                        f"the worker stopped ({how}); it may have run out of memory",
+                    )
                     o.hint = "re-run the task: it resumes from the last finished epoch"
                     view.event({"instance": name, "event": "failed", "message": o.message})
     except KeyboardInterrupt:
         run.interrupted = True
-        for name, p in running.items():
+        for p in running.values():
             p.terminate()
         for name, p in running.items():
             p.join(10)
@@ -171,12 +202,22 @@ def train_task(root: Path, task: str, *, instances: list[str] | None = None, wor
 
 # Imported once by the fork server, so each worker starts with them loaded instead of importing
 # torch, scikit-learn, DVCLive and matplotlib again (seconds each on a busy machine).
-PRELOAD = ["registry.training.runner", "torch", "torch.optim", "torch._dynamo", "sklearn.model_selection",
-           "dvclive", "matplotlib.backends.backend_agg", "matplotlib.figure", "registry.training.export"]
+PRELOAD = [
+    "registry.training.runner",
+    "torch",
+    "torch.optim",
+    "torch._dynamo",
+    "sklearn.model_selection",
+    "dvclive",
+    "matplotlib.backends.backend_agg",
+    "matplotlib.figure",
+    "registry.training.export",
+]
 
 
 def _context(mp):
-    """Workers come from a fork server that has imported the heavy modules (POSIX), else are spawned.
+    """Workers come from a fork server that has imported the heavy modules (POSIX), else are
+    spawned.
 
     Nothing in the server starts threads or a GPU before it forks (importing torch does neither).
     """
@@ -206,12 +247,20 @@ def _short_socket_folder() -> None:
     for base in ("/tmp", "/var/tmp", "/dev/shm"):
         if os.path.isdir(base) and os.access(base, os.W_OK):
             folder = tempfile.mkdtemp(prefix="pymp-", dir=base)
-            util.Finalize(None, shutil.rmtree, args=[folder], kwargs={"ignore_errors": True}, exitpriority=-100)
+            util.Finalize(
+                None,
+                shutil.rmtree,
+                args=[folder],
+                kwargs={"ignore_errors": True},
+                exitpriority=-100,
+            )
             config["tempdir"] = folder
             return
 
 
-def _drain(events, outcomes: dict[str, InstanceOutcome], view: "ProgressView", timeout: float) -> None:
+def _drain(
+    events, outcomes: dict[str, InstanceOutcome], view: ProgressView, timeout: float
+) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -222,7 +271,11 @@ def _drain(events, outcomes: dict[str, InstanceOutcome], view: "ProgressView", t
         if o is not None:
             kind = ev.get("event")
             if kind == "done":
-                o.state, o.metrics, o.seconds = "done", ev.get("metrics", {}), ev.get("train_seconds")
+                o.state, o.metrics, o.seconds = (
+                    "done",
+                    ev.get("metrics", {}),
+                    ev.get("train_seconds"),
+                )
             elif kind == "skipped":
                 o.state, o.metrics, o.message = "skipped", ev.get("metrics", {}), ev.get("reason")
             elif kind == "failed":
@@ -233,6 +286,7 @@ def _drain(events, outcomes: dict[str, InstanceOutcome], view: "ProgressView", t
 
 
 # --------------------------------------------------------------------------- showing progress
+
 
 def _eta(seconds) -> str:
     if seconds is None:
@@ -264,8 +318,10 @@ class ProgressView:
         if self.jsonl:
             self._json({"event": "begin", "task": task, "instances": names, "workers": workers})
         else:
-            self.stream.write(f"training {task}: {len(names)} instance{'s' if len(names) != 1 else ''}, "
-                              f"{workers} worker{'s' if workers != 1 else ''}\n")
+            self.stream.write(
+                f"training {task}: {len(names)} instance{'s' if len(names) != 1 else ''}, "
+                f"{workers} worker{'s' if workers != 1 else ''}\n"
+            )
             self._redraw()
 
     def event(self, ev: dict) -> None:
@@ -275,17 +331,26 @@ class ProgressView:
         name, kind = ev.get("instance", "?"), ev.get("event")
         line = None
         if kind == "start":
-            line = (f"resumed at epoch {ev['epoch'] + 1}/{ev['epochs']}" if ev.get("resumed")
-                    else f"started, {ev['epochs']} epochs of {ev['steps']} steps")
+            line = (
+                f"resumed at epoch {ev['epoch'] + 1}/{ev['epochs']}"
+                if ev.get("resumed")
+                else f"started, {ev['epochs']} epochs of {ev['steps']} steps"
+            )
         elif kind == "progress":
-            line = (f"epoch {ev['epoch']}/{ev['epochs']} step {ev['step']}/{ev['steps']} loss {ev['loss']:.4f} "
-                    f"eta {_eta(ev.get('eta_s'))}")
+            line = (
+                f"epoch {ev['epoch']}/{ev['epochs']} step {ev['step']}/{ev['steps']} loss "
+                f"{ev['loss']:.4f} "
+                f"eta {_eta(ev.get('eta_s'))}"
+            )
             if self.plain:
                 self.rows[name] = line
                 return  # plain logs get one line per epoch, not per step
         elif kind == "epoch":
-            line = (f"epoch {ev['epoch']}/{ev['epochs']} loss {ev['loss']:.4f} {_metrics_text(ev.get('metric'))} "
-                    f"eta {_eta(ev.get('eta_s'))}")
+            line = (
+                f"epoch {ev['epoch']}/{ev['epochs']} loss {ev['loss']:.4f} "
+                f"{_metrics_text(ev.get('metric'))} "
+                f"eta {_eta(ev.get('eta_s'))}"
+            )
         elif kind == "done":
             line = f"done: {_metrics_text(ev.get('metrics'))} ({ev.get('train_seconds', 0):.1f} s)"
         elif kind == "skipped":
@@ -303,15 +368,28 @@ class ProgressView:
 
     def end(self, run: TaskRun) -> None:
         if self.jsonl:
-            self._json({"event": "end", "task": run.task, "interrupted": run.interrupted,
-                        "instances": {o.name: {"state": o.state, "metrics": o.metrics, "message": o.message}
-                                      for o in run.outcomes}})
+            self._json(
+                {
+                    "event": "end",
+                    "task": run.task,
+                    "interrupted": run.interrupted,
+                    "instances": {
+                        o.name: {"state": o.state, "metrics": o.metrics, "message": o.message}
+                        for o in run.outcomes
+                    },
+                }
+            )
             return
         if run.interrupted:
-            self.stream.write("stopped: run the same command again to resume from the last finished epoch\n")
+            self.stream.write(
+                "stopped: run the same command again to resume from the last finished epoch\n"
+            )
         for o in run.outcomes:
             if o.state in ("failed", "stopped") and o.message:
-                self.stream.write(f"[{o.name}] {o.state}: {o.message}\n" + (f"  hint: {o.hint}\n" if o.hint else ""))
+                self.stream.write(
+                    f"[{o.name}] {o.state}: {o.message}\n"
+                    + (f"  hint: {o.hint}\n" if o.hint else "")
+                )
         self.stream.flush()
 
     def _json(self, obj: dict) -> None:
@@ -330,8 +408,14 @@ class ProgressView:
         self.stream.flush()
 
 
-def plan_instances(root: Path, tasks: list[str], *, base: str | None = None, head: str | None = None,
-                   instances: list[str] | None = None) -> list[tuple[str, Instance]]:
+def plan_instances(
+    root: Path,
+    tasks: list[str],
+    *,
+    base: str | None = None,
+    head: str | None = None,
+    instances: list[str] | None = None,
+) -> list[tuple[str, Instance]]:
     """(task, instance) pairs to train: the named tasks, and with `base` every task that uses a file
     the diff from `base` to `head` changes (see `registry.training.validate.affected_tasks`).
 
@@ -343,8 +427,19 @@ def plan_instances(root: Path, tasks: list[str], *, base: str | None = None, hea
 
     root = Path(root)
     if not tasks and not base:
-        raise UsageError("say which tasks: TASK…, or --base REV [--head REV] for those a diff touches")
+        raise UsageError(
+            "say which tasks: TASK…, or --base REV [--head REV] for those a diff touches"
+        )
     tasks = list(tasks)
     if base:
-        tasks += [t for t in affected_tasks(WorkTree(root), changed_paths(root, base, head)) if t not in tasks]
-    return [(t, i) for t in tasks for i in select_instances(root, t, None) if not instances or i.name in instances]
+        tasks += [
+            t
+            for t in affected_tasks(WorkTree(root), changed_paths(root, base, head))
+            if t not in tasks
+        ]
+    return [
+        (t, i)
+        for t in tasks
+        for i in select_instances(root, t, None)
+        if not instances or i.name in instances
+    ]
