@@ -1,13 +1,15 @@
 """Reading the registry for the catalog, in bulk: tags, cards, release notes, package indexes.
 
-`scan_registry` reads what every build needs, cheaply: every tag in one `git for-each-ref`, every
-current card from the working tree (bytes only), and the package indexes on the public remote
-(one listing, then only the indexes that exist). From that, `fingerprint` tells whether a model's
-page can change, so an incremental build reads versions' cards and notes (`load_sources`, one
-`git cat-file --batch` for all of them) only for the models that changed.
+`scan_registry` reads what every build needs, cheaply: every tag's name and object id in one
+`git for-each-ref` (git answers from its ref store without opening the tags), every current card
+from the working tree (bytes only), and the package indexes on the public remote (one listing,
+then only the indexes that exist). From that, `fingerprint` tells whether a model's page can
+change, so a build reads the rest only for the models it renders: `read_models` reads their tag
+objects (dates, tagged commits, release notes) and their versions' cards in one
+`git cat-file --batch` each.
 
-`catalog_model` turns one model's sources into its `CatalogModel`; it runs in worker processes
-during a full build, so its input (`ModelSource`) is plain, picklable data.
+`catalog_model` turns one model's sources (`ModelSource`) into its `CatalogModel`; during a full
+build both run in worker processes, each for its share of the models.
 """
 
 from __future__ import annotations
@@ -27,14 +29,14 @@ from registry.catalog.markdown import MAX_CHARS
 from registry.catalog.records import (CatalogMetric, CatalogModel, CatalogPackage, CatalogVersion,
                                       GraphInfo, Lineage)
 from registry.core.errors import CardError, RegistryError, UsageError
-from registry.core.git import TAG_REF_FORMAT, cat_files
+from registry.core.git import cat_files, run_git
 from registry.versions.tags import (Version, is_version_tag, latest, parse_refs, parse_version_spec,
                                     withdraw_offline)
-from registry.core.git import run_git
 
 # the raw `derived_from:` value of a card, read without parsing the YAML (parsed by the tag grammar)
 _DERIVED = re.compile(rb"^derived_from:\s*[\"']?([^\s\"'#]+)", re.MULTILINE)
 _WEIGHTS = re.compile(rb"^weights:\s*[\"']?([^\s\"'#]+)", re.MULTILINE)
+_OFFLINE = re.compile(rb"^status:\s*[\"']?offline\b", re.MULTILINE)
 try:
     _Loader: type = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - PyYAML built without libyaml
@@ -48,44 +50,25 @@ class RegistryScan:
     root: Path
     commit: str
     repo_url: str
-    tag_objects: dict[str, str] = field(default_factory=dict)  # tag name -> tag object id
     refs: dict[str, list[str]] = field(default_factory=dict)  # model -> "<tag> <object id>" lines
     heads: dict[str, bytes] = field(default_factory=dict)  # model -> its card in the working tree
     package_indexes: dict[tuple[str, str], bytes] = field(default_factory=dict)  # (model, version) -> index
     object_dirs: list[Path] = field(default_factory=list)  # where weights objects may lie locally
-    card_history: tuple | None = None  # see card_ids
+    card_history: tuple | None = None  # see history()
 
-    _versions: dict[str, list[Version]] = field(default_factory=dict)
     _packages_by_model: dict[str, dict[str, bytes]] | None = None
 
     def listed(self) -> list[str]:
-        """The models the catalog lists: every model with at least one version tag."""
+        """The models with at least one version tag: the catalog lists those of them whose
+        version tags are annotated (`read_models` finds that out)."""
         return sorted(name for name, lines in self.refs.items()
                       if any(is_version_tag(line.partition(" ")[0]) for line in lines))
 
-    def load_versions(self, names: list[str]) -> None:
-        """Read the versions (dates, tagged commits, withdrawals) of these models' tags.
-
-        The scan itself lists only tag names and object ids, which git reads from its ref store;
-        dates and tagged commits need every tag object read, so that is done only for the models
-        whose pages are rendered: by name patterns for a few, in one pass over all tags for many.
-        """
-        todo = [n for n in dict.fromkeys(names) if n not in self._versions]
-        if not todo:
-            return
-        patterns = [f"refs/tags/{n}@*" for n in todo] if len(todo) <= 50 else ["refs/tags"]
-        out = run_git(self.root, "for-each-ref", f"--format={TAG_REF_FORMAT}", *patterns)
-        lines: dict[str, list[str]] = {}
-        for line in out.splitlines():
-            lines.setdefault(line.partition("@")[0], []).append(line)
-        for name in todo:
-            self._versions[name] = parse_refs("\n".join(lines.get(name, []))).get(name, [])
-
-    def versions(self, name: str) -> list[Version]:
-        """A model's versions (withdrawals by tag applied; see `load_versions`)."""
-        if name not in self._versions:
-            self.load_versions([name])
-        return self._versions[name]
+    def history(self) -> tuple[dict[str, int], dict[str, list[tuple[int, str]]]]:
+        """The main line's history of cards (see `card_ids`), walked on first use."""
+        if self.card_history is None:
+            self.card_history = _card_history(self.root)
+        return self.card_history
 
     def packages_of(self, name: str) -> dict[str, bytes]:
         """version -> package index bytes, for one model."""
@@ -111,15 +94,13 @@ class RegistryScan:
 
 @dataclass
 class ModelSource:
-    """One model's inputs, as plain data: a worker process renders its page from this alone."""
+    """Everything one model's page is made from, as plain data."""
 
     name: str
     head: bytes | None
     versions: list[Version]
-    cards: list[bytes | None] | None  # each version's card (None until read)
-    notes: list[str] | None  # each version's release notes (None until read)
-    card_ids: list[str | None]  # where they are: blob ids of the cards,
-    tag_ids: list[str]  # and tag object ids
+    cards: list[bytes | None]  # each version's card
+    notes: list[str]  # each version's release notes
     packages: dict[str, bytes]
     variants: list[str]
     pointer: bytes | None
@@ -143,12 +124,10 @@ def scan_registry(root: str | Path, *, repo_url: str | None = None, packages: bo
                          "run this in a clone of the registry (or pass -C <clone>)")
     out = run_git(root, "for-each-ref", "--format=%(refname:lstrip=2) %(objectname)", "refs/tags")
     scan = RegistryScan(root=root, commit=commit, repo_url=repo_url or _origin_url(root))
-    refs, objects = scan.refs, scan.tag_objects
+    refs = scan.refs
     for line in out.splitlines():
-        ref, _, obj = line.partition(" ")
-        name, at, _ = ref.partition("@")
+        name, at, _ = line.partition("@")
         if at:
-            objects[ref] = obj
             refs.setdefault(name, []).append(line)
     models = os.path.join(root, MODELS_DIR)
     try:
@@ -209,21 +188,30 @@ def fingerprint(scan: RegistryScan, name: str, variants: list[str], settings: st
     return h.hexdigest()
 
 
-def load_sources(scan: RegistryScan, names: list[str], variants: dict[str, list[str]], *,
-                 read: bool = True) -> list[ModelSource]:
-    """The inputs of the given models' pages.
+def read_models(scan: RegistryScan, names: list[str], variants: dict[str, list[str]]) -> list[ModelSource]:
+    """The sources of these models' pages: their tags read with one `git cat-file --batch`, and
+    their versions' cards with another.
 
-    With `read` False, the versions' cards and notes are only located (blob and tag object ids),
-    and `read_sources` reads them later, e.g. in the worker process that renders the pages.
+    A model none of whose version tags is annotated (a lightweight tag is not a version) has no
+    source: it is left out.
     """
+    tags = [line.partition(" ") for name in names for line in scan.refs.get(name, [])]
+    raw = cat_files(scan.root, [obj for _, _, obj in tags], kinds=(b"tag",))
+    objects = {ref: data for (ref, _, _), data in zip(tags, raw)}
+    table = parse_refs("\n".join(_ref_line(ref, obj, data) for (ref, _, obj), data in zip(tags, raw)
+                                 if data is not None))
     plan = []
     for name in names:
-        versions = scan.versions(name)
+        versions = table.get(name)
+        if not versions:
+            continue
         head = scan.heads.get(name)
-        if head is not None and re.search(rb"^status:\s*[\"']?offline\b", head, re.MULTILINE):
+        if head is not None and _OFFLINE.search(head):
             versions = withdraw_offline(versions)
         plan.append((name, head, versions))
     ids = card_ids(scan, [(name, v.commit) for name, _, versions in plan for v in versions])
+    blobs = list(dict.fromkeys(ids.values()))
+    cards = dict(zip(blobs, cat_files(scan.root, blobs)))
     sources = []
     for name, head, versions in plan:
         pointer = None
@@ -235,30 +223,26 @@ def load_sources(scan: RegistryScan, names: list[str], variants: dict[str, list[
             except (OSError, UnicodeDecodeError):
                 pointer = None
         sources.append(ModelSource(
-            name=name, head=head, versions=versions, cards=None, notes=None,
-            card_ids=[ids.get((name, v.commit)) for v in versions],
-            tag_ids=[scan.tag_objects.get(v.tag, v.tag) for v in versions],
+            name=name, head=head, versions=versions,
+            cards=[cards.get(ids.get((name, v.commit))) for v in versions],
+            notes=[_tag_message(objects.get(v.tag)) for v in versions],
             packages=scan.packages_of(name), variants=variants.get(name, []), pointer=pointer,
             repo_url=scan.repo_url, object_dirs=scan.object_dirs))
-    if read:
-        read_sources(scan.root, sources)
     return sources
 
 
-def read_sources(root: str | Path, sources: list[ModelSource]) -> None:
-    """Read the cards and release notes the sources locate, in one `git cat-file --batch`."""
-    todo = [src for src in sources if src.cards is None]
-    specs: list[str] = []
-    for src in todo:
-        for card, tag in zip(src.card_ids, src.tag_ids):
-            specs += [card or "0" * 40, tag]
-    blobs = cat_files(root, specs, kinds=(b"blob", b"tag"))
-    at = 0
-    for src in todo:
-        n = len(src.versions)
-        src.cards = blobs[at:at + 2 * n:2]
-        src.notes = [_tag_message(b) for b in blobs[at + 1:at + 2 * n:2]]
-        at += 2 * n
+def _ref_line(ref: str, obj: str, tag: bytes) -> str:
+    """The line `git for-each-ref --format=<core.git.TAG_REF_FORMAT>` prints for an annotated
+    tag, made from the tag object itself (name, type, object id, tagged object, tagger date)."""
+    target = stamp = ""
+    for line in tag.partition(b"\n\n")[0].decode("utf-8", errors="replace").split("\n"):
+        key, _, value = line.partition(" ")
+        if key == "object":
+            target = value
+        elif key == "tagger":
+            date = value.rsplit(" ", 2)
+            stamp = date[-2] if len(date) == 3 and date[-2].isdigit() else ""
+    return f"{ref}\ttag\t{obj}\t{target}\t{stamp}"
 
 
 # Looking a path up in a commit (`<commit>:models/<name>/model.yaml`) makes git scan the whole
@@ -273,9 +257,7 @@ def card_ids(scan: RegistryScan, wanted: list[tuple[str, str]]) -> dict[tuple[st
     found: dict[tuple[str, str], str] = {}
     todo = list(dict.fromkeys(wanted))
     if len(todo) >= HISTORY_WALK_FROM:
-        if scan.card_history is None:
-            scan.card_history = _card_history(scan.root)
-        positions, history = scan.card_history
+        positions, history = scan.history()
         rest = []
         for name, commit in todo:
             pos = positions.get(commit)

@@ -30,7 +30,7 @@ from registry import __version__
 from registry.cards.schema import format_size
 from registry.catalog import CATALOG_FORMAT
 from registry.catalog.charts import metric_series, render_chart
-from registry.catalog.collect import (ModelSource, catalog_model, fingerprint, load_sources, read_sources,
+from registry.catalog.collect import (RegistryScan, catalog_model, fingerprint, read_models,
                                       scan_registry)
 from registry.catalog.markdown import plain_summary, render_markdown
 from registry.catalog.records import CatalogIndex, CatalogModel, IndexEntry
@@ -112,11 +112,12 @@ def render_model_page(model: CatalogModel) -> str:
     return _environment().get_template("model.html.j2").render(m=model, charts=charts, root="../../")
 
 
-def _render_models(sources: list[ModelSource], out: str, root: str) -> list[tuple[str, dict]]:
-    """Render and write the pages and JSON of some models (runs in a worker process)."""
-    read_sources(root, sources)
+def _render_models(scan: RegistryScan, names: list[str], variants: dict[str, list[str]], out: str
+                   ) -> list[tuple[str, dict]]:
+    """Read, render and write the pages and JSON of some models; returns (name, index entry) of
+    each (models without an annotated version tag have none)."""
     results = []
-    for src in sources:
+    for src in read_models(scan, names, variants):
         model, svg = catalog_model(src)
         folder = Path(out) / "models" / model.name
         folder.mkdir(parents=True, exist_ok=True)
@@ -153,24 +154,32 @@ def _workers(jobs: int | None) -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _render_all(scan, names: list[str], variants: dict[str, list[str]], out: Path, jobs: int
+_job: tuple = ()  # a worker process's (scan, variants, out), inherited from the build
+
+
+def _start_worker(scan: RegistryScan, variants: dict[str, list[str]], out: str) -> None:
+    global _job
+    _job = (scan, variants, out)
+
+
+def _render_chunk(names: list[str]) -> list[tuple[str, dict]]:
+    """`_render_models` in a worker process: only the names travel, the scan was inherited."""
+    scan, variants, out = _job
+    return _render_models(scan, names, variants, out)
+
+
+def _render_all(scan: RegistryScan, names: list[str], variants: dict[str, list[str]], out: Path, jobs: int
                 ) -> list[tuple[str, dict]]:
     chunks = [names[i:i + CHUNK] for i in range(0, len(names), CHUNK)]
     if jobs <= 1 or len(chunks) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        results = []
-        for chunk in chunks:
-            results += _render_models(load_sources(scan, chunk, variants, read=False), str(out), str(scan.root))
-        return results
-    _environment().get_template("model.html.j2")  # compiled once, inherited by the workers
-    results, pending = [], []
-    with multiprocessing.get_context("fork").Pool(jobs) as pool:
-        for chunk in chunks:
-            sources = load_sources(scan, chunk, variants, read=False)
-            pending.append(pool.apply_async(_render_models, (sources, str(out), str(scan.root))))
-            while len(pending) > 2 * jobs:  # bound what waits in memory
-                results += pending.pop(0).get()
-        for p in pending:
-            results += p.get()
+        return [r for chunk in chunks for r in _render_models(scan, chunk, variants, str(out))]
+    # what the workers share is read before they start, and inherited rather than sent to them
+    scan.history()
+    _environment().get_template("model.html.j2")
+    results = []
+    with multiprocessing.get_context("fork").Pool(jobs, _start_worker, (scan, variants, str(out))) as pool:
+        for part in pool.imap(_render_chunk, chunks):
+            results += part
     return results
 
 
@@ -224,16 +233,15 @@ def build_catalog(root: str | Path, out: str | Path, *, repo_url: str | None = N
     pages_dir = f"{out}/models"
     changed = [n for n in listed if previous.get(n, {}).get("key") != keys[n]
                or not os.path.isfile(f"{pages_dir}/{n}/index.html")]
-    scan.load_versions(changed)
-    empty = {n for n in changed if not scan.versions(n)}  # only tags that are not versions
-    if empty:
-        listed = [n for n in listed if n not in empty]
-        listed_set -= empty
-        changed = [n for n in changed if n not in empty]
     log(f"{len(listed)} models listed, {len(changed)} to render")
     entries: dict[str, dict] = {n: previous[n]["entry"] for n in listed if n not in set(changed)}
     for name, entry in _render_all(scan, changed, variants, out, _workers(jobs)):
         entries[name] = entry
+    empty = [n for n in changed if n not in entries]  # its tags are not versions
+    if empty:
+        listed = [n for n in listed if n in entries]
+        listed_set -= set(empty)
+        changed = [n for n in changed if n in entries]
     removed = sorted(set(previous) - listed_set)
     for name in removed:
         shutil.rmtree(out / "models" / name, ignore_errors=True)
