@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 from pydantic import BaseModel
 
+from registry.catalog.markdown import escape
 from registry.catalog.records import CatalogVersion
 
 WIDTH, HEIGHT = 360, 150

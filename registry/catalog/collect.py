@@ -434,11 +434,11 @@ def version_commands(name: str, version: str, repo_url: str) -> list[str]:
 
 
 def _packages(src: ModelSource, v: Version) -> list[CatalogPackage]:
-    from registry.packaging.index import PackageIndex
-
     data = src.packages.get(v.version)
     if data is None:
         return []
+    from registry.packaging.index import PackageIndex
+
     try:
         index = PackageIndex.model_validate_json(data)
     except ValueError:

@@ -12,13 +12,12 @@ import re
 
 from markupsafe import Markup
 
-# What markupsafe.escape does, without making a Markup object per piece (many per page).
-_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", "'": "&#39;"})
-
 
 def escape(text: str) -> str:
-    """`text` with every character that means something in HTML escaped."""
-    return text.translate(_ESCAPES)
+    """`text` with every character that means something in HTML escaped: what markupsafe.escape
+    does, without making a Markup object per piece (many per page); `&` first."""
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&#34;").replace("'", "&#39;"))
 
 
 MAX_CHARS = 20_000  # longer text is cut (the page says so)
@@ -66,7 +65,8 @@ def render_markdown(text: str | None, heading_offset: int = 2) -> Markup:
             flush_para()
             i += 1
             continue
-        fence = _FENCE.match(line)
+        first = stripped[0]  # each block starts with its own character: try only its pattern
+        fence = _FENCE.match(line) if first in "`~" else None
         if fence:
             flush_para()
             marker, body = fence.group(1), []
@@ -77,7 +77,7 @@ def render_markdown(text: str | None, heading_offset: int = 2) -> Markup:
             i += 1  # the closing fence (or the end of the text)
             out.append("<pre><code>" + escape("\n".join(body)) + "</code></pre>")
             continue
-        heading = _HEADING.match(line)
+        heading = _HEADING.match(line) if first == "#" else None
         if heading:
             flush_para()
             level = min(6, len(heading.group(1)) + heading_offset)
@@ -88,7 +88,7 @@ def render_markdown(text: str | None, heading_offset: int = 2) -> Markup:
             flush_para()
             i = _table(lines, i, out)
             continue
-        for pattern, tag in ((_BULLET, "ul"), (_NUMBERED, "ol")):
+        for pattern, tag in ((_BULLET, "ul"), (_NUMBERED, "ol")) if first in "-*+" or first.isdigit() else ():
             if pattern.match(line):
                 flush_para()
                 items = []

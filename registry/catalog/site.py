@@ -69,7 +69,7 @@ def _environment():
                              undefined=jinja2.StrictUndefined)
     env.filters["md"] = render_markdown
     env.filters["size"] = format_size
-    env.filters["day"] = lambda d: (d[:10] if isinstance(d, str) else d.strftime("%Y-%m-%d")) if d else "–"
+    env.filters["day"] = lambda d: (d if isinstance(d, str) else d.isoformat())[:10] if d else "–"
     env.filters["num"] = lambda v: "–" if v is None else f"{v:.4g}"
     env.filters["weblink"] = lambda url: url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
     return env
