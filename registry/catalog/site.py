@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 from pydantic import BaseModel, Field
 
@@ -183,15 +184,48 @@ def _render_all(scan: RegistryScan, names: list[str], variants: dict[str, list[s
     return results
 
 
-def _load_state(out: Path, settings: str) -> dict:
-    """The manifest of the last build into `out`, when it was made with the same settings."""
+class Listed(NamedTuple):
+    """A listed model as the shared files and the manifest know it: its content hash, what the
+    index pages sort and filter by, and its `index.json` entry and search row as JSON text.
+
+    `index.json` and the search index are these texts joined, so the models an incremental build
+    does not render cost it no JSON work, and the manifest keeps them as text.
+    """
+
+    key: str
+    withdrawn: bool
+    state: str
+    task: str | None
+    project: str | None
+    license: str | None
+    entry: str
+    search_row: str
+
+
+def _json(data) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def listed_model(key: str, entry: dict) -> Listed:
+    """A rendered model's `Listed` from its index entry (`IndexEntry` as plain data)."""
+    h = entry["headline"]
+    row = [entry["name"], entry["state"], entry["withdrawn"], entry["latest"], (entry["date"] or "")[:10] or None,
+           entry["task"], entry["project"], entry["owners"], entry["license"], entry["tags"],
+           *((h["name"], h["value"], h["dataset"]) if h else (None, None, None)), entry["summary"]]
+    return Listed(key, entry["withdrawn"], entry["state"], entry["task"], entry["project"], entry["license"],
+                  _json(entry), _json(row))
+
+
+def _load_state(out: Path, settings: str) -> tuple[dict[str, Listed], dict[str, str]]:
+    """The listed models and index page hashes of the last build into `out`, when it was made with
+    the same settings (else nothing: every page is rendered)."""
     try:
         state = json.loads((out / STATE_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(state, dict) or state.get("settings") != settings:
-        return {}
-    return {key: state[key] for key in ("models", "pages") if isinstance(state.get(key), dict)}
+        if state["settings"] != settings:
+            return {}, {}
+        return {name: Listed(*row) for name, row in state["models"].items()}, dict(state["pages"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}, {}
 
 
 def build_catalog(root: str | Path, out: str | Path, *, repo_url: str | None = None, packages: bool = True,
@@ -221,8 +255,7 @@ def build_catalog(root: str | Path, out: str | Path, *, repo_url: str | None = N
         raise UsageError(f"{out} is inside the registry's models/ folder", "build the site somewhere else, e.g. -o site/")
     out.mkdir(parents=True, exist_ok=True)
     settings = _settings_key(scan.repo_url, packages)
-    state = {} if force else _load_state(out, settings)
-    previous = state.get("models", {})
+    previous, previous_pages = ({}, {}) if force else _load_state(out, settings)
     listed = scan.listed()
     listed_set = set(listed)
     variants: dict[str, list[str]] = {}
@@ -231,79 +264,71 @@ def build_catalog(root: str | Path, out: str | Path, *, repo_url: str | None = N
             variants.setdefault(parent, []).append(child)
     keys = {n: fingerprint(scan, n, variants.get(n, []), settings) for n in listed}
     pages_dir = f"{out}/models"
-    changed = [n for n in listed if previous.get(n, {}).get("key") != keys[n]
-               or not os.path.isfile(f"{pages_dir}/{n}/index.html")]
+    known = {n: previous[n] for n in listed if n in previous and previous[n].key == keys[n]
+             and os.path.isfile(f"{pages_dir}/{n}/index.html")}
+    changed = [n for n in listed if n not in known]
     log(f"{len(listed)} models listed, {len(changed)} to render")
-    entries: dict[str, dict] = {n: previous[n]["entry"] for n in listed if n not in set(changed)}
     for name, entry in _render_all(scan, changed, variants, out, _workers(jobs)):
-        entries[name] = entry
-    empty = [n for n in changed if n not in entries]  # its tags are not versions
+        known[name] = listed_model(keys[name], entry)
+    empty = [n for n in changed if n not in known]  # its tags are not versions
     if empty:
-        listed = [n for n in listed if n in entries]
+        listed = [n for n in listed if n in known]
         listed_set -= set(empty)
-        changed = [n for n in changed if n in entries]
+        changed = [n for n in changed if n in known]
     removed = sorted(set(previous) - listed_set)
     for name in removed:
         shutil.rmtree(out / "models" / name, ignore_errors=True)
-    rows = [entries[n] for n in listed]
-    written, pages = _write_shared(out, rows, [keys[n] for n in listed], scan, state.get("pages", {}))
-    state = {"catalog_format": CATALOG_FORMAT, "settings": settings, "pages": pages,
-             "models": {n: {"key": keys[n], "entry": entries[n]} for n in listed}}
-    write_atomic(out / STATE_FILE, json.dumps(state, separators=(",", ":")).encode())
-    live = [r for r in rows if not r["withdrawn"]]
-    return BuildReport(output=str(out), models=len(rows), live=len(live), withdrawn=len(rows) - len(live),
+    models = {n: known[n] for n in listed}
+    written, pages = _write_shared(out, models, scan, previous_pages)
+    state = {"catalog_format": CATALOG_FORMAT, "settings": settings, "pages": pages, "models": models}
+    write_atomic(out / STATE_FILE, _json(state).encode())
+    live = sum(not m.withdrawn for m in models.values())
+    return BuildReport(output=str(out), models=len(models), live=live, withdrawn=len(models) - live,
                        rewritten=changed, removed=removed, files_written=written,
                        index_bytes=(out / "index.html").stat().st_size,
                        seconds=round(time.perf_counter() - started, 3))
 
 
-def _write_shared(out: Path, rows: list[dict], keys: list[str], scan, previous: dict[str, str]
+def _write_shared(out: Path, models: dict[str, Listed], scan: RegistryScan, previous: dict[str, str]
                   ) -> tuple[int, dict[str, str]]:
     """Index pages, withdrawn page, index.json, search index, schema and assets.
 
-    `rows` are the models' index entries as plain data, `keys` their content hashes. An index page
-    is rendered only when the hash of what it shows (its models' hashes, the counts and the filter
-    choices) differs from `previous` (page path -> hash) or the file is missing.
+    An index page is rendered only when the hash of what it shows (its models' hashes, the counts
+    and the filter choices) differs from `previous` (page path -> hash) or the file is missing.
     Returns (files written, the hashes of the index pages now).
     """
     env = _environment()
-    key_of = {r["name"]: k for r, k in zip(rows, keys)}
-    live = [r for r in rows if not r["withdrawn"]]
-    gone = [r for r in rows if r["withdrawn"]]
+    live = [n for n, m in models.items() if not m.withdrawn]
+    gone = [n for n, m in models.items() if m.withdrawn]
+    rows = models.values()
     facets = {
-        "tasks": sorted({r["task"] for r in rows if r["task"]}),
-        "projects": sorted({r["project"] for r in rows if r["project"]}),
-        "licenses": sorted({r["license"] for r in rows if r["license"]}),
-        "states": sorted({r["state"] for r in rows}),
+        "tasks": sorted({m.task for m in rows if m.task}),
+        "projects": sorted({m.project for m in rows if m.project}),
+        "licenses": sorted({m.license for m in rows if m.license}),
+        "states": sorted({m.state for m in rows}),
     }
     count = max(1, -(-len(live) // PAGE_SIZE))
     common = {"pages": count, "live_count": len(live), "withdrawn_count": len(gone), "facets": facets}
     listing = env.get_template("index.html.j2")
     files: dict[Path, bytes] = {}
     hashes: dict[str, str] = {}
-    plans = [(out / "index.html" if n == 1 else out / "list" / f"{n}.html",
-              {"entries": live[(n - 1) * PAGE_SIZE:n * PAGE_SIZE], "page": n, "root": "" if n == 1 else "../",
-               "withdrawn_page": False}) for n in range(1, count + 1)]
-    plans.append((out / "withdrawn.html", {"entries": gone, "page": 1, "root": "", "withdrawn_page": True,
-                                           "pages": 1}))
-    for path, context in plans:
+    plans = [(out / "index.html" if n == 1 else out / "list" / f"{n}.html", live[(n - 1) * PAGE_SIZE:n * PAGE_SIZE],
+              {"page": n, "root": "" if n == 1 else "../", "withdrawn_page": False}) for n in range(1, count + 1)]
+    plans.append((out / "withdrawn.html", gone, {"page": 1, "root": "", "withdrawn_page": True, "pages": 1}))
+    for path, names, context in plans:
         context = {**common, **context}
         rel = path.relative_to(out).as_posix()
-        shown = {k: v for k, v in context.items() if k != "entries"}
-        digest = hashlib.sha256((json.dumps(shown, sort_keys=True) + "".join(
-            key_of[e["name"]] for e in context["entries"])).encode()).hexdigest()
+        digest = hashlib.sha256((json.dumps(context, sort_keys=True) + "".join(
+            models[n].key for n in names)).encode()).hexdigest()
         hashes[rel] = digest
         if previous.get(rel) != digest or not path.is_file():
-            files[path] = listing.render(**context).encode()
-    index = {"catalog_format": CATALOG_FORMAT, "generated_from": scan.commit, "repository": scan.repo_url,
-             "models": rows}
-    files[out / "index.json"] = (json.dumps(index, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
-    search = {"catalog_format": CATALOG_FORMAT, "fields": SEARCH_FIELDS, "rows": [
-        [r["name"], r["state"], r["withdrawn"], r["latest"], (r["date"] or "")[:10] or None, r["task"],
-         r["project"], r["owners"], r["license"], r["tags"], *(
-             (h["name"], h["value"], h["dataset"]) if (h := r["headline"]) else (None, None, None)), r["summary"]]
-        for r in rows]}
-    files[out / "search-index.json"] = json.dumps(search, separators=(",", ":"), ensure_ascii=False).encode()
+            entries = [json.loads(models[n].entry) for n in names]
+            files[path] = listing.render(entries=entries, **context).encode()
+    head = _json({"catalog_format": CATALOG_FORMAT, "generated_from": scan.commit, "repository": scan.repo_url,
+                  "models": []})
+    files[out / "index.json"] = f"{head[:-2]}{','.join(m.entry for m in rows)}]}}\n".encode()
+    head = _json({"catalog_format": CATALOG_FORMAT, "fields": SEARCH_FIELDS, "rows": []})
+    files[out / "search-index.json"] = f"{head[:-2]}{','.join(m.search_row for m in rows)}]}}".encode()
     files[out / "catalog.schema.json"] = (json.dumps(catalog_schema(), indent=1) + "\n").encode()
     for name, data in _assets().items():
         files[out / "static" / name] = data
