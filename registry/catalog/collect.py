@@ -26,7 +26,7 @@ import yaml
 
 from registry.cards.schema import CARD_FILE, MAX_CARD_BYTES, MODELS_DIR, ModelCard, load_card
 from registry.catalog.markdown import MAX_CHARS
-from registry.catalog.plaincard import read_plain
+from registry.catalog.plaincard import read_metrics, read_plain
 from registry.catalog.records import (CatalogMetric, CatalogModel, CatalogPackage, CatalogVersion,
                                       GraphInfo, Lineage)
 from registry.core.errors import CardError, RegistryError, UsageError
@@ -321,59 +321,6 @@ def _tag_message(obj: bytes | None) -> str:
 
 # --------------------------------------------------------------------------- one model
 
-# A card's metrics block as people and `registry new` write it: block style, plain scalars, no
-# comments. Anything else is read by the YAML parser instead, so both give the same result.
-_METRICS_KEY = re.compile(r"^metrics[ \t]*:", re.MULTILINE)
-_METRICS_BLOCK = re.compile(r"^metrics:[ \t]*\n((?:(?:[ \t]+|- ).*\n?|[ \t]*\n)*)", re.MULTILINE)
-_ITEM = re.compile(r"( *)(- +)?([a-z_]+): (.+)")
-_PLAIN = re.compile(r"[A-Za-z0-9_./()%+-](?:[^#:]*[^\s#:])?")
-_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
-_YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "null", "y", "n", "~"}
-
-
-def _metrics_block(text: str) -> list[dict] | None:
-    """The metrics of a card read by the pattern above; None when the card does not follow it."""
-    if not _METRICS_KEY.search(text):
-        return []
-    block = _METRICS_BLOCK.search(text)
-    if block is None:
-        return None
-    items: list[dict] = []
-    indent = None
-    for line in block.group(1).splitlines():
-        if not line.strip():
-            continue
-        m = _ITEM.fullmatch(line)
-        if m is None:
-            return None
-        spaces, dash, key, raw = len(m.group(1)), m.group(2), m.group(3), m.group(4).strip()
-        if dash:
-            if indent is not None and spaces != indent:
-                return None
-            indent = spaces
-            items.append({})
-            here = spaces + len(dash)
-        elif not items or spaces != here:
-            return None
-        if key in items[-1]:
-            return None
-        if key == "value":
-            if not _NUMBER.fullmatch(raw):
-                return None
-            items[-1][key] = float(raw)
-        elif key == "higher_is_better":
-            if raw not in ("true", "false"):
-                return None
-            items[-1][key] = raw == "true"
-        elif key in ("name", "dataset", "unit"):
-            if not _PLAIN.fullmatch(raw) or raw.lower() in _YAML_WORDS or _NUMBER.fullmatch(raw):
-                return None
-            items[-1][key] = raw
-        else:
-            return None
-    return items
-
-
 def _metrics(data: bytes | None) -> list[CatalogMetric | dict]:
     """The metrics of a version's card (published cards passed the bot's checks, so reading the
     metrics is enough here); anything that is not a well-formed metric is left out. Metrics read
@@ -381,7 +328,7 @@ def _metrics(data: bytes | None) -> list[CatalogMetric | dict]:
     if not data or len(data) > MAX_CARD_BYTES:
         return []
     text = data.decode("utf-8", errors="replace")
-    raw = _metrics_block(text)
+    raw = read_metrics(text)
     if raw is not None:
         return [item for item in raw[:200] if "name" in item and "dataset" in item and "value" in item]
     try:

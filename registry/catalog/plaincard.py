@@ -8,6 +8,9 @@ simply quoted scalars, flow lists (`tags: [a, b]`) and comments. Plain scalars a
 PyYAML's own resolver, so `1.0` is a float, `yes` a bool and `1.2.0` a string exactly as the parser
 has them. Anything else (block scalars, multi-line or escaped scalars, anchors, flow mappings,
 tabs, other number forms, dates) makes `read_plain` return None, and the caller uses the parser.
+
+`read_metrics` reads only a card's `metrics:` block by the same rules: the catalog reads the
+metrics of every version's card, and nothing else of them.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ _INDICATORS = set("?:,[]{}#&*!|>'\"%@`")  # a plain scalar cannot start with one
 _FLOW = set(",[]{}")  # nor contain one of these inside a flow list
 # what YAML reads differently from a plain line-per-value file: other line breaks, a BOM, tabs,
 # and the characters it refuses (PyYAML's reader)
+_METRICS_KEY = re.compile(r"^metrics[ \t]*:", re.MULTILINE)
+_METRICS_BLOCK = re.compile(r"^metrics:[ \t]*\n((?:(?:[ \t]+|- ).*\n?|[ \t]*\n)*)", re.MULTILINE)
+_METRIC_LINE = re.compile(r"( *)(- +)?([a-z_]+): (.+)")
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
 _UNPLAIN = re.compile("[\t\r\x85\u2028\u2029\ufeff]|" + yaml.reader.Reader.NON_PRINTABLE.pattern)
 
 
@@ -60,6 +67,55 @@ def read_plain(data: bytes) -> dict | None:
     except _NotPlain:
         return None
     return doc or None
+
+
+def read_metrics(text: str) -> list[dict] | None:
+    """The `metrics:` list of a card as `yaml.safe_load` has it, when the block is a list of
+    metrics (name, dataset, value, unit, higher_is_better) in the plain shape, one item after the
+    other; [] when the card has no metrics; None when they are written another way."""
+    if not _METRICS_KEY.search(text):
+        return []
+    block = _METRICS_BLOCK.search(text)
+    if block is None or text.startswith("#", block.end()):  # a comment line: the list may go on
+        return None
+    items: list[dict] = []
+    indent = here = -1
+    for line in block.group(1).splitlines():
+        m = _METRIC_LINE.fullmatch(line)
+        if m is None:
+            if line.strip():
+                return None
+            continue
+        spaces, dash, key, raw = m.groups()
+        raw = raw.strip()
+        if dash:
+            if indent >= 0 and len(spaces) != indent:
+                return None
+            indent, here = len(spaces), len(spaces) + len(dash)
+            items.append({})
+        elif not items or len(spaces) != here:
+            return None
+        item = items[-1]
+        if key in item:
+            return None
+        if key == "value":
+            if not _NUMBER.fullmatch(raw):
+                return None
+            item[key] = float(raw) if "." in raw else float(int(raw))
+        elif key == "higher_is_better":
+            if raw not in ("true", "false"):
+                return None
+            item[key] = raw == "true"
+        elif key in ("name", "dataset", "unit") and "#" not in raw:
+            try:
+                item[key] = _scalar(raw, flow=False)
+            except _NotPlain:
+                return None
+            if not isinstance(item[key], str):
+                return None
+        else:
+            return None
+    return items
 
 
 def _mapping(lines: list[tuple[int, str]], indent: int) -> dict:

@@ -7,7 +7,7 @@ import pytest
 import yaml
 from factories import REPO_ROOT, example_card
 
-from registry.catalog.plaincard import read_plain
+from registry.catalog.plaincard import read_metrics, read_plain
 
 BENCH_CARD = """\
 name: m-00042
@@ -57,6 +57,20 @@ def same_as_yaml(text: str):
     return got
 
 
+def same_metrics_as_yaml(text: str):
+    """read_metrics's answer, checked against the metrics PyYAML reads (values as the catalog
+    takes them, floats), when PyYAML can read the card at all."""
+    got = read_metrics(text)
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return got  # the catalog reads published cards, which the bot has checked
+    want = doc.get("metrics", []) if isinstance(doc, dict) else []
+    if got is not None:
+        assert typed(got) == typed([{k: float(v) if k == "value" else v for k, v in m.items()} for m in want]), text
+    return got
+
+
 def test_the_cards_people_write_are_read_as_the_parser_reads_them():
     cards = [p.read_text() for p in sorted((REPO_ROOT / "models").glob("*/model.yaml"))]
     cards += [BENCH_CARD, example_card("digits", size=1234, version="1.0.0",
@@ -65,6 +79,9 @@ def test_the_cards_people_write_are_read_as_the_parser_reads_them():
     for text in cards:
         assert same_as_yaml(text) is not None, text
     assert read_plain(BENCH_CARD.encode("utf-16")) is None  # not UTF-8: the parser says what is wrong
+    for text in cards:
+        assert same_metrics_as_yaml(text), text
+    assert same_metrics_as_yaml("name: x\n") == []
 
 
 @pytest.mark.parametrize("value", [
@@ -77,6 +94,8 @@ def test_the_cards_people_write_are_read_as_the_parser_reads_them():
 ])
 def test_a_scalar_is_typed_as_the_parser_types_it(value):
     same_as_yaml(f"name: x\nvalue: {value}\n")
+    for key in ("name", "dataset", "unit", "value", "higher_is_better"):
+        same_metrics_as_yaml(f"metrics:\n  - name: a\n    dataset: d\n    value: 1\n    {key}: {value}\n")
     same_as_yaml(f"name: x\nitems:\n  - {value}\n")
     same_as_yaml(f"name: x\nsource:\n  key: {value}\n")
 
@@ -109,9 +128,14 @@ def test_a_scalar_is_typed_as_the_parser_types_it(value):
     "name: 'x' # quoted and a comment\n",
     "name: x\nempty:\nsource:\n  repo:\n",
     "name: x\x07\n",
+    "metrics:\n  - name: a\n    value: 1\n# a comment\n    dataset: d\n",
+    "metrics:\n  - name: a\n    value: -0\n    dataset: d\n    unit: '%'\n",
+    "metrics:\n  - {name: a, value: 1, dataset: d}\n",
+    "metrics: []\n",
 ])
 def test_any_other_shape_is_left_to_the_parser_or_read_the_same(text):
     same_as_yaml(text)
+    same_metrics_as_yaml(text)
 
 
 def test_edits_of_a_card_never_read_differently_from_the_parser():
@@ -122,12 +146,13 @@ def test_edits_of_a_card_never_read_differently_from_the_parser():
              lambda s: s.replace(": ", ": [", 1) + "]", lambda s: s + " #", lambda s: s.replace(":", ""),
              lambda s: s + "\n", lambda s: "#" + s, lambda s: s.replace("e", ": "), lambda s: s + "\t"]
     lines = BENCH_CARD.splitlines()
-    read = 0
+    read = read_metrics = 0
     for _ in range(600):
         edited = list(lines)
         for _ in range(rng.randint(1, 3)):
             n = rng.randrange(len(edited))
             edited[n] = rng.choice(edits)(edited[n])
         read += same_as_yaml("\n".join(edited) + "\n") is not None
-    assert read > 100  # the plain shape survives many edits
+        read_metrics += same_metrics_as_yaml("\n".join(edited) + "\n") is not None
+    assert read > 100 and read_metrics > 100  # the plain shape survives many edits
 
