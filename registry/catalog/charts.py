@@ -71,16 +71,17 @@ def render_chart(s: MetricSeries) -> Markup:
              f'<line class="axis" x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{TOP + plot_h}"/>',
              f'<text class="tick" x="{LEFT - 6}" y="{TOP + 4}" text-anchor="end">{escape(_num(hi))}</text>',
              f'<text class="tick" x="{LEFT - 6}" y="{TOP + plot_h}" text-anchor="end">{escape(_num(lo))}</text>']
-    coords = [xy(i, v) for i, (_, v) in enumerate(s.points)]
+    coords = [(f"{x:.1f}", f"{y:.1f}") for x, y in (xy(i, v) for i, (_, v) in enumerate(s.points))]
     if n > 1:
-        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
+        path = " ".join(f"{x},{y}" for x, y in coords)
         parts.append(f'<polyline class="line" points="{path}"/>')
-    for (ver, v), (x, y) in zip(s.points, coords):
-        parts.append(f'<circle class="point" cx="{x:.1f}" cy="{y:.1f}" r="3.5">'
-                     f"<title>v{escape(ver)}: {escape(_num(v))}{escape(' ' + s.unit if s.unit else '')}</title></circle>")
+    unit = escape(" " + s.unit) if s.unit else ""
+    for (ver, v), (x, y) in zip(s.points, coords):  # numbers need no escaping
+        parts.append(f'<circle class="point" cx="{x}" cy="{y}" r="3.5"><title>v{escape(ver)}: {_num(v)}{unit}</title>'
+                     "</circle>")
     first, last = s.points[0][0], s.points[-1][0]
-    parts.append(f'<text class="tick" x="{coords[0][0]:.1f}" y="{HEIGHT - 8}" text-anchor="middle">v{escape(first)}</text>')
+    parts.append(f'<text class="tick" x="{coords[0][0]}" y="{HEIGHT - 8}" text-anchor="middle">v{escape(first)}</text>')
     if n > 1:
-        parts.append(f'<text class="tick" x="{coords[-1][0]:.1f}" y="{HEIGHT - 8}" text-anchor="end">v{escape(last)}</text>')
+        parts.append(f'<text class="tick" x="{coords[-1][0]}" y="{HEIGHT - 8}" text-anchor="end">v{escape(last)}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))

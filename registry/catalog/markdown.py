@@ -28,6 +28,7 @@ _NUMBERED = re.compile(r"^\s{0,3}\d{1,9}[.)]\s+(.*)$")
 _FENCE = re.compile(r"^\s{0,3}(```|~~~)")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
 _MARKUP_CHARS = re.compile(r"[`\[*_]")
+_HTML_CHARS = re.compile(r"[&<>\"']")
 _SAFE_URL = re.compile(r"^(https?://|mailto:)[^\s<>\"'`]+$", re.IGNORECASE)
 # inline: code spans first (their content is literal), then links, bold, italics
 _INLINE = re.compile(
@@ -130,15 +131,15 @@ def _table(lines: list[str], i: int, out: list[str]) -> int:
         rows.append(_cells(lines[i]))
         i += 1
 
-    def cell(tag: str, text: str, n: int) -> str:
-        align = aligns[n] if n < len(aligns) else ""
-        cls = f' class="{align}"' if align else ""
-        return f"<{tag}{cls}>{_inline(text)}</{tag}>"
+    width = max(len(head), 1)  # a row's cells beyond the head's are left out
+    classes = ([f' class="{align}"' if align else "" for align in aligns] + [""] * width)[:width]
 
-    html = ["<div class=\"table-wrap\"><table><thead><tr>"
-            + "".join(cell("th", c, n) for n, c in enumerate(head)) + "</tr></thead><tbody>"]
+    def cells(tag: str, texts: list[str]) -> str:
+        return "".join(f"<{tag}{cls}>{_inline(text)}</{tag}>" for cls, text in zip(classes, texts))
+
+    html = ["<div class=\"table-wrap\"><table><thead><tr>" + cells("th", head) + "</tr></thead><tbody>"]
     for row in rows:
-        html.append("<tr>" + "".join(cell("td", c, n) for n, c in enumerate(row[:max(len(head), 1)])) + "</tr>")
+        html.append("<tr>" + cells("td", row) + "</tr>")
     html.append("</tbody></table></div>")
     out.append("".join(html))
     return i
@@ -147,7 +148,7 @@ def _table(lines: list[str], i: int, out: list[str]) -> int:
 def _inline(text: str) -> str:
     """Escape a line and add inline markup; only this function adds tags."""
     if not _MARKUP_CHARS.search(text):
-        return escape(text)
+        return escape(text) if _HTML_CHARS.search(text) else text
     pieces: list[str] = []
     pos = 0
     for m in _INLINE.finditer(text):

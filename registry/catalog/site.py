@@ -21,6 +21,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
@@ -72,6 +73,9 @@ def _environment():
     env.filters["size"] = format_size
     env.filters["day"] = lambda d: (d if isinstance(d, str) else d.isoformat())[:10] if d else "–"
     env.filters["num"] = lambda v: "–" if v is None else f"{v:.4g}"
+    # one metric, one point of a chart: text the template escapes (one call, not a loop per item)
+    env.filters["metric"] = lambda x: f"{x.name} {x.value:.4g}{' ' + x.unit if x.unit else ''} on {x.dataset}"
+    env.filters["point"] = lambda p: f"v{p[0]} {p[1]:.4g}"
     env.filters["weblink"] = lambda url: url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
     return env
 
@@ -91,8 +95,9 @@ def _settings_key(repo_url: str, packages: bool) -> str:
         for p in sorted((folder / sub).iterdir(), key=lambda p: p.name):
             if p.is_file():
                 h.update(p.name.encode() + b"\0" + p.read_bytes())
-    for module in ("collect", "records", "markdown", "charts", "site"):
-        h.update((folder / f"{module}.py").read_bytes())
+    for p in sorted(folder.iterdir(), key=lambda p: p.name):  # the code that makes the pages
+        if p.name.endswith(".py"):
+            h.update(p.name.encode() + b"\0" + p.read_bytes())
     return h.hexdigest()
 
 
@@ -105,83 +110,6 @@ def entry_of(model: CatalogModel) -> IndexEntry:
                       owners=model.owners, license=model.license, tags=model.tags, headline=model.headline,
                       summary=plain_summary(model.description), url=f"models/{model.name}/",
                       json_url=f"models/{model.name}/model.json")
-
-
-def render_model_page(model: CatalogModel) -> str:
-    """The HTML of a model's page."""
-    charts = [(s, render_chart(s)) for s in metric_series(model.versions)]
-    return _environment().get_template("model.html.j2").render(m=model, charts=charts, root="../../")
-
-
-def _render_models(scan: RegistryScan, names: list[str], variants: dict[str, list[str]], out: str
-                   ) -> list[tuple[str, dict]]:
-    """Read, render and write the pages and JSON of some models; returns (name, index entry) of
-    each (models without an annotated version tag have none)."""
-    results = []
-    for src in read_models(scan, names, variants):
-        model, svg = catalog_model(src)
-        folder = Path(out) / "models" / model.name
-        folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(folder / "index.html", render_model_page(model).encode())
-        write_atomic(folder / "model.json", model.model_dump_json().encode())
-        graph = folder / "graph.svg"
-        if svg:
-            write_atomic(graph, svg.encode())
-        else:
-            graph.unlink(missing_ok=True)
-        results.append((model.name, entry_of(model).model_dump(mode="json")))
-    return results
-
-
-def _write_if_changed(path: Path, data: bytes) -> bool:
-    try:
-        if path.read_bytes() == data:
-            return False
-    except OSError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, data)
-    return True
-
-
-# --------------------------------------------------------------------------- the build
-
-def _workers(jobs: int | None) -> int:
-    if jobs:
-        return max(1, jobs)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-_job: tuple = ()  # a worker process's (scan, variants, out), inherited from the build
-
-
-def _start_worker(scan: RegistryScan, variants: dict[str, list[str]], out: str) -> None:
-    global _job
-    _job = (scan, variants, out)
-
-
-def _render_chunk(names: list[str]) -> list[tuple[str, dict]]:
-    """`_render_models` in a worker process: only the names travel, the scan was inherited."""
-    scan, variants, out = _job
-    return _render_models(scan, names, variants, out)
-
-
-def _render_all(scan: RegistryScan, names: list[str], variants: dict[str, list[str]], out: Path, jobs: int
-                ) -> list[tuple[str, dict]]:
-    chunks = [names[i:i + CHUNK] for i in range(0, len(names), CHUNK)]
-    if jobs <= 1 or len(chunks) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        return [r for chunk in chunks for r in _render_models(scan, chunk, variants, str(out))]
-    # what the workers share is read before they start, and inherited rather than sent to them
-    scan.history()
-    _environment().get_template("model.html.j2")
-    results = []
-    with multiprocessing.get_context("fork").Pool(jobs, _start_worker, (scan, variants, str(out))) as pool:
-        for part in pool.imap(_render_chunk, chunks):
-            results += part
-    return results
 
 
 class Listed(NamedTuple):
@@ -214,6 +142,89 @@ def listed_model(key: str, entry: dict) -> Listed:
            *((h["name"], h["value"], h["dataset"]) if h else (None, None, None)), entry["summary"]]
     return Listed(key, entry["withdrawn"], entry["state"], entry["task"], entry["project"], entry["license"],
                   _json(entry), _json(row))
+
+
+def render_model_page(model: CatalogModel) -> str:
+    """The HTML of a model's page."""
+    charts = [(s, render_chart(s)) for s in metric_series(model.versions)]
+    return _environment().get_template("model.html.j2").render(m=model, charts=charts, root="../../")
+
+
+@dataclass
+class _Build:
+    """What rendering a model needs besides its name (worker processes inherit it)."""
+
+    scan: RegistryScan
+    variants: dict[str, list[str]]  # model -> the models derived from it
+    keys: dict[str, str]  # model -> content hash (`collect.fingerprint`)
+    out: Path
+
+
+def _render_models(build: _Build, names: list[str]) -> list[tuple[str, Listed]]:
+    """Read, render and write the pages and JSON of some models; returns (name, `Listed`) of
+    each (models without an annotated version tag have none)."""
+    results = []
+    for src in read_models(build.scan, names, build.variants):
+        model, svg = catalog_model(src)
+        folder = build.out / "models" / model.name
+        _write_if_changed(folder / "index.html", render_model_page(model).encode())
+        _write_if_changed(folder / "model.json", model.model_dump_json().encode())
+        graph = folder / "graph.svg"
+        if svg:
+            _write_if_changed(graph, svg.encode())
+        else:
+            graph.unlink(missing_ok=True)
+        results.append((model.name, listed_model(build.keys[model.name], entry_of(model).model_dump(mode="json"))))
+    return results
+
+
+def _write_if_changed(path: Path, data: bytes) -> bool:
+    """Write a file (atomically, its folder created) unless it already holds these bytes."""
+    try:
+        if path.read_bytes() == data:
+            return False
+    except OSError:
+        pass
+    write_atomic(path, data)
+    return True
+
+
+# --------------------------------------------------------------------------- the build
+
+def _workers(jobs: int | None) -> int:
+    if jobs:
+        return max(1, jobs)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+_inherited: _Build | None = None  # in a worker process: the build it works for
+
+
+def _start_worker(build: _Build) -> None:
+    global _inherited
+    _inherited = build
+
+
+def _render_chunk(names: list[str]) -> list[tuple[str, Listed]]:
+    """`_render_models` in a worker process: only the names travel, the rest was inherited."""
+    return _render_models(_inherited, names)
+
+
+def _render_all(build: _Build, names: list[str], jobs: int) -> list[tuple[str, Listed]]:
+    chunks = [names[i:i + CHUNK] for i in range(0, len(names), CHUNK)]
+    if jobs <= 1 or len(chunks) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return [r for chunk in chunks for r in _render_models(build, chunk)]
+    # what the workers share is read before they start, and inherited rather than sent to them
+    build.scan.history()
+    _environment().get_template("model.html.j2")
+    results = []
+    with multiprocessing.get_context("fork").Pool(jobs, _start_worker, (build,)) as pool:
+        for part in pool.imap(_render_chunk, chunks):
+            results += part
+    return results
 
 
 def _load_state(out: Path, settings: str) -> tuple[dict[str, Listed], dict[str, str]]:
@@ -268,8 +279,7 @@ def build_catalog(root: str | Path, out: str | Path, *, repo_url: str | None = N
              and os.path.isfile(f"{pages_dir}/{n}/index.html")}
     changed = [n for n in listed if n not in known]
     log(f"{len(listed)} models listed, {len(changed)} to render")
-    for name, entry in _render_all(scan, changed, variants, out, _workers(jobs)):
-        known[name] = listed_model(keys[name], entry)
+    known.update(_render_all(_Build(scan, variants, keys, out), changed, _workers(jobs)))
     empty = [n for n in changed if n not in known]  # its tags are not versions
     if empty:
         listed = [n for n in listed if n in known]
