@@ -252,7 +252,7 @@ def write_docs(args, cpus, full, again, incremental, raw, zipped, with_assets, s
     start = text.find("## Catalog build")
     if start >= 0:
         end = text.find("\n## ", start + 3)
-        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
+        text = text[:start] + section + ("\n" + text[end + 1:] if end >= 0 else "")
     else:
         text = text.rstrip("\n") + "\n\n" + section
     DOCS.write_text(text)
