@@ -227,6 +227,17 @@ def _render_all(build: _Build, names: list[str], jobs: int) -> list[tuple[str, L
     return results
 
 
+def _save_state(out: Path, settings: str, pages: dict[str, str], models: dict[str, Listed]) -> None:
+    """Write the manifest: the index page hashes, and per model its hash and facts, with the
+    entries and search rows as two texts of one line per model (one long JSON string each reads
+    and writes many times faster than ten thousand small objects)."""
+    state = {"catalog_format": CATALOG_FORMAT, "settings": settings, "pages": pages,
+             "models": {name: m[:6] for name, m in models.items()},
+             "entries": "\n".join(m.entry for m in models.values()),
+             "search_rows": "\n".join(m.search_row for m in models.values())}
+    write_atomic(out / STATE_FILE, _json(state).encode())
+
+
 def _load_state(out: Path, settings: str) -> tuple[dict[str, Listed], dict[str, str]]:
     """The listed models and index page hashes of the last build into `out`, when it was made with
     the same settings (else nothing: every page is rendered)."""
@@ -234,7 +245,12 @@ def _load_state(out: Path, settings: str) -> tuple[dict[str, Listed], dict[str, 
         state = json.loads((out / STATE_FILE).read_text())
         if state["settings"] != settings:
             return {}, {}
-        return {name: Listed(*row) for name, row in state["models"].items()}, dict(state["pages"])
+        models = state["models"]
+        entries, rows = (state["entries"].split("\n"), state["search_rows"].split("\n")) if models else ([], [])
+        if not len(models) == len(entries) == len(rows):
+            return {}, {}
+        return ({name: Listed(*facts, entry, row) for (name, facts), entry, row in zip(models.items(), entries, rows)},
+                dict(state["pages"]))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}, {}
 
@@ -290,8 +306,7 @@ def build_catalog(root: str | Path, out: str | Path, *, repo_url: str | None = N
         shutil.rmtree(out / "models" / name, ignore_errors=True)
     models = {n: known[n] for n in listed}
     written, pages = _write_shared(out, models, scan, previous_pages)
-    state = {"catalog_format": CATALOG_FORMAT, "settings": settings, "pages": pages, "models": models}
-    write_atomic(out / STATE_FILE, _json(state).encode())
+    _save_state(out, settings, pages, models)
     live = sum(not m.withdrawn for m in models.values())
     return BuildReport(output=str(out), models=len(models), live=live, withdrawn=len(models) - live,
                        rewritten=changed, removed=removed, files_written=written,
