@@ -66,9 +66,13 @@ class BuildReport(BaseModel):
 def _environment():
     import jinja2
 
+    try:  # templates compiled once for this code, kept in Jinja's private folder of the temporary one
+        compiled = jinja2.FileSystemBytecodeCache(pattern=f"registry-catalog-{_code_key()[:16]}-%s.cache")
+    except (OSError, RuntimeError):  # no safe folder: compile them each time
+        compiled = None
     env = jinja2.Environment(loader=jinja2.PackageLoader("registry.catalog", "templates"),
                              autoescape=True, trim_blocks=True, lstrip_blocks=True,
-                             undefined=jinja2.StrictUndefined)
+                             undefined=jinja2.StrictUndefined, bytecode_cache=compiled)
     env.filters["md"] = render_markdown
     env.filters["size"] = format_size
     env.filters["day"] = lambda d: (d if isinstance(d, str) else d.isoformat())[:10] if d else "–"
@@ -87,18 +91,27 @@ def _assets() -> dict[str, bytes]:
             if p.is_file() and not p.name.startswith(".")}
 
 
-def _settings_key(repo_url: str, packages: bool) -> str:
-    """A hash of what every page depends on besides its model: templates, assets, versions, options."""
-    h = hashlib.sha256(f"{CATALOG_FORMAT}\0{__version__}\0{repo_url}\0{packages}".encode())
+@functools.lru_cache(maxsize=None)
+def _code_key() -> str:
+    """A hash of what makes the pages: templates, assets, the package's code, the registry's and
+    Jinja's versions."""
+    import jinja2
+
+    h = hashlib.sha256(f"{CATALOG_FORMAT}\0{__version__}\0{jinja2.__version__}".encode())
     folder = resources.files("registry.catalog")
     for sub in ("templates", "static"):
         for p in sorted((folder / sub).iterdir(), key=lambda p: p.name):
             if p.is_file():
                 h.update(p.name.encode() + b"\0" + p.read_bytes())
-    for p in sorted(folder.iterdir(), key=lambda p: p.name):  # the code that makes the pages
+    for p in sorted(folder.iterdir(), key=lambda p: p.name):
         if p.name.endswith(".py"):
             h.update(p.name.encode() + b"\0" + p.read_bytes())
     return h.hexdigest()
+
+
+def _settings_key(repo_url: str, packages: bool) -> str:
+    """A hash of what every page depends on besides its model: the code that makes it, options."""
+    return hashlib.sha256(f"{_code_key()}\0{repo_url}\0{packages}".encode()).hexdigest()
 
 
 # --------------------------------------------------------------------------- one model
