@@ -77,11 +77,13 @@ def render_chart(s: MetricSeries) -> Markup:
         parts.append(f'<polyline class="line" points="{path}"/>')
     unit = escape(" " + s.unit) if s.unit else ""
     for (ver, v), (x, y) in zip(s.points, coords):  # numbers need no escaping
-        parts.append(f'<circle class="point" cx="{x}" cy="{y}" r="3.5"><title>v{escape(ver)}: {_num(v)}{unit}</title>'
-                     "</circle>")
+        parts.append(f'<circle class="point" cx="{x}" cy="{y}" r="3.5">'
+                     f"<title>v{escape(ver)}: {_num(v)}{unit}</title></circle>")
     first, last = s.points[0][0], s.points[-1][0]
-    parts.append(f'<text class="tick" x="{coords[0][0]}" y="{HEIGHT - 8}" text-anchor="middle">v{escape(first)}</text>')
+    parts.append(f'<text class="tick" x="{coords[0][0]}" y="{HEIGHT - 8}" text-anchor="middle">'
+                 f"v{escape(first)}</text>")
     if n > 1:
-        parts.append(f'<text class="tick" x="{coords[-1][0]}" y="{HEIGHT - 8}" text-anchor="end">v{escape(last)}</text>')
+        parts.append(f'<text class="tick" x="{coords[-1][0]}" y="{HEIGHT - 8}" text-anchor="end">'
+                     f"v{escape(last)}</text>")
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -189,7 +189,8 @@ def fingerprint(scan: RegistryScan, name: str, variants: list[str], settings: st
     return h.hexdigest()
 
 
-def read_models(scan: RegistryScan, names: list[str], variants: dict[str, list[str]]) -> list[ModelSource]:
+def read_models(scan: RegistryScan, names: list[str], variants: dict[str, list[str]]
+                ) -> list[ModelSource]:
     """The sources of these models' pages: their tags read with one `git cat-file --batch`, and
     their versions' cards with another.
 
@@ -199,8 +200,8 @@ def read_models(scan: RegistryScan, names: list[str], variants: dict[str, list[s
     tags = [line.partition(" ") for name in names for line in scan.refs.get(name, [])]
     raw = cat_files(scan.root, [obj for _, _, obj in tags], kinds=(b"tag",))
     objects = {ref: data for (ref, _, _), data in zip(tags, raw)}
-    table = parse_refs("\n".join(_ref_line(ref, obj, data) for (ref, _, obj), data in zip(tags, raw)
-                                 if data is not None))
+    table = parse_refs("\n".join(_ref_line(ref, obj, data)
+                                 for (ref, _, obj), data in zip(tags, raw) if data is not None))
     plan = []
     for name in names:
         versions = table.get(name)
@@ -330,7 +331,7 @@ def _metrics(data: bytes | None) -> list[CatalogMetric | dict]:
     text = data.decode("utf-8", errors="replace")
     raw = read_metrics(text)
     if raw is not None:
-        return [item for item in raw[:200] if "name" in item and "dataset" in item and "value" in item]
+        return [m for m in raw[:200] if "name" in m and "dataset" in m and "value" in m]
     try:
         doc = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError:
@@ -416,8 +417,9 @@ def catalog_model(src: ModelSource) -> tuple[CatalogModel, str | None]:
     if shown is None and (live or last) is not None:
         idx = src.versions.index(live or last)
         shown, _ = _card(src.cards[idx], src.name)
-    model = {"name": src.name, "state": "deleted" if src.head is None else (head.status.value if head else "invalid"),
-             "withdrawn": live is None, "latest": live.version if live else None,
+    state = "deleted" if src.head is None else (head.status.value if head else "invalid")
+    model = {"name": src.name, "state": state, "withdrawn": live is None,
+             "latest": live.version if live else None,
              "date": (live or last).date if (live or last) else None, "card_problem": problem}
     if shown is not None:
         desc = shown.description
@@ -425,16 +427,19 @@ def catalog_model(src: ModelSource) -> tuple[CatalogModel, str | None]:
             desc, model["description_truncated"] = desc[:MAX_CHARS], True
         model.update(task=shown.task.value, project=shown.project, owners=list(shown.owners),
                      license=shown.license, tags=list(shown.tags), description=desc,
-                     source_repo=shown.source.repo, source_commit=shown.source.commit, size=shown.size_bytes)
-    model["lineage"] = {"derived_from": shown.derived_from if shown else None, "variants": src.variants}
+                     source_repo=shown.source.repo, source_commit=shown.source.commit,
+                     size=shown.size_bytes)
+    model["lineage"] = {"derived_from": shown.derived_from if shown else None,
+                        "variants": src.variants}
     versions = []
     for v, card_bytes, notes in zip(src.versions, src.cards, src.notes):
         state_v = ("withdrawn" if v.withdrawn else "latest" if live is not None and v.version == live.version
                    else "pre-release" if v.prerelease else "release")
         versions.append({
-            "version": v.version, "tag": v.tag, "commit": v.commit, "date": v.date, "state": state_v,
-            "withdrawn_by": v.withdrawn_by, "notes": notes[:MAX_CHARS], "metrics": _metrics(card_bytes),
-            "packages": _packages(src, v), "commands": version_commands(src.name, v.version, src.repo_url)})
+            "version": v.version, "tag": v.tag, "commit": v.commit, "date": v.date,
+            "state": state_v, "withdrawn_by": v.withdrawn_by, "notes": notes[:MAX_CHARS],
+            "metrics": _metrics(card_bytes), "packages": _packages(src, v),
+            "commands": version_commands(src.name, v.version, src.repo_url)})
     versions.reverse()
     model["versions"] = versions
     chosen = next((v for v in versions if v["version"] == model["latest"]), None) or (

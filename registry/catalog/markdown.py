@@ -89,7 +89,8 @@ def render_markdown(text: str | None, heading_offset: int = 2) -> Markup:
             flush_para()
             i = _table(lines, i, out)
             continue
-        for pattern, tag in ((_BULLET, "ul"), (_NUMBERED, "ol")) if first in "-*+" or first.isdigit() else ():
+        lists = ((_BULLET, "ul"), (_NUMBERED, "ol")) if first in "-*+" or first.isdigit() else ()
+        for pattern, tag in lists:
             if pattern.match(line):
                 flush_para()
                 items = []
@@ -137,7 +138,8 @@ def _table(lines: list[str], i: int, out: list[str]) -> int:
     def cells(tag: str, texts: list[str]) -> str:
         return "".join(f"<{tag}{cls}>{_inline(text)}</{tag}>" for cls, text in zip(classes, texts))
 
-    html = ["<div class=\"table-wrap\"><table><thead><tr>" + cells("th", head) + "</tr></thead><tbody>"]
+    html = ["<div class=\"table-wrap\"><table><thead><tr>" + cells("th", head)
+            + "</tr></thead><tbody>"]
     for row in rows:
         html.append("<tr>" + cells("td", row) + "</tr>")
     html.append("</tbody></table></div>")

@@ -1,9 +1,9 @@
-"""Cards in their common plain shape, read without the YAML parser: the same data, ten times faster.
+"""Cards in their common plain shape, read without the YAML parser: the same data, sooner.
 
 A full catalog build reads the current card of every model. PyYAML, even with libyaml, spends
-about 0.3 ms on a card, most of it building Python objects node by node; this reader spends a
-tenth of that on the shape `registry new` writes and people keep: `key: value` lines, one level of
-nested mapping (`source:`) or list (`tags:`, or of one-level mappings, `metrics:`), plain and
+about 0.3 ms on a card, most of it building Python objects node by node; this reader spends about
+a third of that on the shape `registry new` writes and people keep: `key: value` lines, one level
+of nested mapping (`source:`) or list (`tags:`, or of one-level mappings, `metrics:`), plain and
 simply quoted scalars, flow lists (`tags: [a, b]`) and comments. Plain scalars are typed by
 PyYAML's own resolver, so `1.0` is a float, `yes` a bool and `1.2.0` a string exactly as the parser
 has them. Anything else (block scalars, multi-line or escaped scalars, anchors, flow mappings,

@@ -66,8 +66,9 @@ class BuildReport(BaseModel):
 def _environment():
     import jinja2
 
-    try:  # templates compiled once for this code, kept in Jinja's private folder of the temporary one
-        compiled = jinja2.FileSystemBytecodeCache(pattern=f"registry-catalog-{_code_key()[:16]}-%s.cache")
+    try:  # templates compiled once for this code, kept in Jinja's private folder in the temp one
+        compiled = jinja2.FileSystemBytecodeCache(
+            pattern=f"registry-catalog-{_code_key()[:16]}-%s.cache")
     except (OSError, RuntimeError):  # no safe folder: compile them each time
         compiled = None
     env = jinja2.Environment(loader=jinja2.PackageLoader("registry.catalog", "templates"),
@@ -78,7 +79,8 @@ def _environment():
     env.filters["day"] = lambda d: (d if isinstance(d, str) else d.isoformat())[:10] if d else "–"
     env.filters["num"] = lambda v: "–" if v is None else f"{v:.4g}"
     # one metric, one point of a chart: text the template escapes (one call, not a loop per item)
-    env.filters["metric"] = lambda x: f"{x.name} {x.value:.4g}{' ' + x.unit if x.unit else ''} on {x.dataset}"
+    env.filters["metric"] = lambda x: (f"{x.name} {x.value:.4g}{' ' + x.unit if x.unit else ''}"
+                                       f" on {x.dataset}")
     env.filters["point"] = lambda p: f"v{p[0]} {p[1]:.4g}"
     env.filters["weblink"] = lambda url: url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
     return env
@@ -149,12 +151,12 @@ def _json(data) -> str:
 
 def listed_model(key: str, entry: dict) -> Listed:
     """A rendered model's `Listed` from its index entry (`IndexEntry` as plain data)."""
-    h = entry["headline"]
-    row = [entry["name"], entry["state"], entry["withdrawn"], entry["latest"], (entry["date"] or "")[:10] or None,
-           entry["task"], entry["project"], entry["owners"], entry["license"], entry["tags"],
-           *((h["name"], h["value"], h["dataset"]) if h else (None, None, None)), entry["summary"]]
-    return Listed(key, entry["withdrawn"], entry["state"], entry["task"], entry["project"], entry["license"],
-                  _json(entry), _json(row))
+    e, h = entry, entry["headline"]
+    row = [e["name"], e["state"], e["withdrawn"], e["latest"], (e["date"] or "")[:10] or None,
+           e["task"], e["project"], e["owners"], e["license"], e["tags"],
+           *((h["name"], h["value"], h["dataset"]) if h else (None, None, None)), e["summary"]]
+    return Listed(key, e["withdrawn"], e["state"], e["task"], e["project"], e["license"],
+                  _json(e), _json(row))
 
 
 def render_model_page(model: CatalogModel) -> str:
@@ -187,7 +189,8 @@ def _render_models(build: _Build, names: list[str]) -> list[tuple[str, Listed]]:
             _write_if_changed(graph, svg.encode())
         else:
             graph.unlink(missing_ok=True)
-        results.append((model.name, listed_model(build.keys[model.name], entry_of(model).model_dump(mode="json"))))
+        entry = entry_of(model).model_dump(mode="json")
+        results.append((model.name, listed_model(build.keys[model.name], entry)))
     return results
 
 
@@ -240,7 +243,8 @@ def _render_all(build: _Build, names: list[str], jobs: int) -> list[tuple[str, L
     return results
 
 
-def _save_state(out: Path, settings: str, pages: dict[str, str], models: dict[str, Listed]) -> None:
+def _save_state(out: Path, settings: str, pages: dict[str, str], models: dict[str, Listed]
+                ) -> None:
     """Write the manifest: the index page hashes, and per model its hash and facts, with the
     entries and search rows as two texts of one line per model (one long JSON string each reads
     and writes many times faster than ten thousand small objects)."""
@@ -259,11 +263,13 @@ def _load_state(out: Path, settings: str) -> tuple[dict[str, Listed], dict[str, 
         if state["settings"] != settings:
             return {}, {}
         models = state["models"]
-        entries, rows = (state["entries"].split("\n"), state["search_rows"].split("\n")) if models else ([], [])
+        entries = state["entries"].split("\n") if models else []
+        rows = state["search_rows"].split("\n") if models else []
         if not len(models) == len(entries) == len(rows):
             return {}, {}
-        return ({name: Listed(*facts, entry, row) for (name, facts), entry, row in zip(models.items(), entries, rows)},
-                dict(state["pages"]))
+        listed = {name: Listed(*facts, entry, row)
+                  for (name, facts), entry, row in zip(models.items(), entries, rows)}
+        return listed, dict(state["pages"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}, {}
 
@@ -321,14 +327,15 @@ def build_catalog(root: str | Path, out: str | Path, *, repo_url: str | None = N
     written, pages = _write_shared(out, models, scan, previous_pages)
     _save_state(out, settings, pages, models)
     live = sum(not m.withdrawn for m in models.values())
-    return BuildReport(output=str(out), models=len(models), live=live, withdrawn=len(models) - live,
-                       rewritten=changed, removed=removed, files_written=written,
+    return BuildReport(output=str(out), models=len(models), live=live,
+                       withdrawn=len(models) - live, rewritten=changed, removed=removed,
+                       files_written=written,
                        index_bytes=(out / "index.html").stat().st_size,
                        seconds=round(time.perf_counter() - started, 3))
 
 
-def _write_shared(out: Path, models: dict[str, Listed], scan: RegistryScan, previous: dict[str, str]
-                  ) -> tuple[int, dict[str, str]]:
+def _write_shared(out: Path, models: dict[str, Listed], scan: RegistryScan,
+                  previous: dict[str, str]) -> tuple[int, dict[str, str]]:
     """Index pages, withdrawn page, index.json, search index, schema and assets.
 
     An index page is rendered only when the hash of what it shows (its models' hashes, the counts
@@ -350,9 +357,12 @@ def _write_shared(out: Path, models: dict[str, Listed], scan: RegistryScan, prev
     listing = env.get_template("index.html.j2")
     files: dict[Path, bytes] = {}
     hashes: dict[str, str] = {}
-    plans = [(out / "index.html" if n == 1 else out / "list" / f"{n}.html", live[(n - 1) * PAGE_SIZE:n * PAGE_SIZE],
-              {"page": n, "root": "" if n == 1 else "../", "withdrawn_page": False}) for n in range(1, count + 1)]
-    plans.append((out / "withdrawn.html", gone, {"page": 1, "root": "", "withdrawn_page": True, "pages": 1}))
+    plans = [(out / "index.html" if n == 1 else out / "list" / f"{n}.html",
+              live[(n - 1) * PAGE_SIZE:n * PAGE_SIZE],
+              {"page": n, "root": "" if n == 1 else "../", "withdrawn_page": False})
+             for n in range(1, count + 1)]
+    plans.append((out / "withdrawn.html", gone,
+                  {"page": 1, "root": "", "withdrawn_page": True, "pages": 1}))
     for path, names, context in plans:
         context = {**common, **context}
         rel = path.relative_to(out).as_posix()
@@ -362,11 +372,12 @@ def _write_shared(out: Path, models: dict[str, Listed], scan: RegistryScan, prev
         if previous.get(rel) != digest or not path.is_file():
             entries = [json.loads(models[n].entry) for n in names]
             files[path] = listing.render(entries=entries, **context).encode()
-    head = _json({"catalog_format": CATALOG_FORMAT, "generated_from": scan.commit, "repository": scan.repo_url,
-                  "models": []})
-    files[out / "index.json"] = f"{head[:-2]}{','.join(m.entry for m in rows)}]}}\n".encode()
-    head = _json({"catalog_format": CATALOG_FORMAT, "fields": SEARCH_FIELDS, "rows": []})
-    files[out / "search-index.json"] = f"{head[:-2]}{','.join(m.search_row for m in rows)}]}}".encode()
+    # each file is its JSON with an empty list, cut after the list's "[", and the models' texts
+    head = _json({"catalog_format": CATALOG_FORMAT, "generated_from": scan.commit,
+                  "repository": scan.repo_url, "models": []})[:-2]
+    files[out / "index.json"] = f"{head}{','.join(m.entry for m in rows)}]}}\n".encode()
+    head = _json({"catalog_format": CATALOG_FORMAT, "fields": SEARCH_FIELDS, "rows": []})[:-2]
+    files[out / "search-index.json"] = f"{head}{','.join(m.search_row for m in rows)}]}}".encode()
     files[out / "catalog.schema.json"] = (json.dumps(catalog_schema(), indent=1) + "\n").encode()
     for name, data in _assets().items():
         files[out / "static" / name] = data

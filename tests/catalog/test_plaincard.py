@@ -1,4 +1,4 @@
-"""Cards read without the YAML parser: the same data as the parser, or None so the parser reads them."""
+"""Cards read without the YAML parser: the parser's data, or None so that the parser reads them."""
 
 from __future__ import annotations
 
@@ -67,35 +67,39 @@ def same_metrics_as_yaml(text: str):
         return got  # the catalog reads published cards, which the bot has checked
     want = doc.get("metrics", []) if isinstance(doc, dict) else []
     if got is not None:
-        assert typed(got) == typed([{k: float(v) if k == "value" else v for k, v in m.items()} for m in want]), text
+        as_read = [{k: float(v) if k == "value" else v for k, v in m.items()} for m in want]
+        assert typed(got) == typed(as_read), text
     return got
 
 
 def test_the_cards_people_write_are_read_as_the_parser_reads_them():
     cards = [p.read_text() for p in sorted((REPO_ROOT / "models").glob("*/model.yaml"))]
-    cards += [BENCH_CARD, example_card("digits", size=1234, version="1.0.0",
-                                       extra="derived_from: digits@1.0.0\ntags: [a, 'b c', \"d\"]\n")]
+    extra = "derived_from: digits@1.0.0\ntags: [a, 'b c', \"d\"]\n"
+    cards += [BENCH_CARD, example_card("digits", size=1234, version="1.0.0", extra=extra)]
     assert len(cards) >= 4
     for text in cards:
         assert same_as_yaml(text) is not None, text
-    assert read_plain(BENCH_CARD.encode("utf-16")) is None  # not UTF-8: the parser says what is wrong
+    assert read_plain(BENCH_CARD.encode("utf-16")) is None  # not UTF-8: the parser says why
     for text in cards:
         assert same_metrics_as_yaml(text), text
     assert same_metrics_as_yaml("name: x\n") == []
 
 
 @pytest.mark.parametrize("value", [
-    "1.0", "1.2.0", "10.70", "0.8200", "-3", "+4", "0", "007", "010", "0x1F", "1_000", "1e5", "1.5e+3", ".5", "1.",
-    "yes", "No", "TRUE", "off", "y", "null", "~", "Null value", "2026-01-01", "2026-01-01 10:00:00", "=", "<<",
-    "b7552935eaed1a08782efea7ceaf79b86328992c", "1234567890123456789012345678901234567890", "12:30",
-    "a: b", "a:b", "http://x.org/a#b", "C# model", "x # comment", "'quoted # not a comment'", '"a"', "'a''b'",
-    '"a\\tb"', '"unclosed', "[a, b]", "[a, [b]]", "[]", "[a, 'b, c']", "{a: 1}", "|", ">-", "&anchor x", "*alias",
-    "!tag x", "@handle", "`tick", "%x", "- item", "-5", "-x", "? q", "fine; it's plain (0-9)", "ünïcödé ✓",
+    "1.0", "1.2.0", "10.70", "0.8200", "-3", "+4", "0", "007", "010", "0x1F", "1_000", "1e5",
+    "1.5e+3", ".5", "1.", "yes", "No", "TRUE", "off", "y", "null", "~", "Null value", "2026-01-01",
+    "2026-01-01 10:00:00", "=", "<<", "b7552935eaed1a08782efea7ceaf79b86328992c",
+    "1234567890123456789012345678901234567890", "12:30", "a: b", "a:b", "http://x.org/a#b",
+    "C# model", "x # comment", "'quoted # not a comment'", '"a"', "'a''b'", '"a\\tb"', '"unclosed',
+    "[a, b]", "[a, [b]]", "[]", "[a, 'b, c']", "{a: 1}", "|", ">-", "&anchor x", "*alias",
+    "!tag x", "@handle", "`tick", "%x", "- item", "-5", "-x", "? q", "fine; it's plain (0-9)",
+    "ünïcödé ✓",
 ])
 def test_a_scalar_is_typed_as_the_parser_types_it(value):
     same_as_yaml(f"name: x\nvalue: {value}\n")
     for key in ("name", "dataset", "unit", "value", "higher_is_better"):
-        same_metrics_as_yaml(f"metrics:\n  - name: a\n    dataset: d\n    value: 1\n    {key}: {value}\n")
+        same_metrics_as_yaml(f"metrics:\n  - name: a\n    dataset: d\n    value: 1\n"
+                             f"    {key}: {value}\n")
     same_as_yaml(f"name: x\nitems:\n  - {value}\n")
     same_as_yaml(f"name: x\nsource:\n  key: {value}\n")
 
@@ -142,17 +146,18 @@ def test_edits_of_a_card_never_read_differently_from_the_parser():
     rng = random.Random(14)
     edits = [lambda s: s.replace(": ", ":  ", 1), lambda s: "  " + s, lambda s: s + "  # note",
              lambda s: s.replace(": ", ": '", 1) + "'", lambda s: s.replace(": ", ': "', 1) + '"',
-             lambda s: s.replace("- ", "-   ", 1), lambda s: s.replace("  ", " ", 1), lambda s: s + ":",
-             lambda s: s.replace(": ", ": [", 1) + "]", lambda s: s + " #", lambda s: s.replace(":", ""),
-             lambda s: s + "\n", lambda s: "#" + s, lambda s: s.replace("e", ": "), lambda s: s + "\t"]
+             lambda s: s.replace("- ", "-   ", 1), lambda s: s.replace("  ", " ", 1),
+             lambda s: s + ":", lambda s: s.replace(": ", ": [", 1) + "]", lambda s: s + " #",
+             lambda s: s.replace(":", ""), lambda s: s + "\n", lambda s: "#" + s,
+             lambda s: s.replace("e", ": "), lambda s: s + "\t"]
     lines = BENCH_CARD.splitlines()
-    read = read_metrics = 0
+    plain = metrics = 0
     for _ in range(600):
         edited = list(lines)
         for _ in range(rng.randint(1, 3)):
             n = rng.randrange(len(edited))
             edited[n] = rng.choice(edits)(edited[n])
-        read += same_as_yaml("\n".join(edited) + "\n") is not None
-        read_metrics += same_metrics_as_yaml("\n".join(edited) + "\n") is not None
-    assert read > 100 and read_metrics > 100  # the plain shape survives many edits
+        plain += same_as_yaml("\n".join(edited) + "\n") is not None
+        metrics += same_metrics_as_yaml("\n".join(edited) + "\n") is not None
+    assert plain > 100 and metrics > 100  # the plain shape survives many edits
 
