@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 from pydantic import BaseModel
 
+from registry.catalog.markdown import escape
 from registry.catalog.records import CatalogVersion
 
 WIDTH, HEIGHT = 360, 150
@@ -81,25 +82,25 @@ def render_chart(s: MetricSeries) -> Markup:
         f'<text class="tick" x="{LEFT - 6}" y="{TOP + plot_h}" '
         f'text-anchor="end">{escape(_num(lo))}</text>',
     ]
-    coords = [xy(i, v) for i, (_, v) in enumerate(s.points)]
+    coords = [(f"{x:.1f}", f"{y:.1f}") for x, y in (xy(i, v) for i, (_, v) in enumerate(s.points))]
     if n > 1:
-        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
+        path = " ".join(f"{x},{y}" for x, y in coords)
         parts.append(f'<polyline class="line" points="{path}"/>')
-    for (ver, v), (x, y) in zip(s.points, coords):
+    unit = escape(" " + s.unit) if s.unit else ""
+    for (ver, v), (x, y) in zip(s.points, coords):  # numbers need no escaping
         parts.append(
-            f'<circle class="point" cx="{x:.1f}" cy="{y:.1f}" r="3.5">'
-            f"<title>v{escape(ver)}: "
-            f"{escape(_num(v))}{escape(' ' + s.unit if s.unit else '')}</title></circle>"
+            f'<circle class="point" cx="{x}" cy="{y}" r="3.5">'
+            f"<title>v{escape(ver)}: {_num(v)}{unit}</title></circle>"
         )
     first, last = s.points[0][0], s.points[-1][0]
     parts.append(
-        f'<text class="tick" x="{coords[0][0]:.1f}" y="{HEIGHT - 8}" '
-        f'text-anchor="middle">v{escape(first)}</text>'
+        f'<text class="tick" x="{coords[0][0]}" y="{HEIGHT - 8}" text-anchor="middle">'
+        f"v{escape(first)}</text>"
     )
     if n > 1:
         parts.append(
-            f'<text class="tick" x="{coords[-1][0]:.1f}" y="{HEIGHT - 8}" '
-            f'text-anchor="end">v{escape(last)}</text>'
+            f'<text class="tick" x="{coords[-1][0]}" y="{HEIGHT - 8}" text-anchor="end">'
+            f"v{escape(last)}</text>"
         )
     parts.append("</svg>")
     return Markup("".join(parts))

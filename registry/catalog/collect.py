@@ -1,13 +1,15 @@
 """Reading the registry for the catalog, in bulk: tags, cards, release notes, package indexes.
 
-`scan_registry` reads what every build needs, cheaply: every tag in one `git for-each-ref`, every
-current card from the working tree (bytes only), and the package indexes on the public remote
-(one listing, then only the indexes that exist). From that, `fingerprint` tells whether a model's
-page can change, so an incremental build reads versions' cards and notes (`load_sources`, one
-`git cat-file --batch` for all of them) only for the models that changed.
+`scan_registry` reads what every build needs, cheaply: every tag's name and object id in one
+`git for-each-ref` (git answers from its ref store without opening the tags), every current card
+from the working tree (bytes only), and the package indexes on the public remote (one listing,
+then only the indexes that exist). From that, `fingerprint` tells whether a model's page can
+change, so a build reads the rest only for the models it renders: `read_models` reads their tag
+objects (dates, tagged commits, release notes) and their versions' cards in one
+`git cat-file --batch` each.
 
-`catalog_model` turns one model's sources into its `CatalogModel`; it runs in worker processes
-during a full build, so its input (`ModelSource`) is plain, picklable data.
+`catalog_model` turns one model's sources (`ModelSource`) into its `CatalogModel`; during a full
+build both run in worker processes, each for its share of the models.
 """
 
 from __future__ import annotations
@@ -24,16 +26,15 @@ import yaml
 
 from registry.cards.schema import CARD_FILE, MAX_CARD_BYTES, MODELS_DIR, ModelCard, load_card
 from registry.catalog.markdown import MAX_CHARS
+from registry.catalog.plaincard import read_metrics, read_plain
 from registry.catalog.records import (
     CatalogMetric,
     CatalogModel,
     CatalogPackage,
-    CatalogVersion,
     GraphInfo,
-    Lineage,
 )
 from registry.core.errors import CardError, RegistryError, UsageError
-from registry.core.git import TAG_REF_FORMAT, cat_files, run_git
+from registry.core.git import cat_files, run_git
 from registry.versions.tags import (
     Version,
     is_version_tag,
@@ -46,6 +47,7 @@ from registry.versions.tags import (
 # the raw `derived_from:` value of a card, read without parsing the YAML (parsed by the tag grammar)
 _DERIVED = re.compile(rb"^derived_from:\s*[\"']?([^\s\"'#]+)", re.MULTILINE)
 _WEIGHTS = re.compile(rb"^weights:\s*[\"']?([^\s\"'#]+)", re.MULTILINE)
+_OFFLINE = re.compile(rb"^status:\s*[\"']?offline\b", re.MULTILINE)
 try:
     _Loader: type = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - PyYAML built without libyaml
@@ -59,49 +61,30 @@ class RegistryScan:
     root: Path
     commit: str
     repo_url: str
-    tag_objects: dict[str, str] = field(default_factory=dict)  # tag name -> tag object id
     refs: dict[str, list[str]] = field(default_factory=dict)  # model -> "<tag> <object id>" lines
     heads: dict[str, bytes] = field(default_factory=dict)  # model -> its card in the working tree
     package_indexes: dict[tuple[str, str], bytes] = field(
         default_factory=dict
     )  # (model, version) -> index
     object_dirs: list[Path] = field(default_factory=list)  # where weights objects may lie locally
-    card_history: tuple | None = None  # see card_ids
+    card_history: tuple | None = None  # see history()
 
-    _versions: dict[str, list[Version]] = field(default_factory=dict)
     _packages_by_model: dict[str, dict[str, bytes]] | None = None
 
     def listed(self) -> list[str]:
-        """The models the catalog lists: every model with at least one version tag."""
+        """The models with at least one version tag: the catalog lists those of them whose
+        version tags are annotated (`read_models` finds that out)."""
         return sorted(
             name
             for name, lines in self.refs.items()
             if any(is_version_tag(line.partition(" ")[0]) for line in lines)
         )
 
-    def load_versions(self, names: list[str]) -> None:
-        """Read the versions (dates, tagged commits, withdrawals) of these models' tags.
-
-        The scan itself lists only tag names and object ids, which git reads from its ref store;
-        dates and tagged commits need every tag object read, so that is done only for the models
-        whose pages are rendered: by name patterns for a few, in one pass over all tags for many.
-        """
-        todo = [n for n in dict.fromkeys(names) if n not in self._versions]
-        if not todo:
-            return
-        patterns = [f"refs/tags/{n}@*" for n in todo] if len(todo) <= 50 else ["refs/tags"]
-        out = run_git(self.root, "for-each-ref", f"--format={TAG_REF_FORMAT}", *patterns)
-        lines: dict[str, list[str]] = {}
-        for line in out.splitlines():
-            lines.setdefault(line.partition("@")[0], []).append(line)
-        for name in todo:
-            self._versions[name] = parse_refs("\n".join(lines.get(name, []))).get(name, [])
-
-    def versions(self, name: str) -> list[Version]:
-        """A model's versions (withdrawals by tag applied; see `load_versions`)."""
-        if name not in self._versions:
-            self.load_versions([name])
-        return self._versions[name]
+    def history(self) -> tuple[dict[str, int], dict[str, list[tuple[int, str]]]]:
+        """The main line's history of cards (see `card_ids`), walked on first use."""
+        if self.card_history is None:
+            self.card_history = _card_history(self.root)
+        return self.card_history
 
     def packages_of(self, name: str) -> dict[str, bytes]:
         """version -> package index bytes, for one model."""
@@ -128,15 +111,13 @@ class RegistryScan:
 
 @dataclass
 class ModelSource:
-    """One model's inputs, as plain data: a worker process renders its page from this alone."""
+    """Everything one model's page is made from, as plain data."""
 
     name: str
     head: bytes | None
     versions: list[Version]
-    cards: list[bytes | None] | None  # each version's card (None until read)
-    notes: list[str] | None  # each version's release notes (None until read)
-    card_ids: list[str | None]  # where they are: blob ids of the cards,
-    tag_ids: list[str]  # and tag object ids
+    cards: list[bytes | None]  # each version's card
+    notes: list[str]  # each version's release notes
     packages: dict[str, bytes]
     variants: list[str]
     pointer: bytes | None
@@ -166,12 +147,10 @@ def scan_registry(
         )
     out = run_git(root, "for-each-ref", "--format=%(refname:lstrip=2) %(objectname)", "refs/tags")
     scan = RegistryScan(root=root, commit=commit, repo_url=repo_url or _origin_url(root))
-    refs, objects = scan.refs, scan.tag_objects
+    refs = scan.refs
     for line in out.splitlines():
-        ref, _, obj = line.partition(" ")
-        name, at, _ = ref.partition("@")
+        name, at, _ = line.partition("@")
         if at:
-            objects[ref] = obj
             refs.setdefault(name, []).append(line)
     models = os.path.join(root, MODELS_DIR)
     try:
@@ -232,22 +211,35 @@ def fingerprint(scan: RegistryScan, name: str, variants: list[str], settings: st
     return h.hexdigest()
 
 
-def load_sources(
-    scan: RegistryScan, names: list[str], variants: dict[str, list[str]], *, read: bool = True
+def read_models(
+    scan: RegistryScan, names: list[str], variants: dict[str, list[str]]
 ) -> list[ModelSource]:
-    """The inputs of the given models' pages.
+    """The sources of these models' pages: their tags read with one `git cat-file --batch`, and
+    their versions' cards with another.
 
-    With `read` False, the versions' cards and notes are only located (blob and tag object ids),
-    and `read_sources` reads them later, e.g. in the worker process that renders the pages.
+    A model none of whose version tags is annotated (a lightweight tag is not a version) has no
+    source: it is left out.
     """
+    tags = [line.partition(" ") for name in names for line in scan.refs.get(name, [])]
+    raw = cat_files(scan.root, [obj for _, _, obj in tags], kinds=(b"tag",))
+    objects = {ref: data for (ref, _, _), data in zip(tags, raw)}
+    table = parse_refs(
+        "\n".join(
+            _ref_line(ref, obj, data) for (ref, _, obj), data in zip(tags, raw) if data is not None
+        )
+    )
     plan = []
     for name in names:
-        versions = scan.versions(name)
+        versions = table.get(name)
+        if not versions:
+            continue
         head = scan.heads.get(name)
-        if head is not None and re.search(rb"^status:\s*[\"']?offline\b", head, re.MULTILINE):
+        if head is not None and _OFFLINE.search(head):
             versions = withdraw_offline(versions)
         plan.append((name, head, versions))
     ids = card_ids(scan, [(name, v.commit) for name, _, versions in plan for v in versions])
+    blobs = list(dict.fromkeys(ids.values()))
+    cards = dict(zip(blobs, cat_files(scan.root, blobs)))
     sources = []
     for name, head, versions in plan:
         pointer = None
@@ -267,10 +259,8 @@ def load_sources(
                 name=name,
                 head=head,
                 versions=versions,
-                cards=None,
-                notes=None,
-                card_ids=[ids.get((name, v.commit)) for v in versions],
-                tag_ids=[scan.tag_objects.get(v.tag, v.tag) for v in versions],
+                cards=[cards.get(ids.get((name, v.commit))) for v in versions],
+                notes=[_tag_message(objects.get(v.tag)) for v in versions],
                 packages=scan.packages_of(name),
                 variants=variants.get(name, []),
                 pointer=pointer,
@@ -278,25 +268,21 @@ def load_sources(
                 object_dirs=scan.object_dirs,
             )
         )
-    if read:
-        read_sources(scan.root, sources)
     return sources
 
 
-def read_sources(root: str | Path, sources: list[ModelSource]) -> None:
-    """Read the cards and release notes the sources locate, in one `git cat-file --batch`."""
-    todo = [src for src in sources if src.cards is None]
-    specs: list[str] = []
-    for src in todo:
-        for card, tag in zip(src.card_ids, src.tag_ids):
-            specs += [card or "0" * 40, tag]
-    blobs = cat_files(root, specs, kinds=(b"blob", b"tag"))
-    at = 0
-    for src in todo:
-        n = len(src.versions)
-        src.cards = blobs[at : at + 2 * n : 2]
-        src.notes = [_tag_message(b) for b in blobs[at + 1 : at + 2 * n : 2]]
-        at += 2 * n
+def _ref_line(ref: str, obj: str, tag: bytes) -> str:
+    """The line `git for-each-ref --format=<core.git.TAG_REF_FORMAT>` prints for an annotated
+    tag, made from the tag object itself (name, type, object id, tagged object, tagger date)."""
+    target = stamp = ""
+    for line in tag.partition(b"\n\n")[0].decode("utf-8", errors="replace").split("\n"):
+        key, _, value = line.partition(" ")
+        if key == "object":
+            target = value
+        elif key == "tagger":
+            date = value.rsplit(" ", 2)
+            stamp = date[-2] if len(date) == 3 and date[-2].isdigit() else ""
+    return f"{ref}\ttag\t{obj}\t{target}\t{stamp}"
 
 
 # Looking a path up in a commit (`<commit>:models/<name>/model.yaml`) makes git scan the whole
@@ -312,9 +298,7 @@ def card_ids(scan: RegistryScan, wanted: list[tuple[str, str]]) -> dict[tuple[st
     found: dict[tuple[str, str], str] = {}
     todo = list(dict.fromkeys(wanted))
     if len(todo) >= HISTORY_WALK_FROM:
-        if scan.card_history is None:
-            scan.card_history = _card_history(scan.root)
-        positions, history = scan.card_history
+        positions, history = scan.history()
         rest = []
         for name, commit in todo:
             pos = positions.get(commit)
@@ -393,72 +377,22 @@ def _tag_message(obj: bytes | None) -> str:
 
 # --------------------------------------------------------------------------- one model
 
-# A card's metrics block as people and `registry new` write it: block style, plain scalars, no
-# comments. Anything else is read by the YAML parser instead, so both give the same result.
-_METRICS_KEY = re.compile(r"^metrics[ \t]*:", re.MULTILINE)
-_METRICS_BLOCK = re.compile(r"^metrics:[ \t]*\n((?:(?:[ \t]+|- ).*\n?|[ \t]*\n)*)", re.MULTILINE)
-_ITEM = re.compile(r"( *)(- +)?([a-z_]+): (.+)")
-_PLAIN = re.compile(r"[A-Za-z0-9_./()%+-](?:[^#:]*[^\s#:])?")
-_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
-_YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "null", "y", "n", "~"}
 
-
-def _metrics_block(text: str) -> list[dict] | None:
-    """The metrics of a card read by the pattern above; None when the card does not follow it."""
-    if not _METRICS_KEY.search(text):
-        return []
-    block = _METRICS_BLOCK.search(text)
-    if block is None:
-        return None
-    items: list[dict] = []
-    indent = None
-    for line in block.group(1).splitlines():
-        if not line.strip():
-            continue
-        m = _ITEM.fullmatch(line)
-        if m is None:
-            return None
-        spaces, dash, key, raw = len(m.group(1)), m.group(2), m.group(3), m.group(4).strip()
-        if dash:
-            if indent is not None and spaces != indent:
-                return None
-            indent = spaces
-            items.append({})
-            here = spaces + len(dash)
-        elif not items or spaces != here:
-            return None
-        if key in items[-1]:
-            return None
-        if key == "value":
-            if not _NUMBER.fullmatch(raw):
-                return None
-            items[-1][key] = float(raw)
-        elif key == "higher_is_better":
-            if raw not in ("true", "false"):
-                return None
-            items[-1][key] = raw == "true"
-        elif key in ("name", "dataset", "unit"):
-            if not _PLAIN.fullmatch(raw) or raw.lower() in _YAML_WORDS or _NUMBER.fullmatch(raw):
-                return None
-            items[-1][key] = raw
-        else:
-            return None
-    return items
-
-
-def _metrics(data: bytes | None) -> list[CatalogMetric]:
+def _metrics(data: bytes | None) -> list[CatalogMetric | dict]:
     """The metrics of a version's card (published cards passed the bot's checks, so reading the
-    metrics is enough here); anything that is not a well-formed metric is left out."""
+    metrics is enough here); anything that is not a well-formed metric is left out. Metrics read
+    by the block pattern are already well-typed and come as plain fields."""
     if not data or len(data) > MAX_CARD_BYTES:
         return []
     text = data.decode("utf-8", errors="replace")
-    raw = _metrics_block(text)
-    if raw is None:
-        try:
-            doc = yaml.load(text, Loader=_Loader)
-        except yaml.YAMLError:
-            return []
-        raw = doc.get("metrics") if isinstance(doc, dict) else None
+    raw = read_metrics(text)
+    if raw is not None:
+        return [m for m in raw[:200] if "name" in m and "dataset" in m and "value" in m]
+    try:
+        doc = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError:
+        return []
+    raw = doc.get("metrics") if isinstance(doc, dict) else None
     out = []
     for item in raw[:200] if isinstance(raw, list) else []:
         if not isinstance(item, dict):
@@ -481,15 +415,18 @@ def _metrics(data: bytes | None) -> list[CatalogMetric]:
 def _card(data: bytes | None, name: str) -> tuple[ModelCard | None, str | None]:
     """A card and, when it does not validate, the first problem with its line.
 
-    A plain card (no anchors, aliases or tags) is read with the C YAML loader and validated
-    directly; the registry's own loader, which also maps every key to its line, is used for the
-    rest and to say where a problem is.
+    A plain card (no anchors, aliases or tags) is read without the YAML parser when it has the
+    plain shape (`plaincard`), else with the C YAML loader, and validated directly; the registry's
+    own loader, which also maps every key to its line, is used for the rest and to say where a
+    problem is.
     """
     if data is None:
         return None, None
     if len(data) <= MAX_CARD_BYTES and not re.search(rb"[&*!]", data):
         try:
-            doc = yaml.load(data, Loader=_Loader)
+            doc = read_plain(data)
+            if doc is None:
+                doc = yaml.load(data, Loader=_Loader)
             if isinstance(doc, dict):
                 return ModelCard.model_validate(doc), None
         except (yaml.YAMLError, ValueError):
@@ -516,11 +453,11 @@ def version_commands(name: str, version: str, repo_url: str) -> list[str]:
 
 
 def _packages(src: ModelSource, v: Version) -> list[CatalogPackage]:
-    from registry.packaging.index import PackageIndex
-
     data = src.packages.get(v.version)
     if data is None:
         return []
+    from registry.packaging.index import PackageIndex
+
     try:
         index = PackageIndex.model_validate_json(data)
     except ValueError:
@@ -543,7 +480,10 @@ def _packages(src: ModelSource, v: Version) -> list[CatalogPackage]:
 
 
 def catalog_model(src: ModelSource) -> tuple[CatalogModel, str | None]:
-    """One model's catalog record, and the SVG picture of its graph when its weights are local."""
+    """One model's catalog record, and the SVG picture of its graph when its weights are local.
+
+    The record is gathered as plain data and validated once, which costs a fraction of building
+    its many small parts one by one."""
     head, problem = _card(src.head, src.name)
     live = latest(src.versions)
     last = src.versions[-1] if src.versions else None
@@ -552,29 +492,34 @@ def catalog_model(src: ModelSource) -> tuple[CatalogModel, str | None]:
         idx = src.versions.index(live or last)
         shown, _ = _card(src.cards[idx], src.name)
     state = "deleted" if src.head is None else (head.status.value if head else "invalid")
-    model = CatalogModel(
-        name=src.name,
-        state=state,
-        withdrawn=live is None,
-        latest=live.version if live else None,
-        date=(live or last).date if (live or last) else None,
-        card_problem=problem,
-    )
+    model = {
+        "name": src.name,
+        "state": state,
+        "withdrawn": live is None,
+        "latest": live.version if live else None,
+        "date": (live or last).date if (live or last) else None,
+        "card_problem": problem,
+    }
     if shown is not None:
         desc = shown.description
         if desc and len(desc) > MAX_CHARS:
-            desc, model.description_truncated = desc[:MAX_CHARS], True
-        model.task, model.project, model.owners = (
-            shown.task.value,
-            shown.project,
-            list(shown.owners),
+            desc, model["description_truncated"] = desc[:MAX_CHARS], True
+        model.update(
+            task=shown.task.value,
+            project=shown.project,
+            owners=list(shown.owners),
+            license=shown.license,
+            tags=list(shown.tags),
+            description=desc,
+            source_repo=shown.source.repo,
+            source_commit=shown.source.commit,
+            size=shown.size_bytes,
         )
-        model.license, model.tags, model.description = shown.license, list(shown.tags), desc
-        model.source_repo, model.source_commit = shown.source.repo, shown.source.commit
-        model.size = shown.size_bytes
-    model.lineage = Lineage(
-        derived_from=shown.derived_from if shown else None, variants=src.variants
-    )
+    model["lineage"] = {
+        "derived_from": shown.derived_from if shown else None,
+        "variants": src.variants,
+    }
+    versions = []
     for v, card_bytes, notes in zip(src.versions, src.cards, src.notes):
         state_v = (
             "withdrawn"
@@ -585,28 +530,29 @@ def catalog_model(src: ModelSource) -> tuple[CatalogModel, str | None]:
             if v.prerelease
             else "release"
         )
-        model.versions.append(
-            CatalogVersion(
-                version=v.version,
-                tag=v.tag,
-                commit=v.commit,
-                date=v.date,
-                state=state_v,
-                withdrawn_by=v.withdrawn_by,
-                notes=notes[:MAX_CHARS],
-                metrics=_metrics(card_bytes),
-                packages=_packages(src, v),
-                commands=version_commands(src.name, v.version, src.repo_url),
-            )
+        versions.append(
+            {
+                "version": v.version,
+                "tag": v.tag,
+                "commit": v.commit,
+                "date": v.date,
+                "state": state_v,
+                "withdrawn_by": v.withdrawn_by,
+                "notes": notes[:MAX_CHARS],
+                "metrics": _metrics(card_bytes),
+                "packages": _packages(src, v),
+                "commands": version_commands(src.name, v.version, src.repo_url),
+            }
         )
-    model.versions.reverse()
-    chosen = next((v for v in model.versions if v.version == model.latest), None) or (
-        model.versions[0] if model.versions else None
+    versions.reverse()
+    model["versions"] = versions
+    chosen = next((v for v in versions if v["version"] == model["latest"]), None) or (
+        versions[0] if versions else None
     )
-    if chosen is not None and chosen.metrics:
-        model.headline = chosen.metrics[0]
-    model.graph, svg = _graph(src, head, live)
-    return model, svg
+    if chosen is not None and chosen["metrics"]:
+        model["headline"] = chosen["metrics"][0]
+    model["graph"], svg = _graph(src, head, live)
+    return CatalogModel.model_validate(model), svg
 
 
 def _graph(

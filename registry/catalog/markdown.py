@@ -12,13 +12,17 @@ import re
 
 from markupsafe import Markup
 
-# What markupsafe.escape does, without making a Markup object per piece (many per page).
-_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", "'": "&#39;"})
-
 
 def escape(text: str) -> str:
-    """`text` with every character that means something in HTML escaped."""
-    return text.translate(_ESCAPES)
+    """`text` with every character that means something in HTML escaped: what markupsafe.escape
+    does, without making a Markup object per piece (many per page); `&` first."""
+    return (
+        text.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace('"', "&#34;")
+        .replace("'", "&#39;")
+    )
 
 
 MAX_CHARS = 20_000  # longer text is cut (the page says so)
@@ -29,6 +33,7 @@ _NUMBERED = re.compile(r"^\s{0,3}\d{1,9}[.)]\s+(.*)$")
 _FENCE = re.compile(r"^\s{0,3}(```|~~~)")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
 _MARKUP_CHARS = re.compile(r"[`\[*_]")
+_HTML_CHARS = re.compile(r"[&<>\"']")
 _SAFE_URL = re.compile(r"^(https?://|mailto:)[^\s<>\"'`]+$", re.IGNORECASE)
 # inline: code spans first (their content is literal), then links, bold, italics
 _INLINE = re.compile(
@@ -66,7 +71,8 @@ def render_markdown(text: str | None, heading_offset: int = 2) -> Markup:
             flush_para()
             i += 1
             continue
-        fence = _FENCE.match(line)
+        first = stripped[0]  # each block starts with its own character: try only its pattern
+        fence = _FENCE.match(line) if first in "`~" else None
         if fence:
             flush_para()
             marker, body = fence.group(1), []
@@ -77,7 +83,7 @@ def render_markdown(text: str | None, heading_offset: int = 2) -> Markup:
             i += 1  # the closing fence (or the end of the text)
             out.append("<pre><code>" + escape("\n".join(body)) + "</code></pre>")
             continue
-        heading = _HEADING.match(line)
+        heading = _HEADING.match(line) if first == "#" else None
         if heading:
             flush_para()
             level = min(6, len(heading.group(1)) + heading_offset)
@@ -93,7 +99,8 @@ def render_markdown(text: str | None, heading_offset: int = 2) -> Markup:
             flush_para()
             i = _table(lines, i, out)
             continue
-        for pattern, tag in ((_BULLET, "ul"), (_NUMBERED, "ol")):
+        lists = ((_BULLET, "ul"), (_NUMBERED, "ol")) if first in "-*+" or first.isdigit() else ()
+        for pattern, tag in lists:
             if pattern.match(line):
                 flush_para()
                 items = []
@@ -145,22 +152,17 @@ def _table(lines: list[str], i: int, out: list[str]) -> int:
         rows.append(_cells(lines[i]))
         i += 1
 
-    def cell(tag: str, text: str, n: int) -> str:
-        align = aligns[n] if n < len(aligns) else ""
-        cls = f' class="{align}"' if align else ""
-        return f"<{tag}{cls}>{_inline(text)}</{tag}>"
+    width = max(len(head), 1)  # a row's cells beyond the head's are left out
+    classes = ([f' class="{align}"' if align else "" for align in aligns] + [""] * width)[:width]
+
+    def cells(tag: str, texts: list[str]) -> str:
+        return "".join(f"<{tag}{cls}>{_inline(text)}</{tag}>" for cls, text in zip(classes, texts))
 
     html = [
-        '<div class="table-wrap"><table><thead><tr>'
-        + "".join(cell("th", c, n) for n, c in enumerate(head))
-        + "</tr></thead><tbody>"
+        '<div class="table-wrap"><table><thead><tr>' + cells("th", head) + "</tr></thead><tbody>"
     ]
     for row in rows:
-        html.append(
-            "<tr>"
-            + "".join(cell("td", c, n) for n, c in enumerate(row[: max(len(head), 1)]))
-            + "</tr>"
-        )
+        html.append("<tr>" + cells("td", row) + "</tr>")
     html.append("</tbody></table></div>")
     out.append("".join(html))
     return i
@@ -169,7 +171,7 @@ def _table(lines: list[str], i: int, out: list[str]) -> int:
 def _inline(text: str) -> str:
     """Escape a line and add inline markup; only this function adds tags."""
     if not _MARKUP_CHARS.search(text):
-        return escape(text)
+        return escape(text) if _HTML_CHARS.search(text) else text
     pieces: list[str] = []
     pos = 0
     for m in _INLINE.finditer(text):

@@ -21,8 +21,10 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 from pydantic import BaseModel, Field
 
@@ -31,11 +33,10 @@ from registry.cards.schema import format_size
 from registry.catalog import CATALOG_FORMAT
 from registry.catalog.charts import metric_series, render_chart
 from registry.catalog.collect import (
-    ModelSource,
+    RegistryScan,
     catalog_model,
     fingerprint,
-    load_sources,
-    read_sources,
+    read_models,
     scan_registry,
 )
 from registry.catalog.markdown import plain_summary, render_markdown
@@ -87,19 +88,29 @@ class BuildReport(BaseModel):
 def _environment():
     import jinja2
 
+    try:  # templates compiled once for this code, kept in Jinja's private folder in the temp one
+        compiled = jinja2.FileSystemBytecodeCache(
+            pattern=f"registry-catalog-{_code_key()[:16]}-%s.cache"
+        )
+    except (OSError, RuntimeError):  # no safe folder: compile them each time
+        compiled = None
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("registry.catalog", "templates"),
         autoescape=True,
         trim_blocks=True,
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
+        bytecode_cache=compiled,
     )
     env.filters["md"] = render_markdown
     env.filters["size"] = format_size
-    env.filters["day"] = lambda d: (
-        (d[:10] if isinstance(d, str) else d.strftime("%Y-%m-%d")) if d else "–"
-    )
+    env.filters["day"] = lambda d: (d if isinstance(d, str) else d.isoformat())[:10] if d else "–"
     env.filters["num"] = lambda v: "–" if v is None else f"{v:.4g}"
+    # one metric, one point of a chart: text the template escapes (one call, not a loop per item)
+    env.filters["metric"] = lambda x: (
+        f"{x.name} {x.value:.4g}{' ' + x.unit if x.unit else ''} on {x.dataset}"
+    )
+    env.filters["point"] = lambda p: f"v{p[0]} {p[1]:.4g}"
     env.filters["weblink"] = lambda url: (
         url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
     )
@@ -116,18 +127,27 @@ def _assets() -> dict[str, bytes]:
     }
 
 
-def _settings_key(repo_url: str, packages: bool) -> str:
-    """A hash of what every page depends on besides its model: templates, assets, versions,
-    options."""
-    h = hashlib.sha256(f"{CATALOG_FORMAT}\0{__version__}\0{repo_url}\0{packages}".encode())
+@functools.cache
+def _code_key() -> str:
+    """A hash of what makes the pages: templates, assets, the package's code, the registry's and
+    Jinja's versions."""
+    import jinja2
+
+    h = hashlib.sha256(f"{CATALOG_FORMAT}\0{__version__}\0{jinja2.__version__}".encode())
     folder = resources.files("registry.catalog")
     for sub in ("templates", "static"):
         for p in sorted((folder / sub).iterdir(), key=lambda p: p.name):
             if p.is_file():
                 h.update(p.name.encode() + b"\0" + p.read_bytes())
-    for module in ("collect", "records", "markdown", "charts", "site"):
-        h.update((folder / f"{module}.py").read_bytes())
+    for p in sorted(folder.iterdir(), key=lambda p: p.name):
+        if p.name.endswith(".py"):
+            h.update(p.name.encode() + b"\0" + p.read_bytes())
     return h.hexdigest()
+
+
+def _settings_key(repo_url: str, packages: bool) -> str:
+    """A hash of what every page depends on besides its model: the code that makes it, options."""
+    return hashlib.sha256(f"{_code_key()}\0{repo_url}\0{packages}".encode()).hexdigest()
 
 
 # --------------------------------------------------------------------------- one model
@@ -154,6 +174,50 @@ def entry_of(model: CatalogModel) -> IndexEntry:
     )
 
 
+class Listed(NamedTuple):
+    """A listed model as the shared files and the manifest know it: its content hash, what the
+    index pages sort and filter by, and its `index.json` entry and search row as JSON text.
+
+    `index.json` and the search index are these texts joined, so the models an incremental build
+    does not render cost it no JSON work, and the manifest keeps them as text.
+    """
+
+    key: str
+    withdrawn: bool
+    state: str
+    task: str | None
+    project: str | None
+    license: str | None
+    entry: str
+    search_row: str
+
+
+def _json(data) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def _listed(key: str, entry: dict) -> Listed:
+    """A rendered model's `Listed` from its index entry (`IndexEntry` as plain data)."""
+    e, h = entry, entry["headline"]
+    row = [
+        e["name"],
+        e["state"],
+        e["withdrawn"],
+        e["latest"],
+        (e["date"] or "")[:10] or None,
+        e["task"],
+        e["project"],
+        e["owners"],
+        e["license"],
+        e["tags"],
+        *((h["name"], h["value"], h["dataset"]) if h else (None, None, None)),
+        e["summary"],
+    ]
+    return Listed(
+        key, e["withdrawn"], e["state"], e["task"], e["project"], e["license"], _json(e), _json(row)
+    )
+
+
 def render_model_page(model: CatalogModel) -> str:
     """The HTML of a model's page."""
     charts = [(s, render_chart(s)) for s in metric_series(model.versions)]
@@ -162,32 +226,42 @@ def render_model_page(model: CatalogModel) -> str:
     )
 
 
-def _render_models(sources: list[ModelSource], out: str, root: str) -> list[tuple[str, dict]]:
-    """Render and write the pages and JSON of some models (runs in a worker process)."""
-    read_sources(root, sources)
+@dataclass
+class _Build:
+    """What rendering a model needs besides its name (worker processes inherit it)."""
+
+    scan: RegistryScan
+    variants: dict[str, list[str]]  # model -> the models derived from it
+    keys: dict[str, str]  # model -> content hash (`collect.fingerprint`)
+    out: Path
+
+
+def _render_models(build: _Build, names: list[str]) -> list[tuple[str, Listed]]:
+    """Read, render and write the pages and JSON of some models; returns (name, `Listed`) of
+    each (models without an annotated version tag have none)."""
     results = []
-    for src in sources:
+    for src in read_models(build.scan, names, build.variants):
         model, svg = catalog_model(src)
-        folder = Path(out) / "models" / model.name
-        folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(folder / "index.html", render_model_page(model).encode())
-        write_atomic(folder / "model.json", model.model_dump_json().encode())
+        folder = build.out / "models" / model.name
+        _write_if_changed(folder / "index.html", render_model_page(model).encode())
+        _write_if_changed(folder / "model.json", model.model_dump_json().encode())
         graph = folder / "graph.svg"
         if svg:
-            write_atomic(graph, svg.encode())
+            _write_if_changed(graph, svg.encode())
         else:
             graph.unlink(missing_ok=True)
-        results.append((model.name, entry_of(model).model_dump(mode="json")))
+        entry = entry_of(model).model_dump(mode="json")
+        results.append((model.name, _listed(build.keys[model.name], entry)))
     return results
 
 
 def _write_if_changed(path: Path, data: bytes) -> bool:
+    """Write a file (atomically, its folder created) unless it already holds these bytes."""
     try:
         if path.read_bytes() == data:
             return False
     except OSError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, data)
     return True
 
@@ -204,39 +278,67 @@ def _workers(jobs: int | None) -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _render_all(
-    scan, names: list[str], variants: dict[str, list[str]], out: Path, jobs: int
-) -> list[tuple[str, dict]]:
+_inherited: _Build | None = None  # in a worker process: the build it works for
+
+
+def _start_worker(build: _Build) -> None:
+    global _inherited
+    _inherited = build
+
+
+def _render_chunk(names: list[str]) -> list[tuple[str, Listed]]:
+    """`_render_models` in a worker process: only the names travel, the rest was inherited."""
+    return _render_models(_inherited, names)
+
+
+def _render_all(build: _Build, names: list[str], jobs: int) -> list[tuple[str, Listed]]:
     chunks = [names[i : i + CHUNK] for i in range(0, len(names), CHUNK)]
     if jobs <= 1 or len(chunks) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        results = []
-        for chunk in chunks:
-            results += _render_models(
-                load_sources(scan, chunk, variants, read=False), str(out), str(scan.root)
-            )
-        return results
-    _environment().get_template("model.html.j2")  # compiled once, inherited by the workers
-    results, pending = [], []
-    with multiprocessing.get_context("fork").Pool(jobs) as pool:
-        for chunk in chunks:
-            sources = load_sources(scan, chunk, variants, read=False)
-            pending.append(pool.apply_async(_render_models, (sources, str(out), str(scan.root))))
-            while len(pending) > 2 * jobs:  # bound what waits in memory
-                results += pending.pop(0).get()
-        for p in pending:
-            results += p.get()
+        return [r for chunk in chunks for r in _render_models(build, chunk)]
+    # what the workers share is read before they start, and inherited rather than sent to them
+    build.scan.history()
+    _environment().get_template("model.html.j2")
+    results = []
+    with multiprocessing.get_context("fork").Pool(jobs, _start_worker, (build,)) as pool:
+        for part in pool.imap(_render_chunk, chunks):
+            results += part
     return results
 
 
-def _load_state(out: Path, settings: str) -> dict:
-    """The manifest of the last build into `out`, when it was made with the same settings."""
+def _save_state(out: Path, settings: str, pages: dict[str, str], models: dict[str, Listed]) -> None:
+    """Write the manifest: the index page hashes, and per model its hash and facts, with the
+    entries and search rows as two texts of one line per model (one long JSON string each reads
+    and writes many times faster than ten thousand small objects)."""
+    state = {
+        "catalog_format": CATALOG_FORMAT,
+        "settings": settings,
+        "pages": pages,
+        "models": {name: m[:6] for name, m in models.items()},
+        "entries": "\n".join(m.entry for m in models.values()),
+        "search_rows": "\n".join(m.search_row for m in models.values()),
+    }
+    write_atomic(out / STATE_FILE, _json(state).encode())
+
+
+def _load_state(out: Path, settings: str) -> tuple[dict[str, Listed], dict[str, str]]:
+    """The listed models and index page hashes of the last build into `out`, when it was made with
+    the same settings (else nothing: every page is rendered)."""
     try:
         state = json.loads((out / STATE_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(state, dict) or state.get("settings") != settings:
-        return {}
-    return {key: state[key] for key in ("models", "pages") if isinstance(state.get(key), dict)}
+        if state["settings"] != settings:
+            return {}, {}
+        models = state["models"]
+        entries = state["entries"].split("\n") if models else []
+        rows = state["search_rows"].split("\n") if models else []
+        if not len(models) == len(entries) == len(rows):
+            return {}, {}
+        listed = {
+            name: Listed(*facts, entry, row)
+            for (name, facts), entry, row in zip(models.items(), entries, rows)
+        }
+        return listed, dict(state["pages"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}, {}
 
 
 def build_catalog(
@@ -278,8 +380,7 @@ def build_catalog(
         )
     out.mkdir(parents=True, exist_ok=True)
     settings = _settings_key(scan.repo_url, packages)
-    state = {} if force else _load_state(out, settings)
-    previous = state.get("models", {})
+    previous, previous_pages = ({}, {}) if force else _load_state(out, settings)
     listed = scan.listed()
     listed_set = set(listed)
     variants: dict[str, list[str]] = {}
@@ -288,42 +389,33 @@ def build_catalog(
             variants.setdefault(parent, []).append(child)
     keys = {n: fingerprint(scan, n, variants.get(n, []), settings) for n in listed}
     pages_dir = f"{out}/models"
-    changed = [
-        n
+    known = {
+        n: previous[n]
         for n in listed
-        if previous.get(n, {}).get("key") != keys[n]
-        or not os.path.isfile(f"{pages_dir}/{n}/index.html")
-    ]
-    scan.load_versions(changed)
-    empty = {n for n in changed if not scan.versions(n)}  # only tags that are not versions
-    if empty:
-        listed = [n for n in listed if n not in empty]
-        listed_set -= empty
-        changed = [n for n in changed if n not in empty]
+        if n in previous
+        and previous[n].key == keys[n]
+        and os.path.isfile(f"{pages_dir}/{n}/index.html")
+    }
+    changed = [n for n in listed if n not in known]
     log(f"{len(listed)} models listed, {len(changed)} to render")
-    entries: dict[str, dict] = {n: previous[n]["entry"] for n in listed if n not in set(changed)}
-    for name, entry in _render_all(scan, changed, variants, out, _workers(jobs)):
-        entries[name] = entry
+    known.update(_render_all(_Build(scan, variants, keys, out), changed, _workers(jobs)))
+    empty = [n for n in changed if n not in known]  # its tags are not versions
+    if empty:
+        listed = [n for n in listed if n in known]
+        listed_set -= set(empty)
+        changed = [n for n in changed if n in known]
     removed = sorted(set(previous) - listed_set)
     for name in removed:
         shutil.rmtree(out / "models" / name, ignore_errors=True)
-    rows = [entries[n] for n in listed]
-    written, pages = _write_shared(
-        out, rows, [keys[n] for n in listed], scan, state.get("pages", {})
-    )
-    state = {
-        "catalog_format": CATALOG_FORMAT,
-        "settings": settings,
-        "pages": pages,
-        "models": {n: {"key": keys[n], "entry": entries[n]} for n in listed},
-    }
-    write_atomic(out / STATE_FILE, json.dumps(state, separators=(",", ":")).encode())
-    live = [r for r in rows if not r["withdrawn"]]
+    models = {n: known[n] for n in listed}
+    written, pages = _write_shared(out, models, scan, previous_pages)
+    _save_state(out, settings, pages, models)
+    live = sum(not m.withdrawn for m in models.values())
     return BuildReport(
         output=str(out),
-        models=len(rows),
-        live=len(live),
-        withdrawn=len(rows) - len(live),
+        models=len(models),
+        live=live,
+        withdrawn=len(models) - live,
         rewritten=changed,
         removed=removed,
         files_written=written,
@@ -333,24 +425,23 @@ def build_catalog(
 
 
 def _write_shared(
-    out: Path, rows: list[dict], keys: list[str], scan, previous: dict[str, str]
+    out: Path, models: dict[str, Listed], scan: RegistryScan, previous: dict[str, str]
 ) -> tuple[int, dict[str, str]]:
     """Index pages, withdrawn page, index.json, search index, schema and assets.
 
-    `rows` are the models' index entries as plain data, `keys` their content hashes. An index page
-    is rendered only when the hash of what it shows (its models' hashes, the counts and the filter
-    choices) differs from `previous` (page path -> hash) or the file is missing.
+    An index page is rendered only when the hash of what it shows (its models' hashes, the counts
+    and the filter choices) differs from `previous` (page path -> hash) or the file is missing.
     Returns (files written, the hashes of the index pages now).
     """
     env = _environment()
-    key_of = {r["name"]: k for r, k in zip(rows, keys)}
-    live = [r for r in rows if not r["withdrawn"]]
-    gone = [r for r in rows if r["withdrawn"]]
+    live = [n for n, m in models.items() if not m.withdrawn]
+    gone = [n for n, m in models.items() if m.withdrawn]
+    rows = models.values()
     facets = {
-        "tasks": sorted({r["task"] for r in rows if r["task"]}),
-        "projects": sorted({r["project"] for r in rows if r["project"]}),
-        "licenses": sorted({r["license"] for r in rows if r["license"]}),
-        "states": sorted({r["state"] for r in rows}),
+        "tasks": sorted({m.task for m in rows if m.task}),
+        "projects": sorted({m.project for m in rows if m.project}),
+        "licenses": sorted({m.license for m in rows if m.license}),
+        "states": sorted({m.state for m in rows}),
     }
     count = max(1, -(-len(live) // PAGE_SIZE))
     common = {
@@ -365,71 +456,36 @@ def _write_shared(
     plans = [
         (
             out / "index.html" if n == 1 else out / "list" / f"{n}.html",
-            {
-                "entries": live[(n - 1) * PAGE_SIZE : n * PAGE_SIZE],
-                "page": n,
-                "root": "" if n == 1 else "../",
-                "withdrawn_page": False,
-            },
+            live[(n - 1) * PAGE_SIZE : n * PAGE_SIZE],
+            {"page": n, "root": "" if n == 1 else "../", "withdrawn_page": False},
         )
         for n in range(1, count + 1)
     ]
     plans.append(
-        (
-            out / "withdrawn.html",
-            {"entries": gone, "page": 1, "root": "", "withdrawn_page": True, "pages": 1},
-        )
+        (out / "withdrawn.html", gone, {"page": 1, "root": "", "withdrawn_page": True, "pages": 1})
     )
-    for path, context in plans:
+    for path, names, context in plans:
         context = {**common, **context}
         rel = path.relative_to(out).as_posix()
-        shown = {k: v for k, v in context.items() if k != "entries"}
         digest = hashlib.sha256(
-            (
-                json.dumps(shown, sort_keys=True)
-                + "".join(key_of[e["name"]] for e in context["entries"])
-            ).encode()
+            (json.dumps(context, sort_keys=True) + "".join(models[n].key for n in names)).encode()
         ).hexdigest()
         hashes[rel] = digest
         if previous.get(rel) != digest or not path.is_file():
-            files[path] = listing.render(**context).encode()
-    index = {
-        "catalog_format": CATALOG_FORMAT,
-        "generated_from": scan.commit,
-        "repository": scan.repo_url,
-        "models": rows,
-    }
-    files[out / "index.json"] = (
-        json.dumps(index, separators=(",", ":"), ensure_ascii=False) + "\n"
-    ).encode()
-    search = {
-        "catalog_format": CATALOG_FORMAT,
-        "fields": SEARCH_FIELDS,
-        "rows": [
-            [
-                r["name"],
-                r["state"],
-                r["withdrawn"],
-                r["latest"],
-                (r["date"] or "")[:10] or None,
-                r["task"],
-                r["project"],
-                r["owners"],
-                r["license"],
-                r["tags"],
-                *(
-                    (h["name"], h["value"], h["dataset"])
-                    if (h := r["headline"])
-                    else (None, None, None)
-                ),
-                r["summary"],
-            ]
-            for r in rows
-        ],
-    }
-    files[out / "search-index.json"] = json.dumps(
-        search, separators=(",", ":"), ensure_ascii=False
-    ).encode()
+            entries = [json.loads(models[n].entry) for n in names]
+            files[path] = listing.render(entries=entries, **context).encode()
+    # each file is its JSON with an empty list, cut after the list's "[", and the models' texts
+    head = _json(
+        {
+            "catalog_format": CATALOG_FORMAT,
+            "generated_from": scan.commit,
+            "repository": scan.repo_url,
+            "models": [],
+        }
+    )[:-2]
+    files[out / "index.json"] = f"{head}{','.join(m.entry for m in rows)}]}}\n".encode()
+    head = _json({"catalog_format": CATALOG_FORMAT, "fields": SEARCH_FIELDS, "rows": []})[:-2]
+    files[out / "search-index.json"] = f"{head}{','.join(m.search_row for m in rows)}]}}".encode()
     files[out / "catalog.schema.json"] = (json.dumps(catalog_schema(), indent=1) + "\n").encode()
     for name, data in _assets().items():
         files[out / "static" / name] = data

@@ -1,0 +1,221 @@
+"""Cards in their common plain shape, read without the YAML parser: the same data, sooner.
+
+A full catalog build reads the current card of every model. PyYAML, even with libyaml, spends
+about 0.3 ms on a card, most of it building Python objects node by node; this reader spends about
+a third of that on the shape `registry new` writes and people keep: `key: value` lines, one level
+of nested mapping (`source:`) or list (`tags:`, or of one-level mappings, `metrics:`), plain and
+simply quoted scalars, flow lists (`tags: [a, b]`) and comments. Plain scalars are typed by
+PyYAML's own resolver, so `1.0` is a float, `yes` a bool and `1.2.0` a string exactly as the parser
+has them. Anything else (block scalars, multi-line or escaped scalars, anchors, flow mappings,
+tabs, other number forms, dates) makes `read_plain` return None, and the caller uses the parser.
+
+`read_metrics` reads only a card's `metrics:` block by the same rules: the catalog reads the
+metrics of every version's card, and nothing else of them.
+"""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+# PyYAML's implicit typing of plain scalars: first character -> [(tag, pattern)] (None: any)
+_IMPLICIT = yaml.resolver.Resolver.yaml_implicit_resolvers
+_STR = "tag:yaml.org,2002:str"
+_KEY = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*):(?: +(.*))?")
+_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
+_FLOAT = re.compile(r"[-+]?[0-9]+\.[0-9]+")
+_BOOLS = {"yes": True, "true": True, "on": True, "no": False, "false": False, "off": False}
+_INDICATORS = set("?:,[]{}#&*!|>'\"%@`")  # a plain scalar cannot start with one of these
+_FLOW = set(",[]{}")  # nor contain one of these inside a flow list
+# what YAML reads differently from a plain line-per-value file: other line breaks, a BOM, tabs,
+# and the characters it refuses (PyYAML's reader)
+_METRICS_KEY = re.compile(r"^metrics[ \t]*:", re.MULTILINE)
+_METRICS_BLOCK = re.compile(r"^metrics:[ \t]*\n((?:(?:[ \t]+|- ).*\n?|[ \t]*\n)*)", re.MULTILINE)
+_METRIC_LINE = re.compile(r"( *)(- +)?([a-z_]+): (.+)")
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
+_UNPLAIN = re.compile("[\t\r\x85\u2028\u2029\ufeff]|" + yaml.reader.Reader.NON_PRINTABLE.pattern)
+
+
+class _NotPlain(Exception):
+    """The text is not in the plain shape: the YAML parser must read it."""
+
+
+def read_plain(data: bytes) -> dict | None:
+    """What `yaml.safe_load` makes of a card in the plain shape, or None when it is not in it."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if _UNPLAIN.search(text):
+        return None
+    lines: list[tuple[int, str]] = []  # (indent, content) of each line that holds data
+    for line in text.split("\n"):
+        if "#" in line:
+            if line.lstrip(" ").startswith("#"):
+                continue
+            cut = line.find(" #")
+            if cut >= 0:
+                if "'" in line or '"' in line:  # the # may be inside quotes
+                    return None
+                line = line[:cut]
+        content = line.strip(" ")
+        if content:
+            lines.append((len(line) - len(line.lstrip(" ")), content))
+    try:
+        doc = _mapping(lines, 0)
+    except _NotPlain:
+        return None
+    return doc or None
+
+
+def read_metrics(text: str) -> list[dict] | None:
+    """The `metrics:` list of a card as `yaml.safe_load` has it, when the block is a list of
+    metrics (name, dataset, value, unit, higher_is_better) in the plain shape, one item after the
+    other; [] when the card has no metrics; None when they are written another way."""
+    if not _METRICS_KEY.search(text):
+        return []
+    block = _METRICS_BLOCK.search(text)
+    if block is None or text.startswith("#", block.end()):  # a comment line: the list may go on
+        return None
+    items: list[dict] = []
+    indent = here = -1
+    for line in block.group(1).splitlines():
+        m = _METRIC_LINE.fullmatch(line)
+        if m is None:
+            if line.strip():
+                return None
+            continue
+        spaces, dash, key, raw = m.groups()
+        raw = raw.strip()
+        if dash:
+            if indent >= 0 and len(spaces) != indent:
+                return None
+            indent, here = len(spaces), len(spaces) + len(dash)
+            items.append({})
+        elif not items or len(spaces) != here:
+            return None
+        item = items[-1]
+        if key in item:
+            return None
+        if key == "value":
+            if not _NUMBER.fullmatch(raw):
+                return None
+            item[key] = float(raw) if "." in raw else float(int(raw))
+        elif key == "higher_is_better":
+            if raw not in ("true", "false"):
+                return None
+            item[key] = raw == "true"
+        elif key in ("name", "dataset", "unit") and "#" not in raw:
+            try:
+                item[key] = _scalar(raw, flow=False)
+            except _NotPlain:
+                return None
+            if not isinstance(item[key], str):
+                return None
+        else:
+            return None
+    return items
+
+
+def _mapping(lines: list[tuple[int, str]], indent: int) -> dict:
+    doc: dict = {}
+    i = 0
+    while i < len(lines):
+        at, content = lines[i]
+        m = _KEY.fullmatch(content)
+        if at != indent or m is None or _tag(m[1]) != _STR:
+            raise _NotPlain
+        i += 1
+        children = []
+        while i < len(lines) and lines[i][0] > indent:
+            children.append(lines[i])
+            i += 1
+        if m[2] is not None:
+            if children:  # a scalar continued on the next lines
+                raise _NotPlain
+            doc[m[1]] = _value(m[2])
+        elif not children:
+            doc[m[1]] = None
+        elif indent:  # a third level
+            raise _NotPlain
+        elif children[0][1].startswith("- "):
+            doc[m[1]] = _sequence(children)
+        else:
+            doc[m[1]] = _mapping(children, children[0][0])
+    return doc
+
+
+def _sequence(lines: list[tuple[int, str]]) -> list:
+    items: list = []
+    indent, inner = lines[0][0], -1  # inner: the indent of an item mapping's further keys
+    for at, content in lines:
+        if at == indent and content.startswith("- "):
+            rest = content[2:].lstrip(" ")
+            m = _KEY.fullmatch(rest)
+            if m is None:
+                items.append(_value(rest))
+                inner = -1
+                continue
+            items.append({})
+            inner = at + len(content) - len(rest)
+        elif at == inner:
+            m = _KEY.fullmatch(content)
+            if m is None:
+                raise _NotPlain
+        else:
+            raise _NotPlain
+        if _tag(m[1]) != _STR:
+            raise _NotPlain
+        items[-1][m[1]] = None if m[2] is None else _value(m[2])
+    return items
+
+
+def _value(raw: str):
+    if raw[0] == "[":
+        if raw[-1] != "]":
+            raise _NotPlain
+        inner = raw[1:-1].strip(" ")
+        return [_scalar(item.strip(" "), flow=True) for item in inner.split(",")] if inner else []
+    return _scalar(raw, flow=False)
+
+
+def _scalar(raw: str, flow: bool):
+    if not raw:
+        raise _NotPlain
+    first = raw[0]
+    if first in "\"'":
+        if len(raw) < 2 or raw[-1] != first or first in raw[1:-1] or "\\" in raw:
+            raise _NotPlain
+        return raw[1:-1]
+    if (
+        first in _INDICATORS
+        or (first == "-" and (len(raw) == 1 or raw[1] == " "))
+        or ": " in raw
+        or raw[-1] == ":"
+        or (flow and not _FLOW.isdisjoint(raw))
+    ):
+        raise _NotPlain
+    tag = _tag(raw)
+    if tag == _STR:
+        return raw
+    if tag.endswith(":null"):
+        return None
+    if tag.endswith(":bool"):
+        return _BOOLS[raw.lower()]
+    if tag.endswith(":int") and _INT.fullmatch(raw):
+        return int(raw)
+    if tag.endswith(":float") and _FLOAT.fullmatch(raw):
+        return float(raw)
+    raise _NotPlain
+
+
+def _tag(value: str) -> str:
+    """The tag PyYAML gives a (non-empty) plain scalar: what `Resolver.resolve` does."""
+    for tag, pattern in _IMPLICIT.get(value[0], ()):
+        if pattern.match(value):
+            return tag
+    for tag, pattern in _IMPLICIT.get(None, ()):
+        if pattern.match(value):
+            return tag
+    return _STR
