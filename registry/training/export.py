@@ -1,4 +1,5 @@
-"""Exporting a trained structure to ONNX: the outputs the algorithm keeps, a dynamic batch dimension."""
+"""Exporting a trained structure: ONNX (the outputs the algorithm keeps, a dynamic batch
+dimension) and the same module as a `.pt2` torch.export program."""
 
 from __future__ import annotations
 
@@ -49,6 +50,31 @@ def export_onnx(net, procedure, structure, dataset, example, path: Path) -> Path
         torch.onnx.export(module, (example,), buf, dynamo=False, opset_version=OPSET, input_names=[in_name],
                           output_names=out_names,
                           dynamic_axes={in_name: {0: "batch"}, **{n: {0: "batch"} for n in out_names}})
+    path = Path(path)
+    write_atomic(path, buf.getvalue())
+    return path
+
+
+def export_pt2(net, procedure, structure, example, path: Path) -> Path:
+    """Write the trained network as a `.pt2` ExportedProgram (`torch.export`) atomically to `path`.
+
+    The program has the ONNX model's outputs (`export_module`). Its batch dimension is dynamic
+    where the network allows it: it is traced on a batch of two (a batch of one would fix it at 1).
+
+    Raises:
+        whatever `torch.export.export` raises for a network it cannot capture.
+    """
+    import torch
+
+    module, _ = export_module(net, procedure, structure)
+    module.eval()
+    batch = torch.cat([example[:1]] * 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.export.export(module, (batch,),
+                                      dynamic_shapes=({0: torch.export.Dim.AUTO},))
+    buf = io.BytesIO()
+    torch.export.save(program, buf)
     path = Path(path)
     write_atomic(path, buf.getvalue())
     return path

@@ -1,7 +1,8 @@
 """The best instance of a task becomes a model entry, through `registry new`'s own code path.
 
 `register_best` picks the finished instance with the best value of the task's metric, and calls
-`registry.cards.scaffold.new_model` with its ONNX weights, its config snapshot as the model's config,
+`registry.cards.scaffold.new_model` with its ONNX weights (and its `.pt2` as the card's `pytorch:`,
+when the instance has one), its config snapshot as the model's config,
 the measured held-out metrics, and as its training code this repository's task folder at the
 commit the instance was trained from (`source.repo: self`, `source.path: training/<task>`,
 `source.commit`), which the bot confirms without the network. The weights are pushed to the staging remote, and the new folder
@@ -70,6 +71,9 @@ def register_best(root: Path, task: str, *, push: bool = True, branch: str | Non
     if commit and _git(root, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False):
         raise UsageError(f"branch '{branch}' exists already", "delete it, or pass another --branch")
     config = yaml.safe_load((folder / "config.yaml").read_text())
+    # the fixed name, not one the results name: they may come from a workflow's artifacts, which
+    # pull-request code wrote (new_model inspects the file like any .pt2)
+    pytorch = folder / "model.pt2" if (folder / "model.pt2").is_file() else None
     summary = yaml.safe_load((folder / "metrics.json").read_text())
     metrics = [Metric(name=k, value=v, dataset=summary["dataset"],
                       higher_is_better=(summary["higher_is_better"] if k == summary["metric"] else None))
@@ -83,7 +87,7 @@ def register_best(root: Path, task: str, *, push: bool = True, branch: str | Non
             project=spec.project, source_repo=SELF_REPO, source_path=f"training/{task}",
             source_commit=config.get("source_commit") or _git(root, "rev-parse", "HEAD"),
             description=spec.description, license=spec.license, owners=spec.owners, tags=spec.tags,
-            metrics=metrics), push=push)
+            metrics=metrics, pytorch=pytorch), push=push)
     made = None
     if commit:
         _git(root, "switch", "-q", "-c", branch)
