@@ -97,6 +97,8 @@ def test_a_task_goes_from_pull_request_to_a_registered_model(training_registry, 
     card = (reg.root / "models/wine-small/model.yaml").read_text()
     assert "task: classification" in card and "dataset: wine-test" in card
     assert "repo: self" in card and "path: training/wine-small" in card  # confirmed offline by the bot
+    assert "pytorch: model.pt2" in card  # the instance's torch.export program, tracked like weights
+    assert (reg.root / "models/wine-small/model.pt2.dvc").is_file()
     assert "commit: " + reg.git("rev-parse", "add-wine-small") in card
     assert reg.git("status", "--porcelain", "--", "models", "dvc.yaml") == ""  # committed on the branch
     accuracy = float(re.search(r"name: accuracy\n\s+value: ([0-9.]+)", card).group(1))
