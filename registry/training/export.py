@@ -3,7 +3,9 @@ dimension) and the same module as a `.pt2` torch.export program."""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import warnings
 from pathlib import Path
 
@@ -69,8 +71,7 @@ def export_pt2(net, procedure, structure, example, path: Path) -> Path:
     module, _ = export_module(net, procedure, structure)
     module.eval()
     batch = torch.cat([example[:1]] * 2)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _quiet():
         program = torch.export.export(module, (batch,),
                                       dynamic_shapes=({0: torch.export.Dim.AUTO},))
     buf = io.BytesIO()
@@ -78,3 +79,18 @@ def export_pt2(net, procedure, structure, example, path: Path) -> Path:
     path = Path(path)
     write_atomic(path, buf.getvalue())
     return path
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Keep torch.export's own reports (warnings, logged and printed graphs of what it could not
+    capture) out of the command's output: the exception it raises says what failed."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(previous)

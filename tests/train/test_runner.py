@@ -88,7 +88,7 @@ def test_training_is_deterministic_for_a_seed_and_differs_for_another(training_t
     assert not np.allclose(weights["one"], weights["other"], atol=1e-3)
 
 
-def test_a_network_torch_export_cannot_capture_trains_and_its_results_say_why(training_tree):
+def test_a_network_torch_export_cannot_capture_trains_and_its_results_say_why(training_tree, capfd):
     (training_tree / "training/layers/branchy.py").write_text(textwrap.dedent("""\
         from pydantic import BaseModel
         from torch import nn
@@ -126,6 +126,8 @@ def test_a_network_torch_export_cannot_capture_trains_and_its_results_say_why(tr
     assert summary["metrics"] == metrics and (folder / "model.onnx").is_file()
     assert summary["pytorch"] is None and not (folder / "model.pt2").exists()
     assert summary["pytorch_note"].startswith("no model.pt2 (torch.export failed: ")
+    out, err = capfd.readouterr()
+    assert "def forward" not in out + err  # torch.export's graph dumps stay out of the output
     from registry.training.results import list_results, render_results
 
     table = render_results("branchy", list_results(training_tree, "branchy"))
