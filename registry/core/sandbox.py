@@ -6,7 +6,8 @@ The registry's two sandboxes stand on this: the one run of a pull request's ONNX
 (`registry.training.sandbox`). `run_child` starts `python -I` on an entry function, with an
 environment of its own (no tokens, no cloud credentials; HOME and TMPDIR in the child's folder),
 in a session of its own, feeds it its request on stdin, and kills its whole process group when
-the deadline passes. The child calls `limit_memory` and `start_deadline` itself once its heavy
+the deadline passes; `start_child` starts one before its request is known, so that it imports
+while the parent works. The child calls `limit_memory` and `start_deadline` itself once its heavy
 imports are done, so the limits measure the work, not the interpreter's start; the parent's
 deadline allows for that start on top of the work's own.
 """
@@ -17,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +72,15 @@ def run_child(entry: str, request: bytes, *, workdir: Path, deadline: float) -> 
             parent's).
         deadline: seconds after which the child's process group is killed.
     """
+    return start_child(entry, workdir=workdir).finish(request, deadline)
+
+
+def start_child(entry: str, *, workdir: Path) -> Child:
+    """Start `entry` in a sandboxed child now and send its request later (`Child.finish`): an
+    entry that does its heavy imports before it reads stdin imports them while the parent works.
+
+    Args: as `run_child`'s.
+    """
     module, _, function = entry.partition(":")
     code = (
         f"import sys; sys.path.insert(0, sys.argv[1]); from {module} import {function}; "
@@ -85,14 +96,35 @@ def run_child(entry: str, request: bytes, *, workdir: Path, deadline: float) -> 
         env=env,
         start_new_session=True,
     )
-    killed = False
-    try:
-        stdout, stderr = proc.communicate(request, timeout=deadline)
-    except subprocess.TimeoutExpired:
-        killed = True
-        os.killpg(proc.pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate()
-    return ChildResult(stdout, stderr.decode("utf-8", "replace"), proc.returncode, killed)
+    return Child(proc, time.monotonic())
+
+
+@dataclass
+class Child:
+    """A sandboxed child started by `start_child`, waiting for its request."""
+
+    proc: subprocess.Popen
+    started: float  # time.monotonic() at its start
+
+    def finish(self, request: bytes, deadline: float) -> ChildResult:
+        """Send `request` and wait for the child, at most until `deadline` seconds after its start;
+        then its process group is killed."""
+        killed = False
+        try:
+            stdout, stderr = self.proc.communicate(
+                request, timeout=max(0.0, self.started + deadline - time.monotonic())
+            )
+        except subprocess.TimeoutExpired:
+            killed = True
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            stdout, stderr = self.proc.communicate()
+        return ChildResult(stdout, stderr.decode("utf-8", "replace"), self.proc.returncode, killed)
+
+    def stop(self) -> None:
+        """End a child that will get no request: kill its process group, then reap it."""
+        if self.proc.poll() is None:  # not reaped yet, so its process group is still its own
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.communicate()
 
 
 def limit_memory(extra: int) -> None:

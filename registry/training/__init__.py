@@ -10,17 +10,20 @@ This package owns everything `registry train` does (SPEC.md §5, DESIGN.md "Trai
 - `validate` (static, safe to run on a pull request's files) and `sandbox` (dynamic: the one
   forward/backward/export of pull-request code, in a child process with time and memory limits
   and no secrets), plus `picture` (the structure drawn as SVG);
-- `runner` (one instance: epochs, DVCLive metrics, checkpoints, ONNX export, plots),
-  `workers` (instances in worker processes, progress, Ctrl-C), `results` and `register` (the best
+- `runner` (one instance: epochs, checkpoints, the ONNX and `.pt2` exports (`export`), its metrics
+  in DVCLive's layout (`live`) and its curves (`plots`)), `workers` (instances in worker processes
+  forked from a server that loaded `preload`, progress, Ctrl-C), `results` and `register` (the best
   instance becomes a model entry through `registry new`'s code path).
 
 It may import `registry.cards.schema`, `registry.cards.scaffold`, `registry.core.storage`,
 `registry.core.sandbox` (its sandbox's child process and limits), `registry.formats.svg` (the
-picture's drawing), `registry.formats.summary` (the ONNX reader), `registry.core.repo`
-(snapshots of a revision), `registry.checks` (the `Finding` type), `registry.checks.report` and
-`registry.checks.github` (text escaping, annotations) and `registry.core.errors`. It must not
-import packaging, compression or the catalog. torch, numpy, dvclive and matplotlib are imported
-inside the functions that need them, so `registry --help` and the static checks stay light.
+picture's drawing), `registry.formats.summary` (the ONNX reader), `registry.formats.pt2` (the
+`.pt2` reader, which checks the exported program), `registry.core.repo` (snapshots of a
+revision), `registry.checks` (the `Finding` type), `registry.checks.report` and
+`registry.checks.github` (text escaping, annotations), `registry.core.files` (atomic writes) and
+`registry.core.errors`. It must not import packaging, compression or the catalog. torch, numpy
+and Pillow are imported inside the functions that need them (only the fork server imports
+`preload`), so `registry --help` and the static checks stay light.
 """
 
 from __future__ import annotations

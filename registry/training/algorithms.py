@@ -122,6 +122,13 @@ class Procedure:
             self.metric_names = DEFAULT_METRICS[spec.kind]
             self.higher_is_better = metric_direction(self.metric_names[0])
 
+    @property
+    def compares_with_training(self) -> bool:
+        """Whether `evaluate` needs the training split's outputs (the autoencoder's
+        nearest-neighbour accuracy): a forward pass over that split, which the other metrics do
+        without."""
+        return self.custom is None and self.spec.kind == "autoencoder"
+
     def output_name(self, outputs: list[str]) -> str:
         """The structure output the loss reads."""
         return self.spec.output or outputs[0]

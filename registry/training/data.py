@@ -4,6 +4,7 @@ time."""
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,20 +108,90 @@ def _read_images(path: Path, ds: Dataset):
 
 
 def split(ds: Dataset, x, y) -> Splits:
-    """Split with the dataset's shares and seed (stratified for class labels), always the same
-    way."""
-    from sklearn.model_selection import train_test_split
+    """Split with the dataset's shares and seed (stratified for class labels), always the same way.
 
+    Raises:
+        UsageError: a split too small for the classes (see `split_indices`).
+    """
     s = ds.splits
-    strat = y if s.stratify and ds.label.classes else None
-    xtr, xte, ytr, yte = train_test_split(
-        x, y, test_size=s.test, random_state=s.seed, stratify=strat
-    )
+    classes = bool(s.stratify and ds.label.classes)
+    train, test = split_indices(len(x), s.test, s.seed, y if classes else None, ds.name, "test")
+    xtr, ytr = x[train], y[train]
     validation = None
     if s.validation:
-        strat = ytr if s.stratify and ds.label.classes else None
-        xtr, xva, ytr, yva = train_test_split(
-            xtr, ytr, test_size=s.validation, random_state=s.seed, stratify=strat
+        train, held = split_indices(
+            len(xtr), s.validation, s.seed, ytr if classes else None, ds.name, "validation"
         )
-        validation = Split(xva, yva)
-    return Splits(Split(xtr, ytr), validation, Split(xte, yte))
+        validation = Split(xtr[held], ytr[held])
+        xtr, ytr = xtr[train], ytr[train]
+    return Splits(Split(xtr, ytr), validation, Split(x[test], y[test]))
+
+
+def split_indices(
+    n: int, share: float, seed: int, labels=None, dataset: str = "", part: str = "test"
+):
+    """(kept, held-out) indices of `n` samples, `share` of them held out: the indices
+    scikit-learn's `train_test_split(…, test_size=share, random_state=seed, stratify=labels)`
+    picks, computed with numpy alone (importing scikit-learn took as long as importing torch, in
+    every training command).
+
+    Raises:
+        UsageError: a class with fewer than two samples, or fewer samples on a side than classes.
+    """
+    import numpy as np
+
+    n_test = math.ceil(share * n)
+    n_train = n - n_test
+    where = f"dataset '{dataset}': the {part} split"
+    if n_train < 1:
+        raise UsageError(
+            f"{where} ({share:g} of {n} samples) leaves no samples to train on",
+            f"lower splits.{part} in datasets/{dataset}/dataset.yaml",
+        )
+    rng = np.random.RandomState(seed)
+    if labels is None:
+        order = rng.permutation(n)
+        return order[n_test:], order[:n_test]
+    classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    if counts.min() < 2:
+        raise UsageError(
+            f"{where}: class {classes[counts.argmin()]} has a single sample, which "
+            "cannot be on both sides of a stratified split",
+            f"add samples of that class, or set splits.stratify: false in "
+            f"datasets/{dataset}/dataset.yaml",
+        )
+    if min(n_train, n_test) < len(classes):
+        raise UsageError(
+            f"{where} gives {min(n_train, n_test)} samples on one side, fewer than "
+            f"the {len(classes)} classes a stratified split puts on each",
+            f"change splits.{part} in datasets/{dataset}/dataset.yaml",
+        )
+    members = np.split(np.argsort(inverse.reshape(-1), kind="stable"), np.cumsum(counts)[:-1])
+    train_counts = _approximate_mode(counts, n_train, rng)
+    test_counts = _approximate_mode(counts - train_counts, n_test, rng)
+    train, test = [], []
+    for i in range(len(classes)):
+        picked = members[i].take(rng.permutation(counts[i]), mode="clip")
+        train.extend(picked[: train_counts[i]])
+        test.extend(picked[train_counts[i] : train_counts[i] + test_counts[i]])
+    return rng.permutation(train), rng.permutation(test)
+
+
+def _approximate_mode(counts, draws: int, rng):
+    """How many of `draws` samples each class gets, in proportion to `counts` (scikit-learn's
+    `_approximate_mode`: remainders are handed out largest first, ties broken by `rng`)."""
+    import numpy as np
+
+    continuous = counts / counts.sum() * draws
+    floored = np.floor(continuous)
+    need = int(draws - floored.sum())
+    if need > 0:
+        remainder = continuous - floored
+        for value in np.sort(np.unique(remainder))[::-1]:
+            (tied,) = np.where(remainder == value)
+            now = min(len(tied), need)
+            floored[rng.choice(tied, size=now, replace=False)] += 1
+            need -= now
+            if need == 0:
+                break
+    return floored.astype(int)

@@ -1,9 +1,11 @@
-"""Exporting a trained structure to ONNX: the outputs the algorithm keeps, a dynamic batch
-dimension."""
+"""Exporting a trained structure: ONNX (the outputs the algorithm keeps, a dynamic batch
+dimension) and the same module as a `.pt2` torch.export program."""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import warnings
 from pathlib import Path
 
@@ -60,3 +62,46 @@ def export_onnx(net, procedure, structure, dataset, example, path: Path) -> Path
     path = Path(path)
     write_atomic(path, buf.getvalue())
     return path
+
+
+def export_pt2(net, procedure, structure, example, path: Path) -> Path:
+    """Write the trained network as a `.pt2` ExportedProgram (`torch.export`) atomically to `path`.
+
+    The program has the ONNX model's outputs (`export_module`). Its batch dimension is dynamic
+    where the network allows it: it is traced on a batch of two (a batch of one would fix it at 1).
+
+    Raises:
+        whatever `torch.export.export` raises for a network it cannot capture.
+    """
+    import torch
+
+    module, _ = export_module(net, procedure, structure)
+    module.eval()
+    batch = torch.cat([example[:1]] * 2)
+    with _quiet():
+        program = torch.export.export(
+            module, (batch,), dynamic_shapes=({0: torch.export.Dim.AUTO},)
+        )
+    buf = io.BytesIO()
+    torch.export.save(program, buf)
+    path = Path(path)
+    write_atomic(path, buf.getvalue())
+    return path
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Keep torch.export's own reports (warnings, logged and printed graphs of what it could not
+    capture) out of the command's output: the exception it raises says what failed."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
+        ):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(previous)

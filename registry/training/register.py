@@ -1,8 +1,8 @@
 """The best instance of a task becomes a model entry, through `registry new`'s own code path.
 
 `register_best` picks the finished instance with the best value of the task's metric, and calls
-`registry.cards.scaffold.new_model` with its ONNX weights, its config snapshot as the model's
-config,
+`registry.cards.scaffold.new_model` with its ONNX weights (and its `.pt2` as the card's `pytorch:`,
+when the instance has one), its config snapshot as the model's config,
 the measured held-out metrics, and as its training code this repository's task folder at the
 commit the instance was trained from (`source.repo: self`, `source.path: training/<task>`,
 `source.commit`), which the bot confirms without the network. The weights are pushed to the staging
@@ -77,6 +77,9 @@ def register_best(
     ):
         raise UsageError(f"branch '{branch}' exists already", "delete it, or pass another --branch")
     config = yaml.safe_load((folder / "config.yaml").read_text())
+    # the fixed name, not one the results name: they may come from a workflow's artifacts, which
+    # pull-request code wrote (new_model inspects the file like any .pt2)
+    pytorch = folder / "model.pt2" if (folder / "model.pt2").is_file() else None
     summary = yaml.safe_load((folder / "metrics.json").read_text())
     metrics = [
         Metric(
@@ -113,6 +116,7 @@ def register_best(
                 owners=spec.owners,
                 tags=spec.tags,
                 metrics=metrics,
+                pytorch=pytorch,
             ),
             push=push,
         )

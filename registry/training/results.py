@@ -26,6 +26,8 @@ class ResultRow:
     seconds: float | None = None
     folder: str | None = None
     best: bool = False
+    pytorch: str | None = None  # the .pt2 beside model.onnx, when torch.export captured the network
+    pytorch_note: str | None = None  # why there is none
 
 
 def list_results(root: Path, task: str) -> list[ResultRow]:
@@ -42,6 +44,7 @@ def list_results(root: Path, task: str) -> list[ResultRow]:
             row.metrics = data.get("metrics", {})
             row.value = row.metrics.get(spec.metric)
             row.epochs_run, row.seconds = data.get("epochs_run"), data.get("train_seconds")
+            row.pytorch, row.pytorch_note = data.get("pytorch"), data.get("pytorch_note")
         elif (folder / "checkpoint.pt").is_file():
             row.state = "partial"
         if folder.is_dir():
@@ -94,7 +97,8 @@ def fetch_result(root: Path, task: str, instance: str, dest: Path) -> Path:
 
 
 def render_results(task: str, rows: list[ResultRow], markdown: bool = False) -> str:
-    """The comparison table (text, or Markdown for the Actions step summary)."""
+    """The comparison table (text, or Markdown for the Actions step summary), then a line for each
+    finished instance without a `.pt2`."""
     names = sorted({k for r in rows for k in r.metrics})
     head = ["instance", "state", *names, "epochs", "seconds", ""]
     body = [
@@ -108,6 +112,7 @@ def render_results(task: str, rows: list[ResultRow], markdown: bool = False) -> 
         ]
         for r in rows
     ]
+    notes = [f"{r.instance}: {r.pytorch_note}" for r in rows if r.pytorch_note]
     if markdown:
         lines = [
             f"### Training task {task}",
@@ -116,10 +121,13 @@ def render_results(task: str, rows: list[ResultRow], markdown: bool = False) -> 
             "|" + " --- |" * len(head),
         ]
         lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body]
+        from registry.checks.report import markdown_text
+
+        lines += [""] + [f"- {markdown_text(n)}" for n in notes] if notes else []
         return "\n".join(lines) + "\n"
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
     fmt = lambda row: "  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip()  # noqa: E731
-    return "\n".join([fmt(head), *(fmt(r) for r in body)]) + "\n"
+    return "\n".join([fmt(head), *(fmt(r) for r in body), *notes]) + "\n"
 
 
 def results_json(task: str, rows: list[ResultRow]) -> str:

@@ -1,15 +1,19 @@
-"""Training one instance: the loop, its metrics (DVCLive), checkpoints, export, plots and results.
+"""Training one instance: the loop, its metrics (DVCLive's layout), checkpoints, exports, plots
+and results.
 
 `train_instance` runs in a worker process (`registry.training.workers`). Everything it writes goes
 to `training/<task>/results/<instance>/`:
 
     model.onnx        the trained network, exported with the algorithm's outputs
+    model.pt2         the same network as a torch.export program, when torch.export can capture it
+                      (metrics.json says why not otherwise)
     metrics.json      held-out (test split) metrics, epochs run, wall time
     config.yaml       the snapshot of what was trained: dataset, structure, algorithm,
     hyperparameters, commit
     dvclive/          metrics per epoch in DVCLive's format (metrics.json, plots/metrics/*.tsv,
-    params.yaml)
-    plots/*.png       loss and metric curves
+                      params.yaml), written by `registry.training.live` with each checkpoint and
+                      at the end
+    plots/*.png       loss and metric curves (`registry.training.plots`)
     train.log         one line per epoch
     checkpoint.pt     model, optimiser and random state after an epoch, written when 2 s of training
     have
@@ -49,10 +53,12 @@ from registry.training.files import (
     require,
     structure_path,
 )
+from registry.training.live import LiveFiles
 
 Events = Callable[[dict], None]
 PROGRESS_EVERY_S = 0.5  # at most two progress events a second per instance
 CHECKPOINT_EVERY_S = 2.0  # a checkpoint after an epoch when this long has passed since the last one
+_YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's: the same text, faster
 
 
 class TrainingFailed(RegistryError):
@@ -182,6 +188,7 @@ def train_instance(
     from registry.training.algorithms import load_procedure, make_optimizer, make_schedule
     from registry.training.data import load_arrays, split
     from registry.training.export import export_onnx
+    from registry.training.plots import plot_curves
     from registry.training.structure import build_network
 
     root = Path(root)
@@ -203,7 +210,9 @@ def train_instance(
     algo, ds = prep.algorithm, prep.dataset
     write_atomic(
         out / "config.yaml",
-        yaml.safe_dump({**prep.config, "config_hash": prep.config_hash}, sort_keys=False),
+        yaml.dump(
+            {**prep.config, "config_hash": prep.config_hash}, Dumper=_YAML_DUMPER, sort_keys=False
+        ),
     )
     x, y = load_arrays(root, ds)
     parts = split(ds, x, y)
@@ -250,28 +259,8 @@ def train_instance(
             history = list(ckpt["history"])
             start_epoch = int(ckpt["epoch"])
             best.update(ckpt.get("best") or {})
-    try:
-        from dvclive import Live
-    except ImportError:
-        from registry.core.errors import missing_dependency
-
-        raise missing_dependency("dvclive", "train") from None
     log = open(out / "train.log", "a", encoding="utf-8")  # noqa: SIM115 - closed in the finally below
-    if start_epoch > 0:
-        _trim_live(out / "dvclive", start_epoch)
-    live = Live(
-        dir=str(out / "dvclive"),
-        resume=start_epoch > 0,
-        save_dvc_exp=False,
-        dvcyaml=None,
-        report=None,
-    )
-    live.step = (
-        start_epoch  # one row per finished epoch; later rows were trimmed with the checkpoint
-    )
-    if "data" in getattr(live, "_studio_events_to_skip", ()):
-        # No DVC Studio to send to: skip DVCLive's re-reading of every metric file at every step.
-        live.post_data_to_studio = lambda: None
+    live = LiveFiles(out / "dvclive", resume_at=start_epoch)  # one row per finished epoch
     if start_epoch == 0:
         live.log_params(
             {
@@ -314,7 +303,9 @@ def train_instance(
             total, count = 0.0, 0
             seen: list[dict] = []  # the epoch's outputs: training metrics at no extra forward pass
             for step in range(steps):
-                idx = order[step * algo.batch_size : (step + 1) * algo.batch_size]
+                first = step * algo.batch_size
+                size = min(algo.batch_size, n - first)
+                idx = order[first : first + size]
                 xb, yb = xtr[idx], ytr[idx]
                 optimizer.zero_grad()
                 outputs = net(xb)
@@ -322,14 +313,14 @@ def train_instance(
                 seen.append({k: v.detach() for k, v in outputs.items()})
                 loss.backward()
                 optimizer.step()
-                value = float(loss.detach())
+                value = loss.item()
                 if not math.isfinite(value):
                     raise TrainingFailed(
                         f"the loss became {value} at epoch {epoch + 1}, step {step + 1}",
                         "lower the learning rate, or check the loss and the data",
                     )
-                total += value * len(idx)
-                count += len(idx)
+                total += value * size
+                count += size
                 now = time.monotonic()
                 if now - last_event >= PROGRESS_EVERY_S:
                     last_event = now
@@ -361,12 +352,13 @@ def train_instance(
                 **{f"validation_{k}": v for k, v in val_metrics.items()},
             }
             history.append(row)
-            live.log_metric("train/loss", row["loss"])
-            for k, v in train_metrics.items():
-                live.log_metric(f"train/{k}", v)
-            for k, v in val_metrics.items():
-                live.log_metric(f"validation/{k}", v)
-            live.next_step()
+            live.log_epoch(
+                {
+                    "train/loss": row["loss"],
+                    **{f"train/{k}": v for k, v in train_metrics.items()},
+                    **{f"validation/{k}": v for k, v in val_metrics.items()},
+                }
+            )
             stop = _early_stop(algo, best, val_metrics, row, xva is not None, net, epoch)
             if (
                 time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY_S
@@ -384,6 +376,7 @@ def train_instance(
                     "history": history,
                     "best": {k: v for k, v in best.items()},
                 }
+                live.flush()  # the rows up to this checkpoint; a resumed run continues after them
                 with atomic_path(ckpt_path) as tmp:
                     torch.save(checkpoint, tmp)
                 last_checkpoint = time.monotonic()
@@ -414,10 +407,10 @@ def train_instance(
                 break
         if best.get("state") is not None:
             net.load_state_dict(best["state"])
-        test = _evaluate(net, procedure, xte, yte, (xtr, ytr))
+        reference = (xtr, ytr) if procedure.compares_with_training else None
+        test = _evaluate(net, procedure, xte, yte, reference)
         test = {k: round(v, 6) for k, v in test.items()}
-        for k, v in test.items():
-            live.log_metric(f"test/{k}", v, plot=False)
+        live.finish(test)
     except (RuntimeError, MemoryError) as e:
         text = str(e)
         if isinstance(e, MemoryError) or "out of memory" in text or "can't allocate memory" in text:
@@ -426,10 +419,11 @@ def train_instance(
             ) from None
         raise
     finally:
-        live.end()
+        live.flush()  # the epochs a failed run finished, as they were
         log.close()
     net.cpu().eval()
     export_onnx(net, procedure, prep.structure, ds, xte[:1].cpu(), out / "model.onnx")
+    pytorch = _export_program(net, procedure, prep.structure, xte[:1].cpu(), out / "model.pt2")
     wall = time.monotonic() - started
     summary = {
         "instance": inst.name,
@@ -439,6 +433,7 @@ def train_instance(
         "higher_is_better": procedure.higher_is_better,
         "epochs_run": len(history),
         "train_seconds": round(wall, 3),
+        **pytorch,
     }
     write_atomic(out / "metrics.json", json.dumps(summary, indent=2) + "\n")
     plot_curves(history, out / "plots")
@@ -452,6 +447,7 @@ def train_instance(
                 "metric": primary,
                 "epochs_run": len(history),
                 "train_seconds": round(wall, 3),
+                **pytorch,
             },
             indent=2,
         )
@@ -462,22 +458,29 @@ def train_instance(
     return test
 
 
-def _trim_live(folder: Path, epochs: int) -> None:
-    """Keep DVCLive's rows of the first `epochs` epochs only: a resumed run continues from its
-    checkpoint, so rows logged after it would otherwise appear twice."""
-    for tsv in (folder / "plots" / "metrics").rglob("*.tsv"):
-        lines = tsv.read_text().splitlines(keepends=True)
-        kept = lines[:1] + [
-            ln
-            for ln in lines[1:]
-            if ln.split("\t", 1)[0].isdigit() and int(ln.split("\t", 1)[0]) < epochs
-        ]
-        write_atomic(tsv, "".join(kept))
-    metrics = folder / "metrics.json"
-    if metrics.is_file():
-        data = json.loads(metrics.read_text())
-        data["step"] = epochs - 1
-        write_atomic(metrics, json.dumps(data, indent=4))
+def _export_program(net, procedure, structure, example, path: Path) -> dict:
+    """Export the `.pt2` beside the ONNX model; it is optional, so a network torch.export cannot
+    capture, or a program the registry's reader would refuse, leaves a note instead.
+
+    Returns:
+        {"pytorch": "model.pt2"}, or {"pytorch": None, "pytorch_note": why}.
+    """
+    from registry.core.errors import ModelFormatError
+    from registry.formats.pt2 import inspect_pt2
+    from registry.training.export import export_pt2
+
+    try:
+        export_pt2(net, procedure, structure, example, path)
+        inspect_pt2(path, path.name)
+    except ModelFormatError as e:
+        why = e.message
+    except Exception as e:  # noqa: BLE001 - torch.export raises many types for what it cannot trace
+        text = str(e).strip().splitlines()
+        why = f"torch.export failed: {type(e).__name__}: {text[0][:300] if text else ''}"
+    else:
+        return {"pytorch": path.name}
+    path.unlink(missing_ok=True)
+    return {"pytorch": None, "pytorch_note": f"no {path.name} ({why}); the ONNX model is complete"}
 
 
 def _evaluate(net, procedure, x, y, train, with_loss: bool = False) -> dict[str, float]:
@@ -520,30 +523,3 @@ def _early_stop(
         return False
     best["waited"] = best.get("waited", 0) + 1
     return best["waited"] >= rule.patience
-
-
-def plot_curves(history: list[dict], folder: Path) -> list[Path]:
-    """PNG plots of the loss and each metric over the epochs (matplotlib's Agg canvas, no
-    pyplot)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    keys = [k for k in (history[0] if history else {}) if k != "epoch"]
-    for key in keys:
-        fig = Figure(figsize=(5, 3.2), dpi=90)
-        FigureCanvasAgg(fig)
-        fig.subplots_adjust(
-            left=0.15, right=0.97, top=0.9, bottom=0.15
-        )  # tight_layout costs more than training
-        ax = fig.add_subplot()
-        ax.plot([r["epoch"] for r in history], [r[key] for r in history], marker="o", markersize=3)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(key.replace("_", " "))
-        ax.set_title("training loss" if key == "loss" else key.replace("_", " "))
-        ax.grid(alpha=0.3)
-        path = folder / f"{key}.png"
-        fig.savefig(path)
-        written.append(path)
-    return written

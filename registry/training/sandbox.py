@@ -2,12 +2,14 @@
 sandboxed.
 
 A pull request's custom layers and algorithms are Python, so the bot runs them only here: in a
-fresh child process (`python -m registry.training.sandbox`) started with an empty environment
+fresh child process (`python -I`, entry `child_main`) started with an empty environment
 (no tokens, no cloud credentials, HOME in a temporary folder), in a temporary folder that holds
 nothing but the training files, with its address space capped (`RLIMIT_AS`) and a deadline after
 which it dumps where it was (`faulthandler`) and is killed (the child process, its environment
 and its limits are `registry.core.sandbox`'s, shared with the ONNX model's one run). A batch
-shaped like the dataset is made up; no data is read.
+shaped like the dataset is made up; no data is read. The first child starts as soon as the files
+are in place (`Sandbox`) and imports torch, dynamo and ONNX while the parent does its static
+checks; only then does it read its request, and only then do its limits and clock start.
 
 Whatever happens (syntax error, missing class, exception, endless loop, memory bomb, NaN loss,
 export failure) comes back as a problem with the file and line of the pull request's code where
@@ -30,12 +32,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from registry.core.sandbox import cancel_deadline, limit_memory, run_child, start_deadline
+from registry.core.sandbox import Child, cancel_deadline, limit_memory, start_child, start_deadline
 
 SANDBOX_TIMEOUT = 60.0  # seconds for one build + step + export
 SANDBOX_MEMORY = 2 << 30  # bytes of address space on top of what the interpreter and torch take
 BATCH = 4
-IMPORT_ALLOWANCE = 90.0  # seconds for the child to start and import torch before its own clock runs
+IMPORT_ALLOWANCE = 90.0  # seconds to start, import and wait for the parent's static checks
 
 
 class Request(BaseModel):
@@ -88,38 +90,59 @@ def _code_location(text: str, root: Path) -> tuple[str | None, int | None]:
     return None, None
 
 
-def run_in_sandbox(
-    request: Request, *, timeout: float = SANDBOX_TIMEOUT, memory: int = SANDBOX_MEMORY
-) -> Outcome:
-    """Build and run one combination in the sandboxed child; problems come back, nothing is
-    raised."""
-    return run_many([request], timeout=timeout, memory=memory)[0]
+class Sandbox:
+    """The sandboxed children of one check, for combinations whose custom files are under `root`.
+
+    The first child starts at once and imports while the parent works; `run` hands it the
+    combinations, and `close` stops it if `run` never did.
+    """
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self._child: Child | None = _start(self.root)
+
+    def run(
+        self,
+        requests: list[Request],
+        *,
+        timeout: float = SANDBOX_TIMEOUT,
+        memory: int = SANDBOX_MEMORY,
+    ) -> list[Outcome]:
+        """Run the combinations (each with `root` = this sandbox's): one child takes them in turn,
+        each with its own deadline; after a combination kills or stalls its child, a fresh child
+        takes the rest. Problems come back, nothing is raised."""
+        outcomes: dict[int, Outcome] = {}
+        todo = list(range(len(requests)))
+        while todo:
+            child, self._child = self._child or _start(self.root), None
+            done, stuck = _one_child(child, self.root, requests, todo, timeout, memory)
+            outcomes.update(done)
+            if stuck is not None:
+                outcomes[stuck[0]] = stuck[1]
+            todo = [i for i in todo if i not in outcomes]
+        return [outcomes[i] for i in range(len(requests))]
+
+    def close(self) -> None:
+        """Stop the child started for `run` if it was not used."""
+        if self._child is not None:
+            self._child.stop()
+            self._child = None
 
 
-def run_many(
-    requests: list[Request], *, timeout: float = SANDBOX_TIMEOUT, memory: int = SANDBOX_MEMORY
-) -> list[Outcome]:
-    """Run several combinations (same `root`) in sandboxed children: one child imports torch once
-    and runs them in turn, each with its own deadline; after a combination kills or stalls its
-    child, a fresh child takes the rest. Problems come back, nothing is raised."""
-    outcomes: dict[int, Outcome] = {}
-    todo = list(range(len(requests)))
-    while todo:
-        done, stuck = _one_child(requests, todo, timeout, memory)
-        outcomes.update(done)
-        if stuck is not None:
-            outcomes[stuck[0]] = stuck[1]
-        todo = [i for i in todo if i not in outcomes]
-    return [outcomes[i] for i in range(len(requests))]
-
-
-def _one_child(requests: list[Request], todo: list[int], timeout: float, memory: int):
-    """Run `todo` in one child; return ({index: outcome} finished, (index, outcome) of the one that
-    stopped the child, or None)."""
-    root = Path(requests[0].root)
+def _start(root: Path) -> Child:
+    """A child in a fresh `root/.sandbox` folder (its working folder, HOME and output)."""
     out = root / ".sandbox"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
+    return start_child("registry.training.sandbox:child_main", workdir=out)
+
+
+def _one_child(
+    child: Child, root: Path, requests: list[Request], todo: list[int], timeout: float, memory: int
+):
+    """Run `todo` in `child`; return ({index: outcome} finished, (index, outcome) of the one that
+    stopped the child, or None)."""
+    out = root / ".sandbox"
     payload = json.dumps(
         {
             "requests": [requests[i].model_dump(mode="json") for i in todo],
@@ -128,13 +151,8 @@ def _one_child(requests: list[Request], todo: list[int], timeout: float, memory:
             "out": str(out),
         }
     )
-    child = run_child(
-        "registry.training.sandbox:child_main",
-        payload.encode(),
-        workdir=out,
-        deadline=IMPORT_ALLOWANCE + (timeout + 5) * len(todo),
-    )
-    err_text = child.stderr
+    result = child.finish(payload.encode(), deadline=IMPORT_ALLOWANCE + (timeout + 5) * len(todo))
+    err_text = result.stderr
     done: dict[int, Outcome] = {}
     for line in (
         (out / "results.jsonl").read_text().splitlines()
@@ -160,7 +178,7 @@ def _one_child(requests: list[Request], todo: list[int], timeout: float, memory:
         f"{memory / (1 << 30):g} GiB"
     )
     path, line = _code_location(err_text, root)
-    if child.timed_out:
+    if result.timed_out:
         return done, (
             current,
             Outcome(
@@ -176,7 +194,7 @@ def _one_child(requests: list[Request], todo: list[int], timeout: float, memory:
             ),
         )
     stopped = (
-        f"the training step stopped without a report ({child.ended()}); it may have needed "
+        f"the training step stopped without a report ({result.ended()}); it may have needed "
         "more memory than allowed"
     )
     return done, (current, Outcome([Problem(stopped, limits, path, line)]))
@@ -214,13 +232,19 @@ def _check_export(path: Path, request: Request) -> list[Problem]:
 
 
 def child_main() -> None:
-    """Entry of the child: read the requests from stdin, run each, append to results.jsonl (never
-    raises)."""
-    msg = json.loads(sys.stdin.read())
-    out = Path(msg["out"])
-    import torch  # noqa: F401 - the heavy imports come before the clock starts
+    """Entry of the child: import, read the requests from stdin, run each, append to results.jsonl
+    (never raises)."""
+    # The heavy imports come first: while the parent does its static checks, before the clock.
+    import onnx  # noqa: F401 - the export writes with it
+    import torch  # noqa: F401
+    import torch._dynamo  # noqa: F401 - the optimisers import it on their first use
     import torch.onnx  # noqa: F401
 
+    import registry.training.export  # noqa: F401
+    import registry.training.structure  # noqa: F401
+
+    msg = json.loads(sys.stdin.read())
+    out = Path(msg["out"])
     limit_memory(msg["memory"])
     for pos, raw in enumerate(msg["requests"]):
         start_deadline(msg["timeout"])

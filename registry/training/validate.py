@@ -9,7 +9,8 @@ layer's shape is followed only when it says `OUTPUT_SHAPE = "same"`.
 
 Dynamic (`dynamic=True`): each distinct (structure, algorithm, dataset, parameters) of the tasks is
 built and run for one forward, backward and optimiser step and exported to ONNX by
-`registry.training.sandbox` in a child process with time and memory limits and no secrets.
+`registry.training.sandbox` in a child process with time and memory limits and no secrets. The
+child starts before the static shape checks, so its imports and theirs overlap.
 
 Every problem is a `Finding` with the file and line, like the model checks.
 """
@@ -196,15 +197,22 @@ def check_training(
     for info in [*files.layers.values(), *files.algorithm_code.values()]:
         report.findings += [_f(m, h, info.path, line) for m, h, line in info.problems]
     combos = _instances(files, report, tasks)
-    statics: dict[str, bool] = {}
-    for combo in combos.values():
-        ok = _static_shapes(files, combo, report)
-        statics[combo.structure] = statics.get(combo.structure, True) and ok
-    for name, lf in files.structures.items():  # structures no task uses: names, types, connections
-        if lf.value is not None and name not in statics:
-            _static_shapes(files, Combination(name, "", "", {}, {}), report)
-    if dynamic:
-        _dynamic(files, combos, report, timeout=timeout, memory=memory)
+    with tempfile.TemporaryDirectory(prefix="registry-train-check-") as tmp:
+        sandbox = _start_sandbox(files, Path(tmp)) if dynamic and combos else None
+        try:
+            statics: dict[str, bool] = {}
+            for combo in combos.values():
+                ok = _static_shapes(files, combo, report)
+                statics[combo.structure] = statics.get(combo.structure, True) and ok
+            # structures no task uses: names, types, connections
+            for name, lf in files.structures.items():
+                if lf.value is not None and name not in statics:
+                    _static_shapes(files, Combination(name, "", "", {}, {}), report)
+            if sandbox is not None:
+                _dynamic(files, combos, report, sandbox, timeout=timeout, memory=memory)
+        finally:
+            if sandbox is not None:
+                sandbox.close()
     unique: dict[tuple, Finding] = {}
     for f in report.findings:  # several instances of one structure find the same problem once
         unique.setdefault((f.path, f.line, f.message), f)
@@ -480,95 +488,102 @@ def _numel(shape) -> int:
 # --------------------------------------------------------------------------- dynamic
 
 
+def _start_sandbox(files: _Files, root: Path):
+    """Put the pull request's layer and algorithm files under `root`; start the sandbox's child."""
+    from registry.training.sandbox import Sandbox
+
+    for rel in [
+        *(custom_layer_path(n) for n in files.layers),
+        *(custom_algorithm_path(n) for n in files.algorithm_code),
+    ]:
+        data = files.snap.read(rel)
+        if data is not None:
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_bytes(data)
+    return Sandbox(root)
+
+
 def _dynamic(
     files: _Files,
     combos: dict[tuple, Combination],
     report: TrainingReport,
+    sandbox,
     *,
     timeout: float | None,
     memory: int | None,
 ) -> None:
-    from registry.training import sandbox
+    from registry.training.sandbox import Request
 
     blocked = {f.path for f in report.findings if f.severity is Severity.error}
-    with tempfile.TemporaryDirectory(prefix="registry-train-check-") as tmp:
-        root = Path(tmp)
-        for rel in [
-            *(custom_layer_path(n) for n in files.layers),
-            *(custom_algorithm_path(n) for n in files.algorithm_code),
-        ]:
-            data = files.snap.read(rel)
-            if data is not None:
-                (root / rel).parent.mkdir(parents=True, exist_ok=True)
-                (root / rel).write_bytes(data)
-        runs: list[tuple[Combination, Any]] = []
-        for combo in combos.values():
-            s_lf, a_lf, d_lf = (
-                files.structures[combo.structure],
-                files.algorithms[combo.algorithm],
-                files.datasets[combo.dataset],
-            )
-            if {s_lf.path, a_lf.path, d_lf.path} & blocked:
-                continue  # the static findings say what to fix first
-            structure: Structure = s_lf.value
-            customs = {s.type for s in structure.layers if s.type in files.layers}
-            if any(files.layers[c].problems for c in customs):
-                continue
-            algo: Algorithm = a_lf.value
-            if algo.code and files.algorithm_code.get(algo.code, None) is None:
-                report.findings.append(
-                    _f(
-                        f"algorithm '{algo.name}' names {custom_algorithm_path(algo.code)}, "
-                        "which does not exist",
-                        "add the file or fix `code:`",
-                        a_lf.path,
-                        a_lf.line_of("code"),
-                    )
-                )
-                continue
-            if algo.code and files.algorithm_code[algo.code].problems:
-                continue
-            runs.append(
-                (
-                    combo,
-                    sandbox.Request(
-                        root=str(root),
-                        structure=structure.model_dump(mode="json"),
-                        algorithm=algo.model_dump(mode="json"),
-                        dataset=d_lf.value.model_dump(mode="json"),
-                        hyperparameters=combo.hyperparameters,
-                        custom_layers=sorted(customs),
-                    ),
-                )
-            )
-        outcomes = (
-            sandbox.run_many(
-                [r for _, r in runs],
-                **({"timeout": timeout} if timeout else {}),
-                **({"memory": memory} if memory else {}),
-            )
-            if runs
-            else []
+    root = sandbox.root
+    runs: list[tuple[Combination, Any]] = []
+    for combo in combos.values():
+        s_lf, a_lf, d_lf = (
+            files.structures[combo.structure],
+            files.algorithms[combo.algorithm],
+            files.datasets[combo.dataset],
         )
-        for (combo, _), outcome in zip(runs, outcomes):
-            s_lf, a_lf = files.structures[combo.structure], files.algorithms[combo.algorithm]
-            who = ", ".join(combo.instances)
-            for prob in outcome.problems:
-                path, line = prob.path, prob.line
-                if path is None:  # a problem of the YAML: the structure or algorithm file
-                    path = a_lf.path if prob.where == "algorithm" else s_lf.path
-                    line = (
-                        a_lf.line_of(prob.field)
-                        if prob.where == "algorithm" and prob.field
-                        else s_lf.line_of("layers", prob.layer)
-                        if prob.layer is not None
-                        else None
-                    )
-                report.findings.append(
-                    _f(f"{prob.message} (instance {who})", prob.hint, path, line, check=DYNAMIC)
+        if {s_lf.path, a_lf.path, d_lf.path} & blocked:
+            continue  # the static findings say what to fix first
+        structure: Structure = s_lf.value
+        customs = {s.type for s in structure.layers if s.type in files.layers}
+        if any(files.layers[c].problems for c in customs):
+            continue
+        algo: Algorithm = a_lf.value
+        if algo.code and files.algorithm_code.get(algo.code, None) is None:
+            report.findings.append(
+                _f(
+                    f"algorithm '{algo.name}' names "
+                    f"{custom_algorithm_path(algo.code)}, which does not exist",
+                    "add the file or fix `code:`",
+                    a_lf.path,
+                    a_lf.line_of("code"),
                 )
-            if outcome.layers:
-                report.layers[combo.structure] = [LayerShape(**r) for r in outcome.layers]
+            )
+            continue
+        if algo.code and files.algorithm_code[algo.code].problems:
+            continue
+        runs.append(
+            (
+                combo,
+                Request(
+                    root=str(root),
+                    structure=structure.model_dump(mode="json"),
+                    algorithm=algo.model_dump(mode="json"),
+                    dataset=d_lf.value.model_dump(mode="json"),
+                    hyperparameters=combo.hyperparameters,
+                    custom_layers=sorted(customs),
+                ),
+            )
+        )
+    outcomes = (
+        sandbox.run(
+            [r for _, r in runs],
+            **({"timeout": timeout} if timeout else {}),
+            **({"memory": memory} if memory else {}),
+        )
+        if runs
+        else []
+    )
+    for (combo, _), outcome in zip(runs, outcomes):
+        s_lf, a_lf = files.structures[combo.structure], files.algorithms[combo.algorithm]
+        who = ", ".join(combo.instances)
+        for prob in outcome.problems:
+            path, line = prob.path, prob.line
+            if path is None:  # a problem of the YAML: the structure or algorithm file
+                path = a_lf.path if prob.where == "algorithm" else s_lf.path
+                line = (
+                    a_lf.line_of(prob.field)
+                    if prob.where == "algorithm" and prob.field
+                    else s_lf.line_of("layers", prob.layer)
+                    if prob.layer is not None
+                    else None
+                )
+            report.findings.append(
+                _f(f"{prob.message} (instance {who})", prob.hint, path, line, check=DYNAMIC)
+            )
+        if outcome.layers:
+            report.layers[combo.structure] = [LayerShape(**r) for r in outcome.layers]
 
 
 def render_text(report: TrainingReport) -> str:

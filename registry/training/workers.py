@@ -1,8 +1,8 @@
 """Running a task's instances: each in its own worker process, N at a time, with live progress.
 
 A worker is a `multiprocessing` process forked from a fork server that has imported torch and the
-other heavy modules once (spawned where there is no fork), never a thread: training holds the GIL.
-Workers send events (start, progress, epoch, done,
+other heavy modules once (`registry.training.preload`; spawned where there is no fork), never a
+thread: training holds the GIL. Workers send events (start, progress, epoch, done,
 failed, skipped) through a queue; the parent shows them (`ProgressView`) and decides nothing else,
 so a worker that fails, raises or is killed (out of memory, a signal) is reported and the others
 go on. Ctrl-C stops the workers (they ignore SIGINT; the parent ends them), and as every finished
@@ -148,7 +148,8 @@ def train_task(
     view.begin(task, [i.name for i in chosen], workers)
     try:
         while pending or running:
-            while pending and len(running) < workers:
+            # an instance that has reported how it ended frees its place before its process is gone
+            while pending and sum(outcomes[n].state == "running" for n in running) < workers:
                 inst = pending.pop(0)
                 p = ctx.Process(
                     target=_worker,
@@ -189,8 +190,9 @@ def train_task(
                 p.kill()
                 p.join()
             o = outcomes[name]
-            o.state, o.message = "stopped", "stopped by Ctrl-C"
-            o.hint = "re-run the same command: it resumes from the last finished epoch"
+            if o.state == "running":  # not one that had finished and was leaving
+                o.state, o.message = "stopped", "stopped by Ctrl-C"
+                o.hint = "re-run the same command: it resumes from the last finished epoch"
         for inst in pending:
             outcomes[inst.name].state = "stopped"
             outcomes[inst.name].message = "not started"
@@ -198,21 +200,6 @@ def train_task(
         events.close()
         view.end(run)
     return run
-
-
-# Imported once by the fork server, so each worker starts with them loaded instead of importing
-# torch, scikit-learn, DVCLive and matplotlib again (seconds each on a busy machine).
-PRELOAD = [
-    "registry.training.runner",
-    "torch",
-    "torch.optim",
-    "torch._dynamo",
-    "sklearn.model_selection",
-    "dvclive",
-    "matplotlib.backends.backend_agg",
-    "matplotlib.figure",
-    "registry.training.export",
-]
 
 
 def _context(mp):
@@ -224,7 +211,7 @@ def _context(mp):
     if "forkserver" in mp.get_all_start_methods():
         _short_socket_folder()
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(PRELOAD)
+        ctx.set_forkserver_preload(["registry.training.preload"])
         return ctx
     return mp.get_context("spawn")
 

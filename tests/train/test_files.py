@@ -13,7 +13,7 @@ import yaml
 
 from factories import REPO_ROOT
 from registry.core.errors import UsageError
-from registry.training.data import load_arrays, split
+from registry.training.data import load_arrays, split, split_indices
 from registry.training.files import (
     SCHEMAS,
     Algorithm,
@@ -161,6 +161,36 @@ def test_npz_and_csv_datasets_load_with_their_schema_and_split_the_same_way_ever
     )
     x, y = load_arrays(training_tree, wine)
     assert x.shape == (178, 13) and y.shape == (178,) and set(y.tolist()) == {0, 1, 2}
+
+
+def test_the_split_picks_what_scikit_learns_train_test_split_picks():
+    """The split is computed with numpy alone; it must keep giving the samples scikit-learn gave
+    (the example models' held-out metrics were measured on them)."""
+    from sklearn.model_selection import train_test_split
+
+    labels = np.random.RandomState(0)
+    for n, share, seed, classes in [
+        (1797, 0.25, 0, 10),
+        (1347, 0.1, 0, 10),
+        (178, 0.25, 0, 3),
+        (133, 0.25, 3, 3),
+        (37, 0.2, 1, 4),
+        (50, 0.3, 7, None),
+        (12, 0.5, 2, 2),
+    ]:
+        y = None if classes is None else labels.randint(0, classes, n)
+        if y is not None:
+            y[: 2 * classes] = np.repeat(np.arange(classes), 2)  # at least two of each class
+        want = train_test_split(np.arange(n), test_size=share, random_state=seed, stratify=y)
+        got = split_indices(n, share, seed, y)
+        assert [g.tolist() for g in got] == [w.tolist() for w in want], (n, share, seed, classes)
+
+
+def test_a_class_too_small_for_a_stratified_split_names_the_dataset_and_the_fix():
+    with pytest.raises(UsageError) as e:
+        split_indices(11, 0.25, 0, np.array([0] * 10 + [1]), "tiny", "test")
+    assert "dataset 'tiny'" in e.value.message and "class 1 has a single sample" in e.value.message
+    assert "splits.stratify: false in datasets/tiny/dataset.yaml" in e.value.hint
 
 
 def test_image_folder_dataset(tmp_path):

@@ -147,6 +147,8 @@ def test_a_task_goes_from_pull_request_to_a_registered_model(training_registry, 
     assert (
         "repo: self" in card and "path: training/wine-small" in card
     )  # confirmed offline by the bot
+    assert "pytorch: model.pt2" in card  # the instance's torch.export program, tracked like weights
+    assert (reg.root / "models/wine-small/model.pt2.dvc").is_file()
     assert "commit: " + reg.git("rev-parse", "add-wine-small") in card
     assert (
         reg.git("status", "--porcelain", "--", "models", "dvc.yaml") == ""

@@ -5,6 +5,7 @@ split."""
 from __future__ import annotations
 
 import json
+import textwrap
 
 import numpy as np
 import onnxruntime as ort
@@ -36,6 +37,15 @@ def test_the_autoencoder_task_reproduces_the_digits_embedding_model(training_tre
     assert emb.shape == (5, 8)
     summary = json.loads((folder / "metrics.json").read_text())
     assert summary["metric"] == "reconstruction_mse" and summary["higher_is_better"] is False
+    # the same network as a torch.export program, with a batch of any size, computing the same
+    assert summary["pytorch"] == "model.pt2"
+    from registry.formats.pt2 import load_exported_program
+
+    program = load_exported_program(folder / "model.pt2")
+    x = np.linspace(0, 1, 7 * 64, dtype=np.float32).reshape(7, 1, 8, 8)
+    [onnx_out] = session.run(None, {"image": x})
+    torch_out = program.module()(__import__("torch").from_numpy(x)).detach().numpy()
+    assert torch_out.shape == (7, 8) and np.allclose(torch_out, onnx_out, atol=1e-5)
 
 
 def test_regression_on_a_csv_column_and_early_stopping_on_a_validation_split(training_tree):
@@ -119,3 +129,64 @@ def test_training_is_deterministic_for_a_seed_and_differs_for_another(training_t
         weights[name] = session.run(None, {"features": x})[0]
     assert np.allclose(weights["one"], weights["again"], atol=1e-6)
     assert not np.allclose(weights["one"], weights["other"], atol=1e-3)
+
+
+def test_a_network_torch_export_cannot_capture_trains_and_its_results_say_why(training_tree, capfd):
+    (training_tree / "training/layers/branchy.py").write_text(
+        textwrap.dedent("""\
+        from pydantic import BaseModel
+        from torch import nn
+
+        OUTPUT_SHAPE = "same"
+
+
+        class Config(BaseModel):
+            pass
+
+
+        class Branchy(nn.Module):
+            def __init__(self, config: Config):
+                super().__init__()
+
+            def forward(self, x):
+                if x.sum() > -1e9:  # a branch on the data: torch.export cannot follow it
+                    return x
+                return -x
+        """)
+    )
+    mlp = (training_tree / "training/structures/wine-mlp.yaml").read_text()
+    (training_tree / "training/structures/branchy.yaml").write_text(
+        mlp.replace("name: wine-mlp", "name: branchy").replace(
+            "  - {type: ReLU}", "  - {type: ReLU}\n  - {type: branchy}"
+        )
+    )
+    task = training_tree / "training/branchy/task.yaml"
+    task.parent.mkdir()
+    task.write_text(
+        yaml.safe_dump(
+            {
+                "name": "branchy",
+                "task": "classification",
+                "project": "p",
+                "model": "branchy",
+                "metric": "accuracy",
+                "dataset": "wine",
+                "algorithm": "classification",
+                "structure": "branchy",
+                "hyperparameters": {"epochs": 2},
+                "instances": [{"name": "base"}],
+            }
+        )
+    )
+    metrics = train_instance(training_tree, "branchy", _instance(training_tree, "branchy", "base"))
+    folder = training_tree / "training/branchy/results/base"
+    summary = json.loads((folder / "metrics.json").read_text())
+    assert summary["metrics"] == metrics and (folder / "model.onnx").is_file()
+    assert summary["pytorch"] is None and not (folder / "model.pt2").exists()
+    assert summary["pytorch_note"].startswith("no model.pt2 (torch.export failed: ")
+    out, err = capfd.readouterr()
+    assert "def forward" not in out + err  # torch.export's graph dumps stay out of the output
+    from registry.training.results import list_results, render_results
+
+    table = render_results("branchy", list_results(training_tree, "branchy"))
+    assert "base: no model.pt2 (torch.export failed: " in table

@@ -116,6 +116,7 @@ def test_workers_train_in_parallel_and_failures_are_reported_while_the_others_fi
     assert loss_tsv[0] == "step\tloss" and len(loss_tsv) == 5
     assert (results / "first/plots/loss.png").read_bytes()[:4] == b"\x89PNG"
     assert (results / "first/plots/train_accuracy.png").is_file()
+    assert (results / "first/model.pt2").is_file() and first["pytorch"] == "model.pt2"
     config = yaml.safe_load((results / "first/config.yaml").read_text())
     assert config["algorithm"]["epochs"] == 4 and config["source_commit"] == reg.git(
         "rev-parse", "HEAD"
@@ -260,3 +261,11 @@ def test_workers_start_under_a_deep_temporary_folder(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "worker ran" in proc.stdout
+
+
+def test_only_the_fork_server_skips_python_teardown_at_exit():
+    """The workers' fork server ends with os._exit (registry.training.preload); imported anywhere
+    else, the module leaves how a process ends alone."""
+    code = "import registry.training.preload\nraise SystemExit(3)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 3, proc.stderr
