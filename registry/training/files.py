@@ -87,8 +87,7 @@ class TensorSpec(_Strict):
 
 
 class Splits(_Strict):
-    """How the data is split into train, validation and held-out test samples (fixed by the
-    seed)."""
+    """How the data is split into train, validation and held-out test samples (seeded)."""
 
     test: float = Field(
         0.25, gt=0, lt=1, description="share of samples held out for the final metrics"
@@ -185,8 +184,7 @@ class LayerSpec(_Strict):
 
 
 class Structure(_Strict):
-    """A model structure (`training/structures/<name>.yaml`): layers, their connections and
-    parameters."""
+    """A model structure (`training/structures/<name>.yaml`): layers, connections, parameters."""
 
     name: str = Field(description="structure name; equals the file name without .yaml")
     description: str | None = Field(None, description="what the network is")
@@ -360,8 +358,7 @@ class GridSpec(_Strict):
 
 
 class TrainingTask(_Strict):
-    """A training task (`training/<task>/task.yaml`): metadata, instances, and the model its
-    result becomes."""
+    """A training task (`training/<task>/task.yaml`): metadata, instances, the model it makes."""
 
     name: str = Field(description="task name; equals its folder under training/")
     task: Task = Field(description="training task category (as on a model card)")
