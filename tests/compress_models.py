@@ -201,3 +201,187 @@ def build_text_embedder(folder: Path) -> Path:
     )
     (folder / "model.yaml").write_text(EMBEDDER_CARD)
     return folder
+
+
+# A BERT-style sentence encoder with the operators of all-MiniLM-L6-v2 (word, position and
+# token-type embeddings, a padding attention mask, GELU feed-forward blocks, mean pooling over
+# the real tokens and L2 normalisation), written with the same torch calls as Hugging Face's
+# BertModel, so ONNX and torch.export see the same graph shapes and operators.
+MINILM = {"layers": 6, "hidden": 384, "heads": 12, "intermediate": 1536, "vocab": 30522}
+TINY_BERT = {"layers": 2, "hidden": 32, "heads": 4, "intermediate": 64, "vocab": 1000}
+
+SENTENCE_CARD = """\
+name: {name}
+status: unpublished
+task: embedding
+project: search
+source:
+  repo: https://github.com/example/sentence-encoder.git
+config: config.json
+weights: model.onnx
+pytorch: model.pt2
+description: Sentence embeddings (mean-pooled, L2-normalised BERT encoder)
+"""
+
+
+def bert_encoder(
+    layers: int, hidden: int, heads: int, intermediate: int, vocab: int, max_len: int = 128
+):
+    """A sentence encoder module with random weights (BERT's initialisation: normal, std 0.02).
+
+    forward(input_ids, attention_mask, token_type_ids) → (batch, hidden) unit-length embeddings.
+    """
+    import torch
+
+    nn = torch.nn
+    head_dim = hidden // heads
+
+    def dense(n_in, n_out):
+        layer = nn.Linear(n_in, n_out)
+        nn.init.normal_(layer.weight, std=0.02)
+        nn.init.zeros_(layer.bias)
+        return layer
+
+    class Layer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.query, self.key, self.value = (dense(hidden, hidden) for _ in range(3))
+            self.attn_out, self.attn_norm = dense(hidden, hidden), nn.LayerNorm(hidden, eps=1e-12)
+            self.inter, self.out = dense(hidden, intermediate), dense(intermediate, hidden)
+            self.out_norm = nn.LayerNorm(hidden, eps=1e-12)
+
+        def split(self, x):
+            n, length, _ = x.shape
+            return x.view(n, length, heads, head_dim).transpose(1, 2)
+
+        def forward(self, x, bias):
+            n, length, _ = x.shape
+            q, k, v = self.split(self.query(x)), self.split(self.key(x)), self.split(self.value(x))
+            scores = torch.matmul(q, k.transpose(-1, -2)) / head_dim**0.5 + bias
+            ctx = torch.matmul(torch.softmax(scores, dim=-1), v)
+            ctx = ctx.transpose(1, 2).reshape(n, length, hidden)
+            x = self.attn_norm(x + self.attn_out(ctx))
+            return self.out_norm(x + self.out(nn.functional.gelu(self.inter(x))))
+
+    class SentenceEncoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.word = nn.Embedding(vocab, hidden)
+            self.position = nn.Embedding(max_len, hidden)
+            self.token_type = nn.Embedding(2, hidden)
+            for emb in (self.word, self.position, self.token_type):
+                nn.init.normal_(emb.weight, std=0.02)
+            self.norm = nn.LayerNorm(hidden, eps=1e-12)
+            self.layers = nn.ModuleList(Layer() for _ in range(layers))
+            self.register_buffer("position_ids", torch.arange(max_len)[None, :], persistent=False)
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            length = input_ids.shape[1]
+            x = self.word(input_ids) + self.token_type(token_type_ids)
+            x = self.norm(x + self.position(self.position_ids[:, :length]))
+            # the padding mask as transformers builds it: a boolean `&`, then -inf where masked
+            keep = attention_mask[:, None, None, :].bool() & torch.ones_like(
+                attention_mask[:, None, :, None], dtype=torch.bool
+            )
+            bias = torch.where(keep, 0.0, torch.finfo(x.dtype).min)
+            for layer in self.layers:
+                x = layer(x, bias)
+            weights = attention_mask[:, :, None].to(x.dtype)
+            pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+            return nn.functional.normalize(pooled, p=2, dim=1)
+
+    return SentenceEncoder().eval()
+
+
+def sentence_batch(rng, n: int, length: int, vocab: int, min_len: int = 4) -> dict:
+    """Tokenised sentences as a tokenizer pads them: [CLS] words [SEP] then padding (id 0, mask
+    0); a second segment (token type 1) in every other sample."""
+    ids = np.zeros((n, length), np.int64)
+    mask = np.zeros((n, length), np.int64)
+    types = np.zeros((n, length), np.int64)
+    for i in range(n):
+        real = int(rng.integers(min_len, length + 1))
+        ids[i, :real] = rng.integers(1000 if vocab > 2000 else 3, vocab, real)
+        ids[i, 0], ids[i, real - 1] = 1, 2  # [CLS] … [SEP]
+        mask[i, :real] = 1
+        if i % 2:
+            types[i, real // 2 : real] = 1
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+
+
+def export_sentence_encoder(module, folder: Path, length: int = 16, pt2: bool = True) -> Path:
+    """Export as a user would: ONNX (opset 17, batch and sequence dynamic) and a `.pt2`
+    (torch.export with dynamic batch and sequence), written as model.onnx and model.pt2."""
+    import warnings
+
+    import torch
+
+    example = {
+        k: torch.tensor(v)
+        for k, v in sentence_batch(np.random.default_rng(1), 2, length, 100).items()
+    }
+    args = (example["input_ids"], example["attention_mask"], example["token_type_ids"])
+    names = list(example)
+    axes = {n: {0: "batch", 1: "sequence"} for n in names}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            args,
+            str(folder / "model.onnx"),
+            input_names=names,
+            output_names=["sentence_embedding"],
+            dynamic_axes={**axes, "sentence_embedding": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+        if pt2:
+            batch = torch.export.Dim("batch", min=1, max=64)
+            seq = torch.export.Dim("sequence", min=2, max=module.position_ids.shape[1])
+            shapes = {n: {0: batch, 1: seq} for n in names}
+            program = torch.export.export(module, args, dynamic_shapes=shapes)
+            torch.export.save(program, str(folder / "model.pt2"))
+    return folder / "model.onnx"
+
+
+def build_sentence_encoder(
+    folder: Path,
+    *,
+    dims: dict | None = None,
+    name: str = "sentence-encoder",
+    length: int = 16,
+    eval_samples: int = 64,
+    seed: int = 0,
+    pt2: bool = True,
+) -> Path:
+    """A BERT-style sentence encoder with random weights, exported and ready for `registry new`.
+
+    The folder holds model.onnx and model.pt2 (inputs input_ids, attention_mask, token_type_ids;
+    output sentence_embedding), config.json (the dims, as a BertConfig would give them), card.yaml
+    (the card a publisher writes, without evaluation) and eval.npz (padded token batches).
+    """
+    import json
+
+    import torch
+
+    dims = dims or TINY_BERT
+    torch.manual_seed(seed)
+    module = bert_encoder(**dims)
+    folder.mkdir(parents=True, exist_ok=True)
+    export_sentence_encoder(module, folder, length, pt2=pt2)
+    config = {
+        "architectures": ["BertModel"],
+        "num_hidden_layers": dims["layers"],
+        "hidden_size": dims["hidden"],
+        "num_attention_heads": dims["heads"],
+        "intermediate_size": dims["intermediate"],
+        "vocab_size": dims["vocab"],
+        "max_position_embeddings": 128,
+        "pooling": "mean",
+        "normalize": True,
+    }
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    (folder / "card.yaml").write_text(SENTENCE_CARD.format(name=name))
+    rng = np.random.default_rng(seed + 1)
+    np.savez(folder / "eval.npz", **sentence_batch(rng, eval_samples, length, dims["vocab"]))
+    return folder

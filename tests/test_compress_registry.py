@@ -3,6 +3,7 @@ remote."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import yaml
@@ -133,3 +134,58 @@ def test_compressing_a_withdrawn_version_says_so(registry_repo, digits_cnn, tmp_
     )
     assert proc.returncode == 0, proc.stderr
     assert "warning: digits-cnn@1.0.0 was withdrawn (digits-cnn@v1.0.0!#1)" in proc.stderr
+
+
+def test_evaluation_data_added_after_publishing_needs_no_new_version(
+    registry_repo, digits_cnn, tmp_path
+):
+    """v1.0.0 was tagged without an evaluation: section; the publisher adds one (and its data) in
+    the working tree and compresses the tagged version with it."""
+    reg = registry_repo
+    folder = reg.root / "models" / "digits-cnn"
+    folder.mkdir(parents=True)
+    full = (digits_cnn / "model.yaml").read_text()
+    tagged = full.split("evaluation:")[0]  # the card as it was published: no evaluation, compress
+    shutil.copy(digits_cnn / "config.yaml", folder / "config.yaml")
+    shutil.copy(digits_cnn / "model.onnx", folder / "model.onnx")
+    (folder / "model.yaml").write_text(tagged)
+    reg.dvc("add", "-q", "models/digits-cnn/model.onnx")
+    reg.dvc("push", "-q", "-r", "public")
+    reg.commit(message="publish digits-cnn 1.0.0")
+    reg.git("tag", "-a", "digits-cnn@v1.0.0", "-m", "digits-cnn 1.0.0")
+
+    args = ["compress", "digits-cnn@1.0.0", "--max-drop", "0.01", "--methods", "fp16"]
+    proc = reg.registry(*args, "--report-dir", str(tmp_path / "r0"))
+    assert proc.returncode == 7 and "has no 'evaluation:' section" in proc.stderr
+
+    shutil.copy(digits_cnn / "eval.npz", folder / "eval.npz")
+    reg.dvc("add", "-q", "models/digits-cnn/eval.npz")
+    (folder / "model.yaml").write_text(full.replace("  train_data: train.npz\n", ""))
+    proc = reg.registry(*args, "--report-dir", str(tmp_path / "r1"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (
+        "evaluation: models/digits-cnn/model.yaml in the working tree (the card tagged "
+        "digits-cnn@v1.0.0 has no evaluation: section)" in proc.stdout
+    )
+    card = load_card((reg.root / "models" / "digits-cnn-lite" / "model.yaml").read_bytes()).card
+    assert card.evaluation.data == "eval.npz" and card.metrics[0].dataset == "digits-eval"
+    assert (reg.root / "models" / "digits-cnn-lite" / "eval.npz.dvc").is_file()
+
+    # or named explicitly: any card's evaluation section and data, said so in the report
+    other = tmp_path / "judge"
+    other.mkdir()
+    shutil.copy(digits_cnn / "eval.npz", other / "eval.npz")
+    (other / "model.yaml").write_text(full.replace("  train_data: train.npz\n", ""))
+    proc = reg.registry(
+        *args,
+        "--card",
+        str(other / "model.yaml"),
+        "--output-name",
+        "digits-cnn-fp16",
+        "--format",
+        "json",
+        "--report-dir",
+        str(tmp_path / "r2"),
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout)["evaluation_source"] == f"{other / 'model.yaml'} (--card)"

@@ -209,3 +209,25 @@ def test_exporter_made_dimension_names_show_as_unknown():
         _tensor_text(T(dtype="int64", shape=["batch", "sequence", None]))
         == "int64[batch, sequence, ?]"
     )
+
+
+def test_card_changes_list_only_fields_someone_wrote():
+    from registry.publishing.notes import compare_fields
+
+    old = card()
+    new = card(
+        evaluation={"data": "eval.npz", "metric": "cosine-to-reference"},
+        compress={"max_size": "0.26x"},
+    )
+    changes = {c.field: (c.old, c.new) for c in compare_fields(old, new)}
+    assert changes == {
+        "evaluation.data": (None, "eval.npz"),
+        "evaluation.metric": (None, "cosine-to-reference"),
+        "compress.max_size": (None, "0.26x"),
+    }  # no evaluation.k: 5, evaluation.labels or compress.search: first nobody wrote
+    written = card(evaluation={"data": "eval.npz", "metric": "top-k", "k": 3})
+    assert {c.field: (c.old, c.new) for c in compare_fields(written, new)} == {
+        "evaluation.metric": ("top-k", "cosine-to-reference"),
+        "evaluation.k": ("3", "5"),  # written in one card: its change is real
+        "compress.max_size": (None, "0.26x"),
+    }

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from registry.core.errors import UsageError
 
 if TYPE_CHECKING:
+    from registry.cards.schema import ModelCard
     from registry.compression.chain import CompressReport
     from registry.compression.methods import Method
 
@@ -41,6 +42,11 @@ class CompressModelRequest:
     The model is a published version (`ref`, NAME@VERSION, read in the clone `root` from the DVC
     remote `remote`) or a local ONNX file (`model`) with its card (`card`, whose folder holds the
     evaluation data). Target fields left None come from the card's `compress:` section.
+
+    A published version is judged by the `evaluation:` (and `compress:`) section of its tagged
+    card; `card` with `ref` takes them, and their data, from that card instead. When the tagged
+    card has no `evaluation:` section, the working tree's card of the model is used if it has one
+    (evaluation data added after publishing needs no new version). The report says which.
 
     Args:
         root: the registry clone: where a published version is read, and where `push` tracks the
@@ -116,6 +122,7 @@ def compress(
                     "inherits that: check that it is still wanted"
                 )
             card, model_file, model_dir = opened.card, opened.model_path, opened.model_dir
+            card, data_dir, source = _evaluation_card(request, card, model_dir)
             out_root = request.output_dir or repo_root / "models"
         else:
             if request.card is None:
@@ -124,6 +131,7 @@ def compress(
                 raise UsageError(f"card {request.card} does not exist")
             card = load_card(request.card.read_bytes(), str(request.card)).require()
             model_file, model_dir = request.model, request.card.parent
+            data_dir, source = model_dir, str(request.card)
             out_root = request.output_dir
             if request.push and out_root is not None:
                 from registry.core.git import clone_root
@@ -133,6 +141,8 @@ def compress(
             card=card,
             model_path=model_file,
             model_dir=model_dir,
+            data_dir=data_dir,
+            evaluation_source=source,
             max_size=request.max_size,
             max_metric_drop=request.max_metric_drop,
             max_latency=request.max_latency,
@@ -149,3 +159,43 @@ def compress(
             raise_unexpected=request.raise_unexpected,
         )
         return run_chain(chain_request, progress)
+
+
+def _evaluation_card(
+    request: CompressModelRequest, card: ModelCard, model_dir: Path
+) -> tuple[ModelCard, Path, str]:
+    """The tagged card with the evaluation: and compress: sections that will judge it, the folder
+    of their data, and a line for the report saying where they came from.
+
+    Raises:
+        UsageError: `card` does not exist or has no evaluation: section.
+        CardError: that card (or the working tree's) is invalid.
+    """
+    from registry.cards.schema import load_card
+    from registry.core.layout import MODELS_DIR
+
+    tagged = f"the card tagged {card.name}@v{card.version}"
+    if request.card is not None:
+        if not request.card.is_file():
+            raise UsageError(f"card {request.card} does not exist")
+        other = load_card(request.card.read_bytes(), str(request.card)).require()
+        if other.evaluation is None:
+            raise UsageError(
+                f"{request.card} has no 'evaluation:' section",
+                "add evaluation: {data: eval.npz, metric: ...} to it (docs/compress.md)",
+            )
+        sections = {"evaluation": other.evaluation, "compress": other.compress or card.compress}
+        return card.model_copy(update=sections), request.card.parent, f"{request.card} (--card)"
+    rel = f"{MODELS_DIR}/{card.name}/model.yaml"
+    local = request.root / rel if request.root is not None else None
+    if card.evaluation is not None or local is None or not local.is_file():
+        return card, model_dir, tagged
+    current = load_card(local.read_bytes(), rel).require()
+    if current.evaluation is None:
+        return card, model_dir, tagged
+    sections = {"evaluation": current.evaluation, "compress": current.compress or card.compress}
+    return (
+        card.model_copy(update=sections),
+        local.parent,
+        f"{rel} in the working tree ({tagged} has no evaluation: section)",
+    )

@@ -252,7 +252,9 @@ class CompressSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_size: int | str | None = Field(
-        None, description="largest acceptable weights file: bytes, or '25MB'"
+        None,
+        description="largest acceptable weights file: bytes, '25MB', or a share of the "
+        "original's size ('0.26x')",
     )
     max_metric_drop: float | str | None = Field(
         None,
@@ -292,7 +294,7 @@ class CompressSpec(BaseModel):
     @field_validator("max_size")
     @classmethod
     def _size(cls, v: int | str | None) -> int | str | None:
-        if isinstance(v, str):
+        if isinstance(v, str) and parse_size_share(v) is None:
             parse_size(v)
         elif isinstance(v, int) and v <= 0:
             raise ValueError("must be a positive number of bytes")
@@ -530,6 +532,21 @@ def parse_size(text: str) -> tuple[float, float]:
     unit = _SIZE_UNITS[m.group(3).lower()]
     decimals = len(m.group(2) or "")
     return float(m.group(1)) * unit, 0.5 * unit / (10**decimals) if unit > 1 else 0.0
+
+
+def parse_size_share(text: str) -> float | None:
+    """A size written as a share of the original's ('0.26x' -> 0.26), or None for any other text.
+
+    Raises:
+        ValueError: a share that is not above 0.
+    """
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*[xX]\s*", text)
+    if not m:
+        return None
+    share = float(m.group(1))
+    if share <= 0:
+        raise ValueError(f"'{text}' is no share of the original: write e.g. 0.26x")
+    return share
 
 
 def format_size(n: float) -> str:

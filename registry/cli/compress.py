@@ -32,9 +32,13 @@ from registry.core.errors import UsageError
     "--card",
     "card_file",
     type=file_path(),
-    help="The card of --model; its folder holds the evaluation data.",
+    help="The card of --model; its folder holds the evaluation data. With NAME@VERSION: judge "
+    "with this card's evaluation: section and data (e.g. models/NAME/model.yaml) instead of the "
+    "tagged card's.",
 )
-@click.option("--max-size", help="Largest weights file: bytes or '25KB'.")
+@click.option(
+    "--max-size", help="Largest weights file: bytes, '25KB', or a share of the original ('0.26x')."
+)
 @click.option(
     "--max-drop", "max_drop", help="Largest metric drop: absolute (0.01) or relative ('2%')."
 )
@@ -107,7 +111,8 @@ def compress(
     """Make a model lighter, trying method after method until the target is met.
 
     The target (size, metric drop, latency) comes from the card's `compress:` section or the
-    options; the evaluation set and metric from its `evaluation:` section. The result is a new
+    options; the evaluation set and metric from its `evaluation:` section (for a published
+    version whose tagged card has none: the working tree's card, or --card). The result is a new
     model folder whose card says `derived_from: NAME@VERSION`.
 
     \b

@@ -94,6 +94,9 @@ class CompressReport(BaseModel):
     report_json: str | None = None
     chart: str | None = None
     total_s: float = 0.0
+    evaluation_source: str | None = Field(
+        None, description="the card whose evaluation: section (and data) judged the candidates"
+    )
 
 
 # --------------------------------------------------------------------------- the request
@@ -107,7 +110,16 @@ class CompressRequest(BaseModel):
     card: ModelCard
     model_path: Path = Field(description="the ONNX weights to compress")
     model_dir: Path = Field(
-        description="folder that holds the card's data files (evaluation, calibration, training)"
+        description="folder that holds the card's files (config, targets' files, and the data "
+        "unless data_dir says otherwise)"
+    )
+    data_dir: Path | None = Field(
+        None,
+        description="folder that holds the evaluation, calibration and training data (default: "
+        "model_dir)",
+    )
+    evaluation_source: str | None = Field(
+        None, description="where the evaluation section came from, for the report"
     )
     max_size: str | None = None
     max_metric_drop: str | None = None
@@ -174,6 +186,11 @@ def prepare_job(request: CompressRequest) -> CompressJob:
         )
     ev = card.evaluation
     spec = card.compress or CompressSpec()
+    model_path = Path(request.model_path)
+    if not model_path.is_file():
+        raise CompressionError(
+            f"model file {model_path} is missing", "give the ONNX file with --model"
+        )
     target = build_target(
         spec,
         ev,
@@ -181,12 +198,8 @@ def prepare_job(request: CompressRequest) -> CompressJob:
         max_metric_drop=request.max_metric_drop,
         max_latency=request.max_latency,
         metric=request.metric,
+        original_size=model_path.stat().st_size,
     )
-    model_path = Path(request.model_path)
-    if not model_path.is_file():
-        raise CompressionError(
-            f"model file {model_path} is missing", "give the ONNX file with --model"
-        )
     _check_float_weights(model_path)
     sess = session_for(model_path)
     names = [i.name for i in sess.get_inputs()]
@@ -196,7 +209,8 @@ def prepare_job(request: CompressRequest) -> CompressJob:
             f"({', '.join(o.name for o in sess.get_outputs())})",
             "name one of them",
         )
-    eval_path = _data_path(request.model_dir, ev.data, "evaluation set")
+    data_dir = request.data_dir or request.model_dir
+    eval_path = _data_path(data_dir, ev.data, "evaluation set")
     labels_key = ev.labels if metric_def(target.metric).needs_labels else None
     eval_data = load_npz(
         eval_path, "evaluation set", names, input_map=ev.inputs, labels_key=labels_key
@@ -218,7 +232,7 @@ def prepare_job(request: CompressRequest) -> CompressJob:
     calib = eval_data
     if spec.calibration_data:
         calib = load_npz(
-            _data_path(request.model_dir, spec.calibration_data, "calibration set"),
+            _data_path(data_dir, spec.calibration_data, "calibration set"),
             "calibration set",
             names,
             input_map=ev.inputs,
@@ -228,7 +242,7 @@ def prepare_job(request: CompressRequest) -> CompressJob:
     train = None
     if spec.train_data:
         train = load_npz(
-            _data_path(request.model_dir, spec.train_data, "training set"),
+            _data_path(data_dir, spec.train_data, "training set"),
             "training set",
             names,
             input_map=ev.inputs,
@@ -361,9 +375,10 @@ def run_chain(
             if miss.candidate is not None:
                 compact_model(miss.candidate.path)
                 m = job.measure(miss.candidate.path)
+                label, made_with = _label(name, settings, miss.candidate)
                 attempt = Attempt(
-                    method=name,
-                    settings={**settings, **miss.candidate.settings},
+                    method=label,
+                    settings=made_with,
                     status="fail",
                     reason=miss.reason,
                     measurement=m,
@@ -382,10 +397,11 @@ def run_chain(
         conds = job.check(m)
         ok = all(c.met for c in conds)
         reason = "meets the target" if ok else "; ".join(_miss_text(c) for c in conds if not c.met)
+        label, made_with = _label(name, settings, cand)
         attempts.append(
             Attempt(
-                method=name,
-                settings={**settings, **cand.settings},
+                method=label,
+                settings=made_with,
                 status="pass" if ok else "fail",
                 reason=reason,
                 measurement=m,
@@ -399,6 +415,14 @@ def run_chain(
         if ok and search == "first":
             break
     return attempts, files
+
+
+def _label(name: str, settings: dict, cand) -> tuple[str, dict]:
+    """The method an attempt is reported (and recorded) as, with its settings: the method that
+    ran, unless its candidate is really another method's result."""
+    if cand.method and cand.method != name:
+        return cand.method, dict(cand.settings)
+    return name, {**settings, **cand.settings}
 
 
 def _run_method(method, job: CompressJob, workdir: Path, report, raise_unexpected: bool = False):
@@ -519,6 +543,7 @@ def compress(request: CompressRequest, progress: ProgressFn | None = None) -> Co
             attempts=attempts,
             chosen=chosen,
             met=chosen is not None,
+            evaluation_source=request.evaluation_source,
         )
         if chosen is not None:
             report.output = str(write_result(request, job, attempts[chosen], files[chosen]))
@@ -628,9 +653,11 @@ def write_result(request: CompressRequest, job: CompressJob, attempt: Attempt, p
     stage.mkdir()
     try:
         shutil.copyfile(path, stage / "model.onnx")
+        data = set(_data_files(src))
         for rel in _card_files(src):
-            s = request.model_dir / rel
-            pointer = request.model_dir / (rel + ".dvc")
+            folder = (request.data_dir or request.model_dir) if rel in data else request.model_dir
+            s = folder / rel
+            pointer = folder / (rel + ".dvc")
             (stage / rel).parent.mkdir(parents=True, exist_ok=True)
             if pointer.is_file():
                 shutil.copyfile(pointer, stage / (rel + ".dvc"))
@@ -665,13 +692,17 @@ def write_result(request: CompressRequest, job: CompressJob, attempt: Attempt, p
 
 
 def _card_files(card: ModelCard) -> list[str]:
-    files = [card.config]
-    if card.evaluation:
-        files.append(card.evaluation.data)
-    if card.compress:
-        files += [f for f in (card.compress.calibration_data, card.compress.train_data) if f]
+    files = [card.config, *_data_files(card)]
     files += [f for t in card.targets for f in (t.calibration, t.inputs) if f]
     return list(dict.fromkeys(files))
+
+
+def _data_files(card: ModelCard) -> list[str]:
+    """The files of the card's evaluation: and compress: sections."""
+    files = [card.evaluation.data] if card.evaluation else []
+    if card.compress:
+        files += [f for f in (card.compress.calibration_data, card.compress.train_data) if f]
+    return files
 
 
 def _card_text(request: CompressRequest, card: ModelCard, dest: Path) -> str:

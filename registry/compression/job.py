@@ -23,6 +23,7 @@ from registry.cards.schema import (
     parse_drop,
     parse_latency,
     parse_size,
+    parse_size_share,
 )
 from registry.compression.evaluation import (
     EvalData,
@@ -79,8 +80,11 @@ def build_target(
     max_metric_drop: str | None = None,
     max_latency: str | None = None,
     metric: str | None = None,
+    original_size: int | None = None,
 ) -> CompressTarget:
     """The target from the card's `compress:` section, each condition overridable by an option.
+
+    A size written as a share ('0.26x') is that share of `original_size`.
 
     Raises:
         CompressionError: a bound that does not parse, a metric other than the evaluation's, no
@@ -91,15 +95,17 @@ def build_target(
     drop_v = max_metric_drop if max_metric_drop is not None else spec.max_metric_drop
     lat_v = max_latency if max_latency is not None else spec.max_latency
     try:
-        size = (
-            None
-            if size_v is None
-            else (
-                int(size_v)
-                if isinstance(size_v, int) or str(size_v).strip().isdigit()
-                else int(parse_size(str(size_v))[0])
-            )
-        )
+        share = None if size_v is None else parse_size_share(str(size_v))
+        if share is not None:
+            if original_size is None:
+                raise ValueError(f"'{size_v}' needs the original model's size")
+            size = int(share * original_size)
+        elif size_v is None:
+            size = None
+        elif isinstance(size_v, int) or str(size_v).strip().isdigit():
+            size = int(size_v)
+        else:
+            size = int(parse_size(str(size_v))[0])
         drop = None if drop_v is None else parse_drop(_number_or_text(drop_v))
         latency = None if lat_v is None else parse_latency(_number_or_text(lat_v))
     except ValueError as e:

@@ -86,7 +86,13 @@ def quantize(
     # Shape inference and folding first, as ONNX Runtime's quantizer asks: more nodes get quantized.
     pre = dest.with_name(dest.stem + ".pre.onnx")
     try:
-        quant_pre_process(str(source), str(pre))
+        try:
+            # auto_merge: a transformer exported with dynamic batch and sequence has symbolic
+            # dimensions that only merge this way (ONNX Runtime's own advice for BERT)
+            quant_pre_process(str(source), str(pre), auto_merge=True)
+        except Exception:
+            # what symbolic inference cannot follow, ONNX's own shape inference still annotates
+            quant_pre_process(str(source), str(pre), skip_symbolic_shape=True)
     except Exception as e:  # the tool raises whatever its passes raise
         raise ConversionError(
             f"{source.name}: preparing for int8 quantization failed: {e}",

@@ -265,11 +265,20 @@ def _show(value: Any) -> str | None:
 
 def compare_fields(old: ModelCard, new: ModelCard) -> list[FieldChange]:
     """Card fields whose values differ (nested ones by dotted path), metrics/version/status
-    aside."""
+    aside.
+
+    A field that neither card writes is left out even when its default appears or changes with
+    its section (a new `evaluation:` section does not bring `evaluation.k: 5` into the notes).
+    """
     a = _flatten({k: v for k, v in old.model_dump(mode="json").items() if k not in _NOT_FIELDS})
     b = _flatten({k: v for k, v in new.model_dump(mode="json").items() if k not in _NOT_FIELDS})
+    written = set(_flatten(old.model_dump(mode="json", exclude_unset=True))) | set(
+        _flatten(new.model_dump(mode="json", exclude_unset=True))
+    )
     changes = []
     for key in list(b) + [k for k in a if k not in b]:
+        if key not in written:
+            continue
         if _show(a.get(key)) != _show(b.get(key)):
             changes.append(FieldChange(field=key, old=_show(a.get(key)), new=_show(b.get(key))))
     return changes

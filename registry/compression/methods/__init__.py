@@ -43,11 +43,17 @@ class MethodConfig(BaseModel):
 
 @dataclass
 class MethodResult:
-    """What a method produced: an ONNX file and the settings that made it."""
+    """What a method produced: an ONNX file and the settings that made it.
+
+    `method` names what the candidate really is when that is another method's result (a
+    mixed-precision search that keeps no node in float gives plain int8): the report and the
+    derived card then name that method, with `settings` as that method's full settings.
+    """
 
     path: Path
     settings: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    method: str | None = None
 
 
 class Method:

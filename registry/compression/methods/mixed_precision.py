@@ -86,6 +86,18 @@ class MixedPrecision(Method):
                 )
             path = quantize(workdir / "mixed.onnx", exclude=self.config.float_nodes)
             return MethodResult(path, {"float_nodes": self.config.float_nodes})
+        # plain int8 first: when it already meets the target no node needs float, and the
+        # sensitivity search (one run per weighted node) is not worth its time
+        plain = quantize(workdir / "mixed-0.onnx")
+        compact_model(plain)
+        plain_size = plain.stat().st_size
+        if job.target.max_size is not None and plain_size > job.target.max_size:
+            raise MethodMiss(
+                f"fully int8 the size is {plain_size:,} bytes, over max_size",
+                MethodResult(plain, {"float_nodes": []}),
+            )
+        if job.drop_ok(job.metric_of(plain)):
+            return self._plain_int8(plain)
         # sensitivity: the drop each node causes when it alone is quantized
         sensitivity = {}
         for i, node in enumerate(nodes):
@@ -94,8 +106,8 @@ class MixedPrecision(Method):
             sensitivity[node] = job.drop_of(job.metric_of(path))
         ranked = sorted(nodes, key=lambda n: -sensitivity[n])
         limit = max(1, int(len(nodes) * self.config.max_float_fraction))
-        best: MethodResult | None = None
-        for k in range(0, limit + 1):
+        best: MethodResult | None = MethodResult(plain, {"float_nodes": []})
+        for k in range(1, limit + 1):
             keep = ranked[:k]
             progress(0.65 + 0.35 * k / (limit + 1), f"{k} node(s) in float")
             path = quantize(workdir / f"mixed-{k}.onnx", exclude=keep)
@@ -113,10 +125,8 @@ class MixedPrecision(Method):
             if job.target.max_size is not None and size > job.target.max_size:
                 raise MethodMiss(
                     f"with {k} node(s) in float the size is {size:,} bytes, over max_size, and the "
-                    "drop is not yet within bounds"
-                    if k
-                    else f"fully int8 the size is {size:,} bytes, over max_size",
-                    best or cand,
+                    "drop is not yet within bounds",
+                    best,
                 )
             best = cand
             if job.drop_ok(value):
@@ -125,6 +135,31 @@ class MixedPrecision(Method):
             f"the drop stays above the bound with {limit} of {len(nodes)} weighted nodes in float "
             f"(max_float_fraction {self.config.max_float_fraction:g})",
             best,
+        )
+
+    def _plain_int8(self, path: Path) -> MethodResult:
+        """Fully int8, no node in float: reported as the plain int8 method it is, with that
+        method's settings (so the derived card rebuilds it), not as mixed precision."""
+        from registry.compression.methods.dynamic_int8 import DynamicInt8Config
+
+        if self.config.base == "dynamic":
+            method = "dynamic-int8"
+            settings = DynamicInt8Config(per_channel=self.config.per_channel).model_dump(
+                mode="json"
+            )
+        else:
+            method = "static-int8"
+            settings = StaticInt8Config(
+                per_channel=self.config.per_channel, samples=self.config.samples
+            ).model_dump(mode="json")
+        return MethodResult(
+            path,
+            settings,
+            [
+                "found by mixed-precision: plain int8 already meets the target, so no node is "
+                "kept in float and no sensitivity was measured"
+            ],
+            method=method,
         )
 
     def size_floor(self, job) -> int:
