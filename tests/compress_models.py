@@ -207,7 +207,14 @@ def build_text_embedder(folder: Path) -> Path:
 # token-type embeddings, a padding attention mask, GELU feed-forward blocks, mean pooling over
 # the real tokens and L2 normalisation), written with the same torch calls as Hugging Face's
 # BertModel, so ONNX and torch.export see the same graph shapes and operators.
-MINILM = {"layers": 6, "hidden": 384, "heads": 12, "intermediate": 1536, "vocab": 30522}
+MINILM = {
+    "layers": 6,
+    "hidden": 384,
+    "heads": 12,
+    "intermediate": 1536,
+    "vocab": 30522,
+    "max_len": 512,
+}
 TINY_BERT = {"layers": 2, "hidden": 32, "heads": 4, "intermediate": 64, "vocab": 1000}
 
 SENTENCE_CARD = """\
@@ -376,7 +383,7 @@ def build_sentence_encoder(
         "num_attention_heads": dims["heads"],
         "intermediate_size": dims["intermediate"],
         "vocab_size": dims["vocab"],
-        "max_position_embeddings": 128,
+        "max_position_embeddings": dims.get("max_len", 128),
         "pooling": "mean",
         "normalize": True,
     }

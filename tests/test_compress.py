@@ -347,3 +347,15 @@ def test_static_int8_calibrates_on_the_cards_calibration_set(digits_cnn, tmp_pat
     assert job.calibration_data.path.endswith("train.npz") and len(job.calibration_data) == 1300
     report = compress(request_for(src, tmp_path, max_metric_drop="0.01", methods=["static-int8"]))
     assert report.met and report.attempts[0].settings["calibration"] == "minmax"
+
+
+def test_max_size_as_a_share_of_the_original(digits_cnn, tmp_path):
+    size = (digits_cnn / "model.onnx").stat().st_size
+    report = compress(request_for(digits_cnn, tmp_path, max_size="0.45x", max_metric_drop="0.01"))
+    assert report.target.max_size == int(0.45 * size)
+    assert report.met and report.attempts[report.chosen].measurement.size <= 0.45 * size
+    with pytest.raises(CompressionError, match="'0x' is no share of the original"):
+        compress(request_for(digits_cnn, tmp_path / "zero", max_size="0x"))
+    bad = copy_model(digits_cnn, tmp_path, lambda d: d["compress"].update(max_size="0.3y"))
+    with pytest.raises(Exception, match="'0.3y' is not a size"):
+        load_card((bad / "model.yaml").read_bytes()).require()
