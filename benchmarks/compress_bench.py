@@ -399,12 +399,11 @@ def bench_minilm(tmp: Path) -> str:
         tmp,
     )
     built = proc.returncode == 0
+    printed = [ln.strip() for ln in (proc.stdout + proc.stderr).splitlines()]
     verify = [
-        ln.strip()
-        for ln in (proc.stdout + proc.stderr).splitlines()
-        if ln.strip().startswith("verify")
+        ln for ln in printed if ln.startswith("verify ") and ("passed" in ln or "failed" in ln)
     ]
-    chosen_line = [ln.strip() for ln in (proc.stdout + proc.stderr).splitlines() if "chosen:" in ln]
+    chosen_line = [ln for ln in printed if ln.startswith("chosen:")]
     pkg = tmp / "dist" / "minilm-encoder-1.0.0-linux-x86_64.tar.gz"
     run_text = "not built"
     if built:
