@@ -443,14 +443,17 @@ def bench_minilm(tmp: Path) -> str:
         f"- The command's time (whole process, imports included): {c_wall:.1f} s wall, "
         f"{c_cpu:.1f} s CPU; the chain reports {report['total_s']:.1f} s: {steps}.",
         f"- Goal (min cosine >= 0.99 at <= 0.26x in <= 30 s on 2 cores): "
-        f"**{'met' if met else 'missed'}**"
+        f"**{'met' if met else 'missed'}** as measured: min cosine {c_min:.4f} at "
+        f"{c_ratio:.3f}x in {c_wall:.1f} s wall at load {c_load:.1f} on {os.cpu_count()} shared "
+        f"CPUs"
         + (
             ""
-            if met
-            else f" (min cosine {c_min:.4f}, {c_ratio:.3f}x, {c_wall:.1f} s wall at load "
-            f"{c_load:.1f})"
+            if met or c_cpu > 30 or not (c_min >= 0.99 and c_ratio <= 0.26)
+            else f"; quality and size are met, and the command used {c_cpu:.1f} s of CPU, so on "
+            "2 idle cores its wall time would be near that, but that was not measured here"
         )
-        + ".",
+        + ". The trained MiniLM export this goal came from gave plain `quantize_dynamic` mean "
+        "0.967 / min 0.944; random weights do not reproduce that gap (both rows above are near 1).",
         f"- int8 linux-x86_64 package with default settings (card target `quantize: dynamic`, "
         f"`registry package --model model.onnx --card model.yaml -t linux-x86_64`): "
         f"{'built' if built else 'failed'} in {p_wall:.1f} s wall, {p_cpu:.1f} s CPU at load "
