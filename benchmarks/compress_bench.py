@@ -334,7 +334,7 @@ def bench_minilm(tmp: Path) -> str:
     from compress_models import MINILM, build_sentence_encoder, sentence_batch
 
     folder = build_sentence_encoder(
-        tmp / "minilm", dims=MINILM, name="minilm-encoder", length=32, eval_samples=128, pt2=False
+        tmp / "minilm", dims=MINILM, length=32, eval_samples=128, pt2=False
     )
     (folder / "model.yaml").write_text(MINILM_CARD)
     fp32 = folder / "model.onnx"

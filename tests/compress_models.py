@@ -217,19 +217,6 @@ MINILM = {
 }
 TINY_BERT = {"layers": 2, "hidden": 32, "heads": 4, "intermediate": 64, "vocab": 1000}
 
-SENTENCE_CARD = """\
-name: {name}
-status: unpublished
-task: embedding
-project: search
-source:
-  repo: https://github.com/example/sentence-encoder.git
-config: config.json
-weights: model.onnx
-pytorch: model.pt2
-description: Sentence embeddings (mean-pooled, L2-normalised BERT encoder)
-"""
-
 
 def bert_encoder(
     layers: int, hidden: int, heads: int, intermediate: int, vocab: int, max_len: int = 128
@@ -355,7 +342,6 @@ def build_sentence_encoder(
     folder: Path,
     *,
     dims: dict | None = None,
-    name: str = "sentence-encoder",
     length: int = 16,
     eval_samples: int = 64,
     seed: int = 0,
@@ -364,8 +350,8 @@ def build_sentence_encoder(
     """A BERT-style sentence encoder with random weights, exported and ready for `registry new`.
 
     The folder holds model.onnx and model.pt2 (inputs input_ids, attention_mask, token_type_ids;
-    output sentence_embedding), config.json (the dims, as a BertConfig would give them), card.yaml
-    (the card a publisher writes, without evaluation) and eval.npz (padded token batches).
+    output sentence_embedding), config.json (the dims, as a BertConfig would give them) and
+    eval.npz (padded token batches).
     """
     import json
 
@@ -388,7 +374,6 @@ def build_sentence_encoder(
         "normalize": True,
     }
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    (folder / "card.yaml").write_text(SENTENCE_CARD.format(name=name))
     rng = np.random.default_rng(seed + 1)
     np.savez(folder / "eval.npz", **sentence_batch(rng, eval_samples, length, dims["vocab"]))
     return folder
