@@ -10,12 +10,14 @@ branch then passes the bot's `registry check`.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -111,24 +113,29 @@ def test_the_train_label_trains_each_instance_in_a_job_and_opens_the_best_ones_p
     assert result.job_status("plan the instances") == "succeeded", result.output
     assert result.job_status("register the best instance") == "succeeded", result.output
     # one job per instance, each uploading its results as an artifact
+    accuracy = {}
     for instance in INSTANCES:
         assert f"train wine-small/{instance}" in result.output, result.output
         uploaded = act.artifacts / f"train-wine-small-{instance}"
         assert (uploaded / "model.onnx").stat().st_size > 0, sorted(uploaded.iterdir())
         metrics = json.loads((uploaded / "metrics.json").read_text())
-        assert 0.0 <= metrics["metrics"]["accuracy"] <= 1.0
+        accuracy[instance] = metrics["metrics"]["accuracy"]
+        assert 0.0 <= accuracy[instance] <= 1.0
     # the best instance is registered on a branch of its own, pushed, with its pull request open
     branches = clone.git("for-each-ref", "--format=%(refname:short)", "refs/heads/train/")
     assert len(branches.split()) == 1 and branches.startswith("train/wine-small-"), branches
     branch = branches
     pull = (act.releases / "pulls" / f"{branch}.md").read_text()
     assert pull.startswith("Register the result of training task wine-small\nbase: main\n"), pull
-    card = clone.git("show", f"{branch}:models/wine-small/model.yaml")
-    assert "repo: self" in card and f"commit: {head}" in card
-    assert any(
-        f"instance {i} of training task wine-small" in clone.git("log", "-1", branch)
-        for i in INSTANCES
+    card = yaml.safe_load(clone.git("show", f"{branch}:models/wine-small/model.yaml"))
+    assert card["source"]["repo"] == "self" and card["source"]["commit"] == head
+    # the best instance by the task's metric, with the accuracy its job measured
+    registered = re.search(
+        r"instance (\S+) of training task wine-small", clone.git("log", "-1", branch)
     )
+    assert registered and accuracy[registered.group(1)] == max(accuracy.values()), accuracy
+    [measured] = [m for m in card["metrics"] if m["name"] == "accuracy"]
+    assert measured["value"] == pytest.approx(accuracy[registered.group(1)])
     # the weights the card's pointer names are on the staging remote
     pointer = parse_pointer(clone.git("show", f"{branch}:models/wine-small/model.onnx.dvc"))
     staged = clone.storage / "staging" / "files" / "md5" / pointer.md5[:2] / pointer.md5[2:]
