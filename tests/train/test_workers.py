@@ -4,6 +4,7 @@ others finish, DVCLive metrics, plots, ONNX results, Ctrl-C and resuming, `train
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -90,12 +91,27 @@ def _train(reg, *args, **kw) -> subprocess.CompletedProcess:
 
 
 def test_workers_train_in_parallel_and_failures_are_reported_while_the_others_finish(
-    training_registry,
+    training_registry, tmp_path
 ):
     reg = training_registry
     _tiny(reg)
-    proc = _train(reg, "tiny", "--workers", "2", "--progress", "plain")
+    summary = tmp_path / "step-summary.md"  # what GitHub Actions shows on the run's page
+    proc = _train(
+        reg,
+        "tiny",
+        "--workers",
+        "2",
+        "--progress",
+        "plain",
+        env={**os.environ, "GITHUB_STEP_SUMMARY": str(summary)},
+    )
     assert proc.returncode == 1, proc.stderr
+    compared = {
+        row.split("|")[1].strip(): row for row in summary.read_text().splitlines() if "|" in row
+    }
+    assert summary.read_text().startswith("### Training task tiny\n")
+    assert "| done |" in compared["first"] and "| failed |" in compared["nan"]
+    assert "best" in compared["first"] + compared["twin"]
     err = proc.stderr
     assert "[nan] FAILED: the loss became nan at epoch 1, step 1" in err
     assert "[killed] FAILED: the worker stopped (killed by signal 9)" in err
@@ -186,7 +202,11 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_resumes_from_the_checkpoint(training_r
     events = []
     for line in proc.stdout:
         events.append(json.loads(line))
-        if events[-1].get("event") == "checkpoint":
+        # a checkpoint after a whole epoch was reported (on a busy machine the first epoch alone
+        # may take the checkpoints' interval, and its checkpoint comes before its epoch event)
+        if events[-1].get("event") == "checkpoint" and any(
+            e.get("event") == "epoch" for e in events
+        ):
             break
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)

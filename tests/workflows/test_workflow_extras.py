@@ -102,13 +102,18 @@ def test_a_job_installs_exactly_the_extras_its_commands_need(workflow, job_id, j
 def test_a_cached_environment_is_keyed_by_its_extras(workflow, job_id, job):
     step, extras = installed(job)
     caches = [s for s in job["steps"] if s.get("uses", "").startswith("actions/cache@")]
+    # the checkout the install step bootstraps: the workspace, or a folder of it (`base/`)
+    checkout = step["run"].split()[0].removesuffix("scripts/bootstrap")
     for cache in caches:
-        assert cache["with"]["path"] == ".venv"
+        assert cache["with"]["path"] == f"{checkout}.venv"
         key = cache["with"]["key"]
         named = "-".join(step["run"].split()[1:])
         assert key.startswith("venv-${{ runner.os }}-"), key
         assert "py${{ steps.python.outputs.python-version }}" in key, key
-        assert key.endswith(f"-{named}-${{{{ hashFiles('pyproject.toml') }}}}"), (key, named)
+        assert key.endswith(f"-{named}-${{{{ hashFiles('{checkout}pyproject.toml') }}}}"), (
+            key,
+            named,
+        )
     torch_index = "PIP_EXTRA_INDEX_URL" in step.get("env", {})
     assert torch_index == needs_torch(extras), (
         f"{workflow}:{job_id}: PyTorch's CPU index is for the install steps that install torch"

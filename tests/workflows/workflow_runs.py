@@ -267,10 +267,13 @@ class Act:
         *,
         sha: str | None = None,
         env: dict[str, str] | None = None,
+        timeout: float = ACT_TIMEOUT_S,
     ) -> ActResult:
         """Run `.github/workflows/<workflow>` of the clone for one event; return what it showed.
 
         `sha` is the run's `github.sha` (a push's `after`); by default the clone's main.
+        `timeout`: seconds the whole run may take (a run of several jobs that each install the
+        registry and train takes longer than one check).
         """
         for args in (["fetch", "-q", "local"], ["checkout", "-q", "--detach", sha or "local/main"]):
             subprocess.run(["git", *args], cwd=self.start, check=True, env=self.clone.env)
@@ -323,7 +326,7 @@ class Act:
             env=self.clone.env,
             capture_output=True,
             text=True,
-            timeout=ACT_TIMEOUT_S,
+            timeout=timeout,
         )
         return ActResult(proc.returncode, proc.stdout + proc.stderr, self.artifacts, self.comments)
 
