@@ -144,8 +144,7 @@ def build_package(
             detail = "; ".join([v.summary() for v in table] + skipped) or "no candidate converter"
             raise ConversionError(
                 f"{ref} for {target.name}: no candidate passed verification: {detail}",
-                "see docs/packaging.md#verification: a lossy option (quantize, fp16) may "
-                "be too coarse for this model, or thresholds too tight",
+                threshold_hint(source.name, target.name, table, spec is not None and spec.inputs),
             )
 
         if verified:
@@ -225,6 +224,37 @@ def build_package(
         return write_package(
             f"{source.name}-{source.version}-{target.name}", files, manifest, out_dir, key
         )
+
+
+def threshold_hint(
+    model: str, target: str, verifications: list[Verification], real_inputs: bool
+) -> str:
+    """What to change when no candidate passed: the card fields, with values that accept the
+    numbers measured (the closest candidate's), and real inputs when the card gives none."""
+    import json
+
+    changes = [(v, v.failing_limits()) for v in verifications if v.status == "failed"]
+    changes = [(v, c) for v, c in changes if c]
+    inputs = (
+        ""
+        if real_inputs
+        else "; or verify on real inputs: `inputs: samples.npz` (keyed by input name) in the "
+        "same entry"
+    )
+    if not changes:
+        return (
+            "see docs/packaging.md#verification: a lossy option (quantize, fp16) may be too "
+            "coarse for this model" + inputs
+        )
+    v, change = min(changes, key=lambda vc: len(vc[1]))
+    values = ", ".join(f"{k}: {val:g}" for k, val in sorted(change.items()))
+    option = json.dumps({v.precision: dict(sorted(change.items()))})
+    return (
+        f"if {v.converter} ({v.precision})'s numbers are acceptable for this model, raise its "
+        f"limit(s) in models/{model}/model.yaml, in the targets entry '{target}': "
+        f"`options: {{thresholds: {{{v.precision}: {{{values}}}}}}}` "
+        f"(or --option 'thresholds={option}'; docs/packaging.md#verification)" + inputs
+    )
 
 
 def _confirm_choice(
