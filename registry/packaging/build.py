@@ -8,8 +8,9 @@
    ExecuTorch and Core ML converters start from the card's PyTorch source (`.pt2`) instead, read
    once per build;
 3. verify each candidate against the source in float32 (`registry.packaging.verify`); drop failures;
-4. time the verified candidates under each engine setting and keep the fastest
-   (`registry.packaging.benchmark`);
+4. ship the first verified candidate with its engine's default setting (or the one the card
+   pins), and time every verified candidate under each engine setting for the advice written
+   beside the package (`registry.packaging.benchmark`): timings never change the package's bytes;
 5. write the description block (`registry.packaging.protocol`) into the model, through its
    converter, and into the manifest, and write the archive with the model, `manifest.json`, a
    minimal loader and the verification reference (`registry.packaging.archive`), optionally
@@ -30,6 +31,7 @@ import numpy as np
 
 from registry import __version__
 from registry.core.errors import ConversionError
+from registry.core.files import write_atomic
 from registry.packaging.archive import (
     MODEL_DIR,
     REFERENCE,
@@ -159,6 +161,7 @@ def build_package(
                 providers=target.providers(),
                 warmup=options.warmup,
                 repeats=options.repeats,
+                pinned=options.engine,
                 progress=progress,
             )
             chosen, engine_check = _confirm_choice(
@@ -168,6 +171,8 @@ def build_package(
                 f"chosen: {report.chosen_converter} {report.chosen_setting.label()} "
                 f"({report.reason})"
             )
+            if report.advice:
+                log(f"benchmark: {report.advice}")
             on_device, scope = target.verification_scope(providers, chosen.engine)
             where = verifications[candidates.index(chosen)].where
             note = f"{where}; {scope}"
@@ -217,13 +222,25 @@ def build_package(
             verification_note=note,
             verification=table,
             engine_verification=engine_check,
-            benchmark=report,
+            benchmark=report.in_package(),
             reference=REFERENCE,
             built_with=__version__,
         )
-        return write_package(
-            f"{source.name}-{source.version}-{target.name}", files, manifest, out_dir, key
-        )
+        root = f"{source.name}-{source.version}-{target.name}"
+        result = write_package(root, files, manifest, out_dir, key)
+        return write_benchmark(result, report)
+
+
+def write_benchmark(result: PackageResult, report: BenchmarkReport) -> PackageResult:
+    """Write the full benchmark report (timings, machine, advice) beside the package as
+    `<package>.benchmark.json`, when timings were taken: it varies between builds, so it is never
+    inside the package, whose bytes a rebuild reproduces."""
+    if not report.measured:
+        return result
+    name = result.path.name.removesuffix(".enc").removesuffix(".tar.gz") + ".benchmark.json"
+    side = result.path.with_name(name)
+    write_atomic(side, (report.model_dump_json(indent=2) + "\n").encode())
+    return result.model_copy(update={"benchmark": report, "benchmark_file": side})
 
 
 def threshold_hint(
@@ -507,6 +524,14 @@ def _block(
         else None
     )
     started_from = source.weights if onnx_model else source.pytorch
+    quantization = prep.quantization
+    if quantization is not None and onnx_model:  # where its scales and zero points live
+        from registry.packaging.quantization import quantization_parameters
+
+        operators, parameters = quantization_parameters(model)
+        quantization = quantization.model_copy(
+            update={"operators": operators, "parameters": parameters}
+        )
     return DescriptionBlock(
         runtime=target.runtime,
         min_runtime_version="0",
@@ -516,7 +541,7 @@ def _block(
         ir_version=model.ir_version if onnx_model else None,
         weight_dtype="int8" if prep.precision == "int8" else "float32",
         quantized=prep.quantization is not None,
-        quantization=prep.quantization,
+        quantization=quantization,
         optimized=prep.optimized
         if onnx_model
         else None,  # ONNX Runtime's optimiser never saw a .pt2

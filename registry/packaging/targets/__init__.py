@@ -82,6 +82,20 @@ DEFAULT_THRESHOLDS: dict[str, Thresholds] = {
 }
 
 
+class EnginePin(BaseModel):
+    """The engine setting a package ships with, when the card asks for one instead of the engine's
+    default (the benchmark's advice says which setting was faster on the build machine)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    threads: int | None = Field(
+        None, ge=0, description="intra-op threads (0: the runtime's default, all cores)"
+    )
+    graph_optimization: Literal["disable", "basic", "extended", "all"] | None = Field(
+        None, description="ONNX Runtime's graph optimisation level"
+    )
+
+
 class TargetOptions(BaseModel):
     """Options every target accepts (from the card's `targets:` entry or the command line)."""
 
@@ -104,6 +118,11 @@ class TargetOptions(BaseModel):
         default_factory=lambda: default_threads(),
         description="intra-op thread counts tried by the engine benchmark "
         "(default: 1, 2, 4, 8 up to the machine's cores)",
+    )
+    engine: EnginePin | None = Field(
+        None,
+        description="ship this engine setting instead of the engine's default: {threads: 1, "
+        "graph_optimization: extended} (the benchmark's advice names a faster one)",
     )
     warmup: int = Field(3, ge=0, description="benchmark: untimed runs before timing")
     repeats: int = Field(20, ge=1, description="benchmark: timed runs per engine setting")
