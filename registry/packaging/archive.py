@@ -64,6 +64,11 @@ class Manifest(BaseModel):
         "card's `engine:`)"
     )
     inputs: list[dict] = Field(description="name, shape and dtype of each input")
+    batch: int | str | None = Field(
+        None,
+        description="the batch the model accepts: a number when fixed (a .pt2 exported with "
+        "fixed shapes), 'any' when its first axis is free",
+    )
     outputs: list[str] = Field(description="output names, in order")
     verified: bool = Field(
         description="whether the chosen model was verified numerically on the build machine "

@@ -203,7 +203,23 @@ def build_package(
             for n, shape, dt in input_signature(prep.reference)
         ]
         if get_converter(chosen.converter).source_format == "pt2":  # the program's fixed dims
-            sig = _pytorch_shapes(pytorch.read(prep.reference)[1], sig)
+            onnx_sig, theirs = sig, pytorch.read(prep.reference)[1]
+            sig = _pytorch_shapes(theirs, sig)
+            fixed = [
+                (t[0], p["shape"][0], o["name"])
+                for o, p, t in zip(onnx_sig, sig, theirs)
+                if o["shape"]
+                and not isinstance(o["shape"][0], int)
+                and isinstance(p["shape"][0], int)
+            ]
+            if fixed:
+                from registry.formats.pt2 import FIXED_BATCH_HINT, fixed_batch_warning
+
+                log(
+                    "warning: "
+                    + fixed_batch_warning(pytorch.path.name, source.weights.name, fixed)
+                    + f"; {FIXED_BATCH_HINT}"
+                )
         files = package_files(
             {p.relative_to(chosen.path.parent).as_posix(): p.read_bytes() for p in chosen.files},
             reference_npz(inputs, names, ref_out),
@@ -216,6 +232,7 @@ def build_package(
             description=chosen.block,
             engine=report.chosen_setting,
             inputs=sig,
+            batch=_batch(sig),
             outputs=names,
             verified=bool(verified),
             verified_on_device=on_device,
@@ -300,8 +317,9 @@ def _confirm_choice(
         if check.passed:
             if rejected:
                 report.chosen_converter, report.chosen_setting = converter, setting
-                report.reason += "; faster settings failed verification: " + "; ".join(
-                    f"{v.setting}: {v.summary()}" for v in rejected
+                report.reason += (
+                    "; settings before it in the fixed order failed verification: "
+                    + "; ".join(f"{v.setting}: {v.summary()}" for v in rejected)
                 )
             return cand, check
         log(f"setting {setting.label()} rejected: {check.summary()}")
@@ -463,6 +481,16 @@ class _PytorchSource:
             _check_pytorch_inputs(self.path.name, theirs, reference)
             self._read = (program, theirs)
         return self._read
+
+
+def _batch(sig: list[dict]) -> int | str | None:
+    """The batch the packaged model accepts: a number when its inputs fix the first axis, 'any'
+    when it is free (None for a model without inputs)."""
+    firsts = [s["shape"][0] for s in sig if s["shape"]]
+    if not firsts:
+        return None
+    fixed = [d for d in firsts if isinstance(d, int) and d > 0]
+    return min(fixed) if fixed else "any"
 
 
 def _pytorch_shapes(theirs: list[tuple[str, list, str]], sig: list[dict]) -> list[dict]:
