@@ -136,8 +136,19 @@ def test_a_cosine_limit_that_cannot_decide_is_refused(override, error):
     from registry.core.errors import UsageError
     from registry.packaging.targets import get_target
 
-    with pytest.raises(UsageError, match=error):
+    with pytest.raises(UsageError, match=error) as e:
         get_target("linux-x86_64").parse_options({"thresholds": override})
+    if "unknown" not in error:
+        assert "docs/packaging.md#verification" in e.value.hint and "''" not in e.value.message
+
+
+def test_packages_built_under_the_earlier_limits_still_open():
+    """A manifest's recorded limits are data, not a card: an old `min_cosine` below what its
+    rel_l2 guarantees still reads, and still judges."""
+    from registry.packaging.targets import Thresholds
+
+    old = Thresholds.model_validate({"max_abs": 0.1, "rel_l2": 0.1, "min_cosine": 0.99})
+    assert old.cosine_problem() and compare("y", np.ones(3), np.ones(3), old, "int8").passed
 
 
 def test_thresholds_are_one_rule_with_the_card_s_names():

@@ -29,7 +29,8 @@ class Thresholds(BaseModel):
     The rule: every float output passes when `max_abs` (its worst element) and `rel_l2` (the whole
     output) are within their limits. `rel_l2 <= r` already guarantees a cosine similarity of at
     least sqrt(1 - r^2) (`implied_cosine`), so a cosine limit is optional: set `min_cosine` only to
-    demand more than that (a limit looser than the guarantee could never decide, and is refused).
+    demand more than that (a card's limit looser than the guarantee could never decide, and
+    `TargetOptions` refuses it).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -50,17 +51,18 @@ class Thresholds(BaseModel):
         """The least cosine similarity an output within `rel_l2` can have."""
         return math.sqrt(1 - self.rel_l2**2) if self.rel_l2 < 1 else 0.0
 
-    @model_validator(mode="after")
-    def _cosine_decides(self) -> Thresholds:
-        if self.min_cosine is not None and self.min_cosine <= self.implied_cosine:
-            loose = math.sqrt(max(0.0, 1 - self.min_cosine**2))
-            raise ValueError(
-                f"min_cosine {self.min_cosine:g} never decides: rel_l2 <= {self.rel_l2:g} already "
-                f"guarantees cosine >= {self.implied_cosine:.4f}; to accept outputs down to "
-                f"cosine {self.min_cosine:g}, raise rel_l2 to {loose:.3g} instead (and drop "
-                "min_cosine)"
-            )
-        return self
+    def cosine_problem(self) -> str | None:
+        """Why `min_cosine` could never decide (at or below what `rel_l2` guarantees), or None.
+        Checked where a card sets limits; packages built before this rule keep theirs."""
+        if self.min_cosine is None or self.min_cosine > self.implied_cosine:
+            return None
+        loose = math.sqrt(max(0.0, 1 - self.min_cosine**2))
+        return (
+            f"min_cosine {self.min_cosine:g} never decides: rel_l2 <= {self.rel_l2:g} already "
+            f"guarantees cosine >= {self.implied_cosine:.4f}; to accept outputs down to "
+            f"cosine {self.min_cosine:g}, raise rel_l2 to {loose:.3g} instead (and drop "
+            "min_cosine)"
+        )
 
 
 class ThresholdOverride(BaseModel):
@@ -137,18 +139,13 @@ class TargetOptions(BaseModel):
     @model_validator(mode="after")
     def _limits_coherent(self) -> TargetOptions:
         for precision in self.thresholds:
-            try:
-                self.limits(precision)
-            except ValidationError as e:
-                raise ValueError(f"thresholds.{precision}: {e.errors()[0]['msg']}") from None
+            problem = self.limits(precision).cosine_problem()
+            if problem:
+                raise ValueError(f"thresholds.{precision}: {problem}")
         return self
 
     def limits(self, precision: str) -> Thresholds:
-        """The verification thresholds for a precision: the defaults, changed by the overrides.
-
-        Raises:
-            ValidationError: a `min_cosine` that the `rel_l2` limit makes meaningless.
-        """
+        """The verification thresholds for a precision: the defaults, changed by the overrides."""
         base = DEFAULT_THRESHOLDS[precision]
         change = self.thresholds.get(precision)
         if change is None:
@@ -267,10 +264,13 @@ class Target:
                 raise UsageError(
                     f"{where}: unknown option '{loc}' for target {self.name}", hint
                 ) from e
-            raise UsageError(
-                f"{where}: '{loc}': {err['msg'].removeprefix('Value error, ')}",
-                f"see `registry package --list-targets` for {self.name}'s options",
-            ) from e
+            msg = err["msg"].removeprefix("Value error, ")
+            hint = (
+                "the limits and what each guarantees: docs/packaging.md#verification"
+                if loc.startswith("thresholds") or msg.startswith("thresholds")
+                else f"see `registry package --list-targets` for {self.name}'s options"
+            )
+            raise UsageError(f"{where}: " + (f"'{loc}': " if loc else "") + msg, hint) from e
 
 
 def _normal_arch(machine: str) -> str:
