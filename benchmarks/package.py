@@ -148,6 +148,7 @@ def main() -> int:
 
     sys.path.insert(0, str(ROOT))
     from registry.cards.schema import ModelCard
+    from registry.core.errors import ConversionError
     from registry.packaging.archive import open_package
     from registry.packaging.build import build_package
     from registry.packaging.engines import get_engine
@@ -207,17 +208,26 @@ def main() -> int:
                 load = os.getloadavg()[0]
                 cpu0 = _cpu_seconds()
                 start = time.perf_counter()
-                result = build_package(
-                    src,
-                    target,
-                    work / "dist" / f"{target}-{len(extra)}-{src is pt_source}",
-                    overrides={**opts, **extra},
-                )
-                seconds = time.perf_counter() - start
-                cpu = _cpu_seconds() - cpu0
                 label = (
                     target + (" int8" if extra else "") + (" from .pt2" if src is pt_source else "")
                 )
+                try:
+                    result = build_package(
+                        src,
+                        target,
+                        work / "dist" / f"{target}-{len(extra)}-{src is pt_source}",
+                        overrides={**opts, **extra},
+                    )
+                except ConversionError as e:  # a failed gate is a figure too: say it, with numbers
+                    seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu0
+                    detail = e.message.split("no candidate passed verification: ", 1)[-1]
+                    rows.append(
+                        f"| {label} | {seconds:.2f} s / {cpu:.2f} s, load {load:.1f} | "
+                        f"**failed verification**: {detail} | - | - | - |"
+                    )
+                    continue
+                seconds = time.perf_counter() - start
+                cpu = _cpu_seconds() - cpu0
                 results[label] = result
                 size = model_size(open_package(result.path))
                 cos = min(
