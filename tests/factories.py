@@ -238,11 +238,13 @@ def torch_sources(
     seed: int = 0,
     input_name: str = "input",
     output_name: str = "probabilities",
+    dynamic_batch: bool = False,
 ) -> tuple[bytes, bytes]:
     """One real PyTorch model exported twice, as a card with `pytorch:` holds it: ONNX (the
     weights, batch dimension symbolic) and a `.pt2` ExportedProgram (torch.export.save).
 
     Default: a small classifier (Linear → ReLU → Linear → Softmax) on 8 features, seeded weights.
+    The `.pt2` fixes the example's batch unless `dynamic_batch` (the ONNX always leaves it free).
     """
     import io
     import tempfile
@@ -270,7 +272,13 @@ def torch_sources(
         )
         onnx_bytes = onnx_path.read_bytes()
     buf = io.BytesIO()
-    torch.export.save(torch.export.export(module, (example,)), buf)
+    if dynamic_batch:  # torch fixes a dimension of size 1: export on a batch of 2
+        pair = torch.cat([example, example])
+        batch = {0: torch.export.Dim("batch", min=1, max=1024)}
+        program = torch.export.export(module, (pair,), dynamic_shapes=(batch,))
+    else:
+        program = torch.export.export(module, (example,))
+    torch.export.save(program, buf)
     return onnx_bytes, buf.getvalue()
 
 

@@ -119,6 +119,28 @@ def test_new_version_then_evaluation_data_missing_from_the_remote(
     )
 
 
+def test_compressing_an_offline_model_says_so(registry_repo, digits_cnn, tmp_path):
+    reg = publish_digits(registry_repo, digits_cnn)
+    card = reg.root / "models" / "digits-cnn" / "model.yaml"
+    text = card.read_text()
+    status = next(line for line in text.splitlines() if line.startswith("status:"))
+    card.write_text(text.replace(status, "status: offline"))
+    reg.commit(message="digits-cnn offline")
+    proc = reg.registry(
+        "compress",
+        "digits-cnn@1.0.0",
+        "--max-drop",
+        "0.01",
+        "--methods",
+        "fp16",
+        "--report-dir",
+        str(tmp_path / "r"),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: digits-cnn@1.0.0 was withdrawn (card status: offline)" in proc.stderr
+    assert "a model derived from it inherits that" in proc.stderr
+
+
 def test_compressing_a_withdrawn_version_says_so(registry_repo, digits_cnn, tmp_path):
     reg = publish_digits(registry_repo, digits_cnn)
     reg.git("tag", "-a", "digits-cnn@v1.0.0!#1", "-m", "withdrawn", "digits-cnn@v1.0.0^{}")

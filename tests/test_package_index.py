@@ -346,6 +346,21 @@ def test_a_withdrawn_version_s_package_comes_with_a_warning(
     assert code == 0 and "warning: digits@1.0.0 was withdrawn" in err and "never 'latest'" in err
 
 
+def test_an_offline_model_s_packages_are_pushed_with_a_warning(
+    published_registry, built, tmp_path, capsys
+):
+    """An offline model (card status on the default branch) keeps serving consumers pinned to
+    its versions, so its packages may still be published; the command says it is offline."""
+    reg = published_registry
+    card = reg.root / "models" / "digits" / "model.yaml"
+    card.write_text(card.read_text().replace("status: updated", "status: offline"))
+    reg.commit(message="digits offline")
+    code, out, err = push(reg, dist(built, tmp_path, "linux-x86_64"), capsys)
+    assert code == 0, err
+    assert "warning: digits@1.0.0 was withdrawn (card status: offline)" in err
+    assert "pinned to it" in err and "never 'latest'" in err
+
+
 def test_gc_keeps_the_objects_of_indexed_packages(published_registry, built, tmp_path, capsys):
     reg = published_registry
     assert push(reg, dist(built, tmp_path, "linux-x86_64"), capsys)[0] == 0

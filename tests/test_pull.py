@@ -172,3 +172,20 @@ def test_the_pytorch_source_of_a_version_comes_with_its_weights(registry_repo, t
         "model.onnx": md5(mlp_onnx(5)),
         "model.pt2": md5(pt2),
     }
+
+
+def test_pulling_again_says_which_files_were_kept_with_sizes_for_people(
+    published_registry, tmp_path
+):
+    reg = published_registry
+    out = str(tmp_path / "out")
+    first = reg.registry("pull", "digits@1.1.0", "-o", out)
+    assert first.returncode == 0, first.stderr
+    line = next(x for x in first.stdout.splitlines() if "model.onnx" in x)
+    assert " KB  md5 " in line and "bytes" not in line and "from public" in line
+    again = reg.registry("pull", "digits@1.1.0", "-o", out)
+    line = next(x for x in again.stdout.splitlines() if "model.onnx" in x)
+    assert again.returncode == 0 and "already there, verified (public not contacted)" in line
+    data = json.loads(reg.registry("pull", "digits@1.1.0", "-o", out, "--format", "json").stdout)
+    onnx_file = next(f for f in data["files"] if f["path"].endswith("model.onnx"))
+    assert onnx_file["kept"] is True and isinstance(onnx_file["size"], int)  # bytes in json

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import pty
@@ -153,6 +154,9 @@ def test_new_with_a_pytorch_source_tracks_and_pushes_it(registry_repo, inputs, t
         capsys=capsys,
     )
     assert code == 0, err
+    # torch_sources' .pt2 fixes the batch to 1 while the ONNX takes any: said, with the fix
+    assert "warning: model.pt2 takes a fixed batch of 1 on input(s) 'input'" in err
+    assert "model.onnx takes any batch" in err and "dynamic_shapes=" in err
     folder = root / "models" / "mlp"
     card = load_card((folder / "model.yaml").read_text()).card
     assert card.pytorch == "model.pt2"
@@ -481,3 +485,30 @@ def test_python_api_scaffolds_without_the_cli(registry_repo, inputs):
     assert result.folder == (registry_repo.root / "models/api-model").resolve()
     assert result.card.size == inputs["weights"].stat().st_size and not result.pushed
     assert result.pointer.is_file()
+
+
+def test_new_with_a_dynamic_batch_pytorch_source_warns_of_nothing(
+    registry_repo, inputs, tmp_path, capsys
+):
+    from factories import torch_sources
+
+    onnx_bytes, pt2 = torch_sources(dynamic_batch=True)
+    inputs["weights"].write_bytes(onnx_bytes)
+    (tmp_path / "work" / "model.pt2").write_bytes(pt2)
+    code, out, err = registry_cli(
+        registry_repo.root,
+        "new",
+        "mlp",
+        "--weights",
+        str(inputs["weights"]),
+        "--config",
+        str(inputs["config"]),
+        "--pytorch",
+        str(tmp_path / "work" / "model.pt2"),
+        *REQUIRED,
+        "--format",
+        "json",
+        capsys=capsys,
+    )
+    assert code == 0, err
+    assert "warning" not in err and json.loads(out)["warnings"] == []

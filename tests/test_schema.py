@@ -39,6 +39,15 @@ def test_committed_schema_is_the_current_schema(capsys):
     )
 
 
+def test_schema_takes_format_json_like_every_command_scripts_read(capsys):
+    cwd = os.getcwd()
+    try:
+        main(["schema", "--format", "json"])
+    finally:
+        os.chdir(cwd)
+    assert json.loads(capsys.readouterr().out) == card_json_schema()
+
+
 def test_every_card_in_models_validates_against_the_committed_schema(validator):
     cards = sorted((REPO / "models").glob("*/model.yaml"))
     assert cards

@@ -85,6 +85,9 @@ class NewModelResult(BaseModel):
     pointer: Path = Field(description="the DVC pointer of the weights")
     md5: str = Field(description="md5 of the weights, as DVC recorded it")
     pushed: bool = Field(False, description="whether the weights were pushed to the staging remote")
+    warnings: list[str] = Field(
+        default_factory=list, description="what works but will surprise (a fixed-batch .pt2)"
+    )
 
 
 def check_name(name: str) -> str:
@@ -143,8 +146,9 @@ def check_weights(path: Path) -> None:
     )  # refuses pickle-based and unreadable formats by their bytes, loading nothing
 
 
-def check_pytorch(path: Path) -> None:
-    """Refuse a PyTorch source that is missing or not a plain PT2 archive (inspected, never loaded).
+def check_pytorch(path: Path, weights: Path | None = None) -> list[str]:
+    """Refuse a PyTorch source that is missing or not a plain PT2 archive (inspected, never loaded);
+    return warnings: a batch the `.pt2` fixes while the ONNX `weights` leave it free.
 
     Raises:
         UsageError: missing or not named .pt2. ModelFormatError: pickled or compiled entries.
@@ -161,7 +165,27 @@ def check_pytorch(path: Path) -> None:
             f"PyTorch source {path.name} is not a .pt2 file",
             "save the ExportedProgram with torch.export.save(ep, 'model.pt2')",
         )
-    inspect_pt2(path, path.name)
+    archive = inspect_pt2(path, path.name)
+    return pytorch_warnings(archive, path.name, weights)
+
+
+def pytorch_warnings(archive, shown: str, weights: Path | None) -> list[str]:
+    """Warnings about a `.pt2` (its `inspect_pt2` result) next to its ONNX `weights`: a fixed
+    batch where the ONNX model takes any."""
+    from registry.core.errors import ModelFormatError
+    from registry.formats.pt2 import FIXED_BATCH_HINT, fixed_batch, fixed_batch_warning
+    from registry.formats.summary import summarize_onnx
+
+    if weights is None or weights.suffix.lower() != ".onnx":
+        return []
+    try:
+        onnx_inputs = [(t.name, t.shape or []) for t in summarize_onnx(weights).inputs]
+    except ModelFormatError:
+        return []
+    found = fixed_batch(archive.inputs, onnx_inputs)
+    if not found:
+        return []
+    return [f"{fixed_batch_warning(shown, weights.name, found)}; {FIXED_BATCH_HINT}"]
 
 
 def check_config(path: Path) -> None:
@@ -216,8 +240,7 @@ def new_model(root: str | os.PathLike, request: NewModel, *, push: bool = False)
     check_weights(weights)
     check_config(config)
     pytorch = Path(request.pytorch) if request.pytorch else None
-    if pytorch is not None:
-        check_pytorch(pytorch)
+    warnings = check_pytorch(pytorch, weights) if pytorch is not None else []
     weights_name, config_name = weights.name, config.name
     if config_name in (CARD_FILE, weights_name):
         config_name = "config" + config.suffix.lower()
@@ -282,7 +305,12 @@ def new_model(root: str | os.PathLike, request: NewModel, *, push: bool = False)
 
     sync_artifacts(root)
     return NewModelResult(
-        folder=folder, card=card, pointer=folder / pointer_path.name, md5=pointer.md5, pushed=push
+        folder=folder,
+        card=card,
+        pointer=folder / pointer_path.name,
+        md5=pointer.md5,
+        pushed=push,
+        warnings=warnings,
     )
 
 

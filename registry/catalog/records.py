@@ -35,7 +35,7 @@ class CatalogPackage(BaseModel):
     size: int = Field(description="bytes")
     sha256: str
     engine: str | None = Field(
-        None, description="the inference engine the release's benchmark chose"
+        None, description="the inference engine setting the release's package runs with"
     )
     verified_on_device: bool | None = Field(
         None, description="the package's own verification result"

@@ -42,7 +42,8 @@ class Graph(Check):
         "the weights load without unpickling (ONNX or safetensors), pass onnx.checker (full "
         "check), run once in onnxruntime on generated inputs, and render to an SVG and a text "
         "summary; "
-        "a pytorch .pt2 is a PT2 archive with no pickled or compiled entries"
+        "a pytorch .pt2 is a PT2 archive with no pickled or compiled entries (warning: one whose "
+        "batch is fixed while the ONNX model's is not)"
     )
     reads_content = True
     order = 40
@@ -76,10 +77,29 @@ class Graph(Check):
             pointer_path=loc.pointer_path,
         )
         try:
-            inspect_pt2(local, loc.weights_path)
+            archive = inspect_pt2(local, loc.weights_path)
         except ModelFormatError as e:
             findings.append(
                 self.finding(e.message, e.hint, path=ctx.card_path, line=ctx.line("pytorch"))
+            )
+            return
+        graph = ctx.artifacts.get("graph")  # the ONNX model's summary, when it was read
+        if not graph or not ctx.card.weights.lower().endswith(".onnx"):
+            return
+        from registry.formats.pt2 import FIXED_BATCH_HINT, fixed_batch, fixed_batch_warning
+
+        onnx_inputs = [(t["name"], t.get("shape") or []) for t in graph.get("inputs", [])]
+        found = fixed_batch(archive.inputs, onnx_inputs)
+        if found:
+            weights = f"{ctx.folder}/{ctx.card.weights}"
+            findings.append(
+                self.finding(
+                    fixed_batch_warning(loc.weights_path, weights, found),
+                    FIXED_BATCH_HINT,
+                    path=ctx.card_path,
+                    line=ctx.line("pytorch"),
+                    severity=Severity.warning,
+                )
             )
 
     # The steps append to `findings` and raise _Skip when nothing more can be checked.

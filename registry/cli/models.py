@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from registry.cards.schema import Task
+from registry.cards.schema import Task, format_size
 from registry.cli.options import Invocation, file_path, folder_path, format_option, pass_invocation
 from registry.core.errors import UsageError
 
@@ -26,12 +26,14 @@ from registry.core.errors import UsageError
     type=file_path(),
     help="Write the schema to this file instead of standard output.",
 )
-def schema(output: Path | None) -> None:
+@format_option("json", help="json: the schema is JSON (the only format), for scripts alike.")
+def schema(output: Path | None, fmt: str) -> None:
     """Print the JSON Schema of the model card (models/<name>/model.yaml).
 
     \b
     Example:
       registry schema -o docs/model-card.schema.json
+      registry schema --format json | jq '.properties | keys'
     """
     from registry.api.models import card_json_schema
 
@@ -336,6 +338,8 @@ def new(
         **{k: v for k, v in values.items()},
     )
     result = run_new(NewRequest(root=root, model=model, push=push))
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     rel = result.folder.relative_to(root)
     to_add = f"git add {rel} {DVC_YAML}"
     if fmt == "json":
@@ -349,12 +353,14 @@ def new(
             "md5": result.md5,
             "pointer": str(result.pointer.relative_to(root)),
             "pushed": result.pushed,
+            "warnings": result.warnings,
             "next": [c for c in (push_cmd, f"registry check {name}", to_add) if c],
         }
         click.echo(json.dumps(data, indent=2))
         return
     click.echo(
-        f"created {rel}/ ({result.card.weights}: {result.card.size} bytes, md5 {result.md5})"
+        f"created {rel}/ ({result.card.weights}: {format_size(result.card.size_bytes or 0)}, "
+        f"md5 {result.md5})"
     )
     click.echo(
         "  pushed the weights to the staging remote"
@@ -501,7 +507,7 @@ def pull(
                 if f.kept
                 else f"from {f.source}"
             )
-            click.echo(f"  {f.path}  {f.size} bytes  {digest}  {where}")
+            click.echo(f"  {f.path}  {format_size(f.size)}  {digest}  {where}")
 
 
 # --------------------------------------------------------------------------- dvc.yaml, CODEOWNERS

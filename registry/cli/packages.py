@@ -108,7 +108,8 @@ def _print_targets(targets: list[dict], fmt: str) -> None:
 @click.option(
     "--no-benchmark",
     is_flag=True,
-    help="Keep the first verified candidate without timing (rebuilds are byte-identical).",
+    help="Skip timing the engine settings (the package is the same either way; the timings and "
+    "their advice go beside it as NAME-VERSION-TARGET.benchmark.json).",
 )
 @key_options("Encrypt")
 @format_option(
@@ -192,6 +193,8 @@ def package(
                         "verified": r.manifest.verified,
                         "engine": r.manifest.engine.label(),
                         "measured": r.manifest.benchmark.measured,
+                        "benchmark": str(r.benchmark_file) if r.benchmark_file else None,
+                        "advice": r.benchmark.advice if r.benchmark else None,
                     }
                     for r in built
                 ],

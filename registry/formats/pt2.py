@@ -92,6 +92,13 @@ MAX_JSON_BYTES = (
 )  # one JSON entry, decompressed (the program of a large model is a few MB)
 
 
+class Pt2Input(BaseModel):
+    """One user input of the exported program, as its JSON records it."""
+
+    name: str
+    shape: list[int | str] = Field(description="fixed sizes as numbers, symbolic ones as 's'")
+
+
 class Pt2Archive(BaseModel):
     """What `inspect_pt2` found in a `.pt2` file."""
 
@@ -101,6 +108,9 @@ class Pt2Archive(BaseModel):
     )
     entries: list[str] = Field(description="every entry, relative to the root")
     tensors: int = Field(description="weights and constants stored as plain tensors")
+    inputs: list[Pt2Input] = Field(
+        default_factory=list, description="the program's user inputs, in order"
+    )
 
 
 def inspect_pt2(path: Path, shown: str | None = None) -> Pt2Archive:
@@ -191,6 +201,7 @@ def _inspect(z: zipfile.ZipFile, names: list[str], shown: str) -> Pt2Archive:
             shown, r, what, "save the exported program alone: torch.export.save(ep, 'model.pt2')"
         )
     tensors = 0
+    inputs: list[Pt2Input] = []
     for model in models:
         for kind in ("weights", "constants"):
             legacy_file = f"data/{kind}/{model}.pt"
@@ -211,7 +222,64 @@ def _inspect(z: zipfile.ZipFile, names: list[str], shown: str) -> Pt2Archive:
             tensors += _check_payloads(config, kind, rel, shown, config_name)
         program = _json(z, rel[f"models/{model}.json"], shown, f"models/{model}.json")
         _check_program(program, shown, f"models/{model}.json")
-    return Pt2Archive(root=root, models=models, entries=sorted(rel), tensors=tensors)
+        if model == "model":
+            inputs = _program_inputs(program)
+    return Pt2Archive(root=root, models=models, entries=sorted(rel), tensors=tensors, inputs=inputs)
+
+
+def _program_inputs(program: Any) -> list[Pt2Input]:
+    """The user inputs of a serialized program and their sizes (empty when the JSON is not laid
+    out as torch.export writes it)."""
+    try:
+        module = program["graph_module"]
+        values = module["graph"]["tensor_values"]
+        out = []
+        for spec in module["signature"]["input_specs"]:
+            if "user_input" not in spec:
+                continue
+            name = spec["user_input"]["arg"]["as_tensor"]["name"]
+            sizes = values[name]["sizes"]
+            out.append(
+                Pt2Input(
+                    name=name,
+                    shape=[s.get("as_int", "s") for s in sizes],
+                )
+            )
+        return out
+    except (KeyError, TypeError):
+        return []
+
+
+def fixed_batch(
+    pt2_inputs: list[Pt2Input], onnx_inputs: list[tuple[str, list]]
+) -> list[tuple[str, int, str]]:
+    """Inputs whose first axis the `.pt2` fixes while the ONNX model leaves it free: (the .pt2's
+    input name, its fixed size, the ONNX input's name), by position."""
+    out = []
+    for ours, (oname, oshape) in zip(pt2_inputs, onnx_inputs):
+        pt2_fixed = bool(ours.shape) and isinstance(ours.shape[0], int)
+        onnx_free = bool(oshape) and (not isinstance(oshape[0], int) or oshape[0] <= 0)
+        if pt2_fixed and onnx_free:
+            out.append((ours.name, ours.shape[0], oname))
+    return out
+
+
+def fixed_batch_warning(shown: str, weights: str, found: list[tuple[str, int, str]]) -> str:
+    """The message for `fixed_batch`'s findings: what the device packages will accept."""
+    sizes = sorted({n for _, n, _ in found})
+    names = ", ".join(f"'{p}' (the ONNX model's '{o}')" for p, _, o in found)
+    return (
+        f"{shown} takes a fixed batch of {' or '.join(map(str, sizes))} on input(s) {names}, "
+        f"while {weights} takes any batch: the packages built from {shown} (android-arm64's "
+        f"ExecuTorch, ios-arm64's Core ML) will accept batch {sizes[0]} only"
+    )
+
+
+FIXED_BATCH_HINT = (
+    "export the .pt2 with a dynamic batch dimension: torch.export.export(model, args, "
+    "dynamic_shapes={'<input>': {0: torch.export.Dim('batch')}}) (or Dim.AUTO), then "
+    "torch.export.save(ep, 'model.pt2')"
+)
 
 
 def _read_capped(z: zipfile.ZipFile, name: str, cap: int, shown: str, entry: str) -> bytes:

@@ -59,8 +59,16 @@ class Manifest(BaseModel):
         description="SHA-256 of every file of the package but the manifest"
     )
     description: DescriptionBlock
-    engine: EngineSetting = Field(description="the engine setting chosen by the benchmark")
+    engine: EngineSetting = Field(
+        description="the engine setting the package runs with (the engine's default, or the "
+        "card's `engine:`)"
+    )
     inputs: list[dict] = Field(description="name, shape and dtype of each input")
+    batch: int | str | None = Field(
+        None,
+        description="the batch the model accepts: a number when fixed (a .pt2 exported with "
+        "fixed shapes), 'any' when its first axis is free",
+    )
     outputs: list[str] = Field(description="output names, in order")
     verified: bool = Field(
         description="whether the chosen model was verified numerically on the build machine "
@@ -94,6 +102,12 @@ class PackageResult(BaseModel):
     path: Path
     manifest: Manifest
     sha256: str
+    benchmark: BenchmarkReport | None = Field(
+        None, description="the full benchmark report (timings, advice), when timings were taken"
+    )
+    benchmark_file: Path | None = Field(
+        None, description="where that report was written, beside the package"
+    )
 
 
 # --------------------------------------------------------------------------- write

@@ -1,13 +1,16 @@
-"""Engine choice by benchmark: time every verified candidate under every engine setting.
+"""The engine benchmark: time every verified candidate under every engine setting, and the rule
+that picks what ships.
 
 Each setting gets warm-up runs, then `repeats` timed runs of one sample input, spread over three
-rounds that pass over all settings (one session open at a time); the median decides, the 90th
-percentile is recorded. The runtime's default thread count is always one of the settings, and
-the default setting is replaced only by one at least 5% faster (less is within timing noise), so a
-package is never slower than a plain session of its engine. On a cross-built target the build
-machine says nothing about the device: its first verified candidate, in the target's order of
-preference, with the engine's default setting, is chosen, and the manifest says so (`measured:
-false`, no timings: its package rebuilds byte-identical).
+rounds that pass over all settings (one session open at a time); the median and the 90th
+percentile are recorded. Timings vary with the load of the build machine, so they never decide
+what ships: that is a fixed rule, the target's first verified candidate with its engine's default
+setting (the runtime's own thread count, all graph optimisations), or the setting the card pins
+(`engine:`), so a package rebuilds byte-identical with the benchmark on. The timings are the
+advice: when another setting beat the shipped one by at least `DEFAULT_MARGIN`, the report says
+which, by how much, and the card fields that would ship it. They are written beside the package
+(`<package>.benchmark.json`), never inside it. On a cross-built target nothing is timed: the
+build machine says nothing about the device.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pydantic import BaseModel, Field
 
 from registry.packaging.converters import Candidate
 from registry.packaging.engines import EngineSetting, get_engine
+from registry.packaging.targets import EnginePin
 
 # `progress(stage, done, total)`: how a long step reports how far it got (see registry.core.console)
 Progress = Callable[[str, int, int], None]
@@ -50,28 +54,43 @@ class Machine(BaseModel):
 
 
 class BenchmarkReport(BaseModel):
-    """All timings and the choice made."""
+    """The choice made and, beside the package, the timings behind the advice."""
 
     measured: bool = Field(
         description="whether timings were taken on the target device (false: "
-        "none were taken, the target's order decided)"
+        "none were taken: a cross-built target, or the benchmark turned off)"
     )
-    machine: Machine
-    timings: list[Timing] = Field(default_factory=list)
+    machine: Machine | None = Field(
+        None, description="where the timings were taken (in the report beside the package)"
+    )
+    timings: list[Timing] = Field(
+        default_factory=list,
+        description="every setting's timing (in the report beside the package)",
+    )
     chosen_converter: str
     chosen_setting: EngineSetting
-    reason: str
+    reason: str = Field(
+        description="the rule that chose, in words that do not change between builds"
+    )
+    advice: str | None = Field(
+        None,
+        description="a setting that beat the shipped one by at least the margin, with its "
+        "numbers and the card fields that would ship it (in the report beside the package)",
+    )
+
+    def in_package(self) -> BenchmarkReport:
+        """The part the manifest keeps: the choice and its rule, nothing that a rebuild measures
+        differently."""
+        return self.model_copy(update={"machine": None, "timings": [], "advice": None})
 
     def ranked(self) -> list[tuple[str, EngineSetting]]:
-        """(converter, setting) pairs best first: the choice, then the other timed ones by median
-        (timings not measured on the device never change the choice)."""
+        """(converter, setting) pairs to ship, in order: the choice, then (should it fail
+        verification) the other timed ones in the fixed order they were timed in, so that the
+        fallback does not depend on timings either."""
         chosen = (self.chosen_converter, self.chosen_setting)
         if not self.measured:
             return [chosen]
-        ok = sorted(
-            (t for t in self.timings if t.median_ms is not None),
-            key=lambda t: (t.median_ms, t.p90_ms),
-        )
+        ok = [t for t in self.timings if t.median_ms is not None]
         return [chosen] + [pair for t in ok if (pair := (t.converter, t.setting)) != chosen]
 
 
@@ -161,34 +180,36 @@ def choose_engine(
     warmup: int,
     repeats: int,
     benchmark: bool = True,
+    pinned: EnginePin | None = None,
     progress: Progress | None = None,
 ) -> BenchmarkReport:
-    """Time every candidate × setting (native targets) and pick the fastest median.
+    """Choose what ships by the fixed rule, and time every candidate × setting (native targets)
+    for the advice.
 
     Args:
         candidates: verified candidates, in the target's order of preference.
         native: whether this machine is the target device.
         why_not: the reason to record when it is not.
-        benchmark: take timings at all (off: no timings, the first candidate, byte-identical
-        rebuilds).
+        benchmark: take timings at all.
+        pinned: the engine setting the card asks for (`engine:`), instead of the default.
         progress: called as `progress(stage, done, total)` while the settings are timed.
     """
     machine = machine_info()
+    first = candidates[0]
+    chosen_setting = pinned_setting(first, providers, pinned)
+    rule = f"the target's first verified candidate ({first.converter}) with " + (
+        f"the setting the card pins ({chosen_setting.label()})"
+        if pinned
+        else "the engine's default setting"
+    )
     if not native or not benchmark:
-        first = candidates[0]
-        reason = (
-            f"{why_not if not native else 'benchmark turned off'}; chose the first verified "
-            f"candidate "
-            f"in the target's order ({first.converter}) with the engine's default setting"
-        )
-        # no timings: the build machine's would say nothing about the device, and a package without
-        # them is byte-identical when rebuilt (a re-run release job then finds it already published)
+        # no timings: the build machine's would say nothing about the device
         return BenchmarkReport(
             measured=False,
             machine=machine,
             chosen_converter=first.converter,
-            chosen_setting=shipping_setting(first, providers),
-            reason=reason,
+            chosen_setting=chosen_setting,
+            reason=f"{why_not if not native else 'benchmark turned off'}; chose {rule}",
         )
     grid = list(dict.fromkeys([*threads, 0]))  # 0: the runtime's own default, always a contender
     pairs = [
@@ -196,74 +217,70 @@ def choose_engine(
         for cand in candidates
         for setting in get_engine(cand.engine).settings(grid, providers)
     ]
+    if not any(c is first and s == chosen_setting for c, s in pairs):
+        pairs.insert(0, (first, chosen_setting))
     timings = time_settings(pairs, feed, warmup=warmup, repeats=repeats, progress=progress)
-    ok = [t for t in timings if t.median_ms is not None]
-    if not ok:
-        first = candidates[0]
-        return BenchmarkReport(
-            measured=True,
-            machine=machine,
-            timings=timings,
-            chosen_converter=first.converter,
-            chosen_setting=EngineSetting(engine=first.engine, threads=1, providers=providers),
-            reason="no setting could be timed; kept the first verified candidate",
-        )
-    best = min(ok, key=lambda t: (t.median_ms, t.p90_ms))
-    slowest = max(ok, key=lambda t: t.median_ms)
-    timed = f"{len(ok)} timed settings ({warmup} warm-up + {best.runs} runs each, in 3 rounds)"
-    default = default_timing(ok, candidates[0].converter)
-    chosen = pick(ok, candidates[0].converter)
-    if chosen is not best:
-        reason = (
-            f"kept the engine's default: of {timed}, the fastest ({best.converter} "
-            f"{best.setting.label()} at {best.median_ms:.3f} ms) beat the default "
-            f"({default.converter} {default.setting.label()} at {default.median_ms:.3f} ms) by "
-            f"less than "
-            f"{DEFAULT_MARGIN:.0%}, within timing noise (slowest {slowest.median_ms:.3f} ms)"
-        )
-    else:
-        reason = (
-            f"fastest median of {timed}: {best.converter} {best.setting.label()} at "
-            f"{best.median_ms:.3f} ms (slowest {slowest.median_ms:.3f} ms"
-            + (
-                f"; the engine's default {default.median_ms:.3f} ms)"
-                if default is not None
-                else ")"
-            )
-        )
-    return BenchmarkReport(
+    reason = (
+        f"chose {rule}: a fixed rule, so that the package rebuilds byte-identical; "
+        "the benchmark's timings are the advice beside the package"
+    )
+    report = BenchmarkReport(
         measured=True,
         machine=machine,
         timings=timings,
-        chosen_converter=chosen.converter,
-        chosen_setting=chosen.setting,
+        chosen_converter=first.converter,
+        chosen_setting=chosen_setting,
         reason=reason,
     )
+    report.advice = advice(timings, first.converter, chosen_setting, warmup)
+    return report
 
 
-DEFAULT_MARGIN = 0.05  # a setting must beat the engine's default by this much to replace it
+def pinned_setting(
+    candidate: Candidate, providers: list[str], pinned: EnginePin | None
+) -> EngineSetting:
+    """The setting a candidate ships with: its engine's default, changed by the card's pin."""
+    setting = shipping_setting(candidate, providers)
+    if pinned is None:
+        return setting
+    update = pinned.model_dump(exclude_none=True)
+    if candidate.engine != "onnxruntime":
+        update.pop("graph_optimization", None)
+    return setting.model_copy(update=update)
 
 
-def pick(timings: list[Timing], converter: str) -> Timing:
-    """The timing to choose among timed ones: the fastest median, unless it beats the default
-    setting of the preferred `converter` by less than DEFAULT_MARGIN, in which case the default."""
-    best = min(timings, key=lambda t: (t.median_ms, t.p90_ms))
-    default = default_timing(timings, converter)
-    if default is not None and best.median_ms > default.median_ms * (1 - DEFAULT_MARGIN):
-        return default
-    return best
-
-
-def default_timing(timings: list[Timing], converter: str) -> Timing | None:
-    """The timing of the preferred candidate under its engine's default setting (the runtime's own
-    thread count and, for ONNX Runtime, full graph optimisation): what a plain session would do."""
-    return next(
-        (
-            t
-            for t in timings
-            if t.converter == converter
-            and t.setting.threads == 0
-            and t.setting.graph_optimization in (None, "all")
-        ),
-        None,
+def advice(
+    timings: list[Timing], converter: str, shipped: EngineSetting, warmup: int
+) -> str | None:
+    """What the timings say about the shipped setting: a setting at least `DEFAULT_MARGIN` faster,
+    with the card fields that ship it, or that none was (None when nothing could be timed)."""
+    ok = [t for t in timings if t.median_ms is not None]
+    if not ok:
+        return None
+    mine = next((t for t in ok if t.converter == converter and t.setting == shipped), None)
+    best = min(ok, key=lambda t: (t.median_ms, t.p90_ms))
+    timed = f"{len(ok)} timed settings ({warmup} warm-up + {best.runs} runs each, in 3 rounds)"
+    if mine is None:
+        return (
+            f"of {timed}, the fastest: {best.converter} {best.setting.label()} at "
+            f"{best.median_ms:.3f} ms"
+        )
+    if best.median_ms > mine.median_ms * (1 - DEFAULT_MARGIN):
+        return (
+            f"of {timed}, none beat the shipped setting ({mine.median_ms:.3f} ms) by "
+            f"{DEFAULT_MARGIN:.0%} or more (fastest {best.median_ms:.3f} ms)"
+        )
+    fields = [] if best.converter == converter else [f"converter: {best.converter}"]
+    pin = {"threads": best.setting.threads}
+    if best.setting.graph_optimization:
+        pin["graph_optimization"] = best.setting.graph_optimization
+    fields.append("options: {engine: {" + ", ".join(f"{k}: {v}" for k, v in pin.items()) + "}}")
+    lead = 1 - best.median_ms / mine.median_ms
+    return (
+        f"of {timed}, {best.converter} {best.setting.label()} was {lead:.0%} faster than the "
+        f"shipped setting ({best.median_ms:.3f} ms against {mine.median_ms:.3f} ms on this "
+        f"machine): to ship it, set {' and '.join(fields)} in the card's targets entry"
     )
+
+
+DEFAULT_MARGIN = 0.05  # the advice names a setting only when it beats the shipped one by this

@@ -8,8 +8,9 @@
    ExecuTorch and Core ML converters start from the card's PyTorch source (`.pt2`) instead, read
    once per build;
 3. verify each candidate against the source in float32 (`registry.packaging.verify`); drop failures;
-4. time the verified candidates under each engine setting and keep the fastest
-   (`registry.packaging.benchmark`);
+4. ship the first verified candidate with its engine's default setting (or the one the card
+   pins), and time every verified candidate under each engine setting for the advice written
+   beside the package (`registry.packaging.benchmark`): timings never change the package's bytes;
 5. write the description block (`registry.packaging.protocol`) into the model, through its
    converter, and into the manifest, and write the archive with the model, `manifest.json`, a
    minimal loader and the verification reference (`registry.packaging.archive`), optionally
@@ -30,6 +31,7 @@ import numpy as np
 
 from registry import __version__
 from registry.core.errors import ConversionError
+from registry.core.files import write_atomic
 from registry.packaging.archive import (
     MODEL_DIR,
     REFERENCE,
@@ -144,8 +146,7 @@ def build_package(
             detail = "; ".join([v.summary() for v in table] + skipped) or "no candidate converter"
             raise ConversionError(
                 f"{ref} for {target.name}: no candidate passed verification: {detail}",
-                "see docs/packaging.md#verification: a lossy option (quantize, fp16) may "
-                "be too coarse for this model, or thresholds too tight",
+                threshold_hint(source.name, target.name, table, spec is not None and spec.inputs),
             )
 
         if verified:
@@ -160,6 +161,7 @@ def build_package(
                 providers=target.providers(),
                 warmup=options.warmup,
                 repeats=options.repeats,
+                pinned=options.engine,
                 progress=progress,
             )
             chosen, engine_check = _confirm_choice(
@@ -169,6 +171,8 @@ def build_package(
                 f"chosen: {report.chosen_converter} {report.chosen_setting.label()} "
                 f"({report.reason})"
             )
+            if report.advice:
+                log(f"benchmark: {report.advice}")
             on_device, scope = target.verification_scope(providers, chosen.engine)
             where = verifications[candidates.index(chosen)].where
             note = f"{where}; {scope}"
@@ -199,7 +203,23 @@ def build_package(
             for n, shape, dt in input_signature(prep.reference)
         ]
         if get_converter(chosen.converter).source_format == "pt2":  # the program's fixed dims
-            sig = _pytorch_shapes(pytorch.read(prep.reference)[1], sig)
+            onnx_sig, theirs = sig, pytorch.read(prep.reference)[1]
+            sig = _pytorch_shapes(theirs, sig)
+            fixed = [
+                (t[0], p["shape"][0], o["name"])
+                for o, p, t in zip(onnx_sig, sig, theirs)
+                if o["shape"]
+                and not isinstance(o["shape"][0], int)
+                and isinstance(p["shape"][0], int)
+            ]
+            if fixed:
+                from registry.formats.pt2 import FIXED_BATCH_HINT, fixed_batch_warning
+
+                log(
+                    "warning: "
+                    + fixed_batch_warning(pytorch.path.name, source.weights.name, fixed)
+                    + f"; {FIXED_BATCH_HINT}"
+                )
         files = package_files(
             {p.relative_to(chosen.path.parent).as_posix(): p.read_bytes() for p in chosen.files},
             reference_npz(inputs, names, ref_out),
@@ -212,19 +232,63 @@ def build_package(
             description=chosen.block,
             engine=report.chosen_setting,
             inputs=sig,
+            batch=_batch(sig),
             outputs=names,
             verified=bool(verified),
             verified_on_device=on_device,
             verification_note=note,
             verification=table,
             engine_verification=engine_check,
-            benchmark=report,
+            benchmark=report.in_package(),
             reference=REFERENCE,
             built_with=__version__,
         )
-        return write_package(
-            f"{source.name}-{source.version}-{target.name}", files, manifest, out_dir, key
+        root = f"{source.name}-{source.version}-{target.name}"
+        result = write_package(root, files, manifest, out_dir, key)
+        return write_benchmark(result, report)
+
+
+def write_benchmark(result: PackageResult, report: BenchmarkReport) -> PackageResult:
+    """Write the full benchmark report (timings, machine, advice) beside the package as
+    `<package>.benchmark.json`, when timings were taken: it varies between builds, so it is never
+    inside the package, whose bytes a rebuild reproduces."""
+    if not report.measured:
+        return result
+    name = result.path.name.removesuffix(".enc").removesuffix(".tar.gz") + ".benchmark.json"
+    side = result.path.with_name(name)
+    write_atomic(side, (report.model_dump_json(indent=2) + "\n").encode())
+    return result.model_copy(update={"benchmark": report, "benchmark_file": side})
+
+
+def threshold_hint(
+    model: str, target: str, verifications: list[Verification], real_inputs: bool
+) -> str:
+    """What to change when no candidate passed: the card fields, with values that accept the
+    numbers measured (the closest candidate's), and real inputs when the card gives none."""
+    import json
+
+    changes = [(v, v.failing_limits()) for v in verifications if v.status == "failed"]
+    changes = [(v, c) for v, c in changes if c]
+    inputs = (
+        ""
+        if real_inputs
+        else "; or verify on real inputs: `inputs: samples.npz` (keyed by input name) in the "
+        "same entry"
+    )
+    if not changes:
+        return (
+            "see docs/packaging.md#verification: a lossy option (quantize, fp16) may be too "
+            "coarse for this model" + inputs
         )
+    v, change = min(changes, key=lambda vc: len(vc[1]))
+    values = ", ".join(f"{k}: {val:g}" for k, val in sorted(change.items()))
+    option = json.dumps({v.precision: dict(sorted(change.items()))})
+    return (
+        f"if {v.converter} ({v.precision})'s numbers are acceptable for this model, raise its "
+        f"limit(s) in models/{model}/model.yaml, in the targets entry '{target}': "
+        f"`options: {{thresholds: {{{v.precision}: {{{values}}}}}}}` "
+        f"(or --option 'thresholds={option}'; docs/packaging.md#verification)" + inputs
+    )
 
 
 def _confirm_choice(
@@ -253,8 +317,9 @@ def _confirm_choice(
         if check.passed:
             if rejected:
                 report.chosen_converter, report.chosen_setting = converter, setting
-                report.reason += "; faster settings failed verification: " + "; ".join(
-                    f"{v.setting}: {v.summary()}" for v in rejected
+                report.reason += (
+                    "; settings before it in the fixed order failed verification: "
+                    + "; ".join(f"{v.setting}: {v.summary()}" for v in rejected)
                 )
             return cand, check
         log(f"setting {setting.label()} rejected: {check.summary()}")
@@ -418,6 +483,16 @@ class _PytorchSource:
         return self._read
 
 
+def _batch(sig: list[dict]) -> int | str | None:
+    """The batch the packaged model accepts: a number when its inputs fix the first axis, 'any'
+    when it is free (None for a model without inputs)."""
+    firsts = [s["shape"][0] for s in sig if s["shape"]]
+    if not firsts:
+        return None
+    fixed = [d for d in firsts if isinstance(d, int) and d > 0]
+    return min(fixed) if fixed else "any"
+
+
 def _pytorch_shapes(theirs: list[tuple[str, list, str]], sig: list[dict]) -> list[dict]:
     """The package's input signature with the dimensions the `.pt2` fixes (e.g. a batch of 1)."""
     return [
@@ -477,6 +552,14 @@ def _block(
         else None
     )
     started_from = source.weights if onnx_model else source.pytorch
+    quantization = prep.quantization
+    if quantization is not None and onnx_model:  # where its scales and zero points live
+        from registry.packaging.quantization import quantization_parameters
+
+        operators, parameters = quantization_parameters(model)
+        quantization = quantization.model_copy(
+            update={"operators": operators, "parameters": parameters}
+        )
     return DescriptionBlock(
         runtime=target.runtime,
         min_runtime_version="0",
@@ -486,7 +569,7 @@ def _block(
         ir_version=model.ir_version if onnx_model else None,
         weight_dtype="int8" if prep.precision == "int8" else "float32",
         quantized=prep.quantization is not None,
-        quantization=prep.quantization,
+        quantization=quantization,
         optimized=prep.optimized
         if onnx_model
         else None,  # ONNX Runtime's optimiser never saw a .pt2

@@ -50,7 +50,7 @@ class PackageEntry(BaseModel):
     encrypted: bool = False
     key_id: str | None = Field(None, description="id of the key an encrypted package needs")
     engine: str | None = Field(
-        None, description="the engine setting the benchmark chose (plain packages)"
+        None, description="the engine setting the package runs with (plain packages)"
     )
     verified_on_device: bool | None = Field(
         None, description="as the package's manifest says (plain packages)"

@@ -21,6 +21,51 @@ PROTOCOL_VERSION = 1
 METADATA_KEY = "registry.description"
 
 
+class QuantizedWeight(BaseModel):
+    """Where one quantized weight's scale and zero point live."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    weight: str = Field(description="the int8 weight tensor")
+    scale: str | None = Field(None, description="the tensor of its scale(s)")
+    zero_point: str | None = Field(None, description="the tensor of its zero point(s)")
+    scales: int = Field(1, description="how many scales: 1 per tensor, or one per channel")
+
+
+class ModelFacts(BaseModel):
+    """What a model file itself shows about its numbers, to hold its description block to."""
+
+    weight_dtypes: list[str] = Field(
+        description="data types of its weight tensors (more than one element)"
+    )
+    quantized_operators: list[str] = Field(description="quantized operator types it runs")
+
+    def contradicts(self, block: DescriptionBlock) -> str | None:
+        """What in the block the model contradicts (None when nothing does)."""
+        ops = ", ".join(self.quantized_operators[:4])
+        int8 = bool(self.quantized_operators) or bool({"int8", "uint8"} & set(self.weight_dtypes))
+        if block.quantized and not int8:
+            return (
+                f"the description block says int8 ({block.weight_dtype} weights, quantized), but "
+                f"the model runs no quantized operator and its weights are "
+                f"{', '.join(self.weight_dtypes) or 'none'}"
+            )
+        # (a float model may hold quantize/dequantize pairs of its own: only int8 weights count)
+        if not block.quantized and {"int8", "uint8"} & set(self.weight_dtypes):
+            return (
+                f"the description block says not quantized ({block.weight_dtype} weights), but the "
+                f"model stores int8 weights"
+                + (f" and runs quantized operators ({ops})" if ops else "")
+            )
+        wants = {"float16": "float16", "float32": "float32"}.get(block.weight_dtype)
+        if wants and self.weight_dtypes and wants not in self.weight_dtypes:
+            return (
+                f"the description block says {block.weight_dtype} weights, but the model's "
+                f"weights are {', '.join(self.weight_dtypes)}"
+            )
+        return None
+
+
 class Quantization(BaseModel):
     """How a model's weights were quantized (absent for float models)."""
 
@@ -42,6 +87,15 @@ class Quantization(BaseModel):
     )
     calibration_samples: int | None = Field(
         None, description="number of calibration samples used (static only)"
+    )
+    operators: list[str] = Field(
+        default_factory=list,
+        description="the quantized operator types in the model (MatMulInteger, DequantizeLinear…)",
+    )
+    parameters: list[QuantizedWeight] = Field(
+        default_factory=list,
+        description="each quantized weight with the tensors holding its scale and zero point "
+        "(ONNX initializers, as named in the quantized ONNX model)",
     )
 
 

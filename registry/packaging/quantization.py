@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from registry.core.errors import ConversionError
-from registry.packaging.protocol import Quantization
+from registry.packaging.protocol import ModelFacts, Quantization, QuantizedWeight
 
 
 def load_calibration(path: Path, input_names: list[str]) -> list[dict[str, np.ndarray]]:
@@ -158,3 +158,104 @@ def quantize(
         calibration_sha256=hashlib.sha256(calibration.read_bytes()).hexdigest(),
         calibration_samples=len(samples),
     )
+
+
+# Operator types that compute on quantized numbers (ONNX and ONNX Runtime's contrib domain).
+QUANTIZED_OPERATORS = frozenset(
+    {
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "DynamicQuantizeLinear",
+        "MatMulInteger",
+        "ConvInteger",
+        "MatMulIntegerToFloat",
+        "DynamicQuantizeMatMul",
+        "DynamicQuantizeLSTM",
+        "QAttention",
+        "QGemm",
+        "QEmbedLayerNormalization",
+    }
+)
+_INT8 = {2: "uint8", 3: "int8"}
+
+
+def _is_quantized_op(op_type: str) -> bool:
+    return op_type in QUANTIZED_OPERATORS or op_type.startswith("QLinear")
+
+
+def weight_facts(model) -> ModelFacts:
+    """The weight data types and quantized operators of an ONNX ModelProto (subgraphs included).
+
+    Weights are initializers of more than one element: scales, zero points and shape constants
+    are single numbers or short, and say nothing about how the weights are stored.
+    """
+    from onnx import helper
+
+    dtypes: set[str] = set()
+    ops: set[str] = set()
+    graphs = [model.graph]
+    while graphs:
+        graph = graphs.pop()
+        for init in graph.initializer:
+            count = 1
+            for d in init.dims:
+                count *= d
+            if count > 1 and not init.name.endswith(("_scale", "_zero_point")):
+                dtypes.add(
+                    _INT8.get(init.data_type)
+                    or helper.tensor_dtype_to_np_dtype(init.data_type).name
+                )
+        for node in graph.node:
+            if _is_quantized_op(node.op_type):
+                ops.add(node.op_type)
+            graphs.extend(a.g for a in node.attribute if a.HasField("g"))
+    return ModelFacts(weight_dtypes=sorted(dtypes), quantized_operators=sorted(ops))
+
+
+def ort_weight_facts(data: bytes, block_text: str) -> ModelFacts:
+    """The quantized operators an ORT-format file names (its flatbuffer keeps operator types as
+    plain strings); its weight types are not read. `block_text`, the description block stored in
+    the file, is left out of the search."""
+    body = data.replace(block_text.encode(), b"") if block_text else data
+    names = sorted(op for op in QUANTIZED_OPERATORS if op.encode() in body)
+    if b"QLinear" in body:
+        names.append("QLinear*")
+    return ModelFacts(weight_dtypes=[], quantized_operators=names)
+
+
+def quantization_parameters(model) -> tuple[list[str], list[QuantizedWeight]]:
+    """The quantized operator types of a quantized ONNX ModelProto, and each quantized weight with
+    the initializers of its scale and zero point.
+
+    ONNX Runtime's quantizer stores weight `W` as `W_quantized` with `W_scale` and `W_zero_point`
+    (dynamic), or feeds an int8 initializer to a `DequantizeLinear` with its scale and zero point
+    as inputs 1 and 2 (static QDQ).
+    """
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+
+    def count(name: str | None) -> int:
+        if name is None or name not in inits:
+            return 1
+        n = 1
+        for d in inits[name].dims:
+            n *= d
+        return n
+
+    found: dict[str, QuantizedWeight] = {}
+    for node in graph.node:
+        if node.op_type == "DequantizeLinear" and node.input and node.input[0] in inits:
+            scale = node.input[1] if len(node.input) > 1 else None
+            zero = node.input[2] if len(node.input) > 2 else None
+            found[node.input[0]] = QuantizedWeight(
+                weight=node.input[0], scale=scale, zero_point=zero, scales=count(scale)
+            )
+    for name, init in inits.items():
+        if init.data_type in _INT8 and name.endswith("_quantized") and name not in found:
+            base = name.removesuffix("_quantized")
+            scale = f"{base}_scale" if f"{base}_scale" in inits else None
+            zero = f"{base}_zero_point" if f"{base}_zero_point" in inits else None
+            found[name] = QuantizedWeight(
+                weight=name, scale=scale, zero_point=zero, scales=count(scale)
+            )
+    return weight_facts(model).quantized_operators, [found[k] for k in sorted(found)]

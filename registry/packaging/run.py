@@ -4,8 +4,10 @@
 and runs it. `verify_package` runs it on the verification inputs stored in the package and
 compares the outputs with the source model's, on whatever machine it is called (the release
 workflow runs it on each target's runner, e.g. Core ML on macOS). `check_compatibility` refuses
-a missing or older runtime, and a model whose embedded description block (read by the converter
-that wrote it) differs from the manifest's.
+a missing or older runtime, a model whose embedded description block (read by the converter
+that wrote it) differs from the manifest's, and a block the model itself contradicts (int8 claimed
+on float weights with no quantized operator, quantized operators in a model said to be float, or
+another weight type; `registry.packaging.protocol.ModelFacts`).
 """
 
 from __future__ import annotations
@@ -65,6 +67,21 @@ def check_compatibility(
         raise PackageIntegrityError(
             f"{manifest.model_file}: its description block differs from the manifest's",
             "the package was altered; rebuild it",
+        )
+    converter = load_converters().get(block.converter)
+    facts = (
+        converter().model_facts(
+            model_bytes or b"", files or {}, manifest.model_file, inner or block.model_dump_json()
+        )
+        if converter is not None
+        else None
+    )
+    wrong = facts.contradicts(block) if facts is not None else None
+    if wrong:
+        raise PackageIntegrityError(
+            f"{manifest.model_file}: {wrong}",
+            "the block does not describe this model: the package was altered or mislabelled; "
+            "rebuild it with `registry package`",
         )
 
 

@@ -2,15 +2,17 @@
 
 Each candidate runs on the same sample inputs as the source ONNX in float32 (ONNX Runtime, no
 graph optimisation); outputs are compared one by one with max-abs error (scaled by the output's
-magnitude), relative L2 error and cosine similarity, against thresholds per precision
-(`registry.packaging.targets.DEFAULT_THRESHOLDS`, docs/packaging.md). Integer outputs (e.g.
-top-k indices)
-must agree element for element at fp32 and mostly at lower precisions. A candidate whose engine
-cannot run on this machine (Core ML off macOS) is reported as `not-run`, never as passed.
+magnitude) and relative L2 error, against limits per precision (`registry.packaging.targets.
+Thresholds`: `max_abs`, `rel_l2`, and `min_cosine` where the card asks for more than `rel_l2`
+guarantees; docs/packaging.md#verification); the cosine similarity is recorded too. Integer
+outputs (e.g. top-k indices) must agree element for element at fp32 and mostly at lower
+precisions. A candidate whose engine cannot run on this machine (Core ML off macOS) is reported
+as `not-run`, never as passed.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +72,24 @@ class Verification(BaseModel):
         """Whether the candidate may be packaged."""
         return self.status == "passed"
 
+    def failing_limits(self) -> dict[str, float]:
+        """The limits the worst output broke, each with the value that would have passed
+        (rounded up): {'rel_l2': 0.17}, for the hint that says which card field to change."""
+        out: dict[str, float] = {}
+        t = self.thresholds
+        for o in self.outputs:
+            if o.passed or o.agreement is not None or o.max_abs is None:
+                continue
+            for field, value, limit in (
+                ("max_abs", o.max_abs, t.max_abs),
+                ("rel_l2", o.rel_l2, t.rel_l2),
+            ):
+                if value > limit and math.isfinite(value):
+                    out[field] = max(out.get(field, 0.0), _round_up(value))
+            if t.min_cosine is not None and o.cosine < t.min_cosine:
+                out["min_cosine"] = min(out.get("min_cosine", 1.0), _round_down(o.cosine))
+        return out
+
     def summary(self) -> str:
         """One line with the worst numbers, for error messages and logs."""
         if self.message and not self.outputs:
@@ -82,9 +102,27 @@ class Verification(BaseModel):
                 parts.append(
                     f"{o.output}: max_abs {o.max_abs:.3g} (limit {self.thresholds.max_abs:g}), "
                     f"rel_l2 {o.rel_l2:.3g} (limit {self.thresholds.rel_l2:g}), "
-                    f"cosine {o.cosine:.6f} (min {self.thresholds.min_cosine:g})"
+                    f"cosine {o.cosine:.6f} "
+                    + (
+                        f"(min {self.thresholds.min_cosine:g})"
+                        if self.thresholds.min_cosine is not None
+                        else f"(rel_l2's limit guarantees {self.thresholds.implied_cosine:.4g})"
+                    )
                 )
         return f"{self.converter} ({self.precision}): {self.status}: " + "; ".join(parts)
+
+
+def _round_up(value: float) -> float:
+    """Two significant digits, rounded up: 0.1234 -> 0.13."""
+    if value <= 0:
+        return value
+    scale = 10 ** (math.floor(math.log10(value)) - 1)
+    return round(math.ceil(value / scale - 1e-9) * scale, 12)
+
+
+def _round_down(value: float) -> float:
+    """A cosine rounded down to 4 decimals: 0.98765 -> 0.9876."""
+    return math.floor(value * 1e4) / 1e4
 
 
 def input_signature(path: Path) -> list[tuple[str, list, type]]:
@@ -248,7 +286,9 @@ def compare(
     rel = float(np.linalg.norm(diff)) / norm_r if norm_r > 0 else float(np.linalg.norm(diff))
     denom = norm_r * float(np.linalg.norm(g))
     cosine = float(np.dot(r, g) / denom) if denom > 0 else (1.0 if not np.any(diff) else 0.0)
-    passed = max_abs <= limits.max_abs and rel <= limits.rel_l2 and cosine >= limits.min_cosine
+    passed = max_abs <= limits.max_abs and rel <= limits.rel_l2
+    if limits.min_cosine is not None:
+        passed = passed and cosine >= limits.min_cosine
     return OutputComparison(output=name, max_abs=max_abs, rel_l2=rel, cosine=cosine, passed=passed)
 
 

@@ -4,7 +4,7 @@
     from loader import load; run = load(); outputs = run({"input": array})
 
 It checks every file against manifest.json, refuses a runtime older than the description block's
-minimum, and opens the model with the engine setting the package's benchmark chose.
+minimum, and opens the model with the engine setting the manifest names.
 """
 
 import hashlib

@@ -386,6 +386,15 @@ def test_a_pytorch_source_is_inspected_without_loading_it(registry_repo, tmp_pat
     registry_repo.track("models/tiny/model.pt2", pt2)
     card = example_card("tiny", size=len(onnx_model), extra="pytorch: model.pt2\n")
     registry_repo.commit({CARD: card})
+    # its batch is fixed (1) while the ONNX's is free: a warning, naming the file and the fix
+    [warning] = findings(registry_repo)
+    assert warning.severity is Severity.warning and warning.path == CARD
+    assert warning.message.startswith("models/tiny/model.pt2 takes a fixed batch of 1")
+    assert "models/tiny/model.onnx takes any batch" in warning.message
+    assert "android-arm64" in warning.message and "Dim('batch')" in warning.hint
+    _, dynamic = torch_sources(dynamic_batch=True)
+    registry_repo.track("models/tiny/model.pt2", dynamic)
+    registry_repo.commit(message="the .pt2 exported with a dynamic batch")
     assert findings(registry_repo) == []
     # the same archive with a weight saved as a pickle: refused, never unpickled
     marker = tmp_path / "unpickled"

@@ -65,6 +65,12 @@ def test_block_is_in_the_model_and_the_manifest(static_int8, tmp_path):
     assert block.source_model == "cnn@1.0.0" and block.target == "linux-aarch64"
     assert block.opset == 17 and block.ir_version >= 7 and block.runtime == "onnxruntime"
     assert {"onnxruntime", "onnx", "registry"} <= set(block.tools)
+    # where the scales and zero points live: tensors of the model, one scale per output channel
+    inner = onnx.load_from_string(open_package(result.path).model_bytes)
+    names = {i.name for i in inner.graph.initializer}
+    assert "DequantizeLinear" in q.operators and "QuantizeLinear" in q.operators
+    conv = next(p for p in q.parameters if p.scales > 1)
+    assert {conv.weight, conv.scale, conv.zero_point} <= names and conv.scales == 8
 
 
 def test_ort_format_block_is_readable_by_the_runtime(tmp_path):
@@ -159,6 +165,66 @@ def test_model_whose_block_was_removed_is_refused(static_int8, tmp_path):
 
     path = _repack(result, tmp_path, strip)
     with pytest.raises(PackageIntegrityError, match="its description block is missing"):
+        run_package(path, {"image": np.zeros((1, 3, 16, 16), np.float32)})
+
+
+def _relabel(files, model_file, change) -> None:
+    """Give the model's block and the manifest's the same edited block, hashes kept right: the
+    package then agrees with itself, and only the model can contradict it."""
+    model = onnx.load_from_string(files[model_file])
+    prop = next(p for p in model.metadata_props if p.key == METADATA_KEY)
+    block = json.loads(prop.value)
+    block.update(change)
+    prop.value = json.dumps(block)
+    files[model_file] = model.SerializeToString()
+    manifest = json.loads(files["manifest.json"])
+    manifest["description"] = block
+    manifest["files"][model_file] = hashlib.sha256(files[model_file]).hexdigest()
+    files["manifest.json"] = json.dumps(manifest).encode()
+
+
+@pytest.fixture(scope="module")
+def fp32_package(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("fp32")
+    model, card = write_package_source(tmp / "src", conv_onnx(), "  - linux-aarch64\n", name="cnn")
+    return build_package(source_from_files(model, card), "linux-aarch64", tmp / "dist")
+
+
+INT8_CLAIM = {
+    "weight_dtype": "int8",
+    "quantized": True,
+    "quantization": {"scheme": "dynamic", "weight_type": "int8", "granularity": "per-channel"},
+}
+
+
+def test_a_block_claiming_int8_on_a_float_model_is_refused(fp32_package, tmp_path):
+    from registry.packaging.run import verify_package
+
+    model_file = fp32_package.manifest.model_file
+    path = _repack(fp32_package, tmp_path, lambda f: _relabel(f, model_file, INT8_CLAIM))
+    words = "says int8 .* but the model runs no quantized operator and its weights are float32"
+    with pytest.raises(PackageIntegrityError, match=words) as e:
+        run_package(path, {"image": np.zeros((1, 3, 16, 16), np.float32)})
+    assert "model/model.onnx" in e.value.message and "rebuild it" in e.value.hint
+    with pytest.raises(PackageIntegrityError, match=words):
+        verify_package(path)
+
+
+def test_a_block_calling_an_int8_model_float_is_refused(static_int8, tmp_path):
+    result, _, _ = static_int8
+    model_file = result.manifest.model_file
+    claim = {"weight_dtype": "float32", "quantized": False, "quantization": None}
+    path = _repack(result, tmp_path, lambda f: _relabel(f, model_file, claim))
+    with pytest.raises(PackageIntegrityError, match="says not quantized .* stores int8 weights"):
+        run_package(path, {"image": np.zeros((1, 3, 16, 16), np.float32)})
+
+
+def test_a_block_claiming_float16_on_float32_weights_is_refused(fp32_package, tmp_path):
+    model_file = fp32_package.manifest.model_file
+    path = _repack(
+        fp32_package, tmp_path, lambda f: _relabel(f, model_file, {"weight_dtype": "float16"})
+    )
+    with pytest.raises(PackageIntegrityError, match="says float16 weights, but .* float32"):
         run_package(path, {"image": np.zeros((1, 3, 16, 16), np.float32)})
 
 

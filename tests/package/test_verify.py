@@ -76,7 +76,7 @@ def test_lossy_conversion_with_tight_thresholds_fails_the_target_loudly(tmp_path
         quantize: dynamic
         options:
           thresholds:
-            int8: {max_abs: 0.000001, rel_l2: 0.000001, min_cosine: 0.9999999}
+            int8: {max_abs: 0.000001, rel_l2: 0.000001}
     """
     model, card = write_package_source(tmp_path / "src", conv_onnx(), targets)
     with pytest.raises(ConversionError) as e:
@@ -87,6 +87,87 @@ def test_lossy_conversion_with_tight_thresholds_fails_the_target_loudly(tmp_path
     assert "no candidate passed verification" in msg and "onnx (int8): failed" in msg
     assert "max_abs" in msg and "cosine" in msg
     assert not (tmp_path / "dist" / "mlp-1.0.0-linux-aarch64.tar.gz").exists()
+    # the hint names the card fields to change, with values that accept what was measured
+    hint = e.value.hint
+    assert "models/mlp/model.yaml" in hint and "targets entry 'linux-aarch64'" in hint
+    assert "options: {thresholds: {int8: {max_abs: " in hint and "rel_l2: " in hint
+    assert "--list-targets" not in hint and "inputs: samples.npz" in hint
+    measured = float(msg.split("rel_l2 ")[1].split(" ")[0])
+    assert float(hint.split("rel_l2: ")[1].split("}")[0].split(",")[0]) >= measured
+
+
+def test_the_hinted_limits_let_the_same_build_pass(tmp_path):
+    """Applying the failure hint's values to the card makes the very build pass: the hint is
+    the field to change, not a pointer to documentation."""
+    import re
+
+    base = """\
+      - name: linux-aarch64
+        quantize: dynamic
+        options:
+          thresholds:
+            int8: {rel_l2: 0.000001}
+    """
+    model, card = write_package_source(tmp_path / "src", conv_onnx(), base)
+    with pytest.raises(ConversionError) as e:
+        build_package(
+            source_from_files(model, card), "linux-aarch64", tmp_path / "a", overrides=FAST
+        )
+    change = re.search(r"thresholds: \{int8: \{([^}]*)\}\}", e.value.hint).group(1)
+    assert change.startswith("rel_l2: ")
+    model, card = write_package_source(
+        tmp_path / "src2", conv_onnx(), base.replace("rel_l2: 0.000001", change)
+    )
+    result = build_package(
+        source_from_files(model, card), "linux-aarch64", tmp_path / "b", overrides=FAST
+    )
+    assert result.manifest.verified
+
+
+@pytest.mark.parametrize(
+    "override, error",
+    [
+        ({"int8": {"min_cosine": 0.98}}, "min_cosine 0.98 never decides: rel_l2 <= 0.14"),
+        ({"fp32": {"min_cosine": 0.9}}, "raise rel_l2 to"),
+        ({"int8": {"cosine": 0.99}}, "unknown option"),
+    ],
+)
+def test_a_cosine_limit_that_cannot_decide_is_refused(override, error):
+    from registry.core.errors import UsageError
+    from registry.packaging.targets import get_target
+
+    with pytest.raises(UsageError, match=error) as e:
+        get_target("linux-x86_64").parse_options({"thresholds": override})
+    if "unknown" not in error:
+        assert "docs/packaging.md#verification" in e.value.hint and "''" not in e.value.message
+
+
+def test_packages_built_under_the_earlier_limits_still_open():
+    """A manifest's recorded limits are data, not a card: an old `min_cosine` below what its
+    rel_l2 guarantees still reads, and still judges."""
+    from registry.packaging.targets import Thresholds
+
+    old = Thresholds.model_validate({"max_abs": 0.1, "rel_l2": 0.1, "min_cosine": 0.99})
+    assert old.cosine_problem() and compare("y", np.ones(3), np.ones(3), old, "int8").passed
+
+
+def test_thresholds_are_one_rule_with_the_card_s_names():
+    from registry.packaging.targets import get_target
+
+    # a partial override keeps the other defaults; a stricter cosine is accepted and decides
+    opts = get_target("linux-x86_64").parse_options(
+        {"thresholds": {"int8": {"rel_l2": 0.2, "min_cosine": 0.995}}}
+    )
+    limits = opts.limits("int8")
+    assert (limits.max_abs, limits.rel_l2, limits.min_cosine) == (0.1, 0.2, 0.995)
+    # every default cosine guarantee is what rel_l2 implies: int8's is cosine >= 0.99
+    assert DEFAULT_THRESHOLDS["int8"].implied_cosine >= 0.99
+    assert all(t.min_cosine is None for t in DEFAULT_THRESHOLDS.values())
+    ref = np.array([1.0, 0.0, 0.0])
+    close = np.array([0.999, 0.04, 0.0])  # rel_l2 0.04, cosine 0.9992
+    assert compare("y", ref, close, limits, "int8").passed
+    turned = np.array([0.99, 0.14, 0.0])  # rel_l2 0.14: within rel_l2 0.2, cosine 0.99 < 0.995
+    assert not compare("y", ref, turned, limits, "int8").passed
 
 
 def test_one_failing_candidate_is_dropped_and_reported(tmp_path):
@@ -96,7 +177,7 @@ def test_one_failing_candidate_is_dropped_and_reported(tmp_path):
         options:
           fp32_fallback: true
           thresholds:
-            fp16: {max_abs: 0.0000001, rel_l2: 0.0000001, min_cosine: 0.99999999}
+            fp16: {max_abs: 0.0000001, rel_l2: 0.0000001}
     """
     model, card = write_package_source(tmp_path / "src", conv_onnx(), targets)
     result = build_package(

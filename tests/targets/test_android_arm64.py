@@ -75,10 +75,20 @@ def test_executorch_package_from_the_pt2_is_verified_against_the_onnx(tmp_path, 
     model, card = write_package_source(
         tmp_path / "src", onnx_bytes, "  - android-arm64\n", pytorch=pt2
     )
+    logs: list[str] = []
     result = build_package(
-        source_from_files(model, card), "android-arm64", tmp_path / "dist", overrides=FAST
+        source_from_files(model, card),
+        "android-arm64",
+        tmp_path / "dist",
+        overrides=FAST,
+        log=logs.append,
     )
     assert len(reads) == 1  # the input check, the conversion and the input shapes share one read
+    # the .pt2 fixes the batch the ONNX leaves free: said while packaging, recorded in the manifest
+    warning = next(line for line in logs if line.startswith("warning: "))
+    assert "model.pt2 takes a fixed batch of 1" in warning and "takes any batch" in warning
+    assert "dynamic_shapes=" in warning and "Dim('batch')" in warning
+    assert result.manifest.batch == 1
     m = result.manifest
     assert m.model_file == "model/model.pte" and m.verified and not m.verified_on_device
     assert m.inputs == [

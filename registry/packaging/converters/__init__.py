@@ -21,7 +21,12 @@ from typing import ClassVar
 from pydantic import BaseModel, Field
 
 from registry.core.plugins import Plugins
-from registry.packaging.protocol import METADATA_KEY, DescriptionBlock, write_onnx_block
+from registry.packaging.protocol import (
+    METADATA_KEY,
+    DescriptionBlock,
+    ModelFacts,
+    write_onnx_block,
+)
 
 
 class Candidate(BaseModel):
@@ -95,6 +100,17 @@ class Converter:
         """
         return None
 
+    def model_facts(
+        self, model: bytes, files: dict[str, bytes], model_file: str, block_text: str
+    ) -> ModelFacts | None:
+        """What the model file itself shows about its numbers (weight types, quantized
+        operators), to hold its description block to; None where this format is not read.
+
+        Args:
+            block_text: the JSON of the block stored in the model, left out of a byte search.
+        """
+        return None
+
 
 class OnnxFileConverter(Converter):
     """A converter whose output is an ONNX file: the block lives in its `metadata_props`."""
@@ -116,6 +132,18 @@ class OnnxFileConverter(Converter):
 
         proto = onnx.load_from_string(model)
         return next((p.value for p in proto.metadata_props if p.key == METADATA_KEY), "")
+
+    def model_facts(
+        self, model: bytes, files: dict[str, bytes], model_file: str, block_text: str
+    ) -> ModelFacts | None:
+        """The ONNX model's initializer types and quantized operators."""
+        if not model:
+            return None
+        import onnx
+
+        from registry.packaging.quantization import weight_facts
+
+        return weight_facts(onnx.load_from_string(model))
 
 
 class PytorchConverter(Converter):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from registry.core.errors import ConversionError
 from registry.packaging.converters import Candidate, Converter, onnx_facts, register
-from registry.packaging.protocol import min_onnxruntime_for, version_tuple
+from registry.packaging.protocol import ModelFacts, min_onnxruntime_for, version_tuple
 
 LAYOUT_CANONICAL = "canonical"
 _IDENTIFIER = b"ORTM"
@@ -30,6 +30,14 @@ class OrtFormatConverter(Converter):
 
     name = "ort-format"
     summary = "ORT format (.ort) for ONNX Runtime Mobile, optimised for the generic CPU EP"
+
+    def model_facts(
+        self, model: bytes, files: dict[str, bytes], model_file: str, block_text: str
+    ) -> ModelFacts | None:
+        """The quantized operators the ORT file names (its weight types are not read)."""
+        from registry.packaging.quantization import ort_weight_facts
+
+        return ort_weight_facts(model, block_text) if model else None
 
     def convert(
         self, source: Path, out_dir: Path, *, precision: str, runtime: str, options

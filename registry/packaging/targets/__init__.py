@@ -13,34 +13,89 @@ Adding a target: a module in this folder with one class decorated with `@registe
 from __future__ import annotations
 
 import difflib
+import math
 import platform
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from registry.core.errors import UsageError
 from registry.core.plugins import Plugins
 
 
 class Thresholds(BaseModel):
-    """Verification limits for one precision (see docs/packaging.md)."""
+    """Verification limits for one precision (see docs/packaging.md#verification).
+
+    The rule: every float output passes when `max_abs` (its worst element) and `rel_l2` (the whole
+    output) are within their limits. `rel_l2 <= r` already guarantees a cosine similarity of at
+    least sqrt(1 - r^2) (`implied_cosine`), so a cosine limit is optional: set `min_cosine` only to
+    demand more than that (a card's limit looser than the guarantee could never decide, and
+    `TargetOptions` refuses it).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     max_abs: float = Field(
-        description="largest |candidate - source| allowed, scaled by max(1, max |source|)"
+        gt=0, description="largest |candidate - source| allowed, scaled by max(1, max |source|)"
     )
-    rel_l2: float = Field(description="largest ||candidate - source|| / ||source|| allowed")
-    min_cosine: float = Field(
-        description="smallest cosine similarity between candidate and source allowed"
+    rel_l2: float = Field(gt=0, description="largest ||candidate - source|| / ||source|| allowed")
+    min_cosine: float | None = Field(
+        None,
+        le=1,
+        description="smallest cosine similarity allowed; only when stricter than the cosine "
+        "rel_l2 already guarantees, sqrt(1 - rel_l2^2)",
     )
 
+    @property
+    def implied_cosine(self) -> float:
+        """The least cosine similarity an output within `rel_l2` can have."""
+        return math.sqrt(1 - self.rel_l2**2) if self.rel_l2 < 1 else 0.0
 
+    def cosine_problem(self) -> str | None:
+        """Why `min_cosine` could never decide (at or below what `rel_l2` guarantees), or None.
+        Checked where a card sets limits; packages built before this rule keep theirs."""
+        if self.min_cosine is None or self.min_cosine > self.implied_cosine:
+            return None
+        loose = math.sqrt(max(0.0, 1 - self.min_cosine**2))
+        return (
+            f"min_cosine {self.min_cosine:g} never decides: rel_l2 <= {self.rel_l2:g} already "
+            f"guarantees cosine >= {self.implied_cosine:.4f}; to accept outputs down to "
+            f"cosine {self.min_cosine:g}, raise rel_l2 to {loose:.3g} instead (and drop "
+            "min_cosine)"
+        )
+
+
+class ThresholdOverride(BaseModel):
+    """A card's (or `--option`'s) change to one precision's limits: the fields given replace the
+    defaults, the others stay."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_abs: float | None = Field(None, gt=0, description="see Thresholds.max_abs")
+    rel_l2: float | None = Field(None, gt=0, description="see Thresholds.rel_l2")
+    min_cosine: float | None = Field(None, le=1, description="see Thresholds.min_cosine")
+
+
+# int8's rel_l2 of 0.14 guarantees cosine >= 0.990; fp16's 1e-2, cosine >= 0.99995.
 DEFAULT_THRESHOLDS: dict[str, Thresholds] = {
-    "fp32": Thresholds(max_abs=1e-4, rel_l2=1e-4, min_cosine=0.99999),
-    "fp16": Thresholds(max_abs=1e-2, rel_l2=1e-2, min_cosine=0.999),
-    "int8": Thresholds(max_abs=0.1, rel_l2=0.1, min_cosine=0.99),
+    "fp32": Thresholds(max_abs=1e-4, rel_l2=1e-4),
+    "fp16": Thresholds(max_abs=1e-2, rel_l2=1e-2),
+    "int8": Thresholds(max_abs=0.1, rel_l2=0.14),
 }
+
+
+class EnginePin(BaseModel):
+    """The engine setting a package ships with, when the card asks for one instead of the engine's
+    default (the benchmark's advice says which setting was faster on the build machine)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    threads: int | None = Field(
+        None, ge=0, description="intra-op threads (0: the runtime's default, all cores)"
+    )
+    graph_optimization: Literal["disable", "basic", "extended", "all"] | None = Field(
+        None, description="ONNX Runtime's graph optimisation level"
+    )
 
 
 class TargetOptions(BaseModel):
@@ -66,17 +121,36 @@ class TargetOptions(BaseModel):
         description="intra-op thread counts tried by the engine benchmark "
         "(default: 1, 2, 4, 8 up to the machine's cores)",
     )
+    engine: EnginePin | None = Field(
+        None,
+        description="ship this engine setting instead of the engine's default: {threads: 1, "
+        "graph_optimization: extended} (the benchmark's advice names a faster one)",
+    )
     warmup: int = Field(3, ge=0, description="benchmark: untimed runs before timing")
     repeats: int = Field(20, ge=1, description="benchmark: timed runs per engine setting")
     samples: int = Field(4, ge=1, description="verification: number of generated input samples")
     seed: int = Field(0, description="verification: seed of the generated inputs")
-    thresholds: dict[Literal["fp32", "fp16", "int8"], Thresholds] = Field(
-        default_factory=dict, description="override the verification limits per precision"
+    thresholds: dict[Literal["fp32", "fp16", "int8"], ThresholdOverride] = Field(
+        default_factory=dict,
+        description="change the verification limits per precision: {int8: {rel_l2: 0.2}} "
+        "(max_abs, rel_l2, min_cosine; docs/packaging.md#verification)",
     )
 
+    @model_validator(mode="after")
+    def _limits_coherent(self) -> TargetOptions:
+        for precision in self.thresholds:
+            problem = self.limits(precision).cosine_problem()
+            if problem:
+                raise ValueError(f"thresholds.{precision}: {problem}")
+        return self
+
     def limits(self, precision: str) -> Thresholds:
-        """The verification thresholds for a precision, overrides first."""
-        return self.thresholds.get(precision) or DEFAULT_THRESHOLDS[precision]
+        """The verification thresholds for a precision: the defaults, changed by the overrides."""
+        base = DEFAULT_THRESHOLDS[precision]
+        change = self.thresholds.get(precision)
+        if change is None:
+            return base
+        return Thresholds(**{**base.model_dump(), **change.model_dump(exclude_unset=True)})
 
 
 def default_threads() -> list[int]:
@@ -190,10 +264,13 @@ class Target:
                 raise UsageError(
                     f"{where}: unknown option '{loc}' for target {self.name}", hint
                 ) from e
-            raise UsageError(
-                f"{where}: '{loc}': {err['msg']}",
-                f"see `registry package --list-targets` for {self.name}'s options",
-            ) from e
+            msg = err["msg"].removeprefix("Value error, ")
+            hint = (
+                "the limits and what each guarantees: docs/packaging.md#verification"
+                if loc.startswith("thresholds") or msg.startswith("thresholds")
+                else f"see `registry package --list-targets` for {self.name}'s options"
+            )
+            raise UsageError(f"{where}: " + (f"'{loc}': " if loc else "") + msg, hint) from e
 
 
 def _normal_arch(machine: str) -> str:
