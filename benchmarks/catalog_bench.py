@@ -359,6 +359,24 @@ def write_docs(
         "machine's load average (one minute) when it started.\n\n"
         "| measure | result | goal | met |\n| --- | --- | --- | --- |\n" + "\n".join(rows) + "\n"
     )
+    if full[2] >= cpus:
+        section += (
+            f"\nThe load average was {full[2]:.0f} on {cpus} cores when the full build started: "
+            "other work held most of the CPU, so the wall times above are mostly waiting for it; "
+            "the CPU seconds measure the build itself.\n"
+        )
+    section += (
+        "\nWhere a full build's time goes (`python -m cProfile -s tottime -m registry catalog "
+        "build -o site --jobs 1` on this registry): a few seconds in the main process (listing "
+        "the tags, reading the current cards, one walk of the history of the cards, then the "
+        "index pages, `index.json`, the search index and the manifest), the rest in the worker "
+        "processes, model by model: about a quarter reading the tag objects and the versions' "
+        "cards (`git cat-file --batch --buffer`) and turning them into versions, a third making "
+        "the model's record (reading each version's metrics, checking the current card, "
+        "validating the record), a third rendering the page (the release notes' Markdown is the "
+        "largest part; the versions' sections are built as strings, the rest of the page by its "
+        "template) and the rest writing the page and its JSON.\n"
+    )
     text = DOCS.read_text()
     start = text.find("## Catalog build")
     if start >= 0:

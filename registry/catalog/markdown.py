@@ -55,74 +55,69 @@ def render_markdown(text: str | None, heading_offset: int = 2) -> Markup:
     if not text:
         return Markup("")
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    count = len(lines)
     out: list[str] = []
     para: list[str] = []
     i = 0
-
-    def flush_para() -> None:
-        if para:
-            out.append("<p>" + "\n".join(_inline(x.strip()) for x in para) + "</p>")
-            para.clear()
-
-    while i < len(lines):
+    while i < count:
         line = lines[i]
         stripped = line.strip()
         if not stripped:
-            flush_para()
+            if para:
+                out.append("<p>" + "\n".join([_inline(x.strip()) for x in para]) + "</p>")
+                para.clear()
             i += 1
             continue
         first = stripped[0]  # each block starts with its own character: try only its pattern
-        fence = _FENCE.match(line) if first in "`~" else None
-        if fence:
-            flush_para()
+        block = None
+        if first in "`~" and (fence := _FENCE.match(line)):
             marker, body = fence.group(1), []
             i += 1
-            while i < len(lines) and not lines[i].strip().startswith(marker):
+            while i < count and not lines[i].strip().startswith(marker):
                 body.append(lines[i])
                 i += 1
             i += 1  # the closing fence (or the end of the text)
-            out.append("<pre><code>" + escape("\n".join(body)) + "</code></pre>")
-            continue
-        heading = _HEADING.match(line) if first == "#" else None
-        if heading:
-            flush_para()
+            block = "<pre><code>" + escape("\n".join(body)) + "</code></pre>"
+        elif first == "#" and (heading := _HEADING.match(line)):
             level = min(6, len(heading.group(1)) + heading_offset)
-            out.append(f"<h{level}>{_inline(heading.group(2))}</h{level}>")
+            block = f"<h{level}>{_inline(heading.group(2))}</h{level}>"
             i += 1
-            continue
-        if (
+        elif (
             "|" in stripped
-            and i + 1 < len(lines)
-            and _TABLE_RULE.match(lines[i + 1])
+            and i + 1 < count
             and "-" in lines[i + 1]
+            and _TABLE_RULE.match(lines[i + 1])
         ):
-            flush_para()
-            i = _table(lines, i, out)
-            continue
-        lists = ((_BULLET, "ul"), (_NUMBERED, "ol")) if first in "-*+" or first.isdigit() else ()
-        for pattern, tag in lists:
-            if pattern.match(line):
-                flush_para()
-                items = []
-                while i < len(lines) and (m := pattern.match(lines[i])):
-                    item = [m.group(1)]
-                    i += 1
-                    while (
-                        i < len(lines)
-                        and lines[i].startswith(("  ", "\t"))
-                        and lines[i].strip()
-                        and not _BULLET.match(lines[i])
-                        and not _NUMBERED.match(lines[i])
-                    ):
-                        item.append(lines[i].strip())
+            block, i = _table(lines, i)
+        elif first in "-*+" or first.isdigit():
+            for pattern, tag in ((_BULLET, "ul"), (_NUMBERED, "ol")):
+                if pattern.match(line):
+                    items = []
+                    while i < count and (m := pattern.match(lines[i])):
+                        item = [m.group(1)]
                         i += 1
-                    items.append("<li>" + " ".join(_inline(x) for x in item) + "</li>")
-                out.append(f"<{tag}>" + "".join(items) + f"</{tag}>")
-                break
-        else:
+                        while (
+                            i < count
+                            and lines[i].startswith(("  ", "\t"))
+                            and lines[i].strip()
+                            and not _BULLET.match(lines[i])
+                            and not _NUMBERED.match(lines[i])
+                        ):
+                            item.append(lines[i].strip())
+                            i += 1
+                        items.append("<li>" + " ".join([_inline(x) for x in item]) + "</li>")
+                    block = f"<{tag}>" + "".join(items) + f"</{tag}>"
+                    break
+        if block is None:
             para.append(line)
             i += 1
-    flush_para()
+            continue
+        if para:
+            out.append("<p>" + "\n".join([_inline(x.strip()) for x in para]) + "</p>")
+            para.clear()
+        out.append(block)
+    if para:
+        out.append("<p>" + "\n".join([_inline(x.strip()) for x in para]) + "</p>")
     return Markup("\n".join(out))
 
 
@@ -135,7 +130,8 @@ def _cells(line: str) -> list[str]:
     return [c.strip() for c in s.split("|")]
 
 
-def _table(lines: list[str], i: int, out: list[str]) -> int:
+def _table(lines: list[str], i: int) -> tuple[str, int]:
+    """The HTML of the pipe table starting at line `i`, and the line after it."""
     head = _cells(lines[i])
     aligns = []
     for rule in _cells(lines[i + 1]):
@@ -146,30 +142,43 @@ def _table(lines: list[str], i: int, out: list[str]) -> int:
             if rule.startswith(":") and rule.endswith(":")
             else ""
         )
-    rows = []
-    i += 2
-    while i < len(lines) and "|" in lines[i] and lines[i].strip():
-        rows.append(_cells(lines[i]))
-        i += 1
-
     width = max(len(head), 1)  # a row's cells beyond the head's are left out
     classes = ([f' class="{align}"' if align else "" for align in aligns] + [""] * width)[:width]
-
-    def cells(tag: str, texts: list[str]) -> str:
-        return "".join(f"<{tag}{cls}>{_inline(text)}</{tag}>" for cls, text in zip(classes, texts))
-
     html = [
-        '<div class="table-wrap"><table><thead><tr>' + cells("th", head) + "</tr></thead><tbody>"
+        '<div class="table-wrap"><table><thead><tr>'
+        + "".join([f"<th{c}>{_inline(t)}</th>" for c, t in zip(classes, head)])
+        + "</tr></thead><tbody>"
     ]
-    for row in rows:
-        html.append("<tr>" + cells("td", row) + "</tr>")
+    i += 2
+    while i < len(lines) and "|" in lines[i] and lines[i].strip():
+        row = _cells(lines[i])
+        html.append(
+            "<tr>" + "".join([f"<td{c}>{_inline(t)}</td>" for c, t in zip(classes, row)]) + "</tr>"
+        )
+        i += 1
     html.append("</tbody></table></div>")
-    out.append("".join(html))
-    return i
+    return "".join(html), i
 
 
 def _inline(text: str) -> str:
     """Escape a line and add inline markup; only this function adds tags."""
+    done = _INLINE_DONE.get(text)
+    if done is not None:
+        return done
+    html = _markup(text)
+    if len(text) <= 200:
+        if len(_INLINE_DONE) >= 20_000:
+            _INLINE_DONE.clear()
+        _INLINE_DONE[text] = html
+    return html
+
+
+# release notes repeat their short pieces (table heads, cells, "Changes since ..."): each is
+# marked up once
+_INLINE_DONE: dict[str, str] = {}
+
+
+def _markup(text: str) -> str:
     if not _MARKUP_CHARS.search(text):
         return escape(text) if _HTML_CHARS.search(text) else text
     pieces: list[str] = []

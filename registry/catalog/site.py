@@ -41,6 +41,7 @@ from registry.catalog.collect import (
 )
 from registry.catalog.markdown import plain_summary, render_markdown
 from registry.catalog.records import CatalogIndex, CatalogModel, IndexEntry
+from registry.catalog.versionlist import day, versions_html
 from registry.core.errors import UsageError
 from registry.core.files import write_atomic
 
@@ -101,15 +102,13 @@ def _environment():
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
         bytecode_cache=compiled,
+        auto_reload=False,  # the templates are package data: they do not change during a build
     )
     env.filters["md"] = render_markdown
     env.filters["size"] = format_size
-    env.filters["day"] = lambda d: (d if isinstance(d, str) else d.isoformat())[:10] if d else "–"
+    env.filters["day"] = day
     env.filters["num"] = lambda v: "–" if v is None else f"{v:.4g}"
-    # one metric, one point of a chart: text the template escapes (one call, not a loop per item)
-    env.filters["metric"] = lambda x: (
-        f"{x.name} {x.value:.4g}{' ' + x.unit if x.unit else ''} on {x.dataset}"
-    )
+    # one point of a chart: text the template escapes (one call, not a loop per item)
     env.filters["point"] = lambda p: f"v{p[0]} {p[1]:.4g}"
     env.filters["weblink"] = lambda url: (
         url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
@@ -222,7 +221,9 @@ def render_model_page(model: CatalogModel) -> str:
     """The HTML of a model's page."""
     charts = [(s, render_chart(s)) for s in metric_series(model.versions)]
     return (
-        _environment().get_template("model.html.j2").render(m=model, charts=charts, root="../../")
+        _environment()
+        .get_template("model.html.j2")
+        .render(m=model, charts=charts, versions=versions_html(model), root="../../")
     )
 
 
@@ -240,16 +241,29 @@ def _render_models(build: _Build, names: list[str]) -> list[tuple[str, Listed]]:
     """Read, render and write the pages and JSON of some models; returns (name, `Listed`) of
     each (models without an annotated version tag have none)."""
     results = []
+    models_dir = os.path.join(build.out, "models")
     for src in read_models(build.scan, names, build.variants):
         model, svg = catalog_model(src)
-        folder = build.out / "models" / model.name
-        _write_if_changed(folder / "index.html", render_model_page(model).encode())
-        _write_if_changed(folder / "model.json", model.model_dump_json().encode())
-        graph = folder / "graph.svg"
+        files = {
+            "index.html": render_model_page(model).encode(),
+            "model.json": model.model_dump_json().encode(),
+        }
         if svg:
-            _write_if_changed(graph, svg.encode())
+            files["graph.svg"] = svg.encode()
+        folder = os.path.join(models_dir, model.name)
+        try:
+            os.mkdir(folder)
+        except FileExistsError:  # pages from an earlier build: replace only what changed
+            for name, data in files.items():
+                _write_if_changed(Path(folder, name), data)
+            if not svg:
+                Path(folder, "graph.svg").unlink(missing_ok=True)
         else:
-            graph.unlink(missing_ok=True)
+            # a folder this build made holds nothing a reader could be shown half-written, and
+            # an interrupted build leaves no manifest that names it: plain writes are enough
+            for name, data in files.items():
+                with open(os.path.join(folder, name), "wb") as f:
+                    f.write(data)
         entry = entry_of(model).model_dump(mode="json")
         results.append((model.name, _listed(build.keys[model.name], entry)))
     return results
@@ -388,6 +402,7 @@ def build_catalog(
         if child in listed_set:
             variants.setdefault(parent, []).append(child)
     keys = {n: fingerprint(scan, n, variants.get(n, []), settings) for n in listed}
+    (out / "models").mkdir(exist_ok=True)
     pages_dir = f"{out}/models"
     known = {
         n: previous[n]

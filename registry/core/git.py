@@ -56,7 +56,7 @@ def cat_files(
     if not specs:
         return []
     proc = subprocess.run(
-        ["git", "cat-file", "--batch"],
+        ["git", "cat-file", "--batch", "--buffer"],
         cwd=root,
         input="\n".join(specs).encode() + b"\n",
         capture_output=True,

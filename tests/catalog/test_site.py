@@ -193,6 +193,31 @@ def test_rebuild_after_one_publish_rewrites_only_that_model(published_registry, 
     assert "wine" not in json.loads((site / STATE_FILE).read_text())["models"]
 
 
+def files_of(site) -> dict[str, bytes]:
+    return {p.relative_to(site).as_posix(): p.read_bytes() for p in site.rglob("*") if p.is_file()}
+
+
+def test_the_site_is_the_same_bytes_however_it_is_built(published_registry, tmp_path, monkeypatch):
+    import registry.catalog.site as site_module
+
+    monkeypatch.setattr(site_module, "CHUNK", 1)  # one model per task: workers render them
+    reg = published_registry
+    add_published(reg, "wine", seed=7, versions=("1.0.0", "1.1.0"))
+    alone, workers = tmp_path / "alone", tmp_path / "workers"
+    build_catalog(reg.root, alone, jobs=1)
+    build_catalog(reg.root, workers, jobs=2)
+    built = files_of(alone)
+    assert "models/digits/graph.svg" in built and "models/wine/index.html" in built
+    assert files_of(workers) == built
+
+    # over an existing site, a forced rebuild puts back what was damaged and changes nothing else
+    (alone / "models" / "digits" / "index.html").write_text("damaged")
+    (alone / "models" / "digits" / "graph.svg").unlink()
+    (alone / "models" / "wine" / "stray.html").write_text("left alone")
+    assert sorted(build_catalog(reg.root, alone, force=True).rewritten) == ["digits", "wine"]
+    assert files_of(alone) == {**built, "models/wine/stray.html": b"left alone"}
+
+
 def test_many_models_are_rendered_by_workers_and_paged_without_javascript(
     registry_repo, tmp_path, monkeypatch
 ):
