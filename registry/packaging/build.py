@@ -22,7 +22,6 @@ is `registry.packaging.source`.
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from registry.packaging.archive import (
     REFERENCE,
     Manifest,
     PackageResult,
+    member_sha256,
     package_files,
     reference_npz,
     write_package,
@@ -201,14 +201,14 @@ def build_package(
         if get_converter(chosen.converter).source_format == "pt2":  # the program's fixed dims
             sig = _pytorch_shapes(pytorch.read(prep.reference)[1], sig)
         files = package_files(
-            {p.relative_to(chosen.path.parent).as_posix(): p.read_bytes() for p in chosen.files},
+            {p.relative_to(chosen.path.parent).as_posix(): p for p in chosen.files},
             reference_npz(inputs, names, ref_out),
         )
         manifest = Manifest(
             model=ref,
             target=target.name,
             model_file=f"{MODEL_DIR}/{chosen.path.name}",
-            files={k: hashlib.sha256(v).hexdigest() for k, v in sorted(files.items())},
+            files={k: member_sha256(v) for k, v in sorted(files.items())},
             description=chosen.block,
             engine=report.chosen_setting,
             inputs=sig,
@@ -492,7 +492,7 @@ def _block(
         else None,  # ONNX Runtime's optimiser never saw a .pt2
         processing=prep.steps,
         source_model=ref,
-        source_sha256=hashlib.sha256(started_from.read_bytes()).hexdigest(),
+        source_sha256=member_sha256(started_from),
         target=target.name,
         converter=converter,
         tools={"registry": __version__, **({"onnx": onnx.__version__} if onnx_model else {})},
