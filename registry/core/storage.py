@@ -259,9 +259,12 @@ class Remote:
         On S3 (up to `SINGLE_PUT_LIMIT` bytes) the file goes up in one request that carries its
         md5 (`Content-MD5`): the store refuses bytes that do not hash to it, a request is all or
         nothing, and the md5 the store reports back (its ETag) is compared as well; no byte is
-        read back. Elsewhere the file is written to a temporary name, read back and checked
-        against `md5` and `size` there, and only then moved to its real name; an object that
-        appeared at the real name meanwhile is never overwritten.
+        read back. The request is conditional (`If-None-Match: *`): a store that honours it never
+        replaces an object that appeared meanwhile, which the caller then reads back.
+
+        Elsewhere the file is written to a temporary name, read back and checked against `md5`
+        and `size` there, and only then moved to its real name; an object that appeared at the
+        real name meanwhile is never overwritten.
 
         Returns:
             True when the object at its real name is verified (the store checked it), False when
@@ -292,7 +295,7 @@ class Remote:
         bucket, key, _ = s3.split_path(path)
         digest = base64.b64encode(bytes.fromhex(content)).decode("ascii")
 
-        def put() -> dict:
+        def put() -> dict | None:
             try:
                 with open(src, "rb") as f:
                     return s3.call_s3(
@@ -302,7 +305,10 @@ class Remote:
                         Body=f,
                         ContentMD5=digest,
                         ContentLength=n,
+                        IfNoneMatch="*",  # where the store honours it, never over another object
                     )
+            except FileExistsError:
+                return None  # an object appeared meanwhile: the caller reads that one back
             except OSError as e:
                 if "BadDigest" in str(e) and file_md5(src) != content:
                     # the local bytes are wrong, not the transfer: sending them again cannot help
@@ -322,6 +328,8 @@ class Remote:
                 f"remote '{self.name}' ({self.url}) refused the write: {e}",
                 "check the remote's permissions/credentials",
             ) from None
+        if answer is None:
+            return False
         etag = str(answer.get("ETag") or "").strip('"').lower()
         if re.fullmatch(r"[0-9a-f]{32}", etag):
             got, stored = etag, n

@@ -145,7 +145,7 @@ def canonical_ort(data: bytes) -> bytes:
 
     b = flatbuffers.Builder(len(data) + 1024)
     b.head = len(b.Bytes) - (len(data) - tail)
-    b.Bytes[b.head :] = data[tail:]
+    b.Bytes[b.head :] = memoryview(data)[tail:]  # no intermediate copy of the model's bytes
     b.minalign = _ALIGN
     resolver_off = _build_resolver(b, fbs, entries)
     S = fbs.InferenceSession
@@ -157,14 +157,15 @@ def canonical_ort(data: bytes) -> bytes:
     S.InferenceSessionAddModel(b, len(data) - model)
     S.InferenceSessionAddKernelTypeStrResolver(b, resolver_off)
     b.Finish(S.InferenceSessionEnd(b), file_identifier=_IDENTIFIER)
-    out = bytes(b.Output())
+    out = bytes(memoryview(b.Bytes)[b.Head() :])
+    del b  # one copy of the rewritten file, not two
 
     again = fbs.InferenceSession.InferenceSession.GetRootAs(out, 0)
     if (
         again.OrtVersion() != version
         or _resolver_entries(again.KernelTypeStrResolver()) != entries
         or _table_fields(out, _u32(out, 0)).get(_SLOT_MODEL) != model + len(out) - len(data)
-        or out[len(out) - (len(data) - tail) :] != data[tail:]
+        or memoryview(out)[len(out) - (len(data) - tail) :] != memoryview(data)[tail:]
     ):
         raise UnknownOrtLayout("the rewritten file does not read back to the same content")
     return out
