@@ -15,7 +15,7 @@ side and alternating:
 Each command runs as a user runs it (a fresh process). Beside each median: the CPU seconds of the
 command (and of the S3 server, which works for both), and the one-minute load average when it
 started. Where a ratio misses its goal, the profile of one `registry` run is printed. Writes
-docs/benchmarks.md under `## registry publish`.
+docs/benchmarks.md under `## registry publish and pull, <stores> remotes`.
 
     .venv/bin/python benchmarks/publish_bench.py [--sizes 100,1000] [--repeat 3] [--stores local,s3]
 """
@@ -309,6 +309,8 @@ def main() -> None:
     }
     sizes = [int(s) for s in args.sizes.split(",")]
     stores = args.stores.split(",")
+    names = {"local": "local-folder", "s3": "S3"}
+    section = f"{SECTION} and pull, {' and '.join(names[s] for s in stores)} remotes"
     table = [
         "| model, store | command | median s | CPU s | load | runs (s) |",
         "| --- | --- | ---: | ---: | ---: | --- |",
@@ -335,7 +337,7 @@ def main() -> None:
                 print("\n".join(table[-4:] + ratios[-2:]), flush=True)
     machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"  # noqa: E501
     lines = [
-        SECTION,
+        section,
         "",
         f"One ONNX model per size, median of {args.repeat} runs each, every command a fresh "
         "process, the two commands of a pair alternating. `registry publish` copies the object "
@@ -372,7 +374,7 @@ def main() -> None:
     print(text)
     doc = ROOT / "docs" / "benchmarks.md"
     old = doc.read_text() if doc.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
+    pattern = re.compile(rf"^{re.escape(section)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
     new = (
         pattern.sub(lambda _: text + "\n", old)
         if pattern.search(old)

@@ -205,3 +205,34 @@ def test_store_without_md5_etag_is_read_back_instead(s3_registry, origin, s3_ser
     assert json.loads(proc.stdout)["models"][0]["objects"][0]["verified"] == "md5+size"
     assert (s3_registry.bucket / "public" / "files" / "md5" / md5[:2] / md5[2:]).read_bytes() == w
     assert run(["git", "ls-remote", "--tags", str(origin)], origin).stdout.strip()
+
+
+def big_onnx(mb: int) -> bytes:
+    """A real ONNX model with one initializer of about `mb` MB."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    n = mb * 250_000 // 1000
+    w = numpy_helper.from_array(np.ones((1000, n), dtype=np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "big",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 1000])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", n])],
+        initializer=[w],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def test_a_published_object_is_read_in_parallel_ranges_by_consumers(s3_registry, origin, tmp_path):
+    # over the client's 50 MiB block size, so the download is split into ranged reads
+    w = big_onnx(60)
+    base, head = merge(s3_registry, w)
+    proc = s3_registry.registry("publish", "--base", base, "--head", head)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = tmp_path / "pulled"
+    pulled = s3_registry.registry("pull", f"{NAME}@1.0.0", "-o", str(out))
+    assert pulled.returncode == 0, pulled.stdout + pulled.stderr
+    assert hashlib.md5((out / "model.onnx").read_bytes()).digest() == hashlib.md5(w).digest()

@@ -294,6 +294,11 @@ class Remote:
         s3, path = self.fs.fs, self.object_path(md5)
         bucket, key, _ = s3.split_path(path)
         digest = base64.b64encode(bytes.fromhex(content)).decode("ascii")
+        # Content-MD5 is the check; without this, botocore also sends a CRC32 that the store keeps
+        # as the object's checksum, and some stores then answer ranged reads (the parallel
+        # downloads of `dvc pull` and of this registry) with it, which botocore rejects.
+        with_retries(f"connecting to remote '{self.name}'", s3.connect)
+        s3.s3.meta.config.request_checksum_calculation = "when_required"
 
         def put() -> dict | None:
             try:
