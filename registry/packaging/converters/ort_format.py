@@ -48,6 +48,10 @@ class OrtFormatConverter(Converter):
         so = ort.SessionOptions()
         so.optimized_model_filepath = str(dest)
         so.add_session_config_entry("session.save_model_format", "ORT")
+        # This session only writes the file: packing the weights for this machine's kernels would
+        # hold a second copy of them and change nothing in what is saved.
+        so.add_session_config_entry("session.disable_prepacking", "1")
+        so.enable_cpu_mem_arena = False
         style = getattr(options, "optimization_style", "Fixed")
         if style == "Runtime":
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
@@ -172,11 +176,22 @@ def canonical_ort(data: bytes) -> bytes:
 
 
 def _bindings():
-    """ONNX Runtime's generated flatbuffer classes (importing the package puts them on sys.path)."""
+    """ONNX Runtime's generated flatbuffer classes (shipped in its `tools/ort_format_model`)."""
     import importlib
+    import importlib.util
+    import os
+    import sys
     from types import SimpleNamespace
 
-    import onnxruntime.tools.ort_format_model  # noqa: F401  (adds ort_flatbuffers_py to sys.path)
+    # Put their folder on sys.path as `onnxruntime.tools.ort_format_model` does, without importing
+    # `onnxruntime.tools`, which imports PyTorch when it is installed (some 200 MB for nothing).
+    spec = importlib.util.find_spec("onnxruntime")
+    folder = os.path.join(os.path.dirname(spec.origin), "tools", "ort_format_model")
+    if os.path.isdir(os.path.join(folder, "ort_flatbuffers_py")):
+        if folder not in sys.path:
+            sys.path.append(folder)
+    else:  # another layout: let the package find them
+        import onnxruntime.tools.ort_format_model  # noqa: F401
 
     names = (
         "InferenceSession",
