@@ -131,15 +131,19 @@ class FaultyStore:
                 answer = conn.getresponse()
                 data = answer.read()
                 self.send_response(answer.status)
+                head = self.command == "HEAD"  # its Content-Length is the object's: kept
                 for k, v in answer.getheaders():
-                    if k.lower() in ("connection", "transfer-encoding", "content-length"):
+                    if k.lower() in ("connection", "transfer-encoding"):
+                        continue
+                    if k.lower() == "content-length" and not head:
                         continue
                     if k.lower() == "etag" and upload and fault == "wrong-etag":
                         v = '"' + "0" * 32 + '"'
                     if k.lower() == "etag" and upload and fault == "no-etag":
                         continue
                     self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
+                if not head:
+                    self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)
