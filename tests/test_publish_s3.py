@@ -97,3 +97,146 @@ def test_unreachable_public_is_retried_then_reported(s3_registry, origin):
     assert "after 4 attempts" in proc.stderr
     assert elapsed > 3.5  # backoff 0.5 + 1 + 2 s between the four attempts
     assert s3_registry.git("tag", "-l") == ""
+
+
+class FaultyStore:
+    """A real S3 server behind a proxy on 127.0.0.1 that misbehaves on object uploads (`PUT`), as
+    a broken store or network would: `fault` is "wrong-etag" (answers with an md5 the object
+    does not have), "no-etag" (answers without one) or "corrupt" (flips a byte on the way in)."""
+
+    def __init__(self, upstream: str, fault: str):
+        import http.client
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import urlsplit
+
+        target = urlsplit(upstream)
+        self.puts = 0
+        store = self
+
+        class Forward(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # answers `Expect: 100-continue`, as S3 does
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                upload = self.command == "PUT" and "/files/md5/" in self.path
+                if upload:
+                    store.puts += 1
+                if upload and fault == "corrupt" and body:
+                    body = bytes([body[0] ^ 0xFF]) + body[1:]
+                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
+                conn.request(self.command, self.path, body=body, headers=headers)
+                answer = conn.getresponse()
+                data = answer.read()
+                self.send_response(answer.status)
+                head = self.command == "HEAD"  # its Content-Length is the object's: kept
+                for k, v in answer.getheaders():
+                    if k.lower() in ("connection", "transfer-encoding"):
+                        continue
+                    if k.lower() == "content-length" and not head:
+                        continue
+                    if k.lower() == "etag" and upload and fault == "wrong-etag":
+                        v = '"' + "0" * 32 + '"'
+                    if k.lower() == "etag" and upload and fault == "no-etag":
+                        continue
+                    self.send_header(k, v)
+                if not head:
+                    self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def faulty_public(reg, s3_server, fault: str) -> FaultyStore:
+    """Point `public` at the S3 server through a FaultyStore (committed: publish reads its remotes
+    from the merge's base)."""
+    store = FaultyStore(s3_server.url, fault)
+    use_s3_remote(reg, "public", store.url, f"{reg.bucket.name}/public")
+    reg.commit(message="public through the proxy")
+    return store
+
+
+@pytest.mark.parametrize("fault", ["wrong-etag", "corrupt"])
+def test_store_that_does_not_confirm_the_md5_fails_the_publish_before_a_tag(
+    s3_registry, origin, s3_server, fault
+):
+    w = mlp_onnx(0)
+    md5 = hashlib.md5(w).hexdigest()
+    store = faulty_public(s3_registry, s3_server, fault)
+    try:
+        base, head = merge(s3_registry, w)
+        proc = s3_registry.registry("publish", "--base", base, "--head", head)
+    finally:
+        store.stop()
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    assert "remote 'public'" in proc.stderr and md5 in proc.stderr
+    assert "Traceback" not in proc.stderr
+    if fault == "wrong-etag":
+        assert "does not match after the upload" in proc.stderr
+    assert store.puts >= 1
+    # nothing a consumer could fetch, and no version
+    assert not (s3_registry.bucket / "public" / "files" / "md5" / md5[:2] / md5[2:]).exists()
+    assert s3_registry.git("tag", "-l") == ""
+    assert run(["git", "ls-remote", "--tags", str(origin)], origin).stdout == ""
+
+
+def test_store_without_md5_etag_is_read_back_instead(s3_registry, origin, s3_server):
+    w = mlp_onnx(0)
+    md5 = hashlib.md5(w).hexdigest()
+    store = faulty_public(s3_registry, s3_server, "no-etag")
+    try:
+        base, head = merge(s3_registry, w)
+        proc = s3_registry.registry("publish", "--base", base, "--head", head, "--format", "json")
+    finally:
+        store.stop()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout)["models"][0]["objects"][0]["verified"] == "md5+size"
+    assert (s3_registry.bucket / "public" / "files" / "md5" / md5[:2] / md5[2:]).read_bytes() == w
+    assert run(["git", "ls-remote", "--tags", str(origin)], origin).stdout.strip()
+
+
+def big_onnx(mb: int) -> bytes:
+    """A real ONNX model with one initializer of about `mb` MB."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    n = mb * 250_000 // 1000
+    w = numpy_helper.from_array(np.ones((1000, n), dtype=np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "big",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 1000])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", n])],
+        initializer=[w],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def test_a_published_object_is_read_in_parallel_ranges_by_consumers(s3_registry, origin, tmp_path):
+    # over the client's 50 MiB block size, so the download is split into ranged reads
+    w = big_onnx(60)
+    base, head = merge(s3_registry, w)
+    proc = s3_registry.registry("publish", "--base", base, "--head", head)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = tmp_path / "pulled"
+    pulled = s3_registry.registry("pull", f"{NAME}@1.0.0", "-o", str(out))
+    assert pulled.returncode == 0, pulled.stdout + pulled.stderr
+    assert hashlib.md5((out / "model.onnx").read_bytes()).digest() == hashlib.md5(w).digest()

@@ -41,6 +41,9 @@ class Pointer:
 # remains of a killed copy (a live copy writes to it all the time).
 PARTIAL_IDLE = 600.0
 
+# The largest object S3 takes in one request; bigger ones go through a temporary name.
+SINGLE_PUT_LIMIT = 5 * 2**30
+
 
 def _modified(info: dict) -> float | None:
     """Last-modified time (epoch seconds) from an fsspec `info` answer, when the store gives one."""
@@ -250,17 +253,103 @@ class Remote:
         os.replace(tmp, dest)
         return dest
 
-    def upload(self, src: str | os.PathLike, md5: str, size: int | None = None) -> None:
-        """Put a local file on the remote under its md5: written to a temporary name, read back and
-        checked against `md5` and `size` there, and only then moved to its real name; an object
-        that appeared at the real name meanwhile is never overwritten.
+    def upload(self, src: str | os.PathLike, md5: str, size: int | None = None) -> bool:
+        """Put a local file on the remote under its md5, verified before it counts as stored.
 
+        On S3 (up to `SINGLE_PUT_LIMIT` bytes) the file goes up in one request that carries its
+        md5 (`Content-MD5`): the store refuses bytes that do not hash to it, a request is all or
+        nothing, and the md5 the store reports back (its ETag) is compared as well; no byte is
+        read back. The request is conditional (`If-None-Match: *`): a store that honours it never
+        replaces an object that appeared meanwhile, which the caller then reads back.
+
+        Elsewhere the file is written to a temporary name, read back and checked against `md5`
+        and `size` there, and only then moved to its real name; an object that appeared at the
+        real name meanwhile is never overwritten.
+
+        Returns:
+            True when the object at its real name is verified (the store checked it), False when
+            the caller still has to read it back there (`registry.core.transfer.verify_object`).
         Raises:
-            StorageError: unreachable, refused, or the temporary copy does not match.
+            StorageError: unreachable, refused, or the copy does not match.
         """
+        if getattr(self.fs, "protocol", None) == "s3" and os.path.getsize(src) <= SINGLE_PUT_LIMIT:
+            return self._put_s3(src, md5, size)
         self._put(
             src, self.object_path(md5), f"uploading {md5} to", "the write", md5=md5, size=size
         )
+        return False
+
+    def _put_s3(self, src: str | os.PathLike, md5: str, size: int | None) -> bool:
+        """One S3 `PutObject` with `Content-MD5`; see `upload`."""
+        import base64
+
+        content = md5.removesuffix(".dir")
+        n = os.path.getsize(src)
+        if size is not None and n != size:
+            raise StorageError(
+                f"the local copy of {md5} ({src}) holds {n:,} bytes, but the pointer records "
+                f"{size:,}",
+                f"delete {src}; it is fetched again from the source remote on the next run",
+            )
+        s3, path = self.fs.fs, self.object_path(md5)
+        bucket, key, _ = s3.split_path(path)
+        digest = base64.b64encode(bytes.fromhex(content)).decode("ascii")
+        # Content-MD5 is the check; without this, botocore also sends a CRC32 that the store keeps
+        # as the object's checksum, and some stores then answer ranged reads (the parallel
+        # downloads of `dvc pull` and of this registry) with it, which botocore rejects.
+        with_retries(f"connecting to remote '{self.name}'", s3.connect)
+        s3.s3.meta.config.request_checksum_calculation = "when_required"
+
+        def put() -> dict | None:
+            try:
+                with open(src, "rb") as f:
+                    return s3.call_s3(
+                        "put_object",
+                        Bucket=bucket,
+                        Key=key,
+                        Body=f,
+                        ContentMD5=digest,
+                        ContentLength=n,
+                        IfNoneMatch="*",  # where the store honours it, never over another object
+                    )
+            except FileExistsError:
+                return None  # an object appeared meanwhile: the caller reads that one back
+            except OSError as e:
+                if "BadDigest" in str(e) and file_md5(src) != content:
+                    # the local bytes are wrong, not the transfer: sending them again cannot help
+                    raise StorageError(
+                        f"remote '{self.name}' refused {md5}: the local copy {src} does not hash "
+                        "to it",
+                        f"delete {src}; it is fetched again from the source remote on the next run",
+                    ) from None
+                raise  # a transfer that damaged the bytes, or the network: tried again
+            finally:
+                s3.invalidate_cache(path)
+
+        try:
+            answer = with_retries(f"uploading {md5} to remote '{self.name}'", put)
+        except PermissionError as e:
+            raise StorageError(
+                f"remote '{self.name}' ({self.url}) refused the write: {e}",
+                "check the remote's permissions/credentials",
+            ) from None
+        if answer is None:
+            return False
+        etag = str(answer.get("ETag") or "").strip('"').lower()
+        if re.fullmatch(r"[0-9a-f]{32}", etag):
+            got, stored = etag, n
+        else:  # a store whose ETag is not the md5 (encrypted with a KMS key…): read it back
+            got, stored = with_retries(
+                f"verifying {md5} on remote '{self.name}'", lambda: self._hash(path)
+            )
+        if got != content or (size is not None and stored != size):
+            self._remove(path)  # written by this request, and wrong: never left for a consumer
+            raise StorageError(
+                f"the copy of {md5} on remote '{self.name}' does not match after the upload "
+                f"(the store reports md5 {got}, {stored:,} bytes)",
+                "run it again; if it repeats, check the remote's storage",
+            )
+        return True
 
     def partial_path(self, path: str) -> str:
         """The temporary name a copy to `path` is written under by this process."""

@@ -1,8 +1,10 @@
 """Copying DVC objects between remotes, verified: nothing reaches its final name unread.
 
-An object is written under a temporary name, read back and hashed, and only then renamed to its
-content address; a local-to-local copy reads the source once and writes and hashes in one pass.
-Publish (staging → public) and package uploads use it.
+Between local folders an object is written under a temporary name, hashed as it lands, and only
+then linked to its content address. On S3 it is sent in one request that carries its md5, which
+the store checks before it stores anything, and the md5 the store reports back is compared too
+(`Remote.upload`). Elsewhere it is written under a temporary name, read back and hashed there,
+and only then moved. Publish (staging → public) and package uploads use it.
 """
 
 from __future__ import annotations
@@ -174,8 +176,9 @@ def copy_object(
     DVC cache.
 
     Returns:
-        True when the copy was already read back from `dst` and verified (local folders), False
-        when the caller still has to verify it with `verify_object`.
+        True when the copy at its real name is already verified (read back between local
+        folders, checked by the store on S3), False when the caller still has to verify it with
+        `verify_object`.
 
     Raises:
         StorageError: the object is missing from `src`, `dst` refuses the write, or a remote stays
@@ -191,8 +194,7 @@ def copy_object(
             local.write_bytes(_read_object(src, md5))
         else:
             local = storage.fetch(md5, src.name)
-        dst.upload(local, md5, size)  # verified under a temporary name before it becomes visible
-        return False
+        return dst.upload(local, md5, size)  # verified before it counts as stored
     except FileNotFoundError:
         raise StorageError(
             f"object {md5} ({path}) is not in remote '{src.name}' ({src.url})",

@@ -323,3 +323,114 @@ def read_model(buf) -> Model:
         if t.external and t.location not in model.external_locations:
             model.external_locations.append(t.location)
     return model
+
+
+def read_header(buf) -> Model:
+    """A model's IR version and opsets only: the top-level fields, never the graph's bytes (cheap
+    on a mapped file of any size).
+
+    Raises:
+        WireError: the bytes are not a well-formed protobuf message.
+    """
+    model = Model()
+    for number, wire, value in fields(buf, 0, len(buf)):
+        if number == 1 and wire == 0:
+            model.ir_version = _signed(value)
+        elif number == 8:
+            domain, version = "", 0
+            for n, w, v in fields(buf, *_span(wire, value, "ModelProto.opset_import")):
+                if n == 1:
+                    domain = _text(buf, _span(w, v, "OperatorSetIdProto.domain"))
+                elif n == 2 and w == 0:
+                    version = _signed(v)
+            model.opsets.append((domain, version))
+    return model
+
+
+_METADATA_PROPS = 14  # ModelProto.metadata_props (StringStringEntryProto: key 1, value 2)
+
+
+def _length_delimited(number: int, payload: bytes) -> bytes:
+    size, out = len(payload), bytearray()
+    while True:
+        byte = size & 0x7F
+        size >>= 7
+        out.append(byte | (0x80 if size else 0))
+        if not size:
+            break
+    return bytes([number << 3 | 2]) + bytes(out) + payload
+
+
+def copy_with_metadata(src, dest, key: str, value: str) -> None:
+    """Copy the ONNX model file `src` to the new file `dest` with its `metadata_props` entry `key`
+    set to `value` (entries of that key dropped, the new one appended), the other fields' bytes
+    copied file to file: the model is never loaded, so its size costs no memory.
+
+    Raises:
+        WireError: `src` is not a well-formed protobuf message.
+    """
+    import mmap
+    import os
+
+    with open(src, "rb") as fin, open(dest, "xb") as fout:
+        size = os.fstat(fin.fileno()).st_size
+        keep: list[tuple[int, int]] = []
+        if size:
+            with mmap.mmap(fin.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+                pos = 0
+                while pos < size:
+                    start = pos
+                    tag, pos = _varint(buf, pos, size)
+                    number, wire = tag >> 3, tag & 7
+                    if wire == 0:
+                        _, pos = _varint(buf, pos, size)
+                    elif wire == 2:
+                        length, pos = _varint(buf, pos, size)
+                        if number == _METADATA_PROPS and any(
+                            n == 1 and _text(buf, _span(w, v, "metadata key")) == key
+                            for n, w, v in fields(buf, pos, pos + length)
+                        ):
+                            pos += length
+                            continue  # the entry being replaced
+                        pos += length
+                    elif wire in (1, 5):
+                        pos += 8 if wire == 1 else 4
+                    else:
+                        raise WireError(f"unsupported wire type {wire} at byte {start}")
+                    if pos > size:
+                        raise WireError(f"a field at byte {start} runs past the end of the file")
+                    if keep and keep[-1][1] == start:
+                        keep[-1] = (keep[-1][0], pos)
+                    else:
+                        keep.append((start, pos))
+        for start, end in keep:
+            fin.seek(start)
+            left = end - start
+            while left:
+                block = fin.read(min(left, 1 << 20))
+                if not block:
+                    raise WireError(f"{src} changed while it was copied")
+                fout.write(block)
+                left -= len(block)
+        entry = _length_delimited(1, key.encode()) + _length_delimited(2, value.encode())
+        fout.write(_length_delimited(_METADATA_PROPS, entry))
+
+
+def read_metadata(buf) -> dict[str, str]:
+    """A model's `metadata_props` (the first value of each key), from the top-level fields only.
+
+    Raises:
+        WireError: the bytes are not a well-formed protobuf message.
+    """
+    found: dict[str, str] = {}
+    for number, wire, value in fields(buf, 0, len(buf)):
+        if number != _METADATA_PROPS:
+            continue
+        key = text = ""
+        for n, w, v in fields(buf, *_span(wire, value, "ModelProto.metadata_props")):
+            if n == 1:
+                key = _text(buf, _span(w, v, "StringStringEntryProto.key"))
+            elif n == 2:
+                text = _text(buf, _span(w, v, "StringStringEntryProto.value"))
+        found.setdefault(key, text)
+    return found

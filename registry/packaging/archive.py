@@ -18,6 +18,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import tarfile
 import zipfile
 import zlib
@@ -27,9 +28,13 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from registry.core.errors import UsageError
-from registry.core.files import write_atomic
 from registry.packaging.benchmark import BenchmarkReport
-from registry.packaging.encryption import PackageIntegrityError, decrypt, encrypt, is_encrypted
+from registry.packaging.encryption import (
+    PackageIntegrityError,
+    decrypt,
+    encrypt_file,
+    is_encrypted,
+)
 from registry.packaging.engines import EngineSetting
 from registry.packaging.protocol import DescriptionBlock
 from registry.packaging.verify import Verification
@@ -39,6 +44,7 @@ LOADER = "loader.py"
 REFERENCE = "verification/reference.npz"
 MODEL_DIR = "model"
 PACKAGE_FORMAT = 1
+_BLOCK = 1 << 20
 # the loader shipped in every package (package data of the registry)
 LOADER_SOURCE = Path(__file__).resolve().parents[1] / "templates" / "package_loader.py"
 
@@ -113,50 +119,102 @@ class PackageResult(BaseModel):
 # --------------------------------------------------------------------------- write
 
 
-def package_files(model_files: dict[str, bytes], reference: bytes) -> dict[str, bytes]:
+# A member of a package: its bytes, or the file that holds them (streamed, never read whole).
+Member = bytes | Path
+
+
+def package_files(model_files: dict[str, Member], reference: bytes) -> dict[str, Member]:
     """Every file of a package but its manifest, by its path in the package.
 
     Args:
-        model_files: the model's files, by their path relative to the model file's folder.
+        model_files: the model's files (bytes, or the path of the file), by their path relative to
+            the model file's folder.
         reference: the verification reference (`reference_npz`).
     """
-    files = {f"{MODEL_DIR}/{name}": data for name, data in model_files.items()}
+    files: dict[str, Member] = {f"{MODEL_DIR}/{name}": data for name, data in model_files.items()}
     files[LOADER] = LOADER_SOURCE.read_bytes()
     files[REFERENCE] = reference
     return files
 
 
+def member_sha256(member: Member) -> str:
+    """SHA-256 of a package member, read a block at a time when it is a file."""
+    if isinstance(member, bytes):
+        return hashlib.sha256(member).hexdigest()
+    h = hashlib.sha256()
+    with open(member, "rb") as f:
+        while block := f.read(_BLOCK):
+            h.update(block)
+    return h.hexdigest()
+
+
 def write_package(
-    root: str, files: dict[str, bytes], manifest: Manifest, out_dir: Path, key: bytes | None
+    root: str, files: dict[str, Member], manifest: Manifest, out_dir: Path, key: bytes | None
 ) -> PackageResult:
     """Write the archive (encrypted when a key is given), whole or not at all.
+
+    The archive is streamed to its file: a model file is read a block at a time, so a build holds
+    no copy of the model, of the tar or of the gzip in memory.
 
     Args:
         root: the archive's top folder, also its file name ('NAME-VERSION-TARGET').
         files: `package_files`; the manifest is added to them.
         key: 32-byte AES key (None: not encrypted).
     """
+    from registry.core.files import atomic_path
+
     files = {
         **files,
         MANIFEST: (
             json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
         ).encode(),
     }
-    archive = deterministic_tar(root, files)
-    suffix = ".tar.gz"
-    if key is not None:
-        archive = encrypt(archive, key)
-        suffix += ".enc"
-    dest = out_dir / f"{root}{suffix}"
-    write_atomic(dest, archive)
-    return PackageResult(path=dest, manifest=manifest, sha256=hashlib.sha256(archive).hexdigest())
+    dest = out_dir / f"{root}.tar.gz{'.enc' if key is not None else ''}"
+    with atomic_path(dest) as tmp:
+        if key is None:
+            with open(tmp, "xb") as f:
+                digest = _write_tar_gz(root, files, f)
+        else:
+            plain = tmp.with_name(tmp.name + ".plain")  # never renamed: removed below
+            try:
+                with open(plain, "xb") as f:
+                    _write_tar_gz(root, files, f)
+                with open(plain, "rb") as src, open(tmp, "xb") as f:
+                    digest = encrypt_file(src, f, key)
+            finally:
+                plain.unlink(missing_ok=True)
+    return PackageResult(path=dest, manifest=manifest, sha256=digest)
 
 
-def deterministic_tar(root: str, files: dict[str, bytes]) -> bytes:
+def deterministic_tar(root: str, files: dict[str, Member]) -> bytes:
     """A gzip'd tar of `files` under `root/`: sorted names, fixed times, owners and modes, gzip
     mtime 0."""
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
+    out = io.BytesIO()
+    _write_tar_gz(root, files, out)
+    return out.getvalue()
+
+
+class _Hashing(io.RawIOBase):
+    """A write-only file that hashes what goes through it to `out`."""
+
+    def __init__(self, out):
+        self.out, self.sha256 = out, hashlib.sha256()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.sha256.update(data)
+        return self.out.write(data)
+
+
+def _write_tar_gz(root: str, files: dict[str, Member], out) -> str:
+    """Stream the deterministic gzip'd tar of `files` to the file `out`; return its SHA-256."""
+    sink = _Hashing(out)
+    with (
+        gzip.GzipFile(filename="", mode="wb", fileobj=sink, mtime=0, compresslevel=9) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar,
+    ):
         dirs = sorted({str(PurePosixPath(root, n).parent) for n in files} | {root})
         for d in dirs:
             info = tarfile.TarInfo(d)
@@ -164,14 +222,18 @@ def deterministic_tar(root: str, files: dict[str, bytes]) -> bytes:
             _fix(info)
             tar.addfile(info)
         for name in sorted(files):
+            member = files[name]
             info = tarfile.TarInfo(f"{root}/{name}")
-            info.size, info.mode = len(files[name]), 0o644
+            info.mode = 0o644
             _fix(info)
-            tar.addfile(info, io.BytesIO(files[name]))
-    out = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=9) as gz:
-        gz.write(raw.getvalue())
-    return out.getvalue()
+            if isinstance(member, bytes):
+                info.size = len(member)
+                tar.addfile(info, io.BytesIO(member))
+                continue
+            with open(member, "rb") as f:
+                info.size = os.fstat(f.fileno()).st_size
+                tar.addfile(info, f)
+    return sink.sha256.hexdigest()
 
 
 def _fix(info: tarfile.TarInfo) -> None:

@@ -23,7 +23,6 @@ is `registry.packaging.source`.
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from registry.packaging.archive import (
     REFERENCE,
     Manifest,
     PackageResult,
+    member_sha256,
     package_files,
     reference_npz,
     write_package,
@@ -51,7 +51,7 @@ from registry.packaging.benchmark import (
 from registry.packaging.converters import Candidate, get_converter
 from registry.packaging.plan import target_options
 from registry.packaging.prepare import Prepared, prepare
-from registry.packaging.protocol import DescriptionBlock, write_onnx_block
+from registry.packaging.protocol import METADATA_KEY, DescriptionBlock
 from registry.packaging.source import ModelSource
 from registry.packaging.targets import Target, TargetOptions, get_target
 from registry.packaging.verify import (
@@ -92,6 +92,7 @@ def build_package(
         ConversionError: a conversion failed, or no candidate passed verification (with numbers).
         UsageError: bad target name or options.
     """
+    _free_large_blocks()
     target = get_target(target_name)
     spec = next((t for t in source.card.targets if t.name == target.name), None)
     options = target_options(target, spec, overrides or {})
@@ -120,6 +121,7 @@ def build_package(
             prep.reference, samples=options.samples, seed=options.seed, declared=declared
         )
         names, ref_out = reference_outputs(prep.reference, inputs)
+        _trim()
         pytorch = _PytorchSource(source.pytorch) if source.pytorch else None
         candidates, skipped, failed = _convert(
             source, pytorch, target, options, prep, work, log, progress
@@ -135,6 +137,7 @@ def build_package(
                     cand, names, ref_out, inputs, options.limits(cand.precision), providers
                 )
             )
+            _trim()
             if progress:
                 progress(f"verifying {cand.converter}", 1, 1)
             log(f"verify {verifications[-1].summary()}")
@@ -221,14 +224,14 @@ def build_package(
                     + f"; {FIXED_BATCH_HINT}"
                 )
         files = package_files(
-            {p.relative_to(chosen.path.parent).as_posix(): p.read_bytes() for p in chosen.files},
+            {p.relative_to(chosen.path.parent).as_posix(): p for p in chosen.files},
             reference_npz(inputs, names, ref_out),
         )
         manifest = Manifest(
             model=ref,
             target=target.name,
             model_file=f"{MODEL_DIR}/{chosen.path.name}",
-            files={k: hashlib.sha256(v).hexdigest() for k, v in sorted(files.items())},
+            files={k: member_sha256(v) for k, v in sorted(files.items())},
             description=chosen.block,
             engine=report.chosen_setting,
             inputs=sig,
@@ -291,6 +294,49 @@ def threshold_hint(
     )
 
 
+def _trim() -> None:
+    """Give the memory freed by a finished step (a conversion, a verification) back to the
+    system: glibc keeps small freed blocks in each thread's arena, and the runtimes' thread pools
+    leave many there. Nothing happens on other C libraries."""
+    import ctypes
+    import ctypes.util
+    import gc
+    import sys
+
+    gc.collect()  # a converter's model objects may sit in reference cycles
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+def _free_large_blocks() -> None:
+    """Have glibc give large freed blocks back to the system at once.
+
+    A build loads the model several times over (checker, converters, runtimes), each copy freed
+    after its step; glibc's allocator otherwise keeps such blocks for reuse once its adaptive
+    threshold has grown, so the process would hold every step's copies at the same time. A fixed
+    threshold of 4 MiB maps each large block on its own and unmaps it when freed, which keeps a
+    build's peak near the largest single step. Nothing changes on other C libraries.
+    """
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, 4 << 20)
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        pass
+
+
+_M_MMAP_THRESHOLD = -3  # glibc's malloc.h
+
+
 def _confirm_choice(
     report: BenchmarkReport,
     verified: list[Candidate],
@@ -347,8 +393,6 @@ def _convert(
     failed (as 'error' verifications, for the manifest's table): a failed conversion drops that
     candidate only, unless it was asked for by name (`--converter`), which stops the build.
     """
-    import onnx
-
     ref = f"{source.name}@{source.version}"
     candidates: list[Candidate] = []
     skipped: list[str] = []
@@ -398,10 +442,9 @@ def _convert(
         if progress:
             progress(f"converting {cname}", 0, 1)
         staged = _fresh(cdir) / "input.onnx"
-        staged_model = onnx.load(str(prep.prepared))
-        block = _block(source, ref, target, cname, prep, staged_model)
-        write_onnx_block(staged_model, block)
-        onnx.save(staged_model, str(staged))
+        header = _onnx_header(prep.prepared)
+        block = _block(source, ref, target, cname, prep, header)
+        _stage(prep.prepared, staged, block)
         try:
             cand = converter.convert(
                 staged,
@@ -411,8 +454,7 @@ def _convert(
                 options=options,
             )
             final = _final_block(cand, block, target)
-            write_onnx_block(staged_model, final)
-            onnx.save(staged_model, str(staged))
+            _stage(prep.prepared, staged, final)
             if not converter.store_block(cand, final):  # not editable: convert again, block in
                 cand = converter.convert(
                     staged,
@@ -427,6 +469,7 @@ def _convert(
             failed.append(_conversion_failed(cname, prep, options, e, log))
             continue
         candidates.append(cand.model_copy(update={"block": final}))
+        _trim()
         log(f"candidate {cname}: {cand.format} {cand.precision}")
     return candidates, skipped, failed
 
@@ -535,22 +578,39 @@ def _check_pytorch_inputs(shown: str, theirs: list[tuple[str, list, str]], refer
             )
 
 
+def _onnx_header(path: Path):
+    """The IR version and opsets of an ONNX file, read without loading its tensors."""
+    import mmap
+
+    from registry.formats import onnx_wire
+
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        return onnx_wire.read_header(buf)
+
+
+def _stage(prepared: Path, staged: Path, block: DescriptionBlock) -> None:
+    """Write the model a converter starts from: the prepared ONNX with the block in its
+    metadata, copied file to file (the model is never loaded, so its size costs no memory)."""
+    from registry.formats import onnx_wire
+
+    staged.unlink(missing_ok=True)
+    onnx_wire.copy_with_metadata(
+        prepared, staged, METADATA_KEY, block.model_dump_json(exclude_none=False)
+    )
+
+
 def _block(
     source: ModelSource, ref: str, target: Target, converter: str, prep: Prepared, model
 ) -> DescriptionBlock:
     """The block as known before conversion; the converter's facts complete it (`_final_block`).
 
-    `model` is the staged ONNX ModelProto, or None for a converter of the `.pt2` (whose hash is
-    then the block's source hash: the file the conversion started from).
+    `model` is the staged ONNX's header (`onnx_wire.read_header`), or None for a converter of the
+    `.pt2` (whose hash is then the block's source hash: the file the conversion started from).
     """
     import onnx
 
     onnx_model = model is not None
-    opset = (
-        next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-        if onnx_model
-        else None
-    )
+    opset = next((v for d, v in model.opsets if d in ("", "ai.onnx")), None) if onnx_model else None
     started_from = source.weights if onnx_model else source.pytorch
     quantization = prep.quantization
     if quantization is not None and onnx_model:  # where its scales and zero points live
@@ -575,7 +635,7 @@ def _block(
         else None,  # ONNX Runtime's optimiser never saw a .pt2
         processing=prep.steps,
         source_model=ref,
-        source_sha256=hashlib.sha256(started_from.read_bytes()).hexdigest(),
+        source_sha256=member_sha256(started_from),
         target=target.name,
         converter=converter,
         tools={"registry": __version__, **({"onnx": onnx.__version__} if onnx_model else {})},

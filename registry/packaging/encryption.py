@@ -30,6 +30,7 @@ from registry.core.errors import ConversionError, UsageError, missing_dependency
 MAGIC = b"RGPKENC1"
 ALG = "AES-256-GCM"
 TAG_BYTES = 16
+_BLOCK = 1 << 20
 
 
 class PackageKeyError(ConversionError):
@@ -117,6 +118,40 @@ def encrypt(plaintext: bytes, key: bytes) -> bytes:
     ).encode()
     aad = MAGIC + struct.pack(">I", len(header)) + header
     return aad + _aesgcm(key).encrypt(nonce, plaintext, aad)
+
+
+def encrypt_file(src, out, key: bytes) -> str:
+    """Encrypt the file `src` into the file `out`, a block at a time: the same bytes `encrypt`
+    makes of its content, without holding it in memory. Returns the SHA-256 of what was written.
+    """
+    try:
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    except ImportError as e:
+        raise missing_dependency("cryptography", "package") from e
+    plain, length = hashlib.sha256(), 0
+    while block := src.read(_BLOCK):
+        plain.update(block)
+        length += len(block)
+    nonce = hmac.new(key, b"registry-package-nonce" + plain.digest(), hashlib.sha256).digest()[:12]
+    header = json.dumps(
+        {"alg": ALG, "key_id": key_id(key), "nonce": nonce.hex(), "length": length + TAG_BYTES},
+        sort_keys=True,
+    ).encode()
+    aad = MAGIC + struct.pack(">I", len(header)) + header
+    written = hashlib.sha256()
+
+    def write(data: bytes) -> None:
+        written.update(data)
+        out.write(data)
+
+    encryptor = Cipher(algorithms.AES(key), modes.GCM(nonce)).encryptor()
+    encryptor.authenticate_additional_data(aad)
+    write(aad)
+    src.seek(0)
+    while block := src.read(_BLOCK):
+        write(encryptor.update(block))
+    write(encryptor.finalize() + encryptor.tag)
+    return written.hexdigest()
 
 
 def is_encrypted(data: bytes) -> bool:

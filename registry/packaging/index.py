@@ -311,12 +311,13 @@ def push_packages(
     for path, entry in zip(files, entries):
         indexed = entry.target in index.packages
         have = remote.object_size(entry.md5)
-        action, verified = "present", "size"
+        action, verified, checked = "present", "size", False
         if have != entry.size:
-            remote.upload(path, entry.md5)
+            checked = remote.upload(path, entry.md5, entry.size)  # True: the store checked it
             action = "uploaded"
-        if action == "uploaded" or not indexed:
+        if (action == "uploaded" or not indexed) and not checked:
             verify_object(remote, entry.md5, entry.size)
+        if action == "uploaded" or not indexed:
             verified = "md5+size"
         report.packages.append(PushedPackage(entry=entry, action=action, verified=verified))
         log(f"{entry.target}: {entry.file} {action}, verified ({verified})")

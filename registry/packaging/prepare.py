@@ -10,6 +10,7 @@ quantized to int8 (`registry.packaging.quantization`) and given offline graph op
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -56,17 +57,25 @@ def prepare(
 
     from registry.packaging.processing import apply_steps, parse_steps
 
+    reference = work / "reference.onnx"
+    processing = spec.processing if spec else None
     try:
-        model = onnx.load(str(source.weights))
-        onnx.checker.check_model(model)
+        # checked from the file (by the checker's C++ reader, which frees it when done)
+        onnx.checker.check_model(str(source.weights))
+        edit = bool(processing) or _external_data(source.weights)
+        model = onnx.load(str(source.weights)) if edit else None
     except Exception as e:  # onnx raises several unrelated types for a bad file
         raise ConversionError(
             f"{source.weights}: not a valid ONNX model ({e})",
             "packaging starts from the published ONNX weights",
         ) from e
-    steps = apply_steps(model, parse_steps(spec.processing)) if spec and spec.processing else []
-    reference = work / "reference.onnx"
-    onnx.save(model, str(reference))
+    if model is None:  # the published file is the reference as it is: copied, never loaded
+        steps = []
+        shutil.copyfile(source.weights, reference)
+    else:  # processing merged in, or external data brought inside the one file
+        steps = apply_steps(model, parse_steps(processing)) if processing else []
+        onnx.save(model, str(reference))
+        del model
     _check_ops(reference, source.weights.name, target)
     prep = Prepared(
         reference=reference,
@@ -100,6 +109,17 @@ def prepare(
         prep.prepared = dest
         log(f"offline graph optimisation: {prep.optimized}")
     return prep
+
+
+def _external_data(path: Path) -> bool:
+    """Whether an ONNX file keeps tensors in other files (read from its structure, tensors'
+    bytes skipped)."""
+    import mmap
+
+    from registry.formats import onnx_wire
+
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        return bool(onnx_wire.read_model(buf).external_locations)
 
 
 def _check_ops(path: Path, shown: str, target: Target) -> None:

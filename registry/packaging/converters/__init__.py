@@ -25,7 +25,6 @@ from registry.packaging.protocol import (
     METADATA_KEY,
     DescriptionBlock,
     ModelFacts,
-    write_onnx_block,
 )
 
 
@@ -116,12 +115,17 @@ class OnnxFileConverter(Converter):
     """A converter whose output is an ONNX file: the block lives in its `metadata_props`."""
 
     def store_block(self, candidate: Candidate, block: DescriptionBlock) -> bool:
-        """Replace the block in the converted ONNX file."""
-        import onnx
+        """Replace the block in the converted ONNX file (copied file to file, never loaded)."""
+        import os
 
-        model = onnx.load(str(candidate.path))
-        write_onnx_block(model, block)
-        onnx.save(model, str(candidate.path))
+        from registry.formats import onnx_wire
+
+        edited = candidate.path.with_name(candidate.path.name + ".block")
+        edited.unlink(missing_ok=True)
+        onnx_wire.copy_with_metadata(
+            candidate.path, edited, METADATA_KEY, block.model_dump_json(exclude_none=False)
+        )
+        os.replace(edited, candidate.path)
         return True
 
     def embedded_block(self, model: bytes, files: dict[str, bytes], model_file: str) -> str | None:
@@ -200,10 +204,35 @@ def get_converter(name: str) -> Converter:
     return CONVERTERS.lookup(name)()
 
 
+def onnx_block(path: Path) -> DescriptionBlock | None:
+    """The description block in an ONNX file's `metadata_props` (None when it has none), read
+    from the file's top-level fields without loading its tensors.
+
+    Raises:
+        ModelFormatError: not an ONNX file, or a block that is not protocol-conforming JSON.
+    """
+    import mmap
+
+    from registry.core.errors import ModelFormatError
+    from registry.formats import onnx_wire
+    from registry.packaging.protocol import parse_block
+
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            text = onnx_wire.read_metadata(buf).get(METADATA_KEY)
+    except (onnx_wire.WireError, ValueError) as e:
+        raise ModelFormatError(f"{path}: not a readable ONNX model ({e})") from e
+    return None if text is None else parse_block(text, str(path))
+
+
 def onnx_facts(path: Path) -> tuple[int, int]:
     """(default-domain opset, IR version) of an ONNX file."""
-    import onnx
+    import mmap
 
-    model = onnx.load(str(path), load_external_data=False)
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    from registry.formats import onnx_wire
+
+    # the top-level fields only: a model of any size is read without loading its tensors
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        model = onnx_wire.read_header(buf)
+    opset = next((v for d, v in model.opsets if d in ("", "ai.onnx")), 0)
     return opset, model.ir_version

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from registry.core.errors import ConversionError, missing_dependency
-from registry.packaging.converters import Candidate, Converter, register
-from registry.packaging.protocol import METADATA_KEY, read_onnx_block
+from registry.packaging.converters import Candidate, Converter, onnx_block, register
+from registry.packaging.protocol import METADATA_KEY
 
 
 @register
@@ -45,7 +45,7 @@ class OpenVinoIrConverter(Converter):
                 f"{source.name}: OpenVINO cannot convert it: {e}",
                 "drop 'openvino' from this target's options",
             ) from e
-        block = read_onnx_block(source)
+        block = onnx_block(source)  # read from the file's header: no second copy in memory
         if block is not None:
             data = block.model_copy(
                 update={

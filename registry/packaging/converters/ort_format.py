@@ -56,6 +56,10 @@ class OrtFormatConverter(Converter):
         so = ort.SessionOptions()
         so.optimized_model_filepath = str(dest)
         so.add_session_config_entry("session.save_model_format", "ORT")
+        # This session only writes the file: packing the weights for this machine's kernels would
+        # hold a second copy of them and change nothing in what is saved.
+        so.add_session_config_entry("session.disable_prepacking", "1")
+        so.enable_cpu_mem_arena = False
         style = getattr(options, "optimization_style", "Fixed")
         if style == "Runtime":
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
@@ -153,7 +157,7 @@ def canonical_ort(data: bytes) -> bytes:
 
     b = flatbuffers.Builder(len(data) + 1024)
     b.head = len(b.Bytes) - (len(data) - tail)
-    b.Bytes[b.head :] = data[tail:]
+    b.Bytes[b.head :] = memoryview(data)[tail:]  # no intermediate copy of the model's bytes
     b.minalign = _ALIGN
     resolver_off = _build_resolver(b, fbs, entries)
     S = fbs.InferenceSession
@@ -165,25 +169,37 @@ def canonical_ort(data: bytes) -> bytes:
     S.InferenceSessionAddModel(b, len(data) - model)
     S.InferenceSessionAddKernelTypeStrResolver(b, resolver_off)
     b.Finish(S.InferenceSessionEnd(b), file_identifier=_IDENTIFIER)
-    out = bytes(b.Output())
+    out = bytes(memoryview(b.Bytes)[b.Head() :])
+    del b  # one copy of the rewritten file, not two
 
     again = fbs.InferenceSession.InferenceSession.GetRootAs(out, 0)
     if (
         again.OrtVersion() != version
         or _resolver_entries(again.KernelTypeStrResolver()) != entries
         or _table_fields(out, _u32(out, 0)).get(_SLOT_MODEL) != model + len(out) - len(data)
-        or out[len(out) - (len(data) - tail) :] != data[tail:]
+        or memoryview(out)[len(out) - (len(data) - tail) :] != memoryview(data)[tail:]
     ):
         raise UnknownOrtLayout("the rewritten file does not read back to the same content")
     return out
 
 
 def _bindings():
-    """ONNX Runtime's generated flatbuffer classes (importing the package puts them on sys.path)."""
+    """ONNX Runtime's generated flatbuffer classes (shipped in its `tools/ort_format_model`)."""
     import importlib
+    import importlib.util
+    import os
+    import sys
     from types import SimpleNamespace
 
-    import onnxruntime.tools.ort_format_model  # noqa: F401  (adds ort_flatbuffers_py to sys.path)
+    # Put their folder on sys.path as `onnxruntime.tools.ort_format_model` does, without importing
+    # `onnxruntime.tools`, which imports PyTorch when it is installed (some 200 MB for nothing).
+    spec = importlib.util.find_spec("onnxruntime")
+    folder = os.path.join(os.path.dirname(spec.origin), "tools", "ort_format_model")
+    if os.path.isdir(os.path.join(folder, "ort_flatbuffers_py")):
+        if folder not in sys.path:
+            sys.path.append(folder)
+    else:  # another layout: let the package find them
+        import onnxruntime.tools.ort_format_model  # noqa: F401
 
     names = (
         "InferenceSession",
