@@ -43,12 +43,13 @@ from registry.core.files import write_atomic
 from registry.core.git import cat_files
 from registry.core.layout import MODELS_DIR
 from registry.core.storage import PUBLIC, file_md5
+from registry.versions.index import model_from_index, versions_of
 from registry.versions.tags import (
     Version,
     confirm_versions,
     default_branch,
     parse_version_spec,
-    read_versions,
+    read_model_versions,
     resolve,
     withdraw_offline,
 )
@@ -130,7 +131,11 @@ def find_version(
         ref = parse_reference(str(ref), allow_latest=False)
     name = ref.name
     branch = default_branch(root)
-    versions, stray = confirm_versions(root, read_versions(root).get(name, []), branch)
+    entry = model_from_index(root, name)
+    if entry is not None:
+        versions, stray = versions_of(entry)
+    else:
+        versions, stray = confirm_versions(root, read_model_versions(root, name), branch)
     (on_branch,) = cat_files(root, [f"{branch}:{card_path(name)}"])
     if says_offline(on_branch):
         versions = withdraw_offline(versions)
