@@ -778,7 +778,9 @@ def fetch(root: str | Path, remote: str = "origin", *, remember: bool = True) ->
     out = run_git(root, "ls-remote", remote, INDEX_REF, timeout=60)
     if not out.strip():
         return None
-    run_git(root, "fetch", "-q", "--no-tags", remote, spec, timeout=600)
+    shallow = run_git(root, "rev-parse", "--is-shallow-repository", check=False).strip()
+    depth = ["--depth=1"] if shallow == "true" else []  # a shallow checkout needs no index history
+    run_git(root, "fetch", "-q", "--no-tags", *depth, remote, spec, timeout=600)
     if remember:
         known = run_git(root, "config", "--get-all", f"remote.{remote}.fetch", check=False)
         if spec not in known.split():
