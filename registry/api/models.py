@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from registry.cards.schema import card_json_schema
 from registry.core.errors import CardError
 
 if TYPE_CHECKING:
@@ -49,6 +48,13 @@ __all__ = [
     "show",
     "sync_artifacts",
 ]
+
+
+def card_json_schema() -> dict:
+    """The card's JSON Schema (`registry schema`)."""
+    from registry.cards.schema import card_json_schema as schema
+
+    return schema()
 
 
 # --------------------------------------------------------------------------- check

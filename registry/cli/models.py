@@ -612,13 +612,11 @@ def index_verify_cmd(invocation: Invocation, head: str | None, fmt: str) -> None
       registry index verify
       registry index verify --format json
     """
-    from dataclasses import asdict
-
     from registry.api.models import IndexRequest, index_verify
 
     found = index_verify(IndexRequest(root=invocation.root, head=head))
     if fmt == "json":
-        click.echo(json.dumps({**asdict(found), "ok": found.ok}, indent=2))
+        click.echo(json.dumps(found.to_dict(), indent=2))
     else:
         where = f"registry index {found.commit[:10]}" if found.commit else "registry index"
         if found.ok:

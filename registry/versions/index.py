@@ -30,7 +30,6 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from registry.core.errors import GitError
@@ -62,27 +61,44 @@ def notice(message: str) -> None:
 # --------------------------------------------------------------------------- the data
 
 
-@dataclass(slots=True)
 class ModelRow:
-    """One line of `models.tsv`: what `registry list` prints of a model, and its tags' digest."""
+    """One line of `models.tsv`: what `registry list` prints of a model, and its tags' digest.
 
-    name: str
-    state: str
-    task: str | None
-    project: str | None
-    latest: str | None
-    versions: int
-    digest: str
+    (The classes here are plain classes, not dataclasses: a dataclass costs a compile when the
+    module is imported, and `registry list` imports this module.)
+    """
+
+    __slots__ = ("name", "state", "task", "project", "latest", "versions", "digest")
+
+    def __init__(
+        self,
+        name: str,
+        state: str,
+        task: str | None,
+        project: str | None,
+        latest: str | None,
+        versions: int,
+        digest: str,
+    ):
+        self.name, self.state, self.task, self.project = name, state, task, project
+        self.latest, self.versions, self.digest = latest, versions, digest
 
 
-@dataclass
 class IndexedModel:
-    """One `versions/<name>.json`: a model's tag refs, published versions and stray tags."""
+    """One `versions/<name>.json`: a model's tag refs (refs/tags/<tag> → object id), published
+    versions and stray tags."""
 
-    name: str
-    tags: dict[str, str] = field(default_factory=dict)  # refs/tags/<tag> → object id
-    versions: list[dict] = field(default_factory=list)
-    stray: list[dict] = field(default_factory=list)
+    def __init__(
+        self,
+        name: str,
+        tags: dict[str, str] | None = None,
+        versions: list[dict] | None = None,
+        stray: list[dict] | None = None,
+    ):
+        self.name = name
+        self.tags = tags if tags is not None else {}
+        self.versions = versions if versions is not None else []
+        self.stray = stray if stray is not None else []
 
     def to_json(self) -> bytes:
         """The file's bytes (stable: sorted keys, one version per line)."""
@@ -105,15 +121,20 @@ class IndexedModel:
         return cls(name=raw["name"], tags=raw["tags"], versions=raw["versions"], stray=raw["stray"])
 
 
-@dataclass
 class Index:
-    """The index as read from `refs/registry/index`."""
+    """The index as read from `refs/registry/index`: its commit, the digest and count of the tag
+    refs it was written for, the `models` tree it describes, and its rows by name."""
 
-    commit: str
-    tags_digest: str
-    tag_count: int
-    cards_tree: str | None
-    rows: dict[str, ModelRow]
+    def __init__(
+        self,
+        commit: str,
+        tags_digest: str,
+        tag_count: int,
+        cards_tree: str | None,
+        rows: dict[str, ModelRow],
+    ):
+        self.commit, self.tags_digest, self.tag_count = commit, tags_digest, tag_count
+        self.cards_tree, self.rows = cards_tree, rows
 
 
 def model_digest(refs: list[tuple[str, str]]) -> str:
@@ -495,13 +516,13 @@ def _objects(root: str | Path, versions: list) -> dict[tuple[str, str], list[dic
 # --------------------------------------------------------------------------- writing
 
 
-@dataclass
 class SyncResult:
-    """What `sync` did."""
+    """What `sync` did: the index commit, the models it recomputed, whether it started afresh."""
 
-    commit: str | None = None
-    changed: list[str] = field(default_factory=list)
-    rebuilt: bool = False
+    def __init__(
+        self, commit: str | None = None, changed: list[str] | None = None, rebuilt: bool = False
+    ):
+        self.commit, self.changed, self.rebuilt = commit, changed or [], rebuilt
 
 
 def _all_tag_lines(root: str | Path) -> list[str]:
@@ -663,14 +684,24 @@ def _write(
 # --------------------------------------------------------------------------- verification
 
 
-@dataclass
 class Verification:
-    """What `verify` found: the index checked, and every disagreement with the tags and cards."""
+    """What `verify` found: the index checked (its commit), the commit compared with, every
+    disagreement with the tags and cards, and the cards changed since the index was written."""
 
-    commit: str | None
-    head: str
-    problems: list[str] = field(default_factory=list)
-    cards_changed: list[str] = field(default_factory=list)
+    def __init__(self, commit: str | None, head: str):
+        self.commit, self.head = commit, head
+        self.problems: list[str] = []
+        self.cards_changed: list[str] = []
+
+    def to_dict(self) -> dict:
+        """The verification as JSON-ready data."""
+        return {
+            "commit": self.commit,
+            "head": self.head,
+            "ok": self.ok,
+            "problems": self.problems,
+            "cards_changed": self.cards_changed,
+        }
 
     @property
     def ok(self) -> bool:

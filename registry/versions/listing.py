@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,7 +25,6 @@ if TYPE_CHECKING:
     from registry.versions.tags import Version
 
 
-@dataclass(slots=True)
 class ModelSummary:
     """One line of `registry list`.
 
@@ -38,16 +36,30 @@ class ModelSummary:
         task, project: the card's.
     """
 
-    name: str
-    state: str
-    latest: str | None = None
-    versions: int = 0
-    task: str | None = None
-    project: str | None = None
+    __slots__ = ("name", "state", "latest", "versions", "task", "project")
+
+    def __init__(
+        self,
+        name: str,
+        state: str,
+        latest: str | None = None,
+        versions: int = 0,
+        task: str | None = None,
+        project: str | None = None,
+    ):
+        # a plain class, not a dataclass: building one costs a compile at import time
+        self.name, self.state, self.latest = name, state, latest
+        self.versions, self.task, self.project = versions, task, project
 
     def model_dump(self, mode: str = "python") -> dict:
         """The row as a dict (the JSON of `registry list --format json`)."""
-        return asdict(self)
+        return {k: getattr(self, k) for k in self.__slots__}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ModelSummary) and self.model_dump() == other.model_dump()
+
+    def __repr__(self) -> str:
+        return f"ModelSummary({self.model_dump()})"
 
 
 def model_versions(
@@ -274,6 +286,5 @@ def render_list(rows: list[ModelSummary]) -> str:
     if _CONTROL.search("\n".join("\n".join(row) for row in table)):
         table = [tuple(printable(c) for c in row) for row in table]
     widths = [max(map(len, col)) for col in zip(*table)]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table
-    )
+    line = "  ".join(f"%-{w}s" for w in widths)
+    return "\n".join([(line % row).rstrip() for row in table])
