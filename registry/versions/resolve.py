@@ -5,8 +5,10 @@ NAME@VERSION` and `registry push-packages` take to a published version:
 
 - `parse_reference` reads a version reference with the one grammar (`tags.parse_version_spec`):
   `NAME@1.2.0`, `NAME@v1.2.0`, and `NAME@latest` (or a bare `NAME`) where the caller allows it.
-- `find_version` finds the version from the tags (`read_versions` + `resolve`). Only tags the
-  publish workflow made count (`confirm_versions`: a stray tag asked for by name is refused), and
+- `find_version` finds the version from the registry index when it agrees with the model's tags
+  (`registry.versions.index`), else from the model's own tags (`read_model_versions` +
+  `resolve`). Only tags the publish workflow made count (`confirm_versions`, or the index that
+  publish wrote: a stray tag asked for by name is refused), and
   withdrawal is applied: deregistration and deprecation tags, and the card's `status: offline` on
   the default branch. The result carries the card as committed at the tag.
 - `fetch_files` writes files of that version into a folder. Each path is resolved by
