@@ -150,7 +150,7 @@ def generate(path: Path, models: int) -> float:
     # the index publish would have written
     from registry.versions.index import IndexedModel, ModelRow, _write, format_models, model_digest
 
-    listing = "".join(f"{r} {s}\n" for r, s, _ in refs)
+    listing = "".join(f"{s} {r}\n" for r, s, _ in refs)  # as `git show-ref --tags` prints
     rows, entries = [], {}
     for i, name in enumerate(names):
         mine = refs[i * VERSIONS : (i + 1) * VERSIONS]

@@ -40,9 +40,10 @@ FORMAT = "registry-index 1"
 MODELS_FILE = "models.tsv"
 VERSIONS_DIR = "versions"
 CARDS_ENTRY = "cards"
-# What the tag digest covers: every ref under refs/tags and the object it points at. Reading it
-# opens no tag object, so a million tags cost one pass over packed-refs.
-REFS_FORMAT = "%(refname) %(objectname)"
+# What the tag digest covers: every ref under refs/tags and the object it points at, as
+# `git show-ref --tags` lists them ("<object id> refs/tags/<tag>", in ref order). Listing them
+# opens no tag object and sorts nothing, so a million tags cost one pass over packed-refs.
+REFS_FORMAT = "%(objectname) %(refname)"
 FIX = (
     "run `registry index fetch` to get the published index, or `registry index rebuild` to make "
     "it from the tags"
@@ -219,13 +220,48 @@ def _batch(root: str | Path, specs: list[str]) -> list[tuple[str, str, bytes] | 
 
 
 def _tag_refs(root: str | Path, patterns: list[str]) -> subprocess.Popen:
-    """`git for-each-ref` of the tag refs matching `patterns`, started (read its stdout)."""
+    """The tag refs matching `patterns` ("<object id> <ref>" lines), listed by a started git (read
+    its stdout): `git show-ref --tags` for all of them, `git for-each-ref` for a model's."""
+    cmd = (
+        ["git", "show-ref", "--tags"]
+        if patterns == ["refs/tags"]
+        else ["git", "for-each-ref", f"--format={REFS_FORMAT}", *patterns]
+    )
     return subprocess.Popen(
-        ["git", "for-each-ref", f"--format={REFS_FORMAT}", *patterns],
+        cmd,
         cwd=root,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )
+
+
+class TagDigest:
+    """The SHA-1 of every tag ref, hashed in a thread while git streams them (nothing kept: a
+    million refs are 75 MB of text)."""
+
+    def __init__(self, root: str | Path):
+        import threading
+
+        self._proc = _tag_refs(root, ["refs/tags"])
+        self._sha = hashlib.sha1()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        read = self._proc.stdout.read
+        while chunk := read(1 << 20):
+            self._sha.update(chunk)
+        self._proc.wait()
+
+    def hexdigest(self) -> str:
+        """The digest, once git has listed every tag ref."""
+        self._thread.join()
+        return self._sha.hexdigest()
+
+
+def all_tag_refs(root: str | Path) -> bytes:
+    """Every tag ref, as `git show-ref --tags` lists them."""
+    return _tag_refs(root, ["refs/tags"]).communicate()[0]
 
 
 def refs_by_model(out: bytes | str) -> dict[str, list[tuple[str, str]]]:
@@ -237,7 +273,7 @@ def refs_by_model(out: bytes | str) -> dict[str, list[tuple[str, str]]]:
         out = out.decode()
     grouped: dict[str, list[tuple[str, str]]] = {}
     for line in out.splitlines():
-        ref, _, oid = line.partition(" ")
+        oid, _, ref = line.partition(" ")
         m = TAG_RE.match(ref[10:])
         if m:
             grouped.setdefault(m["name"], []).append((ref, oid))
@@ -346,7 +382,7 @@ def model_from_index(root: str | Path, name: str) -> IndexedModel | None:
     tags = _tag_refs(root, [f"refs/tags/{name}@*"])
     got = _batch(root, [INDEX_REF, f"{INDEX_REF}:{VERSIONS_DIR}/{name}.json"])
     out = tags.communicate()[0].decode()
-    refs = dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
+    refs = {r: o for o, _, r in (line.partition(" ") for line in out.splitlines()) if r}
     if got[0] is None:
         notice(f"no registry index ({INDEX_REF}) in this clone; reading the tags of {name}. {FIX}")
         return None
@@ -548,7 +584,7 @@ def sync(
         index = None
     lines = _all_tag_lines(root)
     digest_out = "".join(
-        f"refs/tags/{f[0]} {f[2]}\n" for f in (line.split("\t") for line in lines) if len(f) == 5
+        f"{f[2]} refs/tags/{f[0]}\n" for f in (line.split("\t") for line in lines) if len(f) == 5
     )
     refs = refs_by_model(digest_out)
     tags_digest = hashlib.sha1(digest_out.encode()).hexdigest()
@@ -563,11 +599,13 @@ def sync(
         if cards is None:
             cards = set(card_names) | set(old_rows)
         todo = set(cards) | (set(old_rows) - set(card_names)) | (set(card_names) - set(old_rows))
-        old_entries = _entry_digests(root, index.commit)
-        for n, r in refs.items():
-            if old_entries.get(n) != model_digest(r):
+        # each model's tag digest: from models.tsv, or from its versions file when it has no card
+        recorded = _entry_digests(root, index.commit, skip=old_rows)
+        recorded.update({n: r.digest for n, r in old_rows.items()})
+        none = model_digest([])
+        for n in set(refs) | set(recorded):
+            if recorded.get(n, none) != model_digest(refs.get(n, [])):
                 todo.add(n)
-        todo |= set(old_entries) - set(refs)
     by_name: dict[str, list[str]] = {}
     from registry.versions.tags import TAG_RE
 
@@ -602,13 +640,14 @@ def _card_names(root: str | Path, tree: str | None) -> set[str]:
     }
 
 
-def _entry_digests(root: str | Path, commit: str) -> dict[str, str]:
-    """{name: digest of its tag refs as the index records them} for every versions/ file."""
+def _entry_digests(root: str | Path, commit: str, skip: dict | set = frozenset()) -> dict[str, str]:
+    """{name: digest of its tag refs as the index records them} for every versions/ file (but
+    those of `skip`)."""
     out = run_git(root, "ls-tree", f"{commit}:{VERSIONS_DIR}", check=False)
     names, oids = [], []
     for line in out.splitlines():
         meta, _, path = line.partition("\t")
-        if path.endswith(".json"):
+        if path.endswith(".json") and path[:-5] not in skip:
             names.append(path[:-5])
             oids.append(meta.split()[2])
     from registry.core.git import cat_files
@@ -729,7 +768,7 @@ def verify(root: str | Path, head: str | None = None) -> Verification:
         return result
     lines = _all_tag_lines(root)
     digest_out = "".join(
-        f"refs/tags/{f[0]} {f[2]}\n" for f in (line.split("\t") for line in lines) if len(f) == 5
+        f"{f[2]} refs/tags/{f[0]}\n" for f in (line.split("\t") for line in lines) if len(f) == 5
     )
     refs = refs_by_model(digest_out)
     card_names = _card_names(root, head_tree)

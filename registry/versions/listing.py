@@ -13,7 +13,6 @@ This module imports no validation library: listing a registry of 100,000 models 
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -124,9 +123,8 @@ def _from_index(root: str | Path, rev: str | None) -> list[ModelSummary] | None:
 
     if rev is not None:
         _commit_of(root, rev)
-    tags = ix._tag_refs(root, ["refs/tags"])
+    tags = ix.TagDigest(root)
     index, here, reason = ix.read_index(root, rev)
-    out = tags.communicate()[0]
     if index is None:
         ix.notice(f"{reason}; reading every card and tag. {ix.FIX}")
         return None
@@ -141,8 +139,8 @@ def _from_index(root: str | Path, rev: str | None) -> list[ModelSummary] | None:
         changed |= ix.worktree_cards(root, index.rows)
     doubt: set[str] = set()
     refs = None
-    if hashlib.sha1(out).hexdigest() != index.tags_digest:
-        refs = ix.refs_by_model(out)
+    if tags.hexdigest() != index.tags_digest:
+        refs = ix.refs_by_model(ix.all_tag_refs(root))
         doubt = {n for n, r in index.rows.items() if ix.model_digest(refs.get(n, [])) != r.digest}
         if doubt:
             shown = ", ".join(sorted(doubt)[:5]) + (", …" if len(doubt) > 5 else "")
