@@ -7,6 +7,7 @@ import re
 import pytest
 
 from factories import Registry, init_registry, isolated_env, mlp_onnx, run
+from registry.cards.artifacts import sync_artifacts
 from registry.versions.index import INDEX_REF, VERSIONS_DIR, sync
 from test_dvc_gto_compat import copy_registry, publish_by_merge
 
@@ -19,6 +20,7 @@ def indexed(tmp_path_factory) -> Registry:
     with isolated_env(tmp_path_factory.mktemp("indexed-home")):
         reg = init_registry(tmp / "registry", tmp / "storage")
         reg.add_model("digits", mlp_onnx(1), commit=False)
+        sync_artifacts(reg.root)  # dvc.yaml declares it, for `dvc artifacts get`
         reg.commit(message="add digits")
         run(["git", "init", "-q", "--bare", str(tmp / "origin.git")], tmp)
         reg.git("remote", "add", "origin", str(tmp / "origin.git"))
@@ -220,3 +222,37 @@ def test_sync_only_rewrites_what_changed(reg):
     before = reg.git("rev-parse", INDEX_REF).strip()
     assert sync(reg.root, "main").changed == []
     assert reg.git("rev-parse", INDEX_REF).strip() == before
+
+
+def test_gto_and_dvc_read_an_indexed_registry_as_before(reg, tmp_path):
+    from factories import BIN
+
+    shows = json.loads(run([str(BIN / "gto"), "show", "--json"], reg.root).stdout)
+    assert shows["digits"]["version"] == "v1.1.0"  # the index ref is not a tag: GTO ignores it
+    out = tmp_path / "digits.onnx"
+    run(
+        [str(BIN / "dvc"), "artifacts", "get", str(reg.root), "digits", "--rev", "v1.0.0"]
+        + ["-o", str(out)],
+        tmp_path,
+    )
+    assert out.read_bytes() == mlp_onnx(1)
+
+
+def test_an_unpublish_updates_the_index(reg):
+    publish_by_merge(reg, "digits", "1.1.0", status="offline")
+    proc = reg.registry("list", "--format", "json")
+    assert notes(proc.stderr) == [], proc.stderr
+    (digits,) = [r for r in json.loads(proc.stdout) if r["name"] == "digits"]
+    assert digits["state"] == "offline" and digits["latest"] is None
+    assert reg.registry("index", "verify").returncode == 0
+    proc = reg.registry("show", "digits")
+    assert notes(proc.stderr) == [] and "withdrawn (digits@v1.1.0!#" in proc.stdout
+
+
+def test_list_at_a_revision_uses_the_index_for_unchanged_cards(reg):
+    first = reg.git("rev-parse", "digits@v1.0.0^{commit}")
+    proc = reg.registry("list", "--rev", first, "--format", "json")
+    assert proc.returncode == 0 and notes(proc.stderr) == [], proc.stderr
+    assert [(r["name"], r["state"], r["latest"]) for r in json.loads(proc.stdout)] == [
+        ("digits", "published", "1.1.0")
+    ]
