@@ -7,7 +7,8 @@ import pytest
 from factories import mlp_onnx, publish_version, withdraw_version
 from registry.cards.bulk import read_cards
 from registry.core.errors import UsageError
-from registry.versions.listing import list_models, show_model
+from registry.versions.details import show_model
+from registry.versions.listing import list_models
 
 
 def test_list_shows_state_latest_version_and_task(published_registry):
@@ -154,7 +155,7 @@ def test_show_lists_the_device_package_of_each_target_of_the_version(registry_re
 def test_show_prints_sizes_for_people_and_names_training_code_in_the_registry(tmp_path):
     """Sizes as 9.10 KB (9,097 bytes); `repo: self` as this repository, with the path and commit."""
     from registry.cards.schema import load_card
-    from registry.versions.listing import ModelDetails, render_details
+    from registry.versions.details import ModelDetails, render_details
 
     card = load_card(
         b"name: tiny\ntask: classification\nproject: demo\nsource:\n  repo: self\n"

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from registry.cards.schema import card_json_schema
 from registry.core.errors import CardError
 
 if TYPE_CHECKING:
@@ -23,12 +22,15 @@ if TYPE_CHECKING:
     from registry.cards.scaffold import NewModel, NewModelResult
     from registry.checks import CheckOptions, CheckReport
     from registry.consuming.pull import PullResult
-    from registry.versions.listing import ModelDetails, ModelSummary
+    from registry.versions.details import ModelDetails
+    from registry.versions.index import SyncResult, Verification
+    from registry.versions.listing import ModelSummary
 
 __all__ = [
     "CheckRequest",
     "CodeownersRequest",
     "CodeownersResult",
+    "IndexRequest",
     "ListRequest",
     "NewRequest",
     "PullVersionRequest",
@@ -37,12 +39,22 @@ __all__ = [
     "card_json_schema",
     "check",
     "codeowners",
+    "index_fetch",
+    "index_rebuild",
+    "index_verify",
     "list_models",
     "new",
     "pull",
     "show",
     "sync_artifacts",
 ]
+
+
+def card_json_schema() -> dict:
+    """The card's JSON Schema (`registry schema`)."""
+    from registry.cards.schema import card_json_schema as schema
+
+    return schema()
 
 
 # --------------------------------------------------------------------------- check
@@ -177,7 +189,7 @@ def show(request: ShowRequest) -> ModelDetails:
     Raises:
         UsageError: a bad spec, no such model or version.
     """
-    from registry.versions.listing import show_model
+    from registry.versions.details import show_model
     from registry.versions.tags import LATEST, parse_version_spec
 
     name, version = parse_version_spec(request.spec)
@@ -222,6 +234,61 @@ def pull(request: PullVersionRequest) -> PullResult:
         repo_url=request.repo_url,
         targets=request.targets,
     )
+
+
+# --------------------------------------------------------------------------- the registry index
+
+
+@dataclass(frozen=True, kw_only=True)
+class IndexRequest:
+    """What to do with the registry index (`refs/registry/index`).
+
+    Args:
+        root: the registry clone.
+        head: the default branch's commit the index describes (default: the default branch).
+        remote: the git remote to fetch it from or push it to.
+        push: after a rebuild, push the ref to `remote`.
+    """
+
+    root: Path
+    head: str | None = None
+    remote: str = "origin"
+    push: bool = False
+
+
+def index_verify(request: IndexRequest) -> Verification:
+    """Compare the registry index with the tags and cards, naming every disagreement
+    (`registry index verify`)."""
+    from registry.versions.index import verify
+
+    return verify(request.root, request.head)
+
+
+def index_rebuild(request: IndexRequest) -> SyncResult:
+    """Write the registry index anew from the tags and cards (`registry index rebuild`).
+
+    Raises:
+        GitError: an unknown head, or the push failed.
+    """
+    from registry.core.errors import GitError
+    from registry.versions.index import push, sync
+    from registry.versions.tags import default_branch
+
+    result = sync(request.root, request.head or default_branch(request.root), rebuild=True)
+    if request.push and not push(request.root, request.remote):
+        raise GitError(
+            f"git remote '{request.remote}' has a newer registry index",
+            "run `registry index fetch`, then `registry index verify`",
+        )
+    return result
+
+
+def index_fetch(request: IndexRequest) -> str | None:
+    """Fetch the published registry index and keep it fetched by `git fetch`
+    (`registry index fetch`); the index commit, or None when the remote has none."""
+    from registry.versions.index import fetch
+
+    return fetch(request.root, request.remote)
 
 
 # --------------------------------------------------------------------------- dvc.yaml, CODEOWNERS

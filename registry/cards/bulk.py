@@ -61,10 +61,11 @@ def read_cards(
         blobs = dict(
             zip(names, cat_files(root, [f"{rev}:{MODELS_DIR}/{n}/{CARD_FILE}" for n in names]))
         )
-    return {n: _record(n, data) for n, data in blobs.items() if data is not None}
+    return {n: record_of(n, data) for n, data in blobs.items() if data is not None}
 
 
-def _record(name: str, data: bytes) -> CardRecord:
+def record_of(name: str, data: bytes) -> CardRecord:
+    """The record of one card's bytes: the validated card, or the first problem with its line."""
     path = f"{MODELS_DIR}/{name}/{CARD_FILE}"
     try:
         loaded = load_card(data, path)

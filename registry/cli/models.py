@@ -12,8 +12,14 @@ from pathlib import Path
 
 import click
 
-from registry.cards.schema import Task, format_size
-from registry.cli.options import Invocation, file_path, folder_path, format_option, pass_invocation
+from registry.cli.options import (
+    Invocation,
+    TaskChoice,
+    file_path,
+    folder_path,
+    format_option,
+    pass_invocation,
+)
 from registry.core.errors import UsageError
 
 # --------------------------------------------------------------------------- schema
@@ -199,7 +205,7 @@ _NEW_REQUIRED = {
 @click.option(
     "--config", "config_file", type=file_path(), help="Training config (yaml or json) to copy in."
 )
-@click.option("--task", type=click.Choice([t.value for t in Task]), help="Training task category.")
+@click.option("--task", type=TaskChoice(), help="Training task category.")
 @click.option("--project", help="Business project the model belongs to.")
 @click.option("--source-repo", help="Git URL of the training code.")
 @click.option("--source-commit", help="Commit of the training code (optional).")
@@ -289,9 +295,7 @@ def new(
         if values["config"] is None:
             values["config"] = click.prompt("config file (yaml/json)", type=existing)
         if values["task"] is None:
-            values["task"] = click.prompt(
-                "task", type=click.Choice([t.value for t in Task]), default="classification"
-            )
+            values["task"] = click.prompt("task", type=TaskChoice(), default="classification")
         if values["project"] is None:
             values["project"] = click.prompt("project")
         if values["source_repo"] is None:
@@ -358,6 +362,8 @@ def new(
         }
         click.echo(json.dumps(data, indent=2))
         return
+    from registry.cards.schema import format_size
+
     click.echo(
         f"created {rel}/ ({result.card.weights}: {format_size(result.card.size_bytes or 0)}, "
         f"md5 {result.md5})"
@@ -426,7 +432,7 @@ def show(invocation: Invocation, spec: str, fmt: str) -> None:
     """
     from registry.api.models import ShowRequest
     from registry.api.models import show as show_model
-    from registry.versions.listing import render_details
+    from registry.versions.details import render_details
 
     details = show_model(ShowRequest(root=invocation.root, spec=spec))
     click.echo(details.model_dump_json(indent=2) if fmt == "json" else render_details(details))
@@ -481,6 +487,7 @@ def pull(
     """
     from registry.api.models import PullVersionRequest
     from registry.api.models import pull as pull_version
+    from registry.cards.schema import format_size
 
     result = pull_version(
         PullVersionRequest(
@@ -589,4 +596,108 @@ def codeowners(invocation: Invocation, maintainers: tuple[str, ...], check_only:
         click.echo(f"{'wrote' if result.changed else 'unchanged:'} {result.path}")
 
 
-COMMANDS = (schema, check, new, list_cmd, show, pull, sync_artifacts_cmd, codeowners)
+@click.group("index")
+def index_group() -> None:
+    """The registry index: the compact record of every published version that `list`, `show`
+    and `pull` read (refs/registry/index; `registry publish` keeps it). The tags stay the truth.
+
+    \b
+    Examples:
+      registry index verify
+      registry index rebuild --push
+    """
+
+
+@index_group.command("verify")
+@click.option("--head", help="The default branch's commit to compare with (default: its tip).")
+@format_option("text", "json")
+@pass_invocation
+def index_verify_cmd(invocation: Invocation, head: str | None, fmt: str) -> None:
+    """Compare the index with the tags and cards; name every model and version that differs.
+    Exits 1 when they disagree.
+
+    \b
+    Examples:
+      registry index verify
+      registry index verify --format json
+    """
+    from registry.api.models import IndexRequest, index_verify
+
+    found = index_verify(IndexRequest(root=invocation.root, head=head))
+    if fmt == "json":
+        click.echo(json.dumps(found.to_dict(), indent=2))
+    else:
+        where = f"registry index {found.commit[:10]}" if found.commit else "registry index"
+        if found.ok:
+            click.echo(f"{where} agrees with the tags and cards at {found.head[:10]}")
+        else:
+            click.echo(f"{where} disagrees with the tags and cards at {found.head[:10]}:")
+            click.echo("\n".join(f"  {p}" for p in found.problems))
+            click.echo("fix: registry index rebuild --push")
+        if found.cards_changed:
+            click.echo(
+                f"{len(found.cards_changed)} card(s) changed since the index was written "
+                "(publish updates it on merge)"
+            )
+    if not found.ok:
+        sys.exit(1)
+
+
+@index_group.command("rebuild")
+@click.option("--head", help="The default branch's commit to describe (default: its tip).")
+@click.option("--push", "push_ref", is_flag=True, help="Push refs/registry/index to the remote.")
+@click.option("--remote", default="origin", show_default=True, help="Git remote to push to.")
+@pass_invocation
+def index_rebuild_cmd(
+    invocation: Invocation, head: str | None, push_ref: bool, remote: str
+) -> None:
+    """Write the index anew from the tags and the cards (one command, whatever went wrong).
+
+    \b
+    Examples:
+      registry index rebuild
+      registry index rebuild --push --remote origin
+    """
+    from registry.api.models import IndexRequest, index_rebuild
+
+    done = index_rebuild(
+        IndexRequest(root=invocation.root, head=head, remote=remote, push=push_ref)
+    )
+    click.echo(
+        f"registry index {done.commit[:10]} written: {len(done.changed)} model(s)"
+        + (f", pushed to {remote}" if push_ref else "")
+    )
+
+
+@index_group.command("fetch")
+@click.option("--remote", default="origin", show_default=True, help="Git remote to fetch from.")
+@pass_invocation
+def index_fetch_cmd(invocation: Invocation, remote: str) -> None:
+    """Fetch the published index (cold clones and CI checkouts do not fetch it) and add it to the
+    remote's fetch refspecs, so that every later `git fetch` keeps it current.
+
+    \b
+    Examples:
+      registry index fetch
+    """
+    from registry.api.models import IndexRequest, index_fetch
+
+    commit = index_fetch(IndexRequest(root=invocation.root, remote=remote))
+    click.echo(
+        f"registry index {commit[:10]} fetched from {remote}"
+        if commit
+        else f"{remote} has no registry index yet: `registry index rebuild --push` makes one"
+    )
+
+
+COMMANDS = (
+    schema,
+    check,
+    new,
+    list_cmd,
+    show,
+    pull,
+    sync_artifacts_cmd,
+    codeowners,
+    index_group,
+)

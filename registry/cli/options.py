@@ -78,6 +78,25 @@ def folder_path(**kwargs: Any) -> LocalPath:
     return LocalPath(file_okay=False, path_type=Path, **kwargs)
 
 
+class TaskChoice(click.Choice):
+    """The card's task categories as a choice, loaded from the card schema only when the option is
+    used or its help is shown (the schema's validation library is slow to import)."""
+
+    def __init__(self) -> None:
+        super().__init__([], case_sensitive=True)
+
+    @property
+    def choices(self):  # type: ignore[override]
+        """The task values, in the schema's order."""
+        from registry.cards.schema import Task
+
+        return [t.value for t in Task]
+
+    @choices.setter
+    def choices(self, value) -> None:
+        pass
+
+
 def key_values(items: tuple[str, ...], flag: str) -> list[tuple[str, object]]:
     """`KEY=VALUE` flags in order: the value read as JSON (numbers, true/false, lists), else kept as
     the text it is.

@@ -27,6 +27,7 @@ from registry.core.errors import UsageError
 from registry.core.git import cat_files, clone_root, run_git
 from registry.core.layout import CARD_FILE
 from registry.core.storage import PUBLIC, Storage, absolute_local_remotes
+from registry.versions.index import INDEX_REF
 from registry.versions.resolve import FetchedFile, PublishedVersion, fetch_files, find_version
 
 
@@ -81,6 +82,10 @@ def open_registry(
             repo_url,
             str(gitdir),
             timeout=600,
+        )
+        # the registry index answers NAME@latest; a registry without one is read from its tags
+        run_git(
+            gitdir, "fetch", "-q", "--no-tags", "origin", f"+{INDEX_REF}:{INDEX_REF}", check=False
         )
         conf_root = Path(tmp) / "conf"
         (conf_root / ".dvc").mkdir(parents=True)

@@ -143,6 +143,12 @@ class PublishReport(BaseModel):
         default_factory=list,
         description="{tag, name, version, notes} of each version published by this merge",
     )
+    index: str | None = Field(
+        None, description="the registry index commit (refs/registry/index) after this run"
+    )
+    index_error: Failure | None = Field(
+        None, description="why the registry index could not be updated (the tags are not affected)"
+    )
 
     @property
     def failed(self) -> list[ModelPublish]:
@@ -270,6 +276,7 @@ class Publisher:
         try:
             self._run(self.repo.changed_models(self.base.rev, self.head.rev), report)
             self.storage  # noqa: B018 - a broken DVC configuration is reported even when nothing changed
+            self._update_index(report)
         finally:
             if self._warming is not None:
                 self._warming.result()
@@ -330,6 +337,26 @@ class Publisher:
                 report.changed = True
             if result.changelog_updated and result.changelog:
                 report.changelog_files.append(result.changelog)
+
+    def _update_index(self, report: PublishReport) -> None:
+        """After the tags: the registry index brought up to date with them and pushed beside them
+        (`registry.versions.index`). A failure is reported, never fatal: the tags are the truth and
+        readers fall back to them, with a notice, until the index is repaired."""
+        from registry.versions.index import publish_index
+
+        opts = self.options
+        try:
+            result = publish_index(
+                self.repo.root, self.head.rev, opts.remote_name if opts.push else None
+            )
+        except RegistryError as e:
+            report.index_error = Failure(
+                message=str(e).split("\n  hint:")[0], hint=e.hint, exit_code=e.exit_code
+            )
+            return
+        report.index = result.commit
+        if result.changed:
+            report.changed = True
 
     # -- publish / update
 
@@ -556,6 +583,10 @@ def render_report(report: PublishReport) -> str:
             )
         if m.changelog_updated:
             lines.append(f"  updated {m.changelog}")
+    if report.index_error:
+        lines.append(f"registry index not updated: {report.index_error.message}")
+        if report.index_error.hint:
+            lines.append(f"  hint: {report.index_error.hint}")
     if not report.models:
         lines.append("no models changed between these revisions")
     elif not report.changed and not report.failed:

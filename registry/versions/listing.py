@@ -1,81 +1,73 @@
-"""What `registry list` and `registry show` print: every model's state and versions, read in bulk.
+"""What `registry list` prints: every model's state, latest version and task.
 
-Cards come from the working tree (plain file reads) or, for a revision, from the object database
-through one `git cat-file --batch` process; versions come from one `git for-each-ref`
-(`registry.versions.tags`). Nothing walks history, so a registry of 1,000 models and 10,000 tags
-lists
-in a fraction of a second.
+The registry index (`registry.versions.index`) answers it without reading every card and every
+tag object: one `git for-each-ref` that reads no tag object checks the index against the tag refs,
+one tree diff (and, for the working tree, one `git diff-index`) finds the cards changed since the
+index was written, and only those models, and any whose tags disagree with the index, are read
+from their cards and tags. Without an index, everything comes from the cards (working tree or a
+revision, `registry.cards.bulk`) and one `git for-each-ref` of every tag
+(`registry.versions.tags`), with a notice saying so.
+
+This module imports no validation library: listing a registry of 100,000 models starts fast.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, Field
-
-from registry.cards.bulk import CardRecord, read_cards
-from registry.cards.schema import ModelCard, Status, format_size
 from registry.core.errors import UsageError
-from registry.core.git import run_git
-from registry.versions.tags import (
-    StrayTag,
-    Version,
-    confirm_versions,
-    latest,
-    read_versions,
-    resolve,
-    tag_message,
-    withdraw_offline,
-)
+
+if TYPE_CHECKING:
+    from registry.cards.bulk import CardRecord
+    from registry.versions.tags import Version
 
 
-class ModelSummary(BaseModel):
-    """One line of `registry list`."""
+class ModelSummary:
+    """One line of `registry list`.
 
-    name: str
-    state: str = Field(
-        description="the card's status, 'invalid' when the card does not validate, "
-        "'deleted' when only tags remain"
-    )
-    latest: str | None = Field(None, description="the version NAME@latest resolves to")
-    versions: int = Field(0, description="number of published versions (withdrawn included)")
-    task: str | None = None
-    project: str | None = None
+    Attributes:
+        name: the model.
+        state: the card's status, 'invalid' when the card does not validate.
+        latest: the version NAME@latest resolves to.
+        versions: number of published versions (withdrawn included).
+        task, project: the card's.
+    """
 
+    __slots__ = ("name", "state", "latest", "versions", "task", "project")
 
-class ModelDetails(BaseModel):
-    """Everything `registry show NAME[@VERSION]` prints."""
+    def __init__(
+        self,
+        name: str,
+        state: str,
+        latest: str | None = None,
+        versions: int = 0,
+        task: str | None = None,
+        project: str | None = None,
+    ):
+        # a plain class, not a dataclass: building one costs a compile at import time
+        self.name, self.state, self.latest = name, state, latest
+        self.versions, self.task, self.project = versions, task, project
 
-    name: str
-    state: str
-    card: ModelCard | None = Field(
-        None, description="the card at the shown version's tag, else at HEAD"
-    )
-    card_problem: str | None = None
-    shown_version: str | None = Field(
-        None, description="the version whose card and notes are shown"
-    )
-    latest: str | None = None
-    versions: list[Version] = Field(default_factory=list)
-    notes: str = Field("", description="release notes of the shown version (its tag message)")
-    pull: list[str] = Field(
-        default_factory=list, description="commands that fetch the shown version"
-    )
-    stray: list[StrayTag] = Field(
-        default_factory=list,
-        description="version tags the publish workflow did not "
-        "make (off the default branch, or the card there disagrees): never versions",
-    )
+    def model_dump(self, mode: str = "python") -> dict:
+        """The row as a dict (the JSON of `registry list --format json`)."""
+        return {k: getattr(self, k) for k in self.__slots__}
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ModelSummary) and self.model_dump() == other.model_dump()
 
-# --------------------------------------------------------------------------- bulk card reading
+    def __repr__(self) -> str:
+        return f"ModelSummary({self.model_dump()})"
 
 
 def model_versions(
     table: dict[str, list[Version]], record: CardRecord | None, name: str
 ) -> list[Version]:
     """A model's versions with the card's offline state applied."""
+    from registry.cards.schema import Status
+    from registry.versions.tags import withdraw_offline
+
     versions = table.get(name, [])
     if record is not None and record.card is not None and record.card.status is Status.offline:
         versions = withdraw_offline(versions)
@@ -99,34 +91,149 @@ def list_models(
         root: a clone of the registry.
         task, project, state: keep only models with this task / project / state.
         rev: read cards at this revision instead of the working tree.
+
+    Raises:
+        UsageError: an unknown state. GitError: an unknown revision.
     """
-    if state is not None and state not in {s.value for s in Status} | {"invalid"}:
-        raise UsageError(
-            f"unknown state '{state}'",
-            "states: " + ", ".join(s.value for s in Status) + ", invalid",
+    rows = _from_index(root, rev)
+    if rows is None:
+        rows = _from_cards_and_tags(root, rev)
+    out = [
+        r
+        for r in rows
+        if (task is None or r.task == task)
+        and (project is None or r.project == project)
+        and (state is None or r.state == state)
+    ]
+    if state is not None and not out:
+        from registry.cards.schema import Status
+
+        if state not in {s.value for s in Status} | {"invalid"}:
+            raise UsageError(
+                f"unknown state '{state}'",
+                "states: " + ", ".join(s.value for s in Status) + ", invalid",
+            )
+    return out
+
+
+def _from_index(root: str | Path, rev: str | None) -> list[ModelSummary] | None:
+    """Every row from the registry index, the models whose card or tags changed since read again;
+    None (with a notice) when there is no usable index."""
+    from registry.versions import index as ix
+
+    if rev is not None:
+        _commit_of(root, rev)
+    tags = ix.TagDigest(root)
+    index, here, reason = ix.read_index(root, rev)
+    if index is None:
+        ix.notice(f"{reason}; reading every card and tag. {ix.FIX}")
+        return None
+    changed = ix.changed_cards(root, index.cards_tree, here)
+    if changed is None:
+        ix.notice(
+            "the cards the registry index was written for are not in this clone; reading every "
+            f"card and tag. {ix.FIX}"
         )
+        return None
+    if rev is None:
+        changed |= ix.worktree_cards(root, index.rows)
+    doubt: set[str] = set()
+    refs = None
+    if tags.hexdigest() != index.tags_digest:
+        refs = ix.refs_by_model(ix.all_tag_refs(root))
+        doubt = {n for n, r in index.rows.items() if ix.model_digest(refs.get(n, [])) != r.digest}
+        if doubt:
+            shown = ", ".join(sorted(doubt)[:5]) + (", …" if len(doubt) > 5 else "")
+            ix.notice(
+                f"the registry index disagrees with the tags of {len(doubt)} model(s) ({shown}); "
+                f"reading their tags. {ix.FIX}"
+            )
+    again = changed | doubt
+    rows = [
+        ModelSummary(r.name, r.state, r.latest, r.versions, r.task, r.project)
+        for r in index.rows.values()
+        if r.name not in again
+    ]
+    if again:
+        rows += _reread(root, rev, sorted(again), doubt, refs)
+        rows.sort(key=lambda r: r.name)
+    return rows
+
+
+def _reread(
+    root: str | Path, rev: str | None, names: list[str], doubt: set[str], refs: dict | None
+) -> list[ModelSummary]:
+    """Rows of models whose card changed since the index or whose tags disagree with it: cards
+    read again; versions from the index where it agrees with the model's tags, else from the tags
+    (confirmed against the default branch)."""
+    from registry.cards.bulk import read_cards
+    from registry.versions import index as ix
+    from registry.versions.tags import confirm_versions, read_model_versions
+
+    cards = read_cards(root, rev, names)
+    names = sorted(cards)
+    entries = ix.read_models(root, names)
+    table: dict[str, list[Version]] = {}
+    from_tags = []
+    for n in names:
+        entry = entries.get(n)
+        indexed = entry.tags if entry else {}
+        if refs is None or (n not in doubt and dict(refs.get(n, [])) == indexed):
+            # every tag ref of this model is the index's: its versions are the index's
+            table[n] = ix.versions_of(entry)[0] if entry else []
+        else:
+            from_tags += read_model_versions(root, n)
+    if from_tags:
+        kept, _ = confirm_versions(root, from_tags)
+        for v in kept:
+            table.setdefault(v.name, []).append(v)
+    return [_row(n, cards[n], table) for n in names]
+
+
+def _row(name: str, rec: CardRecord, table: dict[str, list[Version]]) -> ModelSummary:
+    from registry.versions.tags import latest
+
+    c = rec.card
+    versions = model_versions(table, rec, name)
+    found = latest(versions)
+    return ModelSummary(
+        name=name,
+        state=c.status.value if c else "invalid",
+        latest=found.version if found else None,
+        versions=len(versions),
+        task=c.task.value if c else None,
+        project=c.project if c else None,
+    )
+
+
+def _commit_of(root: str | Path, rev: str) -> str:
+    from registry.core.errors import GitError
+    from registry.core.git import run_git
+
+    commit = run_git(
+        root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False
+    ).strip()
+    if not commit:
+        raise GitError(
+            f"unknown git revision '{rev}'", "give a branch, tag or commit that exists (git fetch?)"
+        )
+    return commit
+
+
+def _from_cards_and_tags(root: str | Path, rev: str | None) -> list[ModelSummary]:
+    """Every row from the cards and every tag (no index): the latest version of a model whose
+    card does not name it is confirmed against its tag's commit, so a tag pushed by hand never
+    shows as latest."""
+    from registry.cards.bulk import read_cards
+    from registry.versions.tags import latest, read_versions
+
     cards = read_cards(root, rev)
     table = read_versions(root)
     rows, doubtful = [], {}
     for name, rec in cards.items():
-        c = rec.card
-        row = ModelSummary(
-            name=name,
-            state=c.status.value if c else "invalid",
-            task=c.task.value if c else None,
-            project=c.project if c else None,
-        )
-        if (
-            (task and row.task != task)
-            or (project and row.project != project)
-            or (state and row.state != state)
-        ):
-            continue
-        versions = model_versions(table, rec, name)
-        found = latest(versions)
-        row.latest = found.version if found else None
-        row.versions = len(versions)
-        if found is not None and (c is None or c.version != found.version):
+        row = _row(name, rec, table)
+        found = latest(model_versions(table, rec, name))
+        if found is not None and (rec.card is None or rec.card.version != found.version):
             doubtful[name] = (row, rec)  # the card does not name it: maybe a tag pushed by hand
         rows.append(row)
     if doubtful:
@@ -139,6 +246,8 @@ def _confirm_latest(root: str | Path, table: dict[str, list[Version]], doubtful:
     (on the default branch, card publishing that version); stray tags are dropped, so a tag pushed
     by hand never shows as latest. The common case, the card naming its latest version, costs
     nothing."""
+    from registry.versions.tags import confirm_versions, latest
+
     kept, _ = confirm_versions(
         root, [v for name in doubtful for v in table.get(name, [])]
     )  # one git pass
@@ -150,116 +259,6 @@ def _confirm_latest(root: str | Path, table: dict[str, list[Version]], doubtful:
         found = latest(versions)
         row.latest = found.version if found else None
         row.versions = len(versions)
-
-
-# --------------------------------------------------------------------------- show
-
-
-def show_model(root: str | Path, name: str, version: str | None = None) -> ModelDetails:
-    """A model's details: card, state, versions with dates and withdrawn marks, notes, pull
-    commands.
-
-    Args:
-        root: a clone of the registry.
-        name: the model.
-        version: show this version's card and notes (default: the latest, else the card at HEAD).
-
-    Raises:
-        UsageError: no such model, or no such version.
-    """
-    root = Path(root)
-    head = read_cards(root, None, [name]).get(name)
-    table = read_versions(root)
-    table[name], stray = confirm_versions(root, table.get(name, []))
-    versions = model_versions(table, head, name)
-    if head is None and not versions and not stray:
-        raise UsageError(
-            f"no model named '{name}'", "see `registry list` for the models in this registry"
-        )
-    state = "deleted" if head is None else (head.card.status.value if head.card else "invalid")
-    chosen = resolve({name: versions}, name, version) if version else latest(versions)
-    details = ModelDetails(name=name, state=state, versions=versions, stray=stray)
-    live = latest(versions)
-    details.latest = live.version if live else None
-    record = head
-    if chosen is not None:
-        details.shown_version = chosen.version
-        details.notes = tag_message(root, chosen.tag)
-        record = read_cards(root, chosen.commit, [name]).get(name) or head
-        targets = [t.name for t in record.card.targets] if record and record.card else []
-        details.pull = pull_commands(name, chosen.version, _origin_url(root), targets)
-    if record is not None:
-        details.card, details.card_problem = record.card, record.problem
-    return details
-
-
-def pull_commands(
-    name: str, version: str, repo_url: str, targets: list[str] | tuple = ()
-) -> list[str]:
-    """The ways to fetch one version: registry pull, git checkout + dvc pull, dvc artifacts get, and
-    `registry pull --target` for the device package of each target the card lists."""
-    return [
-        f"registry pull {name}@{version} -o {name}-{version}",
-        f"registry pull {name}@{version} --repo {repo_url}",
-        f"git checkout {name}@v{version} && dvc pull -R models/{name}",
-        f"dvc artifacts get {repo_url} {name} --rev v{version}",
-    ] + [f"registry pull {name}@{version} --target {t}" for t in targets]
-
-
-def _origin_url(root: Path) -> str:
-    url = run_git(root, "config", "--get", "remote.origin.url", check=False).strip()
-    return url or str(root)  # a local clone is a valid URL for `--repo` and `dvc artifacts get`
-
-
-def render_details(d: ModelDetails) -> str:
-    """`registry show` as text."""
-    lines = [f"{d.name}  [{d.state}]"]
-    c = d.card
-    if c is not None:
-        lines.append(f"  task: {c.task.value}   project: {c.project}   license: {c.license or '-'}")
-        if c.description:
-            lines.append(f"  {c.description.strip().splitlines()[0]}")
-        source = "this repository" if c.source.is_self else c.source.repo
-        lines.append(
-            f"  source: {source}"
-            + (f", {c.source.path}" if c.source.path else "")
-            + (f" @ {c.source.commit}" if c.source.commit else "")
-        )
-        lines.append(
-            f"  config: {c.config}   weights: {c.weights}"
-            + (
-                f"   size: {format_size(c.size_bytes)} ({c.size_bytes:,} bytes)"
-                if c.size_bytes is not None
-                else ""
-            )
-        )
-        for m in c.metrics:
-            lines.append(f"  metric: {m.name} = {m.value:g}{m.unit or ''} on {m.dataset}")
-        if c.owners:
-            lines.append(f"  owners: {', '.join(c.owners)}")
-    elif d.card_problem:
-        lines.append(f"  card: {d.card_problem}")
-    lines.append("")
-    if d.versions:
-        lines.append(f"versions (latest: {d.latest or 'none'}):")
-        for v in reversed(d.versions):
-            mark = f"  withdrawn ({v.withdrawn_by})" if v.withdrawn else ""
-            here = " *" if v.version == d.shown_version else "  "
-            lines.append(
-                f" {here}{v.version:<14} {v.date.strftime('%Y-%m-%d %H:%M')}  {v.commit[:8]}{mark}"
-            )
-    else:
-        lines.append("versions: none published")
-    if d.stray:
-        lines += ["", "stray tags (not versions; tell the registry's maintainers):"]
-        lines += [f"  {t.tag}: {t.reason}" for t in d.stray]
-    if d.notes:
-        lines += ["", f"release notes of {d.shown_version}:"] + [
-            f"  {x}" for x in d.notes.splitlines()
-        ]
-    if d.pull:
-        lines += ["", f"get {d.name} {d.shown_version}:"] + [f"  {x}" for x in d.pull]
-    return "\n".join(printable(line) for line in lines)
 
 
 _CONTROL = re.compile(
@@ -279,20 +278,11 @@ def render_list(rows: list[ModelSummary]) -> str:
         return "no models"
     head = ("NAME", "STATE", "LATEST", "VERSIONS", "TASK", "PROJECT")
     table = [head] + [
-        tuple(
-            printable(c)
-            for c in (
-                r.name,
-                r.state,
-                r.latest or "-",
-                str(r.versions),
-                r.task or "-",
-                r.project or "-",
-            )
-        )
+        (r.name, r.state, r.latest or "-", str(r.versions), r.task or "-", r.project or "-")
         for r in rows
     ]
-    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table
-    )
+    if _CONTROL.search("\n".join("\n".join(row) for row in table)):
+        table = [tuple(printable(c) for c in row) for row in table]
+    widths = [max(map(len, col)) for col in zip(*table)]
+    line = "  ".join(f"%-{w}s" for w in widths)
+    return "\n".join([(line % row).rstrip() for row in table])

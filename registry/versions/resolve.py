@@ -5,8 +5,10 @@ NAME@VERSION` and `registry push-packages` take to a published version:
 
 - `parse_reference` reads a version reference with the one grammar (`tags.parse_version_spec`):
   `NAME@1.2.0`, `NAME@v1.2.0`, and `NAME@latest` (or a bare `NAME`) where the caller allows it.
-- `find_version` finds the version from the tags (`read_versions` + `resolve`). Only tags the
-  publish workflow made count (`confirm_versions`: a stray tag asked for by name is refused), and
+- `find_version` finds the version from the registry index when it agrees with the model's tags
+  (`registry.versions.index`), else from the model's own tags (`read_model_versions` +
+  `resolve`). Only tags the publish workflow made count (`confirm_versions`, or the index that
+  publish wrote: a stray tag asked for by name is refused), and
   withdrawal is applied: deregistration and deprecation tags, and the card's `status: offline` on
   the default branch. The result carries the card as committed at the tag.
 - `fetch_files` writes files of that version into a folder. Each path is resolved by
@@ -43,12 +45,13 @@ from registry.core.files import write_atomic
 from registry.core.git import cat_files
 from registry.core.layout import MODELS_DIR
 from registry.core.storage import PUBLIC, file_md5
+from registry.versions.index import model_from_index, versions_of
 from registry.versions.tags import (
     Version,
     confirm_versions,
     default_branch,
     parse_version_spec,
-    read_versions,
+    read_model_versions,
     resolve,
     withdraw_offline,
 )
@@ -130,7 +133,11 @@ def find_version(
         ref = parse_reference(str(ref), allow_latest=False)
     name = ref.name
     branch = default_branch(root)
-    versions, stray = confirm_versions(root, read_versions(root).get(name, []), branch)
+    entry = model_from_index(root, name)
+    if entry is not None:
+        versions, stray = versions_of(entry)
+    else:
+        versions, stray = confirm_versions(root, read_model_versions(root, name), branch)
     (on_branch,) = cat_files(root, [f"{branch}:{card_path(name)}"])
     if says_offline(on_branch):
         versions = withdraw_offline(versions)

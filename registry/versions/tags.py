@@ -114,6 +114,13 @@ def read_versions(root: str | Path) -> dict[str, list[Version]]:
     return parse_refs(out)
 
 
+def read_model_versions(root: str | Path, name: str) -> list[Version]:
+    """One model's published versions from its own tags (`refs/tags/<name>@*`), lowest first,
+    withdrawal by tags applied: one `git for-each-ref` that reads no other model's tags."""
+    out = run_git(root, "for-each-ref", f"--format={TAG_REF_FORMAT}", f"refs/tags/{name}@*")
+    return parse_refs(out).get(name, [])
+
+
 def parse_refs(out: str) -> dict[str, list[Version]]:
     """Build the version table from `git for-each-ref --format=<TAG_REF_FORMAT>` output."""
     versions: dict[str, dict[str, Version]] = {}

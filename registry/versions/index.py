@@ -1,0 +1,924 @@
+"""The registry index: a compact, git-native cache of every published version, kept by publish.
+
+The tags stay the truth (GTO and DVC read them); the index answers `registry list`, `show` and
+`NAME@latest` without reading every tag object and every card. It lives on its own ref,
+`refs/registry/index`, as a commit (its parent is the previous index, so a push is a fast-forward
+and two racing publishes cannot silently overwrite each other) whose tree holds:
+
+- `models.tsv`: a header line `# registry-index 1<TAB><sha1 of the tag refs><TAB><tag count>`,
+  then one line per model that has a card: name, state, task, project, latest version, number of
+  versions, and a digest of that model's tag refs;
+- `versions/<name>.json`: one file per model with tags: its tag refs and their object ids, its
+  published versions (version, tag, commit, date, withdrawing tag, the DVC objects of the model
+  folder: path, md5, size) and its stray tags (version tags the publish workflow did not make);
+- `cards`: the `models` tree of the commit the index describes (the same tree object as on the
+  default branch, so it costs nothing to store), against which a reader finds the cards that
+  changed since.
+
+A reader trusts the index only as far as it checks it, cheaply: `list` compares the digest of
+every tag ref (one `git for-each-ref` that reads no tag object) and the cards that changed
+since the index (one tree diff); `show` and `pull` compare one model's tag refs. Whatever does not
+match is read from the tags and cards instead, with a notice on stderr naming it, so a stale or
+missing index is never a silently wrong answer. `verify` recomputes the whole index from the tags
+and names every disagreement; `sync` (run by publish) and `rebuild` write it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from registry.core.errors import GitError
+from registry.core.git import run_git
+
+INDEX_REF = "refs/registry/index"
+FORMAT = "registry-index 1"
+MODELS_FILE = "models.tsv"
+VERSIONS_DIR = "versions"
+CARDS_ENTRY = "cards"
+# What the tag digest covers: every ref under refs/tags and the object it points at, as
+# `git show-ref --tags` lists them ("<object id> refs/tags/<tag>", in ref order). Listing them
+# opens no tag object and sorts nothing, so a million tags cost one pass over packed-refs.
+REFS_FORMAT = "%(objectname) %(refname)"
+FIX = (
+    "run `registry index fetch` to get the published index, or `registry index rebuild` to make "
+    "it from the tags"
+)
+
+_said: set[str] = set()
+
+
+def notice(message: str) -> None:
+    """Tell the user, once per process, that an answer came from the tags rather than the index."""
+    if message not in _said:
+        _said.add(message)
+        sys.stderr.write(f"note: {message}\n")
+
+
+# --------------------------------------------------------------------------- the data
+
+
+class ModelRow:
+    """One line of `models.tsv`: what `registry list` prints of a model, and its tags' digest.
+
+    (The classes here are plain classes, not dataclasses: a dataclass costs a compile when the
+    module is imported, and `registry list` imports this module.)
+    """
+
+    __slots__ = ("name", "state", "task", "project", "latest", "versions", "digest")
+
+    def __init__(
+        self,
+        name: str,
+        state: str,
+        task: str | None,
+        project: str | None,
+        latest: str | None,
+        versions: int,
+        digest: str,
+    ):
+        self.name, self.state, self.task, self.project = name, state, task, project
+        self.latest, self.versions, self.digest = latest, versions, digest
+
+
+class IndexedModel:
+    """One `versions/<name>.json`: a model's tag refs (refs/tags/<tag> → object id), published
+    versions and stray tags."""
+
+    def __init__(
+        self,
+        name: str,
+        tags: dict[str, str] | None = None,
+        versions: list[dict] | None = None,
+        stray: list[dict] | None = None,
+    ):
+        self.name = name
+        self.tags = tags if tags is not None else {}
+        self.versions = versions if versions is not None else []
+        self.stray = stray if stray is not None else []
+
+    def to_json(self) -> bytes:
+        """The file's bytes (stable: sorted keys, one version per line)."""
+        lines = [
+            "{",
+            f'"name": {json.dumps(self.name)},',
+            f'"tags": {json.dumps(self.tags, sort_keys=True)},',
+            '"versions": [',
+            ",\n".join(json.dumps(v, sort_keys=True) for v in self.versions),
+            "],",
+            f'"stray": {json.dumps(self.stray, sort_keys=True)}',
+            "}",
+        ]
+        return ("\n".join(lines) + "\n").encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> IndexedModel:
+        """Read a `versions/<name>.json`."""
+        raw = json.loads(data)
+        return cls(name=raw["name"], tags=raw["tags"], versions=raw["versions"], stray=raw["stray"])
+
+
+class Index:
+    """The index as read from `refs/registry/index`: its commit, the digest and count of the tag
+    refs it was written for, the `models` tree it describes, and its rows by name."""
+
+    def __init__(
+        self,
+        commit: str,
+        tags_digest: str,
+        tag_count: int,
+        cards_tree: str | None,
+        rows: dict[str, ModelRow],
+    ):
+        self.commit, self.tags_digest, self.tag_count = commit, tags_digest, tag_count
+        self.cards_tree, self.rows = cards_tree, rows
+
+
+def model_digest(refs: list[tuple[str, str]]) -> str:
+    """The digest of one model's tag refs [(refs/tags/<tag>, object id)], in any order."""
+    text = "".join(f"{r} {o}\n" for r, o in sorted(refs))
+    return hashlib.sha1(text.encode()).hexdigest()[:20]
+
+
+def _clean(value: str | None) -> str:
+    """A card value as one TSV cell: '-' for none, tabs and line breaks made spaces."""
+    if value is None or value == "":
+        return "-"
+    return value.replace("\t", " ").replace("\n", " ").replace("\r", " ")
+
+
+def format_models(tags_digest: str, tag_count: int, rows: list[ModelRow]) -> bytes:
+    """`models.tsv`, rows sorted by name."""
+    out = [f"# {FORMAT}\t{tags_digest}\t{tag_count}\n"]
+    for r in sorted(rows, key=lambda r: r.name):
+        out.append(
+            f"{r.name}\t{_clean(r.state)}\t{_clean(r.task)}\t{_clean(r.project)}\t"
+            f"{r.latest or '-'}\t{r.versions}\t{r.digest}\n"
+        )
+    return "".join(out).encode()
+
+
+def parse_models(data: bytes) -> tuple[str, int, dict[str, ModelRow]]:
+    """(tags digest, tag count, rows by name) of a `models.tsv`.
+
+    Raises:
+        ValueError: not a models.tsv of this format.
+    """
+    text = data.decode()
+    head, _, body = text.partition("\n")
+    parts = head.split("\t")
+    if len(parts) != 3 or parts[0] != f"# {FORMAT}":
+        raise ValueError(f"{MODELS_FILE} does not start with '# {FORMAT}'")
+    rows: dict[str, ModelRow] = {}
+    for n, line in enumerate(body.splitlines(), start=2):
+        f = line.split("\t")
+        if len(f) != 7:
+            raise ValueError(f"{MODELS_FILE}:{n}: expected 7 tab-separated fields, got {len(f)}")
+        name, state, task, project, latest, count, digest = f
+        rows[name] = ModelRow(
+            name,
+            state,
+            None if task == "-" else task,
+            None if project == "-" else project,
+            None if latest == "-" else latest,
+            int(count),
+            digest,
+        )
+    return parts[1], int(parts[2]), rows
+
+
+# --------------------------------------------------------------------------- reading git
+
+
+def _batch(root: str | Path, specs: list[str]) -> list[tuple[str, str, bytes] | None]:
+    """(object id, type, content) of each spec through one `git cat-file --batch`; None when
+    missing."""
+    proc = subprocess.run(
+        ["git", "cat-file", "--batch"],
+        cwd=root,
+        input="".join(s + "\n" for s in specs).encode(),
+        capture_output=True,
+    )
+    if proc.returncode != 0:
+        raise GitError(f"git cat-file failed: {proc.stderr.decode(errors='replace').strip()}")
+    data, pos, out = proc.stdout, 0, []
+    for _ in specs:
+        end = data.index(b"\n", pos)
+        header = data[pos:end].split(b" ")
+        pos = end + 1
+        if len(header) == 3 and header[1] != b"missing":
+            size = int(header[2])
+            out.append((header[0].decode(), header[1].decode(), data[pos : pos + size]))
+            pos += size + 1
+        else:
+            out.append(None)
+    return out
+
+
+def _tag_refs(root: str | Path, patterns: list[str]) -> subprocess.Popen:
+    """The tag refs matching `patterns` ("<object id> <ref>" lines), listed by a started git (read
+    its stdout): `git show-ref --tags` for all of them, `git for-each-ref` for a model's."""
+    cmd = (
+        ["git", "show-ref", "--tags"]
+        if patterns == ["refs/tags"]
+        else ["git", "for-each-ref", f"--format={REFS_FORMAT}", *patterns]
+    )
+    return subprocess.Popen(
+        cmd,
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+class TagDigest:
+    """The SHA-1 of every tag ref, hashed in a thread while git streams them (nothing kept: a
+    million refs are 75 MB of text)."""
+
+    def __init__(self, root: str | Path):
+        import threading
+
+        self._proc = _tag_refs(root, ["refs/tags"])
+        self._sha = hashlib.sha1()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        read = self._proc.stdout.read
+        while chunk := read(1 << 20):
+            self._sha.update(chunk)
+        self._proc.wait()
+
+    def hexdigest(self) -> str:
+        """The digest, once git has listed every tag ref."""
+        self._thread.join()
+        return self._sha.hexdigest()
+
+
+def all_tag_refs(root: str | Path) -> bytes:
+    """Every tag ref, as `git show-ref --tags` lists them."""
+    return _tag_refs(root, ["refs/tags"]).communicate()[0]
+
+
+def refs_by_model(out: bytes | str) -> dict[str, list[tuple[str, str]]]:
+    """{model name: [(refs/tags/<tag>, object id)]} of the registry's tags in for-each-ref output
+    (tags of other shapes are left out)."""
+    from registry.versions.tags import TAG_RE
+
+    if isinstance(out, bytes):
+        out = out.decode()
+    grouped: dict[str, list[tuple[str, str]]] = {}
+    for line in out.splitlines():
+        oid, _, ref = line.partition(" ")
+        m = TAG_RE.match(ref[10:])
+        if m:
+            grouped.setdefault(m["name"], []).append((ref, oid))
+    return grouped
+
+
+def read_index(root: str | Path, rev: str | None = None) -> tuple[Index | None, str | None, str]:
+    """The index, the `models` tree of `rev` (default HEAD), and why there is no usable index.
+
+    Returns:
+        (index or None, the tree id of `<rev>:models` or None, the reason when index is None).
+    """
+    got = _batch(
+        root,
+        [
+            INDEX_REF,
+            f"{INDEX_REF}:{MODELS_FILE}",
+            f"{INDEX_REF}:{CARDS_ENTRY}",
+            f"{rev or 'HEAD'}:models",
+        ],
+    )
+    commit, models, cards, here = got
+    here_tree = here[0] if here and here[1] == "tree" else None
+    if commit is None:
+        return None, here_tree, f"this clone has no registry index ({INDEX_REF})"
+    if models is None:
+        return None, here_tree, f"the registry index {commit[0][:10]} has no {MODELS_FILE}"
+    try:
+        digest, count, rows = parse_models(models[2])
+    except (ValueError, UnicodeDecodeError) as e:
+        return None, here_tree, f"the registry index cannot be read: {e}"
+    index = Index(
+        commit=commit[0],
+        tags_digest=digest,
+        tag_count=count,
+        cards_tree=cards[0] if cards and cards[1] == "tree" else None,
+        rows=rows,
+    )
+    return index, here_tree, ""
+
+
+def read_models(root: str | Path, names: list[str]) -> dict[str, IndexedModel | None]:
+    """The `versions/<name>.json` of each name (None where the index has none)."""
+    got = _batch(root, [f"{INDEX_REF}:{VERSIONS_DIR}/{n}.json" for n in names])
+    out: dict[str, IndexedModel | None] = {}
+    for n, item in zip(names, got):
+        try:
+            out[n] = IndexedModel.from_json(item[2]) if item and item[1] == "blob" else None
+        except (ValueError, KeyError, TypeError):
+            out[n] = None
+    return out
+
+
+def changed_cards(root: str | Path, old_tree: str | None, new_tree: str | None) -> set[str] | None:
+    """Names of the models whose card differs between two `models` trees (None: unknown)."""
+    if old_tree == new_tree:
+        return set()
+    if old_tree is None or new_tree is None:
+        return None
+    proc = subprocess.run(
+        ["git", "diff-tree", "-r", "--name-only", "--no-renames", old_tree, new_tree],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        return None
+    names = set()
+    for path in proc.stdout.splitlines():
+        name, _, rest = path.partition("/")
+        if rest == "model.yaml":
+            names.add(name)
+    return names
+
+
+def worktree_cards(root: str | Path, known: set[str] | dict) -> set[str]:
+    """Models whose card in the working tree may differ from HEAD's: edited, staged, removed, or in
+    a folder git does not know yet."""
+    root = Path(root)
+    proc = subprocess.run(
+        ["git", "diff-index", "--name-only", "--no-renames", "HEAD", "--", "models/*/model.yaml"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    names = {p.split("/")[1] for p in proc.stdout.splitlines() if p.count("/") == 2}
+    try:
+        with os.scandir(root / "models") as entries:
+            for e in entries:
+                if e.name not in known and e.is_dir() and not e.name.startswith("."):
+                    names.add(e.name)
+    except FileNotFoundError:
+        pass
+    return names
+
+
+# --------------------------------------------------------------------------- one model (show, pull)
+
+
+def model_from_index(root: str | Path, name: str) -> IndexedModel | None:
+    """One model's index entry, when it agrees with the model's tag refs in this clone.
+
+    Returns None (with a notice saying why) when there is no index, or when the tags of `name`
+    disagree with it: the caller then reads the tags.
+    """
+    tags = _tag_refs(root, [f"refs/tags/{name}@*"])
+    got = _batch(root, [INDEX_REF, f"{INDEX_REF}:{VERSIONS_DIR}/{name}.json"])
+    out = tags.communicate()[0].decode()
+    refs = {r: o for o, _, r in (line.partition(" ") for line in out.splitlines()) if r}
+    if got[0] is None:
+        notice(f"no registry index ({INDEX_REF}) in this clone; reading the tags of {name}. {FIX}")
+        return None
+    entry = None
+    if got[1] is not None and got[1][1] == "blob":
+        try:
+            entry = IndexedModel.from_json(got[1][2])
+        except (ValueError, KeyError, TypeError):
+            entry = None
+    known = entry.tags if entry else {}
+    if refs == known:
+        return entry or IndexedModel(name=name)
+    diff = describe_difference(known, refs)
+    notice(
+        f"the registry index disagrees with the tags of {name} ({diff}); reading the tags. {FIX}"
+    )
+    return None
+
+
+def describe_difference(indexed: dict[str, str], actual: dict[str, str]) -> str:
+    """The tags that differ between the index and the clone, in a few words."""
+    missing = sorted(set(actual) - set(indexed))
+    gone = sorted(set(indexed) - set(actual))
+    moved = sorted(t for t in set(actual) & set(indexed) if actual[t] != indexed[t])
+    parts = []
+    for label, tags in (
+        ("not in the index", missing),
+        ("in the index but not in this clone", gone),
+        ("pointing elsewhere", moved),
+    ):
+        if tags:
+            shown = ", ".join(t.removeprefix("refs/tags/") for t in tags[:3])
+            parts.append(f"{shown}{', …' if len(tags) > 3 else ''} {label}")
+    return "; ".join(parts) or "the index entry cannot be read"
+
+
+def versions_of(entry: IndexedModel):
+    """The published versions of an index entry as `Version`s (lowest first), and its stray
+    tags."""
+    from datetime import datetime, timezone
+
+    from registry.versions.tags import StrayTag, Version
+
+    versions = [
+        Version.model_construct(
+            name=entry.name,
+            version=v["version"],
+            tag=v["tag"],
+            commit=v["commit"],
+            date=datetime.fromtimestamp(v["date"], tz=timezone.utc),
+            withdrawn=v.get("withdrawn_by") is not None,
+            withdrawn_by=v.get("withdrawn_by"),
+        )
+        for v in entry.versions
+    ]
+    stray = [StrayTag(**s) for s in entry.stray]
+    return versions, stray
+
+
+# --------------------------------------------------------------------------- computing entries
+
+
+def compute(
+    root: str | Path, head: str, names: list[str], tag_lines: list[str]
+) -> tuple[dict[str, IndexedModel], dict[str, ModelRow]]:
+    """Index entries and rows of `names`, from the tags and the cards at `head` (the truth).
+
+    Args:
+        root: the clone.
+        head: the default branch's commit the index describes.
+        names: the models to compute.
+        tag_lines: `git for-each-ref --format=<TAG_REF_FORMAT>` lines of those models' tags.
+
+    Returns:
+        ({name: entry} for models with tags, {name: row} for models with a card at `head`).
+    """
+    from registry.cards.bulk import read_cards
+    from registry.cards.schema import Status
+    from registry.versions.tags import confirm_versions, latest, parse_refs, withdraw_offline
+
+    wanted = set(names)
+    cards = read_cards(root, head, sorted(wanted))
+    table = parse_refs("\n".join(tag_lines))
+    all_versions = [v for n in sorted(wanted) for v in table.get(n, [])]
+    kept, stray = confirm_versions(root, all_versions, head)
+    objects = _objects(root, kept)
+    refs: dict[str, dict[str, str]] = {}
+    for line in tag_lines:
+        fields = line.split("\t")
+        if len(fields) == 5:
+            from registry.versions.tags import TAG_RE
+
+            m = TAG_RE.match(fields[0])
+            if m and m["name"] in wanted:
+                refs.setdefault(m["name"], {})[f"refs/tags/{fields[0]}"] = fields[2]
+    entries: dict[str, IndexedModel] = {}
+    for n in refs:
+        entries[n] = IndexedModel(name=n, tags=refs[n])
+    for v in kept:
+        entries[v.name].versions.append(
+            {
+                "version": v.version,
+                "tag": v.tag,
+                "commit": v.commit,
+                "date": int(v.date.timestamp()),
+                "withdrawn_by": v.withdrawn_by,
+                "objects": objects.get((v.commit, v.name), []),
+            }
+        )
+    for s in stray:
+        name = s.tag.partition("@")[0]
+        entries[name].stray.append(s.model_dump())
+    rows: dict[str, ModelRow] = {}
+    by_model: dict[str, list] = {}
+    for v in kept:
+        by_model.setdefault(v.name, []).append(v)
+    for n, rec in cards.items():
+        card = rec.card
+        versions = by_model.get(n, [])
+        if card is not None and card.status is Status.offline:
+            versions = withdraw_offline(versions)
+        found = latest(versions)
+        rows[n] = ModelRow(
+            name=n,
+            state=card.status.value if card else "invalid",
+            task=card.task.value if card else None,
+            project=card.project if card else None,
+            latest=found.version if found else None,
+            versions=len(versions),
+            digest=model_digest(list(refs.get(n, {}).items())),
+        )
+    return entries, rows
+
+
+def _objects(root: str | Path, versions: list) -> dict[tuple[str, str], list[dict]]:
+    """{(commit, model): [{path, md5, size}]}: the DVC pointers in each version's model folder."""
+    from registry.core.git import cat_files
+    from registry.core.storage import PointerError, parse_pointer
+
+    by_commit: dict[str, set[str]] = {}
+    for v in versions:
+        by_commit.setdefault(v.commit, set()).add(v.name)
+    found: list[tuple[str, str, str, str]] = []  # commit, model, path in folder, blob
+    for commit, names in by_commit.items():
+        out = run_git(
+            root, "ls-tree", "-r", "--full-tree", commit, "--", *(f"models/{n}/" for n in names)
+        )
+        for line in out.splitlines():
+            meta, _, path = line.partition("\t")
+            mode, kind, oid = meta.split()
+            if kind == "blob" and path.endswith(".dvc") and mode != "120000":
+                _, name, rel = path.split("/", 2)
+                found.append((commit, name, rel, oid))
+    blobs = cat_files(root, [oid for *_, oid in found])
+    result: dict[tuple[str, str], list[dict]] = {}
+    for (commit, name, rel, _), data in zip(found, blobs):
+        try:
+            p = parse_pointer(data or b"")
+        except PointerError:
+            continue
+        folder = rel.rpartition("/")[0]
+        path = f"{folder}/{p.path}" if folder else p.path
+        result.setdefault((commit, name), []).append({"path": path, "md5": p.md5, "size": p.size})
+    return result
+
+
+# --------------------------------------------------------------------------- writing
+
+
+class SyncResult:
+    """What `sync` did: the index commit, the models it recomputed, whether it started afresh."""
+
+    def __init__(
+        self, commit: str | None = None, changed: list[str] | None = None, rebuilt: bool = False
+    ):
+        self.commit, self.changed, self.rebuilt = commit, changed or [], rebuilt
+
+
+def _all_tag_lines(root: str | Path) -> list[str]:
+    from registry.core.git import TAG_REF_FORMAT
+
+    return run_git(root, "for-each-ref", f"--format={TAG_REF_FORMAT}", "refs/tags").splitlines()
+
+
+def sync(
+    root: str | Path, head: str = "HEAD", *, rebuild: bool = False, message: str = ""
+) -> SyncResult:
+    """Bring the index up to date with the tags and the cards at `head`, and commit it on
+    `refs/registry/index`: only the models whose tags or card changed are recomputed (all of them
+    with `rebuild`).
+
+    Raises:
+        GitError: `head` is not a commit, or the ref moved while writing (another sync won).
+    """
+    head = run_git(root, "rev-parse", "--verify", f"{head}^{{commit}}").strip()
+    current = run_git(root, "rev-parse", "-q", "--verify", INDEX_REF, check=False).strip() or None
+    index, head_tree, _ = read_index(root, head)
+    if rebuild:
+        index = None
+    lines = _all_tag_lines(root)
+    digest_out = "".join(
+        f"{f[2]} refs/tags/{f[0]}\n" for f in (line.split("\t") for line in lines) if len(f) == 5
+    )
+    refs = refs_by_model(digest_out)
+    tags_digest = hashlib.sha1(digest_out.encode()).hexdigest()
+    tag_count = digest_out.count("\n")
+    card_names = _card_names(root, head_tree)
+    if index is None:
+        todo = set(card_names) | set(refs)
+        old_rows: dict[str, ModelRow] = {}
+    else:
+        old_rows = index.rows
+        cards = changed_cards(root, index.cards_tree, head_tree)
+        if cards is None:
+            cards = set(card_names) | set(old_rows)
+        todo = set(cards) | (set(old_rows) - set(card_names)) | (set(card_names) - set(old_rows))
+        # each model's tag digest: from models.tsv, or from its versions file when it has no card
+        recorded = _entry_digests(root, index.commit, skip=old_rows)
+        recorded.update({n: r.digest for n, r in old_rows.items()})
+        none = model_digest([])
+        for n in set(refs) | set(recorded):
+            if recorded.get(n, none) != model_digest(refs.get(n, [])):
+                todo.add(n)
+    by_name: dict[str, list[str]] = {}
+    from registry.versions.tags import TAG_RE
+
+    for line in lines:
+        m = TAG_RE.match(line.split("\t", 1)[0])
+        if m and m["name"] in todo:
+            by_name.setdefault(m["name"], []).append(line)
+    entries, rows = compute(root, head, sorted(todo), [x for n in by_name for x in by_name[n]])
+    new_rows = {n: r for n, r in old_rows.items() if n not in todo and n in card_names}
+    new_rows.update(rows)
+    if index is not None and not todo and index.tags_digest == tags_digest:
+        return SyncResult(commit=index.commit, changed=[])
+    commit = _write(
+        root,
+        parent=current,
+        models=format_models(tags_digest, tag_count, list(new_rows.values())),
+        entries={n: entries.get(n) for n in todo},
+        cards_tree=head_tree,
+        message=message or f"registry index at {head[:10]}: {len(todo)} model(s) updated",
+        deleteall=index is None,
+    )
+    return SyncResult(commit=commit, changed=sorted(todo), rebuilt=index is None)
+
+
+def _card_names(root: str | Path, tree: str | None) -> set[str]:
+    """Models with a `model.yaml` in a `models` tree."""
+    if tree is None:
+        return set()
+    out = run_git(root, "ls-tree", "-r", "--name-only", tree)
+    return {
+        p.split("/")[0] for p in out.splitlines() if p.count("/") == 1 and p.endswith("/model.yaml")
+    }
+
+
+def _entry_digests(root: str | Path, commit: str, skip: dict | set = frozenset()) -> dict[str, str]:
+    """{name: digest of its tag refs as the index records them} for every versions/ file (but
+    those of `skip`)."""
+    out = run_git(root, "ls-tree", f"{commit}:{VERSIONS_DIR}", check=False)
+    names, oids = [], []
+    for line in out.splitlines():
+        meta, _, path = line.partition("\t")
+        if path.endswith(".json") and path[:-5] not in skip:
+            names.append(path[:-5])
+            oids.append(meta.split()[2])
+    from registry.core.git import cat_files
+
+    digests = {}
+    for n, data in zip(names, cat_files(root, oids)):
+        try:
+            digests[n] = model_digest(list(IndexedModel.from_json(data or b"").tags.items()))
+        except (ValueError, KeyError, TypeError):
+            digests[n] = ""
+    return digests
+
+
+def _write(
+    root: str | Path,
+    *,
+    parent: str | None,
+    models: bytes,
+    entries: dict[str, IndexedModel | None],
+    cards_tree: str | None,
+    message: str,
+    deleteall: bool,
+) -> str:
+    """Commit the index and move `refs/registry/index` to it, refusing when the ref moved
+    meanwhile. The changed files are written as blobs through one `git fast-import`, the trees
+    with `git mktree` (which sorts 100,000 entries at once, where fast-import would search its
+    tree once per file), the commit with `git commit-tree`."""
+    stream: list[bytes] = []
+
+    def blob(payload: bytes) -> str:
+        stream.append(b"blob\ndata %d\n" % len(payload) + payload + b"\n")
+        return hashlib.sha1(b"blob %d\0" % len(payload) + payload).hexdigest()
+
+    models_blob = blob(models)
+    listing: dict[str, str] = {}
+    if parent and not deleteall:
+        out = run_git(root, "ls-tree", f"{parent}:{VERSIONS_DIR}", check=False)
+        for line in out.splitlines():
+            meta, _, path = line.partition("\t")
+            listing[path] = meta
+    for name, entry in entries.items():
+        path = f"{name}.json"
+        if entry is None or not entry.tags:
+            listing.pop(path, None)
+        else:
+            listing[path] = f"100644 blob {blob(entry.to_json())}"
+    proc = subprocess.run(
+        ["git", "fast-import", "--quiet"], cwd=root, input=b"".join(stream), capture_output=True
+    )
+    if proc.returncode != 0:
+        raise GitError(f"writing the registry index failed: {proc.stderr.decode().strip()}")
+    versions_tree = _mktree(root, [f"{meta}\t{path}" for path, meta in listing.items()])
+    top = [
+        f"100644 blob {models_blob}\t{MODELS_FILE}",
+        f"040000 tree {versions_tree}\t{VERSIONS_DIR}",
+    ]
+    if cards_tree:
+        top.append(f"040000 tree {cards_tree}\t{CARDS_ENTRY}")
+    tree = _mktree(root, top)
+    who = {"GIT_AUTHOR_NAME": "registry", "GIT_AUTHOR_EMAIL": "registry@localhost"}
+    who |= {"GIT_COMMITTER_NAME": "registry", "GIT_COMMITTER_EMAIL": "registry@localhost"}
+    commit = run_git(
+        root,
+        "commit-tree",
+        tree,
+        *(["-p", parent] if parent else []),
+        "-m",
+        message,
+        env={**os.environ, **who},
+    ).strip()
+    try:
+        run_git(root, "update-ref", INDEX_REF, commit, parent or "0" * 40)
+    except GitError:
+        raise GitError(
+            f"{INDEX_REF} moved while the index was written (another sync ran)",
+            "run it again: it starts from the index the other run wrote",
+        ) from None
+    return commit
+
+
+def _mktree(root: str | Path, lines: list[str]) -> str:
+    """`git mktree` of `ls-tree`-style lines."""
+    proc = subprocess.run(
+        ["git", "mktree"],
+        cwd=root,
+        input="".join(x + "\n" for x in lines),
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise GitError(f"writing the registry index failed: {proc.stderr.strip()}")
+    return proc.stdout.strip()
+
+
+# --------------------------------------------------------------------------- verification
+
+
+class Verification:
+    """What `verify` found: the index checked (its commit), the commit compared with, every
+    disagreement with the tags and cards, and the cards changed since the index was written."""
+
+    def __init__(self, commit: str | None, head: str):
+        self.commit, self.head = commit, head
+        self.problems: list[str] = []
+        self.cards_changed: list[str] = []
+
+    def to_dict(self) -> dict:
+        """The verification as JSON-ready data."""
+        return {
+            "commit": self.commit,
+            "head": self.head,
+            "ok": self.ok,
+            "problems": self.problems,
+            "cards_changed": self.cards_changed,
+        }
+
+    @property
+    def ok(self) -> bool:
+        """No disagreement."""
+        return self.commit is not None and not self.problems
+
+
+def verify(root: str | Path, head: str | None = None) -> Verification:
+    """Recompute the index from the tags and the cards at `head` (default: the default branch)
+    and compare it with `refs/registry/index`, naming every model and version that differs.
+
+    Card-derived columns (state, task, project, latest) are compared only for models whose card is
+    the same at `head` as in the index's `cards` tree: a card changed since the last publish is
+    listed in `cards_changed`, not as a disagreement (publish updates the index on the merge).
+    """
+    from registry.versions.tags import default_branch
+
+    head = run_git(
+        root, "rev-parse", "--verify", f"{head or default_branch(root)}^{{commit}}"
+    ).strip()
+    index, head_tree, reason = read_index(root, head)
+    result = Verification(commit=index.commit if index else None, head=head)
+    if index is None:
+        result.problems.append(reason)
+        return result
+    lines = _all_tag_lines(root)
+    digest_out = "".join(
+        f"{f[2]} refs/tags/{f[0]}\n" for f in (line.split("\t") for line in lines) if len(f) == 5
+    )
+    refs = refs_by_model(digest_out)
+    card_names = _card_names(root, head_tree)
+    names = sorted(card_names | set(refs) | set(index.rows))
+    entries, rows = compute(root, head, names, lines)
+    stored = read_models(root, sorted(set(refs) | set(_entry_digests(root, index.commit))))
+    changed = changed_cards(root, index.cards_tree, head_tree)
+    changed = set(card_names) | set(index.rows) if changed is None else changed
+    result.cards_changed = sorted(changed)
+    say = result.problems.append
+    if index.tags_digest != hashlib.sha1(digest_out.encode()).hexdigest():
+        say(
+            f"the tag refs changed since the index was written ({index.tag_count} then, "
+            f"{digest_out.count(chr(10))} now)"
+        )
+    for n in names:
+        true_entry, kept_entry = entries.get(n), stored.get(n)
+        _compare_entry(n, true_entry, kept_entry, say)
+        if n in changed:
+            continue
+        row, kept = rows.get(n), index.rows.get(n)
+        if row is None and kept is not None:
+            say(f"{n}: listed by the index, but has no card at {head[:10]}")
+        elif row is not None and kept is None:
+            say(f"{n}: has a card at {head[:10]}, but the index does not list it")
+        elif row is not None and kept is not None:
+            for col in ("state", "task", "project", "latest", "versions", "digest"):
+                a, b = getattr(kept, col), getattr(row, col)
+                if a != b:
+                    say(f"{n}: the index says {col} {a!r}, the tags and card say {b!r}")
+    return result
+
+
+def _compare_entry(name: str, true: IndexedModel | None, kept: IndexedModel | None, say) -> None:
+    true_tags = true.tags if true else {}
+    kept_tags = kept.tags if kept else {}
+    if true_tags != kept_tags:
+        say(f"{name}: {describe_difference(kept_tags, true_tags)}")
+    t = {v["version"]: v for v in (true.versions if true else [])}
+    k = {v["version"]: v for v in (kept.versions if kept else [])}
+    for version in sorted(set(t) | set(k)):
+        a, b = k.get(version), t.get(version)
+        if a is None:
+            say(f"{name}@{version}: a published version (tag {b['tag']}) the index does not list")
+        elif b is None:
+            say(f"{name}@{version}: listed by the index, but no tag publishes it")
+        else:
+            for key in ("tag", "commit", "date", "withdrawn_by", "objects"):
+                if a.get(key) != b.get(key):
+                    say(
+                        f"{name}@{version}: the index says {key} {a.get(key)!r}, "
+                        f"the tags say {b.get(key)!r}"
+                    )
+    ts = {s["tag"]: s for s in (true.stray if true else [])}
+    ks = {s["tag"]: s for s in (kept.stray if kept else [])}
+    for tag in sorted(set(ts) ^ set(ks)):
+        say(
+            f"{name}: stray tag {tag} "
+            + ("missing from the index" if tag in ts else "in the index, but not a stray tag now")
+        )
+
+
+# --------------------------------------------------------------------------- sharing it
+
+
+def fetch(root: str | Path, remote: str = "origin", *, remember: bool = True) -> str | None:
+    """Fetch `refs/registry/index` from a git remote (replacing the local one); with `remember`,
+    also add it to the remote's fetch refspecs so that every later `git fetch` keeps it current.
+
+    Returns:
+        The index commit, or None when the remote has no index.
+
+    Raises:
+        GitError: the remote cannot be read.
+    """
+    spec = f"+{INDEX_REF}:{INDEX_REF}"
+    out = run_git(root, "ls-remote", remote, INDEX_REF, timeout=60)
+    if not out.strip():
+        return None
+    shallow = run_git(root, "rev-parse", "--is-shallow-repository", check=False).strip()
+    depth = ["--depth=1"] if shallow == "true" else []  # a shallow checkout needs no index history
+    run_git(root, "fetch", "-q", "--no-tags", *depth, remote, spec, timeout=600)
+    if remember:
+        known = run_git(root, "config", "--get-all", f"remote.{remote}.fetch", check=False)
+        if spec not in known.split():
+            run_git(root, "config", "--add", f"remote.{remote}.fetch", spec)
+    return run_git(root, "rev-parse", INDEX_REF).strip()
+
+
+def push(root: str | Path, remote: str = "origin") -> bool:
+    """Push `refs/registry/index` to a git remote without force.
+
+    Returns:
+        True when the remote took it (or already had it); False when the remote's index moved on
+        (another publish wrote it): fetch, sync and push again.
+    """
+    proc = subprocess.run(
+        ["git", "push", "--porcelain", remote, f"{INDEX_REF}:{INDEX_REF}"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode == 0:
+        return True
+    if "[rejected]" in proc.stdout or "non-fast-forward" in proc.stdout + proc.stderr:
+        return False
+    raise GitError(
+        f"pushing {INDEX_REF} to git remote '{remote}' failed: "
+        f"{(proc.stderr or proc.stdout).strip()}",
+        "check the credentials; `registry index rebuild` and a push of the ref repair it later",
+    )
+
+
+def publish_index(root: str | Path, head: str, remote: str | None, attempts: int = 3) -> SyncResult:
+    """What publish runs after its tags: fetch the remote's index (when pushing), bring it up to
+    date with the tags and cards at `head`, and push it; when another publish pushed first, start
+    again from theirs.
+
+    Raises:
+        GitError: the remote cannot be read or written, or it kept moving.
+    """
+    for _ in range(attempts):
+        if remote:
+            fetch(root, remote, remember=False)
+        result = sync(root, head)
+        if not remote or push(root, remote):
+            return result
+    raise GitError(
+        f"the registry index on '{remote}' kept moving during {attempts} attempts",
+        "run `registry index rebuild` and push refs/registry/index when publishing is quiet",
+    )

@@ -1,0 +1,258 @@
+"""The registry index (refs/registry/index): built by `registry publish`, read by list, show and
+pull, verified against the tags, rebuilt from them, and never trusted where it went stale."""
+
+import json
+import re
+
+import pytest
+
+from factories import Registry, init_registry, isolated_env, mlp_onnx, run
+from registry.cards.artifacts import sync_artifacts
+from registry.versions.index import INDEX_REF, VERSIONS_DIR, sync
+from test_dvc_gto_compat import copy_registry, publish_by_merge
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory) -> Registry:
+    """digits 1.0.0 then 1.1.0 published by `registry publish` (tags and index pushed to a bare
+    `origin`), and a draft model that was never published."""
+    tmp = tmp_path_factory.mktemp("indexed")
+    with isolated_env(tmp_path_factory.mktemp("indexed-home")):
+        reg = init_registry(tmp / "registry", tmp / "storage")
+        reg.add_model("digits", mlp_onnx(1), commit=False)
+        sync_artifacts(reg.root)  # dvc.yaml declares it, for `dvc artifacts get`
+        reg.commit(message="add digits")
+        run(["git", "init", "-q", "--bare", str(tmp / "origin.git")], tmp)
+        reg.git("remote", "add", "origin", str(tmp / "origin.git"))
+        reg.git("push", "-q", "origin", "main")
+        publish_by_merge(reg, "digits", "1.0.0", status="published")
+        publish_by_merge(reg, "digits", "1.1.0", weights=mlp_onnx(2), status="updated")
+        reg.add_model("draft", mlp_onnx(3), commit=False)
+        publish_by_merge(reg, "draft", "0.1.0")  # a draft: no tag, but the index lists it
+        reg.git("push", "-q", "origin", "main")
+    return reg
+
+
+@pytest.fixture
+def reg(indexed, tmp_path) -> Registry:
+    """A copy of the indexed registry (and its origin) that a test may change."""
+    copy = copy_registry(indexed, tmp_path)
+    origin = tmp_path / "origin.git"
+    run(
+        ["git", "clone", "-q", "--mirror", indexed.git("remote", "get-url", "origin"), str(origin)],
+        tmp_path,
+    )
+    copy.git("remote", "set-url", "origin", str(origin))
+    return copy
+
+
+def index_file(reg: Registry, path: str) -> str:
+    return reg.git("cat-file", "blob", f"{INDEX_REF}:{path}")
+
+
+def notes(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("note:")]
+
+
+def test_publish_writes_the_index_beside_the_tags_and_pushes_it(reg):
+    origin = reg.git("remote", "get-url", "origin")
+    local = reg.git("rev-parse", INDEX_REF).strip()
+    assert run(["git", "ls-remote", origin, INDEX_REF], reg.root).stdout.split()[0] == local
+    models = index_file(reg, "models.tsv").splitlines()
+    assert models[0].startswith("# registry-index 1\t")
+    assert [line.split("\t")[:6] for line in models[1:]] == [
+        ["digits", "updated", "classification", "demo", "1.1.0", "2"],
+        ["draft", "unpublished", "classification", "demo", "-", "0"],
+    ]
+    entry = json.loads(index_file(reg, f"{VERSIONS_DIR}/digits.json"))
+    assert [v["version"] for v in entry["versions"]] == ["1.0.0", "1.1.0"]
+    pointer = reg.git("show", "digits@v1.1.0:models/digits/model.onnx.dvc")
+    md5 = re.search(r"md5: (\w+)", pointer)[1]
+    assert entry["versions"][1]["objects"] == [
+        {"path": "model.onnx", "md5": md5, "size": len(mlp_onnx(2))}
+    ]
+    assert set(entry["tags"]) == {"refs/tags/digits@v1.0.0", "refs/tags/digits@v1.1.0"}
+    proc = reg.registry("index", "verify")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "agrees with the tags and cards" in proc.stdout
+
+
+def test_list_show_and_pull_answer_from_the_index_without_a_notice(reg, tmp_path):
+    proc = reg.registry("list")
+    assert proc.returncode == 0 and notes(proc.stderr) == [], proc.stderr
+    assert [line.split() for line in proc.stdout.splitlines()[1:]] == [
+        ["digits", "updated", "1.1.0", "2", "classification", "demo"],
+        ["draft", "unpublished", "-", "0", "classification", "demo"],
+    ]
+    proc = reg.registry("show", "digits")
+    assert proc.returncode == 0 and notes(proc.stderr) == [], proc.stderr
+    assert "versions (latest: 1.1.0)" in proc.stdout and "1.0.0  " in proc.stdout
+    proc = reg.registry("pull", "digits@latest", "-o", str(tmp_path / "got"))
+    assert proc.returncode == 0 and notes(proc.stderr) == [], proc.stderr
+    assert (tmp_path / "got" / "model.onnx").read_bytes() == mlp_onnx(2)
+
+
+def test_a_card_edited_in_the_working_tree_shows_in_the_list(reg):
+    card = reg.root / "models" / "draft" / "model.yaml"
+    card.write_text(card.read_text().replace("task: classification", "task: detection"))
+    reg.write({"models/fresh/model.yaml": card.read_text().replace("name: draft", "name: fresh")})
+    rows = {r["name"]: r for r in json.loads(reg.registry("list", "--format", "json").stdout)}
+    assert rows["draft"]["task"] == "detection" and rows["fresh"]["task"] == "detection"
+    assert rows["digits"]["latest"] == "1.1.0"
+
+
+def test_a_tag_pushed_without_the_index_is_noticed_and_read_from_the_tags(reg):
+    # a withdrawal made by hand (no publish, so no index update): latest must move back
+    reg.git("tag", "-a", "digits@v1.1.0!#3", "-m", "withdraw", "digits@v1.1.0^{commit}")
+    # and a version tag made by hand on a commit whose card says another version: a stray
+    reg.git("tag", "-a", "digits@v9.0.0", "-m", "by hand", "HEAD")
+    proc = reg.registry("list")
+    assert "digits  updated  1.0.0" in re.sub(r" +", "  ", proc.stdout)
+    assert any("disagrees with the tags of 1 model(s) (digits)" in n for n in notes(proc.stderr))
+    proc = reg.registry("show", "digits")
+    (note,) = notes(proc.stderr)
+    assert "digits@v9.0.0" in note and "digits@v1.1.0!#3" in note and "not in the index" in note
+    assert "versions (latest: 1.0.0)" in proc.stdout and "stray tags" in proc.stdout
+    proc = reg.registry("pull", "digits@latest", "-o", str(reg.root.parent / "out"))
+    assert proc.returncode == 0, proc.stderr
+    assert (reg.root.parent / "out" / "model.onnx").read_bytes() == mlp_onnx(1)
+    proc = reg.registry("index", "verify")
+    assert proc.returncode == 1
+    assert "digits: digits@v1.1.0!#3, digits@v9.0.0 not in the index" in proc.stdout
+    assert "digits@1.1.0: the index says withdrawn_by None" in proc.stdout
+    assert "stray tag digits@v9.0.0 missing from the index" in proc.stdout
+    # one command rebuilds it from the tags; then the readers trust it again
+    proc = reg.registry("index", "rebuild")
+    assert proc.returncode == 0, proc.stderr
+    assert reg.registry("index", "verify").returncode == 0
+    proc = reg.registry("show", "digits")
+    assert notes(proc.stderr) == [] and "digits@v9.0.0: the card at its commit says" in proc.stdout
+    assert "withdrawn (digits@v1.1.0!#3)" in proc.stdout
+
+
+def test_an_index_edited_by_hand_is_reported_by_verify(reg):
+    models = index_file(reg, "models.tsv").replace("\t1.1.0\t2\t", "\t1.0.0\t2\t")
+    entry = json.loads(index_file(reg, f"{VERSIONS_DIR}/digits.json"))
+    entry["versions"][0]["commit"] = "0" * 40
+    tree = _tree_with(reg, {"models.tsv": models, f"{VERSIONS_DIR}/digits.json": json.dumps(entry)})
+    commit = reg.git("commit-tree", tree, "-p", INDEX_REF, "-m", "edited by hand").strip()
+    reg.git("update-ref", INDEX_REF, commit)
+    proc = reg.registry("index", "verify")
+    assert proc.returncode == 1
+    assert "digits: the index says latest '1.0.0', the tags and card say '1.1.0'" in proc.stdout
+    assert f"digits@1.0.0: the index says commit '{'0' * 40}'" in proc.stdout
+    assert "fix: registry index rebuild --push" in proc.stdout
+
+
+def _tree_with(reg: Registry, files: dict[str, str]) -> str:
+    """The index's tree with some files replaced (as a hand edit would)."""
+    import subprocess
+
+    env_index = reg.root / ".git" / "edit-index"
+    env = {"GIT_INDEX_FILE": str(env_index)}
+    import os
+
+    env = {**os.environ, **env}
+    subprocess.run(["git", "read-tree", INDEX_REF], cwd=reg.root, env=env, check=True)
+    for path, text in files.items():
+        oid = (
+            subprocess.run(
+                ["git", "hash-object", "-w", "--stdin"],
+                cwd=reg.root,
+                input=text.encode(),
+                capture_output=True,
+                check=True,
+            )
+            .stdout.decode()
+            .strip()
+        )
+        subprocess.run(
+            ["git", "update-index", "--add", "--cacheinfo", f"100644,{oid},{path}"],
+            cwd=reg.root,
+            env=env,
+            check=True,
+        )
+    tree = (
+        subprocess.run(
+            ["git", "write-tree"], cwd=reg.root, env=env, capture_output=True, check=True
+        )
+        .stdout.decode()
+        .strip()
+    )
+    env_index.unlink()
+    return tree
+
+
+@pytest.mark.parametrize("depth", [None, 1])
+def test_a_cold_or_shallow_clone_falls_back_with_a_notice_until_it_fetches_the_index(
+    reg, tmp_path, depth
+):
+    origin = reg.git("remote", "get-url", "origin")
+    clone = tmp_path / "clone"
+    shallow = ["--depth", "1", "--no-single-branch"] if depth else []
+    run(["git", "clone", "-q", *shallow, f"file://{origin}", str(clone)], tmp_path)
+    if depth:
+        run(["git", "fetch", "-q", "--depth", "1", "origin", "+refs/tags/*:refs/tags/*"], clone)
+    cold = Registry(clone, reg.storage)
+    proc = cold.registry("list")
+    assert proc.returncode == 0
+    assert "no registry index (refs/registry/index)" in proc.stderr
+    assert "registry index fetch" in proc.stderr
+    assert "digits" in proc.stdout and "draft" in proc.stdout
+    proc = cold.registry("index", "fetch")
+    assert proc.returncode == 0 and "fetched from origin" in proc.stdout, proc.stderr
+    proc = cold.registry("list")
+    assert notes(proc.stderr) == [], proc.stderr
+    assert [line.split()[:4] for line in proc.stdout.splitlines()[1:]] == [
+        ["digits", "updated", "1.1.0", "2"],
+        ["draft", "unpublished", "-", "0"],
+    ]
+    # later fetches keep it current: the refspec is remembered
+    assert INDEX_REF in cold.git("config", "--get-all", "remote.origin.fetch")
+
+
+def test_pull_from_a_url_reads_the_published_index(reg, tmp_path):
+    origin = reg.git("remote", "get-url", "origin")
+    proc = reg.registry("pull", "digits@latest", "--repo", origin, "-o", str(tmp_path / "p"))
+    assert proc.returncode == 0 and notes(proc.stderr) == [], proc.stderr
+    assert (tmp_path / "p" / "model.onnx").read_bytes() == mlp_onnx(2)
+
+
+def test_sync_only_rewrites_what_changed(reg):
+    before = reg.git("rev-parse", INDEX_REF).strip()
+    assert sync(reg.root, "main").changed == []
+    assert reg.git("rev-parse", INDEX_REF).strip() == before
+
+
+def test_gto_and_dvc_read_an_indexed_registry_as_before(reg, tmp_path):
+    from factories import BIN
+
+    shows = json.loads(run([str(BIN / "gto"), "show", "--json"], reg.root).stdout)
+    assert shows["digits"]["version"] == "v1.1.0"  # the index ref is not a tag: GTO ignores it
+    out = tmp_path / "digits.onnx"
+    run(
+        [str(BIN / "dvc"), "artifacts", "get", str(reg.root), "digits", "--rev", "v1.0.0"]
+        + ["-o", str(out)],
+        tmp_path,
+    )
+    assert out.read_bytes() == mlp_onnx(1)
+
+
+def test_an_unpublish_updates_the_index(reg):
+    publish_by_merge(reg, "digits", "1.1.0", status="offline")
+    proc = reg.registry("list", "--format", "json")
+    assert notes(proc.stderr) == [], proc.stderr
+    (digits,) = [r for r in json.loads(proc.stdout) if r["name"] == "digits"]
+    assert digits["state"] == "offline" and digits["latest"] is None
+    assert reg.registry("index", "verify").returncode == 0
+    proc = reg.registry("show", "digits")
+    assert notes(proc.stderr) == [] and "withdrawn (digits@v1.1.0!#" in proc.stdout
+
+
+def test_list_at_a_revision_uses_the_index_for_unchanged_cards(reg):
+    first = reg.git("rev-parse", "digits@v1.0.0^{commit}")
+    proc = reg.registry("list", "--rev", first, "--format", "json")
+    assert proc.returncode == 0 and notes(proc.stderr) == [], proc.stderr
+    assert [(r["name"], r["state"], r["latest"]) for r in json.loads(proc.stdout)] == [
+        ("digits", "published", "1.1.0")
+    ]
