@@ -81,6 +81,8 @@ class BuildReport(BaseModel):
     models: int = Field(description="models listed (withdrawn included)")
     live: int = Field(description="models with a live version (listed on the index pages)")
     withdrawn: int
+    datasets: int = Field(0, description="datasets given a page")
+    tasks: int = Field(0, description="training tasks given a page")
     rewritten: list[str] = Field(
         default_factory=list, description="models whose page and JSON were written"
     )
@@ -454,6 +456,8 @@ def build_catalog(
         models=len(models),
         live=live,
         withdrawn=len(models) - live,
+        datasets=len(training.datasets),
+        tasks=len(training.tasks),
         rewritten=changed,
         removed=removed,
         files_written=written,
