@@ -76,15 +76,19 @@ def training_catalog(root: Path) -> TrainingCatalog:
     of an instance are shown when its results folder is there (`registry train` wrote it, or
     `registry train fetch` brought it).
     """
+    from registry.catalog.records import TrainingCatalog
+    from registry.training import DATASET_FILE, DATASETS_DIR, TASK_FILE, TRAINING_DIR
+
+    root = Path(root)
+    if not (root / DATASETS_DIR).is_dir() and not (root / TRAINING_DIR).is_dir():
+        return TrainingCatalog()  # no training here: its code is not even loaded
     from registry.cards.schema import NAME_RE
     from registry.catalog.records import (
         CatalogDataset,
         CatalogInstance,
         CatalogResult,
         CatalogTask,
-        TrainingCatalog,
     )
-    from registry.training import DATASET_FILE, DATASETS_DIR, TASK_FILE, TRAINING_DIR
     from registry.training.files import (
         RESERVED_TRAINING_FOLDERS,
         Dataset,
@@ -97,8 +101,6 @@ def training_catalog(root: Path) -> TrainingCatalog:
     from registry.training.picture import render_structure
     from registry.training.results import list_results
     from registry.training.structure import LayerShape, plan
-
-    root = Path(root)
 
     def load(path: Path, kind, name: str):
         rel = path.relative_to(root).as_posix()
