@@ -154,9 +154,11 @@ def _code_key() -> str:
     return h.hexdigest()
 
 
-def _settings_key(repo_url: str, packages: bool) -> str:
-    """A hash of what every page depends on besides its model: the code that makes it, options."""
-    return hashlib.sha256(f"{_code_key()}\0{repo_url}\0{packages}".encode()).hexdigest()
+def _settings_key(repo_url: str, packages: bool, tasks: frozenset[str] = frozenset()) -> str:
+    """A hash of what every page depends on besides its model: the code that makes it, options,
+    and the training tasks that have a page (a model's lineage links to its task's only then)."""
+    names = "\0".join(sorted(tasks))
+    return hashlib.sha256(f"{_code_key()}\0{repo_url}\0{packages}\0{names}".encode()).hexdigest()
 
 
 # --------------------------------------------------------------------------- one model
@@ -236,13 +238,13 @@ def _listed(key: str, entry: dict, training: str | None) -> Listed:
     )
 
 
-def render_model_page(model: CatalogModel) -> str:
-    """The HTML of a model's page."""
+def render_model_page(model: CatalogModel, tasks: frozenset[str] = frozenset()) -> str:
+    """The HTML of a model's page; `tasks` are the training tasks that have a page."""
     charts = [(s, render_chart(s)) for s in metric_series(model.versions)]
     return (
         _environment()
         .get_template("model.html.j2")
-        .render(m=model, charts=charts, versions=versions_html(model), root="../../")
+        .render(m=model, charts=charts, versions=versions_html(model), root="../../", tasks=tasks)
     )
 
 
@@ -254,6 +256,7 @@ class _Build:
     variants: dict[str, list[str]]  # model -> the models derived from it
     keys: dict[str, str]  # model -> content hash (`collect.fingerprint`)
     out: Path
+    tasks: frozenset[str] = frozenset()  # training tasks that have a page
 
 
 def _render_models(build: _Build, names: list[str]) -> list[tuple[str, Listed]]:
@@ -264,7 +267,7 @@ def _render_models(build: _Build, names: list[str]) -> list[tuple[str, Listed]]:
     for src in read_models(build.scan, names, build.variants):
         model, svg = catalog_model(src)
         files = {
-            "index.html": render_model_page(model).encode(),
+            "index.html": render_model_page(model, build.tasks).encode(),
             "model.json": model.model_dump_json().encode(),
         }
         if svg:
@@ -416,7 +419,9 @@ def build_catalog(
             "build the site somewhere else, e.g. -o site/",
         )
     out.mkdir(parents=True, exist_ok=True)
-    settings = _settings_key(scan.repo_url, packages)
+    training = training or TrainingCatalog()
+    tasks = frozenset(t.name for t in training.tasks)
+    settings = _settings_key(scan.repo_url, packages, tasks)
     previous, previous_pages = ({}, {}) if force else _load_state(out, settings)
     listed = scan.listed()
     listed_set = set(listed)
@@ -436,7 +441,7 @@ def build_catalog(
     }
     changed = [n for n in listed if n not in known]
     log(f"{len(listed)} models listed, {len(changed)} to render")
-    known.update(_render_all(_Build(scan, variants, keys, out), changed, _workers(jobs)))
+    known.update(_render_all(_Build(scan, variants, keys, out, tasks), changed, _workers(jobs)))
     empty = [n for n in changed if n not in known]  # its tags are not versions
     if empty:
         listed = [n for n in listed if n in known]
@@ -446,7 +451,7 @@ def build_catalog(
     for name in removed:
         shutil.rmtree(out / "models" / name, ignore_errors=True)
     models = {n: known[n] for n in listed}
-    training = _link_models(training or TrainingCatalog(), models)
+    training = _link_models(training, models)
     written, pages = _write_shared(out, models, scan, previous_pages, training)
     written += _write_training(out, training, settings, previous_pages, pages)
     _save_state(out, settings, pages, models)

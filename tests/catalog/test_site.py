@@ -581,9 +581,12 @@ def test_rebuild_rewrites_only_the_training_pages_whose_files_changed(published_
         == pages["training/digits-cnn/structure-digits-cnn.svg"]
     )
 
-    # a task that is gone loses its pages
+    # a task that is gone loses its pages, and the model it made its link
     reg.git("rm", "-q", "-r", "training/digits-cnn/task.yaml")
     reg.commit(message="drop the task")
     build_with_training(reg.root, site)
     assert not (site / "training/digits-cnn").exists()
     assert "digits-cnn" not in (site / "training/index.html").read_text()
+    # the model it made still names it, without a link that would lead nowhere
+    local_links(site, "models/digits-cnn/index.html")
+    assert "<code>training/digits-cnn</code> (not in the registry" in page(site, "digits-cnn")
