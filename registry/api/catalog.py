@@ -63,11 +63,11 @@ def build(request: CatalogBuildRequest) -> BuildReport:
         packages=request.packages,
         force=request.force,
         jobs=request.jobs,
-        training=training_catalog(request.root) if request.training else None,
+        training=_training_catalog(request.root) if request.training else None,
     )
 
 
-def training_catalog(root: Path) -> TrainingCatalog:
+def _training_catalog(root: Path) -> TrainingCatalog:
     """The datasets and training tasks of a clone's working tree as the catalog's records, with
     each structure a task uses drawn as SVG (layers, types and connections: the catalog runs no
     network, so shapes and parameter counts are not shown).
