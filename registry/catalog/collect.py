@@ -24,7 +24,14 @@ from pathlib import Path
 
 import yaml
 
-from registry.cards.schema import CARD_FILE, MAX_CARD_BYTES, MODELS_DIR, ModelCard, load_card
+from registry.cards.schema import (
+    CARD_FILE,
+    MAX_CARD_BYTES,
+    MODELS_DIR,
+    SELF_REPO,
+    ModelCard,
+    load_card,
+)
 from registry.catalog.markdown import MAX_CHARS
 from registry.catalog.plaincard import read_metrics, read_plain
 from registry.catalog.records import (
@@ -518,6 +525,7 @@ def catalog_model(src: ModelSource) -> tuple[CatalogModel, str | None]:
     model["lineage"] = {
         "derived_from": shown.derived_from if shown else None,
         "variants": src.variants,
+        "training_task": training_task_of(shown),
     }
     versions = []
     for v, card_bytes, notes in zip(src.versions, src.cards, src.notes):
@@ -553,6 +561,15 @@ def catalog_model(src: ModelSource) -> tuple[CatalogModel, str | None]:
         model["headline"] = chosen["metrics"][0]
     model["graph"], svg = _graph(src, head, live)
     return CatalogModel.model_validate(model), svg
+
+
+def training_task_of(card: ModelCard | None) -> str | None:
+    """The training task that made the model: its card's source is this repository's
+    `training/<task>` folder, as `registry train --register` writes it."""
+    if card is None or card.source.repo != SELF_REPO or not card.source.path:
+        return None
+    parts = card.source.path.strip("/").split("/")
+    return parts[1] if len(parts) == 2 and parts[0] == "training" else None
 
 
 def _graph(

@@ -90,6 +90,11 @@ class Lineage(BaseModel):
     variants: list[str] = Field(
         default_factory=list, description="models whose card says they derive from this one"
     )
+    training_task: str | None = Field(
+        None,
+        description="the training task that made it: its card's source is this repository's "
+        "training/<task> folder (`registry train --register`)",
+    )
 
 
 class CatalogModel(BaseModel):
@@ -148,10 +153,110 @@ class IndexEntry(BaseModel):
     json_url: str = Field(description="the model's JSON, relative to the site's root")
 
 
+class TensorInfo(BaseModel):
+    """One sample's input or label, as its dataset.yaml declares it."""
+
+    name: str
+    shape: list[int] = Field(default_factory=list, description="without the batch dimension")
+    dtype: str
+    classes: int | None = None
+
+
+class CatalogDataset(BaseModel):
+    """One dataset: `datasets/<name>/dataset.json` and its page."""
+
+    catalog_format: int = CATALOG_FORMAT
+    name: str
+    task: str = Field(description="the task category its labels are for")
+    format: str = Field(description="npz, csv or images")
+    description: str | None = Field(None, description="Markdown, as dataset.yaml has it")
+    license: str | None = None
+    source: str | None = Field(None, description="where the data comes from (URL or citation)")
+    splits: dict[str, float | int | bool] = Field(
+        default_factory=dict, description="the train/validation/test split, as declared"
+    )
+    input: TensorInfo
+    label: TensorInfo
+    tasks: list[str] = Field(default_factory=list, description="training tasks that use it")
+    models: list[str] = Field(
+        default_factory=list, description="listed models made by those training tasks"
+    )
+
+
+class CatalogResult(BaseModel):
+    """What an instance's results folder held where the catalog was built."""
+
+    state: str = Field(description="done, partial or failed")
+    value: float | None = Field(None, description="the task's metric")
+    metrics: dict[str, float] = Field(default_factory=dict)
+    epochs_run: int | None = None
+    best: bool = Field(False, description="the instance `registry train --register` picks")
+
+
+class CatalogInstance(BaseModel):
+    """One instance of a training task: a dataset, an algorithm, a structure, hyperparameters."""
+
+    name: str
+    dataset: str
+    algorithm: str
+    structure: str
+    hyperparameters: dict[str, float | int | bool | str | None] = Field(default_factory=dict)
+    result: CatalogResult | None = Field(None, description="absent when no results were there")
+
+
+class CatalogTask(BaseModel):
+    """One training task: `training/<name>/task.json` and its page."""
+
+    catalog_format: int = CATALOG_FORMAT
+    name: str
+    task: str = Field(description="the task category (as on a model card)")
+    description: str | None = Field(None, description="Markdown, as task.yaml has it")
+    project: str
+    owners: list[str] = Field(default_factory=list)
+    license: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    model: str = Field(description="the model name its best instance is registered under")
+    metric: str
+    higher_is_better: bool | None = None
+    instances: list[CatalogInstance] = Field(default_factory=list)
+    structures: dict[str, str | None] = Field(
+        default_factory=dict,
+        description="structure name -> its SVG picture, relative to the task's folder "
+        "(None: the structure could not be read)",
+    )
+    models: list[str] = Field(
+        default_factory=list, description="listed models whose card names this task as source"
+    )
+
+
+class TrainingCatalog(BaseModel):
+    """What the catalog is given about training: datasets, tasks and the structures' pictures.
+
+    The API layer reads them (the catalog does not import training, its peer) and hands them in.
+    """
+
+    datasets: list[CatalogDataset] = Field(default_factory=list)
+    tasks: list[CatalogTask] = Field(default_factory=list)
+    pictures: dict[str, str] = Field(default_factory=dict, description="structure name -> SVG text")
+
+
+class PageLink(BaseModel):
+    """A dataset's or training task's entry in `index.json`."""
+
+    name: str
+    task: str
+    url: str = Field(description="its page, relative to the site's root")
+    json_url: str = Field(description="its JSON, relative to the site's root")
+    models: list[str] = Field(default_factory=list)
+
+
 class CatalogIndex(BaseModel):
-    """`index.json`: every listed model (withdrawn ones included, marked)."""
+    """`index.json`: every listed model (withdrawn ones included, marked), and the datasets and
+    training tasks."""
 
     catalog_format: int = CATALOG_FORMAT
     generated_from: str = Field(description="the registry commit the site was built from")
     repository: str = Field(description="the registry's git URL, as the pull commands use it")
+    datasets: list[PageLink] = Field(default_factory=list)
+    tasks: list[PageLink] = Field(default_factory=list)
     models: list[IndexEntry] = Field(default_factory=list)

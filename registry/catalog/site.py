@@ -40,7 +40,15 @@ from registry.catalog.collect import (
     scan_registry,
 )
 from registry.catalog.markdown import plain_summary, render_markdown
-from registry.catalog.records import CatalogIndex, CatalogModel, IndexEntry
+from registry.catalog.records import (
+    CatalogDataset,
+    CatalogIndex,
+    CatalogModel,
+    CatalogTask,
+    IndexEntry,
+    PageLink,
+    TrainingCatalog,
+)
 from registry.catalog.versionlist import day, versions_html
 from registry.core.errors import UsageError
 from registry.core.files import write_atomic
@@ -73,6 +81,8 @@ class BuildReport(BaseModel):
     models: int = Field(description="models listed (withdrawn included)")
     live: int = Field(description="models with a live version (listed on the index pages)")
     withdrawn: int
+    datasets: int = Field(0, description="datasets given a page")
+    tasks: int = Field(0, description="training tasks given a page")
     rewritten: list[str] = Field(
         default_factory=list, description="models whose page and JSON were written"
     )
@@ -144,9 +154,11 @@ def _code_key() -> str:
     return h.hexdigest()
 
 
-def _settings_key(repo_url: str, packages: bool) -> str:
-    """A hash of what every page depends on besides its model: the code that makes it, options."""
-    return hashlib.sha256(f"{_code_key()}\0{repo_url}\0{packages}".encode()).hexdigest()
+def _settings_key(repo_url: str, packages: bool, tasks: frozenset[str] = frozenset()) -> str:
+    """A hash of what every page depends on besides its model: the code that makes it, options,
+    and the training tasks that have a page (a model's lineage links to its task's only then)."""
+    names = "\0".join(sorted(tasks))
+    return hashlib.sha256(f"{_code_key()}\0{repo_url}\0{packages}\0{names}".encode()).hexdigest()
 
 
 # --------------------------------------------------------------------------- one model
@@ -187,6 +199,7 @@ class Listed(NamedTuple):
     task: str | None
     project: str | None
     license: str | None
+    training: str | None  # the training task that made it
     entry: str
     search_row: str
 
@@ -195,7 +208,7 @@ def _json(data) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
-def _listed(key: str, entry: dict) -> Listed:
+def _listed(key: str, entry: dict, training: str | None) -> Listed:
     """A rendered model's `Listed` from its index entry (`IndexEntry` as plain data)."""
     e, h = entry, entry["headline"]
     row = [
@@ -213,17 +226,25 @@ def _listed(key: str, entry: dict) -> Listed:
         e["summary"],
     ]
     return Listed(
-        key, e["withdrawn"], e["state"], e["task"], e["project"], e["license"], _json(e), _json(row)
+        key,
+        e["withdrawn"],
+        e["state"],
+        e["task"],
+        e["project"],
+        e["license"],
+        training,
+        _json(e),
+        _json(row),
     )
 
 
-def render_model_page(model: CatalogModel) -> str:
-    """The HTML of a model's page."""
+def render_model_page(model: CatalogModel, tasks: frozenset[str] = frozenset()) -> str:
+    """The HTML of a model's page; `tasks` are the training tasks that have a page."""
     charts = [(s, render_chart(s)) for s in metric_series(model.versions)]
     return (
         _environment()
         .get_template("model.html.j2")
-        .render(m=model, charts=charts, versions=versions_html(model), root="../../")
+        .render(m=model, charts=charts, versions=versions_html(model), root="../../", tasks=tasks)
     )
 
 
@@ -235,6 +256,7 @@ class _Build:
     variants: dict[str, list[str]]  # model -> the models derived from it
     keys: dict[str, str]  # model -> content hash (`collect.fingerprint`)
     out: Path
+    tasks: frozenset[str] = frozenset()  # training tasks that have a page
 
 
 def _render_models(build: _Build, names: list[str]) -> list[tuple[str, Listed]]:
@@ -245,7 +267,7 @@ def _render_models(build: _Build, names: list[str]) -> list[tuple[str, Listed]]:
     for src in read_models(build.scan, names, build.variants):
         model, svg = catalog_model(src)
         files = {
-            "index.html": render_model_page(model).encode(),
+            "index.html": render_model_page(model, build.tasks).encode(),
             "model.json": model.model_dump_json().encode(),
         }
         if svg:
@@ -265,7 +287,8 @@ def _render_models(build: _Build, names: list[str]) -> list[tuple[str, Listed]]:
                 with open(os.path.join(folder, name), "wb") as f:
                     f.write(data)
         entry = entry_of(model).model_dump(mode="json")
-        results.append((model.name, _listed(build.keys[model.name], entry)))
+        listed = _listed(build.keys[model.name], entry, model.lineage.training_task)
+        results.append((model.name, listed))
     return results
 
 
@@ -327,7 +350,7 @@ def _save_state(out: Path, settings: str, pages: dict[str, str], models: dict[st
         "catalog_format": CATALOG_FORMAT,
         "settings": settings,
         "pages": pages,
-        "models": {name: m[:6] for name, m in models.items()},
+        "models": {name: m[:7] for name, m in models.items()},
         "entries": "\n".join(m.entry for m in models.values()),
         "search_rows": "\n".join(m.search_row for m in models.values()),
     }
@@ -363,6 +386,7 @@ def build_catalog(
     packages: bool = True,
     force: bool = False,
     jobs: int | None = None,
+    training: TrainingCatalog | None = None,
     log: Callable[[str], None] = lambda msg: None,
 ) -> BuildReport:
     """Build (or bring up to date) the static catalog of a registry clone in `out`.
@@ -374,6 +398,8 @@ def build_catalog(
         packages: read the device package indexes from the public remote.
         force: rebuild every model's page, ignoring the manifest of the last build.
         jobs: worker processes for model pages (default: the CPUs this process may use).
+        training: the datasets and training tasks to give a page each (the API reads them from
+            the clone); None: no such pages.
         log: called with a line of progress now and then.
 
     Raises:
@@ -393,7 +419,9 @@ def build_catalog(
             "build the site somewhere else, e.g. -o site/",
         )
     out.mkdir(parents=True, exist_ok=True)
-    settings = _settings_key(scan.repo_url, packages)
+    training = training or TrainingCatalog()
+    tasks = frozenset(t.name for t in training.tasks)
+    settings = _settings_key(scan.repo_url, packages, tasks)
     previous, previous_pages = ({}, {}) if force else _load_state(out, settings)
     listed = scan.listed()
     listed_set = set(listed)
@@ -413,7 +441,7 @@ def build_catalog(
     }
     changed = [n for n in listed if n not in known]
     log(f"{len(listed)} models listed, {len(changed)} to render")
-    known.update(_render_all(_Build(scan, variants, keys, out), changed, _workers(jobs)))
+    known.update(_render_all(_Build(scan, variants, keys, out, tasks), changed, _workers(jobs)))
     empty = [n for n in changed if n not in known]  # its tags are not versions
     if empty:
         listed = [n for n in listed if n in known]
@@ -423,7 +451,9 @@ def build_catalog(
     for name in removed:
         shutil.rmtree(out / "models" / name, ignore_errors=True)
     models = {n: known[n] for n in listed}
-    written, pages = _write_shared(out, models, scan, previous_pages)
+    training = _link_models(training, models)
+    written, pages = _write_shared(out, models, scan, previous_pages, training)
+    written += _write_training(out, training, settings, previous_pages, pages)
     _save_state(out, settings, pages, models)
     live = sum(not m.withdrawn for m in models.values())
     return BuildReport(
@@ -431,6 +461,8 @@ def build_catalog(
         models=len(models),
         live=live,
         withdrawn=len(models) - live,
+        datasets=len(training.datasets),
+        tasks=len(training.tasks),
         rewritten=changed,
         removed=removed,
         files_written=written,
@@ -440,7 +472,11 @@ def build_catalog(
 
 
 def _write_shared(
-    out: Path, models: dict[str, Listed], scan: RegistryScan, previous: dict[str, str]
+    out: Path,
+    models: dict[str, Listed],
+    scan: RegistryScan,
+    previous: dict[str, str],
+    training: TrainingCatalog,
 ) -> tuple[int, dict[str, str]]:
     """Index pages, withdrawn page, index.json, search index, schema and assets.
 
@@ -495,6 +531,26 @@ def _write_shared(
             "catalog_format": CATALOG_FORMAT,
             "generated_from": scan.commit,
             "repository": scan.repo_url,
+            "datasets": [
+                PageLink(
+                    name=d.name,
+                    task=d.task,
+                    url=f"datasets/{d.name}/",
+                    json_url=f"datasets/{d.name}/dataset.json",
+                    models=d.models,
+                ).model_dump(mode="json")
+                for d in training.datasets
+            ],
+            "tasks": [
+                PageLink(
+                    name=t.name,
+                    task=t.task,
+                    url=f"training/{t.name}/",
+                    json_url=f"training/{t.name}/task.json",
+                    models=t.models,
+                ).model_dump(mode="json")
+                for t in training.tasks
+            ],
             "models": [],
         }
     )[:-2]
@@ -515,10 +571,102 @@ def _write_shared(
 
 
 def catalog_schema() -> dict:
-    """The JSON Schema of `index.json` and `models/<name>/model.json` (`catalog.schema.json`)."""
+    """The JSON Schema of `index.json`, `models/<name>/model.json`, `datasets/<name>/dataset.json`
+    and `training/<task>/task.json` (`catalog.schema.json`)."""
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": f"Model catalog, format {CATALOG_FORMAT}",
         "index": CatalogIndex.model_json_schema(),
         "model": CatalogModel.model_json_schema(),
+        "dataset": CatalogDataset.model_json_schema(),
+        "task": CatalogTask.model_json_schema(),
     }
+
+
+# --------------------------------------------------------------------------- datasets and tasks
+
+
+def _link_models(training: TrainingCatalog, models: dict[str, Listed]) -> TrainingCatalog:
+    """The training records with the listed models each task made, and each dataset's tasks and
+    models (through the tasks whose instances use it)."""
+    made: dict[str, list[str]] = {}
+    for name, m in models.items():
+        if m.training:
+            made.setdefault(m.training, []).append(name)
+    tasks = [t.model_copy(update={"models": sorted(made.get(t.name, []))}) for t in training.tasks]
+    datasets = []
+    for d in training.datasets:
+        users = [t for t in tasks if any(i.dataset == d.name for i in t.instances)]
+        datasets.append(
+            d.model_copy(
+                update={
+                    "tasks": [t.name for t in users],
+                    "models": sorted({m for t in users for m in t.models}),
+                }
+            )
+        )
+    return training.model_copy(update={"tasks": tasks, "datasets": datasets})
+
+
+def _write_training(
+    out: Path,
+    training: TrainingCatalog,
+    settings: str,
+    previous: dict[str, str],
+    pages: dict[str, str],
+) -> int:
+    """A page and a JSON per dataset and training task, their two list pages, and each task's
+    structure pictures; removes those of datasets and tasks no longer there.
+
+    A page is rendered only when the hash of its data differs from the last build's (`previous`,
+    page path -> hash, which `pages` receives) or the file is missing.
+    """
+    env = _environment()
+    plans: list[tuple[str, str, dict, dict[str, bytes]]] = []
+    for d in training.datasets:
+        data = d.model_dump(mode="json")
+        plans.append(
+            (f"datasets/{d.name}", "dataset.html.j2", {"d": d}, {"dataset.json": _dumps(data)})
+        )
+    for t in training.tasks:
+        files = {"task.json": _dumps(t.model_dump(mode="json"))}
+        for structure, picture in t.structures.items():
+            if picture:
+                files[picture] = training.pictures[structure].encode()
+        plans.append((f"training/{t.name}", "task.html.j2", {"t": t}, files))
+    listing = {"datasets": training.datasets, "tasks": training.tasks}
+    plans.append(("datasets", "datasets.html.j2", listing, {}))
+    plans.append(("training", "tasks.html.j2", listing, {}))
+    written = 0
+    for folder, template, context, files in plans:
+        rel = f"{folder}/index.html"
+        digest = hashlib.sha256(
+            b"\0".join([settings.encode(), template.encode(), *files.values()])
+            + _json(
+                {k: [x.model_dump(mode="json") for x in v] for k, v in context.items()}
+                if folder in ("datasets", "training")
+                else next(iter(context.values())).model_dump(mode="json")
+            ).encode()
+        ).hexdigest()
+        pages[rel] = digest
+        path = out / rel
+        if previous.get(rel) != digest or not path.is_file():
+            root = "../" * (folder.count("/") + 1)
+            html = env.get_template(template).render(root=root, **context)
+            written += _write_if_changed(path, html.encode())
+            for name, data in files.items():
+                written += _write_if_changed(out / folder / name, data)
+    for kind, names in (
+        ("datasets", {d.name for d in training.datasets}),
+        ("training", {t.name for t in training.tasks}),
+    ):
+        folder = out / kind
+        if folder.is_dir():
+            for p in folder.iterdir():
+                if p.is_dir() and p.name not in names:
+                    shutil.rmtree(p, ignore_errors=True)
+    return written
+
+
+def _dumps(data) -> bytes:
+    return (json.dumps(data, indent=1, ensure_ascii=False) + "\n").encode()

@@ -57,7 +57,8 @@ def catalog_build(
     jobs: int | None,
     fmt: str,
 ) -> None:
-    """Build the catalog site of the registry: index pages, a page and a JSON per model, index.json.
+    """Build the catalog site of the registry: index pages, a page and a JSON per model, dataset
+    and training task, index.json.
 
     Only models whose cards, tags or packages changed since the last build into the same folder
     are rendered again. Unpublished models are not listed; withdrawn ones are marked.
@@ -83,7 +84,8 @@ def catalog_build(
         return
     click.echo(
         f"catalog of {report.models} models ({report.live} published, "
-        f"{report.withdrawn} withdrawn) in {report.output}/: {len(report.rewritten)} model pages "
+        f"{report.withdrawn} withdrawn), {report.datasets} datasets, {report.tasks} training "
+        f"tasks in {report.output}/: {len(report.rewritten)} model pages "
         f"written, {len(report.removed)} removed, "
         f"{report.files_written} shared files updated, {report.seconds:.1f}s"
     )

@@ -16,9 +16,8 @@ def _dims(shape) -> str:
 
 
 def render_structure(name: str, rows: list[LayerShape]) -> str:
-    """An SVG of a traced structure: inputs, one box per layer (name, type, output shape,
-    parameters),
-    arrows along the connections (skip connections included)."""
+    """An SVG of a structure: inputs, one box per layer (name, type, and when traced its output
+    shape and parameters), arrows along the connections (skip connections included)."""
     from registry.formats.svg import Box, draw
 
     boxes: dict[str, Box] = {}
@@ -36,12 +35,13 @@ def render_structure(name: str, rows: list[LayerShape]) -> str:
             f", {params} parameters"
         )
         label = f"{row.name}: {row.type}" if row.name.lower() != row.type.lower() else row.type
+        traced = row.output_shape is not None or row.parameters is not None
         b = Box(
             f"l:{row.name}",
             "op",
             label,
-            f"{_dims(row.output_shape)} · {params} params",
-            title,
+            f"{_dims(row.output_shape)} · {params} params" if traced else "",
+            title if traced else f"{row.name} ({row.type})",
             ops=1,
         )
         b.preds = [boxes[s] for s in row.inputs if s in boxes]
@@ -49,5 +49,7 @@ def render_structure(name: str, rows: list[LayerShape]) -> str:
         order.append(b)
     for b in order:
         b.layer = 1 + max((p.layer for p in b.preds), default=-1)
+    if all(r.parameters is None for r in rows):  # drawn from the file alone, not built
+        return draw(order, name)
     total = sum(r.parameters or 0 for r in rows)
     return draw(order, f"{name} ({total:,} parameters)")

@@ -239,6 +239,48 @@ def test_the_site_reads_without_javascript_with_the_keyboard_on_a_phone_and_in_t
     print(f"\nscreenshots: {shots}")
 
 
+@pytest.fixture
+def training_site(published_registry, tmp_path):
+    """A built catalog with the digits dataset, the digits-cnn training task (one instance's
+    results) and the model it registered."""
+    from catalog.training_files import add_training
+    from registry.api.catalog import CatalogBuildRequest, build
+
+    add_training(published_registry)
+    site = tmp_path / "site"
+    build(CatalogBuildRequest(root=published_registry.root, output=site))
+    return site
+
+
+def test_a_visitor_goes_from_a_training_task_to_its_dataset_and_model(training_site, chromium):
+    shots = artifacts_dir()
+    with serve_site(training_site) as base:
+        visit = Visit(chromium("training"), base)
+        page = visit.page
+        page.goto(base)
+        page.get_by_role("navigation", name="Site").get_by_role("link", name="Training").click()
+        page.wait_for_url(f"{base}training/")
+        page.get_by_role("link", name="digits-cnn").first.click()
+        page.wait_for_url(f"{base}training/digits-cnn/")
+        assert page.locator("h1").inner_text() == "digits-cnn"
+        structure = page.locator("figure.graph img")
+        assert structure.evaluate("img => img.complete && img.naturalWidth > 0")
+        assert page.get_by_text("0.9712 (done, best)").is_visible()
+        page.screenshot(path=str(shots / "task-desktop.png"), full_page=True)
+
+        page.get_by_role("link", name="digits", exact=True).first.click()
+        page.wait_for_url(f"{base}datasets/digits/")
+        assert page.locator("h1").inner_text() == "digits"
+        assert page.get_by_text("CC-BY-4.0").is_visible()
+        page.get_by_role("link", name="digits-cnn").last.click()
+        page.wait_for_url(f"{base}models/digits-cnn/")
+        lineage = page.locator("section[aria-labelledby=lineage]")
+        assert lineage.get_by_text("Made by the training task").is_visible()
+        lineage.get_by_role("link", name="digits-cnn").click()
+        page.wait_for_url(f"{base}training/digits-cnn/")
+        visit.clean()
+
+
 def test_a_hostile_card_runs_nothing_in_the_browser(browser_site, chromium):
     reg, site = browser_site
     with serve_site(site) as base:

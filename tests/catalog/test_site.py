@@ -427,3 +427,166 @@ def test_building_the_catalog_imports_no_packaging_compression_or_training(
         "torch",
     }
     assert not loaded & forbidden, loaded & forbidden
+
+
+# --------------------------------------------------------------------------- datasets and tasks
+
+
+def build_with_training(root, site, **kw):
+    from registry.api.catalog import CatalogBuildRequest, build
+
+    return build(CatalogBuildRequest(root=root, output=site, **kw))
+
+
+def local_links(site, rel: str) -> list[str]:
+    """The site-relative targets of a page's local links and pictures, each checked to exist."""
+    page_dir = (site / rel).parent
+    targets = []
+    for _, attrs in parsed_tags((site / rel).read_text()):
+        for a, v in attrs:
+            if a in ("href", "src") and v and not v.startswith(("http", "#")):
+                target = (page_dir / v.split("#")[0]).resolve()
+                if v.endswith("/"):
+                    target = target / "index.html"
+                assert target.is_file(), f"{rel} links to {v}, which is not in the site"
+                targets.append(target.relative_to(site.resolve()).as_posix())
+    return targets
+
+
+def test_datasets_and_training_tasks_get_a_page_linking_the_models_they_made(
+    published_registry, tmp_path
+):
+    from catalog.training_files import add_training
+
+    reg, site = published_registry, tmp_path / "site"
+    add_training(reg)
+
+    build_with_training(reg.root, site)
+
+    index = local_links(site, "index.html")
+    assert "datasets/index.html" in index and "training/index.html" in index
+    assert "datasets/digits/index.html" in local_links(site, "datasets/index.html")
+    assert "training/digits-cnn/index.html" in local_links(site, "training/index.html")
+
+    task = (site / "training/digits-cnn/index.html").read_text()
+    links = local_links(site, "training/digits-cnn/index.html")
+    assert "models/digits-cnn/index.html" in links  # the model it made
+    assert "datasets/digits/index.html" in links
+    assert "training/digits-cnn/structure-digits-cnn.svg" in links  # the structure picture
+    picture = (site / "training/digits-cnn/structure-digits-cnn.svg").read_text()
+    assert picture.startswith("<svg") and "conv1: Conv2d" in picture and "classifier" in picture
+    assert "0.9712 (done, best)" in task  # the base instance's committed results
+    assert "no results here" in task  # the grid's instances were not run
+    assert "<code>c1=16</code>" in task and "Project</dt><dd>examples" in task
+
+    dataset = (site / "datasets/digits/index.html").read_text()
+    links = local_links(site, "datasets/digits/index.html")
+    assert {"training/digits-cnn/index.html", "models/digits-cnn/index.html"} <= set(links)
+    assert "<code>image</code>: float32, shape [1, 8, 8]" in dataset and "10 classes" in dataset
+    assert "CC-BY-4.0" in dataset and "npz" in dataset
+
+    # the model's lineage names the task that made it; a model from elsewhere names none
+    assert "training/digits-cnn/index.html" in local_links(site, "models/digits-cnn/index.html")
+    assert "Made by the training task" not in page(site, "digits")
+
+    data = json.loads((site / "index.json").read_text())
+    assert data["datasets"] == [
+        {
+            "name": "digits",
+            "task": "classification",
+            "url": "datasets/digits/",
+            "json_url": "datasets/digits/dataset.json",
+            "models": ["digits-cnn"],
+        }
+    ]
+    assert [(t["name"], t["models"]) for t in data["tasks"]] == [("digits-cnn", ["digits-cnn"])]
+    task_json = json.loads((site / "training/digits-cnn/task.json").read_text())
+    base = task_json["instances"][0]
+    assert (base["name"], base["dataset"], base["structure"]) == ("base", "digits", "digits-cnn")
+    assert base["result"]["value"] == pytest.approx(0.9712) and base["result"]["best"]
+    assert task_json["structures"] == {"digits-cnn": "structure-digits-cnn.svg"}
+    assert model_json(site, "digits-cnn")["lineage"]["training_task"] == "digits-cnn"
+    dataset_json = json.loads((site / "datasets/digits/dataset.json").read_text())
+    assert dataset_json["tasks"] == ["digits-cnn"] and dataset_json["input"]["shape"] == [1, 8, 8]
+    schema = json.loads((site / "catalog.schema.json").read_text())
+    assert {"index", "model", "dataset", "task"} <= set(schema)
+    assert "datasets" in schema["index"]["properties"]
+
+
+def test_a_hostile_dataset_description_renders_inert(published_registry, tmp_path):
+    from catalog.training_files import add_training
+
+    reg, site = published_registry, tmp_path / "site"
+    add_training(
+        reg,
+        dataset_description='<script>alert("data")</script> <img src=x onerror=alert(1)> '
+        "[x](javascript:alert(2)) [docs](https://example.org/data)",
+        model=None,
+    )
+    text = (reg.root / "datasets/digits/dataset.yaml").read_text()
+    reg.commit(
+        {"datasets/digits/dataset.yaml": text.replace("source: https", "source: javascript:x//")}
+    )
+
+    build_with_training(reg.root, site)
+
+    html = (site / "datasets/digits/index.html").read_text()
+    assert re.findall(r"<script\b[^>]*>", html) == ['<script src="../../static/catalog.js" defer>']
+    tags = parsed_tags(html)
+    assert not [a for _, attrs in tags for a, _ in attrs if a.startswith("on")]
+    assert not [
+        v
+        for _, attrs in tags
+        for a, v in attrs
+        if a in ("href", "src") and ":" in (v or "") and not v.startswith("https://")
+    ]
+    assert "img" not in [t for t, _ in tags]
+    assert "&lt;script&gt;alert(&#34;data&#34;)&lt;/script&gt;" in html
+    assert '<a href="https://example.org/data" rel="nofollow noopener noreferrer">docs</a>' in html
+    assert "<dt>Source</dt><dd>javascript:x//" in html  # shown as text, not a link
+
+
+def test_rebuild_rewrites_only_the_training_pages_whose_files_changed(published_registry, tmp_path):
+    from catalog.training_files import add_training
+
+    reg, site = published_registry, tmp_path / "site"
+    add_training(reg)
+    build_with_training(reg.root, site)
+    pages = {
+        rel: (site / rel).stat().st_mtime_ns
+        for rel in (
+            "datasets/digits/index.html",
+            "datasets/digits/dataset.json",
+            "training/digits-cnn/index.html",
+            "training/digits-cnn/structure-digits-cnn.svg",
+        )
+    }
+
+    again = build_with_training(reg.root, site)
+    assert again.files_written == 0 and again.rewritten == []
+    assert {rel: (site / rel).stat().st_mtime_ns for rel in pages} == pages
+
+    task = reg.root / "training/digits-cnn/task.yaml"
+    task.write_text(task.read_text().replace("description: Handwritten", "description: Small"))
+    reg.commit(message="describe the task")
+    build_with_training(reg.root, site)
+
+    now = {rel: (site / rel).stat().st_mtime_ns for rel in pages}
+    assert now["training/digits-cnn/index.html"] != pages["training/digits-cnn/index.html"]
+    assert "Small digit classifier" in (site / "training/digits-cnn/index.html").read_text()
+    for unchanged in ("datasets/digits/index.html", "datasets/digits/dataset.json"):
+        assert now[unchanged] == pages[unchanged]
+    assert (
+        now["training/digits-cnn/structure-digits-cnn.svg"]
+        == pages["training/digits-cnn/structure-digits-cnn.svg"]
+    )
+
+    # a task that is gone loses its pages, and the model it made its link
+    reg.git("rm", "-q", "-r", "training/digits-cnn/task.yaml")
+    reg.commit(message="drop the task")
+    build_with_training(reg.root, site)
+    assert not (site / "training/digits-cnn").exists()
+    assert "digits-cnn" not in (site / "training/index.html").read_text()
+    # the model it made still names it, without a link that would lead nowhere
+    local_links(site, "models/digits-cnn/index.html")
+    assert "<code>training/digits-cnn</code> (not in the registry" in page(site, "digits-cnn")
