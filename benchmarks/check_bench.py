@@ -17,6 +17,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import re
@@ -67,51 +68,80 @@ def model_name(i: int) -> str:
     return f"model-{i:05d}"
 
 
-def fast_import_stream(n: int, commits: int, training_url: str) -> bytes:
-    """A fast-import stream: `commits` commits adding the cards in batches, then tags for 1 in
-    10."""
+def card_text(i: int, training_url: str) -> str:
+    published = i % 10 == 0
+    return CARD.format(
+        name=model_name(i),
+        version="version: 1.0.0\n" if published else "",
+        status="published" if published else "unpublished",
+        project=i % 50,
+        repo=training_url,
+        acc=i % 100,
+    )
+
+
+def import_registry(reg: Path, n: int, commits: int, training_url: str, env: dict) -> None:
+    """Write the registry's history into `reg` with `git fast-import`, in three steps.
+
+    fast-import looks a path up among its folder's entries one by one, so a stream that adds
+    100,000 folders under models/ takes quadratic time; instead (1) one fast-import stream writes
+    every blob and exports their ids, (2) `git mktree --batch` makes each model's tree and each
+    commit's models/ tree, and (3) a second stream writes `commits` commits that add the models in
+    batches (each setting models/ to its tree whole) and an annotated tag for 1 model in 10.
+    """
     out: list[bytes] = []
 
     def data(text: str | bytes) -> None:
         raw = text.encode() if isinstance(text, str) else text
         out.append(b"data %d\n" % len(raw) + raw + b"\n")
 
+    # (1) blobs: the shared config (mark 1), then card 2i+2 and pointer 2i+3 of model i
     out.append(b"blob\nmark :1\n")
     data("epochs: 3\nlr: 0.01\n")
+    for i in range(n):
+        out.append(b"blob\nmark :%d\n" % (2 * i + 2))
+        data(card_text(i, training_url))
+        out.append(b"blob\nmark :%d\n" % (2 * i + 3))
+        data(POINTER.format(md5=f"a{i:031x}"))
+    marks = reg / ".git" / "bench-marks"
+    sh(["git", "fast-import", "--quiet", f"--export-marks={marks}"], reg, env, b"".join(out))
+    sha = dict(line.split() for line in marks.read_text().splitlines())
+    marks.unlink()
+
+    # (2) each model's tree, then the models/ tree after each commit's batch
+    batches = [
+        f"100644 blob {sha[':1']}\tconfig.yaml\n"
+        + f"100644 blob {sha[f':{2 * i + 3}']}\tmodel.onnx.dvc\n"
+        + f"100644 blob {sha[f':{2 * i + 2}']}\tmodel.yaml\n"
+        for i in range(n)
+    ]
+    model_trees = sh(["git", "mktree", "--batch"], reg, env, "\n".join(batches).encode()).split()
     batch = -(-n // commits)
-    ts = 1_700_000_000
-    mark = 10
-    commit_of: dict[int, int] = {}
+    listings, lines = [], []
     for c in range(commits):
-        mark += 1
-        out.append(b"commit refs/heads/main\nmark :%d\n" % mark)
+        lines += [
+            f"040000 tree {model_trees[i]}\t{model_name(i)}"
+            for i in range(c * batch, min(n, (c + 1) * batch))
+        ]
+        listings.append("\n".join(lines) + "\n")
+    folder_trees = sh(["git", "mktree", "--batch"], reg, env, "\n".join(listings).encode()).split()
+
+    # (3) the commits and the tags
+    out = []
+    ts = 1_700_000_000
+    for c in range(commits):
+        out.append(b"commit refs/heads/main\nmark :%d\n" % (c + 1))
         out.append(b"committer Bench <bench@registry.invalid> %d +0000\n" % (ts + c))
         data(f"add models {c * batch} to {min(n, (c + 1) * batch) - 1}")
         if c:
-            out.append(b"from :%d\n" % (mark - 1))
-        for i in range(c * batch, min(n, (c + 1) * batch)):
-            published = i % 10 == 0
-            name = model_name(i)
-            card = CARD.format(
-                name=name,
-                version="version: 1.0.0\n" if published else "",
-                status="published" if published else "unpublished",
-                project=i % 50,
-                repo=training_url,
-                acc=i % 100,
-            )
-            out.append(f"M 100644 inline models/{name}/model.yaml\n".encode())
-            data(card)
-            out.append(b"M 100644 :1 models/%s/config.yaml\n" % name.encode())
-            out.append(f"M 100644 inline models/{name}/model.onnx.dvc\n".encode())
-            data(POINTER.format(md5=f"a{i:031x}"))
-            commit_of[i] = mark
+            out.append(b"from :%d\n" % c)
+        out.append(f"M 040000 {folder_trees[c]} models\n".encode())
     for i in range(0, n, 10):
-        out.append(f"tag {model_name(i)}@v1.0.0\nfrom :{commit_of[i]}\n".encode())
+        out.append(f"tag {model_name(i)}@v1.0.0\nfrom :{i // batch + 1}\n".encode())
         out.append(b"tagger Bench <bench@registry.invalid> %d +0000\n" % (ts + commits))
         data(f"{model_name(i)} 1.0.0")
     out.append(b"done\n")
-    return b"".join(out)
+    sh(["git", "fast-import", "--quiet"], reg, env, b"".join(out))
 
 
 def small_onnx() -> bytes:
@@ -163,12 +193,7 @@ def build(work: Path, n: int, commits: int) -> tuple[Path, dict[str, float]]:
     reg.mkdir()
     sh(["git", "init", "-q", "-b", "main"], reg, env)
     start = time.perf_counter()
-    sh(
-        ["git", "fast-import", "--quiet"],
-        reg,
-        env,
-        input=fast_import_stream(n, commits, train.as_uri()),
-    )
+    import_registry(reg, n, commits, train.as_uri(), env)
     sh(["git", "checkout", "-q", "-f", "main"], reg, env)
     figures["build"] = time.perf_counter() - start
 
@@ -180,8 +205,16 @@ def build(work: Path, n: int, commits: int) -> tuple[Path, dict[str, float]]:
         f"['remote \"staging\"']\n    url = {storage / 'staging'}\n"
         f"['remote \"public\"']\n    url = {storage / 'public'}\n"
     )
+    # the CODEOWNERS `registry codeowners` writes (the cards name no owners: the maintainers own all)
+    from registry.cards.codeowners import FILE, HEADER
+
+    team = "@org/registry-maintainers"
+    lines = [HEADER, f"# registry-maintainers: {team}", f"* {team}"]
+    lines += [f"/models/{model_name(i)}/ {team}" for i in range(n)]
+    (reg / FILE).parent.mkdir(parents=True, exist_ok=True)
+    (reg / FILE).write_text("\n".join(lines) + "\n")
     sh(["git", "add", "-A"], reg, env)
-    sh(["git", "commit", "-q", "-m", "dvc"], reg, env)
+    sh(["git", "commit", "-q", "-m", "dvc, CODEOWNERS"], reg, env)
 
     # pull request 1: edit one published model's description
     sh(["git", "checkout", "-q", "-b", "pr-edit"], reg, env)
@@ -236,16 +269,26 @@ def best_of(cmd: list[str], cwd: Path, repeat: int) -> tuple[float, subprocess.C
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=10_000, help="number of model cards")
-    parser.add_argument("--commits", type=int, default=50, help="commits the cards are spread over")
+    parser.add_argument("--commits", type=int, default=10, help="commits the cards are spread over")
     parser.add_argument("--repeat", type=int, default=3, help="runs per timing (the best is kept)")
     parser.add_argument(
         "--no-write", action="store_true", help="print the figures, leave docs/ alone"
     )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the generated registry (its folder is printed)"
+    )
     args = parser.parse_args()
 
     registry = [sys.executable, "-m", "registry"]
-    with tempfile.TemporaryDirectory(prefix="check-bench-") as tmp:
+    folder = (
+        contextlib.nullcontext(tempfile.mkdtemp(prefix="check-bench-"))
+        if args.keep
+        else tempfile.TemporaryDirectory(prefix="check-bench-")
+    )
+    with folder as tmp:
         work = Path(tmp)
+        if args.keep:
+            print(f"registry in {work / 'registry'}", flush=True)
         reg, figures = build(work, args.models, args.commits)
         rows: list[tuple[str, str, float, str]] = []
 
