@@ -205,7 +205,7 @@ def build(work: Path, n: int, commits: int) -> tuple[Path, dict[str, float]]:
         f"['remote \"staging\"']\n    url = {storage / 'staging'}\n"
         f"['remote \"public\"']\n    url = {storage / 'public'}\n"
     )
-    # the CODEOWNERS `registry codeowners` writes (the cards name no owners: the maintainers own all)
+    # the CODEOWNERS `registry codeowners` writes (no card names owners: the maintainers own all)
     from registry.cards.codeowners import FILE, HEADER
 
     team = "@org/registry-maintainers"

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from registry.cards.schema import read_card
+from registry.cards.schema import CARD_FILE, MODELS_DIR, read_card
 from registry.core.errors import UsageError
 from registry.core.repo import Snapshot
 
@@ -47,6 +47,27 @@ def is_generated(text: str | None) -> bool:
     return bool(text) and text.startswith(HEADER)
 
 
+def _check_maintainers(maintainers: list[str]) -> None:
+    bad = [m for m in maintainers if not OWNER_RE.match(m)]
+    if not maintainers or bad:
+        raise UsageError(
+            f"maintainers must be @user, @org/team or e-mail addresses (got {bad or 'none'})",
+            "registry codeowners --maintainer @org/registry-maintainers",
+        )
+
+
+def _head(maintainers: list[str]) -> list[str]:
+    return [HEADER, f"{_MAINTAINERS} {' '.join(maintainers)}", f"* {' '.join(maintainers)}"]
+
+
+def _model_line(snapshot: Snapshot, name: str, maintainers: list[str]) -> str:
+    loaded, _ = read_card(snapshot, name)
+    card = loaded.card if loaded else None
+    owners = [o for o in (card.owners if card else []) if OWNER_RE.match(o)]
+    owners += [m for m in maintainers if m not in owners]
+    return f"/models/{name}/ {' '.join(owners)}"
+
+
 def render(snapshot: Snapshot, maintainers: list[str]) -> str:
     """The CODEOWNERS text for the cards of `snapshot` (cards that do not read are left out; the bot
     reports them).
@@ -54,20 +75,34 @@ def render(snapshot: Snapshot, maintainers: list[str]) -> str:
     Raises:
         UsageError: no maintainers, or a maintainer that is not @user, @org/team or an e-mail.
     """
-    bad = [m for m in maintainers if not OWNER_RE.match(m)]
-    if not maintainers or bad:
-        raise UsageError(
-            f"maintainers must be @user, @org/team or e-mail addresses (got {bad or 'none'})",
-            "registry codeowners --maintainer @org/registry-maintainers",
-        )
-    lines = [HEADER, f"{_MAINTAINERS} {' '.join(maintainers)}", f"* {' '.join(maintainers)}"]
+    _check_maintainers(maintainers)
+    lines = _head(maintainers)
     for name in snapshot.model_names():
-        loaded, _ = read_card(snapshot, name)
-        card = loaded.card if loaded else None
-        owners = [o for o in (card.owners if card else []) if OWNER_RE.match(o)]
-        owners += [m for m in maintainers if m not in owners]
-        lines.append(f"/models/{name}/ {' '.join(owners)}")
+        lines.append(_model_line(snapshot, name, maintainers))
     return "\n".join(lines) + "\n"
+
+
+def render_changes(base_text: str, snapshot: Snapshot, names: list[str]) -> str:
+    """What `render` writes for `snapshot` when it differs from the registry of the generated
+    `base_text` only in the models `names`: their lines are rendered from their cards, every other
+    model's line is the base's, so a pull request's file is judged by reading the cards it touches
+    (and never the other 100,000).
+
+    Raises:
+        UsageError: as `render`, for the maintainers `base_text` names.
+    """
+    maintainers = maintainers_of(base_text)
+    _check_maintainers(maintainers)
+    kept: dict[str, str] = {}
+    for line in base_text.splitlines():
+        if line.startswith("/models/"):
+            name = line[len("/models/") :].partition("/")[0]
+            kept[name] = line
+    for name in names:
+        kept.pop(name, None)
+        if snapshot.read(f"{MODELS_DIR}/{name}/{CARD_FILE}") is not None:
+            kept[name] = _model_line(snapshot, name, maintainers)
+    return "\n".join(_head(maintainers) + [kept[n] for n in sorted(kept)]) + "\n"
 
 
 def write(root: Path, snapshot: Snapshot, maintainers: list[str] | None = None) -> tuple[str, bool]:

@@ -85,6 +85,8 @@ class ModelContext:
     head_error: CardError | None = None  # the head card could not be read at all
     artifacts: dict[str, Any] = field(default_factory=dict)  # summaries/pictures for the report
     cache: dict[Any, Any] = field(default_factory=dict)  # shared by every model of one run
+    # the models the pull request touches (set for the checks whose scope is the registry)
+    touched: list[str] | None = None
 
     @property
     def folder(self) -> str:
@@ -322,7 +324,7 @@ def run_checks(
                 check_model(name, head, base, repo, options, Path(tmp) / name, cache)
             )
     if base is not None and repo is not None:
-        registry_report = check_registry(head, base, repo, options)
+        registry_report = check_registry(head, base, repo, options, names)
         if registry_report.findings:
             report.models.insert(0, registry_report)
     return report
@@ -332,11 +334,20 @@ REGISTRY_REPORT = "(registry)"
 
 
 def check_registry(
-    head: Snapshot, base: Snapshot, repo: RegistryRepo, options: CheckOptions
+    head: Snapshot,
+    base: Snapshot,
+    repo: RegistryRepo,
+    options: CheckOptions,
+    touched: list[str] | None = None,
 ) -> ModelReport:
     """Run the checks whose scope is the whole pull request (not one model) once; report them
-    under the name `(registry)`."""
+    under the name `(registry)`.
+
+    Args:
+        touched: the models the pull request changes (None: unknown, every model may have).
+    """
     ctx = ModelContext(REGISTRY_REPORT, head, base, repo, options, Path(tempfile.gettempdir()))
+    ctx.touched = touched
     report = ModelReport(name=REGISTRY_REPORT)
     for check_name, cls in load_checks().items():
         if cls.scope != "registry" or (options.only and check_name not in options.only):
