@@ -46,7 +46,8 @@ class UniqueName(Check):
     order = 10
 
     def run(self, ctx: ModelContext) -> Iterable[Finding]:
-        key = ("name-index", id(ctx.head))
+        # by revision (None: the working tree), so that processes forked by the run reuse it
+        key = ("name-index", ctx.head.rev)
         if key not in ctx.cache:
             ctx.cache[key] = name_index(ctx.head)
         if ctx.loaded is None and ctx.head_error is None:

@@ -83,6 +83,12 @@ def schema(output: Path | None) -> None:
     show_default=True,
     help="Seconds allowed for each network operation, such as git ls-remote on source.repo.",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    help="Processes that share the models when the content checks are off "
+    "(default: one per core from 1,000 models on).",
+)
 @format_option(
     "text",
     "json",
@@ -113,6 +119,7 @@ def check(
     only: tuple[str, ...],
     forbid_local_urls: bool,
     timeout: float,
+    jobs: int | None,
     fmt: str,
     comment_file: Path | None,
     artifacts_dir: Path | None,
@@ -138,6 +145,7 @@ def check(
         timeout=timeout,
         only=list(only) or None,
         raise_unexpected=invocation.traceback,
+        jobs=jobs,
     )
     report = run_check(
         CheckRequest(
