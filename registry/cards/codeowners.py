@@ -36,10 +36,12 @@ OWNER_RE = re.compile(
 
 def maintainers_of(text: str | None) -> list[str]:
     """The maintainers a generated CODEOWNERS names (its `# registry-maintainers:` line)."""
-    for line in (text or "").splitlines():
-        if line.startswith(_MAINTAINERS):
-            return line[len(_MAINTAINERS) :].split()
-    return []
+    text = f"\n{text or ''}"
+    at = text.find(f"\n{_MAINTAINERS}")
+    if at < 0:
+        return []
+    end = text.find("\n", at + 1)
+    return text[at + 1 + len(_MAINTAINERS) : end if end >= 0 else None].split()
 
 
 def is_generated(text: str | None) -> bool:
@@ -93,16 +95,62 @@ def render_changes(base_text: str, snapshot: Snapshot, names: list[str]) -> str:
     """
     maintainers = maintainers_of(base_text)
     _check_maintainers(maintainers)
-    kept: dict[str, str] = {}
-    for line in base_text.splitlines():
-        if line.startswith("/models/"):
-            name = line[len("/models/") :].partition("/")[0]
-            kept[name] = line
-    for name in names:
-        kept.pop(name, None)
-        if snapshot.read(f"{MODELS_DIR}/{name}/{CARD_FILE}") is not None:
-            kept[name] = _model_line(snapshot, name, maintainers)
-    return "\n".join(_head(maintainers) + [kept[n] for n in sorted(kept)]) + "\n"
+    first = base_text.find("\n" + _MODEL_RULE)
+    body = base_text[first + 1 :] if first >= 0 else ""
+    if body and not body.endswith("\n"):
+        body += "\n"
+    rules = f"\n{body}".count(f"\n{_MODEL_RULE}")
+    if len(set(names)) > _EDITS or body.count("\n") != rules:
+        # many models, or lines that are no model's rule: rebuild the rules from a table
+        kept = {n: f"{_MODEL_RULE}{n}/{rest}" for n, rest in _rules(body)}
+        for name in names:
+            kept.pop(name, None)
+            if snapshot.read(f"{MODELS_DIR}/{name}/{CARD_FILE}") is not None:
+                kept[name] = _model_line(snapshot, name, maintainers)
+        body = "".join(kept[n] + "\n" for n in sorted(kept))
+    else:
+        # a few models: edit their rules in the text, found by searching it (the rules are sorted)
+        for name in sorted(set(names)):
+            while (at := _rule_offset(body, name)) >= 0:
+                body = body[:at] + body[body.index("\n", at) + 1 :]
+            if snapshot.read(f"{MODELS_DIR}/{name}/{CARD_FILE}") is not None:
+                at = _sorted_place(body, name)
+                body = f"{body[:at]}{_model_line(snapshot, name, maintainers)}\n{body[at:]}"
+    return "\n".join(_head(maintainers)) + "\n" + body
+
+
+# A pull request touching more models than this is judged from a table of every rule.
+_EDITS = 16
+_MODEL_RULE = "/models/"
+
+
+def _rules(body: str) -> list[tuple[str, str]]:
+    """(name, the rest of its rule after the name's slash) for each model rule of `body`."""
+    return re.findall(rf"^{_MODEL_RULE}([^/\n]*)/(.*)$", body, re.M)
+
+
+def _rule_offset(body: str, name: str) -> int:
+    """Where the rule of model `name` starts in `body` (-1: it has none)."""
+    rule = f"{_MODEL_RULE}{name}/"
+    if body.startswith(rule):
+        return 0
+    at = body.find("\n" + rule)
+    return at + 1 if at >= 0 else -1
+
+
+def _sorted_place(body: str, name: str) -> int:
+    """Where a rule for `name` goes among the sorted rules of `body` (each line a rule): a binary
+    search over the text's lines."""
+    lo, hi = 0, len(body)
+    while lo < hi:
+        newline = body.rfind("\n", lo, (lo + hi) // 2)
+        start = lo if newline < 0 else newline + 1
+        first = start + len(_MODEL_RULE)
+        if body[first : body.index("/", first)] < name:
+            lo = body.index("\n", start) + 1
+        else:
+            hi = start
+    return lo
 
 
 def write(root: Path, snapshot: Snapshot, maintainers: list[str] | None = None) -> tuple[str, bool]:

@@ -71,6 +71,9 @@ def test_the_lines_of_the_touched_models_are_what_a_full_render_writes(owned):
     text = render_changes(base_text, head, ["alpha", "beta", "delta"])
 
     assert text == render(head, [TEAM])
+    # many touched models (here with names that exist nowhere) take another way to the same text
+    absent = [f"absent-{i}" for i in range(40)]
+    assert render_changes(base_text, head, ["alpha", "beta", "delta", *absent]) == text
     assert f"/models/alpha/ @ann {TEAM}\n" in text and "/models/beta/" not in text
     assert f"/models/gamma/ @carol {TEAM}\n" in text
 
