@@ -1,26 +1,32 @@
 """Benchmark of `registry check` on a large registry; writes its figures to docs/benchmarks.md.
 
-Builds a registry of N model cards (default 10,000) with a history of commits and version tags
-through one `git fast-import` stream, then times the real command line:
+Builds a registry of N model cards (default 100,000) with a history of commits, version tags and a
+generated CODEOWNERS through `git fast-import` and `git mktree` (never committed), then times the
+real command line:
 
   (a) `registry check --base main --head <pr>` on a pull request that touches one model, with the
       content checks off, and with them on for a pull request adding one real (ONNX) model;
   (b) `registry check --all --no-content --offline` over every card.
 
-Each timing is the best of a few runs of the whole process (interpreter start-up included),
-next to the start-up of `registry --version` alone, so the registry's own overhead shows.
+Each timing is the best of a few runs of the whole process (interpreter start-up included), with
+the CPU time of that run and the load average after it, next to the start-up of `registry
+--version` alone. Goals: the one-model check within 1 s, `--all` over 100,000 cards within 30 s;
+where one is missed, the benchmark profiles that command and writes where its time goes.
 
 Usage:
-    .venv/bin/python benchmarks/check_bench.py [--models 10000] [--repeat 3] [--no-write]
+    .venv/bin/python benchmarks/check_bench.py [--models 100000] [--repeat 3] [--no-write] [--keep]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import io
+import json
 import os
 import platform
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -31,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## registry check"
+GOAL_PR_S, GOAL_ALL_S = 1, 30  # one-model PR check; `--all` over 100,000 cards
 BIN = Path(sys.executable).parent
 
 CARD = """name: {name}
@@ -254,22 +261,52 @@ def build(work: Path, n: int, commits: int) -> tuple[Path, dict[str, float]]:
     return reg, figures
 
 
-def best_of(cmd: list[str], cwd: Path, repeat: int) -> tuple[float, subprocess.CompletedProcess]:
-    times, proc = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-        times.append(time.perf_counter() - start)
-        if proc.returncode not in (0, 1):
-            raise SystemExit(
-                f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr}"
-            )
-    return min(times), proc
+class Timing:
+    """A command's best whole-process wall time over some runs, the CPU time (user + system, its
+    children included) of that run, and the load average just after it."""
+
+    def __init__(self, cmd: list[str], cwd: Path, repeat: int):
+        self.cmd = cmd
+        best = None
+        for _ in range(repeat):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            start = time.perf_counter()
+            proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+            wall = time.perf_counter() - start
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+            if proc.returncode not in (0, 1):
+                raise SystemExit(
+                    f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n"
+                    f"{proc.stderr}"
+                )
+            if best is None or wall < best[0]:
+                best = (wall, cpu, os.getloadavg()[0], proc)
+        self.wall, self.cpu, self.load, self.proc = best
+
+
+def profile(cmd: list[str], cwd: Path, top: int = 12) -> list[str]:
+    """Where a command's time goes: its run under cProfile, the registry's functions (and the
+    builtins) of most cumulative time."""
+    import pstats
+
+    out = cwd.parent / "profile.out"
+    subprocess.run(
+        [cmd[0], "-m", "cProfile", "-o", str(out), *cmd[1:]], cwd=cwd, capture_output=True
+    )
+    stream = io.StringIO()
+    pstats.Stats(str(out), stream=stream).sort_stats("cumulative").print_stats(80)
+    rows = [ln for ln in stream.getvalue().splitlines() if re.match(r"\s*[\d/]+\s+[\d.]+", ln)]
+    # below the command's own entry points (the interpreter, the CLI, the API)
+    skip = ("builtins.exec", "__main__", "registry/cli/", "registry/api/", "check_revisions")
+    return [
+        ln for ln in rows if ("registry/" in ln or "{" in ln) and not any(k in ln for k in skip)
+    ][:top]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=int, default=10_000, help="number of model cards")
+    parser.add_argument("--models", type=int, default=100_000, help="number of model cards")
     parser.add_argument("--commits", type=int, default=10, help="commits the cards are spread over")
     parser.add_argument("--repeat", type=int, default=3, help="runs per timing (the best is kept)")
     parser.add_argument(
@@ -291,76 +328,102 @@ def main() -> None:
         if args.keep:
             print(f"registry in {work / 'registry'}", flush=True)
         reg, figures = build(work, args.models, args.commits)
-        rows: list[tuple[str, str, float, str]] = []
-
-        t, _ = best_of(registry + ["--version"], reg, args.repeat)
-        startup = t
-        rows.append(
-            ("interpreter + `registry --version` (start-up floor)", "registry --version", t, "")
+        startup = Timing(registry + ["--version"], reg, args.repeat)
+        rows: list[tuple[str, Timing, str, str]] = [
+            ("interpreter + `registry --version` (start-up floor)", startup, "", "")
+        ]
+        allow = ["--allow-local-urls"]  # the training code is a local repository here
+        pr = Timing(
+            registry + ["check", "--base", "main", "--head", "pr-edit", "--no-content", *allow],
+            reg,
+            args.repeat,
         )
-
-        cmd = ["check", "--base", "main", "--head", "pr-edit", "--no-content"]
-        t, proc = best_of(registry + cmd, reg, args.repeat)
-        rows.append(
-            (
-                "PR touching one model, content checks off",
-                "registry " + " ".join(cmd),
-                t,
-                _verdict(proc),
-            )
-        )
-
-        cmd = ["check", "--base", "main", "--head", "pr-onnx", "--format", "json"]
-        t, proc = best_of(registry + cmd, reg, args.repeat)
-        import json
-
-        ran = json.loads(proc.stdout)["models"][0]["checks_run"]
         rows.append(
             (
-                "PR adding one real ONNX model, all checks "
-                "(source-repo probes a local file:// clone)",
-                "registry " + " ".join(cmd),
-                t,
-                f"{_verdict(proc)}; checks run: {', '.join(ran)}",
+                f"PR touching one model in a {args.models:,}-model registry "
+                "(content checks off; CODEOWNERS names every model)",
+                pr,
+                f"≤ {GOAL_PR_S} s",
+                _verdict(pr.proc),
             )
         )
-
-        cmd = ["check", "--all", "--no-content", "--offline"]
-        t, proc = best_of(registry + cmd, reg, args.repeat)
-        rows.append(
-            (f"`--all` over {args.models:,} cards", "registry " + " ".join(cmd), t, _verdict(proc))
+        onnx = Timing(
+            registry + ["check", "--base", "main", "--head", "pr-onnx", "--format", "json", *allow],
+            reg,
+            args.repeat,
         )
+        ran = json.loads(onnx.proc.stdout)["models"][0]["checks_run"]
+        rows.append(
+            (
+                "PR adding one real ONNX model, all checks (source-repo probes a local clone)",
+                onnx,
+                "",
+                f"{_verdict(onnx.proc)}; checks run: {', '.join(ran)}",
+            )
+        )
+        every = Timing(registry + ["check", "--all", "--no-content", "--offline"], reg, args.repeat)
+        rows.append(
+            (
+                f"`check --all` over {args.models:,} cards",
+                every,
+                f"≤ {GOAL_ALL_S} s" if args.models >= 100_000 else "",
+                _verdict(every.proc),
+            )
+        )
+        profiles = [
+            (t, profile(t.cmd, reg))
+            for t, goal in ((pr, GOAL_PR_S), (every, GOAL_ALL_S))
+            if t.wall > goal
+        ]
 
     cpus = os.cpu_count()
-    load = os.getloadavg()[0]
     lines = [
         SECTION,
         "",
         f"`{' '.join(['python', 'benchmarks/check_bench.py'] + sys.argv[1:])}` on "
         f"{platform.system()} {platform.machine()}, {cpus} CPU{'s' if cpus != 1 else ''}, "
-        f"Python {platform.python_version()}; registry of {args.models:,} model cards over "
-        f"{args.commits} commits with {args.models // 10:,} version tags, built with `git "
-        f"fast-import` in "
-        f"{figures['build']:.1f} s. Whole-process wall time, best of {args.repeat}; load average "
-        f"{load:.1f} when the timings ended (other work on the machine slows every figure).",
+        f"Python {platform.python_version()}; registry of {args.models:,} model cards (and a "
+        f"generated `.github/CODEOWNERS` naming each) over {args.commits} commits with "
+        f"{args.models // 10:,} version tags, built with `git fast-import` and `git mktree` in "
+        f"{figures['build']:.1f} s, never committed. Whole-process wall time (best of "
+        f"{args.repeat}), the CPU time of that run (user + system, child processes included) and "
+        "the load average right after it: the cores are shared with other work, which slows the "
+        "wall times; the CPU time is what the command itself costs.",
         "",
-        "| case | command | seconds | overhead over start-up | result |",
-        "| --- | --- | ---: | ---: | --- |",
+        "| case | command | wall s | CPU s | load | goal | met | result |",
+        "| --- | --- | ---: | ---: | ---: | --- | --- | --- |",
     ]
-    for label, cmd, t, verdict in rows:
-        over = "" if cmd == "registry --version" else f"{t - startup:.2f}"
-        lines.append(f"| {label} | `{cmd}` | {t:.2f} | {over} | {verdict} |")
-    lines += [
-        "",
-        "Targets: one-model check under 1 s of registry overhead regardless of registry size; "
-        "`--all` over 10,000 cards under 10 s on 2 cores.",
-        "",
-    ]
+    for label, t, goal, verdict in rows:
+        met = ""
+        if goal:
+            limit = float(goal.split()[1])
+            met = "yes" if t.wall <= limit else "**no**"
+            met += " (CPU time within)" if t.wall > limit >= t.cpu else ""
+        lines.append(
+            f"| {label} | `{_shown(t.cmd)}` | {t.wall:.2f} | {t.cpu:.2f} | {t.load:.1f} | {goal} "
+            f"| {met} | {verdict} |"
+        )
+    for t, top in profiles:
+        lines += [
+            "",
+            f"Where the time of `{_shown(t.cmd)}` goes (cProfile, cumulative seconds, with the "
+            "profiler's own overhead):",
+            "",
+            "```",
+            *top,
+            "```",
+        ]
+    lines.append("")
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
         write_section(text)
         print(f"wrote {DOCS.relative_to(ROOT)}")
+
+
+def _shown(cmd: list[str]) -> str:
+    """A command as a user types it: `registry …` for `python -m registry …`."""
+    return " ".join(["registry", *cmd[3:]])
 
 
 def _verdict(proc: subprocess.CompletedProcess) -> str:
