@@ -73,7 +73,7 @@ class CheckOptions(BaseModel):
         None,
         ge=1,
         description="processes that share the models when the content checks are off (default: "
-        f"one per core from {1_000:,} models on, a single process below)",
+        "one per core from 1,000 models on, a single process below)",
     )
 
 
