@@ -3,9 +3,11 @@
 What the check job of .github/workflows/validate.yml does when its cache has no entry, in a
 throw-away clone of this repository under /tmp:
 
-  (a) its install step, `scripts/bootstrap base` (a new venv with a current pip, then the registry
-      and the dependencies `registry check` needs, from the package index), with pip's cache off
-      (PIP_NO_CACHE_DIR, pip's `--no-cache-dir`): wall time, and the CPU time of its processes;
+  (a) its install step, `scripts/bootstrap base` (a new venv, uv fetched by pip, then the registry
+      and the dependencies `registry check` needs, from the package index), with the caches off
+      (PIP_NO_CACHE_DIR, which bootstrap passes on to uv as `--no-cache`): wall time, the CPU time
+      of its processes, and uv's own account of resolving, downloading and installing; then the
+      same step with pip alone (REGISTRY_INSTALLER=pip) in a second clone, side by side;
   (b) the size of that venv on disk, after the install and after the first check;
   (c) `registry check --all` on the example models, with that venv: the first run (Python compiles
       the modules it imports) and a second one.
@@ -15,6 +17,7 @@ docs/benchmarks.md under `## Check environment`.
 
 Usage:
     .venv/bin/python benchmarks/check_env_bench.py [--python PYTHON] [--keep] [--no-write]
+                                                       [--no-pip]
 """
 
 from __future__ import annotations
@@ -99,6 +102,7 @@ def main() -> None:
     )
     ap.add_argument("--keep", action="store_true", help="keep the clone and its venv")
     ap.add_argument("--no-write", action="store_true", help="print the section only")
+    ap.add_argument("--no-pip", action="store_true", help="leave out the install with pip")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="registry-check-env-"))
@@ -117,6 +121,19 @@ def main() -> None:
         announced = [(t, text.removeprefix("==> ")) for t, text in lines if text.startswith("==> ")]
         ends = [t for t, _ in announced[1:]] + [wall]
         phases = [(text, end - t) for (t, text), end in zip(announced, ends)]
+        # uv's own account of its install (resolving, downloading and building, installing)
+        uv_steps = [
+            text.strip()
+            for _, text in lines
+            if re.match(r"\s+(Resolved|Prepared|Installed|Uninstalled|Audited) ", text)
+        ]
+        # the same install with pip, side by side in this run (a second clone)
+        pip_wall = pip_cpu = None
+        if not args.no_pip:
+            pip_clone = work / "registry-pip"
+            subprocess.run(["git", "clone", "-q", str(ROOT), str(pip_clone)], check=True)
+            pip_env = {**env, "REGISTRY_INSTALLER": "pip"}
+            pip_wall, pip_cpu, _ = run_timed(["scripts/bootstrap", "base"], pip_clone, pip_env)
         venv = clone / ".venv"
         vpy = str(venv / "bin" / "python")
         size_installed = disk_mb(venv)
@@ -162,6 +179,19 @@ def main() -> None:
             met(wall <= GOAL_S),
         ),
         *((f"&nbsp;&nbsp;{text}", f"{seconds:.0f} s", "", "") for text, seconds in phases),
+        *((f"&nbsp;&nbsp;&nbsp;&nbsp;uv: {text}", "", "", "") for text in uv_steps),
+        *(
+            [
+                (
+                    "the same install with pip (`REGISTRY_INSTALLER=pip`), in the same run",
+                    f"{pip_wall:.0f} s ({pip_cpu:.0f} s CPU)",
+                    f"≤ {GOAL_S} s",
+                    met(pip_wall <= GOAL_S),
+                )
+            ]
+            if pip_wall is not None
+            else []
+        ),
         (
             f"the venv on disk after the install ({len(dists)} distributions)",
             f"{size_installed:.0f} MB",
@@ -194,8 +224,10 @@ def main() -> None:
             "",
             f"`.venv/bin/python benchmarks/check_env_bench.py --python {args.python}`: "
             "the check job of validate.yml on a runner with no cache entry, in a throw-away "
-            "clone under /tmp: its install step `scripts/bootstrap base` with pip's cache off, "
-            f"then `registry check --all` on the example models ({summary}). "
+            "clone under /tmp: its install step `scripts/bootstrap base` with the installers' "
+            "caches off (uv, fetched by pip into a temporary folder, installs from the package "
+            "sources pip is configured with; the same step with pip alone beside it), then "
+            f"`registry check --all` on the example models ({summary}). "
             f"Machine: {machine()}, {python}, pip {versions.get('pip', '?')} in the venv; "
             f"package index: {index}. Load average {load_before[0]:.1f} when the install "
             f"started and {load_after[0]:.1f} when it ended (the cores are shared with other "
@@ -206,6 +238,17 @@ def main() -> None:
             "Largest in the venv's site-packages: "
             + ", ".join(f"{name} {mb:.0f} MB" for name, mb in biggest)
             + ".",
+            *(
+                [
+                    "",
+                    f"Where the time goes (goal missed): the install's processes used the CPU for "
+                    f"{cpu:.0f} s of its {wall:.0f} s; the rest is waiting on the package index "
+                    "and its downloads (fetching uv, then uv's resolving and preparing above) and "
+                    "on the shared cores.",
+                ]
+                if wall > GOAL_S
+                else []
+            ),
         ]
     )
     print(section)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from registry.cards.schema import read_card
+from registry.cards.schema import CARD_FILE, MODELS_DIR, read_card
 from registry.core.errors import UsageError
 from registry.core.repo import Snapshot
 
@@ -36,15 +36,38 @@ OWNER_RE = re.compile(
 
 def maintainers_of(text: str | None) -> list[str]:
     """The maintainers a generated CODEOWNERS names (its `# registry-maintainers:` line)."""
-    for line in (text or "").splitlines():
-        if line.startswith(_MAINTAINERS):
-            return line[len(_MAINTAINERS) :].split()
-    return []
+    text = f"\n{text or ''}"
+    at = text.find(f"\n{_MAINTAINERS}")
+    if at < 0:
+        return []
+    end = text.find("\n", at + 1)
+    return text[at + 1 + len(_MAINTAINERS) : end if end >= 0 else None].split()
 
 
 def is_generated(text: str | None) -> bool:
     """Whether a CODEOWNERS file is the registry's own (starts with the generated header)."""
     return bool(text) and text.startswith(HEADER)
+
+
+def _check_maintainers(maintainers: list[str]) -> None:
+    bad = [m for m in maintainers if not OWNER_RE.match(m)]
+    if not maintainers or bad:
+        raise UsageError(
+            f"maintainers must be @user, @org/team or e-mail addresses (got {bad or 'none'})",
+            "registry codeowners --maintainer @org/registry-maintainers",
+        )
+
+
+def _head(maintainers: list[str]) -> list[str]:
+    return [HEADER, f"{_MAINTAINERS} {' '.join(maintainers)}", f"* {' '.join(maintainers)}"]
+
+
+def _model_line(snapshot: Snapshot, name: str, maintainers: list[str]) -> str:
+    loaded, _ = read_card(snapshot, name)
+    card = loaded.card if loaded else None
+    owners = [o for o in (card.owners if card else []) if OWNER_RE.match(o)]
+    owners += [m for m in maintainers if m not in owners]
+    return f"/models/{name}/ {' '.join(owners)}"
 
 
 def render(snapshot: Snapshot, maintainers: list[str]) -> str:
@@ -54,20 +77,80 @@ def render(snapshot: Snapshot, maintainers: list[str]) -> str:
     Raises:
         UsageError: no maintainers, or a maintainer that is not @user, @org/team or an e-mail.
     """
-    bad = [m for m in maintainers if not OWNER_RE.match(m)]
-    if not maintainers or bad:
-        raise UsageError(
-            f"maintainers must be @user, @org/team or e-mail addresses (got {bad or 'none'})",
-            "registry codeowners --maintainer @org/registry-maintainers",
-        )
-    lines = [HEADER, f"{_MAINTAINERS} {' '.join(maintainers)}", f"* {' '.join(maintainers)}"]
+    _check_maintainers(maintainers)
+    lines = _head(maintainers)
     for name in snapshot.model_names():
-        loaded, _ = read_card(snapshot, name)
-        card = loaded.card if loaded else None
-        owners = [o for o in (card.owners if card else []) if OWNER_RE.match(o)]
-        owners += [m for m in maintainers if m not in owners]
-        lines.append(f"/models/{name}/ {' '.join(owners)}")
+        lines.append(_model_line(snapshot, name, maintainers))
     return "\n".join(lines) + "\n"
+
+
+def render_changes(base_text: str, snapshot: Snapshot, names: list[str]) -> str:
+    """What `render` writes for `snapshot` when it differs from the registry of the generated
+    `base_text` only in the models `names`: their lines are rendered from their cards, every other
+    model's line is the base's, so a pull request's file is judged by reading the cards it touches
+    (and never the other 100,000).
+
+    Raises:
+        UsageError: as `render`, for the maintainers `base_text` names.
+    """
+    maintainers = maintainers_of(base_text)
+    _check_maintainers(maintainers)
+    first = base_text.find("\n" + _MODEL_RULE)
+    body = base_text[first + 1 :] if first >= 0 else ""
+    if body and not body.endswith("\n"):
+        body += "\n"
+    rules = f"\n{body}".count(f"\n{_MODEL_RULE}")
+    if len(set(names)) > _EDITS or body.count("\n") != rules:
+        # many models, or lines that are no model's rule: rebuild the rules from a table
+        kept = {n: f"{_MODEL_RULE}{n}/{rest}" for n, rest in _rules(body)}
+        for name in names:
+            kept.pop(name, None)
+            if snapshot.read(f"{MODELS_DIR}/{name}/{CARD_FILE}") is not None:
+                kept[name] = _model_line(snapshot, name, maintainers)
+        body = "".join(kept[n] + "\n" for n in sorted(kept))
+    else:
+        # a few models: edit their rules in the text, found by searching it (the rules are sorted)
+        for name in sorted(set(names)):
+            while (at := _rule_offset(body, name)) >= 0:
+                body = body[:at] + body[body.index("\n", at) + 1 :]
+            if snapshot.read(f"{MODELS_DIR}/{name}/{CARD_FILE}") is not None:
+                at = _sorted_place(body, name)
+                body = f"{body[:at]}{_model_line(snapshot, name, maintainers)}\n{body[at:]}"
+    return "\n".join(_head(maintainers)) + "\n" + body
+
+
+# A pull request touching more models than this is judged from a table of every rule.
+_EDITS = 16
+_MODEL_RULE = "/models/"
+
+
+def _rules(body: str) -> list[tuple[str, str]]:
+    """(name, the rest of its rule after the name's slash) for each model rule of `body`."""
+    return re.findall(rf"^{_MODEL_RULE}([^/\n]*)/(.*)$", body, re.M)
+
+
+def _rule_offset(body: str, name: str) -> int:
+    """Where the rule of model `name` starts in `body` (-1: it has none)."""
+    rule = f"{_MODEL_RULE}{name}/"
+    if body.startswith(rule):
+        return 0
+    at = body.find("\n" + rule)
+    return at + 1 if at >= 0 else -1
+
+
+def _sorted_place(body: str, name: str) -> int:
+    """Where a rule for `name` goes among the sorted rules of `body` (each line a rule): a binary
+    search over the text's lines."""
+    lo, hi = 0, len(body)
+    while lo < hi:
+        newline = body.rfind("\n", lo, (lo + hi) // 2)
+        start = lo if newline < 0 else newline + 1
+        first = start + len(_MODEL_RULE)
+        if body[first : body.index("/", first)] < name:
+            lo = body.index("\n", start) + 1
+        else:
+            hi = start
+    return lo
 
 
 def write(root: Path, snapshot: Snapshot, maintainers: list[str] | None = None) -> tuple[str, bool]:

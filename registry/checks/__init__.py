@@ -14,6 +14,7 @@ import training, the catalog, the API or the CLI.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -68,6 +69,18 @@ class CheckOptions(BaseModel):
         description="let an unexpected error in a check "
         "propagate as it is (`--traceback`), not become a finding",
     )
+    jobs: int | None = Field(
+        None,
+        ge=1,
+        description="processes that share the models when the content checks are off (default: "
+        "one per core from 1,000 models on, a single process below)",
+    )
+
+
+# Models whose tags a run reads one by one before it reads every tag at once.
+_OWN_TAG_READS = 16
+# A name that is safe to put in a ref pattern (no glob characters); others read every tag.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 
 @dataclass
@@ -85,6 +98,8 @@ class ModelContext:
     head_error: CardError | None = None  # the head card could not be read at all
     artifacts: dict[str, Any] = field(default_factory=dict)  # summaries/pictures for the report
     cache: dict[Any, Any] = field(default_factory=dict)  # shared by every model of one run
+    # the models the pull request touches (set for the checks whose scope is the registry)
+    touched: list[str] | None = None
 
     @property
     def folder(self) -> str:
@@ -124,6 +139,35 @@ class ModelContext:
         from registry.cards.model_files import model_files
 
         return model_files(self.base, self.name) if self.base is not None else None
+
+    def tagged_versions(self) -> dict[str, str]:
+        """{version: tagged commit} of this model's published versions, withdrawn ones included.
+
+        The first models of a run read their own tags (`git for-each-ref refs/tags/NAME@*`: git
+        finds them by prefix among a million), so a pull request's check does not grow with the
+        registry's history; a run over many models reads every tag once instead.
+        """
+        from registry.versions.tags import parse_refs, tagged_commits
+
+        if self.repo is None:
+            return {}
+        every = self.cache.get("tags")
+        if every is not None:
+            return every.get(self.name, {})
+        own: dict[str, dict[str, str]] = self.cache.setdefault("tags-by-model", {})
+        if self.name in own:
+            return own[self.name]
+        if len(own) >= _OWN_TAG_READS or not _PLAIN_NAME.fullmatch(self.name):
+            self.cache["tags"] = tagged_commits(self.repo)
+            return self.cache["tags"].get(self.name, {})
+        from registry.core.git import TAG_REF_FORMAT, run_git
+
+        refs = run_git(
+            self.repo.root, "for-each-ref", f"--format={TAG_REF_FORMAT}", f"refs/tags/{self.name}@*"
+        )
+        found = parse_refs(refs).get(self.name, [])
+        own[self.name] = {v.version: v.commit for v in found}
+        return own[self.name]
 
     @cached_property
     def storage(self):
@@ -305,6 +349,13 @@ def _run_guarded(
         ]
 
 
+# Below this many models a run stays in one process (starting others costs more than it saves).
+PARALLEL_FROM = 1_000
+# Models handed to a process at a time: big enough to pay for the transfer, small enough to even
+# out the processes' loads.
+SLICE = 500
+
+
 def run_checks(
     names: list[str],
     head: Snapshot,
@@ -312,31 +363,122 @@ def run_checks(
     repo: RegistryRepo | None = None,
     options: CheckOptions | None = None,
 ) -> CheckReport:
-    """Validate the given models of `head` (compared with `base` when given)."""
+    """Validate the given models of `head` (compared with `base` when given).
+
+    Args:
+        names: the models to check; with a base, those the diff touches (the checks of the whole
+            pull request read the cards of these models only).
+    """
     options = options or CheckOptions()
     report = CheckReport(base=base.label if base else None, head=head.label, head_commit=head.rev)
     cache: dict = {}
     with tempfile.TemporaryDirectory(prefix="registry-check-") as tmp:
-        for name in names:
+        jobs = _jobs(options, len(names))
+        first = names if jobs == 1 else names[:SLICE]
+        # the first slice here: it also fills the run's cache (registry-wide indexes), which the
+        # other processes then inherit
+        for name in first:
             report.models.append(
                 check_model(name, head, base, repo, options, Path(tmp) / name, cache)
             )
+        if len(first) < len(names):
+            report.models += _check_in_processes(
+                names[len(first) :], head, base, repo, options, Path(tmp), cache, jobs
+            )
     if base is not None and repo is not None:
-        registry_report = check_registry(head, base, repo, options)
+        registry_report = check_registry(head, base, repo, options, names)
         if registry_report.findings:
             report.models.insert(0, registry_report)
     return report
+
+
+def _jobs(options: CheckOptions, count: int) -> int:
+    """How many processes check `count` models: one per core for a large run without content
+    checks (their native libraries start threads, which a forked process must not inherit), where
+    the system can fork (not macOS, where forking is unsafe, nor Windows)."""
+    import multiprocessing
+    import os
+    import sys
+
+    if options.content or count <= SLICE or sys.platform == "darwin":
+        return 1
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    if options.jobs is not None:
+        return options.jobs
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (cores or 1) if count >= PARALLEL_FROM else 1
+
+
+# The run a forked process works on: set by the parent just before it forks, reopened in the child.
+_RUN: dict[str, Any] = {}
+
+
+def _open_run() -> None:
+    """In a forked process: fresh git readers (the parent's are its own), the rest inherited."""
+    repo: RegistryRepo | None = _RUN["repo"]
+    if repo is not None:
+        repo = RegistryRepo(repo.root)
+        _RUN["repo"] = repo
+        for side in ("head", "base"):
+            snap = _RUN[side]
+            if snap is not None and snap.rev is not None:
+                _RUN[side] = repo.snapshot(snap.rev)
+
+
+def _check_slice(names: list[str]) -> list[ModelReport]:
+    run = _RUN
+    return [
+        check_model(
+            n, run["head"], run["base"], run["repo"], run["options"], run["tmp"] / n, run["cache"]
+        )
+        for n in names
+    ]
+
+
+def _check_in_processes(
+    names: list[str],
+    head: Snapshot,
+    base: Snapshot | None,
+    repo: RegistryRepo | None,
+    options: CheckOptions,
+    tmp: Path,
+    cache: dict,
+    jobs: int,
+) -> list[ModelReport]:
+    """Check `names` in `jobs` forked processes, a slice at a time; the reports in their order."""
+    import multiprocessing
+
+    _RUN.update(head=head, base=base, repo=repo, options=options, tmp=tmp, cache=cache)
+    slices = [names[i : i + SLICE] for i in range(0, len(names), SLICE)]
+    out: list[ModelReport] = []
+    try:
+        with multiprocessing.get_context("fork").Pool(jobs, initializer=_open_run) as pool:
+            for part in pool.imap(_check_slice, slices):
+                out += part
+    finally:
+        _RUN.clear()
+    return out
 
 
 REGISTRY_REPORT = "(registry)"
 
 
 def check_registry(
-    head: Snapshot, base: Snapshot, repo: RegistryRepo, options: CheckOptions
+    head: Snapshot,
+    base: Snapshot,
+    repo: RegistryRepo,
+    options: CheckOptions,
+    touched: list[str] | None = None,
 ) -> ModelReport:
     """Run the checks whose scope is the whole pull request (not one model) once; report them
-    under the name `(registry)`."""
+    under the name `(registry)`.
+
+    Args:
+        touched: the models the pull request changes (None: unknown, every model may have).
+    """
     ctx = ModelContext(REGISTRY_REPORT, head, base, repo, options, Path(tempfile.gettempdir()))
+    ctx.touched = touched
     report = ModelReport(name=REGISTRY_REPORT)
     for check_name, cls in load_checks().items():
         if cls.scope != "registry" or (options.only and check_name not in options.only):

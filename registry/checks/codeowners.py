@@ -5,6 +5,10 @@ Runs once per pull request (`--base`), when the base has a generated CODEOWNERS.
 are taken from the base's file, never from the pull request's, so a pull request cannot make
 itself the owner of the registry. A pull request that changes a model's `owners` carries the
 regenerated file; GitHub asks the owners named on the base branch to review it.
+
+Only the cards of the models the pull request touches are read: every other model's line must stay
+as the base's file has it, so the check costs the same in a registry of ten models or of a hundred
+thousand, and a pull request is not blamed for a line that went stale on the base branch.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import ClassVar
 
-from registry.cards.codeowners import FILE, is_generated, maintainers_of, render
+from registry.cards.codeowners import FILE, is_generated, maintainers_of, render, render_changes
 from registry.checks import Check, Finding, ModelContext, register
 from registry.core.errors import UsageError
 
@@ -23,6 +27,8 @@ def expected_codeowners(ctx: ModelContext) -> str | None:
     if not is_generated(base_text):
         return None
     try:
+        if ctx.touched is not None:
+            return render_changes(base_text, ctx.head, ctx.touched)
         return render(ctx.head, maintainers_of(base_text))
     except UsageError:
         return None

@@ -29,14 +29,24 @@ class DvcArtifactCheck(Check):
     order = 80
 
     def run(self, ctx: ModelContext) -> Iterable[Finding]:
-        raw = ctx.head.read(DVC_YAML)
-        if raw is None:
+        # read and parsed once per run: every model of `check --all` looks in the same file
+        key = ("dvc.yaml", ctx.head.rev)
+        if key not in ctx.cache:
+            raw = ctx.head.read(DVC_YAML)
+            try:
+                parsed = None if raw is None else (parse_yaml(raw, what="dvc.yaml") or {}, None)
+            except BoundedParseError as e:
+                parsed = (None, e)
+            ctx.cache[key] = parsed
+        if ctx.cache[key] is None:
             return
-        try:
-            data = parse_yaml(raw, what="dvc.yaml") or {}
-        except BoundedParseError as e:
+        data, error = ctx.cache[key]
+        if error is not None:
             yield self.finding(
-                f"dvc.yaml: {e.message}", e.hint or "fix dvc.yaml", path=DVC_YAML, line=e.line
+                f"dvc.yaml: {error.message}",
+                error.hint or "fix dvc.yaml",
+                path=DVC_YAML,
+                line=error.line,
             )
             return
         declared = data.get("artifacts") if isinstance(data, dict) else None

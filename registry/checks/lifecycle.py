@@ -17,7 +17,6 @@ from registry.checks import Check, Finding, ModelContext, register
 from registry.core.repo import Snapshot
 from registry.core.semver import SemVer
 from registry.core.storage import recorded_md5
-from registry.versions.tags import tagged_commits
 
 _PUBLISHED = (Status.published, Status.updated)
 
@@ -58,7 +57,7 @@ class Lifecycle(Check):
         if ctx.card is None and not ctx.deleted:
             return  # the head card is unreadable: card-fields says why
         base, head = ctx.base_card, ctx.card
-        tags = tagged_commits(ctx.repo).get(ctx.name, {}) if ctx.repo else {}
+        tags = ctx.tagged_versions()
         if head is None:
             yield from self._deletion(ctx, base, tags)
             return

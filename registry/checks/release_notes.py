@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from registry.checks import Check, Finding, ModelContext, Severity, register
-from registry.versions.tags import tagged_commits
 
 
 @register
@@ -40,11 +39,7 @@ class ReleaseNotesDraft(Check):
         try:
             old = None
             if ctx.repo is not None:
-                versions = {
-                    v: c
-                    for v, c in tagged_commits(ctx.repo).get(ctx.name, {}).items()
-                    if v != card.version
-                }
+                versions = {v: c for v, c in ctx.tagged_versions().items() if v != card.version}
                 prev = previous_version(versions, card.version)
                 old = tagged_version(ctx.repo, ctx.name, prev) if prev else None
             storage = ctx.storage if ctx.options.content else None

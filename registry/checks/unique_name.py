@@ -3,9 +3,11 @@ ignored.
 
 On a case-insensitive file system (macOS, Windows) `models/Digits-CNN` and `models/digits-cnn` are
 one folder, and `digits_cnn` reads as the same model to a person; so names collide when their
-normal forms do. The index is built once per run from the listing of `models/` (one directory
-read), then each checked model is looked up in it, so a pull request is told about collisions
-with models it did not touch without reading their cards.
+normal forms do. The listing of `models/` is read once per run (one directory read, no card), so a
+pull request is told about collisions with models it did not touch without reading their cards.
+The first models of a run are each looked for in that listing by one pattern search, so a pull
+request's check costs little in a registry of 100,000 models; a run over many models builds the
+index of every name's normal form once instead.
 """
 
 from __future__ import annotations
@@ -25,10 +27,35 @@ def normal_name(name: str) -> str:
 
 def name_index(snapshot: Snapshot) -> dict[str, list[str]]:
     """{normal name: [folder names]} over every folder under models/ of a snapshot."""
+    return _index(snapshot.model_folders())
+
+
+def _index(folders: list[str]) -> dict[str, list[str]]:
     index: dict[str, list[str]] = {}
-    for folder in snapshot.model_folders():
+    for folder in folders:
         index.setdefault(normal_name(folder), []).append(folder)
     return index
+
+
+# Characters of the names a pattern search finds by itself; a folder name with any other (rare:
+# the bot refuses such names) is always a candidate, compared by its normal form.
+_OTHER = re.compile(r"[^\0A-Za-z0-9._-]")
+_SEPARATORS = "[-_.]"
+# Models looked for one at a time before a run builds the whole index.
+_SEARCHES = 16
+
+
+def sharing_normal_form(listing: str, name: str) -> list[str]:
+    """The folders of `listing` (folder names, each followed by NUL) whose normal form is `name`'s,
+    found by one regular-expression search over the listing rather than by normalising each."""
+    target = normal_name(name)
+    words = f"{_SEPARATORS}+".join(re.escape(w) for w in target.split("-"))
+    pattern = f"(?<![^\\0]){_SEPARATORS}*{words}{_SEPARATORS}*(?=\\0)"
+    found = re.findall(pattern, listing, re.IGNORECASE)
+    for m in _OTHER.finditer(listing):
+        start = listing.rfind("\0", 0, m.start()) + 1
+        found.append(listing[start : listing.index("\0", m.start())])
+    return sorted({f for f in found if normal_name(f) == target})
 
 
 @register
@@ -46,9 +73,10 @@ class UniqueName(Check):
     order = 10
 
     def run(self, ctx: ModelContext) -> Iterable[Finding]:
-        key = ("name-index", id(ctx.head))
-        if key not in ctx.cache:
-            ctx.cache[key] = name_index(ctx.head)
+        # by revision (None: the working tree), so that processes forked by the run reuse them
+        folders, key = ("model-folders", ctx.head.rev), ("name-index", ctx.head.rev)
+        if folders not in ctx.cache:
+            ctx.cache[folders] = ctx.head.model_folders()
         if ctx.loaded is None and ctx.head_error is None:
             if ctx.head.list_dir(ctx.folder):
                 yield self.finding(
@@ -58,7 +86,7 @@ class UniqueName(Check):
                     path=f"{ctx.folder}/",
                 )
             return
-        others = [n for n in ctx.cache[key].get(normal_name(ctx.name), []) if n != ctx.name]
+        others = [n for n in self._same_form(ctx, ctx.cache[folders], key) if n != ctx.name]
         if others:
             clash = ", ".join(f"{MODELS_DIR}/{n}" for n in others)
             yield self.finding(
@@ -69,3 +97,17 @@ class UniqueName(Check):
                 path=ctx.card_path,
                 line=ctx.line("name") or 1,
             )
+
+    def _same_form(self, ctx: ModelContext, folders: list[str], key: tuple) -> list[str]:
+        """The folders whose normal form is the model's: a search of the listing for the first
+        models of a run, the index for the others."""
+        if key not in ctx.cache:
+            searched = ctx.cache.setdefault(("name-searches", key[1]), [0])
+            if searched[0] < _SEARCHES:
+                searched[0] += 1
+                listing_key = ("model-listing", key[1])
+                if listing_key not in ctx.cache:
+                    ctx.cache[listing_key] = "".join(f"{f}\0" for f in folders)
+                return sharing_normal_form(ctx.cache[listing_key], ctx.name)
+            ctx.cache[key] = _index(folders)
+        return ctx.cache[key].get(normal_name(ctx.name), [])

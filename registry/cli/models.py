@@ -91,6 +91,12 @@ def schema(output: Path | None, fmt: str) -> None:
     show_default=True,
     help="Seconds allowed for each network operation, such as git ls-remote on source.repo.",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    help="Processes that share the models when the content checks are off "
+    "(default: one per core from 1,000 models on).",
+)
 @format_option(
     "text",
     "json",
@@ -121,6 +127,7 @@ def check(
     only: tuple[str, ...],
     forbid_local_urls: bool,
     timeout: float,
+    jobs: int | None,
     fmt: str,
     comment_file: Path | None,
     artifacts_dir: Path | None,
@@ -146,6 +153,7 @@ def check(
         timeout=timeout,
         only=list(only) or None,
         raise_unexpected=invocation.traceback,
+        jobs=jobs,
     )
     report = run_check(
         CheckRequest(

@@ -9,6 +9,7 @@ answers the questions every command asks: which models a diff touches, which ver
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path, PurePosixPath
@@ -18,6 +19,8 @@ import git
 from registry.core.errors import GitError, UsageError
 from registry.core.git import TAG_REF_FORMAT, run_git
 from registry.core.layout import CARD_FILE, MODELS_DIR, NAME_RE
+
+_HEX40 = re.compile(r"[0-9a-f]{40}")
 
 
 class PathEscapeError(ValueError):
@@ -204,7 +207,12 @@ class GitRevision(Snapshot):
     def __init__(self, repo: git.Repo, rev: str):
         self.repo = repo
         try:
-            self.commit = repo.commit(rev)
+            # git resolves the name (gitpython reads every packed ref in Python for each lookup,
+            # which grows with the number of tags); the commit is then taken by its id
+            sha = (
+                _HEX40.fullmatch(rev) and rev or repo.git.rev_parse("--verify", f"{rev}^{{commit}}")
+            )
+            self.commit = repo.commit(sha)
         except (git.BadName, ValueError, git.GitCommandError) as e:
             raise GitError(
                 f"unknown git revision '{rev}'",
@@ -301,8 +309,10 @@ class GitRevision(Snapshot):
             "--",
             f"{MODELS_DIR}/",
         )
-        names = (p.rpartition("/")[2] for p in out.split("\0") if p)
-        return sorted(n for n in names if n and not n.startswith("."))
+        # paths are models/<name> (one folder level): the prefix goes in one pass over the text
+        prefix = f"{MODELS_DIR}/"
+        names = out.replace(f"\0{prefix}", "\0").removeprefix(prefix).split("\0")
+        return sorted(n for n in names if n and n[0] != ".")
 
     def model_names(self) -> list[str]:
         out = run_git(

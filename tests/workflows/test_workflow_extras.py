@@ -4,6 +4,7 @@ torch is installed; scripts/bootstrap refuses an extra pyproject.toml does not d
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -151,3 +152,21 @@ def test_bootstrap_refuses_an_unknown_extra(tmp_path):
         "installing" not in proc.stdout
         and not (tmp_path / ".venv" / ".registry-installed").exists()
     )
+
+
+def test_bootstrap_refuses_an_unknown_installer(tmp_path):
+    """uv or pip, said before anything is created or installed."""
+    (tmp_path / "scripts").mkdir()
+    shutil.copy2(REPO_ROOT / "scripts" / "bootstrap", tmp_path / "scripts" / "bootstrap")
+    shutil.copy2(REPO_ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+
+    proc = subprocess.run(
+        [str(tmp_path / "scripts" / "bootstrap"), "base"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "REGISTRY_INSTALLER": "conda"},
+    )
+
+    assert proc.returncode == 2
+    assert "REGISTRY_INSTALLER is uv or pip, not 'conda'" in proc.stderr, proc.stderr
+    assert not (tmp_path / ".venv").exists()
