@@ -120,7 +120,7 @@ def test_a_server_that_never_answers_times_out_quickly(registry_repo, silent_ser
     assert "--timeout" in f.hint
     assert (f.path, f.line) == (CARD, REPO_LINE)
     assert silent_server.accepted == 1, "git really connected to the server"
-    assert took < 5
+    assert took < 30  # a hang guard: the message above already shows the 1 s timeout fired
 
 
 def test_each_url_is_probed_once_per_run(registry_repo, silent_server, check_models):
