@@ -616,7 +616,11 @@ def _block(
     if quantization is not None and onnx_model:  # where its scales and zero points live
         from registry.packaging.quantization import quantization_parameters
 
-        operators, parameters = quantization_parameters(model)
+        # the header has no graph: read the quantized model's graph (its int8 weights are a
+        # quarter of the float model's bytes; external data, if any, stays on disk)
+        graph_model = onnx.load(str(prep.prepared), load_external_data=False)
+        operators, parameters = quantization_parameters(graph_model)
+        del graph_model
         quantization = quantization.model_copy(
             update={"operators": operators, "parameters": parameters}
         )

@@ -90,9 +90,13 @@ def test_a_version_tag_builds_verifies_and_attaches_a_package_per_target(tmp_pat
     assert result.job_status("attach the packages to the release") == "succeeded", result.output
     assets = act.releases / TAG
     packages = {f"tiny-mlp-1.0.0-{t}.tar.gz": t for t in TARGETS}
-    assert sorted(p.name for p in assets.iterdir()) == sorted([*packages, "SHA256SUMS"])
+    names = sorted(p.name for p in assets.iterdir())
+    # each target's benchmark report (timings and advice) is attached beside its package
+    reports = [n for n in names if n.endswith(".benchmark.json")]
+    assert set(reports) <= {f"tiny-mlp-1.0.0-{t}.benchmark.json" for t in TARGETS}, names
+    assert sorted(set(names) - set(reports)) == sorted([*packages, "SHA256SUMS"])
     sums = dict(line.split()[::-1] for line in (assets / "SHA256SUMS").read_text().splitlines())
-    assert set(sums) == set(packages)
+    assert set(sums) == set(packages) | set(reports)
     for name, target in packages.items():
         assert sums[name] == hashlib.sha256((assets / name).read_bytes()).hexdigest()
         assert manifest_of(assets / name)["target"] == target
