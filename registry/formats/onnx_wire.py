@@ -311,18 +311,23 @@ def read_model(buf) -> Model:
             model.graph, reader.nodes = Graph(), []
             tensors = reader.graph(*_span(wire, value, "ModelProto.graph"), top=model.graph)
         elif number == 8:
-            domain, version = "", 0
-            for n, w, v in fields(buf, *_span(wire, value, "ModelProto.opset_import")):
-                if n == 1:
-                    domain = _text(buf, _span(w, v, "OperatorSetIdProto.domain"))
-                elif n == 2 and w == 0:
-                    version = _signed(v)
-            model.opsets.append((domain, version))
+            model.opsets.append(_opset(buf, wire, value))
     model.graph.nodes = reader.nodes
     for t in tensors[0] + tensors[1]:
         if t.external and t.location not in model.external_locations:
             model.external_locations.append(t.location)
     return model
+
+
+def _opset(buf, wire: int, value) -> tuple[str, int]:
+    """One `ModelProto.opset_import` entry: (domain, version)."""
+    domain, version = "", 0
+    for n, w, v in fields(buf, *_span(wire, value, "ModelProto.opset_import")):
+        if n == 1:
+            domain = _text(buf, _span(w, v, "OperatorSetIdProto.domain"))
+        elif n == 2 and w == 0:
+            version = _signed(v)
+    return domain, version
 
 
 def read_header(buf) -> Model:
@@ -337,13 +342,7 @@ def read_header(buf) -> Model:
         if number == 1 and wire == 0:
             model.ir_version = _signed(value)
         elif number == 8:
-            domain, version = "", 0
-            for n, w, v in fields(buf, *_span(wire, value, "ModelProto.opset_import")):
-                if n == 1:
-                    domain = _text(buf, _span(w, v, "OperatorSetIdProto.domain"))
-                elif n == 2 and w == 0:
-                    version = _signed(v)
-            model.opsets.append((domain, version))
+            model.opsets.append(_opset(buf, wire, value))
     return model
 
 
