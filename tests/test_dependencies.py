@@ -147,3 +147,75 @@ def test_every_requirement_admits_the_installed_versions():
         if not req.specifier.contains(have, prereleases=True):
             unmet.append(f"{requirement} (installed: {have})")
     assert unmet == [], unmet
+
+
+# --------------------------------------------------------------------------- a missing extra
+
+# Runs the real command line with some top-level modules made unimportable, as on a machine whose
+# environment lacks the extra that brings them.
+WITHOUT = """\
+import runpy, sys
+blocked = set(sys.argv[1].split(","))
+
+class Missing:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in blocked:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+sys.meta_path.insert(0, Missing())
+sys.argv = ["registry", *sys.argv[2:]]
+runpy.run_module("registry", run_name="__main__")
+"""
+
+
+def _as_metadata() -> list[str]:
+    """pyproject.toml's extras as an installed distribution's metadata lists them."""
+    return [
+        f'{r}; extra == "{extra}"'
+        for extra, reqs in PROJECT["optional-dependencies"].items()
+        for r in reqs
+    ]
+
+
+def test_a_missing_package_names_the_extra_that_installs_it():
+    from registry.core.dependencies import missing_module
+
+    def said(module, command=None):
+        error = missing_module(ModuleNotFoundError(name=module), command, _as_metadata())
+        return f"{error.message}\n{error.hint}"
+
+    assert "[train]" in said("sklearn") and "'scikit-learn'" in said("sklearn")
+    assert "[mobile]" in said("executorch.exir")
+    assert "[package]" in said("openvino")
+    # torch comes with three extras: the one named like the command comes first
+    assert "git-model-registry[compress]'" in said("torch", "compress")
+    assert "git-model-registry[train]'" in said("torch", "train")
+    assert "scripts/bootstrap train" in said("torch", "train")
+    # a package no extra lists: install it by name
+    assert "pip install frobnicate" in said("frobnicate")
+    # a module of the registry itself is a broken install, not a missing extra
+    assert missing_module(ModuleNotFoundError(name="registry.training"), None, []) is None
+
+
+def test_extras_in_the_hints_are_the_ones_pyproject_declares():
+    from registry.core.dependencies import extras_providing
+
+    for extra, reqs in PROJECT["optional-dependencies"].items():
+        for r in reqs:
+            if not r.startswith(f"{PROJECT['name']}["):
+                assert extra in extras_providing(_name(r), _as_metadata()), (extra, r)
+
+
+def test_a_command_whose_extra_is_missing_says_what_to_install(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-c", WITHOUT, "torch", "-C", str(REPO), "train", "check"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and "unexpected" not in proc.stderr, proc.stderr
+    assert "`registry train` needs the 'train' extra's Python package 'torch'" in proc.stderr
+    assert "hint: pip install 'git-model-registry[train]'" in proc.stderr

@@ -111,10 +111,35 @@ def _run(argv: list[str] | None, invocation: Invocation) -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except ModuleNotFoundError as e:
+        from registry.core.dependencies import missing_module
+
+        error = missing_module(e, _command(sys.argv[1:] if argv is None else argv))
+        if error is None or invocation.traceback:
+            _unexpected(e, invocation)
+        click.echo(f"error: {error.message}", err=True)
+        click.echo(f"  hint: {error.hint}", err=True)
+        sys.exit(error.exit_code)
     except Exception as e:  # noqa: BLE001 - the funnel: never a bare traceback unless asked for
-        if invocation.traceback:
-            traceback.print_exc()
-        else:
-            click.echo(f"error: unexpected {type(e).__name__}: {e}", err=True)
-            click.echo("  hint: re-run with --verbose --traceback and report it", err=True)
-        sys.exit(70)
+        _unexpected(e, invocation)
+
+
+def _unexpected(error: BaseException, invocation: Invocation) -> None:
+    """Report an error the registry did not foresee, and exit 70."""
+    if invocation.traceback:
+        traceback.print_exception(error)
+    else:
+        click.echo(f"error: unexpected {type(error).__name__}: {error}", err=True)
+        click.echo("  hint: re-run with --verbose --traceback and report it", err=True)
+    sys.exit(70)
+
+
+def _command(args: list[str]) -> str | None:
+    """The command's name among the global options of `args` (`-C DIR`, `--traceback`, …)."""
+    values = iter(args)
+    for arg in values:
+        if arg in ("-C", "--repo-dir"):
+            next(values, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None

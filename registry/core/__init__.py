@@ -5,7 +5,8 @@ layout (`layout`), git (`git`: the one wrapper, bulk object reads, tags; `repo`:
 working tree or a revision, diffs), DVC remotes and pointers (`storage`) and verified copies
 between them (`transfer`), SemVer (`semver`), bounded parsing of untrusted files (`bounded`),
 untrusted work in a child process with a memory cap and a deadline (`sandbox`), atomic and
-link-refusing file writes (`files`) and the console (`console`).
+link-refusing file writes (`files`), the console (`console`) and what to install when an
+optional package is missing (`dependencies`).
 
 May import: nothing else of the registry. Must not import any other subpackage.
 """
