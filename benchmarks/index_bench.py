@@ -12,7 +12,7 @@ writer. Where a goal is missed the script prints the profile of the command (cPr
 
 Usage:
     .venv/bin/python benchmarks/index_bench.py [--sizes 1000,10000,100000] [--repeat 5]
-        [--no-write]
+        [--no-write] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -201,6 +201,14 @@ def generate(path: Path, models: int) -> float:
     return time.perf_counter() - t0
 
 
+def restore_index(repo: Path) -> None:
+    """A kept registry as generated: its index ref back in place (a run stopped while the
+    fallback was measured leaves it deleted)."""
+    ok = subprocess.run(["git", "rev-parse", "-q", "--verify", "refs/registry/index"], cwd=repo)
+    if ok.returncode != 0:
+        raise SystemExit(f"{repo} has no registry index: delete the folder to generate it again")
+
+
 def measure(cmd: list[str], cwd: Path, repeat: int) -> dict:
     """Median wall time, CPU time (user+system of the child), peak RSS and the load average."""
     walls, cpus, rss, out = [], [], 0, b""
@@ -285,11 +293,15 @@ def run(args) -> str:
     goals, profiles, extra = [], [], []
     for models in args.sizes:
         with tempfile.TemporaryDirectory(prefix="registry-index-bench-") as tmpdir:
-            repo = Path(tmpdir) / "registry"
-            repo.mkdir()
-            gen = generate(repo, models)
             tags = models * VERSIONS
-            print(f"{models} models, {tags} tags generated in {gen:.1f} s", file=sys.stderr)
+            repo = (args.keep / f"registry-{models}") if args.keep else Path(tmpdir) / "registry"
+            if (repo / ".git" / "packed-refs").exists():
+                print(f"{models} models: reusing {repo}", file=sys.stderr)
+                restore_index(repo)
+            else:
+                repo.mkdir(parents=True, exist_ok=True)
+                gen = generate(repo, models)
+                print(f"{models} models, {tags} tags generated in {gen:.1f} s", file=sys.stderr)
             listed = measure(registry + ["list"], repo, args.repeat)
             assert listed["out"].count(b"\n") == models + 1, "registry list must show every model"
             assert b"note:" not in listed["out"]
@@ -338,8 +350,10 @@ def run(args) -> str:
                     + ", ".join(f"`{k}` {v:.3f} s" for k, v in imports.items())
                     + " (goal < 0.15 s)."
                 )
+                index = sh(["git", "rev-parse", "refs/registry/index"], repo).stdout.strip()
                 sh(["git", "update-ref", "-d", "refs/registry/index"], repo)
                 fallback = measure(registry + ["list"], repo, 1)
+                sh(["git", "update-ref", "refs/registry/index", index.decode()], repo)
                 extra.append(
                     f"Without the index (the fallback, reading every card and tag), `registry "
                     f"list` on 10k tags: {fmt(fallback)}."
@@ -413,6 +427,13 @@ def main() -> None:
     p.add_argument("--sizes", default="1000,10000,100000", help="models per registry (x10 tags)")
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--no-write", action="store_true", help="print the figures, do not touch docs/")
+    p.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="generate each registry in DIR/registry-MODELS and keep it; reuse it on the next run",
+    )
     args = p.parse_args()
     args.argv = sys.argv[1:]
     args.sizes = [int(s) for s in args.sizes.split(",")]
