@@ -376,23 +376,32 @@ def models_columns(data: bytes) -> tuple[list[str], ...]:
     """The columns of a `models.tsv` (name, state, task, project, latest, versions, digest), as
     stored (`-` for none): split in one pass, no object per row.
 
+    A line with a field too many or too few shifts the cells after it: the count column would
+    then hold other text, or the digest column something else than 20 hex digits (or `-`), so
+    those two are checked whole.
+
     Raises:
         ValueError: a line that is not 7 tab-separated fields (the first one named).
     """
     body = data.decode().partition("\n")[2]
-    lines = body.splitlines()
-    if any(line.count("\t") != 6 for line in lines) or len(lines) != body.count("\n") + (
-        not body.endswith("\n")
+    cells = body.replace("\n", "\t").split("\t") if body else []
+    if body.endswith("\n"):
+        cells.pop()
+    columns = tuple(cells[k::7] for k in range(7))
+    counts, digests = columns[5], columns[6]
+    if (
+        len(cells) % 7
+        or (counts and not "".join(counts).isdigit())
+        or not set(map(len, digests)) <= {1, 20}
+        or not set("".join(digests)) <= _DIGEST_CHARS
+        or not "".join(counts).isascii()
     ):
         parse_models(data)  # names the bad line
         raise ValueError(f"{MODELS_FILE}: a line is not 7 tab-separated fields")
-    cells = body.replace("\n", "\t").split("\t") if lines else []
-    if cells and cells[-1] == "":
-        cells.pop()
-    columns = tuple(cells[k::7] for k in range(7))
-    if lines and not "".join(columns[5]).isdigit():
-        parse_models(data)  # names the bad line
     return columns
+
+
+_DIGEST_CHARS = set("0123456789abcdef-")
 
 
 def read_index(root: str | Path, rev: str | None = None) -> tuple[Index | None, str | None, str]:
