@@ -515,13 +515,22 @@ def model_from_index(root: str | Path, name: str) -> IndexedModel | None:
     Returns None (with a notice saying why) when there is no index, or when the tags of `name`
     disagree with it: the caller then reads the tags.
     """
+    return model_and_blobs(root, name, [])[0]
+
+
+def model_and_blobs(
+    root: str | Path, name: str, specs: list[str]
+) -> tuple[IndexedModel | None, list[bytes | None]]:
+    """`model_from_index`, and the blobs `specs` name (`<rev>:<path>`; None where missing) read by
+    the same `git cat-file`, while `git for-each-ref` lists the model's tags beside it."""
     tags = _tag_refs(root, [f"refs/tags/{name}@*"])
-    got = _batch(root, [INDEX_REF, f"{INDEX_REF}:{VERSIONS_DIR}/{name}.json"])
+    got = _batch(root, [INDEX_REF, f"{INDEX_REF}:{VERSIONS_DIR}/{name}.json", *specs])
     out = tags.communicate()[0].decode()
+    blobs = [g[2] if g is not None and g[1] == "blob" else None for g in got[2:]]
     refs = {r: o for o, _, r in (line.partition(" ") for line in out.splitlines()) if r}
     if got[0] is None:
         notice(f"no registry index ({INDEX_REF}) in this clone; reading the tags of {name}. {FIX}")
-        return None
+        return None, blobs
     entry = None
     if got[1] is not None and got[1][1] == "blob":
         try:
@@ -530,12 +539,12 @@ def model_from_index(root: str | Path, name: str) -> IndexedModel | None:
             entry = None
     known = entry.tags if entry else {}
     if refs == known:
-        return entry or IndexedModel(name=name)
+        return entry or IndexedModel(name=name), blobs
     diff = describe_difference(known, refs)
     notice(
         f"the registry index disagrees with the tags of {name} ({diff}); reading the tags. {FIX}"
     )
-    return None
+    return None, blobs
 
 
 def describe_difference(indexed: dict[str, str], actual: dict[str, str]) -> str:
