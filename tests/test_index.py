@@ -297,3 +297,21 @@ def test_control_characters_in_the_index_never_reach_the_terminal(reg):
     assert proc.returncode == 0 and "\x1b" not in proc.stdout and "\x07" not in proc.stdout
     assert "pwned" not in proc.stdout  # the window-title sequence is dropped whole
     assert "digits  updated  1.1.0  2  classification  demo" in re.sub(r" +", "  ", proc.stdout)
+
+
+@pytest.mark.parametrize("added", [3, 100])
+def test_rows_read_again_are_listed_in_name_order_and_filtered_like_the_others(added):
+    from registry.versions.listing import ModelSummary, ModelTable
+
+    kept = ModelTable.of(
+        [ModelSummary(f"m{i:03d}", "published", "1.0.0", 1, "detection") for i in range(0, 200, 2)]
+    )
+    again = [ModelSummary(f"m{i:03d}", "unpublished", task="ocr") for i in range(1, 2 * added, 2)]
+    table = kept.without({"m000"}).merged(again)
+    names = [r.name for r in table]
+    assert names == sorted(names) and "m000" not in names and len(names) == 99 + added
+    assert json.loads(table.to_json()) == [r.model_dump() for r in table]
+    assert [r.name for r in table.where(task="ocr", state="unpublished")] == [r.name for r in again]
+    lines = table.render().splitlines()
+    assert lines[0].split() == ["NAME", "STATE", "LATEST", "VERSIONS", "TASK", "PROJECT"]
+    assert lines[1].split() == ["m001", "unpublished", "-", "0", "ocr", "-"]
