@@ -25,7 +25,6 @@ and names every disagreement; `sync` (run by publish) and `rebuild` write it.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -110,6 +109,8 @@ class IndexedModel:
 
     def to_json(self) -> bytes:
         """The file's bytes (stable: sorted keys, one version per line)."""
+        import json
+
         lines = [
             "{",
             f'"name": {json.dumps(self.name)},',
@@ -125,6 +126,8 @@ class IndexedModel:
     @classmethod
     def from_json(cls, data: bytes) -> IndexedModel:
         """Read a `versions/<name>.json`."""
+        import json
+
         raw = json.loads(data)
         return cls(name=raw["name"], tags=raw["tags"], versions=raw["versions"], stray=raw["stray"])
 
