@@ -118,7 +118,7 @@ class ModelTable:
     them: a hundred thousand models are listed, filtered and printed without an object per row.
     A sequence of `ModelSummary` (made when asked for) for the API's callers."""
 
-    __slots__ = ("names", "states", "latest", "versions", "tasks", "projects")
+    __slots__ = ("names", "states", "latest", "versions", "tasks", "projects", "printable")
 
     def __init__(
         self,
@@ -128,9 +128,12 @@ class ModelTable:
         versions: list[str],
         tasks: list[str],
         projects: list[str],
+        printable: bool = False,
     ):
         self.names, self.states, self.latest = names, states, latest
         self.versions, self.tasks, self.projects = versions, tasks, projects
+        # known to hold no control character (else `render` checks every column)
+        self.printable = printable
 
     @classmethod
     def of(cls, rows: list[ModelSummary]) -> ModelTable:
@@ -185,7 +188,7 @@ class ModelTable:
             return self
         from itertools import compress
 
-        return ModelTable(*(list(compress(c, keep)) for c in self._columns()))
+        return ModelTable(*(list(compress(c, keep)) for c in self._columns()), self.printable)
 
     def without(self, names: set[str]) -> ModelTable:
         """The table less the rows of `names`."""
@@ -194,13 +197,14 @@ class ModelTable:
         from itertools import compress
 
         keep = [n not in names for n in self.names]
-        return ModelTable(*(list(compress(c, keep)) for c in self._columns()))
+        return ModelTable(*(list(compress(c, keep)) for c in self._columns()), self.printable)
 
     def merged(self, rows: list[ModelSummary]) -> ModelTable:
         """The table with more rows, all sorted by name."""
         if not rows:
             return self
         extra = ModelTable.of(rows)
+        printable = self.printable and all("".join(c).isprintable() for c in extra._columns())
         if len(rows) < 64:
             from bisect import bisect_left
 
@@ -209,9 +213,9 @@ class ModelTable:
                 at = bisect_left(cols[0], name)
                 for col, add in zip(cols, extra._columns()):
                     col.insert(at, add[i])
-            return ModelTable(*cols)
+            return ModelTable(*cols, printable)
         both = sorted(list(zip(*self._columns())) + list(zip(*extra._columns())))
-        return ModelTable(*(list(c) for c in zip(*both)))
+        return ModelTable(*(list(c) for c in zip(*both)), printable)
 
     def render(self) -> str:
         """The aligned text table of `registry list`."""
@@ -221,7 +225,7 @@ class ModelTable:
         cols = [[h, *c] for h, c in zip(heads, self._columns())]
         # str.isprintable is false for every control character (and a few harmless ones): only
         # then is each cell cleaned
-        if not all("".join(c).isprintable() for c in cols):
+        if not self.printable and not all("".join(c).isprintable() for c in cols):
             cols = [[printable(v) for v in c] for c in cols]
         widths = [max(map(len, c)) for c in cols[:-1]]
         line = "".join(f"%-{w}s  " for w in widths) + "%s"
@@ -280,7 +284,10 @@ def _from_index(root: str | Path, rev: str | None) -> ModelTable | None:
                 f"the registry index disagrees with the tags of {len(doubt)} model(s) ({shown}); "
                 f"reading their tags. {ix.FIX}"
             )
-    table = ModelTable(names, states, latest, versions, tasks, projects)
+    # models.tsv in ASCII without a control character but tab and line feed (the common case,
+    # found in one pass over the bytes) needs no cleaning for the terminal
+    printable = head.models.isascii() and _CONTROL_BYTES.search(head.models) is None
+    table = ModelTable(names, states, latest, versions, tasks, projects, printable)
     again = changed | doubt
     if again:
         table = table.without(again).merged(_reread(root, rev, sorted(again), doubt, refs))
@@ -388,6 +395,7 @@ def _confirm_latest(root: str | Path, table: dict[str, list[Version]], doubtful:
         row.versions = len(versions)
 
 
+_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]")
 _CONTROL = re.compile(
     r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
 )
