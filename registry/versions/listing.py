@@ -286,7 +286,8 @@ def _from_index(root: str | Path, rev: str | None) -> ModelTable | None:
             )
     # models.tsv in ASCII without a control character but tab and line feed (the common case,
     # found in one pass over the bytes) needs no cleaning for the terminal
-    printable = head.models.isascii() and _CONTROL_BYTES.search(head.models) is None
+    data = head.models
+    printable = data.isascii() and len(data.translate(None, _CONTROL_BYTES)) == len(data)
     table = ModelTable(names, states, latest, versions, tasks, projects, printable)
     again = changed | doubt
     if again:
@@ -395,7 +396,7 @@ def _confirm_latest(root: str | Path, table: dict[str, list[Version]], doubtful:
         row.versions = len(versions)
 
 
-_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]")
+_CONTROL_BYTES = bytes([*range(0x09), *range(0x0B, 0x20), 0x7F])  # all but tab and line feed
 _CONTROL = re.compile(
     r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
 )
