@@ -3,6 +3,7 @@ pull, verified against the tags, rebuilt from them, and never trusted where it w
 
 import json
 import re
+import time
 
 import pytest
 
@@ -256,3 +257,61 @@ def test_list_at_a_revision_uses_the_index_for_unchanged_cards(reg):
     assert [(r["name"], r["state"], r["latest"]) for r in json.loads(proc.stdout)] == [
         ("digits", "published", "1.1.0")
     ]
+
+
+def test_a_tag_made_after_a_reader_kept_the_tag_digest_is_noticed(reg):
+    from registry.versions.tag_digest import CACHE, MARGIN_S
+
+    time.sleep(MARGIN_S + 0.2)  # the copied ref files settle: `list` keeps the digest
+    proc = reg.registry("list")
+    assert proc.returncode == 0 and notes(proc.stderr) == [], proc.stderr
+    assert (reg.root / ".git" / CACHE).is_file()
+    # a withdrawal made by hand, loose, then packed: both are seen at once
+    reg.git("tag", "-a", "digits@v1.1.0!#3", "-m", "withdraw", "digits@v1.1.0^{commit}")
+    for _ in ("loose", "packed"):
+        proc = reg.registry("list")
+        assert "digits  updated  1.0.0" in re.sub(r" +", "  ", proc.stdout)
+        assert any(
+            "disagrees with the tags of 1 model(s) (digits)" in n for n in notes(proc.stderr)
+        )
+        reg.git("pack-refs", "--all")
+
+
+def test_a_broken_models_tsv_is_named_and_the_list_comes_from_the_cards_and_tags(reg):
+    models = index_file(reg, "models.tsv") + "\nbroken\tline\n"  # (the text is stripped)
+    tree = _tree_with(reg, {"models.tsv": models})
+    reg.git("update-ref", INDEX_REF, reg.git("commit-tree", tree, "-p", INDEX_REF, "-m", "x"))
+    proc = reg.registry("list")
+    assert proc.returncode == 0
+    (note,) = notes(proc.stderr)
+    assert "models.tsv:4: expected 7 tab-separated fields, got 2" in note
+    assert "registry index rebuild" in note
+    assert "digits  updated  1.1.0" in re.sub(r" +", "  ", proc.stdout)
+
+
+def test_control_characters_in_the_index_never_reach_the_terminal(reg):
+    models = index_file(reg, "models.tsv").replace("\tdemo\t", "\tdemo\x1b]0;pwned\x07\x1b[2J\t", 1)
+    tree = _tree_with(reg, {"models.tsv": models})
+    reg.git("update-ref", INDEX_REF, reg.git("commit-tree", tree, "-p", INDEX_REF, "-m", "x"))
+    proc = reg.registry("list")
+    assert proc.returncode == 0 and "\x1b" not in proc.stdout and "\x07" not in proc.stdout
+    assert "pwned" not in proc.stdout  # the window-title sequence is dropped whole
+    assert "digits  updated  1.1.0  2  classification  demo" in re.sub(r" +", "  ", proc.stdout)
+
+
+@pytest.mark.parametrize("added", [3, 100])
+def test_rows_read_again_are_listed_in_name_order_and_filtered_like_the_others(added):
+    from registry.versions.listing import ModelSummary, ModelTable
+
+    kept = ModelTable.of(
+        [ModelSummary(f"m{i:03d}", "published", "1.0.0", 1, "detection") for i in range(0, 200, 2)]
+    )
+    again = [ModelSummary(f"m{i:03d}", "unpublished", task="ocr") for i in range(1, 2 * added, 2)]
+    table = kept.without({"m000"}).merged(again)
+    names = [r.name for r in table]
+    assert names == sorted(names) and "m000" not in names and len(names) == 99 + added
+    assert json.loads(table.to_json()) == [r.model_dump() for r in table]
+    assert [r.name for r in table.where(task="ocr", state="unpublished")] == [r.name for r in again]
+    lines = table.render().splitlines()
+    assert lines[0].split() == ["NAME", "STATE", "LATEST", "VERSIONS", "TASK", "PROJECT"]
+    assert lines[1].split() == ["m001", "unpublished", "-", "0", "ocr", "-"]

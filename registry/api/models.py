@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from registry.consuming.pull import PullResult
     from registry.versions.details import ModelDetails
     from registry.versions.index import SyncResult, Verification
-    from registry.versions.listing import ModelSummary
+    from registry.versions.listing import ModelTable
 
 __all__ = [
     "CheckRequest",
@@ -153,8 +153,9 @@ class ListRequest:
     rev: str | None = None
 
 
-def list_models(request: ListRequest) -> list[ModelSummary]:
-    """Models with their state, latest version and task (`registry list`).
+def list_models(request: ListRequest) -> ModelTable:
+    """Models with their state, latest version and task (`registry list`): a sequence of
+    `ModelSummary`, sorted by name.
 
     Raises:
         UsageError: an unknown state. GitError: an unknown revision.

@@ -10,12 +10,15 @@ gc), `packages` (package, run, verify, push-packages), `compress`, `train` and `
 share (the invocation, path parameters, `--format`, the key options) is in `options`.
 
 May import: every other subpackage (the CLI is the top layer); domain and API modules are
-imported inside the commands, so that `registry --help` stays light.
+imported inside the commands, so that `registry --help` stays light, and the command modules are
+imported when a command is looked up (`CommandGroup`), so that `registry list` imports only its
+own.
 """
 
 from __future__ import annotations
 
 import gc as collector
+import importlib
 import sys
 import traceback
 from pathlib import Path
@@ -23,12 +26,46 @@ from pathlib import Path
 import click
 
 from registry import __version__
-from registry.cli import catalog, compress, lifecycle, models, packages, publishing, train
 from registry.cli.options import CONTEXT, Invocation, folder_path
 from registry.core.errors import RegistryError
 
+# the modules holding the commands, in the order their commands are added
+MODULES = ("models", "lifecycle", "publishing", "packages", "compress", "train", "catalog")
+# commands found without importing every module: the reads, which must start fast
+FAST = {"list": "models", "show": "models"}
 
-@click.group(context_settings=CONTEXT)
+
+class CommandGroup(click.Group):
+    """The `registry` group, whose command modules are imported when a command is looked up:
+    `registry list` and `registry show` import only their own module; anything else (another
+    command, `--help`, `.commands`) imports them all."""
+
+    _loaded = False
+
+    @property
+    def commands(self) -> dict[str, click.Command]:
+        """Every command by name (importing every command module the first time)."""
+        if not self._loaded:
+            self._loaded = True
+            for name in MODULES:
+                for command in importlib.import_module(f"registry.cli.{name}").COMMANDS:
+                    self._commands[command.name] = command
+        return self._commands
+
+    @commands.setter
+    def commands(self, value: dict[str, click.Command]) -> None:
+        self._commands = value
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if not self._loaded and cmd_name in FAST:
+            module = importlib.import_module(f"registry.cli.{FAST[cmd_name]}")
+            for command in module.COMMANDS:
+                if command.name == cmd_name:
+                    return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=CommandGroup, context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="registry")
 @click.option(
     "--traceback",
@@ -63,11 +100,6 @@ def cli(ctx: click.Context, show_traceback: bool, repo_dir: Path | None, verbose
     ctx.with_resource(quiet_third_party(verbose))
     invocation = ctx.ensure_object(Invocation)
     invocation.folder, invocation.traceback = repo_dir, show_traceback
-
-
-for module in (models, lifecycle, publishing, packages, compress, train, catalog):
-    for command in module.COMMANDS:
-        cli.add_command(command)
 
 
 # --------------------------------------------------------------------------- entry point

@@ -414,15 +414,11 @@ def list_cmd(
       registry list --task detection --state published --format json
     """
     from registry.api.models import ListRequest, list_models
-    from registry.versions.listing import render_list
 
     rows = list_models(
         ListRequest(root=invocation.root, task=task, project=project, state=state, rev=rev)
     )
-    if fmt == "json":
-        click.echo(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
-    else:
-        click.echo(render_list(rows))
+    click.echo(rows.to_json() if fmt == "json" else rows.render())
 
 
 @click.command()

@@ -25,8 +25,6 @@ and names every disagreement; `sync` (run by publish) and `rebuild` write it.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -50,6 +48,14 @@ FIX = (
 )
 
 _said: set[str] = set()
+
+
+def _sha1(data: bytes = b""):
+    """A SHA-1 hash object (hashlib imported when first needed: `registry list` with a kept tag
+    digest hashes nothing)."""
+    import hashlib
+
+    return hashlib.sha1(data)
 
 
 def notice(message: str) -> None:
@@ -103,6 +109,8 @@ class IndexedModel:
 
     def to_json(self) -> bytes:
         """The file's bytes (stable: sorted keys, one version per line)."""
+        import json
+
         lines = [
             "{",
             f'"name": {json.dumps(self.name)},',
@@ -118,6 +126,8 @@ class IndexedModel:
     @classmethod
     def from_json(cls, data: bytes) -> IndexedModel:
         """Read a `versions/<name>.json`."""
+        import json
+
         raw = json.loads(data)
         return cls(name=raw["name"], tags=raw["tags"], versions=raw["versions"], stray=raw["stray"])
 
@@ -141,7 +151,7 @@ class Index:
 def model_digest(refs: list[tuple[str, str]]) -> str:
     """The digest of one model's tag refs [(refs/tags/<tag>, object id)], in any order."""
     text = "".join(f"{r} {o}\n" for r, o in sorted(refs))
-    return hashlib.sha1(text.encode()).hexdigest()[:20]
+    return _sha1(text.encode()).hexdigest()[:20]
 
 
 def _clean(value: str | None) -> str:
@@ -236,27 +246,49 @@ def _tag_refs(root: str | Path, patterns: list[str]) -> subprocess.Popen:
 
 
 class TagDigest:
-    """The SHA-1 of every tag ref, hashed in a thread while git streams them (nothing kept: a
-    million refs are 75 MB of text)."""
+    """The SHA-1 of every tag ref (what `git show-ref --tags` prints), hashed in a thread while git
+    streams them (nothing kept: a million refs are 75 MB of text); or, when the files holding the
+    tag refs did not change since a reader last computed it, the digest that reader kept
+    (`registry.versions.tag_digest`), without starting git."""
 
     def __init__(self, root: str | Path):
+        from registry.versions import tag_digest as kept
+
+        self._digest: str | None = None
+        self._common = kept.common_dir(root)
+        self._state = kept.ref_state(self._common) if self._common is not None else None
+        if self._state is not None:
+            found = kept.cached_digest(self._common, self._state)
+            if found is not None:
+                self._digest, self.count = found
+                return
         import threading
 
+        self.count = 0
         self._proc = _tag_refs(root, ["refs/tags"])
-        self._sha = hashlib.sha1()
+        self._sha = _sha1()
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
     def _read(self) -> None:
         read = self._proc.stdout.read
+        lines = 0
         while chunk := read(1 << 20):
             self._sha.update(chunk)
+            lines += chunk.count(b"\n")
+        self.count = lines
         self._proc.wait()
 
     def hexdigest(self) -> str:
         """The digest, once git has listed every tag ref."""
-        self._thread.join()
-        return self._sha.hexdigest()
+        if self._digest is None:
+            self._thread.join()
+            self._digest = self._sha.hexdigest()
+            if self._proc.returncode == 0 and self._state is not None:
+                from registry.versions.tag_digest import keep_digest
+
+                keep_digest(self._common, self._state, self._digest, self.count)
+        return self._digest
 
 
 def all_tag_refs(root: str | Path) -> bytes:
@@ -280,11 +312,34 @@ def refs_by_model(out: bytes | str) -> dict[str, list[tuple[str, str]]]:
     return grouped
 
 
-def read_index(root: str | Path, rev: str | None = None) -> tuple[Index | None, str | None, str]:
-    """The index, the `models` tree of `rev` (default HEAD), and why there is no usable index.
+class IndexHead:
+    """What a reader of the whole index needs first: the index commit, the digest and count of the
+    tag refs it was written for, `models.tsv` as stored (parsed by the reader, as far as it needs)
+    and the `models` tree it describes."""
+
+    __slots__ = ("commit", "tags_digest", "tag_count", "models", "cards_tree")
+
+    def __init__(
+        self,
+        commit: str,
+        tags_digest: str,
+        tag_count: int,
+        models: bytes,
+        cards_tree: str | None,
+    ):
+        self.commit, self.tags_digest, self.tag_count = commit, tags_digest, tag_count
+        self.models, self.cards_tree = models, cards_tree
+
+
+def read_index_head(
+    root: str | Path, rev: str | None = None
+) -> tuple[IndexHead | None, str | None, str]:
+    """The index's commit, header, `models.tsv` and `cards` tree, and the `models` tree of `rev`
+    (default HEAD), through one `git cat-file --batch`.
 
     Returns:
-        (index or None, the tree id of `<rev>:models` or None, the reason when index is None).
+        (head or None, the tree id of `<rev>:models` or None, the reason when head is None). The
+        rows are not parsed: see `models_columns` and `parse_models`.
     """
     got = _batch(
         root,
@@ -301,15 +356,75 @@ def read_index(root: str | Path, rev: str | None = None) -> tuple[Index | None, 
         return None, here_tree, f"this clone has no registry index ({INDEX_REF})"
     if models is None:
         return None, here_tree, f"the registry index {commit[0][:10]} has no {MODELS_FILE}"
+    data = models[2]
+    end = data.find(b"\n")
+    parts = data[: end if end >= 0 else len(data)].split(b"\t")
+    if len(parts) != 3 or parts[0] != f"# {FORMAT}".encode() or not parts[2].isdigit():
+        return (
+            None,
+            here_tree,
+            f"the registry index cannot be read: {MODELS_FILE} does not start with '# {FORMAT}'",
+        )
+    head = IndexHead(
+        commit=commit[0],
+        tags_digest=parts[1].decode(errors="replace"),
+        tag_count=int(parts[2]),
+        models=data,
+        cards_tree=cards[0] if cards and cards[1] == "tree" else None,
+    )
+    return head, here_tree, ""
+
+
+def models_columns(data: bytes) -> tuple[list[str], ...]:
+    """The columns of a `models.tsv` (name, state, task, project, latest, versions, digest), as
+    stored (`-` for none): split in one pass, no object per row.
+
+    A line with a field too many or too few shifts the cells after it: the count column would
+    then hold other text, or the digest column something else than 20 hex digits (or `-`), so
+    those two are checked whole.
+
+    Raises:
+        ValueError: a line that is not 7 tab-separated fields (the first one named).
+    """
+    body = data.decode().partition("\n")[2]
+    cells = body.replace("\n", "\t").split("\t") if body else []
+    if body.endswith("\n"):
+        cells.pop()
+    columns = tuple(cells[k::7] for k in range(7))
+    counts, digests = columns[5], columns[6]
+    if (
+        len(cells) % 7
+        or (counts and not "".join(counts).isdigit())
+        or not set(map(len, digests)) <= {1, 20}
+        or not set("".join(digests)) <= _DIGEST_CHARS
+        or not "".join(counts).isascii()
+    ):
+        parse_models(data)  # names the bad line
+        raise ValueError(f"{MODELS_FILE}: a line is not 7 tab-separated fields")
+    return columns
+
+
+_DIGEST_CHARS = set("0123456789abcdef-")
+
+
+def read_index(root: str | Path, rev: str | None = None) -> tuple[Index | None, str | None, str]:
+    """The index, the `models` tree of `rev` (default HEAD), and why there is no usable index.
+
+    Returns:
+        (index or None, the tree id of `<rev>:models` or None, the reason when index is None).
+    """
+    head, here_tree, reason = read_index_head(root, rev)
+    if head is None:
+        return None, here_tree, reason
     try:
-        digest, count, rows = parse_models(models[2])
+        digest, count, rows = parse_models(head.models)
     except (ValueError, UnicodeDecodeError) as e:
         return None, here_tree, f"the registry index cannot be read: {e}"
     index = Index(
-        commit=commit[0],
+        commit=head.commit,
         tags_digest=digest,
         tag_count=count,
-        cards_tree=cards[0] if cards and cards[1] == "tree" else None,
+        cards_tree=head.cards_tree,
         rows=rows,
     )
     return index, here_tree, ""
@@ -349,25 +464,49 @@ def changed_cards(root: str | Path, old_tree: str | None, new_tree: str | None) 
     return names
 
 
-def worktree_cards(root: str | Path, known: set[str] | dict) -> set[str]:
+class WorktreeCards:
     """Models whose card in the working tree may differ from HEAD's: edited, staged, removed, or in
-    a folder git does not know yet."""
-    root = Path(root)
-    proc = subprocess.run(
-        ["git", "diff-index", "--name-only", "--no-renames", "HEAD", "--", "models/*/model.yaml"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-    )
-    names = {p.split("/")[1] for p in proc.stdout.splitlines() if p.count("/") == 2}
-    try:
-        with os.scandir(root / "models") as entries:
-            for e in entries:
-                if e.name not in known and e.is_dir() and not e.name.startswith("."):
-                    names.add(e.name)
-    except FileNotFoundError:
-        pass
-    return names
+    a folder git does not know yet.
+
+    Git compares the cards with HEAD (`git diff-index`, which stats each card file and compares
+    the staged ones through the index's cached trees) in a process started at once, so that it
+    runs while the caller reads the index; `names` collects its answer and adds the folders of
+    `models/` that are not in `known`.
+    """
+
+    def __init__(self, root: str | Path):
+        self._root = Path(root)
+        self._proc = subprocess.Popen(
+            ["git", "diff-index", "--name-only", "--no-renames", "HEAD", "--"]
+            + ["models/*/model.yaml"],
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def close(self) -> None:
+        """Stop git, when its answer is not needed after all."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.communicate()
+
+    def names(self, known) -> set[str]:
+        """The models whose card may have changed; `known`: the models the caller already has."""
+        out = self._proc.communicate()[0].decode(errors="surrogateescape")
+        names = {p.split("/")[1] for p in out.splitlines() if p.count("/") == 2}
+        folder = self._root / "models"
+        try:
+            unknown = set(os.listdir(folder)).difference(known)
+        except (FileNotFoundError, NotADirectoryError):
+            unknown = set()
+        names.update(n for n in unknown if not n.startswith(".") and (folder / n).is_dir())
+        return names
+
+
+def worktree_cards(root: str | Path, known) -> set[str]:
+    """Models whose card in the working tree may differ from HEAD's: edited, staged, removed, or in
+    a folder git does not know yet (`known`: the models the caller already has)."""
+    return WorktreeCards(root).names(known)
 
 
 # --------------------------------------------------------------------------- one model (show, pull)
@@ -379,13 +518,22 @@ def model_from_index(root: str | Path, name: str) -> IndexedModel | None:
     Returns None (with a notice saying why) when there is no index, or when the tags of `name`
     disagree with it: the caller then reads the tags.
     """
+    return model_and_blobs(root, name, [])[0]
+
+
+def model_and_blobs(
+    root: str | Path, name: str, specs: list[str]
+) -> tuple[IndexedModel | None, list[bytes | None]]:
+    """`model_from_index`, and the blobs `specs` name (`<rev>:<path>`; None where missing) read by
+    the same `git cat-file`, while `git for-each-ref` lists the model's tags beside it."""
     tags = _tag_refs(root, [f"refs/tags/{name}@*"])
-    got = _batch(root, [INDEX_REF, f"{INDEX_REF}:{VERSIONS_DIR}/{name}.json"])
+    got = _batch(root, [INDEX_REF, f"{INDEX_REF}:{VERSIONS_DIR}/{name}.json", *specs])
     out = tags.communicate()[0].decode()
+    blobs = [g[2] if g is not None and g[1] == "blob" else None for g in got[2:]]
     refs = {r: o for o, _, r in (line.partition(" ") for line in out.splitlines()) if r}
     if got[0] is None:
         notice(f"no registry index ({INDEX_REF}) in this clone; reading the tags of {name}. {FIX}")
-        return None
+        return None, blobs
     entry = None
     if got[1] is not None and got[1][1] == "blob":
         try:
@@ -394,12 +542,12 @@ def model_from_index(root: str | Path, name: str) -> IndexedModel | None:
             entry = None
     known = entry.tags if entry else {}
     if refs == known:
-        return entry or IndexedModel(name=name)
+        return entry or IndexedModel(name=name), blobs
     diff = describe_difference(known, refs)
     notice(
         f"the registry index disagrees with the tags of {name} ({diff}); reading the tags. {FIX}"
     )
-    return None
+    return None, blobs
 
 
 def describe_difference(indexed: dict[str, str], actual: dict[str, str]) -> str:
@@ -587,7 +735,7 @@ def sync(
         f"{f[2]} refs/tags/{f[0]}\n" for f in (line.split("\t") for line in lines) if len(f) == 5
     )
     refs = refs_by_model(digest_out)
-    tags_digest = hashlib.sha1(digest_out.encode()).hexdigest()
+    tags_digest = _sha1(digest_out.encode()).hexdigest()
     tag_count = digest_out.count("\n")
     card_names = _card_names(root, head_tree)
     if index is None:
@@ -679,7 +827,7 @@ def _write(
 
     def blob(payload: bytes) -> str:
         stream.append(b"blob\ndata %d\n" % len(payload) + payload + b"\n")
-        return hashlib.sha1(b"blob %d\0" % len(payload) + payload).hexdigest()
+        return _sha1(b"blob %d\0" % len(payload) + payload).hexdigest()
 
     models_blob = blob(models)
     listing: dict[str, str] = {}
@@ -801,7 +949,7 @@ def verify(root: str | Path, head: str | None = None) -> Verification:
     changed = set(card_names) | set(index.rows) if changed is None else changed
     result.cards_changed = sorted(changed)
     say = result.problems.append
-    if index.tags_digest != hashlib.sha1(digest_out.encode()).hexdigest():
+    if index.tags_digest != _sha1(digest_out.encode()).hexdigest():
         say(
             f"the tag refs changed since the index was written ({index.tag_count} then, "
             f"{digest_out.count(chr(10))} now)"

@@ -84,7 +84,7 @@ def list_models(
     project: str | None = None,
     state: str | None = None,
     rev: str | None = None,
-) -> list[ModelSummary]:
+) -> ModelTable:
     """Every model with its state, latest version and task, filtered (all filters must match).
 
     Args:
@@ -92,19 +92,16 @@ def list_models(
         task, project, state: keep only models with this task / project / state.
         rev: read cards at this revision instead of the working tree.
 
+    Returns:
+        The rows, sorted by name: a sequence of `ModelSummary`.
+
     Raises:
         UsageError: an unknown state. GitError: an unknown revision.
     """
-    rows = _from_index(root, rev)
-    if rows is None:
-        rows = _from_cards_and_tags(root, rev)
-    out = [
-        r
-        for r in rows
-        if (task is None or r.task == task)
-        and (project is None or r.project == project)
-        and (state is None or r.state == state)
-    ]
+    table = _from_index(root, rev)
+    if table is None:
+        table = ModelTable.of(_from_cards_and_tags(root, rev))
+    out = table.where(task=task, project=project, state=state)
     if state is not None and not out:
         from registry.cards.schema import Status
 
@@ -116,7 +113,133 @@ def list_models(
     return out
 
 
-def _from_index(root: str | Path, rev: str | None) -> list[ModelSummary] | None:
+class ModelTable:
+    """The rows of `registry list` kept as columns of text (`-` for none), as `models.tsv` holds
+    them: a hundred thousand models are listed, filtered and printed without an object per row.
+    A sequence of `ModelSummary` (made when asked for) for the API's callers."""
+
+    __slots__ = ("names", "states", "latest", "versions", "tasks", "projects", "printable")
+
+    def __init__(
+        self,
+        names: list[str],
+        states: list[str],
+        latest: list[str],
+        versions: list[str],
+        tasks: list[str],
+        projects: list[str],
+        printable: bool = False,
+    ):
+        self.names, self.states, self.latest = names, states, latest
+        self.versions, self.tasks, self.projects = versions, tasks, projects
+        # known to hold no control character (else `render` checks every column)
+        self.printable = printable
+
+    @classmethod
+    def of(cls, rows: list[ModelSummary]) -> ModelTable:
+        """A table of rows."""
+        return cls(
+            [r.name for r in rows],
+            [r.state for r in rows],
+            [r.latest or "-" for r in rows],
+            [str(r.versions) for r in rows],
+            [r.task or "-" for r in rows],
+            [r.project or "-" for r in rows],
+        )
+
+    def _columns(self) -> tuple[list[str], ...]:
+        return (self.names, self.states, self.latest, self.versions, self.tasks, self.projects)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, i: int) -> ModelSummary:
+        def cell(v: str) -> str | None:
+            return None if v == "-" else v
+
+        return ModelSummary(
+            self.names[i],
+            self.states[i],
+            cell(self.latest[i]),
+            int(self.versions[i]),
+            cell(self.tasks[i]),
+            cell(self.projects[i]),
+        )
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self.names)))
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == list(other) if isinstance(other, (ModelTable, list)) else False
+
+    def __repr__(self) -> str:
+        return f"ModelTable({list(self)!r})"
+
+    def where(
+        self, *, task: str | None = None, project: str | None = None, state: str | None = None
+    ) -> ModelTable:
+        """The rows matching every filter given."""
+        keep = None
+        for column, wanted in ((self.tasks, task), (self.projects, project), (self.states, state)):
+            if wanted is not None:
+                match = [v == wanted for v in column]
+                keep = match if keep is None else [a and b for a, b in zip(keep, match)]
+        if keep is None:
+            return self
+        from itertools import compress
+
+        return ModelTable(*(list(compress(c, keep)) for c in self._columns()), self.printable)
+
+    def without(self, names: set[str]) -> ModelTable:
+        """The table less the rows of `names`."""
+        if not names:
+            return self
+        from itertools import compress
+
+        keep = [n not in names for n in self.names]
+        return ModelTable(*(list(compress(c, keep)) for c in self._columns()), self.printable)
+
+    def merged(self, rows: list[ModelSummary]) -> ModelTable:
+        """The table with more rows, all sorted by name."""
+        if not rows:
+            return self
+        extra = ModelTable.of(rows)
+        printable = self.printable and all("".join(c).isprintable() for c in extra._columns())
+        if len(rows) < 64:
+            from bisect import bisect_left
+
+            cols = [list(c) for c in self._columns()]
+            for i, name in enumerate(extra.names):
+                at = bisect_left(cols[0], name)
+                for col, add in zip(cols, extra._columns()):
+                    col.insert(at, add[i])
+            return ModelTable(*cols, printable)
+        both = sorted(list(zip(*self._columns())) + list(zip(*extra._columns())))
+        return ModelTable(*(list(c) for c in zip(*both)), printable)
+
+    def render(self) -> str:
+        """The aligned text table of `registry list`."""
+        if not self.names:
+            return "no models"
+        heads = ("NAME", "STATE", "LATEST", "VERSIONS", "TASK", "PROJECT")
+        cols = [[h, *c] for h, c in zip(heads, self._columns())]
+        # str.isprintable is false for every control character (and a few harmless ones): only
+        # then is each cell cleaned
+        if not self.printable and not all("".join(c).isprintable() for c in cols):
+            cols = [[printable(v) for v in c] for c in cols]
+        widths = [max(map(len, c)) for c in cols[:-1]]
+        line = "".join(f"%-{w}s  " for w in widths) + "%s"
+        return "\n".join(map(line.__mod__, zip(*cols)))
+
+    def to_json(self) -> str:
+        """`registry list --format json`: a list of objects, one per line."""
+        import json
+
+        dumps = json.dumps
+        return "[\n" + ",\n".join("  " + dumps(r.model_dump()) for r in self) + "\n]"
+
+
+def _from_index(root: str | Path, rev: str | None) -> ModelTable | None:
     """Every row from the registry index, the models whose card or tags changed since read again;
     None (with a notice) when there is no usable index."""
     from registry.versions import index as ix
@@ -124,40 +247,52 @@ def _from_index(root: str | Path, rev: str | None) -> list[ModelSummary] | None:
     if rev is not None:
         _commit_of(root, rev)
     tags = ix.TagDigest(root)
-    index, here, reason = ix.read_index(root, rev)
-    if index is None:
+    edits = ix.WorktreeCards(root) if rev is None else None
+    head, here, reason = ix.read_index_head(root, rev)
+    if head is None:
         ix.notice(f"{reason}; reading every card and tag. {ix.FIX}")
+        if edits is not None:
+            edits.close()
         return None
-    changed = ix.changed_cards(root, index.cards_tree, here)
+    try:
+        columns = ix.models_columns(head.models)
+    except (ValueError, UnicodeDecodeError) as e:
+        ix.notice(f"the registry index cannot be read: {e}; reading every card and tag. {ix.FIX}")
+        if edits is not None:
+            edits.close()
+        return None
+    names, states, tasks, projects, latest, versions, digests = columns
+    changed = ix.changed_cards(root, head.cards_tree, here)
     if changed is None:
         ix.notice(
             "the cards the registry index was written for are not in this clone; reading every "
             f"card and tag. {ix.FIX}"
         )
+        if edits is not None:
+            edits.close()
         return None
-    if rev is None:
-        changed |= ix.worktree_cards(root, index.rows)
+    if edits is not None:
+        changed |= edits.names(names)
     doubt: set[str] = set()
     refs = None
-    if tags.hexdigest() != index.tags_digest:
+    if tags.hexdigest() != head.tags_digest:
         refs = ix.refs_by_model(ix.all_tag_refs(root))
-        doubt = {n for n, r in index.rows.items() if ix.model_digest(refs.get(n, [])) != r.digest}
+        doubt = {n for n, d in zip(names, digests) if ix.model_digest(refs.get(n, [])) != d}
         if doubt:
             shown = ", ".join(sorted(doubt)[:5]) + (", …" if len(doubt) > 5 else "")
             ix.notice(
                 f"the registry index disagrees with the tags of {len(doubt)} model(s) ({shown}); "
                 f"reading their tags. {ix.FIX}"
             )
+    # models.tsv in ASCII without a control character but tab and line feed (the common case,
+    # found in one pass over the bytes) needs no cleaning for the terminal
+    data = head.models
+    printable = data.isascii() and len(data.translate(None, _CONTROL_BYTES)) == len(data)
+    table = ModelTable(names, states, latest, versions, tasks, projects, printable)
     again = changed | doubt
-    rows = [
-        ModelSummary(r.name, r.state, r.latest, r.versions, r.task, r.project)
-        for r in index.rows.values()
-        if r.name not in again
-    ]
     if again:
-        rows += _reread(root, rev, sorted(again), doubt, refs)
-        rows.sort(key=lambda r: r.name)
-    return rows
+        table = table.without(again).merged(_reread(root, rev, sorted(again), doubt, refs))
+    return table
 
 
 def _reread(
@@ -261,6 +396,7 @@ def _confirm_latest(root: str | Path, table: dict[str, list[Version]], doubtful:
         row.versions = len(versions)
 
 
+_CONTROL_BYTES = bytes([*range(0x09), *range(0x0B, 0x20), 0x7F])  # all but tab and line feed
 _CONTROL = re.compile(
     r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
 )
@@ -272,17 +408,7 @@ def printable(text: str) -> str:
     return _CONTROL.sub("", text)
 
 
-def render_list(rows: list[ModelSummary]) -> str:
+def render_list(rows: ModelTable | list[ModelSummary]) -> str:
     """`registry list` as an aligned text table."""
-    if not rows:
-        return "no models"
-    head = ("NAME", "STATE", "LATEST", "VERSIONS", "TASK", "PROJECT")
-    table = [head] + [
-        (r.name, r.state, r.latest or "-", str(r.versions), r.task or "-", r.project or "-")
-        for r in rows
-    ]
-    if _CONTROL.search("\n".join("\n".join(row) for row in table)):
-        table = [tuple(printable(c) for c in row) for row in table]
-    widths = [max(map(len, col)) for col in zip(*table)]
-    line = "  ".join(f"%-{w}s" for w in widths)
-    return "\n".join([(line % row).rstrip() for row in table])
+    table = rows if isinstance(rows, ModelTable) else ModelTable.of(rows)
+    return table.render()

@@ -45,7 +45,7 @@ from registry.core.files import write_atomic
 from registry.core.git import cat_files
 from registry.core.layout import MODELS_DIR
 from registry.core.storage import PUBLIC, file_md5
-from registry.versions.index import model_from_index, versions_of
+from registry.versions.index import model_and_blobs, versions_of
 from registry.versions.tags import (
     Version,
     confirm_versions,
@@ -132,13 +132,15 @@ def find_version(
     elif not allow_latest:
         ref = parse_reference(str(ref), allow_latest=False)
     name = ref.name
-    branch = default_branch(root)
-    entry = model_from_index(root, name)
+    branch = _default_branch_ref(root)
+    # the index entry and the card on the default branch through one `git cat-file`
+    entry, (on_branch,) = model_and_blobs(root, name, [f"{branch}:{card_path(name)}"])
     if entry is not None:
         versions, stray = versions_of(entry)
     else:
-        versions, stray = confirm_versions(root, read_model_versions(root, name), branch)
-    (on_branch,) = cat_files(root, [f"{branch}:{card_path(name)}"])
+        versions, stray = confirm_versions(
+            root, read_model_versions(root, name), default_branch(root)
+        )
     if says_offline(on_branch):
         versions = withdraw_offline(versions)
     refused = next((t for t in stray if t.tag == f"{name}@v{ref.version}"), None)
@@ -157,6 +159,24 @@ def find_version(
         )
     card = load_card(data, path).require(f"the card at {found.tag} is invalid: ")
     return PublishedVersion(**found.model_dump(), card=card)
+
+
+def _default_branch_ref(root: str | Path) -> str:
+    """A name of the default branch that `git cat-file` resolves as `default_branch` does (origin's
+    HEAD when it is a symbolic ref, else HEAD), read from the ref's file without starting git
+    where the refs are plain files."""
+    from registry.versions.tag_digest import common_dir
+
+    common = common_dir(root)
+    if common is None:
+        return default_branch(root)
+    try:
+        text = (common / "refs" / "remotes" / "origin" / "HEAD").read_text()
+    except FileNotFoundError:
+        return "HEAD"  # a symbolic ref is never packed: there is none
+    except (OSError, UnicodeDecodeError):
+        return default_branch(root)
+    return "refs/remotes/origin/HEAD" if text.startswith("ref: ") else "HEAD"
 
 
 @dataclass
