@@ -17,6 +17,7 @@ Every problem is a `Finding` with the file and line, like the model checks.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import tempfile
 from dataclasses import dataclass, field
@@ -57,7 +58,12 @@ from registry.training.layers import (
     inspect_custom_layer,
     suggest,
 )
-from registry.training.structure import LayerProblem, LayerShape, shape_text
+from registry.training.structure import (
+    LayerProblem,
+    LayerShape,
+    shape_text,
+    shapes_without_dynamo,
+)
 
 STATIC = "training-static"
 DYNAMIC = "training-run"
@@ -210,13 +216,15 @@ def check_training(
         sandbox = _start_sandbox(files, Path(tmp)) if dynamic and combos else None
         try:
             statics: dict[str, bool] = {}
-            for combo in combos.values():
-                ok = _static_shapes(files, combo, report)
-                statics[combo.structure] = statics.get(combo.structure, True) and ok
-            # structures no task uses: names, types, connections
-            for name, lf in files.structures.items():
-                if lf.value is not None and name not in statics:
-                    _static_shapes(files, Combination(name, "", "", {}, {}), report)
+            # torch is imported only when there is a structure to follow shapes through
+            with shapes_without_dynamo() if files.structures else contextlib.nullcontext():
+                for combo in combos.values():
+                    ok = _static_shapes(files, combo, report)
+                    statics[combo.structure] = statics.get(combo.structure, True) and ok
+                # structures no task uses: names, types, connections
+                for name, lf in files.structures.items():
+                    if lf.value is not None and name not in statics:
+                        _static_shapes(files, Combination(name, "", "", {}, {}), report)
             if sandbox is not None:
                 _dynamic(files, combos, report, sandbox, timeout=timeout, memory=memory)
         finally:
