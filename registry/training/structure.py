@@ -243,8 +243,24 @@ def _net_class():
             super().__init__()
             self.plan = p
             self.layers = nn.ModuleDict({n: m for n, m in zip(p.names, modules)})
+            # a chain (each layer takes the one before, the last is the one output) runs as a
+            # plain loop: no per-layer lookups in the training loop's every step
+            chain = [[p.input_names[0]], *([n] for n in p.names[:-1])]
+            self._chain = (
+                list(modules)
+                if len(p.input_names) == 1
+                and [list(s) for s in p.inputs] == chain
+                and list(p.outputs.values()) == p.names[-1:]
+                else None
+            )
+            self._output = next(iter(p.outputs)) if self._chain is not None else None
 
         def forward(self, *inputs):
+            if self._chain is not None:
+                x = inputs[0]
+                for layer in self._chain:
+                    x = layer(x)
+                return {self._output: x}
             values = dict(zip(self.plan.input_names, inputs))
             for name, sources in zip(self.plan.names, self.plan.inputs):
                 values[name] = self.layers[name](*(values[s] for s in sources))
