@@ -54,6 +54,8 @@ PLAIN_LOOP = textwrap.dedent('''\
     from torch import nn
     from sklearn.model_selection import train_test_split
 
+    LOOP_CPU = [0.0]  # CPU seconds of the last run's epochs alone (read by the benchmark)
+
     def main(root, out):
         """Train, measure and write out/plain.onnx and out/plain.pt2; return the test accuracy."""
         torch.set_num_threads(1)
@@ -68,6 +70,7 @@ PLAIN_LOOP = textwrap.dedent('''\
                             nn.Flatten(), nn.Linear(64, 10))
         opt = torch.optim.Adam(net.parameters(), lr=0.01)
         gen = torch.Generator().manual_seed(0)
+        started = time.process_time()
         for epoch in range(15):
             net.train()
             order = torch.randperm(len(xtr), generator=gen)
@@ -77,6 +80,7 @@ PLAIN_LOOP = textwrap.dedent('''\
                 loss = nn.functional.cross_entropy(net(xtr[idx]), ytr[idx])
                 loss.backward()
                 opt.step()
+        LOOP_CPU[0] = time.process_time() - started
         net.eval()
         with torch.no_grad():
             acc = float((net(xte).argmax(1) == yte).float().mean())
@@ -118,7 +122,9 @@ NOTES = (
     "What the registry adds to one run is fixed, not per epoch: the config snapshot, a "
     "checkpoint every 2 s (with the metrics files), the two curves (Pillow: about 0.01 s a "
     "picture, where matplotlib took 0.2 s) and the check of the `.pt2`, some 0.05 CPU s in all; "
-    "the loop is the plain loop's (the training metrics come from the batches' own outputs). "
+    "the loop is the plain loop's (the training metrics come from the batches' own outputs, "
+    "and a structure that is a chain of layers runs as a plain loop over them, like "
+    "`nn.Sequential`); the row of the epochs alone shows what is left per step. "
     "Both sides export ONNX and a `.pt2`, which take a good part of a run this short. The whole "
     "command adds the command's own start and the worker's fork server, which imports torch, "
     "dynamo, torch.export's tracer, onnx and Pillow once for all workers and freezes those "
@@ -126,13 +132,14 @@ NOTES = (
     "whole single-instance command beats `python plain_loop.py` because the script imports "
     "scikit-learn for its split and ends with Python's teardown of torch (seconds), while the "
     "command's process never imports torch and its worker and fork server end at once. The "
-    "bot's times are mostly starting Python and importing torch, twice: the static shapes run "
-    "in the bot's own process on torch's meta device, whose Python kernels import dynamo (with "
-    "torch.distributed) and sympy, and the sandboxed child, a fresh interpreter that the "
-    "optimiser's first use makes import dynamo too, imports the same while the static checks "
-    "run; the build, step and ONNX export themselves take about 0.3 CPU s, and the checks the "
-    "in-process figure. With the machine's cores busy with other work, these imports set the "
-    "wall time."
+    "bot's times are mostly starting Python and importing torch: the static shapes run in the "
+    "bot's own process on torch's meta device, whose Python kernels import sympy (for "
+    "`torch._check`) and would import dynamo only to mark themselves as not to be compiled, "
+    "which the check spares them with a stand-in while shapes are followed (some 1.5 CPU s "
+    "less); the sandboxed child, a fresh interpreter that the optimiser's first use makes "
+    "import dynamo, imports torch again while the static checks run; the build, step and ONNX "
+    "export themselves take about 0.3 CPU s, and the checks the in-process figure. With the "
+    "machine's cores busy with other work, these imports set the wall time."
 )
 
 
@@ -244,11 +251,17 @@ def main() -> None:
         def run_plain() -> float:
             return plain.main(str(root), str(tmp))
 
+        loop_cpu: dict[str, float] = {}
+
+        def mark_loop(event: dict) -> None:  # the runner's epochs: its start to its last epoch
+            if event["event"] in ("start", "epoch"):
+                loop_cpu[event["event"]] = time.process_time()
+
         def run_registry() -> float:
             shutil.rmtree(results / "digits-cnn/results", ignore_errors=True)
-            return train_instance(root, "digits-cnn", base, threads=1)["accuracy"]
+            return train_instance(root, "digits-cnn", base, threads=1, events=mark_loop)["accuracy"]
 
-        plain_t, runner_t = [], []
+        plain_t, runner_t, plain_loop_t, runner_loop_t = [], [], [], []
         rounds = max(6, 2 * args.repeat)
         for i in range(rounds + 1):  # the first round warms imports and caches; not counted
             pair = {}
@@ -259,6 +272,8 @@ def main() -> None:
             if i:
                 plain_t.append(pair["plain"])
                 runner_t.append(pair["registry"])
+                plain_loop_t.append(plain.LOOP_CPU[0])
+                runner_loop_t.append(loop_cpu["epoch"] - loop_cpu["start"])
             else:
                 # as in a worker, whose fork server freezes what its imports made: a full
                 # collection over those objects would otherwise land on one side or the other
@@ -268,6 +283,7 @@ def main() -> None:
         runner_med = (median(t[0] for t in runner_t), median(t[1] for t in runner_t))
         run_ratio = median(r[0] / p[0] for p, r in zip(plain_t, runner_t))
         run_cpu_ratio = median(r[1] / p[1] for p, r in zip(plain_t, runner_t))
+        loop_ratio = median(r / p for p, r in zip(plain_loop_t, runner_loop_t))
         torch.set_num_threads(os.cpu_count() or 1)
 
         # (a) whole commands
@@ -364,6 +380,19 @@ def main() -> None:
             "round's; the imports' objects frozen out of the collector, as in a worker); CPU "
             f"{run_cpu_ratio:.2f}×; test accuracy {plain_acc:.4f} (plain) / {runner_acc:.4f} "
             "(registry)",
+        ),
+        (
+            "the same, its 15 epochs alone",
+            "plain loop",
+            "",
+            f"{median(plain_loop_t):.2f}",
+            "`registry train` runner",
+            "",
+            f"{median(runner_loop_t):.2f}",
+            f"{loop_ratio:.2f}×",
+            "",
+            "CPU s of the epochs (the runner's: from its start event to its last epoch's); the "
+            "rest of a run is reading the data, the exports and the results files",
         ),
         (
             "digits CNN, 15 epochs, whole command",

@@ -73,8 +73,8 @@ def _training_catalog(root: Path) -> TrainingCatalog:
     network, so shapes and parameter counts are not shown).
 
     A file that does not load is left out (the bot reports it on its pull request); the results
-    of an instance are shown when its results folder is there (`registry train` wrote it, or
-    `registry train fetch` brought it).
+    of an instance are shown from its results folder when it is there (`registry train` wrote it),
+    else from the task's committed `results.json` (`registry train --register` wrote it).
     """
     from registry.catalog.records import TrainingCatalog
     from registry.training import DATASET_FILE, DATASETS_DIR, TASK_FILE, TRAINING_DIR
@@ -140,7 +140,11 @@ def _training_catalog(root: Path) -> TrainingCatalog:
             continue
         results = {}
         try:
-            results = {r.instance: r for r in list_results(root, t.name) if r.state != "not run"}
+            results = {
+                r.instance: r
+                for r in list_results(root, t.name, summary=True)
+                if r.state != "not run"
+            }
         except (OSError, ValueError):  # a results folder that cannot be read: none shown
             results = {}
         instances = []

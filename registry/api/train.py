@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from registry.training.data import DatasetData
     from registry.training.files import Instance
     from registry.training.register import Registered
     from registry.training.results import ResultRow
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from registry.training.workers import ProgressView, TaskRun
 
 __all__ = [
+    "DatasetsRequest",
     "RegisterRequest",
     "Results",
     "ResultsRequest",
@@ -29,6 +31,7 @@ __all__ = [
     "TrainPlanRequest",
     "TrainRequest",
     "check",
+    "datasets",
     "plan",
     "register",
     "results",
@@ -234,3 +237,37 @@ def plan(request: TrainPlanRequest) -> list[tuple[str, Instance]]:
         head=request.head,
         instances=list(request.instances),
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatasetsRequest:
+    """The datasets a task's instances train on, and whether to pull their data.
+
+    Args:
+        instances: only these instances (empty: every one).
+        pull: `dvc pull` their data (and no other dataset's) from `remote`.
+    """
+
+    root: Path
+    task: str
+    instances: tuple[str, ...] = ()
+    pull: bool = False
+    remote: str = "staging"
+
+
+def datasets(request: DatasetsRequest) -> list[DatasetData]:
+    """The datasets of a task's instances; their data pulled with `pull` (`registry train
+    datasets`).
+
+    Raises:
+        UsageError: an unknown task or instance, a dataset.yaml that does not load.
+        StorageError: the pull failed.
+    """
+    from registry.training.data import instance_datasets, pull_datasets
+    from registry.training.workers import select_instances
+
+    chosen = select_instances(request.root, request.task, list(request.instances) or None)
+    found = instance_datasets(request.root, chosen)
+    if request.pull:
+        pull_datasets(request.root, found, request.remote)
+    return found

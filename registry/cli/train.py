@@ -1,5 +1,5 @@
-"""`registry train`: run a task (the default subcommand), `register`, `results`, `check` and `plan`;
-each parses its flags into a request of `registry.api.train` and prints the result.
+"""`registry train`: run a task (the default subcommand), `register`, `results`, `check`, `plan`
+and `datasets`; each parses its flags into a request of `registry.api.train` and prints the result.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from registry.cli.options import Invocation, folder_path, format_option, pass_in
 
 
 class _TrainGroup(click.Group):
-    """`registry train TASK …` runs a task; `registry train results|check|plan …` are
+    """`registry train TASK …` runs a task; `registry train results|check|plan|datasets …` are
     subcommands."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
@@ -34,6 +34,7 @@ def train() -> None:
       registry train digits-cnn --workers 2            # every instance, two worker processes
       registry train digits-cnn --instance base --register
       registry train results digits-cnn                 # compare the instances
+      registry train datasets digits-cnn --pull         # fetch only the data its instances use
       registry train check --base origin/main --head HEAD --dynamic   # the pull-request bot
     """
 
@@ -302,6 +303,54 @@ def train_check(
             nl=fmt != "text",
         )
     sys.exit(0 if report.passed else 1)
+
+
+@train.command("datasets")
+@click.argument("task")
+@click.option(
+    "--instance",
+    "instances",
+    multiple=True,
+    metavar="NAME",
+    help="Only the datasets of this instance; repeatable.",
+)
+@click.option(
+    "--pull",
+    is_flag=True,
+    help="dvc pull their data (and no other dataset's) from --remote.",
+)
+@click.option("--remote", default="staging", show_default=True, help="With --pull: the DVC remote.")
+@format_option("text", "json", help="text: one line per dataset; json: a list of objects.")
+@pass_invocation
+def train_datasets(
+    invocation: Invocation,
+    task: str,
+    instances: tuple[str, ...],
+    pull: bool,
+    remote: str,
+    fmt: str,
+) -> None:
+    """List the datasets a task's instances train on; with --pull, fetch their data.
+
+    \b
+    Example:
+      registry train datasets digits-cnn --instance base --pull   # the train workflow's step
+    """
+    from dataclasses import asdict
+
+    from registry.api.train import DatasetsRequest, datasets
+
+    found = datasets(
+        DatasetsRequest(
+            root=invocation.root, task=task, instances=instances, pull=pull, remote=remote
+        )
+    )
+    if fmt == "json":
+        click.echo(json.dumps([asdict(d) for d in found], indent=2))
+        return
+    for d in found:
+        state = f"pulled from {remote}" if pull else "present" if d.present else "not pulled"
+        click.echo(f"{d.name}: {d.pointer} ({state}; instances {', '.join(d.instances)})")
 
 
 @train.command("plan")

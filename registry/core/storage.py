@@ -667,3 +667,27 @@ def dvc_push(
             f"pushing {what} to the '{remote}' remote failed: {e}",
             f"check the '{remote}' remote in .dvc/config (see docs/storage.md)",
         ) from None
+
+
+def dvc_pull(
+    root: str | os.PathLike, pointers: list[Path], remote: str = STAGING, what: str = "the data"
+) -> None:
+    """`dvc pull -r <remote>` the objects the given `.dvc` files name, into the working tree.
+
+    Args:
+        what: what the pointers track, for the message ("the datasets").
+    Raises:
+        StorageError: the remote is missing, unreachable, or lacks an object.
+    """
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(root)) as repo:
+            repo.pull(targets=[str(p) for p in pointers], remote=remote)
+    except (DvcException, OSError) as e:
+        raise StorageError(
+            f"pulling {what} from the '{remote}' remote failed: {e}",
+            f"check the '{remote}' remote in .dvc/config and its credentials (see "
+            "docs/storage.md), and that the data was pushed there",
+        ) from None

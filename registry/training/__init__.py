@@ -36,3 +36,4 @@ ALGORITHMS_DIR = "training/algorithms"
 TASK_FILE = "task.yaml"
 DATASET_FILE = "dataset.yaml"
 RESULTS_DIR = "results"  # training/<task>/results/<instance>/ (ignored by git)
+RESULTS_SUMMARY = "results.json"  # training/<task>/results.json: what was trained, committed

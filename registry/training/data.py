@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from registry.core.errors import UsageError
-from registry.training.files import Dataset, dataset_path
+from registry.training import DATASETS_DIR
+from registry.training.files import Dataset, Instance, dataset_path, load_file, require
 
 
 @dataclass
@@ -29,11 +30,80 @@ class Splits:
     test: Split
 
 
+def data_pointer(ds: Dataset) -> str:
+    """Repository-relative path of the DVC pointer that tracks a dataset's data."""
+    return f"{DATASETS_DIR}/{ds.name}/{ds.path.rstrip('/')}.dvc"
+
+
+@dataclass
+class DatasetData:
+    """A dataset some instances train on, and where its data stands in the working tree."""
+
+    name: str
+    pointer: str  # datasets/<name>/<path>.dvc
+    present: bool  # the data is in the working tree
+    instances: list[str]
+
+
+def instance_datasets(root: Path, instances: list[Instance]) -> list[DatasetData]:
+    """The datasets `instances` train on (each once, in the order first used).
+
+    Raises:
+        UsageError: a dataset.yaml is missing or invalid (file:line: message), or its data has no
+            DVC pointer.
+    """
+    root = Path(root)
+    found: dict[str, DatasetData] = {}
+    for inst in instances:
+        if inst.dataset in found:
+            found[inst.dataset].instances.append(inst.name)
+            continue
+        path = dataset_path(inst.dataset)
+        ds = require(
+            load_file(
+                (root / path).read_bytes() if (root / path).is_file() else None,
+                path,
+                Dataset,
+                expected_name=inst.dataset,
+            )
+        )
+        pointer = data_pointer(ds)
+        if not (root / pointer).is_file():
+            raise UsageError(
+                f"{pointer} does not exist: the data of dataset '{ds.name}' is not tracked by DVC",
+                f"track and push it: dvc add {pointer[:-4]} && dvc push -r staging {pointer}",
+            )
+        data = root / pointer[:-4]
+        present = data.is_dir() and any(data.iterdir()) if ds.path.endswith("/") else data.exists()
+        found[ds.name] = DatasetData(ds.name, pointer, present, [inst.name])
+    return list(found.values())
+
+
+def pull_datasets(root: Path, datasets: list[DatasetData], remote: str = "staging") -> None:
+    """`dvc pull` the data of `datasets` (and nothing else) from `remote`.
+
+    Raises:
+        StorageError: the remote is unreachable or lacks the data.
+    """
+    from registry.core.storage import dvc_pull
+
+    if datasets:
+        names = ", ".join(d.name for d in datasets)
+        dvc_pull(
+            root,
+            [Path(root) / d.pointer for d in datasets],
+            remote,
+            what=f"the data of dataset{'s' if len(datasets) > 1 else ''} {names}",
+        )
+    for d in datasets:
+        d.present = True
+
+
 def _missing(root: Path, ds: Dataset, path: Path) -> UsageError:
     rel = path.relative_to(root).as_posix()
     return UsageError(
         f"the data of dataset '{ds.name}' ({rel}) is not in the working tree",
-        f"fetch it: dvc pull -r staging {rel}.dvc",
+        f"fetch it: dvc pull -r staging {data_pointer(ds)}",
     )
 
 

@@ -24,6 +24,7 @@ from registry.training import (
     ALGORITHMS_DIR,
     DATASET_FILE,
     DATASETS_DIR,
+    RESULTS_SUMMARY,
     STRUCTURES_DIR,
     TASK_FILE,
     TRAINING_DIR,
@@ -398,6 +399,67 @@ class TrainingTask(_Strict):
         return self
 
 
+# --------------------------------------------------------------------------- results.json
+
+RESULTS_FORMAT = 1
+COMMIT_RE = r"^[0-9a-f]{40}$"
+
+
+class RegisteredAs(_Strict):
+    """The model entry an instance's result became."""
+
+    model: str = Field(description="the model's name (models/<model>/)")
+    version: str | None = Field(
+        None, description="its card's version when registered (none: the publisher sets it)"
+    )
+
+    _name = field_validator("model")(lambda cls, v: _check_name(v))
+
+
+class InstanceResult(_Strict):
+    """One instance as it ended: state, held-out metrics, epochs run."""
+
+    name: str = Field(description="the instance's name in task.yaml")
+    state: Literal["done", "partial"] = Field(
+        description="done: trained to the end; partial: stopped at a checkpoint"
+    )
+    metrics: dict[str, float] = Field(
+        default_factory=dict, description="metrics on the held-out (test) split"
+    )
+    epochs_run: int | None = Field(None, ge=0, description="epochs trained")
+    commit: str | None = Field(
+        None,
+        pattern=COMMIT_RE,
+        description="the commit this instance trained from, when not the summary's `commit`",
+    )
+    registered: RegisteredAs | None = Field(
+        None, description="the model entry this instance's result was registered as"
+    )
+
+
+class TaskResults(_Strict):
+    """The committed summary of a task's results (`training/<task>/results.json`), written by
+    `registry train --register`: the results folders themselves stay out of git."""
+
+    schema_ref: str | None = Field(
+        None, alias="$schema", description="path of this JSON Schema, for editors"
+    )
+    format: Literal[1] = Field(description="version of this file's format")
+    task: str = Field(description="the task's name; equals its folder under training/")
+    commit: str = Field(pattern=COMMIT_RE, description="the commit the instances trained from")
+    metric: str = Field(description="the task's metric that picked the registered instance")
+    instances: list[InstanceResult] = Field(description="every instance with results")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    _name = field_validator("task")(lambda cls, v: _check_name(v))
+
+
+def results_summary_path(task: str) -> str:
+    """Repository-relative path of a task's committed results summary."""
+    return f"{TRAINING_DIR}/{task}/{RESULTS_SUMMARY}"
+
+
 @dataclass
 class Instance:
     """A resolved training instance: every reference and hyperparameter filled in."""
@@ -519,6 +581,37 @@ def load_file(
     return loaded
 
 
+def load_results_summary(data: bytes | str | None, path: str, task: str) -> LoadedFile:
+    """Read a task's `results.json` (strict JSON, then the `TaskResults` schema, with lines);
+    problems come back as findings naming the file, never raised.
+
+    Args:
+        task: the folder it sits in, which its `task` must name.
+    """
+    fix = "it is written by `registry train --register`: register again, or fix it by hand"
+    if data is None:
+        return LoadedFile(path, None, None, [FileFinding(f"{path} does not exist", None, path)])
+    try:
+        json.loads(data)
+    except ValueError as e:  # JSONDecodeError, or bytes that are not UTF-8
+        line = getattr(e, "lineno", None)
+        why = getattr(e, "msg", None) or str(e)
+        return LoadedFile(
+            path, None, None, [FileFinding(f"not valid JSON: {why}", fix, path, line)]
+        )
+    loaded = load_file(data, path, TaskResults)
+    if loaded.value is not None and loaded.value.task != task:
+        loaded.findings.append(
+            FileFinding(
+                f"task '{loaded.value.task}' does not match its folder ('{task}')",
+                f'write "task": "{task}"',
+                path,
+                loaded.line_of("task"),
+            )
+        )
+    return loaded
+
+
 def _finding(err: dict, parsed: ParsedYaml, path: str, model: type[BaseModel]) -> FileFinding:
     loc = tuple(err["loc"])
     where = ".".join(str(p) for p in loc) or "file"
@@ -568,7 +661,7 @@ def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
             else (inner[0] if inner else None)
         )
     return (
-        list(current.model_fields)
+        [f.alias or k for k, f in current.model_fields.items()]
         if isinstance(current, type) and issubclass(current, BaseModel)
         else []
     )
@@ -658,12 +751,17 @@ SCHEMAS: dict[str, tuple[type[BaseModel], str]] = {
         "Training algorithm (training/algorithms/<name>.yaml)",
     ),
     "docs/training-task.schema.json": (TrainingTask, "Training task (training/<task>/task.yaml)"),
+    "docs/training-results.schema.json": (
+        TaskResults,
+        "Training results summary (training/<task>/results.json)",
+    ),
 }
 SCHEMA_FOR_KIND = {
     "dataset": "docs/dataset.schema.json",
     "structure": "docs/training-structure.schema.json",
     "algorithm": "docs/training-algorithm.schema.json",
     "task": "docs/training-task.schema.json",
+    "results": "docs/training-results.schema.json",
 }
 
 

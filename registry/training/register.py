@@ -2,18 +2,17 @@
 
 `register_best` picks the finished instance with the best value of the task's metric, and calls
 `registry.cards.scaffold.new_model` with its ONNX weights (and its `.pt2` as the card's `pytorch:`,
-when the instance has one), its config snapshot as the model's config,
-the measured held-out metrics, and as its training code this repository's task folder at the
-commit the instance was trained from (`source.repo: self`, `source.path: training/<task>`,
-`source.commit`), which the bot confirms without the network. The weights are pushed to the staging
-remote, and the new folder
-is committed on a branch of its own, ready for its pull request (which the bot then checks like
-any other).
+when the instance has one), its config snapshot as the model's config, the measured held-out
+metrics, and as its training code this repository's task folder at the commit the instance was
+trained from (`source.repo: self`, `source.path: training/<task>`, `source.commit`), which the bot
+confirms without the network. The weights are pushed to the staging remote, and the new folder is
+committed on a branch of its own with the task's results summary (`training/<task>/results.json`:
+every instance's held-out metrics, and which one became the model), ready for its pull request
+(which the bot then checks like any other).
 """
 
 from __future__ import annotations
 
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +20,10 @@ from pathlib import Path
 import yaml
 
 from registry.cards.schema import SELF_REPO, Metric
-from registry.core.errors import GitError, UsageError
-from registry.training.files import read_task
-from registry.training.results import best_result
+from registry.core.errors import UsageError
+from registry.core.git import run_git
+from registry.training.files import RegisteredAs, read_task, results_summary_path
+from registry.training.results import best_result, write_summary
 from registry.training.runner import results_dir
 
 
@@ -38,16 +38,11 @@ class Registered:
     folder: Path
     metrics: list[Metric]
     pushed: bool
+    summary: Path  # training/<task>/results.json, committed with the model
 
 
 def _git(root: Path, *args: str, check: bool = True) -> str:
-    proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise GitError(
-            f"git {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}",
-            "check the repository's state (git status)",
-        )
-    return proc.stdout.strip()
+    return run_git(root, *args, check=check).strip()
 
 
 def register_best(
@@ -90,6 +85,7 @@ def register_best(
         )
         for k, v in summary["metrics"].items()
     ]
+    trained = config.get("source_commit") or _git(root, "rev-parse", "HEAD")
     with tempfile.TemporaryDirectory(prefix="registry-register-") as tmp:
         config_file = Path(tmp) / "config.yaml"
         config_file.write_text(
@@ -110,7 +106,7 @@ def register_best(
                 project=spec.project,
                 source_repo=SELF_REPO,
                 source_path=f"training/{task}",
-                source_commit=config.get("source_commit") or _git(root, "rev-parse", "HEAD"),
+                source_commit=trained,
                 description=spec.description,
                 license=spec.license,
                 owners=spec.owners,
@@ -120,10 +116,23 @@ def register_best(
             ),
             push=push,
         )
+    summary = write_summary(
+        root,
+        task,
+        commit=trained,
+        registered=(best.instance, RegisteredAs(model=spec.model, version=result.card.version)),
+    )
     made = None
     if commit:
         _git(root, "switch", "-q", "-c", branch)
-        _git(root, "add", "--", str(result.folder.relative_to(root)), "dvc.yaml")
+        _git(
+            root,
+            "add",
+            "--",
+            str(result.folder.relative_to(root)),
+            "dvc.yaml",
+            results_summary_path(task),
+        )
         _git(
             root,
             "commit",
@@ -133,5 +142,12 @@ def register_best(
         )
         made = _git(root, "rev-parse", "HEAD")
     return Registered(
-        spec.model, best.instance, branch if commit else None, made, result.folder, metrics, push
+        spec.model,
+        best.instance,
+        branch if commit else None,
+        made,
+        result.folder,
+        metrics,
+        push,
+        summary,
     )

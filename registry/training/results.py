@@ -1,15 +1,31 @@
-"""A task's results: list and compare its instances, pick the best, fetch one instance's files."""
+"""A task's results: list and compare its instances, pick the best, fetch one instance's files,
+and the committed summary of them (`training/<task>/results.json`)."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from registry.core.errors import UsageError
+from registry.core.files import write_atomic
+from registry.training import TRAINING_DIR
 from registry.training.algorithms import metric_direction
-from registry.training.files import expand_instances, read_task
+from registry.training.files import (
+    COMMIT_RE,
+    RESULTS_FORMAT,
+    SCHEMA_FOR_KIND,
+    InstanceResult,
+    RegisteredAs,
+    TaskResults,
+    expand_instances,
+    load_results_summary,
+    read_task,
+    results_summary_path,
+)
 from registry.training.runner import results_dir
 
 
@@ -30,13 +46,26 @@ class ResultRow:
     pytorch_note: str | None = None  # why there is none
 
 
-def list_results(root: Path, task: str) -> list[ResultRow]:
-    """Every instance of the task with what its results folder holds; the best one marked."""
+def list_results(root: Path, task: str, *, summary: bool = False) -> list[ResultRow]:
+    """Every instance of the task with what its results folder holds; the best one marked.
+
+    Args:
+        summary: an instance without a results folder here takes its row from the committed
+            `training/<task>/results.json` (a clone that did not train it, such as the catalog's).
+    """
     spec = read_task(root, task)
+    recorded = read_summary(root, task) if summary else None
+    recorded_rows = {i.name: i for i in recorded.instances} if recorded else {}
     rows = []
     for inst in expand_instances(spec):
         folder = results_dir(root, task, inst.name)
         row = ResultRow(inst.name, "not run", spec.metric)
+        if not folder.is_dir() and inst.name in recorded_rows:
+            r = recorded_rows[inst.name]
+            row.state, row.metrics, row.epochs_run = r.state, dict(r.metrics), r.epochs_run
+            row.value = row.metrics.get(spec.metric)
+            rows.append(row)
+            continue
         status = folder / "status.json"
         if status.is_file():
             data = json.loads(status.read_text())
@@ -62,6 +91,82 @@ def list_results(root: Path, task: str) -> list[ResultRow]:
         best = (max if higher else min)(done, key=lambda r: r.value)
         best.best = True
     return rows
+
+
+def read_summary(root: Path, task: str) -> TaskResults | None:
+    """The task's committed `results.json` from the working tree; None when there is none or it
+    does not load (`registry train check` reports why)."""
+    path = results_summary_path(task)
+    file = Path(root) / path
+    if not file.is_file():
+        return None
+    loaded = load_results_summary(file.read_bytes(), path, task)
+    return loaded.value if not loaded.findings else None
+
+
+def _trained_commit(root: Path, task: str, instance: str) -> str | None:
+    config = results_dir(root, task, instance) / "config.yaml"
+    if not config.is_file():
+        return None
+    import yaml
+
+    commit = (yaml.safe_load(config.read_text()) or {}).get("source_commit")
+    return commit if isinstance(commit, str) and re.fullmatch(COMMIT_RE, commit) else None
+
+
+def write_summary(
+    root: Path, task: str, *, commit: str, registered: tuple[str, RegisteredAs] | None = None
+) -> Path:
+    """Write `training/<task>/results.json`: every instance with results here (the ones only the
+    previous summary knows are kept as it recorded them), and which one became which model.
+
+    Args:
+        commit: the commit the instances trained from (the registered one's).
+        registered: (instance, the model entry it was registered as).
+    Returns:
+        the file written.
+    """
+    spec = read_task(root, task)
+    previous = read_summary(root, task)
+    kept = {i.name: i for i in previous.instances} if previous else {}
+    entries: list[InstanceResult] = []
+    for row in list_results(root, task):
+        if row.state in ("done", "partial"):
+            trained = _trained_commit(root, task, row.instance)
+            entries.append(
+                InstanceResult(
+                    name=row.instance,
+                    state=row.state,
+                    metrics={k: v for k, v in row.metrics.items() if isinstance(v, (int, float))},
+                    epochs_run=row.epochs_run,
+                    commit=trained if trained and trained != commit else None,
+                )
+            )
+        elif row.instance in kept:  # trained elsewhere: as the last summary recorded it
+            old = kept[row.instance]
+            if old.commit is None and previous.commit != commit:
+                old = old.model_copy(update={"commit": previous.commit})
+            entries.append(old)
+    if registered is not None:
+        name, made = registered
+        entries = [
+            e.model_copy(update={"registered": made}) if e.name == name else e for e in entries
+        ]
+    summary = TaskResults(
+        schema_ref=os.path.relpath(SCHEMA_FOR_KIND["results"], f"{TRAINING_DIR}/{task}"),
+        format=RESULTS_FORMAT,
+        task=task,
+        commit=commit,
+        metric=spec.metric,
+        instances=entries,
+    )
+    path = Path(root) / results_summary_path(task)
+    write_atomic(
+        path,
+        json.dumps(summary.model_dump(mode="json", by_alias=True, exclude_none=True), indent=2)
+        + "\n",
+    )
+    return path
 
 
 def best_result(root: Path, task: str) -> ResultRow:

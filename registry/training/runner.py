@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -85,18 +84,24 @@ class Prepared:
 
 
 def _git_commit(root: Path) -> str | None:
+    """The commit checked out at `root`; None outside a git clone (or one with no commit yet)."""
+    from registry.core.git import run_git
+
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        return (
+            run_git(
+                root, "rev-parse", "--verify", "--quiet", "HEAD", check=False, timeout=10
+            ).strip()
+            or None
         )
-    except (OSError, subprocess.TimeoutExpired):
+    except (OSError, RegistryError):
         return None
-    return out.stdout.strip() if out.returncode == 0 else None
 
 
 def _data_md5(root: Path, ds: Dataset) -> str | None:
-    pointer = Path(root) / dataset_path(ds.name)
-    pointer = pointer.parent / (ds.path.rstrip("/") + ".dvc")
+    from registry.training.data import data_pointer
+
+    pointer = Path(root) / data_pointer(ds)
     if not pointer.is_file():
         return None
     from registry.core.storage import parse_pointer

@@ -9,8 +9,9 @@ through the built-in layers without running any code from a pull request.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -242,8 +243,24 @@ def _net_class():
             super().__init__()
             self.plan = p
             self.layers = nn.ModuleDict({n: m for n, m in zip(p.names, modules)})
+            # a chain (each layer takes the one before, the last is the one output) runs as a
+            # plain loop: no per-layer lookups in the training loop's every step
+            chain = [[p.input_names[0]], *([n] for n in p.names[:-1])]
+            self._chain = (
+                list(modules)
+                if len(p.input_names) == 1
+                and [list(s) for s in p.inputs] == chain
+                and list(p.outputs.values()) == p.names[-1:]
+                else None
+            )
+            self._output = next(iter(p.outputs)) if self._chain is not None else None
 
         def forward(self, *inputs):
+            if self._chain is not None:
+                x = inputs[0]
+                for layer in self._chain:
+                    x = layer(x)
+                return {self._output: x}
             values = dict(zip(self.plan.input_names, inputs))
             for name, sources in zip(self.plan.names, self.plan.inputs):
                 values[name] = self.layers[name](*(values[s] for s in sources))
@@ -298,6 +315,63 @@ def _expected(module, got: list) -> str | None:
     if isinstance(module, nn.LayerNorm):
         return shape_text(["N", "…", *module.normalized_shape])
     return None
+
+
+@contextlib.contextmanager
+def shapes_without_dynamo() -> Iterator[None]:
+    """Follow shapes on the `meta` device without importing `torch._dynamo` (a few CPU seconds).
+
+    On `meta` tensors many operations (ReLU, additions…) run torch's Python reference kernels,
+    which are marked "not to be traced by dynamo" through `torch._disable_dynamo`; that marker
+    imports `torch._dynamo` on its first call only to ask `torch._dynamo.disable(fn)` for a
+    wrapper, which outside of a `torch.compile` trace just calls `fn`. Nothing is compiled while
+    shapes are followed, so for that time `torch._dynamo` is a stand-in whose `disable` returns `fn`
+    itself: the very same kernels compute the very same shapes. Torch asking the stand-in for
+    anything else gets the real module (imported then), and on the way out the stand-in and the
+    wrappers it handed out are removed, so later code sees torch as it was. Single-threaded use
+    only (the static check).
+    """
+    import sys
+    import types
+
+    import torch
+
+    name = "torch._dynamo"
+    if name in sys.modules:  # the real one is here already: nothing to save
+        yield
+        return
+    handed: list = []
+
+    def disable(fn=None, recursive=True, wrapping=True, **kwargs):
+        if fn is None or kwargs:
+            return _real().disable(fn, recursive, wrapping=wrapping, **kwargs)
+        handed.append(fn)
+        return fn
+
+    def _real():
+        if sys.modules.get(name) is stub:
+            del sys.modules[name]
+            if torch.__dict__.get("_dynamo") is stub:
+                del torch._dynamo
+        import torch._dynamo as real  # noqa: PLC0415 - the fallback, only when torch needs it
+
+        return real
+
+    stub = types.ModuleType(name, "stand-in while shapes are followed (registry.training)")
+    stub.disable = disable
+    stub.__getattr__ = lambda attr: getattr(_real(), attr)
+    sys.modules[name] = stub
+    torch._dynamo = stub
+    try:
+        yield
+    finally:
+        for fn in handed:  # torch._compile caches the wrapper on the function
+            if getattr(fn, "__dict__", {}).get("__dynamo_disable") is fn:
+                del fn.__dynamo_disable
+        if sys.modules.get(name) is stub:
+            del sys.modules[name]
+        if torch.__dict__.get("_dynamo") is stub:
+            del torch._dynamo
 
 
 def trace(

@@ -17,6 +17,7 @@ Every problem is a `Finding` with the file and line, like the model checks.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import tempfile
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ from registry.training.files import (
     dataset_path,
     expand_instances,
     load_file,
+    load_results_summary,
+    results_summary_path,
     structure_path,
     task_names,
     task_path,
@@ -55,7 +58,12 @@ from registry.training.layers import (
     inspect_custom_layer,
     suggest,
 )
-from registry.training.structure import LayerProblem, LayerShape, shape_text
+from registry.training.structure import (
+    LayerProblem,
+    LayerShape,
+    shape_text,
+    shapes_without_dynamo,
+)
 
 STATIC = "training-static"
 DYNAMIC = "training-run"
@@ -151,6 +159,11 @@ class _Files:
             n: load_file(snap.read(task_path(n)), task_path(n), TrainingTask, expected_name=n)
             for n in task_names(snap)
         }
+        self.summaries = {
+            n: load_results_summary(data, results_summary_path(n), n)
+            for n in self.tasks
+            if (data := snap.read(results_summary_path(n))) is not None
+        }
 
     def all_loaded(self) -> list[LoadedFile]:
         return [
@@ -158,6 +171,7 @@ class _Files:
             *self.structures.values(),
             *self.algorithms.values(),
             *self.tasks.values(),
+            *self.summaries.values(),
         ]
 
 
@@ -196,18 +210,21 @@ def check_training(
         report.findings += [_f(x.message, x.hint, x.path, x.line) for x in lf.findings]
     for info in [*files.layers.values(), *files.algorithm_code.values()]:
         report.findings += [_f(m, h, info.path, line) for m, h, line in info.problems]
+    _summaries(files, report)
     combos = _instances(files, report, tasks)
     with tempfile.TemporaryDirectory(prefix="registry-train-check-") as tmp:
         sandbox = _start_sandbox(files, Path(tmp)) if dynamic and combos else None
         try:
             statics: dict[str, bool] = {}
-            for combo in combos.values():
-                ok = _static_shapes(files, combo, report)
-                statics[combo.structure] = statics.get(combo.structure, True) and ok
-            # structures no task uses: names, types, connections
-            for name, lf in files.structures.items():
-                if lf.value is not None and name not in statics:
-                    _static_shapes(files, Combination(name, "", "", {}, {}), report)
+            # torch is imported only when there is a structure to follow shapes through
+            with shapes_without_dynamo() if files.structures else contextlib.nullcontext():
+                for combo in combos.values():
+                    ok = _static_shapes(files, combo, report)
+                    statics[combo.structure] = statics.get(combo.structure, True) and ok
+                # structures no task uses: names, types, connections
+                for name, lf in files.structures.items():
+                    if lf.value is not None and name not in statics:
+                        _static_shapes(files, Combination(name, "", "", {}, {}), report)
             if sandbox is not None:
                 _dynamic(files, combos, report, sandbox, timeout=timeout, memory=memory)
         finally:
@@ -222,6 +239,27 @@ def check_training(
     for name, rows in report.layers.items():
         report.pictures[name] = render_structure(name, rows)
     return report
+
+
+def _summaries(files: _Files, report: TrainingReport) -> None:
+    """A results summary names instances its task has (a warning: a task may drop an instance
+    after it was trained) and the task's metric."""
+    for tname, lf in files.summaries.items():
+        summary, task = lf.value, files.tasks[tname].value
+        if summary is None or task is None:
+            continue
+        known = {i.name for i in expand_instances(task)}
+        for k, inst in enumerate(summary.instances):
+            if inst.name not in known:
+                report.findings.append(
+                    _f(
+                        f"instance '{inst.name}' is not an instance of task '{tname}'",
+                        "register again to rewrite the summary, or remove the entry",
+                        lf.path,
+                        lf.line_of("instances", k, "name"),
+                        severity=Severity.warning,
+                    )
+                )
 
 
 def _instances(

@@ -100,6 +100,34 @@ def _worker(root: str, task: str, inst: Instance, device: str, threads: int, eve
             )
 
 
+def require_device(device: str, task: str, chosen: list[Instance]) -> None:
+    """Refuse a device this machine lacks before any worker starts.
+
+    Raises:
+        UsageError: `--device cuda` where torch sees no CUDA device, naming the instances and
+            why (a CPU-only build of torch, or no GPU visible).
+    """
+    if device != "cuda":
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    names = ", ".join(i.name for i in chosen)
+    plural = "instance" if len(chosen) == 1 else "instances"
+    why = (
+        f"this torch ({torch.__version__}) is a CPU-only build"
+        if torch.version.cuda is None
+        else f"torch (built for CUDA {torch.version.cuda}) sees no GPU on this machine"
+    )
+    raise UsageError(
+        f"--device cuda: {why}, so task '{task}' ({plural} {names}) cannot train on it",
+        "train with --device cpu, or run on a machine with a GPU (in the train workflow: a "
+        "runner label of a GPU runner)"
+        + (", with a CUDA build of torch installed" if torch.version.cuda is None else ""),
+    )
+
+
 def train_task(
     root: Path,
     task: str,
@@ -121,7 +149,7 @@ def train_task(
         every instance's outcome; `interrupted` when Ctrl-C stopped the run.
 
     Raises:
-        UsageError: unknown task or instance, workers < 1.
+        UsageError: unknown task or instance, workers < 1, `--device cuda` without a GPU.
     """
     import multiprocessing as mp
 
@@ -129,14 +157,7 @@ def train_task(
     if workers < 1:
         raise UsageError("--workers must be at least 1")
     chosen = select_instances(root, task, instances)
-    if device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise UsageError(
-                "--device cuda: torch sees no CUDA device here",
-                "use --device cpu, or run on a machine (or runner label) with a GPU",
-            )
+    require_device(device, task, chosen)
     view = view or ProgressView(sys.stderr, plain=True)
     threads = threads or max(1, (os.cpu_count() or 1) // min(workers, len(chosen)))
     ctx = _context(mp)

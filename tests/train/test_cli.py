@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import click
 import pytest
@@ -11,7 +12,7 @@ from factories import registry_cli
 from registry.cli import cli
 
 
-@pytest.mark.parametrize("name", ["run", "results", "check", "plan", "register"])
+@pytest.mark.parametrize("name", ["run", "results", "check", "plan", "register", "datasets"])
 def test_every_train_command_has_help_with_an_example(name):
     command = cli.commands["train"].commands[name]
     assert "Example" in command.help
@@ -83,3 +84,67 @@ def test_check_reports_findings_with_exit_code_1(training_registry, capsys):
         report["findings"][0]["path"] == "training/structures/wine-mlp.yaml"
         and report["findings"][0]["line"] == 2
     )
+
+
+def test_device_cuda_without_a_gpu_fails_before_any_worker_starts(training_registry, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: --device cuda is valid here")
+    code, out, err = registry_cli(
+        training_registry.root,
+        "train",
+        "digits-cnn",
+        "--instance",
+        "base",
+        "--device",
+        "cuda",
+        capsys=capsys,
+    )
+    assert code == 2, err
+    assert "--device cuda:" in err and "task 'digits-cnn' (instance base)" in err, err
+    assert "--device cpu" in err and "Traceback" not in err
+    # nothing started: no results folder, no worker's failure line
+    assert not (training_registry.root / "training/digits-cnn/results").exists()
+    assert "failed" not in err
+
+
+def test_datasets_lists_and_pulls_only_the_data_the_instances_use(training_registry, capsys):
+    root = training_registry.root
+    shutil.rmtree(root / ".dvc" / "cache")  # what a fresh clone has: pointers, no data
+    (root / "datasets/digits/digits.npz").unlink()
+    (root / "datasets/wine/wine.csv").unlink()
+
+    code, out, _ = registry_cli(root, "train", "datasets", "wine-mlp", capsys=capsys)
+    assert code == 0
+    assert out.splitlines() == [
+        "wine: datasets/wine/wine.csv.dvc (not pulled; instances mlp-hidden-8, mlp-hidden-16, "
+        "mlp-hidden-32)"
+    ]
+
+    code, out, err = registry_cli(
+        root, "train", "datasets", "wine-mlp", "--instance", "mlp-hidden-8", "--pull",
+        capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "wine: datasets/wine/wine.csv.dvc (pulled from staging" in out
+    assert (root / "datasets/wine/wine.csv").stat().st_size > 0
+    assert not (root / "datasets/digits/digits.npz").exists()  # the task does not use it
+
+    code, out, _ = registry_cli(
+        root, "train", "datasets", "digits-cnn", "--format", "json", capsys=capsys
+    )
+    assert code == 0
+    [digits] = json.loads(out)
+    assert digits["name"] == "digits" and digits["present"] is False
+
+
+def test_datasets_pull_from_a_remote_without_the_data_is_a_clear_error(training_registry, capsys):
+    root = training_registry.root
+    shutil.rmtree(root / ".dvc" / "cache")
+    (root / "datasets/wine/wine.csv").unlink()
+    code, _, err = registry_cli(
+        root, "train", "datasets", "wine-mlp", "--pull", "--remote", "public", capsys=capsys
+    )
+    assert code != 0 and "Traceback" not in err
+    assert "pulling the data of dataset wine from the 'public' remote failed" in err, err

@@ -4,6 +4,7 @@ trains it, and `--register` makes a model entry that passes `registry check`."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -155,7 +156,21 @@ def test_a_task_goes_from_pull_request_to_a_registered_model(training_registry, 
     )  # committed on the branch
     accuracy = float(re.search(r"name: accuracy\n\s+value: ([0-9.]+)", card).group(1))
     assert 0.8 < accuracy <= 1.0
+    # the task's results summary is committed with it: every instance, and the one registered
+    summary = json.loads(reg.git("show", "train/wine-small:training/wine-small/results.json"))
+    assert summary["task"] == "wine-small" and summary["metric"] == "accuracy"
+    assert summary["commit"] == reg.git("rev-parse", "add-wine-small")
+    instances = {i["name"]: i for i in summary["instances"]}
+    assert set(instances) == {"mlp-hidden-8", "mlp-hidden-16"}
+    assert all(i["state"] == "done" and i["epochs_run"] == 6 for i in instances.values())
+    [registered] = [n for n, i in instances.items() if "registered" in i]
+    assert instances[registered]["registered"] == {"model": "wine-small"}
+    assert trained.stdout.count(f"from instance {registered} ") == 1
+    assert abs(instances[registered]["metrics"]["accuracy"] - accuracy) < 1e-9
     # the weights are on staging, and the new model passes the bot's model checks
     check = _registry(reg, "check", "--base", "main", "--head", "train/wine-small")
     assert check.returncode == 0, check.stdout + check.stderr
     assert "wine-small" in check.stdout
+    # and the training checks, which read the summary
+    files = _registry(reg, "train", "check", "--base", "main", "--head", "train/wine-small")
+    assert files.returncode == 0, files.stdout + files.stderr

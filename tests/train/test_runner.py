@@ -190,3 +190,25 @@ def test_a_network_torch_export_cannot_capture_trains_and_its_results_say_why(tr
 
     table = render_results("branchy", list_results(training_tree, "branchy"))
     assert "base: no model.pt2 (torch.export failed: " in table
+
+
+def test_a_chain_of_layers_and_a_graph_compute_the_same(training_tree):
+    import torch
+
+    from registry.training.files import Structure, load_file, require
+    from registry.training.structure import build_network
+
+    def network(name: str):
+        path = training_tree / f"training/structures/{name}.yaml"
+        structure = require(load_file(path.read_bytes(), path.name, Structure))
+        torch.manual_seed(0)
+        return build_network(structure, dict(structure.params), {})
+
+    cnn = network("digits-cnn")
+    assert cnn._chain is not None  # a chain: runs as a plain loop over its layers
+    x = torch.rand(5, 1, 8, 8)
+    chained = cnn(x)
+    cnn._chain = None  # the same network through the general path, layer by layer by name
+    assert chained.keys() == cnn(x).keys()
+    assert torch.allclose(next(iter(chained.values())), next(iter(cnn(x).values())))
+    assert network("digits-autoencoder")._chain is None  # two outputs: a graph

@@ -178,3 +178,46 @@ def test_checks_a_git_revision_without_a_checkout(training_registry):
     repo = RegistryRepo(reg.root)
     assert check_training(repo.snapshot("main")).passed
     assert not check_training(repo.snapshot(head)).passed
+
+
+FRESH_PROCESS_CHECK = """
+import sys
+from pathlib import Path
+from registry.core.repo import WorkTree
+from registry.training.structure import shapes_without_dynamo
+from registry.training.validate import check_training
+
+report = check_training(WorkTree(Path(sys.argv[1])))
+print(report.passed, "torch._dynamo" in sys.modules, report.layers["digits-cnn"][-1].output_shape)
+import torch
+
+# torch as it was: the real dynamo comes when asked for, and compiling still works
+with shapes_without_dynamo():  # torch asking the stand-in for more gets the real module
+    print(torch._dynamo.config.__name__)
+print(sys.modules["torch._dynamo"].disable.__module__)
+net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU())
+print(len(torch.export.export(net, (torch.randn(2, 3),)).graph.nodes))
+print(torch.relu(torch.empty(2, 3, device="meta")).shape)
+"""
+
+
+def test_static_shapes_do_not_import_dynamo_and_leave_torch_as_it_was(training_tree):
+    import subprocess
+    import sys
+
+    from factories import REPO_ROOT
+
+    proc = subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS_CHECK, str(training_tree)],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "True False ['N', 10]"  # the same shapes, without torch._dynamo
+    assert lines[1] == "torch._dynamo.config"
+    assert lines[2].startswith("torch._dynamo")  # the real module's disable
+    assert int(lines[3]) > 0
+    assert lines[4] == "torch.Size([2, 3])"

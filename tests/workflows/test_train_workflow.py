@@ -53,8 +53,9 @@ INSTANCES = ("mlp-hidden-8", "mlp-hidden-16")
 def project(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("train")
     clone = make_project_clone(tmp)
-    # the example datasets' data on the staging remote, as their publisher pushed it
-    for pointer in sorted((clone.root / "datasets").glob("*/*.dvc")):
+    # the wine data on the staging remote, as its publisher pushed it; the digits data is not
+    # there, so a train job that pulled every dataset instead of its instance's would fail
+    for pointer in sorted((clone.root / "datasets").glob("wine/*.dvc")):
         md5 = parse_pointer(pointer.read_text()).md5
         rel = Path("files", "md5", md5[:2], md5[2:])
         (clone.storage / "staging" / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -136,6 +137,14 @@ def test_the_train_label_trains_each_instance_in_a_job_and_opens_the_best_ones_p
     assert registered and accuracy[registered.group(1)] == max(accuracy.values()), accuracy
     [measured] = [m for m in card["metrics"] if m["name"] == "accuracy"]
     assert measured["value"] == pytest.approx(accuracy[registered.group(1)])
+    # the task's results summary is committed with the model: both instances, the best one
+    # registered
+    summary = json.loads(clone.git("show", f"{branch}:training/wine-small/results.json"))
+    assert summary["commit"] == head
+    assert {i["name"]: i["metrics"]["accuracy"] for i in summary["instances"]} == pytest.approx(
+        accuracy
+    )
+    assert [i["name"] for i in summary["instances"] if i.get("registered")] == [registered.group(1)]
     # the weights the card's pointer names are on the staging remote
     pointer = parse_pointer(clone.git("show", f"{branch}:models/wine-small/model.onnx.dvc"))
     staged = clone.storage / "staging" / "files" / "md5" / pointer.md5[:2] / pointer.md5[2:]
