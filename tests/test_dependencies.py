@@ -219,3 +219,21 @@ def test_a_command_whose_extra_is_missing_says_what_to_install(tmp_path):
     assert "Traceback" not in proc.stderr and "unexpected" not in proc.stderr, proc.stderr
     assert "`registry train` needs the 'train' extra's Python package 'torch'" in proc.stderr
     assert "hint: pip install 'git-model-registry[train]'" in proc.stderr
+
+
+def test_training_without_its_extra_stops_before_any_worker_starts(tmp_path):
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+
+    proc = subprocess.run(
+        [sys.executable, "-c", WITHOUT, "torch", "-C", str(clone), "train", "wine-mlp"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "FAILED" not in proc.stdout + proc.stderr and "worker" not in proc.stderr, proc.stderr
+    assert "hint: pip install 'git-model-registry[train]'" in proc.stderr
+    assert not (clone / "training" / "wine-mlp" / "results").exists()

@@ -76,11 +76,14 @@ def train(request: TrainRequest, *, view: ProgressView | None = None) -> TrainOu
         view: shows the run's events as they come.
 
     Raises:
-        UsageError: an unknown task or instance.
+        UsageError: an unknown task or instance. RegistryError: the `train` extra is not
+            installed.
     """
+    from registry.core.dependencies import require
     from registry.training.results import list_results
     from registry.training.workers import train_task
 
+    require(("torch", "PIL"), "train")  # before any worker starts, not in each of them
     run = train_task(
         request.root,
         request.task,

@@ -84,3 +84,20 @@ def missing_module(
         need = f"the Python package '{package}'"
     what = f"`registry {command}`" if command else "this command"
     return RegistryError(f"{what} needs {need} (module '{module}'), which is not installed", hint)
+
+
+def require(modules: tuple[str, ...], command: str) -> None:
+    """Stop before a command starts when a module its extra installs cannot be imported.
+
+    Raises:
+        RegistryError: naming the first missing module's package and the install line.
+    """
+    from importlib.util import find_spec
+
+    for module in modules:
+        try:
+            found = find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise missing_module(ModuleNotFoundError(name=module), command)
