@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from factories import REPO_ROOT, example_card
-from registry.catalog.plaincard import read_metrics, read_plain
+from registry.cards.plaincard import read_metrics, read_plain
 
 BENCH_CARD = """\
 name: m-00042
