@@ -6,16 +6,17 @@ when the registry index has already vouched for the card, and otherwise steps as
 so that the full path answers, with the same output and the same errors:
 
 - the model's index entry agrees with its tags (`index.model_and_blobs`, as the full path reads);
-- the card in the working tree, the card at the shown version's tag and the card the index was
-  written from (`refs/registry/index:cards/NAME/model.yaml`) are the same bytes, and the index's
-  row does not say the card is invalid: the registry validated exactly these bytes when it wrote
-  the index;
+- the card in the working tree is the same bytes as the card at the shown version's tag. A version
+  is published only when the card at its commit validates (`tags.confirm_versions`, which the
+  index's writer runs; publish validated it before tagging), so the registry has validated exactly
+  these bytes: an edited, broken or unpublished card, or an older version whose card differs,
+  steps aside;
 - the card is in the plain shape (`registry.cards.plaincard`) and every field printed has the type
   and form the schema gives it (a string that the schema would normalise, a size in another form,
   a metric value written as a string, … all step aside).
 
-Reads: one `git for-each-ref` of the model's tags beside one `git cat-file --batch` (index entry,
-index row, the index's card), then one more `git cat-file --batch` (the tag object for the notes,
+Reads: one `git for-each-ref` of the model's tags beside one `git cat-file --batch` (the index
+entry), then one more `git cat-file --batch` (the tag object for the notes,
 the card at the tag) beside `git config` (the origin URL for the pull commands).
 """
 
@@ -31,12 +32,7 @@ from registry.cards.sizes import format_size, parse_size
 from registry.core.git import cat_files
 from registry.core.layout import CARD_FILE, MODELS_DIR, NAME_RE
 from registry.core.semver import SEMVER, semver_key
-from registry.versions.index import (
-    CARDS_ENTRY,
-    INDEX_REF,
-    MODELS_FILE,
-    model_and_blobs,
-)
+from registry.versions.index import model_and_blobs
 from registry.versions.listing import printable
 
 # the schema's enums (registry.cards.schema.Status, Task) as the card writes them; a value not
@@ -93,17 +89,12 @@ def _show(root: Path, spec: str) -> str:
         stderr=subprocess.DEVNULL,
     )
     try:
-        entry, (models, indexed) = model_and_blobs(
-            root,
-            name,
-            [f"{INDEX_REF}:{MODELS_FILE}", f"{INDEX_REF}:{CARDS_ENTRY}/{name}/{CARD_FILE}"],
-        )
-        _need(entry is not None and models is not None and indexed is not None)
+        entry = model_and_blobs(root, name, [])[0]
+        _need(entry is not None)
         try:
             head = (root / card_path).read_bytes()
         except OSError:
             raise _StepAside from None
-        _need(head == indexed and _row_state(models, name) not in (None, "invalid"))
         card = _card(head)
         versions = [
             {
@@ -123,19 +114,17 @@ def _show(root: Path, spec: str) -> str:
             chosen = live
         else:
             chosen = next((v for v in versions if v["version"] == version), None)
-            _need(chosen is not None)
-        notes, pull = "", []
-        if chosen is not None:
-            tag_object, at_tag = cat_files(
-                root,
-                [f"refs/tags/{chosen['tag']}", f"{chosen['commit']}:{card_path}"],
-                (b"tag", b"blob"),
-            )
-            _need(tag_object is not None and at_tag == head)
-            notes = _message(tag_object)
-            url = origin.communicate()[0].decode().strip() or str(root)
-            targets = [t if isinstance(t, str) else t["name"] for t in card["targets"]]
-            pull = _pull_commands(name, chosen["version"], url, targets)
+        _need(chosen is not None)  # without a version to show, no validated card either
+        tag_object, at_tag = cat_files(
+            root,
+            [f"refs/tags/{chosen['tag']}", f"{chosen['commit']}:{card_path}"],
+            (b"tag", b"blob"),
+        )
+        _need(tag_object is not None and at_tag == head)
+        notes = _message(tag_object)
+        url = origin.communicate()[0].decode().strip() or str(root)
+        targets = [t if isinstance(t, str) else t["name"] for t in card["targets"]]
+        pull = _pull_commands(name, chosen["version"], url, targets)
     finally:
         if origin.returncode is None:
             origin.kill()
@@ -146,16 +135,6 @@ def _show(root: Path, spec: str) -> str:
 def _need(ok: bool) -> None:
     if not ok:
         raise _StepAside
-
-
-def _row_state(models: bytes, name: str) -> str | None:
-    """The state column of `name`'s row in `models.tsv` (None without a row)."""
-    at = models.find(b"\n" + name.encode() + b"\t")
-    if at < 0:
-        return None
-    end = models.find(b"\n", at + 1)
-    cells = models[at + 1 : end if end >= 0 else len(models)].split(b"\t")
-    return cells[1].decode() if len(cells) == 7 else None
 
 
 def _message(tag_object: bytes) -> str:
