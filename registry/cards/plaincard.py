@@ -6,8 +6,9 @@ a third of that on the shape `registry new` writes and people keep: `key: value`
 of nested mapping (`source:`) or list (`tags:`, or of one-level mappings, `metrics:`), plain and
 simply quoted scalars, flow lists (`tags: [a, b]`) and comments. Plain scalars are typed by
 PyYAML's own resolver table (a copy: this module does not import PyYAML), so `1.0` is a float,
-`yes` a bool and `1.2.0` a string exactly as the parser has them. Anything else (block scalars, multi-line or escaped scalars, anchors, flow mappings,
-tabs, other number forms, dates) makes `read_plain` return None, and the caller uses the parser.
+`yes` a bool and `1.2.0` a string exactly as the parser has them. Anything else (block scalars,
+multi-line or escaped scalars, anchors, flow mappings, tabs, other number forms, dates) makes
+`read_plain` return None, and the caller uses the parser.
 
 `read_metrics` reads only a card's `metrics:` block by the same rules: the catalog reads the
 metrics of every version's card, and nothing else of them.
