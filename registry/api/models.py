@@ -197,6 +197,18 @@ def show(request: ShowRequest) -> ModelDetails:
     return show_model(request.root, name, None if version == LATEST else version)
 
 
+def show_text(request: ShowRequest) -> str | None:
+    """`registry show` as text when the registry index vouches for the card, without importing the
+    card schema; None when `show` must answer (same output, same errors).
+
+    Raises:
+        GitError: git cannot be run in the clone.
+    """
+    from registry.versions.plainshow import show_text as plain
+
+    return plain(request.root, request.spec)
+
+
 # --------------------------------------------------------------------------- pull
 
 

@@ -1,7 +1,7 @@
 """The public catalog: a static web site (and static JSON) of every published model.
 
-This package owns the site: what it knows about each model (`records`), how it reads the
-registry to learn it (`collect`, with `plaincard` reading cards in their plain shape without the
+This package owns the site: what it knows about each model (`records`), how it reads the registry to
+learn it (`collect`, with `registry.cards.plaincard` reading cards in their plain shape without the
 YAML parser), the safe Markdown it renders card text with (`markdown`), the metric charts
 (`charts`), the pages and the incremental build (`site`) and the local preview server (`serve`).
 Templates and static assets ship as package data in `templates/` and `static/`.

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import yaml
 
+from registry.cards.plaincard import read_metrics, read_plain
 from registry.cards.schema import (
     CARD_FILE,
     MAX_CARD_BYTES,
@@ -33,7 +34,6 @@ from registry.cards.schema import (
     load_card,
 )
 from registry.catalog.markdown import MAX_CHARS
-from registry.catalog.plaincard import read_metrics, read_plain
 from registry.catalog.records import (
     CatalogMetric,
     CatalogModel,

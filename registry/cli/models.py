@@ -434,11 +434,17 @@ def show(invocation: Invocation, spec: str, fmt: str) -> None:
       registry show digits-cnn
       registry show digits-cnn@1.0.0 --format json
     """
-    from registry.api.models import ShowRequest
+    from registry.api.models import ShowRequest, show_text
+
+    request = ShowRequest(root=invocation.root, spec=spec)
+    text = show_text(request) if fmt == "text" else None
+    if text is not None:
+        click.echo(text)
+        return
     from registry.api.models import show as show_model
     from registry.versions.details import render_details
 
-    details = show_model(ShowRequest(root=invocation.root, spec=spec))
+    details = show_model(request)
     click.echo(details.model_dump_json(indent=2) if fmt == "json" else render_details(details))
 
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from factories import REPO_ROOT, example_card
-from registry.catalog.plaincard import read_metrics, read_plain
+from registry.cards.plaincard import read_metrics, read_plain
 
 BENCH_CARD = """\
 name: m-00042
@@ -230,3 +230,14 @@ def test_edits_of_a_card_never_read_differently_from_the_parser():
         plain += same_as_yaml("\n".join(edited) + "\n") is not None
         metrics += same_metrics_as_yaml("\n".join(edited) + "\n") is not None
     assert plain > 100 and metrics > 100  # the plain shape survives many edits
+
+
+def test_the_copied_typing_rules_are_pyyamls():
+    """The plain reader types scalars and refuses characters by a copy of PyYAML's tables."""
+    from registry.cards import plaincard
+
+    def table(resolvers):
+        return {k: [(tag, p.pattern, p.flags) for tag, p in v] for k, v in resolvers.items()}
+
+    assert table(plaincard._IMPLICIT) == table(yaml.resolver.Resolver.yaml_implicit_resolvers)
+    assert yaml.reader.Reader.NON_PRINTABLE.pattern == plaincard._NON_PRINTABLE

@@ -5,9 +5,10 @@ about 0.3 ms on a card, most of it building Python objects node by node; this re
 a third of that on the shape `registry new` writes and people keep: `key: value` lines, one level
 of nested mapping (`source:`) or list (`tags:`, or of one-level mappings, `metrics:`), plain and
 simply quoted scalars, flow lists (`tags: [a, b]`) and comments. Plain scalars are typed by
-PyYAML's own resolver, so `1.0` is a float, `yes` a bool and `1.2.0` a string exactly as the parser
-has them. Anything else (block scalars, multi-line or escaped scalars, anchors, flow mappings,
-tabs, other number forms, dates) makes `read_plain` return None, and the caller uses the parser.
+PyYAML's own resolver table (a copy: this module does not import PyYAML), so `1.0` is a float,
+`yes` a bool and `1.2.0` a string exactly as the parser has them. Anything else (block scalars,
+multi-line or escaped scalars, anchors, flow mappings, tabs, other number forms, dates) makes
+`read_plain` return None, and the caller uses the parser.
 
 `read_metrics` reads only a card's `metrics:` block by the same rules: the catalog reads the
 metrics of every version's card, and nothing else of them.
@@ -17,10 +18,70 @@ from __future__ import annotations
 
 import re
 
-import yaml
-
-# PyYAML's implicit typing of plain scalars: first character -> [(tag, pattern)] (None: any)
-_IMPLICIT = yaml.resolver.Resolver.yaml_implicit_resolvers
+# PyYAML's implicit typing of plain scalars (yaml/resolver.py, YAML 1.1): (tag, pattern, flags,
+# first characters), in its order. Copied, so that reading a plain card does not import PyYAML
+# (about 35 ms); tests/catalog/test_plaincard.py checks the copy against PyYAML's own table.
+_YAML = "tag:yaml.org,2002:"
+_RESOLVERS = [
+    (
+        _YAML + "bool",
+        r"""^(?:yes|Yes|YES|no|No|NO
+                    |true|True|TRUE|false|False|FALSE
+                    |on|On|ON|off|Off|OFF)$""",
+        re.X,
+        "yYnNtTfFoO",
+    ),
+    (
+        _YAML + "float",
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
+                    |\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
+                    |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+                    |[-+]?\.(?:inf|Inf|INF)
+                    |\.(?:nan|NaN|NAN))$""",
+        re.X,
+        "-+0123456789.",
+    ),
+    (
+        _YAML + "int",
+        r"""^(?:[-+]?0b[0-1_]+
+                    |[-+]?0[0-7_]+
+                    |[-+]?(?:0|[1-9][0-9_]*)
+                    |[-+]?0x[0-9a-fA-F_]+
+                    |[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$""",
+        re.X,
+        "-+0123456789",
+    ),
+    (_YAML + "merge", r"^(?:<<)$", 0, "<"),
+    (
+        _YAML + "null",
+        r"""^(?: ~
+                    |null|Null|NULL
+                    | )$""",
+        re.X,
+        ["~", "n", "N", ""],
+    ),
+    (
+        _YAML + "timestamp",
+        r"""^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]
+                    |[0-9][0-9][0-9][0-9] -[0-9][0-9]? -[0-9][0-9]?
+                     (?:[Tt]|[ \t]+)[0-9][0-9]?
+                     :[0-9][0-9] :[0-9][0-9] (?:\.[0-9]*)?
+                     (?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$""",
+        re.X,
+        "0123456789",
+    ),
+    (_YAML + "value", r"^(?:=)$", 0, "="),
+    (_YAML + "yaml", r"^(?:!|&|\*)$", 0, "!&*"),
+]
+# first character -> [(tag, compiled pattern)], as `yaml.resolver.Resolver.yaml_implicit_resolvers`
+_IMPLICIT: dict[str | None, list[tuple[str, re.Pattern]]] = {}
+for _tag_name, _pattern, _flags, _firsts in _RESOLVERS:
+    _compiled = re.compile(_pattern, _flags)
+    for _first in _firsts:
+        _IMPLICIT.setdefault(_first, []).append((_tag_name, _compiled))
+del _tag_name, _pattern, _flags, _firsts, _compiled, _first
+# the characters PyYAML's reader refuses (`yaml.reader.Reader.NON_PRINTABLE`)
+_NON_PRINTABLE = "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
 _STR = "tag:yaml.org,2002:str"
 _KEY = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*):(?: +(.*))?")
 _INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
@@ -34,7 +95,7 @@ _METRICS_KEY = re.compile(r"^metrics[ \t]*:", re.MULTILINE)
 _METRICS_BLOCK = re.compile(r"^metrics:[ \t]*\n((?:(?:[ \t]+|- ).*\n?|[ \t]*\n)*)", re.MULTILINE)
 _METRIC_LINE = re.compile(r"( *)(- +)?([a-z_]+): (.+)")
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
-_UNPLAIN = re.compile("[\t\r\x85\u2028\u2029\ufeff]|" + yaml.reader.Reader.NON_PRINTABLE.pattern)
+_UNPLAIN = re.compile("[\t\r\x85\u2028\u2029\ufeff]|" + _NON_PRINTABLE)
 
 
 class _NotPlain(Exception):
