@@ -447,9 +447,7 @@ def build_catalog(
         listed = [n for n in listed if n in known]
         listed_set -= set(empty)
         changed = [n for n in changed if n in known]
-    removed = sorted(set(previous) - listed_set)
-    for name in removed:
-        shutil.rmtree(out / "models" / name, ignore_errors=True)
+    removed = _remove_unlisted(out / "models", set(previous), listed_set)
     models = {n: known[n] for n in listed}
     training = _link_models(training, models)
     written, pages = _write_shared(out, models, scan, previous_pages, training)
@@ -469,6 +467,21 @@ def build_catalog(
         index_bytes=(out / "index.html").stat().st_size,
         seconds=round(time.perf_counter() - started, 3),
     )
+
+
+def _remove_unlisted(folder: Path, previous: set[str], listed: set[str]) -> list[str]:
+    """Remove the pages of models no longer listed: those the last build's manifest names and any
+    other model folder left in the site (an earlier build whose manifest was lost or ignored).
+    Returns their names, sorted."""
+    try:
+        with os.scandir(folder) as entries:
+            present = {e.name for e in entries if e.is_dir(follow_symlinks=False)}
+    except FileNotFoundError:
+        present = set()
+    removed = sorted((previous | present) - listed)
+    for name in removed:
+        shutil.rmtree(folder / name, ignore_errors=True)
+    return removed
 
 
 def _write_shared(
@@ -656,6 +669,10 @@ def _write_training(
             written += _write_if_changed(path, html.encode())
             for name, data in files.items():
                 written += _write_if_changed(out / folder / name, data)
+        if template == "task.html.j2":  # pictures of structures the task no longer uses
+            for p in (out / folder).glob("structure-*.svg"):
+                if p.name not in files:
+                    p.unlink()
     for kind, names in (
         ("datasets", {d.name for d in training.datasets}),
         ("training", {t.name for t in training.tasks}),

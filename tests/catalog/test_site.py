@@ -590,3 +590,45 @@ def test_rebuild_rewrites_only_the_training_pages_whose_files_changed(published_
     # the model it made still names it, without a link that would lead nowhere
     local_links(site, "models/digits-cnn/index.html")
     assert "<code>training/digits-cnn</code> (not in the registry" in page(site, "digits-cnn")
+
+
+def test_a_rebuild_removes_what_the_registry_no_longer_has(published_registry, tmp_path):
+    from catalog.training_files import add_training
+
+    reg, site = published_registry, tmp_path / "site"
+    add_training(reg)
+    add_published(reg, "wine", seed=7)
+    build_with_training(reg.root, site)
+    task = site / "training" / "digits-cnn"
+    assert (task / "structure-digits-cnn.svg").is_file()
+
+    # the task now uses another structure: the old picture goes, the new one comes
+    structure = (reg.root / "training/structures/digits-cnn.yaml").read_text()
+    task_file = reg.root / "training/digits-cnn/task.yaml"
+    reg.commit(
+        {
+            "training/structures/digits-cnn-wide.yaml": structure.replace(
+                "name: digits-cnn", "name: digits-cnn-wide"
+            ),
+            "training/digits-cnn/task.yaml": task_file.read_text().replace(
+                "structure: digits-cnn", "structure: digits-cnn-wide"
+            ),
+        },
+        message="a wider structure",
+    )
+    build_with_training(reg.root, site)
+    assert sorted(p.name for p in task.glob("*.svg")) == ["structure-digits-cnn-wide.svg"]
+    assert local_links(site, "training/digits-cnn/index.html")
+
+    # a model no longer listed loses its pages even when the last build's manifest is gone
+    (site / STATE_FILE).unlink()
+    reg.git("tag", "-d", "wine@v1.0.0")
+    report = build_with_training(reg.root, site)
+    assert report.removed == ["wine"] and not (site / "models" / "wine").exists()
+    assert "wine" not in (site / "index.html").read_text()
+
+    # ... and when a forced build ignores it
+    (site / "models" / "gone").mkdir()
+    (site / "models" / "gone" / "index.html").write_text("an old page")
+    assert build_with_training(reg.root, site, force=True).removed == ["gone"]
+    assert not (site / "models" / "gone").exists()
