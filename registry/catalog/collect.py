@@ -75,6 +75,7 @@ class RegistryScan:
     )  # (model, version) -> index
     object_dirs: list[Path] = field(default_factory=list)  # where weights objects may lie locally
     card_history: tuple | None = None  # see history()
+    public_remote: dict | None = None  # where the public remote is, and for which configuration
 
     _packages_by_model: dict[str, dict[str, bytes]] | None = None
 
@@ -136,10 +137,17 @@ class ModelSource:
 
 
 def scan_registry(
-    root: str | Path, *, repo_url: str | None = None, packages: bool = True
+    root: str | Path,
+    *,
+    repo_url: str | None = None,
+    packages: bool = True,
+    public_remote: dict | None = None,
 ) -> RegistryScan:
     """Read tags, current cards and (unless `packages` is False) the public remote's package
     indexes.
+
+    `public_remote` is the `RegistryScan.public_remote` of an earlier build of this clone: where
+    the public remote was, valid while DVC's configuration files are unchanged.
 
     Raises:
         UsageError: `root` is not a clone of the registry.
@@ -171,21 +179,38 @@ def scan_registry(
         except OSError:
             continue
     if (root / ".dvc").is_dir():
-        _scan_storage(scan, packages)
+        _scan_storage(scan, packages, public_remote)
     return scan
 
 
-def _scan_storage(scan: RegistryScan, packages: bool) -> None:
+def _scan_storage(scan: RegistryScan, packages: bool, known: dict | None) -> None:
+    """The local object folders and (with `packages`) the package indexes of the public remote.
+
+    Where the public remote lies comes from DVC's configuration, which costs DVC's import; `known`
+    is what an earlier build found (`scan.public_remote`, kept by the site), used when the files
+    DVC reads its configuration from are unchanged. A local remote is then listed directly.
+    """
+    scan.object_dirs.append(scan.root / ".dvc" / "cache" / "files" / "md5")
+    key = _config_key(scan.root)
+    if known and known.get("key") == key and known.get("kind") in ("none", "local"):
+        scan.public_remote = known
+        if known["kind"] == "local":
+            scan.object_dirs.append(Path(known["root"]) / "files" / "md5")
+            if packages:
+                _local_package_indexes(scan, known["root"])
+        return
     from registry.core.storage import PUBLIC, Storage
 
     storage = Storage(scan.root)
-    scan.object_dirs.append(scan.root / ".dvc" / "cache" / "files" / "md5")
     try:
         remote = storage.remote(PUBLIC)
     except UsageError:
+        scan.public_remote = {"key": key, "kind": "none"}
         return  # no public remote: nothing is published there yet, and no packages
-    fs = getattr(remote.fs, "fs", remote.fs)
-    if type(fs).__name__ == "LocalFileSystem" or getattr(fs, "protocol", None) in ("file", "local"):
+    local = type(remote.fs).__name__ == "LocalFileSystem"  # DVC's, around fsspec's
+    scan.public_remote = {"key": key, "kind": "local" if local else "other"}
+    if local:
+        scan.public_remote["root"] = str(remote.root)
         scan.object_dirs.append(Path(remote.root) / "files" / "md5")
     if not packages:
         return
@@ -199,6 +224,52 @@ def _scan_storage(scan: RegistryScan, packages: bool) -> None:
         data = remote.read_key(f"packages/{name}/{version}/index.json")
         if data is not None:
             scan.package_indexes[(name, version)] = data
+
+
+def _config_key(root: Path) -> str:
+    """A hash of everything DVC reads to configure a clone's remotes: the clone's place, its
+    `.dvc/config` and `.dvc/config.local`, and the user's and the system's DVC config files (found
+    as DVC finds them: `DVC_GLOBAL_CONFIG_DIR`, `DVC_SYSTEM_CONFIG_DIR`, else the platform's
+    folders)."""
+    import platformdirs
+
+    h = hashlib.sha256(str(root.resolve()).encode())
+    folders = [
+        str(root / ".dvc"),
+        os.getenv("DVC_GLOBAL_CONFIG_DIR") or platformdirs.user_config_dir("dvc", "iterative"),
+        os.getenv("DVC_SYSTEM_CONFIG_DIR") or platformdirs.site_config_dir("dvc", "iterative"),
+    ]
+    for path in (
+        f"{folders[0]}/config",
+        f"{folders[0]}/config.local",
+        f"{folders[1]}/config",
+        f"{folders[2]}/config",
+    ):
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            data = None
+        h.update(b"\0" + path.encode() + b"\0" + (b"-" if data is None else b"+" + data))
+    return h.hexdigest()
+
+
+def _local_package_indexes(scan: RegistryScan, remote_root: str) -> None:
+    """The package indexes of a public remote that is a local folder, read as `index_files` and
+    `Remote.read_key` read them."""
+    base = os.path.join(remote_root, "packages")
+    for folder, _, files in os.walk(base, followlinks=True):  # as fsspec lists a folder
+        if "index.json" not in files:
+            continue
+        parts = f"{folder}/index.json".split("/")
+        if len(parts) < 4:
+            continue
+        name, version = parts[-3], parts[-2]
+        try:
+            with open(os.path.join(base, name, version, "index.json"), "rb") as f:
+                scan.package_indexes[(name, version)] = f.read()
+        except FileNotFoundError:
+            continue
 
 
 def _origin_url(root: Path) -> str:

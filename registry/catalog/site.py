@@ -342,13 +342,21 @@ def _render_all(build: _Build, names: list[str], jobs: int) -> list[tuple[str, L
     return results
 
 
-def _save_state(out: Path, settings: str, pages: dict[str, str], models: dict[str, Listed]) -> None:
+def _save_state(
+    out: Path,
+    settings: str,
+    pages: dict[str, str],
+    models: dict[str, Listed],
+    public_remote: dict | None,
+) -> None:
     """Write the manifest: the index page hashes, and per model its hash and facts, with the
     entries and search rows as two texts of one line per model (one long JSON string each reads
-    and writes many times faster than ten thousand small objects)."""
+    and writes many times faster than ten thousand small objects), and where the public remote
+    was found (`collect.scan_registry`)."""
     state = {
         "catalog_format": CATALOG_FORMAT,
         "settings": settings,
+        "public_remote": public_remote,
         "pages": pages,
         "models": {name: m[:7] for name, m in models.items()},
         "entries": "\n".join(m.entry for m in models.values()),
@@ -357,11 +365,19 @@ def _save_state(out: Path, settings: str, pages: dict[str, str], models: dict[st
     write_atomic(out / STATE_FILE, _json(state).encode())
 
 
-def _load_state(out: Path, settings: str) -> tuple[dict[str, Listed], dict[str, str]]:
-    """The listed models and index page hashes of the last build into `out`, when it was made with
-    the same settings (else nothing: every page is rendered)."""
+def _read_state(out: Path) -> dict:
+    """The manifest of the last build into `out` as it was written ({} when there is none)."""
     try:
-        state = json.loads((out / STATE_FILE).read_text())
+        state = json.loads((out / STATE_FILE).read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def _load_state(state: dict, settings: str) -> tuple[dict[str, Listed], dict[str, str]]:
+    """The listed models and index page hashes of the last build (its manifest `state`), when it
+    was made with the same settings (else nothing: every page is rendered)."""
+    try:
         if state["settings"] != settings:
             return {}, {}
         models = state["models"]
@@ -412,7 +428,14 @@ def build_catalog(
         raise UsageError(
             f"{out} is a file, not a folder", "give a folder for the site, e.g. -o site/"
         )
-    scan = scan_registry(root, repo_url=repo_url, packages=packages)
+    state = _read_state(out) if out.is_dir() else {}
+    known_remote = state.get("public_remote")
+    scan = scan_registry(
+        root,
+        repo_url=repo_url,
+        packages=packages,
+        public_remote=known_remote if isinstance(known_remote, dict) else None,
+    )
     if out.resolve().is_relative_to((root / "models").resolve()):
         raise UsageError(
             f"{out} is inside the registry's models/ folder",
@@ -422,7 +445,7 @@ def build_catalog(
     training = training or TrainingCatalog()
     tasks = frozenset(t.name for t in training.tasks)
     settings = _settings_key(scan.repo_url, packages, tasks)
-    previous, previous_pages = ({}, {}) if force else _load_state(out, settings)
+    previous, previous_pages = ({}, {}) if force else _load_state(state, settings)
     listed = scan.listed()
     listed_set = set(listed)
     variants: dict[str, list[str]] = {}
@@ -452,7 +475,7 @@ def build_catalog(
     training = _link_models(training, models)
     written, pages = _write_shared(out, models, scan, previous_pages, training)
     written += _write_training(out, training, settings, previous_pages, pages)
-    _save_state(out, settings, pages, models)
+    _save_state(out, settings, pages, models, scan.public_remote)
     live = sum(not m.withdrawn for m in models.values())
     return BuildReport(
         output=str(out),

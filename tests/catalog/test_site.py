@@ -632,3 +632,52 @@ def test_a_rebuild_removes_what_the_registry_no_longer_has(published_registry, t
     (site / "models" / "gone" / "index.html").write_text("an old page")
     assert build_with_training(reg.root, site, force=True).removed == ["gone"]
     assert not (site / "models" / "gone").exists()
+
+
+def test_a_rebuild_reads_the_public_remote_without_dvc_until_its_configuration_changes(
+    published_registry, tmp_path
+):
+    import shutil
+    import subprocess
+    import sys
+
+    from registry.packaging.index import PackageEntry, PackageIndex, index_key
+
+    reg, site = published_registry, tmp_path / "site"
+    build_catalog(reg.root, site)
+    shutil.rmtree(reg.root / ".dvc" / "cache")  # the weights are left in the public remote only
+    (site / "models" / "digits" / "graph.svg").unlink()
+    code = (
+        "import sys; from registry.catalog.site import build_catalog; "
+        f"r = build_catalog({str(reg.root)!r}, {str(site)!r}, force=True); "
+        "print(r.rewritten, 'dvc' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.split() == ["['digits']", "False"]
+    assert (site / "models" / "digits" / "graph.svg").is_file()
+
+    # the public remote moves, and a package index appears there: the next build follows
+    moved = reg.storage / "public-moved"
+    shutil.move(reg.storage / "public", moved)
+    config = reg.root / ".dvc" / "config"
+    config.write_text(config.read_text().replace(str(reg.storage / "public"), str(moved)))
+    index = PackageIndex(
+        model="digits@1.1.0",
+        tag="digits@v1.1.0",
+        commit=reg.git("rev-parse", "digits@v1.1.0^{commit}"),
+        packages={
+            "linux-x86_64": PackageEntry(
+                target="linux-x86_64",
+                file="digits-1.1.0-linux-x86_64.tar.gz",
+                md5="0" * 32,
+                sha256="1" * 64,
+                size=123_456,
+                engine="onnxruntime-cpu",
+                verified_on_device=True,
+            )
+        },
+    )
+    (moved / index_key("digits", "1.1.0")).parent.mkdir(parents=True)
+    (moved / index_key("digits", "1.1.0")).write_bytes(index.dump())
+    assert build_catalog(reg.root, site).rewritten == ["digits"]
+    assert "onnxruntime-cpu" in page(site, "digits")
