@@ -347,22 +347,39 @@ def _save_state(
     settings: str,
     pages: dict[str, str],
     models: dict[str, Listed],
-    public_remote: dict | None,
+    scan: RegistryScan,
 ) -> None:
     """Write the manifest: the index page hashes, and per model its hash and facts, with the
     entries and search rows as two texts of one line per model (one long JSON string each reads
-    and writes many times faster than ten thousand small objects), and where the public remote
-    was found (`collect.scan_registry`)."""
+    and writes many times faster than ten thousand small objects), and what the next scan may
+    reuse (`collect.scan_registry`): where the public remote was found and the cards seen."""
     state = {
         "catalog_format": CATALOG_FORMAT,
         "settings": settings,
-        "public_remote": public_remote,
+        "public_remote": scan.public_remote,
+        "code": _code_key(),
+        "cards": "\n".join(
+            f"{n}\t{key}\t{parent or ''}" for n, (key, parent) in scan.cards.items()
+        ),
         "pages": pages,
         "models": {name: m[:7] for name, m in models.items()},
         "entries": "\n".join(m.entry for m in models.values()),
         "search_rows": "\n".join(m.search_row for m in models.values()),
     }
     write_atomic(out / STATE_FILE, _json(state).encode())
+
+
+def _known_cards(state: dict) -> dict[str, tuple[str, str | None]]:
+    """The cards the last build saw (`RegistryScan.cards`), when the same code read them."""
+    text = state.get("cards")
+    if state.get("code") != _code_key() or not isinstance(text, str):
+        return {}
+    known = {}
+    for line in text.split("\n"):
+        fields = line.split("\t")
+        if len(fields) == 3:
+            known[fields[0]] = (fields[1], fields[2] or None)
+    return known
 
 
 def _read_state(out: Path) -> dict:
@@ -435,6 +452,7 @@ def build_catalog(
         repo_url=repo_url,
         packages=packages,
         public_remote=known_remote if isinstance(known_remote, dict) else None,
+        known_cards=_known_cards(state),
     )
     if out.resolve().is_relative_to((root / "models").resolve()):
         raise UsageError(
@@ -475,7 +493,7 @@ def build_catalog(
     training = _link_models(training, models)
     written, pages = _write_shared(out, models, scan, previous_pages, training)
     written += _write_training(out, training, settings, previous_pages, pages)
-    _save_state(out, settings, pages, models, scan.public_remote)
+    _save_state(out, settings, pages, models, scan)
     live = sum(not m.withdrawn for m in models.values())
     return BuildReport(
         output=str(out),

@@ -681,3 +681,60 @@ def test_a_rebuild_reads_the_public_remote_without_dvc_until_its_configuration_c
     (moved / index_key("digits", "1.1.0")).write_bytes(index.dump())
     assert build_catalog(reg.root, site).rewritten == ["digits"]
     assert "onnxruntime-cpu" in page(site, "digits")
+
+
+# --------------------------------------------------------------------------- the registry index
+
+
+def site_files(site) -> dict[str, bytes]:
+    """The site as a visitor or a script gets it (the build's own manifest left out)."""
+    return {rel: data for rel, data in files_of(site).items() if rel != STATE_FILE}
+
+
+def test_the_catalog_reads_versions_from_the_registry_index_and_shows_what_the_tags_say(
+    published_registry, tmp_path, monkeypatch
+):
+    from registry.versions import index
+
+    reg = published_registry
+    add_published(reg, "wine", seed=7, versions=("1.0.0", "1.1.0"))
+    withdraw_version(reg, "wine", "1.1.0")
+    from_tags = tmp_path / "from-tags"
+    build_catalog(reg.root, from_tags)
+
+    index.sync(reg.root, rebuild=True)
+    read = []
+    versions_of = index.versions_of
+    monkeypatch.setattr(index, "versions_of", lambda e: read.append(e.name) or versions_of(e))
+    from_index = tmp_path / "from-index"
+    build_catalog(reg.root, from_index, jobs=1)
+
+    assert sorted(read) == ["digits", "wine"]  # every listed model's versions came from the index
+    assert site_files(from_index) == site_files(from_tags)
+    assert model_json(from_index, "wine")["latest"] == "1.0.0"
+
+
+def test_a_stale_registry_index_still_gives_the_versions_the_tags_say(published_registry, tmp_path):
+    from registry.versions import index
+
+    reg = published_registry
+    index.sync(reg.root, rebuild=True)
+    # published after the index was written: its tag is not in the index
+    publish_version(reg, "digits", "1.2.0", notes="newer", date="2026-04-01T10:00:00+00:00")
+    # and a tag made by hand on a commit whose card says another version: never a version
+    reg.git("tag", "-a", "digits@v9.0.0", "-m", "by hand")
+    site = tmp_path / "site"
+    build_catalog(reg.root, site)
+
+    digits = model_json(site, "digits")
+    assert digits["latest"] == "1.2.0"
+    assert [v["version"] for v in digits["versions"]] == ["1.2.0", "1.1.0", "1.0.0"]
+    assert "newer" in page(site, "digits") and "9.0.0" not in page(site, "digits")
+
+    # the same site as with an index brought up to date, and as with none
+    index.sync(reg.root, rebuild=True)
+    current, none = tmp_path / "current", tmp_path / "none"
+    build_catalog(reg.root, current)
+    reg.git("update-ref", "-d", index.INDEX_REF)
+    build_catalog(reg.root, none)
+    assert site_files(current) == site_files(site) == site_files(none)
