@@ -688,7 +688,9 @@ def test_a_rebuild_reads_the_public_remote_without_dvc_until_its_configuration_c
 
 def site_files(site) -> dict[str, bytes]:
     """The site as a visitor or a script gets it (the build's own manifest left out)."""
-    return {rel: data for rel, data in files_of(site).items() if rel != STATE_FILE}
+    return {
+        rel: data for rel, data in files_of(site).items() if not rel.startswith(".catalog-state.")
+    }
 
 
 def test_the_catalog_reads_versions_from_the_registry_index_and_shows_what_the_tags_say(
