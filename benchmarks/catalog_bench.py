@@ -3,8 +3,8 @@
 Generates a registry of N models with V published versions each (10,000 × 10 by default) with
 `git fast-import`: V commits that each set every card to the next version, and one annotated tag
 per version whose message is release notes, as `registry publish` writes them; 2% of the models
-are unpublished (status offline), 5% derive from another model. Then it measures, with the real
-command line:
+are unpublished in the last round (status offline, no new version), 5% derive from another model.
+Then it writes the registry index as publish keeps it, and measures, with the real command line:
 
 - a full build of the catalog into an empty folder (`registry catalog build -o site`);
 - an incremental build after one more version of one model is published;
@@ -66,12 +66,14 @@ BASE_TS = 1_767_225_600  # 2026-01-01
 
 
 def card(i: int, v: int, rng: random.Random, offline: bool) -> str:
+    """The card of model `i` at round `v`; `offline`: the round unpublishes the model instead (the
+    card keeps the version before and says offline, and the round tags no version of it)."""
     name = f"m-{i:05d}"
     project = f"project-{i % 97:02d}"
     words = " ".join(rng.sample(WORDS, 5))
     lines = [
         f"name: {name}",
-        f"version: 1.{v}.0",
+        f"version: 1.{v - 1 if offline else v}.0",
         f"status: {'offline' if offline else ('published' if v == 0 else 'updated')}",
         f"task: {TASKS[i % len(TASKS)]}",
         f"project: {project}",
@@ -148,6 +150,8 @@ def generate(root: Path, models: int, versions: int) -> None:
     for v in range(versions):
         ts = BASE_TS + v * 86_400 * 14 + 600
         for i in range(models):
+            if v == versions - 1 and i in offline:
+                continue  # unpublished in this round: no new version
             stream += b"tag m-%05d@v1.%d.0\nfrom :%d\n" % (i, v, v + 1)
             stream += b"tagger Bench <bench@registry.invalid> %d +0000\n" % (ts + i)
             stream += data(notes(i, v))
