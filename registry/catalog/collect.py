@@ -365,12 +365,21 @@ def fingerprint(scan: RegistryScan, name: str, variants: list[str], settings: st
     return h.hexdigest()
 
 
+# Reading a model's entry in the registry index is a path lookup in the index's tree, and git
+# scans a tree of every model for each one: about 2 ms of git's time a model on a registry of
+# 10,000 models, several times what reading its versions from the tags costs. The index answers
+# for a few models (a rebuild after a publish); a larger batch (a full build's share of the
+# models) reads the tags.
+INDEX_READS = 50
+
+
 def read_models(
     scan: RegistryScan, names: list[str], variants: dict[str, list[str]]
 ) -> list[ModelSource]:
     """The sources of these models' pages: their versions from the registry index where it agrees
-    with the model's tag refs, else from the tags; their tags (for the release notes) read with one
-    `git cat-file --batch`, and their versions' cards with another.
+    with the model's tag refs (for batches of up to `INDEX_READS` models), else from the tags;
+    their tag objects (for the release notes) read with one `git cat-file --batch`, and their
+    versions' cards with another.
 
     A version read from the tags counts only when the publish workflow could have made it, as
     everywhere in the registry (`versions.tags.confirm_versions`): its commit is on the default
@@ -379,7 +388,7 @@ def read_models(
     """
     from registry.versions import index
 
-    indexed = index.read_models(scan.root, names)
+    indexed = index.read_models(scan.root, names) if len(names) <= INDEX_READS else {}
     chosen: dict[str, list[Version] | None] = {}  # None: to be read from the tags
     tags: list[tuple[str, str]] = []  # (tag, object id) of the tag objects to read
     for name in names:
