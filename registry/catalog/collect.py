@@ -462,6 +462,12 @@ def _published_by_workflow(scan: RegistryScan, v: Version, card: bytes | None) -
     default branch, and the card there says published or updated with that version."""
     if v.commit not in scan.branch_commits():
         return False
+    if (
+        card
+        and _says(card, b"version: " + v.version.encode())
+        and (_says(card, b"status: updated") or _says(card, b"status: published"))
+    ):
+        return True  # the card as publish writes it: a line each, as they are
     fields = _card_fields(card) if card else None
     if fields is None:
         doc, _ = _card(card, v.name)
@@ -469,6 +475,11 @@ def _published_by_workflow(scan: RegistryScan, v: Version, card: bytes | None) -
             return False
         fields = (doc.status.value, doc.version)
     return fields[0] in ("published", "updated") and fields[1] == v.version
+
+
+def _says(card: bytes, line: bytes) -> bool:
+    """Whether a card has this very line (a top-level key and its plain value)."""
+    return card.startswith(line + b"\n") or b"\n" + line + b"\n" in card
 
 
 def _card_fields(card: bytes) -> tuple[str, str] | None:
