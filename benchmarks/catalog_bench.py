@@ -3,8 +3,8 @@
 Generates a registry of N models with V published versions each (10,000 × 10 by default) with
 `git fast-import`: V commits that each set every card to the next version, and one annotated tag
 per version whose message is release notes, as `registry publish` writes them; 2% of the models
-are unpublished (status offline), 5% derive from another model. Then it measures, with the real
-command line:
+are unpublished in the last round (status offline, no new version), 5% derive from another model.
+Then it writes the registry index as publish keeps it, and measures, with the real command line:
 
 - a full build of the catalog into an empty folder (`registry catalog build -o site`);
 - an incremental build after one more version of one model is published;
@@ -66,12 +66,14 @@ BASE_TS = 1_767_225_600  # 2026-01-01
 
 
 def card(i: int, v: int, rng: random.Random, offline: bool) -> str:
+    """The card of model `i` at round `v`; `offline`: the round unpublishes the model instead (the
+    card keeps the version before and says offline, and the round tags no version of it)."""
     name = f"m-{i:05d}"
     project = f"project-{i % 97:02d}"
     words = " ".join(rng.sample(WORDS, 5))
     lines = [
         f"name: {name}",
-        f"version: 1.{v}.0",
+        f"version: 1.{v - 1 if offline else v}.0",
         f"status: {'offline' if offline else ('published' if v == 0 else 'updated')}",
         f"task: {TASKS[i % len(TASKS)]}",
         f"project: {project}",
@@ -148,6 +150,8 @@ def generate(root: Path, models: int, versions: int) -> None:
     for v in range(versions):
         ts = BASE_TS + v * 86_400 * 14 + 600
         for i in range(models):
+            if v == versions - 1 and i in offline:
+                continue  # unpublished in this round: no new version
             stream += b"tag m-%05d@v1.%d.0\nfrom :%d\n" % (i, v, v + 1)
             stream += b"tagger Bench <bench@registry.invalid> %d +0000\n" % (ts + i)
             stream += data(notes(i, v))
@@ -181,6 +185,30 @@ def publish_one(root: Path, versions: int) -> str:
     return tag
 
 
+def registry_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+
+
+def write_index(root: Path, whole: bool) -> float:
+    """What publish does to the registry index (`refs/registry/index`) after its tags: brings it up
+    to date (`whole`: writes it anew, as `registry index rebuild` does). Returns the seconds."""
+    code = (
+        f"import sys; from registry.versions.index import sync; sync(sys.argv[1], rebuild={whole})"
+    )
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code, str(root)], check=True, env=registry_env())
+    return time.perf_counter() - start
+
+
+def site_files(site: Path) -> dict[str, bytes]:
+    """The built site's files (the build's own manifest left out)."""
+    return {
+        p.relative_to(site).as_posix(): p.read_bytes()
+        for p in site.rglob("*")
+        if p.is_file() and not p.name.startswith(".catalog-state.")
+    }
+
+
 def build(root: Path, site: Path, jobs: int | None) -> tuple[float, float, float]:
     """(wall seconds, CPU seconds of the build and its worker processes, the machine's one-minute
     load average when it started) of one `registry catalog build`."""
@@ -195,7 +223,7 @@ def build(root: Path, site: Path, jobs: int | None) -> tuple[float, float, float
         cwd=root,
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"},
+        env=registry_env(),
     )
     elapsed = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -266,6 +294,12 @@ def main() -> None:
         "--browser", action="store_true", help="also time a search in headless Chromium"
     )
     ap.add_argument(
+        "--from-tags",
+        action="store_true",
+        help="also build the whole site with no registry index (versions from the tags) and check "
+        "that it is the same bytes",
+    )
+    ap.add_argument(
         "--write-docs", action="store_true", help="write the figures into docs/benchmarks.md"
     )
     args = ap.parse_args()
@@ -278,11 +312,23 @@ def main() -> None:
             f"{time.perf_counter() - start:.1f}s",
             flush=True,
         )
+        tags_full = None
+        if args.from_tags:
+            tags_site = Path(tmp) / "site-from-tags"
+            tags_full = build(root, tags_site, args.jobs)
+            print(f"full build from the tags (no registry index): {timed(tags_full)}", flush=True)
+        print(f"registry index written in {write_index(root, whole=True):.1f}s", flush=True)
         full = build(root, site, args.jobs)
         print(f"full build: {timed(full)}", flush=True)
+        if args.from_tags:
+            same = site_files(tags_site) == site_files(site)
+            print(f"the site from the tags is the same bytes: {same}", flush=True)
+            if not same:
+                sys.exit("the site built from the tags differs from the one built from the index")
         again = build(root, site, args.jobs)
         print(f"rebuild with nothing changed: {timed(again)}", flush=True)
         publish_one(root, args.versions)
+        write_index(root, whole=False)
         incremental = build(root, site, args.jobs)
         print(f"incremental build after one publish: {timed(incremental)}", flush=True)
         raw = (site / "index.html").read_bytes()
@@ -305,6 +351,7 @@ def main() -> None:
             write_docs(
                 args,
                 cpus,
+                tags_full,
                 full,
                 again,
                 incremental,
@@ -317,11 +364,22 @@ def main() -> None:
 
 
 def write_docs(
-    args, cpus, full, again, incremental, raw, zipped, with_assets, search_bytes, search_ms
+    args,
+    cpus,
+    tags_full,
+    full,
+    again,
+    incremental,
+    raw,
+    zipped,
+    with_assets,
+    search_bytes,
+    search_ms,
 ) -> None:
     cmd = (
         "python benchmarks/catalog_bench.py"
         + (" --browser" if args.browser else "")
+        + (" --from-tags" if args.from_tags else "")
         + " --write-docs"
     )
     if (args.models, args.versions) != (10_000, 10):
@@ -333,6 +391,14 @@ def write_docs(
     rows = [
         f"| full build, {args.models:,} models × {args.versions} versions | {timed(full, 1)} "
         f"| ≤ 30 s | {met(full[0] <= 30)} |",
+        *(
+            [
+                f"| the same from the tags (no registry index; the same bytes) "
+                f"| {timed(tags_full, 1)} | | |"
+            ]
+            if tags_full
+            else []
+        ),
         f"| rebuild, nothing changed | {timed(again)} | | |",
         f"| incremental build after one publish | {timed(incremental)} | ≤ 2 s "
         f"| {met(incremental[0] <= 2)} |",
@@ -349,12 +415,19 @@ def write_docs(
     section = (
         "## Catalog build\n\n"
         f"`{cmd}` generates the registry with `git fast-import` (one commit per round of versions, "
-        "an annotated tag with release notes per version, 2% of the models withdrawn) and runs "
+        "an annotated tag with release notes per version, 2% of the models withdrawn), writes its "
+        "registry index (`refs/registry/index`, as publish keeps it) and runs "
         "`registry catalog build -o site` on it: a full build into an empty folder, a rebuild with "
-        "nothing changed, and a rebuild after one more version of one model is published (only "
-        "that "
+        "nothing changed, and a rebuild after one more version of one model is published (a "
+        "commit, its tag and the index brought up to date, as publish does; only that "
         "model's page, the index page it is on and the JSON indexes are written). "
-        f"Machine: {cpus} cores, shared with other work, so each build's figures give the "
+        + (
+            "With `--from-tags` it first builds the whole site from a registry with no index "
+            "(every version read from the tags) and checks that the two sites are the same bytes. "
+            if args.from_tags
+            else ""
+        )
+        + f"Machine: {cpus} cores, shared with other work, so each build's figures give the "
         "CPU seconds of the build and its worker processes beside the wall time, and the "
         "machine's load average (one minute) when it started.\n\n"
         "| measure | result | goal | met |\n| --- | --- | --- | --- |\n" + "\n".join(rows) + "\n"

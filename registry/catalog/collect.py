@@ -44,6 +44,7 @@ from registry.core.errors import CardError, RegistryError, UsageError
 from registry.core.git import cat_files, run_git
 from registry.versions.tags import (
     Version,
+    default_branch,
     is_version_tag,
     latest,
     parse_refs,
@@ -55,6 +56,9 @@ from registry.versions.tags import (
 _DERIVED = re.compile(rb"^derived_from:\s*[\"']?([^\s\"'#]+)", re.MULTILINE)
 _WEIGHTS = re.compile(rb"^weights:\s*[\"']?([^\s\"'#]+)", re.MULTILINE)
 _OFFLINE = re.compile(rb"^status:\s*[\"']?offline\b", re.MULTILINE)
+# a card's status and version as `registry` writes them: a plain word, at most quoted, then nothing
+_STATUS = re.compile(rb"^status:[ \t]*([a-z]+)[ \t]*$", re.MULTILINE)
+_VERSION = re.compile(rb"^version:[ \t]*[\"']?([0-9A-Za-z.+-]+)[\"']?[ \t]*$", re.MULTILINE)
 try:
     _Loader: type = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - PyYAML built without libyaml
@@ -69,14 +73,20 @@ class RegistryScan:
     commit: str
     repo_url: str
     refs: dict[str, list[str]] = field(default_factory=dict)  # model -> "<tag> <object id>" lines
-    heads: dict[str, bytes] = field(default_factory=dict)  # model -> its card in the working tree
+    # model -> (what its card is known by, the model its card derives from) for every model folder
+    # with a card: the id of its folder's tree at HEAD where the working tree has the same files,
+    # else a hash of the card itself
+    cards: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    heads: dict[str, bytes | None] = field(default_factory=dict)  # cards read so far (`head`)
     package_indexes: dict[tuple[str, str], bytes] = field(
         default_factory=dict
     )  # (model, version) -> index
     object_dirs: list[Path] = field(default_factory=list)  # where weights objects may lie locally
     card_history: tuple | None = None  # see history()
+    public_remote: dict | None = None  # where the public remote is, and for which configuration
 
     _packages_by_model: dict[str, dict[str, bytes]] | None = None
+    _branch: set[str] | None = None
 
     def listed(self) -> list[str]:
         """The models with at least one version tag: the catalog lists those of them whose
@@ -101,19 +111,23 @@ class RegistryScan:
                 self._packages_by_model.setdefault(model, {})[version] = data
         return self._packages_by_model.get(name, {})
 
+    def branch_commits(self) -> set[str]:
+        """The commits of the default branch (`versions.tags.default_branch`), listed on first
+        use."""
+        if self._branch is None:
+            branch = default_branch(self.root)
+            self._branch = set(run_git(self.root, "rev-list", branch, check=False).split())
+        return self._branch
+
+    def head(self, name: str) -> bytes | None:
+        """A model's card in the working tree (None: it has none), read on first use."""
+        if name not in self.heads:
+            self.heads[name] = _read_card(self.root, name)
+        return self.heads[name]
+
     def parents(self) -> dict[str, str]:
         """model -> the model its current card says it derives from."""
-        out = {}
-        for name, data in self.heads.items():
-            m = _DERIVED.search(data)
-            if m:
-                try:
-                    out[name] = parse_version_spec(
-                        m.group(1).decode(errors="replace"), allow_latest=False
-                    )[0]
-                except UsageError:  # not NAME@VERSION: the card check reports it, not the catalog
-                    continue
-        return out
+        return {name: parent for name, (_, parent) in self.cards.items() if parent}
 
 
 @dataclass
@@ -136,10 +150,19 @@ class ModelSource:
 
 
 def scan_registry(
-    root: str | Path, *, repo_url: str | None = None, packages: bool = True
+    root: str | Path,
+    *,
+    repo_url: str | None = None,
+    packages: bool = True,
+    public_remote: dict | None = None,
+    known_cards: dict[str, tuple[str, str | None]] | None = None,
 ) -> RegistryScan:
     """Read tags, current cards and (unless `packages` is False) the public remote's package
     indexes.
+
+    `public_remote` is the `RegistryScan.public_remote` of an earlier build of this clone: where
+    the public remote was, valid while DVC's configuration files are unchanged. `known_cards` is
+    its `RegistryScan.cards`: the cards of folders unchanged since are not read again.
 
     Raises:
         UsageError: `root` is not a clone of the registry.
@@ -152,40 +175,118 @@ def scan_registry(
             f"{root} is not a clone of the registry with a commit",
             "run this in a clone of the registry (or pass -C <clone>)",
         )
-    out = run_git(root, "for-each-ref", "--format=%(refname:lstrip=2) %(objectname)", "refs/tags")
+    # three listings at once: the tag refs ("<object id> refs/tags/<tag>", by name); the files of
+    # models/ at HEAD; the tracked files of models/ that differ from HEAD in the working tree,
+    # staged or not (git compares them by the stat it recorded, and by content where that changed)
+    commands = {
+        "tags": ["show-ref", "--tags"],
+        "trees": ["ls-tree", "-r", "-z", "HEAD", f"{MODELS_DIR}/"],
+        "edited": ["status", "--porcelain", "-z", "--no-renames", "-uno", "--", MODELS_DIR],
+    }
+    git = {
+        key: subprocess.Popen(
+            ["git", *cmd], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        )
+        for key, cmd in commands.items()
+    }
+    out = {key: proc.communicate()[0] for key, proc in git.items()}
     scan = RegistryScan(root=root, commit=commit, repo_url=repo_url or _origin_url(root))
     refs = scan.refs
-    for line in out.splitlines():
-        name, at, _ = line.partition("@")
+    for line in out["tags"].decode().splitlines():
+        obj, _, ref = line.partition(" refs/tags/")
+        name, at, _ = ref.partition("@")
         if at:
-            refs.setdefault(name, []).append(line)
-    models = os.path.join(root, MODELS_DIR)
-    try:
-        folders = [e.name for e in os.scandir(models) if e.is_dir() and not e.name.startswith(".")]
-    except FileNotFoundError:
-        folders = []
-    for name in folders:
-        try:
-            with open(f"{models}/{name}/{CARD_FILE}", "rb") as f:
-                scan.heads[name] = f.read(MAX_CARD_BYTES + 1)
-        except OSError:
-            continue
+            refs.setdefault(name, []).append(f"{ref} {obj}")
+    _scan_cards(scan, out["trees"], out["edited"], known_cards or {})
     if (root / ".dvc").is_dir():
-        _scan_storage(scan, packages)
+        _scan_storage(scan, packages, public_remote)
     return scan
 
 
-def _scan_storage(scan: RegistryScan, packages: bool) -> None:
+def _scan_cards(scan: RegistryScan, files: bytes, edited: bytes, known: dict) -> None:
+    """`scan.cards`, each card known by its git blob id: from HEAD's tree where the working tree
+    has the same card (read only when an earlier build, `known`, did not see that blob), else
+    read and hashed as git would."""
+    at_head = {}
+    for entry in files.split(b"\0"):
+        meta, _, path = entry.partition(b"\t")
+        parts = path.split(b"/")
+        if len(parts) == 3 and parts[2] == CARD_FILE.encode() and b" blob " in meta:
+            at_head[parts[1].decode(errors="replace")] = meta.rsplit(b" ", 1)[1].decode()
+    card = f"/{CARD_FILE}".encode()
+    changed = {
+        p[3:].split(b"/")[1].decode(errors="replace")
+        for p in edited.split(b"\0")
+        if p.endswith(card) and p.count(b"/") == 2
+    }
+    models = os.path.join(scan.root, MODELS_DIR)
+    try:
+        with os.scandir(models) as entries:
+            folders = [e.name for e in entries if e.is_dir() and not e.name.startswith(".")]
+    except FileNotFoundError:
+        folders = []
+    for name in folders:
+        blob = at_head.get(name)
+        if blob is not None and name not in changed and name in known and known[name][0] == blob:
+            scan.cards[name] = known[name]
+            continue
+        data = scan.head(name)
+        if data is None:
+            continue
+        if blob is None or name in changed:
+            blob = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+        scan.cards[name] = (blob, _parent(data))
+
+
+def _read_card(root: Path, name: str) -> bytes | None:
+    """A model's card in the working tree, up to one byte over the limit (None: none)."""
+    try:
+        with open(os.path.join(root, MODELS_DIR, name, CARD_FILE), "rb") as f:
+            return f.read(MAX_CARD_BYTES + 1)
+    except OSError:
+        return None
+
+
+def _parent(card: bytes) -> str | None:
+    """The model a card says it derives from (None: none, or not NAME@VERSION, which the card
+    check reports)."""
+    m = _DERIVED.search(card)
+    if not m:
+        return None
+    try:
+        return parse_version_spec(m.group(1).decode(errors="replace"), allow_latest=False)[0]
+    except UsageError:
+        return None
+
+
+def _scan_storage(scan: RegistryScan, packages: bool, known: dict | None) -> None:
+    """The local object folders and (with `packages`) the package indexes of the public remote.
+
+    Where the public remote lies comes from DVC's configuration, which costs DVC's import; `known`
+    is what an earlier build found (`scan.public_remote`, kept by the site), used when the files
+    DVC reads its configuration from are unchanged. A local remote is then listed directly.
+    """
+    scan.object_dirs.append(scan.root / ".dvc" / "cache" / "files" / "md5")
+    key = _config_key(scan.root)
+    if known and known.get("key") == key and known.get("kind") in ("none", "local"):
+        scan.public_remote = known
+        if known["kind"] == "local":
+            scan.object_dirs.append(Path(known["root"]) / "files" / "md5")
+            if packages:
+                _local_package_indexes(scan, known["root"])
+        return
     from registry.core.storage import PUBLIC, Storage
 
     storage = Storage(scan.root)
-    scan.object_dirs.append(scan.root / ".dvc" / "cache" / "files" / "md5")
     try:
         remote = storage.remote(PUBLIC)
     except UsageError:
+        scan.public_remote = {"key": key, "kind": "none"}
         return  # no public remote: nothing is published there yet, and no packages
-    fs = getattr(remote.fs, "fs", remote.fs)
-    if type(fs).__name__ == "LocalFileSystem" or getattr(fs, "protocol", None) in ("file", "local"):
+    local = type(remote.fs).__name__ == "LocalFileSystem"  # DVC's, around fsspec's
+    scan.public_remote = {"key": key, "kind": "local" if local else "other"}
+    if local:
+        scan.public_remote["root"] = str(remote.root)
         scan.object_dirs.append(Path(remote.root) / "files" / "md5")
     if not packages:
         return
@@ -201,6 +302,52 @@ def _scan_storage(scan: RegistryScan, packages: bool) -> None:
             scan.package_indexes[(name, version)] = data
 
 
+def _config_key(root: Path) -> str:
+    """A hash of everything DVC reads to configure a clone's remotes: the clone's place, its
+    `.dvc/config` and `.dvc/config.local`, and the user's and the system's DVC config files (found
+    as DVC finds them: `DVC_GLOBAL_CONFIG_DIR`, `DVC_SYSTEM_CONFIG_DIR`, else the platform's
+    folders)."""
+    import platformdirs
+
+    h = hashlib.sha256(str(root.resolve()).encode())
+    folders = [
+        str(root / ".dvc"),
+        os.getenv("DVC_GLOBAL_CONFIG_DIR") or platformdirs.user_config_dir("dvc", "iterative"),
+        os.getenv("DVC_SYSTEM_CONFIG_DIR") or platformdirs.site_config_dir("dvc", "iterative"),
+    ]
+    for path in (
+        f"{folders[0]}/config",
+        f"{folders[0]}/config.local",
+        f"{folders[1]}/config",
+        f"{folders[2]}/config",
+    ):
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            data = None
+        h.update(b"\0" + path.encode() + b"\0" + (b"-" if data is None else b"+" + data))
+    return h.hexdigest()
+
+
+def _local_package_indexes(scan: RegistryScan, remote_root: str) -> None:
+    """The package indexes of a public remote that is a local folder, read as `index_files` and
+    `Remote.read_key` read them."""
+    base = os.path.join(remote_root, "packages")
+    for folder, _, files in os.walk(base, followlinks=True):  # as fsspec lists a folder
+        if "index.json" not in files:
+            continue
+        parts = f"{folder}/index.json".split("/")
+        if len(parts) < 4:
+            continue
+        name, version = parts[-3], parts[-2]
+        try:
+            with open(os.path.join(base, name, version, "index.json"), "rb") as f:
+                scan.package_indexes[(name, version)] = f.read()
+        except FileNotFoundError:
+            continue
+
+
 def _origin_url(root: Path) -> str:
     url = run_git(root, "config", "--get", "remote.origin.url", check=False).strip()
     return url or str(root.resolve())
@@ -210,7 +357,7 @@ def fingerprint(scan: RegistryScan, name: str, variants: list[str], settings: st
     """A hash of everything a model's page and JSON are made from (its tags are immutable, so
     their names and object ids stand for their cards and notes)."""
     h = hashlib.sha256(settings.encode())
-    h.update(b"\0card\0" + scan.heads.get(name, b"<none>"))
+    h.update(b"\0card\0" + scan.cards.get(name, ("<none>",))[0].encode())
     h.update(b"\0tags\0" + "\n".join(sorted(scan.refs.get(name, []))).encode())
     for version, data in sorted(scan.packages_of(name).items()):
         h.update(b"\0packages\0" + version.encode() + b"\0" + data)
@@ -218,37 +365,69 @@ def fingerprint(scan: RegistryScan, name: str, variants: list[str], settings: st
     return h.hexdigest()
 
 
+# Reading a model's entry in the registry index is a path lookup in the index's tree, and git
+# scans a tree of every model for each one: about 2 ms of git's time a model on a registry of
+# 10,000 models, several times what reading its versions from the tags costs. The index answers
+# for a few models (a rebuild after a publish); a larger batch (a full build's share of the
+# models) reads the tags.
+INDEX_READS = 50
+
+
 def read_models(
     scan: RegistryScan, names: list[str], variants: dict[str, list[str]]
 ) -> list[ModelSource]:
-    """The sources of these models' pages: their tags read with one `git cat-file --batch`, and
-    their versions' cards with another.
+    """The sources of these models' pages: their versions from the registry index where it agrees
+    with the model's tag refs (for batches of up to `INDEX_READS` models), else from the tags;
+    their tag objects (for the release notes) read with one `git cat-file --batch`, and their
+    versions' cards with another.
 
-    A model none of whose version tags is annotated (a lightweight tag is not a version) has no
-    source: it is left out.
+    A version read from the tags counts only when the publish workflow could have made it, as
+    everywhere in the registry (`versions.tags.confirm_versions`): its commit is on the default
+    branch and the card there says published or updated with that version. A model left with no
+    version (its tags are lightweight, or none counts) has no source: it is left out.
     """
-    tags = [line.partition(" ") for name in names for line in scan.refs.get(name, [])]
-    raw = cat_files(scan.root, [obj for _, _, obj in tags], kinds=(b"tag",))
-    objects = {ref: data for (ref, _, _), data in zip(tags, raw)}
-    table = parse_refs(
-        "\n".join(
-            _ref_line(ref, obj, data) for (ref, _, obj), data in zip(tags, raw) if data is not None
-        )
-    )
-    plan = []
+    from registry.versions import index
+
+    indexed = index.read_models(scan.root, names) if len(names) <= INDEX_READS else {}
+    chosen: dict[str, list[Version] | None] = {}  # None: to be read from the tags
+    tags: list[tuple[str, str]] = []  # (tag, object id) of the tag objects to read
     for name in names:
-        versions = table.get(name)
-        if not versions:
-            continue
-        head = scan.heads.get(name)
-        if head is not None and _OFFLINE.search(head):
-            versions = withdraw_offline(versions)
-        plan.append((name, head, versions))
+        refs = dict(line.partition(" ")[::2] for line in scan.refs.get(name, []))
+        entry = indexed.get(name)
+        if entry is not None and entry.tags == {f"refs/tags/{t}": o for t, o in refs.items()}:
+            chosen[name] = index.versions_of(entry)[0]
+            tags += [(v.tag, refs[v.tag]) for v in chosen[name]]
+        else:
+            chosen[name] = None
+            tags += refs.items()
+    raw = cat_files(scan.root, [obj for _, obj in tags], kinds=(b"tag",))
+    objects = {ref: data for (ref, _), data in zip(tags, raw)}
+    from_tags = {name for name, versions in chosen.items() if versions is None}
+    if from_tags:
+        table = parse_refs(
+            "\n".join(
+                _ref_line(ref, obj, data)
+                for (ref, obj), data in zip(tags, raw)
+                if data is not None and ref.partition("@")[0] in from_tags
+            )
+        )
+        chosen.update({name: table.get(name, []) for name in from_tags})
+    plan = [(name, scan.head(name), versions) for name, versions in chosen.items() if versions]
     ids = card_ids(scan, [(name, v.commit) for name, _, versions in plan for v in versions])
     blobs = list(dict.fromkeys(ids.values()))
     cards = dict(zip(blobs, cat_files(scan.root, blobs)))
     sources = []
     for name, head, versions in plan:
+        if name in from_tags:
+            versions = [
+                v
+                for v in versions
+                if _published_by_workflow(scan, v, cards.get(ids.get((name, v.commit))))
+            ]
+            if not versions:
+                continue
+        if head is not None and _OFFLINE.search(head):
+            versions = withdraw_offline(versions)
         pointer = None
         w = _WEIGHTS.search(head) if head is not None else None
         if (
@@ -276,6 +455,40 @@ def read_models(
             )
         )
     return sources
+
+
+def _published_by_workflow(scan: RegistryScan, v: Version, card: bytes | None) -> bool:
+    """Whether a version read from the tags is one the publish workflow made: its commit is on the
+    default branch, and the card there says published or updated with that version."""
+    if v.commit not in scan.branch_commits():
+        return False
+    if (
+        card
+        and _says(card, b"version: " + v.version.encode())
+        and (_says(card, b"status: updated") or _says(card, b"status: published"))
+    ):
+        return True  # the card as publish writes it: a line each, as they are
+    fields = _card_fields(card) if card else None
+    if fields is None:
+        doc, _ = _card(card, v.name)
+        if doc is None:
+            return False
+        fields = (doc.status.value, doc.version)
+    return fields[0] in ("published", "updated") and fields[1] == v.version
+
+
+def _says(card: bytes, line: bytes) -> bool:
+    """Whether a card has this very line (a top-level key and its plain value)."""
+    return card.startswith(line + b"\n") or b"\n" + line + b"\n" in card
+
+
+def _card_fields(card: bytes) -> tuple[str, str] | None:
+    """(status, version) of a card in the plain shape the registry writes, read without parsing
+    it; None for any other shape."""
+    status, version = _STATUS.findall(card), _VERSION.findall(card)
+    if len(status) != 1 or len(version) != 1:
+        return None
+    return status[0].decode(), version[0].decode()
 
 
 def _ref_line(ref: str, obj: str, tag: bytes) -> str:

@@ -55,6 +55,9 @@ from registry.core.files import write_atomic
 
 PAGE_SIZE = 100  # models per index page
 STATE_FILE = ".catalog-state.json"
+ROWS_FILE = (
+    ".catalog-state.rows"  # the listed models' index entries and search rows (`_save_state`)
+)
 SEARCH_FIELDS = [
     "name",
     "state",
@@ -342,36 +345,73 @@ def _render_all(build: _Build, names: list[str], jobs: int) -> list[tuple[str, L
     return results
 
 
-def _save_state(out: Path, settings: str, pages: dict[str, str], models: dict[str, Listed]) -> None:
-    """Write the manifest: the index page hashes, and per model its hash and facts, with the
-    entries and search rows as two texts of one line per model (one long JSON string each reads
-    and writes many times faster than ten thousand small objects)."""
+def _save_state(
+    out: Path,
+    settings: str,
+    pages: dict[str, str],
+    models: dict[str, Listed],
+    scan: RegistryScan,
+) -> None:
+    """Write the manifest: the index page hashes, per model its hash and facts, and what the next
+    scan may reuse (`collect.scan_registry`): where the public remote was found and the cards
+    seen. The models' entries and search rows go beside it (`ROWS_FILE`), one line per model as
+    they are, JSON text that holds no tab or line break: read back without decoding them, they
+    cost a fraction of the same texts as JSON strings; the manifest names their hash."""
+    rows = "".join(f"{m.entry}\t{m.search_row}\n" for m in models.values()).encode()
+    write_atomic(out / ROWS_FILE, rows)
     state = {
         "catalog_format": CATALOG_FORMAT,
         "settings": settings,
+        "public_remote": scan.public_remote,
+        "code": _code_key(),
+        "cards": "\n".join(
+            f"{n}\t{key}\t{parent or ''}" for n, (key, parent) in scan.cards.items()
+        ),
         "pages": pages,
         "models": {name: m[:7] for name, m in models.items()},
-        "entries": "\n".join(m.entry for m in models.values()),
-        "search_rows": "\n".join(m.search_row for m in models.values()),
+        "rows": hashlib.sha1(rows).hexdigest(),
     }
     write_atomic(out / STATE_FILE, _json(state).encode())
 
 
-def _load_state(out: Path, settings: str) -> tuple[dict[str, Listed], dict[str, str]]:
-    """The listed models and index page hashes of the last build into `out`, when it was made with
-    the same settings (else nothing: every page is rendered)."""
+def _known_cards(state: dict) -> dict[str, tuple[str, str | None]]:
+    """The cards the last build saw (`RegistryScan.cards`), when the same code read them."""
+    text = state.get("cards")
+    if state.get("code") != _code_key() or not isinstance(text, str):
+        return {}
+    known = {}
+    for line in text.split("\n"):
+        fields = line.split("\t")
+        if len(fields) == 3:
+            known[fields[0]] = (fields[1], fields[2] or None)
+    return known
+
+
+def _read_state(out: Path) -> dict:
+    """The manifest of the last build into `out` as it was written ({} when there is none)."""
     try:
-        state = json.loads((out / STATE_FILE).read_text())
+        state = json.loads((out / STATE_FILE).read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def _load_state(out: Path, state: dict, settings: str) -> tuple[dict[str, Listed], dict[str, str]]:
+    """The listed models and index page hashes of the last build into `out` (its manifest
+    `state`), when it was made with the same settings (else nothing: every page is rendered)."""
+    try:
         if state["settings"] != settings:
             return {}, {}
         models = state["models"]
-        entries = state["entries"].split("\n") if models else []
-        rows = state["search_rows"].split("\n") if models else []
-        if not len(models) == len(entries) == len(rows):
+        data = (out / ROWS_FILE).read_bytes()
+        if hashlib.sha1(data).hexdigest() != state["rows"]:
+            return {}, {}
+        lines = data.decode().split("\n")[:-1]
+        if len(models) != len(lines):
             return {}, {}
         listed = {
-            name: Listed(*facts, entry, row)
-            for (name, facts), entry, row in zip(models.items(), entries, rows)
+            name: Listed(*facts, *line.split("\t"))
+            for (name, facts), line in zip(models.items(), lines)
         }
         return listed, dict(state["pages"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -412,7 +452,15 @@ def build_catalog(
         raise UsageError(
             f"{out} is a file, not a folder", "give a folder for the site, e.g. -o site/"
         )
-    scan = scan_registry(root, repo_url=repo_url, packages=packages)
+    state = _read_state(out) if out.is_dir() else {}
+    known_remote = state.get("public_remote")
+    scan = scan_registry(
+        root,
+        repo_url=repo_url,
+        packages=packages,
+        public_remote=known_remote if isinstance(known_remote, dict) else None,
+        known_cards=_known_cards(state),
+    )
     if out.resolve().is_relative_to((root / "models").resolve()):
         raise UsageError(
             f"{out} is inside the registry's models/ folder",
@@ -422,7 +470,7 @@ def build_catalog(
     training = training or TrainingCatalog()
     tasks = frozenset(t.name for t in training.tasks)
     settings = _settings_key(scan.repo_url, packages, tasks)
-    previous, previous_pages = ({}, {}) if force else _load_state(out, settings)
+    previous, previous_pages = ({}, {}) if force else _load_state(out, state, settings)
     listed = scan.listed()
     listed_set = set(listed)
     variants: dict[str, list[str]] = {}
@@ -447,14 +495,12 @@ def build_catalog(
         listed = [n for n in listed if n in known]
         listed_set -= set(empty)
         changed = [n for n in changed if n in known]
-    removed = sorted(set(previous) - listed_set)
-    for name in removed:
-        shutil.rmtree(out / "models" / name, ignore_errors=True)
+    removed = _remove_unlisted(out / "models", set(previous), listed_set)
     models = {n: known[n] for n in listed}
     training = _link_models(training, models)
     written, pages = _write_shared(out, models, scan, previous_pages, training)
     written += _write_training(out, training, settings, previous_pages, pages)
-    _save_state(out, settings, pages, models)
+    _save_state(out, settings, pages, models, scan)
     live = sum(not m.withdrawn for m in models.values())
     return BuildReport(
         output=str(out),
@@ -469,6 +515,21 @@ def build_catalog(
         index_bytes=(out / "index.html").stat().st_size,
         seconds=round(time.perf_counter() - started, 3),
     )
+
+
+def _remove_unlisted(folder: Path, previous: set[str], listed: set[str]) -> list[str]:
+    """Remove the pages of models no longer listed: those the last build's manifest names and any
+    other model folder left in the site (an earlier build whose manifest was lost or ignored).
+    Returns their names, sorted."""
+    try:
+        with os.scandir(folder) as entries:
+            present = {e.name for e in entries if e.is_dir(follow_symlinks=False)}
+    except FileNotFoundError:
+        present = set()
+    removed = sorted((previous | present) - listed)
+    for name in removed:
+        shutil.rmtree(folder / name, ignore_errors=True)
+    return removed
 
 
 def _write_shared(
@@ -656,6 +717,10 @@ def _write_training(
             written += _write_if_changed(path, html.encode())
             for name, data in files.items():
                 written += _write_if_changed(out / folder / name, data)
+        if template == "task.html.j2":  # pictures of structures the task no longer uses
+            for p in (out / folder).glob("structure-*.svg"):
+                if p.name not in files:
+                    p.unlink()
     for kind, names in (
         ("datasets", {d.name for d in training.datasets}),
         ("training", {t.name for t in training.tasks}),

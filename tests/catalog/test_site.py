@@ -590,3 +590,153 @@ def test_rebuild_rewrites_only_the_training_pages_whose_files_changed(published_
     # the model it made still names it, without a link that would lead nowhere
     local_links(site, "models/digits-cnn/index.html")
     assert "<code>training/digits-cnn</code> (not in the registry" in page(site, "digits-cnn")
+
+
+def test_a_rebuild_removes_what_the_registry_no_longer_has(published_registry, tmp_path):
+    from catalog.training_files import add_training
+
+    reg, site = published_registry, tmp_path / "site"
+    add_training(reg)
+    add_published(reg, "wine", seed=7)
+    build_with_training(reg.root, site)
+    task = site / "training" / "digits-cnn"
+    assert (task / "structure-digits-cnn.svg").is_file()
+
+    # the task now uses another structure: the old picture goes, the new one comes
+    structure = (reg.root / "training/structures/digits-cnn.yaml").read_text()
+    task_file = reg.root / "training/digits-cnn/task.yaml"
+    reg.commit(
+        {
+            "training/structures/digits-cnn-wide.yaml": structure.replace(
+                "name: digits-cnn", "name: digits-cnn-wide"
+            ),
+            "training/digits-cnn/task.yaml": task_file.read_text().replace(
+                "structure: digits-cnn", "structure: digits-cnn-wide"
+            ),
+        },
+        message="a wider structure",
+    )
+    build_with_training(reg.root, site)
+    assert sorted(p.name for p in task.glob("*.svg")) == ["structure-digits-cnn-wide.svg"]
+    assert local_links(site, "training/digits-cnn/index.html")
+
+    # a model no longer listed loses its pages even when the last build's manifest is gone
+    (site / STATE_FILE).unlink()
+    reg.git("tag", "-d", "wine@v1.0.0")
+    report = build_with_training(reg.root, site)
+    assert report.removed == ["wine"] and not (site / "models" / "wine").exists()
+    assert "wine" not in (site / "index.html").read_text()
+
+    # ... and when a forced build ignores it
+    (site / "models" / "gone").mkdir()
+    (site / "models" / "gone" / "index.html").write_text("an old page")
+    assert build_with_training(reg.root, site, force=True).removed == ["gone"]
+    assert not (site / "models" / "gone").exists()
+
+
+def test_a_rebuild_reads_the_public_remote_without_dvc_until_its_configuration_changes(
+    published_registry, tmp_path
+):
+    import shutil
+    import subprocess
+    import sys
+
+    from registry.packaging.index import PackageEntry, PackageIndex, index_key
+
+    reg, site = published_registry, tmp_path / "site"
+    build_catalog(reg.root, site)
+    shutil.rmtree(reg.root / ".dvc" / "cache")  # the weights are left in the public remote only
+    (site / "models" / "digits" / "graph.svg").unlink()
+    code = (
+        "import sys; from registry.catalog.site import build_catalog; "
+        f"r = build_catalog({str(reg.root)!r}, {str(site)!r}, force=True); "
+        "print(r.rewritten, 'dvc' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.split() == ["['digits']", "False"]
+    assert (site / "models" / "digits" / "graph.svg").is_file()
+
+    # the public remote moves, and a package index appears there: the next build follows
+    moved = reg.storage / "public-moved"
+    shutil.move(reg.storage / "public", moved)
+    config = reg.root / ".dvc" / "config"
+    config.write_text(config.read_text().replace(str(reg.storage / "public"), str(moved)))
+    index = PackageIndex(
+        model="digits@1.1.0",
+        tag="digits@v1.1.0",
+        commit=reg.git("rev-parse", "digits@v1.1.0^{commit}"),
+        packages={
+            "linux-x86_64": PackageEntry(
+                target="linux-x86_64",
+                file="digits-1.1.0-linux-x86_64.tar.gz",
+                md5="0" * 32,
+                sha256="1" * 64,
+                size=123_456,
+                engine="onnxruntime-cpu",
+                verified_on_device=True,
+            )
+        },
+    )
+    (moved / index_key("digits", "1.1.0")).parent.mkdir(parents=True)
+    (moved / index_key("digits", "1.1.0")).write_bytes(index.dump())
+    assert build_catalog(reg.root, site).rewritten == ["digits"]
+    assert "onnxruntime-cpu" in page(site, "digits")
+
+
+# --------------------------------------------------------------------------- the registry index
+
+
+def site_files(site) -> dict[str, bytes]:
+    """The site as a visitor or a script gets it (the build's own manifest left out)."""
+    return {
+        rel: data for rel, data in files_of(site).items() if not rel.startswith(".catalog-state.")
+    }
+
+
+def test_the_catalog_reads_versions_from_the_registry_index_and_shows_what_the_tags_say(
+    published_registry, tmp_path, monkeypatch
+):
+    from registry.versions import index
+
+    reg = published_registry
+    add_published(reg, "wine", seed=7, versions=("1.0.0", "1.1.0"))
+    withdraw_version(reg, "wine", "1.1.0")
+    from_tags = tmp_path / "from-tags"
+    build_catalog(reg.root, from_tags)
+
+    index.sync(reg.root, rebuild=True)
+    read = []
+    versions_of = index.versions_of
+    monkeypatch.setattr(index, "versions_of", lambda e: read.append(e.name) or versions_of(e))
+    from_index = tmp_path / "from-index"
+    build_catalog(reg.root, from_index, jobs=1)
+
+    assert sorted(read) == ["digits", "wine"]  # every listed model's versions came from the index
+    assert site_files(from_index) == site_files(from_tags)
+    assert model_json(from_index, "wine")["latest"] == "1.0.0"
+
+
+def test_a_stale_registry_index_still_gives_the_versions_the_tags_say(published_registry, tmp_path):
+    from registry.versions import index
+
+    reg = published_registry
+    index.sync(reg.root, rebuild=True)
+    # published after the index was written: its tag is not in the index
+    publish_version(reg, "digits", "1.2.0", notes="newer", date="2026-04-01T10:00:00+00:00")
+    # and a tag made by hand on a commit whose card says another version: never a version
+    reg.git("tag", "-a", "digits@v9.0.0", "-m", "by hand")
+    site = tmp_path / "site"
+    build_catalog(reg.root, site)
+
+    digits = model_json(site, "digits")
+    assert digits["latest"] == "1.2.0"
+    assert [v["version"] for v in digits["versions"]] == ["1.2.0", "1.1.0", "1.0.0"]
+    assert "newer" in page(site, "digits") and "9.0.0" not in page(site, "digits")
+
+    # the same site as with an index brought up to date, and as with none
+    index.sync(reg.root, rebuild=True)
+    current, none = tmp_path / "current", tmp_path / "none"
+    build_catalog(reg.root, current)
+    reg.git("update-ref", "-d", index.INDEX_REF)
+    build_catalog(reg.root, none)
+    assert site_files(current) == site_files(site) == site_files(none)
