@@ -314,7 +314,9 @@ def profile(cmd: list[str], cwd: Path, top: int = 12) -> list[str]:
     # below the command's own entry points (the interpreter, the CLI, the API)
     skip = ("builtins.exec", "__main__", "registry/cli/", "registry/api/", "check_revisions")
     return [
-        ln for ln in rows if ("registry/" in ln or "{" in ln) and not any(k in ln for k in skip)
+        ln.replace(f"{ROOT}/", "")  # the project's own files by their paths in the repository
+        for ln in rows
+        if ("registry/" in ln or "{" in ln) and not any(k in ln for k in skip)
     ][:top]
 
 
