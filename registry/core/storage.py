@@ -94,7 +94,7 @@ def parse_pointer(text: bytes | str) -> Pointer:
     canonical = len(text) <= 256 and _CANONICAL_POINTER.fullmatch(
         text.decode("utf-8", "replace") if isinstance(text, bytes) else text
     )
-    if canonical is not None:
+    if canonical:
         md5, size, path = canonical.groups()
         return Pointer(path=path, md5=md5, size=int(size), is_dir=False)
     from registry.core.bounded import BoundedParseError, parse_yaml

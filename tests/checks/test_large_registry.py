@@ -125,6 +125,7 @@ def test_a_pointer_reads_the_same_whether_or_not_it_is_written_as_dvc_writes_it(
         f"outs:\n- md5: {m}\n  size: {s}\n" + ("  hash: md5\n" if h else "") + f"  path: {p}\n"
         for m, s, p, h in itertools.product(md5s, sizes, paths, [True, False])
     ]
+    texts += ["outs: &a [1]\n" + "# a pointer over the size dvc add ever writes\n" * 8]
     texts = [t.encode() for t in texts] if as_bytes else texts
     fast = [_read(t) for t in texts]
     monkeypatch.setattr(storage, "_CANONICAL_POINTER", re.compile(r"(?!)"))  # YAML for every one
