@@ -396,12 +396,13 @@ def _jobs(options: CheckOptions, count: int) -> int:
     """How many processes check `count` models: one per core for a large run without content
     checks (their native libraries start threads, which a forked process must not inherit), where
     the system can fork (not macOS, where forking is unsafe, nor Windows)."""
-    import multiprocessing
-    import os
     import sys
 
     if options.content or count <= SLICE or sys.platform == "darwin":
-        return 1
+        return 1  # decided before importing multiprocessing, which a small run never needs
+    import multiprocessing
+    import os
+
     if "fork" not in multiprocessing.get_all_start_methods():
         return 1
     if options.jobs is not None:
@@ -552,7 +553,13 @@ def check_revisions(
         )
     head_snap = repo.snapshot(head)
     base_snap = repo.snapshot(base) if base else None
+    # by commit id from here on: git resolves each name once
     selected = select_models(
-        repo, head_snap, names=names, all_models=all_models, base=base, head_rev=head
+        repo,
+        head_snap,
+        names=names,
+        all_models=all_models,
+        base=base_snap.rev if base_snap is not None else None,
+        head_rev=head_snap.rev,
     )
     return run_checks(selected, head_snap, base_snap, repo, options)
