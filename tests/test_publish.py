@@ -508,7 +508,7 @@ def test_copy_with_read_back_returns_the_hash_of_what_arrived(tmp_path, monkeypa
     """Where the file system refuses in-kernel copies (EINVAL), the copy goes through a buffer."""
     import errno
 
-    from registry.core.transfer import _copy_reading_back
+    from registry.core.storage import copy_hashed
 
     if not kernel_copy:
 
@@ -518,6 +518,6 @@ def test_copy_with_read_back_returns_the_hash_of_what_arrived(tmp_path, monkeypa
         monkeypatch.setattr(os, "sendfile", refuse)
     data = np.random.default_rng(7).bytes(5 * (1 << 21) + 12345)  # several chunks and a tail
     (tmp_path / "src").write_bytes(data)
-    got = _copy_reading_back(str(tmp_path / "src"), str(tmp_path / "dst"))
+    got = copy_hashed(str(tmp_path / "src"), str(tmp_path / "dst"))
     assert got == (hashlib.md5(data).hexdigest(), len(data))
     assert (tmp_path / "dst").read_bytes() == data
