@@ -400,25 +400,37 @@ class Publisher:
             )
         done = on_remote == head if opts.push else local == head
 
-        # 1. objects: copy what public lacks and verify it, in a thread that spends its time in
-        # the kernel and in hashlib with the GIL released; 2. the release notes meanwhile (this
-        # version against the highest published version below it). Between local folders the
-        # notes read the new weights where they lie on the source remote; elsewhere they wait
-        # for the copy, which leaves the object in the DVC cache they read from.
+        # 1. objects: copy what public lacks, in a thread that spends its time in the kernel and
+        # in hashlib with the GIL released; 2. the release notes meanwhile (this version against
+        # the highest published version below it). Between local folders the copy is verified as
+        # it lands and the notes read the new weights where they lie on the source remote;
+        # elsewhere the notes wait for the copy (which leaves the object in the DVC cache they
+        # read from) and what still needs reading back from the remote is read while they are
+        # written.
         if self._warming is None:
             self._warming = _warm_imports()
-        copying = _Background(
-            lambda: self._place_objects(objects, src, dst, done), "registry-copy-objects"
-        )
         side_by_side = src.is_local and dst.is_local
+        copying = _Background(
+            lambda: self._place_objects(objects, src, dst, done, verify=side_by_side),
+            "registry-copy-objects",
+        )
+        verifying: _Background | None = None
         try:
             if not side_by_side:
-                copying.wait()
+                unchecked = copying.result()[1]
+                verifying = _Background(
+                    lambda: [verify_object(dst, o.md5, o.size) for o in unchecked],
+                    "registry-verify",
+                )
             result.notes = self._notes(name, card, opts.source if side_by_side else opts.target)
-        finally:
-            copying.wait()  # never left running behind an error of the notes
+        finally:  # never left running behind an error of the notes
+            copying.wait()
+            if verifying is not None:
+                verifying.wait()
         # a copy or verification failure stops the publish here, before any tag
-        result.objects = copying.result()
+        result.objects = copying.result()[0]
+        if verifying is not None:
+            verifying.result()
 
         # 3. the tag, on the merge commit
         if local is None and on_remote == head:
@@ -465,11 +477,18 @@ class Publisher:
         )
 
     def _place_objects(
-        self, objects: list[tuple[str, Pointer]], src: Remote, dst: Remote, done: bool
-    ) -> list[ObjectCopy]:
-        """Copy the objects `dst` lacks from `src` and verify them all (a copy between local
-        folders is verified as it lands; a present object is read back unless the version is
-        already out, `done`).
+        self,
+        objects: list[tuple[str, Pointer]],
+        src: Remote,
+        dst: Remote,
+        done: bool,
+        *,
+        verify: bool,
+    ) -> tuple[list[ObjectCopy], list[ObjectCopy]]:
+        """Copy the objects `dst` lacks from `src`: (every object, those still to be read back
+        from `dst`). A copy between local folders is verified as it lands, one to S3 by the store;
+        a present object is read back unless the version is already out (`done`). With `verify`
+        the objects still to be read back are read back here (none are left).
 
         Raises:
             StorageError: an object is missing, refused, of another size or content on `dst`.
@@ -506,9 +525,11 @@ class Publisher:
             )
             if verified == "md5+size" and not checked:
                 unchecked.append(placed[-1])
-        for obj in unchecked:
-            verify_object(dst, obj.md5, obj.size)
-        return placed
+        if verify:
+            for obj in unchecked:
+                verify_object(dst, obj.md5, obj.size)
+            unchecked = []
+        return placed, unchecked
 
     def _notes(self, name: str, card: ModelCard, weights_remote: str) -> str:
         """The release notes of `card`'s version, its weights read from `weights_remote`."""
