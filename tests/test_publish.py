@@ -477,6 +477,42 @@ def test_corrupt_staging_object_is_caught_on_public_and_not_tagged(registry_repo
     assert registry_repo.git("tag", "-l") == "" and origin_tags(origin) == {}
 
 
+def corrupt_in_transit(monkeypatch) -> None:
+    """Make every copy between local folders land with one byte changed, as a fault on the way
+    (after the source was read) would."""
+    import registry.core.storage as storage
+
+    copy_chunk = storage._copy_chunk
+
+    def flipped(fin, fout, offset):
+        n = copy_chunk(fin, fout, offset)
+        if offset == 0 and n:
+            first = os.pread(fin.fileno(), 1, 0)
+            os.pwrite(fout.fileno(), bytes([first[0] ^ 0xFF]), 0)
+        return n
+
+    monkeypatch.setattr(storage, "_copy_chunk", flipped)
+
+
+def test_a_byte_corrupted_in_transit_fails_the_publish_before_any_tag(
+    registry_repo, origin, weights, monkeypatch
+):
+    from registry.core.repo import RegistryRepo
+    from registry.publishing.publish import PublishOptions
+    from registry.publishing.publish import publish as run_publish
+
+    base, head = merge_publishing(registry_repo, weights)
+    corrupt_in_transit(monkeypatch)
+    report = run_publish(RegistryRepo(registry_repo.root), PublishOptions(base=base, head=head))
+    (model,) = report.models
+    assert model.error is not None and model.error.exit_code == 5
+    assert "on remote 'public' does not match after the copy" in model.error.message
+    public = object_file(registry_repo.storage, "public", weights)
+    assert not public.exists() and list(public.parent.iterdir()) == []  # no temporary left
+    assert registry_repo.git("tag", "-l") == "" and origin_tags(origin) == {}
+    assert not (registry_repo.root / "models" / NAME / "CHANGELOG.md").exists()
+
+
 def test_an_object_of_several_copy_chunks_arrives_whole(registry_repo, origin):
     """Objects are copied and read back a chunk at a time; an odd size spanning chunks must arrive
     whole."""
@@ -508,7 +544,7 @@ def test_copy_with_read_back_returns_the_hash_of_what_arrived(tmp_path, monkeypa
     """Where the file system refuses in-kernel copies (EINVAL), the copy goes through a buffer."""
     import errno
 
-    from registry.core.transfer import _copy_reading_back
+    from registry.core.storage import copy_hashed
 
     if not kernel_copy:
 
@@ -518,6 +554,6 @@ def test_copy_with_read_back_returns_the_hash_of_what_arrived(tmp_path, monkeypa
         monkeypatch.setattr(os, "sendfile", refuse)
     data = np.random.default_rng(7).bytes(5 * (1 << 21) + 12345)  # several chunks and a tail
     (tmp_path / "src").write_bytes(data)
-    got = _copy_reading_back(str(tmp_path / "src"), str(tmp_path / "dst"))
+    got = copy_hashed(str(tmp_path / "src"), str(tmp_path / "dst"))
     assert got == (hashlib.md5(data).hexdigest(), len(data))
     assert (tmp_path / "dst").read_bytes() == data

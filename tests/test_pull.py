@@ -61,6 +61,34 @@ def test_corrupt_public_object_is_refused(published_registry, tmp_path):
     assert not (tmp_path / "out" / "model.onnx").exists()
 
 
+def test_a_byte_corrupted_on_the_way_leaves_nothing_at_the_destination(
+    published_registry, tmp_path, monkeypatch
+):
+    """The download is hashed as it lands; a copy that differs from the object is refused before
+    the file gets its name, and its temporary file is removed."""
+    import os
+
+    import registry.core.storage as storage
+
+    copy_chunk = storage._copy_chunk
+
+    def flipped(fin, fout, offset):
+        n = copy_chunk(fin, fout, offset)
+        if offset == 0 and n:
+            os.pwrite(fout.fileno(), bytes([os.pread(fin.fileno(), 1, 0)[0] ^ 0xFF]), 0)
+        return n
+
+    monkeypatch.setattr(storage, "_copy_chunk", flipped)
+    out = tmp_path / "out"
+    with pytest.raises(StorageError, match="is corrupt") as e:
+        pull("digits@1.0.0", out, root=published_registry.root)
+    assert "failed after" not in e.value.message  # refused for its content, not retried
+    assert not out.exists() or list(out.iterdir()) == []
+    monkeypatch.undo()
+    pull("digits@1.0.0", out, root=published_registry.root)
+    assert (out / "model.onnx").read_bytes() == mlp_onnx(1)
+
+
 def test_withdrawn_version_is_fetched_with_a_warning(published_registry, tmp_path):
     reg = published_registry
     tag = withdraw_version(reg, "digits", "1.0.0")

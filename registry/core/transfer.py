@@ -9,35 +9,27 @@ and only then moved. Publish (staging → public) and package uploads use it.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
-import sys
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 from registry.core.errors import StorageError
-from registry.core.storage import Remote, Storage, with_retries
-
-_CHUNK = 1 << 21
+from registry.core.storage import COPY_CHUNK, Remote, Storage, copy_hashed, with_retries
 
 
 def _content_md5(md5: str) -> str:
     return md5.removesuffix(".dir")
 
 
-def _is_local(remote: Remote) -> bool:
-    return (
-        getattr(remote.fs, "protocol", None) == "local"
-        or type(remote.fs).__name__ == "LocalFileSystem"
-    )
+def _open(remote: Remote, path: str):
+    """An object of the remote, open for reading."""
+    return open(path, "rb") if remote.is_local else remote.fs.open(path, mode="rb")
 
 
 def _read_object(remote: Remote, md5: str) -> bytes:
     """A small object's bytes (a directory listing), verified against its md5."""
 
     def read() -> bytes:
-        with remote.fs.open(remote.object_path(md5), mode="rb") as f:
+        with _open(remote, remote.object_path(md5)) as f:
             return f.read()
 
     try:
@@ -57,10 +49,10 @@ def _read_object(remote: Remote, md5: str) -> bytes:
 def _copy_local(src: Remote, dst: Remote, md5: str, size: int | None) -> None:
     """Copy an object between two local-folder remotes and verify it on the way.
 
-    The bytes are copied in the kernel, a chunk at a time, under a temporary name; a second
-    thread reads each chunk back from the destination file as soon as it is written and hashes
-    it. The object gets its real name only once the read-back md5 and size match, so a bad copy
-    never looks present, and the verification costs little more time than the copy.
+    The bytes are copied under a temporary name and hashed as they land there
+    (`registry.core.storage.copy_hashed`). The object gets its real name only once that md5 and
+    size match, so a bad copy never looks present, and the verification costs little more time
+    than the copy.
     """
     source, target = src.object_path(md5), dst.object_path(md5)
     tmp = f"{target}.tmp{os.getpid()}"
@@ -69,7 +61,7 @@ def _copy_local(src: Remote, dst: Remote, md5: str, size: int | None) -> None:
         os.makedirs(os.path.dirname(target), exist_ok=True)
         placed = False
         try:
-            got = _copy_reading_back(source, tmp)
+            got = copy_hashed(source, tmp)
             if got[0] == _content_md5(md5) and (size is None or got[1] == size):
                 # a hard link never replaces an object that appeared meanwhile (unlike a rename)
                 try:
@@ -92,70 +84,6 @@ def _copy_local(src: Remote, dst: Remote, md5: str, size: int | None) -> None:
     _require_match(dst, md5, size, got, n)
     if not placed:
         verify_object(dst, md5, size)  # an object that appeared at the final name meanwhile
-
-
-def _copy_reading_back(source: str, target: str) -> tuple[str, int]:
-    """Copy `source` to a new file `target`; return the md5 and size of `target` as read back."""
-    state = {"written": 0, "done": False}
-    progress = threading.Condition()
-
-    def read_back() -> tuple[str, int]:
-        h, pos = hashlib.md5(), 0
-        with open(target, "rb") as f:
-            while True:
-                with progress:
-                    progress.wait_for(lambda at=pos: state["written"] > at or state["done"])
-                    limit, finished = state["written"], state["done"]
-                while pos < limit:
-                    block = f.read(min(_CHUNK, limit - pos))
-                    if not block:
-                        raise OSError(f"{target} is shorter than what was written to it")
-                    h.update(block)
-                    pos += len(block)
-                if finished and pos >= state["written"]:
-                    return h.hexdigest(), pos
-
-    with (
-        open(source, "rb") as fin,
-        open(target, "wb", buffering=0) as fout,
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="registry-read-back") as pool,
-    ):
-        reading = pool.submit(read_back)
-        try:
-            offset = 0
-            while n := _copy_chunk(fin, fout, offset):
-                offset += n
-                with progress:
-                    state["written"] = offset
-                    progress.notify()
-        finally:
-            with progress:
-                state["done"] = True
-                progress.notify()
-        return reading.result()
-
-
-def _copy_chunk(fin, fout, offset: int) -> int:
-    """Copy up to one chunk at `offset`: in the kernel where the OS and file system offer it,
-    else through a buffer."""
-    if sys.platform.startswith("linux"):
-        try:
-            return os.sendfile(fout.fileno(), fin.fileno(), offset, _CHUNK)
-        except OSError as e:
-            if e.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-                raise
-    block = memoryview(
-        os.pread(fin.fileno(), _CHUNK, offset) if hasattr(os, "pread") else _read_at(fin, offset)
-    )
-    written = 0
-    while written < len(block):  # at the descriptor's position, as sendfile writes
-        written += os.write(fout.fileno(), block[written:])
-    return len(block)
-
-
-def _read_at(f, offset: int) -> bytes:
-    f.seek(offset)
-    return f.read(_CHUNK)
 
 
 def _require_match(remote: Remote, md5: str, size: int | None, got: str, n: int) -> None:
@@ -185,7 +113,7 @@ def copy_object(
             unreachable after retries; the message names the remote and the object.
     """
     try:
-        if _is_local(src) and _is_local(dst):
+        if src.is_local and dst.is_local:
             _copy_local(src, dst, md5, size)
             return True
         if md5.endswith(".dir"):
@@ -224,8 +152,8 @@ def verify_object(remote: Remote, md5: str, size: int | None) -> None:
 
     def read() -> tuple[str, int]:
         h, n = hashlib.md5(), 0
-        with remote.fs.open(path, mode="rb") as f:
-            while block := f.read(_CHUNK):
+        with _open(remote, path) as f:
+            while block := f.read(COPY_CHUNK):
                 h.update(block)
                 n += len(block)
         return h.hexdigest(), n

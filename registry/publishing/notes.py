@@ -457,10 +457,7 @@ def _summary(version: ModelVersion, storage: Storage, workdir: Path):
     if md5 is None:
         raise RegistryError(f"no readable weights pointer {version.weights_pointer}")
     local = storage.remote(version.remote)
-    if (
-        getattr(local.fs, "protocol", None) == "local"
-        or type(local.fs).__name__ == "LocalFileSystem"
-    ):
+    if local.is_local:
         path = Path(local.object_path(md5))  # read the object where it lies: no copy
         if not path.is_file():
             path = storage.fetch(md5, version.remote)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -34,7 +33,7 @@ from registry.core.errors import CardError, GitError, RegistryError, StorageErro
 from registry.core.git import create_tag, local_tag_commit, push_tag, remote_tags, run_git
 from registry.core.repo import GitRevision, RegistryRepo
 from registry.core.semver import semver_key
-from registry.core.storage import PUBLIC, STAGING, Pointer, Storage
+from registry.core.storage import PUBLIC, STAGING, Pointer, Remote, Storage
 from registry.core.transfer import copy_object, verify_object
 from registry.versions.tags import deregistration_tag, tagged_commits
 
@@ -173,6 +172,10 @@ class _Background:
 
         self._thread = threading.Thread(target=target, name=name, daemon=True)
         self._thread.start()
+
+    def wait(self) -> None:
+        """Wait for the function to end, whatever it returns or raises."""
+        self._thread.join()
 
     def result(self) -> T:
         self._thread.join()
@@ -363,25 +366,31 @@ class Publisher:
     def _publish_version(
         self, name: str, card: ModelCard, result: ModelPublish, report: PublishReport
     ) -> None:
-        from registry.publishing.notes import (
-            ModelVersion,
-            build_notes,
-            previous_version,
-            render_notes,
-            tagged_version,
-        )
-
         opts, root, head = self.options, self.repo.root, self.head.rev
         tag = card.tag
         result.version, result.tag = card.version, tag
-        local = local_tag_commit(root, tag)
-        if local and local != head:
-            raise GitError(
-                f"tag {tag} already exists on commit {local[:10]}, not on the merge {head[:10]}: "
-                "a published version is never re-tagged",
-                f"publish a new version: raise `version` in models/{name}/model.yaml",
+        # the git remote is asked for the tag while the local checks run and the remotes open
+        asking = (
+            _Background(
+                lambda: remote_tags(root, opts.remote_name, tag).get(tag), "registry-ls-remote"
             )
-        on_remote = remote_tags(root, opts.remote_name, tag).get(tag) if opts.push else None
+            if opts.push
+            else None
+        )
+        try:
+            local = local_tag_commit(root, tag)
+            if local and local != head:
+                raise GitError(
+                    f"tag {tag} already exists on commit {local[:10]}, not on the merge "
+                    f"{head[:10]}: a published version is never re-tagged",
+                    f"publish a new version: raise `version` in models/{name}/model.yaml",
+                )
+            objects = version_objects(self.head, name, card)
+            src, dst = self.storage.remote(opts.source), self.storage.remote(opts.target)
+        finally:
+            if asking is not None:
+                asking.wait()
+        on_remote = asking.result() if asking else None
         if on_remote and on_remote != head:
             raise GitError(
                 f"tag {tag} already exists on git remote '{opts.remote_name}' at commit "
@@ -391,59 +400,37 @@ class Publisher:
             )
         done = on_remote == head if opts.push else local == head
 
-        # 1. objects: copy what public lacks, then verify (read back unless the version is already
-        # out)
-        src, dst = self.storage.remote(opts.source), self.storage.remote(opts.target)
-        unchecked: list[ObjectCopy] = []  # copied or present, not yet read back
-        if self._warming is None:  # while the copy keeps the GIL free
+        # 1. objects: copy what public lacks, in a thread that spends its time in the kernel and
+        # in hashlib with the GIL released; 2. the release notes meanwhile (this version against
+        # the highest published version below it). Between local folders the copy is verified as
+        # it lands and the notes read the new weights where they lie on the source remote;
+        # elsewhere the notes wait for the copy (which leaves the object in the DVC cache they
+        # read from) and what still needs reading back from the remote is read while they are
+        # written.
+        if self._warming is None:
             self._warming = _warm_imports()
-        for path, ptr in version_objects(self.head, name, card):
-            try:
-                have = dst.object_size(ptr.md5)
-            except PermissionError as e:
-                raise StorageError(
-                    f"remote '{dst.name}' ({dst.url}) refused access while looking up {ptr.md5} "
-                    f"({path}): {e}",
-                    f"check the credentials and permissions of remote '{dst.name}'",
-                ) from None
-            action, checked = "present", False
-            if have is not None and ptr.size is not None and have != ptr.size:
-                # never overwritten: it may be another version's object, and it is not ours to
-                # replace
-                raise StorageError(
-                    f"remote '{dst.name}' already holds {have:,} bytes for object {ptr.md5} "
-                    f"({path}), but the pointer records {ptr.size:,} bytes; publish never "
-                    "overwrites or removes an object it did not write",
-                    f"a maintainer must inspect {dst.object_path(ptr.md5)} on remote "
-                    f"'{dst.name}' (compare its md5 with the pointer) before publishing again",
+        side_by_side = src.is_local and dst.is_local
+        copying = _Background(
+            lambda: self._place_objects(objects, src, dst, done, verify=side_by_side),
+            "registry-copy-objects",
+        )
+        verifying: _Background | None = None
+        try:
+            if not side_by_side:
+                unchecked = copying.result()[1]
+                verifying = _Background(
+                    lambda: [verify_object(dst, o.md5, o.size) for o in unchecked],
+                    "registry-verify",
                 )
-            if have is None:
-                dst.remove_partial(ptr.md5)  # what a killed copy of an earlier run left
-                checked = copy_object(self.storage, src, dst, ptr.md5, path, ptr.size)
-                action = "copied"
-            verified = "size" if done and action == "present" else "md5+size"
-            result.objects.append(
-                ObjectCopy(path=path, md5=ptr.md5, size=ptr.size, action=action, verified=verified)
-            )
-            if verified == "md5+size" and not checked:
-                unchecked.append(result.objects[-1])
-
-        # 2. notes (this version against the highest published version below it), written while
-        # the objects are read back: hashing runs with the GIL released, so the two overlap
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="registry-verify") as pool:
-            verifying = pool.submit(lambda: [verify_object(dst, o.md5, o.size) for o in unchecked])
-            versions = {
-                v: c
-                for v, c in tagged_commits(self.repo).get(name, {}).items()
-                if v != card.version
-            }
-            prev = previous_version(versions, card.version)
-            old = tagged_version(self.repo, name, prev) if prev else None
-            notes = build_notes(
-                ModelVersion(card=card, snapshot=self.head, remote=opts.target), old, self.storage
-            )
-            result.notes = render_notes(notes)
-            verifying.result()  # a verification failure stops the publish here, before any tag
+            result.notes = self._notes(name, card, opts.source if side_by_side else opts.target)
+        finally:  # never left running behind an error of the notes
+            copying.wait()
+            if verifying is not None:
+                verifying.wait()
+        # a copy or verification failure stops the publish here, before any tag
+        result.objects = copying.result()[0]
+        if verifying is not None:
+            verifying.result()
 
         # 3. the tag, on the merge commit
         if local is None and on_remote == head:
@@ -488,6 +475,81 @@ class Publisher:
         report.releases.append(
             {"tag": tag, "name": name, "version": card.version, "notes": result.notes}
         )
+
+    def _place_objects(
+        self,
+        objects: list[tuple[str, Pointer]],
+        src: Remote,
+        dst: Remote,
+        done: bool,
+        *,
+        verify: bool,
+    ) -> tuple[list[ObjectCopy], list[ObjectCopy]]:
+        """Copy the objects `dst` lacks from `src`: (every object, those still to be read back
+        from `dst`). A copy between local folders is verified as it lands, one to S3 by the store;
+        a present object is read back unless the version is already out (`done`). With `verify`
+        the objects still to be read back are read back here (none are left).
+
+        Raises:
+            StorageError: an object is missing, refused, of another size or content on `dst`.
+        """
+        placed: list[ObjectCopy] = []
+        unchecked: list[ObjectCopy] = []  # copied or present, not yet read back
+        for path, ptr in objects:
+            try:
+                have = dst.object_size(ptr.md5)
+            except PermissionError as e:
+                raise StorageError(
+                    f"remote '{dst.name}' ({dst.url}) refused access while looking up {ptr.md5} "
+                    f"({path}): {e}",
+                    f"check the credentials and permissions of remote '{dst.name}'",
+                ) from None
+            action, checked = "present", False
+            if have is not None and ptr.size is not None and have != ptr.size:
+                # never overwritten: it may be another version's object, and it is not ours to
+                # replace
+                raise StorageError(
+                    f"remote '{dst.name}' already holds {have:,} bytes for object {ptr.md5} "
+                    f"({path}), but the pointer records {ptr.size:,} bytes; publish never "
+                    "overwrites or removes an object it did not write",
+                    f"a maintainer must inspect {dst.object_path(ptr.md5)} on remote "
+                    f"'{dst.name}' (compare its md5 with the pointer) before publishing again",
+                )
+            if have is None:
+                dst.remove_partial(ptr.md5)  # what a killed copy of an earlier run left
+                checked = copy_object(self.storage, src, dst, ptr.md5, path, ptr.size)
+                action = "copied"
+            verified = "size" if done and action == "present" else "md5+size"
+            placed.append(
+                ObjectCopy(path=path, md5=ptr.md5, size=ptr.size, action=action, verified=verified)
+            )
+            if verified == "md5+size" and not checked:
+                unchecked.append(placed[-1])
+        if verify:
+            for obj in unchecked:
+                verify_object(dst, obj.md5, obj.size)
+            unchecked = []
+        return placed, unchecked
+
+    def _notes(self, name: str, card: ModelCard, weights_remote: str) -> str:
+        """The release notes of `card`'s version, its weights read from `weights_remote`."""
+        from registry.publishing.notes import (
+            ModelVersion,
+            build_notes,
+            previous_version,
+            render_notes,
+            tagged_version,
+        )
+
+        versions = {
+            v: c for v, c in tagged_commits(self.repo).get(name, {}).items() if v != card.version
+        }
+        prev = previous_version(versions, card.version)
+        old = tagged_version(self.repo, name, prev) if prev else None
+        notes = build_notes(
+            ModelVersion(card=card, snapshot=self.head, remote=weights_remote), old, self.storage
+        )
+        return render_notes(notes)
 
     # -- unpublish
 

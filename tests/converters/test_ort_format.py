@@ -8,7 +8,11 @@ import pytest
 
 from factories import conv_onnx
 from registry.packaging.converters import get_converter
-from registry.packaging.converters.ort_format import UnknownOrtLayout, canonical_ort
+from registry.packaging.converters.ort_format import (
+    UnknownOrtLayout,
+    canonical_ort,
+    canonical_ort_file,
+)
 from registry.packaging.quantization import quantize
 from registry.packaging.targets import get_target
 
@@ -55,3 +59,31 @@ def test_canonical_layout_is_a_fixed_point(int8_cnn, tmp_path):
 def test_what_is_not_an_ort_file_is_left_alone(int8_cnn):
     with pytest.raises(UnknownOrtLayout, match="ORTM"):
         canonical_ort(int8_cnn.read_bytes())
+
+
+def test_the_file_rewrite_gives_the_bytes_of_the_in_memory_one(int8_cnn, tmp_path):
+    """The build rewrites the saved file in place (one copy of the model in memory); it must give
+    exactly what the in-memory rewrite gives, for ONNX Runtime's own layout as for a canonical
+    one."""
+    import onnxruntime as ort
+
+    raw = tmp_path / "raw.ort"
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(raw)
+    so.add_session_config_entry("session.save_model_format", "ORT")
+    ort.InferenceSession(str(int8_cnn), sess_options=so, providers=["CPUExecutionProvider"])
+    data = raw.read_bytes()
+    canonical_ort_file(raw)
+    assert raw.read_bytes() == canonical_ort(data)
+    canonical_ort_file(raw)  # a fixed point on disk too
+    assert raw.read_bytes() == canonical_ort(data)
+    assert [p.name for p in tmp_path.iterdir()] == ["raw.ort"]  # no temporary left
+
+
+def test_a_file_that_is_not_ort_is_left_as_it_is(int8_cnn, tmp_path):
+    copy = tmp_path / "model.onnx"
+    copy.write_bytes(int8_cnn.read_bytes())
+    with pytest.raises(UnknownOrtLayout, match="ORTM"):
+        canonical_ort_file(copy)
+    assert copy.read_bytes() == int8_cnn.read_bytes()
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]

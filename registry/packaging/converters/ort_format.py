@@ -82,7 +82,7 @@ class OrtFormatConverter(Converter):
             ) from e
         layout = LAYOUT_CANONICAL
         try:
-            dest.write_bytes(canonical_ort(dest.read_bytes()))
+            canonical_ort_file(dest)
         except UnknownOrtLayout as e:
             # another ONNX Runtime may lay the file out otherwise: keep its bytes, and say so
             layout = f"as written by onnxruntime, not canonical ({e})"
@@ -130,6 +130,69 @@ def canonical_ort(data: bytes) -> bytes:
     Raises:
         UnknownOrtLayout: not an ORT-format file, or one laid out otherwise (nothing rewritten).
     """
+    view = memoryview(data)
+
+    def read_tail(start: int, into: memoryview) -> None:
+        into[:] = view[start : start + len(into)]
+
+    rebuilt = _rebuild(data, read_tail)
+    if rebuilt is None:
+        return data
+    buf, head = rebuilt
+    return bytes(memoryview(buf)[head:])
+
+
+def canonical_ort_file(path: Path) -> None:
+    """`canonical_ort` on a file, in place, holding one copy of the model in memory.
+
+    The file is parsed through a memory map (only its first objects and the version string are
+    touched), the model's bytes are read from the file straight into the rebuilt buffer, and the
+    result is written from that buffer under a temporary name, then moved over the file: the
+    largest model is held once, not three times (read, rebuilt, and the rebuilt bytes' copy).
+
+    Raises:
+        UnknownOrtLayout: as `canonical_ort` (the file is left as it is).
+    """
+    import mmap
+    import os
+
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size < 16:
+            raise UnknownOrtLayout("no ORTM file identifier")
+
+        def read_tail(start: int, into: memoryview) -> None:
+            done = 0
+            while done < len(into):
+                n = os.preadv(f.fileno(), [into[done:]], start + done)
+                if n <= 0:
+                    raise UnknownOrtLayout(f"{path.name} changed while it was rewritten")
+                done += n
+
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            rebuilt = _rebuild(data, read_tail)
+    if rebuilt is None:
+        return
+    buf, head = rebuilt
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.canonical")
+    try:
+        with open(tmp, "wb") as out:
+            out.write(memoryview(buf)[head:])
+        del buf
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _rebuild(data, read_tail) -> tuple[bytearray, int] | None:
+    """The canonical layout of the ORT-format file `data` (any buffer): (buffer, start) whose
+    `buffer[start:]` is the file, or None when nothing was written in hash-map order. The model's
+    bytes are put in place by `read_tail(start, into)`, which fills `into` with the source's bytes
+    from `start` on (so that they need not be held twice).
+
+    Raises:
+        UnknownOrtLayout: see `canonical_ort`.
+    """
     import flatbuffers
 
     fbs = _bindings()
@@ -145,7 +208,7 @@ def canonical_ort(data: bytes) -> bytes:
             "and kernel_type_str_resolver"
         )
     if _SLOT_RESOLVER not in fields:
-        return data  # nothing was written in hash-map order
+        return None  # nothing was written in hash-map order
     session = fbs.InferenceSession.InferenceSession.GetRootAs(data, 0)
     version = session.OrtVersion()
     model = fields[_SLOT_MODEL]
@@ -154,10 +217,11 @@ def canonical_ort(data: bytes) -> bytes:
     if not (root < fields[_SLOT_RESOLVER] < tail <= version_pos) or tail % 4:
         raise UnknownOrtLayout("the resolver does not lie between the root table and the model")
     entries = _resolver_entries(session.KernelTypeStrResolver())
+    del session
 
     b = flatbuffers.Builder(len(data) + 1024)
     b.head = len(b.Bytes) - (len(data) - tail)
-    b.Bytes[b.head :] = memoryview(data)[tail:]  # no intermediate copy of the model's bytes
+    read_tail(tail, memoryview(b.Bytes)[b.head :])  # no intermediate copy of the model's bytes
     b.minalign = _ALIGN
     resolver_off = _build_resolver(b, fbs, entries)
     S = fbs.InferenceSession
@@ -169,18 +233,33 @@ def canonical_ort(data: bytes) -> bytes:
     S.InferenceSessionAddModel(b, len(data) - model)
     S.InferenceSessionAddKernelTypeStrResolver(b, resolver_off)
     b.Finish(S.InferenceSessionEnd(b), file_identifier=_IDENTIFIER)
-    out = bytes(memoryview(b.Bytes)[b.Head() :])
-    del b  # one copy of the rewritten file, not two
-
+    buf, head = b.Bytes, b.Head()
+    del b
+    out = memoryview(buf)[head:]
+    kept = len(data) - tail
     again = fbs.InferenceSession.InferenceSession.GetRootAs(out, 0)
     if (
         again.OrtVersion() != version
         or _resolver_entries(again.KernelTypeStrResolver()) != entries
         or _table_fields(out, _u32(out, 0)).get(_SLOT_MODEL) != model + len(out) - len(data)
-        or memoryview(out)[len(out) - (len(data) - tail) :] != memoryview(data)[tail:]
+        or not _same_tail(out[len(out) - kept :], tail, read_tail)
     ):
         raise UnknownOrtLayout("the rewritten file does not read back to the same content")
-    return out
+    del again, out
+    return buf, head
+
+
+def _same_tail(rebuilt: memoryview, start: int, read_tail, chunk: int = 1 << 22) -> bool:
+    """The rebuilt file's model bytes equal the source's from `start` on (compared a chunk at a
+    time: the source is not held a second time)."""
+    scratch = bytearray(min(chunk, len(rebuilt)))
+    for off in range(0, len(rebuilt), chunk):
+        part = rebuilt[off : off + chunk]
+        view = memoryview(scratch)[: len(part)]
+        read_tail(start + off, view)
+        if view != part:
+            return False
+    return True
 
 
 def _bindings():
