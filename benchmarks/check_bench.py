@@ -38,6 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import bench_common  # benchmarks/bench_common.py, beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## registry check"
@@ -339,6 +341,7 @@ def main() -> None:
         "building them",
     )
     args = parser.parse_args()
+    bench_common.compile_registry()  # timed runs do not compile the registry
 
     registry = [sys.executable, "-m", "registry"]
     folder = (
@@ -438,7 +441,8 @@ def main() -> None:
         f"{args.models // 10:,} version tags (loose refs, as `git fetch` leaves them in a CI "
         f"checkout), built with `git fast-import` and `git mktree`"
         + (f" in {figures['build']:.1f} s" if figures["build"] == figures["build"] else "")
-        + ", never committed. Whole-process wall time (best of "
+        + ", never committed; the registry's modules compiled first, as after a first run. "
+        "Whole-process wall time (best of "
         f"{args.repeat}), the CPU time of that run (user + system, child processes included) and "
         "the load average right after it: the cores are shared with other work, which slows the "
         "wall times; the CPU time is what the command itself costs.",
@@ -470,7 +474,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        write_section(text)
+        bench_common.write(SECTION, text)
         print(f"wrote {DOCS.relative_to(ROOT)}")
 
 
@@ -494,24 +498,6 @@ def _verdict(proc: subprocess.CompletedProcess) -> str:
     last = [ln for ln in proc.stdout.splitlines() if ln.strip()]
     summary = next((ln for ln in reversed(last) if " checked: " in ln), "")
     return f"exit {proc.returncode}" + (f", {summary}" if summary else "")
-
-
-def write_section(text: str) -> None:
-    """Replace (or add) this benchmark's `## registry check` section of docs/benchmarks.md."""
-    old = (
-        DOCS.read_text()
-        if DOCS.exists()
-        else "# Benchmarks\n\nFigures written by the scripts in `benchmarks/`.\n"
-    )
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.M | re.S)
-    new = (
-        pattern.sub(lambda _: text + "\n", old)
-        if pattern.search(old)
-        else old.rstrip("\n") + "\n\n" + text + "\n"
-    )
-    tmp = DOCS.with_suffix(".md.tmp")
-    tmp.write_text(new)
-    tmp.replace(DOCS)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import bench_common  # benchmarks/bench_common.py, beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Check environment"
@@ -253,19 +255,8 @@ def main() -> None:
     )
     print(section)
     if not args.no_write:
-        write_section(section)
+        bench_common.write(SECTION, section)
         print(f"wrote {DOCS.relative_to(ROOT)}")
-
-
-def write_section(text: str) -> None:
-    """Replace (or add) this benchmark's section of docs/benchmarks.md."""
-    old = DOCS.read_text()
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.M | re.S)
-    if pattern.search(old):
-        new = pattern.sub(lambda _: text + "\n\n", old).rstrip("\n") + "\n"
-    else:
-        new = old.rstrip("\n") + "\n\n" + text + "\n"
-    DOCS.write_text(new)
 
 
 if __name__ == "__main__":

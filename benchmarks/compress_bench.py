@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import resource
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+import bench_common  # noqa: E402 - benchmarks/bench_common.py, beside this script
 import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 
@@ -182,18 +182,9 @@ def main() -> int:
 def write_section(section: str, text: str, no_write: bool) -> None:
     """Print a section and put it in docs/benchmarks.md in place of its previous text."""
     print(text)
-    if no_write:
-        return
-    doc = ROOT / "docs" / "benchmarks.md"
-    old = doc.read_text() if doc.is_file() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(section)}\n.*?(?=^## |\Z)", re.S | re.M)
-    new = (
-        pattern.sub(lambda m: text + "\n", old)
-        if pattern.search(old)
-        else old.rstrip("\n") + "\n\n" + text
-    )
-    doc.write_text(new)
-    print(f"wrote {doc}", file=sys.stderr)
+    if not no_write:
+        bench_common.write(section, text)
+        print(f"wrote {bench_common.DOCS}", file=sys.stderr)
 
 
 def bench_small(no_write: bool) -> None:

@@ -35,6 +35,8 @@ import time
 import zlib
 from pathlib import Path
 
+import bench_common  # benchmarks/bench_common.py, beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 SECTION = "## registry list, show, pull at scale (the registry index)"
@@ -426,18 +428,6 @@ def run(args) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    doc = ROOT / "docs" / "benchmarks.md"
-    current = doc.read_text() if doc.exists() else "# Benchmarks\n\n"
-    start = current.find(SECTION)
-    if start == -1:
-        new = current.rstrip("\n") + "\n\n" + text
-    else:
-        nxt = current.find("\n## ", start + len(SECTION))
-        new = current[:start] + text + (current[nxt + 1 :] if nxt != -1 else "")
-    doc.write_text(new.rstrip("\n") + "\n")
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", default="1000,10000,100000", help="models per registry (x10 tags)")
@@ -456,7 +446,7 @@ def main() -> None:
     text = run(args)
     print(text)
     if not args.no_write:
-        write_section(text)
+        bench_common.write(SECTION, text)
 
 
 if __name__ == "__main__":

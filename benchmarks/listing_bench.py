@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import bench_common  # benchmarks/bench_common.py, beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 SECTION = "## registry list, show, pull"
@@ -290,18 +292,6 @@ def run(args) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    doc = ROOT / "docs" / "benchmarks.md"
-    current = doc.read_text() if doc.exists() else "# Benchmarks\n\n"
-    start = current.find(SECTION)
-    if start == -1:
-        new = current.rstrip("\n") + "\n\n" + text
-    else:
-        nxt = current.find("\n## ", start + len(SECTION))
-        new = current[:start] + text + (current[nxt + 1 :] if nxt != -1 else "")
-    doc.write_text(new.rstrip("\n") + "\n")
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", type=int, default=1000)
@@ -318,7 +308,7 @@ def main() -> None:
     text = run(args)
     print(text)
     if not args.no_write:
-        write_section(text)
+        bench_common.write(SECTION, text)
 
 
 if __name__ == "__main__":

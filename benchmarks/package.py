@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import shlex
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import bench_common  # benchmarks/bench_common.py, beside this script
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -308,14 +308,7 @@ def main() -> int:
     )
     print(body)
     if args.write:
-        text = args.write.read_text() if args.write.exists() else "# Benchmarks\n"
-        pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
-        text = (
-            pattern.sub(body + "\n", text)
-            if pattern.search(text)
-            else text.rstrip() + "\n\n" + body + "\n"
-        )
-        args.write.write_text(text)
+        bench_common.write(SECTION, body, args.write)
     return 0
 
 

@@ -34,6 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import bench_common  # benchmarks/bench_common.py, beside this script
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
@@ -424,15 +425,7 @@ def main() -> None:
     ]
     text = "\n".join(lines)
     print(text)
-    doc = ROOT / "docs" / "benchmarks.md"
-    old = doc.read_text() if doc.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(section)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    new = (
-        pattern.sub(lambda _: text + "\n", old)
-        if pattern.search(old)
-        else old.rstrip("\n") + "\n\n" + text
-    )
-    doc.write_text(new.rstrip("\n") + "\n")
+    bench_common.write(section, text)
 
 
 if __name__ == "__main__":

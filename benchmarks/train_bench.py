@@ -28,7 +28,6 @@ import gc
 import json
 import os
 import platform
-import re
 import resource
 import shutil
 import subprocess
@@ -39,6 +38,7 @@ import time
 from pathlib import Path
 from statistics import median
 
+import bench_common  # benchmarks/bench_common.py, beside this script
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -225,6 +225,7 @@ def main() -> None:
         "--no-write", action="store_true", help="print the figures, leave docs/ alone"
     )
     args = parser.parse_args()
+    bench_common.compile_registry()  # timed runs do not compile the registry
     py = sys.executable
     collect_orphans()
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -471,26 +472,12 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        write_section(text)
+        bench_common.write(SECTION, text)
 
 
 def target(goal: str, met: bool) -> str:
     """The target and whether these figures meet it."""
     return f"{goal} ({'met' if met else 'missed'})"
-
-
-def write_section(text: str) -> None:
-    """Replace (or add) this benchmark's section of docs/benchmarks.md."""
-    old = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.M | re.S)
-    new = (
-        pattern.sub(lambda _: text + "\n", old)
-        if pattern.search(old)
-        else old.rstrip("\n") + "\n\n" + text + "\n"
-    )
-    tmp = DOCS.with_suffix(".md.tmp")
-    tmp.write_text(new)
-    tmp.replace(DOCS)
 
 
 if __name__ == "__main__":
