@@ -14,6 +14,7 @@ that allows the site's own script and style and nothing else.
 from __future__ import annotations
 
 import functools
+import gc
 import hashlib
 import json
 import multiprocessing
@@ -121,8 +122,6 @@ def _environment():
     env.filters["size"] = format_size
     env.filters["day"] = day
     env.filters["num"] = lambda v: "–" if v is None else f"{v:.4g}"
-    # one point of a chart: text the template escapes (one call, not a loop per item)
-    env.filters["point"] = lambda p: f"v{p[0]} {p[1]:.4g}"
     env.filters["weblink"] = lambda url: (
         url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
     )
@@ -243,11 +242,23 @@ def _listed(key: str, entry: dict, training: str | None) -> Listed:
 
 def render_model_page(model: CatalogModel, tasks: frozenset[str] = frozenset()) -> str:
     """The HTML of a model's page; `tasks` are the training tasks that have a page."""
-    charts = [(s, render_chart(s)) for s in metric_series(model.versions)]
+    charts = [
+        (s, render_chart(s), ", ".join([f"v{ver} {value:.4g}" for ver, value in s.points]))
+        for s in metric_series(model.versions)
+    ]
+    latest = model.latest
+    current = next((v for v in model.versions if v.version == latest), None) if latest else None
     return (
         _environment()
         .get_template("model.html.j2")
-        .render(m=model, charts=charts, versions=versions_html(model), root="../../", tasks=tasks)
+        .render(
+            m=model,
+            current=current,
+            charts=charts,
+            versions=versions_html(model),
+            root="../../",
+            tasks=tasks,
+        )
     )
 
 
@@ -287,12 +298,28 @@ def _render_models(build: _Build, names: list[str]) -> list[tuple[str, Listed]]:
             # a folder this build made holds nothing a reader could be shown half-written, and
             # an interrupted build leaves no manifest that names it: plain writes are enough
             for name, data in files.items():
-                with open(os.path.join(folder, name), "wb") as f:
-                    f.write(data)
+                _write_new(os.path.join(folder, name), data)
         entry = entry_of(model).model_dump(mode="json")
         listed = _listed(build.keys[model.name], entry, model.lineage.training_task)
         results.append((model.name, listed))
     return results
+
+
+_NEW_FILE = (
+    os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+)
+
+
+def _write_new(path: str, data: bytes) -> None:
+    """Write a file with plain system calls (open, write, close): a buffered file object costs a
+    few more per file, and a full build writes tens of thousands."""
+    fd = os.open(path, _NEW_FILE, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 def _write_if_changed(path: Path, data: bytes) -> bool:
@@ -324,6 +351,16 @@ _inherited: _Build | None = None  # in a worker process: the build it works for
 def _start_worker(build: _Build) -> None:
     global _inherited
     _inherited = build
+    _quiet_gc()
+
+
+def _quiet_gc() -> None:
+    """Make the cyclic garbage collector run rarely while pages are rendered: rendering makes
+    hundreds of thousands of short-lived objects that reference counting frees (a collection
+    finds almost nothing), and what was read before is moved out of its reach (`gc.freeze`)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 1000)
 
 
 def _render_chunk(names: list[str]) -> list[tuple[str, Listed]]:
@@ -334,7 +371,13 @@ def _render_chunk(names: list[str]) -> list[tuple[str, Listed]]:
 def _render_all(build: _Build, names: list[str], jobs: int) -> list[tuple[str, Listed]]:
     chunks = [names[i : i + CHUNK] for i in range(0, len(names), CHUNK)]
     if jobs <= 1 or len(chunks) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        return [r for chunk in chunks for r in _render_models(build, chunk)]
+        thresholds = gc.get_threshold()
+        _quiet_gc()
+        try:
+            return [r for chunk in chunks for r in _render_models(build, chunk)]
+        finally:
+            gc.unfreeze()
+            gc.set_threshold(*thresholds)
     # what the workers share is read before they start, and inherited rather than sent to them
     build.scan.history()
     _environment().get_template("model.html.j2")
