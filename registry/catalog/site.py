@@ -13,6 +13,7 @@ that allows the site's own script and style and nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import hashlib
@@ -351,16 +352,23 @@ _inherited: _Build | None = None  # in a worker process: the build it works for
 def _start_worker(build: _Build) -> None:
     global _inherited
     _inherited = build
-    _quiet_gc()
+    gc.freeze()  # what it inherited stays as it is (`_few_collections` in the parent)
 
 
-def _quiet_gc() -> None:
-    """Make the cyclic garbage collector run rarely while pages are rendered: rendering makes
-    hundreds of thousands of short-lived objects that reference counting frees (a collection
-    finds almost nothing), and what was read before is moved out of its reach (`gc.freeze`)."""
-    gc.collect()
+@contextlib.contextmanager
+def _few_collections():
+    """Let the cyclic garbage collector run rarely during a build: the build makes millions of
+    short-lived objects that reference counting frees (a collection finds almost nothing, and
+    each full one walks every object the build holds), and what existed before is moved out of
+    its reach (`gc.freeze`). The collector's settings are restored after."""
+    thresholds = gc.get_threshold()
     gc.freeze()
     gc.set_threshold(100_000, 50, 1000)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 def _render_chunk(names: list[str]) -> list[tuple[str, Listed]]:
@@ -371,13 +379,7 @@ def _render_chunk(names: list[str]) -> list[tuple[str, Listed]]:
 def _render_all(build: _Build, names: list[str], jobs: int) -> list[tuple[str, Listed]]:
     chunks = [names[i : i + CHUNK] for i in range(0, len(names), CHUNK)]
     if jobs <= 1 or len(chunks) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        thresholds = gc.get_threshold()
-        _quiet_gc()
-        try:
-            return [r for chunk in chunks for r in _render_models(build, chunk)]
-        finally:
-            gc.unfreeze()
-            gc.set_threshold(*thresholds)
+        return [r for chunk in chunks for r in _render_models(build, chunk)]
     # what the workers share is read before they start, and inherited rather than sent to them
     build.scan.history()
     _environment().get_template("model.html.j2")
@@ -489,6 +491,21 @@ def build_catalog(
         UsageError: `root` is not a clone, or `out` is a file or lies inside `models/`.
         StorageError: the public remote cannot be read (pass packages=False to build without it).
     """
+    with _few_collections():
+        return _build(root, out, repo_url, packages, force, jobs, training, log)
+
+
+def _build(
+    root: str | Path,
+    out: str | Path,
+    repo_url: str | None,
+    packages: bool,
+    force: bool,
+    jobs: int | None,
+    training: TrainingCatalog | None,
+    log: Callable[[str], None],
+) -> BuildReport:
+    """`build_catalog`."""
     started = time.perf_counter()
     root, out = Path(root), Path(out)
     if out.exists() and not out.is_dir():
