@@ -54,7 +54,9 @@ def render_markdown(text: str | None, heading_offset: int = 2) -> Markup:
     """
     if not text:
         return Markup("")
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
     count = len(lines)
     out: list[str] = []
     para: list[str] = []
@@ -149,11 +151,24 @@ def _table(lines: list[str], i: int) -> tuple[str, int]:
         + "".join([f"<th{c}>{_inline(t)}</th>" for c, t in zip(classes, head)])
         + "</tr></thead><tbody>"
     ]
+    opens = [f"<td{c}>" for c in classes]
+    done = _INLINE_DONE.get  # cells repeat: most are marked up already (`_inline`)
     i += 2
-    while i < len(lines) and "|" in lines[i] and lines[i].strip():
-        row = _cells(lines[i])
+    count = len(lines)
+    while i < count and "|" in (line := lines[i]) and (s := line.strip()):
+        if s[0] == "|":
+            s = s[1:]
+        if s[-1:] == "|" and s[-2:] != "\\|":
+            s = s[:-1]
         html.append(
-            "<tr>" + "".join([f"<td{c}>{_inline(t)}</td>" for c, t in zip(classes, row)]) + "</tr>"
+            "<tr>"
+            + "".join(
+                [
+                    f"{o}{done(t) or _inline(t)}</td>"
+                    for o, t in zip(opens, [c.strip() for c in s.split("|")])
+                ]
+            )
+            + "</tr>"
         )
         i += 1
     html.append("</tbody></table></div>")

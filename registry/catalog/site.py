@@ -13,7 +13,9 @@ that allows the site's own script and style and nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import hashlib
 import json
 import multiprocessing
@@ -121,8 +123,6 @@ def _environment():
     env.filters["size"] = format_size
     env.filters["day"] = day
     env.filters["num"] = lambda v: "–" if v is None else f"{v:.4g}"
-    # one point of a chart: text the template escapes (one call, not a loop per item)
-    env.filters["point"] = lambda p: f"v{p[0]} {p[1]:.4g}"
     env.filters["weblink"] = lambda url: (
         url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
     )
@@ -243,11 +243,23 @@ def _listed(key: str, entry: dict, training: str | None) -> Listed:
 
 def render_model_page(model: CatalogModel, tasks: frozenset[str] = frozenset()) -> str:
     """The HTML of a model's page; `tasks` are the training tasks that have a page."""
-    charts = [(s, render_chart(s)) for s in metric_series(model.versions)]
+    charts = [
+        (s, render_chart(s), ", ".join([f"v{ver} {value:.4g}" for ver, value in s.points]))
+        for s in metric_series(model.versions)
+    ]
+    latest = model.latest
+    current = next((v for v in model.versions if v.version == latest), None) if latest else None
     return (
         _environment()
         .get_template("model.html.j2")
-        .render(m=model, charts=charts, versions=versions_html(model), root="../../", tasks=tasks)
+        .render(
+            m=model,
+            current=current,
+            charts=charts,
+            versions=versions_html(model),
+            root="../../",
+            tasks=tasks,
+        )
     )
 
 
@@ -287,12 +299,28 @@ def _render_models(build: _Build, names: list[str]) -> list[tuple[str, Listed]]:
             # a folder this build made holds nothing a reader could be shown half-written, and
             # an interrupted build leaves no manifest that names it: plain writes are enough
             for name, data in files.items():
-                with open(os.path.join(folder, name), "wb") as f:
-                    f.write(data)
+                _write_new(os.path.join(folder, name), data)
         entry = entry_of(model).model_dump(mode="json")
         listed = _listed(build.keys[model.name], entry, model.lineage.training_task)
         results.append((model.name, listed))
     return results
+
+
+_NEW_FILE = (
+    os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+)
+
+
+def _write_new(path: str, data: bytes) -> None:
+    """Write a file with plain system calls (open, write, close): a buffered file object costs a
+    few more per file, and a full build writes tens of thousands."""
+    fd = os.open(path, _NEW_FILE, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 def _write_if_changed(path: Path, data: bytes) -> bool:
@@ -324,6 +352,23 @@ _inherited: _Build | None = None  # in a worker process: the build it works for
 def _start_worker(build: _Build) -> None:
     global _inherited
     _inherited = build
+    gc.freeze()  # what it inherited stays as it is (`_few_collections` in the parent)
+
+
+@contextlib.contextmanager
+def _few_collections():
+    """Let the cyclic garbage collector run rarely during a build: the build makes millions of
+    short-lived objects that reference counting frees (a collection finds almost nothing, and
+    each full one walks every object the build holds), and what existed before is moved out of
+    its reach (`gc.freeze`). The collector's settings are restored after."""
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 1000)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 def _render_chunk(names: list[str]) -> list[tuple[str, Listed]]:
@@ -446,6 +491,21 @@ def build_catalog(
         UsageError: `root` is not a clone, or `out` is a file or lies inside `models/`.
         StorageError: the public remote cannot be read (pass packages=False to build without it).
     """
+    with _few_collections():
+        return _build(root, out, repo_url, packages, force, jobs, training, log)
+
+
+def _build(
+    root: str | Path,
+    out: str | Path,
+    repo_url: str | None,
+    packages: bool,
+    force: bool,
+    jobs: int | None,
+    training: TrainingCatalog | None,
+    log: Callable[[str], None],
+) -> BuildReport:
+    """`build_catalog`."""
     started = time.perf_counter()
     root, out = Path(root), Path(out)
     if out.exists() and not out.is_dir():
