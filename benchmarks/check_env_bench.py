@@ -224,11 +224,15 @@ def main() -> None:
         [
             SECTION,
             "",
-            f"`.venv/bin/python benchmarks/check_env_bench.py --python {args.python}`: "
+            f"`.venv/bin/python benchmarks/check_env_bench.py --python {args.python}"
+            + (" --no-pip" if args.no_pip else "")
+            + "`: "
             "the check job of validate.yml on a runner with no cache entry, in a throw-away "
             "clone under /tmp: its install step `scripts/bootstrap base` with the installers' "
             "caches off (uv, fetched by pip into a temporary folder, installs from the package "
-            "sources pip is configured with; the same step with pip alone beside it), then "
+            "sources pip is configured with"
+            + ("" if args.no_pip else "; the same step with pip alone beside it")
+            + "), then "
             f"`registry check --all` on the example models ({summary}). "
             f"Machine: {machine()}, {python}, pip {versions.get('pip', '?')} in the venv; "
             f"package index: {index}. Load average {load_before[0]:.1f} when the install "
