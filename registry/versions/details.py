@@ -17,6 +17,7 @@ from registry.cards.schema import ModelCard, format_size
 from registry.core.errors import UsageError
 from registry.core.git import cat_files, run_git
 from registry.versions.listing import model_versions, printable
+from registry.versions.plainshow import pull_commands
 from registry.versions.tags import (
     StrayTag,
     Version,
@@ -109,19 +110,6 @@ def _card_at(root: Path, commit: str, name: str) -> CardRecord | None:
 
     (data,) = cat_files(root, [f"{commit}:{MODELS_DIR}/{name}/{CARD_FILE}"])
     return None if data is None else record_of(name, data)
-
-
-def pull_commands(
-    name: str, version: str, repo_url: str, targets: list[str] | tuple = ()
-) -> list[str]:
-    """The ways to fetch one version: registry pull, git checkout + dvc pull, dvc artifacts get, and
-    `registry pull --target` for the device package of each target the card lists."""
-    return [
-        f"registry pull {name}@{version} -o {name}-{version}",
-        f"registry pull {name}@{version} --repo {repo_url}",
-        f"git checkout {name}@v{version} && dvc pull -R models/{name}",
-        f"dvc artifacts get {repo_url} {name} --rev v{version}",
-    ] + [f"registry pull {name}@{version} --target {t}" for t in targets]
 
 
 def _origin_url(root: Path) -> str:

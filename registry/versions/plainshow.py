@@ -124,7 +124,7 @@ def _show(root: Path, spec: str) -> str:
         notes = _message(tag_object)
         url = origin.communicate()[0].decode().strip() or str(root)
         targets = [t if isinstance(t, str) else t["name"] for t in card["targets"]]
-        pull = _pull_commands(name, chosen["version"], url, targets)
+        pull = pull_commands(name, chosen["version"], url, targets)
     finally:
         if origin.returncode is None:
             origin.kill()
@@ -221,8 +221,12 @@ def _latest(versions: list[dict]) -> dict | None:
     return max(pool, key=lambda v: semver_key(v["version"])) if pool else None
 
 
-def _pull_commands(name: str, version: str, repo_url: str, targets: list[str]) -> list[str]:
-    """As `details.pull_commands`."""
+def pull_commands(
+    name: str, version: str, repo_url: str, targets: list[str] | tuple = ()
+) -> list[str]:
+    """The ways to fetch one version: registry pull, git checkout + dvc pull, dvc artifacts get, and
+    `registry pull --target` for the device package of each target the card lists. (Here, not in
+    `details`, so that the schema-free show imports nothing heavier; `details` uses it too.)"""
     return [
         f"registry pull {name}@{version} -o {name}-{version}",
         f"registry pull {name}@{version} --repo {repo_url}",
