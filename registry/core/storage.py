@@ -827,17 +827,14 @@ def dvc_push(
     Raises:
         StorageError: the remote is missing, unreachable or refused the upload.
     """
-    from dvc.exceptions import DvcException
-    from dvc.repo import Repo
-
-    try:
-        with Repo(str(root)) as repo:
-            repo.push(targets=[str(p) for p in pointers], remote=remote)
-    except (DvcException, OSError) as e:
-        raise StorageError(
-            f"pushing {what} to the '{remote}' remote failed: {e}",
-            f"check the '{remote}' remote in .dvc/config (see docs/storage.md)",
-        ) from None
+    _dvc_transfer(
+        "push",
+        root,
+        pointers,
+        remote,
+        f"pushing {what} to the '{remote}' remote failed",
+        f"check the '{remote}' remote in .dvc/config (see docs/storage.md)",
+    )
 
 
 def dvc_pull(
@@ -850,15 +847,26 @@ def dvc_pull(
     Raises:
         StorageError: the remote is missing, unreachable, or lacks an object.
     """
+    _dvc_transfer(
+        "pull",
+        root,
+        pointers,
+        remote,
+        f"pulling {what} from the '{remote}' remote failed",
+        f"check the '{remote}' remote in .dvc/config and its credentials (see docs/storage.md), "
+        "and that the data was pushed there",
+    )
+
+
+def _dvc_transfer(
+    op: str, root: str | os.PathLike, pointers: list[Path], remote: str, failed: str, hint: str
+) -> None:
+    """Run DVC's `push` or `pull` of `pointers` with `remote`; a failure is `failed: <why>`."""
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
     try:
         with Repo(str(root)) as repo:
-            repo.pull(targets=[str(p) for p in pointers], remote=remote)
+            getattr(repo, op)(targets=[str(p) for p in pointers], remote=remote)
     except (DvcException, OSError) as e:
-        raise StorageError(
-            f"pulling {what} from the '{remote}' remote failed: {e}",
-            f"check the '{remote}' remote in .dvc/config and its credentials (see "
-            "docs/storage.md), and that the data was pushed there",
-        ) from None
+        raise StorageError(f"{failed}: {e}", hint) from None
