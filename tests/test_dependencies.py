@@ -206,14 +206,19 @@ def test_extras_in_the_hints_are_the_ones_pyproject_declares():
                 assert extra in extras_providing(_name(r), _as_metadata()), (extra, r)
 
 
-def test_a_command_whose_extra_is_missing_says_what_to_install(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-c", WITHOUT, "torch", "-C", str(REPO), "train", "check"],
-        cwd=tmp_path,
+def _without(blocked: str, clone: Path, *args: str) -> subprocess.CompletedProcess:
+    """`registry -C clone ARGS…` with the `blocked` modules unimportable, started outside it."""
+    return subprocess.run(
+        [sys.executable, "-c", WITHOUT, blocked, "-C", str(clone), *args],
+        cwd=clone.parent,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_a_command_whose_extra_is_missing_says_what_to_install():
+    proc = _without("torch", REPO, "train", "check")
 
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr and "unexpected" not in proc.stderr, proc.stderr
@@ -225,13 +230,7 @@ def test_training_without_its_extra_stops_before_any_worker_starts(tmp_path):
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
 
-    proc = subprocess.run(
-        [sys.executable, "-c", WITHOUT, "torch", "-C", str(clone), "train", "wine-mlp"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = _without("torch", clone, "train", "wine-mlp")
 
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "FAILED" not in proc.stdout + proc.stderr and "worker" not in proc.stderr, proc.stderr
