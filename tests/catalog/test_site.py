@@ -254,17 +254,11 @@ def test_lineage_links_a_derived_model_and_its_parent(published_registry, tmp_pa
     assert model_json(site, "digits")["lineage"]["variants"] == ["digits-int8"]
 
 
-def test_device_packages_are_listed_per_target_with_their_pull_command(
-    published_registry, tmp_path
-):
-    from registry.core.storage import Storage
-    from registry.packaging.index import PackageEntry, PackageIndex, index_key
+def digits_package_index(commit: str):
+    """The package index of digits 1.1.0 with one linux-x86_64 package, verified on the device."""
+    from registry.packaging.index import PackageEntry, PackageIndex
 
-    reg, site = published_registry, tmp_path / "site"
-    build_catalog(reg.root, site)
-    assert "No device packages were published for 1.1.0" in page(site, "digits")
-    commit = reg.git("rev-parse", "digits@v1.1.0^{commit}")
-    index = PackageIndex(
+    return PackageIndex(
         model="digits@1.1.0",
         tag="digits@v1.1.0",
         commit=commit,
@@ -280,6 +274,19 @@ def test_device_packages_are_listed_per_target_with_their_pull_command(
             )
         },
     )
+
+
+def test_device_packages_are_listed_per_target_with_their_pull_command(
+    published_registry, tmp_path
+):
+    from registry.core.storage import Storage
+    from registry.packaging.index import index_key
+
+    reg, site = published_registry, tmp_path / "site"
+    build_catalog(reg.root, site)
+    assert "No device packages were published for 1.1.0" in page(site, "digits")
+    commit = reg.git("rev-parse", "digits@v1.1.0^{commit}")
+    index = digits_package_index(commit)
     Storage(reg.root).remote("public").write_key(index_key("digits", "1.1.0"), index.dump())
 
     report = build_catalog(reg.root, site)
@@ -641,7 +648,7 @@ def test_a_rebuild_reads_the_public_remote_without_dvc_until_its_configuration_c
     import subprocess
     import sys
 
-    from registry.packaging.index import PackageEntry, PackageIndex, index_key
+    from registry.packaging.index import index_key
 
     reg, site = published_registry, tmp_path / "site"
     build_catalog(reg.root, site)
@@ -661,22 +668,7 @@ def test_a_rebuild_reads_the_public_remote_without_dvc_until_its_configuration_c
     shutil.move(reg.storage / "public", moved)
     config = reg.root / ".dvc" / "config"
     config.write_text(config.read_text().replace(str(reg.storage / "public"), str(moved)))
-    index = PackageIndex(
-        model="digits@1.1.0",
-        tag="digits@v1.1.0",
-        commit=reg.git("rev-parse", "digits@v1.1.0^{commit}"),
-        packages={
-            "linux-x86_64": PackageEntry(
-                target="linux-x86_64",
-                file="digits-1.1.0-linux-x86_64.tar.gz",
-                md5="0" * 32,
-                sha256="1" * 64,
-                size=123_456,
-                engine="onnxruntime-cpu",
-                verified_on_device=True,
-            )
-        },
-    )
+    index = digits_package_index(reg.git("rev-parse", "digits@v1.1.0^{commit}"))
     (moved / index_key("digits", "1.1.0")).parent.mkdir(parents=True)
     (moved / index_key("digits", "1.1.0")).write_bytes(index.dump())
     assert build_catalog(reg.root, site).rewritten == ["digits"]
