@@ -593,6 +593,9 @@ def load_results_summary(data: bytes | str | None, path: str, task: str) -> Load
         return LoadedFile(path, None, None, [FileFinding(f"{path} does not exist", None, path)])
     try:
         json.loads(data)
+    except RecursionError:
+        why = "nested too deeply to read"
+        return LoadedFile(path, None, None, [FileFinding(f"not valid JSON: {why}", fix, path)])
     except ValueError as e:  # JSONDecodeError, or bytes that are not UTF-8
         line = getattr(e, "lineno", None)
         why = getattr(e, "msg", None) or str(e)

@@ -154,3 +154,12 @@ def test_the_schema_in_docs_is_current():
             json_schema(TaskResults, "Training results summary (training/<task>/results.json)")
         )
     )
+
+
+def test_a_deeply_nested_summary_is_a_finding_not_a_crash(training_tree):
+    (training_tree / SUMMARY).write_text("[" * 100_000 + "]" * 100_000)
+    report = check_training(WorkTree(training_tree))
+    assert not report.passed
+    [f] = [f for f in report.findings if f.path == SUMMARY]
+    assert "nested too deeply" in f.message and f.hint
+    assert read_summary(training_tree, "digits-cnn") is None
