@@ -89,6 +89,8 @@ def _training_catalog(root: Path) -> TrainingCatalog:
         CatalogResult,
         CatalogTask,
     )
+    from registry.core.errors import RegistryError
+    from registry.core.files import read_in_tree
     from registry.training.files import (
         RESERVED_TRAINING_FOLDERS,
         Dataset,
@@ -104,13 +106,18 @@ def _training_catalog(root: Path) -> TrainingCatalog:
 
     def load(path: Path, kind, name: str):
         rel = path.relative_to(root).as_posix()
-        data = path.read_bytes() if path.is_file() else None
+        try:  # never through a link: what is read is shown on the public site
+            data = read_in_tree(root, rel)
+        except RegistryError:
+            return None
         loaded = load_file(data, rel, kind, expected_name=name)
         return loaded.value if loaded.value is not None and not loaded.findings else None
 
     def folders(parent: str) -> list[Path]:
         d = root / parent
-        return sorted(p for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
+        if d.is_symlink() or not d.is_dir():
+            return []
+        return sorted(p for p in d.iterdir() if p.is_dir() and not p.is_symlink())
 
     datasets = []
     for folder in folders(DATASETS_DIR):
@@ -145,7 +152,7 @@ def _training_catalog(root: Path) -> TrainingCatalog:
                 for r in list_results(root, t.name, summary=True)
                 if r.state != "not run"
             }
-        except (OSError, ValueError):  # a results folder that cannot be read: none shown
+        except (OSError, ValueError, RegistryError):  # results that cannot be read: none shown
             results = {}
         instances = []
         for i in expand_instances(t):

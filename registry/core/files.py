@@ -47,6 +47,60 @@ def read_regular(path: str | os.PathLike, max_bytes: int = 64 * 1024 * 1024) -> 
     return data
 
 
+def read_in_tree(
+    root: str | os.PathLike, rel: str, max_bytes: int = 64 * 1024 * 1024
+) -> bytes | None:
+    """The bytes of the regular file `rel` under `root`, read only when no folder on the way and
+    not the file itself is a link; None when there is none.
+
+    For readers of a checkout's files that a pull request may have made links (the catalog, the
+    training results): what they read stays inside the checkout.
+
+    Raises:
+        RegistryError: a component of `rel` is a link, the file is not a regular file, or it is
+            over `max_bytes`.
+    """
+    current = os.fspath(root)
+    parts = [p for p in rel.replace("\\", "/").split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        raise RegistryError(f"'{rel}' is not a path inside {current}", "name a file in the clone")
+    for part in parts[:-1]:
+        current = os.path.join(current, part)
+        try:
+            mode = os.lstat(current).st_mode
+        except FileNotFoundError:
+            return None
+        if stat.S_ISLNK(mode):
+            raise RegistryError(
+                f"{current} is a symbolic link; the registry reads no file through a link",
+                f"replace the link by a folder: git rm {current}",
+            )
+        if not stat.S_ISDIR(mode):
+            return None
+    path = os.path.join(current, parts[-1])
+    try:
+        fd = os.open(
+            path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        )
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as e:  # ELOOP: the file is a link
+        raise RegistryError(
+            f"{path} is not a regular file ({e.strerror}); the registry reads no file through a "
+            "link",
+            f"replace it by a regular file: git rm {path}",
+        ) from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise RegistryError(
+                f"{path} is not a regular file", f"replace it by a regular file: git rm {path}"
+            )
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise RegistryError(f"{path} is over {max_bytes:,} bytes", "make it smaller")
+    return data
+
+
 def write_regular(path: str | os.PathLike, data: bytes) -> None:
     """Write a file atomically without following links: a new temporary file (created exclusively,
     never through a link) renamed over `path`, which is refused when it is a link or not a

@@ -10,8 +10,8 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from registry.core.errors import UsageError
-from registry.core.files import write_atomic
+from registry.core.errors import RegistryError, UsageError
+from registry.core.files import read_in_tree, write_atomic
 from registry.training import TRAINING_DIR
 from registry.training.algorithms import metric_direction
 from registry.training.files import (
@@ -66,9 +66,9 @@ def list_results(root: Path, task: str, *, summary: bool = False) -> list[Result
             row.value = row.metrics.get(spec.metric)
             rows.append(row)
             continue
-        status = folder / "status.json"
-        if status.is_file():
-            data = json.loads(status.read_text())
+        status = _read_status(root, task, inst.name)
+        if status is not None:
+            data = status
             row.state = data.get("state", "done")
             row.metrics = data.get("metrics", {})
             row.value = row.metrics.get(spec.metric)
@@ -93,14 +93,46 @@ def list_results(root: Path, task: str, *, summary: bool = False) -> list[Result
     return rows
 
 
+MAX_RESULTS_BYTES = 16 * 1024 * 1024  # a results.json or status.json is a few kilobytes
+
+
+def _read_status(root: Path, task: str, instance: str) -> dict | None:
+    """An instance's `status.json` as written by its run; None when there is none. Read without
+    following links: the catalog shows what it holds on the public site.
+
+    Raises:
+        UsageError: the file is a link, too large, or not a JSON object.
+    """
+    rel = results_dir(Path("."), task, instance).as_posix() + "/status.json"
+    try:
+        data = read_in_tree(root, rel, MAX_RESULTS_BYTES)
+        if data is None:
+            return None
+        value = json.loads(data)
+    except (RegistryError, ValueError) as e:
+        raise UsageError(
+            f"{rel}: not a results file written by `registry train` ({e})",
+            f"remove it and train the instance again: registry train {task} --instance {instance}",
+        ) from None
+    if not isinstance(value, dict):
+        raise UsageError(
+            f"{rel}: not a results file written by `registry train` (not a JSON object)",
+            f"remove it and train the instance again: registry train {task} --instance {instance}",
+        )
+    return value
+
+
 def read_summary(root: Path, task: str) -> TaskResults | None:
     """The task's committed `results.json` from the working tree; None when there is none or it
     does not load (`registry train check` reports why)."""
     path = results_summary_path(task)
-    file = Path(root) / path
-    if not file.is_file():
+    try:
+        data = read_in_tree(root, path, MAX_RESULTS_BYTES)
+    except RegistryError:  # a link or a special file: never read through
         return None
-    loaded = load_results_summary(file.read_bytes(), path, task)
+    if data is None:
+        return None
+    loaded = load_results_summary(data, path, task)
     return loaded.value if not loaded.findings else None
 
 

@@ -47,3 +47,52 @@ def test_a_task_page_shows_the_committed_results_without_a_results_folder(
     results = {i["name"]: i["result"] for i in record["instances"]}
     assert results["wide-c1-16"]["best"] and results["base"]["epochs_run"] == 15
     assert results["wide-c1-4"] is None
+
+
+def test_the_catalog_reads_no_training_file_through_a_link(published_registry, tmp_path):
+    """A results summary, an instance's status and a dataset folder that are links to files
+    outside the clone show nothing on the public site, and the build still succeeds."""
+    from catalog.training_files import TASK, add_training
+    from registry.api.catalog import CatalogBuildRequest, build
+    from registry.training.results import list_results
+
+    reg, site, outside = published_registry, tmp_path / "site", tmp_path / "outside"
+    add_training(reg)
+    outside.mkdir()
+    summary = {
+        "format": 1,
+        "task": TASK,
+        "commit": reg.git("rev-parse", "HEAD"),
+        "metric": "accuracy",
+        "instances": [
+            {"name": "wide-c1-16", "state": "done", "metrics": {"accuracy": 0.1234}},
+        ],
+    }
+    (outside / "results.json").write_text(json.dumps(summary))
+    (reg.root / "training" / TASK / "results.json").symlink_to(outside / "results.json")
+    status = reg.root / "training" / TASK / "results" / "base" / "status.json"
+    (outside / "status.json").write_text(
+        json.dumps({"state": "done", "metrics": {"accuracy": 0.4321}})
+    )
+    status.unlink()
+    status.symlink_to(outside / "status.json")
+    secret = outside / "secret-data"
+    secret.mkdir()
+    dataset = (reg.root / "datasets" / "digits" / "dataset.yaml").read_text()
+    (secret / "dataset.yaml").write_text(dataset.replace("name: digits", "name: secret-data"))
+    (reg.root / "datasets" / "secret-data").symlink_to(secret)
+
+    build(CatalogBuildRequest(root=reg.root, output=site))
+
+    task = (site / "training/digits-cnn/index.html").read_text()
+    assert "0.1234" not in task and "0.4321" not in task
+    assert "no results here" in task
+    assert not (site / "datasets" / "secret-data").exists()
+    assert "secret-data" not in (site / "index.html").read_text()
+    # the command line names the link instead of reading through it
+    import pytest
+
+    from registry.core.errors import UsageError
+
+    with pytest.raises(UsageError, match="status.json: not a results file"):
+        list_results(reg.root, TASK)
