@@ -8,8 +8,9 @@ nothing but the training files, with its address space capped (`RLIMIT_AS`) and 
 which it dumps where it was (`faulthandler`) and is killed (the child process, its environment
 and its limits are `registry.core.sandbox`'s, shared with the ONNX model's one run). A batch
 shaped like the dataset is made up; no data is read. The first child starts as soon as the files
-are in place (`Sandbox`) and imports torch, dynamo and ONNX while the parent does its static
-checks; only then does it read its request, and only then do its limits and clock start.
+are in place (`Sandbox`) and imports torch and ONNX while the parent does its static checks;
+only then does it read its request, and only then do its limits and clock start. Nothing in it is
+compiled, so it runs torch without importing dynamo (`structure.without_dynamo`).
 
 Whatever happens (syntax error, missing class, exception, endless loop, memory bomb, NaN loss,
 export failure) comes back as a problem with the file and line of the pull request's code where
@@ -237,11 +238,11 @@ def child_main() -> None:
     # The heavy imports come first: while the parent does its static checks, before the clock.
     import onnx  # noqa: F401 - the export writes with it
     import torch  # noqa: F401
-    import torch._dynamo  # noqa: F401 - the optimisers import it on their first use
     import torch.onnx  # noqa: F401
 
+    import registry.training.algorithms  # noqa: F401
     import registry.training.export  # noqa: F401
-    import registry.training.structure  # noqa: F401
+    from registry.training.structure import without_dynamo
 
     msg = json.loads(sys.stdin.read())
     out = Path(msg["out"])
@@ -249,7 +250,8 @@ def child_main() -> None:
     for pos, raw in enumerate(msg["requests"]):
         start_deadline(msg["timeout"])
         try:
-            result = _child_run(Request(**raw), out / f"model-{pos}.onnx")
+            with without_dynamo():  # nothing is compiled: no dynamo, no sympy (seconds)
+                result = _child_run(Request(**raw), out / f"model-{pos}.onnx")
         except BaseException as e:  # noqa: BLE001 - everything becomes a problem
             result = Outcome([_problem_from(e, Path(raw["root"]), "the training step failed")])
         cancel_deadline()
@@ -264,7 +266,8 @@ def child_main() -> None:
                 )
                 + "\n"
             )
-        _forget_custom_modules()
+        if pos + 1 < len(msg["requests"]):  # after the last one, the process just ends
+            _forget_custom_modules()
     sys.stdout.flush()
     os._exit(0)
 

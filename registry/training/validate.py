@@ -62,7 +62,7 @@ from registry.training.structure import (
     LayerProblem,
     LayerShape,
     shape_text,
-    shapes_without_dynamo,
+    without_dynamo,
 )
 
 STATIC = "training-static"
@@ -217,7 +217,7 @@ def check_training(
         try:
             statics: dict[str, bool] = {}
             # torch is imported only when there is a structure to follow shapes through
-            with shapes_without_dynamo() if files.structures else contextlib.nullcontext():
+            with without_dynamo() if files.structures else contextlib.nullcontext():
                 for combo in combos.values():
                     ok = _static_shapes(files, combo, report)
                     statics[combo.structure] = statics.get(combo.structure, True) and ok
