@@ -360,10 +360,17 @@ def without_dynamo() -> Iterator[None]:
 
         return real
 
+    def _getattr(attr: str):
+        if attr.startswith("__") and attr.endswith("__"):
+            # a module's metadata (`inspect.getmodule` asks every module for `__file__`): the
+            # stand-in has none, and nobody needs dynamo for that
+            raise AttributeError(attr)
+        return getattr(_real(), attr)
+
     stub = types.ModuleType(name, "stand-in while torch runs eagerly (registry.training)")
     stub.disable = disable
     stub.graph_break = lambda msg="": None
-    stub.__getattr__ = lambda attr: getattr(_real(), attr)
+    stub.__getattr__ = _getattr
     sys.modules[name] = stub
     torch._dynamo = stub
     try:
