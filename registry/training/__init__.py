@@ -37,3 +37,6 @@ TASK_FILE = "task.yaml"
 DATASET_FILE = "dataset.yaml"
 RESULTS_DIR = "results"  # training/<task>/results/<instance>/ (ignored by git)
 RESULTS_SUMMARY = "results.json"  # training/<task>/results.json: what was trained, committed
+# `registry train TASK` shares its first argument with these subcommands (registry/cli/train.py),
+# so a task named like one could not be trained: the bot and `registry train` refuse such a name
+TRAIN_SUBCOMMANDS = ("run", "register", "results", "check", "datasets", "plan")
