@@ -213,13 +213,12 @@ def check(request: TrainCheckRequest) -> TrainingReport | None:
 
     from registry.core.repo import RegistryRepo
     from registry.training.changes import changed_paths, summaries_only, summary_task
+    from registry.training.sandbox import Sandbox
 
     changed = changed_paths(request.root, request.base, request.head) if request.base else None
     if changed is not None and not changed:
         return None
     summaries = changed is not None and summaries_only(changed)
-    from registry.training.sandbox import Sandbox
-
     # the sandbox's child starts before the checker's own imports, which its own overlap
     with Sandbox() if request.dynamic and not summaries else contextlib.nullcontext() as sandbox:
         from registry.training import validate

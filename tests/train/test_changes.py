@@ -62,7 +62,7 @@ def test_a_registered_models_pull_request_gets_the_summary_check_alone(training_
         reg.root, "train", "plan", "--base", "main", "--head", "HEAD", "--format", "json",
         capsys=capsys,
     )  # fmt: skip
-    assert code == 0 and json.loads(out) == {"include": []}
+    assert code == 0 and out.strip() == '{"include": []}'  # the train workflow then skips training
 
 
 def test_the_summary_check_alone_still_finds_a_bad_summary(training_registry, capsys):
