@@ -195,3 +195,32 @@ def test_the_sandbox_steps_and_exports_without_dynamo_as_torch_would_with_it():
     assert proc.returncode == 0, proc.stderr
     # SGD, Adam and AdamW step and the TorchScript exporter runs: no dynamo, no sympy imported
     assert proc.stdout.splitlines() == ["False False", "True", "True"]
+
+
+def test_a_structure_that_cannot_be_exported_to_onnx_is_a_finding(training_tree):
+    _only_task(training_tree, "digits-cnn")
+    cnn = (training_tree / "training/structures/digits-cnn.yaml").read_text()
+    _write(
+        training_tree,
+        {
+            "training/layers/spectrum.py": LAYER_HEADER
+            + """\
+    class Spectrum(nn.Module):
+        def __init__(self, config: Config):
+            super().__init__()
+
+        def forward(self, x):
+            return torch.fft.fft(x).real  # runs in torch; ONNX has no such operator
+    """,
+            "training/structures/digits-cnn.yaml": cnn.replace(
+                "  - {type: Flatten}", "  - {type: spectrum}\n  - {type: Flatten}"
+            ),
+        },
+    )
+    report = check_training(WorkTree(training_tree), dynamic=True)
+    found = [f for f in report.findings if "ONNX" in f.message]
+    assert len(found) == 3 and not report.passed  # one for each parameter set of the structure
+    for f in found:
+        assert f.path == "training/structures/digits-cnn.yaml"
+        assert f.message.startswith("exporting to ONNX failed: ")
+        assert "'aten::fft_fft'" in f.message and "Traceback" not in f.message
