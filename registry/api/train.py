@@ -175,6 +175,10 @@ def shadowed_task(root: Path, name: str) -> RegistryError | None:
     """The error of a task `training/<name>/task.yaml` named like one of `registry train`'s
     subcommands (which runs in its place), for the command line to show; None when there is none.
     """
+    from registry.training import TASK_FILE, TRAIN_SUBCOMMANDS, TRAINING_DIR
+
+    if name not in TRAIN_SUBCOMMANDS or not Path(root, TRAINING_DIR, name, TASK_FILE).is_file():
+        return None  # the common case, answered before the training files' models are imported
     from registry.training.files import shadowed_task as shadowed
 
     return shadowed(root, name)
@@ -211,7 +215,6 @@ def check(request: TrainCheckRequest) -> TrainingReport | None:
     """
     import contextlib
 
-    from registry.core.repo import RegistryRepo
     from registry.training.changes import changed_paths, summaries_only, summary_task
     from registry.training.sandbox import Sandbox
 
@@ -221,6 +224,7 @@ def check(request: TrainCheckRequest) -> TrainingReport | None:
     summaries = changed is not None and summaries_only(changed)
     # the sandbox's child starts before the checker's own imports, which its own overlap
     with Sandbox() if request.dynamic and not summaries else contextlib.nullcontext() as sandbox:
+        from registry.core.repo import RegistryRepo
         from registry.training import validate
         from registry.training.changes import affected_tasks
 

@@ -292,7 +292,6 @@ def train_check(
     Exit codes: 0 pass, 1 findings, 2 usage, 4 git.
     """
     from registry.api.train import TrainCheckRequest, check
-    from registry.training import validate
 
     report = check(
         TrainCheckRequest(
@@ -307,6 +306,8 @@ def train_check(
     if report is None:
         click.echo("no training files changed", err=True)
         sys.exit(0)
+    from registry.training import validate  # after the check, whose sandbox starts before it
+
     if fmt == "github":
         click.echo(validate.publish_github(report, artifacts_dir), nl=False)
     else:
