@@ -2,7 +2,8 @@
 check the training files of a pull request, and plan the train workflow's matrix.
 
 Owns their requests and the pull-request selection of `check` (only when the diff touches
-datasets/ or training/, only the tasks it affects). The work is done by `registry.training`.
+datasets/ or training/, only the tasks it affects, the summary check alone when it changes only
+results summaries). The work is done by `registry.training`.
 
 May import: any subpackage below the API. Must not import the CLI.
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from registry.core.errors import RegistryError
     from registry.training.data import DatasetData
     from registry.training.files import Instance
     from registry.training.register import Registered
@@ -35,6 +37,7 @@ __all__ = [
     "plan",
     "register",
     "results",
+    "shadowed_task",
     "train",
 ]
 
@@ -168,6 +171,19 @@ def results(request: ResultsRequest) -> Results:
     return Results(rows=rows, downloaded=downloaded)
 
 
+def shadowed_task(root: Path, name: str) -> RegistryError | None:
+    """The error of a task `training/<name>/task.yaml` named like one of `registry train`'s
+    subcommands (which runs in its place), for the command line to show; None when there is none.
+    """
+    from registry.training import TASK_FILE, TRAIN_SUBCOMMANDS, TRAINING_DIR
+
+    if name not in TRAIN_SUBCOMMANDS or not Path(root, TRAINING_DIR, name, TASK_FILE).is_file():
+        return None  # the common case, answered before the training files' models are imported
+    from registry.training.files import shadowed_task as shadowed
+
+    return shadowed(root, name)
+
+
 @dataclass(frozen=True, kw_only=True)
 class TrainCheckRequest:
     """The training files to validate.
@@ -191,25 +207,41 @@ class TrainCheckRequest:
 
 def check(request: TrainCheckRequest) -> TrainingReport | None:
     """Validate datasets, layers, structures, algorithms and tasks (`registry train check`);
-    None when `base` is given and the diff touches no training file.
+    None when `base` is given and the diff touches no training file. A diff that changes only
+    results summaries (a registered model's pull request) gets the summary check alone.
 
     Raises:
         GitError: an unknown revision.
     """
-    from registry.core.repo import RegistryRepo
-    from registry.training import validate
+    import contextlib
 
-    snapshot = RegistryRepo(request.root).snapshot(request.head)
-    tasks = list(request.tasks)
-    if request.base:
-        changed = validate.changed_paths(request.root, request.base, request.head)
-        if not changed:
-            return None
-        # "-" names no task: the files are checked, no instance is built
-        tasks = tasks or validate.affected_tasks(snapshot, changed) or ["-"]
-    return validate.check_training(
-        snapshot, dynamic=request.dynamic, tasks=tasks or None, timeout=request.timeout
-    )
+    from registry.training.changes import changed_paths, summaries_only, summary_task
+    from registry.training.sandbox import Sandbox
+
+    changed = changed_paths(request.root, request.base, request.head) if request.base else None
+    if changed is not None and not changed:
+        return None
+    summaries = changed is not None and summaries_only(changed)
+    # the sandbox's child starts before the checker's own imports, which its own overlap
+    with Sandbox() if request.dynamic and not summaries else contextlib.nullcontext() as sandbox:
+        from registry.core.repo import RegistryRepo
+        from registry.training import validate
+        from registry.training.changes import affected_tasks
+
+        snapshot = RegistryRepo(request.root).snapshot(request.head)
+        if summaries:
+            return validate.check_summaries(snapshot, sorted({summary_task(p) for p in changed}))
+        tasks = list(request.tasks)
+        if changed is not None:
+            # "-" names no task: the files are checked, no instance is built
+            tasks = tasks or affected_tasks(snapshot, changed) or ["-"]
+        return validate.check_training(
+            snapshot,
+            dynamic=request.dynamic,
+            tasks=tasks or None,
+            timeout=request.timeout,
+            sandbox=sandbox,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -21,7 +21,24 @@ class _TrainGroup(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
             args = ["run", *args]
+        elif args and args[0] in self.commands:
+            _note_shadowed_task(ctx, args[0])
         return super().parse_args(ctx, args)
+
+
+def _note_shadowed_task(ctx: click.Context, name: str) -> None:
+    """Say so on stderr when the repository has a task named like the subcommand that runs in its
+    place (the bot refuses such a task; `registry train run NAME` does too)."""
+    from registry.api.train import shadowed_task
+    from registry.core.errors import RegistryError
+
+    invocation = ctx.find_object(Invocation)
+    try:
+        error = shadowed_task(invocation.root, name) if invocation is not None else None
+    except RegistryError:  # not in a clone: the subcommand says so itself
+        return
+    if error is not None:
+        click.echo(f"note: {error.message}\n  hint: {error.hint}", err=True)
 
 
 @click.group("train", cls=_TrainGroup)
@@ -275,7 +292,6 @@ def train_check(
     Exit codes: 0 pass, 1 findings, 2 usage, 4 git.
     """
     from registry.api.train import TrainCheckRequest, check
-    from registry.training import validate
 
     report = check(
         TrainCheckRequest(
@@ -290,6 +306,8 @@ def train_check(
     if report is None:
         click.echo("no training files changed", err=True)
         sys.exit(0)
+    from registry.training import validate  # after the check, whose sandbox starts before it
+
     if fmt == "github":
         click.echo(validate.publish_github(report, artifacts_dir), nl=False)
     else:

@@ -27,6 +27,7 @@ from registry.training import (
     RESULTS_SUMMARY,
     STRUCTURES_DIR,
     TASK_FILE,
+    TRAIN_SUBCOMMANDS,
     TRAINING_DIR,
 )
 
@@ -705,13 +706,42 @@ def task_names(snapshot) -> list[str]:
     ]
 
 
+def subcommand_clash(name: str) -> tuple[str, str] | None:
+    """(message, fix) when a task's name is one of `registry train`'s subcommands, which take the
+    place of the task on the command line; None for a name that can be trained."""
+    if name not in TRAIN_SUBCOMMANDS:
+        return None
+    return (
+        f"task '{name}' is named like the subcommand `registry train {name}`, which runs in its "
+        "place, so this task cannot be trained",
+        f"rename the task (its folder {TRAINING_DIR}/{name}/ and its `name:`) to a name that is "
+        f"none of {', '.join(TRAIN_SUBCOMMANDS)}",
+    )
+
+
+def shadowed_task(root: Path, name: str) -> UsageError | None:
+    """The error for a task of the working tree (`training/<name>/task.yaml`) whose name is a
+    subcommand's (`subcommand_clash`), naming the file and the line of its `name:`; None when the
+    name is free or no such task exists."""
+    path = task_path(name)
+    clash = subcommand_clash(name)
+    if clash is None or not (Path(root) / path).is_file():
+        return None
+    line = load_file((Path(root) / path).read_bytes(), path, TrainingTask).line_of("name")
+    return UsageError(f"{path}:{line}: {clash[0]}" if line else f"{path}: {clash[0]}", clash[1])
+
+
 def read_task(root: Path, name: str) -> TrainingTask:
     """Load `training/<name>/task.yaml` from a working tree, or raise the first problem.
 
     Raises:
-        UsageError: no such task, or the file is invalid (file:line: message).
+        UsageError: no such task, a task named like a subcommand (`shadowed_task`), or the file
+            is invalid (file:line: message).
     """
     path = task_path(name)
+    shadowed = shadowed_task(root, name)
+    if shadowed is not None:
+        raise shadowed
     if not (Path(root) / path).is_file():
         from registry.core.repo import WorkTree
 

@@ -7,9 +7,11 @@ fresh child process (`python -I`, entry `child_main`) started with an empty envi
 nothing but the training files, with its address space capped (`RLIMIT_AS`) and a deadline after
 which it dumps where it was (`faulthandler`) and is killed (the child process, its environment
 and its limits are `registry.core.sandbox`'s, shared with the ONNX model's one run). A batch
-shaped like the dataset is made up; no data is read. The first child starts as soon as the files
-are in place (`Sandbox`) and imports torch, dynamo and ONNX while the parent does its static
-checks; only then does it read its request, and only then do its limits and clock start.
+shaped like the dataset is made up; no data is read. The first child starts as soon as the check
+knows it will run one (`Sandbox`), before the files are read, and imports torch and ONNX while
+the parent does its static checks; only then does it read its request, and only then do its
+limits and clock start. Nothing in it is compiled, so it runs torch without importing dynamo
+(`structure.without_dynamo`).
 
 Whatever happens (syntax error, missing class, exception, endless loop, memory bomb, NaN loss,
 export failure) comes back as a problem with the file and line of the pull request's code where
@@ -25,6 +27,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -91,15 +94,28 @@ def _code_location(text: str, root: Path) -> tuple[str | None, int | None]:
 
 
 class Sandbox:
-    """The sandboxed children of one check, for combinations whose custom files are under `root`.
+    """The sandboxed children of one check, and the temporary folder (`root`) that holds the pull
+    request's custom files for them.
 
-    The first child starts at once and imports while the parent works; `run` hands it the
-    combinations, and `close` stops it if `run` never did.
+    The first child starts at once, before the files are known, and imports while the parent
+    works; `add_file` puts a file under `root`, `run` hands the child the combinations, and `close`
+    (or the end of a `with` block) stops a child that `run` never used and removes the folder.
     """
 
-    def __init__(self, root: Path):
-        self.root = Path(root)
+    def __init__(self):
+        self.root = Path(tempfile.mkdtemp(prefix="registry-train-check-"))
         self._child: Child | None = _start(self.root)
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def add_file(self, rel: str, data: bytes) -> None:
+        """Write a custom layer or algorithm file at `rel` (repository-relative) under `root`."""
+        (self.root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (self.root / rel).write_bytes(data)
 
     def run(
         self,
@@ -123,10 +139,11 @@ class Sandbox:
         return [outcomes[i] for i in range(len(requests))]
 
     def close(self) -> None:
-        """Stop the child started for `run` if it was not used."""
+        """Stop the child started for `run` if it was not used; remove the folder."""
         if self._child is not None:
             self._child.stop()
             self._child = None
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def _start(root: Path) -> Child:
@@ -237,11 +254,11 @@ def child_main() -> None:
     # The heavy imports come first: while the parent does its static checks, before the clock.
     import onnx  # noqa: F401 - the export writes with it
     import torch  # noqa: F401
-    import torch._dynamo  # noqa: F401 - the optimisers import it on their first use
     import torch.onnx  # noqa: F401
 
+    import registry.training.algorithms  # noqa: F401
     import registry.training.export  # noqa: F401
-    import registry.training.structure  # noqa: F401
+    from registry.training.structure import without_dynamo
 
     msg = json.loads(sys.stdin.read())
     out = Path(msg["out"])
@@ -249,7 +266,8 @@ def child_main() -> None:
     for pos, raw in enumerate(msg["requests"]):
         start_deadline(msg["timeout"])
         try:
-            result = _child_run(Request(**raw), out / f"model-{pos}.onnx")
+            with without_dynamo():  # nothing is compiled: no dynamo, no sympy (seconds)
+                result = _child_run(Request(**raw), out / f"model-{pos}.onnx")
         except BaseException as e:  # noqa: BLE001 - everything becomes a problem
             result = Outcome([_problem_from(e, Path(raw["root"]), "the training step failed")])
         cancel_deadline()
@@ -264,7 +282,8 @@ def child_main() -> None:
                 )
                 + "\n"
             )
-        _forget_custom_modules()
+        if pos + 1 < len(msg["requests"]):  # after the last one, the process just ends
+            _forget_custom_modules()
     sys.stdout.flush()
     os._exit(0)
 

@@ -318,18 +318,21 @@ def _expected(module, got: list) -> str | None:
 
 
 @contextlib.contextmanager
-def shapes_without_dynamo() -> Iterator[None]:
-    """Follow shapes on the `meta` device without importing `torch._dynamo` (a few CPU seconds).
+def without_dynamo() -> Iterator[None]:
+    """Run torch eagerly without importing `torch._dynamo` (a few CPU seconds, and sympy with it).
 
-    On `meta` tensors many operations (ReLU, additions…) run torch's Python reference kernels,
-    which are marked "not to be traced by dynamo" through `torch._disable_dynamo`; that marker
-    imports `torch._dynamo` on its first call only to ask `torch._dynamo.disable(fn)` for a
-    wrapper, which outside of a `torch.compile` trace just calls `fn`. Nothing is compiled while
-    shapes are followed, so for that time `torch._dynamo` is a stand-in whose `disable` returns `fn`
-    itself: the very same kernels compute the very same shapes. Torch asking the stand-in for
-    anything else gets the real module (imported then), and on the way out the stand-in and the
-    wrappers it handed out are removed, so later code sees torch as it was. Single-threaded use
-    only (the static check).
+    Torch's eager code asks dynamo for two things that do nothing outside a `torch.compile` trace.
+    Functions marked "not to be traced by dynamo" through `torch._disable_dynamo` (torch's Python
+    reference kernels, which `meta` tensors run for ReLU, additions…; an optimiser's
+    `add_param_group` and its update functions) import `torch._dynamo` on their first call only to
+    ask `torch._dynamo.disable(fn)` for a wrapper, which outside a trace just calls `fn`; and an
+    optimiser's `step` calls `torch._dynamo.graph_break()`, which outside a trace returns None.
+    Nothing is compiled here (the static check follows shapes on `meta`; the sandbox builds one
+    structure, runs one step and exports it with the TorchScript exporter), so for that time
+    `torch._dynamo` is a stand-in whose `disable` returns `fn` itself and whose `graph_break` does
+    nothing: the very same kernels and optimiser code run. Torch asking the stand-in for anything
+    else gets the real module (imported then), and on the way out the stand-in and the wrappers it
+    handed out are removed, so later code sees torch as it was. Single-threaded use only.
     """
     import sys
     import types
@@ -357,9 +360,17 @@ def shapes_without_dynamo() -> Iterator[None]:
 
         return real
 
-    stub = types.ModuleType(name, "stand-in while shapes are followed (registry.training)")
+    def _getattr(attr: str):
+        if attr.startswith("__") and attr.endswith("__"):
+            # a module's metadata (`inspect.getmodule` asks every module for `__file__`): the
+            # stand-in has none, and nobody needs dynamo for that
+            raise AttributeError(attr)
+        return getattr(_real(), attr)
+
+    stub = types.ModuleType(name, "stand-in while torch runs eagerly (registry.training)")
     stub.disable = disable
-    stub.__getattr__ = lambda attr: getattr(_real(), attr)
+    stub.graph_break = lambda msg="": None
+    stub.__getattr__ = _getattr
     sys.modules[name] = stub
     torch._dynamo = stub
     try:

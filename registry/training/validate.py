@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from registry.checks import Finding, Severity
 from registry.core.repo import Snapshot
@@ -49,6 +48,7 @@ from registry.training.files import (
     load_results_summary,
     results_summary_path,
     structure_path,
+    subcommand_clash,
     task_names,
     task_path,
 )
@@ -62,8 +62,11 @@ from registry.training.structure import (
     LayerProblem,
     LayerShape,
     shape_text,
-    shapes_without_dynamo,
+    without_dynamo,
 )
+
+if TYPE_CHECKING:
+    from registry.training.sandbox import Sandbox
 
 STATIC = "training-static"
 DYNAMIC = "training-run"
@@ -193,6 +196,7 @@ def check_training(
     tasks: list[str] | None = None,
     timeout: float | None = None,
     memory: int | None = None,
+    sandbox: Sandbox | None = None,
 ) -> TrainingReport:
     """Check the training files of a snapshot (a working tree or a git revision).
 
@@ -200,6 +204,8 @@ def check_training(
         dynamic: also build and run each combination once in the sandboxed child.
         tasks: only these tasks' instances (default: every task); files are always all checked.
         timeout, memory: the sandbox's limits (defaults in `registry.training.sandbox`).
+        sandbox: with `dynamic`, a sandbox its caller started earlier (so that its child's imports
+            overlap the caller's own) and closes; None: one is started here when needed.
     """
     files = _Files(snap)
     report = TrainingReport(dynamic=dynamic)
@@ -210,26 +216,34 @@ def check_training(
         report.findings += [_f(x.message, x.hint, x.path, x.line) for x in lf.findings]
     for info in [*files.layers.values(), *files.algorithm_code.values()]:
         report.findings += [_f(m, h, info.path, line) for m, h, line in info.problems]
-    _summaries(files, report)
+    for name, lf in files.tasks.items():
+        clash = subcommand_clash(name)
+        if clash is not None:
+            report.findings.append(_f(*clash, lf.path, lf.line_of("name")))
+    _summaries(files.tasks, files.summaries, report)
     combos = _instances(files, report, tasks)
-    with tempfile.TemporaryDirectory(prefix="registry-train-check-") as tmp:
-        sandbox = _start_sandbox(files, Path(tmp)) if dynamic and combos else None
-        try:
-            statics: dict[str, bool] = {}
-            # torch is imported only when there is a structure to follow shapes through
-            with shapes_without_dynamo() if files.structures else contextlib.nullcontext():
-                for combo in combos.values():
-                    ok = _static_shapes(files, combo, report)
-                    statics[combo.structure] = statics.get(combo.structure, True) and ok
-                # structures no task uses: names, types, connections
-                for name, lf in files.structures.items():
-                    if lf.value is not None and name not in statics:
-                        _static_shapes(files, Combination(name, "", "", {}, {}), report)
-            if sandbox is not None:
-                _dynamic(files, combos, report, sandbox, timeout=timeout, memory=memory)
-        finally:
-            if sandbox is not None:
-                sandbox.close()
+    if not (dynamic and combos):
+        sandbox = None  # nothing to build (a caller's sandbox is the caller's to close)
+    own = None
+    if sandbox is None and dynamic and combos:
+        from registry.training.sandbox import Sandbox
+
+        sandbox = own = Sandbox()
+    with own if own is not None else contextlib.nullcontext():
+        if sandbox is not None:
+            _add_files(files, sandbox)
+        statics: dict[str, bool] = {}
+        # torch is imported only when there is a structure to follow shapes through
+        with without_dynamo() if files.structures else contextlib.nullcontext():
+            for combo in combos.values():
+                ok = _static_shapes(files, combo, report)
+                statics[combo.structure] = statics.get(combo.structure, True) and ok
+            # structures no task uses: names, types, connections
+            for name, lf in files.structures.items():
+                if lf.value is not None and name not in statics:
+                    _static_shapes(files, Combination(name, "", "", {}, {}), report)
+        if sandbox is not None:
+            _dynamic(files, combos, report, sandbox, timeout=timeout, memory=memory)
     unique: dict[tuple, Finding] = {}
     for f in report.findings:  # several instances of one structure find the same problem once
         unique.setdefault((f.path, f.line, f.message), f)
@@ -241,11 +255,35 @@ def check_training(
     return report
 
 
-def _summaries(files: _Files, report: TrainingReport) -> None:
+def check_summaries(snap: Snapshot, tasks: list[str]) -> TrainingReport:
+    """The summary check alone, for a diff that changes nothing under datasets/ and training/ but
+    results summaries: each named task's `results.json`, where it has one, against its schema and
+    its task. Nothing is built and torch is not imported."""
+    report = TrainingReport()
+    loaded = {
+        n: load_file(snap.read(task_path(n)), task_path(n), TrainingTask, expected_name=n)
+        for n in task_names(snap)
+        if n in tasks
+    }
+    summaries = {
+        n: load_results_summary(data, results_summary_path(n), n)
+        for n in loaded
+        if (data := snap.read(results_summary_path(n))) is not None
+    }
+    report.files = sorted(lf.path for lf in summaries.values())
+    for lf in summaries.values():
+        report.findings += [_f(x.message, x.hint, x.path, x.line) for x in lf.findings]
+    _summaries(loaded, summaries, report)
+    return report
+
+
+def _summaries(
+    tasks: dict[str, LoadedFile], summaries: dict[str, LoadedFile], report: TrainingReport
+) -> None:
     """A results summary names instances its task has (a warning: a task may drop an instance
     after it was trained) and the task's metric."""
-    for tname, lf in files.summaries.items():
-        summary, task = lf.value, files.tasks[tname].value
+    for tname, lf in summaries.items():
+        summary, task = lf.value, tasks[tname].value
         if summary is None or task is None:
             continue
         known = {i.name for i in expand_instances(task)}
@@ -526,19 +564,15 @@ def _numel(shape) -> int:
 # --------------------------------------------------------------------------- dynamic
 
 
-def _start_sandbox(files: _Files, root: Path):
-    """Put the pull request's layer and algorithm files under `root`; start the sandbox's child."""
-    from registry.training.sandbox import Sandbox
-
+def _add_files(files: _Files, sandbox: Sandbox) -> None:
+    """Put the pull request's layer and algorithm files in the sandbox's folder."""
     for rel in [
         *(custom_layer_path(n) for n in files.layers),
         *(custom_algorithm_path(n) for n in files.algorithm_code),
     ]:
         data = files.snap.read(rel)
         if data is not None:
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            (root / rel).write_bytes(data)
-    return Sandbox(root)
+            sandbox.add_file(rel, data)
 
 
 def _dynamic(
@@ -714,55 +748,3 @@ def write_pictures(report: TrainingReport, directory: Path) -> dict[str, str]:
         write_atomic(Path(directory) / f"{name}.svg", svg)
         written[name] = f"{name}.svg"
     return written
-
-
-def changed_paths(root: Path, base: str, head: str | None) -> list[str]:
-    """Files under datasets/ and training/ that the diff from `base` to `head` (or the working tree)
-    changes.
-
-    Raises:
-        GitError: the diff failed (an unknown revision).
-    """
-    import subprocess
-
-    args = (
-        ["git", "diff", "--name-only", base]
-        + ([head] if head else [])
-        + ["--", DATASETS_DIR, "training"]
-    )
-    proc = subprocess.run(args, cwd=root, capture_output=True, text=True)
-    if proc.returncode != 0:
-        from registry.core.errors import GitError
-
-        raise GitError(
-            f"git diff {base} failed: {proc.stderr.strip()}", "fetch the base revision first"
-        )
-    return [p for p in proc.stdout.splitlines() if p]
-
-
-def affected_tasks(snap: Snapshot, changed: list[str]) -> list[str]:
-    """The tasks of a snapshot that use a changed file: their task.yaml, or a dataset, structure,
-    algorithm or layer file one of their instances uses."""
-    found = []
-    for name in task_names(snap):
-        lf = load_file(snap.read(task_path(name)), task_path(name), TrainingTask)
-        used = {f"training/{name}/"}
-        if lf.value is not None:
-            for inst in expand_instances(lf.value):
-                used |= {
-                    f"{DATASETS_DIR}/{inst.dataset}/",
-                    structure_path(inst.structure),
-                    f"{ALGORITHMS_DIR}/{inst.algorithm}.",
-                    f"{LAYERS_DIR}/",
-                }
-                if inst.algorithm:
-                    algo = load_file(
-                        snap.read(algorithm_path(inst.algorithm)),
-                        algorithm_path(inst.algorithm),
-                        Algorithm,
-                    ).value
-                    if algo is not None and algo.code:
-                        used.add(custom_algorithm_path(algo.code))
-        if any(p.startswith(u) or p == u for p in changed for u in used):
-            found.append(name)
-    return found

@@ -425,13 +425,13 @@ def plan_instances(
     instances: list[str] | None = None,
 ) -> list[tuple[str, Instance]]:
     """(task, instance) pairs to train: the named tasks, and with `base` every task that uses a file
-    the diff from `base` to `head` changes (see `registry.training.validate.affected_tasks`).
+    the diff from `base` to `head` changes (see `registry.training.changes.affected_tasks`).
 
     Raises:
         UsageError: neither tasks nor base, or an unknown task or instance.
     """
     from registry.core.repo import WorkTree
-    from registry.training.validate import affected_tasks, changed_paths
+    from registry.training.changes import affected_tasks, changed_paths
 
     root = Path(root)
     if not tasks and not base:

@@ -148,3 +148,40 @@ def test_datasets_pull_from_a_remote_without_the_data_is_a_clear_error(training_
     )
     assert code != 0 and "Traceback" not in err
     assert "pulling the data of dataset wine from the 'public' remote failed" in err, err
+
+
+def test_the_names_a_task_may_not_take_are_the_train_subcommands():
+    from registry.training import TRAIN_SUBCOMMANDS
+
+    assert set(TRAIN_SUBCOMMANDS) == set(cli.commands["train"].commands)
+
+
+def test_a_task_named_like_a_subcommand_is_refused_by_the_bot_and_by_train(
+    training_registry, capsys
+):
+    reg = training_registry
+    reg.git("switch", "-q", "-c", "check-task")
+    task = (reg.root / "training/wine-mlp/task.yaml").read_text()
+    reg.commit({"training/check/task.yaml": task.replace("name: wine-mlp", "name: check")})
+    where = "training/check/task.yaml:2: task 'check' is named like the subcommand"
+
+    # the pull request's check (the train workflow's) refuses it, naming the file, line and fix
+    code, out, err = registry_cli(
+        reg.root, "train", "check", "--base", "main", "--head", "HEAD", "--format", "json",
+        capsys=capsys,
+    )  # fmt: skip
+    report = json.loads(out)
+    assert code == 1 and report["passed"] is False
+    [found] = [f for f in report["findings"] if f["path"] == "training/check/task.yaml"]
+    assert found["line"] == 2 and "`registry train check`" in found["message"]
+    assert found["hint"].startswith("rename the task (its folder training/check/")
+    # …and the subcommand that runs in the task's place says so too
+    assert f"note: {where}" in err and "hint: rename the task" in err
+
+    code, _, err = registry_cli(reg.root, "train", "run", "check", capsys=capsys)
+    assert code == 2 and f"error: {where}" in err and "cannot be trained" in err
+    assert "hint: rename the task" in err and "Traceback" not in err
+
+    # the train workflow's plan refuses it before a matrix job would run the subcommand
+    code, _, err = registry_cli(reg.root, "train", "plan", "check", capsys=capsys)
+    assert code == 2 and f"error: {where}" in err

@@ -134,3 +134,93 @@ def test_hostile_and_broken_code_becomes_findings_with_file_and_line(training_tr
     assert peek.line == 16 and "forward pass failed: RuntimeError: saw no secret" in peek.message
     assert not report.passed
     assert all("Traceback" not in f.message for f in report.findings)
+
+
+STEP_WITHOUT_DYNAMO = """
+import io
+import sys
+
+import torch
+
+from registry.training.structure import without_dynamo
+
+
+def step(make, export=False):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    opt = make(net.parameters())
+    x = torch.randn(5, 3)
+    for _ in range(2):
+        loss = net(x).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    if export:
+        torch.onnx.export(net.eval(), (x,), io.BytesIO(), dynamo=False)
+    return [p.detach().clone() for p in net.parameters()]
+
+
+makers = [
+    lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01),
+    lambda ps: torch.optim.Adam(ps, lr=0.1),
+    lambda ps: torch.optim.AdamW(ps, lr=0.1, weight_decay=0.01),
+]
+with without_dynamo():
+    stood_in = [step(m, export=True) for m in makers]
+print("torch._dynamo" in sys.modules, "sympy" in sys.modules)
+real = [step(m) for m in makers]  # outside: the optimisers import the real dynamo
+print("torch._dynamo" in sys.modules)
+print(all(torch.allclose(a, b) for s, r in zip(stood_in, real) for a, b in zip(s, r)))
+"""
+
+
+def test_the_sandbox_steps_and_exports_without_dynamo_as_torch_would_with_it():
+    import subprocess
+    import sys
+
+    from factories import REPO_ROOT
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-c",
+            f"import sys; sys.path.insert(0, {str(REPO_ROOT)!r})\n" + STEP_WITHOUT_DYNAMO,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    # SGD, Adam and AdamW step and the TorchScript exporter runs: no dynamo, no sympy imported
+    assert proc.stdout.splitlines() == ["False False", "True", "True"]
+
+
+def test_a_structure_that_cannot_be_exported_to_onnx_is_a_finding(training_tree):
+    _only_task(training_tree, "digits-cnn")
+    cnn = (training_tree / "training/structures/digits-cnn.yaml").read_text()
+    _write(
+        training_tree,
+        {
+            "training/layers/spectrum.py": LAYER_HEADER
+            + """\
+    class Spectrum(nn.Module):
+        def __init__(self, config: Config):
+            super().__init__()
+
+        def forward(self, x):
+            return torch.fft.fft(x).real  # runs in torch; ONNX has no such operator
+    """,
+            "training/structures/digits-cnn.yaml": cnn.replace(
+                "  - {type: Flatten}", "  - {type: spectrum}\n  - {type: Flatten}"
+            ),
+        },
+    )
+    report = check_training(WorkTree(training_tree), dynamic=True)
+    found = [f for f in report.findings if "ONNX" in f.message]
+    assert len(found) == 3 and not report.passed  # one for each parameter set of the structure
+    for f in found:
+        assert f.path == "training/structures/digits-cnn.yaml"
+        assert f.message.startswith("exporting to ONNX failed: ")
+        assert "'aten::fft_fft'" in f.message and "Traceback" not in f.message

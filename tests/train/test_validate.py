@@ -184,7 +184,7 @@ FRESH_PROCESS_CHECK = """
 import sys
 from pathlib import Path
 from registry.core.repo import WorkTree
-from registry.training.structure import shapes_without_dynamo
+from registry.training.structure import without_dynamo
 from registry.training.validate import check_training
 
 report = check_training(WorkTree(Path(sys.argv[1])))
@@ -192,7 +192,7 @@ print(report.passed, "torch._dynamo" in sys.modules, report.layers["digits-cnn"]
 import torch
 
 # torch as it was: the real dynamo comes when asked for, and compiling still works
-with shapes_without_dynamo():  # torch asking the stand-in for more gets the real module
+with without_dynamo():  # torch asking the stand-in for more gets the real module
     print(torch._dynamo.config.__name__)
 print(sys.modules["torch._dynamo"].disable.__module__)
 net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU())
