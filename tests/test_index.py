@@ -315,3 +315,90 @@ def test_rows_read_again_are_listed_in_name_order_and_filtered_like_the_others(a
     lines = table.render().splitlines()
     assert lines[0].split() == ["NAME", "STATE", "LATEST", "VERSIONS", "TASK", "PROJECT"]
     assert lines[1].split() == ["m001", "unpublished", "-", "0", "ocr", "-"]
+
+
+def _truth(root, head: str, names: list[str], lines: list[str]) -> dict:
+    """What the index must hold for `names`, read the plain way: each card by its path at `head`,
+    the versions confirmed by `tags.confirm_versions`, each version's pointers by `git ls-tree`."""
+    from registry.cards.bulk import read_cards
+    from registry.core.storage import parse_pointer
+    from registry.versions.tags import confirm_versions, parse_refs
+
+    table = parse_refs("\n".join(lines))
+    kept, stray = confirm_versions(root, [v for n in names for v in table.get(n, [])], head)
+    objects = {}
+    for v in kept:
+        listed = run(["git", "ls-tree", "-r", "--full-tree", v.commit, f"models/{v.name}/"], root)
+        found = []
+        for line in listed.stdout.splitlines():
+            meta, _, path = line.partition("\t")
+            mode, kind, oid = meta.split()
+            if kind == "blob" and path.endswith(".dvc") and mode != "120000":
+                p = parse_pointer(run(["git", "cat-file", "blob", oid], root).stdout.encode())
+                folder = path.split("/", 2)[2].rpartition("/")[0]
+                found.append(
+                    {"path": f"{folder}/{p.path}" if folder else p.path, "md5": p.md5, "size": p.size}
+                )
+        objects[v.tag] = found
+    cards = read_cards(root, head, names)
+    return {
+        "kept": sorted((v.tag, v.commit) for v in kept),
+        "stray": sorted((s.tag, s.reason) for s in stray),
+        "objects": objects,
+        "cards": {n: (r.card.status.value, r.card.task.value) if r.card else None for n, r in cards.items()},
+    }
+
+
+@pytest.mark.parametrize("whole_tree", [1, 10**9])
+def test_the_index_is_computed_as_each_card_and_tag_read_alone_would_say(
+    reg, monkeypatch, whole_tree
+):
+    from registry.core.git import TAG_REF_FORMAT
+    from registry.versions import index as ix
+
+    main = reg.git("rev-parse", "HEAD")
+    # a version whose folder holds a second pointer in a subfolder, and a link named like one
+    card = reg.root / "models" / "digits" / "model.yaml"
+    reg.write(
+        {
+            "models/digits/extra/labels.txt.dvc": "outs:\n- md5: " + "a" * 32
+            + "\n  size: 12\n  hash: md5\n  path: labels.txt\n",
+        }
+    )
+    (reg.root / "models" / "digits" / "link.dvc").symlink_to("model.onnx.dvc")
+    card.write_text(card.read_text().replace("version: 1.1.0", "version: 2.0.0"))
+    v2 = reg.commit(message="digits 2.0.0")
+    reg.git("tag", "-a", "digits@v2.0.0", "-m", "2.0.0", v2)
+    # stray tags: on a side branch, on a commit whose card says another version, on an invalid
+    # card, and for a model with no folder at its commit
+    reg.git("checkout", "-q", "-b", "side", main)
+    side = reg.commit({"models/digits/notes.txt": "side\n"}, message="side")
+    reg.git("tag", "-a", "digits@v3.0.0", "-m", "side", side)
+    reg.git("checkout", "-q", "main")
+    reg.git("tag", "-a", "digits@v9.0.0", "-m", "by hand", "HEAD")
+    draft = reg.root / "models" / "draft" / "model.yaml"
+    draft.write_text(draft.read_text().replace("task: classification", "task: not-a-task"))
+    broken = reg.commit(message="broken draft")
+    reg.git("tag", "-a", "draft@v0.1.0", "-m", "by hand", broken)
+    reg.git("tag", "-a", "ghost@v1.0.0", "-m", "by hand", broken)
+    head = reg.git("rev-parse", "HEAD")
+    lines = reg.git("for-each-ref", f"--format={TAG_REF_FORMAT}", "refs/tags").splitlines()
+    names = ["digits", "draft", "ghost"]
+    monkeypatch.setattr(ix, "_WHOLE_TREE", whole_tree)
+    entries, rows = ix.compute(reg.root, head, names, lines)
+    truth = _truth(reg.root, head, names, lines)
+    got_kept = sorted((v["tag"], v["commit"]) for e in entries.values() for v in e.versions)
+    assert got_kept == truth["kept"] and ("digits@v2.0.0", v2) in got_kept
+    assert sorted((s["tag"], s["reason"]) for e in entries.values() for s in e.stray) == truth[
+        "stray"
+    ]
+    assert {s for s, _ in truth["stray"]} == {
+        "digits@v3.0.0", "digits@v9.0.0", "draft@v0.1.0", "ghost@v1.0.0"
+    }
+    objects = {v["tag"]: v["objects"] for e in entries.values() for v in e.versions}
+    assert objects == truth["objects"]
+    assert [o["path"] for o in objects["digits@v2.0.0"]] == ["extra/labels.txt", "model.onnx"]
+    assert {n: (r.state, r.task) for n, r in rows.items()} == {
+        n: c if c else ("invalid", None) for n, c in truth["cards"].items()
+    }
+    assert rows["draft"].state == "invalid" and "ghost" not in rows
