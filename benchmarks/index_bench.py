@@ -330,8 +330,14 @@ def run(args) -> str:
                 [
                     *PY,
                     "-c",
-                    "import sys; from registry.versions.resolve import find_version; "
-                    f"print(find_version('.', '{name}@latest').version)",
+                    # the resolution `find_version` (and so `registry pull`) starts with: the
+                    # schema-free one, or the full path where the index cannot vouch for it
+                    "from registry.versions.plainresolve import locate\n"
+                    f"v = locate('.', '{name}@latest')\n"
+                    "if v is None:\n"
+                    "    from registry.versions.resolve import find_version\n"
+                    f"    v = find_version('.', '{name}@latest')\n"
+                    "print(v.version)",
                 ],
                 repo,
                 args.repeat,

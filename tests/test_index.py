@@ -336,16 +336,18 @@ def _truth(root, head: str, names: list[str], lines: list[str]) -> dict:
             if kind == "blob" and path.endswith(".dvc") and mode != "120000":
                 p = parse_pointer(run(["git", "cat-file", "blob", oid], root).stdout.encode())
                 folder = path.split("/", 2)[2].rpartition("/")[0]
-                found.append(
-                    {"path": f"{folder}/{p.path}" if folder else p.path, "md5": p.md5, "size": p.size}
-                )
+                path = f"{folder}/{p.path}" if folder else p.path
+                found.append({"path": path, "md5": p.md5, "size": p.size})
         objects[v.tag] = found
     cards = read_cards(root, head, names)
     return {
         "kept": sorted((v.tag, v.commit) for v in kept),
         "stray": sorted((s.tag, s.reason) for s in stray),
         "objects": objects,
-        "cards": {n: (r.card.status.value, r.card.task.value) if r.card else None for n, r in cards.items()},
+        "cards": {
+            n: (r.card.status.value, r.card.task.value) if r.card else None
+            for n, r in cards.items()
+        },
     }
 
 
@@ -361,7 +363,8 @@ def test_the_index_is_computed_as_each_card_and_tag_read_alone_would_say(
     card = reg.root / "models" / "digits" / "model.yaml"
     reg.write(
         {
-            "models/digits/extra/labels.txt.dvc": "outs:\n- md5: " + "a" * 32
+            "models/digits/extra/labels.txt.dvc": "outs:\n- md5: "
+            + "a" * 32
             + "\n  size: 12\n  hash: md5\n  path: labels.txt\n",
         }
     )
@@ -389,11 +392,14 @@ def test_the_index_is_computed_as_each_card_and_tag_read_alone_would_say(
     truth = _truth(reg.root, head, names, lines)
     got_kept = sorted((v["tag"], v["commit"]) for e in entries.values() for v in e.versions)
     assert got_kept == truth["kept"] and ("digits@v2.0.0", v2) in got_kept
-    assert sorted((s["tag"], s["reason"]) for e in entries.values() for s in e.stray) == truth[
-        "stray"
-    ]
+    assert (
+        sorted((s["tag"], s["reason"]) for e in entries.values() for s in e.stray) == truth["stray"]
+    )
     assert {s for s, _ in truth["stray"]} == {
-        "digits@v3.0.0", "digits@v9.0.0", "draft@v0.1.0", "ghost@v1.0.0"
+        "digits@v3.0.0",
+        "digits@v9.0.0",
+        "draft@v0.1.0",
+        "ghost@v1.0.0",
     }
     objects = {v["tag"]: v["objects"] for e in entries.values() for v in e.versions}
     assert objects == truth["objects"]
@@ -402,3 +408,80 @@ def test_the_index_is_computed_as_each_card_and_tag_read_alone_would_say(
         n: c if c else ("invalid", None) for n, c in truth["cards"].items()
     }
     assert rows["draft"].state == "invalid" and "ghost" not in rows
+
+
+def _both(root, spec: str):
+    """(the schema-free resolution, the full path's answer or its error), checked to agree
+    whenever the first answers."""
+    from registry.core.errors import RegistryError
+    from registry.versions import plainresolve, resolve
+
+    try:
+        full = resolve._resolve_full(root, resolve.parse_reference(spec))
+    except RegistryError as e:
+        full = e
+    fast = plainresolve.locate(root, spec)
+    if fast is not None:
+        assert not isinstance(full, RegistryError), (spec, full)
+        dumped = full.model_dump()
+        assert fast.fields() == {k: dumped[k] for k in fast.fields()}
+    return fast, full
+
+
+def test_latest_resolved_without_the_schema_is_the_full_paths_answer_or_steps_aside(reg, tmp_path):
+    for spec in ("digits@latest", "digits", "digits@1.0.0", "digits@v1.1.0"):
+        fast, full = _both(reg.root, spec)
+        assert fast is not None and fast.version == full.version
+    # what the full path refuses, the fast one leaves to it
+    for spec in ("draft@latest", "nobody@latest", "digits@2.0.0", "digits@x", "Digits@latest"):
+        fast, full = _both(reg.root, spec)
+        assert fast is None and isinstance(full, Exception)
+    # a withdrawal tagged after the index: the index no longer vouches
+    reg.git("tag", "-a", "digits@v1.1.0!#3", "-m", "withdraw", "digits@v1.1.0^{commit}")
+    fast, full = _both(reg.root, "digits@latest")
+    assert fast is None and full.version == "1.0.0"
+    # rebuilt, it vouches again; a stray tag asked for by name is left to the full path's refusal
+    reg.git("tag", "-a", "digits@v9.0.0", "-m", "by hand", "HEAD")
+    assert reg.registry("index", "rebuild").returncode == 0
+    fast, full = _both(reg.root, "digits@latest")
+    assert fast.version == "1.0.0" and fast.withdrawn is False
+    assert _both(reg.root, "digits@1.1.0")[0].withdrawn_by == "digits@v1.1.0!#3"
+    fast, full = _both(reg.root, "digits@9.0.0")
+    assert fast is None and "not a published version" in str(full)
+    # a card on the default branch that asks for offline, or that is not plain, steps aside
+    card = reg.root / "models" / "digits" / "model.yaml"
+    text = card.read_text()
+    reg.commit({"models/digits/model.yaml": text.replace("status: updated", "status: offline")})
+    fast, full = _both(reg.root, "digits@latest")
+    assert fast is None and "every version of 'digits' is withdrawn" in str(full)
+    reg.commit({"models/digits/model.yaml": text + "notes: |\n  a block\n"})
+    assert _both(reg.root, "digits@latest")[0] is None
+    reg.commit({"models/digits/model.yaml": text})
+    assert _both(reg.root, "digits@latest")[0].version == "1.0.0"
+    # no index ref: the tags answer
+    saved = reg.git("rev-parse", INDEX_REF)
+    reg.git("update-ref", "-d", INDEX_REF)
+    fast, full = _both(reg.root, "digits@latest")
+    assert fast is None and full.version == "1.0.0"
+    reg.git("update-ref", INDEX_REF, saved)
+
+
+def test_a_shallow_clone_resolves_latest_as_the_full_path_does(reg, tmp_path):
+    from registry.core.errors import CardError
+    from registry.versions.resolve import find_version
+
+    origin = reg.git("remote", "get-url", "origin")
+    clone = tmp_path / "shallow"
+    run(["git", "clone", "-q", "--depth", "1", f"file://{origin}", str(clone)], tmp_path)
+    run(["git", "fetch", "-q", "--depth", "1", "origin", "+refs/tags/*:refs/tags/*"], clone)
+    run(["git", "fetch", "-q", "--depth", "1", "origin", f"+{INDEX_REF}:{INDEX_REF}"], clone)
+    from registry.versions.plainresolve import locate
+
+    assert locate(clone, "digits@latest", check_card=False).version == "1.1.0"
+    if run(["git", "cat-file", "-e", "digits@v1.1.0^{commit}"], clone, check=False).returncode:
+        assert locate(clone, "digits@latest") is None
+        with pytest.raises(CardError):
+            find_version(clone, "digits@latest")
+    else:
+        full = find_version(clone, "digits@latest")
+        assert locate(clone, "digits@latest").version == full.version
