@@ -485,3 +485,19 @@ def test_a_shallow_clone_resolves_latest_as_the_full_path_does(reg, tmp_path):
     else:
         full = find_version(clone, "digits@latest")
         assert locate(clone, "digits@latest").version == full.version
+
+
+def test_folders_added_or_renamed_after_a_list_are_listed(reg):
+    reg.git("status")  # the copied clone's file stats refreshed in git's index
+    time.sleep(2.2)  # `models/` settles, so the folders a list finds there are kept
+    assert reg.registry("list").returncode == 0
+    assert (reg.root / ".git" / "registry" / "models-folders").is_file()
+    card = (reg.root / "models" / "draft" / "model.yaml").read_text()
+    reg.write({"models/fresh/model.yaml": card.replace("name: draft", "name: fresh")})
+    proc = reg.registry("list", "--format", "json")
+    assert [r["name"] for r in json.loads(proc.stdout)] == ["digits", "draft", "fresh"]
+    time.sleep(2.2)
+    assert reg.registry("list").returncode == 0  # kept with `fresh`
+    (reg.root / "models" / "fresh").rename(reg.root / "models" / "later")
+    proc = reg.registry("list", "--format", "json")
+    assert [r["name"] for r in json.loads(proc.stdout)] == ["digits", "draft", "later"]

@@ -505,17 +505,62 @@ class WorktreeCards:
             self._proc.kill()
         self._proc.communicate()
 
-    def names(self, known) -> set[str]:
-        """The models whose card may have changed; `known`: the models the caller already has."""
+    def names(self, known, key: str | None = None) -> set[str]:
+        """The models whose card may have changed; `known`: the models the caller already has,
+        `key`: a name for that list (the index commit it comes from) under which the folders
+        found in `models/` may be kept between reads (`_unknown_folders`)."""
         out = self._proc.communicate()[0].decode(errors="surrogateescape")
         names = {p.split("/")[1] for p in out.splitlines() if p.count("/") == 2}
-        folder = self._root / "models"
-        try:
-            unknown = set(os.listdir(folder)).difference(known)
-        except (FileNotFoundError, NotADirectoryError):
-            unknown = set()
-        names.update(n for n in unknown if not n.startswith(".") and (folder / n).is_dir())
+        names.update(_unknown_folders(self._root / "models", known, key))
         return names
+
+
+_FOLDERS_CACHE = "registry/models-folders"
+_FOLDERS_HEADER = "registry-models-folders 1"
+
+
+def _unknown_folders(folder: Path, known, key: str | None) -> set[str]:
+    """The folders of `models/` that are not in `known` (a hundred thousand entries listed and
+    compared). When `key` names `known`, the answer is kept beside git's files with the state of
+    `models/` (inode, size, modification and change times: adding, removing or renaming an entry
+    changes them), as the tag digest is kept (`tag_digest`, whose margin against racy writes it
+    shares: the answer is kept only when `models/` had not changed for that long), and reused
+    while that state is the same."""
+    from registry.versions import tag_digest as kept
+
+    common = kept.common_dir(folder.parent) if key else None
+    before, settled = _folder_state(folder, kept.MARGIN_S)
+    cache = head = None
+    if common is not None and before is not None:
+        cache = common / _FOLDERS_CACHE
+        head = f"{_FOLDERS_HEADER}\n{key}\n{folder.resolve()}\n{before}\n"
+        try:
+            text = cache.read_text(errors="surrogateescape")
+        except OSError:
+            text = ""
+        if text.startswith(head):
+            return set(filter(None, text[len(head) :].split("\n")))
+    try:
+        unknown = set(os.listdir(folder)).difference(known)
+    except (FileNotFoundError, NotADirectoryError):
+        unknown = set()
+    found = {n for n in unknown if not n.startswith(".") and (folder / n).is_dir()}
+    if cache is not None and settled and _folder_state(folder, 0)[0] == before:
+        kept.write_kept(cache, head + "".join(f"{n}\n" for n in sorted(found)))
+    return found
+
+
+def _folder_state(folder: Path, margin_s: float) -> tuple[str | None, bool]:
+    """(the stat of `folder` as text, whether it was last changed at least `margin_s` ago)."""
+    import time
+
+    now = time.time_ns()
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None, False
+    state = f"{st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}"
+    return state, max(st.st_mtime_ns, st.st_ctime_ns) <= now - int(margin_s * 1e9)
 
 
 def worktree_cards(root: str | Path, known) -> set[str]:

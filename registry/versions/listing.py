@@ -272,7 +272,7 @@ def _from_index(root: str | Path, rev: str | None) -> ModelTable | None:
             edits.close()
         return None
     if edits is not None:
-        changed |= edits.names(names)
+        changed |= edits.names(names, key=head.commit)
     doubt: set[str] = set()
     refs = None
     if tags.hexdigest() != head.tags_digest:
