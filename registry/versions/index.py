@@ -673,7 +673,6 @@ def compute(
     Returns:
         ({name: entry} for models with tags, {name: row} for models with a card at `head`).
     """
-    from registry.cards.schema import Status
     from registry.versions.tags import TAG_RE, latest, parse_refs, withdraw_offline
 
     wanted = set(names)
@@ -683,6 +682,7 @@ def compute(
     folders.add([(head, n) for n in sorted(wanted)])
     folders.add([(v.commit, v.name) for v in all_versions])
     folders.read()
+    folders.validate()
     card_at = folders.card
     cards = {n: card_at(head, n) for n in sorted(wanted) if folders.has_card(head, n)}
     kept, stray = _confirm(root, all_versions, head, folders)
@@ -715,13 +715,13 @@ def compute(
         by_model.setdefault(v.name, []).append(v)
     for n, card in cards.items():
         versions = by_model.get(n, [])
-        if card is not None and card.status is Status.offline:
+        if card is not None and card.status == "offline":
             versions = withdraw_offline(versions)
         found = latest(versions)
         rows[n] = ModelRow(
             name=n,
-            state=card.status.value if card else "invalid",
-            task=card.task.value if card else None,
+            state=card.status if card else "invalid",
+            task=card.task if card else None,
             project=card.project if card else None,
             latest=found.version if found else None,
             versions=len(versions),
@@ -734,8 +734,6 @@ def _confirm(root: str | Path, versions: list, branch: str, folders: ModelFolder
     """`tags.confirm_versions(root, versions, branch)` with the cards read by `folders`: the same
     kept versions and stray tags (as the index stores them: tag, commit, reason), with the same
     reasons (tests/test_index.py compares them)."""
-    from registry.cards.schema import Status
-
     if not versions:
         return [], []
     on_branch = set(run_git(root, "rev-list", branch, check=False).split())
@@ -748,9 +746,9 @@ def _confirm(root: str | Path, versions: list, branch: str, folders: ModelFolder
             reason = f"its commit has no models/{v.name}/model.yaml"
         elif card is None:
             reason = "the card at its commit is not valid"
-        elif card.status not in (Status.published, Status.updated) or card.version != v.version:
+        elif card.status not in ("published", "updated") or card.version != v.version:
             reason = (
-                f"the card at its commit says status {card.status.value}, version "
+                f"the card at its commit says status {card.status}, version "
                 f"{card.version}, not a publication of {v.version}"
             )
         else:
@@ -860,14 +858,20 @@ class ModelFolders:
     def _card_blob(self, commit: str, name: str) -> str | None:
         return self._card_of.get(self._folder.get((commit, name)))
 
-    def card(self, commit: str, name: str):
-        """The valid card of the model at `commit` (a `ModelCard`), or None (missing or invalid):
-        `cards.schema.load_card(...).card`, each distinct blob validated once."""
+    def validate(self) -> None:
+        """Validate every card read, each distinct blob once (in a few processes when there are
+        many)."""
+        oids = sorted({oid for oid in self._card_of.values() if oid not in self._cards})
+        self._cards.update(zip(oids, _facts_of_all([self._blobs[o] for o in oids])))
+
+    def card(self, commit: str, name: str) -> CardFacts | None:
+        """What the index needs of the model's card at `commit` when it is valid, or None (missing
+        or invalid: `cards.schema.load_card(...).card` is None)."""
         oid = self._card_of.get(self._folder.get((commit, name)))
         if oid is None:
             return None
         if oid not in self._cards:
-            self._cards[oid] = _valid_card(self._blobs[oid])
+            self._cards[oid] = _facts(self._blobs[oid])
         return self._cards[oid]
 
     def objects(self, commit: str, name: str) -> list[dict]:
@@ -891,6 +895,57 @@ class ModelFolders:
 
 
 CARD = "model.yaml"
+
+
+class CardFacts:
+    """What the index takes from a valid card: its status, version, task and project (text)."""
+
+    __slots__ = ("status", "version", "task", "project")
+
+    def __init__(self, status: str, version: str | None, task: str, project: str):
+        self.status, self.version, self.task, self.project = status, version, task, project
+
+
+def _facts(data: bytes) -> CardFacts | None:
+    """The facts of a valid card, None for one that cannot be read or does not validate."""
+    card = _valid_card(data)
+    if card is None:
+        return None
+    return CardFacts(card.status.value, card.version, card.task.value, card.project)
+
+
+# the cards a forked worker validates: set before the workers start, inherited by them
+_PENDING: list[bytes] = []
+
+
+def _facts_of_range(bounds: tuple[int, int]) -> list[tuple | None]:
+    return [
+        (f.status, f.version, f.task, f.project) if f else None
+        for f in map(_facts, _PENDING[bounds[0] : bounds[1]])
+    ]
+
+
+def _facts_of_all(blobs: list[bytes]) -> list[CardFacts | None]:
+    """`_facts` of each card; many are shared out between forked processes, one per CPU this
+    process may use (a rebuild validates every card of every version)."""
+    global _PENDING
+    try:
+        workers = min(len(os.sched_getaffinity(0)), 8)
+    except (AttributeError, OSError):
+        workers = 1
+    if workers < 2 or len(blobs) < 2000:
+        return [_facts(b) for b in blobs]
+    import multiprocessing
+
+    _facts(blobs[0])  # the schema imported and built once, before the fork
+    step = -(-len(blobs) // (workers * 4))
+    _PENDING = blobs
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            parts = pool.map(_facts_of_range, [(i, i + step) for i in range(0, len(blobs), step)])
+    finally:
+        _PENDING = []
+    return [CardFacts(*t) if t else None for part in parts for t in part]
 
 
 def _valid_card(data: bytes):
