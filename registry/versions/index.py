@@ -396,7 +396,7 @@ def models_columns(data: bytes) -> tuple[list[str], ...]:
         len(cells) % 7
         or (counts and not "".join(counts).isdigit())
         or not set(map(len, digests)) <= {1, 20}
-        or not set("".join(digests)) <= _DIGEST_CHARS
+        or "".join(digests).translate(_NOT_DIGEST)
         or not "".join(counts).isascii()
     ):
         parse_models(data)  # names the bad line
@@ -404,7 +404,8 @@ def models_columns(data: bytes) -> tuple[list[str], ...]:
     return columns
 
 
-_DIGEST_CHARS = set("0123456789abcdef-")
+# deletes every character a digest cell may hold: what is left is not a digest
+_NOT_DIGEST = str.maketrans("", "", "0123456789abcdef-")
 
 
 def read_index(root: str | Path, rev: str | None = None) -> tuple[Index | None, str | None, str]:
