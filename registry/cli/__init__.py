@@ -113,6 +113,12 @@ def _list_at_once(args: list[str]) -> bool:
         sys.exit(130)
     except Exception:  # noqa: BLE001 - the click path runs it again and reports it
         return False
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except Exception as e:  # noqa: BLE001 - a closed pipe, reported as the funnel reports it
+        from registry.cli.group import unexpected
+        from registry.cli.options import Invocation
+
+        unexpected(e, Invocation())
     return True

@@ -117,15 +117,15 @@ def run(argv: list[str] | None, invocation: Invocation) -> None:
 
         error = missing_module(e, _command(sys.argv[1:] if argv is None else argv))
         if error is None or invocation.traceback:
-            _unexpected(e, invocation)
+            unexpected(e, invocation)
         click.echo(f"error: {error.message}", err=True)
         click.echo(f"  hint: {error.hint}", err=True)
         sys.exit(error.exit_code)
     except Exception as e:  # noqa: BLE001 - the funnel: never a bare traceback unless asked for
-        _unexpected(e, invocation)
+        unexpected(e, invocation)
 
 
-def _unexpected(error: BaseException, invocation: Invocation) -> None:
+def unexpected(error: BaseException, invocation: Invocation) -> None:
     """Report an error the registry did not foresee, and exit 70."""
     if invocation.traceback:
         traceback.print_exception(error)
