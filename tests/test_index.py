@@ -454,8 +454,10 @@ def test_latest_resolved_without_the_schema_is_the_full_paths_answer_or_steps_as
     reg.commit({"models/digits/model.yaml": text.replace("status: updated", "status: offline")})
     fast, full = _both(reg.root, "digits@latest")
     assert fast is None and "every version of 'digits' is withdrawn" in str(full)
-    reg.commit({"models/digits/model.yaml": text + "notes: |\n  a block\n"})
+    reg.commit({"models/digits/model.yaml": text + "notes: |\n  a block, offline\n"})
     assert _both(reg.root, "digits@latest")[0] is None
+    reg.commit({"models/digits/model.yaml": text + "notes: |\n  a block\n"})
+    assert _both(reg.root, "digits@latest")[0].version == "1.0.0"  # cannot say offline
     reg.commit({"models/digits/model.yaml": text})
     assert _both(reg.root, "digits@latest")[0].version == "1.0.0"
     # no index ref: the tags answer

@@ -116,6 +116,10 @@ def _asks_offline(card: bytes | None) -> bool | None:
     it does not withdraw); None (unknown) for any other card."""
     if card is None:
         return False
+    if b"offline" not in card and b"\\" not in card:
+        # the word is not there, nor an escape that could spell it (the loader reads UTF-8 only):
+        # whatever the card holds, its status is not `offline`
+        return False
     from registry.cards.plaincard import read_plain
 
     doc = read_plain(card)
