@@ -503,3 +503,17 @@ def test_folders_added_or_renamed_after_a_list_are_listed(reg):
     (reg.root / "models" / "fresh").rename(reg.root / "models" / "later")
     proc = reg.registry("list", "--format", "json")
     assert [r["name"] for r in json.loads(proc.stdout)] == ["digits", "draft", "later"]
+
+
+def test_index_entries_read_by_path_or_from_one_listing_are_the_same(reg, monkeypatch):
+    from registry.versions import index as ix
+
+    names = ["digits", "draft", "nobody"]
+    by_path = ix.read_models(reg.root, names)
+    monkeypatch.setattr(ix, "_WHOLE_TREE", 1)
+    listed = ix.read_models(reg.root, names)
+    assert {n: e and e.to_json() for n, e in listed.items()} == {
+        n: e and e.to_json() for n, e in by_path.items()
+    }
+    assert [v["version"] for v in listed["digits"].versions] == ["1.0.0", "1.1.0"]
+    assert listed["nobody"] is None
