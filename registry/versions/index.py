@@ -204,18 +204,40 @@ def parse_models(data: bytes) -> tuple[str, int, dict[str, ModelRow]]:
 # --------------------------------------------------------------------------- reading git
 
 
+# bytes written to a child's standard input without waiting for it to read (a pipe holds 64 KiB)
+_PIPE_SAFE = 16 * 1024
+
+
 def _batch(root: str | Path, specs: list[str]) -> list[tuple[str, str, bytes] | None]:
     """(object id, type, content) of each spec through one `git cat-file --batch`; None when
     missing."""
-    proc = subprocess.run(
-        ["git", "cat-file", "--batch"],
-        cwd=root,
-        input="".join(s + "\n" for s in specs).encode(),
-        capture_output=True,
-    )
-    if proc.returncode != 0:
-        raise GitError(f"git cat-file failed: {proc.stderr.decode(errors='replace').strip()}")
-    data, pos, out = proc.stdout, 0, []
+    request = "".join(s + "\n" for s in specs).encode()
+    if len(request) <= _PIPE_SAFE:
+        # a request that fits in the pipe is written at once, and the answer (the index's
+        # models.tsv: megabytes) read whole, not 32 KB per wake-up as `communicate` reads
+        proc = subprocess.Popen(
+            ["git", "cat-file", "--batch"],
+            cwd=root,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            proc.stdin.write(request)
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass  # git stopped early: its exit status and message say why, as `communicate`'s
+        stdout = proc.stdout.read()
+        stderr = proc.stderr.read()
+        returncode = proc.wait()
+    else:
+        done = subprocess.run(
+            ["git", "cat-file", "--batch"], cwd=root, input=request, capture_output=True
+        )
+        stdout, stderr, returncode = done.stdout, done.stderr, done.returncode
+    if returncode != 0:
+        raise GitError(f"git cat-file failed: {stderr.decode(errors='replace').strip()}")
+    data, pos, out = stdout, 0, []
     for _ in specs:
         end = data.index(b"\n", pos)
         header = data[pos:end].split(b" ")
