@@ -315,3 +315,205 @@ def test_rows_read_again_are_listed_in_name_order_and_filtered_like_the_others(a
     lines = table.render().splitlines()
     assert lines[0].split() == ["NAME", "STATE", "LATEST", "VERSIONS", "TASK", "PROJECT"]
     assert lines[1].split() == ["m001", "unpublished", "-", "0", "ocr", "-"]
+
+
+def _truth(root, head: str, names: list[str], lines: list[str]) -> dict:
+    """What the index must hold for `names`, read the plain way: each card by its path at `head`,
+    the versions confirmed by `tags.confirm_versions`, each version's pointers by `git ls-tree`."""
+    from registry.cards.bulk import read_cards
+    from registry.core.storage import parse_pointer
+    from registry.versions.tags import confirm_versions, parse_refs
+
+    table = parse_refs("\n".join(lines))
+    kept, stray = confirm_versions(root, [v for n in names for v in table.get(n, [])], head)
+    objects = {}
+    for v in kept:
+        listed = run(["git", "ls-tree", "-r", "--full-tree", v.commit, f"models/{v.name}/"], root)
+        found = []
+        for line in listed.stdout.splitlines():
+            meta, _, path = line.partition("\t")
+            mode, kind, oid = meta.split()
+            if kind == "blob" and path.endswith(".dvc") and mode != "120000":
+                p = parse_pointer(run(["git", "cat-file", "blob", oid], root).stdout.encode())
+                folder = path.split("/", 2)[2].rpartition("/")[0]
+                path = f"{folder}/{p.path}" if folder else p.path
+                found.append({"path": path, "md5": p.md5, "size": p.size})
+        objects[v.tag] = found
+    cards = read_cards(root, head, names)
+    return {
+        "kept": sorted((v.tag, v.commit) for v in kept),
+        "stray": sorted((s.tag, s.reason) for s in stray),
+        "objects": objects,
+        "cards": {
+            n: (r.card.status.value, r.card.task.value) if r.card else None
+            for n, r in cards.items()
+        },
+    }
+
+
+@pytest.mark.parametrize("whole_tree", [1, 10**9])
+def test_the_index_is_computed_as_each_card_and_tag_read_alone_would_say(
+    reg, monkeypatch, whole_tree
+):
+    from registry.core.git import TAG_REF_FORMAT
+    from registry.versions import index as ix
+
+    main = reg.git("rev-parse", "HEAD")
+    # a version whose folder holds a second pointer in a subfolder, and a link named like one
+    card = reg.root / "models" / "digits" / "model.yaml"
+    reg.write(
+        {
+            "models/digits/extra/labels.txt.dvc": "outs:\n- md5: "
+            + "a" * 32
+            + "\n  size: 12\n  hash: md5\n  path: labels.txt\n",
+        }
+    )
+    (reg.root / "models" / "digits" / "link.dvc").symlink_to("model.onnx.dvc")
+    card.write_text(card.read_text().replace("version: 1.1.0", "version: 2.0.0"))
+    v2 = reg.commit(message="digits 2.0.0")
+    reg.git("tag", "-a", "digits@v2.0.0", "-m", "2.0.0", v2)
+    # stray tags: on a side branch, on a commit whose card says another version, on an invalid
+    # card, and for a model with no folder at its commit
+    reg.git("checkout", "-q", "-b", "side", main)
+    side = reg.commit({"models/digits/notes.txt": "side\n"}, message="side")
+    reg.git("tag", "-a", "digits@v3.0.0", "-m", "side", side)
+    reg.git("checkout", "-q", "main")
+    reg.git("tag", "-a", "digits@v9.0.0", "-m", "by hand", "HEAD")
+    draft = reg.root / "models" / "draft" / "model.yaml"
+    draft.write_text(draft.read_text().replace("task: classification", "task: not-a-task"))
+    broken = reg.commit(message="broken draft")
+    reg.git("tag", "-a", "draft@v0.1.0", "-m", "by hand", broken)
+    reg.git("tag", "-a", "ghost@v1.0.0", "-m", "by hand", broken)
+    head = reg.git("rev-parse", "HEAD")
+    lines = reg.git("for-each-ref", f"--format={TAG_REF_FORMAT}", "refs/tags").splitlines()
+    names = ["digits", "draft", "ghost"]
+    monkeypatch.setattr(ix, "_WHOLE_TREE", whole_tree)
+    entries, rows = ix.compute(reg.root, head, names, lines)
+    truth = _truth(reg.root, head, names, lines)
+    got_kept = sorted((v["tag"], v["commit"]) for e in entries.values() for v in e.versions)
+    assert got_kept == truth["kept"] and ("digits@v2.0.0", v2) in got_kept
+    assert (
+        sorted((s["tag"], s["reason"]) for e in entries.values() for s in e.stray) == truth["stray"]
+    )
+    assert {s for s, _ in truth["stray"]} == {
+        "digits@v3.0.0",
+        "digits@v9.0.0",
+        "draft@v0.1.0",
+        "ghost@v1.0.0",
+    }
+    objects = {v["tag"]: v["objects"] for e in entries.values() for v in e.versions}
+    assert objects == truth["objects"]
+    assert [o["path"] for o in objects["digits@v2.0.0"]] == ["extra/labels.txt", "model.onnx"]
+    assert {n: (r.state, r.task) for n, r in rows.items()} == {
+        n: c if c else ("invalid", None) for n, c in truth["cards"].items()
+    }
+    assert rows["draft"].state == "invalid" and "ghost" not in rows
+
+
+def _both(root, spec: str):
+    """(the schema-free resolution, the full path's answer or its error), checked to agree
+    whenever the first answers."""
+    from registry.core.errors import RegistryError
+    from registry.versions import plainresolve, resolve
+
+    try:
+        full = resolve._resolve_full(root, resolve.parse_reference(spec))
+    except RegistryError as e:
+        full = e
+    fast = plainresolve.locate(root, spec)
+    if fast is not None:
+        assert not isinstance(full, RegistryError), (spec, full)
+        dumped = full.model_dump()
+        assert fast.fields() == {k: dumped[k] for k in fast.fields()}
+    return fast, full
+
+
+def test_latest_resolved_without_the_schema_is_the_full_paths_answer_or_steps_aside(reg, tmp_path):
+    for spec in ("digits@latest", "digits", "digits@1.0.0", "digits@v1.1.0"):
+        fast, full = _both(reg.root, spec)
+        assert fast is not None and fast.version == full.version
+    # what the full path refuses, the fast one leaves to it
+    for spec in ("draft@latest", "nobody@latest", "digits@2.0.0", "digits@x", "Digits@latest"):
+        fast, full = _both(reg.root, spec)
+        assert fast is None and isinstance(full, Exception)
+    # a withdrawal tagged after the index: the index no longer vouches
+    reg.git("tag", "-a", "digits@v1.1.0!#3", "-m", "withdraw", "digits@v1.1.0^{commit}")
+    fast, full = _both(reg.root, "digits@latest")
+    assert fast is None and full.version == "1.0.0"
+    # rebuilt, it vouches again; a stray tag asked for by name is left to the full path's refusal
+    reg.git("tag", "-a", "digits@v9.0.0", "-m", "by hand", "HEAD")
+    assert reg.registry("index", "rebuild").returncode == 0
+    fast, full = _both(reg.root, "digits@latest")
+    assert fast.version == "1.0.0" and fast.withdrawn is False
+    assert _both(reg.root, "digits@1.1.0")[0].withdrawn_by == "digits@v1.1.0!#3"
+    fast, full = _both(reg.root, "digits@9.0.0")
+    assert fast is None and "not a published version" in str(full)
+    # a card on the default branch that asks for offline, or that is not plain, steps aside
+    card = reg.root / "models" / "digits" / "model.yaml"
+    text = card.read_text()
+    reg.commit({"models/digits/model.yaml": text.replace("status: updated", "status: offline")})
+    fast, full = _both(reg.root, "digits@latest")
+    assert fast is None and "every version of 'digits' is withdrawn" in str(full)
+    reg.commit({"models/digits/model.yaml": text + "notes: |\n  a block, offline\n"})
+    assert _both(reg.root, "digits@latest")[0] is None
+    reg.commit({"models/digits/model.yaml": text + "notes: |\n  a block\n"})
+    assert _both(reg.root, "digits@latest")[0].version == "1.0.0"  # cannot say offline
+    reg.commit({"models/digits/model.yaml": text})
+    assert _both(reg.root, "digits@latest")[0].version == "1.0.0"
+    # no index ref: the tags answer
+    saved = reg.git("rev-parse", INDEX_REF)
+    reg.git("update-ref", "-d", INDEX_REF)
+    fast, full = _both(reg.root, "digits@latest")
+    assert fast is None and full.version == "1.0.0"
+    reg.git("update-ref", INDEX_REF, saved)
+
+
+def test_a_shallow_clone_resolves_latest_as_the_full_path_does(reg, tmp_path):
+    from registry.core.errors import CardError
+    from registry.versions.resolve import find_version
+
+    origin = reg.git("remote", "get-url", "origin")
+    clone = tmp_path / "shallow"
+    run(["git", "clone", "-q", "--depth", "1", f"file://{origin}", str(clone)], tmp_path)
+    run(["git", "fetch", "-q", "--depth", "1", "origin", "+refs/tags/*:refs/tags/*"], clone)
+    run(["git", "fetch", "-q", "--depth", "1", "origin", f"+{INDEX_REF}:{INDEX_REF}"], clone)
+    from registry.versions.plainresolve import locate
+
+    assert locate(clone, "digits@latest", check_card=False).version == "1.1.0"
+    if run(["git", "cat-file", "-e", "digits@v1.1.0^{commit}"], clone, check=False).returncode:
+        assert locate(clone, "digits@latest") is None
+        with pytest.raises(CardError):
+            find_version(clone, "digits@latest")
+    else:
+        full = find_version(clone, "digits@latest")
+        assert locate(clone, "digits@latest").version == full.version
+
+
+def test_folders_added_or_renamed_after_a_list_are_listed(reg):
+    reg.git("status")  # the copied clone's file stats refreshed in git's index
+    time.sleep(2.2)  # `models/` settles, so the folders a list finds there are kept
+    assert reg.registry("list").returncode == 0
+    assert (reg.root / ".git" / "registry" / "models-folders").is_file()
+    card = (reg.root / "models" / "draft" / "model.yaml").read_text()
+    reg.write({"models/fresh/model.yaml": card.replace("name: draft", "name: fresh")})
+    proc = reg.registry("list", "--format", "json")
+    assert [r["name"] for r in json.loads(proc.stdout)] == ["digits", "draft", "fresh"]
+    time.sleep(2.2)
+    assert reg.registry("list").returncode == 0  # kept with `fresh`
+    (reg.root / "models" / "fresh").rename(reg.root / "models" / "later")
+    proc = reg.registry("list", "--format", "json")
+    assert [r["name"] for r in json.loads(proc.stdout)] == ["digits", "draft", "later"]
+
+
+def test_index_entries_read_by_path_or_from_one_listing_are_the_same(reg, monkeypatch):
+    from registry.versions import index as ix
+
+    names = ["digits", "draft", "nobody"]
+    by_path = ix.read_models(reg.root, names)
+    monkeypatch.setattr(ix, "_WHOLE_TREE", 1)
+    listed = ix.read_models(reg.root, names)
+    assert {n: e and e.to_json() for n, e in listed.items()} == {
+        n: e and e.to_json() for n, e in by_path.items()
+    }
+    assert [v["version"] for v in listed["digits"].versions] == ["1.0.0", "1.1.0"]
+    assert listed["nobody"] is None

@@ -7,8 +7,8 @@ of nested mapping (`source:`) or list (`tags:`, or of one-level mappings, `metri
 simply quoted scalars, flow lists (`tags: [a, b]`) and comments. Plain scalars are typed by
 PyYAML's own resolver table (a copy: this module does not import PyYAML), so `1.0` is a float,
 `yes` a bool and `1.2.0` a string exactly as the parser has them. Anything else (block scalars,
-multi-line or escaped scalars, anchors, flow mappings, tabs, other number forms, dates) makes
-`read_plain` return None, and the caller uses the parser.
+multi-line or escaped scalars, anchors, flow mappings, tabs, other number forms, dates, a key
+given twice) makes `read_plain` return None, and the caller uses the parser.
 
 `read_metrics` reads only a card's `metrics:` block by the same rules: the catalog reads the
 metrics of every version's card, and nothing else of them.
@@ -185,8 +185,8 @@ def _mapping(lines: list[tuple[int, str]], indent: int) -> dict:
     while i < len(lines):
         at, content = lines[i]
         m = _KEY.fullmatch(content)
-        if at != indent or m is None or _tag(m[1]) != _STR:
-            raise _NotPlain
+        if at != indent or m is None or _tag(m[1]) != _STR or m[1] in doc:
+            raise _NotPlain  # a key twice, too: the parser keeps the last, the card loader refuses
         i += 1
         children = []
         while i < len(lines) and lines[i][0] > indent:
@@ -226,7 +226,7 @@ def _sequence(lines: list[tuple[int, str]]) -> list:
                 raise _NotPlain
         else:
             raise _NotPlain
-        if _tag(m[1]) != _STR:
+        if _tag(m[1]) != _STR or m[1] in items[-1]:
             raise _NotPlain
         items[-1][m[1]] = None if m[2] is None else _value(m[2])
     return items

@@ -1,109 +1,39 @@
 """The `registry` command line: flags parsed into the API's requests, results printed; nothing more.
 
-Every command is a thin layer over one function of `registry.api`. This package owns the group
-and its global options (`-C`, `--traceback`, `--verbose`), the entry point `main` and its error
-funnel: a `RegistryError` prints one clear message and exits with its class's code; anything else
-prints a short message and how to see the traceback (`--traceback`). The commands live in one
-module per group: `models` (new, check, list, show, pull, schema, sync-artifacts, codeowners),
-`lifecycle` (publish-request, unpublish, delete, edit), `publishing` (publish, notes, verify-tag,
-gc), `packages` (package, run, verify, push-packages), `compress`, `train` and `catalog`; what they
-share (the invocation, path parameters, `--format`, the key options) is in `options`.
+Every command is a thin layer over one function of `registry.api`. This package owns the entry
+point `main`, and in `group` the click group, its global options (`-C`, `--traceback`,
+`--verbose`) and its error funnel: a `RegistryError` prints one clear message and exits with its
+class's code; anything else prints a short message and how to see the traceback (`--traceback`).
+The commands live in one module per group: `models` (new, check, list, show, pull, schema,
+sync-artifacts, codeowners), `lifecycle` (publish-request, unpublish, delete, edit), `publishing`
+(publish, notes, verify-tag, gc), `packages` (package, run, verify, push-packages), `compress`,
+`train` and `catalog`; what they share (the invocation, path parameters, `--format`, the key
+options) is in `options`.
 
 May import: every other subpackage (the CLI is the top layer); domain and API modules are
 imported inside the commands, so that `registry --help` stays light, and the command modules are
-imported when a command is looked up (`CommandGroup`), so that `registry list` imports only its
-own.
+imported when a command is looked up (`group.CommandGroup`), so that `registry list` imports only
+its own. A plain `registry list` (its own options only, each given once) is answered before click
+is imported (`_list_at_once`): the listing is read-only, so anything unusual, any error
+included, is left to the click path, which runs it again and prints exactly what it always did.
 """
 
 from __future__ import annotations
 
 import gc as collector
-import importlib
 import os
 import sys
-import traceback
-from pathlib import Path
 
-import click
-
-from registry import __version__
-from registry.cli.options import CONTEXT, Invocation, folder_path
-from registry.core.errors import RegistryError
-
-# the modules holding the commands, in the order their commands are added
-MODULES = ("models", "lifecycle", "publishing", "packages", "compress", "train", "catalog")
-# commands found without importing every module: the reads, which must start fast
-FAST = {"list": "models", "show": "models"}
+# `from registry.cli import cli` (and the group's other names) load the click group when asked for
+_GROUP_NAMES = ("cli", "CommandGroup", "MODULES", "FAST")
 
 
-class CommandGroup(click.Group):
-    """The `registry` group, whose command modules are imported when a command is looked up:
-    `registry list` and `registry show` import only their own module; anything else (another
-    command, `--help`, `.commands`) imports them all."""
+def __getattr__(name: str):
+    if name in _GROUP_NAMES:
+        from registry.cli import group
 
-    _loaded = False
-
-    @property
-    def commands(self) -> dict[str, click.Command]:
-        """Every command by name (importing every command module the first time)."""
-        if not self._loaded:
-            self._loaded = True
-            for name in MODULES:
-                for command in importlib.import_module(f"registry.cli.{name}").COMMANDS:
-                    self._commands[command.name] = command
-        return self._commands
-
-    @commands.setter
-    def commands(self, value: dict[str, click.Command]) -> None:
-        self._commands = value
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if not self._loaded and cmd_name in FAST:
-            module = importlib.import_module(f"registry.cli.{FAST[cmd_name]}")
-            for command in module.COMMANDS:
-                if command.name == cmd_name:
-                    return command
-        return super().get_command(ctx, cmd_name)
-
-
-@click.group(cls=CommandGroup, context_settings=CONTEXT)
-@click.version_option(__version__, prog_name="registry")
-@click.option(
-    "--traceback",
-    "show_traceback",
-    is_flag=True,
-    help="Show the full traceback of unexpected errors.",
-)
-@click.option(
-    "-C",
-    "--repo-dir",
-    type=folder_path(exists=True),
-    default=None,
-    help="Run as if started in this folder (a clone of the registry).",
-)
-@click.option(
-    "-v",
-    "--verbose",
-    is_flag=True,
-    help="Also show what third-party libraries print (warnings, log lines, native output).",
-)
-@click.pass_context
-def cli(ctx: click.Context, show_traceback: bool, repo_dir: Path | None, verbose: bool) -> None:
-    """A Git-native model registry: model cards in git, weights in DVC remotes, change through
-    pull requests.
-
-    \b
-    Example:
-      registry check --base origin/main --head HEAD
-    """
-    from registry.core.console import quiet_third_party
-
-    ctx.with_resource(quiet_third_party(verbose))
-    invocation = ctx.ensure_object(Invocation)
-    invocation.folder, invocation.traceback = repo_dir, show_traceback
-
-
-# --------------------------------------------------------------------------- entry point
+        return getattr(group, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -123,60 +53,72 @@ def main(argv: list[str] | None = None) -> None:
         # distribution's entry points (about 20 ms); set it (even empty) to have them loaded
         os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     try:
-        _run(argv, Invocation())
+        if not _list_at_once(sys.argv[1:] if argv is None else argv):
+            from registry.cli.group import run
+            from registry.cli.options import Invocation
+
+            run(argv, Invocation())
     finally:
         if argv is None:
             collector.freeze()
 
 
-def _run(argv: list[str] | None, invocation: Invocation) -> None:
+_LIST_OPTIONS = ("--task", "--project", "--state", "--rev", "--format")
+
+
+def _list_at_once(args: list[str]) -> bool:
+    """Answer `registry list [--task T] [--project P] [--state S] [--rev R] [--format F]` without
+    click, as its click command does (`models.list_cmd`); False, having printed nothing, for any
+    other command line, and whenever the listing fails (the click path then runs it again and
+    reports the error through the funnel)."""
+    utf8 = (sys.stdout.encoding or "").lower() in ("utf-8", "utf8")
+    if not args or args[0] != "list" or not utf8:
+        return False
+    given: dict[str, str] = {}
+    rest = iter(args[1:])
+    for arg in rest:
+        name, eq, value = arg.partition("=")
+        if name not in _LIST_OPTIONS or name in given:
+            return False
+        if not eq:
+            value = next(rest, None)
+            if value is None:
+                return False
+        # a value like an option, or with a control character (click's echo would strip an
+        # escape sequence from an error naming it): left to click
+        if value.startswith("-") or not value.isprintable():
+            return False
+        given[name] = value
+    fmt = given.get("--format", "text")
+    if fmt not in ("text", "json"):
+        return False
+    import warnings
+
     try:
-        cli.main(args=argv, prog_name="registry", standalone_mode=False, obj=invocation)
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(2)
-    except RegistryError as e:
-        click.echo(f"error: {e.message}", err=True)
-        if e.hint:
-            click.echo(f"  hint: {e.hint}", err=True)
-        sys.exit(e.exit_code)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # as the group's quiet_third_party
+            from registry.core.git import clone_root
+            from registry.versions.listing import list_models
+
+            rows = list_models(
+                clone_root(),
+                task=given.get("--task"),
+                project=given.get("--project"),
+                state=given.get("--state"),
+                rev=given.get("--rev"),
+            )
+            text = rows.to_json() if fmt == "json" else rows.render()
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
+        sys.stderr.write("interrupted\n")
         sys.exit(130)
-    except ModuleNotFoundError as e:
-        from registry.core.dependencies import missing_module
+    except Exception:  # noqa: BLE001 - the click path runs it again and reports it
+        return False
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except Exception as e:  # noqa: BLE001 - a closed pipe, reported as the funnel reports it
+        from registry.cli.group import unexpected
+        from registry.cli.options import Invocation
 
-        error = missing_module(e, _command(sys.argv[1:] if argv is None else argv))
-        if error is None or invocation.traceback:
-            _unexpected(e, invocation)
-        click.echo(f"error: {error.message}", err=True)
-        click.echo(f"  hint: {error.hint}", err=True)
-        sys.exit(error.exit_code)
-    except Exception as e:  # noqa: BLE001 - the funnel: never a bare traceback unless asked for
-        _unexpected(e, invocation)
-
-
-def _unexpected(error: BaseException, invocation: Invocation) -> None:
-    """Report an error the registry did not foresee, and exit 70."""
-    if invocation.traceback:
-        traceback.print_exception(error)
-    else:
-        click.echo(f"error: unexpected {type(error).__name__}: {error}", err=True)
-        click.echo("  hint: re-run with --verbose --traceback and report it", err=True)
-    sys.exit(70)
-
-
-def _command(args: list[str]) -> str | None:
-    """The command's name among the global options of `args` (`-C DIR`, `--traceback`, …)."""
-    values = iter(args)
-    for arg in values:
-        if arg in ("-C", "--repo-dir"):
-            next(values, None)
-        elif not arg.startswith("-"):
-            return arg
-    return None
+        unexpected(e, Invocation())
+    return True

@@ -204,18 +204,40 @@ def parse_models(data: bytes) -> tuple[str, int, dict[str, ModelRow]]:
 # --------------------------------------------------------------------------- reading git
 
 
+# bytes written to a child's standard input without waiting for it to read (a pipe holds 64 KiB)
+_PIPE_SAFE = 16 * 1024
+
+
 def _batch(root: str | Path, specs: list[str]) -> list[tuple[str, str, bytes] | None]:
     """(object id, type, content) of each spec through one `git cat-file --batch`; None when
     missing."""
-    proc = subprocess.run(
-        ["git", "cat-file", "--batch"],
-        cwd=root,
-        input="".join(s + "\n" for s in specs).encode(),
-        capture_output=True,
-    )
-    if proc.returncode != 0:
-        raise GitError(f"git cat-file failed: {proc.stderr.decode(errors='replace').strip()}")
-    data, pos, out = proc.stdout, 0, []
+    request = "".join(s + "\n" for s in specs).encode()
+    if len(request) <= _PIPE_SAFE:
+        # a request that fits in the pipe is written at once, and the answer (the index's
+        # models.tsv: megabytes) read whole, not 32 KB per wake-up as `communicate` reads
+        proc = subprocess.Popen(
+            ["git", "cat-file", "--batch"],
+            cwd=root,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            proc.stdin.write(request)
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass  # git stopped early: its exit status and message say why, as `communicate`'s
+        stdout = proc.stdout.read()
+        stderr = proc.stderr.read()
+        returncode = proc.wait()
+    else:
+        done = subprocess.run(
+            ["git", "cat-file", "--batch"], cwd=root, input=request, capture_output=True
+        )
+        stdout, stderr, returncode = done.stdout, done.stderr, done.returncode
+    if returncode != 0:
+        raise GitError(f"git cat-file failed: {stderr.decode(errors='replace').strip()}")
+    data, pos, out = stdout, 0, []
     for _ in specs:
         end = data.index(b"\n", pos)
         header = data[pos:end].split(b" ")
@@ -396,7 +418,7 @@ def models_columns(data: bytes) -> tuple[list[str], ...]:
         len(cells) % 7
         or (counts and not "".join(counts).isdigit())
         or not set(map(len, digests)) <= {1, 20}
-        or not set("".join(digests)) <= _DIGEST_CHARS
+        or "".join(digests).translate(_NOT_DIGEST)
         or not "".join(counts).isascii()
     ):
         parse_models(data)  # names the bad line
@@ -404,7 +426,8 @@ def models_columns(data: bytes) -> tuple[list[str], ...]:
     return columns
 
 
-_DIGEST_CHARS = set("0123456789abcdef-")
+# deletes every character a digest cell may hold: what is left is not a digest
+_NOT_DIGEST = str.maketrans("", "", "0123456789abcdef-")
 
 
 def read_index(root: str | Path, rev: str | None = None) -> tuple[Index | None, str | None, str]:
@@ -432,11 +455,26 @@ def read_index(root: str | Path, rev: str | None = None) -> tuple[Index | None, 
 
 def read_models(root: str | Path, names: list[str]) -> dict[str, IndexedModel | None]:
     """The `versions/<name>.json` of each name (None where the index has none)."""
-    got = _batch(root, [f"{INDEX_REF}:{VERSIONS_DIR}/{n}.json" for n in names])
+    if len(names) < _WHOLE_TREE:
+        got = _batch(root, [f"{INDEX_REF}:{VERSIONS_DIR}/{n}.json" for n in names])
+        blobs = [item[2] if item and item[1] == "blob" else None for item in got]
+    else:
+        # many: the versions tree listed once, the files read by id (no scan of a tree of a
+        # hundred thousand entries per name)
+        listed = run_git(root, "ls-tree", "-z", f"{INDEX_REF}:{VERSIONS_DIR}", check=False)
+        oids = {}
+        for item in listed.split("\0"):
+            meta, _, path = item.partition("\t")
+            parts = meta.split()
+            if len(parts) == 3 and parts[1] == "blob":
+                oids[path] = parts[2]
+        wanted = [oids.get(f"{n}.json") for n in names]
+        found = iter(_contents(root, [o for o in wanted if o is not None]))
+        blobs = [next(found) if o is not None else None for o in wanted]
     out: dict[str, IndexedModel | None] = {}
-    for n, item in zip(names, got):
+    for n, data in zip(names, blobs):
         try:
-            out[n] = IndexedModel.from_json(item[2]) if item and item[1] == "blob" else None
+            out[n] = IndexedModel.from_json(data) if data is not None else None
         except (ValueError, KeyError, TypeError):
             out[n] = None
     return out
@@ -490,17 +528,62 @@ class WorktreeCards:
             self._proc.kill()
         self._proc.communicate()
 
-    def names(self, known) -> set[str]:
-        """The models whose card may have changed; `known`: the models the caller already has."""
+    def names(self, known, key: str | None = None) -> set[str]:
+        """The models whose card may have changed; `known`: the models the caller already has,
+        `key`: a name for that list (the index commit it comes from) under which the folders
+        found in `models/` may be kept between reads (`_unknown_folders`)."""
         out = self._proc.communicate()[0].decode(errors="surrogateescape")
         names = {p.split("/")[1] for p in out.splitlines() if p.count("/") == 2}
-        folder = self._root / "models"
-        try:
-            unknown = set(os.listdir(folder)).difference(known)
-        except (FileNotFoundError, NotADirectoryError):
-            unknown = set()
-        names.update(n for n in unknown if not n.startswith(".") and (folder / n).is_dir())
+        names.update(_unknown_folders(self._root / "models", known, key))
         return names
+
+
+_FOLDERS_CACHE = "registry/models-folders"
+_FOLDERS_HEADER = "registry-models-folders 1"
+
+
+def _unknown_folders(folder: Path, known, key: str | None) -> set[str]:
+    """The folders of `models/` that are not in `known` (a hundred thousand entries listed and
+    compared). When `key` names `known`, the answer is kept beside git's files with the state of
+    `models/` (inode, size, modification and change times: adding, removing or renaming an entry
+    changes them), as the tag digest is kept (`tag_digest`, whose margin against racy writes it
+    shares: the answer is kept only when `models/` had not changed for that long), and reused
+    while that state is the same."""
+    from registry.versions import tag_digest as kept
+
+    common = kept.common_dir(folder.parent) if key else None
+    before, settled = _folder_state(folder, kept.MARGIN_S)
+    cache = head = None
+    if common is not None and before is not None:
+        cache = common / _FOLDERS_CACHE
+        head = f"{_FOLDERS_HEADER}\n{key}\n{folder.resolve()}\n{before}\n"
+        try:
+            text = cache.read_text(errors="surrogateescape")
+        except OSError:
+            text = ""
+        if text.startswith(head):
+            return set(filter(None, text[len(head) :].split("\n")))
+    try:
+        unknown = set(os.listdir(folder)).difference(known)
+    except (FileNotFoundError, NotADirectoryError):
+        unknown = set()
+    found = {n for n in unknown if not n.startswith(".") and (folder / n).is_dir()}
+    if cache is not None and settled and _folder_state(folder, 0)[0] == before:
+        kept.write_kept(cache, head + "".join(f"{n}\n" for n in sorted(found)))
+    return found
+
+
+def _folder_state(folder: Path, margin_s: float) -> tuple[str | None, bool]:
+    """(the stat of `folder` as text, whether it was last changed at least `margin_s` ago)."""
+    import time
+
+    now = time.time_ns()
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None, False
+    state = f"{st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}"
+    return state, max(st.st_mtime_ns, st.st_ctime_ns) <= now - int(margin_s * 1e9)
 
 
 def worktree_cards(root: str | Path, known) -> set[str]:
@@ -598,6 +681,12 @@ def compute(
 ) -> tuple[dict[str, IndexedModel], dict[str, ModelRow]]:
     """Index entries and rows of `names`, from the tags and the cards at `head` (the truth).
 
+    The same answer as reading each card with `cards.bulk.read_cards` and confirming the versions
+    with `tags.confirm_versions`, read in bulk: the model folders of every version's commit come
+    from the commits' `models` trees (`ModelFolders`: one `git cat-file` stream, no path looked up
+    in a tree of a hundred thousand entries per version), and each distinct card blob is validated
+    once.
+
     Args:
         root: the clone.
         head: the default branch's commit the index describes.
@@ -607,22 +696,23 @@ def compute(
     Returns:
         ({name: entry} for models with tags, {name: row} for models with a card at `head`).
     """
-    from registry.cards.bulk import read_cards
-    from registry.cards.schema import Status
-    from registry.versions.tags import confirm_versions, latest, parse_refs, withdraw_offline
+    from registry.versions.tags import TAG_RE, latest, parse_refs, withdraw_offline
 
     wanted = set(names)
-    cards = read_cards(root, head, sorted(wanted))
     table = parse_refs("\n".join(tag_lines))
     all_versions = [v for n in sorted(wanted) for v in table.get(n, [])]
-    kept, stray = confirm_versions(root, all_versions, head)
-    objects = _objects(root, kept)
+    folders = ModelFolders(root)
+    folders.add([(head, n) for n in sorted(wanted)])
+    folders.add([(v.commit, v.name) for v in all_versions])
+    folders.read()
+    folders.validate()
+    card_at = folders.card
+    cards = {n: card_at(head, n) for n in sorted(wanted) if folders.has_card(head, n)}
+    kept, stray = _confirm(root, all_versions, head, folders)
     refs: dict[str, dict[str, str]] = {}
     for line in tag_lines:
         fields = line.split("\t")
         if len(fields) == 5:
-            from registry.versions.tags import TAG_RE
-
             m = TAG_RE.match(fields[0])
             if m and m["name"] in wanted:
                 refs.setdefault(m["name"], {})[f"refs/tags/{fields[0]}"] = fields[2]
@@ -637,26 +727,24 @@ def compute(
                 "commit": v.commit,
                 "date": int(v.date.timestamp()),
                 "withdrawn_by": v.withdrawn_by,
-                "objects": objects.get((v.commit, v.name), []),
+                "objects": folders.objects(v.commit, v.name),
             }
         )
     for s in stray:
-        name = s.tag.partition("@")[0]
-        entries[name].stray.append(s.model_dump())
+        entries[s["tag"].partition("@")[0]].stray.append(s)
     rows: dict[str, ModelRow] = {}
     by_model: dict[str, list] = {}
     for v in kept:
         by_model.setdefault(v.name, []).append(v)
-    for n, rec in cards.items():
-        card = rec.card
+    for n, card in cards.items():
         versions = by_model.get(n, [])
-        if card is not None and card.status is Status.offline:
+        if card is not None and card.status == "offline":
             versions = withdraw_offline(versions)
         found = latest(versions)
         rows[n] = ModelRow(
             name=n,
-            state=card.status.value if card else "invalid",
-            task=card.task.value if card else None,
+            state=card.status if card else "invalid",
+            task=card.task if card else None,
             project=card.project if card else None,
             latest=found.version if found else None,
             versions=len(versions),
@@ -665,36 +753,296 @@ def compute(
     return entries, rows
 
 
-def _objects(root: str | Path, versions: list) -> dict[tuple[str, str], list[dict]]:
-    """{(commit, model): [{path, md5, size}]}: the DVC pointers in each version's model folder."""
-    from registry.core.git import cat_files
-    from registry.core.storage import PointerError, parse_pointer
-
-    by_commit: dict[str, set[str]] = {}
+def _confirm(root: str | Path, versions: list, branch: str, folders: ModelFolders):
+    """`tags.confirm_versions(root, versions, branch)` with the cards read by `folders`: the same
+    kept versions and stray tags (as the index stores them: tag, commit, reason), with the same
+    reasons (tests/test_index.py compares them)."""
+    if not versions:
+        return [], []
+    on_branch = set(run_git(root, "rev-list", branch, check=False).split())
+    kept, stray = [], []
     for v in versions:
-        by_commit.setdefault(v.commit, set()).add(v.name)
-    found: list[tuple[str, str, str, str]] = []  # commit, model, path in folder, blob
-    for commit, names in by_commit.items():
-        out = run_git(
-            root, "ls-tree", "-r", "--full-tree", commit, "--", *(f"models/{n}/" for n in names)
-        )
-        for line in out.splitlines():
-            meta, _, path = line.partition("\t")
-            mode, kind, oid = meta.split()
-            if kind == "blob" and path.endswith(".dvc") and mode != "120000":
-                _, name, rel = path.split("/", 2)
-                found.append((commit, name, rel, oid))
-    blobs = cat_files(root, [oid for *_, oid in found])
-    result: dict[tuple[str, str], list[dict]] = {}
-    for (commit, name, rel, _), data in zip(found, blobs):
-        try:
-            p = parse_pointer(data or b"")
-        except PointerError:
+        card = folders.card(v.commit, v.name)
+        if v.commit not in on_branch:
+            reason = f"its commit {v.commit[:10]} is not on the default branch ({branch})"
+        elif not folders.has_card(v.commit, v.name):
+            reason = f"its commit has no models/{v.name}/model.yaml"
+        elif card is None:
+            reason = "the card at its commit is not valid"
+        elif card.status not in ("published", "updated") or card.version != v.version:
+            reason = (
+                f"the card at its commit says status {card.status}, version "
+                f"{card.version}, not a publication of {v.version}"
+            )
+        else:
+            kept.append(v)
             continue
-        folder = rel.rpartition("/")[0]
-        path = f"{folder}/{p.path}" if folder else p.path
-        result.setdefault((commit, name), []).append({"path": path, "md5": p.md5, "size": p.size})
-    return result
+        stray.append({"tag": v.tag, "commit": v.commit, "reason": reason})
+    return kept, stray
+
+
+# a `models` tree is read whole (one object, parsed here) when this many of its models are wanted;
+# fewer are looked up by path (git scans the tree for each)
+_WHOLE_TREE = 64
+
+
+class ModelFolders:
+    """The model folders of many (commit, model) pairs, their cards (validated once per distinct
+    blob) and their DVC pointers, read through a few `git cat-file` streams.
+
+    `git cat-file` resolves `<commit>:models/<name>/model.yaml` by scanning the `models` tree for
+    `<name>`: a million versions in a registry of a hundred thousand models would scan fifty
+    billion entries. Here each commit's `models` tree id is looked up once, a tree holding many
+    of the wanted models is parsed once, and the folders (usually shared by many commits: a
+    folder that did not change is the same tree) are read once each.
+    """
+
+    def __init__(self, root: str | Path):
+        self._root = root
+        self._pairs: set[tuple[str, str]] = set()
+        self._folder: dict[tuple[str, str], str | None] = {}
+        self._files: dict[str, list[tuple[str, str, str, str]]] = {}  # rel, mode, kind, oid
+        self._blobs: dict[str, bytes | None] = {}
+        self._cards: dict[str, object] = {}
+        self._card_of: dict[str | None, str] = {}  # folder tree → its model.yaml blob
+
+    def add(self, pairs) -> None:
+        """Ask for the folders of these (commit, model name) pairs."""
+        self._pairs.update(pairs)
+
+    def read(self) -> None:
+        """Read every folder asked for, its cards and its DVC pointers."""
+        commits = sorted({c for c, _ in self._pairs})
+        trees = dict(zip(commits, _check(self._root, [f"{c}:models" for c in commits])))
+        by_tree: dict[str, set[str]] = {}
+        for c, n in self._pairs:
+            t = trees.get(c)
+            if t is not None and t[1] == "tree":
+                by_tree.setdefault(t[0], set()).add(n)
+        folder_of: dict[tuple[str, str], str | None] = {}  # (models tree, name) → folder tree
+        whole = [t for t, ns in by_tree.items() if len(ns) >= _WHOLE_TREE]
+        for t, data in zip(whole, _contents(self._root, whole)):
+            wanted = by_tree[t]
+            for mode, name, oid in _tree_entries(data or b""):
+                if name in wanted:
+                    folder_of[(t, name)] = oid if mode == "40000" else None
+        few = [(t, n) for t, ns in by_tree.items() if len(ns) < _WHOLE_TREE for n in sorted(ns)]
+        for (t, n), got in zip(few, _check(self._root, [f"{t}:{n}" for t, n in few])):
+            folder_of[(t, n)] = got[0] if got is not None and got[1] == "tree" else None
+        for c, n in self._pairs:
+            t = trees.get(c)
+            self._folder[(c, n)] = (
+                folder_of.get((t[0], n)) if t is not None and t[1] == "tree" else None
+            )
+        self._read_folders({f for f in self._folder.values() if f is not None})
+        oids = sorted(
+            {
+                oid
+                for files in self._files.values()
+                for rel, mode, kind, oid in files
+                if kind == "blob" and (rel == CARD or (rel.endswith(".dvc") and mode != "120000"))
+            }
+        )
+        self._blobs = dict(zip(oids, _contents(self._root, oids)))
+        for folder, files in self._files.items():
+            for rel, _, kind, oid in files:
+                if rel == CARD and kind == "blob" and self._blobs.get(oid) is not None:
+                    self._card_of[folder] = oid
+                    break
+
+    def _read_folders(self, folders: set[str]) -> None:
+        """Every file of these folder trees, subfolders included, as `git ls-tree -r` lists them
+        (its order; submodules are not entered)."""
+        listed: dict[str, list[tuple[str, str, str]]] = {}
+        todo = sorted(folders)
+        while todo:
+            for t, data in zip(todo, _contents(self._root, todo)):
+                listed[t] = _tree_entries(data or b"")
+            todo = sorted(
+                {oid for t in todo for mode, _, oid in listed[t] if mode == "40000"} - set(listed)
+            )
+
+        def walk(tree: str, prefix: str, out: list) -> None:
+            for mode, name, oid in listed.get(tree, []):
+                if mode == "40000":
+                    walk(oid, f"{prefix}{name}/", out)
+                else:
+                    kind = "commit" if mode == "160000" else "blob"
+                    out.append((f"{prefix}{name}", mode.rjust(6, "0"), kind, oid))
+
+        for f in folders:
+            self._files[f] = out = []
+            walk(f, "", out)
+
+    def has_card(self, commit: str, name: str) -> bool:
+        """Whether the model's folder at `commit` holds a `model.yaml` blob."""
+        return self._card_blob(commit, name) is not None
+
+    def _card_blob(self, commit: str, name: str) -> str | None:
+        return self._card_of.get(self._folder.get((commit, name)))
+
+    def validate(self) -> None:
+        """Validate every card read, each distinct blob once (in a few processes when there are
+        many)."""
+        oids = sorted({oid for oid in self._card_of.values() if oid not in self._cards})
+        self._cards.update(zip(oids, _facts_of_all([self._blobs[o] for o in oids])))
+
+    def card(self, commit: str, name: str) -> CardFacts | None:
+        """What the index needs of the model's card at `commit` when it is valid, or None (missing
+        or invalid: `cards.schema.load_card(...).card` is None)."""
+        oid = self._card_of.get(self._folder.get((commit, name)))
+        if oid is None:
+            return None
+        if oid not in self._cards:
+            self._cards[oid] = _facts(self._blobs[oid])
+        return self._cards[oid]
+
+    def objects(self, commit: str, name: str) -> list[dict]:
+        """[{path, md5, size}]: the DVC pointers in the model's folder at `commit`."""
+        from registry.core.storage import PointerError, parse_pointer
+
+        folder = self._folder.get((commit, name))
+        found = []
+        for rel, mode, kind, oid in self._files.get(folder, ()) if folder else ():
+            if kind != "blob" or not rel.endswith(".dvc") or mode == "120000":
+                continue
+            try:
+                p = parse_pointer(self._blobs.get(oid) or b"")
+            except PointerError:
+                continue
+            sub = rel.rpartition("/")[0]
+            found.append(
+                {"path": f"{sub}/{p.path}" if sub else p.path, "md5": p.md5, "size": p.size}
+            )
+        return found
+
+
+CARD = "model.yaml"
+
+
+class CardFacts:
+    """What the index takes from a valid card: its status, version, task and project (text)."""
+
+    __slots__ = ("status", "version", "task", "project")
+
+    def __init__(self, status: str, version: str | None, task: str, project: str):
+        self.status, self.version, self.task, self.project = status, version, task, project
+
+
+def _facts(data: bytes) -> CardFacts | None:
+    """The facts of a valid card, None for one that cannot be read or does not validate."""
+    card = _valid_card(data)
+    if card is None:
+        return None
+    return CardFacts(card.status.value, card.version, card.task.value, card.project)
+
+
+# the cards a forked worker validates: set before the workers start, inherited by them
+_PENDING: list[bytes] = []
+
+
+def _facts_of_range(bounds: tuple[int, int]) -> list[tuple | None]:
+    return [
+        (f.status, f.version, f.task, f.project) if f else None
+        for f in map(_facts, _PENDING[bounds[0] : bounds[1]])
+    ]
+
+
+def _facts_of_all(blobs: list[bytes]) -> list[CardFacts | None]:
+    """`_facts` of each card; many are shared out between forked processes, one per CPU this
+    process may use (a rebuild validates every card of every version)."""
+    global _PENDING
+    try:
+        workers = min(len(os.sched_getaffinity(0)), 8)
+    except (AttributeError, OSError):
+        workers = 1
+    if workers < 2 or len(blobs) < 2000:
+        return [_facts(b) for b in blobs]
+    import multiprocessing
+
+    _facts(blobs[0])  # the schema imported and built once, before the fork
+    step = -(-len(blobs) // (workers * 4))
+    _PENDING = blobs
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            parts = pool.map(_facts_of_range, [(i, i + step) for i in range(0, len(blobs), step)])
+    finally:
+        _PENDING = []
+    return [CardFacts(*t) if t else None for part in parts for t in part]
+
+
+def _valid_card(data: bytes):
+    """`load_card(data).card` (None when the card cannot be read or does not validate). A card in
+    the plain shape (`cards.plaincard`: the parser's data, sooner; a key given twice, which the
+    loader refuses, is not plain) within the size limit is validated directly, as the catalog
+    does; any other goes through the loader."""
+    from registry.cards.plaincard import read_plain
+    from registry.cards.schema import MAX_CARD_BYTES, ModelCard, load_card
+    from registry.core.errors import CardError
+
+    if len(data) <= MAX_CARD_BYTES:
+        doc = read_plain(data)
+        if isinstance(doc, dict):
+            from pydantic import ValidationError
+
+            try:
+                return ModelCard.model_validate(doc)
+            except ValidationError:
+                return None
+    try:
+        return load_card(data).card
+    except CardError:
+        return None
+
+
+def _tree_entries(data: bytes) -> list[tuple[str, str, str]]:
+    """(mode, name, object id) of each entry of a tree object's content, in its order."""
+    out = []
+    pos, end = 0, len(data)
+    find = data.find
+    while pos < end:
+        space = find(b" ", pos)
+        nul = find(b"\0", space)
+        if space < 0 or nul < 0:
+            break
+        out.append(
+            (
+                data[pos:space].decode(),
+                data[space + 1 : nul].decode(errors="surrogateescape"),
+                data[nul + 1 : nul + 21].hex(),
+            )
+        )
+        pos = nul + 21
+    return out
+
+
+def _check(root: str | Path, specs: list[str]) -> list[tuple[str, str] | None]:
+    """(object id, type) of each spec through one `git cat-file --batch-check`; None when
+    missing."""
+    if not specs:
+        return []
+    proc = subprocess.run(
+        ["git", "cat-file", "--batch-check", "--buffer"],
+        cwd=root,
+        input="".join(s + "\n" for s in specs).encode(),
+        capture_output=True,
+    )
+    if proc.returncode != 0:
+        raise GitError(f"git cat-file failed: {proc.stderr.decode(errors='replace').strip()}")
+    out: list[tuple[str, str] | None] = []
+    for line in proc.stdout.decode().splitlines():
+        parts = line.split(" ")
+        out.append((parts[0], parts[1]) if len(parts) == 3 else None)
+    if len(out) != len(specs):
+        raise GitError("git cat-file answered an unexpected number of lines")
+    return out
+
+
+def _contents(root: str | Path, oids: list[str]) -> list[bytes | None]:
+    """The content of each object (any type) through one `git cat-file --batch`."""
+    from registry.core.git import cat_files
+
+    return cat_files(root, oids, (b"blob", b"tree"))
 
 
 # --------------------------------------------------------------------------- writing

@@ -6,11 +6,12 @@ NAME@VERSION` and `registry push-packages` take to a published version:
 - `parse_reference` reads a version reference with the one grammar (`tags.parse_version_spec`):
   `NAME@1.2.0`, `NAME@v1.2.0`, and `NAME@latest` (or a bare `NAME`) where the caller allows it.
 - `find_version` finds the version from the registry index when it agrees with the model's tags
-  (`registry.versions.index`), else from the model's own tags (`read_model_versions` +
-  `resolve`). Only tags the publish workflow made count (`confirm_versions`, or the index that
-  publish wrote: a stray tag asked for by name is refused), and
-  withdrawal is applied: deregistration and deprecation tags, and the card's `status: offline` on
-  the default branch. The result carries the card as committed at the tag.
+  (`registry.versions.index`; in the common case without the card schema, through
+  `plainresolve.locate`), else from the model's own tags (`read_model_versions` + `resolve`).
+  Only tags the publish workflow made count (`confirm_versions`, or the index that publish wrote:
+  a stray tag asked for by name is refused), and withdrawal is applied: deregistration and
+  deprecation tags, and the card's `status: offline` on the default branch. The result carries
+  the card as committed at the tag.
 - `fetch_files` writes files of that version into a folder. Each path is resolved by
   `registry.cards.model_files` at the tag (the resolution the bot and publish use) and must stay
   inside the model folder; regular files in git are copied from git, DVC-tracked ones are
@@ -46,6 +47,7 @@ from registry.core.git import cat_files
 from registry.core.layout import MODELS_DIR
 from registry.core.storage import PUBLIC, file_md5
 from registry.versions.index import model_and_blobs, versions_of
+from registry.versions.plainresolve import default_branch_ref, locate
 from registry.versions.tags import (
     Version,
     confirm_versions,
@@ -132,7 +134,27 @@ def find_version(
     elif not allow_latest:
         ref = parse_reference(str(ref), allow_latest=False)
     name = ref.name
-    branch = _default_branch_ref(root)
+    # the common case, without the card schema: the index vouches for the answer
+    located = locate(root, str(ref), allow_latest=allow_latest, check_card=False)
+    if located is not None:
+        found = Version.model_construct(**located.fields())
+    else:
+        found = _resolve_full(root, ref)
+    path = card_path(name)
+    (data,) = cat_files(root, [f"{found.commit}:{path}"])
+    if data is None:
+        raise CardError(
+            f"{found.tag} has no {path}", "the tag does not point at a registry version", path=path
+        )
+    card = load_card(data, path).require(f"the card at {found.tag} is invalid: ")
+    return PublishedVersion(**found.model_dump(), card=card)
+
+
+def _resolve_full(root: str | Path, ref: VersionRef) -> Version:
+    """The version `ref` names, from the index when it agrees with the model's tags, else from the
+    tags, withdrawal applied (every error of `find_version` but the card's)."""
+    name = ref.name
+    branch = default_branch_ref(root)
     # the index entry and the card on the default branch through one `git cat-file`
     entry, (on_branch,) = model_and_blobs(root, name, [f"{branch}:{card_path(name)}"])
     if entry is not None:
@@ -150,33 +172,7 @@ def find_version(
             "only versions the publish workflow tagged are served; tell the "
             "registry's maintainers about the stray tag",
         )
-    found = resolve({name: versions}, name, ref.version)
-    path = card_path(name)
-    (data,) = cat_files(root, [f"{found.commit}:{path}"])
-    if data is None:
-        raise CardError(
-            f"{found.tag} has no {path}", "the tag does not point at a registry version", path=path
-        )
-    card = load_card(data, path).require(f"the card at {found.tag} is invalid: ")
-    return PublishedVersion(**found.model_dump(), card=card)
-
-
-def _default_branch_ref(root: str | Path) -> str:
-    """A name of the default branch that `git cat-file` resolves as `default_branch` does (origin's
-    HEAD when it is a symbolic ref, else HEAD), read from the ref's file without starting git
-    where the refs are plain files."""
-    from registry.versions.tag_digest import common_dir
-
-    common = common_dir(root)
-    if common is None:
-        return default_branch(root)
-    try:
-        text = (common / "refs" / "remotes" / "origin" / "HEAD").read_text()
-    except FileNotFoundError:
-        return "HEAD"  # a symbolic ref is never packed: there is none
-    except (OSError, UnicodeDecodeError):
-        return default_branch(root)
-    return "refs/remotes/origin/HEAD" if text.startswith("ref: ") else "HEAD"
+    return resolve({name: versions}, name, ref.version)
 
 
 @dataclass

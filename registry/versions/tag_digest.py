@@ -125,11 +125,16 @@ def keep_digest(common: Path, before: RefState, digest: str, count: int) -> None
     after = ref_state(common)
     if after is None or not before.settled or after.key != before.key:
         return
-    path = common / CACHE
+    write_kept(common / CACHE, f"{HEADER}\t{digest}\t{count}\n{before.key}\n")
+
+
+def write_kept(path: Path, text: str) -> None:
+    """Write a file kept between reads, whole or not at all. Failing to write (a read-only clone)
+    is no error: the next reader computes it again."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(exist_ok=True)
-        tmp.write_text(f"{HEADER}\t{digest}\t{count}\n{before.key}\n", errors="surrogateescape")
+        tmp.write_text(text, errors="surrogateescape")
         os.replace(tmp, path)
     except OSError:
         try:

@@ -241,3 +241,20 @@ def test_the_copied_typing_rules_are_pyyamls():
 
     assert table(plaincard._IMPLICIT) == table(yaml.resolver.Resolver.yaml_implicit_resolvers)
     assert yaml.reader.Reader.NON_PRINTABLE.pattern == plaincard._NON_PRINTABLE
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "name: x\ntask: a\nname: y\n",
+        "source:\n  repo: a\n  repo: b\n",
+        "metrics:\n  - name: a\n    name: b\n    value: 1\n",
+    ],
+)
+def test_a_key_given_twice_is_left_to_the_card_loader_which_refuses_it(text):
+    from registry.cards.schema import load_card
+    from registry.core.errors import CardError
+
+    assert read_plain(text.encode()) is None
+    with pytest.raises(CardError, match="appears twice"):
+        load_card(text.encode())
