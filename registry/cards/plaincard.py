@@ -108,10 +108,25 @@ def read_plain(data: bytes) -> dict | None:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return None
+    return _read(text, None)
+
+
+def read_plain_lines(text: str) -> tuple[dict, dict[tuple, int]] | None:
+    """A card's text in the plain shape as `registry.cards.schema.parse_card_yaml` reads it: the
+    data `yaml.safe_load` makes of it and the 1-based line of every key path (each key's own line,
+    each list item's line, `()` the first field's), or None when the text is not in the plain
+    shape or repeats a key (the parser then reads it, and refuses what it must)."""
+    lines: dict[tuple, int] = {}
+    doc = _read(text, lines)
+    return None if doc is None else (doc, lines)
+
+
+def _read(text: str, where: dict[tuple, int] | None) -> dict | None:
+    """The plain-shape reading of `text`; with `where`, the line of each key path goes there."""
     if _UNPLAIN.search(text):
         return None
-    lines: list[tuple[int, str]] = []  # (indent, content) of each line that holds data
-    for line in text.split("\n"):
+    lines: list[tuple[int, str, int]] = []  # (indent, content, line number) of each data line
+    for number, line in enumerate(text.split("\n"), 1):
         if "#" in line:
             if line.lstrip(" ").startswith("#"):
                 continue
@@ -122,11 +137,13 @@ def read_plain(data: bytes) -> dict | None:
                 line = line[:cut]
         content = line.strip(" ")
         if content:
-            lines.append((len(line) - len(line.lstrip(" ")), content))
+            lines.append((len(line) - len(line.lstrip(" ")), content, number))
     try:
-        doc = _mapping(lines, 0)
+        doc = _mapping(lines, 0, (), where)
     except _NotPlain:
         return None
+    if doc and where is not None:
+        where[()] = lines[0][2]
     return doc or None
 
 
@@ -179,43 +196,49 @@ def read_metrics(text: str) -> list[dict] | None:
     return items
 
 
-def _mapping(lines: list[tuple[int, str]], indent: int) -> dict:
+def _mapping(
+    lines: list[tuple[int, str, int]], indent: int, loc: tuple, where: dict | None
+) -> dict:
     doc: dict = {}
     i = 0
     while i < len(lines):
-        at, content = lines[i]
+        at, content, number = lines[i]
         m = _KEY.fullmatch(content)
-        if at != indent or m is None or _tag(m[1]) != _STR or m[1] in doc:
-            raise _NotPlain  # a key twice, too: the parser keeps the last, the card loader refuses
+        if at != indent or m is None or m[1] in doc or _tag(m[1]) != _STR:
+            raise _NotPlain  # a repeated key too: the parser refuses it, naming the line
         i += 1
         children = []
         while i < len(lines) and lines[i][0] > indent:
             children.append(lines[i])
             i += 1
+        if where is not None:
+            where[loc + (m[1],)] = number
         if m[2] is not None:
             if children:  # a scalar continued on the next lines
                 raise _NotPlain
-            doc[m[1]] = _value(m[2])
+            doc[m[1]] = _value(m[2], loc + (m[1],), number, where)
         elif not children:
             doc[m[1]] = None
         elif indent:  # a third level
             raise _NotPlain
         elif children[0][1].startswith("- "):
-            doc[m[1]] = _sequence(children)
+            doc[m[1]] = _sequence(children, loc + (m[1],), where)
         else:
-            doc[m[1]] = _mapping(children, children[0][0])
+            doc[m[1]] = _mapping(children, children[0][0], loc + (m[1],), where)
     return doc
 
 
-def _sequence(lines: list[tuple[int, str]]) -> list:
+def _sequence(lines: list[tuple[int, str, int]], loc: tuple, where: dict | None) -> list:
     items: list = []
     indent, inner = lines[0][0], -1  # inner: the indent of an item mapping's further keys
-    for at, content in lines:
+    for at, content, number in lines:
         if at == indent and content.startswith("- "):
             rest = content[2:].lstrip(" ")
+            if where is not None:
+                where[loc + (len(items),)] = number
             m = _KEY.fullmatch(rest)
             if m is None:
-                items.append(_value(rest))
+                items.append(_value(rest, loc + (len(items),), number, where))
                 inner = -1
                 continue
             items.append({})
@@ -226,18 +249,26 @@ def _sequence(lines: list[tuple[int, str]]) -> list:
                 raise _NotPlain
         else:
             raise _NotPlain
-        if _tag(m[1]) != _STR or m[1] in items[-1]:
+        if m[1] in items[-1] or _tag(m[1]) != _STR:
             raise _NotPlain
-        items[-1][m[1]] = None if m[2] is None else _value(m[2])
+        if where is not None:
+            where[loc + (len(items) - 1, m[1])] = number
+        items[-1][m[1]] = (
+            None if m[2] is None else _value(m[2], loc + (len(items) - 1, m[1]), number, where)
+        )
     return items
 
 
-def _value(raw: str):
+def _value(raw: str, loc: tuple, number: int, where: dict | None):
     if raw[0] == "[":
         if raw[-1] != "]":
             raise _NotPlain
         inner = raw[1:-1].strip(" ")
-        return [_scalar(item.strip(" "), flow=True) for item in inner.split(",")] if inner else []
+        items = [_scalar(item.strip(" "), flow=True) for item in inner.split(",")] if inner else []
+        if where is not None:
+            for i in range(len(items)):
+                where[loc + (i,)] = number
+        return items
     return _scalar(raw, flow=False)
 
 

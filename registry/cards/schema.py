@@ -5,6 +5,8 @@ A card is read in two steps. `parse_card_yaml` turns the text into plain data pl
 each key path to its line (so every finding can point at the exact YAML line), refusing what a
 card must never contain: more than `MAX_CARD_BYTES`, aliases (the "billion laughs" bomb),
 duplicate keys, tags that build Python objects, or anything but a mapping at the top.
+A card in the common plain shape (`registry.cards.plaincard`) is
+read without the YAML parser, to the same data and lines; any other goes through the parser.
 `ModelCard.model_validate` then checks fields and types. `load_card` does both and turns
 pydantic's errors into `CardFinding`s with file, line and a fix.
 """
@@ -23,6 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from registry.cards.metrics import METRIC_NAMES
+from registry.cards.plaincard import read_plain_lines
 from registry.cards.sizes import format_size as format_size  # re-exported: the old home
 from registry.cards.sizes import parse_size
 from registry.core.errors import CardError
@@ -569,6 +572,9 @@ def parse_card_yaml(text: str | bytes, path: str = CARD_FILE) -> ParsedYaml:
             "keep model.yaml to metadata; put long text in a README next to it",
             path=path,
         )
+    plain = read_plain_lines(text)
+    if plain is not None:  # the common shape, read without the YAML parser: the same data, sooner
+        return ParsedYaml(*plain)
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
