@@ -10,7 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from registry.core.bounded import BoundedParseError, parse_json, parse_yaml
+from registry.cards.plaincard import read_plain
+from registry.core.bounded import BoundedParseError, decode, parse_json, parse_yaml
 
 
 class ConfigFileOptions(BaseModel):
@@ -60,6 +61,9 @@ def parse_config(data: bytes, name: str, options: ConfigFileOptions | None = Non
         if suffix == "json":
             return parse_json(data, **limits)
         if suffix in ("yaml", "yml"):
+            plain = read_plain(decode(data, options.max_bytes, "config file"))
+            if plain is not None and _within(plain, options):
+                return plain  # the plain shape: what the bounded parser returns, sooner
             return parse_yaml(data, **limits)
     except BoundedParseError as e:
         raise ConfigSyntaxError(e.message, e.line, e.hint) from None
@@ -68,3 +72,20 @@ def parse_config(data: bytes, name: str, options: ConfigFileOptions | None = Non
         None,
         "use a .yaml, .yml or .json config file",
     )
+
+
+def _within(data: Any, options: ConfigFileOptions) -> bool:
+    """Whether a document read in the plain shape stays within the limits as the bounded parser
+    counts them (a value for each key and each value, a level for each list and mapping)."""
+    nodes, deepest, todo = 0, 0, [(data, 1)]
+    while todo:
+        value, depth = todo.pop()
+        nodes += 1
+        if isinstance(value, dict):
+            deepest = max(deepest, depth)
+            nodes += len(value)  # the keys
+            todo += [(v, depth + 1) for v in value.values()]
+        elif isinstance(value, list):
+            deepest = max(deepest, depth)
+            todo += [(v, depth + 1) for v in value]
+    return nodes <= options.max_nodes and deepest <= options.max_depth

@@ -137,7 +137,7 @@ def model_files(snapshot: Snapshot, name: str) -> ModelFiles:
 
 def _read_pointer(snapshot: Snapshot, path: str, files: ModelFiles) -> None:
     tracked = path[: -len(POINTER_SUFFIX)]
-    expected = PurePosixPath(tracked).name
+    expected = tracked.rpartition("/")[2]  # the walk's paths: plain names joined by '/'
     redo = f"re-create it: dvc add {tracked}, then dvc push -r staging {path}"
     try:
         pointer = parse_pointer(snapshot.read(path) or b"")

@@ -10,6 +10,11 @@ PyYAML's own resolver table (a copy: this module does not import PyYAML), so `1.
 multi-line or escaped scalars, anchors, flow mappings, tabs, other number forms, dates, a key
 given twice) makes `read_plain` return None, and the caller uses the parser.
 
+`read_plain_lines` also gives the line of every key path, as `registry.cards.schema` records them
+for findings, and leaves a card that repeats a key to the parser (which refuses it): the bot reads
+every card this way when it can. `registry.cards.config` reads config files in this shape the same
+way.
+
 `read_metrics` reads only a card's `metrics:` block by the same rules: the catalog reads the
 metrics of every version's card, and nothing else of them.
 """
@@ -102,13 +107,15 @@ class _NotPlain(Exception):
     """The text is not in the plain shape: the YAML parser must read it."""
 
 
-def read_plain(data: bytes) -> dict | None:
-    """What `yaml.safe_load` makes of a card in the plain shape, or None when it is not in it."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    return _read(text, None)
+def read_plain(data: bytes | str) -> dict | None:
+    """What `yaml.safe_load` makes of a card (or any YAML text) in the plain shape, or None when
+    it is not in it."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return _read(data, None)
 
 
 def read_plain_lines(text: str) -> tuple[dict, dict[tuple, int]] | None:
@@ -204,7 +211,7 @@ def _mapping(
     while i < len(lines):
         at, content, number = lines[i]
         m = _KEY.fullmatch(content)
-        if at != indent or m is None or m[1] in doc or _tag(m[1]) != _STR:
+        if at != indent or m is None or m[1] in doc or not _plain_key(m[1]):
             raise _NotPlain  # a repeated key too: the parser refuses it, naming the line
         i += 1
         children = []
@@ -249,7 +256,7 @@ def _sequence(lines: list[tuple[int, str, int]], loc: tuple, where: dict | None)
                 raise _NotPlain
         else:
             raise _NotPlain
-        if m[1] in items[-1] or _tag(m[1]) != _STR:
+        if m[1] in items[-1] or not _plain_key(m[1]):
             raise _NotPlain
         if where is not None:
             where[loc + (len(items) - 1, m[1])] = number
@@ -300,6 +307,20 @@ def _scalar(raw: str, flow: bool):
     if tag.endswith(":float") and _FLOAT.fullmatch(raw):
         return float(raw)
     raise _NotPlain
+
+
+# key -> whether PyYAML reads it as a string (keys repeat from card to card: each is typed once)
+_STRING_KEYS: dict[str, bool] = {}
+
+
+def _plain_key(key: str) -> bool:
+    """Whether a key (as `_KEY` matches them) is a string to PyYAML, not a bool or null."""
+    known = _STRING_KEYS.get(key)
+    if known is None:
+        known = _tag(key) == _STR
+        if len(_STRING_KEYS) < 4096:  # hostile cards with many keys do not grow it further
+            _STRING_KEYS[key] = known
+    return known
 
 
 def _tag(value: str) -> str:

@@ -503,6 +503,8 @@ def check_relative_path(v: str) -> str:
         raise ValueError("must be a file name inside the model folder")
     if v.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", v):
         raise ValueError("must be relative to the model folder, not absolute")
+    if "/" not in v and "\\" not in v and v not in (".", ".."):
+        return v  # a plain file name: what the normalisation below returns, without its cost
     parts = PurePosixPath(v.replace("\\", "/")).parts
     if ".." in parts:
         raise ValueError("must stay inside the model folder ('..' is not allowed)")

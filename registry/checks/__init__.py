@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, Field, computed_field
 
 from registry.cards.schema import CARD_FILE, MODELS_DIR, LoadedCard, ModelCard, read_card
-from registry.core.errors import CardError
+from registry.core.errors import CardError, RegistryError
 from registry.core.plugins import Plugins
 from registry.core.repo import RegistryRepo, Snapshot
 
@@ -327,8 +327,6 @@ def _run_guarded(
     Infrastructure errors (`RegistryError`: storage unreachable, git) still stop the run, and with
     `options.raise_unexpected` (`--traceback`) every error is raised as it is.
     """
-    from registry.core.errors import RegistryError
-
     try:
         return list(check.run(ctx))
     except RegistryError:

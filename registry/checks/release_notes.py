@@ -23,6 +23,10 @@ class ReleaseNotesDraft(Check):
 
     def run(self, ctx: ModelContext) -> Iterable[Finding]:
         from registry.cards.lifecycle import classify, publishes
+
+        card = ctx.card
+        if not publishes(classify(ctx.base_card, card)) or not card.version:
+            return []
         from registry.core.errors import RegistryError
         from registry.core.storage import STAGING
         from registry.publishing.notes import (
@@ -32,10 +36,6 @@ class ReleaseNotesDraft(Check):
             render_notes,
             tagged_version,
         )
-
-        card = ctx.card
-        if not publishes(classify(ctx.base_card, card)) or not card.version:
-            return []
         try:
             old = None
             if ctx.repo is not None:

@@ -8,8 +8,10 @@ answers the questions every command asks: which models a diff touches, which ver
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path, PurePosixPath
@@ -21,6 +23,8 @@ from registry.core.git import TAG_REF_FORMAT, run_git
 from registry.core.layout import CARD_FILE, MODELS_DIR, NAME_RE
 
 _HEX40 = re.compile(r"[0-9a-f]{40}")
+# what `Path.exists` and `Path.is_symlink` read as "no such file" rather than raise
+_MISSING = (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP)
 
 
 class PathEscapeError(ValueError):
@@ -95,7 +99,10 @@ class Snapshot:
         """
         if rel.startswith(("/", "\\")):
             raise PathEscapeError(f"'{rel}' is absolute; it must be a path inside {folder}/")
-        todo = list(PurePosixPath(rel.replace("\\", "/")).parts)
+        if "/" in rel or "\\" in rel:
+            todo = list(PurePosixPath(rel.replace("\\", "/")).parts)
+        else:  # one name (the common case): its own only part ('' and '.' are skipped below)
+            todo = [rel]
         done: list[str] = []
         hops = 0
         while todo:
@@ -152,10 +159,21 @@ class WorkTree(Snapshot):
             return None
 
     def entry(self, path: str) -> FileEntry | None:
-        p = self.root / path
-        if p.is_symlink():
-            return FileEntry(path, True, os.readlink(p))
-        return FileEntry(path) if p.exists() else None
+        # one lstat (no Path objects): a link is reported as one, whether or not its target exists
+        full = os.path.join(self._root, path)
+        if len(full) > 1 and full.endswith("/"):  # as Path does: the link itself, not its target
+            full = full.rstrip("/") or "/"
+        try:
+            mode = os.lstat(full).st_mode
+        except ValueError:  # a NUL in the path: no such file
+            return None
+        except OSError as e:
+            if e.errno in _MISSING:
+                return None
+            raise
+        if stat.S_ISLNK(mode):
+            return FileEntry(path, True, os.readlink(full))
+        return FileEntry(path)
 
     def list_dir(self, path: str) -> list[str]:
         try:
@@ -169,7 +187,8 @@ class WorkTree(Snapshot):
         while todo and len(out) < limit:
             current = todo.pop()
             try:
-                entries = list(os.scandir(self.root / current))
+                with os.scandir(os.path.join(self._root, current)) as scan:
+                    entries = list(scan)
             except (FileNotFoundError, NotADirectoryError, PermissionError):
                 continue
             for e in entries:
