@@ -151,12 +151,20 @@ class WorkTree(Snapshot):
         self.label = "working tree"
 
     def read(self, path: str) -> bytes | None:
-        # plain os calls, no Path objects: `check --all` reads every card through here
+        # plain os calls, no Path or file objects: `check --all` reads every card through here
         try:
-            with open(os.path.join(self._root, path), "rb") as f:
-                return f.read()
-        except OSError:  # missing, a folder, unreadable
+            fd = os.open(os.path.join(self._root, path), os.O_RDONLY)
+        except OSError:  # missing, unreadable
             return None
+        try:
+            chunks = []
+            while chunk := os.read(fd, 1 << 16):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        except OSError:  # a folder
+            return None
+        finally:
+            os.close(fd)
 
     def entry(self, path: str) -> FileEntry | None:
         # one lstat (no Path objects): a link is reported as one, whether or not its target exists
