@@ -36,6 +36,7 @@ class ReleaseNotesDraft(Check):
             render_notes,
             tagged_version,
         )
+
         try:
             old = None
             if ctx.repo is not None:
