@@ -497,11 +497,14 @@ class ModelCard(BaseModel):
         return f"{self.name}@v{self.version}" if self.version else None
 
 
+_DRIVE = re.compile(r"[A-Za-z]:")  # a Windows drive, at the start
+
+
 def check_relative_path(v: str) -> str:
     """Refuse a path that is absolute or climbs out of the model's folder; return it normalised."""
     if not v or not v.strip():
         raise ValueError("must be a file name inside the model folder")
-    if v.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", v):
+    if v.startswith(("/", "\\")) or _DRIVE.match(v):
         raise ValueError("must be relative to the model folder, not absolute")
     if "/" not in v and "\\" not in v and v not in (".", ".."):
         return v  # a plain file name: what the normalisation below returns, without its cost

@@ -25,6 +25,8 @@ _SCORE_RE = re.compile(
     r"map|ap|ap\d+|map\d+|miou|iou|auc|roc[-_ ]?auc|dice|jaccard|specificity|sensitivity|"
     r"balanced[-_ ]accuracy|exact[-_ ]match|em)($|[^a-z])"
 )
+# Words that make a score-like name something else (a loss of accuracy, a time to top-1…).
+_NOT_SCORE_RE = re.compile(r"(loss|error|err|latency|time|duration)")
 # Quantities that can be large but never negative.
 _NON_NEGATIVE_RE = re.compile(
     r"(loss|latency|error|err|wer|cer|mae|mse|rmse|perplexity|ppl|time|duration|ms|seconds|"
@@ -45,7 +47,7 @@ def metric_kind(metric: Metric) -> MetricKind:
     """What range a metric's value must lie in, from its name and unit."""
     name = metric.name.lower()
     unit = (metric.unit or "").strip().lower()
-    if _SCORE_RE.search(name) and not re.search(r"(loss|error|err|latency|time|duration)", name):
+    if _SCORE_RE.search(name) and not _NOT_SCORE_RE.search(name):
         return MetricKind.score
     if unit in _TIME_UNITS or _NON_NEGATIVE_RE.search(name):
         return MetricKind.non_negative

@@ -290,9 +290,13 @@ class SourceRepo(Check):
             yield from self._confirm_in_registry(ctx)
             return
         real_url = ctx.card.source.repo
-        url = redact(real_url)  # what every message shows: never a token
+        # judged once per run (many models name the same training repository)
+        judged = ("source-url", real_url, ctx.options.allow_local_urls)
+        if judged not in ctx.cache:
+            # what every message shows (never a token), and whether the URL may be probed
+            ctx.cache[judged] = redact(real_url), judge_url(real_url, ctx.options.allow_local_urls)
+        url, verdict = ctx.cache[judged]
         path, line = ctx.card_path, ctx.line("source", "repo")
-        verdict = judge_url(real_url, ctx.options.allow_local_urls)
         if verdict.kind is None:
             yield self.finding(
                 f"source.repo '{url}' is refused: {verdict.refused}",

@@ -315,3 +315,23 @@ def test_the_data_is_what_pyyaml_reads():
     """The careful path itself agrees with PyYAML on the plain cards (no shared mistake)."""
     for text in plain_cards().values():
         assert _typed(schema.parse_card_yaml(text).data) == _typed(yaml.safe_load(text))
+
+
+def test_the_plain_shape_refuses_the_characters_yaml_reads_otherwise():
+    """The one-class pattern refuses exactly tabs, other line breaks, a BOM and what PyYAML does
+    not print."""
+    import re
+
+    from registry.cards import plaincard
+
+    long_form = re.compile(plaincard._UNPLAIN_CHARS)
+    for code in [*range(0x11000), *range(0x1F000, 0x1F100), 0x10FFFF]:
+        c = chr(code)
+        assert bool(plaincard._UNPLAIN.search(c)) == bool(long_form.search(c)), hex(code)
+
+
+def test_no_resolver_types_a_scalar_by_the_first_characters_read_as_strings():
+    from registry.cards import plaincard
+
+    assert not plaincard._STRING_FIRST & set(plaincard._IMPLICIT)
+    assert not plaincard._STRING_FIRST & plaincard._INDICATORS
