@@ -23,6 +23,10 @@ class ReleaseNotesDraft(Check):
 
     def run(self, ctx: ModelContext) -> Iterable[Finding]:
         from registry.cards.lifecycle import classify, publishes
+
+        card = ctx.card
+        if not publishes(classify(ctx.base_card, card)) or not card.version:
+            return []  # before importing the notes' machinery, which most pull requests never use
         from registry.core.errors import RegistryError
         from registry.core.storage import STAGING
         from registry.publishing.notes import (
@@ -33,9 +37,6 @@ class ReleaseNotesDraft(Check):
             tagged_version,
         )
 
-        card = ctx.card
-        if not publishes(classify(ctx.base_card, card)) or not card.version:
-            return []
         try:
             old = None
             if ctx.repo is not None:

@@ -80,6 +80,32 @@ def cat_files(
     return result
 
 
+def read_objects(root: str | Path, ids: list[str]) -> list[tuple[str, bytes] | None]:
+    """(type, content) of many objects through one `git cat-file --batch`, None for the missing."""
+    if not ids:
+        return []
+    proc = subprocess.run(
+        ["git", "cat-file", "--batch", "--buffer"],
+        cwd=root,
+        input="\n".join(ids).encode() + b"\n",
+        capture_output=True,
+    )
+    if proc.returncode != 0:
+        raise GitError(f"git cat-file failed: {proc.stderr.decode(errors='replace').strip()}")
+    data, pos, result = proc.stdout, 0, []
+    for _ in ids:
+        end = data.index(b"\n", pos)
+        header = data[pos:end].split(b" ")
+        pos = end + 1
+        if len(header) == 3:
+            size = int(header[2])
+            result.append((header[1].decode(), data[pos : pos + size]))
+            pos += size + 1
+        else:  # "<id> missing" / "ambiguous"
+            result.append(None)
+    return result
+
+
 def clone_root(start: str | Path | None = None) -> Path:
     """The top folder of the registry clone containing `start` (default: the current directory).
 

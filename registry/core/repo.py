@@ -219,6 +219,7 @@ class GitRevision(Snapshot):
             ) from e
         self.rev = self.commit.hexsha
         self.label = f"{rev} ({self.rev[:8]})"
+        self._folders: dict[str, str | None] = {}
 
     # Paths are resolved by git itself (`<commit>:<path>` through gitpython's persistent
     # `cat-file` processes) rather than by walking tree objects in Python: models/ holds one entry
@@ -226,17 +227,39 @@ class GitRevision(Snapshot):
     # registry's size.
 
     def _header(self, path: str) -> tuple[str, str] | None:
-        """(hexsha, type) of the object at `path`, or None when there is none."""
+        """(hexsha, type) of the object at `path`, or None when there is none.
+
+        A path is looked up in its folder's tree, whose id is found once per folder: git searches
+        a tree's entries one by one, and `models/` holds one entry per model, so looking every
+        path up from the commit (`<rev>:models/NAME/model.yaml`) cost a scan of 100,000 entries
+        each time.
+        """
+        path = path.strip("/")
         if "\n" in path or "\r" in path:
             return None
+        folder, _, name = path.rpartition("/")
+        if folder and name and not {"", ".", ".."} & set(folder.split("/")):
+            tree = self._folder_tree(folder)
+            if tree is None:
+                return None
+            spec = f"{tree}:{name}"
+        else:
+            spec = f"{self.rev}:{path}"
         try:
-            sha, kind, _ = self.repo.git.get_object_header(f"{self.rev}:{path.strip('/')}")
+            sha, kind, _ = self.repo.git.get_object_header(spec)
         except ValueError:
             return None
         return (
             sha.decode() if isinstance(sha, bytes) else sha,
             kind.decode() if isinstance(kind, bytes) else kind,
         )
+
+    def _folder_tree(self, folder: str) -> str | None:
+        """The tree id of a folder of the revision (None: no such folder), looked up once."""
+        if folder not in self._folders:
+            header = self._header(folder)
+            self._folders[folder] = header[0] if header and header[1] == "tree" else None
+        return self._folders[folder]
 
     def _tree(self, path: str):
         """The tree object of a folder (the root for ''), or None."""
