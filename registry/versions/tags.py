@@ -12,8 +12,9 @@ A published version is an annotated tag `<name>@v<version>` made by the publish 
 Withdrawn versions stay fetchable (consumers pinned to them keep working) but are never chosen as
 `latest`, and `registry pull` warns about them.
 
-Everything comes from one `git for-each-ref` over `refs/tags`, so 10,000 tags cost one process and
-no history walk.
+Every version comes from one `git for-each-ref` over `refs/tags`, so 10,000 tags cost one process
+and no history walk; one model's versions come from its own refs alone (`model_tag_refs`), so a
+pull request's check costs the same beside ten tags or a million.
 """
 
 from __future__ import annotations
