@@ -83,6 +83,16 @@ class Snapshot:
         sorted."""
         raise NotImplementedError
 
+    def model_listing(self) -> str:
+        """The names of `model_folders` as one text, each followed by NUL, in no set order (to
+        search 100,000 names without making a string of each)."""
+        return "".join(f"{n}\0" for n in self.model_folders())
+
+    def blob_id(self, path: str) -> str | None:
+        """git's id of the file at `path` where the snapshot knows it without reading the file (a
+        revision); None in the working tree, or when there is no such file."""
+        return None
+
     def read_text(self, path: str) -> str | None:
         data = self.read(path)
         return None if data is None else data.decode("utf-8", errors="replace")
@@ -269,6 +279,10 @@ class GitRevision(Snapshot):
         found = self.objects.header(spec) if spec is not None else None
         return None if found is None else (found[0], found[1])
 
+    def blob_id(self, path: str) -> str | None:
+        header = self._header(path)
+        return header[0] if header is not None and header[1] == "blob" else None
+
     def _folder_tree(self, folder: str) -> str | None:
         """The tree id of a folder of the revision (None: no such folder), looked up once."""
         if folder not in self._folders:
@@ -335,6 +349,9 @@ class GitRevision(Snapshot):
         return entries
 
     def model_folders(self) -> list[str]:
+        return sorted(self.model_listing().split("\0")[:-1])
+
+    def model_listing(self) -> str:
         out = run_git(
             self._cwd,
             "ls-tree",
@@ -347,8 +364,10 @@ class GitRevision(Snapshot):
         )
         # paths are models/<name> (one folder level): the prefix goes in one pass over the text
         prefix = f"{MODELS_DIR}/"
-        names = out.replace(f"\0{prefix}", "\0").removeprefix(prefix).split("\0")
-        return sorted(n for n in names if n and n[0] != ".")
+        listing = out.replace(f"\0{prefix}", "\0").removeprefix(prefix)
+        if listing.startswith(".") or "\0." in listing:  # hidden folders are no models
+            listing = "".join(f"{n}\0" for n in listing.split("\0") if n and n[0] != ".")
+        return listing
 
     def model_names(self) -> list[str]:
         out = run_git(
