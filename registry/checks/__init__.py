@@ -442,6 +442,7 @@ def _check_in_processes(
     """Check `names` in `jobs` forked processes, a slice at a time; the reports in their order."""
     import multiprocessing
 
+    head.model_listing()  # no thread reading it may run across the fork
     _RUN.update(head=head, base=base, repo=repo, options=options, tmp=tmp, cache=cache)
     slices = [names[i : i + SLICE] for i in range(0, len(names), SLICE)]
     out: list[ModelReport] = []
@@ -544,6 +545,8 @@ def check_revisions(
             f"no check named {', '.join(unknown)}", "known checks: " + ", ".join(load_checks())
         )
     head_snap = repo.snapshot(head)
+    if not options.only or "unique-name" in options.only:
+        head_snap.prefetch_listing()  # git lists models/ for unique-name while the diff is taken
     base_snap = repo.snapshot(base) if base else None
     # by commit id from here on: git resolves each name once
     selected = select_models(

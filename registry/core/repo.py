@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path, PurePosixPath
@@ -87,6 +88,10 @@ class Snapshot:
         """The names of `model_folders` as one text, each followed by NUL, in no set order (to
         search 100,000 names without making a string of each)."""
         return "".join(f"{n}\0" for n in self.model_folders())
+
+    def prefetch_listing(self) -> None:
+        """Start reading `model_listing` in the background where that saves time (a revision:
+        git lists the folders while the caller works); the next `model_listing` waits for it."""
 
     def blob_id(self, path: str) -> str | None:
         """git's id of the file at `path` where the snapshot knows it without reading the file (a
@@ -243,6 +248,8 @@ class GitRevision(Snapshot):
         self.rev = found[0]
         self.label = f"{rev} ({self.rev[:8]})"
         self._folders: dict[str, str | None] = {}
+        self._listing: str | None = None
+        self._listing_thread: threading.Thread | None = None
 
     @cached_property
     def commit(self) -> git.Commit:
@@ -352,6 +359,26 @@ class GitRevision(Snapshot):
         return sorted(self.model_listing().split("\0")[:-1])
 
     def model_listing(self) -> str:
+        # read once per revision: `check --all --head REV` selects and judges by the same listing
+        if self._listing_thread is not None:
+            self._listing_thread.join()
+            self._listing_thread = None
+        if self._listing is None:
+            self._listing = self._read_listing()
+        return self._listing
+
+    def prefetch_listing(self) -> None:
+        if self._listing is None and self._listing_thread is None:
+            self._listing_thread = threading.Thread(target=self._fill_listing, daemon=True)
+            self._listing_thread.start()
+
+    def _fill_listing(self) -> None:
+        try:
+            self._listing = self._read_listing()
+        except GitError:
+            pass  # `model_listing` asks again, and raises it where the caller sees it
+
+    def _read_listing(self) -> str:
         out = run_git(
             self._cwd,
             "ls-tree",
