@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from factories import run
-from registry.core.git import TAG_REF_FORMAT
+from registry.core.git import TAG_REF_FORMAT, ObjectReader
 from registry.versions.tags import model_tag_refs, parse_refs, read_model_versions
 
 
@@ -52,6 +52,7 @@ def test_loose_and_packed_tags_are_read_as_git_lists_them(repo):
     assert "tiny@v1.0.0" in (repo / ".git" / "packed-refs").read_text()
     out = model_tag_refs(repo, "tiny")
     assert out == by_git(repo, "tiny")
+    assert model_tag_refs(repo, "tiny", ObjectReader(repo)) == out  # through a running reader
     versions = read_model_versions(repo, "tiny")
     assert [(v.version, v.withdrawn) for v in versions] == [
         ("1.0.0", False),

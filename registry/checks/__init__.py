@@ -157,7 +157,8 @@ class ModelContext:
         if len(own) >= _OWN_TAG_READS:
             self.cache["tags"] = tagged_commits(self.repo)
             return self.cache["tags"].get(self.name, {})
-        found = parse_refs(model_tag_refs(self.repo.root, self.name)).get(self.name, [])
+        refs = model_tag_refs(self.repo.root, self.name, self.repo.objects)
+        found = parse_refs(refs).get(self.name, [])
         own[self.name] = {v.version: v.commit for v in found}
         return own[self.name]
 

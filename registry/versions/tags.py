@@ -32,6 +32,7 @@ from registry.core.git import TAG_REF_FORMAT, run_git
 from registry.core.semver import SEMVER, semver_key
 
 if TYPE_CHECKING:
+    from registry.core.git import ObjectReader
     from registry.core.repo import RegistryRepo
 
 # GTO's tag grammar (gto/constants.py `tag_re`) restricted to the registry's model names.
@@ -122,7 +123,7 @@ def read_model_versions(root: str | Path, name: str) -> list[Version]:
     return parse_refs(model_tag_refs(root, name)).get(name, [])
 
 
-def model_tag_refs(root: str | Path, name: str) -> str:
+def model_tag_refs(root: str | Path, name: str, objects: ObjectReader | None = None) -> str:
     """The tags of one model: every ref `refs/tags/<name>@…`, one line each as `git for-each-ref
     --format=<TAG_REF_FORMAT>` prints them (sorted by name), without reading any other tag.
 
@@ -137,6 +138,8 @@ def model_tag_refs(root: str | Path, name: str) -> str:
     Args:
         root: a clone (or bare clone) of the registry.
         name: the model; matched literally (no glob).
+        objects: the clone's running object reader, if the caller has one (else one
+            `git cat-file --batch` reads the objects).
     """
     from registry.core.git import read_objects
     from registry.versions.tag_digest import common_dir
@@ -146,9 +149,13 @@ def model_tag_refs(root: str | Path, name: str) -> str:
     if refs is None:
         return _listed_by_git(root, name)
     names = sorted(refs)
-    objects = read_objects(root, [refs[n] for n in names])
+    if objects is not None:
+        read = [objects.read(refs[n]) for n in names]
+        found_objects = [(r[1], r[2]) if r is not None else None for r in read]
+    else:
+        found_objects = read_objects(root, [refs[n] for n in names])
     lines = []
-    for ref, found in zip(names, objects):
+    for ref, found in zip(names, found_objects):
         if found is None:
             return _listed_by_git(root, name)
         kind, body = found
