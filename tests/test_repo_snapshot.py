@@ -67,3 +67,12 @@ def test_an_unknown_revision_is_named(committed):
 def test_outside_a_clone_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="is not inside a git repository"):
         RegistryRepo(tmp_path)
+
+
+def test_a_revision_is_any_name_git_gives_a_commit(committed):
+    repo = RegistryRepo(committed.root)
+    head = committed.git("rev-parse", "HEAD")
+    committed.git("tag", "-a", "tiny@v1.0.0", "-m", "tiny 1.0.0")
+    tag_object = committed.git("rev-parse", "tiny@v1.0.0")
+    for rev in ("HEAD", "main", head, head[:12], "tiny@v1.0.0", tag_object):
+        assert repo.snapshot(rev).rev == head, rev

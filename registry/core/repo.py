@@ -9,7 +9,6 @@ answers the questions every command asks: which models a diff touches, which ver
 from __future__ import annotations
 
 import os
-import re
 import threading
 from dataclasses import dataclass
 from functools import cached_property
@@ -22,8 +21,6 @@ from registry.core.layout import CARD_FILE, MODELS_DIR, NAME_RE
 
 if TYPE_CHECKING:
     import git
-
-_HEX40 = re.compile(r"[0-9a-f]{40}")
 
 
 class PathEscapeError(ValueError):
@@ -238,8 +235,9 @@ class GitRevision(Snapshot):
         else:  # a gitpython Repo
             self._cwd = Path(repo.git_dir if repo.bare else (repo.working_dir or "."))
             self.objects, self._gitpython = ObjectReader(self._cwd), repo
-        # git resolves the name, through the reader already running (no process per revision)
-        found = self.objects.header(rev if _HEX40.fullmatch(rev) else f"{rev}^{{commit}}")
+        # git resolves the name (a tag is peeled to its commit) through the reader already
+        # running: no process per revision
+        found = self.objects.header(f"{rev}^{{commit}}")
         if found is None or found[1] != "commit":
             raise GitError(
                 f"unknown git revision '{rev}'",
@@ -466,8 +464,7 @@ class RegistryRepo:
         start = Path(root or os.getcwd())
         self._start = start
         found = _find_clone(start) if start.is_dir() else None
-        if found is None:
-            self.git  # noqa: B018 - only git can tell where this clone is (or that it is none)
+        if found is None:  # only git can tell where this clone is (or that it is none)
             found = Path(self.git.working_tree_dir or start)
         self.root = found
         self.objects = ObjectReader(self.root)
