@@ -14,7 +14,6 @@ import training, the catalog, the API or the CLI.
 
 from __future__ import annotations
 
-import re
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -79,8 +78,6 @@ class CheckOptions(BaseModel):
 
 # Models whose tags a run reads one by one before it reads every tag at once.
 _OWN_TAG_READS = 16
-# A name that is safe to put in a ref pattern (no glob characters); others read every tag.
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 
 @dataclass
@@ -143,11 +140,11 @@ class ModelContext:
     def tagged_versions(self) -> dict[str, str]:
         """{version: tagged commit} of this model's published versions, withdrawn ones included.
 
-        The first models of a run read their own tags (`git for-each-ref refs/tags/NAME@*`: git
-        finds them by prefix among a million), so a pull request's check does not grow with the
-        registry's history; a run over many models reads every tag once instead.
+        The first models of a run read their own tags (`registry.versions.tags.model_tag_refs`:
+        found by name among a million, packed or loose), so a pull request's check does not grow
+        with the registry's history; a run over many models reads every tag once instead.
         """
-        from registry.versions.tags import parse_refs, tagged_commits
+        from registry.versions.tags import model_tag_refs, parse_refs, tagged_commits
 
         if self.repo is None:
             return {}
@@ -157,14 +154,10 @@ class ModelContext:
         own: dict[str, dict[str, str]] = self.cache.setdefault("tags-by-model", {})
         if self.name in own:
             return own[self.name]
-        if len(own) >= _OWN_TAG_READS or not _PLAIN_NAME.fullmatch(self.name):
+        if len(own) >= _OWN_TAG_READS:
             self.cache["tags"] = tagged_commits(self.repo)
             return self.cache["tags"].get(self.name, {})
-        from registry.core.git import TAG_REF_FORMAT, run_git
-
-        refs = run_git(
-            self.repo.root, "for-each-ref", f"--format={TAG_REF_FORMAT}", f"refs/tags/{self.name}@*"
-        )
+        refs = model_tag_refs(self.repo.root, self.name, self.repo.objects)
         found = parse_refs(refs).get(self.name, [])
         own[self.name] = {v.version: v.commit for v in found}
         return own[self.name]
@@ -449,6 +442,7 @@ def _check_in_processes(
     import gc
     import multiprocessing
 
+    head.model_listing()  # no thread reading it may run across the fork
     _RUN.update(head=head, base=base, repo=repo, options=options, tmp=tmp, cache=cache)
     slices = [names[i : i + SLICE] for i in range(0, len(names), SLICE)]
     out: list[ModelReport] = []
@@ -560,6 +554,8 @@ def check_revisions(
             f"no check named {', '.join(unknown)}", "known checks: " + ", ".join(load_checks())
         )
     head_snap = repo.snapshot(head)
+    if not options.only or "unique-name" in options.only:
+        head_snap.prefetch_listing()  # git lists models/ for unique-name while the diff is taken
     base_snap = repo.snapshot(base) if base else None
     # by commit id from here on: git resolves each name once
     selected = select_models(

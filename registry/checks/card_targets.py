@@ -24,7 +24,7 @@ class CardTargets(Check):
     def run(self, ctx: ModelContext) -> Iterable[Finding]:
         """One finding per problem, on the line of the offending target entry."""
         if not ctx.card.targets:
-            return
+            return  # before importing packaging's tables, which a card without targets never needs
         from registry.packaging.plan import target_options
         from registry.packaging.processing import parse_steps
         from registry.packaging.targets import get_target

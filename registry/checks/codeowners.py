@@ -23,15 +23,20 @@ from registry.core.errors import UsageError
 
 def expected_codeowners(ctx: ModelContext) -> str | None:
     """The CODEOWNERS the head should hold (None when the base has no generated file)."""
+    return _expected(ctx)[0]
+
+
+def _expected(ctx: ModelContext) -> tuple[str | None, str | None]:
+    """(the CODEOWNERS the head should hold, the base's), None when the base has none generated."""
     base_text = ctx.base.read_text(FILE) if ctx.base is not None else None
     if not is_generated(base_text):
-        return None
+        return None, base_text
     try:
         if ctx.touched is not None:
-            return render_changes(base_text, ctx.head, ctx.touched)
-        return render(ctx.head, maintainers_of(base_text))
+            return render_changes(base_text, ctx.head, ctx.touched), base_text
+        return render(ctx.head, maintainers_of(base_text)), base_text
     except UsageError:
-        return None
+        return None, base_text
 
 
 @register
@@ -48,10 +53,13 @@ class CodeOwners(Check):
     order = 6
 
     def run(self, ctx: ModelContext) -> Iterable[Finding]:
-        expected = expected_codeowners(ctx)
-        if expected is None:
+        expected, base_text = _expected(ctx)
+        if expected is None or ctx.base is None:
             return
-        if ctx.head.read_text(FILE) != expected:
+        # the file the pull request leaves as it was is the base's text, already read
+        base_id = ctx.base.blob_id(FILE)
+        same = base_id is not None and ctx.head.blob_id(FILE) == base_id
+        if (base_text if same else ctx.head.read_text(FILE)) != expected:
             yield self.finding(
                 f"{FILE} is out of date with the cards' owners (or edited by hand)",
                 "run `registry codeowners` and commit .github/CODEOWNERS",

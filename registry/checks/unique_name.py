@@ -5,7 +5,7 @@ On a case-insensitive file system (macOS, Windows) `models/Digits-CNN` and `mode
 one folder, and `digits_cnn` reads as the same model to a person; so names collide when their
 normal forms do. The listing of `models/` is read once per run (one directory read, no card), so a
 pull request is told about collisions with models it did not touch without reading their cards.
-The first models of a run are each looked for in that listing by one pattern search, so a pull
+The first models of a run are each looked for in that listing by one text search, so a pull
 request's check costs little in a registry of 100,000 models; a run over many models builds the
 index of every name's normal form once instead.
 """
@@ -43,12 +43,28 @@ _OTHER = re.compile(r"[^\0A-Za-z0-9._-]")
 _SEPARATORS = "[-_.]"
 # Models looked for one at a time before a run builds the whole index.
 _SEARCHES = 16
+# Names compared one by one at most in such a search (more: one pattern search of the listing).
+_CANDIDATES = 1_000
 
 
 def sharing_normal_form(listing: str, name: str) -> list[str]:
     """The folders of `listing` (folder names, each followed by NUL) whose normal form is `name`'s,
-    found by one regular-expression search over the listing rather than by normalising each."""
+    found by searching the listing rather than by normalising each name."""
     target = normal_name(name)
+    lowered = listing.lower() if listing.isascii() else ""  # (lower() keeps ASCII's offsets)
+    counts = {w: lowered.count(w) for w in target.split("-") if w and lowered}
+    rarest = min(counts, key=counts.__getitem__, default=None)
+    if rarest is not None and counts[rarest] <= _CANDIDATES:
+        # a name of that normal form holds each of its words, lower-cased, between separators:
+        # the names holding its rarest word (plain text searches) are the only candidates
+        candidates, at = set(), 0
+        while (at := lowered.find(rarest, at)) >= 0:
+            start = lowered.rfind("\0", 0, at) + 1
+            end = lowered.find("\0", at)
+            end = len(listing) if end < 0 else end
+            candidates.add(listing[start:end])
+            at = end
+        return sorted(f for f in candidates if normal_name(f) == target)
     words = f"{_SEPARATORS}+".join(re.escape(w) for w in target.split("-"))
     pattern = f"(?<![^\\0]){_SEPARATORS}*{words}{_SEPARATORS}*(?=\\0)"
     found = re.findall(pattern, listing, re.IGNORECASE)
@@ -74,9 +90,7 @@ class UniqueName(Check):
 
     def run(self, ctx: ModelContext) -> Iterable[Finding]:
         # by revision (None: the working tree), so that processes forked by the run reuse them
-        folders, key = ("model-folders", ctx.head.rev), ("name-index", ctx.head.rev)
-        if folders not in ctx.cache:
-            ctx.cache[folders] = ctx.head.model_folders()
+        key = ("name-index", ctx.head.rev)
         if ctx.loaded is None and ctx.head_error is None:
             if ctx.head.list_dir(ctx.folder):
                 yield self.finding(
@@ -86,7 +100,7 @@ class UniqueName(Check):
                     path=f"{ctx.folder}/",
                 )
             return
-        others = [n for n in self._same_form(ctx, ctx.cache[folders], key) if n != ctx.name]
+        others = [n for n in self._same_form(ctx, key) if n != ctx.name]
         if others:
             clash = ", ".join(f"{MODELS_DIR}/{n}" for n in others)
             yield self.finding(
@@ -98,16 +112,16 @@ class UniqueName(Check):
                 line=ctx.line("name") or 1,
             )
 
-    def _same_form(self, ctx: ModelContext, folders: list[str], key: tuple) -> list[str]:
+    def _same_form(self, ctx: ModelContext, key: tuple) -> list[str]:
         """The folders whose normal form is the model's: a search of the listing for the first
         models of a run, the index for the others."""
         if key not in ctx.cache:
+            listing_key = ("model-listing", key[1])
+            if listing_key not in ctx.cache:
+                ctx.cache[listing_key] = ctx.head.model_listing()
             searched = ctx.cache.setdefault(("name-searches", key[1]), [0])
             if searched[0] < _SEARCHES:
                 searched[0] += 1
-                listing_key = ("model-listing", key[1])
-                if listing_key not in ctx.cache:
-                    ctx.cache[listing_key] = "".join(f"{f}\0" for f in folders)
                 return sharing_normal_form(ctx.cache[listing_key], ctx.name)
-            ctx.cache[key] = _index(folders)
+            ctx.cache[key] = _index(sorted(ctx.cache[listing_key].split("\0")[:-1]))
         return ctx.cache[key].get(normal_name(ctx.name), [])

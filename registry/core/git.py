@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import weakref
 from pathlib import Path
 
 from registry.core.errors import GitError, UsageError
@@ -78,6 +79,117 @@ def cat_files(
         else:  # "<spec> missing" / "ambiguous"
             result.append(None)
     return result
+
+
+def read_objects(root: str | Path, ids: list[str]) -> list[tuple[str, bytes] | None]:
+    """(type, content) of many objects through one `git cat-file --batch`, None for the missing."""
+    if not ids:
+        return []
+    proc = subprocess.run(
+        ["git", "cat-file", "--batch", "--buffer"],
+        cwd=root,
+        input="\n".join(ids).encode() + b"\n",
+        capture_output=True,
+    )
+    if proc.returncode != 0:
+        raise GitError(f"git cat-file failed: {proc.stderr.decode(errors='replace').strip()}")
+    data, pos, result = proc.stdout, 0, []
+    for _ in ids:
+        end = data.index(b"\n", pos)
+        header = data[pos:end].split(b" ")
+        pos = end + 1
+        if len(header) == 3:
+            size = int(header[2])
+            result.append((header[1].decode(), data[pos : pos + size]))
+            pos += size + 1
+        else:  # "<id> missing" / "ambiguous"
+            result.append(None)
+    return result
+
+
+class ObjectReader:
+    """The objects of one clone, read through persistent `git cat-file` processes started on first
+    use (headers by `--batch-check`, contents by `--batch`), so a run that reads a few dozen files
+    of a revision starts git twice instead of once per file.
+
+    Args:
+        cwd: a folder of the clone (its work tree, or the git folder of a bare clone).
+    """
+
+    def __init__(self, cwd: str | os.PathLike):
+        self.cwd = cwd
+        self._procs: dict[str, subprocess.Popen] = {}
+        weakref.finalize(self, _close_readers, self._procs, os.getpid())
+
+    def _ask(self, mode: str, spec: str) -> tuple[subprocess.Popen, list[bytes]]:
+        if "\n" in spec or "\r" in spec:
+            raise GitError(f"not an object name: {spec!r}")
+        proc = self._procs.get(mode)
+        if proc is None or proc.poll() is not None:
+            proc = subprocess.Popen(
+                ["git", "cat-file", f"--{mode}"],
+                cwd=self.cwd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+            self._procs[mode] = proc
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            proc.stdin.write(spec.encode("utf-8", "surrogateescape") + b"\n")
+            proc.stdin.flush()
+            line = proc.stdout.readline()
+        except OSError:
+            line = b""
+        if not line.endswith(b"\n"):
+            self._procs.pop(mode, None)
+            raise GitError(f"git cat-file stopped while reading '{spec}'", "is this a git clone?")
+        return proc, line.split()
+
+    @staticmethod
+    def _header(fields: list[bytes]) -> tuple[str, str, int] | None:
+        # "<id> <type> <size>", or "<spec> missing" / "ambiguous" (a spec may hold blanks)
+        if len(fields) != 3 or not fields[2].isdigit() or len(fields[0]) not in (40, 64):
+            return None
+        return fields[0].decode(), fields[1].decode(), int(fields[2])
+
+    def header(self, spec: str) -> tuple[str, str, int] | None:
+        """(object id, type, size) of `spec` (`<rev>:<path>`, an id, `<rev>^{commit}`…), None when
+        there is no such object."""
+        return self._header(self._ask("batch-check", spec)[1])
+
+    def read(self, spec: str) -> tuple[str, str, bytes] | None:
+        """(object id, type, content) of `spec`, None when there is no such object."""
+        proc, fields = self._ask("batch", spec)
+        found = self._header(fields)
+        if found is None:
+            return None
+        assert proc.stdout is not None
+        data = proc.stdout.read(found[2] + 1)
+        if len(data) != found[2] + 1:
+            self._procs.pop("batch", None)
+            raise GitError(f"git cat-file stopped while reading '{spec}'")
+        return found[0], found[1], data[:-1]
+
+
+def _close_readers(procs: dict[str, subprocess.Popen], owner: int) -> None:
+    """End an `ObjectReader`'s processes (in the process that started them: a forked copy of the
+    reader leaves them to their parent)."""
+    for proc in procs.values():
+        if proc.stdin is not None:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+        if os.getpid() == owner:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    procs.clear()
 
 
 def clone_root(start: str | Path | None = None) -> Path:

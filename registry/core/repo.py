@@ -12,19 +12,21 @@ import errno
 import os
 import re
 import stat
+import threading
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path, PurePosixPath
-
-import git
+from typing import TYPE_CHECKING
 
 from registry.core.errors import GitError, UsageError
-from registry.core.git import TAG_REF_FORMAT, run_git
+from registry.core.git import TAG_REF_FORMAT, ObjectReader, run_git
 from registry.core.layout import CARD_FILE, MODELS_DIR, NAME_RE
 
-_HEX40 = re.compile(r"[0-9a-f]{40}")
 # what `Path.exists` and `Path.is_symlink` read as "no such file" rather than raise
 _MISSING = (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP)
+
+if TYPE_CHECKING:
+    import git
 
 
 class PathEscapeError(ValueError):
@@ -84,6 +86,20 @@ class Snapshot:
         """Every folder under models/ (with or without a model.yaml), hidden ones left out,
         sorted."""
         raise NotImplementedError
+
+    def model_listing(self) -> str:
+        """The names of `model_folders` as one text, each followed by NUL, in no set order (to
+        search 100,000 names without making a string of each)."""
+        return "".join(f"{n}\0" for n in self.model_folders())
+
+    def prefetch_listing(self) -> None:
+        """Start reading `model_listing` in the background where that saves time (a revision:
+        git lists the folders while the caller works); the next `model_listing` waits for it."""
+
+    def blob_id(self, path: str) -> str | None:
+        """git's id of the file at `path` where the snapshot knows it without reading the file (a
+        revision); None in the working tree, or when there is no such file."""
+        return None
 
     def read_text(self, path: str) -> str | None:
         data = self.read(path)
@@ -228,77 +244,118 @@ class WorkTree(Snapshot):
 
 
 class GitRevision(Snapshot):
-    """The registry's files at a git revision, read from the object database."""
+    """The registry's files at a git revision, read from the object database.
 
-    def __init__(self, repo: git.Repo, rev: str):
-        self.repo = repo
-        try:
-            # git resolves the name (gitpython reads every packed ref in Python for each lookup,
-            # which grows with the number of tags); the commit is then taken by its id
-            sha = (
-                _HEX40.fullmatch(rev) and rev or repo.git.rev_parse("--verify", f"{rev}^{{commit}}")
-            )
-            self.commit = repo.commit(sha)
-        except (git.BadName, ValueError, git.GitCommandError) as e:
+    Args:
+        repo: the clone: a `RegistryRepo` (whose git readers the revision shares), a folder of
+            the clone, or a gitpython `Repo`.
+        rev: a branch, tag, commit id or any revision git understands.
+
+    Raises:
+        GitError: `rev` names no commit.
+    """
+
+    def __init__(self, repo: RegistryRepo | git.Repo | str | os.PathLike, rev: str):
+        if isinstance(repo, RegistryRepo):
+            self._cwd, self.objects, self._gitpython = repo.root, repo.objects, None
+        elif isinstance(repo, (str, os.PathLike)):
+            self._cwd, self._gitpython = Path(repo), None
+            self.objects = ObjectReader(self._cwd)
+        else:  # a gitpython Repo
+            self._cwd = Path(repo.git_dir if repo.bare else (repo.working_dir or "."))
+            self.objects, self._gitpython = ObjectReader(self._cwd), repo
+        # git resolves the name (a tag is peeled to its commit) through the reader already
+        # running: no process per revision
+        found = self.objects.header(f"{rev}^{{commit}}")
+        if found is None or found[1] != "commit":
             raise GitError(
                 f"unknown git revision '{rev}'",
                 "give a branch, tag or commit that exists (git fetch first?)",
-            ) from e
-        self.rev = self.commit.hexsha
+            )
+        self.rev = found[0]
         self.label = f"{rev} ({self.rev[:8]})"
+        self._folders: dict[str, str | None] = {}
+        self._listing: str | None = None
+        self._listing_thread: threading.Thread | None = None
 
-    # Paths are resolved by git itself (`<commit>:<path>` through gitpython's persistent
-    # `cat-file` processes) rather than by walking tree objects in Python: models/ holds one entry
-    # per model, and parsing that tree for every lookup made one-model checks scale with the
-    # registry's size.
+    @cached_property
+    def commit(self) -> git.Commit:
+        """The revision's commit as gitpython reads it (its dates, message, parents)."""
+        import git
 
-    def _header(self, path: str) -> tuple[str, str] | None:
-        """(hexsha, type) of the object at `path`, or None when there is none."""
+        repo = self._gitpython or git.Repo(self._cwd, search_parent_directories=True)
+        return repo.commit(self.rev)
+
+    # Paths are resolved by git itself (`<tree>:<name>` through persistent `cat-file` processes)
+    # rather than by walking tree objects in Python: models/ holds one entry per model, and
+    # parsing that tree for every lookup made one-model checks scale with the registry's size.
+
+    def _spec(self, path: str) -> str | None:
+        """The object name git resolves for `path` (None: no such path).
+
+        A path is looked up in its folder's tree, whose id is found once per folder: git searches
+        a tree's entries one by one, and `models/` holds one entry per model, so looking every
+        path up from the commit (`<rev>:models/NAME/model.yaml`) cost a scan of 100,000 entries
+        each time.
+        """
+        path = path.strip("/")
         if "\n" in path or "\r" in path:
             return None
-        try:
-            sha, kind, _ = self.repo.git.get_object_header(f"{self.rev}:{path.strip('/')}")
-        except ValueError:
-            return None
-        return (
-            sha.decode() if isinstance(sha, bytes) else sha,
-            kind.decode() if isinstance(kind, bytes) else kind,
-        )
+        folder, _, name = path.rpartition("/")
+        if folder and name and not {"", ".", ".."} & set(folder.split("/")):
+            tree = self._folder_tree(folder)
+            return None if tree is None else f"{tree}:{name}"
+        return f"{self.rev}:{path}"
 
-    def _tree(self, path: str):
-        """The tree object of a folder (the root for ''), or None."""
-        if not path.strip("/"):
-            return self.commit.tree
+    def _header(self, path: str) -> tuple[str, str] | None:
+        """(object id, type) of the object at `path`, or None when there is none."""
+        spec = self._spec(path)
+        found = self.objects.header(spec) if spec is not None else None
+        return None if found is None else (found[0], found[1])
+
+    def blob_id(self, path: str) -> str | None:
         header = self._header(path)
-        if header is None or header[1] != "tree":
+        return header[0] if header is not None and header[1] == "blob" else None
+
+    def _folder_tree(self, folder: str) -> str | None:
+        """The tree id of a folder of the revision (None: no such folder), looked up once."""
+        if folder not in self._folders:
+            header = self._header(folder)
+            self._folders[folder] = header[0] if header and header[1] == "tree" else None
+        return self._folders[folder]
+
+    def _tree(self, path: str) -> list[tuple[str, str, str]] | None:
+        """The entries (mode, name, object id) of a folder (the root for ''), or None."""
+        spec = self._spec(path) if path.strip("/") else f"{self.rev}^{{tree}}"
+        found = self.objects.read(spec) if spec is not None else None
+        if found is None or found[1] != "tree":
             return None
-        return git.Tree(
-            self.repo, bytes.fromhex(header[0]), git.Tree.tree_id << 12, path.strip("/")
-        )
+        return _tree_entries(found[2], len(found[0]) // 2)
 
     def read(self, path: str) -> bytes | None:
-        header = self._header(path)
-        if header is None or header[1] != "blob":
-            return None
-        return self.repo.git.get_object_data(header[0])[3]
+        spec = self._spec(path)
+        found = self.objects.read(spec) if spec is not None else None
+        return found[2] if found is not None and found[1] == "blob" else None
 
     def entry(self, path: str) -> FileEntry | None:
         parent, _, name = path.strip("/").rpartition("/")
         tree = self._tree(parent) if name else None
-        obj = next((o for o in tree if o.name == name), None) if tree is not None else None
-        if obj is None:
+        found = next((e for e in tree if e[1] == name), None) if tree is not None else None
+        if found is None:
             return None
-        if obj.type == "blob" and obj.mode == 0o120000:
-            return FileEntry(path, True, obj.data_stream.read().decode("utf-8", "replace"))
+        if found[0] == "120000":
+            target = self.objects.read(found[2])
+            text = target[2].decode("utf-8", "replace") if target is not None else ""
+            return FileEntry(path, True, text)
         return FileEntry(path)
 
     def list_dir(self, path: str) -> list[str]:
         tree = self._tree(path)
-        return [] if tree is None else sorted(o.name for o in tree)
+        return [] if tree is None else sorted(e[1] for e in tree)
 
     def walk(self, folder: str, limit: int = 10_000) -> list[TreeEntry]:
         out = run_git(
-            self.repo.git_dir if self.repo.bare else (self.repo.working_dir or "."),
+            self._cwd,
             "ls-tree",
             "-r",
             "-z",
@@ -314,8 +371,9 @@ class GitRevision(Snapshot):
             meta, _, path = record.partition("\t")
             mode, kind, sha = (meta.split(" ") + ["", "", ""])[:3]
             if mode == "120000":
-                target = self.repo.git.get_object_data(sha)[3].decode("utf-8", "replace")
-                entries.append(TreeEntry(path, "symlink", target))
+                target = self.objects.read(sha)
+                text = target[2].decode("utf-8", "replace") if target is not None else ""
+                entries.append(TreeEntry(path, "symlink", text))
             elif mode == "160000" or kind == "commit":
                 entries.append(TreeEntry(path, "gitlink"))
             else:
@@ -325,8 +383,31 @@ class GitRevision(Snapshot):
         return entries
 
     def model_folders(self) -> list[str]:
+        return sorted(self.model_listing().split("\0")[:-1])
+
+    def model_listing(self) -> str:
+        # read once per revision: `check --all --head REV` selects and judges by the same listing
+        if self._listing_thread is not None:
+            self._listing_thread.join()
+            self._listing_thread = None
+        if self._listing is None:
+            self._listing = self._read_listing()
+        return self._listing
+
+    def prefetch_listing(self) -> None:
+        if self._listing is None and self._listing_thread is None:
+            self._listing_thread = threading.Thread(target=self._fill_listing, daemon=True)
+            self._listing_thread.start()
+
+    def _fill_listing(self) -> None:
+        try:
+            self._listing = self._read_listing()
+        except GitError:
+            pass  # `model_listing` asks again, and raises it where the caller sees it
+
+    def _read_listing(self) -> str:
         out = run_git(
-            self.repo.working_dir or ".",
+            self._cwd,
             "ls-tree",
             "-d",
             "-z",
@@ -337,12 +418,14 @@ class GitRevision(Snapshot):
         )
         # paths are models/<name> (one folder level): the prefix goes in one pass over the text
         prefix = f"{MODELS_DIR}/"
-        names = out.replace(f"\0{prefix}", "\0").removeprefix(prefix).split("\0")
-        return sorted(n for n in names if n and n[0] != ".")
+        listing = out.replace(f"\0{prefix}", "\0").removeprefix(prefix)
+        if listing.startswith(".") or "\0." in listing:  # hidden folders are no models
+            listing = "".join(f"{n}\0" for n in listing.split("\0") if n and n[0] != ".")
+        return listing
 
     def model_names(self) -> list[str]:
         out = run_git(
-            self.repo.working_dir or ".",
+            self._cwd,
             "ls-tree",
             "-r",
             "-z",
@@ -360,6 +443,42 @@ class GitRevision(Snapshot):
         )
 
 
+def _tree_entries(data: bytes, id_size: int) -> list[tuple[str, str, str]]:
+    """(mode, name, object id) of each entry of a git tree object (`<mode> <name>\\0<id>`)."""
+    out, pos = [], 0
+    while pos < len(data):
+        space = data.index(b" ", pos)
+        nul = data.index(b"\0", space)
+        out.append(
+            (
+                data[pos:space].decode(),
+                data[space + 1 : nul].decode("utf-8", "surrogateescape"),
+                data[nul + 1 : nul + 1 + id_size].hex(),
+            )
+        )
+        pos = nul + 1 + id_size
+    return out
+
+
+def _find_clone(start: Path) -> Path | None:
+    """The work tree of the clone holding `start` (the folder with `.git`), found without starting
+    git; None where only git can tell (a bare clone, `GIT_DIR` in the environment) or none."""
+    if os.environ.get("GIT_DIR") or os.environ.get("GIT_WORK_TREE"):
+        return None
+    folder = Path(os.path.normpath(os.path.abspath(start)))  # as gitpython names it
+    for candidate in (folder, *folder.parents):
+        dot = candidate / ".git"
+        if dot.is_dir() and (dot / "HEAD").is_file():
+            return candidate
+        if dot.is_file():
+            try:
+                text = dot.read_text().strip()
+            except (OSError, UnicodeDecodeError):
+                return None
+            return candidate if text.startswith("gitdir: ") else None
+    return None
+
+
 class RegistryRepo:
     """A clone of the registry repository.
 
@@ -372,20 +491,31 @@ class RegistryRepo:
 
     def __init__(self, root: str | os.PathLike | None = None):
         start = Path(root or os.getcwd())
-        try:
-            self.git = git.Repo(start, search_parent_directories=True)
-        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-            raise UsageError(
-                f"{start} is not inside a git repository",
-                "run this inside a clone of the model registry, or pass --repo",
-            ) from None
-        self.root = Path(self.git.working_tree_dir or start)
+        self._start = start
+        found = _find_clone(start) if start.is_dir() else None
+        if found is None:  # only git can tell where this clone is (or that it is none)
+            found = Path(self.git.working_tree_dir or start)
+        self.root = found
+        self.objects = ObjectReader(self.root)
         # answers about two commit ids never change: a pull request's check asks them several times
         self._by_commits: dict[tuple, object] = {}
 
+    @cached_property
+    def git(self) -> git.Repo:
+        """The clone as a gitpython `Repo` (made on first use: the bot's reads do without it)."""
+        import git
+
+        try:
+            return git.Repo(getattr(self, "root", self._start), search_parent_directories=True)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            raise UsageError(
+                f"{self._start} is not inside a git repository",
+                "run this inside a clone of the model registry, or pass --repo",
+            ) from None
+
     def snapshot(self, rev: str | None = None) -> Snapshot:
         """The working tree (rev None) or the files at a revision."""
-        return WorkTree(self.root) if rev is None else GitRevision(self.git, rev)
+        return WorkTree(self.root) if rev is None else GitRevision(self, rev)
 
     def changed_models(self, base: str, head: str | None) -> list[str]:
         """Names of the models whose folders differ between two revisions (added, changed, deleted).
@@ -394,7 +524,7 @@ class RegistryRepo:
         the branch point are not blamed on the pull request. `head` None compares with the
         working tree, committed or not (untracked files included).
         """
-        b = GitRevision(self.git, base)
+        b = GitRevision(self, base)
         if head is None:
             out = run_git(
                 self.root, "diff", "--name-only", "--no-renames", "-z", b.rev, "--", MODELS_DIR
@@ -412,14 +542,14 @@ class RegistryRepo:
         """Every path that differs between the merge base of `base` and `head` (or the working tree,
         untracked files included, when `head` is None), with git's modes, as a pull request's
         diff."""
-        b = GitRevision(self.git, base)
+        b = GitRevision(self, base)
         if head is None:
             out = run_git(self.root, "diff", "--raw", "--no-renames", "-z", b.rev)
             extra = run_git(self.root, "ls-files", "--others", "--exclude-standard", "-z")
             paths = _raw_diff(out)
             paths += [ChangedPath(p, "A", "000000", "100644") for p in extra.split("\0") if p]
             return paths
-        h = GitRevision(self.git, head)
+        h = GitRevision(self, head)
         key = ("diff", b.rev, h.rev)
         if key not in self._by_commits:
             start = self.merge_base(b.rev, h.rev)
@@ -431,14 +561,11 @@ class RegistryRepo:
     def merge_base(self, base: str, head: str) -> str:
         """The commit a pull request from `head` into `base` branched from (`base` itself when
         none)."""
-        b, h = GitRevision(self.git, base), GitRevision(self.git, head)
+        b, h = GitRevision(self, base), GitRevision(self, head)
         key = ("merge-base", b.rev, h.rev)
         if key not in self._by_commits:
-            try:
-                found = self.git.merge_base(b.rev, h.rev)
-            except git.GitCommandError:
-                found = []
-            self._by_commits[key] = found[0].hexsha if found else b.rev
+            found = run_git(self.root, "merge-base", b.rev, h.rev, check=False).split()
+            self._by_commits[key] = found[0] if found else b.rev
         return self._by_commits[key]
 
     @cached_property

@@ -12,12 +12,14 @@ A published version is an annotated tag `<name>@v<version>` made by the publish 
 Withdrawn versions stay fetchable (consumers pinned to them keep working) but are never chosen as
 `latest`, and `registry pull` warns about them.
 
-Everything comes from one `git for-each-ref` over `refs/tags`, so 10,000 tags cost one process and
-no history walk.
+Every version comes from one `git for-each-ref` over `refs/tags`, so 10,000 tags cost one process
+and no history walk; one model's versions come from its own refs alone (`model_tag_refs`), so a
+pull request's check costs the same beside ten tags or a million.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,6 +32,7 @@ from registry.core.git import TAG_REF_FORMAT, run_git
 from registry.core.semver import SEMVER, semver_key
 
 if TYPE_CHECKING:
+    from registry.core.git import ObjectReader
     from registry.core.repo import RegistryRepo
 
 # GTO's tag grammar (gto/constants.py `tag_re`) restricted to the registry's model names.
@@ -116,9 +119,158 @@ def read_versions(root: str | Path) -> dict[str, list[Version]]:
 
 def read_model_versions(root: str | Path, name: str) -> list[Version]:
     """One model's published versions from its own tags (`refs/tags/<name>@*`), lowest first,
-    withdrawal by tags applied: one `git for-each-ref` that reads no other model's tags."""
-    out = run_git(root, "for-each-ref", f"--format={TAG_REF_FORMAT}", f"refs/tags/{name}@*")
-    return parse_refs(out).get(name, [])
+    withdrawal by tags applied, reading no other model's tags (`model_tag_refs`)."""
+    return parse_refs(model_tag_refs(root, name)).get(name, [])
+
+
+def model_tag_refs(root: str | Path, name: str, objects: ObjectReader | None = None) -> str:
+    """The tags of one model: every ref `refs/tags/<name>@…`, one line each as `git for-each-ref
+    --format=<TAG_REF_FORMAT>` prints them (sorted by name), without reading any other tag.
+
+    git answers `for-each-ref 'refs/tags/<name>@*'` by loading every loose tag ref of the clone,
+    and a CI checkout that fetched the tags holds thousands of them. So the refs are found here:
+    the names in `refs/tags/` that start with `<name>@`, and the lines of `packed-refs` that do
+    (by a binary search where git wrote the file sorted, as it does), a loose ref taking
+    precedence over its packed copy as in git; then one `git cat-file --batch` reads the objects
+    they name. Anything unusual (another ref store, `GIT_DIR` and friends in the environment, a
+    symbolic or broken ref, a missing object) is answered by `git for-each-ref` itself.
+
+    Args:
+        root: a clone (or bare clone) of the registry.
+        name: the model; matched literally (no glob).
+        objects: the clone's running object reader, if the caller has one (else one
+            `git cat-file --batch` reads the objects).
+    """
+    from registry.core.git import read_objects
+    from registry.versions.tag_digest import common_dir
+
+    common = common_dir(root)
+    refs = _own_refs(common, name) if common is not None else None
+    if refs is None:
+        return _listed_by_git(root, name)
+    names = sorted(refs)
+    if objects is not None:
+        read = [objects.read(refs[n]) for n in names]
+        found_objects = [(r[1], r[2]) if r is not None else None for r in read]
+    else:
+        found_objects = read_objects(root, [refs[n] for n in names])
+    lines = []
+    for ref, found in zip(names, found_objects):
+        if found is None:
+            return _listed_by_git(root, name)
+        kind, body = found
+        head = body.split(b"\n\n", 1)[0].decode("utf-8", "replace").split("\n")
+        fields = dict(line.partition(" ")[::2] for line in head)
+        peeled = fields.get("object", "") if kind == "tag" else ""
+        who = fields.get("tagger" if kind == "tag" else "committer", "")
+        stamp = who.rsplit(" ", 2)[-2] if who.count(" ") >= 2 and ">" in who else ""
+        lines.append(f"{ref}\t{kind}\t{refs[ref]}\t{peeled}\t{stamp}\n")
+    return "".join(lines)
+
+
+def _listed_by_git(root: str | Path, name: str) -> str:
+    """`model_tag_refs` as git lists it: by pattern where the name has no glob character."""
+    if re.fullmatch(r"[A-Za-z0-9._-]+", name):
+        return run_git(root, "for-each-ref", f"--format={TAG_REF_FORMAT}", f"refs/tags/{name}@*")
+    out = run_git(root, "for-each-ref", f"--format={TAG_REF_FORMAT}", "refs/tags")
+    return "".join(f"{line}\n" for line in out.splitlines() if line.startswith(f"{name}@"))
+
+
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+
+
+def _own_refs(common: Path, name: str) -> dict[str, str] | None:
+    """{tag name: object id} of the refs `refs/tags/<name>@…`, loose over packed; None when a ref
+    is not a plain object id (a symbolic or broken ref: git then decides)."""
+    prefix = f"{name}@"
+    refs = _packed_refs(common / "packed-refs", f"refs/tags/{prefix}")
+    if refs is None:
+        return None
+    tags = common / "refs" / "tags"
+    try:
+        top = [n for n in os.listdir(tags) if n.startswith(prefix)]
+    except FileNotFoundError:
+        top = []
+    except OSError:
+        return None
+    todo = [(tags / n, n) for n in top]
+    while todo:
+        path, ref = todo.pop()
+        if ref.endswith(".lock"):
+            continue  # git's lock while it writes the ref: not a ref
+        try:
+            if path.is_dir():
+                todo += [(path / n, f"{ref}/{n}") for n in os.listdir(path)]
+                continue
+            text = path.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        if not _OBJECT_ID.fullmatch(text):
+            return None
+        refs[ref] = text
+    return refs
+
+
+def _packed_refs(path: Path, prefix: str) -> dict[str, str] | None:
+    """{name after refs/tags/: object id} of the lines of a `packed-refs` file whose ref starts with
+    `prefix`: a binary search when the file says it is sorted, a scan otherwise; None when the file
+    cannot be read."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError:
+        return None
+    want = os.fsencode(prefix)
+    start = 0
+    if data.startswith(b"# pack-refs with:"):
+        start = data.find(b"\n") + 1 or len(data)
+        traits = data[:start].split()
+    else:
+        traits = []
+    if b"sorted" in traits:
+        at = _first_at_or_after(data, start, want)
+        end = at
+        while end < len(data):
+            nxt = data.find(b"\n", end)
+            nxt = len(data) if nxt < 0 else nxt + 1
+            ref = data[end:nxt].rstrip(b"\n").partition(b" ")[2]
+            if not data.startswith(b"^", end) and not ref.startswith(want):
+                break
+            end = nxt
+        lines = data[at:end].splitlines()
+    else:
+        lines = data[start:].splitlines()
+    out = {}
+    for line in lines:
+        if line.startswith((b"^", b"#")):
+            continue
+        sha, _, ref = line.partition(b" ")
+        if ref.startswith(want):
+            out[os.fsdecode(ref[len(b"refs/tags/") :])] = sha.decode("ascii", "replace")
+    return out
+
+
+def _first_at_or_after(data: bytes, lo: int, want: bytes) -> int:
+    """The offset of the first record (a ref line and its peeled `^` line) of a sorted
+    `packed-refs` whose ref is not below `want`; `lo` is the first record's offset."""
+    hi = len(data)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        start = max(lo, data.rfind(b"\n", lo, mid) + 1)
+        if data.startswith(b"^", start):  # a peeled line: its record starts on the line before
+            start = max(lo, data.rfind(b"\n", lo, start - 1) + 1)
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end + 1
+        ref = data[start:end].rstrip(b"\n").partition(b" ")[2]
+        if ref < want:
+            while data.startswith(b"^", end):  # past this record's peeled line
+                nxt = data.find(b"\n", end)
+                end = len(data) if nxt < 0 else nxt + 1
+            lo = end
+        else:
+            hi = start
+    return lo
 
 
 def parse_refs(out: str) -> dict[str, list[Version]]:

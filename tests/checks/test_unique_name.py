@@ -68,3 +68,27 @@ def test_distinct_names_pass(registry_repo, check_models):
 )
 def test_normal_names(a, b):
     assert normal_name(a) == normal_name(b)
+
+
+def test_the_listing_search_finds_what_the_index_does():
+    """The search a pull request's check makes in the listing of models/ finds exactly the folders
+    the index of every normal form holds, whatever the case, separators or blanks."""
+    from registry.checks.unique_name import _index, sharing_normal_form
+
+    folders = [
+        "digits-cnn",
+        "Digits_CNN",
+        "digits..cnn",
+        "-digits-cnn-",
+        "digits cnn",
+        "digits-cnn-small",
+        "my-digits-cnn",
+        "digitscnn",
+        "cnn-digits",
+        "DIGITS.CNN",
+        "other",
+    ]
+    index = _index(sorted(folders))
+    for listing in ("".join(f"{f}\0" for f in folders), "".join(f"{f}\0" for f in folders + ["é"])):
+        for name in ("digits-cnn", "DIGITS_cnn", "digitscnn", "other", "missing", "cnn-digits"):
+            assert sharing_normal_form(listing, name) == index.get(normal_name(name), []), name

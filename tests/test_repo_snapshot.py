@@ -1,0 +1,78 @@
+"""A revision of the registry reads the same files, links and folders as its checkout, straight
+from git's objects, with or without gitpython's `Repo` in hand."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from registry.core.errors import GitError, UsageError
+from registry.core.repo import GitRevision, RegistryRepo
+
+FILES = {
+    "models/tiny/model.yaml": "name: tiny\n",
+    "models/tiny/conf dir/a b.yaml": "x: 1\n",
+    "models/other/model.yaml": "name: other\n",
+    ".github/CODEOWNERS": "* @org/maintainers\n",
+}
+
+
+@pytest.fixture
+def committed(registry_repo):
+    registry_repo.write(FILES)
+    os.symlink("model.yaml", registry_repo.root / "models/tiny/card-link")
+    registry_repo.commit(message="two models")
+    return registry_repo
+
+
+def test_a_revision_reads_what_the_checkout_holds(committed):
+    repo = RegistryRepo(committed.root / "models")  # found from a folder inside the clone
+    assert repo.root == committed.root
+    rev, tree = repo.snapshot("HEAD"), repo.snapshot()
+    for snap in (rev, tree):
+        for path, text in FILES.items():
+            assert snap.read(path) == text.encode(), (snap.label, path)
+        assert snap.read("models/tiny/missing.yaml") is None
+        assert snap.read("models/missing/model.yaml") is None
+        assert snap.read("models/tiny") is None  # a folder is no file
+        assert snap.list_dir("models") == [".gitkeep", "other", "tiny"]
+        assert snap.list_dir("models/tiny") == ["card-link", "conf dir", "model.yaml"]
+        assert snap.list_dir("nowhere") == []
+        link = snap.entry("models/tiny/card-link")
+        assert (link.is_symlink, link.link_target) == (True, "model.yaml")
+        assert not snap.entry("models/tiny/model.yaml").is_symlink
+        assert snap.entry("models/tiny/nothing") is None
+        assert snap.model_names() == ["other", "tiny"]
+    assert rev.rev == committed.git("rev-parse", "HEAD")
+    assert rev.commit.hexsha == rev.rev  # gitpython's commit, made when asked for
+
+
+def test_a_revision_from_gitpythons_repo_reads_the_same(committed):
+    import git
+
+    rev = GitRevision(git.Repo(committed.root), "main")
+    assert rev.read("models/tiny/model.yaml") == b"name: tiny\n"
+    assert rev.entry("models/tiny/card-link").link_target == "model.yaml"
+
+
+def test_an_unknown_revision_is_named(committed):
+    with pytest.raises(GitError, match="unknown git revision 'no-such-branch'"):
+        RegistryRepo(committed.root).snapshot("no-such-branch")
+    tree = committed.git("rev-parse", "HEAD^{tree}")
+    with pytest.raises(GitError, match="unknown git revision"):
+        RegistryRepo(committed.root).snapshot(tree)  # a tree is no commit
+
+
+def test_outside_a_clone_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="is not inside a git repository"):
+        RegistryRepo(tmp_path)
+
+
+def test_a_revision_is_any_name_git_gives_a_commit(committed):
+    repo = RegistryRepo(committed.root)
+    head = committed.git("rev-parse", "HEAD")
+    committed.git("tag", "-a", "tiny@v1.0.0", "-m", "tiny 1.0.0")
+    tag_object = committed.git("rev-parse", "tiny@v1.0.0")
+    for rev in ("HEAD", "main", head, head[:12], "tiny@v1.0.0", tag_object):
+        assert repo.snapshot(rev).rev == head, rev
