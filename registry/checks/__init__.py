@@ -15,7 +15,8 @@ import training, the catalog, the API or the CLI.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property
@@ -231,7 +232,8 @@ class ModelReport(BaseModel):
     @property
     def passed(self) -> bool:
         """True when no finding is an error (warnings and notices alone pass)."""
-        return not self.errors
+        error = Severity.error
+        return not any(f.severity is error for f in self.findings)
 
 
 class CheckReport(BaseModel):
@@ -254,11 +256,19 @@ class CheckReport(BaseModel):
     @property
     def counts(self) -> dict[str, int]:
         """Models checked/failed and findings by severity."""
-        findings = [f for m in self.models for f in m.findings]
+        by_severity = {s: 0 for s in Severity}
+        error = Severity.error
+        failed = 0
+        for m in self.models:  # one pass: a run over the whole registry holds 100,000s
+            failing = False
+            for f in m.findings:
+                by_severity[f.severity] += 1
+                failing = failing or f.severity is error
+            failed += failing
         return {
             "models": len(self.models),
-            "failed": sum(not m.passed for m in self.models),
-            **{s.value: sum(f.severity is s for f in findings) for s in Severity},
+            "failed": failed,
+            **{s.value: n for s, n in by_severity.items()},
         }
 
 
@@ -345,6 +355,9 @@ PARALLEL_FROM = 1_000
 # Models handed to a process at a time: big enough to pay for the transfer, small enough to even
 # out the processes' loads.
 SLICE = 500
+# Models a parallel run checks itself before it forks: enough for the checks to build the run's
+# registry-wide indexes (model names, tags) here, once, for every process to inherit.
+FIRST = 64
 
 
 def run_checks(
@@ -365,13 +378,16 @@ def run_checks(
     cache: dict = {}
     with tempfile.TemporaryDirectory(prefix="registry-check-") as tmp:
         jobs = _jobs(options, len(names))
-        first = names if jobs == 1 else names[:SLICE]
-        # the first slice here: it also fills the run's cache (registry-wide indexes), which the
+        first = names if jobs == 1 else names[:FIRST]
+        # the first models here: they also fill the run's cache (registry-wide indexes), which the
         # other processes then inherit
-        for name in first:
-            report.models.append(
-                check_model(name, head, base, repo, options, Path(tmp) / name, cache)
-            )
+        with _kept(len(first)) as keep:
+            for i, name in enumerate(first, 1):
+                report.models.append(
+                    check_model(name, head, base, repo, options, Path(tmp) / name, cache)
+                )
+                if i % SLICE == 0:
+                    keep()
         if len(first) < len(names):
             report.models += _check_in_processes(
                 names[len(first) :], head, base, repo, options, Path(tmp), cache, jobs
@@ -418,14 +434,86 @@ def _open_run() -> None:
                 _RUN[side] = repo.snapshot(snap.rev)
 
 
-def _check_slice(names: list[str]) -> list[ModelReport]:
-    run = _RUN
-    return [
-        check_model(
-            n, run["head"], run["base"], run["repo"], run["options"], run["tmp"] / n, run["cache"]
-        )
-        for n in names
-    ]
+def _check_slice(names: list[str]) -> list[tuple]:
+    head, base, repo, options, tmp, cache = (
+        _RUN[k] for k in ("head", "base", "repo", "options", "tmp", "cache")
+    )
+    return [_packed(check_model(n, head, base, repo, options, tmp / n, cache)) for n in names]
+
+
+# A model's report as plain values, the form in which a forked process sends it back: the parent
+# reads 100,000 of these many times faster than as pickled models.
+def _packed(report: ModelReport) -> tuple:
+    return (
+        report.name,
+        [(f.check, f.severity.value, f.message, f.hint, f.path, f.line) for f in report.findings],
+        report.checks_run,
+        report.checks_skipped,
+        report.artifacts,
+        report.model_fields_set,
+    )
+
+
+_SEVERITY = {s.value: s for s in Severity}
+_FINDING_FIELDS = frozenset(Finding.model_fields)
+
+
+def _unpacked(packed: tuple) -> ModelReport:
+    """The report `_packed` stood for, equal to it; built as `model_construct` builds one (the
+    values were validated in the process that checked the model), only faster."""
+    name, findings, checks_run, checks_skipped, artifacts, fields_set = packed
+    severity = _SEVERITY
+    return _built(
+        ModelReport,
+        {
+            "name": name,
+            "findings": [
+                _built(
+                    Finding,
+                    {
+                        "check": c,
+                        "severity": severity[s],
+                        "message": m,
+                        "hint": h,
+                        "path": p,
+                        "line": n,
+                    },
+                    set(_FINDING_FIELDS),
+                )
+                for c, s, m, h, p, n in findings
+            ],
+            "checks_run": checks_run,
+            "checks_skipped": checks_skipped,
+            "artifacts": artifacts,
+        },
+        set(fields_set),
+    )
+
+
+def _built(cls: type[BaseModel], values: dict[str, Any], fields_set: set[str]) -> Any:
+    obj = object.__new__(cls)
+    object.__setattr__(obj, "__dict__", values)
+    object.__setattr__(obj, "__pydantic_fields_set__", fields_set)
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
+
+
+@contextmanager
+def _kept(count: int) -> Iterator[Callable[[], None]]:
+    """For a run over `count` models: a function that sets the objects made so far aside from the
+    garbage collector, which need not scan the reports received again and again (at 100,000 models
+    that was most of this process's time), nor forked processes what they inherit."""
+    import gc
+
+    if count < PARALLEL_FROM or gc.get_freeze_count():
+        yield lambda: None
+        return
+    gc.freeze()
+    try:
+        yield gc.freeze
+    finally:
+        gc.unfreeze()
 
 
 def _check_in_processes(
@@ -439,27 +527,21 @@ def _check_in_processes(
     jobs: int,
 ) -> list[ModelReport]:
     """Check `names` in `jobs` forked processes, a slice at a time; the reports in their order."""
-    import gc
     import multiprocessing
 
     head.model_listing()  # no thread reading it may run across the fork
     _RUN.update(head=head, base=base, repo=repo, options=options, tmp=tmp, cache=cache)
     slices = [names[i : i + SLICE] for i in range(0, len(names), SLICE)]
     out: list[ModelReport] = []
-    # The reports received are kept to the end: the collector need not scan them again and again
-    # (at 100,000 models that was most of this process's time), nor the forks what they inherit.
-    frozen = gc.get_freeze_count() == 0
     try:
-        if frozen:
-            gc.freeze()
-        with multiprocessing.get_context("fork").Pool(jobs, initializer=_open_run) as pool:
+        with (
+            _kept(len(names)) as keep,
+            multiprocessing.get_context("fork").Pool(jobs, initializer=_open_run) as pool,
+        ):
             for part in pool.imap(_check_slice, slices):
-                out += part
-                if frozen:
-                    gc.freeze()
+                out += map(_unpacked, part)
+                keep()
     finally:
-        if frozen:
-            gc.unfreeze()
         _RUN.clear()
     return out
 
