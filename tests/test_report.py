@@ -185,3 +185,76 @@ def test_the_log_copy_of_the_report_cannot_issue_workflow_commands():
     assert last == f"::{first.removeprefix('::stop-commands::')}::"
     assert body == ["graph:", "::error::forged"]
     assert github.inert_block("x\n") != github.inert_block("x\n")  # a fresh token each time
+
+
+def _varied_models(count: int) -> list[ModelReport]:
+    """Models with every shape the text report shows: errors, warnings and notices, findings with
+    and without a file, line or fix, skipped checks, pictures and drafts, odd characters."""
+    shapes = [
+        ModelReport(name="clean", checks_run=["metrics"]),
+        ModelReport(
+            name="skipped",
+            checks_skipped={"graph": "content checks turned off (--no-content)"},
+            findings=[Finding(check="card-fields", message="no task", path="models/s/model.yaml")],
+        ),
+        ModelReport(
+            name="ünïcode-模型",
+            findings=[
+                Finding(
+                    check="metrics",
+                    severity=Severity.notice,
+                    message="précision → 0.93 ✓",
+                    hint="garder «ça»",
+                    path="models/ünïcode-模型/model.yaml",
+                    line=3,
+                ),
+                Finding(check="graph", severity=Severity.warning, message="no file", line=4),
+                Finding(check="metrics", message="line zero", path="p.yaml", line=0, hint=""),
+            ],
+        ),
+        ModelReport(
+            name="odd\nname\x1b[31m",
+            findings=[
+                Finding(
+                    check="source-repo",
+                    severity=Severity.warning,
+                    message="two\nlines\tand\r\x00",
+                    hint="fix\nit",
+                    path="models/odd\nname/model.yaml",
+                    line=7,
+                )
+            ],
+            artifacts={
+                "graph_text": "inputs: x\n\n  ops: Gemm×2\n\n",
+                "release_notes_draft": "## 1.1.0\n\n- better",
+                "graph_svg": SVG,
+            },
+        ),
+        ModelReport(
+            name="empty-artifacts", artifacts={"graph_text": "", "release_notes_draft": None}
+        ),
+    ]
+    return [shapes[i % len(shapes)] for i in range(count)]
+
+
+@pytest.mark.parametrize("count", [0, 1, 5, 250])
+@pytest.mark.parametrize("color", [False, True], ids=["plain", "colour"])
+def test_a_large_text_report_reads_as_the_template_writes_it(count, color):
+    from registry.checks.report import _environment, _plain_text
+
+    report = CheckReport(head="working tree", models=_varied_models(count))
+
+    def style(text, key=None):  # the CLI's colours, recorded by the template's own rendering
+        from click import style as click_style
+
+        colours = {"PASS": "green", "FAIL": "red", "error": "red", "warning": "yellow"}
+        colour = colours.get(key or text, "cyan")
+        return click_style(text, fg=colour, bold=True) if color else text
+
+    templated = (
+        _environment().get_template("check_report.txt.j2").render(report=report, style=style)
+    )
+    assert _plain_text(report, style) == templated
+    assert render_text(report, color=color) == templated
+    if count == 1:
+        assert templated.endswith("1 model checked: 1 passed, 0 failed; 0 errors, 0 warnings\n")

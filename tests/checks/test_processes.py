@@ -14,7 +14,7 @@ from registry.checks import SLICE
 pytestmark = pytest.mark.skipif(
     sys.platform in ("darwin", "win32"), reason="runs stay in one process there"
 )
-COUNT = SLICE + 100  # the first slice in the parent, the rest in another process
+COUNT = SLICE + 100  # the first models in the parent, the rest in other processes
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +58,14 @@ def test_processes_report_what_one_process_reports(many, check_models, head):
     assert set(failed) == {twin.capitalize(), twin, f"model-{SLICE + 7:04d}"}
     assert "collides with models/Model-" in failed[twin][0].message
     assert any("'tsk'" in f.message and f.line for f in failed[f"model-{SLICE + 7:04d}"])
+
+
+def test_processes_give_the_same_report_in_every_format(many, check_models):
+    from registry.checks.report import render_json, render_markdown, render_text
+
+    one = check_models(many, all_models=True, offline=True, jobs=1)
+    shared = check_models(many, all_models=True, offline=True, jobs=2)
+
+    for render in (render_text, render_json, render_markdown):
+        assert render(shared) == render(one)
+    assert shared == one
