@@ -95,7 +95,8 @@ class ModelContext:
     base_loaded: LoadedCard | None = None  # the base card (None when the model is new)
     head_error: CardError | None = None  # the head card could not be read at all
     artifacts: dict[str, Any] = field(default_factory=dict)  # summaries/pictures for the report
-    cache: dict[Any, Any] = field(default_factory=dict)  # shared by every model of one run
+    # shared by every model of one run; "run-size": how many models the run checks
+    cache: dict[Any, Any] = field(default_factory=dict)
     # the models the pull request touches (set for the checks whose scope is the registry)
     touched: list[str] | None = None
 
@@ -233,7 +234,7 @@ class ModelReport(BaseModel):
     def passed(self) -> bool:
         """True when no finding is an error (warnings and notices alone pass)."""
         error = Severity.error
-        return not any(f.severity is error for f in self.findings)
+        return all(f.severity is not error for f in self.findings)
 
 
 class CheckReport(BaseModel):
@@ -375,7 +376,7 @@ def run_checks(
     """
     options = options or CheckOptions()
     report = CheckReport(base=base.label if base else None, head=head.label, head_commit=head.rev)
-    cache: dict = {}
+    cache: dict = {"run-size": len(names)}
     with tempfile.TemporaryDirectory(prefix="registry-check-") as tmp:
         jobs = _jobs(options, len(names))
         first = names if jobs == 1 else names[:FIRST]
@@ -462,41 +463,35 @@ def _unpacked(packed: tuple) -> ModelReport:
     """The report `_packed` stood for, equal to it; built as `model_construct` builds one (the
     values were validated in the process that checked the model), only faster."""
     name, findings, checks_run, checks_skipped, artifacts, fields_set = packed
-    severity = _SEVERITY
-    return _built(
-        ModelReport,
+    new, put, severity = object.__new__, object.__setattr__, _SEVERITY
+    built = []
+    for c, s, m, h, p, n in findings:
+        f = new(Finding)
+        put(
+            f,
+            "__dict__",
+            {"check": c, "severity": severity[s], "message": m, "hint": h, "path": p, "line": n},
+        )
+        put(f, "__pydantic_fields_set__", set(_FINDING_FIELDS))
+        put(f, "__pydantic_extra__", None)
+        put(f, "__pydantic_private__", None)
+        built.append(f)
+    report = new(ModelReport)
+    put(
+        report,
+        "__dict__",
         {
             "name": name,
-            "findings": [
-                _built(
-                    Finding,
-                    {
-                        "check": c,
-                        "severity": severity[s],
-                        "message": m,
-                        "hint": h,
-                        "path": p,
-                        "line": n,
-                    },
-                    set(_FINDING_FIELDS),
-                )
-                for c, s, m, h, p, n in findings
-            ],
+            "findings": built,
             "checks_run": checks_run,
             "checks_skipped": checks_skipped,
             "artifacts": artifacts,
         },
-        set(fields_set),
     )
-
-
-def _built(cls: type[BaseModel], values: dict[str, Any], fields_set: set[str]) -> Any:
-    obj = object.__new__(cls)
-    object.__setattr__(obj, "__dict__", values)
-    object.__setattr__(obj, "__pydantic_fields_set__", fields_set)
-    object.__setattr__(obj, "__pydantic_extra__", None)
-    object.__setattr__(obj, "__pydantic_private__", None)
-    return obj
+    put(report, "__pydantic_fields_set__", set(fields_set))
+    put(report, "__pydantic_extra__", None)
+    put(report, "__pydantic_private__", None)
+    return report
 
 
 @contextmanager

@@ -22,7 +22,10 @@ from registry.core.repo import Snapshot
 
 def normal_name(name: str) -> str:
     """The form two names must not share: lower case, runs of '-', '_', '.', blanks as one '-'."""
-    return re.sub(r"[-_.\s]+", "-", name.strip().lower()).strip("-")
+    return _RUNS.sub("-", name.strip().lower()).strip("-")
+
+
+_RUNS = re.compile(r"[-_.\s]+")
 
 
 def name_index(snapshot: Snapshot) -> dict[str, list[str]]:
@@ -120,7 +123,8 @@ class UniqueName(Check):
             if listing_key not in ctx.cache:
                 ctx.cache[listing_key] = ctx.head.model_listing()
             searched = ctx.cache.setdefault(("name-searches", key[1]), [0])
-            if searched[0] < _SEARCHES:
+            # a run over more models than that builds the index at once (it will need it)
+            if searched[0] < _SEARCHES and ctx.cache.get("run-size", 0) <= _SEARCHES:
                 searched[0] += 1
                 return sharing_normal_form(ctx.cache[listing_key], ctx.name)
             ctx.cache[key] = _index(sorted(ctx.cache[listing_key].split("\0")[:-1]))
