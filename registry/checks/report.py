@@ -105,20 +105,24 @@ def _plain_text(report: CheckReport, style: Callable[..., str]) -> str:
     out: list[str] = []
     add = out.append
     passed, failed = style("PASS"), style("FAIL")
-    severities: dict[str, str] = {}
+    severities: dict = {}
     for model in report.models:
-        add(f"{passed if model.passed else failed} {one_line(model.name)}\n")
+        # one_line only where a character needs escaping: most text is printable as it is
+        name = model.name if model.name.isprintable() else one_line(model.name)
+        add(f"{passed if model.passed else failed} {name}\n")
         for f in model.findings:
-            severity = f.severity.value
-            shown = severities.get(severity)
+            shown = severities.get(f.severity)
             if shown is None:
-                shown = severities[severity] = style(severity)
+                shown = severities[f.severity] = style(f.severity.value)
+            path, message, hint = f.path, f.message, f.hint
             where = ""
-            if f.path:
-                where = f"{one_line(f.path)}:{f.line}: " if f.line else f"{one_line(f.path)}: "
-            add(f"  {shown}: {where}{one_line(f.message)} [{f.check}]\n")
-            if f.hint:
-                add(f"    fix: {one_line(f.hint)}\n")
+            if path:
+                path = path if path.isprintable() else one_line(path)
+                where = f"{path}:{f.line}: " if f.line else f"{path}: "
+            message = message if message.isprintable() else one_line(message)
+            add(f"  {shown}: {where}{message} [{f.check}]\n")
+            if hint:
+                add(f"    fix: {hint if hint.isprintable() else one_line(hint)}\n")
         artifacts = model.artifacts
         if artifacts:
             for key, title in (
