@@ -76,3 +76,14 @@ def test_a_revision_is_any_name_git_gives_a_commit(committed):
     tag_object = committed.git("rev-parse", "tiny@v1.0.0")
     for rev in ("HEAD", "main", head, head[:12], "tiny@v1.0.0", tag_object):
         assert repo.snapshot(rev).rev == head, rev
+
+
+def test_many_objects_read_at_once_by_path_with_spaces_or_missing(committed):
+    """One `git cat-file --batch` answers for every path: a path with a space is read, a missing
+    one (even with a space, whose answer also has three words) is None, a commit is not a blob."""
+    from registry.core.git import cat_files
+
+    specs = ["HEAD:models/tiny/conf dir/a b.yaml", "HEAD:models/tiny/no such", "HEAD"]
+    specs.append("HEAD:models/tiny/model.yaml")
+    assert cat_files(committed.root, specs) == [b"x: 1\n", None, None, b"name: tiny\n"]
+    assert cat_files(committed.root, ["HEAD"], kinds=(b"commit",))[0].startswith(b"tree ")

@@ -54,31 +54,11 @@ def cat_files(
     """Contents of many objects (`<rev>:<path>` or an object id) through one `git cat-file --batch`:
     those of the given `kinds` (blobs by default; the catalog also reads tag objects), None for the
     missing and for other kinds."""
-    if not specs:
-        return []
-    proc = subprocess.run(
-        ["git", "cat-file", "--batch", "--buffer"],
-        cwd=root,
-        input="\n".join(specs).encode() + b"\n",
-        capture_output=True,
-    )
-    if proc.returncode != 0:
-        raise GitError(f"git cat-file failed: {proc.stderr.decode(errors='replace').strip()}")
-    data, pos, result = proc.stdout, 0, []
-    for _ in specs:
-        end = data.index(b"\n", pos)
-        header = data[pos:end].split(b" ")
-        pos = end + 1
-        if len(header) == 3 and header[1] in kinds:
-            size = int(header[2])
-            result.append(data[pos : pos + size])
-            pos += size + 1
-        elif len(header) == 3:  # a tree or commit: skip its body
-            pos += int(header[2]) + 1
-            result.append(None)
-        else:  # "<spec> missing" / "ambiguous"
-            result.append(None)
-    return result
+    wanted = {k.decode() for k in kinds}
+    return [
+        found[1] if found is not None and found[0] in wanted else None
+        for found in read_objects(root, specs)
+    ]
 
 
 def read_objects(root: str | Path, ids: list[str]) -> list[tuple[str, bytes] | None]:
@@ -98,7 +78,8 @@ def read_objects(root: str | Path, ids: list[str]) -> list[tuple[str, bytes] | N
         end = data.index(b"\n", pos)
         header = data[pos:end].split(b" ")
         pos = end + 1
-        if len(header) == 3:
+        # found: "<id> <type> <size>"; else "<spec> missing" (a spec may hold spaces)
+        if len(header) == 3 and header[2] not in (b"missing", b"ambiguous"):
             size = int(header[2])
             result.append((header[1].decode(), data[pos : pos + size]))
             pos += size + 1
