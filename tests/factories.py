@@ -102,6 +102,17 @@ class Registry:
         return self.root / folder
 
 
+def two_commit_clone(path: Path) -> Path:
+    """A bare-bones git clone at `path` (branch main) with two commits changing one file."""
+    path.mkdir()
+    run(["git", "init", "-q", "-b", "main"], path)
+    for n in (1, 2):
+        (path / "f").write_text(str(n))
+        run(["git", "add", "f"], path)
+        run(["git", "commit", "-q", "-m", f"c{n}"], path)
+    return path
+
+
 def example_card(
     name: str,
     *,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from factories import run
+from factories import run, two_commit_clone
 from registry.core.git import TAG_REF_FORMAT, ObjectReader
 from registry.versions.tags import model_tag_refs, parse_refs, read_model_versions
 
@@ -32,14 +32,7 @@ def tag(repo: Path, name: str, rev: str = "HEAD", *, annotated: bool = True) -> 
 @pytest.fixture
 def repo(tmp_path) -> Path:
     """A clone with two commits."""
-    path = tmp_path / "registry"
-    path.mkdir()
-    git(path, "init", "-q", "-b", "main")
-    for n in (1, 2):
-        (path / "f").write_text(str(n))
-        git(path, "add", "f")
-        git(path, "commit", "-q", "-m", f"c{n}")
-    return path
+    return two_commit_clone(tmp_path / "registry")
 
 
 def test_loose_and_packed_tags_are_read_as_git_lists_them(repo):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from factories import run
+from factories import run, two_commit_clone
 from registry.versions import tag_digest
 from registry.versions.index import TagDigest
 
@@ -25,12 +25,7 @@ def truth(repo: Path) -> str:
 
 def make_repo(path: Path, *, packed: bool) -> Path:
     """A clone with two commits and three annotated tags, loose or packed."""
-    path.mkdir()
-    git(path, "init", "-q", "-b", "main")
-    for n in (1, 2):
-        (path / "f").write_text(str(n))
-        git(path, "add", "f")
-        git(path, "commit", "-q", "-m", f"c{n}")
+    two_commit_clone(path)
     git(path, "tag", "-a", "m@v1.0.0", "-m", "one", "HEAD~1")
     git(path, "tag", "-a", "m@v1.1.0", "-m", "two", "HEAD")
     git(path, "tag", "-a", "other@v0.1.0", "-m", "three", "HEAD")

@@ -8,6 +8,19 @@ import json
 import shutil
 
 
+def results_summary(reg, *instances: dict) -> dict:
+    """A `results.json` of the digits task, trained at the clone's HEAD, holding `instances`."""
+    from catalog.training_files import TASK
+
+    return {
+        "format": 1,
+        "task": TASK,
+        "commit": reg.git("rev-parse", "HEAD"),
+        "metric": "accuracy",
+        "instances": list(instances),
+    }
+
+
 def test_a_task_page_shows_the_committed_results_without_a_results_folder(
     published_registry, tmp_path
 ):
@@ -17,22 +30,17 @@ def test_a_task_page_shows_the_committed_results_without_a_results_folder(
     reg, site = published_registry, tmp_path / "site"
     add_training(reg)
     shutil.rmtree(reg.root / "training" / TASK / "results")  # a fresh clone has none
-    summary = {
-        "format": 1,
-        "task": TASK,
-        "commit": reg.git("rev-parse", "HEAD"),
-        "metric": "accuracy",
-        "instances": [
-            {"name": "base", "state": "done", "metrics": {"accuracy": 0.9651}, "epochs_run": 15},
-            {
-                "name": "wide-c1-16",
-                "state": "done",
-                "metrics": {"accuracy": 0.9823},
-                "epochs_run": 15,
-                "registered": {"model": "digits-cnn"},
-            },
-        ],
-    }
+    summary = results_summary(
+        reg,
+        {"name": "base", "state": "done", "metrics": {"accuracy": 0.9651}, "epochs_run": 15},
+        {
+            "name": "wide-c1-16",
+            "state": "done",
+            "metrics": {"accuracy": 0.9823},
+            "epochs_run": 15,
+            "registered": {"model": "digits-cnn"},
+        },
+    )
     reg.commit(
         {f"training/{TASK}/results.json": json.dumps(summary, indent=2)},
         message="the results of digits-cnn",
@@ -59,15 +67,9 @@ def test_the_catalog_reads_no_training_file_through_a_link(published_registry, t
     reg, site, outside = published_registry, tmp_path / "site", tmp_path / "outside"
     add_training(reg)
     outside.mkdir()
-    summary = {
-        "format": 1,
-        "task": TASK,
-        "commit": reg.git("rev-parse", "HEAD"),
-        "metric": "accuracy",
-        "instances": [
-            {"name": "wide-c1-16", "state": "done", "metrics": {"accuracy": 0.1234}},
-        ],
-    }
+    summary = results_summary(
+        reg, {"name": "wide-c1-16", "state": "done", "metrics": {"accuracy": 0.1234}}
+    )
     (outside / "results.json").write_text(json.dumps(summary))
     (reg.root / "training" / TASK / "results.json").symlink_to(outside / "results.json")
     status = reg.root / "training" / TASK / "results" / "base" / "status.json"
