@@ -69,3 +69,23 @@ def test_an_unexpected_error_is_one_line_and_says_how_to_see_more(
     code, _, err = registry_cli(registry_repo.root, "list", capsys=capsys)
     assert code == 70 and "Traceback" not in err
     assert "error: unexpected ZeroDivisionError: division by zero" in err and "--traceback" in err
+
+
+def test_python_dash_m_beside_a_folder_named_registry(tmp_path):
+    """`python -m registry` (README) puts the current folder first on sys.path: run beside a
+    registry clone named `registry`, it still runs the installed command, not an empty namespace
+    package made of the clone. No PYTHONPATH: the install alone must make it so."""
+    import subprocess
+    import sys
+
+    (tmp_path / "registry" / "models").mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "registry", "--version"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("registry, version ")
