@@ -87,3 +87,35 @@ def test_many_objects_read_at_once_by_path_with_spaces_or_missing(committed):
     specs.append("HEAD:models/tiny/model.yaml")
     assert cat_files(committed.root, specs) == [b"x: 1\n", None, None, b"name: tiny\n"]
     assert cat_files(committed.root, ["HEAD"], kinds=(b"commit",))[0].startswith(b"tree ")
+
+
+def test_a_revision_walks_a_folder_as_git_ls_tree_lists_it(registry_repo):
+    """`walk` reads the trees through the running reader (no git process per folder) and lists
+    exactly what `git ls-tree -r` lists, in its order: names that sort around a folder's `/`
+    (`a.b`, `a/`, `a0`), nesting, spaces, a link, a submodule, and the cut at `limit`."""
+    files = {
+        "models/deep/model.yaml": "name: deep\n",
+        "models/deep/a.b": "1",
+        "models/deep/a/x.onnx": "2",
+        "models/deep/a/b/c/d.txt": "3",
+        "models/deep/a0": "4",
+        "models/deep/with space/é.yaml": "5",
+        "models/deep/z/z": "6",
+        "models/other/model.yaml": "name: other\n",
+    }
+    registry_repo.write(files)
+    os.symlink("../model.yaml", registry_repo.root / "models/deep/a/link")
+    sub = registry_repo.git("rev-parse", "HEAD")  # any commit id serves as a submodule's
+    registry_repo.git("update-index", "--add", "--cacheinfo", f"160000,{sub},models/deep/vendored")
+    registry_repo.commit(message="nested")
+    rev = RegistryRepo(registry_repo.root).snapshot("HEAD")
+    listed = registry_repo.git("ls-tree", "-r", "-z", "HEAD", "--", "models/deep/").split("\0")
+    expected = [(record.split("\t", 1)[1], record.split(" ")[0]) for record in listed if record]
+    kinds = {"120000": "symlink", "160000": "gitlink"}
+    walked = rev.walk("models/deep")
+    assert [(e.path, e.kind) for e in walked] == [
+        (path, kinds.get(mode, "file")) for path, mode in expected
+    ]
+    assert next(e for e in walked if e.kind == "symlink").link_target == "../model.yaml"
+    assert [e.path for e in rev.walk("models/deep/", limit=3)] == [p for p, _ in expected[:3]]
+    assert rev.walk("models/nowhere") == [] and rev.walk("models/deep/a.b") == []

@@ -353,32 +353,36 @@ class GitRevision(Snapshot):
         return [] if tree is None else sorted(e[1] for e in tree)
 
     def walk(self, folder: str, limit: int = 10_000) -> list[TreeEntry]:
-        out = run_git(
-            self._cwd,
-            "ls-tree",
-            "-r",
-            "-z",
-            "--full-tree",
-            self.rev,
-            "--",
-            f"{folder.strip('/')}/",
-        )
+        # The trees are read through the running `cat-file` process, depth first in the order git
+        # stores their entries: the order of `git ls-tree -r`, without a git process per folder
+        # (`check --all --head REV` walks every model's folder).
+        folder = folder.strip("/")
         entries: list[TreeEntry] = []
-        for record in out.split("\0"):
-            if not record:
+        if not folder:
+            return entries
+        stack: list[tuple[str, list[tuple[str, str, str]]]] = []
+        top = self._tree(folder)
+        if top is not None:
+            stack.append((folder, top[::-1]))
+        while stack and len(entries) < limit:
+            prefix, pending = stack[-1]
+            if not pending:
+                stack.pop()
                 continue
-            meta, _, path = record.partition("\t")
-            mode, kind, sha = (meta.split(" ") + ["", "", ""])[:3]
-            if mode == "120000":
+            mode, name, sha = pending.pop()
+            path = f"{prefix}/{name}"
+            if mode == "40000":
+                found = self.objects.read(sha)
+                if found is not None and found[1] == "tree":
+                    stack.append((path, _tree_entries(found[2], len(found[0]) // 2)[::-1]))
+            elif mode == "120000":
                 target = self.objects.read(sha)
                 text = target[2].decode("utf-8", "replace") if target is not None else ""
                 entries.append(TreeEntry(path, "symlink", text))
-            elif mode == "160000" or kind == "commit":
+            elif mode == "160000":
                 entries.append(TreeEntry(path, "gitlink"))
             else:
                 entries.append(TreeEntry(path, "file"))
-            if len(entries) >= limit:
-                break
         return entries
 
     def model_folders(self) -> list[str]:

@@ -28,17 +28,24 @@ from registry.training import (
 
 def changed_paths(root: Path, base: str, head: str | None) -> list[str]:
     """Files under datasets/ and training/ that the diff from `base` to `head` (or the working tree)
-    changes.
+    changes. Between two revisions the diff starts at their merge base, as a pull request's does
+    (and the model check's, `RegistryRepo.changed_paths`): what the base branch changed since the
+    pull request branched off is not the pull request's change.
 
     Raises:
         GitError: the diff failed (an unknown revision).
     """
     try:
+        start = base
+        if head:
+            # no common history: the base itself, as git would have no merge base to offer
+            found = run_git(root, "merge-base", base, head, check=False).split()
+            start = found[0] if found else base
         # the revisions first, so git's own failure reads "git diff <base> failed: …"
         out = run_git(
             root,
             "diff",
-            base,
+            start,
             *([head] if head else []),
             "--name-only",
             "--",

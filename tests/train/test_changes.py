@@ -111,3 +111,19 @@ def test_an_unknown_base_is_a_git_error_that_says_to_fetch_it(training_registry)
         changed_paths(training_registry.root, "no-such-base", "HEAD")
     assert e.value.message.startswith("git diff no-such-base failed: ")
     assert e.value.hint == "fetch the base revision first"
+
+
+def test_what_main_changed_after_the_branch_point_is_not_the_pull_requests(training_registry):
+    """The diff starts at the merge base, as the model check's does: a structure edited on main
+    after the pull request branched off neither shows as changed nor makes its task train."""
+    reg = training_registry
+    _model_pull_request(reg, SUMMARY)
+    reg.git("switch", "-q", "main")
+    path = reg.root / "training/structures/digits-autoencoder.yaml"
+    path.write_text(path.read_text().replace("hidden: 32", "hidden: 24"))
+    reg.commit(message="smaller autoencoder, on main")
+    reg.git("switch", "-q", "train/wine-mlp")
+
+    changed = changed_paths(reg.root, "main", "HEAD")
+    assert changed == ["training/wine-mlp/results.json"]
+    assert affected_tasks(WorkTree(reg.root), changed) == []
