@@ -25,7 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from registry.checks import Finding, Severity
 from registry.core.repo import Snapshot
-from registry.training import ALGORITHMS_DIR, DATASETS_DIR, LAYERS_DIR, STRUCTURES_DIR
+from registry.training import (
+    ALGORITHMS_DIR,
+    DATASETS_DIR,
+    LAYERS_DIR,
+    STRUCTURES_DIR,
+    TRAINING_DIR,
+)
 from registry.training.algorithms import (
     DEFAULT_METRICS,
     CustomAlgorithmInfo,
@@ -216,6 +222,7 @@ def check_training(
         report.findings += [_f(x.message, x.hint, x.path, x.line) for x in lf.findings]
     for info in [*files.layers.values(), *files.algorithm_code.values()]:
         report.findings += [_f(m, h, info.path, line) for m, h, line in info.problems]
+    report.findings += _strays(snap)
     for name, lf in files.tasks.items():
         clash = subcommand_clash(name)
         if clash is not None:
@@ -253,6 +260,60 @@ def check_training(
     for name, rows in report.layers.items():
         report.pictures[name] = render_structure(name, rows)
     return report
+
+
+# What each folder of training files holds: (name suffixes read there, what they are).
+_KINDS = {
+    LAYERS_DIR: ((".py",), "custom layers (<name>.py)"),
+    STRUCTURES_DIR: ((".yaml",), "model structures (<name>.yaml)"),
+    ALGORITHMS_DIR: ((".yaml", ".py"), "algorithms (<name>.yaml, and the .py files they name)"),
+}
+# Names no check reads anywhere, and that no warning is due for.
+_ALWAYS_FINE = ("README.md", "__pycache__")
+
+
+def _strays(snap: Snapshot) -> list[Finding]:
+    """Warnings for files and folders of training/ and datasets/ that nothing reads, so that a
+    misplaced file (a task.yaml among the layers, a structure saved as .yml, a dataset folder
+    without its dataset.yaml) is named instead of silently ignored."""
+    found = []
+
+    def stray(path: str, message: str, hint: str) -> None:
+        found.append(_f(message, hint, path, None, severity=Severity.warning))
+
+    def visible(names: list[str]) -> list[str]:
+        return [n for n in names if not n.startswith(".") and n not in _ALWAYS_FINE]
+
+    for folder, (suffixes, what) in _KINDS.items():
+        for name in visible(snap.list_dir(folder)):
+            path = f"{folder}/{name}"
+            if name.endswith(suffixes) and not snap.list_dir(path):
+                continue
+            if name == "task.yaml":
+                hint = f"a task's file is {TRAINING_DIR}/<task>/task.yaml: move it there"
+            else:
+                hint = f"name it <name>{' or <name>'.join(suffixes)}, or move it out of {folder}/"
+            stray(path, f"{path} is not read: {folder}/ holds {what}", hint)
+    reserved = {Path(folder).name for folder in _KINDS}
+    for name in visible(snap.list_dir(TRAINING_DIR)):
+        path = f"{TRAINING_DIR}/{name}"
+        if name in reserved or not snap.list_dir(path) or snap.read(task_path(name)) is not None:
+            continue
+        stray(
+            path,
+            f"{path}/ has no task.yaml, so it is no training task and nothing in it is read",
+            f"add {path}/task.yaml (docs/training.md), or remove the folder",
+        )
+    for name in visible(snap.list_dir(DATASETS_DIR)):
+        path = f"{DATASETS_DIR}/{name}"
+        if not snap.list_dir(path) or snap.read(dataset_path(name)) is not None:
+            continue
+        stray(
+            path,
+            f"{path}/ has no dataset.yaml, so it is no dataset and no task can use it",
+            f"add {path}/dataset.yaml (docs/training.md), or remove the folder",
+        )
+    return found
 
 
 def check_summaries(snap: Snapshot, tasks: list[str]) -> TrainingReport:

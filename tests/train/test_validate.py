@@ -221,3 +221,39 @@ def test_static_shapes_do_not_import_dynamo_and_leave_torch_as_it_was(training_t
     assert lines[2].startswith("torch._dynamo")  # the real module's disable
     assert int(lines[3]) > 0
     assert lines[4] == "torch.Size([2, 3])"
+
+
+def test_a_misplaced_file_is_named_not_ignored(training_tree):
+    """Files and folders nothing reads (a task.yaml among the layers, a structure saved as .yml, a
+    task folder without task.yaml, a dataset folder without dataset.yaml) are warnings naming
+    each with where it belongs; READMEs and hidden files are left alone."""
+    tree = _Tree(training_tree)
+    assert check_training(WorkTree(tree.root)).findings == []
+    tree.write(
+        {
+            "training/layers/task.yaml": "name: lost\n",
+            "training/layers/README.md": "# our layers\n",
+            "training/structures/wide.yml": "name: wide\n",
+            "training/structures/.draft.yaml.swp": "",
+            "training/algorithms/notes.txt": "todo\n",
+            "training/forgotten/config.yaml": "epochs: 3\n",
+            "datasets/iris/iris.csv.dvc": "outs: []\n",
+        }
+    )
+    report = check_training(WorkTree(tree.root))
+    assert report.passed  # warnings: the examples still check and build
+    strays = {f.path: f for f in report.findings}
+    assert sorted(strays) == [
+        "datasets/iris",
+        "training/algorithms/notes.txt",
+        "training/forgotten",
+        "training/layers/task.yaml",
+        "training/structures/wide.yml",
+    ]
+    assert all(f.severity.value == "warning" for f in strays.values())
+    assert strays["training/layers/task.yaml"].hint.endswith(
+        "training/<task>/task.yaml: move it there"
+    )
+    assert "<name>.yaml" in strays["training/structures/wide.yml"].hint
+    assert "no task.yaml" in strays["training/forgotten"].message
+    assert "no dataset.yaml" in strays["datasets/iris"].message
