@@ -635,21 +635,19 @@ def _metrics(data: bytes | None) -> list[CatalogMetric | dict]:
 def _card(data: bytes | None, name: str) -> tuple[ModelCard | None, str | None]:
     """A card and, when it does not validate, the first problem with its line.
 
-    A plain card (no anchors, aliases or tags) is read without the YAML parser when it has the
-    plain shape (`plaincard`), else with the C YAML loader, and validated directly; the registry's
-    own loader, which also maps every key to its line, is used for the rest and to say where a
-    problem is.
+    A card of the plain shape (`plaincard`: no anchors, aliases or tags, no key given twice) is
+    read without the YAML parser and validated directly; the registry's own loader, which refuses
+    what the bot refuses (a key given twice, which a YAML parser would silently read as its last
+    value) and maps every key to its line, reads the rest and says where a problem is.
     """
     if data is None:
         return None, None
     if len(data) <= MAX_CARD_BYTES and not re.search(rb"[&*!]", data):
         try:
             doc = read_plain(data)
-            if doc is None:
-                doc = yaml.load(data, Loader=_Loader)
             if isinstance(doc, dict):
                 return ModelCard.model_validate(doc), None
-        except (yaml.YAMLError, ValueError):
+        except ValueError:
             pass
     path = f"{MODELS_DIR}/{name}/{CARD_FILE}"
     try:

@@ -258,3 +258,22 @@ def test_a_key_given_twice_is_left_to_the_card_loader_which_refuses_it(text):
     assert read_plain(text.encode()) is None
     with pytest.raises(CardError, match="appears twice"):
         load_card(text.encode())
+
+
+def test_the_catalog_shows_a_card_with_a_key_given_twice_as_the_bot_judges_it():
+    """A YAML parser reads a repeated key as its last value; the bot refuses such a card, and so
+    does the catalog's page of the model (the problem, its line and no data from the card)."""
+    import dataclasses
+
+    from registry.catalog.collect import ModelSource, catalog_model
+
+    card = BENCH_CARD.replace("license: MIT\n", "license: MIT\nlicense: Apache-2.0\n")
+    src = ModelSource("m-00042", card.encode(), [], [], [], {}, [], None, "https://x.invalid", [])
+    model, _ = catalog_model(src)
+    assert model.state == "invalid" and model.license is None
+    line = card.splitlines().index("license: Apache-2.0") + 1
+    assert model.card_problem.startswith(f"models/m-00042/model.yaml:{line}: ")
+    assert "key 'license' appears twice" in model.card_problem
+    # the same card without the repeat is read as it is
+    fine, _ = catalog_model(dataclasses.replace(src, head=BENCH_CARD.encode()))
+    assert fine.state == "updated" and fine.license == "MIT" and fine.card_problem is None
