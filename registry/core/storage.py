@@ -681,8 +681,87 @@ def absolute_local_remotes(config: bytes, repo_url: str) -> bytes:
     return out.getvalue()
 
 
+# The settings of a registry's own `.dvc/config` and `.dvc/config.local` that `plain_remotes`
+# reads itself: `core` keys (None: any text, else the values DVC accepts) and a remote's `url`.
+_PLAIN_CORE: dict[str, tuple[str, ...] | None] = {
+    "remote": None,
+    "analytics": ("true", "false"),
+    "autostage": ("true", "false"),
+    "check_update": ("true", "false"),
+}
+_NAMED_REMOTE = re.compile(r'^\s*remote\s*"(.*)"\s*$')
+
+
+def plain_remotes(dvc_dir: str | os.PathLike) -> dict[str, str] | None:
+    """{remote name: absolute folder} as DVC's `Config` would give it, read without DVC (whose
+    config machinery costs every command that opens a remote some 0.3 s of imports), when the
+    configuration is the plain kind a registry of local folders has: no user or system DVC
+    config, and in the repository's `config` and `config.local` only `core` settings of
+    `_PLAIN_CORE` with values DVC accepts and remotes that are local folders given by `url`
+    alone. None for anything else, which DVC then reads (and judges) itself.
+    """
+    import platformdirs
+
+    levels = [
+        os.environ.get("DVC_SYSTEM_CONFIG_DIR") or platformdirs.site_config_dir("dvc", "iterative"),
+        os.environ.get("DVC_GLOBAL_CONFIG_DIR") or platformdirs.user_config_dir("dvc", "iterative"),
+    ]
+    if any(os.path.lexists(os.path.join(folder, "config")) for folder in levels):
+        return None
+    from configobj import ConfigObj, ConfigObjError
+
+    remotes: dict[str, str] = {}
+    for name in ("config", "config.local"):
+        path = os.path.join(dvc_dir, name)
+        try:
+            with open(path, "rb") as f:
+                text = f.read(1 << 20).decode("utf-8")
+        except FileNotFoundError:
+            continue
+        except (OSError, UnicodeDecodeError):
+            return None
+        if "%" in text or "$" in text:  # interpolation: DVC's reading, not a plain one
+            return None
+        try:
+            conf = ConfigObj(text.splitlines()).dict()
+        except (ConfigObjError, ValueError):
+            return None
+        folder = os.path.abspath(os.path.dirname(path))
+        for section, values in conf.items():
+            section = section.lower()
+            if not isinstance(values, dict):
+                return None
+            values = {k.lower(): v for k, v in values.items()}
+            if section == "core":
+                for key, value in values.items():
+                    if key not in _PLAIN_CORE or not isinstance(value, str):
+                        return None
+                    allowed = _PLAIN_CORE[key]
+                    if allowed is not None and value.lower() not in allowed:
+                        return None
+                continue
+            named = _NAMED_REMOTE.match(section)
+            url = values.get("url")
+            if named is None or set(values) != {"url"} or not isinstance(url, str) or not url:
+                return None
+            if re.match(r"\w+://", url) or local_folder(url) is None:
+                return None  # a store DVC's file systems open
+            expanded = os.path.expanduser(url)
+            remotes[named.group(1)] = (
+                url
+                if os.path.isabs(url)
+                else expanded
+                if os.path.isabs(expanded)
+                else os.path.abspath(os.path.join(folder, url))
+            )
+    return remotes
+
+
 class Storage:
     """The DVC remotes of a registry clone.
+
+    Its own configuration (local-folder remotes only) is read by `plain_remotes`; any other is
+    DVC's to read and check, at once.
 
     Args:
         root: the repository root that holds `.dvc/`.
@@ -694,17 +773,30 @@ class Storage:
             raise UsageError(
                 f"{self.root} has no .dvc folder", "run this inside the registry clone"
             )
+        self._config_dir = str(config_dir or self.root / ".dvc")
+        self._plain = plain_remotes(self._config_dir)
+        self._config = None if self._plain is not None else self._dvc_config()
+        self._remotes: dict[str, Remote] = {}
+        self._config_holder = None  # the temporary copy of a revision's config (`at_revision`)
+        self.config_revision: str | None = None
+
+    def _dvc_config(self):
         from dvc.config import Config, ConfigError
 
         try:
-            self.config = Config(dvc_dir=str(config_dir or self.root / ".dvc"))
+            return Config(dvc_dir=self._config_dir)
         except ConfigError as e:
             raise UsageError(
                 f".dvc/config is invalid: {e}", "fix .dvc/config (see docs/storage.md)"
             ) from None
-        self._remotes: dict[str, Remote] = {}
-        self._config_holder = None  # the temporary copy of a revision's config (`at_revision`)
-        self.config_revision: str | None = None
+
+    @property
+    def config(self):
+        """DVC's `Config` of the registry (read when first asked for where `plain_remotes` read
+        the remotes)."""
+        if self._config is None:
+            self._config = self._dvc_config()
+        return self._config
 
     @classmethod
     def at_revision(cls, root: str | os.PathLike, rev: str) -> Storage:
@@ -750,13 +842,13 @@ class Storage:
         """
         if name in self._remotes:
             return self._remotes[name]
-        conf = self.config.get("remote", {})
+        conf = self._plain if self._plain is not None else self.config.get("remote", {})
         if name not in conf:
             raise UsageError(
                 f"no DVC remote named '{name}' in .dvc/config",
                 f"add one: dvc remote add {name} <url>  (see docs/storage.md)",
             )
-        url = conf[name].get("url", "")
+        url = conf[name] if self._plain is not None else conf[name].get("url", "")
 
         def open_fs():
             from dvc.config import ConfigError

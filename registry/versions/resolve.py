@@ -218,8 +218,6 @@ def fetch_files(
         StorageError: an object is missing from the remote, corrupt, the wrong size, or the remote
             is unreachable; nothing is written then.
     """
-    import git
-
     from registry.cards.model_files import model_files
     from registry.core.repo import GitRevision
     from registry.core.storage import Storage
@@ -229,8 +227,7 @@ def fetch_files(
         raise UsageError(
             f"{dest} exists and is not a folder", "give a folder to write the version's files into"
         )
-    repo = git.Repo(root, search_parent_directories=True)
-    files = model_files(GitRevision(repo, version.commit), version.name)
+    files = model_files(GitRevision(root, version.commit), version.name)
     files.require_usable(f"{version.tag}: cannot fetch")
     in_git = {e.path for e in files.entries if e.kind == "file"}
     source = (storage or Storage(root)).remote(remote)
