@@ -2,12 +2,14 @@
 
 A worker is a `multiprocessing` process forked from a fork server that has imported torch and the
 other heavy modules once (`registry.training.preload`; spawned where there is no fork), never a
-thread: training holds the GIL. Workers send events (start, progress, epoch, done,
-failed, skipped) through a queue; the parent shows them (`ProgressView`) and decides nothing else,
-so a worker that fails, raises or is killed (out of memory, a signal) is reported and the others
-go on. Ctrl-C stops the workers (they ignore SIGINT; the parent ends them), and as every finished
-epoch is checkpointed, running the task again resumes where it stopped. Across machines the same
-instances run as an Actions matrix (.github/workflows/train.yml): one `--instance` per job.
+thread: training holds the GIL. Workers send events (start, progress, epoch, done, failed,
+skipped) each through a pipe of its own; the parent shows them (`ProgressView`) and decides nothing
+else, so a worker that fails, raises or is killed (out of memory, a signal) is reported and the
+others go on. (Not one queue shared by the workers: its writers share a lock, and a worker killed
+while it held that lock would leave every other worker blocked on it for good.) Ctrl-C stops the
+workers (they ignore SIGINT; the parent ends them), and as every finished epoch is checkpointed,
+running the task again resumes where it stopped. Across machines the same instances run as an
+Actions matrix (.github/workflows/train.yml): one `--instance` per job.
 """
 
 from __future__ import annotations
@@ -15,16 +17,19 @@ from __future__ import annotations
 import difflib
 import json
 import os
-import queue as queue_mod
+import pickle
 import signal
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from registry.core.errors import UsageError
 from registry.training.files import Instance, expand_instances, read_task
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
 
 
 @dataclass
@@ -73,11 +78,12 @@ def select_instances(root: Path, task: str, names: list[str] | None) -> list[Ins
 
 
 def _worker(root: str, task: str, inst: Instance, device: str, threads: int, events) -> None:
-    """Entry of a worker process: train one instance, report through `events`, never raise."""
+    """Entry of a worker process: train one instance, report through `events` (the writing end
+    of its own pipe), never raise."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
 
     def send(event: dict) -> None:
-        events.put({"instance": inst.name, "time": time.time(), **event})
+        events.send({"instance": inst.name, "time": time.time(), **event})
 
     try:
         from registry.training.runner import train_instance
@@ -161,7 +167,7 @@ def train_task(
     view = view or ProgressView(sys.stderr, plain=True)
     threads = threads or max(1, (os.cpu_count() or 1) // min(workers, len(chosen)))
     ctx = _context(mp)
-    events = ctx.Queue()
+    events: dict[str, Connection] = {}  # the reading end of each running worker's pipe
     outcomes = {i.name: InstanceOutcome(i.name) for i in chosen}
     pending = list(chosen)
     running: dict[str, mp.Process] = {}
@@ -172,13 +178,18 @@ def train_task(
             # an instance that has reported how it ended frees its place before its process is gone
             while pending and sum(outcomes[n].state == "running" for n in running) < workers:
                 inst = pending.pop(0)
+                reader, writer = ctx.Pipe(duplex=False)
                 p = ctx.Process(
                     target=_worker,
-                    args=(str(root), task, inst, device, threads, events),
+                    args=(str(root), task, inst, device, threads, writer),
                     name=f"train-{inst.name}",
                     daemon=True,
                 )
-                p.start()
+                try:
+                    p.start()
+                finally:
+                    writer.close()  # the worker's alone: its end of the pipe closes when it ends
+                events[inst.name] = reader
                 running[inst.name] = p
                 outcomes[inst.name].state = "running"
             _drain(events, outcomes, view, timeout=0.2)
@@ -186,7 +197,7 @@ def train_task(
                 if p.exitcode is None:
                     continue
                 p.join()
-                _drain(events, outcomes, view, timeout=0.05)
+                _drain_ended(events, name, outcomes, view)
                 del running[name]
                 o = outcomes[name]
                 if o.state == "running":  # ended without saying how: killed
@@ -218,7 +229,8 @@ def train_task(
             outcomes[inst.name].state = "stopped"
             outcomes[inst.name].message = "not started"
     finally:
-        events.close()
+        for reader in events.values():
+            reader.close()
         view.end(run)
     return run
 
@@ -267,30 +279,72 @@ def _short_socket_folder() -> None:
 
 
 def _drain(
-    events, outcomes: dict[str, InstanceOutcome], view: ProgressView, timeout: float
+    events: dict[str, Connection],
+    outcomes: dict[str, InstanceOutcome],
+    view: ProgressView,
+    timeout: float,
 ) -> None:
+    """Show the events the workers send within `timeout` seconds. A pipe whose worker has ended
+    (its end closed, or a message cut off by a kill) is closed and no longer read."""
+    from multiprocessing.connection import wait
+
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            ev = events.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue_mod.Empty:
+    if not events:  # every pipe ended: the workers are on their way out
+        time.sleep(min(timeout, 0.05))
+    while events:
+        ready = wait(list(events.values()), timeout=max(0.0, deadline - time.monotonic()))
+        if not ready:
             return
-        o = outcomes.get(ev.get("instance"))
-        if o is not None:
-            kind = ev.get("event")
-            if kind == "done":
-                o.state, o.metrics, o.seconds = (
-                    "done",
-                    ev.get("metrics", {}),
-                    ev.get("train_seconds"),
-                )
-            elif kind == "skipped":
-                o.state, o.metrics, o.message = "skipped", ev.get("metrics", {}), ev.get("reason")
-            elif kind == "failed":
-                o.state, o.message, o.hint = "failed", ev.get("message"), ev.get("hint")
-        view.event(ev)
+        for name, reader in list(events.items()):
+            if reader in ready:
+                ev = _receive(reader)
+                if ev is None:
+                    reader.close()
+                    del events[name]
+                else:
+                    _show(ev, outcomes, view)
         if time.monotonic() >= deadline:
             return
+
+
+def _drain_ended(
+    events: dict[str, Connection],
+    name: str,
+    outcomes: dict[str, InstanceOutcome],
+    view: ProgressView,
+) -> None:
+    """Show every event a worker that has ended sent, up to the end of its pipe."""
+    reader = events.pop(name, None)
+    if reader is None:
+        return
+    try:
+        while reader.poll(5) and (ev := _receive(reader)) is not None:
+            _show(ev, outcomes, view)
+    finally:
+        reader.close()
+
+
+def _receive(reader: Connection) -> dict | None:
+    """The next event of a pipe; None at its end or where a killed worker left half a message."""
+    try:
+        ev = reader.recv()
+    except (EOFError, OSError, pickle.UnpicklingError, ValueError, TypeError):
+        return None
+    return ev if isinstance(ev, dict) else None
+
+
+def _show(ev: dict, outcomes: dict[str, InstanceOutcome], view: ProgressView) -> None:
+    """Record an event in its instance's outcome and show it."""
+    o = outcomes.get(ev.get("instance"))
+    if o is not None:
+        kind = ev.get("event")
+        if kind == "done":
+            o.state, o.metrics, o.seconds = "done", ev.get("metrics", {}), ev.get("train_seconds")
+        elif kind == "skipped":
+            o.state, o.metrics, o.message = "skipped", ev.get("metrics", {}), ev.get("reason")
+        elif kind == "failed":
+            o.state, o.message, o.hint = "failed", ev.get("message"), ev.get("hint")
+    view.event(ev)
 
 
 # --------------------------------------------------------------------------- showing progress

@@ -86,3 +86,37 @@ def test_jsonl_is_every_event_as_json():
     assert lines[0] == {"event": "begin", "task": "t", "instances": ["a", "b"], "workers": 2}
     assert lines[1:-1] == EVENTS
     assert lines[-1]["event"] == "end" and lines[-1]["instances"]["b"]["state"] == "failed"
+
+
+def test_a_worker_killed_mid_message_costs_its_own_pipe_only():
+    """Each worker writes to a pipe of its own: one killed halfway through a message (its pipe
+    ends with half a pickle) is dropped, and the events of the others still arrive. (Workers
+    that shared one queue shared its lock: a worker killed while holding it blocked the others for
+    good.)"""
+    import multiprocessing as mp
+    import os
+    import pickle
+    import struct
+
+    from registry.training.workers import _drain, _drain_ended
+
+    killed_r, killed_w = mp.Pipe(duplex=False)
+    alive_r, alive_w = mp.Pipe(duplex=False)
+    whole = pickle.dumps({"instance": "killed", "event": "epoch", "epoch": 1, "epochs": 4})
+    killed_w.send({"instance": "killed", "event": "started", "epochs": 4})
+    # the frame's length, then half the message: the worker was killed in the middle of the write
+    os.write(killed_w.fileno(), struct.pack("!i", len(whole)) + whole[: len(whole) // 2])
+    killed_w.close()
+    alive_w.send({"instance": "alive", "event": "done", "metrics": {"accuracy": 0.9}})
+    events = {"killed": killed_r, "alive": alive_r}
+    outcomes = {n: InstanceOutcome(n, state="running") for n in events}
+    out = io.StringIO()
+    view = ProgressView(out, plain=True)
+    _drain(events, outcomes, view, timeout=0.5)
+    assert "killed" not in events and killed_r.closed  # read to its end, then let go
+    assert outcomes["alive"].state == "done" and outcomes["killed"].state == "running"
+    alive_w.send({"instance": "alive", "event": "log", "line": "bye"})
+    alive_w.close()
+    _drain_ended(events, "alive", outcomes, view)
+    assert events == {} and alive_r.closed
+    assert "[alive] done: accuracy 0.9000" in out.getvalue()
