@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import subprocess
 import sys
 import textwrap
@@ -532,3 +533,48 @@ def run_bounded(
             seconds,
             usage.ru_maxrss * 1024,
         )
+
+
+# ---- damaged inputs: what a careless or hostile pull request can make of a valid file
+
+# Values a pull request could put anywhere: empty, nested, huge, non-finite, typed, links, control
+# characters, YAML's own syntax, paths that climb out, and (for the Python files) hostile code.
+ATOMS = [
+    "", "null", "~", "[]", "{}", "[1, [2, [3]]]", "{a: {b: {c: 1}}}", "1e999", ".nan", "-.inf",
+    "0x1F", "9" * 400, "'\\u0000'", '"\\x00"', "é🙂", "!!binary aGVsbG8=", "2001-12-14", "yes",
+    "&a x", "*a", "? complex", "|\n  block", "../../etc/passwd", "/abs/path", "model.onnx/..",
+    "-", ":", "'", '"', "#", "@", "%", "\t", "\x85", "\u2028", "[N, 8]", "[-1]", "[0, 0]",
+    "{type: Linear}", "Linear", "digits", "def f(:", "raise SystemExit", "while True: pass",
+    "__import__('os')", "OUTPUT_SHAPE = [1, 2]", "OUTPUT_SHAPE = None",
+]  # fmt: skip
+
+
+def mutate(text: str, rnd: random.Random) -> str:
+    lines = text.split("\n")
+    for _ in range(rnd.randint(1, 4)):
+        op, i = rnd.randrange(6), rnd.randrange(len(lines)) if lines else 0
+        if op == 0 and lines:
+            del lines[i]
+        elif op == 1 and lines:
+            lines.insert(i, lines[rnd.randrange(len(lines))])
+        elif op == 2 and lines and ":" in lines[i]:
+            lines[i] = f"{lines[i].split(':', 1)[0]}: {rnd.choice(ATOMS)}"
+        elif op == 3 and lines:
+            lines[i] = "  " * rnd.randint(0, 5) + lines[i].lstrip()
+        elif op == 4:
+            lines.insert(i, rnd.choice(ATOMS))
+        elif lines:
+            j = rnd.randrange(len(lines[i]) + 1)
+            lines[i] = lines[i][:j] + rnd.choice(ATOMS) + lines[i][j:]
+    return "\n".join(lines)
+
+
+def damaged(text: str, rnd: random.Random) -> bytes:
+    data = mutate(text, rnd).encode("utf-8", "surrogatepass")
+    if rnd.random() < 0.1:  # and now and then a few bytes flipped (not UTF-8 any more)
+        raw = bytearray(data)
+        for _ in range(3):
+            if raw:
+                raw[rnd.randrange(len(raw))] = rnd.randrange(256)
+        data = bytes(raw)
+    return data
