@@ -535,6 +535,15 @@ def run_bounded(
         )
 
 
+def typed(value):
+    """A value with its types spelled out (1, 1.0 and True are equal in Python, not in a card)."""
+    if isinstance(value, dict):
+        return {"dict": [(typed(k), typed(v)) for k, v in value.items()]}
+    if isinstance(value, list):
+        return {"list": [typed(v) for v in value]}
+    return (type(value).__name__, value)
+
+
 # ---- damaged inputs: what a careless or hostile pull request can make of a valid file
 
 # Values a pull request could put anywhere: empty, nested, huge, non-finite, typed, links, control

@@ -27,19 +27,20 @@ PLAIN = """\
     url = ~/models/store
 """
 
-# (config, config.local): each is read the same by both, or left to DVC
+# (config, config.local, read here?): each is read the same by both, or left to DVC
 CASES = [
-    (PLAIN, None),
-    (PLAIN, "['remote \"staging\"']\n    url = ../elsewhere\n"),  # the local file wins
-    ("[core]\n    autostage = TRUE\n    check_update = false\n", None),
-    ("", None),
-    (PLAIN.replace("../storage/staging", "s3://bucket/staging"), None),  # another store
-    (PLAIN, "['remote \"staging\"']\n    access_key_id = AKIA\n"),  # credentials
-    (PLAIN.replace("/srv/registry/public", "%(here)s/public"), None),  # interpolation
-    (PLAIN + "[cache]\n    type = symlink\n", None),  # a setting not read here
-    ("[core]\n    analytics = maybe\n", None),  # a value DVC refuses
-    ("[core]\n    remote\n", None),  # not a config at all
-    ("['remote \"x\"']\n    jobs = 4\n", None),  # a remote without url
+    (PLAIN, None, True),
+    (PLAIN, "['remote \"staging\"']\n    url = ../elsewhere\n", True),  # the local file wins
+    ("[core]\n    autostage = TRUE\n    check_update = false\n", None, True),
+    ("", None, True),
+    (PLAIN.replace("../storage/staging", "s3://bucket/staging"), None, False),  # another store
+    (PLAIN, "['remote \"staging\"']\n    access_key_id = AKIA\n", False),  # credentials
+    (PLAIN.replace("/srv/registry/public", "%(here)s/public"), None, False),  # interpolation
+    (PLAIN + "[cache]\n    type = symlink\n", None, False),  # a setting not read here
+    ("[core]\n    analytics = maybe\n", None, False),  # a value DVC refuses
+    ("[core]\n    remote\n", None, False),  # not a config at all
+    ("['remote \"x\"']\n    jobs = 4\n", None, False),  # a remote without url
+    (PLAIN + "# " + "x" * (1 << 20) + "\n", None, False),  # over the size read here
 ]
 
 
@@ -68,19 +69,16 @@ def read_both(tmp_path, monkeypatch, config: str, local: str | None) -> dict[str
     return plain
 
 
-@pytest.mark.parametrize("config, local", CASES)
-def test_read_as_dvc_reads_it_or_left_to_dvc(tmp_path, monkeypatch, config, local):
-    read_both(tmp_path, monkeypatch, config, local)
+@pytest.mark.parametrize("config, local, plain", CASES)
+def test_read_as_dvc_reads_it_or_left_to_dvc(tmp_path, monkeypatch, config, local, plain):
+    assert (read_both(tmp_path, monkeypatch, config, local) is not None) == plain
 
 
-def test_the_plain_cases_are_read_here_and_the_others_are_not(tmp_path, monkeypatch):
-    read = [
-        read_both(tmp_path / str(i), monkeypatch, c, lc) is not None
-        for i, (c, lc) in enumerate(CASES)
-    ]
-    assert read == [True] * 4 + [False] * (len(CASES) - 4)
-    assert read_both(tmp_path / "plain", monkeypatch, PLAIN, None) == {
-        "staging": str(tmp_path / "plain" / "registry" / "storage" / "staging"),
+def test_relative_absolute_and_home_folders_are_resolved_as_dvc_resolves_them(
+    tmp_path, monkeypatch
+):
+    assert read_both(tmp_path, monkeypatch, PLAIN, None) == {
+        "staging": str(tmp_path / "registry" / "storage" / "staging"),
         "public": "/srv/registry/public",
         "home": os.path.expanduser("~/models/store"),
     }

@@ -326,10 +326,19 @@ class GitRevision(Snapshot):
     def _tree(self, path: str) -> list[tuple[str, str, str]] | None:
         """The entries (mode, name, object id) of a folder (the root for ''), or None."""
         spec = self._spec(path) if path.strip("/") else f"{self.rev}^{{tree}}"
-        found = self.objects.read(spec) if spec is not None else None
+        return self._entries(spec) if spec is not None else None
+
+    def _entries(self, spec: str) -> list[tuple[str, str, str]] | None:
+        """The entries of the tree object `spec` names, or None when it names no tree."""
+        found = self.objects.read(spec)
         if found is None or found[1] != "tree":
             return None
         return _tree_entries(found[2], len(found[0]) // 2)
+
+    def _link_target(self, object_id: str) -> str:
+        """The target a symbolic link's blob holds."""
+        found = self.objects.read(object_id)
+        return found[2].decode("utf-8", "replace") if found is not None else ""
 
     def read(self, path: str) -> bytes | None:
         spec = self._spec(path)
@@ -343,9 +352,7 @@ class GitRevision(Snapshot):
         if found is None:
             return None
         if found[0] == "120000":
-            target = self.objects.read(found[2])
-            text = target[2].decode("utf-8", "replace") if target is not None else ""
-            return FileEntry(path, True, text)
+            return FileEntry(path, True, self._link_target(found[2]))
         return FileEntry(path)
 
     def list_dir(self, path: str) -> list[str]:
@@ -372,13 +379,11 @@ class GitRevision(Snapshot):
             mode, name, sha = pending.pop()
             path = f"{prefix}/{name}"
             if mode == "40000":
-                found = self.objects.read(sha)
-                if found is not None and found[1] == "tree":
-                    stack.append((path, _tree_entries(found[2], len(found[0]) // 2)[::-1]))
+                inner = self._entries(sha)
+                if inner is not None:
+                    stack.append((path, inner[::-1]))
             elif mode == "120000":
-                target = self.objects.read(sha)
-                text = target[2].decode("utf-8", "replace") if target is not None else ""
-                entries.append(TreeEntry(path, "symlink", text))
+                entries.append(TreeEntry(path, "symlink", self._link_target(sha)))
             elif mode == "160000":
                 entries.append(TreeEntry(path, "gitlink"))
             else:

@@ -690,6 +690,7 @@ _PLAIN_CORE: dict[str, tuple[str, ...] | None] = {
     "check_update": ("true", "false"),
 }
 _NAMED_REMOTE = re.compile(r'^\s*remote\s*"(.*)"\s*$')
+_PLAIN_MAX = 1 << 20  # a bigger config file is DVC's to read
 
 
 def plain_remotes(dvc_dir: str | os.PathLike) -> dict[str, str] | None:
@@ -715,12 +716,14 @@ def plain_remotes(dvc_dir: str | os.PathLike) -> dict[str, str] | None:
         path = os.path.join(dvc_dir, name)
         try:
             with open(path, "rb") as f:
-                text = f.read(1 << 20).decode("utf-8")
+                data = f.read(_PLAIN_MAX + 1)
+            text = data.decode("utf-8")
         except FileNotFoundError:
             continue
         except (OSError, UnicodeDecodeError):
             return None
-        if "%" in text or "$" in text:  # interpolation: DVC's reading, not a plain one
+        # interpolation (`%`, `$`) is DVC's reading, not a plain one
+        if len(data) > _PLAIN_MAX or "%" in text or "$" in text:
             return None
         try:
             conf = ConfigObj(text.splitlines()).dict()
@@ -744,15 +747,12 @@ def plain_remotes(dvc_dir: str | os.PathLike) -> dict[str, str] | None:
             url = values.get("url")
             if named is None or set(values) != {"url"} or not isinstance(url, str) or not url:
                 return None
-            if re.match(r"\w+://", url) or local_folder(url) is None:
+            if local_folder(url) is None:
                 return None  # a store DVC's file systems open
+            # as DVC resolves it: absolute as it is, `~` expanded, else from the file's folder
             expanded = os.path.expanduser(url)
             remotes[named.group(1)] = (
-                url
-                if os.path.isabs(url)
-                else expanded
-                if os.path.isabs(expanded)
-                else os.path.abspath(os.path.join(folder, url))
+                expanded if os.path.isabs(expanded) else os.path.abspath(os.path.join(folder, url))
             )
     return remotes
 
@@ -842,13 +842,15 @@ class Storage:
         """
         if name in self._remotes:
             return self._remotes[name]
-        conf = self._plain if self._plain is not None else self.config.get("remote", {})
-        if name not in conf:
+        urls = self._plain
+        if urls is None:
+            urls = {n: c.get("url", "") for n, c in self.config.get("remote", {}).items()}
+        if name not in urls:
             raise UsageError(
                 f"no DVC remote named '{name}' in .dvc/config",
                 f"add one: dvc remote add {name} <url>  (see docs/storage.md)",
             )
-        url = conf[name] if self._plain is not None else conf[name].get("url", "")
+        url = urls[name]
 
         def open_fs():
             from dvc.config import ConfigError

@@ -7,7 +7,7 @@ A pull request's training check builds only the tasks its diff affects (`affecte
 record of a run, not an input to one: changing it affects no task, and a diff that changes nothing
 else under datasets/ and training/ (`summaries_only`) gets the summary check alone.
 
-This module reads git through `registry.core.git` and imports neither torch nor the checks, so a
+This module reads git through `registry.core` and imports neither torch nor the checks, so a
 check can decide what to run before it loads them.
 """
 
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from registry.core.errors import GitError
 from registry.core.git import run_git
+from registry.core.repo import RegistryRepo
 from registry.training import (
     ALGORITHMS_DIR,
     DATASETS_DIR,
@@ -35,12 +36,13 @@ def changed_paths(root: Path, base: str, head: str | None) -> list[str]:
     Raises:
         GitError: the diff failed (an unknown revision).
     """
+    start = base
+    if head:
+        try:
+            start = RegistryRepo(root).merge_base(base, head)
+        except GitError:
+            pass  # an unknown revision: the diff below names it
     try:
-        start = base
-        if head:
-            # no common history: the base itself, as git would have no merge base to offer
-            found = run_git(root, "merge-base", base, head, check=False).split()
-            start = found[0] if found else base
         # the revisions first, so git's own failure reads "git diff <base> failed: …"
         out = run_git(
             root,

@@ -41,6 +41,7 @@ from registry.training.algorithms import (
 )
 from registry.training.files import (
     ALGORITHM_HYPERPARAMETERS,
+    RESERVED_TRAINING_FOLDERS,
     Algorithm,
     Dataset,
     Instance,
@@ -294,10 +295,11 @@ def _strays(snap: Snapshot) -> list[Finding]:
             else:
                 hint = f"name it <name>{' or <name>'.join(suffixes)}, or move it out of {folder}/"
             stray(path, f"{path} is not read: {folder}/ holds {what}", hint)
-    reserved = {Path(folder).name for folder in _KINDS}
     for name in visible(snap.list_dir(TRAINING_DIR)):
         path = f"{TRAINING_DIR}/{name}"
-        if name in reserved or not snap.list_dir(path) or snap.read(task_path(name)) is not None:
+        if name in RESERVED_TRAINING_FOLDERS or not snap.list_dir(path):
+            continue
+        if snap.read(task_path(name)) is not None:
             continue
         stray(
             path,

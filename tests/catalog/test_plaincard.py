@@ -7,7 +7,7 @@ import random
 import pytest
 import yaml
 
-from factories import REPO_ROOT, example_card
+from factories import REPO_ROOT, example_card, typed
 from registry.cards.plaincard import read_metrics, read_plain
 
 BENCH_CARD = """\
@@ -34,15 +34,6 @@ owners:
 license: MIT
 tags: [edge, vision]
 """
-
-
-def typed(value):
-    """A value with its types spelled out (1, 1.0 and True are equal in Python, not in a card)."""
-    if isinstance(value, dict):
-        return {"dict": [(typed(k), typed(v)) for k, v in value.items()]}
-    if isinstance(value, list):
-        return {"list": [typed(v) for v in value]}
-    return (type(value).__name__, value)
 
 
 def same_as_yaml(text: str):

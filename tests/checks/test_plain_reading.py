@@ -11,7 +11,7 @@ import random
 import pytest
 import yaml
 
-from factories import example_card
+from factories import example_card, typed
 from registry.cards import config as config_module
 from registry.cards import schema
 from registry.cards.config import ConfigFileOptions, ConfigSyntaxError, parse_config
@@ -235,16 +235,7 @@ def _card_outcome(text: str | bytes):
         parsed = schema.parse_card_yaml(text)
     except CardError as e:
         return ("refused", e.message, e.hint, e.line)
-    return ("read", _typed(parsed.data), sorted(parsed.lines.items(), key=repr))
-
-
-def _typed(value):
-    """A value with its types spelled out (1, 1.0 and True are equal in Python, not in a card)."""
-    if isinstance(value, dict):
-        return {"dict": [(_typed(k), _typed(v)) for k, v in value.items()]}
-    if isinstance(value, list):
-        return {"list": [_typed(v) for v in value]}
-    return (type(value).__name__, value)
+    return ("read", typed(parsed.data), sorted(parsed.lines.items(), key=repr))
 
 
 _PIECES = [
@@ -292,7 +283,7 @@ def test_card_text_reads_to_the_same_data_lines_and_refusals(monkeypatch):
 
 def _config_outcome(data: bytes, options: ConfigFileOptions | None):
     try:
-        return ("read", _typed(parse_config(data, "config.yaml", options)))
+        return ("read", typed(parse_config(data, "config.yaml", options)))
     except ConfigSyntaxError as e:
         return ("refused", e.message, e.line, e.hint)
 
@@ -314,7 +305,7 @@ def test_config_text_reads_to_the_same_values_and_refusals(monkeypatch):
 def test_the_data_is_what_pyyaml_reads():
     """The careful path itself agrees with PyYAML on the plain cards (no shared mistake)."""
     for text in plain_cards().values():
-        assert _typed(schema.parse_card_yaml(text).data) == _typed(yaml.safe_load(text))
+        assert typed(schema.parse_card_yaml(text).data) == typed(yaml.safe_load(text))
 
 
 def test_the_plain_shape_refuses_the_characters_yaml_reads_otherwise():
