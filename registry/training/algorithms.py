@@ -30,6 +30,7 @@ from typing import Any
 
 from registry.training import ALGORITHMS_DIR
 from registry.training.files import Algorithm
+from registry.training.layers import parse_python
 
 DEFAULT_LOSS = {"classification": "cross_entropy", "regression": "mse", "autoencoder": "mse"}
 DEFAULT_METRICS = {
@@ -73,7 +74,7 @@ def inspect_custom_algorithm(source: bytes | str, path: str) -> CustomAlgorithmI
     """Read a custom algorithm file with `ast`: the `Algorithm` class and its methods."""
     info = CustomAlgorithmInfo(path)
     try:
-        tree = ast.parse(source, filename=path)
+        tree = parse_python(source, path)
     except SyntaxError as e:
         info.problems.append(
             (f"syntax error: {e.msg}", "fix the Python syntax at that line", e.lineno)

@@ -257,3 +257,17 @@ def test_a_misplaced_file_is_named_not_ignored(training_tree):
     assert "<name>.yaml" in strays["training/structures/wide.yml"].hint
     assert "no task.yaml" in strays["training/forgotten"].message
     assert "no dataset.yaml" in strays["datasets/iris"].message
+
+
+def test_a_compiler_warning_in_a_layer_file_stays_out_of_the_bot_log(training_tree):
+    """An invalid escape in a pull request's Python is a SyntaxWarning when the file is read into a
+    syntax tree (Python 3.12 prints it); the static check reads the file without printing it."""
+    import warnings
+
+    tree = _Tree(training_tree)
+    layer = tree.root / "training/layers/standardise.py"
+    layer.write_text(layer.read_text() + '\nPATTERN = "\\d+"\n')
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the check run here
+        report = check_training(WorkTree(tree.root))
+    assert report.passed, [f.message for f in report.findings]
