@@ -78,3 +78,42 @@ def test_a_plain_list_loads_neither_click_nor_the_card_schema(published_registry
     )
     assert proc.returncode == 0, proc.stderr
     assert "digits" in proc.stdout and proc.stderr.strip().endswith("False False")
+
+
+def test_list_finds_the_clone_wherever_git_would(published_registry, tmp_path):
+    """The clone is found without git where its `.git` folder is plain; a subfolder, a linked
+    worktree and a git folder named by `GIT_DIR` list the same models as the clone's top."""
+    reg = published_registry
+    assert reg.registry("index", "rebuild").returncode == 0
+    at_top, _ = both(reg, "list")
+    assert "digits" in at_top.stdout and not at_top.stderr
+    from_models, _ = both(reg, "list", cwd=reg.root / "models" / "digits")
+    assert from_models.stdout == at_top.stdout
+    tree = tmp_path / "linked"
+    reg.git("worktree", "add", "-q", "--detach", str(tree), "HEAD")
+    in_worktree, _ = both(reg, "list", cwd=tree / "models")
+    assert in_worktree.stdout == at_top.stdout
+    env = {"GIT_DIR": str(reg.root / ".git"), "GIT_WORK_TREE": str(reg.root)}
+    fast = reg.registry("list", env=env, cwd=tmp_path)
+    full = reg.registry("--traceback", "list", env=env, cwd=tmp_path)
+    assert fast.returncode == full.returncode == 0, fast.stderr
+    assert fast.stdout == full.stdout == at_top.stdout
+
+
+def test_list_outside_a_clone_or_without_git_says_so_in_one_line(published_registry, tmp_path):
+    reg = published_registry
+    outside, _ = both(reg, "list", cwd=tmp_path)
+    assert outside.returncode == 2
+    assert "is not inside a clone of the registry" in outside.stderr
+    assert "Traceback" not in outside.stderr
+    inside_git_folder, _ = both(reg, "list", cwd=reg.root / ".git")
+    assert inside_git_folder.returncode == 2
+    # no git on the PATH: one clear line, whichever reader found git missing first
+    no_git = {"PATH": str(tmp_path)}
+    for index in ("without", "with"):
+        if index == "with":
+            assert reg.registry("index", "rebuild").returncode == 0
+        listed = reg.registry("list", env=no_git)
+        assert listed.returncode == 4 and not listed.stdout, index
+        assert listed.stderr.startswith("error: cannot run git"), listed.stderr
+        assert "install git" in listed.stderr and "Traceback" not in listed.stderr

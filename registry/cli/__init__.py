@@ -97,11 +97,14 @@ def _list_at_once(args: list[str]) -> bool:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # as the group's quiet_third_party
-            from registry.core.git import clone_root
+            from registry.core.git import find_clone_root
             from registry.versions.listing import list_models
 
+            root = find_clone_root()
+            if root is None:
+                return False  # the click path says so
             rows = list_models(
-                clone_root(),
+                root,
                 task=given.get("--task"),
                 project=given.get("--project"),
                 state=given.get("--state"),

@@ -121,6 +121,15 @@ def run(argv: list[str] | None, invocation: Invocation) -> None:
         click.echo(f"error: {error.message}", err=True)
         click.echo(f"  hint: {error.hint}", err=True)
         sys.exit(error.exit_code)
+    except OSError as e:
+        if e.filename != "git" or invocation.traceback:
+            unexpected(e, invocation)
+        from registry.core.git import cannot_run_git
+
+        error = cannot_run_git(e)  # started through subprocess, which says no more than this
+        click.echo(f"error: {error.message}", err=True)
+        click.echo(f"  hint: {error.hint}", err=True)
+        sys.exit(error.exit_code)
     except Exception as e:  # noqa: BLE001 - the funnel: never a bare traceback unless asked for
         unexpected(e, invocation)
 

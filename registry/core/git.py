@@ -1,17 +1,26 @@
 """Running git: the one wrapper every layer uses, bulk object reads, and finding the clone's root.
 
 Nothing here imports gitpython, so `list`, `show` and `pull` start fast; `registry.core.repo`
-builds the richer views (snapshots, diffs) on top of it.
+builds the richer views (snapshots, diffs) on top of it. Neither `subprocess` nor `pathlib` is
+imported when this module is: with the modules they bring (signal, threading, selectors, locale,
+re, enum, urllib.parse…) they cost `registry list` about a fifth of its time, so the readers on its
+path start git through `GitProcess` and find the clone through `find_clone_root`, and everything
+else imports them where it runs git.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
-import weakref
-from pathlib import Path
+
+# the signal numbers from the built-in module that `signal` wraps in enums (so imports enum)
+from _signal import SIGKILL, SIGPIPE, SIGXFSZ
 
 from registry.core.errors import GitError, UsageError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    import subprocess
+    from pathlib import Path
 
 # `git for-each-ref` fields of a tag: name, object type (tag for annotated), object, peeled commit,
 # date.
@@ -32,6 +41,8 @@ def run_git(
     Raises:
         GitError: git exited non-zero (with `check`), or ran past `timeout` seconds.
     """
+    import subprocess
+
     try:
         proc = subprocess.run(
             ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
@@ -46,6 +57,117 @@ def run_git(
             "run this inside a clone of the registry",
         )
     return proc.stdout
+
+
+class GitProcess:
+    """A git command started without the `subprocess` module (see above), its output read through
+    a pipe: for the few readers on the path of `registry list`.
+
+    Args:
+        root: the folder git runs in (`git -C root`, as `run_git`'s `cwd`).
+        args: git's arguments.
+        stdin: give git a pipe to read `communicate`'s input from (else it inherits ours).
+        stderr: keep git's messages for `communicate` (else they are dropped).
+
+    Raises:
+        GitError: git cannot be started (not installed, not on PATH).
+    """
+
+    def __init__(
+        self, root: str | os.PathLike, *args: str, stdin: bool = False, stderr: bool = False
+    ):
+        # our ends of the pipes (file descriptors) are not inherited (os.pipe): a second git
+        # started meanwhile holds none of them open
+        self._stdin = self._stdout = self._stderr = None
+        self.returncode: int | None = None
+        actions, theirs = [], []
+        if stdin:
+            theirs_in, self._stdin = os.pipe()
+            actions.append((os.POSIX_SPAWN_DUP2, theirs_in, 0))
+            theirs.append(theirs_in)
+        self._stdout, theirs_out = os.pipe()
+        actions.append((os.POSIX_SPAWN_DUP2, theirs_out, 1))
+        theirs.append(theirs_out)
+        if stderr:
+            self._stderr, theirs_err = os.pipe()
+            actions.append((os.POSIX_SPAWN_DUP2, theirs_err, 2))
+            theirs.append(theirs_err)
+        else:
+            actions.append((os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0))
+        try:
+            # SIGPIPE and SIGXFSZ back to their defaults, as subprocess does (Python ignores them)
+            self.pid = os.posix_spawnp(
+                "git",
+                ["git", "-C", os.fspath(root), *args],
+                os.environ,
+                file_actions=actions,
+                setsigdef=(SIGPIPE, SIGXFSZ),
+            )
+        except OSError as e:
+            self.close()
+            raise cannot_run_git(e) from None
+        finally:
+            for fd in theirs:
+                os.close(fd)
+
+    def communicate(self, data: bytes = b"") -> tuple[bytes, bytes, int]:
+        """Write `data` to git (at most `PIPE_SAFE` bytes: git may answer before it reads it all),
+        read all it prints, wait for it to end: (stdout, stderr, exit status)."""
+        if self._stdin is not None:
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._stdin, view) :]
+            except BrokenPipeError:
+                pass  # git stopped early: its exit status and message say why
+            os.close(self._stdin)
+            self._stdin = None
+        out = _read_all(self._stdout)
+        err = _read_all(self._stderr) if self._stderr is not None else b""
+        self.wait()
+        self.close()
+        return out, err, self.returncode
+
+    def wait(self) -> int:
+        """git's exit status (negative: the signal that ended it), once it has ended."""
+        if self.returncode is None:
+            self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+        return self.returncode
+
+    def kill(self) -> None:
+        """End git now, when its answer is not needed after all."""
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.wait()
+        self.close()
+
+    def close(self) -> None:
+        """Close our ends of the pipes."""
+        for fd in (self._stdin, self._stdout, self._stderr):
+            if fd is not None:
+                os.close(fd)
+        self._stdin = self._stdout = self._stderr = None
+
+
+def cannot_run_git(error: OSError) -> GitError:
+    """What to tell the user when git cannot be started (not installed, not on the PATH)."""
+    return GitError(
+        f"cannot run git: {error.strerror}", "install git and make sure it is on the PATH"
+    )
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# bytes written to a child's standard input without waiting for it to read (a pipe holds 64 KiB)
+PIPE_SAFE = 16 * 1024
 
 
 def cat_files(
@@ -65,6 +187,8 @@ def read_objects(root: str | Path, ids: list[str]) -> list[tuple[str, bytes] | N
     """(type, content) of many objects through one `git cat-file --batch`, None for the missing."""
     if not ids:
         return []
+    import subprocess
+
     proc = subprocess.run(
         ["git", "cat-file", "--batch", "--buffer"],
         cwd=root,
@@ -98,11 +222,15 @@ class ObjectReader:
     """
 
     def __init__(self, cwd: str | os.PathLike):
+        import weakref
+
         self.cwd = cwd
         self._procs: dict[str, subprocess.Popen] = {}
         weakref.finalize(self, _close_readers, self._procs, os.getpid())
 
     def _ask(self, mode: str, spec: str) -> tuple[subprocess.Popen, list[bytes]]:
+        import subprocess
+
         if "\n" in spec or "\r" in spec:
             raise GitError(f"not an object name: {spec!r}")
         proc = self._procs.get(mode)
@@ -156,6 +284,8 @@ class ObjectReader:
 def _close_readers(procs: dict[str, subprocess.Popen], owner: int) -> None:
     """End an `ObjectReader`'s processes (in the process that started them: a forked copy of the
     reader leaves them to their parent)."""
+    import subprocess
+
     for proc in procs.values():
         if proc.stdin is not None:
             try:
@@ -179,18 +309,101 @@ def clone_root(start: str | Path | None = None) -> Path:
     Raises:
         UsageError: `start` is not inside a git clone.
     """
-    start = Path(start or os.getcwd())
-    top = (
-        run_git(start, "rev-parse", "--show-toplevel", check=False).strip()
-        if start.is_dir()
-        else ""
-    )
-    if not top:
+    from pathlib import Path
+
+    top = find_clone_root(start)
+    if top is None:
         raise UsageError(
-            f"{start} is not inside a clone of the registry",
+            f"{Path(start or os.getcwd())} is not inside a clone of the registry",
             "run this inside a clone, or pass --repo <registry git URL> (registry pull)",
         )
     return Path(top)
+
+
+# what moves or bounds git's search for the clone (or changes what it finds): with any of these
+# set, git itself is asked
+_DISCOVERY_ENV = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_COMMON_DIR",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_CEILING_DIRECTORIES",
+    "GIT_DISCOVERY_ACROSS_FILESYSTEM",
+    "GIT_CONFIG_PARAMETERS",
+    "GIT_CONFIG_COUNT",
+)
+
+
+def find_clone_root(start: str | os.PathLike | None = None) -> str | None:
+    """The top folder of the work tree containing `start` (default: the current directory), as
+    `git rev-parse --show-toplevel` prints it; None outside a clone.
+
+    Git is not started where the answer is plain: the nearest `.git` upwards is a folder of the
+    user's own that git would take as it is (`_plain_git_folder`), reached without leaving the
+    file system, and nothing in the environment steers git's search. Anything else (a linked
+    worktree's or submodule's `.git` file, a folder inside a git folder, a bare clone, another
+    owner, `core.worktree`, `GIT_DIR`…) is left to `git rev-parse`.
+    """
+    folder = os.path.realpath(start) if start else os.getcwd()
+    if not os.path.isdir(folder):
+        return None
+    top = _plain_top(folder)
+    if top is None:
+        top = run_git(folder, "rev-parse", "--show-toplevel", check=False).strip() or None
+    return top
+
+
+def _plain_top(folder: str) -> str | None:
+    """The folder holding the nearest `.git` upwards of `folder` when git would surely find that
+    one and take its parent as the top of the work tree; None when unsure."""
+    if os.name != "posix" or any(os.environ.get(v) for v in _DISCOVERY_ENV):
+        return None
+    if ".git" in folder.split(os.sep):
+        return None  # inside a git folder: git answers that there is no work tree
+    try:
+        device = os.stat(folder).st_dev
+        while True:
+            dot = os.path.join(folder, ".git")
+            if os.path.lexists(dot):
+                return folder if _plain_git_folder(folder, dot) else None
+            if os.path.exists(os.path.join(folder, "HEAD")):
+                return None  # maybe a bare clone, which git takes before looking further up
+            parent = os.path.dirname(folder)
+            if parent == folder or os.stat(parent).st_dev != device:
+                return None  # the top, or another file system: git stops there
+            folder = parent
+    except OSError:
+        return None
+
+
+def _plain_git_folder(top: str, dot: str) -> bool:
+    """Whether `dot` is a git folder (not a `.git` file) that git takes as it is, with `top` as its
+    work tree: its HEAD, objects and refs in place (else git looks further up), the folders owned by
+    this user (else git's `safe.directory` decides), and nothing in its config that sets another
+    work tree, a bare clone or an included file."""
+    uid = os.geteuid()
+    if not os.path.isdir(dot) or os.stat(dot).st_uid != uid or os.stat(top).st_uid != uid:
+        return False
+    if not (
+        os.path.isdir(os.path.join(dot, "objects")) and os.path.isdir(os.path.join(dot, "refs"))
+    ):
+        return False
+    try:
+        with open(os.path.join(dot, "HEAD"), "rb") as f:
+            head = f.read(256).strip()
+        with open(os.path.join(dot, "config"), "rb") as f:
+            config = f.read().lower()
+    except OSError:
+        return False
+    if not (head.startswith(b"ref: refs/") or len(head) in (40, 64)):
+        return False
+    if b"worktree" in config or b"include" in config:
+        return False
+    for line in config.splitlines():
+        key = line.strip().replace(b" ", b"").replace(b"\t", b"")
+        if key.startswith(b"bare") and key != b"bare=false":
+            return False
+    return True
 
 
 def local_tag_commit(root: Path, tag: str) -> str | None:
@@ -231,6 +444,8 @@ def remote_tags(root: Path, remote: str, pattern: str) -> dict[str, str]:
 
 def create_tag(root: Path, tag: str, commit: str, message: str) -> None:
     """Create an annotated tag with `message` kept verbatim (Markdown headings start with '#')."""
+    from pathlib import Path
+
     git_dir = Path(run_git(root, "rev-parse", "--git-dir").strip())
     msg = (git_dir if git_dir.is_absolute() else root / git_dir) / f"REGISTRY_TAG_MSG.{os.getpid()}"
     msg.write_text(message, encoding="utf-8")

@@ -26,12 +26,15 @@ and names every disagreement; `sync` (run by publish) and `rebuild` write it.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-from pathlib import Path
 
 from registry.core.errors import GitError
-from registry.core.git import run_git
+from registry.core.git import PIPE_SAFE, GitProcess, run_git
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    import subprocess
+    from pathlib import Path
 
 INDEX_REF = "refs/registry/index"
 FORMAT = "registry-index 1"
@@ -204,33 +207,19 @@ def parse_models(data: bytes) -> tuple[str, int, dict[str, ModelRow]]:
 # --------------------------------------------------------------------------- reading git
 
 
-# bytes written to a child's standard input without waiting for it to read (a pipe holds 64 KiB)
-_PIPE_SAFE = 16 * 1024
-
-
 def _batch(root: str | Path, specs: list[str]) -> list[tuple[str, str, bytes] | None]:
     """(object id, type, content) of each spec through one `git cat-file --batch`; None when
     missing."""
     request = "".join(s + "\n" for s in specs).encode()
-    if len(request) <= _PIPE_SAFE:
+    if len(request) <= PIPE_SAFE:
         # a request that fits in the pipe is written at once, and the answer (the index's
         # models.tsv: megabytes) read whole, not 32 KB per wake-up as `communicate` reads
-        proc = subprocess.Popen(
-            ["git", "cat-file", "--batch"],
-            cwd=root,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            proc.stdin.write(request)
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass  # git stopped early: its exit status and message say why, as `communicate`'s
-        stdout = proc.stdout.read()
-        stderr = proc.stderr.read()
-        returncode = proc.wait()
+        stdout, stderr, returncode = GitProcess(
+            root, "cat-file", "--batch", stdin=True, stderr=True
+        ).communicate(request)
     else:
+        import subprocess
+
         done = subprocess.run(
             ["git", "cat-file", "--batch"], cwd=root, input=request, capture_output=True
         )
@@ -254,6 +243,8 @@ def _batch(root: str | Path, specs: list[str]) -> list[tuple[str, str, bytes] | 
 def _tag_refs(root: str | Path, patterns: list[str]) -> subprocess.Popen:
     """The tag refs matching `patterns` ("<object id> <ref>" lines), listed by a started git (read
     its stdout): `git show-ref --tags` for all of them, `git for-each-ref` for a model's."""
+    import subprocess
+
     cmd = (
         ["git", "show-ref", "--tags"]
         if patterns == ["refs/tags"]
@@ -277,7 +268,7 @@ class TagDigest:
         from registry.versions import tag_digest as kept
 
         self._digest: str | None = None
-        self._common = kept.common_dir(root)
+        self._common = kept.git_common_dir(root)
         self._state = kept.ref_state(self._common) if self._common is not None else None
         if self._state is not None:
             found = kept.cached_digest(self._common, self._state)
@@ -486,16 +477,13 @@ def changed_cards(root: str | Path, old_tree: str | None, new_tree: str | None) 
         return set()
     if old_tree is None or new_tree is None:
         return None
-    proc = subprocess.run(
-        ["git", "diff-tree", "-r", "--name-only", "--no-renames", old_tree, new_tree],
-        cwd=root,
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
+    out, _, code = GitProcess(
+        root, "diff-tree", "-r", "--name-only", "--no-renames", old_tree, new_tree
+    ).communicate()
+    if code != 0:
         return None
     names = set()
-    for path in proc.stdout.splitlines():
+    for path in out.decode(errors="surrogateescape").splitlines():
         name, _, rest = path.partition("/")
         if rest == "model.yaml":
             names.add(name)
@@ -513,20 +501,14 @@ class WorktreeCards:
     """
 
     def __init__(self, root: str | Path):
-        self._root = Path(root)
-        self._proc = subprocess.Popen(
-            ["git", "diff-index", "--name-only", "--no-renames", "HEAD", "--"]
-            + ["models/*/model.yaml"],
-            cwd=root,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+        self._root = os.fspath(root)
+        self._proc = GitProcess(
+            root, "diff-index", "--name-only", "--no-renames", "HEAD", "--", "models/*/model.yaml"
         )
 
     def close(self) -> None:
         """Stop git, when its answer is not needed after all."""
-        if self._proc.poll() is None:
-            self._proc.kill()
-        self._proc.communicate()
+        self._proc.kill()
 
     def names(self, known, key: str | None = None) -> set[str]:
         """The models whose card may have changed; `known`: the models the caller already has,
@@ -534,7 +516,7 @@ class WorktreeCards:
         found in `models/` may be kept between reads (`_unknown_folders`)."""
         out = self._proc.communicate()[0].decode(errors="surrogateescape")
         names = {p.split("/")[1] for p in out.splitlines() if p.count("/") == 2}
-        names.update(_unknown_folders(self._root / "models", known, key))
+        names.update(_unknown_folders(os.path.join(self._root, "models"), known, key))
         return names
 
 
@@ -542,7 +524,7 @@ _FOLDERS_CACHE = "registry/models-folders"
 _FOLDERS_HEADER = "registry-models-folders 1"
 
 
-def _unknown_folders(folder: Path, known, key: str | None) -> set[str]:
+def _unknown_folders(folder: str, known, key: str | None) -> set[str]:
     """The folders of `models/` that are not in `known` (a hundred thousand entries listed and
     compared). When `key` names `known`, the answer is kept beside git's files with the state of
     `models/` (inode, size, modification and change times: adding, removing or renaming an entry
@@ -551,14 +533,15 @@ def _unknown_folders(folder: Path, known, key: str | None) -> set[str]:
     while that state is the same."""
     from registry.versions import tag_digest as kept
 
-    common = kept.common_dir(folder.parent) if key else None
+    common = kept.git_common_dir(os.path.dirname(folder)) if key else None
     before, settled = _folder_state(folder, kept.MARGIN_S)
     cache = head = None
     if common is not None and before is not None:
-        cache = common / _FOLDERS_CACHE
-        head = f"{_FOLDERS_HEADER}\n{key}\n{folder.resolve()}\n{before}\n"
+        cache = os.path.join(common, _FOLDERS_CACHE)
+        head = f"{_FOLDERS_HEADER}\n{key}\n{os.path.realpath(folder)}\n{before}\n"
         try:
-            text = cache.read_text(errors="surrogateescape")
+            with open(cache, errors="surrogateescape") as f:
+                text = f.read()
         except OSError:
             text = ""
         if text.startswith(head):
@@ -567,13 +550,13 @@ def _unknown_folders(folder: Path, known, key: str | None) -> set[str]:
         unknown = set(os.listdir(folder)).difference(known)
     except (FileNotFoundError, NotADirectoryError):
         unknown = set()
-    found = {n for n in unknown if not n.startswith(".") and (folder / n).is_dir()}
+    found = {n for n in unknown if not n.startswith(".") and os.path.isdir(os.path.join(folder, n))}
     if cache is not None and settled and _folder_state(folder, 0)[0] == before:
         kept.write_kept(cache, head + "".join(f"{n}\n" for n in sorted(found)))
     return found
 
 
-def _folder_state(folder: Path, margin_s: float) -> tuple[str | None, bool]:
+def _folder_state(folder: str, margin_s: float) -> tuple[str | None, bool]:
     """(the stat of `folder` as text, whether it was last changed at least `margin_s` ago)."""
     import time
 
@@ -1021,6 +1004,8 @@ def _check(root: str | Path, specs: list[str]) -> list[tuple[str, str] | None]:
     missing."""
     if not specs:
         return []
+    import subprocess
+
     proc = subprocess.run(
         ["git", "cat-file", "--batch-check", "--buffer"],
         cwd=root,
@@ -1190,6 +1175,8 @@ def _write(
             listing.pop(path, None)
         else:
             listing[path] = f"100644 blob {blob(entry.to_json())}"
+    import subprocess
+
     proc = subprocess.run(
         ["git", "fast-import", "--quiet"], cwd=root, input=b"".join(stream), capture_output=True
     )
@@ -1226,6 +1213,8 @@ def _write(
 
 def _mktree(root: str | Path, lines: list[str]) -> str:
     """`git mktree` of `ls-tree`-style lines."""
+    import subprocess
+
     proc = subprocess.run(
         ["git", "mktree"],
         cwd=root,
@@ -1383,6 +1372,8 @@ def push(root: str | Path, remote: str = "origin") -> bool:
         True when the remote took it (or already had it); False when the remote's index moved on
         (another publish wrote it): fetch, sync and push again.
     """
+    import subprocess
+
     proc = subprocess.run(
         ["git", "push", "--porcelain", remote, f"{INDEX_REF}:{INDEX_REF}"],
         cwd=root,

@@ -13,13 +13,13 @@ This module imports no validation library: listing a registry of 100,000 models 
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 from registry.core.errors import UsageError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (a few ms of `list`)
 if TYPE_CHECKING:
+    import re
+    from pathlib import Path
+
     from registry.cards.bulk import CardRecord
     from registry.versions.tags import Version
 
@@ -397,15 +397,23 @@ def _confirm_latest(root: str | Path, table: dict[str, list[Version]], doubtful:
 
 
 _CONTROL_BYTES = bytes([*range(0x09), *range(0x0B, 0x20), 0x7F])  # all but tab and line feed
-_CONTROL = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+# escape sequences (CSI, OSC) and the other control characters; compiled when first needed (`re`
+# is a few ms of `registry list`, which rarely needs it)
+_CONTROL = (
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"
+    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
 )
+_compiled: list[re.Pattern] = []
 
 
 def printable(text: str) -> str:
     """Card text (and tag messages) made safe for a terminal: escape sequences (colours, cursor
     moves, window titles, hyperlinks) and other control characters removed, tabs kept."""
-    return _CONTROL.sub("", text)
+    if not _compiled:
+        import re
+
+        _compiled.append(re.compile(_CONTROL))
+    return _compiled[0].sub("", text)
 
 
 def render_list(rows: ModelTable | list[ModelSummary]) -> str:

@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from pathlib import Path
 
 CACHE = "registry/tag-digest"
 HEADER = "registry-tag-digest 1"
@@ -35,26 +38,37 @@ _ENV = ("GIT_DIR", "GIT_COMMON_DIR", "GIT_NAMESPACE", "GIT_OBJECT_DIRECTORY", "G
 def common_dir(root: str | Path) -> Path | None:
     """The git folder that holds the refs of the clone at `root` (a worktree's is its main clone's),
     found without starting git; None where it cannot be found for certain (then: no cache)."""
+    from pathlib import Path
+
+    found = git_common_dir(root)
+    return Path(found) if found is not None else None
+
+
+def git_common_dir(root: str | os.PathLike) -> str | None:
+    """`common_dir` as a string (for `registry list`, which does not import pathlib)."""
     if any(os.environ.get(v) for v in _ENV):
         return None
-    root = Path(root)
-    dot = root / ".git"
+    root = os.fspath(root)
+    dot = os.path.join(root, ".git")
+    join, isdir, isfile = os.path.join, os.path.isdir, os.path.isfile
     try:
-        if dot.is_dir():
+        if isdir(dot):
             git_dir = dot
-        elif dot.is_file():
-            text = dot.read_text().strip()
+        elif isfile(dot):
+            with open(dot) as f:
+                text = f.read().strip()
             if not text.startswith("gitdir: "):
                 return None
-            git_dir = (root / text[8:]).resolve()
-        elif (root / "HEAD").is_file() and (root / "objects").is_dir():
+            git_dir = os.path.realpath(join(root, text[8:]))
+        elif isfile(join(root, "HEAD")) and isdir(join(root, "objects")):
             git_dir = root  # a bare clone
         else:
             return None
         common = git_dir
-        if (git_dir / "commondir").is_file():
-            common = (git_dir / (git_dir / "commondir").read_text().strip()).resolve()
-        if (common / "reftable").exists() or not (common / "refs").is_dir():
+        if isfile(join(git_dir, "commondir")):
+            with open(join(git_dir, "commondir")) as f:
+                common = os.path.realpath(join(git_dir, f.read().strip()))
+        if os.path.exists(join(common, "reftable")) or not isdir(join(common, "refs")):
             return None  # another ref store: only git can list it
     except (OSError, UnicodeDecodeError):
         return None
@@ -69,7 +83,7 @@ class RefState:
         self.key, self.settled = key, settled
 
 
-def ref_state(common: Path) -> RefState | None:
+def ref_state(common: str | os.PathLike) -> RefState | None:
     """Stat `packed-refs` and every loose ref under `refs/tags`; None when that fails."""
     now = time.time_ns()
     limit = now - int(MARGIN_S * 1e9)
@@ -77,12 +91,12 @@ def ref_state(common: Path) -> RefState | None:
     lines = []
     try:
         try:
-            st = os.stat(common / "packed-refs")
+            st = os.stat(os.path.join(common, "packed-refs"))
             lines.append(f"packed-refs {st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}")
             settled = max(st.st_mtime_ns, st.st_ctime_ns) <= limit
         except FileNotFoundError:
             lines.append("packed-refs -")
-        stack = [common / "refs" / "tags"]
+        stack = [os.path.join(common, "refs", "tags")]
         while stack:
             folder = stack.pop()
             try:
@@ -91,7 +105,7 @@ def ref_state(common: Path) -> RefState | None:
                 continue
             for e in entries:
                 if e.is_dir(follow_symlinks=False):
-                    stack.append(Path(e.path))
+                    stack.append(e.path)
                     continue
                 st = e.stat(follow_symlinks=False)
                 lines.append(f"{e.path} {st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}")
@@ -102,10 +116,11 @@ def ref_state(common: Path) -> RefState | None:
     return RefState("\n".join(lines), settled)
 
 
-def cached_digest(common: Path, state: RefState) -> tuple[str, int] | None:
+def cached_digest(common: str | os.PathLike, state: RefState) -> tuple[str, int] | None:
     """(digest, number of tag refs) kept for this state of the ref files, or None."""
     try:
-        text = (common / CACHE).read_text(errors="surrogateescape")
+        with open(os.path.join(common, CACHE), errors="surrogateescape") as f:
+            text = f.read()
     except OSError:
         return None
     head, _, key = text.partition("\n")
@@ -118,26 +133,31 @@ def cached_digest(common: Path, state: RefState) -> tuple[str, int] | None:
         return None
 
 
-def keep_digest(common: Path, before: RefState, digest: str, count: int) -> None:
+def keep_digest(common: str | os.PathLike, before: RefState, digest: str, count: int) -> None:
     """Keep the digest computed between two stats of the ref files, when neither the files changed
     between them nor any was written too recently to be trusted by its stat. Failing to write
     (a read-only clone) is no error: the next reader computes it again."""
     after = ref_state(common)
     if after is None or not before.settled or after.key != before.key:
         return
-    write_kept(common / CACHE, f"{HEADER}\t{digest}\t{count}\n{before.key}\n")
+    write_kept(os.path.join(common, CACHE), f"{HEADER}\t{digest}\t{count}\n{before.key}\n")
 
 
-def write_kept(path: Path, text: str) -> None:
+def write_kept(path: str | os.PathLike, text: str) -> None:
     """Write a file kept between reads, whole or not at all. Failing to write (a read-only clone)
     is no error: the next reader computes it again."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    path = os.fspath(path)
+    tmp = f"{path}.{os.getpid()}.tmp"
     try:
-        path.parent.mkdir(exist_ok=True)
-        tmp.write_text(text, errors="surrogateescape")
+        try:
+            os.mkdir(os.path.dirname(path))
+        except FileExistsError:
+            pass
+        with open(tmp, "w", errors="surrogateescape") as f:
+            f.write(text)
         os.replace(tmp, path)
     except OSError:
         try:
-            tmp.unlink()
+            os.unlink(tmp)
         except OSError:
             pass
