@@ -13,7 +13,10 @@ from __future__ import annotations
 import os
 
 # the signal numbers from the built-in module that `signal` wraps in enums (so imports enum)
-from _signal import SIGKILL, SIGPIPE, SIGXFSZ
+try:
+    from _signal import SIGKILL, SIGPIPE, SIGXFSZ
+except ImportError:  # Windows has none of them: `GitProcess` starts git through subprocess there
+    SIGKILL = SIGPIPE = SIGXFSZ = None
 
 from registry.core.errors import GitError, UsageError
 
@@ -80,6 +83,10 @@ class GitProcess:
         # started meanwhile holds none of them open
         self._stdin = self._stdout = self._stderr = None
         self.returncode: int | None = None
+        self._popen: subprocess.Popen | None = None
+        if not hasattr(os, "posix_spawnp"):  # Windows: the subprocess module does it
+            self._start_with_subprocess(root, args, stdin, stderr)
+            return
         actions, theirs = [], []
         if stdin:
             theirs_in, self._stdin = os.pipe()
@@ -110,9 +117,27 @@ class GitProcess:
             for fd in theirs:
                 os.close(fd)
 
+    def _start_with_subprocess(self, root, args, stdin: bool, stderr: bool) -> None:
+        import subprocess
+
+        try:
+            self._popen = subprocess.Popen(
+                ["git", "-C", os.fspath(root), *args],
+                stdin=subprocess.PIPE if stdin else None,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE if stderr else subprocess.DEVNULL,
+            )
+        except OSError as e:
+            raise cannot_run_git(e) from None
+        self.pid = self._popen.pid
+
     def communicate(self, data: bytes = b"") -> tuple[bytes, bytes, int]:
         """Write `data` to git (at most `PIPE_SAFE` bytes: git may answer before it reads it all),
         read all it prints, wait for it to end: (stdout, stderr, exit status)."""
+        if self._popen is not None:
+            out, err = self._popen.communicate(data if self._popen.stdin else None)
+            self.returncode = self._popen.returncode
+            return out, err or b"", self.returncode
         if self._stdin is not None:
             try:
                 view = memoryview(data)
@@ -131,11 +156,19 @@ class GitProcess:
     def wait(self) -> int:
         """git's exit status (negative: the signal that ended it), once it has ended."""
         if self.returncode is None:
-            self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+            if self._popen is not None:
+                self.returncode = self._popen.wait()
+            else:
+                self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
         return self.returncode
 
     def kill(self) -> None:
         """End git now, when its answer is not needed after all."""
+        if self._popen is not None:
+            self._popen.kill()
+            self._popen.communicate()  # reaps it and closes the pipes
+            self.returncode = self._popen.returncode
+            return
         if self.returncode is None:
             try:
                 os.kill(self.pid, SIGKILL)
