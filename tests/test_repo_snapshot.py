@@ -119,3 +119,34 @@ def test_a_revision_walks_a_folder_as_git_ls_tree_lists_it(registry_repo):
     assert next(e for e in walked if e.kind == "symlink").link_target == "../model.yaml"
     assert [e.path for e in rev.walk("models/deep/", limit=3)] == [p for p, _ in expected[:3]]
     assert rev.walk("models/nowhere") == [] and rev.walk("models/deep/a.b") == []
+
+
+def test_the_working_tree_lists_its_model_folders_once_and_sees_every_change(tmp_path, monkeypatch):
+    """`check --all` asks for the folders of models/ several times: a settled models/ is listed
+    once, and adding, removing, renaming or replacing an entry is seen at the next ask."""
+    from registry.core.repo import WorkTree
+
+    models = tmp_path / "models"
+    for name in ("b", "a", ".hidden"):
+        (models / name).mkdir(parents=True)
+    (models / "notes.txt").write_text("not a model\n")
+    import registry.core.repo as repo_module
+
+    monkeypatch.setattr(repo_module, "_SETTLED_NS", -1)  # as if the last change were long ago
+    tree = WorkTree(tmp_path)
+    scans = []
+    real = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda p: scans.append(p) or real(p))
+    assert tree.model_folders() == ["a", "b"]
+    assert tree.model_folders() == ["a", "b"] and len(scans) == 1  # settled: listed once
+    tree.model_folders().append("c")  # a caller's copy: the kept list is not changed
+    assert tree.model_folders() == ["a", "b"]
+
+    monkeypatch.setattr(repo_module, "_SETTLED_NS", 10**18)  # from here on: just changed
+    (models / "c").mkdir()  # models/ changes: seen at once, listed again while it settles
+    assert tree.model_folders() == ["a", "b", "c"]
+    os.rename(models / "a", models / "z")
+    (models / "b").rmdir()
+    (models / "b").write_text("now a file\n")
+    assert tree.model_folders() == ["c", "z"]
+    assert tree.model_folders() == ["c", "z"] and len(scans) == 4  # not settled: read each time

@@ -26,6 +26,9 @@ class ConfigFileOptions(BaseModel):
     )
 
 
+_DEFAULTS = ConfigFileOptions()
+
+
 class ConfigSyntaxError(ValueError):
     """A config file that does not parse; `line` is 1-based when known."""
 
@@ -44,7 +47,7 @@ def parse_config(data: bytes, name: str, options: ConfigFileOptions | None = Non
     Raises:
         ConfigSyntaxError: with the 1-based line of the problem when there is one.
     """
-    options = options or ConfigFileOptions()
+    options = options or _DEFAULTS
     if len(data) > options.max_bytes:
         raise ConfigSyntaxError(
             f"{len(data):,} bytes, over the {options.max_bytes:,}-byte limit for config files",

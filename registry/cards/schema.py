@@ -571,7 +571,7 @@ def parse_card_yaml(text: str | bytes, path: str = CARD_FILE) -> ParsedYaml:
                 "save model.yaml as UTF-8",
                 path=path,
             ) from None
-    if len(text.encode("utf-8", "surrogatepass")) > MAX_CARD_BYTES:
+    elif len(text.encode("utf-8", "surrogatepass")) > MAX_CARD_BYTES:
         raise CardError(
             f"the card is over the {MAX_CARD_BYTES:,}-byte limit",
             "keep model.yaml to metadata; put long text in a README next to it",

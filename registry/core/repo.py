@@ -12,6 +12,7 @@ import errno
 import os
 import stat
 import threading
+import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path, PurePosixPath
@@ -157,6 +158,11 @@ class Snapshot:
         return f"{folder}/{'/'.join(done)}"
 
 
+# a folder's times are trusted to show a change only once they are this old (coarser than any file
+# system's time stamps: FAT's are 2 s), as `registry.versions.tag_digest` trusts a file's
+_SETTLED_NS = 2_000_000_000
+
+
 class WorkTree(Snapshot):
     """The registry's files on disk."""
 
@@ -164,6 +170,7 @@ class WorkTree(Snapshot):
         self.root = Path(root)
         self._root = str(self.root)
         self.label = "working tree"
+        self._folders: tuple[tuple, list[str]] | None = None  # (state of models/, its folders)
 
     def read(self, path: str) -> bytes | None:
         # plain os calls, no Path or file objects: `check --all` reads every card through here
@@ -232,14 +239,25 @@ class WorkTree(Snapshot):
         return sorted(out, key=lambda t: t.path)[:limit]
 
     def model_folders(self) -> list[str]:
+        # a run over the whole registry asks several times (the selection, the name index, the
+        # listing its processes share): 100,000 entries are listed once while models/ stays as it
+        # was (adding, removing or renaming an entry changes its times), and it has settled
+        folder = os.path.join(self._root, MODELS_DIR)
         try:
-            return sorted(
-                e.name
-                for e in os.scandir(self.root / MODELS_DIR)
-                if e.is_dir() and not e.name.startswith(".")
-            )
+            st = os.stat(folder)
         except (FileNotFoundError, NotADirectoryError):
             return []
+        state = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+        if self._folders is not None and self._folders[0] == state:
+            return list(self._folders[1])
+        try:
+            with os.scandir(folder) as scan:
+                names = sorted(e.name for e in scan if e.is_dir() and not e.name.startswith("."))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        settled = time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > _SETTLED_NS
+        self._folders = (state, names) if settled else None
+        return list(names)
 
 
 class GitRevision(Snapshot):
