@@ -72,8 +72,8 @@ def test_a_byte_corrupted_on_the_way_leaves_nothing_at_the_destination(
 
     copy_chunk = storage._copy_chunk
 
-    def flipped(fin, fout, offset):
-        n = copy_chunk(fin, fout, offset)
+    def flipped(fin, fout, offset, *size):
+        n = copy_chunk(fin, fout, offset, *size)
         if offset == 0 and n:
             os.pwrite(fout.fileno(), bytes([os.pread(fin.fileno(), 1, 0)[0] ^ 0xFF]), 0)
         return n
