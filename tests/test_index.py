@@ -517,3 +517,21 @@ def test_index_entries_read_by_path_or_from_one_listing_are_the_same(reg, monkey
     }
     assert [v["version"] for v in listed["digits"].versions] == ["1.0.0", "1.1.0"]
     assert listed["nobody"] is None
+
+
+def test_an_index_fetched_early_never_overwrites_one_another_publish_pushed_meanwhile(reg):
+    """Publish fetches the remote's index while it copies the objects; when another publish pushed
+    a newer index in between, the push of the stale one is refused and the index is fetched
+    again: the other publish's index is kept."""
+    from registry.versions.index import publish_index
+
+    origin = reg.git("remote", "get-url", "origin")
+    fetched = reg.git("rev-parse", INDEX_REF).strip()
+    tree = reg.git("rev-parse", f"{fetched}^{{tree}}").strip()
+    theirs = run(
+        ["git", "commit-tree", tree, "-p", fetched, "-m", "another publish"], reg.root
+    ).stdout.strip()
+    run(["git", "push", "-q", origin, f"{theirs}:{INDEX_REF}"], reg.root)
+    publish_index(reg.root, reg.git("rev-parse", "main").strip(), "origin", fetched=True)
+    assert run(["git", "ls-remote", origin, INDEX_REF], reg.root).stdout.split()[0] == theirs
+    assert reg.git("rev-parse", INDEX_REF).strip() == theirs

@@ -484,8 +484,8 @@ def corrupt_in_transit(monkeypatch) -> None:
 
     copy_chunk = storage._copy_chunk
 
-    def flipped(fin, fout, offset):
-        n = copy_chunk(fin, fout, offset)
+    def flipped(fin, fout, offset, *size):
+        n = copy_chunk(fin, fout, offset, *size)
         if offset == 0 and n:
             first = os.pread(fin.fileno(), 1, 0)
             os.pwrite(fout.fileno(), bytes([first[0] ^ 0xFF]), 0)
@@ -557,3 +557,17 @@ def test_copy_with_read_back_returns_the_hash_of_what_arrived(tmp_path, monkeypa
     got = copy_hashed(str(tmp_path / "src"), str(tmp_path / "dst"))
     assert got == (hashlib.md5(data).hexdigest(), len(data))
     assert (tmp_path / "dst").read_bytes() == data
+
+
+def test_a_copy_told_to_stop_stops_between_chunks(tmp_path):
+    """A copy whose caller gave it up (a pull refused meanwhile) stops at its next chunk."""
+    import threading
+
+    from registry.core.storage import CopyStopped, copy_hashed
+
+    (tmp_path / "src").write_bytes(np.random.default_rng(8).bytes(3 * (1 << 21)))
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(CopyStopped):
+        copy_hashed(str(tmp_path / "src"), str(tmp_path / "dst"), stop)
+    assert (tmp_path / "dst").stat().st_size < 3 * (1 << 21)

@@ -21,6 +21,16 @@ def object_path(reg, remote: str, digest: str) -> Path:
     return reg.storage / remote / "files" / "md5" / digest[:2] / digest[2:]
 
 
+@pytest.fixture
+def indexed_registry(published_registry):
+    """`published_registry` with its registry index written, as `registry publish` leaves it (the
+    index is what lets a pull start the download before it checks the card)."""
+    from registry.versions.index import sync
+
+    sync(published_registry.root, "main", rebuild=True)
+    return published_registry
+
+
 def test_pull_exact_and_latest_versions(published_registry, tmp_path):
     reg = published_registry
     r1 = pull("digits@1.0.0", tmp_path / "v1", root=reg.root)
@@ -61,19 +71,25 @@ def test_corrupt_public_object_is_refused(published_registry, tmp_path):
     assert not (tmp_path / "out" / "model.onnx").exists()
 
 
+@pytest.mark.parametrize("index", [False, True], ids=["from-tags", "prefetched"])
 def test_a_byte_corrupted_on_the_way_leaves_nothing_at_the_destination(
-    published_registry, tmp_path, monkeypatch
+    published_registry, tmp_path, monkeypatch, index
 ):
     """The download is hashed as it lands; a copy that differs from the object is refused before
     the file gets its name, and its temporary file is removed."""
     import os
 
+    if index:
+        from registry.versions.index import sync
+
+        sync(published_registry.root, "main", rebuild=True)
+
     import registry.core.storage as storage
 
     copy_chunk = storage._copy_chunk
 
-    def flipped(fin, fout, offset):
-        n = copy_chunk(fin, fout, offset)
+    def flipped(fin, fout, offset, *size):
+        n = copy_chunk(fin, fout, offset, *size)
         if offset == 0 and n:
             os.pwrite(fout.fileno(), bytes([os.pread(fin.fileno(), 1, 0)[0] ^ 0xFF]), 0)
         return n
@@ -87,6 +103,64 @@ def test_a_byte_corrupted_on_the_way_leaves_nothing_at_the_destination(
     monkeypatch.undo()
     pull("digits@1.0.0", out, root=published_registry.root)
     assert (out / "model.onnx").read_bytes() == mlp_onnx(1)
+
+
+def test_the_weights_download_once_and_before_the_card_checks(
+    indexed_registry, tmp_path, monkeypatch
+):
+    """The download starts from what the index and git say, beside the checks of the card, and
+    the pull takes it over instead of downloading a second time."""
+    import threading
+
+    from registry.core.storage import Remote
+
+    calls = []
+    download = Remote.download
+
+    def counted(self, *args, **kwargs):
+        calls.append(threading.current_thread().name)
+        return download(self, *args, **kwargs)
+
+    monkeypatch.setattr(Remote, "download", counted)
+    pull("digits@1.0.0", tmp_path / "out", root=indexed_registry.root)
+    assert calls == ["registry-prefetch"]
+    assert (tmp_path / "out" / "model.onnx").read_bytes() == mlp_onnx(1)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "config.yaml",
+        "model.onnx",
+        "model.yaml",
+    ]
+
+
+def test_a_pull_refused_while_its_weights_download_leaves_nothing(
+    indexed_registry, tmp_path, monkeypatch
+):
+    """A check that fails after the download started stops it and removes its file and the
+    folder made for it."""
+    import threading
+
+    import registry.versions.resolve as resolve
+    from registry.core.errors import CardError
+    from registry.core.storage import Remote
+
+    started = []
+    download = Remote.download
+
+    def recorded(self, md5, dest, *args):
+        started.append(threading.current_thread().name)
+        return download(self, md5, dest, *args)
+
+    def refused(*args, **kwargs):
+        raise CardError("the card at digits@v1.0.0 is invalid", "fix it")
+
+    monkeypatch.setattr(Remote, "download", recorded)
+    monkeypatch.setattr(resolve, "find_version", refused)
+    out = tmp_path / "nested" / "out"
+    with pytest.raises(CardError, match="is invalid"):
+        pull("digits@1.0.0", out, root=indexed_registry.root)
+    assert started == ["registry-prefetch"]
+    assert not (tmp_path / "nested").exists()
+    assert not any(t.name == "registry-prefetch" for t in threading.enumerate())
 
 
 def test_withdrawn_version_is_fetched_with_a_warning(published_registry, tmp_path):

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from registry.cards.artifacts import ArtifactsSync
     from registry.cards.scaffold import NewModel, NewModelResult
     from registry.checks import CheckOptions, CheckReport
-    from registry.consuming.pull import PullResult
+    from registry.consuming.pulled import PullResult
     from registry.versions.details import ModelDetails
     from registry.versions.index import SyncResult, Verification
     from registry.versions.listing import ModelTable

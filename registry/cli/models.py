@@ -497,7 +497,6 @@ def pull(
     """
     from registry.api.models import PullVersionRequest
     from registry.api.models import pull as pull_version
-    from registry.cards.schema import format_size
 
     result = pull_version(
         PullVersionRequest(
@@ -513,6 +512,8 @@ def pull(
     if fmt == "json":
         click.echo(result.model_dump_json(indent=2))
     else:
+        from registry.cards.schema import format_size
+
         click.echo(
             f"pulled {result.name} {result.version} ({result.tag}, {result.commit[:8]}) "
             f"into {result.out_dir}"

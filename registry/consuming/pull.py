@@ -12,46 +12,30 @@ blobs into a temporary folder, so the command works from any directory.
 
 Files land in the output folder atomically (each is fetched under a temporary name, verified,
 then renamed), so an interrupted pull never leaves a truncated model behind.
+
+The weights start downloading before the card schema is even loaded (`versions.prefetch`), so
+the checks of the version run beside the download instead of before it; this module imports
+nothing heavy at its top for that reason (what a pull returns is in `consuming.pulled`).
 """
 
 from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-
-from pydantic import BaseModel, Field
+from typing import TYPE_CHECKING
 
 from registry.core.errors import UsageError
 from registry.core.git import cat_files, clone_root, run_git
 from registry.core.layout import CARD_FILE
 from registry.core.storage import PUBLIC, Storage, absolute_local_remotes
 from registry.versions.index import INDEX_REF
-from registry.versions.resolve import FetchedFile, PublishedVersion, fetch_files, find_version
+from registry.versions.prefetch import prefetching
 
-
-class PulledFile(FetchedFile):
-    """One file written by a pull: a file of the version, or a device package."""
-
-    target: str | None = Field(None, description="the device target, for a package")
-    sha256: str | None = Field(
-        None, description="SHA-256 of a package (as in the release's SHA256SUMS)"
-    )
-
-
-class PullResult(BaseModel):
-    """What `registry pull` fetched (its `--format json` output)."""
-
-    name: str
-    version: str
-    tag: str
-    commit: str
-    out_dir: str
-    remote: str = Field(description="URL of the public remote the weights came from")
-    files: list[PulledFile] = Field(default_factory=list)
-    withdrawn: bool = False
-    warning: str | None = None
+if TYPE_CHECKING:
+    from registry.consuming.pulled import PulledFile, PullResult
+    from registry.versions.resolve import PublishedVersion
 
 
 @contextmanager
@@ -125,7 +109,14 @@ def pull(
         CardError: the card at the version's tag cannot be read.
         StorageError: the public remote lacks the object, is unreachable, or serves corrupt bytes.
     """
-    with open_registry(root, repo_url) as (gitdir, conf_root):
+    with (
+        open_registry(root, repo_url) as (gitdir, conf_root),
+        nullcontext() if targets else prefetching(gitdir, conf_root, spec, out_dir) as early,
+    ):
+        # loaded (the card schema with it) while the weights download
+        from registry.consuming.pulled import PulledFile, PullResult
+        from registry.versions.resolve import fetch_files, find_version
+
         version = find_version(gitdir, spec)
         name, card = version.name, version.card
         storage = Storage(conf_root)
@@ -151,6 +142,7 @@ def pull(
                 dest,
                 optional=[card.config],
                 storage=storage,
+                prefetch=early,
             )
             files = [PulledFile(**f.model_dump()) for f in fetched.files]
     result = PullResult(
@@ -182,6 +174,7 @@ def _destination(out_dir: str | Path | None, version: PublishedVersion) -> Path:
 
 
 def _fetch_package(remote, entry, dest: Path) -> PulledFile:
+    from registry.consuming.pulled import PulledFile
     from registry.packaging.index import fetch_package
 
     path, _ = fetch_package(remote, entry, dest)

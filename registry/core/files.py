@@ -166,3 +166,23 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
     permissions any new file gets (the umask's)."""
     with atomic_path(path) as tmp, open(tmp, "xb") as f:
         f.write(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+def make_folders(folder: Path, made: list[Path]) -> None:
+    """Make `folder` and its missing parents, recording each one made in `made`."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        path.mkdir()
+        made.append(path)
+
+
+def remove_empty_folders(made: list[Path]) -> None:
+    """Remove the folders `make_folders` made, deepest first, those still empty only."""
+    for folder in reversed(made):
+        try:
+            folder.rmdir()
+        except OSError:
+            pass

@@ -265,6 +265,7 @@ class Publisher:
         self.base = GitRevision(repo.git, options.base)
         self.head = GitRevision(repo.git, options.head)
         self._warming: _Background | None = None
+        self._fetching_index: _Background | None = None
 
     @property
     def storage(self) -> Storage:
@@ -281,8 +282,9 @@ class Publisher:
             self.storage  # noqa: B018 - a broken DVC configuration is reported even when nothing changed
             self._update_index(report)
         finally:
-            if self._warming is not None:
-                self._warming.result()
+            for background in (self._warming, self._fetching_index):
+                if background is not None:
+                    background.wait()
         return report
 
     def _run(self, changed: list[str], report: PublishReport) -> None:
@@ -348,9 +350,19 @@ class Publisher:
         from registry.versions.index import publish_index
 
         opts = self.options
+        fetched = False
+        if self._fetching_index is not None:
+            try:
+                self._fetching_index.result()
+                fetched = True
+            except RegistryError:
+                pass  # fetched again below, where its failure is reported
         try:
             result = publish_index(
-                self.repo.root, self.head.rev, opts.remote_name if opts.push else None
+                self.repo.root,
+                self.head.rev,
+                opts.remote_name if opts.push else None,
+                fetched=fetched,
             )
         except RegistryError as e:
             report.index_error = Failure(
@@ -409,6 +421,14 @@ class Publisher:
         # written.
         if self._warming is None:
             self._warming = _warm_imports()
+        if self._fetching_index is None and opts.push:
+            # the remote's registry index, fetched while the objects copy: the index update after
+            # the tags then starts from it (a push that finds it outdated fetches again)
+            from registry.versions.index import fetch as fetch_index
+
+            self._fetching_index = _Background(
+                lambda: fetch_index(root, opts.remote_name, remember=False), "registry-fetch-index"
+            )
         side_by_side = src.is_local and dst.is_local
         copying = _Background(
             lambda: self._place_objects(objects, src, dst, done, verify=side_by_side),

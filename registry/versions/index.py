@@ -1391,16 +1391,23 @@ def push(root: str | Path, remote: str = "origin") -> bool:
     )
 
 
-def publish_index(root: str | Path, head: str, remote: str | None, attempts: int = 3) -> SyncResult:
+def publish_index(
+    root: str | Path, head: str, remote: str | None, attempts: int = 3, *, fetched: bool = False
+) -> SyncResult:
     """What publish runs after its tags: fetch the remote's index (when pushing), bring it up to
     date with the tags and cards at `head`, and push it; when another publish pushed first, start
     again from theirs.
 
+    Args:
+        fetched: the remote's index was fetched already (while the objects were copied): the first
+            attempt starts from it. The push never forces, so an index the remote moved on from
+            meanwhile is refused and the next attempt fetches again.
+
     Raises:
         GitError: the remote cannot be read or written, or it kept moving.
     """
-    for _ in range(attempts):
-        if remote:
+    for attempt in range(attempts):
+        if remote and not (fetched and attempt == 0):
             fetch(root, remote, remember=False)
         result = sync(root, head)
         if not remote or push(root, remote):

@@ -23,7 +23,6 @@ NAME@VERSION` and `registry push-packages` take to a published version:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import stat
@@ -42,12 +41,13 @@ from registry.cards.schema import (
     says_offline,
 )
 from registry.core.errors import CardError, StorageError, UsageError
-from registry.core.files import write_atomic
+from registry.core.files import make_folders, remove_empty_folders, write_atomic
 from registry.core.git import cat_files
 from registry.core.layout import MODELS_DIR
 from registry.core.storage import PUBLIC, file_md5
 from registry.versions.index import model_and_blobs, versions_of
 from registry.versions.plainresolve import default_branch_ref, locate
+from registry.versions.prefetch import Prefetch, download_name
 from registry.versions.tags import (
     Version,
     confirm_versions,
@@ -195,6 +195,7 @@ def fetch_files(
     optional: Sequence[str] = (),
     remote: str = PUBLIC,
     storage: Storage | None = None,
+    prefetch: Prefetch | None = None,
 ) -> FetchedVersion:
     """Write files of a published version into `dest`, at their paths inside the model folder.
 
@@ -207,6 +208,8 @@ def fetch_files(
         optional: more files, skipped when the version does not have them.
         remote: the DVC remote DVC-tracked files are downloaded from.
         storage: the remotes (default: the clone's `.dvc/config` at `root`).
+        prefetch: a download already started (`versions.prefetch`); taken over when it is one of
+            the planned objects to its planned place, and verified as every download is.
 
     Returns:
         The version, the folder, the remote's URL and each file, in the order asked for.
@@ -255,7 +258,7 @@ def fetch_files(
         in_git_items, cat_files(root, [f"{version.commit}:{p.repo_path}" for p in in_git_items])
     ):
         item.data = data or b""
-    written = _write_all(dest, planned, source, version.tag)
+    written = _write_all(dest, planned, source, version.tag, prefetch)
     return FetchedVersion(version=version, folder=str(dest), remote=source.url, files=written)
 
 
@@ -293,7 +296,9 @@ def _already_there(target: Path, md5: str, size: int | None) -> bool:
     return file_md5(target) == md5
 
 
-def _write_all(dest: Path, planned: list[_Planned], source: Remote, tag: str) -> list[FetchedFile]:
+def _write_all(
+    dest: Path, planned: list[_Planned], source: Remote, tag: str, prefetch: Prefetch | None
+) -> list[FetchedFile]:
     """Download every object that is not already there under a temporary name and verify it; then
     rename them all into place and write the files from git. On a failure before that, remove the
     temporary files and the folders made for them."""
@@ -302,21 +307,19 @@ def _write_all(dest: Path, planned: list[_Planned], source: Remote, tag: str) ->
     kept: set[int] = set()
     try:
         for i, item in enumerate(planned):
-            _make_folders(item.target.parent, made)
+            make_folders(item.target.parent, made)
             if item.md5 is None:
                 continue
             if _already_there(item.target, item.md5, item.size):
                 kept.add(i)
                 continue
-            temps[i] = item.target.with_name(f".{item.target.name}.{os.getpid()}.download")
-            _download(source, item, temps[i], tag)
+            temps[i] = download_name(item.target)
+            _download(source, item, temps[i], tag, prefetch)
     except BaseException:
         for tmp in temps.values():
             tmp.unlink(missing_ok=True)
             tmp.with_name(tmp.name + ".part").unlink(missing_ok=True)
-        for folder in reversed(made):
-            with contextlib.suppress(OSError):  # only when still empty
-                folder.rmdir()
+        remove_empty_folders(made)
         raise
     out = []
     for i, item in enumerate(planned):
@@ -346,25 +349,20 @@ def _write_all(dest: Path, planned: list[_Planned], source: Remote, tag: str) ->
     return out
 
 
-def _make_folders(folder: Path, made: list[Path]) -> None:
-    """Make `folder` and its missing parents, recording each one made."""
-    missing = []
-    while not folder.exists():
-        missing.append(folder)
-        folder = folder.parent
-    for path in reversed(missing):
-        path.mkdir()
-        made.append(path)
-
-
-def _download(source: Remote, item: _Planned, tmp: Path, tag: str) -> None:
-    """Download an object to `tmp`, verified against md5 (by `Remote.download`) and size.
+def _download(
+    source: Remote, item: _Planned, tmp: Path, tag: str, prefetch: Prefetch | None
+) -> None:
+    """Download an object to `tmp` (or wait for the prefetch already downloading it there),
+    verified against md5 (by `Remote.download`) and size.
 
     Raises:
         StorageError: missing, corrupt or the wrong size, naming the file and the version.
     """
     try:
-        source.download(item.md5, tmp)
+        if prefetch is not None and prefetch.take(source, item.md5, tmp):
+            prefetch.wait()
+        else:
+            source.download(item.md5, tmp)
     except StorageError as e:
         raise type(e)(f"{item.repo_path} of {tag}: {e.message}", e.hint) from None
     got = tmp.stat().st_size
