@@ -151,6 +151,66 @@ def file_md5(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def written_hashed(
+    path: str | os.PathLike, write: Callable[[], object], expected: str | None = None
+) -> str:
+    """Run `write`, which writes the file `path` from its first byte to its last (a download of
+    one stream) and returns once the file is complete and closed, while a second thread hashes the
+    bytes as they land: the md5 of the file, without a second pass over it after the download.
+
+    `path` must not exist when this starts. Should the writer not have written in order after all,
+    what landed hashes to something else than `expected` (or is cut short): the complete file is
+    then hashed again, so the answer is always the md5 of the file as it stands.
+
+    Raises:
+        what `write` raises (the hashing thread is stopped first).
+    """
+    done = threading.Event()
+    found: dict[str, object] = {}
+
+    def follow() -> None:
+        h, fd = hashlib.md5(), None
+        try:
+            while True:
+                finished = done.is_set()  # before the read: once set, what is there is all
+                if fd is None:
+                    try:
+                        fd = os.open(path, os.O_RDONLY)
+                    except FileNotFoundError:
+                        if finished:
+                            return
+                        done.wait(0.01)
+                        continue
+                block = os.read(fd, _FOLLOW_CHUNK)
+                if block:
+                    h.update(block)
+                elif finished:
+                    found["md5"] = h.hexdigest()
+                    found["size"] = os.fstat(fd).st_size
+                    return
+                else:
+                    done.wait(0.005)
+        except OSError:
+            return  # the file went away (a failed download): the writer's error is the answer
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    hasher = threading.Thread(target=follow, name="registry-hash", daemon=True)
+    hasher.start()
+    try:
+        write()
+    finally:
+        done.set()
+        hasher.join()
+    md5 = found.get("md5")
+    if md5 is not None and found["size"] == os.path.getsize(path) and md5 in (expected, None):
+        return str(md5)
+    return file_md5(path)  # the writer went back over what it had written: hash the whole again
+
+
+_FOLLOW_CHUNK = 1 << 23
+
 COPY_CHUNK = 1 << 21
 
 # The in-kernel copy grows its chunks from COPY_CHUNK to this: the read-back starts after a small
@@ -451,6 +511,13 @@ class Remote:
         def fetch() -> str:
             if self.is_local:  # copied and hashed in one pass
                 return copy_hashed(source, tmp, stop)[0]
+            tmp.unlink(missing_ok=True)
+            if getattr(self.fs, "protocol", None) == "s3":
+                # one stream, written in order, hashed as it lands (in parts fetched side by side
+                # the file fills out of order, and its md5 could only start at the end)
+                return written_hashed(
+                    tmp, lambda: self.fs.get_file(source, str(tmp), max_concurrency=1), md5
+                )
             self.fs.get_file(source, str(tmp))
             return file_md5(tmp)
 
@@ -517,7 +584,7 @@ class Remote:
         digest = base64.b64encode(bytes.fromhex(content)).decode("ascii")
         # Content-MD5 is the check; without this, botocore also sends a CRC32 that the store keeps
         # as the object's checksum, and some stores then answer ranged reads (the parallel
-        # downloads of `dvc pull` and of this registry) with it, which botocore rejects.
+        # downloads of `dvc pull`) with it, which botocore rejects.
         with_retries(f"connecting to remote '{self.name}'", s3.connect)
         s3.s3.meta.config.request_checksum_calculation = "when_required"
 
