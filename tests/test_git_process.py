@@ -66,3 +66,15 @@ def test_a_missing_git_is_one_clear_error(clone, how, monkeypatch):
     with pytest.raises(GitError, match="cannot run git") as e:
         GitProcess(root, "rev-parse", "HEAD")
     assert "install git" in e.value.hint
+
+
+def test_run_git_without_git_is_the_same_clear_error(clone, monkeypatch):
+    from registry.core.git import run_git
+
+    root, _ = clone
+    monkeypatch.setenv("PATH", str(root / "no-bin"))
+    with pytest.raises(GitError, match="cannot run git"):
+        run_git(root, "rev-parse", "HEAD")
+    monkeypatch.undo()
+    with pytest.raises(FileNotFoundError):  # a missing folder is not a missing git
+        run_git(root / "no-such-folder", "rev-parse", "HEAD")

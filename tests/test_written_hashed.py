@@ -15,7 +15,18 @@ DATA = os.urandom(3 * (1 << 23) + 12345)  # a few of the hasher's blocks and a r
 MD5 = hashlib.md5(DATA).hexdigest()
 
 
-def test_a_file_written_in_order_with_pauses_hashes_to_its_md5(tmp_path):
+@pytest.fixture
+def rehashed(monkeypatch):
+    """The files hashed again whole after the download (`written_hashed`'s fallback)."""
+    import registry.core.storage as storage
+
+    calls = []
+    real = storage.file_md5
+    monkeypatch.setattr(storage, "file_md5", lambda p: calls.append(p) or real(p))
+    return calls
+
+
+def test_a_file_written_in_order_with_pauses_hashes_to_its_md5(tmp_path, rehashed):
     path = tmp_path / "object.part"
 
     def write():
@@ -26,9 +37,10 @@ def test_a_file_written_in_order_with_pauses_hashes_to_its_md5(tmp_path):
                 time.sleep(0.002)  # the hasher catches up and waits for more
 
     assert written_hashed(path, write, MD5) == MD5
+    assert rehashed == []  # hashed as it landed: no second pass
 
 
-def test_a_file_filled_out_of_order_is_hashed_again_whole(tmp_path):
+def test_a_file_filled_out_of_order_is_hashed_again_whole(tmp_path, rehashed):
     """Parts written side by side (the file's size set first, its end written before its start):
     what landed first is not the file, and the answer is still the file's md5."""
     path = tmp_path / "object.part"
@@ -45,6 +57,7 @@ def test_a_file_filled_out_of_order_is_hashed_again_whole(tmp_path):
             f.write(DATA[:half])
 
     assert written_hashed(path, write, MD5) == MD5
+    assert rehashed == [path]  # what landed first was not the file
 
 
 def test_a_corrupt_download_hashes_to_what_it_holds(tmp_path):

@@ -126,7 +126,7 @@ def run(argv: list[str] | None, invocation: Invocation) -> None:
             unexpected(e, invocation)
         from registry.core.git import cannot_run_git
 
-        error = cannot_run_git(e)  # started through subprocess, which says no more than this
+        error = cannot_run_git(e)  # git started by subprocess directly, not through run_git
         click.echo(f"error: {error.message}", err=True)
         click.echo(f"  hint: {error.hint}", err=True)
         sys.exit(error.exit_code)

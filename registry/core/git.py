@@ -54,6 +54,10 @@ def run_git(
         raise GitError(
             f"git {args[0]} timed out after {timeout:g}s", "check the URL and the network"
         ) from None
+    except FileNotFoundError as e:
+        if e.filename != "git":
+            raise  # the folder `cwd` is missing
+        raise cannot_run_git(e) from None
     if check and proc.returncode != 0:
         raise GitError(
             f"git {' '.join(args[:2])} failed: {proc.stderr.strip() or proc.stdout.strip()}",
